@@ -1,0 +1,90 @@
+"""Build the Cython kernels in ``src_c/`` as extension modules of the ``vbfast`` package.
+
+OpenMP is used where the compiler supports it (probed by compiling a tiny program); elsewhere
+the kernels are built serially and ``prange`` runs on one thread.
+"""
+import glob
+import os
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _openmp_flags(compiler):
+    """Return (compile_args, link_args) enabling OpenMP, or ([], []) if the compiler lacks it."""
+    if sys.platform == "win32" and compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    elif sys.platform == "darwin":
+        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    code = textwrap.dedent(
+        """
+        #include <omp.h>
+        int main(void) {
+            int n = 0;
+            #pragma omp parallel reduction(+:n)
+            n += 1;
+            return n > 0 ? 0 : 1;
+        }
+        """
+    )
+    for cflags, lflags in candidates:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write(code)
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                compiler.link_executable(objs, os.path.join(tmp, "probe"),
+                                         extra_postargs=lflags)
+            except Exception:
+                continue
+        return cflags, lflags
+    print("vbfast: the compiler has no OpenMP; building the kernels single-threaded.",
+          file=sys.stderr)
+    return [], []
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        cflags, lflags = _openmp_flags(self.compiler)
+        if self.compiler.compiler_type == "msvc":
+            opt = ["/O2"]
+        else:
+            opt = ["-O3"]
+        for ext in self.extensions:
+            ext.extra_compile_args = opt + cflags + ext.extra_compile_args
+            ext.extra_link_args = lflags + ext.extra_link_args
+        super().build_extensions()
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    exts = []
+    for path in sorted(glob.glob(os.path.join("src_c", "*.pyx"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        exts.append(Extension(
+            f"vbfast.{name}", [path],
+            include_dirs=[np.get_include(), "src_c"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        ))
+    return cythonize(
+        exts,
+        include_path=["src_c"],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

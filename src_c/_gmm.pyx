@@ -1,0 +1,386 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The Gaussian-mixture pass: one sweep over the data serving every fitting method.
+
+For each row x_n (in coordinates shifted by a fixed vector, which keeps the second moments well
+conditioned) and each component k the pass computes
+
+    log rho_nk = c_k - 1/2 || (x_n - m_k) U_k ||^2
+
+where U_k is the upper-triangular factor of the precision (Lambda_k = U_k U_k^T) and c_k carries
+everything that does not depend on x_n (log weight, log det U_k, -D/2 log 2 pi for EM; expected
+logs for mean field). It normalises over k with log-sum-exp, giving r_nk and
+log p(x_n) = logsumexp_k log rho_nk, and accumulates the weighted sufficient statistics
+
+    N_k = sum_n w_n r_nk,   S1_k = sum_n w_n r_nk x_n,   S2_k = second moment (see below),
+    LL  = sum_n w_n log p(x_n),   H = sum_n w_n sum_k r_nk log r_nk   (for the entropy of q(z)).
+
+Second moments by covariance type:
+    full       S2_k = sum_n w_n r_nk (x_n - m_k)(x_n - m_k)^T   (centred at the current mean;
+                      only the lower triangle, in row-major terms, is filled)
+    tied       nothing: sum_n w_n x_n x_n^T does not depend on r and is computed once per fit
+    diag       S2_kj = sum_n w_n r_nk x_nj^2
+    spherical  S2_k = sum_n w_n r_nk ||x_n||^2
+
+For tied, diag and spherical the quadratic form is a dot product of a per-row feature vector
+z_n with a per-component vector a_k (built by the caller), so one GEMM per chunk computes it:
+
+    tied       z_n = [y_n, ||y_n||^2],  y_n = x_n U      a_k = [-2 m_k U, 1]
+    diag       z_n = [x_n, x_n^2]                        a_k = [-2 m_k p_k^2, p_k^2]
+    spherical  z_n = [x_n, ||x_n||^2]                    a_k = [-2 m_k p_k^2, p_k^2]
+
+with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller.
+
+Determinism: rows are cut into fixed-size chunks and the chunks into `n_groups` runs of
+consecutive chunks (n_groups chosen by the caller from the data size only). Each group is handled
+by one thread, in chunk order, and accumulates into its own slot; the caller reduces the slots in
+group order. The result is therefore bitwise identical for any number of threads.
+"""
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport exp, log, sqrt, INFINITY
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
+
+ctypedef fused floating:
+    float
+    double
+
+# Covariance types, as the Python layer numbers them.
+cdef enum:
+    FULL = 0
+    TIED = 1
+    DIAG = 2
+    SPHERICAL = 3
+
+cdef char CH_N = b'N'
+cdef char CH_T = b'T'
+cdef char CH_L = b'L'
+cdef char CH_U = b'U'
+
+
+cdef void _chunk(
+    const floating* X, const double* weights, bint has_weights,
+    Py_ssize_t start, Py_ssize_t end, int D, int K, int cov_type,
+    const double* shift, const double* means, const double* prec_chol,
+    const double* aux, int n_aux, const double* log_const,
+    const double* resp_in, bint has_resp_in,
+    double* nk, double* s1, double* s2, double* ll, double* ent,
+    floating* resp_out, bint has_resp_out,
+    floating* log_prob_norm_out, bint has_lpn_out,
+    bint compute_stats,
+    double* xbuf, double* zbuf, double* lp,
+) noexcept nogil:
+    """Process rows [start, end) and add their statistics to one group's slot.
+
+    xbuf: (b, D) shifted rows; zbuf: (b, max(D, n_aux)) scratch; lp: (b, K) log rho, then
+    responsibilities (times the sample weight once the bound terms are taken).
+    """
+    cdef int b = <int>(end - start)
+    cdef int n, j, k
+    cdef double v, s, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0
+    cdef double one = 1.0, zero = 0.0, minus_half = -0.5
+    cdef const double* m_k
+    cdef double* z_n
+    cdef double* lp_n
+
+    # Shifted copy of the chunk, in float64 whatever the input dtype.
+    for n in range(b):
+        for j in range(D):
+            xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
+
+    # Per-row features for the GEMM form of tied / diag / spherical.
+    if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
+        for n in range(b):
+            z_n = zbuf + n * n_aux
+            for j in range(D):
+                z_n[j] = xbuf[n * D + j]
+        if cov_type == TIED:
+            # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
+            # and U (row-major, upper) read column-major is U^T, lower triangular.
+            dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
+                  zbuf, &n_aux)
+        for n in range(b):
+            z_n = zbuf + n * n_aux
+            if cov_type == DIAG:
+                for j in range(D):
+                    z_n[D + j] = z_n[j] * z_n[j]
+            else:
+                s = 0.0
+                for j in range(D):
+                    s = s + z_n[j] * z_n[j]
+                z_n[D] = s
+
+    if has_resp_in:
+        for n in range(b):
+            for k in range(K):
+                lp[n * K + k] = resp_in[(start + n) * K + k]
+    else:
+        if cov_type == FULL:
+            for k in range(K):
+                m_k = means + k * D
+                for n in range(b):
+                    for j in range(D):
+                        zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
+                dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
+                      <double*>(prec_chol + k * D * D), &D, zbuf, &D)
+                for n in range(b):
+                    s = 0.0
+                    for j in range(D):
+                        s = s + zbuf[n * D + j] * zbuf[n * D + j]
+                    lp[n * K + k] = log_const[k] - 0.5 * s
+        else:
+            # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
+            # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
+            dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
+                  zbuf, &n_aux, &zero, lp, &K)
+            for n in range(b):
+                for k in range(K):
+                    lp[n * K + k] = lp[n * K + k] + log_const[k]
+
+        # Log-sum-exp over components; lp becomes the responsibilities.
+        for n in range(b):
+            lp_n = lp + n * K
+            mx = lp_n[0]
+            for k in range(1, K):
+                if lp_n[k] > mx:
+                    mx = lp_n[k]
+            if mx == -INFINITY:
+                # Every component has zero density here (e.g. all weights zero): no evidence,
+                # so the responsibilities stay uniform rather than becoming NaN.
+                lpn = -INFINITY
+                for k in range(K):
+                    lp_n[k] = 1.0 / K
+            else:
+                s = 0.0
+                v = 0.0
+                for k in range(K):
+                    r = exp(lp_n[k] - mx)
+                    s = s + r
+                    # sum_k r_k (log rho_k - mx), for the entropy term below
+                    if r > 0.0:
+                        v = v + r * (lp_n[k] - mx)
+                    lp_n[k] = r
+                lpn = mx + log(s)
+                r = 1.0 / s
+                for k in range(K):
+                    lp_n[k] = lp_n[k] * r
+                # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
+                w = weights[start + n] if has_weights else 1.0
+                ent_chunk = ent_chunk + w * (v * r - log(s))
+            if has_lpn_out:
+                log_prob_norm_out[start + n] = <floating>lpn
+            w = weights[start + n] if has_weights else 1.0
+            ll_chunk = ll_chunk + w * lpn
+        if has_resp_out:
+            for n in range(b):
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
+        ll[0] = ll[0] + ll_chunk
+        ent[0] = ent[0] + ent_chunk
+
+    if not compute_stats:
+        return
+
+    if has_weights:
+        for n in range(b):
+            w = weights[start + n]
+            for k in range(K):
+                lp[n * K + k] = lp[n * K + k] * w
+    for n in range(b):
+        for k in range(K):
+            nk[k] = nk[k] + lp[n * K + k]
+    # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
+    # where R^T is what column-major reads from lp.
+    dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
+
+    if cov_type == FULL:
+        for k in range(K):
+            m_k = means + k * D
+            for n in range(b):
+                v = sqrt(lp[n * K + k])
+                for j in range(D):
+                    zbuf[n * D + j] = v * (xbuf[n * D + j] - m_k[j])
+            # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
+            # being the lower triangle in row-major terms.
+            dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
+    elif cov_type == DIAG:
+        # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
+        dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
+    elif cov_type == SPHERICAL:
+        j = 1
+        dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)
+
+
+def gmm_pass(
+    const floating[:, ::1] X,
+    const double[::1] sample_weight,
+    const double[::1] shift,
+    const double[:, ::1] means,
+    const double[::1] prec_chol,
+    const double[:, ::1] aux,
+    const double[::1] log_const,
+    int covariance_type,
+    const double[:, ::1] resp_in,
+    double[:, ::1] nk_slots,
+    double[:, ::1] s1_slots,
+    double[:, ::1] s2_slots,
+    double[::1] ll_slots,
+    double[::1] ent_slots,
+    floating[:, ::1] resp_out,
+    floating[::1] log_prob_norm_out,
+    bint compute_stats,
+    int chunk_size,
+    int n_threads,
+):
+    """One pass over X: log densities, responsibilities, bound terms and statistics.
+
+    Parameters
+    ----------
+    X : (N, D) float32 or float64, C-contiguous
+    sample_weight : (N,) float64, or empty for unit weights
+    shift : (D,) float64, subtracted from every row (all other arrays use shifted coordinates)
+    means : (K, D) float64, shifted means m_k (full: also the centre of S2_k)
+    prec_chol : float64, flat; full: (K, D, D) upper factors U_k, row-major; tied: (D, D);
+        diag and spherical: unused (may be empty)
+    aux : (K, n_aux) float64, the a_k of the GEMM form (tied: n_aux = D + 1, diag: 2 D,
+        spherical: D + 1); full: unused (may be (0, 0))
+    log_const : (K,) float64, the c_k (including the folded ||.||^2 constants)
+    covariance_type : 0 full, 1 tied, 2 diag, 3 spherical
+    resp_in : (N, K) float64 responsibilities to use instead of computing them (for
+        initialisation from a given partition), or an empty (0, 0) array
+    nk_slots, s1_slots, s2_slots, ll_slots, ent_slots : per-group outputs (G, K), (G, K * D),
+        (G, size of S2), (G,), (G,); overwritten. G = n_groups is their first dimension.
+    resp_out : (N, K) responsibilities, or (0, 0) to skip
+    log_prob_norm_out : (N,) log p(x_n), or (0,) to skip
+    compute_stats : whether to accumulate N_k, S1, S2 (the bound terms are always computed)
+    chunk_size : rows per chunk
+    n_threads : OpenMP threads
+    """
+    cdef Py_ssize_t N = X.shape[0]
+    cdef int D = <int>X.shape[1]
+    cdef int K = <int>means.shape[0]
+    cdef Py_ssize_t G = nk_slots.shape[0]
+    cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
+    cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
+    cdef int n_aux = <int>aux.shape[1]
+    cdef int width = D if D > n_aux else n_aux
+    cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef bint has_resp_in = resp_in.shape[0] > 0
+    cdef bint has_resp_out = resp_out.shape[0] > 0
+    cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0
+    cdef Py_ssize_t s1_size = s1_slots.shape[1], s2_size = s2_slots.shape[1]
+    cdef Py_ssize_t g, c, start, end
+    cdef double* xbuf
+    cdef double* zbuf
+    cdef double* lp
+
+    if N == 0:
+        raise ValueError("gmm_pass needs at least one row")
+    if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
+            or ent_slots.shape[0] != G:
+        raise ValueError("slot arrays must share their first dimension")
+    if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
+        raise ValueError("parameter shapes do not match X")
+    if s1_size != K * D or nk_slots.shape[1] != K:
+        raise ValueError("statistics slots have the wrong shape")
+    if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
+        raise ValueError("full covariance needs (K, D, D) factors and statistics")
+    if covariance_type == TIED and prec_chol.shape[0] != D * D:
+        raise ValueError("tied covariance needs a (D, D) factor")
+    if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
+        raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
+    if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
+        raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
+    if covariance_type == TIED and n_aux != D + 1:
+        raise ValueError("tied covariance needs aux of shape (K, D+1)")
+    if covariance_type != FULL and aux.shape[0] != K:
+        raise ValueError("aux must have one row per component")
+    if has_weights and sample_weight.shape[0] != N:
+        raise ValueError("sample_weight must have one entry per row")
+    if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
+        raise ValueError("resp_in must be (N, K)")
+    if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
+        raise ValueError("resp_out must be (N, K)")
+    if has_lpn_out and log_prob_norm_out.shape[0] != N:
+        raise ValueError("log_prob_norm_out must be (N,)")
+    if chunk_size < 1 or n_threads < 1:
+        raise ValueError("chunk_size and n_threads must be positive")
+
+    # Empty memoryviews have no valid data pointer; point at a dummy instead.
+    cdef double dummy = 0.0
+    cdef floating fdummy = 0
+    cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
+    cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+    cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+    cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
+    cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
+    cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
+    cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
+    if n_aux == 0:
+        n_aux = 1  # a valid leading dimension for BLAS even when unused
+
+    memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
+    memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
+    if s2_size > 0:
+        memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
+    memset(&ll_slots[0], 0, G * sizeof(double))
+    memset(&ent_slots[0], 0, G * sizeof(double))
+
+    with nogil, parallel(num_threads=n_threads):
+        xbuf = <double*>malloc(chunk_size * D * sizeof(double))
+        zbuf = <double*>malloc(chunk_size * width * sizeof(double))
+        lp = <double*>malloc(chunk_size * K * sizeof(double))
+        for g in prange(G, schedule='static'):
+            for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+                start = c * chunk_size
+                end = min(start + chunk_size, N)
+                _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
+                       &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
+                       resp_in_ptr, has_resp_in,
+                       &nk_slots[g, 0], &s1_slots[g, 0],
+                       (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
+                       &ll_slots[g], &ent_slots[g],
+                       resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
+                       compute_stats, xbuf, zbuf, lp)
+        free(xbuf)
+        free(zbuf)
+        free(lp)
+
+
+def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
+                  const double[::1] shift, double[:, ::1] out_slots,
+                  int chunk_size, int n_threads):
+    """Per-group sums of w_n (x_n - shift)(x_n - shift)^T, lower triangle (row-major) filled.
+
+    out_slots : (G, D * D), overwritten; reduce over the first axis in order.
+    """
+    cdef Py_ssize_t N = X.shape[0]
+    cdef int D = <int>X.shape[1]
+    cdef Py_ssize_t G = out_slots.shape[0]
+    cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
+    cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
+    cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef Py_ssize_t g, c, start, end, n
+    cdef int j, b
+    cdef double one = 1.0, v
+    cdef double* xbuf
+    if out_slots.shape[1] != D * D or shift.shape[0] != D:
+        raise ValueError("out_slots must be (G, D*D) and shift (D,)")
+    if has_weights and sample_weight.shape[0] != N:
+        raise ValueError("sample_weight must have one entry per row")
+    if N == 0:
+        raise ValueError("weighted_gram needs at least one row")
+    memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
+    with nogil, parallel(num_threads=n_threads):
+        xbuf = <double*>malloc(chunk_size * D * sizeof(double))
+        for g in prange(G, schedule='static'):
+            for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+                start = c * chunk_size
+                end = min(start + chunk_size, N)
+                b = <int>(end - start)
+                for n in range(b):
+                    v = sqrt(sample_weight[start + n]) if has_weights else 1.0
+                    for j in range(D):
+                        xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
+                dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
+        free(xbuf)

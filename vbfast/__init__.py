@@ -1,0 +1,11 @@
+"""vbfast: latent-variable models fitted across the methods spectrum (Gibbs sampling, mean-field
+variational Bayes, EM, variational EM), with Cython/OpenMP kernels and a scikit-learn-style API.
+"""
+from ._config import config_context, get_config, set_config
+from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
+from .mixture import GaussianMixture
+
+__version__ = "0.1.0"
+
+__all__ = ["GaussianMixture", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
+           "get_config", "set_config", "config_context", "__version__"]

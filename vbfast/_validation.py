@@ -1,0 +1,126 @@
+"""Input and parameter checks, in one place. Every check raises a ValueError or TypeError that
+names the offending argument, so bad input never reaches a kernel."""
+import numbers
+
+import numpy as np
+
+
+def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=1,
+                ensure_min_features=1, n_features=None):
+    """Return X as a C-contiguous 2-D float32/float64 array, checked for finiteness.
+
+    float32 input stays float32 (memory and fitted parameters follow it); any other numeric
+    input becomes float64. A copy is made only if the layout or dtype requires one.
+    """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError(f"{name} is a sparse matrix; this estimator needs dense data "
+                        "(use X.toarray()).")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numeric, got an array of dtype {arr.dtype}") from None
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
+            f"array of shape {arr.shape}. Reshape 1-D data with x.reshape(-1, 1) for a single "
+            "feature or x.reshape(1, -1) for a single sample.")
+    target = arr.dtype if arr.dtype in dtype else dtype[0]
+    arr = np.ascontiguousarray(arr, dtype=target)
+    if arr.shape[0] < ensure_min_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} sample(s), but at least "
+                         f"{ensure_min_samples} are required.")
+    if arr.shape[1] < ensure_min_features:
+        raise ValueError(f"{name} has {arr.shape[1]} feature(s), but at least "
+                         f"{ensure_min_features} are required.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, but the estimator was fitted "
+                         f"with {n_features} features.")
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "infinity"
+        raise ValueError(f"{name} contains {bad}; every value must be finite.")
+    return arr
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return a float64 (n_samples,) weight vector, or None for unit weights.
+
+    Weights must be finite and non-negative, with a positive sum; integer weights are
+    equivalent to repeating rows.
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError("sample_weight has negative entries; weights must be >= 0")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to zero; at least one weight must be positive")
+    return w
+
+
+def check_random_state(seed):
+    """Turn None, an int or a RandomState into a numpy RandomState."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+
+
+def check_scalar(value, name, kind, min_val=None, max_val=None, include_min=True,
+                 include_max=True):
+    """Check a scalar parameter's type ('int', 'real') and range; return it."""
+    if kind == "int":
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        expected = "an int"
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        expected = "a real number"
+    if not ok:
+        raise TypeError(f"{name} must be {expected}, got {value!r} of type "
+                        f"{type(value).__name__}")
+    if kind == "real" and not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if min_val is not None and (value < min_val or (value == min_val and not include_min)):
+        op = ">=" if include_min else ">"
+        raise ValueError(f"{name} must be {op} {min_val}, got {value!r}")
+    if max_val is not None and (value > max_val or (value == max_val and not include_max)):
+        op = "<=" if include_max else "<"
+        raise ValueError(f"{name} must be {op} {max_val}, got {value!r}")
+    return value
+
+
+def check_option(value, name, options):
+    """Check that a string parameter is one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}")
+    return value
+
+
+def check_is_fitted(estimator, attribute):
+    """Raise NotFittedError unless the estimator has the fitted ``attribute``."""
+    from .exceptions import NotFittedError
+
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator.")
