@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from . import _kmeans
-from ._threads import single_threaded_blas
+from ._threads import single_threaded_blas, threads_for
 
 __all__ = ["kmeans", "kmeans_plusplus", "lloyd"]
 
@@ -25,11 +25,11 @@ def _check_random_state(seed):
     raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
 
 
-def _check_n_threads(n_threads):
+def _check_n_threads(n_threads, n_samples):
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) \
             or n_threads < 1:
         raise ValueError(f"n_threads must be an int >= 1, got {n_threads!r}")
-    return int(n_threads)
+    return threads_for(int(n_threads), n_samples)
 
 
 def _as_sample_weight(sample_weight, n_samples):
@@ -83,7 +83,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight=None, random_state=None,
     indices : ndarray of shape (n_clusters,), intp
         Row indices of the chosen centers.
     """
-    n_threads = _check_n_threads(n_threads)
+    n_threads = _check_n_threads(n_threads, X.shape[0])
     rs = _check_random_state(random_state)
     n_samples = X.shape[0]
     w = _as_sample_weight(sample_weight, n_samples)
@@ -198,7 +198,7 @@ def lloyd(X, centers_init, sample_weight=None, max_iter=300, tol=1e-4, n_threads
     n_iter : int
         Number of iterations run.
     """
-    n_threads = _check_n_threads(n_threads)
+    n_threads = _check_n_threads(n_threads, X.shape[0])
     n_samples, n_features = X.shape
     w = _as_sample_weight(sample_weight, n_samples)
     tol_abs = _tolerance(X, tol)
@@ -282,7 +282,7 @@ def kmeans(X, n_clusters, sample_weight=None, random_state=None, max_iter=300, t
     n_iter : int
         Number of Lloyd iterations run.
     """
-    n_threads = _check_n_threads(n_threads)
+    n_threads = _check_n_threads(n_threads, X.shape[0])
     w = _as_sample_weight(sample_weight, X.shape[0])
     centers_init, _ = kmeans_plusplus(X, n_clusters, sample_weight=w,
                                       random_state=random_state, n_threads=n_threads)

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import linalg
 
 from . import _gmm
+from ._threads import threads_for
 
 COVARIANCE_TYPES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 CHUNK_SIZE = 256
@@ -58,7 +59,7 @@ class GaussianPass:
         self.covariance_type = covariance_type
         self.cov_code = COVARIANCE_TYPES[covariance_type]
         self.n_components = n_components
-        self.n_threads = n_threads
+        self.n_threads = threads_for(n_threads, self.n_samples)
         self.sample_weight = sample_weight
         self._w = sample_weight if sample_weight is not None else np.empty(0)
         self.weight_sum = float(sample_weight.sum()) if sample_weight is not None \

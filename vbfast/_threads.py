@@ -34,6 +34,19 @@ def resolve_n_threads(n_threads):
     return n_threads
 
 
+# A parallel region costs microseconds on an idle machine but a scheduler time slice (several
+# milliseconds) when the cores are busy; below this many rows per thread it is not worth it.
+MIN_ROWS_PER_THREAD = 1024
+
+
+def threads_for(n_threads, n_samples):
+    """Threads worth using for a pass over ``n_samples`` rows (never more than asked).
+
+    The kernels' results do not depend on the thread count, so this only affects speed.
+    """
+    return int(max(1, min(n_threads, n_samples // MIN_ROWS_PER_THREAD)))
+
+
 @contextmanager
 def single_threaded_blas():
     """Limit BLAS to one thread while our own OpenMP threads call it (no oversubscription).
