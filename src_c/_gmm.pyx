@@ -252,7 +252,9 @@ def gmm_pass(
         (G, size of S2), (G,), (G,); overwritten. G = n_groups is their first dimension.
     resp_out : (N, K) responsibilities, or (0, 0) to skip
     log_prob_norm_out : (N,) log p(x_n), or (0,) to skip
-    compute_stats : whether to accumulate N_k, S1, S2 (the bound terms are always computed)
+    compute_stats : whether to accumulate N_k, S1, S2 (the bound terms and per-row outputs are
+        computed whenever the responsibilities are; with ``resp_in`` given, only the statistics
+        are, and ll_slots, ent_slots, resp_out, log_prob_norm_out are left untouched / zero)
     chunk_size : rows per chunk
     n_threads : OpenMP threads
     """

@@ -1,0 +1,535 @@
+"""The Gaussian-mixture pass kernel ``vbfast._gmm`` against a slow, obvious NumPy reference.
+
+The reference computes everything the ``gmm_pass`` docstring defines, directly from the
+precision matrices Lambda_k = U_k U_k^T (no GEMM form, no folded constants):
+
+    log rho_nk = c_k - 1/2 (x_n - m_k)^T Lambda_k (x_n - m_k)
+    r_nk = softmax_k log rho_nk,   log p(x_n) = logsumexp_k log rho_nk
+    N_k = sum w r,  S1_k = sum w r x,  S2 per covariance type,
+    LL = sum w log p,  H = sum w sum_k r log r,
+
+all in coordinates shifted by ``shift``.
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from vbfast import _gaussian as G
+from vbfast import _gmm
+from vbfast._threads import single_threaded_blas
+
+CHUNK = G.CHUNK_SIZE
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
+# N not a multiple of the chunk size, spanning several chunks (and groups).
+N_ODD = 5 * CHUNK + 37
+
+
+# --------------------------------------------------------------------------- problem set-up
+def make_data(rng, n, d, dtype=np.float64):
+    """Rows around an offset far from the origin, so the shift matters."""
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, size=d) + rng.uniform(-5, 5, size=d)
+    return np.ascontiguousarray(X.astype(dtype))
+
+
+def make_params(rng, covariance_type, K, D):
+    """Random weights, shifted means and covariances; returns a dict with the precision
+    matrices Lambda_k (K, D, D) for the reference and the factors for the kernel."""
+    weights = rng.dirichlet(np.full(K, 2.0))
+    means = rng.normal(size=(K, D)) * 1.5
+    if covariance_type == "full":
+        A = rng.normal(size=(K, D, D))
+        cov = A @ np.swapaxes(A, 1, 2) / D + 0.3 * np.eye(D)
+    elif covariance_type == "tied":
+        A = rng.normal(size=(D, D))
+        cov = A @ A.T / D + 0.3 * np.eye(D)
+    elif covariance_type == "diag":
+        cov = rng.uniform(0.3, 2.5, size=(K, D))
+    else:
+        cov = rng.uniform(0.3, 2.5, size=K)
+    prec_chol = G.precision_cholesky(cov, covariance_type)
+    # Lambda_k written out from the covariances, independently of the factors.
+    if covariance_type == "full":
+        Lam = np.linalg.inv(cov)
+    elif covariance_type == "tied":
+        Lam = np.repeat(np.linalg.inv(cov)[None], K, axis=0)
+    elif covariance_type == "diag":
+        Lam = np.stack([np.diag(1.0 / c) for c in cov])
+    else:
+        Lam = np.stack([np.eye(D) / c for c in cov])
+    return {"weights": weights, "means": means, "cov": cov, "prec_chol": prec_chol,
+            "Lam": Lam, "type": covariance_type}
+
+
+def kernel_inputs(p):
+    """(prec_flat, aux, log_const) for the kernel, via the library's helpers."""
+    K, D = p["means"].shape
+    prec_flat, aux, quad = G.kernel_arrays(p["means"], p["prec_chol"], p["type"])
+    log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], p["type"], D)
+                 - 0.5 * D * np.log(2 * np.pi) + quad)
+    return (np.ascontiguousarray(prec_flat, dtype=np.float64), np.ascontiguousarray(aux),
+            np.ascontiguousarray(log_const))
+
+
+def s2_size(covariance_type, K, D):
+    return {"full": K * D * D, "tied": 0, "diag": K * D, "spherical": K}[covariance_type]
+
+
+def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_lpn=False,
+             compute_stats=True, chunk_size=CHUNK, n_threads=2, log_const=None):
+    """Call ``gmm_pass`` with NaN-prefilled slots and outputs; return the raw results."""
+    K, D = p["means"].shape
+    ctype = p["type"]
+    prec_flat, aux, lc = kernel_inputs(p)
+    if log_const is not None:
+        lc = np.ascontiguousarray(log_const, dtype=np.float64)
+    N = X.shape[0]
+    n_chunks = -(-N // chunk_size)
+    Gn = n_groups if n_groups is not None else min(n_chunks, 128)
+    s2n = s2_size(ctype, K, D)
+    out = {
+        "nk": np.full((Gn, K), np.nan), "s1": np.full((Gn, K * D), np.nan),
+        "s2": np.full((Gn, s2n), np.nan), "ll": np.full(Gn, np.nan),
+        "ent": np.full(Gn, np.nan),
+        "resp": np.full((N, K), np.nan, dtype=X.dtype) if want_resp
+        else np.empty((0, 0), dtype=X.dtype),
+        "lpn": np.full(N, np.nan, dtype=X.dtype) if want_lpn else np.empty(0, dtype=X.dtype),
+    }
+    _gmm.gmm_pass(
+        X, w if w is not None else np.empty(0), np.ascontiguousarray(shift, dtype=np.float64),
+        np.ascontiguousarray(p["means"]), prec_flat, aux, lc, CODES[ctype],
+        resp_in if resp_in is not None else np.empty((0, 0)),
+        out["nk"], out["s1"], out["s2"], out["ll"], out["ent"], out["resp"], out["lpn"],
+        compute_stats, chunk_size, n_threads)
+    return out
+
+
+def reduce_slots(out, p):
+    """Sum the per-group slots in order; full S2 reshaped (lower triangle only is defined)."""
+    K, D = p["means"].shape
+    red = {"nk": out["nk"].sum(axis=0), "s1": out["s1"].sum(axis=0).reshape(K, D),
+           "ll": out["ll"].sum(), "ent": out["ent"].sum()}
+    s2 = out["s2"].sum(axis=0)
+    if p["type"] == "full":
+        s2 = s2.reshape(K, D, D)
+    elif p["type"] == "diag":
+        s2 = s2.reshape(K, D)
+    red["s2"] = s2
+    return red
+
+
+# --------------------------------------------------------------------------- the reference
+def reference_log_rho(X, shift, p):
+    """log rho_nk with an explicit quadratic form per row and component."""
+    Xs = X.astype(np.float64) - shift
+    K, D = p["means"].shape
+    out = np.empty((Xs.shape[0], K))
+    for k in range(K):
+        diff = Xs - p["means"][k]
+        quad = np.einsum("ni,ij,nj->n", diff, p["Lam"][k], diff)
+        _, logdet = np.linalg.slogdet(p["Lam"][k])
+        with np.errstate(divide="ignore"):
+            c_k = np.log(p["weights"][k]) + 0.5 * logdet - 0.5 * D * np.log(2 * np.pi)
+        out[:, k] = c_k - 0.5 * quad
+    return out
+
+
+def reference_stats(X, w, shift, p, resp=None):
+    """Everything the kernel returns, by the docstring's definitions."""
+    Xs = X.astype(np.float64) - shift
+    N = Xs.shape[0]
+    K, D = p["means"].shape
+    w = np.ones(N) if w is None else w
+    ref = {}
+    if resp is None:
+        log_rho = reference_log_rho(X, shift, p)
+        lpn = logsumexp(log_rho, axis=1)
+        resp = np.exp(log_rho - lpn[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rlogr = np.where(resp > 0, resp * np.log(resp), 0.0)
+        ref["lpn"] = lpn
+        ref["ll"] = float(np.sum(w * lpn))
+        ref["ent"] = float(np.sum(w * rlogr.sum(axis=1)))
+    ref["resp"] = resp
+    wr = w[:, None] * resp
+    ref["nk"] = wr.sum(axis=0)
+    ref["s1"] = np.stack([(wr[:, k, None] * Xs).sum(axis=0) for k in range(K)])
+    if p["type"] == "full":
+        s2 = np.empty((K, D, D))
+        for k in range(K):
+            diff = Xs - p["means"][k]
+            s2[k] = sum(wr[n, k] * np.outer(diff[n], diff[n]) for n in range(N))
+        ref["s2"] = s2
+    elif p["type"] == "diag":
+        ref["s2"] = np.stack([(wr[:, k, None] * Xs ** 2).sum(axis=0) for k in range(K)])
+    elif p["type"] == "spherical":
+        ref["s2"] = np.array([(wr[:, k] * (Xs ** 2).sum(axis=1)).sum() for k in range(K)])
+    else:
+        ref["s2"] = np.zeros(0)
+    # Magnitudes of the summed terms, for absolute tolerances of sums that cancel.
+    ref["s1_scale"] = np.abs(wr).T @ np.abs(Xs)
+    return ref
+
+
+def assert_stats_close(red, ref, p, rtol):
+    K, D = p["means"].shape
+    assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum())
+    assert_allclose(red["s1"], ref["s1"], rtol=rtol, atol=rtol * ref["s1_scale"].max())
+    if p["type"] == "full":
+        # Only the lower triangle (row-major) is defined; compare it, then the symmetrised one.
+        il = np.tril_indices(D)
+        assert_allclose(red["s2"][:, il[0], il[1]], ref["s2"][:, il[0], il[1]], rtol=rtol,
+                        atol=rtol * np.abs(ref["s2"]).max())
+        assert_allclose(G.symmetrize_lower(red["s2"]), ref["s2"], rtol=rtol,
+                        atol=rtol * np.abs(ref["s2"]).max())
+    elif p["type"] == "tied":
+        assert red["s2"].shape == (0,)
+    else:
+        assert_allclose(red["s2"], ref["s2"], rtol=rtol, atol=rtol * np.abs(ref["s2"]).max())
+
+
+# --------------------------------------------------------------------------- tests
+def test_reference_matches_scipy():
+    """The reference itself: log p(x) equals a mixture of scipy multivariate normals."""
+    rng = np.random.default_rng(0)
+    X = make_data(rng, 50, 3)
+    shift = X.mean(axis=0)
+    for ctype in COV_TYPES:
+        p = make_params(rng, ctype, 3, 3)
+        ref = reference_stats(X, None, shift, p)
+        dens = np.stack([
+            np.log(p["weights"][k]) + multivariate_normal(
+                p["means"][k] + shift, np.linalg.inv(p["Lam"][k])).logpdf(X)
+            for k in range(3)], axis=1)
+        assert_allclose(ref["lpn"], logsumexp(dens, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_matches_reference(covariance_type, dtype, weighted):
+    rng = np.random.default_rng([CODES[covariance_type], int(weighted),
+                                 np.dtype(dtype).itemsize])
+    K, D = 4, 5
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 3.0, size=N_ODD) if weighted else None
+    if weighted:
+        w[::17] = 0.0  # zero weights are allowed
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    out = run_pass(X, w, shift, p, want_resp=True, want_lpn=True)
+    red = reduce_slots(out, p)
+    ref = reference_stats(X, w, shift, p)
+
+    # The statistics and bound terms are accumulated in float64 whatever the input dtype,
+    # from the exact same (float32-representable) data: tight for both dtypes.
+    rtol = 1e-10
+    assert_stats_close(red, ref, p, rtol)
+    assert_allclose(red["ll"], ref["ll"], rtol=rtol)
+    assert_allclose(red["ent"], ref["ent"], rtol=rtol, atol=rtol * abs(ref["ll"]))
+    assert red["ent"] <= 0.0  # sum r log r <= 0
+
+    # Per-row outputs are written in the input dtype.
+    assert out["resp"].dtype == dtype and out["lpn"].dtype == dtype
+    if dtype == np.float64:
+        assert_allclose(out["resp"], ref["resp"], rtol=1e-10, atol=1e-12)
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-10)
+    else:
+        assert_allclose(out["resp"], ref["resp"], rtol=1e-5, atol=1e-6)
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
+    assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5 if
+                    dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_group_and_chunk_layout_does_not_change_the_sums(covariance_type):
+    """Any number of groups (fewer, equal to, more than the chunks) and any chunk size give
+    the same reduced statistics, and each agrees with the reference."""
+    rng = np.random.default_rng(11)
+    K, D = 3, 4
+    X = make_data(rng, N_ODD, D)
+    w = rng.uniform(0.5, 2.0, size=N_ODD)
+    shift = X.mean(axis=0) + 0.3
+    p = make_params(rng, covariance_type, K, D)
+    ref = reference_stats(X, w, shift, p)
+    n_chunks = -(-N_ODD // CHUNK)
+    for n_groups, chunk in [(1, CHUNK), (2, CHUNK), (n_chunks, CHUNK), (n_chunks + 5, CHUNK),
+                            (4, 100), (7, 1), (3, N_ODD + 10)]:
+        out = run_pass(X, w, shift, p, n_groups=n_groups, chunk_size=chunk, want_lpn=True)
+        assert np.isfinite(out["nk"]).all() and np.isfinite(out["ll"]).all(), \
+            "every slot must be overwritten, even those of empty groups"
+        red = reduce_slots(out, p)
+        assert_stats_close(red, ref, p, 1e-10)
+        assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+        assert_allclose(red["ent"], ref["ent"], rtol=1e-10, atol=1e-10 * abs(ref["ll"]))
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (2, 1), (1, 3)])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_small_shapes(covariance_type, K, D):
+    """One component and / or one feature."""
+    rng = np.random.default_rng([K, D, CODES[covariance_type]])
+    X = make_data(rng, 300, D)
+    w = rng.uniform(0.1, 2.0, size=300)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    out = run_pass(X, w, shift, p, want_resp=True, want_lpn=True)
+    red = reduce_slots(out, p)
+    ref = reference_stats(X, w, shift, p)
+    assert_stats_close(red, ref, p, 1e-10)
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+    assert_allclose(out["resp"], ref["resp"], rtol=1e-10, atol=1e-12)
+    assert_allclose(out["lpn"], ref["lpn"], rtol=1e-10)
+    if K == 1:
+        assert np.all(out["resp"] == 1.0)
+        assert red["ent"] == 0.0
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_given_responsibilities(covariance_type, dtype, weighted):
+    """resp_in mode: N_k, S1, S2 of the given responsibilities (full S2 centred at the given
+    means, which need not be the shift); the densities are not used."""
+    rng = np.random.default_rng([7, CODES[covariance_type], int(weighted),
+                                 np.dtype(dtype).itemsize])
+    K, D = 3, 4
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    resp[::5] = 0.0
+    resp[::5, 1] = 1.0  # some hard assignments too
+    out = run_pass(X, w, shift, p, resp_in=resp)
+    red = reduce_slots(out, p)
+    ref = reference_stats(X, w, shift, p, resp=resp)
+    assert_stats_close(red, ref, p, 1e-10)
+
+    # The factors are not used when the responsibilities are given: garbage precisions
+    # (but the same means, which centre full S2) give the same statistics.
+    p_bad = dict(p, prec_chol=np.full_like(p["prec_chol"], 1e300),
+                 weights=np.full(K, 1.0 / K))
+    with np.errstate(over="ignore", invalid="ignore"):
+        out_bad = run_pass(X, w, shift, p_bad, resp_in=resp)
+    red_bad = reduce_slots(out_bad, p)
+    for name in ("nk", "s1", "s2"):
+        assert np.array_equal(red_bad[name], red[name]), name
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_without_statistics(covariance_type):
+    """compute_stats=False still gives the bound terms and per-row outputs, identical to a
+    pass that also accumulates the statistics."""
+    rng = np.random.default_rng(5)
+    X = make_data(rng, N_ODD, 3)
+    w = rng.uniform(0.5, 1.5, size=N_ODD)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, 3, 3)
+    full = run_pass(X, w, shift, p, want_resp=True, want_lpn=True, compute_stats=True)
+    lite = run_pass(X, w, shift, p, want_resp=True, want_lpn=True, compute_stats=False)
+    for name in ("ll", "ent", "resp", "lpn"):
+        assert np.array_equal(full[name], lite[name]), name
+    ref = reference_stats(X, w, shift, p)
+    assert_allclose(lite["ll"].sum(), ref["ll"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_zero_weight_component(covariance_type):
+    """A component with weight 0 (c_k = -inf) gets responsibility exactly 0, and 0 log 0
+    counts as 0 in the entropy term."""
+    rng = np.random.default_rng(3)
+    K, D = 3, 2
+    X = make_data(rng, 700, D)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    p["weights"] = np.array([0.6, 0.0, 0.4])
+    with np.errstate(divide="ignore"):
+        out = run_pass(X, None, shift, p, want_resp=True, want_lpn=True)
+    red = reduce_slots(out, p)
+    ref = reference_stats(X, None, shift, p)
+    assert np.all(out["resp"][:, 1] == 0.0)
+    assert red["nk"][1] == 0.0 and np.all(red["s1"][1] == 0.0)
+    assert np.isfinite(red["ent"])
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-10)
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+    assert_stats_close(red, ref, p, 1e-10)
+
+
+def test_pass_no_component_has_density():
+    """All c_k = -inf: log p(x) = -inf and the responsibilities stay uniform (not NaN)."""
+    rng = np.random.default_rng(4)
+    K, D = 3, 2
+    X = make_data(rng, 300, D)
+    p = make_params(rng, "diag", K, D)
+    out = run_pass(X, None, X.mean(axis=0), p, want_resp=True, want_lpn=True,
+                   log_const=np.full(K, -np.inf))
+    assert np.all(out["lpn"] == -np.inf)
+    assert_allclose(out["resp"], 1.0 / K, rtol=1e-15)
+    assert out["ll"].sum() == -np.inf
+    assert_allclose(out["nk"].sum(axis=0), 300.0 / K, rtol=1e-12)
+
+
+@pytest.fixture
+def blas_one_thread():
+    """The library calls the kernels with BLAS limited to one thread (its own OpenMP threads
+    call BLAS); without the limit, tiny BLAS calls from several threads crawl."""
+    with single_threaded_blas():
+        yield
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_pass_bitwise_independent_of_thread_count(covariance_type):
+    rng = np.random.default_rng(21)
+    N, K, D = 20011, 4, 6
+    X = make_data(rng, N, D)
+    w = rng.uniform(0.0, 2.0, size=N)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    n_groups = G.n_groups_for(N, K + K * D + s2_size(covariance_type, K, D))
+    assert n_groups > 4
+    results = [run_pass(X, w, shift, p, n_groups=n_groups, want_resp=True, want_lpn=True,
+                        n_threads=t) for t in (1, 2, 1, 3)]
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name]), name
+    resp = np.ascontiguousarray(results[0]["resp"])
+    given = [run_pass(X, w, shift, p, n_groups=n_groups, resp_in=resp, n_threads=t)
+             for t in (1, 2)]
+    for name in ("nk", "s1", "s2"):
+        assert np.array_equal(given[0][name], given[1][name]), name
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+def test_pass_float32_bitwise_independent_of_thread_count():
+    rng = np.random.default_rng(22)
+    N, K, D = 20011, 3, 4
+    X = make_data(rng, N, D, np.float32)
+    shift = X.mean(axis=0, dtype=np.float64)
+    p = make_params(rng, "full", K, D)
+    a = run_pass(X, None, shift, p, n_groups=40, want_resp=True, want_lpn=True, n_threads=1)
+    b = run_pass(X, None, shift, p, n_groups=40, want_resp=True, want_lpn=True, n_threads=2)
+    for name, value in a.items():
+        assert np.array_equal(value, b[name]), name
+
+
+def test_pass_rejects_inconsistent_shapes():
+    rng = np.random.default_rng(8)
+    K, D = 2, 3
+    X = make_data(rng, 100, D)
+    p = make_params(rng, "full", K, D)
+    prec_flat, aux, lc = kernel_inputs(p)
+    shift = X.mean(axis=0)
+    means = np.ascontiguousarray(p["means"])
+
+    def call(X=X, w=np.empty(0), shift=shift, means=means, prec=prec_flat, aux=aux, lc=lc,
+             code=0, resp_in=np.empty((0, 0)), nk=None, s1=None, s2=None, ll=None, ent=None,
+             resp_out=np.empty((0, 0)), lpn=np.empty(0)):
+        _gmm.gmm_pass(X, w, shift, means, prec, aux, lc, code, resp_in,
+                      np.empty((2, K)) if nk is None else nk,
+                      np.empty((2, K * D)) if s1 is None else s1,
+                      np.empty((2, K * D * D)) if s2 is None else s2,
+                      np.empty(2) if ll is None else ll, np.empty(2) if ent is None else ent,
+                      resp_out, lpn, True, CHUNK, 1)
+
+    call()  # the baseline is valid
+    with pytest.raises(ValueError, match="at least one row"):
+        call(X=np.empty((0, D)))
+    with pytest.raises(ValueError, match="first dimension"):
+        call(ll=np.empty(3))
+    with pytest.raises(ValueError, match="shapes do not match"):
+        call(shift=np.zeros(D + 1))
+    with pytest.raises(ValueError, match="wrong shape"):
+        call(s1=np.empty((2, K * D + 1)))
+    with pytest.raises(ValueError, match="full covariance"):
+        call(prec=prec_flat[:-1])
+    with pytest.raises(ValueError, match="sample_weight"):
+        call(w=np.ones(99))
+    with pytest.raises(ValueError, match="resp_in"):
+        call(resp_in=np.ones((100, K + 1)))
+    with pytest.raises(ValueError, match="resp_out"):
+        call(resp_out=np.ones((99, K)))
+    with pytest.raises(ValueError, match="log_prob_norm_out"):
+        call(lpn=np.ones(99))
+    with pytest.raises(ValueError, match="diag covariance"):
+        call(code=2, aux=np.zeros((K, D)), s2=np.empty((2, K * D)))
+
+
+# --------------------------------------------------------------------------- weighted_gram
+def reference_gram(X, w, shift):
+    Xs = X.astype(np.float64) - shift
+    w = np.ones(X.shape[0]) if w is None else w
+    return np.einsum("n,ni,nj->ij", w, Xs, Xs)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_gram_matches_reference(dtype, weighted):
+    rng = np.random.default_rng([31, int(weighted), np.dtype(dtype).itemsize])
+    D = 5
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 3.0, size=N_ODD) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0) - 0.2
+    ref = reference_gram(X, w, shift)
+    scale = np.abs(reference_gram(np.abs(X.astype(np.float64) - shift), w, 0.0)).max()
+    n_chunks = -(-N_ODD // CHUNK)
+    il = np.tril_indices(D)
+    for n_groups in (1, 3, n_chunks, n_chunks + 2):
+        slots = np.full((n_groups, D * D), np.nan)
+        _gmm.weighted_gram(X, w if w is not None else np.empty(0), shift, slots, CHUNK, 2)
+        assert np.isfinite(slots).all(), "every slot must be overwritten"
+        gram = slots.sum(axis=0).reshape(D, D)
+        assert_allclose(gram[il], ref[il], rtol=1e-10, atol=1e-12 * scale)
+        assert_allclose(G.symmetrize_lower(gram), ref, rtol=1e-10, atol=1e-12 * scale)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+def test_weighted_gram_thread_count_and_errors():
+    rng = np.random.default_rng(32)
+    N, D = 20011, 4
+    X = make_data(rng, N, D)
+    w = rng.uniform(0, 2, size=N)
+    shift = X.mean(axis=0)
+    n_groups = G.n_groups_for(N, D * D)
+    outs = []
+    for t in (1, 2):
+        slots = np.empty((n_groups, D * D))
+        _gmm.weighted_gram(X, w, shift, slots, CHUNK, t)
+        outs.append(slots)
+    assert np.array_equal(outs[0], outs[1])
+    assert_allclose(G.symmetrize_lower(outs[0].sum(axis=0).reshape(D, D)),
+                    reference_gram(X, w, shift), rtol=1e-10)
+    with pytest.raises(ValueError, match="out_slots"):
+        _gmm.weighted_gram(X, w, shift, np.empty((2, D * D + 1)), CHUNK, 1)
+    with pytest.raises(ValueError, match="sample_weight"):
+        _gmm.weighted_gram(X, w[:-1], shift, np.empty((2, D * D)), CHUNK, 1)
+
+
+def test_gaussian_pass_wrapper_matches_reference():
+    """GaussianPass.run / gram (what the estimator calls) reduce the slots correctly."""
+    rng = np.random.default_rng(41)
+    K, D = 3, 3
+    X = make_data(rng, N_ODD, D)
+    w = rng.uniform(0.5, 2.0, size=N_ODD)
+    for ctype in COV_TYPES:
+        data = G.GaussianPass(X, w, ctype, K, 2)
+        assert_allclose(data.shift, (w @ X) / w.sum(), rtol=1e-12)
+        p = make_params(rng, ctype, K, D)
+        prec_flat, aux, lc = kernel_inputs(p)
+        resp = np.empty((N_ODD, K))
+        stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc, resp_out=resp)
+        ref = reference_stats(X, w, data.shift, p)
+        assert_allclose(stats["log_likelihood"], ref["ll"], rtol=1e-10)
+        assert_allclose(stats["entropy_term"], ref["ent"], rtol=1e-10)
+        assert_allclose(stats["nk"], ref["nk"], rtol=1e-10)
+        assert_allclose(stats["s1"], ref["s1"], rtol=1e-10, atol=1e-10 * ref["s1_scale"].max())
+        if ctype != "tied":
+            assert_allclose(stats["s2"], ref["s2"], rtol=1e-10,
+                            atol=1e-10 * np.abs(ref["s2"]).max())
+        assert_allclose(resp, ref["resp"], rtol=1e-10, atol=1e-12)
+    assert_allclose(data.gram(), reference_gram(X, w, data.shift), rtol=1e-10,
+                    atol=1e-12 * np.abs(reference_gram(X, w, data.shift)).max())
