@@ -7,6 +7,7 @@ statistics together) followed by a small M-step in NumPy on (K, D, D) statistics
 """
 import numpy as np
 
+from . import _bayes_gaussian as BG
 from . import _gaussian as G
 from ._base import IterativeFitMixin
 from ._threads import resolve_n_threads, single_threaded_blas
@@ -14,7 +15,7 @@ from ._validation import (check_array, check_is_fitted, check_option, check_rand
                           check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-_METHODS = ("em",)
+_METHODS = ("em", "mean_field")
 
 
 class _EMFitState:
@@ -114,8 +115,11 @@ class GaussianMixture(IterativeFitMixin):
         If True, ``fit`` starts from the previous solution (and ``n_init`` is ignored).
     verbose : int, default=0
     verbose_interval : int, default=10
-    method : {'em'}, default='em'
-        The inference method (see the library's methods spectrum).
+    method : {'em', 'mean_field'}, default='em'
+        The inference method (see the library's methods spectrum). 'mean_field' is mean-field
+        variational Bayes with scikit-learn's default priors, the same fit as
+        ``BayesianGaussianMixture`` (which also exposes the priors; see it for the fitted
+        attributes, which then follow its conventions).
     n_threads : int or None, default=None
         OpenMP threads for the passes over the data; None means every available core, negative
         values count back from it. Results do not depend on it.
@@ -198,6 +202,11 @@ class GaussianMixture(IterativeFitMixin):
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_option(self.init_params, "init_params", _INIT_PARAMS)
         check_option(self.method, "method", _METHODS)
+        if self.method == "mean_field":
+            for name in ("weights_init", "means_init", "precisions_init"):
+                if getattr(self, name, None) is not None:
+                    raise ValueError(f"{name} is not supported with method='mean_field' "
+                                     "(q(theta) starts from init_params' responsibilities)")
         check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
         n_samples, n_features = X.shape
@@ -265,6 +274,8 @@ class GaussianMixture(IterativeFitMixin):
         return self
 
     def _new_fit_state(self, data, random_state, warm):
+        if self.method == "mean_field":
+            return _mean_field_state(self, data, random_state, warm)
         if warm:
             return _EMFitState(data, self.covariance_type, self.reg_covar, self.weights_,
                                self.means_, self.precisions_cholesky_, self.covariances_)
@@ -327,6 +338,8 @@ class GaussianMixture(IterativeFitMixin):
         return weights, means, prec_chol, cov
 
     def _store_fitted(self, params):
+        if self.method == "mean_field":
+            return _mean_field_store(self, params)
         dtype = self._fit_dtype
         for name, value in params.items():
             setattr(self, name, np.asarray(value, dtype=dtype))
@@ -341,8 +354,11 @@ class GaussianMixture(IterativeFitMixin):
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
-        state = _EMFitState(None, self.covariance_type, self.reg_covar, weights, means,
-                            self.precisions_cholesky_)
+        if self.method == "mean_field":
+            state = _mean_field_fitted_state(self)
+        else:
+            state = _EMFitState(None, self.covariance_type, self.reg_covar, weights, means,
+                                self.precisions_cholesky_)
         shift = weights @ means
         data = G.GaussianPass(X, None, self.covariance_type, self.n_components, n_threads,
                               shift=shift)
@@ -354,7 +370,12 @@ class GaussianMixture(IterativeFitMixin):
         return resp, lpn
 
     def score_samples(self, X):
-        """Log-likelihood log p(x_n) of each sample, shape (n_samples,)."""
+        """Log-likelihood log p(x_n) of each sample, shape (n_samples,).
+
+        With ``method='mean_field'``: the log posterior predictive density (a mixture of
+        Student-t densities), see ``BayesianGaussianMixture.score_samples``."""
+        if self.method == "mean_field":
+            return _mean_field_score_samples(self, X)
         return self._pass(X, want_log_prob_norm=True)[1]
 
     def score(self, X, y=None):
@@ -410,3 +431,217 @@ class GaussianMixture(IterativeFitMixin):
         """Akaike information criterion on X (lower is better)."""
         X = check_array(X, n_features=getattr(self, "n_features_in_", None))
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
+# ====================================================================== mean-field VB
+# Shared by GaussianMixture(method='mean_field') and BayesianGaussianMixture; the algebra lives
+# in ``_bayes_gaussian``, the pass is the EM kernel.
+
+def _mean_field_state(est, data, random_state, warm):
+    priors = getattr(data, "_mf_priors", None)
+    if priors is None:
+        priors = data._mf_priors = BG.resolve_priors(est, data)
+    est._mf_priors_current = priors
+    if warm and hasattr(est, "weight_concentration_"):  # (not after an EM fit)
+        wc = est.weight_concentration_
+        wc = (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
+              else np.asarray(wc, dtype=np.float64))
+        return BG.MeanFieldFitState(
+            data, est.covariance_type, est.reg_covar, priors, wc, est.mean_precision_,
+            est.means_, est.degrees_of_freedom_, est.precisions_cholesky_,
+            np.asarray(est.covariances_, dtype=np.float64))
+    resp = est._initial_resp(data, random_state)
+    return BG.MeanFieldFitState.from_resp(data, est.covariance_type, est.reg_covar, priors,
+                                          resp)
+
+
+def _mean_field_store(est, params):
+    dtype = est._fit_dtype
+    for name, value in params.items():
+        if isinstance(value, tuple):
+            value = tuple(np.asarray(v, dtype=dtype) for v in value)
+        elif name == "degrees_of_freedom_" and est.covariance_type == "tied":
+            value = float(value)
+        else:
+            value = np.asarray(value, dtype=dtype)
+        setattr(est, name, value)
+    est.precisions_ = G.precisions_from_cholesky(
+        np.asarray(params["precisions_cholesky_"]), est.covariance_type).astype(dtype)
+    priors = est._mf_priors_current
+    est._mf_priors = priors
+    est.weight_concentration_prior_ = priors["alpha0"]
+    est.mean_precision_prior_ = priors["beta0"]
+    est.mean_prior_ = np.asarray(priors["m0"], dtype=dtype)
+    est.degrees_of_freedom_prior_ = priors["nu0"]
+    psi0 = priors["psi0"]
+    est.covariance_prior_ = psi0 if np.isscalar(psi0) else np.asarray(psi0, dtype=dtype)
+    est.n_effective_components_ = int(np.sum(np.asarray(est.weights_) >
+                                             BG.EFFECTIVE_WEIGHT_THRESHOLD))
+
+
+def _mean_field_fitted_state(est):
+    """A MeanFieldFitState holding the fitted q(theta), for passes at new data."""
+    wc = est.weight_concentration_
+    wc = (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
+          else np.asarray(wc, dtype=np.float64))
+    return BG.MeanFieldFitState(
+        None, est.covariance_type, est.reg_covar, est._mf_priors, wc,
+        est.mean_precision_, est.means_, est.degrees_of_freedom_, est.precisions_cholesky_)
+
+
+def _mean_field_score_samples(est, X):
+    check_is_fitted(est, "precisions_cholesky_")
+    X = check_array(X, n_features=est.n_features_in_)
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    out = BG.student_t_log_predictive(
+        X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
+        f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_), est.covariance_type)
+    return out.astype(X.dtype, copy=False)
+
+
+class BayesianGaussianMixture(GaussianMixture):
+    """Variational Bayesian estimation of a Gaussian mixture (mean field).
+
+    The drop-in counterpart of ``sklearn.mixture.BayesianGaussianMixture``, with the same
+    parameters, updates and fitted attributes, and the same thing as
+    ``GaussianMixture(method='mean_field')`` with priors exposed. q(z) q(pi) prod_k q(mu_k,
+    Lambda_k) approximates the posterior of the model written out in ``vbfast._bayes_gaussian``
+    (Dirichlet or truncated stick-breaking Dirichlet-process weights, Gauss-Wishart
+    component parameters). Each iteration is one pass of the EM kernel at expected quantities
+    (the E-step: q(z), its entropy and the sufficient statistics) and the closed-form update
+    of q(theta).
+
+    The bound
+    ---------
+    ``lower_bounds_`` is the full ELBO ``E_q log p(X, z, theta) - E_q log q(z, theta)`` (a
+    total over samples, as scikit-learn's), with every normalising constant, at the pair
+    (q(z) of the iteration's E-step, q(theta) updated from it), so it never decreases. It is
+    computed from the pass's statistics, not by a second pass. scikit-learn's
+    ``lower_bound_`` is the same quantity, simplified using the update's optimality, without
+    the constant terms; with W = ``sample_weight.sum()`` (n_samples without weights),
+    log B the Wishart log-normaliser, Psi0 the covariance prior as a D x D matrix::
+
+        ELBO - sklearn = - W D/2 log(2 pi) + K D/2 log(beta0)
+                         + K [nu0/2 log|Psi0| - nu0 D/2 log 2 - sum_{i<D} lgamma((nu0 - i)/2)]
+                         + (K log(gamma0)                          dirichlet_process
+                            lgamma(K alpha0) - K lgamma(alpha0))   dirichlet_distribution
+
+    (the bracket is log B(Psi0^{-1}, nu0) plus the D(D-1)/4 log pi that scikit-learn's
+    ``_log_wishart_norm`` also drops). This holds exactly at ``reg_covar=0``. With
+    ``reg_covar > 0`` both libraries add ``reg_covar * N_k`` to the diagonal of the scale
+    inverse W_k^{-1} of q(Lambda_k) (scikit-learn's update, kept for parity); scikit-learn's
+    simplified bound then also drops the term this leaves over, and the exact difference is
+    the expression above plus ``reg_covar / 2 * sum_k N_k tr(precisions_[k])`` (the shared
+    precision for 'tied'). That update is then not the exact coordinate-ascent step for
+    q(Lambda); the ELBO reported is still the exact one of the model at the current q, and in
+    practice it still increases (the guard would say otherwise).
+
+    Predictions
+    -----------
+    ``predict_proba`` / ``predict``: q(z_n) for a new point, exp(E_q log p(x, z = k | theta))
+    normalised, as scikit-learn does. ``score_samples`` / ``score``: the log posterior
+    predictive density log p(x | X) = log sum_k E[pi_k] St(x | m_k, nu_k + 1 - D,
+    (nu_k + 1 - D) beta_k / (1 + beta_k) W_k) (Student-t; scikit-learn instead returns
+    log-sum-exp of the expected log joint, a lower bound on it), with E[pi] taken as
+    ``weights_``. ``sample`` draws from the plug-in mixture (``weights_``, ``means_``,
+    ``covariances_``), as scikit-learn does.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Upper bound K on the number of components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Restricts q(Lambda_k): full, one shared by all components, diagonal or isotropic scale.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the (total) ELBO.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of the per-component scatter in the q(Lambda) update.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Initialisations; the one with the highest ELBO is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        Initial responsibilities, from which q(theta) is first computed.
+    weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'},
+            default='dirichlet_process'
+    weight_concentration_prior : float > 0 or None, default=None
+        gamma0 (stick-breaking Beta(1, gamma0)) or alpha0 (symmetric Dirichlet); None: 1 / K.
+    mean_precision_prior : float > 0 or None, default=None
+        beta0; None: 1.
+    mean_prior : array-like of shape (n_features,) or None, default=None
+        m0; None: the (weighted) mean of X.
+    degrees_of_freedom_prior : float > n_features - 1 or None, default=None
+        nu0; None: n_features.
+    covariance_prior : float or array-like, default=None
+        Psi0 = W0^{-1}: (D, D) symmetric positive-definite ('full', 'tied'), (D,) positive
+        ('diag'), positive float ('spherical'); None: the (weighted, ddof=1) covariance of X,
+        its diagonal or its mean diagonal.
+    random_state, warm_start, verbose, verbose_interval : as in ``GaussianMixture``
+    n_threads : int or None, default=None
+        OpenMP threads for the passes; results do not depend on it.
+
+    Attributes
+    ----------
+    weight_concentration_ : ndarray (K,) or tuple of two ndarrays (K,)
+        Dirichlet parameters alpha_k, or the Beta parameters (a_k, b_k) of the sticks.
+    mean_precision_ : ndarray (K,)
+        beta_k.
+    means_ : ndarray (K, D)
+        m_k, the means of q(mu_k).
+    degrees_of_freedom_ : ndarray (K,) (float for 'tied')
+        nu_k.
+    covariances_, precisions_, precisions_cholesky_ :
+        (nu_k W_k)^{-1}, nu_k W_k = E[Lambda_k] and its upper factor, in ``GaussianMixture``'s
+        layouts.
+    weights_ : ndarray (K,)
+        E[pi_k] (for the Dirichlet process renormalised over the K components, as
+        scikit-learn does).
+    n_effective_components_ : int
+        Number of components with ``weights_`` above 1e-2
+        (``vbfast._bayes_gaussian.EFFECTIVE_WEIGHT_THRESHOLD``).
+    weight_concentration_prior_, mean_precision_prior_, mean_prior_,
+    degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
+    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_ :
+        as in ``GaussianMixture``; the bounds are the ELBO described above.
+    """
+
+    method = "mean_field"
+    weights_init = means_init = precisions_init = None
+
+    def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans",
+                 weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+
+    _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
+                    "n_init", "init_params", "weight_concentration_prior_type",
+                    "weight_concentration_prior", "mean_precision_prior", "mean_prior",
+                    "degrees_of_freedom_prior", "covariance_prior", "random_state",
+                    "warm_start", "verbose", "verbose_interval", "n_threads")
+
+    def _check_parameters(self, X):
+        super()._check_parameters(X)
+        check_option(self.weight_concentration_prior_type, "weight_concentration_prior_type",
+                     BG.PRIOR_TYPES)
+
+    def _n_parameters(self):
+        raise AttributeError("bic / aic are not defined for BayesianGaussianMixture")

@@ -1,0 +1,468 @@
+"""Mean-field variational Bayes for the Gaussian mixture: priors, q(theta) updates and the ELBO.
+
+The model (the one scikit-learn's ``BayesianGaussianMixture`` fits, written out in full)::
+
+    weights     dirichlet_distribution:  pi ~ Dir(alpha0, ..., alpha0)
+                dirichlet_process:        v_k ~ Beta(1, gamma0), pi_k = v_k prod_{j<k} (1 - v_j)
+                                          (k = 1..K; the mass left after K sticks belongs to
+                                          components no point is assigned to, whose q equals
+                                          their prior, so they add nothing to the bound)
+    z_n | pi    ~ Cat(pi)
+    Lambda_k    ~ Wishart(W0, nu0),  W0^{-1} = covariance_prior (as a D x D matrix)
+    mu_k        ~ N(m0, (beta0 Lambda_k)^{-1})
+    x_n | z_n=k ~ N(mu_k, Lambda_k^{-1})
+
+    q(z) q(pi or v) prod_k q(mu_k | Lambda_k) q(Lambda_k),
+    q(mu_k | Lambda_k) = N(m_k, (beta_k Lambda_k)^{-1}),  q(Lambda_k) = Wishart(W_k, nu_k).
+
+``covariance_type`` restricts the family of q(Lambda_k): 'full' any W_k; 'diag' diagonal W_k;
+'spherical' W_k = w_k I; 'tied' one (nu, W) shared by every q(Lambda_k) (each component keeps
+its own Lambda_k in the model). Under each restriction the coordinate update of q(Lambda_k) is
+closed form (for 'diag' / 'spherical' the diagonal / mean diagonal of the 'full' update, for
+'tied' the K-th root of the product of the K 'full' updates), and these are exactly
+scikit-learn's updates, with ``reg_covar`` added as scikit-learn adds it.
+
+Conventions follow scikit-learn: ``covariances_`` = (nu_k W_k)^{-1}, ``precisions_`` =
+nu_k W_k = E[Lambda_k], ``precisions_cholesky_`` its upper factor U_k (U U^T = nu W).
+
+The E-step is the EM kernel (``_gmm.gmm_pass``) called with expected quantities:
+
+    c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi),  U_k as above,
+
+since E[(x - mu_k)^T Lambda_k (x - mu_k)] = ||(x - m_k) U_k||^2 + D / beta_k.
+"""
+import numbers
+
+import numpy as np
+from scipy.special import betaln, digamma, gammaln
+
+from . import _gaussian as G
+from ._validation import check_option, check_scalar
+
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+LOG_PI = np.log(np.pi)
+LOG_2 = np.log(2.0)
+
+#: components whose weight exceeds this count in ``n_effective_components_``
+EFFECTIVE_WEIGHT_THRESHOLD = 1e-2
+
+
+# ---------------------------------------------------------------------- special functions
+def log_multigamma(a, D):
+    """log Gamma_D(a) = D(D-1)/4 log pi + sum_{i=0}^{D-1} log Gamma(a - i/2), elementwise."""
+    a = np.asarray(a, dtype=np.float64)
+    i = np.arange(D).reshape((D,) + (1,) * a.ndim)
+    return 0.25 * D * (D - 1) * LOG_PI + gammaln(a - 0.5 * i).sum(axis=0)
+
+
+def multi_digamma(a, D):
+    """sum_{i=0}^{D-1} psi(a - i/2), elementwise."""
+    a = np.asarray(a, dtype=np.float64)
+    i = np.arange(D).reshape((D,) + (1,) * a.ndim)
+    return digamma(a - 0.5 * i).sum(axis=0)
+
+
+def log_wishart_norm(log_det_W, nu, D):
+    """log B(W, nu) = -nu/2 log|W| - nu D/2 log 2 - log Gamma_D(nu/2), the Wishart's log
+    normaliser (complete, with the pi term scikit-learn's ``_log_wishart_norm`` leaves out)."""
+    return -0.5 * nu * log_det_W - 0.5 * nu * D * LOG_2 - log_multigamma(0.5 * nu, D)
+
+
+# ---------------------------------------------------------------------- priors
+def _covariance_prior_matrix_logdet(psi0, covariance_type, D):
+    """log |Psi0| of the prior scale inverse as a D x D matrix."""
+    if covariance_type in ("full", "tied"):
+        sign, logdet = np.linalg.slogdet(psi0)
+        return float(logdet)
+    if covariance_type == "diag":
+        return float(np.log(psi0).sum())
+    return float(D * np.log(psi0))
+
+
+def resolve_priors(est, data):
+    """Validate the estimator's prior parameters and fill in the data-dependent defaults.
+
+    Returns a dict: type, alpha0 (weight concentration), beta0, m0 (original coordinates),
+    nu0, psi0 (covariance prior in its covariance_type shape) and log_det_psi0.
+    Defaults (scikit-learn's): alpha0 = 1 / K, beta0 = 1, m0 = weighted mean of X, nu0 = D,
+    psi0 = the (weighted, ddof=1) covariance of X, its diagonal, or its mean diagonal.
+    """
+    K, D = data.n_components, data.n_features
+    ctype = data.covariance_type
+    ptype = getattr(est, "weight_concentration_prior_type", "dirichlet_process")
+    check_option(ptype, "weight_concentration_prior_type", PRIOR_TYPES)
+
+    alpha0 = getattr(est, "weight_concentration_prior", None)
+    if alpha0 is None:
+        alpha0 = 1.0 / K
+    else:
+        check_scalar(alpha0, "weight_concentration_prior", "real", min_val=0.0,
+                     include_min=False)
+    beta0 = getattr(est, "mean_precision_prior", None)
+    if beta0 is None:
+        beta0 = 1.0
+    else:
+        check_scalar(beta0, "mean_precision_prior", "real", min_val=0.0, include_min=False)
+    nu0 = getattr(est, "degrees_of_freedom_prior", None)
+    if nu0 is None:
+        nu0 = float(D)
+    else:
+        check_scalar(nu0, "degrees_of_freedom_prior", "real")
+        if not nu0 > D - 1.0:
+            raise ValueError(f"degrees_of_freedom_prior must be greater than n_features - 1 "
+                             f"= {D - 1}, got {nu0!r}")
+    m0 = getattr(est, "mean_prior", None)
+    if m0 is None:
+        m0 = data.shift.copy()  # the (weighted) mean of X
+    else:
+        m0 = np.asarray(m0, dtype=np.float64)
+        if m0.shape != (D,):
+            raise ValueError(f"mean_prior must have shape ({D},), got {m0.shape}")
+        if not np.isfinite(m0).all():
+            raise ValueError("mean_prior contains NaN or infinity")
+
+    psi0 = getattr(est, "covariance_prior", None)
+    if psi0 is None:
+        denom = data.weight_sum - 1.0
+        if denom <= 0:
+            raise ValueError("The default covariance_prior (the covariance of X) needs more "
+                             "than one sample; give covariance_prior explicitly.")
+        cov = data.gram() / denom if ctype in ("full", "tied") else None
+        if cov is None:
+            var = _weighted_variance(data) / denom
+        psi0 = {"full": cov, "tied": cov, "diag": None, "spherical": None}[ctype]
+        if ctype == "diag":
+            psi0 = var
+        elif ctype == "spherical":
+            psi0 = float(var.mean())
+    else:
+        psi0 = check_covariance_prior(psi0, ctype, D)
+    return {"type": ptype, "alpha0": float(alpha0), "beta0": float(beta0), "m0": m0,
+            "nu0": float(nu0), "psi0": psi0,
+            "log_det_psi0": _covariance_prior_matrix_logdet(psi0, ctype, D)}
+
+
+def _weighted_variance(data):
+    """sum_n w_n (x_n - shift)^2 per feature (the shift is the weighted mean)."""
+    X = data.X
+    out = np.zeros(data.n_features)
+    w = data.sample_weight
+    for start in range(0, X.shape[0], 65536):
+        block = np.asarray(X[start:start + 65536], dtype=np.float64) - data.shift
+        if w is None:
+            out += np.einsum("nd,nd->d", block, block)
+        else:
+            out += np.einsum("n,nd,nd->d", w[start:start + 65536], block, block)
+    return out
+
+
+def check_covariance_prior(psi0, covariance_type, D):
+    """covariance_prior: (D, D) symmetric positive-definite for 'full' / 'tied', (D,) positive
+    for 'diag', a positive real for 'spherical'."""
+    if covariance_type == "spherical":
+        if isinstance(psi0, np.ndarray) and psi0.ndim == 0:
+            psi0 = float(psi0)
+        if not isinstance(psi0, numbers.Real) or isinstance(psi0, bool):
+            raise ValueError("covariance_prior for covariance_type='spherical' must be a "
+                             f"positive real number, got {psi0!r}")
+        if not (np.isfinite(psi0) and psi0 > 0):
+            raise ValueError("covariance_prior for covariance_type='spherical' must be "
+                             f"positive, got {psi0!r}")
+        return float(psi0)
+    psi0 = np.asarray(psi0, dtype=np.float64)
+    shape = (D,) if covariance_type == "diag" else (D, D)
+    if psi0.shape != shape:
+        raise ValueError(f"covariance_prior for covariance_type={covariance_type!r} must have "
+                         f"shape {shape}, got {psi0.shape}")
+    if not np.isfinite(psi0).all():
+        raise ValueError("covariance_prior contains NaN or infinity")
+    if covariance_type == "diag":
+        if np.any(psi0 <= 0):
+            raise ValueError("covariance_prior for covariance_type='diag' must be positive")
+        return psi0
+    if not np.allclose(psi0, psi0.T):
+        raise ValueError("covariance_prior must be symmetric")
+    if np.linalg.eigvalsh(psi0).min() <= 0:
+        raise ValueError("covariance_prior must be positive-definite")
+    return psi0
+
+
+# ---------------------------------------------------------------------- the fit state
+def _trace_prod(a, b, covariance_type, D):
+    """tr(A B) per component for matrices in covariance_type layout (b may be shared)."""
+    if covariance_type in ("full", "tied"):
+        return np.einsum("...ij,...ij->...", a, b)
+    if covariance_type == "diag":
+        return (a * b).sum(axis=-1)
+    return a * b * D  # spherical: scalars times the identity
+
+
+def _quad(prec, diff, covariance_type):
+    """diff_k^T P_k diff_k for each component."""
+    if covariance_type == "full":
+        return np.einsum("ki,kij,kj->k", diff, prec, diff)
+    if covariance_type == "tied":
+        return np.einsum("ki,ij,kj->k", diff, prec, diff)
+    if covariance_type == "diag":
+        return (prec * diff ** 2).sum(axis=1)
+    return prec * (diff ** 2).sum(axis=1)
+
+
+class MeanFieldFitState:
+    """q(theta) of the Bayesian Gaussian mixture, updated by coordinate ascent.
+
+    step(): the pass at the current q(theta) gives q(z) (the E-step) and its statistics; the
+    update of q(theta) from them follows; the bound returned is the full ELBO at that
+    (q(z), q(theta)) pair: q(theta) is the maximiser given q(z), and the next E-step maximises
+    over q(z) given q(theta), so the trace never decreases (with ``reg_covar`` = 0 exactly; see
+    ``BayesianGaussianMixture`` for ``reg_covar`` > 0).
+    """
+
+    monotone = True
+
+    def __init__(self, data, covariance_type, reg_covar, priors, weight_concentration,
+                 mean_precision, means, degrees_of_freedom, prec_chol, covariances=None):
+        self.data = data
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.priors = priors
+        self.weight_concentration = weight_concentration
+        self.mean_precision = np.asarray(mean_precision, dtype=np.float64)
+        self.means = np.asarray(means, dtype=np.float64)
+        self.degrees_of_freedom = np.asarray(degrees_of_freedom, dtype=np.float64)
+        self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
+        self.covariances = covariances
+
+    # ---- construction
+    @classmethod
+    def from_resp(cls, data, covariance_type, reg_covar, priors, resp):
+        """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
+        state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
+        stats = data.stats_from_resp(resp)
+        state.update(stats, np.zeros((data.n_components, data.n_features)))
+        return state
+
+    # ---- expectations under q
+    def expected_log_weights(self):
+        """E[log pi_k], (K,)."""
+        wc = self.weight_concentration
+        if self.priors["type"] == "dirichlet_process":
+            a, b = wc
+            d_sum = digamma(a + b)
+            e_log_v = digamma(a) - d_sum
+            e_log_1mv = digamma(b) - d_sum
+            return e_log_v + np.hstack((0.0, np.cumsum(e_log_1mv)[:-1]))
+        return digamma(wc) - digamma(wc.sum())
+
+    def log_det_W(self):
+        """log |W_k| ((K,), or a scalar for 'tied'), from U U^T = nu W."""
+        D = self.means.shape[1]
+        return (2.0 * G.log_det_cholesky(self.prec_chol, self.covariance_type, D)
+                - D * np.log(self.degrees_of_freedom))
+
+    def expected_log_det(self):
+        """E[log |Lambda_k|] = sum_i psi((nu - i)/2) + D log 2 + log |W|."""
+        D = self.means.shape[1]
+        return multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2 + self.log_det_W()
+
+    def kernel_inputs(self, shift):
+        """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
+        means_shifted = np.ascontiguousarray(self.means - shift)
+        prec_flat, aux, quad = G.kernel_arrays(means_shifted, self.prec_chol,
+                                               self.covariance_type)
+        D = self.means.shape[1]
+        log_const = (self.expected_log_weights() + 0.5 * self.expected_log_det()
+                     - 0.5 * D / self.mean_precision - 0.5 * D * G.LOG_2PI + quad)
+        return means_shifted, prec_flat, aux, np.ascontiguousarray(log_const)
+
+    # ---- the iteration
+    def step(self):
+        data = self.data
+        means_shifted, prec_flat, aux, log_const = self.kernel_inputs(data.shift)
+        stats = data.run(means_shifted, prec_flat, aux, log_const)
+        self.update(stats, means_shifted)
+        return self.elbo(stats, means_shifted)
+
+    def update(self, stats, centers_shifted):
+        """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates."""
+        data, ctype, pr = self.data, self.covariance_type, self.priors
+        K, D = data.n_components, data.n_features
+        gram = data.gram() if ctype == "tied" else None
+        nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
+                                           gram)
+        # weights
+        if pr["type"] == "dirichlet_process":
+            self.weight_concentration = (
+                1.0 + nk, pr["alpha0"] + np.hstack((np.cumsum(nk[::-1])[-2::-1], 0.0)))
+        else:
+            self.weight_concentration = pr["alpha0"] + nk
+        # means (shifted coordinates: m0 - shift)
+        beta0 = pr["beta0"]
+        m0 = pr["m0"] - data.shift
+        beta = beta0 + nk
+        means = (beta0 * m0 + nk[:, None] * xk) / beta[:, None]
+        diff = xk - m0
+        psi0, nu0 = pr["psi0"], pr["nu0"]
+        if ctype == "full":
+            nu = nu0 + nk
+            cov = (psi0 + nk[:, None, None] * sk
+                   + (nk * beta0 / beta)[:, None, None] * diff[:, :, None] * diff[:, None, :])
+            cov /= nu[:, None, None]
+        elif ctype == "tied":
+            nu = nu0 + nk.sum() / K
+            cov = (psi0 + sk * nk.sum() / K
+                   + beta0 / K * np.dot((nk / beta) * diff.T, diff))
+            cov /= nu
+        elif ctype == "diag":
+            nu = nu0 + nk
+            cov = psi0 + nk[:, None] * (sk + (beta0 / beta)[:, None] * diff ** 2)
+            cov /= nu[:, None]
+        else:
+            nu = nu0 + nk
+            cov = psi0 + nk * (sk + beta0 / beta * np.mean(diff ** 2, axis=1))
+            cov /= nu
+        self.mean_precision = beta
+        self.means = means + data.shift
+        self.degrees_of_freedom = np.asarray(nu, dtype=np.float64)
+        self.covariances = cov
+        self.prec_chol = G.precision_cholesky(cov, ctype)
+
+    def elbo(self, stats, centers_shifted):
+        """The full ELBO E_q log p(X, z, theta) - E_q log q(z, theta) at the current q(theta)
+        and the q(z) whose statistics are ``stats`` (taken at ``centers_shifted``)."""
+        data, ctype, pr = self.data, self.covariance_type, self.priors
+        K, D = data.n_components, data.n_features
+        nk = stats["nk"]
+        s1 = stats["s1"]
+        m = self.means - data.shift
+        prec = G.precisions_from_cholesky(self.prec_chol, ctype)  # nu W = E[Lambda]
+        beta, nu = self.mean_precision, self.degrees_of_freedom
+        e_log_det = self.expected_log_det()
+        e_log_pi = self.expected_log_weights()
+
+        # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics
+        if ctype == "full":
+            e = centers_shifted - m
+            a = s1 - nk[:, None] * centers_shifted  # sum r (x - c)
+            tr_pc = (np.einsum("kij,kij->k", prec, stats["s2"])
+                     + 2.0 * np.einsum("ki,kij,kj->k", e, prec, a)
+                     + nk * np.einsum("ki,kij,kj->k", e, prec, e))
+        elif ctype == "tied":
+            scatter = (data.gram() - s1.T @ m - m.T @ s1 + (nk[:, None] * m).T @ m)
+            tr_pc = np.einsum("ij,ij->", prec, scatter)
+        elif ctype == "diag":
+            tr_pc = (prec * (stats["s2"] - 2.0 * m * s1 + nk[:, None] * m ** 2)).sum(axis=1)
+        else:
+            tr_pc = prec * (stats["s2"] - 2.0 * (m * s1).sum(axis=1)
+                            + nk * (m ** 2).sum(axis=1))
+        log_lik = 0.5 * (np.sum(nk * (e_log_det - D / beta - D * G.LOG_2PI))
+                         - np.sum(tr_pc))
+
+        # z and the weights
+        bound = log_lik + float(nk @ e_log_pi) - stats["entropy_term"]
+        wc = self.weight_concentration
+        if pr["type"] == "dirichlet_process":
+            a, b = wc
+            g0 = pr["alpha0"]
+            d_sum = digamma(a + b)
+            e_log_v, e_log_1mv = digamma(a) - d_sum, digamma(b) - d_sum
+            bound += np.sum(np.log(g0) + (g0 - 1.0) * e_log_1mv)
+            bound -= np.sum(-betaln(a, b) + (a - 1.0) * e_log_v + (b - 1.0) * e_log_1mv)
+        else:
+            a0 = pr["alpha0"]
+            log_c0 = gammaln(K * a0) - K * gammaln(a0)
+            log_c = gammaln(wc.sum()) - gammaln(wc).sum()
+            bound += log_c0 - log_c + float(np.sum((a0 - wc) * e_log_pi))
+
+        # Gauss-Wishart prior minus q, per component (K copies of the shared q for 'tied')
+        beta0, nu0 = pr["beta0"], pr["nu0"]
+        e_log_det_k = np.broadcast_to(e_log_det, (K,))
+        nu_k = np.broadcast_to(nu, (K,))
+        log_b0 = log_wishart_norm(-pr["log_det_psi0"], nu0, D)
+        log_b = np.broadcast_to(log_wishart_norm(self.log_det_W(), nu, D), (K,))
+        quad_mean = _quad(prec, m - (pr["m0"] - data.shift), ctype)
+        tr_psi_p = np.broadcast_to(_trace_prod(prec, pr["psi0"], ctype, D), (K,))
+        e_log_p = (0.5 * D * np.log(beta0 / (2 * np.pi)) + 0.5 * e_log_det_k
+                   - 0.5 * beta0 * (D / beta + quad_mean)
+                   + log_b0 + 0.5 * (nu0 - D - 1.0) * e_log_det_k - 0.5 * tr_psi_p)
+        e_log_q = (0.5 * D * np.log(beta / (2 * np.pi)) + 0.5 * e_log_det_k - 0.5 * D
+                   + log_b + 0.5 * (nu_k - D - 1.0) * e_log_det_k - 0.5 * nu_k * D)
+        bound += float(np.sum(e_log_p - e_log_q))
+        return float(bound)
+
+    # ---- results
+    def weights(self):
+        """E-based weights as scikit-learn defines ``weights_``."""
+        wc = self.weight_concentration
+        if self.priors["type"] == "dirichlet_process":
+            a, b = wc
+            s = a + b
+            w = a / s * np.hstack((1.0, np.cumprod(b / s)[:-1]))
+            return w / w.sum()
+        return wc / wc.sum()
+
+    def parameters(self):
+        cov = self.covariances
+        if cov is None:
+            cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)
+        wc = self.weight_concentration
+        wc = (wc[0].copy(), wc[1].copy()) if isinstance(wc, tuple) else wc.copy()
+        return {"weight_concentration_": wc, "mean_precision_": self.mean_precision.copy(),
+                "means_": self.means.copy(), "degrees_of_freedom_":
+                    self.degrees_of_freedom.copy(),
+                "covariances_": np.array(cov, dtype=np.float64),
+                "precisions_cholesky_": self.prec_chol.copy(), "weights_": self.weights()}
+
+
+# ---------------------------------------------------------------------- constants
+def sklearn_bound_offset(priors, covariance_type, n_components, n_features, weight_sum):
+    """Our ELBO minus scikit-learn's ``_compute_lower_bound`` (at ``reg_covar=0``): the
+    constant terms scikit-learn leaves out (see ``BayesianGaussianMixture``)."""
+    K, D = n_components, n_features
+    nu0 = priors["nu0"]
+    log_b0 = log_wishart_norm(-priors["log_det_psi0"], nu0, D)
+    out = (-0.5 * weight_sum * D * G.LOG_2PI + 0.5 * K * D * np.log(priors["beta0"])
+           + K * (log_b0 + 0.25 * D * (D - 1) * LOG_PI))
+    a0 = priors["alpha0"]
+    if priors["type"] == "dirichlet_process":
+        out += K * np.log(a0)
+    else:
+        out += gammaln(K * a0) - K * gammaln(a0)
+    return float(out)
+
+
+# ---------------------------------------------------------------------- predictive
+def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freedom,
+                             prec_chol, covariance_type, chunk=8192):
+    """log p(x | X_train) under q: sum_k w_k St(x | m_k, nu_k + 1 - D, L_k) with the Student-t
+    precision L_k = (nu_k + 1 - D) beta_k / (1 + beta_k) W_k, W_k = (U_k U_k^T) / nu_k."""
+    X = np.asarray(X)
+    n, D = X.shape
+    K = means.shape[0]
+    nu = np.broadcast_to(np.asarray(degrees_of_freedom, dtype=np.float64), (K,))
+    dof = nu + 1.0 - D
+    scale = dof * mean_precision / ((1.0 + mean_precision) * nu)  # L_k = scale_k * U U^T
+    log_det_u = np.broadcast_to(G.log_det_cholesky(prec_chol, covariance_type, D), (K,))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    const = (log_w + gammaln(0.5 * (dof + D)) - gammaln(0.5 * dof)
+             - 0.5 * D * np.log(dof * np.pi) + log_det_u + 0.5 * D * np.log(scale))
+    out = np.empty(n, dtype=np.float64)
+    lp = np.empty((min(chunk, n), K))
+    for start in range(0, n, chunk):
+        xb = np.asarray(X[start:start + chunk], dtype=np.float64)
+        b = xb.shape[0]
+        for k in range(K):
+            d = xb - means[k]
+            if covariance_type == "full":
+                q = ((d @ prec_chol[k]) ** 2).sum(axis=1)
+            elif covariance_type == "tied":
+                q = ((d @ prec_chol) ** 2).sum(axis=1)
+            elif covariance_type == "diag":
+                q = ((d * prec_chol[k]) ** 2).sum(axis=1)
+            else:
+                q = (d ** 2).sum(axis=1) * prec_chol[k] ** 2
+            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.log1p(scale[k] * q / dof[k])
+        mx = lp[:b].max(axis=1)
+        out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
+    return out
