@@ -77,7 +77,7 @@ cdef void _chunk(
     """
     cdef int b = <int>(end - start)
     cdef int n, j, k
-    cdef double v, s, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0
+    cdef double v, v_k, s, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0
     cdef double one = 1.0, zero = 0.0, minus_half = -0.5
     cdef const double* m_k
     cdef double* z_n
@@ -154,19 +154,24 @@ cdef void _chunk(
                 s = 0.0
                 v = 0.0
                 for k in range(K):
-                    r = exp(lp_n[k] - mx)
+                    # exp(-50) < 2e-22: such terms cannot change s (>= 1) in float64, and as
+                    # responsibilities they are below any statistic's rounding; skipping the
+                    # exp for them saves most of its cost on well-separated components.
+                    v_k = lp_n[k] - mx
+                    r = exp(v_k) if v_k > -50.0 else 0.0
                     s = s + r
                     # sum_k r_k (log rho_k - mx), for the entropy term below
                     if r > 0.0:
                         v = v + r * (lp_n[k] - mx)
                     lp_n[k] = r
-                lpn = mx + log(s)
+                v_k = log(s)
+                lpn = mx + v_k
                 r = 1.0 / s
                 for k in range(K):
                     lp_n[k] = lp_n[k] * r
                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
                 w = weights[start + n] if has_weights else 1.0
-                ent_chunk = ent_chunk + w * (v * r - log(s))
+                ent_chunk = ent_chunk + w * (v * r - v_k)
             if has_lpn_out:
                 log_prob_norm_out[start + n] = <floating>lpn
             w = weights[start + n] if has_weights else 1.0
