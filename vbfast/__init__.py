@@ -4,8 +4,9 @@ variational Bayes, EM, variational EM), with Cython/OpenMP kernels and a scikit-
 from ._config import config_context, get_config, set_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
+from .lda import LatentDirichletAllocation
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
            "get_config", "set_config", "config_context", "__version__"]

@@ -1,0 +1,391 @@
+"""LatentDirichletAllocation: the pass against a NumPy reference, scikit-learn parity,
+determinism across thread counts, the bound, bad input, and the text helper."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.special import gammaln, logsumexp, psi
+
+import vbfast
+from vbfast import _lda
+from vbfast import lda as lda_module
+from vbfast.exceptions import NotFittedError
+from vbfast.lda import LatentDirichletAllocation
+from vbfast.text import count_matrix
+
+EPS = np.finfo(np.float64).eps
+
+
+def _corpus(n_docs=200, n_words=60, n_topics=4, doc_len=50, seed=0, concentration=0.1):
+    rng = np.random.RandomState(seed)
+    topics = rng.dirichlet(np.full(n_words, concentration), n_topics)
+    theta = rng.dirichlet(np.full(n_topics, 0.3), n_docs)
+    counts = np.array([rng.multinomial(doc_len, th @ topics) for th in theta], dtype=float)
+    return sp.csr_matrix(counts), topics
+
+
+# ---------------------------------------------------------------- the pass vs NumPy
+def _reference_pass(X, B, gamma0, alpha, max_iter, tol):
+    """Slow per-document loop: scikit-learn's _update_doc_distribution with an exact digamma,
+    plus the statistics and the bound's per-document terms."""
+    n, K = gamma0.shape
+    gamma = gamma0.copy()
+    sst = np.zeros_like(B)  # (V, K)
+    word_term = doc_term = 0.0
+    for d in range(n):
+        ids = X.indices[X.indptr[d]:X.indptr[d + 1]]
+        cnts = X.data[X.indptr[d]:X.indptr[d + 1]].astype(np.float64)
+        Bd = B[ids]  # (n_d, K)
+        g = gamma[d].copy()
+        t = np.exp(psi(g) - psi(g.sum()))
+        for _ in range(max_iter):
+            last = g
+            norm = Bd @ t + EPS
+            g = t * (Bd.T @ (cnts / norm)) + alpha
+            t = np.exp(psi(g) - psi(g.sum()))
+            if np.abs(last - g).mean() < tol:
+                break
+        gamma[d] = g
+        norm = Bd @ t + EPS
+        sst[ids] += np.outer(cnts / norm, t)
+        elog = psi(g) - psi(g.sum())
+        if len(ids):
+            word_term += cnts @ logsumexp(elog[None, :] + np.log(Bd), axis=1)
+        doc_term += np.sum((alpha - g) * elog + gammaln(g) - gammaln(alpha))
+        doc_term += gammaln(K * alpha) - gammaln(g.sum())
+    return gamma, sst, word_term, doc_term
+
+
+@pytest.mark.parametrize("data_dtype,index_dtype",
+                         [(np.float64, np.int32), (np.float32, np.int64)])
+@pytest.mark.parametrize("max_iter", [0, 1, 100])
+def test_pass_matches_numpy_reference(data_dtype, index_dtype, max_iter):
+    X, _ = _corpus(n_docs=40, n_words=30, n_topics=3, doc_len=20, seed=1)
+    X = X.tolil()
+    X[7] = 0  # an empty document
+    X = X.tocsr()
+    X.eliminate_zeros()
+    X = X.astype(data_dtype)
+    X.indices = X.indices.astype(index_dtype)
+    X.indptr = X.indptr.astype(index_dtype)
+    rng = np.random.RandomState(3)
+    K, V = 3, X.shape[1]
+    lam = rng.gamma(1.0, 1.0, (K, V)) + 0.1
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (X.shape[0], K))
+    alpha = 0.3
+    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, max_iter,
+                                                            1e-3)
+    G = 5
+    gamma = gamma0.copy()
+    sst = np.empty((G, V * K))
+    bnd = np.empty((G, 2))
+    _lda.lda_pass(X.indptr, X.indices, X.data, B, np.log(B), gamma, alpha, max_iter, 1e-3,
+                  EPS, sst, bnd, 2)
+    out = np.empty(V * K)
+    _lda.reduce_slots(sst, out, 2)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-12)
+    np.testing.assert_allclose(out.reshape(V, K), ref_sst, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(bnd.sum(0), [ref_word, ref_doc], rtol=1e-11)
+    # the empty document keeps the prior once updated
+    if max_iter > 0:
+        np.testing.assert_allclose(gamma[7], alpha)
+
+
+def test_pass_bound_survives_underflow():
+    # exp(E[log beta]) underflows to 0 for some words: the bound falls back to log-sum-exp.
+    X = sp.csr_matrix(np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]]))
+    logB = np.array([[-800.0, -801.0], [-1.0, -2.0], [-0.5, -3.0]])
+    B = np.exp(logB)
+    gamma = np.ones((2, 2))
+    bnd = np.empty((1, 2))
+    _lda.lda_pass(X.indptr, X.indices, X.data, B, logB, gamma, 0.5, 0, 1e-3, EPS,
+                  np.empty((0, 0)), bnd, 1)
+    elog = psi(1.0) - psi(2.0)
+    expected = 2 * logsumexp(elog + logB[0]) + 1 * logsumexp(elog + logB[1]) \
+        + 3 * logsumexp(elog + logB[1]) + 1 * logsumexp(elog + logB[2])
+    assert np.isfinite(bnd[0, 0])
+    np.testing.assert_allclose(bnd[0, 0], expected, rtol=1e-12)
+
+
+def test_pass_rejects_bad_shapes():
+    X = sp.csr_matrix(np.ones((3, 4)))
+    B = np.ones((4, 2))
+    with pytest.raises(ValueError, match="indptr"):
+        _lda.lda_pass(X.indptr, X.indices, X.data, B, B, np.ones((2, 2)), 0.5, 5, 1e-3, EPS,
+                      np.empty((0, 0)), np.empty((1, 2)), 1)
+    bad = X.indices.copy()
+    bad[0] = 9
+    with pytest.raises(ValueError, match="out of range"):
+        _lda.lda_pass(X.indptr, bad, X.data, B, B, np.ones((3, 2)), 0.5, 5, 1e-3, EPS,
+                      np.empty((0, 0)), np.empty((1, 2)), 1)
+
+
+def test_pass_identical_for_any_thread_count():
+    X, _ = _corpus(n_docs=300, n_words=80, seed=2)
+    rng = np.random.RandomState(0)
+    B = np.ascontiguousarray(rng.dirichlet(np.ones(80), 4).T)
+    results = []
+    for threads in (1, 2, 3):
+        gamma = np.ones((300, 4))
+        sst = np.empty((7, 80 * 4))
+        bnd = np.empty((7, 2))
+        _lda.lda_pass(X.indptr, X.indices, X.data, B, np.log(B), gamma, 0.25, 100, 1e-3, EPS,
+                      sst, bnd, threads)
+        out = np.empty(80 * 4)
+        _lda.reduce_slots(sst, out, threads)
+        results.append((gamma, out, bnd.sum(0)))
+    for gamma, out, b in results[1:]:
+        assert np.array_equal(gamma, results[0][0])
+        assert np.array_equal(out, results[0][1])
+        assert np.array_equal(b, results[0][2])
+
+
+# ---------------------------------------------------------------- scikit-learn parity
+def _sk():
+    import sklearn.decomposition
+
+    return sklearn.decomposition
+
+
+def test_initial_topics_are_sklearns_draws():
+    skd = _sk()
+    X, _ = _corpus()
+    sk = skd.LatentDirichletAllocation(4, max_iter=0, random_state=5).fit(X)
+    vb = LatentDirichletAllocation(4, max_iter=0, random_state=5).fit(X)
+    assert np.array_equal(vb.components_, sk.components_)
+    # and so does the gamma draw that follows (the first E-step's initialisation)
+    rs_sk, rs_vb = sk.random_state_, vb.random_state_
+    assert np.array_equal(rs_sk.gamma(100.0, 0.01, (3, 4)), rs_vb.gamma(100.0, 0.01, (3, 4)))
+
+
+@pytest.mark.parametrize("learning_method", ["batch", "online"])
+def test_parity_with_sklearn_same_arithmetic(learning_method):
+    """With scikit-learn's approximate digamma the arithmetic is the same: 1e-6 relative."""
+    skd = _sk()
+    X, _ = _corpus()
+    kw = dict(learning_method=learning_method, max_iter=5, batch_size=64, random_state=1)
+    sk = skd.LatentDirichletAllocation(4, **kw).fit(X)
+    vb = LatentDirichletAllocation(4, n_threads=2, **kw)
+    vb._digamma = "sklearn"
+    vb.fit(X)
+    np.testing.assert_allclose(vb.components_, sk.components_, rtol=1e-6)
+    np.testing.assert_allclose(vb.exp_dirichlet_component_, sk.exp_dirichlet_component_,
+                               rtol=1e-6)
+    np.testing.assert_allclose(vb.bound_, sk.bound_, rtol=1e-6)
+    np.testing.assert_allclose(vb.perplexity(X), sk.perplexity(X), rtol=1e-6)
+    np.testing.assert_allclose(vb.score(X), sk.score(X), rtol=1e-6)
+    np.testing.assert_allclose(vb.transform(X), sk.transform(X), rtol=1e-6, atol=1e-12)
+    assert vb.n_iter_ == sk.n_iter_ and vb.n_batch_iter_ == sk.n_batch_iter_
+
+
+def test_parity_with_sklearn_accurate_digamma():
+    """The default (exact digamma) differs from scikit-learn only by its digamma's error."""
+    skd = _sk()
+    X, _ = _corpus()
+    sk = skd.LatentDirichletAllocation(4, max_iter=5, random_state=1).fit(X)
+    vb = LatentDirichletAllocation(4, max_iter=5, random_state=1).fit(X)
+    np.testing.assert_allclose(vb.components_, sk.components_, rtol=2e-5)
+    np.testing.assert_allclose(vb.perplexity(X), sk.perplexity(X), rtol=1e-6)
+
+
+def test_parity_with_sklearn_partial_fit_and_evaluate_every():
+    skd = _sk()
+    X, _ = _corpus(n_docs=150)
+    kw = dict(batch_size=50, random_state=2, total_samples=1000)
+    sk = skd.LatentDirichletAllocation(4, **kw)
+    vb = LatentDirichletAllocation(4, **kw)
+    vb._digamma = "sklearn"
+    for _ in range(2):
+        sk.partial_fit(X)
+        vb.partial_fit(X)
+    np.testing.assert_allclose(vb.components_, sk.components_, rtol=1e-6)
+    np.testing.assert_allclose(vb.perplexity(X, sub_sampling=True),
+                               sk._perplexity_precomp_distr(X, sub_sampling=True), rtol=1e-6)
+    kw = dict(max_iter=30, evaluate_every=2, perp_tol=0.5, random_state=0)
+    sk = skd.LatentDirichletAllocation(4, **kw).fit(X)
+    vb = LatentDirichletAllocation(4, **kw)
+    vb._digamma = "sklearn"
+    vb.fit(X)
+    assert vb.n_iter_ == sk.n_iter_ < 30
+    np.testing.assert_allclose(vb.components_, sk.components_, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- estimator behaviour
+@pytest.mark.parametrize("method", ["mean_field", "variational_em"])
+def test_identical_for_any_thread_count(method, monkeypatch):
+    monkeypatch.setattr(lda_module, "_MIN_NNZ_PER_THREAD", 1)  # really use the threads
+    X, _ = _corpus(n_docs=300)
+    fits = [LatentDirichletAllocation(4, max_iter=4, method=method, random_state=0,
+                                      n_threads=t).fit(X) for t in (1, 2)]
+    assert np.array_equal(fits[0].components_, fits[1].components_)
+    assert fits[0].lower_bounds_ == fits[1].lower_bounds_
+    assert fits[0].bound_ == fits[1].bound_
+    assert np.array_equal(fits[0].transform(X), fits[1].transform(X))
+
+
+@pytest.mark.parametrize("method", ["mean_field", "variational_em"])
+def test_batch_bound_never_decreases(method):
+    X, _ = _corpus(n_docs=300, seed=4)
+    est = LatentDirichletAllocation(4, max_iter=15, method=method, mean_change_tol=1e-5,
+                                    random_state=0).fit(X)
+    lb = np.array(est.lower_bounds_)
+    assert len(lb) == 15 and len(est.iteration_times_) == 15
+    assert np.all(np.diff(lb) >= -1e-7 * np.abs(lb[1:]))
+
+
+def test_variational_em_point_topics_and_recovery():
+    X, topics = _corpus(n_docs=400, n_words=40, n_topics=3, doc_len=100, seed=5,
+                        concentration=0.05)
+    est = LatentDirichletAllocation(3, method="variational_em", max_iter=60,
+                                    random_state=0).fit(X)
+    beta = est.exp_dirichlet_component_
+    np.testing.assert_allclose(beta.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(beta, est.components_ / est.components_.sum(1)[:, None])
+    # Hungarian matching of fitted to true topics on the L1 distance
+    for fitted in (beta, LatentDirichletAllocation(3, max_iter=60, random_state=0)
+                   .fit(X).components_):
+        fitted = fitted / fitted.sum(1, keepdims=True)
+        cost = np.abs(topics[:, None, :] - fitted[None, :, :]).sum(-1)
+        rows, cols = linear_sum_assignment(cost)
+        assert cost[rows, cols].max() < 0.15
+
+
+def test_dense_sparse_and_integer_input_agree():
+    X, _ = _corpus(n_docs=80)
+    a = LatentDirichletAllocation(4, max_iter=3, random_state=0).fit(X)
+    b = LatentDirichletAllocation(4, max_iter=3, random_state=0).fit(X.toarray().astype(int))
+    c = LatentDirichletAllocation(4, max_iter=3, random_state=0).fit(sp.csc_matrix(X))
+    assert np.array_equal(a.components_, b.components_)
+    assert np.array_equal(a.components_, c.components_)
+    f = LatentDirichletAllocation(4, max_iter=3, random_state=0).fit(X.astype(np.float32))
+    assert f.components_.dtype == np.float32
+    assert f.transform(X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(f.components_, a.components_, rtol=1e-5)
+
+
+def test_fit_transform_equals_transform():
+    X, _ = _corpus(n_docs=80)
+    est = LatentDirichletAllocation(4, max_iter=3, random_state=0)
+    Y = est.fit_transform(X)
+    np.testing.assert_array_equal(Y, est.transform(X))
+    np.testing.assert_allclose(Y.sum(1), 1.0)
+
+
+def test_empty_documents_get_the_prior():
+    X, _ = _corpus(n_docs=50)
+    X = X.tolil()
+    X[[3, 10]] = 0
+    X = X.tocsr()
+    est = LatentDirichletAllocation(4, doc_topic_prior=0.2, max_iter=3, random_state=0).fit(X)
+    np.testing.assert_allclose(est.transform(X)[[3, 10]], 0.25)
+    np.testing.assert_allclose(est.transform(X, normalize=False)[[3, 10]], 0.2)
+    assert np.isfinite(est.score(X)) and np.isfinite(est.bound_)
+    # a corpus of empty documents still fits: topics stay at the prior
+    Z = sp.csr_matrix((5, 6))
+    est = LatentDirichletAllocation(2, max_iter=2, random_state=0).fit(Z)
+    np.testing.assert_allclose(est.components_, 0.5)
+    np.testing.assert_allclose(est.transform(Z), 0.5)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.array([[1.0, -1.0], [0.0, 2.0]]), "negative"),
+    (np.array([[1.0, np.nan], [0.0, 2.0]]), "NaN"),
+    (sp.csr_matrix(np.array([[1.0, np.inf], [0.0, 2.0]])), "infinity"),
+    (np.zeros((3, 0)), "empty vocabulary"),
+    (np.zeros((0, 3)), "at least 1"),
+    (np.array([["a", "b"]]), "numeric"),
+    (np.ones(3), "2-D"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        LatentDirichletAllocation(2, max_iter=1).fit(bad)
+
+
+def test_bad_parameters_and_fitted_checks():
+    X, _ = _corpus(n_docs=20)
+    with pytest.raises(ValueError, match="learning_method"):
+        LatentDirichletAllocation(learning_method="sgd").fit(X)
+    with pytest.raises(ValueError, match="method"):
+        LatentDirichletAllocation(method="gibbs").fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        LatentDirichletAllocation(0).fit(X)
+    with pytest.raises(ValueError, match="doc_topic_prior"):
+        LatentDirichletAllocation(2, doc_topic_prior=-1.0).fit(X)
+    with pytest.raises(NotFittedError):
+        LatentDirichletAllocation(2).transform(X)
+    est = LatentDirichletAllocation(2, max_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(X[:, :10])
+    with pytest.raises(ValueError, match="features"):
+        est.partial_fit(X[:, :10])
+    with pytest.raises(ValueError, match="negative"):
+        est.transform(-X)
+    assert est.get_params()["n_components"] == 2
+    assert "n_components=2" in repr(est.set_params(max_iter=3))
+    assert vbfast.LatentDirichletAllocation is LatentDirichletAllocation
+
+
+# ---------------------------------------------------------------- text helper
+def test_count_matrix():
+    docs = [["b", "a", "b"], ["c", "b"], [], ["a", "d", "d", "d"]]
+    X, vocab = count_matrix(docs)
+    assert vocab == ["b", "d", "a", "c"]  # by count, ties by first appearance
+    assert sp.isspmatrix_csr(X) and X.shape == (4, 4)
+    np.testing.assert_array_equal(X.toarray(), [[2, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0],
+                                                [0, 3, 1, 0]])
+    X2, vocab2 = count_matrix(docs, min_count=2)
+    assert vocab2 == ["b", "d", "a"]
+    np.testing.assert_array_equal(X2.toarray(), X.toarray()[:, :3])
+    X3, vocab3 = count_matrix([["d", "zz", "a"]], vocabulary=vocab)
+    assert vocab3 == vocab
+    np.testing.assert_array_equal(X3.toarray(), [[0, 1, 1, 0]])
+    with pytest.raises(TypeError):
+        count_matrix(["a b c"])
+    with pytest.raises(ValueError, match="min_count"):
+        count_matrix(docs, min_count=0)
+    with pytest.raises(ValueError, match="duplicate"):
+        count_matrix(docs, vocabulary=["a", "a"])
+    # from tokens to topics
+    est = LatentDirichletAllocation(2, max_iter=2, random_state=0).fit(X)
+    assert est.transform(X).shape == (4, 2)
+
+
+# ---------------------------------------------------------------- a real corpus
+def _lee_corpus():
+    """gensim's test corpus lee_background.cor (300 news articles), found without importing
+    gensim (only its data file is used)."""
+    import importlib.util
+    import os
+    import re
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("gensim (a test dependency, for its data only) is not installed; "
+                    'pip install ".[test]"')
+    path = os.path.join(list(spec.submodule_search_locations)[0], "test", "test_data",
+                        "lee_background.cor")
+    if not os.path.exists(path):
+        pytest.fail(f"gensim's test corpus is missing: {path}")
+    stop = set("the a an and or of to in on for is are was were be been it its this that with "
+               "as at by from has have had he she they we you i not but said will would his "
+               "her their there which who about after also more than one two".split())
+    with open(path, encoding="utf-8") as f:
+        docs = [[w for w in re.findall(r"[a-z]+", line.lower()) if len(w) > 2 and w not in stop]
+                for line in f if line.strip()]
+    return docs
+
+
+def test_lee_corpus_heldout_perplexity_not_worse_than_sklearn():
+    skd = _sk()
+    docs = _lee_corpus()
+    train, test = docs[:250], docs[250:]
+    X, vocab = count_matrix(train, min_count=3)
+    Xt, _ = count_matrix(test, vocabulary=vocab)
+    kw = dict(n_components=8, max_iter=8, random_state=0)
+    vb = LatentDirichletAllocation(**kw).fit(X)
+    sk = skd.LatentDirichletAllocation(**kw).fit(X)
+    p_vb, p_sk = vb.perplexity(Xt), sk.perplexity(Xt)
+    assert np.isfinite(p_vb) and p_vb <= p_sk * (1 + 1e-4)
+    top = [[vocab[j] for j in np.argsort(-row)[:5]] for row in vb.components_]
+    assert all(len(set(t)) == 5 for t in top)

@@ -1,0 +1,464 @@
+"""Latent Dirichlet allocation fitted by variational inference, on the Cython/OpenMP pass of
+``vbfast._lda`` (per-document fixed point, statistics and bound terms in one sweep)."""
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import gammaln, psi
+
+from . import _lda
+from ._threads import resolve_n_threads
+from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar)
+
+__all__ = ["LatentDirichletAllocation"]
+
+# Statistics slots (n_groups x V x K doubles) stay within this many bytes; documents go into
+# at most _MAX_GROUPS groups of at least _MIN_DOCS_PER_GROUP documents. None of this depends on
+# the thread count, so results are bitwise identical for any n_threads.
+_SLOT_BUDGET = 256 * 2 ** 20
+_MAX_GROUPS = 64
+_MIN_DOCS_PER_GROUP = 32
+# Below this many non-zeros per thread a parallel region is not worth its start-up.
+_MIN_NNZ_PER_THREAD = 20000
+_EPS = np.finfo(np.float64).eps
+
+
+def _psi_fast(x):
+    """scikit-learn's approximate digamma (AS 103), vectorised; see ``_lda._psi_fast``."""
+    x = np.array(x, dtype=np.float64)
+    result = np.zeros_like(x)
+    small = x <= 1e-6
+    for _ in range(6):
+        low = (x < 6) & ~small
+        if not low.any():
+            break
+        result[low] -= 1.0 / x[low]
+        x[low] += 1
+    r = 1.0 / x
+    result += np.log(x) - 0.5 * r
+    r = r * r
+    result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
+    with np.errstate(divide="ignore"):
+        result[small] = -0.577215664901532860606512090082402431 - 1.0 / x[small]
+    return result
+
+
+def _dirichlet_expectation_2d(arr, fast=False):
+    """E[log x] for each row x ~ Dirichlet(row of arr)."""
+    f = _psi_fast if fast else psi
+    return f(arr) - f(arr.sum(axis=1))[:, np.newaxis]
+
+
+def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
+    """E_q[log p(x | prior)] - E_q[log q(x)] for Dirichlet rows (scikit-learn's helper)."""
+    score = np.sum((prior - distr) * dirichlet_distr)
+    score += np.sum(gammaln(distr) - gammaln(prior))
+    score += np.sum(gammaln(prior * size) - gammaln(np.sum(distr, 1)))
+    return score
+
+
+def _check_counts(X, name="X", n_features=None, min_samples=1):
+    """Return X as canonical CSR (float32 or float64 data; int32/int64 indices of one type).
+
+    Dense input is converted once; negative, NaN and infinite counts are rejected.
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind not in "fiub":
+            raise ValueError(f"{name} must be numeric counts, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
+                             f"(n_documents, n_words), got {arr.ndim}-D array")
+        X = sp.csr_matrix(arr)
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric counts, got dtype {X.dtype}")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    n_samples, n_words = X.shape
+    if n_words < 1:
+        raise ValueError(f"{name} has an empty vocabulary (0 features); at least one word "
+                         "is required.")
+    if n_samples < min_samples:
+        raise ValueError(f"{name} has {n_samples} document(s), but at least {min_samples} "
+                         "are required.")
+    if n_features is not None and n_words != n_features:
+        raise ValueError(f"{name} has {n_words} features (words), but the model was fitted "
+                         f"with {n_features}.")
+    if not np.isfinite(X.data).all():
+        bad = "NaN" if np.isnan(X.data).any() else "infinity"
+        raise ValueError(f"{name} contains {bad}; document-term counts must be finite.")
+    if (X.data < 0).any():
+        raise ValueError(f"{name} has negative counts; document-term counts must be >= 0.")
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.indptr.dtype != X.indices.dtype:
+        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
+        X.indptr = X.indptr.astype(idx)
+        X.indices = X.indices.astype(idx)
+    return X
+
+
+def _n_groups(n_docs, slot_size):
+    """Document groups for a pass: from the data size only, never the thread count."""
+    g = min(_MAX_GROUPS, max(1, -(-n_docs // _MIN_DOCS_PER_GROUP)))
+    if slot_size:
+        g = min(g, max(1, _SLOT_BUDGET // (8 * slot_size)))
+    return int(g)
+
+
+class _Pass:
+    """The data side of the LDA pass: the CSR arrays, the group count and the slots."""
+
+    def __init__(self, X, n_components, n_threads, stats):
+        self.X = X
+        self.K = n_components
+        self.V = X.shape[1]
+        self.n_threads = n_threads
+        self.stats = stats
+        self._slots = {}
+
+    def run(self, start, stop, B, logB, gamma, alpha, max_iter, tol, stats, bound, fast):
+        """E-step over documents [start, stop); returns (stats (V, K) or None, bound terms)."""
+        X = self.X
+        n = stop - start
+        size = self.V * self.K if stats else 0
+        G = _n_groups(n, size)
+        key = (G, stats)
+        if key not in self._slots:
+            sst = np.empty((G, size) if stats else (0, 0))
+            self._slots[key] = (sst, np.empty((G, 2)))
+        sst, bnd = self._slots[key]
+        indptr = X.indptr[start:stop + 1]
+        nnz = int(indptr[-1] - indptr[0])
+        threads = int(max(1, min(self.n_threads, G, nnz // _MIN_NNZ_PER_THREAD)))
+        _lda.lda_pass(indptr, X.indices, X.data, B, logB if bound else np.empty((0, 0)),
+                      gamma, float(alpha), int(max_iter), float(tol), _EPS, sst, bnd, threads,
+                      bool(fast))
+        out = None
+        if stats:
+            out = np.empty(size)
+            _lda.reduce_slots(sst, out, threads)
+            out = out.reshape(self.V, self.K)
+        return out, bnd.sum(axis=0)
+
+
+class LatentDirichletAllocation:
+    """Latent Dirichlet allocation (Blei, Ng, Jordan 2003) by variational inference.
+
+    The per-document updates (the fixed point for gamma_d and phi_dn), the expected topic-word
+    counts and the per-document bound terms run in one Cython pass, documents distributed over
+    OpenMP threads; results are bitwise identical for any ``n_threads``.
+
+    Methods (the library's ``method`` vocabulary) and how they map to scikit-learn:
+
+    ``method='mean_field'`` (default)
+        Mean field over the topics too: a Dirichlet q(beta_k) = Dir(lambda_k) per topic, with
+        ``components_`` = lambda and the E-step fed exp(E[log beta]). With
+        ``learning_method='batch'`` this is batch variational Bayes, exactly scikit-learn's
+        ``LatentDirichletAllocation(learning_method='batch')`` (same update rules, same random
+        draws from ``random_state``); with ``learning_method='online'`` it is the stochastic
+        variational inference of Hoffman, Blei & Bach (2010), scikit-learn's 'online'.
+    ``method='variational_em'``
+        Variational EM with point-estimate topics: q(theta_d) q(z_d) per document, topics
+        beta as a point estimate beta_k proportional to eta + expected counts (the MAP
+        estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
+        and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
+
+    Deliberate differences from scikit-learn: the digamma function is the accurate one of
+    scipy (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
+    input is computed in float64 (results returned in float32), with float64's machine epsilon
+    in the normaliser; ``n_jobs`` is replaced by ``n_threads``.
+
+    Parameters
+    ----------
+    n_components, doc_topic_prior, topic_word_prior, learning_method, learning_decay,
+    learning_offset, max_iter, batch_size, evaluate_every, total_samples, perp_tol,
+    mean_change_tol, max_doc_update_iter, verbose, random_state
+        As in scikit-learn (priors default to 1 / n_components).
+    method : {'mean_field', 'variational_em'}, default='mean_field'
+    n_threads : int or None, default=None (all cores); negative counts back from all cores.
+
+    Attributes
+    ----------
+    components_ : (n_components, n_features) variational parameters lambda (mean field) or
+        topic pseudo-counts (variational EM); normalise the rows for topic-word probabilities.
+    exp_dirichlet_component_ : exp(E[log beta]) (mean field) or beta (variational EM).
+    n_iter_, n_batch_iter_, doc_topic_prior_, topic_word_prior_, n_features_in_ : as in
+        scikit-learn.
+    bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``).
+    lower_bounds_ : the variational bound (ELBO) after each iteration, from the training
+        passes themselves (for 'online', the sum over mini-batches of one epoch, each at the
+        topics of its time, plus the topic term at the end of the epoch).
+    iteration_times_ : wall time of each iteration in seconds.
+
+    Examples
+    --------
+    From token lists to topics, without another library:
+
+    >>> from vbfast import LatentDirichletAllocation
+    >>> from vbfast.text import count_matrix
+    >>> docs = [["apple", "banana", "apple"], ["goal", "match", "goal"], ["banana", "apple"]]
+    >>> X, vocab = count_matrix(docs)
+    >>> lda = LatentDirichletAllocation(n_components=2, random_state=0).fit(X)
+    >>> top = [[vocab[j] for j in row.argsort()[::-1][:2]] for row in lda.components_]
+    >>> lda.transform(X).shape
+    (3, 2)
+    """
+
+    _param_names = ("n_components", "doc_topic_prior", "topic_word_prior", "learning_method",
+                    "learning_decay", "learning_offset", "max_iter", "batch_size",
+                    "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
+                    "max_doc_update_iter", "verbose", "random_state", "method", "n_threads")
+
+    # 'accurate' (scipy's digamma) or 'sklearn' (scikit-learn's approximation, for tests that
+    # reproduce scikit-learn's arithmetic exactly); not a parameter.
+    _digamma = "accurate"
+
+    def __init__(self, n_components=10, *, doc_topic_prior=None, topic_word_prior=None,
+                 learning_method="batch", learning_decay=0.7, learning_offset=10.0,
+                 max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
+                 perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
+                 random_state=None, method="mean_field", n_threads=None):
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.total_samples = total_samples
+        self.perp_tol = perp_tol
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.verbose = verbose
+        self.random_state = random_state
+        self.method = method
+        self.n_threads = n_threads
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator, as a dict."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params):
+        """Set parameters; returns self."""
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters are {sorted(self._param_names)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = type(self)().get_params()
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # ------------------------------------------------------------------ checks
+    def _check_parameters(self):
+        check_scalar(self.n_components, "n_components", "int", min_val=1)
+        for name in ("doc_topic_prior", "topic_word_prior"):
+            if getattr(self, name) is not None:
+                check_scalar(getattr(self, name), name, "real", min_val=0.0, include_min=False)
+        check_option(self.learning_method, "learning_method", {"batch", "online"})
+        check_option(self.method, "method", {"mean_field", "variational_em"})
+        check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
+        check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
+        check_scalar(self.max_iter, "max_iter", "int", min_val=0)
+        check_scalar(self.batch_size, "batch_size", "int", min_val=1)
+        check_scalar(self.evaluate_every, "evaluate_every", "int")
+        check_scalar(self.total_samples, "total_samples", "real", min_val=0.0,
+                     include_min=False)
+        check_scalar(self.perp_tol, "perp_tol", "real", min_val=0.0)
+        check_scalar(self.mean_change_tol, "mean_change_tol", "real", min_val=0.0)
+        check_scalar(self.max_doc_update_iter, "max_doc_update_iter", "int", min_val=0)
+        return resolve_n_threads(self.n_threads)
+
+    # ------------------------------------------------------------------ model pieces
+    def _init_latent_vars(self, n_features, dtype):
+        self.random_state_ = check_random_state(self.random_state)
+        self.n_batch_iter_ = 1
+        self.n_iter_ = 0
+        K = self.n_components
+        self.doc_topic_prior_ = 1.0 / K if self.doc_topic_prior is None else \
+            float(self.doc_topic_prior)
+        self.topic_word_prior_ = 1.0 / K if self.topic_word_prior is None else \
+            float(self.topic_word_prior)
+        self.n_features_in_ = n_features
+        self._dtype = dtype
+        self.lower_bounds_ = []
+        self.iteration_times_ = []
+        self._set_lambda(self.random_state_.gamma(100.0, 0.01, (K, n_features)))
+
+    def _set_lambda(self, lam):
+        """Store lambda (float64) and derive what the pass needs from it."""
+        self._lambda = lam
+        if self.method == "mean_field":
+            self._elog_beta = _dirichlet_expectation_2d(lam, self._digamma == "sklearn")
+            self._exp_beta = np.exp(self._elog_beta)
+        else:
+            self._exp_beta = lam / lam.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore"):
+                self._elog_beta = np.log(self._exp_beta)
+        self._B = np.ascontiguousarray(self._exp_beta.T)
+        self._logB = None  # built when a bound is wanted
+        self.components_ = lam.astype(self._dtype, copy=False)
+        self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
+
+    def _log_B(self):
+        if self._logB is None:
+            self._logB = np.ascontiguousarray(self._elog_beta.T)
+        return self._logB
+
+    def _topic_term(self):
+        """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
+        log prior sum eta log beta of the MAP objective (variational EM)."""
+        eta = self.topic_word_prior_
+        if self.method == "mean_field":
+            return _dirichlet_loglik(eta, self._lambda, self._elog_beta, self.n_features_in_)
+        with np.errstate(invalid="ignore"):
+            return float(np.sum(eta * self._elog_beta))
+
+    def _em_step(self, data, start, stop, total_samples, batch_update):
+        """One E-step (random gamma init, as scikit-learn) and the topic update."""
+        n = stop - start
+        gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
+        sst, bnd = data.run(start, stop, self._B, self._log_B(), gamma, self.doc_topic_prior_,
+                            self.max_doc_update_iter, self.mean_change_tol, True, True,
+                            self._digamma == "sklearn")
+        suff = sst.T * self._exp_beta
+        eta = self.topic_word_prior_
+        if batch_update:
+            lam = eta + suff
+        else:
+            weight = np.power(self.learning_offset + self.n_batch_iter_, -self.learning_decay)
+            doc_ratio = float(total_samples) / n
+            lam = self._lambda * (1 - weight)
+            lam += weight * (eta + doc_ratio * suff)
+        doc_bound = float(bnd[0] + bnd[1])
+        self._set_lambda(lam)
+        self.n_batch_iter_ += 1
+        return doc_bound
+
+    def _unnormalized(self, data, bound):
+        """gamma from the deterministic (ones) start, and the documents' bound terms."""
+        n = data.X.shape[0]
+        gamma = np.ones((n, self.n_components))
+        _, bnd = data.run(0, n, self._B, self._log_B(), gamma, self.doc_topic_prior_,
+                          self.max_doc_update_iter, self.mean_change_tol, False, bound,
+                          self._digamma == "sklearn")
+        return gamma, float(bnd[0] + bnd[1])
+
+    def _perplexity_of(self, X, doc_bound, sub_sampling=False):
+        n = X.shape[0]
+        word_cnt = float(X.data.sum())
+        if sub_sampling:
+            doc_bound *= float(self.total_samples) / n
+            word_cnt *= float(self.total_samples) / n
+        bound = doc_bound + self._topic_term()
+        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("nan")
+
+    # ------------------------------------------------------------------ public API
+    def fit(self, X, y=None):
+        """Fit the model to the document-term matrix X (sparse or dense counts)."""
+        self._fit(X)
+        return self
+
+    def _fit(self, X):
+        """Fit; return the final (unnormalised) gamma of X, from the pass that sets bound_."""
+        n_threads = self._check_parameters()
+        X = _check_counts(X)
+        n_samples, n_features = X.shape
+        self._init_latent_vars(n_features, X.dtype)
+        data = _Pass(X, self.n_components, n_threads, True)
+        last_bound = None
+        max_iter = self.max_iter
+        for i in range(max_iter):
+            t0 = time.perf_counter()
+            if self.learning_method == "online":
+                doc_bound = 0.0
+                for start in range(0, n_samples, self.batch_size):
+                    stop = min(start + self.batch_size, n_samples)
+                    doc_bound += self._em_step(data, start, stop, n_samples, False)
+                self.lower_bounds_.append(doc_bound + self._topic_term())
+            else:
+                # The pass computes the documents' terms at the topics before the update; with
+                # the topic term at those topics this is the ELBO of that point.
+                topic = self._topic_term()
+                self.lower_bounds_.append(self._em_step(data, 0, n_samples, n_samples, True)
+                                          + topic)
+            self.iteration_times_.append(time.perf_counter() - t0)
+            if self.evaluate_every > 0 and (i + 1) % self.evaluate_every == 0:
+                _, db = self._unnormalized(data, True)
+                bound = self._perplexity_of(X, db)
+                if self.verbose:
+                    print("iteration: %d of max_iter: %d, perplexity: %.4f"
+                          % (i + 1, max_iter, bound))
+                if last_bound and abs(last_bound - bound) < self.perp_tol:
+                    break
+                last_bound = bound
+            elif self.verbose:
+                print("iteration: %d of max_iter: %d" % (i + 1, max_iter))
+            self.n_iter_ += 1
+        gamma, db = self._unnormalized(data, True)
+        self.bound_ = self._perplexity_of(X, db)
+        return gamma
+
+    def partial_fit(self, X, y=None):
+        """One online (stochastic variational) update per mini-batch of X."""
+        n_threads = self._check_parameters()
+        first_time = not hasattr(self, "_lambda")
+        X = _check_counts(X, n_features=None if first_time else self.n_features_in_)
+        n_samples, n_features = X.shape
+        if first_time:
+            self._init_latent_vars(n_features, X.dtype)
+        data = _Pass(X, self.n_components, n_threads, True)
+        doc_bound = 0.0
+        for start in range(0, n_samples, self.batch_size):
+            stop = min(start + self.batch_size, n_samples)
+            doc_bound += self._em_step(data, start, stop, self.total_samples, False)
+        self.lower_bounds_.append(doc_bound * float(self.total_samples) / n_samples
+                                  + self._topic_term())
+        return self
+
+    def _fitted_pass(self, X):
+        check_is_fitted(self, "components_")
+        n_threads = resolve_n_threads(self.n_threads)
+        X = _check_counts(X, n_features=self.n_features_in_)
+        return X, _Pass(X, self.n_components, n_threads, False)
+
+    def transform(self, X, *, normalize=True):
+        """Document-topic distribution of X (rows sum to one unless ``normalize=False``).
+
+        A document without words gets the prior's distribution (uniform over topics)."""
+        X, data = self._fitted_pass(X)
+        gamma, _ = self._unnormalized(data, False)
+        if normalize:
+            gamma /= gamma.sum(axis=1)[:, np.newaxis]
+        return gamma.astype(X.dtype, copy=False)
+
+    def fit_transform(self, X, y=None, *, normalize=True):
+        """Fit, then transform X (reusing the fit's final pass over X)."""
+        gamma = self._fit(X)
+        if normalize:
+            gamma /= gamma.sum(axis=1)[:, np.newaxis]
+        return gamma.astype(self._dtype, copy=False)
+
+    def score(self, X, y=None):
+        """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
+        X, data = self._fitted_pass(X)
+        _, db = self._unnormalized(data, True)
+        return float(db + self._topic_term())
+
+    def perplexity(self, X, sub_sampling=False):
+        """exp(-bound / number of words) of X, the bound as in ``score``."""
+        X, data = self._fitted_pass(X)
+        _, db = self._unnormalized(data, True)
+        return self._perplexity_of(X, db, sub_sampling)
