@@ -18,6 +18,40 @@ from ._config import get_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning
 
 
+class ParamsMixin:
+    """scikit-learn's ``get_params`` / ``set_params`` and a short repr, without depending on
+    scikit-learn. Subclasses list their constructor parameters in ``_param_names``."""
+
+    _param_names = ()
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator, as a dict."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params):
+        """Set parameters; returns self."""
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters are {sorted(self._param_names)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = type(self)().get_params()
+
+        def is_default(value, default):
+            if value is default:
+                return True
+            if isinstance(value, np.ndarray) or type(value) is not type(default):
+                return False
+            return value == default
+
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not is_default(v, defaults[k])]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
 class FitState:
     """Interface of a method's fit state (documented here; the loop duck-types it).
 

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
+from ._base import ParamsMixin
 from ._threads import resolve_n_threads
 from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar)
 
@@ -148,7 +149,7 @@ class _Pass:
         return out, bnd.sum(axis=0)
 
 
-class LatentDirichletAllocation:
+class LatentDirichletAllocation(ParamsMixin):
     """Latent Dirichlet allocation (Blei, Ng, Jordan 2003) by variational inference.
 
     The per-document updates (the fixed point for gamma_d and phi_dn), the expected topic-word
@@ -243,23 +244,6 @@ class LatentDirichletAllocation:
         self.method = method
         self.n_threads = n_threads
 
-    def get_params(self, deep=True):
-        """Parameters of this estimator, as a dict."""
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params):
-        """Set parameters; returns self."""
-        for name, value in params.items():
-            if name not in self._param_names:
-                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}; "
-                                 f"valid parameters are {sorted(self._param_names)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = type(self)().get_params()
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k]]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):

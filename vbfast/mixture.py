@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _bayes_gaussian as BG
 from . import _gaussian as G
-from ._base import IterativeFitMixin
+from ._base import IterativeFitMixin, ParamsMixin
 from ._threads import resolve_n_threads, single_threaded_blas
 from ._validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
@@ -77,7 +77,7 @@ class _EMFitState:
                 "precisions_cholesky_": self.prec_chol.copy()}
 
 
-class GaussianMixture(IterativeFitMixin):
+class GaussianMixture(ParamsMixin, IterativeFitMixin):
     """Gaussian mixture model.
 
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k), fitted by EM (``method='em'``): each iteration
@@ -165,32 +165,12 @@ class GaussianMixture(IterativeFitMixin):
         self.method = method
         self.n_threads = n_threads
 
-    # scikit-learn's get_params / set_params, without depending on scikit-learn
+    # constructor parameters, for get_params / set_params (ParamsMixin)
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
                     "n_threads")
 
-    def get_params(self, deep=True):
-        """Parameters of this estimator, as a dict."""
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params):
-        """Set parameters; returns self."""
-        for name, value in params.items():
-            if name not in self._param_names:
-                raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}; "
-                                 f"valid parameters are {sorted(self._param_names)}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self):
-        defaults = type(self)().get_params()
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
-                   if not (v is defaults[k] or (type(v) is type(defaults[k]) and
-                                                not isinstance(v, np.ndarray) and
-                                                v == defaults[k]))]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, X):
