@@ -1,0 +1,293 @@
+"""LDA benchmarks: vbfast, scikit-learn (n_jobs=1 and 2) and gensim side by side.
+
+The corpus (``_lda_data.make_corpus``) is drawn from a known LDA with a fixed seed: 20,000
+training documents x 20,000 words, ~150 tokens a document, K=50, plus held-out documents from
+the same topics (sizes overridable by VBFAST_LDA_N_DOCS / VBFAST_LDA_N_WORDS /
+VBFAST_LDA_N_HELDOUT for quick runs).
+
+Benchmarks (``library`` in vbfast / sklearn_n_jobs1 / sklearn_n_jobs2 / gensim):
+
+- ``LdaBatchPass.time_fit_one_pass``: one batch pass, ``fit`` with learning_method='batch',
+  max_iter=1. vbfast and scikit-learn start from the same initial topics (random_state=0) and
+  both also run their final E-step for ``bound_`` inside ``fit``; gensim runs
+  ``LdaModel(passes=1, update_every=0, iterations=100, gamma_threshold=1e-3,
+  alpha=eta=1/K)`` (one E-step over the corpus, one M-step; no perplexity evaluation).
+- ``LdaBatchPass.track_heldout_perplexity``: perplexity of the held-out documents after that
+  one pass (lower is better). vbfast and scikit-learn n_jobs=1 agree to ~1e-8 relative (same
+  updates, same random draws); scikit-learn with n_jobs=2 does not reproduce its own n_jobs=1
+  result, since each joblib worker receives a copy of the random state and draws the same
+  initial gamma stream for its slice of documents, so its perplexity differs by several
+  percent (4-9 % in small runs) either way. As in scikit-learn, perplexity =
+  exp(-ELBO / tokens) with the ELBO including the topics' term, which dominates on a small
+  held-out set: compare the libraries with each other, not with a training perplexity.
+  gensim's value (``exp(-log_perplexity)``, float32, its own initial topics) is informational.
+- ``LdaBatchPass.track_heldout_plugin_perplexity``: a second, library-independent held-out
+  score without the topics' term: exp(-sum x_dw log(theta_d . beta_w) / tokens) with the
+  normalised topics and each held-out document's inferred proportions. With 20,000 words
+  the ELBO-based perplexity is astronomically large (4e15 on 4,000 documents x 20,000 words),
+  dominated by the topic term; this one reads on the scale of the vocabulary (a uniform model
+  scores n_words).
+- ``LdaOnlineUpdate.time_partial_fit``: one online update on a 2,000-document mini-batch
+  (``partial_fit`` with batch_size=2000; gensim ``LdaModel.update`` with chunksize=2000),
+  on a model already updated once in ``setup``.
+- ``LdaOnlineUpdate.track_docs_per_second``: the same update timed inside the benchmark, as
+  documents per second (best of 2). To convert a ``time_partial_fit`` result:
+  documents/s = 2000 / seconds (the mini-batch is the first 2,000 documents again when the
+  corpus has fewer than 4,000).
+
+Run (see README.md): ``asv run --python=same --bench bench_lda``; a quick smoke test with a
+small corpus: ``VBFAST_LDA_N_DOCS=1000 VBFAST_LDA_N_WORDS=2000 asv run --python=same --quick
+--bench bench_lda``.
+
+As a script, one process, the table for reports:
+
+    python benchmarks/bench_lda.py [--n-docs 20000] [--n-words 20000] [--repeat 1]
+                                   [--no-gensim] [--no-online]
+"""
+import os
+import sys
+import time
+
+if __package__:  # asv imports this module as ``benchmarks.bench_lda``
+    from . import _lda_data
+elif __name__ == "__main__":  # python benchmarks/bench_lda.py
+    import importlib.util
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, _here)
+    if importlib.util.find_spec("vbfast") is None:  # not installed: try an in-place build
+        sys.path.insert(1, os.path.dirname(_here))
+    import _lda_data
+else:  # imported as a top-level module with benchmarks/ on sys.path
+    import _lda_data
+
+
+def _cache():
+    X, Xh, _ = _lda_data.make_corpus()
+    return {"X": X, "X_heldout": Xh}
+
+
+def _fit_batch(library, X, gensim_corpus=None, id2word=None):
+    if library == "gensim":
+        return _lda_data.gensim_batch_fit(gensim_corpus, id2word)
+    return _lda_data.batch_estimator(library).fit(X)
+
+
+def _warm_up(library, X, gensim_corpus=None, id2word=None):
+    """A tiny batch fit: imports, OpenMP threads and joblib's worker processes (scikit-learn
+    n_jobs=2 starts them on first use, seconds on a busy machine) out of the timing."""
+    n = min(200, X.shape[0])
+    if library == "gensim":
+        _lda_data.gensim_batch_fit(gensim_corpus[:n], id2word)
+    else:
+        _lda_data.batch_estimator(library).fit(X[:n])
+
+
+def _heldout_perplexity(library, model, Xh, gensim_heldout=None):
+    if library == "gensim":
+        return _lda_data.gensim_perplexity(model, gensim_heldout)
+    return float(model.perplexity(Xh))
+
+
+class LdaBatchPass:
+    """One batch pass (max_iter=1) over the full corpus. scikit-learn's n_jobs=1 pass on the
+    full corpus is tens of seconds on 2 cores, hence the long timeout and few repeats."""
+
+    params = (list(_lda_data.LIBRARIES),)
+    param_names = ["library"]
+    timeout = 3600
+    number = 1
+    repeat = (1, 2, 60.0)
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        return _cache()
+
+    def setup(self, cache, library):
+        self.X = cache["X"]
+        self.Xh = cache["X_heldout"]
+        _lda_data.import_libraries()
+        self.gensim_corpus = self.id2word = self.gensim_heldout = None
+        if library == "gensim":
+            self.gensim_corpus = _lda_data.to_gensim_corpus(self.X)
+            self.gensim_heldout = _lda_data.to_gensim_corpus(self.Xh)
+            self.id2word = _lda_data.gensim_id2word(self.X.shape[1])
+        _warm_up(library, self.X, self.gensim_corpus, self.id2word)
+
+    def time_fit_one_pass(self, cache, library):
+        _fit_batch(library, self.X, self.gensim_corpus, self.id2word)
+
+    def track_heldout_perplexity(self, cache, library):
+        """Held-out perplexity after one batch pass (lower is better)."""
+        model = _fit_batch(library, self.X, self.gensim_corpus, self.id2word)
+        return _heldout_perplexity(library, model, self.Xh, self.gensim_heldout)
+
+    track_heldout_perplexity.unit = "perplexity"
+
+    def track_heldout_plugin_perplexity(self, cache, library):
+        """Held-out plug-in perplexity after one batch pass (``_lda_data.plugin_perplexity``:
+        exp(-mean log p(word) with point-estimate topics and proportions; lower is better)."""
+        model = _fit_batch(library, self.X, self.gensim_corpus, self.id2word)
+        return _lda_data.plugin_perplexity(library, model, self.Xh)
+
+    track_heldout_plugin_perplexity.unit = "perplexity"
+
+
+class LdaOnlineUpdate:
+    """One online update on a mini-batch of MINIBATCH (2,000) documents."""
+
+    params = (list(_lda_data.LIBRARIES),)
+    param_names = ["library"]
+    timeout = 1800
+    number = 1
+    repeat = (1, 3, 60.0)
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        return _cache()
+
+    def setup(self, cache, library):
+        X = cache["X"]
+        m = _lda_data.MINIBATCH
+        self.first, self.batch = X[:m], X[m:2 * m]
+        if self.batch.shape[0] == 0:  # tiny corpus: reuse the first mini-batch
+            self.batch = self.first
+        self.library = library
+        _lda_data.import_libraries()
+        total = X.shape[0]
+        if library != "gensim":
+            _warm_up(library, X)
+        if library == "gensim":
+            self.first = _lda_data.to_gensim_corpus(self.first)
+            self.batch = _lda_data.to_gensim_corpus(self.batch)
+            self.model = _lda_data.gensim_online_model(_lda_data.gensim_id2word(X.shape[1]))
+            _lda_data.gensim_update(self.model, self.first)
+        else:
+            self.model = _lda_data.online_estimator(library, total)
+            self.model.partial_fit(self.first)
+
+    def _update(self):
+        if self.library == "gensim":
+            _lda_data.gensim_update(self.model, self.batch)
+        else:
+            self.model.partial_fit(self.batch)
+
+    def time_partial_fit(self, cache, library):
+        self._update()
+
+    def track_docs_per_second(self, cache, library):
+        """Documents per second of one online update (best of 2)."""
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            self._update()
+            best = min(best, time.perf_counter() - t0)
+        return len(self.batch) / best if library == "gensim" else self.batch.shape[0] / best
+
+    track_docs_per_second.unit = "documents/s"
+
+
+# ---------------------------------------------------------------------- script
+def _best_of(fn, repeat):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="LDA: vbfast vs scikit-learn vs gensim, one "
+                                "process (see the module docstring).")
+    p.add_argument("--n-docs", type=int, default=_lda_data.N_DOCS)
+    p.add_argument("--n-words", type=int, default=_lda_data.N_WORDS)
+    p.add_argument("--n-heldout", type=int, default=None,
+                   help="held-out documents (default n_docs // 10, at least 100)")
+    p.add_argument("--repeat", type=int, default=1, help="best of this many fits")
+    p.add_argument("--no-gensim", action="store_true")
+    p.add_argument("--no-online", action="store_true")
+    args = p.parse_args(argv)
+
+    import numpy as np
+
+    _lda_data.import_libraries()
+    t0 = time.perf_counter()
+    X, Xh, _ = _lda_data.make_corpus(args.n_docs, args.n_words, args.n_heldout)
+    print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {int(X.sum())} tokens "
+          f"({X.sum() / X.shape[0]:.1f} per document), {X.nnz} non-zeros; held out "
+          f"{Xh.shape[0]} documents; K={_lda_data.N_COMPONENTS} "
+          f"(made in {time.perf_counter() - t0:.1f} s)")
+    print(f"cores: {os.cpu_count()}; vbfast n_threads=None; max_doc_update_iter="
+          f"{_lda_data.MAX_DOC_UPDATE_ITER}, mean_change_tol={_lda_data.MEAN_CHANGE_TOL}")
+
+    libs = [lib for lib in _lda_data.LIBRARIES if not (args.no_gensim and lib == "gensim")]
+    gc = gh = id2word = None
+    if "gensim" in libs:
+        gc, gh = _lda_data.to_gensim_corpus(X), _lda_data.to_gensim_corpus(Xh)
+        id2word = _lda_data.gensim_id2word(X.shape[1])
+
+    for lib in libs:
+        _warm_up(lib, X, gc, id2word)
+
+    rows = {}
+    for lib in libs:
+        secs, model = _best_of(lambda: _fit_batch(lib, X, gc, id2word), args.repeat)
+        perp = _heldout_perplexity(lib, model, Xh, gh)
+        plug = _lda_data.plugin_perplexity(lib, model, Xh)
+        it = getattr(model, "iteration_times_", None)
+        rows[lib] = (secs, it[0] if it else float("nan"), perp, model, plug)
+
+    vb = rows["vbfast"]
+    print("\nbatch: one pass (fit, max_iter=1; vbfast and scikit-learn include the final "
+          "E-step for bound_)")
+    print(f"{'library':<18}{'s / pass':>10}{'ratio / vbfast':>16}{'held-out perplexity':>22}"
+          f"{'rel. diff vs vbfast':>21}{'plug-in perplexity':>20}")
+    for lib, (secs, _, perp, _, plug) in rows.items():
+        print(f"{lib:<18}{secs:>10.3f}{secs / vb[0]:>16.2f}{perp:>22.6g}"
+              f"{(perp - vb[2]) / vb[2]:>21.2e}{plug:>20.2f}")
+    print("(held-out perplexity: scikit-learn's definition, exp(-ELBO / tokens) with the "
+          "topics' term; plug-in: exp(-mean log theta_d.beta_w), see plugin_perplexity)")
+    print(f"(vbfast's EM iteration alone, iteration_times_[0]: {vb[1]:.3f} s)")
+    sk = rows["sklearn_n_jobs1"][3]
+    print("max |components_ vbfast - sklearn| / max|components_|: "
+          f"{np.abs(vb[3].components_ - sk.components_).max() / np.abs(sk.components_).max():.2e}")
+    best_sk = min(rows[k][0] for k in rows if k.startswith("sklearn"))
+    print(f"ratio best scikit-learn / vbfast: {best_sk / vb[0]:.2f}")
+    if "gensim" in rows:
+        print(f"ratio gensim / vbfast: {rows['gensim'][0] / vb[0]:.2f}  (gensim: float32, its "
+              "own initial topics; its perplexity is informational)")
+
+    if args.no_online:
+        return
+    m = _lda_data.MINIBATCH
+    first, batch = X[:m], X[m:2 * m]
+    if batch.shape[0] == 0:
+        batch = first
+    n_total = X.shape[0]
+    print(f"\nonline: one update on a {batch.shape[0]}-document mini-batch, after one "
+          "update in set-up (best of 2)")
+    print(f"{'library':<18}{'s / update':>12}{'documents/s':>14}{'vbfast speed-up':>17}")
+    online = {}
+    for lib in libs:
+        if lib == "gensim":
+            f_, b_ = _lda_data.to_gensim_corpus(first), _lda_data.to_gensim_corpus(batch)
+            model = _lda_data.gensim_online_model(id2word)
+            _lda_data.gensim_update(model, f_)
+            secs, _ = _best_of(lambda: _lda_data.gensim_update(model, b_), 2)
+        else:
+            model = _lda_data.online_estimator(lib, n_total)
+            model.partial_fit(first)
+            secs, _ = _best_of(lambda: model.partial_fit(batch), 2)
+        online[lib] = secs
+    for lib, secs in online.items():
+        print(f"{lib:<18}{secs:>12.3f}{batch.shape[0] / secs:>14.0f}"
+              f"{secs / online['vbfast']:>17.2f}")
+
+
+if __name__ == "__main__":
+    main()
