@@ -267,13 +267,10 @@ class MeanFieldFitState:
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
-        means_shifted = np.ascontiguousarray(self.means - shift)
-        prec_flat, aux, quad = G.kernel_arrays(means_shifted, self.prec_chol,
-                                               self.covariance_type)
         D = self.means.shape[1]
         log_const = (self.expected_log_weights() + 0.5 * self.expected_log_det()
-                     - 0.5 * D / self.mean_precision - 0.5 * D * G.LOG_2PI + quad)
-        return means_shifted, prec_flat, aux, np.ascontiguousarray(log_const)
+                     - 0.5 * D / self.mean_precision - 0.5 * D * G.LOG_2PI)
+        return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
 
     # ---- the iteration
     def step(self):

@@ -274,6 +274,18 @@ def kernel_arrays(means_shifted, prec_chol, covariance_type):
     return np.empty(0), np.ascontiguousarray(aux), -0.5 * p2 * (means_shifted ** 2).sum(1)
 
 
+def pass_inputs(means, prec_chol, covariance_type, shift, log_const):
+    """Everything ``GaussianPass.run`` needs for a pass at given per-component quantities.
+
+    ``log_const`` is the method's c_k without the folded quadratic constant (EM: log pi_k +
+    log det U_k - D/2 log 2 pi; mean field: the expected version). Returns (shifted means,
+    factor array, aux, c_k including the folded constant).
+    """
+    means_shifted = np.ascontiguousarray(np.asarray(means, dtype=np.float64) - shift)
+    prec_flat, aux, quad = kernel_arrays(means_shifted, prec_chol, covariance_type)
+    return means_shifted, prec_flat, aux, np.ascontiguousarray(log_const + quad)
+
+
 def n_covariance_parameters(covariance_type, n_components, n_features):
     """Free parameters of the covariances."""
     K, D = n_components, n_features

@@ -40,15 +40,12 @@ class _EMFitState:
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current theta."""
-        means_shifted = np.ascontiguousarray(self.means - shift)
-        prec_flat, aux, quad = G.kernel_arrays(means_shifted, self.prec_chol,
-                                               self.covariance_type)
         D = self.means.shape[1]
         with np.errstate(divide="ignore"):  # a zero weight gives log 0 = -inf, on purpose
             log_weights = np.log(self.weights)
         log_const = (log_weights + G.log_det_cholesky(self.prec_chol, self.covariance_type, D)
-                     - 0.5 * D * G.LOG_2PI + quad)
-        return means_shifted, prec_flat, aux, np.ascontiguousarray(log_const)
+                     - 0.5 * D * G.LOG_2PI)
+        return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
 
     def step(self):
         data = self.data
