@@ -13,12 +13,12 @@ from ._validation import (check_is_fitted, check_option, check_random_state, che
 
 __all__ = ["LatentDirichletAllocation"]
 
-# Statistics slots (n_groups x V x K doubles) stay within this many bytes; documents go into
-# at most _MAX_GROUPS groups of at least _MIN_DOCS_PER_GROUP documents. None of this depends on
-# the thread count, so results are bitwise identical for any n_threads.
-_SLOT_BUDGET = 256 * 2 ** 20
-_MAX_GROUPS = 64
-_MIN_DOCS_PER_GROUP = 32
+# Documents go into at most _MAX_GROUPS groups of at least _MIN_DOCS_PER_GROUP documents, each
+# group with its own bound slot. None of this depends on the thread count, so results are
+# bitwise identical for any n_threads. The statistics need no per-group copies: the pass leaves
+# per-(document, word) ratios and the kernel sums them word by word (``word_topic_stats``).
+_MAX_GROUPS = 256
+_MIN_DOCS_PER_GROUP = 16
 # Below this many non-zeros per thread a parallel region is not worth its start-up.
 _MIN_NNZ_PER_THREAD = 20000
 _EPS = np.finfo(np.float64).eps
@@ -105,48 +105,54 @@ def _check_counts(X, name="X", n_features=None, min_samples=1):
     return X
 
 
-def _n_groups(n_docs, slot_size):
+def _n_groups(n_docs):
     """Document groups for a pass: from the data size only, never the thread count."""
-    g = min(_MAX_GROUPS, max(1, -(-n_docs // _MIN_DOCS_PER_GROUP)))
-    if slot_size:
-        g = min(g, max(1, _SLOT_BUDGET // (8 * slot_size)))
-    return int(g)
+    return int(min(_MAX_GROUPS, max(1, -(-n_docs // _MIN_DOCS_PER_GROUP))))
 
 
 class _Pass:
-    """The data side of the LDA pass: the CSR arrays, the group count and the slots."""
+    """The data side of the LDA pass: the CSR arrays, and for the statistics the per-position
+    ratios and the word-major pattern of each range of documents (built once, reused by every
+    iteration over that range)."""
 
     def __init__(self, X, n_components, n_threads, stats):
         self.X = X
         self.K = n_components
         self.V = X.shape[1]
         self.n_threads = n_threads
-        self.stats = stats
-        self._slots = {}
+        self._ratio = np.empty(X.nnz) if stats else np.empty(0)
+        self._patterns = {}
+
+    def _pattern(self, start, stop):
+        key = (start, stop)
+        if key not in self._patterns:
+            X = self.X
+            self._patterns[key] = _lda.word_major_pattern(X.indptr[start:stop + 1], X.indices,
+                                                          self.V)
+        return self._patterns[key]
 
     def run(self, start, stop, B, logB, gamma, alpha, max_iter, tol, stats, bound, fast):
-        """E-step over documents [start, stop); returns (stats (V, K) or None, bound terms)."""
+        """E-step over documents [start, stop).
+
+        Returns (suff, bound terms): suff (V, K) = B * expected topic-word counts (word-major)
+        when ``stats``, else None; bound terms [word term, document term] (zeros unless
+        ``bound``)."""
         X = self.X
         n = stop - start
-        size = self.V * self.K if stats else 0
-        G = _n_groups(n, size)
-        key = (G, stats)
-        if key not in self._slots:
-            sst = np.empty((G, size) if stats else (0, 0))
-            self._slots[key] = (sst, np.empty((G, 2)))
-        sst, bnd = self._slots[key]
+        bnd = np.empty((_n_groups(n), 2))
         indptr = X.indptr[start:stop + 1]
         nnz = int(indptr[-1] - indptr[0])
-        threads = int(max(1, min(self.n_threads, G, nnz // _MIN_NNZ_PER_THREAD)))
+        threads = int(max(1, min(self.n_threads, bnd.shape[0], nnz // _MIN_NNZ_PER_THREAD)))
+        t = np.empty((n, self.K) if stats else (0, 0))
+        ratio = self._ratio if stats else np.empty(0)
         _lda.lda_pass(indptr, X.indices, X.data, B, logB if bound else np.empty((0, 0)),
-                      gamma, float(alpha), int(max_iter), float(tol), _EPS, sst, bnd, threads,
-                      bool(fast))
-        out = None
+                      gamma, float(alpha), int(max_iter), float(tol), _EPS, ratio, t, bnd,
+                      threads, bool(fast))
+        suff = None
         if stats:
-            out = np.empty(size)
-            _lda.reduce_slots(sst, out, threads)
-            out = out.reshape(self.V, self.K)
-        return out, bnd.sum(axis=0)
+            suff = np.empty((self.V, self.K))
+            _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff, threads)
+        return suff, bnd.sum(axis=0)
 
 
 class LatentDirichletAllocation(ParamsMixin):
@@ -171,8 +177,8 @@ class LatentDirichletAllocation(ParamsMixin):
         estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
 
-    Deliberate differences from scikit-learn: the digamma function is the accurate one of
-    scipy (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
+    Deliberate differences from scikit-learn: the digamma function is accurate to about 1e-15
+    (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
     input is computed in float64 (results returned in float32), with float64's machine epsilon
     in the normaliser; ``n_jobs`` is replaced by ``n_threads``.
 
@@ -217,8 +223,9 @@ class LatentDirichletAllocation(ParamsMixin):
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
                     "max_doc_update_iter", "verbose", "random_state", "method", "n_threads")
 
-    # 'accurate' (scipy's digamma) or 'sklearn' (scikit-learn's approximation, for tests that
-    # reproduce scikit-learn's arithmetic exactly); not a parameter.
+    # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
+    # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
+    # exactly); not a parameter.
     _digamma = "accurate"
 
     def __init__(self, n_components=10, *, doc_topic_prior=None, topic_word_prior=None,
@@ -314,10 +321,10 @@ class LatentDirichletAllocation(ParamsMixin):
         """One E-step (random gamma init, as scikit-learn) and the topic update."""
         n = stop - start
         gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
-        sst, bnd = data.run(start, stop, self._B, self._log_B(), gamma, self.doc_topic_prior_,
-                            self.max_doc_update_iter, self.mean_change_tol, True, True,
-                            self._digamma == "sklearn")
-        suff = sst.T * self._exp_beta
+        suff, bnd = data.run(start, stop, self._B, self._log_B(), gamma, self.doc_topic_prior_,
+                             self.max_doc_update_iter, self.mean_change_tol, True, True,
+                             self._digamma == "sklearn")
+        suff = suff.T
         eta = self.topic_word_prior_
         if batch_update:
             lam = eta + suff
