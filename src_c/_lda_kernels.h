@@ -173,29 +173,33 @@ VBF_INLINE vbf_v4 vbf_exp4(vbf_v4 x) {
     return vbf_from_bits(vbf_bits(p) & ~under);
 }
 
-/* digamma(x) for x > 0: psi(x) = psi(x + n) - sum_{i<n} 1/(x + i), shifting each lane
-   until x + n >= 10 (the sum kept as one fraction num/den: a single division), then the
-   asymptotic series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-14 (error
-   < 1e-16 for y >= 10). */
+/* digamma(x) for x > 0. Lanes with x < 8 are shifted by eight, psi(x) = psi(x + 8) -
+   sum_{i<8} 1/(x + i) (the sum as one fraction num/den: a single division, no branches),
+   then the asymptotic series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-18
+   (truncation < 3e-17 for y >= 8). */
 VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
-    vbf_v4 y = x, num = vbf_splat(0.0), den = vbf_splat(1.0), iy, z, p;
-    vbf_i4 small = y < vbf_splat(10.0);
-    while (small[0] | small[1] | small[2] | small[3]) {
-        num = vbf_blend(small, num * y + den, num);
-        den = vbf_blend(small, den * y, den);
-        y = vbf_blend(small, y + vbf_splat(1.0), y);
-        small = y < vbf_splat(10.0);
+    vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
+    vbf_i4 small = x < vbf_splat(8.0);
+    int i;
+    for (i = 1; i < 8; i++) {  /* num/den = sum_{j<i} 1/(x + j) */
+        const vbf_v4 xi = x + vbf_splat((double)i);
+        num = num * xi + den;
+        den = den * xi;
     }
+    y = vbf_blend(small, x + vbf_splat(8.0), x);
     iy = vbf_splat(1.0) / y;
     z = iy * iy;
-    p = vbf_splat(1.0 / 12.0);
+    p = vbf_splat(43867.0 / 14364.0);
+    p = vbf_splat(3617.0 / 8160.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
     p = vbf_splat(691.0 / 32760.0) - z * p;
     p = vbf_splat(1.0 / 132.0) - z * p;
     p = vbf_splat(1.0 / 240.0) - z * p;
     p = vbf_splat(1.0 / 252.0) - z * p;
     p = vbf_splat(1.0 / 120.0) - z * p;
     p = vbf_splat(1.0 / 12.0) - z * p;
-    return ((vbf_log4(y) - vbf_splat(0.5) * iy) - z * p) - num / den;
+    return ((vbf_log4(y) - vbf_splat(0.5) * iy) - z * p)
+         - vbf_from_bits(vbf_bits(num / den) & small);
 }
 
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
@@ -289,10 +293,18 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
 static double vbf_digamma(double x)
 {
     double num = 0.0, den = 1.0, iy, z, p;
-    while (x < 10.0) { num = num * x + den; den *= x; x += 1.0; }
+    int i;
+    if (x < 8.0) {
+        num = 1.0;
+        den = x;
+        for (i = 1; i < 8; i++) { num = num * (x + i) + den; den *= x + i; }
+        x += 8.0;
+    }
     iy = 1.0 / x;
     z = iy * iy;
-    p = 1.0 / 12.0;
+    p = 43867.0 / 14364.0;
+    p = 3617.0 / 8160.0 - z * p;
+    p = 1.0 / 12.0 - z * p;
     p = 691.0 / 32760.0 - z * p;
     p = 1.0 / 132.0 - z * p;
     p = 1.0 / 240.0 - z * p;
