@@ -89,17 +89,53 @@ cdef inline void _expectation(int K, const double* gamma_d, double* elog, double
         t[k] = exp(elog[k])
 
 
+cdef double _doc_terms(
+    Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
+    const double* logB, int K, const double* gamma_d, const double* elog, const double* t,
+    double alpha, double lg_alpha, double lg_kalpha, double* doc_term,
+) noexcept nogil:
+    """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
+    sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term."""
+    cdef Py_ssize_t j
+    cdef int k
+    cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
+    cdef const double* row
+    for j in range(n):
+        c = cnt[j]
+        if c == 0.0:
+            continue
+        s = vbf_dot(K, t, rows[j])
+        if s > 1e-300:
+            word = word + c * log(s)
+        else:
+            # exp underflowed: log-sum-exp on the logs
+            row = logB + <Py_ssize_t>word_ids[j] * K
+            mx = elog[0] + row[0]
+            for k in range(1, K):
+                if elog[k] + row[k] > mx:
+                    mx = elog[k] + row[k]
+            s = 0.0
+            for k in range(K):
+                s = s + exp(elog[k] + row[k] - mx)
+            word = word + c * (mx + log(s))
+    for k in range(K):
+        v = v + (alpha - gamma_d[k]) * elog[k] + (gammaln(gamma_d[k]) - lg_alpha)
+        total = total + gamma_d[k]
+    doc_term[0] = v + (lg_kalpha - gammaln(total))
+    return word
+
+
 cdef void _doc(
     Py_ssize_t p0, Py_ssize_t p1, const index_t* indices, const floating* data,
-    const double* B, const double* logB, double* gamma_d, int K,
+    const double* B, const double* logB, double* gamma_d, const double* gamma_prev_d, int K,
     double alpha, int max_iter, double tol, double eps, double lg_alpha, double lg_kalpha,
     bint fast, double* ratio_out, double* t_out, double* bound, bint do_bound,
     double* t, double* elog, double* acc, const double** rows, double* cnt, double* ratio,
+    double* t_prev, double* elog_prev,
 ) noexcept nogil:
     cdef Py_ssize_t n = p1 - p0, j
     cdef int k, it
-    cdef double s, v, total, change, c, mx
-    cdef const double* row
+    cdef double v, change, word, doc, word_prev, doc_prev
 
     _expectation(K, gamma_d, elog, t, fast)
 
@@ -117,36 +153,30 @@ cdef void _doc(
         if change / K < tol:
             break
 
+    if do_bound:
+        word = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_d, elog, t, alpha,
+                          lg_alpha, lg_kalpha, &doc)
+        if gamma_prev_d != NULL:
+            # Keep the better of this pass's result and the previous pass's gamma (evaluated
+            # at the current topics): the bound then never decreases from pass to pass.
+            _expectation(K, gamma_prev_d, elog_prev, t_prev, fast)
+            word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_prev_d,
+                                   elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev)
+            if word_prev + doc_prev > word + doc:
+                for k in range(K):
+                    gamma_d[k] = gamma_prev_d[k]
+                    elog[k] = elog_prev[k]
+                    t[k] = t_prev[k]
+                word = word_prev
+                doc = doc_prev
+        bound[0] = bound[0] + word
+        bound[1] = bound[1] + doc
     if t_out != NULL:
         for k in range(K):
             t_out[k] = t[k]
-    if ratio_out != NULL or do_bound:
+    if ratio_out != NULL:
         for j in range(n):
-            c = cnt[j]
-            s = vbf_dot(K, t, rows[j])
-            if ratio_out != NULL:
-                ratio_out[p0 + j] = c / (s + eps)
-            if do_bound and c != 0.0:
-                if s > 1e-300:
-                    bound[0] = bound[0] + c * log(s)
-                else:
-                    # exp underflowed: log-sum-exp on the logs
-                    row = logB + <Py_ssize_t>indices[p0 + j] * K
-                    mx = elog[0] + row[0]
-                    for k in range(1, K):
-                        if elog[k] + row[k] > mx:
-                            mx = elog[k] + row[k]
-                    s = 0.0
-                    for k in range(K):
-                        s = s + exp(elog[k] + row[k] - mx)
-                    bound[0] = bound[0] + c * (mx + log(s))
-    if do_bound:
-        v = 0.0
-        total = 0.0
-        for k in range(K):
-            v = v + (alpha - gamma_d[k]) * elog[k] + (gammaln(gamma_d[k]) - lg_alpha)
-            total = total + gamma_d[k]
-        bound[1] = bound[1] + v + (lg_kalpha - gammaln(total))
+            ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
 
 
 def lda_pass(
@@ -165,6 +195,7 @@ def lda_pass(
     double[:, ::1] bound_slots,
     int n_threads,
     bint fast_psi=False,
+    const double[:, ::1] gamma_prev=None,
 ):
     """One pass over the documents: fixed point for gamma, what the statistics need, bound terms.
 
@@ -187,7 +218,10 @@ def lda_pass(
     bound_slots : (G, 2) per-group [word term, doc term], overwritten; G is its first
         dimension and fixes the grouping of documents
     n_threads : OpenMP threads
-    fast_psi : use scikit-learn's approximate digamma instead of scipy's accurate one
+    fast_psi : use scikit-learn's approximate digamma instead of the accurate one
+    gamma_prev : (N, K) or None; with the bound wanted, each document keeps whichever of its
+        fixed point's result and gamma_prev has the higher bound terms (at the current
+        topics), so that the batch bound cannot decrease between passes
     """
     cdef Py_ssize_t N = gamma.shape[0]
     cdef int K = <int>gamma.shape[1]
@@ -203,6 +237,8 @@ def lda_pass(
     cdef double* acc
     cdef double* cnt
     cdef double* ratio
+    cdef double* t_prev
+    cdef double* elog_prev
     cdef const double** rows
     cdef double dummy = 0.0
     cdef const index_t* ind_ptr
@@ -220,6 +256,9 @@ def lda_pass(
         raise ValueError("t_out must be (N, K) or (0, 0)")
     if n_threads < 1 or max_iter < 0:
         raise ValueError("n_threads must be positive and max_iter non-negative")
+    cdef bint do_prev = gamma_prev is not None
+    if do_prev and (gamma_prev.shape[0] != N or gamma_prev.shape[1] != K or not do_bound):
+        raise ValueError("gamma_prev must have the shape of gamma, and needs the bound (logB)")
     nnz = indptr[N] if N > 0 else 0
     if indices.shape[0] < nnz or data.shape[0] < nnz:
         raise ValueError("indices and data are shorter than indptr says")
@@ -247,24 +286,30 @@ def lda_pass(
     cdef double* t_ptr = &t_out[0, 0] if do_t else <double*>NULL
     cdef const double* B_ptr = &B[0, 0]
     cdef double* gamma_ptr = &gamma[0, 0]
+    cdef const double* gamma_prev_ptr = &gamma_prev[0, 0] if do_prev else <const double*>NULL
     cdef double* bound_ptr = &bound_slots[0, 0]
     cdef const index_t* indptr_ptr = &indptr[0]
 
     # Groups are handed out dynamically (documents differ in their number of fixed-point
     # iterations); each group's work and slot do not depend on which thread runs it.
     with nogil, parallel(num_threads=n_threads):
-        t = <double*>malloc((3 * K + 2 * max_nnz + 2) * sizeof(double))
+        t = <double*>malloc((5 * K + 2 * max_nnz + 2) * sizeof(double))
         rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
         elog = t + K
         acc = t + 2 * K
         cnt = t + 3 * K
         ratio = cnt + max_nnz + 1
+        t_prev = ratio + max_nnz + 1
+        elog_prev = t_prev + K
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 _doc(indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
-                     gamma_ptr + d * K, K, alpha, max_iter, tol, eps, lg_alpha, lg_kalpha,
+                     gamma_ptr + d * K,
+                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, alpha,
+                     max_iter, tol, eps, lg_alpha, lg_kalpha,
                      fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
-                     bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio)
+                     bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
+                     elog_prev)
         free(t)
         free(rows)
 

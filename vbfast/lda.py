@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
-from ._base import ParamsMixin
+from ._base import IterativeFitMixin, ParamsMixin
 from ._threads import resolve_n_threads
 from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar)
 
@@ -131,7 +131,8 @@ class _Pass:
                                                           self.V)
         return self._patterns[key]
 
-    def run(self, start, stop, B, logB, gamma, alpha, max_iter, tol, stats, bound, fast):
+    def run(self, start, stop, B, logB, gamma, alpha, max_iter, tol, stats, bound, fast,
+            gamma_prev=None):
         """E-step over documents [start, stop).
 
         Returns (suff, bound terms): suff (V, K) = B * expected topic-word counts (word-major)
@@ -147,7 +148,7 @@ class _Pass:
         ratio = self._ratio if stats else np.empty(0)
         _lda.lda_pass(indptr, X.indices, X.data, B, logB if bound else np.empty((0, 0)),
                       gamma, float(alpha), int(max_iter), float(tol), _EPS, ratio, t, bnd,
-                      threads, bool(fast))
+                      threads, bool(fast), gamma_prev)
         suff = None
         if stats:
             suff = np.empty((self.V, self.K))
@@ -189,6 +190,17 @@ class LatentDirichletAllocation(ParamsMixin):
     mean_change_tol, max_doc_update_iter, verbose, random_state
         As in scikit-learn (priors default to 1 / n_components).
     method : {'mean_field', 'variational_em'}, default='mean_field'
+    monotone : bool, default=False
+        Batch learning only. Every batch E-step starts each document from a fresh random gamma
+        (as scikit-learn). Each fixed-point sweep raises the document's bound, but a fresh
+        start can end in a worse local optimum than the previous pass reached, so the bound
+        can decrease from one pass to the next. With ``monotone=True`` each document keeps
+        whichever of its new gamma and its previous pass's gamma has the higher bound at the
+        current topics: the bound then never decreases (a decrease is a bug and warns, or
+        raises under ``vbfast.config_context(bound_decrease='raise')``). The greedy rule
+        explores less: on the corpora we measured (gensim's Lee corpus, K=8; a synthetic
+        2,000-document corpus, K=20; 10 passes, 3 seeds) the default reached a higher ELBO in
+        every run and a held-out perplexity 3-10 % lower, hence the default.
     n_threads : int or None, default=None (all cores); negative counts back from all cores.
 
     Attributes
@@ -199,7 +211,11 @@ class LatentDirichletAllocation(ParamsMixin):
     n_iter_, n_batch_iter_, doc_topic_prior_, topic_word_prior_, n_features_in_ : as in
         scikit-learn.
     bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``).
-    lower_bounds_ : the variational bound (ELBO) after each iteration, from the training
+    lower_bound_ : the ELBO of the training data at the fitted topics (from the same final
+        E-step as ``bound_``).
+    converged_ : whether the perplexity check (``evaluate_every`` > 0) stopped the fit before
+        ``max_iter``.
+    lower_bounds_ : (n_iter_,) array, the variational bound (ELBO) of each iteration, from the training
         passes themselves (for 'online', the sum over mini-batches of one epoch, each at the
         topics of its time, plus the topic term at the end of the epoch).
     iteration_times_ : wall time of each iteration in seconds.
@@ -221,7 +237,8 @@ class LatentDirichletAllocation(ParamsMixin):
     _param_names = ("n_components", "doc_topic_prior", "topic_word_prior", "learning_method",
                     "learning_decay", "learning_offset", "max_iter", "batch_size",
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
-                    "max_doc_update_iter", "verbose", "random_state", "method", "n_threads")
+                    "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
+                    "monotone")
 
     # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
     # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
@@ -232,7 +249,7 @@ class LatentDirichletAllocation(ParamsMixin):
                  learning_method="batch", learning_decay=0.7, learning_offset=10.0,
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
-                 random_state=None, method="mean_field", n_threads=None):
+                 random_state=None, method="mean_field", n_threads=None, monotone=False):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -250,6 +267,7 @@ class LatentDirichletAllocation(ParamsMixin):
         self.random_state = random_state
         self.method = method
         self.n_threads = n_threads
+        self.monotone = monotone
 
 
     # ------------------------------------------------------------------ checks
@@ -260,6 +278,8 @@ class LatentDirichletAllocation(ParamsMixin):
                 check_scalar(getattr(self, name), name, "real", min_val=0.0, include_min=False)
         check_option(self.learning_method, "learning_method", {"batch", "online"})
         check_option(self.method, "method", {"mean_field", "variational_em"})
+        if not isinstance(self.monotone, (bool, np.bool_)):
+            raise TypeError(f"monotone must be a bool, got {self.monotone!r}")
         check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
         check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
         check_scalar(self.max_iter, "max_iter", "int", min_val=0)
@@ -317,13 +337,15 @@ class LatentDirichletAllocation(ParamsMixin):
         with np.errstate(invalid="ignore"):
             return float(np.sum(eta * self._elog_beta))
 
-    def _em_step(self, data, start, stop, total_samples, batch_update):
-        """One E-step (random gamma init, as scikit-learn) and the topic update."""
+    def _em_step(self, data, start, stop, total_samples, batch_update, gamma_prev=None):
+        """One E-step (random gamma init, as scikit-learn) and the topic update; returns the
+        documents' bound terms and gamma. With ``gamma_prev`` each document keeps the better
+        of its new gamma and gamma_prev (see ``_lda.lda_pass``)."""
         n = stop - start
         gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
         suff, bnd = data.run(start, stop, self._B, self._log_B(), gamma, self.doc_topic_prior_,
                              self.max_doc_update_iter, self.mean_change_tol, True, True,
-                             self._digamma == "sklearn")
+                             self._digamma == "sklearn", gamma_prev)
         suff = suff.T
         eta = self.topic_word_prior_
         if batch_update:
@@ -336,7 +358,7 @@ class LatentDirichletAllocation(ParamsMixin):
         doc_bound = float(bnd[0] + bnd[1])
         self._set_lambda(lam)
         self.n_batch_iter_ += 1
-        return doc_bound
+        return doc_bound, gamma
 
     def _unnormalized(self, data, bound):
         """gamma from the deterministic (ones) start, and the documents' bound terms."""
@@ -369,7 +391,13 @@ class LatentDirichletAllocation(ParamsMixin):
         n_samples, n_features = X.shape
         self._init_latent_vars(n_features, X.dtype)
         data = _Pass(X, self.n_components, n_threads, True)
+        # Batch passes redraw gamma at random, as scikit-learn does; with ``monotone`` each
+        # document then keeps the better of its new gamma and the previous pass's, so the
+        # bound never decreases, which the guard checks.
+        monotone = self.learning_method == "batch" and bool(self.monotone)
+        gamma = None
         last_bound = None
+        converged = False
         max_iter = self.max_iter
         for i in range(max_iter):
             t0 = time.perf_counter()
@@ -377,14 +405,18 @@ class LatentDirichletAllocation(ParamsMixin):
                 doc_bound = 0.0
                 for start in range(0, n_samples, self.batch_size):
                     stop = min(start + self.batch_size, n_samples)
-                    doc_bound += self._em_step(data, start, stop, n_samples, False)
+                    doc_bound += self._em_step(data, start, stop, n_samples, False)[0]
                 self.lower_bounds_.append(doc_bound + self._topic_term())
             else:
                 # The pass computes the documents' terms at the topics before the update; with
                 # the topic term at those topics this is the ELBO of that point.
                 topic = self._topic_term()
-                self.lower_bounds_.append(self._em_step(data, 0, n_samples, n_samples, True)
-                                          + topic)
+                doc_bound, gamma = self._em_step(data, 0, n_samples, n_samples, True,
+                                                 gamma if monotone else None)
+                self.lower_bounds_.append(doc_bound + topic)
+                if monotone and len(self.lower_bounds_) > 1:
+                    IterativeFitMixin._guard(self.lower_bounds_[-2], self.lower_bounds_[-1],
+                                             len(self.lower_bounds_))
             self.iteration_times_.append(time.perf_counter() - t0)
             if self.evaluate_every > 0 and (i + 1) % self.evaluate_every == 0:
                 _, db = self._unnormalized(data, True)
@@ -393,6 +425,7 @@ class LatentDirichletAllocation(ParamsMixin):
                     print("iteration: %d of max_iter: %d, perplexity: %.4f"
                           % (i + 1, max_iter, bound))
                 if last_bound and abs(last_bound - bound) < self.perp_tol:
+                    converged = True
                     break
                 last_bound = bound
             elif self.verbose:
@@ -400,6 +433,10 @@ class LatentDirichletAllocation(ParamsMixin):
             self.n_iter_ += 1
         gamma, db = self._unnormalized(data, True)
         self.bound_ = self._perplexity_of(X, db)
+        self.lower_bound_ = float(db + self._topic_term())
+        self.converged_ = converged
+        self.lower_bounds_ = np.asarray(self.lower_bounds_, dtype=np.float64)
+        self.iteration_times_ = np.asarray(self.iteration_times_, dtype=np.float64)
         return gamma
 
     def partial_fit(self, X, y=None):
@@ -414,9 +451,9 @@ class LatentDirichletAllocation(ParamsMixin):
         doc_bound = 0.0
         for start in range(0, n_samples, self.batch_size):
             stop = min(start + self.batch_size, n_samples)
-            doc_bound += self._em_step(data, start, stop, self.total_samples, False)
-        self.lower_bounds_.append(doc_bound * float(self.total_samples) / n_samples
-                                  + self._topic_term())
+            doc_bound += self._em_step(data, start, stop, self.total_samples, False)[0]
+        self.lower_bounds_ = np.append(self.lower_bounds_, doc_bound * float(self.total_samples)
+                                       / n_samples + self._topic_term())
         return self
 
     def _fitted_pass(self, X):
