@@ -22,6 +22,8 @@ _MIN_DOCS_PER_GROUP = 16
 # Below this many non-zeros per thread a parallel region is not worth its start-up.
 _MIN_NNZ_PER_THREAD = 20000
 _EPS = np.finfo(np.float64).eps
+# The inference methods of this family (the library's vocabulary).
+_METHODS = ("mean_field", "variational_em")
 
 
 def _psi_fast(x):
@@ -277,7 +279,7 @@ class LatentDirichletAllocation(ParamsMixin):
             if getattr(self, name) is not None:
                 check_scalar(getattr(self, name), name, "real", min_val=0.0, include_min=False)
         check_option(self.learning_method, "learning_method", {"batch", "online"})
-        check_option(self.method, "method", {"mean_field", "variational_em"})
+        check_option(self.method, "method", set(_METHODS))
         if not isinstance(self.monotone, (bool, np.bool_)):
             raise TypeError(f"monotone must be a bool, got {self.monotone!r}")
         check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
