@@ -75,7 +75,7 @@ def test_spectrum_without_test_set_and_with_a_subset_of_methods():
     result = compare_methods(GaussianMixture(2, random_state=0), X, methods=["em"])
     assert len(result) == 1 and result.heldout_on == "train"
     assert result["em"]["heldout"] == pytest.approx(result.estimators["em"].score(X))
-    bgm = compare_methods(BayesianGaussianMixture(n_components=3, random_state=0), X)
+    bgm = compare_methods(BayesianGaussianMixture(n_components=3, max_iter=1000, random_state=0), X)
     assert [r["method"] for r in bgm] == list(available_methods(BayesianGaussianMixture()))
     assert "em" not in [r["method"] for r in bgm]
 
