@@ -271,7 +271,22 @@ cdef void _chunk(
     # where R^T is what column-major reads from lp.
     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
 
-    if cov_type == FULL:
+    if cov_type == FULL and sample_z:
+        # Hard counts: each row belongs to one component, so gather the rows of component k
+        # and update S2_k with those alone (K times less work than the soft form below).
+        for k in range(K):
+            m_k = means + k * D
+            z = 0
+            for n in range(b):
+                v = lp[n * K + k]
+                if v > 0.0:
+                    v = sqrt(v)
+                    for j in range(D):
+                        zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
+                    z = z + 1
+            if z > 0:
+                dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
+    elif cov_type == FULL:
         for k in range(K):
             m_k = means + k * D
             for n in range(b):
