@@ -537,3 +537,30 @@ def test_bayesian_mixture_rejects_em():
     X = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match="method"):
         vbfast.BayesianGaussianMixture(n_components=2, method="em").fit(X)
+
+
+def test_relabel_undoes_permutations():
+    """Draws that are known permutations of noisy copies of one parameter set come back in a
+    common order."""
+    rng = np.random.default_rng(12)
+    C, S, K, D = 2, 30, 4, 3
+    base = rng.normal(size=(K, D)) * 5
+    base_w = np.array([0.1, 0.2, 0.3, 0.4])
+    means = base + 0.05 * rng.normal(size=(C, S, K, D))
+    weights = np.broadcast_to(base_w, (C, S, K)).copy()
+    chols = np.broadcast_to(np.arange(1.0, K + 1)[:, None], (C, S, K, D)).copy()
+    samples = {"weights": weights, "means": means, "precisions_cholesky": chols,
+               "precisions": chols ** 2}
+    perms = np.stack([[rng.permutation(K) for _ in range(S)] for _ in range(C)])
+    for name in samples:
+        idx = perms.reshape(perms.shape + (1,) * (samples[name].ndim - 3))
+        samples[name] = np.take_along_axis(samples[name], idx, axis=2)
+    GS._relabel(samples, "diag")
+    # every draw now in the order of the first draw: the weights identify the components
+    order = samples["weights"][0, 0]
+    assert_array_equal(samples["weights"], np.broadcast_to(order, (C, S, K)))
+    assert_array_equal(samples["precisions_cholesky"][..., 0] ** 2,
+                       samples["precisions"][..., 0])
+    # each component's precision travels with it (component k: weight 0.1 (k+1), factor k+1)
+    assert_allclose(samples["precisions_cholesky"][..., 0], samples["weights"] * 10)
+    assert np.abs(samples["means"] - samples["means"].mean(axis=(0, 1))).max() < 0.5
