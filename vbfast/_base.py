@@ -51,6 +51,21 @@ class ParamsMixin:
                    if not is_default(v, defaults[k])]
         return f"{type(self).__name__}({', '.join(changed)})"
 
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags, for its estimator checks and meta-estimators.
+
+        scikit-learn is imported here only, when scikit-learn itself asks for the tags, so
+        vbfast never imports it at run time."""
+        from sklearn.utils import Tags, TargetTags
+
+        tags = Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=None, regressor_tags=None, classifier_tags=None)
+        self._update_sklearn_tags(tags)
+        return tags
+
+    def _update_sklearn_tags(self, tags):
+        """Adjust scikit-learn ``tags`` in place (subclasses)."""
+
 
 class FitState:
     """Interface of a method's fit state (documented here; the loop duck-types it).

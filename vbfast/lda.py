@@ -9,7 +9,8 @@ from scipy.special import gammaln, psi
 from . import _lda
 from ._base import ParamsMixin
 from ._threads import resolve_n_threads
-from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar)
+from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar,
+                          check_shape)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -58,7 +59,8 @@ def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
     return score
 
 
-def _check_counts(X, name="X", n_features=None, min_samples=1):
+def _check_counts(X, name="X", n_features=None, min_samples=1,
+                  estimator_name="LatentDirichletAllocation"):
     """Return X as canonical CSR (float32 or float64 data; int32/int64 indices of one type).
 
     Dense input is converted once; negative, NaN and infinite counts are rejected.
@@ -70,31 +72,36 @@ def _check_counts(X, name="X", n_features=None, min_samples=1):
             arr = np.asarray(X)
         except Exception as exc:
             raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name} must be numeric counts; its object entries do not "
+                                f"all convert to float ({exc})") from None
+        if arr.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} must hold real counts, "
+                             f"got dtype {arr.dtype}")
         if arr.dtype.kind not in "fiub":
             raise ValueError(f"{name} must be numeric counts, got dtype {arr.dtype}")
         if arr.ndim != 2:
             raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
-                             f"(n_documents, n_words), got {arr.ndim}-D array")
+                             f"(n_documents, n_words), got {arr.ndim}-D array. Reshape your "
+                             "data: x.reshape(1, -1) for a single document.")
         X = sp.csr_matrix(arr)
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real counts, got "
+                         f"dtype {X.dtype}")
     if X.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric counts, got dtype {X.dtype}")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    n_samples, n_words = X.shape
-    if n_words < 1:
-        raise ValueError(f"{name} has an empty vocabulary (0 features); at least one word "
-                         "is required.")
-    if n_samples < min_samples:
-        raise ValueError(f"{name} has {n_samples} document(s), but at least {min_samples} "
-                         "are required.")
-    if n_features is not None and n_words != n_features:
-        raise ValueError(f"{name} has {n_words} features (words), but the model was fitted "
-                         f"with {n_features}.")
+    check_shape(X.shape, name, min_samples, 1, n_features, estimator_name)
     if not np.isfinite(X.data).all():
         bad = "NaN" if np.isnan(X.data).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; document-term counts must be finite.")
     if (X.data < 0).any():
-        raise ValueError(f"{name} has negative counts; document-term counts must be >= 0.")
+        raise ValueError(f"Negative values in data passed to {name}: document-term counts "
+                         "must be >= 0.")
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
@@ -244,6 +251,12 @@ class LatentDirichletAllocation(ParamsMixin):
         self.method = method
         self.n_threads = n_threads
 
+    def _update_sklearn_tags(self, tags):
+        from sklearn.utils import TransformerTags
+
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32", "float64"])
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):

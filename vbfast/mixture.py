@@ -168,6 +168,9 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
                     "n_threads")
 
+    def _update_sklearn_tags(self, tags):
+        tags.estimator_type = "density_estimator"
+        tags.input_tags.allow_nan = False
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, X):
@@ -327,7 +330,8 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
     def _pass(self, X, want_resp=False, want_log_prob_norm=False):
         """A pass of the kernel at the fitted parameters, without statistics."""
         check_is_fitted(self, "precisions_cholesky_")
-        X = check_array(X, n_features=self.n_features_in_)
+        X = check_array(X, n_features=self.n_features_in_,
+                        estimator_name=type(self).__name__)
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
@@ -401,12 +405,14 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        X = check_array(X, n_features=getattr(self, "n_features_in_", None))
+        X = check_array(X, n_features=getattr(self, "n_features_in_", None),
+                        estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        X = check_array(X, n_features=getattr(self, "n_features_in_", None))
+        X = check_array(X, n_features=getattr(self, "n_features_in_", None),
+                        estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
 
 
@@ -468,7 +474,7 @@ def _mean_field_fitted_state(est):
 
 def _mean_field_score_samples(est, X):
     check_is_fitted(est, "precisions_cholesky_")
-    X = check_array(X, n_features=est.n_features_in_)
+    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     out = BG.student_t_log_predictive(
         X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
