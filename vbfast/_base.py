@@ -9,6 +9,7 @@ convergence on the bound, the bound-decrease guard, verbose progress, the traces
 are set once, at the end, from the best run, so an interrupted fit (Ctrl-C between iterations)
 leaves the estimator as it was.
 """
+import functools
 import time
 import warnings
 
@@ -16,6 +17,36 @@ import numpy as np
 
 from ._config import get_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning
+
+
+def all_or_nothing(fit_method):
+    """Decorate a fitting method so that if it raises (KeyboardInterrupt included), the
+    estimator's attributes are put back as they were before the call: an interrupted fit
+    leaves the estimator unfitted or at its previous complete fit, never half-updated.
+
+    The snapshot is shallow (a fit replaces its fitted arrays rather than writing into them);
+    lists are copied (traces appended in place) and numpy RandomState objects have their state
+    saved, so that an interrupted ``partial_fit`` does not advance the random stream either.
+    """
+
+    @functools.wraps(fit_method)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        saved_lists = {k: list(v) for k, v in saved.items() if type(v) is list}
+        saved_rng = {k: v.get_state() for k, v in saved.items()
+                     if isinstance(v, np.random.RandomState)}
+        try:
+            return fit_method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            for k, items in saved_lists.items():
+                saved[k][:] = items
+            for k, state in saved_rng.items():
+                saved[k].set_state(state)
+            raise
+
+    return wrapper
 
 
 class ParamsMixin:

@@ -9,6 +9,8 @@ are plain strings, keyed by the check's function name.
 """
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .lda import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
 
@@ -46,6 +48,40 @@ class Entry:
         """A fresh, unfitted estimator of this variant."""
         return self.cls(**{**self.params, **overrides})
 
+    def variants(self):
+        """(id, extra params) for the base variant and each ``grid`` value."""
+        out = [("", {})]
+        base = self.make().get_params()
+        for name, values in self.grid.items():
+            out += [(f"{name}={v}", {name: v}) for v in values if base[name] != v]
+        return out
+
+    def fixed_length_params(self, n_iter):
+        """Parameters making a fit run exactly ``n_iter`` iterations (no early convergence),
+        so that tests compare long enough traces."""
+        names = self.make().get_params()
+        out = {"max_iter": n_iter}
+        for name in ("tol", "perp_tol"):
+            if name in names:
+                out[name] = 0.0
+        return out
+
+    def sample_data(self, n_samples=300, seed=0, n_features=None):
+        """Data this variant fits: well-separated Gaussian blobs (3 clusters, 3 features),
+        or counts drawn from a 3-topic LDA model (40 words, ~30 tokens a document)."""
+        rng = np.random.RandomState(seed)
+        if self.data == "dense":
+            D = n_features or 3
+            centers = rng.normal(scale=2.0, size=(3, D))
+            labels = rng.randint(3, size=n_samples)
+            return centers[labels] + rng.normal(size=(n_samples, D))
+        V = n_features or 40
+        topics = rng.dirichlet(np.full(V, 0.2), size=3)
+        theta = rng.dirichlet(np.full(3, 0.5), size=n_samples)
+        lengths = rng.poisson(30, size=n_samples) + 1
+        return np.array([rng.multinomial(n, t @ topics) for n, t in zip(lengths, theta)],
+                        dtype=np.float64)
+
 
 _COVARIANCE_TYPES = {"covariance_type": ["full", "tied", "diag", "spherical"]}
 
@@ -76,11 +112,43 @@ ESTIMATORS = [
            "max_iter": 5}, data="counts"),
     Entry("LatentDirichletAllocation-mean_field-online", LatentDirichletAllocation,
           {"method": "mean_field", "learning_method": "online", "n_components": 3,
-           "max_iter": 5, "batch_size": 16}, data="counts"),
+           "max_iter": 5, "batch_size": 64}, data="counts"),
     Entry("LatentDirichletAllocation-variational_em-batch", LatentDirichletAllocation,
           {"method": "variational_em", "learning_method": "batch", "n_components": 3,
            "max_iter": 5}, data="counts"),
     Entry("LatentDirichletAllocation-variational_em-online", LatentDirichletAllocation,
           {"method": "variational_em", "learning_method": "online", "n_components": 3,
-           "max_iter": 5, "batch_size": 16}, data="counts"),
+           "max_iter": 5, "batch_size": 64}, data="counts"),
 ]
+
+
+def fitted_attributes(estimator):
+    """The fitted attributes (public names ending in '_'), without the wall-clock trace."""
+    return {k: v for k, v in vars(estimator).items()
+            if k.endswith("_") and not k.startswith("_") and k != "iteration_times_"}
+
+
+def fingerprint(value):
+    """A bit-exact, comparable representation of a fitted attribute (arrays by their bytes,
+    dtype and shape; floats by their bits; RandomState by its state)."""
+    if isinstance(value, np.random.RandomState):
+        state = value.get_state()
+        return ("RandomState", state[0], state[1].tobytes(), state[2:])
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(fingerprint(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, fingerprint(v)) for k, v in value.items()))
+    if isinstance(value, (np.ndarray, np.generic, float)):
+        arr = np.asarray(value)
+        return ("array", arr.dtype.str, arr.shape, np.ascontiguousarray(arr).tobytes())
+    return value
+
+
+_PREDICTION_METHODS = ("predict", "predict_proba", "score_samples", "score", "transform",
+                       "perplexity")
+
+
+def prediction_outputs(estimator, X):
+    """Every prediction method the estimator has, applied to X: {method name: output}."""
+    return {name: getattr(estimator, name)(X) for name in _PREDICTION_METHODS
+            if hasattr(estimator, name)}

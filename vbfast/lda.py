@@ -7,8 +7,8 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
-from ._base import ParamsMixin
-from ._threads import resolve_n_threads
+from ._base import ParamsMixin, all_or_nothing
+from ._threads import resolve_n_threads, single_threaded_blas
 from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar,
                           check_shape)
 
@@ -363,9 +363,11 @@ class LatentDirichletAllocation(ParamsMixin):
         return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("nan")
 
     # ------------------------------------------------------------------ public API
+    @all_or_nothing
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
-        self._fit(X)
+        with single_threaded_blas():
+            self._fit(X)
         return self
 
     def _fit(self, X):
@@ -408,6 +410,7 @@ class LatentDirichletAllocation(ParamsMixin):
         self.bound_ = self._perplexity_of(X, db)
         return gamma
 
+    @all_or_nothing
     def partial_fit(self, X, y=None):
         """One online (stochastic variational) update per mini-batch of X."""
         n_threads = self._check_parameters()
@@ -418,9 +421,10 @@ class LatentDirichletAllocation(ParamsMixin):
             self._init_latent_vars(n_features, X.dtype)
         data = _Pass(X, self.n_components, n_threads, True)
         doc_bound = 0.0
-        for start in range(0, n_samples, self.batch_size):
-            stop = min(start + self.batch_size, n_samples)
-            doc_bound += self._em_step(data, start, stop, self.total_samples, False)
+        with single_threaded_blas():
+            for start in range(0, n_samples, self.batch_size):
+                stop = min(start + self.batch_size, n_samples)
+                doc_bound += self._em_step(data, start, stop, self.total_samples, False)
         self.lower_bounds_.append(doc_bound * float(self.total_samples) / n_samples
                                   + self._topic_term())
         return self
@@ -436,14 +440,17 @@ class LatentDirichletAllocation(ParamsMixin):
 
         A document without words gets the prior's distribution (uniform over topics)."""
         X, data = self._fitted_pass(X)
-        gamma, _ = self._unnormalized(data, False)
+        with single_threaded_blas():
+            gamma, _ = self._unnormalized(data, False)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(X.dtype, copy=False)
 
+    @all_or_nothing
     def fit_transform(self, X, y=None, *, normalize=True):
         """Fit, then transform X (reusing the fit's final pass over X)."""
-        gamma = self._fit(X)
+        with single_threaded_blas():
+            gamma = self._fit(X)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(self._dtype, copy=False)
@@ -451,11 +458,13 @@ class LatentDirichletAllocation(ParamsMixin):
     def score(self, X, y=None):
         """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
         X, data = self._fitted_pass(X)
-        _, db = self._unnormalized(data, True)
+        with single_threaded_blas():
+            _, db = self._unnormalized(data, True)
         return float(db + self._topic_term())
 
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words) of X, the bound as in ``score``."""
         X, data = self._fitted_pass(X)
-        _, db = self._unnormalized(data, True)
+        with single_threaded_blas():
+            _, db = self._unnormalized(data, True)
         return self._perplexity_of(X, db, sub_sampling)

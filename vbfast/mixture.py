@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _bayes_gaussian as BG
 from . import _gaussian as G
-from ._base import IterativeFitMixin, ParamsMixin
+from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
 from ._threads import resolve_n_threads, single_threaded_blas
 from ._validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
@@ -236,6 +236,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         """Fit, then return the most probable component of each row, shape (n_samples,)."""
         return self._fit(X, sample_weight).predict(X)
 
+    @all_or_nothing
     def _fit(self, X, sample_weight):
         X = check_array(X, ensure_min_samples=1)
         self._check_parameters(X)
