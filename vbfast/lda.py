@@ -199,7 +199,9 @@ class LatentDirichletAllocation(ParamsMixin):
     exp_dirichlet_component_ : exp(E[log beta]) (mean field) or beta (variational EM).
     n_iter_, n_batch_iter_, doc_topic_prior_, topic_word_prior_, n_features_in_ : as in
         scikit-learn.
-    bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``).
+    bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``);
+        inf if the training data have no words (or so few, e.g. fractional counts ~1e-150,
+        that it overflows).
     lower_bounds_ : the variational bound (ELBO) after each iteration, from the training
         passes themselves (for 'online', the sum over mini-batches of one epoch, each at the
         topics of its time, plus the topic term at the end of the epoch).
@@ -360,7 +362,8 @@ class LatentDirichletAllocation(ParamsMixin):
             doc_bound *= float(self.total_samples) / n
             word_cnt *= float(self.total_samples) / n
         bound = doc_bound + self._topic_term()
-        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("nan")
+        # No words: nothing is predicted; the limit of exp(-bound / n_words) for bound <= 0.
+        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("inf")
 
     # ------------------------------------------------------------------ public API
     @all_or_nothing
@@ -465,6 +468,9 @@ class LatentDirichletAllocation(ParamsMixin):
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words) of X, the bound as in ``score``."""
         X, data = self._fitted_pass(X)
+        if not X.data.any():
+            raise ValueError("X contains no words (every count is zero): its perplexity is "
+                             "undefined.")
         with single_threaded_blas():
             _, db = self._unnormalized(data, True)
         return self._perplexity_of(X, db, sub_sampling)

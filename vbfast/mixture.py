@@ -18,6 +18,22 @@ _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field")
 
 
+def _cast_fitted(name, value, dtype):
+    """A fitted parameter (computed in float64) in X's dtype; a value that overflows float32
+    is refused rather than stored as inf."""
+    value = np.asarray(value, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        out = value.astype(dtype, copy=False)
+    if out.dtype != value.dtype:
+        finite = np.isfinite(value)
+        if np.any(finite & ~np.isfinite(out)):
+            raise ValueError(
+                f"The fitted {name} overflow {np.dtype(dtype).name} (the dtype of X): "
+                f"magnitudes up to {np.max(np.abs(value[finite])):.3g}. Fit X as float64, "
+                "or rescale it.")
+    return out
+
+
 class _EMFitState:
     """EM for a Gaussian mixture: theta as point estimates, q(z) the exact posterior.
 
@@ -322,10 +338,11 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         if self.method == "mean_field":
             return _mean_field_store(self, params)
         dtype = self._fit_dtype
-        for name, value in params.items():
-            setattr(self, name, np.asarray(value, dtype=dtype))
-        self.precisions_ = G.precisions_from_cholesky(
-            np.asarray(params["precisions_cholesky_"]), self.covariance_type).astype(dtype)
+        fitted = {name: _cast_fitted(name, value, dtype) for name, value in params.items()}
+        fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+            np.asarray(params["precisions_cholesky_"]), self.covariance_type), dtype)
+        for name, value in fitted.items():  # set only once every cast succeeded
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ inference
     def _pass(self, X, want_resp=False, want_log_prob_norm=False):
@@ -441,16 +458,19 @@ def _mean_field_state(est, data, random_state, warm):
 
 def _mean_field_store(est, params):
     dtype = est._fit_dtype
+    fitted = {}
     for name, value in params.items():
         if isinstance(value, tuple):
-            value = tuple(np.asarray(v, dtype=dtype) for v in value)
+            value = tuple(_cast_fitted(name, v, dtype) for v in value)
         elif name == "degrees_of_freedom_" and est.covariance_type == "tied":
             value = float(value)
         else:
-            value = np.asarray(value, dtype=dtype)
+            value = _cast_fitted(name, value, dtype)
+        fitted[name] = value
+    fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+        np.asarray(params["precisions_cholesky_"]), est.covariance_type), dtype)
+    for name, value in fitted.items():  # set only once every cast succeeded
         setattr(est, name, value)
-    est.precisions_ = G.precisions_from_cholesky(
-        np.asarray(params["precisions_cholesky_"]), est.covariance_type).astype(dtype)
     priors = est._mf_priors_current
     est._mf_priors = priors
     est.weight_concentration_prior_ = priors["alpha0"]
@@ -558,7 +578,9 @@ class BayesianGaussianMixture(GaussianMixture):
     covariance_prior : float or array-like, default=None
         Psi0 = W0^{-1}: (D, D) symmetric positive-definite ('full', 'tied'), (D,) positive
         ('diag'), positive float ('spherical'); None: the (weighted, ddof=1) covariance of X,
-        its diagonal or its mean diagonal.
+        its diagonal or its mean diagonal, plus ``reg_covar`` on the diagonal when that is
+        singular (a constant column, or no more samples than features), which would make the
+        prior improper.
     random_state, warm_start, verbose, verbose_interval : as in ``GaussianMixture``
     n_threads : int or None, default=None
         OpenMP threads for the passes; results do not depend on it.
