@@ -66,3 +66,28 @@ def test_no_resident_memory_growth(data):
     _fit_predict_loop(N_FITS, data)
     grown = _rss_bytes() - before
     assert grown < 512 * 1024, f"RSS grew by {grown / 1e6:.3f} MB over {N_FITS} fits"
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_initial_hard_assignments_without_n_by_k_array(covariance_type, weighted, monkeypatch):
+    """k-means-style initial labels give the statistics of their one-hot (N, K) array, built
+    block by block (blocks shrunk here to 128 rows so that 1000 rows span several)."""
+    import numpy as np
+
+    from vbfast import _gaussian as G
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1000, 3)) + 10.0
+    w = rng.uniform(0.5, 2.0, size=1000) if weighted else None
+    labels = rng.randint(-1, 4, size=1000)  # -1: a row in no component
+    one_hot = np.zeros((1000, 4))
+    one_hot[labels >= 0, labels[labels >= 0]] = 1.0
+    data = G.GaussianPass(X, w, covariance_type, 4, 2)
+    expected = data.stats_from_resp(one_hot)
+    monkeypatch.setattr(G, "RESP_BLOCK_ROWS", 128)
+    got = data.stats_from_resp(G.HardAssignments(labels, 4))
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-9,
+                                   err_msg=name)

@@ -281,7 +281,10 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                            prec_chol, cov)
 
     def _initial_resp(self, data, random_state):
-        """Initial responsibilities (N, K) as ``init_params`` says (scikit-learn's choices)."""
+        """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
+        array, or for the hard assignments of 'kmeans', 'k-means++' and 'random_from_data' a
+        ``G.HardAssignments`` (the labels only: an N x K one-hot array would be the largest
+        buffer of a fit)."""
         X, K = data.X, self.n_components
         n_samples = X.shape[0]
         if self.init_params == "kmeans":
@@ -289,8 +292,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
 
             _, labels, _, _ = kmeans(X, K, sample_weight=data.sample_weight,
                                      random_state=random_state, n_threads=data.n_threads)
-            resp = np.zeros((n_samples, K))
-            resp[np.arange(n_samples), labels] = 1.0
+            resp = G.HardAssignments(labels, K)
         elif self.init_params == "random":
             resp = random_state.uniform(size=(n_samples, K))
             resp /= resp.sum(axis=1)[:, None]
@@ -303,8 +305,9 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                                              n_threads=data.n_threads)
             else:
                 indices = random_state.choice(n_samples, size=K, replace=False)
-            resp = np.zeros((n_samples, K))
-            resp[indices, np.arange(K)] = 1.0
+            labels = np.full(n_samples, -1, dtype=np.intp)  # -1: a row in no component
+            labels[indices] = np.arange(K)
+            resp = G.HardAssignments(labels, K)
         return resp
 
     def _initial_parameters(self, data, random_state):
