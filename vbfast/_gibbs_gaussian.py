@@ -427,8 +427,10 @@ def fit_gibbs(est, data, random_state):
     diagnostics = sampler_diagnostics(samples)
 
     dtype = est._fit_dtype
+    from .mixture import _cast_fitted  # refuses float32 overflow rather than storing inf
+
     for name, value in _posterior_summary(samples, ctype).items():
-        setattr(est, name, np.asarray(value, dtype=dtype))
+        setattr(est, name, _cast_fitted(name, value, dtype))
     est.posterior_samples_ = samples
     est.sampler_diagnostics_ = diagnostics
     est.log_joint_trace_ = traces
@@ -478,7 +480,7 @@ def score_samples_gibbs(est, X):
     """log p(x | X_train) estimated by the posterior predictive averaged over the kept draws:
     log (1/S) sum_s p(x | theta_s), a log-mean-exp over the S = n_chains * n_samples draws."""
     check_is_fitted(est, "posterior_samples_")
-    X = check_array(X, n_features=est.n_features_in_)
+    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
     from ._threads import resolve_n_threads, single_threaded_blas
 
     samples = est.posterior_samples_
