@@ -215,7 +215,8 @@ class LatentDirichletAllocation(ParamsMixin):
     _param_names = ("n_components", "doc_topic_prior", "topic_word_prior", "learning_method",
                     "learning_decay", "learning_offset", "max_iter", "batch_size",
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
-                    "max_doc_update_iter", "verbose", "random_state", "method", "n_threads")
+                    "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
+                    "n_samples", "burn_in", "thin", "n_chains", "store_samples")
 
     # 'accurate' (scipy's digamma) or 'sklearn' (scikit-learn's approximation, for tests that
     # reproduce scikit-learn's arithmetic exactly); not a parameter.
@@ -225,7 +226,8 @@ class LatentDirichletAllocation(ParamsMixin):
                  learning_method="batch", learning_decay=0.7, learning_offset=10.0,
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
-                 random_state=None, method="mean_field", n_threads=None):
+                 random_state=None, method="mean_field", n_threads=None, n_samples=100,
+                 burn_in=200, thin=1, n_chains=1, store_samples=False):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -243,7 +245,12 @@ class LatentDirichletAllocation(ParamsMixin):
         self.random_state = random_state
         self.method = method
         self.n_threads = n_threads
-
+        # method='gibbs' only (vbfast._lda_sampler)
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
+        self.store_samples = store_samples
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
@@ -252,7 +259,7 @@ class LatentDirichletAllocation(ParamsMixin):
             if getattr(self, name) is not None:
                 check_scalar(getattr(self, name), name, "real", min_val=0.0, include_min=False)
         check_option(self.learning_method, "learning_method", {"batch", "online"})
-        check_option(self.method, "method", {"mean_field", "variational_em"})
+        check_option(self.method, "method", {"mean_field", "variational_em", "gibbs"})
         check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
         check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
         check_scalar(self.max_iter, "max_iter", "int", min_val=0)
@@ -357,6 +364,9 @@ class LatentDirichletAllocation(ParamsMixin):
 
     def _fit(self, X):
         """Fit; return the final (unnormalised) gamma of X, from the pass that sets bound_."""
+        if self.method == "gibbs":
+            from ._lda_sampler import fit_gibbs
+            return fit_gibbs(self, X)
         n_threads = self._check_parameters()
         X = _check_counts(X)
         n_samples, n_features = X.shape
@@ -397,6 +407,9 @@ class LatentDirichletAllocation(ParamsMixin):
 
     def partial_fit(self, X, y=None):
         """One online (stochastic variational) update per mini-batch of X."""
+        if self.method == "gibbs":
+            raise ValueError("partial_fit is an online variational update; it is not "
+                             "available for method='gibbs' (use fit).")
         n_threads = self._check_parameters()
         first_time = not hasattr(self, "_lambda")
         X = _check_counts(X, n_features=None if first_time else self.n_features_in_)

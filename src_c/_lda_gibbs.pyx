@@ -1,0 +1,395 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Collapsed Gibbs sampling for LDA: the sweep (SparseLDA buckets, AD-LDA partitions) and the
+per-word merge pass.
+
+Model: theta_d ~ Dir(alpha), beta_k ~ Dir(eta) over V words, z_i | theta_d ~ Cat(theta_d),
+w_i | z_i ~ Cat(beta_{z_i}); theta and beta are integrated out, so the state is the topic of
+every token. With the token i removed from the counts (n_dk, n_kw, n_k), its full conditional is
+
+    p(z_i = k | z_-i, w) ~ (n_dk + alpha) (n_kw + eta) / (n_k + V eta)
+                         =  alpha eta / (n_k + V eta)            s bucket (all K topics)
+                          + n_dk eta / (n_k + V eta)             r bucket (topics of document d)
+                          + n_kw (n_dk + alpha) / (n_k + V eta)  q bucket (topics of word w)
+
+(Yao, Mimno & McCallum 2009, "SparseLDA"). s and r are cheap running sums; q is summed over the
+word's non-zero topics only, kept in a list sorted by count so that the draw, which lands in q
+most of the time for small eta, usually stops after a few entries. The cost per token is
+O(#topics of word w + #topics of document d) instead of O(K).
+
+Parallelism (AD-LDA, Newman et al. 2009): documents are cut by the caller into P partitions of
+consecutive documents (P from the data size only). Each partition sweeps its documents against
+the topic-word counts of the start of the sweep plus its own changes (a private copy of a word's
+row is made the first time the partition meets the word), with its own random stream keyed by
+(seed, chain, sweep, partition). Each token's new topic is written to ``z_next``; the merge
+pass then applies every changed token to the global counts, one word per thread at a time
+(integer counts, so the order of application does not matter) and rebuilds the sorted lists.
+The result is bitwise identical for any number of threads.
+
+The log joint log p(w, z) (theta, beta integrated out) comes out of the same two passes:
+
+    sum_d [lgamma(K alpha) - lgamma(N_d + K alpha) + sum_k (lgamma(n_dk + alpha) - lgamma(alpha))]
+  + sum_k [lgamma(V eta) - lgamma(n_k + V eta) + sum_w (lgamma(n_kw + eta) - lgamma(eta))]
+
+the document part at the end of each document's sweep (its counts are final then), the topic
+part in the merge pass, both from tables of lgamma over the integer counts.
+"""
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* SplitMix64 (Steele, Lea & Flood 2014): output i of a stream is mix(key + i * golden),
+       a counter-based generator, so a stream is fixed by its key alone. */
+    static inline uint64_t vbf_mix64(uint64_t x) {
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+        return x ^ (x >> 31);
+    }
+    static inline uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
+                                          uint64_t part) {
+        uint64_t k = vbf_mix64(seed + 0x9E3779B97F4A7C15ULL);
+        k = vbf_mix64(k ^ (chain * 0xD1B54A32D192ED03ULL + 1ULL));
+        k = vbf_mix64(k ^ (sweep * 0xAEF17502108EF2D9ULL + 2ULL));
+        return vbf_mix64(k ^ (part * 0xDB4F0B9175AE2165ULL + 3ULL));
+    }
+    /* uniform double in [0, 1), 53 random bits */
+    static inline double vbf_uniform(uint64_t *state) {
+        *state += 0x9E3779B97F4A7C15ULL;
+        return (double)(vbf_mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
+    }
+    """
+    uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
+                            uint64_t part) noexcept nogil
+    double vbf_uniform(uint64_t* state) noexcept nogil
+
+
+def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
+    """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
+    cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
+    out = np.empty(n)
+    cdef double[::1] o = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        o[i] = vbf_uniform(&state)
+    return out
+
+
+cdef double _sweep_partition(
+        int64_t d0, int64_t d1, const int64_t* doc_ptr, const int32_t* words,
+        const int32_t* z_cur, int32_t* z_next, int K,
+        const int64_t* row_ptr, const int32_t* g_topic, const int32_t* g_count,
+        const int32_t* g_len, const int32_t* g_nk,
+        int32_t* l_topic, int32_t* l_count, int32_t* l_len, int32_t* l_stamp, int32_t stamp,
+        int32_t* nk, int32_t* ndk, int32_t* dtop, int32_t* dpos,
+        double* inv, double* coef, double* qbuf,
+        double alpha, double eta, double veta, const double* lg_alpha,
+        const double* lg_doclen, uint64_t rng) noexcept nogil:
+    """Sweep documents [d0, d1) of one partition; return their part of the log joint."""
+    cdef int64_t d, i, i0, i1, base
+    cdef int32_t w, t, k, j, n, ndt, tmp, old_len
+    cdef double s_sum, r_sum, q_sum, u, old_inv, new_inv, lj = 0.0, ae = alpha * eta
+    cdef int32_t* rt
+    cdef int32_t* rc
+    cdef bint from_q
+
+    memcpy(nk, g_nk, K * sizeof(int32_t))
+    for k in range(K):
+        inv[k] = 1.0 / (nk[k] + veta)
+        coef[k] = alpha * inv[k]
+        ndk[k] = 0
+
+    for d in range(d0, d1):
+        i0 = doc_ptr[d]
+        i1 = doc_ptr[d + 1]
+        if i1 == i0:
+            continue
+        # the document's topic counts from its current assignments
+        ndt = 0
+        for i in range(i0, i1):
+            k = z_cur[i]
+            if ndk[k] == 0:
+                dpos[k] = ndt
+                dtop[ndt] = k
+                ndt += 1
+            ndk[k] += 1
+        # s and r from scratch at every document, so that rounding cannot drift far
+        s_sum = 0.0
+        for k in range(K):
+            s_sum += inv[k]
+        r_sum = 0.0
+        for j in range(ndt):
+            k = dtop[j]
+            coef[k] = (ndk[k] + alpha) * inv[k]
+            r_sum += ndk[k] * inv[k]
+
+        for i in range(i0, i1):
+            w = words[i]
+            t = z_cur[i]
+            base = row_ptr[w]
+            rt = l_topic + base
+            rc = l_count + base
+            if l_stamp[w] != stamp:
+                # first use of this word in the partition: private copy of the global row
+                old_len = g_len[w]
+                memcpy(rt, g_topic + base, old_len * sizeof(int32_t))
+                memcpy(rc, g_count + base, old_len * sizeof(int32_t))
+                l_len[w] = old_len
+                l_stamp[w] = stamp
+            n = l_len[w]
+
+            # ---- remove token i (topic t) from the counts
+            old_inv = inv[t]
+            r_sum -= ndk[t] * old_inv
+            ndk[t] -= 1
+            nk[t] -= 1
+            new_inv = 1.0 / (nk[t] + veta)
+            inv[t] = new_inv
+            s_sum += new_inv - old_inv
+            r_sum += ndk[t] * new_inv
+            coef[t] = (ndk[t] + alpha) * new_inv
+            if ndk[t] == 0:
+                ndt -= 1
+                j = dpos[t]
+                dtop[j] = dtop[ndt]
+                dpos[dtop[j]] = j
+                r_sum = r_sum if ndt > 0 else 0.0
+            j = 0
+            while rt[j] != t:
+                j += 1
+            rc[j] -= 1
+            while j + 1 < n and rc[j] < rc[j + 1]:  # keep the row sorted by count, descending
+                tmp = rc[j]; rc[j] = rc[j + 1]; rc[j + 1] = tmp
+                tmp = rt[j]; rt[j] = rt[j + 1]; rt[j + 1] = tmp
+                j += 1
+            if rc[n - 1] == 0:
+                n -= 1
+
+            # ---- draw the new topic from s + r + q
+            q_sum = 0.0
+            for j in range(n):
+                qbuf[j] = rc[j] * coef[rt[j]]
+                q_sum += qbuf[j]
+            u = vbf_uniform(&rng) * (q_sum + eta * r_sum + ae * s_sum)
+            from_q = False
+            if u < q_sum and n > 0:
+                from_q = True
+                j = 0
+                while j < n - 1:
+                    u -= qbuf[j]
+                    if u < 0.0:
+                        break
+                    j += 1
+                t = rt[j]
+            else:
+                u -= q_sum
+                if u < eta * r_sum and ndt > 0:
+                    u /= eta
+                    j = 0
+                    while j < ndt - 1:
+                        u -= ndk[dtop[j]] * inv[dtop[j]]
+                        if u < 0.0:
+                            break
+                        j += 1
+                    t = dtop[j]
+                else:
+                    u = (u - eta * r_sum) / ae
+                    t = 0
+                    while t < K - 1:
+                        u -= inv[t]
+                        if u < 0.0:
+                            break
+                        t += 1
+
+            # ---- add token i back with topic t
+            old_inv = inv[t]
+            r_sum -= ndk[t] * old_inv
+            if ndk[t] == 0:
+                dpos[t] = ndt
+                dtop[ndt] = t
+                ndt += 1
+            ndk[t] += 1
+            nk[t] += 1
+            new_inv = 1.0 / (nk[t] + veta)
+            inv[t] = new_inv
+            s_sum += new_inv - old_inv
+            r_sum += ndk[t] * new_inv
+            coef[t] = (ndk[t] + alpha) * new_inv
+            if not from_q:
+                j = 0
+                while j < n and rt[j] != t:
+                    j += 1
+                if j == n:
+                    rt[n] = t
+                    rc[n] = 0
+                    n += 1
+            rc[j] += 1
+            while j > 0 and rc[j] > rc[j - 1]:
+                tmp = rc[j]; rc[j] = rc[j - 1]; rc[j - 1] = tmp
+                tmp = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = tmp
+                j -= 1
+            l_len[w] = n
+            z_next[i] = t
+
+        # the document's part of the log joint (its counts are final), then reset
+        lj += lg_doclen[i1 - i0]
+        for j in range(ndt):
+            k = dtop[j]
+            lj += lg_alpha[ndk[k]]
+            ndk[k] = 0
+            coef[k] = alpha * inv[k]
+    return lj
+
+
+def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] z_cur,
+          int32_t[::1] z_next, const int64_t[::1] part_ptr, const int64_t[::1] row_ptr,
+          const int32_t[::1] g_topic, const int32_t[::1] g_count, const int32_t[::1] g_len,
+          const int32_t[::1] g_nk, int32_t[:, ::1] l_topic, int32_t[:, ::1] l_count,
+          int32_t[:, ::1] l_len, int32_t[:, ::1] l_stamp, int32_t[:, ::1] scratch_i,
+          double[:, ::1] scratch_d, double alpha, double eta,
+          const double[::1] lg_alpha, const double[::1] lg_doclen,
+          uint64_t seed, uint64_t chain, uint64_t sweep_index, double[::1] part_lj,
+          int n_threads):
+    """One collapsed Gibbs sweep over all tokens, partitions in parallel.
+
+    Parameters
+    ----------
+    doc_ptr : (D + 1,) int64, token offsets of the documents (tokens ordered by document).
+    words : (N,) int32, word of each token.
+    z_cur : (N,) int32, topics at the start of the sweep (read only).
+    z_next : (N,) int32, out: topics after the sweep.
+    part_ptr : (P + 1,) int64, document offsets of the partitions.
+    row_ptr : (V + 1,) int64, offsets of the words' topic lists; word w has room for
+        min(K, frequency of w) entries.
+    g_topic, g_count, g_len : the start-of-sweep topic lists: for word w, the g_len[w] pairs
+        (topic, n_kw) at row_ptr[w], sorted by count, descending (``merge`` builds them).
+    g_nk : (K,) int32, n_k at the start of the sweep.
+    l_topic, l_count : (T, C) int32 workspace, l_len, l_stamp : (T, V) int32 workspace,
+        scratch_i : (T, 4K) int32, scratch_d : (T, >= 3K) double; T >= n_threads.
+    alpha, eta : the symmetric Dirichlet priors of theta_d and beta_k.
+    lg_alpha : lgamma(n + alpha) - lgamma(alpha) for n = 0..max document length.
+    lg_doclen : lgamma(K alpha) - lgamma(n + K alpha) for n = 0..max document length.
+    seed, chain, sweep_index : with the partition index, the key of each random stream.
+    part_lj : (P,) double, out: each partition's documents' part of the log joint.
+    n_threads : threads to use (the result does not depend on it).
+    """
+    cdef Py_ssize_t P = part_ptr.shape[0] - 1
+    cdef Py_ssize_t N = words.shape[0]
+    cdef Py_ssize_t V = g_len.shape[0]
+    cdef int K = <int>g_nk.shape[0]
+    cdef int T = <int>l_topic.shape[0]
+    cdef Py_ssize_t p
+    cdef int tid
+    if (doc_ptr[doc_ptr.shape[0] - 1] != N or z_cur.shape[0] != N or z_next.shape[0] != N
+            or part_ptr[P] != doc_ptr.shape[0] - 1 or part_lj.shape[0] != P
+            or row_ptr.shape[0] != V + 1 or g_topic.shape[0] < row_ptr[V]
+            or g_count.shape[0] < row_ptr[V] or l_topic.shape[1] < row_ptr[V]
+            or l_count.shape[1] < row_ptr[V] or l_len.shape[1] != V or l_stamp.shape[1] != V
+            or scratch_i.shape[1] < 4 * K or scratch_d.shape[1] < 3 * K
+            or l_count.shape[0] < T or l_len.shape[0] < T or l_stamp.shape[0] < T
+            or scratch_i.shape[0] < T or scratch_d.shape[0] < T or n_threads > T
+            or n_threads < 1):
+        raise ValueError("sweep: inconsistent array shapes")
+    cdef double veta = V * eta
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        memset(&l_stamp[tid, 0], 0, V * sizeof(int32_t))
+        for p in prange(P, schedule='static'):
+            part_lj[p] = _sweep_partition(
+                part_ptr[p], part_ptr[p + 1], &doc_ptr[0], &words[0], &z_cur[0], &z_next[0],
+                K, &row_ptr[0], &g_topic[0], &g_count[0], &g_len[0], &g_nk[0],
+                &l_topic[tid, 0], &l_count[tid, 0], &l_len[tid, 0], &l_stamp[tid, 0],
+                <int32_t>(p + 1), &scratch_i[tid, 0], &scratch_i[tid, K],
+                &scratch_i[tid, 2 * K], &scratch_i[tid, 3 * K], &scratch_d[tid, 0],
+                &scratch_d[tid, K], &scratch_d[tid, 2 * K], alpha, eta, veta,
+                &lg_alpha[0], &lg_doclen[0],
+                vbf_stream_key(seed, chain, sweep_index, <uint64_t>p))
+
+
+cdef double _merge_block(
+        int64_t w0, int64_t w1, int K, const int64_t* word_ptr, const int32_t* word_tok,
+        const int32_t* z_old, const int32_t* z_new, int32_t* nwk, const int64_t* row_ptr,
+        int32_t* g_topic, int32_t* g_count, int32_t* g_len, int64_t* nk_slot,
+        const double* lg_eta) noexcept nogil:
+    """Apply the changed tokens of words [w0, w1) to n_wk, rebuild their sorted lists, add
+    their n_kw to nk_slot; return their part of sum_kw lgamma(n_kw + eta) - lgamma(eta)."""
+    cdef int64_t w, m, base
+    cdef int32_t i, a, b, k, n, j, c
+    cdef int32_t* row
+    cdef double lj = 0.0
+    for k in range(K):
+        nk_slot[k] = 0
+    for w in range(w0, w1):
+        row = nwk + w * K
+        for m in range(word_ptr[w], word_ptr[w + 1]):
+            i = word_tok[m]
+            a = z_old[i]
+            b = z_new[i]
+            if a != b:
+                row[a] -= 1
+                row[b] += 1
+        base = row_ptr[w]
+        n = 0
+        for k in range(K):
+            c = row[k]
+            if c > 0:
+                nk_slot[k] += c
+                lj += lg_eta[c]
+                # insertion into the list, sorted by count descending (ties: lower topic first)
+                j = n
+                while j > 0 and g_count[base + j - 1] < c:
+                    g_count[base + j] = g_count[base + j - 1]
+                    g_topic[base + j] = g_topic[base + j - 1]
+                    j -= 1
+                g_count[base + j] = c
+                g_topic[base + j] = k
+                n += 1
+        g_len[w] = n
+    return lj
+
+
+def merge(const int64_t[::1] word_ptr, const int32_t[::1] word_tok, const int32_t[::1] z_old,
+          const int32_t[::1] z_new, int32_t[:, ::1] nwk, const int64_t[::1] row_ptr,
+          int32_t[::1] g_topic, int32_t[::1] g_count, int32_t[::1] g_len,
+          const int64_t[::1] block_ptr, int64_t[:, ::1] nk_slots, double[::1] block_lj,
+          const double[::1] lg_eta, int n_threads):
+    """Merge a sweep into the word-major counts ``nwk`` (V, K) and rebuild the topic lists.
+
+    Parameters
+    ----------
+    word_ptr : (V + 1,) int64, word_tok : (N,) int32, the tokens of each word (offsets, ids).
+    z_old, z_new : (N,) int32, topics before and after the sweep (equal: lists only).
+    nwk : (V, K) int32, in/out: n_kw, word-major.
+    row_ptr, g_topic, g_count, g_len : out: the sorted lists (see ``sweep``).
+    block_ptr : (B + 1,) int64, word offsets of the blocks (from V only).
+    nk_slots : (B, K) int64, out: each block's sum of n_kw over its words.
+    block_lj : (B,) double, out: each block's sum of lgamma(n_kw + eta) - lgamma(eta).
+    lg_eta : lgamma(n + eta) - lgamma(eta) for n = 0..max word frequency.
+    n_threads : threads to use (the result does not depend on it).
+    """
+    cdef Py_ssize_t B = block_ptr.shape[0] - 1
+    cdef Py_ssize_t V = nwk.shape[0]
+    cdef int K = <int>nwk.shape[1]
+    cdef Py_ssize_t N = z_old.shape[0]
+    cdef Py_ssize_t b
+    if (word_ptr.shape[0] != V + 1 or word_tok.shape[0] != N or z_new.shape[0] != N
+            or word_ptr[V] != N or row_ptr.shape[0] != V + 1 or g_len.shape[0] != V
+            or g_topic.shape[0] < row_ptr[V] or g_count.shape[0] < row_ptr[V]
+            or block_ptr[B] != V or nk_slots.shape[0] != B or nk_slots.shape[1] != K
+            or block_lj.shape[0] != B or n_threads < 1):
+        raise ValueError("merge: inconsistent array shapes")
+    if V == 0 or N == 0:
+        for b in range(B):
+            block_lj[b] = 0.0
+            nk_slots[b, :] = 0
+        return
+    with nogil:
+        for b in prange(B, schedule='static', num_threads=n_threads):
+            block_lj[b] = _merge_block(block_ptr[b], block_ptr[b + 1], K, &word_ptr[0],
+                                       &word_tok[0], &z_old[0], &z_new[0], &nwk[0, 0],
+                                       &row_ptr[0], &g_topic[0], &g_count[0], &g_len[0],
+                                       &nk_slots[b, 0], &lg_eta[0])
