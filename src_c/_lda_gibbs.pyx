@@ -57,6 +57,12 @@ cdef extern from *:
         k = vbf_mix64(k ^ (sweep * 0xAEF17502108EF2D9ULL + 2ULL));
         return vbf_mix64(k ^ (part * 0xDB4F0B9175AE2165ULL + 3ULL));
     }
+    /* a hint to fetch the cache line of p for writing (no effect on results) */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define vbf_prefetch(p) __builtin_prefetch((p), 1, 3)
+    #else
+    #define vbf_prefetch(p) ((void)0)
+    #endif
     /* uniform double in [0, 1), 53 random bits */
     static inline double vbf_uniform(uint64_t *state) {
         *state += 0x9E3779B97F4A7C15ULL;
@@ -66,6 +72,13 @@ cdef extern from *:
     uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
                             uint64_t part) noexcept nogil
     double vbf_uniform(uint64_t* state) noexcept nogil
+    void vbf_prefetch(const void* p) noexcept nogil
+
+# Tokens ahead of the current one whose topic list row (and, further ahead, row offset) is
+# prefetched: the rows are scattered over megabytes, and the sweep is bound by these misses.
+cdef enum:
+    ROW_AHEAD = 4
+    PTR_AHEAD = 12
 
 
 def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
@@ -82,19 +95,21 @@ def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part
 cdef double _sweep_partition(
         int64_t d0, int64_t d1, const int64_t* doc_ptr, const int32_t* words,
         const int32_t* z_cur, int32_t* z_next, int K,
-        const int64_t* row_ptr, const int32_t* g_topic, const int32_t* g_count,
-        const int32_t* g_len, const int32_t* g_nk,
-        int32_t* l_topic, int32_t* l_count, int32_t* l_len, int32_t* l_stamp, int32_t stamp,
+        const int64_t* row_ptr, const int32_t* g_tc, const int32_t* g_len, const int32_t* g_nk,
+        int32_t* l_tc, int32_t* l_len, int32_t* l_stamp, int32_t stamp,
         int32_t* nk, int32_t* ndk, int32_t* dtop, int32_t* dpos,
         double* inv, double* coef, double* qbuf,
         double alpha, double eta, double veta, const double* lg_alpha,
         const double* lg_doclen, uint64_t rng) noexcept nogil:
-    """Sweep documents [d0, d1) of one partition; return their part of the log joint."""
-    cdef int64_t d, i, i0, i1, base
+    """Sweep documents [d0, d1) of one partition; return their part of the log joint.
+
+    A word's topic list is a row of (topic, count) int32 pairs, so that one cache line holds
+    both; ``l_tc`` is the partition's private copy (rows copied from ``g_tc`` on first use).
+    """
+    cdef int64_t d, i, i0, i1, i_end = doc_ptr[d1]
     cdef int32_t w, t, k, j, n, ndt, tmp, old_len
     cdef double s_sum, r_sum, q_sum, u, old_inv, new_inv, lj = 0.0, ae = alpha * eta
-    cdef int32_t* rt
-    cdef int32_t* rc
+    cdef int32_t* r
     cdef bint from_q
 
     memcpy(nk, g_nk, K * sizeof(int32_t))
@@ -128,16 +143,17 @@ cdef double _sweep_partition(
             r_sum += ndk[k] * inv[k]
 
         for i in range(i0, i1):
+            if i + PTR_AHEAD < i_end:
+                vbf_prefetch(row_ptr + words[i + PTR_AHEAD])
+            if i + ROW_AHEAD < i_end:
+                vbf_prefetch(l_tc + 2 * row_ptr[words[i + ROW_AHEAD]])
             w = words[i]
             t = z_cur[i]
-            base = row_ptr[w]
-            rt = l_topic + base
-            rc = l_count + base
+            r = l_tc + 2 * row_ptr[w]
             if l_stamp[w] != stamp:
                 # first use of this word in the partition: private copy of the global row
                 old_len = g_len[w]
-                memcpy(rt, g_topic + base, old_len * sizeof(int32_t))
-                memcpy(rc, g_count + base, old_len * sizeof(int32_t))
+                memcpy(r, g_tc + 2 * row_ptr[w], 2 * old_len * sizeof(int32_t))
                 l_len[w] = old_len
                 l_stamp[w] = stamp
             n = l_len[w]
@@ -159,20 +175,21 @@ cdef double _sweep_partition(
                 dpos[dtop[j]] = j
                 r_sum = r_sum if ndt > 0 else 0.0
             j = 0
-            while rt[j] != t:
+            while r[2 * j] != t:
                 j += 1
-            rc[j] -= 1
-            while j + 1 < n and rc[j] < rc[j + 1]:  # keep the row sorted by count, descending
-                tmp = rc[j]; rc[j] = rc[j + 1]; rc[j + 1] = tmp
-                tmp = rt[j]; rt[j] = rt[j + 1]; rt[j + 1] = tmp
+            r[2 * j + 1] -= 1
+            # keep the row sorted by count, descending
+            while j + 1 < n and r[2 * j + 1] < r[2 * j + 3]:
+                tmp = r[2 * j]; r[2 * j] = r[2 * j + 2]; r[2 * j + 2] = tmp
+                tmp = r[2 * j + 1]; r[2 * j + 1] = r[2 * j + 3]; r[2 * j + 3] = tmp
                 j += 1
-            if rc[n - 1] == 0:
+            if r[2 * n - 1] == 0:
                 n -= 1
 
             # ---- draw the new topic from s + r + q
             q_sum = 0.0
             for j in range(n):
-                qbuf[j] = rc[j] * coef[rt[j]]
+                qbuf[j] = r[2 * j + 1] * coef[r[2 * j]]
                 q_sum += qbuf[j]
             u = vbf_uniform(&rng) * (q_sum + eta * r_sum + ae * s_sum)
             from_q = False
@@ -184,7 +201,7 @@ cdef double _sweep_partition(
                     if u < 0.0:
                         break
                     j += 1
-                t = rt[j]
+                t = r[2 * j]
             else:
                 u -= q_sum
                 if u < eta * r_sum and ndt > 0:
@@ -221,16 +238,16 @@ cdef double _sweep_partition(
             coef[t] = (ndk[t] + alpha) * new_inv
             if not from_q:
                 j = 0
-                while j < n and rt[j] != t:
+                while j < n and r[2 * j] != t:
                     j += 1
                 if j == n:
-                    rt[n] = t
-                    rc[n] = 0
+                    r[2 * n] = t
+                    r[2 * n + 1] = 0
                     n += 1
-            rc[j] += 1
-            while j > 0 and rc[j] > rc[j - 1]:
-                tmp = rc[j]; rc[j] = rc[j - 1]; rc[j - 1] = tmp
-                tmp = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = tmp
+            r[2 * j + 1] += 1
+            while j > 0 and r[2 * j + 1] > r[2 * j - 1]:
+                tmp = r[2 * j]; r[2 * j] = r[2 * j - 2]; r[2 * j - 2] = tmp
+                tmp = r[2 * j + 1]; r[2 * j + 1] = r[2 * j - 1]; r[2 * j - 1] = tmp
                 j -= 1
             l_len[w] = n
             z_next[i] = t
@@ -247,10 +264,9 @@ cdef double _sweep_partition(
 
 def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] z_cur,
           int32_t[::1] z_next, const int64_t[::1] part_ptr, const int64_t[::1] row_ptr,
-          const int32_t[::1] g_topic, const int32_t[::1] g_count, const int32_t[::1] g_len,
-          const int32_t[::1] g_nk, int32_t[:, ::1] l_topic, int32_t[:, ::1] l_count,
-          int32_t[:, ::1] l_len, int32_t[:, ::1] l_stamp, int32_t[:, ::1] scratch_i,
-          double[:, ::1] scratch_d, double alpha, double eta,
+          const int32_t[::1] g_tc, const int32_t[::1] g_len, const int32_t[::1] g_nk,
+          int32_t[:, ::1] l_tc, int32_t[:, ::1] l_len, int32_t[:, ::1] l_stamp,
+          int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d, double alpha, double eta,
           const double[::1] lg_alpha, const double[::1] lg_doclen,
           uint64_t seed, uint64_t chain, uint64_t sweep_index, double[::1] part_lj,
           int n_threads):
@@ -263,13 +279,14 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     z_cur : (N,) int32, topics at the start of the sweep (read only).
     z_next : (N,) int32, out: topics after the sweep.
     part_ptr : (P + 1,) int64, document offsets of the partitions.
-    row_ptr : (V + 1,) int64, offsets of the words' topic lists; word w has room for
-        min(K, frequency of w) entries.
-    g_topic, g_count, g_len : the start-of-sweep topic lists: for word w, the g_len[w] pairs
-        (topic, n_kw) at row_ptr[w], sorted by count, descending (``merge`` builds them).
+    row_ptr : (V + 1,) int64, offsets (in pairs) of the words' topic lists; word w has room
+        for min(K, frequency of w) pairs.
+    g_tc, g_len : the start-of-sweep topic lists, (2 C,) int32 and (V,) int32: for word w, the
+        g_len[w] pairs (topic, n_kw) from pair row_ptr[w] on, sorted by count, descending
+        (``merge`` builds them).
     g_nk : (K,) int32, n_k at the start of the sweep.
-    l_topic, l_count : (T, C) int32 workspace, l_len, l_stamp : (T, V) int32 workspace,
-        scratch_i : (T, 4K) int32, scratch_d : (T, >= 3K) double; T >= n_threads.
+    l_tc : (T, 2 C) int32, l_len, l_stamp : (T, V) int32, scratch_i : (T, 4K) int32,
+        scratch_d : (T, >= 3K) double: per-thread workspace, T >= n_threads.
     alpha, eta : the symmetric Dirichlet priors of theta_d and beta_k.
     lg_alpha : lgamma(n + alpha) - lgamma(alpha) for n = 0..max document length.
     lg_doclen : lgamma(K alpha) - lgamma(n + K alpha) for n = 0..max document length.
@@ -281,18 +298,17 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     cdef Py_ssize_t N = words.shape[0]
     cdef Py_ssize_t V = g_len.shape[0]
     cdef int K = <int>g_nk.shape[0]
-    cdef int T = <int>l_topic.shape[0]
+    cdef int T = <int>l_tc.shape[0]
     cdef Py_ssize_t p
     cdef int tid
-    if (doc_ptr[doc_ptr.shape[0] - 1] != N or z_cur.shape[0] != N or z_next.shape[0] != N
-            or part_ptr[P] != doc_ptr.shape[0] - 1 or part_lj.shape[0] != P
-            or row_ptr.shape[0] != V + 1 or g_topic.shape[0] < row_ptr[V]
-            or g_count.shape[0] < row_ptr[V] or l_topic.shape[1] < row_ptr[V]
-            or l_count.shape[1] < row_ptr[V] or l_len.shape[1] != V or l_stamp.shape[1] != V
+    if (N == 0 or doc_ptr[doc_ptr.shape[0] - 1] != N or z_cur.shape[0] != N
+            or z_next.shape[0] != N or part_ptr[P] != doc_ptr.shape[0] - 1
+            or part_lj.shape[0] != P or row_ptr.shape[0] != V + 1
+            or g_tc.shape[0] < 2 * row_ptr[V] or l_tc.shape[1] < 2 * row_ptr[V]
+            or l_len.shape[1] != V or l_stamp.shape[1] != V
             or scratch_i.shape[1] < 4 * K or scratch_d.shape[1] < 3 * K
-            or l_count.shape[0] < T or l_len.shape[0] < T or l_stamp.shape[0] < T
-            or scratch_i.shape[0] < T or scratch_d.shape[0] < T or n_threads > T
-            or n_threads < 1):
+            or l_len.shape[0] < T or l_stamp.shape[0] < T or scratch_i.shape[0] < T
+            or scratch_d.shape[0] < T or n_threads > T or n_threads < 1):
         raise ValueError("sweep: inconsistent array shapes")
     cdef double veta = V * eta
     with nogil, parallel(num_threads=n_threads):
@@ -301,8 +317,8 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
         for p in prange(P, schedule='static'):
             part_lj[p] = _sweep_partition(
                 part_ptr[p], part_ptr[p + 1], &doc_ptr[0], &words[0], &z_cur[0], &z_next[0],
-                K, &row_ptr[0], &g_topic[0], &g_count[0], &g_len[0], &g_nk[0],
-                &l_topic[tid, 0], &l_count[tid, 0], &l_len[tid, 0], &l_stamp[tid, 0],
+                K, &row_ptr[0], &g_tc[0], &g_len[0], &g_nk[0],
+                &l_tc[tid, 0], &l_len[tid, 0], &l_stamp[tid, 0],
                 <int32_t>(p + 1), &scratch_i[tid, 0], &scratch_i[tid, K],
                 &scratch_i[tid, 2 * K], &scratch_i[tid, 3 * K], &scratch_d[tid, 0],
                 &scratch_d[tid, K], &scratch_d[tid, 2 * K], alpha, eta, veta,
@@ -313,13 +329,13 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
 cdef double _merge_block(
         int64_t w0, int64_t w1, int K, const int64_t* word_ptr, const int32_t* word_tok,
         const int32_t* z_old, const int32_t* z_new, int32_t* nwk, const int64_t* row_ptr,
-        int32_t* g_topic, int32_t* g_count, int32_t* g_len, int64_t* nk_slot,
-        const double* lg_eta) noexcept nogil:
+        int32_t* g_tc, int32_t* g_len, int64_t* nk_slot, const double* lg_eta) noexcept nogil:
     """Apply the changed tokens of words [w0, w1) to n_wk, rebuild their sorted lists, add
     their n_kw to nk_slot; return their part of sum_kw lgamma(n_kw + eta) - lgamma(eta)."""
-    cdef int64_t w, m, base
+    cdef int64_t w, m
     cdef int32_t i, a, b, k, n, j, c
     cdef int32_t* row
+    cdef int32_t* r
     cdef double lj = 0.0
     for k in range(K):
         nk_slot[k] = 0
@@ -332,7 +348,7 @@ cdef double _merge_block(
             if a != b:
                 row[a] -= 1
                 row[b] += 1
-        base = row_ptr[w]
+        r = g_tc + 2 * row_ptr[w]
         n = 0
         for k in range(K):
             c = row[k]
@@ -341,12 +357,12 @@ cdef double _merge_block(
                 lj += lg_eta[c]
                 # insertion into the list, sorted by count descending (ties: lower topic first)
                 j = n
-                while j > 0 and g_count[base + j - 1] < c:
-                    g_count[base + j] = g_count[base + j - 1]
-                    g_topic[base + j] = g_topic[base + j - 1]
+                while j > 0 and r[2 * j - 1] < c:
+                    r[2 * j] = r[2 * j - 2]
+                    r[2 * j + 1] = r[2 * j - 1]
                     j -= 1
-                g_count[base + j] = c
-                g_topic[base + j] = k
+                r[2 * j] = k
+                r[2 * j + 1] = c
                 n += 1
         g_len[w] = n
     return lj
@@ -354,9 +370,9 @@ cdef double _merge_block(
 
 def merge(const int64_t[::1] word_ptr, const int32_t[::1] word_tok, const int32_t[::1] z_old,
           const int32_t[::1] z_new, int32_t[:, ::1] nwk, const int64_t[::1] row_ptr,
-          int32_t[::1] g_topic, int32_t[::1] g_count, int32_t[::1] g_len,
-          const int64_t[::1] block_ptr, int64_t[:, ::1] nk_slots, double[::1] block_lj,
-          const double[::1] lg_eta, int n_threads):
+          int32_t[::1] g_tc, int32_t[::1] g_len, const int64_t[::1] block_ptr,
+          int64_t[:, ::1] nk_slots, double[::1] block_lj, const double[::1] lg_eta,
+          int n_threads):
     """Merge a sweep into the word-major counts ``nwk`` (V, K) and rebuild the topic lists.
 
     Parameters
@@ -364,7 +380,7 @@ def merge(const int64_t[::1] word_ptr, const int32_t[::1] word_tok, const int32_
     word_ptr : (V + 1,) int64, word_tok : (N,) int32, the tokens of each word (offsets, ids).
     z_old, z_new : (N,) int32, topics before and after the sweep (equal: lists only).
     nwk : (V, K) int32, in/out: n_kw, word-major.
-    row_ptr, g_topic, g_count, g_len : out: the sorted lists (see ``sweep``).
+    row_ptr, g_tc, g_len : the sorted (topic, count) lists, out (see ``sweep``).
     block_ptr : (B + 1,) int64, word offsets of the blocks (from V only).
     nk_slots : (B, K) int64, out: each block's sum of n_kw over its words.
     block_lj : (B,) double, out: each block's sum of lgamma(n_kw + eta) - lgamma(eta).
@@ -376,20 +392,15 @@ def merge(const int64_t[::1] word_ptr, const int32_t[::1] word_tok, const int32_
     cdef int K = <int>nwk.shape[1]
     cdef Py_ssize_t N = z_old.shape[0]
     cdef Py_ssize_t b
-    if (word_ptr.shape[0] != V + 1 or word_tok.shape[0] != N or z_new.shape[0] != N
-            or word_ptr[V] != N or row_ptr.shape[0] != V + 1 or g_len.shape[0] != V
-            or g_topic.shape[0] < row_ptr[V] or g_count.shape[0] < row_ptr[V]
-            or block_ptr[B] != V or nk_slots.shape[0] != B or nk_slots.shape[1] != K
-            or block_lj.shape[0] != B or n_threads < 1):
+    if (N == 0 or word_ptr.shape[0] != V + 1 or word_tok.shape[0] != N
+            or z_new.shape[0] != N or word_ptr[V] != N or row_ptr.shape[0] != V + 1
+            or g_len.shape[0] != V or g_tc.shape[0] < 2 * row_ptr[V] or block_ptr[B] != V
+            or nk_slots.shape[0] != B or nk_slots.shape[1] != K or block_lj.shape[0] != B
+            or lg_eta.shape[0] < 1 or n_threads < 1):
         raise ValueError("merge: inconsistent array shapes")
-    if V == 0 or N == 0:
-        for b in range(B):
-            block_lj[b] = 0.0
-            nk_slots[b, :] = 0
-        return
     with nogil:
         for b in prange(B, schedule='static', num_threads=n_threads):
             block_lj[b] = _merge_block(block_ptr[b], block_ptr[b + 1], K, &word_ptr[0],
                                        &word_tok[0], &z_old[0], &z_new[0], &nwk[0, 0],
-                                       &row_ptr[0], &g_topic[0], &g_count[0], &g_len[0],
-                                       &nk_slots[b, 0], &lg_eta[0])
+                                       &row_ptr[0], &g_tc[0], &g_len[0], &nk_slots[b, 0],
+                                       &lg_eta[0])

@@ -122,8 +122,7 @@ class GibbsState:
         self.n_threads_merge = int(max(1, min(n_threads, n_blocks,
                                               N // _MIN_TOKENS_PER_THREAD)))
         T = self.n_threads_sweep
-        self.l_topic = np.empty((T, C), np.int32)
-        self.l_count = np.empty((T, C), np.int32)
+        self.l_tc = np.empty((T, 2 * C), np.int32)
         self.l_len = np.empty((T, V), np.int32)
         self.l_stamp = np.empty((T, V), np.int32)
         self.scratch_i = np.empty((T, 4 * K), np.int32)
@@ -143,8 +142,7 @@ class GibbsState:
             "z": z, "z_next": np.empty_like(z),
             "nwk": np.zeros((self.V, self.K), np.int32),
             "nk": np.zeros(self.K, np.int32),
-            "g_topic": np.empty(self.C, np.int32), "g_count": np.empty(self.C, np.int32),
-            "g_len": np.zeros(self.V, np.int32), "doc_lj": None, "log_joint": None,
+            "g_tc": np.empty(2 * self.C, np.int32), "g_len": np.zeros(self.V, np.int32),
         }
         if self.N:
             flat = self.words.astype(np.int64) * self.K + z
@@ -156,8 +154,7 @@ class GibbsState:
 
     def _merge(self, chain, z_old, z_new):
         _lda_gibbs.merge(self.word_ptr, self.word_tok, z_old, z_new, chain["nwk"],
-                         self.row_ptr, chain["g_topic"], chain["g_count"], chain["g_len"],
-                         self.block_ptr, self.nk_slots, self.block_lj, self.lg_eta,
+                         self.row_ptr, chain["g_tc"], chain["g_len"], self.block_ptr, self.nk_slots, self.block_lj, self.lg_eta,
                          self.n_threads_merge)
         # integer sums: exact in any order
         chain["nk"][:] = self.nk_slots.sum(axis=0)
@@ -172,8 +169,8 @@ class GibbsState:
         if self.N == 0:
             return 0.0
         _lda_gibbs.sweep(self.doc_ptr, self.words, chain["z"], chain["z_next"], self.part_ptr,
-                         self.row_ptr, chain["g_topic"], chain["g_count"], chain["g_len"],
-                         chain["nk"], self.l_topic, self.l_count, self.l_len, self.l_stamp,
+                         self.row_ptr, chain["g_tc"], chain["g_len"], chain["nk"], self.l_tc,
+                         self.l_len, self.l_stamp,
                          self.scratch_i, self.scratch_d, self.alpha, self.eta, self.lg_alpha,
                          self.lg_doclen, np.uint64(seed), np.uint64(c), np.uint64(sweep_index),
                          self.part_lj, self.n_threads_sweep)
@@ -193,6 +190,8 @@ class GibbsState:
 def log_joint(doc_ptr, words, z, n_words, n_components, alpha, eta):
     """log p(w, z) of LDA with theta and beta integrated out (NumPy, for checks)."""
     K, V = n_components, n_words
+    z = np.asarray(z, np.int64)
+    words = np.asarray(words, np.int64)
     D = doc_ptr.shape[0] - 1
     doc_of = np.repeat(np.arange(D), np.diff(doc_ptr))
     ndk = np.bincount(doc_of * K + z, minlength=D * K).reshape(D, K)
@@ -214,10 +213,10 @@ def _align_to(reference, topics):
     return perm
 
 
-def fit_gibbs(est, X):
+def fit_gibbs(est, X, doc_topic=True):
     """Fit ``est`` (a LatentDirichletAllocation with method='gibbs') by collapsed Gibbs
-    sampling; set its fitted attributes and return the unnormalised document-topic
-    parameters of X (what ``transform(X, normalize=False)`` gives)."""
+    sampling and set its fitted attributes; if ``doc_topic``, return the unnormalised
+    document-topic parameters of X (what ``transform(X, normalize=False)`` gives)."""
     from .lda import _check_counts  # here, not at import: lda imports this module lazily
 
     est._check_parameters()
@@ -282,9 +281,10 @@ def fit_gibbs(est, X):
     kept_trace = trace[:, burn_in:][:, thin - 1::thin]
     est.log_joint_rhat_, est.log_joint_ess_ = _diagnostics(kept_trace)
     est._set_lambda(components)
-    gamma = est.transform(X, normalize=False).astype(np.float64)
     est.bound_ = est.perplexity(X)
-    return gamma
+    if doc_topic:
+        return est.transform(X, normalize=False).astype(np.float64)
+    return None
 
 
 def _diagnostics(draws):

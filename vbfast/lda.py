@@ -359,6 +359,10 @@ class LatentDirichletAllocation(ParamsMixin):
     # ------------------------------------------------------------------ public API
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
+        if self.method == "gibbs":
+            from ._lda_sampler import fit_gibbs
+            fit_gibbs(self, X, doc_topic=False)
+            return self
         self._fit(X)
         return self
 
