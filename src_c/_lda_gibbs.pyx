@@ -107,7 +107,7 @@ cdef double _sweep_partition(
     both; ``l_tc`` is the partition's private copy (rows copied from ``g_tc`` on first use).
     """
     cdef int64_t d, i, i0, i1, i_end = doc_ptr[d1]
-    cdef int32_t w, t, k, j, n, ndt, tmp, old_len
+    cdef int32_t w, t, k, j, n, ndt, c, old_len
     cdef double s_sum, r_sum, q_sum, u, old_inv, new_inv, lj = 0.0, ae = alpha * eta
     cdef int32_t* r
     cdef bint from_q
@@ -177,13 +177,15 @@ cdef double _sweep_partition(
             j = 0
             while r[2 * j] != t:
                 j += 1
-            r[2 * j + 1] -= 1
-            # keep the row sorted by count, descending
-            while j + 1 < n and r[2 * j + 1] < r[2 * j + 3]:
-                tmp = r[2 * j]; r[2 * j] = r[2 * j + 2]; r[2 * j + 2] = tmp
-                tmp = r[2 * j + 1]; r[2 * j + 1] = r[2 * j + 3]; r[2 * j + 3] = tmp
+            c = r[2 * j + 1] - 1
+            # keep the row sorted by count, descending (a zero count ends up last, and goes)
+            while j + 1 < n and c < r[2 * j + 3]:
+                r[2 * j] = r[2 * j + 2]
+                r[2 * j + 1] = r[2 * j + 3]
                 j += 1
-            if r[2 * n - 1] == 0:
+            r[2 * j] = t
+            r[2 * j + 1] = c
+            if c == 0:
                 n -= 1
 
             # ---- draw the new topic from s + r + q
@@ -244,11 +246,13 @@ cdef double _sweep_partition(
                     r[2 * n] = t
                     r[2 * n + 1] = 0
                     n += 1
-            r[2 * j + 1] += 1
-            while j > 0 and r[2 * j + 1] > r[2 * j - 1]:
-                tmp = r[2 * j]; r[2 * j] = r[2 * j - 2]; r[2 * j - 2] = tmp
-                tmp = r[2 * j + 1]; r[2 * j + 1] = r[2 * j - 1]; r[2 * j - 1] = tmp
+            c = r[2 * j + 1] + 1
+            while j > 0 and c > r[2 * j - 1]:
+                r[2 * j] = r[2 * j - 2]
+                r[2 * j + 1] = r[2 * j - 1]
                 j -= 1
+            r[2 * j] = t
+            r[2 * j + 1] = c
             l_len[w] = n
             z_next[i] = t
 

@@ -177,6 +177,8 @@ def test_count_invariants_and_log_joint_after_sweeps():
         ref = sampler.log_joint(doc_ptr, words, z, V, K, alpha, eta)
         assert lj == pytest.approx(ref, rel=1e-12, abs=1e-8)
     assert changed > 0
+    # the chain works on its own copy of the initial assignments
+    np.testing.assert_array_equal(z0, np.random.default_rng(0).integers(0, K, size=words.size))
 
 
 def test_reference_log_joint_is_the_collapsed_likelihood():
@@ -363,3 +365,13 @@ def test_kernel_rejects_inconsistent_shapes():
     with pytest.raises(ValueError, match="inconsistent"):
         _lda_gibbs.merge(state.word_ptr, state.word_tok, ch["z"], ch["z"][:-1], ch["nwk"],
                          state.row_ptr, ch["g_tc"], ch["g_len"], state.block_ptr, state.nk_slots, state.block_lj, state.lg_eta, 1)
+
+
+def test_chain_alignment_undoes_a_permutation():
+    rng = np.random.default_rng(12)
+    topics = rng.dirichlet(np.full(30, 0.1), size=6) * 1000 + 0.01
+    perm = rng.permutation(6)
+    noisy = topics[perm] * rng.uniform(0.9, 1.1, size=topics.shape)
+    found = sampler._align_to(topics, noisy)
+    # noisy[i] is topic perm[i]; the alignment puts topic j's row at position j
+    np.testing.assert_array_equal(perm[found], np.arange(6))

@@ -135,7 +135,7 @@ class GibbsState:
 
     def add_chain(self, z):
         """Start a chain at the assignments ``z`` (N,); return its index."""
-        z = np.ascontiguousarray(z, np.int32)
+        z = np.array(z, dtype=np.int32, copy=True)  # the chain owns (and overwrites) it
         if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
             raise ValueError("z must have one topic in [0, K) per token")
         chain = {

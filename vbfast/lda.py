@@ -170,6 +170,16 @@ class LatentDirichletAllocation(ParamsMixin):
         beta as a point estimate beta_k proportional to eta + expected counts (the MAP
         estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
+    ``method='gibbs'``
+        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``):
+        SparseLDA's bucket sampler, documents in AD-LDA partitions (from the data size only,
+        each with its own random stream, so a fit is reproducible and bitwise identical for
+        any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
+        ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
+        topics aligned to the first chain's by Hungarian matching, then averaged).
+        ``transform``, ``score`` and ``perplexity`` use the variational E-step with these
+        posterior-mean topics as point topics, as for 'variational_em'. X must hold integer
+        counts.
 
     Deliberate differences from scikit-learn: the digamma function is the accurate one of
     scipy (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
@@ -182,8 +192,14 @@ class LatentDirichletAllocation(ParamsMixin):
     learning_offset, max_iter, batch_size, evaluate_every, total_samples, perp_tol,
     mean_change_tol, max_doc_update_iter, verbose, random_state
         As in scikit-learn (priors default to 1 / n_components).
-    method : {'mean_field', 'variational_em'}, default='mean_field'
+    method : {'mean_field', 'variational_em', 'gibbs'}, default='mean_field'
     n_threads : int or None, default=None (all cores); negative counts back from all cores.
+    n_samples, burn_in, thin, n_chains : int, default=100, 200, 1, 1
+        method='gibbs' only: sweeps kept per chain, sweeps discarded first, keep every
+        ``thin``-th sweep after the burn-in, independent chains.
+    store_samples : bool, default=False
+        method='gibbs' only: keep every kept sweep's topic-word counts in
+        ``posterior_samples_`` (n_chains * n_samples * K * V int32s).
 
     Attributes
     ----------
@@ -197,6 +213,20 @@ class LatentDirichletAllocation(ParamsMixin):
         passes themselves (for 'online', the sum over mini-batches of one epoch, each at the
         topics of its time, plus the topic term at the end of the epoch).
     iteration_times_ : wall time of each iteration in seconds.
+
+    method='gibbs' also sets (``lower_bounds_`` then holds the first chain's log joint
+    log p(w, z) after each sweep: not a bound, and not monotone; ``n_iter_`` is the number of
+    sweeps per chain; ``iteration_times_`` are per sweep of all chains):
+
+    log_joint_ : (n_chains, n_sweeps) log p(w, z) after every sweep of every chain.
+    log_joint_rhat_, log_joint_ess_ : split-R-hat and effective sample size of the log joint
+        over the kept sweeps of all chains (NaN with fewer than 4 kept sweeps). The log joint
+        does not depend on the topics' labels, so label switching does not affect them.
+    chain_topic_permutations_ : (n_chains, K) the permutation applied to each chain's topics
+        to align them with the first chain's.
+    posterior_samples_ : (n_chains, n_samples, K, V) int32 topic-word counts n_kw of the
+        kept sweeps (aligned), or None unless ``store_samples``; given a draw, beta_k is
+        Dirichlet(eta + n_k.).
 
     Examples
     --------
