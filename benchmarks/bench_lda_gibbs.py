@@ -7,7 +7,7 @@ corpus was drawn with 0.1 and 0.05), from a random initial assignment, 2 threads
 
 - vbfast: ``LatentDirichletAllocation(n_components=50, method='gibbs', doc_topic_prior=0.1,
   topic_word_prior=0.01, burn_in=SWEEPS - 1, n_samples=1, n_threads=2)``; the sweep time is
-  ``sum(iteration_times_)`` (every sweep and its merge, not the set-up, the initial
+  ``sum(iteration_times_)`` (every sweep and its merge; not the set-up, the initial
   assignment or the final variational pass for ``bound_``).
 - tomotopy: ``LDAModel(k=50, alpha=0.1, eta=0.01)`` with hyperparameter optimisation off
   (``optim_interval=0``), documents added and ``train(0)`` (its initial assignment) in set-up,

@@ -100,12 +100,8 @@ cdef double _sweep_partition(
         int32_t* nk, int32_t* ndk, int32_t* dtop, int32_t* dpos,
         double* inv, double* coef, double* qbuf,
         double alpha, double eta, double veta, const double* lg_alpha,
-        const double* lg_doclen, uint64_t rng, bint initial) noexcept nogil:
+        const double* lg_doclen, uint64_t rng) noexcept nogil:
     """Sweep documents [d0, d1) of one partition; return their part of the log joint.
-
-    With ``initial``, the tokens are not in the counts yet (z_cur is ignored): each is drawn
-    from its conditional given the tokens before it, then added (Griffiths & Steyvers'
-    sequential initialisation).
 
     A word's topic list is a row of (topic, count) int32 pairs, so that one cache line holds
     both; ``l_tc`` is the partition's private copy (rows copied from ``g_tc`` on first use).
@@ -130,8 +126,6 @@ cdef double _sweep_partition(
         # the document's topic counts from its current assignments
         ndt = 0
         for i in range(i0, i1):
-            if initial:
-                break
             k = z_cur[i]
             if ndk[k] == 0:
                 dpos[k] = ndt
@@ -154,7 +148,7 @@ cdef double _sweep_partition(
             if i + ROW_AHEAD < i_end:
                 vbf_prefetch(l_tc + 2 * row_ptr[words[i + ROW_AHEAD]])
             w = words[i]
-            t = 0 if initial else z_cur[i]
+            t = z_cur[i]
             r = l_tc + 2 * row_ptr[w]
             if l_stamp[w] != stamp:
                 # first use of this word in the partition: private copy of the global row
@@ -164,36 +158,35 @@ cdef double _sweep_partition(
                 l_stamp[w] = stamp
             n = l_len[w]
 
-            if not initial:
-                # ---- remove token i (topic t) from the counts
-                old_inv = inv[t]
-                r_sum -= ndk[t] * old_inv
-                ndk[t] -= 1
-                nk[t] -= 1
-                new_inv = 1.0 / (nk[t] + veta)
-                inv[t] = new_inv
-                s_sum += new_inv - old_inv
-                r_sum += ndk[t] * new_inv
-                coef[t] = (ndk[t] + alpha) * new_inv
-                if ndk[t] == 0:
-                    ndt -= 1
-                    j = dpos[t]
-                    dtop[j] = dtop[ndt]
-                    dpos[dtop[j]] = j
-                    r_sum = r_sum if ndt > 0 else 0.0
-                j = 0
-                while r[2 * j] != t:
-                    j += 1
-                c = r[2 * j + 1] - 1
-                # keep the row sorted by count, descending (a zero count ends up last, and goes)
-                while j + 1 < n and c < r[2 * j + 3]:
-                    r[2 * j] = r[2 * j + 2]
-                    r[2 * j + 1] = r[2 * j + 3]
-                    j += 1
-                r[2 * j] = t
-                r[2 * j + 1] = c
-                if c == 0:
-                    n -= 1
+            # ---- remove token i (topic t) from the counts
+            old_inv = inv[t]
+            r_sum -= ndk[t] * old_inv
+            ndk[t] -= 1
+            nk[t] -= 1
+            new_inv = 1.0 / (nk[t] + veta)
+            inv[t] = new_inv
+            s_sum += new_inv - old_inv
+            r_sum += ndk[t] * new_inv
+            coef[t] = (ndk[t] + alpha) * new_inv
+            if ndk[t] == 0:
+                ndt -= 1
+                j = dpos[t]
+                dtop[j] = dtop[ndt]
+                dpos[dtop[j]] = j
+                r_sum = r_sum if ndt > 0 else 0.0
+            j = 0
+            while r[2 * j] != t:
+                j += 1
+            c = r[2 * j + 1] - 1
+            # keep the row sorted by count, descending (a zero count ends up last, and goes)
+            while j + 1 < n and c < r[2 * j + 3]:
+                r[2 * j] = r[2 * j + 2]
+                r[2 * j + 1] = r[2 * j + 3]
+                j += 1
+            r[2 * j] = t
+            r[2 * j + 1] = c
+            if c == 0:
+                n -= 1
 
             # ---- draw the new topic from s + r + q
             q_sum = 0.0
@@ -280,7 +273,7 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
           int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d, double alpha, double eta,
           const double[::1] lg_alpha, const double[::1] lg_doclen,
           uint64_t seed, uint64_t chain, uint64_t sweep_index, double[::1] part_lj,
-          int n_threads, bint initial=False):
+          int n_threads):
     """One collapsed Gibbs sweep over all tokens, partitions in parallel.
 
     Parameters
@@ -304,10 +297,6 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     seed, chain, sweep_index : with the partition index, the key of each random stream.
     part_lj : (P,) double, out: each partition's documents' part of the log joint.
     n_threads : threads to use (the result does not depend on it).
-    initial : if true, the initial assignment instead of a sweep: the tokens are not in the
-        counts (pass empty lists and zero n_k; z_cur is not read), each is drawn given the
-        tokens before it in its partition and added (pass a single partition for the
-        sequential initialisation of Griffiths & Steyvers 2004).
     """
     cdef Py_ssize_t P = part_ptr.shape[0] - 1
     cdef Py_ssize_t N = words.shape[0]
@@ -338,7 +327,7 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
                 &scratch_i[tid, 2 * K], &scratch_i[tid, 3 * K], &scratch_d[tid, 0],
                 &scratch_d[tid, K], &scratch_d[tid, 2 * K], alpha, eta, veta,
                 &lg_alpha[0], &lg_doclen[0],
-                vbf_stream_key(seed, chain, sweep_index, <uint64_t>p), initial)
+                vbf_stream_key(seed, chain, sweep_index, <uint64_t>p))
 
 
 cdef double _merge_block(

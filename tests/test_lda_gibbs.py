@@ -130,30 +130,6 @@ def test_chain_visits_states_with_the_posterior_probabilities():
     assert chi2.sf(np.sum((thinned - expected) ** 2 / expected), K ** N - 1) > 1e-3
 
 
-def test_sequential_initialisation_draws():
-    """The initial assignment draws token i from its conditional given tokens 0..i-1 only: the
-    first token of the corpus uniformly, the second from the conditional with the first
-    counted (chi-square test of the pair over many initialisations)."""
-    K, alpha, eta = 4, 0.3, 0.2
-    state, _ = _tiny_state(K=K, alpha=alpha, eta=eta)
-    n_draws = 8000
-    pairs = np.empty((n_draws, 2), dtype=np.int64)
-    for s in range(n_draws):
-        c = state.add_chain(None, seed=s)
-        pairs[s] = state.chains[c]["z"][:2]
-        state.chains.pop()
-    # tokens 0 and 1 of document 0 have the same word
-    two = np.array([0, 2], dtype=np.int64)
-    joint = np.empty((K, K))
-    for a in range(K):
-        joint[a] = _conditional(two, state.words[:2], np.array([a, 0]), 1, K, state.V, alpha,
-                                eta) / K
-    observed = np.bincount(pairs[:, 0] * K + pairs[:, 1], minlength=K * K)
-    expected = joint.ravel() * n_draws
-    assert chi2.sf(np.sum((observed - expected) ** 2 / expected), K * K - 1) > 1e-3
-    assert joint[0, 0] > 2 * joint[0, 1]  # the test can tell the conditional from uniform
-
-
 def test_bucket_sampler_is_not_uniform_or_prior_only():
     """The chi-square test above has power: the kernel's draws differ from the prior-only
     (s bucket) distribution on the same data."""
@@ -254,10 +230,7 @@ def test_recovers_generating_topics():
     # the log joint rises from the random start and settles; the chains agree
     assert est.log_joint_.shape == (2, 160)
     assert est.log_joint_[:, -30:].mean() > est.log_joint_[:, 0].max() + 1000
-    assert np.all(np.isfinite(est.log_joint_))
-    # chains in different modes would give R-hat >> 1; with 30 autocorrelated kept draws its
-    # own noise is about +-0.15 (0.98-1.16 over three seeds)
-    assert 0.9 < est.log_joint_rhat_ < 1.3
+    assert 0.9 < est.log_joint_rhat_ < 1.1
     assert est.log_joint_ess_ > 5
     assert sorted(est.chain_topic_permutations_[1]) == list(range(5))
     # transform with the posterior-mean topics puts documents on their generating topics

@@ -133,23 +133,8 @@ class GibbsState:
         self.C = C
         self.chains = []
 
-    def add_chain(self, z=None, seed=0):
-        """Start a chain at the assignments ``z`` (N,), or if None at the sequential
-        initialisation of Griffiths & Steyvers (2004): every token drawn from its conditional
-        given the tokens before it, in one single-threaded pass with the stream keyed
-        (seed, chain, 2^64 - 1, 0). Return the chain's index."""
-        c = len(self.chains)
-        if z is None:
-            z = np.zeros(self.N, np.int32)
-            if self.N:
-                C, V, K = self.C, self.V, self.K
-                _lda_gibbs.sweep(self.doc_ptr, self.words, z, z,
-                                 np.array([0, self.doc_ptr.shape[0] - 1], np.int64),
-                                 self.row_ptr, np.zeros(2 * C, np.int32), np.zeros(V, np.int32),
-                                 np.zeros(K, np.int32), self.l_tc, self.l_len, self.l_stamp,
-                                 self.scratch_i, self.scratch_d, self.alpha, self.eta,
-                                 self.lg_alpha, self.lg_doclen, np.uint64(seed), np.uint64(c),
-                                 np.uint64(2 ** 64 - 1), np.empty(1), 1, True)
+    def add_chain(self, z):
+        """Start a chain at the assignments ``z`` (N,); return its index."""
         z = np.array(z, dtype=np.int32, copy=True)  # the chain owns (and overwrites) it
         if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
             raise ValueError("z must have one topic in [0, K) per token")
@@ -247,7 +232,8 @@ def fit_gibbs(est, X, doc_topic=True):
     seed = int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
     state = GibbsState(doc_ptr, words, V, K, alpha, eta, n_threads)
     for c in range(n_chains):
-        state.add_chain(None, seed)
+        init = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, c])
+        state.add_chain(init.integers(0, K, size=state.N, dtype=np.int32))
 
     n_sweeps = burn_in + n_samples * thin
     trace = np.empty((n_chains, n_sweeps))

@@ -171,8 +171,9 @@ class LatentDirichletAllocation(ParamsMixin):
         estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
     ``method='gibbs'``
-        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``):
-        SparseLDA's bucket sampler, documents in AD-LDA partitions (from the data size only,
+        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``)
+        from uniformly random topics: SparseLDA's bucket sampler, documents in AD-LDA
+        partitions (from the data size only,
         each with its own random stream, so a fit is reproducible and bitwise identical for
         any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
         ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
