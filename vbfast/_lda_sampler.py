@@ -20,9 +20,11 @@ __all__ = ["fit_gibbs", "GibbsState"]
 
 # Documents go into partitions of about this many tokens (at most _MAX_PARTITIONS): from the
 # data size only, never the thread count, so that a fit is bitwise identical for any n_threads.
-# Fewer, larger partitions see more of each other's changes (AD-LDA's approximation shrinks);
-# this size leaves enough partitions to keep 2-64 threads busy on corpora of 10^6+ tokens.
-_TOKENS_PER_PARTITION = 1 << 17
+# Fewer, larger partitions see more of each other's changes (AD-LDA's approximation shrinks)
+# and copy fewer topic lists (each partition copies the rows of the words it meets, ~10 % of a
+# sweep's time at 2^17 tokens a partition); this size still gives 12 partitions for 3 million
+# tokens, and 2^18 * 256 = 67 million tokens before partitions grow.
+_TOKENS_PER_PARTITION = 1 << 18
 _MAX_PARTITIONS = 256
 # Words per block of the merge pass.
 _WORDS_PER_BLOCK = 512
