@@ -273,7 +273,6 @@ def fit_gibbs(est, X, doc_topic=True):
     est.doc_topic_prior_ = alpha
     est.topic_word_prior_ = eta
     est.n_iter_ = n_sweeps
-    est.n_batch_iter_ = n_sweeps + 1
     est._dtype = X.dtype
     est.log_joint_ = trace
     est.lower_bounds_ = trace[0].tolist()
