@@ -30,6 +30,13 @@ z_n with a per-component vector a_k (built by the caller), so one GEMM per chunk
 
 with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller.
 
+Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
+statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
+sum_n w_n log p(x_n, z_n) = sum_n w_n log rho_{n z_n} (the complete-data log-likelihood) instead
+of sum_n w_n log p(x_n), and H is not computed. The uniform for row n is the (n+1)-th output of a
+SplitMix64 generator whose start depends on (seed, sweep) only, so a draw depends on
+(seed, sweep, row) and nothing else: not on the chunking, the grouping or the thread count.
+
 Determinism: rows are cut into fixed-size chunks and the chunks into `n_groups` runs of
 consecutive chunks (n_groups chosen by the caller from the data size only). Each group is handled
 by one thread, in chunk order, and accumulates into its own slot; the caller reduces the slots in
@@ -39,6 +46,7 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, sqrt, INFINITY
+from libc.stdint cimport uint64_t
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
 
 ctypedef fused floating:
@@ -57,6 +65,41 @@ cdef char CH_T = b'T'
 cdef char CH_L = b'L'
 cdef char CH_U = b'U'
 
+# SplitMix64 (Steele, Lea & Flood 2014): the state advances by the golden-ratio increment and
+# each output is the state passed through this finaliser, so output i is a pure function of
+# (start, i) -- a counter-based generator, which is what lets any row be drawn independently.
+cdef uint64_t GOLDEN_GAMMA = 0x9E3779B97F4A7C15ULL
+
+
+cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t _stream_start(uint64_t seed, uint64_t sweep) noexcept nogil:
+    """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
+    unrelated streams."""
+    return _mix64(_mix64(seed + GOLDEN_GAMMA) ^ (sweep * 0xD1B54A32D192ED03ULL + 1))
+
+
+cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:
+    """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
+    return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)
+
+
+def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
+             Py_ssize_t stop):
+    """The uniforms the sampled-z pass uses for rows [start, stop) (for tests)."""
+    import numpy as np
+    out = np.empty(stop - start)
+    cdef double[::1] o = out
+    cdef uint64_t stream = _stream_start(seed, sweep)
+    cdef Py_ssize_t i
+    for i in range(stop - start):
+        o[i] = _uniform(stream, <uint64_t>(start + i))
+    return out
+
 
 cdef void _chunk(
     const floating* X, const double* weights, bint has_weights,
@@ -68,6 +111,7 @@ cdef void _chunk(
     floating* resp_out, bint has_resp_out,
     floating* log_prob_norm_out, bint has_lpn_out,
     bint compute_stats,
+    bint sample_z, uint64_t stream, int* z_out, bint has_z_out,
     double* xbuf, double* zbuf, double* lp,
 ) noexcept nogil:
     """Process rows [start, end) and add their statistics to one group's slot.
@@ -76,8 +120,8 @@ cdef void _chunk(
     responsibilities (times the sample weight once the bound terms are taken).
     """
     cdef int b = <int>(end - start)
-    cdef int n, j, k
-    cdef double v, v_k, s, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0
+    cdef int n, j, k, z
+    cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
     cdef double one = 1.0, zero = 0.0, minus_half = -0.5
     cdef const double* m_k
     cdef double* z_n
@@ -170,13 +214,42 @@ cdef void _chunk(
                 for k in range(K):
                     lp_n[k] = lp_n[k] * r
                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
-                w = weights[start + n] if has_weights else 1.0
-                ent_chunk = ent_chunk + w * (v * r - v_k)
+                if not sample_z:
+                    w = weights[start + n] if has_weights else 1.0
+                    ent_chunk = ent_chunk + w * (v * r - v_k)
             if has_lpn_out:
                 log_prob_norm_out[start + n] = <floating>lpn
             w = weights[start + n] if has_weights else 1.0
-            ll_chunk = ll_chunk + w * lpn
-        if has_resp_out:
+            if not sample_z:
+                ll_chunk = ll_chunk + w * lpn
+                continue
+            if has_resp_out:  # the responsibilities the draw used, before the one-hot
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = <floating>lp_n[k]
+            # Inverse-CDF draw: the first k whose cumulative sum exceeds u times the total
+            # (the total rather than 1, so rounding in the normalisation cannot overrun); a
+            # component with r = 0 is never chosen, since the sum does not move past it.
+            s = 0.0
+            for k in range(K):
+                s = s + lp_n[k]
+            u = _uniform(stream, <uint64_t>(start + n)) * s
+            z = K - 1
+            v = 0.0
+            for k in range(K):
+                v = v + lp_n[k]
+                if u < v:
+                    z = k
+                    break
+            while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)
+                z = z - 1
+            # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
+            ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
+            for k in range(K):
+                lp_n[k] = 0.0
+            lp_n[z] = 1.0
+            if has_z_out:
+                z_out[start + n] = z
+        if has_resp_out and not sample_z:
             for n in range(b):
                 for k in range(K):
                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
@@ -198,7 +271,22 @@ cdef void _chunk(
     # where R^T is what column-major reads from lp.
     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
 
-    if cov_type == FULL:
+    if cov_type == FULL and sample_z:
+        # Hard counts: each row belongs to one component, so gather the rows of component k
+        # and update S2_k with those alone (K times less work than the soft form below).
+        for k in range(K):
+            m_k = means + k * D
+            z = 0
+            for n in range(b):
+                v = lp[n * K + k]
+                if v > 0.0:
+                    v = sqrt(v)
+                    for j in range(D):
+                        zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
+                    z = z + 1
+            if z > 0:
+                dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
+    elif cov_type == FULL:
         for k in range(K):
             m_k = means + k * D
             for n in range(b):
@@ -236,6 +324,10 @@ def gmm_pass(
     bint compute_stats,
     int chunk_size,
     int n_threads,
+    bint sample_z=False,
+    unsigned long long seed=0,
+    unsigned long long sweep=0,
+    int[::1] z_out=None,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -262,6 +354,11 @@ def gmm_pass(
         are, and ll_slots, ent_slots, resp_out, log_prob_norm_out are left untouched / zero)
     chunk_size : rows per chunk
     n_threads : OpenMP threads
+    sample_z : draw z_n ~ Cat(r_n) and accumulate hard counts (Gibbs); ll_slots then hold the
+        complete-data log-likelihood sum_n w_n log p(x_n, z_n), ent_slots stay zero, and
+        resp_out (if given) receives the responsibilities the draw used. Not with resp_in.
+    seed, sweep : key of the counter-based random stream (see the module docstring)
+    z_out : (N,) int32 receiving the drawn z_n, or None
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -312,6 +409,15 @@ def gmm_pass(
         raise ValueError("log_prob_norm_out must be (N,)")
     if chunk_size < 1 or n_threads < 1:
         raise ValueError("chunk_size and n_threads must be positive")
+    cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
+    if sample_z and has_resp_in:
+        raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
+                         "be empty")
+    if has_z_out and (z_out.shape[0] != N or not sample_z):
+        raise ValueError("z_out must be (N,) and needs sample_z")
+    cdef int idummy = 0
+    cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
+    cdef uint64_t stream = _stream_start(seed, sweep)
 
     # Empty memoryviews have no valid data pointer; point at a dummy instead.
     cdef double dummy = 0.0
@@ -348,7 +454,7 @@ def gmm_pass(
                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
                        &ll_slots[g], &ent_slots[g],
                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
-                       compute_stats, xbuf, zbuf, lp)
+                       compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
         free(xbuf)
         free(zbuf)
         free(lp)

@@ -27,14 +27,16 @@ and the per-document terms of the variational bound (scikit-learn's ``_approx_bo
 
 Determinism: documents are cut into G groups of consecutive documents (G chosen by the caller
 from the data size only); a group is processed by one thread, in document order, into its own
-slot, and the slots are reduced in group order (``reduce_slots``). The result is therefore
-bitwise identical for any number of threads.
+bound slot. The topic-word statistics are not accumulated per group: the pass leaves, per
+(document, word) entry, the ratio c_w / (sum_k t_k B_wk + eps) and per document t, and
+``word_topic_stats`` sums them word by word, each word by one thread in document order. The
+result is therefore bitwise identical for any number of threads, and needs no (G, V, K) slots.
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, fabs
-from scipy.special.cython_special cimport psi, gammaln
+from scipy.special.cython_special cimport gammaln
 
 ctypedef fused floating:
     float
@@ -45,40 +47,12 @@ ctypedef fused index_t:
     long long
 
 
-cdef extern from *:
-    """
-    /* The fixed point's hot loop, compiled twice where the toolchain supports function
-       multi-versioning (AVX2 and baseline, chosen at load time). Neither clone may use FMA
-       and the compiler may not reassociate, so both give bitwise the same result. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define VBF_CLONES __attribute__((target_clones("avx2", "default")))
-    #else
-    #define VBF_CLONES
-    #endif
-    VBF_CLONES
-    static void vbf_accumulate(Py_ssize_t n, int K, const double *const *rows,
-                               const double *cnt, const double *t, double eps, double *acc)
-    {
-        Py_ssize_t j;
-        int k;
-        for (k = 0; k < K; k++) acc[k] = 0.0;
-        for (j = 0; j < n; j++) {
-            const double *row = rows[j];
-            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, r;
-            for (k = 0; k + 4 <= K; k += 4) {
-                s0 += t[k] * row[k];
-                s1 += t[k + 1] * row[k + 1];
-                s2 += t[k + 2] * row[k + 2];
-                s3 += t[k + 3] * row[k + 3];
-            }
-            for (; k < K; k++) s0 += t[k] * row[k];
-            r = cnt[j] / (((s0 + s1) + (s2 + s3)) + eps);
-            for (k = 0; k < K; k++) acc[k] += r * row[k];
-        }
-    }
-    """
-    void vbf_accumulate(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
-                        const double* t, double eps, double* acc) noexcept nogil
+cdef extern from "_lda_kernels.h":
+    double vbf_dot(int K, const double* t, const double* row) noexcept nogil
+    void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
+                    const double* t, double eps, double* ratio, double* acc) noexcept nogil
+    void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
+                                   double* t) noexcept nogil
 
 
 cdef inline double _psi_fast(double x) noexcept nogil:
@@ -98,97 +72,111 @@ cdef inline double _psi_fast(double x) noexcept nogil:
     return result
 
 
-cdef inline double _digamma(double x, bint fast) noexcept nogil:
-    if fast:
-        return _psi_fast(x)
-    return psi(x)
+cdef inline void _expectation(int K, const double* gamma_d, double* elog, double* t,
+                              bint fast) noexcept nogil:
+    """elog_k = psi(gamma_k) - psi(sum gamma), t_k = exp(elog_k): vectorised (accurate to about
+    1e-15, ``vbf_dirichlet_expectation``), or with scikit-learn's approximate digamma."""
+    cdef int k
+    cdef double total = 0.0, psi_total
+    if not fast:
+        vbf_dirichlet_expectation(K, gamma_d, elog, t)
+        return
+    for k in range(K):
+        total = total + gamma_d[k]
+    psi_total = _psi_fast(total)
+    for k in range(K):
+        elog[k] = _psi_fast(gamma_d[k]) - psi_total
+        t[k] = exp(elog[k])
 
 
-cdef inline double _dot(const double* a, const double* b, int K) noexcept nogil:
-    """sum_k a_k b_k with four partial sums (a fixed order: deterministic, and vectorisable)."""
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef int k = 0
-    while k + 4 <= K:
-        s0 = s0 + a[k] * b[k]
-        s1 = s1 + a[k + 1] * b[k + 1]
-        s2 = s2 + a[k + 2] * b[k + 2]
-        s3 = s3 + a[k + 3] * b[k + 3]
-        k = k + 4
-    while k < K:
-        s0 = s0 + a[k] * b[k]
-        k = k + 1
-    return (s0 + s1) + (s2 + s3)
+cdef double _doc_terms(
+    Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
+    const double* logB, int K, const double* gamma_d, const double* elog, const double* t,
+    double alpha, double lg_alpha, double lg_kalpha, double* doc_term,
+) noexcept nogil:
+    """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
+    sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term."""
+    cdef Py_ssize_t j
+    cdef int k
+    cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
+    cdef const double* row
+    for j in range(n):
+        c = cnt[j]
+        if c == 0.0:
+            continue
+        s = vbf_dot(K, t, rows[j])
+        if s > 1e-300:
+            word = word + c * log(s)
+        else:
+            # exp underflowed: log-sum-exp on the logs
+            row = logB + <Py_ssize_t>word_ids[j] * K
+            mx = elog[0] + row[0]
+            for k in range(1, K):
+                if elog[k] + row[k] > mx:
+                    mx = elog[k] + row[k]
+            s = 0.0
+            for k in range(K):
+                s = s + exp(elog[k] + row[k] - mx)
+            word = word + c * (mx + log(s))
+    for k in range(K):
+        v = v + (alpha - gamma_d[k]) * elog[k] + (gammaln(gamma_d[k]) - lg_alpha)
+        total = total + gamma_d[k]
+    doc_term[0] = v + (lg_kalpha - gammaln(total))
+    return word
 
 
 cdef void _doc(
     Py_ssize_t p0, Py_ssize_t p1, const index_t* indices, const floating* data,
-    const double* B, const double* logB, double* gamma_d, int K,
+    const double* B, const double* logB, double* gamma_d, const double* gamma_prev_d, int K,
     double alpha, int max_iter, double tol, double eps, double lg_alpha, double lg_kalpha,
-    bint fast, double* sst, bint do_sst, double* bound, bint do_bound,
-    double* t, double* elog, double* acc, const double** rows, double* cnt,
+    bint fast, double* ratio_out, double* t_out, double* bound, bint do_bound,
+    double* t, double* elog, double* acc, const double** rows, double* cnt, double* ratio,
+    double* t_prev, double* elog_prev,
 ) noexcept nogil:
     cdef Py_ssize_t n = p1 - p0, j
     cdef int k, it
-    cdef double s, r, v, total, change, psi_total, c, mx
-    cdef const double* row
+    cdef double v, change, word, doc, word_prev, doc_prev
 
-    total = 0.0
-    for k in range(K):
-        total = total + gamma_d[k]
-    psi_total = _digamma(total, fast)
-    for k in range(K):
-        elog[k] = _digamma(gamma_d[k], fast) - psi_total
-        t[k] = exp(elog[k])
+    _expectation(K, gamma_d, elog, t, fast)
 
     for j in range(n):
         rows[j] = B + <Py_ssize_t>indices[p0 + j] * K
         cnt[j] = <double>data[p0 + j]
     for it in range(max_iter):
-        vbf_accumulate(n, K, rows, cnt, t, eps, acc)
-        total = 0.0
+        vbf_update(n, K, rows, cnt, t, eps, ratio, acc)
         change = 0.0
         for k in range(K):
             v = t[k] * acc[k] + alpha
             change = change + fabs(gamma_d[k] - v)
             gamma_d[k] = v
-            total = total + v
-        psi_total = _digamma(total, fast)
-        for k in range(K):
-            elog[k] = _digamma(gamma_d[k], fast) - psi_total
-            t[k] = exp(elog[k])
+        _expectation(K, gamma_d, elog, t, fast)
         if change / K < tol:
             break
 
-    if do_sst or do_bound:
-        for j in range(n):
-            row = B + <Py_ssize_t>indices[p0 + j] * K
-            c = <double>data[p0 + j]
-            s = _dot(t, row, K)
-            if do_sst:
-                r = c / (s + eps)
-                for k in range(K):
-                    sst[<Py_ssize_t>indices[p0 + j] * K + k] += t[k] * r
-            if do_bound and c != 0.0:
-                if s > 1e-300:
-                    bound[0] = bound[0] + c * log(s)
-                else:
-                    # exp underflowed: log-sum-exp on the logs
-                    row = logB + <Py_ssize_t>indices[p0 + j] * K
-                    mx = elog[0] + row[0]
-                    for k in range(1, K):
-                        if elog[k] + row[k] > mx:
-                            mx = elog[k] + row[k]
-                    s = 0.0
-                    for k in range(K):
-                        s = s + exp(elog[k] + row[k] - mx)
-                    bound[0] = bound[0] + c * (mx + log(s))
     if do_bound:
-        v = 0.0
-        total = 0.0
+        word = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_d, elog, t, alpha,
+                          lg_alpha, lg_kalpha, &doc)
+        if gamma_prev_d != NULL:
+            # Keep the better of this pass's result and the previous pass's gamma (evaluated
+            # at the current topics): the bound then never decreases from pass to pass.
+            _expectation(K, gamma_prev_d, elog_prev, t_prev, fast)
+            word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_prev_d,
+                                   elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev)
+            if word_prev + doc_prev > word + doc:
+                for k in range(K):
+                    gamma_d[k] = gamma_prev_d[k]
+                    elog[k] = elog_prev[k]
+                    t[k] = t_prev[k]
+                word = word_prev
+                doc = doc_prev
+        bound[0] = bound[0] + word
+        bound[1] = bound[1] + doc
+    if t_out != NULL:
         for k in range(K):
-            v = v + (alpha - gamma_d[k]) * elog[k] + (gammaln(gamma_d[k]) - lg_alpha)
-            total = total + gamma_d[k]
-        bound[1] = bound[1] + v + (lg_kalpha - gammaln(total))
+            t_out[k] = t[k]
+    if ratio_out != NULL:
+        for j in range(n):
+            ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
 
 
 def lda_pass(
@@ -202,17 +190,20 @@ def lda_pass(
     int max_iter,
     double tol,
     double eps,
-    double[:, ::1] sstat_slots,
+    double[::1] ratio_out,
+    double[:, ::1] t_out,
     double[:, ::1] bound_slots,
     int n_threads,
     bint fast_psi=False,
+    const double[:, ::1] gamma_prev=None,
 ):
-    """One pass over the documents: fixed point for gamma, statistics, bound terms.
+    """One pass over the documents: fixed point for gamma, what the statistics need, bound terms.
 
     Parameters
     ----------
-    indptr, indices, data : the CSR arrays of the (N, V) document-term matrix (indices int32
-        or int64, same type as indptr; data float32 or float64)
+    indptr, indices, data : the CSR arrays of N documents (indices int32 or int64, same type as
+        indptr; data float32 or float64). ``indptr`` may be a slice of a larger matrix's
+        (``indptr[0] > 0``): positions p in ``indices``/``data`` are absolute.
     B : (V, K) float64, word-major exp(E[log beta]) (mean field) or beta (point topics)
     logB : (V, K) float64, its logarithm (used only where the bound's exp underflows), or
         (0, 0) when the bound is not wanted
@@ -220,17 +211,24 @@ def lda_pass(
     alpha : the document-topic prior
     max_iter, tol : the fixed point's iteration cap and mean-change tolerance
     eps : added to the normaliser sum_k t_k B_wk (scikit-learn uses the dtype's eps)
-    sstat_slots : (G, V * K) per-group statistics (word-major), overwritten; (0, 0) to skip
+    ratio_out : (>= indptr[N],) float64; on exit ratio_out[p] = c_p / (t_d . B_wp + eps) for each
+        position p of the N documents, at the final t_d; length 0 to skip
+    t_out : (N, K) float64; on exit t_d = exp(E[log theta_d]) at the final gamma; (0, 0) to skip.
+        With ``ratio_out`` this is all ``word_topic_stats`` needs.
     bound_slots : (G, 2) per-group [word term, doc term], overwritten; G is its first
         dimension and fixes the grouping of documents
     n_threads : OpenMP threads
-    fast_psi : use scikit-learn's approximate digamma instead of scipy's accurate one
+    fast_psi : use scikit-learn's approximate digamma instead of the accurate one
+    gamma_prev : (N, K) or None; with the bound wanted, each document keeps whichever of its
+        fixed point's result and gamma_prev has the higher bound terms (at the current
+        topics), so that the batch bound cannot decrease between passes
     """
     cdef Py_ssize_t N = gamma.shape[0]
     cdef int K = <int>gamma.shape[1]
     cdef Py_ssize_t V = B.shape[0]
     cdef Py_ssize_t G = bound_slots.shape[0]
-    cdef bint do_sst = sstat_slots.shape[0] > 0
+    cdef bint do_ratio = ratio_out.shape[0] > 0
+    cdef bint do_t = t_out.shape[0] > 0
     cdef bint do_bound = logB.shape[0] > 0
     cdef Py_ssize_t per_group, g, d, nnz, max_nnz = 0
     cdef double lg_alpha = gammaln(alpha), lg_kalpha = gammaln(K * alpha)
@@ -238,8 +236,10 @@ def lda_pass(
     cdef double* elog
     cdef double* acc
     cdef double* cnt
+    cdef double* ratio
+    cdef double* t_prev
+    cdef double* elog_prev
     cdef const double** rows
-    cdef double* sst
     cdef double dummy = 0.0
     cdef const index_t* ind_ptr
     cdef const floating* data_ptr
@@ -250,15 +250,20 @@ def lda_pass(
         raise ValueError("B must be (V, K) with K = gamma.shape[1] >= 1")
     if G < 1 or bound_slots.shape[1] != 2:
         raise ValueError("bound_slots must be (G, 2) with G >= 1")
-    if do_sst and (sstat_slots.shape[0] != G or sstat_slots.shape[1] != V * K):
-        raise ValueError("sstat_slots must be (G, V * K)")
     if do_bound and (logB.shape[0] != V or logB.shape[1] != K):
         raise ValueError("logB must have the shape of B")
+    if do_t and (t_out.shape[0] != N or t_out.shape[1] != K):
+        raise ValueError("t_out must be (N, K) or (0, 0)")
     if n_threads < 1 or max_iter < 0:
         raise ValueError("n_threads must be positive and max_iter non-negative")
+    cdef bint do_prev = gamma_prev is not None
+    if do_prev and (gamma_prev.shape[0] != N or gamma_prev.shape[1] != K or not do_bound):
+        raise ValueError("gamma_prev must have the shape of gamma, and needs the bound (logB)")
     nnz = indptr[N] if N > 0 else 0
     if indices.shape[0] < nnz or data.shape[0] < nnz:
         raise ValueError("indices and data are shorter than indptr says")
+    if do_ratio and ratio_out.shape[0] < nnz:
+        raise ValueError("ratio_out is shorter than indptr says")
     if N > 0 and indptr[0] < 0:
         raise ValueError("indptr must be non-negative")
     for d in range(N):
@@ -271,54 +276,148 @@ def lda_pass(
             raise ValueError("a word index is out of range")
 
     memset(&bound_slots[0, 0], 0, G * 2 * sizeof(double))
-    if do_sst:
-        memset(&sstat_slots[0, 0], 0, G * V * K * sizeof(double))
     if N == 0:
         return
     per_group = (N + G - 1) // G
     ind_ptr = &indices[0] if nnz > 0 else <const index_t*>NULL
     data_ptr = &data[0] if nnz > 0 else <const floating*>NULL
     cdef const double* logB_ptr = &logB[0, 0] if do_bound else &dummy
-    cdef double* sst_base = &sstat_slots[0, 0] if do_sst else &dummy
+    cdef double* ratio_ptr = &ratio_out[0] if do_ratio else <double*>NULL
+    cdef double* t_ptr = &t_out[0, 0] if do_t else <double*>NULL
     cdef const double* B_ptr = &B[0, 0]
     cdef double* gamma_ptr = &gamma[0, 0]
+    cdef const double* gamma_prev_ptr = &gamma_prev[0, 0] if do_prev else <const double*>NULL
     cdef double* bound_ptr = &bound_slots[0, 0]
     cdef const index_t* indptr_ptr = &indptr[0]
 
+    # Groups are handed out dynamically (documents differ in their number of fixed-point
+    # iterations); each group's work and slot do not depend on which thread runs it.
     with nogil, parallel(num_threads=n_threads):
-        t = <double*>malloc((3 * K + max_nnz + 1) * sizeof(double))
+        t = <double*>malloc((5 * K + 2 * max_nnz + 2) * sizeof(double))
         rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
-        cnt = t + 3 * K
         elog = t + K
         acc = t + 2 * K
-        for g in prange(G, schedule='static'):
-            sst = (sst_base + g * V * K) if do_sst else sst_base
+        cnt = t + 3 * K
+        ratio = cnt + max_nnz + 1
+        t_prev = ratio + max_nnz + 1
+        elog_prev = t_prev + K
+        for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 _doc(indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
-                     gamma_ptr + d * K, K, alpha, max_iter, tol, eps, lg_alpha, lg_kalpha, fast_psi,
-                     sst, do_sst, bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt)
+                     gamma_ptr + d * K,
+                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, alpha,
+                     max_iter, tol, eps, lg_alpha, lg_kalpha,
+                     fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
+                     bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
+                     elog_prev)
         free(t)
         free(rows)
 
 
-def reduce_slots(const double[:, ::1] slots, double[::1] out, int n_threads):
-    """out[i] = sum_g slots[g, i], added in group order (bitwise the same for any thread count)."""
-    cdef Py_ssize_t G = slots.shape[0], M = slots.shape[1]
-    cdef Py_ssize_t block = 4096
-    cdef Py_ssize_t n_blocks = (M + block - 1) // block
-    cdef Py_ssize_t b, i, g, i1
-    cdef double s
-    if out.shape[0] != M or G < 1:
-        raise ValueError("out must have slots.shape[1] entries and slots at least one row")
-    cdef const double* sp = &slots[0, 0]
-    cdef double* op = &out[0]
-    if M == 0:
-        return
+def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py_ssize_t V):
+    """The transpose of a CSR pattern, for ``word_topic_stats``: a stable counting sort.
+
+    Returns (word_ptr (V + 1,), word_pos (nnz,), word_doc (nnz,)), int64: the entries of word w
+    are word_pos[word_ptr[w]:word_ptr[w + 1]] (absolute positions in ``indices``), in document
+    order, and word_doc holds their document (row) numbers, 0-based from ``indptr``'s first row.
+    """
+    cdef Py_ssize_t N = indptr.shape[0] - 1, d, p, w, p0
+    if N < 0:
+        raise ValueError("indptr must have at least one entry")
+    p0 = indptr[0]
+    cdef Py_ssize_t nnz = indptr[N] - p0
+    import numpy as np
+    word_ptr_arr = np.zeros(V + 1, dtype=np.int64)
+    word_pos_arr = np.empty(nnz, dtype=np.int64)
+    word_doc_arr = np.empty(nnz, dtype=np.int64)
+    cdef long long[::1] word_ptr = word_ptr_arr
+    cdef long long[::1] word_pos = word_pos_arr
+    cdef long long[::1] word_doc = word_doc_arr
+    cdef long long[::1] fill
+    for p in range(p0, p0 + nnz):
+        w = indices[p]
+        if w < 0 or w >= V:
+            raise ValueError("a word index is out of range")
+        word_ptr[w + 1] += 1
+    for w in range(V):
+        word_ptr[w + 1] += word_ptr[w]
+    fill_arr = word_ptr_arr[:V].copy()
+    fill = fill_arr
     with nogil:
-        for b in prange(n_blocks, schedule='static', num_threads=n_threads):
-            i1 = min((b + 1) * block, M)
-            for i in range(b * block, i1):
-                s = sp[i]
-                for g in range(1, G):
-                    s = s + sp[g * M + i]
-                op[i] = s
+        for d in range(N):
+            for p in range(indptr[d], indptr[d + 1]):
+                w = indices[p]
+                word_pos[fill[w]] = p
+                word_doc[fill[w]] = d
+                fill[w] += 1
+    return word_ptr_arr, word_pos_arr, word_doc_arr
+
+
+def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_pos,
+                     const long long[::1] word_doc, const double[::1] ratio,
+                     const double[:, ::1] t, const double[:, ::1] B, double[:, ::1] out,
+                     int n_threads):
+    """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk.
+
+    The sum runs over the documents containing w, in document order (``word_major_pattern``),
+    each word by one thread: bitwise the same for any thread count, and no per-thread copies
+    of the (V, K) statistics.
+
+    Parameters
+    ----------
+    word_ptr, word_pos, word_doc : from ``word_major_pattern``
+    ratio : (nnz,) c_dw / (t_d . B_w + eps) from ``lda_pass``, by absolute position
+    t : (N, K) exp(E[log theta_d]) from ``lda_pass``
+    B : (V, K) what ``lda_pass`` was fed
+    out : (V, K) float64, overwritten
+    """
+    cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
+    cdef double r
+    cdef double* o
+    cdef const double* td
+    if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] != K or t.shape[1] != K:
+        raise ValueError("word_ptr, B, t and out disagree in shape")
+    if V == 0 or K == 0:
+        return
+    cdef Py_ssize_t m = word_ptr[V]
+    if word_pos.shape[0] < m or word_doc.shape[0] < m:
+        raise ValueError("word_pos and word_doc are shorter than word_ptr says")
+    for i in range(m):
+        if word_doc[i] < 0 or word_doc[i] >= t.shape[0] or word_pos[i] < 0 \
+                or word_pos[i] >= ratio.shape[0]:
+            raise ValueError("word_doc or word_pos out of range")
+    cdef const double* t_ptr = &t[0, 0] if t.shape[0] > 0 else <const double*>NULL
+    cdef const double* ratio_ptr = &ratio[0] if ratio.shape[0] > 0 else <const double*>NULL
+    with nogil:
+        for w in prange(V, schedule='static', num_threads=n_threads):
+            o = &out[w, 0]
+            for k in range(K):
+                o[k] = 0.0
+            for i in range(word_ptr[w], word_ptr[w + 1]):
+                r = ratio_ptr[word_pos[i]]
+                td = t_ptr + word_doc[i] * K
+                for k in range(K):
+                    o[k] += r * td[k]
+            for k in range(K):
+                o[k] *= B[w, k]
+
+
+def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False):
+    """(E[log theta], exp(E[log theta])) row by row, as the pass computes them: psi(gamma_dk) -
+    psi(sum_k gamma_dk) for gamma (N, K) > 0 (for tests of the vectorised special functions)."""
+    import numpy as np
+    cdef Py_ssize_t N = gamma.shape[0], d
+    cdef int K = <int>gamma.shape[1]
+    elog_arr = np.empty((N, K))
+    t_arr = np.empty((N, K))
+    cdef double[:, ::1] elog = elog_arr
+    cdef double[:, ::1] t = t_arr
+    for d in range(N):
+        for k in range(K):
+            if not gamma[d, k] > 0 or gamma[d, k] == float("inf"):
+                raise ValueError("gamma must be positive and finite")
+    if N == 0 or K == 0:
+        return elog_arr, t_arr
+    for d in range(N):
+        _expectation(K, &gamma[d, 0], &elog[d, 0], &t[d, 0], fast_psi)
+    return elog_arr, t_arr

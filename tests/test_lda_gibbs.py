@@ -228,10 +228,10 @@ def test_recovers_generating_topics():
     assert l1.max() < 0.15, l1
     np.testing.assert_allclose(est.exp_dirichlet_component_.sum(axis=1), 1.0)
     # the log joint rises from the random start and settles; the chains agree
-    assert est.log_joint_.shape == (2, 160)
-    assert est.log_joint_[:, -30:].mean() > est.log_joint_[:, 0].max() + 1000
-    assert 0.9 < est.log_joint_rhat_ < 1.1
-    assert est.log_joint_ess_ > 5
+    assert est.log_joint_trace_.shape == (2, 160)
+    assert est.log_joint_trace_[:, -30:].mean() > est.log_joint_trace_[:, 0].max() + 1000
+    assert 0.9 < est.sampler_diagnostics_["rhat"]["log_joint"] < 1.1
+    assert est.sampler_diagnostics_["ess"]["log_joint"] > 5
     assert sorted(est.chain_topic_permutations_[1]) == list(range(5))
     # transform with the posterior-mean topics puts documents on their generating topics
     theta = est.transform(X)
@@ -249,9 +249,9 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_merge == 2
     for other in fits[1:]:
         np.testing.assert_array_equal(fits[0].components_, other.components_)
-        np.testing.assert_array_equal(fits[0].log_joint_, other.log_joint_)
+        np.testing.assert_array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
     other = LatentDirichletAllocation(4, n_threads=2, **{**kw, "random_state": 4}).fit(X)
-    assert not np.array_equal(fits[0].log_joint_, other.log_joint_)
+    assert not np.array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
 
 
 def test_store_samples_and_posterior_mean():
@@ -303,7 +303,8 @@ def test_empty_documents_and_empty_corpus():
     est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_samples=4,
                                     random_state=0).fit(Z)
     np.testing.assert_allclose(est.components_, 0.5)
-    assert est.lower_bounds_ == [0.0] * 6
+    np.testing.assert_array_equal(est.lower_bounds_, 0.0)
+    assert len(est.lower_bounds_) == 6
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -5,8 +5,10 @@ from ._config import config_context, get_config, set_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
 from .lda import LatentDirichletAllocation
+from .spectrum import compare_methods
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
+           "compare_methods", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
            "get_config", "set_config", "config_context", "__version__"]

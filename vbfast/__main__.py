@@ -1,7 +1,9 @@
-"""Command line: ``python -m vbfast demo`` (and ``--version``).
+"""Command line: ``python -m vbfast demo [--spectrum]`` (and ``--version``).
 
 The demo fits ``vbfast.GaussianMixture`` with K = 1..max_components to the Old
-Faithful data, chooses K by BIC and prints the table and the chosen model.
+Faithful data, chooses K by BIC and prints the table and the chosen model. With
+``--spectrum`` it instead fits one mixture by every inference method (``compare_methods``) on a
+train/test split of the same data and prints time, iterations and held-out log-likelihood.
 """
 
 import argparse
@@ -52,6 +54,12 @@ def build_parser():
     demo.add_argument("--n-threads", type=_positive_int, default=None,
                       help="threads for the kernels (default: all available)")
     demo.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    demo.add_argument("--spectrum", action="store_true",
+                      help="compare the inference methods (Gibbs, mean field, EM) on one "
+                      "mixture of --n-components components; held-out data: a random quarter "
+                      "of the samples")
+    demo.add_argument("--n-components", type=_positive_int, default=2,
+                      help="components of the --spectrum mixture (default: 2)")
     demo.set_defaults(func=_demo)
     return parser
 
@@ -61,7 +69,33 @@ def _fmt(a, decimals=3):
                            precision=decimals, suppress_small=True, separator=", ")
 
 
+def _spectrum(args, out):
+    from vbfast import GaussianMixture, compare_methods
+    from vbfast.datasets import load_old_faithful
+
+    X = load_old_faithful()
+    order = np.random.default_rng(args.seed).permutation(X.shape[0])
+    n_test = X.shape[0] // 4
+    X_train, X_test = X[order[n_test:]], X[order[:n_test]]
+    k = args.n_components
+    est = GaussianMixture(n_components=k, covariance_type=args.covariance_type,
+                          random_state=args.seed, n_threads=args.n_threads)
+    print(f"Old Faithful: {X_train.shape[0]} training and {X_test.shape[0]} held-out samples; "
+          f"GaussianMixture(n_components={k}, covariance_type={args.covariance_type!r}) by "
+          "every method", file=out)
+    print(file=out)
+    result = compare_methods(est, X_train, X_test)
+    print(result, file=out)
+    print(file=out)
+    print("Methods from the most accurate (full posterior) to the fastest (point estimates); "
+          "held-out: mean log-likelihood per sample (posterior predictive for Bayesian "
+          "methods).", file=out)
+    return 0
+
+
 def _demo(args, out):
+    if args.spectrum:
+        return _spectrum(args, out)
     from vbfast import GaussianMixture
     from vbfast.datasets import load_old_faithful
 

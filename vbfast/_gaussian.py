@@ -90,8 +90,12 @@ class GaussianPass:
         return self._gram
 
     def run(self, means_shifted, prec_flat, aux, log_const, resp_in=None, resp_out=None,
-            log_prob_norm_out=None, compute_stats=True):
-        """One kernel pass; returns a dict of reduced statistics (see ``_gmm.gmm_pass``)."""
+            log_prob_norm_out=None, compute_stats=True, sample_z=False, seed=0, sweep=0,
+            z_out=None):
+        """One kernel pass; returns a dict of reduced statistics (see ``_gmm.gmm_pass``).
+
+        With ``sample_z`` the pass draws z (Gibbs) from the stream keyed by (seed, sweep) and
+        the statistics are hard counts; "log_likelihood" is then log p(X, z | theta)."""
         X = self.X
         empty_out_2d = np.empty((0, 0), dtype=X.dtype)
         empty_out_1d = np.empty(0, dtype=X.dtype)
@@ -101,7 +105,7 @@ class GaussianPass:
             self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else empty_out_2d,
             log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
-            compute_stats, CHUNK_SIZE, self.n_threads)
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
         K, D = self.n_components, self.n_features
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.

@@ -31,6 +31,8 @@ _WORDS_PER_BLOCK = 512
 # Below this many tokens a sweep is not worth a parallel region (results are unaffected).
 _MIN_TOKENS_PER_THREAD = 20000
 _INT32_MAX = np.iinfo(np.int32).max
+# converged_ when the split-R-hat of the log joint is below this (as for the mixtures' sampler)
+RHAT_THRESHOLD = 1.05
 
 
 def check_gibbs_parameters(est):
@@ -274,13 +276,17 @@ def fit_gibbs(est, X, doc_topic=True):
     est.topic_word_prior_ = eta
     est.n_iter_ = n_sweeps
     est._dtype = X.dtype
-    est.log_joint_ = trace
-    est.lower_bounds_ = trace[0].tolist()
+    est.log_joint_trace_ = trace
+    est.lower_bounds_ = trace[0].copy()
+    est.lower_bound_ = float(trace[0, -1]) if n_sweeps else float("nan")
     est.iteration_times_ = times
     est.chain_topic_permutations_ = np.array(perms)
     est.posterior_samples_ = samples
     kept_trace = trace[:, burn_in:][:, thin - 1::thin]
-    est.log_joint_rhat_, est.log_joint_ess_ = _diagnostics(kept_trace)
+    rhat, ess = _diagnostics(kept_trace)
+    est.sampler_diagnostics_ = {"rhat": {"log_joint": rhat}, "ess": {"log_joint": ess},
+                                "max_rhat": rhat}
+    est.converged_ = bool(rhat < RHAT_THRESHOLD)
     est._set_lambda(components)
     est.bound_ = est.perplexity(X)
     if doc_topic:

@@ -9,13 +9,14 @@ import numpy as np
 
 from . import _bayes_gaussian as BG
 from . import _gaussian as G
+from . import _gibbs_gaussian as GS
 from ._base import IterativeFitMixin, ParamsMixin
 from ._threads import resolve_n_threads, single_threaded_blas
 from ._validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-_METHODS = ("em", "mean_field")
+_METHODS = ("em", "mean_field", "gibbs")
 
 
 class _EMFitState:
@@ -112,14 +113,57 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         If True, ``fit`` starts from the previous solution (and ``n_init`` is ignored).
     verbose : int, default=0
     verbose_interval : int, default=10
-    method : {'em', 'mean_field'}, default='em'
+    method : {'em', 'mean_field', 'gibbs'}, default='em'
         The inference method (see the library's methods spectrum). 'mean_field' is mean-field
         variational Bayes with scikit-learn's default priors, the same fit as
         ``BayesianGaussianMixture`` (which also exposes the priors; see it for the fitted
-        attributes, which then follow its conventions).
+        attributes, which then follow its conventions). 'gibbs' samples p(z, theta | X) under
+        the same priors by blocked Gibbs sampling (see "Gibbs sampling" below).
     n_threads : int or None, default=None
         OpenMP threads for the passes over the data; None means every available core, negative
         values count back from it. Results do not depend on it.
+    n_samples : int, default=200
+        ``method='gibbs'``: draws kept per chain.
+    burn_in : int, default=100
+        ``method='gibbs'``: sweeps discarded at the start of each chain.
+    thin : int, default=1
+        ``method='gibbs'``: keep every ``thin``-th sweep after the burn-in.
+    n_chains : int, default=2
+        ``method='gibbs'``: independent chains (run one after another, each from its own
+        initialisation and seeds spawned from ``random_state``).
+
+    Gibbs sampling
+    --------------
+    Each sweep draws z_n ~ p(z_n | x_n, theta) for every row in the parallel kernel pass
+    (counter-based random stream keyed by (seed, sweep, row): reproducible and identical for
+    any ``n_threads``), then theta | z exactly: weights from a Dirichlet (or, for the default
+    Dirichlet-process prior, truncated stick-breaking Betas with the last stick 1), and
+    (mu_k, Lambda_k) from their Normal-Wishart ('full'; one shared Wishart for 'tied') or
+    Normal-Gamma ('diag' per dimension, 'spherical') conditional; see
+    ``vbfast._gibbs_gaussian`` for the model. ``max_iter``, ``tol``, ``n_init`` and
+    ``reg_covar`` are not used. ``sample_weight`` w_n raises row n's likelihood to the power
+    w_n (the row counts w_n times in the statistics but keeps one z_n), which equals repeating
+    the row only in the conditional of theta. Label switching is handled by relabelling every kept draw to a
+    reference by Hungarian matching of the means; the fitted ``weights_``, ``means_`` and
+    ``precisions_`` are then posterior means over the kept draws of all chains,
+    ``covariances_`` the inverse of ``precisions_``. ``predict_proba`` / ``predict`` are
+    plug-in at those means; ``score_samples`` / ``score`` average the predictive density over
+    the kept draws (log-mean-exp). Sampler attributes:
+
+    posterior_samples_ : dict
+        Kept draws, each with leading axes (n_chains, n_samples): ``weights`` (K,),
+        ``means`` (K, D), ``precisions`` and ``precisions_cholesky`` (the shapes of
+        ``precisions_``), relabelled; and ``log_joint``, the trace at the kept sweeps.
+    log_joint_trace_ : ndarray of shape (n_chains, n_iter_)
+        log p(X, z, theta) after every sweep's z block: the state (z_t, theta_{t-1}). It is
+        not a bound and not monotone (the bound-decrease guard does not apply to it).
+        ``lower_bounds_`` holds chain 0's row (``lower_bound_`` its last value) and
+        ``iteration_times_`` chain 0's sweep times.
+    sampler_diagnostics_ : dict
+        Split-R-hat and effective sample size across chains (``vbfast._mcmc``) of
+        permutation-invariant summaries: the log joint and the weights sorted in decreasing
+        order; ``converged_`` is True when every R-hat is below 1.05 (otherwise a
+        ConvergenceWarning). ``n_iter_`` is the number of sweeps per chain.
 
     Attributes
     ----------
@@ -144,7 +188,12 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, method="em", n_threads=None):
+                 verbose=0, verbose_interval=10, method="em", n_threads=None, n_samples=200,
+                 burn_in=100, thin=1, n_chains=2):
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -166,7 +215,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads")
+                    "n_threads", "n_samples", "burn_in", "thin", "n_chains")
 
 
     # ------------------------------------------------------------------ checks
@@ -179,11 +228,13 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_option(self.init_params, "init_params", _INIT_PARAMS)
         check_option(self.method, "method", _METHODS)
-        if self.method == "mean_field":
+        if self.method in ("mean_field", "gibbs"):
             for name in ("weights_init", "means_init", "precisions_init"):
                 if getattr(self, name, None) is not None:
-                    raise ValueError(f"{name} is not supported with method='mean_field' "
-                                     "(q(theta) starts from init_params' responsibilities)")
+                    raise ValueError(f"{name} is not supported with method={self.method!r} "
+                                     "(theta starts from init_params' responsibilities)")
+        if self.method == "gibbs":
+            GS.check_sampler_parameters(self)
         check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
         n_samples, n_features = X.shape
@@ -246,7 +297,10 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
         self._fit_dtype = X.dtype
         with single_threaded_blas():
-            self._run_fits(data, random_state)
+            if self.method == "gibbs":  # a fixed number of sweeps, no n_init / tol loop
+                GS.fit_gibbs(self, data, random_state)
+            else:
+                self._run_fits(data, random_state)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -350,9 +404,12 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         """Log-likelihood log p(x_n) of each sample, shape (n_samples,).
 
         With ``method='mean_field'``: the log posterior predictive density (a mixture of
-        Student-t densities), see ``BayesianGaussianMixture.score_samples``."""
+        Student-t densities), see ``BayesianGaussianMixture.score_samples``. With
+        ``method='gibbs'``: log of the predictive density averaged over the kept draws."""
         if self.method == "mean_field":
             return _mean_field_score_samples(self, X)
+        if self.method == "gibbs":
+            return GS.score_samples_gibbs(self, X)
         return self._pass(X, want_log_prob_norm=True)[1]
 
     def score(self, X, y=None):
@@ -555,6 +612,15 @@ class BayesianGaussianMixture(GaussianMixture):
     random_state, warm_start, verbose, verbose_interval : as in ``GaussianMixture``
     n_threads : int or None, default=None
         OpenMP threads for the passes; results do not depend on it.
+    method : {'mean_field', 'gibbs'}, default='mean_field'
+        'gibbs' samples the posterior of the same model with these priors by blocked Gibbs
+        sampling instead of approximating it (see ``GaussianMixture``, "Gibbs sampling", for
+        the sampler, its options and attributes). The fitted attributes are then those of
+        ``GaussianMixture(method='gibbs')`` plus the ``*_prior_`` attributes;
+        ``weight_concentration_``, ``mean_precision_``, ``degrees_of_freedom_`` are
+        mean-field only.
+    n_samples, burn_in, thin, n_chains : int
+        Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
 
     Attributes
     ----------
@@ -581,7 +647,6 @@ class BayesianGaussianMixture(GaussianMixture):
         as in ``GaussianMixture``; the bounds are the ELBO described above.
     """
 
-    method = "mean_field"
     weights_init = means_init = precisions_init = None
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -589,7 +654,13 @@ class BayesianGaussianMixture(GaussianMixture):
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, verbose_interval=10, n_threads=None):
+                 warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
+                 method="mean_field", n_samples=200, burn_in=100, thin=1, n_chains=2):
+        self.method = method
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -613,9 +684,11 @@ class BayesianGaussianMixture(GaussianMixture):
                     "n_init", "init_params", "weight_concentration_prior_type",
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
-                    "warm_start", "verbose", "verbose_interval", "n_threads")
+                    "warm_start", "verbose", "verbose_interval", "n_threads", "method",
+                    "n_samples", "burn_in", "thin", "n_chains")
 
     def _check_parameters(self, X):
+        check_option(self.method, "method", ("mean_field", "gibbs"))
         super()._check_parameters(X)
         check_option(self.weight_concentration_prior_type, "weight_concentration_prior_type",
                      BG.PRIOR_TYPES)

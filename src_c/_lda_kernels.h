@@ -1,0 +1,330 @@
+/* Hot loops of the LDA pass (src_c/_lda.pyx): the per-document fixed point's sweep and the
+   Dirichlet expectation E[log theta_d], vectorised with GCC/Clang vector extensions, and
+   portable scalar versions for other compilers (MSVC). */
+#ifndef VBFAST_LDA_KERNELS_H
+#define VBFAST_LDA_KERNELS_H
+
+#include <math.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+
+/* The fixed point's hot loop is compiled twice on x86-64 with GCC or Clang: for AVX2+FMA
+   and for the baseline, chosen at run time by what the CPU supports. Each version has a
+   fixed order of operations (the four lanes of a vbf_v4 are four fixed partial sums, added
+   as (l0 + l1) + (l2 + l3)), so a result depends on the data and on which version runs,
+   never on the thread count. The FMA version fuses multiply-adds: its results differ from
+   the baseline's in the last bits. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VBF_HAVE_DISPATCH 1
+#define VBF_INLINE static inline __attribute__((always_inline))
+#else
+#define VBF_INLINE static inline
+#endif
+typedef double vbf_v4 __attribute__((vector_size(32)));
+
+VBF_INLINE vbf_v4 vbf_load4(const double *p) {
+    vbf_v4 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_INLINE void vbf_store4(double *p, vbf_v4 v) { __builtin_memcpy(p, &v, sizeof v); }
+VBF_INLINE double vbf_hsum(vbf_v4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+
+/* t . row: lanes over k in steps of four, then the tail k = K4..K-1 added in order. */
+VBF_INLINE double vbf_dot(int K, const double *t, const double *row) {
+    int k, K4 = K & ~3;
+    vbf_v4 a = {0.0, 0.0, 0.0, 0.0};
+    double s;
+    for (k = 0; k < K4; k += 4) a += vbf_load4(t + k) * vbf_load4(row + k);
+    s = vbf_hsum(a);
+    for (; k < K; k++) s += t[k] * row[k];
+    return s;
+}
+
+/* One sweep of the fixed point for one document with n distinct words:
+       ratio_j = cnt_j / (t . B_wj + eps)
+       acc_k   = sum_j ratio_j B_wj,k
+   Written plainly, both loops are bound by the latency of floating-point adds (a 50-long
+   dot product is one dependency chain) and each streams the document's rows of B from
+   the L2 cache. So words go in blocks of eight: their eight dot products run as eight
+   independent chains (each with vbf_dot's arithmetic), then the block's contribution to
+   acc is added while its rows are still in L1, as one fixed sum tree per block. The order
+   of every sum is fixed by n and K alone. */
+VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
+                                const double *cnt, const double *t, double eps,
+                                double *ratio, double *acc)
+{
+    Py_ssize_t j;
+    int k, q, K4 = K & ~3;
+    const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0};
+    for (k = 0; k < K; k++) acc[k] = 0.0;
+    for (j = 0; j + 8 <= n; j += 8) {
+        const double *r[8];
+        vbf_v4 a[8];
+        double s[8], rt[8];
+        for (q = 0; q < 8; q++) { r[q] = rows[j + q]; a[q] = zero; }
+        for (k = 0; k < K4; k += 4) {
+            const vbf_v4 tv = vbf_load4(t + k);
+            for (q = 0; q < 8; q++) a[q] += tv * vbf_load4(r[q] + k);
+        }
+        for (q = 0; q < 8; q++) s[q] = vbf_hsum(a[q]);
+        for (; k < K; k++)
+            for (q = 0; q < 8; q++) s[q] += t[k] * r[q][k];
+        for (q = 0; q < 8; q++) rt[q] = ratio[j + q] = cnt[j + q] / (s[q] + eps);
+        {
+            const vbf_v4 b0 = {rt[0], rt[0], rt[0], rt[0]}, b1 = {rt[1], rt[1], rt[1], rt[1]};
+            const vbf_v4 b2 = {rt[2], rt[2], rt[2], rt[2]}, b3 = {rt[3], rt[3], rt[3], rt[3]};
+            const vbf_v4 b4 = {rt[4], rt[4], rt[4], rt[4]}, b5 = {rt[5], rt[5], rt[5], rt[5]};
+            const vbf_v4 b6 = {rt[6], rt[6], rt[6], rt[6]}, b7 = {rt[7], rt[7], rt[7], rt[7]};
+            for (k = 0; k < K4; k += 4) {
+                vbf_v4 u = (b0 * vbf_load4(r[0] + k) + b1 * vbf_load4(r[1] + k))
+                         + (b2 * vbf_load4(r[2] + k) + b3 * vbf_load4(r[3] + k));
+                vbf_v4 v = (b4 * vbf_load4(r[4] + k) + b5 * vbf_load4(r[5] + k))
+                         + (b6 * vbf_load4(r[6] + k) + b7 * vbf_load4(r[7] + k));
+                vbf_store4(acc + k, vbf_load4(acc + k) + (u + v));
+            }
+        }
+        for (; k < K; k++)
+            acc[k] += ((rt[0] * r[0][k] + rt[1] * r[1][k]) + (rt[2] * r[2][k] + rt[3] * r[3][k]))
+                    + ((rt[4] * r[4][k] + rt[5] * r[5][k]) + (rt[6] * r[6][k] + rt[7] * r[7][k]));
+    }
+    for (; j < n; j++) {
+        const double *row = rows[j];
+        const double rj = ratio[j] = cnt[j] / (vbf_dot(K, t, row) + eps);
+        const vbf_v4 bj = {rj, rj, rj, rj};
+        for (k = 0; k < K4; k += 4)
+            vbf_store4(acc + k, vbf_load4(acc + k) + bj * vbf_load4(row + k));
+        for (; k < K; k++) acc[k] += rj * row[k];
+    }
+}
+
+/* ---- vectorised digamma and exp, four lanes at a time (for E[log theta_d] each sweep) */
+typedef long long vbf_i4 __attribute__((vector_size(32)));
+
+VBF_INLINE vbf_i4 vbf_bits(vbf_v4 a) { vbf_i4 b; __builtin_memcpy(&b, &a, sizeof b); return b; }
+VBF_INLINE vbf_v4 vbf_from_bits(vbf_i4 b) { vbf_v4 a; __builtin_memcpy(&a, &b, sizeof a); return a; }
+/* mask lanes (all ones) take a, the others b */
+VBF_INLINE vbf_v4 vbf_blend(vbf_i4 mask, vbf_v4 a, vbf_v4 b) {
+    return vbf_from_bits((vbf_bits(a) & mask) | (vbf_bits(b) & ~mask));
+}
+VBF_INLINE vbf_v4 vbf_splat(double v) { vbf_v4 a = {v, v, v, v}; return a; }
+
+/* log(y) for positive, normal, finite y: y = 2^e m with m in [sqrt(1/2), sqrt(2)),
+   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, series to s^23 (error < 1e-17
+   relative to log m); log 2 split in two parts so that e * LN2_HI is exact. */
+VBF_INLINE vbf_v4 vbf_log4(vbf_v4 y) {
+    const vbf_i4 mant = {0x000fffffffffffffLL, 0x000fffffffffffffLL,
+                         0x000fffffffffffffLL, 0x000fffffffffffffLL};
+    const vbf_i4 one_bits = {0x3ff0000000000000LL, 0x3ff0000000000000LL,
+                             0x3ff0000000000000LL, 0x3ff0000000000000LL};
+    vbf_i4 b = vbf_bits(y), e, big;
+    vbf_v4 m, s, s2, p, ef;
+    e = ((b >> 52) & 0x7ff) - 1023;
+    m = vbf_from_bits((b & mant) | one_bits);
+    big = m > vbf_splat(1.4142135623730951);
+    m = vbf_blend(big, m * vbf_splat(0.5), m);
+    e = e - big;  /* big is -1 where m was halved */
+    ef = __builtin_convertvector(e, vbf_v4);
+    s = (m - vbf_splat(1.0)) / (m + vbf_splat(1.0));
+    s2 = s * s;
+    p = vbf_splat(1.0 / 23.0);
+    p = p * s2 + vbf_splat(1.0 / 21.0);
+    p = p * s2 + vbf_splat(1.0 / 19.0);
+    p = p * s2 + vbf_splat(1.0 / 17.0);
+    p = p * s2 + vbf_splat(1.0 / 15.0);
+    p = p * s2 + vbf_splat(1.0 / 13.0);
+    p = p * s2 + vbf_splat(1.0 / 11.0);
+    p = p * s2 + vbf_splat(1.0 / 9.0);
+    p = p * s2 + vbf_splat(1.0 / 7.0);
+    p = p * s2 + vbf_splat(1.0 / 5.0);
+    p = p * s2 + vbf_splat(1.0 / 3.0);
+    p = (s + s) * (p * s2);  /* 2 atanh(s) - 2 s */
+    return ef * vbf_splat(6.93147180369123816490e-01)
+         + ((s + s) + (p + ef * vbf_splat(1.90821492927058770002e-10)));
+}
+
+/* exp(x) for x <= 0 (no overflow handling); x < -708 gives 0 (exp(-708) ~ 3e-308, so only
+   subnormal results are flushed). x = n log 2 + r, |r| <= log(2)/2, exp(r) by its Taylor
+   series to r^13 (truncation < 1e-17), times 2^n built in the exponent bits. */
+VBF_INLINE vbf_v4 vbf_exp4(vbf_v4 x) {
+    const vbf_v4 shifter = vbf_splat(6755399441055744.0);  /* 1.5 * 2^52: rounds to integer */
+    vbf_i4 under = x < vbf_splat(-708.0), n;
+    vbf_v4 kd, r, p;
+    x = vbf_blend(under, vbf_splat(-708.0), x);
+    kd = x * vbf_splat(1.4426950408889634) + shifter;
+    n = vbf_bits(kd) - vbf_bits(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat(6.93147180369123816490e-01))
+        - kd * vbf_splat(1.90821492927058770002e-10);
+    p = vbf_splat(1.0 / 6227020800.0);
+    p = p * r + vbf_splat(1.0 / 479001600.0);
+    p = p * r + vbf_splat(1.0 / 39916800.0);
+    p = p * r + vbf_splat(1.0 / 3628800.0);
+    p = p * r + vbf_splat(1.0 / 362880.0);
+    p = p * r + vbf_splat(1.0 / 40320.0);
+    p = p * r + vbf_splat(1.0 / 5040.0);
+    p = p * r + vbf_splat(1.0 / 720.0);
+    p = p * r + vbf_splat(1.0 / 120.0);
+    p = p * r + vbf_splat(1.0 / 24.0);
+    p = p * r + vbf_splat(1.0 / 6.0);
+    p = p * r + vbf_splat(0.5);
+    p = p * r + vbf_splat(1.0);
+    p = p * r + vbf_splat(1.0);
+    p = p * vbf_from_bits((n + 1023) << 52);
+    return vbf_from_bits(vbf_bits(p) & ~under);
+}
+
+/* digamma(x) for x > 0. Lanes with x < 8 are shifted by eight, psi(x) = psi(x + 8) -
+   sum_{i<8} 1/(x + i) (the sum as one fraction num/den: a single division, no branches),
+   then the asymptotic series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-18
+   (truncation < 3e-17 for y >= 8). */
+VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
+    vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
+    vbf_i4 small = x < vbf_splat(8.0);
+    int i;
+    for (i = 1; i < 8; i++) {  /* num/den = sum_{j<i} 1/(x + j) */
+        const vbf_v4 xi = x + vbf_splat((double)i);
+        num = num * xi + den;
+        den = den * xi;
+    }
+    y = vbf_blend(small, x + vbf_splat(8.0), x);
+    iy = vbf_splat(1.0) / y;
+    z = iy * iy;
+    p = vbf_splat(43867.0 / 14364.0);
+    p = vbf_splat(3617.0 / 8160.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    p = vbf_splat(691.0 / 32760.0) - z * p;
+    p = vbf_splat(1.0 / 132.0) - z * p;
+    p = vbf_splat(1.0 / 240.0) - z * p;
+    p = vbf_splat(1.0 / 252.0) - z * p;
+    p = vbf_splat(1.0 / 120.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    return ((vbf_log4(y) - vbf_splat(0.5) * iy) - z * p)
+         - vbf_from_bits(vbf_bits(num / den) & small);
+}
+
+/* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
+VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, double *elog,
+                                               double *t)
+{
+    int k, q;
+    double total = 0.0, psi_total;
+    vbf_v4 g, e;
+    for (k = 0; k < K; k++) total += gamma[k];
+    psi_total = vbf_digamma4(vbf_splat(total))[0];
+    for (k = 0; k + 4 <= K; k += 4) {
+        e = vbf_digamma4(vbf_load4(gamma + k)) - vbf_splat(psi_total);
+        vbf_store4(elog + k, e);
+        vbf_store4(t + k, vbf_exp4(e));
+    }
+    if (k < K) {
+        g = vbf_splat(1.0);
+        for (q = 0; k + q < K; q++) g[q] = gamma[k + q];
+        e = vbf_digamma4(g) - vbf_splat(psi_total);
+        g = vbf_exp4(e);
+        for (q = 0; k + q < K; q++) { elog[k + q] = e[q]; t[k + q] = g[q]; }
+    }
+}
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2,fma")))
+static void vbf_update_fma(Py_ssize_t n, int K, const double *const *rows,
+                           const double *cnt, const double *t, double eps, double *ratio,
+                           double *acc)
+{
+    vbf_update_body(n, K, rows, cnt, t, eps, ratio, acc);
+}
+
+#endif
+
+static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const double *cnt,
+                       const double *t, double eps, double *ratio, double *acc)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vbf_update_fma(n, K, rows, cnt, t, eps, ratio, acc);
+        return;
+    }
+#endif
+    vbf_update_body(n, K, rows, cnt, t, eps, ratio, acc);
+}
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2,fma")))
+static void vbf_dirichlet_expectation_fma(int K, const double *gamma, double *elog,
+                                          double *t)
+{
+    vbf_dirichlet_expectation_body(K, gamma, elog, t);
+}
+#endif
+
+static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, double *t)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vbf_dirichlet_expectation_fma(K, gamma, elog, t);
+        return;
+    }
+#endif
+    vbf_dirichlet_expectation_body(K, gamma, elog, t);
+}
+
+#else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
+
+static double vbf_dot(int K, const double *t, const double *row)
+{
+    double s = 0.0;
+    int k;
+    for (k = 0; k < K; k++) s += t[k] * row[k];
+    return s;
+}
+
+static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const double *cnt,
+                       const double *t, double eps, double *ratio, double *acc)
+{
+    Py_ssize_t j;
+    int k;
+    for (k = 0; k < K; k++) acc[k] = 0.0;
+    for (j = 0; j < n; j++) {
+        const double r = ratio[j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps);
+        for (k = 0; k < K; k++) acc[k] += r * rows[j][k];
+    }
+}
+
+static double vbf_digamma(double x)
+{
+    double num = 0.0, den = 1.0, iy, z, p;
+    int i;
+    if (x < 8.0) {
+        num = 1.0;
+        den = x;
+        for (i = 1; i < 8; i++) { num = num * (x + i) + den; den *= x + i; }
+        x += 8.0;
+    }
+    iy = 1.0 / x;
+    z = iy * iy;
+    p = 43867.0 / 14364.0;
+    p = 3617.0 / 8160.0 - z * p;
+    p = 1.0 / 12.0 - z * p;
+    p = 691.0 / 32760.0 - z * p;
+    p = 1.0 / 132.0 - z * p;
+    p = 1.0 / 240.0 - z * p;
+    p = 1.0 / 252.0 - z * p;
+    p = 1.0 / 120.0 - z * p;
+    p = 1.0 / 12.0 - z * p;
+    return ((log(x) - 0.5 * iy) - z * p) - num / den;
+}
+
+static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, double *t)
+{
+    double total = 0.0, psi_total;
+    int k;
+    for (k = 0; k < K; k++) total += gamma[k];
+    psi_total = vbf_digamma(total);
+    for (k = 0; k < K; k++) {
+        elog[k] = vbf_digamma(gamma[k]) - psi_total;
+        t[k] = elog[k] < -708.0 ? 0.0 : exp(elog[k]);
+    }
+}
+
+#endif
+#endif

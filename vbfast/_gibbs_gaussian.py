@@ -1,0 +1,503 @@
+"""Blocked Gibbs sampling for the Bayesian Gaussian mixture: p(z, theta | X) by simulation.
+
+The model is the one of ``vbfast._bayes_gaussian`` (the mean-field variant's priors, from
+``resolve_priors``), with these choices where a covariance type needs one:
+
+    weights     dirichlet_distribution: pi ~ Dir(alpha0, ..., alpha0)
+                dirichlet_process: truncated stick-breaking (Ishwaran & James 2001):
+                    v_k ~ Beta(1, gamma0) for k < K, v_K = 1, pi_k = v_k prod_{j<k} (1 - v_j)
+    'full'      Lambda_k ~ Wishart(W0, nu0), mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^{-1})
+    'tied'      ONE Lambda ~ Wishart(W0, nu0) shared by all components,
+                mu_k | Lambda ~ N(m0, (beta0 Lambda)^{-1})
+    'diag'      Lambda_k = diag(lambda_k1..lambda_kD), lambda_kj ~ Gamma(nu0/2, rate psi0_j/2)
+                (the marginal of a diagonal of Wishart(diag(1/psi0), nu0)),
+                mu_kj | lambda_kj ~ N(m0_j, 1 / (beta0 lambda_kj))
+    'spherical' Lambda_k = lambda_k I, lambda_k ~ Gamma(nu0 D/2, rate psi0 D/2),
+                mu_k | lambda_k ~ N(m0, I / (beta0 lambda_k))
+    z_n | pi ~ Cat(pi),  x_n | z_n = k ~ N(mu_k, Lambda_k^{-1}),  W0^{-1} = psi0.
+
+Every block has an exact conjugate conditional, so each sweep is
+
+    1. z | theta, X           in the kernel pass (``_gmm.gmm_pass`` with ``sample_z``), which
+                              also returns the hard-count statistics and log p(X, z | theta);
+    2. weights | z            Dirichlet(alpha0 + N_k), or v_k ~ Beta(1 + N_k,
+                              gamma0 + sum_{j>k} N_j) (k < K);
+    3. (mu_k, Lambda_k) | z, X  Normal-Wishart / Normal-Gamma with
+                              beta_k = beta0 + N_k,  m_k = (beta0 m0 + N_k xbar_k) / beta_k,
+                              nu_k = nu0 + N_k,
+                              Psi_k = psi0 + S_k + beta0 N_k / beta_k (xbar_k - m0)(...)^T
+                              (S_k the scatter about xbar_k; for 'tied' nu = nu0 + N and Psi
+                              sums the K scatter and mean terms; 'diag' takes the diagonals,
+                              'spherical' the traces / D), Lambda_k drawn first, then mu_k.
+
+The posterior means of these conditionals are the mean-field updates of
+``MeanFieldFitState.update`` without ``reg_covar`` ('full', 'diag', 'spherical'); 'tied' is a
+different model from the mean-field 'tied' (which restricts q(Lambda_k) of the per-component
+model), so its conditional uses nu0 + N rather than nu0 + N / K. ``reg_covar`` is not used: the
+conditionals are the exact posteriors, and psi0 keeps every Psi_k positive-definite.
+
+Random numbers: the z draws come from the kernel's counter-based stream keyed by
+(chain seed, sweep, row), so they do not depend on the thread count; the K-sized parameter
+draws use a NumPy Generator per chain. Wishart draws use the Bartlett decomposition.
+"""
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.optimize import linear_sum_assignment
+from scipy.special import gammaln
+
+from . import _bayes_gaussian as BG
+from . import _gaussian as G
+from ._mcmc import effective_sample_size, split_rhat
+from ._validation import check_array, check_is_fitted, check_scalar
+from .exceptions import ConvergenceWarning
+
+#: chains count as converged when every split-R-hat of the scalar summaries is below this
+RHAT_THRESHOLD = 1.05
+_LOG_2PI = G.LOG_2PI
+
+
+# ====================================================================== conditionals
+def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift, gram=None):
+    """Parameters of p(theta | X, z) from hard-count statistics of one sampled pass.
+
+    Parameters
+    ----------
+    stats : dict
+        ``nk`` (K,), ``s1`` (K, D) and ``s2`` from ``GaussianPass.run`` (shifted coordinates;
+        'full' S2 centred at ``centers_shifted``).
+    centers_shifted : ndarray of shape (K, D)
+        The means the pass was given ('full' only uses them).
+    priors : dict
+        From ``_bayes_gaussian.resolve_priors``.
+    covariance_type : str
+    shift : ndarray of shape (D,)
+        The pass's shift; m0 is moved into shifted coordinates with it.
+    gram : ndarray of shape (D, D), optional
+        sum_n w_n (x_n - shift)(x_n - shift)^T, needed for 'tied'.
+
+    Returns
+    -------
+    post : dict
+        ``weights``: ("dirichlet", alpha (K,)) or ("sticks", a (K-1,), b (K-1,));
+        ``beta`` (K,), ``m`` (K, D) shifted posterior means of mu;
+        ``nu``: (K,) ('full', 'diag', 'spherical') or float ('tied');
+        ``psi``: the scale inverse, (K, D, D) 'full', (D, D) 'tied', (K, D) 'diag', (K,)
+        'spherical' (for the Gamma types shape = nu/2 and rate = psi/2 per dimension for
+        'diag', shape = nu D/2 and rate = psi D/2 for 'spherical').
+    """
+    nk = np.asarray(stats["nk"], dtype=np.float64)
+    s1 = np.asarray(stats["s1"], dtype=np.float64)
+    K, D = s1.shape
+    occupied = nk > 0
+    safe_nk = np.where(occupied, nk, 1.0)
+    xbar = np.where(occupied[:, None], s1 / safe_nk[:, None], 0.0)
+
+    if priors["type"] == "dirichlet_process":
+        rest = np.hstack((np.cumsum(nk[::-1])[-2::-1], 0.0))  # sum_{j>k} N_j
+        weights = ("sticks", 1.0 + nk[:-1], priors["alpha0"] + rest[:-1])
+    else:
+        weights = ("dirichlet", priors["alpha0"] + nk)
+
+    beta0, nu0, psi0 = priors["beta0"], priors["nu0"], priors["psi0"]
+    m0 = np.asarray(priors["m0"], dtype=np.float64) - shift
+    beta = beta0 + nk
+    m = (beta0 * m0 + s1) / beta[:, None]
+    d = xbar - m0
+    shrink = beta0 * nk / beta
+    if covariance_type == "full":
+        c = xbar - centers_shifted
+        scatter = stats["s2"] - nk[:, None, None] * c[:, :, None] * c[:, None, :]
+        psi = psi0 + scatter + shrink[:, None, None] * d[:, :, None] * d[:, None, :]
+        psi = 0.5 * (psi + np.swapaxes(psi, 1, 2))
+        nu = nu0 + nk
+    elif covariance_type == "tied":
+        scatter = gram - (nk[:, None] * xbar).T @ xbar
+        psi = psi0 + scatter + (shrink[:, None] * d).T @ d
+        psi = 0.5 * (psi + psi.T)
+        nu = float(nu0 + nk.sum())
+    elif covariance_type == "diag":
+        scatter = np.maximum(stats["s2"] - nk[:, None] * xbar ** 2, 0.0)
+        psi = psi0 + scatter + shrink[:, None] * d ** 2
+        nu = nu0 + nk
+    else:
+        scatter = np.maximum(stats["s2"] - nk * (xbar ** 2).sum(axis=1), 0.0)
+        psi = psi0 + (scatter + shrink * (d ** 2).sum(axis=1)) / D
+        nu = nu0 + nk
+    return {"weights": weights, "beta": beta, "m": m, "nu": nu, "psi": psi}
+
+
+def draw_log_weights(weights_post, rng):
+    """log pi from its conditional: ``("dirichlet", alpha)`` or ``("sticks", a, b)``.
+
+    Gamma variates are normalised in log space (v = Ga / (Ga + Gb), log(1 - v) = log Gb -
+    log(Ga + Gb)), so no weight rounds to exactly 0 or 1. Returns (log_pi (K,), log_v, log_1mv)
+    (the last two None for the Dirichlet).
+    """
+    if weights_post[0] == "dirichlet":
+        g = rng.standard_gamma(weights_post[1])
+        with np.errstate(divide="ignore"):
+            log_g = np.log(g)
+        return log_g - np.log(g.sum()), None, None
+    _, a, b = weights_post
+    ga, gb = rng.standard_gamma(a), rng.standard_gamma(b)
+    with np.errstate(divide="ignore"):
+        log_total = np.log(ga + gb)
+        log_v = np.log(ga) - log_total
+        log_1mv = np.log(gb) - log_total
+    log_pi = np.hstack((log_v, 0.0)) + np.hstack((0.0, np.cumsum(log_1mv)))
+    return log_pi, log_v, log_1mv
+
+
+def bartlett_factor(nu, D, rng):
+    """Upper-triangular B with B B^T ~ Wishart(nu, I_D).
+
+    The Bartlett decomposition reversed (J A J for the usual lower A, J the reversal): B_ii^2 ~
+    chi^2(nu - (D - 1 - i)), B_ij ~ N(0, 1) for j > i, zero below.
+    """
+    B = np.triu(rng.standard_normal((D, D)), 1)
+    B[np.arange(D), np.arange(D)] = np.sqrt(rng.chisquare(nu - (D - 1 - np.arange(D))))
+    return B
+
+
+def draw_wishart_cholesky(psi, nu, rng):
+    """Upper factor U (Lambda = U U^T) of Lambda ~ Wishart(nu, psi^{-1}).
+
+    With M = chol(psi)^{-T} (upper, M M^T = psi^{-1}) and B from ``bartlett_factor``,
+    U = M B is upper triangular and U U^T = M (B B^T) M^T ~ Wishart(nu, M M^T).
+    """
+    M = G.precision_cholesky(psi[None], "full")[0]
+    return M @ bartlett_factor(nu, psi.shape[0], rng)
+
+
+def draw_parameters(post, covariance_type, rng):
+    """One draw of theta = (log pi, mu, Lambda) from ``conditional_posterior``'s result.
+
+    Returns a dict: ``log_weights`` (K,), ``means`` (K, D) shifted, ``prec_chol`` in the
+    estimator's layout, plus ``log_v`` / ``log_1mv`` for the stick-breaking prior.
+    """
+    log_pi, log_v, log_1mv = draw_log_weights(post["weights"], rng)
+    m, beta, nu, psi = post["m"], post["beta"], post["nu"], post["psi"]
+    K, D = m.shape
+    eps = rng.standard_normal((K, D))
+    if covariance_type in ("full", "tied"):
+        if covariance_type == "full":
+            prec_chol = np.stack([draw_wishart_cholesky(psi[k], nu[k], rng) for k in range(K)])
+            chols = prec_chol
+        else:
+            prec_chol = draw_wishart_cholesky(psi, nu, rng)
+            chols = np.broadcast_to(prec_chol, (K, D, D))
+        # mu_k = m_k + U_k^{-T} eps_k / sqrt(beta_k): covariance U^{-T} U^{-1} / beta = (beta
+        # Lambda)^{-1}
+        means = np.stack([linalg.solve_triangular(chols[k], eps[k], trans="T", lower=False)
+                          for k in range(K)]) / np.sqrt(beta)[:, None] + m
+    elif covariance_type == "diag":
+        lam = rng.gamma(0.5 * nu[:, None], 2.0 / psi, size=(K, D))
+        prec_chol = np.sqrt(lam)
+        means = m + eps / (np.sqrt(beta)[:, None] * prec_chol)
+    else:
+        lam = rng.gamma(0.5 * D * nu, 2.0 / (D * psi), size=K)
+        prec_chol = np.sqrt(lam)
+        means = m + eps / (np.sqrt(beta) * prec_chol)[:, None]
+    return {"log_weights": log_pi, "log_v": log_v, "log_1mv": log_1mv, "means": means,
+            "prec_chol": prec_chol}
+
+
+def log_prior(theta, priors, covariance_type, shift):
+    """log p(theta) of a draw (the stick-breaking prior as the density of the sticks v)."""
+    K, D = theta["means"].shape
+    if priors["type"] == "dirichlet_process":
+        g0 = priors["alpha0"]
+        out = float(np.sum(np.log(g0) + (g0 - 1.0) * theta["log_1mv"]))
+    else:
+        a0 = priors["alpha0"]
+        out = float(gammaln(K * a0) - K * gammaln(a0) + (a0 - 1.0) * theta["log_weights"].sum())
+    beta0, nu0, psi0 = priors["beta0"], priors["nu0"], priors["psi0"]
+    diff = theta["means"] - (np.asarray(priors["m0"], dtype=np.float64) - shift)
+    U = theta["prec_chol"]
+    if covariance_type in ("full", "tied"):
+        chols = U if covariance_type == "full" else U[None]
+        log_det = 2.0 * np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)  # log|Lambda|
+        lam = np.einsum("kij,klj->kil", chols, chols)
+        log_norm = BG.log_wishart_norm(-priors["log_det_psi0"], nu0, D)
+        out += float(np.sum(log_norm + 0.5 * (nu0 - D - 1.0) * log_det
+                            - 0.5 * np.einsum("ij,kij->k", psi0, lam)))
+        log_det_k = np.broadcast_to(log_det, (K,))
+        if covariance_type == "full":
+            quad = ((np.einsum("ki,kij->kj", diff, U)) ** 2).sum(axis=1)
+        else:
+            quad = ((diff @ U) ** 2).sum(axis=1)
+        out += float(np.sum(0.5 * D * np.log(beta0) - 0.5 * D * _LOG_2PI + 0.5 * log_det_k
+                            - 0.5 * beta0 * quad))
+    elif covariance_type == "diag":
+        lam = U ** 2
+        a, b = 0.5 * nu0, 0.5 * psi0
+        out += float(np.sum(a * np.log(b) - gammaln(a) + (a - 1.0) * np.log(lam) - b * lam))
+        out += float(np.sum(0.5 * np.log(beta0 * lam) - 0.5 * _LOG_2PI
+                            - 0.5 * beta0 * lam * diff ** 2))
+    else:
+        lam = U ** 2
+        a, b = 0.5 * nu0 * D, 0.5 * psi0 * D
+        out += float(np.sum(a * np.log(b) - gammaln(a) + (a - 1.0) * np.log(lam) - b * lam))
+        out += float(np.sum(0.5 * D * np.log(beta0 * lam) - 0.5 * D * _LOG_2PI
+                            - 0.5 * beta0 * lam * (diff ** 2).sum(axis=1)))
+    return out
+
+
+# ====================================================================== one chain
+class GibbsFitState:
+    """One chain of the blocked Gibbs sampler (the loop's fit-state interface).
+
+    step(): a sampled pass at the current theta draws z and returns log p(X, z | theta); theta
+    is then redrawn from p(theta | X, z). The value returned is the log joint
+    log p(X, z_t, theta_{t-1}) at the state just after the z block: not a bound, and not
+    monotone (``monotone = False``, so the bound-decrease guard never applies).
+    """
+
+    monotone = False
+
+    def __init__(self, data, covariance_type, priors, rng, kernel_seed):
+        self.data = data
+        self.covariance_type = covariance_type
+        self.priors = priors
+        self.rng = rng
+        self.kernel_seed = int(kernel_seed)
+        self.sweep = 0
+        self.theta = None
+
+    @classmethod
+    def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp):
+        """Start from a draw of p(theta | X, z) with the (soft) initial responsibilities
+        standing in for the hard counts."""
+        state = cls(data, covariance_type, priors, rng, kernel_seed)
+        stats = data.stats_from_resp(resp)
+        K, D = data.n_components, data.n_features
+        state._draw_theta(stats, np.zeros((K, D)))
+        return state
+
+    def _draw_theta(self, stats, centers_shifted):
+        data = self.data
+        gram = data.gram() if self.covariance_type == "tied" else None
+        post = conditional_posterior(stats, centers_shifted, self.priors, self.covariance_type,
+                                     data.shift, gram)
+        self.theta = draw_parameters(post, self.covariance_type, self.rng)
+
+    def kernel_inputs(self):
+        """(shifted means, factor array, aux, c_k) of the EM form at the current draw."""
+        th, D = self.theta, self.data.n_features
+        prec_flat, aux, quad = G.kernel_arrays(th["means"], th["prec_chol"],
+                                               self.covariance_type)
+        log_const = (th["log_weights"] + G.log_det_cholesky(th["prec_chol"],
+                                                            self.covariance_type, D)
+                     - 0.5 * D * _LOG_2PI + quad)
+        return np.ascontiguousarray(th["means"]), prec_flat, aux, np.ascontiguousarray(
+            log_const)
+
+    def step(self):
+        data = self.data
+        means_shifted, prec_flat, aux, log_const = self.kernel_inputs()
+        stats = data.run(means_shifted, prec_flat, aux, log_const, sample_z=True,
+                         seed=self.kernel_seed, sweep=self.sweep)
+        log_joint = stats["log_likelihood"] + log_prior(self.theta, self.priors,
+                                                        self.covariance_type, data.shift)
+        self._draw_theta(stats, means_shifted)
+        self.sweep += 1
+        return log_joint
+
+    def draw(self):
+        """The current theta in original coordinates: weights, means, precisions_cholesky."""
+        th = self.theta
+        return {"weights": np.exp(th["log_weights"]), "means": th["means"] + self.data.shift,
+                "precisions_cholesky": np.array(th["prec_chol"])}
+
+
+# ====================================================================== the sampler
+def _relabel(samples, covariance_type):
+    """Permute the components of every draw to match a reference (in place).
+
+    The reference starts as the last draw of the first chain and is then replaced by the mean
+    of the matched draws, and the matching repeated (two rounds). The cost of pairing
+    reference component k with draw component j is the squared distance of their means,
+    each feature scaled by the spread of all drawn means; the Hungarian algorithm
+    (``scipy.optimize.linear_sum_assignment``) finds the cheapest permutation per draw.
+    """
+    means = samples["means"]  # (C, S, K, D)
+    C, S, K, D = means.shape
+    if K == 1:
+        return
+    scale = means.reshape(-1, D).std(axis=0) + 1e-12
+    reference = means[0, -1] / scale
+    for _ in range(2):
+        perms = np.empty((C, S, K), dtype=np.intp)
+        for c in range(C):
+            for s in range(S):
+                x = means[c, s] / scale
+                cost = ((reference[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+                perms[c, s] = linear_sum_assignment(cost)[1]
+        matched = np.take_along_axis(means, perms[..., None], axis=2)
+        reference = matched.reshape(-1, K, D).mean(axis=0) / scale
+    for name in ("weights", "means", "precisions_cholesky", "precisions"):
+        if name in ("precisions_cholesky", "precisions") and covariance_type == "tied":
+            continue
+        arr = samples[name]
+        idx = perms.reshape(perms.shape + (1,) * (arr.ndim - 3))
+        samples[name] = np.take_along_axis(arr, idx, axis=2)
+
+
+def _posterior_summary(samples, covariance_type):
+    """Fitted attributes from the (relabelled) kept draws: posterior means of pi, mu and
+    Lambda; covariances_ = (E Lambda)^{-1}, as the mean-field variant reports them."""
+    flat = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
+    weights = flat(samples["weights"]).mean(axis=0)
+    means = flat(samples["means"]).mean(axis=0)
+    precisions = flat(samples["precisions"]).mean(axis=0)
+    if covariance_type in ("full", "tied"):
+        prec_chol = G.precision_cholesky_from_precisions(precisions, covariance_type)
+    else:
+        prec_chol = np.sqrt(precisions)
+    covariances = G.covariances_from_cholesky(prec_chol, covariance_type)
+    return {"weights_": weights / weights.sum(), "means_": means, "precisions_": precisions,
+            "precisions_cholesky_": prec_chol, "covariances_": covariances}
+
+
+def check_sampler_parameters(est):
+    check_scalar(est.n_samples, "n_samples", "int", min_val=1)
+    check_scalar(est.burn_in, "burn_in", "int", min_val=0)
+    check_scalar(est.thin, "thin", "int", min_val=1)
+    check_scalar(est.n_chains, "n_chains", "int", min_val=1)
+    if est.warm_start:
+        raise ValueError("warm_start is not supported with method='gibbs' (each fit runs "
+                         "its chains from init_params)")
+
+
+def fit_gibbs(est, data, random_state):
+    """Run ``est.n_chains`` chains and set the estimator's fitted attributes.
+
+    Chain c's seeds come from ``SeedSequence(entropy).spawn(n_chains)[c]``, the entropy being
+    drawn from the estimator's random state; each chain's child is split again into the seed
+    of its initialisation (k-means etc., a RandomState), of its parameter draws (a PCG64
+    Generator) and of the kernel's z stream. Chains run one after another, each pass using
+    every thread.
+    """
+    priors = BG.resolve_priors(est, data)
+    ctype = data.covariance_type
+    n_chains, n_keep, thin, burn_in = est.n_chains, est.n_samples, est.thin, est.burn_in
+    n_sweeps = burn_in + n_keep * thin
+    entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
+    chains = np.random.SeedSequence(entropy).spawn(n_chains)
+    traces = np.empty((n_chains, n_sweeps))
+    times = np.empty((n_chains, n_sweeps))
+    kept = {"weights": [], "means": [], "precisions_cholesky": []}
+    for c, chain_seq in enumerate(chains):
+        init_seq, param_seq, kernel_seq = chain_seq.spawn(3)
+        init_rs = np.random.RandomState(np.random.MT19937(init_seq))
+        rng = np.random.Generator(np.random.PCG64(param_seq))
+        kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
+        resp = est._initial_resp(data, init_rs)
+        state = GibbsFitState.from_resp(data, ctype, priors, rng, kernel_seed, resp)
+        draws = {name: [] for name in kept}
+        t_prev = time.perf_counter()
+        for sweep in range(n_sweeps):
+            value = state.step()
+            now = time.perf_counter()
+            traces[c, sweep], times[c, sweep] = value, now - t_prev
+            t_prev = now
+            if not np.isfinite(value):
+                raise ValueError(
+                    f"The log joint became {value} at sweep {sweep + 1} of chain {c}: the data "
+                    "or the parameters overflow. Scale the input data.")
+            if est.verbose >= 2 and (sweep + 1) % est.verbose_interval == 0:
+                print(f"  Chain {c} sweep {sweep + 1}\t log joint {value:.5f}")
+            if sweep >= burn_in and (sweep - burn_in + 1) % thin == 0:
+                for name, value in state.draw().items():
+                    draws[name].append(value)
+        for name in kept:
+            kept[name].append(np.stack(draws[name]))
+        if est.verbose:
+            print(f"Chain {c} done: {n_sweeps} sweeps, last log joint {traces[c, -1]:.5f}")
+    samples = {name: np.stack(v) for name, v in kept.items()}  # (C, S, ...)
+    u = samples["precisions_cholesky"]
+    samples["precisions"] = (np.einsum("...ij,...kj->...ik", u, u) if ctype in ("full", "tied")
+                             else u ** 2)
+    _relabel(samples, ctype)
+    kept_idx = burn_in + thin * np.arange(1, n_keep + 1) - 1
+    samples["log_joint"] = traces[:, kept_idx]
+    diagnostics = sampler_diagnostics(samples)
+
+    dtype = est._fit_dtype
+    for name, value in _posterior_summary(samples, ctype).items():
+        setattr(est, name, np.asarray(value, dtype=dtype))
+    est.posterior_samples_ = samples
+    est.sampler_diagnostics_ = diagnostics
+    est.log_joint_trace_ = traces
+    est.lower_bounds_ = traces[0].copy()
+    est.iteration_times_ = times[0].copy()
+    est.lower_bound_ = float(traces[0, -1])
+    est.n_iter_ = n_sweeps
+    est.converged_ = bool(diagnostics["max_rhat"] < RHAT_THRESHOLD)
+    if hasattr(est, "weight_concentration_prior_type"):  # BayesianGaussianMixture: the priors
+        est.weight_concentration_prior_ = priors["alpha0"]
+        est.mean_precision_prior_ = priors["beta0"]
+        est.mean_prior_ = np.asarray(priors["m0"], dtype=dtype)
+        est.degrees_of_freedom_prior_ = priors["nu0"]
+        psi0 = priors["psi0"]
+        est.covariance_prior_ = psi0 if np.isscalar(psi0) else np.asarray(psi0, dtype=dtype)
+    if not est.converged_:
+        warnings.warn(
+            f"The Gibbs chains may not have converged: the largest split-R-hat of the log "
+            f"joint and the sorted weights is {diagnostics['max_rhat']:.3f} (threshold "
+            f"{RHAT_THRESHOLD}). Increase burn_in or n_samples.", ConvergenceWarning,
+            stacklevel=4)
+    return est
+
+
+def sampler_diagnostics(samples):
+    """Split-R-hat and ESS of permutation-invariant summaries of the kept draws.
+
+    The summaries are the log joint and the weights sorted in decreasing order (neither
+    depends on the labelling, so label switching between or within chains cannot inflate
+    them). Returns a dict with ``rhat`` and ``ess`` (each {"log_joint": float,
+    "sorted_weights": (K,)}) and ``max_rhat`` (nan when fewer than 4 draws are kept).
+    """
+    log_joint = samples["log_joint"]
+    sorted_weights = -np.sort(-samples["weights"], axis=2)
+    if log_joint.shape[1] < 4:
+        nan_k = np.full(sorted_weights.shape[2], np.nan)
+        return {"rhat": {"log_joint": np.nan, "sorted_weights": nan_k},
+                "ess": {"log_joint": np.nan, "sorted_weights": nan_k}, "max_rhat": np.nan}
+    rhat = {"log_joint": split_rhat(log_joint), "sorted_weights": split_rhat(sorted_weights)}
+    ess = {"log_joint": effective_sample_size(log_joint),
+           "sorted_weights": effective_sample_size(sorted_weights)}
+    max_rhat = float(np.nanmax(np.hstack([rhat["log_joint"], rhat["sorted_weights"]])))
+    return {"rhat": rhat, "ess": ess, "max_rhat": max_rhat}
+
+
+def score_samples_gibbs(est, X):
+    """log p(x | X_train) estimated by the posterior predictive averaged over the kept draws:
+    log (1/S) sum_s p(x | theta_s), a log-mean-exp over the S = n_chains * n_samples draws."""
+    check_is_fitted(est, "posterior_samples_")
+    X = check_array(X, n_features=est.n_features_in_)
+    from ._threads import resolve_n_threads, single_threaded_blas
+
+    samples = est.posterior_samples_
+    ctype = est.covariance_type
+    weights = samples["weights"].reshape((-1,) + samples["weights"].shape[2:])
+    means = samples["means"].reshape((-1,) + samples["means"].shape[2:])
+    chols = samples["precisions_cholesky"]
+    chols = chols.reshape((-1,) + chols.shape[2:])
+    n_draws, K, D = means.shape
+    shift = weights.mean(axis=0) @ means.mean(axis=0)
+    data = G.GaussianPass(X, None, ctype, K, resolve_n_threads(est.n_threads), shift=shift)
+    lpn = np.empty(X.shape[0], dtype=X.dtype)
+    total = np.full(X.shape[0], -np.inf)
+    with single_threaded_blas():
+        for s in range(n_draws):
+            with np.errstate(divide="ignore"):
+                log_w = np.log(weights[s])
+            log_const = log_w + G.log_det_cholesky(chols[s], ctype, D) - 0.5 * D * _LOG_2PI
+            data.run(*G.pass_inputs(means[s], chols[s], ctype, shift, log_const),
+                     log_prob_norm_out=lpn, compute_stats=False)
+            np.logaddexp(total, lpn, out=total)
+    return (total - np.log(n_draws)).astype(X.dtype, copy=False)
