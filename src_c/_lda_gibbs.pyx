@@ -21,9 +21,9 @@ consecutive documents (P from the data size only). Each partition sweeps its doc
 the topic-word counts of the start of the sweep plus its own changes (a private copy of a word's
 row is made the first time the partition meets the word), with its own random stream keyed by
 (seed, chain, sweep, partition). Each token's new topic is written to ``z_next``; the merge
-pass then applies every changed token to the global counts, one word per thread at a time
-(integer counts, so the order of application does not matter) and rebuilds the sorted lists.
-The result is bitwise identical for any number of threads.
+then applies every changed token to the global counts (integer counts, so the order of
+application does not matter) and rebuilds the changed words' sorted lists in parallel, a word
+per thread. The result is bitwise identical for any number of threads.
 
 The log joint log p(w, z) (theta, beta integrated out) comes out of the same two passes:
 
@@ -34,7 +34,7 @@ the document part at the end of each document's sweep (its counts are final then
 part in the merge pass, both from tables of lgamma over the integer counts.
 """
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uint8_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -330,81 +330,93 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
                 vbf_stream_key(seed, chain, sweep_index, <uint64_t>p))
 
 
-cdef double _merge_block(
-        int64_t w0, int64_t w1, int K, const int64_t* word_ptr, const int32_t* word_tok,
-        const int32_t* z_old, const int32_t* z_new, int32_t* nwk, const int64_t* row_ptr,
-        int32_t* g_tc, int32_t* g_len, int64_t* nk_slot, const double* lg_eta) noexcept nogil:
-    """Apply the changed tokens of words [w0, w1) to n_wk, rebuild their sorted lists, add
-    their n_kw to nk_slot; return their part of sum_kw lgamma(n_kw + eta) - lgamma(eta)."""
-    cdef int64_t w, m
-    cdef int32_t i, a, b, k, n, j, c
+cdef double _rebuild_block(
+        int64_t w0, int64_t w1, int K, int32_t* nwk, const int64_t* row_ptr, int32_t* g_tc,
+        int32_t* g_len, uint8_t* changed, double* word_lj, const double* lg_eta) noexcept nogil:
+    """Rebuild the sorted lists of the changed words in [w0, w1) from their n_kw rows and
+    their terms sum_k lgamma(n_kw + eta) - lgamma(eta); return the block's sum of the terms."""
+    cdef int64_t w
+    cdef int32_t k, n, j, c
     cdef int32_t* row
     cdef int32_t* r
-    cdef double lj = 0.0
-    for k in range(K):
-        nk_slot[k] = 0
+    cdef double lj, total = 0.0
     for w in range(w0, w1):
-        row = nwk + w * K
-        for m in range(word_ptr[w], word_ptr[w + 1]):
-            i = word_tok[m]
-            a = z_old[i]
-            b = z_new[i]
-            if a != b:
-                row[a] -= 1
-                row[b] += 1
-        r = g_tc + 2 * row_ptr[w]
-        n = 0
-        for k in range(K):
-            c = row[k]
-            if c > 0:
-                nk_slot[k] += c
-                lj += lg_eta[c]
-                # insertion into the list, sorted by count descending (ties: lower topic first)
-                j = n
-                while j > 0 and r[2 * j - 1] < c:
-                    r[2 * j] = r[2 * j - 2]
-                    r[2 * j + 1] = r[2 * j - 1]
-                    j -= 1
-                r[2 * j] = k
-                r[2 * j + 1] = c
-                n += 1
-        g_len[w] = n
-    return lj
+        if changed[w]:
+            changed[w] = 0
+            row = nwk + w * K
+            r = g_tc + 2 * row_ptr[w]
+            n = 0
+            lj = 0.0
+            for k in range(K):
+                c = row[k]
+                if c > 0:
+                    lj += lg_eta[c]
+                    # insertion, sorted by count descending (ties: lower topic first)
+                    j = n
+                    while j > 0 and r[2 * j - 1] < c:
+                        r[2 * j] = r[2 * j - 2]
+                        r[2 * j + 1] = r[2 * j - 1]
+                        j -= 1
+                    r[2 * j] = k
+                    r[2 * j + 1] = c
+                    n += 1
+            g_len[w] = n
+            word_lj[w] = lj
+        total += word_lj[w]
+    return total
 
 
-def merge(const int64_t[::1] word_ptr, const int32_t[::1] word_tok, const int32_t[::1] z_old,
-          const int32_t[::1] z_new, int32_t[:, ::1] nwk, const int64_t[::1] row_ptr,
-          int32_t[::1] g_tc, int32_t[::1] g_len, const int64_t[::1] block_ptr,
-          int64_t[:, ::1] nk_slots, double[::1] block_lj, const double[::1] lg_eta,
-          int n_threads):
-    """Merge a sweep into the word-major counts ``nwk`` (V, K) and rebuild the topic lists.
+def merge(const int32_t[::1] words, const int32_t[::1] z_old, const int32_t[::1] z_new,
+          int32_t[:, ::1] nwk, int32_t[::1] nk, const int64_t[::1] row_ptr,
+          int32_t[::1] g_tc, int32_t[::1] g_len, uint8_t[::1] changed, double[::1] word_lj,
+          const int64_t[::1] block_ptr, double[::1] block_lj, const double[::1] lg_eta,
+          int n_threads, bint rebuild_all=False):
+    """Merge a sweep into the counts and rebuild the changed words' topic lists.
+
+    Every token whose topic changed moves one count in ``nwk`` and ``nk`` (one pass in token
+    order; integer counts, so the result is the same in any order); then, in parallel over
+    blocks of words, the lists of the words with a changed token are rebuilt.
 
     Parameters
     ----------
-    word_ptr : (V + 1,) int64, word_tok : (N,) int32, the tokens of each word (offsets, ids).
-    z_old, z_new : (N,) int32, topics before and after the sweep (equal: lists only).
-    nwk : (V, K) int32, in/out: n_kw, word-major.
+    words : (N,) int32; z_old, z_new : (N,) int32, topics before and after the sweep.
+    nwk : (V, K) int32, in/out: n_kw, word-major. nk : (K,) int32, in/out: n_k.
     row_ptr, g_tc, g_len : the sorted (topic, count) lists, out (see ``sweep``).
+    changed : (V,) uint8 workspace, all zero between calls.
+    word_lj : (V,) double, in/out: each word's sum_k lgamma(n_kw + eta) - lgamma(eta).
     block_ptr : (B + 1,) int64, word offsets of the blocks (from V only).
-    nk_slots : (B, K) int64, out: each block's sum of n_kw over its words.
-    block_lj : (B,) double, out: each block's sum of lgamma(n_kw + eta) - lgamma(eta).
+    block_lj : (B,) double, out: each block's sum of word_lj.
     lg_eta : lgamma(n + eta) - lgamma(eta) for n = 0..max word frequency.
     n_threads : threads to use (the result does not depend on it).
+    rebuild_all : rebuild every word's list and term (after setting nwk directly).
     """
     cdef Py_ssize_t B = block_ptr.shape[0] - 1
     cdef Py_ssize_t V = nwk.shape[0]
     cdef int K = <int>nwk.shape[1]
     cdef Py_ssize_t N = z_old.shape[0]
-    cdef Py_ssize_t b
-    if (N == 0 or word_ptr.shape[0] != V + 1 or word_tok.shape[0] != N
-            or z_new.shape[0] != N or word_ptr[V] != N or row_ptr.shape[0] != V + 1
-            or g_len.shape[0] != V or g_tc.shape[0] < 2 * row_ptr[V] or block_ptr[B] != V
-            or nk_slots.shape[0] != B or nk_slots.shape[1] != K or block_lj.shape[0] != B
+    cdef Py_ssize_t b, i
+    cdef int32_t a, t, w
+    if (N == 0 or words.shape[0] != N or z_new.shape[0] != N or nk.shape[0] != K
+            or row_ptr.shape[0] != V + 1 or g_len.shape[0] != V
+            or g_tc.shape[0] < 2 * row_ptr[V] or changed.shape[0] != V
+            or word_lj.shape[0] != V or block_ptr[B] != V or block_lj.shape[0] != B
             or lg_eta.shape[0] < 1 or n_threads < 1):
         raise ValueError("merge: inconsistent array shapes")
     with nogil:
+        if rebuild_all:
+            memset(&changed[0], 1, V)
+        else:
+            for i in range(N):
+                a = z_old[i]
+                t = z_new[i]
+                if a != t:
+                    w = words[i]
+                    nwk[w, a] -= 1
+                    nwk[w, t] += 1
+                    nk[a] -= 1
+                    nk[t] += 1
+                    changed[w] = 1
         for b in prange(B, schedule='static', num_threads=n_threads):
-            block_lj[b] = _merge_block(block_ptr[b], block_ptr[b + 1], K, &word_ptr[0],
-                                       &word_tok[0], &z_old[0], &z_new[0], &nwk[0, 0],
-                                       &row_ptr[0], &g_tc[0], &g_len[0], &nk_slots[b, 0],
-                                       &lg_eta[0])
+            block_lj[b] = _rebuild_block(block_ptr[b], block_ptr[b + 1], K, &nwk[0, 0],
+                                         &row_ptr[0], &g_tc[0], &g_len[0], &changed[0],
+                                         &word_lj[0], &lg_eta[0])

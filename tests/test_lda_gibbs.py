@@ -364,8 +364,9 @@ def test_kernel_rejects_inconsistent_shapes():
                          state.l_tc, state.l_len, state.l_stamp, state.scratch_i, state.scratch_d, 0.1, 0.1,
                          state.lg_alpha, state.lg_doclen, 0, 0, 0, state.part_lj, 1)
     with pytest.raises(ValueError, match="inconsistent"):
-        _lda_gibbs.merge(state.word_ptr, state.word_tok, ch["z"], ch["z"][:-1], ch["nwk"],
-                         state.row_ptr, ch["g_tc"], ch["g_len"], state.block_ptr, state.nk_slots, state.block_lj, state.lg_eta, 1)
+        _lda_gibbs.merge(state.words, ch["z"], ch["z"][:-1], ch["nwk"], ch["nk"],
+                         state.row_ptr, ch["g_tc"], ch["g_len"], state.changed, ch["word_lj"],
+                         state.block_ptr, state.block_lj, state.lg_eta, 1)
 
 
 def test_chain_alignment_undoes_a_permutation():

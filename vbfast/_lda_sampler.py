@@ -103,9 +103,6 @@ class GibbsState:
             np.ascontiguousarray(part_ptr, np.int64)
         self.P = self.part_ptr.shape[0] - 1
         freq = np.bincount(self.words, minlength=V).astype(np.int64)
-        self.word_ptr = np.zeros(V + 1, np.int64)
-        np.cumsum(freq, out=self.word_ptr[1:])
-        self.word_tok = np.argsort(self.words, kind="stable").astype(np.int32)
         # word w has at most min(K, frequency of w) topics with non-zero counts
         self.row_ptr = np.zeros(V + 1, np.int64)
         np.cumsum(np.minimum(freq, K), out=self.row_ptr[1:])
@@ -132,8 +129,8 @@ class GibbsState:
         self.scratch_i = np.empty((T, 4 * K), np.int32)
         self.scratch_d = np.empty((T, 3 * K), np.float64)
         self.part_lj = np.empty(self.P)
-        self.nk_slots = np.empty((n_blocks, K), np.int64)
         self.block_lj = np.empty(n_blocks)
+        self.changed = np.zeros(V, np.uint8)  # merge workspace, zero between calls
         self.C = C
         self.chains = []
 
@@ -147,21 +144,22 @@ class GibbsState:
             "nwk": np.zeros((self.V, self.K), np.int32),
             "nk": np.zeros(self.K, np.int32),
             "g_tc": np.empty(2 * self.C, np.int32), "g_len": np.zeros(self.V, np.int32),
+            "word_lj": np.zeros(self.V),
         }
         if self.N:
             flat = self.words.astype(np.int64) * self.K + z
             chain["nwk"][:] = np.bincount(flat, minlength=self.V * self.K).reshape(self.V,
                                                                                   self.K)
-            self._merge(chain, z, z)
+            chain["nk"][:] = np.bincount(z, minlength=self.K)
+            self._merge(chain, z, z, rebuild_all=True)
         self.chains.append(chain)
         return len(self.chains) - 1
 
-    def _merge(self, chain, z_old, z_new):
-        _lda_gibbs.merge(self.word_ptr, self.word_tok, z_old, z_new, chain["nwk"],
-                         self.row_ptr, chain["g_tc"], chain["g_len"], self.block_ptr, self.nk_slots, self.block_lj, self.lg_eta,
-                         self.n_threads_merge)
-        # integer sums: exact in any order
-        chain["nk"][:] = self.nk_slots.sum(axis=0)
+    def _merge(self, chain, z_old, z_new, rebuild_all=False):
+        _lda_gibbs.merge(self.words, z_old, z_new, chain["nwk"], chain["nk"], self.row_ptr,
+                         chain["g_tc"], chain["g_len"], self.changed, chain["word_lj"],
+                         self.block_ptr, self.block_lj, self.lg_eta, self.n_threads_merge,
+                         rebuild_all)
         V, K = self.V, self.K
         topic_part = float(np.sum(self.block_lj)) + K * gammaln(V * self.eta) \
             - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
