@@ -107,10 +107,9 @@ cdef double _sweep_partition(
     both; ``l_tc`` is the partition's private copy (rows copied from ``g_tc`` on first use).
     """
     cdef int64_t d, i, i0, i1, i_end = doc_ptr[d1]
-    cdef int32_t w, t, k, j, n, ndt, c, old_len
+    cdef int32_t w, t, t_new, k, j, jt, n, ndt, c, old_len
     cdef double s_sum, r_sum, q_sum, u, old_inv, new_inv, lj = 0.0, ae = alpha * eta
     cdef int32_t* r
-    cdef bint from_q
 
     memcpy(nk, g_nk, K * sizeof(int32_t))
     for k in range(K):
@@ -158,7 +157,9 @@ cdef double _sweep_partition(
                 l_stamp[w] = stamp
             n = l_len[w]
 
-            # ---- remove token i (topic t) from the counts
+            # ---- remove token i (topic t) from the document and topic counts; the word's row
+            # is left as it is and read with one less for t, and only changed if the topic does
+            # (most tokens keep theirs once the chain has settled)
             old_inv = inv[t]
             r_sum -= ndk[t] * old_inv
             ndk[t] -= 1
@@ -174,36 +175,27 @@ cdef double _sweep_partition(
                 dtop[j] = dtop[ndt]
                 dpos[dtop[j]] = j
                 r_sum = r_sum if ndt > 0 else 0.0
-            j = 0
-            while r[2 * j] != t:
-                j += 1
-            c = r[2 * j + 1] - 1
-            # keep the row sorted by count, descending (a zero count ends up last, and goes)
-            while j + 1 < n and c < r[2 * j + 3]:
-                r[2 * j] = r[2 * j + 2]
-                r[2 * j + 1] = r[2 * j + 3]
-                j += 1
-            r[2 * j] = t
-            r[2 * j + 1] = c
-            if c == 0:
-                n -= 1
 
             # ---- draw the new topic from s + r + q
             q_sum = 0.0
+            jt = 0
             for j in range(n):
-                qbuf[j] = r[2 * j + 1] * coef[r[2 * j]]
+                k = r[2 * j]
+                c = r[2 * j + 1]
+                if k == t:
+                    c -= 1
+                    jt = j
+                qbuf[j] = c * coef[k]
                 q_sum += qbuf[j]
             u = vbf_uniform(&rng) * (q_sum + eta * r_sum + ae * s_sum)
-            from_q = False
-            if u < q_sum and n > 0:
-                from_q = True
+            if u < q_sum:
                 j = 0
                 while j < n - 1:
                     u -= qbuf[j]
                     if u < 0.0:
                         break
                     j += 1
-                t = r[2 * j]
+                t_new = r[2 * j]
             else:
                 u -= q_sum
                 if u < eta * r_sum and ndt > 0:
@@ -214,46 +206,60 @@ cdef double _sweep_partition(
                         if u < 0.0:
                             break
                         j += 1
-                    t = dtop[j]
+                    t_new = dtop[j]
                 else:
                     u = (u - eta * r_sum) / ae
-                    t = 0
-                    while t < K - 1:
-                        u -= inv[t]
+                    t_new = 0
+                    while t_new < K - 1:
+                        u -= inv[t_new]
                         if u < 0.0:
                             break
-                        t += 1
+                        t_new += 1
 
-            # ---- add token i back with topic t
-            old_inv = inv[t]
-            r_sum -= ndk[t] * old_inv
-            if ndk[t] == 0:
-                dpos[t] = ndt
-                dtop[ndt] = t
+            # ---- add token i back with topic t_new
+            old_inv = inv[t_new]
+            r_sum -= ndk[t_new] * old_inv
+            if ndk[t_new] == 0:
+                dpos[t_new] = ndt
+                dtop[ndt] = t_new
                 ndt += 1
-            ndk[t] += 1
-            nk[t] += 1
-            new_inv = 1.0 / (nk[t] + veta)
-            inv[t] = new_inv
+            ndk[t_new] += 1
+            nk[t_new] += 1
+            new_inv = 1.0 / (nk[t_new] + veta)
+            inv[t_new] = new_inv
             s_sum += new_inv - old_inv
-            r_sum += ndk[t] * new_inv
-            coef[t] = (ndk[t] + alpha) * new_inv
-            if not from_q:
+            r_sum += ndk[t_new] * new_inv
+            coef[t_new] = (ndk[t_new] + alpha) * new_inv
+            if t_new != t:
+                # the row: one less for t (kept sorted by count, descending; a zero count
+                # ends up last, and goes) ...
+                j = jt
+                c = r[2 * j + 1] - 1
+                while j + 1 < n and c < r[2 * j + 3]:
+                    r[2 * j] = r[2 * j + 2]
+                    r[2 * j + 1] = r[2 * j + 3]
+                    j += 1
+                r[2 * j] = t
+                r[2 * j + 1] = c
+                if c == 0:
+                    n -= 1
+                # ... and one more for t_new
                 j = 0
-                while j < n and r[2 * j] != t:
+                while j < n and r[2 * j] != t_new:
                     j += 1
                 if j == n:
-                    r[2 * n] = t
+                    r[2 * n] = t_new
                     r[2 * n + 1] = 0
                     n += 1
-            c = r[2 * j + 1] + 1
-            while j > 0 and c > r[2 * j - 1]:
-                r[2 * j] = r[2 * j - 2]
-                r[2 * j + 1] = r[2 * j - 1]
-                j -= 1
-            r[2 * j] = t
-            r[2 * j + 1] = c
-            l_len[w] = n
+                c = r[2 * j + 1] + 1
+                while j > 0 and c > r[2 * j - 1]:
+                    r[2 * j] = r[2 * j - 2]
+                    r[2 * j + 1] = r[2 * j - 1]
+                    j -= 1
+                r[2 * j] = t_new
+                r[2 * j + 1] = c
+                l_len[w] = n
+                t = t_new
             z_next[i] = t
 
         # the document's part of the log joint (its counts are final), then reset
