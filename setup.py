@@ -5,6 +5,7 @@ the kernels are built serially and ``prange`` runs on one thread.
 """
 import glob
 import os
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -33,6 +34,8 @@ def _openmp_flags(compiler):
         }
         """
     )
+    env_ldflags = [] if compiler.compiler_type == "msvc" else \
+        shlex.split(os.environ.get("LDFLAGS", ""))
     for cflags, lflags in candidates:
         with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "probe.c")
@@ -40,11 +43,16 @@ def _openmp_flags(compiler):
                 f.write(code)
             try:
                 objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                # The executable linker does not get $LDFLAGS (the extension linker does),
+                # where e.g. macOS builds say where libomp is: pass them to the probe too.
                 compiler.link_executable(objs, os.path.join(tmp, "probe"),
-                                         extra_postargs=lflags)
+                                         extra_postargs=lflags + env_ldflags)
             except Exception:
                 continue
         return cflags, lflags
+    if os.environ.get("VBFAST_REQUIRE_OPENMP"):  # wheel builds: fail rather than go serial
+        raise RuntimeError("vbfast: VBFAST_REQUIRE_OPENMP is set but the compiler has no "
+                           "working OpenMP (tried: %r)" % (candidates,))
     print("vbfast: the compiler has no OpenMP; building the kernels single-threaded.",
           file=sys.stderr)
     return [], []

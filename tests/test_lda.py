@@ -403,11 +403,11 @@ def test_empty_documents_get_the_prior():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.array([[1.0, -1.0], [0.0, 2.0]]), "negative"),
+    (np.array([[1.0, -1.0], [0.0, 2.0]]), "Negative values"),
     (np.array([[1.0, np.nan], [0.0, 2.0]]), "NaN"),
     (sp.csr_matrix(np.array([[1.0, np.inf], [0.0, 2.0]])), "infinity"),
-    (np.zeros((3, 0)), "empty vocabulary"),
-    (np.zeros((0, 3)), "at least 1"),
+    (np.zeros((3, 0)), "0 feature"),
+    (np.zeros((0, 3)), "minimum of 1"),
     (np.array([["a", "b"]]), "numeric"),
     (np.ones(3), "2-D"),
 ])
@@ -433,7 +433,7 @@ def test_bad_parameters_and_fitted_checks():
         est.transform(X[:, :10])
     with pytest.raises(ValueError, match="features"):
         est.partial_fit(X[:, :10])
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match="Negative values"):
         est.transform(-X)
     assert est.get_params()["n_components"] == 2
     assert "n_components=2" in repr(est.set_params(max_iter=3))

@@ -308,11 +308,11 @@ def test_empty_documents_and_empty_corpus():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.array([[1.0, -1.0], [0.0, 2.0]]), "negative"),
+    (np.array([[1.0, -1.0], [0.0, 2.0]]), "Negative values"),
     (np.array([[1.0, np.nan], [0.0, 2.0]]), "NaN"),
     (sp.csr_matrix(np.array([[1.0, np.inf], [0.0, 2.0]])), "infinity"),
-    (np.zeros((3, 0)), "empty vocabulary"),
-    (np.zeros((0, 3)), "at least 1"),
+    (np.zeros((3, 0)), "0 feature"),
+    (np.zeros((0, 3)), "minimum of 1"),
     (np.array([["a", "b"]]), "numeric"),
     (np.ones(3), "2-D"),
     (np.array([[1.5, 1.0], [0.0, 2.0]]), "integer counts"),

@@ -340,7 +340,7 @@ def test_bad_X(small):
     _bad_fit(X[:, 0], "2-D array", n_components=2)
     _bad_fit(X[None], "2-D array", n_components=2)
     _bad_fit(X[:2], "n_samples >= n_components", n_components=3)
-    _bad_fit(np.empty((0, 3)), "at least 1", n_components=1)
+    _bad_fit(np.empty((0, 3)), "minimum of 1", n_components=1)
     _bad_fit(np.empty((10, 0)), "feature", n_components=1)
     _bad_fit(X.astype(complex), "complex", n_components=2)
     _bad_fit(np.array([["a", "b"], ["c", "d"]]), "numeric", n_components=1)
@@ -407,7 +407,7 @@ def test_bad_hyperparameters(small):
 def test_bad_input_after_fit(small):
     X = small
     gm = GaussianMixture(2, random_state=0).fit(X)
-    with pytest.raises(ValueError, match="X has 4 features, but .* fitted with 3 features"):
+    with pytest.raises(ValueError, match="X has 4 features, but .* expecting 3 features"):
         gm.predict(np.hstack([X, X[:, :1]]))
     with pytest.raises(ValueError, match="2 features"):
         gm.score_samples(X[:, :2])

@@ -9,6 +9,7 @@ convergence on the bound, the bound-decrease guard, verbose progress, the traces
 are set once, at the end, from the best run, so an interrupted fit (Ctrl-C between iterations)
 leaves the estimator as it was.
 """
+import functools
 import time
 import warnings
 
@@ -16,6 +17,36 @@ import numpy as np
 
 from ._config import get_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning
+
+
+def all_or_nothing(fit_method):
+    """Decorate a fitting method so that if it raises (KeyboardInterrupt included), the
+    estimator's attributes are put back as they were before the call: an interrupted fit
+    leaves the estimator unfitted or at its previous complete fit, never half-updated.
+
+    The snapshot is shallow (a fit replaces its fitted arrays rather than writing into them);
+    lists are copied (traces appended in place) and numpy RandomState objects have their state
+    saved, so that an interrupted ``partial_fit`` does not advance the random stream either.
+    """
+
+    @functools.wraps(fit_method)
+    def wrapper(self, *args, **kwargs):
+        saved = dict(self.__dict__)
+        saved_lists = {k: list(v) for k, v in saved.items() if type(v) is list}
+        saved_rng = {k: v.get_state() for k, v in saved.items()
+                     if isinstance(v, np.random.RandomState)}
+        try:
+            return fit_method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            for k, items in saved_lists.items():
+                saved[k][:] = items
+            for k, state in saved_rng.items():
+                saved[k].set_state(state)
+            raise
+
+    return wrapper
 
 
 class ParamsMixin:
@@ -50,6 +81,21 @@ class ParamsMixin:
         changed = [f"{k}={v!r}" for k, v in self.get_params().items()
                    if not is_default(v, defaults[k])]
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags, for its estimator checks and meta-estimators.
+
+        scikit-learn is imported here only, when scikit-learn itself asks for the tags, so
+        vbfast never imports it at run time."""
+        from sklearn.utils import Tags, TargetTags
+
+        tags = Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=None, regressor_tags=None, classifier_tags=None)
+        self._update_sklearn_tags(tags)
+        return tags
+
+    def _update_sklearn_tags(self, tags):
+        """Adjust scikit-learn ``tags`` in place (subclasses)."""
 
 
 class FitState:

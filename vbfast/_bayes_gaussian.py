@@ -79,13 +79,45 @@ def _covariance_prior_matrix_logdet(psi0, covariance_type, D):
     return float(D * np.log(psi0))
 
 
+def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
+    """The default Psi0 (the covariance of X) is singular when X has a constant column or no
+    more samples than features; the Wishart prior is then improper and the ELBO -inf. In that
+    case only, ``reg_covar`` is added to its diagonal (as the updates add it to the posterior
+    scale); a prior still singular is refused with a clear error."""
+    def proper(p):
+        if covariance_type in ("full", "tied"):
+            try:
+                np.linalg.cholesky(p)
+            except np.linalg.LinAlgError:
+                return False
+            return bool(np.isfinite(_covariance_prior_matrix_logdet(p, covariance_type, D)))
+        return bool(np.all(np.asarray(p) > 0) and np.all(np.isfinite(p)))
+
+    if proper(psi0):
+        return psi0
+    if covariance_type in ("full", "tied"):
+        fixed = psi0 + reg_covar * np.eye(D)
+    elif covariance_type == "diag":
+        fixed = psi0 + reg_covar
+    else:
+        fixed = float(psi0 + reg_covar)
+    if not proper(fixed):
+        raise ValueError(
+            "The default covariance_prior (the covariance of X) is singular: X has a constant "
+            "column or no more samples than features, and reg_covar does not make it "
+            "positive-definite. Give covariance_prior explicitly or increase reg_covar.")
+    return fixed
+
+
 def resolve_priors(est, data):
     """Validate the estimator's prior parameters and fill in the data-dependent defaults.
 
     Returns a dict: type, alpha0 (weight concentration), beta0, m0 (original coordinates),
     nu0, psi0 (covariance prior in its covariance_type shape) and log_det_psi0.
     Defaults (scikit-learn's): alpha0 = 1 / K, beta0 = 1, m0 = weighted mean of X, nu0 = D,
-    psi0 = the (weighted, ddof=1) covariance of X, its diagonal, or its mean diagonal.
+    psi0 = the (weighted, ddof=1) covariance of X, its diagonal, or its mean diagonal (plus
+    ``reg_covar`` on the diagonal if it is singular, see
+    ``_proper_default_covariance_prior``).
     """
     K, D = data.n_components, data.n_features
     ctype = data.covariance_type
@@ -135,6 +167,7 @@ def resolve_priors(est, data):
             psi0 = var
         elif ctype == "spherical":
             psi0 = float(var.mean())
+        psi0 = _proper_default_covariance_prior(psi0, ctype, D, est.reg_covar)
     else:
         psi0 = check_covariance_prior(psi0, ctype, D)
     return {"type": ptype, "alpha0": float(alpha0), "beta0": float(beta0), "m0": m0,

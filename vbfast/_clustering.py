@@ -46,7 +46,15 @@ def _tolerance(X, tol):
     """
     if tol == 0:
         return 0.0
-    return float(np.mean(np.var(X, axis=0, dtype=np.float64)) * tol)
+    # np.var(X, axis=0) would allocate an N x D temporary (the largest buffer of a GMM fit
+    # with k-means initialisation); row blocks keep it small.
+    n_samples = X.shape[0]
+    mean = X.mean(axis=0, dtype=np.float64)
+    sq_sum = np.zeros(X.shape[1])
+    for start in range(0, n_samples, 65536):
+        centred = X[start:start + 65536] - mean
+        sq_sum += np.einsum("ij,ij->j", centred, centred)
+    return float(np.mean(sq_sum / n_samples) * tol)
 
 
 def kmeans_plusplus(X, n_clusters, sample_weight=None, random_state=None,

@@ -123,13 +123,55 @@ class GaussianPass:
         return stats
 
     def stats_from_resp(self, resp):
-        """Statistics of given responsibilities (N, K), for initialisation; S2 of 'full' is
-        centred at the shift."""
+        """Statistics of given responsibilities, for initialisation; S2 of 'full' is centred
+        at the shift. ``resp``: an (N, K) array, or ``HardAssignments``, whose one-hot rows
+        are made and passed block by block (``RESP_BLOCK_ROWS`` rows, fixed: the result does
+        not depend on the thread count) so that no N x K array exists."""
         K, D = self.n_components, self.n_features
-        resp = np.ascontiguousarray(resp, dtype=np.float64)
         zeros_means = np.zeros((K, D))
         prec_flat, aux = _dummy_kernel_arrays(self.covariance_type, K, D)
-        return self.run(zeros_means, prec_flat, aux, np.zeros(K), resp_in=resp)
+        if not isinstance(resp, HardAssignments):
+            resp = np.ascontiguousarray(resp, dtype=np.float64)
+            return self.run(zeros_means, prec_flat, aux, np.zeros(K), resp_in=resp)
+        total = None
+        for start in range(0, self.n_samples, RESP_BLOCK_ROWS):
+            stop = min(start + RESP_BLOCK_ROWS, self.n_samples)
+            w = self.sample_weight[start:stop] if self.sample_weight is not None else None
+            block = GaussianPass(self.X[start:stop], w, self.covariance_type, K,
+                                 self.n_threads, shift=self.shift)
+            block.n_threads = self.n_threads  # (threads_for would count the block's rows)
+            stats = block.run(zeros_means, prec_flat, aux, np.zeros(K),
+                              resp_in=resp.one_hot(start, stop))
+            if total is None:
+                total = stats
+            else:
+                for name, value in stats.items():
+                    total[name] = total[name] + value
+        return total
+
+
+# Rows per block when initial hard assignments are expanded to one-hot responsibilities.
+RESP_BLOCK_ROWS = 65536
+
+
+class HardAssignments:
+    """Initial hard assignments: ``labels`` (N,) in [0, K), or -1 for a row in no component;
+    stands for the one-hot (N, K) responsibilities without storing them."""
+
+    def __init__(self, labels, n_components):
+        self.labels = np.asarray(labels, dtype=np.intp)
+        self.n_components = n_components
+
+    def one_hot(self, start, stop):
+        """Rows [start, stop) as a float64 (stop - start, K) one-hot array."""
+        labels = self.labels[start:stop]
+        out = np.zeros((stop - start, self.n_components))
+        rows = np.flatnonzero(labels >= 0)
+        out[rows, labels[rows]] = 1.0
+        return out
+
+    def toarray(self):
+        return self.one_hot(0, self.labels.shape[0])
 
 
 def symmetrize_lower(a):

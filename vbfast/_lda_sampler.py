@@ -286,7 +286,9 @@ def fit_gibbs(est, X, doc_topic=True):
                                 "max_rhat": rhat}
     est.converged_ = bool(rhat < RHAT_THRESHOLD)
     est._set_lambda(components)
-    est.bound_ = est.perplexity(X)
+    # perplexity on the training data, as the variational methods; a corpus without a word has
+    # none (the limit exp(-bound / n_words) is +inf, as lda._perplexity_of takes it)
+    est.bound_ = est.perplexity(X) if state.N else float("inf")
     if doc_topic:
         return est.transform(X, normalize=False).astype(np.float64)
     return None

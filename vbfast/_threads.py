@@ -1,10 +1,16 @@
 """Thread-count resolution and BLAS thread limiting around the OpenMP kernels."""
 import os
+import threading
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
 _controller = None
+# BLAS thread limits are process-wide, so concurrent fits (Python threads) share one limit:
+# the first to enter applies it, the last to leave restores the caller's setting.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
 
 
 def available_cores():
@@ -52,10 +58,49 @@ def single_threaded_blas():
     """Limit BLAS to one thread while our own OpenMP threads call it (no oversubscription).
 
     The controller that inspects the loaded libraries is built once per process, because
-    doing so costs milliseconds.
+    doing so costs milliseconds. Re-entrant and thread-safe: nested or concurrent uses
+    (several fits in several Python threads) hold one shared limit, released by the last one,
+    so the caller's BLAS setting is restored exactly once, after every fit is done. (While a
+    fit runs, BLAS is single-threaded for the whole process: the setting is process-wide.)
     """
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+    global _controller, _blas_users, _blas_limiter
+    with _blas_lock:
+        if _controller is None:
+            _controller = ThreadpoolController()
+        if _blas_users == 0:
+            _take_blas_control()
+            _blas_limiter = _controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _take_blas_control()  # the last fit may run in another thread than the first
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+                _release_blas_control()
+
+
+# threadpoolctl (>= 3.6) lets only one Python thread, the first to set a limit, change a
+# pthreads OpenBLAS's process-wide pool; other threads' limits are silently ignored. Without
+# this, a fit in a worker thread (after any fit in the main thread) would run BLAS on every
+# core inside our OpenMP threads. The calls are guarded: older threadpoolctl has no such rule.
+def _openblas_controller_class():
+    import threadpoolctl
+
+    cls = getattr(threadpoolctl, "OpenBLASController", None)
+    return cls if hasattr(cls, "clear_controlling_thread") else None
+
+
+def _take_blas_control():
+    cls = _openblas_controller_class()
+    if cls is not None:
+        cls.clear_controlling_thread(force=True)
+
+
+def _release_blas_control():
+    cls = _openblas_controller_class()
+    if cls is not None:
+        cls.clear_controlling_thread()

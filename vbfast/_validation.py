@@ -6,7 +6,7 @@ import numpy as np
 
 
 def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=1,
-                ensure_min_features=1, n_features=None):
+                ensure_min_features=1, n_features=None, estimator_name="the estimator"):
     """Return X as a C-contiguous 2-D float32/float64 array, checked for finiteness.
 
     float32 input stays float32 (memory and fitted parameters follow it); any other numeric
@@ -22,32 +22,42 @@ def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=
     if arr.dtype.kind == "O":
         try:
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numeric, got an array of dtype {arr.dtype}") from None
+        except (TypeError, ValueError) as exc:
+            # keep the exception type: TypeError for non-numbers, ValueError for bad strings
+            raise type(exc)(f"{name} must be numeric, got an array of dtype object whose "
+                            f"entries do not all convert to float ({exc})") from None
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+        raise ValueError(f"Complex data not supported: {name} must be real-valued, got "
+                         f"dtype {arr.dtype}")
     if arr.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
-            f"array of shape {arr.shape}. Reshape 1-D data with x.reshape(-1, 1) for a single "
+            f"array of shape {arr.shape}. Reshape your data: 1-D data with x.reshape(-1, 1) for a single "
             "feature or x.reshape(1, -1) for a single sample.")
     target = arr.dtype if arr.dtype in dtype else dtype[0]
     arr = np.ascontiguousarray(arr, dtype=target)
-    if arr.shape[0] < ensure_min_samples:
-        raise ValueError(f"{name} has {arr.shape[0]} sample(s), but at least "
-                         f"{ensure_min_samples} are required.")
-    if arr.shape[1] < ensure_min_features:
-        raise ValueError(f"{name} has {arr.shape[1]} feature(s), but at least "
-                         f"{ensure_min_features} are required.")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features, but the estimator was fitted "
-                         f"with {n_features} features.")
+    check_shape(arr.shape, name, ensure_min_samples, ensure_min_features, n_features,
+                estimator_name)
     if not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; every value must be finite.")
     return arr
+
+
+def check_shape(shape, name="X", ensure_min_samples=1, ensure_min_features=1, n_features=None,
+                estimator_name="the estimator"):
+    """Check a 2-D data shape against minimum sizes and the fitted number of features."""
+    if shape[0] < ensure_min_samples:
+        raise ValueError(f"{name} has {shape[0]} sample(s) (shape={shape}) while a minimum of "
+                         f"{ensure_min_samples} is required.")
+    if shape[1] < ensure_min_features:
+        raise ValueError(f"{name} has {shape[1]} feature(s) (shape={shape}) while a minimum "
+                         f"of {ensure_min_features} is required.")
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(f"{name} has {shape[1]} features, but {estimator_name} is expecting "
+                         f"{n_features} features as input (the number it was fitted with).")
 
 
 def check_sample_weight(sample_weight, n_samples):
@@ -118,9 +128,9 @@ def check_option(value, name, options):
 
 def check_is_fitted(estimator, attribute):
     """Raise NotFittedError unless the estimator has the fitted ``attribute``."""
-    from .exceptions import NotFittedError
+    from .exceptions import not_fitted_error_class
 
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
+        raise not_fitted_error_class()(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator.")

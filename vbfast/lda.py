@@ -7,9 +7,10 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
-from ._base import IterativeFitMixin, ParamsMixin
-from ._threads import resolve_n_threads
-from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar)
+from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
+from ._threads import resolve_n_threads, single_threaded_blas
+from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar,
+                          check_shape)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -60,7 +61,8 @@ def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
     return score
 
 
-def _check_counts(X, name="X", n_features=None, min_samples=1):
+def _check_counts(X, name="X", n_features=None, min_samples=1,
+                  estimator_name="LatentDirichletAllocation"):
     """Return X as canonical CSR (float32 or float64 data; int32/int64 indices of one type).
 
     Dense input is converted once; negative, NaN and infinite counts are rejected.
@@ -72,31 +74,36 @@ def _check_counts(X, name="X", n_features=None, min_samples=1):
             arr = np.asarray(X)
         except Exception as exc:
             raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+        if arr.dtype.kind == "O":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name} must be numeric counts; its object entries do not "
+                                f"all convert to float ({exc})") from None
+        if arr.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} must hold real counts, "
+                             f"got dtype {arr.dtype}")
         if arr.dtype.kind not in "fiub":
             raise ValueError(f"{name} must be numeric counts, got dtype {arr.dtype}")
         if arr.ndim != 2:
             raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
-                             f"(n_documents, n_words), got {arr.ndim}-D array")
+                             f"(n_documents, n_words), got {arr.ndim}-D array. Reshape your "
+                             "data: x.reshape(1, -1) for a single document.")
         X = sp.csr_matrix(arr)
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real counts, got "
+                         f"dtype {X.dtype}")
     if X.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric counts, got dtype {X.dtype}")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    n_samples, n_words = X.shape
-    if n_words < 1:
-        raise ValueError(f"{name} has an empty vocabulary (0 features); at least one word "
-                         "is required.")
-    if n_samples < min_samples:
-        raise ValueError(f"{name} has {n_samples} document(s), but at least {min_samples} "
-                         "are required.")
-    if n_features is not None and n_words != n_features:
-        raise ValueError(f"{name} has {n_words} features (words), but the model was fitted "
-                         f"with {n_features}.")
+    check_shape(X.shape, name, min_samples, 1, n_features, estimator_name)
     if not np.isfinite(X.data).all():
         bad = "NaN" if np.isnan(X.data).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; document-term counts must be finite.")
     if (X.data < 0).any():
-        raise ValueError(f"{name} has negative counts; document-term counts must be >= 0.")
+        raise ValueError(f"Negative values in data passed to {name}: document-term counts "
+                         "must be >= 0.")
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()
@@ -229,7 +236,9 @@ class LatentDirichletAllocation(ParamsMixin):
     exp_dirichlet_component_ : exp(E[log beta]) (mean field) or beta (variational EM).
     n_iter_, n_batch_iter_, doc_topic_prior_, topic_word_prior_, n_features_in_ : as in
         scikit-learn.
-    bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``).
+    bound_ : final perplexity on the training data (scikit-learn's meaning of ``bound_``);
+        inf if the training data have no words (or so few, e.g. fractional counts ~1e-150,
+        that it overflows).
     lower_bound_ : the ELBO of the training data at the fitted topics (from the same final
         E-step as ``bound_``).
     converged_ : whether the perplexity check (``evaluate_every`` > 0) stopped the fit before
@@ -312,6 +321,12 @@ class LatentDirichletAllocation(ParamsMixin):
         self.n_chains = n_chains
         self.store_samples = store_samples
 
+    def _update_sklearn_tags(self, tags):
+        from sklearn.utils import TransformerTags
+
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32", "float64"])
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
@@ -419,16 +434,20 @@ class LatentDirichletAllocation(ParamsMixin):
             doc_bound *= float(self.total_samples) / n
             word_cnt *= float(self.total_samples) / n
         bound = doc_bound + self._topic_term()
-        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("nan")
+        # No words: nothing is predicted; the limit of exp(-bound / n_words) for bound <= 0.
+        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("inf")
 
     # ------------------------------------------------------------------ public API
+    @all_or_nothing
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
         if self.method == "gibbs":
             from ._lda_sampler import fit_gibbs
-            fit_gibbs(self, X, doc_topic=False)
+            with single_threaded_blas():
+                fit_gibbs(self, X, doc_topic=False)
             return self
-        self._fit(X)
+        with single_threaded_blas():
+            self._fit(X)
         return self
 
     def _fit(self, X):
@@ -489,6 +508,7 @@ class LatentDirichletAllocation(ParamsMixin):
         self.iteration_times_ = np.asarray(self.iteration_times_, dtype=np.float64)
         return gamma
 
+    @all_or_nothing
     def partial_fit(self, X, y=None):
         """One online (stochastic variational) update per mini-batch of X."""
         if self.method == "gibbs":
@@ -502,9 +522,10 @@ class LatentDirichletAllocation(ParamsMixin):
             self._init_latent_vars(n_features, X.dtype)
         data = _Pass(X, self.n_components, n_threads, True)
         doc_bound = 0.0
-        for start in range(0, n_samples, self.batch_size):
-            stop = min(start + self.batch_size, n_samples)
-            doc_bound += self._em_step(data, start, stop, self.total_samples, False)[0]
+        with single_threaded_blas():
+            for start in range(0, n_samples, self.batch_size):
+                stop = min(start + self.batch_size, n_samples)
+                doc_bound += self._em_step(data, start, stop, self.total_samples, False)[0]
         self.lower_bounds_ = np.append(self.lower_bounds_, doc_bound * float(self.total_samples)
                                        / n_samples + self._topic_term())
         return self
@@ -520,14 +541,17 @@ class LatentDirichletAllocation(ParamsMixin):
 
         A document without words gets the prior's distribution (uniform over topics)."""
         X, data = self._fitted_pass(X)
-        gamma, _ = self._unnormalized(data, False)
+        with single_threaded_blas():
+            gamma, _ = self._unnormalized(data, False)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(X.dtype, copy=False)
 
+    @all_or_nothing
     def fit_transform(self, X, y=None, *, normalize=True):
         """Fit, then transform X (reusing the fit's final pass over X)."""
-        gamma = self._fit(X)
+        with single_threaded_blas():
+            gamma = self._fit(X)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(self._dtype, copy=False)
@@ -535,11 +559,16 @@ class LatentDirichletAllocation(ParamsMixin):
     def score(self, X, y=None):
         """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
         X, data = self._fitted_pass(X)
-        _, db = self._unnormalized(data, True)
+        with single_threaded_blas():
+            _, db = self._unnormalized(data, True)
         return float(db + self._topic_term())
 
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words) of X, the bound as in ``score``."""
         X, data = self._fitted_pass(X)
-        _, db = self._unnormalized(data, True)
+        if not X.data.any():
+            raise ValueError("X contains no words (every count is zero): its perplexity is "
+                             "undefined.")
+        with single_threaded_blas():
+            _, db = self._unnormalized(data, True)
         return self._perplexity_of(X, db, sub_sampling)

@@ -10,13 +10,29 @@ import numpy as np
 from . import _bayes_gaussian as BG
 from . import _gaussian as G
 from . import _gibbs_gaussian as GS
-from ._base import IterativeFitMixin, ParamsMixin
+from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
 from ._threads import resolve_n_threads, single_threaded_blas
 from ._validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field", "gibbs")
+
+
+def _cast_fitted(name, value, dtype):
+    """A fitted parameter (computed in float64) in X's dtype; a value that overflows float32
+    is refused rather than stored as inf."""
+    value = np.asarray(value, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        out = value.astype(dtype, copy=False)
+    if out.dtype != value.dtype:
+        finite = np.isfinite(value)
+        if np.any(finite & ~np.isfinite(out)):
+            raise ValueError(
+                f"The fitted {name} overflow {np.dtype(dtype).name} (the dtype of X): "
+                f"magnitudes up to {np.max(np.abs(value[finite])):.3g}. Fit X as float64, "
+                "or rescale it.")
+    return out
 
 
 class _EMFitState:
@@ -217,6 +233,9 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
                     "n_threads", "n_samples", "burn_in", "thin", "n_chains")
 
+    def _update_sklearn_tags(self, tags):
+        tags.estimator_type = "density_estimator"
+        tags.input_tags.allow_nan = False
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, X):
@@ -284,6 +303,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         """Fit, then return the most probable component of each row, shape (n_samples,)."""
         return self._fit(X, sample_weight).predict(X)
 
+    @all_or_nothing
     def _fit(self, X, sample_weight):
         X = check_array(X, ensure_min_samples=1)
         self._check_parameters(X)
@@ -315,7 +335,10 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                            prec_chol, cov)
 
     def _initial_resp(self, data, random_state):
-        """Initial responsibilities (N, K) as ``init_params`` says (scikit-learn's choices)."""
+        """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
+        array, or for the hard assignments of 'kmeans', 'k-means++' and 'random_from_data' a
+        ``G.HardAssignments`` (the labels only: an N x K one-hot array would be the largest
+        buffer of a fit)."""
         X, K = data.X, self.n_components
         n_samples = X.shape[0]
         if self.init_params == "kmeans":
@@ -323,8 +346,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
 
             _, labels, _, _ = kmeans(X, K, sample_weight=data.sample_weight,
                                      random_state=random_state, n_threads=data.n_threads)
-            resp = np.zeros((n_samples, K))
-            resp[np.arange(n_samples), labels] = 1.0
+            resp = G.HardAssignments(labels, K)
         elif self.init_params == "random":
             resp = random_state.uniform(size=(n_samples, K))
             resp /= resp.sum(axis=1)[:, None]
@@ -337,8 +359,9 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
                                              n_threads=data.n_threads)
             else:
                 indices = random_state.choice(n_samples, size=K, replace=False)
-            resp = np.zeros((n_samples, K))
-            resp[indices, np.arange(K)] = 1.0
+            labels = np.full(n_samples, -1, dtype=np.intp)  # -1: a row in no component
+            labels[indices] = np.arange(K)
+            resp = G.HardAssignments(labels, K)
         return resp
 
     def _initial_parameters(self, data, random_state):
@@ -372,16 +395,18 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         if self.method == "mean_field":
             return _mean_field_store(self, params)
         dtype = self._fit_dtype
-        for name, value in params.items():
-            setattr(self, name, np.asarray(value, dtype=dtype))
-        self.precisions_ = G.precisions_from_cholesky(
-            np.asarray(params["precisions_cholesky_"]), self.covariance_type).astype(dtype)
+        fitted = {name: _cast_fitted(name, value, dtype) for name, value in params.items()}
+        fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+            np.asarray(params["precisions_cholesky_"]), self.covariance_type), dtype)
+        for name, value in fitted.items():  # set only once every cast succeeded
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ inference
     def _pass(self, X, want_resp=False, want_log_prob_norm=False):
         """A pass of the kernel at the fitted parameters, without statistics."""
         check_is_fitted(self, "precisions_cholesky_")
-        X = check_array(X, n_features=self.n_features_in_)
+        X = check_array(X, n_features=self.n_features_in_,
+                        estimator_name=type(self).__name__)
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
@@ -458,12 +483,14 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
-        X = check_array(X, n_features=getattr(self, "n_features_in_", None))
+        X = check_array(X, n_features=getattr(self, "n_features_in_", None),
+                        estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
-        X = check_array(X, n_features=getattr(self, "n_features_in_", None))
+        X = check_array(X, n_features=getattr(self, "n_features_in_", None),
+                        estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
 
 
@@ -491,16 +518,19 @@ def _mean_field_state(est, data, random_state, warm):
 
 def _mean_field_store(est, params):
     dtype = est._fit_dtype
+    fitted = {}
     for name, value in params.items():
         if isinstance(value, tuple):
-            value = tuple(np.asarray(v, dtype=dtype) for v in value)
+            value = tuple(_cast_fitted(name, v, dtype) for v in value)
         elif name == "degrees_of_freedom_" and est.covariance_type == "tied":
             value = float(value)
         else:
-            value = np.asarray(value, dtype=dtype)
+            value = _cast_fitted(name, value, dtype)
+        fitted[name] = value
+    fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+        np.asarray(params["precisions_cholesky_"]), est.covariance_type), dtype)
+    for name, value in fitted.items():  # set only once every cast succeeded
         setattr(est, name, value)
-    est.precisions_ = G.precisions_from_cholesky(
-        np.asarray(params["precisions_cholesky_"]), est.covariance_type).astype(dtype)
     priors = est._mf_priors_current
     est._mf_priors = priors
     est.weight_concentration_prior_ = priors["alpha0"]
@@ -525,7 +555,7 @@ def _mean_field_fitted_state(est):
 
 def _mean_field_score_samples(est, X):
     check_is_fitted(est, "precisions_cholesky_")
-    X = check_array(X, n_features=est.n_features_in_)
+    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     out = BG.student_t_log_predictive(
         X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
@@ -608,7 +638,9 @@ class BayesianGaussianMixture(GaussianMixture):
     covariance_prior : float or array-like, default=None
         Psi0 = W0^{-1}: (D, D) symmetric positive-definite ('full', 'tied'), (D,) positive
         ('diag'), positive float ('spherical'); None: the (weighted, ddof=1) covariance of X,
-        its diagonal or its mean diagonal.
+        its diagonal or its mean diagonal, plus ``reg_covar`` on the diagonal when that is
+        singular (a constant column, or no more samples than features), which would make the
+        prior improper.
     random_state, warm_start, verbose, verbose_interval : as in ``GaussianMixture``
     n_threads : int or None, default=None
         OpenMP threads for the passes; results do not depend on it.

@@ -1,0 +1,154 @@
+"""Every public estimator, once per fitting-method variant, for the library-wide tests.
+
+The hardening tests (``tests/test_estimator_checks.py``, ``tests/test_determinism.py``,
+``tests/test_robustness.py``, ...) run over ``ESTIMATORS``: a new estimator, or a new
+``method=`` of an existing one, is covered by all of them by adding one ``Entry`` here.
+
+Nothing here imports scikit-learn: the reasons for the scikit-learn checks that cannot apply
+are plain strings, keyed by the check's function name.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .lda import LatentDirichletAllocation
+from .mixture import BayesianGaussianMixture, GaussianMixture
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One estimator variant.
+
+    name : str
+        Test id.
+    cls : type
+        The public estimator class.
+    params : dict
+        Constructor parameters selecting the variant (``method=...``), plus whatever keeps
+        the checks fast (``max_iter``); ``random_state`` is set by the tests.
+    data : {'dense', 'counts'}
+        What ``fit`` takes: real-valued dense rows, or a document-term count matrix (dense
+        or sparse, non-negative).
+    grid : dict
+        Further parameter values the determinism / pickle / fuzzing tests cover for this
+        variant (each value tried on its own), e.g. every ``covariance_type``.
+    expected_failed_checks : dict
+        scikit-learn check name -> why it cannot apply to this variant. Listed, never
+        silently skipped: ``parametrize_with_checks`` marks them xfail (strict).
+    """
+
+    name: str
+    cls: type
+    params: dict
+    data: str = "dense"
+    grid: dict = field(default_factory=dict)
+    expected_failed_checks: dict = field(default_factory=dict)
+
+    def make(self, **overrides):
+        """A fresh, unfitted estimator of this variant."""
+        return self.cls(**{**self.params, **overrides})
+
+    def variants(self):
+        """(id, extra params) for the base variant and each ``grid`` value."""
+        out = [("", {})]
+        base = self.make().get_params()
+        for name, values in self.grid.items():
+            out += [(f"{name}={v}", {name: v}) for v in values if base[name] != v]
+        return out
+
+    def fixed_length_params(self, n_iter):
+        """Parameters making a fit run exactly ``n_iter`` iterations (no early convergence),
+        so that tests compare long enough traces."""
+        names = self.make().get_params()
+        out = {"max_iter": n_iter}
+        for name in ("tol", "perp_tol"):
+            if name in names:
+                out[name] = 0.0
+        return out
+
+    def sample_data(self, n_samples=300, seed=0, n_features=None):
+        """Data this variant fits: well-separated Gaussian blobs (3 clusters, 3 features),
+        or counts drawn from a 3-topic LDA model (40 words, ~30 tokens a document)."""
+        rng = np.random.RandomState(seed)
+        if self.data == "dense":
+            D = n_features or 3
+            centers = rng.normal(scale=2.0, size=(3, D))
+            labels = rng.randint(3, size=n_samples)
+            return centers[labels] + rng.normal(size=(n_samples, D))
+        V = n_features or 40
+        topics = rng.dirichlet(np.full(V, 0.2), size=3)
+        theta = rng.dirichlet(np.full(3, 0.5), size=n_samples)
+        lengths = rng.poisson(30, size=n_samples) + 1
+        return np.array([rng.multinomial(n, t @ topics) for n, t in zip(lengths, theta)],
+                        dtype=np.float64)
+
+
+_COVARIANCE_TYPES = {"covariance_type": ["full", "tied", "diag", "spherical"]}
+
+# Reasons shared by the mixture variants.
+_MIXTURE_FAILS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "The random initialisation (k-means / k-means++ seeding from random_state) draws "
+        "differently for a weighted row than for the same row repeated, so the two fits start "
+        "from different points and may converge to different (e.g. label-permuted) optima. "
+        "From the same initial parameters, integer weights and repeated rows give the same "
+        "fit: tests/test_mixture.py::test_integer_sample_weight_equals_repeated_rows, "
+        "tests/test_bayesian_mixture.py::test_sample_weight_equals_repetition."),
+}
+
+ESTIMATORS = [
+    Entry("GaussianMixture-em", GaussianMixture, {"method": "em", "n_components": 2},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("GaussianMixture-mean_field", GaussianMixture,
+          {"method": "mean_field", "n_components": 2}, grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("BayesianGaussianMixture-dirichlet_process", BayesianGaussianMixture,
+          {"n_components": 2, "weight_concentration_prior_type": "dirichlet_process"},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("BayesianGaussianMixture-dirichlet_distribution", BayesianGaussianMixture,
+          {"n_components": 2, "weight_concentration_prior_type": "dirichlet_distribution"},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("LatentDirichletAllocation-mean_field-batch", LatentDirichletAllocation,
+          {"method": "mean_field", "learning_method": "batch", "n_components": 3,
+           "max_iter": 5}, data="counts"),
+    Entry("LatentDirichletAllocation-mean_field-online", LatentDirichletAllocation,
+          {"method": "mean_field", "learning_method": "online", "n_components": 3,
+           "max_iter": 5, "batch_size": 64}, data="counts"),
+    Entry("LatentDirichletAllocation-variational_em-batch", LatentDirichletAllocation,
+          {"method": "variational_em", "learning_method": "batch", "n_components": 3,
+           "max_iter": 5}, data="counts"),
+    Entry("LatentDirichletAllocation-variational_em-online", LatentDirichletAllocation,
+          {"method": "variational_em", "learning_method": "online", "n_components": 3,
+           "max_iter": 5, "batch_size": 64}, data="counts"),
+]
+
+
+def fitted_attributes(estimator):
+    """The fitted attributes (public names ending in '_'), without the wall-clock trace."""
+    return {k: v for k, v in vars(estimator).items()
+            if k.endswith("_") and not k.startswith("_") and k != "iteration_times_"}
+
+
+def fingerprint(value):
+    """A bit-exact, comparable representation of a fitted attribute (arrays by their bytes,
+    dtype and shape; floats by their bits; RandomState by its state)."""
+    if isinstance(value, np.random.RandomState):
+        state = value.get_state()
+        return ("RandomState", state[0], state[1].tobytes(), state[2:])
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(fingerprint(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, fingerprint(v)) for k, v in value.items()))
+    if isinstance(value, (np.ndarray, np.generic, float)):
+        arr = np.asarray(value)
+        return ("array", arr.dtype.str, arr.shape, np.ascontiguousarray(arr).tobytes())
+    return value
+
+
+_PREDICTION_METHODS = ("predict", "predict_proba", "score_samples", "score", "transform",
+                       "perplexity")
+
+
+def prediction_outputs(estimator, X):
+    """Every prediction method the estimator has, applied to X: {method name: output}."""
+    return {name: getattr(estimator, name)(X) for name in _PREDICTION_METHODS
+            if hasattr(estimator, name)}
