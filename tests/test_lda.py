@@ -421,7 +421,7 @@ def test_bad_parameters_and_fitted_checks():
     with pytest.raises(ValueError, match="learning_method"):
         LatentDirichletAllocation(learning_method="sgd").fit(X)
     with pytest.raises(ValueError, match="method"):
-        LatentDirichletAllocation(method="gibbs").fit(X)
+        LatentDirichletAllocation(method="slice").fit(X)
     with pytest.raises(ValueError, match="n_components"):
         LatentDirichletAllocation(0).fit(X)
     with pytest.raises(ValueError, match="doc_topic_prior"):

@@ -24,7 +24,7 @@ _MIN_DOCS_PER_GROUP = 16
 _MIN_NNZ_PER_THREAD = 20000
 _EPS = np.finfo(np.float64).eps
 # The inference methods of this family (the library's vocabulary).
-_METHODS = ("mean_field", "variational_em")
+_METHODS = ("mean_field", "variational_em", "gibbs")
 
 
 def _psi_fast(x):
@@ -186,6 +186,17 @@ class LatentDirichletAllocation(ParamsMixin):
         beta as a point estimate beta_k proportional to eta + expected counts (the MAP
         estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
+    ``method='gibbs'``
+        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``)
+        from uniformly random topics: SparseLDA's bucket sampler, documents in AD-LDA
+        partitions (from the data size only,
+        each with its own random stream, so a fit is reproducible and bitwise identical for
+        any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
+        ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
+        topics aligned to the first chain's by Hungarian matching, then averaged).
+        ``transform``, ``score`` and ``perplexity`` use the variational E-step with these
+        posterior-mean topics as point topics, as for 'variational_em'. X must hold integer
+        counts.
 
     Deliberate differences from scikit-learn: the digamma function is accurate to about 1e-15
     (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
@@ -198,7 +209,7 @@ class LatentDirichletAllocation(ParamsMixin):
     learning_offset, max_iter, batch_size, evaluate_every, total_samples, perp_tol,
     mean_change_tol, max_doc_update_iter, verbose, random_state
         As in scikit-learn (priors default to 1 / n_components).
-    method : {'mean_field', 'variational_em'}, default='mean_field'
+    method : {'mean_field', 'variational_em', 'gibbs'}, default='mean_field'
     monotone : bool, default=False
         Batch learning only. Every batch E-step starts each document from a fresh random gamma
         (as scikit-learn). Each fixed-point sweep raises the document's bound, but a fresh
@@ -211,6 +222,12 @@ class LatentDirichletAllocation(ParamsMixin):
         2,000-document corpus, K=20; 10 passes, 3 seeds) the default reached a higher ELBO in
         every run and a held-out perplexity 3-10 % lower, hence the default.
     n_threads : int or None, default=None (all cores); negative counts back from all cores.
+    n_samples, burn_in, thin, n_chains : int, default=100, 200, 1, 1
+        method='gibbs' only: sweeps kept per chain, sweeps discarded first, keep every
+        ``thin``-th sweep after the burn-in, independent chains.
+    store_samples : bool, default=False
+        method='gibbs' only: keep every kept sweep's topic-word counts in
+        ``posterior_samples_`` (n_chains * n_samples * K * V int32s).
 
     Attributes
     ----------
@@ -231,6 +248,23 @@ class LatentDirichletAllocation(ParamsMixin):
         topics of its time, plus the topic term at the end of the epoch).
     iteration_times_ : wall time of each iteration in seconds.
 
+    method='gibbs' also sets (``lower_bounds_`` then holds the first chain's log joint
+    log p(w, z) after each sweep, ``lower_bound_`` its last value: not a bound, and not
+    monotone; ``n_iter_`` is the number of sweeps per chain; ``iteration_times_`` are per
+    sweep of all chains; ``converged_`` is True when the log joint's split-R-hat is below
+    1.05):
+
+    log_joint_trace_ : (n_chains, n_sweeps) log p(w, z) after every sweep of every chain.
+    sampler_diagnostics_ : dict, {"rhat": {"log_joint": float}, "ess": {"log_joint": float},
+        "max_rhat": float}: split-R-hat and effective sample size of the log joint over the
+        kept sweeps of all chains (NaN with fewer than 4 kept sweeps). The log joint does not
+        depend on the topics' labels, so label switching does not affect them.
+    chain_topic_permutations_ : (n_chains, K) the permutation applied to each chain's topics
+        to align them with the first chain's.
+    posterior_samples_ : (n_chains, n_samples, K, V) int32 topic-word counts n_kw of the
+        kept sweeps (aligned), or None unless ``store_samples``; given a draw, beta_k is
+        Dirichlet(eta + n_k.).
+
     Examples
     --------
     From token lists to topics, without another library:
@@ -249,7 +283,7 @@ class LatentDirichletAllocation(ParamsMixin):
                     "learning_decay", "learning_offset", "max_iter", "batch_size",
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
                     "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
-                    "monotone")
+                    "monotone", "n_samples", "burn_in", "thin", "n_chains", "store_samples")
 
     # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
     # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
@@ -260,7 +294,8 @@ class LatentDirichletAllocation(ParamsMixin):
                  learning_method="batch", learning_decay=0.7, learning_offset=10.0,
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
-                 random_state=None, method="mean_field", n_threads=None, monotone=False):
+                 random_state=None, method="mean_field", n_threads=None, monotone=False,
+                 n_samples=100, burn_in=200, thin=1, n_chains=1, store_samples=False):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -279,6 +314,12 @@ class LatentDirichletAllocation(ParamsMixin):
         self.method = method
         self.n_threads = n_threads
         self.monotone = monotone
+        # method='gibbs' only (vbfast._lda_sampler)
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
+        self.store_samples = store_samples
 
     def _update_sklearn_tags(self, tags):
         from sklearn.utils import TransformerTags
@@ -400,12 +441,20 @@ class LatentDirichletAllocation(ParamsMixin):
     @all_or_nothing
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
+        if self.method == "gibbs":
+            from ._lda_sampler import fit_gibbs
+            with single_threaded_blas():
+                fit_gibbs(self, X, doc_topic=False)
+            return self
         with single_threaded_blas():
             self._fit(X)
         return self
 
     def _fit(self, X):
         """Fit; return the final (unnormalised) gamma of X, from the pass that sets bound_."""
+        if self.method == "gibbs":
+            from ._lda_sampler import fit_gibbs
+            return fit_gibbs(self, X)
         n_threads = self._check_parameters()
         X = _check_counts(X)
         n_samples, n_features = X.shape
@@ -462,6 +511,9 @@ class LatentDirichletAllocation(ParamsMixin):
     @all_or_nothing
     def partial_fit(self, X, y=None):
         """One online (stochastic variational) update per mini-batch of X."""
+        if self.method == "gibbs":
+            raise ValueError("partial_fit is an online variational update; it is not "
+                             "available for method='gibbs' (use fit).")
         n_threads = self._check_parameters()
         first_time = not hasattr(self, "_lambda")
         X = _check_counts(X, n_features=None if first_time else self.n_features_in_)

@@ -1,0 +1,196 @@
+"""LDA collapsed Gibbs sampling: vbfast (``method='gibbs'``) against tomotopy, tokens/s.
+
+The corpus is ``_lda_data.make_corpus`` (20,000 documents x 20,000 words, ~150 tokens a
+document, drawn from a K=50 LDA; sizes from VBFAST_LDA_N_DOCS / VBFAST_LDA_N_WORDS). Both
+samplers run K=50 with the same symmetric priors (alpha=0.1 per topic, eta=0.01 per word; the
+corpus was drawn with 0.1 and 0.05), from a random initial assignment, 2 threads:
+
+- vbfast: ``LatentDirichletAllocation(n_components=50, method='gibbs', doc_topic_prior=0.1,
+  topic_word_prior=0.01, burn_in=SWEEPS - 1, n_samples=1, n_threads=2)``; the sweep time is
+  ``sum(iteration_times_)`` (every sweep and its merge; not the set-up, the initial
+  assignment or the final variational pass for ``bound_``).
+- tomotopy: ``LDAModel(k=50, alpha=0.1, eta=0.01)`` with hyperparameter optimisation off
+  (``optim_interval=0``), documents added and ``train(0)`` (its initial assignment) in set-up,
+  then ``train(SWEEPS, workers=2)`` timed (its default parallel scheme).
+
+tokens/s = tokens x sweeps / seconds. The first sweeps from a random start are the slowest for
+both (every word still has many topics), so a second figure times sweeps SWEEPS+1..2 SWEEPS.
+``track_log_joint_per_token`` reports log p(w, z) / tokens after SWEEPS sweeps (tomotopy's
+``ll_per_word`` is the same quantity), to compare how far each sampler got.
+
+tomotopy is a benchmark-only dependency (the ``bench`` extra), never needed to run or test
+vbfast; without it its benchmarks are skipped.
+
+asv: ``asv run --python=same --bench bench_lda_gibbs``.
+As a script, one process, the table for reports:
+
+    python benchmarks/bench_lda_gibbs.py [--n-docs 20000] [--n-words 20000] [--sweeps 20]
+                                         [--threads 2] [--repeat 1]
+"""
+import os
+import sys
+import time
+
+if __package__:  # asv imports this module as ``benchmarks.bench_lda_gibbs``
+    from . import _lda_data
+elif __name__ == "__main__":  # python benchmarks/bench_lda_gibbs.py
+    import importlib.util
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, _here)
+    if importlib.util.find_spec("vbfast") is None:  # not installed: try an in-place build
+        sys.path.insert(1, os.path.dirname(_here))
+    import _lda_data
+else:  # imported as a top-level module with benchmarks/ on sys.path
+    import _lda_data
+
+import numpy as np
+
+K = _lda_data.N_COMPONENTS
+ALPHA = 0.1
+ETA = 0.01
+SWEEPS = 20
+THREADS = 2
+LIBRARIES = ("vbfast", "tomotopy")
+
+
+def tomotopy_model(X, seed=0):
+    """A tomotopy LDAModel holding the documents of X (CSR counts), initialised (train(0))."""
+    import tomotopy as tp
+
+    model = tp.LDAModel(k=K, alpha=ALPHA, eta=ETA, seed=seed)
+    model.optim_interval = 0  # keep alpha and eta fixed, as vbfast does
+    vocab = np.array([str(i) for i in range(X.shape[1])], dtype=object)
+    indptr, indices = X.indptr, X.indices
+    counts = X.data.astype(np.int64)
+    for d in range(X.shape[0]):
+        lo, hi = indptr[d], indptr[d + 1]
+        if hi > lo:
+            model.add_doc(vocab[np.repeat(indices[lo:hi], counts[lo:hi])].tolist())
+    model.train(0, workers=THREADS)
+    return model
+
+
+def vbfast_fit(X, sweeps, n_threads=THREADS, seed=0):
+    from vbfast import LatentDirichletAllocation
+
+    return LatentDirichletAllocation(K, method="gibbs", doc_topic_prior=ALPHA,
+                                     topic_word_prior=ETA, burn_in=sweeps - 1, n_samples=1,
+                                     n_threads=n_threads, random_state=seed).fit(X)
+
+
+def vbfast_tokens_per_second(X, sweeps, n_threads=THREADS):
+    """(tokens/s over the first ``sweeps`` sweeps, over sweeps+1..2 sweeps, log joint/token)."""
+    est = vbfast_fit(X, 2 * sweeps, n_threads)
+    n = float(X.sum())
+    t = np.asarray(est.iteration_times_)
+    return (n * sweeps / t[:sweeps].sum(), n * sweeps / t[sweeps:].sum(),
+            est.lower_bounds_[sweeps - 1] / n)
+
+
+def tomotopy_tokens_per_second(X, sweeps, workers=THREADS):
+    model = tomotopy_model(X)
+    n = float(X.sum())
+    t0 = time.perf_counter()
+    model.train(sweeps, workers=workers)
+    first = time.perf_counter() - t0
+    ll = model.ll_per_word
+    t0 = time.perf_counter()
+    model.train(sweeps, workers=workers)
+    second = time.perf_counter() - t0
+    return n * sweeps / first, n * sweeps / second, ll
+
+
+def _have_tomotopy():
+    try:
+        import tomotopy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LdaGibbsSweeps:
+    """Tokens per second of collapsed Gibbs sweeps, vbfast vs tomotopy on 2 threads."""
+
+    params = (list(LIBRARIES),)
+    param_names = ["library"]
+    timeout = 3600
+    number = 1
+    repeat = 1
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        X, _, _ = _lda_data.make_corpus()
+        return X
+
+    def setup(self, X, library):
+        if library == "tomotopy" and not _have_tomotopy():
+            raise NotImplementedError("tomotopy is not installed")
+        self.result = (vbfast_tokens_per_second if library == "vbfast"
+                       else tomotopy_tokens_per_second)(X, SWEEPS)
+
+    def track_tokens_per_second(self, X, library):
+        """Tokens/s over the first SWEEPS sweeps from a random start."""
+        return self.result[0]
+
+    track_tokens_per_second.unit = "tokens/s"
+
+    def track_tokens_per_second_later(self, X, library):
+        """Tokens/s over sweeps SWEEPS+1 .. 2 SWEEPS."""
+        return self.result[1]
+
+    track_tokens_per_second_later.unit = "tokens/s"
+
+    def track_log_joint_per_token(self, X, library):
+        """log p(w, z) / tokens after SWEEPS sweeps (higher is further along)."""
+        return self.result[2]
+
+    track_log_joint_per_token.unit = "nats/token"
+
+
+# ---------------------------------------------------------------------- script
+def main(argv=None):
+    import argparse
+
+    global THREADS
+    p = argparse.ArgumentParser(description="LDA collapsed Gibbs: vbfast vs tomotopy tokens/s "
+                                "(see the module docstring).")
+    p.add_argument("--n-docs", type=int, default=_lda_data.N_DOCS)
+    p.add_argument("--n-words", type=int, default=_lda_data.N_WORDS)
+    p.add_argument("--sweeps", type=int, default=SWEEPS)
+    p.add_argument("--threads", type=int, default=THREADS)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="alternate the two libraries this many times; best of each")
+    args = p.parse_args(argv)
+    THREADS = args.threads
+
+    t0 = time.perf_counter()
+    X, _, _ = _lda_data.make_corpus(args.n_docs, args.n_words, 100)
+    n = int(X.sum())
+    print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {n} tokens; K={K}, "
+          f"alpha={ALPHA}, eta={ETA}; {args.sweeps} + {args.sweeps} sweeps, "
+          f"{THREADS} threads (made in {time.perf_counter() - t0:.1f} s)")
+    vbfast_fit(X[:200], 2)  # imports and OpenMP start-up out of the timing
+    best = {lib: (0.0, 0.0, None) for lib in LIBRARIES}
+    for _ in range(args.repeat):  # alternate, so that both see the same machine load
+        for lib in LIBRARIES:
+            if lib == "tomotopy" and not _have_tomotopy():
+                continue
+            r = (vbfast_tokens_per_second if lib == "vbfast"
+                 else tomotopy_tokens_per_second)(X, args.sweeps, THREADS)
+            b = best[lib]
+            best[lib] = (max(b[0], r[0]), max(b[1], r[1]), r[2])
+    print(f"{'library':<10}{'tokens/s, sweeps 1-' + str(args.sweeps):>24}"
+          f"{'tokens/s, later sweeps':>24}{'log joint / token':>20}")
+    for lib, (a, b, ll) in best.items():
+        if ll is not None:
+            print(f"{lib:<10}{a:>24.4g}{b:>24.4g}{ll:>20.4f}")
+    if best["tomotopy"][2] is not None:
+        v, t = best["vbfast"], best["tomotopy"]
+        print(f"ratio vbfast / tomotopy: {v[0] / t[0]:.2f} (first sweeps), "
+              f"{v[1] / t[1]:.2f} (later sweeps)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+"""Collapsed Gibbs sampling for LDA (method='gibbs'): the sweep kernel against the exact full
+conditionals, count and log-joint invariants, topic recovery, determinism, the estimator API."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.special import gammaln
+from scipy.stats import chi2
+
+from vbfast import _lda_gibbs
+from vbfast import _lda_sampler as sampler
+from vbfast.exceptions import NotFittedError
+from vbfast.lda import LatentDirichletAllocation
+
+
+def _corpus(n_docs=200, n_words=60, n_topics=4, doc_len=50, seed=0, topic_conc=0.1,
+            doc_conc=0.2):
+    """Documents drawn from a known LDA: returns (CSR counts, true topics (K, V))."""
+    rng = np.random.default_rng(seed)
+    beta = rng.dirichlet(np.full(n_words, topic_conc), size=n_topics)
+    theta = rng.dirichlet(np.full(n_topics, doc_conc), size=n_docs)
+    X = np.zeros((n_docs, n_words))
+    for d in range(n_docs):
+        ndk = rng.multinomial(rng.poisson(doc_len) + 1, theta[d])
+        for k in range(n_topics):
+            X[d] += rng.multinomial(ndk[k], beta[k])
+    return sp.csr_matrix(X), beta
+
+
+def _conditional(doc_ptr, words, z, i, K, V, alpha, eta):
+    """Exact p(z_i = k | z_-i, w) in NumPy: (n_dk + alpha)(n_kw + eta)/(n_k + V eta), token i
+    removed."""
+    d = np.searchsorted(doc_ptr, i, side="right") - 1
+    mask = np.ones(len(z), bool)
+    mask[i] = False
+    in_doc = mask.copy()
+    in_doc[:doc_ptr[d]] = False
+    in_doc[doc_ptr[d + 1]:] = False
+    ndk = np.bincount(z[in_doc], minlength=K)
+    nkw = np.bincount(z[mask & (words == words[i])], minlength=K)
+    nk = np.bincount(z[mask], minlength=K)
+    p = (ndk + alpha) * (nkw + eta) / (nk + V * eta)
+    return p / p.sum()
+
+
+def _tiny_state(part_ptr=None, K=4, alpha=0.3, eta=0.2, seed=1):
+    # doc 0 starts with two tokens of the same word (the second draw sees the first's update
+    # of that word's topic list); doc 2 is empty; docs are short
+    X = sp.csr_matrix(np.array([[2, 1, 0, 1, 0, 0],
+                                [0, 1, 3, 0, 1, 0],
+                                [0, 0, 0, 0, 0, 0],
+                                [1, 0, 0, 2, 0, 2],
+                                [0, 2, 1, 0, 0, 1]], dtype=float))
+    doc_ptr, words = sampler._tokens(X)
+    z = np.random.default_rng(seed).integers(0, K, size=words.size).astype(np.int32)
+    state = sampler.GibbsState(doc_ptr, words, X.shape[1], K, alpha, eta, 1, part_ptr)
+    state.add_chain(z)
+    return state, z
+
+
+def _raw_sweep(state, c, seed, sweep_index):
+    """One kernel sweep from the chain's current state, without merging (the state is kept)."""
+    ch = state.chains[c]
+    z_next = np.empty_like(ch["z"])
+    _lda_gibbs.sweep(state.doc_ptr, state.words, ch["z"], z_next, state.part_ptr, state.row_ptr,
+                     ch["g_tc"], ch["g_len"], ch["nk"], state.l_tc, state.l_len,
+                     state.l_stamp, state.scratch_i,
+                     state.scratch_d, state.alpha, state.eta, state.lg_alpha, state.lg_doclen,
+                     np.uint64(seed), np.uint64(c), np.uint64(sweep_index), state.part_lj, 1)
+    return z_next
+
+
+def test_single_site_draws_follow_the_exact_conditional():
+    """Every document its own partition: the first two tokens of each partition are drawn from
+    p(z_i | z_-i) given the start-of-sweep state, the second after the first's update. A
+    chi-square goodness-of-fit test of the joint distribution of the pair, on many draws."""
+    K, alpha, eta = 4, 0.3, 0.2
+    state, z = _tiny_state(part_ptr=np.arange(6, dtype=np.int64), K=K, alpha=alpha, eta=eta)
+    doc_ptr, words, V = state.doc_ptr, state.words, state.V
+    n_draws = 20000
+    draws = np.array([_raw_sweep(state, 0, 7, s) for s in range(n_draws)])
+    # the global state is untouched by sweeps without a merge
+    np.testing.assert_array_equal(state.chains[0]["z"], z)
+    p_values = []
+    for d in (0, 1, 3, 4):
+        i0 = doc_ptr[d]
+        # P(z_i0' = a, z_i1' = b) = p(a | z) p(b | z with z_i0 = a)
+        p_first = _conditional(doc_ptr, words, z, i0, K, V, alpha, eta)
+        joint = np.empty((K, K))
+        for a in range(K):
+            za = z.copy()
+            za[i0] = a
+            joint[a] = p_first[a] * _conditional(doc_ptr, words, za, i0 + 1, K, V, alpha, eta)
+        observed = np.bincount(draws[:, i0] * K + draws[:, i0 + 1], minlength=K * K)
+        expected = joint.ravel() * n_draws
+        stat = np.sum((observed - expected) ** 2 / expected)
+        p_values.append(chi2.sf(stat, K * K - 1))
+    # Bonferroni over 4 tests at the 1e-3 level; a wrong bucket or update fails by far
+    assert min(p_values) > 2.5e-4, p_values
+
+
+def test_chain_visits_states_with_the_posterior_probabilities():
+    """One partition (exact sequential Gibbs): over many sweeps, the chain's visits to each of
+    the K^N states of a tiny corpus match p(z | w), enumerated in NumPy. This checks the
+    whole sweep (every token, the running sums, the list updates, the merge), not one draw."""
+    import itertools
+
+    K, alpha, eta = 3, 0.4, 0.3
+    X = sp.csr_matrix(np.array([[2, 1, 0], [0, 1, 1]], dtype=float))
+    doc_ptr, words = sampler._tokens(X)
+    N = words.size
+    states = np.array(list(itertools.product(range(K), repeat=N)), dtype=np.int32)
+    lp = np.array([sampler.log_joint(doc_ptr, words, z, 3, K, alpha, eta) for z in states])
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    state = sampler.GibbsState(doc_ptr, words, 3, K, alpha, eta, 1, np.array([0, 2]))
+    state.add_chain(np.zeros(N, dtype=np.int32))
+    n_sweeps = 20000
+    visits = np.empty(n_sweeps, dtype=np.int64)
+    place = K ** np.arange(N - 1, -1, -1)
+    for s in range(n_sweeps):
+        state.sweep(0, 3, s)
+        visits[s] = state.chains[0]["z"] @ place
+    freq = np.bincount(visits, minlength=K ** N) / n_sweeps
+    # expected total variation from sampling noise alone is ~0.035 here (0.02 at 60,000
+    # sweeps); a sampler with a wrong conditional anywhere in the sweep is far off
+    assert 0.5 * np.abs(freq - p).sum() < 0.06
+    thinned = np.bincount(visits[::5], minlength=K ** N)
+    expected = p * thinned.sum()
+    assert chi2.sf(np.sum((thinned - expected) ** 2 / expected), K ** N - 1) > 1e-3
+
+
+def test_bucket_sampler_is_not_uniform_or_prior_only():
+    """The chi-square test above has power: the kernel's draws differ from the prior-only
+    (s bucket) distribution on the same data."""
+    K = 4
+    state, z = _tiny_state(part_ptr=np.arange(6, dtype=np.int64), K=K)
+    draws = np.array([_raw_sweep(state, 0, 3, s)[0] for s in range(4000)])
+    p = _conditional(state.doc_ptr, state.words, z, 0, K, state.V, 0.3, 0.2)
+    freq = np.bincount(draws, minlength=K) / draws.size
+    np.testing.assert_allclose(freq, p, atol=0.03)
+    assert np.abs(p - 0.25).max() > 0.1
+
+
+def test_count_invariants_and_log_joint_after_sweeps():
+    X, _ = _corpus(n_docs=60, n_words=40, n_topics=5, doc_len=30, seed=3)
+    doc_ptr, words = sampler._tokens(X)
+    K, V, alpha, eta = 5, 40, 0.1, 0.05
+    parts = np.array([0, 7, 20, 21, 45, 60], dtype=np.int64)  # 5 partitions, uneven
+    state = sampler.GibbsState(doc_ptr, words, V, K, alpha, eta, 2, parts)
+    z0 = np.random.default_rng(0).integers(0, K, size=words.size).astype(np.int32)
+    state.add_chain(z0)
+    ch = state.chains[0]
+    changed = 0
+    for s in range(6):
+        z_before = ch["z"].copy()
+        lj = state.sweep(0, 11, s)
+        z = ch["z"]
+        changed += np.count_nonzero(z != z_before)
+        # counts match the assignments
+        nkw = np.bincount(z * V + words, minlength=K * V).reshape(K, V)
+        np.testing.assert_array_equal(ch["nwk"], nkw.T)
+        np.testing.assert_array_equal(ch["nk"], nkw.sum(axis=1))
+        assert ch["nk"].sum() == words.size == X.sum()
+        np.testing.assert_array_equal(ch["nwk"].sum(axis=1), np.asarray(X.sum(axis=0)).ravel())
+        ndk = state.doc_topic_counts(0)
+        np.testing.assert_array_equal(ndk.sum(axis=1), np.diff(doc_ptr))
+        # the sorted topic lists hold exactly the non-zero counts
+        for w in range(V):
+            n = ch["g_len"][w]
+            b = state.row_ptr[w]
+            t, c = ch["g_tc"][2 * b:2 * (b + n):2], ch["g_tc"][2 * b + 1:2 * (b + n):2]
+            assert np.all(np.diff(c) <= 0)
+            np.testing.assert_array_equal(np.sort(t), np.flatnonzero(nkw[:, w]))
+            np.testing.assert_array_equal(c, nkw[t, w])
+        # the trace is the collapsed log joint of the new assignments
+        ref = sampler.log_joint(doc_ptr, words, z, V, K, alpha, eta)
+        assert lj == pytest.approx(ref, rel=1e-12, abs=1e-8)
+    assert changed > 0
+    # the chain works on its own copy of the initial assignments
+    np.testing.assert_array_equal(z0, np.random.default_rng(0).integers(0, K, size=words.size))
+
+
+def test_reference_log_joint_is_the_collapsed_likelihood():
+    """sampler.log_joint checked against the product of Dirichlet-multinomial terms written
+    out token by token (sequential predictive probabilities)."""
+    rng = np.random.default_rng(5)
+    K, V, alpha, eta = 3, 4, 0.4, 0.7
+    doc_ptr = np.array([0, 3, 3, 7], dtype=np.int64)
+    words = rng.integers(0, V, 7).astype(np.int32)
+    z = rng.integers(0, K, 7).astype(np.int32)
+    lp = 0.0
+    ndk = np.zeros((3, K))
+    nkw = np.zeros((K, V))
+    for i in range(7):
+        d = np.searchsorted(doc_ptr, i, side="right") - 1
+        k, w = z[i], words[i]
+        lp += np.log((ndk[d, k] + alpha) / (ndk[d].sum() + K * alpha))
+        lp += np.log((nkw[k, w] + eta) / (nkw[k].sum() + V * eta))
+        ndk[d, k] += 1
+        nkw[k, w] += 1
+    assert sampler.log_joint(doc_ptr, words, z, V, K, alpha, eta) == pytest.approx(lp,
+                                                                                  rel=1e-12)
+
+
+def test_streams_depend_on_every_key_part():
+    base = _lda_gibbs.stream_uniforms(1, 0, 0, 0, 1000)
+    assert 0.0 <= base.min() and base.max() < 1.0 and abs(base.mean() - 0.5) < 0.05
+    for key in [(2, 0, 0, 0), (1, 1, 0, 0), (1, 0, 1, 0), (1, 0, 0, 1)]:
+        other = _lda_gibbs.stream_uniforms(*key, 1000)
+        assert not np.any(other == base)
+    np.testing.assert_array_equal(_lda_gibbs.stream_uniforms(1, 0, 0, 0, 1000), base)
+
+
+def _match(est_topics, true_topics):
+    a = est_topics / est_topics.sum(axis=1, keepdims=True)
+    cost = np.abs(a[:, None, :] - true_topics[None]).sum(axis=2)
+    r, c = linear_sum_assignment(cost)
+    return cost[r, c]
+
+
+def test_recovers_generating_topics():
+    X, beta = _corpus(n_docs=400, n_words=100, n_topics=5, doc_len=80, seed=4)
+    est = LatentDirichletAllocation(5, method="gibbs", burn_in=100, n_samples=30, thin=2,
+                                    n_chains=2, random_state=0).fit(X)
+    l1 = _match(est.components_, beta)
+    # L1 distance between matched topic-word distributions (at most 2); ~32,000 tokens
+    assert l1.max() < 0.15, l1
+    np.testing.assert_allclose(est.exp_dirichlet_component_.sum(axis=1), 1.0)
+    # the log joint rises from the random start and settles; the chains agree
+    assert est.log_joint_trace_.shape == (2, 160)
+    assert est.log_joint_trace_[:, -30:].mean() > est.log_joint_trace_[:, 0].max() + 1000
+    assert 0.9 < est.sampler_diagnostics_["rhat"]["log_joint"] < 1.1
+    assert est.sampler_diagnostics_["ess"]["log_joint"] > 5
+    assert sorted(est.chain_topic_permutations_[1]) == list(range(5))
+    # transform with the posterior-mean topics puts documents on their generating topics
+    theta = est.transform(X)
+    assert theta.shape == (400, 5) and np.allclose(theta.sum(axis=1), 1.0)
+
+
+def test_identical_for_any_thread_count_and_seed(monkeypatch):
+    monkeypatch.setattr(sampler, "_TOKENS_PER_PARTITION", 1500)
+    monkeypatch.setattr(sampler, "_MIN_TOKENS_PER_THREAD", 1)
+    monkeypatch.setattr(sampler, "_WORDS_PER_BLOCK", 16)
+    X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
+    kw = dict(method="gibbs", burn_in=5, n_samples=5, n_chains=2, random_state=3)
+    fits = [LatentDirichletAllocation(4, n_threads=t, **kw).fit(X) for t in (1, 2, 2)]
+    state = sampler.GibbsState(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2)
+    assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_merge == 2
+    for other in fits[1:]:
+        np.testing.assert_array_equal(fits[0].components_, other.components_)
+        np.testing.assert_array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
+    other = LatentDirichletAllocation(4, n_threads=2, **{**kw, "random_state": 4}).fit(X)
+    assert not np.array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
+
+
+def test_store_samples_and_posterior_mean():
+    X, _ = _corpus(n_docs=50, n_words=30, n_topics=3, doc_len=20, seed=8)
+    est = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_samples=4, thin=3,
+                                    random_state=0, store_samples=True,
+                                    topic_word_prior=0.3).fit(X)
+    S = est.posterior_samples_
+    assert S.shape == (1, 4, 3, 30) and S.dtype == np.int32
+    np.testing.assert_array_equal(S.sum(axis=(2, 3)), X.sum())
+    np.testing.assert_allclose(est.components_, 0.3 + S[0].mean(axis=0))
+    assert est.n_iter_ == 3 + 4 * 3 == len(est.lower_bounds_) == len(est.iteration_times_)
+    est2 = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_samples=4, thin=3,
+                                     random_state=0, topic_word_prior=0.3).fit(X)
+    assert est2.posterior_samples_ is None
+    np.testing.assert_array_equal(est2.components_, est.components_)
+    np.testing.assert_array_equal(est2.lower_bounds_, est.lower_bounds_)
+
+
+def test_api_transform_score_perplexity():
+    X, _ = _corpus(n_docs=80, n_words=50, n_topics=3, doc_len=30, seed=9)
+    est = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+                                    random_state=0)
+    theta = est.fit_transform(X)
+    np.testing.assert_allclose(theta, est.transform(X), rtol=1e-12)
+    assert np.isfinite(est.score(X)) and est.perplexity(X) == pytest.approx(est.bound_)
+    # the variational methods' meaning of bound_: perplexity of the training data
+    assert 1.0 < est.bound_ < 50
+    assert est.get_params()["n_chains"] == 1 and "method='gibbs'" in repr(est)
+    X32 = X.astype(np.float32)
+    est32 = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+                                      random_state=0).fit(X32)
+    assert est32.components_.dtype == np.float32
+    np.testing.assert_allclose(est32.components_, est.components_, rtol=1e-6)
+    # dense integer input gives the same fit
+    est_dense = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+                                          random_state=0).fit(X.toarray().astype(np.int64))
+    np.testing.assert_array_equal(est_dense.components_, est.components_)
+
+
+def test_empty_documents_and_empty_corpus():
+    X, _ = _corpus(n_docs=30, n_words=20, n_topics=2, doc_len=20, seed=10)
+    X = sp.vstack([sp.csr_matrix((2, 20)), X, sp.csr_matrix((1, 20))]).tocsr()
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=5, n_samples=5, random_state=0,
+                                    doc_topic_prior=0.2).fit(X)
+    np.testing.assert_allclose(est.transform(X)[[0, 1, 32]], 0.5)
+    assert np.all(np.isfinite(est.lower_bounds_))
+    Z = sp.csr_matrix((4, 6))
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_samples=4,
+                                    random_state=0).fit(Z)
+    np.testing.assert_allclose(est.components_, 0.5)
+    np.testing.assert_array_equal(est.lower_bounds_, 0.0)
+    assert len(est.lower_bounds_) == 6
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.array([[1.0, -1.0], [0.0, 2.0]]), "Negative values"),
+    (np.array([[1.0, np.nan], [0.0, 2.0]]), "NaN"),
+    (sp.csr_matrix(np.array([[1.0, np.inf], [0.0, 2.0]])), "infinity"),
+    (np.zeros((3, 0)), "0 feature"),
+    (np.zeros((0, 3)), "minimum of 1"),
+    (np.array([["a", "b"]]), "numeric"),
+    (np.ones(3), "2-D"),
+    (np.array([[1.5, 1.0], [0.0, 2.0]]), "integer counts"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        LatentDirichletAllocation(2, method="gibbs", burn_in=1, n_samples=1).fit(bad)
+
+
+@pytest.mark.parametrize("params,exc,match", [
+    (dict(n_samples=0), ValueError, "n_samples"),
+    (dict(n_samples=2.5), TypeError, "n_samples"),
+    (dict(burn_in=-1), ValueError, "burn_in"),
+    (dict(thin=0), ValueError, "thin"),
+    (dict(n_chains=0), ValueError, "n_chains"),
+    (dict(store_samples="yes"), TypeError, "store_samples"),
+    (dict(n_components=0), ValueError, "n_components"),
+    (dict(topic_word_prior=0.0), ValueError, "topic_word_prior"),
+    (dict(n_threads=0), ValueError, "n_threads"),
+])
+def test_bad_parameters(params, exc, match):
+    X, _ = _corpus(n_docs=10, n_words=10, n_topics=2, doc_len=10)
+    kw = dict(n_components=2, method="gibbs", burn_in=1, n_samples=1)
+    kw.update(params)
+    with pytest.raises(exc, match=match):
+        LatentDirichletAllocation(**kw).fit(X)
+
+
+def test_fitted_checks_and_partial_fit():
+    X, _ = _corpus(n_docs=20, n_words=12, n_topics=2, doc_len=10)
+    with pytest.raises(NotFittedError):
+        LatentDirichletAllocation(2, method="gibbs").transform(X)
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_samples=2,
+                                    random_state=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(X[:, :5])
+    with pytest.raises(ValueError, match="partial_fit"):
+        est.partial_fit(X)
+    # the variational defaults are untouched by the sampler's parameters
+    assert LatentDirichletAllocation().get_params()["method"] == "mean_field"
+
+
+def test_kernel_rejects_inconsistent_shapes():
+    state, _ = _tiny_state()
+    ch = state.chains[0]
+    with pytest.raises(ValueError, match="inconsistent"):
+        _lda_gibbs.sweep(state.doc_ptr, state.words, ch["z"], ch["z_next"][:-1],
+                         state.part_ptr, state.row_ptr, ch["g_tc"], ch["g_len"], ch["nk"],
+                         state.l_tc, state.l_len, state.l_stamp, state.scratch_i, state.scratch_d, 0.1, 0.1,
+                         state.lg_alpha, state.lg_doclen, 0, 0, 0, state.part_lj, 1)
+    with pytest.raises(ValueError, match="inconsistent"):
+        _lda_gibbs.merge(state.words, ch["z"], ch["z"][:-1], ch["nwk"], ch["nk"],
+                         state.row_ptr, ch["g_tc"], ch["g_len"], state.changed, ch["word_lj"],
+                         state.block_ptr, state.block_lj, state.lg_eta, 1)
+
+
+def test_chain_alignment_undoes_a_permutation():
+    rng = np.random.default_rng(12)
+    topics = rng.dirichlet(np.full(30, 0.1), size=6) * 1000 + 0.01
+    perm = rng.permutation(6)
+    noisy = topics[perm] * rng.uniform(0.9, 1.1, size=topics.shape)
+    found = sampler._align_to(topics, noisy)
+    # noisy[i] is topic perm[i]; the alignment puts topic j's row at position j
+    np.testing.assert_array_equal(perm[found], np.arange(6))

@@ -1,0 +1,304 @@
+"""Collapsed Gibbs sampling for ``LatentDirichletAllocation(method='gibbs')``.
+
+The sweep and the merge run in ``vbfast._lda_gibbs`` (SparseLDA buckets, AD-LDA partitions;
+see that module). This module owns the data side of a fit (token arrays, partitions, count
+tables, workspace), the sweeps of every chain, the kept draws and the diagnostics, and sets the
+estimator's fitted attributes.
+"""
+import time
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from scipy.special import gammaln
+
+from . import _lda_gibbs  # the compiled kernels (src_c/_lda_gibbs.pyx)
+from ._threads import resolve_n_threads
+from ._validation import check_random_state, check_scalar
+
+__all__ = ["fit_gibbs", "GibbsState"]
+
+# Documents go into partitions of about this many tokens (at most _MAX_PARTITIONS): from the
+# data size only, never the thread count, so that a fit is bitwise identical for any n_threads.
+# Fewer, larger partitions see more of each other's changes (AD-LDA's approximation shrinks)
+# and copy fewer topic lists (each partition copies the rows of the words it meets, ~10 % of a
+# sweep's time at 2^17 tokens a partition); this size still gives 12 partitions for 3 million
+# tokens, and 2^18 * 256 = 67 million tokens before partitions grow.
+_TOKENS_PER_PARTITION = 1 << 18
+_MAX_PARTITIONS = 256
+# Words per block of the merge pass.
+_WORDS_PER_BLOCK = 512
+# Below this many tokens a sweep is not worth a parallel region (results are unaffected).
+_MIN_TOKENS_PER_THREAD = 20000
+_INT32_MAX = np.iinfo(np.int32).max
+# converged_ when the split-R-hat of the log joint is below this (as for the mixtures' sampler)
+RHAT_THRESHOLD = 1.05
+
+
+def check_gibbs_parameters(est):
+    """Check the sampler's options; return (n_samples, burn_in, thin, n_chains)."""
+    check_scalar(est.n_samples, "n_samples", "int", min_val=1)
+    check_scalar(est.burn_in, "burn_in", "int", min_val=0)
+    check_scalar(est.thin, "thin", "int", min_val=1)
+    check_scalar(est.n_chains, "n_chains", "int", min_val=1)
+    if not isinstance(est.store_samples, (bool, np.bool_)):
+        raise TypeError(f"store_samples must be a bool, got {est.store_samples!r}")
+    return int(est.n_samples), int(est.burn_in), int(est.thin), int(est.n_chains)
+
+
+def _tokens(X):
+    """CSR integer counts -> (doc_ptr (D+1,) int64, words (N,) int32), tokens in document
+    order."""
+    counts = X.data
+    if counts.size and not np.array_equal(counts, np.rint(counts)):
+        raise ValueError("method='gibbs' samples a topic for every token, so X must hold "
+                         "integer counts; got non-integer values.")
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total > _INT32_MAX:
+        raise ValueError(f"X has {total} tokens; method='gibbs' supports at most "
+                         f"{_INT32_MAX} (int32 counts).")
+    cum = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=cum[1:])
+    doc_ptr = np.ascontiguousarray(cum[X.indptr])
+    words = np.repeat(X.indices.astype(np.int32), counts)
+    return doc_ptr, words
+
+
+def _partitions(doc_ptr):
+    """Document offsets of the partitions: about _TOKENS_PER_PARTITION tokens each."""
+    n_docs = doc_ptr.shape[0] - 1
+    n_tokens = int(doc_ptr[-1])
+    P = int(min(_MAX_PARTITIONS, max(1, -(-n_tokens // _TOKENS_PER_PARTITION))))
+    cuts = np.searchsorted(doc_ptr, np.arange(1, P) * (n_tokens / P))
+    return np.unique(np.concatenate([[0], cuts, [n_docs]])).astype(np.int64)
+
+
+class GibbsState:
+    """The data side of a collapsed Gibbs fit and the state of its chains.
+
+    Parameters
+    ----------
+    doc_ptr : (D + 1,) int64, token offsets of the documents.
+    words : (N,) int32, word of each token (tokens in document order).
+    n_words, n_components : V and K.
+    alpha, eta : symmetric Dirichlet priors of theta_d and beta_k.
+    n_threads : threads for the kernels (results do not depend on it).
+    part_ptr : (P + 1,) int64 document offsets of the partitions, or None for the default.
+
+    Per chain: ``z`` (N,) int32 topic of every token, ``nwk`` (V, K) int32 topic-word counts
+    (word-major), ``nk`` (K,) int32 topic totals, and the sorted topic lists of every word.
+    """
+
+    def __init__(self, doc_ptr, words, n_words, n_components, alpha, eta, n_threads,
+                 part_ptr=None):
+        self.doc_ptr = np.ascontiguousarray(doc_ptr, np.int64)
+        self.words = np.ascontiguousarray(words, np.int32)
+        self.V, self.K = int(n_words), int(n_components)
+        self.alpha, self.eta = float(alpha), float(eta)
+        V, K = self.V, self.K
+        N = self.words.shape[0]
+        self.N = N
+        self.part_ptr = _partitions(self.doc_ptr) if part_ptr is None else \
+            np.ascontiguousarray(part_ptr, np.int64)
+        self.P = self.part_ptr.shape[0] - 1
+        freq = np.bincount(self.words, minlength=V).astype(np.int64)
+        # word w has at most min(K, frequency of w) topics with non-zero counts
+        self.row_ptr = np.zeros(V + 1, np.int64)
+        np.cumsum(np.minimum(freq, K), out=self.row_ptr[1:])
+        C = int(self.row_ptr[-1])
+        n_blocks = max(1, -(-V // _WORDS_PER_BLOCK))
+        self.block_ptr = np.minimum(np.arange(n_blocks + 1, dtype=np.int64) * _WORDS_PER_BLOCK,
+                                    V)
+        doc_len = np.diff(self.doc_ptr)
+        max_len = int(doc_len.max()) if doc_len.size else 0
+        n = np.arange(max_len + 1, dtype=np.float64)
+        self.lg_alpha = gammaln(n + alpha) - gammaln(alpha)
+        self.lg_doclen = gammaln(K * alpha) - gammaln(n + K * alpha)
+        m = np.arange(int(freq.max()) + 1 if V else 1, dtype=np.float64)
+        self.lg_eta = gammaln(m + eta) - gammaln(eta)
+        # threads: never more than partitions (sweep) or blocks (merge), nor than the data
+        # size makes worthwhile
+        self.n_threads_sweep = int(max(1, min(n_threads, self.P, N // _MIN_TOKENS_PER_THREAD)))
+        self.n_threads_merge = int(max(1, min(n_threads, n_blocks,
+                                              N // _MIN_TOKENS_PER_THREAD)))
+        T = self.n_threads_sweep
+        self.l_tc = np.empty((T, 2 * C), np.int32)
+        self.l_len = np.empty((T, V), np.int32)
+        self.l_stamp = np.empty((T, V), np.int32)
+        self.scratch_i = np.empty((T, 4 * K), np.int32)
+        self.scratch_d = np.empty((T, 3 * K), np.float64)
+        self.part_lj = np.empty(self.P)
+        self.block_lj = np.empty(n_blocks)
+        self.changed = np.zeros(V, np.uint8)  # merge workspace, zero between calls
+        self.C = C
+        self.chains = []
+
+    def add_chain(self, z):
+        """Start a chain at the assignments ``z`` (N,); return its index."""
+        z = np.array(z, dtype=np.int32, copy=True)  # the chain owns (and overwrites) it
+        if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
+            raise ValueError("z must have one topic in [0, K) per token")
+        chain = {
+            "z": z, "z_next": np.empty_like(z),
+            "nwk": np.zeros((self.V, self.K), np.int32),
+            "nk": np.zeros(self.K, np.int32),
+            "g_tc": np.empty(2 * self.C, np.int32), "g_len": np.zeros(self.V, np.int32),
+            "word_lj": np.zeros(self.V),
+        }
+        if self.N:
+            flat = self.words.astype(np.int64) * self.K + z
+            chain["nwk"][:] = np.bincount(flat, minlength=self.V * self.K).reshape(self.V,
+                                                                                  self.K)
+            chain["nk"][:] = np.bincount(z, minlength=self.K)
+            self._merge(chain, z, z, rebuild_all=True)
+        self.chains.append(chain)
+        return len(self.chains) - 1
+
+    def _merge(self, chain, z_old, z_new, rebuild_all=False):
+        _lda_gibbs.merge(self.words, z_old, z_new, chain["nwk"], chain["nk"], self.row_ptr,
+                         chain["g_tc"], chain["g_len"], self.changed, chain["word_lj"],
+                         self.block_ptr, self.block_lj, self.lg_eta, self.n_threads_merge,
+                         rebuild_all)
+        V, K = self.V, self.K
+        topic_part = float(np.sum(self.block_lj)) + K * gammaln(V * self.eta) \
+            - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
+        return topic_part
+
+    def sweep(self, c, seed, sweep_index):
+        """One sweep of chain ``c``; return the log joint log p(w, z) after it."""
+        chain = self.chains[c]
+        if self.N == 0:
+            return 0.0
+        _lda_gibbs.sweep(self.doc_ptr, self.words, chain["z"], chain["z_next"], self.part_ptr,
+                         self.row_ptr, chain["g_tc"], chain["g_len"], chain["nk"], self.l_tc,
+                         self.l_len, self.l_stamp,
+                         self.scratch_i, self.scratch_d, self.alpha, self.eta, self.lg_alpha,
+                         self.lg_doclen, np.uint64(seed), np.uint64(c), np.uint64(sweep_index),
+                         self.part_lj, self.n_threads_sweep)
+        doc_part = float(np.sum(self.part_lj))
+        topic_part = self._merge(chain, chain["z"], chain["z_next"])
+        chain["z"], chain["z_next"] = chain["z_next"], chain["z"]
+        return doc_part + topic_part
+
+    def doc_topic_counts(self, c):
+        """n_dk (D, K) int32 of chain ``c``, from its assignments."""
+        D = self.doc_ptr.shape[0] - 1
+        doc_of = np.repeat(np.arange(D), np.diff(self.doc_ptr))
+        return np.bincount(doc_of * self.K + self.chains[c]["z"],
+                           minlength=D * self.K).reshape(D, self.K).astype(np.int32)
+
+
+def log_joint(doc_ptr, words, z, n_words, n_components, alpha, eta):
+    """log p(w, z) of LDA with theta and beta integrated out (NumPy, for checks)."""
+    K, V = n_components, n_words
+    z = np.asarray(z, np.int64)
+    words = np.asarray(words, np.int64)
+    D = doc_ptr.shape[0] - 1
+    doc_of = np.repeat(np.arange(D), np.diff(doc_ptr))
+    ndk = np.bincount(doc_of * K + z, minlength=D * K).reshape(D, K)
+    nkw = np.bincount(z * V + words, minlength=K * V).reshape(K, V)
+    nd = ndk.sum(axis=1)
+    lj = np.sum(gammaln(ndk + alpha) - gammaln(alpha)) \
+        + np.sum(gammaln(K * alpha) - gammaln(nd + K * alpha))
+    lj += np.sum(gammaln(nkw + eta) - gammaln(eta)) \
+        + np.sum(gammaln(V * eta) - gammaln(nkw.sum(axis=1) + V * eta))
+    return float(lj)
+
+
+def _align_to(reference, topics):
+    """Permutation of ``topics``' rows that best matches ``reference``'s (Hungarian matching
+    on the L1 distance of the normalised rows)."""
+    a = reference / reference.sum(axis=1, keepdims=True)
+    b = topics / topics.sum(axis=1, keepdims=True)
+    _, perm = linear_sum_assignment(cdist(a, b, "cityblock"))
+    return perm
+
+
+def fit_gibbs(est, X, doc_topic=True):
+    """Fit ``est`` (a LatentDirichletAllocation with method='gibbs') by collapsed Gibbs
+    sampling and set its fitted attributes; if ``doc_topic``, return the unnormalised
+    document-topic parameters of X (what ``transform(X, normalize=False)`` gives)."""
+    from .lda import _check_counts  # here, not at import: lda imports this module lazily
+
+    est._check_parameters()
+    n_samples, burn_in, thin, n_chains = check_gibbs_parameters(est)
+    n_threads = resolve_n_threads(est.n_threads)
+    X = _check_counts(X)
+    n_docs, V = X.shape
+    doc_ptr, words = _tokens(X)
+    K = est.n_components
+    alpha = 1.0 / K if est.doc_topic_prior is None else float(est.doc_topic_prior)
+    eta = 1.0 / K if est.topic_word_prior is None else float(est.topic_word_prior)
+    rs = check_random_state(est.random_state)
+    seed = int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
+    state = GibbsState(doc_ptr, words, V, K, alpha, eta, n_threads)
+    for c in range(n_chains):
+        init = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, c])
+        state.add_chain(init.integers(0, K, size=state.N, dtype=np.int32))
+
+    n_sweeps = burn_in + n_samples * thin
+    trace = np.empty((n_chains, n_sweeps))
+    times = []
+    sums = [np.zeros((V, K), np.int64) for _ in range(n_chains)]
+    samples = np.empty((n_chains, n_samples, K, V), np.int32) if est.store_samples else None
+    kept = 0
+    for s in range(n_sweeps):
+        t0 = time.perf_counter()
+        keep = s >= burn_in and (s - burn_in + 1) % thin == 0
+        for c in range(n_chains):
+            trace[c, s] = state.sweep(c, seed, s)
+            if keep:
+                nwk = state.chains[c]["nwk"]
+                sums[c] += nwk
+                if samples is not None:
+                    samples[c, kept] = nwk.T
+        kept += keep
+        times.append(time.perf_counter() - t0)
+        if est.verbose:
+            print("sweep: %d of %d, log joint (chain 0): %.4f" % (s + 1, n_sweeps, trace[0, s]))
+
+    # posterior mean pseudo-counts per chain; chains' topics aligned to chain 0's
+    means = [eta + sums[c].T / n_samples for c in range(n_chains)]
+    perms = [np.arange(K)]
+    for c in range(1, n_chains):
+        perms.append(_align_to(means[0], means[c]))
+        means[c] = means[c][perms[c]]
+        if samples is not None:
+            samples[c] = samples[c][:, perms[c]]
+    components = np.mean(means, axis=0)
+
+    est.random_state_ = rs
+    est.n_features_in_ = V
+    est.doc_topic_prior_ = alpha
+    est.topic_word_prior_ = eta
+    est.n_iter_ = n_sweeps
+    est._dtype = X.dtype
+    est.log_joint_trace_ = trace
+    est.lower_bounds_ = trace[0].copy()
+    est.lower_bound_ = float(trace[0, -1]) if n_sweeps else float("nan")
+    est.iteration_times_ = times
+    est.chain_topic_permutations_ = np.array(perms)
+    est.posterior_samples_ = samples
+    kept_trace = trace[:, burn_in:][:, thin - 1::thin]
+    rhat, ess = _diagnostics(kept_trace)
+    est.sampler_diagnostics_ = {"rhat": {"log_joint": rhat}, "ess": {"log_joint": ess},
+                                "max_rhat": rhat}
+    est.converged_ = bool(rhat < RHAT_THRESHOLD)
+    est._set_lambda(components)
+    # perplexity on the training data, as the variational methods; a corpus without a word has
+    # none (the limit exp(-bound / n_words) is +inf, as lda._perplexity_of takes it)
+    est.bound_ = est.perplexity(X) if state.N else float("inf")
+    if doc_topic:
+        return est.transform(X, normalize=False).astype(np.float64)
+    return None
+
+
+def _diagnostics(draws):
+    """Split-R-hat and ESS of the log joint over the kept sweeps, (n_chains, n_samples); the
+    log joint does not depend on the topics' labels, so no relabelling is needed."""
+    from ._mcmc import effective_sample_size, split_rhat
+
+    if draws.shape[1] < 4 or np.ptp(draws) == 0:  # too short to split, or constant
+        return float("nan"), float("nan")
+    return float(split_rhat(draws)), float(effective_sample_size(draws))
