@@ -90,6 +90,12 @@ def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
                 np.linalg.cholesky(p)
             except np.linalg.LinAlgError:
                 return False
+            # numerically singular counts as singular: a condition number beyond ~1e12 (e.g.
+            # redundant columns of float32 data, whose rounding leaves eigenvalues ~1e-16)
+            # breaks the Cholesky factors of the posterior scales built on it
+            w = np.linalg.eigvalsh(p)
+            if not w[0] > 1e3 * D * np.finfo(np.float64).eps * w[-1]:
+                return False
             return bool(np.isfinite(_covariance_prior_matrix_logdet(p, covariance_type, D)))
         return bool(np.all(np.asarray(p) > 0) and np.all(np.isfinite(p)))
 
