@@ -389,11 +389,17 @@ class LatentDirichletAllocation(ParamsMixin):
     def _topic_term(self):
         """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
         log prior sum eta log beta of the MAP objective (variational EM)."""
+        cached = getattr(self, "_topic_term_of", None)
+        if cached is not None and cached[0] is self._lambda:  # a K x V sum: once per topics
+            return cached[1]
         eta = self.topic_word_prior_
         if self.method == "mean_field":
-            return _dirichlet_loglik(eta, self._lambda, self._elog_beta, self.n_features_in_)
-        with np.errstate(invalid="ignore"):
-            return float(np.sum(eta * self._elog_beta))
+            value = _dirichlet_loglik(eta, self._lambda, self._elog_beta, self.n_features_in_)
+        else:
+            with np.errstate(invalid="ignore"):
+                value = float(np.sum(eta * self._elog_beta))
+        self._topic_term_of = (self._lambda, value)
+        return value
 
     def _em_step(self, data, start, stop, total_samples, batch_update, gamma_prev=None):
         """One E-step (random gamma init, as scikit-learn) and the topic update; returns the
