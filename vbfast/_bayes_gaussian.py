@@ -502,3 +502,14 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
         mx = lp[:b].max(axis=1)
         out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
     return out
+
+
+def store_prior_attributes(est, priors, dtype):
+    """The fitted prior attributes of a Bayesian mixture (scikit-learn's names), from the
+    resolved priors (``resolve_priors``), arrays in the data's dtype."""
+    est.weight_concentration_prior_ = priors["alpha0"]
+    est.mean_precision_prior_ = priors["beta0"]
+    est.mean_prior_ = np.asarray(priors["m0"], dtype=dtype)
+    est.degrees_of_freedom_prior_ = priors["nu0"]
+    psi0 = priors["psi0"]
+    est.covariance_prior_ = psi0 if np.isscalar(psi0) else np.asarray(psi0, dtype=dtype)

@@ -440,12 +440,9 @@ def fit_gibbs(est, data, random_state):
     est.n_iter_ = n_sweeps
     est.converged_ = bool(diagnostics["max_rhat"] < RHAT_THRESHOLD)
     if hasattr(est, "weight_concentration_prior_type"):  # BayesianGaussianMixture: the priors
-        est.weight_concentration_prior_ = priors["alpha0"]
-        est.mean_precision_prior_ = priors["beta0"]
-        est.mean_prior_ = np.asarray(priors["m0"], dtype=dtype)
-        est.degrees_of_freedom_prior_ = priors["nu0"]
-        psi0 = priors["psi0"]
-        est.covariance_prior_ = psi0 if np.isscalar(psi0) else np.asarray(psi0, dtype=dtype)
+        from ._bayes_gaussian import store_prior_attributes
+
+        store_prior_attributes(est, priors, dtype)
     if not est.converged_:
         warnings.warn(
             f"The Gibbs chains may not have converged: the largest split-R-hat of the log "

@@ -5,6 +5,28 @@ import numbers
 import numpy as np
 
 
+def as_real_array(X, name="X", what="numeric"):
+    """``np.asarray(X)`` for real-valued input: object arrays converted to float64 (keeping
+    TypeError for non-numbers, ValueError for bad strings), complex and non-numeric dtypes
+    refused. ``what`` names what X must hold, for the messages."""
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name} must be {what}, got an array of dtype object whose "
+                            f"entries do not all convert to float ({exc})") from None
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must be {what} (real), got "
+                         f"dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be {what}, got dtype {arr.dtype}")
+    return arr
+
+
 def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=1,
                 ensure_min_features=1, n_features=None, estimator_name="the estimator"):
     """Return X as a C-contiguous 2-D float32/float64 array, checked for finiteness.
@@ -15,22 +37,7 @@ def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; this estimator needs dense data "
                         "(use X.toarray()).")
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype.kind == "O":
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            # keep the exception type: TypeError for non-numbers, ValueError for bad strings
-            raise type(exc)(f"{name} must be numeric, got an array of dtype object whose "
-                            f"entries do not all convert to float ({exc})") from None
-    if arr.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} must be real-valued, got "
-                         f"dtype {arr.dtype}")
-    if arr.dtype.kind not in "fiub":
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = as_real_array(X, name)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "

@@ -9,8 +9,8 @@ from scipy.special import gammaln, psi
 from . import _lda
 from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
 from ._threads import resolve_n_threads, single_threaded_blas
-from ._validation import (check_is_fitted, check_option, check_random_state, check_scalar,
-                          check_shape)
+from ._validation import (as_real_array, check_is_fitted, check_option, check_random_state,
+                          check_scalar, check_shape)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -70,21 +70,7 @@ def _check_counts(X, name="X", n_features=None, min_samples=1,
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     else:
-        try:
-            arr = np.asarray(X)
-        except Exception as exc:
-            raise ValueError(f"{name} could not be converted to an array: {exc}") from None
-        if arr.dtype.kind == "O":
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{name} must be numeric counts; its object entries do not "
-                                f"all convert to float ({exc})") from None
-        if arr.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported: {name} must hold real counts, "
-                             f"got dtype {arr.dtype}")
-        if arr.dtype.kind not in "fiub":
-            raise ValueError(f"{name} must be numeric counts, got dtype {arr.dtype}")
+        arr = as_real_array(X, name, "numeric counts")
         if arr.ndim != 2:
             raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
                              f"(n_documents, n_words), got {arr.ndim}-D array. Reshape your "

@@ -533,12 +533,7 @@ def _mean_field_store(est, params):
         setattr(est, name, value)
     priors = est._mf_priors_current
     est._mf_priors = priors
-    est.weight_concentration_prior_ = priors["alpha0"]
-    est.mean_precision_prior_ = priors["beta0"]
-    est.mean_prior_ = np.asarray(priors["m0"], dtype=dtype)
-    est.degrees_of_freedom_prior_ = priors["nu0"]
-    psi0 = priors["psi0"]
-    est.covariance_prior_ = psi0 if np.isscalar(psi0) else np.asarray(psi0, dtype=dtype)
+    BG.store_prior_attributes(est, priors, dtype)
     est.n_effective_components_ = int(np.sum(np.asarray(est.weights_) >
                                              BG.EFFECTIVE_WEIGHT_THRESHOLD))
 
