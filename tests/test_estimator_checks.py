@@ -72,7 +72,7 @@ for entry in ESTIMATORS:
 """
 
 
-def test_array_api_input_numpy():
+def test_array_api_input_numpy(tmp_path):
     """scikit-learn's array-API input check with the numpy namespace, every variant."""
     import os
     import subprocess
@@ -83,7 +83,9 @@ def test_array_api_input_numpy():
     env = dict(os.environ, SCIPY_ARRAY_API="1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(vbfast.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-c", _ARRAY_API_SCRIPT], env=env,
+    # cwd elsewhere: ``python -c`` puts its working directory first on sys.path, and the
+    # source tree (without compiled extensions) must not shadow the package under test
+    proc = subprocess.run([sys.executable, "-c", _ARRAY_API_SCRIPT], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("ok ") == len(ESTIMATORS), proc.stdout
