@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats as sps
-from scipy.special import gammaln, logsumexp
+from scipy.special import logsumexp
 
 import vbfast
 from vbfast import _gaussian as G
