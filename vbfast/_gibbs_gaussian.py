@@ -363,6 +363,8 @@ def _posterior_summary(samples, covariance_type):
 
 
 def check_sampler_parameters(est):
+    """Validate the sampler options ``n_samples``, ``burn_in``, ``thin``, ``n_chains`` of an
+    estimator with ``method='gibbs'`` (ValueError naming the parameter)."""
     check_scalar(est.n_samples, "n_samples", "int", min_val=1)
     check_scalar(est.burn_in, "burn_in", "int", min_val=0)
     check_scalar(est.thin, "thin", "int", min_val=1)
@@ -443,7 +445,11 @@ def fit_gibbs(est, data, random_state):
         from ._bayes_gaussian import store_prior_attributes
 
         store_prior_attributes(est, priors, dtype)
-    if not est.converged_:
+    if np.isnan(diagnostics["max_rhat"]):
+        warnings.warn("Fewer than 4 draws kept per chain: no convergence diagnostics "
+                      "(converged_ is False). Increase n_samples.", ConvergenceWarning,
+                      stacklevel=4)
+    elif not est.converged_:
         warnings.warn(
             f"The Gibbs chains may not have converged: the largest split-R-hat of the log "
             f"joint and the sorted weights is {diagnostics['max_rhat']:.3f} (threshold "

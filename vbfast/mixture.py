@@ -159,10 +159,10 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
     ``vbfast._gibbs_gaussian`` for the model. ``max_iter``, ``tol``, ``n_init`` and
     ``reg_covar`` are not used. ``sample_weight`` w_n raises row n's likelihood to the power
     w_n (the row counts w_n times in the statistics but keeps one z_n), which equals repeating
-    the row only in the conditional of theta. Label switching is handled by relabelling every kept draw to a
-    reference by Hungarian matching of the means; the fitted ``weights_``, ``means_`` and
-    ``precisions_`` are then posterior means over the kept draws of all chains,
-    ``covariances_`` the inverse of ``precisions_``. ``predict_proba`` / ``predict`` are
+    the row only in the conditional of theta. Label switching is handled by relabelling every
+    kept draw to a reference by Hungarian matching of the means; the fitted ``weights_``,
+    ``means_`` and ``precisions_`` are then posterior means over the kept draws of all
+    chains, ``covariances_`` the inverse of ``precisions_``. ``predict_proba`` / ``predict`` are
     plug-in at those means; ``score_samples`` / ``score`` average the predictive density over
     the kept draws (log-mean-exp). Sampler attributes:
 
