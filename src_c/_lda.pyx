@@ -92,10 +92,13 @@ cdef inline void _expectation(int K, const double* gamma_d, double* elog, double
 cdef double _doc_terms(
     Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
     const double* logB, int K, const double* gamma_d, const double* elog, const double* t,
-    double alpha, double lg_alpha, double lg_kalpha, double* doc_term,
+    double alpha, double lg_alpha, double lg_kalpha, double* doc_term, double eps,
+    double* ratio_at,
 ) noexcept nogil:
     """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
-    sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term."""
+    sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term. With
+    ``ratio_at`` (not NULL) it also stores ratio_at[j] = c_j / (t . B_wj + eps) from the same
+    dot products."""
     cdef Py_ssize_t j
     cdef int k
     cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
@@ -103,8 +106,12 @@ cdef double _doc_terms(
     for j in range(n):
         c = cnt[j]
         if c == 0.0:
+            if ratio_at != NULL:
+                ratio_at[j] = 0.0
             continue
         s = vbf_dot(K, t, rows[j])
+        if ratio_at != NULL:
+            ratio_at[j] = c / (s + eps)
         if s > 1e-300:
             word = word + c * log(s)
         else:
@@ -155,13 +162,15 @@ cdef void _doc(
 
     if do_bound:
         word = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_d, elog, t, alpha,
-                          lg_alpha, lg_kalpha, &doc)
+                          lg_alpha, lg_kalpha, &doc, eps,
+                          (ratio_out + p0) if ratio_out != NULL else <double*>NULL)
         if gamma_prev_d != NULL:
             # Keep the better of this pass's result and the previous pass's gamma (evaluated
             # at the current topics): the bound then never decreases from pass to pass.
             _expectation(K, gamma_prev_d, elog_prev, t_prev, fast)
             word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_prev_d,
-                                   elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev)
+                                   elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev,
+                                   eps, <double*>NULL)
             if word_prev + doc_prev > word + doc:
                 for k in range(K):
                     gamma_d[k] = gamma_prev_d[k]
@@ -169,12 +178,15 @@ cdef void _doc(
                     t[k] = t_prev[k]
                 word = word_prev
                 doc = doc_prev
+                if ratio_out != NULL:  # the ratios of the gamma kept
+                    for j in range(n):
+                        ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
         bound[0] = bound[0] + word
         bound[1] = bound[1] + doc
     if t_out != NULL:
         for k in range(K):
             t_out[k] = t[k]
-    if ratio_out != NULL:
+    if ratio_out != NULL and not do_bound:  # otherwise written with the bound's dot products
         for j in range(n):
             ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
 

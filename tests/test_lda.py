@@ -155,6 +155,23 @@ def test_pass_identical_for_any_thread_count():
         assert np.array_equal(b, results[0][2])
 
 
+def test_pass_ratios_same_with_and_without_the_bound():
+    # The ratios come from the bound's dot products when the bound is wanted, from their own
+    # loop otherwise: the same values either way (zero counts included).
+    X, _ = _corpus(n_docs=50, n_words=30, n_topics=3, seed=8)
+    X = X.copy()
+    X.data[5] = 0.0  # an explicit zero count, kept in the pattern
+    B = np.ascontiguousarray(np.random.RandomState(2).dirichlet(np.ones(30), 3).T)
+    out = []
+    for logB in (np.log(B), np.empty((0, 0))):
+        ratio = np.full(X.nnz, np.nan)
+        _lda.lda_pass(X.indptr, X.indices, X.data, B, logB, np.ones((50, 3)), 0.3, 20, 1e-3,
+                      EPS, ratio, np.empty((50, 3)), np.empty((4, 2)), 2)
+        out.append(ratio)
+    assert np.all(np.isfinite(out[0])) and out[0][5] == 0.0
+    np.testing.assert_array_equal(out[0], out[1])
+
+
 def test_pass_on_a_range_of_documents():
     # Online mini-batches pass a slice of indptr (absolute positions): the statistics of
     # documents [40, 95) equal those of the same documents as a matrix of their own.
