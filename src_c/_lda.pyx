@@ -33,7 +33,7 @@ bound slot. The topic-word statistics are not accumulated per group: the pass le
 result is therefore bitwise identical for any number of threads, and needs no (G, V, K) slots.
 """
 from cython.parallel cimport prange, parallel
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, fabs
 from scipy.special.cython_special cimport gammaln
@@ -53,6 +53,7 @@ cdef extern from "_lda_kernels.h":
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
+    void vbf_exp_expectation(int K, const double* gamma, double* t) noexcept nogil
 
 
 cdef inline double _psi_fast(double x) noexcept nogil:
@@ -89,11 +90,21 @@ cdef inline void _expectation(int K, const double* gamma_d, double* elog, double
         t[k] = exp(elog[k])
 
 
+cdef inline void _exp_expectation(int K, const double* gamma_d, double* elog, double* t,
+                                  bint fast) noexcept nogil:
+    """t_k = exp(psi(gamma_k) - psi(sum gamma)) alone, for the fixed point's sweeps (elog is
+    left as it is unless ``fast``)."""
+    if fast:
+        _expectation(K, gamma_d, elog, t, fast)
+    else:
+        vbf_exp_expectation(K, gamma_d, t)
+
+
 cdef double _doc_terms(
     Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
-    const double* logB, int K, const double* gamma_d, const double* elog, const double* t,
-    double alpha, double lg_alpha, double lg_kalpha, double* doc_term, double eps,
-    double* ratio_at,
+    const double* logB, int K, int Kp, const double* gamma_d, const double* elog,
+    const double* t, double alpha, double lg_alpha, double lg_kalpha, double* doc_term,
+    double eps, double* ratio_at,
 ) noexcept nogil:
     """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
     sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term. With
@@ -109,7 +120,7 @@ cdef double _doc_terms(
             if ratio_at != NULL:
                 ratio_at[j] = 0.0
             continue
-        s = vbf_dot(K, t, rows[j])
+        s = vbf_dot(Kp, t, rows[j])
         if ratio_at != NULL:
             ratio_at[j] = c / (s + eps)
         if s > 1e-300:
@@ -135,7 +146,7 @@ cdef double _doc_terms(
 cdef void _doc(
     Py_ssize_t p0, Py_ssize_t p1, const index_t* indices, const floating* data,
     const double* B, const double* logB, double* gamma_d, const double* gamma_prev_d, int K,
-    double alpha, int max_iter, double tol, double eps, double lg_alpha, double lg_kalpha,
+    int Kp, double alpha, int max_iter, double tol, double eps, double lg_alpha, double lg_kalpha,
     bint fast, double* ratio_out, double* t_out, double* bound, bint do_bound,
     double* t, double* elog, double* acc, const double** rows, double* cnt, double* ratio,
     double* t_prev, double* elog_prev,
@@ -144,31 +155,35 @@ cdef void _doc(
     cdef int k, it
     cdef double v, change, word, doc, word_prev, doc_prev
 
-    _expectation(K, gamma_d, elog, t, fast)
+    # The sweeps need t alone; E[log theta] is computed once, after them.
+    _exp_expectation(K, gamma_d, elog, t, fast)
 
     for j in range(n):
-        rows[j] = B + <Py_ssize_t>indices[p0 + j] * K
+        rows[j] = B + <Py_ssize_t>indices[p0 + j] * Kp
         cnt[j] = <double>data[p0 + j]
     for it in range(max_iter):
-        vbf_update(n, K, rows, cnt, t, eps, ratio, acc)
+        vbf_update(n, Kp, rows, cnt, t, eps, ratio, acc)
         change = 0.0
         for k in range(K):
             v = t[k] * acc[k] + alpha
             change = change + fabs(gamma_d[k] - v)
             gamma_d[k] = v
-        _expectation(K, gamma_d, elog, t, fast)
+        _exp_expectation(K, gamma_d, elog, t, fast)
         if change / K < tol:
             break
 
+    # t and elog of the final gamma by the full expectation, whatever is wanted next (so
+    # that the ratios and t_out do not depend on whether the bound is)
+    _expectation(K, gamma_d, elog, t, fast)
     if do_bound:
-        word = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_d, elog, t, alpha,
+        word = _doc_terms(n, rows, cnt, indices + p0, logB, K, Kp, gamma_d, elog, t, alpha,
                           lg_alpha, lg_kalpha, &doc, eps,
                           (ratio_out + p0) if ratio_out != NULL else <double*>NULL)
         if gamma_prev_d != NULL:
             # Keep the better of this pass's result and the previous pass's gamma (evaluated
             # at the current topics): the bound then never decreases from pass to pass.
             _expectation(K, gamma_prev_d, elog_prev, t_prev, fast)
-            word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, gamma_prev_d,
+            word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, Kp, gamma_prev_d,
                                    elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev,
                                    eps, <double*>NULL)
             if word_prev + doc_prev > word + doc:
@@ -180,7 +195,7 @@ cdef void _doc(
                 doc = doc_prev
                 if ratio_out != NULL:  # the ratios of the gamma kept
                     for j in range(n):
-                        ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
+                        ratio_out[p0 + j] = cnt[j] / (vbf_dot(Kp, t, rows[j]) + eps)
         bound[0] = bound[0] + word
         bound[1] = bound[1] + doc
     if t_out != NULL:
@@ -188,7 +203,7 @@ cdef void _doc(
             t_out[k] = t[k]
     if ratio_out != NULL and not do_bound:  # otherwise written with the bound's dot products
         for j in range(n):
-            ratio_out[p0 + j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps)
+            ratio_out[p0 + j] = cnt[j] / (vbf_dot(Kp, t, rows[j]) + eps)
 
 
 def lda_pass(
@@ -216,7 +231,9 @@ def lda_pass(
     indptr, indices, data : the CSR arrays of N documents (indices int32 or int64, same type as
         indptr; data float32 or float64). ``indptr`` may be a slice of a larger matrix's
         (``indptr[0] > 0``): positions p in ``indices``/``data`` are absolute.
-    B : (V, K) float64, word-major exp(E[log beta]) (mean field) or beta (point topics)
+    B : (V, K) or (V, Kp) float64, word-major exp(E[log beta]) (mean field) or beta (point
+        topics). The sweep wants rows padded with zeros to Kp = K rounded up to a multiple of
+        4; B given so (``pad_topics``) is used as it is, a (V, K) B is copied padded.
     logB : (V, K) float64, its logarithm (used only where the bound's exp underflows), or
         (0, 0) when the bound is not wanted
     gamma : (N, K) float64, initial gamma on entry, the fitted gamma on exit
@@ -253,13 +270,23 @@ def lda_pass(
     cdef double* elog_prev
     cdef const double** rows
     cdef double dummy = 0.0
+    cdef int Kp = (K + 3) // 4 * 4
+    cdef const double[:, ::1] Bp = B
     cdef const index_t* ind_ptr
     cdef const floating* data_ptr
 
     if indptr.shape[0] != N + 1:
         raise ValueError("indptr must have N + 1 entries")
-    if B.shape[1] != K or K < 1:
-        raise ValueError("B must be (V, K) with K = gamma.shape[1] >= 1")
+    if K < 1 or (B.shape[1] != K and B.shape[1] != Kp):
+        raise ValueError("B must be (V, K), or (V, Kp) padded with zeros to Kp = K rounded up "
+                         "to a multiple of 4, with K = gamma.shape[1] >= 1")
+    if B.shape[1] == Kp and Kp > K:
+        for d in range(V):
+            for g in range(K, Kp):
+                if B[d, g] != 0.0:
+                    raise ValueError("B's padding columns (K to Kp) must be zero")
+    elif Kp > K:
+        Bp = pad_topics(B)
     if G < 1 or bound_slots.shape[1] != 2:
         raise ValueError("bound_slots must be (G, 2) with G >= 1")
     if do_bound and (logB.shape[0] != V or logB.shape[1] != K):
@@ -296,7 +323,7 @@ def lda_pass(
     cdef const double* logB_ptr = &logB[0, 0] if do_bound else &dummy
     cdef double* ratio_ptr = &ratio_out[0] if do_ratio else <double*>NULL
     cdef double* t_ptr = &t_out[0, 0] if do_t else <double*>NULL
-    cdef const double* B_ptr = &B[0, 0]
+    cdef const double* B_ptr = &Bp[0, 0]
     cdef double* gamma_ptr = &gamma[0, 0]
     cdef const double* gamma_prev_ptr = &gamma_prev[0, 0] if do_prev else <const double*>NULL
     cdef double* bound_ptr = &bound_slots[0, 0]
@@ -305,25 +332,37 @@ def lda_pass(
     # Groups are handed out dynamically (documents differ in their number of fixed-point
     # iterations); each group's work and slot do not depend on which thread runs it.
     with nogil, parallel(num_threads=n_threads):
-        t = <double*>malloc((5 * K + 2 * max_nnz + 2) * sizeof(double))
+        # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time)
+        t = <double*>calloc(5 * Kp + 2 * max_nnz + 10, sizeof(double))
         rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
-        elog = t + K
-        acc = t + 2 * K
-        cnt = t + 3 * K
-        ratio = cnt + max_nnz + 1
-        t_prev = ratio + max_nnz + 1
-        elog_prev = t_prev + K
+        elog = t + Kp
+        acc = t + 2 * Kp
+        cnt = t + 3 * Kp
+        ratio = cnt + max_nnz + 5
+        t_prev = ratio + max_nnz + 5
+        elog_prev = t_prev + Kp
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 _doc(indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
                      gamma_ptr + d * K,
-                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, alpha,
+                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, Kp,
+                     alpha,
                      max_iter, tol, eps, lg_alpha, lg_kalpha,
                      fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
                      bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
                      elog_prev)
         free(t)
         free(rows)
+
+
+def pad_topics(const double[:, ::1] B):
+    """B (V, K) copied into (V, Kp) with zero columns K..Kp-1, Kp = K rounded up to a multiple
+    of 4: the layout ``lda_pass`` sweeps without scalar tails."""
+    import numpy as np
+    cdef Py_ssize_t V = B.shape[0], K = B.shape[1]
+    out = np.zeros((V, (K + 3) // 4 * 4))
+    out[:, :K] = B
+    return out
 
 
 def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py_ssize_t V):
@@ -380,14 +419,14 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     word_ptr, word_pos, word_doc : from ``word_major_pattern``
     ratio : (nnz,) c_dw / (t_d . B_w + eps) from ``lda_pass``, by absolute position
     t : (N, K) exp(E[log theta_d]) from ``lda_pass``
-    B : (V, K) what ``lda_pass`` was fed
+    B : (V, K) or (V, Kp), what ``lda_pass`` was fed
     out : (V, K) float64, overwritten
     """
     cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
     cdef double r
     cdef double* o
     cdef const double* td
-    if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] != K or t.shape[1] != K:
+    if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] < K or t.shape[1] != K:
         raise ValueError("word_ptr, B, t and out disagree in shape")
     if V == 0 or K == 0:
         return

@@ -43,39 +43,53 @@ VBF_INLINE double vbf_dot(int K, const double *t, const double *row) {
 /* One sweep of the fixed point for one document with n distinct words:
        ratio_j = cnt_j / (t . B_wj + eps)
        acc_k   = sum_j ratio_j B_wj,k
-   Written plainly, both loops are bound by the latency of floating-point adds (a 50-long
-   dot product is one dependency chain) and each streams the document's rows of B from
-   the L2 cache. So words go in blocks of eight: their eight dot products run as eight
-   independent chains (each with vbf_dot's arithmetic), then the block's contribution to
-   acc is added while its rows are still in L1, as one fixed sum tree per block. The order
-   of every sum is fixed by n and K alone. */
+   K must be a multiple of 4: the caller pads B's rows and t with zeros, so no loop has a
+   scalar tail. Written plainly, both loops are bound by the latency of floating-point adds
+   (a 50-long dot product is one dependency chain) and each streams the document's rows of B
+   from the L2 cache. So words go in blocks of eight: their eight dot products run as eight
+   independent chains (each with vbf_dot's arithmetic), their sums are gathered into two
+   vectors (two vector divisions instead of eight scalar ones), then the block's
+   contribution to acc is added while its rows are still in L1, as one fixed sum tree per
+   block. The order of every sum is fixed by n and K alone. */
+#if defined(__clang__)
+#define VBF_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shufflevector((a), (b), i0, i1, i2, i3)
+#else
+typedef long long vbf_m4 __attribute__((vector_size(32)));
+#define VBF_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shuffle((a), (b), (vbf_m4){i0, i1, i2, i3})
+#endif
+VBF_INLINE vbf_v4 vbf_hsum4x(vbf_v4 a0, vbf_v4 a1, vbf_v4 a2, vbf_v4 a3) {
+    const vbf_v4 x = VBF_SHUFFLE(a0, a1, 0, 4, 2, 6) + VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
+    const vbf_v4 y = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6) + VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
+    return VBF_SHUFFLE(x, y, 0, 1, 4, 5) + VBF_SHUFFLE(x, y, 2, 3, 6, 7);
+}
 VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
                                 const double *cnt, const double *t, double eps,
                                 double *ratio, double *acc)
 {
     Py_ssize_t j;
-    int k, q, K4 = K & ~3;
-    const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0};
+    int k, q;
+    const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0}, veps = {eps, eps, eps, eps};
     for (k = 0; k < K; k++) acc[k] = 0.0;
     for (j = 0; j + 8 <= n; j += 8) {
         const double *r[8];
-        vbf_v4 a[8];
-        double s[8], rt[8];
+        vbf_v4 a[8], s0, s1, rt0, rt1;
         for (q = 0; q < 8; q++) { r[q] = rows[j + q]; a[q] = zero; }
-        for (k = 0; k < K4; k += 4) {
+        for (k = 0; k < K; k += 4) {
             const vbf_v4 tv = vbf_load4(t + k);
             for (q = 0; q < 8; q++) a[q] += tv * vbf_load4(r[q] + k);
         }
-        for (q = 0; q < 8; q++) s[q] = vbf_hsum(a[q]);
-        for (; k < K; k++)
-            for (q = 0; q < 8; q++) s[q] += t[k] * r[q][k];
-        for (q = 0; q < 8; q++) rt[q] = ratio[j + q] = cnt[j + q] / (s[q] + eps);
+        s0 = vbf_hsum4x(a[0], a[1], a[2], a[3]);
+        s1 = vbf_hsum4x(a[4], a[5], a[6], a[7]);
+        rt0 = vbf_load4(cnt + j) / (s0 + veps);
+        rt1 = vbf_load4(cnt + j + 4) / (s1 + veps);
+        vbf_store4(ratio + j, rt0);
+        vbf_store4(ratio + j + 4, rt1);
         {
-            const vbf_v4 b0 = {rt[0], rt[0], rt[0], rt[0]}, b1 = {rt[1], rt[1], rt[1], rt[1]};
-            const vbf_v4 b2 = {rt[2], rt[2], rt[2], rt[2]}, b3 = {rt[3], rt[3], rt[3], rt[3]};
-            const vbf_v4 b4 = {rt[4], rt[4], rt[4], rt[4]}, b5 = {rt[5], rt[5], rt[5], rt[5]};
-            const vbf_v4 b6 = {rt[6], rt[6], rt[6], rt[6]}, b7 = {rt[7], rt[7], rt[7], rt[7]};
-            for (k = 0; k < K4; k += 4) {
+            const vbf_v4 b0 = VBF_SHUFFLE(rt0, rt0, 0, 0, 0, 0), b1 = VBF_SHUFFLE(rt0, rt0, 1, 1, 1, 1);
+            const vbf_v4 b2 = VBF_SHUFFLE(rt0, rt0, 2, 2, 2, 2), b3 = VBF_SHUFFLE(rt0, rt0, 3, 3, 3, 3);
+            const vbf_v4 b4 = VBF_SHUFFLE(rt1, rt1, 0, 0, 0, 0), b5 = VBF_SHUFFLE(rt1, rt1, 1, 1, 1, 1);
+            const vbf_v4 b6 = VBF_SHUFFLE(rt1, rt1, 2, 2, 2, 2), b7 = VBF_SHUFFLE(rt1, rt1, 3, 3, 3, 3);
+            for (k = 0; k < K; k += 4) {
                 vbf_v4 u = (b0 * vbf_load4(r[0] + k) + b1 * vbf_load4(r[1] + k))
                          + (b2 * vbf_load4(r[2] + k) + b3 * vbf_load4(r[3] + k));
                 vbf_v4 v = (b4 * vbf_load4(r[4] + k) + b5 * vbf_load4(r[5] + k))
@@ -83,17 +97,13 @@ VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
                 vbf_store4(acc + k, vbf_load4(acc + k) + (u + v));
             }
         }
-        for (; k < K; k++)
-            acc[k] += ((rt[0] * r[0][k] + rt[1] * r[1][k]) + (rt[2] * r[2][k] + rt[3] * r[3][k]))
-                    + ((rt[4] * r[4][k] + rt[5] * r[5][k]) + (rt[6] * r[6][k] + rt[7] * r[7][k]));
     }
     for (; j < n; j++) {
         const double *row = rows[j];
         const double rj = ratio[j] = cnt[j] / (vbf_dot(K, t, row) + eps);
         const vbf_v4 bj = {rj, rj, rj, rj};
-        for (k = 0; k < K4; k += 4)
+        for (k = 0; k < K; k += 4)
             vbf_store4(acc + k, vbf_load4(acc + k) + bj * vbf_load4(row + k));
-        for (; k < K; k++) acc[k] += rj * row[k];
     }
 }
 
@@ -225,6 +235,50 @@ VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, doubl
     }
 }
 
+/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)) without the logarithm: with y = x (+ 8 where
+   x < 8, S = sum_{i<8} 1/(x + i) there, else 0), psi(x) = log y - 1/(2y) - z p(z) - S, so
+   exp(psi(x)) = y exp(-1/(2y) - z p(z) - S). */
+VBF_INLINE vbf_v4 vbf_exp_digamma4(vbf_v4 x, vbf_v4 scale) {
+    vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
+    vbf_i4 small = x < vbf_splat(8.0);
+    int i;
+    for (i = 1; i < 8; i++) {
+        const vbf_v4 xi = x + vbf_splat((double)i);
+        num = num * xi + den;
+        den = den * xi;
+    }
+    y = vbf_blend(small, x + vbf_splat(8.0), x);
+    iy = vbf_splat(1.0) / y;
+    z = iy * iy;
+    p = vbf_splat(43867.0 / 14364.0);
+    p = vbf_splat(3617.0 / 8160.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    p = vbf_splat(691.0 / 32760.0) - z * p;
+    p = vbf_splat(1.0 / 132.0) - z * p;
+    p = vbf_splat(1.0 / 240.0) - z * p;
+    p = vbf_splat(1.0 / 252.0) - z * p;
+    p = vbf_splat(1.0 / 120.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    return (y * scale) * vbf_exp4((vbf_splat(-0.5) * iy - z * p)
+                                  - vbf_from_bits(vbf_bits(num / den) & small));
+}
+
+VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
+{
+    int k, q;
+    double total = 0.0, scale;
+    vbf_v4 g;
+    for (k = 0; k < K; k++) total += gamma[k];
+    scale = 1.0 / vbf_exp_digamma4(vbf_splat(total), vbf_splat(1.0))[0];
+    for (k = 0; k + 4 <= K; k += 4)
+        vbf_store4(t + k, vbf_exp_digamma4(vbf_load4(gamma + k), vbf_splat(scale)));
+    if (k < K) {
+        g = vbf_splat(1.0);
+        for (q = 0; k + q < K; q++) g[q] = gamma[k + q];
+        g = vbf_exp_digamma4(g, vbf_splat(scale));
+        for (q = 0; k + q < K; q++) t[k + q] = g[q];
+    }
+}
 #ifdef VBF_HAVE_DISPATCH
 __attribute__((target("avx2,fma")))
 static void vbf_update_fma(Py_ssize_t n, int K, const double *const *rows,
@@ -266,6 +320,27 @@ static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, 
     }
 #endif
     vbf_dirichlet_expectation_body(K, gamma, elog, t);
+}
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2,fma")))
+static void vbf_exp_expectation_fma(int K, const double *gamma, double *t)
+{
+    vbf_exp_expectation_body(K, gamma, t);
+}
+#endif
+
+/* t_k = exp(E[log theta_k]) alone (the fixed point's sweeps need no E[log theta]): about a
+   quarter cheaper than vbf_dirichlet_expectation, same values to ~1e-13 relative. */
+static void vbf_exp_expectation(int K, const double *gamma, double *t)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vbf_exp_expectation_fma(K, gamma, t);
+        return;
+    }
+#endif
+    vbf_exp_expectation_body(K, gamma, t);
 }
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
@@ -323,6 +398,18 @@ static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, 
     for (k = 0; k < K; k++) {
         elog[k] = vbf_digamma(gamma[k]) - psi_total;
         t[k] = elog[k] < -708.0 ? 0.0 : exp(elog[k]);
+    }
+}
+
+static void vbf_exp_expectation(int K, const double *gamma, double *t)
+{
+    double total = 0.0, psi_total, e;
+    int k;
+    for (k = 0; k < K; k++) total += gamma[k];
+    psi_total = vbf_digamma(total);
+    for (k = 0; k < K; k++) {
+        e = vbf_digamma(gamma[k]) - psi_total;
+        t[k] = e < -708.0 ? 0.0 : exp(e);
     }
 }
 

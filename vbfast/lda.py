@@ -362,7 +362,7 @@ class LatentDirichletAllocation(ParamsMixin):
             self._exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
                 self._elog_beta = np.log(self._exp_beta)
-        self._B = np.ascontiguousarray(self._exp_beta.T)
+        self._B = _lda.pad_topics(np.ascontiguousarray(self._exp_beta.T))  # (V, Kp)
         self._logB = None  # built when a bound is wanted
         self.components_ = lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
