@@ -54,6 +54,9 @@ cdef extern from "_lda_kernels.h":
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
     void vbf_exp_expectation(int K, const double* gamma, double* t) noexcept nogil
+    void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
+                            const long long* doc, const double* ratio, const double* t,
+                            int K, const double* B_w, double* o) noexcept nogil
 
 
 cdef inline double _psi_fast(double x) noexcept nogil:
@@ -423,9 +426,6 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     out : (V, K) float64, overwritten
     """
     cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
-    cdef double r
-    cdef double* o
-    cdef const double* td
     if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] < K or t.shape[1] != K:
         raise ValueError("word_ptr, B, t and out disagree in shape")
     if V == 0 or K == 0:
@@ -441,34 +441,50 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     cdef const double* ratio_ptr = &ratio[0] if ratio.shape[0] > 0 else <const double*>NULL
     with nogil:
         for w in prange(V, schedule='static', num_threads=n_threads):
-            o = &out[w, 0]
-            for k in range(K):
-                o[k] = 0.0
-            for i in range(word_ptr[w], word_ptr[w + 1]):
-                r = ratio_ptr[word_pos[i]]
-                td = t_ptr + word_doc[i] * K
-                for k in range(K):
-                    o[k] += r * td[k]
-            for k in range(K):
-                o[k] *= B[w, k]
+            vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], &word_pos[0], &word_doc[0],
+                               ratio_ptr, t_ptr, <int>K, &B[w, 0], &out[w, 0])
 
 
-def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False):
+def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n_threads=1):
     """(E[log theta], exp(E[log theta])) row by row, as the pass computes them: psi(gamma_dk) -
-    psi(sum_k gamma_dk) for gamma (N, K) > 0 (for tests of the vectorised special functions)."""
+    psi(sum_k gamma_dk) for gamma (N, K) > 0, rows in parallel (each row by one thread, so the
+    result does not depend on ``n_threads``). Used for the topics' E[log beta] (K rows of V)
+    and by the tests of the vectorised special functions."""
     import numpy as np
-    cdef Py_ssize_t N = gamma.shape[0], d
+    cdef Py_ssize_t N = gamma.shape[0], d, k
     cdef int K = <int>gamma.shape[1]
     elog_arr = np.empty((N, K))
     t_arr = np.empty((N, K))
     cdef double[:, ::1] elog = elog_arr
     cdef double[:, ::1] t = t_arr
+    cdef double v
+    for d in range(N):
+        for k in range(K):
+            v = gamma[d, k]
+            if not v > 0 or v == float("inf"):
+                raise ValueError("gamma must be positive and finite")
+    if N == 0 or K == 0:
+        return elog_arr, t_arr
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    with nogil:
+        for d in prange(N, schedule='static', num_threads=n_threads):
+            _expectation(K, &gamma[d, 0], &elog[d, 0], &t[d, 0], fast_psi)
+    return elog_arr, t_arr
+
+
+def exp_expectation(const double[:, ::1] gamma):
+    """exp(psi(gamma_dk) - psi(sum_k gamma_dk)) row by row by the sweeps' log-free function
+    (``vbf_exp_expectation``), for tests."""
+    import numpy as np
+    cdef Py_ssize_t N = gamma.shape[0], d, k
+    cdef int K = <int>gamma.shape[1]
+    t_arr = np.empty((N, K))
+    cdef double[:, ::1] t = t_arr
     for d in range(N):
         for k in range(K):
             if not gamma[d, k] > 0 or gamma[d, k] == float("inf"):
                 raise ValueError("gamma must be positive and finite")
-    if N == 0 or K == 0:
-        return elog_arr, t_arr
     for d in range(N):
-        _expectation(K, &gamma[d, 0], &elog[d, 0], &t[d, 0], fast_psi)
-    return elog_arr, t_arr
+        vbf_exp_expectation(K, &gamma[d, 0], &t[d, 0])
+    return t_arr

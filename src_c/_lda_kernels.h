@@ -235,10 +235,13 @@ VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, doubl
     }
 }
 
-/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)) without the logarithm: with y = x (+ 8 where
-   x < 8, S = sum_{i<8} 1/(x + i) there, else 0), psi(x) = log y - 1/(2y) - z p(z) - S, so
-   exp(psi(x)) = y exp(-1/(2y) - z p(z) - S). */
-VBF_INLINE vbf_v4 vbf_exp_digamma4(vbf_v4 x, vbf_v4 scale) {
+/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)) without a logarithm. With y = x + 8 and
+   S = sum_{i<8} 1/(x + i) where x < 8 (else y = x, S = 0), psi(x) = log y + A(x) with
+   A(x) = -1/(2y) - z p(z) - S, z = 1/y^2 (vbf_digamma4's series), so
+       t_k = (y_k / y_total) exp(A(gamma_k) - A(total)).
+   The difference of the A's is taken before exp: each alone can be far below -708 (tiny
+   gamma), their difference not. */
+VBF_INLINE vbf_v4 vbf_digamma_parts4(vbf_v4 x, vbf_v4 *y_out) {
     vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
     vbf_i4 small = x < vbf_splat(8.0);
     int i;
@@ -259,23 +262,28 @@ VBF_INLINE vbf_v4 vbf_exp_digamma4(vbf_v4 x, vbf_v4 scale) {
     p = vbf_splat(1.0 / 252.0) - z * p;
     p = vbf_splat(1.0 / 120.0) - z * p;
     p = vbf_splat(1.0 / 12.0) - z * p;
-    return (y * scale) * vbf_exp4((vbf_splat(-0.5) * iy - z * p)
-                                  - vbf_from_bits(vbf_bits(num / den) & small));
+    *y_out = y;
+    return (vbf_splat(-0.5) * iy - z * p) - vbf_from_bits(vbf_bits(num / den) & small);
 }
 
 VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
 {
     int k, q;
-    double total = 0.0, scale;
-    vbf_v4 g;
+    double total = 0.0;
+    vbf_v4 g, y, a, a_total, inv_y_total;
     for (k = 0; k < K; k++) total += gamma[k];
-    scale = 1.0 / vbf_exp_digamma4(vbf_splat(total), vbf_splat(1.0))[0];
-    for (k = 0; k + 4 <= K; k += 4)
-        vbf_store4(t + k, vbf_exp_digamma4(vbf_load4(gamma + k), vbf_splat(scale)));
+    a_total = vbf_digamma_parts4(vbf_splat(total), &y);
+    a_total = vbf_splat(a_total[0]);
+    inv_y_total = vbf_splat(1.0 / y[0]);
+    for (k = 0; k + 4 <= K; k += 4) {
+        a = vbf_digamma_parts4(vbf_load4(gamma + k), &y);
+        vbf_store4(t + k, (y * inv_y_total) * vbf_exp4(a - a_total));
+    }
     if (k < K) {
         g = vbf_splat(1.0);
         for (q = 0; k + q < K; q++) g[q] = gamma[k + q];
-        g = vbf_exp_digamma4(g, vbf_splat(scale));
+        a = vbf_digamma_parts4(g, &y);
+        g = (y * inv_y_total) * vbf_exp4(a - a_total);
         for (q = 0; k + q < K; q++) t[k + q] = g[q];
     }
 }
@@ -414,4 +422,35 @@ static void vbf_exp_expectation(int K, const double *gamma, double *t)
 }
 
 #endif
+/* One word's expected topic counts: o_k = B_wk sum_i ratio[pos_i] t[doc_i, k] over the
+   word's entries i in document order. The entries' t rows and ratios are scattered over
+   megabytes (one cache miss each), so those of the entry PF ahead are prefetched. */
+#if defined(__GNUC__)
+#define VBF_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define VBF_PREFETCH(p) ((void)0)
+#endif
+static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
+                               const long long *doc, const double *ratio, const double *t,
+                               int K, const double *B_w, double *o)
+{
+    enum { PF = 6 };
+    long long i;
+    int k;
+    for (k = 0; k < K; k++) o[k] = 0.0;
+    for (i = i0; i < i1; i++) {
+        const double *td = t + doc[i] * K;
+        const double r = ratio[pos[i]];
+        if (i + PF < i1) {
+            const char *p = (const char *)(t + doc[i + PF] * K);
+            int b;
+            for (b = 0; b < K * 8; b += 64) VBF_PREFETCH(p + b);
+            VBF_PREFETCH(p + K * 8 - 1);
+            VBF_PREFETCH(ratio + pos[i + PF]);
+        }
+        for (k = 0; k < K; k++) o[k] += r * td[k];
+    }
+    for (k = 0; k < K; k++) o[k] *= B_w[k];
+}
+
 #endif

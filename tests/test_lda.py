@@ -209,6 +209,56 @@ def test_vectorised_dirichlet_expectation_matches_scipy(K):
         _lda.dirichlet_expectation(np.array([[1.0, 0.0]]))
 
 
+@pytest.mark.parametrize("K", [1, 3, 4, 7, 50])
+def test_log_free_expectation_matches_scipy(K):
+    # The sweeps' t = exp(psi(gamma_k) - psi(sum gamma)), computed as y exp(-1/(2y) - ...)
+    # without a logarithm, against scipy over the range gamma takes.
+    rng = np.random.default_rng(K + 100)
+    gamma = np.exp(rng.uniform(np.log(1e-6), np.log(1e7), (3000, K)))
+    gamma[::3] = rng.uniform(1e-3, 20.0, (1000, K))
+    t = _lda.exp_expectation(gamma)
+    ref = psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
+    ok = ref > -700
+    with np.errstate(under="ignore"):
+        ref_t = np.exp(ref)
+    # exp's relative error grows with the size of its argument
+    np.testing.assert_allclose(t[ok], ref_t[ok], rtol=1e-13 * max(1.0, np.abs(ref[ok]).max()))
+    assert np.all(t[~ok] < 1e-290)
+    # and the pass's full expectation agrees with it, for any thread count
+    elog1, t1 = _lda.dirichlet_expectation(gamma, n_threads=1)
+    elog2, t2 = _lda.dirichlet_expectation(gamma, n_threads=2)
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_array_equal(elog1, elog2)
+    np.testing.assert_allclose(t[ok], t1[ok], rtol=1e-13 * max(1.0, np.abs(ref[ok]).max()))
+
+
+@pytest.mark.parametrize("K", [3, 4, 50])
+def test_pass_with_padded_topics_equals_unpadded(K):
+    # The sweep reads rows of B padded with zeros to a multiple of 4 topics; a (V, K) B is
+    # padded by the pass itself, with the same result bit for bit. Non-zero padding is refused.
+    X, _ = _corpus(n_docs=40, n_words=30, n_topics=3, seed=9)
+    B = np.ascontiguousarray(np.random.RandomState(3).dirichlet(np.ones(30), K).T)
+    Bp = _lda.pad_topics(B)
+    assert Bp.shape == (30, -(-K // 4) * 4) and np.all(Bp[:, K:] == 0)
+    np.testing.assert_array_equal(Bp[:, :K], B)
+    outs = []
+    for b in (B, Bp):
+        gamma = np.ones((40, K))
+        ratio = np.empty(X.nnz)
+        t = np.empty((40, K))
+        bnd = np.empty((3, 2))
+        _lda.lda_pass(X.indptr, X.indices, X.data, b, np.log(B), gamma, 0.3, 30, 1e-4, EPS,
+                      ratio, t, bnd, 2)
+        outs.append((gamma, ratio, t, bnd))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    if Bp.shape[1] > K:
+        Bp[3, K] = 1e-3
+        with pytest.raises(ValueError, match="padding"):
+            _lda.lda_pass(X.indptr, X.indices, X.data, Bp, np.log(B), np.ones((40, K)), 0.3,
+                          30, 1e-4, EPS, np.empty(X.nnz), np.empty((40, K)), np.empty((3, 2)), 2)
+
+
 def test_word_major_pattern_is_a_stable_transpose():
     X, _ = _corpus(n_docs=30, n_words=12, seed=5)
     word_ptr, word_pos, word_doc = _lda.word_major_pattern(X.indptr[10:21], X.indices, 12)

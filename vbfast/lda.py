@@ -354,10 +354,12 @@ class LatentDirichletAllocation(ParamsMixin):
 
     def _set_lambda(self, lam):
         """Store lambda (float64) and derive what the pass needs from it."""
+        lam = np.ascontiguousarray(lam, dtype=np.float64)
         self._lambda = lam
         if self.method == "mean_field":
-            self._elog_beta = _dirichlet_expectation_2d(lam, self._digamma == "sklearn")
-            self._exp_beta = np.exp(self._elog_beta)
+            # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
+            self._elog_beta, self._exp_beta = _lda.dirichlet_expectation(
+                lam, self._digamma == "sklearn", resolve_n_threads(self.n_threads))
         else:
             self._exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
