@@ -56,6 +56,28 @@ VBF_G_INLINE void vbf_prefetch_row(const int32_t *row, int K) {
     vbf_prefetch_w(row + K - 1);
 }
 
+/* document d's next run: its first words and topics, and its n_dk row */
+VBF_G_INLINE void vbf_prefetch_doc(int64_t d, const int64_t *cursor, const int32_t *words,
+                                   const int32_t *z, const int32_t *ndk, int K) {
+    int64_t i = cursor[d];
+    vbf_prefetch_w(words + i);
+    vbf_prefetch_w(z + i);
+    vbf_prefetch_row(ndk + d * (int64_t)K, K);
+}
+
+/* the n_kw rows of the first tokens of document d's run in slice ``slice`` */
+VBF_G_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t *doc_ptr,
+                                   const int32_t *words, const int32_t *slice_of,
+                                   int32_t slice, const int32_t *nwk, int K) {
+    int64_t i = cursor[d], e = doc_ptr[d + 1];
+    if (e > i + VBF_ROW_AHEAD) e = i + VBF_ROW_AHEAD;
+    for (; i < e; i++) {
+        int32_t w = words[i];
+        if (slice_of[w] != slice) break;
+        vbf_prefetch_row(nwk + (int64_t)w * K, K);
+    }
+}
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef double vbf_g4d __attribute__((vector_size(32)));
 typedef int32_t vbf_g4i __attribute__((vector_size(16)));
@@ -148,13 +170,17 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
     int32_t *nd, *row;
     double old_inv;
     for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
+    for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
+    if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
     for (d = d0; d < d1; d++) {
+        /* a document's run is a few tokens (N_d / B), so the misses at its start (its words,
+           topics and n_dk row; the n_kw rows of its first tokens) are hidden by fetching
+           them one and two documents ahead */
+        if (d + 2 < d1) vbf_prefetch_doc(d + 2, cursor, words, z, ndk, K);
+        if (d + 1 < d1) vbf_prefetch_run(d + 1, cursor, doc_ptr, words, slice_of, slice, nwk, K);
         i = cursor[d];
         i_end = doc_ptr[d + 1];
         if (i >= i_end || slice_of[words[i]] != slice) continue;
-        /* the first rows of this run: the previous document's run prefetched nothing here */
-        for (ia = i; ia < i + VBF_ROW_AHEAD && ia < i_end; ia++)
-            vbf_prefetch_row(nwk + (int64_t)words[ia] * K, K);
         nd = ndk + d * (int64_t)K;
         for (; i < i_end; i++) {
             w = words[i];
