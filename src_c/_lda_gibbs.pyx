@@ -50,7 +50,7 @@ cdef extern from "_lda_gibbs_kernels.h":
     void vbf_gibbs_pair(int use_avx2, int64_t d0, int64_t d1, const int64_t* doc_ptr,
                         int64_t* cursor, const int32_t* words, const int32_t* slice_of,
                         int32_t slice, int32_t* z, int32_t* ndk, int32_t* nwk, int K,
-                        int32_t* nkl, double* inv, double* pbuf, double* cum, double alpha,
+                        int32_t* nkl, double* inv, double* A, double* pbuf, double* cum, double alpha,
                         double eta, double veta, uint64_t rng) noexcept nogil
 
 
@@ -84,7 +84,7 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     ndk : (D, K) int32, in/out: n_dk. nwk : (V, K) int32, in/out: n_kw, word-major.
     nk : (K,) int32, in/out: n_k.
     cursor : (D,) int64 workspace.
-    scratch_i : (B, K) int32, scratch_d : (B, 3 K) double: per-pair workspace.
+    scratch_i : (B, K) int32, scratch_d : (B, 4 K) double: per-pair workspace.
     alpha, eta : the symmetric Dirichlet priors of theta_d and beta_k.
     seed, chain, sweep_index : with the pair index s B + b, the key of each random stream.
     n_threads : threads to use (the result does not depend on it).
@@ -101,7 +101,7 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
-            or scratch_d.shape[1] < 3 * K or n_threads < 1):
+            or scratch_d.shape[1] < 4 * K or n_threads < 1):
         raise ValueError("sweep: inconsistent array shapes")
     delta = np.zeros(K, np.int64)
     cdef int64_t[::1] dl = delta
@@ -114,7 +114,8 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
                 vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], &doc_ptr[0], &cursor[0],
                                &words[0], &slice_of[0], <int32_t>((b + s) % B), &z[0],
                                &ndk[0, 0], &nwk[0, 0], K, &scratch_i[b, 0], &scratch_d[b, 0],
-                               &scratch_d[b, K], &scratch_d[b, 2 * K], alpha, eta, veta,
+                               &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],
+                               alpha, eta, veta,
                                vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
             # the sub-step's changes to n_k, pair by pair (integers: any order gives the same)
             for k in range(K):

@@ -83,30 +83,27 @@ typedef double vbf_g4d __attribute__((vector_size(32)));
 typedef int32_t vbf_g4i __attribute__((vector_size(16)));
 #endif
 
-/* The K unnormalised probabilities p_k = ((n_dk + alpha) (n_kw + eta)) / (n_k + V eta)
-   (as (n_dk + alpha) (n_kw + eta) inv_k, inv_k = 1 / (n_k + V eta)) of one token, and the
-   draw. p goes to pbuf (K); cum (K4 = K & ~3, in blocks of four) gets the running lane-wise
-   sums: cum block j lane l = sum_{m <= j} p_{4m + l}. The running total after block j is the
-   fixed sum (l0 + l1) + (l2 + l3) of that block, monotone in j, and the tail k >= K4 adds on
-   in order; u = U (total) finds its block by a scan that compares independent sums (no chain
-   of dependent adds), then its topic inside the block. */
-VBF_G_INLINE int32_t vbf_draw_dense(int K, const int32_t *nd, const int32_t *row,
-                                    const double *inv, double alpha, double eta,
+/* The K unnormalised probabilities p_k = A_k (n_kw + eta) of one token, with
+   A_k = (n_dk + alpha) / (n_k + V eta) kept per document (it changes only at the topics a
+   token leaves and joins), and the draw. p goes to pbuf (K); cum (K4 = K & ~3, in blocks of
+   four) gets the running lane-wise sums: cum block j lane l = sum_{m <= j} p_{4m + l}. The
+   running total after block j is the fixed sum (l0 + l1) + (l2 + l3) of that block, monotone
+   in j, and the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that
+   compares independent sums (no chain of dependent adds), then its topic inside the block. */
+VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
                                     double *pbuf, double *cum, double U)
 {
     int k, j, K4 = K & ~3, nb = K4 >> 2;
     double total, u, base, hs;
 #if defined(__GNUC__) || defined(__clang__)
-    const vbf_g4d va = {alpha, alpha, alpha, alpha}, ve = {eta, eta, eta, eta};
+    const vbf_g4d ve = {eta, eta, eta, eta};
     vbf_g4d c = {0.0, 0.0, 0.0, 0.0};
     for (k = 0; k < K4; k += 4) {
-        vbf_g4i a, b;
-        vbf_g4d iv, p;
-        memcpy(&a, nd + k, sizeof a);
+        vbf_g4i b;
+        vbf_g4d a, p;
+        memcpy(&a, A + k, sizeof a);
         memcpy(&b, row + k, sizeof b);
-        memcpy(&iv, inv + k, sizeof iv);
-        p = ((__builtin_convertvector(a, vbf_g4d) + va) *
-             (__builtin_convertvector(b, vbf_g4d) + ve)) * iv;
+        p = a * (__builtin_convertvector(b, vbf_g4d) + ve);
         c += p;
         memcpy(pbuf + k, &p, sizeof p);
         memcpy(cum + k, &c, sizeof c);
@@ -116,7 +113,7 @@ VBF_G_INLINE int32_t vbf_draw_dense(int K, const int32_t *nd, const int32_t *row
     int l;
     for (k = 0; k < K4; k += 4) {
         for (l = 0; l < 4; l++) {
-            double p = (((double)nd[k + l] + alpha) * ((double)row[k + l] + eta)) * inv[k + l];
+            double p = A[k + l] * ((double)row[k + l] + eta);
             c[l] += p;
             pbuf[k + l] = p;
             cum[k + l] = c[l];
@@ -125,7 +122,7 @@ VBF_G_INLINE int32_t vbf_draw_dense(int K, const int32_t *nd, const int32_t *row
 #endif
     total = nb ? (c[0] + c[1]) + (c[2] + c[3]) : 0.0;
     for (k = K4; k < K; k++) {
-        pbuf[k] = (((double)nd[k] + alpha) * ((double)row[k] + eta)) * inv[k];
+        pbuf[k] = A[k] * ((double)row[k] + eta);
         total += pbuf[k];
     }
     u = U * total;
@@ -152,23 +149,31 @@ VBF_G_INLINE int32_t vbf_draw_dense(int K, const int32_t *nd, const int32_t *row
     return K4 < K ? K - 1 : K4 - 1;
 }
 
+/* A_k = (n_dk + alpha) inv_k for all k (at the start of a document's run) */
+VBF_G_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double alpha,
+                               double *A)
+{
+    int k;
+    for (k = 0; k < K; k++) A[k] = ((double)nd[k] + alpha) * inv[k];
+}
+
 /* One (document block, word slice) pair: for every document d in [d0, d1), the tokens from
    cursor[d] on whose word is in slice ``slice`` (the document's tokens are ordered so that
    this sub-step's are the next run), each resampled in turn from its full conditional with
    the exact n_dk (row d of ndk) and n_kw (row w of nwk) and the pair's own n_k: the n_k of
    the start of the sub-step plus the pair's changes (nkl, in: a copy of the sub-step's n_k;
    out: with the pair's changes). z, ndk and nwk are updated in place: in a sub-step no two
-   pairs share a document or a word. Workspace: inv (K), pbuf (K), cum (K) doubles. */
+   pairs share a document or a word. Workspace: inv, A, pbuf, cum: K doubles each. */
 VBF_G_INLINE void vbf_gibbs_pair_body(
     int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *pbuf, double *cum, double alpha, double eta,
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha, double eta,
     double veta, uint64_t rng)
 {
-    int64_t d, i, i_end, ia;
+    int64_t d, i, i_end;
     int32_t w, t, tn, k;
     int32_t *nd, *row;
-    double old_inv;
+    double old_inv, old_a;
     for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
     for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
     if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
@@ -182,11 +187,12 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
         i_end = doc_ptr[d + 1];
         if (i >= i_end || slice_of[words[i]] != slice) continue;
         nd = ndk + d * (int64_t)K;
+        vbf_doc_coef(K, nd, inv, alpha, A);
         for (; i < i_end; i++) {
             w = words[i];
             if (slice_of[w] != slice) break;
-            ia = i + VBF_ROW_AHEAD;
-            if (ia < i_end) vbf_prefetch_row(nwk + (int64_t)words[ia] * K, K);
+            if (i + VBF_ROW_AHEAD < i_end)
+                vbf_prefetch_row(nwk + (int64_t)words[i + VBF_ROW_AHEAD] * K, K);
             row = nwk + (int64_t)w * K;
             t = z[i];
             /* remove token i (topic t) from the counts */
@@ -194,18 +200,23 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
             row[t]--;
             nkl[t]--;
             old_inv = inv[t];
+            old_a = A[t];
             inv[t] = 1.0 / ((double)nkl[t] + veta);
-            tn = vbf_draw_dense(K, nd, row, inv, alpha, eta, pbuf, cum, vbf_uniform(&rng));
+            A[t] = ((double)nd[t] + alpha) * inv[t];
+            tn = vbf_draw_dense(K, A, row, eta, pbuf, cum, vbf_uniform(&rng));
             if (tn == t) {
+                /* back as it was (the same values: recomputing them would give the same) */
                 nd[t]++;
                 row[t]++;
                 nkl[t]++;
-                inv[t] = old_inv;  /* the same value: 1 / (n_k + V eta) of the same n_k */
+                inv[t] = old_inv;
+                A[t] = old_a;
             } else {
                 nd[tn]++;
                 row[tn]++;
                 nkl[tn]++;
                 inv[tn] = 1.0 / ((double)nkl[tn] + veta);
+                A[tn] = ((double)nd[tn] + alpha) * inv[tn];
                 z[i] = tn;
             }
         }
@@ -218,22 +229,22 @@ __attribute__((target("avx2")))
 static void vbf_gibbs_pair_avx2(
     int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *pbuf, double *cum, double alpha, double eta,
-    double veta, uint64_t rng)
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
+    double eta, double veta, uint64_t rng)
 {
     vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, pbuf, cum, alpha, eta, veta, rng);
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
 }
 #endif
 
 static void vbf_gibbs_pair_base(
     int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *pbuf, double *cum, double alpha, double eta,
-    double veta, uint64_t rng)
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
+    double eta, double veta, uint64_t rng)
 {
     vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, pbuf, cum, alpha, eta, veta, rng);
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
 }
 
 /* use_avx2: from vbf_gibbs_have_avx2(), read once per sweep (the two versions give the same
@@ -249,19 +260,19 @@ static inline int vbf_gibbs_have_avx2(void) {
 static inline void vbf_gibbs_pair(
     int use_avx2, int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor,
     const int32_t *words, const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk,
-    int32_t *nwk, int K, int32_t *nkl, double *inv, double *pbuf, double *cum, double alpha,
-    double eta, double veta, uint64_t rng)
+    int32_t *nwk, int K, int32_t *nkl, double *inv, double *A, double *pbuf, double *cum,
+    double alpha, double eta, double veta, uint64_t rng)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
     if (use_avx2) {
         vbf_gibbs_pair_avx2(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K,
-                            nkl, inv, pbuf, cum, alpha, eta, veta, rng);
+                            nkl, inv, A, pbuf, cum, alpha, eta, veta, rng);
         return;
     }
 #endif
     (void)use_avx2;
     vbf_gibbs_pair_base(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, pbuf, cum, alpha, eta, veta, rng);
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
 }
 
 #endif

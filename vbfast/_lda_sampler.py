@@ -152,7 +152,7 @@ class GibbsState:
                                               N // _MIN_TOKENS_PER_THREAD)))
         self.cursor = np.empty(D, np.int64)
         self.scratch_i = np.empty((B, K), np.int32)
-        self.scratch_d = np.empty((B, 3 * K), np.float64)
+        self.scratch_d = np.empty((B, 4 * K), np.float64)
         self.part_lj = np.empty(B)
         self.block_lj = np.empty(n_blocks)
         self.chains = []
