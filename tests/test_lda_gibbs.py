@@ -254,11 +254,12 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     monkeypatch.setattr(sampler, "_TOKENS_PER_PARTITION", 1500)
     monkeypatch.setattr(sampler, "_MIN_TOKENS_PER_THREAD", 1)
     monkeypatch.setattr(sampler, "_WORDS_PER_BLOCK", 16)
+    monkeypatch.setattr(sampler, "_MIN_COUNTS_PER_THREAD_LJ", 1)
     X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
     kw = dict(method="gibbs", burn_in=5, n_samples=5, n_chains=2, random_state=3)
     fits = [LatentDirichletAllocation(4, n_threads=t, **kw).fit(X) for t in (1, 2, 2)]
     state = sampler.GibbsState(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2)
-    assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_merge == 2
+    assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_lj == 2
     for other in fits[1:]:
         np.testing.assert_array_equal(fits[0].components_, other.components_)
         np.testing.assert_array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)

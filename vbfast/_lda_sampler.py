@@ -31,6 +31,8 @@ _MAX_PARTITIONS = 64
 _WORDS_PER_BLOCK = 512
 # Below this many tokens a sweep is not worth a parallel region (results are unaffected).
 _MIN_TOKENS_PER_THREAD = 20000
+# Below this many counts a thread, the log joint's sums run on fewer threads (the same).
+_MIN_COUNTS_PER_THREAD_LJ = 1 << 22
 _INT32_MAX = np.iinfo(np.int32).max
 # converged_ when the split-R-hat of the log joint is below this (as for the mixtures' sampler)
 RHAT_THRESHOLD = 1.05
@@ -148,8 +150,10 @@ class GibbsState:
         # threads: never more than the pairs of a sub-step, nor than the data size makes
         # worthwhile
         self.n_threads_sweep = int(max(1, min(n_threads, B, N // _MIN_TOKENS_PER_THREAD)))
-        self.n_threads_merge = int(max(1, min(n_threads, n_blocks,
-                                              N // _MIN_TOKENS_PER_THREAD)))
+        # the log joint's sums read (D + V) K counts: ~1 ms for the benchmark corpus, less
+        # than a parallel region costs when a thread is descheduled, so threads only for more
+        self.n_threads_lj = int(max(1, min(n_threads, n_blocks,
+                                           (D + V) * K // _MIN_COUNTS_PER_THREAD_LJ)))
         self.cursor = np.empty(D, np.int64)
         self.scratch_i = np.empty((B, K), np.int32)
         self.scratch_d = np.empty((B, 4 * K), np.float64)
@@ -180,7 +184,7 @@ class GibbsState:
         chain = self.chains[c]
         _lda_gibbs.log_joint_terms(self.doc_ptr, chain["ndk"], chain["nwk"], self.part_ptr,
                                    self.block_ptr, self.lg_alpha, self.lg_doclen, self.lg_eta,
-                                   self.part_lj, self.block_lj, self.n_threads_merge)
+                                   self.part_lj, self.block_lj, self.n_threads_lj)
         V, K = self.V, self.K
         return float(np.sum(self.part_lj)) + float(np.sum(self.block_lj)) \
             + K * gammaln(V * self.eta) - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
