@@ -86,18 +86,28 @@ typedef double vbf_g4d __attribute__((vector_size(32)));
 typedef int32_t vbf_g4i __attribute__((vector_size(16)));
 #endif
 
-/* The K unnormalised probabilities p_k = A_k (n_kw + eta) of one token, with
+/* The K unnormalised probabilities p_k = A_k (n_kw + eta) of token i, with
    A_k = (n_dk + alpha) / (n_k + V eta) kept per document (it changes only at the topics a
-   token leaves and joins), and the draw. p goes to pbuf (K); cum (K4 = K & ~3, in blocks of
-   four) gets the running lane-wise sums: cum block j lane l = sum_{m <= j} p_{4m + l}. The
-   running total after block j is the fixed sum (l0 + l1) + (l2 + l3) of that block, monotone
-   in j, and the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that
-   compares independent sums (no chain of dependent adds), then its topic inside the block. */
+   token leaves and joins), and the draw.
+
+   The pass reads the counts with token i still in them (topic t): writing the decremented
+   counts first would make the vector loads of t's block wait for those scalar stores (a
+   store cannot be forwarded to a wider load), on the pass's critical path. Instead p_t is
+   swapped for pt (token i removed, computed by the caller with the same formula) after the
+   pass, and the running sums from t's block on are corrected by delta = pt - p_t.
+
+   p goes to pbuf (K); cum (K4 = K & ~3, in blocks of four) gets the running lane-wise sums:
+   cum block j lane l = sum_{m <= j} p_{4m + l}. The running total after block j is the fixed
+   sum (l0 + l1) + (l2 + l3) of that block (+ delta from t's block on), monotone in j, and
+   the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that compares
+   independent sums (no chain of dependent adds), then its topic inside the block without
+   branches (the partial differences only decrease). */
 VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
-                                    double *pbuf, double *cum, double U)
+                                    int32_t t, double pt, double *pbuf, double *cum,
+                                    double U)
 {
-    int k, j, K4 = K & ~3, nb = K4 >> 2;
-    double total, u, base, hs;
+    int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
+    double total, u, base, hs, delta, u1, u2, u3;
 #if defined(__GNUC__) || defined(__clang__)
     const vbf_g4d ve = {eta, eta, eta, eta};
     vbf_g4d c = {0.0, 0.0, 0.0, 0.0};
@@ -123,24 +133,25 @@ VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, 
         }
     }
 #endif
-    total = nb ? (c[0] + c[1]) + (c[2] + c[3]) : 0.0;
-    for (k = K4; k < K; k++) {
-        pbuf[k] = A[k] * ((double)row[k] + eta);
-        total += pbuf[k];
-    }
+    for (k = K4; k < K; k++) pbuf[k] = A[k] * ((double)row[k] + eta);
+    delta = pt - A[t] * ((double)row[t] + eta);  /* the pass's p_t, recomputed (the same) */
+    pbuf[t] = pt;
+    total = nb ? (c[0] + c[1]) + (c[2] + c[3]) + (jt < nb ? delta : 0.0) : 0.0;
+    for (k = K4; k < K; k++) total += pbuf[k];
     u = U * total;
     base = 0.0;
     for (j = 0; j < nb; j++) {
         const double *cj = cum + 4 * j;
-        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]);
+        /* + 0.0 (j < jt) leaves a sum as it is */
+        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + delta * (double)(j >= jt);
         if (u < hs) {
             /* inside block j: subtract its entries from u - (total before the block) */
             u -= base;
             k = 4 * j;
-            if ((u -= pbuf[k]) < 0.0) return k;
-            if ((u -= pbuf[k + 1]) < 0.0) return k + 1;
-            if ((u -= pbuf[k + 2]) < 0.0) return k + 2;
-            return k + 3;
+            u1 = u - pbuf[k];
+            u2 = u1 - pbuf[k + 1];
+            u3 = u2 - pbuf[k + 2];
+            return k + (u1 >= 0.0) + (u2 >= 0.0) + (u3 >= 0.0);
         }
         base = hs;
     }
@@ -174,9 +185,9 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
     double veta, uint64_t rng)
 {
     int64_t d, i, i_end;
-    int32_t w, t, tn, k;
+    int32_t w, t, tn, k, nkt;
     int32_t *nd, *row;
-    double old_inv, old_a;
+    double inv_t, a_t;
     for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
     for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
     if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
@@ -198,23 +209,20 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
                 vbf_prefetch_row(nwk + (int64_t)words[i + VBF_ROW_AHEAD] * K, K);
             row = nwk + (int64_t)w * K;
             t = z[i];
-            /* remove token i (topic t) from the counts */
-            nd[t]--;
-            row[t]--;
-            nkl[t]--;
-            old_inv = inv[t];
-            old_a = A[t];
-            inv[t] = 1.0 / ((double)nkl[t] + veta);
-            A[t] = ((double)nd[t] + alpha) * inv[t];
-            tn = vbf_draw_dense(K, A, row, eta, pbuf, cum, vbf_uniform(&rng));
-            if (tn == t) {
-                /* back as it was (the same values: recomputing them would give the same) */
-                nd[t]++;
-                row[t]++;
-                nkl[t]++;
-                inv[t] = old_inv;
-                A[t] = old_a;
-            } else {
+            /* token i removed: n_k, A_t and p_t of topic t one count lower (not written yet) */
+            nkt = nkl[t] - 1;
+            inv_t = 1.0 / ((double)nkt + veta);
+            a_t = ((double)(nd[t] - 1) + alpha) * inv_t;
+            tn = vbf_draw_dense(K, A, row, eta, t,
+                                a_t * ((double)(row[t] - 1) + eta), pbuf, cum,
+                                vbf_uniform(&rng));
+            if (tn != t) {
+                /* the counts change only if the topic does (the same values otherwise) */
+                nd[t]--;
+                row[t]--;
+                nkl[t] = nkt;
+                inv[t] = inv_t;
+                A[t] = a_t;
                 nd[tn]++;
                 row[tn]++;
                 nkl[tn]++;
