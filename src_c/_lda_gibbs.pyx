@@ -35,7 +35,7 @@ The log joint log p(w, z) (theta, beta integrated out),
 comes from tables of lgamma over the integer counts, summed over fixed blocks of documents and
 of words (``log_joint_terms``).
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
 
@@ -52,6 +52,31 @@ cdef extern from "_lda_gibbs_kernels.h":
                         int32_t slice, int32_t* z, int32_t* ndk, int32_t* nwk, int K,
                         int32_t* nkl, double* inv, double* A, double* pbuf, double* cum, double alpha,
                         double eta, double veta, uint64_t rng) noexcept nogil
+    ctypedef struct vbf_sweep_ctx:
+        int64_t B
+        const int64_t* block_ptr
+        const int64_t* doc_ptr
+        int64_t* cursor
+        const int32_t* words
+        const int32_t* slice_of
+        int32_t* z
+        int32_t* ndk
+        int32_t* nwk
+        int32_t* nk
+        int K
+        int32_t* nkl
+        int64_t ldi
+        double* scratch
+        int64_t ldd
+        int64_t* dl
+        int* claim
+        int* arrived
+        int phase
+        double alpha, eta, veta
+        uint64_t seed, chain, sweep
+        int use_avx2
+    int VBF_HAVE_SWEEP_WORKER
+    void vbf_sweep_worker(vbf_sweep_ctx* c) noexcept nogil
 
 
 def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
@@ -105,15 +130,70 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
         raise ValueError("sweep: inconsistent array shapes")
     delta = np.zeros(K, np.int64)
     cdef int64_t[::1] dl = delta
+    counters = np.zeros(2 * B, np.intc)
+    cdef int[::1] cnt = counters
+    cdef vbf_sweep_ctx ctx
     with nogil:
         for d in range(D):
             cursor[d] = doc_ptr[d]
+    if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+        # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
+        ctx.B = B
+        ctx.block_ptr = &block_ptr[0]
+        ctx.doc_ptr = &doc_ptr[0]
+        ctx.cursor = &cursor[0]
+        ctx.words = &words[0]
+        ctx.slice_of = &slice_of[0]
+        ctx.z = &z[0]
+        ctx.ndk = &ndk[0, 0]
+        ctx.nwk = &nwk[0, 0]
+        ctx.nk = &nk[0]
+        ctx.K = K
+        ctx.nkl = &scratch_i[0, 0]
+        ctx.ldi = scratch_i.shape[1]
+        ctx.scratch = &scratch_d[0, 0]
+        ctx.ldd = scratch_d.shape[1]
+        ctx.dl = &dl[0]
+        ctx.claim = &cnt[0]
+        ctx.arrived = &cnt[B]
+        ctx.phase = 0
+        ctx.alpha = alpha
+        ctx.eta = eta
+        ctx.veta = veta
+        ctx.seed = seed
+        ctx.chain = chain
+        ctx.sweep = sweep_index
+        ctx.use_avx2 = avx2
+        with nogil, parallel(num_threads=n_threads):
+            vbf_sweep_worker(&ctx)
+    else:
+        _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],
+                   &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
+                   alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+    with nogil:
+        for d in range(D):
+            if cursor[d] != doc_ptr[d + 1]:
+                with gil:
+                    raise ValueError("sweep: the tokens of document %d are not in the order "
+                                     "of its block's sub-steps" % d)
+
+
+cdef void _sweep_omp(Py_ssize_t B, Py_ssize_t D, int K, const int64_t* block_ptr,
+                     const int64_t* doc_ptr, int64_t* cursor, const int32_t* words,
+                     const int32_t* slice_of, int32_t* z, int32_t* ndk, int32_t* nwk,
+                     int32_t* nk, int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d,
+                     int64_t* dl, double alpha, double eta, double veta, uint64_t seed,
+                     uint64_t chain, uint64_t sweep_index, int avx2, int n_threads) noexcept:
+    """The sub-steps as plain OpenMP loops (one thread, or no vbf_sweep_worker): the same
+    draws."""
+    cdef Py_ssize_t s, b, k
+    with nogil:
         for s in range(B):
             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
-                memcpy(&scratch_i[b, 0], &nk[0], K * sizeof(int32_t))
-                vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], &doc_ptr[0], &cursor[0],
-                               &words[0], &slice_of[0], <int32_t>((b + s) % B), &z[0],
-                               &ndk[0, 0], &nwk[0, 0], K, &scratch_i[b, 0], &scratch_d[b, 0],
+                memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
+                vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
+                               words, slice_of, <int32_t>((b + s) % B), z,
+                               ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],
                                &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],
                                alpha, eta, veta,
                                vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
@@ -125,11 +205,6 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
                     dl[k] += scratch_i[b, k] - nk[k]
             for k in range(K):
                 nk[k] += <int32_t>dl[k]
-        for d in range(D):
-            if cursor[d] != doc_ptr[d + 1]:
-                with gil:
-                    raise ValueError("sweep: the tokens of document %d are not in the order "
-                                     "of its block's sub-steps" % d)
 
 
 cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:

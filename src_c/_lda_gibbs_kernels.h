@@ -286,4 +286,106 @@ static inline void vbf_gibbs_pair(
                         inv, A, pbuf, cum, alpha, eta, veta, rng);
 }
 
+/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
+
+   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
+   (libgomp by default), and when another process shares the cores this hurts: a thread
+   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
+   other process there, and the thread still working shares its core with it (measured: two
+   threads slower than one on a machine with one core taken). Here the threads of one
+   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
+   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
+   short naps, which frees the core. Which thread runs which pair does not matter to the
+   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
+   pair in order), so this gives the same draws as the plain OpenMP loop. */
+typedef struct {
+    int64_t B;
+    const int64_t *block_ptr, *doc_ptr;
+    int64_t *cursor;
+    const int32_t *words, *slice_of;
+    int32_t *z, *ndk, *nwk, *nk;
+    int K;
+    int32_t *nkl;        /* (B, ldi): each pair's n_k */
+    int64_t ldi;
+    double *scratch;     /* (B, ldd): each pair's inv, A, pbuf, cum */
+    int64_t ldd;
+    int64_t *dl;         /* (K,) */
+    int *claim, *arrived;  /* (B,) each, zero at the start */
+    int phase;           /* sub-steps finished */
+    double alpha, eta, veta;
+    uint64_t seed, chain, sweep;
+    int use_avx2;
+} vbf_sweep_ctx;
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__unix__) || defined(__APPLE__))
+#include <time.h>
+#define VBF_HAVE_SWEEP_WORKER 1
+
+static inline int vbf_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* the n_k changes of sub-step s's pairs, added in pair order (integers: any order gives the
+   same, but this one is fixed anyway) */
+static void vbf_fold_nk(vbf_sweep_ctx *c) {
+    int64_t b;
+    int k;
+    for (k = 0; k < c->K; k++) c->dl[k] = 0;
+    for (b = 0; b < c->B; b++)
+        for (k = 0; k < c->K; k++) c->dl[k] += c->nkl[b * c->ldi + k] - c->nk[k];
+    for (k = 0; k < c->K; k++) c->nk[k] += (int32_t)c->dl[k];
+}
+
+static void vbf_wait_phase(int *phase, int target) {
+    int spins = 0;
+    while (__atomic_load_n(phase, __ATOMIC_ACQUIRE) < target) {
+        if (spins < 2000) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            struct timespec ts = {0, 20000};  /* 20 us (plus the timer's slack) */
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* run by every thread of one parallel region */
+static void vbf_sweep_worker(vbf_sweep_ctx *c) {
+    int nt = vbf_team_size();
+    int64_t s, b, B = c->B;
+    for (s = 0; s < B; s++) {
+        for (;;) {
+            b = __atomic_fetch_add(&c->claim[s], 1, __ATOMIC_RELAXED);
+            if (b >= B) break;
+            memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
+            vbf_gibbs_pair(c->use_avx2, c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr,
+                           c->cursor, c->words, c->slice_of, (int32_t)((b + s) % B), c->z,
+                           c->ndk, c->nwk, c->K, c->nkl + b * c->ldi, c->scratch + b * c->ldd,
+                           c->scratch + b * c->ldd + c->K, c->scratch + b * c->ldd + 2 * c->K,
+                           c->scratch + b * c->ldd + 3 * c->K, c->alpha, c->eta, c->veta,
+                           vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+        }
+        if (__atomic_add_fetch(&c->arrived[s], 1, __ATOMIC_ACQ_REL) == nt) {
+            vbf_fold_nk(c);
+            __atomic_store_n(&c->phase, (int)(s + 1), __ATOMIC_RELEASE);
+        } else {
+            vbf_wait_phase(&c->phase, (int)(s + 1));
+        }
+    }
+}
+#else
+#define VBF_HAVE_SWEEP_WORKER 0
+static void vbf_sweep_worker(vbf_sweep_ctx *c) { (void)c; }
+#endif
+
 #endif
