@@ -8,14 +8,15 @@ every token. With the token i removed from the counts (n_dk, n_kw, n_k), its ful
 
     p(z_i = k | z_-i, w) ~ (n_dk + alpha) (n_kw + eta) / (n_k + V eta),
 
-computed for all K topics at once in 4-wide double vectors, and the topic drawn from the
-running sums (``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact
-conditional up to rounding). For K of the order of tens this costs less than the SparseLDA
+computed for all K topics at once in 4-wide double vectors as A_k (n_kw + eta), with
+A_k = (n_dk + alpha) / (n_k + V eta) kept per document, and the topic drawn from the running
+sums (``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional
+up to rounding). For K of the order of tens this costs less than the SparseLDA
 buckets (Yao, Mimno & McCallum 2009) that an earlier version used; for K in the hundreds the
 buckets would win again (the dense pass is O(K) a token).
 
-Parallelism: a documents x vocabulary partition (as in Newman et al. 2009's AD-LDA follow-up
-and tomotopy's PARTITION scheme). The documents are cut into B blocks of consecutive documents
+Parallelism: a documents x vocabulary partition (the diagonal block schedule of Yan, Xu & Qi
+2009, "Parallel inference for LDA on GPUs"; tomotopy's PARTITION scheme is of this kind). The documents are cut into B blocks of consecutive documents
 and the vocabulary into B slices (B from the data size only; see ``_lda_sampler``), and a sweep
 is B sub-steps: in sub-step s, pair b resamples the tokens of document block b whose word is
 in slice (b + s) mod B. No two pairs of a sub-step share a document or a word, so each works on
