@@ -193,6 +193,31 @@ def test_count_invariants_and_log_joint_after_sweeps():
     np.testing.assert_array_equal(z0, np.random.default_rng(0).integers(0, K, size=words.size))
 
 
+def test_blocks_slices_and_token_order():
+    """The documents x vocabulary partition: B from the data size only (the same for any
+    thread count), slices holding about N / B tokens each, and every document's tokens in the
+    order of its block's sub-steps (a permutation of its own tokens)."""
+    X, _ = _corpus(n_docs=120, n_words=300, n_topics=4, doc_len=60, seed=13)
+    doc_ptr, words = sampler._tokens(X)
+    freq = np.bincount(words, minlength=300)
+    slices = sampler._slices(freq, 7)
+    load = np.bincount(slices, weights=freq, minlength=7)
+    assert slices.min() == 0 and slices.max() == 6
+    assert load.max() - load.min() <= freq.max()
+    states = [sampler.GibbsState(doc_ptr, words, 300, 4, 0.1, 0.1, t,
+                                 np.array([0, 30, 61, 90, 120])) for t in (1, 2)]
+    np.testing.assert_array_equal(states[0].words, states[1].words)
+    st = states[0]
+    B = st.P
+    assert B == 4
+    for d in range(120):
+        lo, hi = doc_ptr[d], doc_ptr[d + 1]
+        b = np.searchsorted(st.part_ptr, d, side="right") - 1
+        key = (st.slice_of[st.words[lo:hi]] - b) % B
+        assert np.all(np.diff(key) >= 0)
+        np.testing.assert_array_equal(np.sort(st.words[lo:hi]), np.sort(words[lo:hi]))
+
+
 def test_reference_log_joint_is_the_collapsed_likelihood():
     """sampler.log_joint checked against the product of Dirichlet-multinomial terms written
     out token by token (sequential predictive probabilities)."""
