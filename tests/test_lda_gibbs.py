@@ -43,9 +43,9 @@ def _conditional(doc_ptr, words, z, i, K, V, alpha, eta):
     return p / p.sum()
 
 
-def _tiny_state(part_ptr=None, K=4, alpha=0.3, eta=0.2, seed=1):
+def _tiny_state(part_ptr=None, K=4, alpha=0.3, eta=0.2, seed=1, slice_of=None):
     # doc 0 starts with two tokens of the same word (the second draw sees the first's update
-    # of that word's topic list); doc 2 is empty; docs are short
+    # of that word's counts); doc 2 is empty; docs are short
     X = sp.csr_matrix(np.array([[2, 1, 0, 1, 0, 0],
                                 [0, 1, 3, 0, 1, 0],
                                 [0, 0, 0, 0, 0, 0],
@@ -53,30 +53,41 @@ def _tiny_state(part_ptr=None, K=4, alpha=0.3, eta=0.2, seed=1):
                                 [0, 2, 1, 0, 0, 1]], dtype=float))
     doc_ptr, words = sampler._tokens(X)
     z = np.random.default_rng(seed).integers(0, K, size=words.size).astype(np.int32)
-    state = sampler.GibbsState(doc_ptr, words, X.shape[1], K, alpha, eta, 1, part_ptr)
+    state = sampler.GibbsState(doc_ptr, words, X.shape[1], K, alpha, eta, 1, part_ptr,
+                               slice_of)
     state.add_chain(z)
     return state, z
 
 
 def _raw_sweep(state, c, seed, sweep_index):
-    """One kernel sweep from the chain's current state, without merging (the state is kept)."""
+    """One kernel sweep from the chain's current state, on copies of its arrays (the state is
+    kept); return the new assignments."""
     ch = state.chains[c]
-    z_next = np.empty_like(ch["z"])
-    _lda_gibbs.sweep(state.doc_ptr, state.words, ch["z"], z_next, state.part_ptr, state.row_ptr,
-                     ch["g_tc"], ch["g_len"], ch["nk"], state.l_tc, state.l_len,
-                     state.l_stamp, state.scratch_i,
-                     state.scratch_d, state.alpha, state.eta, state.lg_alpha, state.lg_doclen,
-                     np.uint64(seed), np.uint64(c), np.uint64(sweep_index), state.part_lj, 1)
-    return z_next
+    z, ndk, nwk, nk = (ch[a].copy() for a in ("z", "ndk", "nwk", "nk"))
+    _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr, z, ndk, nwk,
+                     nk, state.cursor, state.scratch_i, state.scratch_d, state.alpha,
+                     state.eta, np.uint64(seed), np.uint64(c), np.uint64(sweep_index), 1)
+    return z
+
+
+# Every document its own block (B = 5, doc 2 empty) and the words' slices chosen so that in
+# sub-step 0 each non-empty document's first two tokens are in its own slice: words 0, 0 for
+# doc 0, 2, 2 for doc 1, 3, 3 for doc 3, 1, 1 for doc 4.
+_TINY_BLOCKS = np.arange(6, dtype=np.int64)
+_TINY_SLICES = np.array([0, 4, 1, 3, 2, 2], dtype=np.int32)
 
 
 def test_single_site_draws_follow_the_exact_conditional():
-    """Every document its own partition: the first two tokens of each partition are drawn from
-    p(z_i | z_-i) given the start-of-sweep state, the second after the first's update. A
-    chi-square goodness-of-fit test of the joint distribution of the pair, on many draws."""
+    """Every document its own block: in sub-step 0 the pairs (document d, slice d) run from the
+    start-of-sweep state, so the first two tokens of each pair are drawn from p(z_i | z_-i)
+    given that state, the second after the first's update. A chi-square goodness-of-fit test
+    of the joint distribution of the pair, on many draws."""
     K, alpha, eta = 4, 0.3, 0.2
-    state, z = _tiny_state(part_ptr=np.arange(6, dtype=np.int64), K=K, alpha=alpha, eta=eta)
+    state, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, alpha=alpha, eta=eta,
+                           slice_of=_TINY_SLICES)
     doc_ptr, words, V = state.doc_ptr, state.words, state.V
+    for d in (0, 1, 3, 4):  # the set-up: each document's first two tokens are in sub-step 0
+        assert np.all(state.slice_of[words[doc_ptr[d]:doc_ptr[d] + 2]] == d)
     n_draws = 20000
     draws = np.array([_raw_sweep(state, 0, 7, s) for s in range(n_draws)])
     # the global state is untouched by sweeps without a merge
@@ -100,21 +111,22 @@ def test_single_site_draws_follow_the_exact_conditional():
 
 
 def test_chain_visits_states_with_the_posterior_probabilities():
-    """One partition (exact sequential Gibbs): over many sweeps, the chain's visits to each of
+    """One block (exact sequential Gibbs): over many sweeps, the chain's visits to each of
     the K^N states of a tiny corpus match p(z | w), enumerated in NumPy. This checks the
-    whole sweep (every token, the running sums, the list updates, the merge), not one draw."""
+    whole sweep (every token, the count updates, the n_k exchange), not one draw."""
     import itertools
 
     K, alpha, eta = 3, 0.4, 0.3
     X = sp.csr_matrix(np.array([[2, 1, 0], [0, 1, 1]], dtype=float))
     doc_ptr, words = sampler._tokens(X)
     N = words.size
+    state = sampler.GibbsState(doc_ptr, words, 3, K, alpha, eta, 1, np.array([0, 2]))
+    state.add_chain(np.zeros(N, dtype=np.int32))
+    words = state.words
     states = np.array(list(itertools.product(range(K), repeat=N)), dtype=np.int32)
     lp = np.array([sampler.log_joint(doc_ptr, words, z, 3, K, alpha, eta) for z in states])
     p = np.exp(lp - lp.max())
     p /= p.sum()
-    state = sampler.GibbsState(doc_ptr, words, 3, K, alpha, eta, 1, np.array([0, 2]))
-    state.add_chain(np.zeros(N, dtype=np.int32))
     n_sweeps = 20000
     visits = np.empty(n_sweeps, dtype=np.int64)
     place = K ** np.arange(N - 1, -1, -1)
@@ -134,7 +146,7 @@ def test_bucket_sampler_is_not_uniform_or_prior_only():
     """The chi-square test above has power: the kernel's draws differ from the prior-only
     (s bucket) distribution on the same data."""
     K = 4
-    state, z = _tiny_state(part_ptr=np.arange(6, dtype=np.int64), K=K)
+    state, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, slice_of=_TINY_SLICES)
     draws = np.array([_raw_sweep(state, 0, 3, s)[0] for s in range(4000)])
     p = _conditional(state.doc_ptr, state.words, z, 0, K, state.V, 0.3, 0.2)
     freq = np.bincount(draws, minlength=K) / draws.size
@@ -146,8 +158,13 @@ def test_count_invariants_and_log_joint_after_sweeps():
     X, _ = _corpus(n_docs=60, n_words=40, n_topics=5, doc_len=30, seed=3)
     doc_ptr, words = sampler._tokens(X)
     K, V, alpha, eta = 5, 40, 0.1, 0.05
-    parts = np.array([0, 7, 20, 21, 45, 60], dtype=np.int64)  # 5 partitions, uneven
+    parts = np.array([0, 7, 20, 21, 45, 60], dtype=np.int64)  # 5 document blocks, uneven
     state = sampler.GibbsState(doc_ptr, words, V, K, alpha, eta, 2, parts)
+    # the state's token order: each document's tokens reordered, the same multiset
+    for d in range(60):
+        lo, hi = doc_ptr[d], doc_ptr[d + 1]
+        np.testing.assert_array_equal(np.sort(state.words[lo:hi]), np.sort(words[lo:hi]))
+    words = state.words
     z0 = np.random.default_rng(0).integers(0, K, size=words.size).astype(np.int32)
     state.add_chain(z0)
     ch = state.chains[0]
@@ -165,20 +182,40 @@ def test_count_invariants_and_log_joint_after_sweeps():
         np.testing.assert_array_equal(ch["nwk"].sum(axis=1), np.asarray(X.sum(axis=0)).ravel())
         ndk = state.doc_topic_counts(0)
         np.testing.assert_array_equal(ndk.sum(axis=1), np.diff(doc_ptr))
-        # the sorted topic lists hold exactly the non-zero counts
-        for w in range(V):
-            n = ch["g_len"][w]
-            b = state.row_ptr[w]
-            t, c = ch["g_tc"][2 * b:2 * (b + n):2], ch["g_tc"][2 * b + 1:2 * (b + n):2]
-            assert np.all(np.diff(c) <= 0)
-            np.testing.assert_array_equal(np.sort(t), np.flatnonzero(nkw[:, w]))
-            np.testing.assert_array_equal(c, nkw[t, w])
+        doc_of = np.repeat(np.arange(60), np.diff(doc_ptr))
+        np.testing.assert_array_equal(ndk, np.bincount(doc_of * K + z, minlength=60 * K)
+                                      .reshape(60, K))
         # the trace is the collapsed log joint of the new assignments
         ref = sampler.log_joint(doc_ptr, words, z, V, K, alpha, eta)
         assert lj == pytest.approx(ref, rel=1e-12, abs=1e-8)
     assert changed > 0
     # the chain works on its own copy of the initial assignments
     np.testing.assert_array_equal(z0, np.random.default_rng(0).integers(0, K, size=words.size))
+
+
+def test_blocks_slices_and_token_order():
+    """The documents x vocabulary partition: B from the data size only (the same for any
+    thread count), slices holding about N / B tokens each, and every document's tokens in the
+    order of its block's sub-steps (a permutation of its own tokens)."""
+    X, _ = _corpus(n_docs=120, n_words=300, n_topics=4, doc_len=60, seed=13)
+    doc_ptr, words = sampler._tokens(X)
+    freq = np.bincount(words, minlength=300)
+    slices = sampler._slices(freq, 7)
+    load = np.bincount(slices, weights=freq, minlength=7)
+    assert slices.min() == 0 and slices.max() == 6 and np.all(np.diff(slices) >= 0)
+    assert np.abs(load - freq.sum() / 7).max() <= freq.max()
+    states = [sampler.GibbsState(doc_ptr, words, 300, 4, 0.1, 0.1, t,
+                                 np.array([0, 30, 61, 90, 120])) for t in (1, 2)]
+    np.testing.assert_array_equal(states[0].words, states[1].words)
+    st = states[0]
+    B = st.P
+    assert B == 4
+    for d in range(120):
+        lo, hi = doc_ptr[d], doc_ptr[d + 1]
+        b = np.searchsorted(st.part_ptr, d, side="right") - 1
+        key = (st.slice_of[st.words[lo:hi]] - b) % B
+        assert np.all(np.diff(key) >= 0)
+        np.testing.assert_array_equal(np.sort(st.words[lo:hi]), np.sort(words[lo:hi]))
 
 
 def test_reference_log_joint_is_the_collapsed_likelihood():
@@ -242,11 +279,12 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     monkeypatch.setattr(sampler, "_TOKENS_PER_PARTITION", 1500)
     monkeypatch.setattr(sampler, "_MIN_TOKENS_PER_THREAD", 1)
     monkeypatch.setattr(sampler, "_WORDS_PER_BLOCK", 16)
+    monkeypatch.setattr(sampler, "_MIN_COUNTS_PER_THREAD_LJ", 1)
     X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
     kw = dict(method="gibbs", burn_in=5, n_samples=5, n_chains=2, random_state=3)
     fits = [LatentDirichletAllocation(4, n_threads=t, **kw).fit(X) for t in (1, 2, 2)]
     state = sampler.GibbsState(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2)
-    assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_merge == 2
+    assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_lj == 2
     for other in fits[1:]:
         np.testing.assert_array_equal(fits[0].components_, other.components_)
         np.testing.assert_array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
@@ -359,14 +397,20 @@ def test_kernel_rejects_inconsistent_shapes():
     state, _ = _tiny_state()
     ch = state.chains[0]
     with pytest.raises(ValueError, match="inconsistent"):
-        _lda_gibbs.sweep(state.doc_ptr, state.words, ch["z"], ch["z_next"][:-1],
-                         state.part_ptr, state.row_ptr, ch["g_tc"], ch["g_len"], ch["nk"],
-                         state.l_tc, state.l_len, state.l_stamp, state.scratch_i, state.scratch_d, 0.1, 0.1,
-                         state.lg_alpha, state.lg_doclen, 0, 0, 0, state.part_lj, 1)
+        _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr,
+                         ch["z"][:-1], ch["ndk"], ch["nwk"], ch["nk"], state.cursor,
+                         state.scratch_i, state.scratch_d, 0.1, 0.1, 0, 0, 0, 1)
     with pytest.raises(ValueError, match="inconsistent"):
-        _lda_gibbs.merge(state.words, ch["z"], ch["z"][:-1], ch["nwk"], ch["nk"],
-                         state.row_ptr, ch["g_tc"], ch["g_len"], state.changed, ch["word_lj"],
-                         state.block_ptr, state.block_lj, state.lg_eta, 1)
+        _lda_gibbs.log_joint_terms(state.doc_ptr, ch["ndk"][:-1], ch["nwk"], state.part_ptr,
+                                   state.block_ptr, state.lg_alpha, state.lg_doclen,
+                                   state.lg_eta, state.part_lj, state.block_lj, 1)
+    # tokens not in the order of the sub-steps are refused (not silently skipped)
+    state, _ = _tiny_state(part_ptr=_TINY_BLOCKS, slice_of=_TINY_SLICES)
+    ch = state.chains[0]
+    with pytest.raises(ValueError, match="order"):
+        _lda_gibbs.sweep(state.doc_ptr, state.words[::-1].copy(), state.slice_of,
+                         state.part_ptr, ch["z"], ch["ndk"], ch["nwk"], ch["nk"], state.cursor,
+                         state.scratch_i, state.scratch_d, 0.1, 0.1, 0, 0, 0, 1)
 
 
 def test_chain_alignment_undoes_a_permutation():

@@ -1,8 +1,9 @@
 """Collapsed Gibbs sampling for ``LatentDirichletAllocation(method='gibbs')``.
 
-The sweep and the merge run in ``vbfast._lda_gibbs`` (SparseLDA buckets, AD-LDA partitions;
-see that module). This module owns the data side of a fit (token arrays, partitions, count
-tables, workspace), the sweeps of every chain, the kept draws and the diagnostics, and sets the
+The sweep and the log joint run in ``vbfast._lda_gibbs`` (dense conditional, documents x
+vocabulary partition; see that module). This module owns the data side of a fit (token arrays
+in the order the sub-steps read them, document blocks and vocabulary slices, count tables,
+workspace), the sweeps of every chain, the kept draws and the diagnostics, and sets the
 estimator's fitted attributes.
 """
 import time
@@ -18,18 +19,20 @@ from ._validation import check_random_state, check_scalar
 
 __all__ = ["fit_gibbs", "GibbsState"]
 
-# Documents go into partitions of about this many tokens (at most _MAX_PARTITIONS): from the
-# data size only, never the thread count, so that a fit is bitwise identical for any n_threads.
-# Fewer, larger partitions see more of each other's changes (AD-LDA's approximation shrinks)
-# and copy fewer topic lists (each partition copies the rows of the words it meets, ~10 % of a
-# sweep's time at 2^17 tokens a partition); this size still gives 12 partitions for 3 million
-# tokens, and 2^18 * 256 = 67 million tokens before partitions grow.
+# The documents go into B blocks and the vocabulary into B slices, B = N / this (at most
+# _MAX_PARTITIONS): from the data size only, never the thread count, so that a fit is bitwise
+# identical for any n_threads. A sweep is B sub-steps of B (block, slice) pairs; the pairs of a
+# sub-step run in parallel, so B must be a few times the thread count for the threads to share
+# a sub-step's work evenly (12 for 3 million tokens), while every document is visited once a
+# sub-step (D B visits a sweep) and n_k is exchanged once a sub-step.
 _TOKENS_PER_PARTITION = 1 << 18
-_MAX_PARTITIONS = 256
-# Words per block of the merge pass.
+_MAX_PARTITIONS = 64
+# Words per block of the log joint's sums.
 _WORDS_PER_BLOCK = 512
 # Below this many tokens a sweep is not worth a parallel region (results are unaffected).
 _MIN_TOKENS_PER_THREAD = 20000
+# Below this many counts a thread, the log joint's sums run on fewer threads (the same).
+_MIN_COUNTS_PER_THREAD_LJ = 1 << 22
 _INT32_MAX = np.iinfo(np.int32).max
 # converged_ when the split-R-hat of the log joint is below this (as for the mixtures' sampler)
 RHAT_THRESHOLD = 1.05
@@ -66,12 +69,27 @@ def _tokens(X):
 
 
 def _partitions(doc_ptr):
-    """Document offsets of the partitions: about _TOKENS_PER_PARTITION tokens each."""
+    """Document offsets of the document blocks: about _TOKENS_PER_PARTITION tokens each."""
     n_docs = doc_ptr.shape[0] - 1
     n_tokens = int(doc_ptr[-1])
     P = int(min(_MAX_PARTITIONS, max(1, -(-n_tokens // _TOKENS_PER_PARTITION))))
     cuts = np.searchsorted(doc_ptr, np.arange(1, P) * (n_tokens / P))
     return np.unique(np.concatenate([[0], cuts, [n_docs]])).astype(np.int64)
+
+
+def _slices(freq, B):
+    """The vocabulary slice of each word, (V,) int32 in [0, B): contiguous ranges of word
+    indices holding about N / B tokens each (a slice's load is within the largest word
+    frequency of N / B). Contiguous, so that the n_kw rows of words in different slices (which
+    different threads write at the same time) share no cache line but at the B boundaries:
+    measured 8-13 % faster on two threads than dealing the words to the slices by frequency,
+    where neighbouring rows belonged to different slices."""
+    freq = np.asarray(freq, np.int64)
+    total = int(freq.sum())
+    if total == 0:
+        return np.zeros(freq.shape[0], np.int32)
+    before = np.cumsum(freq) - freq  # tokens of the words before w
+    return np.minimum(B - 1, before * B // total).astype(np.int32)
 
 
 class GibbsState:
@@ -84,109 +102,109 @@ class GibbsState:
     n_words, n_components : V and K.
     alpha, eta : symmetric Dirichlet priors of theta_d and beta_k.
     n_threads : threads for the kernels (results do not depend on it).
-    part_ptr : (P + 1,) int64 document offsets of the partitions, or None for the default.
+    part_ptr : (B + 1,) int64 document offsets of the document blocks, or None for the default.
+    slice_of : (V,) int vocabulary slice of each word in [0, B), or None for the default.
 
-    Per chain: ``z`` (N,) int32 topic of every token, ``nwk`` (V, K) int32 topic-word counts
-    (word-major), ``nk`` (K,) int32 topic totals, and the sorted topic lists of every word.
+    The tokens of each document are reordered (stably) so that each sub-step's are the next
+    run: ``self.words`` is that order, and every per-token array (``z``) follows it. Per chain:
+    ``z`` (N,) int32 topic of every token, ``nwk`` (V, K) int32 topic-word counts (word-major),
+    ``ndk`` (D, K) int32 document-topic counts, ``nk`` (K,) int32 topic totals.
     """
 
     def __init__(self, doc_ptr, words, n_words, n_components, alpha, eta, n_threads,
-                 part_ptr=None):
+                 part_ptr=None, slice_of=None):
         self.doc_ptr = np.ascontiguousarray(doc_ptr, np.int64)
-        self.words = np.ascontiguousarray(words, np.int32)
+        words = np.ascontiguousarray(words, np.int32)
         self.V, self.K = int(n_words), int(n_components)
         self.alpha, self.eta = float(alpha), float(eta)
         V, K = self.V, self.K
-        N = self.words.shape[0]
-        self.N = N
+        N = words.shape[0]
+        D = self.doc_ptr.shape[0] - 1
+        self.N, self.D = N, D
         self.part_ptr = _partitions(self.doc_ptr) if part_ptr is None else \
             np.ascontiguousarray(part_ptr, np.int64)
-        self.P = self.part_ptr.shape[0] - 1
-        freq = np.bincount(self.words, minlength=V).astype(np.int64)
-        # word w has at most min(K, frequency of w) topics with non-zero counts
-        self.row_ptr = np.zeros(V + 1, np.int64)
-        np.cumsum(np.minimum(freq, K), out=self.row_ptr[1:])
-        C = int(self.row_ptr[-1])
+        self.P = B = self.part_ptr.shape[0] - 1
+        freq = np.bincount(words, minlength=V).astype(np.int64)
+        self.slice_of = _slices(freq, B) if slice_of is None else \
+            np.ascontiguousarray(slice_of, np.int32)
+        if self.slice_of.shape != (V,) or (V and (self.slice_of.min() < 0
+                                                  or self.slice_of.max() >= B)):
+            raise ValueError("slice_of must give every word a slice in [0, B)")
+        # within each document of block b, the tokens by (slice - b) mod B, the order of the
+        # sub-steps (stable: with B = 1 the order of X)
+        doc_len = np.diff(self.doc_ptr)
+        doc_of = np.repeat(np.arange(D, dtype=np.int64), doc_len)
+        block_of_doc = np.repeat(np.arange(B, dtype=np.int64), np.diff(self.part_ptr))
+        if N and B > 1:
+            key = (self.slice_of[words] - block_of_doc[doc_of]) % B
+            words = words[np.argsort(doc_of * B + key, kind="stable")]
+        self.words = np.ascontiguousarray(words, np.int32)
+        self._doc_of = doc_of
         n_blocks = max(1, -(-V // _WORDS_PER_BLOCK))
         self.block_ptr = np.minimum(np.arange(n_blocks + 1, dtype=np.int64) * _WORDS_PER_BLOCK,
                                     V)
-        doc_len = np.diff(self.doc_ptr)
         max_len = int(doc_len.max()) if doc_len.size else 0
         n = np.arange(max_len + 1, dtype=np.float64)
         self.lg_alpha = gammaln(n + alpha) - gammaln(alpha)
         self.lg_doclen = gammaln(K * alpha) - gammaln(n + K * alpha)
         m = np.arange(int(freq.max()) + 1 if V else 1, dtype=np.float64)
         self.lg_eta = gammaln(m + eta) - gammaln(eta)
-        # threads: never more than partitions (sweep) or blocks (merge), nor than the data
-        # size makes worthwhile
-        self.n_threads_sweep = int(max(1, min(n_threads, self.P, N // _MIN_TOKENS_PER_THREAD)))
-        self.n_threads_merge = int(max(1, min(n_threads, n_blocks,
-                                              N // _MIN_TOKENS_PER_THREAD)))
-        T = self.n_threads_sweep
-        self.l_tc = np.empty((T, 2 * C), np.int32)
-        self.l_len = np.empty((T, V), np.int32)
-        self.l_stamp = np.empty((T, V), np.int32)
-        self.scratch_i = np.empty((T, 4 * K), np.int32)
-        self.scratch_d = np.empty((T, 3 * K), np.float64)
-        self.part_lj = np.empty(self.P)
+        # threads: never more than the pairs of a sub-step, nor than the data size makes
+        # worthwhile
+        self.n_threads_sweep = int(max(1, min(n_threads, B, N // _MIN_TOKENS_PER_THREAD)))
+        # the log joint's sums read (D + V) K counts: ~1 ms for the benchmark corpus, less
+        # than a parallel region costs when a thread is descheduled, so threads only for more
+        self.n_threads_lj = int(max(1, min(n_threads, n_blocks,
+                                           (D + V) * K // _MIN_COUNTS_PER_THREAD_LJ)))
+        self.cursor = np.empty(D, np.int64)
+        self.scratch_i = np.empty((B, K), np.int32)
+        self.scratch_d = np.empty((B, 4 * K), np.float64)
+        self.part_lj = np.empty(B)
         self.block_lj = np.empty(n_blocks)
-        self.changed = np.zeros(V, np.uint8)  # merge workspace, zero between calls
-        self.C = C
         self.chains = []
 
     def add_chain(self, z):
-        """Start a chain at the assignments ``z`` (N,); return its index."""
+        """Start a chain at the assignments ``z`` (N,), in the order of ``self.words``;
+        return its index."""
         z = np.array(z, dtype=np.int32, copy=True)  # the chain owns (and overwrites) it
         if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
             raise ValueError("z must have one topic in [0, K) per token")
-        chain = {
-            "z": z, "z_next": np.empty_like(z),
-            "nwk": np.zeros((self.V, self.K), np.int32),
-            "nk": np.zeros(self.K, np.int32),
-            "g_tc": np.empty(2 * self.C, np.int32), "g_len": np.zeros(self.V, np.int32),
-            "word_lj": np.zeros(self.V),
-        }
+        V, K, D = self.V, self.K, self.D
+        chain = {"z": z, "nwk": np.zeros((V, K), np.int32), "nk": np.zeros(K, np.int32),
+                 "ndk": np.zeros((D, K), np.int32)}
         if self.N:
-            flat = self.words.astype(np.int64) * self.K + z
-            chain["nwk"][:] = np.bincount(flat, minlength=self.V * self.K).reshape(self.V,
-                                                                                  self.K)
-            chain["nk"][:] = np.bincount(z, minlength=self.K)
-            self._merge(chain, z, z, rebuild_all=True)
+            chain["nwk"][:] = np.bincount(self.words.astype(np.int64) * K + z,
+                                          minlength=V * K).reshape(V, K)
+            chain["ndk"][:] = np.bincount(self._doc_of * K + z,
+                                          minlength=D * K).reshape(D, K)
+            chain["nk"][:] = np.bincount(z, minlength=K)
         self.chains.append(chain)
         return len(self.chains) - 1
 
-    def _merge(self, chain, z_old, z_new, rebuild_all=False):
-        _lda_gibbs.merge(self.words, z_old, z_new, chain["nwk"], chain["nk"], self.row_ptr,
-                         chain["g_tc"], chain["g_len"], self.changed, chain["word_lj"],
-                         self.block_ptr, self.block_lj, self.lg_eta, self.n_threads_merge,
-                         rebuild_all)
+    def log_joint(self, c):
+        """log p(w, z) of chain ``c``'s current state (from its counts)."""
+        chain = self.chains[c]
+        _lda_gibbs.log_joint_terms(self.doc_ptr, chain["ndk"], chain["nwk"], self.part_ptr,
+                                   self.block_ptr, self.lg_alpha, self.lg_doclen, self.lg_eta,
+                                   self.part_lj, self.block_lj, self.n_threads_lj)
         V, K = self.V, self.K
-        topic_part = float(np.sum(self.block_lj)) + K * gammaln(V * self.eta) \
-            - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
-        return topic_part
+        return float(np.sum(self.part_lj)) + float(np.sum(self.block_lj)) \
+            + K * gammaln(V * self.eta) - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
 
     def sweep(self, c, seed, sweep_index):
         """One sweep of chain ``c``; return the log joint log p(w, z) after it."""
         chain = self.chains[c]
         if self.N == 0:
             return 0.0
-        _lda_gibbs.sweep(self.doc_ptr, self.words, chain["z"], chain["z_next"], self.part_ptr,
-                         self.row_ptr, chain["g_tc"], chain["g_len"], chain["nk"], self.l_tc,
-                         self.l_len, self.l_stamp,
-                         self.scratch_i, self.scratch_d, self.alpha, self.eta, self.lg_alpha,
-                         self.lg_doclen, np.uint64(seed), np.uint64(c), np.uint64(sweep_index),
-                         self.part_lj, self.n_threads_sweep)
-        doc_part = float(np.sum(self.part_lj))
-        topic_part = self._merge(chain, chain["z"], chain["z_next"])
-        chain["z"], chain["z_next"] = chain["z_next"], chain["z"]
-        return doc_part + topic_part
+        _lda_gibbs.sweep(self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
+                         chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.scratch_i,
+                         self.scratch_d, self.alpha, self.eta, np.uint64(seed), np.uint64(c),
+                         np.uint64(sweep_index), self.n_threads_sweep)
+        return self.log_joint(c)
 
     def doc_topic_counts(self, c):
-        """n_dk (D, K) int32 of chain ``c``, from its assignments."""
-        D = self.doc_ptr.shape[0] - 1
-        doc_of = np.repeat(np.arange(D), np.diff(self.doc_ptr))
-        return np.bincount(doc_of * self.K + self.chains[c]["z"],
-                           minlength=D * self.K).reshape(D, self.K).astype(np.int32)
+        """n_dk (D, K) int32 of chain ``c``."""
+        return self.chains[c]["ndk"].copy()
 
 
 def log_joint(doc_ptr, words, z, n_words, n_components, alpha, eta):

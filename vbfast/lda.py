@@ -174,10 +174,11 @@ class LatentDirichletAllocation(ParamsMixin):
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
     ``method='gibbs'``
         Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``)
-        from uniformly random topics: SparseLDA's bucket sampler, documents in AD-LDA
-        partitions (from the data size only,
-        each with its own random stream, so a fit is reproducible and bitwise identical for
-        any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
+        from uniformly random topics: the dense full conditional of each token, swept in
+        parallel over a documents x vocabulary partition (exact document-topic and
+        topic-word counts, only the topic totals stale within a sub-step; blocks from the
+        data size only, each pair with its own random stream, so a fit is reproducible and
+        bitwise identical for any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
         ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
         topics aligned to the first chain's by Hungarian matching, then averaged).
         ``transform``, ``score`` and ``perplexity`` use the variational E-step with these

@@ -1,0 +1,391 @@
+/* Hot loop of the LDA collapsed Gibbs sweep (src_c/_lda_gibbs.pyx): one (document block, word
+   slice) pair of a sub-step, with the full conditional over the K topics computed densely.
+
+   For K of the order of tens, the dense conditional in 4-wide double vectors beats the
+   SparseLDA buckets this replaced: the buckets cost O(#topics of the word) scalar, gathered
+   operations per token (40+ for most tokens in the first sweeps from a random start) plus a
+   re-sort of the word's list whenever the topic changes, while the dense pass is K/4 vector
+   steps with no data-dependent loads and O(1) count updates.
+
+   Compiled twice on x86-64 with GCC or Clang (AVX2 and the baseline), chosen at run time.
+   Neither version uses FMA and both do the same operations in the same order (the vector
+   extensions are lane-wise IEEE operations), so the draws are the same on every x86-64 CPU,
+   not only for any thread count. Other compilers get a scalar version with the same
+   arithmetic (four explicit lanes). */
+#ifndef VBFAST_LDA_GIBBS_KERNELS_H
+#define VBFAST_LDA_GIBBS_KERNELS_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* SplitMix64 (Steele, Lea & Flood 2014): output i of a stream is mix(key + i * golden),
+   a counter-based generator, so a stream is fixed by its key alone. */
+static inline uint64_t vbf_mix64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+static inline uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
+                                      uint64_t part) {
+    uint64_t k = vbf_mix64(seed + 0x9E3779B97F4A7C15ULL);
+    k = vbf_mix64(k ^ (chain * 0xD1B54A32D192ED03ULL + 1ULL));
+    k = vbf_mix64(k ^ (sweep * 0xAEF17502108EF2D9ULL + 2ULL));
+    return vbf_mix64(k ^ (part * 0xDB4F0B9175AE2165ULL + 3ULL));
+}
+/* uniform double in [0, 1), 53 random bits */
+static inline double vbf_uniform(uint64_t *state) {
+    *state += 0x9E3779B97F4A7C15ULL;
+    return (double)(vbf_mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define vbf_prefetch_w(p) __builtin_prefetch((p), 1, 3)
+#define VBF_G_INLINE static inline __attribute__((always_inline))
+#else
+#define vbf_prefetch_w(p) ((void)0)
+#define VBF_G_INLINE static inline
+#endif
+
+/* Tokens ahead of the current one whose topic-word row is prefetched: rows are scattered
+   over the V x K table (megabytes), and these misses bound the sweep otherwise. */
+#define VBF_ROW_AHEAD 4
+
+VBF_G_INLINE void vbf_prefetch_row(const int32_t *row, int K) {
+    int o;
+    for (o = 0; o < K; o += 16) vbf_prefetch_w(row + o);
+    vbf_prefetch_w(row + K - 1);
+}
+
+/* document d's next run: its first words and topics, and its n_dk row */
+VBF_G_INLINE void vbf_prefetch_doc(int64_t d, const int64_t *cursor, const int32_t *words,
+                                   const int32_t *z, const int32_t *ndk, int K) {
+    int64_t i = cursor[d];
+    /* a run is N_d / B tokens on average (~12 on the benchmark corpus): two lines each */
+    vbf_prefetch_w(words + i);
+    vbf_prefetch_w(words + i + 15);
+    vbf_prefetch_w(z + i);
+    vbf_prefetch_w(z + i + 15);
+    vbf_prefetch_row(ndk + d * (int64_t)K, K);
+}
+
+/* the n_kw rows of the first tokens of document d's run in slice ``slice`` */
+VBF_G_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t *doc_ptr,
+                                   const int32_t *words, const int32_t *slice_of,
+                                   int32_t slice, const int32_t *nwk, int K) {
+    int64_t i = cursor[d], e = doc_ptr[d + 1];
+    if (e > i + VBF_ROW_AHEAD) e = i + VBF_ROW_AHEAD;
+    for (; i < e; i++) {
+        int32_t w = words[i];
+        if (slice_of[w] != slice) break;
+        vbf_prefetch_row(nwk + (int64_t)w * K, K);
+    }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef double vbf_g4d __attribute__((vector_size(32)));
+typedef int32_t vbf_g4i __attribute__((vector_size(16)));
+#endif
+
+/* The K unnormalised probabilities p_k = A_k (n_kw + eta) of token i, with
+   A_k = (n_dk + alpha) / (n_k + V eta) kept per document (it changes only at the topics a
+   token leaves and joins), and the draw.
+
+   The pass reads the counts with token i still in them (topic t): writing the decremented
+   counts first would make the vector loads of t's block wait for those scalar stores (a
+   store cannot be forwarded to a wider load), on the pass's critical path. Instead p_t is
+   swapped for pt (token i removed, computed by the caller with the same formula) after the
+   pass, and the running sums from t's block on are corrected by delta = pt - p_t.
+
+   p goes to pbuf (K); cum (K4 = K & ~3, in blocks of four) gets the running lane-wise sums:
+   cum block j lane l = sum_{m <= j} p_{4m + l}. The running total after block j is the fixed
+   sum (l0 + l1) + (l2 + l3) of that block (+ delta from t's block on), monotone in j, and
+   the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that compares
+   independent sums (no chain of dependent adds), then its topic inside the block without
+   branches (the partial differences only decrease). */
+VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
+                                    int32_t t, double pt, double *pbuf, double *cum,
+                                    double U)
+{
+    int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
+    double total, u, base, hs, delta, u1, u2, u3;
+#if defined(__GNUC__) || defined(__clang__)
+    const vbf_g4d ve = {eta, eta, eta, eta};
+    vbf_g4d c = {0.0, 0.0, 0.0, 0.0};
+    for (k = 0; k < K4; k += 4) {
+        vbf_g4i b;
+        vbf_g4d a, p;
+        memcpy(&a, A + k, sizeof a);
+        memcpy(&b, row + k, sizeof b);
+        p = a * (__builtin_convertvector(b, vbf_g4d) + ve);
+        c += p;
+        memcpy(pbuf + k, &p, sizeof p);
+        memcpy(cum + k, &c, sizeof c);
+    }
+#else
+    double c[4] = {0.0, 0.0, 0.0, 0.0};
+    int l;
+    for (k = 0; k < K4; k += 4) {
+        for (l = 0; l < 4; l++) {
+            double p = A[k + l] * ((double)row[k + l] + eta);
+            c[l] += p;
+            pbuf[k + l] = p;
+            cum[k + l] = c[l];
+        }
+    }
+#endif
+    for (k = K4; k < K; k++) pbuf[k] = A[k] * ((double)row[k] + eta);
+    delta = pt - A[t] * ((double)row[t] + eta);  /* the pass's p_t, recomputed (the same) */
+    pbuf[t] = pt;
+    total = nb ? (c[0] + c[1]) + (c[2] + c[3]) + (jt < nb ? delta : 0.0) : 0.0;
+    for (k = K4; k < K; k++) total += pbuf[k];
+    u = U * total;
+    base = 0.0;
+    for (j = 0; j < nb; j++) {
+        const double *cj = cum + 4 * j;
+        /* + 0.0 (j < jt) leaves a sum as it is */
+        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + delta * (double)(j >= jt);
+        if (u < hs) {
+            /* inside block j: subtract its entries from u - (total before the block) */
+            u -= base;
+            k = 4 * j;
+            u1 = u - pbuf[k];
+            u2 = u1 - pbuf[k + 1];
+            u3 = u2 - pbuf[k + 2];
+            return k + (u1 >= 0.0) + (u2 >= 0.0) + (u3 >= 0.0);
+        }
+        base = hs;
+    }
+    /* the tail (K not a multiple of 4), or rounding at the very end */
+    u -= base;
+    for (k = K4; k < K - 1; k++) {
+        if ((u -= pbuf[k]) < 0.0) return k;
+    }
+    return K4 < K ? K - 1 : K4 - 1;
+}
+
+/* A_k = (n_dk + alpha) inv_k for all k (at the start of a document's run) */
+VBF_G_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double alpha,
+                               double *A)
+{
+    int k;
+    for (k = 0; k < K; k++) A[k] = ((double)nd[k] + alpha) * inv[k];
+}
+
+/* One (document block, word slice) pair: for every document d in [d0, d1), the tokens from
+   cursor[d] on whose word is in slice ``slice`` (the document's tokens are ordered so that
+   this sub-step's are the next run), each resampled in turn from its full conditional with
+   the exact n_dk (row d of ndk) and n_kw (row w of nwk) and the pair's own n_k: the n_k of
+   the start of the sub-step plus the pair's changes (nkl, in: a copy of the sub-step's n_k;
+   out: with the pair's changes). z, ndk and nwk are updated in place: in a sub-step no two
+   pairs share a document or a word. Workspace: inv, A, pbuf, cum: K doubles each. */
+VBF_G_INLINE void vbf_gibbs_pair_body(
+    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
+    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha, double eta,
+    double veta, uint64_t rng)
+{
+    int64_t d, i, i_end;
+    int32_t w, t, tn, k, nkt;
+    int32_t *nd, *row;
+    double inv_t, a_t;
+    for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
+    for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
+    if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
+    for (d = d0; d < d1; d++) {
+        /* a document's run is a few tokens (N_d / B), so the misses at its start (its words,
+           topics and n_dk row; the n_kw rows of its first tokens) are hidden by fetching
+           them one and two documents ahead */
+        if (d + 2 < d1) vbf_prefetch_doc(d + 2, cursor, words, z, ndk, K);
+        if (d + 1 < d1) vbf_prefetch_run(d + 1, cursor, doc_ptr, words, slice_of, slice, nwk, K);
+        i = cursor[d];
+        i_end = doc_ptr[d + 1];
+        if (i >= i_end || slice_of[words[i]] != slice) continue;
+        nd = ndk + d * (int64_t)K;
+        vbf_doc_coef(K, nd, inv, alpha, A);
+        for (; i < i_end; i++) {
+            w = words[i];
+            if (slice_of[w] != slice) break;
+            if (i + VBF_ROW_AHEAD < i_end)
+                vbf_prefetch_row(nwk + (int64_t)words[i + VBF_ROW_AHEAD] * K, K);
+            row = nwk + (int64_t)w * K;
+            t = z[i];
+            /* token i removed: n_k, A_t and p_t of topic t one count lower (not written yet) */
+            nkt = nkl[t] - 1;
+            inv_t = 1.0 / ((double)nkt + veta);
+            a_t = ((double)(nd[t] - 1) + alpha) * inv_t;
+            tn = vbf_draw_dense(K, A, row, eta, t,
+                                a_t * ((double)(row[t] - 1) + eta), pbuf, cum,
+                                vbf_uniform(&rng));
+            if (tn != t) {
+                /* the counts change only if the topic does (the same values otherwise) */
+                nd[t]--;
+                row[t]--;
+                nkl[t] = nkt;
+                inv[t] = inv_t;
+                A[t] = a_t;
+                nd[tn]++;
+                row[tn]++;
+                nkl[tn]++;
+                inv[tn] = 1.0 / ((double)nkl[tn] + veta);
+                A[tn] = ((double)nd[tn] + alpha) * inv[tn];
+                z[i] = tn;
+            }
+        }
+        cursor[d] = i;
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx2")))
+static void vbf_gibbs_pair_avx2(
+    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
+    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
+    double eta, double veta, uint64_t rng)
+{
+    vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
+}
+#endif
+
+static void vbf_gibbs_pair_base(
+    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
+    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
+    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
+    double eta, double veta, uint64_t rng)
+{
+    vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
+}
+
+/* use_avx2: from vbf_gibbs_have_avx2(), read once per sweep (the two versions give the same
+   draws; the flag only picks the faster). */
+static inline int vbf_gibbs_have_avx2(void) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+static inline void vbf_gibbs_pair(
+    int use_avx2, int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor,
+    const int32_t *words, const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk,
+    int32_t *nwk, int K, int32_t *nkl, double *inv, double *A, double *pbuf, double *cum,
+    double alpha, double eta, double veta, uint64_t rng)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (use_avx2) {
+        vbf_gibbs_pair_avx2(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K,
+                            nkl, inv, A, pbuf, cum, alpha, eta, veta, rng);
+        return;
+    }
+#endif
+    (void)use_avx2;
+    vbf_gibbs_pair_base(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
+                        inv, A, pbuf, cum, alpha, eta, veta, rng);
+}
+
+/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
+
+   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
+   (libgomp by default), and when another process shares the cores this hurts: a thread
+   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
+   other process there, and the thread still working shares its core with it (measured: two
+   threads slower than one on a machine with one core taken). Here the threads of one
+   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
+   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
+   short naps, which frees the core. Which thread runs which pair does not matter to the
+   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
+   pair in order), so this gives the same draws as the plain OpenMP loop. */
+typedef struct {
+    int64_t B;
+    const int64_t *block_ptr, *doc_ptr;
+    int64_t *cursor;
+    const int32_t *words, *slice_of;
+    int32_t *z, *ndk, *nwk, *nk;
+    int K;
+    int32_t *nkl;        /* (B, ldi): each pair's n_k */
+    int64_t ldi;
+    double *scratch;     /* (B, ldd): each pair's inv, A, pbuf, cum */
+    int64_t ldd;
+    int64_t *dl;         /* (K,) */
+    int *claim, *arrived;  /* (B,) each, zero at the start */
+    int phase;           /* sub-steps finished */
+    double alpha, eta, veta;
+    uint64_t seed, chain, sweep;
+    int use_avx2;
+} vbf_sweep_ctx;
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__unix__) || defined(__APPLE__))
+#include <time.h>
+#define VBF_HAVE_SWEEP_WORKER 1
+
+static inline int vbf_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* the n_k changes of sub-step s's pairs, added in pair order (integers: any order gives the
+   same, but this one is fixed anyway) */
+static void vbf_fold_nk(vbf_sweep_ctx *c) {
+    int64_t b;
+    int k;
+    for (k = 0; k < c->K; k++) c->dl[k] = 0;
+    for (b = 0; b < c->B; b++)
+        for (k = 0; k < c->K; k++) c->dl[k] += c->nkl[b * c->ldi + k] - c->nk[k];
+    for (k = 0; k < c->K; k++) c->nk[k] += (int32_t)c->dl[k];
+}
+
+static void vbf_wait_phase(int *phase, int target) {
+    int spins = 0;
+    while (__atomic_load_n(phase, __ATOMIC_ACQUIRE) < target) {
+        if (spins < 2000) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            struct timespec ts = {0, 20000};  /* 20 us (plus the timer's slack) */
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* run by every thread of one parallel region */
+static void vbf_sweep_worker(vbf_sweep_ctx *c) {
+    int nt = vbf_team_size();
+    int64_t s, b, B = c->B;
+    for (s = 0; s < B; s++) {
+        for (;;) {
+            b = __atomic_fetch_add(&c->claim[s], 1, __ATOMIC_RELAXED);
+            if (b >= B) break;
+            memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
+            vbf_gibbs_pair(c->use_avx2, c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr,
+                           c->cursor, c->words, c->slice_of, (int32_t)((b + s) % B), c->z,
+                           c->ndk, c->nwk, c->K, c->nkl + b * c->ldi, c->scratch + b * c->ldd,
+                           c->scratch + b * c->ldd + c->K, c->scratch + b * c->ldd + 2 * c->K,
+                           c->scratch + b * c->ldd + 3 * c->K, c->alpha, c->eta, c->veta,
+                           vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+        }
+        if (__atomic_add_fetch(&c->arrived[s], 1, __ATOMIC_ACQ_REL) == nt) {
+            vbf_fold_nk(c);
+            __atomic_store_n(&c->phase, (int)(s + 1), __ATOMIC_RELEASE);
+        } else {
+            vbf_wait_phase(&c->phase, (int)(s + 1));
+        }
+    }
+}
+#else
+#define VBF_HAVE_SWEEP_WORKER 0
+static void vbf_sweep_worker(vbf_sweep_ctx *c) { (void)c; }
+#endif
+
+#endif
