@@ -265,6 +265,7 @@ def lda_pass(
     cdef Py_ssize_t per_group, g, d, nnz, max_nnz = 0
     cdef double lg_alpha = gammaln(alpha), lg_kalpha = gammaln(K * alpha)
     cdef double* t
+    cdef double* work
     cdef double* elog
     cdef double* acc
     cdef double* cnt
@@ -336,7 +337,10 @@ def lda_pass(
     # iterations); each group's work and slot do not depend on which thread runs it.
     with nogil, parallel(num_threads=n_threads):
         # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time)
-        t = <double*>calloc(5 * Kp + 2 * max_nnz + 10, sizeof(double))
+        # 64-byte aligned (numpy and malloc give 16): a 32-byte load of t must not straddle
+        # two cache lines
+        work = <double*>calloc(5 * Kp + 2 * max_nnz + 18, sizeof(double))
+        t = <double*>((<size_t>work + 63) & ~(<size_t>63))
         rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
         elog = t + Kp
         acc = t + 2 * Kp
@@ -354,18 +358,28 @@ def lda_pass(
                      fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
                      bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
                      elog_prev)
-        free(t)
+        free(work)
         free(rows)
 
 
 def pad_topics(const double[:, ::1] B):
     """B (V, K) copied into (V, Kp) with zero columns K..Kp-1, Kp = K rounded up to a multiple
-    of 4: the layout ``lda_pass`` sweeps without scalar tails."""
+    of 4: the layout ``lda_pass`` sweeps without scalar tails. The copy starts on a 64-byte
+    boundary, so every row (Kp * 8 bytes, a multiple of 32) starts on a 32-byte one and no
+    32-byte load of the sweep straddles two cache lines (numpy's own large arrays start 16
+    bytes past a boundary: measured 17 % slower sweeps)."""
     import numpy as np
-    cdef Py_ssize_t V = B.shape[0], K = B.shape[1]
-    out = np.zeros((V, (K + 3) // 4 * 4))
+    cdef Py_ssize_t V = B.shape[0], K = B.shape[1], Kp = (K + 3) // 4 * 4
+    buf = np.zeros(V * Kp + 8)
+    offset = (-buf.ctypes.data % 64) // 8
+    out = buf[offset:offset + V * Kp].reshape(V, Kp)
     out[:, :K] = B
     return out
+
+
+def is_aligned(const double[:, ::1] B):
+    """Whether B starts on a 64-byte boundary (as ``pad_topics`` makes it)."""
+    return B.shape[0] == 0 or (<size_t>&B[0, 0]) % 64 == 0
 
 
 def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py_ssize_t V):

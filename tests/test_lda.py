@@ -259,6 +259,20 @@ def test_pass_with_padded_topics_equals_unpadded(K):
                           30, 1e-4, EPS, np.empty(X.nnz), np.empty((40, K)), np.empty((3, 2)), 2)
 
 
+def test_topics_for_the_sweep_are_aligned_also_after_unpickling():
+    # The sweep's 32-byte loads of B's rows must not straddle cache lines, so B is padded into
+    # a 64-byte aligned buffer; an unpickled model re-pads its copy once, with equal results.
+    import pickle
+    X, _ = _corpus(n_docs=60, n_words=40, n_topics=3, seed=11)
+    est = LatentDirichletAllocation(5, max_iter=3, random_state=0).fit(X)
+    B = est._sweep_B()
+    assert B.ctypes.data % 64 == 0 and B.shape == (40, 8) and np.all(B[:, 5:] == 0)
+    other = pickle.loads(pickle.dumps(est))
+    assert other._sweep_B().ctypes.data % 64 == 0
+    np.testing.assert_array_equal(other._sweep_B(), B)
+    np.testing.assert_array_equal(other.transform(X), est.transform(X))
+
+
 def test_word_major_pattern_is_a_stable_transpose():
     X, _ = _corpus(n_docs=30, n_words=12, seed=5)
     word_ptr, word_pos, word_doc = _lda.word_major_pattern(X.indptr[10:21], X.indices, 12)

@@ -370,6 +370,15 @@ class LatentDirichletAllocation(ParamsMixin):
         self.components_ = lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
 
+    def _sweep_B(self):
+        """exp(E[log beta]) word-major, padded and 64-byte aligned for the pass (an unpickled
+        model's copy may have lost the alignment: padded again once)."""
+        B = self._B
+        if B.shape[1] % 4 or not _lda.is_aligned(B):
+            self._B = B = _lda.pad_topics(np.ascontiguousarray(self._exp_beta.T,
+                                                               dtype=np.float64))
+        return B
+
     def _log_B(self):
         if self._logB is None:
             self._logB = np.ascontiguousarray(self._elog_beta.T)
@@ -396,9 +405,10 @@ class LatentDirichletAllocation(ParamsMixin):
         of its new gamma and gamma_prev (see ``_lda.lda_pass``)."""
         n = stop - start
         gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
-        suff, bnd = data.run(start, stop, self._B, self._log_B(), gamma, self.doc_topic_prior_,
-                             self.max_doc_update_iter, self.mean_change_tol, True, True,
-                             self._digamma == "sklearn", gamma_prev)
+        suff, bnd = data.run(start, stop, self._sweep_B(), self._log_B(), gamma,
+                             self.doc_topic_prior_, self.max_doc_update_iter,
+                             self.mean_change_tol, True, True, self._digamma == "sklearn",
+                             gamma_prev)
         suff = suff.T
         eta = self.topic_word_prior_
         if batch_update:
@@ -417,7 +427,7 @@ class LatentDirichletAllocation(ParamsMixin):
         """gamma from the deterministic (ones) start, and the documents' bound terms."""
         n = data.X.shape[0]
         gamma = np.ones((n, self.n_components))
-        _, bnd = data.run(0, n, self._B, self._log_B(), gamma, self.doc_topic_prior_,
+        _, bnd = data.run(0, n, self._sweep_B(), self._log_B(), gamma, self.doc_topic_prior_,
                           self.max_doc_update_iter, self.mean_change_tol, False, bound,
                           self._digamma == "sklearn")
         return gamma, float(bnd[0] + bnd[1])
