@@ -183,11 +183,16 @@ VBF_INLINE vbf_v4 vbf_exp4(vbf_v4 x) {
     return vbf_from_bits(vbf_bits(p) & ~under);
 }
 
-/* digamma(x) for x > 0. Lanes with x < 8 are shifted by eight, psi(x) = psi(x + 8) -
-   sum_{i<8} 1/(x + i) (the sum as one fraction num/den: a single division, no branches),
-   then the asymptotic series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-18
-   (truncation < 3e-17 for y >= 8). */
-VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
+/* digamma(x) for x > 0, in two parts: psi(x) = log y + A(x). Lanes with x < 8 are shifted
+   by eight, psi(x) = psi(x + 8) - sum_{i<8} 1/(x + i) (the sum S as one fraction num/den: a
+   single division, no branches), so y = x + 8 there and y = x elsewhere; then the asymptotic
+   series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-18 (truncation < 3e-17 for
+   y >= 8). vbf_digamma_parts4 returns A(x) = -1/(2y) - z p(z) - S, z = 1/y^2, and y. The
+   sweeps' t = exp(psi(gamma_k) - psi(total)) needs no logarithm this way:
+       t_k = (y_k / y_total) exp(A(gamma_k) - A(total)),
+   the A's subtracted before exp (each alone can be far below -708 for tiny gamma, their
+   difference not). */
+VBF_INLINE vbf_v4 vbf_digamma_parts4(vbf_v4 x, vbf_v4 *y_out) {
     vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
     vbf_i4 small = x < vbf_splat(8.0);
     int i;
@@ -208,8 +213,13 @@ VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
     p = vbf_splat(1.0 / 252.0) - z * p;
     p = vbf_splat(1.0 / 120.0) - z * p;
     p = vbf_splat(1.0 / 12.0) - z * p;
-    return ((vbf_log4(y) - vbf_splat(0.5) * iy) - z * p)
-         - vbf_from_bits(vbf_bits(num / den) & small);
+    *y_out = y;
+    return (vbf_splat(-0.5) * iy - z * p) - vbf_from_bits(vbf_bits(num / den) & small);
+}
+
+VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
+    vbf_v4 y, a = vbf_digamma_parts4(x, &y);
+    return vbf_log4(y) + a;
 }
 
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
@@ -235,37 +245,8 @@ VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, doubl
     }
 }
 
-/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)) without a logarithm. With y = x + 8 and
-   S = sum_{i<8} 1/(x + i) where x < 8 (else y = x, S = 0), psi(x) = log y + A(x) with
-   A(x) = -1/(2y) - z p(z) - S, z = 1/y^2 (vbf_digamma4's series), so
-       t_k = (y_k / y_total) exp(A(gamma_k) - A(total)).
-   The difference of the A's is taken before exp: each alone can be far below -708 (tiny
-   gamma), their difference not. */
-VBF_INLINE vbf_v4 vbf_digamma_parts4(vbf_v4 x, vbf_v4 *y_out) {
-    vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
-    vbf_i4 small = x < vbf_splat(8.0);
-    int i;
-    for (i = 1; i < 8; i++) {
-        const vbf_v4 xi = x + vbf_splat((double)i);
-        num = num * xi + den;
-        den = den * xi;
-    }
-    y = vbf_blend(small, x + vbf_splat(8.0), x);
-    iy = vbf_splat(1.0) / y;
-    z = iy * iy;
-    p = vbf_splat(43867.0 / 14364.0);
-    p = vbf_splat(3617.0 / 8160.0) - z * p;
-    p = vbf_splat(1.0 / 12.0) - z * p;
-    p = vbf_splat(691.0 / 32760.0) - z * p;
-    p = vbf_splat(1.0 / 132.0) - z * p;
-    p = vbf_splat(1.0 / 240.0) - z * p;
-    p = vbf_splat(1.0 / 252.0) - z * p;
-    p = vbf_splat(1.0 / 120.0) - z * p;
-    p = vbf_splat(1.0 / 12.0) - z * p;
-    *y_out = y;
-    return (vbf_splat(-0.5) * iy - z * p) - vbf_from_bits(vbf_bits(num / den) & small);
-}
-
+/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)), k < K, without a logarithm (see
+   vbf_digamma_parts4). */
 VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
 {
     int k, q;
