@@ -16,9 +16,10 @@ buckets (Yao, Mimno & McCallum 2009) that an earlier version used; for K in the 
 buckets would win again (the dense pass is O(K) a token).
 
 Parallelism: a documents x vocabulary partition (the diagonal block schedule of Yan, Xu & Qi
-2009, "Parallel inference for LDA on GPUs"; tomotopy's PARTITION scheme is of this kind). The documents are cut into B blocks of consecutive documents
-and the vocabulary into B slices (B from the data size only; see ``_lda_sampler``), and a sweep
-is B sub-steps: in sub-step s, pair b resamples the tokens of document block b whose word is
+2009, "Parallel inference for LDA on GPUs"; tomotopy's PARTITION scheme is of this kind). The
+documents are cut into B blocks of consecutive documents and the vocabulary into B slices (B
+from the data size only; see ``_lda_sampler``), and a sweep is B sub-steps: in sub-step s, pair
+b resamples the tokens of document block b whose word is
 in slice (b + s) mod B. No two pairs of a sub-step share a document or a word, so each works on
 the global n_dk and n_kw in place, exactly; only n_k is approximate: a pair sees the n_k of the
 start of its sub-step plus its own changes, and the pairs' changes are added up (integers, so
@@ -51,7 +52,8 @@ cdef extern from "_lda_gibbs_kernels.h":
     void vbf_gibbs_pair(int use_avx2, int64_t d0, int64_t d1, const int64_t* doc_ptr,
                         int64_t* cursor, const int32_t* words, const int32_t* slice_of,
                         int32_t slice, int32_t* z, int32_t* ndk, int32_t* nwk, int K,
-                        int32_t* nkl, double* inv, double* A, double* pbuf, double* cum, double alpha,
+                        int32_t* nkl, double* inv, double* A, double* pbuf, double* cum,
+                        double alpha,
                         double eta, double veta, uint64_t rng) noexcept nogil
     ctypedef struct vbf_sweep_ctx:
         int64_t B
@@ -229,8 +231,9 @@ def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,
     """The count terms of the log joint, by fixed blocks (sum them in order for the total).
 
     doc_block_lj[b] = sum over documents d of block b of
-        lg_doclen[N_d] + sum_k lg_alpha[n_dk]   (lg_alpha[n] = lgamma(n + alpha) - lgamma(alpha),
-                                                 lg_doclen[n] = lgamma(K alpha) - lgamma(n + K alpha));
+        lg_doclen[N_d] + sum_k lg_alpha[n_dk],
+        with lg_alpha[n] = lgamma(n + alpha) - lgamma(alpha) and
+        lg_doclen[n] = lgamma(K alpha) - lgamma(n + K alpha);
     word_block_lj[b] = sum over words w of block b of sum_k lg_eta[n_kw]
         (lg_eta[n] = lgamma(n + eta) - lgamma(eta)).
     The n_k terms K lgamma(V eta) - sum_k lgamma(n_k + V eta) are left to the caller.

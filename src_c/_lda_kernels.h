@@ -57,6 +57,7 @@ VBF_INLINE double vbf_dot(int K, const double *t, const double *row) {
 typedef long long vbf_m4 __attribute__((vector_size(32)));
 #define VBF_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shuffle((a), (b), (vbf_m4){i0, i1, i2, i3})
 #endif
+#define VBF_LANE(a, i) VBF_SHUFFLE(a, a, i, i, i, i)
 VBF_INLINE vbf_v4 vbf_hsum4x(vbf_v4 a0, vbf_v4 a1, vbf_v4 a2, vbf_v4 a3) {
     const vbf_v4 x = VBF_SHUFFLE(a0, a1, 0, 4, 2, 6) + VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
     const vbf_v4 y = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6) + VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
@@ -85,10 +86,11 @@ VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
         vbf_store4(ratio + j, rt0);
         vbf_store4(ratio + j + 4, rt1);
         {
-            const vbf_v4 b0 = VBF_SHUFFLE(rt0, rt0, 0, 0, 0, 0), b1 = VBF_SHUFFLE(rt0, rt0, 1, 1, 1, 1);
-            const vbf_v4 b2 = VBF_SHUFFLE(rt0, rt0, 2, 2, 2, 2), b3 = VBF_SHUFFLE(rt0, rt0, 3, 3, 3, 3);
-            const vbf_v4 b4 = VBF_SHUFFLE(rt1, rt1, 0, 0, 0, 0), b5 = VBF_SHUFFLE(rt1, rt1, 1, 1, 1, 1);
-            const vbf_v4 b6 = VBF_SHUFFLE(rt1, rt1, 2, 2, 2, 2), b7 = VBF_SHUFFLE(rt1, rt1, 3, 3, 3, 3);
+            /* each ratio broadcast to the four lanes */
+            const vbf_v4 b0 = VBF_LANE(rt0, 0), b1 = VBF_LANE(rt0, 1);
+            const vbf_v4 b2 = VBF_LANE(rt0, 2), b3 = VBF_LANE(rt0, 3);
+            const vbf_v4 b4 = VBF_LANE(rt1, 0), b5 = VBF_LANE(rt1, 1);
+            const vbf_v4 b6 = VBF_LANE(rt1, 2), b7 = VBF_LANE(rt1, 3);
             for (k = 0; k < K; k += 4) {
                 vbf_v4 u = (b0 * vbf_load4(r[0] + k) + b1 * vbf_load4(r[1] + k))
                          + (b2 * vbf_load4(r[2] + k) + b3 * vbf_load4(r[3] + k));
@@ -111,7 +113,9 @@ VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
 typedef long long vbf_i4 __attribute__((vector_size(32)));
 
 VBF_INLINE vbf_i4 vbf_bits(vbf_v4 a) { vbf_i4 b; __builtin_memcpy(&b, &a, sizeof b); return b; }
-VBF_INLINE vbf_v4 vbf_from_bits(vbf_i4 b) { vbf_v4 a; __builtin_memcpy(&a, &b, sizeof a); return a; }
+VBF_INLINE vbf_v4 vbf_from_bits(vbf_i4 b) {
+    vbf_v4 a; __builtin_memcpy(&a, &b, sizeof a); return a;
+}
 /* mask lanes (all ones) take a, the others b */
 VBF_INLINE vbf_v4 vbf_blend(vbf_i4 mask, vbf_v4 a, vbf_v4 b) {
     return vbf_from_bits((vbf_bits(a) & mask) | (vbf_bits(b) & ~mask));

@@ -178,7 +178,8 @@ class LatentDirichletAllocation(ParamsMixin):
         parallel over a documents x vocabulary partition (exact document-topic and
         topic-word counts, only the topic totals stale within a sub-step; blocks from the
         data size only, each pair with its own random stream, so a fit is reproducible and
-        bitwise identical for any ``n_threads``). ``n_chains`` chains of ``burn_in + n_samples * thin`` sweeps;
+        bitwise identical for any ``n_threads``). ``n_chains`` chains of
+        ``burn_in + n_samples * thin`` sweeps;
         ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
         topics aligned to the first chain's by Hungarian matching, then averaged).
         ``transform``, ``score`` and ``perplexity`` use the variational E-step with these
@@ -230,9 +231,9 @@ class LatentDirichletAllocation(ParamsMixin):
         E-step as ``bound_``).
     converged_ : whether the perplexity check (``evaluate_every`` > 0) stopped the fit before
         ``max_iter``.
-    lower_bounds_ : (n_iter_,) array, the variational bound (ELBO) of each iteration, from the training
-        passes themselves (for 'online', the sum over mini-batches of one epoch, each at the
-        topics of its time, plus the topic term at the end of the epoch).
+    lower_bounds_ : (n_iter_,) array, the variational bound (ELBO) of each iteration, from the
+        training passes themselves (for 'online', the sum over mini-batches of one epoch, each
+        at the topics of its time, plus the topic term at the end of the epoch).
     iteration_times_ : wall time of each iteration in seconds.
 
     method='gibbs' also sets (``lower_bounds_`` then holds the first chain's log joint
