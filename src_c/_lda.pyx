@@ -362,13 +362,17 @@ def lda_pass(
         free(rows)
 
 
-def pad_topics(const double[:, ::1] B):
-    """B (V, K) copied into (V, Kp) with zero columns K..Kp-1, Kp = K rounded up to a multiple
-    of 4: the layout ``lda_pass`` sweeps without scalar tails. The copy starts on a 64-byte
-    boundary, so every row (Kp * 8 bytes, a multiple of 32) starts on a 32-byte one and no
-    32-byte load of the sweep straddles two cache lines (numpy's own large arrays start 16
-    bytes past a boundary: measured 10-17 % slower sweeps)."""
+def pad_topics(B):
+    """B (V, K), any strides (the transpose of the (K, V) topics, say), copied once into
+    (V, Kp) float64 with zero columns K..Kp-1, Kp = K rounded up to a multiple of 4: the layout
+    ``lda_pass`` sweeps without scalar tails. The copy starts on a 64-byte boundary, so every
+    row (Kp * 8 bytes, a multiple of 32) starts on a 32-byte one and no 32-byte load of the
+    sweep straddles two cache lines (numpy's own large arrays start 16 bytes past a boundary:
+    measured 10-17 % slower sweeps)."""
     import numpy as np
+    B = np.asarray(B)
+    if B.ndim != 2:
+        raise ValueError("B must be 2-D (V, K)")
     cdef Py_ssize_t V = B.shape[0], K = B.shape[1], Kp = (K + 3) // 4 * 4
     buf = np.zeros(V * Kp + 8)
     offset = (-buf.ctypes.data % 64) // 8

@@ -492,9 +492,13 @@ def test_empty_documents_get_the_prior():
     (np.array([["a", "b"]]), "numeric"),
     (np.ones(3), "2-D"),
 ])
-def test_bad_input(bad, match):
+@pytest.mark.parametrize("params", [dict(max_iter=1),
+                                    dict(method="gibbs", burn_in=1, n_samples=1)])
+def test_bad_input(bad, match, params):
+    # the same validation for every method (the sampler's own, integer counts, is tested in
+    # test_lda_gibbs.py)
     with pytest.raises(ValueError, match=match):
-        LatentDirichletAllocation(2, max_iter=1).fit(bad)
+        LatentDirichletAllocation(2, **params).fit(bad)
 
 
 def test_bad_parameters_and_fitted_checks():

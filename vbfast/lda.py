@@ -366,7 +366,7 @@ class LatentDirichletAllocation(ParamsMixin):
             self._exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
                 self._elog_beta = np.log(self._exp_beta)
-        self._B = _lda.pad_topics(np.ascontiguousarray(self._exp_beta.T))  # (V, Kp)
+        self._B = _lda.pad_topics(self._exp_beta.T)  # (V, Kp), one copy
         self._logB = None  # built when a bound is wanted
         self.components_ = lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
@@ -376,8 +376,7 @@ class LatentDirichletAllocation(ParamsMixin):
         model's copy may have lost the alignment: padded again once)."""
         B = self._B
         if B.shape[1] % 4 or not _lda.is_aligned(B):
-            self._B = B = _lda.pad_topics(np.ascontiguousarray(self._exp_beta.T,
-                                                               dtype=np.float64))
+            self._B = B = _lda.pad_topics(self._exp_beta.T)
         return B
 
     def _log_B(self):
