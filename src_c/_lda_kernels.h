@@ -226,6 +226,89 @@ VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
     return vbf_log4(y) + a;
 }
 
+/* One sweep over a document's live topics only, from a topic-major copy of their values:
+   rows[i][j] = B_{w_j, k_i} for the i-th live topic k_i and the document's j-th word.
+       ratio_j = cnt_j / (sum_i t_i rows[i][j] + eps),   acc_i = sum_j ratio_j rows[i][j]
+   and sums[0] = sum_j ratio_j, sums[1] = max_j ratio_j inv_cnt_j (= 1 / (s_j + eps) where
+   cnt_j > 0; inv_cnt_j = 0 elsewhere), which the caller's check needs. Ka is a multiple of
+   4 and n4 of 4: rows past the live topics point at zeros (t_i = 0 there), words past the
+   document's have zero cnt and inv_cnt and zero values. Topic-major, a topic that dies is
+   dropped by dropping its row pointer, without moving any data, and the dot products come
+   out four words to a vector (no horizontal sums, a vector division per four words). Each
+   loop keeps eight independent chains of multiply-adds in flight; the order of every sum is
+   fixed by n4 and Ka alone. */
+VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const *rows,
+                                     const double *cnt, const double *t, double eps,
+                                     double *ratio, double *acc, const double *inv_cnt,
+                                     double *sums)
+{
+    const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0}, veps = {eps, eps, eps, eps};
+    vbf_v4 ratio_sum = zero, inv_s_max = zero;
+    Py_ssize_t j;
+    int i, q;
+#define VBF_RATIO(S, J) do {                                                                \
+        const vbf_v4 rt_ = vbf_load4(cnt + (J)) / ((S) + veps);                              \
+        const vbf_v4 x_ = rt_ * vbf_load4(inv_cnt + (J));                                    \
+        vbf_store4(ratio + (J), rt_);                                                       \
+        ratio_sum += rt_;                                                                   \
+        inv_s_max = vbf_blend(x_ > inv_s_max, x_, inv_s_max);                               \
+    } while (0)
+    /* dot products, sixteen words at a time; two topics' terms in separate chains */
+    for (j = 0; j + 16 <= n4; j += 16) {
+        vbf_v4 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
+        for (i = 0; i < Ka; i += 2) {
+            const vbf_v4 t0 = vbf_splat(t[i]), t1 = vbf_splat(t[i + 1]);
+            const double *r0 = rows[i] + j, *r1 = rows[i + 1] + j;
+            for (q = 0; q < 4; q++) {
+                s[q] += t0 * vbf_load4(r0 + 4 * q);
+                u[q] += t1 * vbf_load4(r1 + 4 * q);
+            }
+        }
+        for (q = 0; q < 4; q++) VBF_RATIO(s[q] + u[q], j + 4 * q);
+    }
+    for (; j < n4; j += 4) {  /* the last words, four at a time: four topics' chains */
+        vbf_v4 s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+        for (i = 0; i < Ka; i += 4) {
+            s0 += vbf_splat(t[i]) * vbf_load4(rows[i] + j);
+            s1 += vbf_splat(t[i + 1]) * vbf_load4(rows[i + 1] + j);
+            s2 += vbf_splat(t[i + 2]) * vbf_load4(rows[i + 2] + j);
+            s3 += vbf_splat(t[i + 3]) * vbf_load4(rows[i + 3] + j);
+        }
+        VBF_RATIO((s0 + s1) + (s2 + s3), j);
+    }
+#undef VBF_RATIO
+    /* acc, eight topics at a time (one chain each), then four (two chains each) */
+    for (i = 0; i + 8 <= Ka; i += 8) {
+        vbf_v4 a[8];
+        for (q = 0; q < 8; q++) a[q] = zero;
+        for (j = 0; j < n4; j += 4) {
+            const vbf_v4 rv = vbf_load4(ratio + j);
+            for (q = 0; q < 8; q++) a[q] += rv * vbf_load4(rows[i + q] + j);
+        }
+        vbf_store4(acc + i, vbf_hsum4x(a[0], a[1], a[2], a[3]));
+        vbf_store4(acc + i + 4, vbf_hsum4x(a[4], a[5], a[6], a[7]));
+    }
+    if (i < Ka) {
+        vbf_v4 a[4] = {zero, zero, zero, zero}, b[4] = {zero, zero, zero, zero};
+        for (j = 0; j + 8 <= n4; j += 8) {
+            const vbf_v4 rv = vbf_load4(ratio + j), rw = vbf_load4(ratio + j + 4);
+            for (q = 0; q < 4; q++) {
+                a[q] += rv * vbf_load4(rows[i + q] + j);
+                b[q] += rw * vbf_load4(rows[i + q] + j + 4);
+            }
+        }
+        if (j < n4) {
+            const vbf_v4 rv = vbf_load4(ratio + j);
+            for (q = 0; q < 4; q++) a[q] += rv * vbf_load4(rows[i + q] + j);
+        }
+        vbf_store4(acc + i, vbf_hsum4x(a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]));
+    }
+    sums[0] = vbf_hsum(ratio_sum);
+    sums[1] = inv_s_max[0];
+    for (q = 1; q < 4; q++)
+        if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
+}
+
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
 VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, double *elog,
                                                double *t)
@@ -249,14 +332,13 @@ VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, doubl
     }
 }
 
-/* t_k = exp(psi(gamma_k) - psi(sum_k gamma_k)), k < K, without a logarithm (see
-   vbf_digamma_parts4). */
-VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
+/* t_k = exp(psi(gamma_k) - psi(total)), k < K, without a logarithm (see
+   vbf_digamma_parts4); total is sum_k gamma_k, or more when gamma holds only some topics. */
+VBF_INLINE void vbf_exp_expectation_total_body(int K, const double *gamma, double total,
+                                               double *t)
 {
     int k, q;
-    double total = 0.0;
     vbf_v4 g, y, a, a_total, inv_y_total;
-    for (k = 0; k < K; k++) total += gamma[k];
     a_total = vbf_digamma_parts4(vbf_splat(total), &y);
     a_total = vbf_splat(a_total[0]);
     inv_y_total = vbf_splat(1.0 / y[0]);
@@ -271,6 +353,14 @@ VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
         g = (y * inv_y_total) * vbf_exp4(a - a_total);
         for (q = 0; k + q < K; q++) t[k + q] = g[q];
     }
+}
+
+VBF_INLINE void vbf_exp_expectation_body(int K, const double *gamma, double *t)
+{
+    int k;
+    double total = 0.0;
+    for (k = 0; k < K; k++) total += gamma[k];
+    vbf_exp_expectation_total_body(K, gamma, total, t);
 }
 #ifdef VBF_HAVE_DISPATCH
 __attribute__((target("avx2,fma")))
@@ -293,6 +383,30 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
     }
 #endif
     vbf_update_body(n, K, rows, cnt, t, eps, ratio, acc);
+}
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2,fma")))
+static void vbf_update_live_fma(Py_ssize_t n4, int Ka, const double *const *rows,
+                                const double *cnt, const double *t, double eps,
+                                double *ratio, double *acc, const double *inv_cnt,
+                                double *sums)
+{
+    vbf_update_live_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
+}
+#endif
+
+static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
+                            const double *cnt, const double *t, double eps, double *ratio,
+                            double *acc, const double *inv_cnt, double *sums)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vbf_update_live_fma(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
+        return;
+    }
+#endif
+    vbf_update_live_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
 #ifdef VBF_HAVE_DISPATCH
@@ -336,6 +450,28 @@ static void vbf_exp_expectation(int K, const double *gamma, double *t)
     vbf_exp_expectation_body(K, gamma, t);
 }
 
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2,fma")))
+static void vbf_exp_expectation_total_fma(int K, const double *gamma, double total,
+                                          double *t)
+{
+    vbf_exp_expectation_total_body(K, gamma, total, t);
+}
+#endif
+
+/* The same with the total given: the sweeps over a document's live topics keep only those
+   topics' gamma. */
+static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vbf_exp_expectation_total_fma(K, gamma, total, t);
+        return;
+    }
+#endif
+    vbf_exp_expectation_total_body(K, gamma, total, t);
+}
+
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
 static double vbf_dot(int K, const double *t, const double *row)
@@ -355,6 +491,28 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
     for (j = 0; j < n; j++) {
         const double r = ratio[j] = cnt[j] / (vbf_dot(K, t, rows[j]) + eps);
         for (k = 0; k < K; k++) acc[k] += r * rows[j][k];
+    }
+}
+
+static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
+                            const double *cnt, const double *t, double eps, double *ratio,
+                            double *acc, const double *inv_cnt, double *sums)
+{
+    Py_ssize_t j;
+    int i;
+    sums[0] = 0.0;
+    sums[1] = 0.0;
+    for (j = 0; j < n4; j++) {
+        double s = 0.0;
+        for (i = 0; i < Ka; i++) s += t[i] * rows[i][j];
+        ratio[j] = cnt[j] / (s + eps);
+        sums[0] += ratio[j];
+        if (ratio[j] * inv_cnt[j] > sums[1]) sums[1] = ratio[j] * inv_cnt[j];
+    }
+    for (i = 0; i < Ka; i++) {
+        double a = 0.0;
+        for (j = 0; j < n4; j++) a += ratio[j] * rows[i][j];
+        acc[i] = a;
     }
 }
 
@@ -394,16 +552,22 @@ static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, 
     }
 }
 
-static void vbf_exp_expectation(int K, const double *gamma, double *t)
+static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
 {
-    double total = 0.0, psi_total, e;
+    double psi_total = vbf_digamma(total), e;
     int k;
-    for (k = 0; k < K; k++) total += gamma[k];
-    psi_total = vbf_digamma(total);
     for (k = 0; k < K; k++) {
         e = vbf_digamma(gamma[k]) - psi_total;
         t[k] = e < -708.0 ? 0.0 : exp(e);
     }
+}
+
+static void vbf_exp_expectation(int K, const double *gamma, double *t)
+{
+    double total = 0.0;
+    int k;
+    for (k = 0; k < K; k++) total += gamma[k];
+    vbf_exp_expectation_total(K, gamma, total, t);
 }
 
 #endif

@@ -187,6 +187,71 @@ def test_pass_on_a_range_of_documents():
     np.testing.assert_allclose(bnd.sum(0), [ref_word, ref_doc], rtol=1e-11)
 
 
+def _run_pass(X, B, gamma, alpha, max_iter, tol=1e-3, fast=False, threads=2):
+    """lda_pass with the statistics and the bound: (skip outcome, ratio, t, bound terms)."""
+    ratio = np.full(X.nnz, np.nan)
+    t = np.empty(gamma.shape)
+    bnd = np.empty((3, 2))
+    outcome = _lda.lda_pass(X.indptr, X.indices, X.data, B, np.log(B), gamma, alpha,
+                            max_iter, tol, EPS, ratio, t, bnd, threads, fast)
+    return outcome, ratio, t, bnd.sum(0)
+
+
+@pytest.mark.parametrize("K", [8, 13, 50])
+def test_pass_skipping_dead_topics_matches_reference(K):
+    # Documents about a few of K sparse topics, with a small alpha (t_k ~ exp(-1/alpha) / N
+    # at gamma_k = alpha): most topics reach gamma_k = alpha exactly within a few sweeps and
+    # the sweeps then skip them, checked at each sweep (with K=13 one document's check fails
+    # and its sweep is redone). gamma, the statistics and the bound still match the plain
+    # NumPy fixed point, which never skips.
+    X, topics = _corpus(n_docs=60, n_words=300, n_topics=K, doc_len=80, seed=K,
+                        concentration=0.05)
+    rng = np.random.RandomState(K)
+    lam = topics * 500 + rng.gamma(0.05, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (60, K))
+    alpha = 0.02
+    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    gamma = gamma0.copy()
+    (n_skipping, n_redone), ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
+    assert n_skipping >= 8 and n_redone <= 1
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
+    suff = np.empty_like(B)
+    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
+                          t, B, suff, 2)
+    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    # scikit-learn's digamma skips the same way
+    gamma = gamma0.copy()
+    assert _run_pass(X, B, gamma, alpha, 100, tol=1e-4, fast=True)[0][0] >= 8
+    # a larger alpha keeps every t_k far above the skipping threshold: nothing is skipped
+    gamma = gamma0.copy()
+    assert _run_pass(X, B, gamma, 0.05, 100, tol=1e-4)[0] == (0, 0)
+
+
+def test_pass_skipping_falls_back_when_the_check_fails():
+    # Topics 2..7 have B = 0 on the document's words: after the first sweep their gamma is
+    # alpha exactly (whatever t_k), so the next sweep skips them; but with alpha = 0.3 their
+    # t is ~0.01 and their M_k = 0.99 (from a word outside the document), so the check
+    # cannot vouch for them: that sweep is redone over all topics and the document finishes
+    # without skipping. The result is the plain fixed point's.
+    K, V = 8, 10
+    B = np.full((V, K), 1e-3)
+    B[:4, 2:] = 0.0
+    B[0:2, 0] = B[2:4, 1] = 0.45
+    B[5:10, 2:] = 0.2
+    B[9, 2:] = 0.99
+    X = sp.csr_matrix(np.array([[3.0, 2.0, 4.0, 1.0, 0, 0, 0, 0, 0, 0]]))
+    gamma0 = np.random.RandomState(0).gamma(100.0, 0.01, (1, K))
+    with np.errstate(divide="ignore"):
+        ref_gamma = _reference_pass(X, B, gamma0, 0.3, 100, 1e-3)[0]
+        gamma = gamma0.copy()
+        outcome = _run_pass(X, B, gamma, 0.3, 100)[0]
+    assert outcome == (1, 1)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-12)
+    np.testing.assert_array_equal(gamma[:, 2:], 0.3)
+
+
 @pytest.mark.parametrize("K", [1, 3, 4, 7, 50])
 def test_vectorised_dirichlet_expectation_matches_scipy(K):
     # The pass's own digamma/exp (four lanes at a time, tails padded) against scipy, over the

@@ -126,8 +126,8 @@ class _Pass:
                                                           self.V)
         return self._patterns[key]
 
-    def run(self, start, stop, B, logB, gamma, alpha, max_iter, tol, stats, bound, fast,
-            gamma_prev=None):
+    def run(self, start, stop, B, topic_max, logB, gamma, alpha, max_iter, tol, stats, bound,
+            fast, gamma_prev=None):
         """E-step over documents [start, stop).
 
         Returns (suff, bound terms): suff (V, K) = B * expected topic-word counts (word-major)
@@ -143,7 +143,7 @@ class _Pass:
         ratio = self._ratio if stats else np.empty(0)
         _lda.lda_pass(indptr, X.indices, X.data, B, logB if bound else np.empty((0, 0)),
                       gamma, float(alpha), int(max_iter), float(tol), _EPS, ratio, t, bnd,
-                      threads, bool(fast), gamma_prev)
+                      threads, bool(fast), gamma_prev, topic_max)
         suff = None
         if stats:
             suff = np.empty((self.V, self.K))
@@ -367,6 +367,8 @@ class LatentDirichletAllocation(ParamsMixin):
             with np.errstate(divide="ignore"):
                 self._elog_beta = np.log(self._exp_beta)
         self._B = _lda.pad_topics(self._exp_beta.T)  # (V, Kp), one copy
+        # max_w B_wk, for the pass's check when it skips a document's dead topics
+        self._topic_max = self._exp_beta.max(axis=1) if lam.size else np.zeros(len(lam))
         self._logB = None  # built when a bound is wanted
         self.components_ = lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
@@ -405,8 +407,8 @@ class LatentDirichletAllocation(ParamsMixin):
         of its new gamma and gamma_prev (see ``_lda.lda_pass``)."""
         n = stop - start
         gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
-        suff, bnd = data.run(start, stop, self._sweep_B(), self._log_B(), gamma,
-                             self.doc_topic_prior_, self.max_doc_update_iter,
+        suff, bnd = data.run(start, stop, self._sweep_B(), self._topic_max, self._log_B(),
+                             gamma, self.doc_topic_prior_, self.max_doc_update_iter,
                              self.mean_change_tol, True, True, self._digamma == "sklearn",
                              gamma_prev)
         suff = suff.T
@@ -427,9 +429,9 @@ class LatentDirichletAllocation(ParamsMixin):
         """gamma from the deterministic (ones) start, and the documents' bound terms."""
         n = data.X.shape[0]
         gamma = np.ones((n, self.n_components))
-        _, bnd = data.run(0, n, self._sweep_B(), self._log_B(), gamma, self.doc_topic_prior_,
-                          self.max_doc_update_iter, self.mean_change_tol, False, bound,
-                          self._digamma == "sklearn")
+        _, bnd = data.run(0, n, self._sweep_B(), self._topic_max, self._log_B(), gamma,
+                          self.doc_topic_prior_, self.max_doc_update_iter,
+                          self.mean_change_tol, False, bound, self._digamma == "sklearn")
         return gamma, float(bnd[0] + bnd[1])
 
     def _perplexity_of(self, X, doc_bound, sub_sampling=False):
