@@ -528,15 +528,15 @@ def lda_pass(
         slot = live + Kp + 1
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
-                outcome = _doc(indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
-                     gamma_ptr + d * K,
-                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, Kp,
-                     alpha,
-                     max_iter, tol, eps, lg_alpha, lg_kalpha,
-                     fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
-                     bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
-                     elog_prev, topic_max_ptr, live_cap, live_B, live_rows, live, slot,
-                     live_t, live_gamma, live_acc, inv_cnt)
+                outcome = _doc(
+                    indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
+                    gamma_ptr + d * K,
+                    (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, Kp,
+                    alpha, max_iter, tol, eps, lg_alpha, lg_kalpha,
+                    fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
+                    bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
+                    elog_prev, topic_max_ptr, live_cap, live_B, live_rows, live, slot,
+                    live_t, live_gamma, live_acc, inv_cnt)
                 skip_counts[g, outcome] += 1
         free(work)
         free(rows)
