@@ -15,6 +15,9 @@ where B_wk is exp(E[log beta_kw]) for mean field over the topics (Dirichlet q(be
 topic-word probabilities themselves for variational EM with point-estimate topics. B is passed
 word-major, (V, K), so the K values of one word are contiguous.
 
+Topics whose gamma_dk has reached alpha exactly are skipped by later sweeps of the document,
+under a check at each sweep that they could not have changed a bit of gamma (see ``_doc``).
+
 After the loop, with the final t, the pass accumulates the expected topic-word statistics
 
     S_wk += t_k c_w / (sum_k t_k B_wk + eps)      (the caller multiplies by B_wk)
