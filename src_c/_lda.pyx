@@ -61,7 +61,6 @@ cdef extern from "_lda_kernels.h":
                          const double* inv_cnt, double* sums) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
-    void vbf_exp_expectation(int K, const double* gamma, double* t) noexcept nogil
     void vbf_exp_expectation_total(int K, const double* gamma, double total,
                                    double* t) noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
@@ -103,16 +102,6 @@ cdef inline void _expectation(int K, const double* gamma_d, double* elog, double
         t[k] = exp(elog[k])
 
 
-cdef inline void _exp_expectation(int K, const double* gamma_d, double* elog, double* t,
-                                  bint fast) noexcept nogil:
-    """t_k = exp(psi(gamma_k) - psi(sum gamma)) alone, for the fixed point's sweeps (elog is
-    left as it is unless ``fast``)."""
-    if fast:
-        _expectation(K, gamma_d, elog, t, fast)
-    else:
-        vbf_exp_expectation(K, gamma_d, t)
-
-
 cdef inline void _exp_expectation_total(int K, const double* gamma_c, double total,
                                         double* t, bint fast) noexcept nogil:
     """t_i = exp(psi(gamma_c[i]) - psi(total)), i < K: some topics' t, the total over all."""
@@ -124,6 +113,16 @@ cdef inline void _exp_expectation_total(int K, const double* gamma_c, double tot
     psi_total = _psi_fast(total)
     for i in range(K):
         t[i] = exp(_psi_fast(gamma_c[i]) - psi_total)
+
+
+cdef inline void _exp_expectation(int K, const double* gamma_d, double* t,
+                                  bint fast) noexcept nogil:
+    """t_k = exp(psi(gamma_k) - psi(sum gamma)) alone, for the fixed point's sweeps."""
+    cdef int k
+    cdef double total = 0.0
+    for k in range(K):
+        total = total + gamma_d[k]
+    _exp_expectation_total(K, gamma_d, total, t, fast)
 
 
 # A skipped topic's share of any sum of the sweep stays below this fraction of the sum (see
@@ -218,7 +217,7 @@ cdef int _doc(
     cdef const double* zero_row = live_B + K * n4
 
     # The sweeps need t alone; E[log theta] is computed once, after them.
-    _exp_expectation(K, gamma_d, elog, t, fast)
+    _exp_expectation(K, gamma_d, t, fast)
 
     for j in range(n):
         rows[j] = B + <Py_ssize_t>indices[p0 + j] * Kp
@@ -312,7 +311,7 @@ cdef int _doc(
             for i in range(Ka, (Ka + 3) // 4 * 4):  # the padding the sweep reads
                 live_t[i] = 0.0
         else:
-            _exp_expectation(K, gamma_d, elog, t, fast)
+            _exp_expectation(K, gamma_d, t, fast)
         if change / K < tol:
             break
 
@@ -552,7 +551,6 @@ def lda_pass(
 
 cdef _topic_max(const double[:, ::1] B, int K):
     """max_w B_wk for k < K (B word-major, (V, >= K))."""
-    import numpy as np
     out = np.zeros(max(K, 1))
     cdef double[::1] m = out
     cdef Py_ssize_t w
@@ -565,13 +563,6 @@ cdef _topic_max(const double[:, ::1] B, int K):
     return out
 
 
-def topic_max(B, n_components):
-    """max over words of B (V, >= n_components) for each topic: what ``lda_pass`` needs to
-    skip a document's dead topics (pass it when the same B serves several passes)."""
-    import numpy as np
-    return _topic_max(np.ascontiguousarray(B, dtype=np.float64), int(n_components))
-
-
 def pad_topics(B):
     """B (V, K), any strides (the transpose of the (K, V) topics, say), copied once into
     (V, Kp) float64 with zero columns K..Kp-1, Kp = K rounded up to a multiple of 4: the layout
@@ -579,7 +570,6 @@ def pad_topics(B):
     row (Kp * 8 bytes, a multiple of 32) starts on a 32-byte one and no 32-byte load of the
     sweep straddles two cache lines (numpy's own large arrays start 16 bytes past a boundary:
     measured 10-17 % slower sweeps)."""
-    import numpy as np
     B = np.asarray(B)
     if B.ndim != 2:
         raise ValueError("B must be 2-D (V, K)")
@@ -608,7 +598,6 @@ def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py
         raise ValueError("indptr must have at least one entry")
     p0 = indptr[0]
     cdef Py_ssize_t nnz = indptr[N] - p0
-    import numpy as np
     word_ptr_arr = np.zeros(V + 1, dtype=np.int64)
     word_pos_arr = np.empty(nnz, dtype=np.int64)
     word_doc_arr = np.empty(nnz, dtype=np.int64)
@@ -678,7 +667,6 @@ def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n
     psi(sum_k gamma_dk) for gamma (N, K) > 0, rows in parallel (each row by one thread, so the
     result does not depend on ``n_threads``). Used for the topics' E[log beta] (K rows of V)
     and by the tests of the vectorised special functions."""
-    import numpy as np
     cdef Py_ssize_t N = gamma.shape[0], d, k
     cdef int K = <int>gamma.shape[1]
     elog_arr = np.empty((N, K))
@@ -703,8 +691,7 @@ def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n
 
 def exp_expectation(const double[:, ::1] gamma):
     """exp(psi(gamma_dk) - psi(sum_k gamma_dk)) row by row by the sweeps' log-free function
-    (``vbf_exp_expectation``), for tests."""
-    import numpy as np
+    (``vbf_exp_expectation_total``), for tests."""
     cdef Py_ssize_t N = gamma.shape[0], d, k
     cdef int K = <int>gamma.shape[1]
     t_arr = np.empty((N, K))
@@ -714,5 +701,5 @@ def exp_expectation(const double[:, ::1] gamma):
             if not gamma[d, k] > 0 or gamma[d, k] == float("inf"):
                 raise ValueError("gamma must be positive and finite")
     for d in range(N):
-        vbf_exp_expectation(K, &gamma[d, 0], &t[d, 0])
+        _exp_expectation(K, &gamma[d, 0], &t[d, 0], False)
     return t_arr
