@@ -373,7 +373,7 @@ class LatentDirichletAllocation(ParamsMixin):
                 self._elog_beta = np.log(self._exp_beta)
         self._B = _lda.pad_topics(self._exp_beta.T)  # (V, Kp), one copy
         # max_w B_wk, for the pass's check when it skips a document's dead topics
-        self._topic_max = self._exp_beta.max(axis=1) if lam.size else np.zeros(len(lam))
+        self._topic_max = self._exp_beta.max(axis=1)
         self._logB = None  # built when a bound is wanted
         self.components_ = lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
