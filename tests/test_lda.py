@@ -221,6 +221,11 @@ def test_pass_skipping_dead_topics_matches_reference(K):
                           t, B, suff, 2)
     np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    # bitwise the same on one thread
+    gamma_1 = gamma0.copy()
+    out_1 = _run_pass(X, B, gamma_1, alpha, 100, tol=1e-4, threads=1)
+    assert np.array_equal(gamma_1, gamma) and np.array_equal(out_1[1], ratio)
+    assert np.array_equal(out_1[3], bnd)
     # scikit-learn's digamma skips the same way
     gamma = gamma0.copy()
     assert _run_pass(X, B, gamma, alpha, 100, tol=1e-4, fast=True)[0][0] >= 8
