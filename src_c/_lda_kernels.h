@@ -355,96 +355,45 @@ VBF_INLINE void vbf_exp_expectation_total_body(int K, const double *gamma, doubl
     }
 }
 
+/* Each hot function NAME is NAME_body compiled twice on x86-64, for AVX2+FMA and for the
+   baseline, the version chosen at run time; elsewhere NAME is NAME_body. */
 #ifdef VBF_HAVE_DISPATCH
-__attribute__((target("avx2,fma")))
-static void vbf_update_fma(Py_ssize_t n, int K, const double *const *rows,
-                           const double *cnt, const double *t, double eps, double *ratio,
-                           double *acc)
-{
-    vbf_update_body(n, K, rows, cnt, t, eps, ratio, acc);
-}
-
-#endif
-
-static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const double *cnt,
-                       const double *t, double eps, double *ratio, double *acc)
-{
-#ifdef VBF_HAVE_DISPATCH
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        vbf_update_fma(n, K, rows, cnt, t, eps, ratio, acc);
-        return;
+#define VBF_DISPATCHED(name, params, args)                                                \
+    __attribute__((target("avx2,fma"))) static void name##_fma params { name##_body args; } \
+    static void name params                                                               \
+    {                                                                                     \
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {            \
+            name##_fma args;                                                              \
+            return;                                                                       \
+        }                                                                                 \
+        name##_body args;                                                                 \
     }
-#endif
-    vbf_update_body(n, K, rows, cnt, t, eps, ratio, acc);
-}
-
-#ifdef VBF_HAVE_DISPATCH
-__attribute__((target("avx2,fma")))
-static void vbf_update_live_fma(Py_ssize_t n4, int Ka, const double *const *rows,
-                                const double *cnt, const double *t, double eps,
-                                double *ratio, double *acc, const double *inv_cnt,
-                                double *sums)
-{
-    vbf_update_live_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
-}
+#else
+#define VBF_DISPATCHED(name, params, args) static void name params { name##_body args; }
 #endif
 
-static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
-                            const double *cnt, const double *t, double eps, double *ratio,
-                            double *acc, const double *inv_cnt, double *sums)
-{
-#ifdef VBF_HAVE_DISPATCH
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        vbf_update_live_fma(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
-        return;
-    }
-#endif
-    vbf_update_live_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
-}
+VBF_DISPATCHED(vbf_update,
+               (Py_ssize_t n, int K, const double *const *rows, const double *cnt,
+                const double *t, double eps, double *ratio, double *acc),
+               (n, K, rows, cnt, t, eps, ratio, acc))
 
-#ifdef VBF_HAVE_DISPATCH
-__attribute__((target("avx2,fma")))
-static void vbf_dirichlet_expectation_fma(int K, const double *gamma, double *elog,
-                                          double *t)
-{
-    vbf_dirichlet_expectation_body(K, gamma, elog, t);
-}
-#endif
+VBF_DISPATCHED(vbf_update_live,
+               (Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt,
+                const double *t, double eps, double *ratio, double *acc,
+                const double *inv_cnt, double *sums),
+               (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
-static void vbf_dirichlet_expectation(int K, const double *gamma, double *elog, double *t)
-{
-#ifdef VBF_HAVE_DISPATCH
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        vbf_dirichlet_expectation_fma(K, gamma, elog, t);
-        return;
-    }
-#endif
-    vbf_dirichlet_expectation_body(K, gamma, elog, t);
-}
-
-#ifdef VBF_HAVE_DISPATCH
-__attribute__((target("avx2,fma")))
-static void vbf_exp_expectation_total_fma(int K, const double *gamma, double total,
-                                          double *t)
-{
-    vbf_exp_expectation_total_body(K, gamma, total, t);
-}
-#endif
+VBF_DISPATCHED(vbf_dirichlet_expectation,
+               (int K, const double *gamma, double *elog, double *t),
+               (K, gamma, elog, t))
 
 /* t_k = exp(E[log theta_k]) = exp(psi(gamma_k) - psi(total)), k < K, alone (the fixed
    point's sweeps need no E[log theta]): about a quarter cheaper than
    vbf_dirichlet_expectation, same values to ~1e-13 relative. total is sum_k gamma_k, or more
    when gamma holds only the live topics of a document (see _doc in _lda.pyx). */
-static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
-{
-#ifdef VBF_HAVE_DISPATCH
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        vbf_exp_expectation_total_fma(K, gamma, total, t);
-        return;
-    }
-#endif
-    vbf_exp_expectation_total_body(K, gamma, total, t);
-}
+VBF_DISPATCHED(vbf_exp_expectation_total,
+               (int K, const double *gamma, double total, double *t),
+               (K, gamma, total, t))
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
