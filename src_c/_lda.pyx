@@ -59,6 +59,8 @@ cdef extern from "_lda_kernels.h":
     void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, const double* cnt,
                          const double* t, double eps, double* ratio, double* acc,
                          const double* inv_cnt, double* sums) noexcept nogil
+    void vbf_topic_major(Py_ssize_t n, int Kp, const double* const* rows, Py_ssize_t n4,
+                         double* out) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
     void vbf_exp_expectation_total(int K, const double* gamma, double total,
@@ -128,8 +130,6 @@ cdef inline void _exp_expectation(int K, const double* gamma_d, double* t,
 # A skipped topic's share of any sum of the sweep stays below this fraction of the sum (see
 # _doc): 2^-56, a quarter of the half-ulp below which adding it cannot change a double.
 cdef double _SKIP_TOL = 1.3877787807814457e-17
-# Dead topics (gamma_k = alpha exactly) a document needs before its sweeps skip them
-cdef int _MIN_DEAD = 4
 
 
 cdef double _doc_terms(
@@ -183,41 +183,39 @@ cdef int _doc(
     bint fast, double* ratio_out, double* t_out, double* bound, bint do_bound,
     double* t, double* elog, double* acc, const double** rows, double* cnt, double* ratio,
     double* t_prev, double* elog_prev,
-    const double* topic_max, Py_ssize_t live_cap, double* live_B, const double** live_rows,
-    int* live, int* slot, double* live_t, double* live_gamma, double* live_acc,
-    double* inv_cnt,
+    const double* topic_max, Py_ssize_t block_cap, double* block, const double** live_rows,
+    int* live, double* live_t, double* live_gamma, double* live_acc, double* inv_cnt,
 ) noexcept nogil:
     """The fixed point for one document, then what the caller asked for (see lda_pass).
 
+    The sweeps run on a topic-major copy of the document's values of B (``block``, Kp rows
+    of its words rounded up to 4, built once; ``vbf_update_live``), over the topics listed
+    in ``live`` (a document whose copy would exceed ``block_cap`` doubles is swept
+    word-major from B's rows, over all topics, ``vbf_update``).
+
     Skipping dead topics. Within a few sweeps most of a document's topics reach gamma_k =
     alpha exactly (t_k acc_k below half an ulp of alpha), and there they do nothing but cost:
-    about 70 % of the sweeps' multiply-adds on the benchmark corpus. Once _MIN_DEAD have,
-    the live topics' values of B for the document's words are copied once into a
-    topic-major block, and the sweeps run over the live topics only (``vbf_update_live``); a
-    topic that dies later is dropped from the block's list of rows. Each such sweep checks,
-    from its own results, that the skipped topics could not have mattered: with
+    about 70 % of the sweeps' multiply-adds on the benchmark corpus. A topic that dies is
+    dropped from the list (its row stays in the block, unread). Each sweep with topics
+    dropped checks, from its own results, that they could not have mattered: with
     R = sum_w ratio_w, s_w the live dot products and M_k = max_w B_wk over the whole
     vocabulary (``topic_max``),
         t_dead M_k R < alpha 2^-56        so t_k acc_k could not have moved gamma_k off alpha,
         t_dead sum_k M_k / s_w < 2^-56    so no word's sum_k t_k B_wk lost a representable bit
-    (t_dead: the skipped topics' common t; the ratios computed without them bound the true
+    (t_dead: the dropped topics' common t; the ratios computed without them bound the true
     ones from above). If either fails, the sweep is redone over every topic and the document
-    finished without skipping. The gamma of skipped topics is therefore exactly what the full
-    sweep gives, and the others differ only by the rounding of their sums.
+    finished without dropping any. The gamma of dropped topics is therefore exactly what the
+    full sweep gives, and the others differ only by the rounding of their sums.
 
-    Returns 0 if no sweep skipped, 1 if some did, 2 if a check failed (a sweep redone)."""
+    Returns 0 if no topic was dropped, 1 if some were, 2 if a check failed (a sweep redone)."""
     cdef Py_ssize_t n = p1 - p0, n4 = (n + 3) // 4 * 4, j
-    cdef int k, it, i, m, Ka = K, Ka4, n_dead
+    cdef int k, it, i, m, Ka = K, Ka4 = Kp, n_dead
     cdef double v, change, word, doc, word_prev, doc_prev
     cdef double t_dead = 0.0, dead_max = 0.0, dead_sum = 0.0, total
     cdef double sums[2]
-    cdef bint skipping = False, may_skip = (K + 1) * n4 <= live_cap
+    cdef bint blocked = (Kp + 1) * n4 <= block_cap
+    cdef bint may_drop = blocked
     cdef int outcome = 0
-    cdef double* crow
-    cdef const double* zero_row = live_B + K * n4
-
-    # The sweeps need t alone; E[log theta] is computed once, after them.
-    _exp_expectation(K, gamma_d, t, fast)
 
     for j in range(n):
         rows[j] = B + <Py_ssize_t>indices[p0 + j] * Kp
@@ -226,92 +224,90 @@ cdef int _doc(
     for j in range(n, n4):
         cnt[j] = 0.0
         inv_cnt[j] = 0.0
+    # The sweeps need t alone; E[log theta] is computed once, after them.
+    if blocked:
+        vbf_topic_major(n, Kp, rows, n4, block)
+        memset(block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
+        for k in range(Kp):
+            live[k] = k
+            live_rows[k] = block + (k if k < K else Kp) * n4
+            live_t[k] = 0.0
+        _exp_expectation(K, gamma_d, live_t, fast)
+    else:
+        _exp_expectation(K, gamma_d, t, fast)
+
     for it in range(max_iter):
         change = 0.0
         n_dead = 0
-        if skipping:
-            Ka4 = (Ka + 3) // 4 * 4
-            vbf_update_live(n4, Ka4, live_rows, cnt, live_t, eps, ratio, live_acc, inv_cnt,
-                            sums)
-            # sums: R = sum_w ratio_w, and max_w 1 / s_w
-            if (t_dead * dead_max * sums[0] < alpha * _SKIP_TOL
-                    and t_dead * dead_sum * sums[1] < _SKIP_TOL):
-                for i in range(Ka):
-                    k = live[i]
-                    v = live_t[i] * live_acc[i] + alpha
-                    change = change + fabs(gamma_d[k] - v)
-                    gamma_d[k] = v
-                    if v == alpha:
-                        n_dead = n_dead + 1
-            else:
-                # The skipped topics might have counted: this sweep again over all of them,
-                # and no more skipping in this document.
-                skipping = False
-                may_skip = False
-                outcome = 2
-                for k in range(K):
-                    t[k] = t_dead
-                for i in range(Ka):
-                    t[live[i]] = live_t[i]
-        if not skipping:
+        if not blocked:
             vbf_update(n, Kp, rows, cnt, t, eps, ratio, acc)
             for k in range(K):
                 v = t[k] * acc[k] + alpha
                 change = change + fabs(gamma_d[k] - v)
                 gamma_d[k] = v
-                if v == alpha:
-                    n_dead = n_dead + 1
-            if may_skip and n_dead >= _MIN_DEAD:
-                # The live topics' rows, topic-major: one gather for the document.
-                Ka = 0
-                for k in range(K):
-                    if gamma_d[k] != alpha:
-                        crow = live_B + Ka * n4
-                        for j in range(n):
-                            crow[j] = rows[j][k]
-                        for j in range(n, n4):
-                            crow[j] = 0.0
-                        live[Ka] = k
-                        slot[Ka] = Ka
-                        Ka = Ka + 1
-                for j in range(n4):
-                    live_B[K * n4 + j] = 0.0
-                skipping = True
-                outcome = 1
-        elif n_dead > 0:  # topics that died in this sweep leave the block
+            _exp_expectation(K, gamma_d, t, fast)
+            if change / K < tol:
+                break
+            continue
+
+        vbf_update_live(n4, Ka4, live_rows, cnt, live_t, eps, ratio, live_acc, inv_cnt, sums)
+        # sums: R = sum_w ratio_w, and max_w 1 / s_w
+        if Ka < K and not (t_dead * dead_max * sums[0] < alpha * _SKIP_TOL
+                           and t_dead * dead_sum * sums[1] < _SKIP_TOL):
+            # The dropped topics might have counted: this sweep again over all of them, and
+            # no more dropping in this document.
+            for k in range(K):
+                t[k] = t_dead
+            for i in range(Ka):
+                t[live[i]] = live_t[i]
+            for k in range(Kp):
+                live[k] = k
+                live_rows[k] = block + (k if k < K else Kp) * n4
+                live_t[k] = t[k] if k < K else 0.0
+            Ka = K
+            Ka4 = Kp
+            may_drop = False
+            outcome = 2
+            vbf_update_live(n4, Ka4, live_rows, cnt, live_t, eps, ratio, live_acc, inv_cnt,
+                            sums)
+        for i in range(Ka):
+            k = live[i]
+            v = live_t[i] * live_acc[i] + alpha
+            change = change + fabs(gamma_d[k] - v)
+            gamma_d[k] = v
+            if v == alpha:
+                n_dead = n_dead + 1
+        if may_drop and n_dead > 0:  # the topics that died leave the list
             m = 0
             for i in range(Ka):
-                if gamma_d[live[i]] != alpha:
-                    live[m] = live[i]
-                    slot[m] = slot[i]
+                k = live[i]
+                if gamma_d[k] != alpha:
+                    live[m] = k
+                    live_rows[m] = live_rows[i]
                     m = m + 1
-            Ka = m
-        if skipping and n_dead > 0:  # the block changed: its rows and the dead bounds
-            dead_max = 0.0
-            dead_sum = 0.0
-            for k in range(K):
-                if gamma_d[k] == alpha:
+                else:
                     dead_sum = dead_sum + topic_max[k]
                     if topic_max[k] > dead_max:
                         dead_max = topic_max[k]
+            Ka = m
             Ka4 = (Ka + 3) // 4 * 4
-            for i in range(Ka):
-                live_rows[i] = live_B + slot[i] * n4
             for i in range(Ka, Ka4):
-                live_rows[i] = zero_row
-        if skipping:
+                live_rows[i] = block + Kp * n4
+            if outcome == 0:
+                outcome = 1
+        if Ka == K:
+            _exp_expectation(K, gamma_d, live_t, fast)
+        else:
             total = 0.0
             for i in range(Ka):
                 live_gamma[i] = gamma_d[live[i]]
                 total = total + live_gamma[i]
             total = total + (K - Ka) * alpha
-            live_gamma[Ka] = alpha  # the skipped topics' common t, in the same call
+            live_gamma[Ka] = alpha  # the dropped topics' common t, in the same call
             _exp_expectation_total(Ka + 1, live_gamma, total, live_t, fast)
             t_dead = live_t[Ka]
-            for i in range(Ka, (Ka + 3) // 4 * 4):  # the padding the sweep reads
+            for i in range(Ka, Ka4):  # the padding the sweep reads
                 live_t[i] = 0.0
-        else:
-            _exp_expectation(K, gamma_d, t, fast)
         if change / K < tol:
             break
 
@@ -427,16 +423,15 @@ def lda_pass(
     cdef const double[:, ::1] Bp = B
     cdef const index_t* ind_ptr
     cdef const floating* data_ptr
-    cdef Py_ssize_t live_cap
+    cdef Py_ssize_t block_cap
     cdef double* live_work
     cdef double* live_t
     cdef double* live_gamma
     cdef double* live_acc
     cdef double* inv_cnt
-    cdef double* live_B
+    cdef double* block
     cdef const double** live_rows
     cdef int* live
-    cdef int* slot
     cdef int outcome
 
     if indptr.shape[0] != N + 1:
@@ -483,9 +478,10 @@ def lda_pass(
     elif topic_max.shape[0] < K:
         raise ValueError("topic_max must have at least K entries")
     cdef const double* topic_max_ptr = &topic_max[0]
-    # The topic-major block of a document's live topics (K + 1 rows of its words rounded up
-    # to 4, the last one zeros), at most 8 MB a thread: longer documents do not skip.
-    live_cap = min((max_nnz + 3) // 4 * 4 * (K + 1), <Py_ssize_t>1 << 20)
+    # The topic-major copy of a document's values of B (Kp + 1 rows of its words rounded up
+    # to 4, the last one zeros), at most 8 MB a thread: longer documents are swept
+    # word-major, without dropping dead topics.
+    block_cap = min((max_nnz + 3) // 4 * 4 * (Kp + 1), <Py_ssize_t>1 << 20)
 
     memset(&bound_slots[0, 0], 0, G * 2 * sizeof(double))
     if N == 0:
@@ -519,15 +515,14 @@ def lda_pass(
         ratio = cnt + max_nnz + 5
         t_prev = ratio + max_nnz + 5
         elog_prev = t_prev + Kp
-        live_work = <double*>calloc(3 * (Kp + 8) + max_nnz + live_cap + 32, sizeof(double))
+        live_work = <double*>calloc(3 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
         live_t = <double*>((<size_t>live_work + 63) & ~(<size_t>63))
         live_gamma = live_t + Kp + 8
         live_acc = live_gamma + Kp + 8
         inv_cnt = live_acc + Kp + 8
-        live_B = <double*>((<size_t>(inv_cnt + max_nnz + 8) + 63) & ~(<size_t>63))
+        block = <double*>((<size_t>(inv_cnt + max_nnz + 8) + 63) & ~(<size_t>63))
         live_rows = <const double**>malloc((Kp + 1) * sizeof(double*))
-        live = <int*>malloc(2 * (Kp + 1) * sizeof(int))
-        slot = live + Kp + 1
+        live = <int*>malloc((Kp + 1) * sizeof(int))
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 outcome = _doc(
@@ -537,8 +532,8 @@ def lda_pass(
                     alpha, max_iter, tol, eps, lg_alpha, lg_kalpha,
                     fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
                     bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
-                    elog_prev, topic_max_ptr, live_cap, live_B, live_rows, live, slot,
-                    live_t, live_gamma, live_acc, inv_cnt)
+                    elog_prev, topic_max_ptr, block_cap, block, live_rows, live, live_t,
+                    live_gamma, live_acc, inv_cnt)
                 skip_counts[g, outcome] += 1
         free(work)
         free(rows)

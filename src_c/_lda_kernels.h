@@ -309,6 +309,36 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
 }
 
+/* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
+   document's n words, zeros for words n..n4-1 (Kp and n4 multiples of 4). Four words by four
+   topics at a time, transposed in registers. */
+VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *rows,
+                                     Py_ssize_t n4, double *out)
+{
+    Py_ssize_t j;
+    int k, q;
+    for (j = 0; j + 4 <= n; j += 4) {
+        const double *r0 = rows[j], *r1 = rows[j + 1], *r2 = rows[j + 2], *r3 = rows[j + 3];
+        for (k = 0; k < Kp; k += 4) {
+            const vbf_v4 a0 = vbf_load4(r0 + k), a1 = vbf_load4(r1 + k);
+            const vbf_v4 a2 = vbf_load4(r2 + k), a3 = vbf_load4(r3 + k);
+            const vbf_v4 t0 = VBF_SHUFFLE(a0, a1, 0, 4, 2, 6);
+            const vbf_v4 t1 = VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
+            const vbf_v4 t2 = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6);
+            const vbf_v4 t3 = VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
+            double *o = out + (Py_ssize_t)k * n4 + j;
+            vbf_store4(o, VBF_SHUFFLE(t0, t2, 0, 1, 4, 5));
+            vbf_store4(o + n4, VBF_SHUFFLE(t1, t3, 0, 1, 4, 5));
+            vbf_store4(o + 2 * n4, VBF_SHUFFLE(t0, t2, 2, 3, 6, 7));
+            vbf_store4(o + 3 * n4, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
+        }
+    }
+    if (j < n4)  /* the last 1-3 words, then zeros */
+        for (k = 0; k < Kp; k++)
+            for (q = 0; q < 4; q++)
+                out[(Py_ssize_t)k * n4 + j + q] = j + q < n ? rows[j + q][k] : 0.0;
+}
+
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
 VBF_INLINE void vbf_dirichlet_expectation_body(int K, const double *gamma, double *elog,
                                                double *t)
@@ -383,6 +413,10 @@ VBF_DISPATCHED(vbf_update_live,
                 const double *inv_cnt, double *sums),
                (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
+VBF_DISPATCHED(vbf_topic_major,
+               (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, double *out),
+               (n, Kp, rows, n4, out))
+
 VBF_DISPATCHED(vbf_dirichlet_expectation,
                (int K, const double *gamma, double *elog, double *t),
                (K, gamma, elog, t))
@@ -437,6 +471,15 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
         for (j = 0; j < n4; j++) a += ratio[j] * rows[i][j];
         acc[i] = a;
     }
+}
+
+static void vbf_topic_major(Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4,
+                            double *out)
+{
+    Py_ssize_t j;
+    int k;
+    for (k = 0; k < Kp; k++)
+        for (j = 0; j < n4; j++) out[(Py_ssize_t)k * n4 + j] = j < n ? rows[j][k] : 0.0;
 }
 
 static double vbf_digamma(double x)
