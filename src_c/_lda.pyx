@@ -364,6 +364,7 @@ def lda_pass(
     bint fast_psi=False,
     const double[:, ::1] gamma_prev=None,
     const double[::1] topic_max=None,
+    Py_ssize_t max_block=1 << 20,
 ):
     """One pass over the documents: fixed point for gamma, what the statistics need, bound terms.
 
@@ -394,6 +395,8 @@ def lda_pass(
         topics), so that the batch bound cannot decrease between passes
     topic_max : (>= K,) float64 or None: max_w B_wk for each topic (``topic_max``; computed
         here when None), which bounds what a skipped topic could add to a sweep (see _doc)
+    max_block : doubles a thread may use for a document's topic-major copy of B (8 MB by
+        default); a document that needs more is swept word-major, without dropping topics
 
     Returns
     -------
@@ -479,9 +482,9 @@ def lda_pass(
         raise ValueError("topic_max must have at least K entries")
     cdef const double* topic_max_ptr = &topic_max[0]
     # The topic-major copy of a document's values of B (Kp + 1 rows of its words rounded up
-    # to 4, the last one zeros), at most 8 MB a thread: longer documents are swept
-    # word-major, without dropping dead topics.
-    block_cap = min((max_nnz + 3) // 4 * 4 * (Kp + 1), <Py_ssize_t>1 << 20)
+    # to 4, the last one zeros), at most max_block doubles a thread: longer documents are
+    # swept word-major, without dropping dead topics.
+    block_cap = min((max_nnz + 3) // 4 * 4 * (Kp + 1), max(max_block, 0))
 
     memset(&bound_slots[0, 0], 0, G * 2 * sizeof(double))
     if N == 0:

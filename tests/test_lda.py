@@ -187,13 +187,15 @@ def test_pass_on_a_range_of_documents():
     np.testing.assert_allclose(bnd.sum(0), [ref_word, ref_doc], rtol=1e-11)
 
 
-def _run_pass(X, B, gamma, alpha, max_iter, tol=1e-3, fast=False, threads=2):
+def _run_pass(X, B, gamma, alpha, max_iter, tol=1e-3, fast=False, threads=2,
+              max_block=1 << 20):
     """lda_pass with the statistics and the bound: (skip outcome, ratio, t, bound terms)."""
     ratio = np.full(X.nnz, np.nan)
     t = np.empty(gamma.shape)
     bnd = np.empty((3, 2))
     outcome = _lda.lda_pass(X.indptr, X.indices, X.data, B, np.log(B), gamma, alpha,
-                            max_iter, tol, EPS, ratio, t, bnd, threads, fast)
+                            max_iter, tol, EPS, ratio, t, bnd, threads, fast,
+                            max_block=max_block)
     return outcome, ratio, t, bnd.sum(0)
 
 
@@ -229,9 +231,37 @@ def test_pass_skipping_dead_topics_matches_reference(K):
     # scikit-learn's digamma skips the same way
     gamma = gamma0.copy()
     assert _run_pass(X, B, gamma, alpha, 100, tol=1e-4, fast=True)[0][0] >= 8
+    # the word-major sweep (no room for the topic-major copy) drops nothing, same result
+    gamma_w = gamma0.copy()
+    out_w = _run_pass(X, B, gamma_w, alpha, 100, tol=1e-4, max_block=0)
+    assert out_w[0] == (0, 0)
+    np.testing.assert_allclose(gamma_w, ref_gamma, rtol=1e-10)
+    np.testing.assert_allclose(out_w[3], [ref_word, ref_doc], rtol=1e-10)
     # a larger alpha keeps every t_k far above the skipping threshold: nothing is skipped
     gamma = gamma0.copy()
     assert _run_pass(X, B, gamma, 0.05, 100, tol=1e-4)[0] == (0, 0)
+
+
+def test_pass_long_document_swept_word_major():
+    # A document whose topic-major copy would pass 8 MB (20,000 distinct words x 53 rows of
+    # K=50 padded, plus the zero row) is swept word-major over all topics, without dropping
+    # any; the short documents beside it still drop theirs. Both match the NumPy reference.
+    K, V = 50, 20000
+    rng = np.random.RandomState(5)
+    topics = rng.dirichlet(np.full(V, 0.05), K)
+    counts = np.zeros((3, V))
+    counts[0] = rng.multinomial(100, topics[:3].mean(0))
+    counts[1] = 1.0 + rng.poisson(0.5, V)  # every word
+    counts[2] = rng.multinomial(100, topics[5:7].mean(0))
+    X = sp.csr_matrix(counts)
+    lam = topics * 5000 + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (3, K))
+    ref_gamma = _reference_pass(X, B, gamma0, 0.02, 30, 1e-3)[0]
+    gamma = gamma0.copy()
+    outcome = _run_pass(X, B, gamma, 0.02, 30)[0]
+    assert outcome == (2, 0)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
 
 
 def test_pass_skipping_falls_back_when_the_check_fails():
