@@ -175,6 +175,18 @@ cdef double _doc_terms(
     return word
 
 
+cdef inline void _all_topics_live(int K, int Kp, Py_ssize_t n4, double* block,
+                                  const double** live_rows, int* live, double* live_t,
+                                  const double* t) noexcept nogil:
+    """List every topic live, in order: live_rows[k] is the block's row k (for the padding
+    k >= K its zero row, Kp), live_t[k] = t[k] (t NULL: zeros), zero past K."""
+    cdef int k
+    for k in range(Kp):
+        live[k] = k
+        live_rows[k] = block + (k if k < K else Kp) * n4
+        live_t[k] = t[k] if k < K and t != NULL else 0.0
+
+
 cdef int _doc(
     Py_ssize_t p0, Py_ssize_t p1, const index_t* indices, const floating* data,
     const double* B, const double* logB, double* gamma_d, const double* gamma_prev_d, int K,
@@ -228,10 +240,7 @@ cdef int _doc(
     if blocked:
         vbf_topic_major(n, Kp, rows, n4, block)
         memset(block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
-        for k in range(Kp):
-            live[k] = k
-            live_rows[k] = block + (k if k < K else Kp) * n4
-            live_t[k] = 0.0
+        _all_topics_live(K, Kp, n4, block, live_rows, live, live_t, NULL)
         _exp_expectation(K, gamma_d, live_t, fast)
     else:
         _exp_expectation(K, gamma_d, t, fast)
@@ -260,10 +269,7 @@ cdef int _doc(
                 t[k] = t_dead
             for i in range(Ka):
                 t[live[i]] = live_t[i]
-            for k in range(Kp):
-                live[k] = k
-                live_rows[k] = block + (k if k < K else Kp) * n4
-                live_t[k] = t[k] if k < K else 0.0
+            _all_topics_live(K, Kp, n4, block, live_rows, live, live_t, t)
             Ka = K
             Ka4 = Kp
             may_drop = False
@@ -476,8 +482,8 @@ def lda_pass(
         if indices[d] < 0 or indices[d] >= V:
             raise ValueError("a word index is out of range")
 
-    if topic_max is None:
-        topic_max = _topic_max(Bp, K)
+    if topic_max is None:  # max_w B_wk (B >= 0, so 0 for an empty vocabulary)
+        topic_max = np.asarray(Bp)[:, :K].max(axis=0, initial=0.0)
     elif topic_max.shape[0] < K:
         raise ValueError("topic_max must have at least K entries")
     cdef const double* topic_max_ptr = &topic_max[0]
@@ -545,20 +551,6 @@ def lda_pass(
         free(live)
     return int(skip_counts_arr[:, 1].sum() + skip_counts_arr[:, 2].sum()), \
         int(skip_counts_arr[:, 2].sum())
-
-
-cdef _topic_max(const double[:, ::1] B, int K):
-    """max_w B_wk for k < K (B word-major, (V, >= K))."""
-    out = np.zeros(max(K, 1))
-    cdef double[::1] m = out
-    cdef Py_ssize_t w
-    cdef int k
-    with nogil:
-        for w in range(B.shape[0]):
-            for k in range(K):
-                if B[w, k] > m[k]:
-                    m[k] = B[w, k]
-    return out
 
 
 def pad_topics(B):
