@@ -1,4 +1,5 @@
-"""Build the Cython kernels in ``src_c/`` as extension modules of the ``vbfast`` package.
+"""Build the Cython kernels in ``src_c/<subpackage>/`` as extension modules of the matching
+``vbfast`` subpackage.
 
 OpenMP is used where the compiler supports it (probed by compiling a tiny program); elsewhere
 the kernels are built serially and ``prange`` runs on one thread.
@@ -74,17 +75,21 @@ class BuildExt(build_ext):
 def _extensions():
     from Cython.Build import cythonize
 
+    # src_c/ mirrors the package: src_c/<sub>/<name>.pyx builds vbfast.<sub>.<name>; the
+    # shared headers are in src_c/common/.
     exts = []
-    for path in sorted(glob.glob(os.path.join("src_c", "*.pyx"))):
+    for path in sorted(glob.glob(os.path.join("src_c", "*", "*.pyx"))):
+        sub = os.path.basename(os.path.dirname(path))
         name = os.path.splitext(os.path.basename(path))[0]
         exts.append(Extension(
-            f"vbfast.{name}", [path],
-            include_dirs=[np.get_include(), "src_c"],
+            f"vbfast.{sub}.{name}", [path],
+            include_dirs=[np.get_include(), os.path.join("src_c", "common"),
+                          os.path.dirname(path)],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         ))
     return cythonize(
         exts,
-        include_path=["src_c"],
+        include_path=[os.path.join("src_c", "common")],
         compiler_directives={
             "language_level": 3,
             "boundscheck": False,

@@ -110,7 +110,7 @@ def compare_bayesian(n_samples=_data.N_SAMPLES, repeat=1, blas_threads=None):
                 best[lib] = min(best.get(lib, np.inf), t)
                 fitted[lib] = est
         vb, sk = fitted["vbfast"], fitted["sklearn"]
-        from vbfast._bayes_gaussian import sklearn_bound_offset
+        from vbfast.emissions.gaussian_prior import sklearn_bound_offset
 
         offset = sklearn_bound_offset(vb._mf_priors, ct, _data.N_COMPONENTS, X.shape[1],
                                       X.shape[0])

@@ -27,10 +27,10 @@ N_SWEEPS = 5
 def make_state(X, covariance_type, n_components=_data.N_COMPONENTS, n_threads=None):
     """A started chain (one sweep already run, so theta is a draw given real counts)."""
     import vbfast
-    from vbfast import _bayes_gaussian as BG
-    from vbfast import _gaussian as G
-    from vbfast import _gibbs_gaussian as GS
-    from vbfast._threads import resolve_n_threads
+    from vbfast.emissions import gaussian_prior as BG
+    from vbfast.emissions import gaussian as G
+    from vbfast.mixture import _gibbs as GS
+    from vbfast._core.threads import resolve_n_threads
 
     est = vbfast.BayesianGaussianMixture(n_components=n_components,
                                          covariance_type=covariance_type, method="gibbs")
@@ -55,7 +55,7 @@ class GaussianMixtureGibbsSweep:
         return _data.make_data()
 
     def setup(self, X, covariance_type):
-        from vbfast._threads import single_threaded_blas
+        from vbfast._core.threads import single_threaded_blas
 
         self._blas = single_threaded_blas()
         self._blas.__enter__()
@@ -79,7 +79,7 @@ class GaussianMixtureGibbsSweep:
 def main():
     import argparse
 
-    from vbfast._threads import single_threaded_blas
+    from vbfast._core.threads import single_threaded_blas
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-samples", type=int, default=_data.N_SAMPLES)

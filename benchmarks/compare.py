@@ -97,7 +97,7 @@ def run(n_samples, max_iter, repeat, covariance_types, memory, blas_threads=None
     import sklearn
     import threadpoolctl
     import vbfast
-    from vbfast._threads import resolve_n_threads
+    from vbfast._core.threads import resolve_n_threads
 
     blas = [f"{i['internal_api']} {i['num_threads']} threads"
             for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]

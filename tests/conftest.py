@@ -10,12 +10,12 @@ import vbfast
 
 
 def _kernel_modules():
-    """vbfast's compiled extension modules (every src_c/*.pyx), found by file suffix."""
+    """vbfast's compiled extension modules (every src_c/*/*.pyx), found by file suffix."""
     mods = []
-    for info in pkgutil.iter_modules(vbfast.__path__):
-        spec = importlib.util.find_spec(f"vbfast.{info.name}")
+    for info in pkgutil.walk_packages(vbfast.__path__, "vbfast."):
+        spec = importlib.util.find_spec(info.name)
         if (spec.origin or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            mods.append(importlib.import_module(spec.name))
+            mods.append(importlib.import_module(info.name))
     return mods
 
 

@@ -423,7 +423,7 @@ def test_float32_and_params():
 def test_guard_catches_a_wrong_update(monkeypatch):
     """A sabotaged q(theta) update (the means moved away after iteration 3) lowers the ELBO:
     the guard warns, or raises under bound_decrease='raise'."""
-    from vbfast import _bayes_gaussian as BG
+    from vbfast.emissions import gaussian_prior as BG
 
     real_update = BG.MeanFieldFitState.update
     calls = {"n": 0}

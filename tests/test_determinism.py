@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import vbfast._threads
-import vbfast.lda
+import vbfast._core.threads
+import vbfast.topics.lda
 from vbfast._registry import ESTIMATORS, fingerprint, fitted_attributes, prediction_outputs
 
 CASES = [pytest.param(entry, extra, id=f"{entry.name}{'-' + vid if vid else ''}")
@@ -19,8 +19,8 @@ CASES = [pytest.param(entry, extra, id=f"{entry.name}{'-' + vid if vid else ''}"
 def parallel_on_small_data(monkeypatch):
     """Let the kernels use every thread asked for even on test-sized data (the size
     thresholds only trade speed; results must not depend on them)."""
-    monkeypatch.setattr(vbfast._threads, "MIN_ROWS_PER_THREAD", 1)
-    monkeypatch.setattr(vbfast.lda, "_MIN_NNZ_PER_THREAD", 1)
+    monkeypatch.setattr(vbfast._core.threads, "MIN_ROWS_PER_THREAD", 1)
+    monkeypatch.setattr(vbfast.topics.lda, "_MIN_NNZ_PER_THREAD", 1)
 
 
 def _fit(entry, extra, X, **params):

@@ -9,9 +9,9 @@ from scipy import stats as sps
 from scipy.special import logsumexp
 
 import vbfast
-from vbfast import _gaussian as G
-from vbfast import _gibbs_gaussian as GS
-from vbfast import _gmm
+from vbfast.emissions import gaussian as G
+from vbfast.mixture import _gibbs as GS
+from vbfast.emissions import _gaussian_kernel as _gmm
 from vbfast.exceptions import BoundDecreaseWarning, ConvergenceWarning
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
@@ -78,7 +78,7 @@ def default_priors(X, covariance_type, K, prior_type="dirichlet_distribution"):
     est = vbfast.BayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
                                          weight_concentration_prior_type=prior_type)
     data = G.GaussianPass(X, None, covariance_type, K, 1)
-    return vbfast._bayes_gaussian.resolve_priors(est, data), data
+    return vbfast.emissions.gaussian_prior.resolve_priors(est, data), data
 
 
 # --------------------------------------------------------------------------- the kernel

@@ -59,7 +59,7 @@ def test_two_threaded_fits_equal_sequential_fits(entry):
 def test_blas_limit_shared_by_overlapping_fits():
     """Fit A enters, fit B enters, A leaves while B still runs, then B leaves: B keeps BLAS at
     one thread until it is done, and the caller's setting comes back once, at the end."""
-    from vbfast._threads import single_threaded_blas
+    from vbfast._core.threads import single_threaded_blas
 
     a_in, b_in, a_out, b_checked = (threading.Event() for _ in range(4))
     seen = {}

@@ -1,4 +1,4 @@
-"""The Gaussian-mixture pass kernel ``vbfast._gmm`` against a slow, obvious NumPy reference.
+"""The Gaussian-mixture pass kernel ``vbfast.emissions._gaussian_kernel`` against a slow, obvious NumPy reference.
 
 The reference computes everything the ``gmm_pass`` docstring defines, directly from the
 precision matrices Lambda_k = U_k U_k^T (no GEMM form, no folded constants):
@@ -16,9 +16,9 @@ from numpy.testing import assert_allclose
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from vbfast import _gaussian as G
-from vbfast import _gmm
-from vbfast._threads import single_threaded_blas
+from vbfast.emissions import gaussian as G
+from vbfast.emissions import _gaussian_kernel as _gmm
+from vbfast._core.threads import single_threaded_blas
 
 CHUNK = G.CHUNK_SIZE
 COV_TYPES = ["full", "tied", "diag", "spherical"]

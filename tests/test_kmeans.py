@@ -1,4 +1,4 @@
-"""Tests of the k-means kernels (vbfast._kmeans) and of vbfast._clustering."""
+"""Tests of the k-means kernels (vbfast._core._kmeans) and of vbfast._core.clustering."""
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -6,8 +6,8 @@ from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from vbfast import _kmeans
-from vbfast._clustering import kmeans, kmeans_plusplus, lloyd
+from vbfast._core import _kmeans
+from vbfast._core.clustering import kmeans, kmeans_plusplus, lloyd
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from scipy.special import gammaln, logsumexp, psi
 
 import vbfast
 import vbfast
-from vbfast import _lda
-from vbfast import lda as lda_module
+from vbfast.topics import _lda
+from vbfast.topics import lda as lda_module
 from vbfast.exceptions import NotFittedError
-from vbfast.lda import LatentDirichletAllocation
+from vbfast.topics.lda import LatentDirichletAllocation
 from vbfast.text import count_matrix
 
 EPS = np.finfo(np.float64).eps

@@ -7,10 +7,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln
 from scipy.stats import chi2
 
-from vbfast import _lda_gibbs
-from vbfast import _lda_sampler as sampler
+from vbfast.topics import _lda_gibbs
+from vbfast.topics import _gibbs as sampler
 from vbfast.exceptions import NotFittedError
-from vbfast.lda import LatentDirichletAllocation
+from vbfast.topics.lda import LatentDirichletAllocation
 
 
 def _corpus(n_docs=200, n_words=60, n_topics=4, doc_len=50, seed=0, topic_conc=0.1,

@@ -1,8 +1,8 @@
-"""Tests of the MCMC diagnostics (vbfast._mcmc)."""
+"""Tests of the MCMC diagnostics (vbfast._core.mcmc)."""
 import numpy as np
 import pytest
 
-from vbfast._mcmc import effective_sample_size, split_rhat
+from vbfast._core.mcmc import effective_sample_size, split_rhat
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_initial_hard_assignments_without_n_by_k_array(covariance_type, weighted
     block by block (blocks shrunk here to 128 rows so that 1000 rows span several)."""
     import numpy as np
 
-    from vbfast import _gaussian as G
+    from vbfast.emissions import gaussian as G
 
     rng = np.random.RandomState(0)
     X = rng.normal(size=(1000, 3)) + 10.0

@@ -15,8 +15,8 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 import vbfast
 from vbfast import GaussianMixture
-from vbfast import mixture as vb_mixture
-from vbfast._base import IterativeFitMixin
+from vbfast.mixture import gaussian as vb_mixture
+from vbfast._core.base import IterativeFitMixin
 from vbfast.exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]

@@ -1,10 +1,10 @@
 """vbfast: latent-variable models fitted across the methods spectrum (Gibbs sampling, mean-field
 variational Bayes, EM, variational EM), with Cython/OpenMP kernels and a scikit-learn-style API.
 """
-from ._config import config_context, get_config, set_config
+from ._core.config import config_context, get_config, set_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
-from .lda import LatentDirichletAllocation
+from .topics import LatentDirichletAllocation
 from .spectrum import compare_methods
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .lda import LatentDirichletAllocation
+from .topics import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
 
 

@@ -22,8 +22,8 @@ _BOUND_KIND = {"em": "log-likelihood", "mean_field": "ELBO", "variational_em": "
 
 
 def _family(estimator):
-    from .lda import LatentDirichletAllocation
-    from .mixture import GaussianMixture
+    from .topics.lda import LatentDirichletAllocation
+    from .mixture.gaussian import GaussianMixture
 
     if isinstance(estimator, LatentDirichletAllocation):
         return "lda"
@@ -37,9 +37,9 @@ def available_methods(estimator):
     """The inference methods ``estimator``'s class accepts, slowest (most accurate) first."""
     family = _family(estimator)
     if family == "lda":
-        from .lda import _METHODS
+        from .topics.lda import _METHODS
     else:
-        from .mixture import _METHODS
+        from .mixture.gaussian import _METHODS
 
         if "method" not in estimator.get_params():  # BayesianGaussianMixture: mean field
             _METHODS = (getattr(estimator, "method", "mean_field"),)

@@ -1,6 +1,6 @@
 """Collapsed Gibbs sampling for ``LatentDirichletAllocation(method='gibbs')``.
 
-The sweep and the log joint run in ``vbfast._lda_gibbs`` (dense conditional, documents x
+The sweep and the log joint run in ``vbfast.topics._lda_gibbs`` (dense conditional, documents x
 vocabulary partition; see that module). This module owns the data side of a fit (token arrays
 in the order the sub-steps read them, document blocks and vocabulary slices, count tables,
 workspace), the sweeps of every chain, the kept draws and the diagnostics, and sets the
@@ -13,9 +13,9 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from scipy.special import gammaln
 
-from . import _lda_gibbs  # the compiled kernels (src_c/_lda_gibbs.pyx)
-from ._threads import resolve_n_threads
-from ._validation import check_random_state, check_scalar
+from . import _lda_gibbs  # the compiled kernels (src_c/topics/_lda_gibbs.pyx)
+from .._core.threads import resolve_n_threads
+from .._core.validation import check_random_state, check_scalar
 
 __all__ = ["fit_gibbs", "GibbsState"]
 
@@ -315,7 +315,7 @@ def fit_gibbs(est, X, doc_topic=True):
 def _diagnostics(draws):
     """Split-R-hat and ESS of the log joint over the kept sweeps, (n_chains, n_samples); the
     log joint does not depend on the topics' labels, so no relabelling is needed."""
-    from ._mcmc import effective_sample_size, split_rhat
+    from .._core.mcmc import effective_sample_size, split_rhat
 
     if draws.shape[1] < 4 or np.ptp(draws) == 0:  # too short to split, or constant
         return float("nan"), float("nan")

@@ -15,8 +15,8 @@ import warnings
 
 import numpy as np
 
-from ._config import get_config
-from .exceptions import BoundDecreaseWarning, ConvergenceWarning
+from .config import get_config
+from ..exceptions import BoundDecreaseWarning, ConvergenceWarning
 
 
 def all_or_nothing(fit_method):

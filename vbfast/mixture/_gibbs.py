@@ -1,6 +1,6 @@
 """Blocked Gibbs sampling for the Bayesian Gaussian mixture: p(z, theta | X) by simulation.
 
-The model is the one of ``vbfast._bayes_gaussian`` (the mean-field variant's priors, from
+The model is the one of ``vbfast.emissions.gaussian_prior`` (the mean-field variant's priors, from
 ``resolve_priors``), with these choices where a covariance type needs one:
 
     weights     dirichlet_distribution: pi ~ Dir(alpha0, ..., alpha0)
@@ -48,11 +48,11 @@ from scipy import linalg
 from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln
 
-from . import _bayes_gaussian as BG
-from . import _gaussian as G
-from ._mcmc import effective_sample_size, split_rhat
-from ._validation import check_array, check_is_fitted, check_scalar
-from .exceptions import ConvergenceWarning
+from ..emissions import gaussian_prior as BG
+from ..emissions import gaussian as G
+from .._core.mcmc import effective_sample_size, split_rhat
+from .._core.validation import check_array, check_is_fitted, check_scalar
+from ..exceptions import ConvergenceWarning
 
 #: chains count as converged when every split-R-hat of the scalar summaries is below this
 RHAT_THRESHOLD = 1.05
@@ -71,7 +71,7 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
     centers_shifted : ndarray of shape (K, D)
         The means the pass was given ('full' only uses them).
     priors : dict
-        From ``_bayes_gaussian.resolve_priors``.
+        From ``gaussian_prior.resolve_priors``.
     covariance_type : str
     shift : ndarray of shape (D,)
         The pass's shift; m0 is moved into shifted coordinates with it.
@@ -429,7 +429,7 @@ def fit_gibbs(est, data, random_state):
     diagnostics = sampler_diagnostics(samples)
 
     dtype = est._fit_dtype
-    from .mixture import _cast_fitted  # refuses float32 overflow rather than storing inf
+    from .gaussian import _cast_fitted  # refuses float32 overflow rather than storing inf
 
     for name, value in _posterior_summary(samples, ctype).items():
         setattr(est, name, _cast_fitted(name, value, dtype))
@@ -442,7 +442,7 @@ def fit_gibbs(est, data, random_state):
     est.n_iter_ = n_sweeps
     est.converged_ = bool(diagnostics["max_rhat"] < RHAT_THRESHOLD)
     if hasattr(est, "weight_concentration_prior_type"):  # BayesianGaussianMixture: the priors
-        from ._bayes_gaussian import store_prior_attributes
+        from ..emissions.gaussian_prior import store_prior_attributes
 
         store_prior_attributes(est, priors, dtype)
     if np.isnan(diagnostics["max_rhat"]):
@@ -484,7 +484,7 @@ def score_samples_gibbs(est, X):
     log (1/S) sum_s p(x | theta_s), a log-mean-exp over the S = n_chains * n_samples draws."""
     check_is_fitted(est, "posterior_samples_")
     X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
-    from ._threads import resolve_n_threads, single_threaded_blas
+    from .._core.threads import resolve_n_threads, single_threaded_blas
 
     samples = est.posterior_samples_
     ctype = est.covariance_type

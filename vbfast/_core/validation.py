@@ -135,7 +135,7 @@ def check_option(value, name, options):
 
 def check_is_fitted(estimator, attribute):
     """Raise NotFittedError unless the estimator has the fitted ``attribute``."""
-    from .exceptions import not_fitted_error_class
+    from ..exceptions import not_fitted_error_class
 
     if not hasattr(estimator, attribute):
         raise not_fitted_error_class()(

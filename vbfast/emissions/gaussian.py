@@ -18,8 +18,8 @@ means where they say so.
 import numpy as np
 from scipy import linalg
 
-from . import _gmm
-from ._threads import threads_for
+from . import _gaussian_kernel as _gmm
+from .._core.threads import threads_for
 
 COVARIANCE_TYPES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 CHUNK_SIZE = 256

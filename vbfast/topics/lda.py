@@ -1,5 +1,5 @@
 """Latent Dirichlet allocation fitted by variational inference, on the Cython/OpenMP pass of
-``vbfast._lda`` (per-document fixed point, statistics and bound terms in one sweep)."""
+``vbfast.topics._lda`` (per-document fixed point, statistics and bound terms in one sweep)."""
 import time
 
 import numpy as np
@@ -7,9 +7,9 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
-from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
-from ._threads import resolve_n_threads, single_threaded_blas
-from ._validation import (as_real_array, check_is_fitted, check_option, check_random_state,
+from .._core.base import IterativeFitMixin, ParamsMixin, all_or_nothing
+from .._core.threads import resolve_n_threads, single_threaded_blas
+from .._core.validation import (as_real_array, check_is_fitted, check_option, check_random_state,
                           check_scalar, check_shape)
 
 __all__ = ["LatentDirichletAllocation"]
@@ -173,7 +173,7 @@ class LatentDirichletAllocation(ParamsMixin):
         estimate under a Dirichlet(eta + 1) prior). ``components_`` holds those pseudo-counts
         and ``exp_dirichlet_component_`` holds beta itself (what the E-step is fed).
     ``method='gibbs'``
-        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast._lda_sampler``)
+        Collapsed Gibbs sampling (theta and beta integrated out; ``vbfast.topics._gibbs``)
         from uniformly random topics: the dense full conditional of each token, swept in
         parallel over a documents x vocabulary partition (exact document-topic and
         topic-word counts, only the topic totals stale within a sub-step; blocks from the
@@ -307,7 +307,7 @@ class LatentDirichletAllocation(ParamsMixin):
         self.method = method
         self.n_threads = n_threads
         self.monotone = monotone
-        # method='gibbs' only (vbfast._lda_sampler)
+        # method='gibbs' only (vbfast.topics._gibbs)
         self.n_samples = n_samples
         self.burn_in = burn_in
         self.thin = thin
@@ -454,7 +454,7 @@ class LatentDirichletAllocation(ParamsMixin):
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
         if self.method == "gibbs":
-            from ._lda_sampler import fit_gibbs
+            from ._gibbs import fit_gibbs
             with single_threaded_blas():
                 fit_gibbs(self, X, doc_topic=False)
             return self
@@ -465,7 +465,7 @@ class LatentDirichletAllocation(ParamsMixin):
     def _fit(self, X):
         """Fit; return the final (unnormalised) gamma of X, from the pass that sets bound_."""
         if self.method == "gibbs":
-            from ._lda_sampler import fit_gibbs
+            from ._gibbs import fit_gibbs
             return fit_gibbs(self, X)
         n_threads = self._check_parameters()
         X = _check_counts(X)

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from . import _kmeans
-from ._threads import single_threaded_blas, threads_for
+from .threads import single_threaded_blas, threads_for
 
 __all__ = ["kmeans", "kmeans_plusplus", "lloyd"]
 

@@ -36,8 +36,8 @@ import numbers
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
-from . import _gaussian as G
-from ._validation import check_option, check_scalar
+from . import gaussian as G
+from .._core.validation import check_option, check_scalar
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 LOG_PI = np.log(np.pi)

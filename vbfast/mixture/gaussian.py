@@ -7,12 +7,12 @@ statistics together) followed by a small M-step in NumPy on (K, D, D) statistics
 """
 import numpy as np
 
-from . import _bayes_gaussian as BG
-from . import _gaussian as G
-from . import _gibbs_gaussian as GS
-from ._base import IterativeFitMixin, ParamsMixin, all_or_nothing
-from ._threads import resolve_n_threads, single_threaded_blas
-from ._validation import (check_array, check_is_fitted, check_option, check_random_state,
+from ..emissions import gaussian_prior as BG
+from ..emissions import gaussian as G
+from . import _gibbs as GS
+from .._core.base import IterativeFitMixin, ParamsMixin, all_or_nothing
+from .._core.threads import resolve_n_threads, single_threaded_blas
+from .._core.validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -156,7 +156,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
     Dirichlet-process prior, truncated stick-breaking Betas with the last stick 1), and
     (mu_k, Lambda_k) from their Normal-Wishart ('full'; one shared Wishart for 'tied') or
     Normal-Gamma ('diag' per dimension, 'spherical') conditional; see
-    ``vbfast._gibbs_gaussian`` for the model. ``max_iter``, ``tol``, ``n_init`` and
+    ``vbfast.mixture._gibbs`` for the model. ``max_iter``, ``tol``, ``n_init`` and
     ``reg_covar`` are not used. ``sample_weight`` w_n raises row n's likelihood to the power
     w_n (the row counts w_n times in the statistics but keeps one z_n), which equals repeating
     the row only in the conditional of theta. Label switching is handled by relabelling every
@@ -176,7 +176,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         ``lower_bounds_`` holds chain 0's row (``lower_bound_`` its last value) and
         ``iteration_times_`` chain 0's sweep times.
     sampler_diagnostics_ : dict
-        Split-R-hat and effective sample size across chains (``vbfast._mcmc``) of
+        Split-R-hat and effective sample size across chains (``vbfast._core.mcmc``) of
         permutation-invariant summaries: the log joint and the weights sorted in decreasing
         order; ``converged_`` is True when every R-hat is below 1.05 (otherwise a
         ConvergenceWarning). ``n_iter_`` is the number of sweeps per chain.
@@ -342,7 +342,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         X, K = data.X, self.n_components
         n_samples = X.shape[0]
         if self.init_params == "kmeans":
-            from ._clustering import kmeans
+            from .._core.clustering import kmeans
 
             _, labels, _, _ = kmeans(X, K, sample_weight=data.sample_weight,
                                      random_state=random_state, n_threads=data.n_threads)
@@ -352,7 +352,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
             resp /= resp.sum(axis=1)[:, None]
         else:
             if self.init_params == "k-means++":
-                from ._clustering import kmeans_plusplus
+                from .._core.clustering import kmeans_plusplus
 
                 _, indices = kmeans_plusplus(X, K, sample_weight=data.sample_weight,
                                              random_state=random_state,
@@ -496,7 +496,7 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
 
 # ====================================================================== mean-field VB
 # Shared by GaussianMixture(method='mean_field') and BayesianGaussianMixture; the algebra lives
-# in ``_bayes_gaussian``, the pass is the EM kernel.
+# in ``vbfast.emissions.gaussian_prior``, the pass is the EM kernel.
 
 def _mean_field_state(est, data, random_state, warm):
     priors = getattr(data, "_mf_priors", None)
@@ -564,7 +564,7 @@ class BayesianGaussianMixture(GaussianMixture):
     The drop-in counterpart of ``sklearn.mixture.BayesianGaussianMixture``, with the same
     parameters, updates and fitted attributes, and the same thing as
     ``GaussianMixture(method='mean_field')`` with priors exposed. q(z) q(pi) prod_k q(mu_k,
-    Lambda_k) approximates the posterior of the model written out in ``vbfast._bayes_gaussian``
+    Lambda_k) approximates the posterior of the model written out in ``vbfast.emissions.gaussian_prior``
     (Dirichlet or truncated stick-breaking Dirichlet-process weights, Gauss-Wishart
     component parameters). Each iteration is one pass of the EM kernel at expected quantities
     (the E-step: q(z), its entropy and the sufficient statistics) and the closed-form update
@@ -667,7 +667,7 @@ class BayesianGaussianMixture(GaussianMixture):
         scikit-learn does).
     n_effective_components_ : int
         Number of components with ``weights_`` above 1e-2
-        (``vbfast._bayes_gaussian.EFFECTIVE_WEIGHT_THRESHOLD``).
+        (``vbfast.emissions.gaussian_prior.EFFECTIVE_WEIGHT_THRESHOLD``).
     weight_concentration_prior_, mean_precision_prior_, mean_prior_,
     degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
     converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_ :

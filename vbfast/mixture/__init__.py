@@ -1,0 +1,4 @@
+"""Mixture models."""
+from .gaussian import BayesianGaussianMixture, GaussianMixture
+
+__all__ = ["GaussianMixture", "BayesianGaussianMixture"]

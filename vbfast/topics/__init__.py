@@ -1,0 +1,4 @@
+"""Topic models."""
+from .lda import LatentDirichletAllocation
+
+__all__ = ["LatentDirichletAllocation"]
