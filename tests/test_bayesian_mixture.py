@@ -425,7 +425,7 @@ def test_guard_catches_a_wrong_update(monkeypatch):
     the guard warns, or raises under bound_decrease='raise'."""
     from vbfast.emissions import gaussian_prior as BG
 
-    real_update = BG.MeanFieldFitState.update
+    real_update = BG.MeanFieldFitState.update_q
     calls = {"n": 0}
 
     def bad_update(self, stats, centers_shifted):
@@ -434,7 +434,7 @@ def test_guard_catches_a_wrong_update(monkeypatch):
         if calls["n"] == 4:  # the initial update is call 1
             self.means = self.means + 5.0
 
-    monkeypatch.setattr(BG.MeanFieldFitState, "update", bad_update)
+    monkeypatch.setattr(BG.MeanFieldFitState, "update_q", bad_update)
     X, _ = make_blobs(n=300, seed=3)
     est = BayesianGaussianMixture(n_components=3, random_state=0, max_iter=8, tol=0.0)
     with pytest.warns(vbfast.BoundDecreaseWarning, match="decreased at iteration"):

@@ -16,7 +16,8 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 import vbfast
 from vbfast import GaussianMixture
 from vbfast.mixture import gaussian as vb_mixture
-from vbfast._core.base import IterativeFitMixin
+from vbfast._core import loop
+from vbfast._core.protocol import Method
 from vbfast.exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
@@ -660,7 +661,7 @@ def test_convergence_warning(blobs):
 
 # ================================================================== the bound-decrease guard
 def test_guard_directly():
-    guard = IterativeFitMixin._guard
+    guard = loop.guard
     with vbfast.config_context(bound_decrease="raise"):
         with pytest.raises(FloatingPointError, match="decreased at iteration 4"):
             guard(-1.0, -1.1, 4)
@@ -679,37 +680,51 @@ def test_guard_directly():
         vbfast.set_config(bound_decrease="explode")
 
 
-class _ScriptedState:
-    """A fit state whose bounds follow a script."""
+class _ScriptedMethod(Method):
+    """A method whose bounds follow a script (one shard, no data)."""
 
     def __init__(self, bounds, monotone=True, tag=0):
         self._bounds = list(bounds)
         self.monotone = monotone
         self.tag = tag
 
-    def step(self):
-        return self._bounds.pop(0)
+    def pass_inputs(self, shard):
+        return None
 
-    def parameters(self):
+    def update(self, stats):
+        self._bound = self._bounds.pop(0)
+
+    def bound(self):
+        return self._bound
+
+    def attributes(self):
         return {"tag": self.tag}
 
 
-class _ScriptedFit(IterativeFitMixin):
+class _NoData:
+    def shards(self):
+        return (None,)
+
+    def run_pass(self, shard, inputs):
+        return None
+
+
+class _ScriptedFit:
     def __init__(self, scripts, monotone=True, max_iter=10, tol=1e-9, n_init=1):
         self.scripts = list(scripts)
         self.monotone = monotone
         self.max_iter, self.tol, self.n_init = max_iter, tol, n_init
-        self.verbose, self.verbose_interval, self.warm_start = 0, 1, False
 
-    def _new_fit_state(self, data, random_state, warm):
+    def _new_method(self, run):
         tag = len(self.scripts)
-        return _ScriptedState(self.scripts.pop(0), self.monotone, tag)
-
-    def _store_fitted(self, parameters):
-        self.tag_ = parameters["tag"]
+        return _ScriptedMethod(self.scripts.pop(0), self.monotone, tag)
 
     def fit(self):
-        return self._run_fits(None, None)
+        result = loop.run_fits(self._new_method, _NoData(), n_runs=self.n_init,
+                               max_iter=self.max_iter, tol=self.tol)
+        self.tag_ = result.attributes["tag"]
+        loop.store_trace(self, result)
+        return self
 
 
 def test_guard_in_the_loop():
@@ -739,15 +754,15 @@ def test_loop_keeps_the_best_restart():
 
 
 def _decreasing_step(monkeypatch):
-    """Make EM's step report a bound that decreases after the first iteration."""
-    original = vb_mixture._EMFitState.step
+    """Make EM report a bound that decreases after the first iteration."""
+    original = vb_mixture.EM.bound
     calls = {"n": 0}
 
-    def step(self):
+    def bound(self):
         calls["n"] += 1
         return original(self) - 0.5 * calls["n"]
 
-    monkeypatch.setattr(vb_mixture._EMFitState, "step", step)
+    monkeypatch.setattr(vb_mixture.EM, "bound", bound)
 
 
 def test_guard_on_the_estimator(blobs, monkeypatch):
@@ -769,16 +784,16 @@ def test_interrupted_fit_leaves_the_estimator_unchanged(blobs, monkeypatch):
     X, _ = blobs
     gm = GaussianMixture(3, random_state=0).fit(X)
     before = {name: getattr(gm, name).copy() for name in FITTED + ["lower_bounds_"]}
-    original = vb_mixture._EMFitState.step
+    original = vb_mixture.EM.update
     calls = {"n": 0}
 
-    def step(self):
+    def update(self, stats):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return original(self)
+        return original(self, stats)
 
-    monkeypatch.setattr(vb_mixture._EMFitState, "step", step)
+    monkeypatch.setattr(vb_mixture.EM, "update", update)
     with pytest.raises(KeyboardInterrupt):
         gm.set_params(covariance_type="full", random_state=5, init_params="random").fit(X)
     for name, value in before.items():

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import linalg
 
 from . import _gaussian_kernel as _gmm
+from .._core.protocol import Statistics
 from .._core.threads import threads_for
 
 COVARIANCE_TYPES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
@@ -89,10 +90,20 @@ class GaussianPass:
             self._gram = symmetrize_lower(slots.sum(axis=0).reshape(D, D))
         return self._gram
 
+    def shards(self):
+        """The whole data is one shard: the kernel itself runs chunks of rows in parallel."""
+        return (None,)
+
+    def run_pass(self, shard, inputs):
+        """The pass of the protocol: ``inputs`` are ``run``'s positional and keyword
+        arguments, a (tuple, dict) pair."""
+        args, kwargs = inputs
+        return self.run(*args, **kwargs)
+
     def run(self, means_shifted, prec_flat, aux, log_const, resp_in=None, resp_out=None,
             log_prob_norm_out=None, compute_stats=True, sample_z=False, seed=0, sweep=0,
             z_out=None):
-        """One kernel pass; returns a dict of reduced statistics (see ``_gmm.gmm_pass``).
+        """One kernel pass; returns the reduced ``Statistics`` (see ``_gmm.gmm_pass``).
 
         With ``sample_z`` the pass draws z (Gibbs) from the stream keyed by (seed, sweep) and
         the statistics are hard counts; "log_likelihood" is then log p(X, z | theta)."""
@@ -120,7 +131,7 @@ class GaussianPass:
             elif self.covariance_type == "diag":
                 s2 = s2.reshape(K, D)
             stats["s2"] = s2
-        return stats
+        return Statistics(**stats)
 
     def stats_from_resp(self, resp):
         """Statistics of given responsibilities, for initialisation; S2 of 'full' is centred
@@ -142,11 +153,7 @@ class GaussianPass:
             block.n_threads = self.n_threads  # (threads_for would count the block's rows)
             stats = block.run(zeros_means, prec_flat, aux, np.zeros(K),
                               resp_in=resp.one_hot(start, stop))
-            if total is None:
-                total = stats
-            else:
-                for name, value in stats.items():
-                    total[name] = total[name] + value
+            total = stats if total is None else total + stats
         return total
 
 

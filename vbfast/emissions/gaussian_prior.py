@@ -37,6 +37,7 @@ import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
 from . import gaussian as G
+from .._core.protocol import Method
 from .._core.validation import check_option, check_scalar
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -247,17 +248,17 @@ def _quad(prec, diff, covariance_type):
     return prec * (diff ** 2).sum(axis=1)
 
 
-class MeanFieldFitState:
+class MeanFieldFitState(Method):
     """q(theta) of the Bayesian Gaussian mixture, updated by coordinate ascent.
 
-    step(): the pass at the current q(theta) gives q(z) (the E-step) and its statistics; the
-    update of q(theta) from them follows; the bound returned is the full ELBO at that
+    The pass at the current q(theta) gives q(z) (the E-step) and its statistics; the
+    update of q(theta) from them follows; the bound is the full ELBO at that
     (q(z), q(theta)) pair: q(theta) is the maximiser given q(z), and the next E-step maximises
     over q(z) given q(theta), so the trace never decreases (with ``reg_covar`` = 0 exactly; see
     ``BayesianGaussianMixture`` for ``reg_covar`` > 0).
     """
 
-    monotone = True
+    bound_kind = "ELBO"
 
     def __init__(self, data, covariance_type, reg_covar, priors, weight_concentration,
                  mean_precision, means, degrees_of_freedom, prec_chol, covariances=None):
@@ -278,7 +279,7 @@ class MeanFieldFitState:
         """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
         state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
         stats = data.stats_from_resp(resp)
-        state.update(stats, np.zeros((data.n_components, data.n_features)))
+        state.update_q(stats, np.zeros((data.n_components, data.n_features)))
         return state
 
     # ---- expectations under q
@@ -311,15 +312,20 @@ class MeanFieldFitState:
                      - 0.5 * D / self.mean_precision - 0.5 * D * G.LOG_2PI)
         return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
 
-    # ---- the iteration
-    def step(self):
-        data = self.data
-        means_shifted, prec_flat, aux, log_const = self.kernel_inputs(data.shift)
-        stats = data.run(means_shifted, prec_flat, aux, log_const)
-        self.update(stats, means_shifted)
-        return self.elbo(stats, means_shifted)
+    # ---- the iteration (the protocol of vbfast._core.protocol)
+    def pass_inputs(self, shard):
+        inputs = self.kernel_inputs(self.data.shift)
+        self._centers = inputs[0]
+        return inputs, {}
 
-    def update(self, stats, centers_shifted):
+    def update(self, stats):
+        self.update_q(stats, self._centers)
+        self._bound = self.elbo(stats, self._centers)
+
+    def bound(self):
+        return self._bound
+
+    def update_q(self, stats, centers_shifted):
         """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates."""
         data, ctype, pr = self.data, self.covariance_type, self.priors
         K, D = data.n_components, data.n_features
@@ -437,7 +443,7 @@ class MeanFieldFitState:
             return w / w.sum()
         return wc / wc.sum()
 
-    def parameters(self):
+    def attributes(self):
         cov = self.covariances
         if cov is None:
             cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)

@@ -10,7 +10,9 @@ import numpy as np
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from . import _gibbs as GS
-from .._core.base import IterativeFitMixin, ParamsMixin, all_or_nothing
+from .._core.base import ParamsMixin, all_or_nothing
+from .._core.loop import run_fits, store_trace
+from .._core.protocol import Method
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (check_array, check_is_fitted, check_option, check_random_state,
                           check_sample_weight, check_scalar)
@@ -35,15 +37,13 @@ def _cast_fitted(name, value, dtype):
     return out
 
 
-class _EMFitState:
+class EM(Method):
     """EM for a Gaussian mixture: theta as point estimates, q(z) the exact posterior.
 
-    step(): the pass at the current theta gives log p(X | theta) (the bound, which equals the
-    log-likelihood because q is exact) and the statistics; the M-step then maximises
+    The pass at the current theta gives log p(X | theta) (the bound, which equals the
+    log-likelihood because q is exact) and the statistics; the update (M-step) then maximises
     E_q log p(X, z | theta) in closed form (plus ``reg_covar`` on the covariance diagonals).
     """
-
-    monotone = True
 
     def __init__(self, data, covariance_type, reg_covar, weights, means, prec_chol,
                  covariances=None):
@@ -54,6 +54,8 @@ class _EMFitState:
         self.means = np.asarray(means, dtype=np.float64)
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
         self.covariances = covariances
+        self._centers = None
+        self._bound = None
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current theta."""
@@ -64,13 +66,17 @@ class _EMFitState:
                      - 0.5 * D * G.LOG_2PI)
         return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
 
-    def step(self):
-        data = self.data
-        means_shifted, prec_flat, aux, log_const = self.kernel_inputs(data.shift)
-        stats = data.run(means_shifted, prec_flat, aux, log_const)
-        bound = stats["log_likelihood"] / data.weight_sum
-        self.m_step(stats, means_shifted)
-        return bound
+    def pass_inputs(self, shard):
+        inputs = self.kernel_inputs(self.data.shift)
+        self._centers = inputs[0]
+        return inputs, {}
+
+    def update(self, stats):
+        self._bound = stats["log_likelihood"] / self.data.weight_sum
+        self.m_step(stats, self._centers)
+
+    def bound(self):
+        return self._bound
 
     def m_step(self, stats, centers_shifted):
         data = self.data
@@ -82,7 +88,7 @@ class _EMFitState:
         self.covariances = cov
         self.prec_chol = G.precision_cholesky(cov, self.covariance_type)
 
-    def parameters(self):
+    def attributes(self):
         cov = self.covariances
         if cov is None:
             cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)
@@ -91,7 +97,7 @@ class _EMFitState:
                 "precisions_cholesky_": self.prec_chol.copy()}
 
 
-class GaussianMixture(ParamsMixin, IterativeFitMixin):
+class GaussianMixture(ParamsMixin):
     """Gaussian mixture model.
 
     p(x) = sum_k pi_k N(x | mu_k, Sigma_k), fitted by EM (``method='em'``): each iteration
@@ -320,19 +326,24 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
             if self.method == "gibbs":  # a fixed number of sweeps, no n_init / tol loop
                 GS.fit_gibbs(self, data, random_state)
             else:
-                self._run_fits(data, random_state)
+                warm = bool(self.warm_start) and hasattr(self, "converged_")
+                result = run_fits(lambda run: self._new_method(data, random_state, warm), data,
+                                  n_runs=1 if warm else self.n_init, max_iter=self.max_iter,
+                                  tol=self.tol, verbose=self.verbose,
+                                  verbose_interval=self.verbose_interval)
+                self._store_fitted(result.attributes)
+                store_trace(self, result)
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _new_fit_state(self, data, random_state, warm):
+    def _new_method(self, data, random_state, warm):
         if self.method == "mean_field":
             return _mean_field_state(self, data, random_state, warm)
         if warm:
-            return _EMFitState(data, self.covariance_type, self.reg_covar, self.weights_,
-                               self.means_, self.precisions_cholesky_, self.covariances_)
+            return EM(data, self.covariance_type, self.reg_covar, self.weights_,
+                      self.means_, self.precisions_cholesky_, self.covariances_)
         weights, means, prec_chol, cov = self._initial_parameters(data, random_state)
-        return _EMFitState(data, self.covariance_type, self.reg_covar, weights, means,
-                           prec_chol, cov)
+        return EM(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov)
 
     def _initial_resp(self, data, random_state):
         """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
@@ -413,8 +424,8 @@ class GaussianMixture(ParamsMixin, IterativeFitMixin):
         if self.method == "mean_field":
             state = _mean_field_fitted_state(self)
         else:
-            state = _EMFitState(None, self.covariance_type, self.reg_covar, weights, means,
-                                self.precisions_cholesky_)
+            state = EM(None, self.covariance_type, self.reg_covar, weights, means,
+                       self.precisions_cholesky_)
         shift = weights @ means
         data = G.GaussianPass(X, None, self.covariance_type, self.n_components, n_threads,
                               shift=shift)

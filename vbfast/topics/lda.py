@@ -7,7 +7,8 @@ import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
 from . import _lda
-from .._core.base import IterativeFitMixin, ParamsMixin, all_or_nothing
+from .._core.base import ParamsMixin, all_or_nothing
+from .._core.loop import guard
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (as_real_array, check_is_fitted, check_option, check_random_state,
                           check_scalar, check_shape)
@@ -496,8 +497,7 @@ class LatentDirichletAllocation(ParamsMixin):
                                                  gamma if monotone else None)
                 self.lower_bounds_.append(doc_bound + topic)
                 if monotone and len(self.lower_bounds_) > 1:
-                    IterativeFitMixin._guard(self.lower_bounds_[-2], self.lower_bounds_[-1],
-                                             len(self.lower_bounds_))
+                    guard(self.lower_bounds_[-2], self.lower_bounds_[-1], len(self.lower_bounds_))
             self.iteration_times_.append(time.perf_counter() - t0)
             if self.evaluate_every > 0 and (i + 1) % self.evaluate_every == 0:
                 _, db = self._unnormalized(data, True)
