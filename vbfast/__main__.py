@@ -9,21 +9,21 @@ train/test split of the same data and prints time, iterations and held-out log-l
 import argparse
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
+
+from . import GaussianMixture, __version__, compare_methods
+from .datasets import load_old_faithful
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _version():
     try:
-        from importlib.metadata import PackageNotFoundError, version
-
         return version("vbfast")
     except PackageNotFoundError:  # running from a source tree that is not installed
-        import vbfast
-
-        return getattr(vbfast, "__version__", "unknown")
+        return __version__
 
 
 def _positive_int(text):
@@ -70,9 +70,6 @@ def _fmt(a, decimals=3):
 
 
 def _spectrum(args, out):
-    from vbfast import GaussianMixture, compare_methods
-    from vbfast.datasets import load_old_faithful
-
     X = load_old_faithful()
     order = np.random.default_rng(args.seed).permutation(X.shape[0])
     n_test = X.shape[0] // 4
@@ -96,8 +93,6 @@ def _spectrum(args, out):
 def _demo(args, out):
     if args.spectrum:
         return _spectrum(args, out)
-    from vbfast import GaussianMixture
-    from vbfast.datasets import load_old_faithful
 
     X = load_old_faithful()
     n, d = X.shape

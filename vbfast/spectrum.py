@@ -10,6 +10,11 @@ import time
 
 import numpy as np
 
+from .mixture.gaussian import _METHODS as MIXTURE_METHODS
+from .mixture.gaussian import BayesianGaussianMixture, GaussianMixture
+from .topics.lda import _METHODS as LDA_METHODS
+from .topics.lda import LatentDirichletAllocation
+
 __all__ = ["compare_methods", "MethodComparison"]
 
 # Every method of each family, from the most accurate (and slowest) to the fastest, in the
@@ -22,9 +27,6 @@ _BOUND_KIND = {"em": "log-likelihood", "mean_field": "ELBO", "variational_em": "
 
 
 def _family(estimator):
-    from .topics.lda import LatentDirichletAllocation
-    from .mixture.gaussian import GaussianMixture
-
     if isinstance(estimator, LatentDirichletAllocation):
         return "lda"
     if isinstance(estimator, GaussianMixture):
@@ -37,15 +39,14 @@ def available_methods(estimator):
     """The inference methods ``estimator``'s class accepts, slowest (most accurate) first."""
     family = _family(estimator)
     if family == "lda":
-        from .topics.lda import _METHODS
+        methods = LDA_METHODS
+    elif "method" not in estimator.get_params():  # BayesianGaussianMixture: mean field
+        methods = (getattr(estimator, "method", "mean_field"),)
+    elif isinstance(estimator, BayesianGaussianMixture):
+        methods = tuple(m for m in MIXTURE_METHODS if m != "em")  # its priors imply a posterior
     else:
-        from .mixture.gaussian import _METHODS
-
-        if "method" not in estimator.get_params():  # BayesianGaussianMixture: mean field
-            _METHODS = (getattr(estimator, "method", "mean_field"),)
-        elif type(estimator).__name__ == "BayesianGaussianMixture":
-            _METHODS = tuple(m for m in _METHODS if m != "em")  # its priors imply a posterior
-    return tuple(m for m in _SPECTRUM_ORDER if m in _METHODS)
+        methods = MIXTURE_METHODS
+    return tuple(m for m in _SPECTRUM_ORDER if m in methods)
 
 
 def _n_units(family, X):

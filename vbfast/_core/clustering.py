@@ -12,17 +12,9 @@ import numpy as np
 
 from . import _kmeans
 from .threads import single_threaded_blas, threads_for
+from .validation import check_random_state
 
 __all__ = ["kmeans", "kmeans_plusplus", "lloyd"]
-
-
-def _check_random_state(seed):
-    """Turn ``None``, an int or a ``RandomState`` into a ``numpy.random.RandomState``."""
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    if seed is None or isinstance(seed, numbers.Integral):
-        return np.random.RandomState(seed)
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
 
 
 def _check_n_threads(n_threads, n_samples):
@@ -92,7 +84,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight=None, random_state=None,
         Row indices of the chosen centers.
     """
     n_threads = _check_n_threads(n_threads, X.shape[0])
-    rs = _check_random_state(random_state)
+    rs = check_random_state(random_state)
     n_samples = X.shape[0]
     w = _as_sample_weight(sample_weight, n_samples)
     if n_local_trials is None:

@@ -3,6 +3,7 @@ import os
 import threading
 from contextlib import contextmanager
 
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 _controller = None
@@ -88,8 +89,6 @@ def single_threaded_blas():
 # this, a fit in a worker thread (after any fit in the main thread) would run BLAS on every
 # core inside our OpenMP threads. The calls are guarded: older threadpoolctl has no such rule.
 def _openblas_controller_class():
-    import threadpoolctl
-
     cls = getattr(threadpoolctl, "OpenBLASController", None)
     return cls if hasattr(cls, "clear_controlling_thread") else None
 

@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from ..exceptions import not_fitted_error_class
+
 
 def as_real_array(X, name="X", what="numeric"):
     """``np.asarray(X)`` for real-valued input: object arrays converted to float64 (keeping
@@ -135,8 +137,6 @@ def check_option(value, name, options):
 
 def check_is_fitted(estimator, attribute):
     """Raise NotFittedError unless the estimator has the fitted ``attribute``."""
-    from ..exceptions import not_fitted_error_class
-
     if not hasattr(estimator, attribute):
         raise not_fitted_error_class()(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
