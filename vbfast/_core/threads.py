@@ -22,14 +22,46 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+# libgomp is not fork-safe: a child forked after the parent ran a multi-threaded OpenMP region
+# hangs in its first multi-threaded region (the parent's worker threads do not exist in the
+# child, but libgomp believes they do). So once a pass may have used several threads, a forked
+# child runs every pass on one thread (a region of one thread needs no workers). Results do
+# not depend on the thread count, so the child computes the same numbers, serially.
+_parallel_used = False
+_serial_after_fork = False
+
+
+def _after_fork_in_child():
+    global _serial_after_fork
+    _serial_after_fork = _serial_after_fork or _parallel_used
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _granted(n_threads):
+    """The threads a pass may use: at most the cores available (more only time-slice the
+    same cores, and each one costs a thread start), and one in a child forked after the
+    parent ran parallel passes."""
+    global _parallel_used
+    if _serial_after_fork:
+        return 1
+    n_threads = max(1, min(n_threads, available_cores()))
+    if n_threads > 1:
+        _parallel_used = True
+    return n_threads
+
+
 def resolve_n_threads(n_threads):
-    """Map the user's ``n_threads`` to a positive int.
+    """Map the user's ``n_threads`` to the positive number of threads the passes may use.
 
     ``None`` means every available core; a negative value counts back from it, as in joblib
-    (-1 = all cores, -2 = all but one).
+    (-1 = all cores, -2 = all but one); more than the available cores means all of them. In a
+    process forked after parallel passes ran, always 1 (libgomp is not fork-safe).
     """
     if n_threads is None:
-        return available_cores()
+        return _granted(available_cores())
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not hasattr(
             n_threads, "__index__"):
         raise TypeError(f"n_threads must be an int or None, got {n_threads!r}")
@@ -37,8 +69,8 @@ def resolve_n_threads(n_threads):
     if n_threads == 0:
         raise ValueError("n_threads must be a non-zero int or None, got 0")
     if n_threads < 0:
-        return max(1, available_cores() + 1 + n_threads)
-    return n_threads
+        return _granted(available_cores() + 1 + n_threads)
+    return _granted(n_threads)
 
 
 # A parallel region costs microseconds on an idle machine but a scheduler time slice (several
@@ -51,7 +83,7 @@ def threads_for(n_threads, n_samples):
 
     The kernels' results do not depend on the thread count, so this only affects speed.
     """
-    return int(max(1, min(n_threads, n_samples // MIN_ROWS_PER_THREAD)))
+    return _granted(int(max(1, min(n_threads, n_samples // MIN_ROWS_PER_THREAD))))
 
 
 @contextmanager
