@@ -798,3 +798,17 @@ def test_interrupted_fit_leaves_the_estimator_unchanged(blobs, monkeypatch):
         gm.set_params(covariance_type="full", random_state=5, init_params="random").fit(X)
     for name, value in before.items():
         assert_array_equal(getattr(gm, name), value, err_msg=name)
+
+
+def test_convergence_warning_is_scikit_learns_too(blobs):
+    """With scikit-learn imported, the warning is also scikit-learn's ConvergenceWarning, so
+    users' filters on scikit-learn's class catch it (and vbfast's filters still do)."""
+    sk_exceptions = pytest.importorskip("sklearn.exceptions")
+    X, _ = blobs
+    for category in (sk_exceptions.ConvergenceWarning, vbfast.ConvergenceWarning):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.simplefilter("ignore", category)
+            GaussianMixture(3, random_state=0, max_iter=1).fit(X)
+    with pytest.warns(sk_exceptions.ConvergenceWarning):
+        GaussianMixture(3, random_state=0, max_iter=1).fit(X)

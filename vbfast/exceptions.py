@@ -19,19 +19,29 @@ class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 
 
-_interop_not_fitted = None
+_interop = {}
+
+
+def _with_sklearn_base(cls):
+    """``cls``, or, when scikit-learn is already imported, a subclass of both ``cls`` and
+    scikit-learn's class of the same name, so that code catching or filtering scikit-learn's
+    class (pipelines, meta-estimators, warning filters, the estimator checks) sees ours too.
+    scikit-learn is never imported for this."""
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return cls
+    if cls not in _interop:
+        _interop[cls] = type(cls.__name__, (cls, getattr(sk, cls.__name__)),
+                             {"__module__": __name__, "__doc__": cls.__doc__})
+    return _interop[cls]
 
 
 def not_fitted_error_class():
-    """The class to raise for use before ``fit``: ``NotFittedError``, or, when scikit-learn is
-    already imported, a subclass of both it and scikit-learn's ``NotFittedError``, so code
-    (pipelines, meta-estimators, the estimator checks) catching scikit-learn's class works.
-    scikit-learn is never imported for this."""
-    global _interop_not_fitted
-    sk = sys.modules.get("sklearn.exceptions")
-    if sk is None:
-        return NotFittedError
-    if _interop_not_fitted is None:
-        _interop_not_fitted = type("NotFittedError", (NotFittedError, sk.NotFittedError),
-                                   {"__module__": __name__, "__doc__": NotFittedError.__doc__})
-    return _interop_not_fitted
+    """The class to raise for use before ``fit`` (see ``_with_sklearn_base``)."""
+    return _with_sklearn_base(NotFittedError)
+
+
+def convergence_warning_class():
+    """The class of the warning a fit that did not converge emits (see
+    ``_with_sklearn_base``)."""
+    return _with_sklearn_base(ConvergenceWarning)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..exceptions import BoundDecreaseWarning, ConvergenceWarning
+from ..exceptions import BoundDecreaseWarning, convergence_warning_class
 from .config import get_config
 
 
@@ -168,7 +168,7 @@ def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
         warnings.warn(
             f"Best of {n_runs} initialisation(s) did not converge in max_iter={max_iter} "
             "iterations. Try different init parameters, or increase max_iter or tol, or "
-            "check for degenerate data.", ConvergenceWarning, stacklevel=4)
+            "check for degenerate data.", convergence_warning_class(), stacklevel=4)
     return best
 
 

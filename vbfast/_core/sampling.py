@@ -6,7 +6,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ..exceptions import ConvergenceWarning
+from ..exceptions import convergence_warning_class
 from .validation import check_scalar
 
 # A sampler's fit is converged_ when every split-R-hat it reports is below this.
@@ -39,15 +39,14 @@ def matching(reference, items, metric="sqeuclidean"):
 def warn_if_not_converged(max_rhat, what, advice="Increase burn_in or n_draws."):
     """The sampler's ConvergenceWarning: too few draws for a diagnostic (``max_rhat`` NaN), or
     a split-R-hat of ``what`` at or above ``RHAT_THRESHOLD``. Returns ``converged_``."""
+    category = convergence_warning_class()
     if np.isnan(max_rhat):
         warnings.warn("Fewer than 4 draws kept per chain: no convergence diagnostics "
-                      "(converged_ is False). Increase n_draws.", ConvergenceWarning,
-                      stacklevel=3)
+                      "(converged_ is False). Increase n_draws.", category, stacklevel=3)
         return False
     if max_rhat >= RHAT_THRESHOLD:
         warnings.warn(
             f"The Gibbs chains may not have converged: the largest split-R-hat of {what} is "
-            f"{max_rhat:.3f} (threshold {RHAT_THRESHOLD}). {advice}", ConvergenceWarning,
-            stacklevel=3)
+            f"{max_rhat:.3f} (threshold {RHAT_THRESHOLD}). {advice}", category, stacklevel=3)
         return False
     return True
