@@ -117,3 +117,34 @@ def test_demo_spectrum_mode():
     for method in available_methods(GaussianMixture()):
         assert method in text
     assert main(["demo", "--spectrum"]) == 0
+
+
+def test_methods_given_as_one_string():
+    X = load_old_faithful()
+    result = compare_methods(GaussianMixture(2, random_state=0), X, methods="em")
+    assert [row["method"] for row in result] == ["em"]
+
+
+def test_lda_counts_given_as_a_list():
+    counts = np.random.RandomState(0).poisson(1.0, size=(60, 20)).tolist()
+    result = compare_methods(LatentDirichletAllocation(2, random_state=0, max_iter=3), counts,
+                             methods=["variational_em"])
+    assert np.isfinite(result["variational_em"]["heldout"])
+    assert np.isfinite(result["variational_em"]["train_bound"])
+
+
+def test_initial_parameters_leave_out_the_methods_that_cannot_use_them():
+    X = load_old_faithful()
+    est = GaussianMixture(2, random_state=0, means_init=[[2.0, 55.0], [4.5, 80.0]])
+    with pytest.warns(UserWarning, match="method='gibbs'.*means_init"):
+        result = compare_methods(est, X)
+    assert [row["method"] for row in result] == ["em"]
+    with pytest.raises(ValueError, match="method='mean_field': means_init"):
+        compare_methods(est, X, methods=["mean_field", "em"])
+
+
+def test_demo_refuses_a_negative_seed(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--seed", "-1"])
+    assert exc.value.code == 2
+    assert "--seed" in capsys.readouterr().err

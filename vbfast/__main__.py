@@ -26,6 +26,13 @@ def _version():
         return __version__
 
 
+def _seed(text):
+    value = int(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**32), got {value}")
+    return value
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -53,7 +60,8 @@ def build_parser():
                       help="restarts per K (default: 3)")
     demo.add_argument("--n-threads", type=_positive_int, default=None,
                       help="threads for the kernels (default: all available)")
-    demo.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    demo.add_argument("--seed", type=_seed, default=0,
+                      help="random_state, an int in [0, 2**32) (default: 0)")
     demo.add_argument("--spectrum", action="store_true",
                       help="compare the inference methods (Gibbs, mean field, EM) on one "
                       "mixture of --n-components components; held-out data: a random quarter "

@@ -7,8 +7,10 @@ iterations (sweeps for Gibbs), held-out score and training bound, plus the per-i
 for plotting. matplotlib is needed only for ``MethodComparison.plot``.
 """
 import time
+import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 from .mixture.gaussian import _METHODS as MIXTURE_METHODS
 from .mixture.gaussian import BayesianGaussianMixture, GaussianMixture
@@ -50,10 +52,22 @@ def available_methods(estimator):
 
 
 def _n_units(family, X):
-    """Samples (mixtures) or tokens (LDA): what per-unit scores are divided by."""
+    """Samples (mixtures) or tokens (LDA): what per-unit scores are divided by. X has been
+    fitted or scored already, so it is valid (a list, an array or a sparse matrix)."""
     if family == "lda":
-        return float(X.sum())
+        return float(X.sum()) if sp.issparse(X) else float(np.sum(np.asarray(X, np.float64)))
     return float(np.shape(X)[0])
+
+
+def _unusable(estimator, methods):
+    """{method: why} for the methods that ``estimator``'s settings rule out: only EM starts
+    from given initial parameters."""
+    given = [name for name in ("weights_init", "means_init", "precisions_init")
+             if getattr(estimator, name, None) is not None]
+    if not given:
+        return {}
+    return {m: f"{', '.join(given)} set (only method='em' starts from given parameters)"
+            for m in methods if m != "em"}
 
 
 def _heldout_score(family, est, X):
@@ -173,9 +187,11 @@ def compare_methods(estimator, X, X_test=None, methods=None):
         Training data.
     X_test : same kind as X, optional
         Held-out data for the score column; without it the column scores X itself.
-    methods : sequence of str, optional
+    methods : str or sequence of str, optional
         Methods to compare (default: every method the estimator accepts, slowest first: 'gibbs',
-        'mean_field', then 'em' for mixtures or 'variational_em' for LDA).
+        'mean_field', then 'em' for mixtures or 'variational_em' for LDA; those the
+        estimator's settings rule out, such as every method but EM when ``means_init`` is set,
+        are left out with a warning).
 
     Returns
     -------
@@ -186,15 +202,23 @@ def compare_methods(estimator, X, X_test=None, methods=None):
     family = _family(estimator)
     allowed = available_methods(estimator)
     if methods is None:
-        methods = allowed
+        unusable = _unusable(estimator, allowed)
+        for method, why in unusable.items():
+            warnings.warn(f"compare_methods leaves out method={method!r}: {why}.",
+                          UserWarning, stacklevel=2)
+        methods = tuple(m for m in allowed if m not in unusable)
     else:
-        methods = tuple(methods)
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)
         if not methods:
             raise ValueError("methods must name at least one method")
         unknown = [m for m in methods if m not in allowed]
         if unknown:
             raise ValueError(f"{type(estimator).__name__} does not support method(s) "
                              f"{unknown}; available: {list(allowed)}")
+        unusable = _unusable(estimator, methods)
+        if unusable:
+            raise ValueError("compare_methods cannot fit "
+                             + "; ".join(f"method={m!r}: {why}" for m, why in unusable.items()))
     params = estimator.get_params()
     rows, traces, fitted = [], {}, {}
     for method in methods:
