@@ -78,12 +78,17 @@ def resolve_n_threads(n_threads):
 MIN_ROWS_PER_THREAD = 1024
 
 
-def threads_for(n_threads, n_samples):
-    """Threads worth using for a pass over ``n_samples`` rows (never more than asked).
+def threads_for(n_threads, work, min_work_per_thread=MIN_ROWS_PER_THREAD, n_groups=None):
+    """Threads worth using for a pass over ``work`` units (rows, non-zeros, tokens): at most
+    ``n_threads`` (resolved), one per ``min_work_per_thread`` units, at most ``n_groups``
+    (a group is one thread's unit of work), at least one.
 
     The kernels' results do not depend on the thread count, so this only affects speed.
     """
-    return _granted(int(max(1, min(n_threads, n_samples // MIN_ROWS_PER_THREAD))))
+    n = min(n_threads, work // min_work_per_thread)
+    if n_groups is not None:
+        n = min(n, n_groups)
+    return _granted(int(max(1, n)))
 
 
 @contextmanager
