@@ -302,6 +302,15 @@ def log_det_cholesky(prec_chol, covariance_type, n_features):
     return n_features * np.log(prec_chol)
 
 
+def plugin_log_const(weights, prec_chol, covariance_type, n_features):
+    """c_k = log pi_k + log det U_k - D/2 log(2 pi) of a pass at point estimates (K,); a zero
+    weight gives log 0 = -inf, on purpose (the component takes no row)."""
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(weights)
+    return (log_weights + log_det_cholesky(prec_chol, covariance_type, n_features)
+            - 0.5 * n_features * LOG_2PI)
+
+
 def kernel_arrays(means_shifted, prec_chol, covariance_type):
     """The per-component arrays the pass needs for the quadratic form.
 
