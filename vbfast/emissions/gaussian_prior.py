@@ -367,7 +367,7 @@ class MeanFieldFitState(Method):
         """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates."""
         data, ctype, pr = self.data, self.covariance_type, self.priors
         K, D = data.n_components, data.n_features
-        gram = data.gram() if ctype == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
                                            gram)
         # weights

@@ -281,7 +281,7 @@ class GibbsFitState(Method):
 
     def _draw_theta(self, stats, centers_shifted):
         data = self.data
-        gram = data.gram() if self.covariance_type == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         post = conditional_posterior(stats, centers_shifted, self.priors, self.covariance_type,
                                      data.shift, gram)
         self.theta = draw_parameters(post, self.covariance_type, self.rng)

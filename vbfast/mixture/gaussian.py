@@ -64,7 +64,7 @@ class EM(Method):
 
     def m_step(self, stats, centers_shifted):
         data = self.data
-        gram = data.gram() if self.covariance_type == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         nk, means_shifted, cov = G.estimate_parameters(
             stats, self.covariance_type, self.reg_covar, centers_shifted, gram)
         self.weights = nk / nk.sum()
@@ -387,7 +387,7 @@ class GaussianMixture(ParamsMixin):
             resp = self._initial_resp(data, random_state)
             stats = data.stats_from_resp(resp)
             zeros = np.zeros((self.n_components, data.n_features))
-            gram = data.gram() if ctype == "tied" else None
+            gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
                                                            zeros, gram)
             weights = nk / data.weight_sum
@@ -481,15 +481,9 @@ class GaussianMixture(ParamsMixin):
         counts = rng.multinomial(n_samples, weights / weights.sum())
         means = np.asarray(self.means_, dtype=np.float64)
         cov = np.asarray(self.covariances_, dtype=np.float64)
-        D = means.shape[1]
-        parts = []
-        for k, count in enumerate(counts):
-            if self.covariance_type == "full":
-                parts.append(rng.multivariate_normal(means[k], cov[k], count))
-            elif self.covariance_type == "tied":
-                parts.append(rng.multivariate_normal(means[k], cov, count))
-            else:  # diag: (D,) variances; spherical: one variance
-                parts.append(means[k] + rng.standard_normal((count, D)) * np.sqrt(cov[k]))
+        covariance = G.COVARIANCES[self.covariance_type]
+        parts = [covariance.sample_rows(rng, means[k], cov, k, count)
+                 for k, count in enumerate(counts)]
         X = np.vstack(parts).astype(np.asarray(self.means_).dtype, copy=False)
         y = np.repeat(np.arange(len(counts)), counts)
         return X, y
