@@ -110,10 +110,12 @@ def compare_bayesian(n_samples=_data.N_SAMPLES, repeat=1, blas_threads=None):
                 best[lib] = min(best.get(lib, np.inf), t)
                 fitted[lib] = est
         vb, sk = fitted["vbfast"], fitted["sklearn"]
-        from vbfast.emissions.gaussian_prior import sklearn_bound_offset
+        from vbfast.emissions.gaussian import GaussianPass
+        from vbfast.emissions.gaussian_prior import resolve_priors, sklearn_bound_offset
 
-        offset = sklearn_bound_offset(vb._mf_priors, ct, _data.N_COMPONENTS, X.shape[1],
-                                      X.shape[0])
+        # the priors the fit used (defaults filled in from X)
+        priors = resolve_priors(vb, GaussianPass(X, None, ct, _data.N_COMPONENTS, 1))
+        offset = sklearn_bound_offset(priors, ct, _data.N_COMPONENTS, X.shape[1], X.shape[0])
         # with reg_covar > 0 the difference also holds reg/2 sum_k N_k tr(E[Lambda_k])
         P = np.asarray(vb.precisions_)
         nk = vb.mean_precision_ - vb.mean_precision_prior_

@@ -378,7 +378,7 @@ def test_log_prior_against_scipy(covariance_type, prior_type):
 
 # --------------------------------------------------------------------------- the sampler
 def fit(X, **kw):
-    params = dict(n_components=3, method="gibbs", n_samples=60, burn_in=30, random_state=0)
+    params = dict(n_components=3, method="gibbs", n_draws=60, burn_in=30, random_state=0)
     params.update(kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -389,16 +389,16 @@ def fit(X, **kw):
 def test_bitwise_identical_for_any_thread_count_and_reproducible(covariance_type):
     rng = np.random.default_rng(8)
     X, *_ = three_component_data(rng, 5000)  # enough rows for two threads to be used
-    a = fit(X, covariance_type=covariance_type, n_threads=1, n_samples=8, burn_in=4)
-    b = fit(X, covariance_type=covariance_type, n_threads=2, n_samples=8, burn_in=4)
-    c = fit(X, covariance_type=covariance_type, n_threads=2, n_samples=8, burn_in=4)
+    a = fit(X, covariance_type=covariance_type, n_threads=1, n_draws=8, burn_in=4)
+    b = fit(X, covariance_type=covariance_type, n_threads=2, n_draws=8, burn_in=4)
+    c = fit(X, covariance_type=covariance_type, n_threads=2, n_draws=8, burn_in=4)
     for other in (b, c):
         assert_array_equal(a.log_joint_trace_, other.log_joint_trace_)
         for name in a.posterior_samples_:
             assert_array_equal(a.posterior_samples_[name], other.posterior_samples_[name])
         assert_array_equal(a.means_, other.means_)
         assert_array_equal(a.covariances_, other.covariances_)
-    d = fit(X, covariance_type=covariance_type, n_threads=2, n_samples=8, burn_in=4,
+    d = fit(X, covariance_type=covariance_type, n_threads=2, n_draws=8, burn_in=4,
             random_state=1)
     assert not np.array_equal(a.log_joint_trace_, d.log_joint_trace_)
     # the chains differ from each other
@@ -414,7 +414,7 @@ def test_recovers_known_mixture(covariance_type):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         est = vbfast.BayesianGaussianMixture(
-            n_components=3, covariance_type=covariance_type, method="gibbs", n_samples=300,
+            n_components=3, covariance_type=covariance_type, method="gibbs", n_draws=300,
             burn_in=50, n_chains=2, random_state=0,
             weight_concentration_prior_type="dirichlet_distribution").fit(X)
     # put the estimated components in the true order (nearest means)
@@ -453,7 +453,7 @@ def test_trace_is_log_joint_not_a_bound():
     with vbfast.config_context(bound_decrease="raise") if hasattr(vbfast, "config_context") \
             else warnings.catch_warnings():
         warnings.simplefilter("error", BoundDecreaseWarning)
-        est = fit(X, n_samples=20, burn_in=10, thin=2, n_chains=3)
+        est = fit(X, n_draws=20, burn_in=10, thin=2, n_chains=3)
     assert est.n_iter_ == 10 + 20 * 2
     assert est.log_joint_trace_.shape == (3, 50)
     assert_array_equal(est.lower_bounds_, est.log_joint_trace_[0])
@@ -490,7 +490,7 @@ def test_trace_is_log_joint_not_a_bound():
 def test_score_samples_is_predictive_averaged_over_draws():
     rng = np.random.default_rng(9)
     X, *_ = three_component_data(rng, 600)
-    est = fit(X, covariance_type="diag", n_samples=10, burn_in=5)
+    est = fit(X, covariance_type="diag", n_draws=10, burn_in=5)
     X_test = rng.normal(size=(40, 2)) * 3
     s = est.posterior_samples_
     w = s["weights"].reshape(-1, 3)
@@ -510,7 +510,7 @@ def test_score_samples_is_predictive_averaged_over_draws():
 def test_bayesian_gaussian_mixture_gibbs_uses_its_priors():
     rng = np.random.default_rng(10)
     X, *_ = three_component_data(rng, 500)
-    common = dict(n_components=3, method="gibbs", n_samples=10, burn_in=5, random_state=0)
+    common = dict(n_components=3, method="gibbs", n_draws=10, burn_in=5, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a = vbfast.BayesianGaussianMixture(**common).fit(X)
@@ -523,7 +523,7 @@ def test_bayesian_gaussian_mixture_gibbs_uses_its_priors():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(n_samples=0), "n_samples"), (dict(burn_in=-1), "burn_in"), (dict(thin=0), "thin"),
+    (dict(n_draws=0), "n_draws"), (dict(burn_in=-1), "burn_in"), (dict(thin=0), "thin"),
     (dict(n_chains=0), "n_chains"), (dict(warm_start=True), "warm_start"),
     (dict(means_init=np.zeros((3, 2))), "means_init"), (dict(method="gibs"), "method"),
 ])
@@ -531,6 +531,19 @@ def test_bad_sampler_parameters(kw, match):
     X = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(ValueError, match=match):
         fit(X, **kw)
+
+
+@pytest.mark.parametrize("cls", [vbfast.GaussianMixture, vbfast.BayesianGaussianMixture])
+def test_n_samples_renamed_n_draws(cls):
+    """The draws kept per chain are ``n_draws``; the old name is refused, naming the new one
+    (``sample(n_samples)`` keeps counting rows)."""
+    est = cls(method="gibbs", n_draws=7)
+    assert est.get_params()["n_draws"] == 7 and "n_samples" not in est.get_params()
+    with pytest.raises(ValueError, match="'n_samples' .*renamed 'n_draws'"):
+        est.set_params(n_samples=5)
+    assert est.n_draws == 7
+    with pytest.raises(TypeError, match="n_samples"):
+        cls(n_samples=5)
 
 
 def test_bayesian_mixture_rejects_em():
@@ -555,7 +568,7 @@ def test_relabel_undoes_permutations():
     for name in samples:
         idx = perms.reshape(perms.shape + (1,) * (samples[name].ndim - 3))
         samples[name] = np.take_along_axis(samples[name], idx, axis=2)
-    GS._relabel(samples, "diag")
+    GS.relabel(samples, "diag")
     # every draw now in the order of the first draw: the weights identify the components
     order = samples["weights"][0, 0]
     assert_array_equal(samples["weights"], np.broadcast_to(order, (C, S, K)))

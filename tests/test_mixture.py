@@ -610,7 +610,7 @@ def test_get_set_params_roundtrip():
     assert set(params) == {"n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                            "n_init", "init_params", "weights_init", "means_init",
                            "precisions_init", "random_state", "warm_start", "verbose",
-                           "verbose_interval", "method", "n_threads", "n_samples", "burn_in",
+                           "verbose_interval", "method", "n_threads", "n_draws", "burn_in",
                            "thin", "n_chains"}
     assert params["covariance_type"] == "diag" and params["tol"] == 1e-4
     assert params["means_init"] is means

@@ -41,6 +41,8 @@ class ParamsMixin:
     scikit-learn. Subclasses list their constructor parameters in ``_param_names``."""
 
     _param_names = ()
+    # old name -> new name of renamed parameters, refused by set_params with the new name
+    _renamed_params = {}
 
     def get_params(self, deep=True):
         """Parameters of this estimator, as a dict."""
@@ -49,6 +51,9 @@ class ParamsMixin:
     def set_params(self, **params):
         """Set parameters; returns self."""
         for name, value in params.items():
+            if name in self._renamed_params and name not in self._param_names:
+                raise ValueError(f"Parameter {name!r} of {type(self).__name__} was renamed "
+                                 f"{self._renamed_params[name]!r}.")
             if name not in self._param_names:
                 raise ValueError(f"Invalid parameter {name!r} for {type(self).__name__}; "
                                  f"valid parameters are {sorted(self._param_names)}")

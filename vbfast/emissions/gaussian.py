@@ -11,6 +11,9 @@ type           covariances / precisions  precisions_cholesky_ U, with precision 
 'spherical'    (K,)                      (K,), 1 / sqrt(variance)
 =============  =======================  ===================================================
 
+Each type is a ``CovarianceType`` (``COVARIANCES[covariance_type]``) holding its algebra; the
+functions taking a ``covariance_type`` name call it.
+
 The kernel works in coordinates shifted by a fixed vector (the data mean during a fit), so the
 second moments it accumulates are well conditioned; the functions here take and return shifted
 means where they say so.
@@ -22,7 +25,6 @@ from . import _gaussian_kernel as _gmm
 from .._core.protocol import Statistics
 from .._core.threads import threads_for
 
-COVARIANCE_TYPES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 CHUNK_SIZE = 256
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -41,12 +43,6 @@ def n_groups_for(n_samples, slot_size):
     return int(max(1, min(n_chunks, 128, budget)))
 
 
-def second_moment_size(covariance_type, n_components, n_features):
-    """Length of one slot of the kernel's second-moment statistics S2."""
-    return {"full": n_components * n_features * n_features, "tied": 0,
-            "diag": n_components * n_features, "spherical": n_components}[covariance_type]
-
-
 class GaussianPass:
     """The data side of a fit: X, weights, the shift, the statistics slots and the thread count.
 
@@ -58,7 +54,7 @@ class GaussianPass:
         self.X = X
         self.n_samples, self.n_features = X.shape
         self.covariance_type = covariance_type
-        self.cov_code = COVARIANCE_TYPES[covariance_type]
+        self.covariance = COVARIANCES[covariance_type]
         self.n_components = n_components
         self.n_threads = threads_for(n_threads, self.n_samples)
         self.sample_weight = sample_weight
@@ -72,7 +68,7 @@ class GaussianPass:
                 shift = (sample_weight @ X) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
         K, D = n_components, self.n_features
-        s2 = second_moment_size(covariance_type, K, D)
+        s2 = self.covariance.second_moment_size(K, D)
         G = n_groups_for(self.n_samples, K + K * D + s2)
         self.nk_slots = np.empty((G, K))
         self.s1_slots = np.empty((G, K * D))
@@ -82,7 +78,7 @@ class GaussianPass:
         self._gram = None
 
     def gram(self):
-        """sum_n w_n (x_n - shift)(x_n - shift)^T, computed once (tied covariance needs it)."""
+        """sum_n w_n (x_n - shift)(x_n - shift)^T (D, D), computed once ('tied' needs it)."""
         if self._gram is None:
             D = self.n_features
             slots = np.empty((n_groups_for(self.n_samples, D * D), D * D))
@@ -111,7 +107,8 @@ class GaussianPass:
         empty_out_2d = np.empty((0, 0), dtype=X.dtype)
         empty_out_1d = np.empty(0, dtype=X.dtype)
         _gmm.gmm_pass(
-            X, self._w, self.shift, means_shifted, prec_flat, aux, log_const, self.cov_code,
+            X, self._w, self.shift, means_shifted, prec_flat, aux, log_const,
+            self.covariance.code,
             resp_in if resp_in is not None else np.empty((0, 0)),
             self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else empty_out_2d,
@@ -125,12 +122,7 @@ class GaussianPass:
         if compute_stats:
             stats["nk"] = self.nk_slots.sum(axis=0)
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
-            s2 = self.s2_slots.sum(axis=0)
-            if self.covariance_type == "full":
-                s2 = symmetrize_lower(s2.reshape(K, D, D))
-            elif self.covariance_type == "diag":
-                s2 = s2.reshape(K, D)
-            stats["s2"] = s2
+            stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
         return Statistics(**stats)
 
     def stats_from_resp(self, resp):
@@ -140,7 +132,7 @@ class GaussianPass:
         not depend on the thread count) so that no N x K array exists."""
         K, D = self.n_components, self.n_features
         zeros_means = np.zeros((K, D))
-        prec_flat, aux = _dummy_kernel_arrays(self.covariance_type, K, D)
+        prec_flat, aux = self.covariance.dummy_kernel_arrays(K, D)
         if not isinstance(resp, HardAssignments):
             resp = np.ascontiguousarray(resp, dtype=np.float64)
             return self.run(zeros_means, prec_flat, aux, np.zeros(K), resp_in=resp)
@@ -187,15 +179,341 @@ def symmetrize_lower(a):
     return lower + np.swapaxes(np.tril(a, -1), -1, -2)
 
 
-def _dummy_kernel_arrays(covariance_type, K, D):
-    """Correctly shaped, unused factor arrays for a pass driven by given responsibilities."""
-    if covariance_type == "full":
+class CovarianceType:
+    """The algebra of one covariance type, in its layouts (the table above).
+
+    One instance per type, in ``COVARIANCES``; callers hold the instance of their
+    ``covariance_type`` (``GaussianPass.covariance``) and call its methods instead of
+    branching on the name. ``precisions_cholesky_`` U is the upper factor with precision
+    U U^T ('full', 'tied') or 1 / sqrt(variances) ('diag', 'spherical').
+    """
+
+    name = None
+    code = None  # the kernel's covariance code (``_gmm.gmm_pass``)
+    uses_gram = False  # the covariance estimate needs sum_n w_n (x_n - shift)(...)^T
+
+    def shape(self, K, D):
+        """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
+        raise NotImplementedError
+
+    def second_moment_size(self, K, D):
+        """Length of one slot of the kernel's second-moment statistics S2."""
+        raise NotImplementedError
+
+    def n_parameters(self, K, D):
+        """Free parameters of the covariances."""
+        raise NotImplementedError
+
+    def reduce_s2(self, s2, K, D):
+        """The summed S2 slot (flat) in this type's layout: (K, D, D) symmetric 'full',
+        (K, D) 'diag', (K,) 'spherical', empty 'tied' (which uses the Gram matrix)."""
+        return s2
+
+    def dummy_kernel_arrays(self, K, D):
+        """Correctly shaped, unused factor arrays for a pass driven by given
+        responsibilities: (prec_flat, aux)."""
+        raise NotImplementedError
+
+    def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
+                             gram):
+        """Covariances from the statistics, given N_k (raw and with 10 eps) and the shifted
+        means (K, D); ``reg_covar`` on the diagonal (see ``estimate_parameters``)."""
+        raise NotImplementedError
+
+    def precision_cholesky(self, covariances):
+        """U from the covariances (ValueError if one is not positive-definite)."""
+        raise NotImplementedError
+
+    def precision_cholesky_from_precisions(self, precisions):
+        """U straight from the precisions."""
+        raise NotImplementedError
+
+    def precisions_from_cholesky(self, prec_chol):
+        """Precisions U U^T (or squared factors)."""
+        raise NotImplementedError
+
+    def covariances_from_cholesky(self, prec_chol):
+        """Covariances (U U^T)^{-1}."""
+        raise NotImplementedError
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        """log det U per component (half the log-determinant of the precision); (K,) or a
+        scalar ('tied')."""
+        raise NotImplementedError
+
+    def kernel_arrays(self, means_shifted, prec_chol):
+        """(prec_flat, aux, quad_const): the per-component arrays the pass needs for the
+        quadratic form (see ``kernel_arrays``)."""
+        raise NotImplementedError
+
+    def check_precision_values(self, precisions):
+        """Validate user-given precisions of the right shape (ValueError)."""
+        raise NotImplementedError
+
+    def sample_rows(self, rng, mean, covariances, k, count):
+        """``count`` rows (count, D) drawn from component k: N(mean, covariances of k)."""
+        raise NotImplementedError
+
+
+def _stacked_precision_cholesky(covs):
+    """U_k = L_k^{-T} (cov_k = L_k L_k^T) of (K, D, D) covariances, by triangular solves
+    rather than explicit inverses."""
+    D = covs.shape[-1]
+    out = np.empty_like(covs)
+    eye = np.eye(D)
+    for k, cov in enumerate(covs):
+        try:
+            cov_chol = linalg.cholesky(cov, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            raise ValueError(_ILL_DEFINED) from None
+        out[k] = linalg.solve_triangular(cov_chol, eye, lower=True, check_finite=False).T
+    if not np.isfinite(out).all():
+        raise ValueError(_ILL_DEFINED)
+    return out
+
+
+def _stacked_cholesky_from_precisions(precs):
+    """U_k = J chol(J P_k J) J of (K, D, D) precisions (J the reversal permutation): upper
+    triangular, U U^T = P, without inverting P."""
+    out = np.empty_like(precs, dtype=np.float64)
+    for k, prec in enumerate(precs):
+        lower = linalg.cholesky(prec[::-1, ::-1], lower=True)
+        out[k] = lower[::-1, ::-1]
+    return out
+
+
+def _stacked_covariances_from_cholesky(chols):
+    """(U_k U_k^T)^{-1} = U_k^{-T} U_k^{-1} of (K, D, D) factors, via triangular solves."""
+    D = chols.shape[-1]
+    out = np.empty_like(chols)
+    for k, u in enumerate(chols):
+        u_inv = linalg.solve_triangular(u, np.eye(D), lower=False)
+        out[k] = u_inv.T @ u_inv
+    return out
+
+
+class Full(CovarianceType):
+    """Each component its own (D, D) covariance."""
+
+    name, code = "full", 0
+
+    def shape(self, K, D):
+        return (K, D, D)
+
+    def second_moment_size(self, K, D):
+        return K * D * D
+
+    def n_parameters(self, K, D):
+        return K * D * (D + 1) / 2.0
+
+    def reduce_s2(self, s2, K, D):
+        return symmetrize_lower(s2.reshape(K, D, D))
+
+    def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
-    if covariance_type == "tied":
+
+    def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
+                             gram):
+        # S2 is centred at the pass's centres: sum r (x - m)(x - m)^T = S2 - R d d^T
+        D = means.shape[1]
+        d = means - centers_shifted
+        cov = stats["s2"] - nk_raw[:, None, None] * d[:, :, None] * d[:, None, :]
+        cov /= nk[:, None, None]
+        cov[:, np.arange(D), np.arange(D)] += reg_covar
+        return cov
+
+    def precision_cholesky(self, covariances):
+        return _stacked_precision_cholesky(covariances)
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return _stacked_cholesky_from_precisions(precisions)
+
+    def precisions_from_cholesky(self, prec_chol):
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+
+    def covariances_from_cholesky(self, prec_chol):
+        return _stacked_covariances_from_cholesky(prec_chol)
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+
+    def kernel_arrays(self, means_shifted, prec_chol):
+        K = means_shifted.shape[0]
+        return (np.ascontiguousarray(prec_chol, dtype=np.float64).ravel(), np.empty((0, 0)),
+                np.zeros(K))
+
+    def check_precision_values(self, precisions):
+        for k, p in enumerate(precisions):
+            if not np.allclose(p, p.T):
+                raise ValueError(f"precisions_init[{k}] is not symmetric")
+            if np.any(np.linalg.eigvalsh(p) <= 0.0):
+                raise ValueError(f"precisions_init[{k}] is not positive-definite")
+
+    def sample_rows(self, rng, mean, covariances, k, count):
+        return rng.multivariate_normal(mean, covariances[k], count)
+
+
+class Tied(CovarianceType):
+    """One (D, D) covariance shared by every component (the matrix algebra of 'full' on a
+    stack of one)."""
+
+    name, code = "tied", 1
+    uses_gram = True
+
+    def shape(self, K, D):
+        return (D, D)
+
+    def second_moment_size(self, K, D):
+        return 0
+
+    def n_parameters(self, K, D):
+        return D * (D + 1) / 2.0
+
+    def dummy_kernel_arrays(self, K, D):
         return np.zeros(D * D), np.zeros((K, D + 1))
-    if covariance_type == "diag":
+
+    def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
+                             gram):
+        D = means.shape[1]
+        cov = gram - (nk[:, None] * means).T @ means
+        cov /= nk.sum()
+        cov.flat[:: D + 1] += reg_covar
+        return cov
+
+    def precision_cholesky(self, covariances):
+        return _stacked_precision_cholesky(covariances[None])[0]
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return _stacked_cholesky_from_precisions(precisions[None])[0]
+
+    def precisions_from_cholesky(self, prec_chol):
+        return prec_chol @ prec_chol.T
+
+    def covariances_from_cholesky(self, prec_chol):
+        return _stacked_covariances_from_cholesky(prec_chol[None])[0]
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        return float(np.log(np.diag(prec_chol)).sum())
+
+    def kernel_arrays(self, means_shifted, prec_chol):
+        K = means_shifted.shape[0]
+        u = np.ascontiguousarray(prec_chol, dtype=np.float64)
+        mu = means_shifted @ u
+        aux = np.hstack([-2.0 * mu, np.ones((K, 1))])
+        return u.ravel(), np.ascontiguousarray(aux), -0.5 * (mu ** 2).sum(axis=1)
+
+    def check_precision_values(self, precisions):
+        if not np.allclose(precisions, precisions.T):
+            raise ValueError("precisions_init is not symmetric")
+        if np.any(np.linalg.eigvalsh(precisions) <= 0.0):
+            raise ValueError("precisions_init is not positive-definite")
+
+    def sample_rows(self, rng, mean, covariances, k, count):
+        return rng.multivariate_normal(mean, covariances, count)
+
+
+class _Variances(CovarianceType):
+    """The types whose precision factors are 1 / sqrt(variances), per dimension ('diag') or
+    per component ('spherical')."""
+
+    def precision_cholesky(self, covariances):
+        if np.any(np.less_equal(covariances, 0.0)) or not np.isfinite(covariances).all():
+            raise ValueError(_ILL_DEFINED)
+        return 1.0 / np.sqrt(covariances)
+
+    def precision_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def precisions_from_cholesky(self, prec_chol):
+        return prec_chol ** 2
+
+    def covariances_from_cholesky(self, prec_chol):
+        return 1.0 / prec_chol ** 2
+
+    def check_precision_values(self, precisions):
+        if np.any(precisions <= 0):
+            raise ValueError(f"precisions_init for covariance_type={self.name!r} must be "
+                             "positive")
+
+    def sample_rows(self, rng, mean, covariances, k, count):
+        return mean + rng.standard_normal((count, mean.shape[0])) * np.sqrt(covariances[k])
+
+
+class Diag(_Variances):
+    """Each component a diagonal covariance, (D,) variances."""
+
+    name, code = "diag", 2
+
+    def shape(self, K, D):
+        return (K, D)
+
+    def second_moment_size(self, K, D):
+        return K * D
+
+    def n_parameters(self, K, D):
+        return K * D
+
+    def reduce_s2(self, s2, K, D):
+        return s2.reshape(K, D)
+
+    def dummy_kernel_arrays(self, K, D):
         return np.empty(0), np.zeros((K, 2 * D))
-    return np.empty(0), np.zeros((K, D + 1))
+
+    def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
+                             gram):
+        return stats["s2"] / nk[:, None] - means ** 2 + reg_covar
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        return np.log(prec_chol).sum(axis=1)
+
+    def kernel_arrays(self, means_shifted, prec_chol):
+        p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
+        aux = np.hstack([-2.0 * means_shifted * p2, p2])
+        return np.empty(0), np.ascontiguousarray(aux), -0.5 * (means_shifted ** 2 * p2).sum(1)
+
+
+class Spherical(_Variances):
+    """Each component one variance."""
+
+    name, code = "spherical", 3
+
+    def shape(self, K, D):
+        return (K,)
+
+    def second_moment_size(self, K, D):
+        return K
+
+    def n_parameters(self, K, D):
+        return K
+
+    def dummy_kernel_arrays(self, K, D):
+        return np.empty(0), np.zeros((K, D + 1))
+
+    def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
+                             gram):
+        D = means.shape[1]
+        return (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+
+    def log_det_cholesky(self, prec_chol, n_features):
+        return n_features * np.log(prec_chol)
+
+    def kernel_arrays(self, means_shifted, prec_chol):
+        p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
+        aux = np.hstack([-2.0 * means_shifted * p2[:, None], p2[:, None]])
+        return np.empty(0), np.ascontiguousarray(aux), -0.5 * p2 * (means_shifted ** 2).sum(1)
+
+
+#: covariance_type -> its algebra
+COVARIANCES = {c.name: c for c in (Full(), Tied(), Diag(), Spherical())}
+#: covariance_type -> the kernel's code
+COVARIANCE_TYPES = {name: c.code for name, c in COVARIANCES.items()}
+
+
+# ---------------------------------------------------------------------- by type name
+# The same algebra for callers holding a ``covariance_type`` name.
+def second_moment_size(covariance_type, n_components, n_features):
+    """Length of one slot of the kernel's second-moment statistics S2."""
+    return COVARIANCES[covariance_type].second_moment_size(n_components, n_features)
 
 
 def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram=None):
@@ -206,24 +524,13 @@ def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram
     diagonal. For 'full', S2 is centred at ``centers_shifted`` (the means the pass was given)
     and re-centred here at the new means:
         sum r (x - m)(x - m)^T = S2 - R d d^T,  d = m - centre,  R = sum r.
+    ``gram`` (D, D) is needed by 'tied' only.
     """
     nk_raw = stats["nk"]
     nk = nk_raw + 10 * np.finfo(np.float64).eps
     means = stats["s1"] / nk[:, None]
-    K, D = means.shape
-    if covariance_type == "full":
-        d = means - centers_shifted
-        cov = stats["s2"] - nk_raw[:, None, None] * d[:, :, None] * d[:, None, :]
-        cov /= nk[:, None, None]
-        cov[:, np.arange(D), np.arange(D)] += reg_covar
-    elif covariance_type == "tied":
-        cov = gram - (nk[:, None] * means).T @ means
-        cov /= nk.sum()
-        cov.flat[:: D + 1] += reg_covar
-    elif covariance_type == "diag":
-        cov = stats["s2"] / nk[:, None] - means ** 2 + reg_covar
-    else:
-        cov = (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+    cov = COVARIANCES[covariance_type].estimate_covariances(stats, nk_raw, nk, means,
+                                                            reg_covar, centers_shifted, gram)
     return nk, means, cov
 
 
@@ -233,24 +540,7 @@ def precision_cholesky(covariances, covariance_type):
     With the covariance Cholesky factor L (cov = L L^T), U = L^{-T}, found by a triangular
     solve rather than an explicit inverse.
     """
-    if covariance_type in ("full", "tied"):
-        covs = covariances if covariance_type == "full" else covariances[None]
-        D = covs.shape[-1]
-        out = np.empty_like(covs)
-        eye = np.eye(D)
-        for k, cov in enumerate(covs):
-            try:
-                cov_chol = linalg.cholesky(cov, lower=True, check_finite=False)
-            except linalg.LinAlgError:
-                raise ValueError(_ILL_DEFINED) from None
-            out[k] = linalg.solve_triangular(cov_chol, eye, lower=True,
-                                             check_finite=False).T
-        if not np.isfinite(out).all():
-            raise ValueError(_ILL_DEFINED)
-        return out if covariance_type == "full" else out[0]
-    if np.any(np.less_equal(covariances, 0.0)) or not np.isfinite(covariances).all():
-        raise ValueError(_ILL_DEFINED)
-    return 1.0 / np.sqrt(covariances)
+    return COVARIANCES[covariance_type].precision_cholesky(covariances)
 
 
 def precision_cholesky_from_precisions(precisions, covariance_type):
@@ -259,47 +549,31 @@ def precision_cholesky_from_precisions(precisions, covariance_type):
     With J the reversal permutation, J chol(J P J) J is upper triangular and squares to P; this
     avoids inverting P.
     """
-    if covariance_type in ("full", "tied"):
-        precs = precisions if covariance_type == "full" else precisions[None]
-        out = np.empty_like(precs, dtype=np.float64)
-        for k, prec in enumerate(precs):
-            lower = linalg.cholesky(prec[::-1, ::-1], lower=True)
-            out[k] = lower[::-1, ::-1]
-        return out if covariance_type == "full" else out[0]
-    return np.sqrt(precisions)
+    return COVARIANCES[covariance_type].precision_cholesky_from_precisions(precisions)
 
 
 def precisions_from_cholesky(prec_chol, covariance_type):
     """Precision matrices U U^T (or squared precisions for diag / spherical)."""
-    if covariance_type == "full":
-        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
-    if covariance_type == "tied":
-        return prec_chol @ prec_chol.T
-    return prec_chol ** 2
+    return COVARIANCES[covariance_type].precisions_from_cholesky(prec_chol)
 
 
 def covariances_from_cholesky(prec_chol, covariance_type):
     """Covariances (U U^T)^{-1} = U^{-T} U^{-1}, via triangular solves."""
-    if covariance_type in ("full", "tied"):
-        chols = prec_chol if covariance_type == "full" else prec_chol[None]
-        D = chols.shape[-1]
-        out = np.empty_like(chols)
-        for k, u in enumerate(chols):
-            u_inv = linalg.solve_triangular(u, np.eye(D), lower=False)
-            out[k] = u_inv.T @ u_inv
-        return out if covariance_type == "full" else out[0]
-    return 1.0 / prec_chol ** 2
+    return COVARIANCES[covariance_type].covariances_from_cholesky(prec_chol)
 
 
 def log_det_cholesky(prec_chol, covariance_type, n_features):
     """log det U per component (half the log-determinant of the precision); (K,) or scalar."""
-    if covariance_type == "full":
-        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
-    if covariance_type == "tied":
-        return float(np.log(np.diag(prec_chol)).sum())
-    if covariance_type == "diag":
-        return np.log(prec_chol).sum(axis=1)
-    return n_features * np.log(prec_chol)
+    return COVARIANCES[covariance_type].log_det_cholesky(prec_chol, n_features)
+
+
+def plugin_log_const(weights, prec_chol, covariance_type, n_features):
+    """c_k = log pi_k + log det U_k - D/2 log(2 pi) of a pass at point estimates (K,); a zero
+    weight gives log 0 = -inf, on purpose (the component takes no row)."""
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(weights)
+    return (log_weights + log_det_cholesky(prec_chol, covariance_type, n_features)
+            - 0.5 * n_features * LOG_2PI)
 
 
 def kernel_arrays(means_shifted, prec_chol, covariance_type):
@@ -309,22 +583,7 @@ def kernel_arrays(means_shifted, prec_chol, covariance_type):
     form of the other types the vectors a_k and the folded constant -1/2 ||m_k U||^2 (or
     -1/2 sum_j m_kj^2 p_kj^2), which the caller adds to c_k. See ``src_c/_gmm.pyx``.
     """
-    K, D = means_shifted.shape
-    if covariance_type == "full":
-        return (np.ascontiguousarray(prec_chol, dtype=np.float64).ravel(), np.empty((0, 0)),
-                np.zeros(K))
-    if covariance_type == "tied":
-        u = np.ascontiguousarray(prec_chol, dtype=np.float64)
-        mu = means_shifted @ u
-        aux = np.hstack([-2.0 * mu, np.ones((K, 1))])
-        return u.ravel(), np.ascontiguousarray(aux), -0.5 * (mu ** 2).sum(axis=1)
-    if covariance_type == "diag":
-        p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([-2.0 * means_shifted * p2, p2])
-        return np.empty(0), np.ascontiguousarray(aux), -0.5 * (means_shifted ** 2 * p2).sum(1)
-    p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-    aux = np.hstack([-2.0 * means_shifted * p2[:, None], p2[:, None]])
-    return np.empty(0), np.ascontiguousarray(aux), -0.5 * p2 * (means_shifted ** 2).sum(1)
+    return COVARIANCES[covariance_type].kernel_arrays(means_shifted, prec_chol)
 
 
 def pass_inputs(means, prec_chol, covariance_type, shift, log_const):
@@ -341,33 +600,18 @@ def pass_inputs(means, prec_chol, covariance_type, shift, log_const):
 
 def n_covariance_parameters(covariance_type, n_components, n_features):
     """Free parameters of the covariances."""
-    K, D = n_components, n_features
-    return {"full": K * D * (D + 1) / 2.0, "tied": D * (D + 1) / 2.0, "diag": K * D,
-            "spherical": K}[covariance_type]
+    return COVARIANCES[covariance_type].n_parameters(n_components, n_features)
 
 
 def check_precisions(precisions, covariance_type, n_components, n_features):
     """Validate user-given precisions: shape, symmetry and positive definiteness."""
-    K, D = n_components, n_features
-    shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    cov = COVARIANCES[covariance_type]
+    shape = cov.shape(n_components, n_features)
     precisions = np.asarray(precisions, dtype=np.float64)
-    if precisions.shape != shapes[covariance_type]:
+    if precisions.shape != shape:
         raise ValueError(f"precisions_init for covariance_type={covariance_type!r} must have "
-                         f"shape {shapes[covariance_type]}, got {precisions.shape}")
+                         f"shape {shape}, got {precisions.shape}")
     if not np.isfinite(precisions).all():
         raise ValueError("precisions_init contains NaN or infinity")
-    if covariance_type in ("diag", "spherical"):
-        if np.any(precisions <= 0):
-            raise ValueError(f"precisions_init for covariance_type={covariance_type!r} must be "
-                             "positive")
-        return precisions
-    mats = precisions if covariance_type == "full" else precisions[None]
-    for k, p in enumerate(mats):
-        if not np.allclose(p, p.T):
-            raise ValueError(f"precisions_init[{k}] is not symmetric" if covariance_type ==
-                             "full" else "precisions_init is not symmetric")
-        if np.any(np.linalg.eigvalsh(p) <= 0.0):
-            raise ValueError(f"precisions_init[{k}] is not positive-definite" if
-                             covariance_type == "full" else
-                             "precisions_init is not positive-definite")
+    cov.check_precision_values(precisions)
     return precisions

@@ -248,6 +248,53 @@ def _quad(prec, diff, covariance_type):
     return prec * (diff ** 2).sum(axis=1)
 
 
+# ---------------------------------------------------------------------- expectations under q
+def expected_log_weights(weight_concentration, prior_type):
+    """E[log pi_k], (K,): under q(pi) = Dir(alpha) (``weight_concentration`` alpha (K,)), or
+    for 'dirichlet_process' under the sticks' q(v_k) = Beta(a_k, b_k) (a pair (a, b)),
+    E[log pi_k] = E[log v_k] + sum_{j<k} E[log(1 - v_j)]."""
+    wc = weight_concentration
+    if prior_type == "dirichlet_process":
+        a, b = wc
+        d_sum = digamma(a + b)
+        e_log_v = digamma(a) - d_sum
+        e_log_1mv = digamma(b) - d_sum
+        return e_log_v + np.hstack((0.0, np.cumsum(e_log_1mv)[:-1]))
+    return digamma(wc) - digamma(wc.sum())
+
+
+def log_det_W(prec_chol, degrees_of_freedom, covariance_type, D):
+    """log |W_k| ((K,), or a scalar for 'tied') of q(Lambda_k) = Wishart(W_k, nu_k), from its
+    factor U_k (U U^T = nu W): 2 log det U - D log nu."""
+    return (2.0 * G.log_det_cholesky(prec_chol, covariance_type, D)
+            - D * np.log(degrees_of_freedom))
+
+
+def expected_log_det(prec_chol, degrees_of_freedom, covariance_type, D):
+    """E[log |Lambda_k|] = sum_{i<D} psi((nu_k - i)/2) + D log 2 + log |W_k|."""
+    return (multi_digamma(0.5 * degrees_of_freedom, D) + D * LOG_2
+            + log_det_W(prec_chol, degrees_of_freedom, covariance_type, D))
+
+
+def kernel_inputs(weight_concentration, prior_type, mean_precision, means, degrees_of_freedom,
+                  prec_chol, covariance_type, shift):
+    """(shifted means, factor array, aux, c_k) for a pass at q(theta), with
+    c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi) and the
+    factors U_k of nu_k W_k (``means`` (K, D) in original coordinates)."""
+    D = means.shape[1]
+    log_const = (expected_log_weights(weight_concentration, prior_type)
+                 + 0.5 * expected_log_det(prec_chol, degrees_of_freedom, covariance_type, D)
+                 - 0.5 * D / mean_precision - 0.5 * D * G.LOG_2PI)
+    return G.pass_inputs(means, prec_chol, covariance_type, shift, log_const)
+
+
+def prior_type_of(weight_concentration):
+    """The weight prior of a fitted ``weight_concentration_``: the sticks' pair (a, b) for
+    'dirichlet_process', alpha (K,) for 'dirichlet_distribution'."""
+    return "dirichlet_process" if isinstance(weight_concentration, tuple) \
+        else "dirichlet_distribution"
+
+
 class MeanFieldFitState(Method):
     """q(theta) of the Bayesian Gaussian mixture, updated by coordinate ascent.
 
@@ -285,32 +332,23 @@ class MeanFieldFitState(Method):
     # ---- expectations under q
     def expected_log_weights(self):
         """E[log pi_k], (K,)."""
-        wc = self.weight_concentration
-        if self.priors["type"] == "dirichlet_process":
-            a, b = wc
-            d_sum = digamma(a + b)
-            e_log_v = digamma(a) - d_sum
-            e_log_1mv = digamma(b) - d_sum
-            return e_log_v + np.hstack((0.0, np.cumsum(e_log_1mv)[:-1]))
-        return digamma(wc) - digamma(wc.sum())
+        return expected_log_weights(self.weight_concentration, self.priors["type"])
 
     def log_det_W(self):
         """log |W_k| ((K,), or a scalar for 'tied'), from U U^T = nu W."""
-        D = self.means.shape[1]
-        return (2.0 * G.log_det_cholesky(self.prec_chol, self.covariance_type, D)
-                - D * np.log(self.degrees_of_freedom))
+        return log_det_W(self.prec_chol, self.degrees_of_freedom, self.covariance_type,
+                         self.means.shape[1])
 
     def expected_log_det(self):
         """E[log |Lambda_k|] = sum_i psi((nu - i)/2) + D log 2 + log |W|."""
-        D = self.means.shape[1]
-        return multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2 + self.log_det_W()
+        return expected_log_det(self.prec_chol, self.degrees_of_freedom, self.covariance_type,
+                                self.means.shape[1])
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
-        D = self.means.shape[1]
-        log_const = (self.expected_log_weights() + 0.5 * self.expected_log_det()
-                     - 0.5 * D / self.mean_precision - 0.5 * D * G.LOG_2PI)
-        return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
+        return kernel_inputs(self.weight_concentration, self.priors["type"],
+                             self.mean_precision, self.means, self.degrees_of_freedom,
+                             self.prec_chol, self.covariance_type, shift)
 
     # ---- the iteration (the protocol of vbfast._core.protocol)
     def pass_inputs(self, shard):
@@ -329,7 +367,7 @@ class MeanFieldFitState(Method):
         """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates."""
         data, ctype, pr = self.data, self.covariance_type, self.priors
         K, D = data.n_components, data.n_features
-        gram = data.gram() if ctype == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
                                            gram)
         # weights

@@ -40,22 +40,18 @@ Random numbers: the z draws come from the kernel's counter-based stream keyed by
 (chain seed, sweep, row), so they do not depend on the thread count; the K-sized parameter
 draws use a NumPy Generator per chain. Wishart draws use the Bartlett decomposition.
 """
-import time
-import warnings
-
 import numpy as np
 from scipy import linalg
-from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln
 
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
+from .._core.loop import Sampling, iterate, run_fits
 from .._core.mcmc import effective_sample_size, split_rhat
-from .._core.validation import check_array, check_is_fitted, check_scalar
-from ..exceptions import ConvergenceWarning
+from .._core.protocol import Method
+from .._core.sampling import matching, n_sweeps, warn_if_not_converged
+from .._core.threads import single_threaded_blas
 
-#: chains count as converged when every split-R-hat of the scalar summaries is below this
-RHAT_THRESHOLD = 1.05
 _LOG_2PI = G.LOG_2PI
 
 
@@ -247,16 +243,20 @@ def log_prior(theta, priors, covariance_type, shift):
 
 
 # ====================================================================== one chain
-class GibbsFitState:
-    """One chain of the blocked Gibbs sampler (the loop's fit-state interface).
+class GibbsFitState(Method):
+    """One chain of the blocked Gibbs sampler, a method of the protocol
+    (``vbfast._core.protocol``).
 
-    step(): a sampled pass at the current theta draws z and returns log p(X, z | theta); theta
-    is then redrawn from p(theta | X, z). The value returned is the log joint
-    log p(X, z_t, theta_{t-1}) at the state just after the z block: not a bound, and not
-    monotone (``monotone = False``, so the bound-decrease guard never applies).
+    An iteration is one sweep: the pass at the current theta draws z and gives the hard-count
+    statistics with log p(X, z | theta) (``pass_inputs`` asks the kernel for ``sample_z``,
+    keyed by (chain seed, sweep)); ``update`` then redraws theta from p(theta | X, z). The
+    bound is the log joint log p(X, z_t, theta_{t-1}) at the state just after the z block: not
+    a bound, and not monotone (so the loop's bound-decrease guard never applies).
     """
 
     monotone = False
+    bound_kind = "log joint"
+    overflow_advice = "Scale the input data."
 
     def __init__(self, data, covariance_type, priors, rng, kernel_seed):
         self.data = data
@@ -266,6 +266,8 @@ class GibbsFitState:
         self.kernel_seed = int(kernel_seed)
         self.sweep = 0
         self.theta = None
+        self._centers = None
+        self._log_joint = None
 
     @classmethod
     def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp):
@@ -279,7 +281,7 @@ class GibbsFitState:
 
     def _draw_theta(self, stats, centers_shifted):
         data = self.data
-        gram = data.gram() if self.covariance_type == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         post = conditional_posterior(stats, centers_shifted, self.priors, self.covariance_type,
                                      data.shift, gram)
         self.theta = draw_parameters(post, self.covariance_type, self.rng)
@@ -295,16 +297,20 @@ class GibbsFitState:
         return np.ascontiguousarray(th["means"]), prec_flat, aux, np.ascontiguousarray(
             log_const)
 
-    def step(self):
-        data = self.data
-        means_shifted, prec_flat, aux, log_const = self.kernel_inputs()
-        stats = data.run(means_shifted, prec_flat, aux, log_const, sample_z=True,
-                         seed=self.kernel_seed, sweep=self.sweep)
-        log_joint = stats["log_likelihood"] + log_prior(self.theta, self.priors,
-                                                        self.covariance_type, data.shift)
-        self._draw_theta(stats, means_shifted)
+    # ---- the protocol
+    def pass_inputs(self, shard):
+        inputs = self.kernel_inputs()
+        self._centers = inputs[0]
+        return inputs, {"sample_z": True, "seed": self.kernel_seed, "sweep": self.sweep}
+
+    def update(self, stats):
+        self._log_joint = stats["log_likelihood"] + log_prior(
+            self.theta, self.priors, self.covariance_type, self.data.shift)
+        self._draw_theta(stats, self._centers)
         self.sweep += 1
-        return log_joint
+
+    def bound(self):
+        return self._log_joint
 
     def draw(self):
         """The current theta in original coordinates: weights, means, precisions_cholesky."""
@@ -312,16 +318,52 @@ class GibbsFitState:
         return {"weights": np.exp(th["log_weights"]), "means": th["means"] + self.data.shift,
                 "precisions_cholesky": np.array(th["prec_chol"])}
 
+    def attributes(self):
+        return self.draw()
+
+    def step(self):
+        """One sweep outside the loop (benchmarks, tests); returns its log joint."""
+        return iterate(self, self.data)
+
 
 # ====================================================================== the sampler
-def _relabel(samples, covariance_type):
+def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, thin, n_chains,
+               verbose=0, verbose_interval=10):
+    """Run ``n_chains`` chains of ``burn_in + n_draws * thin`` sweeps through the one loop;
+    returns the loop's ``RunResult`` of every chain (kept draws in ``draws``).
+
+    Chain c's seeds come from ``SeedSequence(entropy).spawn(n_chains)[c]``, the entropy being
+    drawn from ``random_state``; each chain's child is split again into the seed of its
+    initialisation (``initial_resp(data, RandomState)``: k-means etc.), of its parameter draws
+    (a PCG64 Generator) and of the kernel's z stream. Chains run one after another, each pass
+    using every thread.
+    """
+    entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
+    chains = np.random.SeedSequence(entropy).spawn(n_chains)
+    ctype = data.covariance_type
+
+    def new_chain(c):
+        init_seq, param_seq, kernel_seq = chains[c].spawn(3)
+        init_rs = np.random.RandomState(np.random.MT19937(init_seq))
+        rng = np.random.Generator(np.random.PCG64(param_seq))
+        kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
+        return GibbsFitState.from_resp(data, ctype, priors, rng, kernel_seed,
+                                       initial_resp(data, init_rs))
+
+    return run_fits(new_chain, data, n_runs=n_chains, max_iter=n_sweeps(n_draws, burn_in, thin),
+                    verbose=verbose, verbose_interval=verbose_interval,
+                    sampling=Sampling(burn_in, thin))
+
+
+def relabel(samples, covariance_type):
     """Permute the components of every draw to match a reference (in place).
 
-    The reference starts as the last draw of the first chain and is then replaced by the mean
-    of the matched draws, and the matching repeated (two rounds). The cost of pairing
-    reference component k with draw component j is the squared distance of their means,
-    each feature scaled by the spread of all drawn means; the Hungarian algorithm
-    (``scipy.optimize.linear_sum_assignment``) finds the cheapest permutation per draw.
+    ``samples``: ``weights`` (C, S, K), ``means`` (C, S, K, D), ``precisions_cholesky`` and
+    ``precisions`` (C, S) + the estimator's shapes. The reference starts as the last draw of
+    the first chain and is then replaced by the mean of the matched draws, and the matching
+    repeated (two rounds). The cost of pairing reference component k with draw component j is
+    the squared distance of their means, each feature scaled by the spread of all drawn means;
+    ``vbfast._core.sampling.matching`` (Hungarian) finds the cheapest permutation per draw.
     """
     means = samples["means"]  # (C, S, K, D)
     C, S, K, D = means.shape
@@ -333,9 +375,7 @@ def _relabel(samples, covariance_type):
         perms = np.empty((C, S, K), dtype=np.intp)
         for c in range(C):
             for s in range(S):
-                x = means[c, s] / scale
-                cost = ((reference[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
-                perms[c, s] = linear_sum_assignment(cost)[1]
+                perms[c, s] = matching(reference, means[c, s] / scale)
         matched = np.take_along_axis(means, perms[..., None], axis=2)
         reference = matched.reshape(-1, K, D).mean(axis=0) / scale
     for name in ("weights", "means", "precisions_cholesky", "precisions"):
@@ -362,100 +402,30 @@ def _posterior_summary(samples, covariance_type):
             "precisions_cholesky_": prec_chol, "covariances_": covariances}
 
 
-def check_sampler_parameters(est):
-    """Validate the sampler options ``n_samples``, ``burn_in``, ``thin``, ``n_chains`` of an
-    estimator with ``method='gibbs'`` (ValueError naming the parameter)."""
-    check_scalar(est.n_samples, "n_samples", "int", min_val=1)
-    check_scalar(est.burn_in, "burn_in", "int", min_val=0)
-    check_scalar(est.thin, "thin", "int", min_val=1)
-    check_scalar(est.n_chains, "n_chains", "int", min_val=1)
-    if est.warm_start:
-        raise ValueError("warm_start is not supported with method='gibbs' (each fit runs "
-                         "its chains from init_params)")
+def posterior_fit(results, covariance_type):
+    """The fit of the chains ``results`` (``run_chains``): returns ``(params, attributes)``.
 
-
-def fit_gibbs(est, data, random_state):
-    """Run ``est.n_chains`` chains and set the estimator's fitted attributes.
-
-    Chain c's seeds come from ``SeedSequence(entropy).spawn(n_chains)[c]``, the entropy being
-    drawn from the estimator's random state; each chain's child is split again into the seed
-    of its initialisation (k-means etc., a RandomState), of its parameter draws (a PCG64
-    Generator) and of the kernel's z stream. Chains run one after another, each pass using
-    every thread.
+    ``params``: the posterior summary in float64 (``weights_``, ``means_``, ``precisions_``,
+    ``precisions_cholesky_``, ``covariances_``), to be cast to X's dtype. ``attributes``:
+    ``posterior_samples_`` (every kept draw, leading axes (n_chains, n_draws), relabelled, with
+    ``precisions`` and the ``log_joint`` of the kept sweeps), ``sampler_diagnostics_``,
+    ``log_joint_trace_`` (n_chains, n_sweeps), and chain 0's ``lower_bounds_``,
+    ``iteration_times_``, ``lower_bound_``, ``n_iter_``.
     """
-    priors = BG.resolve_priors(est, data)
-    ctype = data.covariance_type
-    n_chains, n_keep, thin, burn_in = est.n_chains, est.n_samples, est.thin, est.burn_in
-    n_sweeps = burn_in + n_keep * thin
-    entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
-    chains = np.random.SeedSequence(entropy).spawn(n_chains)
-    traces = np.empty((n_chains, n_sweeps))
-    times = np.empty((n_chains, n_sweeps))
-    kept = {"weights": [], "means": [], "precisions_cholesky": []}
-    for c, chain_seq in enumerate(chains):
-        init_seq, param_seq, kernel_seq = chain_seq.spawn(3)
-        init_rs = np.random.RandomState(np.random.MT19937(init_seq))
-        rng = np.random.Generator(np.random.PCG64(param_seq))
-        kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
-        resp = est._initial_resp(data, init_rs)
-        state = GibbsFitState.from_resp(data, ctype, priors, rng, kernel_seed, resp)
-        draws = {name: [] for name in kept}
-        t_prev = time.perf_counter()
-        for sweep in range(n_sweeps):
-            value = state.step()
-            now = time.perf_counter()
-            traces[c, sweep], times[c, sweep] = value, now - t_prev
-            t_prev = now
-            if not np.isfinite(value):
-                raise ValueError(
-                    f"The log joint became {value} at sweep {sweep + 1} of chain {c}: the data "
-                    "or the parameters overflow. Scale the input data.")
-            if est.verbose >= 2 and (sweep + 1) % est.verbose_interval == 0:
-                print(f"  Chain {c} sweep {sweep + 1}\t log joint {value:.5f}")
-            if sweep >= burn_in and (sweep - burn_in + 1) % thin == 0:
-                for name, value in state.draw().items():
-                    draws[name].append(value)
-        for name in kept:
-            kept[name].append(np.stack(draws[name]))
-        if est.verbose:
-            print(f"Chain {c} done: {n_sweeps} sweeps, last log joint {traces[c, -1]:.5f}")
-    samples = {name: np.stack(v) for name, v in kept.items()}  # (C, S, ...)
+    samples = {name: np.stack([r.draws[name] for r in results]) for name in results[0].draws}
     u = samples["precisions_cholesky"]
-    samples["precisions"] = (np.einsum("...ij,...kj->...ik", u, u) if ctype in ("full", "tied")
-                             else u ** 2)
-    _relabel(samples, ctype)
-    kept_idx = burn_in + thin * np.arange(1, n_keep + 1) - 1
-    samples["log_joint"] = traces[:, kept_idx]
-    diagnostics = sampler_diagnostics(samples)
-
-    dtype = est._fit_dtype
-    from .gaussian import _cast_fitted  # refuses float32 overflow rather than storing inf
-
-    for name, value in _posterior_summary(samples, ctype).items():
-        setattr(est, name, _cast_fitted(name, value, dtype))
-    est.posterior_samples_ = samples
-    est.sampler_diagnostics_ = diagnostics
-    est.log_joint_trace_ = traces
-    est.lower_bounds_ = traces[0].copy()
-    est.iteration_times_ = times[0].copy()
-    est.lower_bound_ = float(traces[0, -1])
-    est.n_iter_ = n_sweeps
-    est.converged_ = bool(diagnostics["max_rhat"] < RHAT_THRESHOLD)
-    if hasattr(est, "weight_concentration_prior_type"):  # BayesianGaussianMixture: the priors
-        from ..emissions.gaussian_prior import store_prior_attributes
-
-        store_prior_attributes(est, priors, dtype)
-    if np.isnan(diagnostics["max_rhat"]):
-        warnings.warn("Fewer than 4 draws kept per chain: no convergence diagnostics "
-                      "(converged_ is False). Increase n_samples.", ConvergenceWarning,
-                      stacklevel=4)
-    elif not est.converged_:
-        warnings.warn(
-            f"The Gibbs chains may not have converged: the largest split-R-hat of the log "
-            f"joint and the sorted weights is {diagnostics['max_rhat']:.3f} (threshold "
-            f"{RHAT_THRESHOLD}). Increase burn_in or n_samples.", ConvergenceWarning,
-            stacklevel=4)
-    return est
+    samples["precisions"] = (np.einsum("...ij,...kj->...ik", u, u)
+                             if covariance_type in ("full", "tied") else u ** 2)
+    relabel(samples, covariance_type)
+    traces = np.stack([r.bounds for r in results])
+    samples["log_joint"] = traces[:, results[0].kept]
+    first = results[0]
+    attributes = {"posterior_samples_": samples,
+                  "sampler_diagnostics_": sampler_diagnostics(samples),
+                  "log_joint_trace_": traces,
+                  "lower_bounds_": first.bounds, "iteration_times_": first.times,
+                  "lower_bound_": float(first.bound), "n_iter_": int(first.n_iter)}
+    return _posterior_summary(samples, covariance_type), attributes
 
 
 def sampler_diagnostics(samples):
@@ -479,29 +449,29 @@ def sampler_diagnostics(samples):
     return {"rhat": rhat, "ess": ess, "max_rhat": max_rhat}
 
 
-def score_samples_gibbs(est, X):
-    """log p(x | X_train) estimated by the posterior predictive averaged over the kept draws:
-    log (1/S) sum_s p(x | theta_s), a log-mean-exp over the S = n_chains * n_samples draws."""
-    check_is_fitted(est, "posterior_samples_")
-    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
-    from .._core.threads import resolve_n_threads, single_threaded_blas
+def check_convergence(diagnostics):
+    """``converged_`` from ``sampler_diagnostics``: every split-R-hat below the threshold
+    (``vbfast._core.sampling``); a ConvergenceWarning otherwise."""
+    return warn_if_not_converged(diagnostics["max_rhat"], "the log joint and the sorted weights")
 
-    samples = est.posterior_samples_
-    ctype = est.covariance_type
+
+def predictive_log_density(samples, covariance_type, X, n_threads):
+    """log p(x | X_train) estimated by the posterior predictive averaged over the kept draws:
+    log (1/S) sum_s p(x | theta_s), a log-mean-exp over the S = n_chains * n_draws draws of
+    ``samples`` (``posterior_samples_``). X (N, D) checked; returns (N,) in X's dtype."""
+    ctype = covariance_type
     weights = samples["weights"].reshape((-1,) + samples["weights"].shape[2:])
     means = samples["means"].reshape((-1,) + samples["means"].shape[2:])
     chols = samples["precisions_cholesky"]
     chols = chols.reshape((-1,) + chols.shape[2:])
     n_draws, K, D = means.shape
     shift = weights.mean(axis=0) @ means.mean(axis=0)
-    data = G.GaussianPass(X, None, ctype, K, resolve_n_threads(est.n_threads), shift=shift)
+    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
     lpn = np.empty(X.shape[0], dtype=X.dtype)
     total = np.full(X.shape[0], -np.inf)
     with single_threaded_blas():
         for s in range(n_draws):
-            with np.errstate(divide="ignore"):
-                log_w = np.log(weights[s])
-            log_const = log_w + G.log_det_cholesky(chols[s], ctype, D) - 0.5 * D * _LOG_2PI
+            log_const = G.plugin_log_const(weights[s], chols[s], ctype, D)
             data.run(*G.pass_inputs(means[s], chols[s], ctype, shift, log_const),
                      log_prob_norm_out=lpn, compute_stats=False)
             np.logaddexp(total, lpn, out=total)

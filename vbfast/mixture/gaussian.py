@@ -11,30 +11,17 @@ from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from . import _gibbs as GS
 from .._core.base import ParamsMixin, all_or_nothing
+from .._core.clustering import kmeans, kmeans_plusplus
+from .._core.fitted import cast_fitted
 from .._core.loop import run_fits, store_trace
 from .._core.protocol import Method
+from .._core.sampling import check_sampler_parameters
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (check_array, check_is_fitted, check_option, check_random_state,
-                          check_sample_weight, check_scalar)
+                                check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field", "gibbs")
-
-
-def _cast_fitted(name, value, dtype):
-    """A fitted parameter (computed in float64) in X's dtype; a value that overflows float32
-    is refused rather than stored as inf."""
-    value = np.asarray(value, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        out = value.astype(dtype, copy=False)
-    if out.dtype != value.dtype:
-        finite = np.isfinite(value)
-        if np.any(finite & ~np.isfinite(out)):
-            raise ValueError(
-                f"The fitted {name} overflow {np.dtype(dtype).name} (the dtype of X): "
-                f"magnitudes up to {np.max(np.abs(value[finite])):.3g}. Fit X as float64, "
-                "or rescale it.")
-    return out
 
 
 class EM(Method):
@@ -59,11 +46,8 @@ class EM(Method):
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current theta."""
-        D = self.means.shape[1]
-        with np.errstate(divide="ignore"):  # a zero weight gives log 0 = -inf, on purpose
-            log_weights = np.log(self.weights)
-        log_const = (log_weights + G.log_det_cholesky(self.prec_chol, self.covariance_type, D)
-                     - 0.5 * D * G.LOG_2PI)
+        log_const = G.plugin_log_const(self.weights, self.prec_chol, self.covariance_type,
+                                       self.means.shape[1])
         return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift, log_const)
 
     def pass_inputs(self, shard):
@@ -80,7 +64,7 @@ class EM(Method):
 
     def m_step(self, stats, centers_shifted):
         data = self.data
-        gram = data.gram() if self.covariance_type == "tied" else None
+        gram = data.gram() if data.covariance.uses_gram else None
         nk, means_shifted, cov = G.estimate_parameters(
             stats, self.covariance_type, self.reg_covar, centers_shifted, gram)
         self.weights = nk / nk.sum()
@@ -144,7 +128,7 @@ class GaussianMixture(ParamsMixin):
     n_threads : int or None, default=None
         OpenMP threads for the passes over the data; None means every available core, negative
         values count back from it. Results do not depend on it.
-    n_samples : int, default=200
+    n_draws : int, default=200
         ``method='gibbs'``: draws kept per chain.
     burn_in : int, default=100
         ``method='gibbs'``: sweeps discarded at the start of each chain.
@@ -173,7 +157,7 @@ class GaussianMixture(ParamsMixin):
     the kept draws (log-mean-exp). Sampler attributes:
 
     posterior_samples_ : dict
-        Kept draws, each with leading axes (n_chains, n_samples): ``weights`` (K,),
+        Kept draws, each with leading axes (n_chains, n_draws): ``weights`` (K,),
         ``means`` (K, D), ``precisions`` and ``precisions_cholesky`` (the shapes of
         ``precisions_``), relabelled; and ``log_joint``, the trace at the kept sweeps.
     log_joint_trace_ : ndarray of shape (n_chains, n_iter_)
@@ -210,9 +194,9 @@ class GaussianMixture(ParamsMixin):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, method="em", n_threads=None, n_samples=200,
+                 verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
                  burn_in=100, thin=1, n_chains=2):
-        self.n_samples = n_samples
+        self.n_draws = n_draws
         self.burn_in = burn_in
         self.thin = thin
         self.n_chains = n_chains
@@ -237,7 +221,9 @@ class GaussianMixture(ParamsMixin):
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_samples", "burn_in", "thin", "n_chains")
+                    "n_threads", "n_draws", "burn_in", "thin", "n_chains")
+    # set_params names the new spelling of a renamed parameter (ParamsMixin)
+    _renamed_params = {"n_samples": "n_draws"}
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
@@ -259,7 +245,10 @@ class GaussianMixture(ParamsMixin):
                     raise ValueError(f"{name} is not supported with method={self.method!r} "
                                      "(theta starts from init_params' responsibilities)")
         if self.method == "gibbs":
-            GS.check_sampler_parameters(self)
+            check_sampler_parameters(self)
+            if self.warm_start:
+                raise ValueError("warm_start is not supported with method='gibbs' (each fit "
+                                 "runs its chains from init_params)")
         check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
         n_samples, n_features = X.shape
@@ -321,24 +310,41 @@ class GaussianMixture(ParamsMixin):
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_threads(self.n_threads)
         data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
-        self._fit_dtype = X.dtype
         with single_threaded_blas():
-            if self.method == "gibbs":  # a fixed number of sweeps, no n_init / tol loop
-                GS.fit_gibbs(self, data, random_state)
+            if self.method == "gibbs":  # chains of a fixed number of sweeps, no n_init / tol
+                self._fit_gibbs(data, random_state, X.dtype)
             else:
                 warm = bool(self.warm_start) and hasattr(self, "converged_")
-                result = run_fits(lambda run: self._new_method(data, random_state, warm), data,
-                                  n_runs=1 if warm else self.n_init, max_iter=self.max_iter,
-                                  tol=self.tol, verbose=self.verbose,
-                                  verbose_interval=self.verbose_interval)
-                self._store_fitted(result.attributes)
+                # the priors depend on the data only: resolved once for every initialisation
+                priors = BG.resolve_priors(self, data) if self.method == "mean_field" else None
+                result = run_fits(
+                    lambda run: self._new_method(data, random_state, warm, priors), data,
+                    n_runs=1 if warm else self.n_init, max_iter=self.max_iter, tol=self.tol,
+                    verbose=self.verbose, verbose_interval=self.verbose_interval)
+                self._store_fitted(result.attributes, X.dtype)
+                if priors is not None:
+                    _mean_field_store_priors(self, priors, X.dtype)
                 store_trace(self, result)
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _new_method(self, data, random_state, warm):
+    def _fit_gibbs(self, data, random_state, dtype):
+        n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
+        priors = BG.resolve_priors(self, data)
+        results = GS.run_chains(data, priors, self._initial_resp, random_state,
+                                n_draws=n_draws, burn_in=burn_in, thin=thin, n_chains=n_chains,
+                                verbose=self.verbose, verbose_interval=self.verbose_interval)
+        params, attributes = GS.posterior_fit(results, self.covariance_type)
+        fitted = {name: cast_fitted(name, value, dtype) for name, value in params.items()}
+        for name, value in {**fitted, **attributes}.items():  # once every cast succeeded
+            setattr(self, name, value)
+        if hasattr(self, "weight_concentration_prior_type"):  # BayesianGaussianMixture
+            BG.store_prior_attributes(self, priors, dtype)
+        self.converged_ = GS.check_convergence(self.sampler_diagnostics_)
+
+    def _new_method(self, data, random_state, warm, priors):
         if self.method == "mean_field":
-            return _mean_field_state(self, data, random_state, warm)
+            return _mean_field_state(self, data, random_state, warm, priors)
         if warm:
             return EM(data, self.covariance_type, self.reg_covar, self.weights_,
                       self.means_, self.precisions_cholesky_, self.covariances_)
@@ -353,8 +359,6 @@ class GaussianMixture(ParamsMixin):
         X, K = data.X, self.n_components
         n_samples = X.shape[0]
         if self.init_params == "kmeans":
-            from .._core.clustering import kmeans
-
             _, labels, _, _ = kmeans(X, K, sample_weight=data.sample_weight,
                                      random_state=random_state, n_threads=data.n_threads)
             resp = G.HardAssignments(labels, K)
@@ -363,8 +367,6 @@ class GaussianMixture(ParamsMixin):
             resp /= resp.sum(axis=1)[:, None]
         else:
             if self.init_params == "k-means++":
-                from .._core.clustering import kmeans_plusplus
-
                 _, indices = kmeans_plusplus(X, K, sample_weight=data.sample_weight,
                                              random_state=random_state,
                                              n_threads=data.n_threads)
@@ -385,7 +387,7 @@ class GaussianMixture(ParamsMixin):
             resp = self._initial_resp(data, random_state)
             stats = data.stats_from_resp(resp)
             zeros = np.zeros((self.n_components, data.n_features))
-            gram = data.gram() if ctype == "tied" else None
+            gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
                                                            zeros, gram)
             weights = nk / data.weight_sum
@@ -402,12 +404,11 @@ class GaussianMixture(ParamsMixin):
             prec_chol = G.precision_cholesky(cov, ctype)
         return weights, means, prec_chol, cov
 
-    def _store_fitted(self, params):
+    def _store_fitted(self, params, dtype):
         if self.method == "mean_field":
-            return _mean_field_store(self, params)
-        dtype = self._fit_dtype
-        fitted = {name: _cast_fitted(name, value, dtype) for name, value in params.items()}
-        fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+            return _mean_field_store(self, params, dtype)
+        fitted = {name: cast_fitted(name, value, dtype) for name, value in params.items()}
+        fitted["precisions_"] = cast_fitted("precisions_", G.precisions_from_cholesky(
             np.asarray(params["precisions_cholesky_"]), self.covariance_type), dtype)
         for name, value in fitted.items():  # set only once every cast succeeded
             setattr(self, name, value)
@@ -421,19 +422,20 @@ class GaussianMixture(ParamsMixin):
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
-        if self.method == "mean_field":
-            state = _mean_field_fitted_state(self)
-        else:
-            state = EM(None, self.covariance_type, self.reg_covar, weights, means,
-                       self.precisions_cholesky_)
+        prec_chol = np.asarray(self.precisions_cholesky_, dtype=np.float64)
         shift = weights @ means
+        if self.method == "mean_field":
+            inputs = _mean_field_kernel_inputs(self, means, prec_chol, shift)
+        else:  # point estimates: EM's, or the Gibbs posterior means (plug-in)
+            log_const = G.plugin_log_const(weights, prec_chol, self.covariance_type,
+                                           means.shape[1])
+            inputs = G.pass_inputs(means, prec_chol, self.covariance_type, shift, log_const)
         data = G.GaussianPass(X, None, self.covariance_type, self.n_components, n_threads,
                               shift=shift)
         resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype) if want_resp else None
         lpn = np.empty(X.shape[0], dtype=X.dtype) if want_log_prob_norm else None
         with single_threaded_blas():
-            data.run(*state.kernel_inputs(shift), resp_out=resp, log_prob_norm_out=lpn,
-                     compute_stats=False)
+            data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False)
         return resp, lpn
 
     def score_samples(self, X):
@@ -445,7 +447,11 @@ class GaussianMixture(ParamsMixin):
         if self.method == "mean_field":
             return _mean_field_score_samples(self, X)
         if self.method == "gibbs":
-            return GS.score_samples_gibbs(self, X)
+            check_is_fitted(self, "posterior_samples_")
+            X = check_array(X, n_features=self.n_features_in_,
+                            estimator_name=type(self).__name__)
+            return GS.predictive_log_density(self.posterior_samples_, self.covariance_type, X,
+                                             resolve_n_threads(self.n_threads))
         return self._pass(X, want_log_prob_norm=True)[1]
 
     def score(self, X, y=None):
@@ -475,15 +481,9 @@ class GaussianMixture(ParamsMixin):
         counts = rng.multinomial(n_samples, weights / weights.sum())
         means = np.asarray(self.means_, dtype=np.float64)
         cov = np.asarray(self.covariances_, dtype=np.float64)
-        D = means.shape[1]
-        parts = []
-        for k, count in enumerate(counts):
-            if self.covariance_type == "full":
-                parts.append(rng.multivariate_normal(means[k], cov[k], count))
-            elif self.covariance_type == "tied":
-                parts.append(rng.multivariate_normal(means[k], cov, count))
-            else:  # diag: (D,) variances; spherical: one variance
-                parts.append(means[k] + rng.standard_normal((count, D)) * np.sqrt(cov[k]))
+        covariance = G.COVARIANCES[self.covariance_type]
+        parts = [covariance.sample_rows(rng, means[k], cov, k, count)
+                 for k, count in enumerate(counts)]
         X = np.vstack(parts).astype(np.asarray(self.means_).dtype, copy=False)
         y = np.repeat(np.arange(len(counts)), counts)
         return X, y
@@ -509,17 +509,11 @@ class GaussianMixture(ParamsMixin):
 # Shared by GaussianMixture(method='mean_field') and BayesianGaussianMixture; the algebra lives
 # in ``vbfast.emissions.gaussian_prior``, the pass is the EM kernel.
 
-def _mean_field_state(est, data, random_state, warm):
-    priors = getattr(data, "_mf_priors", None)
-    if priors is None:
-        priors = data._mf_priors = BG.resolve_priors(est, data)
-    est._mf_priors_current = priors
+def _mean_field_state(est, data, random_state, warm, priors):
     if warm and hasattr(est, "weight_concentration_"):  # (not after an EM fit)
-        wc = est.weight_concentration_
-        wc = (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
-              else np.asarray(wc, dtype=np.float64))
         return BG.MeanFieldFitState(
-            data, est.covariance_type, est.reg_covar, priors, wc, est.mean_precision_,
+            data, est.covariance_type, est.reg_covar, priors,
+            _float64_concentration(est.weight_concentration_), est.mean_precision_,
             est.means_, est.degrees_of_freedom_, est.precisions_cholesky_,
             np.asarray(est.covariances_, dtype=np.float64))
     resp = est._initial_resp(data, random_state)
@@ -527,36 +521,41 @@ def _mean_field_state(est, data, random_state, warm):
                                           resp)
 
 
-def _mean_field_store(est, params):
-    dtype = est._fit_dtype
+def _float64_concentration(wc):
+    """``weight_concentration_`` (alpha (K,), or the sticks' pair (a, b)) in float64."""
+    return (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
+            else np.asarray(wc, dtype=np.float64))
+
+
+def _mean_field_store(est, params, dtype):
     fitted = {}
     for name, value in params.items():
         if isinstance(value, tuple):
-            value = tuple(_cast_fitted(name, v, dtype) for v in value)
+            value = tuple(cast_fitted(name, v, dtype) for v in value)
         elif name == "degrees_of_freedom_" and est.covariance_type == "tied":
             value = float(value)
         else:
-            value = _cast_fitted(name, value, dtype)
+            value = cast_fitted(name, value, dtype)
         fitted[name] = value
-    fitted["precisions_"] = _cast_fitted("precisions_", G.precisions_from_cholesky(
+    fitted["precisions_"] = cast_fitted("precisions_", G.precisions_from_cholesky(
         np.asarray(params["precisions_cholesky_"]), est.covariance_type), dtype)
     for name, value in fitted.items():  # set only once every cast succeeded
         setattr(est, name, value)
-    priors = est._mf_priors_current
-    est._mf_priors = priors
+
+
+def _mean_field_store_priors(est, priors, dtype):
     BG.store_prior_attributes(est, priors, dtype)
     est.n_effective_components_ = int(np.sum(np.asarray(est.weights_) >
                                              BG.EFFECTIVE_WEIGHT_THRESHOLD))
 
 
-def _mean_field_fitted_state(est):
-    """A MeanFieldFitState holding the fitted q(theta), for passes at new data."""
-    wc = est.weight_concentration_
-    wc = (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
-          else np.asarray(wc, dtype=np.float64))
-    return BG.MeanFieldFitState(
-        None, est.covariance_type, est.reg_covar, est._mf_priors, wc,
-        est.mean_precision_, est.means_, est.degrees_of_freedom_, est.precisions_cholesky_)
+def _mean_field_kernel_inputs(est, means, prec_chol, shift):
+    """The pass inputs at the fitted q(theta), for new data."""
+    wc = _float64_concentration(est.weight_concentration_)
+    return BG.kernel_inputs(wc, BG.prior_type_of(wc),
+                            np.asarray(est.mean_precision_, dtype=np.float64), means,
+                            np.asarray(est.degrees_of_freedom_, dtype=np.float64), prec_chol,
+                            est.covariance_type, shift)
 
 
 def _mean_field_score_samples(est, X):
@@ -657,7 +656,7 @@ class BayesianGaussianMixture(GaussianMixture):
         ``GaussianMixture(method='gibbs')`` plus the ``*_prior_`` attributes;
         ``weight_concentration_``, ``mean_precision_``, ``degrees_of_freedom_`` are
         mean-field only.
-    n_samples, burn_in, thin, n_chains : int
+    n_draws, burn_in, thin, n_chains : int
         Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
 
     Attributes
@@ -693,9 +692,9 @@ class BayesianGaussianMixture(GaussianMixture):
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
-                 method="mean_field", n_samples=200, burn_in=100, thin=1, n_chains=2):
+                 method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2):
         self.method = method
-        self.n_samples = n_samples
+        self.n_draws = n_draws
         self.burn_in = burn_in
         self.thin = thin
         self.n_chains = n_chains
@@ -723,7 +722,7 @@ class BayesianGaussianMixture(GaussianMixture):
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
-                    "n_samples", "burn_in", "thin", "n_chains")
+                    "n_draws", "burn_in", "thin", "n_chains")
 
     def _check_parameters(self, X):
         check_option(self.method, "method", ("mean_field", "gibbs"))
