@@ -9,7 +9,9 @@
                 "NPY_1_9_API_VERSION"
             ]
         ],
-        "depends": [],
+        "depends": [
+            "src_c/common/vbf_rng.h"
+        ],
         "include_dirs": [
             "/work/venv/lib/python3.11/site-packages/numpy/_core/include",
             "src_c/common",
@@ -1280,6 +1282,7 @@ static int __Pyx_init_tpflags_variables(void) {
 #include <stdlib.h>
 #include <math.h>
 #include <stdint.h>
+#include "vbf_rng.h"
 #include "pythread.h"
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
@@ -1848,7 +1851,7 @@ enum  {
   __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL = 3
 };
 
-/* "src_c/emissions/_gaussian_kernel.pyx":307
+/* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -3575,7 +3578,6 @@ static char __pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N;
 static char __pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T;
 static char __pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L;
 static char __pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U;
-static uint64_t __pyx_v_6vbfast_9emissions_16_gaussian_kernel_GOLDEN_GAMMA;
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
 static PyObject *strided = 0;
@@ -3584,9 +3586,6 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static CYTHON_INLINE uint64_t __pyx_f_6vbfast_9emissions_16_gaussian_kernel__mix64(uint64_t); /*proto*/
-static CYTHON_INLINE uint64_t __pyx_f_6vbfast_9emissions_16_gaussian_kernel__stream_start(uint64_t, uint64_t); /*proto*/
-static CYTHON_INLINE double __pyx_f_6vbfast_9emissions_16_gaussian_kernel__uniform(uint64_t, uint64_t); /*proto*/
 static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(float const *, double const *, int, Py_ssize_t, Py_ssize_t, int, int, int, double const *, double const *, double const *, double const *, int, double const *, double const *, int, double *, double *, double *, double *, double *, float *, int, float *, int, int, int, uint64_t, int *, int, double *, double *, double *); /*proto*/
 static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(double const *, double const *, int, Py_ssize_t, Py_ssize_t, int, int, int, double const *, double const *, double const *, double const *, int, double const *, double const *, int, double *, double *, double *, double *, double *, double *, int, double *, int, int, int, uint64_t, int *, int, double *, double *, double *); /*proto*/
 static PyObject *__pyx_ff_map_fused_988187_2_2_float__and_double(PyObject *, PyTypeObject *); /*proto*/
@@ -4160,7 +4159,7 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_zbuf __pyx_string_tab[198]
 #define __pyx_n_b_O __pyx_string_tab[199]
 #define __pyx_kp_b_void_char_char_char_char_int_int __pyx_string_tab[200]
-#define __pyx_kp_b_iso88591_F_5_q_U_5_xq_6_1_1 __pyx_string_tab[201]
+#define __pyx_kp_b_iso88591_F_5_6_U_5_Qhk_r_1 __pyx_string_tab[201]
 #define __pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y __pyx_string_tab[202]
 #define __pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1 __pyx_string_tab[203]
 #define __pyx_int_0 __pyx_number_tab[0]
@@ -19425,138 +19424,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":74
- * 
- * 
- * cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:             # <<<<<<<<<<<<<<
- *     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
- *     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-*/
-
-static CYTHON_INLINE uint64_t __pyx_f_6vbfast_9emissions_16_gaussian_kernel__mix64(uint64_t __pyx_v_z) {
-  uint64_t __pyx_r;
-
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":75
- * 
- * cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
- *     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL             # <<<<<<<<<<<<<<
- *     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
- *     return z ^ (z >> 31)
-*/
-  __pyx_v_z = ((__pyx_v_z ^ (__pyx_v_z >> 30)) * 0xBF58476D1CE4E5B9ULL);
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":76
- * cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
- *     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
- *     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL             # <<<<<<<<<<<<<<
- *     return z ^ (z >> 31)
- * 
-*/
-  __pyx_v_z = ((__pyx_v_z ^ (__pyx_v_z >> 27)) * 0x94D049BB133111EBULL);
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":77
- *     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
- *     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
- *     return z ^ (z >> 31)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = (__pyx_v_z ^ (__pyx_v_z >> 31));
-  }
-  goto __pyx_L0;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":74
- * 
- * 
- * cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:             # <<<<<<<<<<<<<<
- *     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
- *     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-
-  return __pyx_r;
-}
-
-/* "src_c/emissions/_gaussian_kernel.pyx":80
- * 
- * 
- * cdef inline uint64_t _stream_start(uint64_t seed, uint64_t sweep) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
- *     unrelated streams."""
-*/
-
-static CYTHON_INLINE uint64_t __pyx_f_6vbfast_9emissions_16_gaussian_kernel__stream_start(uint64_t __pyx_v_seed, uint64_t __pyx_v_sweep) {
-  uint64_t __pyx_r;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":83
- *     """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
- *     unrelated streams."""
- *     return _mix64(_mix64(seed + GOLDEN_GAMMA) ^ (sweep * 0xD1B54A32D192ED03ULL + 1))             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = __pyx_f_6vbfast_9emissions_16_gaussian_kernel__mix64((__pyx_f_6vbfast_9emissions_16_gaussian_kernel__mix64((__pyx_v_seed + __pyx_v_6vbfast_9emissions_16_gaussian_kernel_GOLDEN_GAMMA)) ^ ((__pyx_v_sweep * 0xD1B54A32D192ED03ULL) + 1)));
-  }
-  goto __pyx_L0;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":80
- * 
- * 
- * cdef inline uint64_t _stream_start(uint64_t seed, uint64_t sweep) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
- *     unrelated streams."""
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-  return __pyx_r;
-}
-
-/* "src_c/emissions/_gaussian_kernel.pyx":86
- * 
- * 
- * cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
- *     return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)
-*/
-
-static CYTHON_INLINE double __pyx_f_6vbfast_9emissions_16_gaussian_kernel__uniform(uint64_t __pyx_v_stream, uint64_t __pyx_v_row) {
-  double __pyx_r;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":88
- * cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:
- *     """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
- *     return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  {
-
-    __pyx_r = (((double)(__pyx_f_6vbfast_9emissions_16_gaussian_kernel__mix64((__pyx_v_stream + ((__pyx_v_row + 1) * __pyx_v_6vbfast_9emissions_16_gaussian_kernel_GOLDEN_GAMMA))) >> 11)) * (1.0 / 9007199254740992.0));
-  }
-  goto __pyx_L0;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":86
- * 
- * 
- * cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:             # <<<<<<<<<<<<<<
- *     """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
- *     return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)
-*/
-
-  /* function exit code */
-  __pyx_L0:;
-  return __pyx_r;
-}
-
-/* "src_c/emissions/_gaussian_kernel.pyx":91
+/* "src_c/emissions/_gaussian_kernel.pyx":75
  * 
  * 
  * def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,             # <<<<<<<<<<<<<<
@@ -19607,53 +19475,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_start,&__pyx_mstate_global->__pyx_n_u_stop,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 91, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 75, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 75, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 75, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 75, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 91, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 75, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "uniforms", 0) < (0)) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "uniforms", 0) < (0)) __PYX_ERR(0, 75, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("uniforms", 1, 4, 4, i); __PYX_ERR(0, 91, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("uniforms", 1, 4, 4, i); __PYX_ERR(0, 75, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 75, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 75, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 75, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 91, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 75, __pyx_L3_error)
     }
-    __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[0]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 91, __pyx_L3_error)
-    __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[1]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 91, __pyx_L3_error)
-    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 91, __pyx_L3_error)
-    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 92, __pyx_L3_error)
+    __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[0]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 75, __pyx_L3_error)
+    __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[1]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 75, __pyx_L3_error)
+    __pyx_v_start = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_start == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 75, __pyx_L3_error)
+    __pyx_v_stop = __Pyx_PyIndex_AsSsize_t(values[3]); if (unlikely((__pyx_v_stop == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("uniforms", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 91, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("uniforms", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 75, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19701,29 +19569,29 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("uniforms", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":94
+  /* "src_c/emissions/_gaussian_kernel.pyx":78
  *              Py_ssize_t stop):
  *     """The uniforms the sampled-z pass uses for rows [start, stop) (for tests)."""
  *     import numpy as np             # <<<<<<<<<<<<<<
  *     out = np.empty(stop - start)
  *     cdef double[::1] o = out
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 94, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 78, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_np = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":95
+  /* "src_c/emissions/_gaussian_kernel.pyx":79
  *     """The uniforms the sampled-z pass uses for rows [start, stop) (for tests)."""
  *     import numpy as np
  *     out = np.empty(stop - start)             # <<<<<<<<<<<<<<
  *     cdef double[::1] o = out
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
 */
   __pyx_t_3 = __pyx_v_np;
   __Pyx_INCREF(__pyx_t_3);
-  __pyx_t_4 = PyLong_FromSsize_t((__pyx_v_stop - __pyx_v_start)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 95, __pyx_L1_error)
+  __pyx_t_4 = PyLong_FromSsize_t((__pyx_v_stop - __pyx_v_start)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 0;
   {
@@ -19731,38 +19599,38 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
     __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_empty, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 95, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 79, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":96
+  /* "src_c/emissions/_gaussian_kernel.pyx":80
  *     import numpy as np
  *     out = np.empty(stop - start)
  *     cdef double[::1] o = out             # <<<<<<<<<<<<<<
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
  *     cdef Py_ssize_t i
 */
-  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 96, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 80, __pyx_L1_error)
   __pyx_v_o = __pyx_t_6;
   __pyx_t_6.memview = NULL;
   __pyx_t_6.data = NULL;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":97
+  /* "src_c/emissions/_gaussian_kernel.pyx":81
  *     out = np.empty(stop - start)
  *     cdef double[::1] o = out
- *     cdef uint64_t stream = _stream_start(seed, sweep)             # <<<<<<<<<<<<<<
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t i
  *     for i in range(stop - start):
 */
-  __pyx_v_stream = __pyx_f_6vbfast_9emissions_16_gaussian_kernel__stream_start(__pyx_v_seed, __pyx_v_sweep);
+  __pyx_v_stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":99
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+  /* "src_c/emissions/_gaussian_kernel.pyx":83
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
  *     cdef Py_ssize_t i
  *     for i in range(stop - start):             # <<<<<<<<<<<<<<
- *         o[i] = _uniform(stream, <uint64_t>(start + i))
+ *         o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))
  *     return out
 */
 
@@ -19772,21 +19640,21 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
   for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
     __pyx_v_i = __pyx_t_9;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":100
+    /* "src_c/emissions/_gaussian_kernel.pyx":84
  *     cdef Py_ssize_t i
  *     for i in range(stop - start):
- *         o[i] = _uniform(stream, <uint64_t>(start + i))             # <<<<<<<<<<<<<<
+ *         o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))             # <<<<<<<<<<<<<<
  *     return out
  * 
 */
     __pyx_t_10 = __pyx_v_i;
-    *((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_o.data) + __pyx_t_10)) )) = __pyx_f_6vbfast_9emissions_16_gaussian_kernel__uniform(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_i)));
+    *((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_o.data) + __pyx_t_10)) )) = vbf_uniform_at(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_i)));
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":101
+  /* "src_c/emissions/_gaussian_kernel.pyx":85
  *     for i in range(stop - start):
- *         o[i] = _uniform(stream, <uint64_t>(start + i))
+ *         o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))
  *     return out             # <<<<<<<<<<<<<<
  * 
  * 
@@ -19802,7 +19670,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
   }
   goto __pyx_L0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":91
+  /* "src_c/emissions/_gaussian_kernel.pyx":75
  * 
  * 
  * def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,             # <<<<<<<<<<<<<<
@@ -19829,7 +19697,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
   return __pyx_r;
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":104
+/* "src_c/emissions/_gaussian_kernel.pyx":88
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
@@ -19872,7 +19740,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   int __pyx_t_11;
   double __pyx_t_12;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":122
+  /* "src_c/emissions/_gaussian_kernel.pyx":106
  *     responsibilities (times the sample weight once the bound terms are taken).
  *     """
  *     cdef int b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -19881,7 +19749,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":124
+  /* "src_c/emissions/_gaussian_kernel.pyx":108
  *     cdef int b = <int>(end - start)
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0             # <<<<<<<<<<<<<<
@@ -19891,7 +19759,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   __pyx_v_ll_chunk = 0.0;
   __pyx_v_ent_chunk = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":125
+  /* "src_c/emissions/_gaussian_kernel.pyx":109
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
  *     cdef double one = 1.0, zero = 0.0, minus_half = -0.5             # <<<<<<<<<<<<<<
@@ -19902,7 +19770,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   __pyx_v_zero = 0.0;
   __pyx_v_minus_half = -0.5;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":131
+  /* "src_c/emissions/_gaussian_kernel.pyx":115
  * 
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -19916,7 +19784,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_n = __pyx_t_3;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":132
+    /* "src_c/emissions/_gaussian_kernel.pyx":116
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):
  *         for j in range(D):             # <<<<<<<<<<<<<<
@@ -19930,7 +19798,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":133
+      /* "src_c/emissions/_gaussian_kernel.pyx":117
  *     for n in range(b):
  *         for j in range(D):
  *             xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]             # <<<<<<<<<<<<<<
@@ -19943,7 +19811,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":136
+  /* "src_c/emissions/_gaussian_kernel.pyx":120
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -19989,7 +19857,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":137
+    /* "src_c/emissions/_gaussian_kernel.pyx":121
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20003,7 +19871,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":138
+      /* "src_c/emissions/_gaussian_kernel.pyx":122
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -20012,7 +19880,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":139
+      /* "src_c/emissions/_gaussian_kernel.pyx":123
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):             # <<<<<<<<<<<<<<
@@ -20026,7 +19894,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_j = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":140
+        /* "src_c/emissions/_gaussian_kernel.pyx":124
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -20039,7 +19907,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":141
+    /* "src_c/emissions/_gaussian_kernel.pyx":125
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -20051,7 +19919,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":144
+      /* "src_c/emissions/_gaussian_kernel.pyx":128
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,             # <<<<<<<<<<<<<<
@@ -20060,7 +19928,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)__pyx_v_prec_chol), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":141
+      /* "src_c/emissions/_gaussian_kernel.pyx":125
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -20069,7 +19937,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":146
+    /* "src_c/emissions/_gaussian_kernel.pyx":130
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
  *                   zbuf, &n_aux)
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20083,7 +19951,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":147
+      /* "src_c/emissions/_gaussian_kernel.pyx":131
  *                   zbuf, &n_aux)
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -20092,7 +19960,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":148
+      /* "src_c/emissions/_gaussian_kernel.pyx":132
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -20104,7 +19972,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":149
+        /* "src_c/emissions/_gaussian_kernel.pyx":133
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -20118,7 +19986,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_j = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":150
+          /* "src_c/emissions/_gaussian_kernel.pyx":134
  *             if cov_type == DIAG:
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -20129,7 +19997,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":148
+        /* "src_c/emissions/_gaussian_kernel.pyx":132
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -20139,7 +20007,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         goto __pyx_L19;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":152
+      /* "src_c/emissions/_gaussian_kernel.pyx":136
  *                     z_n[D + j] = z_n[j] * z_n[j]
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -20149,7 +20017,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":153
+        /* "src_c/emissions/_gaussian_kernel.pyx":137
  *             else:
  *                 s = 0.0
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -20163,7 +20031,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_j = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":154
+          /* "src_c/emissions/_gaussian_kernel.pyx":138
  *                 s = 0.0
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -20174,7 +20042,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":155
+        /* "src_c/emissions/_gaussian_kernel.pyx":139
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]
  *                 z_n[D] = s             # <<<<<<<<<<<<<<
@@ -20187,7 +20055,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":136
+    /* "src_c/emissions/_gaussian_kernel.pyx":120
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -20196,7 +20064,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":157
+  /* "src_c/emissions/_gaussian_kernel.pyx":141
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -20205,7 +20073,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   if (__pyx_v_has_resp_in) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":158
+    /* "src_c/emissions/_gaussian_kernel.pyx":142
  * 
  *     if has_resp_in:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20219,7 +20087,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":159
+      /* "src_c/emissions/_gaussian_kernel.pyx":143
  *     if has_resp_in:
  *         for n in range(b):
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20233,7 +20101,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":160
+        /* "src_c/emissions/_gaussian_kernel.pyx":144
  *         for n in range(b):
  *             for k in range(K):
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]             # <<<<<<<<<<<<<<
@@ -20246,7 +20114,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":157
+    /* "src_c/emissions/_gaussian_kernel.pyx":141
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -20256,7 +20124,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L24;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":162
+  /* "src_c/emissions/_gaussian_kernel.pyx":146
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -20269,7 +20137,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":163
+      /* "src_c/emissions/_gaussian_kernel.pyx":147
  *     else:
  *         if cov_type == FULL:
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20283,7 +20151,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_k = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":164
+        /* "src_c/emissions/_gaussian_kernel.pyx":148
  *         if cov_type == FULL:
  *             for k in range(K):
  *                 m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -20292,7 +20160,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":165
+        /* "src_c/emissions/_gaussian_kernel.pyx":149
  *             for k in range(K):
  *                 m_k = means + k * D
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -20306,7 +20174,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_n = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":166
+          /* "src_c/emissions/_gaussian_kernel.pyx":150
  *                 m_k = means + k * D
  *                 for n in range(b):
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -20320,7 +20188,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":167
+            /* "src_c/emissions/_gaussian_kernel.pyx":151
  *                 for n in range(b):
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]             # <<<<<<<<<<<<<<
@@ -20333,7 +20201,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":168
+        /* "src_c/emissions/_gaussian_kernel.pyx":152
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,             # <<<<<<<<<<<<<<
@@ -20342,7 +20210,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)(__pyx_v_prec_chol + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D))), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":170
+        /* "src_c/emissions/_gaussian_kernel.pyx":154
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -20356,7 +20224,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_n = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":171
+          /* "src_c/emissions/_gaussian_kernel.pyx":155
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):
  *                     s = 0.0             # <<<<<<<<<<<<<<
@@ -20365,7 +20233,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_s = 0.0;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":172
+          /* "src_c/emissions/_gaussian_kernel.pyx":156
  *                 for n in range(b):
  *                     s = 0.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -20379,7 +20247,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":173
+            /* "src_c/emissions/_gaussian_kernel.pyx":157
  *                     s = 0.0
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -20390,7 +20258,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":174
+          /* "src_c/emissions/_gaussian_kernel.pyx":158
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
  *                     lp[n * K + k] = log_const[k] - 0.5 * s             # <<<<<<<<<<<<<<
@@ -20403,7 +20271,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":162
+      /* "src_c/emissions/_gaussian_kernel.pyx":146
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -20413,7 +20281,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       goto __pyx_L29;
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":178
+    /* "src_c/emissions/_gaussian_kernel.pyx":162
  *             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,             # <<<<<<<<<<<<<<
@@ -20422,7 +20290,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     /*else*/ {
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":179
+      /* "src_c/emissions/_gaussian_kernel.pyx":163
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)             # <<<<<<<<<<<<<<
@@ -20431,7 +20299,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_n_aux), (&__pyx_v_minus_half), ((double *)__pyx_v_aux), (&__pyx_v_n_aux), __pyx_v_zbuf, (&__pyx_v_n_aux), (&__pyx_v_zero), __pyx_v_lp, (&__pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":180
+      /* "src_c/emissions/_gaussian_kernel.pyx":164
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -20445,7 +20313,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_n = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":181
+        /* "src_c/emissions/_gaussian_kernel.pyx":165
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20459,7 +20327,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":182
+          /* "src_c/emissions/_gaussian_kernel.pyx":166
  *             for n in range(b):
  *                 for k in range(K):
  *                     lp[n * K + k] = lp[n * K + k] + log_const[k]             # <<<<<<<<<<<<<<
@@ -20474,7 +20342,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
     __pyx_L29:;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":185
+    /* "src_c/emissions/_gaussian_kernel.pyx":169
  * 
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20488,7 +20356,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":186
+      /* "src_c/emissions/_gaussian_kernel.pyx":170
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):
  *             lp_n = lp + n * K             # <<<<<<<<<<<<<<
@@ -20497,7 +20365,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_lp_n = (__pyx_v_lp + (__pyx_v_n * __pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":187
+      /* "src_c/emissions/_gaussian_kernel.pyx":171
  *         for n in range(b):
  *             lp_n = lp + n * K
  *             mx = lp_n[0]             # <<<<<<<<<<<<<<
@@ -20506,7 +20374,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_mx = (__pyx_v_lp_n[0]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":188
+      /* "src_c/emissions/_gaussian_kernel.pyx":172
  *             lp_n = lp + n * K
  *             mx = lp_n[0]
  *             for k in range(1, K):             # <<<<<<<<<<<<<<
@@ -20520,7 +20388,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 1; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":189
+        /* "src_c/emissions/_gaussian_kernel.pyx":173
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -20532,7 +20400,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":190
+          /* "src_c/emissions/_gaussian_kernel.pyx":174
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]             # <<<<<<<<<<<<<<
@@ -20541,7 +20409,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_mx = (__pyx_v_lp_n[__pyx_v_k]);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":189
+          /* "src_c/emissions/_gaussian_kernel.pyx":173
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -20552,7 +20420,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":191
+      /* "src_c/emissions/_gaussian_kernel.pyx":175
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -20564,7 +20432,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":194
+        /* "src_c/emissions/_gaussian_kernel.pyx":178
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY             # <<<<<<<<<<<<<<
@@ -20573,7 +20441,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_lpn = (-INFINITY);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":195
+        /* "src_c/emissions/_gaussian_kernel.pyx":179
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20587,7 +20455,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":196
+          /* "src_c/emissions/_gaussian_kernel.pyx":180
  *                 lpn = -INFINITY
  *                 for k in range(K):
  *                     lp_n[k] = 1.0 / K             # <<<<<<<<<<<<<<
@@ -20598,7 +20466,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":191
+        /* "src_c/emissions/_gaussian_kernel.pyx":175
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -20608,7 +20476,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         goto __pyx_L49;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":198
+      /* "src_c/emissions/_gaussian_kernel.pyx":182
  *                     lp_n[k] = 1.0 / K
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -20618,7 +20486,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":199
+        /* "src_c/emissions/_gaussian_kernel.pyx":183
  *             else:
  *                 s = 0.0
  *                 v = 0.0             # <<<<<<<<<<<<<<
@@ -20627,7 +20495,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":200
+        /* "src_c/emissions/_gaussian_kernel.pyx":184
  *                 s = 0.0
  *                 v = 0.0
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20641,7 +20509,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":204
+          /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                     # responsibilities they are below any statistic's rounding; skipping the
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx             # <<<<<<<<<<<<<<
@@ -20650,7 +20518,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_v_k = ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":205
+          /* "src_c/emissions/_gaussian_kernel.pyx":189
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0             # <<<<<<<<<<<<<<
@@ -20669,7 +20537,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 
           __pyx_v_r = __pyx_t_12;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":206
+          /* "src_c/emissions/_gaussian_kernel.pyx":190
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0
  *                     s = s + r             # <<<<<<<<<<<<<<
@@ -20678,7 +20546,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_s = (__pyx_v_s + __pyx_v_r);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":208
+          /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -20690,7 +20558,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           if (__pyx_t_7) {
 
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":209
+            /* "src_c/emissions/_gaussian_kernel.pyx":193
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)             # <<<<<<<<<<<<<<
@@ -20699,7 +20567,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
             __pyx_v_v = (__pyx_v_v + (__pyx_v_r * ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx)));
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":208
+            /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -20708,7 +20576,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           }
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":210
+          /* "src_c/emissions/_gaussian_kernel.pyx":194
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r             # <<<<<<<<<<<<<<
@@ -20719,7 +20587,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":211
+        /* "src_c/emissions/_gaussian_kernel.pyx":195
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
  *                 v_k = log(s)             # <<<<<<<<<<<<<<
@@ -20728,7 +20596,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v_k = log(__pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":212
+        /* "src_c/emissions/_gaussian_kernel.pyx":196
  *                     lp_n[k] = r
  *                 v_k = log(s)
  *                 lpn = mx + v_k             # <<<<<<<<<<<<<<
@@ -20737,7 +20605,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_lpn = (__pyx_v_mx + __pyx_v_v_k);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":213
+        /* "src_c/emissions/_gaussian_kernel.pyx":197
  *                 v_k = log(s)
  *                 lpn = mx + v_k
  *                 r = 1.0 / s             # <<<<<<<<<<<<<<
@@ -20746,7 +20614,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_r = (1.0 / __pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":214
+        /* "src_c/emissions/_gaussian_kernel.pyx":198
  *                 lpn = mx + v_k
  *                 r = 1.0 / s
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20760,7 +20628,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":215
+          /* "src_c/emissions/_gaussian_kernel.pyx":199
  *                 r = 1.0 / s
  *                 for k in range(K):
  *                     lp_n[k] = lp_n[k] * r             # <<<<<<<<<<<<<<
@@ -20771,7 +20639,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":217
+        /* "src_c/emissions/_gaussian_kernel.pyx":201
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -20783,7 +20651,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":218
+          /* "src_c/emissions/_gaussian_kernel.pyx":202
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -20799,7 +20667,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           }
           __pyx_v_w = __pyx_t_12;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":219
+          /* "src_c/emissions/_gaussian_kernel.pyx":203
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)             # <<<<<<<<<<<<<<
@@ -20808,7 +20676,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_ent_chunk = (__pyx_v_ent_chunk + (__pyx_v_w * ((__pyx_v_v * __pyx_v_r) - __pyx_v_v_k)));
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":217
+          /* "src_c/emissions/_gaussian_kernel.pyx":201
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -20819,7 +20687,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
       __pyx_L49:;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":220
+      /* "src_c/emissions/_gaussian_kernel.pyx":204
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -20828,7 +20696,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_lpn_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":221
+        /* "src_c/emissions/_gaussian_kernel.pyx":205
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn             # <<<<<<<<<<<<<<
@@ -20837,7 +20705,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         (__pyx_v_log_prob_norm_out[(__pyx_v_start + __pyx_v_n)]) = ((float)__pyx_v_lpn);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":220
+        /* "src_c/emissions/_gaussian_kernel.pyx":204
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -20846,7 +20714,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":222
+      /* "src_c/emissions/_gaussian_kernel.pyx":206
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -20862,7 +20730,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
       __pyx_v_w = __pyx_t_12;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":223
+      /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -20874,7 +20742,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":224
+        /* "src_c/emissions/_gaussian_kernel.pyx":208
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn             # <<<<<<<<<<<<<<
@@ -20883,7 +20751,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * __pyx_v_lpn));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":225
+        /* "src_c/emissions/_gaussian_kernel.pyx":209
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue             # <<<<<<<<<<<<<<
@@ -20892,7 +20760,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         goto __pyx_L44_continue;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":223
+        /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -20901,7 +20769,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":226
+      /* "src_c/emissions/_gaussian_kernel.pyx":210
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -20910,7 +20778,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_resp_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":227
+        /* "src_c/emissions/_gaussian_kernel.pyx":211
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20924,7 +20792,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":228
+          /* "src_c/emissions/_gaussian_kernel.pyx":212
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp_n[k]             # <<<<<<<<<<<<<<
@@ -20935,7 +20803,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":226
+        /* "src_c/emissions/_gaussian_kernel.pyx":210
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -20944,7 +20812,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":232
+      /* "src_c/emissions/_gaussian_kernel.pyx":216
  *             # (the total rather than 1, so rounding in the normalisation cannot overrun); a
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0             # <<<<<<<<<<<<<<
@@ -20953,12 +20821,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_s = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":233
+      /* "src_c/emissions/_gaussian_kernel.pyx":217
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
 */
 
       __pyx_t_4 = __pyx_v_K;
@@ -20967,37 +20835,37 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":234
+        /* "src_c/emissions/_gaussian_kernel.pyx":218
  *             s = 0.0
  *             for k in range(K):
  *                 s = s + lp_n[k]             # <<<<<<<<<<<<<<
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
 */
         __pyx_v_s = (__pyx_v_s + (__pyx_v_lp_n[__pyx_v_k]));
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":235
+      /* "src_c/emissions/_gaussian_kernel.pyx":219
  *             for k in range(K):
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
  *             z = K - 1
  *             v = 0.0
 */
-      __pyx_v_u = (__pyx_f_6vbfast_9emissions_16_gaussian_kernel__uniform(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
+      __pyx_v_u = (vbf_uniform_at(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":236
+      /* "src_c/emissions/_gaussian_kernel.pyx":220
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1             # <<<<<<<<<<<<<<
  *             v = 0.0
  *             for k in range(K):
 */
       __pyx_v_z = (__pyx_v_K - 1);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":237
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+      /* "src_c/emissions/_gaussian_kernel.pyx":221
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
  *             v = 0.0             # <<<<<<<<<<<<<<
  *             for k in range(K):
@@ -21005,7 +20873,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_v = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":238
+      /* "src_c/emissions/_gaussian_kernel.pyx":222
  *             z = K - 1
  *             v = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -21019,7 +20887,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":239
+        /* "src_c/emissions/_gaussian_kernel.pyx":223
  *             v = 0.0
  *             for k in range(K):
  *                 v = v + lp_n[k]             # <<<<<<<<<<<<<<
@@ -21028,7 +20896,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = (__pyx_v_v + (__pyx_v_lp_n[__pyx_v_k]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":240
+        /* "src_c/emissions/_gaussian_kernel.pyx":224
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -21040,7 +20908,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":241
+          /* "src_c/emissions/_gaussian_kernel.pyx":225
  *                 v = v + lp_n[k]
  *                 if u < v:
  *                     z = k             # <<<<<<<<<<<<<<
@@ -21049,7 +20917,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_z = __pyx_v_k;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":242
+          /* "src_c/emissions/_gaussian_kernel.pyx":226
  *                 if u < v:
  *                     z = k
  *                     break             # <<<<<<<<<<<<<<
@@ -21058,7 +20926,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           goto __pyx_L66_break;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":240
+          /* "src_c/emissions/_gaussian_kernel.pyx":224
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -21070,7 +20938,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       __pyx_L66_break:;
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":243
+      /* "src_c/emissions/_gaussian_kernel.pyx":227
  *                     z = k
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)             # <<<<<<<<<<<<<<
@@ -21097,7 +20965,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 
         if (!__pyx_t_7) break;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":244
+        /* "src_c/emissions/_gaussian_kernel.pyx":228
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)
  *                 z = z - 1             # <<<<<<<<<<<<<<
@@ -21107,7 +20975,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         __pyx_v_z = (__pyx_v_z - 1);
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":246
+      /* "src_c/emissions/_gaussian_kernel.pyx":230
  *                 z = z - 1
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))             # <<<<<<<<<<<<<<
@@ -21116,7 +20984,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * (__pyx_v_lpn + log((__pyx_v_lp_n[__pyx_v_z])))));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":247
+      /* "src_c/emissions/_gaussian_kernel.pyx":231
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -21130,7 +20998,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":248
+        /* "src_c/emissions/_gaussian_kernel.pyx":232
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):
  *                 lp_n[k] = 0.0             # <<<<<<<<<<<<<<
@@ -21141,7 +21009,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":249
+      /* "src_c/emissions/_gaussian_kernel.pyx":233
  *             for k in range(K):
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0             # <<<<<<<<<<<<<<
@@ -21150,7 +21018,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       (__pyx_v_lp_n[__pyx_v_z]) = 1.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":250
+      /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -21159,7 +21027,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_z_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":251
+        /* "src_c/emissions/_gaussian_kernel.pyx":235
  *             lp_n[z] = 1.0
  *             if has_z_out:
  *                 z_out[start + n] = z             # <<<<<<<<<<<<<<
@@ -21168,7 +21036,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         (__pyx_v_z_out[(__pyx_v_start + __pyx_v_n)]) = __pyx_v_z;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":250
+        /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -21180,7 +21048,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":252
+    /* "src_c/emissions/_gaussian_kernel.pyx":236
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -21202,7 +21070,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":253
+      /* "src_c/emissions/_gaussian_kernel.pyx":237
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21216,7 +21084,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_n = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":254
+        /* "src_c/emissions/_gaussian_kernel.pyx":238
  *         if has_resp_out and not sample_z:
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -21230,7 +21098,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":255
+          /* "src_c/emissions/_gaussian_kernel.pyx":239
  *             for n in range(b):
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21243,7 +21111,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":252
+      /* "src_c/emissions/_gaussian_kernel.pyx":236
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -21252,7 +21120,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":256
+    /* "src_c/emissions/_gaussian_kernel.pyx":240
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk             # <<<<<<<<<<<<<<
@@ -21261,7 +21129,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     (__pyx_v_ll[0]) = ((__pyx_v_ll[0]) + __pyx_v_ll_chunk);
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":257
+    /* "src_c/emissions/_gaussian_kernel.pyx":241
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk
  *         ent[0] = ent[0] + ent_chunk             # <<<<<<<<<<<<<<
@@ -21272,7 +21140,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
   __pyx_L24:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":259
+  /* "src_c/emissions/_gaussian_kernel.pyx":243
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -21284,7 +21152,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":260
+    /* "src_c/emissions/_gaussian_kernel.pyx":244
  * 
  *     if not compute_stats:
  *         return             # <<<<<<<<<<<<<<
@@ -21295,7 +21163,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
     goto __pyx_L0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":259
+    /* "src_c/emissions/_gaussian_kernel.pyx":243
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -21304,7 +21172,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":262
+  /* "src_c/emissions/_gaussian_kernel.pyx":246
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -21313,7 +21181,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   if (__pyx_v_has_weights) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":263
+    /* "src_c/emissions/_gaussian_kernel.pyx":247
  * 
  *     if has_weights:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -21327,7 +21195,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":264
+      /* "src_c/emissions/_gaussian_kernel.pyx":248
  *     if has_weights:
  *         for n in range(b):
  *             w = weights[start + n]             # <<<<<<<<<<<<<<
@@ -21336,7 +21204,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_w = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":265
+      /* "src_c/emissions/_gaussian_kernel.pyx":249
  *         for n in range(b):
  *             w = weights[start + n]
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -21350,7 +21218,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":266
+        /* "src_c/emissions/_gaussian_kernel.pyx":250
  *             w = weights[start + n]
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w             # <<<<<<<<<<<<<<
@@ -21363,7 +21231,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":262
+    /* "src_c/emissions/_gaussian_kernel.pyx":246
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -21372,7 +21240,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":267
+  /* "src_c/emissions/_gaussian_kernel.pyx":251
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -21386,7 +21254,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_n = __pyx_t_3;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":268
+    /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21400,7 +21268,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_k = __pyx_t_6;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":269
+      /* "src_c/emissions/_gaussian_kernel.pyx":253
  *     for n in range(b):
  *         for k in range(K):
  *             nk[k] = nk[k] + lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21413,7 +21281,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":272
+  /* "src_c/emissions/_gaussian_kernel.pyx":256
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
  *     # where R^T is what column-major reads from lp.
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)             # <<<<<<<<<<<<<<
@@ -21422,7 +21290,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), __pyx_v_xbuf, (&__pyx_v_D), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s1, (&__pyx_v_D));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":274
+  /* "src_c/emissions/_gaussian_kernel.pyx":258
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -21445,7 +21313,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":277
+    /* "src_c/emissions/_gaussian_kernel.pyx":261
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21459,7 +21327,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_k = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":278
+      /* "src_c/emissions/_gaussian_kernel.pyx":262
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -21468,7 +21336,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":279
+      /* "src_c/emissions/_gaussian_kernel.pyx":263
  *         for k in range(K):
  *             m_k = means + k * D
  *             z = 0             # <<<<<<<<<<<<<<
@@ -21477,7 +21345,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z = 0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":280
+      /* "src_c/emissions/_gaussian_kernel.pyx":264
  *             m_k = means + k * D
  *             z = 0
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21491,7 +21359,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_n = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":281
+        /* "src_c/emissions/_gaussian_kernel.pyx":265
  *             z = 0
  *             for n in range(b):
  *                 v = lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21500,7 +21368,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = (__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":282
+        /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -21512,7 +21380,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":283
+          /* "src_c/emissions/_gaussian_kernel.pyx":267
  *                 v = lp[n * K + k]
  *                 if v > 0.0:
  *                     v = sqrt(v)             # <<<<<<<<<<<<<<
@@ -21521,7 +21389,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_v = sqrt(__pyx_v_v);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":284
+          /* "src_c/emissions/_gaussian_kernel.pyx":268
  *                 if v > 0.0:
  *                     v = sqrt(v)
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -21535,7 +21403,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":285
+            /* "src_c/emissions/_gaussian_kernel.pyx":269
  *                     v = sqrt(v)
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -21546,7 +21414,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":286
+          /* "src_c/emissions/_gaussian_kernel.pyx":270
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1             # <<<<<<<<<<<<<<
@@ -21555,7 +21423,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_z = (__pyx_v_z + 1);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":282
+          /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -21566,7 +21434,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":287
+      /* "src_c/emissions/_gaussian_kernel.pyx":271
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -21578,7 +21446,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":288
+        /* "src_c/emissions/_gaussian_kernel.pyx":272
  *                     z = z + 1
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -21587,7 +21455,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dsyrk((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_z), (&__pyx_v_one), __pyx_v_zbuf, (&__pyx_v_D), (&__pyx_v_one), (__pyx_v_s2 + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D)), (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":287
+        /* "src_c/emissions/_gaussian_kernel.pyx":271
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -21598,7 +21466,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":274
+    /* "src_c/emissions/_gaussian_kernel.pyx":258
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -21608,7 +21476,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":289
+  /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -21620,7 +21488,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":290
+    /* "src_c/emissions/_gaussian_kernel.pyx":274
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21634,7 +21502,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_k = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":291
+      /* "src_c/emissions/_gaussian_kernel.pyx":275
  *     elif cov_type == FULL:
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -21643,7 +21511,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":292
+      /* "src_c/emissions/_gaussian_kernel.pyx":276
  *         for k in range(K):
  *             m_k = means + k * D
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21657,7 +21525,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_n = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":293
+        /* "src_c/emissions/_gaussian_kernel.pyx":277
  *             m_k = means + k * D
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])             # <<<<<<<<<<<<<<
@@ -21666,7 +21534,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = sqrt((__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":294
+        /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -21680,7 +21548,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
           __pyx_v_j = __pyx_t_11;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":295
+          /* "src_c/emissions/_gaussian_kernel.pyx":279
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):
  *                     zbuf[n * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -21693,7 +21561,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":298
+      /* "src_c/emissions/_gaussian_kernel.pyx":282
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -21704,7 +21572,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":289
+    /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -21714,7 +21582,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":299
+  /* "src_c/emissions/_gaussian_kernel.pyx":283
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -21726,7 +21594,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":301
+    /* "src_c/emissions/_gaussian_kernel.pyx":285
  *     elif cov_type == DIAG:
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)             # <<<<<<<<<<<<<<
@@ -21735,7 +21603,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_D));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":299
+    /* "src_c/emissions/_gaussian_kernel.pyx":283
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -21745,7 +21613,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":302
+  /* "src_c/emissions/_gaussian_kernel.pyx":286
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -21757,7 +21625,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":303
+    /* "src_c/emissions/_gaussian_kernel.pyx":287
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:
  *         j = 1             # <<<<<<<<<<<<<<
@@ -21766,7 +21634,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_v_j = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":304
+    /* "src_c/emissions/_gaussian_kernel.pyx":288
  *     elif cov_type == SPHERICAL:
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)             # <<<<<<<<<<<<<<
@@ -21775,7 +21643,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_j), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_j));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":302
+    /* "src_c/emissions/_gaussian_kernel.pyx":286
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -21785,7 +21653,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
   __pyx_L92:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":104
+  /* "src_c/emissions/_gaussian_kernel.pyx":88
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
@@ -21853,7 +21721,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   int __pyx_t_11;
   double __pyx_t_12;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":122
+  /* "src_c/emissions/_gaussian_kernel.pyx":106
  *     responsibilities (times the sample weight once the bound terms are taken).
  *     """
  *     cdef int b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -21862,7 +21730,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":124
+  /* "src_c/emissions/_gaussian_kernel.pyx":108
  *     cdef int b = <int>(end - start)
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0             # <<<<<<<<<<<<<<
@@ -21872,7 +21740,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   __pyx_v_ll_chunk = 0.0;
   __pyx_v_ent_chunk = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":125
+  /* "src_c/emissions/_gaussian_kernel.pyx":109
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
  *     cdef double one = 1.0, zero = 0.0, minus_half = -0.5             # <<<<<<<<<<<<<<
@@ -21883,7 +21751,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   __pyx_v_zero = 0.0;
   __pyx_v_minus_half = -0.5;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":131
+  /* "src_c/emissions/_gaussian_kernel.pyx":115
  * 
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -21897,7 +21765,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_n = __pyx_t_3;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":132
+    /* "src_c/emissions/_gaussian_kernel.pyx":116
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):
  *         for j in range(D):             # <<<<<<<<<<<<<<
@@ -21911,7 +21779,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":133
+      /* "src_c/emissions/_gaussian_kernel.pyx":117
  *     for n in range(b):
  *         for j in range(D):
  *             xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]             # <<<<<<<<<<<<<<
@@ -21924,7 +21792,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":136
+  /* "src_c/emissions/_gaussian_kernel.pyx":120
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -21970,7 +21838,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":137
+    /* "src_c/emissions/_gaussian_kernel.pyx":121
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -21984,7 +21852,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":138
+      /* "src_c/emissions/_gaussian_kernel.pyx":122
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -21993,7 +21861,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":139
+      /* "src_c/emissions/_gaussian_kernel.pyx":123
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):             # <<<<<<<<<<<<<<
@@ -22007,7 +21875,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_j = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":140
+        /* "src_c/emissions/_gaussian_kernel.pyx":124
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -22020,7 +21888,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":141
+    /* "src_c/emissions/_gaussian_kernel.pyx":125
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -22032,7 +21900,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":144
+      /* "src_c/emissions/_gaussian_kernel.pyx":128
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,             # <<<<<<<<<<<<<<
@@ -22041,7 +21909,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)__pyx_v_prec_chol), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":141
+      /* "src_c/emissions/_gaussian_kernel.pyx":125
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -22050,7 +21918,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":146
+    /* "src_c/emissions/_gaussian_kernel.pyx":130
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
  *                   zbuf, &n_aux)
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -22064,7 +21932,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":147
+      /* "src_c/emissions/_gaussian_kernel.pyx":131
  *                   zbuf, &n_aux)
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -22073,7 +21941,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":148
+      /* "src_c/emissions/_gaussian_kernel.pyx":132
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -22085,7 +21953,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":149
+        /* "src_c/emissions/_gaussian_kernel.pyx":133
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -22099,7 +21967,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_j = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":150
+          /* "src_c/emissions/_gaussian_kernel.pyx":134
  *             if cov_type == DIAG:
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -22110,7 +21978,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":148
+        /* "src_c/emissions/_gaussian_kernel.pyx":132
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -22120,7 +21988,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         goto __pyx_L19;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":152
+      /* "src_c/emissions/_gaussian_kernel.pyx":136
  *                     z_n[D + j] = z_n[j] * z_n[j]
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -22130,7 +21998,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":153
+        /* "src_c/emissions/_gaussian_kernel.pyx":137
  *             else:
  *                 s = 0.0
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -22144,7 +22012,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_j = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":154
+          /* "src_c/emissions/_gaussian_kernel.pyx":138
  *                 s = 0.0
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -22155,7 +22023,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":155
+        /* "src_c/emissions/_gaussian_kernel.pyx":139
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]
  *                 z_n[D] = s             # <<<<<<<<<<<<<<
@@ -22168,7 +22036,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":136
+    /* "src_c/emissions/_gaussian_kernel.pyx":120
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -22177,7 +22045,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":157
+  /* "src_c/emissions/_gaussian_kernel.pyx":141
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -22186,7 +22054,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   if (__pyx_v_has_resp_in) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":158
+    /* "src_c/emissions/_gaussian_kernel.pyx":142
  * 
  *     if has_resp_in:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -22200,7 +22068,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":159
+      /* "src_c/emissions/_gaussian_kernel.pyx":143
  *     if has_resp_in:
  *         for n in range(b):
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22214,7 +22082,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":160
+        /* "src_c/emissions/_gaussian_kernel.pyx":144
  *         for n in range(b):
  *             for k in range(K):
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]             # <<<<<<<<<<<<<<
@@ -22227,7 +22095,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":157
+    /* "src_c/emissions/_gaussian_kernel.pyx":141
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -22237,7 +22105,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L24;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":162
+  /* "src_c/emissions/_gaussian_kernel.pyx":146
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -22250,7 +22118,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":163
+      /* "src_c/emissions/_gaussian_kernel.pyx":147
  *     else:
  *         if cov_type == FULL:
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22264,7 +22132,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_k = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":164
+        /* "src_c/emissions/_gaussian_kernel.pyx":148
  *         if cov_type == FULL:
  *             for k in range(K):
  *                 m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -22273,7 +22141,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":165
+        /* "src_c/emissions/_gaussian_kernel.pyx":149
  *             for k in range(K):
  *                 m_k = means + k * D
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -22287,7 +22155,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_n = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":166
+          /* "src_c/emissions/_gaussian_kernel.pyx":150
  *                 m_k = means + k * D
  *                 for n in range(b):
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -22301,7 +22169,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":167
+            /* "src_c/emissions/_gaussian_kernel.pyx":151
  *                 for n in range(b):
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]             # <<<<<<<<<<<<<<
@@ -22314,7 +22182,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":168
+        /* "src_c/emissions/_gaussian_kernel.pyx":152
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,             # <<<<<<<<<<<<<<
@@ -22323,7 +22191,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)(__pyx_v_prec_chol + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D))), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":170
+        /* "src_c/emissions/_gaussian_kernel.pyx":154
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -22337,7 +22205,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_n = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":171
+          /* "src_c/emissions/_gaussian_kernel.pyx":155
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):
  *                     s = 0.0             # <<<<<<<<<<<<<<
@@ -22346,7 +22214,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_s = 0.0;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":172
+          /* "src_c/emissions/_gaussian_kernel.pyx":156
  *                 for n in range(b):
  *                     s = 0.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -22360,7 +22228,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":173
+            /* "src_c/emissions/_gaussian_kernel.pyx":157
  *                     s = 0.0
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -22371,7 +22239,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":174
+          /* "src_c/emissions/_gaussian_kernel.pyx":158
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
  *                     lp[n * K + k] = log_const[k] - 0.5 * s             # <<<<<<<<<<<<<<
@@ -22384,7 +22252,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":162
+      /* "src_c/emissions/_gaussian_kernel.pyx":146
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -22394,7 +22262,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       goto __pyx_L29;
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":178
+    /* "src_c/emissions/_gaussian_kernel.pyx":162
  *             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,             # <<<<<<<<<<<<<<
@@ -22403,7 +22271,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     /*else*/ {
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":179
+      /* "src_c/emissions/_gaussian_kernel.pyx":163
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)             # <<<<<<<<<<<<<<
@@ -22412,7 +22280,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_n_aux), (&__pyx_v_minus_half), ((double *)__pyx_v_aux), (&__pyx_v_n_aux), __pyx_v_zbuf, (&__pyx_v_n_aux), (&__pyx_v_zero), __pyx_v_lp, (&__pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":180
+      /* "src_c/emissions/_gaussian_kernel.pyx":164
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -22426,7 +22294,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_n = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":181
+        /* "src_c/emissions/_gaussian_kernel.pyx":165
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22440,7 +22308,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":182
+          /* "src_c/emissions/_gaussian_kernel.pyx":166
  *             for n in range(b):
  *                 for k in range(K):
  *                     lp[n * K + k] = lp[n * K + k] + log_const[k]             # <<<<<<<<<<<<<<
@@ -22455,7 +22323,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
     __pyx_L29:;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":185
+    /* "src_c/emissions/_gaussian_kernel.pyx":169
  * 
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -22469,7 +22337,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":186
+      /* "src_c/emissions/_gaussian_kernel.pyx":170
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):
  *             lp_n = lp + n * K             # <<<<<<<<<<<<<<
@@ -22478,7 +22346,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_lp_n = (__pyx_v_lp + (__pyx_v_n * __pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":187
+      /* "src_c/emissions/_gaussian_kernel.pyx":171
  *         for n in range(b):
  *             lp_n = lp + n * K
  *             mx = lp_n[0]             # <<<<<<<<<<<<<<
@@ -22487,7 +22355,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_mx = (__pyx_v_lp_n[0]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":188
+      /* "src_c/emissions/_gaussian_kernel.pyx":172
  *             lp_n = lp + n * K
  *             mx = lp_n[0]
  *             for k in range(1, K):             # <<<<<<<<<<<<<<
@@ -22501,7 +22369,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 1; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":189
+        /* "src_c/emissions/_gaussian_kernel.pyx":173
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -22513,7 +22381,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":190
+          /* "src_c/emissions/_gaussian_kernel.pyx":174
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]             # <<<<<<<<<<<<<<
@@ -22522,7 +22390,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_mx = (__pyx_v_lp_n[__pyx_v_k]);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":189
+          /* "src_c/emissions/_gaussian_kernel.pyx":173
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -22533,7 +22401,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":191
+      /* "src_c/emissions/_gaussian_kernel.pyx":175
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -22545,7 +22413,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":194
+        /* "src_c/emissions/_gaussian_kernel.pyx":178
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY             # <<<<<<<<<<<<<<
@@ -22554,7 +22422,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_lpn = (-INFINITY);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":195
+        /* "src_c/emissions/_gaussian_kernel.pyx":179
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22568,7 +22436,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":196
+          /* "src_c/emissions/_gaussian_kernel.pyx":180
  *                 lpn = -INFINITY
  *                 for k in range(K):
  *                     lp_n[k] = 1.0 / K             # <<<<<<<<<<<<<<
@@ -22579,7 +22447,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":191
+        /* "src_c/emissions/_gaussian_kernel.pyx":175
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -22589,7 +22457,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         goto __pyx_L49;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":198
+      /* "src_c/emissions/_gaussian_kernel.pyx":182
  *                     lp_n[k] = 1.0 / K
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -22599,7 +22467,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":199
+        /* "src_c/emissions/_gaussian_kernel.pyx":183
  *             else:
  *                 s = 0.0
  *                 v = 0.0             # <<<<<<<<<<<<<<
@@ -22608,7 +22476,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":200
+        /* "src_c/emissions/_gaussian_kernel.pyx":184
  *                 s = 0.0
  *                 v = 0.0
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22622,7 +22490,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":204
+          /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                     # responsibilities they are below any statistic's rounding; skipping the
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx             # <<<<<<<<<<<<<<
@@ -22631,7 +22499,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_v_k = ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":205
+          /* "src_c/emissions/_gaussian_kernel.pyx":189
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0             # <<<<<<<<<<<<<<
@@ -22650,7 +22518,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 
           __pyx_v_r = __pyx_t_12;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":206
+          /* "src_c/emissions/_gaussian_kernel.pyx":190
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0
  *                     s = s + r             # <<<<<<<<<<<<<<
@@ -22659,7 +22527,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_s = (__pyx_v_s + __pyx_v_r);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":208
+          /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -22671,7 +22539,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           if (__pyx_t_7) {
 
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":209
+            /* "src_c/emissions/_gaussian_kernel.pyx":193
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)             # <<<<<<<<<<<<<<
@@ -22680,7 +22548,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
             __pyx_v_v = (__pyx_v_v + (__pyx_v_r * ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx)));
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":208
+            /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -22689,7 +22557,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           }
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":210
+          /* "src_c/emissions/_gaussian_kernel.pyx":194
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r             # <<<<<<<<<<<<<<
@@ -22700,7 +22568,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":211
+        /* "src_c/emissions/_gaussian_kernel.pyx":195
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
  *                 v_k = log(s)             # <<<<<<<<<<<<<<
@@ -22709,7 +22577,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v_k = log(__pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":212
+        /* "src_c/emissions/_gaussian_kernel.pyx":196
  *                     lp_n[k] = r
  *                 v_k = log(s)
  *                 lpn = mx + v_k             # <<<<<<<<<<<<<<
@@ -22718,7 +22586,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_lpn = (__pyx_v_mx + __pyx_v_v_k);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":213
+        /* "src_c/emissions/_gaussian_kernel.pyx":197
  *                 v_k = log(s)
  *                 lpn = mx + v_k
  *                 r = 1.0 / s             # <<<<<<<<<<<<<<
@@ -22727,7 +22595,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_r = (1.0 / __pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":214
+        /* "src_c/emissions/_gaussian_kernel.pyx":198
  *                 lpn = mx + v_k
  *                 r = 1.0 / s
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22741,7 +22609,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":215
+          /* "src_c/emissions/_gaussian_kernel.pyx":199
  *                 r = 1.0 / s
  *                 for k in range(K):
  *                     lp_n[k] = lp_n[k] * r             # <<<<<<<<<<<<<<
@@ -22752,7 +22620,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":217
+        /* "src_c/emissions/_gaussian_kernel.pyx":201
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -22764,7 +22632,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":218
+          /* "src_c/emissions/_gaussian_kernel.pyx":202
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -22780,7 +22648,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           }
           __pyx_v_w = __pyx_t_12;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":219
+          /* "src_c/emissions/_gaussian_kernel.pyx":203
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)             # <<<<<<<<<<<<<<
@@ -22789,7 +22657,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_ent_chunk = (__pyx_v_ent_chunk + (__pyx_v_w * ((__pyx_v_v * __pyx_v_r) - __pyx_v_v_k)));
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":217
+          /* "src_c/emissions/_gaussian_kernel.pyx":201
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -22800,7 +22668,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
       __pyx_L49:;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":220
+      /* "src_c/emissions/_gaussian_kernel.pyx":204
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -22809,7 +22677,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_lpn_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":221
+        /* "src_c/emissions/_gaussian_kernel.pyx":205
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn             # <<<<<<<<<<<<<<
@@ -22818,7 +22686,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         (__pyx_v_log_prob_norm_out[(__pyx_v_start + __pyx_v_n)]) = ((double)__pyx_v_lpn);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":220
+        /* "src_c/emissions/_gaussian_kernel.pyx":204
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -22827,7 +22695,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":222
+      /* "src_c/emissions/_gaussian_kernel.pyx":206
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -22843,7 +22711,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
       __pyx_v_w = __pyx_t_12;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":223
+      /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -22855,7 +22723,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":224
+        /* "src_c/emissions/_gaussian_kernel.pyx":208
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn             # <<<<<<<<<<<<<<
@@ -22864,7 +22732,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * __pyx_v_lpn));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":225
+        /* "src_c/emissions/_gaussian_kernel.pyx":209
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue             # <<<<<<<<<<<<<<
@@ -22873,7 +22741,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         goto __pyx_L44_continue;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":223
+        /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -22882,7 +22750,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":226
+      /* "src_c/emissions/_gaussian_kernel.pyx":210
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -22891,7 +22759,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_resp_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":227
+        /* "src_c/emissions/_gaussian_kernel.pyx":211
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22905,7 +22773,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":228
+          /* "src_c/emissions/_gaussian_kernel.pyx":212
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp_n[k]             # <<<<<<<<<<<<<<
@@ -22916,7 +22784,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":226
+        /* "src_c/emissions/_gaussian_kernel.pyx":210
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -22925,7 +22793,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":232
+      /* "src_c/emissions/_gaussian_kernel.pyx":216
  *             # (the total rather than 1, so rounding in the normalisation cannot overrun); a
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0             # <<<<<<<<<<<<<<
@@ -22934,12 +22802,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_s = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":233
+      /* "src_c/emissions/_gaussian_kernel.pyx":217
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
 */
 
       __pyx_t_4 = __pyx_v_K;
@@ -22948,37 +22816,37 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":234
+        /* "src_c/emissions/_gaussian_kernel.pyx":218
  *             s = 0.0
  *             for k in range(K):
  *                 s = s + lp_n[k]             # <<<<<<<<<<<<<<
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
 */
         __pyx_v_s = (__pyx_v_s + (__pyx_v_lp_n[__pyx_v_k]));
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":235
+      /* "src_c/emissions/_gaussian_kernel.pyx":219
  *             for k in range(K):
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
  *             z = K - 1
  *             v = 0.0
 */
-      __pyx_v_u = (__pyx_f_6vbfast_9emissions_16_gaussian_kernel__uniform(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
+      __pyx_v_u = (vbf_uniform_at(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":236
+      /* "src_c/emissions/_gaussian_kernel.pyx":220
  *                 s = s + lp_n[k]
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1             # <<<<<<<<<<<<<<
  *             v = 0.0
  *             for k in range(K):
 */
       __pyx_v_z = (__pyx_v_K - 1);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":237
- *             u = _uniform(stream, <uint64_t>(start + n)) * s
+      /* "src_c/emissions/_gaussian_kernel.pyx":221
+ *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
  *             v = 0.0             # <<<<<<<<<<<<<<
  *             for k in range(K):
@@ -22986,7 +22854,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_v = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":238
+      /* "src_c/emissions/_gaussian_kernel.pyx":222
  *             z = K - 1
  *             v = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -23000,7 +22868,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":239
+        /* "src_c/emissions/_gaussian_kernel.pyx":223
  *             v = 0.0
  *             for k in range(K):
  *                 v = v + lp_n[k]             # <<<<<<<<<<<<<<
@@ -23009,7 +22877,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = (__pyx_v_v + (__pyx_v_lp_n[__pyx_v_k]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":240
+        /* "src_c/emissions/_gaussian_kernel.pyx":224
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -23021,7 +22889,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":241
+          /* "src_c/emissions/_gaussian_kernel.pyx":225
  *                 v = v + lp_n[k]
  *                 if u < v:
  *                     z = k             # <<<<<<<<<<<<<<
@@ -23030,7 +22898,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_z = __pyx_v_k;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":242
+          /* "src_c/emissions/_gaussian_kernel.pyx":226
  *                 if u < v:
  *                     z = k
  *                     break             # <<<<<<<<<<<<<<
@@ -23039,7 +22907,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           goto __pyx_L66_break;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":240
+          /* "src_c/emissions/_gaussian_kernel.pyx":224
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -23051,7 +22919,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       __pyx_L66_break:;
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":243
+      /* "src_c/emissions/_gaussian_kernel.pyx":227
  *                     z = k
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)             # <<<<<<<<<<<<<<
@@ -23078,7 +22946,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 
         if (!__pyx_t_7) break;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":244
+        /* "src_c/emissions/_gaussian_kernel.pyx":228
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)
  *                 z = z - 1             # <<<<<<<<<<<<<<
@@ -23088,7 +22956,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         __pyx_v_z = (__pyx_v_z - 1);
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":246
+      /* "src_c/emissions/_gaussian_kernel.pyx":230
  *                 z = z - 1
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))             # <<<<<<<<<<<<<<
@@ -23097,7 +22965,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * (__pyx_v_lpn + log((__pyx_v_lp_n[__pyx_v_z])))));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":247
+      /* "src_c/emissions/_gaussian_kernel.pyx":231
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -23111,7 +22979,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":248
+        /* "src_c/emissions/_gaussian_kernel.pyx":232
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):
  *                 lp_n[k] = 0.0             # <<<<<<<<<<<<<<
@@ -23122,7 +22990,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":249
+      /* "src_c/emissions/_gaussian_kernel.pyx":233
  *             for k in range(K):
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0             # <<<<<<<<<<<<<<
@@ -23131,7 +22999,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       (__pyx_v_lp_n[__pyx_v_z]) = 1.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":250
+      /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -23140,7 +23008,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_z_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":251
+        /* "src_c/emissions/_gaussian_kernel.pyx":235
  *             lp_n[z] = 1.0
  *             if has_z_out:
  *                 z_out[start + n] = z             # <<<<<<<<<<<<<<
@@ -23149,7 +23017,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         (__pyx_v_z_out[(__pyx_v_start + __pyx_v_n)]) = __pyx_v_z;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":250
+        /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -23161,7 +23029,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":252
+    /* "src_c/emissions/_gaussian_kernel.pyx":236
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -23183,7 +23051,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     if (__pyx_t_7) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":253
+      /* "src_c/emissions/_gaussian_kernel.pyx":237
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23197,7 +23065,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
         __pyx_v_n = __pyx_t_3;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":254
+        /* "src_c/emissions/_gaussian_kernel.pyx":238
  *         if has_resp_out and not sample_z:
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -23211,7 +23079,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_k = __pyx_t_6;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":255
+          /* "src_c/emissions/_gaussian_kernel.pyx":239
  *             for n in range(b):
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23224,7 +23092,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":252
+      /* "src_c/emissions/_gaussian_kernel.pyx":236
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -23233,7 +23101,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":256
+    /* "src_c/emissions/_gaussian_kernel.pyx":240
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk             # <<<<<<<<<<<<<<
@@ -23242,7 +23110,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     (__pyx_v_ll[0]) = ((__pyx_v_ll[0]) + __pyx_v_ll_chunk);
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":257
+    /* "src_c/emissions/_gaussian_kernel.pyx":241
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk
  *         ent[0] = ent[0] + ent_chunk             # <<<<<<<<<<<<<<
@@ -23253,7 +23121,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
   __pyx_L24:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":259
+  /* "src_c/emissions/_gaussian_kernel.pyx":243
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -23265,7 +23133,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":260
+    /* "src_c/emissions/_gaussian_kernel.pyx":244
  * 
  *     if not compute_stats:
  *         return             # <<<<<<<<<<<<<<
@@ -23276,7 +23144,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
     goto __pyx_L0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":259
+    /* "src_c/emissions/_gaussian_kernel.pyx":243
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -23285,7 +23153,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":262
+  /* "src_c/emissions/_gaussian_kernel.pyx":246
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -23294,7 +23162,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   if (__pyx_v_has_weights) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":263
+    /* "src_c/emissions/_gaussian_kernel.pyx":247
  * 
  *     if has_weights:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -23308,7 +23176,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_n = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":264
+      /* "src_c/emissions/_gaussian_kernel.pyx":248
  *     if has_weights:
  *         for n in range(b):
  *             w = weights[start + n]             # <<<<<<<<<<<<<<
@@ -23317,7 +23185,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_w = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":265
+      /* "src_c/emissions/_gaussian_kernel.pyx":249
  *         for n in range(b):
  *             w = weights[start + n]
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -23331,7 +23199,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_k = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":266
+        /* "src_c/emissions/_gaussian_kernel.pyx":250
  *             w = weights[start + n]
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w             # <<<<<<<<<<<<<<
@@ -23344,7 +23212,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":262
+    /* "src_c/emissions/_gaussian_kernel.pyx":246
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -23353,7 +23221,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":267
+  /* "src_c/emissions/_gaussian_kernel.pyx":251
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -23367,7 +23235,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_n = __pyx_t_3;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":268
+    /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23381,7 +23249,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_k = __pyx_t_6;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":269
+      /* "src_c/emissions/_gaussian_kernel.pyx":253
  *     for n in range(b):
  *         for k in range(K):
  *             nk[k] = nk[k] + lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23394,7 +23262,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":272
+  /* "src_c/emissions/_gaussian_kernel.pyx":256
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
  *     # where R^T is what column-major reads from lp.
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)             # <<<<<<<<<<<<<<
@@ -23403,7 +23271,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), __pyx_v_xbuf, (&__pyx_v_D), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s1, (&__pyx_v_D));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":274
+  /* "src_c/emissions/_gaussian_kernel.pyx":258
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -23426,7 +23294,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":277
+    /* "src_c/emissions/_gaussian_kernel.pyx":261
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23440,7 +23308,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_k = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":278
+      /* "src_c/emissions/_gaussian_kernel.pyx":262
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -23449,7 +23317,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":279
+      /* "src_c/emissions/_gaussian_kernel.pyx":263
  *         for k in range(K):
  *             m_k = means + k * D
  *             z = 0             # <<<<<<<<<<<<<<
@@ -23458,7 +23326,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z = 0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":280
+      /* "src_c/emissions/_gaussian_kernel.pyx":264
  *             m_k = means + k * D
  *             z = 0
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23472,7 +23340,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_n = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":281
+        /* "src_c/emissions/_gaussian_kernel.pyx":265
  *             z = 0
  *             for n in range(b):
  *                 v = lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23481,7 +23349,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = (__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":282
+        /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -23493,7 +23361,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         if (__pyx_t_7) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":283
+          /* "src_c/emissions/_gaussian_kernel.pyx":267
  *                 v = lp[n * K + k]
  *                 if v > 0.0:
  *                     v = sqrt(v)             # <<<<<<<<<<<<<<
@@ -23502,7 +23370,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_v = sqrt(__pyx_v_v);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":284
+          /* "src_c/emissions/_gaussian_kernel.pyx":268
  *                 if v > 0.0:
  *                     v = sqrt(v)
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -23516,7 +23384,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
             __pyx_v_j = __pyx_t_11;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":285
+            /* "src_c/emissions/_gaussian_kernel.pyx":269
  *                     v = sqrt(v)
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -23527,7 +23395,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":286
+          /* "src_c/emissions/_gaussian_kernel.pyx":270
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1             # <<<<<<<<<<<<<<
@@ -23536,7 +23404,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_z = (__pyx_v_z + 1);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":282
+          /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -23547,7 +23415,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":287
+      /* "src_c/emissions/_gaussian_kernel.pyx":271
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -23559,7 +23427,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       if (__pyx_t_7) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":288
+        /* "src_c/emissions/_gaussian_kernel.pyx":272
  *                     z = z + 1
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -23568,7 +23436,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dsyrk((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_z), (&__pyx_v_one), __pyx_v_zbuf, (&__pyx_v_D), (&__pyx_v_one), (__pyx_v_s2 + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D)), (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":287
+        /* "src_c/emissions/_gaussian_kernel.pyx":271
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -23579,7 +23447,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":274
+    /* "src_c/emissions/_gaussian_kernel.pyx":258
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -23589,7 +23457,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":289
+  /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -23601,7 +23469,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":290
+    /* "src_c/emissions/_gaussian_kernel.pyx":274
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23615,7 +23483,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_k = __pyx_t_3;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":291
+      /* "src_c/emissions/_gaussian_kernel.pyx":275
  *     elif cov_type == FULL:
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -23624,7 +23492,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":292
+      /* "src_c/emissions/_gaussian_kernel.pyx":276
  *         for k in range(K):
  *             m_k = means + k * D
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23638,7 +23506,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
         __pyx_v_n = __pyx_t_6;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":293
+        /* "src_c/emissions/_gaussian_kernel.pyx":277
  *             m_k = means + k * D
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])             # <<<<<<<<<<<<<<
@@ -23647,7 +23515,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = sqrt((__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":294
+        /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -23661,7 +23529,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
           __pyx_v_j = __pyx_t_11;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":295
+          /* "src_c/emissions/_gaussian_kernel.pyx":279
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):
  *                     zbuf[n * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -23674,7 +23542,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":298
+      /* "src_c/emissions/_gaussian_kernel.pyx":282
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -23685,7 +23553,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":289
+    /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -23695,7 +23563,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":299
+  /* "src_c/emissions/_gaussian_kernel.pyx":283
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -23707,7 +23575,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":301
+    /* "src_c/emissions/_gaussian_kernel.pyx":285
  *     elif cov_type == DIAG:
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)             # <<<<<<<<<<<<<<
@@ -23716,7 +23584,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_D));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":299
+    /* "src_c/emissions/_gaussian_kernel.pyx":283
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -23726,7 +23594,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":302
+  /* "src_c/emissions/_gaussian_kernel.pyx":286
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -23738,7 +23606,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   if (__pyx_t_7) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":303
+    /* "src_c/emissions/_gaussian_kernel.pyx":287
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:
  *         j = 1             # <<<<<<<<<<<<<<
@@ -23747,7 +23615,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_v_j = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":304
+    /* "src_c/emissions/_gaussian_kernel.pyx":288
  *     elif cov_type == SPHERICAL:
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)             # <<<<<<<<<<<<<<
@@ -23756,7 +23624,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_j), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_j));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":302
+    /* "src_c/emissions/_gaussian_kernel.pyx":286
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -23766,7 +23634,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
   __pyx_L92:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":104
+  /* "src_c/emissions/_gaussian_kernel.pyx":88
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
@@ -23799,7 +23667,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":307
+/* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -23836,53 +23704,53 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass(PyObje
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 307, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 307, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 307, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 291, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -23896,7 +23764,7 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass(PyObje
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 307, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23948,7 +23816,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 291, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -23966,11 +23834,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 307, __pyx_L1_error)
+    __PYX_ERR(0, 291, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -23980,7 +23848,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 307, __pyx_L1_error)
+      __PYX_ERR(0, 291, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -23999,9 +23867,9 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 307, __pyx_L1_error)
+    __PYX_ERR(0, 291, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 291, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -24010,25 +23878,25 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 307, __pyx_L1_error)
+      __PYX_ERR(0, 291, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 19, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 19, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 307, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 291, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -24070,66 +23938,66 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_18__defaults__(C
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__defaults__", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":327
+  /* "src_c/emissions/_gaussian_kernel.pyx":311
  *     int chunk_size,
  *     int n_threads,
  *     bint sample_z=False,             # <<<<<<<<<<<<<<
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":328
+  /* "src_c/emissions/_gaussian_kernel.pyx":312
  *     int n_threads,
  *     bint sample_z=False,
  *     unsigned long long seed=0,             # <<<<<<<<<<<<<<
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":329
+  /* "src_c/emissions/_gaussian_kernel.pyx":313
  *     bint sample_z=False,
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,             # <<<<<<<<<<<<<<
  *     int[::1] z_out=None,
  * ):
 */
-  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   __pyx_t_4 = 0;
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_INCREF(Py_None);
   __Pyx_GIVEREF(Py_None);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_temp;
@@ -24203,206 +24071,206 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_7gmm
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_means,&__pyx_mstate_global->__pyx_n_u_prec_chol,&__pyx_mstate_global->__pyx_n_u_aux,&__pyx_mstate_global->__pyx_n_u_log_const,&__pyx_mstate_global->__pyx_n_u_covariance_type,&__pyx_mstate_global->__pyx_n_u_resp_in,&__pyx_mstate_global->__pyx_n_u_nk_slots,&__pyx_mstate_global->__pyx_n_u_s1_slots,&__pyx_mstate_global->__pyx_n_u_s2_slots,&__pyx_mstate_global->__pyx_n_u_ll_slots,&__pyx_mstate_global->__pyx_n_u_ent_slots,&__pyx_mstate_global->__pyx_n_u_resp_out,&__pyx_mstate_global->__pyx_n_u_log_prob_norm_out,&__pyx_mstate_global->__pyx_n_u_compute_stats,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_sample_z,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_z_out,0};
     struct __pyx_defaults1 *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 307, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 307, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 19; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 307, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 291, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 308, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 309, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 310, __pyx_L3_error)
-    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 311, __pyx_L3_error)
-    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 312, __pyx_L3_error)
-    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 313, __pyx_L3_error)
-    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
-    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 315, __pyx_L3_error)
-    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 316, __pyx_L3_error)
-    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 317, __pyx_L3_error)
-    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 318, __pyx_L3_error)
-    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 319, __pyx_L3_error)
-    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 320, __pyx_L3_error)
-    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 321, __pyx_L3_error)
-    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 322, __pyx_L3_error)
-    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 323, __pyx_L3_error)
-    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 325, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 292, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 293, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 294, __pyx_L3_error)
+    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 295, __pyx_L3_error)
+    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 296, __pyx_L3_error)
+    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
+    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 298, __pyx_L3_error)
+    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L3_error)
+    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 300, __pyx_L3_error)
+    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 301, __pyx_L3_error)
+    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 302, __pyx_L3_error)
+    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 303, __pyx_L3_error)
+    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
+    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
+    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
+    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
+    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L3_error)
     if (values[19]) {
-      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
+      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 311, __pyx_L3_error)
     } else {
       __pyx_v_sample_z = ((int)((int)0));
     }
     if (values[20]) {
-      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 328, __pyx_L3_error)
+      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 312, __pyx_L3_error)
     } else {
       __pyx_v_seed = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[21]) {
-      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L3_error)
+      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L3_error)
     } else {
       __pyx_v_sweep = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[22]) {
-      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 330, __pyx_L3_error)
+      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
     } else {
       __pyx_v_z_out = __pyx_dynamic_args->arg0;
       __PYX_INC_MEMVIEW(&__pyx_v_z_out, 1);
@@ -24410,7 +24278,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_7gmm
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 307, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -24546,7 +24414,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0gmm_pass", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":363
+  /* "src_c/emissions/_gaussian_kernel.pyx":347
  *     z_out : (N,) int32 receiving the drawn z_n, or None
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -24555,7 +24423,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":364
+  /* "src_c/emissions/_gaussian_kernel.pyx":348
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -24564,7 +24432,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":365
+  /* "src_c/emissions/_gaussian_kernel.pyx":349
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]             # <<<<<<<<<<<<<<
@@ -24573,7 +24441,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_K = ((int)(__pyx_v_means.shape[0]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":366
+  /* "src_c/emissions/_gaussian_kernel.pyx":350
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -24582,7 +24450,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_G = (__pyx_v_nk_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":351
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -24591,7 +24459,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":368
+  /* "src_c/emissions/_gaussian_kernel.pyx":352
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -24600,7 +24468,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":369
+  /* "src_c/emissions/_gaussian_kernel.pyx":353
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]             # <<<<<<<<<<<<<<
@@ -24609,7 +24477,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_n_aux = ((int)(__pyx_v_aux.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":370
+  /* "src_c/emissions/_gaussian_kernel.pyx":354
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux             # <<<<<<<<<<<<<<
@@ -24628,7 +24496,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_v_width = __pyx_t_1;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":371
+  /* "src_c/emissions/_gaussian_kernel.pyx":355
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24637,7 +24505,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":372
+  /* "src_c/emissions/_gaussian_kernel.pyx":356
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24646,7 +24514,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_resp_in = ((__pyx_v_resp_in.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":373
+  /* "src_c/emissions/_gaussian_kernel.pyx":357
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24655,7 +24523,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_resp_out = ((__pyx_v_resp_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":374
+  /* "src_c/emissions/_gaussian_kernel.pyx":358
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24664,7 +24532,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_lpn_out = ((__pyx_v_log_prob_norm_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":375
+  /* "src_c/emissions/_gaussian_kernel.pyx":359
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0
  *     cdef Py_ssize_t s1_size = s1_slots.shape[1], s2_size = s2_slots.shape[1]             # <<<<<<<<<<<<<<
@@ -24674,7 +24542,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_v_s1_size = (__pyx_v_s1_slots.shape[1]);
   __pyx_v_s2_size = (__pyx_v_s2_slots.shape[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":381
+  /* "src_c/emissions/_gaussian_kernel.pyx":365
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -24686,7 +24554,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":382
+    /* "src_c/emissions/_gaussian_kernel.pyx":366
  * 
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")             # <<<<<<<<<<<<<<
@@ -24699,14 +24567,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_gmm_pass_needs_at_least_one_row};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 382, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 382, __pyx_L1_error)
+    __PYX_ERR(0, 366, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":381
+    /* "src_c/emissions/_gaussian_kernel.pyx":365
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -24715,7 +24583,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":383
+  /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24753,7 +24621,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
     goto __pyx_L5_bool_binop_done;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":384
+  /* "src_c/emissions/_gaussian_kernel.pyx":368
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:             # <<<<<<<<<<<<<<
@@ -24777,7 +24645,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_L5_bool_binop_done:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":383
+  /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24787,7 +24655,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":385
+    /* "src_c/emissions/_gaussian_kernel.pyx":369
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")             # <<<<<<<<<<<<<<
@@ -24800,14 +24668,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_slot_arrays_must_share_their_fir};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 385, __pyx_L1_error)
+    __PYX_ERR(0, 369, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":383
+    /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24816,7 +24684,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":386
+  /* "src_c/emissions/_gaussian_kernel.pyx":370
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -24852,7 +24720,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":387
+    /* "src_c/emissions/_gaussian_kernel.pyx":371
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")             # <<<<<<<<<<<<<<
@@ -24865,14 +24733,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_parameter_shapes_do_not_match_X};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 371, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 387, __pyx_L1_error)
+    __PYX_ERR(0, 371, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":386
+    /* "src_c/emissions/_gaussian_kernel.pyx":370
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -24881,7 +24749,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":388
+  /* "src_c/emissions/_gaussian_kernel.pyx":372
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -24907,7 +24775,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":389
+    /* "src_c/emissions/_gaussian_kernel.pyx":373
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")             # <<<<<<<<<<<<<<
@@ -24920,14 +24788,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_statistics_slots_have_the_wrong};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 373, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 389, __pyx_L1_error)
+    __PYX_ERR(0, 373, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":388
+    /* "src_c/emissions/_gaussian_kernel.pyx":372
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -24936,7 +24804,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":390
+  /* "src_c/emissions/_gaussian_kernel.pyx":374
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -24972,7 +24840,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":391
+    /* "src_c/emissions/_gaussian_kernel.pyx":375
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")             # <<<<<<<<<<<<<<
@@ -24985,14 +24853,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_full_covariance_needs_K_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 391, __pyx_L1_error)
+    __PYX_ERR(0, 375, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":390
+    /* "src_c/emissions/_gaussian_kernel.pyx":374
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -25001,7 +24869,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":392
+  /* "src_c/emissions/_gaussian_kernel.pyx":376
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -25027,7 +24895,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":393
+    /* "src_c/emissions/_gaussian_kernel.pyx":377
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")             # <<<<<<<<<<<<<<
@@ -25040,14 +24908,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_a_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 377, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 393, __pyx_L1_error)
+    __PYX_ERR(0, 377, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":392
+    /* "src_c/emissions/_gaussian_kernel.pyx":376
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -25056,7 +24924,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":394
+  /* "src_c/emissions/_gaussian_kernel.pyx":378
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -25092,7 +24960,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":395
+    /* "src_c/emissions/_gaussian_kernel.pyx":379
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")             # <<<<<<<<<<<<<<
@@ -25105,14 +24973,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_diag_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 379, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 395, __pyx_L1_error)
+    __PYX_ERR(0, 379, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":394
+    /* "src_c/emissions/_gaussian_kernel.pyx":378
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -25121,7 +24989,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":396
+  /* "src_c/emissions/_gaussian_kernel.pyx":380
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -25157,7 +25025,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":397
+    /* "src_c/emissions/_gaussian_kernel.pyx":381
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")             # <<<<<<<<<<<<<<
@@ -25170,14 +25038,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_spherical_covariance_needs_aux_o};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 397, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 397, __pyx_L1_error)
+    __PYX_ERR(0, 381, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":396
+    /* "src_c/emissions/_gaussian_kernel.pyx":380
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -25186,7 +25054,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":398
+  /* "src_c/emissions/_gaussian_kernel.pyx":382
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -25212,7 +25080,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":399
+    /* "src_c/emissions/_gaussian_kernel.pyx":383
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")             # <<<<<<<<<<<<<<
@@ -25225,14 +25093,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 399, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 383, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 399, __pyx_L1_error)
+    __PYX_ERR(0, 383, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":398
+    /* "src_c/emissions/_gaussian_kernel.pyx":382
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -25241,7 +25109,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":400
+  /* "src_c/emissions/_gaussian_kernel.pyx":384
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -25267,7 +25135,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":401
+    /* "src_c/emissions/_gaussian_kernel.pyx":385
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")             # <<<<<<<<<<<<<<
@@ -25280,14 +25148,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_aux_must_have_one_row_per_compon};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 401, __pyx_L1_error)
+    __PYX_ERR(0, 385, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":400
+    /* "src_c/emissions/_gaussian_kernel.pyx":384
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -25296,7 +25164,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":402
+  /* "src_c/emissions/_gaussian_kernel.pyx":386
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25318,7 +25186,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":403
+    /* "src_c/emissions/_gaussian_kernel.pyx":387
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -25331,14 +25199,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 403, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 403, __pyx_L1_error)
+    __PYX_ERR(0, 387, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":402
+    /* "src_c/emissions/_gaussian_kernel.pyx":386
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25347,7 +25215,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":404
+  /* "src_c/emissions/_gaussian_kernel.pyx":388
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25379,7 +25247,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":405
+    /* "src_c/emissions/_gaussian_kernel.pyx":389
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")             # <<<<<<<<<<<<<<
@@ -25392,14 +25260,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_in_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 405, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 405, __pyx_L1_error)
+    __PYX_ERR(0, 389, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":404
+    /* "src_c/emissions/_gaussian_kernel.pyx":388
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25408,7 +25276,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":406
+  /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25440,7 +25308,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":407
+    /* "src_c/emissions/_gaussian_kernel.pyx":391
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")             # <<<<<<<<<<<<<<
@@ -25453,14 +25321,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_out_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 407, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 407, __pyx_L1_error)
+    __PYX_ERR(0, 391, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":406
+    /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25469,7 +25337,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":408
+  /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25491,7 +25359,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":409
+    /* "src_c/emissions/_gaussian_kernel.pyx":393
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")             # <<<<<<<<<<<<<<
@@ -25504,14 +25372,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_log_prob_norm_out_must_be_N};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 409, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 409, __pyx_L1_error)
+    __PYX_ERR(0, 393, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":408
+    /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25520,7 +25388,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":410
+  /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -25546,7 +25414,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":411
+    /* "src_c/emissions/_gaussian_kernel.pyx":395
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")             # <<<<<<<<<<<<<<
@@ -25559,14 +25427,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_chunk_size_and_n_threads_must_be};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 411, __pyx_L1_error)
+    __PYX_ERR(0, 395, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":410
+    /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -25575,7 +25443,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":412
+  /* "src_c/emissions/_gaussian_kernel.pyx":396
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -25600,7 +25468,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_L55_bool_binop_done:;
   __pyx_v_has_z_out = __pyx_t_2;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":413
+  /* "src_c/emissions/_gaussian_kernel.pyx":397
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -25619,7 +25487,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":414
+    /* "src_c/emissions/_gaussian_kernel.pyx":398
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "             # <<<<<<<<<<<<<<
@@ -25632,14 +25500,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_z_draws_z_from_the_pass_s};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 414, __pyx_L1_error)
+    __PYX_ERR(0, 398, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":413
+    /* "src_c/emissions/_gaussian_kernel.pyx":397
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -25648,7 +25516,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":416
+  /* "src_c/emissions/_gaussian_kernel.pyx":400
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
@@ -25680,7 +25548,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":417
+    /* "src_c/emissions/_gaussian_kernel.pyx":401
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")             # <<<<<<<<<<<<<<
@@ -25693,14 +25561,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_z_out_must_be_N_and_needs_sample};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 417, __pyx_L1_error)
+    __PYX_ERR(0, 401, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":416
+    /* "src_c/emissions/_gaussian_kernel.pyx":400
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
@@ -25709,20 +25577,20 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":418
+  /* "src_c/emissions/_gaussian_kernel.pyx":402
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")
  *     cdef int idummy = 0             # <<<<<<<<<<<<<<
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
 */
   __pyx_v_idummy = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":419
+  /* "src_c/emissions/_gaussian_kernel.pyx":403
  *         raise ValueError("z_out must be (N,) and needs sample_z")
  *     cdef int idummy = 0
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy             # <<<<<<<<<<<<<<
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
  * 
 */
   if (__pyx_v_has_z_out) {
@@ -25735,16 +25603,16 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   }
   __pyx_v_z_ptr = __pyx_t_7;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":420
+  /* "src_c/emissions/_gaussian_kernel.pyx":404
  *     cdef int idummy = 0
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = _stream_start(seed, sweep)             # <<<<<<<<<<<<<<
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
  * 
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
 */
-  __pyx_v_stream = __pyx_f_6vbfast_9emissions_16_gaussian_kernel__stream_start(__pyx_v_seed, __pyx_v_sweep);
+  __pyx_v_stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":423
+  /* "src_c/emissions/_gaussian_kernel.pyx":407
  * 
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
  *     cdef double dummy = 0.0             # <<<<<<<<<<<<<<
@@ -25753,7 +25621,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_dummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":424
+  /* "src_c/emissions/_gaussian_kernel.pyx":408
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
  *     cdef double dummy = 0.0
  *     cdef floating fdummy = 0             # <<<<<<<<<<<<<<
@@ -25762,7 +25630,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_fdummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":425
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     cdef double dummy = 0.0
  *     cdef floating fdummy = 0
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy             # <<<<<<<<<<<<<<
@@ -25779,7 +25647,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   }
   __pyx_v_w_ptr = __pyx_t_9;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":426
+  /* "src_c/emissions/_gaussian_kernel.pyx":410
  *     cdef floating fdummy = 0
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -25799,7 +25667,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_v_prec_ptr = __pyx_t_10;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":427
+  /* "src_c/emissions/_gaussian_kernel.pyx":411
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -25834,7 +25702,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_v_aux_ptr = __pyx_t_11;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":428
+  /* "src_c/emissions/_gaussian_kernel.pyx":412
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy             # <<<<<<<<<<<<<<
@@ -25852,7 +25720,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   }
   __pyx_v_resp_in_ptr = __pyx_t_13;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":429
+  /* "src_c/emissions/_gaussian_kernel.pyx":413
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy             # <<<<<<<<<<<<<<
@@ -25870,7 +25738,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   }
   __pyx_v_resp_out_ptr = __pyx_t_14;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":430
+  /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy             # <<<<<<<<<<<<<<
@@ -25887,7 +25755,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   }
   __pyx_v_lpn_ptr = __pyx_t_14;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":431
+  /* "src_c/emissions/_gaussian_kernel.pyx":415
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -25908,7 +25776,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_v_s2_ptr = __pyx_t_15;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":432
+  /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:             # <<<<<<<<<<<<<<
@@ -25920,7 +25788,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":433
+    /* "src_c/emissions/_gaussian_kernel.pyx":417
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:
  *         n_aux = 1  # a valid leading dimension for BLAS even when unused             # <<<<<<<<<<<<<<
@@ -25929,7 +25797,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
     __pyx_v_n_aux = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":432
+    /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:             # <<<<<<<<<<<<<<
@@ -25938,7 +25806,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":435
+  /* "src_c/emissions/_gaussian_kernel.pyx":419
  *         n_aux = 1  # a valid leading dimension for BLAS even when unused
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25949,7 +25817,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_8 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":436
+  /* "src_c/emissions/_gaussian_kernel.pyx":420
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25960,7 +25828,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_t_8 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_12 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":437
+  /* "src_c/emissions/_gaussian_kernel.pyx":421
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -25972,7 +25840,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":438
+    /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25983,7 +25851,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
     __pyx_t_12 = 0;
     (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_8 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":437
+    /* "src_c/emissions/_gaussian_kernel.pyx":421
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -25992,7 +25860,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":439
+  /* "src_c/emissions/_gaussian_kernel.pyx":423
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
@@ -26002,7 +25870,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":440
+  /* "src_c/emissions/_gaussian_kernel.pyx":424
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
@@ -26012,7 +25880,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":442
+  /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -26036,7 +25904,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":443
+                /* "src_c/emissions/_gaussian_kernel.pyx":427
  * 
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -26045,7 +25913,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":444
+                /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))             # <<<<<<<<<<<<<<
@@ -26054,7 +25922,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_zbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_width) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":445
+                /* "src_c/emissions/_gaussian_kernel.pyx":429
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -26063,7 +25931,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_lp = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_K) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":446
+                /* "src_c/emissions/_gaussian_kernel.pyx":430
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -26083,7 +25951,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_17);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":447
+                                /* "src_c/emissions/_gaussian_kernel.pyx":431
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -26112,7 +25980,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                 for (__pyx_t_20 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_20 < __pyx_t_21; __pyx_t_20+=1) {
                                   __pyx_v_c = __pyx_t_20;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":448
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":432
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -26121,7 +25989,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":449
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":433
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -26145,7 +26013,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_v_end = __pyx_t_24;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":450
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
@@ -26155,7 +26023,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_t_12 = 0;
                                   __pyx_t_8 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":451
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":435
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
  *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],             # <<<<<<<<<<<<<<
@@ -26167,7 +26035,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_t_27 = 0;
                                   __pyx_t_28 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":453
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":437
  *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
  *                        resp_in_ptr, has_resp_in,
  *                        &nk_slots[g, 0], &s1_slots[g, 0],             # <<<<<<<<<<<<<<
@@ -26179,7 +26047,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_t_31 = __pyx_v_g;
                                   __pyx_t_32 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":454
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":438
  *                        resp_in_ptr, has_resp_in,
  *                        &nk_slots[g, 0], &s1_slots[g, 0],
  *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,             # <<<<<<<<<<<<<<
@@ -26197,7 +26065,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":455
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":439
  *                        &nk_slots[g, 0], &s1_slots[g, 0],
  *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
  *                        &ll_slots[g], &ent_slots[g],             # <<<<<<<<<<<<<<
@@ -26207,7 +26075,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_t_33 = __pyx_v_g;
                                   __pyx_t_34 = __pyx_v_g;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":450
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
@@ -26224,7 +26092,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":458
+                /* "src_c/emissions/_gaussian_kernel.pyx":442
  *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
  *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -26233,7 +26101,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 free(__pyx_v_xbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":459
+                /* "src_c/emissions/_gaussian_kernel.pyx":443
  *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
  *         free(xbuf)
  *         free(zbuf)             # <<<<<<<<<<<<<<
@@ -26242,7 +26110,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 free(__pyx_v_zbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":460
+                /* "src_c/emissions/_gaussian_kernel.pyx":444
  *         free(xbuf)
  *         free(zbuf)
  *         free(lp)             # <<<<<<<<<<<<<<
@@ -26260,7 +26128,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":442
+      /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -26277,7 +26145,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -26346,66 +26214,66 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_20__defaults__(C
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__defaults__", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":327
+  /* "src_c/emissions/_gaussian_kernel.pyx":311
  *     int chunk_size,
  *     int n_threads,
  *     bint sample_z=False,             # <<<<<<<<<<<<<<
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 327, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":328
+  /* "src_c/emissions/_gaussian_kernel.pyx":312
  *     int n_threads,
  *     bint sample_z=False,
  *     unsigned long long seed=0,             # <<<<<<<<<<<<<<
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 328, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":329
+  /* "src_c/emissions/_gaussian_kernel.pyx":313
  *     bint sample_z=False,
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,             # <<<<<<<<<<<<<<
  *     int[::1] z_out=None,
  * ):
 */
-  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 329, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   __pyx_t_4 = 0;
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __Pyx_INCREF(Py_None);
   __Pyx_GIVEREF(Py_None);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 307, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_temp;
@@ -26479,206 +26347,206 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_9gmm
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_means,&__pyx_mstate_global->__pyx_n_u_prec_chol,&__pyx_mstate_global->__pyx_n_u_aux,&__pyx_mstate_global->__pyx_n_u_log_const,&__pyx_mstate_global->__pyx_n_u_covariance_type,&__pyx_mstate_global->__pyx_n_u_resp_in,&__pyx_mstate_global->__pyx_n_u_nk_slots,&__pyx_mstate_global->__pyx_n_u_s1_slots,&__pyx_mstate_global->__pyx_n_u_s2_slots,&__pyx_mstate_global->__pyx_n_u_ll_slots,&__pyx_mstate_global->__pyx_n_u_ent_slots,&__pyx_mstate_global->__pyx_n_u_resp_out,&__pyx_mstate_global->__pyx_n_u_log_prob_norm_out,&__pyx_mstate_global->__pyx_n_u_compute_stats,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_sample_z,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_z_out,0};
     struct __pyx_defaults1 *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 307, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 307, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 19; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 307, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 291, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 307, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 308, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 309, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 310, __pyx_L3_error)
-    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 311, __pyx_L3_error)
-    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 312, __pyx_L3_error)
-    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 313, __pyx_L3_error)
-    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
-    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 315, __pyx_L3_error)
-    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 316, __pyx_L3_error)
-    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 317, __pyx_L3_error)
-    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 318, __pyx_L3_error)
-    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 319, __pyx_L3_error)
-    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 320, __pyx_L3_error)
-    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 321, __pyx_L3_error)
-    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 322, __pyx_L3_error)
-    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 323, __pyx_L3_error)
-    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 325, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 292, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 293, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 294, __pyx_L3_error)
+    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 295, __pyx_L3_error)
+    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 296, __pyx_L3_error)
+    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
+    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 298, __pyx_L3_error)
+    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L3_error)
+    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 300, __pyx_L3_error)
+    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 301, __pyx_L3_error)
+    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 302, __pyx_L3_error)
+    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 303, __pyx_L3_error)
+    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
+    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
+    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
+    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
+    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L3_error)
     if (values[19]) {
-      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
+      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 311, __pyx_L3_error)
     } else {
       __pyx_v_sample_z = ((int)((int)0));
     }
     if (values[20]) {
-      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 328, __pyx_L3_error)
+      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 312, __pyx_L3_error)
     } else {
       __pyx_v_seed = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[21]) {
-      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L3_error)
+      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L3_error)
     } else {
       __pyx_v_sweep = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[22]) {
-      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 330, __pyx_L3_error)
+      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
     } else {
       __pyx_v_z_out = __pyx_dynamic_args->arg0;
       __PYX_INC_MEMVIEW(&__pyx_v_z_out, 1);
@@ -26686,7 +26554,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_9gmm
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 307, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26821,7 +26689,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1gmm_pass", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":363
+  /* "src_c/emissions/_gaussian_kernel.pyx":347
  *     z_out : (N,) int32 receiving the drawn z_n, or None
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -26830,7 +26698,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":364
+  /* "src_c/emissions/_gaussian_kernel.pyx":348
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -26839,7 +26707,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":365
+  /* "src_c/emissions/_gaussian_kernel.pyx":349
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]             # <<<<<<<<<<<<<<
@@ -26848,7 +26716,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_K = ((int)(__pyx_v_means.shape[0]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":366
+  /* "src_c/emissions/_gaussian_kernel.pyx":350
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -26857,7 +26725,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_G = (__pyx_v_nk_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":351
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -26866,7 +26734,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":368
+  /* "src_c/emissions/_gaussian_kernel.pyx":352
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -26875,7 +26743,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":369
+  /* "src_c/emissions/_gaussian_kernel.pyx":353
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]             # <<<<<<<<<<<<<<
@@ -26884,7 +26752,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_n_aux = ((int)(__pyx_v_aux.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":370
+  /* "src_c/emissions/_gaussian_kernel.pyx":354
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux             # <<<<<<<<<<<<<<
@@ -26903,7 +26771,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_v_width = __pyx_t_1;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":371
+  /* "src_c/emissions/_gaussian_kernel.pyx":355
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26912,7 +26780,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":372
+  /* "src_c/emissions/_gaussian_kernel.pyx":356
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26921,7 +26789,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_resp_in = ((__pyx_v_resp_in.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":373
+  /* "src_c/emissions/_gaussian_kernel.pyx":357
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26930,7 +26798,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_resp_out = ((__pyx_v_resp_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":374
+  /* "src_c/emissions/_gaussian_kernel.pyx":358
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26939,7 +26807,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_lpn_out = ((__pyx_v_log_prob_norm_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":375
+  /* "src_c/emissions/_gaussian_kernel.pyx":359
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0
  *     cdef Py_ssize_t s1_size = s1_slots.shape[1], s2_size = s2_slots.shape[1]             # <<<<<<<<<<<<<<
@@ -26949,7 +26817,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_v_s1_size = (__pyx_v_s1_slots.shape[1]);
   __pyx_v_s2_size = (__pyx_v_s2_slots.shape[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":381
+  /* "src_c/emissions/_gaussian_kernel.pyx":365
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -26961,7 +26829,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":382
+    /* "src_c/emissions/_gaussian_kernel.pyx":366
  * 
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")             # <<<<<<<<<<<<<<
@@ -26974,14 +26842,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_gmm_pass_needs_at_least_one_row};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 382, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 382, __pyx_L1_error)
+    __PYX_ERR(0, 366, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":381
+    /* "src_c/emissions/_gaussian_kernel.pyx":365
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -26990,7 +26858,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":383
+  /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -27028,7 +26896,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
     goto __pyx_L5_bool_binop_done;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":384
+  /* "src_c/emissions/_gaussian_kernel.pyx":368
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:             # <<<<<<<<<<<<<<
@@ -27052,7 +26920,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_L5_bool_binop_done:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":383
+  /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -27062,7 +26930,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":385
+    /* "src_c/emissions/_gaussian_kernel.pyx":369
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")             # <<<<<<<<<<<<<<
@@ -27075,14 +26943,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_slot_arrays_must_share_their_fir};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 385, __pyx_L1_error)
+    __PYX_ERR(0, 369, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":383
+    /* "src_c/emissions/_gaussian_kernel.pyx":367
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -27091,7 +26959,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":386
+  /* "src_c/emissions/_gaussian_kernel.pyx":370
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -27127,7 +26995,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":387
+    /* "src_c/emissions/_gaussian_kernel.pyx":371
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")             # <<<<<<<<<<<<<<
@@ -27140,14 +27008,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_parameter_shapes_do_not_match_X};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 371, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 387, __pyx_L1_error)
+    __PYX_ERR(0, 371, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":386
+    /* "src_c/emissions/_gaussian_kernel.pyx":370
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -27156,7 +27024,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":388
+  /* "src_c/emissions/_gaussian_kernel.pyx":372
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -27182,7 +27050,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":389
+    /* "src_c/emissions/_gaussian_kernel.pyx":373
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")             # <<<<<<<<<<<<<<
@@ -27195,14 +27063,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_statistics_slots_have_the_wrong};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 373, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 389, __pyx_L1_error)
+    __PYX_ERR(0, 373, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":388
+    /* "src_c/emissions/_gaussian_kernel.pyx":372
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -27211,7 +27079,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":390
+  /* "src_c/emissions/_gaussian_kernel.pyx":374
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -27247,7 +27115,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":391
+    /* "src_c/emissions/_gaussian_kernel.pyx":375
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")             # <<<<<<<<<<<<<<
@@ -27260,14 +27128,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_full_covariance_needs_K_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 391, __pyx_L1_error)
+    __PYX_ERR(0, 375, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":390
+    /* "src_c/emissions/_gaussian_kernel.pyx":374
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -27276,7 +27144,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":392
+  /* "src_c/emissions/_gaussian_kernel.pyx":376
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -27302,7 +27170,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":393
+    /* "src_c/emissions/_gaussian_kernel.pyx":377
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")             # <<<<<<<<<<<<<<
@@ -27315,14 +27183,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_a_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 377, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 393, __pyx_L1_error)
+    __PYX_ERR(0, 377, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":392
+    /* "src_c/emissions/_gaussian_kernel.pyx":376
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -27331,7 +27199,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":394
+  /* "src_c/emissions/_gaussian_kernel.pyx":378
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -27367,7 +27235,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":395
+    /* "src_c/emissions/_gaussian_kernel.pyx":379
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")             # <<<<<<<<<<<<<<
@@ -27380,14 +27248,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_diag_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 379, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 395, __pyx_L1_error)
+    __PYX_ERR(0, 379, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":394
+    /* "src_c/emissions/_gaussian_kernel.pyx":378
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -27396,7 +27264,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":396
+  /* "src_c/emissions/_gaussian_kernel.pyx":380
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -27432,7 +27300,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":397
+    /* "src_c/emissions/_gaussian_kernel.pyx":381
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")             # <<<<<<<<<<<<<<
@@ -27445,14 +27313,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_spherical_covariance_needs_aux_o};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 397, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 397, __pyx_L1_error)
+    __PYX_ERR(0, 381, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":396
+    /* "src_c/emissions/_gaussian_kernel.pyx":380
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -27461,7 +27329,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":398
+  /* "src_c/emissions/_gaussian_kernel.pyx":382
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -27487,7 +27355,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":399
+    /* "src_c/emissions/_gaussian_kernel.pyx":383
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")             # <<<<<<<<<<<<<<
@@ -27500,14 +27368,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 399, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 383, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 399, __pyx_L1_error)
+    __PYX_ERR(0, 383, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":398
+    /* "src_c/emissions/_gaussian_kernel.pyx":382
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -27516,7 +27384,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":400
+  /* "src_c/emissions/_gaussian_kernel.pyx":384
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -27542,7 +27410,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":401
+    /* "src_c/emissions/_gaussian_kernel.pyx":385
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")             # <<<<<<<<<<<<<<
@@ -27555,14 +27423,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_aux_must_have_one_row_per_compon};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 401, __pyx_L1_error)
+    __PYX_ERR(0, 385, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":400
+    /* "src_c/emissions/_gaussian_kernel.pyx":384
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -27571,7 +27439,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":402
+  /* "src_c/emissions/_gaussian_kernel.pyx":386
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27593,7 +27461,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":403
+    /* "src_c/emissions/_gaussian_kernel.pyx":387
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -27606,14 +27474,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 403, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 403, __pyx_L1_error)
+    __PYX_ERR(0, 387, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":402
+    /* "src_c/emissions/_gaussian_kernel.pyx":386
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27622,7 +27490,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":404
+  /* "src_c/emissions/_gaussian_kernel.pyx":388
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27654,7 +27522,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":405
+    /* "src_c/emissions/_gaussian_kernel.pyx":389
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")             # <<<<<<<<<<<<<<
@@ -27667,14 +27535,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_in_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 405, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 405, __pyx_L1_error)
+    __PYX_ERR(0, 389, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":404
+    /* "src_c/emissions/_gaussian_kernel.pyx":388
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27683,7 +27551,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":406
+  /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27715,7 +27583,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":407
+    /* "src_c/emissions/_gaussian_kernel.pyx":391
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")             # <<<<<<<<<<<<<<
@@ -27728,14 +27596,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_out_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 407, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 407, __pyx_L1_error)
+    __PYX_ERR(0, 391, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":406
+    /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27744,7 +27612,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":408
+  /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27766,7 +27634,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":409
+    /* "src_c/emissions/_gaussian_kernel.pyx":393
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")             # <<<<<<<<<<<<<<
@@ -27779,14 +27647,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_log_prob_norm_out_must_be_N};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 409, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 409, __pyx_L1_error)
+    __PYX_ERR(0, 393, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":408
+    /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27795,7 +27663,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":410
+  /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -27821,7 +27689,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":411
+    /* "src_c/emissions/_gaussian_kernel.pyx":395
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")             # <<<<<<<<<<<<<<
@@ -27834,14 +27702,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_chunk_size_and_n_threads_must_be};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 411, __pyx_L1_error)
+    __PYX_ERR(0, 395, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":410
+    /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -27850,7 +27718,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":412
+  /* "src_c/emissions/_gaussian_kernel.pyx":396
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -27875,7 +27743,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_L55_bool_binop_done:;
   __pyx_v_has_z_out = __pyx_t_2;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":413
+  /* "src_c/emissions/_gaussian_kernel.pyx":397
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -27894,7 +27762,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":414
+    /* "src_c/emissions/_gaussian_kernel.pyx":398
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "             # <<<<<<<<<<<<<<
@@ -27907,14 +27775,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_z_draws_z_from_the_pass_s};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 414, __pyx_L1_error)
+    __PYX_ERR(0, 398, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":413
+    /* "src_c/emissions/_gaussian_kernel.pyx":397
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -27923,7 +27791,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":416
+  /* "src_c/emissions/_gaussian_kernel.pyx":400
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
@@ -27955,7 +27823,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":417
+    /* "src_c/emissions/_gaussian_kernel.pyx":401
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")             # <<<<<<<<<<<<<<
@@ -27968,14 +27836,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_z_out_must_be_N_and_needs_sample};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 417, __pyx_L1_error)
+    __PYX_ERR(0, 401, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":416
+    /* "src_c/emissions/_gaussian_kernel.pyx":400
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
@@ -27984,20 +27852,20 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":418
+  /* "src_c/emissions/_gaussian_kernel.pyx":402
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")
  *     cdef int idummy = 0             # <<<<<<<<<<<<<<
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
 */
   __pyx_v_idummy = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":419
+  /* "src_c/emissions/_gaussian_kernel.pyx":403
  *         raise ValueError("z_out must be (N,) and needs sample_z")
  *     cdef int idummy = 0
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy             # <<<<<<<<<<<<<<
- *     cdef uint64_t stream = _stream_start(seed, sweep)
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
  * 
 */
   if (__pyx_v_has_z_out) {
@@ -28010,16 +27878,16 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   }
   __pyx_v_z_ptr = __pyx_t_7;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":420
+  /* "src_c/emissions/_gaussian_kernel.pyx":404
  *     cdef int idummy = 0
  *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = _stream_start(seed, sweep)             # <<<<<<<<<<<<<<
+ *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
  * 
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
 */
-  __pyx_v_stream = __pyx_f_6vbfast_9emissions_16_gaussian_kernel__stream_start(__pyx_v_seed, __pyx_v_sweep);
+  __pyx_v_stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":423
+  /* "src_c/emissions/_gaussian_kernel.pyx":407
  * 
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
  *     cdef double dummy = 0.0             # <<<<<<<<<<<<<<
@@ -28028,7 +27896,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_dummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":424
+  /* "src_c/emissions/_gaussian_kernel.pyx":408
  *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
  *     cdef double dummy = 0.0
  *     cdef floating fdummy = 0             # <<<<<<<<<<<<<<
@@ -28037,7 +27905,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_fdummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":425
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     cdef double dummy = 0.0
  *     cdef floating fdummy = 0
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy             # <<<<<<<<<<<<<<
@@ -28054,7 +27922,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   }
   __pyx_v_w_ptr = __pyx_t_9;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":426
+  /* "src_c/emissions/_gaussian_kernel.pyx":410
  *     cdef floating fdummy = 0
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -28074,7 +27942,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_v_prec_ptr = __pyx_t_10;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":427
+  /* "src_c/emissions/_gaussian_kernel.pyx":411
  *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -28109,7 +27977,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_v_aux_ptr = __pyx_t_11;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":428
+  /* "src_c/emissions/_gaussian_kernel.pyx":412
  *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy             # <<<<<<<<<<<<<<
@@ -28127,7 +27995,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   }
   __pyx_v_resp_in_ptr = __pyx_t_13;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":429
+  /* "src_c/emissions/_gaussian_kernel.pyx":413
  *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy             # <<<<<<<<<<<<<<
@@ -28145,7 +28013,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   }
   __pyx_v_resp_out_ptr = __pyx_t_14;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":430
+  /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy             # <<<<<<<<<<<<<<
@@ -28162,7 +28030,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   }
   __pyx_v_lpn_ptr = __pyx_t_14;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":431
+  /* "src_c/emissions/_gaussian_kernel.pyx":415
  *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy             # <<<<<<<<<<<<<<
@@ -28183,7 +28051,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_v_s2_ptr = __pyx_t_14;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":432
+  /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:             # <<<<<<<<<<<<<<
@@ -28195,7 +28063,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":433
+    /* "src_c/emissions/_gaussian_kernel.pyx":417
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:
  *         n_aux = 1  # a valid leading dimension for BLAS even when unused             # <<<<<<<<<<<<<<
@@ -28204,7 +28072,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
     __pyx_v_n_aux = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":432
+    /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
  *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
  *     if n_aux == 0:             # <<<<<<<<<<<<<<
@@ -28213,7 +28081,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":435
+  /* "src_c/emissions/_gaussian_kernel.pyx":419
  *         n_aux = 1  # a valid leading dimension for BLAS even when unused
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28224,7 +28092,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_8 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":436
+  /* "src_c/emissions/_gaussian_kernel.pyx":420
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28235,7 +28103,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_t_8 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_12 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":437
+  /* "src_c/emissions/_gaussian_kernel.pyx":421
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -28247,7 +28115,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":438
+    /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28258,7 +28126,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
     __pyx_t_12 = 0;
     (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_8 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":437
+    /* "src_c/emissions/_gaussian_kernel.pyx":421
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -28267,7 +28135,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":439
+  /* "src_c/emissions/_gaussian_kernel.pyx":423
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28277,7 +28145,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":440
+  /* "src_c/emissions/_gaussian_kernel.pyx":424
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28287,7 +28155,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_t_12 = 0;
   (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":442
+  /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -28311,7 +28179,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":443
+                /* "src_c/emissions/_gaussian_kernel.pyx":427
  * 
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28320,7 +28188,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":444
+                /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28329,7 +28197,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_zbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_width) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":445
+                /* "src_c/emissions/_gaussian_kernel.pyx":429
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28338,7 +28206,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_lp = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_K) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":446
+                /* "src_c/emissions/_gaussian_kernel.pyx":430
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -28358,7 +28226,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_16);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":447
+                                /* "src_c/emissions/_gaussian_kernel.pyx":431
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -28387,7 +28255,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                 for (__pyx_t_19 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_19 < __pyx_t_20; __pyx_t_19+=1) {
                                   __pyx_v_c = __pyx_t_19;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":448
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":432
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -28396,7 +28264,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":449
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":433
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -28420,7 +28288,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_v_end = __pyx_t_23;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":450
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
@@ -28430,7 +28298,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_t_12 = 0;
                                   __pyx_t_8 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":451
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":435
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
  *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],             # <<<<<<<<<<<<<<
@@ -28442,7 +28310,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_t_26 = 0;
                                   __pyx_t_27 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":453
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":437
  *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
  *                        resp_in_ptr, has_resp_in,
  *                        &nk_slots[g, 0], &s1_slots[g, 0],             # <<<<<<<<<<<<<<
@@ -28454,7 +28322,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_t_30 = __pyx_v_g;
                                   __pyx_t_31 = 0;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":454
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":438
  *                        resp_in_ptr, has_resp_in,
  *                        &nk_slots[g, 0], &s1_slots[g, 0],
  *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,             # <<<<<<<<<<<<<<
@@ -28472,7 +28340,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":455
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":439
  *                        &nk_slots[g, 0], &s1_slots[g, 0],
  *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
  *                        &ll_slots[g], &ent_slots[g],             # <<<<<<<<<<<<<<
@@ -28482,7 +28350,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_t_32 = __pyx_v_g;
                                   __pyx_t_33 = __pyx_v_g;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":450
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
@@ -28499,7 +28367,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":458
+                /* "src_c/emissions/_gaussian_kernel.pyx":442
  *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
  *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -28508,7 +28376,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 free(__pyx_v_xbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":459
+                /* "src_c/emissions/_gaussian_kernel.pyx":443
  *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
  *         free(xbuf)
  *         free(zbuf)             # <<<<<<<<<<<<<<
@@ -28517,7 +28385,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 free(__pyx_v_zbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":460
+                /* "src_c/emissions/_gaussian_kernel.pyx":444
  *         free(xbuf)
  *         free(zbuf)
  *         free(lp)             # <<<<<<<<<<<<<<
@@ -28535,7 +28403,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":442
+      /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -28552,7 +28420,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -28608,7 +28476,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   return __pyx_r;
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":463
+/* "src_c/emissions/_gaussian_kernel.pyx":447
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -28645,53 +28513,53 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram(P
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 463, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 463, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 447, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -28705,7 +28573,7 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram(P
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 463, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28757,7 +28625,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 463, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 447, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -28775,11 +28643,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 463, __pyx_L1_error)
+    __PYX_ERR(0, 447, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 447, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -28789,7 +28657,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 463, __pyx_L1_error)
+      __PYX_ERR(0, 447, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -28808,9 +28676,9 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 463, __pyx_L1_error)
+    __PYX_ERR(0, 447, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 447, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -28819,25 +28687,25 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 463, __pyx_L1_error)
+      __PYX_ERR(0, 447, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 463, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 463, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 447, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 463, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 463, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 447, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -28894,67 +28762,67 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_13we
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_out_slots,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 463, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 463, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 447, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 463, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 463, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 464, __pyx_L3_error)
-    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 464, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
+    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 463, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29032,7 +28900,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0weighted_gram", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":470
+  /* "src_c/emissions/_gaussian_kernel.pyx":454
  *     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -29041,7 +28909,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":471
+  /* "src_c/emissions/_gaussian_kernel.pyx":455
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -29050,7 +28918,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":472
+  /* "src_c/emissions/_gaussian_kernel.pyx":456
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -29059,7 +28927,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_G = (__pyx_v_out_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":473
+  /* "src_c/emissions/_gaussian_kernel.pyx":457
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -29068,7 +28936,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":474
+  /* "src_c/emissions/_gaussian_kernel.pyx":458
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -29077,7 +28945,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":475
+  /* "src_c/emissions/_gaussian_kernel.pyx":459
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -29086,7 +28954,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":478
+  /* "src_c/emissions/_gaussian_kernel.pyx":462
  *     cdef Py_ssize_t g, c, start, end, n
  *     cdef int j, b
  *     cdef double one = 1.0, v             # <<<<<<<<<<<<<<
@@ -29095,7 +28963,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_one = 1.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":480
+  /* "src_c/emissions/_gaussian_kernel.pyx":464
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29121,7 +28989,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":481
+    /* "src_c/emissions/_gaussian_kernel.pyx":465
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")             # <<<<<<<<<<<<<<
@@ -29134,14 +29002,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_slots_must_be_G_D_D_and_shif};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 481, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 465, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 481, __pyx_L1_error)
+    __PYX_ERR(0, 465, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":480
+    /* "src_c/emissions/_gaussian_kernel.pyx":464
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29150,7 +29018,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":482
+  /* "src_c/emissions/_gaussian_kernel.pyx":466
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29172,7 +29040,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":483
+    /* "src_c/emissions/_gaussian_kernel.pyx":467
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -29185,14 +29053,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 483, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 467, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 483, __pyx_L1_error)
+    __PYX_ERR(0, 467, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":482
+    /* "src_c/emissions/_gaussian_kernel.pyx":466
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29201,7 +29069,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":484
+  /* "src_c/emissions/_gaussian_kernel.pyx":468
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29213,7 +29081,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":485
+    /* "src_c/emissions/_gaussian_kernel.pyx":469
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")             # <<<<<<<<<<<<<<
@@ -29226,14 +29094,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_weighted_gram_needs_at_least_one};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 485, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 469, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":484
+    /* "src_c/emissions/_gaussian_kernel.pyx":468
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29242,7 +29110,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":486
+  /* "src_c/emissions/_gaussian_kernel.pyx":470
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29253,7 +29121,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   __pyx_t_7 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_out_slots.data + __pyx_t_6 * __pyx_v_out_slots.strides[0]) )) + __pyx_t_7)) )))), 0, (((__pyx_v_G * __pyx_v_D) * __pyx_v_D) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":487
+  /* "src_c/emissions/_gaussian_kernel.pyx":471
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29277,7 +29145,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":488
+                /* "src_c/emissions/_gaussian_kernel.pyx":472
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29286,7 +29154,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":489
+                /* "src_c/emissions/_gaussian_kernel.pyx":473
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -29306,7 +29174,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_9);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":490
+                                /* "src_c/emissions/_gaussian_kernel.pyx":474
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -29335,7 +29203,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                 for (__pyx_t_12 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
                                   __pyx_v_c = __pyx_t_12;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":491
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":475
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -29344,7 +29212,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":492
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":476
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -29368,7 +29236,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   __pyx_v_end = __pyx_t_16;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":493
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":477
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -29377,7 +29245,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                                   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":494
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":478
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -29391,7 +29259,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_18; __pyx_t_16+=1) {
                                     __pyx_v_n = __pyx_t_16;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":495
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":479
  *                 b = <int>(end - start)
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -29408,7 +29276,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                     }
                                     __pyx_v_v = __pyx_t_19;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":496
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":480
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -29422,7 +29290,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                     for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                                       __pyx_v_j = __pyx_t_22;
 
-                                      /* "src_c/emissions/_gaussian_kernel.pyx":497
+                                      /* "src_c/emissions/_gaussian_kernel.pyx":481
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])             # <<<<<<<<<<<<<<
@@ -29438,7 +29306,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":498
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":482
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)             # <<<<<<<<<<<<<<
@@ -29455,7 +29323,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":499
+                /* "src_c/emissions/_gaussian_kernel.pyx":483
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -29471,7 +29339,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":487
+      /* "src_c/emissions/_gaussian_kernel.pyx":471
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29488,7 +29356,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":463
+  /* "src_c/emissions/_gaussian_kernel.pyx":447
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -29554,67 +29422,67 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_15we
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_out_slots,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 463, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 463, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 447, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 463, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 463, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 463, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 464, __pyx_L3_error)
-    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 464, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
+    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 463, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29692,7 +29560,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1weighted_gram", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":470
+  /* "src_c/emissions/_gaussian_kernel.pyx":454
  *     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -29701,7 +29569,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":471
+  /* "src_c/emissions/_gaussian_kernel.pyx":455
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -29710,7 +29578,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":472
+  /* "src_c/emissions/_gaussian_kernel.pyx":456
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -29719,7 +29587,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_G = (__pyx_v_out_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":473
+  /* "src_c/emissions/_gaussian_kernel.pyx":457
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -29728,7 +29596,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":474
+  /* "src_c/emissions/_gaussian_kernel.pyx":458
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -29737,7 +29605,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":475
+  /* "src_c/emissions/_gaussian_kernel.pyx":459
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -29746,7 +29614,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":478
+  /* "src_c/emissions/_gaussian_kernel.pyx":462
  *     cdef Py_ssize_t g, c, start, end, n
  *     cdef int j, b
  *     cdef double one = 1.0, v             # <<<<<<<<<<<<<<
@@ -29755,7 +29623,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_one = 1.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":480
+  /* "src_c/emissions/_gaussian_kernel.pyx":464
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29781,7 +29649,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":481
+    /* "src_c/emissions/_gaussian_kernel.pyx":465
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")             # <<<<<<<<<<<<<<
@@ -29794,14 +29662,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_slots_must_be_G_D_D_and_shif};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 481, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 465, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 481, __pyx_L1_error)
+    __PYX_ERR(0, 465, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":480
+    /* "src_c/emissions/_gaussian_kernel.pyx":464
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29810,7 +29678,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":482
+  /* "src_c/emissions/_gaussian_kernel.pyx":466
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29832,7 +29700,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":483
+    /* "src_c/emissions/_gaussian_kernel.pyx":467
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -29845,14 +29713,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 483, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 467, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 483, __pyx_L1_error)
+    __PYX_ERR(0, 467, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":482
+    /* "src_c/emissions/_gaussian_kernel.pyx":466
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29861,7 +29729,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":484
+  /* "src_c/emissions/_gaussian_kernel.pyx":468
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29873,7 +29741,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":485
+    /* "src_c/emissions/_gaussian_kernel.pyx":469
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")             # <<<<<<<<<<<<<<
@@ -29886,14 +29754,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_weighted_gram_needs_at_least_one};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 485, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 469, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":484
+    /* "src_c/emissions/_gaussian_kernel.pyx":468
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29902,7 +29770,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":486
+  /* "src_c/emissions/_gaussian_kernel.pyx":470
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29913,7 +29781,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   __pyx_t_7 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_out_slots.data + __pyx_t_6 * __pyx_v_out_slots.strides[0]) )) + __pyx_t_7)) )))), 0, (((__pyx_v_G * __pyx_v_D) * __pyx_v_D) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":487
+  /* "src_c/emissions/_gaussian_kernel.pyx":471
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29937,7 +29805,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":488
+                /* "src_c/emissions/_gaussian_kernel.pyx":472
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29946,7 +29814,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":489
+                /* "src_c/emissions/_gaussian_kernel.pyx":473
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -29966,7 +29834,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_9);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":490
+                                /* "src_c/emissions/_gaussian_kernel.pyx":474
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -29995,7 +29863,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                 for (__pyx_t_12 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
                                   __pyx_v_c = __pyx_t_12;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":491
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":475
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -30004,7 +29872,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":492
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":476
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -30028,7 +29896,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   __pyx_v_end = __pyx_t_16;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":493
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":477
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -30037,7 +29905,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                                   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":494
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":478
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -30051,7 +29919,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_18; __pyx_t_16+=1) {
                                     __pyx_v_n = __pyx_t_16;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":495
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":479
  *                 b = <int>(end - start)
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -30068,7 +29936,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                     }
                                     __pyx_v_v = __pyx_t_19;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":496
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":480
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -30082,7 +29950,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                     for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                                       __pyx_v_j = __pyx_t_22;
 
-                                      /* "src_c/emissions/_gaussian_kernel.pyx":497
+                                      /* "src_c/emissions/_gaussian_kernel.pyx":481
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])             # <<<<<<<<<<<<<<
@@ -30098,7 +29966,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":498
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":482
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)             # <<<<<<<<<<<<<<
@@ -30115,7 +29983,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":499
+                /* "src_c/emissions/_gaussian_kernel.pyx":483
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -30131,7 +29999,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":487
+      /* "src_c/emissions/_gaussian_kernel.pyx":471
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -30148,7 +30016,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":463
+  /* "src_c/emissions/_gaussian_kernel.pyx":447
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -31711,14 +31579,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 291, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults) < (0)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults);
@@ -31744,14 +31612,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults1(__pyx_mstatetype *__pyx_mstate)
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults1", 0);
   /*--- Exttype __pyx_defaults1 ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1) < (0)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1);
@@ -32825,112 +32693,103 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
  * cdef char CH_L = b'L'
  * cdef char CH_U = b'U'             # <<<<<<<<<<<<<<
  * 
- * # SplitMix64 (Steele, Lea & Flood 2014): the state advances by the golden-ratio increment and
+ * # The counter-based stream of the sampled-z pass: keyed by (seed, sweep), output ``row`` drawn
 */
   __pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U = 'U';
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":71
- * # each output is the state passed through this finaliser, so output i is a pure function of
- * # (start, i) -- a counter-based generator, which is what lets any row be drawn independently.
- * cdef uint64_t GOLDEN_GAMMA = 0x9E3779B97F4A7C15ULL             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  __pyx_v_6vbfast_9emissions_16_gaussian_kernel_GOLDEN_GAMMA = 0x9E3779B97F4A7C15ULL;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":91
+  /* "src_c/emissions/_gaussian_kernel.pyx":75
  * 
  * 
  * def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,             # <<<<<<<<<<<<<<
  *              Py_ssize_t stop):
  *     """The uniforms the sampled-z pass uses for rows [start, stop) (for tests)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_1uniforms, 0, __pyx_mstate_global->__pyx_n_u_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 91, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_1uniforms, 0, __pyx_mstate_global->__pyx_n_u_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 91, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_7gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_float_1_float_1_f, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_7gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_float_1_float_1_f, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":330
+  /* "src_c/emissions/_gaussian_kernel.pyx":314
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,             # <<<<<<<<<<<<<<
  * ):
  *     """One pass over X: log densities, responsibilities, bound terms and statistics.
 */
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 330, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 314, __pyx_L1_error)
   __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_t_5)->arg0 = __pyx_t_9;
 
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
   __Pyx_CyFunction_SetDefaultsGetter(__pyx_t_5, __pyx_pf_6vbfast_9emissions_16_gaussian_kernel_18__defaults__);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_9gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_double_1_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_9gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_double_1_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":330
+  /* "src_c/emissions/_gaussian_kernel.pyx":314
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,             # <<<<<<<<<<<<<<
  * ):
  *     """One pass over X: log densities, responsibilities, bound terms and statistics.
 */
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 330, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 314, __pyx_L1_error)
   __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_t_5)->arg0 = __pyx_t_9;
 
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
   __Pyx_CyFunction_SetDefaultsGetter(__pyx_t_5, __pyx_pf_6vbfast_9emissions_16_gaussian_kernel_20__defaults__);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 307, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 307, __pyx_L1_error)
-  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_10;
   __Pyx_GIVEREF(__pyx_t_10);
@@ -32941,42 +32800,42 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_gmm_pass, __pyx_t_4) < (0)) __PYX_ERR(0, 307, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_gmm_pass, __pyx_t_4) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":463
+  /* "src_c/emissions/_gaussian_kernel.pyx":447
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
  *                   const double[::1] shift, double[:, ::1] out_slots,
  *                   int chunk_size, int n_threads):
 */
-  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_13weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_13weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 463, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_15weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_15weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 463, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 463, __pyx_L1_error)
-  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 463, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_4)->arg0 = __pyx_t_10;
   __Pyx_GIVEREF(__pyx_t_10);
@@ -32987,7 +32846,7 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
   __pyx_t_5 = 0;
   __pyx_t_5 = __pyx_t_4;
   __Pyx_INCREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_weighted_gram, __pyx_t_5) < (0)) __PYX_ERR(0, 463, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_weighted_gram, __pyx_t_5) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -33110,7 +32969,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":307
+  /* "src_c/emissions/_gaussian_kernel.pyx":291
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -33119,7 +32978,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[4] = {Py_False, __pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_0, Py_None};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 307, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
@@ -33188,18 +33047,18 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2660 bytes) */
-static const char cstring[] = "x\332\315VMs\333F\022\265l\352#\211\235\265$\333R\262\331d$\305\226\234\225\345\245d\313\2627\233\224>\035\227+^S\264\024\047^\0075\004\206$,\020\0001\200D*I\225\217<\342\210#\2168\342\210#\217<\362\310\243\177B~\302\276\031\220\324\207\345\255d\253R\025\227L\014fzz\272\373\275~\003B]\362\217\032\261\n\257\230\352~\265\360\200|\371-\253XN}Wg\007\304*\222/U\313t\365\222gy\234PS#\232\356\010\303\323\323\272\331[\340\256\243kL;fL,\347\177\256\237\234\353[~\365\365:5M\313%\224s\275d\022\327\"\016\243\332-\3134\352\244\"\203\334G\220\217\314}j\350\032\251X\032\233\047\254fc/\\\315\252\263\342\334\331\242\345\270\0165g\347I\t\256z\306\274Lm\206\243\010\255\351\234<\261H\205\272jY7KD\034E]\317a\244hy\246\366\304r\031q\313(\322z\335-[&\201\271\306\014\275\300\034\3522\004\"B\307\201\21602\311\323\315\247\267\356\254\334\221\2118L\224\224\023\356\025T\00390.\352Y\360t\303\305\301n\335f|\201<*\222\272\345\021\223!d$h\303\356\370\006\267\314L\302\231+\006dV\226\203\272\272e*\330\216hg\273\025\324\367\231\330\275E\r\316\026\250\246)\260c\324\253\221\212\307]R\246X\266LF\034\353\200\330\010U\265*6\336M\244\354\231{\n\327\017\231\214\030n\313\242\304<\335W`\304\266\270.\274\253\226a\210s,\223/\320\202\252\351\264\004/\373\324\321\251\2512\031>x\200\003\221aZ\333\271\307\363dq\343\246\364+\306\030r\021;wu\225k:\247\005\2031S\374\026=\303x\333\231\334#\267\025\251\352ZNJ\263#\027%\265T\251(\262^\335\323]b0\212\260\273\231\352<u\257\031VI\261\035\253\200\2428\025\305\362\334~vsO\346o\232\026\360,R\317p\211\2428L\363T\246(D\363dAM\313\274\005|\367uj`U\325M\335U\204\007\205\033\226{T\245\271\207\010\364\213n\262\274\254\027]2\2671\177\323\246\016\2550\301\rY\022\020GxtS\256\221\347\016\343\266\002&\034\213\206<\276)gO\005\211iN+\266\301\224\003\246\227\312\356)X\001\244S\227\300\"\355\256\341!\321\034z\300\311!):VE\322G\324j\026\034<0\2118\004P\352\005\335\000\274\214\377\223\234\016\206Ul\267.\262$\324qh\275\233+\362pD;0\335!E\335\301\214\246W\030\034\301\231]f\350\004j\374\006^l""\374=\333\047\306qZpGU\324\333\254\242s\351\361\266R\242\036\206\324T\366\230c2c\301\256\327\216\254I\n\202,\203\310\357\300\261D\377\212S\220\223vF\034\002\225#F\275\303\350\254`=\311$\301\010j\030\226\212\316O\313B4\352\322\2053V\323\355)c\205\264\361\205\0249\246)%\220\342\035\224=|\213\235i[J\343\036\260?\257\346\327\037=\332\3304\014\335\346:\177\370\370I\236U=\206\014\204d/\034\251\367sEyZ\257\341\377\006\004Jy\302j\3566+*JWD\300r0Z\310\314\321\240\204\302\271\254\"&4\261\007\377\212\236\251\212\047\226xo\227\016\365p\344j\205\352\246|Z\232g\3105\023\214\227Ov \036\000LQ\313L\335\343^%}\353z\021C!\201\351\3103m]\335\203\207M\263g\267\357\212\242\n\037U\217\032=\267\275\006\355\217T\251\312\307&XM\274@2\373\241\360c\241\367\307G\373\\\306]\231(\0078P\177\334?\360\241sE\265\034\300\241\233\014\202\327\003V)x\305\"\244\337)q\312\353\246\252[\013}3\016\352\340O\261]\247P\240\234\251G\352\252\032XG{)\270\212TV\240\352\236\220`\017\376D4\\\305M\343\0361Q\026\246+J\\\263<!brJ\026\014\221\245\227\265\346U*u\331\247\000\037\227\037C\340fW\232\030\352(o(\3468\226S\224\246E\203\226x\321\260\250\213;\261\"\177\305\315X\002\264=)\355=_\340v\027\315-\317~\361`\236<x\220}9\377\216W\214_\236\332(O\351\033\236\371&v\225)W\014\333\024\254\027\303\256\006\365\207\335\351\264s\270\030\312\006\321uM\227\tI\244\004ay\372s\310^\355an\357@\300c\030i%\204\372\313\240\336\272\006\014[\234\r\264*\214\232\034\037\024\342kB|E\230\246\002\034ME\342\307\373\227\242\340\023\276M*\002S\341\331\264Qd\273n\001\r\364/\034\366/\006\033\000C\216\321\352\226g\333\226m\343\216\2067\313\220\003\234\350\260\0224\014\330\244\031w\037\351J\232x\357)\346xV\222H<\204w\276(\047\027\323\311\305\356\344\361\373\241\047\025\\\010\007s{T\222\227\220\270\235\372\3378\\\272p\251\203\256`6w-\374G\256\025\374z\370t9`\314\366L]\320\205\243E\221\225gC\361\330>>\242<\306\367\013E\210\327B_\257\027N\353\365\201\010\364\204\360\235x9\223e/\31729\301\240\227\007\272\346\226k5\264\242\344\303\2418\345\020o\377\336\267""\360i7\247\342\222\"_\314\223w=u\323=\366\350J\221r\227\253\272]W\226\321\251\324()\331lW!\nPFE\373}\226\277\333\265\334p\363\334\331\361\377\t\343\375C2\373\323\001\362\207VD\203\356T\316i\274\356\354\235\323J\254Ry=\360\353\320\271\213\227:\231\367\033\323\215-\177\312\277\033\234\017\246:\231\217\202\321N\346\257\301\277\242\201\350ZT}\223\031i\0146v\372\313#\3575F\033\327\0335\277\032\214\204\037D\313\361X\234\355d>hd\341\356\303s\203\037\005\003\301\265\240\032\016t2\243\376U\237\372\373A.\240\235\314d\360^x-\254F\230\047\341\371p:|\0349\361x\274\036W;\231\251\360\243h:Z\213\n\361\205x)\206\361\047\301\267\342h\274.\3069\00498\341\3237\231\341\327u\177\010\036y0\023l\007N8\026.\205\014\001\214\3063q>\031\350\214|\330x\205\323\021\374\360\353\237\375;\376/\341V4\025-Ej<zb\315i\2147V\217\315\274\337\230jd\033\217\374\234\257\006W\202\274\214n-,D\347\021\324j\347\275\311\340R\230\353\214\374\245Q\017\206\002\032\374\324\ru\240sq\0025\300\343\262?\350\357\004S\301b\260\335\376\3546\322\032C\026\205\344\203f\266sy\0225\233\016V;\227Q\324\340\006\\\317G\264s\371\212\277\025|\036\024P$\0147\203\253p[\355\\\231\0142\301j\360\0221\213\242\336k?x\334\312\212\331\301`\047\234\n\263\235\311O\260\234&\276\030\356 \214\365\250\026W\223\201\344Z\3424\307\233\353M\247u\265E[\325\316\345\253\310%\255|1\\\r\363\000r<Z\215v\342\0330\036OV\223\235\346T\363~k\265\225o?}\326~\266\323\336\331\355\214\\l\2546r\300p\356\334\340P\0473(\376\306\257\374\2726\360nH\305\013\013\226\303\321pJ\340;\022\016\2054\254\376\026|\257\242^3\301n\230\rW\323\227\351`-\330\213FO!/^\037\206\313\321h4\023mGp\364\267\340y\270\033e\221\270\023\013\343\366\047\267\242\3358\213S\234\004\357\237\006\345\260\210D\177LV\232\313\255\321\326\324\257\027\317\r\216\274\205\267`\300Xc\261\221\367G$\242<\234\t\267C\036\315u\353\263.\313\371Mk\253\275\235o\347w\333\273\337\267\277\377\241s\261G\000a\236;\341\316\223\335\263\004\372\214\005K\201\036\356G9\220n<^\213\325\344jRl\2566\363\255\013\300\362\370\236Z\203\373""\323\376\232_\010.\004+\335\034\363\361\t\022\267\207\047\300\365\353\201\027>\352f\311\223\351d-)4\3177\247\001w\255\305\333\333\300\017\021>o?\377\241\375\303\213\263v\273\341\375h+\236B\341\325d,YLrg\037\261%k\234r\267\234\250\315\261\346b\363\014\323/\302M\340\303\343i$WH.\240\320KMz\366\261\313 ]\332(g./I\250\362@:\373\233;\367gh\320p\260\037\346BU:W\343\211d(\241\to\316\234\014\366\365/h\253I)8\027\340G\020o%Yn\216\302.\337zK)\332\023s\321PD\221\326L|\322\315O\022#5\370\030\035w|\345c\364\362p\350E\033\361`\274\233d%e\344\206\272\237\361\217\270&4\353\260\337%3\350\304\363(\363\263\023Y]\363\251\374\361=t\367n\3705\240\312\036\223_\241~h@1\203\351\317\320\206\227\300\256b\373\316f3\207\312g\246!\r\367Q\310\335\370~\262\205\266^j\026Z\303\255j\373iN\364\2358T\024K@\226\222[\320\047\323\334jM\267\036\266\363\242\371;\231\3530)I\312^k\337\373\2465\320\032M\335\256\310N\333o\337}\330\254\242h\350\276\\\373\323\333h\316\241\366rw\352c\310\336\n\332x\035\234\177\036o\307\007\000\243*\352\260\217\356B\235/\373\003o\272\372\372\215\277\352\347\241p\353]\001\333\026Rq\326\322J\264\030\345\322\026q|Y)\332\250\242U\007\202\361`#\274 \267\326R\0018\332\376\014\213kRQ\217\311\271\326\275(F\337\274[\304OLm\201\327@\357R\343{\277\0104^\310+`\r\212\375\377K\275@\266*\220F,\317\302\211\350R\374]\262)\325\272\332\231\020\332\236\0134\324\372\256\324\350\215\370\375\344f\363^k\252u\277+\313\023\237C\"\047\204\270\016\204\343\341\006\254&\345}\227\023\223\303\335R\376\047\236Dk\337kN\365,\257\000Q\035@\rt&\256\207?\202\031\360q#|\025\217$\303\311O\255\033\355\247\220\214\357\272\222\177\362\361_\311\000W<";
-    PyObject *data = __Pyx_DecompressString(cstring, 2660, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2657 bytes) */
+static const char cstring[] = "x\332\315V\313r\333F\026\225l\352\221\304\316X\222-)\231L\002I\261%gdy(\331\262\354I%\245\247\343r\305c\212\226\342\304\343\240\232@\223\204\205\027\321\000E*\311\224\227\\b\211%\226Xb\211%\227\\r\311\245?!\2370\247\033$\365\260<\225LU\252\342\222\211F\367\355\333\367\336s\356iH\304\225\376Q\223\254\302+\252\270_-=\220\276\374\226\032\226S\337\327\350\241d\025\245/\025\313t\265\222gyL\"\246*\251\232\303\r\317Nkfo\201\271\216\246R\365\204\261d9\377s\375\364\\\337\362\253\2577\211iZ\256D\030\323J\246\344Z\222C\211z\3132\365\272d\210 \253\010\362\221Y%\272\246J\206\245\322E\211\326l\354\205\253ye\236\237;_\264\034\327!\346\374\242T\202\253\2361+\023\233\342(\211\3244&=\261$\203\270JY3K\022?\212\270\236C\245\242\345\231\352\023\313\245\222[F\2216\353n\3312%\230\253T\327\n\324!.E <t\034\350p#Sz\272\375\364\326\235\265;\"\021\207\362\2222\211y\005EG\016\224\361z\026<Mwq\260[\267)[\222\036\025\245\272\345I&E\310H\320\206\335\311\rn\231\232\022\243.\037H\363\242\034\304\325,S\306vD;\337\255\240V\245|\367\016\321\031]\"\252*\303\216\022\257&\031\036s\2452\301\262eR\311\261\016%\033\241*\226a\343\335D\312\236y 3\355\210\212\210\341\266\314K\314\322}\005*\331\026\323\270w\305\322u~\216e\262%RPT\215\224\340\245J\034\215\230\n\025\341\203\0078\020\031\246\265]x\274(-o\335\024~\371\030C\306cg\256\2460Uc\244\240Sj\362\337\242\247\353o;\023{\304\266\"Q\\\313Iiv\354\242\244\224\014C\026\365\352\236\356J:%\010\273\233\251\306R\367\252n\225d\333\261\n(\212c\310\226\347\366\263[x\262x\323\264\200g\221x\272+\311\262CUO\241\262,\251\236(\250i\231\267\200oU#:V\025\315\324\\\231{\220\231n\271\307UZx\210@\277\350&\313\312Z\321\225\026\266\026o\332\304!\006\345\334\020%\001q\270G7\345\232\364\334\241\314\226\301\204\023\321H\217o\212\3313Ab\232\021\303\326\251|H\265R\331=\003+\200t\352\002X\244\3355<\222T\207\0342\351H*:\226!\350\303k5\017\016\036\232\022?\004Pj\005M\007\274\224\375S:\033\0145l\267\316\263\224\210\343\220z7W\344\341\360v\240\232#\0255\0073\252fP8\2023\273L\321\tD\377\r\274""\330\372{\266O\214\223\264`\216\"+\267\251\2411\341\361\266\\\"\036\206\304\224\017\250cR}\311\256\327\216\255\245\024\004Q\006\236\337\241c\361\376\345\247 \047\365\23488*\307\214z\207\321y\301z\202I\234\021D\327-\005\235\237\226ER\211K\226\316YM\267\247\214\345\322\306\226R\344\250*\227@\212wP\366\350-v\246m)\214{\300\376\274\236\337|\364hk[\3275\233i\354\341\343\047yZ\361(2\340\222\275t\254\336\317e\371i\275\206\377[\020(\371\t\255\271\273\264(\313]\021\001\313\301h.3\307\203\022\n\347R\203O\250|\017\376\025=S\341O,\261\336.\r\352\341\210U\203h\246xZ\252\247\2135\023\214\027Oz\310\037\000LV\312T9`\236\221\276u\275\360!\227\300t\344\231\266\246\034\300\303\266\331\263\253\272\274\250\334G\305#z\317m\257A\373#E\250\362\211\tZ\343/\220\314~(\354D\350\375\361\361>\2272W$\312\000\016\324\037\367\017|hLV,\007ph&\205\340\365\200\225\013^\261\010\351wJ\214\260\272\251h\326R\337\214\201:\370\223m\327)\024\010\243\312\261\272*:\326\321^2\256\"\205\026\210r\300%\330\203?\036\rSp\323\270\307L\024\205\351\212\022S-\217\213\230\230\022\005Cd\351e\255z\206Q\027}\n\360q\371Q\004nv\245\211\242\216\342\206\242\216c9EaZ\324I\211\025u\213\270\270\023\r\361\313o\306\022\240\355Ii\357\371\002\267;onq\366\213\007\213\322\203\007\331\227\213\357x\305\370\345\231\215\342\224\276\341\271o|W\2310Y\267M\316z>\354jP\177\330\235N;\207\361\241h\020MS5\221\220@\212\023\226\245?G\364\325\001\346\016\0169<\272\236V\202\253\277\010\352\255k@\267\371\331@\313\240\304d\370\240\340_\023\374+\3024e\340h\312\002?\326\277\0249\237\360mbpL\271g\323F\221\355\272\0054\320\277p\330\277\030l\000\0149F\253[\236m[\266\215;\032\336,]\014p\242CK\3200`\223f\334}\244+i\342\275\047\237cYA\"\376\340\336\331\262\230\\N\047\227\273\223\047\357\207\236T0.\034\324\355QI\\B\374v\352\177\3430\341\302%\016\272\202\332\314\265\360\037\271\032\370\365\360\351rH\251\355\231\032\247\013C\213\"+\317\206\342\321*>\242<\312\252\205\"\304k\251\257\327Kg\365\372\220\007zJ\370N\275\234\313\262\227\347\231\234b\320\313CMu\313\265""\032ZQ\360\341\210\237r\204\267\177U-|\332-(\270\244\244/\026\245w=5\323=\361\350J\221|\227)\232]\227W\321\251D/\311\331lW!\nPFY\375}\226\277\333\265\330ps\340\374\370\377\204\361\376!\231\375\351\000\371C+\242Bw\214\001\225\325\235\203\001\265D\r\343\365\340\257\303\003\227.w2\3577f\033;\376\214\1777\270\020\314t2\037\005c\235\314_\203\257\243\231h5\036{\223\031m\0145\366\372\313\243\3575\306\032\327\033\377\trA9<\210\047c\047\201\371\007\215,\334}80\364Q0\030L\006\225p\260\223\031\363\257\371\304\257\302\220t2\323\301{\341dX\2110/\205\027\302\331\360q\344\304\023\361f\\\351df\302\217\242\331h#*\304\027\343\225\030\306\237\004\337F\223Q\005\257\313q\016A\016M\371\344Mf\344u\335\037\206G\026\314\005\273\201\023\216\207+!\345!\306sq>\031\354\214~\330x\205\323\021\315\310\353\237\375;\376/\341\016RX\211\224x\354\324\232\323\230h\254\237\230y\2771\323\3106\036\3719_\t\256\006y\021\335FX\210. \250\365\316{\323\301\3450\327\031\375K\243\036\014\007$\370\251\033\352`\347\322\224_\t\360\270\342\017\371{\301L\260\034\354\266?\273\215\264\306\221E!\371\240\231\355\\\231F\315f\203\365\316\025\0245\270\001\327\213\021\351\\\271\352\357\004\237\007\005\024\t\303\355\340\032\334V:W\247\203L\260\036\274\024e\037\217\357\265\037<ne\371\354P\260\027\316\204\331\316\364\047XN\023_\016\367\020\306fT\213+\311`2\2318\315\211\346f\323i]k\221V\245s\345\032rI+_\014\327\303|4\030MD\353\321^|\003\306\023\311z\262\327\234i\336o\255\267\362\355\247\317\332\317\366\332{\373\235\321K\215\365F\016\030.\014\014\rw2C\374o\342\352\257\033\203\357\206\224\277\320`5\034\013g8\276\243\341pH\302\312o\301\367\032\3525\027\354\207\331p=}\231\r6\202\203h\354\014\362\374\365a\270\032\215Es\321n\004G\177\013\236\207\373Q\026\211;17n\177r+\332\217\2638E\220\360S0\262\210D\177L\326\232\253\255\261\326\314\257\227\006\206F\337\302\2333`\274\261\334\310\373\243\002Q\026\316\205\273!\213\026\272\365\331\024\345\374\246\265\323\336\315\267\363\373\355\375\357\333\337\377\320\271\324#\0007\317\235r\347\211\356Y""\001}\306\203\225@\013\253Q\016\244\233\2107b%\271\226\024\233\353\315|\353\"\260<\271\247\326`\376\254\277\341\027\202\213\301Z7\307||\212\304\355\221)p\375z\340\205\217\272Y\262d6\331H\n\315\013\315Y\300]k\261\366.\360C\204\317\333\317\177h\377\360\342\274\335nx?\332\211gPx%\031O\226\223\334\371G\354\210\032\247\334-\047Js\274\271\334<\307\364\213p\033\370\260x\026\311\025\222\213(\364J\223\234\177\354*H\2276\312\271\313+\002\252<\220\316\376\346\316\375\031\0324\022T\303\\\250\010\347J<\225\014\047$a\315\271\323\301\276\376\005m5-\004\347\"\374p\342\255%\253\3151\330\345[o)E{j!\032\216\010\322\232\213O\273\371I`\244\004\037\243\343N\256|\214^\036\t\275h+\036\212\367\223\254\240\214\330P\3673\3761\327\270f\035\365\273d\016\235x\001e~v*\253I\237\210\037\337Cw\357\207_\003\252\354\t\371\345\352\207\006\3443\230\376\014mx\031\354*\266\357l7s\250|f\026\322p\037\205\334\217\357\047;h\353\225f\2415\322\252\264\237\346x\337\361Cy\2618d)\2719}2\315\235\326l\353a;\317\233\277\223\271\016\223\222\240\354d\373\3367\255\301\326X\352vMtZ\265}\367a\263\202\242\241\373r\355Oo\2439\207\333\253\335\251\217!{kh\343Mp\376y\274\033\037\002\214\n\257C\025\335\205:_\361\007\337t\365\365\033\177\335\317C\3416\273\002\266\313\245\342\274\245\265h9\312\245-\342\370\242R\244QA\253\016\006\023\301VxQl\255\245\002p\274\375\031\0267\204\242\236\220s\265{Q\214\275y\267\210\237\232\332\001\257\201\336\345\306\367~\021h\274\020W\300\006\024\373\377\227z\216l\205#\215X\236\205S\321\345\370\273d[\250u\2453\305\265=\027\250\250\365]\241\321[\361\373\311\315\346\275\326L\353~W\226\247>\207DNqq\035\014\047\302-XM\213\373.\307\047G\272\245\374w<\215\326\276\327\234\351Y^\005\242\032\200\032\354L]\017\177\0043\340\343F\370*\036MF\222\237Z7\332O!\031\337u%\377\364\343\277\255\362W\356";
+    PyObject *data = __Pyx_DecompressString(cstring, 2657, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3517 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \377eaux mus\357t ha\034\000one\277 row p\250\000c\327omp\r\000n\360\000un?k_size\327BT\000\365h\337!s2\003be p\357osit[\000col\371l\235`w\000s.abc\377diag cov\177ariance\272\002\360\234`n\000\257`\326#(K, \3072D)\257b\010\001\010\000st\376\271\000sticsdi\177sableen\002\001\317full;\017/\002, ~?\000factor\370c~9\007gcgmm_\253\":\271!s\304\204\001lea\354\000\343\004\373isY\003dlog_\357prob\222 rm_\367out\325\006(N,)\377no defau\377lt __red\377uce__ du\376\314\"non-tri\357vial\033\000cin\367it_>\001_slo\255t\234\047(G\246\000*\346\004s\377hift (D,\177)parame\230a>\352bs do \314\204\001\347b\177 Xresp_\207`8\237B\351 \213\000 K)\021\002\226\014\376\024\000sample_\277weight\310Le\217ntry\324B\336@\"\004z\377 draws z\237 from\272b\330a\047\277s own w\001o\277nsibil\334@e\367s; }\rempt\375y\342\001 array\336\213dshar\213\205\001ei\337r fir\331`di\363meF\000J\000pher\357ical\365\202 D+1\366\220f) \215gsrc_\177c/emiss\346a\177/_gauss\340`\377_kernel.\227pyx\273g \377#\331\204\002t?he wro\274\206\001\326\206\001\017tied\215\204\020\222A\310g\016\024\344\265\204\r\251\001u\244\204\002\376\207\001all\337ocate\221# d\017ata.\013\020\332\207\003\254\211\001\211\211\003{s.\264Ced_g\222`\345 \235\204\023z\215\204\016\221\206\003eed\373s \321E|ASCI\377IDEllips\377isGKNSeq_uence\257\212\001.\264\212\007\277X__Pyx\001\000D\377ict_Next\337Ref_""_\276\207\004e_\347___\223\210\002\000\006_ge_titem\026\001d0\001\036 \000func&\001\030\000\273\206\001~1\002import<\001\357main\003\002odu\335lM\002nam\002\003ew\374]\001\256@_check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\377ickle_En\346 \005vt\236\207\001\241\001qua\021lO\005\231\206\005\242\206\006c\221\212\002\310\001\265\206\004{ex\325\001set_\203\005\307set\262\006\003\006.\007te\335s\310\001fus\232@si\357gindA\000is_\377coroutin\357eabc\357E_bu\377fferargs\377asyncio.\376\036\006sauxaux\377_ptrbbasoecch\326\211\005clD\000\375_\251 traceb\367ack\377\211\001ute_~\220\211\001scount\305\211\007\372\331\212\001e\216\210\004sdoub\047led\250!\000\002_\227\000\247\216\003\237dummy\243\206\002\372@o\267dee\266\000nt\225\210\003e\374\305 \235\214\002errorf\376&\002flagsfl\177oatform\001\002\342\226\215\001g\363@\303\211\005\313\211\005[co\371n\331\206\001w\002[:, :\037:1],d\000\014\027\004\030\000\201]*\014a\002/\006\000\013\025\0042\001h?as_lpn\220\212\001\007\001\234\212\211\004\002\006out\036\001\356\210\003s<)\001\234\205\002iidi\367\002\245B\372\255\204\001s\000\002izejk\337indkw\233All0\237\212\003\372\212\001\311\002\366\212\016lpx\001\253@\377meansmem\374\312\217\001\302\217\001nn_aux\313n_\273Bs\214\215\006\327\204\001nd\363im\256\215\001\373\212\001npnu\377mpyoobjo\177neoutou\367$}p\336@per_g\276`\377ppopprec\237_chol\004\002\235`r\037egist\231@\375\212\003\203\213\0040\266a\367\212\005\377\212\005\312as1\236\216\002\003\001V\363\213\001s2\020\0022\017\0032\206\214\0034\223\213\n\374\212\005s\265\207\001et\303e\360\220\001\364\231\214\002\333\220\006s\367\216\001star\275t\213\000psto\001\000r\377eamstruc\377tsweepun\335i\253asun\322\001up\377datevval\377uesvbfas+t.\247\212\006.\240\212\rw\210\205\001\354\210\n\344\371\210\n\321r]\017\021\303j]wi\377dthxxbuf\372\254\211\002z\356\205\001zbufO\377void (ch?ar *, \000\005\000\r\307int\033\001\000\004\373\207\003t_\3775scipy_6\377linalg_1\3751\323\207\004blas_d0L\001\000\047*.\216\002)\000\252\023\035""\220\330\334\200,\264\200#\200\201\216, \304\202V)\000\377dtrmm\000ds\377yrk\000dgem\377m\200\001\360\006\000\014\r\377\330\004\n\210\"\210F\220\377!\2205\230\002\230!\330\377\004\031\230\021\330\004\033\230\377=\250\001\250\026\250q\340\277\004\010\210\005\210U\026\006\010\377\t\210\021\210%\210x\220\377q\230\010\240\013\2506\260\377\022\2601\330\004\013\2101\376L\000\016\000\005\031\230\001\230\377\026\230q\240\001\330\004\021\377\220\025\220a\220v\230Q\377\230a\330\004\030\230\t\240\357\026\240q\250\025\000 \240\002\377\240\"\240K\250r\260\023\377\260C\260q\330\004!\240\377\031\250\"\250B\250b\260\357\003\2603\260*\000\034\230M\334w\001\014\0002\260Q\242\000\005\027\377\220a\340\004\007\200y\220\375\006O\000s\230#\230R\230\177r\240\022\2403\240e~\000\377\021\260#\260S\270\001\330\317\010\016\210j{\000\272\000\007\200\377|\2204\220}\240F\250\177!\2503\250c\260\021\017\n\337r\210\023\210A#\010\n\210\377!\2101\210I\220Q\220\337c\230\024\230S\231\002B\240\367b\250\002\222\000A\330\t\030\377\230\r\240Q\330\010\017\210\177y\230\006\230a\230{\244\004\317\001\330\014\027\201 \004\000\020\220\377\005\220U\230!\2302\230\257R\320\037/\324\000\022\303\000b\177\270\013\3001\330\020\030\320 \337\"\230A\330\020\322 \230&\376\366\000,\250a\330\020\024\220\237F\230$\230b\242 \010\000E\373\230\025T\000q\330\024\030\230\237\004\230A\230]\261\000\321!7\337\320:K\3101\022\001\005\230\377U\240!\2401\330\030\034\334\034\000\363\0032\240U\257 C\250\377x\260q\270\001\270\026\270\377r\300\023\300C\300r\310\377\025\310a\310q\330\020\025|\311\000\364#f\240A\240S\306@\177\023\250A\250U\260&*\000\377\023\270A\270U\300!\300\3779\310A\310S\320PT\377\320TU\320UV\330\010\337\014\210A\210Q\220`(\000\337\005\006\330\004\005\000\000\330\023\317\024\360B\001\271W\334Ae\230\2576\240\021\240\262`\030\213`\006\247\240a\240\314@\276_\025\255 #\377\230V\2401\240A\330\004~\t\001\"\230B\230k\250\364`\376\355J\330\004\034\230G\2406\177\250\021\250#\250R\250\246`\377\035\230X\240V\2501\250\371C\271`)\001\320""\034-\250V\373\2601\303`r\270\021\330\004\337\036\230h\240f\346\000^\270\3778\3006\310\021\310!\360_\014\000\005\010\200\340M\007\017\000\177\022\2102\210S\220\010\315B\377s\240#\240R\240s\250\365(\231$C\312\"H\310F\320\377RS\320SV\320VY\237\320YZ\330\014\371E+\001Q\352\340ju\271\205\0023\274`\022\2303\277\230i\240v\250Q\362`\023\377\260B\260c\270\025\270f?\300A\300S\310\003\311@\225\204\t\377x\210s\220\"\220B\220\337b\230\003\2308\335\004S\260\376\270\204\n\320\007\027\220s\230%\357\230u\240I\337\004s\270\"\377\270B\270b\300\002\300\">\354@x\310s\320R\275@\237\000\177X\320XZ\320Z[\367\204\t\3766\005t\2409\250F\260!\373\2603\212\000\022\2702\270Qn\021\021u\240F\337\"r\260\270\204\001\377h\270c\300\022\3002\300\376\030\020*\240E\250\026\250s\273\260\"\332\000b\270\003\346 3;\300aa\0236\250\023\317\206\002\277\022\367t\2403\246BS\260\003\260\3751\221\206&|\2205\230\007\230\337v\240Q\240cX\002c\260\377\027\270\006\270a\270s\300\375#\237\013\200}\220E\230\030\356\354\207\002\003\2503\324\207\0028\2706\333\300\021%\000S\310\231\207\016\320\027\337(\250\006\250a\324\000#\260\372\314K{\237Bc\230\032\2402\375\240\350I\032\230&\240\007\240\377u\250D\260\005\260V\270\3631\270\257a\363\207\002y\220\004\220\274\322\207\007\260\210\001z\220\025\220\240\205\003#\377\240S\250\002\250#\250T\276\203\210\n\026\220a\330\004\002\000\220\177u\230A\230V\240?\250@\2711\364\211\010\372\210\001\031\230\001\215\212\0011\177\330\004\037\230q\240\r\333`\277f\3204E\300Q\367 \004\367\"\240!\336@A\250V\260\3779\270F\300!\3003\300\377b\310\007\310q\320PQ\016\324\211\001\021\240#\250\"\257A\367\206\003\273a\377\004\300F\310\"\310G\320]S\371\206\001\330\004%\315 g\256\204\002\377\026\3207H\310\001\310\021\365\330R\0028\345\205\002v\3205G\373\300q\262 \004\035\230Q\320\377\036/\250q\260\006\3206\376\014\004\032\230!\2308\2401\377\240C\240v\250X\260R\373\260w\212@q\330\004\007\200\377v\210S\220\001\330\010\020\357\220\001\340\004\332\211\003H\220A\277\220S\230\004\230C\265\212\0022\363\240R\247\207""\001\007\0218\2502\250~\272\000\007\200x\210r\220\265\212\002\377a\210q\220\010\230\001\230\337\023\230D\240\003\207@R\240\251x\373\206\003P\007T\032\000B\315\211\002\004\232\305\212\007d\242\213\004\021\340\253\212\027\313\212\nF\377\260\"\260A\330\010\r\210\177Y\220f\230A\230[\376\212\002\247B\250a\260\2128\326Aq\222\214\001\230\377#\230T\240\027\250\r\260\367W\270E\251\212\002q\330\027\030\377\230\005\230Q\230d\240!\373\2405\237\212\002D\260\n\270)\277\3007\310!\3109\220\212\004\027\367$\240A$\001\010\240\001\240\377\023\240D\250\001\250\030\260\352\354\214\001Q9\001\007\304$\\\260\030\277\270\022\2707\300!\"\005\024\357\240Q\240i\246@\001\330\027\347%\240^\227`A\000&\240j\377\260\010\270\007\270{\310&?\320PV\320VW\354\212\004\363\212\004\000\372\212\004";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3517, 5533);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3516 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \377eaux mus\357t ha\034\000one\277 row p\250\000c\327omp\r\000n\360\000un?k_size\327BT\000\365h\337!s2\003be p\357osit[\000col\371l\235`w\000s.abc\377diag cov\177ariance\272\002\360\234`n\000\257`\326#(K, \3072D)\257b\010\001\010\000st\376\271\000sticsdi\177sableen\002\001\317full;\017/\002, ~?\000factor\370c~9\007gcgmm_\253\":\271!s\304\204\001lea\354\000\343\004\373isY\003dlog_\357prob\222 rm_\367out\325\006(N,)\377no defau\377lt __red\377uce__ du\376\314\"non-tri\357vial\033\000cin\367it_>\001_slo\255t\234\047(G\246\000*\346\004s\377hift (D,\177)parame\230a>\352bs do \314\204\001\347b\177 Xresp_\207`8\237B\351 \213\000 K)\021\002\226\014\376\024\000sample_\277weight\310Le\217ntry\324B\336@\"\004z\377 draws z\237 from\272b\330a\047\277s own w\001o\277nsibil\334@e\367s; }\rempt\375y\342\001 array\336\213dshar\213\205\001ei\337r fir\331`di\363meF\000J\000pher\357ical\365\202 D+1\366\220f) \215gsrc_\177c/emiss\346a\177/_gauss\340`\377_kernel.\227pyx\273g \377#\331\204\002t?he wro\274\206\001\326\206\001\017tied\215\204\020\222A\310g\016\024\344\265\204\r\251\001u\244\204\002\376\207\001all\337ocate\221# d\017ata.\013\020\332\207\003\254\211\001\211\211\003{s.\264Ced_g\222`\345 \235\204\023z\215\204\016\221\206\003eed\373s \321E|ASCI\377IDEllips\377isGKNSeq_uence\257\212\001.\264\212\007\277X__Pyx\001\000D\377ict_Next\337Ref_""_\276\207\004e_\347___\223\210\002\000\006_ge_titem\026\001d0\001\036 \000func&\001\030\000\273\206\001~1\002import<\001\357main\003\002odu\335lM\002nam\002\003ew\374]\001\256@_check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\377ickle_En\346 \005vt\236\207\001\241\001qua\021lO\005\231\206\005\242\206\006c\221\212\002\310\001\265\206\004{ex\325\001set_\203\005\307set\262\006\003\006.\007te\335s\310\001fus\232@si\357gindA\000is_\377coroutin\357eabc\357E_bu\377fferargs\377asyncio.\376\036\006sauxaux\377_ptrbbasoecch\326\211\005clD\000\375_\251 traceb\367ack\377\211\001ute_~\220\211\001scount\305\211\007\372\331\212\001e\216\210\004sdoub\047led\250!\000\002_\227\000\247\216\003\237dummy\243\206\002\372@o\267dee\266\000nt\225\210\003e\374\305 \235\214\002errorf\376&\002flagsfl\177oatform\001\002\342\226\215\001g\363@\303\211\005\313\211\005[co\371n\331\206\001w\002[:, :\037:1],d\000\014\027\004\030\000\201]*\014a\002/\006\000\013\025\0042\001h?as_lpn\220\212\001\007\001\234\212\211\004\002\006out\036\001\356\210\003s<)\001\234\205\002iidi\367\002\245B\372\255\204\001s\000\002izejk\337indkw\233All0\237\212\003\372\212\001\311\002\366\212\016lpx\001\253@\377meansmem\374\312\217\001\302\217\001nn_aux\313n_\273Bs\214\215\006\327\204\001nd\363im\256\215\001\373\212\001npnu\377mpyoobjo\177neoutou\367$}p\336@per_g\276`\377ppopprec\237_chol\004\002\235`r\037egist\231@\375\212\003\203\213\0040\266a\367\212\005\377\212\005\312as1\236\216\002\003\001V\363\213\001s2\020\0022\017\0032\206\214\0034\223\213\n\374\212\005s\265\207\001et\303e\360\220\001\364\231\214\002\333\220\006s\367\216\001star\275t\213\000psto\001\000r\377eamstruc\377tsweepun\335i\253asun\322\001up\377datevval\377uesvbfas+t.\247\212\006.\240\212\rw\210\205\001\354\210\n\344\371\210\n\321r]\017\021\303j]wi\377dthxxbuf\372\254\211\002z\356\205\001zbufO\377void (ch?ar *, \000\005\000\r\307int\033\001\000\004\373\207\003t_\3775scipy_6\377linalg_1\3751\323\207\004blas_d0L\001\000\047*.\216\002)\000\252\023\035""\220\330\334\200,\264\200#\200\201\216, \304\202V)\000\377dtrmm\000ds\377yrk\000dgem\377m\200\001\360\006\000\014\r\377\330\004\n\210\"\210F\220\377!\2205\230\002\230!\330\377\004\031\230\021\330\004\033\230\377?\250!\2506\260\021\340\277\004\010\210\005\210U\026\006\010\377\t\210\021\210%\210~\230\377Q\230h\240k\260\026\260\273r\270,\000\013\2101L\000\016\377\000\005\031\230\001\230\026\230\377q\240\001\330\004\021\220\025\357\220a\220v&\000a\330\004\377\030\230\t\240\026\240q\250\376\025\000 \240\002\240\"\240K\377\250r\260\023\260C\260q\377\330\004!\240\031\250\"\250\377B\250b\260\003\2603\260\376*\000\034\230M\250\026\250q\356\014\0002\260Q\242\000\005\027\220\377a\340\004\007\200y\220\006\376O\000s\230#\230R\230r\277\240\022\2403\240e\237\001\260\377#\260S\270\001\330\010\016\363\210j{\000\272\000\007\200|\220\3374\220}\240F\300\0003\250\367c\260\021\017\nr\210\023\210\375A#\010\n\210!\2101\210\377I\220Q\220c\230\024\230}S\231\002B\240b\250\002\222\000\377A\330\t\030\230\r\240Q\377\330\010\017\210y\230\006\230\367a\230{\244\004\001\330\014\027\367\220q\230\004\000\020\220\005\220\377U\230!\2302\230R\320\353\037/\324\000\022\303\000b\270\013\337\3001\330\020\030\320 \"\230\267A\330\020\322 \230&\366\000,\377\250a\330\020\024\220F\230\347$\230b\242 \010\000E\230\025\376T\000q\330\024\030\230\004\230\367A\230]\362\"\022\2607\320\357:K\3101\022\001\005\230U\177\240!\2401\330\030\034\034\000\356\363\0032\240U\257 C\250x\377\260q\270\001\270\026\270r\377\300\023\300C\300r\310\025\177\310a\310q\330\020\025\311\000\376\364#f\240A\240S\250\001\377\250\023\250A\250U\260&\376*\000\023\270A\270U\300!\377\3009\310A\310S\320P\377T\320TU\320UV\330\277\010\014\210A\210Q\220`(\277\000\005\006\330\004\005\000\000\330\237\023\024\360B\001\271W\334Ae\337\2306\240\021\240\262`\030\230?\010\240\006\240a\240\314@\276_\375\025\255 #\230V\2401\240\367A\330\004\t\001\"\230B\230\363k\250\364`\355J\330\004\034\230\377G\2406\250\021\250#\250\373R\250\246`\035\230X\240V\317\2501\250C\271`)""\001\320\034\237-\250V\2601\303`\200\204\002\036\357\230h\240f\346\000^\2708\377\3006\310\021\310!\360\014\257\000\005\010\200\340M\007\017\000\022\277\2102\210S\220\010\315Bs\377\240#\240R\240s\250(\372\231$C\312\"H\310F\320R\377S\320SV\320VY\320OYZ\330\014\371E+\001Q\340j\365u\271\205\0023\274`\022\2303\230\337i\240v\250Q\362`\023\260\377B\260c\270\025\270f\300\237A\300S\310\003\311@\225\204\tx\377\210s\220\"\220B\220bo\230\003\2308\335\004S\260\270\204\n\377\320\007\027\220s\230%\230\367u\240I\337\004s\270\"\270\177B\270b\300\002\300\"\354@\237x\310s\320R\275@\237\000X?\320XZ\320Z[\367\204\t6\005\377t\2409\250F\260!\260}3\212\000\022\2702\270Q\021\021\267u\240F\337\"r\260\270\204\001h\177\270c\300\022\3002\300\030\020\377*\240E\250\026\250s\260\335\"\332\000b\270\003\346 3\300\305aa\0236\362`\320\206\001\277\022t\240}3\246BS\260\003\2601\221\206&\377|\2205\230\007\230v\240\367Q\240cX\002c\260\027\270\177\006\270a\270s\300#\237\013\277\200}\220E\230\030\354\207\002\003\373\2503\324\207\0028\2706\300\021\366%\000S\310\231\207\016\320\027(\250\267\006\250a\324\000#\260\314K{~\237Bc\230\032\2402\240\350I\377\032\230&\240\007\240u\250\377D\260\005\260V\2701\270<\257a\363\207\002y\220\004\220\322\207\007\260\210\001\357z\220\025\220\240\205\003#\240S\277\250\002\250#\250T\203\210\n\026\357\220a\330\004\002\000\220u\230_A\230V\240?\250@1\364\211\010\316\372\210\001\031\230\001\215\212\001\024\000\037\230\367q\240\r\333`f\3204E{\300Q\367 \004\"\240!\336@\377A\250V\2609\270F\300\377!\3003\300b\310\007\310\357q\320PQ\324\211\001\021\240#\360\250\"\257A\367\206\003\273a\004\300F\310\337\"\310G\320S\371\206\001\330\004\365%\315 g\256\204\002\026\3207H_\310\001\310\021\330R\0028\345\205\002\277v\3205G\300q\262 \004\377\035\230Q\320\036/\250q\357\260\006\3206\014\004\032\230!\377\2308\2401\240C\240v\277\250X\260R\260w\212@q\377\330\004\007\200v\210S\220\377\001\330\010\020\220\001\340\004\376\332\211\003H\220A\220S\230\004;\230C\265\212\0022\240R\247\207\001\007\021\3578\2502""\250\272\000\007\200x\367\210r\220\265\212\002a\210q\220\377\010\230\001\230\023\230D\240\235\003\207@R\240x\373\206\003P\007T\252\032\000B\315\211\002\004\305\212\007d\242\213\004\021\371\340\253\212\027\313\212\nF\260\"\260A\377\330\010\r\210Y\220f\230wA\230[\376\212\002B\250a\260\2128\372\326Aq\222\214\001\230#\230T\240\177\027\250\r\260W\270E\251\212\002\377q\330\027\030\230\005\230Q\277\230d\240!\2405\237\212\002D\377\260\n\270)\3007\310!{\3109\220\212\004\027$\240A$\001\377\010\240\001\240\023\240D\250?\001\250\030\260\021\260\243\204\001:\000\375\007\304$\\\260\030\270\022\270\3677\300!\"\005\024\240Q\240\377i\250q\260\001\330\027%\363\240^\227`A\000&\240j\260\377\010\270\007\270{\310&\320\037PV\320VW\354\212\004\363\212\004\372\212\004";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3516, 5533);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
@@ -33207,7 +33066,7 @@ static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
     #else /* compression: none (5533 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_noteaux must have one row per componentchunk_size and n_threads must be positivecollections.abcdiag covariance needs aux of shape (K, 2D) and (K, D) statisticsdisableenablefull covariance needs (K, D, D) factors and statisticsgcgmm_pass needs at least one rowisenabledlog_prob_norm_out must be (N,)no default __reduce__ due to non-trivial __cinit__out_slots must be (G, D*D) and shift (D,)parameter shapes do not match Xresp_in must be (N, K)resp_out must be (N, K)sample_weight must have one entry per rowsample_z draws z from the pass\047s own responsibilities; resp_in must be emptyslot arrays must share their first dimensionspherical covariance needs aux of shape (K, D+1) and (K,) statisticssrc_c/emissions/_gaussian_kernel.pyxstatistics slots have the wrong shapetied covariance needs a (D, D) factortied covariance needs aux of shape (K, D+1)unable to allocate array data.unable to allocate shape and strides.weighted_gram needs at least one rowz_out must be (N,) and needs sample_z|ASCIIDEllipsisGKNSequenceView.MemoryViewX__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesauxaux_ptrbbasecchunk_sizecline_in_tracebackcompute_statscountcovariance_typedefaultsdoubledtypedtype_is_objectd""ummyemptyencodeendent_slotsenumerateerrorfdummyflagsfloatformatfortranggetgmm_passgmm_pass[const double[:, ::1],double[:, ::1],double[::1]]gmm_pass[const float[:, ::1],float[:, ::1],float[::1]]has_lpn_outhas_resp_inhas_resp_outhas_weightshas_z_outiididummyindexitemsitemsizejkindkwargsll_slotslog_constlog_prob_norm_outlplpn_ptrmeansmemviewmodenn_auxn_chunksn_threadsnamendimnk_slotsnpnumpyoobjoneoutout_slotspackper_grouppopprec_cholprec_ptrregisterresp_inresp_in_ptrresp_outresp_out_ptrs1_sizes1_slotss2_ptrs2_sizes2_slotssample_weightsample_zseedsetdefaultshapeshiftsignaturessizestartstepstopstreamstructsweepuniformsunpackupdatevvaluesvbfast.emissions._gaussian_kernelw_ptrweighted_gramweighted_gram[const double[:, ::1]]weighted_gram[const float[:, ::1]]widthxxbufz_outz_ptrzbufOvoid (char *, char *, char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000dtrmm\000dsyrk\000dgemm\200\001\360\006\000\014\r\330\004\n\210\"\210F\220!\2205\230\002\230!\330\004\031\230\021\330\004\033\230=\250\001\250\026\250q\340\004\010\210\005\210U\220!\2205\230\002\230!\330\010\t\210\021\210%\210x\220q\230\010\240\013\2506\260\022\2601\330\004\013\2101\200\001\360\016\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\030\230\t\240\026\240q\250\001\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a""\330\004\034\230M\250\026\250q\260\003\2602\260Q\360\006\000\005\027\220a\340\004\007\200y\220\006\220a\220s\230#\230R\230r\240\022\2403\240e\2506\260\021\260#\260S\270\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\n\210!\2101\210I\220Q\220c\230\024\230S\240\002\240\"\240B\240b\250\002\250\"\250A\330\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\024\220F\230$\230b\240\001\330\020\024\220E\230\025\230a\230q\330\024\030\230\004\230A\230]\250!\2506\260\022\2607\320:K\3101\330\024\030\230\005\230U\240!\2401\330\030\034\230A\230R\230r\240\022\2402\240U\250\"\250C\250x\260q\270\001\270\026\270r\300\023\300C\300r\310\025\310a\310q\330\020\025\220Q\220a\220v\230Q\230f\240A\240S\250\001\250\023\250A\250U\260&\270\001\270\023\270A\270U\300!\3009\310A\310S\320PT\320TU\320UV\330\010\014\210A\210Q\200\001\360(\000\005\006\330\004\005\330\004\005\330\023\024\360B\001\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\021\220\025\220e\2306\240\021\240!\330\004\030\230\010\240\006\240a\240q\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330\004\025\220U\230#\230V\2401\240A\330\004\025\220U\230\"\230B\230k\250\021\330\004\034\230M\250\026\250q\260\003\2602\260Q\330\004\034\230G\2406\250\021\250#\250R\250q\330\004\035\230X\240V\2501\250C\250r\260\021\330\004\034\320\034-\250V\2601\260C\260r\270\021\330\004\036\230h\240f\250A\250^\2708\3006\310\021\310!\360\014\000\005\010\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\007\200r\210\022\2102\210S\220\010\230\006\230a\230s\240#\240R\240s\250(\260&\270\001\270\023\270C""\270r\300\023\300H\310F\320RS\320SV\320VY\320YZ\330\014\017\210y\230\006\230a\230s\240#\240Q\330\010\016\210j\230\001\230\021\330\004\007\200u\210F\220!\2203\220c\230\022\2303\230i\240v\250Q\250c\260\023\260B\260c\270\025\270f\300A\300S\310\003\3101\330\010\016\210j\230\001\230\021\330\004\007\200x\210s\220\"\220B\220b\230\003\2308\2406\250\021\250#\250S\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240I\250V\2601\260C\260s\270\"\270B\270b\300\002\300\"\300C\300x\310s\320RT\320TV\320VX\320XZ\320Z[\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2409\250F\260!\2603\260c\270\022\2702\270Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240F\250#\250R\250r\260\022\2603\260h\270c\300\022\3002\300Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230*\240E\250\026\250s\260\"\260B\260b\270\003\2708\3003\300a\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2406\250\023\250B\250b\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2403\240f\250A\250S\260\003\2601\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200|\2205\230\007\230v\240Q\240c\250\023\250B\250c\260\027\270\006\270a\270s\300#\300Q\330\010\016\210j\230\001\230\021\330\004\007\200}\220E\230\030\240\026\240q\250\003\2503\250b\260\003\2608\2706\300\021\300#\300S\310\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\320\027(\250\006\250a\250s\260#\260Q\330\010\016\210j\230\001\230\021\330\004\007\200{\220\"\220B\220c\230\032\2402\240Q\330\010\016\210j\230\001\230\021\330\004\032\230&\240\007\240u\250D\260\005\260V\2701\270C\270r\300\021\330\004\007\200y\220\004\220A\330\010\016\210j\230\001\230\021\340\004\007\200z\220\025\220e\2306\240\021\240#\240S\250\002\250#\250T\260\021\330\010\016\210j\230\001\230\021\330\004\026\220a\330\004\026\220a\220u\230A\230V\240?\260!\2601\330""\004\033\230=\250\001\250\026\250q\360\006\000\005\031\230\001\330\004\033\2301\330\004\037\230q\240\r\250Q\250f\3204E\300Q\300a\330\004\"\240!\2409\250A\250V\2609\270F\300!\3003\300b\310\007\310q\320PQ\330\004!\240\021\240#\240Q\240c\250\026\250s\260&\270\001\270\023\270B\270b\300\004\300F\310\"\310G\320ST\320TU\330\004%\240Q\240g\250Q\250c\260\026\3207H\310\001\310\021\330\004\"\240!\2408\2501\250C\250v\3205G\300q\310\001\330\004\035\230Q\320\036/\250q\260\006\3206G\300q\310\001\330\004\032\230!\2308\2401\240C\240v\250X\260R\260w\270a\270q\330\004\007\200v\210S\220\001\330\010\020\220\001\340\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2402\240R\240q\330\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2408\2502\250Q\330\004\007\200x\210r\220\021\330\010\016\210a\210q\220\010\230\001\230\023\230D\240\003\2402\240R\240x\250r\260\021\330\004\n\210!\2101\210H\220A\220T\230\023\230B\230b\240\001\330\004\n\210!\2101\210I\220Q\220d\230#\230R\230r\240\021\340\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\010\017\210y\230\006\230a\230{\250\"\250F\260\"\260A\330\010\r\210Y\220f\230A\230[\250\002\250\"\250B\250a\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\026\220a\220q\230\001\230\021\230#\230T\240\027\250\r\260W\270E\300\023\300C\300q\330\027\030\230\005\230Q\230d\240!\2405\250\001\250\023\250D\260\n\270)\3007\310!\3109\320TU\320UV\330\027$\240A\330\027\030\230\010\240\001\240\023\240D\250\001\250\030\260\021\260#\260Q\330\027\030\230\007\230r\240\022\2402\240\\\260\030\270\022\2707\300!\330\027\030\230\010\240\001\240\024\240Q\240i\250q\260\001\330\027%\240^\2609\270A\330\027&\240j\260\010\270\007\270{\310&\320PV\320VW\330\010\014\210A\210Q\330\010\014\210A\210Q\330\010\014\210A\210Q";
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_noteaux must have one row per componentchunk_size and n_threads must be positivecollections.abcdiag covariance needs aux of shape (K, 2D) and (K, D) statisticsdisableenablefull covariance needs (K, D, D) factors and statisticsgcgmm_pass needs at least one rowisenabledlog_prob_norm_out must be (N,)no default __reduce__ due to non-trivial __cinit__out_slots must be (G, D*D) and shift (D,)parameter shapes do not match Xresp_in must be (N, K)resp_out must be (N, K)sample_weight must have one entry per rowsample_z draws z from the pass\047s own responsibilities; resp_in must be emptyslot arrays must share their first dimensionspherical covariance needs aux of shape (K, D+1) and (K,) statisticssrc_c/emissions/_gaussian_kernel.pyxstatistics slots have the wrong shapetied covariance needs a (D, D) factortied covariance needs aux of shape (K, D+1)unable to allocate array data.unable to allocate shape and strides.weighted_gram needs at least one rowz_out must be (N,) and needs sample_z|ASCIIDEllipsisGKNSequenceView.MemoryViewX__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesauxaux_ptrbbasecchunk_sizecline_in_tracebackcompute_statscountcovariance_typedefaultsdoubledtypedtype_is_objectd""ummyemptyencodeendent_slotsenumerateerrorfdummyflagsfloatformatfortranggetgmm_passgmm_pass[const double[:, ::1],double[:, ::1],double[::1]]gmm_pass[const float[:, ::1],float[:, ::1],float[::1]]has_lpn_outhas_resp_inhas_resp_outhas_weightshas_z_outiididummyindexitemsitemsizejkindkwargsll_slotslog_constlog_prob_norm_outlplpn_ptrmeansmemviewmodenn_auxn_chunksn_threadsnamendimnk_slotsnpnumpyoobjoneoutout_slotspackper_grouppopprec_cholprec_ptrregisterresp_inresp_in_ptrresp_outresp_out_ptrs1_sizes1_slotss2_ptrs2_sizes2_slotssample_weightsample_zseedsetdefaultshapeshiftsignaturessizestartstepstopstreamstructsweepuniformsunpackupdatevvaluesvbfast.emissions._gaussian_kernelw_ptrweighted_gramweighted_gram[const double[:, ::1]]weighted_gram[const float[:, ::1]]widthxxbufz_outz_ptrzbufOvoid (char *, char *, char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000dtrmm\000dsyrk\000dgemm\200\001\360\006\000\014\r\330\004\n\210\"\210F\220!\2205\230\002\230!\330\004\031\230\021\330\004\033\230?\250!\2506\260\021\340\004\010\210\005\210U\220!\2205\230\002\230!\330\010\t\210\021\210%\210~\230Q\230h\240k\260\026\260r\270\021\330\004\013\2101\200\001\360\016\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\030\230\t\240\026\240q\250\001\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330""\004\034\230M\250\026\250q\260\003\2602\260Q\360\006\000\005\027\220a\340\004\007\200y\220\006\220a\220s\230#\230R\230r\240\022\2403\240e\2506\260\021\260#\260S\270\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\n\210!\2101\210I\220Q\220c\230\024\230S\240\002\240\"\240B\240b\250\002\250\"\250A\330\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\024\220F\230$\230b\240\001\330\020\024\220E\230\025\230a\230q\330\024\030\230\004\230A\230]\250!\2506\260\022\2607\320:K\3101\330\024\030\230\005\230U\240!\2401\330\030\034\230A\230R\230r\240\022\2402\240U\250\"\250C\250x\260q\270\001\270\026\270r\300\023\300C\300r\310\025\310a\310q\330\020\025\220Q\220a\220v\230Q\230f\240A\240S\250\001\250\023\250A\250U\260&\270\001\270\023\270A\270U\300!\3009\310A\310S\320PT\320TU\320UV\330\010\014\210A\210Q\200\001\360(\000\005\006\330\004\005\330\004\005\330\023\024\360B\001\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\021\220\025\220e\2306\240\021\240!\330\004\030\230\010\240\006\240a\240q\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330\004\025\220U\230#\230V\2401\240A\330\004\025\220U\230\"\230B\230k\250\021\330\004\034\230M\250\026\250q\260\003\2602\260Q\330\004\034\230G\2406\250\021\250#\250R\250q\330\004\035\230X\240V\2501\250C\250r\260\021\330\004\034\320\034-\250V\2601\260C\260r\270\021\330\004\036\230h\240f\250A\250^\2708\3006\310\021\310!\360\014\000\005\010\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\007\200r\210\022\2102\210S\220\010\230\006\230a\230s\240#\240R\240s\250(\260&\270\001\270\023\270C\270r""\300\023\300H\310F\320RS\320SV\320VY\320YZ\330\014\017\210y\230\006\230a\230s\240#\240Q\330\010\016\210j\230\001\230\021\330\004\007\200u\210F\220!\2203\220c\230\022\2303\230i\240v\250Q\250c\260\023\260B\260c\270\025\270f\300A\300S\310\003\3101\330\010\016\210j\230\001\230\021\330\004\007\200x\210s\220\"\220B\220b\230\003\2308\2406\250\021\250#\250S\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240I\250V\2601\260C\260s\270\"\270B\270b\300\002\300\"\300C\300x\310s\320RT\320TV\320VX\320XZ\320Z[\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2409\250F\260!\2603\260c\270\022\2702\270Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240F\250#\250R\250r\260\022\2603\260h\270c\300\022\3002\300Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230*\240E\250\026\250s\260\"\260B\260b\270\003\2708\3003\300a\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2406\250\023\250B\250b\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2403\240f\250A\250S\260\003\2601\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200|\2205\230\007\230v\240Q\240c\250\023\250B\250c\260\027\270\006\270a\270s\300#\300Q\330\010\016\210j\230\001\230\021\330\004\007\200}\220E\230\030\240\026\240q\250\003\2503\250b\260\003\2608\2706\300\021\300#\300S\310\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\320\027(\250\006\250a\250s\260#\260Q\330\010\016\210j\230\001\230\021\330\004\007\200{\220\"\220B\220c\230\032\2402\240Q\330\010\016\210j\230\001\230\021\330\004\032\230&\240\007\240u\250D\260\005\260V\2701\270C\270r\300\021\330\004\007\200y\220\004\220A\330\010\016\210j\230\001\230\021\340\004\007\200z\220\025\220e\2306\240\021\240#\240S\250\002\250#\250T\260\021\330\010\016\210j\230\001\230\021\330\004\026\220a\330\004\026\220a\220u\230A\230V\240?\260!\2601\330\004""\033\230?\250!\2506\260\021\360\006\000\005\031\230\001\330\004\033\2301\330\004\037\230q\240\r\250Q\250f\3204E\300Q\300a\330\004\"\240!\2409\250A\250V\2609\270F\300!\3003\300b\310\007\310q\320PQ\330\004!\240\021\240#\240Q\240c\250\026\250s\260&\270\001\270\023\270B\270b\300\004\300F\310\"\310G\320ST\320TU\330\004%\240Q\240g\250Q\250c\260\026\3207H\310\001\310\021\330\004\"\240!\2408\2501\250C\250v\3205G\300q\310\001\330\004\035\230Q\320\036/\250q\260\006\3206G\300q\310\001\330\004\032\230!\2308\2401\240C\240v\250X\260R\260w\270a\270q\330\004\007\200v\210S\220\001\330\010\020\220\001\340\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2402\240R\240q\330\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2408\2502\250Q\330\004\007\200x\210r\220\021\330\010\016\210a\210q\220\010\230\001\230\023\230D\240\003\2402\240R\240x\250r\260\021\330\004\n\210!\2101\210H\220A\220T\230\023\230B\230b\240\001\330\004\n\210!\2101\210I\220Q\220d\230#\230R\230r\240\021\340\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\010\017\210y\230\006\230a\230{\250\"\250F\260\"\260A\330\010\r\210Y\220f\230A\230[\250\002\250\"\250B\250a\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\026\220a\220q\230\001\230\021\230#\230T\240\027\250\r\260W\270E\300\023\300C\300q\330\027\030\230\005\230Q\230d\240!\2405\250\001\250\023\250D\260\n\270)\3007\310!\3109\320TU\320UV\330\027$\240A\330\027\030\230\010\240\001\240\023\240D\250\001\250\030\260\021\260#\260Q\330\027\030\230\007\230r\240\022\2402\240\\\260\030\270\022\2707\300!\330\027\030\230\010\240\001\240\024\240Q\240i\250q\260\001\330\027%\240^\2609\270A\330\027&\240j\260\010\270\007\270{\310&\320PV\320VW\330\010\014\210A\210Q\330\010\014\210A\210Q\330\010\014\210A\210Q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
@@ -33331,37 +33190,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 91};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 75};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_stop, __pyx_mstate->__pyx_n_u_np, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_stream, __pyx_mstate->__pyx_n_u_i};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_uniforms, __pyx_mstate->__pyx_kp_b_iso88591_F_5_q_U_5_xq_6_1_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_uniforms, __pyx_mstate->__pyx_kp_b_iso88591_F_5_6_U_5_Qhk_r_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 307};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_float_1_float_1_f, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 307};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_double_1_double_1, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 307};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_n_chunks, __pyx_mstate->__pyx_n_u_per_group, __pyx_mstate->__pyx_n_u_n_aux, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_has_weights, __pyx_mstate->__pyx_n_u_has_resp_in, __pyx_mstate->__pyx_n_u_has_resp_out, __pyx_mstate->__pyx_n_u_has_lpn_out, __pyx_mstate->__pyx_n_u_s1_size, __pyx_mstate->__pyx_n_u_s2_size, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_xbuf, __pyx_mstate->__pyx_n_u_zbuf, __pyx_mstate->__pyx_n_u_lp, __pyx_mstate->__pyx_n_u_has_z_out, __pyx_mstate->__pyx_n_u_idummy, __pyx_mstate->__pyx_n_u_z_ptr, __pyx_mstate->__pyx_n_u_stream, __pyx_mstate->__pyx_n_u_dummy, __pyx_mstate->__pyx_n_u_fdummy, __pyx_mstate->__pyx_n_u_w_ptr, __pyx_mstate->__pyx_n_u_prec_ptr, __pyx_mstate->__pyx_n_u_aux_ptr, __pyx_mstate->__pyx_n_u_resp_in_ptr, __pyx_mstate->__pyx_n_u_resp_out_ptr, __pyx_mstate->__pyx_n_u_lpn_ptr, __pyx_mstate->__pyx_n_u_s2_ptr};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_float_1_float_1_f, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 463};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_float_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 463};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_double_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 22, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 463};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 22, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_n_chunks, __pyx_mstate->__pyx_n_u_per_group, __pyx_mstate->__pyx_n_u_has_weights, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_one, __pyx_mstate->__pyx_n_u_v, __pyx_mstate->__pyx_n_u_xbuf};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_float_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }

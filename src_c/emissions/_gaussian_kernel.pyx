@@ -65,27 +65,11 @@ cdef char CH_T = b'T'
 cdef char CH_L = b'L'
 cdef char CH_U = b'U'
 
-# SplitMix64 (Steele, Lea & Flood 2014): the state advances by the golden-ratio increment and
-# each output is the state passed through this finaliser, so output i is a pure function of
-# (start, i) -- a counter-based generator, which is what lets any row be drawn independently.
-cdef uint64_t GOLDEN_GAMMA = 0x9E3779B97F4A7C15ULL
-
-
-cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline uint64_t _stream_start(uint64_t seed, uint64_t sweep) noexcept nogil:
-    """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
-    unrelated streams."""
-    return _mix64(_mix64(seed + GOLDEN_GAMMA) ^ (sweep * 0xD1B54A32D192ED03ULL + 1))
-
-
-cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:
-    """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
-    return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)
+# The counter-based stream of the sampled-z pass: keyed by (seed, sweep), output ``row`` drawn
+# directly, so a row's uniform depends on nothing else.
+cdef extern from "vbf_rng.h":
+    uint64_t vbf_stream_key2(uint64_t seed, uint64_t a) noexcept nogil
+    double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -94,10 +78,10 @@ def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start
     import numpy as np
     out = np.empty(stop - start)
     cdef double[::1] o = out
-    cdef uint64_t stream = _stream_start(seed, sweep)
+    cdef uint64_t stream = vbf_stream_key2(seed, sweep)
     cdef Py_ssize_t i
     for i in range(stop - start):
-        o[i] = _uniform(stream, <uint64_t>(start + i))
+        o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))
     return out
 
 
@@ -232,7 +216,7 @@ cdef void _chunk(
             s = 0.0
             for k in range(K):
                 s = s + lp_n[k]
-            u = _uniform(stream, <uint64_t>(start + n)) * s
+            u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
             z = K - 1
             v = 0.0
             for k in range(K):
@@ -417,7 +401,7 @@ def gmm_pass(
         raise ValueError("z_out must be (N,) and needs sample_z")
     cdef int idummy = 0
     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
-    cdef uint64_t stream = _stream_start(seed, sweep)
+    cdef uint64_t stream = vbf_stream_key2(seed, sweep)
 
     # Empty memoryviews have no valid data pointer; point at a dummy instead.
     cdef double dummy = 0.0

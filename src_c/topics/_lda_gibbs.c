@@ -10,6 +10,7 @@
             ]
         ],
         "depends": [
+            "src_c/common/vbf_rng.h",
             "src_c/topics/_lda_gibbs_kernels.h"
         ],
         "include_dirs": [
@@ -1280,6 +1281,7 @@ static int __Pyx_init_tpflags_variables(void) {
 /* Early includes */
 #include <stdint.h>
 #include <string.h>
+#include "vbf_rng.h"
 #include "_lda_gibbs_kernels.h"
 #include "pythread.h"
 
@@ -3285,7 +3287,7 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t, Py_ssize_t, int, int64_t const *, int64_t const *, int64_t *, int32_t const *, int32_t const *, int32_t *, int32_t *, int32_t *, int32_t *, __Pyx_memviewslice, __Pyx_memviewslice, int64_t *, double, double, double, uint64_t, uint64_t, uint64_t, int, int); /*proto*/
+static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t, Py_ssize_t, int, int64_t const *, int64_t const *, int64_t *, int32_t const *, int32_t const *, int32_t *, int32_t *, int32_t *, int32_t *, __Pyx_memviewslice, __Pyx_memviewslice, int64_t *, double, double, double, uint64_t, uint64_t, uint64_t, int); /*proto*/
 static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *, int64_t, double const *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
@@ -3540,7 +3542,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
     PyObject *__pyx_codeobj_tab[3];
-    PyObject *__pyx_string_tab[159];
+    PyObject *__pyx_string_tab[158];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3661,94 +3663,93 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_allocate_buffer __pyx_string_tab[68]
 #define __pyx_n_u_alpha __pyx_string_tab[69]
 #define __pyx_n_u_asyncio_coroutines __pyx_string_tab[70]
-#define __pyx_n_u_avx2 __pyx_string_tab[71]
-#define __pyx_n_u_b __pyx_string_tab[72]
-#define __pyx_n_u_base __pyx_string_tab[73]
-#define __pyx_n_u_block_ptr __pyx_string_tab[74]
-#define __pyx_n_u_c __pyx_string_tab[75]
-#define __pyx_n_u_chain __pyx_string_tab[76]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[77]
-#define __pyx_n_u_cnt __pyx_string_tab[78]
-#define __pyx_n_u_count __pyx_string_tab[79]
-#define __pyx_n_u_counters __pyx_string_tab[80]
-#define __pyx_n_u_ctx __pyx_string_tab[81]
-#define __pyx_n_u_cursor __pyx_string_tab[82]
-#define __pyx_n_u_d __pyx_string_tab[83]
-#define __pyx_n_u_delta __pyx_string_tab[84]
-#define __pyx_n_u_dl __pyx_string_tab[85]
-#define __pyx_n_u_doc_block_lj __pyx_string_tab[86]
-#define __pyx_n_u_doc_block_ptr __pyx_string_tab[87]
-#define __pyx_n_u_doc_ptr __pyx_string_tab[88]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[89]
-#define __pyx_n_u_empty __pyx_string_tab[90]
-#define __pyx_n_u_encode __pyx_string_tab[91]
-#define __pyx_n_u_enumerate __pyx_string_tab[92]
-#define __pyx_n_u_error __pyx_string_tab[93]
-#define __pyx_n_u_eta __pyx_string_tab[94]
-#define __pyx_n_u_flags __pyx_string_tab[95]
-#define __pyx_n_u_format __pyx_string_tab[96]
-#define __pyx_n_u_fortran __pyx_string_tab[97]
-#define __pyx_n_u_i __pyx_string_tab[98]
-#define __pyx_n_u_id __pyx_string_tab[99]
-#define __pyx_n_u_index __pyx_string_tab[100]
-#define __pyx_n_u_int64 __pyx_string_tab[101]
-#define __pyx_n_u_intc __pyx_string_tab[102]
-#define __pyx_n_u_items __pyx_string_tab[103]
-#define __pyx_n_u_itemsize __pyx_string_tab[104]
-#define __pyx_n_u_k __pyx_string_tab[105]
-#define __pyx_n_u_lg_alpha __pyx_string_tab[106]
-#define __pyx_n_u_lg_doclen __pyx_string_tab[107]
-#define __pyx_n_u_lg_eta __pyx_string_tab[108]
-#define __pyx_n_u_log_joint_terms __pyx_string_tab[109]
-#define __pyx_n_u_memview __pyx_string_tab[110]
-#define __pyx_n_u_mode __pyx_string_tab[111]
-#define __pyx_n_u_n __pyx_string_tab[112]
-#define __pyx_n_u_n_threads __pyx_string_tab[113]
-#define __pyx_n_u_name __pyx_string_tab[114]
-#define __pyx_n_u_ndim __pyx_string_tab[115]
-#define __pyx_n_u_ndk __pyx_string_tab[116]
-#define __pyx_n_u_nk __pyx_string_tab[117]
-#define __pyx_n_u_np __pyx_string_tab[118]
-#define __pyx_n_u_numpy __pyx_string_tab[119]
-#define __pyx_n_u_nwk __pyx_string_tab[120]
-#define __pyx_n_u_o __pyx_string_tab[121]
-#define __pyx_n_u_obj __pyx_string_tab[122]
-#define __pyx_n_u_out __pyx_string_tab[123]
-#define __pyx_n_u_pack __pyx_string_tab[124]
-#define __pyx_n_u_part __pyx_string_tab[125]
-#define __pyx_n_u_pop __pyx_string_tab[126]
-#define __pyx_n_u_register __pyx_string_tab[127]
-#define __pyx_n_u_s __pyx_string_tab[128]
-#define __pyx_n_u_scratch_d __pyx_string_tab[129]
-#define __pyx_n_u_scratch_i __pyx_string_tab[130]
-#define __pyx_n_u_seed __pyx_string_tab[131]
-#define __pyx_n_u_setdefault __pyx_string_tab[132]
-#define __pyx_n_u_shape __pyx_string_tab[133]
-#define __pyx_n_u_size __pyx_string_tab[134]
-#define __pyx_n_u_slice_of __pyx_string_tab[135]
-#define __pyx_n_u_start __pyx_string_tab[136]
-#define __pyx_n_u_state __pyx_string_tab[137]
-#define __pyx_n_u_step __pyx_string_tab[138]
-#define __pyx_n_u_stop __pyx_string_tab[139]
-#define __pyx_n_u_stream_uniforms __pyx_string_tab[140]
-#define __pyx_n_u_struct __pyx_string_tab[141]
-#define __pyx_n_u_sweep __pyx_string_tab[142]
-#define __pyx_n_u_sweep_index __pyx_string_tab[143]
-#define __pyx_n_u_unpack __pyx_string_tab[144]
-#define __pyx_n_u_update __pyx_string_tab[145]
-#define __pyx_n_u_values __pyx_string_tab[146]
-#define __pyx_n_u_vbfast_topics__lda_gibbs __pyx_string_tab[147]
-#define __pyx_n_u_veta __pyx_string_tab[148]
-#define __pyx_n_u_word_block_lj __pyx_string_tab[149]
-#define __pyx_n_u_word_block_ptr __pyx_string_tab[150]
-#define __pyx_n_u_words __pyx_string_tab[151]
-#define __pyx_n_u_x __pyx_string_tab[152]
-#define __pyx_n_u_z __pyx_string_tab[153]
-#define __pyx_n_u_zeros __pyx_string_tab[154]
-#define __pyx_n_b_O __pyx_string_tab[155]
-#define __pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1 __pyx_string_tab[156]
-#define __pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as __pyx_string_tab[157]
-#define __pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_q_r_1_R __pyx_string_tab[158]
+#define __pyx_n_u_b __pyx_string_tab[71]
+#define __pyx_n_u_base __pyx_string_tab[72]
+#define __pyx_n_u_block_ptr __pyx_string_tab[73]
+#define __pyx_n_u_c __pyx_string_tab[74]
+#define __pyx_n_u_chain __pyx_string_tab[75]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[76]
+#define __pyx_n_u_cnt __pyx_string_tab[77]
+#define __pyx_n_u_count __pyx_string_tab[78]
+#define __pyx_n_u_counters __pyx_string_tab[79]
+#define __pyx_n_u_ctx __pyx_string_tab[80]
+#define __pyx_n_u_cursor __pyx_string_tab[81]
+#define __pyx_n_u_d __pyx_string_tab[82]
+#define __pyx_n_u_delta __pyx_string_tab[83]
+#define __pyx_n_u_dl __pyx_string_tab[84]
+#define __pyx_n_u_doc_block_lj __pyx_string_tab[85]
+#define __pyx_n_u_doc_block_ptr __pyx_string_tab[86]
+#define __pyx_n_u_doc_ptr __pyx_string_tab[87]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[88]
+#define __pyx_n_u_empty __pyx_string_tab[89]
+#define __pyx_n_u_encode __pyx_string_tab[90]
+#define __pyx_n_u_enumerate __pyx_string_tab[91]
+#define __pyx_n_u_error __pyx_string_tab[92]
+#define __pyx_n_u_eta __pyx_string_tab[93]
+#define __pyx_n_u_flags __pyx_string_tab[94]
+#define __pyx_n_u_format __pyx_string_tab[95]
+#define __pyx_n_u_fortran __pyx_string_tab[96]
+#define __pyx_n_u_i __pyx_string_tab[97]
+#define __pyx_n_u_id __pyx_string_tab[98]
+#define __pyx_n_u_index __pyx_string_tab[99]
+#define __pyx_n_u_int64 __pyx_string_tab[100]
+#define __pyx_n_u_intc __pyx_string_tab[101]
+#define __pyx_n_u_items __pyx_string_tab[102]
+#define __pyx_n_u_itemsize __pyx_string_tab[103]
+#define __pyx_n_u_k __pyx_string_tab[104]
+#define __pyx_n_u_lg_alpha __pyx_string_tab[105]
+#define __pyx_n_u_lg_doclen __pyx_string_tab[106]
+#define __pyx_n_u_lg_eta __pyx_string_tab[107]
+#define __pyx_n_u_log_joint_terms __pyx_string_tab[108]
+#define __pyx_n_u_memview __pyx_string_tab[109]
+#define __pyx_n_u_mode __pyx_string_tab[110]
+#define __pyx_n_u_n __pyx_string_tab[111]
+#define __pyx_n_u_n_threads __pyx_string_tab[112]
+#define __pyx_n_u_name __pyx_string_tab[113]
+#define __pyx_n_u_ndim __pyx_string_tab[114]
+#define __pyx_n_u_ndk __pyx_string_tab[115]
+#define __pyx_n_u_nk __pyx_string_tab[116]
+#define __pyx_n_u_np __pyx_string_tab[117]
+#define __pyx_n_u_numpy __pyx_string_tab[118]
+#define __pyx_n_u_nwk __pyx_string_tab[119]
+#define __pyx_n_u_o __pyx_string_tab[120]
+#define __pyx_n_u_obj __pyx_string_tab[121]
+#define __pyx_n_u_out __pyx_string_tab[122]
+#define __pyx_n_u_pack __pyx_string_tab[123]
+#define __pyx_n_u_part __pyx_string_tab[124]
+#define __pyx_n_u_pop __pyx_string_tab[125]
+#define __pyx_n_u_register __pyx_string_tab[126]
+#define __pyx_n_u_s __pyx_string_tab[127]
+#define __pyx_n_u_scratch_d __pyx_string_tab[128]
+#define __pyx_n_u_scratch_i __pyx_string_tab[129]
+#define __pyx_n_u_seed __pyx_string_tab[130]
+#define __pyx_n_u_setdefault __pyx_string_tab[131]
+#define __pyx_n_u_shape __pyx_string_tab[132]
+#define __pyx_n_u_size __pyx_string_tab[133]
+#define __pyx_n_u_slice_of __pyx_string_tab[134]
+#define __pyx_n_u_start __pyx_string_tab[135]
+#define __pyx_n_u_state __pyx_string_tab[136]
+#define __pyx_n_u_step __pyx_string_tab[137]
+#define __pyx_n_u_stop __pyx_string_tab[138]
+#define __pyx_n_u_stream_uniforms __pyx_string_tab[139]
+#define __pyx_n_u_struct __pyx_string_tab[140]
+#define __pyx_n_u_sweep __pyx_string_tab[141]
+#define __pyx_n_u_sweep_index __pyx_string_tab[142]
+#define __pyx_n_u_unpack __pyx_string_tab[143]
+#define __pyx_n_u_update __pyx_string_tab[144]
+#define __pyx_n_u_values __pyx_string_tab[145]
+#define __pyx_n_u_vbfast_topics__lda_gibbs __pyx_string_tab[146]
+#define __pyx_n_u_veta __pyx_string_tab[147]
+#define __pyx_n_u_word_block_lj __pyx_string_tab[148]
+#define __pyx_n_u_word_block_ptr __pyx_string_tab[149]
+#define __pyx_n_u_words __pyx_string_tab[150]
+#define __pyx_n_u_x __pyx_string_tab[151]
+#define __pyx_n_u_z __pyx_string_tab[152]
+#define __pyx_n_u_zeros __pyx_string_tab[153]
+#define __pyx_n_b_O __pyx_string_tab[154]
+#define __pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1 __pyx_string_tab[155]
+#define __pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as __pyx_string_tab[156]
+#define __pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_r_1_Rs __pyx_string_tab[157]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -3780,7 +3781,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<159; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<158; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3818,7 +3819,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<159; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<158; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -18005,7 +18006,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":85
+/* "src_c/topics/_lda_gibbs.pyx":87
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -18057,60 +18058,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_chain,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_part,&__pyx_mstate_global->__pyx_n_u_n,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 85, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 87, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 85, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 87, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 85, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 87, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 85, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 87, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 85, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 87, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 85, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 87, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "stream_uniforms", 0) < (0)) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "stream_uniforms", 0) < (0)) __PYX_ERR(0, 87, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, i); __PYX_ERR(0, 85, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, i); __PYX_ERR(0, 87, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 87, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 87, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 87, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 87, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 85, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 87, __pyx_L3_error)
     }
-    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[0]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 85, __pyx_L3_error)
-    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[1]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 85, __pyx_L3_error)
-    __pyx_v_sweep = __Pyx_PyLong_As_uint64_t(values[2]); if (unlikely((__pyx_v_sweep == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 85, __pyx_L3_error)
-    __pyx_v_part = __Pyx_PyLong_As_uint64_t(values[3]); if (unlikely((__pyx_v_part == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 85, __pyx_L3_error)
-    __pyx_v_n = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_n == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 85, __pyx_L3_error)
+    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[0]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
+    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[1]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
+    __pyx_v_sweep = __Pyx_PyLong_As_uint64_t(values[2]); if (unlikely((__pyx_v_sweep == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
+    __pyx_v_part = __Pyx_PyLong_As_uint64_t(values[3]); if (unlikely((__pyx_v_part == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
+    __pyx_v_n = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_n == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 85, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 87, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18158,7 +18159,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("stream_uniforms", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":87
+  /* "src_c/topics/_lda_gibbs.pyx":89
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)             # <<<<<<<<<<<<<<
@@ -18167,7 +18168,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
 */
   __pyx_v_state = vbf_stream_key(__pyx_v_seed, __pyx_v_chain, __pyx_v_sweep, __pyx_v_part);
 
-  /* "src_c/topics/_lda_gibbs.pyx":88
+  /* "src_c/topics/_lda_gibbs.pyx":90
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
  *     out = np.empty(n)             # <<<<<<<<<<<<<<
@@ -18175,12 +18176,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
  *     cdef Py_ssize_t i
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 88, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_5 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -18200,25 +18201,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 88, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 90, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":89
+  /* "src_c/topics/_lda_gibbs.pyx":91
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
  *     out = np.empty(n)
  *     cdef double[::1] o = out             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t i
  *     for i in range(n):
 */
-  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 89, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 91, __pyx_L1_error)
   __pyx_v_o = __pyx_t_6;
   __pyx_t_6.memview = NULL;
   __pyx_t_6.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":91
+  /* "src_c/topics/_lda_gibbs.pyx":93
  *     cdef double[::1] o = out
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -18232,7 +18233,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
     __pyx_v_i = __pyx_t_9;
 
-    /* "src_c/topics/_lda_gibbs.pyx":92
+    /* "src_c/topics/_lda_gibbs.pyx":94
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         o[i] = vbf_uniform(&state)             # <<<<<<<<<<<<<<
@@ -18244,7 +18245,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   }
 
 
-  /* "src_c/topics/_lda_gibbs.pyx":93
+  /* "src_c/topics/_lda_gibbs.pyx":95
  *     for i in range(n):
  *         o[i] = vbf_uniform(&state)
  *     return out             # <<<<<<<<<<<<<<
@@ -18262,7 +18263,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":85
+  /* "src_c/topics/_lda_gibbs.pyx":87
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -18289,7 +18290,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":96
+/* "src_c/topics/_lda_gibbs.pyx":98
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
@@ -18353,144 +18354,144 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_doc_ptr,&__pyx_mstate_global->__pyx_n_u_words,&__pyx_mstate_global->__pyx_n_u_slice_of,&__pyx_mstate_global->__pyx_n_u_block_ptr,&__pyx_mstate_global->__pyx_n_u_z,&__pyx_mstate_global->__pyx_n_u_ndk,&__pyx_mstate_global->__pyx_n_u_nwk,&__pyx_mstate_global->__pyx_n_u_nk,&__pyx_mstate_global->__pyx_n_u_cursor,&__pyx_mstate_global->__pyx_n_u_scratch_i,&__pyx_mstate_global->__pyx_n_u_scratch_d,&__pyx_mstate_global->__pyx_n_u_alpha,&__pyx_mstate_global->__pyx_n_u_eta,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_chain,&__pyx_mstate_global->__pyx_n_u_sweep_index,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 96, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 98, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 17:
         values[16] = __Pyx_ArgRef_FASTCALL(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_FASTCALL(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_FASTCALL(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_FASTCALL(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_FASTCALL(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 96, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 98, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "sweep", 0) < (0)) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "sweep", 0) < (0)) __PYX_ERR(0, 98, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 17; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, i); __PYX_ERR(0, 96, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, i); __PYX_ERR(0, 98, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 17)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_FASTCALL(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_FASTCALL(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_FASTCALL(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_FASTCALL(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 98, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_FASTCALL(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 96, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 98, __pyx_L3_error)
     }
-    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 96, __pyx_L3_error)
-    __pyx_v_words = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_words.memview)) __PYX_ERR(0, 96, __pyx_L3_error)
-    __pyx_v_slice_of = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_slice_of.memview)) __PYX_ERR(0, 96, __pyx_L3_error)
-    __pyx_v_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_block_ptr.memview)) __PYX_ERR(0, 97, __pyx_L3_error)
-    __pyx_v_z = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[4], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z.memview)) __PYX_ERR(0, 97, __pyx_L3_error)
-    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[5], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 97, __pyx_L3_error)
-    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_nk = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[7], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_cursor = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_cursor.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_scratch_i = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_i.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_scratch_d = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_d.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_alpha = __Pyx_PyFloat_AsDouble(values[11]); if (unlikely((__pyx_v_alpha == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_eta = __Pyx_PyFloat_AsDouble(values[12]); if (unlikely((__pyx_v_eta == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[13]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[14]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_sweep_index = __Pyx_PyLong_As_uint64_t(values[15]); if (unlikely((__pyx_v_sweep_index == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 100, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[16]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 100, __pyx_L3_error)
+    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
+    __pyx_v_words = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_words.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
+    __pyx_v_slice_of = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_slice_of.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
+    __pyx_v_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_block_ptr.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
+    __pyx_v_z = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[4], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
+    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[5], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
+    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
+    __pyx_v_nk = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[7], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
+    __pyx_v_cursor = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_cursor.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
+    __pyx_v_scratch_i = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_i.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
+    __pyx_v_scratch_d = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_d.memview)) __PYX_ERR(0, 101, __pyx_L3_error)
+    __pyx_v_alpha = __Pyx_PyFloat_AsDouble(values[11]); if (unlikely((__pyx_v_alpha == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
+    __pyx_v_eta = __Pyx_PyFloat_AsDouble(values[12]); if (unlikely((__pyx_v_eta == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
+    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[13]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
+    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[14]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
+    __pyx_v_sweep_index = __Pyx_PyLong_As_uint64_t(values[15]); if (unlikely((__pyx_v_sweep_index == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[16]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, __pyx_nargs); __PYX_ERR(0, 96, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, __pyx_nargs); __PYX_ERR(0, 98, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18546,7 +18547,6 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   Py_ssize_t __pyx_v_V;
   int __pyx_v_K;
   Py_ssize_t __pyx_v_d;
-  int __pyx_v_avx2;
   double __pyx_v_veta;
   PyObject *__pyx_v_delta = NULL;
   __Pyx_memviewslice __pyx_v_dl = { 0, 0, { 0 }, { 0 }, { 0 } };
@@ -18586,7 +18586,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("sweep", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":120
+  /* "src_c/topics/_lda_gibbs.pyx":122
  *     n_threads : threads to use (the result does not depend on it).
  *     """
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -18595,7 +18595,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_B = ((__pyx_v_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":121
+  /* "src_c/topics/_lda_gibbs.pyx":123
  *     """
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -18604,7 +18604,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_D = ((__pyx_v_doc_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":122
+  /* "src_c/topics/_lda_gibbs.pyx":124
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1
  *     cdef Py_ssize_t N = words.shape[0]             # <<<<<<<<<<<<<<
@@ -18613,7 +18613,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_N = (__pyx_v_words.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":123
+  /* "src_c/topics/_lda_gibbs.pyx":125
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1
  *     cdef Py_ssize_t N = words.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]             # <<<<<<<<<<<<<<
@@ -18622,35 +18622,26 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_V = (__pyx_v_nwk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":124
+  /* "src_c/topics/_lda_gibbs.pyx":126
  *     cdef Py_ssize_t N = words.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]
  *     cdef int K = <int>nk.shape[0]             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t s, b, d, k
- *     cdef int avx2 = vbf_gibbs_have_avx2()
+ *     cdef double veta = V * eta
 */
   __pyx_v_K = ((int)(__pyx_v_nk.shape[0]));
 
-  /* "src_c/topics/_lda_gibbs.pyx":126
+  /* "src_c/topics/_lda_gibbs.pyx":128
  *     cdef int K = <int>nk.shape[0]
  *     cdef Py_ssize_t s, b, d, k
- *     cdef int avx2 = vbf_gibbs_have_avx2()             # <<<<<<<<<<<<<<
- *     cdef double veta = V * eta
- *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
-*/
-  __pyx_v_avx2 = vbf_gibbs_have_avx2();
-
-  /* "src_c/topics/_lda_gibbs.pyx":127
- *     cdef Py_ssize_t s, b, d, k
- *     cdef int avx2 = vbf_gibbs_have_avx2()
  *     cdef double veta = V * eta             # <<<<<<<<<<<<<<
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
 */
   __pyx_v_veta = (__pyx_v_V * __pyx_v_eta);
 
-  /* "src_c/topics/_lda_gibbs.pyx":128
- *     cdef int avx2 = vbf_gibbs_have_avx2()
+  /* "src_c/topics/_lda_gibbs.pyx":129
+ *     cdef Py_ssize_t s, b, d, k
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18698,7 +18689,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":129
+  /* "src_c/topics/_lda_gibbs.pyx":130
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18707,8 +18698,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_t_3 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":128
- *     cdef int avx2 = vbf_gibbs_have_avx2()
+  /* "src_c/topics/_lda_gibbs.pyx":129
+ *     cdef Py_ssize_t s, b, d, k
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18725,7 +18716,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":129
+  /* "src_c/topics/_lda_gibbs.pyx":130
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18754,7 +18745,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":130
+  /* "src_c/topics/_lda_gibbs.pyx":131
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18792,7 +18783,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":131
+  /* "src_c/topics/_lda_gibbs.pyx":132
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B             # <<<<<<<<<<<<<<
@@ -18830,7 +18821,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":132
+  /* "src_c/topics/_lda_gibbs.pyx":133
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):             # <<<<<<<<<<<<<<
@@ -18864,8 +18855,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
   __pyx_L4_bool_binop_done:;
 
-  /* "src_c/topics/_lda_gibbs.pyx":128
- *     cdef int avx2 = vbf_gibbs_have_avx2()
+  /* "src_c/topics/_lda_gibbs.pyx":129
+ *     cdef Py_ssize_t s, b, d, k
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18874,7 +18865,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":133
+    /* "src_c/topics/_lda_gibbs.pyx":134
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):
  *         raise ValueError("sweep: inconsistent array shapes")             # <<<<<<<<<<<<<<
@@ -18887,15 +18878,15 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_sweep_inconsistent_array_shapes};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 133, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 134, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 133, __pyx_L1_error)
+    __PYX_ERR(0, 134, __pyx_L1_error)
 
-    /* "src_c/topics/_lda_gibbs.pyx":128
- *     cdef int avx2 = vbf_gibbs_have_avx2()
+    /* "src_c/topics/_lda_gibbs.pyx":129
+ *     cdef Py_ssize_t s, b, d, k
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18903,7 +18894,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":134
+  /* "src_c/topics/_lda_gibbs.pyx":135
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):
  *         raise ValueError("sweep: inconsistent array shapes")
  *     delta = np.zeros(K, np.int64)             # <<<<<<<<<<<<<<
@@ -18911,16 +18902,16 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     counters = np.zeros(2 * B, np.intc)
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
   __pyx_t_6 = 1;
@@ -18942,25 +18933,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 134, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_v_delta = __pyx_t_4;
   __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":135
+  /* "src_c/topics/_lda_gibbs.pyx":136
  *         raise ValueError("sweep: inconsistent array shapes")
  *     delta = np.zeros(K, np.int64)
  *     cdef int64_t[::1] dl = delta             # <<<<<<<<<<<<<<
  *     counters = np.zeros(2 * B, np.intc)
  *     cdef int[::1] cnt = counters
 */
-  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(__pyx_v_delta, PyBUF_WRITABLE); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(__pyx_v_delta, PyBUF_WRITABLE); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 136, __pyx_L1_error)
   __pyx_v_dl = __pyx_t_11;
   __pyx_t_11.memview = NULL;
   __pyx_t_11.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":136
+  /* "src_c/topics/_lda_gibbs.pyx":137
  *     delta = np.zeros(K, np.int64)
  *     cdef int64_t[::1] dl = delta
  *     counters = np.zeros(2 * B, np.intc)             # <<<<<<<<<<<<<<
@@ -18968,16 +18959,16 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     cdef vbf_sweep_ctx ctx
 */
   __pyx_t_8 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_10 = PyLong_FromSsize_t((2 * __pyx_v_B)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_10 = PyLong_FromSsize_t((2 * __pyx_v_B)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = 1;
@@ -18999,25 +18990,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 136, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 137, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_v_counters = __pyx_t_4;
   __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":137
+  /* "src_c/topics/_lda_gibbs.pyx":138
  *     cdef int64_t[::1] dl = delta
  *     counters = np.zeros(2 * B, np.intc)
  *     cdef int[::1] cnt = counters             # <<<<<<<<<<<<<<
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:
 */
-  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_counters, PyBUF_WRITABLE); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_counters, PyBUF_WRITABLE); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 138, __pyx_L1_error)
   __pyx_v_cnt = __pyx_t_12;
   __pyx_t_12.memview = NULL;
   __pyx_t_12.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":139
+  /* "src_c/topics/_lda_gibbs.pyx":140
  *     cdef int[::1] cnt = counters
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -19030,7 +19021,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":140
+        /* "src_c/topics/_lda_gibbs.pyx":141
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:
  *         for d in range(D):             # <<<<<<<<<<<<<<
@@ -19044,7 +19035,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
           __pyx_v_d = __pyx_t_15;
 
-          /* "src_c/topics/_lda_gibbs.pyx":141
+          /* "src_c/topics/_lda_gibbs.pyx":142
  *     with nogil:
  *         for d in range(D):
  *             cursor[d] = doc_ptr[d]             # <<<<<<<<<<<<<<
@@ -19058,7 +19049,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
       }
 
-      /* "src_c/topics/_lda_gibbs.pyx":139
+      /* "src_c/topics/_lda_gibbs.pyx":140
  *     cdef int[::1] cnt = counters
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -19075,7 +19066,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":142
+  /* "src_c/topics/_lda_gibbs.pyx":143
  *         for d in range(D):
  *             cursor[d] = doc_ptr[d]
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:             # <<<<<<<<<<<<<<
@@ -19101,7 +19092,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   if (__pyx_t_1) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":144
+    /* "src_c/topics/_lda_gibbs.pyx":145
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
  *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
  *         ctx.B = B             # <<<<<<<<<<<<<<
@@ -19110,7 +19101,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.B = __pyx_v_B;
 
-    /* "src_c/topics/_lda_gibbs.pyx":145
+    /* "src_c/topics/_lda_gibbs.pyx":146
  *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
  *         ctx.B = B
  *         ctx.block_ptr = &block_ptr[0]             # <<<<<<<<<<<<<<
@@ -19120,7 +19111,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.block_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":146
+    /* "src_c/topics/_lda_gibbs.pyx":147
  *         ctx.B = B
  *         ctx.block_ptr = &block_ptr[0]
  *         ctx.doc_ptr = &doc_ptr[0]             # <<<<<<<<<<<<<<
@@ -19130,7 +19121,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.doc_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":147
+    /* "src_c/topics/_lda_gibbs.pyx":148
  *         ctx.block_ptr = &block_ptr[0]
  *         ctx.doc_ptr = &doc_ptr[0]
  *         ctx.cursor = &cursor[0]             # <<<<<<<<<<<<<<
@@ -19140,7 +19131,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.cursor = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":148
+    /* "src_c/topics/_lda_gibbs.pyx":149
  *         ctx.doc_ptr = &doc_ptr[0]
  *         ctx.cursor = &cursor[0]
  *         ctx.words = &words[0]             # <<<<<<<<<<<<<<
@@ -19150,7 +19141,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.words = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":149
+    /* "src_c/topics/_lda_gibbs.pyx":150
  *         ctx.cursor = &cursor[0]
  *         ctx.words = &words[0]
  *         ctx.slice_of = &slice_of[0]             # <<<<<<<<<<<<<<
@@ -19160,7 +19151,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.slice_of = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":150
+    /* "src_c/topics/_lda_gibbs.pyx":151
  *         ctx.words = &words[0]
  *         ctx.slice_of = &slice_of[0]
  *         ctx.z = &z[0]             # <<<<<<<<<<<<<<
@@ -19170,7 +19161,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.z = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":151
+    /* "src_c/topics/_lda_gibbs.pyx":152
  *         ctx.slice_of = &slice_of[0]
  *         ctx.z = &z[0]
  *         ctx.ndk = &ndk[0, 0]             # <<<<<<<<<<<<<<
@@ -19181,7 +19172,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_16 = 0;
     __pyx_v_ctx.ndk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_3 * __pyx_v_ndk.strides[0]) )) + __pyx_t_16)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":152
+    /* "src_c/topics/_lda_gibbs.pyx":153
  *         ctx.z = &z[0]
  *         ctx.ndk = &ndk[0, 0]
  *         ctx.nwk = &nwk[0, 0]             # <<<<<<<<<<<<<<
@@ -19192,7 +19183,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.nwk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_16 * __pyx_v_nwk.strides[0]) )) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":153
+    /* "src_c/topics/_lda_gibbs.pyx":154
  *         ctx.ndk = &ndk[0, 0]
  *         ctx.nwk = &nwk[0, 0]
  *         ctx.nk = &nk[0]             # <<<<<<<<<<<<<<
@@ -19202,7 +19193,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.nk = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":154
+    /* "src_c/topics/_lda_gibbs.pyx":155
  *         ctx.nwk = &nwk[0, 0]
  *         ctx.nk = &nk[0]
  *         ctx.K = K             # <<<<<<<<<<<<<<
@@ -19211,7 +19202,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.K = __pyx_v_K;
 
-    /* "src_c/topics/_lda_gibbs.pyx":155
+    /* "src_c/topics/_lda_gibbs.pyx":156
  *         ctx.nk = &nk[0]
  *         ctx.K = K
  *         ctx.nkl = &scratch_i[0, 0]             # <<<<<<<<<<<<<<
@@ -19222,7 +19213,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_16 = 0;
     __pyx_v_ctx.nkl = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_3 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":156
+    /* "src_c/topics/_lda_gibbs.pyx":157
  *         ctx.K = K
  *         ctx.nkl = &scratch_i[0, 0]
  *         ctx.ldi = scratch_i.shape[1]             # <<<<<<<<<<<<<<
@@ -19231,7 +19222,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.ldi = (__pyx_v_scratch_i.shape[1]);
 
-    /* "src_c/topics/_lda_gibbs.pyx":157
+    /* "src_c/topics/_lda_gibbs.pyx":158
  *         ctx.nkl = &scratch_i[0, 0]
  *         ctx.ldi = scratch_i.shape[1]
  *         ctx.scratch = &scratch_d[0, 0]             # <<<<<<<<<<<<<<
@@ -19242,7 +19233,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.scratch = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":158
+    /* "src_c/topics/_lda_gibbs.pyx":159
  *         ctx.ldi = scratch_i.shape[1]
  *         ctx.scratch = &scratch_d[0, 0]
  *         ctx.ldd = scratch_d.shape[1]             # <<<<<<<<<<<<<<
@@ -19251,7 +19242,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.ldd = (__pyx_v_scratch_d.shape[1]);
 
-    /* "src_c/topics/_lda_gibbs.pyx":159
+    /* "src_c/topics/_lda_gibbs.pyx":160
  *         ctx.scratch = &scratch_d[0, 0]
  *         ctx.ldd = scratch_d.shape[1]
  *         ctx.dl = &dl[0]             # <<<<<<<<<<<<<<
@@ -19261,7 +19252,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.dl = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":160
+    /* "src_c/topics/_lda_gibbs.pyx":161
  *         ctx.ldd = scratch_d.shape[1]
  *         ctx.dl = &dl[0]
  *         ctx.claim = &cnt[0]             # <<<<<<<<<<<<<<
@@ -19271,7 +19262,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = 0;
     __pyx_v_ctx.claim = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":161
+    /* "src_c/topics/_lda_gibbs.pyx":162
  *         ctx.dl = &dl[0]
  *         ctx.claim = &cnt[0]
  *         ctx.arrived = &cnt[B]             # <<<<<<<<<<<<<<
@@ -19281,7 +19272,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __pyx_t_3 = __pyx_v_B;
     __pyx_v_ctx.arrived = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
 
-    /* "src_c/topics/_lda_gibbs.pyx":162
+    /* "src_c/topics/_lda_gibbs.pyx":163
  *         ctx.claim = &cnt[0]
  *         ctx.arrived = &cnt[B]
  *         ctx.phase = 0             # <<<<<<<<<<<<<<
@@ -19290,7 +19281,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.phase = 0;
 
-    /* "src_c/topics/_lda_gibbs.pyx":163
+    /* "src_c/topics/_lda_gibbs.pyx":164
  *         ctx.arrived = &cnt[B]
  *         ctx.phase = 0
  *         ctx.alpha = alpha             # <<<<<<<<<<<<<<
@@ -19299,7 +19290,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.alpha = __pyx_v_alpha;
 
-    /* "src_c/topics/_lda_gibbs.pyx":164
+    /* "src_c/topics/_lda_gibbs.pyx":165
  *         ctx.phase = 0
  *         ctx.alpha = alpha
  *         ctx.eta = eta             # <<<<<<<<<<<<<<
@@ -19308,7 +19299,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.eta = __pyx_v_eta;
 
-    /* "src_c/topics/_lda_gibbs.pyx":165
+    /* "src_c/topics/_lda_gibbs.pyx":166
  *         ctx.alpha = alpha
  *         ctx.eta = eta
  *         ctx.veta = veta             # <<<<<<<<<<<<<<
@@ -19317,7 +19308,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.veta = __pyx_v_veta;
 
-    /* "src_c/topics/_lda_gibbs.pyx":166
+    /* "src_c/topics/_lda_gibbs.pyx":167
  *         ctx.eta = eta
  *         ctx.veta = veta
  *         ctx.seed = seed             # <<<<<<<<<<<<<<
@@ -19326,36 +19317,27 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
     __pyx_v_ctx.seed = __pyx_v_seed;
 
-    /* "src_c/topics/_lda_gibbs.pyx":167
+    /* "src_c/topics/_lda_gibbs.pyx":168
  *         ctx.veta = veta
  *         ctx.seed = seed
  *         ctx.chain = chain             # <<<<<<<<<<<<<<
  *         ctx.sweep = sweep_index
- *         ctx.use_avx2 = avx2
+ *         with nogil, parallel(num_threads=n_threads):
 */
     __pyx_v_ctx.chain = __pyx_v_chain;
 
-    /* "src_c/topics/_lda_gibbs.pyx":168
+    /* "src_c/topics/_lda_gibbs.pyx":169
  *         ctx.seed = seed
  *         ctx.chain = chain
  *         ctx.sweep = sweep_index             # <<<<<<<<<<<<<<
- *         ctx.use_avx2 = avx2
- *         with nogil, parallel(num_threads=n_threads):
-*/
-    __pyx_v_ctx.sweep = __pyx_v_sweep_index;
-
-    /* "src_c/topics/_lda_gibbs.pyx":169
- *         ctx.chain = chain
- *         ctx.sweep = sweep_index
- *         ctx.use_avx2 = avx2             # <<<<<<<<<<<<<<
  *         with nogil, parallel(num_threads=n_threads):
  *             vbf_sweep_worker(&ctx)
 */
-    __pyx_v_ctx.use_avx2 = __pyx_v_avx2;
+    __pyx_v_ctx.sweep = __pyx_v_sweep_index;
 
     /* "src_c/topics/_lda_gibbs.pyx":170
+ *         ctx.chain = chain
  *         ctx.sweep = sweep_index
- *         ctx.use_avx2 = avx2
  *         with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
  *             vbf_sweep_worker(&ctx)
  *     else:
@@ -19378,7 +19360,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
               {
 
                   /* "src_c/topics/_lda_gibbs.pyx":171
- *         ctx.use_avx2 = avx2
+ *         ctx.sweep = sweep_index
  *         with nogil, parallel(num_threads=n_threads):
  *             vbf_sweep_worker(&ctx)             # <<<<<<<<<<<<<<
  *     else:
@@ -19396,8 +19378,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         }
 
         /* "src_c/topics/_lda_gibbs.pyx":170
+ *         ctx.chain = chain
  *         ctx.sweep = sweep_index
- *         ctx.use_avx2 = avx2
  *         with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
  *             vbf_sweep_worker(&ctx)
  *     else:
@@ -19412,7 +19394,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         }
     }
 
-    /* "src_c/topics/_lda_gibbs.pyx":142
+    /* "src_c/topics/_lda_gibbs.pyx":143
  *         for d in range(D):
  *             cursor[d] = doc_ptr[d]
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:             # <<<<<<<<<<<<<<
@@ -19427,7 +19409,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     else:
  *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],             # <<<<<<<<<<<<<<
  *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
 */
   /*else*/ {
     __pyx_t_3 = 0;
@@ -19440,7 +19422,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     else:
  *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],
  *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],             # <<<<<<<<<<<<<<
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
  *     with nogil:
 */
     __pyx_t_20 = 0;
@@ -19456,15 +19438,15 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     else:
  *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],             # <<<<<<<<<<<<<<
  *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
 */
-    __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(__pyx_v_B, __pyx_v_D, __pyx_v_K, (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) )))), (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_16)) )))), (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_17)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_18)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_19)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_20)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_21 * __pyx_v_ndk.strides[0]) )) + __pyx_t_22)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_23 * __pyx_v_nwk.strides[0]) )) + __pyx_t_24)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_25)) )))), __pyx_v_scratch_i, __pyx_v_scratch_d, (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_26)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, __pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, __pyx_v_avx2, __pyx_v_n_threads);
+    __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(__pyx_v_B, __pyx_v_D, __pyx_v_K, (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) )))), (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_16)) )))), (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_17)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_18)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_19)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_20)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_21 * __pyx_v_ndk.strides[0]) )) + __pyx_t_22)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_23 * __pyx_v_nwk.strides[0]) )) + __pyx_t_24)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_25)) )))), __pyx_v_scratch_i, __pyx_v_scratch_d, (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_26)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, __pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, __pyx_v_n_threads);
   }
   __pyx_L25:;
 
   /* "src_c/topics/_lda_gibbs.pyx":176
  *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19476,7 +19458,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       /*try:*/ {
 
         /* "src_c/topics/_lda_gibbs.pyx":177
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
  *     with nogil:
  *         for d in range(D):             # <<<<<<<<<<<<<<
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19578,7 +19560,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
       /* "src_c/topics/_lda_gibbs.pyx":176
  *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+ *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19598,7 +19580,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":96
+  /* "src_c/topics/_lda_gibbs.pyx":98
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
@@ -19628,7 +19610,6 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
 
 
-
   __Pyx_XDECREF(__pyx_v_delta);
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_dl, 1);
   __Pyx_XDECREF(__pyx_v_counters);
@@ -19647,10 +19628,9 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *                      const int32_t* slice_of, int32_t* z, int32_t* ndk, int32_t* nwk,
 */
 
-static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B, CYTHON_UNUSED Py_ssize_t __pyx_v_D, int __pyx_v_K, int64_t const *__pyx_v_block_ptr, int64_t const *__pyx_v_doc_ptr, int64_t *__pyx_v_cursor, int32_t const *__pyx_v_words, int32_t const *__pyx_v_slice_of, int32_t *__pyx_v_z, int32_t *__pyx_v_ndk, int32_t *__pyx_v_nwk, int32_t *__pyx_v_nk, __Pyx_memviewslice __pyx_v_scratch_i, __Pyx_memviewslice __pyx_v_scratch_d, int64_t *__pyx_v_dl, double __pyx_v_alpha, double __pyx_v_eta, double __pyx_v_veta, uint64_t __pyx_v_seed, uint64_t __pyx_v_chain, uint64_t __pyx_v_sweep_index, int __pyx_v_avx2, CYTHON_UNUSED int __pyx_v_n_threads) {
+static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B, CYTHON_UNUSED Py_ssize_t __pyx_v_D, int __pyx_v_K, int64_t const *__pyx_v_block_ptr, int64_t const *__pyx_v_doc_ptr, int64_t *__pyx_v_cursor, int32_t const *__pyx_v_words, int32_t const *__pyx_v_slice_of, int32_t *__pyx_v_z, int32_t *__pyx_v_ndk, int32_t *__pyx_v_nwk, int32_t *__pyx_v_nk, __Pyx_memviewslice __pyx_v_scratch_i, __Pyx_memviewslice __pyx_v_scratch_d, int64_t *__pyx_v_dl, double __pyx_v_alpha, double __pyx_v_eta, double __pyx_v_veta, uint64_t __pyx_v_seed, uint64_t __pyx_v_chain, uint64_t __pyx_v_sweep_index, CYTHON_UNUSED int __pyx_v_n_threads) {
   Py_ssize_t __pyx_v_s;
   Py_ssize_t __pyx_v_b;
-  Py_ssize_t __pyx_v_k;
   Py_ssize_t __pyx_t_1;
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
@@ -19668,13 +19648,10 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
   Py_ssize_t __pyx_t_15;
   Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
-  int __pyx_t_18;
-  Py_ssize_t __pyx_t_19;
-  Py_ssize_t __pyx_t_20;
 
   /* "src_c/topics/_lda_gibbs.pyx":193
  *     draws."""
- *     cdef Py_ssize_t s, b, k
+ *     cdef Py_ssize_t s, b
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for s in range(B):
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
@@ -19686,7 +19663,7 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
       /*try:*/ {
 
         /* "src_c/topics/_lda_gibbs.pyx":194
- *     cdef Py_ssize_t s, b, k
+ *     cdef Py_ssize_t s, b
  *     with nogil:
  *         for s in range(B):             # <<<<<<<<<<<<<<
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
@@ -19704,7 +19681,7 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
  *         for s in range(B):
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):             # <<<<<<<<<<<<<<
  *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
- *                 vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
+ *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
 */
           __pyx_t_4 = __pyx_v_B;
 
@@ -19735,7 +19712,7 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
  *         for s in range(B):
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
  *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))             # <<<<<<<<<<<<<<
- *                 vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
+ *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
  *                                words, slice_of, <int32_t>((b + s) % B), z,
 */
                               __pyx_t_8 = __pyx_v_b;
@@ -19743,7 +19720,7 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
                               (void)(memcpy((&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_8 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_9)) )))), __pyx_v_nk, (__pyx_v_K * (sizeof(int32_t)))));
 
                               /* "src_c/topics/_lda_gibbs.pyx":199
- *                 vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
+ *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
  *                                words, slice_of, <int32_t>((b + s) % B), z,
  *                                ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],             # <<<<<<<<<<<<<<
  *                                &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],
@@ -19771,11 +19748,11 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
                               /* "src_c/topics/_lda_gibbs.pyx":197
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
  *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
- *                 vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,             # <<<<<<<<<<<<<<
+ *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,             # <<<<<<<<<<<<<<
  *                                words, slice_of, <int32_t>((b + s) % B), z,
  *                                ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],
 */
-                              vbf_gibbs_pair(__pyx_v_avx2, (__pyx_v_block_ptr[__pyx_v_b]), (__pyx_v_block_ptr[(__pyx_v_b + 1)]), __pyx_v_doc_ptr, __pyx_v_cursor, __pyx_v_words, __pyx_v_slice_of, ((int32_t)((__pyx_v_b + __pyx_v_s) % __pyx_v_B)), __pyx_v_z, __pyx_v_ndk, __pyx_v_nwk, __pyx_v_K, (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_9 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_8)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_10 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_11)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_12 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_13)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_14 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_15)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_17)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, vbf_stream_key(__pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, ((uint64_t)((__pyx_v_s * __pyx_v_B) + __pyx_v_b))));
+                              vbf_gibbs_pair((__pyx_v_block_ptr[__pyx_v_b]), (__pyx_v_block_ptr[(__pyx_v_b + 1)]), __pyx_v_doc_ptr, __pyx_v_cursor, __pyx_v_words, __pyx_v_slice_of, ((int32_t)((__pyx_v_b + __pyx_v_s) % __pyx_v_B)), __pyx_v_z, __pyx_v_ndk, __pyx_v_nwk, __pyx_v_K, (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_9 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_8)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_10 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_11)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_12 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_13)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_14 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_15)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_17)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, vbf_stream_key(__pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, ((uint64_t)((__pyx_v_s * __pyx_v_B) + __pyx_v_b))));
                           }
                       }
                   }
@@ -19790,109 +19767,23 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
 
 
 
-          /* "src_c/topics/_lda_gibbs.pyx":204
+          /* "src_c/topics/_lda_gibbs.pyx":203
+ *                                alpha, eta, veta,
  *                                vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
- *             # the sub-step's changes to n_k, pair by pair (integers: any order gives the same)
- *             for k in range(K):             # <<<<<<<<<<<<<<
- *                 dl[k] = 0
- *             for b in range(B):
-*/
-
-          __pyx_t_7 = __pyx_v_K;
-          __pyx_t_18 = __pyx_t_7;
-
-          for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_18; __pyx_t_6+=1) {
-            __pyx_v_k = __pyx_t_6;
-
-            /* "src_c/topics/_lda_gibbs.pyx":205
- *             # the sub-step's changes to n_k, pair by pair (integers: any order gives the same)
- *             for k in range(K):
- *                 dl[k] = 0             # <<<<<<<<<<<<<<
- *             for b in range(B):
- *                 for k in range(K):
-*/
-            (__pyx_v_dl[__pyx_v_k]) = 0;
-          }
-
-
-          /* "src_c/topics/_lda_gibbs.pyx":206
- *             for k in range(K):
- *                 dl[k] = 0
- *             for b in range(B):             # <<<<<<<<<<<<<<
- *                 for k in range(K):
- *                     dl[k] += scratch_i[b, k] - nk[k]
-*/
-
-          __pyx_t_6 = __pyx_v_B;
-          __pyx_t_5 = __pyx_t_6;
-
-          for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_5; __pyx_t_4+=1) {
-            __pyx_v_b = __pyx_t_4;
-
-            /* "src_c/topics/_lda_gibbs.pyx":207
- *                 dl[k] = 0
- *             for b in range(B):
- *                 for k in range(K):             # <<<<<<<<<<<<<<
- *                     dl[k] += scratch_i[b, k] - nk[k]
- *             for k in range(K):
-*/
-
-            __pyx_t_7 = __pyx_v_K;
-            __pyx_t_18 = __pyx_t_7;
-
-            for (__pyx_t_19 = 0; __pyx_t_19 < __pyx_t_18; __pyx_t_19+=1) {
-              __pyx_v_k = __pyx_t_19;
-
-              /* "src_c/topics/_lda_gibbs.pyx":208
- *             for b in range(B):
- *                 for k in range(K):
- *                     dl[k] += scratch_i[b, k] - nk[k]             # <<<<<<<<<<<<<<
- *             for k in range(K):
- *                 nk[k] += <int32_t>dl[k]
-*/
-
-              __pyx_t_20 = __pyx_v_k;
-              __pyx_t_17 = __pyx_v_b;
-              __pyx_t_16 = __pyx_v_k;
-              (__pyx_v_dl[__pyx_t_20]) = ((__pyx_v_dl[__pyx_t_20]) + ((*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_17 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) ))) - (__pyx_v_nk[__pyx_v_k])));
-            }
-
-          }
-
-
-          /* "src_c/topics/_lda_gibbs.pyx":209
- *                 for k in range(K):
- *                     dl[k] += scratch_i[b, k] - nk[k]
- *             for k in range(K):             # <<<<<<<<<<<<<<
- *                 nk[k] += <int32_t>dl[k]
- * 
-*/
-
-          __pyx_t_7 = __pyx_v_K;
-          __pyx_t_18 = __pyx_t_7;
-
-          for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_18; __pyx_t_6+=1) {
-            __pyx_v_k = __pyx_t_6;
-
-            /* "src_c/topics/_lda_gibbs.pyx":210
- *                     dl[k] += scratch_i[b, k] - nk[k]
- *             for k in range(K):
- *                 nk[k] += <int32_t>dl[k]             # <<<<<<<<<<<<<<
+ *             vbf_fold_nk(B, K, &scratch_i[0, 0], scratch_i.shape[1], nk, dl)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-
-            __pyx_t_5 = __pyx_v_k;
-            (__pyx_v_nk[__pyx_t_5]) = ((__pyx_v_nk[__pyx_t_5]) + ((int32_t)(__pyx_v_dl[__pyx_v_k])));
-          }
-
+          __pyx_t_17 = 0;
+          __pyx_t_16 = 0;
+          vbf_fold_nk(__pyx_v_B, __pyx_v_K, (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_17 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) )))), (__pyx_v_scratch_i.shape[1]), __pyx_v_nk, __pyx_v_dl);
         }
 
       }
 
       /* "src_c/topics/_lda_gibbs.pyx":193
  *     draws."""
- *     cdef Py_ssize_t s, b, k
+ *     cdef Py_ssize_t s, b
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for s in range(B):
  *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
@@ -19919,10 +19810,9 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
 
 
 
-
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":213
+/* "src_c/topics/_lda_gibbs.pyx":206
  * 
  * 
  * cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19940,7 +19830,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   int64_t __pyx_t_3;
   int __pyx_t_4;
 
-  /* "src_c/topics/_lda_gibbs.pyx":216
+  /* "src_c/topics/_lda_gibbs.pyx":209
  *     """sum_i table[counts[i]], in order."""
  *     cdef int64_t i
  *     cdef double a0 = 0.0, a1 = 0.0             # <<<<<<<<<<<<<<
@@ -19950,7 +19840,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   __pyx_v_a0 = 0.0;
   __pyx_v_a1 = 0.0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":218
+  /* "src_c/topics/_lda_gibbs.pyx":211
  *     cdef double a0 = 0.0, a1 = 0.0
  *     # two running sums: half the latency of one; fixed order, so the same for any thread
  *     for i in range(0, n - 1, 2):             # <<<<<<<<<<<<<<
@@ -19964,7 +19854,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "src_c/topics/_lda_gibbs.pyx":219
+    /* "src_c/topics/_lda_gibbs.pyx":212
  *     # two running sums: half the latency of one; fixed order, so the same for any thread
  *     for i in range(0, n - 1, 2):
  *         a0 += table[counts[i]]             # <<<<<<<<<<<<<<
@@ -19973,7 +19863,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
     __pyx_v_a0 = (__pyx_v_a0 + (__pyx_v_table[(__pyx_v_counts[__pyx_v_i])]));
 
-    /* "src_c/topics/_lda_gibbs.pyx":220
+    /* "src_c/topics/_lda_gibbs.pyx":213
  *     for i in range(0, n - 1, 2):
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]             # <<<<<<<<<<<<<<
@@ -19984,7 +19874,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   }
 
 
-  /* "src_c/topics/_lda_gibbs.pyx":221
+  /* "src_c/topics/_lda_gibbs.pyx":214
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]
  *     if n & 1:             # <<<<<<<<<<<<<<
@@ -19996,7 +19886,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   if (__pyx_t_4) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":222
+    /* "src_c/topics/_lda_gibbs.pyx":215
  *         a1 += table[counts[i + 1]]
  *     if n & 1:
  *         a0 += table[counts[n - 1]]             # <<<<<<<<<<<<<<
@@ -20005,7 +19895,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
     __pyx_v_a0 = (__pyx_v_a0 + (__pyx_v_table[(__pyx_v_counts[(__pyx_v_n - 1)])]));
 
-    /* "src_c/topics/_lda_gibbs.pyx":221
+    /* "src_c/topics/_lda_gibbs.pyx":214
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]
  *     if n & 1:             # <<<<<<<<<<<<<<
@@ -20014,7 +19904,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":223
+  /* "src_c/topics/_lda_gibbs.pyx":216
  *     if n & 1:
  *         a0 += table[counts[n - 1]]
  *     return a0 + a1             # <<<<<<<<<<<<<<
@@ -20027,7 +19917,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   }
   goto __pyx_L0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":213
+  /* "src_c/topics/_lda_gibbs.pyx":206
  * 
  * 
  * cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -20043,7 +19933,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":226
+/* "src_c/topics/_lda_gibbs.pyx":219
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
@@ -20101,102 +19991,102 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_doc_ptr,&__pyx_mstate_global->__pyx_n_u_ndk,&__pyx_mstate_global->__pyx_n_u_nwk,&__pyx_mstate_global->__pyx_n_u_doc_block_ptr,&__pyx_mstate_global->__pyx_n_u_word_block_ptr,&__pyx_mstate_global->__pyx_n_u_lg_alpha,&__pyx_mstate_global->__pyx_n_u_lg_doclen,&__pyx_mstate_global->__pyx_n_u_lg_eta,&__pyx_mstate_global->__pyx_n_u_doc_block_lj,&__pyx_mstate_global->__pyx_n_u_word_block_lj,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 226, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 219, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 226, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "log_joint_terms", 0) < (0)) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "log_joint_terms", 0) < (0)) __PYX_ERR(0, 219, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 11; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, i); __PYX_ERR(0, 226, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, i); __PYX_ERR(0, 219, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 11)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 219, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 226, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 219, __pyx_L3_error)
     }
-    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 226, __pyx_L3_error)
-    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 226, __pyx_L3_error)
-    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 227, __pyx_L3_error)
-    __pyx_v_doc_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_doc_block_ptr.memview)) __PYX_ERR(0, 227, __pyx_L3_error)
-    __pyx_v_word_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[4], 0); if (unlikely(!__pyx_v_word_block_ptr.memview)) __PYX_ERR(0, 228, __pyx_L3_error)
-    __pyx_v_lg_alpha = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_lg_alpha.memview)) __PYX_ERR(0, 228, __pyx_L3_error)
-    __pyx_v_lg_doclen = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_lg_doclen.memview)) __PYX_ERR(0, 229, __pyx_L3_error)
-    __pyx_v_lg_eta = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[7], 0); if (unlikely(!__pyx_v_lg_eta.memview)) __PYX_ERR(0, 229, __pyx_L3_error)
-    __pyx_v_doc_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_doc_block_lj.memview)) __PYX_ERR(0, 230, __pyx_L3_error)
-    __pyx_v_word_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_word_block_lj.memview)) __PYX_ERR(0, 230, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 230, __pyx_L3_error)
+    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 219, __pyx_L3_error)
+    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 219, __pyx_L3_error)
+    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 220, __pyx_L3_error)
+    __pyx_v_doc_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_doc_block_ptr.memview)) __PYX_ERR(0, 220, __pyx_L3_error)
+    __pyx_v_word_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[4], 0); if (unlikely(!__pyx_v_word_block_ptr.memview)) __PYX_ERR(0, 221, __pyx_L3_error)
+    __pyx_v_lg_alpha = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_lg_alpha.memview)) __PYX_ERR(0, 221, __pyx_L3_error)
+    __pyx_v_lg_doclen = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_lg_doclen.memview)) __PYX_ERR(0, 222, __pyx_L3_error)
+    __pyx_v_lg_eta = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[7], 0); if (unlikely(!__pyx_v_lg_eta.memview)) __PYX_ERR(0, 222, __pyx_L3_error)
+    __pyx_v_doc_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_doc_block_lj.memview)) __PYX_ERR(0, 223, __pyx_L3_error)
+    __pyx_v_word_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_word_block_lj.memview)) __PYX_ERR(0, 223, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 226, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 219, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -20272,7 +20162,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("log_joint_terms", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":241
+  /* "src_c/topics/_lda_gibbs.pyx":234
  *     The n_k terms K lgamma(V eta) - sum_k lgamma(n_k + V eta) are left to the caller.
  *     """
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -20281,7 +20171,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_Bd = ((__pyx_v_doc_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":242
+  /* "src_c/topics/_lda_gibbs.pyx":235
  *     """
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -20290,7 +20180,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_Bw = ((__pyx_v_word_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":243
+  /* "src_c/topics/_lda_gibbs.pyx":236
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = ndk.shape[0]             # <<<<<<<<<<<<<<
@@ -20299,7 +20189,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_D = (__pyx_v_ndk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":244
+  /* "src_c/topics/_lda_gibbs.pyx":237
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = ndk.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]             # <<<<<<<<<<<<<<
@@ -20308,7 +20198,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_V = (__pyx_v_nwk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":245
+  /* "src_c/topics/_lda_gibbs.pyx":238
  *     cdef Py_ssize_t D = ndk.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]
  *     cdef int64_t K = ndk.shape[1]             # <<<<<<<<<<<<<<
@@ -20317,7 +20207,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_K = (__pyx_v_ndk.shape[1]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":249
+  /* "src_c/topics/_lda_gibbs.pyx":242
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20345,7 +20235,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":250
+  /* "src_c/topics/_lda_gibbs.pyx":243
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd             # <<<<<<<<<<<<<<
@@ -20354,7 +20244,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_t_3 = __pyx_v_Bd;
 
-  /* "src_c/topics/_lda_gibbs.pyx":249
+  /* "src_c/topics/_lda_gibbs.pyx":242
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20372,7 +20262,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":250
+  /* "src_c/topics/_lda_gibbs.pyx":243
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd             # <<<<<<<<<<<<<<
@@ -20391,7 +20281,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":251
+  /* "src_c/topics/_lda_gibbs.pyx":244
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):             # <<<<<<<<<<<<<<
@@ -20425,7 +20315,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 
   __pyx_L4_bool_binop_done:;
 
-  /* "src_c/topics/_lda_gibbs.pyx":249
+  /* "src_c/topics/_lda_gibbs.pyx":242
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20435,7 +20325,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":252
+    /* "src_c/topics/_lda_gibbs.pyx":245
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")             # <<<<<<<<<<<<<<
@@ -20448,14 +20338,14 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_log_joint_terms_inconsistent_arr};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 252, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 245, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 252, __pyx_L1_error)
+    __PYX_ERR(0, 245, __pyx_L1_error)
 
-    /* "src_c/topics/_lda_gibbs.pyx":249
+    /* "src_c/topics/_lda_gibbs.pyx":242
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20464,7 +20354,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":253
+  /* "src_c/topics/_lda_gibbs.pyx":246
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -20477,7 +20367,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":254
+        /* "src_c/topics/_lda_gibbs.pyx":247
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -20507,7 +20397,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                         {
                             __pyx_v_b = (Py_ssize_t)(0 + 1 * __pyx_t_8);
 
-                            /* "src_c/topics/_lda_gibbs.pyx":255
+                            /* "src_c/topics/_lda_gibbs.pyx":248
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20518,7 +20408,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_10 = 0;
                             __pyx_t_11 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":256
+                            /* "src_c/topics/_lda_gibbs.pyx":249
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])             # <<<<<<<<<<<<<<
@@ -20529,7 +20419,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_13 = __pyx_v_b;
                             __pyx_t_14 = 0;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":255
+                            /* "src_c/topics/_lda_gibbs.pyx":248
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20538,7 +20428,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
                             __pyx_v_acc = __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(((&(*((int32_t const  *) ( /* dim=1 */ ((char *) (((int32_t const  *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_3 * __pyx_v_ndk.strides[0]) )) + __pyx_t_10)) )))) + ((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_11)) ))) * __pyx_v_K)), (((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_12)) ))) - (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_13)) )))) * __pyx_v_K), (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_lg_alpha.data) + __pyx_t_14)) )))));
 
-                            /* "src_c/topics/_lda_gibbs.pyx":257
+                            /* "src_c/topics/_lda_gibbs.pyx":250
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):             # <<<<<<<<<<<<<<
@@ -20554,7 +20444,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             for (__pyx_t_17 = (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_14)) ))); __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
                               __pyx_v_d = __pyx_t_17;
 
-                              /* "src_c/topics/_lda_gibbs.pyx":258
+                              /* "src_c/topics/_lda_gibbs.pyx":251
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]             # <<<<<<<<<<<<<<
@@ -20568,7 +20458,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             }
 
 
-                            /* "src_c/topics/_lda_gibbs.pyx":259
+                            /* "src_c/topics/_lda_gibbs.pyx":252
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]
  *             doc_block_lj[b] = acc             # <<<<<<<<<<<<<<
@@ -20590,7 +20480,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
         #endif
 
 
-        /* "src_c/topics/_lda_gibbs.pyx":260
+        /* "src_c/topics/_lda_gibbs.pyx":253
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -20620,7 +20510,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                         {
                             __pyx_v_b = (Py_ssize_t)(0 + 1 * __pyx_t_8);
 
-                            /* "src_c/topics/_lda_gibbs.pyx":261
+                            /* "src_c/topics/_lda_gibbs.pyx":254
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20631,7 +20521,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_12 = 0;
                             __pyx_t_13 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":262
+                            /* "src_c/topics/_lda_gibbs.pyx":255
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
  *                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,             # <<<<<<<<<<<<<<
@@ -20640,14 +20530,14 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_11 = (__pyx_v_b + 1);
                             __pyx_t_10 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":263
+                            /* "src_c/topics/_lda_gibbs.pyx":256
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
  *                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,
  *                                           &lg_eta[0])             # <<<<<<<<<<<<<<
 */
                             __pyx_t_3 = 0;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":261
+                            /* "src_c/topics/_lda_gibbs.pyx":254
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20670,7 +20560,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 
       }
 
-      /* "src_c/topics/_lda_gibbs.pyx":253
+      /* "src_c/topics/_lda_gibbs.pyx":246
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -20687,7 +20577,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":226
+  /* "src_c/topics/_lda_gibbs.pyx":219
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
@@ -22877,49 +22767,49 @@ __Pyx_RefNannySetupContext("PyInit__lda_gibbs", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_np, __pyx_t_4) < (0)) __PYX_ERR(0, 44, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":85
+  /* "src_c/topics/_lda_gibbs.pyx":87
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_1stream_uniforms, 0, __pyx_mstate_global->__pyx_n_u_stream_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 85, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_1stream_uniforms, 0, __pyx_mstate_global->__pyx_n_u_stream_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 87, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 85, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 87, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":96
+  /* "src_c/topics/_lda_gibbs.pyx":98
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
  *           const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
  *           int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor, int32_t[:, ::1] scratch_i,
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_3sweep, 0, __pyx_mstate_global->__pyx_n_u_sweep, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 96, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_3sweep, 0, __pyx_mstate_global->__pyx_n_u_sweep, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 98, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sweep, __pyx_t_4) < (0)) __PYX_ERR(0, 96, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sweep, __pyx_t_4) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":226
+  /* "src_c/topics/_lda_gibbs.pyx":219
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
  *                     const int32_t[:, ::1] nwk, const int64_t[::1] doc_block_ptr,
  *                     const int64_t[::1] word_block_ptr, const double[::1] lg_alpha,
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_5log_joint_terms, 0, __pyx_mstate_global->__pyx_n_u_log_joint_terms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 226, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_5log_joint_terms, 0, __pyx_mstate_global->__pyx_n_u_log_joint_terms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 219, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_log_joint_terms, __pyx_t_4) < (0)) __PYX_ERR(0, 226, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_log_joint_terms, __pyx_t_4) < (0)) __PYX_ERR(0, 219, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "src_c/topics/_lda_gibbs.pyx":1
@@ -23096,38 +22986,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{15},{7},{6},{2},{9},{42},{50},{27},{32},{78},{30},{37},{5},{1},{2},{2},{1},{8},{1},{1},{8},{1},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{3},{3},{15},{5},{18},{4},{1},{4},{9},{1},{5},{18},{3},{5},{8},{3},{6},{1},{5},{2},{12},{13},{7},{15},{5},{6},{9},{5},{3},{5},{6},{7},{1},{2},{5},{5},{4},{5},{8},{1},{8},{9},{6},{15},{7},{4},{1},{9},{4},{4},{3},{2},{2},{5},{3},{1},{3},{3},{4},{4},{3},{8},{1},{9},{9},{4},{10},{5},{4},{8},{5},{5},{4},{4},{15},{6},{5},{11},{6},{6},{6},{24},{4},{13},{14},{5},{1},{1},{5}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{64},{390},{872}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{15},{7},{6},{2},{9},{42},{50},{27},{32},{78},{30},{37},{5},{1},{2},{2},{1},{8},{1},{1},{8},{1},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{3},{3},{15},{5},{18},{1},{4},{9},{1},{5},{18},{3},{5},{8},{3},{6},{1},{5},{2},{12},{13},{7},{15},{5},{6},{9},{5},{3},{5},{6},{7},{1},{2},{5},{5},{4},{5},{8},{1},{8},{9},{6},{15},{7},{4},{1},{9},{4},{4},{3},{2},{2},{5},{3},{1},{3},{3},{4},{4},{3},{8},{1},{9},{9},{4},{10},{5},{4},{8},{5},{5},{4},{4},{15},{6},{5},{11},{6},{6},{6},{24},{4},{13},{14},{5},{1},{1},{5}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{64},{390},{855}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1840 bytes) */
-static const char cstring[] = "x\332}T\317s\333\306\0256%*\226c\265\016IY\261\324\304\003\312u4\265-&\372\021;r\034\267\244l\245\232N\\Q\262T;\235\014f\261XR\260@\000\304\002\024\251N39\342\210#\2168\342\210#\216<\362\310#\216\372\023\362\047\344[\220\372\331N4#\356.\366\355{\337\373\276\367\236D\034\351\253\256d*\037\030u^V\236K/~`-\323\356\035h\354X2\033\322\013j\032\216\326tM\227K\304P%U\263\205\341\365\317\232qv\301\035[S\231z\311X2\355\337\275\277\372\355\334\362\345_7\211a\230\216D8\327\232\206\344\230\222\315\210\272l\032zOje ;\000\271mt\210\256\251R\313T\331\023\211u-\274\205\253%\272$\342.5L\333\261\211\261\364Dj\302\325\2311?$\026C(\211t5.\2751\035&9\207`b\263\347\034\232\206\204o*\3235\205\331\304a\210&\360\301\253-\214\014i\347\365\316\362\3727\353\031Z\233\t\336\270\304]\205\352\000\312\270 Mq5\335\201w\247g1^\221\266\033R\317t%\203\001\027\262\260`w\371\201s\310\014\2113Gl\244\245,g\342h\246!\343\271f4\227\3064i\035&^o\021\235\263\nQU\031v\214\232\272.\356L\203W\210BU\215\023Eg\314\020\277M\252\361\321N\325\315\246\374\301\324\014GF\026-\376\034\251C@\256q\207\031 \330\266Io\304\t7L\244\336 \256\356H\262l3\325\245L\226%\325\315b\033\246\261\014*:\032\321qK5Csd\231\333T\246_:\246\245Q\376\245\254\253Dnj\212\302+V\257\313\217\031\263~\047\330\370^\344\355\230G\314\310\310SM\352\266\204\345C\024\204\315$Q\002\202K\030\231\266\n\021`\243\201rE7\351\321R\306\3442\\[\334\315r\0258\211\216;H7\016\246\022\207T\376\317\355\250\n\204\214\243\002\344\225\352\336\346\366v\255\246\326\216_\275\326u\315\002\350\177\274\331cm\227\031\224\035\210\236\250\\\264\207,\357\364\272\370\177\205\332\220\337\260\256\263\313\032\262<\326\017\254\201!\241\360\305\246\311\034\315a-\361A\025o\360\327p\r*V\\\361\263WZ\313B\321\212]\213hF\266\232\252\253gw\006i\215V\021^\226\301\261L\017\031=\342nkt\032{\021[Q}\243\235k@\234#xxm\234\331u\034A\207\360\321v\211~\346\366L\360\363\035\315\032\342\322\007\326\025\007T\3539\024~\t\372\371\376\342\235\303\270\310E\34325m\323E[0\024*\241\364L\006Yq\033\rt\232n\035\022""\302{\006\325\314\312\271)\047\235\356\252\242\020\3162\271e\313\261)=\004-T\307\255\014z\320\335\224)\204\036Q\303\241\246;\376a6\247N\227\2726G\315\240\227\035\242\352(,y\344E\377p\261\207Gq\020KF\030\200\216\206!kYN\017\272c\2560\320\226\315\002f\333\246\315\034\322\320I\223c\264\264\2103\0360\232\246br\261.z\354\351:~\250P\232\217~N\330\221\336\224\263\004\261\"\232\316\014l\340\347Z_b\252\211\221&F\231\201\314\016\305\274\343\202g\314\304\226\241\036\031G\206\005(V\3178>2\201\022\034Y\310\334\"\266c\231\226\315\232\242\307l\316)\260\322CY=\333`\0160\025\332\214;{\324|\200\305u\r\222\232\rhf\217\204\313\032\t\275\214\206`\244\205\302\321D\226\034G\027cN\264k\366#g\271\242\254\020\335\265\320_\014s\325e\274\2434\010w*\243aP\271\030\006\035\344z\014%\316\371\277t\000\363\342\304\273\047\047\3146\371?\177\311\235\346\027\202J\224\213\346\242\343\270\231\324\323\374\307\336\242\267\345\227\375\2254?\037\024N\363\323\336\224\267\237\235\247oy\005\357\241\367\237\240\034\254\004\3254\177\333[\371%\367\353\375\033S\013\301\347a#\252F{\361D\\\026\317\356\207\235\250\036\321\270\030\303\313\275`2x\032\026\302\362\225\355]\177/\370( A\373\327\351\033S\267\274\233^\307\257\3734(\005\265@\t\047\302\007\341^\364QD\"\036?\210wc\236,\367\333\203\374`s\320Ng\356x?\007\365@\205\311n\310\243\047q#\251&{\375\311\376\212\270\372o\260\025\226\303\265\220F\245h3:I\212\tp\377\321\373\020\344\202Bz\353\343t\346S\277=\274\367-\276\316\024\375GA\025\236(\000\211p\023\321r\334N&\223U\260p\377q\264\022\325\"%\236\214W\343\237\372\345\376z\337\036\224\006\325\301\273\341\376\301\360\340_\351\314\047\376\224\277\017&\276\003w\263\321OI\031\357v\223v\372\311\234\257\006\213\301vX\017\233\340@\001%\"\203\343\204\340r\346\036p\334\r\310e\030 9x\030\234D\205\250\034\255\235g\374s\277\336\247\203\342`%}\274\221\024\222\305\244\226\320~\261\377rX\337\035\356\002\301\273\341\273\367\351\243\307\321\323\270\020\227\241\302W7\246\346\203[\341\\\330\216&\243\325\250.\270\276\031t\200\202F\305(Sa*8""\010W\302\352\025\025\n\376]_\031\351p\232\237\035\316.\205\3554\377\251o\007\305\000o\246\275\t\357\201\267\353q\177\321\257\301n2x6&\267\230A\355\304\365\230&\245\014\333\374\240<X\033P\340\0232\364\220g)\330\014\354\260\024\376=\332\212\313\361\032,\213\311\032,\347 \345$l\2110\344\376\027\227L7\307uS\212k0\237K:\031\013\340}\344S\340\344\341bX\003\202\371\370\213$\227\305V\240\375\306`k\270\2737\334;c\346\232\271\002q\037D?\306vR\270\250\206\374\214W\363\032~\025\2058\021\200\213?\211\224\357x\266?\347\267\361e1\303T\020t\345NQ9\3233\336k\260E\374\266(\235\262\3775\370m\207\2714\177sx\363\363\340m\270 h?\235\276\355}\355\347R,\337!\310<\350Z\021\207o\361\356X\260,\016\317Q\351\rQz\342\260\001\000\242\2162\263\027\210<\035\346\020u\344\307/\214\032\357\266\367\014\23358\341@\372\277\307\2470\\\204\243zz\021_\230l \312^8>\376e,\372\030N\017qJ(\207\353wW|md\364\010\266\306\257\370\031T\334\\Z\020L,\337\214\300\216\227\253&\310-\375\303g\301\017Q!\235\371,k<r:]\314\362\020m_\r\336\207$t\320v\337\307+\361+h;\227\264\373\371~\265\277\217\312Z\037\264\207;B\331\341\373\037\323\322\254\200\2076+\007k\231\304\177\306K\236\265\217\212J[EU\252\311\343\376\277\207;\365a\035E\361v\370v?--\240\313:\341A\364,^\026u\225^\223\364\316\371\000\372\036]\"J&\227\336\235Kg\027\202Ga5\254\247\177\253\365\313\277\001M\034\255\024";
-    PyObject *data = __Pyx_DecompressString(cstring, 1840, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1825 bytes) */
+static const char cstring[] = "x\332}T\317s\333\306\0256-*\226c\265\016I[\261\324\304\003\312u4\265-&\262\024;r\034\267\244l\245\232N\\Q\262T;\235\014f\261XR\260@\000\304\002\224\250N39\342\210\343\036q\304\021G\034y\344\221G\036\365\047\344O\310\267 )\311j\047\234!\366\307{\373\336\367\276\367C!\236\362\325\261bk\357\031\365^T\236)\317\177`-\333\355\356\033\354H\261\033\312sj[\236\321\364m\237+\304\322\025\335p\245\342\345k\303\232\010\270\347\032:\323/(+\266\373\273\362\017\357\3164_\374u\203X\226\355)\204s\243i)\236\255\270\214\350\313\266ev\225V\006\262\003\220[V\207\230\206\256\264l\235=R\330\261\203\2670\265D\227\244\337\245\206\355z.\261\226\036)M\230\232(\363\003\3420\270R\310\261\301\225\327\266\307\024\357\000Llt\275\003\333Rp\2473\323\320\230K<\006o\022\037\254\272R\311R\266_m/\257}\263\226\241u\231\344\215+\334\327\250\t\240\214K\3224\3370=X\367\272\016\343\025e\253\241tm_\261\030p!\n\007z\027\037x\007\314R8\363\344FY\312b&\236a[*\236\033VsiL\223\321a\362\365&19\253\020]W\241\307\250m\232Rf[\274B4\252\033\234h&c\226\3746\251\301G;\335\264\233\352{\333\260<\025Q\264\3703\204\216\004r\203{\314\002\301\256K\272#N\270e#\364\006\361MOQU\227\351>e\252\252\350~\346\333\262\255eP\3211\210\t)5,\303SU\356R\225~\351\331\216A\371\227\252\251\023\265ih\032\2578\335c~\304\230\363;\316\306r\031\267g\0372+#O\267\251\337\222\232\367Q\020.Sd\tH.\241d\273:\222\000\035\003\224k\246M\017\2272&\227a\332\341~\026\253\304IL\310\220\272\2613\235x\244\362\177\244\243*\220i\034\025 \257Tw7\266\266j5\275v\364\362\225i\032\016@\377\343\365.k\373\314\242l_\366D\345\274=Tu\273{\214\377K\324\206\372\232\035{;\254\241\252\343\374\20150$3|\276i2\317\360XK^\350\362\r~\r\337\242r\205\210O^\031-\007E+w-bX\331j\353\276\231\311,\322\032\255\322\275\252\202c\225\0360z\310\375\326\3504\266\"\267\262\372F;\337Br\016a\341\2255\321\353x\222\016i\243\355\023sbv\222\360\263\035\315\032\342\302\005;\226\007T\353\031\024~\001\372\331\376\374\235\307\270\214\305\340*\265]\333G[0\024*\241t\222\006U\363\033\rt\232\351\034\020\302\273""\0265\354\312\231*\3274\302Y\226j\325\361\\J\017@\t5!QA\r:\2332\215\320Cjy\324\366\307\037\346r\352\035S\337\345\250\027\364\261Gt\023E\245\216\254\230\357\317\367\260(\017r\311\310\002\310\321 d-\307\353\"\347\230)\014\224es\200\271\256\3552\2174L\322\344\030+-\342\215\207\213a\350\230Z\354\030\375\365d\r\037*\263\314G\237\023vh6\325,8\254\360f2\013\033\330\271\324\223\230hr\234\3111f!\262\0039\353\270\344\030\363\260e\351\207\326\241\345\000\212\323\265\216\016m\240\004?\016\"w\210\3539\266\343\262\246\354/\227s\n\254\364@\325\047\033\314\000\246#/\343\256\0365\036`q\323@:\355\006\362\345\216\222\2265\021\372\030\315\300H\013Ec\310(9\216>F\234l\325\354\243f\261\242\244\340\335w\320[\0143\325g\274\2435\010\367*\243AP9\037\004\035\304z\204L\234\361\177\341\000\346\345\211\037\237\2340\327\346\377\374%w\232_\020\2258\027\317\305GI3\255\017\363\037\007\213\301fX\016W\206\371yQ8\315\317\004\323\301^v\236\271\036\024\202\373\301\177DY\254\210\3520\177#X\371%\367\353\335+\323\013\342\363\250\021W\343\335\344jR\226\317\356F\235\270\036\323\244\230\300\312\0351%\236D\205\250\374\301\366v\270+>\022D\264\177\235\2712}=\270\026t\302zHEI\324\204\026]\215\356E\273\361G1\211yr/\331Ix\272\334k\367\363\375\215~{8{3\370Y\324\205\016\225\235\210\307\217\222FZMw{S\275\025)\372\257\330\214\312\321jD\343R\274\021\237\244\305\024\270\377\030\274\0279Q\030^\377x8\373i\330\036\334\371\026\267\263\305\360\201\250\302\022\005 \351\356j\274\234\264\323\251\3641X\270\3730^\211k\261\226L%\217\223\237z\345\336Z\317\355\227\372\325\376\333\301\336\376`\377_\303\331O\302\351p\017L|\007\356n\305?\245e\274\333I\333\303O\346B],\212\255\250\0365\301\201\006Jd\004G)\201p\366\016p\334\026\344\"\014\220,\356\213\223\270\020\227\343\325\263\210\177\356\325{\264_\354\257\014\037\256\247\205t1\255\245\264W\354\275\030\324w\006;@\360v\360\366\335\360\301\303\370IRH\312\310\302WW\246\347\305\365h.j\307S\361\343\270.\271\276&:@A\343b\234eaZ\354G+Q\365\203,\024\302\333\2416\312\303i\376\323\320\025E\001\335""\231\340jp/\330\tx\270\030\326 \237\022O\307\244\0263\210\235\244\236\320\264\224a\232\357\227\373\253}\n\\\222\376.\342+\211\r\341F\245\350\357\361fRNV\241YLW\2419\207\024NA\227HE\036~qAuc\\/\245\244\006\365\271\264\223E\017\276G6%>\036-F5 \230O\276Hs\231o\r9_\357o\016vv\007\273\023F.\251kH\352\275\370\307\304M\013\347U\220\237\rjA#\254\242\000\257\np\360\047\031\362\315\300\r\347\3026n\0263L\005IS\356\024\02533\033\274\002K$l\313\222)\207_\203\327v\224\033\346\257\r\256}.\336D\013\222\356\323\231\033\301\327an\210\345;8\231\007]+\362\360-\336\035Iv\345\341\031*\274!KN\036\326\001@\326O\246\366\034\236g\242\034\274\216\354\204\205Q\303\335\010\236b\263\n#\034H\377\367\370\004\212\2130T\037\236\373\227*\353\360\262\033\215\217\177\031\047{\014\247\013?%\224\301e\331\007\266\3263z$[\343W|\002\025\222\013\013\234\311\345\233\021\330\361rA\345\017\237\211\037\342\302p\366\263\254\323\310\351L1\013@\366yU\274\213H\344\241\317\276OV\222\227H\352\\\332\356\345{\325\336\036Jj\255\337\036l\313\224\016\336\3758,\335\222\270\320We\261\232\345\366\317x\311\263~\321Qb\217Q\216z\372\260\367\357\301v}PG5\274\031\274\331\033\226\026\320V\235h?~\232,\243\365.e\362\346\331\274\371\036M!+%7\274=7\274\265 \036D\325\250>\374[\255W\376\r.\334\244\301";
+    PyObject *data = __Pyx_DecompressString(cstring, 1825, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2387 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add}_\231 ecoll\266@\376+\000s.abcdi\177sableen\002\001\357gcis\004\003dlo\377g_joint_\316\303\000ms:\215@\325@si\357sten\336 rra\373y \217\"sno d\377efault _\377_reduce_\357_ duw\002non\275-\334@vial\033\000c\377init__sr\377c_c/topi\377cs/_lda_\377gibbs.py?xsweepR\030\031\004\334\376\000\333@ken\270\"do\327cum\223\001%\302`reY \377A\310!he\306`d\202@\377of its b_lock\047\366\"-\305\000gpsu\361\002\244aal\031\000\366\270@ a\325\002data\341.\013\020\200c\322\204\001\257\204\003s.A\377SCIIBBdB\177wDEllip\237 \377KNSequen\327ceV\220\205\001.\225\205\007__\367Pyx\001\000Dict\377_NextRef\263__\271D\263 __\216b_\375_\001\005getite\345m\r\001d0\001\027\000fun\231c\035\001\030\000st\352`)\001i\357mpor\326 __m\367ain;\001modu\335lM\002nam\002\003ew\374T\001\341 _check\003suT\000\n\001?\004\025\001\274`\271@\326\037\001un\232@k?\000En\346 \005vt\245a\230\001qua\021lO\005\351E\362Fc\214\205\002\277\001\205d{ex\314\001set_\203\005\307set\262\006\003\006.\007te\375s\310\001is_cor\377outineab\357cacc\235E_bu\377fferalph\377aasyncio\375.\"\006savx2b\357base\352B_ptorcch\224 clF\000\375_\234 traceb\377ackcntco\375u\000\002ntersc\377txcursor\377ddeltadl\032\326`_@\003lj\002\007O\000\025\001\360\003\001\254\"\246\000\207\211\003empt=y\365@odee\264 \207\207\002\377erroreta\377flagsfor\367mat\332\207\004iidi\377ndexint6\3234i\210\000\346As\000\002iz\237eklg_\334\002\005\000d\037oclen\016\000E""\000\211\206\014\347mem\317\210\001\307\210\001nn_\353th\354\210\001s\357Andi\377mndknknp\376\277@pynwkoo\353bj\314 p\367\000par\177tpopreg\315\206\001\377rsscratc\367h_d\001\005isee\217dset\323\206\004\344\206\003\224\000s\177lice_of\370`\371r\277C\304\205\002topst\377ream_uni\376\342\001sstruct\304\312\206\002\317\206\002_\347\002\324`\365 up\377datevalu\377esvbfastU.\207\207\003.\203\207\007v\261 w\207@\360\367&\002\010\320@\027\001sxzz\377erosO\200\001\340\377\004\032\230.\250\001\250\026\377\250w\260g\270Q\330\004\377\n\210\"\210F\220!\220\3771\330\004\031\230\021\340\004\337\010\210\005\210U\013\002\010\t\377\210\021\210%\210{\230!\377\2301\230A\330\004\013\210\3771\200\001\360\036\000\005\032\377\230\035\240f\250A\250S\357\260\002\260!3\001\036\240v\177\250Q\250c\260\022\260C\000\377\030\230\003\2306\240\021\240\374\027\000\000\010\025\220S\230\006\230\377a\230q\360\010\000\005\t\377\210\007\210v\220Q\220c\377\230\023\230B\230b\240\002\377\240#\240S\250\006\250a\377\250s\260#\260R\260s\377\270-\300q\310\004\310C\377\310q\330\014\017\210~\230\367Q\230d \000R\240s\250\377,\260f\270A\270S\300\367\003\3001\027\001}\230F\240\377!\2403\240c\250\023\250\377C\250z\270\022\2701\330\377\010\016\210j\230\001\230\021\377\330\t\n\330\014\027\220q\367\320\030;\023\000\014\022\220*\313\230AG\000c\231\000k\001\002\250\177-\260q\270\003\2702\203 \377\036+\2501\250B\250b\377\260\003\2602\260]\300!\377\3004\300r\310\023\310A\377\310X\320UV\320VW\177\330\014\020\220\005\220U\207 }=\271 \024\250]\270!5\000\377R\270q\330\020\026\220d\377\230\"\230I\240Q\240gr\201 b\220 \276\001w\270a\032\000;\014\030\205\000\025\230a{\t\342 \377\230%\230z\250\021\250!\373\2503\351\006~\300Q\300c\377\310\022\3101\330+9\270\377\021\270\"\270B\270c\300\377\022\300>\320QR\320R\376\177\000X\320XY\330*+\277\2506\260\021\260!\203@0\377\000\005\031\230\t\240\026\240\277q\250\003\2502\250\305@\030\357\230\007\230v\203\000c\250\022\375\250\201B\005\230V\2401\240|\265@\206H\021\220\025\220b\202C\377\340\004""\024\320\024\047\240q\377\330\004\027\220r\230\022\230\376\375@\010\210\002\210#\210R\277\210s\220\"\220B%\000\003\353\2307\326$\022\246\002v\260Q\357\260c\270\023\227\002\031\310!O\3103\310c\235\000\236Ay\355 \377\023\230C\230r\240\023\240\177H\250F\260!\2603\047\000W\022\2703\303\000\026\310@\003)\000\252\203 \017X\000& \010C\261d\023;\260BV\000\026\270v\201\"\365 |N\003\254as\240\"\240B\334@_\031\260&\270\001w\002b\371@\3779\310F\320RS\320S\354\222%\242`y\230%\007b\250\002\377\250#\250Z\260r\270\021\376\204g\004\014\210B\210f\220\377A\220S\230\002\230!\330\373\004\033\357\001\017\210r\220\026\353\220q\017\000\"\272\002\021\330\004z\261@\340\267`\010\014\210E\253 \357a\220q\330\270`!\2205\376\335 q\240\001\330\004\007\320\277\007\035\230T\240\032\363!\340\177\010\013\2105\220\001\330\004\000\275=\360`\031\240!\240\375`\013?\210;\220a\220w\352\204\001\026\001\237:\220Q\220f\367a#\0019\350~\000\304a\"\002<w\000\010\240\001\331\240\243\000C\002\220\021\363\205\003\013\210_7\220!\2203B\000s\247\000]\010\000\014\013\2106&\000\"\307\000\363Q\330v\007.\0019\230A\230\273S\240\212\0027\220)\377\205\004\010\n\211\003ye\000\023\214`I\002\021\010?\nb\232\001S\267\205\002/\004}\000\2301\261\0042\270\004\330\212\003\360\0018\220\351\002\000\004\370\330\000\037\010\331\000\330\r\034\230M\337\250\021\330\014\034\364\205\002a\340\363\010\022\322\002\363\206\001A\230Y\240\377a\240t\2501\250G\260\3671\260D\331@\026\270q\300\337\004\300A\300U\327`4\310\367q\320P\360\204\001\320YZ\330\373\023\024\347\001\220d\230!\230\1773\230a\230s\240$7\000\365s\272\205\002d\347`2\260Q\260\377d\270+\300[\320PQ\373\320Q\222`T\320TU\330\377\023\032\230%\230v\240V\257\2507\260-\324a\330\304L\017\356\370\207\006G\2401\337`b\250\001\377\330\025\026\330\024\032\230*\377\240A\240Q\330@B\300\001!";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2387, 3008);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2370 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add}_\231 ecoll\266@\376+\000s.abcdi\177sableen\002\001\357gcis\004\003dlo\377g_joint_\316\303\000ms:\215@\325@si\357sten\336 rra\373y \217\"sno d\377efault _\377_reduce_\357_ duw\002non\275-\334@vial\033\000c\377init__sr\377c_c/topi\377cs/_lda_\377gibbs.py?xsweepR\030\031\004\334\376\000\333@ken\270\"do\327cum\223\001%\302`reY \377A\310!he\306`d\202@\377of its b_lock\047\366\"-\305\000gpsu\361\002\244aal\031\000\366\270@ a\325\002data\341.\013\020\200c\322\204\001\257\204\003s.A\377SCIIBBdB\177wDEllip\237 \377KNSequen\327ceV\220\205\001.\225\205\007__\367Pyx\001\000Dict\377_NextRef\263__\271D\263 __\216b_\375_\001\005getite\345m\r\001d0\001\027\000fun\231c\035\001\030\000st\352`)\001i\357mpor\326 __m\367ain;\001modu\335lM\002nam\002\003ew\374T\001\341 _check\003suT\000\n\001?\004\025\001\274`\271@\326\037\001un\232@k?\000En\346 \005vt\245a\230\001qua\021lO\005\351E\362Fc\214\205\002\277\001\205d{ex\314\001set_\203\005\307set\262\006\003\006.\007te\375s\310\001is_cor\377outineab\357cacc\235E_bu\377fferalph\377aasyncio\375.\"\006sbbase\376\346B_ptrcch\326\220 clB\000_\230 tr\377acebackc\337ntcou\000\002nt\377ersctxcu\377rsorddel\257tadl\322`_@\003l\001j\002\007O\000\025\001\003\001\250\"\242\000\203\211\003\337empty\361@od\363ee\260 \203\207\002erro\377retaflag\177sformat\326\207\004\377iidindex?int64i\210\000\342A\375s\000\002izeklg\371_\330\002\005\000docleqn\016\000E""\000\205\206\014mem\313\210\001\276\303\210\001nn_th\350\210\001s\376\353Andimndk\357nknp\273@pyn\277wkoobj\310 p\376\367\000partpop\367reg\311\206\001rssc\177ratch_d\001\005\377iseedset\370\317\206\004\340\206\003\224\000slice\227_of\364`r\273C\300\205\002t\377opstream\357_uni\342\001sstOruct\306\206\002\313\206\002_\347\002\374\320`\365 update\377valuesvb_fast.\203\207\003.\377\206\007\005v\261 w\207@\367&\002\010\320@\027\001\377sxzzeros\377O\200\001\340\004\032\230.\377\250\001\250\026\250w\260g\377\270Q\330\004\n\210\"\210\377F\220!\2201\330\004\031\377\230\021\340\004\010\210\005\210\375U\013\002\010\t\210\021\210%\377\210{\230!\2301\230A\377\330\004\013\2101\200\001\360\377\036\000\005\032\230\035\240f\377\250A\250S\260\002\260!\3763\001\036\240v\250Q\250c\367\260\022\260C\000\030\230\003\230\3176\240\021\240\027\000\000\010\025\220\377S\230\006\230a\230q\360\377\010\000\005\t\210\007\210v\377\220Q\220c\230\023\230B\377\230b\240\002\240#\240S\377\250\006\250a\250s\260#\377\260R\260s\270-\300q\377\310\004\310C\310q\330\014\177\017\210~\230Q\230d \000\377R\240s\250,\260f\270\177A\270S\300\003\3001\027\001\377}\230F\240!\2403\240\377c\250\023\250C\250z\270\377\022\2701\330\010\016\210j\377\230\001\230\021\330\t\n\330\177\014\027\220q\320\030;\023\000\277\014\022\220*\230AG\000c\374\231\000k\001\002\250-\260q\270\367\003\2702\203 \036+\2501\377\250B\250b\260\003\2602\377\260]\300!\3004\300r\377\310\023\310A\310X\320U\377V\320VW\330\014\020\220\327\005\220U\207 =\271 \024\250\367]\270!5\000R\270q\330\377\020\026\220d\230\"\230I/\240Q\240g\201 b\220 \276\001\267w\270a\032\000\014\030\205\000\025\363\230a{\t\342 \230%\230z\277\250\021\250!\2503\351\006~\377\300Q\300c\310\022\3101\377\330+9\270\021\270\"\270\377B\270c\300\022\300>\320\357QR\320R\177\000X\320X\377Y\330*+\2506\260\021\373\260!\203@0\000\005\031\230\377\t\240\026\240q\250\003\250\3732\250\305@\030\230\007\230v\336\203\000c\250\022\250\201B\005\230\317V\2401\240\265@\206H\021\220\367\025\220b\202C\340""\004\027\220\357r\230\022\230\365@\010\210\002\377\210#\210R\210s\220\"\273\220B\035\000\003\2307\316$\022\376\236\002v\260Q\260c\270\023\376\217\002\031\310!\3103\310c\364\225\000\226Ay\345 \023\230C\230\377r\240\023\240H\250F\260w!\2603\047\000\022\2703\273\000\245\026\300@\003)\000\373\000\017X\000&\272 \010C\251d\023\260BV\000\026\303\270v\371\002\355 N\003\244as\240\367\"\240B\324@\031\260&\270\365\001w\002b\361@9\310F\320\317RS\320S\212%\232`y\230\376%\007b\250\002\250#\250Z\357\260r\270\021\374G\004\014\210\337B\210f\220A\376`\002\230\357!\330\004\033\357\001\017\210r?\220\026\220q\230\002\271@\273\001\327\021\330\004\251@\340\257`\010\014\333\210E\243 a\220\370`\022\220\367!\2205\325 q\240\001\330\377\004\007\320\007\035\230T\240\375\032\353!\340\010\013\2105\220\353\001\330\004\000=\350`\031\240!\375\240\365`\013\210;\220a\220\371w\342\204\001\026\001:\220Q\220fD\357a#\0019~\000\274a\"\002<w\000\317\010\240\001\240\243\000C\002\220\021\376\353\205\003\013\2107\220!\2203\352B\000s\247\000\010\000\014\013\2106\232&\000\"\307\000Q\330v\007.\0019\337\230A\230S\240\212\0027\220U)\367\205\004\010\211\003ye\000\023\204`\020I\002\021\010?\n\232\001S\257\205\002/\004}\000\223\2301\261\004\270\004\330\212\003\360\0018\341\220\351\002\000\004\330\000\"\005\r\034\230\277M\250\021\330\014\034\345\205\002a\353\340\010\276!3\343\206\002A\230Y\377\240a\240t\2501\250G\357\2601\260D\322@\026\270q\277\300\004\300A\300U\320`4\357\310q\320P\341\204\001\320YZ\367\330\023\024\340\001\220d\230!\377\2303\230a\230s\240$\3527\000s\253\205\002d\340`2\260Q\377\260d\270+\300[\320P\367Q\320Q\213`T\320TU\377\330\023\032\230%\230v\240\377V\2507\260-\270q\330\272\273L\017\347\207\006G\2401\326`b\377\250\001\330\025\026\330\024\032\377\230*\240A\240Q\330@\007B\300!";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2370, 2987);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (3008 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledlog_joint_terms: inconsistent array shapesno default __reduce__ due to non-trivial __cinit__src_c/topics/_lda_gibbs.pyxsweep: inconsistent array shapessweep: the tokens of document %d are not in the order of its block\047s sub-stepsunable to allocate array data.unable to allocate shape and strides.ASCIIBBdBwDEllipsisKNSequenceVView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineabcaccallocate_bufferalphaasyncio.coroutinesavx2bbaseblock_ptrcchaincline_in_tracebackcntcountcountersctxcursorddeltadldoc_block_ljdoc_block_ptrdoc_ptrdtype_is_objectemptyencodeenumerateerroretaflagsformatfortraniidindexint64intcitemsitemsizeklg_alphalg_doclenlg_etalog_joint_termsmemviewmodenn_threadsnamendimndknknpnumpynwkoobjoutpackpartpopregistersscratch_dscratch_iseedsetdefaultshapesizeslice_ofstartstatestepstopstream_uniformsstructsweepsweep_indexunpackupdatevaluesvbfast.topics._lda_gibbsvetaword_block_ljword_block_ptrwordsxzzerosO\200\001\340\004\032\230.\250\001\250\026\250w\260g\270Q\330\004\n\210\"\210F\220!\2201\330\004\031\230\021\340\004\010\210\005\210U\220!\2201\330\010\t\210\021\210%\210{\230!\2301\230A\330\004\013\2101\200\001\360\036\000\005\032\230\035\240f\250A\250S\260\002\260!\330\004\031\230\036\240v\250Q""\250c\260\022\2601\330\004\030\230\003\2306\240\021\240!\330\004\030\230\003\2306\240\021\240!\330\004\025\220S\230\006\230a\230q\360\010\000\005\t\210\007\210v\220Q\220c\230\023\230B\230b\240\002\240#\240S\250\006\250a\250s\260#\260R\260s\270-\300q\310\004\310C\310q\330\014\017\210~\230Q\230d\240#\240R\240s\250,\260f\270A\270S\300\003\3001\330\014\017\210}\230F\240!\2403\240c\250\023\250C\250z\270\022\2701\330\010\016\210j\230\001\230\021\330\t\n\330\014\027\220q\320\030;\2701\330\014\022\220*\230A\230Q\230c\240\021\240#\240S\250\002\250-\260q\270\003\2702\270Q\330\036+\2501\250B\250b\260\003\2602\260]\300!\3004\300r\310\023\310A\310X\320UV\320VW\330\014\020\220\005\220U\230!\230=\250\001\250\024\250]\270!\2702\270R\270q\330\020\026\220d\230\"\230I\240Q\240g\250Q\250b\260\002\260#\260R\260w\270a\270q\330\014\030\230\001\230\025\230a\330\014\027\220q\320\030;\2701\330\014\031\230\021\230%\230z\250\021\250!\2503\250a\250s\260#\260R\260~\300Q\300c\310\022\3101\330+9\270\021\270\"\270B\270c\300\022\300>\320QR\320RV\320VX\320XY\330*+\2506\260\021\260!\200\001\3600\000\005\031\230\t\240\026\240q\250\003\2502\250Q\330\004\030\230\007\230v\240Q\240c\250\022\2501\330\004\030\230\005\230V\2401\240A\330\004\030\230\003\2306\240\021\240!\330\004\021\220\025\220b\230\006\230a\230q\340\004\024\320\024\047\240q\330\004\027\220r\230\022\2301\330\004\010\210\002\210#\210R\210s\220\"\220B\220b\230\003\2307\240!\2403\240c\250\022\2503\250a\250v\260Q\260c\270\023\270B\270c\300\031\310!\3103\310c\320QR\330\014\017\210y\230\001\230\023\230C\230r\240\023\240H\250F\260!\2603\260c\270\022\2703\270c\300\026\300q\310\003\3103\310a\330\014\017\210s\220&\230\001\230\023\230C\230r\240\023\240C\240v\250Q\250c\260\023\260B\260c\270\026\270v\300Q\300c\310\023\310A\330\014\017\210y\230\006\230a\230s\240\"\240B\240c\250\031\260&\270\001\270\023\270B\270b\300\003\3009\310F\320RS\320SV\320VX\320XY\330\014\017\210y\230\006\230a\230s\240\"\240B\240b\250\002\250#\250Z\260r\270\021\330\010\016\210j\230""\001\230\021\330\004\014\210B\210f\220A\220S\230\002\230!\330\004\033\2301\330\004\017\210r\220\026\220q\230\002\230\"\230C\230r\240\021\330\004\030\230\001\340\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220!\2205\230\007\230q\240\001\330\004\007\320\007\035\230T\240\032\2502\250Q\340\010\013\2105\220\001\330\010\013\210=\230\001\230\031\240!\2401\330\010\013\210;\220a\220w\230a\230q\330\010\013\210:\220Q\220f\230A\230Q\330\010\013\2109\220A\220U\230!\2301\330\010\013\210<\220q\230\010\240\001\240\021\330\010\013\2105\220\001\220\021\220!\2201\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2105\220\001\330\010\013\2107\220!\2209\230A\230S\240\001\330\010\013\2107\220)\2306\240\021\240!\330\010\013\210;\220a\220y\240\001\240\023\240A\330\010\013\2107\220)\2306\240\021\240!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2109\220A\220S\230\001\230\021\330\010\013\210;\220a\220s\230!\2301\330\010\013\2109\220A\330\010\013\2109\220A\330\010\013\2107\220!\330\010\013\2108\2201\330\010\013\2108\2201\330\010\013\2109\220A\330\010\013\2109\220A\330\010\013\210<\220q\330\r\034\230M\250\021\330\014\034\230A\230Q\230a\340\010\022\220!\2203\220c\230\023\230A\230Y\240a\240t\2501\250G\2601\260D\270\001\270\026\270q\300\004\300A\300U\310!\3104\310q\320PX\320XY\320YZ\330\023\024\220A\220Q\220d\230!\2303\230a\230s\240$\240a\240s\250!\2503\250d\260!\2602\260Q\260d\270+\300[\320PQ\320QS\320ST\320TU\330\023\032\230%\230v\240V\2507\260-\270v\300Q\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\017\210v\220Q\220c\230\023\230G\2401\240B\240b\250\001\330\025\026\330\024\032\230*\240A\240Q\330@B\300!";
+    #else /* compression: none (2987 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledlog_joint_terms: inconsistent array shapesno default __reduce__ due to non-trivial __cinit__src_c/topics/_lda_gibbs.pyxsweep: inconsistent array shapessweep: the tokens of document %d are not in the order of its block\047s sub-stepsunable to allocate array data.unable to allocate shape and strides.ASCIIBBdBwDEllipsisKNSequenceVView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineabcaccallocate_bufferalphaasyncio.coroutinesbbaseblock_ptrcchaincline_in_tracebackcntcountcountersctxcursorddeltadldoc_block_ljdoc_block_ptrdoc_ptrdtype_is_objectemptyencodeenumerateerroretaflagsformatfortraniidindexint64intcitemsitemsizeklg_alphalg_doclenlg_etalog_joint_termsmemviewmodenn_threadsnamendimndknknpnumpynwkoobjoutpackpartpopregistersscratch_dscratch_iseedsetdefaultshapesizeslice_ofstartstatestepstopstream_uniformsstructsweepsweep_indexunpackupdatevaluesvbfast.topics._lda_gibbsvetaword_block_ljword_block_ptrwordsxzzerosO\200\001\340\004\032\230.\250\001\250\026\250w\260g\270Q\330\004\n\210\"\210F\220!\2201\330\004\031\230\021\340\004\010\210\005\210U\220!\2201\330\010\t\210\021\210%\210{\230!\2301\230A\330\004\013\2101\200\001\360\036\000\005\032\230\035\240f\250A\250S\260\002\260!\330\004\031\230\036\240v\250Q\250c""\260\022\2601\330\004\030\230\003\2306\240\021\240!\330\004\030\230\003\2306\240\021\240!\330\004\025\220S\230\006\230a\230q\360\010\000\005\t\210\007\210v\220Q\220c\230\023\230B\230b\240\002\240#\240S\250\006\250a\250s\260#\260R\260s\270-\300q\310\004\310C\310q\330\014\017\210~\230Q\230d\240#\240R\240s\250,\260f\270A\270S\300\003\3001\330\014\017\210}\230F\240!\2403\240c\250\023\250C\250z\270\022\2701\330\010\016\210j\230\001\230\021\330\t\n\330\014\027\220q\320\030;\2701\330\014\022\220*\230A\230Q\230c\240\021\240#\240S\250\002\250-\260q\270\003\2702\270Q\330\036+\2501\250B\250b\260\003\2602\260]\300!\3004\300r\310\023\310A\310X\320UV\320VW\330\014\020\220\005\220U\230!\230=\250\001\250\024\250]\270!\2702\270R\270q\330\020\026\220d\230\"\230I\240Q\240g\250Q\250b\260\002\260#\260R\260w\270a\270q\330\014\030\230\001\230\025\230a\330\014\027\220q\320\030;\2701\330\014\031\230\021\230%\230z\250\021\250!\2503\250a\250s\260#\260R\260~\300Q\300c\310\022\3101\330+9\270\021\270\"\270B\270c\300\022\300>\320QR\320RV\320VX\320XY\330*+\2506\260\021\260!\200\001\3600\000\005\031\230\t\240\026\240q\250\003\2502\250Q\330\004\030\230\007\230v\240Q\240c\250\022\2501\330\004\030\230\005\230V\2401\240A\330\004\030\230\003\2306\240\021\240!\330\004\021\220\025\220b\230\006\230a\230q\340\004\027\220r\230\022\2301\330\004\010\210\002\210#\210R\210s\220\"\220B\220b\230\003\2307\240!\2403\240c\250\022\2503\250a\250v\260Q\260c\270\023\270B\270c\300\031\310!\3103\310c\320QR\330\014\017\210y\230\001\230\023\230C\230r\240\023\240H\250F\260!\2603\260c\270\022\2703\270c\300\026\300q\310\003\3103\310a\330\014\017\210s\220&\230\001\230\023\230C\230r\240\023\240C\240v\250Q\250c\260\023\260B\260c\270\026\270v\300Q\300c\310\023\310A\330\014\017\210y\230\006\230a\230s\240\"\240B\240c\250\031\260&\270\001\270\023\270B\270b\300\003\3009\310F\320RS\320SV\320VX\320XY\330\014\017\210y\230\006\230a\230s\240\"\240B\240b\250\002\250#\250Z\260r\270\021\330\010\016\210j\230\001\230\021\330\004\014\210B\210f""\220A\220S\230\002\230!\330\004\033\2301\330\004\017\210r\220\026\220q\230\002\230\"\230C\230r\240\021\330\004\030\230\001\340\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220!\2205\230\007\230q\240\001\330\004\007\320\007\035\230T\240\032\2502\250Q\340\010\013\2105\220\001\330\010\013\210=\230\001\230\031\240!\2401\330\010\013\210;\220a\220w\230a\230q\330\010\013\210:\220Q\220f\230A\230Q\330\010\013\2109\220A\220U\230!\2301\330\010\013\210<\220q\230\010\240\001\240\021\330\010\013\2105\220\001\220\021\220!\2201\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2105\220\001\330\010\013\2107\220!\2209\230A\230S\240\001\330\010\013\2107\220)\2306\240\021\240!\330\010\013\210;\220a\220y\240\001\240\023\240A\330\010\013\2107\220)\2306\240\021\240!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2109\220A\220S\230\001\230\021\330\010\013\210;\220a\220s\230!\2301\330\010\013\2109\220A\330\010\013\2109\220A\330\010\013\2107\220!\330\010\013\2108\2201\330\010\013\2108\2201\330\010\013\2109\220A\330\010\013\2109\220A\330\r\034\230M\250\021\330\014\034\230A\230Q\230a\340\010\022\220!\2203\220c\230\023\230A\230Y\240a\240t\2501\250G\2601\260D\270\001\270\026\270q\300\004\300A\300U\310!\3104\310q\320PX\320XY\320YZ\330\023\024\220A\220Q\220d\230!\2303\230a\230s\240$\240a\240s\250!\2503\250d\260!\2602\260Q\260d\270+\300[\320PQ\320QS\320ST\320TU\330\023\032\230%\230v\240V\2507\260-\270q\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\017\210v\220Q\220c\230\023\230G\2401\240B\240b\250\001\330\025\026\330\024\032\230*\240A\240Q\330@B\300!";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 155; i++) {
+    for (int i = 0; i < 154; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 29) PyUnicode_InternInPlace(&string);
@@ -23138,8 +23028,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 155; i < 159; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-155].length;
+    for (int i = 154; i < 158; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-154].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -23149,14 +23039,14 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 159; i++) {
+    for (Py_ssize_t i = 0; i < 158; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 155;
+      PyObject **table = stringtab + 154;
       for (Py_ssize_t i=0; i<4; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -23244,17 +23134,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 85};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 87};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_part, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_i};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_stream_uniforms, __pyx_mstate->__pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {17, 0, 0, 33, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 96};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_words, __pyx_mstate->__pyx_n_u_slice_of, __pyx_mstate->__pyx_n_u_block_ptr, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_nk, __pyx_mstate->__pyx_n_u_cursor, __pyx_mstate->__pyx_n_u_scratch_i, __pyx_mstate->__pyx_n_u_scratch_d, __pyx_mstate->__pyx_n_u_alpha, __pyx_mstate->__pyx_n_u_eta, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep_index, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_B, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_avx2, __pyx_mstate->__pyx_n_u_veta, __pyx_mstate->__pyx_n_u_delta, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_n_u_cnt, __pyx_mstate->__pyx_n_u_ctx};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_q_r_1_R, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {17, 0, 0, 32, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 98};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_words, __pyx_mstate->__pyx_n_u_slice_of, __pyx_mstate->__pyx_n_u_block_ptr, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_nk, __pyx_mstate->__pyx_n_u_cursor, __pyx_mstate->__pyx_n_u_scratch_i, __pyx_mstate->__pyx_n_u_scratch_d, __pyx_mstate->__pyx_n_u_alpha, __pyx_mstate->__pyx_n_u_eta, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep_index, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_B, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_veta, __pyx_mstate->__pyx_n_u_delta, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_n_u_cnt, __pyx_mstate->__pyx_n_u_ctx};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_r_1_Rs, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 226};
+    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 219};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_doc_block_ptr, __pyx_mstate->__pyx_n_u_word_block_ptr, __pyx_mstate->__pyx_n_u_lg_alpha, __pyx_mstate->__pyx_n_u_lg_doclen, __pyx_mstate->__pyx_n_u_lg_eta, __pyx_mstate->__pyx_n_u_doc_block_lj, __pyx_mstate->__pyx_n_u_word_block_lj, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_Bd, __pyx_mstate->__pyx_n_u_Bw, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_acc};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_log_joint_terms, __pyx_mstate->__pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
