@@ -1836,6 +1836,7 @@ struct __pyx_array_obj;
 struct __pyx_MemviewEnum_obj;
 struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
+struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass;
 
 /* "src_c/emissions/_gaussian_kernel.pyx":57
  * 
@@ -1851,7 +1852,38 @@ enum  {
   __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL = 3
 };
 
-/* "src_c/emissions/_gaussian_kernel.pyx":291
+/* "src_c/emissions/_gaussian_kernel.pyx":88
+ * 
+ * 
+ * cdef struct _GaussPass:             # <<<<<<<<<<<<<<
+ *     # What every chunk of one pass shares, built once by gmm_pass. An optional array is NULL
+ *     # when absent. The data and the per-row outputs are in X's dtype (float32 or float64), so
+*/
+struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass {
+  int D;
+  int K;
+  int cov_type;
+  double const *weights;
+  double const *shift;
+  double const *means;
+  double const *prec_chol;
+  double const *aux;
+  int n_aux;
+  double const *log_const;
+  double const *resp_in;
+  int compute_stats;
+  int sample_z;
+  uint64_t stream;
+  double *nk;
+  double *s1;
+  double *s2;
+  Py_ssize_t s2_size;
+  double *ll;
+  double *ent;
+  int *z_out;
+};
+
+/* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -3586,8 +3618,8 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(float const *, double const *, int, Py_ssize_t, Py_ssize_t, int, int, int, double const *, double const *, double const *, double const *, int, double const *, double const *, int, double *, double *, double *, double *, double *, float *, int, float *, int, int, int, uint64_t, int *, int, double *, double *, double *); /*proto*/
-static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(double const *, double const *, int, Py_ssize_t, Py_ssize_t, int, int, int, double const *, double const *, double const *, double const *, int, double const *, double const *, int, double *, double *, double *, double *, double *, double *, int, double *, int, int, int, uint64_t, int *, int, double *, double *, double *); /*proto*/
+static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass const *, float const *, float *, float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *, double *, double *); /*proto*/
+static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass const *, double const *, double *, double *, Py_ssize_t, Py_ssize_t, Py_ssize_t, double *, double *, double *); /*proto*/
 static PyObject *__pyx_ff_map_fused_988187_2_2_float__and_double(PyObject *, PyTypeObject *); /*proto*/
 static PyObject *__pyx_ff_match_signatures_single(PyObject *, PyObject *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
@@ -3898,7 +3930,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[3];
     PyObject *__pyx_codeobj_tab[7];
-    PyObject *__pyx_string_tab[204];
+    PyObject *__pyx_string_tab[197];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -4046,122 +4078,115 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_args __pyx_string_tab[85]
 #define __pyx_n_u_asyncio_coroutines __pyx_string_tab[86]
 #define __pyx_n_u_aux __pyx_string_tab[87]
-#define __pyx_n_u_aux_ptr __pyx_string_tab[88]
-#define __pyx_n_u_b __pyx_string_tab[89]
-#define __pyx_n_u_base __pyx_string_tab[90]
-#define __pyx_n_u_c __pyx_string_tab[91]
-#define __pyx_n_u_chunk_size __pyx_string_tab[92]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[93]
-#define __pyx_n_u_compute_stats __pyx_string_tab[94]
-#define __pyx_n_u_count __pyx_string_tab[95]
-#define __pyx_n_u_covariance_type __pyx_string_tab[96]
-#define __pyx_n_u_defaults __pyx_string_tab[97]
-#define __pyx_n_u_double __pyx_string_tab[98]
-#define __pyx_n_u_dtype __pyx_string_tab[99]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[100]
-#define __pyx_n_u_dummy __pyx_string_tab[101]
-#define __pyx_n_u_empty __pyx_string_tab[102]
-#define __pyx_n_u_encode __pyx_string_tab[103]
-#define __pyx_n_u_end __pyx_string_tab[104]
-#define __pyx_n_u_ent_slots __pyx_string_tab[105]
-#define __pyx_n_u_enumerate __pyx_string_tab[106]
-#define __pyx_n_u_error __pyx_string_tab[107]
-#define __pyx_n_u_fdummy __pyx_string_tab[108]
-#define __pyx_n_u_flags __pyx_string_tab[109]
-#define __pyx_n_u_float __pyx_string_tab[110]
-#define __pyx_n_u_format __pyx_string_tab[111]
-#define __pyx_n_u_fortran __pyx_string_tab[112]
-#define __pyx_n_u_g __pyx_string_tab[113]
-#define __pyx_n_u_get __pyx_string_tab[114]
-#define __pyx_n_u_gmm_pass __pyx_string_tab[115]
-#define __pyx_n_u_gmm_pass_const_double_1_double_1 __pyx_string_tab[116]
-#define __pyx_n_u_gmm_pass_const_float_1_float_1_f __pyx_string_tab[117]
-#define __pyx_n_u_has_lpn_out __pyx_string_tab[118]
-#define __pyx_n_u_has_resp_in __pyx_string_tab[119]
-#define __pyx_n_u_has_resp_out __pyx_string_tab[120]
-#define __pyx_n_u_has_weights __pyx_string_tab[121]
-#define __pyx_n_u_has_z_out __pyx_string_tab[122]
-#define __pyx_n_u_i __pyx_string_tab[123]
-#define __pyx_n_u_id __pyx_string_tab[124]
-#define __pyx_n_u_idummy __pyx_string_tab[125]
-#define __pyx_n_u_index __pyx_string_tab[126]
-#define __pyx_n_u_items __pyx_string_tab[127]
-#define __pyx_n_u_itemsize __pyx_string_tab[128]
-#define __pyx_n_u_j __pyx_string_tab[129]
-#define __pyx_n_u_kind __pyx_string_tab[130]
-#define __pyx_n_u_kwargs __pyx_string_tab[131]
-#define __pyx_n_u_ll_slots __pyx_string_tab[132]
-#define __pyx_n_u_log_const __pyx_string_tab[133]
-#define __pyx_n_u_log_prob_norm_out __pyx_string_tab[134]
-#define __pyx_n_u_lp __pyx_string_tab[135]
-#define __pyx_n_u_lpn_ptr __pyx_string_tab[136]
-#define __pyx_n_u_means __pyx_string_tab[137]
-#define __pyx_n_u_memview __pyx_string_tab[138]
-#define __pyx_n_u_mode __pyx_string_tab[139]
-#define __pyx_n_u_n __pyx_string_tab[140]
-#define __pyx_n_u_n_aux __pyx_string_tab[141]
-#define __pyx_n_u_n_chunks __pyx_string_tab[142]
-#define __pyx_n_u_n_threads __pyx_string_tab[143]
-#define __pyx_n_u_name __pyx_string_tab[144]
-#define __pyx_n_u_ndim __pyx_string_tab[145]
-#define __pyx_n_u_nk_slots __pyx_string_tab[146]
-#define __pyx_n_u_np __pyx_string_tab[147]
-#define __pyx_n_u_numpy __pyx_string_tab[148]
-#define __pyx_n_u_o __pyx_string_tab[149]
-#define __pyx_n_u_obj __pyx_string_tab[150]
-#define __pyx_n_u_one __pyx_string_tab[151]
-#define __pyx_n_u_out __pyx_string_tab[152]
-#define __pyx_n_u_out_slots __pyx_string_tab[153]
-#define __pyx_n_u_pack __pyx_string_tab[154]
-#define __pyx_n_u_per_group __pyx_string_tab[155]
-#define __pyx_n_u_pop __pyx_string_tab[156]
-#define __pyx_n_u_prec_chol __pyx_string_tab[157]
-#define __pyx_n_u_prec_ptr __pyx_string_tab[158]
-#define __pyx_n_u_register __pyx_string_tab[159]
-#define __pyx_n_u_resp_in __pyx_string_tab[160]
-#define __pyx_n_u_resp_in_ptr __pyx_string_tab[161]
-#define __pyx_n_u_resp_out __pyx_string_tab[162]
-#define __pyx_n_u_resp_out_ptr __pyx_string_tab[163]
-#define __pyx_n_u_s1_size __pyx_string_tab[164]
-#define __pyx_n_u_s1_slots __pyx_string_tab[165]
-#define __pyx_n_u_s2_ptr __pyx_string_tab[166]
-#define __pyx_n_u_s2_size __pyx_string_tab[167]
-#define __pyx_n_u_s2_slots __pyx_string_tab[168]
-#define __pyx_n_u_sample_weight __pyx_string_tab[169]
-#define __pyx_n_u_sample_z __pyx_string_tab[170]
-#define __pyx_n_u_seed __pyx_string_tab[171]
-#define __pyx_n_u_setdefault __pyx_string_tab[172]
-#define __pyx_n_u_shape __pyx_string_tab[173]
-#define __pyx_n_u_shift __pyx_string_tab[174]
-#define __pyx_n_u_signatures __pyx_string_tab[175]
-#define __pyx_n_u_size __pyx_string_tab[176]
-#define __pyx_n_u_start __pyx_string_tab[177]
-#define __pyx_n_u_step __pyx_string_tab[178]
-#define __pyx_n_u_stop __pyx_string_tab[179]
-#define __pyx_n_u_stream __pyx_string_tab[180]
-#define __pyx_n_u_struct __pyx_string_tab[181]
-#define __pyx_n_u_sweep __pyx_string_tab[182]
-#define __pyx_n_u_uniforms __pyx_string_tab[183]
-#define __pyx_n_u_unpack __pyx_string_tab[184]
-#define __pyx_n_u_update __pyx_string_tab[185]
-#define __pyx_n_u_v __pyx_string_tab[186]
-#define __pyx_n_u_values __pyx_string_tab[187]
-#define __pyx_n_u_vbfast_emissions__gaussian_kerne __pyx_string_tab[188]
-#define __pyx_n_u_w_ptr __pyx_string_tab[189]
-#define __pyx_n_u_weighted_gram __pyx_string_tab[190]
-#define __pyx_n_u_weighted_gram_const_double_1 __pyx_string_tab[191]
-#define __pyx_n_u_weighted_gram_const_float_1 __pyx_string_tab[192]
-#define __pyx_n_u_width __pyx_string_tab[193]
-#define __pyx_n_u_x __pyx_string_tab[194]
-#define __pyx_n_u_xbuf __pyx_string_tab[195]
-#define __pyx_n_u_z_out __pyx_string_tab[196]
-#define __pyx_n_u_z_ptr __pyx_string_tab[197]
-#define __pyx_n_u_zbuf __pyx_string_tab[198]
-#define __pyx_n_b_O __pyx_string_tab[199]
-#define __pyx_kp_b_void_char_char_char_char_int_int __pyx_string_tab[200]
-#define __pyx_kp_b_iso88591_F_5_6_U_5_Qhk_r_1 __pyx_string_tab[201]
-#define __pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y __pyx_string_tab[202]
-#define __pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1 __pyx_string_tab[203]
+#define __pyx_n_u_b __pyx_string_tab[88]
+#define __pyx_n_u_base __pyx_string_tab[89]
+#define __pyx_n_u_c __pyx_string_tab[90]
+#define __pyx_n_u_chunk_size __pyx_string_tab[91]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[92]
+#define __pyx_n_u_compute_stats __pyx_string_tab[93]
+#define __pyx_n_u_count __pyx_string_tab[94]
+#define __pyx_n_u_covariance_type __pyx_string_tab[95]
+#define __pyx_n_u_defaults __pyx_string_tab[96]
+#define __pyx_n_u_double __pyx_string_tab[97]
+#define __pyx_n_u_dtype __pyx_string_tab[98]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[99]
+#define __pyx_n_u_dummy __pyx_string_tab[100]
+#define __pyx_n_u_empty __pyx_string_tab[101]
+#define __pyx_n_u_encode __pyx_string_tab[102]
+#define __pyx_n_u_end __pyx_string_tab[103]
+#define __pyx_n_u_ent_slots __pyx_string_tab[104]
+#define __pyx_n_u_enumerate __pyx_string_tab[105]
+#define __pyx_n_u_error __pyx_string_tab[106]
+#define __pyx_n_u_flags __pyx_string_tab[107]
+#define __pyx_n_u_float __pyx_string_tab[108]
+#define __pyx_n_u_format __pyx_string_tab[109]
+#define __pyx_n_u_fortran __pyx_string_tab[110]
+#define __pyx_n_u_g __pyx_string_tab[111]
+#define __pyx_n_u_get __pyx_string_tab[112]
+#define __pyx_n_u_gmm_pass __pyx_string_tab[113]
+#define __pyx_n_u_gmm_pass_const_double_1_double_1 __pyx_string_tab[114]
+#define __pyx_n_u_gmm_pass_const_float_1_float_1_f __pyx_string_tab[115]
+#define __pyx_n_u_has_lpn_out __pyx_string_tab[116]
+#define __pyx_n_u_has_resp_in __pyx_string_tab[117]
+#define __pyx_n_u_has_resp_out __pyx_string_tab[118]
+#define __pyx_n_u_has_weights __pyx_string_tab[119]
+#define __pyx_n_u_has_z_out __pyx_string_tab[120]
+#define __pyx_n_u_i __pyx_string_tab[121]
+#define __pyx_n_u_id __pyx_string_tab[122]
+#define __pyx_n_u_index __pyx_string_tab[123]
+#define __pyx_n_u_items __pyx_string_tab[124]
+#define __pyx_n_u_itemsize __pyx_string_tab[125]
+#define __pyx_n_u_j __pyx_string_tab[126]
+#define __pyx_n_u_kind __pyx_string_tab[127]
+#define __pyx_n_u_kwargs __pyx_string_tab[128]
+#define __pyx_n_u_ll_slots __pyx_string_tab[129]
+#define __pyx_n_u_log_const __pyx_string_tab[130]
+#define __pyx_n_u_log_prob_norm_out __pyx_string_tab[131]
+#define __pyx_n_u_lp __pyx_string_tab[132]
+#define __pyx_n_u_lpn_ptr __pyx_string_tab[133]
+#define __pyx_n_u_means __pyx_string_tab[134]
+#define __pyx_n_u_memview __pyx_string_tab[135]
+#define __pyx_n_u_mode __pyx_string_tab[136]
+#define __pyx_n_u_n __pyx_string_tab[137]
+#define __pyx_n_u_n_aux __pyx_string_tab[138]
+#define __pyx_n_u_n_chunks __pyx_string_tab[139]
+#define __pyx_n_u_n_threads __pyx_string_tab[140]
+#define __pyx_n_u_name __pyx_string_tab[141]
+#define __pyx_n_u_ndim __pyx_string_tab[142]
+#define __pyx_n_u_nk_slots __pyx_string_tab[143]
+#define __pyx_n_u_np __pyx_string_tab[144]
+#define __pyx_n_u_numpy __pyx_string_tab[145]
+#define __pyx_n_u_o __pyx_string_tab[146]
+#define __pyx_n_u_obj __pyx_string_tab[147]
+#define __pyx_n_u_one __pyx_string_tab[148]
+#define __pyx_n_u_out __pyx_string_tab[149]
+#define __pyx_n_u_out_slots __pyx_string_tab[150]
+#define __pyx_n_u_p __pyx_string_tab[151]
+#define __pyx_n_u_pack __pyx_string_tab[152]
+#define __pyx_n_u_per_group __pyx_string_tab[153]
+#define __pyx_n_u_pop __pyx_string_tab[154]
+#define __pyx_n_u_prec_chol __pyx_string_tab[155]
+#define __pyx_n_u_register __pyx_string_tab[156]
+#define __pyx_n_u_resp_in __pyx_string_tab[157]
+#define __pyx_n_u_resp_out __pyx_string_tab[158]
+#define __pyx_n_u_resp_out_ptr __pyx_string_tab[159]
+#define __pyx_n_u_s1_size __pyx_string_tab[160]
+#define __pyx_n_u_s1_slots __pyx_string_tab[161]
+#define __pyx_n_u_s2_size __pyx_string_tab[162]
+#define __pyx_n_u_s2_slots __pyx_string_tab[163]
+#define __pyx_n_u_sample_weight __pyx_string_tab[164]
+#define __pyx_n_u_sample_z __pyx_string_tab[165]
+#define __pyx_n_u_seed __pyx_string_tab[166]
+#define __pyx_n_u_setdefault __pyx_string_tab[167]
+#define __pyx_n_u_shape __pyx_string_tab[168]
+#define __pyx_n_u_shift __pyx_string_tab[169]
+#define __pyx_n_u_signatures __pyx_string_tab[170]
+#define __pyx_n_u_size __pyx_string_tab[171]
+#define __pyx_n_u_start __pyx_string_tab[172]
+#define __pyx_n_u_step __pyx_string_tab[173]
+#define __pyx_n_u_stop __pyx_string_tab[174]
+#define __pyx_n_u_stream __pyx_string_tab[175]
+#define __pyx_n_u_struct __pyx_string_tab[176]
+#define __pyx_n_u_sweep __pyx_string_tab[177]
+#define __pyx_n_u_uniforms __pyx_string_tab[178]
+#define __pyx_n_u_unpack __pyx_string_tab[179]
+#define __pyx_n_u_update __pyx_string_tab[180]
+#define __pyx_n_u_v __pyx_string_tab[181]
+#define __pyx_n_u_values __pyx_string_tab[182]
+#define __pyx_n_u_vbfast_emissions__gaussian_kerne __pyx_string_tab[183]
+#define __pyx_n_u_weighted_gram __pyx_string_tab[184]
+#define __pyx_n_u_weighted_gram_const_double_1 __pyx_string_tab[185]
+#define __pyx_n_u_weighted_gram_const_float_1 __pyx_string_tab[186]
+#define __pyx_n_u_width __pyx_string_tab[187]
+#define __pyx_n_u_x __pyx_string_tab[188]
+#define __pyx_n_u_xbuf __pyx_string_tab[189]
+#define __pyx_n_u_z_out __pyx_string_tab[190]
+#define __pyx_n_u_zbuf __pyx_string_tab[191]
+#define __pyx_n_b_O __pyx_string_tab[192]
+#define __pyx_kp_b_void_char_char_char_char_int_int __pyx_string_tab[193]
+#define __pyx_kp_b_iso88591_F_5_6_U_5_Qhk_r_1 __pyx_string_tab[194]
+#define __pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y __pyx_string_tab[195]
+#define __pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1 __pyx_string_tab[196]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -4198,7 +4223,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<7; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<204; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<197; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4244,7 +4269,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<7; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<204; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<197; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -19697,15 +19722,40 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_uniforms(CYTHON_
   return __pyx_r;
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":88
+/* "src_c/emissions/_gaussian_kernel.pyx":115
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
- *     const floating* X, const double* weights, bint has_weights,
- *     Py_ssize_t start, Py_ssize_t end, int D, int K, int cov_type,
+ *     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+ *     Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
 */
 
-static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(float const *__pyx_v_X, double const *__pyx_v_weights, int __pyx_v_has_weights, Py_ssize_t __pyx_v_start, Py_ssize_t __pyx_v_end, int __pyx_v_D, int __pyx_v_K, int __pyx_v_cov_type, double const *__pyx_v_shift, double const *__pyx_v_means, double const *__pyx_v_prec_chol, double const *__pyx_v_aux, int __pyx_v_n_aux, double const *__pyx_v_log_const, double const *__pyx_v_resp_in, int __pyx_v_has_resp_in, double *__pyx_v_nk, double *__pyx_v_s1, double *__pyx_v_s2, double *__pyx_v_ll, double *__pyx_v_ent, float *__pyx_v_resp_out, int __pyx_v_has_resp_out, float *__pyx_v_log_prob_norm_out, int __pyx_v_has_lpn_out, int __pyx_v_compute_stats, int __pyx_v_sample_z, uint64_t __pyx_v_stream, int *__pyx_v_z_out, int __pyx_v_has_z_out, double *__pyx_v_xbuf, double *__pyx_v_zbuf, double *__pyx_v_lp) {
+static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass const *__pyx_v_p, float const *__pyx_v_X, float *__pyx_v_resp_out, float *__pyx_v_log_prob_norm_out, Py_ssize_t __pyx_v_g, Py_ssize_t __pyx_v_start, Py_ssize_t __pyx_v_end, double *__pyx_v_xbuf, double *__pyx_v_zbuf, double *__pyx_v_lp) {
+  int __pyx_v_D;
+  int __pyx_v_K;
+  int __pyx_v_cov_type;
+  int __pyx_v_n_aux;
+  double const *__pyx_v_weights;
+  double const *__pyx_v_shift;
+  double const *__pyx_v_means;
+  double const *__pyx_v_prec_chol;
+  double const *__pyx_v_aux;
+  double const *__pyx_v_log_const;
+  double const *__pyx_v_resp_in;
+  int __pyx_v_has_weights;
+  int __pyx_v_has_resp_in;
+  int __pyx_v_has_resp_out;
+  int __pyx_v_has_lpn_out;
+  int __pyx_v_compute_stats;
+  int __pyx_v_sample_z;
+  uint64_t __pyx_v_stream;
+  int *__pyx_v_z_out;
+  int __pyx_v_has_z_out;
+  double *__pyx_v_nk;
+  double *__pyx_v_s1;
+  double *__pyx_v_s2;
+  double *__pyx_v_ll;
+  double *__pyx_v_ent;
   int __pyx_v_b;
   int __pyx_v_n;
   int __pyx_v_j;
@@ -19728,28 +19778,271 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   double *__pyx_v_z_n;
   double *__pyx_v_lp_n;
   int __pyx_t_1;
-  int __pyx_t_2;
-  int __pyx_t_3;
-  int __pyx_t_4;
-  int __pyx_t_5;
-  int __pyx_t_6;
-  int __pyx_t_7;
-  int __pyx_t_8;
+  double const *__pyx_t_2;
+  double const *__pyx_t_3;
+  double const *__pyx_t_4;
+  double const *__pyx_t_5;
+  double const *__pyx_t_6;
+  double const *__pyx_t_7;
+  double const *__pyx_t_8;
   int __pyx_t_9;
-  int __pyx_t_10;
-  int __pyx_t_11;
-  double __pyx_t_12;
+  uint64_t __pyx_t_10;
+  int *__pyx_t_11;
+  double *__pyx_t_12;
+  int __pyx_t_13;
+  int __pyx_t_14;
+  int __pyx_t_15;
+  int __pyx_t_16;
+  int __pyx_t_17;
+  int __pyx_t_18;
+  int __pyx_t_19;
+  int __pyx_t_20;
+  int __pyx_t_21;
+  double __pyx_t_22;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":106
- *     responsibilities (times the sample weight once the bound terms are taken).
+  /* "src_c/emissions/_gaussian_kernel.pyx":127
  *     """
+ *     # p's fields as locals: the loops below then read them from registers.
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux             # <<<<<<<<<<<<<<
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift
+*/
+  __pyx_t_1 = __pyx_v_p->D;
+
+  __pyx_v_D = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->K;
+
+  __pyx_v_K = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->cov_type;
+
+  __pyx_v_cov_type = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->n_aux;
+
+  __pyx_v_n_aux = __pyx_t_1;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":128
+ *     # p's fields as locals: the loops below then read them from registers.
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
+ *     cdef const double* weights = p.weights             # <<<<<<<<<<<<<<
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means
+*/
+  __pyx_t_2 = __pyx_v_p->weights;
+
+  __pyx_v_weights = __pyx_t_2;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":129
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift             # <<<<<<<<<<<<<<
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol
+*/
+  __pyx_t_3 = __pyx_v_p->shift;
+
+  __pyx_v_shift = __pyx_t_3;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":130
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means             # <<<<<<<<<<<<<<
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux
+*/
+  __pyx_t_4 = __pyx_v_p->means;
+
+  __pyx_v_means = __pyx_t_4;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":131
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol             # <<<<<<<<<<<<<<
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const
+*/
+  __pyx_t_5 = __pyx_v_p->prec_chol;
+
+  __pyx_v_prec_chol = __pyx_t_5;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":132
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux             # <<<<<<<<<<<<<<
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in
+*/
+  __pyx_t_6 = __pyx_v_p->aux;
+
+  __pyx_v_aux = __pyx_t_6;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":133
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const             # <<<<<<<<<<<<<<
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL
+*/
+  __pyx_t_7 = __pyx_v_p->log_const;
+
+  __pyx_v_log_const = __pyx_t_7;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":134
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in             # <<<<<<<<<<<<<<
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL
+*/
+  __pyx_t_8 = __pyx_v_p->resp_in;
+
+  __pyx_v_resp_in = __pyx_t_8;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":135
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL
+*/
+  __pyx_v_has_weights = (__pyx_v_weights != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":136
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+*/
+  __pyx_v_has_resp_in = (__pyx_v_resp_in != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":137
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+*/
+  __pyx_v_has_resp_out = (__pyx_v_resp_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":138
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream
+*/
+  __pyx_v_has_lpn_out = (__pyx_v_log_prob_norm_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":139
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z             # <<<<<<<<<<<<<<
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out
+*/
+  __pyx_t_9 = __pyx_v_p->compute_stats;
+
+  __pyx_v_compute_stats = __pyx_t_9;
+  __pyx_t_9 = __pyx_v_p->sample_z;
+
+  __pyx_v_sample_z = __pyx_t_9;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":140
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream             # <<<<<<<<<<<<<<
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL
+*/
+  __pyx_t_10 = __pyx_v_p->stream;
+
+  __pyx_v_stream = __pyx_t_10;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":141
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out             # <<<<<<<<<<<<<<
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K
+*/
+  __pyx_t_11 = __pyx_v_p->z_out;
+
+  __pyx_v_z_out = __pyx_t_11;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":142
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D
+*/
+  __pyx_v_has_z_out = (__pyx_v_z_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":143
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K             # <<<<<<<<<<<<<<
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+*/
+  __pyx_v_nk = (__pyx_v_p->nk + (__pyx_v_g * __pyx_v_K));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":144
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D             # <<<<<<<<<<<<<<
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g
+*/
+  __pyx_v_s1 = (__pyx_v_p->s1 + ((__pyx_v_g * __pyx_v_K) * __pyx_v_D));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":145
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL             # <<<<<<<<<<<<<<
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g
+*/
+  __pyx_t_9 = (__pyx_v_p->s2 != NULL);
+
+  if (__pyx_t_9) {
+
+    __pyx_t_12 = (__pyx_v_p->s2 + (__pyx_v_g * __pyx_v_p->s2_size));
+  } else {
+
+    __pyx_t_12 = ((double *)NULL);
+  }
+
+  __pyx_v_s2 = __pyx_t_12;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":146
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g             # <<<<<<<<<<<<<<
+ *     cdef double* ent = p.ent + g
+ *     cdef int b = <int>(end - start)
+*/
+  __pyx_v_ll = (__pyx_v_p->ll + __pyx_v_g);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":147
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g             # <<<<<<<<<<<<<<
+ *     cdef int b = <int>(end - start)
+ *     cdef int n, j, k, z
+*/
+  __pyx_v_ent = (__pyx_v_p->ent + __pyx_v_g);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":148
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g
  *     cdef int b = <int>(end - start)             # <<<<<<<<<<<<<<
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
 */
   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":108
+  /* "src_c/emissions/_gaussian_kernel.pyx":150
  *     cdef int b = <int>(end - start)
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0             # <<<<<<<<<<<<<<
@@ -19759,7 +20052,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   __pyx_v_ll_chunk = 0.0;
   __pyx_v_ent_chunk = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":109
+  /* "src_c/emissions/_gaussian_kernel.pyx":151
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
  *     cdef double one = 1.0, zero = 0.0, minus_half = -0.5             # <<<<<<<<<<<<<<
@@ -19770,7 +20063,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   __pyx_v_zero = 0.0;
   __pyx_v_minus_half = -0.5;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":115
+  /* "src_c/emissions/_gaussian_kernel.pyx":157
  * 
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -19779,12 +20072,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
   __pyx_t_1 = __pyx_v_b;
-  __pyx_t_2 = __pyx_t_1;
+  __pyx_t_13 = __pyx_t_1;
 
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_n = __pyx_t_3;
+  for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+    __pyx_v_n = __pyx_t_14;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":116
+    /* "src_c/emissions/_gaussian_kernel.pyx":158
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):
  *         for j in range(D):             # <<<<<<<<<<<<<<
@@ -19792,13 +20085,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  * 
 */
 
-    __pyx_t_4 = __pyx_v_D;
-    __pyx_t_5 = __pyx_t_4;
+    __pyx_t_15 = __pyx_v_D;
+    __pyx_t_16 = __pyx_t_15;
 
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_j = __pyx_t_6;
+    for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+      __pyx_v_j = __pyx_t_17;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":117
+      /* "src_c/emissions/_gaussian_kernel.pyx":159
  *     for n in range(b):
  *         for j in range(D):
  *             xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]             # <<<<<<<<<<<<<<
@@ -19811,53 +20104,53 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":120
+  /* "src_c/emissions/_gaussian_kernel.pyx":162
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
 */
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-  if (!__pyx_t_8) {
-
-  } else {
-
-    __pyx_t_7 = __pyx_t_8;
-
-    goto __pyx_L8_bool_binop_done;
-  }
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
-
-  if (!__pyx_t_8) {
+  if (!__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
 
-  if (__pyx_t_8) {
+  if (!__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_8 = (!__pyx_v_has_resp_in);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+
+  if (__pyx_t_18) {
+
+  } else {
+
+    __pyx_t_9 = __pyx_t_18;
+
+    goto __pyx_L8_bool_binop_done;
+  }
+  __pyx_t_18 = (!__pyx_v_has_resp_in);
 
 
-  __pyx_t_7 = __pyx_t_8;
+  __pyx_t_9 = __pyx_t_18;
 
   __pyx_L8_bool_binop_done:;
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":121
+    /* "src_c/emissions/_gaussian_kernel.pyx":163
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -19866,12 +20159,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":122
+      /* "src_c/emissions/_gaussian_kernel.pyx":164
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -19880,7 +20173,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":123
+      /* "src_c/emissions/_gaussian_kernel.pyx":165
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):             # <<<<<<<<<<<<<<
@@ -19888,13 +20181,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *         if cov_type == TIED:
 */
 
-      __pyx_t_4 = __pyx_v_D;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_D;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_j = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_j = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":124
+        /* "src_c/emissions/_gaussian_kernel.pyx":166
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -19907,19 +20200,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":125
+    /* "src_c/emissions/_gaussian_kernel.pyx":167
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
 */
-    __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+    __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":128
+      /* "src_c/emissions/_gaussian_kernel.pyx":170
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,             # <<<<<<<<<<<<<<
@@ -19928,7 +20221,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)__pyx_v_prec_chol), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":125
+      /* "src_c/emissions/_gaussian_kernel.pyx":167
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -19937,7 +20230,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":130
+    /* "src_c/emissions/_gaussian_kernel.pyx":172
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
  *                   zbuf, &n_aux)
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -19946,12 +20239,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":131
+      /* "src_c/emissions/_gaussian_kernel.pyx":173
  *                   zbuf, &n_aux)
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -19960,19 +20253,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":132
+      /* "src_c/emissions/_gaussian_kernel.pyx":174
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]
 */
-      __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+      __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":133
+        /* "src_c/emissions/_gaussian_kernel.pyx":175
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -19980,13 +20273,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             else:
 */
 
-        __pyx_t_4 = __pyx_v_D;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_D;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_j = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_j = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":134
+          /* "src_c/emissions/_gaussian_kernel.pyx":176
  *             if cov_type == DIAG:
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -19997,7 +20290,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":132
+        /* "src_c/emissions/_gaussian_kernel.pyx":174
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -20007,7 +20300,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         goto __pyx_L19;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":136
+      /* "src_c/emissions/_gaussian_kernel.pyx":178
  *                     z_n[D + j] = z_n[j] * z_n[j]
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -20017,7 +20310,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":137
+        /* "src_c/emissions/_gaussian_kernel.pyx":179
  *             else:
  *                 s = 0.0
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -20025,13 +20318,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 z_n[D] = s
 */
 
-        __pyx_t_4 = __pyx_v_D;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_D;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_j = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_j = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":138
+          /* "src_c/emissions/_gaussian_kernel.pyx":180
  *                 s = 0.0
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -20042,7 +20335,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":139
+        /* "src_c/emissions/_gaussian_kernel.pyx":181
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]
  *                 z_n[D] = s             # <<<<<<<<<<<<<<
@@ -20055,7 +20348,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":120
+    /* "src_c/emissions/_gaussian_kernel.pyx":162
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -20064,7 +20357,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":141
+  /* "src_c/emissions/_gaussian_kernel.pyx":183
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -20073,7 +20366,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   if (__pyx_v_has_resp_in) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":142
+    /* "src_c/emissions/_gaussian_kernel.pyx":184
  * 
  *     if has_resp_in:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20082,12 +20375,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":143
+      /* "src_c/emissions/_gaussian_kernel.pyx":185
  *     if has_resp_in:
  *         for n in range(b):
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20095,13 +20388,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *     else:
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":144
+        /* "src_c/emissions/_gaussian_kernel.pyx":186
  *         for n in range(b):
  *             for k in range(K):
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]             # <<<<<<<<<<<<<<
@@ -20114,7 +20407,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":141
+    /* "src_c/emissions/_gaussian_kernel.pyx":183
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -20124,7 +20417,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L24;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":146
+  /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -20132,12 +20425,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 m_k = means + k * D
 */
   /*else*/ {
-    __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+    __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":147
+      /* "src_c/emissions/_gaussian_kernel.pyx":189
  *     else:
  *         if cov_type == FULL:
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20146,12 +20439,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
       __pyx_t_1 = __pyx_v_K;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_k = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_k = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":148
+        /* "src_c/emissions/_gaussian_kernel.pyx":190
  *         if cov_type == FULL:
  *             for k in range(K):
  *                 m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -20160,7 +20453,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":149
+        /* "src_c/emissions/_gaussian_kernel.pyx":191
  *             for k in range(K):
  *                 m_k = means + k * D
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -20168,13 +20461,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
 */
 
-        __pyx_t_4 = __pyx_v_b;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_b;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_n = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_n = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":150
+          /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                 m_k = means + k * D
  *                 for n in range(b):
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -20182,13 +20475,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":151
+            /* "src_c/emissions/_gaussian_kernel.pyx":193
  *                 for n in range(b):
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]             # <<<<<<<<<<<<<<
@@ -20201,7 +20494,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":152
+        /* "src_c/emissions/_gaussian_kernel.pyx":194
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,             # <<<<<<<<<<<<<<
@@ -20210,7 +20503,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)(__pyx_v_prec_chol + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D))), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":154
+        /* "src_c/emissions/_gaussian_kernel.pyx":196
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -20218,13 +20511,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                     for j in range(D):
 */
 
-        __pyx_t_4 = __pyx_v_b;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_b;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_n = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_n = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":155
+          /* "src_c/emissions/_gaussian_kernel.pyx":197
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):
  *                     s = 0.0             # <<<<<<<<<<<<<<
@@ -20233,7 +20526,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_s = 0.0;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":156
+          /* "src_c/emissions/_gaussian_kernel.pyx":198
  *                 for n in range(b):
  *                     s = 0.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -20241,13 +20534,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                     lp[n * K + k] = log_const[k] - 0.5 * s
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":157
+            /* "src_c/emissions/_gaussian_kernel.pyx":199
  *                     s = 0.0
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -20258,7 +20551,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":158
+          /* "src_c/emissions/_gaussian_kernel.pyx":200
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
  *                     lp[n * K + k] = log_const[k] - 0.5 * s             # <<<<<<<<<<<<<<
@@ -20271,7 +20564,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":146
+      /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -20281,7 +20574,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       goto __pyx_L29;
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":162
+    /* "src_c/emissions/_gaussian_kernel.pyx":204
  *             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,             # <<<<<<<<<<<<<<
@@ -20290,7 +20583,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     /*else*/ {
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":163
+      /* "src_c/emissions/_gaussian_kernel.pyx":205
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)             # <<<<<<<<<<<<<<
@@ -20299,7 +20592,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_n_aux), (&__pyx_v_minus_half), ((double *)__pyx_v_aux), (&__pyx_v_n_aux), __pyx_v_zbuf, (&__pyx_v_n_aux), (&__pyx_v_zero), __pyx_v_lp, (&__pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":164
+      /* "src_c/emissions/_gaussian_kernel.pyx":206
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -20308,12 +20601,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
       __pyx_t_1 = __pyx_v_b;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_n = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_n = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":165
+        /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20321,13 +20614,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  * 
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":166
+          /* "src_c/emissions/_gaussian_kernel.pyx":208
  *             for n in range(b):
  *                 for k in range(K):
  *                     lp[n * K + k] = lp[n * K + k] + log_const[k]             # <<<<<<<<<<<<<<
@@ -20342,7 +20635,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
     __pyx_L29:;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":169
+    /* "src_c/emissions/_gaussian_kernel.pyx":211
  * 
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -20351,12 +20644,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":170
+      /* "src_c/emissions/_gaussian_kernel.pyx":212
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):
  *             lp_n = lp + n * K             # <<<<<<<<<<<<<<
@@ -20365,7 +20658,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_lp_n = (__pyx_v_lp + (__pyx_v_n * __pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":171
+      /* "src_c/emissions/_gaussian_kernel.pyx":213
  *         for n in range(b):
  *             lp_n = lp + n * K
  *             mx = lp_n[0]             # <<<<<<<<<<<<<<
@@ -20374,7 +20667,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_mx = (__pyx_v_lp_n[0]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":172
+      /* "src_c/emissions/_gaussian_kernel.pyx":214
  *             lp_n = lp + n * K
  *             mx = lp_n[0]
  *             for k in range(1, K):             # <<<<<<<<<<<<<<
@@ -20382,25 +20675,25 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                     mx = lp_n[k]
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 1; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 1; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":173
+        /* "src_c/emissions/_gaussian_kernel.pyx":215
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:
 */
-        __pyx_t_7 = ((__pyx_v_lp_n[__pyx_v_k]) > __pyx_v_mx);
+        __pyx_t_9 = ((__pyx_v_lp_n[__pyx_v_k]) > __pyx_v_mx);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":174
+          /* "src_c/emissions/_gaussian_kernel.pyx":216
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]             # <<<<<<<<<<<<<<
@@ -20409,7 +20702,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_mx = (__pyx_v_lp_n[__pyx_v_k]);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":173
+          /* "src_c/emissions/_gaussian_kernel.pyx":215
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -20420,19 +20713,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":175
+      /* "src_c/emissions/_gaussian_kernel.pyx":217
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
 */
-      __pyx_t_7 = (__pyx_v_mx == (-INFINITY));
+      __pyx_t_9 = (__pyx_v_mx == (-INFINITY));
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":178
+        /* "src_c/emissions/_gaussian_kernel.pyx":220
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY             # <<<<<<<<<<<<<<
@@ -20441,7 +20734,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_lpn = (-INFINITY);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":179
+        /* "src_c/emissions/_gaussian_kernel.pyx":221
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20449,13 +20742,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             else:
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":180
+          /* "src_c/emissions/_gaussian_kernel.pyx":222
  *                 lpn = -INFINITY
  *                 for k in range(K):
  *                     lp_n[k] = 1.0 / K             # <<<<<<<<<<<<<<
@@ -20466,7 +20759,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":175
+        /* "src_c/emissions/_gaussian_kernel.pyx":217
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -20476,7 +20769,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         goto __pyx_L49;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":182
+      /* "src_c/emissions/_gaussian_kernel.pyx":224
  *                     lp_n[k] = 1.0 / K
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -20486,7 +20779,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":183
+        /* "src_c/emissions/_gaussian_kernel.pyx":225
  *             else:
  *                 s = 0.0
  *                 v = 0.0             # <<<<<<<<<<<<<<
@@ -20495,7 +20788,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":184
+        /* "src_c/emissions/_gaussian_kernel.pyx":226
  *                 s = 0.0
  *                 v = 0.0
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20503,13 +20796,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                     # responsibilities they are below any statistic's rounding; skipping the
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":188
+          /* "src_c/emissions/_gaussian_kernel.pyx":230
  *                     # responsibilities they are below any statistic's rounding; skipping the
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx             # <<<<<<<<<<<<<<
@@ -20518,26 +20811,26 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_v_k = ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":189
+          /* "src_c/emissions/_gaussian_kernel.pyx":231
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0             # <<<<<<<<<<<<<<
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
 */
-          __pyx_t_7 = (__pyx_v_v_k > -50.0);
+          __pyx_t_9 = (__pyx_v_v_k > -50.0);
 
-          if (__pyx_t_7) {
+          if (__pyx_t_9) {
 
-            __pyx_t_12 = exp(__pyx_v_v_k);
+            __pyx_t_22 = exp(__pyx_v_v_k);
           } else {
 
-            __pyx_t_12 = 0.0;
+            __pyx_t_22 = 0.0;
           }
 
-          __pyx_v_r = __pyx_t_12;
+          __pyx_v_r = __pyx_t_22;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":190
+          /* "src_c/emissions/_gaussian_kernel.pyx":232
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0
  *                     s = s + r             # <<<<<<<<<<<<<<
@@ -20546,19 +20839,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_s = (__pyx_v_s + __pyx_v_r);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":192
+          /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
 */
-          __pyx_t_7 = (__pyx_v_r > 0.0);
+          __pyx_t_9 = (__pyx_v_r > 0.0);
 
-          if (__pyx_t_7) {
+          if (__pyx_t_9) {
 
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":193
+            /* "src_c/emissions/_gaussian_kernel.pyx":235
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)             # <<<<<<<<<<<<<<
@@ -20567,7 +20860,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
             __pyx_v_v = (__pyx_v_v + (__pyx_v_r * ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx)));
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":192
+            /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -20576,7 +20869,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           }
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":194
+          /* "src_c/emissions/_gaussian_kernel.pyx":236
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r             # <<<<<<<<<<<<<<
@@ -20587,7 +20880,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":195
+        /* "src_c/emissions/_gaussian_kernel.pyx":237
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
  *                 v_k = log(s)             # <<<<<<<<<<<<<<
@@ -20596,7 +20889,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v_k = log(__pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":196
+        /* "src_c/emissions/_gaussian_kernel.pyx":238
  *                     lp_n[k] = r
  *                 v_k = log(s)
  *                 lpn = mx + v_k             # <<<<<<<<<<<<<<
@@ -20605,7 +20898,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_lpn = (__pyx_v_mx + __pyx_v_v_k);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":197
+        /* "src_c/emissions/_gaussian_kernel.pyx":239
  *                 v_k = log(s)
  *                 lpn = mx + v_k
  *                 r = 1.0 / s             # <<<<<<<<<<<<<<
@@ -20614,7 +20907,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_r = (1.0 / __pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":198
+        /* "src_c/emissions/_gaussian_kernel.pyx":240
  *                 lpn = mx + v_k
  *                 r = 1.0 / s
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20622,13 +20915,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":199
+          /* "src_c/emissions/_gaussian_kernel.pyx":241
  *                 r = 1.0 / s
  *                 for k in range(K):
  *                     lp_n[k] = lp_n[k] * r             # <<<<<<<<<<<<<<
@@ -20639,19 +20932,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":201
+        /* "src_c/emissions/_gaussian_kernel.pyx":243
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
 */
-        __pyx_t_7 = (!__pyx_v_sample_z);
+        __pyx_t_9 = (!__pyx_v_sample_z);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":202
+          /* "src_c/emissions/_gaussian_kernel.pyx":244
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -20660,14 +20953,14 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           if (__pyx_v_has_weights) {
 
-            __pyx_t_12 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
+            __pyx_t_22 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
           } else {
 
-            __pyx_t_12 = 1.0;
+            __pyx_t_22 = 1.0;
           }
-          __pyx_v_w = __pyx_t_12;
+          __pyx_v_w = __pyx_t_22;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":203
+          /* "src_c/emissions/_gaussian_kernel.pyx":245
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)             # <<<<<<<<<<<<<<
@@ -20676,7 +20969,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_ent_chunk = (__pyx_v_ent_chunk + (__pyx_v_w * ((__pyx_v_v * __pyx_v_r) - __pyx_v_v_k)));
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":201
+          /* "src_c/emissions/_gaussian_kernel.pyx":243
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -20687,7 +20980,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
       __pyx_L49:;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":204
+      /* "src_c/emissions/_gaussian_kernel.pyx":246
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -20696,7 +20989,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_lpn_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":205
+        /* "src_c/emissions/_gaussian_kernel.pyx":247
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn             # <<<<<<<<<<<<<<
@@ -20705,7 +20998,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         (__pyx_v_log_prob_norm_out[(__pyx_v_start + __pyx_v_n)]) = ((float)__pyx_v_lpn);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":204
+        /* "src_c/emissions/_gaussian_kernel.pyx":246
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -20714,7 +21007,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":206
+      /* "src_c/emissions/_gaussian_kernel.pyx":248
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -20723,26 +21016,26 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_weights) {
 
-        __pyx_t_12 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
+        __pyx_t_22 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
       } else {
 
-        __pyx_t_12 = 1.0;
+        __pyx_t_22 = 1.0;
       }
-      __pyx_v_w = __pyx_t_12;
+      __pyx_v_w = __pyx_t_22;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":207
+      /* "src_c/emissions/_gaussian_kernel.pyx":249
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
 */
-      __pyx_t_7 = (!__pyx_v_sample_z);
+      __pyx_t_9 = (!__pyx_v_sample_z);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":208
+        /* "src_c/emissions/_gaussian_kernel.pyx":250
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn             # <<<<<<<<<<<<<<
@@ -20751,7 +21044,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * __pyx_v_lpn));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":209
+        /* "src_c/emissions/_gaussian_kernel.pyx":251
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue             # <<<<<<<<<<<<<<
@@ -20760,7 +21053,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         goto __pyx_L44_continue;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":207
+        /* "src_c/emissions/_gaussian_kernel.pyx":249
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -20769,7 +21062,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":210
+      /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -20778,7 +21071,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_resp_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":211
+        /* "src_c/emissions/_gaussian_kernel.pyx":253
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -20786,13 +21079,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             # Inverse-CDF draw: the first k whose cumulative sum exceeds u times the total
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":212
+          /* "src_c/emissions/_gaussian_kernel.pyx":254
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp_n[k]             # <<<<<<<<<<<<<<
@@ -20803,7 +21096,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":210
+        /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -20812,7 +21105,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":216
+      /* "src_c/emissions/_gaussian_kernel.pyx":258
  *             # (the total rather than 1, so rounding in the normalisation cannot overrun); a
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0             # <<<<<<<<<<<<<<
@@ -20821,7 +21114,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_s = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":217
+      /* "src_c/emissions/_gaussian_kernel.pyx":259
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20829,13 +21122,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":218
+        /* "src_c/emissions/_gaussian_kernel.pyx":260
  *             s = 0.0
  *             for k in range(K):
  *                 s = s + lp_n[k]             # <<<<<<<<<<<<<<
@@ -20846,7 +21139,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":219
+      /* "src_c/emissions/_gaussian_kernel.pyx":261
  *             for k in range(K):
  *                 s = s + lp_n[k]
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
@@ -20855,7 +21148,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_u = (vbf_uniform_at(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":220
+      /* "src_c/emissions/_gaussian_kernel.pyx":262
  *                 s = s + lp_n[k]
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1             # <<<<<<<<<<<<<<
@@ -20864,7 +21157,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z = (__pyx_v_K - 1);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":221
+      /* "src_c/emissions/_gaussian_kernel.pyx":263
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
  *             v = 0.0             # <<<<<<<<<<<<<<
@@ -20873,7 +21166,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_v = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":222
+      /* "src_c/emissions/_gaussian_kernel.pyx":264
  *             z = K - 1
  *             v = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20881,13 +21174,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 if u < v:
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":223
+        /* "src_c/emissions/_gaussian_kernel.pyx":265
  *             v = 0.0
  *             for k in range(K):
  *                 v = v + lp_n[k]             # <<<<<<<<<<<<<<
@@ -20896,19 +21189,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = (__pyx_v_v + (__pyx_v_lp_n[__pyx_v_k]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":224
+        /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
  *                     z = k
  *                     break
 */
-        __pyx_t_7 = (__pyx_v_u < __pyx_v_v);
+        __pyx_t_9 = (__pyx_v_u < __pyx_v_v);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":225
+          /* "src_c/emissions/_gaussian_kernel.pyx":267
  *                 v = v + lp_n[k]
  *                 if u < v:
  *                     z = k             # <<<<<<<<<<<<<<
@@ -20917,7 +21210,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_z = __pyx_v_k;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":226
+          /* "src_c/emissions/_gaussian_kernel.pyx":268
  *                 if u < v:
  *                     z = k
  *                     break             # <<<<<<<<<<<<<<
@@ -20926,7 +21219,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           goto __pyx_L66_break;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":224
+          /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -20938,7 +21231,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       __pyx_L66_break:;
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":227
+      /* "src_c/emissions/_gaussian_kernel.pyx":269
  *                     z = k
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)             # <<<<<<<<<<<<<<
@@ -20946,26 +21239,26 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
 */
       while (1) {
-        __pyx_t_8 = ((__pyx_v_lp_n[__pyx_v_z]) <= 0.0);
+        __pyx_t_18 = ((__pyx_v_lp_n[__pyx_v_z]) <= 0.0);
 
-        if (__pyx_t_8) {
+        if (__pyx_t_18) {
 
         } else {
 
-          __pyx_t_7 = __pyx_t_8;
+          __pyx_t_9 = __pyx_t_18;
 
           goto __pyx_L70_bool_binop_done;
         }
-        __pyx_t_8 = (__pyx_v_z > 0);
+        __pyx_t_18 = (__pyx_v_z > 0);
 
 
-        __pyx_t_7 = __pyx_t_8;
+        __pyx_t_9 = __pyx_t_18;
 
         __pyx_L70_bool_binop_done:;
 
-        if (!__pyx_t_7) break;
+        if (!__pyx_t_9) break;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":228
+        /* "src_c/emissions/_gaussian_kernel.pyx":270
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)
  *                 z = z - 1             # <<<<<<<<<<<<<<
@@ -20975,7 +21268,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
         __pyx_v_z = (__pyx_v_z - 1);
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":230
+      /* "src_c/emissions/_gaussian_kernel.pyx":272
  *                 z = z - 1
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))             # <<<<<<<<<<<<<<
@@ -20984,7 +21277,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * (__pyx_v_lpn + log((__pyx_v_lp_n[__pyx_v_z])))));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":231
+      /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -20992,13 +21285,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             lp_n[z] = 1.0
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":232
+        /* "src_c/emissions/_gaussian_kernel.pyx":274
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):
  *                 lp_n[k] = 0.0             # <<<<<<<<<<<<<<
@@ -21009,7 +21302,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":233
+      /* "src_c/emissions/_gaussian_kernel.pyx":275
  *             for k in range(K):
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0             # <<<<<<<<<<<<<<
@@ -21018,7 +21311,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       (__pyx_v_lp_n[__pyx_v_z]) = 1.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":234
+      /* "src_c/emissions/_gaussian_kernel.pyx":276
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -21027,7 +21320,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       if (__pyx_v_has_z_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":235
+        /* "src_c/emissions/_gaussian_kernel.pyx":277
  *             lp_n[z] = 1.0
  *             if has_z_out:
  *                 z_out[start + n] = z             # <<<<<<<<<<<<<<
@@ -21036,7 +21329,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         (__pyx_v_z_out[(__pyx_v_start + __pyx_v_n)]) = __pyx_v_z;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":234
+        /* "src_c/emissions/_gaussian_kernel.pyx":276
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -21048,7 +21341,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":236
+    /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -21058,19 +21351,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     if (__pyx_v_has_resp_out) {
     } else {
 
-      __pyx_t_7 = __pyx_v_has_resp_out;
+      __pyx_t_9 = __pyx_v_has_resp_out;
       goto __pyx_L76_bool_binop_done;
     }
-    __pyx_t_8 = (!__pyx_v_sample_z);
+    __pyx_t_18 = (!__pyx_v_sample_z);
 
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     __pyx_L76_bool_binop_done:;
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":237
+      /* "src_c/emissions/_gaussian_kernel.pyx":279
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21079,12 +21372,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
       __pyx_t_1 = __pyx_v_b;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_n = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_n = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":238
+        /* "src_c/emissions/_gaussian_kernel.pyx":280
  *         if has_resp_out and not sample_z:
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -21092,13 +21385,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *         ll[0] = ll[0] + ll_chunk
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":239
+          /* "src_c/emissions/_gaussian_kernel.pyx":281
  *             for n in range(b):
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21111,7 +21404,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":236
+      /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -21120,7 +21413,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":240
+    /* "src_c/emissions/_gaussian_kernel.pyx":282
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk             # <<<<<<<<<<<<<<
@@ -21129,7 +21422,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     (__pyx_v_ll[0]) = ((__pyx_v_ll[0]) + __pyx_v_ll_chunk);
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":241
+    /* "src_c/emissions/_gaussian_kernel.pyx":283
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk
  *         ent[0] = ent[0] + ent_chunk             # <<<<<<<<<<<<<<
@@ -21140,19 +21433,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
   __pyx_L24:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":243
+  /* "src_c/emissions/_gaussian_kernel.pyx":285
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
  *         return
  * 
 */
-  __pyx_t_7 = (!__pyx_v_compute_stats);
+  __pyx_t_9 = (!__pyx_v_compute_stats);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":244
+    /* "src_c/emissions/_gaussian_kernel.pyx":286
  * 
  *     if not compute_stats:
  *         return             # <<<<<<<<<<<<<<
@@ -21163,7 +21456,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
     goto __pyx_L0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":243
+    /* "src_c/emissions/_gaussian_kernel.pyx":285
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -21172,7 +21465,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":246
+  /* "src_c/emissions/_gaussian_kernel.pyx":288
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -21181,7 +21474,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   if (__pyx_v_has_weights) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":247
+    /* "src_c/emissions/_gaussian_kernel.pyx":289
  * 
  *     if has_weights:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -21190,12 +21483,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":248
+      /* "src_c/emissions/_gaussian_kernel.pyx":290
  *     if has_weights:
  *         for n in range(b):
  *             w = weights[start + n]             # <<<<<<<<<<<<<<
@@ -21204,7 +21497,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_w = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":249
+      /* "src_c/emissions/_gaussian_kernel.pyx":291
  *         for n in range(b):
  *             w = weights[start + n]
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -21212,13 +21505,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *     for n in range(b):
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":250
+        /* "src_c/emissions/_gaussian_kernel.pyx":292
  *             w = weights[start + n]
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w             # <<<<<<<<<<<<<<
@@ -21231,7 +21524,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":246
+    /* "src_c/emissions/_gaussian_kernel.pyx":288
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -21240,7 +21533,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":251
+  /* "src_c/emissions/_gaussian_kernel.pyx":293
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -21249,12 +21542,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
   __pyx_t_1 = __pyx_v_b;
-  __pyx_t_2 = __pyx_t_1;
+  __pyx_t_13 = __pyx_t_1;
 
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_n = __pyx_t_3;
+  for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+    __pyx_v_n = __pyx_t_14;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":252
+    /* "src_c/emissions/_gaussian_kernel.pyx":294
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21262,13 +21555,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
 */
 
-    __pyx_t_4 = __pyx_v_K;
-    __pyx_t_5 = __pyx_t_4;
+    __pyx_t_15 = __pyx_v_K;
+    __pyx_t_16 = __pyx_t_15;
 
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_k = __pyx_t_6;
+    for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+      __pyx_v_k = __pyx_t_17;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":253
+      /* "src_c/emissions/_gaussian_kernel.pyx":295
  *     for n in range(b):
  *         for k in range(K):
  *             nk[k] = nk[k] + lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21281,7 +21574,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":256
+  /* "src_c/emissions/_gaussian_kernel.pyx":298
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
  *     # where R^T is what column-major reads from lp.
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)             # <<<<<<<<<<<<<<
@@ -21290,30 +21583,30 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
   __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), __pyx_v_xbuf, (&__pyx_v_D), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s1, (&__pyx_v_D));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":258
+  /* "src_c/emissions/_gaussian_kernel.pyx":300
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
 */
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-  if (__pyx_t_8) {
+  if (__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L93_bool_binop_done;
   }
 
-  __pyx_t_7 = __pyx_v_sample_z;
+  __pyx_t_9 = __pyx_v_sample_z;
   __pyx_L93_bool_binop_done:;
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":261
+    /* "src_c/emissions/_gaussian_kernel.pyx":303
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21322,12 +21615,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_K;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_k = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_k = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":262
+      /* "src_c/emissions/_gaussian_kernel.pyx":304
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -21336,7 +21629,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":263
+      /* "src_c/emissions/_gaussian_kernel.pyx":305
  *         for k in range(K):
  *             m_k = means + k * D
  *             z = 0             # <<<<<<<<<<<<<<
@@ -21345,7 +21638,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_z = 0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":264
+      /* "src_c/emissions/_gaussian_kernel.pyx":306
  *             m_k = means + k * D
  *             z = 0
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21353,13 +21646,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 if v > 0.0:
 */
 
-      __pyx_t_4 = __pyx_v_b;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_b;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_n = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_n = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":265
+        /* "src_c/emissions/_gaussian_kernel.pyx":307
  *             z = 0
  *             for n in range(b):
  *                 v = lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -21368,19 +21661,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = (__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":266
+        /* "src_c/emissions/_gaussian_kernel.pyx":308
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
  *                     v = sqrt(v)
  *                     for j in range(D):
 */
-        __pyx_t_7 = (__pyx_v_v > 0.0);
+        __pyx_t_9 = (__pyx_v_v > 0.0);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":267
+          /* "src_c/emissions/_gaussian_kernel.pyx":309
  *                 v = lp[n * K + k]
  *                 if v > 0.0:
  *                     v = sqrt(v)             # <<<<<<<<<<<<<<
@@ -21389,7 +21682,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_v = sqrt(__pyx_v_v);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":268
+          /* "src_c/emissions/_gaussian_kernel.pyx":310
  *                 if v > 0.0:
  *                     v = sqrt(v)
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -21397,13 +21690,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                     z = z + 1
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":269
+            /* "src_c/emissions/_gaussian_kernel.pyx":311
  *                     v = sqrt(v)
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -21414,7 +21707,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":270
+          /* "src_c/emissions/_gaussian_kernel.pyx":312
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1             # <<<<<<<<<<<<<<
@@ -21423,7 +21716,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
           __pyx_v_z = (__pyx_v_z + 1);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":266
+          /* "src_c/emissions/_gaussian_kernel.pyx":308
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -21434,19 +21727,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":271
+      /* "src_c/emissions/_gaussian_kernel.pyx":313
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
 */
-      __pyx_t_7 = (__pyx_v_z > 0);
+      __pyx_t_9 = (__pyx_v_z > 0);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":272
+        /* "src_c/emissions/_gaussian_kernel.pyx":314
  *                     z = z + 1
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -21455,7 +21748,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dsyrk((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_z), (&__pyx_v_one), __pyx_v_zbuf, (&__pyx_v_D), (&__pyx_v_one), (__pyx_v_s2 + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D)), (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":271
+        /* "src_c/emissions/_gaussian_kernel.pyx":313
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -21466,7 +21759,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":258
+    /* "src_c/emissions/_gaussian_kernel.pyx":300
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -21476,19 +21769,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":273
+  /* "src_c/emissions/_gaussian_kernel.pyx":315
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
  *         for k in range(K):
  *             m_k = means + k * D
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":274
+    /* "src_c/emissions/_gaussian_kernel.pyx":316
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -21497,12 +21790,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
 
     __pyx_t_1 = __pyx_v_K;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_k = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_k = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":275
+      /* "src_c/emissions/_gaussian_kernel.pyx":317
  *     elif cov_type == FULL:
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -21511,7 +21804,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":276
+      /* "src_c/emissions/_gaussian_kernel.pyx":318
  *         for k in range(K):
  *             m_k = means + k * D
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -21519,13 +21812,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *                 for j in range(D):
 */
 
-      __pyx_t_4 = __pyx_v_b;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_b;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_n = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_n = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":277
+        /* "src_c/emissions/_gaussian_kernel.pyx":319
  *             m_k = means + k * D
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])             # <<<<<<<<<<<<<<
@@ -21534,7 +21827,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
         __pyx_v_v = sqrt((__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":278
+        /* "src_c/emissions/_gaussian_kernel.pyx":320
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -21542,13 +21835,13 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
 */
 
-        __pyx_t_9 = __pyx_v_D;
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_19 = __pyx_v_D;
+        __pyx_t_20 = __pyx_t_19;
 
-        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-          __pyx_v_j = __pyx_t_11;
+        for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+          __pyx_v_j = __pyx_t_21;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":279
+          /* "src_c/emissions/_gaussian_kernel.pyx":321
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):
  *                     zbuf[n * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -21561,7 +21854,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":282
+      /* "src_c/emissions/_gaussian_kernel.pyx":324
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -21572,7 +21865,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":273
+    /* "src_c/emissions/_gaussian_kernel.pyx":315
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -21582,19 +21875,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":283
+  /* "src_c/emissions/_gaussian_kernel.pyx":325
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":285
+    /* "src_c/emissions/_gaussian_kernel.pyx":327
  *     elif cov_type == DIAG:
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)             # <<<<<<<<<<<<<<
@@ -21603,7 +21896,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_D));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":283
+    /* "src_c/emissions/_gaussian_kernel.pyx":325
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -21613,19 +21906,19 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":286
+  /* "src_c/emissions/_gaussian_kernel.pyx":328
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":287
+    /* "src_c/emissions/_gaussian_kernel.pyx":329
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:
  *         j = 1             # <<<<<<<<<<<<<<
@@ -21634,7 +21927,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_v_j = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":288
+    /* "src_c/emissions/_gaussian_kernel.pyx":330
  *     elif cov_type == SPHERICAL:
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)             # <<<<<<<<<<<<<<
@@ -21643,7 +21936,7 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_j), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_j));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":286
+    /* "src_c/emissions/_gaussian_kernel.pyx":328
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -21653,12 +21946,12 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
   }
   __pyx_L92:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":88
+  /* "src_c/emissions/_gaussian_kernel.pyx":115
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
- *     const floating* X, const double* weights, bint has_weights,
- *     Py_ssize_t start, Py_ssize_t end, int D, int K, int cov_type,
+ *     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+ *     Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
 */
 
   /* function exit code */
@@ -21684,9 +21977,59 @@ static void __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(flo
 
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 }
 
-static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(double const *__pyx_v_X, double const *__pyx_v_weights, int __pyx_v_has_weights, Py_ssize_t __pyx_v_start, Py_ssize_t __pyx_v_end, int __pyx_v_D, int __pyx_v_K, int __pyx_v_cov_type, double const *__pyx_v_shift, double const *__pyx_v_means, double const *__pyx_v_prec_chol, double const *__pyx_v_aux, int __pyx_v_n_aux, double const *__pyx_v_log_const, double const *__pyx_v_resp_in, int __pyx_v_has_resp_in, double *__pyx_v_nk, double *__pyx_v_s1, double *__pyx_v_s2, double *__pyx_v_ll, double *__pyx_v_ent, double *__pyx_v_resp_out, int __pyx_v_has_resp_out, double *__pyx_v_log_prob_norm_out, int __pyx_v_has_lpn_out, int __pyx_v_compute_stats, int __pyx_v_sample_z, uint64_t __pyx_v_stream, int *__pyx_v_z_out, int __pyx_v_has_z_out, double *__pyx_v_xbuf, double *__pyx_v_zbuf, double *__pyx_v_lp) {
+static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass const *__pyx_v_p, double const *__pyx_v_X, double *__pyx_v_resp_out, double *__pyx_v_log_prob_norm_out, Py_ssize_t __pyx_v_g, Py_ssize_t __pyx_v_start, Py_ssize_t __pyx_v_end, double *__pyx_v_xbuf, double *__pyx_v_zbuf, double *__pyx_v_lp) {
+  int __pyx_v_D;
+  int __pyx_v_K;
+  int __pyx_v_cov_type;
+  int __pyx_v_n_aux;
+  double const *__pyx_v_weights;
+  double const *__pyx_v_shift;
+  double const *__pyx_v_means;
+  double const *__pyx_v_prec_chol;
+  double const *__pyx_v_aux;
+  double const *__pyx_v_log_const;
+  double const *__pyx_v_resp_in;
+  int __pyx_v_has_weights;
+  int __pyx_v_has_resp_in;
+  int __pyx_v_has_resp_out;
+  int __pyx_v_has_lpn_out;
+  int __pyx_v_compute_stats;
+  int __pyx_v_sample_z;
+  uint64_t __pyx_v_stream;
+  int *__pyx_v_z_out;
+  int __pyx_v_has_z_out;
+  double *__pyx_v_nk;
+  double *__pyx_v_s1;
+  double *__pyx_v_s2;
+  double *__pyx_v_ll;
+  double *__pyx_v_ent;
   int __pyx_v_b;
   int __pyx_v_n;
   int __pyx_v_j;
@@ -21709,28 +22052,271 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   double *__pyx_v_z_n;
   double *__pyx_v_lp_n;
   int __pyx_t_1;
-  int __pyx_t_2;
-  int __pyx_t_3;
-  int __pyx_t_4;
-  int __pyx_t_5;
-  int __pyx_t_6;
-  int __pyx_t_7;
-  int __pyx_t_8;
+  double const *__pyx_t_2;
+  double const *__pyx_t_3;
+  double const *__pyx_t_4;
+  double const *__pyx_t_5;
+  double const *__pyx_t_6;
+  double const *__pyx_t_7;
+  double const *__pyx_t_8;
   int __pyx_t_9;
-  int __pyx_t_10;
-  int __pyx_t_11;
-  double __pyx_t_12;
+  uint64_t __pyx_t_10;
+  int *__pyx_t_11;
+  double *__pyx_t_12;
+  int __pyx_t_13;
+  int __pyx_t_14;
+  int __pyx_t_15;
+  int __pyx_t_16;
+  int __pyx_t_17;
+  int __pyx_t_18;
+  int __pyx_t_19;
+  int __pyx_t_20;
+  int __pyx_t_21;
+  double __pyx_t_22;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":106
- *     responsibilities (times the sample weight once the bound terms are taken).
+  /* "src_c/emissions/_gaussian_kernel.pyx":127
  *     """
+ *     # p's fields as locals: the loops below then read them from registers.
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux             # <<<<<<<<<<<<<<
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift
+*/
+  __pyx_t_1 = __pyx_v_p->D;
+
+  __pyx_v_D = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->K;
+
+  __pyx_v_K = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->cov_type;
+
+  __pyx_v_cov_type = __pyx_t_1;
+  __pyx_t_1 = __pyx_v_p->n_aux;
+
+  __pyx_v_n_aux = __pyx_t_1;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":128
+ *     # p's fields as locals: the loops below then read them from registers.
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
+ *     cdef const double* weights = p.weights             # <<<<<<<<<<<<<<
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means
+*/
+  __pyx_t_2 = __pyx_v_p->weights;
+
+  __pyx_v_weights = __pyx_t_2;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":129
+ *     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift             # <<<<<<<<<<<<<<
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol
+*/
+  __pyx_t_3 = __pyx_v_p->shift;
+
+  __pyx_v_shift = __pyx_t_3;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":130
+ *     cdef const double* weights = p.weights
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means             # <<<<<<<<<<<<<<
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux
+*/
+  __pyx_t_4 = __pyx_v_p->means;
+
+  __pyx_v_means = __pyx_t_4;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":131
+ *     cdef const double* shift = p.shift
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol             # <<<<<<<<<<<<<<
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const
+*/
+  __pyx_t_5 = __pyx_v_p->prec_chol;
+
+  __pyx_v_prec_chol = __pyx_t_5;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":132
+ *     cdef const double* means = p.means
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux             # <<<<<<<<<<<<<<
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in
+*/
+  __pyx_t_6 = __pyx_v_p->aux;
+
+  __pyx_v_aux = __pyx_t_6;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":133
+ *     cdef const double* prec_chol = p.prec_chol
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const             # <<<<<<<<<<<<<<
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL
+*/
+  __pyx_t_7 = __pyx_v_p->log_const;
+
+  __pyx_v_log_const = __pyx_t_7;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":134
+ *     cdef const double* aux = p.aux
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in             # <<<<<<<<<<<<<<
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL
+*/
+  __pyx_t_8 = __pyx_v_p->resp_in;
+
+  __pyx_v_resp_in = __pyx_t_8;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":135
+ *     cdef const double* log_const = p.log_const
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL
+*/
+  __pyx_v_has_weights = (__pyx_v_weights != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":136
+ *     cdef const double* resp_in = p.resp_in
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+*/
+  __pyx_v_has_resp_in = (__pyx_v_resp_in != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":137
+ *     cdef bint has_weights = weights != NULL
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+*/
+  __pyx_v_has_resp_out = (__pyx_v_resp_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":138
+ *     cdef bint has_resp_in = resp_in != NULL
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream
+*/
+  __pyx_v_has_lpn_out = (__pyx_v_log_prob_norm_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":139
+ *     cdef bint has_resp_out = resp_out != NULL
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z             # <<<<<<<<<<<<<<
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out
+*/
+  __pyx_t_9 = __pyx_v_p->compute_stats;
+
+  __pyx_v_compute_stats = __pyx_t_9;
+  __pyx_t_9 = __pyx_v_p->sample_z;
+
+  __pyx_v_sample_z = __pyx_t_9;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":140
+ *     cdef bint has_lpn_out = log_prob_norm_out != NULL
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream             # <<<<<<<<<<<<<<
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL
+*/
+  __pyx_t_10 = __pyx_v_p->stream;
+
+  __pyx_v_stream = __pyx_t_10;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":141
+ *     cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out             # <<<<<<<<<<<<<<
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K
+*/
+  __pyx_t_11 = __pyx_v_p->z_out;
+
+  __pyx_v_z_out = __pyx_t_11;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":142
+ *     cdef uint64_t stream = p.stream
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL             # <<<<<<<<<<<<<<
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D
+*/
+  __pyx_v_has_z_out = (__pyx_v_z_out != NULL);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":143
+ *     cdef int* z_out = p.z_out
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K             # <<<<<<<<<<<<<<
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+*/
+  __pyx_v_nk = (__pyx_v_p->nk + (__pyx_v_g * __pyx_v_K));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":144
+ *     cdef bint has_z_out = z_out != NULL
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D             # <<<<<<<<<<<<<<
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g
+*/
+  __pyx_v_s1 = (__pyx_v_p->s1 + ((__pyx_v_g * __pyx_v_K) * __pyx_v_D));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":145
+ *     cdef double* nk = p.nk + g * K
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL             # <<<<<<<<<<<<<<
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g
+*/
+  __pyx_t_9 = (__pyx_v_p->s2 != NULL);
+
+  if (__pyx_t_9) {
+
+    __pyx_t_12 = (__pyx_v_p->s2 + (__pyx_v_g * __pyx_v_p->s2_size));
+  } else {
+
+    __pyx_t_12 = ((double *)NULL);
+  }
+
+  __pyx_v_s2 = __pyx_t_12;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":146
+ *     cdef double* s1 = p.s1 + g * K * D
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g             # <<<<<<<<<<<<<<
+ *     cdef double* ent = p.ent + g
+ *     cdef int b = <int>(end - start)
+*/
+  __pyx_v_ll = (__pyx_v_p->ll + __pyx_v_g);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":147
+ *     cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g             # <<<<<<<<<<<<<<
+ *     cdef int b = <int>(end - start)
+ *     cdef int n, j, k, z
+*/
+  __pyx_v_ent = (__pyx_v_p->ent + __pyx_v_g);
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":148
+ *     cdef double* ll = p.ll + g
+ *     cdef double* ent = p.ent + g
  *     cdef int b = <int>(end - start)             # <<<<<<<<<<<<<<
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
 */
   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":108
+  /* "src_c/emissions/_gaussian_kernel.pyx":150
  *     cdef int b = <int>(end - start)
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0             # <<<<<<<<<<<<<<
@@ -21740,7 +22326,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   __pyx_v_ll_chunk = 0.0;
   __pyx_v_ent_chunk = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":109
+  /* "src_c/emissions/_gaussian_kernel.pyx":151
  *     cdef int n, j, k, z
  *     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
  *     cdef double one = 1.0, zero = 0.0, minus_half = -0.5             # <<<<<<<<<<<<<<
@@ -21751,7 +22337,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   __pyx_v_zero = 0.0;
   __pyx_v_minus_half = -0.5;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":115
+  /* "src_c/emissions/_gaussian_kernel.pyx":157
  * 
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -21760,12 +22346,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
   __pyx_t_1 = __pyx_v_b;
-  __pyx_t_2 = __pyx_t_1;
+  __pyx_t_13 = __pyx_t_1;
 
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_n = __pyx_t_3;
+  for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+    __pyx_v_n = __pyx_t_14;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":116
+    /* "src_c/emissions/_gaussian_kernel.pyx":158
  *     # Shifted copy of the chunk, in float64 whatever the input dtype.
  *     for n in range(b):
  *         for j in range(D):             # <<<<<<<<<<<<<<
@@ -21773,13 +22359,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  * 
 */
 
-    __pyx_t_4 = __pyx_v_D;
-    __pyx_t_5 = __pyx_t_4;
+    __pyx_t_15 = __pyx_v_D;
+    __pyx_t_16 = __pyx_t_15;
 
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_j = __pyx_t_6;
+    for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+      __pyx_v_j = __pyx_t_17;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":117
+      /* "src_c/emissions/_gaussian_kernel.pyx":159
  *     for n in range(b):
  *         for j in range(D):
  *             xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]             # <<<<<<<<<<<<<<
@@ -21792,53 +22378,53 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":120
+  /* "src_c/emissions/_gaussian_kernel.pyx":162
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
 */
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-  if (!__pyx_t_8) {
-
-  } else {
-
-    __pyx_t_7 = __pyx_t_8;
-
-    goto __pyx_L8_bool_binop_done;
-  }
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
-
-  if (!__pyx_t_8) {
+  if (!__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
 
-  if (__pyx_t_8) {
+  if (!__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_8 = (!__pyx_v_has_resp_in);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+
+  if (__pyx_t_18) {
+
+  } else {
+
+    __pyx_t_9 = __pyx_t_18;
+
+    goto __pyx_L8_bool_binop_done;
+  }
+  __pyx_t_18 = (!__pyx_v_has_resp_in);
 
 
-  __pyx_t_7 = __pyx_t_8;
+  __pyx_t_9 = __pyx_t_18;
 
   __pyx_L8_bool_binop_done:;
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":121
+    /* "src_c/emissions/_gaussian_kernel.pyx":163
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -21847,12 +22433,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":122
+      /* "src_c/emissions/_gaussian_kernel.pyx":164
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -21861,7 +22447,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":123
+      /* "src_c/emissions/_gaussian_kernel.pyx":165
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):             # <<<<<<<<<<<<<<
@@ -21869,13 +22455,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *         if cov_type == TIED:
 */
 
-      __pyx_t_4 = __pyx_v_D;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_D;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_j = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_j = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":124
+        /* "src_c/emissions/_gaussian_kernel.pyx":166
  *             z_n = zbuf + n * n_aux
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -21888,19 +22474,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":125
+    /* "src_c/emissions/_gaussian_kernel.pyx":167
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
 */
-    __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
+    __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_TIED);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":128
+      /* "src_c/emissions/_gaussian_kernel.pyx":170
  *             # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
  *             # and U (row-major, upper) read column-major is U^T, lower triangular.
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,             # <<<<<<<<<<<<<<
@@ -21909,7 +22495,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)__pyx_v_prec_chol), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":125
+      /* "src_c/emissions/_gaussian_kernel.pyx":167
  *             for j in range(D):
  *                 z_n[j] = xbuf[n * D + j]
  *         if cov_type == TIED:             # <<<<<<<<<<<<<<
@@ -21918,7 +22504,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":130
+    /* "src_c/emissions/_gaussian_kernel.pyx":172
  *             dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
  *                   zbuf, &n_aux)
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -21927,12 +22513,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":131
+      /* "src_c/emissions/_gaussian_kernel.pyx":173
  *                   zbuf, &n_aux)
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux             # <<<<<<<<<<<<<<
@@ -21941,19 +22527,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z_n = (__pyx_v_zbuf + (__pyx_v_n * __pyx_v_n_aux));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":132
+      /* "src_c/emissions/_gaussian_kernel.pyx":174
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]
 */
-      __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+      __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":133
+        /* "src_c/emissions/_gaussian_kernel.pyx":175
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -21961,13 +22547,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             else:
 */
 
-        __pyx_t_4 = __pyx_v_D;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_D;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_j = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_j = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":134
+          /* "src_c/emissions/_gaussian_kernel.pyx":176
  *             if cov_type == DIAG:
  *                 for j in range(D):
  *                     z_n[D + j] = z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -21978,7 +22564,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":132
+        /* "src_c/emissions/_gaussian_kernel.pyx":174
  *         for n in range(b):
  *             z_n = zbuf + n * n_aux
  *             if cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -21988,7 +22574,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         goto __pyx_L19;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":136
+      /* "src_c/emissions/_gaussian_kernel.pyx":178
  *                     z_n[D + j] = z_n[j] * z_n[j]
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -21998,7 +22584,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":137
+        /* "src_c/emissions/_gaussian_kernel.pyx":179
  *             else:
  *                 s = 0.0
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -22006,13 +22592,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 z_n[D] = s
 */
 
-        __pyx_t_4 = __pyx_v_D;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_D;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_j = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_j = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":138
+          /* "src_c/emissions/_gaussian_kernel.pyx":180
  *                 s = 0.0
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]             # <<<<<<<<<<<<<<
@@ -22023,7 +22609,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":139
+        /* "src_c/emissions/_gaussian_kernel.pyx":181
  *                 for j in range(D):
  *                     s = s + z_n[j] * z_n[j]
  *                 z_n[D] = s             # <<<<<<<<<<<<<<
@@ -22036,7 +22622,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":120
+    /* "src_c/emissions/_gaussian_kernel.pyx":162
  * 
  *     # Per-row features for the GEMM form of tied / diag / spherical.
  *     if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):             # <<<<<<<<<<<<<<
@@ -22045,7 +22631,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":141
+  /* "src_c/emissions/_gaussian_kernel.pyx":183
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -22054,7 +22640,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   if (__pyx_v_has_resp_in) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":142
+    /* "src_c/emissions/_gaussian_kernel.pyx":184
  * 
  *     if has_resp_in:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -22063,12 +22649,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":143
+      /* "src_c/emissions/_gaussian_kernel.pyx":185
  *     if has_resp_in:
  *         for n in range(b):
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22076,13 +22662,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *     else:
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":144
+        /* "src_c/emissions/_gaussian_kernel.pyx":186
  *         for n in range(b):
  *             for k in range(K):
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]             # <<<<<<<<<<<<<<
@@ -22095,7 +22681,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":141
+    /* "src_c/emissions/_gaussian_kernel.pyx":183
  *                 z_n[D] = s
  * 
  *     if has_resp_in:             # <<<<<<<<<<<<<<
@@ -22105,7 +22691,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L24;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":146
+  /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -22113,12 +22699,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 m_k = means + k * D
 */
   /*else*/ {
-    __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+    __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":147
+      /* "src_c/emissions/_gaussian_kernel.pyx":189
  *     else:
  *         if cov_type == FULL:
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22127,12 +22713,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
       __pyx_t_1 = __pyx_v_K;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_k = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_k = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":148
+        /* "src_c/emissions/_gaussian_kernel.pyx":190
  *         if cov_type == FULL:
  *             for k in range(K):
  *                 m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -22141,7 +22727,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":149
+        /* "src_c/emissions/_gaussian_kernel.pyx":191
  *             for k in range(K):
  *                 m_k = means + k * D
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -22149,13 +22735,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
 */
 
-        __pyx_t_4 = __pyx_v_b;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_b;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_n = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_n = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":150
+          /* "src_c/emissions/_gaussian_kernel.pyx":192
  *                 m_k = means + k * D
  *                 for n in range(b):
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -22163,13 +22749,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":151
+            /* "src_c/emissions/_gaussian_kernel.pyx":193
  *                 for n in range(b):
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]             # <<<<<<<<<<<<<<
@@ -22182,7 +22768,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":152
+        /* "src_c/emissions/_gaussian_kernel.pyx":194
  *                     for j in range(D):
  *                         zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,             # <<<<<<<<<<<<<<
@@ -22191,7 +22777,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dtrmm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_L), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_b), (&__pyx_v_one), ((double *)(__pyx_v_prec_chol + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D))), (&__pyx_v_D), __pyx_v_zbuf, (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":154
+        /* "src_c/emissions/_gaussian_kernel.pyx":196
  *                 dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -22199,13 +22785,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                     for j in range(D):
 */
 
-        __pyx_t_4 = __pyx_v_b;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_b;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_n = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_n = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":155
+          /* "src_c/emissions/_gaussian_kernel.pyx":197
  *                       <double*>(prec_chol + k * D * D), &D, zbuf, &D)
  *                 for n in range(b):
  *                     s = 0.0             # <<<<<<<<<<<<<<
@@ -22214,7 +22800,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_s = 0.0;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":156
+          /* "src_c/emissions/_gaussian_kernel.pyx":198
  *                 for n in range(b):
  *                     s = 0.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -22222,13 +22808,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                     lp[n * K + k] = log_const[k] - 0.5 * s
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":157
+            /* "src_c/emissions/_gaussian_kernel.pyx":199
  *                     s = 0.0
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]             # <<<<<<<<<<<<<<
@@ -22239,7 +22825,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":158
+          /* "src_c/emissions/_gaussian_kernel.pyx":200
  *                     for j in range(D):
  *                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
  *                     lp[n * K + k] = log_const[k] - 0.5 * s             # <<<<<<<<<<<<<<
@@ -22252,7 +22838,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":146
+      /* "src_c/emissions/_gaussian_kernel.pyx":188
  *                 lp[n * K + k] = resp_in[(start + n) * K + k]
  *     else:
  *         if cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -22262,7 +22848,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       goto __pyx_L29;
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":162
+    /* "src_c/emissions/_gaussian_kernel.pyx":204
  *             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,             # <<<<<<<<<<<<<<
@@ -22271,7 +22857,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     /*else*/ {
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":163
+      /* "src_c/emissions/_gaussian_kernel.pyx":205
  *             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)             # <<<<<<<<<<<<<<
@@ -22280,7 +22866,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_n_aux), (&__pyx_v_minus_half), ((double *)__pyx_v_aux), (&__pyx_v_n_aux), __pyx_v_zbuf, (&__pyx_v_n_aux), (&__pyx_v_zero), __pyx_v_lp, (&__pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":164
+      /* "src_c/emissions/_gaussian_kernel.pyx":206
  *             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -22289,12 +22875,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
       __pyx_t_1 = __pyx_v_b;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_n = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_n = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":165
+        /* "src_c/emissions/_gaussian_kernel.pyx":207
  *                   zbuf, &n_aux, &zero, lp, &K)
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22302,13 +22888,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  * 
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":166
+          /* "src_c/emissions/_gaussian_kernel.pyx":208
  *             for n in range(b):
  *                 for k in range(K):
  *                     lp[n * K + k] = lp[n * K + k] + log_const[k]             # <<<<<<<<<<<<<<
@@ -22323,7 +22909,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
     __pyx_L29:;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":169
+    /* "src_c/emissions/_gaussian_kernel.pyx":211
  * 
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -22332,12 +22918,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":170
+      /* "src_c/emissions/_gaussian_kernel.pyx":212
  *         # Log-sum-exp over components; lp becomes the responsibilities.
  *         for n in range(b):
  *             lp_n = lp + n * K             # <<<<<<<<<<<<<<
@@ -22346,7 +22932,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_lp_n = (__pyx_v_lp + (__pyx_v_n * __pyx_v_K));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":171
+      /* "src_c/emissions/_gaussian_kernel.pyx":213
  *         for n in range(b):
  *             lp_n = lp + n * K
  *             mx = lp_n[0]             # <<<<<<<<<<<<<<
@@ -22355,7 +22941,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_mx = (__pyx_v_lp_n[0]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":172
+      /* "src_c/emissions/_gaussian_kernel.pyx":214
  *             lp_n = lp + n * K
  *             mx = lp_n[0]
  *             for k in range(1, K):             # <<<<<<<<<<<<<<
@@ -22363,25 +22949,25 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                     mx = lp_n[k]
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 1; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 1; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":173
+        /* "src_c/emissions/_gaussian_kernel.pyx":215
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:
 */
-        __pyx_t_7 = ((__pyx_v_lp_n[__pyx_v_k]) > __pyx_v_mx);
+        __pyx_t_9 = ((__pyx_v_lp_n[__pyx_v_k]) > __pyx_v_mx);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":174
+          /* "src_c/emissions/_gaussian_kernel.pyx":216
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]             # <<<<<<<<<<<<<<
@@ -22390,7 +22976,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_mx = (__pyx_v_lp_n[__pyx_v_k]);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":173
+          /* "src_c/emissions/_gaussian_kernel.pyx":215
  *             mx = lp_n[0]
  *             for k in range(1, K):
  *                 if lp_n[k] > mx:             # <<<<<<<<<<<<<<
@@ -22401,19 +22987,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":175
+      /* "src_c/emissions/_gaussian_kernel.pyx":217
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
 */
-      __pyx_t_7 = (__pyx_v_mx == (-INFINITY));
+      __pyx_t_9 = (__pyx_v_mx == (-INFINITY));
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":178
+        /* "src_c/emissions/_gaussian_kernel.pyx":220
  *                 # Every component has zero density here (e.g. all weights zero): no evidence,
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY             # <<<<<<<<<<<<<<
@@ -22422,7 +23008,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_lpn = (-INFINITY);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":179
+        /* "src_c/emissions/_gaussian_kernel.pyx":221
  *                 # so the responsibilities stay uniform rather than becoming NaN.
  *                 lpn = -INFINITY
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22430,13 +23016,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             else:
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":180
+          /* "src_c/emissions/_gaussian_kernel.pyx":222
  *                 lpn = -INFINITY
  *                 for k in range(K):
  *                     lp_n[k] = 1.0 / K             # <<<<<<<<<<<<<<
@@ -22447,7 +23033,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":175
+        /* "src_c/emissions/_gaussian_kernel.pyx":217
  *                 if lp_n[k] > mx:
  *                     mx = lp_n[k]
  *             if mx == -INFINITY:             # <<<<<<<<<<<<<<
@@ -22457,7 +23043,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         goto __pyx_L49;
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":182
+      /* "src_c/emissions/_gaussian_kernel.pyx":224
  *                     lp_n[k] = 1.0 / K
  *             else:
  *                 s = 0.0             # <<<<<<<<<<<<<<
@@ -22467,7 +23053,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       /*else*/ {
         __pyx_v_s = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":183
+        /* "src_c/emissions/_gaussian_kernel.pyx":225
  *             else:
  *                 s = 0.0
  *                 v = 0.0             # <<<<<<<<<<<<<<
@@ -22476,7 +23062,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = 0.0;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":184
+        /* "src_c/emissions/_gaussian_kernel.pyx":226
  *                 s = 0.0
  *                 v = 0.0
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22484,13 +23070,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                     # responsibilities they are below any statistic's rounding; skipping the
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":188
+          /* "src_c/emissions/_gaussian_kernel.pyx":230
  *                     # responsibilities they are below any statistic's rounding; skipping the
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx             # <<<<<<<<<<<<<<
@@ -22499,26 +23085,26 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_v_k = ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":189
+          /* "src_c/emissions/_gaussian_kernel.pyx":231
  *                     # exp for them saves most of its cost on well-separated components.
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0             # <<<<<<<<<<<<<<
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
 */
-          __pyx_t_7 = (__pyx_v_v_k > -50.0);
+          __pyx_t_9 = (__pyx_v_v_k > -50.0);
 
-          if (__pyx_t_7) {
+          if (__pyx_t_9) {
 
-            __pyx_t_12 = exp(__pyx_v_v_k);
+            __pyx_t_22 = exp(__pyx_v_v_k);
           } else {
 
-            __pyx_t_12 = 0.0;
+            __pyx_t_22 = 0.0;
           }
 
-          __pyx_v_r = __pyx_t_12;
+          __pyx_v_r = __pyx_t_22;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":190
+          /* "src_c/emissions/_gaussian_kernel.pyx":232
  *                     v_k = lp_n[k] - mx
  *                     r = exp(v_k) if v_k > -50.0 else 0.0
  *                     s = s + r             # <<<<<<<<<<<<<<
@@ -22527,19 +23113,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_s = (__pyx_v_s + __pyx_v_r);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":192
+          /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
 */
-          __pyx_t_7 = (__pyx_v_r > 0.0);
+          __pyx_t_9 = (__pyx_v_r > 0.0);
 
-          if (__pyx_t_7) {
+          if (__pyx_t_9) {
 
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":193
+            /* "src_c/emissions/_gaussian_kernel.pyx":235
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)             # <<<<<<<<<<<<<<
@@ -22548,7 +23134,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
             __pyx_v_v = (__pyx_v_v + (__pyx_v_r * ((__pyx_v_lp_n[__pyx_v_k]) - __pyx_v_mx)));
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":192
+            /* "src_c/emissions/_gaussian_kernel.pyx":234
  *                     s = s + r
  *                     # sum_k r_k (log rho_k - mx), for the entropy term below
  *                     if r > 0.0:             # <<<<<<<<<<<<<<
@@ -22557,7 +23143,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           }
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":194
+          /* "src_c/emissions/_gaussian_kernel.pyx":236
  *                     if r > 0.0:
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r             # <<<<<<<<<<<<<<
@@ -22568,7 +23154,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":195
+        /* "src_c/emissions/_gaussian_kernel.pyx":237
  *                         v = v + r * (lp_n[k] - mx)
  *                     lp_n[k] = r
  *                 v_k = log(s)             # <<<<<<<<<<<<<<
@@ -22577,7 +23163,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v_k = log(__pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":196
+        /* "src_c/emissions/_gaussian_kernel.pyx":238
  *                     lp_n[k] = r
  *                 v_k = log(s)
  *                 lpn = mx + v_k             # <<<<<<<<<<<<<<
@@ -22586,7 +23172,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_lpn = (__pyx_v_mx + __pyx_v_v_k);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":197
+        /* "src_c/emissions/_gaussian_kernel.pyx":239
  *                 v_k = log(s)
  *                 lpn = mx + v_k
  *                 r = 1.0 / s             # <<<<<<<<<<<<<<
@@ -22595,7 +23181,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_r = (1.0 / __pyx_v_s);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":198
+        /* "src_c/emissions/_gaussian_kernel.pyx":240
  *                 lpn = mx + v_k
  *                 r = 1.0 / s
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22603,13 +23189,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":199
+          /* "src_c/emissions/_gaussian_kernel.pyx":241
  *                 r = 1.0 / s
  *                 for k in range(K):
  *                     lp_n[k] = lp_n[k] * r             # <<<<<<<<<<<<<<
@@ -22620,19 +23206,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":201
+        /* "src_c/emissions/_gaussian_kernel.pyx":243
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
 */
-        __pyx_t_7 = (!__pyx_v_sample_z);
+        __pyx_t_9 = (!__pyx_v_sample_z);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":202
+          /* "src_c/emissions/_gaussian_kernel.pyx":244
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -22641,14 +23227,14 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           if (__pyx_v_has_weights) {
 
-            __pyx_t_12 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
+            __pyx_t_22 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
           } else {
 
-            __pyx_t_12 = 1.0;
+            __pyx_t_22 = 1.0;
           }
-          __pyx_v_w = __pyx_t_12;
+          __pyx_v_w = __pyx_t_22;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":203
+          /* "src_c/emissions/_gaussian_kernel.pyx":245
  *                 if not sample_z:
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)             # <<<<<<<<<<<<<<
@@ -22657,7 +23243,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_ent_chunk = (__pyx_v_ent_chunk + (__pyx_v_w * ((__pyx_v_v * __pyx_v_r) - __pyx_v_v_k)));
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":201
+          /* "src_c/emissions/_gaussian_kernel.pyx":243
  *                     lp_n[k] = lp_n[k] * r
  *                 # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
  *                 if not sample_z:             # <<<<<<<<<<<<<<
@@ -22668,7 +23254,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
       __pyx_L49:;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":204
+      /* "src_c/emissions/_gaussian_kernel.pyx":246
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -22677,7 +23263,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_lpn_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":205
+        /* "src_c/emissions/_gaussian_kernel.pyx":247
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn             # <<<<<<<<<<<<<<
@@ -22686,7 +23272,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         (__pyx_v_log_prob_norm_out[(__pyx_v_start + __pyx_v_n)]) = ((double)__pyx_v_lpn);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":204
+        /* "src_c/emissions/_gaussian_kernel.pyx":246
  *                     w = weights[start + n] if has_weights else 1.0
  *                     ent_chunk = ent_chunk + w * (v * r - v_k)
  *             if has_lpn_out:             # <<<<<<<<<<<<<<
@@ -22695,7 +23281,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":206
+      /* "src_c/emissions/_gaussian_kernel.pyx":248
  *             if has_lpn_out:
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -22704,26 +23290,26 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_weights) {
 
-        __pyx_t_12 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
+        __pyx_t_22 = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
       } else {
 
-        __pyx_t_12 = 1.0;
+        __pyx_t_22 = 1.0;
       }
-      __pyx_v_w = __pyx_t_12;
+      __pyx_v_w = __pyx_t_22;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":207
+      /* "src_c/emissions/_gaussian_kernel.pyx":249
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
 */
-      __pyx_t_7 = (!__pyx_v_sample_z);
+      __pyx_t_9 = (!__pyx_v_sample_z);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":208
+        /* "src_c/emissions/_gaussian_kernel.pyx":250
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn             # <<<<<<<<<<<<<<
@@ -22732,7 +23318,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * __pyx_v_lpn));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":209
+        /* "src_c/emissions/_gaussian_kernel.pyx":251
  *             if not sample_z:
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue             # <<<<<<<<<<<<<<
@@ -22741,7 +23327,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         goto __pyx_L44_continue;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":207
+        /* "src_c/emissions/_gaussian_kernel.pyx":249
  *                 log_prob_norm_out[start + n] = <floating>lpn
  *             w = weights[start + n] if has_weights else 1.0
  *             if not sample_z:             # <<<<<<<<<<<<<<
@@ -22750,7 +23336,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":210
+      /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -22759,7 +23345,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_resp_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":211
+        /* "src_c/emissions/_gaussian_kernel.pyx":253
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -22767,13 +23353,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             # Inverse-CDF draw: the first k whose cumulative sum exceeds u times the total
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":212
+          /* "src_c/emissions/_gaussian_kernel.pyx":254
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp_n[k]             # <<<<<<<<<<<<<<
@@ -22784,7 +23370,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         }
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":210
+        /* "src_c/emissions/_gaussian_kernel.pyx":252
  *                 ll_chunk = ll_chunk + w * lpn
  *                 continue
  *             if has_resp_out:  # the responsibilities the draw used, before the one-hot             # <<<<<<<<<<<<<<
@@ -22793,7 +23379,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":216
+      /* "src_c/emissions/_gaussian_kernel.pyx":258
  *             # (the total rather than 1, so rounding in the normalisation cannot overrun); a
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0             # <<<<<<<<<<<<<<
@@ -22802,7 +23388,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_s = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":217
+      /* "src_c/emissions/_gaussian_kernel.pyx":259
  *             # component with r = 0 is never chosen, since the sum does not move past it.
  *             s = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22810,13 +23396,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":218
+        /* "src_c/emissions/_gaussian_kernel.pyx":260
  *             s = 0.0
  *             for k in range(K):
  *                 s = s + lp_n[k]             # <<<<<<<<<<<<<<
@@ -22827,7 +23413,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":219
+      /* "src_c/emissions/_gaussian_kernel.pyx":261
  *             for k in range(K):
  *                 s = s + lp_n[k]
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s             # <<<<<<<<<<<<<<
@@ -22836,7 +23422,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_u = (vbf_uniform_at(__pyx_v_stream, ((uint64_t)(__pyx_v_start + __pyx_v_n))) * __pyx_v_s);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":220
+      /* "src_c/emissions/_gaussian_kernel.pyx":262
  *                 s = s + lp_n[k]
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1             # <<<<<<<<<<<<<<
@@ -22845,7 +23431,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z = (__pyx_v_K - 1);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":221
+      /* "src_c/emissions/_gaussian_kernel.pyx":263
  *             u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
  *             z = K - 1
  *             v = 0.0             # <<<<<<<<<<<<<<
@@ -22854,7 +23440,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_v = 0.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":222
+      /* "src_c/emissions/_gaussian_kernel.pyx":264
  *             z = K - 1
  *             v = 0.0
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22862,13 +23448,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 if u < v:
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":223
+        /* "src_c/emissions/_gaussian_kernel.pyx":265
  *             v = 0.0
  *             for k in range(K):
  *                 v = v + lp_n[k]             # <<<<<<<<<<<<<<
@@ -22877,19 +23463,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = (__pyx_v_v + (__pyx_v_lp_n[__pyx_v_k]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":224
+        /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
  *                     z = k
  *                     break
 */
-        __pyx_t_7 = (__pyx_v_u < __pyx_v_v);
+        __pyx_t_9 = (__pyx_v_u < __pyx_v_v);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":225
+          /* "src_c/emissions/_gaussian_kernel.pyx":267
  *                 v = v + lp_n[k]
  *                 if u < v:
  *                     z = k             # <<<<<<<<<<<<<<
@@ -22898,7 +23484,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_z = __pyx_v_k;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":226
+          /* "src_c/emissions/_gaussian_kernel.pyx":268
  *                 if u < v:
  *                     z = k
  *                     break             # <<<<<<<<<<<<<<
@@ -22907,7 +23493,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           goto __pyx_L66_break;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":224
+          /* "src_c/emissions/_gaussian_kernel.pyx":266
  *             for k in range(K):
  *                 v = v + lp_n[k]
  *                 if u < v:             # <<<<<<<<<<<<<<
@@ -22919,7 +23505,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       __pyx_L66_break:;
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":227
+      /* "src_c/emissions/_gaussian_kernel.pyx":269
  *                     z = k
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)             # <<<<<<<<<<<<<<
@@ -22927,26 +23513,26 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
 */
       while (1) {
-        __pyx_t_8 = ((__pyx_v_lp_n[__pyx_v_z]) <= 0.0);
+        __pyx_t_18 = ((__pyx_v_lp_n[__pyx_v_z]) <= 0.0);
 
-        if (__pyx_t_8) {
+        if (__pyx_t_18) {
 
         } else {
 
-          __pyx_t_7 = __pyx_t_8;
+          __pyx_t_9 = __pyx_t_18;
 
           goto __pyx_L70_bool_binop_done;
         }
-        __pyx_t_8 = (__pyx_v_z > 0);
+        __pyx_t_18 = (__pyx_v_z > 0);
 
 
-        __pyx_t_7 = __pyx_t_8;
+        __pyx_t_9 = __pyx_t_18;
 
         __pyx_L70_bool_binop_done:;
 
-        if (!__pyx_t_7) break;
+        if (!__pyx_t_9) break;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":228
+        /* "src_c/emissions/_gaussian_kernel.pyx":270
  *                     break
  *             while lp_n[z] <= 0.0 and z > 0:  # (only if u * s rounded up to s)
  *                 z = z - 1             # <<<<<<<<<<<<<<
@@ -22956,7 +23542,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
         __pyx_v_z = (__pyx_v_z - 1);
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":230
+      /* "src_c/emissions/_gaussian_kernel.pyx":272
  *                 z = z - 1
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))             # <<<<<<<<<<<<<<
@@ -22965,7 +23551,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_ll_chunk = (__pyx_v_ll_chunk + (__pyx_v_w * (__pyx_v_lpn + log((__pyx_v_lp_n[__pyx_v_z])))));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":231
+      /* "src_c/emissions/_gaussian_kernel.pyx":273
  *             # log p(x_n, z_n) = log p(x_n) + log r_{n z_n}
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -22973,13 +23559,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             lp_n[z] = 1.0
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":232
+        /* "src_c/emissions/_gaussian_kernel.pyx":274
  *             ll_chunk = ll_chunk + w * (lpn + log(lp_n[z]))
  *             for k in range(K):
  *                 lp_n[k] = 0.0             # <<<<<<<<<<<<<<
@@ -22990,7 +23576,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":233
+      /* "src_c/emissions/_gaussian_kernel.pyx":275
  *             for k in range(K):
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0             # <<<<<<<<<<<<<<
@@ -22999,7 +23585,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       (__pyx_v_lp_n[__pyx_v_z]) = 1.0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":234
+      /* "src_c/emissions/_gaussian_kernel.pyx":276
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -23008,7 +23594,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       if (__pyx_v_has_z_out) {
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":235
+        /* "src_c/emissions/_gaussian_kernel.pyx":277
  *             lp_n[z] = 1.0
  *             if has_z_out:
  *                 z_out[start + n] = z             # <<<<<<<<<<<<<<
@@ -23017,7 +23603,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         (__pyx_v_z_out[(__pyx_v_start + __pyx_v_n)]) = __pyx_v_z;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":234
+        /* "src_c/emissions/_gaussian_kernel.pyx":276
  *                 lp_n[k] = 0.0
  *             lp_n[z] = 1.0
  *             if has_z_out:             # <<<<<<<<<<<<<<
@@ -23029,7 +23615,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":236
+    /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -23039,19 +23625,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     if (__pyx_v_has_resp_out) {
     } else {
 
-      __pyx_t_7 = __pyx_v_has_resp_out;
+      __pyx_t_9 = __pyx_v_has_resp_out;
       goto __pyx_L76_bool_binop_done;
     }
-    __pyx_t_8 = (!__pyx_v_sample_z);
+    __pyx_t_18 = (!__pyx_v_sample_z);
 
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     __pyx_L76_bool_binop_done:;
-    if (__pyx_t_7) {
+    if (__pyx_t_9) {
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":237
+      /* "src_c/emissions/_gaussian_kernel.pyx":279
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23060,12 +23646,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
       __pyx_t_1 = __pyx_v_b;
-      __pyx_t_2 = __pyx_t_1;
+      __pyx_t_13 = __pyx_t_1;
 
-      for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-        __pyx_v_n = __pyx_t_3;
+      for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+        __pyx_v_n = __pyx_t_14;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":238
+        /* "src_c/emissions/_gaussian_kernel.pyx":280
  *         if has_resp_out and not sample_z:
  *             for n in range(b):
  *                 for k in range(K):             # <<<<<<<<<<<<<<
@@ -23073,13 +23659,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *         ll[0] = ll[0] + ll_chunk
 */
 
-        __pyx_t_4 = __pyx_v_K;
-        __pyx_t_5 = __pyx_t_4;
+        __pyx_t_15 = __pyx_v_K;
+        __pyx_t_16 = __pyx_t_15;
 
-        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-          __pyx_v_k = __pyx_t_6;
+        for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+          __pyx_v_k = __pyx_t_17;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":239
+          /* "src_c/emissions/_gaussian_kernel.pyx":281
  *             for n in range(b):
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23092,7 +23678,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":236
+      /* "src_c/emissions/_gaussian_kernel.pyx":278
  *             if has_z_out:
  *                 z_out[start + n] = z
  *         if has_resp_out and not sample_z:             # <<<<<<<<<<<<<<
@@ -23101,7 +23687,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     }
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":240
+    /* "src_c/emissions/_gaussian_kernel.pyx":282
  *                 for k in range(K):
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk             # <<<<<<<<<<<<<<
@@ -23110,7 +23696,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     (__pyx_v_ll[0]) = ((__pyx_v_ll[0]) + __pyx_v_ll_chunk);
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":241
+    /* "src_c/emissions/_gaussian_kernel.pyx":283
  *                     resp_out[(start + n) * K + k] = <floating>lp[n * K + k]
  *         ll[0] = ll[0] + ll_chunk
  *         ent[0] = ent[0] + ent_chunk             # <<<<<<<<<<<<<<
@@ -23121,19 +23707,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
   __pyx_L24:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":243
+  /* "src_c/emissions/_gaussian_kernel.pyx":285
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
  *         return
  * 
 */
-  __pyx_t_7 = (!__pyx_v_compute_stats);
+  __pyx_t_9 = (!__pyx_v_compute_stats);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":244
+    /* "src_c/emissions/_gaussian_kernel.pyx":286
  * 
  *     if not compute_stats:
  *         return             # <<<<<<<<<<<<<<
@@ -23144,7 +23730,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
     goto __pyx_L0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":243
+    /* "src_c/emissions/_gaussian_kernel.pyx":285
  *         ent[0] = ent[0] + ent_chunk
  * 
  *     if not compute_stats:             # <<<<<<<<<<<<<<
@@ -23153,7 +23739,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":246
+  /* "src_c/emissions/_gaussian_kernel.pyx":288
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -23162,7 +23748,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   if (__pyx_v_has_weights) {
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":247
+    /* "src_c/emissions/_gaussian_kernel.pyx":289
  * 
  *     if has_weights:
  *         for n in range(b):             # <<<<<<<<<<<<<<
@@ -23171,12 +23757,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_b;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_n = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_n = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":248
+      /* "src_c/emissions/_gaussian_kernel.pyx":290
  *     if has_weights:
  *         for n in range(b):
  *             w = weights[start + n]             # <<<<<<<<<<<<<<
@@ -23185,7 +23771,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_w = (__pyx_v_weights[(__pyx_v_start + __pyx_v_n)]);
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":249
+      /* "src_c/emissions/_gaussian_kernel.pyx":291
  *         for n in range(b):
  *             w = weights[start + n]
  *             for k in range(K):             # <<<<<<<<<<<<<<
@@ -23193,13 +23779,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *     for n in range(b):
 */
 
-      __pyx_t_4 = __pyx_v_K;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_K;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_k = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_k = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":250
+        /* "src_c/emissions/_gaussian_kernel.pyx":292
  *             w = weights[start + n]
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w             # <<<<<<<<<<<<<<
@@ -23212,7 +23798,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":246
+    /* "src_c/emissions/_gaussian_kernel.pyx":288
  *         return
  * 
  *     if has_weights:             # <<<<<<<<<<<<<<
@@ -23221,7 +23807,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":251
+  /* "src_c/emissions/_gaussian_kernel.pyx":293
  *             for k in range(K):
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):             # <<<<<<<<<<<<<<
@@ -23230,12 +23816,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
   __pyx_t_1 = __pyx_v_b;
-  __pyx_t_2 = __pyx_t_1;
+  __pyx_t_13 = __pyx_t_1;
 
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_n = __pyx_t_3;
+  for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+    __pyx_v_n = __pyx_t_14;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":252
+    /* "src_c/emissions/_gaussian_kernel.pyx":294
  *                 lp[n * K + k] = lp[n * K + k] * w
  *     for n in range(b):
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23243,13 +23829,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
 */
 
-    __pyx_t_4 = __pyx_v_K;
-    __pyx_t_5 = __pyx_t_4;
+    __pyx_t_15 = __pyx_v_K;
+    __pyx_t_16 = __pyx_t_15;
 
-    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-      __pyx_v_k = __pyx_t_6;
+    for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+      __pyx_v_k = __pyx_t_17;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":253
+      /* "src_c/emissions/_gaussian_kernel.pyx":295
  *     for n in range(b):
  *         for k in range(K):
  *             nk[k] = nk[k] + lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23262,7 +23848,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
 
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":256
+  /* "src_c/emissions/_gaussian_kernel.pyx":298
  *     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
  *     # where R^T is what column-major reads from lp.
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)             # <<<<<<<<<<<<<<
@@ -23271,30 +23857,30 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
   __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), __pyx_v_xbuf, (&__pyx_v_D), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s1, (&__pyx_v_D));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":258
+  /* "src_c/emissions/_gaussian_kernel.pyx":300
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
 */
-  __pyx_t_8 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+  __pyx_t_18 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-  if (__pyx_t_8) {
+  if (__pyx_t_18) {
 
   } else {
 
-    __pyx_t_7 = __pyx_t_8;
+    __pyx_t_9 = __pyx_t_18;
 
     goto __pyx_L93_bool_binop_done;
   }
 
-  __pyx_t_7 = __pyx_v_sample_z;
+  __pyx_t_9 = __pyx_v_sample_z;
   __pyx_L93_bool_binop_done:;
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":261
+    /* "src_c/emissions/_gaussian_kernel.pyx":303
  *         # Hard counts: each row belongs to one component, so gather the rows of component k
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23303,12 +23889,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_K;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_k = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_k = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":262
+      /* "src_c/emissions/_gaussian_kernel.pyx":304
  *         # and update S2_k with those alone (K times less work than the soft form below).
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -23317,7 +23903,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":263
+      /* "src_c/emissions/_gaussian_kernel.pyx":305
  *         for k in range(K):
  *             m_k = means + k * D
  *             z = 0             # <<<<<<<<<<<<<<
@@ -23326,7 +23912,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_z = 0;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":264
+      /* "src_c/emissions/_gaussian_kernel.pyx":306
  *             m_k = means + k * D
  *             z = 0
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23334,13 +23920,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 if v > 0.0:
 */
 
-      __pyx_t_4 = __pyx_v_b;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_b;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_n = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_n = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":265
+        /* "src_c/emissions/_gaussian_kernel.pyx":307
  *             z = 0
  *             for n in range(b):
  *                 v = lp[n * K + k]             # <<<<<<<<<<<<<<
@@ -23349,19 +23935,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = (__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]);
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":266
+        /* "src_c/emissions/_gaussian_kernel.pyx":308
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
  *                     v = sqrt(v)
  *                     for j in range(D):
 */
-        __pyx_t_7 = (__pyx_v_v > 0.0);
+        __pyx_t_9 = (__pyx_v_v > 0.0);
 
-        if (__pyx_t_7) {
+        if (__pyx_t_9) {
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":267
+          /* "src_c/emissions/_gaussian_kernel.pyx":309
  *                 v = lp[n * K + k]
  *                 if v > 0.0:
  *                     v = sqrt(v)             # <<<<<<<<<<<<<<
@@ -23370,7 +23956,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_v = sqrt(__pyx_v_v);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":268
+          /* "src_c/emissions/_gaussian_kernel.pyx":310
  *                 if v > 0.0:
  *                     v = sqrt(v)
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -23378,13 +23964,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                     z = z + 1
 */
 
-          __pyx_t_9 = __pyx_v_D;
-          __pyx_t_10 = __pyx_t_9;
+          __pyx_t_19 = __pyx_v_D;
+          __pyx_t_20 = __pyx_t_19;
 
-          for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-            __pyx_v_j = __pyx_t_11;
+          for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+            __pyx_v_j = __pyx_t_21;
 
-            /* "src_c/emissions/_gaussian_kernel.pyx":269
+            /* "src_c/emissions/_gaussian_kernel.pyx":311
  *                     v = sqrt(v)
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -23395,7 +23981,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
           }
 
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":270
+          /* "src_c/emissions/_gaussian_kernel.pyx":312
  *                     for j in range(D):
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1             # <<<<<<<<<<<<<<
@@ -23404,7 +23990,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
           __pyx_v_z = (__pyx_v_z + 1);
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":266
+          /* "src_c/emissions/_gaussian_kernel.pyx":308
  *             for n in range(b):
  *                 v = lp[n * K + k]
  *                 if v > 0.0:             # <<<<<<<<<<<<<<
@@ -23415,19 +24001,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":271
+      /* "src_c/emissions/_gaussian_kernel.pyx":313
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
 */
-      __pyx_t_7 = (__pyx_v_z > 0);
+      __pyx_t_9 = (__pyx_v_z > 0);
 
-      if (__pyx_t_7) {
+      if (__pyx_t_9) {
 
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":272
+        /* "src_c/emissions/_gaussian_kernel.pyx":314
  *                     z = z + 1
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -23436,7 +24022,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_f_5scipy_6linalg_11cython_blas_dsyrk((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_U), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_D), (&__pyx_v_z), (&__pyx_v_one), __pyx_v_zbuf, (&__pyx_v_D), (&__pyx_v_one), (__pyx_v_s2 + ((__pyx_v_k * __pyx_v_D) * __pyx_v_D)), (&__pyx_v_D));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":271
+        /* "src_c/emissions/_gaussian_kernel.pyx":313
  *                         zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
  *                     z = z + 1
  *             if z > 0:             # <<<<<<<<<<<<<<
@@ -23447,7 +24033,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":258
+    /* "src_c/emissions/_gaussian_kernel.pyx":300
  *     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
  * 
  *     if cov_type == FULL and sample_z:             # <<<<<<<<<<<<<<
@@ -23457,19 +24043,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":273
+  /* "src_c/emissions/_gaussian_kernel.pyx":315
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
  *         for k in range(K):
  *             m_k = means + k * D
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_FULL);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":274
+    /* "src_c/emissions/_gaussian_kernel.pyx":316
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:
  *         for k in range(K):             # <<<<<<<<<<<<<<
@@ -23478,12 +24064,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
 
     __pyx_t_1 = __pyx_v_K;
-    __pyx_t_2 = __pyx_t_1;
+    __pyx_t_13 = __pyx_t_1;
 
-    for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-      __pyx_v_k = __pyx_t_3;
+    for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+      __pyx_v_k = __pyx_t_14;
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":275
+      /* "src_c/emissions/_gaussian_kernel.pyx":317
  *     elif cov_type == FULL:
  *         for k in range(K):
  *             m_k = means + k * D             # <<<<<<<<<<<<<<
@@ -23492,7 +24078,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
       __pyx_v_m_k = (__pyx_v_means + (__pyx_v_k * __pyx_v_D));
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":276
+      /* "src_c/emissions/_gaussian_kernel.pyx":318
  *         for k in range(K):
  *             m_k = means + k * D
  *             for n in range(b):             # <<<<<<<<<<<<<<
@@ -23500,13 +24086,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *                 for j in range(D):
 */
 
-      __pyx_t_4 = __pyx_v_b;
-      __pyx_t_5 = __pyx_t_4;
+      __pyx_t_15 = __pyx_v_b;
+      __pyx_t_16 = __pyx_t_15;
 
-      for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-        __pyx_v_n = __pyx_t_6;
+      for (__pyx_t_17 = 0; __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
+        __pyx_v_n = __pyx_t_17;
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":277
+        /* "src_c/emissions/_gaussian_kernel.pyx":319
  *             m_k = means + k * D
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])             # <<<<<<<<<<<<<<
@@ -23515,7 +24101,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
         __pyx_v_v = sqrt((__pyx_v_lp[((__pyx_v_n * __pyx_v_K) + __pyx_v_k)]));
 
-        /* "src_c/emissions/_gaussian_kernel.pyx":278
+        /* "src_c/emissions/_gaussian_kernel.pyx":320
  *             for n in range(b):
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):             # <<<<<<<<<<<<<<
@@ -23523,13 +24109,13 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
 */
 
-        __pyx_t_9 = __pyx_v_D;
-        __pyx_t_10 = __pyx_t_9;
+        __pyx_t_19 = __pyx_v_D;
+        __pyx_t_20 = __pyx_t_19;
 
-        for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-          __pyx_v_j = __pyx_t_11;
+        for (__pyx_t_21 = 0; __pyx_t_21 < __pyx_t_20; __pyx_t_21+=1) {
+          __pyx_v_j = __pyx_t_21;
 
-          /* "src_c/emissions/_gaussian_kernel.pyx":279
+          /* "src_c/emissions/_gaussian_kernel.pyx":321
  *                 v = sqrt(lp[n * K + k])
  *                 for j in range(D):
  *                     zbuf[n * D + j] = v * (xbuf[n * D + j] - m_k[j])             # <<<<<<<<<<<<<<
@@ -23542,7 +24128,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
       }
 
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":282
+      /* "src_c/emissions/_gaussian_kernel.pyx":324
  *             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)             # <<<<<<<<<<<<<<
@@ -23553,7 +24139,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     }
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":273
+    /* "src_c/emissions/_gaussian_kernel.pyx":315
  *             if z > 0:
  *                 dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == FULL:             # <<<<<<<<<<<<<<
@@ -23563,19 +24149,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":283
+  /* "src_c/emissions/_gaussian_kernel.pyx":325
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_DIAG);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":285
+    /* "src_c/emissions/_gaussian_kernel.pyx":327
  *     elif cov_type == DIAG:
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)             # <<<<<<<<<<<<<<
@@ -23584,7 +24170,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_D), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_D));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":283
+    /* "src_c/emissions/_gaussian_kernel.pyx":325
  *             # being the lower triangle in row-major terms.
  *             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
  *     elif cov_type == DIAG:             # <<<<<<<<<<<<<<
@@ -23594,19 +24180,19 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
     goto __pyx_L92;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":286
+  /* "src_c/emissions/_gaussian_kernel.pyx":328
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)
 */
-  __pyx_t_7 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
+  __pyx_t_9 = (__pyx_v_cov_type == __pyx_e_6vbfast_9emissions_16_gaussian_kernel_SPHERICAL);
 
-  if (__pyx_t_7) {
+  if (__pyx_t_9) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":287
+    /* "src_c/emissions/_gaussian_kernel.pyx":329
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:
  *         j = 1             # <<<<<<<<<<<<<<
@@ -23615,7 +24201,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_v_j = 1;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":288
+    /* "src_c/emissions/_gaussian_kernel.pyx":330
  *     elif cov_type == SPHERICAL:
  *         j = 1
  *         dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)             # <<<<<<<<<<<<<<
@@ -23624,7 +24210,7 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 */
     __pyx_f_5scipy_6linalg_11cython_blas_dgemm((&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_N), (&__pyx_v_6vbfast_9emissions_16_gaussian_kernel_CH_T), (&__pyx_v_j), (&__pyx_v_K), (&__pyx_v_b), (&__pyx_v_one), (__pyx_v_zbuf + __pyx_v_D), (&__pyx_v_n_aux), __pyx_v_lp, (&__pyx_v_K), (&__pyx_v_one), __pyx_v_s2, (&__pyx_v_j));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":286
+    /* "src_c/emissions/_gaussian_kernel.pyx":328
  *         # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
  *         dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
  *     elif cov_type == SPHERICAL:             # <<<<<<<<<<<<<<
@@ -23634,12 +24220,12 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
   }
   __pyx_L92:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":88
+  /* "src_c/emissions/_gaussian_kernel.pyx":115
  * 
  * 
  * cdef void _chunk(             # <<<<<<<<<<<<<<
- *     const floating* X, const double* weights, bint has_weights,
- *     Py_ssize_t start, Py_ssize_t end, int D, int K, int cov_type,
+ *     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+ *     Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
 */
 
   /* function exit code */
@@ -23665,9 +24251,34 @@ static void __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk(dou
 
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":291
+/* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -23704,53 +24315,53 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass(PyObje
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 333, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 333, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 291, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 333, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -23764,7 +24375,7 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass(PyObje
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 333, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23816,7 +24427,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 291, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 333, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -23834,11 +24445,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 291, __pyx_L1_error)
+    __PYX_ERR(0, 333, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 333, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -23848,7 +24459,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 291, __pyx_L1_error)
+      __PYX_ERR(0, 333, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -23867,9 +24478,9 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 291, __pyx_L1_error)
+    __PYX_ERR(0, 333, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 333, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -23878,25 +24489,25 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_2gmm_pass(CYTHON
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 291, __pyx_L1_error)
+      __PYX_ERR(0, 333, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 19, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 19, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 333, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 291, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 333, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -23938,66 +24549,66 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_18__defaults__(C
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__defaults__", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":311
+  /* "src_c/emissions/_gaussian_kernel.pyx":353
  *     int chunk_size,
  *     int n_threads,
  *     bint sample_z=False,             # <<<<<<<<<<<<<<
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 353, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":312
+  /* "src_c/emissions/_gaussian_kernel.pyx":354
  *     int n_threads,
  *     bint sample_z=False,
  *     unsigned long long seed=0,             # <<<<<<<<<<<<<<
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 354, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":313
+  /* "src_c/emissions/_gaussian_kernel.pyx":355
  *     bint sample_z=False,
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,             # <<<<<<<<<<<<<<
  *     int[::1] z_out=None,
  * ):
 */
-  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   __pyx_t_4 = 0;
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_INCREF(Py_None);
   __Pyx_GIVEREF(Py_None);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_temp;
@@ -24071,206 +24682,206 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_7gmm
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_means,&__pyx_mstate_global->__pyx_n_u_prec_chol,&__pyx_mstate_global->__pyx_n_u_aux,&__pyx_mstate_global->__pyx_n_u_log_const,&__pyx_mstate_global->__pyx_n_u_covariance_type,&__pyx_mstate_global->__pyx_n_u_resp_in,&__pyx_mstate_global->__pyx_n_u_nk_slots,&__pyx_mstate_global->__pyx_n_u_s1_slots,&__pyx_mstate_global->__pyx_n_u_s2_slots,&__pyx_mstate_global->__pyx_n_u_ll_slots,&__pyx_mstate_global->__pyx_n_u_ent_slots,&__pyx_mstate_global->__pyx_n_u_resp_out,&__pyx_mstate_global->__pyx_n_u_log_prob_norm_out,&__pyx_mstate_global->__pyx_n_u_compute_stats,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_sample_z,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_z_out,0};
     struct __pyx_defaults1 *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 333, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 333, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 19; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 291, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 333, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 292, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 293, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 294, __pyx_L3_error)
-    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 295, __pyx_L3_error)
-    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 296, __pyx_L3_error)
-    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
-    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 298, __pyx_L3_error)
-    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L3_error)
-    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 300, __pyx_L3_error)
-    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 301, __pyx_L3_error)
-    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 302, __pyx_L3_error)
-    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 303, __pyx_L3_error)
-    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
-    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 334, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 336, __pyx_L3_error)
+    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 337, __pyx_L3_error)
+    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 338, __pyx_L3_error)
+    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 339, __pyx_L3_error)
+    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 340, __pyx_L3_error)
+    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 341, __pyx_L3_error)
+    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 342, __pyx_L3_error)
+    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 343, __pyx_L3_error)
+    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 344, __pyx_L3_error)
+    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 345, __pyx_L3_error)
+    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 346, __pyx_L3_error)
+    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 347, __pyx_L3_error)
+    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 348, __pyx_L3_error)
+    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_float(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 349, __pyx_L3_error)
+    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 351, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 352, __pyx_L3_error)
     if (values[19]) {
-      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 311, __pyx_L3_error)
+      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
     } else {
       __pyx_v_sample_z = ((int)((int)0));
     }
     if (values[20]) {
-      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 312, __pyx_L3_error)
+      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 354, __pyx_L3_error)
     } else {
       __pyx_v_seed = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[21]) {
-      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L3_error)
+      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L3_error)
     } else {
       __pyx_v_sweep = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[22]) {
-      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
+      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 356, __pyx_L3_error)
     } else {
       __pyx_v_z_out = __pyx_dynamic_args->arg0;
       __PYX_INC_MEMVIEW(&__pyx_v_z_out, 1);
@@ -24278,7 +24889,7 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_7gmm
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 333, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -24361,18 +24972,10 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   double *__pyx_v_zbuf;
   double *__pyx_v_lp;
   int __pyx_v_has_z_out;
-  int __pyx_v_idummy;
-  int *__pyx_v_z_ptr;
-  uint64_t __pyx_v_stream;
   double __pyx_v_dummy;
-  float __pyx_v_fdummy;
-  double const *__pyx_v_w_ptr;
-  double const *__pyx_v_prec_ptr;
-  double const *__pyx_v_aux_ptr;
-  double const *__pyx_v_resp_in_ptr;
+  struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass __pyx_v_p;
   float *__pyx_v_resp_out_ptr;
   float *__pyx_v_lpn_ptr;
-  double *__pyx_v_s2_ptr;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
@@ -24381,15 +24984,15 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   PyObject *__pyx_t_4 = NULL;
   size_t __pyx_t_5;
   int __pyx_t_6;
-  int *__pyx_t_7;
+  double const *__pyx_t_7;
   Py_ssize_t __pyx_t_8;
-  double const *__pyx_t_9;
+  Py_ssize_t __pyx_t_9;
   double const *__pyx_t_10;
   double const *__pyx_t_11;
-  Py_ssize_t __pyx_t_12;
-  double const *__pyx_t_13;
-  float *__pyx_t_14;
-  double *__pyx_t_15;
+  double const *__pyx_t_12;
+  double *__pyx_t_13;
+  int *__pyx_t_14;
+  float *__pyx_t_15;
   Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
   Py_ssize_t __pyx_t_18;
@@ -24399,22 +25002,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
   Py_ssize_t __pyx_t_24;
-  Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  Py_ssize_t __pyx_t_28;
-  Py_ssize_t __pyx_t_29;
-  Py_ssize_t __pyx_t_30;
-  Py_ssize_t __pyx_t_31;
-  Py_ssize_t __pyx_t_32;
-  Py_ssize_t __pyx_t_33;
-  Py_ssize_t __pyx_t_34;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0gmm_pass", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":347
+  /* "src_c/emissions/_gaussian_kernel.pyx":389
  *     z_out : (N,) int32 receiving the drawn z_n, or None
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -24423,7 +25016,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":348
+  /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -24432,7 +25025,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":349
+  /* "src_c/emissions/_gaussian_kernel.pyx":391
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]             # <<<<<<<<<<<<<<
@@ -24441,7 +25034,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_K = ((int)(__pyx_v_means.shape[0]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":350
+  /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -24450,7 +25043,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_G = (__pyx_v_nk_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":351
+  /* "src_c/emissions/_gaussian_kernel.pyx":393
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -24459,7 +25052,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":352
+  /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -24468,7 +25061,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":353
+  /* "src_c/emissions/_gaussian_kernel.pyx":395
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]             # <<<<<<<<<<<<<<
@@ -24477,7 +25070,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_n_aux = ((int)(__pyx_v_aux.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":354
+  /* "src_c/emissions/_gaussian_kernel.pyx":396
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux             # <<<<<<<<<<<<<<
@@ -24496,7 +25089,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_v_width = __pyx_t_1;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":355
+  /* "src_c/emissions/_gaussian_kernel.pyx":397
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24505,7 +25098,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":356
+  /* "src_c/emissions/_gaussian_kernel.pyx":398
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24514,7 +25107,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_resp_in = ((__pyx_v_resp_in.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":357
+  /* "src_c/emissions/_gaussian_kernel.pyx":399
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24523,7 +25116,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_resp_out = ((__pyx_v_resp_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":358
+  /* "src_c/emissions/_gaussian_kernel.pyx":400
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -24532,7 +25125,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   __pyx_v_has_lpn_out = ((__pyx_v_log_prob_norm_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":359
+  /* "src_c/emissions/_gaussian_kernel.pyx":401
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0
  *     cdef Py_ssize_t s1_size = s1_slots.shape[1], s2_size = s2_slots.shape[1]             # <<<<<<<<<<<<<<
@@ -24542,7 +25135,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_v_s1_size = (__pyx_v_s1_slots.shape[1]);
   __pyx_v_s2_size = (__pyx_v_s2_slots.shape[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":365
+  /* "src_c/emissions/_gaussian_kernel.pyx":407
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -24554,7 +25147,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":366
+    /* "src_c/emissions/_gaussian_kernel.pyx":408
  * 
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")             # <<<<<<<<<<<<<<
@@ -24567,14 +25160,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_gmm_pass_needs_at_least_one_row};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 408, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 366, __pyx_L1_error)
+    __PYX_ERR(0, 408, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":365
+    /* "src_c/emissions/_gaussian_kernel.pyx":407
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -24583,7 +25176,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24621,7 +25214,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
     goto __pyx_L5_bool_binop_done;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":368
+  /* "src_c/emissions/_gaussian_kernel.pyx":410
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:             # <<<<<<<<<<<<<<
@@ -24645,7 +25238,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_L5_bool_binop_done:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24655,7 +25248,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":369
+    /* "src_c/emissions/_gaussian_kernel.pyx":411
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")             # <<<<<<<<<<<<<<
@@ -24668,14 +25261,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_slot_arrays_must_share_their_fir};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 369, __pyx_L1_error)
+    __PYX_ERR(0, 411, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":367
+    /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -24684,7 +25277,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":370
+  /* "src_c/emissions/_gaussian_kernel.pyx":412
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -24720,7 +25313,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":371
+    /* "src_c/emissions/_gaussian_kernel.pyx":413
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")             # <<<<<<<<<<<<<<
@@ -24733,14 +25326,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_parameter_shapes_do_not_match_X};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 371, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 413, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 371, __pyx_L1_error)
+    __PYX_ERR(0, 413, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":370
+    /* "src_c/emissions/_gaussian_kernel.pyx":412
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -24749,7 +25342,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":372
+  /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -24775,7 +25368,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":373
+    /* "src_c/emissions/_gaussian_kernel.pyx":415
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")             # <<<<<<<<<<<<<<
@@ -24788,14 +25381,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_statistics_slots_have_the_wrong};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 373, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 415, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 373, __pyx_L1_error)
+    __PYX_ERR(0, 415, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":372
+    /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -24804,7 +25397,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":374
+  /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -24840,7 +25433,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":375
+    /* "src_c/emissions/_gaussian_kernel.pyx":417
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")             # <<<<<<<<<<<<<<
@@ -24853,14 +25446,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_full_covariance_needs_K_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 375, __pyx_L1_error)
+    __PYX_ERR(0, 417, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":374
+    /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -24869,7 +25462,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":376
+  /* "src_c/emissions/_gaussian_kernel.pyx":418
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -24895,7 +25488,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":377
+    /* "src_c/emissions/_gaussian_kernel.pyx":419
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")             # <<<<<<<<<<<<<<
@@ -24908,14 +25501,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_a_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 377, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 419, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 377, __pyx_L1_error)
+    __PYX_ERR(0, 419, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":376
+    /* "src_c/emissions/_gaussian_kernel.pyx":418
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -24924,7 +25517,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":378
+  /* "src_c/emissions/_gaussian_kernel.pyx":420
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -24960,7 +25553,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":379
+    /* "src_c/emissions/_gaussian_kernel.pyx":421
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")             # <<<<<<<<<<<<<<
@@ -24973,14 +25566,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_diag_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 379, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 421, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 379, __pyx_L1_error)
+    __PYX_ERR(0, 421, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":378
+    /* "src_c/emissions/_gaussian_kernel.pyx":420
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -24989,7 +25582,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":380
+  /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -25025,7 +25618,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":381
+    /* "src_c/emissions/_gaussian_kernel.pyx":423
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")             # <<<<<<<<<<<<<<
@@ -25038,14 +25631,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_spherical_covariance_needs_aux_o};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 381, __pyx_L1_error)
+    __PYX_ERR(0, 423, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":380
+    /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -25054,7 +25647,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":382
+  /* "src_c/emissions/_gaussian_kernel.pyx":424
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -25080,7 +25673,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":383
+    /* "src_c/emissions/_gaussian_kernel.pyx":425
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")             # <<<<<<<<<<<<<<
@@ -25093,14 +25686,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 383, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 383, __pyx_L1_error)
+    __PYX_ERR(0, 425, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":382
+    /* "src_c/emissions/_gaussian_kernel.pyx":424
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -25109,7 +25702,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":384
+  /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -25135,7 +25728,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":385
+    /* "src_c/emissions/_gaussian_kernel.pyx":427
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")             # <<<<<<<<<<<<<<
@@ -25148,14 +25741,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_aux_must_have_one_row_per_compon};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 427, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 385, __pyx_L1_error)
+    __PYX_ERR(0, 427, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":384
+    /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -25164,7 +25757,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":386
+  /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25186,7 +25779,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":387
+    /* "src_c/emissions/_gaussian_kernel.pyx":429
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -25199,14 +25792,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 387, __pyx_L1_error)
+    __PYX_ERR(0, 429, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":386
+    /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25215,7 +25808,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":388
+  /* "src_c/emissions/_gaussian_kernel.pyx":430
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25247,7 +25840,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":389
+    /* "src_c/emissions/_gaussian_kernel.pyx":431
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")             # <<<<<<<<<<<<<<
@@ -25260,14 +25853,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_in_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 389, __pyx_L1_error)
+    __PYX_ERR(0, 431, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":388
+    /* "src_c/emissions/_gaussian_kernel.pyx":430
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25276,7 +25869,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":390
+  /* "src_c/emissions/_gaussian_kernel.pyx":432
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25308,7 +25901,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":391
+    /* "src_c/emissions/_gaussian_kernel.pyx":433
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")             # <<<<<<<<<<<<<<
@@ -25321,14 +25914,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_out_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 433, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 391, __pyx_L1_error)
+    __PYX_ERR(0, 433, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":390
+    /* "src_c/emissions/_gaussian_kernel.pyx":432
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -25337,7 +25930,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":392
+  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25359,7 +25952,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":393
+    /* "src_c/emissions/_gaussian_kernel.pyx":435
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")             # <<<<<<<<<<<<<<
@@ -25372,14 +25965,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_log_prob_norm_out_must_be_N};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 393, __pyx_L1_error)
+    __PYX_ERR(0, 435, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":392
+    /* "src_c/emissions/_gaussian_kernel.pyx":434
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -25388,7 +25981,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":394
+  /* "src_c/emissions/_gaussian_kernel.pyx":436
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -25414,7 +26007,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":395
+    /* "src_c/emissions/_gaussian_kernel.pyx":437
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")             # <<<<<<<<<<<<<<
@@ -25427,14 +26020,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_chunk_size_and_n_threads_must_be};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 395, __pyx_L1_error)
+    __PYX_ERR(0, 437, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":394
+    /* "src_c/emissions/_gaussian_kernel.pyx":436
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -25443,7 +26036,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":396
+  /* "src_c/emissions/_gaussian_kernel.pyx":438
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -25468,7 +26061,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __pyx_L55_bool_binop_done:;
   __pyx_v_has_z_out = __pyx_t_2;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":397
+  /* "src_c/emissions/_gaussian_kernel.pyx":439
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -25487,7 +26080,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":398
+    /* "src_c/emissions/_gaussian_kernel.pyx":440
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "             # <<<<<<<<<<<<<<
@@ -25500,14 +26093,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_z_draws_z_from_the_pass_s};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 440, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 398, __pyx_L1_error)
+    __PYX_ERR(0, 440, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":397
+    /* "src_c/emissions/_gaussian_kernel.pyx":439
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -25516,12 +26109,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":400
+  /* "src_c/emissions/_gaussian_kernel.pyx":442
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
  *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
+ * 
 */
   if (__pyx_v_has_z_out) {
   } else {
@@ -25548,12 +26141,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":401
+    /* "src_c/emissions/_gaussian_kernel.pyx":443
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")             # <<<<<<<<<<<<<<
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
+ * 
+ *     # Empty memoryviews have no valid data pointer: absent optional arrays are NULL, and the
 */
     __pyx_t_4 = NULL;
     __pyx_t_5 = 1;
@@ -25561,118 +26154,122 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_z_out_must_be_N_and_needs_sample};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 401, __pyx_L1_error)
+    __PYX_ERR(0, 443, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":400
+    /* "src_c/emissions/_gaussian_kernel.pyx":442
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
  *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
+ * 
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":402
- *     if has_z_out and (z_out.shape[0] != N or not sample_z):
- *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0             # <<<<<<<<<<<<<<
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
-*/
-  __pyx_v_idummy = 0;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":403
- *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy             # <<<<<<<<<<<<<<
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
- * 
-*/
-  if (__pyx_v_has_z_out) {
-    __pyx_t_8 = 0;
-
-    __pyx_t_7 = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_z_out.data) + __pyx_t_8)) ))));
-  } else {
-
-    __pyx_t_7 = (&__pyx_v_idummy);
-  }
-  __pyx_v_z_ptr = __pyx_t_7;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":404
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
- * 
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
-*/
-  __pyx_v_stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":407
- * 
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
+  /* "src_c/emissions/_gaussian_kernel.pyx":447
+ *     # Empty memoryviews have no valid data pointer: absent optional arrays are NULL, and the
+ *     # unused factor or aux, handed to BLAS calls that do not read it, points at a dummy.
  *     cdef double dummy = 0.0             # <<<<<<<<<<<<<<
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
+ *     cdef _GaussPass p
+ *     p.D = D
 */
   __pyx_v_dummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":408
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
+  /* "src_c/emissions/_gaussian_kernel.pyx":449
  *     cdef double dummy = 0.0
- *     cdef floating fdummy = 0             # <<<<<<<<<<<<<<
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     cdef _GaussPass p
+ *     p.D = D             # <<<<<<<<<<<<<<
+ *     p.K = K
+ *     p.cov_type = covariance_type
 */
-  __pyx_v_fdummy = 0.0;
+  __pyx_v_p.D = __pyx_v_D;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":409
- *     cdef double dummy = 0.0
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":450
+ *     cdef _GaussPass p
+ *     p.D = D
+ *     p.K = K             # <<<<<<<<<<<<<<
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+*/
+  __pyx_v_p.K = __pyx_v_K;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":451
+ *     p.D = D
+ *     p.K = K
+ *     p.cov_type = covariance_type             # <<<<<<<<<<<<<<
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]
+*/
+  __pyx_v_p.cov_type = __pyx_v_covariance_type;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":452
+ *     p.K = K
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL             # <<<<<<<<<<<<<<
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]
 */
   if (__pyx_v_has_weights) {
     __pyx_t_8 = 0;
 
-    __pyx_t_9 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_sample_weight.data) + __pyx_t_8)) ))));
+    __pyx_t_7 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_sample_weight.data) + __pyx_t_8)) ))));
   } else {
 
-    __pyx_t_9 = (&__pyx_v_dummy);
+    __pyx_t_7 = NULL;
   }
-  __pyx_v_w_ptr = __pyx_t_9;
+  __pyx_v_p.weights = __pyx_t_7;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":410
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":453
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]             # <<<<<<<<<<<<<<
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.shift = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_shift.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":454
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]             # <<<<<<<<<<<<<<
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+*/
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_v_p.means = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_means.data + __pyx_t_8 * __pyx_v_means.strides[0]) )) + __pyx_t_9)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":455
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1
 */
   __pyx_t_2 = ((__pyx_v_prec_chol.shape[0]) > 0);
 
   if (__pyx_t_2) {
-    __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-    __pyx_t_10 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_prec_chol.data) + __pyx_t_8)) ))));
+    __pyx_t_10 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_prec_chol.data) + __pyx_t_9)) ))));
   } else {
 
     __pyx_t_10 = (&__pyx_v_dummy);
   }
 
-  __pyx_v_prec_ptr = __pyx_t_10;
+  __pyx_v_p.prec_chol = __pyx_t_10;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":411
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":456
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]
 */
   __pyx_t_6 = ((__pyx_v_aux.shape[0]) > 0);
 
@@ -25691,144 +26288,238 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 
   __pyx_L64_bool_binop_done:;
   if (__pyx_t_2) {
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
 
-    __pyx_t_11 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_aux.data + __pyx_t_8 * __pyx_v_aux.strides[0]) )) + __pyx_t_12)) ))));
+    __pyx_t_11 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_aux.data + __pyx_t_9 * __pyx_v_aux.strides[0]) )) + __pyx_t_8)) ))));
   } else {
 
     __pyx_t_11 = (&__pyx_v_dummy);
   }
 
-  __pyx_v_aux_ptr = __pyx_t_11;
+  __pyx_v_p.aux = __pyx_t_11;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":412
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy             # <<<<<<<<<<<<<<
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":457
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1             # <<<<<<<<<<<<<<
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+*/
+  __pyx_t_2 = (__pyx_v_n_aux > 0);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = __pyx_v_n_aux;
+  } else {
+
+    __pyx_t_1 = 1;
+  }
+
+  __pyx_v_p.n_aux = __pyx_t_1;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":458
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]             # <<<<<<<<<<<<<<
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.log_const = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_log_const.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":459
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL             # <<<<<<<<<<<<<<
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z
 */
   if (__pyx_v_has_resp_in) {
-    __pyx_t_12 = 0;
     __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-    __pyx_t_13 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_resp_in.data + __pyx_t_12 * __pyx_v_resp_in.strides[0]) )) + __pyx_t_8)) ))));
+    __pyx_t_12 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_resp_in.data + __pyx_t_8 * __pyx_v_resp_in.strides[0]) )) + __pyx_t_9)) ))));
   } else {
 
-    __pyx_t_13 = (&__pyx_v_dummy);
+    __pyx_t_12 = NULL;
   }
-  __pyx_v_resp_in_ptr = __pyx_t_13;
+  __pyx_v_p.resp_in = __pyx_t_12;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":413
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy             # <<<<<<<<<<<<<<
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":460
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats             # <<<<<<<<<<<<<<
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)
 */
-  if (__pyx_v_has_resp_out) {
-    __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
+  __pyx_v_p.compute_stats = __pyx_v_compute_stats;
 
-    __pyx_t_14 = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_resp_out.data + __pyx_t_8 * __pyx_v_resp_out.strides[0]) )) + __pyx_t_12)) ))));
-  } else {
-
-    __pyx_t_14 = (&__pyx_v_fdummy);
-  }
-  __pyx_v_resp_out_ptr = __pyx_t_14;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":414
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy             # <<<<<<<<<<<<<<
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:
+  /* "src_c/emissions/_gaussian_kernel.pyx":461
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z             # <<<<<<<<<<<<<<
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]
 */
-  if (__pyx_v_has_lpn_out) {
-    __pyx_t_12 = 0;
+  __pyx_v_p.sample_z = __pyx_v_sample_z;
 
-    __pyx_t_14 = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_log_prob_norm_out.data) + __pyx_t_12)) ))));
-  } else {
+  /* "src_c/emissions/_gaussian_kernel.pyx":462
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]
+*/
+  __pyx_v_p.stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
 
-    __pyx_t_14 = (&__pyx_v_fdummy);
-  }
-  __pyx_v_lpn_ptr = __pyx_t_14;
+  /* "src_c/emissions/_gaussian_kernel.pyx":463
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]             # <<<<<<<<<<<<<<
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+*/
+  __pyx_t_9 = 0;
+  __pyx_t_8 = 0;
+  __pyx_v_p.nk = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_9 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_8)) ))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":415
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy             # <<<<<<<<<<<<<<
- *     if n_aux == 0:
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":464
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]             # <<<<<<<<<<<<<<
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size
+*/
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_v_p.s1 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_8 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_9)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":465
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL             # <<<<<<<<<<<<<<
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]
 */
   __pyx_t_2 = (__pyx_v_s2_size > 0);
 
   if (__pyx_t_2) {
-    __pyx_t_12 = 0;
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
 
-    __pyx_t_15 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_12 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) ))));
+    __pyx_t_13 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_9 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) ))));
   } else {
 
-    __pyx_t_15 = (&__pyx_v_dummy);
+    __pyx_t_13 = NULL;
   }
 
-  __pyx_v_s2_ptr = __pyx_t_15;
+  __pyx_v_p.s2 = __pyx_t_13;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":416
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:             # <<<<<<<<<<<<<<
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":466
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size             # <<<<<<<<<<<<<<
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]
+*/
+  __pyx_v_p.s2_size = __pyx_v_s2_size;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":467
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]             # <<<<<<<<<<<<<<
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.ll = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":468
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]             # <<<<<<<<<<<<<<
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.ent = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":469
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
+*/
+  if (__pyx_v_has_z_out) {
+    __pyx_t_8 = 0;
+
+    __pyx_t_14 = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_z_out.data) + __pyx_t_8)) ))));
+  } else {
+
+    __pyx_t_14 = NULL;
+  }
+  __pyx_v_p.z_out = __pyx_t_14;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":470
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
  * 
 */
-  __pyx_t_2 = (__pyx_v_n_aux == 0);
+  if (__pyx_v_has_resp_out) {
+    __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-  if (__pyx_t_2) {
+    __pyx_t_15 = (&(*((float *) ( /* dim=1 */ ((char *) (((float *) ( /* dim=0 */ (__pyx_v_resp_out.data + __pyx_t_8 * __pyx_v_resp_out.strides[0]) )) + __pyx_t_9)) ))));
+  } else {
 
+    __pyx_t_15 = NULL;
+  }
+  __pyx_v_resp_out_ptr = __pyx_t_15;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":417
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused             # <<<<<<<<<<<<<<
+  /* "src_c/emissions/_gaussian_kernel.pyx":471
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL             # <<<<<<<<<<<<<<
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
 */
-    __pyx_v_n_aux = 1;
+  if (__pyx_v_has_lpn_out) {
+    __pyx_t_9 = 0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":416
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:             # <<<<<<<<<<<<<<
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
- * 
-*/
+    __pyx_t_15 = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_log_prob_norm_out.data) + __pyx_t_9)) ))));
+  } else {
+
+    __pyx_t_15 = NULL;
   }
+  __pyx_v_lpn_ptr = __pyx_t_15;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":419
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":473
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
 */
+  __pyx_t_9 = 0;
   __pyx_t_8 = 0;
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_8 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
+  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_9 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":420
+  /* "src_c/emissions/_gaussian_kernel.pyx":474
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))             # <<<<<<<<<<<<<<
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
 */
-  __pyx_t_12 = 0;
   __pyx_t_8 = 0;
-  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_12 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
+  __pyx_t_9 = 0;
+  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_8 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_9)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":421
+  /* "src_c/emissions/_gaussian_kernel.pyx":475
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -25840,18 +26531,18 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":422
+    /* "src_c/emissions/_gaussian_kernel.pyx":476
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))
 */
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
-    (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_8 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
+    (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_9 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":421
+    /* "src_c/emissions/_gaussian_kernel.pyx":475
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -25860,27 +26551,27 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":423
+  /* "src_c/emissions/_gaussian_kernel.pyx":477
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
 */
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
+  __pyx_t_8 = 0;
+  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_8)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":424
+  /* "src_c/emissions/_gaussian_kernel.pyx":478
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
  * 
  *     with nogil, parallel(num_threads=n_threads):
 */
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
+  __pyx_t_8 = 0;
+  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_8)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":426
+  /* "src_c/emissions/_gaussian_kernel.pyx":480
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -25900,11 +26591,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                 #define unlikely(x) (x)
             #endif
             #ifdef _OPENMP
-            #pragma omp parallel firstprivate(__pyx_v_lp, __pyx_v_xbuf, __pyx_v_zbuf) private(__pyx_t_12, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_28, __pyx_t_29, __pyx_t_30, __pyx_t_31, __pyx_t_32, __pyx_t_33, __pyx_t_34, __pyx_t_8) num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads())
+            #pragma omp parallel firstprivate(__pyx_v_lp, __pyx_v_xbuf, __pyx_v_zbuf) private(__pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_8, __pyx_t_9) num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads())
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":427
+                /* "src_c/emissions/_gaussian_kernel.pyx":481
  * 
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25913,7 +26604,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":428
+                /* "src_c/emissions/_gaussian_kernel.pyx":482
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25922,7 +26613,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_zbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_width) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":429
+                /* "src_c/emissions/_gaussian_kernel.pyx":483
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -25931,7 +26622,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 __pyx_v_lp = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_K) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":430
+                /* "src_c/emissions/_gaussian_kernel.pyx":484
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -25951,7 +26642,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_17);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":431
+                                /* "src_c/emissions/_gaussian_kernel.pyx":485
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -25980,21 +26671,21 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                 for (__pyx_t_20 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_20 < __pyx_t_21; __pyx_t_20+=1) {
                                   __pyx_v_c = __pyx_t_20;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":432
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":486
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
  *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":433
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":487
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
+ *         free(xbuf)
 */
 
                                   __pyx_t_22 = __pyx_v_N;
@@ -26013,77 +26704,16 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                                   __pyx_v_end = __pyx_t_24;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":488
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)             # <<<<<<<<<<<<<<
+ *         free(xbuf)
+ *         free(zbuf)
 */
-                                  __pyx_t_12 = 0;
                                   __pyx_t_8 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":435
- *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],             # <<<<<<<<<<<<<<
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
-*/
-                                  __pyx_t_25 = 0;
-                                  __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
-                                  __pyx_t_28 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":437
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],             # <<<<<<<<<<<<<<
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
- *                        &ll_slots[g], &ent_slots[g],
-*/
-                                  __pyx_t_29 = __pyx_v_g;
-                                  __pyx_t_30 = 0;
-                                  __pyx_t_31 = __pyx_v_g;
-                                  __pyx_t_32 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":438
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,             # <<<<<<<<<<<<<<
- *                        &ll_slots[g], &ent_slots[g],
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
-*/
-                                  __pyx_t_2 = (__pyx_v_s2_size > 0);
-
-                                  if (__pyx_t_2) {
-
-                                    __pyx_t_15 = (__pyx_v_s2_ptr + (__pyx_v_g * __pyx_v_s2_size));
-                                  } else {
-
-                                    __pyx_t_15 = __pyx_v_s2_ptr;
-                                  }
-
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":439
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
- *                        &ll_slots[g], &ent_slots[g],             # <<<<<<<<<<<<<<
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
-*/
-                                  __pyx_t_33 = __pyx_v_g;
-                                  __pyx_t_34 = __pyx_v_g;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
- *                 start = c * chunk_size
- *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
-*/
-                                  __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk((&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_X.data + __pyx_t_12 * __pyx_v_X.strides[0]) )) + __pyx_t_8)) )))), __pyx_v_w_ptr, __pyx_v_has_weights, __pyx_v_start, __pyx_v_end, __pyx_v_D, __pyx_v_K, __pyx_v_covariance_type, (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_shift.data) + __pyx_t_25)) )))), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_means.data + __pyx_t_26 * __pyx_v_means.strides[0]) )) + __pyx_t_27)) )))), __pyx_v_prec_ptr, __pyx_v_aux_ptr, __pyx_v_n_aux, (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_log_const.data) + __pyx_t_28)) )))), __pyx_v_resp_in_ptr, __pyx_v_has_resp_in, (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_29 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_30)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_31 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_32)) )))), __pyx_t_15, (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_33)) )))), (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_34)) )))), __pyx_v_resp_out_ptr, __pyx_v_has_resp_out, __pyx_v_lpn_ptr, __pyx_v_has_lpn_out, __pyx_v_compute_stats, __pyx_v_sample_z, __pyx_v_stream, __pyx_v_z_ptr, __pyx_v_has_z_out, __pyx_v_xbuf, __pyx_v_zbuf, __pyx_v_lp);
-
+                                  __pyx_t_9 = 0;
+                                  __pyx_fuse_0__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk((&__pyx_v_p), (&(*((float const  *) ( /* dim=1 */ ((char *) (((float const  *) ( /* dim=0 */ (__pyx_v_X.data + __pyx_t_8 * __pyx_v_X.strides[0]) )) + __pyx_t_9)) )))), __pyx_v_resp_out_ptr, __pyx_v_lpn_ptr, __pyx_v_g, __pyx_v_start, __pyx_v_end, __pyx_v_xbuf, __pyx_v_zbuf, __pyx_v_lp);
                                 }
 
                             }
@@ -26092,17 +26722,17 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":442
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
+                /* "src_c/emissions/_gaussian_kernel.pyx":489
+ *                 end = min(start + chunk_size, N)
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
  *         free(xbuf)             # <<<<<<<<<<<<<<
  *         free(zbuf)
  *         free(lp)
 */
                 free(__pyx_v_xbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":443
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
+                /* "src_c/emissions/_gaussian_kernel.pyx":490
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
  *         free(xbuf)
  *         free(zbuf)             # <<<<<<<<<<<<<<
  *         free(lp)
@@ -26110,7 +26740,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
 */
                 free(__pyx_v_zbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":444
+                /* "src_c/emissions/_gaussian_kernel.pyx":491
  *         free(xbuf)
  *         free(zbuf)
  *         free(lp)             # <<<<<<<<<<<<<<
@@ -26128,7 +26758,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":426
+      /* "src_c/emissions/_gaussian_kernel.pyx":480
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -26139,13 +26769,13 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
         /*normal exit:*/{
           __Pyx_FastGIL_Forget();
           PyEval_RestoreThread(_save);
-          goto __pyx_L70;
+          goto __pyx_L69;
         }
-        __pyx_L70:;
+        __pyx_L69:;
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -26162,14 +26792,6 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_6gmm_pass(CYTHON
   __Pyx_AddTraceback("vbfast.emissions._gaussian_kernel.gmm_pass", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
-
-
-
-
-
 
 
 
@@ -26214,66 +26836,66 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_20__defaults__(C
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__defaults__", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":311
+  /* "src_c/emissions/_gaussian_kernel.pyx":353
  *     int chunk_size,
  *     int n_threads,
  *     bint sample_z=False,             # <<<<<<<<<<<<<<
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(((int)0)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 353, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":312
+  /* "src_c/emissions/_gaussian_kernel.pyx":354
  *     int n_threads,
  *     bint sample_z=False,
  *     unsigned long long seed=0,             # <<<<<<<<<<<<<<
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,
 */
-  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 354, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":313
+  /* "src_c/emissions/_gaussian_kernel.pyx":355
  *     bint sample_z=False,
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,             # <<<<<<<<<<<<<<
  *     int[::1] z_out=None,
  * ):
 */
-  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyLong_From_unsigned_PY_LONG_LONG(((unsigned PY_LONG_LONG)0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = __pyx_memoryview_fromslice(__Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self)->arg0, 1, (PyObject *(*)(char *)) __pyx_memview_get_int, (int (*)(char *, PyObject *)) __pyx_memview_set_int, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_2) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_3) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_4);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_4) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_2 = 0;
   __pyx_t_3 = 0;
   __pyx_t_4 = 0;
-  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = PyTuple_New(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __Pyx_INCREF(Py_None);
   __Pyx_GIVEREF(Py_None);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 291, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 1, Py_None) != (0)) __PYX_ERR(0, 333, __pyx_L1_error);
   __pyx_t_5 = 0;
   {
     PyObject *__pyx_temp;
@@ -26347,206 +26969,206 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_9gmm
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_means,&__pyx_mstate_global->__pyx_n_u_prec_chol,&__pyx_mstate_global->__pyx_n_u_aux,&__pyx_mstate_global->__pyx_n_u_log_const,&__pyx_mstate_global->__pyx_n_u_covariance_type,&__pyx_mstate_global->__pyx_n_u_resp_in,&__pyx_mstate_global->__pyx_n_u_nk_slots,&__pyx_mstate_global->__pyx_n_u_s1_slots,&__pyx_mstate_global->__pyx_n_u_s2_slots,&__pyx_mstate_global->__pyx_n_u_ll_slots,&__pyx_mstate_global->__pyx_n_u_ent_slots,&__pyx_mstate_global->__pyx_n_u_resp_out,&__pyx_mstate_global->__pyx_n_u_log_prob_norm_out,&__pyx_mstate_global->__pyx_n_u_compute_stats,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_sample_z,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_z_out,0};
     struct __pyx_defaults1 *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 291, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 333, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 18:
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 17:
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 291, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "gmm_pass", 0) < (0)) __PYX_ERR(0, 333, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 19; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 291, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, i); __PYX_ERR(0, 333, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case 23:
         values[22] = __Pyx_ArgRef_VARARGS(__pyx_args, 22);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[22])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 22:
         values[21] = __Pyx_ArgRef_VARARGS(__pyx_args, 21);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[21])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 21:
         values[20] = __Pyx_ArgRef_VARARGS(__pyx_args, 20);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[20])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 20:
         values[19] = __Pyx_ArgRef_VARARGS(__pyx_args, 19);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[19])) __PYX_ERR(0, 333, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 19:
         values[18] = __Pyx_ArgRef_VARARGS(__pyx_args, 18);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[18])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[17] = __Pyx_ArgRef_VARARGS(__pyx_args, 17);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[17])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[16] = __Pyx_ArgRef_VARARGS(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[15] = __Pyx_ArgRef_VARARGS(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[14] = __Pyx_ArgRef_VARARGS(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[13] = __Pyx_ArgRef_VARARGS(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[12] = __Pyx_ArgRef_VARARGS(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[11] = __Pyx_ArgRef_VARARGS(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[10] = __Pyx_ArgRef_VARARGS(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[9] = __Pyx_ArgRef_VARARGS(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[8] = __Pyx_ArgRef_VARARGS(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[7] = __Pyx_ArgRef_VARARGS(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[6] = __Pyx_ArgRef_VARARGS(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 333, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 291, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 333, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 292, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 293, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 294, __pyx_L3_error)
-    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 295, __pyx_L3_error)
-    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 296, __pyx_L3_error)
-    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
-    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 298, __pyx_L3_error)
-    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 299, __pyx_L3_error)
-    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 300, __pyx_L3_error)
-    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 301, __pyx_L3_error)
-    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 302, __pyx_L3_error)
-    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 303, __pyx_L3_error)
-    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 304, __pyx_L3_error)
-    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 305, __pyx_L3_error)
-    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 306, __pyx_L3_error)
-    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 307, __pyx_L3_error)
-    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 310, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 334, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 336, __pyx_L3_error)
+    __pyx_v_means = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[3], 0); if (unlikely(!__pyx_v_means.memview)) __PYX_ERR(0, 337, __pyx_L3_error)
+    __pyx_v_prec_chol = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[4], 0); if (unlikely(!__pyx_v_prec_chol.memview)) __PYX_ERR(0, 338, __pyx_L3_error)
+    __pyx_v_aux = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_aux.memview)) __PYX_ERR(0, 339, __pyx_L3_error)
+    __pyx_v_log_const = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_log_const.memview)) __PYX_ERR(0, 340, __pyx_L3_error)
+    __pyx_v_covariance_type = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_covariance_type == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 341, __pyx_L3_error)
+    __pyx_v_resp_in = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[8], 0); if (unlikely(!__pyx_v_resp_in.memview)) __PYX_ERR(0, 342, __pyx_L3_error)
+    __pyx_v_nk_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk_slots.memview)) __PYX_ERR(0, 343, __pyx_L3_error)
+    __pyx_v_s1_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s1_slots.memview)) __PYX_ERR(0, 344, __pyx_L3_error)
+    __pyx_v_s2_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[11], PyBUF_WRITABLE); if (unlikely(!__pyx_v_s2_slots.memview)) __PYX_ERR(0, 345, __pyx_L3_error)
+    __pyx_v_ll_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[12], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ll_slots.memview)) __PYX_ERR(0, 346, __pyx_L3_error)
+    __pyx_v_ent_slots = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[13], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ent_slots.memview)) __PYX_ERR(0, 347, __pyx_L3_error)
+    __pyx_v_resp_out = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[14], PyBUF_WRITABLE); if (unlikely(!__pyx_v_resp_out.memview)) __PYX_ERR(0, 348, __pyx_L3_error)
+    __pyx_v_log_prob_norm_out = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[15], PyBUF_WRITABLE); if (unlikely(!__pyx_v_log_prob_norm_out.memview)) __PYX_ERR(0, 349, __pyx_L3_error)
+    __pyx_v_compute_stats = __Pyx_PyObject_IsTrue(values[16]); if (unlikely((__pyx_v_compute_stats == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 350, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[17]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 351, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[18]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 352, __pyx_L3_error)
     if (values[19]) {
-      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 311, __pyx_L3_error)
+      __pyx_v_sample_z = __Pyx_PyObject_IsTrue(values[19]); if (unlikely((__pyx_v_sample_z == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
     } else {
       __pyx_v_sample_z = ((int)((int)0));
     }
     if (values[20]) {
-      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 312, __pyx_L3_error)
+      __pyx_v_seed = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[20]); if (unlikely((__pyx_v_seed == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 354, __pyx_L3_error)
     } else {
       __pyx_v_seed = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[21]) {
-      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 313, __pyx_L3_error)
+      __pyx_v_sweep = __Pyx_PyLong_As_unsigned_PY_LONG_LONG(values[21]); if (unlikely((__pyx_v_sweep == (unsigned PY_LONG_LONG)-1) && PyErr_Occurred())) __PYX_ERR(0, 355, __pyx_L3_error)
     } else {
       __pyx_v_sweep = ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)0));
     }
     if (values[22]) {
-      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 314, __pyx_L3_error)
+      __pyx_v_z_out = __Pyx_PyObject_to_MemoryviewSlice_dc_int(values[22], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z_out.memview)) __PYX_ERR(0, 356, __pyx_L3_error)
     } else {
       __pyx_v_z_out = __pyx_dynamic_args->arg0;
       __PYX_INC_MEMVIEW(&__pyx_v_z_out, 1);
@@ -26554,7 +27176,7 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_9gmm
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 291, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("gmm_pass", 0, 19, 23, __pyx_nargs); __PYX_ERR(0, 333, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26637,18 +27259,10 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   double *__pyx_v_zbuf;
   double *__pyx_v_lp;
   int __pyx_v_has_z_out;
-  int __pyx_v_idummy;
-  int *__pyx_v_z_ptr;
-  uint64_t __pyx_v_stream;
   double __pyx_v_dummy;
-  double __pyx_v_fdummy;
-  double const *__pyx_v_w_ptr;
-  double const *__pyx_v_prec_ptr;
-  double const *__pyx_v_aux_ptr;
-  double const *__pyx_v_resp_in_ptr;
+  struct __pyx_t_6vbfast_9emissions_16_gaussian_kernel__GaussPass __pyx_v_p;
   double *__pyx_v_resp_out_ptr;
   double *__pyx_v_lpn_ptr;
-  double *__pyx_v_s2_ptr;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
@@ -26657,14 +27271,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   PyObject *__pyx_t_4 = NULL;
   size_t __pyx_t_5;
   int __pyx_t_6;
-  int *__pyx_t_7;
+  double const *__pyx_t_7;
   Py_ssize_t __pyx_t_8;
-  double const *__pyx_t_9;
+  Py_ssize_t __pyx_t_9;
   double const *__pyx_t_10;
   double const *__pyx_t_11;
-  Py_ssize_t __pyx_t_12;
-  double const *__pyx_t_13;
-  double *__pyx_t_14;
+  double const *__pyx_t_12;
+  double *__pyx_t_13;
+  int *__pyx_t_14;
   Py_ssize_t __pyx_t_15;
   Py_ssize_t __pyx_t_16;
   Py_ssize_t __pyx_t_17;
@@ -26674,22 +27288,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   Py_ssize_t __pyx_t_21;
   Py_ssize_t __pyx_t_22;
   Py_ssize_t __pyx_t_23;
-  Py_ssize_t __pyx_t_24;
-  Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
-  Py_ssize_t __pyx_t_27;
-  Py_ssize_t __pyx_t_28;
-  Py_ssize_t __pyx_t_29;
-  Py_ssize_t __pyx_t_30;
-  Py_ssize_t __pyx_t_31;
-  Py_ssize_t __pyx_t_32;
-  Py_ssize_t __pyx_t_33;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1gmm_pass", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":347
+  /* "src_c/emissions/_gaussian_kernel.pyx":389
  *     z_out : (N,) int32 receiving the drawn z_n, or None
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -26698,7 +27302,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":348
+  /* "src_c/emissions/_gaussian_kernel.pyx":390
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -26707,7 +27311,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":349
+  /* "src_c/emissions/_gaussian_kernel.pyx":391
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]             # <<<<<<<<<<<<<<
@@ -26716,7 +27320,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_K = ((int)(__pyx_v_means.shape[0]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":350
+  /* "src_c/emissions/_gaussian_kernel.pyx":392
  *     cdef int D = <int>X.shape[1]
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -26725,7 +27329,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_G = (__pyx_v_nk_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":351
+  /* "src_c/emissions/_gaussian_kernel.pyx":393
  *     cdef int K = <int>means.shape[0]
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -26734,7 +27338,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":352
+  /* "src_c/emissions/_gaussian_kernel.pyx":394
  *     cdef Py_ssize_t G = nk_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -26743,7 +27347,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":353
+  /* "src_c/emissions/_gaussian_kernel.pyx":395
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]             # <<<<<<<<<<<<<<
@@ -26752,7 +27356,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_n_aux = ((int)(__pyx_v_aux.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":354
+  /* "src_c/emissions/_gaussian_kernel.pyx":396
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux             # <<<<<<<<<<<<<<
@@ -26771,7 +27375,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_v_width = __pyx_t_1;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":355
+  /* "src_c/emissions/_gaussian_kernel.pyx":397
  *     cdef int n_aux = <int>aux.shape[1]
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26780,7 +27384,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":356
+  /* "src_c/emissions/_gaussian_kernel.pyx":398
  *     cdef int width = D if D > n_aux else n_aux
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26789,7 +27393,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_resp_in = ((__pyx_v_resp_in.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":357
+  /* "src_c/emissions/_gaussian_kernel.pyx":399
  *     cdef bint has_weights = sample_weight.shape[0] > 0
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26798,7 +27402,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_resp_out = ((__pyx_v_resp_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":358
+  /* "src_c/emissions/_gaussian_kernel.pyx":400
  *     cdef bint has_resp_in = resp_in.shape[0] > 0
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -26807,7 +27411,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   __pyx_v_has_lpn_out = ((__pyx_v_log_prob_norm_out.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":359
+  /* "src_c/emissions/_gaussian_kernel.pyx":401
  *     cdef bint has_resp_out = resp_out.shape[0] > 0
  *     cdef bint has_lpn_out = log_prob_norm_out.shape[0] > 0
  *     cdef Py_ssize_t s1_size = s1_slots.shape[1], s2_size = s2_slots.shape[1]             # <<<<<<<<<<<<<<
@@ -26817,7 +27421,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_v_s1_size = (__pyx_v_s1_slots.shape[1]);
   __pyx_v_s2_size = (__pyx_v_s2_slots.shape[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":365
+  /* "src_c/emissions/_gaussian_kernel.pyx":407
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -26829,7 +27433,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":366
+    /* "src_c/emissions/_gaussian_kernel.pyx":408
  * 
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")             # <<<<<<<<<<<<<<
@@ -26842,14 +27446,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_gmm_pass_needs_at_least_one_row};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 366, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 408, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 366, __pyx_L1_error)
+    __PYX_ERR(0, 408, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":365
+    /* "src_c/emissions/_gaussian_kernel.pyx":407
  *     cdef double* lp
  * 
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -26858,7 +27462,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -26896,7 +27500,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
     goto __pyx_L5_bool_binop_done;
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":368
+  /* "src_c/emissions/_gaussian_kernel.pyx":410
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:             # <<<<<<<<<<<<<<
@@ -26920,7 +27524,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_L5_bool_binop_done:;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":367
+  /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -26930,7 +27534,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":369
+    /* "src_c/emissions/_gaussian_kernel.pyx":411
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")             # <<<<<<<<<<<<<<
@@ -26943,14 +27547,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_slot_arrays_must_share_their_fir};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 369, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 411, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 369, __pyx_L1_error)
+    __PYX_ERR(0, 411, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":367
+    /* "src_c/emissions/_gaussian_kernel.pyx":409
  *     if N == 0:
  *         raise ValueError("gmm_pass needs at least one row")
  *     if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \             # <<<<<<<<<<<<<<
@@ -26959,7 +27563,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":370
+  /* "src_c/emissions/_gaussian_kernel.pyx":412
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -26995,7 +27599,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":371
+    /* "src_c/emissions/_gaussian_kernel.pyx":413
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")             # <<<<<<<<<<<<<<
@@ -27008,14 +27612,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_parameter_shapes_do_not_match_X};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 371, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 413, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 371, __pyx_L1_error)
+    __PYX_ERR(0, 413, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":370
+    /* "src_c/emissions/_gaussian_kernel.pyx":412
  *             or ent_slots.shape[0] != G:
  *         raise ValueError("slot arrays must share their first dimension")
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -27024,7 +27628,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":372
+  /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -27050,7 +27654,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":373
+    /* "src_c/emissions/_gaussian_kernel.pyx":415
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")             # <<<<<<<<<<<<<<
@@ -27063,14 +27667,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_statistics_slots_have_the_wrong};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 373, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 415, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 373, __pyx_L1_error)
+    __PYX_ERR(0, 415, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":372
+    /* "src_c/emissions/_gaussian_kernel.pyx":414
  *     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
  *         raise ValueError("parameter shapes do not match X")
  *     if s1_size != K * D or nk_slots.shape[1] != K:             # <<<<<<<<<<<<<<
@@ -27079,7 +27683,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":374
+  /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -27115,7 +27719,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":375
+    /* "src_c/emissions/_gaussian_kernel.pyx":417
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")             # <<<<<<<<<<<<<<
@@ -27128,14 +27732,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_full_covariance_needs_K_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 375, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 375, __pyx_L1_error)
+    __PYX_ERR(0, 417, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":374
+    /* "src_c/emissions/_gaussian_kernel.pyx":416
  *     if s1_size != K * D or nk_slots.shape[1] != K:
  *         raise ValueError("statistics slots have the wrong shape")
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):             # <<<<<<<<<<<<<<
@@ -27144,7 +27748,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":376
+  /* "src_c/emissions/_gaussian_kernel.pyx":418
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -27170,7 +27774,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":377
+    /* "src_c/emissions/_gaussian_kernel.pyx":419
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")             # <<<<<<<<<<<<<<
@@ -27183,14 +27787,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_a_D_D_fact};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 377, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 419, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 377, __pyx_L1_error)
+    __PYX_ERR(0, 419, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":376
+    /* "src_c/emissions/_gaussian_kernel.pyx":418
  *     if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
  *         raise ValueError("full covariance needs (K, D, D) factors and statistics")
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:             # <<<<<<<<<<<<<<
@@ -27199,7 +27803,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":378
+  /* "src_c/emissions/_gaussian_kernel.pyx":420
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -27235,7 +27839,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":379
+    /* "src_c/emissions/_gaussian_kernel.pyx":421
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")             # <<<<<<<<<<<<<<
@@ -27248,14 +27852,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_diag_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 379, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 421, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 379, __pyx_L1_error)
+    __PYX_ERR(0, 421, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":378
+    /* "src_c/emissions/_gaussian_kernel.pyx":420
  *     if covariance_type == TIED and prec_chol.shape[0] != D * D:
  *         raise ValueError("tied covariance needs a (D, D) factor")
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):             # <<<<<<<<<<<<<<
@@ -27264,7 +27868,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":380
+  /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -27300,7 +27904,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":381
+    /* "src_c/emissions/_gaussian_kernel.pyx":423
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")             # <<<<<<<<<<<<<<
@@ -27313,14 +27917,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_spherical_covariance_needs_aux_o};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 381, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 423, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 381, __pyx_L1_error)
+    __PYX_ERR(0, 423, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":380
+    /* "src_c/emissions/_gaussian_kernel.pyx":422
  *     if covariance_type == DIAG and (n_aux != 2 * D or s2_size != K * D):
  *         raise ValueError("diag covariance needs aux of shape (K, 2D) and (K, D) statistics")
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):             # <<<<<<<<<<<<<<
@@ -27329,7 +27933,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":382
+  /* "src_c/emissions/_gaussian_kernel.pyx":424
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -27355,7 +27959,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":383
+    /* "src_c/emissions/_gaussian_kernel.pyx":425
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")             # <<<<<<<<<<<<<<
@@ -27368,14 +27972,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tied_covariance_needs_aux_of_sha};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 383, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 383, __pyx_L1_error)
+    __PYX_ERR(0, 425, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":382
+    /* "src_c/emissions/_gaussian_kernel.pyx":424
  *     if covariance_type == SPHERICAL and (n_aux != D + 1 or s2_size != K):
  *         raise ValueError("spherical covariance needs aux of shape (K, D+1) and (K,) statistics")
  *     if covariance_type == TIED and n_aux != D + 1:             # <<<<<<<<<<<<<<
@@ -27384,7 +27988,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":384
+  /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -27410,7 +28014,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":385
+    /* "src_c/emissions/_gaussian_kernel.pyx":427
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")             # <<<<<<<<<<<<<<
@@ -27423,14 +28027,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_aux_must_have_one_row_per_compon};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 385, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 427, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 385, __pyx_L1_error)
+    __PYX_ERR(0, 427, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":384
+    /* "src_c/emissions/_gaussian_kernel.pyx":426
  *     if covariance_type == TIED and n_aux != D + 1:
  *         raise ValueError("tied covariance needs aux of shape (K, D+1)")
  *     if covariance_type != FULL and aux.shape[0] != K:             # <<<<<<<<<<<<<<
@@ -27439,7 +28043,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":386
+  /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27461,7 +28065,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":387
+    /* "src_c/emissions/_gaussian_kernel.pyx":429
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -27474,14 +28078,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 387, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 429, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 387, __pyx_L1_error)
+    __PYX_ERR(0, 429, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":386
+    /* "src_c/emissions/_gaussian_kernel.pyx":428
  *     if covariance_type != FULL and aux.shape[0] != K:
  *         raise ValueError("aux must have one row per component")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27490,7 +28094,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":388
+  /* "src_c/emissions/_gaussian_kernel.pyx":430
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27522,7 +28126,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":389
+    /* "src_c/emissions/_gaussian_kernel.pyx":431
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")             # <<<<<<<<<<<<<<
@@ -27535,14 +28139,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_in_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 389, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 389, __pyx_L1_error)
+    __PYX_ERR(0, 431, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":388
+    /* "src_c/emissions/_gaussian_kernel.pyx":430
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27551,7 +28155,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":390
+  /* "src_c/emissions/_gaussian_kernel.pyx":432
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27583,7 +28187,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":391
+    /* "src_c/emissions/_gaussian_kernel.pyx":433
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")             # <<<<<<<<<<<<<<
@@ -27596,14 +28200,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_resp_out_must_be_N_K};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 391, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 433, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 391, __pyx_L1_error)
+    __PYX_ERR(0, 433, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":390
+    /* "src_c/emissions/_gaussian_kernel.pyx":432
  *     if has_resp_in and (resp_in.shape[0] != N or resp_in.shape[1] != K):
  *         raise ValueError("resp_in must be (N, K)")
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):             # <<<<<<<<<<<<<<
@@ -27612,7 +28216,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":392
+  /* "src_c/emissions/_gaussian_kernel.pyx":434
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27634,7 +28238,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":393
+    /* "src_c/emissions/_gaussian_kernel.pyx":435
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")             # <<<<<<<<<<<<<<
@@ -27647,14 +28251,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_log_prob_norm_out_must_be_N};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 393, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 393, __pyx_L1_error)
+    __PYX_ERR(0, 435, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":392
+    /* "src_c/emissions/_gaussian_kernel.pyx":434
  *     if has_resp_out and (resp_out.shape[0] != N or resp_out.shape[1] != K):
  *         raise ValueError("resp_out must be (N, K)")
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -27663,7 +28267,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":394
+  /* "src_c/emissions/_gaussian_kernel.pyx":436
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -27689,7 +28293,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":395
+    /* "src_c/emissions/_gaussian_kernel.pyx":437
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")             # <<<<<<<<<<<<<<
@@ -27702,14 +28306,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_chunk_size_and_n_threads_must_be};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 395, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 395, __pyx_L1_error)
+    __PYX_ERR(0, 437, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":394
+    /* "src_c/emissions/_gaussian_kernel.pyx":436
  *     if has_lpn_out and log_prob_norm_out.shape[0] != N:
  *         raise ValueError("log_prob_norm_out must be (N,)")
  *     if chunk_size < 1 or n_threads < 1:             # <<<<<<<<<<<<<<
@@ -27718,7 +28322,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":396
+  /* "src_c/emissions/_gaussian_kernel.pyx":438
  *     if chunk_size < 1 or n_threads < 1:
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -27743,7 +28347,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   __pyx_L55_bool_binop_done:;
   __pyx_v_has_z_out = __pyx_t_2;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":397
+  /* "src_c/emissions/_gaussian_kernel.pyx":439
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -27762,7 +28366,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":398
+    /* "src_c/emissions/_gaussian_kernel.pyx":440
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "             # <<<<<<<<<<<<<<
@@ -27775,14 +28379,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_z_draws_z_from_the_pass_s};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 398, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 440, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 398, __pyx_L1_error)
+    __PYX_ERR(0, 440, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":397
+    /* "src_c/emissions/_gaussian_kernel.pyx":439
  *         raise ValueError("chunk_size and n_threads must be positive")
  *     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
  *     if sample_z and has_resp_in:             # <<<<<<<<<<<<<<
@@ -27791,12 +28395,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":400
+  /* "src_c/emissions/_gaussian_kernel.pyx":442
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
  *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
+ * 
 */
   if (__pyx_v_has_z_out) {
   } else {
@@ -27823,12 +28427,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":401
+    /* "src_c/emissions/_gaussian_kernel.pyx":443
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):
  *         raise ValueError("z_out must be (N,) and needs sample_z")             # <<<<<<<<<<<<<<
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
+ * 
+ *     # Empty memoryviews have no valid data pointer: absent optional arrays are NULL, and the
 */
     __pyx_t_4 = NULL;
     __pyx_t_5 = 1;
@@ -27836,118 +28440,122 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_z_out_must_be_N_and_needs_sample};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 401, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 443, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 401, __pyx_L1_error)
+    __PYX_ERR(0, 443, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":400
+    /* "src_c/emissions/_gaussian_kernel.pyx":442
  *         raise ValueError("sample_z draws z from the pass's own responsibilities; resp_in must "
  *                          "be empty")
  *     if has_z_out and (z_out.shape[0] != N or not sample_z):             # <<<<<<<<<<<<<<
  *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
+ * 
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":402
- *     if has_z_out and (z_out.shape[0] != N or not sample_z):
- *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0             # <<<<<<<<<<<<<<
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
-*/
-  __pyx_v_idummy = 0;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":403
- *         raise ValueError("z_out must be (N,) and needs sample_z")
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy             # <<<<<<<<<<<<<<
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)
- * 
-*/
-  if (__pyx_v_has_z_out) {
-    __pyx_t_8 = 0;
-
-    __pyx_t_7 = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_z_out.data) + __pyx_t_8)) ))));
-  } else {
-
-    __pyx_t_7 = (&__pyx_v_idummy);
-  }
-  __pyx_v_z_ptr = __pyx_t_7;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":404
- *     cdef int idummy = 0
- *     cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
- *     cdef uint64_t stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
- * 
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
-*/
-  __pyx_v_stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":407
- * 
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
+  /* "src_c/emissions/_gaussian_kernel.pyx":447
+ *     # Empty memoryviews have no valid data pointer: absent optional arrays are NULL, and the
+ *     # unused factor or aux, handed to BLAS calls that do not read it, points at a dummy.
  *     cdef double dummy = 0.0             # <<<<<<<<<<<<<<
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
+ *     cdef _GaussPass p
+ *     p.D = D
 */
   __pyx_v_dummy = 0.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":408
- *     # Empty memoryviews have no valid data pointer; point at a dummy instead.
+  /* "src_c/emissions/_gaussian_kernel.pyx":449
  *     cdef double dummy = 0.0
- *     cdef floating fdummy = 0             # <<<<<<<<<<<<<<
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     cdef _GaussPass p
+ *     p.D = D             # <<<<<<<<<<<<<<
+ *     p.K = K
+ *     p.cov_type = covariance_type
 */
-  __pyx_v_fdummy = 0.0;
+  __pyx_v_p.D = __pyx_v_D;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":409
- *     cdef double dummy = 0.0
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":450
+ *     cdef _GaussPass p
+ *     p.D = D
+ *     p.K = K             # <<<<<<<<<<<<<<
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+*/
+  __pyx_v_p.K = __pyx_v_K;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":451
+ *     p.D = D
+ *     p.K = K
+ *     p.cov_type = covariance_type             # <<<<<<<<<<<<<<
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]
+*/
+  __pyx_v_p.cov_type = __pyx_v_covariance_type;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":452
+ *     p.K = K
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL             # <<<<<<<<<<<<<<
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]
 */
   if (__pyx_v_has_weights) {
     __pyx_t_8 = 0;
 
-    __pyx_t_9 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_sample_weight.data) + __pyx_t_8)) ))));
+    __pyx_t_7 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_sample_weight.data) + __pyx_t_8)) ))));
   } else {
 
-    __pyx_t_9 = (&__pyx_v_dummy);
+    __pyx_t_7 = NULL;
   }
-  __pyx_v_w_ptr = __pyx_t_9;
+  __pyx_v_p.weights = __pyx_t_7;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":410
- *     cdef floating fdummy = 0
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":453
+ *     p.cov_type = covariance_type
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]             # <<<<<<<<<<<<<<
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.shift = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_shift.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":454
+ *     p.weights = &sample_weight[0] if has_weights else NULL
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]             # <<<<<<<<<<<<<<
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+*/
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_v_p.means = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_means.data + __pyx_t_8 * __pyx_v_means.strides[0]) )) + __pyx_t_9)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":455
+ *     p.shift = &shift[0]
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy             # <<<<<<<<<<<<<<
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1
 */
   __pyx_t_2 = ((__pyx_v_prec_chol.shape[0]) > 0);
 
   if (__pyx_t_2) {
-    __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-    __pyx_t_10 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_prec_chol.data) + __pyx_t_8)) ))));
+    __pyx_t_10 = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_prec_chol.data) + __pyx_t_9)) ))));
   } else {
 
     __pyx_t_10 = (&__pyx_v_dummy);
   }
 
-  __pyx_v_prec_ptr = __pyx_t_10;
+  __pyx_v_p.prec_chol = __pyx_t_10;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":411
- *     cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":456
+ *     p.means = &means[0, 0]
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy             # <<<<<<<<<<<<<<
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]
 */
   __pyx_t_6 = ((__pyx_v_aux.shape[0]) > 0);
 
@@ -27966,144 +28574,238 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
   __pyx_L64_bool_binop_done:;
   if (__pyx_t_2) {
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
 
-    __pyx_t_11 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_aux.data + __pyx_t_8 * __pyx_v_aux.strides[0]) )) + __pyx_t_12)) ))));
+    __pyx_t_11 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_aux.data + __pyx_t_9 * __pyx_v_aux.strides[0]) )) + __pyx_t_8)) ))));
   } else {
 
     __pyx_t_11 = (&__pyx_v_dummy);
   }
 
-  __pyx_v_aux_ptr = __pyx_t_11;
+  __pyx_v_p.aux = __pyx_t_11;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":412
- *     cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy             # <<<<<<<<<<<<<<
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":457
+ *     p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1             # <<<<<<<<<<<<<<
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+*/
+  __pyx_t_2 = (__pyx_v_n_aux > 0);
+
+  if (__pyx_t_2) {
+
+    __pyx_t_1 = __pyx_v_n_aux;
+  } else {
+
+    __pyx_t_1 = 1;
+  }
+
+  __pyx_v_p.n_aux = __pyx_t_1;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":458
+ *     p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]             # <<<<<<<<<<<<<<
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.log_const = (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_log_const.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":459
+ *     p.n_aux = n_aux if n_aux > 0 else 1
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL             # <<<<<<<<<<<<<<
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z
 */
   if (__pyx_v_has_resp_in) {
-    __pyx_t_12 = 0;
     __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-    __pyx_t_13 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_resp_in.data + __pyx_t_12 * __pyx_v_resp_in.strides[0]) )) + __pyx_t_8)) ))));
+    __pyx_t_12 = (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_resp_in.data + __pyx_t_8 * __pyx_v_resp_in.strides[0]) )) + __pyx_t_9)) ))));
   } else {
 
-    __pyx_t_13 = (&__pyx_v_dummy);
+    __pyx_t_12 = NULL;
   }
-  __pyx_v_resp_in_ptr = __pyx_t_13;
+  __pyx_v_p.resp_in = __pyx_t_12;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":413
- *     cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy             # <<<<<<<<<<<<<<
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
+  /* "src_c/emissions/_gaussian_kernel.pyx":460
+ *     p.log_const = &log_const[0]
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats             # <<<<<<<<<<<<<<
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)
 */
-  if (__pyx_v_has_resp_out) {
-    __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
+  __pyx_v_p.compute_stats = __pyx_v_compute_stats;
 
-    __pyx_t_14 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_resp_out.data + __pyx_t_8 * __pyx_v_resp_out.strides[0]) )) + __pyx_t_12)) ))));
-  } else {
-
-    __pyx_t_14 = (&__pyx_v_fdummy);
-  }
-  __pyx_v_resp_out_ptr = __pyx_t_14;
-
-  /* "src_c/emissions/_gaussian_kernel.pyx":414
- *     cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy             # <<<<<<<<<<<<<<
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:
+  /* "src_c/emissions/_gaussian_kernel.pyx":461
+ *     p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z             # <<<<<<<<<<<<<<
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]
 */
-  if (__pyx_v_has_lpn_out) {
-    __pyx_t_12 = 0;
+  __pyx_v_p.sample_z = __pyx_v_sample_z;
 
-    __pyx_t_14 = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_log_prob_norm_out.data) + __pyx_t_12)) ))));
-  } else {
+  /* "src_c/emissions/_gaussian_kernel.pyx":462
+ *     p.compute_stats = compute_stats
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)             # <<<<<<<<<<<<<<
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]
+*/
+  __pyx_v_p.stream = vbf_stream_key2(__pyx_v_seed, __pyx_v_sweep);
 
-    __pyx_t_14 = (&__pyx_v_fdummy);
-  }
-  __pyx_v_lpn_ptr = __pyx_t_14;
+  /* "src_c/emissions/_gaussian_kernel.pyx":463
+ *     p.sample_z = sample_z
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]             # <<<<<<<<<<<<<<
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+*/
+  __pyx_t_9 = 0;
+  __pyx_t_8 = 0;
+  __pyx_v_p.nk = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_9 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_8)) ))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":415
- *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy             # <<<<<<<<<<<<<<
- *     if n_aux == 0:
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":464
+ *     p.stream = vbf_stream_key2(seed, sweep)
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]             # <<<<<<<<<<<<<<
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size
+*/
+  __pyx_t_8 = 0;
+  __pyx_t_9 = 0;
+  __pyx_v_p.s1 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_8 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_9)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":465
+ *     p.nk = &nk_slots[0, 0]
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL             # <<<<<<<<<<<<<<
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]
 */
   __pyx_t_2 = (__pyx_v_s2_size > 0);
 
   if (__pyx_t_2) {
-    __pyx_t_12 = 0;
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
 
-    __pyx_t_14 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_12 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) ))));
+    __pyx_t_13 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_9 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) ))));
   } else {
 
-    __pyx_t_14 = (&__pyx_v_dummy);
+    __pyx_t_13 = NULL;
   }
 
-  __pyx_v_s2_ptr = __pyx_t_14;
+  __pyx_v_p.s2 = __pyx_t_13;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":416
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:             # <<<<<<<<<<<<<<
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":466
+ *     p.s1 = &s1_slots[0, 0]
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size             # <<<<<<<<<<<<<<
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]
+*/
+  __pyx_v_p.s2_size = __pyx_v_s2_size;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":467
+ *     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]             # <<<<<<<<<<<<<<
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.ll = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":468
+ *     p.s2_size = s2_size
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]             # <<<<<<<<<<<<<<
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+*/
+  __pyx_t_8 = 0;
+  __pyx_v_p.ent = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_8)) ))));
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":469
+ *     p.ll = &ll_slots[0]
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
+*/
+  if (__pyx_v_has_z_out) {
+    __pyx_t_8 = 0;
+
+    __pyx_t_14 = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_z_out.data) + __pyx_t_8)) ))));
+  } else {
+
+    __pyx_t_14 = NULL;
+  }
+  __pyx_v_p.z_out = __pyx_t_14;
+
+  /* "src_c/emissions/_gaussian_kernel.pyx":470
+ *     p.ent = &ent_slots[0]
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL             # <<<<<<<<<<<<<<
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
  * 
 */
-  __pyx_t_2 = (__pyx_v_n_aux == 0);
+  if (__pyx_v_has_resp_out) {
+    __pyx_t_8 = 0;
+    __pyx_t_9 = 0;
 
-  if (__pyx_t_2) {
+    __pyx_t_13 = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_resp_out.data + __pyx_t_8 * __pyx_v_resp_out.strides[0]) )) + __pyx_t_9)) ))));
+  } else {
 
+    __pyx_t_13 = NULL;
+  }
+  __pyx_v_resp_out_ptr = __pyx_t_13;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":417
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused             # <<<<<<<<<<<<<<
+  /* "src_c/emissions/_gaussian_kernel.pyx":471
+ *     p.z_out = &z_out[0] if has_z_out else NULL
+ *     cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL             # <<<<<<<<<<<<<<
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
 */
-    __pyx_v_n_aux = 1;
+  if (__pyx_v_has_lpn_out) {
+    __pyx_t_9 = 0;
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":416
- *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
- *     cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
- *     if n_aux == 0:             # <<<<<<<<<<<<<<
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
- * 
-*/
+    __pyx_t_13 = (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_log_prob_norm_out.data) + __pyx_t_9)) ))));
+  } else {
+
+    __pyx_t_13 = NULL;
   }
+  __pyx_v_lpn_ptr = __pyx_t_13;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":419
- *         n_aux = 1  # a valid leading dimension for BLAS even when unused
+  /* "src_c/emissions/_gaussian_kernel.pyx":473
+ *     cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
 */
+  __pyx_t_9 = 0;
   __pyx_t_8 = 0;
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_8 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
+  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_9 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_K) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":420
+  /* "src_c/emissions/_gaussian_kernel.pyx":474
  * 
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))             # <<<<<<<<<<<<<<
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
 */
-  __pyx_t_12 = 0;
   __pyx_t_8 = 0;
-  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_12 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
+  __pyx_t_9 = 0;
+  (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_8 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_9)) )))), 0, ((__pyx_v_G * __pyx_v_s1_size) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":421
+  /* "src_c/emissions/_gaussian_kernel.pyx":475
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -28115,18 +28817,18 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
   if (__pyx_t_2) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":422
+    /* "src_c/emissions/_gaussian_kernel.pyx":476
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))
 */
+    __pyx_t_9 = 0;
     __pyx_t_8 = 0;
-    __pyx_t_12 = 0;
-    (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_8 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_12)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
+    (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s2_slots.data + __pyx_t_9 * __pyx_v_s2_slots.strides[0]) )) + __pyx_t_8)) )))), 0, ((__pyx_v_G * __pyx_v_s2_size) * (sizeof(double)))));
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":421
+    /* "src_c/emissions/_gaussian_kernel.pyx":475
  *     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
  *     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
  *     if s2_size > 0:             # <<<<<<<<<<<<<<
@@ -28135,27 +28837,27 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":423
+  /* "src_c/emissions/_gaussian_kernel.pyx":477
  *     if s2_size > 0:
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
 */
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
+  __pyx_t_8 = 0;
+  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_8)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":424
+  /* "src_c/emissions/_gaussian_kernel.pyx":478
  *         memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
  *     memset(&ll_slots[0], 0, G * sizeof(double))
  *     memset(&ent_slots[0], 0, G * sizeof(double))             # <<<<<<<<<<<<<<
  * 
  *     with nogil, parallel(num_threads=n_threads):
 */
-  __pyx_t_12 = 0;
-  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_12)) )))), 0, (__pyx_v_G * (sizeof(double)))));
+  __pyx_t_8 = 0;
+  (void)(memset((&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_8)) )))), 0, (__pyx_v_G * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":426
+  /* "src_c/emissions/_gaussian_kernel.pyx":480
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -28175,11 +28877,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                 #define unlikely(x) (x)
             #endif
             #ifdef _OPENMP
-            #pragma omp parallel firstprivate(__pyx_v_lp, __pyx_v_xbuf, __pyx_v_zbuf) private(__pyx_t_12, __pyx_t_14, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25, __pyx_t_26, __pyx_t_27, __pyx_t_28, __pyx_t_29, __pyx_t_30, __pyx_t_31, __pyx_t_32, __pyx_t_33, __pyx_t_8) num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads())
+            #pragma omp parallel firstprivate(__pyx_v_lp, __pyx_v_xbuf, __pyx_v_zbuf) private(__pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_2, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_8, __pyx_t_9) num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads())
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":427
+                /* "src_c/emissions/_gaussian_kernel.pyx":481
  * 
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28188,7 +28890,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":428
+                /* "src_c/emissions/_gaussian_kernel.pyx":482
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28197,7 +28899,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_zbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_width) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":429
+                /* "src_c/emissions/_gaussian_kernel.pyx":483
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))             # <<<<<<<<<<<<<<
@@ -28206,7 +28908,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 __pyx_v_lp = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_K) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":430
+                /* "src_c/emissions/_gaussian_kernel.pyx":484
  *         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -28226,7 +28928,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_16);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":431
+                                /* "src_c/emissions/_gaussian_kernel.pyx":485
  *         lp = <double*>malloc(chunk_size * K * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -28255,21 +28957,21 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                 for (__pyx_t_19 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_19 < __pyx_t_20; __pyx_t_19+=1) {
                                   __pyx_v_c = __pyx_t_19;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":432
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":486
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
  *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":433
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":487
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
+ *         free(xbuf)
 */
 
                                   __pyx_t_21 = __pyx_v_N;
@@ -28288,77 +28990,16 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                                   __pyx_v_end = __pyx_t_23;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":488
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)             # <<<<<<<<<<<<<<
+ *         free(xbuf)
+ *         free(zbuf)
 */
-                                  __pyx_t_12 = 0;
                                   __pyx_t_8 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":435
- *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],             # <<<<<<<<<<<<<<
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
-*/
-                                  __pyx_t_24 = 0;
-                                  __pyx_t_25 = 0;
-                                  __pyx_t_26 = 0;
-                                  __pyx_t_27 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":437
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],             # <<<<<<<<<<<<<<
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
- *                        &ll_slots[g], &ent_slots[g],
-*/
-                                  __pyx_t_28 = __pyx_v_g;
-                                  __pyx_t_29 = 0;
-                                  __pyx_t_30 = __pyx_v_g;
-                                  __pyx_t_31 = 0;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":438
- *                        resp_in_ptr, has_resp_in,
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,             # <<<<<<<<<<<<<<
- *                        &ll_slots[g], &ent_slots[g],
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
-*/
-                                  __pyx_t_2 = (__pyx_v_s2_size > 0);
-
-                                  if (__pyx_t_2) {
-
-                                    __pyx_t_14 = (__pyx_v_s2_ptr + (__pyx_v_g * __pyx_v_s2_size));
-                                  } else {
-
-                                    __pyx_t_14 = __pyx_v_s2_ptr;
-                                  }
-
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":439
- *                        &nk_slots[g, 0], &s1_slots[g, 0],
- *                        (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
- *                        &ll_slots[g], &ent_slots[g],             # <<<<<<<<<<<<<<
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
-*/
-                                  __pyx_t_32 = __pyx_v_g;
-                                  __pyx_t_33 = __pyx_v_g;
-
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":434
- *                 start = c * chunk_size
- *                 end = min(start + chunk_size, N)
- *                 _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,             # <<<<<<<<<<<<<<
- *                        &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
- *                        resp_in_ptr, has_resp_in,
-*/
-                                  __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk((&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_X.data + __pyx_t_12 * __pyx_v_X.strides[0]) )) + __pyx_t_8)) )))), __pyx_v_w_ptr, __pyx_v_has_weights, __pyx_v_start, __pyx_v_end, __pyx_v_D, __pyx_v_K, __pyx_v_covariance_type, (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_shift.data) + __pyx_t_24)) )))), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_means.data + __pyx_t_25 * __pyx_v_means.strides[0]) )) + __pyx_t_26)) )))), __pyx_v_prec_ptr, __pyx_v_aux_ptr, __pyx_v_n_aux, (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_log_const.data) + __pyx_t_27)) )))), __pyx_v_resp_in_ptr, __pyx_v_has_resp_in, (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_nk_slots.data + __pyx_t_28 * __pyx_v_nk_slots.strides[0]) )) + __pyx_t_29)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_s1_slots.data + __pyx_t_30 * __pyx_v_s1_slots.strides[0]) )) + __pyx_t_31)) )))), __pyx_t_14, (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ll_slots.data) + __pyx_t_32)) )))), (&(*((double *) ( /* dim=0 */ ((char *) (((double *) __pyx_v_ent_slots.data) + __pyx_t_33)) )))), __pyx_v_resp_out_ptr, __pyx_v_has_resp_out, __pyx_v_lpn_ptr, __pyx_v_has_lpn_out, __pyx_v_compute_stats, __pyx_v_sample_z, __pyx_v_stream, __pyx_v_z_ptr, __pyx_v_has_z_out, __pyx_v_xbuf, __pyx_v_zbuf, __pyx_v_lp);
-
+                                  __pyx_t_9 = 0;
+                                  __pyx_fuse_1__pyx_f_6vbfast_9emissions_16_gaussian_kernel__chunk((&__pyx_v_p), (&(*((double const  *) ( /* dim=1 */ ((char *) (((double const  *) ( /* dim=0 */ (__pyx_v_X.data + __pyx_t_8 * __pyx_v_X.strides[0]) )) + __pyx_t_9)) )))), __pyx_v_resp_out_ptr, __pyx_v_lpn_ptr, __pyx_v_g, __pyx_v_start, __pyx_v_end, __pyx_v_xbuf, __pyx_v_zbuf, __pyx_v_lp);
                                 }
 
                             }
@@ -28367,17 +29008,17 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":442
- *                        resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
+                /* "src_c/emissions/_gaussian_kernel.pyx":489
+ *                 end = min(start + chunk_size, N)
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
  *         free(xbuf)             # <<<<<<<<<<<<<<
  *         free(zbuf)
  *         free(lp)
 */
                 free(__pyx_v_xbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":443
- *                        compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
+                /* "src_c/emissions/_gaussian_kernel.pyx":490
+ *                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
  *         free(xbuf)
  *         free(zbuf)             # <<<<<<<<<<<<<<
  *         free(lp)
@@ -28385,7 +29026,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 */
                 free(__pyx_v_zbuf);
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":444
+                /* "src_c/emissions/_gaussian_kernel.pyx":491
  *         free(xbuf)
  *         free(zbuf)
  *         free(lp)             # <<<<<<<<<<<<<<
@@ -28403,7 +29044,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":426
+      /* "src_c/emissions/_gaussian_kernel.pyx":480
  *     memset(&ent_slots[0], 0, G * sizeof(double))
  * 
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -28414,13 +29055,13 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
         /*normal exit:*/{
           __Pyx_FastGIL_Forget();
           PyEval_RestoreThread(_save);
-          goto __pyx_L70;
+          goto __pyx_L69;
         }
-        __pyx_L70:;
+        __pyx_L69:;
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -28463,20 +29104,12 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_8gmm_pass(CYTHON
 
 
 
-
-
-
-
-
-
-
-
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "src_c/emissions/_gaussian_kernel.pyx":447
+/* "src_c/emissions/_gaussian_kernel.pyx":494
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -28513,53 +29146,53 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram(P
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_signatures,&__pyx_mstate_global->__pyx_n_u_args,&__pyx_mstate_global->__pyx_n_u_kwargs,&__pyx_mstate_global->__pyx_n_u_defaults,&__pyx_mstate_global->__pyx_n_u_fused_sigindex,0};
     struct __pyx_defaults *__pyx_dynamic_args = __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_self);
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 494, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__pyx_fused_cpdef", 0) < (0)) __PYX_ERR(0, 494, __pyx_L3_error)
       if (!values[4]) values[4] = __Pyx_NewRef(__pyx_dynamic_args->arg0);
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 447, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, i); __PYX_ERR(0, 494, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -28573,7 +29206,7 @@ static PyObject *__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram(P
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__pyx_fused_cpdef", 0, 4, 5, __pyx_nargs); __PYX_ERR(0, 494, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28625,7 +29258,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   else
   {
     Py_ssize_t __pyx_temp = __Pyx_PyDict_GET_SIZE(__pyx_v_kwargs);
-    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 447, __pyx_L1_error)
+    if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 494, __pyx_L1_error)
     __pyx_t_2 = (__pyx_temp != 0);
   }
 
@@ -28643,11 +29276,11 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   }
   if (unlikely(__pyx_v_args == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 447, __pyx_L1_error)
+    __PYX_ERR(0, 494, __pyx_L1_error)
   }
-  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyTuple_GET_SIZE(((PyObject*)__pyx_v_args)); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 494, __pyx_L1_error)
   __pyx_v_arg_count = __pyx_t_4;
-  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_5 = ((PyObject *)__Pyx_ImportNumPyArrayTypeIfAvailable()); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_ndarray = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
@@ -28657,7 +29290,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
 
     if (unlikely(__pyx_v_args == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 447, __pyx_L1_error)
+      __PYX_ERR(0, 494, __pyx_L1_error)
     }
     __pyx_t_5 = __Pyx_PyTuple_GET_ITEM(((PyObject*)__pyx_v_args), 0);
     __Pyx_INCREF(__pyx_t_5);
@@ -28676,9 +29309,9 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
   }
   if (unlikely(__pyx_v_kwargs == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 447, __pyx_L1_error)
+    __PYX_ERR(0, 494, __pyx_L1_error)
   }
-  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PyDict_ContainsTF(__pyx_mstate_global->__pyx_n_u_X, ((PyObject*)__pyx_v_kwargs), Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 494, __pyx_L1_error)
 
   __pyx_t_1 = __pyx_t_3;
 
@@ -28687,25 +29320,25 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_4weighted_gram(C
 
     if (unlikely(__pyx_v_kwargs == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 447, __pyx_L1_error)
+      __PYX_ERR(0, 494, __pyx_L1_error)
     }
-    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyDict_GetItem(((PyObject*)__pyx_v_kwargs), __pyx_mstate_global->__pyx_n_u_X); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 494, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_v_arg = __pyx_t_5;
     __pyx_t_5 = 0;
     goto __pyx_L6;
   }
   /*else*/ {
-    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_RaiseFusedFunctionArgTypeError(__pyx_mstate_global->__pyx_n_u_X, 0, 6, __pyx_v_arg_count); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 494, __pyx_L1_error)
 
   }
   __pyx_L6:;
-  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 447, __pyx_L1_error) }
-  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+  if (unlikely(!__pyx_v_arg)) { __Pyx_RaiseUnboundLocalError("arg"); __PYX_ERR(0, 494, __pyx_L1_error) }
+  __pyx_t_5 = __pyx_ff_map_fused_988187_2_2_float__and_double(__pyx_v_arg, __pyx_v_ndarray); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_v_dest_sig0 = ((PyObject*)__pyx_t_5);
   __pyx_t_5 = 0;
-  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_5 = __pyx_ff_match_signatures_single(((PyObject*)__pyx_v_signatures), __pyx_v_dest_sig0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -28762,67 +29395,67 @@ static PyObject *__pyx_fuse_0__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_13we
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_out_slots,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 494, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 494, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 447, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 494, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 494, __pyx_L3_error)
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
-    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 494, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 494, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 495, __pyx_L3_error)
+    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 495, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 496, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 496, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 494, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28900,7 +29533,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_0weighted_gram", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":454
+  /* "src_c/emissions/_gaussian_kernel.pyx":501
  *     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -28909,7 +29542,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":455
+  /* "src_c/emissions/_gaussian_kernel.pyx":502
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -28918,7 +29551,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":456
+  /* "src_c/emissions/_gaussian_kernel.pyx":503
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -28927,7 +29560,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_G = (__pyx_v_out_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":457
+  /* "src_c/emissions/_gaussian_kernel.pyx":504
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -28936,7 +29569,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":458
+  /* "src_c/emissions/_gaussian_kernel.pyx":505
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -28945,7 +29578,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":459
+  /* "src_c/emissions/_gaussian_kernel.pyx":506
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -28954,7 +29587,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":462
+  /* "src_c/emissions/_gaussian_kernel.pyx":509
  *     cdef Py_ssize_t g, c, start, end, n
  *     cdef int j, b
  *     cdef double one = 1.0, v             # <<<<<<<<<<<<<<
@@ -28963,7 +29596,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   __pyx_v_one = 1.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":464
+  /* "src_c/emissions/_gaussian_kernel.pyx":511
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -28989,7 +29622,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":465
+    /* "src_c/emissions/_gaussian_kernel.pyx":512
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")             # <<<<<<<<<<<<<<
@@ -29002,14 +29635,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_slots_must_be_G_D_D_and_shif};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 465, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 512, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 465, __pyx_L1_error)
+    __PYX_ERR(0, 512, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":464
+    /* "src_c/emissions/_gaussian_kernel.pyx":511
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29018,7 +29651,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":466
+  /* "src_c/emissions/_gaussian_kernel.pyx":513
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29040,7 +29673,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":467
+    /* "src_c/emissions/_gaussian_kernel.pyx":514
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -29053,14 +29686,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 467, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 514, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 467, __pyx_L1_error)
+    __PYX_ERR(0, 514, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":466
+    /* "src_c/emissions/_gaussian_kernel.pyx":513
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29069,7 +29702,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":468
+  /* "src_c/emissions/_gaussian_kernel.pyx":515
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29081,7 +29714,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":469
+    /* "src_c/emissions/_gaussian_kernel.pyx":516
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")             # <<<<<<<<<<<<<<
@@ -29094,14 +29727,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_weighted_gram_needs_at_least_one};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 469, __pyx_L1_error)
+    __PYX_ERR(0, 516, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":468
+    /* "src_c/emissions/_gaussian_kernel.pyx":515
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29110,7 +29743,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":470
+  /* "src_c/emissions/_gaussian_kernel.pyx":517
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29121,7 +29754,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
   __pyx_t_7 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_out_slots.data + __pyx_t_6 * __pyx_v_out_slots.strides[0]) )) + __pyx_t_7)) )))), 0, (((__pyx_v_G * __pyx_v_D) * __pyx_v_D) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":471
+  /* "src_c/emissions/_gaussian_kernel.pyx":518
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29145,7 +29778,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":472
+                /* "src_c/emissions/_gaussian_kernel.pyx":519
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29154,7 +29787,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":473
+                /* "src_c/emissions/_gaussian_kernel.pyx":520
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -29174,7 +29807,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_9);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":474
+                                /* "src_c/emissions/_gaussian_kernel.pyx":521
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -29203,7 +29836,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                 for (__pyx_t_12 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
                                   __pyx_v_c = __pyx_t_12;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":475
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":522
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -29212,7 +29845,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":476
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":523
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -29236,7 +29869,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   __pyx_v_end = __pyx_t_16;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":477
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":524
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -29245,7 +29878,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
 */
                                   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":478
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":525
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -29259,7 +29892,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_18; __pyx_t_16+=1) {
                                     __pyx_v_n = __pyx_t_16;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":479
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":526
  *                 b = <int>(end - start)
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -29276,7 +29909,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                     }
                                     __pyx_v_v = __pyx_t_19;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":480
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":527
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -29290,7 +29923,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                     for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                                       __pyx_v_j = __pyx_t_22;
 
-                                      /* "src_c/emissions/_gaussian_kernel.pyx":481
+                                      /* "src_c/emissions/_gaussian_kernel.pyx":528
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])             # <<<<<<<<<<<<<<
@@ -29306,7 +29939,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":482
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":529
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)             # <<<<<<<<<<<<<<
@@ -29323,7 +29956,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":483
+                /* "src_c/emissions/_gaussian_kernel.pyx":530
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -29339,7 +29972,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":471
+      /* "src_c/emissions/_gaussian_kernel.pyx":518
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29356,7 +29989,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_12weighted_gram(
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":447
+  /* "src_c/emissions/_gaussian_kernel.pyx":494
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -29422,67 +30055,67 @@ static PyObject *__pyx_fuse_1__pyx_pw_6vbfast_9emissions_16_gaussian_kernel_15we
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_X,&__pyx_mstate_global->__pyx_n_u_sample_weight,&__pyx_mstate_global->__pyx_n_u_shift,&__pyx_mstate_global->__pyx_n_u_out_slots,&__pyx_mstate_global->__pyx_n_u_chunk_size,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_VARARGS(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 447, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 494, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "weighted_gram", 0) < (0)) __PYX_ERR(0, 494, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 447, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, i); __PYX_ERR(0, 494, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_VARARGS(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_VARARGS(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_VARARGS(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_VARARGS(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_VARARGS(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 494, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_VARARGS(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 447, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 494, __pyx_L3_error)
     }
-    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
-    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 447, __pyx_L3_error)
-    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
-    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 448, __pyx_L3_error)
-    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
+    __pyx_v_X = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double__const__(values[0], 0); if (unlikely(!__pyx_v_X.memview)) __PYX_ERR(0, 494, __pyx_L3_error)
+    __pyx_v_sample_weight = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[1], 0); if (unlikely(!__pyx_v_sample_weight.memview)) __PYX_ERR(0, 494, __pyx_L3_error)
+    __pyx_v_shift = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[2], 0); if (unlikely(!__pyx_v_shift.memview)) __PYX_ERR(0, 495, __pyx_L3_error)
+    __pyx_v_out_slots = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[3], PyBUF_WRITABLE); if (unlikely(!__pyx_v_out_slots.memview)) __PYX_ERR(0, 495, __pyx_L3_error)
+    __pyx_v_chunk_size = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_chunk_size == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 496, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 496, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 447, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("weighted_gram", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 494, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -29560,7 +30193,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__pyx_fuse_1weighted_gram", 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":454
+  /* "src_c/emissions/_gaussian_kernel.pyx":501
  *     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
  *     """
  *     cdef Py_ssize_t N = X.shape[0]             # <<<<<<<<<<<<<<
@@ -29569,7 +30202,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_N = (__pyx_v_X.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":455
+  /* "src_c/emissions/_gaussian_kernel.pyx":502
  *     """
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]             # <<<<<<<<<<<<<<
@@ -29578,7 +30211,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_D = ((int)(__pyx_v_X.shape[1]));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":456
+  /* "src_c/emissions/_gaussian_kernel.pyx":503
  *     cdef Py_ssize_t N = X.shape[0]
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]             # <<<<<<<<<<<<<<
@@ -29587,7 +30220,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_G = (__pyx_v_out_slots.shape[0]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":457
+  /* "src_c/emissions/_gaussian_kernel.pyx":504
  *     cdef int D = <int>X.shape[1]
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size             # <<<<<<<<<<<<<<
@@ -29596,7 +30229,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_n_chunks = (((__pyx_v_N + __pyx_v_chunk_size) - 1) / __pyx_v_chunk_size);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":458
+  /* "src_c/emissions/_gaussian_kernel.pyx":505
  *     cdef Py_ssize_t G = out_slots.shape[0]
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G             # <<<<<<<<<<<<<<
@@ -29605,7 +30238,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_per_group = (((__pyx_v_n_chunks + __pyx_v_G) - 1) / __pyx_v_G);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":459
+  /* "src_c/emissions/_gaussian_kernel.pyx":506
  *     cdef Py_ssize_t n_chunks = (N + chunk_size - 1) // chunk_size
  *     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
  *     cdef bint has_weights = sample_weight.shape[0] > 0             # <<<<<<<<<<<<<<
@@ -29614,7 +30247,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_has_weights = ((__pyx_v_sample_weight.shape[0]) > 0);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":462
+  /* "src_c/emissions/_gaussian_kernel.pyx":509
  *     cdef Py_ssize_t g, c, start, end, n
  *     cdef int j, b
  *     cdef double one = 1.0, v             # <<<<<<<<<<<<<<
@@ -29623,7 +30256,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   __pyx_v_one = 1.0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":464
+  /* "src_c/emissions/_gaussian_kernel.pyx":511
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29649,7 +30282,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":465
+    /* "src_c/emissions/_gaussian_kernel.pyx":512
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")             # <<<<<<<<<<<<<<
@@ -29662,14 +30295,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_out_slots_must_be_G_D_D_and_shif};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 465, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 512, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 465, __pyx_L1_error)
+    __PYX_ERR(0, 512, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":464
+    /* "src_c/emissions/_gaussian_kernel.pyx":511
  *     cdef double one = 1.0, v
  *     cdef double* xbuf
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:             # <<<<<<<<<<<<<<
@@ -29678,7 +30311,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":466
+  /* "src_c/emissions/_gaussian_kernel.pyx":513
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29700,7 +30333,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":467
+    /* "src_c/emissions/_gaussian_kernel.pyx":514
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")             # <<<<<<<<<<<<<<
@@ -29713,14 +30346,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_sample_weight_must_have_one_entr};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 467, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 514, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 467, __pyx_L1_error)
+    __PYX_ERR(0, 514, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":466
+    /* "src_c/emissions/_gaussian_kernel.pyx":513
  *     if out_slots.shape[1] != D * D or shift.shape[0] != D:
  *         raise ValueError("out_slots must be (G, D*D) and shift (D,)")
  *     if has_weights and sample_weight.shape[0] != N:             # <<<<<<<<<<<<<<
@@ -29729,7 +30362,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":468
+  /* "src_c/emissions/_gaussian_kernel.pyx":515
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29741,7 +30374,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":469
+    /* "src_c/emissions/_gaussian_kernel.pyx":516
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")             # <<<<<<<<<<<<<<
@@ -29754,14 +30387,14 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_weighted_gram_needs_at_least_one};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 469, __pyx_L1_error)
+    __PYX_ERR(0, 516, __pyx_L1_error)
 
-    /* "src_c/emissions/_gaussian_kernel.pyx":468
+    /* "src_c/emissions/_gaussian_kernel.pyx":515
  *     if has_weights and sample_weight.shape[0] != N:
  *         raise ValueError("sample_weight must have one entry per row")
  *     if N == 0:             # <<<<<<<<<<<<<<
@@ -29770,7 +30403,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":470
+  /* "src_c/emissions/_gaussian_kernel.pyx":517
  *     if N == 0:
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29781,7 +30414,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
   __pyx_t_7 = 0;
   (void)(memset((&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_out_slots.data + __pyx_t_6 * __pyx_v_out_slots.strides[0]) )) + __pyx_t_7)) )))), 0, (((__pyx_v_G * __pyx_v_D) * __pyx_v_D) * (sizeof(double)))));
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":471
+  /* "src_c/emissions/_gaussian_kernel.pyx":518
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -29805,7 +30438,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
             #endif /* _OPENMP */
             {
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":472
+                /* "src_c/emissions/_gaussian_kernel.pyx":519
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))             # <<<<<<<<<<<<<<
@@ -29814,7 +30447,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                 __pyx_v_xbuf = ((double *)malloc(((__pyx_v_chunk_size * __pyx_v_D) * (sizeof(double)))));
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":473
+                /* "src_c/emissions/_gaussian_kernel.pyx":520
  *     with nogil, parallel(num_threads=n_threads):
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):             # <<<<<<<<<<<<<<
@@ -29834,7 +30467,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                             {
                                 __pyx_v_g = (Py_ssize_t)(0 + 1 * __pyx_t_9);
 
-                                /* "src_c/emissions/_gaussian_kernel.pyx":474
+                                /* "src_c/emissions/_gaussian_kernel.pyx":521
  *         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):             # <<<<<<<<<<<<<<
@@ -29863,7 +30496,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                 for (__pyx_t_12 = (__pyx_v_g * __pyx_v_per_group); __pyx_t_12 < __pyx_t_13; __pyx_t_12+=1) {
                                   __pyx_v_c = __pyx_t_12;
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":475
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":522
  *         for g in prange(G, schedule='static'):
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size             # <<<<<<<<<<<<<<
@@ -29872,7 +30505,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                                   __pyx_v_start = (__pyx_v_c * __pyx_v_chunk_size);
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":476
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":523
  *             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)             # <<<<<<<<<<<<<<
@@ -29896,7 +30529,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   __pyx_v_end = __pyx_t_16;
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":477
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":524
  *                 start = c * chunk_size
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)             # <<<<<<<<<<<<<<
@@ -29905,7 +30538,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
 */
                                   __pyx_v_b = ((int)(__pyx_v_end - __pyx_v_start));
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":478
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":525
  *                 end = min(start + chunk_size, N)
  *                 b = <int>(end - start)
  *                 for n in range(b):             # <<<<<<<<<<<<<<
@@ -29919,7 +30552,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   for (__pyx_t_16 = 0; __pyx_t_16 < __pyx_t_18; __pyx_t_16+=1) {
                                     __pyx_v_n = __pyx_t_16;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":479
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":526
  *                 b = <int>(end - start)
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0             # <<<<<<<<<<<<<<
@@ -29936,7 +30569,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                     }
                                     __pyx_v_v = __pyx_t_19;
 
-                                    /* "src_c/emissions/_gaussian_kernel.pyx":480
+                                    /* "src_c/emissions/_gaussian_kernel.pyx":527
  *                 for n in range(b):
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):             # <<<<<<<<<<<<<<
@@ -29950,7 +30583,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                     for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_21; __pyx_t_22+=1) {
                                       __pyx_v_j = __pyx_t_22;
 
-                                      /* "src_c/emissions/_gaussian_kernel.pyx":481
+                                      /* "src_c/emissions/_gaussian_kernel.pyx":528
  *                     v = sqrt(sample_weight[start + n]) if has_weights else 1.0
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])             # <<<<<<<<<<<<<<
@@ -29966,7 +30599,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                                   }
 
 
-                                  /* "src_c/emissions/_gaussian_kernel.pyx":482
+                                  /* "src_c/emissions/_gaussian_kernel.pyx":529
  *                     for j in range(D):
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)             # <<<<<<<<<<<<<<
@@ -29983,7 +30616,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
                 }
 
 
-                /* "src_c/emissions/_gaussian_kernel.pyx":483
+                /* "src_c/emissions/_gaussian_kernel.pyx":530
  *                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
  *                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
  *         free(xbuf)             # <<<<<<<<<<<<<<
@@ -29999,7 +30632,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
         #endif
       }
 
-      /* "src_c/emissions/_gaussian_kernel.pyx":471
+      /* "src_c/emissions/_gaussian_kernel.pyx":518
  *         raise ValueError("weighted_gram needs at least one row")
  *     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
  *     with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -30016,7 +30649,7 @@ static PyObject *__pyx_pf_6vbfast_9emissions_16_gaussian_kernel_14weighted_gram(
       }
   }
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":447
+  /* "src_c/emissions/_gaussian_kernel.pyx":494
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
@@ -31579,14 +32212,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults(__pyx_mstatetype *__pyx_mstate) 
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults", 0);
   /*--- Exttype __pyx_defaults ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 333, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults = &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults);
@@ -31612,14 +32245,14 @@ static int __Pyx_modinit_Exttype___pyx_defaults1(__pyx_mstatetype *__pyx_mstate)
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_defaults1", 0);
   /*--- Exttype __pyx_defaults1 ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 333, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1 = &__pyx_type_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1);
@@ -32712,84 +33345,84 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 75, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_7gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_float_1_float_1_f, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_7gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_float_1_float_1_f, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 333, __pyx_L1_error)
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":314
+  /* "src_c/emissions/_gaussian_kernel.pyx":356
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,             # <<<<<<<<<<<<<<
  * ):
  *     """One pass over X: log densities, responsibilities, bound terms and statistics.
 */
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 314, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_t_5)->arg0 = __pyx_t_9;
 
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
   __Pyx_CyFunction_SetDefaultsGetter(__pyx_t_5, __pyx_pf_6vbfast_9emissions_16_gaussian_kernel_18__defaults__);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_5) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_9gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_double_1_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_9gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass_const_double_1_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults1)) __PYX_ERR(0, 333, __pyx_L1_error)
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":314
+  /* "src_c/emissions/_gaussian_kernel.pyx":356
  *     unsigned long long seed=0,
  *     unsigned long long sweep=0,
  *     int[::1] z_out=None,             # <<<<<<<<<<<<<<
  * ):
  *     """One pass over X: log densities, responsibilities, bound terms and statistics.
 */
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 314, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(Py_None, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_CyFunction_Defaults(struct __pyx_defaults1, __pyx_t_5)->arg0 = __pyx_t_9;
 
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_5, __pyx_mstate_global->__pyx_tuple[2]);
   __Pyx_CyFunction_SetDefaultsGetter(__pyx_t_5, __pyx_pf_6vbfast_9emissions_16_gaussian_kernel_20__defaults__);
-  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_5) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
  *     const floating[:, ::1] X,
  *     const double[::1] sample_weight,
 */
-  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 291, __pyx_L1_error)
+  __pyx_t_5 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_3gmm_pass, 0, __pyx_mstate_global->__pyx_n_u_gmm_pass, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_5);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 291, __pyx_L1_error)
-  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_5, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 333, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_5)->arg0 = __pyx_t_10;
   __Pyx_GIVEREF(__pyx_t_10);
@@ -32800,42 +33433,42 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
   __pyx_t_4 = 0;
   __pyx_t_4 = __pyx_t_5;
   __Pyx_INCREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_gmm_pass, __pyx_t_4) < (0)) __PYX_ERR(0, 291, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_gmm_pass, __pyx_t_4) < (0)) __PYX_ERR(0, 333, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":447
+  /* "src_c/emissions/_gaussian_kernel.pyx":494
  * 
  * 
  * def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,             # <<<<<<<<<<<<<<
  *                   const double[::1] shift, double[:, ::1] out_slots,
  *                   int chunk_size, int n_threads):
 */
-  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyDict_NewPresized(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_13weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_0__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_13weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_float_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_float, __pyx_t_4) < (0)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_15weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_fuse_1__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_15weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram_const_double_1, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_4, __pyx_mstate_global->__pyx_empty_tuple);
-  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_double, __pyx_t_4) < (0)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
+  __pyx_t_4 = __pyx_FusedFunction_New(&__pyx_mdef_6vbfast_9emissions_16_gaussian_kernel_5weighted_gram, 0, __pyx_mstate_global->__pyx_n_u_weighted_gram, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_emissions__gaussian_kerne, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 447, __pyx_L1_error)
-  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 447, __pyx_L1_error)
+  if (!__Pyx_CyFunction_InitDefaults(__pyx_t_4, __pyx_mstate_global->__pyx_ptype_6vbfast_9emissions_16_gaussian_kernel___pyx_defaults)) __PYX_ERR(0, 494, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_CyFunction_Defaults(struct __pyx_defaults, __pyx_t_4)->arg0 = __pyx_t_10;
   __Pyx_GIVEREF(__pyx_t_10);
@@ -32846,7 +33479,7 @@ __Pyx_RefNannySetupContext("PyInit__gaussian_kernel", 0);
   __pyx_t_5 = 0;
   __pyx_t_5 = __pyx_t_4;
   __Pyx_INCREF(__pyx_t_5);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_weighted_gram, __pyx_t_5) < (0)) __PYX_ERR(0, 447, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_weighted_gram, __pyx_t_5) < (0)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
@@ -32969,7 +33602,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "src_c/emissions/_gaussian_kernel.pyx":291
+  /* "src_c/emissions/_gaussian_kernel.pyx":333
  * 
  * 
  * def gmm_pass(             # <<<<<<<<<<<<<<
@@ -32978,7 +33611,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[4] = {Py_False, __pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_0, Py_None};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 291, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 333, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
@@ -33042,38 +33675,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{35},{41},{15},{64},{7},{6},{54},{2},{31},{9},{30},{50},{41},{31},{22},{23},{41},{76},{44},{68},{36},{37},{37},{43},{30},{37},{36},{37},{1},{5},{1},{8},{1},{1},{1},{8},{15},{1},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{3},{7},{1},{4},{1},{10},{18},{13},{5},{15},{8},{6},{5},{15},{5},{5},{6},{3},{9},{9},{5},{6},{5},{5},{6},{7},{1},{3},{8},{57},{54},{11},{11},{12},{11},{9},{1},{2},{6},{5},{5},{8},{1},{4},{6},{8},{9},{17},{2},{7},{5},{7},{4},{1},{5},{8},{9},{4},{4},{8},{2},{5},{1},{3},{3},{3},{9},{4},{9},{3},{9},{8},{8},{7},{11},{8},{12},{7},{8},{6},{7},{8},{13},{8},{4},{10},{5},{5},{10},{4},{5},{4},{4},{6},{6},{5},{8},{6},{6},{1},{6},{33},{5},{13},{35},{34},{5},{1},{4},{5},{5},{4}};
-    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{701},{79},{452},{1537}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{27},{179},{8},{35},{41},{15},{64},{7},{6},{54},{2},{31},{9},{30},{50},{41},{31},{22},{23},{41},{76},{44},{68},{36},{37},{37},{43},{30},{37},{36},{37},{1},{5},{1},{8},{1},{1},{1},{8},{15},{1},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{15},{13},{3},{15},{4},{18},{3},{1},{4},{1},{10},{18},{13},{5},{15},{8},{6},{5},{15},{5},{5},{6},{3},{9},{9},{5},{5},{5},{6},{7},{1},{3},{8},{57},{54},{11},{11},{12},{11},{9},{1},{2},{5},{5},{8},{1},{4},{6},{8},{9},{17},{2},{7},{5},{7},{4},{1},{5},{8},{9},{4},{4},{8},{2},{5},{1},{3},{3},{3},{9},{1},{4},{9},{3},{9},{8},{7},{8},{12},{7},{8},{7},{8},{13},{8},{4},{10},{5},{5},{10},{4},{5},{4},{4},{6},{6},{5},{8},{6},{6},{1},{6},{33},{13},{35},{34},{5},{1},{4},{5},{4}};
+    const struct { const unsigned int length: 11; } bytes_length_index[] = {{1},{701},{79},{452},{1548}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2657 bytes) */
-static const char cstring[] = "x\332\315V\313r\333F\026\225l\352\221\304\316X\222-)\231L\002I\261%gdy(\331\262\354I%\245\247\343r\305c\212\226\342\304\343\240\232@\223\204\205\027\321\000E*\311\224\227\\b\211%\226Xb\211%\227\\r\311\245?!\2370\247\033$\365\260<\225LU\252\342\222\211F\367\355\333\367\336s\356iH\304\225\376Q\223\254\302+\252\270_-=\220\276\374\226\032\226S\337\327\350\241d\025\245/\025\313t\265\222gyL\"\246*\251\232\303\r\317Nkfo\201\271\216\246R\365\204\261d9\377s\375\364\\\337\362\253\2577\211iZ\256D\030\323J\246\344Z\222C\211z\3132\365\272d\210 \253\010\362\221Y%\272\246J\206\245\322E\211\326l\354\205\253ye\236\237;_\264\034\327!\346\374\242T\202\253\2361+\023\233\342(\211\3244&=\261$\203\270JY3K\022?\212\270\236C\245\242\345\231\352\023\313\245\222[F\2216\353n\3312%\230\253T\327\n\324!.E <t\034\350p#Sz\272\375\364\326\235\265;\"\021\207\362\2222\211y\005EG\016\224\361z\026<Mwq\260[\267)[\222\036\025\245\272\345I&E\310H\320\206\335\311\rn\231\232\022\243.\037H\363\242\034\304\325,S\306vD;\337\255\240V\245|\367\016\321\031]\"\252*\303\216\022\257&\031\036s\2452\301\262eR\311\261\016%\033\241*\226a\343\335D\312\236y 3\355\210\212\210\341\266\314K\314\322}\005*\331\026\323\270w\305\322u~\216e\262%RPT\215\224\340\245J\034\215\230\n\025\341\203\0078\020\031\246\265]x\274(-o\335\024~\371\030C\306cg\256\2460Uc\244\240Sj\362\337\242\247\353o;\023{\304\266\"Q\\\313Iiv\354\242\244\224\014C\026\365\352\236\356J:%\010\273\233\251\306R\367\252n\225d\333\261\n(\212c\310\226\347\366\263[x\262x\323\264\200g\221x\272+\311\262CUO\241\262,\251\236(\250i\231\267\200oU#:V\025\315\324\\\231{\220\231n\271\307UZx\210@\277\350&\313\312Z\321\225\026\266\026o\332\304!\006\345\334\020%\001q\270G7\345\232\364\334\241\314\226\301\204\023\321H\217o\212\3313Ab\232\021\303\326\251|H\265R\331=\003+\200t\352\002X\244\3355<\222T\207\0342\351H*:\226!\350\303k5\017\016\036\232\022?\004Pj\005M\007\274\224\375S:\033\0145l\267\316\263\224\210\343\220z7W\344\341\360v\240\232#\0255\0073\252fP8\2023\273L\321\tD\377\r\274""\330\372{\266O\214\223\264`\216\"+\267\251\2411\341\361\266\\\"\036\206\304\224\017\250cR}\311\256\327\216\255\245\024\004Q\006\236\337\241c\361\376\345\247 \047\365\23488*\307\214z\207\321y\301z\202I\234\021D\327-\005\235\237\226ER\211K\226\316YM\267\247\214\345\322\306\226R\344\250*\227@\212wP\366\350-v\246m)\214{\300\376\274\236\337|\364hk[\3275\233i\354\341\343\047yZ\361(2\340\222\275t\254\336\317e\371i\275\206\377[\020(\371\t\255\271\273\264(\313]\021\001\313\301h.3\307\203\022\n\347R\203O\250|\017\376\025=S\341O,\261\336.\r\352\341\210U\203h\246xZ\252\247\2135\023\214\027Oz\310\037\000LV\312T9`\236\221\276u\275\360!\227\300t\344\231\266\246\034\300\303\266\331\263\253\272\274\250\334G\305#z\317m\257A\373#E\250\362\211\tZ\343/\220\314~(\354D\350\375\361\361>\2272W$\312\000\016\324\037\367\017|hLV,\007ph&\205\340\365\200\225\013^\261\010\351wJ\214\260\272\251h\326R\337\214\201:\370\223m\327)\024\010\243\312\261\272*:\326\321^2\256\"\205\026\210r\300%\330\203?\036\rSp\323\270\307L\024\205\351\212\022S-\217\213\230\230\022\005Cd\351e\255z\206Q\027}\n\360q\371Q\004nv\245\211\242\216\342\206\242\216c9EaZ\324I\211\025u\213\270\270\023\r\361\313o\306\022\240\355Ii\357\371\002\267;onq\366\213\007\213\322\203\007\331\227\213\357x\305\370\345\231\215\342\224\276\341\271o|W\2310Y\267M\316z>\354jP\177\330\235N;\207\361\241h\020MS5\221\220@\212\023\226\245?G\364\325\001\346\016\0169<\272\236V\202\253\277\010\352\255k@\267\371\331@\313\240\304d\370\240\340_\023\374+\3024e\340h\312\002?\326\277\0249\237\360mbpL\271g\323F\221\355\272\0054\320\277p\330\277\030l\000\0149F\253[\236m[\266\215;\032\336,]\014p\242CK\3200`\223f\334}\244+i\342\275\047\237cYA\"\376\340\336\331\262\230\\N\047\227\273\223\047\357\207\236T0.\034\324\355QI\\B\374v\352\177\3430\341\302%\016\272\202\332\314\265\360\037\271\032\370\365\360\351rH\251\355\231\032\247\013C\213\"+\317\206\342\321*>\242<\312\252\205\"\304k\251\257\327Kg\365\372\220\007zJ\370N\275\234\313\262\227\347\231\234b\320\313CMu\313\265""\032ZQ\360\341\210\237r\204\267\177U-|\332-(\270\244\244/\026\245w=5\323=\361\350J\221|\227)\232]\227W\321\251D/\311\331lW!\nPFY\375}\226\277\333\265\330ps\340\374\370\377\204\361\376!\231\375\351\000\371C+\242Bw\214\001\225\325\235\203\001\265D\r\343\365\340\257\303\003\227.w2\3577f\033;\376\214\1777\270\020\314t2\037\005c\235\314_\203\257\243\231h5\036{\223\031m\0145\366\372\313\243\3575\306\032\327\033\377\trA9<\210\047c\047\201\371\007\215,\334}80\364Q0\030L\006\225p\260\223\031\363\257\371\304\257\302\220t2\323\301{\341dX\2110/\205\027\302\331\360q\344\304\023\361f\\\351df\302\217\242\331h#*\304\027\343\225\030\306\237\004\337F\223Q\005\257\313q\016A\016M\371\344Mf\344u\335\037\206G\026\314\005\273\201\023\216\207+!\345!\306sq>\031\354\214~\330x\205\323\021\315\310\353\237\375;\376/\341\016RX\211\224x\354\324\232\323\230h\254\237\230y\2771\323\3106\036\3719_\t\256\006y\021\335FX\210. \250\365\316{\323\301\3450\327\031\375K\243\036\014\007$\370\251\033\352`\347\322\224_\t\360\270\342\017\371{\301L\260\034\354\266?\273\215\264\306\221E!\371\240\231\355\\\231F\315f\203\365\316\025\0245\270\001\327\213\021\351\\\271\352\357\004\237\007\005\024\t\303\355\340\032\334V:W\247\203L\260\036\274\024e\037\217\357\265\037<ne\371\354P\260\027\316\204\331\316\364\047XN\023_\016\367\020\306fT\213+\311`2\2318\315\211\346f\323i]k\221V\245s\345\032rI+_\014\327\303|4\030MD\353\321^|\003\306\023\311z\262\327\234i\336o\255\267\362\355\247\317\332\317\366\332{\373\235\321K\215\365F\016\030.\014\014\rw2C\374o\342\352\257\033\203\357\206\224\277\320`5\034\013g8\276\243\341pH\302\312o\301\367\032\3525\027\354\207\331p=}\231\r6\202\203h\354\014\362\374\365a\270\032\215Es\321n\004G\177\013\236\207\373Q\026\211;17n\177r+\332\217\2638E\220\360S0\262\210D\177L\326\232\253\255\261\326\314\257\227\006\206F\337\302\2333`\274\261\334\310\373\243\002Q\026\316\205\273!\213\026\272\365\331\024\345\374\246\265\323\336\315\267\363\373\355\375\357\333\337\377\320\271\324#\0007\317\235r\347\211\356Y""\001}\306\203\225@\013\253Q\016\244\233\2107b%\271\226\024\233\353\315|\353\"\260<\271\247\326`\376\254\277\341\027\202\213\301Z7\307||\212\304\355\221)p\375z\340\205\217\272Y\262d6\331H\n\315\013\315Y\300]k\261\366.\360C\204\317\333\317\177h\377\360\342\274\335nx?\332\211gPx%\031O\226\223\334\371G\354\210\032\247\334-\047Js\274\271\334<\307\364\213p\033\370\260x\026\311\025\222\213(\364J\223\234\177\354*H\2276\312\271\313+\002\252<\220\316\376\346\316\375\031\0324\022T\303\\\250\010\347J<\225\014\047$a\315\271\323\301\276\376\005m5-\004\347\"\374p\342\255%\253\3151\330\345[o)E{j!\032\216\010\322\232\213O\273\371I`\244\004\037\243\343N\256|\214^\036\t\275h+\036\212\367\223\254\240\214\330P\3673\3761\327\270f\035\365\273d\016\235x\001e~v*\253I\237\210\037\337Cw\357\207_\003\252\354\t\371\345\352\207\006\3443\230\376\014mx\031\354*\266\357l7s\250|f\026\322p\037\205\334\217\357\047;h\353\225f\2415\322\252\264\237\346x\337\361Cy\2618d)\2719}2\315\235\326l\353a;\317\233\277\223\271\016\223\222\240\354d\373\3367\255\301\326X\352vMtZ\265}\367a\263\202\242\241\373r\355Oo\2439\207\333\253\335\251\217!{kh\343Mp\376y\274\033\037\002\214\n\257C\025\335\205:_\361\007\337t\365\365\033\177\335\317C\3416\273\002\266\313\245\342\274\245\265h9\312\245-\342\370\242R\244QA\253\016\006\023\301VxQl\255\245\002p\274\375\031\0267\204\242\236\220s\265{Q\214\275y\267\210\237\232\332\001\257\201\336\345\306\367~\021h\274\020W\300\006\024\373\377\227z\216l\205#\215X\236\205S\321\345\370\273d[\250u\2453\305\265=\027\250\250\365]\241\321[\361\373\311\315\346\275\326L\353~W\226\247>\207DNqq\035\014\047\302-XM\213\373.\307\047G\272\245\374w<\215\326\276\327\234\351Y^\005\242\032\200\032\354L]\017\177\0043\340\343F\370*\036MF\222\237Z7\332O!\031\337u%\377\364\343\277\255\362W\356";
-    PyObject *data = __Pyx_DecompressString(cstring, 2657, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2586 bytes) */
+static const char cstring[] = "x\332\315V\315s\023G\026\267A\262M\002Yl\203\201,I\332\366\022\033\326\230\225\r^`SI\3116&.*,\262\260\371Z2\325\232iI\203\347K\3353\372p\310.\3079\316q\216s\234\343\034\347\250\243\216:\352\310\237\300\237\260\257{$Y6\362\026\331\252T\205\302\352\257\327\257\337\307\357\375\336 l\243\277\325\221YxCd\373\373\345\373\350\273\237\210n\322\306\236Jj\310,\242\357d\323\260\325\222c:\014aCA\212J\271\340\361m\325\350\0350\233\252\nQ\006\204\221I\377\347\371\321\275\276\344\367?l`\3030m\204\031SK\006\262MD\tVn\232\206\326@\2720\262\nFn\033U\254\251\n\322M\205,!R\267\340.\250Z\220\027\370\273\013E\223\332\024\033\013K\250\004\252z\302\254\214-\002O!\\W\031zl\"\035\333rY5J\210?\205m\207\022T4\035Cyl\332\004\331e\010\322F\303.\233\006\002q\205hj\201Pl\0230\204\233\016\017R.d\240\047\017\236\334\274}\367\266p\204\022\036R\206\230S\2205\360\2010\036\317\202\243j6<l7,\302\226\321v\0215L\007\031\004L\006\007-\220\033\274`\227\211\201\030\261\371\004-\210p`[5\r\t\256\203\265\013\335\010\252U\302ooa\215\221e\254(\022\310\021\354\324\221\3560\033\2251\034\233\006A\324\254!\013L\225M\335\202\265\001.;\306\276\304\324\003\",\006\265e\036b\226\334+\020d\231L\345\332eS\323\370;\246\301\226qAVT\\\002-ULUl\310D\230\0178\200\007\301\303$\266\213\217\226\320\312\346u\241\227\317a\312\270\355\314Ve\246\250\014\0274B\014\376[t4\355ce\342\216\270V\304\262m\322\004f\207*JrI\327%\021\257\356\3536\322\010\006\263\273\236\252,Q\257hfI\262\250Y\200\240P]2\035\273\357\335\342\343\245\353\206\t\371,bG\263\221$Q\24282\221$\2448\"\240\206i\334\204\374VU\254\301\251\254\032\252-q\r\022\323L\3730J\213\017\301\320\033]gYY-\332hqs\351\272\205)\326\t\307\206\010\t\000\207k\264\023\254\241\347\2240K\002$\014X\203\036]\027\273\307\214\204m\206uK#R\215\250\245\262},\255\220H\332\020\211\005\267\273\202\007H\241\270\306\320\001*RS\027\360\341\261Z\000\014\326\014\304\037\201T\252\005U\203\364\022\366\017t\334\030\242[v\203{\2110\245\270\321\365\025\374\240\274\034\210JQQ\245\260\243\250:\001E\240\314*\023\250""\004\254}\002.6\377\232\351\003c\020\026\214\312\222|\213\350*\023\032oI%\354\300\024\033\322>\241\006\321\226\255F\375P\032%I\020a\340\376\325\250\311\353\227\277\002>)C\354\340Y9D\324\tB\303\214u\004\2228\"\260\246\2312T~\022\026\244`\033/\0179M\256\047\210\345\324\306\226\223\314\021E*\001(N\200\354\301G\350L\312R\010\367\022\3736\233\337\330\336\336|\240i\252\305T\366\360\321\343<\2518\004<\340\224\275|\310\336\317%\351I\243\016\177\233@P\322cR\267wHQ\222\272$\002(\007Ds\2329\234\224 p6\321\371\206\302\357\300\277\242c\310|\204#\326\273\245\002{Pq\252c\325\020\243\2518\23283\000\361b$5>@\302$\271L\344}\346\350\311\252\253\205O9\005&3\307\260Ty\0374<0zrU\233\007\225\353\2508X\353\251\355\025h\177&\013V\036\330 u\276\000\312\354\233\302\006L\357\317\017\357\331\204\331\302Q\006\311\001\366\207\376\003:T&\311&\205t\250\006\001\302\353%V*8\305\"P?-1\314\032\206\254\232\313}1\006\320)\0240#\362!\255\312\032\034@]I\320\203dR\300\362>\347^\007\024q3\230\014-\306>\204\240\210H\227\215\230b:\234\275\304\226\210\024\230\224ti\305\321\365\206(P\310:t=\002\026\033]N\"\020@\321\232\010\245&-j\270\304\212\232\211mh\203\272\370\345\315\260\004\331\354\261go|\005\r\235\327\263x\365\325\375%t\377~\346\365\322\tK\230\277>vQ\274\322\027\034\272\342\267\312\230I\232ep\240\363i\227v\372\323\356vR,\214OEM\250\252\"\322\302\321\311\222\237\003\362f\037\366\366k<\027\232\226x\317\251^\230\363\021\347k\026\177\325\262\251N\260\301\340\353\201\177:\360O\006\303\220 o\206$r\306\372\035\220\203\007>Dt\236G\256\331\260 \260V\303\204\014@\261\202\302~\027\260,\310*\220/\024\266\351X\226iY\320\221A\235\251QR\002\246\202D$N\366\034\354\215\334\032\226\0210\341\003\327\305V\222\345Jw9H\372\275\372g\234\r\210\335\203\211\350,\274\345\364?\\\230Pac\nP\047\026\263M\370\003\237t\370u\340{\244F\210\345\030*\007\004\203\272\003\343\035\013h\214T\341\313\310!\254Z(\002#-\367Ix\3718\t\037!\262#\213\241\020z=L\344\010<^\327T\305.\327\353PZ\"\331\0070\371g\325\204\257\264E\031\372\r\272\261\204N\032U""\303\036\030\272\254\"\335a\262j5\2445\250=\254\225\244L\246[\354\005 9I\371m\222\277Y\265\270p}d\270\375\177@{\177\027\317\376p\t\371]#\242\000\253\350#\nk\320\375\021\245Dt\375\335\350\207\261\221\263\347:\251\317\3349w\313\233\365\356\370\247\374\331N\352\212?\331I\375\331\377!\234\r\327\242\311\367\251\t7\355\356\366\217\047\316\270\223\3565\367\337~\316/\007\373\321LDc\020\377\334\315\200\272/F\322W\374Q\177\306\257\004\243\235\324\244w\321\303^\025\004q\047u\331?\023\314\004\225\020\366Qp*\230\013\036\2054\232\2166\242J\0475\033\\\t\347\302\365\260\020\235\216V#\020\276\352\377\024\316\204\025X\256D902}\311\303\357S\343\357\032\336\030hd\376\274\277\343\323`*X\r\01071\232\217\362\361hg\342\013\367\r\274\016\326\214\277{\353\335\366~\r\266\300\205\325P\216&\217\234Qw\332\315\016\354|\346\316\272\031w\333\313y\262\177\301\317\013\353\326\203Bx\n\214\312v\316\\\366\317\005\271\316\304\237\334\206?\346c\377\227\256\251\243\235\263\227\274\212\017\303y/\355\355\372\263\376\212\277\323\376\346\026\2705\005^\024\342\317\233\231\316\371\313\020\2639?\3339\017A\365\277\005\325K!\356\234\277\340m\371\177\361\013\020$\230>\360/\202\332J\347\302e?\345g\375\327\"\354S\321\337\333\367\037\2652|7\355\357\006\263A\246s\371*\034\047\216\257\004\273`\306FX\217*\361h<\023\323\346ts\243I[\027[\270U\351\234\277\010\276$\221/\006\331 \037\216\206\323a6\334\215\276\005\341\3518\033\3576g\233\367Z\331V\276\375\344i\373\351n{w\2573q\326\315\2729\310\341\342Hz\254\223J\363\377\323\027>\254\217\236\234R\276 \376Z0\031\314\362\374N\004c\001\016*\237\222\337\213\020\257y\177/\310\004\331d1\347\257\373\373\341\344\261\314\363\345\303`-\234\014\347\303\235\020\024}\345?\017\366\302\0148N#.\334\276z3\334\2132\360\212\000\341\327\200\310\"8\372s|\267\271\326\232l\315~8;\222\236\370(\337\034\001S\356\212\233\367&DFY0\037\354\004,\\\354\306gC\204\363\307\326V{\047\337\316\357\265\367^\264_\274\354\234\355\001\200\213\347\216\250sD\365\254\002|\246\374U_\r\252a\016@7\035\255Gr|1.6\263\315|\3534""\344r\360N\335e\336\234\267\356\025\374\323\376\335\256\217\371\350\010\210\333\343\227\000\353\327|\047\330\356z\311\342\271x=.4O5\347 \335\365\026k\357@\376\300\302\347\355\347/\333/_\r\273m\007\367\302\255h\026\002/\307S\361J\234\033\376\304\226\210q\202\335r,7\247\232+\315!\2427\202\007\220\037\026\315\201s\205\3704\004z\265\211\207?\273\006\240K\ne\350\361\252HU\0362\235\371\344\312}\013\0344\356W\203\\ \013\345rt)\036\213q\314\232\363G\215}\367+\224\325eA8\247A\017\007\336\335x\2559\tr\371\326GL\321\276\264\030\216\205\030\334\232\217\216\252\371E\344H\366\277\204\212\033<\371\022jy<p\302\315(\035\355\305\031\001\031q\241\341\245\274C\254q\316:\350W\311<T\342)\010\363\323\001\257>L\210\372z\237J\277\333u\241\214\372\303\277\274I>\274\362F\275\257\000t\325\366\2655^9\351w/\\\354:^\326\313\r.\362\300C\260|\r0\274\007$\261\327\317y!\036\217+Mq\370\014\n<\017\352\246\201|\222\342\333\010h8\025\336\016\253\321NT\2030V\022\225*\024\370\216_\013\360\240\312\\\317\232K`\366\264\277\325\236[\205\304\245\322\355\364\214\207\007\014~\351\376\207\233\033\010\371=\340\325\037\017\315;q9\006\205[\010\307\303J\367\221\301\323\\\317\366\027\300<\225A\247\367x\213\352\244\346\200\034\357\nR\250\266\357<l\n\232\310\265\277\276\005,2\326^\203\215\367]\206O\336J\371\033]\n\335\341d5\354\350n\270\022\346\222\"\245\236\310\025v+@\026\334\361\315\340\264\270ZO(\350\360\372S8\\\027\234>\320P\224n\253\232|\177r\0339\262\265\005\225\005\3709\007\336\026!\352\257D\023Z\207\236\361\3777\233\031\0367`\231\014\317\242/\007\027\202\237\243{\200\330Z\223\264\326\332\271g\355g\317\273\354\177t\370/}\343>\234";
+    PyObject *data = __Pyx_DecompressString(cstring, 2586, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3516 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \377eaux mus\357t ha\034\000one\277 row p\250\000c\327omp\r\000n\360\000un?k_size\327BT\000\365h\337!s2\003be p\357osit[\000col\371l\235`w\000s.abc\377diag cov\177ariance\272\002\360\234`n\000\257`\326#(K, \3072D)\257b\010\001\010\000st\376\271\000sticsdi\177sableen\002\001\317full;\017/\002, ~?\000factor\370c~9\007gcgmm_\253\":\271!s\304\204\001lea\354\000\343\004\373isY\003dlog_\357prob\222 rm_\367out\325\006(N,)\377no defau\377lt __red\377uce__ du\376\314\"non-tri\357vial\033\000cin\367it_>\001_slo\255t\234\047(G\246\000*\346\004s\377hift (D,\177)parame\230a>\352bs do \314\204\001\347b\177 Xresp_\207`8\237B\351 \213\000 K)\021\002\226\014\376\024\000sample_\277weight\310Le\217ntry\324B\336@\"\004z\377 draws z\237 from\272b\330a\047\277s own w\001o\277nsibil\334@e\367s; }\rempt\375y\342\001 array\336\213dshar\213\205\001ei\337r fir\331`di\363meF\000J\000pher\357ical\365\202 D+1\366\220f) \215gsrc_\177c/emiss\346a\177/_gauss\340`\377_kernel.\227pyx\273g \377#\331\204\002t?he wro\274\206\001\326\206\001\017tied\215\204\020\222A\310g\016\024\344\265\204\r\251\001u\244\204\002\376\207\001all\337ocate\221# d\017ata.\013\020\332\207\003\254\211\001\211\211\003{s.\264Ced_g\222`\345 \235\204\023z\215\204\016\221\206\003eed\373s \321E|ASCI\377IDEllips\377isGKNSeq_uence\257\212\001.\264\212\007\277X__Pyx\001\000D\377ict_Next\337Ref_""_\276\207\004e_\347___\223\210\002\000\006_ge_titem\026\001d0\001\036 \000func&\001\030\000\273\206\001~1\002import<\001\357main\003\002odu\335lM\002nam\002\003ew\374]\001\256@_check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\377ickle_En\346 \005vt\236\207\001\241\001qua\021lO\005\231\206\005\242\206\006c\221\212\002\310\001\265\206\004{ex\325\001set_\203\005\307set\262\006\003\006.\007te\335s\310\001fus\232@si\357gindA\000is_\377coroutin\357eabc\357E_bu\377fferargs\377asyncio.\376\036\006sauxaux\377_ptrbbasoecch\326\211\005clD\000\375_\251 traceb\367ack\377\211\001ute_~\220\211\001scount\305\211\007\372\331\212\001e\216\210\004sdoub\047led\250!\000\002_\227\000\247\216\003\237dummy\243\206\002\372@o\267dee\266\000nt\225\210\003e\374\305 \235\214\002errorf\376&\002flagsfl\177oatform\001\002\342\226\215\001g\363@\303\211\005\313\211\005[co\371n\331\206\001w\002[:, :\037:1],d\000\014\027\004\030\000\201]*\014a\002/\006\000\013\025\0042\001h?as_lpn\220\212\001\007\001\234\212\211\004\002\006out\036\001\356\210\003s<)\001\234\205\002iidi\367\002\245B\372\255\204\001s\000\002izejk\337indkw\233All0\237\212\003\372\212\001\311\002\366\212\016lpx\001\253@\377meansmem\374\312\217\001\302\217\001nn_aux\313n_\273Bs\214\215\006\327\204\001nd\363im\256\215\001\373\212\001npnu\377mpyoobjo\177neoutou\367$}p\336@per_g\276`\377ppopprec\237_chol\004\002\235`r\037egist\231@\375\212\003\203\213\0040\266a\367\212\005\377\212\005\312as1\236\216\002\003\001V\363\213\001s2\020\0022\017\0032\206\214\0034\223\213\n\374\212\005s\265\207\001et\303e\360\220\001\364\231\214\002\333\220\006s\367\216\001star\275t\213\000psto\001\000r\377eamstruc\377tsweepun\335i\253asun\322\001up\377datevval\377uesvbfas+t.\247\212\006.\240\212\rw\210\205\001\354\210\n\344\371\210\n\321r]\017\021\303j]wi\377dthxxbuf\372\254\211\002z\356\205\001zbufO\377void (ch?ar *, \000\005\000\r\307int\033\001\000\004\373\207\003t_\3775scipy_6\377linalg_1\3751\323\207\004blas_d0L\001\000\047*.\216\002)\000\252\023\035""\220\330\334\200,\264\200#\200\201\216, \304\202V)\000\377dtrmm\000ds\377yrk\000dgem\377m\200\001\360\006\000\014\r\377\330\004\n\210\"\210F\220\377!\2205\230\002\230!\330\377\004\031\230\021\330\004\033\230\377?\250!\2506\260\021\340\277\004\010\210\005\210U\026\006\010\377\t\210\021\210%\210~\230\377Q\230h\240k\260\026\260\273r\270,\000\013\2101L\000\016\377\000\005\031\230\001\230\026\230\377q\240\001\330\004\021\220\025\357\220a\220v&\000a\330\004\377\030\230\t\240\026\240q\250\376\025\000 \240\002\240\"\240K\377\250r\260\023\260C\260q\377\330\004!\240\031\250\"\250\377B\250b\260\003\2603\260\376*\000\034\230M\250\026\250q\356\014\0002\260Q\242\000\005\027\220\377a\340\004\007\200y\220\006\376O\000s\230#\230R\230r\277\240\022\2403\240e\237\001\260\377#\260S\270\001\330\010\016\363\210j{\000\272\000\007\200|\220\3374\220}\240F\300\0003\250\367c\260\021\017\nr\210\023\210\375A#\010\n\210!\2101\210\377I\220Q\220c\230\024\230}S\231\002B\240b\250\002\222\000\377A\330\t\030\230\r\240Q\377\330\010\017\210y\230\006\230\367a\230{\244\004\001\330\014\027\367\220q\230\004\000\020\220\005\220\377U\230!\2302\230R\320\353\037/\324\000\022\303\000b\270\013\337\3001\330\020\030\320 \"\230\267A\330\020\322 \230&\366\000,\377\250a\330\020\024\220F\230\347$\230b\242 \010\000E\230\025\376T\000q\330\024\030\230\004\230\367A\230]\362\"\022\2607\320\357:K\3101\022\001\005\230U\177\240!\2401\330\030\034\034\000\356\363\0032\240U\257 C\250x\377\260q\270\001\270\026\270r\377\300\023\300C\300r\310\025\177\310a\310q\330\020\025\311\000\376\364#f\240A\240S\250\001\377\250\023\250A\250U\260&\376*\000\023\270A\270U\300!\377\3009\310A\310S\320P\377T\320TU\320UV\330\277\010\014\210A\210Q\220`(\277\000\005\006\330\004\005\000\000\330\237\023\024\360B\001\271W\334Ae\337\2306\240\021\240\262`\030\230?\010\240\006\240a\240\314@\276_\375\025\255 #\230V\2401\240\367A\330\004\t\001\"\230B\230\363k\250\364`\355J\330\004\034\230\377G\2406\250\021\250#\250\373R\250\246`\035\230X\240V\317\2501\250C\271`)""\001\320\034\237-\250V\2601\303`\200\204\002\036\357\230h\240f\346\000^\2708\377\3006\310\021\310!\360\014\257\000\005\010\200\340M\007\017\000\022\277\2102\210S\220\010\315Bs\377\240#\240R\240s\250(\372\231$C\312\"H\310F\320R\377S\320SV\320VY\320OYZ\330\014\371E+\001Q\340j\365u\271\205\0023\274`\022\2303\230\337i\240v\250Q\362`\023\260\377B\260c\270\025\270f\300\237A\300S\310\003\311@\225\204\tx\377\210s\220\"\220B\220bo\230\003\2308\335\004S\260\270\204\n\377\320\007\027\220s\230%\230\367u\240I\337\004s\270\"\270\177B\270b\300\002\300\"\354@\237x\310s\320R\275@\237\000X?\320XZ\320Z[\367\204\t6\005\377t\2409\250F\260!\260}3\212\000\022\2702\270Q\021\021\267u\240F\337\"r\260\270\204\001h\177\270c\300\022\3002\300\030\020\377*\240E\250\026\250s\260\335\"\332\000b\270\003\346 3\300\305aa\0236\362`\320\206\001\277\022t\240}3\246BS\260\003\2601\221\206&\377|\2205\230\007\230v\240\367Q\240cX\002c\260\027\270\177\006\270a\270s\300#\237\013\277\200}\220E\230\030\354\207\002\003\373\2503\324\207\0028\2706\300\021\366%\000S\310\231\207\016\320\027(\250\267\006\250a\324\000#\260\314K{~\237Bc\230\032\2402\240\350I\377\032\230&\240\007\240u\250\377D\260\005\260V\2701\270<\257a\363\207\002y\220\004\220\322\207\007\260\210\001\357z\220\025\220\240\205\003#\240S\277\250\002\250#\250T\203\210\n\026\357\220a\330\004\002\000\220u\230_A\230V\240?\250@1\364\211\010\316\372\210\001\031\230\001\215\212\001\024\000\037\230\367q\240\r\333`f\3204E{\300Q\367 \004\"\240!\336@\377A\250V\2609\270F\300\377!\3003\300b\310\007\310\357q\320PQ\324\211\001\021\240#\360\250\"\257A\367\206\003\273a\004\300F\310\337\"\310G\320S\371\206\001\330\004\365%\315 g\256\204\002\026\3207H_\310\001\310\021\330R\0028\345\205\002\277v\3205G\300q\262 \004\377\035\230Q\320\036/\250q\357\260\006\3206\014\004\032\230!\377\2308\2401\240C\240v\277\250X\260R\260w\212@q\377\330\004\007\200v\210S\220\377\001\330\010\020\220\001\340\004\376\332\211\003H\220A\220S\230\004;\230C\265\212\0022\240R\247\207\001\007\021\3578\2502""\250\272\000\007\200x\367\210r\220\265\212\002a\210q\220\377\010\230\001\230\023\230D\240\235\003\207@R\240x\373\206\003P\007T\252\032\000B\315\211\002\004\305\212\007d\242\213\004\021\371\340\253\212\027\313\212\nF\260\"\260A\377\330\010\r\210Y\220f\230wA\230[\376\212\002B\250a\260\2128\372\326Aq\222\214\001\230#\230T\240\177\027\250\r\260W\270E\251\212\002\377q\330\027\030\230\005\230Q\277\230d\240!\2405\237\212\002D\377\260\n\270)\3007\310!{\3109\220\212\004\027$\240A$\001\377\010\240\001\240\023\240D\250?\001\250\030\260\021\260\243\204\001:\000\375\007\304$\\\260\030\270\022\270\3677\300!\"\005\024\240Q\240\377i\250q\260\001\330\027%\363\240^\227`A\000&\240j\260\377\010\270\007\270{\310&\320\037PV\320VW\354\212\004\363\212\004\372\212\004";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3516, 5533);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3425 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is No ma\177tching g\001\377ature fo\377undNote \373th\242 Cytho\373n ,\000delib\237erate\206\000\353\001c\367ter!\001n PE\337P-484\245\"re\376\317!s subcl\366\301\000es\314!buil\373ti\313\000ypes.\377 If you \223ne\257 \336\000p\351\000%\tt\177hen set\200\000\367e \047\212\"atio_n_typ\253\000\047\210D\373iv\242\000o Fal\177se.add_\264 \377eaux mus\357t ha\034\000one\277 row p\250\000c\327omp\r\000n\360\000un?k_size\327BT\000\365h\337!s2\003be p\357osit[\000col\371l\235`w\000s.abc\377diag cov\177ariance\272\002\360\234`n\000\257`\326#(K, \3072D)\257b\010\001\010\000st\376\271\000sticsdi\177sableen\002\001\317full;\017/\002, ~?\000factor\370c~9\007gcgmm_\253\":\271!s\304\204\001lea\354\000\343\004\373isY\003dlog_\357prob\222 rm_\367out\325\006(N,)\377no defau\377lt __red\377uce__ du\376\314\"non-tri\357vial\033\000cin\367it_>\001_slo\255t\234\047(G\246\000*\346\004s\377hift (D,\177)parame\230a>\352bs do \314\204\001\347b\177 Xresp_\207`8\237B\351 \213\000 K)\021\002\226\014\376\024\000sample_\277weight\310Le\217ntry\324B\336@\"\004z\377 draws z\237 from\272b\330a\047\277s own w\001o\277nsibil\334@e\367s; }\rempt\375y\342\001 array\336\213dshar\213\205\001ei\337r fir\331`di\363meF\000J\000pher\357ical\365\202 D+1\366\220f) \215gsrc_\177c/emiss\346a\177/_gauss\340`\377_kernel.\227pyx\273g \377#\331\204\002t?he wro\274\206\001\326\206\001\017tied\215\204\020\222A\310g\016\024\344\265\204\r\251\001u\244\204\002\376\207\001all\337ocate\221# d\017ata.\013\020\332\207\003\254\211\001\211\211\003{s.\264Ced_g\222`\345 \235\204\023z\215\204\016\221\206\003eed\373s \321E|ASCI\377IDEllips\377isGKNSeq_uence\257\212\001.\264\212\007\277X__Pyx\001\000D\377ict_Next\337Ref_""_\276\207\004e_\347___\223\210\002\000\006_ge_titem\026\001d0\001\036 \000func&\001\030\000\273\206\001~1\002import<\001\357main\003\002odu\335lM\002nam\002\003ew\374]\001\256@_check\303suT\000\n\001?\004\025\001ty\357pe__\037\001unp\377ickle_En\346 \005vt\236\207\001\241\001qua\021lO\005\231\206\005\242\206\006c\221\212\002\310\001\265\206\004{ex\325\001set_\203\005\307set\262\006\003\006.\007te\335s\310\001fus\232@si\357gindA\000is_\377coroutin\357eabc\357E_bu\377fferargs\377asyncio.\376\036\006sauxbba\337secch\317\211\005cl\372=\000_\242 trace\357back\370\211\001ute\375_\211\211\001scount\364\276\211\007\322\212\001e\207\210\004sdouObled\241!\000\002_\220\000>\240\216\003dummy\234\206\002\363@oodee\257\000nt\216\210\003\371e\276 \226\214\002error\377flagsflo?atform\001\002\211\215\001\361g\346@\266\211\005\276\211\005[con\374\314\206\001q\002[:, ::\2171],d\000\014\027\004\030\000]\300*\014a\002/\006\000\013\025\0042\001ha\037s_lpn\203\212\001\007\001\375\210\004N\002\006out\036\001\341\210\003s)\001N\217\205\002iid\222B\232\204\001s\000\002\377izejkind\033kw\210All\214\212\003\347\212\001\303\002\366\343\212\016lpr\001ptrm\177eansmem\267\217\001\376\257\217\001nn_auxn\345_\257Bs\371\214\006\304\204\001ndi\371m\233\215\001\350\212\001npnum\377pyoobjon\277eoutou\353$p}p\323@per_g\254`\377ppopprec\377_cholreg\207ist\206@\343\212\003\322\212\005\332\212\005_\306\213\000s1\371\215\002\003\001\316\213\001s2\242\t\0032\333\213\003\350\212\n\321\212\005s\212\207\001e\241t\237e\305\220\001\356\213\002\260\220\006s\314\216\001s\357tartz\000pst\375o\001\000reamst\377ructswee\357puni\215asun\376\271\001updatev\377valuesvb_fast.\374\211\006.\365\211\r\310\274\210\n\311\210\n\256r]\017\021\240j]w\377idthxxbu\375f\374\210\002zbufOv\377oid (cha\237r *, \000\005\000\ri\343nt\033\001\000\004\306\207\003t_5\377scipy_6l\377inalg_11\026\236\207\004bl\372`dL\001\000\047*.\006\216\002)\000\252\023\035\220\334\200,\264\200#\200\201\216\373, \304\202V)\000dtr\377mm\000dsyrk\377\000dgemm""\200\001\377\360\006\000\014\r\330\004\n\377\210\"\210F\220!\2205\377\230\002\230!\330\004\031\230\377\021\330\004\033\230?\250!\377\2506\260\021\340\004\010\210\367\005\210U\026\006\010\t\210\021\377\210%\210~\230Q\230h\177\240k\260\026\260r\270,\000\367\013\2101L\000\016\000\005\031\377\230\001\230\026\230q\240\001\377\330\004\021\220\025\220a\220\375v&\000a\330\004\030\230\t\337\240\026\240q\250\025\000 \240\377\002\240\"\240K\250r\260\377\023\260C\260q\330\004!\377\240\031\250\"\250B\250b\337\260\003\2603\260*\000\034\230\337M\250\026\250q\014\0002\260\375Q\242\000\005\027\220a\340\004\337\007\200y\220\006O\000s\230\377#\230R\230r\240\022\240\3673\240e\237\001\260#\260S\177\270\001\330\010\016\210j{\000\376\272\000\007\200|\2204\220}\373\240F\300\0003\250c\260\021\276\017\nr\210\023\210A#\010\n\377\210!\2101\210I\220Q\277\220c\230\024\230S\231\002B\357\240b\250\002\222\000A\330\t\377\030\230\r\240Q\330\010\017\377\210y\230\006\230a\230{\376\244\004\001\330\014\027\220q\230\376\004\000\020\220\005\220U\230!\177\2302\230R\320\037/\324\000\375\022\303\000b\270\013\3001\330\373\020\030\320 \"\230A\330\020\366\322 \230&\366\000,\250a\330\377\020\024\220F\230$\230b\334\242 \010\000E\230\025T\000q\330\377\024\030\230\004\230A\230]\376\362\"\022\2607\320:K\310\3751\022\001\005\230U\240!\240\3171\330\030\034\034\000\363\0032\240\375U\257 C\250x\260q\270\377\001\270\026\270r\300\023\300\377C\300r\310\025\310a\310\317q\330\020\025\311\000\364#f\240\377A\240S\250\001\250\023\250\337A\250U\260&*\000\023\270\377A\270U\300!\3009\310\377A\310S\320PT\320T\377U\320UV\330\010\014\210\367A\210Q\220`(\000\005\006\367\330\004\005\000\000\330\023\024\360\363B\001\271W\334Ae\2306\240\373\021\240\262`\030\230\010\240\006\247\240a\240\314@\276_\025\255 #\377\230V\2401\240A\330\004~\t\001\"\230B\230k\250\364`\376\355J\330\004\034\230G\2406\177\250\021\250#\250R\250\246`\377\035\230X\240V\2501\250\371C\271`)\001\320\034-\250V\363\2601\303`\200\204\002\036\230h\240\375f\346\000^\2708\3006""\310\377\021\310!\360\014\000\005\010\365\200\340M\007\017\000\022\2102\210\367S\220\010\315Bs\240#\240_R\240s\250(\231$C\312\"\377H\310F\320RS\320S\377V\320VY\320YZ\330\251\014\371E+\001Q\340ju\271\205\0023\376\274`\022\2303\230i\240v\373\250Q\362`\023\260B\260c\377\270\025\270f\300A\300S\363\310\003\311@\225\204\tx\210s\220\377\"\220B\220b\230\003\230\3558\335\004S\260\270\204\n\320\007\027\377\220s\230%\230u\240I\376\337\004s\270\"\270B\270b\357\300\002\300\"\354@x\310s\363\320R\275@\237\000X\320XZ\347\320Z[\367\204\t6\005t\2409\277\250F\260!\2603\212\000\022\357\2702\270Q\021\021u\240F\366\337\"r\260\270\204\001h\270c\300\357\022\3002\300\030\020*\240E\277\250\026\250s\260\"\332\000b\273\270\003\346 3\300aa\0236\270\362`\320\206\001\277\022t\2403\246BS\357\260\003\2601\221\206&|\2205\377\230\007\230v\240Q\240c\376X\002c\260\027\270\006\270a\357\270s\300#\237\013\200}\220wE\230\030\354\207\002\003\2503\324\207\002\3378\2706\300\021%\000S\310\376\231\207\016\320\027(\250\006\250a\326\324\000#\260\314K{\237Bc\230\357\032\2402\240\350I\032\230&\377\240\007\240u\250D\260\005\237\260V\2701\270\257a\363\207\002y\347\220\004\220\322\207\007\260\210\001z\220\025\375\220\240\205\003#\240S\250\002\250\267#\250T\205\210\010\360\010\256\211\002\340\177\004\005\200U\210!\330\000\004\356\013\000\\\220\021\n\001[\220\001\377\220\035\230a\230v\320%\3756\226\211\001\005\200Y\210a\210\237u\220A\220Q)\001\005\005S\373\230\0018\001]\220!\2209\357\230A\230V\353Fb\270\007\367\270q\300\030\002W\210A\210\275SL\000\023\220F\230\367\205\003C\377\240r\250\022\2504\250v\257\260R\260w\304 qM\003i\377\220v\230R\230w\240a\372G\tQ\206\005\027\230\001\230\023\337\230F\320\"3\266@\004\005\317\320\005\026\220$\002\252\004Z\210\365\177\253\001\240\232\002V\2101\210\341H\251\000\230\004\000\014\024\007\006\230ho\240b\250\007\337\206\001\005\200\360\000\360\204!4\005\343\002\270\001Y\220a\220\365q\351\tV\237\214\001\330\004\"\240\367!\2408\220\207\002v\3205G\375\300\242\207\002Q\320\036/\250qo\260""\006\3206\016\000\340\004\334\212\003\356\204\003\004\230C\267\213\0022\240R\274\251\210\001\007\0218\2502\250\334 \007\337\200x\210r\220\267\213\002a\210wq\220\010\364\002D\240\003\211`\247R\240x\375\207\003P\007T\223 Bj\317\212\002\004\307\213\007d\244\214\004\021\340\255\213\027\376\315\213\nF\260\"\260A\330\010\377\r\210Y\220f\230A\230\235[\200\214\002B\250a\262\2138\235@\220\377q\230\003\2301\230A\230\377Q\230c\240\024\240^\260\3779\270C\270w\300e\310\1776\320QW\320WX\367\212\004\000\376\212\004\205\213\004";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3425, 5491);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (5533 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_noteaux must have one row per componentchunk_size and n_threads must be positivecollections.abcdiag covariance needs aux of shape (K, 2D) and (K, D) statisticsdisableenablefull covariance needs (K, D, D) factors and statisticsgcgmm_pass needs at least one rowisenabledlog_prob_norm_out must be (N,)no default __reduce__ due to non-trivial __cinit__out_slots must be (G, D*D) and shift (D,)parameter shapes do not match Xresp_in must be (N, K)resp_out must be (N, K)sample_weight must have one entry per rowsample_z draws z from the pass\047s own responsibilities; resp_in must be emptyslot arrays must share their first dimensionspherical covariance needs aux of shape (K, D+1) and (K,) statisticssrc_c/emissions/_gaussian_kernel.pyxstatistics slots have the wrong shapetied covariance needs a (D, D) factortied covariance needs aux of shape (K, D+1)unable to allocate array data.unable to allocate shape and strides.weighted_gram needs at least one rowz_out must be (N,) and needs sample_z|ASCIIDEllipsisGKNSequenceView.MemoryViewX__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesauxaux_ptrbbasecchunk_sizecline_in_tracebackcompute_statscountcovariance_typedefaultsdoubledtypedtype_is_objectd""ummyemptyencodeendent_slotsenumerateerrorfdummyflagsfloatformatfortranggetgmm_passgmm_pass[const double[:, ::1],double[:, ::1],double[::1]]gmm_pass[const float[:, ::1],float[:, ::1],float[::1]]has_lpn_outhas_resp_inhas_resp_outhas_weightshas_z_outiididummyindexitemsitemsizejkindkwargsll_slotslog_constlog_prob_norm_outlplpn_ptrmeansmemviewmodenn_auxn_chunksn_threadsnamendimnk_slotsnpnumpyoobjoneoutout_slotspackper_grouppopprec_cholprec_ptrregisterresp_inresp_in_ptrresp_outresp_out_ptrs1_sizes1_slotss2_ptrs2_sizes2_slotssample_weightsample_zseedsetdefaultshapeshiftsignaturessizestartstepstopstreamstructsweepuniformsunpackupdatevvaluesvbfast.emissions._gaussian_kernelw_ptrweighted_gramweighted_gram[const double[:, ::1]]weighted_gram[const float[:, ::1]]widthxxbufz_outz_ptrzbufOvoid (char *, char *, char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000dtrmm\000dsyrk\000dgemm\200\001\360\006\000\014\r\330\004\n\210\"\210F\220!\2205\230\002\230!\330\004\031\230\021\330\004\033\230?\250!\2506\260\021\340\004\010\210\005\210U\220!\2205\230\002\230!\330\010\t\210\021\210%\210~\230Q\230h\240k\260\026\260r\270\021\330\004\013\2101\200\001\360\016\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\030\230\t\240\026\240q\250\001\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330""\004\034\230M\250\026\250q\260\003\2602\260Q\360\006\000\005\027\220a\340\004\007\200y\220\006\220a\220s\230#\230R\230r\240\022\2403\240e\2506\260\021\260#\260S\270\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\n\210!\2101\210I\220Q\220c\230\024\230S\240\002\240\"\240B\240b\250\002\250\"\250A\330\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\024\220F\230$\230b\240\001\330\020\024\220E\230\025\230a\230q\330\024\030\230\004\230A\230]\250!\2506\260\022\2607\320:K\3101\330\024\030\230\005\230U\240!\2401\330\030\034\230A\230R\230r\240\022\2402\240U\250\"\250C\250x\260q\270\001\270\026\270r\300\023\300C\300r\310\025\310a\310q\330\020\025\220Q\220a\220v\230Q\230f\240A\240S\250\001\250\023\250A\250U\260&\270\001\270\023\270A\270U\300!\3009\310A\310S\320PT\320TU\320UV\330\010\014\210A\210Q\200\001\360(\000\005\006\330\004\005\330\004\005\330\023\024\360B\001\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\021\220\025\220e\2306\240\021\240!\330\004\030\230\010\240\006\240a\240q\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330\004\025\220U\230#\230V\2401\240A\330\004\025\220U\230\"\230B\230k\250\021\330\004\034\230M\250\026\250q\260\003\2602\260Q\330\004\034\230G\2406\250\021\250#\250R\250q\330\004\035\230X\240V\2501\250C\250r\260\021\330\004\034\320\034-\250V\2601\260C\260r\270\021\330\004\036\230h\240f\250A\250^\2708\3006\310\021\310!\360\014\000\005\010\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\007\200r\210\022\2102\210S\220\010\230\006\230a\230s\240#\240R\240s\250(\260&\270\001\270\023\270C\270r""\300\023\300H\310F\320RS\320SV\320VY\320YZ\330\014\017\210y\230\006\230a\230s\240#\240Q\330\010\016\210j\230\001\230\021\330\004\007\200u\210F\220!\2203\220c\230\022\2303\230i\240v\250Q\250c\260\023\260B\260c\270\025\270f\300A\300S\310\003\3101\330\010\016\210j\230\001\230\021\330\004\007\200x\210s\220\"\220B\220b\230\003\2308\2406\250\021\250#\250S\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240I\250V\2601\260C\260s\270\"\270B\270b\300\002\300\"\300C\300x\310s\320RT\320TV\320VX\320XZ\320Z[\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2409\250F\260!\2603\260c\270\022\2702\270Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240F\250#\250R\250r\260\022\2603\260h\270c\300\022\3002\300Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230*\240E\250\026\250s\260\"\260B\260b\270\003\2708\3003\300a\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2406\250\023\250B\250b\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2403\240f\250A\250S\260\003\2601\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200|\2205\230\007\230v\240Q\240c\250\023\250B\250c\260\027\270\006\270a\270s\300#\300Q\330\010\016\210j\230\001\230\021\330\004\007\200}\220E\230\030\240\026\240q\250\003\2503\250b\260\003\2608\2706\300\021\300#\300S\310\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\320\027(\250\006\250a\250s\260#\260Q\330\010\016\210j\230\001\230\021\330\004\007\200{\220\"\220B\220c\230\032\2402\240Q\330\010\016\210j\230\001\230\021\330\004\032\230&\240\007\240u\250D\260\005\260V\2701\270C\270r\300\021\330\004\007\200y\220\004\220A\330\010\016\210j\230\001\230\021\340\004\007\200z\220\025\220e\2306\240\021\240#\240S\250\002\250#\250T\260\021\330\010\016\210j\230\001\230\021\330\004\026\220a\330\004\026\220a\220u\230A\230V\240?\260!\2601\330\004""\033\230?\250!\2506\260\021\360\006\000\005\031\230\001\330\004\033\2301\330\004\037\230q\240\r\250Q\250f\3204E\300Q\300a\330\004\"\240!\2409\250A\250V\2609\270F\300!\3003\300b\310\007\310q\320PQ\330\004!\240\021\240#\240Q\240c\250\026\250s\260&\270\001\270\023\270B\270b\300\004\300F\310\"\310G\320ST\320TU\330\004%\240Q\240g\250Q\250c\260\026\3207H\310\001\310\021\330\004\"\240!\2408\2501\250C\250v\3205G\300q\310\001\330\004\035\230Q\320\036/\250q\260\006\3206G\300q\310\001\330\004\032\230!\2308\2401\240C\240v\250X\260R\260w\270a\270q\330\004\007\200v\210S\220\001\330\010\020\220\001\340\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2402\240R\240q\330\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2408\2502\250Q\330\004\007\200x\210r\220\021\330\010\016\210a\210q\220\010\230\001\230\023\230D\240\003\2402\240R\240x\250r\260\021\330\004\n\210!\2101\210H\220A\220T\230\023\230B\230b\240\001\330\004\n\210!\2101\210I\220Q\220d\230#\230R\230r\240\021\340\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\010\017\210y\230\006\230a\230{\250\"\250F\260\"\260A\330\010\r\210Y\220f\230A\230[\250\002\250\"\250B\250a\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\026\220a\220q\230\001\230\021\230#\230T\240\027\250\r\260W\270E\300\023\300C\300q\330\027\030\230\005\230Q\230d\240!\2405\250\001\250\023\250D\260\n\270)\3007\310!\3109\320TU\320UV\330\027$\240A\330\027\030\230\010\240\001\240\023\240D\250\001\250\030\260\021\260#\260Q\330\027\030\230\007\230r\240\022\2402\240\\\260\030\270\022\2707\300!\330\027\030\230\010\240\001\240\024\240Q\240i\250q\260\001\330\027%\240^\2609\270A\330\027&\240j\260\010\270\007\270{\310&\320PV\320VW\330\010\014\210A\210Q\330\010\014\210A\210Q\330\010\014\210A\210Q";
+    #else /* compression: none (5491 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No matching signature foundNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_noteaux must have one row per componentchunk_size and n_threads must be positivecollections.abcdiag covariance needs aux of shape (K, 2D) and (K, D) statisticsdisableenablefull covariance needs (K, D, D) factors and statisticsgcgmm_pass needs at least one rowisenabledlog_prob_norm_out must be (N,)no default __reduce__ due to non-trivial __cinit__out_slots must be (G, D*D) and shift (D,)parameter shapes do not match Xresp_in must be (N, K)resp_out must be (N, K)sample_weight must have one entry per rowsample_z draws z from the pass\047s own responsibilities; resp_in must be emptyslot arrays must share their first dimensionspherical covariance needs aux of shape (K, D+1) and (K,) statisticssrc_c/emissions/_gaussian_kernel.pyxstatistics slots have the wrong shapetied covariance needs a (D, D) factortied covariance needs aux of shape (K, D+1)unable to allocate array data.unable to allocate shape and strides.weighted_gram needs at least one rowz_out must be (N,) and needs sample_z|ASCIIDEllipsisGKNSequenceView.MemoryViewX__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___fused_sigindex_is_coroutineabcallocate_bufferargsasyncio.coroutinesauxbbasecchunk_sizecline_in_tracebackcompute_statscountcovariance_typedefaultsdoubledtypedtype_is_objectdummyemp""tyencodeendent_slotsenumerateerrorflagsfloatformatfortranggetgmm_passgmm_pass[const double[:, ::1],double[:, ::1],double[::1]]gmm_pass[const float[:, ::1],float[:, ::1],float[::1]]has_lpn_outhas_resp_inhas_resp_outhas_weightshas_z_outiidindexitemsitemsizejkindkwargsll_slotslog_constlog_prob_norm_outlplpn_ptrmeansmemviewmodenn_auxn_chunksn_threadsnamendimnk_slotsnpnumpyoobjoneoutout_slotsppackper_grouppopprec_cholregisterresp_inresp_outresp_out_ptrs1_sizes1_slotss2_sizes2_slotssample_weightsample_zseedsetdefaultshapeshiftsignaturessizestartstepstopstreamstructsweepuniformsunpackupdatevvaluesvbfast.emissions._gaussian_kernelweighted_gramweighted_gram[const double[:, ::1]]weighted_gram[const float[:, ::1]]widthxxbufz_outzbufOvoid (char *, char *, char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000void (char *, char *, int *, int *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *, __pyx_t_5scipy_6linalg_11cython_blas_d *, __pyx_t_5scipy_6linalg_11cython_blas_d *, int *)\000dtrmm\000dsyrk\000dgemm\200\001\360\006\000\014\r\330\004\n\210\"\210F\220!\2205\230\002\230!\330\004\031\230\021\330\004\033\230?\250!\2506\260\021\340\004\010\210\005\210U\220!\2205\230\002\230!\330\010\t\210\021\210%\210~\230Q\230h\240k\260\026\260r\270\021\330\004\013\2101\200\001\360\016\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\030\230\t\240\026\240q\250\001\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330\004\034\230M\250\026\250q\260\003\2602\260Q\360\006""\000\005\027\220a\340\004\007\200y\220\006\220a\220s\230#\230R\230r\240\022\2403\240e\2506\260\021\260#\260S\270\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\n\210!\2101\210I\220Q\220c\230\024\230S\240\002\240\"\240B\240b\250\002\250\"\250A\330\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\024\220F\230$\230b\240\001\330\020\024\220E\230\025\230a\230q\330\024\030\230\004\230A\230]\250!\2506\260\022\2607\320:K\3101\330\024\030\230\005\230U\240!\2401\330\030\034\230A\230R\230r\240\022\2402\240U\250\"\250C\250x\260q\270\001\270\026\270r\300\023\300C\300r\310\025\310a\310q\330\020\025\220Q\220a\220v\230Q\230f\240A\240S\250\001\250\023\250A\250U\260&\270\001\270\023\270A\270U\300!\3009\310A\310S\320PT\320TU\320UV\330\010\014\210A\210Q\200\001\360(\000\005\006\330\004\005\330\004\005\330\023\024\360B\001\000\005\031\230\001\230\026\230q\240\001\330\004\021\220\025\220a\220v\230Q\230a\330\004\021\220\025\220e\2306\240\021\240!\330\004\030\230\010\240\006\240a\240q\330\004 \240\002\240\"\240K\250r\260\023\260C\260q\330\004!\240\031\250\"\250B\250b\260\003\2603\260a\330\004\025\220U\230#\230V\2401\240A\330\004\025\220U\230\"\230B\230k\250\021\330\004\034\230M\250\026\250q\260\003\2602\260Q\330\004\034\230G\2406\250\021\250#\250R\250q\330\004\035\230X\240V\2501\250C\250r\260\021\330\004\034\320\034-\250V\2601\260C\260r\270\021\330\004\036\230h\240f\250A\250^\2708\3006\310\021\310!\360\014\000\005\010\200r\210\023\210A\330\010\016\210j\230\001\230\021\330\004\007\200r\210\022\2102\210S\220\010\230\006\230a\230s\240#\240R\240s\250(\260&\270\001\270\023\270C\270r\300\023\300H\310F\320RS\320SV\320VY\320YZ\330\014""\017\210y\230\006\230a\230s\240#\240Q\330\010\016\210j\230\001\230\021\330\004\007\200u\210F\220!\2203\220c\230\022\2303\230i\240v\250Q\250c\260\023\260B\260c\270\025\270f\300A\300S\310\003\3101\330\010\016\210j\230\001\230\021\330\004\007\200x\210s\220\"\220B\220b\230\003\2308\2406\250\021\250#\250S\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240I\250V\2601\260C\260s\270\"\270B\270b\300\002\300\"\300C\300x\310s\320RT\320TV\320VX\320XZ\320Z[\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2409\250F\260!\2603\260c\270\022\2702\270Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230u\240F\250#\250R\250r\260\022\2603\260h\270c\300\022\3002\300Q\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230*\240E\250\026\250s\260\"\260B\260b\270\003\2708\3003\300a\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2406\250\023\250B\250b\260\001\330\010\016\210j\230\001\230\021\330\004\007\320\007\027\220s\230%\230t\2403\240f\250A\250S\260\003\2601\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\220}\240F\250!\2503\250c\260\021\330\010\016\210j\230\001\230\021\330\004\007\200|\2205\230\007\230v\240Q\240c\250\023\250B\250c\260\027\270\006\270a\270s\300#\300Q\330\010\016\210j\230\001\230\021\330\004\007\200}\220E\230\030\240\026\240q\250\003\2503\250b\260\003\2608\2706\300\021\300#\300S\310\001\330\010\016\210j\230\001\230\021\330\004\007\200|\2204\320\027(\250\006\250a\250s\260#\260Q\330\010\016\210j\230\001\230\021\330\004\007\200{\220\"\220B\220c\230\032\2402\240Q\330\010\016\210j\230\001\230\021\330\004\032\230&\240\007\240u\250D\260\005\260V\2701\270C\270r\300\021\330\004\007\200y\220\004\220A\330\010\016\210j\230\001\230\021\340\004\007\200z\220\025\220e\2306\240\021\240#\240S\250\002\250#\250T\260\021\330\010\016\210j\230\001\230\021\360\010\000\005\031\230\001\340\004\005\200U\210!\330\004\005\200U\210!\330\004\005\200\\\220\021\330\004\005\200[\220\001""\220\035\230a\230v\320%6\260a\330\004\005\200Y\210a\210u\220A\220Q\330\004\005\200Y\210a\210u\220A\220S\230\001\330\004\005\200]\220!\2209\230A\230V\2409\250F\260!\2603\260b\270\007\270q\300\001\330\004\005\200W\210A\210S\220\001\220\023\220F\230#\230V\2401\240C\240r\250\022\2504\250v\260R\260w\270a\270q\330\004\005\200Y\210i\220v\230R\230w\240a\330\004\005\200]\220!\2209\230A\230Q\330\004\005\200[\220\001\220\027\230\001\230\023\230F\320\"3\2601\330\004\005\320\005\026\220a\330\004\005\200\\\220\021\330\004\005\200Z\210\177\230a\230v\240Q\330\004\005\200V\2101\210H\220A\220S\230\001\330\004\005\200V\2101\210H\220A\220S\230\001\330\004\005\200V\2101\210H\220A\220S\230\006\230h\240b\250\007\250q\330\004\005\200[\220\001\330\004\005\200V\2101\210H\220A\220Q\330\004\005\200W\210A\210Y\220a\220q\330\004\005\200Y\210a\210u\220A\220V\230?\250!\330\004\"\240!\2408\2501\250C\250v\3205G\300q\330\004\035\230Q\320\036/\250q\260\006\3206G\300q\340\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2402\240R\240q\330\004\n\210!\2101\210H\220A\220S\230\004\230C\230r\240\022\2408\2502\250Q\330\004\007\200x\210r\220\021\330\010\016\210a\210q\220\010\230\001\230\023\230D\240\003\2402\240R\240x\250r\260\021\330\004\n\210!\2101\210H\220A\220T\230\023\230B\230b\240\001\330\004\n\210!\2101\210I\220Q\220d\230#\230R\230r\240\021\340\t\030\230\r\240Q\330\010\017\210y\230\006\230a\230{\250\"\250B\250b\260\001\330\010\017\210y\230\006\230a\230{\250\"\250F\260\"\260A\330\010\r\210Y\220f\230A\230[\250\002\250\"\250B\250a\330\014\027\220q\230\001\330\014\020\220\005\220U\230!\2302\230R\320\037/\250r\260\022\2603\260b\270\013\3001\330\020\030\230\002\230\"\230A\330\020\031\230\021\230&\240\002\240,\250a\330\020\026\220a\220q\230\003\2301\230A\230Q\230c\240\024\240^\2609\270C\270w\300e\3106\320QW\320WX\330\010\014\210A\210Q\330\010\014\210A\210Q\330\010\014\210A\210Q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 199; i++) {
+    for (int i = 0; i < 192; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 47) PyUnicode_InternInPlace(&string);
@@ -33084,8 +33717,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 199; i < 204; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-199].length;
+    for (int i = 192; i < 197; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-192].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -33095,14 +33728,14 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 204; i++) {
+    for (Py_ssize_t i = 0; i < 197; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 199;
+      PyObject **table = stringtab + 192;
       for (Py_ssize_t i=0; i<5; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -33195,32 +33828,32 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_uniforms, __pyx_mstate->__pyx_kp_b_iso88591_F_5_6_U_5_Qhk_r_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 333};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_float_1_float_1_f, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 23, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 333};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_double_1_double_1, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 57, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 291};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_n_chunks, __pyx_mstate->__pyx_n_u_per_group, __pyx_mstate->__pyx_n_u_n_aux, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_has_weights, __pyx_mstate->__pyx_n_u_has_resp_in, __pyx_mstate->__pyx_n_u_has_resp_out, __pyx_mstate->__pyx_n_u_has_lpn_out, __pyx_mstate->__pyx_n_u_s1_size, __pyx_mstate->__pyx_n_u_s2_size, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_xbuf, __pyx_mstate->__pyx_n_u_zbuf, __pyx_mstate->__pyx_n_u_lp, __pyx_mstate->__pyx_n_u_has_z_out, __pyx_mstate->__pyx_n_u_idummy, __pyx_mstate->__pyx_n_u_z_ptr, __pyx_mstate->__pyx_n_u_stream, __pyx_mstate->__pyx_n_u_dummy, __pyx_mstate->__pyx_n_u_fdummy, __pyx_mstate->__pyx_n_u_w_ptr, __pyx_mstate->__pyx_n_u_prec_ptr, __pyx_mstate->__pyx_n_u_aux_ptr, __pyx_mstate->__pyx_n_u_resp_in_ptr, __pyx_mstate->__pyx_n_u_resp_out_ptr, __pyx_mstate->__pyx_n_u_lpn_ptr, __pyx_mstate->__pyx_n_u_s2_ptr};
+    const __Pyx_PyCode_New_function_description descr = {23, 0, 0, 49, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 333};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_means, __pyx_mstate->__pyx_n_u_prec_chol, __pyx_mstate->__pyx_n_u_aux, __pyx_mstate->__pyx_n_u_log_const, __pyx_mstate->__pyx_n_u_covariance_type, __pyx_mstate->__pyx_n_u_resp_in, __pyx_mstate->__pyx_n_u_nk_slots, __pyx_mstate->__pyx_n_u_s1_slots, __pyx_mstate->__pyx_n_u_s2_slots, __pyx_mstate->__pyx_n_u_ll_slots, __pyx_mstate->__pyx_n_u_ent_slots, __pyx_mstate->__pyx_n_u_resp_out, __pyx_mstate->__pyx_n_u_log_prob_norm_out, __pyx_mstate->__pyx_n_u_compute_stats, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_sample_z, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_z_out, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_n_chunks, __pyx_mstate->__pyx_n_u_per_group, __pyx_mstate->__pyx_n_u_n_aux, __pyx_mstate->__pyx_n_u_width, __pyx_mstate->__pyx_n_u_has_weights, __pyx_mstate->__pyx_n_u_has_resp_in, __pyx_mstate->__pyx_n_u_has_resp_out, __pyx_mstate->__pyx_n_u_has_lpn_out, __pyx_mstate->__pyx_n_u_s1_size, __pyx_mstate->__pyx_n_u_s2_size, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_xbuf, __pyx_mstate->__pyx_n_u_zbuf, __pyx_mstate->__pyx_n_u_lp, __pyx_mstate->__pyx_n_u_has_z_out, __pyx_mstate->__pyx_n_u_dummy, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_resp_out_ptr, __pyx_mstate->__pyx_n_u_lpn_ptr};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_gmm_pass_const_float_1_float_1_f, __pyx_mstate->__pyx_kp_b_iso88591_B_q_avQa_e6_aq_Kr_Cq_Bb_3a_U_V1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 494};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_float_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 494};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_double_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 22, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 447};
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 22, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 494};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_X, __pyx_mstate->__pyx_n_u_sample_weight, __pyx_mstate->__pyx_n_u_shift, __pyx_mstate->__pyx_n_u_out_slots, __pyx_mstate->__pyx_n_u_chunk_size, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_G, __pyx_mstate->__pyx_n_u_n_chunks, __pyx_mstate->__pyx_n_u_per_group, __pyx_mstate->__pyx_n_u_has_weights, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_one, __pyx_mstate->__pyx_n_u_v, __pyx_mstate->__pyx_n_u_xbuf};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_emissions__gaussian_kernel, __pyx_mstate->__pyx_n_u_weighted_gram_const_float_1, __pyx_mstate->__pyx_kp_b_iso88591_q_avQa_q_Kr_Cq_Bb_3a_M_q_2Q_a_y, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
