@@ -272,7 +272,7 @@ VBF_DISPATCHED(vbf_dirichlet_expectation,
 /* t_k = exp(E[log theta_k]) = exp(psi(gamma_k) - psi(total)), k < K, alone (the fixed
    point's sweeps need no E[log theta]): about a quarter cheaper than
    vbf_dirichlet_expectation, same values to ~1e-13 relative. total is sum_k gamma_k, or more
-   when gamma holds only the live topics of a document (see _doc in _lda.pyx). */
+   when gamma holds only the live topics of a document (see _fixed_point in _lda.pyx). */
 VBF_DISPATCHED(vbf_exp_expectation_total,
                (int K, const double *gamma, double total, double *t),
                (K, gamma, total, t))
