@@ -2732,6 +2732,20 @@ static void __Pyx_RaiseUnboundLocalError(const char *varname);
 /* DivInt[long].proto */
 static CYTHON_INLINE long __Pyx_div_long(long, long, int b_is_constant);
 
+/* ReleaseUnknownGil.proto */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+typedef struct {
+  PyThreadState* ts;
+  PyGILState_STATE gil_state;
+} __Pyx_UnknownThreadState;
+#else
+#define __Pyx_UnknownThreadState PyThreadState*
+#endif
+static __Pyx_UnknownThreadState __Pyx_SaveUnknownThread(void);
+static void __Pyx_RestoreUnknownThread(__Pyx_UnknownThreadState state);
+static CYTHON_INLINE int __Pyx_UnknownThreadStateDefinitelyHadGil(__Pyx_UnknownThreadState state);
+static CYTHON_INLINE int __Pyx_UnknownThreadStateMayHaveHadGil(__Pyx_UnknownThreadState state);
+
 /* AllocateExtensionType.proto */
 static PyObject *__Pyx_AllocateExtensionType(PyTypeObject *t, int is_final);
 
@@ -3287,7 +3301,7 @@ static PyObject *contiguous = 0;
 static PyObject *indirect_contiguous = 0;
 static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
-static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t, Py_ssize_t, int, int64_t const *, int64_t const *, int64_t *, int32_t const *, int32_t const *, int32_t *, int32_t *, int32_t *, int32_t *, __Pyx_memviewslice, __Pyx_memviewslice, int64_t *, double, double, double, uint64_t, uint64_t, uint64_t, int); /*proto*/
+static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(vbf_sweep_ctx const *, int); /*proto*/
 static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *, int64_t, double const *); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
@@ -3542,7 +3556,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
     PyObject *__pyx_codeobj_tab[3];
-    PyObject *__pyx_string_tab[158];
+    PyObject *__pyx_string_tab[156];
     PyObject *__pyx_number_tab[3];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3696,60 +3710,58 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_intc __pyx_string_tab[101]
 #define __pyx_n_u_items __pyx_string_tab[102]
 #define __pyx_n_u_itemsize __pyx_string_tab[103]
-#define __pyx_n_u_k __pyx_string_tab[104]
-#define __pyx_n_u_lg_alpha __pyx_string_tab[105]
-#define __pyx_n_u_lg_doclen __pyx_string_tab[106]
-#define __pyx_n_u_lg_eta __pyx_string_tab[107]
-#define __pyx_n_u_log_joint_terms __pyx_string_tab[108]
-#define __pyx_n_u_memview __pyx_string_tab[109]
-#define __pyx_n_u_mode __pyx_string_tab[110]
-#define __pyx_n_u_n __pyx_string_tab[111]
-#define __pyx_n_u_n_threads __pyx_string_tab[112]
-#define __pyx_n_u_name __pyx_string_tab[113]
-#define __pyx_n_u_ndim __pyx_string_tab[114]
-#define __pyx_n_u_ndk __pyx_string_tab[115]
-#define __pyx_n_u_nk __pyx_string_tab[116]
-#define __pyx_n_u_np __pyx_string_tab[117]
-#define __pyx_n_u_numpy __pyx_string_tab[118]
-#define __pyx_n_u_nwk __pyx_string_tab[119]
-#define __pyx_n_u_o __pyx_string_tab[120]
-#define __pyx_n_u_obj __pyx_string_tab[121]
-#define __pyx_n_u_out __pyx_string_tab[122]
-#define __pyx_n_u_pack __pyx_string_tab[123]
-#define __pyx_n_u_part __pyx_string_tab[124]
-#define __pyx_n_u_pop __pyx_string_tab[125]
-#define __pyx_n_u_register __pyx_string_tab[126]
-#define __pyx_n_u_s __pyx_string_tab[127]
-#define __pyx_n_u_scratch_d __pyx_string_tab[128]
-#define __pyx_n_u_scratch_i __pyx_string_tab[129]
-#define __pyx_n_u_seed __pyx_string_tab[130]
-#define __pyx_n_u_setdefault __pyx_string_tab[131]
-#define __pyx_n_u_shape __pyx_string_tab[132]
-#define __pyx_n_u_size __pyx_string_tab[133]
-#define __pyx_n_u_slice_of __pyx_string_tab[134]
-#define __pyx_n_u_start __pyx_string_tab[135]
-#define __pyx_n_u_state __pyx_string_tab[136]
-#define __pyx_n_u_step __pyx_string_tab[137]
-#define __pyx_n_u_stop __pyx_string_tab[138]
-#define __pyx_n_u_stream_uniforms __pyx_string_tab[139]
-#define __pyx_n_u_struct __pyx_string_tab[140]
-#define __pyx_n_u_sweep __pyx_string_tab[141]
-#define __pyx_n_u_sweep_index __pyx_string_tab[142]
-#define __pyx_n_u_unpack __pyx_string_tab[143]
-#define __pyx_n_u_update __pyx_string_tab[144]
-#define __pyx_n_u_values __pyx_string_tab[145]
-#define __pyx_n_u_vbfast_topics__lda_gibbs __pyx_string_tab[146]
-#define __pyx_n_u_veta __pyx_string_tab[147]
-#define __pyx_n_u_word_block_lj __pyx_string_tab[148]
-#define __pyx_n_u_word_block_ptr __pyx_string_tab[149]
-#define __pyx_n_u_words __pyx_string_tab[150]
-#define __pyx_n_u_x __pyx_string_tab[151]
-#define __pyx_n_u_z __pyx_string_tab[152]
-#define __pyx_n_u_zeros __pyx_string_tab[153]
-#define __pyx_n_b_O __pyx_string_tab[154]
-#define __pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1 __pyx_string_tab[155]
-#define __pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as __pyx_string_tab[156]
-#define __pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_r_1_Rs __pyx_string_tab[157]
+#define __pyx_n_u_lg_alpha __pyx_string_tab[104]
+#define __pyx_n_u_lg_doclen __pyx_string_tab[105]
+#define __pyx_n_u_lg_eta __pyx_string_tab[106]
+#define __pyx_n_u_log_joint_terms __pyx_string_tab[107]
+#define __pyx_n_u_memview __pyx_string_tab[108]
+#define __pyx_n_u_mode __pyx_string_tab[109]
+#define __pyx_n_u_n __pyx_string_tab[110]
+#define __pyx_n_u_n_threads __pyx_string_tab[111]
+#define __pyx_n_u_name __pyx_string_tab[112]
+#define __pyx_n_u_ndim __pyx_string_tab[113]
+#define __pyx_n_u_ndk __pyx_string_tab[114]
+#define __pyx_n_u_nk __pyx_string_tab[115]
+#define __pyx_n_u_np __pyx_string_tab[116]
+#define __pyx_n_u_numpy __pyx_string_tab[117]
+#define __pyx_n_u_nwk __pyx_string_tab[118]
+#define __pyx_n_u_o __pyx_string_tab[119]
+#define __pyx_n_u_obj __pyx_string_tab[120]
+#define __pyx_n_u_out __pyx_string_tab[121]
+#define __pyx_n_u_pack __pyx_string_tab[122]
+#define __pyx_n_u_part __pyx_string_tab[123]
+#define __pyx_n_u_pop __pyx_string_tab[124]
+#define __pyx_n_u_register __pyx_string_tab[125]
+#define __pyx_n_u_scratch_d __pyx_string_tab[126]
+#define __pyx_n_u_scratch_i __pyx_string_tab[127]
+#define __pyx_n_u_seed __pyx_string_tab[128]
+#define __pyx_n_u_setdefault __pyx_string_tab[129]
+#define __pyx_n_u_shape __pyx_string_tab[130]
+#define __pyx_n_u_size __pyx_string_tab[131]
+#define __pyx_n_u_slice_of __pyx_string_tab[132]
+#define __pyx_n_u_start __pyx_string_tab[133]
+#define __pyx_n_u_state __pyx_string_tab[134]
+#define __pyx_n_u_step __pyx_string_tab[135]
+#define __pyx_n_u_stop __pyx_string_tab[136]
+#define __pyx_n_u_stream_uniforms __pyx_string_tab[137]
+#define __pyx_n_u_struct __pyx_string_tab[138]
+#define __pyx_n_u_sweep __pyx_string_tab[139]
+#define __pyx_n_u_sweep_index __pyx_string_tab[140]
+#define __pyx_n_u_unpack __pyx_string_tab[141]
+#define __pyx_n_u_update __pyx_string_tab[142]
+#define __pyx_n_u_values __pyx_string_tab[143]
+#define __pyx_n_u_vbfast_topics__lda_gibbs __pyx_string_tab[144]
+#define __pyx_n_u_veta __pyx_string_tab[145]
+#define __pyx_n_u_word_block_lj __pyx_string_tab[146]
+#define __pyx_n_u_word_block_ptr __pyx_string_tab[147]
+#define __pyx_n_u_words __pyx_string_tab[148]
+#define __pyx_n_u_x __pyx_string_tab[149]
+#define __pyx_n_u_z __pyx_string_tab[150]
+#define __pyx_n_u_zeros __pyx_string_tab[151]
+#define __pyx_n_b_O __pyx_string_tab[152]
+#define __pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1 __pyx_string_tab[153]
+#define __pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as __pyx_string_tab[154]
+#define __pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_r_1_Rs __pyx_string_tab[155]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_136983863 __pyx_number_tab[2]
@@ -3781,7 +3793,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<158; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<156; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3819,7 +3831,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<158; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<156; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -18006,7 +18018,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":87
+/* "src_c/topics/_lda_gibbs.pyx":82
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -18058,60 +18070,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_chain,&__pyx_mstate_global->__pyx_n_u_sweep,&__pyx_mstate_global->__pyx_n_u_part,&__pyx_mstate_global->__pyx_n_u_n,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 87, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 82, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 87, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 82, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 87, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 82, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 87, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 82, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 87, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 82, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 87, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 82, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "stream_uniforms", 0) < (0)) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "stream_uniforms", 0) < (0)) __PYX_ERR(0, 82, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, i); __PYX_ERR(0, 87, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, i); __PYX_ERR(0, 82, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 82, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 82, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 82, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 82, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 87, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 82, __pyx_L3_error)
     }
-    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[0]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
-    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[1]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
-    __pyx_v_sweep = __Pyx_PyLong_As_uint64_t(values[2]); if (unlikely((__pyx_v_sweep == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
-    __pyx_v_part = __Pyx_PyLong_As_uint64_t(values[3]); if (unlikely((__pyx_v_part == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
-    __pyx_v_n = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_n == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 87, __pyx_L3_error)
+    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[0]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 82, __pyx_L3_error)
+    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[1]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 82, __pyx_L3_error)
+    __pyx_v_sweep = __Pyx_PyLong_As_uint64_t(values[2]); if (unlikely((__pyx_v_sweep == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 82, __pyx_L3_error)
+    __pyx_v_part = __Pyx_PyLong_As_uint64_t(values[3]); if (unlikely((__pyx_v_part == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 82, __pyx_L3_error)
+    __pyx_v_n = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_n == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 82, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 87, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("stream_uniforms", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 82, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18159,7 +18171,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("stream_uniforms", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":89
+  /* "src_c/topics/_lda_gibbs.pyx":84
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)             # <<<<<<<<<<<<<<
@@ -18168,7 +18180,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
 */
   __pyx_v_state = vbf_stream_key(__pyx_v_seed, __pyx_v_chain, __pyx_v_sweep, __pyx_v_part);
 
-  /* "src_c/topics/_lda_gibbs.pyx":90
+  /* "src_c/topics/_lda_gibbs.pyx":85
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
  *     out = np.empty(n)             # <<<<<<<<<<<<<<
@@ -18176,12 +18188,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
  *     cdef Py_ssize_t i
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 90, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 85, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 90, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_empty); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 85, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 90, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 85, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_5 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -18201,25 +18213,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 90, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 85, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_out = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":91
+  /* "src_c/topics/_lda_gibbs.pyx":86
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
  *     out = np.empty(n)
  *     cdef double[::1] o = out             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t i
  *     for i in range(n):
 */
-  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 91, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_dc_double(__pyx_v_out, PyBUF_WRITABLE); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 86, __pyx_L1_error)
   __pyx_v_o = __pyx_t_6;
   __pyx_t_6.memview = NULL;
   __pyx_t_6.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":93
+  /* "src_c/topics/_lda_gibbs.pyx":88
  *     cdef double[::1] o = out
  *     cdef Py_ssize_t i
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -18233,7 +18245,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
     __pyx_v_i = __pyx_t_9;
 
-    /* "src_c/topics/_lda_gibbs.pyx":94
+    /* "src_c/topics/_lda_gibbs.pyx":89
  *     cdef Py_ssize_t i
  *     for i in range(n):
  *         o[i] = vbf_uniform(&state)             # <<<<<<<<<<<<<<
@@ -18245,7 +18257,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   }
 
 
-  /* "src_c/topics/_lda_gibbs.pyx":95
+  /* "src_c/topics/_lda_gibbs.pyx":90
  *     for i in range(n):
  *         o[i] = vbf_uniform(&state)
  *     return out             # <<<<<<<<<<<<<<
@@ -18263,7 +18275,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":87
+  /* "src_c/topics/_lda_gibbs.pyx":82
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -18290,7 +18302,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_stream_uniforms(CYTHON_UN
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":98
+/* "src_c/topics/_lda_gibbs.pyx":93
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
@@ -18354,144 +18366,144 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_doc_ptr,&__pyx_mstate_global->__pyx_n_u_words,&__pyx_mstate_global->__pyx_n_u_slice_of,&__pyx_mstate_global->__pyx_n_u_block_ptr,&__pyx_mstate_global->__pyx_n_u_z,&__pyx_mstate_global->__pyx_n_u_ndk,&__pyx_mstate_global->__pyx_n_u_nwk,&__pyx_mstate_global->__pyx_n_u_nk,&__pyx_mstate_global->__pyx_n_u_cursor,&__pyx_mstate_global->__pyx_n_u_scratch_i,&__pyx_mstate_global->__pyx_n_u_scratch_d,&__pyx_mstate_global->__pyx_n_u_alpha,&__pyx_mstate_global->__pyx_n_u_eta,&__pyx_mstate_global->__pyx_n_u_seed,&__pyx_mstate_global->__pyx_n_u_chain,&__pyx_mstate_global->__pyx_n_u_sweep_index,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 98, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 93, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 17:
         values[16] = __Pyx_ArgRef_FASTCALL(__pyx_args, 16);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 16:
         values[15] = __Pyx_ArgRef_FASTCALL(__pyx_args, 15);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 15:
         values[14] = __Pyx_ArgRef_FASTCALL(__pyx_args, 14);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 14:
         values[13] = __Pyx_ArgRef_FASTCALL(__pyx_args, 13);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 13:
         values[12] = __Pyx_ArgRef_FASTCALL(__pyx_args, 12);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 12:
         values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 98, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 93, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "sweep", 0) < (0)) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "sweep", 0) < (0)) __PYX_ERR(0, 93, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 17; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, i); __PYX_ERR(0, 98, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, i); __PYX_ERR(0, 93, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 17)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[11] = __Pyx_ArgRef_FASTCALL(__pyx_args, 11);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[11])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[12] = __Pyx_ArgRef_FASTCALL(__pyx_args, 12);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[12])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[13] = __Pyx_ArgRef_FASTCALL(__pyx_args, 13);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[13])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[14] = __Pyx_ArgRef_FASTCALL(__pyx_args, 14);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[14])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[15] = __Pyx_ArgRef_FASTCALL(__pyx_args, 15);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[15])) __PYX_ERR(0, 93, __pyx_L3_error)
       values[16] = __Pyx_ArgRef_FASTCALL(__pyx_args, 16);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 98, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[16])) __PYX_ERR(0, 93, __pyx_L3_error)
     }
-    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_words = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_words.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_slice_of = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_slice_of.memview)) __PYX_ERR(0, 98, __pyx_L3_error)
-    __pyx_v_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_block_ptr.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_z = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[4], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[5], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 99, __pyx_L3_error)
-    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
-    __pyx_v_nk = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[7], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
-    __pyx_v_cursor = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_cursor.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
-    __pyx_v_scratch_i = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_i.memview)) __PYX_ERR(0, 100, __pyx_L3_error)
-    __pyx_v_scratch_d = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_d.memview)) __PYX_ERR(0, 101, __pyx_L3_error)
-    __pyx_v_alpha = __Pyx_PyFloat_AsDouble(values[11]); if (unlikely((__pyx_v_alpha == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
-    __pyx_v_eta = __Pyx_PyFloat_AsDouble(values[12]); if (unlikely((__pyx_v_eta == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
-    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[13]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
-    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[14]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 101, __pyx_L3_error)
-    __pyx_v_sweep_index = __Pyx_PyLong_As_uint64_t(values[15]); if (unlikely((__pyx_v_sweep_index == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[16]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 102, __pyx_L3_error)
+    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 93, __pyx_L3_error)
+    __pyx_v_words = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_words.memview)) __PYX_ERR(0, 93, __pyx_L3_error)
+    __pyx_v_slice_of = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_slice_of.memview)) __PYX_ERR(0, 93, __pyx_L3_error)
+    __pyx_v_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_block_ptr.memview)) __PYX_ERR(0, 94, __pyx_L3_error)
+    __pyx_v_z = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[4], PyBUF_WRITABLE); if (unlikely(!__pyx_v_z.memview)) __PYX_ERR(0, 94, __pyx_L3_error)
+    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[5], PyBUF_WRITABLE); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 94, __pyx_L3_error)
+    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 95, __pyx_L3_error)
+    __pyx_v_nk = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t(values[7], PyBUF_WRITABLE); if (unlikely(!__pyx_v_nk.memview)) __PYX_ERR(0, 95, __pyx_L3_error)
+    __pyx_v_cursor = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_cursor.memview)) __PYX_ERR(0, 95, __pyx_L3_error)
+    __pyx_v_scratch_i = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_i.memview)) __PYX_ERR(0, 95, __pyx_L3_error)
+    __pyx_v_scratch_d = __Pyx_PyObject_to_MemoryviewSlice_d_dc_double(values[10], PyBUF_WRITABLE); if (unlikely(!__pyx_v_scratch_d.memview)) __PYX_ERR(0, 96, __pyx_L3_error)
+    __pyx_v_alpha = __Pyx_PyFloat_AsDouble(values[11]); if (unlikely((__pyx_v_alpha == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 96, __pyx_L3_error)
+    __pyx_v_eta = __Pyx_PyFloat_AsDouble(values[12]); if (unlikely((__pyx_v_eta == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 96, __pyx_L3_error)
+    __pyx_v_seed = __Pyx_PyLong_As_uint64_t(values[13]); if (unlikely((__pyx_v_seed == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 96, __pyx_L3_error)
+    __pyx_v_chain = __Pyx_PyLong_As_uint64_t(values[14]); if (unlikely((__pyx_v_chain == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 96, __pyx_L3_error)
+    __pyx_v_sweep_index = __Pyx_PyLong_As_uint64_t(values[15]); if (unlikely((__pyx_v_sweep_index == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 97, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[16]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 97, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, __pyx_nargs); __PYX_ERR(0, 98, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("sweep", 1, 17, 17, __pyx_nargs); __PYX_ERR(0, 93, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18571,22 +18583,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   Py_ssize_t __pyx_t_14;
   Py_ssize_t __pyx_t_15;
   Py_ssize_t __pyx_t_16;
-  Py_ssize_t __pyx_t_17;
-  Py_ssize_t __pyx_t_18;
-  Py_ssize_t __pyx_t_19;
-  Py_ssize_t __pyx_t_20;
-  Py_ssize_t __pyx_t_21;
-  Py_ssize_t __pyx_t_22;
-  Py_ssize_t __pyx_t_23;
-  Py_ssize_t __pyx_t_24;
-  Py_ssize_t __pyx_t_25;
-  Py_ssize_t __pyx_t_26;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("sweep", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":122
+  /* "src_c/topics/_lda_gibbs.pyx":117
  *     n_threads : threads to use (the result does not depend on it).
  *     """
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -18595,7 +18597,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_B = ((__pyx_v_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":123
+  /* "src_c/topics/_lda_gibbs.pyx":118
  *     """
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -18604,7 +18606,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_D = ((__pyx_v_doc_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":124
+  /* "src_c/topics/_lda_gibbs.pyx":119
  *     cdef Py_ssize_t B = block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1
  *     cdef Py_ssize_t N = words.shape[0]             # <<<<<<<<<<<<<<
@@ -18613,35 +18615,35 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_v_N = (__pyx_v_words.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":125
+  /* "src_c/topics/_lda_gibbs.pyx":120
  *     cdef Py_ssize_t D = doc_ptr.shape[0] - 1
  *     cdef Py_ssize_t N = words.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]             # <<<<<<<<<<<<<<
  *     cdef int K = <int>nk.shape[0]
- *     cdef Py_ssize_t s, b, d, k
+ *     cdef Py_ssize_t d
 */
   __pyx_v_V = (__pyx_v_nwk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":126
+  /* "src_c/topics/_lda_gibbs.pyx":121
  *     cdef Py_ssize_t N = words.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]
  *     cdef int K = <int>nk.shape[0]             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t s, b, d, k
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta
 */
   __pyx_v_K = ((int)(__pyx_v_nk.shape[0]));
 
-  /* "src_c/topics/_lda_gibbs.pyx":128
+  /* "src_c/topics/_lda_gibbs.pyx":123
  *     cdef int K = <int>nk.shape[0]
- *     cdef Py_ssize_t s, b, d, k
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta             # <<<<<<<<<<<<<<
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
 */
   __pyx_v_veta = (__pyx_v_V * __pyx_v_eta);
 
-  /* "src_c/topics/_lda_gibbs.pyx":129
- *     cdef Py_ssize_t s, b, d, k
+  /* "src_c/topics/_lda_gibbs.pyx":124
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18689,7 +18691,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":130
+  /* "src_c/topics/_lda_gibbs.pyx":125
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18698,8 +18700,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   __pyx_t_3 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":129
- *     cdef Py_ssize_t s, b, d, k
+  /* "src_c/topics/_lda_gibbs.pyx":124
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18716,7 +18718,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":130
+  /* "src_c/topics/_lda_gibbs.pyx":125
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18745,7 +18747,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":131
+  /* "src_c/topics/_lda_gibbs.pyx":126
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D             # <<<<<<<<<<<<<<
@@ -18783,7 +18785,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":132
+  /* "src_c/topics/_lda_gibbs.pyx":127
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B             # <<<<<<<<<<<<<<
@@ -18821,7 +18823,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":133
+  /* "src_c/topics/_lda_gibbs.pyx":128
  *             or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):             # <<<<<<<<<<<<<<
@@ -18855,8 +18857,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
   __pyx_L4_bool_binop_done:;
 
-  /* "src_c/topics/_lda_gibbs.pyx":129
- *     cdef Py_ssize_t s, b, d, k
+  /* "src_c/topics/_lda_gibbs.pyx":124
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18865,7 +18867,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":134
+    /* "src_c/topics/_lda_gibbs.pyx":129
  *             or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):
  *         raise ValueError("sweep: inconsistent array shapes")             # <<<<<<<<<<<<<<
@@ -18878,15 +18880,15 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_sweep_inconsistent_array_shapes};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 134, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 129, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 134, __pyx_L1_error)
+    __PYX_ERR(0, 129, __pyx_L1_error)
 
-    /* "src_c/topics/_lda_gibbs.pyx":129
- *     cdef Py_ssize_t s, b, d, k
+    /* "src_c/topics/_lda_gibbs.pyx":124
+ *     cdef Py_ssize_t d
  *     cdef double veta = V * eta
  *     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0             # <<<<<<<<<<<<<<
  *             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -18894,7 +18896,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":135
+  /* "src_c/topics/_lda_gibbs.pyx":130
  *             or scratch_d.shape[1] < 4 * K or n_threads < 1):
  *         raise ValueError("sweep: inconsistent array shapes")
  *     delta = np.zeros(K, np.int64)             # <<<<<<<<<<<<<<
@@ -18902,16 +18904,16 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     counters = np.zeros(2 * B, np.intc)
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_int64); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
   __pyx_t_6 = 1;
@@ -18933,25 +18935,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 135, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 130, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_v_delta = __pyx_t_4;
   __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":136
+  /* "src_c/topics/_lda_gibbs.pyx":131
  *         raise ValueError("sweep: inconsistent array shapes")
  *     delta = np.zeros(K, np.int64)
  *     cdef int64_t[::1] dl = delta             # <<<<<<<<<<<<<<
  *     counters = np.zeros(2 * B, np.intc)
  *     cdef int[::1] cnt = counters
 */
-  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(__pyx_v_delta, PyBUF_WRITABLE); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t(__pyx_v_delta, PyBUF_WRITABLE); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 131, __pyx_L1_error)
   __pyx_v_dl = __pyx_t_11;
   __pyx_t_11.memview = NULL;
   __pyx_t_11.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":137
+  /* "src_c/topics/_lda_gibbs.pyx":132
  *     delta = np.zeros(K, np.int64)
  *     cdef int64_t[::1] dl = delta
  *     counters = np.zeros(2 * B, np.intc)             # <<<<<<<<<<<<<<
@@ -18959,16 +18961,16 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *     cdef vbf_sweep_ctx ctx
 */
   __pyx_t_8 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_zeros); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-  __pyx_t_10 = PyLong_FromSsize_t((2 * __pyx_v_B)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __pyx_t_10 = PyLong_FromSsize_t((2 * __pyx_v_B)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 137, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = 1;
@@ -18990,25 +18992,25 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 137, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 132, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
   __pyx_v_counters = __pyx_t_4;
   __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":138
+  /* "src_c/topics/_lda_gibbs.pyx":133
  *     cdef int64_t[::1] dl = delta
  *     counters = np.zeros(2 * B, np.intc)
  *     cdef int[::1] cnt = counters             # <<<<<<<<<<<<<<
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:
 */
-  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_counters, PyBUF_WRITABLE); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 138, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_counters, PyBUF_WRITABLE); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 133, __pyx_L1_error)
   __pyx_v_cnt = __pyx_t_12;
   __pyx_t_12.memview = NULL;
   __pyx_t_12.data = NULL;
 
-  /* "src_c/topics/_lda_gibbs.pyx":140
+  /* "src_c/topics/_lda_gibbs.pyx":135
  *     cdef int[::1] cnt = counters
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -19021,12 +19023,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":141
+        /* "src_c/topics/_lda_gibbs.pyx":136
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:
  *         for d in range(D):             # <<<<<<<<<<<<<<
  *             cursor[d] = doc_ptr[d]
- *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+ *     ctx.B = B
 */
 
         __pyx_t_13 = __pyx_v_D;
@@ -19035,12 +19037,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
           __pyx_v_d = __pyx_t_15;
 
-          /* "src_c/topics/_lda_gibbs.pyx":142
+          /* "src_c/topics/_lda_gibbs.pyx":137
  *     with nogil:
  *         for d in range(D):
  *             cursor[d] = doc_ptr[d]             # <<<<<<<<<<<<<<
- *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
- *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
+ *     ctx.B = B
+ *     ctx.block_ptr = &block_ptr[0]
 */
           __pyx_t_3 = __pyx_v_d;
           __pyx_t_16 = __pyx_v_d;
@@ -19049,7 +19051,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
       }
 
-      /* "src_c/topics/_lda_gibbs.pyx":140
+      /* "src_c/topics/_lda_gibbs.pyx":135
  *     cdef int[::1] cnt = counters
  *     cdef vbf_sweep_ctx ctx
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -19066,12 +19068,255 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":143
+  /* "src_c/topics/_lda_gibbs.pyx":138
  *         for d in range(D):
  *             cursor[d] = doc_ptr[d]
+ *     ctx.B = B             # <<<<<<<<<<<<<<
+ *     ctx.block_ptr = &block_ptr[0]
+ *     ctx.doc_ptr = &doc_ptr[0]
+*/
+  __pyx_v_ctx.B = __pyx_v_B;
+
+  /* "src_c/topics/_lda_gibbs.pyx":139
+ *             cursor[d] = doc_ptr[d]
+ *     ctx.B = B
+ *     ctx.block_ptr = &block_ptr[0]             # <<<<<<<<<<<<<<
+ *     ctx.doc_ptr = &doc_ptr[0]
+ *     ctx.cursor = &cursor[0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.block_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":140
+ *     ctx.B = B
+ *     ctx.block_ptr = &block_ptr[0]
+ *     ctx.doc_ptr = &doc_ptr[0]             # <<<<<<<<<<<<<<
+ *     ctx.cursor = &cursor[0]
+ *     ctx.words = &words[0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.doc_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":141
+ *     ctx.block_ptr = &block_ptr[0]
+ *     ctx.doc_ptr = &doc_ptr[0]
+ *     ctx.cursor = &cursor[0]             # <<<<<<<<<<<<<<
+ *     ctx.words = &words[0]
+ *     ctx.slice_of = &slice_of[0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.cursor = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":142
+ *     ctx.doc_ptr = &doc_ptr[0]
+ *     ctx.cursor = &cursor[0]
+ *     ctx.words = &words[0]             # <<<<<<<<<<<<<<
+ *     ctx.slice_of = &slice_of[0]
+ *     ctx.z = &z[0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.words = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":143
+ *     ctx.cursor = &cursor[0]
+ *     ctx.words = &words[0]
+ *     ctx.slice_of = &slice_of[0]             # <<<<<<<<<<<<<<
+ *     ctx.z = &z[0]
+ *     ctx.ndk = &ndk[0, 0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.slice_of = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":144
+ *     ctx.words = &words[0]
+ *     ctx.slice_of = &slice_of[0]
+ *     ctx.z = &z[0]             # <<<<<<<<<<<<<<
+ *     ctx.ndk = &ndk[0, 0]
+ *     ctx.nwk = &nwk[0, 0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.z = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":145
+ *     ctx.slice_of = &slice_of[0]
+ *     ctx.z = &z[0]
+ *     ctx.ndk = &ndk[0, 0]             # <<<<<<<<<<<<<<
+ *     ctx.nwk = &nwk[0, 0]
+ *     ctx.nk = &nk[0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_t_16 = 0;
+  __pyx_v_ctx.ndk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_3 * __pyx_v_ndk.strides[0]) )) + __pyx_t_16)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":146
+ *     ctx.z = &z[0]
+ *     ctx.ndk = &ndk[0, 0]
+ *     ctx.nwk = &nwk[0, 0]             # <<<<<<<<<<<<<<
+ *     ctx.nk = &nk[0]
+ *     ctx.K = K
+*/
+  __pyx_t_16 = 0;
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.nwk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_16 * __pyx_v_nwk.strides[0]) )) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":147
+ *     ctx.ndk = &ndk[0, 0]
+ *     ctx.nwk = &nwk[0, 0]
+ *     ctx.nk = &nk[0]             # <<<<<<<<<<<<<<
+ *     ctx.K = K
+ *     ctx.nkl = &scratch_i[0, 0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.nk = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":148
+ *     ctx.nwk = &nwk[0, 0]
+ *     ctx.nk = &nk[0]
+ *     ctx.K = K             # <<<<<<<<<<<<<<
+ *     ctx.nkl = &scratch_i[0, 0]
+ *     ctx.ldi = scratch_i.shape[1]
+*/
+  __pyx_v_ctx.K = __pyx_v_K;
+
+  /* "src_c/topics/_lda_gibbs.pyx":149
+ *     ctx.nk = &nk[0]
+ *     ctx.K = K
+ *     ctx.nkl = &scratch_i[0, 0]             # <<<<<<<<<<<<<<
+ *     ctx.ldi = scratch_i.shape[1]
+ *     ctx.scratch = &scratch_d[0, 0]
+*/
+  __pyx_t_3 = 0;
+  __pyx_t_16 = 0;
+  __pyx_v_ctx.nkl = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_3 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":150
+ *     ctx.K = K
+ *     ctx.nkl = &scratch_i[0, 0]
+ *     ctx.ldi = scratch_i.shape[1]             # <<<<<<<<<<<<<<
+ *     ctx.scratch = &scratch_d[0, 0]
+ *     ctx.ldd = scratch_d.shape[1]
+*/
+  __pyx_v_ctx.ldi = (__pyx_v_scratch_i.shape[1]);
+
+  /* "src_c/topics/_lda_gibbs.pyx":151
+ *     ctx.nkl = &scratch_i[0, 0]
+ *     ctx.ldi = scratch_i.shape[1]
+ *     ctx.scratch = &scratch_d[0, 0]             # <<<<<<<<<<<<<<
+ *     ctx.ldd = scratch_d.shape[1]
+ *     ctx.dl = &dl[0]
+*/
+  __pyx_t_16 = 0;
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.scratch = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":152
+ *     ctx.ldi = scratch_i.shape[1]
+ *     ctx.scratch = &scratch_d[0, 0]
+ *     ctx.ldd = scratch_d.shape[1]             # <<<<<<<<<<<<<<
+ *     ctx.dl = &dl[0]
+ *     ctx.claim = &cnt[0]
+*/
+  __pyx_v_ctx.ldd = (__pyx_v_scratch_d.shape[1]);
+
+  /* "src_c/topics/_lda_gibbs.pyx":153
+ *     ctx.scratch = &scratch_d[0, 0]
+ *     ctx.ldd = scratch_d.shape[1]
+ *     ctx.dl = &dl[0]             # <<<<<<<<<<<<<<
+ *     ctx.claim = &cnt[0]
+ *     ctx.arrived = &cnt[B]
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.dl = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":154
+ *     ctx.ldd = scratch_d.shape[1]
+ *     ctx.dl = &dl[0]
+ *     ctx.claim = &cnt[0]             # <<<<<<<<<<<<<<
+ *     ctx.arrived = &cnt[B]
+ *     ctx.phase = 0
+*/
+  __pyx_t_3 = 0;
+  __pyx_v_ctx.claim = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":155
+ *     ctx.dl = &dl[0]
+ *     ctx.claim = &cnt[0]
+ *     ctx.arrived = &cnt[B]             # <<<<<<<<<<<<<<
+ *     ctx.phase = 0
+ *     ctx.alpha = alpha
+*/
+  __pyx_t_3 = __pyx_v_B;
+  __pyx_v_ctx.arrived = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
+
+  /* "src_c/topics/_lda_gibbs.pyx":156
+ *     ctx.claim = &cnt[0]
+ *     ctx.arrived = &cnt[B]
+ *     ctx.phase = 0             # <<<<<<<<<<<<<<
+ *     ctx.alpha = alpha
+ *     ctx.eta = eta
+*/
+  __pyx_v_ctx.phase = 0;
+
+  /* "src_c/topics/_lda_gibbs.pyx":157
+ *     ctx.arrived = &cnt[B]
+ *     ctx.phase = 0
+ *     ctx.alpha = alpha             # <<<<<<<<<<<<<<
+ *     ctx.eta = eta
+ *     ctx.veta = veta
+*/
+  __pyx_v_ctx.alpha = __pyx_v_alpha;
+
+  /* "src_c/topics/_lda_gibbs.pyx":158
+ *     ctx.phase = 0
+ *     ctx.alpha = alpha
+ *     ctx.eta = eta             # <<<<<<<<<<<<<<
+ *     ctx.veta = veta
+ *     ctx.seed = seed
+*/
+  __pyx_v_ctx.eta = __pyx_v_eta;
+
+  /* "src_c/topics/_lda_gibbs.pyx":159
+ *     ctx.alpha = alpha
+ *     ctx.eta = eta
+ *     ctx.veta = veta             # <<<<<<<<<<<<<<
+ *     ctx.seed = seed
+ *     ctx.chain = chain
+*/
+  __pyx_v_ctx.veta = __pyx_v_veta;
+
+  /* "src_c/topics/_lda_gibbs.pyx":160
+ *     ctx.eta = eta
+ *     ctx.veta = veta
+ *     ctx.seed = seed             # <<<<<<<<<<<<<<
+ *     ctx.chain = chain
+ *     ctx.sweep = sweep_index
+*/
+  __pyx_v_ctx.seed = __pyx_v_seed;
+
+  /* "src_c/topics/_lda_gibbs.pyx":161
+ *     ctx.veta = veta
+ *     ctx.seed = seed
+ *     ctx.chain = chain             # <<<<<<<<<<<<<<
+ *     ctx.sweep = sweep_index
+ *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+*/
+  __pyx_v_ctx.chain = __pyx_v_chain;
+
+  /* "src_c/topics/_lda_gibbs.pyx":162
+ *     ctx.seed = seed
+ *     ctx.chain = chain
+ *     ctx.sweep = sweep_index             # <<<<<<<<<<<<<<
+ *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+ *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
+*/
+  __pyx_v_ctx.sweep = __pyx_v_sweep_index;
+
+  /* "src_c/topics/_lda_gibbs.pyx":163
+ *     ctx.chain = chain
+ *     ctx.sweep = sweep_index
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:             # <<<<<<<<<<<<<<
  *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
- *         ctx.B = B
+ *         with nogil, parallel(num_threads=n_threads):
 */
   __pyx_t_2 = (VBF_HAVE_SWEEP_WORKER != 0);
 
@@ -19092,252 +19337,9 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   if (__pyx_t_1) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":145
+    /* "src_c/topics/_lda_gibbs.pyx":165
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
  *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
- *         ctx.B = B             # <<<<<<<<<<<<<<
- *         ctx.block_ptr = &block_ptr[0]
- *         ctx.doc_ptr = &doc_ptr[0]
-*/
-    __pyx_v_ctx.B = __pyx_v_B;
-
-    /* "src_c/topics/_lda_gibbs.pyx":146
- *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
- *         ctx.B = B
- *         ctx.block_ptr = &block_ptr[0]             # <<<<<<<<<<<<<<
- *         ctx.doc_ptr = &doc_ptr[0]
- *         ctx.cursor = &cursor[0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.block_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":147
- *         ctx.B = B
- *         ctx.block_ptr = &block_ptr[0]
- *         ctx.doc_ptr = &doc_ptr[0]             # <<<<<<<<<<<<<<
- *         ctx.cursor = &cursor[0]
- *         ctx.words = &words[0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.doc_ptr = (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":148
- *         ctx.block_ptr = &block_ptr[0]
- *         ctx.doc_ptr = &doc_ptr[0]
- *         ctx.cursor = &cursor[0]             # <<<<<<<<<<<<<<
- *         ctx.words = &words[0]
- *         ctx.slice_of = &slice_of[0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.cursor = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":149
- *         ctx.doc_ptr = &doc_ptr[0]
- *         ctx.cursor = &cursor[0]
- *         ctx.words = &words[0]             # <<<<<<<<<<<<<<
- *         ctx.slice_of = &slice_of[0]
- *         ctx.z = &z[0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.words = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":150
- *         ctx.cursor = &cursor[0]
- *         ctx.words = &words[0]
- *         ctx.slice_of = &slice_of[0]             # <<<<<<<<<<<<<<
- *         ctx.z = &z[0]
- *         ctx.ndk = &ndk[0, 0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.slice_of = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":151
- *         ctx.words = &words[0]
- *         ctx.slice_of = &slice_of[0]
- *         ctx.z = &z[0]             # <<<<<<<<<<<<<<
- *         ctx.ndk = &ndk[0, 0]
- *         ctx.nwk = &nwk[0, 0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.z = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":152
- *         ctx.slice_of = &slice_of[0]
- *         ctx.z = &z[0]
- *         ctx.ndk = &ndk[0, 0]             # <<<<<<<<<<<<<<
- *         ctx.nwk = &nwk[0, 0]
- *         ctx.nk = &nk[0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_t_16 = 0;
-    __pyx_v_ctx.ndk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_3 * __pyx_v_ndk.strides[0]) )) + __pyx_t_16)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":153
- *         ctx.z = &z[0]
- *         ctx.ndk = &ndk[0, 0]
- *         ctx.nwk = &nwk[0, 0]             # <<<<<<<<<<<<<<
- *         ctx.nk = &nk[0]
- *         ctx.K = K
-*/
-    __pyx_t_16 = 0;
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.nwk = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_16 * __pyx_v_nwk.strides[0]) )) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":154
- *         ctx.ndk = &ndk[0, 0]
- *         ctx.nwk = &nwk[0, 0]
- *         ctx.nk = &nk[0]             # <<<<<<<<<<<<<<
- *         ctx.K = K
- *         ctx.nkl = &scratch_i[0, 0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.nk = (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":155
- *         ctx.nwk = &nwk[0, 0]
- *         ctx.nk = &nk[0]
- *         ctx.K = K             # <<<<<<<<<<<<<<
- *         ctx.nkl = &scratch_i[0, 0]
- *         ctx.ldi = scratch_i.shape[1]
-*/
-    __pyx_v_ctx.K = __pyx_v_K;
-
-    /* "src_c/topics/_lda_gibbs.pyx":156
- *         ctx.nk = &nk[0]
- *         ctx.K = K
- *         ctx.nkl = &scratch_i[0, 0]             # <<<<<<<<<<<<<<
- *         ctx.ldi = scratch_i.shape[1]
- *         ctx.scratch = &scratch_d[0, 0]
-*/
-    __pyx_t_3 = 0;
-    __pyx_t_16 = 0;
-    __pyx_v_ctx.nkl = (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_3 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":157
- *         ctx.K = K
- *         ctx.nkl = &scratch_i[0, 0]
- *         ctx.ldi = scratch_i.shape[1]             # <<<<<<<<<<<<<<
- *         ctx.scratch = &scratch_d[0, 0]
- *         ctx.ldd = scratch_d.shape[1]
-*/
-    __pyx_v_ctx.ldi = (__pyx_v_scratch_i.shape[1]);
-
-    /* "src_c/topics/_lda_gibbs.pyx":158
- *         ctx.nkl = &scratch_i[0, 0]
- *         ctx.ldi = scratch_i.shape[1]
- *         ctx.scratch = &scratch_d[0, 0]             # <<<<<<<<<<<<<<
- *         ctx.ldd = scratch_d.shape[1]
- *         ctx.dl = &dl[0]
-*/
-    __pyx_t_16 = 0;
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.scratch = (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":159
- *         ctx.ldi = scratch_i.shape[1]
- *         ctx.scratch = &scratch_d[0, 0]
- *         ctx.ldd = scratch_d.shape[1]             # <<<<<<<<<<<<<<
- *         ctx.dl = &dl[0]
- *         ctx.claim = &cnt[0]
-*/
-    __pyx_v_ctx.ldd = (__pyx_v_scratch_d.shape[1]);
-
-    /* "src_c/topics/_lda_gibbs.pyx":160
- *         ctx.scratch = &scratch_d[0, 0]
- *         ctx.ldd = scratch_d.shape[1]
- *         ctx.dl = &dl[0]             # <<<<<<<<<<<<<<
- *         ctx.claim = &cnt[0]
- *         ctx.arrived = &cnt[B]
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.dl = (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":161
- *         ctx.ldd = scratch_d.shape[1]
- *         ctx.dl = &dl[0]
- *         ctx.claim = &cnt[0]             # <<<<<<<<<<<<<<
- *         ctx.arrived = &cnt[B]
- *         ctx.phase = 0
-*/
-    __pyx_t_3 = 0;
-    __pyx_v_ctx.claim = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":162
- *         ctx.dl = &dl[0]
- *         ctx.claim = &cnt[0]
- *         ctx.arrived = &cnt[B]             # <<<<<<<<<<<<<<
- *         ctx.phase = 0
- *         ctx.alpha = alpha
-*/
-    __pyx_t_3 = __pyx_v_B;
-    __pyx_v_ctx.arrived = (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_cnt.data) + __pyx_t_3)) ))));
-
-    /* "src_c/topics/_lda_gibbs.pyx":163
- *         ctx.claim = &cnt[0]
- *         ctx.arrived = &cnt[B]
- *         ctx.phase = 0             # <<<<<<<<<<<<<<
- *         ctx.alpha = alpha
- *         ctx.eta = eta
-*/
-    __pyx_v_ctx.phase = 0;
-
-    /* "src_c/topics/_lda_gibbs.pyx":164
- *         ctx.arrived = &cnt[B]
- *         ctx.phase = 0
- *         ctx.alpha = alpha             # <<<<<<<<<<<<<<
- *         ctx.eta = eta
- *         ctx.veta = veta
-*/
-    __pyx_v_ctx.alpha = __pyx_v_alpha;
-
-    /* "src_c/topics/_lda_gibbs.pyx":165
- *         ctx.phase = 0
- *         ctx.alpha = alpha
- *         ctx.eta = eta             # <<<<<<<<<<<<<<
- *         ctx.veta = veta
- *         ctx.seed = seed
-*/
-    __pyx_v_ctx.eta = __pyx_v_eta;
-
-    /* "src_c/topics/_lda_gibbs.pyx":166
- *         ctx.alpha = alpha
- *         ctx.eta = eta
- *         ctx.veta = veta             # <<<<<<<<<<<<<<
- *         ctx.seed = seed
- *         ctx.chain = chain
-*/
-    __pyx_v_ctx.veta = __pyx_v_veta;
-
-    /* "src_c/topics/_lda_gibbs.pyx":167
- *         ctx.eta = eta
- *         ctx.veta = veta
- *         ctx.seed = seed             # <<<<<<<<<<<<<<
- *         ctx.chain = chain
- *         ctx.sweep = sweep_index
-*/
-    __pyx_v_ctx.seed = __pyx_v_seed;
-
-    /* "src_c/topics/_lda_gibbs.pyx":168
- *         ctx.veta = veta
- *         ctx.seed = seed
- *         ctx.chain = chain             # <<<<<<<<<<<<<<
- *         ctx.sweep = sweep_index
- *         with nogil, parallel(num_threads=n_threads):
-*/
-    __pyx_v_ctx.chain = __pyx_v_chain;
-
-    /* "src_c/topics/_lda_gibbs.pyx":169
- *         ctx.seed = seed
- *         ctx.chain = chain
- *         ctx.sweep = sweep_index             # <<<<<<<<<<<<<<
- *         with nogil, parallel(num_threads=n_threads):
- *             vbf_sweep_worker(&ctx)
-*/
-    __pyx_v_ctx.sweep = __pyx_v_sweep_index;
-
-    /* "src_c/topics/_lda_gibbs.pyx":170
- *         ctx.chain = chain
- *         ctx.sweep = sweep_index
  *         with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
  *             vbf_sweep_worker(&ctx)
  *     else:
@@ -19359,12 +19361,12 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
               #endif /* _OPENMP */
               {
 
-                  /* "src_c/topics/_lda_gibbs.pyx":171
- *         ctx.sweep = sweep_index
+                  /* "src_c/topics/_lda_gibbs.pyx":166
+ *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
  *         with nogil, parallel(num_threads=n_threads):
  *             vbf_sweep_worker(&ctx)             # <<<<<<<<<<<<<<
  *     else:
- *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],
+ *         with nogil:
 */
                   vbf_sweep_worker((&__pyx_v_ctx));
               }
@@ -19377,9 +19379,9 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
           #endif
         }
 
-        /* "src_c/topics/_lda_gibbs.pyx":170
- *         ctx.chain = chain
- *         ctx.sweep = sweep_index
+        /* "src_c/topics/_lda_gibbs.pyx":165
+ *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+ *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
  *         with nogil, parallel(num_threads=n_threads):             # <<<<<<<<<<<<<<
  *             vbf_sweep_worker(&ctx)
  *     else:
@@ -19394,59 +19396,62 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         }
     }
 
-    /* "src_c/topics/_lda_gibbs.pyx":143
- *         for d in range(D):
- *             cursor[d] = doc_ptr[d]
+    /* "src_c/topics/_lda_gibbs.pyx":163
+ *     ctx.chain = chain
+ *     ctx.sweep = sweep_index
  *     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:             # <<<<<<<<<<<<<<
  *         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
- *         ctx.B = B
+ *         with nogil, parallel(num_threads=n_threads):
 */
     goto __pyx_L25;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":173
+  /* "src_c/topics/_lda_gibbs.pyx":168
  *             vbf_sweep_worker(&ctx)
  *     else:
- *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],             # <<<<<<<<<<<<<<
- *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
-*/
-  /*else*/ {
-    __pyx_t_3 = 0;
-    __pyx_t_16 = 0;
-    __pyx_t_17 = 0;
-    __pyx_t_18 = 0;
-    __pyx_t_19 = 0;
-
-    /* "src_c/topics/_lda_gibbs.pyx":174
- *     else:
- *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],
- *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],             # <<<<<<<<<<<<<<
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             _sweep_omp(&ctx, n_threads)
  *     with nogil:
 */
-    __pyx_t_20 = 0;
-    __pyx_t_21 = 0;
-    __pyx_t_22 = 0;
-    __pyx_t_23 = 0;
-    __pyx_t_24 = 0;
-    __pyx_t_25 = 0;
-    __pyx_t_26 = 0;
+  /*else*/ {
+    {
+        PyThreadState * _save;
+        _save = PyEval_SaveThread();
+        __Pyx_FastGIL_Remember();
+        /*try:*/ {
 
-    /* "src_c/topics/_lda_gibbs.pyx":173
+          /* "src_c/topics/_lda_gibbs.pyx":169
+ *     else:
+ *         with nogil:
+ *             _sweep_omp(&ctx, n_threads)             # <<<<<<<<<<<<<<
+ *     with nogil:
+ *         for d in range(D):
+*/
+          __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp((&__pyx_v_ctx), __pyx_v_n_threads);
+        }
+
+        /* "src_c/topics/_lda_gibbs.pyx":168
  *             vbf_sweep_worker(&ctx)
  *     else:
- *         _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],             # <<<<<<<<<<<<<<
- *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
+ *         with nogil:             # <<<<<<<<<<<<<<
+ *             _sweep_omp(&ctx, n_threads)
+ *     with nogil:
 */
-    __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(__pyx_v_B, __pyx_v_D, __pyx_v_K, (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_block_ptr.data) + __pyx_t_3)) )))), (&(*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_16)) )))), (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_17)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_words.data) + __pyx_t_18)) )))), (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_slice_of.data) + __pyx_t_19)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_z.data) + __pyx_t_20)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_21 * __pyx_v_ndk.strides[0]) )) + __pyx_t_22)) )))), (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_nwk.data + __pyx_t_23 * __pyx_v_nwk.strides[0]) )) + __pyx_t_24)) )))), (&(*((int32_t *) ( /* dim=0 */ ((char *) (((int32_t *) __pyx_v_nk.data) + __pyx_t_25)) )))), __pyx_v_scratch_i, __pyx_v_scratch_d, (&(*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_dl.data) + __pyx_t_26)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, __pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, __pyx_v_n_threads);
+        /*finally:*/ {
+          /*normal exit:*/{
+            __Pyx_FastGIL_Forget();
+            PyEval_RestoreThread(_save);
+            goto __pyx_L39;
+          }
+          __pyx_L39:;
+        }
+    }
   }
   __pyx_L25:;
 
-  /* "src_c/topics/_lda_gibbs.pyx":176
- *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
+  /* "src_c/topics/_lda_gibbs.pyx":170
+ *         with nogil:
+ *             _sweep_omp(&ctx, n_threads)
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19457,8 +19462,8 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":177
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
+        /* "src_c/topics/_lda_gibbs.pyx":171
+ *             _sweep_omp(&ctx, n_threads)
  *     with nogil:
  *         for d in range(D):             # <<<<<<<<<<<<<<
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19471,21 +19476,21 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
           __pyx_v_d = __pyx_t_15;
 
-          /* "src_c/topics/_lda_gibbs.pyx":178
+          /* "src_c/topics/_lda_gibbs.pyx":172
  *     with nogil:
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:             # <<<<<<<<<<<<<<
  *                 with gil:
  *                     raise ValueError("sweep: the tokens of document %d are not in the order "
 */
-          __pyx_t_26 = __pyx_v_d;
-          __pyx_t_25 = (__pyx_v_d + 1);
-          __pyx_t_1 = ((*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_26)) ))) != (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_25)) ))));
+          __pyx_t_3 = __pyx_v_d;
+          __pyx_t_16 = (__pyx_v_d + 1);
+          __pyx_t_1 = ((*((int64_t *) ( /* dim=0 */ ((char *) (((int64_t *) __pyx_v_cursor.data) + __pyx_t_3)) ))) != (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_ptr.data) + __pyx_t_16)) ))));
 
           if (unlikely(__pyx_t_1)) {
 
 
-            /* "src_c/topics/_lda_gibbs.pyx":179
+            /* "src_c/topics/_lda_gibbs.pyx":173
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
  *                 with gil:             # <<<<<<<<<<<<<<
@@ -19496,7 +19501,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
                 PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
                 /*try:*/ {
 
-                  /* "src_c/topics/_lda_gibbs.pyx":180
+                  /* "src_c/topics/_lda_gibbs.pyx":174
  *             if cursor[d] != doc_ptr[d + 1]:
  *                 with gil:
  *                     raise ValueError("sweep: the tokens of document %d are not in the order "             # <<<<<<<<<<<<<<
@@ -19505,16 +19510,16 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 */
                   __pyx_t_7 = NULL;
 
-                  /* "src_c/topics/_lda_gibbs.pyx":181
+                  /* "src_c/topics/_lda_gibbs.pyx":175
  *                 with gil:
  *                     raise ValueError("sweep: the tokens of document %d are not in the order "
  *                                      "of its block's sub-steps" % d)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-                  __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_d); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 181, __pyx_L46_error)
+                  __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_d); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 175, __pyx_L49_error)
                   __Pyx_GOTREF(__pyx_t_9);
-                  __pyx_t_10 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_sweep_the_tokens_of_document_d_a, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 181, __pyx_L46_error)
+                  __pyx_t_10 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_sweep_the_tokens_of_document_d_a, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 175, __pyx_L49_error)
                   __Pyx_GOTREF(__pyx_t_10);
                   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
                   __pyx_t_6 = 1;
@@ -19523,15 +19528,15 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
                     __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
                     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
                     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-                    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 180, __pyx_L46_error)
+                    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 174, __pyx_L49_error)
                     __Pyx_GOTREF(__pyx_t_4);
                   }
                   __Pyx_Raise(__pyx_t_4, 0, 0, 0);
                   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-                  __PYX_ERR(0, 180, __pyx_L46_error)
+                  __PYX_ERR(0, 174, __pyx_L49_error)
                 }
 
-                /* "src_c/topics/_lda_gibbs.pyx":179
+                /* "src_c/topics/_lda_gibbs.pyx":173
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
  *                 with gil:             # <<<<<<<<<<<<<<
@@ -19539,14 +19544,14 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
  *                                      "of its block's sub-steps" % d)
 */
                 /*finally:*/ {
-                  __pyx_L46_error: {
+                  __pyx_L49_error: {
                     __Pyx_PyGILState_Release(__pyx_gilstate_save);
-                    goto __pyx_L38_error;
+                    goto __pyx_L41_error;
                   }
                 }
             }
 
-            /* "src_c/topics/_lda_gibbs.pyx":178
+            /* "src_c/topics/_lda_gibbs.pyx":172
  *     with nogil:
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:             # <<<<<<<<<<<<<<
@@ -19558,9 +19563,9 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
 
       }
 
-      /* "src_c/topics/_lda_gibbs.pyx":176
- *                    &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
- *                    alpha, eta, veta, seed, chain, sweep_index, n_threads)
+      /* "src_c/topics/_lda_gibbs.pyx":170
+ *         with nogil:
+ *             _sweep_omp(&ctx, n_threads)
  *     with nogil:             # <<<<<<<<<<<<<<
  *         for d in range(D):
  *             if cursor[d] != doc_ptr[d + 1]:
@@ -19569,18 +19574,18 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
         /*normal exit:*/{
           __Pyx_FastGIL_Forget();
           PyEval_RestoreThread(_save);
-          goto __pyx_L39;
+          goto __pyx_L42;
         }
-        __pyx_L38_error: {
+        __pyx_L41_error: {
           __Pyx_FastGIL_Forget();
           PyEval_RestoreThread(_save);
           goto __pyx_L1_error;
         }
-        __pyx_L39:;
+        __pyx_L42:;
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":98
+  /* "src_c/topics/_lda_gibbs.pyx":93
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
@@ -19620,70 +19625,52 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_2sweep(CYTHON_UNUSED PyOb
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":184
+/* "src_c/topics/_lda_gibbs.pyx":178
  * 
  * 
- * cdef void _sweep_omp(Py_ssize_t B, Py_ssize_t D, int K, const int64_t* block_ptr,             # <<<<<<<<<<<<<<
- *                      const int64_t* doc_ptr, int64_t* cursor, const int32_t* words,
- *                      const int32_t* slice_of, int32_t* z, int32_t* ndk, int32_t* nwk,
+ * cdef void _sweep_omp(const vbf_sweep_ctx* c, int n_threads) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """The sub-steps as plain OpenMP loops (one thread, or no vbf_sweep_worker): the same
+ *     draws."""
 */
 
-static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B, CYTHON_UNUSED Py_ssize_t __pyx_v_D, int __pyx_v_K, int64_t const *__pyx_v_block_ptr, int64_t const *__pyx_v_doc_ptr, int64_t *__pyx_v_cursor, int32_t const *__pyx_v_words, int32_t const *__pyx_v_slice_of, int32_t *__pyx_v_z, int32_t *__pyx_v_ndk, int32_t *__pyx_v_nwk, int32_t *__pyx_v_nk, __Pyx_memviewslice __pyx_v_scratch_i, __Pyx_memviewslice __pyx_v_scratch_d, int64_t *__pyx_v_dl, double __pyx_v_alpha, double __pyx_v_eta, double __pyx_v_veta, uint64_t __pyx_v_seed, uint64_t __pyx_v_chain, uint64_t __pyx_v_sweep_index, CYTHON_UNUSED int __pyx_v_n_threads) {
+static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(vbf_sweep_ctx const *__pyx_v_c, CYTHON_UNUSED int __pyx_v_n_threads) {
   Py_ssize_t __pyx_v_s;
   Py_ssize_t __pyx_v_b;
-  Py_ssize_t __pyx_t_1;
-  Py_ssize_t __pyx_t_2;
+  int64_t __pyx_t_1;
+  int64_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
+  int64_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   int __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  Py_ssize_t __pyx_t_9;
-  Py_ssize_t __pyx_t_10;
-  Py_ssize_t __pyx_t_11;
-  Py_ssize_t __pyx_t_12;
-  Py_ssize_t __pyx_t_13;
-  Py_ssize_t __pyx_t_14;
-  Py_ssize_t __pyx_t_15;
-  Py_ssize_t __pyx_t_16;
-  Py_ssize_t __pyx_t_17;
 
-  /* "src_c/topics/_lda_gibbs.pyx":193
+  /* "src_c/topics/_lda_gibbs.pyx":182
  *     draws."""
  *     cdef Py_ssize_t s, b
- *     with nogil:             # <<<<<<<<<<<<<<
- *         for s in range(B):
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+ *     for s in range(c.B):             # <<<<<<<<<<<<<<
+ *         for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+ *             vbf_sweep_pair(c, s, b)
 */
-  {
-      PyThreadState * _save;
-      _save = PyEval_SaveThread();
-      __Pyx_FastGIL_Remember();
-      /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":194
+  __pyx_t_1 = __pyx_v_c->B;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_s = __pyx_t_3;
+
+    /* "src_c/topics/_lda_gibbs.pyx":183
  *     cdef Py_ssize_t s, b
- *     with nogil:
- *         for s in range(B):             # <<<<<<<<<<<<<<
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
- *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
+ *     for s in range(c.B):
+ *         for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):             # <<<<<<<<<<<<<<
+ *             vbf_sweep_pair(c, s, b)
+ *         vbf_fold_nk(c)
 */
-
-        __pyx_t_1 = __pyx_v_B;
-        __pyx_t_2 = __pyx_t_1;
-
-        for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-          __pyx_v_s = __pyx_t_3;
-
-          /* "src_c/topics/_lda_gibbs.pyx":195
- *     with nogil:
- *         for s in range(B):
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):             # <<<<<<<<<<<<<<
- *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
- *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
-*/
-          __pyx_t_4 = __pyx_v_B;
+    {
+        __Pyx_UnknownThreadState _save;
+        _save = __Pyx_SaveUnknownThread();
+        __Pyx_FastGIL_Remember();
+        /*try:*/ {
+          __pyx_t_4 = __pyx_v_c->B;
 
           {
               __pyx_t_7 = 1;
@@ -19698,7 +19685,7 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
               if (__pyx_t_6 > 0)
               {
                   #ifdef _OPENMP
-                  #pragma omp parallel num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads()) private(__pyx_t_10, __pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_15, __pyx_t_16, __pyx_t_17, __pyx_t_8, __pyx_t_9)
+                  #pragma omp parallel num_threads(__pyx_v_n_threads != 0 ? __pyx_v_n_threads : omp_get_max_threads())
                   #endif /* _OPENMP */
                   {
                       #ifdef _OPENMP
@@ -19708,51 +19695,14 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
                           {
                               __pyx_v_b = (Py_ssize_t)(0 + 1 * __pyx_t_5);
 
-                              /* "src_c/topics/_lda_gibbs.pyx":196
- *         for s in range(B):
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
- *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))             # <<<<<<<<<<<<<<
- *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
- *                                words, slice_of, <int32_t>((b + s) % B), z,
+                              /* "src_c/topics/_lda_gibbs.pyx":184
+ *     for s in range(c.B):
+ *         for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+ *             vbf_sweep_pair(c, s, b)             # <<<<<<<<<<<<<<
+ *         vbf_fold_nk(c)
+ * 
 */
-                              __pyx_t_8 = __pyx_v_b;
-                              __pyx_t_9 = 0;
-                              (void)(memcpy((&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_8 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_9)) )))), __pyx_v_nk, (__pyx_v_K * (sizeof(int32_t)))));
-
-                              /* "src_c/topics/_lda_gibbs.pyx":199
- *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
- *                                words, slice_of, <int32_t>((b + s) % B), z,
- *                                ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],             # <<<<<<<<<<<<<<
- *                                &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],
- *                                alpha, eta, veta,
-*/
-                              __pyx_t_9 = __pyx_v_b;
-                              __pyx_t_8 = 0;
-                              __pyx_t_10 = __pyx_v_b;
-                              __pyx_t_11 = 0;
-
-                              /* "src_c/topics/_lda_gibbs.pyx":200
- *                                words, slice_of, <int32_t>((b + s) % B), z,
- *                                ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],
- *                                &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],             # <<<<<<<<<<<<<<
- *                                alpha, eta, veta,
- *                                vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
-*/
-                              __pyx_t_12 = __pyx_v_b;
-                              __pyx_t_13 = __pyx_v_K;
-                              __pyx_t_14 = __pyx_v_b;
-                              __pyx_t_15 = (2 * __pyx_v_K);
-                              __pyx_t_16 = __pyx_v_b;
-                              __pyx_t_17 = (3 * __pyx_v_K);
-
-                              /* "src_c/topics/_lda_gibbs.pyx":197
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
- *                 memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
- *                 vbf_gibbs_pair(block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,             # <<<<<<<<<<<<<<
- *                                words, slice_of, <int32_t>((b + s) % B), z,
- *                                ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],
-*/
-                              vbf_gibbs_pair((__pyx_v_block_ptr[__pyx_v_b]), (__pyx_v_block_ptr[(__pyx_v_b + 1)]), __pyx_v_doc_ptr, __pyx_v_cursor, __pyx_v_words, __pyx_v_slice_of, ((int32_t)((__pyx_v_b + __pyx_v_s) % __pyx_v_B)), __pyx_v_z, __pyx_v_ndk, __pyx_v_nwk, __pyx_v_K, (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_9 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_8)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_10 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_11)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_12 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_13)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_14 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_15)) )))), (&(*((double *) ( /* dim=1 */ ((char *) (((double *) ( /* dim=0 */ (__pyx_v_scratch_d.data + __pyx_t_16 * __pyx_v_scratch_d.strides[0]) )) + __pyx_t_17)) )))), __pyx_v_alpha, __pyx_v_eta, __pyx_v_veta, vbf_stream_key(__pyx_v_seed, __pyx_v_chain, __pyx_v_sweep_index, ((uint64_t)((__pyx_v_s * __pyx_v_B) + __pyx_v_b))));
+                              vbf_sweep_pair(__pyx_v_c, __pyx_v_s, __pyx_v_b);
                           }
                       }
                   }
@@ -19766,53 +19716,50 @@ static void __pyx_f_6vbfast_6topics_10_lda_gibbs__sweep_omp(Py_ssize_t __pyx_v_B
           #endif
 
 
-
-          /* "src_c/topics/_lda_gibbs.pyx":203
- *                                alpha, eta, veta,
- *                                vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
- *             vbf_fold_nk(B, K, &scratch_i[0, 0], scratch_i.shape[1], nk, dl)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-          __pyx_t_17 = 0;
-          __pyx_t_16 = 0;
-          vbf_fold_nk(__pyx_v_B, __pyx_v_K, (&(*((int32_t *) ( /* dim=1 */ ((char *) (((int32_t *) ( /* dim=0 */ (__pyx_v_scratch_i.data + __pyx_t_17 * __pyx_v_scratch_i.strides[0]) )) + __pyx_t_16)) )))), (__pyx_v_scratch_i.shape[1]), __pyx_v_nk, __pyx_v_dl);
         }
 
-      }
-
-      /* "src_c/topics/_lda_gibbs.pyx":193
- *     draws."""
+        /* "src_c/topics/_lda_gibbs.pyx":183
  *     cdef Py_ssize_t s, b
- *     with nogil:             # <<<<<<<<<<<<<<
- *         for s in range(B):
- *             for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+ *     for s in range(c.B):
+ *         for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):             # <<<<<<<<<<<<<<
+ *             vbf_sweep_pair(c, s, b)
+ *         vbf_fold_nk(c)
 */
-      /*finally:*/ {
-        /*normal exit:*/{
-          __Pyx_FastGIL_Forget();
-          PyEval_RestoreThread(_save);
-          goto __pyx_L5;
+        /*finally:*/ {
+          /*normal exit:*/{
+            __Pyx_FastGIL_Forget();
+            __Pyx_RestoreUnknownThread(_save);
+            goto __pyx_L9;
+          }
+          __pyx_L9:;
         }
-        __pyx_L5:;
-      }
+    }
+
+    /* "src_c/topics/_lda_gibbs.pyx":185
+ *         for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+ *             vbf_sweep_pair(c, s, b)
+ *         vbf_fold_nk(c)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    vbf_fold_nk(__pyx_v_c);
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":184
+
+  /* "src_c/topics/_lda_gibbs.pyx":178
  * 
  * 
- * cdef void _sweep_omp(Py_ssize_t B, Py_ssize_t D, int K, const int64_t* block_ptr,             # <<<<<<<<<<<<<<
- *                      const int64_t* doc_ptr, int64_t* cursor, const int32_t* words,
- *                      const int32_t* slice_of, int32_t* z, int32_t* ndk, int32_t* nwk,
+ * cdef void _sweep_omp(const vbf_sweep_ctx* c, int n_threads) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """The sub-steps as plain OpenMP loops (one thread, or no vbf_sweep_worker): the same
+ *     draws."""
 */
 
   /* function exit code */
 
 
-
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":206
+/* "src_c/topics/_lda_gibbs.pyx":188
  * 
  * 
  * cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19830,7 +19777,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   int64_t __pyx_t_3;
   int __pyx_t_4;
 
-  /* "src_c/topics/_lda_gibbs.pyx":209
+  /* "src_c/topics/_lda_gibbs.pyx":191
  *     """sum_i table[counts[i]], in order."""
  *     cdef int64_t i
  *     cdef double a0 = 0.0, a1 = 0.0             # <<<<<<<<<<<<<<
@@ -19840,7 +19787,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   __pyx_v_a0 = 0.0;
   __pyx_v_a1 = 0.0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":211
+  /* "src_c/topics/_lda_gibbs.pyx":193
  *     cdef double a0 = 0.0, a1 = 0.0
  *     # two running sums: half the latency of one; fixed order, so the same for any thread
  *     for i in range(0, n - 1, 2):             # <<<<<<<<<<<<<<
@@ -19854,7 +19801,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=2) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "src_c/topics/_lda_gibbs.pyx":212
+    /* "src_c/topics/_lda_gibbs.pyx":194
  *     # two running sums: half the latency of one; fixed order, so the same for any thread
  *     for i in range(0, n - 1, 2):
  *         a0 += table[counts[i]]             # <<<<<<<<<<<<<<
@@ -19863,7 +19810,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
     __pyx_v_a0 = (__pyx_v_a0 + (__pyx_v_table[(__pyx_v_counts[__pyx_v_i])]));
 
-    /* "src_c/topics/_lda_gibbs.pyx":213
+    /* "src_c/topics/_lda_gibbs.pyx":195
  *     for i in range(0, n - 1, 2):
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]             # <<<<<<<<<<<<<<
@@ -19874,7 +19821,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   }
 
 
-  /* "src_c/topics/_lda_gibbs.pyx":214
+  /* "src_c/topics/_lda_gibbs.pyx":196
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]
  *     if n & 1:             # <<<<<<<<<<<<<<
@@ -19886,7 +19833,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   if (__pyx_t_4) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":215
+    /* "src_c/topics/_lda_gibbs.pyx":197
  *         a1 += table[counts[i + 1]]
  *     if n & 1:
  *         a0 += table[counts[n - 1]]             # <<<<<<<<<<<<<<
@@ -19895,7 +19842,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
     __pyx_v_a0 = (__pyx_v_a0 + (__pyx_v_table[(__pyx_v_counts[(__pyx_v_n - 1)])]));
 
-    /* "src_c/topics/_lda_gibbs.pyx":214
+    /* "src_c/topics/_lda_gibbs.pyx":196
  *         a0 += table[counts[i]]
  *         a1 += table[counts[i + 1]]
  *     if n & 1:             # <<<<<<<<<<<<<<
@@ -19904,7 +19851,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":216
+  /* "src_c/topics/_lda_gibbs.pyx":198
  *     if n & 1:
  *         a0 += table[counts[n - 1]]
  *     return a0 + a1             # <<<<<<<<<<<<<<
@@ -19917,7 +19864,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   }
   goto __pyx_L0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":206
+  /* "src_c/topics/_lda_gibbs.pyx":188
  * 
  * 
  * cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -19933,7 +19880,7 @@ static double __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(int32_t const *__p
   return __pyx_r;
 }
 
-/* "src_c/topics/_lda_gibbs.pyx":219
+/* "src_c/topics/_lda_gibbs.pyx":201
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
@@ -19991,102 +19938,102 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_doc_ptr,&__pyx_mstate_global->__pyx_n_u_ndk,&__pyx_mstate_global->__pyx_n_u_nwk,&__pyx_mstate_global->__pyx_n_u_doc_block_ptr,&__pyx_mstate_global->__pyx_n_u_word_block_ptr,&__pyx_mstate_global->__pyx_n_u_lg_alpha,&__pyx_mstate_global->__pyx_n_u_lg_doclen,&__pyx_mstate_global->__pyx_n_u_lg_eta,&__pyx_mstate_global->__pyx_n_u_doc_block_lj,&__pyx_mstate_global->__pyx_n_u_word_block_lj,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 219, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 201, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "log_joint_terms", 0) < (0)) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "log_joint_terms", 0) < (0)) __PYX_ERR(0, 201, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 11; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, i); __PYX_ERR(0, 219, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, i); __PYX_ERR(0, 201, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 11)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 201, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 201, __pyx_L3_error)
     }
-    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 219, __pyx_L3_error)
-    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 219, __pyx_L3_error)
-    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 220, __pyx_L3_error)
-    __pyx_v_doc_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_doc_block_ptr.memview)) __PYX_ERR(0, 220, __pyx_L3_error)
-    __pyx_v_word_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[4], 0); if (unlikely(!__pyx_v_word_block_ptr.memview)) __PYX_ERR(0, 221, __pyx_L3_error)
-    __pyx_v_lg_alpha = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_lg_alpha.memview)) __PYX_ERR(0, 221, __pyx_L3_error)
-    __pyx_v_lg_doclen = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_lg_doclen.memview)) __PYX_ERR(0, 222, __pyx_L3_error)
-    __pyx_v_lg_eta = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[7], 0); if (unlikely(!__pyx_v_lg_eta.memview)) __PYX_ERR(0, 222, __pyx_L3_error)
-    __pyx_v_doc_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_doc_block_lj.memview)) __PYX_ERR(0, 223, __pyx_L3_error)
-    __pyx_v_word_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_word_block_lj.memview)) __PYX_ERR(0, 223, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
+    __pyx_v_doc_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[0], 0); if (unlikely(!__pyx_v_doc_ptr.memview)) __PYX_ERR(0, 201, __pyx_L3_error)
+    __pyx_v_ndk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_ndk.memview)) __PYX_ERR(0, 201, __pyx_L3_error)
+    __pyx_v_nwk = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_nwk.memview)) __PYX_ERR(0, 202, __pyx_L3_error)
+    __pyx_v_doc_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[3], 0); if (unlikely(!__pyx_v_doc_block_ptr.memview)) __PYX_ERR(0, 202, __pyx_L3_error)
+    __pyx_v_word_block_ptr = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(values[4], 0); if (unlikely(!__pyx_v_word_block_ptr.memview)) __PYX_ERR(0, 203, __pyx_L3_error)
+    __pyx_v_lg_alpha = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[5], 0); if (unlikely(!__pyx_v_lg_alpha.memview)) __PYX_ERR(0, 203, __pyx_L3_error)
+    __pyx_v_lg_doclen = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[6], 0); if (unlikely(!__pyx_v_lg_doclen.memview)) __PYX_ERR(0, 204, __pyx_L3_error)
+    __pyx_v_lg_eta = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[7], 0); if (unlikely(!__pyx_v_lg_eta.memview)) __PYX_ERR(0, 204, __pyx_L3_error)
+    __pyx_v_doc_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_doc_block_lj.memview)) __PYX_ERR(0, 205, __pyx_L3_error)
+    __pyx_v_word_block_lj = __Pyx_PyObject_to_MemoryviewSlice_dc_double(values[9], PyBUF_WRITABLE); if (unlikely(!__pyx_v_word_block_lj.memview)) __PYX_ERR(0, 205, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[10]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 205, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 219, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("log_joint_terms", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 201, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -20162,7 +20109,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("log_joint_terms", 0);
 
-  /* "src_c/topics/_lda_gibbs.pyx":234
+  /* "src_c/topics/_lda_gibbs.pyx":216
  *     The n_k terms K lgamma(V eta) - sum_k lgamma(n_k + V eta) are left to the caller.
  *     """
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -20171,7 +20118,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_Bd = ((__pyx_v_doc_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":235
+  /* "src_c/topics/_lda_gibbs.pyx":217
  *     """
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1             # <<<<<<<<<<<<<<
@@ -20180,7 +20127,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_Bw = ((__pyx_v_word_block_ptr.shape[0]) - 1);
 
-  /* "src_c/topics/_lda_gibbs.pyx":236
+  /* "src_c/topics/_lda_gibbs.pyx":218
  *     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = ndk.shape[0]             # <<<<<<<<<<<<<<
@@ -20189,7 +20136,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_D = (__pyx_v_ndk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":237
+  /* "src_c/topics/_lda_gibbs.pyx":219
  *     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1
  *     cdef Py_ssize_t D = ndk.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]             # <<<<<<<<<<<<<<
@@ -20198,7 +20145,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_V = (__pyx_v_nwk.shape[0]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":238
+  /* "src_c/topics/_lda_gibbs.pyx":220
  *     cdef Py_ssize_t D = ndk.shape[0]
  *     cdef Py_ssize_t V = nwk.shape[0]
  *     cdef int64_t K = ndk.shape[1]             # <<<<<<<<<<<<<<
@@ -20207,7 +20154,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_v_K = (__pyx_v_ndk.shape[1]);
 
-  /* "src_c/topics/_lda_gibbs.pyx":242
+  /* "src_c/topics/_lda_gibbs.pyx":224
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20235,7 +20182,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":243
+  /* "src_c/topics/_lda_gibbs.pyx":225
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd             # <<<<<<<<<<<<<<
@@ -20244,7 +20191,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   __pyx_t_3 = __pyx_v_Bd;
 
-  /* "src_c/topics/_lda_gibbs.pyx":242
+  /* "src_c/topics/_lda_gibbs.pyx":224
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20262,7 +20209,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":243
+  /* "src_c/topics/_lda_gibbs.pyx":225
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd             # <<<<<<<<<<<<<<
@@ -20281,7 +20228,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":244
+  /* "src_c/topics/_lda_gibbs.pyx":226
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):             # <<<<<<<<<<<<<<
@@ -20315,7 +20262,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 
   __pyx_L4_bool_binop_done:;
 
-  /* "src_c/topics/_lda_gibbs.pyx":242
+  /* "src_c/topics/_lda_gibbs.pyx":224
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20325,7 +20272,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "src_c/topics/_lda_gibbs.pyx":245
+    /* "src_c/topics/_lda_gibbs.pyx":227
  *             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")             # <<<<<<<<<<<<<<
@@ -20338,14 +20285,14 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_log_joint_terms_inconsistent_arr};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 245, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 227, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 245, __pyx_L1_error)
+    __PYX_ERR(0, 227, __pyx_L1_error)
 
-    /* "src_c/topics/_lda_gibbs.pyx":242
+    /* "src_c/topics/_lda_gibbs.pyx":224
  *     cdef int64_t d
  *     cdef double acc
  *     if (doc_ptr.shape[0] != D + 1 or nwk.shape[1] != K or doc_block_ptr[Bd] != D             # <<<<<<<<<<<<<<
@@ -20354,7 +20301,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":246
+  /* "src_c/topics/_lda_gibbs.pyx":228
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -20367,7 +20314,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "src_c/topics/_lda_gibbs.pyx":247
+        /* "src_c/topics/_lda_gibbs.pyx":229
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -20397,7 +20344,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                         {
                             __pyx_v_b = (Py_ssize_t)(0 + 1 * __pyx_t_8);
 
-                            /* "src_c/topics/_lda_gibbs.pyx":248
+                            /* "src_c/topics/_lda_gibbs.pyx":230
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20408,7 +20355,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_10 = 0;
                             __pyx_t_11 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":249
+                            /* "src_c/topics/_lda_gibbs.pyx":231
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])             # <<<<<<<<<<<<<<
@@ -20419,7 +20366,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_13 = __pyx_v_b;
                             __pyx_t_14 = 0;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":248
+                            /* "src_c/topics/_lda_gibbs.pyx":230
  *     with nogil:
  *         for b in prange(Bd, schedule='static', num_threads=n_threads):
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20428,7 +20375,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 */
                             __pyx_v_acc = __pyx_f_6vbfast_6topics_10_lda_gibbs__table_sum(((&(*((int32_t const  *) ( /* dim=1 */ ((char *) (((int32_t const  *) ( /* dim=0 */ (__pyx_v_ndk.data + __pyx_t_3 * __pyx_v_ndk.strides[0]) )) + __pyx_t_10)) )))) + ((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_11)) ))) * __pyx_v_K)), (((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_12)) ))) - (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_13)) )))) * __pyx_v_K), (&(*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_lg_alpha.data) + __pyx_t_14)) )))));
 
-                            /* "src_c/topics/_lda_gibbs.pyx":250
+                            /* "src_c/topics/_lda_gibbs.pyx":232
  *             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):             # <<<<<<<<<<<<<<
@@ -20444,7 +20391,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             for (__pyx_t_17 = (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_doc_block_ptr.data) + __pyx_t_14)) ))); __pyx_t_17 < __pyx_t_16; __pyx_t_17+=1) {
                               __pyx_v_d = __pyx_t_17;
 
-                              /* "src_c/topics/_lda_gibbs.pyx":251
+                              /* "src_c/topics/_lda_gibbs.pyx":233
  *                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]             # <<<<<<<<<<<<<<
@@ -20458,7 +20405,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             }
 
 
-                            /* "src_c/topics/_lda_gibbs.pyx":252
+                            /* "src_c/topics/_lda_gibbs.pyx":234
  *             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]
  *             doc_block_lj[b] = acc             # <<<<<<<<<<<<<<
@@ -20480,7 +20427,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
         #endif
 
 
-        /* "src_c/topics/_lda_gibbs.pyx":253
+        /* "src_c/topics/_lda_gibbs.pyx":235
  *                 acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):             # <<<<<<<<<<<<<<
@@ -20510,7 +20457,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                         {
                             __pyx_v_b = (Py_ssize_t)(0 + 1 * __pyx_t_8);
 
-                            /* "src_c/topics/_lda_gibbs.pyx":254
+                            /* "src_c/topics/_lda_gibbs.pyx":236
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20521,7 +20468,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_12 = 0;
                             __pyx_t_13 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":255
+                            /* "src_c/topics/_lda_gibbs.pyx":237
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
  *                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,             # <<<<<<<<<<<<<<
@@ -20530,14 +20477,14 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
                             __pyx_t_11 = (__pyx_v_b + 1);
                             __pyx_t_10 = __pyx_v_b;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":256
+                            /* "src_c/topics/_lda_gibbs.pyx":238
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
  *                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,
  *                                           &lg_eta[0])             # <<<<<<<<<<<<<<
 */
                             __pyx_t_3 = 0;
 
-                            /* "src_c/topics/_lda_gibbs.pyx":254
+                            /* "src_c/topics/_lda_gibbs.pyx":236
  *             doc_block_lj[b] = acc
  *         for b in prange(Bw, schedule='static', num_threads=n_threads):
  *             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,             # <<<<<<<<<<<<<<
@@ -20560,7 +20507,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
 
       }
 
-      /* "src_c/topics/_lda_gibbs.pyx":246
+      /* "src_c/topics/_lda_gibbs.pyx":228
  *             or word_block_lj.shape[0] != Bw or n_threads < 1):
  *         raise ValueError("log_joint_terms: inconsistent array shapes")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -20577,7 +20524,7 @@ static PyObject *__pyx_pf_6vbfast_6topics_10_lda_gibbs_4log_joint_terms(CYTHON_U
       }
   }
 
-  /* "src_c/topics/_lda_gibbs.pyx":219
+  /* "src_c/topics/_lda_gibbs.pyx":201
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
@@ -22767,49 +22714,49 @@ __Pyx_RefNannySetupContext("PyInit__lda_gibbs", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_np, __pyx_t_4) < (0)) __PYX_ERR(0, 44, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":87
+  /* "src_c/topics/_lda_gibbs.pyx":82
  * 
  * 
  * def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *     """The first ``n`` uniforms of the stream keyed (seed, chain, sweep, partition) (tests)."""
  *     cdef uint64_t state = vbf_stream_key(seed, chain, sweep, part)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_1stream_uniforms, 0, __pyx_mstate_global->__pyx_n_u_stream_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 87, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_1stream_uniforms, 0, __pyx_mstate_global->__pyx_n_u_stream_uniforms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 87, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_uniforms, __pyx_t_4) < (0)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":98
+  /* "src_c/topics/_lda_gibbs.pyx":93
  * 
  * 
  * def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,             # <<<<<<<<<<<<<<
  *           const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
  *           int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor, int32_t[:, ::1] scratch_i,
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_3sweep, 0, __pyx_mstate_global->__pyx_n_u_sweep, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 98, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_3sweep, 0, __pyx_mstate_global->__pyx_n_u_sweep, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sweep, __pyx_t_4) < (0)) __PYX_ERR(0, 98, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_sweep, __pyx_t_4) < (0)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "src_c/topics/_lda_gibbs.pyx":219
+  /* "src_c/topics/_lda_gibbs.pyx":201
  * 
  * 
  * def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,             # <<<<<<<<<<<<<<
  *                     const int32_t[:, ::1] nwk, const int64_t[::1] doc_block_ptr,
  *                     const int64_t[::1] word_block_ptr, const double[::1] lg_alpha,
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_5log_joint_terms, 0, __pyx_mstate_global->__pyx_n_u_log_joint_terms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 219, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_6vbfast_6topics_10_lda_gibbs_5log_joint_terms, 0, __pyx_mstate_global->__pyx_n_u_log_joint_terms, NULL, __pyx_mstate_global->__pyx_n_u_vbfast_topics__lda_gibbs, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 201, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_log_joint_terms, __pyx_t_4) < (0)) __PYX_ERR(0, 219, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_log_joint_terms, __pyx_t_4) < (0)) __PYX_ERR(0, 201, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "src_c/topics/_lda_gibbs.pyx":1
@@ -22986,38 +22933,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{15},{7},{6},{2},{9},{42},{50},{27},{32},{78},{30},{37},{5},{1},{2},{2},{1},{8},{1},{1},{8},{1},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{3},{3},{15},{5},{18},{1},{4},{9},{1},{5},{18},{3},{5},{8},{3},{6},{1},{5},{2},{12},{13},{7},{15},{5},{6},{9},{5},{3},{5},{6},{7},{1},{2},{5},{5},{4},{5},{8},{1},{8},{9},{6},{15},{7},{4},{1},{9},{4},{4},{3},{2},{2},{5},{3},{1},{3},{3},{4},{4},{3},{8},{1},{9},{9},{4},{10},{5},{4},{8},{5},{5},{4},{4},{15},{6},{5},{11},{6},{6},{6},{24},{4},{13},{14},{5},{1},{1},{5}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{64},{390},{855}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{15},{7},{6},{2},{9},{42},{50},{27},{32},{78},{30},{37},{5},{1},{2},{2},{1},{8},{1},{1},{8},{1},{15},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{3},{3},{15},{5},{18},{1},{4},{9},{1},{5},{18},{3},{5},{8},{3},{6},{1},{5},{2},{12},{13},{7},{15},{5},{6},{9},{5},{3},{5},{6},{7},{1},{2},{5},{5},{4},{5},{8},{8},{9},{6},{15},{7},{4},{1},{9},{4},{4},{3},{2},{2},{5},{3},{1},{3},{3},{4},{4},{3},{8},{9},{9},{4},{10},{5},{4},{8},{5},{5},{4},{4},{15},{6},{5},{11},{6},{6},{6},{24},{4},{13},{14},{5},{1},{1},{5}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{64},{390},{747}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1825 bytes) */
-static const char cstring[] = "x\332}T\317s\333\306\0256-*\226c\265\016I[\261\324\304\003\312u4\265-&\262\024;r\034\267\244l\245\232N\\Q\262T;\235\014f\261XR\260@\000\304\002\224\250N39\342\210\343\036q\304\021G\034y\344\221G\036\365\047\344O\310\267 )\311j\047\234!\366\307{\373\336\367\276\367C!\236\362\325\261bk\357\031\365^T\236)\317\177`-\333\355\356\033\354H\261\033\312sj[\236\321\364m\237+\304\322\025\335p\245\342\345k\303\232\010\270\347\032:\323/(+\266\373\273\362\017\357\3164_\374u\203X\226\355)\204s\243i)\236\255\270\214\350\313\266ev\225V\006\262\003\220[V\207\230\206\256\264l\235=R\330\261\203\2670\265D\227\244\337\245\206\355z.\261\226\036)M\230\232(\363\003\3420\270R\310\261\301\225\327\266\307\024\357\000Llt\275\003\333Rp\2473\323\320\230K<\006o\022\037\254\272R\311R\266_m/\257}\263\226\241u\231\344\215+\334\327\250\t\240\214K\3224\3370=X\367\272\016\343\025e\253\241tm_\261\030p!\n\007z\027\037x\007\314R8\363\344FY\312b&\236a[*\236\033VsiL\223\321a\362\365&19\253\020]W\241\307\250m\232Rf[\274B4\252\033\234h&c\226\3746\251\301G;\335\264\233\352{\333\260<\025Q\264\3703\204\216\004r\203{\314\002\301\256K\272#N\270e#\364\006\361MOQU\227\351>e\252\252\350~\346\333\262\255eP\3211\210\t)5,\303SU\356R\225~\351\331\216A\371\227\252\251\023\265ih\032\2578\335c~\304\230\363;\316\306r\031\267g\0372+#O\267\251\337\222\232\367Q\020.Sd\tH.\241d\273:\222\000\035\003\224k\246M\017\2272&\227a\332\341~\026\253\304IL\310\220\272\2613\235x\244\362\177\244\243*\220i\034\025 \257Tw7\266\266j5\275v\364\362\225i\032\016@\377\343\365.k\373\314\242l_\366D\345\274=Tu\273{\214\377K\324\206\372\232\035{;\254\241\252\343\374\20150$3|\276i2\317\360XK^\350\362\r~\r\337\242r\205\210O^\031-\007E+w-bX\331j\353\276\231\311,\322\032\255\322\275\252\202c\225\0360z\310\375\326\3504\266\"\267\262\372F;\337Br\016a\341\2255\321\353x\222\016i\243\355\023sbv\222\360\263\035\315\032\342\302\005;\226\007T\353\031\024~\001\372\331\376\374\235\307\270\214\305\340*\265]\333G[0\024*\241t\222\006U\363\033\rt\232\351\034\020\302\273""\0265\354\312\231*\3274\302Y\226j\325\361\\J\017@\t5!QA\r:\2332\215\320Cjy\324\366\307\037\346r\352\035S\337\345\250\027\364\261Gt\023E\245\216\254\230\357\317\367\260(\017r\311\310\002\310\321 d-\307\353\"\347\230)\014\224es\200\271\256\3552\2174L\322\344\030+-\342\215\207\213a\350\230Z\354\030\375\365d\r\037*\263\314G\237\023vh6\325,8\254\360f2\013\033\330\271\324\223\230hr\234\3111f!\262\0039\353\270\344\030\363\260e\351\207\326\241\345\000\212\323\265\216\016m\240\004?\016\"w\210\3539\266\343\262\246\354/\227s\n\254\364@\325\047\033\314\000\246#/\343\256\0365\036`q\323@:\355\006\362\345\216\222\2265\021\372\030\315\300H\013Ec\310(9\216>F\234l\325\354\243f\261\242\244\340\335w\320[\0143\325g\274\2435\010\367*\243AP9\037\004\035\304z\204L\234\361\177\341\000\346\345\211\037\237\2340\327\346\377\374%w\232_\020\2258\027\317\305GI3\255\017\363\037\007\213\301fX\016W\206\371yQ8\315\317\004\323\301^v\236\271\036\024\202\373\301\177DY\254\210\3520\177#X\371%\367\353\335+\323\013\342\363\250\021W\343\335\344jR\226\317\356F\235\270\036\323\244\230\300\312\0351%\236D\205\250\374\301\366v\270+>\022D\264\177\235\2712}=\270\026t\302zHEI\324\204\026]\215\356E\273\361G1\211yr/\331Ix\272\334k\367\363\375\215~{8{3\370Y\324\205\016\225\235\210\307\217\222FZMw{S\275\025)\372\257\330\214\312\321jD\343R\274\021\237\244\305\024\270\377\030\274\0279Q\030^\377x8\373i\330\036\334\371\026\267\263\305\360\201\250\302\022\005 \351\356j\274\234\264\323\251\3641X\270\3730^\211k\261\226L%\217\223\237z\345\336Z\317\355\227\372\325\376\333\301\336\376`\377_\303\331O\302\351p\017L|\007\356n\305?\245e\274\333I\333\303O\346B],\212\255\250\0365\301\201\006Jd\004G)\201p\366\016p\334\026\344\"\014\220,\356\213\223\270\020\227\343\325\263\210\177\356\325{\264_\354\257\014\037\256\247\205t1\255\245\264W\354\275\030\324w\006;@\360v\360\366\335\360\301\303\370IRH\312\310\302WW\246\347\305\365h.j\307S\361\343\270.\271\276&:@A\343b\234eaZ\354G+Q\365\203,\024\302\333\2416\312\303i\376\323\320\025E\001\335""\231\340jp/\330\tx\270\030\326 \237\022O\307\244\0263\210\235\244\236\320\264\224a\232\357\227\373\253}\n\\\222\376.\342+\211\r\341F\245\350\357\361fRNV\241YLW\2419\207\024NA\227HE\036~qAuc\\/\245\244\006\365\271\264\223E\017\276G6%>\036-F5 \230O\276Hs\231o\r9_\357o\016vv\007\273\023F.\251kH\352\275\370\307\304M\013\347U\220\237\rjA#\254\242\000\257\np\360\047\031\362\315\300\r\347\3026n\0263L\005IS\356\024\02533\033\274\002K$l\313\222)\207_\203\327v\224\033\346\257\r\256}.\336D\013\222\356\323\231\033\301\327an\210\345;8\231\007]+\362\360-\336\035Iv\345\341\031*\274!KN\036\326\001@\326O\246\366\034\236g\242\034\274\216\354\204\205Q\303\335\010\236b\263\n#\034H\377\367\370\004\212\2130T\037\236\373\227*\353\360\262\033\215\217\177\031\047{\014\247\013?%\224\301e\331\007\266\3263z$[\343W|\002\025\222\013\013\234\311\345\233\021\330\361rA\345\017\237\211\037\342\302p\366\263\254\323\310\351L1\013@\366yU\274\213H\344\241\317\276OV\222\227H\352\\\332\356\345{\325\336\036Jj\255\337\036l\313\224\016\336\3758,\335\222\270\320We\261\232\345\366\317x\311\263~\321Qb\217Q\216z\372\260\367\357\301v}PG5\274\031\274\331\033\226\026\320V\235h?~\232,\243\365.e\362\346\331\274\371\036M!+%7\274=7\274\265 \036D\325\250>\374[\255W\376\r.\334\244\301";
-    PyObject *data = __Pyx_DecompressString(cstring, 1825, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1735 bytes) */
+static const char cstring[] = "x\332}T\315s\333\306\025\267\276b9U\342P\212\025\333M<\240<\216fl\213\211,\327\251\323\324-\251X\215\246\023\327\224j\325\351L\006\263X,)X\340\002\304.(Ri2>\342\210\343\036q\304\021G\034y\344\221G\036\365\047\344O\350oAR\037\236L8C\354\307{\373\336\357\375\336\207A\244\361e\327\360\2547\214\312g\225\257\215o\276g-/\350\0358\354\330\360\032\3067\324\343\322i\206^(\014\302m\303v\002\255\370\356\265\303\247\002!\003\307f\366\005e\303\013~W~\371\356L\363\331\337\266\t\347\2364\210\020N\223\033\3223\002F\354\r\217\273=\243U\200\354\000\344.\357\020\327\261\215\226g\263\207\006\353\372x\013S\353t]\373]ox\201\014\010_\177h4aj\252,\016\211\317\340\312 ]G\030/<\311\014y\010&\266{\362\320\343\006\356l\346:\026\013\210d\360\246\361\301j\240\225\270\361\362\371\313\215\307\177~\\\240\r\230\346M\030\"\264\250\013\240Lh\322\254\320q%\254\313\236\317D\305\330m\030=/48\003.D\341C\357\342\003y\310\270!\230\324\033c\275\210\231H\307\343&\236;\274\271>\241\311\3510\375z\207\270\202U\210m\233\320c\324s]-\363\270\250\020\213\332\216 \226\313\030\327\337&u\304xg\273^\323|\3439\\\232\210\242%\276F\350H\240p\204d\034\004\007\001\351\2159\021\334C\350\r\022\272\3220\315\200\331!e\246i\330a\341\233{|\003Tt\034\342BJ\035\356H\323\024\0015\351\027\322\363\035*\2760]\233\230M\307\262D\305\357u\3051c\376\3578\233\310u\334\322;b\274 \317\366h\330\322\232\367P\020\0013t\th.\241\344\0056\222\000\035\007\224[\256G\217\326\013&7`\332\027a\021\253\306I\\\310\220\272\2113\233HR\371\r\351\270\nt\032\307\005(*\325\375\355\335\335Z\315\256\035\177\373\334u\035\037\240\377\371b\237\265C\306);\320=Q9o\017\323|\331\353\342\377-j\303|\301\272r\2175Ls\222?\260\006\206t\206\3177M&\035\311Z\372\302\326o\360k\204\234\352\025\"1}\345\264|\024\255\336\265\210\303\213\325\263C\267\220q\322\032\257\332\275i\202c\223\0362z$\302\326\3704\261\242\267\272\372\306\273\220#9G\260\360\234O\365:R\323\241m\264C\342N\315N\023~\266\243EC\\\270`]}@\265\236A\021\027\240\237\355\317\337I&t,\2160\251\027x!\332\202\241P\t\245\3234""\230V\330h\240\323\\\377\220\020\321\343\324\361*g\252\302\262\210`E\252M_\006\224\036\202\022\352Bb\202\032t6e\026\241G\224K\352\205\223\017\013\004\225]\032\006\002\365\202>\226\304vQT\346\330\212\373\346|\017\213\372\240\227\202,\200\034\017B\326\362e\0179\307La\240\254\230\003,\010\274\200I\322pIS`\254\264\210\234\014\027\307\2611\265X\027\375\365\3441>TgY\214?\047\314m\232ElX\341\314e\034\033\230y\247%1\320\3644\323S\214#\260C=\352\204\246\030\343\260\305\355#~\304} \361{\374\370\310\003H\320\343#p\237\004\322\367\374\2005u{!p \245\207\246=\335`\0020\033Y\231\364\364\270\355\000J\270\016\222\3515\220\255`\234\262\242\205\320\305h\005FZ(\031G\307(p\0141\340t\243\026\037\263\210\024\005\005\347\241\217\316b\230\250!\023\035\253A\204\254\214\307@\345|\014t\020\3521\362p\306\376\205\003x\327\047\321=9a\201\047\376\365v\346t\376\266\252\2443\351jz\2345\363\372h\376\375h-\332\211\313\361\346h\376\226*\235\316/F\013\321\253\342\274x-*E\367\242\237TYm\252\352h\376\017\321\346\333\231_\357\\Y\270\255>K\032i5\335\317f\263\262~v\047\351\244\365\224f\313\031\254\334Ts\352IRJ\312\227\2667\342}\365\236\"\252\375\353\342\225\205k\321\325\250\023\327c\252VTMY\311lr7\331O\337KI*\262\273\331^&\362\215~{0?\330\036\264GK\327\243_T]\331P\331KD\3720k\344\325|\277?\327\337\324\242\237\325NRN\266\022\232\256\244\333\351I\276\234\003\367\207\321\0335\243J\243k\357\217\226>\211\333\303\233\177\301\355\322r|_Ua\211\002\220v7\233nd\355|.\177\004\026\356<H7\323Zjes\331\243\354\307~\271\377\270\037\014V\006\325\301\353\341\253\203\341\301\177FK\037\305\013\361+0\361Wp\367q\372c^\306\273\275\274=\372h5\266\325\232\332M\352I\023\034X\240DGp\234\023\010\227n\002\307\rE.\302\000\311\352\236:IKi9\335:\213\370\227~\275O\007\313\203\315\321\203\247y)_\313k9\355/\367\237\r\353{\303= x=|\375\303\350\376\203\364IV\312\312\310\302\227W\026n\251k\311j\322N\347\322Gi]s}Uu\200\202\246\313i\221\205\005u\220l&\325KY(\3057bk\234\207\323\371O\342@-+\350.F\263\321\335h/\022\361Z\\\203|N}5!u\271\200\330\311""\352\031\315W\nL\267\006\345\301\326\200\002\227\246\277\207\370V\324\266\n\222\225\344\273t\047+g[\320\\\316\267\240\271\212\024\316A\227hE\021\177~Au{R/+Y\r\352\253y\247\210\036|\217mj|\"YKj@p+\373<\237)|[\310\371\323\301\316po\177\270?e\344\035u\013I\275\233\3767\013\362\322y\025\314/E\265\250\021WQ\200\263\n\034\374Q\207|=\n\342\325\270\215\233\265\002SI\3234s\212\212Y\\\212\236\203%\022\267u\311\224\343?\201\327v23\232\277\3726\214\252z\371\031\266~\320\024\352\303OP\371Jw\210>\234\304\245\"\316\222>\364\342\231\211\035\034\376\027o\306\337\351\362\233\330\211\352\021\211\n\31116\002F\266b\362\033\307\016\024-\030*]\360\257U\306\304O\216N\334A]\223)\234\247\360\263?F|Iv\311\226F\267\202@\352\323W[S\250\220\\X\340L/\3351\330\311rIex\3653\365\357\344\266\256\302\323\017>U\337\247\245\321\322\247E\247\221\323\017>\034-\255j\303\250\306\372\350\035v\257\237\315\200\177\240Pu\366fF7VG\037\337V\367\223jR\037\375\275\326/\377\037\026Nx1";
+    PyObject *data = __Pyx_DecompressString(cstring, 1735, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2370 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add}_\231 ecoll\266@\376+\000s.abcdi\177sableen\002\001\357gcis\004\003dlo\377g_joint_\316\303\000ms:\215@\325@si\357sten\336 rra\373y \217\"sno d\377efault _\377_reduce_\357_ duw\002non\275-\334@vial\033\000c\377init__sr\377c_c/topi\377cs/_lda_\377gibbs.py?xsweepR\030\031\004\334\376\000\333@ken\270\"do\327cum\223\001%\302`reY \377A\310!he\306`d\202@\377of its b_lock\047\366\"-\305\000gpsu\361\002\244aal\031\000\366\270@ a\325\002data\341.\013\020\200c\322\204\001\257\204\003s.A\377SCIIBBdB\177wDEllip\237 \377KNSequen\327ceV\220\205\001.\225\205\007__\367Pyx\001\000Dict\377_NextRef\263__\271D\263 __\216b_\375_\001\005getite\345m\r\001d0\001\027\000fun\231c\035\001\030\000st\352`)\001i\357mpor\326 __m\367ain;\001modu\335lM\002nam\002\003ew\374T\001\341 _check\003suT\000\n\001?\004\025\001\274`\271@\326\037\001un\232@k?\000En\346 \005vt\245a\230\001qua\021lO\005\351E\362Fc\214\205\002\277\001\205d{ex\314\001set_\203\005\307set\262\006\003\006.\007te\375s\310\001is_cor\377outineab\357cacc\235E_bu\377fferalph\377aasyncio\375.\"\006sbbase\376\346B_ptrcch\326\220 clB\000_\230 tr\377acebackc\337ntcou\000\002nt\377ersctxcu\377rsorddel\257tadl\322`_@\003l\001j\002\007O\000\025\001\003\001\250\"\242\000\203\211\003\337empty\361@od\363ee\260 \203\207\002erro\377retaflag\177sformat\326\207\004\377iidindex?int64i\210\000\342A\375s\000\002izeklg\371_\330\002\005\000docleqn\016\000E""\000\205\206\014mem\313\210\001\276\303\210\001nn_th\350\210\001s\376\353Andimndk\357nknp\273@pyn\277wkoobj\310 p\376\367\000partpop\367reg\311\206\001rssc\177ratch_d\001\005\377iseedset\370\317\206\004\340\206\003\224\000slice\227_of\364`r\273C\300\205\002t\377opstream\357_uni\342\001sstOruct\306\206\002\313\206\002_\347\002\374\320`\365 update\377valuesvb_fast.\203\207\003.\377\206\007\005v\261 w\207@\367&\002\010\320@\027\001\377sxzzeros\377O\200\001\340\004\032\230.\377\250\001\250\026\250w\260g\377\270Q\330\004\n\210\"\210\377F\220!\2201\330\004\031\377\230\021\340\004\010\210\005\210\375U\013\002\010\t\210\021\210%\377\210{\230!\2301\230A\377\330\004\013\2101\200\001\360\377\036\000\005\032\230\035\240f\377\250A\250S\260\002\260!\3763\001\036\240v\250Q\250c\367\260\022\260C\000\030\230\003\230\3176\240\021\240\027\000\000\010\025\220\377S\230\006\230a\230q\360\377\010\000\005\t\210\007\210v\377\220Q\220c\230\023\230B\377\230b\240\002\240#\240S\377\250\006\250a\250s\260#\377\260R\260s\270-\300q\377\310\004\310C\310q\330\014\177\017\210~\230Q\230d \000\377R\240s\250,\260f\270\177A\270S\300\003\3001\027\001\377}\230F\240!\2403\240\377c\250\023\250C\250z\270\377\022\2701\330\010\016\210j\377\230\001\230\021\330\t\n\330\177\014\027\220q\320\030;\023\000\277\014\022\220*\230AG\000c\374\231\000k\001\002\250-\260q\270\367\003\2702\203 \036+\2501\377\250B\250b\260\003\2602\377\260]\300!\3004\300r\377\310\023\310A\310X\320U\377V\320VW\330\014\020\220\327\005\220U\207 =\271 \024\250\367]\270!5\000R\270q\330\377\020\026\220d\230\"\230I/\240Q\240g\201 b\220 \276\001\267w\270a\032\000\014\030\205\000\025\363\230a{\t\342 \230%\230z\277\250\021\250!\2503\351\006~\377\300Q\300c\310\022\3101\377\330+9\270\021\270\"\270\377B\270c\300\022\300>\320\357QR\320R\177\000X\320X\377Y\330*+\2506\260\021\373\260!\203@0\000\005\031\230\377\t\240\026\240q\250\003\250\3732\250\305@\030\230\007\230v\336\203\000c\250\022\250\201B\005\230\317V\2401\240\265@\206H\021\220\367\025\220b\202C\340""\004\027\220\357r\230\022\230\365@\010\210\002\377\210#\210R\210s\220\"\273\220B\035\000\003\2307\316$\022\376\236\002v\260Q\260c\270\023\376\217\002\031\310!\3103\310c\364\225\000\226Ay\345 \023\230C\230\377r\240\023\240H\250F\260w!\2603\047\000\022\2703\273\000\245\026\300@\003)\000\373\000\017X\000&\272 \010C\251d\023\260BV\000\026\303\270v\371\002\355 N\003\244as\240\367\"\240B\324@\031\260&\270\365\001w\002b\361@9\310F\320\317RS\320S\212%\232`y\230\376%\007b\250\002\250#\250Z\357\260r\270\021\374G\004\014\210\337B\210f\220A\376`\002\230\357!\330\004\033\357\001\017\210r?\220\026\220q\230\002\271@\273\001\327\021\330\004\251@\340\257`\010\014\333\210E\243 a\220\370`\022\220\367!\2205\325 q\240\001\330\377\004\007\320\007\035\230T\240\375\032\353!\340\010\013\2105\220\353\001\330\004\000=\350`\031\240!\375\240\365`\013\210;\220a\220\371w\342\204\001\026\001:\220Q\220fD\357a#\0019~\000\274a\"\002<w\000\317\010\240\001\240\243\000C\002\220\021\376\353\205\003\013\2107\220!\2203\352B\000s\247\000\010\000\014\013\2106\232&\000\"\307\000Q\330v\007.\0019\337\230A\230S\240\212\0027\220U)\367\205\004\010\211\003ye\000\023\204`\020I\002\021\010?\n\232\001S\257\205\002/\004}\000\223\2301\261\004\270\004\330\212\003\360\0018\341\220\351\002\000\004\330\000\"\005\r\034\230\277M\250\021\330\014\034\345\205\002a\353\340\010\276!3\343\206\002A\230Y\377\240a\240t\2501\250G\357\2601\260D\322@\026\270q\277\300\004\300A\300U\320`4\357\310q\320P\341\204\001\320YZ\367\330\023\024\340\001\220d\230!\377\2303\230a\230s\240$\3527\000s\253\205\002d\340`2\260Q\377\260d\270+\300[\320P\367Q\320Q\213`T\320TU\377\330\023\032\230%\230v\240\377V\2507\260-\270q\330\272\273L\017\347\207\006G\2401\326`b\377\250\001\330\025\026\330\024\032\377\230*\240A\240Q\330@\007B\300!";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2370, 2987);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2252 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add}_\231 ecoll\266@\376+\000s.abcdi\177sableen\002\001\357gcis\004\003dlo\377g_joint_\316\303\000ms:\215@\325@si\357sten\336 rra\373y \217\"sno d\377efault _\377_reduce_\357_ duw\002non\275-\334@vial\033\000c\377init__sr\377c_c/topi\377cs/_lda_\377gibbs.py?xsweepR\030\031\004\334\376\000\333@ken\270\"do\327cum\223\001%\302`reY \377A\310!he\306`d\202@\377of its b_lock\047\366\"-\305\000gpsu\361\002\244aal\031\000\366\270@ a\325\002data\341.\013\020\200c\322\204\001\257\204\003s.A\377SCIIBBdB\177wDEllip\237 \377KNSequen\327ceV\220\205\001.\225\205\007__\367Pyx\001\000Dict\377_NextRef\263__\271D\263 __\216b_\375_\001\005getite\345m\r\001d0\001\027\000fun\231c\035\001\030\000st\352`)\001i\357mpor\326 __m\367ain;\001modu\335lM\002nam\002\003ew\374T\001\341 _check\003suT\000\n\001?\004\025\001\274`\271@\326\037\001un\232@k?\000En\346 \005vt\245a\230\001qua\021lO\005\351E\362Fc\214\205\002\277\001\205d{ex\314\001set_\203\005\307set\262\006\003\006.\007te\375s\310\001is_cor\377outineab\357cacc\235E_bu\377fferalph\377aasyncio\375.\"\006sbbase\376\346B_ptrcch\326\220 clB\000_\230 tr\377acebackc\337ntcou\000\002nt\377ersctxcu\377rsorddel\257tadl\322`_@\003l\001j\002\007O\000\025\001\003\001\250\"\242\000\203\211\003\337empty\361@od\363ee\260 \203\207\002erro\377retaflag\177sformat\326\207\004\377iidindex?int64i\210\000\342A\375s\000\002izelg_\374\327\002\005\000doclen8\016\000D\000""\204\206\014mem\312\210\001\302\210\001_nn_th\347\210\001s\352A\377ndimndkn\367knp\272@pynw_koobj\307 p\366\000\377partpopr\363eg\310\206\001\366\000ratc\337h_dsc\003\003is?eedset\315\206\004\336\206\003\376\222\000slice_o\345f\362`r\271C\276\205\002top\377stream_u\373ni\340\001sstru\023ct\304\206\002\311\206\002_\345\002\316`\363 \377updateva\377luesvbfaWst.\201\207\003.\375\206\007v\257 \301w\205@\365&\002\010\316@\027\001sx\377zzerosO\200\377\001\340\004\032\230.\250\001\377\250\026\250w\260g\270Q\377\330\004\n\210\"\210F\220\377!\2201\330\004\031\230\021\177\340\004\010\210\005\210U\013\002\377\010\t\210\021\210%\210{\377\230!\2301\230A\330\004\377\013\2101\200\001\360\036\000\377\005\032\230\035\240f\250A\277\250S\260\002\260!3\001\036\377\240v\250Q\250c\260\022\375\260C\000\030\230\003\2306\240\363\021\240\027\000\000\010\025\220S\230\377\006\230a\230q\360\010\000\377\005\t\210\007\210v\220Q\377\220c\230\023\230B\230b\377\240\002\240#\240S\250\006\377\250a\250s\260#\260R\377\260s\270-\300q\310\004\377\310C\310q\330\014\017\210\337~\230Q\230d \000R\240\377s\250,\260f\270A\270\337S\300\003\3001\027\001}\230\377F\240!\2403\240c\250\377\023\250C\250z\270\022\270\3771\330\010\016\210j\230\001\377\230\021\330\t\n\330\014\027\337\220q\320\030;\023\000\014\022/\220*\230AG\000c\231\000k\001\377\002\250-\260q\270\003\270\3752\203 \036+\2501\250B\377\250b\260\003\2602\260]\377\300!\3004\300r\310\023\377\310A\310X\320UV\320\377VW\330\014\020\220\005\220\365U\207 =\271 \024\250]\270\375!5\000R\270q\330\020\026\377\220d\230\"\230I\240Q\313\240g\201 b\220 \276\001w\270\355a\032\000\014\030\205\000\025\230a\374{\t\342 \230%\230z\250\021\357\250!\2503\351\006~\300Q\377\300c\310\022\3101\330+\3779\270\021\270\"\270B\270\377c\300\022\300>\320QR\373\320R\177\000X\320XY\330\377*+\2506\260\021\260!\376\203@0\000\005\031\230\t\240\377\026\240q\250\003\2502\250\276\305@\030\230\007\230v\203\000c\367\250\022\250\201B\005\230V\240\3631\240\265@\206H\021\220\025\220\375b\202C\340\004""\027\220r\230\373\022\230\365@\010\210\002\210#\377\210R\210s\220\"\220B\256\035\000\003\2307\316$\022\236\002v\277\260Q\260c\270\023\217\002\031?\310!\3103\310c\225\000\226A\375y\345 \023\230C\230r\240\377\023\240H\250F\260!\260]3\047\000\022\2703\273\000\026\300@\251\003)\000\373\000\017X\000& \010C\356\251d\023\260BV\000\026\270v\360\371\002\355 N\003\244as\240\"\240}B\324@\031\260&\270\001w\002\375b\361@9\310F\320RS\263\320S\212%\232`y\230%\007b\377\250\002\250#\250Z\260r\373\270\021\374G\004\014\210B\210\367f\220A\376`\002\230!\330\373\004\033\357\001\017\210r\220\026\317\220q\230\002\271@\273\001\021\330\365\004\251@\340\257`\010\014\210E\366\243 a\220\370`\022\220!\220\3755\325 q\240\001\330\004\007\257\200u\210A\003\001}I\000Y|\307\204\001\020\001{\220!\2207\236\205\001\236\035\001z\220\021\220\344\001K\000\007\317\200y\220\001A\0048\000|\220\3471\220H\373aA\004\210Q\210\327a\210qQ\001w\006\000s\220\237!\2203\220a\000\014o\001v\n&\000bF\000\021u\010.\001\363#\212\002\377w\210i\220v\230Q\230}a\207\0059\230A\230S\254\003(\017\n?\n\232\001\023\222 Q\275\005}\000\201\220\214\002\265\000\351\001\000\004\234\000\367\001x\370\247\003\000\004\026\n\320\007\035\230T\373\240\032\202\204\001\340\r\034\230M\337\250\021\330\014\034\345\205\002a\340\277\r\016\330\014\026\220\311 \230\257\005\230Q\330\317,\017\373\206\006G\373\2401\352@b\250\001\330\025\377\026\330\024\032\230*\240A\177\240Q\330@B\300!";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2252, 2877);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (2987 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledlog_joint_terms: inconsistent array shapesno default __reduce__ due to non-trivial __cinit__src_c/topics/_lda_gibbs.pyxsweep: inconsistent array shapessweep: the tokens of document %d are not in the order of its block\047s sub-stepsunable to allocate array data.unable to allocate shape and strides.ASCIIBBdBwDEllipsisKNSequenceVView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineabcaccallocate_bufferalphaasyncio.coroutinesbbaseblock_ptrcchaincline_in_tracebackcntcountcountersctxcursorddeltadldoc_block_ljdoc_block_ptrdoc_ptrdtype_is_objectemptyencodeenumerateerroretaflagsformatfortraniidindexint64intcitemsitemsizeklg_alphalg_doclenlg_etalog_joint_termsmemviewmodenn_threadsnamendimndknknpnumpynwkoobjoutpackpartpopregistersscratch_dscratch_iseedsetdefaultshapesizeslice_ofstartstatestepstopstream_uniformsstructsweepsweep_indexunpackupdatevaluesvbfast.topics._lda_gibbsvetaword_block_ljword_block_ptrwordsxzzerosO\200\001\340\004\032\230.\250\001\250\026\250w\260g\270Q\330\004\n\210\"\210F\220!\2201\330\004\031\230\021\340\004\010\210\005\210U\220!\2201\330\010\t\210\021\210%\210{\230!\2301\230A\330\004\013\2101\200\001\360\036\000\005\032\230\035\240f\250A\250S\260\002\260!\330\004\031\230\036\240v\250Q\250c""\260\022\2601\330\004\030\230\003\2306\240\021\240!\330\004\030\230\003\2306\240\021\240!\330\004\025\220S\230\006\230a\230q\360\010\000\005\t\210\007\210v\220Q\220c\230\023\230B\230b\240\002\240#\240S\250\006\250a\250s\260#\260R\260s\270-\300q\310\004\310C\310q\330\014\017\210~\230Q\230d\240#\240R\240s\250,\260f\270A\270S\300\003\3001\330\014\017\210}\230F\240!\2403\240c\250\023\250C\250z\270\022\2701\330\010\016\210j\230\001\230\021\330\t\n\330\014\027\220q\320\030;\2701\330\014\022\220*\230A\230Q\230c\240\021\240#\240S\250\002\250-\260q\270\003\2702\270Q\330\036+\2501\250B\250b\260\003\2602\260]\300!\3004\300r\310\023\310A\310X\320UV\320VW\330\014\020\220\005\220U\230!\230=\250\001\250\024\250]\270!\2702\270R\270q\330\020\026\220d\230\"\230I\240Q\240g\250Q\250b\260\002\260#\260R\260w\270a\270q\330\014\030\230\001\230\025\230a\330\014\027\220q\320\030;\2701\330\014\031\230\021\230%\230z\250\021\250!\2503\250a\250s\260#\260R\260~\300Q\300c\310\022\3101\330+9\270\021\270\"\270B\270c\300\022\300>\320QR\320RV\320VX\320XY\330*+\2506\260\021\260!\200\001\3600\000\005\031\230\t\240\026\240q\250\003\2502\250Q\330\004\030\230\007\230v\240Q\240c\250\022\2501\330\004\030\230\005\230V\2401\240A\330\004\030\230\003\2306\240\021\240!\330\004\021\220\025\220b\230\006\230a\230q\340\004\027\220r\230\022\2301\330\004\010\210\002\210#\210R\210s\220\"\220B\220b\230\003\2307\240!\2403\240c\250\022\2503\250a\250v\260Q\260c\270\023\270B\270c\300\031\310!\3103\310c\320QR\330\014\017\210y\230\001\230\023\230C\230r\240\023\240H\250F\260!\2603\260c\270\022\2703\270c\300\026\300q\310\003\3103\310a\330\014\017\210s\220&\230\001\230\023\230C\230r\240\023\240C\240v\250Q\250c\260\023\260B\260c\270\026\270v\300Q\300c\310\023\310A\330\014\017\210y\230\006\230a\230s\240\"\240B\240c\250\031\260&\270\001\270\023\270B\270b\300\003\3009\310F\320RS\320SV\320VX\320XY\330\014\017\210y\230\006\230a\230s\240\"\240B\240b\250\002\250#\250Z\260r\270\021\330\010\016\210j\230\001\230\021\330\004\014\210B\210f""\220A\220S\230\002\230!\330\004\033\2301\330\004\017\210r\220\026\220q\230\002\230\"\230C\230r\240\021\330\004\030\230\001\340\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220!\2205\230\007\230q\240\001\330\004\007\320\007\035\230T\240\032\2502\250Q\340\010\013\2105\220\001\330\010\013\210=\230\001\230\031\240!\2401\330\010\013\210;\220a\220w\230a\230q\330\010\013\210:\220Q\220f\230A\230Q\330\010\013\2109\220A\220U\230!\2301\330\010\013\210<\220q\230\010\240\001\240\021\330\010\013\2105\220\001\220\021\220!\2201\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2107\220!\2203\220a\220s\230!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2105\220\001\330\010\013\2107\220!\2209\230A\230S\240\001\330\010\013\2107\220)\2306\240\021\240!\330\010\013\210;\220a\220y\240\001\240\023\240A\330\010\013\2107\220)\2306\240\021\240!\330\010\013\2106\220\021\220\"\220A\220Q\330\010\013\2109\220A\220S\230\001\230\021\330\010\013\210;\220a\220s\230!\2301\330\010\013\2109\220A\330\010\013\2109\220A\330\010\013\2107\220!\330\010\013\2108\2201\330\010\013\2108\2201\330\010\013\2109\220A\330\010\013\2109\220A\330\r\034\230M\250\021\330\014\034\230A\230Q\230a\340\010\022\220!\2203\220c\230\023\230A\230Y\240a\240t\2501\250G\2601\260D\270\001\270\026\270q\300\004\300A\300U\310!\3104\310q\320PX\320XY\320YZ\330\023\024\220A\220Q\220d\230!\2303\230a\230s\240$\240a\240s\250!\2503\250d\260!\2602\260Q\260d\270+\300[\320PQ\320QS\320ST\320TU\330\023\032\230%\230v\240V\2507\260-\270q\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\017\210v\220Q\220c\230\023\230G\2401\240B\240b\250\001\330\025\026\330\024\032\230*\240A\240Q\330@B\300!";
+    #else /* compression: none (2877 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abcdisableenablegcisenabledlog_joint_terms: inconsistent array shapesno default __reduce__ due to non-trivial __cinit__src_c/topics/_lda_gibbs.pyxsweep: inconsistent array shapessweep: the tokens of document %d are not in the order of its block\047s sub-stepsunable to allocate array data.unable to allocate shape and strides.ASCIIBBdBwDEllipsisKNSequenceVView.MemoryView__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutineabcaccallocate_bufferalphaasyncio.coroutinesbbaseblock_ptrcchaincline_in_tracebackcntcountcountersctxcursorddeltadldoc_block_ljdoc_block_ptrdoc_ptrdtype_is_objectemptyencodeenumerateerroretaflagsformatfortraniidindexint64intcitemsitemsizelg_alphalg_doclenlg_etalog_joint_termsmemviewmodenn_threadsnamendimndknknpnumpynwkoobjoutpackpartpopregisterscratch_dscratch_iseedsetdefaultshapesizeslice_ofstartstatestepstopstream_uniformsstructsweepsweep_indexunpackupdatevaluesvbfast.topics._lda_gibbsvetaword_block_ljword_block_ptrwordsxzzerosO\200\001\340\004\032\230.\250\001\250\026\250w\260g\270Q\330\004\n\210\"\210F\220!\2201\330\004\031\230\021\340\004\010\210\005\210U\220!\2201\330\010\t\210\021\210%\210{\230!\2301\230A\330\004\013\2101\200\001\360\036\000\005\032\230\035\240f\250A\250S\260\002\260!\330\004\031\230\036\240v\250Q\250c""\260\022\2601\330\004\030\230\003\2306\240\021\240!\330\004\030\230\003\2306\240\021\240!\330\004\025\220S\230\006\230a\230q\360\010\000\005\t\210\007\210v\220Q\220c\230\023\230B\230b\240\002\240#\240S\250\006\250a\250s\260#\260R\260s\270-\300q\310\004\310C\310q\330\014\017\210~\230Q\230d\240#\240R\240s\250,\260f\270A\270S\300\003\3001\330\014\017\210}\230F\240!\2403\240c\250\023\250C\250z\270\022\2701\330\010\016\210j\230\001\230\021\330\t\n\330\014\027\220q\320\030;\2701\330\014\022\220*\230A\230Q\230c\240\021\240#\240S\250\002\250-\260q\270\003\2702\270Q\330\036+\2501\250B\250b\260\003\2602\260]\300!\3004\300r\310\023\310A\310X\320UV\320VW\330\014\020\220\005\220U\230!\230=\250\001\250\024\250]\270!\2702\270R\270q\330\020\026\220d\230\"\230I\240Q\240g\250Q\250b\260\002\260#\260R\260w\270a\270q\330\014\030\230\001\230\025\230a\330\014\027\220q\320\030;\2701\330\014\031\230\021\230%\230z\250\021\250!\2503\250a\250s\260#\260R\260~\300Q\300c\310\022\3101\330+9\270\021\270\"\270B\270c\300\022\300>\320QR\320RV\320VX\320XY\330*+\2506\260\021\260!\200\001\3600\000\005\031\230\t\240\026\240q\250\003\2502\250Q\330\004\030\230\007\230v\240Q\240c\250\022\2501\330\004\030\230\005\230V\2401\240A\330\004\030\230\003\2306\240\021\240!\330\004\021\220\025\220b\230\006\230a\230q\340\004\027\220r\230\022\2301\330\004\010\210\002\210#\210R\210s\220\"\220B\220b\230\003\2307\240!\2403\240c\250\022\2503\250a\250v\260Q\260c\270\023\270B\270c\300\031\310!\3103\310c\320QR\330\014\017\210y\230\001\230\023\230C\230r\240\023\240H\250F\260!\2603\260c\270\022\2703\270c\300\026\300q\310\003\3103\310a\330\014\017\210s\220&\230\001\230\023\230C\230r\240\023\240C\240v\250Q\250c\260\023\260B\260c\270\026\270v\300Q\300c\310\023\310A\330\014\017\210y\230\006\230a\230s\240\"\240B\240c\250\031\260&\270\001\270\023\270B\270b\300\003\3009\310F\320RS\320SV\320VX\320XY\330\014\017\210y\230\006\230a\230s\240\"\240B\240b\250\002\250#\250Z\260r\270\021\330\010\016\210j\230\001\230\021\330\004\014\210B\210f""\220A\220S\230\002\230!\330\004\033\2301\330\004\017\210r\220\026\220q\230\002\230\"\230C\230r\240\021\330\004\030\230\001\340\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220!\2205\230\007\230q\240\001\330\004\007\200u\210A\330\004\007\200}\220A\220Y\230a\230q\330\004\007\200{\220!\2207\230!\2301\330\004\007\200z\220\021\220&\230\001\230\021\330\004\007\200y\220\001\220\025\220a\220q\330\004\007\200|\2201\220H\230A\230Q\330\004\007\200u\210A\210Q\210a\210q\330\004\007\200w\210a\210s\220!\2203\220a\330\004\007\200w\210a\210s\220!\2203\220a\330\004\007\200v\210Q\210b\220\001\220\021\330\004\007\200u\210A\330\004\007\200w\210a\210y\230\001\230\023\230A\330\004\007\200w\210i\220v\230Q\230a\330\004\007\200{\220!\2209\230A\230S\240\001\330\004\007\200w\210i\220v\230Q\230a\330\004\007\200v\210Q\210b\220\001\220\021\330\004\007\200y\220\001\220\023\220A\220Q\330\004\007\200{\220!\2203\220a\220q\330\004\007\200y\220\001\330\004\007\200y\220\001\330\004\007\200w\210a\330\004\007\200x\210q\330\004\007\200x\210q\330\004\007\200y\220\001\330\004\007\200y\220\001\330\004\007\320\007\035\230T\240\032\2502\250Q\340\r\034\230M\250\021\330\014\034\230A\230Q\230a\340\r\016\330\014\026\220a\220q\230\005\230Q\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\017\210v\220Q\220c\230\023\230G\2401\240B\240b\250\001\330\025\026\330\024\032\230*\240A\240Q\330@B\300!";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 154; i++) {
+    for (int i = 0; i < 152; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 29) PyUnicode_InternInPlace(&string);
@@ -23028,8 +22975,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 154; i < 158; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-154].length;
+    for (int i = 152; i < 156; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-152].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -23039,14 +22986,14 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 158; i++) {
+    for (Py_ssize_t i = 0; i < 156; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 154;
+      PyObject **table = stringtab + 152;
       for (Py_ssize_t i=0; i<4; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -23112,7 +23059,7 @@ typedef struct {
     unsigned int argcount : 5;
     unsigned int num_posonly_args : 1;
     unsigned int num_kwonly_args : 1;
-    unsigned int nlocals : 6;
+    unsigned int nlocals : 5;
     unsigned int flags : 10;
     unsigned int first_line : 8;
 } __Pyx_PyCode_New_function_description;
@@ -23134,17 +23081,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 87};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 82};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_n_u_part, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_o, __pyx_mstate->__pyx_n_u_i};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_stream_uniforms, __pyx_mstate->__pyx_kp_b_iso88591_wgQ_F_1_U_1_1A_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {17, 0, 0, 32, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 98};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_words, __pyx_mstate->__pyx_n_u_slice_of, __pyx_mstate->__pyx_n_u_block_ptr, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_nk, __pyx_mstate->__pyx_n_u_cursor, __pyx_mstate->__pyx_n_u_scratch_i, __pyx_mstate->__pyx_n_u_scratch_d, __pyx_mstate->__pyx_n_u_alpha, __pyx_mstate->__pyx_n_u_eta, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep_index, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_B, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_veta, __pyx_mstate->__pyx_n_u_delta, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_n_u_cnt, __pyx_mstate->__pyx_n_u_ctx};
+    const __Pyx_PyCode_New_function_description descr = {17, 0, 0, 29, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 93};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_words, __pyx_mstate->__pyx_n_u_slice_of, __pyx_mstate->__pyx_n_u_block_ptr, __pyx_mstate->__pyx_n_u_z, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_nk, __pyx_mstate->__pyx_n_u_cursor, __pyx_mstate->__pyx_n_u_scratch_i, __pyx_mstate->__pyx_n_u_scratch_d, __pyx_mstate->__pyx_n_u_alpha, __pyx_mstate->__pyx_n_u_eta, __pyx_mstate->__pyx_n_u_seed, __pyx_mstate->__pyx_n_u_chain, __pyx_mstate->__pyx_n_u_sweep_index, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_B, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_veta, __pyx_mstate->__pyx_n_u_delta, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_counters, __pyx_mstate->__pyx_n_u_cnt, __pyx_mstate->__pyx_n_u_ctx};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_sweep, __pyx_mstate->__pyx_kp_b_iso88591_0_q_2Q_vQc_1_V1A_6_b_aq_r_1_Rs, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 219};
+    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 19, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 201};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_doc_ptr, __pyx_mstate->__pyx_n_u_ndk, __pyx_mstate->__pyx_n_u_nwk, __pyx_mstate->__pyx_n_u_doc_block_ptr, __pyx_mstate->__pyx_n_u_word_block_ptr, __pyx_mstate->__pyx_n_u_lg_alpha, __pyx_mstate->__pyx_n_u_lg_doclen, __pyx_mstate->__pyx_n_u_lg_eta, __pyx_mstate->__pyx_n_u_doc_block_lj, __pyx_mstate->__pyx_n_u_word_block_lj, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_Bd, __pyx_mstate->__pyx_n_u_Bw, __pyx_mstate->__pyx_n_u_D, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_acc};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_src_c_topics__lda_gibbs_pyx, __pyx_mstate->__pyx_n_u_log_joint_terms, __pyx_mstate->__pyx_kp_b_iso88591_fAS_vQc_1_6_6_S_aq_vQc_Bb_S_as, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
@@ -26433,6 +26380,61 @@ static CYTHON_INLINE long __Pyx_div_long(long a, long b, int b_is_constant) {
         ((r != 0) & ((r ^ b) < 0))
     );
     return q - adapt_python;
+}
+
+/* ReleaseUnknownGil */
+static __Pyx_UnknownThreadState __Pyx_SaveUnknownThread(void) {
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (__Pyx_get_runtime_version() >= 0x030d0000) {
+        PyThreadState *ts = PyThreadState_Swap(NULL);
+        __Pyx_UnknownThreadState out = { ts, PyGILState_UNLOCKED  };
+        return out;
+    } else {
+        PyGILState_STATE gil_state = PyGILState_Ensure();
+        PyThreadState *ts = PyEval_SaveThread();
+        __Pyx_UnknownThreadState out = { ts, gil_state };
+        return out;
+    }
+#elif __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    return PyThreadState_Swap(NULL);
+#else
+  #if CYTHON_COMPILING_IN_PYPY || PY_VERSION_HEX < 0x030C0000
+    if (PyGILState_Check())
+  #else
+    if (_PyThreadState_UncheckedGet())  // UncheckedGet is a reliable check for the GIL from 3.12 upwards
+  #endif
+    {
+      return PyEval_SaveThread();
+    }
+    return NULL; // Nothing to release - we don't have the GIL
+#endif
+}
+static void __Pyx_RestoreUnknownThread(__Pyx_UnknownThreadState state) {
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+    if (!state.ts) return;
+    PyEval_RestoreThread(state.ts);
+    if (__Pyx_get_runtime_version() < 0x030d0000) {
+        PyGILState_Release(state.gil_state);
+    }
+#else
+    if (state) {
+        PyEval_RestoreThread(state);
+    }
+#endif
+}
+static CYTHON_INLINE int __Pyx_UnknownThreadStateDefinitelyHadGil(__Pyx_UnknownThreadState state) {
+  #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+  return ((state.ts != NULL) && (__Pyx_get_runtime_version() >= 0x030d0000));
+  #else
+  return state != NULL;
+  #endif
+}
+static CYTHON_INLINE int __Pyx_UnknownThreadStateMayHaveHadGil(__Pyx_UnknownThreadState state) {
+  #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+  return state.ts != NULL;
+  #else
+  return state != NULL;
+  #endif
 }
 
 /* AllocateExtensionType */

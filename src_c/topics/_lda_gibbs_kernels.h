@@ -216,31 +216,8 @@ VBF_DISPATCH(vbf_gibbs_pair, "avx2", vbf_cpu_avx2(),
              (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl, inv, A,
               pbuf, cum, alpha, eta, veta, rng))
 
-/* End of a sub-step: n_k += the changes of its B pairs (nkl: (B, ldi), each pair's n_k),
-   added in pair order (integers: any order gives the same, but this one is fixed anyway).
-   dl: (K,) workspace. */
-static inline void vbf_fold_nk(int64_t B, int K, const int32_t *nkl, int64_t ldi,
-                               int32_t *nk, int64_t *dl) {
-    int64_t b;
-    int k;
-    for (k = 0; k < K; k++) dl[k] = 0;
-    for (b = 0; b < B; b++)
-        for (k = 0; k < K; k++) dl[k] += nkl[b * ldi + k] - nk[k];
-    for (k = 0; k < K; k++) nk[k] += (int32_t)dl[k];
-}
-
-/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
-
-   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
-   (libgomp by default), and when another process shares the cores this hurts: a thread
-   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
-   other process there, and the thread still working shares its core with it (measured: two
-   threads slower than one on a machine with one core taken). Here the threads of one
-   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
-   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
-   short naps, which frees the core. Which thread runs which pair does not matter to the
-   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
-   pair in order), so this gives the same draws as the plain OpenMP loop. */
+/* The state of one sweep, shared by its threads and by both ways of running its sub-steps
+   (vbf_sweep_worker below, or an OpenMP loop in _lda_gibbs.pyx). */
 typedef struct {
     int64_t B;
     const int64_t *block_ptr, *doc_ptr;
@@ -259,6 +236,42 @@ typedef struct {
     uint64_t seed, chain, sweep;
 } vbf_sweep_ctx;
 
+/* Pair b of sub-step s: its n_k starts as the sub-step's, and it draws from its own stream,
+   keyed by (seed, chain, sweep, s B + b). */
+static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) {
+    int64_t B = c->B;
+    double *scratch = c->scratch + b * c->ldd;
+    memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
+    vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,
+                   c->slice_of, (int32_t)((b + s) % B), c->z, c->ndk, c->nwk, c->K,
+                   c->nkl + b * c->ldi, scratch, scratch + c->K, scratch + 2 * c->K,
+                   scratch + 3 * c->K, c->alpha, c->eta, c->veta,
+                   vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+}
+
+/* End of a sub-step: n_k += the changes of its B pairs, added in pair order (integers: any
+   order gives the same, but this one is fixed anyway). */
+static inline void vbf_fold_nk(const vbf_sweep_ctx *c) {
+    int64_t b;
+    int k;
+    for (k = 0; k < c->K; k++) c->dl[k] = 0;
+    for (b = 0; b < c->B; b++)
+        for (k = 0; k < c->K; k++) c->dl[k] += c->nkl[b * c->ldi + k] - c->nk[k];
+    for (k = 0; k < c->K; k++) c->nk[k] += (int32_t)c->dl[k];
+}
+
+/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
+
+   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
+   (libgomp by default), and when another process shares the cores this hurts: a thread
+   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
+   other process there, and the thread still working shares its core with it (measured: two
+   threads slower than one on a machine with one core taken). Here the threads of one
+   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
+   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
+   short naps, which frees the core. Which thread runs which pair does not matter to the
+   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
+   pair in order), so this gives the same draws as the plain OpenMP loop. */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -298,16 +311,10 @@ static void vbf_sweep_worker(vbf_sweep_ctx *c) {
         for (;;) {
             b = __atomic_fetch_add(&c->claim[s], 1, __ATOMIC_RELAXED);
             if (b >= B) break;
-            memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
-            vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr,
-                           c->cursor, c->words, c->slice_of, (int32_t)((b + s) % B), c->z,
-                           c->ndk, c->nwk, c->K, c->nkl + b * c->ldi, c->scratch + b * c->ldd,
-                           c->scratch + b * c->ldd + c->K, c->scratch + b * c->ldd + 2 * c->K,
-                           c->scratch + b * c->ldd + 3 * c->K, c->alpha, c->eta, c->veta,
-                           vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+            vbf_sweep_pair(c, s, b);
         }
         if (__atomic_add_fetch(&c->arrived[s], 1, __ATOMIC_ACQ_REL) == nt) {
-            vbf_fold_nk(B, c->K, c->nkl, c->ldi, c->nk, c->dl);
+            vbf_fold_nk(c);
             __atomic_store_n(&c->phase, (int)(s + 1), __ATOMIC_RELEASE);
         } else {
             vbf_wait_phase(&c->phase, (int)(s + 1));
