@@ -65,27 +65,11 @@ cdef char CH_T = b'T'
 cdef char CH_L = b'L'
 cdef char CH_U = b'U'
 
-# SplitMix64 (Steele, Lea & Flood 2014): the state advances by the golden-ratio increment and
-# each output is the state passed through this finaliser, so output i is a pure function of
-# (start, i) -- a counter-based generator, which is what lets any row be drawn independently.
-cdef uint64_t GOLDEN_GAMMA = 0x9E3779B97F4A7C15ULL
-
-
-cdef inline uint64_t _mix64(uint64_t z) noexcept nogil:
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline uint64_t _stream_start(uint64_t seed, uint64_t sweep) noexcept nogil:
-    """Start of the stream of one sweep: two mixing rounds so nearby (seed, sweep) pairs give
-    unrelated streams."""
-    return _mix64(_mix64(seed + GOLDEN_GAMMA) ^ (sweep * 0xD1B54A32D192ED03ULL + 1))
-
-
-cdef inline double _uniform(uint64_t stream, uint64_t row) noexcept nogil:
-    """Uniform on [0, 1) for one row: the top 53 bits of output ``row`` of the stream."""
-    return <double>(_mix64(stream + (row + 1) * GOLDEN_GAMMA) >> 11) * (1.0 / 9007199254740992.0)
+# The counter-based stream of the sampled-z pass: keyed by (seed, sweep), output ``row`` drawn
+# directly, so a row's uniform depends on nothing else.
+cdef extern from "vbf_rng.h":
+    uint64_t vbf_stream_key2(uint64_t seed, uint64_t a) noexcept nogil
+    double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -94,31 +78,73 @@ def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start
     import numpy as np
     out = np.empty(stop - start)
     cdef double[::1] o = out
-    cdef uint64_t stream = _stream_start(seed, sweep)
+    cdef uint64_t stream = vbf_stream_key2(seed, sweep)
     cdef Py_ssize_t i
     for i in range(stop - start):
-        o[i] = _uniform(stream, <uint64_t>(start + i))
+        o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))
     return out
 
 
-cdef void _chunk(
-    const floating* X, const double* weights, bint has_weights,
-    Py_ssize_t start, Py_ssize_t end, int D, int K, int cov_type,
-    const double* shift, const double* means, const double* prec_chol,
-    const double* aux, int n_aux, const double* log_const,
-    const double* resp_in, bint has_resp_in,
-    double* nk, double* s1, double* s2, double* ll, double* ent,
-    floating* resp_out, bint has_resp_out,
-    floating* log_prob_norm_out, bint has_lpn_out,
-    bint compute_stats,
-    bint sample_z, uint64_t stream, int* z_out, bint has_z_out,
-    double* xbuf, double* zbuf, double* lp,
-) noexcept nogil:
-    """Process rows [start, end) and add their statistics to one group's slot.
+cdef struct _GaussPass:
+    # What every chunk of one pass shares, built once by gmm_pass. An optional array is NULL
+    # when absent. The data and the per-row outputs are in X's dtype (float32 or float64), so
+    # they are _chunk's arguments: a fused type cannot be a struct field.
+    # IN
+    int D, K, cov_type
+    const double* weights      # (N,) sample weights; NULL: unit weights
+    const double* shift        # (D,) subtracted from every row
+    const double* means        # (K, D) shifted means
+    const double* prec_chol    # full (K, D, D), tied (D, D) upper factors; unused otherwise
+    const double* aux          # (K, n_aux) the a_k of the GEMM form; unused for full
+    int n_aux                  # >= 1 (a valid BLAS leading dimension even when unused)
+    const double* log_const    # (K,) the c_k
+    const double* resp_in      # (N, K) responsibilities to use; NULL: computed here
+    bint compute_stats         # accumulate N_k, S1, S2
+    bint sample_z              # draw z_n and count it (Gibbs)
+    uint64_t stream            # key of the draws' stream
+    # OUT: one slot per group g, at g times the sizes
+    double* nk                 # (G, K)
+    double* s1                 # (G, K D)
+    double* s2                 # (G, s2_size); NULL when s2_size is 0 (tied)
+    Py_ssize_t s2_size
+    double* ll                 # (G,) log-likelihood (complete-data with sample_z)
+    double* ent                # (G,) sum_n w_n sum_k r_nk log r_nk
+    int* z_out                 # (N,) the drawn z_n; NULL: not wanted
 
-    xbuf: (b, D) shifted rows; zbuf: (b, max(D, n_aux)) scratch; lp: (b, K) log rho, then
-    responsibilities (times the sample weight once the bound terms are taken).
+
+cdef void _chunk(
+    const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
+) noexcept nogil:
+    """Process rows [start, end) and add their statistics to group g's slot.
+
+    X: (N, D) rows; resp_out: (N, K) responsibilities, log_prob_norm_out: (N,) log p(x_n),
+    either NULL to skip. xbuf: (b, D) shifted rows; zbuf: (b, max(D, n_aux)) scratch; lp:
+    (b, K) log rho, then responsibilities (times the sample weight once the bound terms are
+    taken). Thread-private scratch stays out of the shared struct.
     """
+    # p's fields as locals: the loops below then read them from registers.
+    cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
+    cdef const double* weights = p.weights
+    cdef const double* shift = p.shift
+    cdef const double* means = p.means
+    cdef const double* prec_chol = p.prec_chol
+    cdef const double* aux = p.aux
+    cdef const double* log_const = p.log_const
+    cdef const double* resp_in = p.resp_in
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_in = resp_in != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint has_lpn_out = log_prob_norm_out != NULL
+    cdef bint compute_stats = p.compute_stats, sample_z = p.sample_z
+    cdef uint64_t stream = p.stream
+    cdef int* z_out = p.z_out
+    cdef bint has_z_out = z_out != NULL
+    cdef double* nk = p.nk + g * K
+    cdef double* s1 = p.s1 + g * K * D
+    cdef double* s2 = (p.s2 + g * p.s2_size) if p.s2 != NULL else <double*>NULL
+    cdef double* ll = p.ll + g
+    cdef double* ent = p.ent + g
     cdef int b = <int>(end - start)
     cdef int n, j, k, z
     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
@@ -232,7 +258,7 @@ cdef void _chunk(
             s = 0.0
             for k in range(K):
                 s = s + lp_n[k]
-            u = _uniform(stream, <uint64_t>(start + n)) * s
+            u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
             z = K - 1
             v = 0.0
             for k in range(K):
@@ -415,22 +441,34 @@ def gmm_pass(
                          "be empty")
     if has_z_out and (z_out.shape[0] != N or not sample_z):
         raise ValueError("z_out must be (N,) and needs sample_z")
-    cdef int idummy = 0
-    cdef int* z_ptr = &z_out[0] if has_z_out else &idummy
-    cdef uint64_t stream = _stream_start(seed, sweep)
 
-    # Empty memoryviews have no valid data pointer; point at a dummy instead.
+    # Empty memoryviews have no valid data pointer: absent optional arrays are NULL, and the
+    # unused factor or aux, handed to BLAS calls that do not read it, points at a dummy.
     cdef double dummy = 0.0
-    cdef floating fdummy = 0
-    cdef const double* w_ptr = &sample_weight[0] if has_weights else &dummy
-    cdef const double* prec_ptr = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
-    cdef const double* aux_ptr = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
-    cdef const double* resp_in_ptr = &resp_in[0, 0] if has_resp_in else &dummy
-    cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else &fdummy
-    cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else &fdummy
-    cdef double* s2_ptr = &s2_slots[0, 0] if s2_size > 0 else &dummy
-    if n_aux == 0:
-        n_aux = 1  # a valid leading dimension for BLAS even when unused
+    cdef _GaussPass p
+    p.D = D
+    p.K = K
+    p.cov_type = covariance_type
+    p.weights = &sample_weight[0] if has_weights else NULL
+    p.shift = &shift[0]
+    p.means = &means[0, 0]
+    p.prec_chol = &prec_chol[0] if prec_chol.shape[0] > 0 else &dummy
+    p.aux = &aux[0, 0] if aux.shape[0] > 0 and n_aux > 0 else &dummy
+    p.n_aux = n_aux if n_aux > 0 else 1
+    p.log_const = &log_const[0]
+    p.resp_in = &resp_in[0, 0] if has_resp_in else NULL
+    p.compute_stats = compute_stats
+    p.sample_z = sample_z
+    p.stream = vbf_stream_key2(seed, sweep)
+    p.nk = &nk_slots[0, 0]
+    p.s1 = &s1_slots[0, 0]
+    p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+    p.s2_size = s2_size
+    p.ll = &ll_slots[0]
+    p.ent = &ent_slots[0]
+    p.z_out = &z_out[0] if has_z_out else NULL
+    cdef floating* resp_out_ptr = &resp_out[0, 0] if has_resp_out else NULL
+    cdef floating* lpn_ptr = &log_prob_norm_out[0] if has_lpn_out else NULL
 
     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
@@ -447,14 +485,7 @@ def gmm_pass(
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
-                _chunk(&X[0, 0], w_ptr, has_weights, start, end, D, K, covariance_type,
-                       &shift[0], &means[0, 0], prec_ptr, aux_ptr, n_aux, &log_const[0],
-                       resp_in_ptr, has_resp_in,
-                       &nk_slots[g, 0], &s1_slots[g, 0],
-                       (s2_ptr + g * s2_size) if s2_size > 0 else s2_ptr,
-                       &ll_slots[g], &ent_slots[g],
-                       resp_out_ptr, has_resp_out, lpn_ptr, has_lpn_out,
-                       compute_stats, sample_z, stream, z_ptr, has_z_out, xbuf, zbuf, lp)
+                _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
         free(xbuf)
         free(zbuf)
         free(lp)

@@ -16,7 +16,7 @@ topic-word probabilities themselves for variational EM with point-estimate topic
 word-major, (V, K), so the K values of one word are contiguous.
 
 Topics whose gamma_dk has reached alpha exactly are skipped by later sweeps of the document,
-under a check at each sweep that they could not have changed a bit of gamma (see ``_doc``).
+under a check at each sweep that they could not have changed a bit of gamma (see ``_fixed_point``).
 
 After the loop, with the final t, the pass accumulates the expected topic-word statistics
 
@@ -128,7 +128,7 @@ cdef inline void _exp_expectation(int K, const double* gamma_d, double* t,
 
 
 # A skipped topic's share of any sum of the sweep stays below this fraction of the sum (see
-# _doc): 2^-56, a quarter of the half-ulp below which adding it cannot change a double.
+# _fixed_point): 2^-56, a quarter of the half-ulp below which adding it cannot change a double.
 cdef double _SKIP_TOL = 1.3877787807814457e-17
 
 
@@ -175,30 +175,243 @@ cdef double _doc_terms(
     return word
 
 
-cdef inline void _all_topics_live(int K, int Kp, Py_ssize_t n4, double* block,
-                                  const double** live_rows, int* live, double* live_t,
+cdef struct _LdaPass:
+    # What every document of one pass shares, built once by lda_pass.
+    # IN
+    const double* B            # (V, Kp) exp(E[log beta]) or beta, rows padded with zeros
+    const double* logB         # (V, K) log B, for the bound where exp underflows
+    const double* topic_max    # (>= K,) max_w B_wk, bounding a skipped topic's share
+    int K, Kp                  # topics, and K rounded up to 4
+    int max_iter
+    double alpha, tol, eps
+    double lg_alpha, lg_kalpha  # lgamma(alpha), lgamma(K alpha)
+    bint fast                  # scikit-learn's approximate digamma
+    bint do_bound              # the bound terms (and keep-better with gamma_prev)
+    Py_ssize_t block_cap       # doubles for a document's topic-major copy of B
+    # OUT
+    double* ratio_out          # (nnz,) c_p / (t_d . B_wp + eps) by absolute position; NULL: skip
+
+
+cdef struct _DocWork:
+    # One thread's workspace (allocated once, _work_alloc) and the state of the document in
+    # hand (set by _doc_load and the sweeps). Arrays of Kp start on 64 bytes.
+    double* gamma_d            # IN/OUT (K,) the document's gamma
+    Py_ssize_t n, n4           # its distinct words, and that rounded up to 4
+    const double** rows        # (n,) its words' rows of B
+    double* cnt                # (n4,) its counts, zero past n
+    double* inv_cnt            # (n4,) 1 / cnt where cnt > 0, else 0
+    double* t                  # (Kp,) exp(E[log theta]) (word-major sweeps, and at the end)
+    double* elog               # (Kp,) E[log theta] at the end
+    double* acc                # (Kp,) the word-major sweep's sums
+    double* ratio              # (n4,) the sweep's c_j / (t . B_wj + eps)
+    double* t_prev             # (Kp,) t, and
+    double* elog_prev          # (Kp,) E[log theta], of gamma_prev (keep-better)
+    # the topic-major sweeps over the live topics (see _fixed_point)
+    bint blocked               # the document has a topic-major copy
+    bint may_drop              # dead topics may still leave the list
+    double* block              # ((Kp + 1) n4) the copy, the last row zeros
+    const double** live_rows   # (Kp + 1,) the live topics' rows of the copy, then zero rows
+    int* live                  # (Kp + 1,) the live topics
+    int Ka, Ka4                # live topics, and that rounded up to 4
+    double* live_t             # (Kp,) their t, zeros past Ka
+    double* live_gamma         # (Kp + 1,) their gamma, then alpha (the dropped topics')
+    double* live_acc           # (Kp,) the live sweep's sums
+    double t_dead              # the dropped topics' common t
+    double dead_max, dead_sum  # max and sum of topic_max over the dropped topics
+    int outcome                # 0: no topic dropped, 1: some dropped, 2: a check failed
+    # allocations
+    double* work_
+    double* live_work_
+
+
+cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
+                      Py_ssize_t block_cap) noexcept nogil:
+    # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time), and
+    # start on 64 bytes (malloc gives 16), so no 32-byte load of t straddles cache lines
+    w.work_ = <double*>calloc(5 * Kp + 2 * max_nnz + 18, sizeof(double))
+    w.t = <double*>((<size_t>w.work_ + 63) & ~(<size_t>63))
+    w.rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
+    w.elog = w.t + Kp
+    w.acc = w.t + 2 * Kp
+    w.cnt = w.t + 3 * Kp
+    w.ratio = w.cnt + max_nnz + 5
+    w.t_prev = w.ratio + max_nnz + 5
+    w.elog_prev = w.t_prev + Kp
+    w.live_work_ = <double*>calloc(3 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
+    w.live_t = <double*>((<size_t>w.live_work_ + 63) & ~(<size_t>63))
+    w.live_gamma = w.live_t + Kp + 8
+    w.live_acc = w.live_gamma + Kp + 8
+    w.inv_cnt = w.live_acc + Kp + 8
+    w.block = <double*>((<size_t>(w.inv_cnt + max_nnz + 8) + 63) & ~(<size_t>63))
+    w.live_rows = <const double**>malloc((Kp + 1) * sizeof(double*))
+    w.live = <int*>malloc((Kp + 1) * sizeof(int))
+
+
+cdef void _work_free(_DocWork* w) noexcept nogil:
+    free(w.work_)
+    free(w.rows)
+    free(w.live_work_)
+    free(w.live_rows)
+    free(w.live)
+
+
+cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
                                   const double* t) noexcept nogil:
     """List every topic live, in order: live_rows[k] is the block's row k (for the padding
     k >= K its zero row, Kp), live_t[k] = t[k] (t NULL: zeros), zero past K."""
-    cdef int k
+    cdef int k, K = P.K, Kp = P.Kp
+    cdef Py_ssize_t n4 = w.n4
     for k in range(Kp):
-        live[k] = k
-        live_rows[k] = block + (k if k < K else Kp) * n4
-        live_t[k] = t[k] if k < K and t != NULL else 0.0
+        w.live[k] = k
+        w.live_rows[k] = w.block + (k if k < K else Kp) * n4
+        w.live_t[k] = t[k] if k < K and t != NULL else 0.0
+    w.Ka = K
+    w.Ka4 = Kp
 
 
-cdef int _doc(
-    Py_ssize_t p0, Py_ssize_t p1, const index_t* indices, const floating* data,
-    const double* B, const double* logB, double* gamma_d, const double* gamma_prev_d, int K,
-    int Kp, double alpha, int max_iter, double tol, double eps, double lg_alpha,
-    double lg_kalpha,
-    bint fast, double* ratio_out, double* t_out, double* bound, bint do_bound,
-    double* t, double* elog, double* acc, const double** rows, double* cnt, double* ratio,
-    double* t_prev, double* elog_prev,
-    const double* topic_max, Py_ssize_t block_cap, double* block, const double** live_rows,
-    int* live, double* live_t, double* live_gamma, double* live_acc, double* inv_cnt,
-) noexcept nogil:
-    """The fixed point for one document, then what the caller asked for (see lda_pass).
+cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t* word_ids,
+                    const floating* counts, double* gamma_d) noexcept nogil:
+    """Stage 1: the document's rows of B and counts, its topic-major copy if it fits in
+    block_cap, every topic live, and t of the starting gamma."""
+    cdef Py_ssize_t j, n4 = (n + 3) // 4 * 4
+    cdef int Kp = P.Kp
+    w.gamma_d = gamma_d
+    w.n = n
+    w.n4 = n4
+    for j in range(n):
+        w.rows[j] = P.B + <Py_ssize_t>word_ids[j] * Kp
+        w.cnt[j] = <double>counts[j]
+        w.inv_cnt[j] = 1.0 / w.cnt[j] if w.cnt[j] > 0.0 else 0.0
+    for j in range(n, n4):
+        w.cnt[j] = 0.0
+        w.inv_cnt[j] = 0.0
+    w.blocked = (Kp + 1) * n4 <= P.block_cap
+    w.may_drop = w.blocked
+    w.outcome = 0
+    w.t_dead = 0.0
+    w.dead_max = 0.0
+    w.dead_sum = 0.0
+    # The sweeps need t alone; E[log theta] is computed once, after them.
+    if w.blocked:
+        vbf_topic_major(n, Kp, w.rows, n4, w.block)
+        memset(w.block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
+        _all_topics_live(P, w, NULL)
+        _exp_expectation(P.K, gamma_d, w.live_t, P.fast)
+    else:
+        _exp_expectation(P.K, gamma_d, w.t, P.fast)
+
+
+cdef double _sweep_word_major(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """One sweep over every topic from B's rows (a document without a topic-major copy):
+    gamma and t updated; returns sum_k |change of gamma_k|."""
+    cdef int k, K = P.K
+    cdef double v, change = 0.0, alpha = P.alpha
+    cdef double* gamma_d = w.gamma_d
+    vbf_update(w.n, P.Kp, w.rows, w.cnt, w.t, P.eps, w.ratio, w.acc)
+    for k in range(K):
+        v = w.t[k] * w.acc[k] + alpha
+        change = change + fabs(gamma_d[k] - v)
+        gamma_d[k] = v
+    _exp_expectation(K, gamma_d, w.t, P.fast)
+    return change
+
+
+cdef inline bint _dropped_negligible(const _LdaPass* P, const _DocWork* w,
+                                     const double* sums) noexcept nogil:
+    """The check of a sweep without the dropped topics (see _fixed_point); sums: R =
+    sum_w ratio_w and max_w 1 / s_w from vbf_update_live."""
+    return (w.t_dead * w.dead_max * sums[0] < P.alpha * _SKIP_TOL
+            and w.t_dead * w.dead_sum * sums[1] < _SKIP_TOL)
+
+
+cdef void _revive_all(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """After a failed check: every topic live again with its current t (the dropped ones'
+    t_dead), and no more dropping in this document."""
+    cdef int i, k
+    for k in range(P.K):
+        w.t[k] = w.t_dead
+    for i in range(w.Ka):
+        w.t[w.live[i]] = w.live_t[i]
+    _all_topics_live(P, w, w.t)
+    w.may_drop = False
+    w.outcome = 2
+
+
+cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """The topics whose gamma reached alpha leave the live list (their rows stay in the
+    block, unread); the list's padding points at the zero row."""
+    cdef int i, k, m = 0
+    cdef double alpha = P.alpha
+    for i in range(w.Ka):
+        k = w.live[i]
+        if w.gamma_d[k] != alpha:
+            w.live[m] = k
+            w.live_rows[m] = w.live_rows[i]
+            m = m + 1
+        else:
+            w.dead_sum = w.dead_sum + P.topic_max[k]
+            if P.topic_max[k] > w.dead_max:
+                w.dead_max = P.topic_max[k]
+    w.Ka = m
+    w.Ka4 = (m + 3) // 4 * 4
+    for i in range(m, w.Ka4):
+        w.live_rows[i] = w.block + P.Kp * w.n4
+    if w.outcome == 0:
+        w.outcome = 1
+
+
+cdef void _live_expectation(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """t of the live topics at the new gamma, and t_dead (the dropped topics', whose gamma is
+    alpha), with psi of the total over all K topics."""
+    cdef int i, K = P.K, Ka = w.Ka
+    cdef double total = 0.0
+    if Ka == K:
+        _exp_expectation(K, w.gamma_d, w.live_t, P.fast)
+        return
+    for i in range(Ka):
+        w.live_gamma[i] = w.gamma_d[w.live[i]]
+        total = total + w.live_gamma[i]
+    total = total + (K - Ka) * P.alpha
+    w.live_gamma[Ka] = P.alpha  # the dropped topics' common t, in the same call
+    _exp_expectation_total(Ka + 1, w.live_gamma, total, w.live_t, P.fast)
+    w.t_dead = w.live_t[Ka]
+    for i in range(Ka, w.Ka4):  # the padding the sweep reads
+        w.live_t[i] = 0.0
+
+
+cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """One sweep over the live topics from the topic-major copy (redone over all topics if
+    the dropped ones might have counted), gamma updated, the topics that died dropped, t
+    updated; returns sum_k |change of gamma_k|."""
+    cdef int i, k, n_dead = 0
+    cdef double v, change = 0.0, alpha = P.alpha
+    cdef double sums[2]
+    cdef double* gamma_d = w.gamma_d
+    cdef const int* live = w.live
+    cdef const double* live_t = w.live_t
+    cdef const double* live_acc = w.live_acc
+    vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
+                    w.inv_cnt, sums)
+    if w.Ka < P.K and not _dropped_negligible(P, w, sums):
+        _revive_all(P, w)
+        vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
+                        w.live_acc, w.inv_cnt, sums)
+    for i in range(w.Ka):
+        k = live[i]
+        v = live_t[i] * live_acc[i] + alpha
+        change = change + fabs(gamma_d[k] - v)
+        gamma_d[k] = v
+        if v == alpha:
+            n_dead = n_dead + 1
+    if w.may_drop and n_dead > 0:
+        _drop_dead(P, w)
+    _live_expectation(P, w)
+    return change
+
+
+cdef void _fixed_point(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """Stage 2: the fixed point's sweeps, at most max_iter, until the mean change of gamma is
+    below tol.
 
     The sweeps run on a topic-major copy of the document's values of B (``block``, Kp rows
     of its words rounded up to 4, built once; ``vbf_update_live``), over the topics listed
@@ -217,139 +430,79 @@ cdef int _doc(
     (t_dead: the dropped topics' common t; the ratios computed without them bound the true
     ones from above). If either fails, the sweep is redone over every topic and the document
     finished without dropping any. The gamma of dropped topics is therefore exactly what the
-    full sweep gives, and the others differ only by the rounding of their sums.
-
-    Returns 0 if no topic was dropped, 1 if some were, 2 if a check failed (a sweep redone)."""
-    cdef Py_ssize_t n = p1 - p0, n4 = (n + 3) // 4 * 4, j
-    cdef int k, it, i, m, Ka = K, Ka4 = Kp, n_dead
-    cdef double v, change, word, doc, word_prev, doc_prev
-    cdef double t_dead = 0.0, dead_max = 0.0, dead_sum = 0.0, total
-    cdef double sums[2]
-    cdef bint blocked = (Kp + 1) * n4 <= block_cap
-    cdef bint may_drop = blocked
-    cdef int outcome = 0
-
-    for j in range(n):
-        rows[j] = B + <Py_ssize_t>indices[p0 + j] * Kp
-        cnt[j] = <double>data[p0 + j]
-        inv_cnt[j] = 1.0 / cnt[j] if cnt[j] > 0.0 else 0.0
-    for j in range(n, n4):
-        cnt[j] = 0.0
-        inv_cnt[j] = 0.0
-    # The sweeps need t alone; E[log theta] is computed once, after them.
-    if blocked:
-        vbf_topic_major(n, Kp, rows, n4, block)
-        memset(block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
-        _all_topics_live(K, Kp, n4, block, live_rows, live, live_t, NULL)
-        _exp_expectation(K, gamma_d, live_t, fast)
-    else:
-        _exp_expectation(K, gamma_d, t, fast)
-
-    for it in range(max_iter):
-        change = 0.0
-        n_dead = 0
-        if not blocked:
-            vbf_update(n, Kp, rows, cnt, t, eps, ratio, acc)
-            for k in range(K):
-                v = t[k] * acc[k] + alpha
-                change = change + fabs(gamma_d[k] - v)
-                gamma_d[k] = v
-            _exp_expectation(K, gamma_d, t, fast)
-            if change / K < tol:
-                break
-            continue
-
-        vbf_update_live(n4, Ka4, live_rows, cnt, live_t, eps, ratio, live_acc, inv_cnt, sums)
-        # sums: R = sum_w ratio_w, and max_w 1 / s_w
-        if Ka < K and not (t_dead * dead_max * sums[0] < alpha * _SKIP_TOL
-                           and t_dead * dead_sum * sums[1] < _SKIP_TOL):
-            # The dropped topics might have counted: this sweep again over all of them, and
-            # no more dropping in this document.
-            for k in range(K):
-                t[k] = t_dead
-            for i in range(Ka):
-                t[live[i]] = live_t[i]
-            _all_topics_live(K, Kp, n4, block, live_rows, live, live_t, t)
-            Ka = K
-            Ka4 = Kp
-            may_drop = False
-            outcome = 2
-            vbf_update_live(n4, Ka4, live_rows, cnt, live_t, eps, ratio, live_acc, inv_cnt,
-                            sums)
-        for i in range(Ka):
-            k = live[i]
-            v = live_t[i] * live_acc[i] + alpha
-            change = change + fabs(gamma_d[k] - v)
-            gamma_d[k] = v
-            if v == alpha:
-                n_dead = n_dead + 1
-        if may_drop and n_dead > 0:  # the topics that died leave the list
-            m = 0
-            for i in range(Ka):
-                k = live[i]
-                if gamma_d[k] != alpha:
-                    live[m] = k
-                    live_rows[m] = live_rows[i]
-                    m = m + 1
-                else:
-                    dead_sum = dead_sum + topic_max[k]
-                    if topic_max[k] > dead_max:
-                        dead_max = topic_max[k]
-            Ka = m
-            Ka4 = (Ka + 3) // 4 * 4
-            for i in range(Ka, Ka4):
-                live_rows[i] = block + Kp * n4
-            if outcome == 0:
-                outcome = 1
-        if Ka == K:
-            _exp_expectation(K, gamma_d, live_t, fast)
+    full sweep gives, and the others differ only by the rounding of their sums."""
+    cdef int it
+    cdef double change
+    for it in range(P.max_iter):
+        if w.blocked:
+            change = _sweep_live(P, w)
         else:
-            total = 0.0
-            for i in range(Ka):
-                live_gamma[i] = gamma_d[live[i]]
-                total = total + live_gamma[i]
-            total = total + (K - Ka) * alpha
-            live_gamma[Ka] = alpha  # the dropped topics' common t, in the same call
-            _exp_expectation_total(Ka + 1, live_gamma, total, live_t, fast)
-            t_dead = live_t[Ka]
-            for i in range(Ka, Ka4):  # the padding the sweep reads
-                live_t[i] = 0.0
-        if change / K < tol:
+            change = _sweep_word_major(P, w)
+        if change / P.K < P.tol:
             break
 
-    # t and elog of the final gamma by the full expectation, whatever is wanted next (so
-    # that the ratios and t_out do not depend on whether the bound is)
-    _expectation(K, gamma_d, elog, t, fast)
-    if do_bound:
-        word = _doc_terms(n, rows, cnt, indices + p0, logB, K, Kp, gamma_d, elog, t, alpha,
-                          lg_alpha, lg_kalpha, &doc, eps,
-                          (ratio_out + p0) if ratio_out != NULL else <double*>NULL)
+
+cdef void _keep_better(const _LdaPass* P, _DocWork* w, const index_t* word_ids,
+                       const double* gamma_prev_d, double* word, double* doc,
+                       double* ratio_out_d) noexcept nogil:
+    """Stage 4 (with gamma_prev): keep the better of this pass's result and the previous
+    pass's gamma (evaluated at the current topics), so that the bound never decreases from
+    pass to pass; word and doc are the kept gamma's terms, ratio_out_d its ratios."""
+    cdef int k
+    cdef Py_ssize_t j
+    cdef double word_prev, doc_prev
+    _expectation(P.K, gamma_prev_d, w.elog_prev, w.t_prev, P.fast)
+    word_prev = _doc_terms(w.n, w.rows, w.cnt, word_ids, P.logB, P.K, P.Kp, gamma_prev_d,
+                           w.elog_prev, w.t_prev, P.alpha, P.lg_alpha, P.lg_kalpha,
+                           &doc_prev, P.eps, <double*>NULL)
+    if word_prev + doc_prev > word[0] + doc[0]:
+        for k in range(P.K):
+            w.gamma_d[k] = gamma_prev_d[k]
+            w.elog[k] = w.elog_prev[k]
+            w.t[k] = w.t_prev[k]
+        word[0] = word_prev
+        doc[0] = doc_prev
+        if ratio_out_d != NULL:  # the ratios of the gamma kept
+            _doc_ratios(P, w, ratio_out_d)
+
+
+cdef inline void _doc_ratios(const _LdaPass* P, const _DocWork* w,
+                             double* ratio_out_d) noexcept nogil:
+    """ratio_out_d[j] = c_j / (t . B_wj + eps) at the document's final t."""
+    cdef Py_ssize_t j
+    for j in range(w.n):
+        ratio_out_d[j] = w.cnt[j] / (vbf_dot(P.Kp, w.t, w.rows[j]) + P.eps)
+
+
+cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1,
+              const index_t* indices, const floating* data, double* gamma_d,
+              const double* gamma_prev_d, double* t_out, double* bound) noexcept nogil:
+    """One document through the stages: load (_doc_load), fixed point (_fixed_point), its
+    final t and E[log theta], the bound terms (_doc_terms) and keep-better (_keep_better)
+    when wanted, the outputs (t_out, the ratios). Returns w.outcome (see _DocWork)."""
+    cdef int k
+    cdef double word, doc
+    cdef double* ratio_out_d = (P.ratio_out + p0) if P.ratio_out != NULL else <double*>NULL
+    _doc_load(P, w, p1 - p0, indices + p0, data + p0, gamma_d)
+    _fixed_point(P, w)
+    # Stage 3: t and elog of the final gamma by the full expectation, whatever is wanted
+    # next (so that the ratios and t_out do not depend on whether the bound is)
+    _expectation(P.K, gamma_d, w.elog, w.t, P.fast)
+    if P.do_bound:
+        # the ratios come with the bound's dot products
+        word = _doc_terms(w.n, w.rows, w.cnt, indices + p0, P.logB, P.K, P.Kp, gamma_d,
+                          w.elog, w.t, P.alpha, P.lg_alpha, P.lg_kalpha, &doc, P.eps,
+                          ratio_out_d)
         if gamma_prev_d != NULL:
-            # Keep the better of this pass's result and the previous pass's gamma (evaluated
-            # at the current topics): the bound then never decreases from pass to pass.
-            _expectation(K, gamma_prev_d, elog_prev, t_prev, fast)
-            word_prev = _doc_terms(n, rows, cnt, indices + p0, logB, K, Kp, gamma_prev_d,
-                                   elog_prev, t_prev, alpha, lg_alpha, lg_kalpha, &doc_prev,
-                                   eps, <double*>NULL)
-            if word_prev + doc_prev > word + doc:
-                for k in range(K):
-                    gamma_d[k] = gamma_prev_d[k]
-                    elog[k] = elog_prev[k]
-                    t[k] = t_prev[k]
-                word = word_prev
-                doc = doc_prev
-                if ratio_out != NULL:  # the ratios of the gamma kept
-                    for j in range(n):
-                        ratio_out[p0 + j] = cnt[j] / (vbf_dot(Kp, t, rows[j]) + eps)
+            _keep_better(P, w, indices + p0, gamma_prev_d, &word, &doc, ratio_out_d)
         bound[0] = bound[0] + word
         bound[1] = bound[1] + doc
+    elif ratio_out_d != NULL:
+        _doc_ratios(P, w, ratio_out_d)
     if t_out != NULL:
-        for k in range(K):
-            t_out[k] = t[k]
-    if ratio_out != NULL and not do_bound:  # otherwise written with the bound's dot products
-        for j in range(n):
-            ratio_out[p0 + j] = cnt[j] / (vbf_dot(Kp, t, rows[j]) + eps)
-    return outcome
+        for k in range(P.K):
+            t_out[k] = w.t[k]
+    return w.outcome
 
 
 def lda_pass(
@@ -400,14 +553,14 @@ def lda_pass(
         fixed point's result and gamma_prev has the higher bound terms (at the current
         topics), so that the batch bound cannot decrease between passes
     topic_max : (>= K,) float64 or None: max_w B_wk for each topic (``topic_max``; computed
-        here when None), which bounds what a skipped topic could add to a sweep (see _doc)
+        here when None), which bounds what a skipped topic could add to a sweep (see _fixed_point)
     max_block : doubles a thread may use for a document's topic-major copy of B (8 MB by
         default); a document that needs more is swept word-major, without dropping topics
 
     Returns
     -------
     (n_skipping, n_redone) : documents whose sweeps skipped dead topics, and among them those
-        where a check failed and a sweep was redone over all topics (see _doc)
+        where a check failed and a sweep was redone over all topics (see _fixed_point)
     """
     cdef Py_ssize_t N = gamma.shape[0]
     cdef int K = <int>gamma.shape[1]
@@ -418,29 +571,14 @@ def lda_pass(
     cdef bint do_bound = logB.shape[0] > 0
     cdef Py_ssize_t per_group, g, d, nnz, max_nnz = 0
     cdef double lg_alpha = gammaln(alpha), lg_kalpha = gammaln(K * alpha)
-    cdef double* t
-    cdef double* work
-    cdef double* elog
-    cdef double* acc
-    cdef double* cnt
-    cdef double* ratio
-    cdef double* t_prev
-    cdef double* elog_prev
-    cdef const double** rows
     cdef double dummy = 0.0
     cdef int Kp = (K + 3) // 4 * 4
     cdef const double[:, ::1] Bp = B
     cdef const index_t* ind_ptr
     cdef const floating* data_ptr
     cdef Py_ssize_t block_cap
-    cdef double* live_work
-    cdef double* live_t
-    cdef double* live_gamma
-    cdef double* live_acc
-    cdef double* inv_cnt
-    cdef double* block
-    cdef const double** live_rows
-    cdef int* live
+    cdef _LdaPass P
+    cdef _DocWork* w
     cdef int outcome
 
     if indptr.shape[0] != N + 1:
@@ -501,54 +639,42 @@ def lda_pass(
     per_group = (N + G - 1) // G
     ind_ptr = &indices[0] if nnz > 0 else <const index_t*>NULL
     data_ptr = &data[0] if nnz > 0 else <const floating*>NULL
-    cdef const double* logB_ptr = &logB[0, 0] if do_bound else &dummy
-    cdef double* ratio_ptr = &ratio_out[0] if do_ratio else <double*>NULL
     cdef double* t_ptr = &t_out[0, 0] if do_t else <double*>NULL
-    cdef const double* B_ptr = &Bp[0, 0]
     cdef double* gamma_ptr = &gamma[0, 0]
     cdef const double* gamma_prev_ptr = &gamma_prev[0, 0] if do_prev else <const double*>NULL
     cdef double* bound_ptr = &bound_slots[0, 0]
     cdef const index_t* indptr_ptr = &indptr[0]
+    P.B = &Bp[0, 0]
+    P.logB = &logB[0, 0] if do_bound else &dummy
+    P.topic_max = topic_max_ptr
+    P.K = K
+    P.Kp = Kp
+    P.max_iter = max_iter
+    P.alpha = alpha
+    P.tol = tol
+    P.eps = eps
+    P.lg_alpha = lg_alpha
+    P.lg_kalpha = lg_kalpha
+    P.fast = fast_psi
+    P.do_bound = do_bound
+    P.block_cap = block_cap
+    P.ratio_out = &ratio_out[0] if do_ratio else <double*>NULL
 
     # Groups are handed out dynamically (documents differ in their number of fixed-point
     # iterations); each group's work and slot do not depend on which thread runs it.
     with nogil, parallel(num_threads=n_threads):
-        # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time), and
-        # start on 64 bytes (malloc gives 16), so no 32-byte load of t straddles cache lines
-        work = <double*>calloc(5 * Kp + 2 * max_nnz + 18, sizeof(double))
-        t = <double*>((<size_t>work + 63) & ~(<size_t>63))
-        rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
-        elog = t + Kp
-        acc = t + 2 * Kp
-        cnt = t + 3 * Kp
-        ratio = cnt + max_nnz + 5
-        t_prev = ratio + max_nnz + 5
-        elog_prev = t_prev + Kp
-        live_work = <double*>calloc(3 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
-        live_t = <double*>((<size_t>live_work + 63) & ~(<size_t>63))
-        live_gamma = live_t + Kp + 8
-        live_acc = live_gamma + Kp + 8
-        inv_cnt = live_acc + Kp + 8
-        block = <double*>((<size_t>(inv_cnt + max_nnz + 8) + 63) & ~(<size_t>63))
-        live_rows = <const double**>malloc((Kp + 1) * sizeof(double*))
-        live = <int*>malloc((Kp + 1) * sizeof(int))
+        w = <_DocWork*>calloc(1, sizeof(_DocWork))
+        _work_alloc(w, Kp, max_nnz, block_cap)
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 outcome = _doc(
-                    indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr, B_ptr, logB_ptr,
+                    &P, w, indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr,
                     gamma_ptr + d * K,
-                    (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL, K, Kp,
-                    alpha, max_iter, tol, eps, lg_alpha, lg_kalpha,
-                    fast_psi, ratio_ptr, (t_ptr + d * K) if do_t else <double*>NULL,
-                    bound_ptr + 2 * g, do_bound, t, elog, acc, rows, cnt, ratio, t_prev,
-                    elog_prev, topic_max_ptr, block_cap, block, live_rows, live, live_t,
-                    live_gamma, live_acc, inv_cnt)
+                    (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL,
+                    (t_ptr + d * K) if do_t else <double*>NULL, bound_ptr + 2 * g)
                 skip_counts[g, outcome] += 1
-        free(work)
-        free(rows)
-        free(live_work)
-        free(live_rows)
-        free(live)
+        _work_free(w)
+        free(w)
     return int(skip_counts_arr[:, 1].sum() + skip_counts_arr[:, 2].sum()), \
         int(skip_counts_arr[:, 2].sum())
 

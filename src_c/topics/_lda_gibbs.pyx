@@ -44,17 +44,13 @@ from libc.string cimport memcpy
 import numpy as np
 
 
-cdef extern from "_lda_gibbs_kernels.h":
+cdef extern from "vbf_rng.h":
     uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
                             uint64_t part) noexcept nogil
     double vbf_uniform(uint64_t* state) noexcept nogil
-    int vbf_gibbs_have_avx2() noexcept nogil
-    void vbf_gibbs_pair(int use_avx2, int64_t d0, int64_t d1, const int64_t* doc_ptr,
-                        int64_t* cursor, const int32_t* words, const int32_t* slice_of,
-                        int32_t slice, int32_t* z, int32_t* ndk, int32_t* nwk, int K,
-                        int32_t* nkl, double* inv, double* A, double* pbuf, double* cum,
-                        double alpha,
-                        double eta, double veta, uint64_t rng) noexcept nogil
+
+
+cdef extern from "_lda_gibbs_kernels.h":
     ctypedef struct vbf_sweep_ctx:
         int64_t B
         const int64_t* block_ptr
@@ -77,7 +73,8 @@ cdef extern from "_lda_gibbs_kernels.h":
         int phase
         double alpha, eta, veta
         uint64_t seed, chain, sweep
-        int use_avx2
+    void vbf_sweep_pair(const vbf_sweep_ctx* c, int64_t s, int64_t b) noexcept nogil
+    void vbf_fold_nk(const vbf_sweep_ctx* c) noexcept nogil
     int VBF_HAVE_SWEEP_WORKER
     void vbf_sweep_worker(vbf_sweep_ctx* c) noexcept nogil
 
@@ -122,8 +119,7 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     cdef Py_ssize_t N = words.shape[0]
     cdef Py_ssize_t V = nwk.shape[0]
     cdef int K = <int>nk.shape[0]
-    cdef Py_ssize_t s, b, d, k
-    cdef int avx2 = vbf_gibbs_have_avx2()
+    cdef Py_ssize_t d
     cdef double veta = V * eta
     if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
             or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
@@ -139,40 +135,38 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     with nogil:
         for d in range(D):
             cursor[d] = doc_ptr[d]
+    ctx.B = B
+    ctx.block_ptr = &block_ptr[0]
+    ctx.doc_ptr = &doc_ptr[0]
+    ctx.cursor = &cursor[0]
+    ctx.words = &words[0]
+    ctx.slice_of = &slice_of[0]
+    ctx.z = &z[0]
+    ctx.ndk = &ndk[0, 0]
+    ctx.nwk = &nwk[0, 0]
+    ctx.nk = &nk[0]
+    ctx.K = K
+    ctx.nkl = &scratch_i[0, 0]
+    ctx.ldi = scratch_i.shape[1]
+    ctx.scratch = &scratch_d[0, 0]
+    ctx.ldd = scratch_d.shape[1]
+    ctx.dl = &dl[0]
+    ctx.claim = &cnt[0]
+    ctx.arrived = &cnt[B]
+    ctx.phase = 0
+    ctx.alpha = alpha
+    ctx.eta = eta
+    ctx.veta = veta
+    ctx.seed = seed
+    ctx.chain = chain
+    ctx.sweep = sweep_index
     if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
         # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
-        ctx.B = B
-        ctx.block_ptr = &block_ptr[0]
-        ctx.doc_ptr = &doc_ptr[0]
-        ctx.cursor = &cursor[0]
-        ctx.words = &words[0]
-        ctx.slice_of = &slice_of[0]
-        ctx.z = &z[0]
-        ctx.ndk = &ndk[0, 0]
-        ctx.nwk = &nwk[0, 0]
-        ctx.nk = &nk[0]
-        ctx.K = K
-        ctx.nkl = &scratch_i[0, 0]
-        ctx.ldi = scratch_i.shape[1]
-        ctx.scratch = &scratch_d[0, 0]
-        ctx.ldd = scratch_d.shape[1]
-        ctx.dl = &dl[0]
-        ctx.claim = &cnt[0]
-        ctx.arrived = &cnt[B]
-        ctx.phase = 0
-        ctx.alpha = alpha
-        ctx.eta = eta
-        ctx.veta = veta
-        ctx.seed = seed
-        ctx.chain = chain
-        ctx.sweep = sweep_index
-        ctx.use_avx2 = avx2
         with nogil, parallel(num_threads=n_threads):
             vbf_sweep_worker(&ctx)
     else:
-        _sweep_omp(B, D, K, &block_ptr[0], &doc_ptr[0], &cursor[0], &words[0], &slice_of[0],
-                   &z[0], &ndk[0, 0], &nwk[0, 0], &nk[0], scratch_i, scratch_d, &dl[0],
-                   alpha, eta, veta, seed, chain, sweep_index, avx2, n_threads)
+        with nogil:
+            _sweep_omp(&ctx, n_threads)
     with nogil:
         for d in range(D):
             if cursor[d] != doc_ptr[d + 1]:
@@ -181,33 +175,14 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
                                      "of its block's sub-steps" % d)
 
 
-cdef void _sweep_omp(Py_ssize_t B, Py_ssize_t D, int K, const int64_t* block_ptr,
-                     const int64_t* doc_ptr, int64_t* cursor, const int32_t* words,
-                     const int32_t* slice_of, int32_t* z, int32_t* ndk, int32_t* nwk,
-                     int32_t* nk, int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d,
-                     int64_t* dl, double alpha, double eta, double veta, uint64_t seed,
-                     uint64_t chain, uint64_t sweep_index, int avx2, int n_threads) noexcept:
+cdef void _sweep_omp(const vbf_sweep_ctx* c, int n_threads) noexcept nogil:
     """The sub-steps as plain OpenMP loops (one thread, or no vbf_sweep_worker): the same
     draws."""
-    cdef Py_ssize_t s, b, k
-    with nogil:
-        for s in range(B):
-            for b in prange(B, schedule='dynamic', chunksize=1, num_threads=n_threads):
-                memcpy(&scratch_i[b, 0], nk, K * sizeof(int32_t))
-                vbf_gibbs_pair(avx2, block_ptr[b], block_ptr[b + 1], doc_ptr, cursor,
-                               words, slice_of, <int32_t>((b + s) % B), z,
-                               ndk, nwk, K, &scratch_i[b, 0], &scratch_d[b, 0],
-                               &scratch_d[b, K], &scratch_d[b, 2 * K], &scratch_d[b, 3 * K],
-                               alpha, eta, veta,
-                               vbf_stream_key(seed, chain, sweep_index, <uint64_t>(s * B + b)))
-            # the sub-step's changes to n_k, pair by pair (integers: any order gives the same)
-            for k in range(K):
-                dl[k] = 0
-            for b in range(B):
-                for k in range(K):
-                    dl[k] += scratch_i[b, k] - nk[k]
-            for k in range(K):
-                nk[k] += <int32_t>dl[k]
+    cdef Py_ssize_t s, b
+    for s in range(c.B):
+        for b in prange(c.B, schedule='dynamic', chunksize=1, num_threads=n_threads):
+            vbf_sweep_pair(c, s, b)
+        vbf_fold_nk(c)
 
 
 cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:

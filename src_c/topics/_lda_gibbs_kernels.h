@@ -18,46 +18,22 @@
 #include <stdint.h>
 #include <string.h>
 
-/* SplitMix64 (Steele, Lea & Flood 2014): output i of a stream is mix(key + i * golden),
-   a counter-based generator, so a stream is fixed by its key alone. */
-static inline uint64_t vbf_mix64(uint64_t x) {
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
-static inline uint64_t vbf_stream_key(uint64_t seed, uint64_t chain, uint64_t sweep,
-                                      uint64_t part) {
-    uint64_t k = vbf_mix64(seed + 0x9E3779B97F4A7C15ULL);
-    k = vbf_mix64(k ^ (chain * 0xD1B54A32D192ED03ULL + 1ULL));
-    k = vbf_mix64(k ^ (sweep * 0xAEF17502108EF2D9ULL + 2ULL));
-    return vbf_mix64(k ^ (part * 0xDB4F0B9175AE2165ULL + 3ULL));
-}
-/* uniform double in [0, 1), 53 random bits */
-static inline double vbf_uniform(uint64_t *state) {
-    *state += 0x9E3779B97F4A7C15ULL;
-    return (double)(vbf_mix64(*state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-#if defined(__GNUC__) || defined(__clang__)
-#define vbf_prefetch_w(p) __builtin_prefetch((p), 1, 3)
-#define VBF_G_INLINE static inline __attribute__((always_inline))
-#else
-#define vbf_prefetch_w(p) ((void)0)
-#define VBF_G_INLINE static inline
-#endif
+#include "vbf_dispatch.h"
+#include "vbf_rng.h"
+#include "vbf_simd_math.h"
 
 /* Tokens ahead of the current one whose topic-word row is prefetched: rows are scattered
    over the V x K table (megabytes), and these misses bound the sweep otherwise. */
 #define VBF_ROW_AHEAD 4
 
-VBF_G_INLINE void vbf_prefetch_row(const int32_t *row, int K) {
+VBF_INLINE void vbf_prefetch_row(const int32_t *row, int K) {
     int o;
     for (o = 0; o < K; o += 16) vbf_prefetch_w(row + o);
     vbf_prefetch_w(row + K - 1);
 }
 
 /* document d's next run: its first words and topics, and its n_dk row */
-VBF_G_INLINE void vbf_prefetch_doc(int64_t d, const int64_t *cursor, const int32_t *words,
+VBF_INLINE void vbf_prefetch_doc(int64_t d, const int64_t *cursor, const int32_t *words,
                                    const int32_t *z, const int32_t *ndk, int K) {
     int64_t i = cursor[d];
     /* a run is N_d / B tokens on average (~12 on the benchmark corpus): two lines each */
@@ -69,7 +45,7 @@ VBF_G_INLINE void vbf_prefetch_doc(int64_t d, const int64_t *cursor, const int32
 }
 
 /* the n_kw rows of the first tokens of document d's run in slice ``slice`` */
-VBF_G_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t *doc_ptr,
+VBF_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t *doc_ptr,
                                    const int32_t *words, const int32_t *slice_of,
                                    int32_t slice, const int32_t *nwk, int K) {
     int64_t i = cursor[d], e = doc_ptr[d + 1];
@@ -80,11 +56,6 @@ VBF_G_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64
         vbf_prefetch_row(nwk + (int64_t)w * K, K);
     }
 }
-
-#if defined(__GNUC__) || defined(__clang__)
-typedef double vbf_g4d __attribute__((vector_size(32)));
-typedef int32_t vbf_g4i __attribute__((vector_size(16)));
-#endif
 
 /* The K unnormalised probabilities p_k = A_k (n_kw + eta) of token i, with
    A_k = (n_dk + alpha) / (n_k + V eta) kept per document (it changes only at the topics a
@@ -102,21 +73,21 @@ typedef int32_t vbf_g4i __attribute__((vector_size(16)));
    the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that compares
    independent sums (no chain of dependent adds), then its topic inside the block without
    branches (the partial differences only decrease). */
-VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
+VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
                                     int32_t t, double pt, double *pbuf, double *cum,
                                     double U)
 {
     int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
     double total, u, base, hs, delta, u1, u2, u3;
-#if defined(__GNUC__) || defined(__clang__)
-    const vbf_g4d ve = {eta, eta, eta, eta};
-    vbf_g4d c = {0.0, 0.0, 0.0, 0.0};
+#if defined(__GNUC__)
+    const vbf_v4 ve = {eta, eta, eta, eta};
+    vbf_v4 c = {0.0, 0.0, 0.0, 0.0};
     for (k = 0; k < K4; k += 4) {
-        vbf_g4i b;
-        vbf_g4d a, p;
+        vbf_v4i32 b;
+        vbf_v4 a, p;
         memcpy(&a, A + k, sizeof a);
         memcpy(&b, row + k, sizeof b);
-        p = a * (__builtin_convertvector(b, vbf_g4d) + ve);
+        p = a * (__builtin_convertvector(b, vbf_v4) + ve);
         c += p;
         memcpy(pbuf + k, &p, sizeof p);
         memcpy(cum + k, &c, sizeof c);
@@ -164,7 +135,7 @@ VBF_G_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, 
 }
 
 /* A_k = (n_dk + alpha) inv_k for all k (at the start of a document's run) */
-VBF_G_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double alpha,
+VBF_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double alpha,
                                double *A)
 {
     int k;
@@ -178,7 +149,7 @@ VBF_G_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, doub
    the start of the sub-step plus the pair's changes (nkl, in: a copy of the sub-step's n_k;
    out: with the pair's changes). z, ndk and nwk are updated in place: in a sub-step no two
    pairs share a document or a word. Workspace: inv, A, pbuf, cum: K doubles each. */
-VBF_G_INLINE void vbf_gibbs_pair_body(
+VBF_INLINE void vbf_gibbs_pair_body(
     int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
     int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha, double eta,
@@ -235,69 +206,18 @@ VBF_G_INLINE void vbf_gibbs_pair_body(
     }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-__attribute__((target("avx2")))
-static void vbf_gibbs_pair_avx2(
-    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
-    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
-    double eta, double veta, uint64_t rng)
-{
-    vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, A, pbuf, cum, alpha, eta, veta, rng);
-}
-#endif
+/* vbf_gibbs_pair: the body for AVX2 or the baseline, chosen at run time; no FMA, so both
+   give the same draws (see the top of this file). */
+VBF_DISPATCH(vbf_gibbs_pair, "avx2", vbf_cpu_avx2(),
+             (int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor,
+              const int32_t *words, const int32_t *slice_of, int32_t slice, int32_t *z,
+              int32_t *ndk, int32_t *nwk, int K, int32_t *nkl, double *inv, double *A,
+              double *pbuf, double *cum, double alpha, double eta, double veta, uint64_t rng),
+             (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl, inv, A,
+              pbuf, cum, alpha, eta, veta, rng))
 
-static void vbf_gibbs_pair_base(
-    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
-    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha,
-    double eta, double veta, uint64_t rng)
-{
-    vbf_gibbs_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, A, pbuf, cum, alpha, eta, veta, rng);
-}
-
-/* use_avx2: from vbf_gibbs_have_avx2(), read once per sweep (the two versions give the same
-   draws; the flag only picks the faster). */
-static inline int vbf_gibbs_have_avx2(void) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
-
-static inline void vbf_gibbs_pair(
-    int use_avx2, int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor,
-    const int32_t *words, const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk,
-    int32_t *nwk, int K, int32_t *nkl, double *inv, double *A, double *pbuf, double *cum,
-    double alpha, double eta, double veta, uint64_t rng)
-{
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (use_avx2) {
-        vbf_gibbs_pair_avx2(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K,
-                            nkl, inv, A, pbuf, cum, alpha, eta, veta, rng);
-        return;
-    }
-#endif
-    (void)use_avx2;
-    vbf_gibbs_pair_base(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                        inv, A, pbuf, cum, alpha, eta, veta, rng);
-}
-
-/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
-
-   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
-   (libgomp by default), and when another process shares the cores this hurts: a thread
-   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
-   other process there, and the thread still working shares its core with it (measured: two
-   threads slower than one on a machine with one core taken). Here the threads of one
-   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
-   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
-   short naps, which frees the core. Which thread runs which pair does not matter to the
-   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
-   pair in order), so this gives the same draws as the plain OpenMP loop. */
+/* The state of one sweep, shared by its threads and by both ways of running its sub-steps
+   (vbf_sweep_worker below, or an OpenMP loop in _lda_gibbs.pyx). */
 typedef struct {
     int64_t B;
     const int64_t *block_ptr, *doc_ptr;
@@ -314,9 +234,44 @@ typedef struct {
     int phase;           /* sub-steps finished */
     double alpha, eta, veta;
     uint64_t seed, chain, sweep;
-    int use_avx2;
 } vbf_sweep_ctx;
 
+/* Pair b of sub-step s: its n_k starts as the sub-step's, and it draws from its own stream,
+   keyed by (seed, chain, sweep, s B + b). */
+static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) {
+    int64_t B = c->B;
+    double *scratch = c->scratch + b * c->ldd;
+    memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
+    vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,
+                   c->slice_of, (int32_t)((b + s) % B), c->z, c->ndk, c->nwk, c->K,
+                   c->nkl + b * c->ldi, scratch, scratch + c->K, scratch + 2 * c->K,
+                   scratch + 3 * c->K, c->alpha, c->eta, c->veta,
+                   vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+}
+
+/* End of a sub-step: n_k += the changes of its B pairs, added in pair order (integers: any
+   order gives the same, but this one is fixed anyway). */
+static inline void vbf_fold_nk(const vbf_sweep_ctx *c) {
+    int64_t b;
+    int k;
+    for (k = 0; k < c->K; k++) c->dl[k] = 0;
+    for (b = 0; b < c->B; b++)
+        for (k = 0; k < c->K; k++) c->dl[k] += c->nkl[b * c->ldi + k] - c->nk[k];
+    for (k = 0; k < c->K; k++) c->nk[k] += (int32_t)c->dl[k];
+}
+
+/* ---- the sweep's sub-steps with our own synchronisation (GCC/Clang on POSIX systems).
+
+   A sweep is B sub-steps separated by barriers. OpenMP's barrier spins actively for a while
+   (libgomp by default), and when another process shares the cores this hurts: a thread
+   spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
+   other process there, and the thread still working shares its core with it (measured: two
+   threads slower than one on a machine with one core taken). Here the threads of one
+   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
+   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
+   short naps, which frees the core. Which thread runs which pair does not matter to the
+   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
+   pair in order), so this gives the same draws as the plain OpenMP loop. */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -331,17 +286,6 @@ static inline int vbf_team_size(void) {
 #else
     return 1;
 #endif
-}
-
-/* the n_k changes of sub-step s's pairs, added in pair order (integers: any order gives the
-   same, but this one is fixed anyway) */
-static void vbf_fold_nk(vbf_sweep_ctx *c) {
-    int64_t b;
-    int k;
-    for (k = 0; k < c->K; k++) c->dl[k] = 0;
-    for (b = 0; b < c->B; b++)
-        for (k = 0; k < c->K; k++) c->dl[k] += c->nkl[b * c->ldi + k] - c->nk[k];
-    for (k = 0; k < c->K; k++) c->nk[k] += (int32_t)c->dl[k];
 }
 
 static void vbf_wait_phase(int *phase, int target) {
@@ -367,13 +311,7 @@ static void vbf_sweep_worker(vbf_sweep_ctx *c) {
         for (;;) {
             b = __atomic_fetch_add(&c->claim[s], 1, __ATOMIC_RELAXED);
             if (b >= B) break;
-            memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
-            vbf_gibbs_pair(c->use_avx2, c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr,
-                           c->cursor, c->words, c->slice_of, (int32_t)((b + s) % B), c->z,
-                           c->ndk, c->nwk, c->K, c->nkl + b * c->ldi, c->scratch + b * c->ldd,
-                           c->scratch + b * c->ldd + c->K, c->scratch + b * c->ldd + 2 * c->K,
-                           c->scratch + b * c->ldd + 3 * c->K, c->alpha, c->eta, c->veta,
-                           vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
+            vbf_sweep_pair(c, s, b);
         }
         if (__atomic_add_fetch(&c->arrived[s], 1, __ATOMIC_ACQ_REL) == nt) {
             vbf_fold_nk(c);

@@ -1,0 +1,191 @@
+/* Shared SIMD math: four-lane double vectors (GCC/Clang vector extensions) and the
+   vectorised log, exp and digamma built on them; a scalar digamma with the same algorithm
+   for other compilers. Every function has a fixed order of operations, so its result
+   depends on its input and on the target it is compiled for (see vbf_dispatch.h), never
+   on the caller. */
+#ifndef VBFAST_VBF_SIMD_MATH_H
+#define VBFAST_VBF_SIMD_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include "vbf_dispatch.h"
+
+/* prefetch for reading / for writing, into every cache level */
+#if defined(__GNUC__)
+#define vbf_prefetch_r(p) __builtin_prefetch((p), 0, 3)
+#define vbf_prefetch_w(p) __builtin_prefetch((p), 1, 3)
+#else
+#define vbf_prefetch_r(p) ((void)0)
+#define vbf_prefetch_w(p) ((void)0)
+#endif
+
+#if defined(__GNUC__)
+
+/* ---- four double lanes; a horizontal sum is always (l0 + l1) + (l2 + l3) */
+typedef double vbf_v4 __attribute__((vector_size(32)));
+typedef int32_t vbf_v4i32 __attribute__((vector_size(16)));  /* converts lane-wise to vbf_v4 */
+
+VBF_INLINE vbf_v4 vbf_load4(const double *p) {
+    vbf_v4 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_INLINE void vbf_store4(double *p, vbf_v4 v) { __builtin_memcpy(p, &v, sizeof v); }
+VBF_INLINE double vbf_hsum(vbf_v4 a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+
+#if defined(__clang__)
+#define VBF_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shufflevector((a), (b), i0, i1, i2, i3)
+#else
+typedef long long vbf_m4 __attribute__((vector_size(32)));
+#define VBF_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shuffle((a), (b), (vbf_m4){i0, i1, i2, i3})
+#endif
+#define VBF_LANE(a, i) VBF_SHUFFLE(a, a, i, i, i, i)
+VBF_INLINE vbf_v4 vbf_hsum4x(vbf_v4 a0, vbf_v4 a1, vbf_v4 a2, vbf_v4 a3) {
+    const vbf_v4 x = VBF_SHUFFLE(a0, a1, 0, 4, 2, 6) + VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
+    const vbf_v4 y = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6) + VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
+    return VBF_SHUFFLE(x, y, 0, 1, 4, 5) + VBF_SHUFFLE(x, y, 2, 3, 6, 7);
+}
+
+typedef long long vbf_i4 __attribute__((vector_size(32)));
+
+VBF_INLINE vbf_i4 vbf_bits(vbf_v4 a) { vbf_i4 b; __builtin_memcpy(&b, &a, sizeof b); return b; }
+VBF_INLINE vbf_v4 vbf_from_bits(vbf_i4 b) {
+    vbf_v4 a; __builtin_memcpy(&a, &b, sizeof a); return a;
+}
+/* mask lanes (all ones) take a, the others b */
+VBF_INLINE vbf_v4 vbf_blend(vbf_i4 mask, vbf_v4 a, vbf_v4 b) {
+    return vbf_from_bits((vbf_bits(a) & mask) | (vbf_bits(b) & ~mask));
+}
+VBF_INLINE vbf_v4 vbf_splat(double v) { vbf_v4 a = {v, v, v, v}; return a; }
+
+/* log(y) for positive, normal, finite y: y = 2^e m with m in [sqrt(1/2), sqrt(2)),
+   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, series to s^23 (error < 1e-17
+   relative to log m); log 2 split in two parts so that e * LN2_HI is exact. */
+VBF_INLINE vbf_v4 vbf_log4(vbf_v4 y) {
+    const vbf_i4 mant = {0x000fffffffffffffLL, 0x000fffffffffffffLL,
+                         0x000fffffffffffffLL, 0x000fffffffffffffLL};
+    const vbf_i4 one_bits = {0x3ff0000000000000LL, 0x3ff0000000000000LL,
+                             0x3ff0000000000000LL, 0x3ff0000000000000LL};
+    vbf_i4 b = vbf_bits(y), e, big;
+    vbf_v4 m, s, s2, p, ef;
+    e = ((b >> 52) & 0x7ff) - 1023;
+    m = vbf_from_bits((b & mant) | one_bits);
+    big = m > vbf_splat(1.4142135623730951);
+    m = vbf_blend(big, m * vbf_splat(0.5), m);
+    e = e - big;  /* big is -1 where m was halved */
+    ef = __builtin_convertvector(e, vbf_v4);
+    s = (m - vbf_splat(1.0)) / (m + vbf_splat(1.0));
+    s2 = s * s;
+    p = vbf_splat(1.0 / 23.0);
+    p = p * s2 + vbf_splat(1.0 / 21.0);
+    p = p * s2 + vbf_splat(1.0 / 19.0);
+    p = p * s2 + vbf_splat(1.0 / 17.0);
+    p = p * s2 + vbf_splat(1.0 / 15.0);
+    p = p * s2 + vbf_splat(1.0 / 13.0);
+    p = p * s2 + vbf_splat(1.0 / 11.0);
+    p = p * s2 + vbf_splat(1.0 / 9.0);
+    p = p * s2 + vbf_splat(1.0 / 7.0);
+    p = p * s2 + vbf_splat(1.0 / 5.0);
+    p = p * s2 + vbf_splat(1.0 / 3.0);
+    p = (s + s) * (p * s2);  /* 2 atanh(s) - 2 s */
+    return ef * vbf_splat(6.93147180369123816490e-01)
+         + ((s + s) + (p + ef * vbf_splat(1.90821492927058770002e-10)));
+}
+
+/* exp(x) for x <= 0 (no overflow handling); x < -708 gives 0 (exp(-708) ~ 3e-308, so only
+   subnormal results are flushed). x = n log 2 + r, |r| <= log(2)/2, exp(r) by its Taylor
+   series to r^13 (truncation < 1e-17), times 2^n built in the exponent bits. */
+VBF_INLINE vbf_v4 vbf_exp4(vbf_v4 x) {
+    const vbf_v4 shifter = vbf_splat(6755399441055744.0);  /* 1.5 * 2^52: rounds to integer */
+    vbf_i4 under = x < vbf_splat(-708.0), n;
+    vbf_v4 kd, r, p;
+    x = vbf_blend(under, vbf_splat(-708.0), x);
+    kd = x * vbf_splat(1.4426950408889634) + shifter;
+    n = vbf_bits(kd) - vbf_bits(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat(6.93147180369123816490e-01))
+        - kd * vbf_splat(1.90821492927058770002e-10);
+    p = vbf_splat(1.0 / 6227020800.0);
+    p = p * r + vbf_splat(1.0 / 479001600.0);
+    p = p * r + vbf_splat(1.0 / 39916800.0);
+    p = p * r + vbf_splat(1.0 / 3628800.0);
+    p = p * r + vbf_splat(1.0 / 362880.0);
+    p = p * r + vbf_splat(1.0 / 40320.0);
+    p = p * r + vbf_splat(1.0 / 5040.0);
+    p = p * r + vbf_splat(1.0 / 720.0);
+    p = p * r + vbf_splat(1.0 / 120.0);
+    p = p * r + vbf_splat(1.0 / 24.0);
+    p = p * r + vbf_splat(1.0 / 6.0);
+    p = p * r + vbf_splat(0.5);
+    p = p * r + vbf_splat(1.0);
+    p = p * r + vbf_splat(1.0);
+    p = p * vbf_from_bits((n + 1023) << 52);
+    return vbf_from_bits(vbf_bits(p) & ~under);
+}
+
+/* digamma(x) for x > 0, in two parts: psi(x) = log y + A(x). Lanes with x < 8 are shifted
+   by eight, psi(x) = psi(x + 8) - sum_{i<8} 1/(x + i) (the sum S as one fraction num/den: a
+   single division, no branches), so y = x + 8 there and y = x elsewhere; then the asymptotic
+   series psi(y) = log y - 1/(2y) - sum_j B_2j / (2j y^2j) to y^-18 (truncation < 3e-17 for
+   y >= 8). vbf_digamma_parts4 returns A(x) = -1/(2y) - z p(z) - S, z = 1/y^2, and y. The
+   sweeps' t = exp(psi(gamma_k) - psi(total)) needs no logarithm this way:
+       t_k = (y_k / y_total) exp(A(gamma_k) - A(total)),
+   the A's subtracted before exp (each alone can be far below -708 for tiny gamma, their
+   difference not). */
+VBF_INLINE vbf_v4 vbf_digamma_parts4(vbf_v4 x, vbf_v4 *y_out) {
+    vbf_v4 num = vbf_splat(1.0), den = x, y, iy, z, p;
+    vbf_i4 small = x < vbf_splat(8.0);
+    int i;
+    for (i = 1; i < 8; i++) {  /* num/den = sum_{j<i} 1/(x + j) */
+        const vbf_v4 xi = x + vbf_splat((double)i);
+        num = num * xi + den;
+        den = den * xi;
+    }
+    y = vbf_blend(small, x + vbf_splat(8.0), x);
+    iy = vbf_splat(1.0) / y;
+    z = iy * iy;
+    p = vbf_splat(43867.0 / 14364.0);
+    p = vbf_splat(3617.0 / 8160.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    p = vbf_splat(691.0 / 32760.0) - z * p;
+    p = vbf_splat(1.0 / 132.0) - z * p;
+    p = vbf_splat(1.0 / 240.0) - z * p;
+    p = vbf_splat(1.0 / 252.0) - z * p;
+    p = vbf_splat(1.0 / 120.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    *y_out = y;
+    return (vbf_splat(-0.5) * iy - z * p) - vbf_from_bits(vbf_bits(num / den) & small);
+}
+
+VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
+    vbf_v4 y, a = vbf_digamma_parts4(x, &y);
+    return vbf_log4(y) + a;
+}
+
+#else  /* not GCC/Clang */
+
+static inline double vbf_digamma(double x)
+{
+    double num = 0.0, den = 1.0, iy, z, p;
+    int i;
+    if (x < 8.0) {
+        num = 1.0;
+        den = x;
+        for (i = 1; i < 8; i++) { num = num * (x + i) + den; den *= x + i; }
+        x += 8.0;
+    }
+    iy = 1.0 / x;
+    z = iy * iy;
+    p = 43867.0 / 14364.0;
+    p = 3617.0 / 8160.0 - z * p;
+    p = 1.0 / 12.0 - z * p;
+    p = 691.0 / 32760.0 - z * p;
+    p = 1.0 / 132.0 - z * p;
+    p = 1.0 / 240.0 - z * p;
+    p = 1.0 / 252.0 - z * p;
+    p = 1.0 / 120.0 - z * p;
+    p = 1.0 / 12.0 - z * p;
+    return ((log(x) - 0.5 * iy) - z * p) - num / den;
+}
+
+#endif
+
+#endif
