@@ -289,6 +289,18 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     assert not np.array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
 
 
+def test_chains_do_not_depend_on_each_other():
+    # a chain's draws depend only on (seed, chain, sweep): chain 0 of a two-chain fit is the
+    # one-chain fit, sweep for sweep
+    X, _ = _corpus(n_docs=60, n_words=30, n_topics=3, doc_len=20, seed=4)
+    kw = dict(method="gibbs", burn_in=3, n_draws=4, random_state=2)
+    one = LatentDirichletAllocation(3, **kw).fit(X)
+    two = LatentDirichletAllocation(3, n_chains=2, **kw).fit(X)
+    assert two.log_joint_trace_.shape == (2, 7)
+    np.testing.assert_array_equal(two.log_joint_trace_[0], one.log_joint_trace_[0])
+    assert not np.array_equal(two.log_joint_trace_[1], one.log_joint_trace_[0])
+
+
 def test_store_samples_and_posterior_mean():
     X, _ = _corpus(n_docs=50, n_words=30, n_topics=3, doc_len=20, seed=8)
     est = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_draws=4, thin=3,

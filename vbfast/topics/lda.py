@@ -111,12 +111,12 @@ class DocumentData:
         _lda.lda_pass(indptr, X.indices, X.data, B, inputs["logB"], inputs["gamma"],
                       inputs["alpha"], inputs["max_iter"], inputs["tol"], _EPS, ratio, t, bnd,
                       threads, inputs["fast"], inputs["gamma_prev"], inputs["topic_max"])
-        out = Statistics(bound_terms=bnd.sum(axis=0), n_docs=n)
+        fields = {"bound_terms": bnd.sum(axis=0), "n_docs": n}
         if stats:
             suff = np.empty((self.V, self.K))
             _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff, threads)
-            out.fields["word_topic"] = suff
-        return out
+            fields["word_topic"] = suff
+        return Statistics(**fields)
 
 
 class Topics:
