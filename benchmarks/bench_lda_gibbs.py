@@ -6,7 +6,7 @@ samplers run K=50 with the same symmetric priors (alpha=0.1 per topic, eta=0.01 
 corpus was drawn with 0.1 and 0.05), from a random initial assignment, 2 threads:
 
 - vbfast: ``LatentDirichletAllocation(n_components=50, method='gibbs', doc_topic_prior=0.1,
-  topic_word_prior=0.01, burn_in=SWEEPS - 1, n_samples=1, n_threads=2)``; the sweep time is
+  topic_word_prior=0.01, burn_in=SWEEPS - 1, n_draws=1, n_threads=2)``; the sweep time is
   ``sum(iteration_times_)`` (every sweep and its merge; not the set-up, the initial
   assignment or the final variational pass for ``bound_``).
 - tomotopy: ``LDAModel(k=50, alpha=0.1, eta=0.01)`` with hyperparameter optimisation off
@@ -75,7 +75,7 @@ def vbfast_fit(X, sweeps, n_threads=THREADS, seed=0):
     from vbfast import LatentDirichletAllocation
 
     return LatentDirichletAllocation(K, method="gibbs", doc_topic_prior=ALPHA,
-                                     topic_word_prior=ETA, burn_in=sweeps - 1, n_samples=1,
+                                     topic_word_prior=ETA, burn_in=sweeps - 1, n_draws=1,
                                      n_threads=n_threads, random_state=seed).fit(X)
 
 

@@ -365,11 +365,11 @@ def test_topics_for_the_sweep_are_aligned_also_after_unpickling():
     import pickle
     X, _ = _corpus(n_docs=60, n_words=40, n_topics=3, seed=11)
     est = LatentDirichletAllocation(5, max_iter=3, random_state=0).fit(X)
-    B = est._sweep_B()
+    B = est._topics.sweep_B()
     assert B.ctypes.data % 64 == 0 and B.shape == (40, 8) and np.all(B[:, 5:] == 0)
     other = pickle.loads(pickle.dumps(est))
-    assert other._sweep_B().ctypes.data % 64 == 0
-    np.testing.assert_array_equal(other._sweep_B(), B)
+    assert other._topics.sweep_B().ctypes.data % 64 == 0
+    np.testing.assert_array_equal(other._topics.sweep_B(), B)
     np.testing.assert_array_equal(other.transform(X), est.transform(X))
 
 
@@ -593,7 +593,7 @@ def test_empty_documents_get_the_prior():
     (np.ones(3), "2-D"),
 ])
 @pytest.mark.parametrize("params", [dict(max_iter=1),
-                                    dict(method="gibbs", burn_in=1, n_samples=1)])
+                                    dict(method="gibbs", burn_in=1, n_draws=1)])
 def test_bad_input(bad, match, params):
     # the same validation for every method (the sampler's own, integer counts, is tested in
     # test_lda_gibbs.py)

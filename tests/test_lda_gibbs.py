@@ -53,16 +53,14 @@ def _tiny_state(part_ptr=None, K=4, alpha=0.3, eta=0.2, seed=1, slice_of=None):
                                 [0, 2, 1, 0, 0, 1]], dtype=float))
     doc_ptr, words = sampler._tokens(X)
     z = np.random.default_rng(seed).integers(0, K, size=words.size).astype(np.int32)
-    state = sampler.GibbsState(doc_ptr, words, X.shape[1], K, alpha, eta, 1, part_ptr,
-                               slice_of)
-    state.add_chain(z)
-    return state, z
+    state = sampler.TokenData(doc_ptr, words, X.shape[1], K, alpha, eta, 1, part_ptr,
+                              slice_of)
+    return state, state.new_chain(z), z
 
 
-def _raw_sweep(state, c, seed, sweep_index):
+def _raw_sweep(state, ch, c, seed, sweep_index):
     """One kernel sweep from the chain's current state, on copies of its arrays (the state is
     kept); return the new assignments."""
-    ch = state.chains[c]
     z, ndk, nwk, nk = (ch[a].copy() for a in ("z", "ndk", "nwk", "nk"))
     _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr, z, ndk, nwk,
                      nk, state.cursor, state.scratch_i, state.scratch_d, state.alpha,
@@ -83,15 +81,15 @@ def test_single_site_draws_follow_the_exact_conditional():
     given that state, the second after the first's update. A chi-square goodness-of-fit test
     of the joint distribution of the pair, on many draws."""
     K, alpha, eta = 4, 0.3, 0.2
-    state, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, alpha=alpha, eta=eta,
+    state, ch, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, alpha=alpha, eta=eta,
                            slice_of=_TINY_SLICES)
     doc_ptr, words, V = state.doc_ptr, state.words, state.V
     for d in (0, 1, 3, 4):  # the set-up: each document's first two tokens are in sub-step 0
         assert np.all(state.slice_of[words[doc_ptr[d]:doc_ptr[d] + 2]] == d)
     n_draws = 20000
-    draws = np.array([_raw_sweep(state, 0, 7, s) for s in range(n_draws)])
+    draws = np.array([_raw_sweep(state, ch, 0, 7, s) for s in range(n_draws)])
     # the global state is untouched by sweeps without a merge
-    np.testing.assert_array_equal(state.chains[0]["z"], z)
+    np.testing.assert_array_equal(ch["z"], z)
     p_values = []
     for d in (0, 1, 3, 4):
         i0 = doc_ptr[d]
@@ -120,8 +118,8 @@ def test_chain_visits_states_with_the_posterior_probabilities():
     X = sp.csr_matrix(np.array([[2, 1, 0], [0, 1, 1]], dtype=float))
     doc_ptr, words = sampler._tokens(X)
     N = words.size
-    state = sampler.GibbsState(doc_ptr, words, 3, K, alpha, eta, 1, np.array([0, 2]))
-    state.add_chain(np.zeros(N, dtype=np.int32))
+    state = sampler.TokenData(doc_ptr, words, 3, K, alpha, eta, 1, np.array([0, 2]))
+    ch = state.new_chain(np.zeros(N, dtype=np.int32))
     words = state.words
     states = np.array(list(itertools.product(range(K), repeat=N)), dtype=np.int32)
     lp = np.array([sampler.log_joint(doc_ptr, words, z, 3, K, alpha, eta) for z in states])
@@ -131,8 +129,8 @@ def test_chain_visits_states_with_the_posterior_probabilities():
     visits = np.empty(n_sweeps, dtype=np.int64)
     place = K ** np.arange(N - 1, -1, -1)
     for s in range(n_sweeps):
-        state.sweep(0, 3, s)
-        visits[s] = state.chains[0]["z"] @ place
+        state.sweep(ch, 3, 0, s)
+        visits[s] = ch["z"] @ place
     freq = np.bincount(visits, minlength=K ** N) / n_sweeps
     # expected total variation from sampling noise alone is ~0.035 here (0.02 at 60,000
     # sweeps); a sampler with a wrong conditional anywhere in the sweep is far off
@@ -146,8 +144,8 @@ def test_bucket_sampler_is_not_uniform_or_prior_only():
     """The chi-square test above has power: the kernel's draws differ from the prior-only
     (s bucket) distribution on the same data."""
     K = 4
-    state, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, slice_of=_TINY_SLICES)
-    draws = np.array([_raw_sweep(state, 0, 3, s)[0] for s in range(4000)])
+    state, ch, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, slice_of=_TINY_SLICES)
+    draws = np.array([_raw_sweep(state, ch, 0, 3, s)[0] for s in range(4000)])
     p = _conditional(state.doc_ptr, state.words, z, 0, K, state.V, 0.3, 0.2)
     freq = np.bincount(draws, minlength=K) / draws.size
     np.testing.assert_allclose(freq, p, atol=0.03)
@@ -159,19 +157,18 @@ def test_count_invariants_and_log_joint_after_sweeps():
     doc_ptr, words = sampler._tokens(X)
     K, V, alpha, eta = 5, 40, 0.1, 0.05
     parts = np.array([0, 7, 20, 21, 45, 60], dtype=np.int64)  # 5 document blocks, uneven
-    state = sampler.GibbsState(doc_ptr, words, V, K, alpha, eta, 2, parts)
+    state = sampler.TokenData(doc_ptr, words, V, K, alpha, eta, 2, parts)
     # the state's token order: each document's tokens reordered, the same multiset
     for d in range(60):
         lo, hi = doc_ptr[d], doc_ptr[d + 1]
         np.testing.assert_array_equal(np.sort(state.words[lo:hi]), np.sort(words[lo:hi]))
     words = state.words
     z0 = np.random.default_rng(0).integers(0, K, size=words.size).astype(np.int32)
-    state.add_chain(z0)
-    ch = state.chains[0]
+    ch = state.new_chain(z0)
     changed = 0
     for s in range(6):
         z_before = ch["z"].copy()
-        lj = state.sweep(0, 11, s)
+        lj = state.sweep(ch, 11, 0, s)
         z = ch["z"]
         changed += np.count_nonzero(z != z_before)
         # counts match the assignments
@@ -180,7 +177,7 @@ def test_count_invariants_and_log_joint_after_sweeps():
         np.testing.assert_array_equal(ch["nk"], nkw.sum(axis=1))
         assert ch["nk"].sum() == words.size == X.sum()
         np.testing.assert_array_equal(ch["nwk"].sum(axis=1), np.asarray(X.sum(axis=0)).ravel())
-        ndk = state.doc_topic_counts(0)
+        ndk = ch["ndk"]
         np.testing.assert_array_equal(ndk.sum(axis=1), np.diff(doc_ptr))
         doc_of = np.repeat(np.arange(60), np.diff(doc_ptr))
         np.testing.assert_array_equal(ndk, np.bincount(doc_of * K + z, minlength=60 * K)
@@ -204,7 +201,7 @@ def test_blocks_slices_and_token_order():
     load = np.bincount(slices, weights=freq, minlength=7)
     assert slices.min() == 0 and slices.max() == 6 and np.all(np.diff(slices) >= 0)
     assert np.abs(load - freq.sum() / 7).max() <= freq.max()
-    states = [sampler.GibbsState(doc_ptr, words, 300, 4, 0.1, 0.1, t,
+    states = [sampler.TokenData(doc_ptr, words, 300, 4, 0.1, 0.1, t,
                                  np.array([0, 30, 61, 90, 120])) for t in (1, 2)]
     np.testing.assert_array_equal(states[0].words, states[1].words)
     st = states[0]
@@ -258,7 +255,7 @@ def _match(est_topics, true_topics):
 
 def test_recovers_generating_topics():
     X, beta = _corpus(n_docs=400, n_words=100, n_topics=5, doc_len=80, seed=4)
-    est = LatentDirichletAllocation(5, method="gibbs", burn_in=100, n_samples=30, thin=2,
+    est = LatentDirichletAllocation(5, method="gibbs", burn_in=100, n_draws=30, thin=2,
                                     n_chains=2, random_state=0).fit(X)
     l1 = _match(est.components_, beta)
     # L1 distance between matched topic-word distributions (at most 2); ~32,000 tokens
@@ -281,9 +278,9 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     monkeypatch.setattr(sampler, "_WORDS_PER_BLOCK", 16)
     monkeypatch.setattr(sampler, "_MIN_COUNTS_PER_THREAD_LJ", 1)
     X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
-    kw = dict(method="gibbs", burn_in=5, n_samples=5, n_chains=2, random_state=3)
+    kw = dict(method="gibbs", burn_in=5, n_draws=5, n_chains=2, random_state=3)
     fits = [LatentDirichletAllocation(4, n_threads=t, **kw).fit(X) for t in (1, 2, 2)]
-    state = sampler.GibbsState(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2)
+    state = sampler.TokenData(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2)
     assert state.P > 2 and state.n_threads_sweep == 2 and state.n_threads_lj == 2
     for other in fits[1:]:
         np.testing.assert_array_equal(fits[0].components_, other.components_)
@@ -292,9 +289,21 @@ def test_identical_for_any_thread_count_and_seed(monkeypatch):
     assert not np.array_equal(fits[0].log_joint_trace_, other.log_joint_trace_)
 
 
+def test_chains_do_not_depend_on_each_other():
+    # a chain's draws depend only on (seed, chain, sweep): chain 0 of a two-chain fit is the
+    # one-chain fit, sweep for sweep
+    X, _ = _corpus(n_docs=60, n_words=30, n_topics=3, doc_len=20, seed=4)
+    kw = dict(method="gibbs", burn_in=3, n_draws=4, random_state=2)
+    one = LatentDirichletAllocation(3, **kw).fit(X)
+    two = LatentDirichletAllocation(3, n_chains=2, **kw).fit(X)
+    assert two.log_joint_trace_.shape == (2, 7)
+    np.testing.assert_array_equal(two.log_joint_trace_[0], one.log_joint_trace_[0])
+    assert not np.array_equal(two.log_joint_trace_[1], one.log_joint_trace_[0])
+
+
 def test_store_samples_and_posterior_mean():
     X, _ = _corpus(n_docs=50, n_words=30, n_topics=3, doc_len=20, seed=8)
-    est = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_samples=4, thin=3,
+    est = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_draws=4, thin=3,
                                     random_state=0, store_samples=True,
                                     topic_word_prior=0.3).fit(X)
     S = est.posterior_samples_
@@ -302,7 +311,7 @@ def test_store_samples_and_posterior_mean():
     np.testing.assert_array_equal(S.sum(axis=(2, 3)), X.sum())
     np.testing.assert_allclose(est.components_, 0.3 + S[0].mean(axis=0))
     assert est.n_iter_ == 3 + 4 * 3 == len(est.lower_bounds_) == len(est.iteration_times_)
-    est2 = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_samples=4, thin=3,
+    est2 = LatentDirichletAllocation(3, method="gibbs", burn_in=3, n_draws=4, thin=3,
                                      random_state=0, topic_word_prior=0.3).fit(X)
     assert est2.posterior_samples_ is None
     np.testing.assert_array_equal(est2.components_, est.components_)
@@ -311,7 +320,7 @@ def test_store_samples_and_posterior_mean():
 
 def test_api_transform_score_perplexity():
     X, _ = _corpus(n_docs=80, n_words=50, n_topics=3, doc_len=30, seed=9)
-    est = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+    est = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_draws=10,
                                     random_state=0)
     theta = est.fit_transform(X)
     np.testing.assert_allclose(theta, est.transform(X), rtol=1e-12)
@@ -320,12 +329,12 @@ def test_api_transform_score_perplexity():
     assert 1.0 < est.bound_ < 50
     assert est.get_params()["n_chains"] == 1 and "method='gibbs'" in repr(est)
     X32 = X.astype(np.float32)
-    est32 = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+    est32 = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_draws=10,
                                       random_state=0).fit(X32)
     assert est32.components_.dtype == np.float32
     np.testing.assert_allclose(est32.components_, est.components_, rtol=1e-6)
     # dense integer input gives the same fit
-    est_dense = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_samples=10,
+    est_dense = LatentDirichletAllocation(3, method="gibbs", burn_in=20, n_draws=10,
                                           random_state=0).fit(X.toarray().astype(np.int64))
     np.testing.assert_array_equal(est_dense.components_, est.components_)
 
@@ -333,12 +342,12 @@ def test_api_transform_score_perplexity():
 def test_empty_documents_and_empty_corpus():
     X, _ = _corpus(n_docs=30, n_words=20, n_topics=2, doc_len=20, seed=10)
     X = sp.vstack([sp.csr_matrix((2, 20)), X, sp.csr_matrix((1, 20))]).tocsr()
-    est = LatentDirichletAllocation(2, method="gibbs", burn_in=5, n_samples=5, random_state=0,
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=5, n_draws=5, random_state=0,
                                     doc_topic_prior=0.2).fit(X)
     np.testing.assert_allclose(est.transform(X)[[0, 1, 32]], 0.5)
     assert np.all(np.isfinite(est.lower_bounds_))
     Z = sp.csr_matrix((4, 6))
-    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_samples=4,
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_draws=4,
                                     random_state=0).fit(Z)
     np.testing.assert_allclose(est.components_, 0.5)
     np.testing.assert_array_equal(est.lower_bounds_, 0.0)
@@ -349,13 +358,13 @@ def test_non_integer_counts_are_refused():
     # the rest of the input validation is shared with the variational methods
     # (test_lda.py::test_bad_input runs it for method='gibbs' too)
     with pytest.raises(ValueError, match="integer counts"):
-        LatentDirichletAllocation(2, method="gibbs", burn_in=1, n_samples=1).fit(
+        LatentDirichletAllocation(2, method="gibbs", burn_in=1, n_draws=1).fit(
             np.array([[1.5, 1.0], [0.0, 2.0]]))
 
 
 @pytest.mark.parametrize("params,exc,match", [
-    (dict(n_samples=0), ValueError, "n_samples"),
-    (dict(n_samples=2.5), TypeError, "n_samples"),
+    (dict(n_draws=0), ValueError, "n_draws"),
+    (dict(n_draws=2.5), TypeError, "n_draws"),
     (dict(burn_in=-1), ValueError, "burn_in"),
     (dict(thin=0), ValueError, "thin"),
     (dict(n_chains=0), ValueError, "n_chains"),
@@ -366,7 +375,7 @@ def test_non_integer_counts_are_refused():
 ])
 def test_bad_parameters(params, exc, match):
     X, _ = _corpus(n_docs=10, n_words=10, n_topics=2, doc_len=10)
-    kw = dict(n_components=2, method="gibbs", burn_in=1, n_samples=1)
+    kw = dict(n_components=2, method="gibbs", burn_in=1, n_draws=1)
     kw.update(params)
     with pytest.raises(exc, match=match):
         LatentDirichletAllocation(**kw).fit(X)
@@ -376,7 +385,7 @@ def test_fitted_checks_and_partial_fit():
     X, _ = _corpus(n_docs=20, n_words=12, n_topics=2, doc_len=10)
     with pytest.raises(NotFittedError):
         LatentDirichletAllocation(2, method="gibbs").transform(X)
-    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_samples=2,
+    est = LatentDirichletAllocation(2, method="gibbs", burn_in=2, n_draws=2,
                                     random_state=0).fit(X)
     with pytest.raises(ValueError, match="features"):
         est.transform(X[:, :5])
@@ -387,8 +396,7 @@ def test_fitted_checks_and_partial_fit():
 
 
 def test_kernel_rejects_inconsistent_shapes():
-    state, _ = _tiny_state()
-    ch = state.chains[0]
+    state, ch, _ = _tiny_state()
     with pytest.raises(ValueError, match="inconsistent"):
         _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr,
                          ch["z"][:-1], ch["ndk"], ch["nwk"], ch["nk"], state.cursor,
@@ -398,8 +406,7 @@ def test_kernel_rejects_inconsistent_shapes():
                                    state.block_ptr, state.lg_alpha, state.lg_doclen,
                                    state.lg_eta, state.part_lj, state.block_lj, 1)
     # tokens not in the order of the sub-steps are refused (not silently skipped)
-    state, _ = _tiny_state(part_ptr=_TINY_BLOCKS, slice_of=_TINY_SLICES)
-    ch = state.chains[0]
+    state, ch, _ = _tiny_state(part_ptr=_TINY_BLOCKS, slice_of=_TINY_SLICES)
     with pytest.raises(ValueError, match="order"):
         _lda_gibbs.sweep(state.doc_ptr, state.words[::-1].copy(), state.slice_of,
                          state.part_ptr, ch["z"], ch["ndk"], ch["nwk"], ch["nk"], state.cursor,

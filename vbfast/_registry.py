@@ -61,8 +61,7 @@ class Entry:
         so that tests compare long enough traces."""
         names = self.make().get_params()
         if names.get("method") == "gibbs":  # a sampler runs burn_in + n_draws * thin sweeps
-            draws = "n_draws" if "n_draws" in names else "n_samples"
-            return {"burn_in": 1, draws: n_iter - 1, "thin": 1}
+            return {"burn_in": 1, "n_draws": n_iter - 1, "thin": 1}
         out = {"max_iter": n_iter}
         for name in ("tol", "perp_tol"):
             if name in names:
@@ -159,7 +158,7 @@ ESTIMATORS = [
            "n_chains": 2, "weight_concentration_prior_type": "dirichlet_process"},
           grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
     Entry("LatentDirichletAllocation-gibbs", LatentDirichletAllocation,
-          {"method": "gibbs", "n_components": 3, "n_samples": 10, "burn_in": 10},
+          {"method": "gibbs", "n_components": 3, "n_draws": 10, "burn_in": 10},
           data="counts", expected_failed_checks=_LDA_GIBBS_FAILS),
     Entry("LatentDirichletAllocation-mean_field-batch-monotone", LatentDirichletAllocation,
           {"method": "mean_field", "learning_method": "batch", "n_components": 3,

@@ -1,23 +1,26 @@
 """Collapsed Gibbs sampling for ``LatentDirichletAllocation(method='gibbs')``.
 
 The sweep and the log joint run in ``vbfast.topics._lda_gibbs`` (dense conditional, documents x
-vocabulary partition; see that module). This module owns the data side of a fit (token arrays
-in the order the sub-steps read them, document blocks and vocabulary slices, count tables,
-workspace), the sweeps of every chain, the kept draws and the diagnostics, and sets the
-estimator's fitted attributes.
+vocabulary partition; see that module). This module holds the data side of a fit
+(``TokenData``: token arrays in the order the sub-steps read them, document blocks and
+vocabulary slices, workspace; one sweep is its pass), the sampler method of one chain
+(``CollapsedGibbs``: the chain's assignments and count tables), and ``sample``, which runs the
+chains through ``vbfast._core.loop.run_fits`` and returns a ``GibbsResult`` for the estimator to
+store.
 """
-import time
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 from scipy.special import gammaln
 
 from . import _lda_gibbs  # the compiled kernels (src_c/topics/_lda_gibbs.pyx)
-from .._core.threads import resolve_n_threads
-from .._core.validation import check_random_state, check_scalar
+from .._core.loop import Sampling, run_fits
+from .._core.mcmc import effective_sample_size, split_rhat
+from .._core.protocol import Method, Statistics
+from .._core.sampling import RHAT_THRESHOLD, matching, n_sweeps
+from .._core.validation import check_random_state
 
-__all__ = ["fit_gibbs", "GibbsState"]
+__all__ = ["sample", "GibbsResult", "TokenData", "CollapsedGibbs"]
 
 # The documents go into B blocks and the vocabulary into B slices, B = N / this (at most
 # _MAX_PARTITIONS): from the data size only, never the thread count, so that a fit is bitwise
@@ -34,19 +37,6 @@ _MIN_TOKENS_PER_THREAD = 20000
 # Below this many counts a thread, the log joint's sums run on fewer threads (the same).
 _MIN_COUNTS_PER_THREAD_LJ = 1 << 22
 _INT32_MAX = np.iinfo(np.int32).max
-# converged_ when the split-R-hat of the log joint is below this (as for the mixtures' sampler)
-RHAT_THRESHOLD = 1.05
-
-
-def check_gibbs_parameters(est):
-    """Check the sampler's options; return (n_samples, burn_in, thin, n_chains)."""
-    check_scalar(est.n_samples, "n_samples", "int", min_val=1)
-    check_scalar(est.burn_in, "burn_in", "int", min_val=0)
-    check_scalar(est.thin, "thin", "int", min_val=1)
-    check_scalar(est.n_chains, "n_chains", "int", min_val=1)
-    if not isinstance(est.store_samples, (bool, np.bool_)):
-        raise TypeError(f"store_samples must be a bool, got {est.store_samples!r}")
-    return int(est.n_samples), int(est.burn_in), int(est.thin), int(est.n_chains)
 
 
 def _tokens(X):
@@ -92,8 +82,10 @@ def _slices(freq, B):
     return np.minimum(B - 1, before * B // total).astype(np.int32)
 
 
-class GibbsState:
-    """The data side of a collapsed Gibbs fit and the state of its chains.
+class TokenData:
+    """The data side of a collapsed Gibbs fit: the tokens, their partition and the workspace.
+    Its pass is one sweep of a chain (``run_pass``); the chains' states belong to the sampler
+    methods (``CollapsedGibbs``), each made by ``new_chain``.
 
     Parameters
     ----------
@@ -106,9 +98,7 @@ class GibbsState:
     slice_of : (V,) int vocabulary slice of each word in [0, B), or None for the default.
 
     The tokens of each document are reordered (stably) so that each sub-step's are the next
-    run: ``self.words`` is that order, and every per-token array (``z``) follows it. Per chain:
-    ``z`` (N,) int32 topic of every token, ``nwk`` (V, K) int32 topic-word counts (word-major),
-    ``ndk`` (D, K) int32 document-topic counts, ``nk`` (K,) int32 topic totals.
+    run: ``self.words`` is that order, and every per-token array (a chain's ``z``) follows it.
     """
 
     def __init__(self, doc_ptr, words, n_words, n_components, alpha, eta, n_threads,
@@ -161,12 +151,13 @@ class GibbsState:
         self.scratch_d = np.empty((B, 4 * K), np.float64)
         self.part_lj = np.empty(B)
         self.block_lj = np.empty(n_blocks)
-        self.chains = []
 
-    def add_chain(self, z):
-        """Start a chain at the assignments ``z`` (N,), in the order of ``self.words``;
-        return its index."""
-        z = np.array(z, dtype=np.int32, copy=True)  # the chain owns (and overwrites) it
+    def new_chain(self, z):
+        """A chain's state at the assignments ``z`` (N,), in the order of ``self.words``: a
+        dict of ``z`` (N,) int32 (a copy: the chain overwrites it), ``nwk`` (V, K) int32
+        topic-word counts (word-major), ``ndk`` (D, K) int32 document-topic counts and ``nk``
+        (K,) int32 topic totals."""
+        z = np.array(z, dtype=np.int32, copy=True)
         if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
             raise ValueError("z must have one topic in [0, K) per token")
         V, K, D = self.V, self.K, self.D
@@ -178,12 +169,20 @@ class GibbsState:
             chain["ndk"][:] = np.bincount(self._doc_of * K + z,
                                           minlength=D * K).reshape(D, K)
             chain["nk"][:] = np.bincount(z, minlength=K)
-        self.chains.append(chain)
-        return len(self.chains) - 1
+        return chain
 
-    def log_joint(self, c):
-        """log p(w, z) of chain ``c``'s current state (from its counts)."""
-        chain = self.chains[c]
+    def shards(self):
+        """One shard, every token: a sweep's sub-steps pair every document block with every
+        vocabulary slice."""
+        return (None,)
+
+    def run_pass(self, shard, inputs):
+        """One sweep of the chain ``inputs`` = (chain, seed, chain index, sweep index), its
+        counts updated in place; the statistics hold the log joint after it."""
+        return Statistics(log_joint=self.sweep(*inputs))
+
+    def log_joint(self, chain):
+        """log p(w, z) of a chain's current state (from its counts)."""
         _lda_gibbs.log_joint_terms(self.doc_ptr, chain["ndk"], chain["nwk"], self.part_ptr,
                                    self.block_ptr, self.lg_alpha, self.lg_doclen, self.lg_eta,
                                    self.part_lj, self.block_lj, self.n_threads_lj)
@@ -191,21 +190,126 @@ class GibbsState:
         return float(np.sum(self.part_lj)) + float(np.sum(self.block_lj)) \
             + K * gammaln(V * self.eta) - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
 
-    def sweep(self, c, seed, sweep_index):
-        """One sweep of chain ``c``; return the log joint log p(w, z) after it."""
-        chain = self.chains[c]
+    def sweep(self, chain, seed, chain_index, sweep_index):
+        """One sweep of ``chain``; return the log joint log p(w, z) after it. The random
+        stream of each (block, slice) pair is keyed by (seed, chain index, sweep index), so a
+        chain's draws do not depend on the other chains."""
         if self.N == 0:
             return 0.0
         _lda_gibbs.sweep(self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
                          chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.scratch_i,
-                         self.scratch_d, self.alpha, self.eta, np.uint64(seed), np.uint64(c),
-                         np.uint64(sweep_index), self.n_threads_sweep)
-        return self.log_joint(c)
+                         self.scratch_d, self.alpha, self.eta, np.uint64(seed),
+                         np.uint64(chain_index), np.uint64(sweep_index), self.n_threads_sweep)
+        return self.log_joint(chain)
 
-    def doc_topic_counts(self, c):
-        """n_dk (D, K) int32 of chain ``c``."""
-        return self.chains[c]["ndk"].copy()
 
+class CollapsedGibbs(Method):
+    """The sampler method of one chain: its assignments and count tables, and the running
+    sum of the topic-word counts of its kept sweeps (the posterior mean needs only that;
+    the tables themselves are drawn only with ``store``, at n_draws V K int32s)."""
+
+    monotone = False
+    bound_kind = "log joint"
+
+    def __init__(self, data, z, seed, chain_index, sampling, store, n_sweeps, verbose=0):
+        self.chain = data.new_chain(z)
+        self.seed = seed
+        self.chain_index = chain_index
+        self.sampling = sampling
+        self.store = store
+        self.n_sweeps = n_sweeps
+        self.verbose = verbose
+        self.sweep_index = 0
+        self.nwk_sum = np.zeros((data.V, data.K), np.int64)
+        self._log_joint = None
+
+    def pass_inputs(self, shard):
+        return self.chain, self.seed, self.chain_index, self.sweep_index
+
+    def update(self, stats):
+        # the sweep has already moved the chain (its counts are updated in place)
+        self._log_joint = stats.log_joint
+        if self.sampling.keeps(self.sweep_index):
+            self.nwk_sum += self.chain["nwk"]
+        self.sweep_index += 1
+        if self.verbose:
+            print("sweep: %d of %d, log joint (chain %d): %.4f"
+                  % (self.sweep_index, self.n_sweeps, self.chain_index, self._log_joint))
+
+    def bound(self):
+        return self._log_joint
+
+    def draw(self):
+        return {"nwk": self.chain["nwk"].T.copy()} if self.store else {}
+
+    def attributes(self):
+        return {"nwk_sum": self.nwk_sum.copy()}
+
+
+@dataclass
+class GibbsResult:
+    """A collapsed Gibbs fit, for the estimator to store.
+
+    components : (K, V) eta + the topic-word counts averaged over the kept sweeps, each
+        chain's topics aligned to the first chain's, then averaged over chains.
+    log_joint_trace : (n_chains, n_sweeps) log p(w, z) after every sweep of every chain.
+    times : (n_sweeps,) wall time of each sweep, summed over the chains.
+    permutations : (n_chains, K) the permutation aligning each chain's topics.
+    samples : (n_chains, n_draws, K, V) int32 kept topic-word counts (aligned), or None.
+    diagnostics : {"rhat": {"log_joint": r}, "ess": {"log_joint": e}, "max_rhat": r}.
+    converged : whether the log joint's split-R-hat is below ``RHAT_THRESHOLD``.
+    random_state : the RandomState the chains' seed was drawn from.
+    n_tokens : N.
+    """
+
+    components: np.ndarray
+    log_joint_trace: np.ndarray
+    times: np.ndarray
+    permutations: np.ndarray
+    samples: np.ndarray
+    diagnostics: dict
+    converged: bool
+    random_state: np.random.RandomState
+    n_tokens: int
+
+
+def sample(X, n_components, alpha, eta, *, n_draws, burn_in, thin, n_chains, store_samples,
+           random_state, n_threads, verbose=0):
+    """Collapsed Gibbs sampling of LDA on the canonical CSR counts X: ``n_chains`` chains of
+    ``burn_in + n_draws * thin`` sweeps from uniformly random topics, run one after another
+    through the one loop; returns a ``GibbsResult``."""
+    doc_ptr, words = _tokens(X)
+    V, K = X.shape[1], n_components
+    rs = check_random_state(random_state)
+    seed = int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
+    data = TokenData(doc_ptr, words, V, K, alpha, eta, n_threads)
+    sampling = Sampling(burn_in, thin)
+    total = n_sweeps(n_draws, burn_in, thin)
+
+    def new_chain(c):
+        init = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, c])
+        z = init.integers(0, K, size=data.N, dtype=np.int32)
+        return CollapsedGibbs(data, z, seed, c, sampling, store_samples, total, verbose)
+
+    chains = run_fits(new_chain, data, n_runs=n_chains, max_iter=total, sampling=sampling)
+
+    # posterior mean pseudo-counts per chain; chains' topics aligned to chain 0's
+    means = [eta + run.attributes["nwk_sum"].T / n_draws for run in chains]
+    samples = [run.draws["nwk"] for run in chains] if store_samples else None
+    perms = [np.arange(K)]
+    for c in range(1, n_chains):
+        perms.append(_align_to(means[0], means[c]))
+        means[c] = means[c][perms[c]]
+        if samples is not None:
+            samples[c] = samples[c][:, perms[c]]
+    trace = np.stack([run.bounds for run in chains])
+    rhat, ess = _diagnostics(trace[:, burn_in:][:, thin - 1::thin])
+    return GibbsResult(
+        components=np.mean(means, axis=0), log_joint_trace=trace,
+        times=np.sum([run.times for run in chains], axis=0), permutations=np.array(perms),
+        samples=None if samples is None else np.stack(samples),
+        diagnostics={"rhat": {"log_joint": rhat}, "ess": {"log_joint": ess}, "max_rhat": rhat},
+        converged=bool(rhat < RHAT_THRESHOLD), random_state=rs, n_tokens=data.N)
 
 def log_joint(doc_ptr, words, z, n_words, n_components, alpha, eta):
     """log p(w, z) of LDA with theta and beta integrated out (NumPy, for checks)."""
@@ -227,96 +331,13 @@ def log_joint(doc_ptr, words, z, n_words, n_components, alpha, eta):
 def _align_to(reference, topics):
     """Permutation of ``topics``' rows that best matches ``reference``'s (Hungarian matching
     on the L1 distance of the normalised rows)."""
-    a = reference / reference.sum(axis=1, keepdims=True)
-    b = topics / topics.sum(axis=1, keepdims=True)
-    _, perm = linear_sum_assignment(cdist(a, b, "cityblock"))
-    return perm
-
-
-def fit_gibbs(est, X, doc_topic=True):
-    """Fit ``est`` (a LatentDirichletAllocation with method='gibbs') by collapsed Gibbs
-    sampling and set its fitted attributes; if ``doc_topic``, return the unnormalised
-    document-topic parameters of X (what ``transform(X, normalize=False)`` gives)."""
-    from .lda import _check_counts  # here, not at import: lda imports this module lazily
-
-    est._check_parameters()
-    n_samples, burn_in, thin, n_chains = check_gibbs_parameters(est)
-    n_threads = resolve_n_threads(est.n_threads)
-    X = _check_counts(X)
-    n_docs, V = X.shape
-    doc_ptr, words = _tokens(X)
-    K = est.n_components
-    alpha = 1.0 / K if est.doc_topic_prior is None else float(est.doc_topic_prior)
-    eta = 1.0 / K if est.topic_word_prior is None else float(est.topic_word_prior)
-    rs = check_random_state(est.random_state)
-    seed = int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
-    state = GibbsState(doc_ptr, words, V, K, alpha, eta, n_threads)
-    for c in range(n_chains):
-        init = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, c])
-        state.add_chain(init.integers(0, K, size=state.N, dtype=np.int32))
-
-    n_sweeps = burn_in + n_samples * thin
-    trace = np.empty((n_chains, n_sweeps))
-    times = []
-    sums = [np.zeros((V, K), np.int64) for _ in range(n_chains)]
-    samples = np.empty((n_chains, n_samples, K, V), np.int32) if est.store_samples else None
-    kept = 0
-    for s in range(n_sweeps):
-        t0 = time.perf_counter()
-        keep = s >= burn_in and (s - burn_in + 1) % thin == 0
-        for c in range(n_chains):
-            trace[c, s] = state.sweep(c, seed, s)
-            if keep:
-                nwk = state.chains[c]["nwk"]
-                sums[c] += nwk
-                if samples is not None:
-                    samples[c, kept] = nwk.T
-        kept += keep
-        times.append(time.perf_counter() - t0)
-        if est.verbose:
-            print("sweep: %d of %d, log joint (chain 0): %.4f" % (s + 1, n_sweeps, trace[0, s]))
-
-    # posterior mean pseudo-counts per chain; chains' topics aligned to chain 0's
-    means = [eta + sums[c].T / n_samples for c in range(n_chains)]
-    perms = [np.arange(K)]
-    for c in range(1, n_chains):
-        perms.append(_align_to(means[0], means[c]))
-        means[c] = means[c][perms[c]]
-        if samples is not None:
-            samples[c] = samples[c][:, perms[c]]
-    components = np.mean(means, axis=0)
-
-    est.random_state_ = rs
-    est.n_features_in_ = V
-    est.doc_topic_prior_ = alpha
-    est.topic_word_prior_ = eta
-    est.n_iter_ = n_sweeps
-    est._dtype = X.dtype
-    est.log_joint_trace_ = trace
-    est.lower_bounds_ = trace[0].copy()
-    est.lower_bound_ = float(trace[0, -1]) if n_sweeps else float("nan")
-    est.iteration_times_ = times
-    est.chain_topic_permutations_ = np.array(perms)
-    est.posterior_samples_ = samples
-    kept_trace = trace[:, burn_in:][:, thin - 1::thin]
-    rhat, ess = _diagnostics(kept_trace)
-    est.sampler_diagnostics_ = {"rhat": {"log_joint": rhat}, "ess": {"log_joint": ess},
-                                "max_rhat": rhat}
-    est.converged_ = bool(rhat < RHAT_THRESHOLD)
-    est._set_lambda(components)
-    # perplexity on the training data, as the variational methods; a corpus without a word has
-    # none (the limit exp(-bound / n_words) is +inf, as lda._perplexity_of takes it)
-    est.bound_ = est.perplexity(X) if state.N else float("inf")
-    if doc_topic:
-        return est.transform(X, normalize=False).astype(np.float64)
-    return None
+    return matching(reference / reference.sum(axis=1, keepdims=True),
+                    topics / topics.sum(axis=1, keepdims=True), "cityblock")
 
 
 def _diagnostics(draws):
-    """Split-R-hat and ESS of the log joint over the kept sweeps, (n_chains, n_samples); the
+    """Split-R-hat and ESS of the log joint over the kept sweeps, (n_chains, n_draws); the
     log joint does not depend on the topics' labels, so no relabelling is needed."""
-    from .._core.mcmc import effective_sample_size, split_rhat
-
     if draws.shape[1] < 4 or np.ptp(draws) == 0:  # too short to split, or constant
         return float("nan"), float("nan")
     return float(split_rhat(draws)), float(effective_sample_size(draws))

@@ -1,17 +1,22 @@
-"""Latent Dirichlet allocation fitted by variational inference, on the Cython/OpenMP pass of
-``vbfast.topics._lda`` (per-document fixed point, statistics and bound terms in one sweep)."""
-import time
+"""Latent Dirichlet allocation: the estimator and its variational methods.
 
+The pass is the Cython/OpenMP kernel of ``vbfast.topics._lda`` (per-document fixed point,
+statistics and bound terms in one sweep) over ``DocumentData``'s shards; ``MeanField`` and
+``VariationalEM`` hold lambda (as ``Topics``) and update it, batch or by stochastic steps,
+driven by ``vbfast._core.loop``. Collapsed Gibbs sampling is in ``vbfast.topics._gibbs``.
+"""
 import numpy as np
-import scipy.sparse as sp
-from scipy.special import gammaln, psi
+from scipy.special import gammaln
 
-from . import _lda
+from . import _gibbs, _lda
+from ._data import check_counts, priors
 from .._core.base import ParamsMixin, all_or_nothing
-from .._core.loop import guard
+from .._core.loop import iterate, run_fits, store_trace
+from .._core.protocol import Method, Statistics
+from .._core.sampling import check_sampler_parameters
 from .._core.threads import resolve_n_threads, single_threaded_blas
-from .._core.validation import (as_real_array, check_is_fitted, check_option, check_random_state,
-                          check_scalar, check_shape)
+from .._core.validation import (check_is_fitted, check_option, check_random_state,
+                                check_scalar)
 
 __all__ = ["LatentDirichletAllocation"]
 
@@ -28,32 +33,6 @@ _EPS = np.finfo(np.float64).eps
 _METHODS = ("mean_field", "variational_em", "gibbs")
 
 
-def _psi_fast(x):
-    """scikit-learn's approximate digamma (AS 103), vectorised; see ``_lda._psi_fast``."""
-    x = np.array(x, dtype=np.float64)
-    result = np.zeros_like(x)
-    small = x <= 1e-6
-    for _ in range(6):
-        low = (x < 6) & ~small
-        if not low.any():
-            break
-        result[low] -= 1.0 / x[low]
-        x[low] += 1
-    r = 1.0 / x
-    result += np.log(x) - 0.5 * r
-    r = r * r
-    result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
-    with np.errstate(divide="ignore"):
-        result[small] = -0.577215664901532860606512090082402431 - 1.0 / x[small]
-    return result
-
-
-def _dirichlet_expectation_2d(arr, fast=False):
-    """E[log x] for each row x ~ Dirichlet(row of arr)."""
-    f = _psi_fast if fast else psi
-    return f(arr) - f(arr.sum(axis=1))[:, np.newaxis]
-
-
 def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
     """E_q[log p(x | prior)] - E_q[log q(x)] for Dirichlet rows (scikit-learn's helper)."""
     score = np.sum((prior - distr) * dirichlet_distr)
@@ -62,62 +41,46 @@ def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
     return score
 
 
-def _check_counts(X, name="X", n_features=None, min_samples=1,
-                  estimator_name="LatentDirichletAllocation"):
-    """Return X as canonical CSR (float32 or float64 data; int32/int64 indices of one type).
-
-    Dense input is converted once; negative, NaN and infinite counts are rejected.
-    """
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-    else:
-        arr = as_real_array(X, name, "numeric counts")
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
-                             f"(n_documents, n_words), got {arr.ndim}-D array. Reshape your "
-                             "data: x.reshape(1, -1) for a single document.")
-        X = sp.csr_matrix(arr)
-    if X.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} must hold real counts, got "
-                         f"dtype {X.dtype}")
-    if X.dtype.kind not in "fiub":
-        raise ValueError(f"{name} must be numeric counts, got dtype {X.dtype}")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    check_shape(X.shape, name, min_samples, 1, n_features, estimator_name)
-    if not np.isfinite(X.data).all():
-        bad = "NaN" if np.isnan(X.data).any() else "infinity"
-        raise ValueError(f"{name} contains {bad}; document-term counts must be finite.")
-    if (X.data < 0).any():
-        raise ValueError(f"Negative values in data passed to {name}: document-term counts "
-                         "must be >= 0.")
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    if X.indptr.dtype != X.indices.dtype:
-        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
-        X.indptr = X.indptr.astype(idx)
-        X.indices = X.indices.astype(idx)
-    return X
-
-
 def _n_groups(n_docs):
     """Document groups for a pass: from the data size only, never the thread count."""
     return int(min(_MAX_GROUPS, max(1, -(-n_docs // _MIN_DOCS_PER_GROUP))))
 
 
-class _Pass:
-    """The data side of the LDA pass: the CSR arrays, and for the statistics the per-position
-    ratios and the word-major pattern of each range of documents (built once, reused by every
-    iteration over that range)."""
+def _perplexity(X, doc_bound, topic_term, total_samples=None):
+    """exp(-bound / number of words) of X, the bound = the documents' terms + the topic term;
+    with ``total_samples`` X stands for a corpus of that many documents."""
+    n = X.shape[0]
+    word_cnt = float(X.data.sum())
+    if total_samples is not None:
+        doc_bound *= float(total_samples) / n
+        word_cnt *= float(total_samples) / n
+    bound = doc_bound + topic_term
+    # No words: nothing is predicted; the limit of exp(-bound / n_words) for bound <= 0.
+    return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("inf")
 
-    def __init__(self, X, n_components, n_threads, stats):
+
+class DocumentData:
+    """The data side of the LDA pass: the CSR arrays, their shards (every document, or
+    mini-batches of ``batch_size``), and for the statistics the per-position ratios and the
+    word-major pattern of each shard (built once, reused by every pass over that shard).
+
+    ``stats=False``: passes for the document-topic parameters and the bound only (no
+    statistics buffers)."""
+
+    def __init__(self, X, n_components, n_threads, batch_size=None, stats=True):
         self.X = X
         self.K = n_components
         self.V = X.shape[1]
         self.n_threads = n_threads
+        n = X.shape[0]
+        step = max(1, n if batch_size is None else batch_size)
+        self._shards = [(start, min(start + step, n)) for start in range(0, n, step)]
+        self.everything = (0, n)
         self._ratio = np.empty(X.nnz) if stats else np.empty(0)
         self._patterns = {}
+
+    def shards(self):
+        return self._shards
 
     def _pattern(self, start, stop):
         key = (start, stop)
@@ -127,29 +90,226 @@ class _Pass:
                                                           self.V)
         return self._patterns[key]
 
-    def run(self, start, stop, B, topic_max, logB, gamma, alpha, max_iter, tol, stats, bound,
-            fast, gamma_prev=None):
-        """E-step over documents [start, stop).
+    def run_pass(self, shard, inputs):
+        """E-step over the documents [start, stop) = ``shard`` with the ``inputs`` of
+        ``Topics.pass_inputs``; gamma (inputs["gamma"]) is updated in place.
 
-        Returns (suff, bound terms): suff (V, K) = B * expected topic-word counts (word-major)
-        when ``stats``, else None; bound terms [word term, document term] (zeros unless
-        ``bound``)."""
+        Returns Statistics of ``bound_terms`` [word term, document term] (zeros unless
+        ``bound``), ``n_docs`` and, with ``stats``, ``word_topic`` (V, K) = B * expected
+        topic-word counts (word-major)."""
+        start, stop = shard
         X = self.X
         n = stop - start
+        stats = inputs["stats"]
         bnd = np.empty((_n_groups(n), 2))
         indptr = X.indptr[start:stop + 1]
         nnz = int(indptr[-1] - indptr[0])
         threads = int(max(1, min(self.n_threads, bnd.shape[0], nnz // _MIN_NNZ_PER_THREAD)))
         t = np.empty((n, self.K) if stats else (0, 0))
         ratio = self._ratio if stats else np.empty(0)
-        _lda.lda_pass(indptr, X.indices, X.data, B, logB if bound else np.empty((0, 0)),
-                      gamma, float(alpha), int(max_iter), float(tol), _EPS, ratio, t, bnd,
-                      threads, bool(fast), gamma_prev, topic_max)
-        suff = None
+        B = inputs["B"]
+        _lda.lda_pass(indptr, X.indices, X.data, B, inputs["logB"], inputs["gamma"],
+                      inputs["alpha"], inputs["max_iter"], inputs["tol"], _EPS, ratio, t, bnd,
+                      threads, inputs["fast"], inputs["gamma_prev"], inputs["topic_max"])
+        fields = {"bound_terms": bnd.sum(axis=0), "n_docs": n}
         if stats:
             suff = np.empty((self.V, self.K))
             _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff, threads)
-        return suff, bnd.sum(axis=0)
+            fields["word_topic"] = suff
+        return Statistics(**fields)
+
+
+class Topics:
+    """lambda (K, V) and what the pass needs from it: exp(E[log beta]) (mean field) or beta
+    itself (point topics) as ``exp_beta``, its log ``elog_beta``, the same word-major and
+    padded for the pass, the per-topic max of B, and the bound's topic term. Built once per
+    lambda and never changed."""
+
+    def __init__(self, lam, mean_field, eta, fast, n_threads):
+        lam = np.ascontiguousarray(lam, dtype=np.float64)
+        self.lam = lam
+        self.mean_field = mean_field
+        self.eta = eta
+        if mean_field:
+            # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
+            self.elog_beta, self.exp_beta = _lda.dirichlet_expectation(lam, fast, n_threads)
+        else:
+            self.exp_beta = lam / lam.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore"):
+                self.elog_beta = np.log(self.exp_beta)
+        self._B = _lda.pad_topics(self.exp_beta.T)  # (V, Kp), one copy
+        # max_w B_wk, for the pass's check when it skips a document's dead topics
+        self.topic_max = self.exp_beta.max(axis=1)
+        self._logB = None  # built when a bound is wanted
+        self._topic_term = None
+
+    def sweep_B(self):
+        """exp(E[log beta]) word-major, padded and 64-byte aligned for the pass (an unpickled
+        model's copy may have lost the alignment: padded again once)."""
+        B = self._B
+        if B.shape[1] % 4 or not _lda.is_aligned(B):
+            self._B = B = _lda.pad_topics(self.exp_beta.T)
+        return B
+
+    def log_B(self):
+        if self._logB is None:
+            self._logB = np.ascontiguousarray(self.elog_beta.T)
+        return self._logB
+
+    def topic_term(self):
+        """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
+        log prior sum eta log beta of the MAP objective (point topics)."""
+        if self._topic_term is None:  # a K x V sum: once per topics
+            if self.mean_field:
+                self._topic_term = _dirichlet_loglik(self.eta, self.lam, self.elog_beta,
+                                                     self.lam.shape[1])
+            else:
+                with np.errstate(invalid="ignore"):
+                    self._topic_term = float(np.sum(self.eta * self.elog_beta))
+        return self._topic_term
+
+    def pass_inputs(self, gamma, alpha, max_iter, tol, fast, stats, bound, gamma_prev=None):
+        """The pass's inputs at these topics, starting the documents from ``gamma`` (with
+        ``gamma_prev`` each keeps the better of its new gamma and gamma_prev: see
+        ``_lda.lda_pass``)."""
+        return {"B": self.sweep_B(), "topic_max": self.topic_max,
+                "logB": self.log_B() if bound else np.empty((0, 0)), "gamma": gamma,
+                "alpha": float(alpha), "max_iter": int(max_iter), "tol": float(tol),
+                "fast": bool(fast), "stats": stats, "gamma_prev": gamma_prev}
+
+
+def infer(data, topics, alpha, max_iter, tol, fast, bound):
+    """The document-topic parameters gamma of every document of ``data`` from the
+    deterministic (ones) start, and the documents' bound terms (0 unless ``bound``)."""
+    start, stop = data.everything
+    gamma = np.ones((stop - start, data.K))
+    stats = data.run_pass(data.everything, topics.pass_inputs(gamma, alpha, max_iter, tol, fast,
+                                                              False, bound))
+    bnd = stats.bound_terms
+    return gamma, float(bnd[0] + bnd[1])
+
+
+class MeanField(Method):
+    """Mean-field variational Bayes for LDA: q(theta_d) q(z_d) per document and a Dirichlet
+    q(beta_k) = Dir(lambda_k) per topic; the pass is fed exp(E[log beta]).
+
+    Batch (``online=False``): one shard, every document; the update sets lambda = eta + the
+    expected counts, and the bound is the ELBO at the topics the pass ran at. Online: the
+    shards are mini-batches, each update a stochastic step lambda <- (1 - rho) lambda +
+    rho (eta + total_samples / n_batch expected counts), rho = (learning_offset +
+    n_batch_iter)^-learning_decay; the bound is the sum over the epoch's mini-batches of the
+    documents' terms (each at the topics of its time), plus the topic term at the end (with
+    ``scale_bound``, the documents' terms scaled to ``total_samples``, as ``partial_fit``).
+
+    Each pass starts every document from a fresh random gamma (as scikit-learn); with
+    ``keep_better`` (batch ``monotone``) each keeps the better of it and its previous
+    gamma, so that the bound never decreases.
+
+    ``converged`` is LDA's rule: every ``evaluate_every`` iterations (if > 0) the perplexity
+    of the whole data at the current topics, converged when it moved less than ``perp_tol``.
+    """
+
+    mean_field = True
+    bound_kind = "ELBO"
+    overflow_advice = "Check the counts of X and the priors."
+
+    def __init__(self, data, topics, random_state, *, alpha, eta, max_doc_update_iter,
+                 mean_change_tol, fast, n_threads, online=False, learning_offset=10.0,
+                 learning_decay=0.7, total_samples=None, n_batch_iter=1, keep_better=False,
+                 evaluate_every=-1, perp_tol=0.1, max_iter=10, verbose=0, scale_bound=False):
+        self.data = data
+        self.topics = topics
+        self.random_state = random_state
+        self.alpha, self.eta = alpha, eta
+        self.max_doc_update_iter = max_doc_update_iter
+        self.mean_change_tol = mean_change_tol
+        self.fast = fast
+        self.n_threads = n_threads
+        self.online = online
+        self.learning_offset, self.learning_decay = learning_offset, learning_decay
+        self.total_samples = total_samples
+        self.n_batch_iter = n_batch_iter
+        self.keep_better = keep_better
+        self.monotone = keep_better  # only then does the bound never decrease
+        self.evaluate_every, self.perp_tol = evaluate_every, perp_tol
+        self.max_iter, self.verbose = max_iter, verbose
+        self.scale_bound = scale_bound
+        self.perplexity_converged = False
+        self._last_perplexity = None
+        self._gamma = None
+        self._doc_bound = 0.0
+        self._topic_before = None
+
+    def start_iteration(self):
+        self._doc_bound = 0.0
+        if not self.online:
+            # the pass computes the documents' terms at the topics before the update: with
+            # the topic term at those topics this is the ELBO of that point
+            self._topic_before = self.topics.topic_term()
+
+    def pass_inputs(self, shard):
+        start, stop = shard
+        gamma = self.random_state.gamma(100.0, 0.01, (stop - start, self.topics.lam.shape[0]))
+        gamma_prev = self._gamma if self.keep_better else None
+        self._gamma = gamma
+        return self.topics.pass_inputs(gamma, self.alpha, self.max_doc_update_iter,
+                                       self.mean_change_tol, self.fast, True, True, gamma_prev)
+
+    def update(self, stats):
+        suff = stats.word_topic.T
+        eta = self.eta
+        if self.online:
+            weight = np.power(self.learning_offset + self.n_batch_iter, -self.learning_decay)
+            doc_ratio = float(self.total_samples) / stats.n_docs
+            lam = self.topics.lam * (1 - weight)
+            lam += weight * (eta + doc_ratio * suff)
+        else:
+            lam = eta + suff
+        bnd = stats.bound_terms
+        doc_bound = float(bnd[0] + bnd[1])
+        self._doc_bound = self._doc_bound + doc_bound if self.online else doc_bound
+        self.topics = Topics(lam, self.mean_field, eta, self.fast, self.n_threads)
+        self.n_batch_iter += 1
+
+    def bound(self):
+        if not self.online:
+            return self._doc_bound + self._topic_before
+        doc_bound = self._doc_bound
+        if self.scale_bound:
+            n = self.data.everything[1] - self.data.everything[0]
+            doc_bound = doc_bound * float(self.total_samples) / n
+        return doc_bound + self.topics.topic_term()
+
+    def converged(self, n_iter, prev_bound, bound, tol):
+        if self.evaluate_every > 0 and n_iter % self.evaluate_every == 0:
+            _, doc_bound = infer(self.data, self.topics, self.alpha, self.max_doc_update_iter,
+                                 self.mean_change_tol, self.fast, True)
+            perplexity = _perplexity(self.data.X, doc_bound, self.topics.topic_term())
+            if self.verbose:
+                print("iteration: %d of max_iter: %d, perplexity: %.4f"
+                      % (n_iter, self.max_iter, perplexity))
+            if self._last_perplexity and abs(self._last_perplexity - perplexity) < self.perp_tol:
+                self.perplexity_converged = True
+                return True
+            self._last_perplexity = perplexity
+        elif self.verbose:
+            print("iteration: %d of max_iter: %d" % (n_iter, self.max_iter))
+        # Reaching max_iter is the end of the fit, not a failure to converge: without
+        # evaluate_every there is no convergence check at all (converged_ is LDA's own, from
+        # ``attributes``), so the loop's ConvergenceWarning must not fire.
+        return n_iter >= self.max_iter
+
+    def attributes(self):
+        return {"topics": self.topics, "n_batch_iter_": self.n_batch_iter,
+                "converged_": self.perplexity_converged}
+
+
+class VariationalEM(MeanField):
+    """Variational EM for LDA: q(theta_d) q(z_d) per document, topics beta as a point
+    estimate beta_k proportional to lambda_k = eta + expected counts (the MAP estimate under a
+    Dirichlet(eta + 1) prior); the pass is fed beta. Batch and online as ``MeanField``."""
+
+    mean_field = False
 
 
 class LatentDirichletAllocation(ParamsMixin):
@@ -180,7 +340,7 @@ class LatentDirichletAllocation(ParamsMixin):
         topic-word counts, only the topic totals stale within a sub-step; blocks from the
         data size only, each pair with its own random stream, so a fit is reproducible and
         bitwise identical for any ``n_threads``). ``n_chains`` chains of
-        ``burn_in + n_samples * thin`` sweeps;
+        ``burn_in + n_draws * thin`` sweeps;
         ``components_`` = eta + the topic-word counts averaged over the kept sweeps (chains'
         topics aligned to the first chain's by Hungarian matching, then averaged).
         ``transform``, ``score`` and ``perplexity`` use the variational E-step with these
@@ -216,12 +376,12 @@ class LatentDirichletAllocation(ParamsMixin):
         2,000-document corpus, K=20; 10 passes, 3 seeds) the default reached a higher ELBO in
         every run and a held-out perplexity 3-10 % lower, hence the default.
     n_threads : int or None, default=None (all cores); negative counts back from all cores.
-    n_samples, burn_in, thin, n_chains : int, default=100, 200, 1, 1
+    n_draws, burn_in, thin, n_chains : int, default=100, 200, 1, 1
         method='gibbs' only: sweeps kept per chain, sweeps discarded first, keep every
         ``thin``-th sweep after the burn-in, independent chains.
     store_samples : bool, default=False
         method='gibbs' only: keep every kept sweep's topic-word counts in
-        ``posterior_samples_`` (n_chains * n_samples * K * V int32s).
+        ``posterior_samples_`` (n_chains * n_draws * K * V int32s).
 
     Attributes
     ----------
@@ -255,7 +415,7 @@ class LatentDirichletAllocation(ParamsMixin):
         depend on the topics' labels, so label switching does not affect them.
     chain_topic_permutations_ : (n_chains, K) the permutation applied to each chain's topics
         to align them with the first chain's.
-    posterior_samples_ : (n_chains, n_samples, K, V) int32 topic-word counts n_kw of the
+    posterior_samples_ : (n_chains, n_draws, K, V) int32 topic-word counts n_kw of the
         kept sweeps (aligned), or None unless ``store_samples``; given a draw, beta_k is
         Dirichlet(eta + n_k.).
 
@@ -277,7 +437,7 @@ class LatentDirichletAllocation(ParamsMixin):
                     "learning_decay", "learning_offset", "max_iter", "batch_size",
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
                     "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
-                    "monotone", "n_samples", "burn_in", "thin", "n_chains", "store_samples")
+                    "monotone", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
 
     # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
     # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
@@ -289,7 +449,7 @@ class LatentDirichletAllocation(ParamsMixin):
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
                  random_state=None, method="mean_field", n_threads=None, monotone=False,
-                 n_samples=100, burn_in=200, thin=1, n_chains=1, store_samples=False):
+                 n_draws=100, burn_in=200, thin=1, n_chains=1, store_samples=False):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -309,14 +469,14 @@ class LatentDirichletAllocation(ParamsMixin):
         self.n_threads = n_threads
         self.monotone = monotone
         # method='gibbs' only (vbfast.topics._gibbs)
-        self.n_samples = n_samples
+        self.n_draws = n_draws
         self.burn_in = burn_in
         self.thin = thin
         self.n_chains = n_chains
         self.store_samples = store_samples
 
     def _update_sklearn_tags(self, tags):
-        from sklearn.utils import TransformerTags
+        from sklearn.utils import TransformerTags  # optional dependency: only when asked
 
         tags.transformer_tags = TransformerTags(preserves_dtype=["float32", "float64"])
         tags.input_tags.positive_only = True
@@ -344,181 +504,112 @@ class LatentDirichletAllocation(ParamsMixin):
         check_scalar(self.max_doc_update_iter, "max_doc_update_iter", "int", min_val=0)
         return resolve_n_threads(self.n_threads)
 
-    # ------------------------------------------------------------------ model pieces
-    def _init_latent_vars(self, n_features, dtype):
+    # ------------------------------------------------------------------ fitting
+    def _start(self, X):
+        """A fresh model for X: priors, random_state_ and the random initial topics."""
         self.random_state_ = check_random_state(self.random_state)
+        self.doc_topic_prior_, self.topic_word_prior_ = priors(
+            self.n_components, self.doc_topic_prior, self.topic_word_prior)
+        self.n_features_in_ = X.shape[1]
+        self._dtype = X.dtype
         self.n_batch_iter_ = 1
         self.n_iter_ = 0
-        K = self.n_components
-        self.doc_topic_prior_ = 1.0 / K if self.doc_topic_prior is None else \
-            float(self.doc_topic_prior)
-        self.topic_word_prior_ = 1.0 / K if self.topic_word_prior is None else \
-            float(self.topic_word_prior)
-        self.n_features_in_ = n_features
-        self._dtype = dtype
-        self.lower_bounds_ = []
-        self.iteration_times_ = []
-        self._set_lambda(self.random_state_.gamma(100.0, 0.01, (K, n_features)))
+        lam = self.random_state_.gamma(100.0, 0.01, (self.n_components, X.shape[1]))
+        return self._topics_of(lam)
 
-    def _set_lambda(self, lam):
-        """Store lambda (float64) and derive what the pass needs from it."""
-        lam = np.ascontiguousarray(lam, dtype=np.float64)
-        self._lambda = lam
-        if self.method == "mean_field":
-            # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
-            self._elog_beta, self._exp_beta = _lda.dirichlet_expectation(
-                lam, self._digamma == "sklearn", resolve_n_threads(self.n_threads))
-        else:
-            self._exp_beta = lam / lam.sum(axis=1, keepdims=True)
-            with np.errstate(divide="ignore"):
-                self._elog_beta = np.log(self._exp_beta)
-        self._B = _lda.pad_topics(self._exp_beta.T)  # (V, Kp), one copy
-        # max_w B_wk, for the pass's check when it skips a document's dead topics
-        self._topic_max = self._exp_beta.max(axis=1)
-        self._logB = None  # built when a bound is wanted
-        self.components_ = lam.astype(self._dtype, copy=False)
-        self.exp_dirichlet_component_ = self._exp_beta.astype(self._dtype, copy=False)
+    def _topics_of(self, lam):
+        return Topics(lam, self.method == "mean_field", self.topic_word_prior_,
+                      self._digamma == "sklearn", resolve_n_threads(self.n_threads))
 
-    def _sweep_B(self):
-        """exp(E[log beta]) word-major, padded and 64-byte aligned for the pass (an unpickled
-        model's copy may have lost the alignment: padded again once)."""
-        B = self._B
-        if B.shape[1] % 4 or not _lda.is_aligned(B):
-            self._B = B = _lda.pad_topics(self._exp_beta.T)
-        return B
+    def _store_topics(self, topics):
+        self._topics = topics
+        self.components_ = topics.lam.astype(self._dtype, copy=False)
+        self.exp_dirichlet_component_ = topics.exp_beta.astype(self._dtype, copy=False)
 
-    def _log_B(self):
-        if self._logB is None:
-            self._logB = np.ascontiguousarray(self._elog_beta.T)
-        return self._logB
+    def _variational(self, data, topics, **options):
+        cls = MeanField if self.method == "mean_field" else VariationalEM
+        return cls(data, topics, self.random_state_, alpha=self.doc_topic_prior_,
+                   eta=self.topic_word_prior_, max_doc_update_iter=self.max_doc_update_iter,
+                   mean_change_tol=self.mean_change_tol, fast=self._digamma == "sklearn",
+                   n_threads=data.n_threads, learning_offset=self.learning_offset,
+                   learning_decay=self.learning_decay, n_batch_iter=self.n_batch_iter_,
+                   **options)
 
-    def _topic_term(self):
-        """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
-        log prior sum eta log beta of the MAP objective (variational EM)."""
-        cached = getattr(self, "_topic_term_of", None)
-        if cached is not None and cached[0] is self._lambda:  # a K x V sum: once per topics
-            return cached[1]
-        eta = self.topic_word_prior_
-        if self.method == "mean_field":
-            value = _dirichlet_loglik(eta, self._lambda, self._elog_beta, self.n_features_in_)
-        else:
-            with np.errstate(invalid="ignore"):
-                value = float(np.sum(eta * self._elog_beta))
-        self._topic_term_of = (self._lambda, value)
-        return value
+    def _infer(self, data, bound):
+        return infer(data, self._topics, self.doc_topic_prior_, self.max_doc_update_iter,
+                     self.mean_change_tol, self._digamma == "sklearn", bound)
 
-    def _em_step(self, data, start, stop, total_samples, batch_update, gamma_prev=None):
-        """One E-step (random gamma init, as scikit-learn) and the topic update; returns the
-        documents' bound terms and gamma. With ``gamma_prev`` each document keeps the better
-        of its new gamma and gamma_prev (see ``_lda.lda_pass``)."""
-        n = stop - start
-        gamma = self.random_state_.gamma(100.0, 0.01, (n, self.n_components))
-        suff, bnd = data.run(start, stop, self._sweep_B(), self._topic_max, self._log_B(),
-                             gamma, self.doc_topic_prior_, self.max_doc_update_iter,
-                             self.mean_change_tol, True, True, self._digamma == "sklearn",
-                             gamma_prev)
-        suff = suff.T
-        eta = self.topic_word_prior_
-        if batch_update:
-            lam = eta + suff
-        else:
-            weight = np.power(self.learning_offset + self.n_batch_iter_, -self.learning_decay)
-            doc_ratio = float(total_samples) / n
-            lam = self._lambda * (1 - weight)
-            lam += weight * (eta + doc_ratio * suff)
-        doc_bound = float(bnd[0] + bnd[1])
-        self._set_lambda(lam)
-        self.n_batch_iter_ += 1
-        return doc_bound, gamma
-
-    def _unnormalized(self, data, bound):
-        """gamma from the deterministic (ones) start, and the documents' bound terms."""
-        n = data.X.shape[0]
-        gamma = np.ones((n, self.n_components))
-        _, bnd = data.run(0, n, self._sweep_B(), self._topic_max, self._log_B(), gamma,
-                          self.doc_topic_prior_, self.max_doc_update_iter,
-                          self.mean_change_tol, False, bound, self._digamma == "sklearn")
-        return gamma, float(bnd[0] + bnd[1])
-
-    def _perplexity_of(self, X, doc_bound, sub_sampling=False):
-        n = X.shape[0]
-        word_cnt = float(X.data.sum())
-        if sub_sampling:
-            doc_bound *= float(self.total_samples) / n
-            word_cnt *= float(self.total_samples) / n
-        bound = doc_bound + self._topic_term()
-        # No words: nothing is predicted; the limit of exp(-bound / n_words) for bound <= 0.
-        return float(np.exp(-bound / word_cnt)) if word_cnt > 0 else float("inf")
-
-    # ------------------------------------------------------------------ public API
     @all_or_nothing
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
-        if self.method == "gibbs":
-            from ._gibbs import fit_gibbs
-            with single_threaded_blas():
-                fit_gibbs(self, X, doc_topic=False)
-            return self
         with single_threaded_blas():
-            self._fit(X)
+            if self.method == "gibbs":
+                self._fit_gibbs(X)
+            else:
+                self._fit(X)
         return self
 
     def _fit(self, X):
-        """Fit; return the final (unnormalised) gamma of X, from the pass that sets bound_."""
-        if self.method == "gibbs":
-            from ._gibbs import fit_gibbs
-            return fit_gibbs(self, X)
+        """Fit by a variational method; return the final (unnormalised) gamma of X, from the
+        pass that sets bound_."""
         n_threads = self._check_parameters()
-        X = _check_counts(X)
-        n_samples, n_features = X.shape
-        self._init_latent_vars(n_features, X.dtype)
-        data = _Pass(X, self.n_components, n_threads, True)
+        X = check_counts(X)
+        topics = self._start(X)
+        online = self.learning_method == "online"
+        data = DocumentData(X, self.n_components, n_threads,
+                            self.batch_size if online else None)
         # Batch passes redraw gamma at random, as scikit-learn does; with ``monotone`` each
         # document then keeps the better of its new gamma and the previous pass's, so the
-        # bound never decreases, which the guard checks.
-        monotone = self.learning_method == "batch" and bool(self.monotone)
-        gamma = None
-        last_bound = None
-        converged = False
-        max_iter = self.max_iter
-        for i in range(max_iter):
-            t0 = time.perf_counter()
-            if self.learning_method == "online":
-                doc_bound = 0.0
-                for start in range(0, n_samples, self.batch_size):
-                    stop = min(start + self.batch_size, n_samples)
-                    doc_bound += self._em_step(data, start, stop, n_samples, False)[0]
-                self.lower_bounds_.append(doc_bound + self._topic_term())
-            else:
-                # The pass computes the documents' terms at the topics before the update; with
-                # the topic term at those topics this is the ELBO of that point.
-                topic = self._topic_term()
-                doc_bound, gamma = self._em_step(data, 0, n_samples, n_samples, True,
-                                                 gamma if monotone else None)
-                self.lower_bounds_.append(doc_bound + topic)
-                if monotone and len(self.lower_bounds_) > 1:
-                    guard(self.lower_bounds_[-2], self.lower_bounds_[-1], len(self.lower_bounds_))
-            self.iteration_times_.append(time.perf_counter() - t0)
-            if self.evaluate_every > 0 and (i + 1) % self.evaluate_every == 0:
-                _, db = self._unnormalized(data, True)
-                bound = self._perplexity_of(X, db)
-                if self.verbose:
-                    print("iteration: %d of max_iter: %d, perplexity: %.4f"
-                          % (i + 1, max_iter, bound))
-                if last_bound and abs(last_bound - bound) < self.perp_tol:
-                    converged = True
-                    break
-                last_bound = bound
-            elif self.verbose:
-                print("iteration: %d of max_iter: %d" % (i + 1, max_iter))
-            self.n_iter_ += 1
-        gamma, db = self._unnormalized(data, True)
-        self.bound_ = self._perplexity_of(X, db)
-        self.lower_bound_ = float(db + self._topic_term())
-        self.converged_ = converged
-        self.lower_bounds_ = np.asarray(self.lower_bounds_, dtype=np.float64)
-        self.iteration_times_ = np.asarray(self.iteration_times_, dtype=np.float64)
+        # bound never decreases, which the loop's guard checks.
+        method = self._variational(
+            data, topics, online=online, total_samples=X.shape[0],
+            keep_better=not online and bool(self.monotone), evaluate_every=self.evaluate_every,
+            perp_tol=self.perp_tol, max_iter=self.max_iter, verbose=self.verbose)
+        result = run_fits(lambda run: method, data, max_iter=self.max_iter)
+        store_trace(self, result)
+        fitted = result.attributes
+        self._store_topics(fitted["topics"])
+        self.n_batch_iter_ = fitted["n_batch_iter_"]
+        self.converged_ = fitted["converged_"]
+        # scikit-learn's count: the iteration whose perplexity check stopped the fit is not
+        self.n_iter_ = result.n_iter - self.converged_
+        gamma, doc_bound = self._infer(data, True)
+        self.bound_ = _perplexity(X, doc_bound, self._topics.topic_term())
+        self.lower_bound_ = float(doc_bound + self._topics.topic_term())
         return gamma
+
+    def _fit_gibbs(self, X):
+        """Fit by collapsed Gibbs sampling (``_gibbs.sample``); return X checked."""
+        n_threads = self._check_parameters()
+        n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
+        if not isinstance(self.store_samples, (bool, np.bool_)):
+            raise TypeError(f"store_samples must be a bool, got {self.store_samples!r}")
+        X = check_counts(X)
+        alpha, eta = priors(self.n_components, self.doc_topic_prior, self.topic_word_prior)
+        result = _gibbs.sample(X, self.n_components, alpha, eta, n_draws=n_draws,
+                               burn_in=burn_in, thin=thin, n_chains=n_chains,
+                               store_samples=self.store_samples,
+                               random_state=self.random_state, n_threads=n_threads,
+                               verbose=self.verbose)
+        trace = result.log_joint_trace
+        self.random_state_ = result.random_state
+        self.n_features_in_ = X.shape[1]
+        self.doc_topic_prior_, self.topic_word_prior_ = alpha, eta
+        self.n_iter_ = trace.shape[1]
+        self._dtype = X.dtype
+        self.log_joint_trace_ = trace
+        self.lower_bounds_ = trace[0].copy()
+        self.lower_bound_ = float(trace[0, -1])
+        self.iteration_times_ = result.times
+        self.chain_topic_permutations_ = result.permutations
+        self.posterior_samples_ = result.samples
+        self.sampler_diagnostics_ = result.diagnostics
+        self.converged_ = result.converged
+        self._store_topics(self._topics_of(result.components))
+        # perplexity on the training data, as the variational methods; a corpus without a
+        # word has none (the limit exp(-bound / n_words) is +inf, as _perplexity takes it)
+        self.bound_ = self.perplexity(X) if result.n_tokens else float("inf")
+        return X
 
     @all_or_nothing
     def partial_fit(self, X, y=None):
@@ -527,26 +618,29 @@ class LatentDirichletAllocation(ParamsMixin):
             raise ValueError("partial_fit is an online variational update; it is not "
                              "available for method='gibbs' (use fit).")
         n_threads = self._check_parameters()
-        first_time = not hasattr(self, "_lambda")
-        X = _check_counts(X, n_features=None if first_time else self.n_features_in_)
-        n_samples, n_features = X.shape
+        first_time = not hasattr(self, "_topics")
+        X = check_counts(X, n_features=None if first_time else self.n_features_in_)
         if first_time:
-            self._init_latent_vars(n_features, X.dtype)
-        data = _Pass(X, self.n_components, n_threads, True)
-        doc_bound = 0.0
+            self._store_topics(self._start(X))
+            self.lower_bounds_ = np.empty(0)
+            self.iteration_times_ = np.empty(0)
+        data = DocumentData(X, self.n_components, n_threads, self.batch_size)
+        method = self._variational(data, self._topics, online=True,
+                                   total_samples=self.total_samples, scale_bound=True)
         with single_threaded_blas():
-            for start in range(0, n_samples, self.batch_size):
-                stop = min(start + self.batch_size, n_samples)
-                doc_bound += self._em_step(data, start, stop, self.total_samples, False)[0]
-        self.lower_bounds_ = np.append(self.lower_bounds_, doc_bound * float(self.total_samples)
-                                       / n_samples + self._topic_term())
+            bound = iterate(method, data)
+        fitted = method.attributes()
+        self._store_topics(fitted["topics"])
+        self.n_batch_iter_ = fitted["n_batch_iter_"]
+        self.lower_bounds_ = np.append(self.lower_bounds_, bound)
         return self
 
+    # ------------------------------------------------------------------ inference
     def _fitted_pass(self, X):
         check_is_fitted(self, "components_")
         n_threads = resolve_n_threads(self.n_threads)
-        X = _check_counts(X, n_features=self.n_features_in_)
-        return X, _Pass(X, self.n_components, n_threads, False)
+        X = check_counts(X, n_features=self.n_features_in_)
+        return X, DocumentData(X, self.n_components, n_threads, stats=False)
 
     def transform(self, X, *, normalize=True):
         """Document-topic distribution of X (rows sum to one unless ``normalize=False``).
@@ -554,7 +648,7 @@ class LatentDirichletAllocation(ParamsMixin):
         A document without words gets the prior's distribution (uniform over topics)."""
         X, data = self._fitted_pass(X)
         with single_threaded_blas():
-            gamma, _ = self._unnormalized(data, False)
+            gamma, _ = self._infer(data, False)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(X.dtype, copy=False)
@@ -563,7 +657,10 @@ class LatentDirichletAllocation(ParamsMixin):
     def fit_transform(self, X, y=None, *, normalize=True):
         """Fit, then transform X (reusing the fit's final pass over X)."""
         with single_threaded_blas():
-            gamma = self._fit(X)
+            if self.method == "gibbs":
+                gamma = self.transform(self._fit_gibbs(X), normalize=False).astype(np.float64)
+            else:
+                gamma = self._fit(X)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(self._dtype, copy=False)
@@ -572,8 +669,8 @@ class LatentDirichletAllocation(ParamsMixin):
         """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
         X, data = self._fitted_pass(X)
         with single_threaded_blas():
-            _, db = self._unnormalized(data, True)
-        return float(db + self._topic_term())
+            _, doc_bound = self._infer(data, True)
+        return float(doc_bound + self._topics.topic_term())
 
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words) of X, the bound as in ``score``."""
@@ -582,5 +679,6 @@ class LatentDirichletAllocation(ParamsMixin):
             raise ValueError("X contains no words (every count is zero): its perplexity is "
                              "undefined.")
         with single_threaded_blas():
-            _, db = self._unnormalized(data, True)
-        return self._perplexity_of(X, db, sub_sampling)
+            _, doc_bound = self._infer(data, True)
+        return _perplexity(X, doc_bound, self._topics.topic_term(),
+                           self.total_samples if sub_sampling else None)
