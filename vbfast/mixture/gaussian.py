@@ -330,7 +330,9 @@ class GaussianMixture(ParamsMixin):
                 result = run_fits(lambda run: self._new_method(data, random_state, warm), data,
                                   n_runs=1 if warm else self.n_init, max_iter=self.max_iter,
                                   tol=self.tol, verbose=self.verbose,
-                                  verbose_interval=self.verbose_interval)
+                                  verbose_interval=self.verbose_interval,
+                                  # a warm fit continues the previous one's bound
+                                  start_bound=self.lower_bound_ if warm else -np.inf)
                 self._store_fitted(result.attributes)
                 store_trace(self, result)
         self.n_features_in_ = X.shape[1]
