@@ -451,7 +451,8 @@ class GaussianMixture(ParamsMixin):
         return self._pass(X, want_log_prob_norm=True)[1]
 
     def score(self, X, y=None):
-        """Mean log-likelihood per sample of X under the model."""
+        """Mean log-likelihood per sample of X under the model (averaged in float64, also
+        for float32 X: scikit-learn's float32 mean can differ in the 7th digit)."""
         return float(np.mean(self.score_samples(X), dtype=np.float64))
 
     def predict_proba(self, X):

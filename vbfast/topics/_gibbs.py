@@ -241,7 +241,7 @@ def fit_gibbs(est, X, doc_topic=True):
 
     est._check_parameters()
     n_samples, burn_in, thin, n_chains = check_gibbs_parameters(est)
-    n_threads = resolve_n_threads(est.n_threads)
+    n_threads = resolve_n_threads(est.n_threads, est.n_jobs)
     X = _check_counts(X)
     n_docs, V = X.shape
     doc_ptr, words = _tokens(X)
