@@ -771,3 +771,5 @@ def test_n_jobs_is_an_alias_of_n_threads():
     assert gibbs.components_.shape == (3, 20)
     with pytest.raises(ValueError, match="n_jobs is an alias of n_threads"):
         LatentDirichletAllocation(3, n_threads=1, n_jobs=2).fit(X)
+    with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
+        LatentDirichletAllocation(3, n_jobs=0).fit(X)
