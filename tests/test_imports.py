@@ -7,7 +7,7 @@ import os
 import vbfast
 
 # Imported inside functions on purpose: optional dependencies, imported only when used.
-OPTIONAL = {"sklearn", "matplotlib", "dask", "distributed", "pandas"}
+OPTIONAL = {"sklearn", "matplotlib", "dask", "distributed", "pandas", "polars"}
 
 
 def _modules():

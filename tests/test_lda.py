@@ -688,3 +688,88 @@ def test_lee_corpus_heldout_perplexity_not_worse_than_sklearn():
     assert np.isfinite(p_vb) and p_vb <= p_sk * (1 + 1e-4)
     top = [[vocab[j] for j in np.argsort(-row)[:5]] for row in vb.components_]
     assert all(len(set(t)) == 5 for t in top)
+
+
+# ============================================================ scikit-learn drop-in (issue 18)
+def test_get_feature_names_out():
+    X = _corpus(n_docs=40, n_words=20)[0]
+    lda = LatentDirichletAllocation(3, max_iter=2, random_state=0)
+    with pytest.raises(NotFittedError):
+        lda.get_feature_names_out()
+    lda.fit(X)
+    names = lda.get_feature_names_out()
+    assert names.dtype == object
+    assert list(names) == [f"latentdirichletallocation{i}" for i in range(3)]
+    assert list(lda.get_feature_names_out([f"w{j}" for j in range(20)])) == list(names)
+    with pytest.raises(ValueError, match="input_features should have length"):
+        lda.get_feature_names_out(["a", "b"])
+
+
+def test_pipeline_get_feature_names_out():
+    pytest.importorskip("sklearn")
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    docs = ["apple banana apple", "goal match goal", "banana apple pear", "match goal team"]
+    pipe = make_pipeline(CountVectorizer(),
+                         LatentDirichletAllocation(2, max_iter=2, random_state=0)).fit(docs)
+    assert list(pipe.get_feature_names_out()) == ["latentdirichletallocation0",
+                                                  "latentdirichletallocation1"]
+
+
+def test_set_output_pandas():
+    pd = pytest.importorskip("pandas")
+    X = _corpus(n_docs=40, n_words=20)[0]
+    dense = X.toarray() if sp.issparse(X) else np.asarray(X)
+    frame = pd.DataFrame(dense, index=[f"doc{i}" for i in range(len(dense))])
+    lda = LatentDirichletAllocation(3, max_iter=2, random_state=0)
+    expected = lda.fit_transform(X)
+    assert isinstance(expected, np.ndarray)  # the default is the array
+    assert lda.set_output(transform="pandas") is lda
+    for out in (lda.transform(frame), lda.fit_transform(frame)):
+        assert isinstance(out, pd.DataFrame)
+        assert list(out.columns) == list(lda.get_feature_names_out())
+        assert list(out.index) == list(frame.index)
+        np.testing.assert_allclose(out.to_numpy(), expected, rtol=1e-12)
+    assert isinstance(lda.transform(X), pd.DataFrame)  # sparse input: a default index
+    assert lda.set_output(transform=None) is lda  # None changes nothing
+    assert isinstance(lda.transform(X), pd.DataFrame)
+    lda.set_output(transform="default")
+    assert isinstance(lda.transform(X), np.ndarray)
+    with pytest.raises(ValueError, match="transform must be one of"):
+        lda.set_output(transform="arrow")
+
+
+def test_set_output_follows_sklearn_config_and_clone():
+    pd = pytest.importorskip("pandas")
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.base import clone
+
+    X = _corpus(n_docs=40, n_words=20)[0]
+    lda = LatentDirichletAllocation(3, max_iter=2, random_state=0).fit(X)
+    with sklearn.config_context(transform_output="pandas"):
+        assert isinstance(lda.transform(X), pd.DataFrame)
+    assert isinstance(lda.transform(X), np.ndarray)
+    lda.set_output(transform="pandas")
+    assert isinstance(clone(lda).fit(X).transform(X), pd.DataFrame)
+
+
+def test_n_jobs_is_an_alias_of_n_threads():
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+
+    X = _corpus(n_docs=40, n_words=20)[0]
+    ref = LatentDirichletAllocation(3, max_iter=3, random_state=0, n_threads=2).fit(X)
+    lda = LatentDirichletAllocation(3, max_iter=3, random_state=0, n_jobs=2)
+    assert lda.get_params()["n_jobs"] == 2
+    assert clone(lda).n_jobs == 2
+    np.testing.assert_array_equal(lda.fit(X).components_, ref.components_)
+    lda.set_params(n_jobs=-1).fit(X)  # joblib's "all cores"
+    np.testing.assert_array_equal(lda.transform(X), ref.transform(X))
+    gibbs = LatentDirichletAllocation(3, method="gibbs", n_draws=3, burn_in=2,
+                                      random_state=0, n_jobs=-1).fit(X.astype(np.int64))
+    assert gibbs.components_.shape == (3, 20)
+    with pytest.raises(ValueError, match="n_jobs is an alias of n_threads"):
+        LatentDirichletAllocation(3, n_threads=1, n_jobs=2).fit(X)
+    with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
+        LatentDirichletAllocation(3, n_jobs=0).fit(X)

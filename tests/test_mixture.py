@@ -812,3 +812,45 @@ def test_convergence_warning_is_scikit_learns_too(blobs):
             GaussianMixture(3, random_state=0, max_iter=1).fit(X)
     with pytest.warns(sk_exceptions.ConvergenceWarning):
         GaussianMixture(3, random_state=0, max_iter=1).fit(X)
+
+
+# ================================================================== warm start from the bound
+# scikit-learn compares a warm fit's first bound with the previous fit's lower_bound_, so that
+# repeated warm fits stop and report converged_ (issue 18, part 1).
+@pytest.mark.parametrize("make", [
+    lambda: GaussianMixture(3, random_state=0),
+    lambda: GaussianMixture(3, method="mean_field", random_state=0),
+    lambda: vbfast.BayesianGaussianMixture(n_components=3, random_state=0),
+], ids=["em", "mean_field", "bayesian"])
+def test_warm_start_compares_with_previous_bound(make):
+    X, _ = make_blobs(n=500, seed=7, separation=2.5)
+    est = make().fit(X)
+    assert est.converged_
+    est.set_params(warm_start=True, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est.fit(X)
+    assert est.converged_ and est.n_iter_ == 1
+
+
+def test_repeated_warm_fits_converge():
+    """scikit-learn's test_convergence_detected_with_warm_start, in small."""
+    X, _ = make_blobs(n=500, seed=7, separation=2.5)
+    for max_iter in (1, 2, 50):
+        gm = GaussianMixture(3, warm_start=True, max_iter=max_iter, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(100):
+                gm.fit(X)
+                if gm.converged_:
+                    break
+        assert gm.converged_ and gm.n_iter_ <= max_iter
+
+
+def test_convergence_warning_has_sklearn_wording():
+    """Warning filters written for scikit-learn match a message's start."""
+    X, _ = make_blobs(n=500, seed=7, separation=2.5)
+    with pytest.warns(ConvergenceWarning, match=r"^Best performing initialization did not "
+                      r"converge\. Try different init parameters, or increase max_iter, tol, "
+                      r"or check for degenerate data\."):
+        GaussianMixture(3, max_iter=1, random_state=0).fit(X)

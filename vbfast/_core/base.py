@@ -2,8 +2,11 @@
 without scikit-learn, and all-or-nothing fits (an interrupted or failed fit leaves the
 estimator as it was)."""
 import functools
+import sys
 
 import numpy as np
+
+from .validation import check_is_fitted
 
 
 def all_or_nothing(fit_method):
@@ -88,3 +91,118 @@ class ParamsMixin:
 
     def _update_sklearn_tags(self, tags):
         """Adjust scikit-learn ``tags`` in place (subclasses)."""
+
+
+_TRANSFORM_OUTPUTS = ("default", "pandas", "polars")
+
+
+def _wrap_output_method(method):
+    """``method`` (transform or fit_transform, X its first argument) returning its array as
+    the container ``set_output`` asked for."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        data = method(self, *args, **kwargs)
+        X = args[0] if args else kwargs.get("X")
+        return self._wrap_transform_output(data, X)
+
+    wrapper._wraps_output = True
+    return wrapper
+
+
+class TransformerOutputMixin:
+    """scikit-learn's ``get_feature_names_out`` (as its ``ClassNamePrefixFeaturesOutMixin``:
+    ``<classname>0`` ... ``<classname>{n-1}``) and ``set_output`` for a transformer, without
+    scikit-learn: ``transform`` and ``fit_transform`` return a pandas (or polars) DataFrame
+    when asked. Subclasses define ``_n_features_out``, the number of output columns once
+    fitted.
+
+    The configuration lives in ``_sklearn_output_config``, the attribute scikit-learn's
+    ``clone``, ``Pipeline`` and ``ColumnTransformer`` read. Without a ``set_output`` call the
+    output follows scikit-learn's global ``transform_output`` when scikit-learn is imported
+    (as scikit-learn's own transformers do), else it is the array.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # as scikit-learn's _SetOutputMixin: wrap the class's own transform methods, so the
+        # estimator's code returns arrays and knows nothing of containers
+        for name in ("transform", "fit_transform"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_wraps_output", False):
+                setattr(cls, name, _wrap_output_method(method))
+
+    def get_feature_names_out(self, input_features=None):
+        """Output feature names: the class name in lower case followed by 0, 1, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the input features seen in ``fit`` (their number, and their
+            names if ``fit`` saw names); the output names do not depend on them.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "n_features_in_")
+        if input_features is not None:
+            input_features = np.asarray(input_features, dtype=object)
+            seen = getattr(self, "feature_names_in_", None)
+            if seen is not None and not np.array_equal(seen, input_features):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(f"input_features should have length equal to number of "
+                                 f"features ({self.n_features_in_}), got "
+                                 f"{len(input_features)}")
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
+
+    def set_output(self, *, transform=None):
+        """Set the container ``transform`` and ``fit_transform`` return.
+
+        Parameters
+        ----------
+        transform : {'default', 'pandas', 'polars'} or None, default=None
+            'default': the NumPy array; 'pandas' / 'polars': a DataFrame with the columns
+            ``get_feature_names_out()`` (and, for pandas, the index of a DataFrame input);
+            None: leave the configuration unchanged.
+
+        Returns
+        -------
+        self
+        """
+        if transform is None:
+            return self
+        if transform not in _TRANSFORM_OUTPUTS:
+            raise ValueError(f"transform must be one of {list(_TRANSFORM_OUTPUTS)} or None, "
+                             f"got {transform!r}")
+        config = dict(getattr(self, "_sklearn_output_config", {}))
+        config["transform"] = transform
+        self._sklearn_output_config = config
+        return self
+
+    def _transform_output(self):
+        """The container asked for: ``set_output``'s, else scikit-learn's global setting."""
+        config = getattr(self, "_sklearn_output_config", {}).get("transform")
+        if config is not None:
+            return config
+        sklearn = sys.modules.get("sklearn")  # never imported here
+        if sklearn is not None and hasattr(sklearn, "get_config"):
+            return sklearn.get_config().get("transform_output", "default")
+        return "default"
+
+    def _wrap_transform_output(self, data, X):
+        output = self._transform_output()
+        if output == "default":
+            return data
+        columns = self.get_feature_names_out()
+        if output == "pandas":
+            import pandas as pd
+
+            # a DataFrame input keeps its index, as in scikit-learn
+            index = X.index if isinstance(X, pd.DataFrame) else None
+            return pd.DataFrame(data, index=index, columns=columns, copy=False)
+        import polars as pl
+
+        return pl.DataFrame(data, schema=list(columns), orient="row")

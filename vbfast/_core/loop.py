@@ -85,7 +85,8 @@ def iterate(method, data):
     return float(method.bound())
 
 
-def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, sampling):
+def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, sampling,
+         start_bound=-np.inf):
     sampler = sampling is not None
     unit, label = ("sweep", "Chain") if sampler else ("iteration", "Initialization")
     t0 = time.perf_counter()
@@ -94,7 +95,7 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
     bounds = np.empty(max_iter)
     times = np.empty(max_iter)
     draws, kept = [], []
-    bound = -np.inf
+    bound = start_bound
     converged = False
     n_iter = 0
     t_iter = time.perf_counter()
@@ -117,6 +118,8 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
             if verbose >= 2 and n_iter % verbose_interval == 0:
                 print(f"  Chain {run} sweep {n_iter}\t log joint {bound:.5f}")
             continue
+        # Not against start_bound: a warm fit may be on other data, or from parameters
+        # rounded to float32, where a lower first bound is no bug.
         if n_iter > 1 and method.monotone:
             guard(prev, bound, n_iter)
         if verbose >= 2 and n_iter % verbose_interval == 0:
@@ -144,7 +147,7 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
 
 
 def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
-             verbose_interval=10, sampling=None):
+             verbose_interval=10, sampling=None, start_bound=-np.inf):
     """Run ``n_runs`` fits of the methods made by ``new_method(run)`` on ``data``.
 
     Optimisation (``sampling=None``): each run stops when ``method.converged`` says so or
@@ -152,12 +155,18 @@ def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
     of equals), warning if it did not converge. Sampling (a ``Sampling``): every run is a
     chain of exactly ``max_iter`` sweeps, the guard does not apply (the log joint is not a
     bound), and the list of every chain's result is returned.
+
+    ``start_bound`` is the bound before the first iteration, for the first convergence check
+    (not the guard): -inf for a fresh start; a warm start passes the previous fit's
+    ``lower_bound_``, so that a fit continuing a converged one stops (and reports
+    ``converged_``) after one iteration, as scikit-learn's ``warm_start`` does.
     """
     results = []
     best = None
     for run in range(n_runs):
         result = _run(new_method(run), data, run, max_iter=max_iter, tol=tol, verbose=verbose,
-                      verbose_interval=verbose_interval, sampling=sampling)
+                      verbose_interval=verbose_interval, sampling=sampling,
+                      start_bound=float(start_bound))
         if sampling is not None:
             results.append(result)
         elif best is None or result.bound > best.bound:
@@ -165,10 +174,12 @@ def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
     if sampling is not None:
         return results
     if not best.converged and max_iter > 0:
+        # scikit-learn's wording first: users' warning filters match a message's start
         warnings.warn(
-            f"Best of {n_runs} initialisation(s) did not converge in max_iter={max_iter} "
-            "iterations. Try different init parameters, or increase max_iter or tol, or "
-            "check for degenerate data.", convergence_warning_class(), stacklevel=4)
+            "Best performing initialization did not converge. Try different init "
+            "parameters, or increase max_iter, tol, or check for degenerate data. "
+            f"(Best of {n_runs} initialisation(s), max_iter={max_iter}.)",
+            convergence_warning_class(), stacklevel=4)
     return best
 
 

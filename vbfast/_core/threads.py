@@ -53,21 +53,29 @@ def _granted(n_threads):
     return n_threads
 
 
-def resolve_n_threads(n_threads):
+def resolve_n_threads(n_threads, n_jobs=None):
     """Map the user's ``n_threads`` to the positive number of threads the passes may use.
 
     ``None`` means every available core; a negative value counts back from it, as in joblib
     (-1 = all cores, -2 = all but one); more than the available cores means all of them. In a
     process forked after parallel passes ran, always 1 (libgomp is not fork-safe).
+    ``n_jobs``, scikit-learn's name for an estimator that has it, is an alias: used when
+    ``n_threads`` is None; giving both with different values is an error.
     """
+    name = "n_threads"
+    if n_jobs is not None:
+        if n_threads is not None and n_threads != n_jobs:
+            raise ValueError(f"n_jobs is an alias of n_threads: give one of them, got "
+                             f"n_threads={n_threads!r} and n_jobs={n_jobs!r}")
+        n_threads, name = n_jobs, "n_jobs"
     if n_threads is None:
         return _granted(available_cores())
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not hasattr(
             n_threads, "__index__"):
-        raise TypeError(f"n_threads must be an int or None, got {n_threads!r}")
+        raise TypeError(f"{name} must be an int or None, got {n_threads!r}")
     n_threads = int(n_threads)
     if n_threads == 0:
-        raise ValueError("n_threads must be a non-zero int or None, got 0")
+        raise ValueError(f"{name} must be a non-zero int or None, got 0")
     if n_threads < 0:
         return _granted(available_cores() + 1 + n_threads)
     return _granted(n_threads)

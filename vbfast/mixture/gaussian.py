@@ -320,7 +320,9 @@ class GaussianMixture(ParamsMixin):
                 result = run_fits(
                     lambda run: self._new_method(data, random_state, warm, priors), data,
                     n_runs=1 if warm else self.n_init, max_iter=self.max_iter, tol=self.tol,
-                    verbose=self.verbose, verbose_interval=self.verbose_interval)
+                    verbose=self.verbose, verbose_interval=self.verbose_interval,
+                    # a warm fit continues the previous one's bound
+                    start_bound=self.lower_bound_ if warm else -np.inf)
                 self._store_fitted(result.attributes, X.dtype)
                 if priors is not None:
                     _mean_field_store_priors(self, priors, X.dtype)
@@ -455,7 +457,8 @@ class GaussianMixture(ParamsMixin):
         return self._pass(X, want_log_prob_norm=True)[1]
 
     def score(self, X, y=None):
-        """Mean log-likelihood per sample of X under the model."""
+        """Mean log-likelihood per sample of X under the model (averaged in float64, also
+        for float32 X: scikit-learn's float32 mean can differ in the 7th digit)."""
         return float(np.mean(self.score_samples(X), dtype=np.float64))
 
     def predict_proba(self, X):

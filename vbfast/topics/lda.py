@@ -10,7 +10,7 @@ from scipy.special import gammaln
 
 from . import _gibbs, _lda
 from ._data import check_counts, priors
-from .._core.base import ParamsMixin, all_or_nothing
+from .._core.base import ParamsMixin, TransformerOutputMixin, all_or_nothing
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
@@ -312,7 +312,7 @@ class VariationalEM(MeanField):
     mean_field = False
 
 
-class LatentDirichletAllocation(ParamsMixin):
+class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
     """Latent Dirichlet allocation (Blei, Ng, Jordan 2003) by variational inference.
 
     The per-document updates (the fixed point for gamma_d and phi_dn), the expected topic-word
@@ -355,7 +355,7 @@ class LatentDirichletAllocation(ParamsMixin):
     Deliberate differences from scikit-learn: the digamma function is accurate to about 1e-15
     (scikit-learn uses a faster approximation, absolute error up to ~1e-8); float32
     input is computed in float64 (results returned in float32), with float64's machine epsilon
-    in the normaliser; ``n_jobs`` is replaced by ``n_threads``.
+    in the normaliser; ``n_jobs`` is an alias of ``n_threads``.
 
     Parameters
     ----------
@@ -376,6 +376,10 @@ class LatentDirichletAllocation(ParamsMixin):
         2,000-document corpus, K=20; 10 passes, 3 seeds) the default reached a higher ELBO in
         every run and a held-out perplexity 3-10 % lower, hence the default.
     n_threads : int or None, default=None (all cores); negative counts back from all cores.
+    n_jobs : int or None, default=None
+        Alias of ``n_threads`` with scikit-learn's name, so that code written for scikit-learn
+        runs unchanged: None means ``n_threads``' default (all cores, not joblib's one), -1 all
+        cores, -2 all but one. Give ``n_threads`` or ``n_jobs``, not two different values.
     n_draws, burn_in, thin, n_chains : int, default=100, 200, 1, 1
         method='gibbs' only: sweeps kept per chain, sweeps discarded first, keep every
         ``thin``-th sweep after the burn-in, independent chains.
@@ -437,7 +441,8 @@ class LatentDirichletAllocation(ParamsMixin):
                     "learning_decay", "learning_offset", "max_iter", "batch_size",
                     "evaluate_every", "total_samples", "perp_tol", "mean_change_tol",
                     "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
-                    "monotone", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "monotone", "n_draws", "burn_in", "thin", "n_chains", "store_samples",
+                    "n_jobs")
 
     # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
     # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
@@ -449,7 +454,8 @@ class LatentDirichletAllocation(ParamsMixin):
                  max_iter=10, batch_size=128, evaluate_every=-1, total_samples=1e6,
                  perp_tol=1e-1, mean_change_tol=1e-3, max_doc_update_iter=100, verbose=0,
                  random_state=None, method="mean_field", n_threads=None, monotone=False,
-                 n_draws=100, burn_in=200, thin=1, n_chains=1, store_samples=False):
+                 n_draws=100, burn_in=200, thin=1, n_chains=1, store_samples=False,
+                 n_jobs=None):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -474,6 +480,7 @@ class LatentDirichletAllocation(ParamsMixin):
         self.thin = thin
         self.n_chains = n_chains
         self.store_samples = store_samples
+        self.n_jobs = n_jobs
 
     def _update_sklearn_tags(self, tags):
         from sklearn.utils import TransformerTags  # optional dependency: only when asked
@@ -502,7 +509,7 @@ class LatentDirichletAllocation(ParamsMixin):
         check_scalar(self.perp_tol, "perp_tol", "real", min_val=0.0)
         check_scalar(self.mean_change_tol, "mean_change_tol", "real", min_val=0.0)
         check_scalar(self.max_doc_update_iter, "max_doc_update_iter", "int", min_val=0)
-        return resolve_n_threads(self.n_threads)
+        return resolve_n_threads(self.n_threads, self.n_jobs)
 
     # ------------------------------------------------------------------ fitting
     def _start(self, X):
@@ -519,7 +526,7 @@ class LatentDirichletAllocation(ParamsMixin):
 
     def _topics_of(self, lam):
         return Topics(lam, self.method == "mean_field", self.topic_word_prior_,
-                      self._digamma == "sklearn", resolve_n_threads(self.n_threads))
+                      self._digamma == "sklearn", resolve_n_threads(self.n_threads, self.n_jobs))
 
     def _store_topics(self, topics):
         self._topics = topics
@@ -638,7 +645,7 @@ class LatentDirichletAllocation(ParamsMixin):
     # ------------------------------------------------------------------ inference
     def _fitted_pass(self, X):
         check_is_fitted(self, "components_")
-        n_threads = resolve_n_threads(self.n_threads)
+        n_threads = resolve_n_threads(self.n_threads, self.n_jobs)
         X = check_counts(X, n_features=self.n_features_in_)
         return X, DocumentData(X, self.n_components, n_threads, stats=False)
 
@@ -682,3 +689,8 @@ class LatentDirichletAllocation(ParamsMixin):
             _, doc_bound = self._infer(data, True)
         return _perplexity(X, doc_bound, self._topics.topic_term(),
                            self.total_samples if sub_sampling else None)
+
+    @property
+    def _n_features_out(self):
+        """Output columns of ``transform``, for ``get_feature_names_out``: the topics."""
+        return self.components_.shape[0]
