@@ -23,6 +23,7 @@ from scipy import linalg
 
 from . import _gaussian_kernel as _gmm
 from .._core.protocol import Statistics
+from .._core.sharding import n_groups
 from .._core.threads import threads_for
 
 CHUNK_SIZE = 256
@@ -38,9 +39,8 @@ def n_groups_for(n_samples, slot_size):
     """Number of statistics slots for a pass: depends on the data and model size only, never on
     the thread count (which is what makes results thread-count independent). Up to 128 groups,
     fewer when one slot is large, so the slots stay within about 64 MB."""
-    n_chunks = -(-n_samples // CHUNK_SIZE)
     budget = max(8, (64 << 20) // (8 * max(slot_size, 1)))
-    return int(max(1, min(n_chunks, 128, budget)))
+    return n_groups(n_samples, CHUNK_SIZE, min(128, budget))
 
 
 class GaussianPass:

@@ -18,6 +18,8 @@ from .._core.loop import Sampling, run_fits
 from .._core.mcmc import effective_sample_size, split_rhat
 from .._core.protocol import Method, Statistics
 from .._core.sampling import RHAT_THRESHOLD, matching, n_sweeps
+from .._core.sharding import n_groups
+from .._core.threads import threads_for
 from .._core.validation import check_random_state
 
 __all__ = ["sample", "GibbsResult", "TokenData", "CollapsedGibbs"]
@@ -62,7 +64,7 @@ def _partitions(doc_ptr):
     """Document offsets of the document blocks: about _TOKENS_PER_PARTITION tokens each."""
     n_docs = doc_ptr.shape[0] - 1
     n_tokens = int(doc_ptr[-1])
-    P = int(min(_MAX_PARTITIONS, max(1, -(-n_tokens // _TOKENS_PER_PARTITION))))
+    P = n_groups(n_tokens, _TOKENS_PER_PARTITION, _MAX_PARTITIONS)
     cuts = np.searchsorted(doc_ptr, np.arange(1, P) * (n_tokens / P))
     return np.unique(np.concatenate([[0], cuts, [n_docs]])).astype(np.int64)
 
@@ -141,11 +143,11 @@ class TokenData:
         self.lg_eta = gammaln(m + eta) - gammaln(eta)
         # threads: never more than the pairs of a sub-step, nor than the data size makes
         # worthwhile
-        self.n_threads_sweep = int(max(1, min(n_threads, B, N // _MIN_TOKENS_PER_THREAD)))
+        self.n_threads_sweep = threads_for(n_threads, N, _MIN_TOKENS_PER_THREAD, n_groups=B)
         # the log joint's sums read (D + V) K counts: ~1 ms for the benchmark corpus, less
         # than a parallel region costs when a thread is descheduled, so threads only for more
-        self.n_threads_lj = int(max(1, min(n_threads, n_blocks,
-                                           (D + V) * K // _MIN_COUNTS_PER_THREAD_LJ)))
+        self.n_threads_lj = threads_for(n_threads, (D + V) * K, _MIN_COUNTS_PER_THREAD_LJ,
+                                        n_groups=n_blocks)
         self.cursor = np.empty(D, np.int64)
         self.scratch_i = np.empty((B, K), np.int32)
         self.scratch_d = np.empty((B, 4 * K), np.float64)

@@ -14,7 +14,8 @@ from .._core.base import ParamsMixin, TransformerOutputMixin, all_or_nothing
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
-from .._core.threads import resolve_n_threads, single_threaded_blas
+from .._core.sharding import n_groups
+from .._core.threads import resolve_n_threads, single_threaded_blas, threads_for
 from .._core.validation import (check_is_fitted, check_option, check_random_state,
                                 check_scalar)
 
@@ -43,7 +44,7 @@ def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
 
 def _n_groups(n_docs):
     """Document groups for a pass: from the data size only, never the thread count."""
-    return int(min(_MAX_GROUPS, max(1, -(-n_docs // _MIN_DOCS_PER_GROUP))))
+    return n_groups(n_docs, _MIN_DOCS_PER_GROUP, _MAX_GROUPS)
 
 
 def _perplexity(X, doc_bound, topic_term, total_samples=None):
@@ -104,7 +105,7 @@ class DocumentData:
         bnd = np.empty((_n_groups(n), 2))
         indptr = X.indptr[start:stop + 1]
         nnz = int(indptr[-1] - indptr[0])
-        threads = int(max(1, min(self.n_threads, bnd.shape[0], nnz // _MIN_NNZ_PER_THREAD)))
+        threads = threads_for(self.n_threads, nnz, _MIN_NNZ_PER_THREAD, n_groups=bnd.shape[0])
         t = np.empty((n, self.K) if stats else (0, 0))
         ratio = self._ratio if stats else np.empty(0)
         B = inputs["B"]
