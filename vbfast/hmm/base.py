@@ -61,6 +61,15 @@ class ConvergenceMonitor:
         return (f"ConvergenceMonitor(tol={self.tol!r}, n_iter={self.n_iter!r}, "
                 f"iter={self.iter}, history={list(self.history)})")
 
+    def _state(self):
+        return (self.tol, self.n_iter, self.verbose, self.iter,
+                np.asarray(self.history, dtype=np.float64).tobytes())
+
+    def __eq__(self, other):  # by value (bitwise history): pickle / determinism comparisons
+        return type(other) is type(self) and self._state() == other._state()
+
+    __hash__ = None
+
     @property
     def converged(self):
         return (self.iter == self.n_iter or

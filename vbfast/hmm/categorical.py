@@ -73,7 +73,16 @@ class CategoricalHMM(BaseHMM):
     def _check_X(self, X, fitting):
         """Symbols as an (n_samples,) intp array; ValueError for non-integer, negative,
         too-large, NaN or infinite symbols, or more than one column."""
+        if hasattr(X, "toarray") and hasattr(X, "nnz"):
+            raise TypeError("X is a sparse matrix; CategoricalHMM needs dense symbols of "
+                            "shape (n_samples, 1) (use X.toarray()).")
         arr = as_real_array(X, "X", "integer symbols")
+        if arr.ndim == 2 and arr.shape[0] == 0:
+            raise ValueError(f"X has 0 samples (shape={arr.shape}) while a minimum of 1 is "
+                             "required.")
+        if arr.ndim == 2 and arr.shape[1] == 0:
+            raise ValueError(f"X has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is "
+                             "required.")
         if arr.ndim == 1:
             raise ValueError("X must be a 2-D array of shape (n_samples, 1) of symbols, got "
                              f"a 1-D array: use X.reshape(-1, 1)")
