@@ -168,6 +168,9 @@ _HMM_FAILS = {name: _HMM_Y_AS_LENGTHS for name in (
     "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_dict_unchanged",
     "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
     "check_fit2d_predict1d")}
+# check_array_api_input (run in a subprocess, see NON_INTEGER_INPUT) calls fit(X, y) too
+NON_INTEGER_INPUT.update({"GaussianHMM-em": _HMM_Y_AS_LENGTHS,
+                          "CategoricalHMM-em": _HMM_Y_AS_LENGTHS})
 _HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
                    "check_methods_subset_invariance": _HMM_CONTEXT})
 # CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
