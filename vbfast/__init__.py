@@ -5,10 +5,11 @@ from ._core.config import config_context, get_config, set_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
 from .topics import LatentDirichletAllocation
+from .hmm import CategoricalHMM, GaussianHMM
 from .spectrum import compare_methods
 
 __version__ = "0.1.0"
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
-           "compare_methods", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
+           "GaussianHMM", "CategoricalHMM", "compare_methods", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
            "get_config", "set_config", "config_context", "__version__"]

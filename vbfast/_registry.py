@@ -13,6 +13,7 @@ import numpy as np
 
 from .topics import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
+from .hmm import CategoricalHMM, GaussianHMM
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,10 @@ class Entry:
     params : dict
         Constructor parameters selecting the variant (``method=...``), plus whatever keeps
         the checks fast (``max_iter``); ``random_state`` is set by the tests.
-    data : {'dense', 'counts'}
-        What ``fit`` takes: real-valued dense rows, or a document-term count matrix (dense
-        or sparse, non-negative).
+    data : {'dense', 'counts', 'symbols'}
+        What ``fit`` takes: real-valued dense rows, a document-term count matrix (dense
+        or sparse, non-negative), or integer symbols of shape (n_samples, 1) (one sequence:
+        the HMMs' ``lengths`` default).
     grid : dict
         Further parameter values the determinism / pickle / fuzzing tests cover for this
         variant (each value tried on its own), e.g. every ``covariance_type``.
@@ -45,7 +47,10 @@ class Entry:
     expected_failed_checks: dict = field(default_factory=dict)
 
     def make(self, **overrides):
-        """A fresh, unfitted estimator of this variant."""
+        """A fresh, unfitted estimator of this variant. ``max_iter`` is passed as ``n_iter``
+        to the estimators that call it so (the HMMs, after hmmlearn)."""
+        if "max_iter" in overrides and "max_iter" not in self.cls._param_names:
+            overrides["n_iter"] = overrides.pop("max_iter")
         return self.cls(**{**self.params, **overrides})
 
     def variants(self):
@@ -72,6 +77,10 @@ class Entry:
         """Data this variant fits: well-separated Gaussian blobs (3 clusters, 3 features),
         or counts drawn from a 3-topic LDA model (40 words, ~30 tokens a document)."""
         rng = np.random.RandomState(seed)
+        if self.data == "symbols":  # a sticky 3-state chain over 6 symbols
+            B = rng.dirichlet(np.full(n_features or 6, 0.5), size=3)
+            z = np.cumsum(rng.rand(n_samples) < 0.1) % 3
+            return np.array([[rng.choice(B.shape[1], p=B[k])] for k in z])
         if self.data == "dense":
             D = n_features or 3
             centers = rng.normal(scale=2.0, size=(3, D))
@@ -139,6 +148,37 @@ _LDA_GIBBS_FAILS = {name: _GIBBS_COUNTS for name in (
     "check_fit2d_predict1d",
 )}
 
+# The HMMs take hmmlearn's fit(X, lengths=None): scikit-learn's checks pass y positionally,
+# which lands in ``lengths`` and is refused (its entries do not sum to n_samples).
+_HMM_Y_AS_LENGTHS = (
+    "hmmlearn's signature fit(X, lengths=None): the check calls fit(X, y) and y is taken as "
+    "the sequence lengths, refused with a ValueError because they do not sum to n_samples "
+    "(tests/test_hmm.py covers fit, predict, pickling, dtypes, NaN/inf refusal and "
+    "determinism with lengths given properly).")
+_HMM_CONTEXT = (
+    "An HMM's predictions for a sample depend on its neighbours in the sequence (the "
+    "posterior of z_t uses the whole sequence), so reordering or subsetting rows changes "
+    "them by design.")
+_HMM_FAILS = {name: _HMM_Y_AS_LENGTHS for name in (
+    "check_fit_score_takes_y", "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_pipeline_consistency", "check_estimators_nan_inf", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_dict_unchanged",
+    "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
+    "check_fit2d_predict1d")}
+# check_array_api_input (run in a subprocess, see NON_INTEGER_INPUT) calls fit(X, y) too
+NON_INTEGER_INPUT.update({"GaussianHMM-em": _HMM_Y_AS_LENGTHS,
+                          "CategoricalHMM-em": _HMM_Y_AS_LENGTHS})
+_HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
+                   "check_methods_subset_invariance": _HMM_CONTEXT})
+# CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
+_CATEGORICAL_HMM_FAILS = {**_HMM_FAILS, "check_fit2d_1sample": (
+    "scikit-learn fits one sample of 10 real-valued features; CategoricalHMM takes one "
+    "integer symbol per sample, shape (n_samples, 1), and refuses other shapes and "
+    "non-integer values with a ValueError.")}
+
 ESTIMATORS = [
     Entry("GaussianMixture-em", GaussianMixture, {"method": "em", "n_components": 2},
           grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
@@ -175,6 +215,11 @@ ESTIMATORS = [
     Entry("LatentDirichletAllocation-variational_em-online", LatentDirichletAllocation,
           {"method": "variational_em", "learning_method": "online", "n_components": 3,
            "max_iter": 5, "batch_size": 64}, data="counts"),
+    Entry("GaussianHMM-em", GaussianHMM, {"method": "em", "n_components": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
+                                                "n_iter": 5},
+          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
 ]
 
 

@@ -1,0 +1,561 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Hidden Markov model kernels: forward-backward, Viterbi and the emission log-densities.
+
+Forward-backward is *scaled* (Rabiner 1989), in float64, per sequence. With the emission
+densities of frame t taken relative to their largest value, b_t(k) = exp(l_tk - m_t),
+m_t = max_k l_tk (l the (N, K) emission log-densities),
+
+    alpha_0(k) = pi_k b_0(k) / c_0,     alpha_t(j) = sum_i alpha_{t-1}(i) A_ij b_t(j) / c_t,
+
+c_t the sum that normalises alpha_t, so that log p(x_{0:T}) = sum_t (log c_t + m_t); and
+
+    beta_{T-1} = 1,   beta_t(i) = sum_j A_ij v_j,   v_j = b_{t+1}(j) beta_{t+1}(j) / c_{t+1},
+    gamma_t(i) = alpha_t(i) beta_t(i)             (normalised again against rounding),
+    xi_t(i, j) = alpha_t(i) A_ij v_j,
+
+the expected transition counts sum_t xi_t summed here as they are made (never a T x K x K
+array), the start counts gamma_0 likewise. One exp per entry of l, no log per step. When a
+scale c_t underflows (every state the model can be in has a density below ~1e-290 of the
+best one: extreme data, or zeros in pi / A ruling out the likely states) the sequence is
+redone in log space, which is exact there; a sequence with probability zero under the model
+gets log-likelihood -inf (and uniform posteriors, no statistics), never NaN.
+
+Parallelism and determinism: sequences are cut into groups of consecutive sequences by a rule
+that depends on ``lengths`` only (the caller's ``group_bounds``); each group is processed by
+one thread, sequence after sequence, and accumulates into its own statistics slot, which the
+caller reduces in group order. Results are therefore bitwise identical for any thread count.
+"""
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport exp, log, INFINITY, NAN, isfinite
+
+import numpy as np
+
+ctypedef fused floating:
+    float
+    double
+
+# Below this a scale factor is treated as underflow (its inverse would overflow, or its
+# digits are gone): the sequence is redone in log space.
+cdef double SCALE_FLOOR = 1e-290
+
+
+cdef struct _FB:
+    int K
+    const double* startprob   # (K,)
+    const double* transmat    # (K, K)
+    const double* logtrans    # (K, K) log A (-inf for zeros), for the log-space path
+    const double* logstart    # (K,)
+    const double* lp          # (N, K) emission log-densities
+    double* post              # (N, K) posteriors out; NULL: not wanted
+    double* trans_slots       # (G, K K) expected transition counts; NULL: not wanted
+    double* start_slots       # (G, K) expected start counts; NULL: not wanted
+    double* seq_ll            # (S,) log-likelihood of every sequence
+    int* n_log_space          # (G,) sequences of the group redone in log space
+
+
+cdef inline double _logsumexp(const double* a, int n) noexcept nogil:
+    cdef int i
+    cdef double m = -INFINITY, s = 0.0
+    for i in range(n):
+        if a[i] > m:
+            m = a[i]
+    if m == -INFINITY:
+        return -INFINITY
+    for i in range(n):
+        s += exp(a[i] - m)
+    return m + log(s)
+
+
+cdef double _forward_only(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
+                          double* nxt) noexcept nogil:
+    """Scaled forward recursion with two rolling vectors; returns log p or NaN on underflow
+    (the caller then uses the log-space path)."""
+    cdef int K = p.K, i, j
+    cdef Py_ssize_t t
+    cdef const double* row
+    cdef double m, c, ll = 0.0, s
+    cdef double* tmp
+    for t in range(T):
+        row = p.lp + (a + t) * K
+        m = -INFINITY
+        for j in range(K):
+            if row[j] > m:
+                m = row[j]
+        if not (m > -INFINITY) or not isfinite(m):
+            return NAN
+        c = 0.0
+        if t == 0:
+            for j in range(K):
+                nxt[j] = p.startprob[j] * exp(row[j] - m)
+                c += nxt[j]
+        else:
+            for j in range(K):
+                nxt[j] = 0.0
+            for i in range(K):
+                s = alpha[i]
+                if s != 0.0:
+                    for j in range(K):
+                        nxt[j] += s * p.transmat[i * K + j]
+            for j in range(K):
+                nxt[j] *= exp(row[j] - m)
+                c += nxt[j]
+        if not (c >= SCALE_FLOOR):
+            return NAN
+        s = 1.0 / c
+        for j in range(K):
+            nxt[j] *= s
+        ll += log(c) + m
+        tmp = alpha
+        alpha = nxt
+        nxt = tmp
+    return ll
+
+
+cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
+                              double* b, double* scale, double* beta, double* v,
+                              double* xi, double* trans, double* start) noexcept nogil:
+    """Scaled forward-backward of rows [a, a + T). ``alpha``: (T, K) storage (the posteriors
+    are written over it); b: (T, K); scale: (T,); beta, v: (K,); xi: (K, K) scratch. Adds
+    sum_t xi_t to ``trans`` (K, K) and gamma_0 to ``start`` (K,) when not NULL, only once the
+    whole sequence succeeded. Returns log p, or NaN on underflow or overflow (nothing added
+    then: the caller redoes the sequence in log space)."""
+    cdef int K = p.K, i, j
+    cdef Py_ssize_t t
+    cdef const double* row
+    cdef double* al
+    cdef double* prev
+    cdef double* bt
+    cdef double m, c, ll = 0.0, s, ai
+    # forward
+    for t in range(T):
+        row = p.lp + (a + t) * K
+        bt = b + t * K
+        al = alpha + t * K
+        m = -INFINITY
+        for j in range(K):
+            if row[j] > m:
+                m = row[j]
+        if not (m > -INFINITY) or not isfinite(m):
+            return NAN
+        for j in range(K):
+            bt[j] = exp(row[j] - m)
+        c = 0.0
+        if t == 0:
+            for j in range(K):
+                al[j] = p.startprob[j] * bt[j]
+                c += al[j]
+        else:
+            prev = al - K
+            for j in range(K):
+                al[j] = 0.0
+            for i in range(K):
+                s = prev[i]
+                if s != 0.0:
+                    for j in range(K):
+                        al[j] += s * p.transmat[i * K + j]
+            for j in range(K):
+                al[j] *= bt[j]
+                c += al[j]
+        if not (c >= SCALE_FLOOR):
+            return NAN
+        s = 1.0 / c
+        for j in range(K):
+            al[j] *= s
+        scale[t] = c
+        ll += log(c) + m
+    # backward; gamma_t written over alpha_t once alpha_t is used
+    for j in range(K):
+        beta[j] = 1.0
+    if trans != NULL:
+        memset(xi, 0, K * K * sizeof(double))
+    _normalise(alpha + (T - 1) * K, K)
+    for t in range(T - 2, -1, -1):
+        bt = b + (t + 1) * K
+        s = 1.0 / scale[t + 1]
+        for j in range(K):
+            v[j] = bt[j] * beta[j] * s
+        al = alpha + t * K
+        for i in range(K):
+            c = 0.0
+            ai = al[i]
+            if trans != NULL and ai != 0.0:
+                for j in range(K):
+                    s = p.transmat[i * K + j] * v[j]
+                    c += s
+                    xi[i * K + j] += ai * s
+            else:
+                for j in range(K):
+                    c += p.transmat[i * K + j] * v[j]
+            beta[i] = c
+        # beta_t(i) = p(x_{t+1:} | i) / prod c: large where alpha_t(i) is tiny, and in
+        # extreme cases beyond float64; then the log-space path takes over
+        c = 0.0
+        for i in range(K):
+            c += beta[i]
+            al[i] *= beta[i]
+        if not isfinite(c):
+            return NAN
+        _normalise(al, K)
+    if trans != NULL:
+        for i in range(K * K):
+            trans[i] += xi[i]
+    if start != NULL:
+        for j in range(K):
+            start[j] += alpha[j]
+    return ll
+
+
+cdef inline void _normalise(double* x, int K) noexcept nogil:
+    cdef int j
+    cdef double s = 0.0
+    for j in range(K):
+        s += x[j]
+    if s > 0.0:
+        s = 1.0 / s
+        for j in range(K):
+            x[j] *= s
+
+
+cdef double _forward_backward_log(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* la,
+                                  double* lb, double* tmp, double* trans,
+                                  double* start, double* post) noexcept nogil:
+    """Log-space forward-backward of rows [a, a + T): exact where the scaled one underflows.
+    la: (T, K) log alpha; lb: (K,) log beta (rolling); tmp: (2 K,) scratch. Writes the
+    posteriors to ``post`` (T, K) if not NULL, adds xi and gamma_0 when not NULL. Returns
+    log p (-inf for an impossible sequence: then uniform posteriors, nothing added)."""
+    cdef int K = p.K, i, j
+    cdef Py_ssize_t t
+    cdef const double* row
+    cdef double ll, x
+    cdef double* nb = tmp + K
+    for t in range(T):
+        row = p.lp + (a + t) * K
+        for j in range(K):
+            if t == 0:
+                x = p.logstart[j]
+            else:
+                for i in range(K):
+                    tmp[i] = la[(t - 1) * K + i] + p.logtrans[i * K + j]
+                x = _logsumexp(tmp, K)
+            la[t * K + j] = x + row[j]
+    ll = _logsumexp(la + (T - 1) * K, K)
+    if not isfinite(ll):
+        if post != NULL:
+            for t in range(T * K):
+                post[a * K + t] = 1.0 / K
+        return -INFINITY
+    for j in range(K):
+        lb[j] = 0.0
+    for t in range(T - 1, -1, -1):
+        if post != NULL:
+            for j in range(K):
+                post[(a + t) * K + j] = exp(la[t * K + j] + lb[j] - ll)
+            _normalise(post + (a + t) * K, K)
+        if t == 0:
+            if start != NULL:
+                for j in range(K):
+                    start[j] += exp(la[j] + lb[j] - ll)
+            break
+        row = p.lp + (a + t) * K
+        for i in range(K):
+            for j in range(K):
+                tmp[j] = p.logtrans[i * K + j] + row[j] + lb[j]
+                if trans != NULL:
+                    x = la[(t - 1) * K + i] + tmp[j] - ll
+                    if x > -INFINITY:
+                        trans[i * K + j] += exp(x)
+            nb[i] = _logsumexp(tmp, K)
+        for j in range(K):
+            lb[j] = nb[j]
+    return ll
+
+
+def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
+                     const double[:, ::1] transmat, const long long[::1] offsets,
+                     const long long[::1] group_bounds, double[:, ::1] post,
+                     double[:, ::1] trans_slots, double[:, ::1] start_slots,
+                     double[::1] seq_ll, int[::1] n_log_space, int n_threads):
+    """Forward-backward over every sequence, in parallel over groups of sequences.
+
+    Parameters
+    ----------
+    logprob : (N, K) float64
+        Emission log-densities l_nk = log p(x_n | z_n = k) (may hold -inf).
+    startprob : (K,), transmat : (K, K) float64
+        pi and A (rows summing to one; zeros allowed).
+    offsets : (S + 1,) int64
+        Sequence s is rows [offsets[s], offsets[s + 1]); every length >= 1.
+    group_bounds : (G + 1,) int64
+        Group g is sequences [group_bounds[g], group_bounds[g + 1]) (may be empty).
+    post : (N, K) float64 posteriors gamma_nk, or (0, 0): not wanted (forward only, unless
+        statistics are wanted)
+    trans_slots : (G, K * K), start_slots : (G, K) float64
+        Per-group expected transition and start counts (overwritten), or (0, 0): not wanted.
+    seq_ll : (S,) float64, out
+        log p(x of sequence s).
+    n_log_space : (G,) int32, out
+        Sequences of each group that needed the log-space path.
+    n_threads : int
+    """
+    cdef Py_ssize_t N = logprob.shape[0], S = seq_ll.shape[0]
+    cdef int K = <int>logprob.shape[1]
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1
+    cdef bint want_post = post.shape[0] > 0
+    cdef bint want_stats = trans_slots.shape[0] > 0
+    cdef Py_ssize_t s, g, max_len = 0, T
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match logprob's n_components")
+    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N:
+        raise ValueError("offsets must start at 0 and end at n_samples")
+    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S or n_log_space.shape[0] != G:
+        raise ValueError("group_bounds must cover the sequences")
+    if want_post and (post.shape[0] != N or post.shape[1] != K):
+        raise ValueError("post must be (n_samples, n_components)")
+    if want_stats and (trans_slots.shape[0] != G or trans_slots.shape[1] != K * K
+                       or start_slots.shape[0] != G or start_slots.shape[1] != K):
+        raise ValueError("statistics slots have the wrong shape")
+    for s in range(S):
+        T = offsets[s + 1] - offsets[s]
+        if T < 1:
+            raise ValueError("every sequence needs at least one sample")
+        if T > max_len:
+            max_len = T
+    for g in range(G):
+        if group_bounds[g + 1] < group_bounds[g]:
+            raise ValueError("group_bounds must be non-decreasing")
+    logA = np.empty((K, K))
+    logpi = np.empty(K)
+    with np.errstate(divide="ignore"):
+        np.log(np.asarray(transmat), out=logA)
+        np.log(np.asarray(startprob), out=logpi)
+    cdef double[:, ::1] logA_v = logA
+    cdef double[::1] logpi_v = logpi
+    cdef _FB p
+    p.K = K
+    p.startprob = &startprob[0]
+    p.transmat = &transmat[0, 0]
+    p.logtrans = &logA_v[0, 0]
+    p.logstart = &logpi_v[0]
+    p.lp = &logprob[0, 0]
+    p.post = &post[0, 0] if want_post else NULL
+    p.trans_slots = &trans_slots[0, 0] if want_stats else NULL
+    p.start_slots = &start_slots[0, 0] if want_stats else NULL
+    p.seq_ll = &seq_ll[0]
+    p.n_log_space = &n_log_space[0]
+    cdef bint backward = want_post or want_stats
+    with nogil, parallel(num_threads=n_threads):
+        for g in prange(G, schedule="static"):
+            _group(&p, &offsets[0], group_bounds[g], group_bounds[g + 1], g, max_len,
+                   backward)
+
+
+cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize_t s1,
+                 Py_ssize_t g, Py_ssize_t max_len, bint backward) noexcept nogil:
+    """Sequences [s0, s1) into group g's slot, in order. Scratch is this call's own."""
+    cdef int K = p.K, j
+    cdef Py_ssize_t s, a, T, lat = 0
+    cdef double ll
+    cdef double* trans = NULL
+    cdef double* start = NULL
+    cdef double* alpha
+    cdef double* work
+    cdef double* b
+    cdef double* scale
+    cdef double* vec
+    cdef double* xi
+    cdef bint own_alpha = backward and p.post == NULL
+    p.n_log_space[g] = 0
+    if p.trans_slots != NULL:
+        trans = p.trans_slots + g * K * K
+        start = p.start_slots + g * K
+        memset(trans, 0, K * K * sizeof(double))
+        memset(start, 0, K * sizeof(double))
+    if s1 <= s0:
+        return
+    for s in range(s0, s1):
+        T = offsets[s + 1] - offsets[s]
+        if T > lat:
+            lat = T
+    # b (T, K), scale (T,), 4 vectors of K, xi (K, K); alpha (T, K) unless written into post
+    work = <double*>malloc((lat * K + lat + 4 * K + K * K + (lat * K if own_alpha else 0))
+                           * sizeof(double))
+    if work == NULL:
+        return  # (seq_ll stays as the caller initialised it: NaN, caught there)
+    b = work
+    scale = b + lat * K
+    vec = scale + lat
+    xi = vec + 4 * K
+    alpha = xi + K * K if own_alpha else NULL
+    for s in range(s0, s1):
+        a = offsets[s]
+        T = offsets[s + 1] - a
+        if not backward:
+            ll = _forward_only(p, a, T, vec, vec + K)
+        else:
+            ll = _forward_backward(p, a, T, p.post + a * K if p.post != NULL else alpha,
+                                   b, scale, vec, vec + K, xi, trans, start)
+        if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
+            p.n_log_space[g] += 1
+            ll = _forward_backward_log(p, a, T, b, vec, vec + K, trans, start,
+                                       p.post if p.post != NULL else NULL)
+        p.seq_ll[s] = ll
+    free(work)
+
+
+def viterbi(const double[:, ::1] logprob, const double[::1] startprob,
+            const double[:, ::1] transmat, const long long[::1] offsets,
+            const long long[::1] group_bounds, int[::1] states, double[::1] seq_ll,
+            int n_threads):
+    """Most probable state path of every sequence (log space), in parallel over groups.
+
+    states : (N,) int32 out, the path; seq_ll : (S,) out, log p(x, path) of each sequence
+    (-inf if the sequence is impossible; its path is then all 0). Ties go to the lowest state.
+    """
+    cdef Py_ssize_t N = logprob.shape[0], S = seq_ll.shape[0]
+    cdef int K = <int>logprob.shape[1]
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g, s, max_len = 0
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match logprob's n_components")
+    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N or states.shape[0] != N:
+        raise ValueError("offsets must start at 0 and end at n_samples")
+    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S:
+        raise ValueError("group_bounds must cover the sequences")
+    for s in range(S):
+        if offsets[s + 1] - offsets[s] < 1:
+            raise ValueError("every sequence needs at least one sample")
+    logA = np.empty((K, K))
+    logpi = np.empty(K)
+    with np.errstate(divide="ignore"):
+        np.log(np.asarray(transmat), out=logA)
+        np.log(np.asarray(startprob), out=logpi)
+    cdef double[:, ::1] lA = logA
+    cdef double[::1] lpi = logpi
+    with nogil, parallel(num_threads=n_threads):
+        for g in prange(G, schedule="static"):
+            _viterbi_group(&logprob[0, 0], &lpi[0], &lA[0, 0], K, &offsets[0],
+                           group_bounds[g], group_bounds[g + 1], &states[0], &seq_ll[0])
+
+
+cdef void _viterbi_group(const double* lp, const double* lpi, const double* lA, int K,
+                         const long long* offsets, Py_ssize_t s0, Py_ssize_t s1, int* states,
+                         double* seq_ll) noexcept nogil:
+    cdef Py_ssize_t s, a, T, t, lat = 0
+    cdef int i, j, best
+    cdef double x, m
+    cdef double* base
+    cdef double* delta
+    cdef double* nxt
+    cdef double* tmp
+    cdef int* back
+    if s1 <= s0:
+        return
+    for s in range(s0, s1):
+        T = offsets[s + 1] - offsets[s]
+        if T > lat:
+            lat = T
+    base = <double*>malloc(2 * K * sizeof(double))
+    back = <int*>malloc(lat * K * sizeof(int))
+    if base == NULL or back == NULL:
+        free(base)
+        free(back)
+        return
+    delta = base
+    nxt = base + K
+    for s in range(s0, s1):
+        a = offsets[s]
+        T = offsets[s + 1] - a
+        for j in range(K):
+            delta[j] = lpi[j] + lp[a * K + j]
+        for t in range(1, T):
+            for j in range(K):
+                m = -INFINITY
+                best = 0
+                for i in range(K):
+                    x = delta[i] + lA[i * K + j]
+                    if x > m:
+                        m = x
+                        best = i
+                back[t * K + j] = best
+                nxt[j] = m + lp[(a + t) * K + j]
+            tmp = delta
+            delta = nxt
+            nxt = tmp
+        m = -INFINITY
+        best = 0
+        for j in range(K):
+            if delta[j] > m:
+                m = delta[j]
+                best = j
+        seq_ll[s] = m
+        states[a + T - 1] = best
+        for t in range(T - 1, 0, -1):
+            best = back[t * K + best]
+            states[a + t - 1] = best
+    free(base)
+    free(back)
+
+
+def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
+                         const double[::1] prec, int cov_type, const double[::1] log_const,
+                         double[:, ::1] out, Py_ssize_t chunk_size, int n_threads):
+    """l_nk = c_k - 1/2 q_nk, the Gaussian log-density of every row under every state,
+    in parallel over chunks of rows (each entry independent: any thread count gives the
+    same bits).
+
+    With d = x_n - mu_k: q_nk = ||d U_k||^2 ('full': U_k (K, D, D), 'tied': one U (D, D),
+    upper factors of the precisions, row-major), sum_j d_j^2 p_kj ('diag': prec (K, D)
+    precisions), p_k ||d||^2 ('spherical': prec (K,)). c_k = log det U_k - D/2 log 2 pi.
+    cov_type: 0 full, 1 tied, 2 diag, 3 spherical (the mixture's numbering).
+    """
+    cdef Py_ssize_t N = X.shape[0], n_chunks, c, n, start, end
+    cdef int D = <int>X.shape[1], K = <int>means.shape[0]
+    if means.shape[1] != D or log_const.shape[0] != K or out.shape[0] != N \
+            or out.shape[1] != K:
+        raise ValueError("shapes do not match")
+    if (cov_type == 0 and prec.shape[0] != K * D * D) or (cov_type == 1 and
+            prec.shape[0] != D * D) or (cov_type == 2 and prec.shape[0] != K * D) or \
+            (cov_type == 3 and prec.shape[0] != K) or cov_type < 0 or cov_type > 3:
+        raise ValueError("precision array does not match covariance type")
+    if N == 0:
+        return
+    n_chunks = (N + chunk_size - 1) // chunk_size
+    cdef double* d
+    with nogil, parallel(num_threads=n_threads):
+        d = <double*>malloc(2 * D * sizeof(double))
+        for c in prange(n_chunks, schedule="static"):
+            start = c * chunk_size
+            end = start + chunk_size if start + chunk_size < N else N
+            for n in range(start, end):
+                _gauss_row(&X[n, 0], &means[0, 0], &prec[0], cov_type, &log_const[0],
+                           &out[n, 0], D, K, d)
+        free(d)
+
+
+cdef void _gauss_row(const floating* x, const double* means, const double* prec, int cov_type,
+                     const double* log_const, double* out, int D, int K,
+                     double* d) noexcept nogil:
+    cdef int k, i, j
+    cdef double q, y, dj
+    cdef const double* U
+    for k in range(K):
+        for j in range(D):
+            d[j] = <double>x[j] - means[k * D + j]
+        q = 0.0
+        if cov_type == 2:
+            for j in range(D):
+                q += d[j] * d[j] * prec[k * D + j]
+        elif cov_type == 3:
+            for j in range(D):
+                q += d[j] * d[j]
+            q *= prec[k]
+        else:
+            U = prec + (k * D * D if cov_type == 0 else 0)
+            # y_j = sum_{i <= j} d_i U_ij (U upper triangular)
+            for j in range(D):
+                y = 0.0
+                for i in range(j + 1):
+                    y += d[i] * U[i * D + j]
+                q += y * y
+        out[k] = log_const[k] - 0.5 * q

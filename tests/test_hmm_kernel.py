@@ -1,0 +1,242 @@
+"""The HMM kernels (``vbfast.hmm._hmm``: scaled forward-backward, Viterbi, Gaussian
+log-densities) against slow, obvious NumPy references in log space, and against hmmlearn's
+own C kernels when it is installed.
+
+Reference, per sequence, all in log space:
+    log alpha_0 = log pi + l_0,   log alpha_t(j) = logsumexp_i(log alpha_{t-1}(i) + log A_ij) + l_tj
+    log beta_{T-1} = 0,           log beta_t(i) = logsumexp_j(log A_ij + l_{t+1,j} + log beta_{t+1}(j))
+    log p = logsumexp log alpha_{T-1},  gamma_t = exp(log alpha_t + log beta_t - log p),
+    xi_t(i, j) = exp(log alpha_t(i) + log A_ij + l_{t+1,j} + log beta_{t+1}(j) - log p).
+"""
+import itertools
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import logsumexp
+
+from vbfast.hmm import _hmm
+from vbfast.hmm._sequences import Sequences, check_lengths
+
+
+def ref_fb(logprob, startprob, transmat, lengths):
+    K = logprob.shape[1]
+    with np.errstate(divide="ignore"):
+        lpi, lA = np.log(startprob), np.log(transmat)
+    post = np.empty_like(logprob)
+    trans = np.zeros((K, K))
+    start = np.zeros(K)
+    seq_ll = []
+    a = 0
+    for T in lengths:
+        l = logprob[a:a + T]
+        la = np.empty((T, K))
+        lb = np.zeros((T, K))
+        la[0] = lpi + l[0]
+        for t in range(1, T):
+            la[t] = logsumexp(la[t - 1][:, None] + lA, axis=0) + l[t]
+        for t in range(T - 2, -1, -1):
+            lb[t] = logsumexp(lA + l[t + 1] + lb[t + 1], axis=1)
+        ll = logsumexp(la[-1])
+        seq_ll.append(ll)
+        post[a:a + T] = np.exp(la + lb - ll)
+        start += post[a]
+        for t in range(T - 1):
+            trans += np.exp(la[t][:, None] + lA + (l[t + 1] + lb[t + 1])[None, :] - ll)
+        a += T
+    return np.array(seq_ll), post, start, trans
+
+
+def ref_viterbi(logprob, startprob, transmat, lengths):
+    K = logprob.shape[1]
+    with np.errstate(divide="ignore"):
+        lpi, lA = np.log(startprob), np.log(transmat)
+    states = []
+    lls = []
+    a = 0
+    for T in lengths:
+        l = logprob[a:a + T]
+        delta = lpi + l[0]
+        back = np.zeros((T, K), dtype=int)
+        for t in range(1, T):
+            x = delta[:, None] + lA
+            back[t] = x.argmax(axis=0)
+            delta = x.max(axis=0) + l[t]
+        path = [int(delta.argmax())]
+        lls.append(delta.max())
+        for t in range(T - 1, 0, -1):
+            path.append(back[t, path[-1]])
+        states += path[::-1]
+        a += T
+    return np.array(lls), np.array(states)
+
+
+def random_model(rng, K, zeros=False):
+    startprob = rng.dirichlet(np.ones(K))
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    if zeros:  # left-right: upper bidiagonal, start in state 0
+        transmat = np.triu(transmat) - np.triu(transmat, 2)
+        transmat[-1, -1] = 1.0
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        startprob = np.eye(K)[0]
+    return startprob, transmat
+
+
+@pytest.mark.parametrize("K,lengths,zeros", [
+    (3, [50], False), (4, [1, 2, 30, 7, 1], False), (2, [5000, 17, 3000], False),
+    (5, [40, 40], True), (1, [10, 3], False)])
+def test_forward_backward_matches_log_space_reference(K, lengths, zeros):
+    rng = np.random.default_rng(K + len(lengths))
+    N = sum(lengths)
+    logprob = rng.normal(scale=3.0, size=(N, K)) - 2.0
+    startprob, transmat = random_model(rng, K, zeros)
+    seqs = Sequences(lengths, N, n_threads=2)
+    out = seqs.forward_backward(logprob, startprob, transmat)
+    ll, post, start, trans = ref_fb(logprob, startprob, transmat, lengths)
+    assert_allclose(out["seq_ll"], ll, rtol=1e-12)
+    assert_allclose(out["posteriors"], post, rtol=1e-9, atol=1e-13)
+    assert_allclose(out["start"], start, rtol=1e-9, atol=1e-13)
+    assert_allclose(out["trans"], trans, rtol=1e-9, atol=1e-11)
+    assert out["n_log_space"] == 0
+    only = seqs.forward_backward(logprob, startprob, transmat, posteriors=False, stats=False)
+    assert_allclose(only["seq_ll"], ll, rtol=1e-12)
+    stats_only = seqs.forward_backward(logprob, startprob, transmat, posteriors=False)
+    assert_array_equal(stats_only["trans"], out["trans"])
+
+
+def test_underflow_falls_back_to_log_space_exactly():
+    """Emission densities ~1e-400 apart between the states the model allows: the scaled pass
+    underflows, the sequence is redone in log space, and the answer is still exact."""
+    rng = np.random.default_rng(0)
+    K, T = 3, 60
+    logprob = rng.normal(size=(T, K))
+    logprob[20:25, 0] = 0.0
+    logprob[20:25, 1:] = -900.0  # state 0 is best there ...
+    transmat = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    startprob = np.array([0.0, 0.5, 0.5])  # ... but can never be reached
+    seqs = Sequences([T], T, 1)
+    out = seqs.forward_backward(logprob, startprob, transmat)
+    ll, post, start, trans = ref_fb(logprob, startprob, transmat, [T])
+    assert out["n_log_space"] == 1
+    assert_allclose(out["seq_ll"], ll, rtol=1e-12)
+    assert_allclose(out["posteriors"], post, atol=1e-12)
+    assert_allclose(out["trans"], trans, rtol=1e-9, atol=1e-12)
+    assert np.isfinite(out["posteriors"]).all()
+
+
+def test_impossible_sequence_gives_minus_inf_not_nan():
+    logprob = np.array([[0.0, -np.inf], [-np.inf, 0.0]])  # must be in state 0 then 1
+    transmat = np.eye(2)  # ... but cannot move
+    seqs = Sequences([2], 2, 1)
+    out = seqs.forward_backward(logprob, np.array([0.5, 0.5]), transmat)
+    assert out["seq_ll"][0] == -np.inf
+    assert not np.isnan(out["posteriors"]).any()
+    assert_array_equal(out["trans"], 0.0)
+    ll, states = seqs.viterbi(logprob, np.array([0.5, 0.5]), transmat)
+    assert ll[0] == -np.inf and not np.isnan(ll).any()
+
+
+@pytest.mark.parametrize("K,lengths,zeros", [(3, [50], False), (4, [1, 2, 30, 7, 1], False),
+                                             (5, [40, 41], True)])
+def test_viterbi_matches_reference(K, lengths, zeros):
+    rng = np.random.default_rng(7 * K)
+    N = sum(lengths)
+    logprob = rng.normal(scale=2.0, size=(N, K))
+    startprob, transmat = random_model(rng, K, zeros)
+    seqs = Sequences(lengths, N, 2)
+    ll, states = seqs.viterbi(logprob, startprob, transmat)
+    ll_ref, states_ref = ref_viterbi(logprob, startprob, transmat, lengths)
+    assert_allclose(ll, ll_ref, rtol=1e-12)
+    assert_array_equal(states, states_ref)
+
+
+def test_bitwise_identical_for_any_thread_count():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 400, size=300)
+    N, K = int(lengths.sum()), 4
+    logprob = rng.normal(scale=3.0, size=(N, K))
+    startprob, transmat = random_model(rng, K)
+    outs = []
+    for n_threads in (1, 2, 3, 8):
+        seqs = Sequences(lengths, N, n_threads)
+        seqs.n_threads = n_threads  # force it (threads_for caps at the cores)
+        out = seqs.forward_backward(logprob, startprob, transmat)
+        outs.append((out["seq_ll"].tobytes(), out["posteriors"].tobytes(),
+                     out["trans"].tobytes(), out["start"].tobytes(),
+                     seqs.viterbi(logprob, startprob, transmat)[1].tobytes()))
+    assert all(o == outs[0] for o in outs)
+    assert Sequences(lengths, N, 1).n_groups > 1
+
+
+def test_groups_depend_on_lengths_only():
+    lengths = [3000, 5, 5, 4000, 1, 1, 1, 7000]
+    a = Sequences(lengths, sum(lengths), 1)
+    b = Sequences(lengths, sum(lengths), 2)
+    assert_array_equal(a.group_bounds, b.group_bounds)
+    assert a.group_bounds[0] == 0 and a.group_bounds[-1] == len(lengths)
+    assert np.all(np.diff(a.group_bounds) >= 0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gaussian_log_density(covariance_type, dtype):
+    from scipy.stats import multivariate_normal
+    from vbfast.hmm.gaussian import _log_density_inputs
+
+    rng = np.random.default_rng(1)
+    K, D, N = 3, 4, 700
+    X = rng.normal(size=(N, D)).astype(dtype)
+    means = rng.normal(size=(K, D))
+    A = rng.normal(size=(K, D, D))
+    full = A @ A.transpose(0, 2, 1) + D * np.eye(D)
+    covars = {"full": full, "tied": full[0], "diag": np.diagonal(full, axis1=1, axis2=2).copy(),
+              "spherical": full[:, 0, 0].copy()}[covariance_type]
+    dense = {"full": full, "tied": np.tile(full[0], (K, 1, 1)),
+             "diag": np.array([np.diag(c) for c in covars]) if covariance_type == "diag" else None,
+             "spherical": np.array([c * np.eye(D) for c in covars])
+             if covariance_type == "spherical" else None}[covariance_type]
+    out = np.empty((N, K))
+    prec, code, log_const = _log_density_inputs(covars, covariance_type, K, D)
+    _hmm.gaussian_log_density(X, means, prec, code, log_const, out, 256, 2)
+    ref = np.stack([multivariate_normal(means[k], dense[k]).logpdf(X.astype(np.float64))
+                    for k in range(K)], axis=1)
+    assert_allclose(out, ref, rtol=1e-10)
+
+
+def test_check_lengths_errors():
+    with pytest.raises(ValueError, match="sum to 9 but X has 10"):
+        check_lengths([4, 5], 10)
+    with pytest.raises(ValueError, match="positive"):
+        check_lengths([10, 0], 10)
+    with pytest.raises(ValueError, match="positive"):
+        check_lengths([12, -2], 10)
+    with pytest.raises(ValueError, match="integers"):
+        check_lengths([4.5, 5.5], 10)
+    with pytest.raises(ValueError, match="1-D"):
+        check_lengths([[10]], 10)
+    assert_array_equal(check_lengths(None, 7), [7])
+    assert_array_equal(check_lengths([3.0, 4.0], 7), [3, 4])
+
+
+hmmc = pytest.importorskip("hmmlearn._hmmc", reason="hmmlearn not installed")
+
+
+@pytest.mark.parametrize("K,T", [(4, 2000), (2, 1), (6, 300)])
+def test_against_hmmlearn_kernels(K, T):
+    rng = np.random.default_rng(K * T)
+    logprob = rng.normal(scale=3.0, size=(T, K))
+    startprob, transmat = random_model(rng, K)
+    seqs = Sequences([T], T, 1)
+    out = seqs.forward_backward(logprob, startprob, transmat)
+    ll, fwd = hmmc.forward_log(startprob, transmat, logprob)
+    bwd = hmmc.backward_log(startprob, transmat, logprob)
+    assert_allclose(out["seq_ll"][0], ll, rtol=1e-12)
+    gamma = np.exp(fwd + bwd - logsumexp(fwd + bwd, axis=1, keepdims=True))
+    assert_allclose(out["posteriors"], gamma, rtol=1e-9, atol=1e-13)
+    if T > 1:
+        xi = np.exp(hmmc.compute_log_xi_sum(fwd, transmat, bwd, logprob))
+        assert_allclose(out["trans"], xi, rtol=1e-9, atol=1e-12)
+    vll, vstates = hmmc.viterbi(startprob, transmat, logprob)
+    ll2, states = seqs.viterbi(logprob, startprob, transmat)
+    assert_allclose(ll2[0], vll, rtol=1e-12)
+    assert_array_equal(states, vstates)

@@ -1,0 +1,7 @@
+"""Hidden Markov models (hmmlearn's API), fitted by Baum-Welch EM through vbfast's loop, with
+a scaled forward-backward and Viterbi in C, parallel over sequences."""
+from .base import ConvergenceMonitor
+from .categorical import CategoricalHMM
+from .gaussian import GaussianHMM
+
+__all__ = ["GaussianHMM", "CategoricalHMM", "ConvergenceMonitor"]

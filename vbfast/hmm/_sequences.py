@@ -1,0 +1,127 @@
+"""Sequences: ``lengths`` checked, the sequences grouped for the parallel passes, and the
+forward-backward and Viterbi passes over them (kernels in ``src_c/hmm/_hmm.pyx``)."""
+import numbers
+
+import numpy as np
+
+from . import _hmm
+from .._core.sharding import n_groups
+from .._core.threads import threads_for
+
+# Rows per group (at least; whole sequences, so a group may hold more), and at most this
+# many groups: enough groups to balance two to a few dozen threads over many sequences,
+# few enough that the (G, K, K) slots stay small.
+ROWS_PER_GROUP = 2048
+MAX_GROUPS = 128
+# Threads are worth starting from this many rows per thread (a sequence is one thread's).
+MIN_ROWS_PER_THREAD = 2048
+
+
+def check_lengths(lengths, n_samples):
+    """``lengths`` as an int64 array of positive sequence lengths summing to ``n_samples``
+    (None: one sequence). ValueError naming what is wrong."""
+    if lengths is None:
+        return np.array([n_samples], dtype=np.int64)
+    if isinstance(lengths, numbers.Integral) and not isinstance(lengths, bool):
+        lengths = [lengths]
+    arr = np.asarray(lengths)
+    if arr.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D array of sequence lengths, got shape "
+                         f"{arr.shape}")
+    if arr.size == 0:
+        raise ValueError("lengths is empty: give at least one sequence length")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"lengths must be integers, got {arr}")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if np.any(arr <= 0):
+        bad = np.flatnonzero(arr <= 0)
+        raise ValueError(f"lengths must be positive: lengths[{bad[0]}] = {arr[bad[0]]} "
+                         f"({bad.size} sequence(s) of length <= 0)")
+    total = int(arr.sum())
+    if total != n_samples:
+        raise ValueError(f"lengths sum to {total} but X has {n_samples} samples: the "
+                         "lengths must add up to n_samples")
+    return arr
+
+
+class Sequences:
+    """The sequences of X: offsets, the groups of the parallel passes and their slots.
+
+    The groups depend on ``lengths`` only (never on the thread count): G =
+    n_groups(n_samples, ROWS_PER_GROUP, MAX_GROUPS), and sequence s goes to group
+    floor(offset_s G / n_samples), so each group is a run of consecutive whole sequences of
+    about n_samples / G rows. Every pass's per-group statistics are reduced in group order.
+    """
+
+    def __init__(self, lengths, n_samples, n_threads):
+        self.lengths = check_lengths(lengths, n_samples)
+        self.n_samples = int(n_samples)
+        self.n_sequences = self.lengths.shape[0]
+        self.offsets = np.zeros(self.n_sequences + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=self.offsets[1:])
+        G = n_groups(n_samples, ROWS_PER_GROUP, MAX_GROUPS)
+        group_of = (self.offsets[:-1] * G) // max(n_samples, 1)
+        self.group_bounds = np.searchsorted(group_of, np.arange(G + 1), side="left").astype(
+            np.int64)
+        self.group_bounds[-1] = self.n_sequences
+        self.n_groups = G
+        busy = int(np.count_nonzero(np.diff(self.group_bounds)))
+        self.n_threads = threads_for(n_threads, n_samples, MIN_ROWS_PER_THREAD, n_groups=busy)
+
+    def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True):
+        """Scaled forward-backward over every sequence.
+
+        Parameters
+        ----------
+        logprob : ndarray of shape (n_samples, K), float64
+            Emission log-densities log p(x_n | z_n = k).
+        startprob : (K,), transmat : (K, K)
+        posteriors, stats : bool
+            Whether to return the posteriors gamma (n_samples, K) and the expected start and
+            transition counts.
+
+        Returns
+        -------
+        dict with 'seq_ll' (n_sequences,) log p per sequence, 'log_likelihood' (their sum),
+        'n_log_space' (sequences redone in log space), and as asked 'posteriors', 'start'
+        (K,) = sum_s gamma_{s,0}, 'trans' (K, K) = sum_s sum_t xi_{s,t}.
+        """
+        K = logprob.shape[1]
+        G = self.n_groups
+        post = np.empty((self.n_samples, K)) if posteriors else np.empty((0, 0))
+        trans_slots = np.empty((G, K * K)) if stats else np.empty((0, 0))
+        start_slots = np.empty((G, K)) if stats else np.empty((0, 0))
+        seq_ll = np.full(self.n_sequences, np.nan)
+        n_log = np.zeros(G, dtype=np.int32)
+        _hmm.forward_backward(np.ascontiguousarray(logprob, dtype=np.float64),
+                              np.ascontiguousarray(startprob, dtype=np.float64),
+                              np.ascontiguousarray(transmat, dtype=np.float64),
+                              self.offsets, self.group_bounds, post, trans_slots,
+                              start_slots, seq_ll, n_log, self.n_threads)
+        if np.isnan(seq_ll).any():
+            raise MemoryError("the forward-backward pass could not allocate its lattices")
+        # seq_ll summed in sequence order: fixed, whatever the thread count
+        out = {"seq_ll": seq_ll, "log_likelihood": float(np.sum(seq_ll)),
+               "n_log_space": int(n_log.sum())}
+        if posteriors:
+            out["posteriors"] = post
+        if stats:
+            # group order: numpy adds the rows of a C-ordered array one after another
+            out["trans"] = trans_slots.sum(axis=0).reshape(K, K)
+            out["start"] = start_slots.sum(axis=0)
+        return out
+
+    def viterbi(self, logprob, startprob, transmat):
+        """(log p(x, path) per sequence (n_sequences,), the path (n_samples,) int)."""
+        states = np.zeros(self.n_samples, dtype=np.int32)
+        seq_ll = np.full(self.n_sequences, np.nan)
+        _hmm.viterbi(np.ascontiguousarray(logprob, dtype=np.float64),
+                     np.ascontiguousarray(startprob, dtype=np.float64),
+                     np.ascontiguousarray(transmat, dtype=np.float64),
+                     self.offsets, self.group_bounds, states, seq_ll, self.n_threads)
+        if np.isnan(seq_ll).any():
+            raise MemoryError("the Viterbi pass could not allocate its lattices")
+        return seq_ll, states.astype(np.intp)

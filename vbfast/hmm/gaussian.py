@@ -1,0 +1,385 @@
+"""Gaussian emissions: ``GaussianHMM`` (covariance types 'full', 'tied', 'diag', 'spherical').
+
+The emission log-densities come from ``vbfast.hmm._hmm.gaussian_log_density`` (chunk-parallel
+over rows), the emission statistics from the mixture's Gaussian pass
+(``vbfast.emissions.gaussian.GaussianPass`` driven by the posteriors as responsibilities,
+chunk-parallel), so one long sequence is not left on one core for its emission work.
+
+The M-step is hmmlearn's (Huang, Acero & Hon, *Spoken Language Processing*, pp. 443-445), with
+N_k = sum_n gamma_nk, w = ``means_weight``, mu_0 = ``means_prior``, Psi = ``covars_prior``,
+nu = ``covars_weight``:
+
+    mu_k = (w mu_0 + sum_n gamma_nk x_n) / (w + N_k)
+    C_k  = w (mu_k - mu_0)(mu_k - mu_0)^T + sum_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T
+    full:      Sigma_k = (Psi + C_k) / (max(nu - D, 0) + N_k)
+    tied:      Sigma   = (Psi + sum_k C_k) / (max(nu - D, 0) + sum_k N_k)
+    diag:      sigma2_kj = (Psi + diag(C_k)_j) / max(max(nu - 1, 0) + N_k, 1e-5)
+    spherical: the mean over j of the diag ones
+
+computed in coordinates shifted by the data mean (better conditioned than hmmlearn's raw
+second moments; the same estimates), then floored by ``min_covar``.
+"""
+import numpy as np
+
+from ..emissions import gaussian as G
+from .._core.clustering import kmeans
+from .._core.validation import check_array, check_random_state, check_scalar, check_option
+from . import _hmm
+from .base import EMPTY_STATE, BaseHMM
+
+_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
+LOG_2PI = np.log(2.0 * np.pi)
+CHUNK_SIZE = 256
+
+
+def _canonical_shape(covariance_type, K, D):
+    return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[
+        covariance_type]
+
+
+def _log_density_inputs(covars, covariance_type, K, D):
+    """(precision array, kernel code, c_k (K,)) for ``_hmm.gaussian_log_density`` from the
+    covariances in their canonical shape; ValueError if one is not positive-definite."""
+    covars = np.asarray(covars, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        U = G.precision_cholesky(covars, covariance_type)
+        log_det = G.log_det_cholesky(U, covariance_type, D)
+        prec = np.ascontiguousarray(U).ravel()
+    else:
+        if np.any(covars <= 0) or not np.isfinite(covars).all():
+            raise ValueError(f"'{covariance_type}' covars must be positive and finite")
+        prec = 1.0 / covars
+        log_det = 0.5 * (np.log(prec).sum(axis=1) if covariance_type == "diag"
+                         else D * np.log(prec))
+        prec = np.ascontiguousarray(prec).ravel()
+    log_const = np.broadcast_to(log_det - 0.5 * D * LOG_2PI, (K,))
+    return prec, _CODES[covariance_type], np.ascontiguousarray(log_const, dtype=np.float64)
+
+
+def _full_covars(covars, covariance_type, K, D):
+    """hmmlearn's ``covars_`` view: (K, D, D) for every type."""
+    covars = np.asarray(covars, dtype=np.float64)
+    if covariance_type == "full":
+        return covars.copy()
+    if covariance_type == "tied":
+        return np.tile(covars, (K, 1, 1))
+    if covariance_type == "diag":
+        return np.array([np.diag(c) for c in covars]).reshape(K, D, D)
+    return covars[:, None, None] * np.eye(D)[None]
+
+
+def _validate_covars(covars, covariance_type, K, D=None):
+    """User-given covariances in the type's shape (hmmlearn's): returns the canonical form
+    ('spherical' (K,), also from hmmlearn's (K, D) tiled form). ValueError naming covars_."""
+    covars = np.array(covars, dtype=np.float64)
+    if not np.isfinite(covars).all():
+        raise ValueError("covars_ contains NaN or infinity")
+    if covariance_type == "spherical":
+        if covars.ndim == 2 and covars.shape[0] == K:
+            covars = covars.mean(axis=1)
+        if covars.shape != (K,):
+            raise ValueError(f"'spherical' covars_ must have shape ({K},), got {covars.shape}")
+        if np.any(covars <= 0):
+            raise ValueError("'spherical' covars_ must be positive")
+    elif covariance_type == "diag":
+        if covars.ndim != 2 or covars.shape[0] != K or (D is not None and covars.shape[1] != D):
+            raise ValueError(f"'diag' covars_ must have shape (n_components, n_features), "
+                             f"got {covars.shape}")
+        if np.any(covars <= 0):
+            raise ValueError("'diag' covars_ must be positive")
+    elif covariance_type == "tied":
+        if covars.ndim != 2 or covars.shape[0] != covars.shape[1] or (
+                D is not None and covars.shape[0] != D):
+            raise ValueError(f"'tied' covars_ must have shape (n_features, n_features), got "
+                             f"{covars.shape}")
+        if not np.allclose(covars, covars.T) or np.any(np.linalg.eigvalsh(covars) <= 0):
+            raise ValueError("'tied' covars_ must be symmetric, positive-definite")
+    else:
+        if covars.ndim != 3 or covars.shape[0] != K or covars.shape[1] != covars.shape[2] or (
+                D is not None and covars.shape[1] != D):
+            raise ValueError(f"'full' covars_ must have shape (n_components, n_features, "
+                             f"n_features), got {covars.shape}")
+        for k, cv in enumerate(covars):
+            if not np.allclose(cv, cv.T) or np.any(np.linalg.eigvalsh(cv) <= 0):
+                raise ValueError(f"component {k} of 'full' covars_ must be symmetric, "
+                                 "positive-definite")
+    return covars
+
+
+def _per_state(value, K, D, name):
+    """A prior given as a scalar, per state (K,), or per state and feature (K, D), as a
+    (K, D)-broadcastable array."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 1 and value.shape[0] == K and K != D:
+        value = value[:, None]
+    try:
+        return np.broadcast_to(value, (K, D))
+    except ValueError:
+        raise ValueError(f"{name} must be a scalar, or of shape ({K},) or ({K}, {D}), got "
+                         f"shape {value.shape}") from None
+
+
+def _floor_eigenvalues(cov, floor):
+    """A symmetric matrix with its eigenvalues below ``floor`` raised to it (unchanged when
+    none is)."""
+    cov = 0.5 * (cov + cov.T)
+    w, V = np.linalg.eigh(cov)
+    if w.min() >= floor:
+        return cov
+    return (V * np.maximum(w, floor)) @ V.T
+
+
+class GaussianHMM(BaseHMM):
+    """Hidden Markov model with Gaussian emissions.
+
+    x_t | z_t = k ~ N(mu_k, Sigma_k). Parameters, attributes and methods as hmmlearn's
+    ``GaussianHMM`` (same defaults, ``covars_`` read as (K, D, D) and written in the type's
+    shape), fitted by Baum-Welch EM through vbfast's loop and kernels; see
+    ``vbfast.hmm.base`` for the differences (unvisited states keep their parameters,
+    covariances floored by ``min_covar`` every iteration, never NaN).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of states K.
+    covariance_type : {'spherical', 'diag', 'full', 'tied'}, default='diag'
+    min_covar : float, default=1e-3
+        Added to the diagonal of the initial covariance; floor of the covariances' eigenvalues
+        (variances) at every iteration.
+    startprob_prior, transmat_prior : float or array, default=1.0
+        Dirichlet priors of the start distribution and of every transition row.
+    means_prior, means_weight : float or array, default=0
+        Normal prior of the means (mean, precision weight).
+    covars_prior, covars_weight : float or array, default=1e-2, 1
+        Inverse-gamma ('spherical', 'diag') or inverse-Wishart ('full', 'tied') prior.
+    algorithm : {'viterbi', 'map'}, default='viterbi'
+        Decoder of ``decode`` / ``predict``.
+    random_state : int, RandomState or None
+    n_iter : int, default=10
+        Maximum number of EM iterations.
+    tol : float, default=1e-2
+        Stop when the log-likelihood gains less than this.
+    verbose : bool or int, default=False
+    params, init_params : str, default='stmc'
+        Letters of the parameters updated by EM / initialised by ``fit``: 's' startprob,
+        't' transmat, 'm' means, 'c' covars.
+    implementation : {'log', 'scaling'}, default='log'
+        Accepted for compatibility; vbfast always runs its scaled forward-backward (exact
+        log-space fallback where it would underflow).
+    method : {'em'}, default='em'
+    n_threads : int or None, default=None
+        OpenMP threads (None: every core); results do not depend on it.
+
+    Attributes
+    ----------
+    startprob_ : (K,), transmat_ : (K, K), means_ : (K, D)
+    covars_ : (K, D, D) (property; its setter takes the type's shape: 'spherical' (K,),
+        'diag' (K, D), 'full' (K, D, D), 'tied' (D, D))
+    n_features : int (the number of features, from ``means_``)
+    monitor_ : ConvergenceMonitor
+    lower_bounds_, iteration_times_ : (n_iter_,) log-likelihood and wall time per iteration
+    lower_bound_, n_iter_, converged_, n_kept_states_ (times a state, transition row or start
+        vector with no expected count kept its previous value)
+    """
+
+    _emission_letters = "mc"
+    _param_names = BaseHMM._base_param_names + (
+        "covariance_type", "min_covar", "means_prior", "means_weight", "covars_prior",
+        "covars_weight")
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
+                 implementation="log", method="em", n_threads=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.method = method
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def covars_(self):
+        """Covariances as (K, D, D) matrices, whatever the type (hmmlearn's view)."""
+        if "_covars_" not in self.__dict__:
+            raise AttributeError("covars_")
+        K = self.n_components
+        cov = self._covars_
+        D = cov.shape[-1] if self.covariance_type != "spherical" else self.n_features
+        return _full_covars(cov, self.covariance_type, K, D)
+
+    @covars_.setter
+    def covars_(self, covars):
+        D = np.asarray(self.means_).shape[1] if hasattr(self, "means_") else None
+        self._covars_ = _validate_covars(covars, self.covariance_type, self.n_components, D)
+
+    @property
+    def n_features(self):
+        """Number of features (from ``means_``)."""
+        if "means_" not in self.__dict__:
+            raise AttributeError("n_features")
+        return np.asarray(self.means_).shape[1]
+
+    # ------------------------------------------------------------------ checks
+    def _check_emission_parameters(self):
+        check_option(self.covariance_type, "covariance_type", _CODES)
+        check_scalar(self.min_covar, "min_covar", "real", min_val=0.0)
+
+    def _check_X(self, X, fitting):
+        n_features = None if fitting else self.n_features
+        return check_array(X, n_features=n_features, estimator_name=type(self).__name__)
+
+    def _flat_emission_priors(self):
+        return (np.all(np.asarray(self.means_weight) == 0)
+                and np.all(np.asarray(self.covars_prior) == 0)
+                and np.all(np.asarray(self.covars_weight) <= (
+                    1 if self.covariance_type in ("diag", "spherical") else 0)))
+
+    # ------------------------------------------------------------------ emission unit
+    def _initial_emission(self, X):
+        K, (N, D) = self.n_components, X.shape
+        if self._needs_init("m", "means_"):
+            if N >= K:
+                means, _, _, _ = kmeans(X, K, random_state=check_random_state(
+                    self.random_state), n_threads=1)
+            else:  # fewer samples than states: states start on samples (some shared)
+                rs = check_random_state(self.random_state)
+                means = np.asarray(X, dtype=np.float64)[rs.randint(N, size=K)]
+        else:
+            means = np.array(self.means_, dtype=np.float64)
+            if means.shape != (K, D):
+                raise ValueError(f"means_ must have shape ({K}, {D}), got {means.shape}")
+            if not np.isfinite(means).all():
+                raise ValueError("means_ contains NaN or infinity")
+        if self._needs_init("c", "covars_"):
+            Xd = np.asarray(X, dtype=np.float64)
+            cv = np.atleast_2d(np.cov(Xd.T)) if N > 1 else np.zeros((D, D))
+            cv = cv + self.min_covar * np.eye(D)
+            covars = {"full": np.tile(cv, (K, 1, 1)), "tied": cv,
+                      "diag": np.tile(np.diag(cv), (K, 1)),
+                      "spherical": np.full(K, np.diag(cv).mean())}[self.covariance_type]
+            if not np.all(np.linalg.eigvalsh(cv) > 0):  # constant features, min_covar 0
+                covars = _validate_covars(covars, self.covariance_type, K, D)
+        else:
+            covars = _validate_covars(self._covars_, self.covariance_type, K, D)
+        return {"means": np.asarray(means, dtype=np.float64), "covars": covars}
+
+    def _current_emission(self):
+        return {"means": np.asarray(self.means_, dtype=np.float64),
+                "covars": np.asarray(self._covars_, dtype=np.float64)}
+
+    def _log_density(self, X, params, n_threads):
+        K, D = params["means"].shape
+        prec, code, log_const = _log_density_inputs(params["covars"], self.covariance_type,
+                                                    K, D)
+        out = np.empty((X.shape[0], K))
+        _hmm.gaussian_log_density(X, np.ascontiguousarray(params["means"]), prec, code,
+                                  log_const, out, CHUNK_SIZE, n_threads)
+        return out
+
+    def _emission_stats(self, X, posteriors, params, n_threads, cache):
+        """N_k, shifted S1 and S2 (and the shifted Gram matrix for 'tied') through the
+        mixture's Gaussian pass, chunk-parallel; coordinates shifted by the data mean."""
+        if "pass" not in cache:  # built once per fit: its slots, its shift, its Gram matrix
+            cache["pass"] = G.GaussianPass(X, None, self.covariance_type, self.n_components,
+                                           n_threads)
+        gpass = cache["pass"]
+        stats = gpass.stats_from_resp(posteriors)
+        out = {"nk": stats["nk"], "s1": stats["s1"], "shift": gpass.shift.copy()}
+        if self.covariance_type == "tied":
+            out["s2"] = gpass.gram()
+        else:
+            out["s2"] = stats["s2"]
+        return out
+
+    def _emission_m_step(self, params, stats):
+        K, D = params["means"].shape
+        ctype = self.covariance_type
+        nk = stats["nk"]
+        c = stats["shift"]  # (Statistics of one shard: not summed over shards)
+        s1, s2 = stats["s1"], stats["s2"]
+        w = _per_state(self.means_weight, K, D, "means_weight")
+        mp = _per_state(self.means_prior, K, D, "means_prior") - c
+        empty = nk < EMPTY_STATE
+        m = params["means"] - c
+        if "m" in self.params:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new_m = (w * mp + s1) / (w + nk[:, None])
+            m = np.where(empty[:, None], m, new_m)
+        covars = params["covars"]
+        if "c" in self.params:
+            covars = self._covariance_update(m, mp, w, nk, s1, s2, covars, empty, K, D)
+        kept = int(np.count_nonzero(empty)) if ("m" in self.params or "c" in self.params) \
+            else 0
+        return {"means": m + c, "covars": covars}, kept
+
+    def _covariance_update(self, m, mp, w, nk, s1, s2, old, empty, K, D):
+        ctype = self.covariance_type
+        cw = np.asarray(self.covars_weight, dtype=np.float64)
+        prior = np.asarray(self.covars_prior, dtype=np.float64)
+        d = m - mp
+        if ctype in ("diag", "spherical"):
+            cw1 = np.maximum(cw - 1.0, 0.0)
+            cw1 = cw1[:, None] if cw1.ndim == 1 else cw1
+            c_d = np.maximum(cw1 + nk[:, None], 1e-5)
+            prior = _per_state(prior, K, D, "covars_prior")
+            if ctype == "diag":
+                c_n = w * d ** 2 + s2 - 2.0 * m * s1 + m ** 2 * nk[:, None]
+                cov = (prior + c_n) / c_d
+            else:  # s2: sum_n gamma ||x||^2; the mean over features of the diag estimate
+                c_n = ((w * d ** 2).sum(axis=1) + s2 - 2.0 * (m * s1).sum(axis=1)
+                       + (m ** 2).sum(axis=1) * nk) / D
+                cov = (prior.mean(axis=1) + c_n) / c_d[:, 0]
+            cov = np.maximum(cov, self.min_covar)
+            return np.where(empty[:, None] if ctype == "diag" else empty, old, cov)
+        cvweight = np.maximum(cw - D, 0.0)
+        wk = w[:, 0]  # (means_weight per state)
+        outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
+        if ctype == "full":
+            # s2: sum_n gamma (x - shift)(x - shift)^T in shifted coordinates
+            c_n = (wk[:, None, None] * outer(d, d) + s2 - outer(s1, m) - outer(m, s1)
+                   + nk[:, None, None] * outer(m, m))
+            cvw = cvweight[:, None, None] if np.ndim(cvweight) == 1 else cvweight
+            cov = (prior + c_n) / (cvw + nk[:, None, None])
+            cov = np.array([old[k] if empty[k] else _floor_eigenvalues(cov[k], self.min_covar)
+                            for k in range(K)])
+            return cov
+        # tied: s2 is the Gram matrix sum_n (x - shift)(x - shift)^T
+        c_n = ((wk[:, None, None] * outer(d, d)).sum(axis=0) + s2
+               - (outer(s1, m) + outer(m, s1)).sum(axis=0)
+               + (nk[:, None, None] * outer(m, m)).sum(axis=0))
+        cov = (prior + c_n) / (np.mean(cvweight) + nk.sum())
+        return _floor_eigenvalues(cov, self.min_covar)
+
+    def _set_params(self, attributes, X):
+        self.startprob_ = attributes["startprob"]
+        self.transmat_ = attributes["transmat"]
+        self.means_ = attributes["means"]
+        self._covars_ = attributes["covars"]
+        self.n_features_in_ = X.shape[1]
+
+    def _emission_n_parameters(self):
+        K, D = self.n_components, self.n_features
+        return {"m": K * D, "c": {"spherical": K, "diag": K * D,
+                                  "full": K * D * (D + 1) // 2,
+                                  "tied": D * (D + 1) // 2}[self.covariance_type]}
+
+    def _sample_state(self, params, state, rs):
+        cov = _full_covars(params["covars"], self.covariance_type, self.n_components,
+                           params["means"].shape[1])
+        return rs.multivariate_normal(params["means"][state], cov[state])
