@@ -48,11 +48,14 @@ def _tokens(X):
     if counts.size and not np.array_equal(counts, np.rint(counts)):
         raise ValueError("method='gibbs' samples a topic for every token, so X must hold "
                          "integer counts; got non-integer values.")
-    counts = counts.astype(np.int64)
-    total = int(counts.sum())
+    # the total in float64 first: counts beyond int64 (2^63, 1e300) would wrap when cast
+    total = float(np.sum(counts, dtype=np.float64))
     if total > _INT32_MAX:
-        raise ValueError(f"X has {total} tokens; method='gibbs' supports at most "
-                         f"{_INT32_MAX} (int32 counts).")
+        shown = f"{int(total)}" if total < 1e16 else f"{total:.6g}"
+        raise ValueError(f"X has {shown} tokens (the sum of its counts); method='gibbs' "
+                         f"samples a topic for every token and supports at most {_INT32_MAX} "
+                         "tokens (int32 counts).")
+    counts = counts.astype(np.int64)
     cum = np.zeros(counts.size + 1, np.int64)
     np.cumsum(counts, out=cum[1:])
     doc_ptr = np.ascontiguousarray(cum[X.indptr])
