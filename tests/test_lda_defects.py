@@ -227,7 +227,11 @@ def test_gibbs_token_arrays_are_the_only_per_token_state():
     rng = np.random.default_rng(3)
     X = sp.csr_matrix(rng.poisson(2.0, (300, 150)).astype(float))
     doc_ptr, words = sampler._tokens(X)
-    data = sampler.TokenData(doc_ptr, words, 150, 5, 0.1, 0.1, 1)
+    # 6 document blocks and vocabulary slices (the default gives one below 2^18 tokens)
+    parts = np.array([0, 40, 90, 150, 200, 260, 300])
+    slices = sampler._slices(np.bincount(words, minlength=150), 6)
+    data = sampler.TokenData(doc_ptr, words, 150, 5, 0.1, 0.1, 1, parts, slices)
+    assert data.P == 6
     N = data.N
     per_token = [name for name, v in vars(data).items()
                  if isinstance(v, np.ndarray) and v.size >= N]
@@ -264,3 +268,22 @@ def test_topics_hold_few_k_by_v_arrays():
         owners = {id(a.base if a.base is not None else a): a.nbytes
                   for a in vars(topics).values() if isinstance(a, np.ndarray) and a.size >= lam.size}
         assert len(owners) <= 3, (mean_field, len(owners))
+
+
+def test_log_joint_beyond_the_capped_tables_is_bitwise_the_tables():
+    """Counts past the end of the lgamma tables are computed by the same gammaln: the log
+    joint's terms do not depend on where the tables stop."""
+    from vbfast.topics import _lda_gibbs
+    rng = np.random.default_rng(5)
+    X = sp.csr_matrix(rng.poisson(3.0, (40, 30)).astype(float))
+    data = sampler.TokenData(*sampler._tokens(X), 30, 4, 0.3, 0.2, 1)
+    chain = data.new_chain(rng.integers(0, 4, data.N, dtype=np.int32))
+    full = data.part_lj.copy(), data.block_lj.copy()
+    data.log_joint(chain)
+    full = data.part_lj.copy(), data.block_lj.copy()
+    part, block = np.empty_like(full[0]), np.empty_like(full[1])
+    _lda_gibbs.log_joint_terms(data.doc_ptr, chain["ndk"], chain["nwk"], data.part_ptr,
+                               data.block_ptr, data.lg_alpha[:2], data.lg_doclen[:3],
+                               data.lg_eta[:1], part, block, 1, data.alpha, data.eta)
+    np.testing.assert_array_equal(part, full[0])
+    np.testing.assert_array_equal(block, full[1])
