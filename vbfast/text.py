@@ -21,6 +21,8 @@ def count_matrix(documents, *, min_count=1, vocabulary=None, dtype=np.float64):
         Use this vocabulary (in this order), e.g. the one returned for the training corpus;
         tokens not in it are dropped.
     dtype : dtype of the counts, default float64
+        Any numeric dtype that holds every count: bool (which would cap the counts at 1)
+        and integer types too small for the largest count are refused.
 
     Returns
     -------
@@ -32,6 +34,12 @@ def count_matrix(documents, *, min_count=1, vocabulary=None, dtype=np.float64):
     """
     if isinstance(documents, (str, bytes)):
         raise TypeError("documents must be a list of token lists, not a string")
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        raise ValueError("dtype=bool cannot hold counts (every count above 1 would become "
+                         "True, i.e. 1); use a numeric dtype, e.g. float64 or int32.")
+    if dtype.kind not in "iuf":
+        raise ValueError(f"dtype must be a real numeric dtype for counts, got {dtype}")
     docs = []
     for i, doc in enumerate(documents):
         if isinstance(doc, (str, bytes)):
@@ -65,6 +73,10 @@ def count_matrix(documents, *, min_count=1, vocabulary=None, dtype=np.float64):
         indices.extend(cols)
         data.extend(counts[c] for c in cols)
         indptr.append(len(indices))
-    X = sp.csr_matrix((np.asarray(data, dtype=dtype), np.asarray(indices, dtype=np.int32),
+    counts = np.asarray(data, dtype=np.int64)
+    if dtype.kind in "iu" and counts.size and counts.max() > np.iinfo(dtype).max:
+        raise ValueError(f"dtype={dtype} cannot hold the largest count, {counts.max()} "
+                         f"(at most {np.iinfo(dtype).max}); use a wider dtype.")
+    X = sp.csr_matrix((counts.astype(dtype), np.asarray(indices, dtype=np.int32),
                        np.asarray(indptr, dtype=np.int32)), shape=(len(docs), len(vocab)))
     return X, vocab

@@ -134,14 +134,14 @@ cdef double _SKIP_TOL = 1.3877787807814457e-17
 
 cdef double _doc_terms(
     Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
-    const double* logB, int K, int Kp, const double* gamma_d, const double* elog,
-    const double* t, double alpha, double lg_alpha, double lg_kalpha, double* doc_term,
-    double eps, double* ratio_at,
+    const double* logB, Py_ssize_t sw, Py_ssize_t sk, int K, int Kp, const double* gamma_d,
+    const double* elog, const double* t, double alpha, double lg_alpha, double lg_kalpha,
+    double* doc_term, double eps, double* ratio_at,
 ) noexcept nogil:
     """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
     sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term. With
     ``ratio_at`` (not NULL) it also stores ratio_at[j] = c_j / (t . B_wj + eps) from the same
-    dot products."""
+    dot products. log B_wk is logB[w sw + k sk] (any layout: read only where exp underflows)."""
     cdef Py_ssize_t j
     cdef int k
     cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
@@ -159,14 +159,14 @@ cdef double _doc_terms(
             word = word + c * log(s)
         else:
             # exp underflowed: log-sum-exp on the logs
-            row = logB + <Py_ssize_t>word_ids[j] * K
+            row = logB + <Py_ssize_t>word_ids[j] * sw
             mx = elog[0] + row[0]
             for k in range(1, K):
-                if elog[k] + row[k] > mx:
-                    mx = elog[k] + row[k]
+                if elog[k] + row[k * sk] > mx:
+                    mx = elog[k] + row[k * sk]
             s = 0.0
             for k in range(K):
-                s = s + exp(elog[k] + row[k] - mx)
+                s = s + exp(elog[k] + row[k * sk] - mx)
             word = word + c * (mx + log(s))
     for k in range(K):
         v = v + (alpha - gamma_d[k]) * elog[k] + (gammaln(gamma_d[k]) - lg_alpha)
@@ -179,7 +179,8 @@ cdef struct _LdaPass:
     # What every document of one pass shares, built once by lda_pass.
     # IN
     const double* B            # (V, Kp) exp(E[log beta]) or beta, rows padded with zeros
-    const double* logB         # (V, K) log B, for the bound where exp underflows
+    const double* logB         # (V, K) log B, for the bound where exp underflows, with
+    Py_ssize_t logB_sw, logB_sk  # its strides in doubles (the topics' (K, V) E[log beta].T)
     const double* topic_max    # (>= K,) max_w B_wk, bounding a skipped topic's share
     int K, Kp                  # topics, and K rounded up to 4
     int max_iter
@@ -452,7 +453,8 @@ cdef void _keep_better(const _LdaPass* P, _DocWork* w, const index_t* word_ids,
     cdef Py_ssize_t j
     cdef double word_prev, doc_prev
     _expectation(P.K, gamma_prev_d, w.elog_prev, w.t_prev, P.fast)
-    word_prev = _doc_terms(w.n, w.rows, w.cnt, word_ids, P.logB, P.K, P.Kp, gamma_prev_d,
+    word_prev = _doc_terms(w.n, w.rows, w.cnt, word_ids, P.logB, P.logB_sw, P.logB_sk, P.K,
+                           P.Kp, gamma_prev_d,
                            w.elog_prev, w.t_prev, P.alpha, P.lg_alpha, P.lg_kalpha,
                            &doc_prev, P.eps, <double*>NULL)
     if word_prev + doc_prev > word[0] + doc[0]:
@@ -490,7 +492,8 @@ cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1,
     _expectation(P.K, gamma_d, w.elog, w.t, P.fast)
     if P.do_bound:
         # the ratios come with the bound's dot products
-        word = _doc_terms(w.n, w.rows, w.cnt, indices + p0, P.logB, P.K, P.Kp, gamma_d,
+        word = _doc_terms(w.n, w.rows, w.cnt, indices + p0, P.logB, P.logB_sw, P.logB_sk,
+                          P.K, P.Kp, gamma_d,
                           w.elog, w.t, P.alpha, P.lg_alpha, P.lg_kalpha, &doc, P.eps,
                           ratio_out_d)
         if gamma_prev_d != NULL:
@@ -510,7 +513,7 @@ def lda_pass(
     const index_t[::1] indices,
     const floating[::1] data,
     const double[:, ::1] B,
-    const double[:, ::1] logB,
+    const double[:, :] logB,
     double[:, ::1] gamma,
     double alpha,
     int max_iter,
@@ -536,7 +539,8 @@ def lda_pass(
         topics). The sweep wants rows padded with zeros to Kp = K rounded up to a multiple of
         4; B given so (``pad_topics``) is used as it is, a (V, K) B is copied padded.
     logB : (V, K) float64, its logarithm (used only where the bound's exp underflows), or
-        (0, 0) when the bound is not wanted
+        (0, 0) when the bound is not wanted; any strides (the transpose of the topics' (K, V)
+        E[log beta], without a copy)
     gamma : (N, K) float64, initial gamma on entry, the fitted gamma on exit
     alpha : the document-topic prior
     max_iter, tol : the fixed point's iteration cap and mean-change tolerance
@@ -646,6 +650,8 @@ def lda_pass(
     cdef const index_t* indptr_ptr = &indptr[0]
     P.B = &Bp[0, 0]
     P.logB = &logB[0, 0] if do_bound else &dummy
+    P.logB_sw = logB.strides[0] // sizeof(double) if do_bound else 0
+    P.logB_sk = logB.strides[1] // sizeof(double) if do_bound else 0
     P.topic_max = topic_max_ptr
     P.K = K
     P.Kp = Kp

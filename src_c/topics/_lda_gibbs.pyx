@@ -40,6 +40,8 @@ of words (``log_joint_terms``).
 from cython.parallel cimport prange, parallel
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
+from scipy.special.cython_special cimport gammaln
 
 import numpy as np
 
@@ -185,16 +187,34 @@ cdef void _sweep_omp(const vbf_sweep_ctx* c, int n_threads) noexcept nogil:
         vbf_fold_nk(c)
 
 
-cdef double _table_sum(const int32_t* counts, int64_t n, const double* table) noexcept nogil:
-    """sum_i table[counts[i]], in order."""
+cdef struct _Table:
+    # lg(c) = sign (lgamma(c + a) - lgamma(a)) for counts c >= 0: from ``table`` below n, by
+    # scipy's gammaln (the function the table was made with, so the same bits) from n on.
+    # The tables are capped (``TABLE_CAP``) so that one huge document or word does not cost
+    # 8 bytes of table per token.
+    const double* table
+    int64_t n
+    double a, lg_a, sign
+
+
+cdef inline double _lg(const _Table* T, int64_t c) noexcept nogil:
+    if c < T.n:
+        return T.table[c]
+    if T.sign > 0:
+        return gammaln(<double>c + T.a) - T.lg_a
+    return T.lg_a - gammaln(<double>c + T.a)
+
+
+cdef double _table_sum(const int32_t* counts, int64_t n, const _Table* T) noexcept nogil:
+    """sum_i lg(counts[i]), in order."""
     cdef int64_t i
     cdef double a0 = 0.0, a1 = 0.0
     # two running sums: half the latency of one; fixed order, so the same for any thread
     for i in range(0, n - 1, 2):
-        a0 += table[counts[i]]
-        a1 += table[counts[i + 1]]
+        a0 += _lg(T, counts[i])
+        a1 += _lg(T, counts[i + 1])
     if n & 1:
-        a0 += table[counts[n - 1]]
+        a0 += _lg(T, counts[n - 1])
     return a0 + a1
 
 
@@ -202,7 +222,8 @@ def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,
                     const int32_t[:, ::1] nwk, const int64_t[::1] doc_block_ptr,
                     const int64_t[::1] word_block_ptr, const double[::1] lg_alpha,
                     const double[::1] lg_doclen, const double[::1] lg_eta,
-                    double[::1] doc_block_lj, double[::1] word_block_lj, int n_threads):
+                    double[::1] doc_block_lj, double[::1] word_block_lj, int n_threads,
+                    double alpha=float("nan"), double eta=float("nan")):
     """The count terms of the log joint, by fixed blocks (sum them in order for the total).
 
     doc_block_lj[b] = sum over documents d of block b of
@@ -212,6 +233,8 @@ def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,
     word_block_lj[b] = sum over words w of block b of sum_k lg_eta[n_kw]
         (lg_eta[n] = lgamma(n + eta) - lgamma(eta)).
     The n_k terms K lgamma(V eta) - sum_k lgamma(n_k + V eta) are left to the caller.
+    The tables may stop short of the largest count: beyond their end the terms are computed
+    by scipy's gammaln from ``alpha`` and ``eta`` (the same values as a table entry).
     """
     cdef Py_ssize_t Bd = doc_block_ptr.shape[0] - 1
     cdef Py_ssize_t Bw = word_block_ptr.shape[0] - 1
@@ -225,14 +248,127 @@ def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,
             or word_block_ptr[Bw] != V or doc_block_lj.shape[0] != Bd
             or word_block_lj.shape[0] != Bw or n_threads < 1):
         raise ValueError("log_joint_terms: inconsistent array shapes")
+    cdef _Table ta, td, te
+    ta.table = &lg_alpha[0]
+    ta.n = lg_alpha.shape[0]
+    ta.a = alpha
+    ta.lg_a = gammaln(alpha)
+    ta.sign = 1.0
+    td.table = &lg_doclen[0]
+    td.n = lg_doclen.shape[0]
+    td.a = K * alpha
+    td.lg_a = gammaln(K * alpha)
+    td.sign = -1.0
+    te.table = &lg_eta[0]
+    te.n = lg_eta.shape[0]
+    te.a = eta
+    te.lg_a = gammaln(eta)
+    te.sign = 1.0
     with nogil:
         for b in prange(Bd, schedule='static', num_threads=n_threads):
             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
-                             (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &lg_alpha[0])
+                             (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &ta)
             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
-                acc = acc + lg_doclen[doc_ptr[d + 1] - doc_ptr[d]]
+                acc = acc + _lg(&td, doc_ptr[d + 1] - doc_ptr[d])
             doc_block_lj[b] = acc
         for b in prange(Bw, schedule='static', num_threads=n_threads):
             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,
-                                          &lg_eta[0])
+                                          &te)
+
+
+def order_tokens(const int64_t[::1] doc_ptr, int32_t[::1] words, const int32_t[::1] slice_of,
+                 const int64_t[::1] block_ptr):
+    """Reorder, in place, the tokens of each document of block b by (slice_of[word] - b) mod B
+    (stably): the order of the sweep's sub-steps. The same order as a stable argsort of
+    (document, key) over all tokens, without its N-sized int64 temporaries: each document's
+    tokens are handled as runs of one word (a CSR entry repeated), counting-sorted by key.
+    Workspace: O(B + the most runs in a document)."""
+    cdef Py_ssize_t B = block_ptr.shape[0] - 1
+    cdef Py_ssize_t D = doc_ptr.shape[0] - 1
+    cdef Py_ssize_t b, d, i, r, n_runs, max_runs = 0
+    cdef int64_t p, q, L
+    cdef int32_t key
+    if B < 1 or block_ptr[B] != D or doc_ptr[D] != words.shape[0]:
+        raise ValueError("order_tokens: inconsistent array shapes")
+    for d in range(D):  # runs of each document, for the workspace's size
+        n_runs = 0
+        for p in range(doc_ptr[d], doc_ptr[d + 1]):
+            if p == doc_ptr[d] or words[p] != words[p - 1]:
+                n_runs += 1
+        if n_runs > max_runs:
+            max_runs = n_runs
+    run_word_a = np.empty(max_runs, np.int32)
+    run_len_a = np.empty(max_runs, np.int64)
+    run_key_a = np.empty(max_runs, np.int32)
+    offset_a = np.empty(B + 1, np.int64)
+    cdef int32_t[::1] run_word = run_word_a
+    cdef int64_t[::1] run_len = run_len_a
+    cdef int32_t[::1] run_key = run_key_a
+    cdef int64_t[::1] offset = offset_a
+    with nogil:
+        for b in range(B):
+            for d in range(block_ptr[b], block_ptr[b + 1]):
+                n_runs = 0
+                p = doc_ptr[d]
+                while p < doc_ptr[d + 1]:
+                    q = p + 1
+                    while q < doc_ptr[d + 1] and words[q] == words[p]:
+                        q += 1
+                    run_word[n_runs] = words[p]
+                    run_len[n_runs] = q - p
+                    run_key[n_runs] = <int32_t>((slice_of[words[p]] - b + B) % B)
+                    n_runs += 1
+                    p = q
+                for i in range(B + 1):
+                    offset[i] = 0
+                for r in range(n_runs):
+                    offset[run_key[r] + 1] += run_len[r]
+                offset[0] = doc_ptr[d]
+                for i in range(B):
+                    offset[i + 1] += offset[i]
+                for r in range(n_runs):
+                    key = run_key[r]
+                    for L in range(run_len[r]):
+                        words[offset[key] + L] = run_word[r]
+                    offset[key] += run_len[r]
+
+
+def word_frequencies(const int32_t[::1] words, Py_ssize_t V):
+    """(V,) int64 number of tokens of each word (np.bincount without its int64 copy of
+    ``words``)."""
+    freq_a = np.zeros(V, np.int64)
+    cdef int64_t[::1] freq = freq_a
+    cdef Py_ssize_t i, N = words.shape[0]
+    for i in range(N):
+        if words[i] < 0 or words[i] >= V:
+            raise ValueError("a word index is out of range")
+    with nogil:
+        for i in range(N):
+            freq[words[i]] += 1
+    return freq_a
+
+
+def chain_counts(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] z,
+                 int32_t[:, ::1] ndk, int32_t[:, ::1] nwk, int32_t[::1] nk):
+    """The count tables of the assignments z, overwritten: ndk (D, K), nwk (V, K), nk (K,)
+    (np.bincount without its N-sized int64 temporaries)."""
+    cdef Py_ssize_t D = doc_ptr.shape[0] - 1, N = words.shape[0], d
+    cdef Py_ssize_t V = nwk.shape[0], K = nk.shape[0]
+    cdef int64_t p
+    if (z.shape[0] != N or doc_ptr[D] != N or ndk.shape[0] != D or ndk.shape[1] != K
+            or nwk.shape[1] != K):
+        raise ValueError("chain_counts: inconsistent array shapes")
+    for p in range(N):
+        if z[p] < 0 or z[p] >= K or words[p] < 0 or words[p] >= V:
+            raise ValueError("chain_counts: a topic or word is out of range")
+    ndk_a = np.asarray(ndk)
+    ndk_a[:] = 0
+    np.asarray(nwk)[:] = 0
+    np.asarray(nk)[:] = 0
+    with nogil:
+        for d in range(D):
+            for p in range(doc_ptr[d], doc_ptr[d + 1]):
+                ndk[d, z[p]] += 1
+                nwk[words[p], z[p]] += 1
+                nk[z[p]] += 1

@@ -5,7 +5,14 @@ import scipy.sparse as sp
 
 from .._core.validation import as_real_array, check_shape
 
-__all__ = ["check_counts", "priors"]
+__all__ = ["check_counts", "check_total", "priors", "MAX_TOTAL_COUNT"]
+
+# The variational bound sums terms of the size of (count) x log(count or probability), about
+# 700 x the counts at worst, and gammaln of the topics' pseudo-counts: with the counts' total
+# below 1e300 every one of them stays well inside float64 (1.8e308).
+MAX_TOTAL_COUNT = 1e300
+# Word indices are int32 in the sampler and in the kernels' per-word loops.
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 def priors(n_components, doc_topic_prior, topic_word_prior):
@@ -27,6 +34,8 @@ def check_counts(X, name="X", n_features=None, min_samples=1,
         X = sp.csr_matrix(X)
     else:
         arr = as_real_array(X, name, "numeric counts")
+        if arr.dtype == np.float16:  # scipy.sparse has no float16: computed in float64
+            arr = arr.astype(np.float64)
         if arr.ndim != 2:
             raise ValueError(f"{name} must be a 2-D document-term matrix of shape "
                              f"(n_documents, n_words), got {arr.ndim}-D array. Reshape your "
@@ -40,6 +49,11 @@ def check_counts(X, name="X", n_features=None, min_samples=1,
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     check_shape(X.shape, name, min_samples, 1, n_features, estimator_name)
+    if X.shape[1] > _INT32_MAX:
+        raise ValueError(f"{name} has a vocabulary of {X.shape[1]} words; "
+                         f"{estimator_name} supports at most {_INT32_MAX} words (2^31 - 1: "
+                         "int32 word indices), and needs n_components x n_words doubles "
+                         "for the topics.")
     if not np.isfinite(X.data).all():
         bad = "NaN" if np.isnan(X.data).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; document-term counts must be finite.")
@@ -54,3 +68,16 @@ def check_counts(X, name="X", n_features=None, min_samples=1,
         X.indptr = X.indptr.astype(idx)
         X.indices = X.indices.astype(idx)
     return X
+
+
+def check_total(X, scale=1.0, name="X", why=""):
+    """Refuse counts whose total, times ``scale`` (what a mini-batch stands for), exceeds
+    ``MAX_TOTAL_COUNT``: the variational bound and the topics' pseudo-counts would overflow
+    float64 and end in NaN. ``why`` explains the scale in the message."""
+    total = float(np.sum(X.data, dtype=np.float64))
+    if not total * scale <= MAX_TOTAL_COUNT:  # also catches an overflowing sum (inf)
+        raise ValueError(
+            f"The counts of {name} sum to {total:.6g}{why}; LatentDirichletAllocation's "
+            f"variational methods support a total of at most {MAX_TOTAL_COUNT:g} (beyond it "
+            "the bound and the topics' pseudo-counts overflow float64). Divide the counts by "
+            "a constant (the priors then weigh relatively more).")

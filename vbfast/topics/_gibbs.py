@@ -39,6 +39,10 @@ _MIN_TOKENS_PER_THREAD = 20000
 # Below this many counts a thread, the log joint's sums run on fewer threads (the same).
 _MIN_COUNTS_PER_THREAD_LJ = 1 << 22
 _INT32_MAX = np.iinfo(np.int32).max
+# The log joint's lgamma tables cover counts below this; larger counts (a long document, a
+# frequent word) are computed by the same gammaln in the kernel, so the tables never cost
+# 8 bytes a token (one document of 5e7 tokens needed 1.2 GB of them).
+_TABLE_CAP = 1 << 16
 
 
 def _tokens(X):
@@ -48,11 +52,14 @@ def _tokens(X):
     if counts.size and not np.array_equal(counts, np.rint(counts)):
         raise ValueError("method='gibbs' samples a topic for every token, so X must hold "
                          "integer counts; got non-integer values.")
-    counts = counts.astype(np.int64)
-    total = int(counts.sum())
+    # the total in float64 first: counts beyond int64 (2^63, 1e300) would wrap when cast
+    total = float(np.sum(counts, dtype=np.float64))
     if total > _INT32_MAX:
-        raise ValueError(f"X has {total} tokens; method='gibbs' supports at most "
-                         f"{_INT32_MAX} (int32 counts).")
+        shown = f"{int(total)}" if total < 1e16 else f"{total:.6g}"
+        raise ValueError(f"X has {shown} tokens (the sum of its counts); method='gibbs' "
+                         f"samples a topic for every token and supports at most {_INT32_MAX} "
+                         "tokens (int32 counts).")
+    counts = counts.astype(np.int64)
     cum = np.zeros(counts.size + 1, np.int64)
     np.cumsum(counts, out=cum[1:])
     doc_ptr = np.ascontiguousarray(cum[X.indptr])
@@ -98,15 +105,22 @@ class TokenData:
     n_threads : threads for the kernels (results do not depend on it).
     part_ptr : (B + 1,) int64 document offsets of the document blocks, or None for the default.
     slice_of : (V,) int vocabulary slice of each word in [0, B), or None for the default.
+    own_words : bool, default False. Whether ``words`` (int32, contiguous) may be reordered in
+        place and kept, instead of copied.
 
     The tokens of each document are reordered (stably) so that each sub-step's are the next
     run: ``self.words`` is that order, and every per-token array (a chain's ``z``) follows it.
+
+    Memory: ``words`` (int32) is the only per-token array kept here and a chain adds ``z``
+    (int32): 8 bytes a token, plus the count tables ((D + V) K int32s); building them makes no
+    N-sized temporary.
     """
 
     def __init__(self, doc_ptr, words, n_words, n_components, alpha, eta, n_threads,
-                 part_ptr=None, slice_of=None):
+                 part_ptr=None, slice_of=None, own_words=False):
         self.doc_ptr = np.ascontiguousarray(doc_ptr, np.int64)
-        words = np.ascontiguousarray(words, np.int32)
+        words = np.ascontiguousarray(words, np.int32) if own_words else \
+            np.array(words, dtype=np.int32, copy=True)
         self.V, self.K = int(n_words), int(n_components)
         self.alpha, self.eta = float(alpha), float(eta)
         V, K = self.V, self.K
@@ -116,7 +130,7 @@ class TokenData:
         self.part_ptr = _partitions(self.doc_ptr) if part_ptr is None else \
             np.ascontiguousarray(part_ptr, np.int64)
         self.P = B = self.part_ptr.shape[0] - 1
-        freq = np.bincount(words, minlength=V).astype(np.int64)
+        freq = _lda_gibbs.word_frequencies(words, V)
         self.slice_of = _slices(freq, B) if slice_of is None else \
             np.ascontiguousarray(slice_of, np.int32)
         if self.slice_of.shape != (V,) or (V and (self.slice_of.min() < 0
@@ -125,21 +139,17 @@ class TokenData:
         # within each document of block b, the tokens by (slice - b) mod B, the order of the
         # sub-steps (stable: with B = 1 the order of X)
         doc_len = np.diff(self.doc_ptr)
-        doc_of = np.repeat(np.arange(D, dtype=np.int64), doc_len)
-        block_of_doc = np.repeat(np.arange(B, dtype=np.int64), np.diff(self.part_ptr))
         if N and B > 1:
-            key = (self.slice_of[words] - block_of_doc[doc_of]) % B
-            words = words[np.argsort(doc_of * B + key, kind="stable")]
-        self.words = np.ascontiguousarray(words, np.int32)
-        self._doc_of = doc_of
+            _lda_gibbs.order_tokens(self.doc_ptr, words, self.slice_of, self.part_ptr)
+        self.words = words
         n_blocks = max(1, -(-V // _WORDS_PER_BLOCK))
         self.block_ptr = np.minimum(np.arange(n_blocks + 1, dtype=np.int64) * _WORDS_PER_BLOCK,
                                     V)
         max_len = int(doc_len.max()) if doc_len.size else 0
-        n = np.arange(max_len + 1, dtype=np.float64)
+        n = np.arange(min(max_len + 1, _TABLE_CAP), dtype=np.float64)
         self.lg_alpha = gammaln(n + alpha) - gammaln(alpha)
         self.lg_doclen = gammaln(K * alpha) - gammaln(n + K * alpha)
-        m = np.arange(int(freq.max()) + 1 if V else 1, dtype=np.float64)
+        m = np.arange(min(int(freq.max()) + 1 if V else 1, _TABLE_CAP), dtype=np.float64)
         self.lg_eta = gammaln(m + eta) - gammaln(eta)
         # threads: never more than the pairs of a sub-step, nor than the data size makes
         # worthwhile
@@ -154,23 +164,21 @@ class TokenData:
         self.part_lj = np.empty(B)
         self.block_lj = np.empty(n_blocks)
 
-    def new_chain(self, z):
+    def new_chain(self, z, copy=True):
         """A chain's state at the assignments ``z`` (N,), in the order of ``self.words``: a
-        dict of ``z`` (N,) int32 (a copy: the chain overwrites it), ``nwk`` (V, K) int32
-        topic-word counts (word-major), ``ndk`` (D, K) int32 document-topic counts and ``nk``
-        (K,) int32 topic totals."""
-        z = np.array(z, dtype=np.int32, copy=True)
+        dict of ``z`` (N,) int32 (a copy unless ``copy=False``: the chain overwrites it),
+        ``nwk`` (V, K) int32 topic-word counts (word-major), ``ndk`` (D, K) int32
+        document-topic counts and ``nk`` (K,) int32 topic totals."""
+        z = np.array(z, dtype=np.int32, copy=True) if copy else \
+            np.ascontiguousarray(z, np.int32)
         if z.shape != (self.N,) or (self.N and (z.min() < 0 or z.max() >= self.K)):
             raise ValueError("z must have one topic in [0, K) per token")
         V, K, D = self.V, self.K, self.D
         chain = {"z": z, "nwk": np.zeros((V, K), np.int32), "nk": np.zeros(K, np.int32),
                  "ndk": np.zeros((D, K), np.int32)}
         if self.N:
-            chain["nwk"][:] = np.bincount(self.words.astype(np.int64) * K + z,
-                                          minlength=V * K).reshape(V, K)
-            chain["ndk"][:] = np.bincount(self._doc_of * K + z,
-                                          minlength=D * K).reshape(D, K)
-            chain["nk"][:] = np.bincount(z, minlength=K)
+            _lda_gibbs.chain_counts(self.doc_ptr, self.words, z, chain["ndk"], chain["nwk"],
+                                    chain["nk"])
         return chain
 
     def shards(self):
@@ -187,7 +195,8 @@ class TokenData:
         """log p(w, z) of a chain's current state (from its counts)."""
         _lda_gibbs.log_joint_terms(self.doc_ptr, chain["ndk"], chain["nwk"], self.part_ptr,
                                    self.block_ptr, self.lg_alpha, self.lg_doclen, self.lg_eta,
-                                   self.part_lj, self.block_lj, self.n_threads_lj)
+                                   self.part_lj, self.block_lj, self.n_threads_lj,
+                                   self.alpha, self.eta)
         V, K = self.V, self.K
         return float(np.sum(self.part_lj)) + float(np.sum(self.block_lj)) \
             + K * gammaln(V * self.eta) - float(np.sum(gammaln(chain["nk"] + V * self.eta)))
@@ -213,8 +222,9 @@ class CollapsedGibbs(Method):
     monotone = False
     bound_kind = "log joint"
 
-    def __init__(self, data, z, seed, chain_index, sampling, store, n_sweeps, verbose=0):
-        self.chain = data.new_chain(z)
+    def __init__(self, data, z, seed, chain_index, sampling, store, n_sweeps, verbose=0,
+                 copy_z=True):
+        self.chain = data.new_chain(z, copy=copy_z)
         self.seed = seed
         self.chain_index = chain_index
         self.sampling = sampling
@@ -284,14 +294,17 @@ def sample(X, n_components, alpha, eta, *, n_draws, burn_in, thin, n_chains, sto
     V, K = X.shape[1], n_components
     rs = check_random_state(random_state)
     seed = int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
-    data = TokenData(doc_ptr, words, V, K, alpha, eta, n_threads)
+    # the sampler's own token array, reordered in place: no second copy of the tokens
+    data = TokenData(doc_ptr, words, V, K, alpha, eta, n_threads, own_words=True)
+    del words
     sampling = Sampling(burn_in, thin)
     total = n_sweeps(n_draws, burn_in, thin)
 
     def new_chain(c):
         init = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, c])
         z = init.integers(0, K, size=data.N, dtype=np.int32)
-        return CollapsedGibbs(data, z, seed, c, sampling, store_samples, total, verbose)
+        return CollapsedGibbs(data, z, seed, c, sampling, store_samples, total, verbose,
+                              copy_z=False)
 
     chains = run_fits(new_chain, data, n_runs=n_chains, max_iter=total, sampling=sampling)
 

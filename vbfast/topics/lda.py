@@ -5,11 +5,15 @@ statistics and bound terms in one sweep) over ``DocumentData``'s shards; ``MeanF
 ``VariationalEM`` hold lambda (as ``Topics``) and update it, batch or by stochastic steps,
 driven by ``vbfast._core.loop``. Collapsed Gibbs sampling is in ``vbfast.topics._gibbs``.
 """
+import functools
+import threading
+import weakref
+
 import numpy as np
 from scipy.special import gammaln
 
 from . import _gibbs, _lda
-from ._data import check_counts, priors
+from ._data import check_counts, check_total, priors
 from .._core.base import ParamsMixin, TransformerOutputMixin, all_or_nothing
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
@@ -32,6 +36,26 @@ _MIN_NNZ_PER_THREAD = 20000
 _EPS = np.finfo(np.float64).eps
 # The inference methods of this family (the library's vocabulary).
 _METHODS = ("mean_field", "variational_em", "gibbs")
+
+
+# One lock per estimator object (held outside it, so that pickling, deepcopy and clone never
+# see it): fits of one object from several Python threads run one after another, each on the
+# state the previous one stored, instead of interleaving their writes (issue 18, defect 10).
+_FIT_LOCKS = weakref.WeakKeyDictionary()
+_FIT_LOCKS_GUARD = threading.Lock()
+
+
+def _one_fit_at_a_time(fit_method):
+    """Decorate a fitting method so that calls on the same estimator object are serialised."""
+
+    @functools.wraps(fit_method)
+    def wrapper(self, *args, **kwargs):
+        with _FIT_LOCKS_GUARD:
+            lock = _FIT_LOCKS.setdefault(self, threading.RLock())
+        with lock:
+            return fit_method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
@@ -122,9 +146,19 @@ class DocumentData:
 
 class Topics:
     """lambda (K, V) and what the pass needs from it: exp(E[log beta]) (mean field) or beta
-    itself (point topics) as ``exp_beta``, its log ``elog_beta``, the same word-major and
-    padded for the pass, the per-topic max of B, and the bound's topic term. Built once per
-    lambda and never changed."""
+    itself (point topics) as ``exp_beta``, its log ``elog_beta``, the per-topic max of B, and
+    the bound's topic term. Built once per lambda and never changed.
+
+    Three K x V arrays and no more (at V = 1e6 each is 8 K MB): ``lam``, ``elog_beta`` and
+    the word-major padded B the pass sweeps; ``exp_beta`` is a (K, V) view of that B and
+    ``log_B`` a (V, K) view of ``elog_beta``.
+
+    A fitted estimator also records on its stored topics what predictions need besides them
+    (``alpha``, ``method``), so that a prediction reads one object (see
+    ``LatentDirichletAllocation._fitted_state``)."""
+
+    alpha = None
+    method = None
 
     def __init__(self, lam, mean_field, eta, fast, n_threads):
         lam = np.ascontiguousarray(lam, dtype=np.float64)
@@ -133,16 +167,28 @@ class Topics:
         self.eta = eta
         if mean_field:
             # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
-            self.elog_beta, self.exp_beta = _lda.dirichlet_expectation(lam, fast, n_threads)
+            self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, n_threads)
         else:
-            self.exp_beta = lam / lam.sum(axis=1, keepdims=True)
+            exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
-                self.elog_beta = np.log(self.exp_beta)
-        self._B = _lda.pad_topics(self.exp_beta.T)  # (V, Kp), one copy
+                self.elog_beta = np.log(exp_beta)
         # max_w B_wk, for the pass's check when it skips a document's dead topics
-        self.topic_max = self.exp_beta.max(axis=1)
-        self._logB = None  # built when a bound is wanted
+        self.topic_max = exp_beta.max(axis=1)
+        self._B = _lda.pad_topics(exp_beta.T)  # (V, Kp); exp_beta is kept only as its view
         self._topic_term = None
+
+    @property
+    def exp_beta(self):
+        """exp(E[log beta]) (mean field) or beta: (K, V), a view of the pass's padded B."""
+        return self._B[:, :self.lam.shape[0]].T
+
+    @property
+    def K(self):
+        return self.lam.shape[0]
+
+    @property
+    def V(self):
+        return self.lam.shape[1]
 
     def sweep_B(self):
         """exp(E[log beta]) word-major, padded and 64-byte aligned for the pass (an unpickled
@@ -153,9 +199,9 @@ class Topics:
         return B
 
     def log_B(self):
-        if self._logB is None:
-            self._logB = np.ascontiguousarray(self.elog_beta.T)
-        return self._logB
+        """E[log beta] word-major, (V, K): a strided view (the pass reads it only where the
+        bound's exp underflows), not a copy."""
+        return self.elog_beta.T
 
     def topic_term(self):
         """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
@@ -257,7 +303,9 @@ class MeanField(Method):
                                        self.mean_change_tol, self.fast, True, True, gamma_prev)
 
     def update(self, stats):
-        suff = stats.word_topic.T
+        # the (V, K) statistics are taken out of ``stats`` (made for this update only) so that
+        # they are freed as soon as lambda is computed: the peak memory counts K x V arrays
+        suff = stats.fields.pop("word_topic").T
         eta = self.eta
         if self.online:
             weight = np.power(self.learning_offset + self.n_batch_iter, -self.learning_decay)
@@ -265,10 +313,14 @@ class MeanField(Method):
             lam = self.topics.lam * (1 - weight)
             lam += weight * (eta + doc_ratio * suff)
         else:
-            lam = eta + suff
+            lam = np.empty(suff.shape)  # C order: no second copy in Topics
+            np.add(eta, suff, out=lam)
+        del suff
         bnd = stats.bound_terms
         doc_bound = float(bnd[0] + bnd[1])
         self._doc_bound = self._doc_bound + doc_bound if self.online else doc_bound
+        # the old topics go before the new ones are built (their three K x V arrays)
+        self.topics = None
         self.topics = Topics(lam, self.mean_field, eta, self.fast, self.n_threads)
         self.n_batch_iter += 1
 
@@ -529,10 +581,13 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         return Topics(lam, self.method == "mean_field", self.topic_word_prior_,
                       self._digamma == "sklearn", resolve_n_threads(self.n_threads, self.n_jobs))
 
-    def _store_topics(self, topics):
-        self._topics = topics
+    def _store_topics(self, topics, method):
+        """Store fitted topics, with what predictions need besides them (``_fitted_state``)."""
+        topics.alpha = self.doc_topic_prior_
+        topics.method = method
         self.components_ = topics.lam.astype(self._dtype, copy=False)
         self.exp_dirichlet_component_ = topics.exp_beta.astype(self._dtype, copy=False)
+        self._topics = topics  # last: a prediction reading it sees one whole fit
 
     def _variational(self, data, topics, **options):
         cls = MeanField if self.method == "mean_field" else VariationalEM
@@ -543,10 +598,12 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
                    learning_decay=self.learning_decay, n_batch_iter=self.n_batch_iter_,
                    **options)
 
-    def _infer(self, data, bound):
-        return infer(data, self._topics, self.doc_topic_prior_, self.max_doc_update_iter,
+    def _infer(self, data, bound, topics=None):
+        topics = self._topics if topics is None else topics
+        return infer(data, topics, topics.alpha, self.max_doc_update_iter,
                      self.mean_change_tol, self._digamma == "sklearn", bound)
 
+    @_one_fit_at_a_time
     @all_or_nothing
     def fit(self, X, y=None):
         """Fit the model to the document-term matrix X (sparse or dense counts)."""
@@ -562,25 +619,30 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         pass that sets bound_."""
         n_threads = self._check_parameters()
         X = check_counts(X)
-        topics = self._start(X)
         online = self.learning_method == "online"
+        # a mini-batch's statistics are scaled up to the corpus, n / (its documents)
+        check_total(X, X.shape[0] / min(self.batch_size, X.shape[0]) if online else 1.0,
+                    why=" (times n_samples / batch_size for learning_method='online')"
+                    if online else "")
         data = DocumentData(X, self.n_components, n_threads,
                             self.batch_size if online else None)
         # Batch passes redraw gamma at random, as scikit-learn does; with ``monotone`` each
         # document then keeps the better of its new gamma and the previous pass's, so the
-        # bound never decreases, which the loop's guard checks.
+        # bound never decreases, which the loop's guard checks. The initial topics are the
+        # method's alone (no reference here), so that they are freed at its first update.
         method = self._variational(
-            data, topics, online=online, total_samples=X.shape[0],
+            data, self._start(X), online=online, total_samples=X.shape[0],
             keep_better=not online and bool(self.monotone), evaluate_every=self.evaluate_every,
             perp_tol=self.perp_tol, max_iter=self.max_iter, verbose=self.verbose)
         result = run_fits(lambda run: method, data, max_iter=self.max_iter)
         store_trace(self, result)
+        result_n_iter = result.n_iter
         fitted = result.attributes
-        self._store_topics(fitted["topics"])
+        self._store_topics(fitted["topics"], self.method)
         self.n_batch_iter_ = fitted["n_batch_iter_"]
         self.converged_ = fitted["converged_"]
         # scikit-learn's count: the iteration whose perplexity check stopped the fit is not
-        self.n_iter_ = result.n_iter - self.converged_
+        self.n_iter_ = result_n_iter - self.converged_
         gamma, doc_bound = self._infer(data, True)
         self.bound_ = _perplexity(X, doc_bound, self._topics.topic_term())
         self.lower_bound_ = float(doc_bound + self._topics.topic_term())
@@ -613,23 +675,36 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         self.posterior_samples_ = result.samples
         self.sampler_diagnostics_ = result.diagnostics
         self.converged_ = result.converged
-        self._store_topics(self._topics_of(result.components))
+        self._store_topics(self._topics_of(result.components), "gibbs")
         # perplexity on the training data, as the variational methods; a corpus without a
         # word has none (the limit exp(-bound / n_words) is +inf, as _perplexity takes it)
         self.bound_ = self.perplexity(X) if result.n_tokens else float("inf")
         return X
 
+    @_one_fit_at_a_time
     @all_or_nothing
     def partial_fit(self, X, y=None):
-        """One online (stochastic variational) update per mini-batch of X."""
+        """One online (stochastic variational) update per mini-batch of X.
+
+        The first call (on an unfitted estimator) starts a model; later calls continue the
+        fitted one. A model that cannot be continued raises a ValueError, leaving it as it
+        is: one fitted by ``method='gibbs'`` (``partial_fit`` is an online variational
+        update), or by a method or ``n_components`` other than the current parameters'
+        (``set_params`` after the fit); call ``fit`` to start again.
+        """
         if self.method == "gibbs":
             raise ValueError("partial_fit is an online variational update; it is not "
                              "available for method='gibbs' (use fit).")
         n_threads = self._check_parameters()
         first_time = not hasattr(self, "_topics")
+        if not first_time:
+            self._check_continuable()
         X = check_counts(X, n_features=None if first_time else self.n_features_in_)
+        check_total(X, float(self.total_samples) / min(self.batch_size, X.shape[0]),
+                    why=" (times total_samples / batch_size: each mini-batch stands for "
+                    "total_samples documents)")
         if first_time:
-            self._store_topics(self._start(X))
+            self._store_topics(self._start(X), self.method)
             self.lower_bounds_ = np.empty(0)
             self.iteration_times_ = np.empty(0)
         data = DocumentData(X, self.n_components, n_threads, self.batch_size)
@@ -638,29 +713,68 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         with single_threaded_blas():
             bound = iterate(method, data)
         fitted = method.attributes()
-        self._store_topics(fitted["topics"])
+        self._store_topics(fitted["topics"], self.method)
         self.n_batch_iter_ = fitted["n_batch_iter_"]
         self.lower_bounds_ = np.append(self.lower_bounds_, bound)
         return self
 
+    def _check_continuable(self):
+        """Raise a ValueError if ``partial_fit`` cannot continue the fitted model with the
+        current parameters."""
+        state = self._fitted_state()
+        fitted = state.method or ("gibbs" if hasattr(self, "log_joint_trace_") else
+                                  "mean_field" if state.mean_field else "variational_em")
+        if fitted == "gibbs":
+            raise ValueError("partial_fit cannot continue this model: it was fitted with "
+                             "method='gibbs' (collapsed Gibbs sampling), and partial_fit is an "
+                             "online variational update. Call fit to start a new model, or "
+                             "partial_fit on an unfitted copy.")
+        if fitted != self.method:
+            raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                             f"method={fitted!r}, and method is now {self.method!r}. Set "
+                             f"method={fitted!r} back, or call fit to start a new model.")
+        if state.K != self.n_components:
+            raise ValueError(f"partial_fit cannot continue this model: it has {state.K} "
+                             f"topics, and n_components is now {self.n_components}. Set "
+                             f"n_components={state.K} back, or call fit to start a new model.")
+
     # ------------------------------------------------------------------ inference
-    def _fitted_pass(self, X):
+    def _fitted_state(self):
+        """The fitted topics, with the prior alpha and the method they were fitted with:
+        everything a prediction needs, read once, so that predictions come from the fit and
+        not from parameters changed since (``set_params``), and never mix two fits stored
+        by other threads."""
         check_is_fitted(self, "components_")
+        state = self._topics
+        if state.alpha is None:  # topics of a model pickled before they recorded alpha
+            state.alpha = self.doc_topic_prior_
+        return state
+
+    def _fitted_pass(self, X, state):
         n_threads = resolve_n_threads(self.n_threads, self.n_jobs)
-        X = check_counts(X, n_features=self.n_features_in_)
-        return X, DocumentData(X, self.n_components, n_threads, stats=False)
+        X = check_counts(X, n_features=state.V)
+        return X, DocumentData(X, state.K, n_threads, stats=False)
+
+    def _transform_with(self, state, X):
+        """gamma (unnormalised) of X at the fitted ``state``."""
+        X, data = self._fitted_pass(X, state)
+        with single_threaded_blas():
+            gamma, _ = self._infer(data, False, state)
+        return gamma
 
     def transform(self, X, *, normalize=True):
         """Document-topic distribution of X (rows sum to one unless ``normalize=False``).
 
         A document without words gets the prior's distribution (uniform over topics)."""
-        X, data = self._fitted_pass(X)
+        state = self._fitted_state()
+        X, data = self._fitted_pass(X, state)
         with single_threaded_blas():
-            gamma, _ = self._infer(data, False)
+            gamma, _ = self._infer(data, False, state)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(X.dtype, copy=False)
 
+    @_one_fit_at_a_time
     @all_or_nothing
     def fit_transform(self, X, y=None, *, normalize=True):
         """Fit, then transform X (reusing the fit's final pass over X)."""
@@ -675,20 +789,22 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
 
     def score(self, X, y=None):
         """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
-        X, data = self._fitted_pass(X)
+        state = self._fitted_state()
+        X, data = self._fitted_pass(X, state)
         with single_threaded_blas():
-            _, doc_bound = self._infer(data, True)
-        return float(doc_bound + self._topics.topic_term())
+            _, doc_bound = self._infer(data, True, state)
+        return float(doc_bound + state.topic_term())
 
     def perplexity(self, X, sub_sampling=False):
         """exp(-bound / number of words) of X, the bound as in ``score``."""
-        X, data = self._fitted_pass(X)
+        state = self._fitted_state()
+        X, data = self._fitted_pass(X, state)
         if not X.data.any():
             raise ValueError("X contains no words (every count is zero): its perplexity is "
                              "undefined.")
         with single_threaded_blas():
-            _, doc_bound = self._infer(data, True)
-        return _perplexity(X, doc_bound, self._topics.topic_term(),
+            _, doc_bound = self._infer(data, True, state)
+        return _perplexity(X, doc_bound, state.topic_term(),
                            self.total_samples if sub_sampling else None)
 
     @property
