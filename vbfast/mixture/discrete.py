@@ -890,7 +890,8 @@ class MultinomialMixture(_DiscreteMixture):
             bad = "NaN" if np.isnan(data).any() else "infinity"
             raise ValueError(f"X contains {bad}; counts must be finite.")
         if (data < 0).any():
-            raise ValueError("X has negative counts; MultinomialMixture needs counts >= 0.")
+            raise ValueError("Negative values in data passed to X: MultinomialMixture needs "
+                             "counts >= 0.")
         if A is None:
             A = sp.csr_matrix(arr)
         A.eliminate_zeros()
@@ -900,11 +901,9 @@ class MultinomialMixture(_DiscreteMixture):
                              f"{self.n_features_in_} features as input.")
         values = np.ascontiguousarray(A.data)
         v64 = values.astype(np.float64)
-        row_tot = np.add.reduceat(v64, A.indptr[:-1]) if v64.size else np.zeros(N)
-        row_tot = np.where(np.diff(A.indptr) > 0, row_tot, 0.0)
-        log_fact = gammaln(v64 + 1.0)
-        sum_log_fact = np.add.reduceat(log_fact, A.indptr[:-1]) if v64.size else np.zeros(N)
-        sum_log_fact = np.where(np.diff(A.indptr) > 0, sum_log_fact, 0.0)
+        rows = np.repeat(np.arange(N), np.diff(A.indptr))
+        row_tot = np.bincount(rows, weights=v64, minlength=N)
+        sum_log_fact = np.bincount(rows, weights=gammaln(v64 + 1.0), minlength=N)
         row_const = gammaln(row_tot + 1.0) - sum_log_fact
         return {"indptr": A.indptr.astype(np.int64), "indices": A.indices.astype(np.int32),
                 "values": values, "row_const": row_const, "blocks": DE.Blocks([V]),
