@@ -90,9 +90,12 @@ class Entry:
                 probs = rng.dirichlet(np.full(L, 0.3), size=3)
                 u = rng.uniform(size=n_samples)[:, None]
                 X[:, j] = (u > np.cumsum(probs[labels], axis=1)).sum(axis=1)
+                X[:L, j] = np.arange(L)[:n_samples]  # every level present in every sample
             if self.data == "categorical":
                 X += 1
-            X[rng.uniform(size=X.shape) < 0.05] = np.nan
+            missing = rng.uniform(size=X.shape) < 0.05
+            missing[:4] = False
+            X[missing] = np.nan
             return X
         V = n_features or 40
         topics = rng.dirichlet(np.full(V, 0.2), size=3)

@@ -26,7 +26,7 @@ from scipy.special import digamma, gammaln
 
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
-from .._core.threads import threads_for
+from .._core.threads import single_threaded_blas, threads_for
 from . import _discrete_kernel as _dk
 
 CHUNK_SIZE = 256
@@ -223,15 +223,11 @@ class DiscreteData:
         ``entropy_term`` (sum_n w_n sum_k r_nk log r_nk) and, with ``compute_stats``, ``nk``
         (K,) and ``s`` (L, K)."""
         K, L = self.n_components, self.n_columns
-        _dk.discrete_pass(
-            self.indptr, self.indices, self.values, self._w,
-            np.ascontiguousarray(table, dtype=np.float64),
-            np.ascontiguousarray(log_const, dtype=np.float64),
-            resp_in if resp_in is not None else np.empty((0, 0)),
-            self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
-            resp_out if resp_out is not None else np.empty((0, 0)),
-            log_prob_norm_out if log_prob_norm_out is not None else np.empty(0),
-            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
+        # the pass calls no BLAS, but the caller's BLAS threads must not compete with ours
+        # (re-entrant: nested in a fit's own limit it costs a lock and a counter)
+        with single_threaded_blas():
+            self._run(table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
+                      sample_z, seed, sweep, z_out)
         # reduction over groups in group order: independent of the thread count
         stats = {"log_likelihood": float(self.ll_slots.sum()) + self.row_const_sum,
                  "entropy_term": float(self.ent_slots.sum())}
@@ -241,6 +237,18 @@ class DiscreteData:
             stats["nk"] = self.nk_slots.sum(axis=0)
             stats["s"] = self.stat_slots.sum(axis=0).reshape(L, K)
         return Statistics(**stats)
+
+    def _run(self, table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
+             sample_z, seed, sweep, z_out):
+        _dk.discrete_pass(
+            self.indptr, self.indices, self.values, self._w,
+            np.ascontiguousarray(table, dtype=np.float64),
+            np.ascontiguousarray(log_const, dtype=np.float64),
+            resp_in if resp_in is not None else np.empty((0, 0)),
+            self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
+            resp_out if resp_out is not None else np.empty((0, 0)),
+            log_prob_norm_out if log_prob_norm_out is not None else np.empty(0),
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
 
     def stats_from_resp(self, resp):
         """Statistics (``nk``, ``s``) of given (N, K) responsibilities (initialisation)."""

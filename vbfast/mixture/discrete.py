@@ -30,7 +30,7 @@ from .._core.base import ParamsMixin, all_or_nothing
 from .._core.loop import Sampling, run_fits, store_trace
 from .._core.protocol import Method
 from .._core.sampling import check_sampler_parameters, matching, n_sweeps
-from .._core.threads import resolve_n_threads
+from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (as_real_array, check_is_fitted, check_option,
                                 check_random_state, check_sample_weight, check_scalar)
 
@@ -388,7 +388,8 @@ class _DiscreteMixture(ParamsMixin):
         -------
         self
         """
-        self._fit(X, sample_weight)
+        with single_threaded_blas():  # one limit for the whole fit (the passes nest in it)
+            self._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -806,9 +807,11 @@ class CategoricalMixture(_DiscreteMixture):
             pos, found = _lookup(categories[j], labels[mask])
             if not found.all():
                 if self.handle_unknown == "error":
-                    raise ValueError(f"X has the level {labels[mask][~found][0]!r} in column "
+                    bad = labels[mask][~found][0]
+                    bad = bad.item() if hasattr(bad, "item") else bad
+                    raise ValueError(f"X has the level {bad!r} in column "
                                      f"{j}, which the fit never saw (levels "
-                                     f"{list(categories[j])[:10]}); set handle_unknown="
+                                     f"{np.asarray(categories[j]).tolist()[:10]}); set handle_unknown="
                                      "'missing' to treat unseen levels as missing.")
                 keep = np.flatnonzero(mask)
                 mask = mask.copy()
