@@ -269,3 +269,26 @@ def test_same_loglikelihood_as_stepmix_from_the_same_start():
     np.testing.assert_allclose(ours.probabilities_, np.array(sm.get_parameters()
                                                              ["measurement"]["pis"]),
                                atol=1e-8)
+
+
+def test_lca_outputs():
+    X, _, _, _ = _lca_data(N=1500, missing=0.02)
+    est = CategoricalMixture(3, random_state=0, n_init=2).fit(X)
+    perm = est.order_classes()
+    assert np.all(np.diff(est.weights_) <= 0) and sorted(perm) == [0, 1, 2]
+    se = est.standard_errors(X)
+    binomial = np.sqrt(est.weights_ * (1 - est.weights_) / len(X))
+    assert np.all(se["weights"] >= 0.9 * binomial) and np.all(se["weights"] < 2 * binomial)
+    assert all(np.isfinite(s).all() and s.shape == p.shape
+               for s, p in zip(se["probabilities"], est.probabilities_))
+    gof = est.goodness_of_fit(X)
+    complete = X[~np.isnan(X).any(axis=1)]
+    pats, counts = np.unique(complete, axis=0, return_counts=True)
+    expected = len(complete) * np.exp(est.score_samples(pats))
+    np.testing.assert_allclose(gof["g_squared"], 2 * np.sum(counts * np.log(counts / expected)),
+                               rtol=1e-10)
+    np.testing.assert_allclose(gof["chi_squared"], np.sum((counts - expected) ** 2 / expected),
+                               rtol=1e-10)
+    assert gof["n_parameters"] == 2 + 3 * (1 + 2 + 3 + 2 + 1 + 4)
+    assert np.isclose(gof["aic"], est.aic(X)) and np.isclose(gof["bic"], est.bic(X))
+    assert "G^2" in est.summary(X, print_out=False)

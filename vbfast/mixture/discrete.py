@@ -613,6 +613,158 @@ class _DiscreteMixture(ParamsMixin):
         return float(-2.0 * ll.sum() + self.n_parameters() * np.log(ll.shape[0]))
 
 
+    # ------------------------------------------------------------------ LCA outputs
+    def standard_errors(self, X, sample_weight=None):
+        """Standard errors of ``weights_`` and ``probabilities_`` (EM fits).
+
+        From the empirical observed information (poLCA's; Bandeen-Roche et al. 1997): with
+        the free parameters in softmax form (pi_k = softmax(g)_k, theta_{j,.,k} =
+        softmax(b_{j,.,k}), the last level the reference), row n's score is
+        d l_n / d g_k = r_nk - pi_k and d l_n / d b_jlk = r_nk (x_njl - theta_jlk) (0 for a
+        missing item); I = sum_n w_n s_n s_n^T, Cov(g, b) = I^+ and the delta method maps it
+        to the probabilities. X is the fitted data. Returns {"weights": (K,), "probabilities":
+        the layout of ``probabilities_``}. Memory: an (n_samples, n_parameters) array.
+        """
+        check_is_fitted(self, "weights_")
+        data, enc = self._data_for(X)
+        w = check_sample_weight(sample_weight, enc["n_samples"])
+        w = np.ones(enc["n_samples"]) if w is None else w
+        blocks, K = self._blocks, self.n_components
+        N = enc["n_samples"]
+        resp = self.predict_proba(X)
+        onehot = np.zeros((N, blocks.n_columns))
+        vals = data.values if data.values.shape[0] else np.ones(data.indices.shape[0])
+        rows = np.repeat(np.arange(N), np.diff(data.indptr))
+        onehot[rows, data.indices] = vals
+        observed = blocks.sums(onehot.T).T > 0  # (N, B)
+        theta, pi = self._theta, self.weights_
+        free = np.ones(blocks.n_columns, dtype=bool)
+        free[blocks.offsets[1:] - 1] = False  # the reference level of every item
+        scores = [resp[:, :K - 1] - pi[:K - 1]]
+        for k in range(K):
+            sk = resp[:, k:k + 1] * (onehot - observed[:, blocks.block_of] * theta[:, k])
+            scores.append(sk[:, free])
+        S = np.hstack(scores)
+        info = S.T @ (S * w[:, None])
+        cov = np.linalg.pinv(info, hermitian=True)
+        # Jacobians of the softmaxes at the estimates
+        jac_pi = (np.diag(pi) - np.outer(pi, pi))[:, :K - 1]
+        n_free = int(free.sum())
+        J = np.zeros((K + K * blocks.n_columns, cov.shape[0]))
+        J[:K, :K - 1] = jac_pi
+        for k in range(K):
+            col0 = K - 1 + k * n_free
+            for b in range(len(blocks)):
+                lo, hi = blocks.offsets[b], blocks.offsets[b + 1]
+                t = theta[lo:hi, k]
+                jb = (np.diag(t) - np.outer(t, t))[:, :-1]
+                f0 = col0 + int(free[:lo].sum())
+                J[K + k * blocks.n_columns + lo:K + k * blocks.n_columns + hi,
+                  f0:f0 + hi - lo - 1] = jb
+        var = np.einsum("ij,jk,ik->i", J, cov, J)
+        se = np.sqrt(np.maximum(var, 0.0))
+        table = se[K:].reshape(K, blocks.n_columns).T
+        return {"weights": se[:K], "probabilities": self._public_from_table(table)}
+
+    def goodness_of_fit(self, X):
+        """G^2 and Pearson chi^2 against the observed response patterns (as poLCA).
+
+        Over the rows with every item observed (N_c of them): O_p the count of each distinct
+        pattern, E_p = N_c p(pattern) its expected frequency; G^2 = 2 sum_p O_p log(O_p / E_p),
+        chi^2 = sum_p (O_p - E_p)^2 / E_p over the observed patterns; residual degrees of
+        freedom min(N, prod_j L_j) - 1 - n_parameters. Returns a dict with ``patterns``
+        (n_patterns, n_features) codes (indices into ``categories_`` for categorical data),
+        ``observed``, ``expected``, ``g_squared``, ``chi_squared``, ``residual_df``,
+        ``log_likelihood`` (of all rows), ``aic``, ``bic``, ``n_parameters``.
+        """
+        check_is_fitted(self, "weights_")
+        data, enc = self._data_for(X)
+        blocks = self._blocks
+        N, B = enc["n_samples"], len(blocks)
+        counts = np.diff(data.indptr)
+        ll = self.score_samples(X)
+        complete = np.flatnonzero(counts == B)
+        cols = data.indices.reshape(-1) if counts.sum() else data.indices
+        codes = np.zeros((N, B), dtype=np.int64)
+        if complete.size:
+            idx = data.indptr[complete][:, None] + np.arange(B)
+            codes[complete] = cols[idx] - blocks.offsets[:-1]
+        patterns, first, observed = np.unique(codes[complete], axis=0, return_index=True,
+                                              return_counts=True)
+        expected = complete.size * np.exp(ll[complete[first]])
+        with np.errstate(divide="ignore"):
+            g2 = 2.0 * float(np.sum(observed * np.log(observed / expected)))
+        chi2 = float(np.sum((observed - expected) ** 2 / expected))
+        p = self.n_parameters()
+        cells = float(np.prod(blocks.sizes.astype(np.float64)))
+        return {"patterns": patterns, "observed": observed, "expected": expected,
+                "g_squared": g2, "chi_squared": chi2,
+                "residual_df": int(min(N, cells) - 1 - p), "log_likelihood": float(ll.sum()),
+                "aic": float(-2 * ll.sum() + 2 * p),
+                "bic": float(-2 * ll.sum() + p * np.log(N)), "n_parameters": p}
+
+    def order_classes(self, key="weights"):
+        """Relabel the classes in place, so labels are stable across runs: ``key='weights'``
+        sorts by decreasing share; a callable ``key(self) -> (K,)`` sorts by increasing value
+        (e.g. ``lambda m: -m.probabilities_[:, 0]``). Returns the permutation (new k = old
+        perm[k])."""
+        check_is_fitted(self, "weights_")
+        perm = (np.argsort(-self.weights_, kind="stable") if key == "weights" else
+                np.argsort(np.asarray(key(self)), kind="stable"))
+        self.weights_ = self.weights_[perm]
+        self._theta = self._theta[:, perm]
+        self.probabilities_ = self._public_from_table(self._theta)
+        if hasattr(self, "_lam"):
+            self._lam = self._lam[:, perm]
+            self.weight_concentration_ = self.weight_concentration_[perm]
+            self.probability_concentration_ = self._public_from_table(self._lam)
+        if hasattr(self, "posterior_samples_"):
+            ps = self.posterior_samples_
+            ps["weights"] = ps["weights"][..., perm]
+            self._draw_tables = self._draw_tables[..., perm]
+            pr = ps["probabilities"]
+            ps["probabilities"] = (tuple(a[:, :, perm] for a in pr) if isinstance(pr, tuple)
+                                   else pr[:, :, perm])
+        return perm
+
+    def summary(self, X, print_out=True):
+        """poLCA's table: class shares and item-response probabilities with standard errors
+        (EM), log-likelihood, AIC, BIC, parameters, residual df, G^2, chi^2. Returns the text
+        (and prints it unless ``print_out=False``)."""
+        gof = self.goodness_of_fit(X)
+        se = self.standard_errors(X) if self.method == "em" else None
+        K = self.n_components
+        lines = [f"{type(self).__name__} (method={self.method!r}), {K} classes",
+                 "Class shares: " + "  ".join(
+                     f"{k}: {self.weights_[k]:.4f}" + (f" ({se['weights'][k]:.4f})" if se
+                                                        else "") for k in range(K))]
+        probs = self.probabilities_
+        items = probs if isinstance(probs, tuple) else [probs[:, [j]] for j in
+                                                         range(probs.shape[1])]
+        ses = (se["probabilities"] if se is None or isinstance(se["probabilities"], tuple)
+               else [se["probabilities"][:, [j]] for j in range(probs.shape[1])]) \
+            if se else None
+        levels = getattr(self, "categories_", None)
+        for j, P in enumerate(items):
+            lines.append(f"Item {j}" + (" (P(x=1))" if not isinstance(probs, tuple) else ""))
+            names = (np.asarray(levels[j]).tolist() if levels is not None
+                     else list(range(P.shape[1])))
+            lines.append("  class " + " ".join(f"{str(n):>16}" for n in names))
+            for k in range(K):
+                cells = [f"{P[k, l]:.4f}" + (f" ({ses[j][k, l]:.4f})" if ses else "")
+                         for l in range(P.shape[1])]
+                lines.append(f"  {k:5d} " + " ".join(f"{c:>16}" for c in cells))
+        lines += [f"log-likelihood {gof['log_likelihood']:.4f}   parameters "
+                  f"{gof['n_parameters']}   residual df {gof['residual_df']}",
+                  f"AIC {gof['aic']:.4f}   BIC {gof['bic']:.4f}   G^2 {gof['g_squared']:.4f}"
+                  f"   X^2 {gof['chi_squared']:.4f}   ({len(gof['observed'])} observed "
+                  "patterns)"]
+        text = "\n".join(lines)
+        if print_out:
+            print(text)
+        return text
+
+
 def _relabel(samples):
     """Permute the classes of every draw to match a reference (in place): Hungarian matching of
     the item-probability tables (squared distance), reference the last draw of chain 0, then
