@@ -22,6 +22,7 @@ class shares as its posterior.
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import gammaln, logsumexp
 
 from ..emissions import discrete as DE
@@ -1026,7 +1027,6 @@ class MultinomialMixture(_DiscreteMixture):
         tags.input_tags.sparse = True
 
     def _encode(self, X, fitting):
-        import scipy.sparse as sp
         if _is_sparse(X):
             A = sp.csr_matrix(X)
             _check_2d(A.shape)
