@@ -4,12 +4,15 @@ variational Bayes, EM, variational EM), with Cython/OpenMP kernels and a scikit-
 from ._core.config import config_context, get_config, set_config
 from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
+from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 from .topics import LatentDirichletAllocation
 from .hmm import CategoricalHMM, GaussianHMM
 from .spectrum import compare_methods
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "LatentDirichletAllocation",
-           "GaussianHMM", "CategoricalHMM", "compare_methods", "ConvergenceWarning", "BoundDecreaseWarning", "NotFittedError",
-           "get_config", "set_config", "config_context", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture",
+           "CategoricalMixture", "MultinomialMixture", "LatentDirichletAllocation",
+           "GaussianHMM", "CategoricalHMM", "compare_methods", "ConvergenceWarning",
+           "BoundDecreaseWarning", "NotFittedError", "get_config", "set_config",
+           "config_context", "__version__"]

@@ -14,6 +14,7 @@ import numpy as np
 from .topics import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
 from .hmm import CategoricalHMM, GaussianHMM
+from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class Entry:
     params : dict
         Constructor parameters selecting the variant (``method=...``), plus whatever keeps
         the checks fast (``max_iter``); ``random_state`` is set by the tests.
-    data : {'dense', 'counts', 'symbols'}
+    data : {'dense', 'counts', 'symbols', 'binary', 'categorical'}
         What ``fit`` takes: real-valued dense rows, a document-term count matrix (dense
-        or sparse, non-negative), or integer symbols of shape (n_samples, 1) (one sequence:
-        the HMMs' ``lengths`` default).
+        or sparse, non-negative), integer symbols of shape (n_samples, 1) (one sequence:
+        the HMMs' ``lengths`` default), 0/1 rows with NaN missing, or integer codes per item
+        (NaN missing).
     grid : dict
         Further parameter values the determinism / pickle / fuzzing tests cover for this
         variant (each value tried on its own), e.g. every ``covariance_type``.
@@ -86,6 +88,24 @@ class Entry:
             centers = rng.normal(scale=2.0, size=(3, D))
             labels = rng.randint(3, size=n_samples)
             return centers[labels] + rng.normal(size=(n_samples, D))
+        if self.data in ("binary", "categorical"):
+            # 3 latent classes; binary: n_features 0/1 items; categorical: items of 2-4
+            # levels coded 1..L; about 5% of the answers missing (NaN)
+            D = n_features or 6
+            levels = np.full(D, 2) if self.data == "binary" else 2 + np.arange(D) % 3
+            labels = rng.randint(3, size=n_samples)
+            X = np.empty((n_samples, D))
+            for j, L in enumerate(levels):
+                probs = rng.dirichlet(np.full(L, 0.3), size=3)
+                u = rng.uniform(size=n_samples)[:, None]
+                X[:, j] = (u > np.cumsum(probs[labels], axis=1)).sum(axis=1)
+                X[:L, j] = np.arange(L)[:n_samples]  # every level present in every sample
+            if self.data == "categorical":
+                X += 1
+            missing = rng.uniform(size=X.shape) < 0.05
+            missing[:4] = False
+            X[missing] = np.nan
+            return X
         V = n_features or 40
         topics = rng.dirichlet(np.full(V, 0.2), size=3)
         theta = rng.dirichlet(np.full(3, 0.5), size=n_samples)
@@ -117,6 +137,11 @@ _GIBBS_COUNTS = (
 # (check_array_api_input, run by tests/test_estimator_checks.py in a subprocess, does not apply
 # for the same reason: NON_INTEGER_INPUT below.)
 NON_INTEGER_INPUT = {"LatentDirichletAllocation-gibbs": _GIBBS_COUNTS}
+for _cls in ("BernoulliMixture", "CategoricalMixture"):  # 0/1 answers or integer codes only
+    for _method in ("em", "mean_field", "gibbs"):
+        NON_INTEGER_INPUT[f"{_cls}-{_method}"] = (
+            "scikit-learn feeds real-valued data; binary / categorical mixtures take 0/1 "
+            "answers or integer codes and refuse other values with a ValueError.")
 _LDA_GIBBS_FAILS = {name: _GIBBS_COUNTS for name in (
     "check_fit_score_takes_y",
     "check_estimators_overwrite_params",
@@ -178,6 +203,93 @@ _CATEGORICAL_HMM_FAILS = {**_HMM_FAILS, "check_fit2d_1sample": (
     "scikit-learn fits one sample of 10 real-valued features; CategoricalHMM takes one "
     "integer symbol per sample, shape (n_samples, 1), and refuses other shapes and "
     "non-integer values with a ValueError.")}
+# Discrete mixtures: scikit-learn's checks feed real-valued data; binary and categorical
+# mixtures take 0/1 answers or integer codes and refuse anything else with a ValueError.
+_DISCRETE_INPUT = (
+    "scikit-learn feeds real-valued data; BernoulliMixture / CategoricalMixture take 0/1 "
+    "answers or integer codes and refuse other values with a ValueError naming them "
+    "(tests/test_discrete_mixture.py covers fit, predict, pickling and bad input on their "
+    "data).")
+_DISCRETE_PARAMS = {"n_components": 2, "max_iter": 20}
+_DISCRETE_GIBBS = {"n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2}
+_DISCRETE_SAMPLE_WEIGHT = (
+    "The random initialisation (random rows as seeds) draws differently for a weighted row "
+    "than for the same row repeated, so the two fits start from different points. From the "
+    "same start integer weights equal repeated rows: "
+    "tests/test_discrete_mixture.py::test_integer_sample_weight_equals_repeated_rows.")
+_SPARSE_PROBA = (
+    "scikit-learn's sparse-input check reads classifier_tags.multi_class of any estimator "
+    "with predict_proba (a density estimator has none); sparse counts are covered by "
+    "tests/test_discrete_mixture.py::test_multinomial_sparse_equals_dense.")
+_BERNOULLI_CHECKS = (
+    "check_all_zero_sample_weights_error",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weights_list",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_shape",
+)
+_CATEGORICAL_CHECKS = (
+    "check_all_zero_sample_weights_error",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weights_list",
+)
+_DISCRETE_FAILS = {}
+for _method in ("em", "mean_field", "gibbs"):
+    _DISCRETE_FAILS[f"BernoulliMixture-{_method}"] = {
+        c: _DISCRETE_INPUT for c in _BERNOULLI_CHECKS}
+    _DISCRETE_FAILS[f"CategoricalMixture-{_method}"] = {
+        c: _DISCRETE_INPUT for c in _CATEGORICAL_CHECKS}
+    _DISCRETE_FAILS[f"MultinomialMixture-{_method}"] = {
+        "check_sample_weight_equivalence_on_dense_data": _DISCRETE_SAMPLE_WEIGHT,
+        "check_sample_weight_equivalence_on_sparse_data": _DISCRETE_SAMPLE_WEIGHT,
+        "check_estimator_sparse_array": _SPARSE_PROBA,
+        "check_estimator_sparse_matrix": _SPARSE_PROBA}
 
 ESTIMATORS = [
     Entry("GaussianMixture-em", GaussianMixture, {"method": "em", "n_components": 2},
@@ -221,6 +333,15 @@ ESTIMATORS = [
                                                 "n_iter": 5},
           data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
 ]
+
+for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categorical"),
+                    (MultinomialMixture, "counts")):
+    for _method in ("em", "mean_field", "gibbs"):
+        _params = {"method": _method, **(_DISCRETE_GIBBS if _method == "gibbs"
+                                         else _DISCRETE_PARAMS)}
+        _name = f"{_cls.__name__}-{_method}"
+        ESTIMATORS.append(Entry(_name, _cls, _params, data=_data,
+                                expected_failed_checks=_DISCRETE_FAILS.get(_name, {})))
 
 
 def fitted_attributes(estimator):

@@ -1,0 +1,298 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The discrete-mixture pass (Bernoulli, categorical, multinomial): one sweep for every method.
+
+The data are one-hot coded as a CSR matrix over L columns: a categorical item j with levels
+0..L_j-1 owns the columns offset_j .. offset_j + L_j - 1 and an observed answer x_nj is one
+non-zero (value 1) in column offset_j + x_nj; a missing answer is simply absent, so it drops out
+of the row's likelihood (full-information ML under MAR). A multinomial row is its count vector
+(values = counts). With T the (L, K) table of log-probabilities (log theta_lk, or E log theta_lk
+for mean field) and c_k the per-class constant (log pi_k or E log pi_k), the pass computes
+
+    log rho_nk = c_k + sum_{i in row n} x_i T[col_i, k]          (a sum of table lookups)
+    r_nk = rho_nk / sum_k rho_nk,   log p(x_n) = logsumexp_k log rho_nk
+
+and accumulates, with sample weights w_n,
+
+    N_k = sum_n w_n r_nk,   S[l, k] = sum_n w_n r_nk x_nl   (= r^T onehot(X)),
+    LL = sum_n w_n log p(x_n),   H = sum_n w_n sum_k r_nk log r_nk.
+
+A row with no observed entry gets r_n = softmax(c) (the prior) and log p(x_n) = logsumexp(c).
+A table entry of -inf (a probability 0 under ML) excludes the class for rows with that level; a
+row excluded from every class gets uniform r_n and log p(x_n) = -inf (never NaN).
+
+Sampled z (Gibbs): with ``sample_z`` the pass draws z_n ~ Cat(r_n) from a counter-based stream
+keyed by (seed, sweep) at output ``row`` (so a draw depends on (seed, sweep, row) only), the
+statistics become hard counts, LL holds sum_n w_n log rho_{n z_n} = log p(X, z | theta) and H is 0.
+
+Determinism: rows are cut into fixed-size chunks, the chunks into G runs (G from the data size
+only); each group is one thread's work, in chunk order, into its own slot, and the caller reduces
+the slots in group order, so results are bitwise identical for any number of threads.
+"""
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport exp, log, INFINITY
+from libc.stdint cimport uint64_t
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from "vbf_rng.h":
+    uint64_t vbf_stream_key2(uint64_t seed, uint64_t a) noexcept nogil
+    double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
+
+
+def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
+             Py_ssize_t stop):
+    """The uniforms the sampled-z pass uses for rows [start, stop) (for tests)."""
+    import numpy as np
+    out = np.empty(stop - start)
+    cdef double[::1] o = out
+    cdef uint64_t stream = vbf_stream_key2(seed, sweep)
+    cdef Py_ssize_t i
+    for i in range(stop - start):
+        o[i] = vbf_uniform_at(stream, <uint64_t>(start + i))
+    return out
+
+
+cdef struct _DiscretePass:
+    # What every chunk of one pass shares. Optional arrays are NULL when absent.
+    int K
+    Py_ssize_t L
+    const long long* indptr    # (N + 1,)
+    const int* indices         # (nnz,) columns in [0, L)
+    const double* weights      # (N,) or NULL (unit weights)
+    const double* table        # (L, K) log-probabilities
+    const double* log_const    # (K,)
+    const double* resp_in      # (N, K) or NULL
+    bint compute_stats, sample_z
+    uint64_t stream
+    double* nk                 # (G, K)
+    double* stat               # (G, L * K)
+    double* ll                 # (G,)
+    double* ent                # (G,)
+    double* resp_out           # (N, K) or NULL
+    double* lpn_out            # (N,) or NULL
+    int* z_out                 # (N,) or NULL
+
+
+cdef void _chunk(const _DiscretePass* p, const floating* values, bint has_values,
+                 Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* lp) noexcept nogil:
+    """Rows [start, end) into group g's slot; ``values`` are the non-zeros (unused when
+    ``has_values`` is false: one-hot data, every value 1); ``lp`` is (K,) scratch."""
+    cdef int K = p.K, k, z
+    cdef Py_ssize_t n, i, col
+    cdef const double* table = p.table
+    cdef const double* t_row
+    cdef double* nk = p.nk + g * K
+    cdef double* stat = p.stat + g * p.L * K
+    cdef double* s_row
+    cdef double x, mx, s, v, v_k, r, w, lpn, u
+    cdef double ll_chunk = 0.0, ent_chunk = 0.0
+    for n in range(start, end):
+        w = p.weights[n] if p.weights != NULL else 1.0
+        if p.resp_in != NULL:
+            for k in range(K):
+                lp[k] = p.resp_in[n * K + k]
+        else:
+            for k in range(K):
+                lp[k] = p.log_const[k]
+            for i in range(p.indptr[n], p.indptr[n + 1]):
+                t_row = table + <Py_ssize_t>p.indices[i] * K
+                if has_values:
+                    x = <double>values[i]
+                    for k in range(K):
+                        lp[k] = lp[k] + x * t_row[k]
+                else:
+                    for k in range(K):
+                        lp[k] = lp[k] + t_row[k]
+            mx = lp[0]
+            for k in range(1, K):
+                if lp[k] > mx:
+                    mx = lp[k]
+            if mx == -INFINITY:
+                # no class can produce this row: no evidence, uniform rather than NaN
+                lpn = -INFINITY
+                for k in range(K):
+                    lp[k] = 1.0 / K
+            else:
+                s = 0.0
+                v = 0.0
+                for k in range(K):
+                    # exp(-50) < 2e-22 cannot change s >= 1; skip the exp (as the Gaussian pass)
+                    v_k = lp[k] - mx
+                    r = exp(v_k) if v_k > -50.0 else 0.0
+                    s = s + r
+                    if r > 0.0:
+                        v = v + r * v_k
+                    lp[k] = r
+                v_k = log(s)
+                lpn = mx + v_k
+                r = 1.0 / s
+                for k in range(K):
+                    lp[k] = lp[k] * r
+                # sum_k r_k log r_k = sum_k r_k (log rho_k - mx) - log s
+                if not p.sample_z:
+                    ent_chunk = ent_chunk + w * (v * r - v_k)
+            if p.lpn_out != NULL:
+                p.lpn_out[n] = lpn
+            if p.resp_out != NULL:
+                for k in range(K):
+                    p.resp_out[n * K + k] = lp[k]
+            if p.sample_z:
+                # inverse-CDF draw against the total (rounding cannot overrun); a class with
+                # r = 0 is never chosen
+                s = 0.0
+                for k in range(K):
+                    s = s + lp[k]
+                u = vbf_uniform_at(p.stream, <uint64_t>n) * s
+                z = K - 1
+                v = 0.0
+                for k in range(K):
+                    v = v + lp[k]
+                    if u < v:
+                        z = k
+                        break
+                while lp[z] <= 0.0 and z > 0:
+                    z = z - 1
+                ll_chunk = ll_chunk + w * (lpn + log(lp[z]))
+                for k in range(K):
+                    lp[k] = 0.0
+                lp[z] = 1.0
+                if p.z_out != NULL:
+                    p.z_out[n] = z
+            else:
+                ll_chunk = ll_chunk + w * lpn
+        if not p.compute_stats:
+            continue
+        for k in range(K):
+            lp[k] = lp[k] * w
+            nk[k] = nk[k] + lp[k]
+        for i in range(p.indptr[n], p.indptr[n + 1]):
+            s_row = stat + <Py_ssize_t>p.indices[i] * K
+            if has_values:
+                x = <double>values[i]
+                for k in range(K):
+                    s_row[k] = s_row[k] + x * lp[k]
+            else:
+                for k in range(K):
+                    s_row[k] = s_row[k] + lp[k]
+    p.ll[g] = p.ll[g] + ll_chunk
+    p.ent[g] = p.ent[g] + ent_chunk
+
+
+def discrete_pass(
+    const long long[::1] indptr,
+    const int[::1] indices,
+    const floating[::1] values,
+    const double[::1] sample_weight,
+    const double[:, ::1] table,
+    const double[::1] log_const,
+    const double[:, ::1] resp_in,
+    double[:, ::1] nk_slots,
+    double[:, ::1] stat_slots,
+    double[::1] ll_slots,
+    double[::1] ent_slots,
+    double[:, ::1] resp_out,
+    double[::1] log_prob_norm_out,
+    bint compute_stats,
+    int chunk_size,
+    int n_threads,
+    bint sample_z=False,
+    unsigned long long seed=0,
+    unsigned long long sweep=0,
+    int[::1] z_out=None,
+):
+    """One pass over the one-hot (CSR) data: responsibilities, bound terms, statistics.
+
+    Parameters
+    ----------
+    indptr : (N + 1,) int64; indices : (nnz,) int32 columns in [0, L) (checked here)
+    values : (nnz,) float32 or float64 counts, or empty: every non-zero is 1 (one-hot data)
+    sample_weight : (N,) float64, or empty for unit weights
+    table : (L, K) float64 log-probabilities; log_const : (K,) float64
+    resp_in : (N, K) float64 responsibilities to use instead of computing them (statistics
+        of a given partition; the bound terms and per-row outputs are then untouched), or (0, 0)
+    nk_slots (G, K), stat_slots (G, L * K), ll_slots (G,), ent_slots (G,) : overwritten
+    resp_out : (N, K) float64 or (0, 0); log_prob_norm_out : (N,) float64 or (0,)
+    compute_stats : accumulate N_k and S
+    chunk_size, n_threads : rows per chunk, OpenMP threads (results do not depend on it)
+    sample_z, seed, sweep, z_out : the Gibbs draw (see the module docstring); z_out (N,) int32
+    """
+    cdef Py_ssize_t N = indptr.shape[0] - 1
+    cdef int K = <int>table.shape[1]
+    cdef Py_ssize_t L = table.shape[0]
+    cdef Py_ssize_t G = nk_slots.shape[0]
+    cdef Py_ssize_t nnz = indices.shape[0]
+    cdef bint has_values = values.shape[0] > 0
+    cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
+    cdef Py_ssize_t n_chunks, per_group, g, c, start, end, i
+    cdef double* lp
+    if N < 1:
+        raise ValueError("discrete_pass needs at least one row")
+    if K < 1 or log_const.shape[0] != K:
+        raise ValueError("log_const must have one entry per class")
+    if indptr[0] != 0 or indptr[N] != nnz or (has_values and values.shape[0] != nnz):
+        raise ValueError("indptr, indices and values do not describe one CSR matrix")
+    for i in range(N):
+        if indptr[i + 1] < indptr[i]:
+            raise ValueError("indptr must be non-decreasing")
+    for i in range(nnz):
+        if indices[i] < 0 or indices[i] >= L:
+            raise ValueError(f"column index {indices[i]} outside the table's {L} rows")
+    if G < 1 or stat_slots.shape[0] != G or ll_slots.shape[0] != G or \
+            ent_slots.shape[0] != G or nk_slots.shape[1] != K or stat_slots.shape[1] != L * K:
+        raise ValueError("statistics slots have the wrong shape")
+    if sample_weight.shape[0] not in (0, N):
+        raise ValueError("sample_weight must have one entry per row")
+    if resp_in.shape[0] > 0 and (resp_in.shape[0] != N or resp_in.shape[1] != K):
+        raise ValueError("resp_in must be (N, K)")
+    if resp_out.shape[0] > 0 and (resp_out.shape[0] != N or resp_out.shape[1] != K):
+        raise ValueError("resp_out must be (N, K)")
+    if log_prob_norm_out.shape[0] not in (0, N):
+        raise ValueError("log_prob_norm_out must be (N,)")
+    if chunk_size < 1 or n_threads < 1:
+        raise ValueError("chunk_size and n_threads must be positive")
+    if sample_z and resp_in.shape[0] > 0:
+        raise ValueError("sample_z draws z from the pass's own responsibilities")
+    if has_z_out and (z_out.shape[0] != N or not sample_z):
+        raise ValueError("z_out must be (N,) and needs sample_z")
+
+    cdef double dummy = 0.0
+    cdef _DiscretePass p
+    p.K = K
+    p.L = L
+    p.indptr = &indptr[0]
+    p.indices = &indices[0] if nnz > 0 else <int*>NULL
+    p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    p.table = &table[0, 0] if L > 0 else &dummy
+    p.log_const = &log_const[0]
+    p.resp_in = &resp_in[0, 0] if resp_in.shape[0] > 0 else NULL
+    p.compute_stats = compute_stats
+    p.sample_z = sample_z
+    p.stream = vbf_stream_key2(seed, sweep)
+    p.nk = &nk_slots[0, 0]
+    p.stat = &stat_slots[0, 0] if L > 0 else &dummy
+    p.ll = &ll_slots[0]
+    p.ent = &ent_slots[0]
+    p.resp_out = &resp_out[0, 0] if resp_out.shape[0] > 0 else NULL
+    p.lpn_out = &log_prob_norm_out[0] if log_prob_norm_out.shape[0] > 0 else NULL
+    p.z_out = &z_out[0] if has_z_out else NULL
+    cdef const floating* values_ptr = &values[0] if has_values else NULL
+
+    memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
+    if L > 0:
+        memset(&stat_slots[0, 0], 0, G * L * K * sizeof(double))
+    memset(&ll_slots[0], 0, G * sizeof(double))
+    memset(&ent_slots[0], 0, G * sizeof(double))
+    n_chunks = (N + chunk_size - 1) // chunk_size
+    per_group = (n_chunks + G - 1) // G
+    with nogil, parallel(num_threads=n_threads):
+        lp = <double*>malloc(K * sizeof(double))
+        for g in prange(G, schedule='static'):
+            for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+                start = c * chunk_size
+                end = min(start + chunk_size, N)
+                _chunk(&p, values_ptr, has_values, g, start, end, lp)
+        free(lp)

@@ -1,0 +1,170 @@
+"""The discrete-mixture pass and emission units against slow NumPy references."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import digamma, gammaln, logsumexp
+
+from vbfast.emissions import _discrete_kernel as dk
+from vbfast.emissions import discrete as DE
+
+
+def _random_case(rng, N=700, K=4, sizes=(2, 3, 5, 2), missing=0.2, counts=False):
+    blocks = DE.Blocks(sizes)
+    L = blocks.n_columns
+    if counts:
+        X = rng.poisson(1.0, size=(N, L)).astype(np.float64) * (rng.uniform(size=(N, L)) < 0.4)
+        X[3] = 0.0  # an empty row
+        A = sp.csr_matrix(X)
+        A.eliminate_zeros()
+        indptr, indices, values = A.indptr, A.indices, A.data
+        dense = X
+    else:
+        codes = np.column_stack([rng.randint(s, size=N) for s in sizes])
+        miss = rng.uniform(size=codes.shape) < missing
+        miss[5] = True  # a row with every item missing
+        dense = np.zeros((N, L))
+        rows, cols = np.nonzero(~miss)
+        dense[rows, blocks.offsets[cols] + codes[rows, cols]] = 1.0
+        A = sp.csr_matrix(dense)
+        indptr, indices, values = A.indptr, A.indices, None
+    theta = blocks.normalise(rng.uniform(0.05, 1.0, size=(L, K)))
+    log_theta = np.log(theta)
+    log_const = np.log(rng.dirichlet(np.ones(K)))
+    w = rng.uniform(0.2, 2.0, size=N)
+    return blocks, indptr, indices, values, dense, log_theta, log_const, w
+
+
+def _reference(dense, log_theta, log_const, w):
+    lr = log_const + dense @ log_theta
+    lpn = logsumexp(lr, axis=1)
+    r = np.exp(lr - lpn[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rlogr = np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)
+    return {"resp": r, "lpn": lpn, "ll": w @ lpn, "ent": w @ rlogr,
+            "nk": (w[:, None] * r).sum(axis=0), "s": dense.T @ (w[:, None] * r)}
+
+
+@pytest.mark.parametrize("counts", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pass_matches_numpy(counts, weighted):
+    rng = np.random.RandomState(0)
+    blocks, indptr, indices, values, dense, lt, lc, w = _random_case(rng, counts=counts)
+    w = w if weighted else None
+    data = DE.DiscreteData(indptr, indices, values, blocks.n_columns, lt.shape[1], w, 2)
+    N, K = dense.shape[0], lt.shape[1]
+    resp, lpn = np.empty((N, K)), np.empty(N)
+    stats = data.run(lt, lc, resp_out=resp, log_prob_norm_out=lpn)
+    ref = _reference(dense, lt, lc, w if weighted else np.ones(N))
+    np.testing.assert_allclose(resp, ref["resp"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lpn, ref["lpn"], rtol=1e-12)
+    np.testing.assert_allclose(stats.log_likelihood, ref["ll"], rtol=1e-12)
+    np.testing.assert_allclose(stats.entropy_term, ref["ent"], rtol=1e-10)
+    np.testing.assert_allclose(stats.nk, ref["nk"], rtol=1e-12)
+    np.testing.assert_allclose(stats.s, ref["s"], rtol=1e-12, atol=1e-12)
+    # a row with nothing observed gets the prior
+    empty = 3 if counts else 5
+    np.testing.assert_allclose(resp[empty], np.exp(lc - logsumexp(lc)), rtol=1e-12)
+
+
+def test_pass_float32_values_and_resp_in():
+    rng = np.random.RandomState(1)
+    blocks, indptr, indices, values, dense, lt, lc, w = _random_case(rng, counts=True)
+    d64 = DE.DiscreteData(indptr, indices, values, blocks.n_columns, 4, w, 1)
+    d32 = DE.DiscreteData(indptr, indices, values.astype(np.float32), blocks.n_columns, 4, w, 1)
+    a, b = d64.run(lt, lc), d32.run(lt, lc)  # small integer counts are exact in float32
+    assert a.log_likelihood == b.log_likelihood
+    np.testing.assert_array_equal(a.s, b.s)
+    resp = rng.dirichlet(np.ones(4), size=dense.shape[0])
+    st = d64.stats_from_resp(resp)
+    np.testing.assert_allclose(st.s, dense.T @ (w[:, None] * resp), rtol=1e-12)
+    np.testing.assert_allclose(st.nk, w @ resp, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sample_z", [False, True])
+def test_pass_bitwise_identical_for_any_thread_count(sample_z, monkeypatch):
+    import vbfast._core.threads as T
+    monkeypatch.setattr(T, "MIN_ROWS_PER_THREAD", 1)
+    rng = np.random.RandomState(2)
+    blocks, indptr, indices, values, dense, lt, lc, w = _random_case(rng, N=5000)
+    outs = []
+    for n_threads in (1, 2, 3):
+        data = DE.DiscreteData(indptr, indices, values, blocks.n_columns, 4, w, n_threads)
+        z = np.empty(dense.shape[0], dtype=np.int32) if sample_z else None
+        st = data.run(lt, lc, sample_z=sample_z, seed=7, sweep=3, z_out=z)
+        outs.append((st.log_likelihood, st.entropy_term, st.nk.tobytes(), st.s.tobytes(),
+                     None if z is None else z.tobytes()))
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_sampled_z_uses_keyed_uniforms_and_hard_counts():
+    rng = np.random.RandomState(3)
+    blocks, indptr, indices, values, dense, lt, lc, w = _random_case(rng, N=400)
+    data = DE.DiscreteData(indptr, indices, values, blocks.n_columns, 4, w, 2)
+    z = np.empty(400, dtype=np.int32)
+    st = data.run(lt, lc, sample_z=True, seed=11, sweep=5, z_out=z)
+    ref = _reference(dense, lt, lc, w)
+    u = dk.uniforms(11, 5, 0, 400)
+    expected = (np.cumsum(ref["resp"], axis=1) <= u[:, None] *
+                ref["resp"].sum(axis=1)[:, None]).sum(axis=1)
+    np.testing.assert_array_equal(z, expected)
+    onehot = np.eye(4)[z]
+    np.testing.assert_allclose(st.nk, w @ onehot, rtol=1e-12)
+    np.testing.assert_allclose(st.s, dense.T @ (w[:, None] * onehot), rtol=1e-12)
+    lr = lc + dense @ lt
+    np.testing.assert_allclose(st.log_likelihood, w @ lr[np.arange(400), z], rtol=1e-12)
+
+
+def test_zero_probabilities_never_nan():
+    # class 0 gives level 0 of the item probability 0, class 1 level 1: a row can be
+    # excluded from one class (-inf) or from both (uniform responsibilities, -inf density)
+    indptr = np.array([0, 1, 2, 4])
+    indices = np.array([0, 1, 0, 3], dtype=np.int32)
+    lt = DE.safe_log(np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.0, 0.0]]))
+    data = DE.DiscreteData(indptr, indices, None, 4, 2, None, 1)
+    resp, lpn = np.empty((3, 2)), np.empty(3)
+    st = data.run(lt, np.log([0.5, 0.5]), resp_out=resp, log_prob_norm_out=lpn)
+    np.testing.assert_array_equal(resp, [[0, 1], [1, 0], [0.5, 0.5]])
+    assert lpn[2] == -np.inf and np.isfinite(lpn[:2]).all()
+    assert not np.isnan(st.s).any() and not np.isnan(st.entropy_term)
+
+
+def test_bad_csr_is_refused():
+    data = DE.DiscreteData(np.array([0, 1]), np.array([5], dtype=np.int32), None, 4, 2, None, 1)
+    with pytest.raises(ValueError, match="column index"):
+        data.run(np.zeros((4, 2)), np.zeros(2))
+
+
+# ---------------------------------------------------------------- the emission units
+def test_map_and_ml():
+    blocks = DE.Blocks([2, 3])
+    S = np.array([[3.0, 0.0], [1.0, 0.0], [0.0, 2.0], [2.0, 2.0], [2.0, 0.0]])
+    ml = DE.map_probabilities(S, blocks)
+    np.testing.assert_allclose(ml[:2, 0], [0.75, 0.25])
+    np.testing.assert_allclose(ml[:2, 1], [0.5, 0.5])  # no mass: uniform
+    np.testing.assert_allclose(ml[2:, 1], [0.5, 0.5, 0.0])
+    smooth = DE.map_probabilities(S, blocks, beta=2.0)
+    np.testing.assert_allclose(smooth[2:, 1], [3 / 7, 3 / 7, 1 / 7])
+    np.testing.assert_allclose(DE.map_weights([1.0, 3.0]), [0.25, 0.75])
+
+
+def test_dirichlet_algebra_against_scipy():
+    from scipy import stats
+    rng = np.random.RandomState(4)
+    blocks = DE.Blocks([3, 2])
+    lam = rng.uniform(0.5, 3.0, size=(5, 2))
+    el = DE.expected_log(lam, blocks)
+    np.testing.assert_allclose(el[:3, 0], digamma(lam[:3, 0]) - digamma(lam[:3, 0].sum()))
+    # KL by Monte Carlo is noisy; check the closed form on one block against the textbook form
+    a, b = lam[:3, 1], np.full(3, 0.7)
+    kl = (gammaln(a.sum()) - gammaln(a).sum() - gammaln(b.sum()) + gammaln(b).sum()
+          + np.sum((a - b) * (digamma(a) - digamma(a.sum()))))
+    one = DE.Blocks([3])
+    assert np.isclose(DE.kl_dirichlet(lam[:3, 1:2], 0.7, one), kl, rtol=1e-12)
+    theta = rng.dirichlet(np.ones(3))
+    assert np.isclose(DE.dirichlet_log_pdf(np.log(theta)[:, None], a[:, None], one),
+                      stats.dirichlet(a).logpdf(theta), rtol=1e-12)
+    g = np.exp(DE.draw_log_probabilities(np.tile(lam, (1, 4000)), blocks,
+                                         np.random.default_rng(0)))
+    np.testing.assert_allclose(blocks.sums(g), 1.0, rtol=1e-12)
+    mean = g.reshape(5, 4000, 2).mean(axis=1)
+    np.testing.assert_allclose(mean, blocks.normalise(lam), atol=0.02)

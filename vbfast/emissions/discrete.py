@@ -1,0 +1,257 @@
+"""Discrete emission units: Bernoulli, categorical and multinomial classes of a mixture.
+
+Layout. Every variant is a set of **blocks** partitioning L one-hot columns: a categorical item
+j with L_j levels is the block [offset_j, offset_j + L_j) (a Bernoulli item is a block of two
+levels, "0" and "1"); a multinomial over V words is one block of V columns. Per class k, each
+block holds a probability vector theta_{b,.,k} on the simplex. Parameters and statistics are
+(L, K) arrays (the class on the last axis: the kernel's table rows are contiguous in k):
+
+    log p(x_n | z_n = k) = sum_l x_nl log theta_lk        (x_n one-hot or counts; a missing
+                                                            item contributes nothing)
+    S[l, k] = sum_n w_n r_nk x_nl,   N_k = sum_n w_n r_nk   (from ``DiscreteData.run``)
+
+Priors (conjugate): pi ~ Dir(alpha, ..., alpha) and theta_{b,.,k} ~ Dir(beta, ..., beta) for
+every block and class (a Beta(beta, beta) for a Bernoulli item).
+
+- EM: the MAP point (ML when alpha = beta = 1) theta_lk = (S_lk + beta - 1) / sum_{l in b}
+  (S_lk + beta - 1); a block-class with no mass left gets the uniform vector. A probability
+  may be exactly 0 under ML; its log is -inf in the table, which the pass handles (never NaN).
+- Mean field: q(theta_{b,.,k}) = Dir(lambda_{b,.,k}), lambda = beta + S; E log theta =
+  digamma(lambda) - digamma(sum_{l in b} lambda); the ELBO term -KL(q || prior).
+- Gibbs: theta_{b,.,k} | z ~ Dir(beta + S_{b,.,k}), drawn from normalised Gamma variates in log
+  space.
+"""
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from .._core.protocol import Statistics
+from .._core.sharding import n_groups
+from .._core.threads import single_threaded_blas, threads_for
+from . import _discrete_kernel as _dk
+
+CHUNK_SIZE = 256
+
+
+# ====================================================================== blocks
+class Blocks:
+    """A partition of L columns into consecutive blocks (the items).
+
+    ``offsets`` : (B + 1,) int64, block b = columns [offsets[b], offsets[b + 1]).
+    """
+
+    def __init__(self, sizes):
+        sizes = np.asarray(sizes, dtype=np.int64)
+        if sizes.ndim != 1 or np.any(sizes < 1):
+            raise ValueError("every block needs at least one level")
+        self.sizes = sizes
+        self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+        self.n_columns = int(self.offsets[-1])
+        self.block_of = np.repeat(np.arange(len(sizes)), sizes)
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def sums(self, a):
+        """Per-block sums of the rows of ``a`` (L, K): (B, K)."""
+        return np.add.reduceat(a, self.offsets[:-1], axis=0)
+
+    def spread(self, b):
+        """A (B, K) per-block array repeated onto the block's columns: (L, K)."""
+        return b[self.block_of]
+
+    def normalise(self, a):
+        """Each block-class column of ``a`` (L, K, non-negative) divided by its sum; a
+        block-class summing to 0 becomes uniform."""
+        tot = self.spread(self.sums(a))
+        uniform = 1.0 / self.sizes[self.block_of][:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(tot > 0, a / np.where(tot > 0, tot, 1.0), uniform)
+
+    def __getstate__(self):
+        return {"sizes": self.sizes}
+
+    def __setstate__(self, state):
+        self.__init__(state["sizes"])
+
+
+def safe_log(a):
+    """log of probabilities, -inf for exact zeros without a warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(a)
+
+
+# ====================================================================== point estimates
+def map_probabilities(stats_s, blocks, beta=1.0):
+    """EM's M-step for theta: (S + beta - 1) normalised per block and class (MAP under
+    Dir(beta); ML for beta = 1). S (L, K) -> theta (L, K)."""
+    return blocks.normalise(np.maximum(stats_s + (beta - 1.0), 0.0))
+
+
+def map_weights(nk, alpha=1.0):
+    """EM's M-step for pi: (N_k + alpha - 1) normalised (ML for alpha = 1)."""
+    a = np.maximum(np.asarray(nk, dtype=np.float64) + (alpha - 1.0), 0.0)
+    tot = a.sum()
+    return a / tot if tot > 0 else np.full(a.shape, 1.0 / a.shape[0])
+
+
+def log_prior_unnormalised(log_weights, log_theta, alpha, beta):
+    """(alpha - 1) sum log pi + (beta - 1) sum log theta: what MAP-EM adds to the
+    log-likelihood to get its monotone objective (0 for ML; zero-probability terms of a
+    flat prior are not counted, avoiding 0 * -inf)."""
+    out = 0.0
+    if alpha != 1.0:
+        out += (alpha - 1.0) * float(np.sum(log_weights))
+    if beta != 1.0:
+        out += (beta - 1.0) * float(np.sum(log_theta))
+    return out
+
+
+# ====================================================================== Dirichlet algebra
+def q_update(stats_s, beta):
+    """q(theta) = Dir(lambda), lambda = beta + S (L, K)."""
+    return beta + stats_s
+
+
+def expected_log(lam, blocks):
+    """E_q log theta = digamma(lambda) - digamma(block sums), (L, K)."""
+    return digamma(lam) - blocks.spread(digamma(blocks.sums(lam)))
+
+
+def dirichlet_log_norm(lam, blocks):
+    """log B(lambda) per block and class: sum lgamma(lambda) - lgamma(sum lambda), (B, K)."""
+    return blocks.sums(gammaln(lam)) - gammaln(blocks.sums(lam))
+
+
+def kl_dirichlet(lam, prior, blocks, elog=None):
+    """sum over blocks and classes of KL(Dir(lambda) || Dir(prior)); ``prior`` scalar or
+    (L, K). KL = log B(prior) - log B(lambda) + sum (lambda - prior) E log theta."""
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), lam.shape)
+    if elog is None:
+        elog = expected_log(lam, blocks)
+    return float(np.sum(dirichlet_log_norm(prior, blocks)) -
+                 np.sum(dirichlet_log_norm(lam, blocks)) + np.sum((lam - prior) * elog))
+
+
+def weights_expected_log(alpha):
+    """E log pi under Dir(alpha) (K,)."""
+    return digamma(alpha) - digamma(alpha.sum())
+
+
+def weights_kl(alpha, alpha0):
+    """KL(Dir(alpha) || Dir(alpha0, ..., alpha0))."""
+    a0 = np.full(alpha.shape, float(alpha0))
+    el = weights_expected_log(alpha)
+    return float(gammaln(alpha.sum()) - gammaln(alpha).sum() - gammaln(a0.sum())
+                 + gammaln(a0).sum() + np.sum((alpha - a0) * el))
+
+
+def dirichlet_log_pdf(log_theta, prior, blocks):
+    """sum over blocks and classes of log Dir(theta | prior), from log theta (L, K)."""
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), log_theta.shape)
+    # a drawn probability that underflowed to 0 has density 0 only for prior < 1; clip the
+    # log so that (prior - 1) * log theta stays finite (it is then a very low density)
+    lt = np.maximum(log_theta, np.log(np.finfo(np.float64).tiny))
+    return float(-np.sum(dirichlet_log_norm(prior, blocks)) + np.sum((prior - 1.0) * lt))
+
+
+def draw_log_probabilities(lam, blocks, rng):
+    """log theta ~ Dir(lambda) per block and class: Gamma variates normalised in log space."""
+    g = rng.standard_gamma(lam)
+    log_g = safe_log(g)
+    return log_g - blocks.spread(safe_log(blocks.sums(g)))
+
+
+# ====================================================================== the data / the pass
+class DiscreteData:
+    """The data side of a discrete-mixture fit: one-hot (CSR) data, weights, the statistics
+    slots and the thread count; ``run`` is the kernel pass.
+
+    Parameters
+    ----------
+    indptr : (N + 1,) int64; indices : (nnz,) int32 columns; values : (nnz,) float or None
+        (one-hot data: every non-zero is 1)
+    n_columns : int
+        L, the table's rows.
+    n_components : int
+    sample_weight : (N,) float64 or None
+    n_threads : int (resolved)
+    row_const : (N,) float64 or None
+        Added to log p(x_n) (the multinomial coefficient log(n! / prod x!)): not part of the
+        kernel, it does not depend on the class.
+    """
+
+    def __init__(self, indptr, indices, values, n_columns, n_components, sample_weight,
+                 n_threads, row_const=None):
+        self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(indices, dtype=np.int32)
+        self.values = (np.empty(0) if values is None else
+                       np.ascontiguousarray(values, dtype=values.dtype if values.dtype in
+                                            (np.float32, np.float64) else np.float64))
+        self.n_samples = self.indptr.shape[0] - 1
+        self.n_columns = int(n_columns)
+        self.n_components = int(n_components)
+        self.sample_weight = sample_weight
+        self._w = sample_weight if sample_weight is not None else np.empty(0)
+        self.weight_sum = (float(sample_weight.sum()) if sample_weight is not None
+                           else float(self.n_samples))
+        self.row_const = row_const
+        self.row_const_sum = 0.0
+        if row_const is not None:
+            self.row_const_sum = float(row_const @ sample_weight if sample_weight is not None
+                                       else row_const.sum())
+        slot = self.n_columns * self.n_components + self.n_components
+        budget = max(8, (64 << 20) // (8 * max(slot, 1)))
+        G = n_groups(self.n_samples, CHUNK_SIZE, min(128, budget))
+        self.n_threads = threads_for(n_threads, self.n_samples, n_groups=G)
+        self.nk_slots = np.empty((G, self.n_components))
+        self.stat_slots = np.empty((G, self.n_columns * self.n_components))
+        self.ll_slots = np.empty(G)
+        self.ent_slots = np.empty(G)
+
+    def shards(self):
+        """The whole data is one shard: the kernel runs chunks of rows in parallel."""
+        return (None,)
+
+    def run_pass(self, shard, inputs):
+        """The protocol's pass: ``inputs`` is ``run``'s keyword arguments."""
+        return self.run(**inputs)
+
+    def run(self, table, log_const, resp_in=None, resp_out=None, log_prob_norm_out=None,
+            compute_stats=True, sample_z=False, seed=0, sweep=0, z_out=None):
+        """One kernel pass; returns ``Statistics`` with ``log_likelihood`` (sum_n w_n log
+        p(x_n), the row constants included; with ``sample_z`` log p(X, z | theta)),
+        ``entropy_term`` (sum_n w_n sum_k r_nk log r_nk) and, with ``compute_stats``, ``nk``
+        (K,) and ``s`` (L, K)."""
+        K, L = self.n_components, self.n_columns
+        # the pass calls no BLAS, but the caller's BLAS threads must not compete with ours
+        # (re-entrant: nested in a fit's own limit it costs a lock and a counter)
+        with single_threaded_blas():
+            self._run(table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
+                      sample_z, seed, sweep, z_out)
+        # reduction over groups in group order: independent of the thread count
+        stats = {"log_likelihood": float(self.ll_slots.sum()) + self.row_const_sum,
+                 "entropy_term": float(self.ent_slots.sum())}
+        if log_prob_norm_out is not None and self.row_const is not None:
+            log_prob_norm_out += self.row_const
+        if compute_stats:
+            stats["nk"] = self.nk_slots.sum(axis=0)
+            stats["s"] = self.stat_slots.sum(axis=0).reshape(L, K)
+        return Statistics(**stats)
+
+    def _run(self, table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
+             sample_z, seed, sweep, z_out):
+        _dk.discrete_pass(
+            self.indptr, self.indices, self.values, self._w,
+            np.ascontiguousarray(table, dtype=np.float64),
+            np.ascontiguousarray(log_const, dtype=np.float64),
+            resp_in if resp_in is not None else np.empty((0, 0)),
+            self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
+            resp_out if resp_out is not None else np.empty((0, 0)),
+            log_prob_norm_out if log_prob_norm_out is not None else np.empty(0),
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
+
+    def stats_from_resp(self, resp):
+        """Statistics (``nk``, ``s``) of given (N, K) responsibilities (initialisation)."""
+        K = self.n_components
+        resp = np.ascontiguousarray(resp, dtype=np.float64)
+        return self.run(np.zeros((self.n_columns, K)), np.zeros(K), resp_in=resp)
