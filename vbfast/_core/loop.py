@@ -37,6 +37,8 @@ class RunResult:
         Samplers: every kept draw, each name stacked over draws (leading axis n_draws).
     kept : ndarray or None
         Samplers: the (0-based) iterations whose draws were kept.
+    warns : bool
+        The method's ``warns_not_converged``.
     """
 
     bound: float
@@ -47,6 +49,7 @@ class RunResult:
     attributes: dict
     draws: dict = None
     kept: np.ndarray = None
+    warns: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,8 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
     return RunResult(bound=bound, n_iter=n_iter, converged=converged,
                      bounds=bounds[:n_iter].copy(), times=times[:n_iter].copy(),
                      attributes=method.attributes(), draws=stacked,
-                     kept=np.asarray(kept, dtype=np.intp) if sampler else None)
+                     kept=np.asarray(kept, dtype=np.intp) if sampler else None,
+                     warns=method.warns_not_converged)
 
 
 def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
@@ -173,7 +177,7 @@ def run_fits(new_method, data, *, n_runs=1, max_iter, tol=0.0, verbose=0,
             best = result
     if sampling is not None:
         return results
-    if not best.converged and max_iter > 0:
+    if not best.converged and max_iter > 0 and best.warns:
         # scikit-learn's wording first: users' warning filters match a message's start
         warnings.warn(
             "Best performing initialization did not converge. Try different init "

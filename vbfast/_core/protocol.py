@@ -86,6 +86,8 @@ class Method:
     bound_kind = "log-likelihood"
     # The message of the error raised when the bound is not finite (the loop adds where).
     overflow_advice = "Scale the input data or increase reg_covar."
+    # Whether a fit that ends at max_iter without converging warns (ConvergenceWarning).
+    warns_not_converged = True
 
     def start_iteration(self):
         """Called before the first shard of each iteration."""

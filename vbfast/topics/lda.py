@@ -259,6 +259,9 @@ class MeanField(Method):
     mean_field = True
     bound_kind = "ELBO"
     overflow_advice = "Check the counts of X and the priors."
+    # scikit-learn's LDA does not warn at max_iter: without evaluate_every it has no
+    # convergence check at all
+    warns_not_converged = False
 
     def __init__(self, data, topics, random_state, *, alpha, eta, max_doc_update_iter,
                  mean_change_tol, fast, n_threads, online=False, learning_offset=10.0,
@@ -347,10 +350,7 @@ class MeanField(Method):
             self._last_perplexity = perplexity
         elif self.verbose:
             print("iteration: %d of max_iter: %d" % (n_iter, self.max_iter))
-        # Reaching max_iter is the end of the fit, not a failure to converge: without
-        # evaluate_every there is no convergence check at all (converged_ is LDA's own, from
-        # ``attributes``), so the loop's ConvergenceWarning must not fire.
-        return n_iter >= self.max_iter
+        return False
 
     def attributes(self):
         return {"topics": self.topics, "n_batch_iter_": self.n_batch_iter,
