@@ -100,6 +100,11 @@ def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
             return bool(np.isfinite(_covariance_prior_matrix_logdet(p, covariance_type, D)))
         return bool(np.all(np.asarray(p) > 0) and np.all(np.isfinite(p)))
 
+    if not np.isfinite(psi0).all():
+        raise ValueError(
+            "The default covariance_prior (the covariance of X) overflows float64: the data "
+            "are too large (|x| around 1e154 or more). Scale the data, or give "
+            "covariance_prior explicitly.")
     if proper(psi0):
         return psi0
     if covariance_type in ("full", "tied"):
@@ -109,10 +114,19 @@ def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
     else:
         fixed = float(psi0 + reg_covar)
     if not proper(fixed):
+        if covariance_type in ("full", "tied"):
+            w = np.linalg.eigvalsh(psi0)
+            cond = w[-1] / w[0] if w[0] > 0 else np.inf
+            what = f"condition number {cond:.3g}"
+        else:
+            what = "a zero variance"
         raise ValueError(
-            "The default covariance_prior (the covariance of X) is singular: X has a constant "
-            "column or no more samples than features, and reg_covar does not make it "
-            "positive-definite. Give covariance_prior explicitly or increase reg_covar.")
+            f"The default covariance_prior (the covariance of X) is numerically singular "
+            f"({what}), and reg_covar does not make it positive-definite. Causes: a "
+            "constant column, no more samples than features, collinear columns, or an "
+            "outlier so far from the other points that their spread is lost to rounding. "
+            "Give covariance_prior explicitly, scale the data or remove the outlier, or "
+            "increase reg_covar.")
     return fixed
 
 
@@ -534,6 +548,11 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
         b = xb.shape[0]
         for k in range(K):
             d = xb - means[k]
+            # The quadratic form overflows for |x| >= ~1e154 although the density does not:
+            # scale each row by its largest entry a, q = a^2 ||(d / a) U||^2, and keep log q.
+            a = np.abs(d).max(axis=1)
+            a = np.where(a > 0, a, 1.0)
+            d /= a[:, None]
             if covariance_type == "full":
                 q = ((d @ prec_chol[k]) ** 2).sum(axis=1)
             elif covariance_type == "tied":
@@ -542,7 +561,11 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
                 q = ((d * prec_chol[k]) ** 2).sum(axis=1)
             else:
                 q = (d ** 2).sum(axis=1) * prec_chol[k] ** 2
-            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.log1p(scale[k] * q / dof[k])
+            with np.errstate(divide="ignore"):
+                # log(scale q / dof) = log(scale / dof) + log q'  + 2 log a
+                log_t = np.log(scale[k] / dof[k]) + np.log(q) + 2.0 * np.log(a)
+            # log(1 + t) = logaddexp(0, log t): exact at both ends (t tiny or overflowing)
+            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.logaddexp(0.0, log_t)
         mx = lp[:b].max(axis=1)
         out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
     return out

@@ -125,26 +125,48 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
     return {"weights": weights, "beta": beta, "m": m, "nu": nu, "psi": psi}
 
 
+def log_standard_gamma(shape, rng):
+    """log G for G ~ Gamma(shape, 1), elementwise, finite for any shape > 0.
+
+    A Gamma(a) draw with a << 1 is below the smallest double with high probability (for
+    a = 1e-2 about once in 1e-300^0.01 = 1 in 1000), so its log is taken by
+    G = G' U^(1/a), G' ~ Gamma(a + 1), U ~ Uniform(0, 1) (Marsaglia & Tsang): log G =
+    log G' + log(U) / a. Shapes >= 1 are drawn directly (the same stream as before).
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    small = shape < 1.0
+    g = rng.standard_gamma(np.where(small, shape + 1.0, shape))
+    with np.errstate(divide="ignore"):
+        out = np.log(g)
+    if small.any():
+        # 1 - U is in (0, 1]: its log is finite
+        out[small] += np.log1p(-rng.random(int(small.sum()))) / shape[small]
+    return out
+
+
 def draw_log_weights(weights_post, rng):
     """log pi from its conditional: ``("dirichlet", alpha)`` or ``("sticks", a, b)``.
 
-    Gamma variates are normalised in log space (v = Ga / (Ga + Gb), log(1 - v) = log Gb -
-    log(Ga + Gb)), so no weight rounds to exactly 0 or 1. Returns (log_pi (K,), log_v, log_1mv)
-    (the last two None for the Dirichlet).
+    Everything stays in log space (``log_standard_gamma``; v = Ga / (Ga + Gb),
+    log(1 - v) = log Gb - log(Ga + Gb)), so no weight or stick rounds to exactly 0 or 1,
+    whatever the concentration: log pi and log(1 - v) are always finite. Returns
+    (log_pi (K,), log_v, log_1mv) (the last two None for the Dirichlet).
     """
     if weights_post[0] == "dirichlet":
-        g = rng.standard_gamma(weights_post[1])
-        with np.errstate(divide="ignore"):
-            log_g = np.log(g)
-        return log_g - np.log(g.sum()), None, None
+        log_g = log_standard_gamma(weights_post[1], rng)
+        return log_g - _logsumexp(log_g), None, None
     _, a, b = weights_post
-    ga, gb = rng.standard_gamma(a), rng.standard_gamma(b)
-    with np.errstate(divide="ignore"):
-        log_total = np.log(ga + gb)
-        log_v = np.log(ga) - log_total
-        log_1mv = np.log(gb) - log_total
+    log_ga, log_gb = log_standard_gamma(a, rng), log_standard_gamma(b, rng)
+    log_total = np.logaddexp(log_ga, log_gb)
+    log_v = log_ga - log_total
+    log_1mv = log_gb - log_total
     log_pi = np.hstack((log_v, 0.0)) + np.hstack((0.0, np.cumsum(log_1mv)))
     return log_pi, log_v, log_1mv
+
+
+def _logsumexp(a):
+    m = a.max()
+    return m + np.log(np.exp(a - m).sum())
 
 
 def bartlett_factor(nu, D, rng):
@@ -465,12 +487,17 @@ def predictive_log_density(samples, covariance_type, X, n_threads):
     chols = samples["precisions_cholesky"]
     chols = chols.reshape((-1,) + chols.shape[2:])
     n_draws, K, D = means.shape
-    shift = weights.mean(axis=0) @ means.mean(axis=0)
-    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
+    # The pass works in coordinates shifted by one vector, which must lie where the data are:
+    # each draw's is the mean of its heaviest component (a weighted mean of all components
+    # would follow the draws of an empty one, from its prior: far away under a vague prior).
+    heaviest = np.argmax(weights, axis=1)
+    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=means[0, heaviest[0]])
     lpn = np.empty(X.shape[0], dtype=X.dtype)
     total = np.full(X.shape[0], -np.inf)
     with single_threaded_blas():
         for s in range(n_draws):
+            shift = np.ascontiguousarray(means[s, heaviest[s]], dtype=np.float64)
+            data.shift = shift
             log_const = G.plugin_log_const(weights[s], chols[s], ctype, D)
             data.run(*G.pass_inputs(means[s], chols[s], ctype, shift, log_const),
                      log_prob_norm_out=lpn, compute_stats=False)
