@@ -125,13 +125,30 @@ class GaussianPass:
             stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
         return Statistics(**stats)
 
-    def stats_from_resp(self, resp):
-        """Statistics of given responsibilities, for initialisation; S2 of 'full' is centred
-        at the shift. ``resp``: an (N, K) array, or ``HardAssignments``, whose one-hot rows
-        are made and passed block by block (``RESP_BLOCK_ROWS`` rows, fixed: the result does
-        not depend on the thread count) so that no N x K array exists."""
+    def centred_stats_from_resp(self, resp):
+        """Statistics of given responsibilities, for initialisation, with S2 centred at the
+        means they give (a first pass for the means, a second for S2): a component far from
+        the shift then loses nothing to cancellation. Returns (stats, centres): the shifted
+        (K, D) centres to pass to ``estimate_parameters`` with the statistics."""
         K, D = self.n_components, self.n_features
-        zeros_means = np.zeros((K, D))
+        zeros = np.zeros((K, D))
+        if not self.covariance.centred_s2:
+            return self.stats_from_resp(resp, zeros), zeros
+        first = self.stats_from_resp(resp, zeros)
+        nk = first["nk"]
+        centers = np.divide(first["s1"], nk[:, None], out=np.zeros((K, D)),
+                            where=nk[:, None] > 0)
+        return self.stats_from_resp(resp, centers), centers
+
+    def stats_from_resp(self, resp, centers_shifted=None):
+        """Statistics of given responsibilities; S2 ('full', 'diag', 'spherical') is centred
+        at ``centers_shifted`` (K, D) (default: the shift). ``resp``: an (N, K) array, or
+        ``HardAssignments``, whose one-hot rows are made and passed block by block
+        (``RESP_BLOCK_ROWS`` rows, fixed: the result does not depend on the thread count) so
+        that no N x K array exists."""
+        K, D = self.n_components, self.n_features
+        zeros_means = (np.zeros((K, D)) if centers_shifted is None
+                       else np.ascontiguousarray(centers_shifted, dtype=np.float64))
         prec_flat, aux = self.covariance.dummy_kernel_arrays(K, D)
         if not isinstance(resp, HardAssignments):
             resp = np.ascontiguousarray(resp, dtype=np.float64)
@@ -191,6 +208,7 @@ class CovarianceType:
     name = None
     code = None  # the kernel's covariance code (``_gmm.gmm_pass``)
     uses_gram = False  # the covariance estimate needs sum_n w_n (x_n - shift)(...)^T
+    centred_s2 = True  # the pass centres S2 at the means it is given
 
     def shape(self, K, D):
         """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
@@ -359,6 +377,7 @@ class Tied(CovarianceType):
 
     name, code = "tied", 1
     uses_gram = True
+    centred_s2 = False
 
     def shape(self, K, D):
         return (D, D)
@@ -461,15 +480,18 @@ class Diag(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
-        return stats["s2"] / nk[:, None] - means ** 2 + reg_covar
+        # S2 is centred at the pass's centres (as for 'full'): sum r (x - m)^2 = S2 - R d^2
+        d = means - centers_shifted
+        return (stats["s2"] - nk_raw[:, None] * d ** 2) / nk[:, None] + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
 
     def kernel_arrays(self, means_shifted, prec_chol):
+        # the pass reads p^2 from aux's last D columns and centres x at each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([-2.0 * means_shifted * p2, p2])
-        return np.empty(0), np.ascontiguousarray(aux), -0.5 * (means_shifted ** 2 * p2).sum(1)
+        aux = np.hstack([means_shifted, p2])
+        return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
 
 
 class Spherical(_Variances):
@@ -491,16 +513,19 @@ class Spherical(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
+        # S2 is centred at the pass's centres: sum r ||x - m||^2 = S2 - R ||d||^2
         D = means.shape[1]
-        return (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+        d2 = ((means - centers_shifted) ** 2).sum(axis=1)
+        return (stats["s2"] - nk_raw * d2) / nk / D + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
     def kernel_arrays(self, means_shifted, prec_chol):
+        # the pass reads p^2 from aux's last column and centres x at each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([-2.0 * means_shifted * p2[:, None], p2[:, None]])
-        return np.empty(0), np.ascontiguousarray(aux), -0.5 * p2 * (means_shifted ** 2).sum(1)
+        aux = np.hstack([means_shifted, p2[:, None]])
+        return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
 
 
 #: covariance_type -> its algebra

@@ -339,8 +339,8 @@ class MeanFieldFitState(Method):
     def from_resp(cls, data, covariance_type, reg_covar, priors, resp):
         """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
         state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
-        stats = data.stats_from_resp(resp)
-        state.update_q(stats, np.zeros((data.n_components, data.n_features)))
+        stats, centers = data.centred_stats_from_resp(resp)
+        state.update_q(stats, centers)
         return state
 
     # ---- expectations under q
@@ -434,10 +434,11 @@ class MeanFieldFitState(Method):
         e_log_det = self.expected_log_det()
         e_log_pi = self.expected_log_weights()
 
-        # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics
+        # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics (S2 centred at the
+        # pass's centres c: sum r (x - m)(x - m)^T = S2 + e a^T + a e^T + R e e^T, e = c - m)
+        e = centers_shifted - m
+        a = s1 - nk[:, None] * centers_shifted  # sum r (x - c)
         if ctype == "full":
-            e = centers_shifted - m
-            a = s1 - nk[:, None] * centers_shifted  # sum r (x - c)
             tr_pc = (np.einsum("kij,kij->k", prec, stats["s2"])
                      + 2.0 * np.einsum("ki,kij,kj->k", e, prec, a)
                      + nk * np.einsum("ki,kij,kj->k", e, prec, e))
@@ -445,10 +446,10 @@ class MeanFieldFitState(Method):
             scatter = (data.gram() - s1.T @ m - m.T @ s1 + (nk[:, None] * m).T @ m)
             tr_pc = np.einsum("ij,ij->", prec, scatter)
         elif ctype == "diag":
-            tr_pc = (prec * (stats["s2"] - 2.0 * m * s1 + nk[:, None] * m ** 2)).sum(axis=1)
+            tr_pc = (prec * (stats["s2"] + 2.0 * e * a + nk[:, None] * e ** 2)).sum(axis=1)
         else:
-            tr_pc = prec * (stats["s2"] - 2.0 * (m * s1).sum(axis=1)
-                            + nk * (m ** 2).sum(axis=1))
+            tr_pc = prec * (stats["s2"] + 2.0 * (e * a).sum(axis=1)
+                            + nk * (e ** 2).sum(axis=1))
         log_lik = 0.5 * (np.sum(nk * (e_log_det - D / beta - D * G.LOG_2PI))
                          - np.sum(tr_pc))
 

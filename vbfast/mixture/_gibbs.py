@@ -63,9 +63,9 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
     ----------
     stats : dict
         ``nk`` (K,), ``s1`` (K, D) and ``s2`` from ``GaussianPass.run`` (shifted coordinates;
-        'full' S2 centred at ``centers_shifted``).
+        S2 centred at ``centers_shifted``).
     centers_shifted : ndarray of shape (K, D)
-        The means the pass was given ('full' only uses them).
+        The means the pass was given (not used by 'tied').
     priors : dict
         From ``gaussian_prior.resolve_priors``.
     covariance_type : str
@@ -115,11 +115,14 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
         psi = 0.5 * (psi + psi.T)
         nu = float(nu0 + nk.sum())
     elif covariance_type == "diag":
-        scatter = np.maximum(stats["s2"] - nk[:, None] * xbar ** 2, 0.0)
+        # S2 is centred at the pass's centres, as for 'full'
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk[:, None] * c ** 2, 0.0)
         psi = psi0 + scatter + shrink[:, None] * d ** 2
         nu = nu0 + nk
     else:
-        scatter = np.maximum(stats["s2"] - nk * (xbar ** 2).sum(axis=1), 0.0)
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk * (c ** 2).sum(axis=1), 0.0)
         psi = psi0 + (scatter + shrink * (d ** 2).sum(axis=1)) / D
         nu = nu0 + nk
     return {"weights": weights, "beta": beta, "m": m, "nu": nu, "psi": psi}
@@ -296,9 +299,8 @@ class GibbsFitState(Method):
         """Start from a draw of p(theta | X, z) with the (soft) initial responsibilities
         standing in for the hard counts."""
         state = cls(data, covariance_type, priors, rng, kernel_seed)
-        stats = data.stats_from_resp(resp)
-        K, D = data.n_components, data.n_features
-        state._draw_theta(stats, np.zeros((K, D)))
+        stats, centers = data.centred_stats_from_resp(resp)
+        state._draw_theta(stats, centers)
         return state
 
     def _draw_theta(self, stats, centers_shifted):

@@ -432,11 +432,10 @@ class GaussianMixture(ParamsMixin):
         weights = means = cov = prec_chol = None
         if not all(given):
             resp = self._initial_resp(data, random_state)
-            stats = data.stats_from_resp(resp)
-            zeros = np.zeros((self.n_components, data.n_features))
+            stats, centers = data.centred_stats_from_resp(resp)
             gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
-                                                           zeros, gram)
+                                                           centers, gram)
             weights = nk / data.weight_sum
             means = means_shifted + data.shift
         if self.weights_init is not None:
