@@ -280,3 +280,67 @@ def test_verbose_accepts_bools(verbose, capsys):
     X = np.random.default_rng(0).normal(size=(100, 2))
     GaussianMixture(2, verbose=verbose, random_state=0).fit(X)
     assert bool(capsys.readouterr().out) == verbose
+
+
+# --------------------------------------------------------------------------- 12
+def test_statistics_slots_scale_with_memory():
+    """Full covariance with large K D^2: few slots (8 per-group slots of 160 MB each before),
+    a number that depends on the sizes only (never on the thread count)."""
+    K, D, N = 5, 2000, 3000
+    slot = K + K * D + K * D * D
+    assert G.n_groups_for(N, slot, N * D * 8) == 2
+    # small models keep their groups (and so their results)
+    assert G.n_groups_for(100000, 4 + 4 * 6 + 4 * 36) == 128
+    assert G.n_groups_for(20011, 4 + 4 * 6 + 4 * 36) == 79
+    # at most the slot budget, or an eighth of the data, in slots (but at least two)
+    for K, D in [(5, 300), (20, 100), (3, 1000)]:
+        slot = K * D * (D + 1) + K
+        n = G.n_groups_for(10 ** 6, slot, 10 ** 6 * D * 8)
+        assert n == 2 or n * slot * 8 <= max(G.SLOT_BUDGET, 10 ** 6 * D)
+
+
+def test_full_covariance_many_features_thread_invariant():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1200, 40))
+    fits = [GaussianMixture(3, random_state=0, max_iter=3, n_threads=t).fit(X)
+            for t in (1, 2)]
+    for name in ("means_", "covariances_", "precisions_cholesky_"):
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name))
+
+
+# --------------------------------------------------------------------------- 13
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_gibbs_without_stored_samples(covariance_type):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(loc=c, size=(150, 3)) for c in (-5, 0, 5)])
+    kw = dict(n_components=3, covariance_type=covariance_type, method="gibbs", n_draws=40,
+              burn_in=40, n_chains=2, random_state=0)
+    with warnings.catch_warnings():
+        _quiet()
+        full = GaussianMixture(**kw).fit(X)
+        lean = GaussianMixture(**kw, store_samples=False).fit(X)
+    assert set(lean.posterior_samples_) == {"weights", "means", "log_joint"}
+    assert lean.posterior_samples_["means"].shape == full.posterior_samples_["means"].shape
+    # the same chains; the well-separated components relabel the same way
+    assert_allclose(lean.log_joint_trace_, full.log_joint_trace_, rtol=0, atol=0)
+    for name in ("weights_", "means_", "precisions_", "covariances_"):
+        assert_allclose(getattr(lean, name), getattr(full, name), rtol=1e-10, atol=1e-12)
+    # score_samples: the plug-in density at the posterior means
+    exact = exact_log_density(X, lean.weights_, lean.means_, lean.precisions_cholesky_,
+                              covariance_type)
+    assert_allclose(lean.score_samples(X), exact, rtol=1e-9)
+    with pytest.raises(TypeError, match="store_samples"):
+        GaussianMixture(**kw, store_samples="no").fit(X)
+
+
+def test_gibbs_store_samples_memory():
+    """K=20, D=100 'full' kept 1.2 GB of draws; without stored samples only weights and means
+    remain: here K (D + 1) numbers a draw instead of K (2 D^2 + D + 1)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 30))
+    with warnings.catch_warnings():
+        _quiet()
+        gm = GaussianMixture(4, method="gibbs", n_draws=20, burn_in=5, n_chains=1,
+                             store_samples=False, random_state=0).fit(X)
+    stored = sum(np.asarray(v).nbytes for v in gm.posterior_samples_.values())
+    assert stored <= 20 * 4 * 31 * 8 + 20 * 8

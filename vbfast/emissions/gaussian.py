@@ -35,12 +35,22 @@ _ILL_DEFINED = (
     "number of components, increase reg_covar, or scale the input data.")
 
 
-def n_groups_for(n_samples, slot_size):
+# Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
+# data's size when that is more.
+SLOT_BUDGET = 64 << 20
+
+
+def n_groups_for(n_samples, slot_size, data_bytes=0):
     """Number of statistics slots for a pass: depends on the data and model size only, never on
-    the thread count (which is what makes results thread-count independent). Up to 128 groups,
-    fewer when one slot is large, so the slots stay within about 64 MB."""
-    budget = max(8, (64 << 20) // (8 * max(slot_size, 1)))
-    return n_groups(n_samples, CHUNK_SIZE, min(128, budget))
+    the thread count (which is what makes results thread-count independent).
+
+    Up to 128 groups, as many as fit in ``max(SLOT_BUDGET, data_bytes / 8)`` bytes of slots
+    (``slot_size`` doubles each), but at least 2, so that two threads share the work even when
+    one slot is as large as a full-covariance model with large K D^2 (which fits in memory
+    anyway: the fitted covariances, precisions and factors are three times that size)."""
+    budget = max(SLOT_BUDGET, data_bytes // 8)
+    fit = budget // (8 * max(slot_size, 1))
+    return n_groups(n_samples, CHUNK_SIZE, min(128, max(2, fit)))
 
 
 class GaussianPass:
@@ -69,7 +79,7 @@ class GaussianPass:
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
         K, D = n_components, self.n_features
         s2 = self.covariance.second_moment_size(K, D)
-        G = n_groups_for(self.n_samples, K + K * D + s2)
+        G = n_groups_for(self.n_samples, K + K * D + s2, X.nbytes)
         self.nk_slots = np.empty((G, K))
         self.s1_slots = np.empty((G, K * D))
         self.s2_slots = np.empty((G, s2))
@@ -81,7 +91,7 @@ class GaussianPass:
         """sum_n w_n (x_n - shift)(x_n - shift)^T (D, D), computed once ('tied' needs it)."""
         if self._gram is None:
             D = self.n_features
-            slots = np.empty((n_groups_for(self.n_samples, D * D), D * D))
+            slots = np.empty((n_groups_for(self.n_samples, D * D, self.X.nbytes), D * D))
             _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE, self.n_threads)
             self._gram = symmetrize_lower(slots.sum(axis=0).reshape(D, D))
         return self._gram
@@ -194,6 +204,15 @@ def symmetrize_lower(a):
     """Copy the lower triangle of the last two axes onto the upper one."""
     lower = np.tril(a)
     return lower + np.swapaxes(np.tril(a, -1), -1, -2)
+
+
+def symmetrize_lower_inplace(a):
+    """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
+    values: copies only), so that no other K x D x D array is made."""
+    upper = np.triu_indices(a.shape[-1], 1)
+    for m in a:
+        m[upper] = m.T[upper]
+    return a
 
 
 class CovarianceType:
@@ -325,7 +344,7 @@ class Full(CovarianceType):
         return K * D * (D + 1) / 2.0
 
     def reduce_s2(self, s2, K, D):
-        return symmetrize_lower(s2.reshape(K, D, D))
+        return symmetrize_lower_inplace(s2.reshape(K, D, D))
 
     def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
@@ -335,8 +354,11 @@ class Full(CovarianceType):
         # S2 is centred at the pass's centres: sum r (x - m)(x - m)^T = S2 - R d d^T
         D = means.shape[1]
         d = means - centers_shifted
-        cov = stats["s2"] - nk_raw[:, None, None] * d[:, :, None] * d[:, None, :]
-        cov /= nk[:, None, None]
+        s2 = stats["s2"]
+        cov = np.empty_like(s2)
+        for k in range(len(cov)):  # one matrix at a time: no K x D x D temporaries
+            np.subtract(s2[k], nk_raw[k] * d[k][:, None] * d[k][None, :], out=cov[k])
+            cov[k] /= nk[k]
         cov[:, np.arange(D), np.arange(D)] += reg_covar
         return cov
 
