@@ -114,6 +114,18 @@ def test_em_component_far_from_the_data_mean(covariance_type, far):
     assert_allclose(gm.score_samples(X), exact, rtol=1e-9, atol=1e-6)
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_singleton_without_reg_covar_stays_positive(covariance_type):
+    """Centred statistics give a singleton an exact variance of 0; with reg_covar=0 it is
+    scikit-learn's 10 eps m^2 / N_k instead (as before), so the fit does not fail."""
+    X = np.vstack([np.random.RandomState(0).uniform(size=(29, 3)), [[3.0, 3.0, 3.0]]])
+    with warnings.catch_warnings():
+        _quiet()
+        gm = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0,
+                             means_init=[[0.5, 0.5, 0.5], [3.0, 3.0, 3.0]], max_iter=2).fit(X)
+    assert np.all(np.asarray(gm.covariances_) > 0)
+
+
 # --------------------------------------------------------------------------- 5
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 @pytest.mark.parametrize("beta0", [1e-20, 1e-300])

@@ -406,11 +406,12 @@ def gmm_pass(
     X : (N, D) float32 or float64, C-contiguous
     sample_weight : (N,) float64, or empty for unit weights
     shift : (D,) float64, subtracted from every row (all other arrays use shifted coordinates)
-    means : (K, D) float64, shifted means m_k (full: also the centre of S2_k)
+    means : (K, D) float64, shifted means m_k (also the centres of S2_k)
     prec_chol : float64, flat; full: (K, D, D) upper factors U_k, row-major; tied: (D, D);
         diag and spherical: unused (may be empty)
-    aux : (K, n_aux) float64, the a_k of the GEMM form (tied: n_aux = D + 1, diag: 2 D,
-        spherical: D + 1); full: unused (may be (0, 0))
+    aux : (K, n_aux) float64; tied: the a_k of the GEMM form (n_aux = D + 1); diag:
+        [m_k, p_k^2] (n_aux = 2 D), spherical: [m_k, p_k^2] (n_aux = D + 1), of which the pass
+        reads the p_k^2; full: unused (may be (0, 0))
     log_const : (K,) float64, the c_k (including the folded ||.||^2 constants)
     covariance_type : 0 full, 1 tied, 2 diag, 3 spherical
     resp_in : (N, K) float64 responsibilities to use instead of computing them (for

@@ -14,9 +14,10 @@ type           covariances / precisions  precisions_cholesky_ U, with precision 
 Each type is a ``CovarianceType`` (``COVARIANCES[covariance_type]``) holding its algebra; the
 functions taking a ``covariance_type`` name call it.
 
-The kernel works in coordinates shifted by a fixed vector (the data mean during a fit), so the
-second moments it accumulates are well conditioned; the functions here take and return shifted
-means where they say so.
+The kernel works in coordinates shifted by a fixed vector (the data mean during a fit), and
+centres the second moments at each component's mean ('full', 'diag', 'spherical'), so that they
+are well conditioned even for a component far from the shift; the functions here take and
+return shifted means where they say so.
 """
 import numpy as np
 from scipy import linalg
@@ -480,6 +481,30 @@ class _Variances(CovarianceType):
         return mean + rng.standard_normal((count, mean.shape[0])) * np.sqrt(covariances[k])
 
 
+def _variances(s2, s1, nk_raw, nk, means, centers_shifted, reg_covar, summed=False):
+    """Variances ('diag' (K, D); with ``summed``, 'spherical''s (K,) sums over dimensions)
+    from S2 centred at the pass's centres c (as for 'full'), exactly about the new means m:
+
+        sum r (x - m)^2 = S2 - 2 d (S1 - R c) + R d^2,  d = m - c,  R = sum r,
+
+    a sum of squares up to rounding whatever m (m = S1 / (R + 10 eps) need not be the
+    weighted mean of a nearly empty component). Where it is not positive (a component
+    without spread: a singleton, or only equal points) the variance is scikit-learn's
+    10 eps m^2 / N_k (its 10 eps in N_k act as a pseudo-point at the shift), which keeps
+    such a component positive even with ``reg_covar=0``, as scikit-learn does."""
+    d = means - centers_shifted
+    cross = d * (s1 - nk_raw[:, None] * centers_shifted)
+    square = nk_raw[:, None] * d ** 2
+    if summed:
+        cross, square = cross.sum(axis=1)[:, None], square.sum(axis=1)[:, None]
+    scatter = s2 - 2.0 * cross + square
+    pseudo = (nk - nk_raw)[:, None] * (means ** 2 if not summed
+                                       else (means ** 2).sum(axis=1)[:, None])
+    scatter = np.where(scatter > 0.0, scatter, pseudo)
+    out = scatter / nk[:, None] + reg_covar
+    return out[:, 0] if summed else out
+
+
 class Diag(_Variances):
     """Each component a diagonal covariance, (D,) variances."""
 
@@ -502,9 +527,8 @@ class Diag(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
-        # S2 is centred at the pass's centres (as for 'full'): sum r (x - m)^2 = S2 - R d^2
-        d = means - centers_shifted
-        return (stats["s2"] - nk_raw[:, None] * d ** 2) / nk[:, None] + reg_covar
+        return _variances(stats["s2"], stats["s1"], nk_raw, nk, means, centers_shifted,
+                          reg_covar)
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
@@ -535,10 +559,10 @@ class Spherical(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
-        # S2 is centred at the pass's centres: sum r ||x - m||^2 = S2 - R ||d||^2
         D = means.shape[1]
-        d2 = ((means - centers_shifted) ** 2).sum(axis=1)
-        return (stats["s2"] - nk_raw * d2) / nk / D + reg_covar
+        # the per-dimension scatter summed over dimensions: S2 holds the sums
+        return _variances(stats["s2"][:, None], stats["s1"], nk_raw, nk, means,
+                          centers_shifted, 0.0, summed=True) / D + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
@@ -626,9 +650,10 @@ def plugin_log_const(weights, prec_chol, covariance_type, n_features):
 def kernel_arrays(means_shifted, prec_chol, covariance_type):
     """The per-component arrays the pass needs for the quadratic form.
 
-    Returns (prec_flat, aux, quad_const): for 'full' the flattened factors; for the GEMM
-    form of the other types the vectors a_k and the folded constant -1/2 ||m_k U||^2 (or
-    -1/2 sum_j m_kj^2 p_kj^2), which the caller adds to c_k. See ``src_c/_gmm.pyx``.
+    Returns (prec_flat, aux, quad_const): for 'full' the flattened factors; for 'tied' (the
+    GEMM form) the vectors a_k and the folded constant -1/2 ||m_k U||^2, which the caller
+    adds to c_k; for 'diag' / 'spherical' [m_k, p_k^2] and zeros (the pass centres x at m_k
+    itself). See ``src_c/emissions/_gaussian_kernel.pyx``.
     """
     return COVARIANCES[covariance_type].kernel_arrays(means_shifted, prec_chol)
 
