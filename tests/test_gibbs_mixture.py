@@ -121,10 +121,13 @@ def test_sampled_pass_against_reference(covariance_type, dtype):
         for k in range(K):
             d = Xs[z == k] - means[k]
             assert_allclose(stats["s2"][k], d.T @ d, rtol=1e-10, atol=1e-8)
+    # diag and spherical S2 centred at the means too (issue 18, defect 4)
     elif covariance_type == "diag":
-        assert_allclose(stats["s2"], onehot.T @ Xs ** 2, rtol=1e-10, atol=1e-8)
+        assert_allclose(stats["s2"], np.stack([((Xs[z == k] - means[k]) ** 2).sum(axis=0)
+                                               for k in range(K)]), rtol=1e-10, atol=1e-8)
     elif covariance_type == "spherical":
-        assert_allclose(stats["s2"], onehot.T @ (Xs ** 2).sum(axis=1), rtol=1e-10)
+        assert_allclose(stats["s2"], [((Xs[z == k] - means[k]) ** 2).sum() for k in range(K)],
+                        rtol=1e-10)
     tol = 1e-4 if dtype == np.float32 else 1e-9
     assert_allclose(stats["log_likelihood"], log_rho[np.arange(N), z].sum(), rtol=tol)
     assert stats["entropy_term"] == 0.0

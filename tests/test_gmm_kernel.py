@@ -162,10 +162,14 @@ def reference_stats(X, w, shift, p, resp=None):
             diff = Xs - p["means"][k]
             s2[k] = sum(wr[n, k] * np.outer(diff[n], diff[n]) for n in range(N))
         ref["s2"] = s2
+    # diag and spherical: centred at the means, as full (issue 18: a component far from the
+    # shift lost its variance to cancellation when S2 was taken about the shift)
     elif p["type"] == "diag":
-        ref["s2"] = np.stack([(wr[:, k, None] * Xs ** 2).sum(axis=0) for k in range(K)])
+        ref["s2"] = np.stack([(wr[:, k, None] * (Xs - p["means"][k]) ** 2).sum(axis=0)
+                              for k in range(K)])
     elif p["type"] == "spherical":
-        ref["s2"] = np.array([(wr[:, k] * (Xs ** 2).sum(axis=1)).sum() for k in range(K)])
+        ref["s2"] = np.array([(wr[:, k] * ((Xs - p["means"][k]) ** 2).sum(axis=1)).sum()
+                              for k in range(K)])
     else:
         ref["s2"] = np.zeros(0)
     # Magnitudes of the summed terms, for absolute tolerances of sums that cancel.

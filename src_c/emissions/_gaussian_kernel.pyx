@@ -14,21 +14,23 @@ log p(x_n) = logsumexp_k log rho_nk, and accumulates the weighted sufficient sta
     N_k = sum_n w_n r_nk,   S1_k = sum_n w_n r_nk x_n,   S2_k = second moment (see below),
     LL  = sum_n w_n log p(x_n),   H = sum_n w_n sum_k r_nk log r_nk   (for the entropy of q(z)).
 
-Second moments by covariance type:
-    full       S2_k = sum_n w_n r_nk (x_n - m_k)(x_n - m_k)^T   (centred at the current mean;
-                      only the lower triangle, in row-major terms, is filled)
+Second moments by covariance type, each centred at the component's m_k (the means passed in,
+the current means during a fit), so that a component far from the shift loses nothing to
+cancellation (the caller re-centres them at the new means):
+    full       S2_k = sum_n w_n r_nk (x_n - m_k)(x_n - m_k)^T   (only the lower triangle, in
+                      row-major terms, is filled)
     tied       nothing: sum_n w_n x_n x_n^T does not depend on r and is computed once per fit
-    diag       S2_kj = sum_n w_n r_nk x_nj^2
-    spherical  S2_k = sum_n w_n r_nk ||x_n||^2
+    diag       S2_kj = sum_n w_n r_nk (x_nj - m_kj)^2
+    spherical  S2_k = sum_n w_n r_nk ||x_n - m_k||^2
 
-For tied, diag and spherical the quadratic form is a dot product of a per-row feature vector
-z_n with a per-component vector a_k (built by the caller), so one GEMM per chunk computes it:
+The quadratic form is likewise computed from x_n - m_k for full, diag and spherical (for diag
+and spherical with the squared precisions p_k^2 read from the last D columns, resp. the last
+column, of aux). For tied it is a dot product of a per-row feature vector z_n with a
+per-component vector a_k (built by the caller), so one GEMM per chunk computes it:
 
     tied       z_n = [y_n, ||y_n||^2],  y_n = x_n U      a_k = [-2 m_k U, 1]
-    diag       z_n = [x_n, x_n^2]                        a_k = [-2 m_k p_k^2, p_k^2]
-    spherical  z_n = [x_n, ||x_n||^2]                    a_k = [-2 m_k p_k^2, p_k^2]
 
-with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller.
+with the constant ||m_k U||^2 folded into c_k by the caller.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -150,6 +152,9 @@ cdef void _chunk(
     cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
     cdef double one = 1.0, zero = 0.0, minus_half = -0.5
     cdef const double* m_k
+    cdef const double* p2
+    cdef const double* x_j
+    cdef double* acc
     cdef double* z_n
     cdef double* lp_n
 
@@ -158,27 +163,28 @@ cdef void _chunk(
         for j in range(D):
             xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
 
-    # Per-row features for the GEMM form of tied / diag / spherical.
-    if cov_type == DIAG or cov_type == SPHERICAL or (cov_type == TIED and not has_resp_in):
+    # Per-row features for the GEMM form of tied.
+    if cov_type == TIED and not has_resp_in:
         for n in range(b):
             z_n = zbuf + n * n_aux
             for j in range(D):
                 z_n[j] = xbuf[n * D + j]
-        if cov_type == TIED:
-            # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
-            # and U (row-major, upper) read column-major is U^T, lower triangular.
-            dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
-                  zbuf, &n_aux)
+        # y = x U, for all rows of the chunk at once: in column-major terms Y^T = U^T X^T,
+        # and U (row-major, upper) read column-major is U^T, lower triangular.
+        dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>prec_chol, &D,
+              zbuf, &n_aux)
         for n in range(b):
             z_n = zbuf + n * n_aux
-            if cov_type == DIAG:
-                for j in range(D):
-                    z_n[D + j] = z_n[j] * z_n[j]
-            else:
-                s = 0.0
-                for j in range(D):
-                    s = s + z_n[j] * z_n[j]
-                z_n[D] = s
+            s = 0.0
+            for j in range(D):
+                s = s + z_n[j] * z_n[j]
+            z_n[D] = s
+    elif cov_type == DIAG or cov_type == SPHERICAL:
+        # The chunk transposed to (D, b) in zbuf: the per-component loops below then run over
+        # rows, contiguous and independent (vectorised, each row's sum in feature order).
+        for n in range(b):
+            for j in range(D):
+                zbuf[j * b + n] = xbuf[n * D + j]
 
     if has_resp_in:
         for n in range(b):
@@ -198,6 +204,25 @@ cdef void _chunk(
                     for j in range(D):
                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
                     lp[n * K + k] = log_const[k] - 0.5 * s
+        elif cov_type == DIAG or cov_type == SPHERICAL:
+            # sum_j (x_nj - m_kj)^2 p_kj^2, accumulated per row in the last b entries of zbuf
+            # (after the transposed chunk: width >= D + 1 for these types)
+            acc = zbuf + D * b
+            for k in range(K):
+                m_k = means + k * D
+                p2 = aux + k * n_aux + D  # diag: p_k^2 (D,); spherical: p_k^2 (1,)
+                for n in range(b):
+                    acc[n] = 0.0
+                for j in range(D):
+                    v_k = m_k[j]
+                    w = p2[j] if cov_type == DIAG else 1.0
+                    x_j = zbuf + j * b
+                    for n in range(b):
+                        v = x_j[n] - v_k
+                        acc[n] = acc[n] + w * (v * v)
+                w = 0.5 if cov_type == DIAG else 0.5 * p2[0]
+                for n in range(b):
+                    lp[n * K + k] = log_const[k] - w * acc[n]
         else:
             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
@@ -323,11 +348,30 @@ cdef void _chunk(
             # being the lower triangle in row-major terms.
             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
     elif cov_type == DIAG:
-        # S2 (K x D) += r^T (x^2), x^2 being columns D..2D-1 of z.
-        dgemm(&CH_N, &CH_T, &D, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &D)
+        # S2_kj += r_nk (x_nj - m_kj)^2, row by row (the loop over j vectorises; each sum in
+        # row order); rows with r = 0 (most of them with hard counts) are skipped
+        for k in range(K):
+            m_k = means + k * D
+            acc = s2 + k * D
+            for n in range(b):
+                r = lp[n * K + k]
+                if r != 0.0:
+                    x_j = xbuf + n * D
+                    for j in range(D):
+                        v = x_j[j] - m_k[j]
+                        acc[j] = acc[j] + r * (v * v)
     elif cov_type == SPHERICAL:
-        j = 1
-        dgemm(&CH_N, &CH_T, &j, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2, &j)
+        for k in range(K):
+            m_k = means + k * D
+            for n in range(b):
+                r = lp[n * K + k]
+                if r != 0.0:
+                    x_j = xbuf + n * D
+                    s = 0.0
+                    for j in range(D):
+                        v = x_j[j] - m_k[j]
+                        s = s + v * v
+                    s2[k] = s2[k] + r * s
 
 
 def gmm_pass(
@@ -362,11 +406,12 @@ def gmm_pass(
     X : (N, D) float32 or float64, C-contiguous
     sample_weight : (N,) float64, or empty for unit weights
     shift : (D,) float64, subtracted from every row (all other arrays use shifted coordinates)
-    means : (K, D) float64, shifted means m_k (full: also the centre of S2_k)
+    means : (K, D) float64, shifted means m_k (also the centres of S2_k)
     prec_chol : float64, flat; full: (K, D, D) upper factors U_k, row-major; tied: (D, D);
         diag and spherical: unused (may be empty)
-    aux : (K, n_aux) float64, the a_k of the GEMM form (tied: n_aux = D + 1, diag: 2 D,
-        spherical: D + 1); full: unused (may be (0, 0))
+    aux : (K, n_aux) float64; tied: the a_k of the GEMM form (n_aux = D + 1); diag:
+        [m_k, p_k^2] (n_aux = 2 D), spherical: [m_k, p_k^2] (n_aux = D + 1), of which the pass
+        reads the p_k^2; full: unused (may be (0, 0))
     log_const : (K,) float64, the c_k (including the folded ||.||^2 constants)
     covariance_type : 0 full, 1 tied, 2 diag, 3 spherical
     resp_in : (N, K) float64 responsibilities to use instead of computing them (for

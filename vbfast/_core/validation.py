@@ -89,7 +89,7 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
         raise ValueError("sample_weight has negative entries; weights must be >= 0")
-    if w.sum() <= 0:
+    if not (w > 0).any():  # (not the sum, which may overflow for huge weights)
         raise ValueError("sample_weight sums to zero; at least one weight must be positive")
     return w
 

@@ -14,9 +14,10 @@ type           covariances / precisions  precisions_cholesky_ U, with precision 
 Each type is a ``CovarianceType`` (``COVARIANCES[covariance_type]``) holding its algebra; the
 functions taking a ``covariance_type`` name call it.
 
-The kernel works in coordinates shifted by a fixed vector (the data mean during a fit), so the
-second moments it accumulates are well conditioned; the functions here take and return shifted
-means where they say so.
+The kernel works in coordinates shifted by a fixed vector (the data mean during a fit), and
+centres the second moments at each component's mean ('full', 'diag', 'spherical'), so that they
+are well conditioned even for a component far from the shift; the functions here take and
+return shifted means where they say so.
 """
 import numpy as np
 from scipy import linalg
@@ -35,12 +36,22 @@ _ILL_DEFINED = (
     "number of components, increase reg_covar, or scale the input data.")
 
 
-def n_groups_for(n_samples, slot_size):
+# Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
+# data's size when that is more.
+SLOT_BUDGET = 64 << 20
+
+
+def n_groups_for(n_samples, slot_size, data_bytes=0):
     """Number of statistics slots for a pass: depends on the data and model size only, never on
-    the thread count (which is what makes results thread-count independent). Up to 128 groups,
-    fewer when one slot is large, so the slots stay within about 64 MB."""
-    budget = max(8, (64 << 20) // (8 * max(slot_size, 1)))
-    return n_groups(n_samples, CHUNK_SIZE, min(128, budget))
+    the thread count (which is what makes results thread-count independent).
+
+    Up to 128 groups, as many as fit in ``max(SLOT_BUDGET, data_bytes / 8)`` bytes of slots
+    (``slot_size`` doubles each), but at least 2, so that two threads share the work even when
+    one slot is as large as a full-covariance model with large K D^2 (which fits in memory
+    anyway: the fitted covariances, precisions and factors are three times that size)."""
+    budget = max(SLOT_BUDGET, data_bytes // 8)
+    fit = budget // (8 * max(slot_size, 1))
+    return n_groups(n_samples, CHUNK_SIZE, min(128, max(2, fit)))
 
 
 class GaussianPass:
@@ -69,7 +80,7 @@ class GaussianPass:
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
         K, D = n_components, self.n_features
         s2 = self.covariance.second_moment_size(K, D)
-        G = n_groups_for(self.n_samples, K + K * D + s2)
+        G = n_groups_for(self.n_samples, K + K * D + s2, X.nbytes)
         self.nk_slots = np.empty((G, K))
         self.s1_slots = np.empty((G, K * D))
         self.s2_slots = np.empty((G, s2))
@@ -81,7 +92,7 @@ class GaussianPass:
         """sum_n w_n (x_n - shift)(x_n - shift)^T (D, D), computed once ('tied' needs it)."""
         if self._gram is None:
             D = self.n_features
-            slots = np.empty((n_groups_for(self.n_samples, D * D), D * D))
+            slots = np.empty((n_groups_for(self.n_samples, D * D, self.X.nbytes), D * D))
             _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE, self.n_threads)
             self._gram = symmetrize_lower(slots.sum(axis=0).reshape(D, D))
         return self._gram
@@ -125,13 +136,30 @@ class GaussianPass:
             stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
         return Statistics(**stats)
 
-    def stats_from_resp(self, resp):
-        """Statistics of given responsibilities, for initialisation; S2 of 'full' is centred
-        at the shift. ``resp``: an (N, K) array, or ``HardAssignments``, whose one-hot rows
-        are made and passed block by block (``RESP_BLOCK_ROWS`` rows, fixed: the result does
-        not depend on the thread count) so that no N x K array exists."""
+    def centred_stats_from_resp(self, resp):
+        """Statistics of given responsibilities, for initialisation, with S2 centred at the
+        means they give (a first pass for the means, a second for S2): a component far from
+        the shift then loses nothing to cancellation. Returns (stats, centres): the shifted
+        (K, D) centres to pass to ``estimate_parameters`` with the statistics."""
         K, D = self.n_components, self.n_features
-        zeros_means = np.zeros((K, D))
+        zeros = np.zeros((K, D))
+        if not self.covariance.centred_s2:
+            return self.stats_from_resp(resp, zeros), zeros
+        first = self.stats_from_resp(resp, zeros)
+        nk = first["nk"]
+        centers = np.divide(first["s1"], nk[:, None], out=np.zeros((K, D)),
+                            where=nk[:, None] > 0)
+        return self.stats_from_resp(resp, centers), centers
+
+    def stats_from_resp(self, resp, centers_shifted=None):
+        """Statistics of given responsibilities; S2 ('full', 'diag', 'spherical') is centred
+        at ``centers_shifted`` (K, D) (default: the shift). ``resp``: an (N, K) array, or
+        ``HardAssignments``, whose one-hot rows are made and passed block by block
+        (``RESP_BLOCK_ROWS`` rows, fixed: the result does not depend on the thread count) so
+        that no N x K array exists."""
+        K, D = self.n_components, self.n_features
+        zeros_means = (np.zeros((K, D)) if centers_shifted is None
+                       else np.ascontiguousarray(centers_shifted, dtype=np.float64))
         prec_flat, aux = self.covariance.dummy_kernel_arrays(K, D)
         if not isinstance(resp, HardAssignments):
             resp = np.ascontiguousarray(resp, dtype=np.float64)
@@ -179,6 +207,15 @@ def symmetrize_lower(a):
     return lower + np.swapaxes(np.tril(a, -1), -1, -2)
 
 
+def symmetrize_lower_inplace(a):
+    """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
+    values: copies only), so that no other K x D x D array is made."""
+    upper = np.triu_indices(a.shape[-1], 1)
+    for m in a:
+        m[upper] = m.T[upper]
+    return a
+
+
 class CovarianceType:
     """The algebra of one covariance type, in its layouts (the table above).
 
@@ -191,6 +228,7 @@ class CovarianceType:
     name = None
     code = None  # the kernel's covariance code (``_gmm.gmm_pass``)
     uses_gram = False  # the covariance estimate needs sum_n w_n (x_n - shift)(...)^T
+    centred_s2 = True  # the pass centres S2 at the means it is given
 
     def shape(self, K, D):
         """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
@@ -307,7 +345,7 @@ class Full(CovarianceType):
         return K * D * (D + 1) / 2.0
 
     def reduce_s2(self, s2, K, D):
-        return symmetrize_lower(s2.reshape(K, D, D))
+        return symmetrize_lower_inplace(s2.reshape(K, D, D))
 
     def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
@@ -317,8 +355,11 @@ class Full(CovarianceType):
         # S2 is centred at the pass's centres: sum r (x - m)(x - m)^T = S2 - R d d^T
         D = means.shape[1]
         d = means - centers_shifted
-        cov = stats["s2"] - nk_raw[:, None, None] * d[:, :, None] * d[:, None, :]
-        cov /= nk[:, None, None]
+        s2 = stats["s2"]
+        cov = np.empty_like(s2)
+        for k in range(len(cov)):  # one matrix at a time: no K x D x D temporaries
+            np.subtract(s2[k], nk_raw[k] * d[k][:, None] * d[k][None, :], out=cov[k])
+            cov[k] /= nk[k]
         cov[:, np.arange(D), np.arange(D)] += reg_covar
         return cov
 
@@ -359,6 +400,7 @@ class Tied(CovarianceType):
 
     name, code = "tied", 1
     uses_gram = True
+    centred_s2 = False
 
     def shape(self, K, D):
         return (D, D)
@@ -439,6 +481,30 @@ class _Variances(CovarianceType):
         return mean + rng.standard_normal((count, mean.shape[0])) * np.sqrt(covariances[k])
 
 
+def _variances(s2, s1, nk_raw, nk, means, centers_shifted, reg_covar, summed=False):
+    """Variances ('diag' (K, D); with ``summed``, 'spherical''s (K,) sums over dimensions)
+    from S2 centred at the pass's centres c (as for 'full'), exactly about the new means m:
+
+        sum r (x - m)^2 = S2 - 2 d (S1 - R c) + R d^2,  d = m - c,  R = sum r,
+
+    a sum of squares up to rounding whatever m (m = S1 / (R + 10 eps) need not be the
+    weighted mean of a nearly empty component). Where it is not positive (a component
+    without spread: a singleton, or only equal points) the variance is scikit-learn's
+    10 eps m^2 / N_k (its 10 eps in N_k act as a pseudo-point at the shift), which keeps
+    such a component positive even with ``reg_covar=0``, as scikit-learn does."""
+    d = means - centers_shifted
+    cross = d * (s1 - nk_raw[:, None] * centers_shifted)
+    square = nk_raw[:, None] * d ** 2
+    if summed:
+        cross, square = cross.sum(axis=1)[:, None], square.sum(axis=1)[:, None]
+    scatter = s2 - 2.0 * cross + square
+    pseudo = (nk - nk_raw)[:, None] * (means ** 2 if not summed
+                                       else (means ** 2).sum(axis=1)[:, None])
+    scatter = np.where(scatter > 0.0, scatter, pseudo)
+    out = scatter / nk[:, None] + reg_covar
+    return out[:, 0] if summed else out
+
+
 class Diag(_Variances):
     """Each component a diagonal covariance, (D,) variances."""
 
@@ -461,15 +527,17 @@ class Diag(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
-        return stats["s2"] / nk[:, None] - means ** 2 + reg_covar
+        return _variances(stats["s2"], stats["s1"], nk_raw, nk, means, centers_shifted,
+                          reg_covar)
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
 
     def kernel_arrays(self, means_shifted, prec_chol):
+        # the pass reads p^2 from aux's last D columns and centres x at each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([-2.0 * means_shifted * p2, p2])
-        return np.empty(0), np.ascontiguousarray(aux), -0.5 * (means_shifted ** 2 * p2).sum(1)
+        aux = np.hstack([means_shifted, p2])
+        return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
 
 
 class Spherical(_Variances):
@@ -492,15 +560,18 @@ class Spherical(_Variances):
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
         D = means.shape[1]
-        return (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+        # the per-dimension scatter summed over dimensions: S2 holds the sums
+        return _variances(stats["s2"][:, None], stats["s1"], nk_raw, nk, means,
+                          centers_shifted, 0.0, summed=True) / D + reg_covar
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
     def kernel_arrays(self, means_shifted, prec_chol):
+        # the pass reads p^2 from aux's last column and centres x at each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([-2.0 * means_shifted * p2[:, None], p2[:, None]])
-        return np.empty(0), np.ascontiguousarray(aux), -0.5 * p2 * (means_shifted ** 2).sum(1)
+        aux = np.hstack([means_shifted, p2[:, None]])
+        return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
 
 
 #: covariance_type -> its algebra
@@ -579,9 +650,10 @@ def plugin_log_const(weights, prec_chol, covariance_type, n_features):
 def kernel_arrays(means_shifted, prec_chol, covariance_type):
     """The per-component arrays the pass needs for the quadratic form.
 
-    Returns (prec_flat, aux, quad_const): for 'full' the flattened factors; for the GEMM
-    form of the other types the vectors a_k and the folded constant -1/2 ||m_k U||^2 (or
-    -1/2 sum_j m_kj^2 p_kj^2), which the caller adds to c_k. See ``src_c/_gmm.pyx``.
+    Returns (prec_flat, aux, quad_const): for 'full' the flattened factors; for 'tied' (the
+    GEMM form) the vectors a_k and the folded constant -1/2 ||m_k U||^2, which the caller
+    adds to c_k; for 'diag' / 'spherical' [m_k, p_k^2] and zeros (the pass centres x at m_k
+    itself). See ``src_c/emissions/_gaussian_kernel.pyx``.
     """
     return COVARIANCES[covariance_type].kernel_arrays(means_shifted, prec_chol)
 

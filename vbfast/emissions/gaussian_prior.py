@@ -100,6 +100,11 @@ def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
             return bool(np.isfinite(_covariance_prior_matrix_logdet(p, covariance_type, D)))
         return bool(np.all(np.asarray(p) > 0) and np.all(np.isfinite(p)))
 
+    if not np.isfinite(psi0).all():
+        raise ValueError(
+            "The default covariance_prior (the covariance of X) overflows float64: the data "
+            "are too large (|x| around 1e154 or more). Scale the data, or give "
+            "covariance_prior explicitly.")
     if proper(psi0):
         return psi0
     if covariance_type in ("full", "tied"):
@@ -109,10 +114,19 @@ def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
     else:
         fixed = float(psi0 + reg_covar)
     if not proper(fixed):
+        if covariance_type in ("full", "tied"):
+            w = np.linalg.eigvalsh(psi0)
+            cond = w[-1] / w[0] if w[0] > 0 else np.inf
+            what = f"condition number {cond:.3g}"
+        else:
+            what = "a zero variance"
         raise ValueError(
-            "The default covariance_prior (the covariance of X) is singular: X has a constant "
-            "column or no more samples than features, and reg_covar does not make it "
-            "positive-definite. Give covariance_prior explicitly or increase reg_covar.")
+            f"The default covariance_prior (the covariance of X) is numerically singular "
+            f"({what}), and reg_covar does not make it positive-definite. Causes: a "
+            "constant column, no more samples than features, collinear columns, or an "
+            "outlier so far from the other points that their spread is lost to rounding. "
+            "Give covariance_prior explicitly, scale the data or remove the outlier, or "
+            "increase reg_covar.")
     return fixed
 
 
@@ -325,8 +339,8 @@ class MeanFieldFitState(Method):
     def from_resp(cls, data, covariance_type, reg_covar, priors, resp):
         """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
         state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
-        stats = data.stats_from_resp(resp)
-        state.update_q(stats, np.zeros((data.n_components, data.n_features)))
+        stats, centers = data.centred_stats_from_resp(resp)
+        state.update_q(stats, centers)
         return state
 
     # ---- expectations under q
@@ -420,10 +434,11 @@ class MeanFieldFitState(Method):
         e_log_det = self.expected_log_det()
         e_log_pi = self.expected_log_weights()
 
-        # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics
+        # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics (S2 centred at the
+        # pass's centres c: sum r (x - m)(x - m)^T = S2 + e a^T + a e^T + R e e^T, e = c - m)
+        e = centers_shifted - m
+        a = s1 - nk[:, None] * centers_shifted  # sum r (x - c)
         if ctype == "full":
-            e = centers_shifted - m
-            a = s1 - nk[:, None] * centers_shifted  # sum r (x - c)
             tr_pc = (np.einsum("kij,kij->k", prec, stats["s2"])
                      + 2.0 * np.einsum("ki,kij,kj->k", e, prec, a)
                      + nk * np.einsum("ki,kij,kj->k", e, prec, e))
@@ -431,10 +446,10 @@ class MeanFieldFitState(Method):
             scatter = (data.gram() - s1.T @ m - m.T @ s1 + (nk[:, None] * m).T @ m)
             tr_pc = np.einsum("ij,ij->", prec, scatter)
         elif ctype == "diag":
-            tr_pc = (prec * (stats["s2"] - 2.0 * m * s1 + nk[:, None] * m ** 2)).sum(axis=1)
+            tr_pc = (prec * (stats["s2"] + 2.0 * e * a + nk[:, None] * e ** 2)).sum(axis=1)
         else:
-            tr_pc = prec * (stats["s2"] - 2.0 * (m * s1).sum(axis=1)
-                            + nk * (m ** 2).sum(axis=1))
+            tr_pc = prec * (stats["s2"] + 2.0 * (e * a).sum(axis=1)
+                            + nk * (e ** 2).sum(axis=1))
         log_lik = 0.5 * (np.sum(nk * (e_log_det - D / beta - D * G.LOG_2PI))
                          - np.sum(tr_pc))
 
@@ -534,6 +549,11 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
         b = xb.shape[0]
         for k in range(K):
             d = xb - means[k]
+            # The quadratic form overflows for |x| >= ~1e154 although the density does not:
+            # scale each row by its largest entry a, q = a^2 ||(d / a) U||^2, and keep log q.
+            a = np.abs(d).max(axis=1)
+            a = np.where(a > 0, a, 1.0)
+            d /= a[:, None]
             if covariance_type == "full":
                 q = ((d @ prec_chol[k]) ** 2).sum(axis=1)
             elif covariance_type == "tied":
@@ -542,7 +562,11 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
                 q = ((d * prec_chol[k]) ** 2).sum(axis=1)
             else:
                 q = (d ** 2).sum(axis=1) * prec_chol[k] ** 2
-            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.log1p(scale[k] * q / dof[k])
+            with np.errstate(divide="ignore"):
+                # log(scale q / dof) = log(scale / dof) + log q'  + 2 log a
+                log_t = np.log(scale[k] / dof[k]) + np.log(q) + 2.0 * np.log(a)
+            # log(1 + t) = logaddexp(0, log t): exact at both ends (t tiny or overflowing)
+            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.logaddexp(0.0, log_t)
         mx = lp[:b].max(axis=1)
         out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
     return out

@@ -63,9 +63,9 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
     ----------
     stats : dict
         ``nk`` (K,), ``s1`` (K, D) and ``s2`` from ``GaussianPass.run`` (shifted coordinates;
-        'full' S2 centred at ``centers_shifted``).
+        S2 centred at ``centers_shifted``).
     centers_shifted : ndarray of shape (K, D)
-        The means the pass was given ('full' only uses them).
+        The means the pass was given (not used by 'tied').
     priors : dict
         From ``gaussian_prior.resolve_priors``.
     covariance_type : str
@@ -115,36 +115,61 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
         psi = 0.5 * (psi + psi.T)
         nu = float(nu0 + nk.sum())
     elif covariance_type == "diag":
-        scatter = np.maximum(stats["s2"] - nk[:, None] * xbar ** 2, 0.0)
+        # S2 is centred at the pass's centres, as for 'full'
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk[:, None] * c ** 2, 0.0)
         psi = psi0 + scatter + shrink[:, None] * d ** 2
         nu = nu0 + nk
     else:
-        scatter = np.maximum(stats["s2"] - nk * (xbar ** 2).sum(axis=1), 0.0)
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk * (c ** 2).sum(axis=1), 0.0)
         psi = psi0 + (scatter + shrink * (d ** 2).sum(axis=1)) / D
         nu = nu0 + nk
     return {"weights": weights, "beta": beta, "m": m, "nu": nu, "psi": psi}
 
 
+def log_standard_gamma(shape, rng):
+    """log G for G ~ Gamma(shape, 1), elementwise, finite for any shape > 0.
+
+    A Gamma(a) draw with a << 1 is below the smallest double with high probability (for
+    a = 1e-2 about once in 1e-300^0.01 = 1 in 1000), so its log is taken by
+    G = G' U^(1/a), G' ~ Gamma(a + 1), U ~ Uniform(0, 1) (Marsaglia & Tsang): log G =
+    log G' + log(U) / a. Shapes >= 1 are drawn directly (the same stream as before).
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    small = shape < 1.0
+    g = rng.standard_gamma(np.where(small, shape + 1.0, shape))
+    with np.errstate(divide="ignore"):
+        out = np.log(g)
+    if small.any():
+        # 1 - U is in (0, 1]: its log is finite
+        out[small] += np.log1p(-rng.random(int(small.sum()))) / shape[small]
+    return out
+
+
 def draw_log_weights(weights_post, rng):
     """log pi from its conditional: ``("dirichlet", alpha)`` or ``("sticks", a, b)``.
 
-    Gamma variates are normalised in log space (v = Ga / (Ga + Gb), log(1 - v) = log Gb -
-    log(Ga + Gb)), so no weight rounds to exactly 0 or 1. Returns (log_pi (K,), log_v, log_1mv)
-    (the last two None for the Dirichlet).
+    Everything stays in log space (``log_standard_gamma``; v = Ga / (Ga + Gb),
+    log(1 - v) = log Gb - log(Ga + Gb)), so no weight or stick rounds to exactly 0 or 1,
+    whatever the concentration: log pi and log(1 - v) are always finite. Returns
+    (log_pi (K,), log_v, log_1mv) (the last two None for the Dirichlet).
     """
     if weights_post[0] == "dirichlet":
-        g = rng.standard_gamma(weights_post[1])
-        with np.errstate(divide="ignore"):
-            log_g = np.log(g)
-        return log_g - np.log(g.sum()), None, None
+        log_g = log_standard_gamma(weights_post[1], rng)
+        return log_g - _logsumexp(log_g), None, None
     _, a, b = weights_post
-    ga, gb = rng.standard_gamma(a), rng.standard_gamma(b)
-    with np.errstate(divide="ignore"):
-        log_total = np.log(ga + gb)
-        log_v = np.log(ga) - log_total
-        log_1mv = np.log(gb) - log_total
+    log_ga, log_gb = log_standard_gamma(a, rng), log_standard_gamma(b, rng)
+    log_total = np.logaddexp(log_ga, log_gb)
+    log_v = log_ga - log_total
+    log_1mv = log_gb - log_total
     log_pi = np.hstack((log_v, 0.0)) + np.hstack((0.0, np.cumsum(log_1mv)))
     return log_pi, log_v, log_1mv
+
+
+def _logsumexp(a):
+    m = a.max()
+    return m + np.log(np.exp(a - m).sum())
 
 
 def bartlett_factor(nu, D, rng):
@@ -258,25 +283,25 @@ class GibbsFitState(Method):
     bound_kind = "log joint"
     overflow_advice = "Scale the input data."
 
-    def __init__(self, data, covariance_type, priors, rng, kernel_seed):
+    def __init__(self, data, covariance_type, priors, rng, kernel_seed, running=None):
         self.data = data
         self.covariance_type = covariance_type
         self.priors = priors
         self.rng = rng
         self.kernel_seed = int(kernel_seed)
+        self.running = running  # a RunningPosterior: draws not stored (store_samples=False)
         self.sweep = 0
         self.theta = None
         self._centers = None
         self._log_joint = None
 
     @classmethod
-    def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp):
+    def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp, running=None):
         """Start from a draw of p(theta | X, z) with the (soft) initial responsibilities
         standing in for the hard counts."""
-        state = cls(data, covariance_type, priors, rng, kernel_seed)
-        stats = data.stats_from_resp(resp)
-        K, D = data.n_components, data.n_features
-        state._draw_theta(stats, np.zeros((K, D)))
+        state = cls(data, covariance_type, priors, rng, kernel_seed, running)
+        stats, centers = data.centred_stats_from_resp(resp)
+        state._draw_theta(stats, centers)
         return state
 
     def _draw_theta(self, stats, centers_shifted):
@@ -312,14 +337,22 @@ class GibbsFitState(Method):
     def bound(self):
         return self._log_joint
 
-    def draw(self):
+    def current(self):
         """The current theta in original coordinates: weights, means, precisions_cholesky."""
         th = self.theta
         return {"weights": np.exp(th["log_weights"]), "means": th["means"] + self.data.shift,
                 "precisions_cholesky": np.array(th["prec_chol"])}
 
+    def draw(self):
+        """The kept draw: the current theta; without stored samples, its weights and means
+        relabelled by the running posterior, which keeps the precisions' running sum."""
+        theta = self.current()
+        if self.running is None:
+            return theta
+        return self.running.add(theta)
+
     def attributes(self):
-        return self.draw()
+        return self.current()
 
     def step(self):
         """One sweep outside the loop (benchmarks, tests); returns its log joint."""
@@ -327,8 +360,49 @@ class GibbsFitState(Method):
 
 
 # ====================================================================== the sampler
+class RunningPosterior:
+    """The posterior means over the kept draws of every chain without storing the draws'
+    precisions (``store_samples=False``): each draw is relabelled when it is made, against a
+    fixed reference (the first kept draw of the first chain; features scaled by the data's
+    spread), and its precisions added to a running sum. Only weights and means (K (D + 1)
+    numbers a draw) are kept, for the diagnostics and the means.
+
+    Stored samples are relabelled after the fact instead, against a reference refined over
+    all draws (``relabel``), so the two can pair an ambiguous draw's components differently.
+    """
+
+    def __init__(self, covariance_type, scale):
+        self.covariance_type = covariance_type
+        self.scale = scale
+        self.reference = None
+        self.sum_precisions = None
+        self.count = 0
+
+    def add(self, theta):
+        """Relabel ``theta`` (``GibbsFitState.current``), add its precisions; returns its
+        relabelled weights and means."""
+        means = theta["means"]
+        u = theta["precisions_cholesky"]
+        if self.reference is None:
+            self.reference = means / self.scale
+        perm = matching(self.reference, means / self.scale)
+        if self.covariance_type == "full":
+            prec = np.einsum("kij,klj->kil", u, u)[perm]
+        elif self.covariance_type == "tied":
+            prec = u @ u.T
+        else:
+            prec = (u ** 2)[perm]
+        self.sum_precisions = prec if self.sum_precisions is None else \
+            self.sum_precisions + prec
+        self.count += 1
+        return {"weights": theta["weights"][perm], "means": means[perm]}
+
+    def mean_precisions(self):
+        return self.sum_precisions / self.count
+
+
 def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, thin, n_chains,
-               verbose=0, verbose_interval=10):
+               verbose=0, verbose_interval=10, store_samples=True):
     """Run ``n_chains`` chains of ``burn_in + n_draws * thin`` sweeps through the one loop;
     returns the loop's ``RunResult`` of every chain (kept draws in ``draws``).
 
@@ -336,11 +410,16 @@ def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, th
     drawn from ``random_state``; each chain's child is split again into the seed of its
     initialisation (``initial_resp(data, RandomState)``: k-means etc.), of its parameter draws
     (a PCG64 Generator) and of the kernel's z stream. Chains run one after another, each pass
-    using every thread.
+    using every thread. Without ``store_samples`` the chains' draws of the precisions are
+    not kept: returns (results, the ``RunningPosterior``) instead.
     """
     entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
     chains = np.random.SeedSequence(entropy).spawn(n_chains)
     ctype = data.covariance_type
+    running = None
+    if not store_samples:
+        spread = np.sqrt(BG._weighted_variance(data) / data.weight_sum)
+        running = RunningPosterior(ctype, spread + 1e-12 * (1.0 + np.abs(data.shift)))
 
     def new_chain(c):
         init_seq, param_seq, kernel_seq = chains[c].spawn(3)
@@ -348,11 +427,12 @@ def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, th
         rng = np.random.Generator(np.random.PCG64(param_seq))
         kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
         return GibbsFitState.from_resp(data, ctype, priors, rng, kernel_seed,
-                                       initial_resp(data, init_rs))
+                                       initial_resp(data, init_rs), running)
 
-    return run_fits(new_chain, data, n_runs=n_chains, max_iter=n_sweeps(n_draws, burn_in, thin),
-                    verbose=verbose, verbose_interval=verbose_interval,
-                    sampling=Sampling(burn_in, thin))
+    results = run_fits(new_chain, data, n_runs=n_chains,
+                       max_iter=n_sweeps(n_draws, burn_in, thin), verbose=verbose,
+                       verbose_interval=verbose_interval, sampling=Sampling(burn_in, thin))
+    return results if store_samples else (results, running)
 
 
 def relabel(samples, covariance_type):
@@ -386,13 +466,15 @@ def relabel(samples, covariance_type):
         samples[name] = np.take_along_axis(arr, idx, axis=2)
 
 
-def _posterior_summary(samples, covariance_type):
+def _posterior_summary(samples, covariance_type, precisions=None):
     """Fitted attributes from the (relabelled) kept draws: posterior means of pi, mu and
-    Lambda; covariances_ = (E Lambda)^{-1}, as the mean-field variant reports them."""
+    Lambda (``precisions``: the last, when the draws do not hold them); covariances_ =
+    (E Lambda)^{-1}, as the mean-field variant reports them."""
     flat = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
     weights = flat(samples["weights"]).mean(axis=0)
     means = flat(samples["means"]).mean(axis=0)
-    precisions = flat(samples["precisions"]).mean(axis=0)
+    if precisions is None:
+        precisions = flat(samples["precisions"]).mean(axis=0)
     if covariance_type in ("full", "tied"):
         prec_chol = G.precision_cholesky_from_precisions(precisions, covariance_type)
     else:
@@ -402,7 +484,7 @@ def _posterior_summary(samples, covariance_type):
             "precisions_cholesky_": prec_chol, "covariances_": covariances}
 
 
-def posterior_fit(results, covariance_type):
+def posterior_fit(results, covariance_type, running=None):
     """The fit of the chains ``results`` (``run_chains``): returns ``(params, attributes)``.
 
     ``params``: the posterior summary in float64 (``weights_``, ``means_``, ``precisions_``,
@@ -410,13 +492,16 @@ def posterior_fit(results, covariance_type):
     ``posterior_samples_`` (every kept draw, leading axes (n_chains, n_draws), relabelled, with
     ``precisions`` and the ``log_joint`` of the kept sweeps), ``sampler_diagnostics_``,
     ``log_joint_trace_`` (n_chains, n_sweeps), and chain 0's ``lower_bounds_``,
-    ``iteration_times_``, ``lower_bound_``, ``n_iter_``.
+    ``iteration_times_``, ``lower_bound_``, ``n_iter_``. With ``running`` (the
+    ``RunningPosterior`` of ``store_samples=False``) the draws hold weights and means only,
+    already relabelled, and the precisions' posterior mean is the running one.
     """
     samples = {name: np.stack([r.draws[name] for r in results]) for name in results[0].draws}
-    u = samples["precisions_cholesky"]
-    samples["precisions"] = (np.einsum("...ij,...kj->...ik", u, u)
-                             if covariance_type in ("full", "tied") else u ** 2)
-    relabel(samples, covariance_type)
+    if running is None:
+        u = samples["precisions_cholesky"]
+        samples["precisions"] = (np.einsum("...ij,...kj->...ik", u, u)
+                                 if covariance_type in ("full", "tied") else u ** 2)
+        relabel(samples, covariance_type)
     traces = np.stack([r.bounds for r in results])
     samples["log_joint"] = traces[:, results[0].kept]
     first = results[0]
@@ -425,7 +510,8 @@ def posterior_fit(results, covariance_type):
                   "log_joint_trace_": traces,
                   "lower_bounds_": first.bounds, "iteration_times_": first.times,
                   "lower_bound_": float(first.bound), "n_iter_": int(first.n_iter)}
-    return _posterior_summary(samples, covariance_type), attributes
+    precisions = running.mean_precisions() if running is not None else None
+    return _posterior_summary(samples, covariance_type, precisions), attributes
 
 
 def sampler_diagnostics(samples):
@@ -465,12 +551,17 @@ def predictive_log_density(samples, covariance_type, X, n_threads):
     chols = samples["precisions_cholesky"]
     chols = chols.reshape((-1,) + chols.shape[2:])
     n_draws, K, D = means.shape
-    shift = weights.mean(axis=0) @ means.mean(axis=0)
-    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
+    # The pass works in coordinates shifted by one vector, which must lie where the data are:
+    # each draw's is the mean of its heaviest component (a weighted mean of all components
+    # would follow the draws of an empty one, from its prior: far away under a vague prior).
+    heaviest = np.argmax(weights, axis=1)
+    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=means[0, heaviest[0]])
     lpn = np.empty(X.shape[0], dtype=X.dtype)
     total = np.full(X.shape[0], -np.inf)
     with single_threaded_blas():
         for s in range(n_draws):
+            shift = np.ascontiguousarray(means[s, heaviest[s]], dtype=np.float64)
+            data.shift = shift
             log_const = G.plugin_log_const(weights[s], chols[s], ctype, D)
             data.run(*G.pass_inputs(means[s], chols[s], ctype, shift, log_const),
                      log_prob_norm_out=lpn, compute_stats=False)

@@ -5,6 +5,8 @@ with the exact posterior over assignments as q(T) (EM). Each iteration is one pa
 Cython/OpenMP kernel in ``src_c/_gmm.pyx`` (responsibilities, log-likelihood and sufficient
 statistics together) followed by a small M-step in NumPy on (K, D, D) statistics.
 """
+import warnings
+
 import numpy as np
 
 from ..emissions import gaussian_prior as BG
@@ -117,7 +119,9 @@ class GaussianMixture(ParamsMixin):
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
         If True, ``fit`` starts from the previous solution (and ``n_init`` is ignored).
-    verbose : int, default=0
+    verbose : int or bool, default=0
+        0 / False: silent; 1 / True: one line per initialisation; 2: also the bound every
+        ``verbose_interval`` iterations.
     verbose_interval : int, default=10
     method : {'em', 'mean_field', 'gibbs'}, default='em'
         The inference method (see the library's methods spectrum). 'mean_field' is mean-field
@@ -137,6 +141,14 @@ class GaussianMixture(ParamsMixin):
     n_chains : int, default=2
         ``method='gibbs'``: independent chains (run one after another, each from its own
         initialisation and seeds spawned from ``random_state``).
+    store_samples : bool, default=True
+        ``method='gibbs'``: keep every kept draw's precisions and their factors in
+        ``posterior_samples_`` (K D^2 numbers each for 'full': 1.2 GB for K=20, D=100 and
+        400 draws). False keeps only their running posterior mean, each draw relabelled as
+        it is made (against the first kept draw rather than a reference refined over all
+        draws); ``posterior_samples_`` then holds ``weights``, ``means`` and ``log_joint``,
+        and ``score_samples`` is the plug-in density at the posterior means (as
+        ``predict_proba``) instead of the average over the draws.
 
     Gibbs sampling
     --------------
@@ -195,7 +207,8 @@ class GaussianMixture(ParamsMixin):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
-                 burn_in=100, thin=1, n_chains=2):
+                 burn_in=100, thin=1, n_chains=2, store_samples=True):
+        self.store_samples = store_samples
         self.n_draws = n_draws
         self.burn_in = burn_in
         self.thin = thin
@@ -221,7 +234,7 @@ class GaussianMixture(ParamsMixin):
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_draws", "burn_in", "thin", "n_chains")
+                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
@@ -246,10 +259,13 @@ class GaussianMixture(ParamsMixin):
                                      "(theta starts from init_params' responsibilities)")
         if self.method == "gibbs":
             check_sampler_parameters(self)
+            if not isinstance(self.store_samples, (bool, np.bool_)):
+                raise TypeError(f"store_samples must be a bool, got {self.store_samples!r}")
             if self.warm_start:
                 raise ValueError("warm_start is not supported with method='gibbs' (each fit "
                                  "runs its chains from init_params)")
-        check_scalar(self.verbose, "verbose", "int", min_val=0)
+        if not isinstance(self.verbose, (bool, np.bool_)):  # scikit-learn accepts bools
+            check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
         n_samples, n_features = X.shape
         K = self.n_components
@@ -285,7 +301,9 @@ class GaussianMixture(ParamsMixin):
             in float64.
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; an integer weight is equivalent to repeating the row.
+            Non-negative weights; an integer weight is equivalent to repeating the row. EM
+            does not depend on their scale (they are rescaled to mean 1 once); for the
+            Bayesian methods the scale is the amount of data, weighed against the prior.
 
         Returns
         -------
@@ -303,10 +321,13 @@ class GaussianMixture(ParamsMixin):
         X = check_array(X, ensure_min_samples=1)
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
+        if w is not None and self.method == "em":
+            w = _unit_mean_weights(w)
         if self.warm_start and hasattr(self, "n_features_in_") and \
                 X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but the warm-started model has "
                              f"{self.n_features_in_}")
+        warm = self._warm_start_applies()
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_threads(self.n_threads)
         data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
@@ -314,7 +335,6 @@ class GaussianMixture(ParamsMixin):
             if self.method == "gibbs":  # chains of a fixed number of sweeps, no n_init / tol
                 self._fit_gibbs(data, random_state, X.dtype)
             else:
-                warm = bool(self.warm_start) and hasattr(self, "converged_")
                 # the priors depend on the data only: resolved once for every initialisation
                 priors = BG.resolve_priors(self, data) if self.method == "mean_field" else None
                 result = run_fits(
@@ -328,15 +348,56 @@ class GaussianMixture(ParamsMixin):
                     _mean_field_store_priors(self, priors, X.dtype)
                 store_trace(self, result)
         self.n_features_in_ = X.shape[1]
+        # what predictions read: the fitted state, not parameters set since (set_params)
+        self._fitted_method = self.method
+        self._fitted_covariance_type = self.covariance_type
         return self
+
+    def _fitted_state(self):
+        """(method, covariance_type) of the fit the fitted attributes come from (the
+        constructor's for a model pickled before they were recorded)."""
+        return (getattr(self, "_fitted_method", self.method),
+                getattr(self, "_fitted_covariance_type", self.covariance_type))
+
+    def _warm_start_applies(self):
+        """Whether ``fit`` continues from the fitted attributes (``warm_start``). A previous
+        fit of another method, covariance type, number of components or weight prior cannot
+        be continued: the fit then starts from ``init_params``, with a UserWarning."""
+        if not self.warm_start or not hasattr(self, "converged_"):
+            return False
+        method, ctype = self._fitted_state()
+        changed = []
+        if method != self.method:
+            changed.append(f"method {method!r} -> {self.method!r}")
+        if ctype != self.covariance_type:
+            changed.append(f"covariance_type {ctype!r} -> {self.covariance_type!r}")
+        K = np.shape(self.means_)[0]
+        if K != self.n_components:
+            changed.append(f"n_components {K} -> {self.n_components}")
+        if not changed and method == "mean_field":
+            fitted_prior = BG.prior_type_of(self.weight_concentration_)
+            prior = getattr(self, "weight_concentration_prior_type", "dirichlet_process")
+            if fitted_prior != prior:
+                changed.append(f"weight_concentration_prior_type {fitted_prior!r} -> "
+                               f"{prior!r}")
+        if changed:
+            warnings.warn(f"warm_start cannot continue the previous fit ({', '.join(changed)}"
+                          "); fitting from init_params instead.", UserWarning, stacklevel=4)
+            return False
+        return True
 
     def _fit_gibbs(self, data, random_state, dtype):
         n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
         priors = BG.resolve_priors(self, data)
+        store = bool(self.store_samples)
         results = GS.run_chains(data, priors, self._initial_resp, random_state,
                                 n_draws=n_draws, burn_in=burn_in, thin=thin, n_chains=n_chains,
-                                verbose=self.verbose, verbose_interval=self.verbose_interval)
-        params, attributes = GS.posterior_fit(results, self.covariance_type)
+                                verbose=self.verbose, verbose_interval=self.verbose_interval,
+                                store_samples=store)
+        running = None
+        if not store:
+            results, running = results
+        params, attributes = GS.posterior_fit(results, self.covariance_type, running)
         fitted = {name: cast_fitted(name, value, dtype) for name, value in params.items()}
         for name, value in {**fitted, **attributes}.items():  # once every cast succeeded
             setattr(self, name, value)
@@ -387,11 +448,10 @@ class GaussianMixture(ParamsMixin):
         weights = means = cov = prec_chol = None
         if not all(given):
             resp = self._initial_resp(data, random_state)
-            stats = data.stats_from_resp(resp)
-            zeros = np.zeros((self.n_components, data.n_features))
+            stats, centers = data.centred_stats_from_resp(resp)
             gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
-                                                           zeros, gram)
+                                                           centers, gram)
             weights = nk / data.weight_sum
             means = means_shifted + data.shift
         if self.weights_init is not None:
@@ -421,20 +481,20 @@ class GaussianMixture(ParamsMixin):
         check_is_fitted(self, "precisions_cholesky_")
         X = check_array(X, n_features=self.n_features_in_,
                         estimator_name=type(self).__name__)
+        method, ctype = self._fitted_state()
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
         prec_chol = np.asarray(self.precisions_cholesky_, dtype=np.float64)
+        K = means.shape[0]
         shift = weights @ means
-        if self.method == "mean_field":
-            inputs = _mean_field_kernel_inputs(self, means, prec_chol, shift)
+        if method == "mean_field":
+            inputs = _mean_field_kernel_inputs(self, means, prec_chol, ctype, shift)
         else:  # point estimates: EM's, or the Gibbs posterior means (plug-in)
-            log_const = G.plugin_log_const(weights, prec_chol, self.covariance_type,
-                                           means.shape[1])
-            inputs = G.pass_inputs(means, prec_chol, self.covariance_type, shift, log_const)
-        data = G.GaussianPass(X, None, self.covariance_type, self.n_components, n_threads,
-                              shift=shift)
-        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype) if want_resp else None
+            log_const = G.plugin_log_const(weights, prec_chol, ctype, means.shape[1])
+            inputs = G.pass_inputs(means, prec_chol, ctype, shift, log_const)
+        data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
+        resp = np.empty((X.shape[0], K), dtype=X.dtype) if want_resp else None
         lpn = np.empty(X.shape[0], dtype=X.dtype) if want_log_prob_norm else None
         with single_threaded_blas():
             data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False)
@@ -445,14 +505,16 @@ class GaussianMixture(ParamsMixin):
 
         With ``method='mean_field'``: the log posterior predictive density (a mixture of
         Student-t densities), see ``BayesianGaussianMixture.score_samples``. With
-        ``method='gibbs'``: log of the predictive density averaged over the kept draws."""
-        if self.method == "mean_field":
+        ``method='gibbs'``: log of the predictive density averaged over the kept draws
+        (with ``store_samples=False``, the plug-in density at the posterior means)."""
+        check_is_fitted(self, "precisions_cholesky_")
+        method, ctype = self._fitted_state()
+        if method == "mean_field":
             return _mean_field_score_samples(self, X)
-        if self.method == "gibbs":
-            check_is_fitted(self, "posterior_samples_")
+        if method == "gibbs" and "precisions_cholesky" in self.posterior_samples_:
             X = check_array(X, n_features=self.n_features_in_,
                             estimator_name=type(self).__name__)
-            return GS.predictive_log_density(self.posterior_samples_, self.covariance_type, X,
+            return GS.predictive_log_density(self.posterior_samples_, ctype, X,
                                              resolve_n_threads(self.n_threads))
         return self._pass(X, want_log_prob_norm=True)[1]
 
@@ -484,7 +546,7 @@ class GaussianMixture(ParamsMixin):
         counts = rng.multinomial(n_samples, weights / weights.sum())
         means = np.asarray(self.means_, dtype=np.float64)
         cov = np.asarray(self.covariances_, dtype=np.float64)
-        covariance = G.COVARIANCES[self.covariance_type]
+        covariance = G.COVARIANCES[self._fitted_state()[1]]
         parts = [covariance.sample_rows(rng, means[k], cov, k, count)
                  for k, count in enumerate(counts)]
         X = np.vstack(parts).astype(np.asarray(self.means_).dtype, copy=False)
@@ -493,7 +555,8 @@ class GaussianMixture(ParamsMixin):
 
     def _n_parameters(self):
         K, D = np.asarray(self.means_).shape
-        return int(G.n_covariance_parameters(self.covariance_type, K, D) + K * D + K - 1)
+        ctype = self._fitted_state()[1]
+        return int(G.n_covariance_parameters(ctype, K, D) + K * D + K - 1)
 
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
@@ -506,6 +569,15 @@ class GaussianMixture(ParamsMixin):
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
                         estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
+def _unit_mean_weights(w):
+    """EM's estimates do not depend on the scale of the weights, but its arithmetic does (the
+    10 eps added to N_k, under- and overflow of the sums): weights scaled once to mean 1 (by
+    the maximum first, so the sum cannot overflow). The Bayesian methods keep the weights as
+    given: there the scale is the amount of data, against the prior."""
+    w = w / w.max()
+    return w / w.mean()
 
 
 # ====================================================================== mean-field VB
@@ -552,13 +624,13 @@ def _mean_field_store_priors(est, priors, dtype):
                                              BG.EFFECTIVE_WEIGHT_THRESHOLD))
 
 
-def _mean_field_kernel_inputs(est, means, prec_chol, shift):
+def _mean_field_kernel_inputs(est, means, prec_chol, covariance_type, shift):
     """The pass inputs at the fitted q(theta), for new data."""
     wc = _float64_concentration(est.weight_concentration_)
     return BG.kernel_inputs(wc, BG.prior_type_of(wc),
                             np.asarray(est.mean_precision_, dtype=np.float64), means,
                             np.asarray(est.degrees_of_freedom_, dtype=np.float64), prec_chol,
-                            est.covariance_type, shift)
+                            covariance_type, shift)
 
 
 def _mean_field_score_samples(est, X):
@@ -567,7 +639,7 @@ def _mean_field_score_samples(est, X):
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     out = BG.student_t_log_predictive(
         X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
-        f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_), est.covariance_type)
+        f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_), est._fitted_state()[1])
     return out.astype(X.dtype, copy=False)
 
 
@@ -661,6 +733,8 @@ class BayesianGaussianMixture(GaussianMixture):
         mean-field only.
     n_draws, burn_in, thin, n_chains : int
         Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
+    store_samples : bool, default=True
+        ``method='gibbs'``: keep every draw's precisions, as in ``GaussianMixture``.
 
     Attributes
     ----------
@@ -695,7 +769,9 @@ class BayesianGaussianMixture(GaussianMixture):
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
-                 method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2):
+                 method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2,
+                 store_samples=True):
+        self.store_samples = store_samples
         self.method = method
         self.n_draws = n_draws
         self.burn_in = burn_in
@@ -725,7 +801,7 @@ class BayesianGaussianMixture(GaussianMixture):
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
-                    "n_draws", "burn_in", "thin", "n_chains")
+                    "n_draws", "burn_in", "thin", "n_chains", "store_samples")
 
     def _check_parameters(self, X):
         check_option(self.method, "method", ("mean_field", "gibbs"))
