@@ -15,6 +15,8 @@ from vbfast.hmm._conjugate import GaussianConjugate
 from vbfast.hmm._sequences import Sequences
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+# fixed-length fits (tol=0) for the bound traces: their non-convergence warning is expected
+pytestmark = pytest.mark.filterwarnings("ignore:Best performing initialization did not")
 
 
 def _ffbs_draw(logprob, pi, A, lengths, seed=3, sweep=0, n_threads=1, sequences=None):
@@ -205,15 +207,22 @@ def test_categorical_mean_field_elbo_never_decreases(seed):
                                m.emissionprob_posterior_.sum(1, keepdims=True))
 
 
-def test_mean_field_switches_off_redundant_states():
+@pytest.mark.parametrize("ct", ["diag", "full"])
+@pytest.mark.parametrize("seed", range(3))
+def test_mean_field_switches_off_redundant_states(ct, seed):
+    """8 states fitted to 3-state data: the ELBO's Occam factor empties 5 of them (with a
+    sticky prior; without one, 3-4 of 8 stay in use from k-means starts, the extra one a
+    local optimum of lower ELBO)."""
     X, lengths, _, _, _ = _gauss_data(seed=5, T=500)
-    K = 8
-    m = GaussianHMM(K, "diag", method="mean_field", n_iter=300, tol=1e-6, random_state=0,
-                    startprob_prior=1.0 / K, transmat_prior=1.0 / K).fit(X, lengths)
+    m = GaussianHMM(8, ct, method="mean_field", n_iter=200, tol=1e-4, random_state=seed,
+                    sticky=10.0).fit(X, lengths)
     occupancy = m.predict_proba(X, lengths).sum(axis=0) / len(X)
-    assert (occupancy > 0.02).sum() <= 4
-    # the unused states' Dirichlet rows stay at (about) their prior
-    assert np.sort(m.transmat_posterior_.sum(axis=1))[0] < 1.5
+    assert (occupancy > 0.02).sum() == 3
+    three = GaussianHMM(3, ct, method="mean_field", n_iter=200, tol=1e-4, random_state=seed,
+                        sticky=10.0).fit(X, lengths)
+    # the empty states' q equal their priors (no KL cost left); what remains is the Occam
+    # factor of the larger transition Dirichlets: a bound a little below the 3-state one
+    assert 0 < three.lower_bound_ - m.lower_bound_ < 0.03 * abs(three.lower_bound_)
 
 
 def test_sticky_raises_self_transitions():
@@ -265,7 +274,7 @@ def test_gibbs_categorical_recovers_parameters():
     for _ in range(5999):
         z.append(rng.choice(2, p=A[z[-1]]))
     X = np.array([[rng.choice(4, p=B[k])] for k in z])
-    m = CategoricalHMM(2, method="gibbs", n_draws=80, burn_in=50, random_state=0).fit(
+    m = CategoricalHMM(2, method="gibbs", n_draws=300, burn_in=100, random_state=0).fit(
         X, [3000, 3000])
     perm = _matched(m.emissionprob_, B)
     np.testing.assert_allclose(m.emissionprob_[perm], B, atol=0.04)

@@ -276,6 +276,15 @@ class BaseHMM(ParamsMixin):
     def _fit_bayes(self, X, sequences, params):
         """method='mean_field' (``_mean_field.MeanField`` through the loop) or 'gibbs'
         (``_gibbs.run_chains``); stores the posterior means as the parameters."""
+        K = self.n_components
+        # Initialised (not user-given) start and transition probabilities start uniform: the
+        # random peaked ones of hmmlearn's initialisation can trap q (or a chain) from the
+        # first E-step in a poor optimum (every state on the data mean).
+        params = dict(params)
+        if "s" in self.init_params or not hasattr(self, "startprob_"):
+            params["startprob"] = np.full(K, 1.0 / K)
+        if "t" in self.init_params or not hasattr(self, "transmat_"):
+            params["transmat"] = np.full((K, K), 1.0 / K)
         conj = self._conjugate(X, sequences.n_threads, {}, params)
         extra = {}
         if self.method == "mean_field":
