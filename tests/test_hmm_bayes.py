@@ -306,3 +306,46 @@ def test_bad_bayes_parameters():
         GaussianHMM(2, "full", method="mean_field", dof_prior=0.5).fit(X, lengths)
     with pytest.raises(ValueError, match="emissionprob_prior"):
         CategoricalHMM(2, method="gibbs", emissionprob_prior=0.0).fit([[0], [1], [0]])
+
+
+def _dirichlet_kl_reference(a, a0):
+    """KL(Dir(a) || Dir(a0)) = -H(q) - E_q log p, with scipy's entropy."""
+    from scipy.special import digamma, gammaln
+    elog = digamma(a) - digamma(a.sum())
+    cross = gammaln(a0.sum()) - gammaln(a0).sum() + ((a0 - 1) * elog).sum()
+    return -stats.dirichlet(a).entropy() - cross
+
+
+def test_elbo_equals_enumerated_definition():
+    """The bound of one iteration equals E_q[log p(X, z, theta)] + H[q(z)] + H[q(theta)],
+    with q(z) enumerated over every path of a tiny categorical HMM and the Dirichlet terms
+    from scipy's entropies."""
+    from scipy.special import digamma
+    from vbfast.hmm import _mean_field
+    rng = np.random.RandomState(3)
+    X = rng.randint(3, size=(5, 1))
+    est = CategoricalHMM(2, method="mean_field", random_state=0, sticky=0.7,
+                         startprob_prior=0.8, transmat_prior=1.3, emissionprob_prior=0.6)
+    est._check_parameters()
+    Xs = est._check_X(X, fitting=True)
+    seqs = Sequences(None, 5, 1)
+    params = est._initial_parameters(Xs, seqs)
+    conj = est._conjugate(Xs, 1, {}, params)
+    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    q = method.q
+    method.update(method.data.run_pass(seqs, method.pass_inputs(seqs)))
+    elog = lambda a: digamma(a) - digamma(a.sum(axis=-1, keepdims=True))  # noqa: E731
+    lpi, lA, lB = elog(q["start"]), elog(q["trans"]), elog(q["emission"]["lam"])
+    x = Xs
+    paths = list(itertools.product(range(2), repeat=5))
+    score = np.array([lpi[z[0]] + lB[z[0], x[0]] + sum(lA[z[t - 1], z[t]] + lB[z[t], x[t]]
+                                                        for t in range(1, 5)) for z in paths])
+    qz = np.exp(score - np.logaddexp.reduce(score))
+    data_term = (qz * score).sum() - (qz * np.log(qz)).sum()
+    prior = method.prior
+    kl = (_dirichlet_kl_reference(q["start"], prior.start0)
+          + sum(_dirichlet_kl_reference(q["trans"][i], prior.trans0[i]) for i in range(2))
+          + sum(_dirichlet_kl_reference(q["emission"]["lam"][k], conj.prior[k])
+                for k in range(2)))
+    np.testing.assert_allclose(prior.trans0, 1.3 + 0.7 * np.eye(2))
+    np.testing.assert_allclose(method.bound(), data_term - kl, rtol=1e-10)

@@ -19,6 +19,10 @@ fit where every state is used:
 - covariances are floored by ``min_covar`` every iteration (eigenvalues for full / tied, only
   when one is below it);
 - zeros in ``startprob_`` / ``transmat_`` stay zero (as in hmmlearn: left-right models).
+
+``method='mean_field'`` (variational Bayes, exact ELBO) and ``method='gibbs'`` (blocked Gibbs
+with forward-filtering backward-sampling) are in ``_mean_field.py`` and ``_gibbs.py``, on the
+conjugate algebra of ``_conjugate.py``; ``BaseHMM._fit_bayes`` runs them.
 """
 import collections
 import string
