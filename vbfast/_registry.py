@@ -194,8 +194,9 @@ _HMM_FAILS = {name: _HMM_Y_AS_LENGTHS for name in (
     "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
     "check_fit2d_predict1d")}
 # check_array_api_input (run in a subprocess, see NON_INTEGER_INPUT) calls fit(X, y) too
-NON_INTEGER_INPUT.update({"GaussianHMM-em": _HMM_Y_AS_LENGTHS,
-                          "CategoricalHMM-em": _HMM_Y_AS_LENGTHS})
+NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
+                          for _cls in ("GaussianHMM", "CategoricalHMM")
+                          for _method in ("em", "mean_field", "gibbs")})
 _HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
                    "check_methods_subset_invariance": _HMM_CONTEXT})
 # CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
@@ -331,6 +332,18 @@ ESTIMATORS = [
           grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
     Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
                                                 "n_iter": 5},
+          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+    Entry("GaussianHMM-mean_field", GaussianHMM,
+          {"method": "mean_field", "n_components": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("GaussianHMM-gibbs", GaussianHMM,
+          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("CategoricalHMM-mean_field", CategoricalHMM,
+          {"method": "mean_field", "n_components": 2, "n_iter": 5},
+          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+    Entry("CategoricalHMM-gibbs", CategoricalHMM,
+          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
           data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
 ]
 

@@ -1,5 +1,6 @@
-"""Hidden Markov models (hmmlearn's API), fitted by Baum-Welch EM through vbfast's loop, with
-a scaled forward-backward and Viterbi in C, parallel over sequences."""
+"""Hidden Markov models (hmmlearn's API), fitted by Baum-Welch EM, mean-field variational Bayes
+or blocked Gibbs sampling through vbfast's loop, with a scaled forward-backward, Viterbi and
+forward-filtering backward-sampling in C, parallel over sequences."""
 from .base import ConvergenceMonitor
 from .categorical import CategoricalHMM
 from .gaussian import GaussianHMM

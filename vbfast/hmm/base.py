@@ -19,6 +19,10 @@ fit where every state is used:
 - covariances are floored by ``min_covar`` every iteration (eigenvalues for full / tied, only
   when one is below it);
 - zeros in ``startprob_`` / ``transmat_`` stay zero (as in hmmlearn: left-right models).
+
+``method='mean_field'`` (variational Bayes, exact ELBO) and ``method='gibbs'`` (blocked Gibbs
+with forward-filtering backward-sampling) are in ``_mean_field.py`` and ``_gibbs.py``, on the
+conjugate algebra of ``_conjugate.py``; ``BaseHMM._fit_bayes`` runs them.
 """
 import collections
 import string
@@ -35,13 +39,14 @@ from .._core.protocol import Method, Statistics
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (check_is_fitted, check_option, check_random_state,
                                 check_scalar)
+from . import _gibbs, _mean_field
 from ._sequences import Sequences
 
 # Expected occupancy below which a state counts as unvisited (keeps its parameters).
 EMPTY_STATE = 1e-10
 _DECODERS = ("viterbi", "map")
 _IMPLEMENTATIONS = ("log", "scaling")
-_METHODS = ("em",)
+_METHODS = ("em", "mean_field", "gibbs")
 
 
 class ConvergenceMonitor:
@@ -158,6 +163,8 @@ class BaseHMM(ParamsMixin):
     _base_param_names = ("n_components", "startprob_prior", "transmat_prior", "algorithm",
                          "random_state", "n_iter", "tol", "verbose", "params", "init_params",
                          "implementation", "method", "n_threads")
+    # mean field and Gibbs (``_mean_field.py``, ``_gibbs.py``)
+    _bayes_param_names = ("sticky", "n_draws", "burn_in", "thin", "n_chains")
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
@@ -171,6 +178,9 @@ class BaseHMM(ParamsMixin):
         check_option(self.algorithm, "algorithm", _DECODERS)
         check_option(self.implementation, "implementation", _IMPLEMENTATIONS)
         check_option(self.method, "method", _METHODS)
+        check_scalar(self.sticky, "sticky", "real", min_val=0.0)
+        if self.method == "gibbs":
+            _gibbs.check_sampler_parameters(self)
         if isinstance(self.verbose, bool):
             pass
         else:
@@ -227,7 +237,8 @@ class BaseHMM(ParamsMixin):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, lengths=None):
-        """Estimate the parameters by Baum-Welch EM.
+        """Estimate the parameters by ``method``: Baum-Welch EM, mean-field variational
+        Bayes (``_mean_field.py``) or blocked Gibbs sampling (``_gibbs.py``).
 
         Parameters
         ----------
@@ -250,6 +261,8 @@ class BaseHMM(ParamsMixin):
         sequences = Sequences(lengths, X.shape[0], n_threads)
         with single_threaded_blas():
             params = self._initial_parameters(X, sequences)
+            if self.method != "em":
+                return self._fit_bayes(X, sequences, params)
             data = HMMData(X, sequences, self)
             method = BaumWelch(self, params, monotone=self._flat_priors())
             result = run_fits(lambda run: method, data, n_runs=1, max_iter=self.n_iter,
@@ -263,6 +276,51 @@ class BaseHMM(ParamsMixin):
         self.monitor_ = monitor
         self._fitted_by_vbfast = True
         return self
+
+    def _fit_bayes(self, X, sequences, params):
+        """method='mean_field' (``_mean_field.MeanField`` through the loop) or 'gibbs'
+        (``_gibbs.run_chains``); stores the posterior means as the parameters."""
+        K = self.n_components
+        # Initialised (not user-given) start and transition probabilities start uniform: the
+        # random peaked ones of hmmlearn's initialisation can trap q (or a chain) from the
+        # first E-step in a poor optimum (every state on the data mean).
+        params = dict(params)
+        if "s" in self.init_params or not hasattr(self, "startprob_"):
+            params["startprob"] = np.full(K, 1.0 / K)
+        if "t" in self.init_params or not hasattr(self, "transmat_"):
+            params["transmat"] = np.full((K, K), 1.0 / K)
+        conj = self._conjugate(X, sequences.n_threads, {}, params)
+        extra = {}
+        if self.method == "mean_field":
+            method = _mean_field.MeanField(self, _mean_field.VBData(X, sequences, conj), params)
+            result = run_fits(lambda run: method, method.data, n_runs=1, max_iter=self.n_iter,
+                              tol=self.tol, verbose=int(self.verbose))
+            attributes = dict(result.attributes)
+            extra = attributes.pop("posterior")
+        else:
+            attributes, extra = _gibbs.run_chains(self, X, sequences, conj, params,
+                                                  check_random_state(self.random_state))
+            result = extra.pop("first")
+            extra["converged"] = _gibbs.warn_if_not_converged(
+                extra["sampler_diagnostics_"]["max_rhat"], "the log-likelihood trace and the "
+                "emission parameters")
+        self._set_params(attributes, X)
+        store_trace(self, result)
+        if "converged" in extra:
+            self.converged_ = bool(extra.pop("converged"))
+        for name, value in extra.items():
+            setattr(self, name, value)
+        self.n_kept_states_ = 0
+        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor.history.extend(float(b) for b in result.bounds)
+        monitor.iter = int(result.n_iter)
+        self.monitor_ = monitor
+        self._fitted_by_vbfast = True
+        return self
+
+    def _conjugate(self, X, n_threads, cache, params):
+        raise ValueError(f"method={self.method!r} is not available for "
+                         f"{type(self).__name__}")
 
     def _initial_parameters(self, X, sequences):
         """theta to start from: hmmlearn's initialisation for the letters of ``init_params``

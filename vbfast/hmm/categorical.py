@@ -8,6 +8,7 @@ max(emissionprob_prior - 1 + O[k], 0) (a state with no expected count keeps its 
 import numpy as np
 
 from .._core.validation import as_real_array, check_random_state, check_scalar
+from ._conjugate import CategoricalConjugate
 from .base import BaseHMM
 
 
@@ -30,21 +31,36 @@ class CategoricalHMM(BaseHMM):
         As in ``GaussianHMM``.
     params, init_params : str, default='ste'
         's' startprob, 't' transmat, 'e' emissionprob.
+    sticky, n_draws, burn_in, thin, n_chains
+        As in ``GaussianHMM`` ('mean_field' and 'gibbs'). The Bayesian methods put Dirichlet
+        priors ``startprob_prior``, ``transmat_prior`` (+ ``sticky``) and
+        ``emissionprob_prior`` (every entry > 0) on the parameters.
 
     Attributes
     ----------
     startprob_ : (K,), transmat_ : (K, K), emissionprob_ : (K, n_symbols)
     monitor_, lower_bounds_, iteration_times_, lower_bound_, n_iter_, converged_,
     n_kept_states_ : as in ``GaussianHMM``
+    startprob_posterior_, transmat_posterior_, emissionprob_posterior_ : 'mean_field': the
+        Dirichlet concentrations of q (hmmlearn's ``VariationalCategoricalHMM`` names)
+    posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
+        ``GaussianHMM``
     """
 
     _emission_letters = "e"
-    _param_names = BaseHMM._base_param_names + ("emissionprob_prior", "n_features")
+    _param_names = BaseHMM._base_param_names + (
+        "emissionprob_prior", "n_features") + BaseHMM._bayes_param_names
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
-                 init_params="ste", implementation="log", method="em", n_threads=None):
+                 init_params="ste", implementation="log", method="em", n_threads=None,
+                 sticky=0.0, n_draws=200, burn_in=100, thin=1, n_chains=2):
+        self.sticky = sticky
+        self.n_draws = n_draws
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -126,6 +142,10 @@ class CategoricalHMM(BaseHMM):
                 raise ValueError(f"Largest symbol is {X.max()} but emissionprob_ has "
                                  f"{B.shape[1]} columns")
         return {"emissionprob": B}
+
+    def _conjugate(self, X, n_threads, cache, params):
+        return CategoricalConjugate(self, X, n_threads, cache,
+                                    params["emissionprob"].shape[1])
 
     def _current_emission(self):
         K = self.n_components

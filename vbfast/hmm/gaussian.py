@@ -25,6 +25,7 @@ from ..emissions import gaussian as G
 from .._core.clustering import kmeans
 from .._core.validation import check_array, check_random_state, check_scalar, check_option
 from . import _hmm
+from ._conjugate import GaussianConjugate
 from .base import EMPTY_STATE, BaseHMM
 
 _CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
@@ -166,7 +167,31 @@ class GaussianHMM(BaseHMM):
     implementation : {'log', 'scaling'}, default='log'
         Accepted for compatibility; vbfast always runs its scaled forward-backward (exact
         log-space fallback where it would underflow).
-    method : {'em'}, default='em'
+    method : {'em', 'mean_field', 'gibbs'}, default='em'
+        'em': Baum-Welch. 'mean_field': variational Bayes (``vbfast.hmm._mean_field``;
+        ``lower_bounds_`` is the exact ELBO, never decreasing). 'gibbs': blocked Gibbs
+        sampling with forward-filtering backward-sampling (``vbfast.hmm._gibbs``). Both
+        Bayesian methods use the Dirichlet priors ``startprob_prior`` / ``transmat_prior``
+        (+ ``sticky``) and a Normal-Wishart ('full', 'tied') or Normal-Gamma ('diag',
+        'spherical') prior on the emissions (``vbfast.hmm._conjugate``), with:
+    beta_prior : float or (K,), default=None (1)
+        Precision scale beta0 of the means' prior N(m0, (beta0 Lambda)^-1). m0 is
+        ``means_prior`` for these methods, the data mean when ``means_prior`` is all zero (the
+        default).
+    dof_prior : float or (K,), default=None (n_features)
+        Wishart degrees of freedom nu0 ('full', 'tied'), or twice the Gamma shape of every
+        precision ('diag', 'spherical').
+    scale_prior : array, default=None (1e-3 x the data covariance)
+        psi0 = W0^{-1}: the inverse Wishart scale ('full' (K, D, D), 'tied' (D, D)) or twice
+        the Gamma rate ('diag' (K, D), 'spherical' (K,)); None: 1e-3 times the data's
+        covariance (its diagonal for 'diag', mean variance for 'spherical'), so the default
+        prior is weak and scales with the data.
+    sticky : float, default=0
+        Self-transition bias kappa >= 0 added to the diagonal of the transition prior (Fox et
+        al.'s sticky HMM); 'mean_field' and 'gibbs'.
+    n_draws, burn_in, thin, n_chains : int, default=200, 100, 1, 2
+        'gibbs': draws kept per chain, sweeps discarded first, keep every ``thin``-th sweep,
+        number of chains. ``n_iter`` and ``tol`` do not apply to it.
     n_threads : int or None, default=None
         OpenMP threads (None: every core); results do not depend on it.
 
@@ -180,18 +205,39 @@ class GaussianHMM(BaseHMM):
     lower_bounds_, iteration_times_ : (n_iter_,) log-likelihood and wall time per iteration
     lower_bound_, n_iter_, converged_, n_kept_states_ (times a state, transition row or start
         vector with no expected count kept its previous value)
+
+    With ``method='mean_field'`` the parameters are the posterior means under q (covars_ =
+    (E Lambda)^{-1}), and q's parameters are ``startprob_posterior_``,
+    ``transmat_posterior_`` (Dirichlet concentrations), ``means_posterior_``,
+    ``beta_posterior_``, ``dof_posterior_``, ``scale_posterior_`` (hmmlearn's
+    ``VariationalGaussianHMM`` names). With ``method='gibbs'`` they are the means of the
+    relabelled draws, and ``posterior_samples_`` (startprob, transmat, means, covars,
+    log_joint; leading axes (n_chains, n_draws)), ``sampler_diagnostics_`` (split-R-hat and
+    ESS), ``log_joint_trace_`` (n_chains, n_sweeps) are set; ``lower_bounds_`` is chain 0's
+    trace of log p(X, z | theta) and ``converged_`` says whether every split-R-hat is below
+    1.05.
     """
 
     _emission_letters = "mc"
     _param_names = BaseHMM._base_param_names + (
         "covariance_type", "min_covar", "means_prior", "means_weight", "covars_prior",
-        "covars_weight")
+        "covars_weight", "beta_prior", "dof_prior", "scale_prior") + BaseHMM._bayes_param_names
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", method="em", n_threads=None):
+                 implementation="log", method="em", n_threads=None, beta_prior=None,
+                 dof_prior=None, scale_prior=None, sticky=0.0, n_draws=200, burn_in=100,
+                 thin=1, n_chains=2):
+        self.beta_prior = beta_prior
+        self.dof_prior = dof_prior
+        self.scale_prior = scale_prior
+        self.sticky = sticky
+        self.n_draws = n_draws
+        self.burn_in = burn_in
+        self.thin = thin
+        self.n_chains = n_chains
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -278,6 +324,9 @@ class GaussianHMM(BaseHMM):
         else:
             covars = _validate_covars(self._covars_, self.covariance_type, K, D)
         return {"means": np.asarray(means, dtype=np.float64), "covars": covars}
+
+    def _conjugate(self, X, n_threads, cache, params):
+        return GaussianConjugate(self, X, n_threads, cache)
 
     def _current_emission(self):
         return {"means": np.asarray(self.means_, dtype=np.float64),

@@ -1,0 +1,275 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Forward-filtering backward-sampling (FFBS): one draw of every sequence's state path from
+p(z | x, theta), for the blocked Gibbs sampler of the HMMs.
+
+Forward filter (scaled, as in ``_hmm.pyx``): alpha_t(k) proportional to p(z_t = k | x_{0:t}),
+
+    alpha_0(k) ~ pi_k b_0(k),   alpha_t(j) ~ sum_i alpha_{t-1}(i) A_ij b_t(j),
+    b_t(k) = exp(l_tk - max_k l_tk);
+
+then backward sampling: z_{T-1} ~ alpha_{T-1}, z_t | z_{t+1} ~ alpha_t(i) A_{i, z_{t+1}}
+(inverse CDF on an unnormalised weight vector). Where a scale underflows (see ``_hmm.pyx``)
+the sequence is redone in log space, which is exact there; a sequence impossible under theta
+gets state 0 throughout and log-likelihood -inf.
+
+Randomness: the uniform of step t of sequence s at sweep ``sweep`` is output t of the
+counter-based stream key(seed, sweep, s) (``vbf_rng.h``), so a sequence's draw depends on
+nothing but (seed, sweep, s, its data, theta): bitwise the same for any grouping or thread
+count. Sequences are processed in groups (``group_bounds``, from ``lengths`` only), each
+group by one thread into its own count slots, reduced by the caller in group order.
+"""
+from cython.parallel cimport prange, parallel
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport exp, log, INFINITY, isfinite
+
+import numpy as np
+
+cdef extern from "vbf_rng.h":
+    uint64_t vbf_stream_key(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) noexcept nogil
+    double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
+
+cdef double SCALE_FLOOR = 1e-290
+
+
+cdef struct _FF:
+    int K
+    const double* startprob
+    const double* transmat
+    const double* logstart
+    const double* logtrans
+    const double* lp          # (N, K)
+    int* states               # (N,) out
+    double* seq_ll            # (S,) out
+    double* trans_slots       # (G, K K) transition counts of the drawn paths
+    double* start_slots       # (G, K) start counts
+    uint64_t seed
+    uint64_t sweep
+
+
+cdef inline int _pick(const double* w, int K, double u) noexcept nogil:
+    """Index drawn with probability w_k / sum w (u uniform in [0, 1)); the last positive
+    entry if rounding leaves u beyond the cumulative sum."""
+    cdef int k, last = 0
+    cdef double total = 0.0, acc = 0.0
+    for k in range(K):
+        total += w[k]
+    u *= total
+    for k in range(K):
+        if w[k] > 0.0:
+            last = k
+            acc += w[k]
+            if u < acc:
+                return k
+    return last
+
+
+cdef double _filter_scaled(const _FF* p, Py_ssize_t a, Py_ssize_t T,
+                           double* alpha) noexcept nogil:
+    """Scaled forward filter into alpha (T, K), rows normalised; log p(x), or NaN on
+    underflow."""
+    cdef int K = p.K, i, j
+    cdef Py_ssize_t t
+    cdef const double* row
+    cdef double* al
+    cdef double m, c, s, ll = 0.0
+    for t in range(T):
+        row = p.lp + (a + t) * K
+        al = alpha + t * K
+        m = -INFINITY
+        for j in range(K):
+            if row[j] > m:
+                m = row[j]
+        if not (m > -INFINITY) or not isfinite(m):
+            return 0.0 / 0.0
+        if t == 0:
+            for j in range(K):
+                al[j] = p.startprob[j]
+        else:
+            for j in range(K):
+                al[j] = 0.0
+            for i in range(K):
+                s = al[i - K]
+                if s != 0.0:
+                    for j in range(K):
+                        al[j] += s * p.transmat[i * K + j]
+        c = 0.0
+        for j in range(K):
+            al[j] *= exp(row[j] - m)
+            c += al[j]
+        if not (c >= SCALE_FLOOR):
+            return 0.0 / 0.0
+        s = 1.0 / c
+        for j in range(K):
+            al[j] *= s
+        ll += log(c) + m
+    return ll
+
+
+cdef double _filter_log(const _FF* p, Py_ssize_t a, Py_ssize_t T, double* la,
+                        double* tmp) noexcept nogil:
+    """Log-space forward filter into la (T, K), each row shifted to max 0 and then
+    exponentiated into a normalised row (what the sampler needs); log p(x) (-inf: the
+    sequence is impossible)."""
+    cdef int K = p.K, i, j
+    cdef Py_ssize_t t
+    cdef double x, m, s, ll = 0.0
+    cdef const double* row
+    for t in range(T):
+        row = p.lp + (a + t) * K
+        for j in range(K):
+            if t == 0:
+                x = p.logstart[j]
+            else:
+                m = -INFINITY
+                for i in range(K):
+                    tmp[i] = la[(t - 1) * K + i] + p.logtrans[i * K + j]
+                    if tmp[i] > m:
+                        m = tmp[i]
+                if m == -INFINITY:
+                    x = -INFINITY
+                else:
+                    s = 0.0
+                    for i in range(K):
+                        s += exp(tmp[i] - m)
+                    x = m + log(s)
+            la[t * K + j] = x + row[j]
+        m = -INFINITY
+        for j in range(K):
+            if la[t * K + j] > m:
+                m = la[t * K + j]
+        if not (m > -INFINITY) or not isfinite(m):
+            return -INFINITY
+        s = 0.0
+        for j in range(K):
+            s += exp(la[t * K + j] - m)
+        # keep the row as normalised log alpha, so the next step stays in range
+        for j in range(K):
+            la[t * K + j] -= m + log(s)
+        ll += m + log(s)
+    for t in range(T * K):
+        la[t] = exp(la[t])
+    return ll
+
+
+cdef void _group(const _FF* p, const long long* offsets, Py_ssize_t s0, Py_ssize_t s1,
+                 Py_ssize_t g) noexcept nogil:
+    cdef int K = p.K, i, j, z
+    cdef Py_ssize_t s, a, T, t, lat = 0
+    cdef double ll
+    cdef uint64_t key
+    cdef double* alpha
+    cdef double* w
+    cdef double* trans = p.trans_slots + g * K * K
+    cdef double* start = p.start_slots + g * K
+    memset(trans, 0, K * K * sizeof(double))
+    memset(start, 0, K * sizeof(double))
+    if s1 <= s0:
+        return
+    for s in range(s0, s1):
+        T = offsets[s + 1] - offsets[s]
+        if T > lat:
+            lat = T
+    alpha = <double*>malloc((lat * K + 2 * K) * sizeof(double))
+    if alpha == NULL:
+        return  # seq_ll stays NaN: the caller raises MemoryError
+    w = alpha + lat * K
+    for s in range(s0, s1):
+        a = offsets[s]
+        T = offsets[s + 1] - a
+        ll = _filter_scaled(p, a, T, alpha)
+        if ll != ll:
+            ll = _filter_log(p, a, T, alpha, w)
+        p.seq_ll[s] = ll
+        if not isfinite(ll):
+            for t in range(T):
+                p.states[a + t] = 0
+            continue
+        key = vbf_stream_key(p.seed, p.sweep, <uint64_t>s, 0)
+        z = _pick(alpha + (T - 1) * K, K, vbf_uniform_at(key, <uint64_t>(T - 1)))
+        p.states[a + T - 1] = z
+        for t in range(T - 2, -1, -1):
+            for i in range(K):
+                w[i] = alpha[t * K + i] * p.transmat[i * K + z]
+            j = _pick(w, K, vbf_uniform_at(key, <uint64_t>t))
+            trans[j * K + z] += 1.0
+            z = j
+            p.states[a + t] = z
+        start[z] += 1.0
+    free(alpha)
+
+
+def ffbs(const double[:, ::1] logprob, const double[::1] startprob,
+         const double[:, ::1] transmat, const long long[::1] offsets,
+         const long long[::1] group_bounds, unsigned long long seed,
+         unsigned long long sweep, int[::1] states, double[::1] seq_ll,
+         double[:, ::1] trans_slots, double[:, ::1] start_slots, int n_threads):
+    """Draw every sequence's state path from p(z | x, theta), in parallel over groups.
+
+    Parameters
+    ----------
+    logprob : (N, K) float64
+        Emission log-densities l_nk = log p(x_n | z_n = k, theta).
+    startprob : (K,), transmat : (K, K) float64
+        pi and A (zeros allowed).
+    offsets : (S + 1,) int64; group_bounds : (G + 1,) int64
+        As in ``_hmm.forward_backward``.
+    seed, sweep : uint64
+        The draw of sequence s reads the stream key(seed, sweep, s).
+    states : (N,) int32, out
+        The drawn paths.
+    seq_ll : (S,) float64, out
+        log p(x_s | theta) (-inf for an impossible sequence, whose path is all 0 and adds no
+        counts).
+    trans_slots : (G, K K), start_slots : (G, K) float64, out
+        Per-group counts of the drawn transitions i -> j and first states.
+    n_threads : int
+    """
+    cdef Py_ssize_t N = logprob.shape[0], S = seq_ll.shape[0]
+    cdef int K = <int>logprob.shape[1]
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g, s
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match logprob's n_components")
+    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N or states.shape[0] != N:
+        raise ValueError("offsets must start at 0 and end at n_samples")
+    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S:
+        raise ValueError("group_bounds must cover the sequences")
+    if trans_slots.shape[0] != G or trans_slots.shape[1] != K * K or \
+            start_slots.shape[0] != G or start_slots.shape[1] != K:
+        raise ValueError("count slots have the wrong shape")
+    for s in range(S):
+        if offsets[s + 1] - offsets[s] < 1:
+            raise ValueError("every sequence needs at least one sample")
+    for g in range(G):
+        if group_bounds[g + 1] < group_bounds[g]:
+            raise ValueError("group_bounds must be non-decreasing")
+    logA = np.empty((K, K))
+    logpi = np.empty(K)
+    with np.errstate(divide="ignore"):
+        np.log(np.asarray(transmat), out=logA)
+        np.log(np.asarray(startprob), out=logpi)
+    cdef double[:, ::1] lA = logA
+    cdef double[::1] lpi = logpi
+    cdef _FF p
+    p.K = K
+    p.startprob = &startprob[0]
+    p.transmat = &transmat[0, 0]
+    p.logstart = &lpi[0]
+    p.logtrans = &lA[0, 0]
+    p.lp = &logprob[0, 0]
+    p.states = &states[0]
+    p.seq_ll = &seq_ll[0]
+    p.trans_slots = &trans_slots[0, 0]
+    p.start_slots = &start_slots[0, 0]
+    p.seed = seed
+    p.sweep = sweep
+    with nogil, parallel(num_threads=n_threads):
+        for g in prange(G, schedule="static"):
+            _group(&p, &offsets[0], group_bounds[g], group_bounds[g + 1], g)
+
+
+def uniform_at(unsigned long long seed, unsigned long long sweep, unsigned long long sequence,
+               unsigned long long t):
+    """The uniform of step t of ``sequence`` at ``sweep`` (for tests)."""
+    return vbf_uniform_at(vbf_stream_key(seed, sweep, sequence, 0), t)

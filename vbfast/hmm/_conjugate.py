@@ -1,0 +1,391 @@
+"""Conjugate Bayesian algebra of the HMMs, shared by mean field and Gibbs.
+
+The model adds priors to the HMM of ``vbfast.hmm.base``::
+
+    pi  ~ Dir(a_pi),   A_i ~ Dir(a_A[i] + kappa e_i)      (``sticky`` kappa: Fox et al. 2011)
+    categorical: B_k ~ Dir(emissionprob_prior)
+    Gaussian, 'full':  Lambda_k ~ Wishart(W0, nu0), mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1)
+              'tied':  one Lambda ~ Wishart(W0, nu0), mu_k | Lambda ~ N(m0, (beta0 Lambda)^-1)
+              'diag':  lambda_kj ~ Gamma(nu0/2, rate psi0_j/2), mu_kj | . ~ N(m0_j, 1/(beta0 lambda_kj))
+              'spherical': lambda_k ~ Gamma(nu0/2, rate psi0/2), mu_k | . ~ N(m0, I/(beta0 lambda_k))
+
+with psi0 = W0^{-1} (``scale_prior``), nu0 (``dof_prior``), beta0 (``beta_prior``), m0
+(``means_prior``). Given expected (mean field) or drawn (Gibbs) state statistics
+N_k = sum gamma_nk, s1_k = sum gamma_nk x'_n, s2_k (second moments), in coordinates
+x' = x - c shifted by the data mean c, the posterior of every emission is of the same family:
+
+    beta_k = beta0 + N_k,  m_k = (beta0 m0 + s1_k) / beta_k,  nu_k = nu0 + N_k (D N_k spherical)
+    psi_k  = psi0 + s2_k + beta0 m0 m0^T - beta_k m_k m_k^T     (diagonal / trace for diag /
+                                                                 spherical; summed over k, tied)
+
+(written without dividing by N_k: an empty state gets its prior). The same function gives
+q(theta) for mean field and p(theta | z, X) for Gibbs.
+
+The emission objects (``GaussianConjugate``, ``CategoricalConjugate``) hold the prior and do:
+``update(stats) -> q``, ``expected_log_density(X, q)`` (E_q log p(x | z = k), the pass's
+input), ``kl(q)`` (KL(q || prior)), ``point(q)`` (posterior-mean parameters), ``draw(q, rng)``
+(a draw of theta), ``stats`` / ``hard_stats`` (from posteriors or drawn states).
+"""
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from ..emissions import gaussian as G
+from ..emissions.gaussian_prior import log_wishart_norm, multi_digamma
+from . import _hmm
+
+LOG_2PI = np.log(2.0 * np.pi)
+LOG_2 = np.log(2.0)
+CHUNK_SIZE = 256
+_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
+
+
+# ---------------------------------------------------------------------- Dirichlet pieces
+def dirichlet_expected_log(alpha, support):
+    """E log p under Dir(alpha) over the ``support`` entries of the last axis; -inf off it
+    (structural zeros: left-right models)."""
+    alpha = np.where(support, alpha, 1.0)
+    total = np.where(support, alpha, 0.0).sum(axis=-1, keepdims=True)
+    return np.where(support, digamma(alpha) - digamma(total), -np.inf)
+
+
+def dirichlet_kl(alpha, alpha0, support):
+    """sum over rows of KL(Dir(alpha) || Dir(alpha0)), both restricted to ``support``:
+
+        lnG(sum a) - sum lnG(a) - lnG(sum a0) + sum lnG(a0) + sum (a - a0)(psi(a) - psi(sum a))
+    """
+    a = np.where(support, alpha, 1.0)
+    a0 = np.where(support, alpha0, 1.0)
+    sa = np.where(support, a, 0.0).sum(axis=-1)
+    sa0 = np.where(support, a0, 0.0).sum(axis=-1)
+    terms = np.where(support, -gammaln(a) + gammaln(a0)
+                     + (a - a0) * (digamma(a) - digamma(sa)[..., None]), 0.0)
+    return float(np.sum(gammaln(sa) - gammaln(sa0) + terms.sum(axis=-1)))
+
+
+def dirichlet_mean(alpha, support):
+    alpha = np.where(support, alpha, 0.0)
+    return alpha / alpha.sum(axis=-1, keepdims=True)
+
+
+def dirichlet_draw(alpha, support, rng):
+    """A draw of Dir(alpha) over ``support`` (rows of the last axis), by normalised gamma
+    variates; a row whose variates all underflow (tiny alpha) falls back to a one-hot draw
+    from the mean."""
+    g = np.where(support, rng.standard_gamma(np.where(support, alpha, 1.0)), 0.0)
+    s = g.sum(axis=-1, keepdims=True)
+    out = g / np.where(s > 0, s, 1.0)
+    bad = ~(s[..., 0] > 0)
+    if np.any(bad):
+        mean = dirichlet_mean(alpha, support)
+        for idx in zip(*np.nonzero(bad)) if bad.ndim else [()]:
+            row = np.zeros(alpha.shape[-1])
+            row[rng.choice(alpha.shape[-1], p=mean[idx])] = 1.0
+            out[idx] = row
+    return out
+
+
+def gamma_kl(a, b, a0, b0):
+    """KL(Gamma(a, rate b) || Gamma(a0, rate b0)), elementwise."""
+    return ((a - a0) * digamma(a) - gammaln(a) + gammaln(a0) + a0 * (np.log(b) - np.log(b0))
+            + a * (b0 - b) / b)
+
+
+def _broadcast(value, shape, name):
+    value = np.asarray(value, dtype=np.float64)
+    try:
+        value = np.broadcast_to(value, shape).copy()
+    except ValueError:
+        raise ValueError(f"{name} must be a scalar or broadcast to shape {shape}, got shape "
+                         f"{value.shape}") from None
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return value
+
+
+# ---------------------------------------------------------------------- Gaussian
+class GaussianConjugate:
+    """Normal-Wishart ('full', 'tied') / Normal-Gamma ('diag', 'spherical') emissions.
+
+    Defaults (documented on ``GaussianHMM``): m0 = the data mean (``means_prior`` when it is
+    not all zero), beta0 = 1, nu0 = D, psi0 = 1e-3 x the data covariance (its diagonal for
+    'diag', the mean variance for 'spherical'; variances floored at 1e-10 of the largest, 1 for
+    constant data): a weak prior that scales with the data.
+    """
+
+    def __init__(self, est, X, n_threads, cache):
+        K, (N, D) = est.n_components, X.shape
+        self.est, self.K, self.D, self.ctype = est, K, D, est.covariance_type
+        self.n_threads = n_threads
+        # the mixture's Gaussian pass: its shift c (the data mean) and its statistic slots,
+        # reused by the estimator's _emission_stats through the cache
+        cache["pass"] = G.GaussianPass(X, None, self.ctype, K, n_threads)
+        self.cache = cache
+        self.shift = cache["pass"].shift.copy()
+        Xd = np.asarray(X, dtype=np.float64) - self.shift
+        m0 = np.asarray(est.means_prior, dtype=np.float64)
+        m0 = np.zeros((K, D)) if np.all(m0 == 0) else _broadcast(
+            m0 if m0.ndim != 1 or m0.shape[0] != K or K == D else m0[:, None], (K, D),
+            "means_prior") - self.shift
+        self.m0 = m0
+        self.beta0 = _broadcast(1.0 if est.beta_prior is None else est.beta_prior, (K,),
+                                "beta_prior")
+        if np.any(self.beta0 <= 0):
+            raise ValueError("beta_prior must be positive")
+        nu0 = float(D) if est.dof_prior is None else est.dof_prior
+        if self.ctype == "tied":
+            self.nu0 = float(_broadcast(nu0, (), "dof_prior"))
+            if self.nu0 <= D - 1:
+                raise ValueError(f"dof_prior must be greater than n_features - 1 = {D - 1}, "
+                                 f"got {self.nu0}")
+        else:
+            self.nu0 = _broadcast(nu0, (K,), "dof_prior")
+            low = D - 1 if self.ctype == "full" else 0
+            if np.any(self.nu0 <= low):
+                raise ValueError(f"dof_prior must be greater than {low}, got {nu0}")
+        self.psi0 = self._scale_prior(est.scale_prior, Xd)
+
+    def _scale_prior(self, value, Xd):
+        K, D, ctype = self.K, self.D, self.ctype
+        if value is None:
+            cov = np.atleast_2d(np.cov(Xd.T)) if Xd.shape[0] > 1 else np.zeros((D, D))
+            var = np.diag(cov).copy()
+            floor = 1e-10 * var.max() if var.max() > 0 else 1.0
+            var = np.maximum(var, floor)
+            if ctype in ("full", "tied"):
+                cov = cov.copy()
+                cov[np.diag_indices(D)] = var
+                w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+                cov = (V * np.maximum(w, floor)) @ V.T
+                psi = 1e-3 * cov
+                return psi if ctype == "tied" else np.tile(psi, (K, 1, 1))
+            if ctype == "diag":
+                return np.tile(1e-3 * var, (K, 1))
+            return np.full(K, 1e-3 * var.mean())
+        shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
+        psi = _broadcast(value, shape, "scale_prior")
+        if ctype in ("full", "tied"):
+            for p in psi.reshape(-1, D, D):
+                if not np.allclose(p, p.T) or np.any(np.linalg.eigvalsh(p) <= 0):
+                    raise ValueError("scale_prior must be symmetric positive-definite")
+        elif np.any(psi <= 0):
+            raise ValueError("scale_prior must be positive")
+        return psi
+
+    # -- statistics
+    def stats(self, X, posteriors):
+        return self.est._emission_stats(X, posteriors, None, self.n_threads, self.cache)
+
+    def hard_stats(self, X, states):
+        gpass = self.cache["pass"]
+        s = gpass.stats_from_resp(G.HardAssignments(states, self.K))
+        out = {"nk": s["nk"], "s1": s["s1"],
+               "s2": gpass.gram() if self.ctype == "tied" else s["s2"]}
+        return out
+
+    # -- posterior
+    def update(self, stats):
+        """q (or p(theta | z)) from the statistics: dict m (K, D) shifted, beta (K,), nu, psi."""
+        nk, s1, s2 = stats["nk"], stats["s1"], stats["s2"]
+        beta = self.beta0 + nk
+        m = (self.beta0[:, None] * self.m0 + s1) / beta[:, None]
+        ctype = self.ctype
+        if ctype in ("full", "tied"):
+            outer = lambda a, w: w[:, None, None] * a[:, :, None] * a[:, None, :]  # noqa
+            extra = outer(self.m0, self.beta0) - outer(m, beta)
+            if ctype == "full":
+                psi = self.psi0 + s2 + extra
+                nu = self.nu0 + nk
+            else:
+                psi = self.psi0 + s2 + extra.sum(axis=0)
+                nu = self.nu0 + nk.sum()
+            psi = 0.5 * (psi + np.swapaxes(psi, -1, -2))
+        elif ctype == "diag":
+            # psi >= psi0 in exact arithmetic (Cauchy-Schwarz): the floor only undoes rounding
+            psi = np.maximum(self.psi0 + s2 + self.beta0[:, None] * self.m0 ** 2
+                             - beta[:, None] * m ** 2, self.psi0)
+            nu = self.nu0 + nk
+        else:
+            psi = np.maximum(self.psi0 + s2 + self.beta0 * (self.m0 ** 2).sum(axis=1)
+                             - beta * (m ** 2).sum(axis=1), self.psi0)
+            nu = self.nu0 + self.D * nk
+        return {"m": m, "beta": beta, "nu": nu, "psi": psi}
+
+    def _expected_log_det(self, q):
+        """E log|Lambda_k| (full/tied: (K,) / scalar) or E log lambda (diag (K, D),
+        spherical (K,))."""
+        D = self.D
+        if self.ctype in ("full", "tied"):
+            logdet_psi = np.linalg.slogdet(q["psi"])[1]
+            return multi_digamma(0.5 * q["nu"], D) + D * LOG_2 - logdet_psi
+        nu = q["nu"][:, None] if self.ctype == "diag" else q["nu"]
+        return digamma(0.5 * nu) - np.log(0.5 * q["psi"])
+
+    def covariances(self, q):
+        """(E Lambda)^{-1} = psi / nu in the type's canonical shape."""
+        if self.ctype == "full":
+            return q["psi"] / q["nu"][:, None, None]
+        if self.ctype == "diag":
+            return q["psi"] / q["nu"][:, None]
+        return q["psi"] / q["nu"]
+
+    def expected_log_density(self, X, q):
+        """E_q log N(x_n | mu_k, Lambda_k^{-1}) = 1/2 E log|Lambda_k| - D/2 log 2 pi - D/(2 beta_k)
+        - 1/2 (x_n - m_k)^T E[Lambda_k] (x_n - m_k), (N, K): the Gaussian kernel at means m_k and
+        precisions E Lambda_k = nu_k W_k with the constant replaced."""
+        K, D = self.K, self.D
+        cov = self.covariances(q)
+        if self.ctype in ("full", "tied"):
+            prec = np.ascontiguousarray(G.precision_cholesky(cov, self.ctype)).ravel()
+        else:
+            prec = np.ascontiguousarray(1.0 / cov).ravel()
+        eld = self._expected_log_det(q)
+        if self.ctype == "diag":
+            eld = eld.sum(axis=1)
+        elif self.ctype == "spherical":
+            eld = D * eld
+        log_const = np.ascontiguousarray(np.broadcast_to(
+            0.5 * eld - 0.5 * D * LOG_2PI - 0.5 * D / q["beta"], (K,)), dtype=np.float64)
+        out = np.empty((X.shape[0], K))
+        _hmm.gaussian_log_density(X, np.ascontiguousarray(q["m"] + self.shift), prec,
+                                  _CODES[self.ctype],
+                                  log_const, out, CHUNK_SIZE, self.n_threads)
+        return out
+
+    def kl(self, q):
+        """KL(q(mu, Lambda) || p(mu, Lambda)) summed over states (see the module docstring)."""
+        D, ctype = self.D, self.ctype
+        m, beta, nu, psi = q["m"], q["beta"], q["nu"], q["psi"]
+        b0 = self.beta0
+        diff = m - self.m0
+        if ctype in ("full", "tied"):
+            W = np.linalg.inv(psi)
+            W = 0.5 * (W + np.swapaxes(W, -1, -2))
+            logdet_psi = np.linalg.slogdet(psi)[1]
+            logdet_psi0 = np.linalg.slogdet(self.psi0)[1]
+            eld = multi_digamma(0.5 * nu, D) + D * LOG_2 - logdet_psi
+            Wk = W if ctype == "full" else np.broadcast_to(W, (self.K, D, D))
+            nuk = nu if ctype == "full" else np.full(self.K, nu)
+            quad = np.einsum("ki,kij,kj->k", diff, Wk, diff)
+            normal = (0.5 * D * np.log(beta / b0) - 0.5 * D + 0.5 * D * b0 / beta
+                      + 0.5 * b0 * nuk * quad)
+            wishart = (log_wishart_norm(-logdet_psi, nu, D)
+                       - log_wishart_norm(-logdet_psi0, self.nu0, D)
+                       + 0.5 * (nu - self.nu0) * eld - 0.5 * nu * D
+                       + 0.5 * nu * np.einsum("...ij,...ji->...", self.psi0, W))
+            return float(normal.sum() + np.sum(wishart))
+        if ctype == "diag":
+            a, b = 0.5 * nu[:, None], 0.5 * psi
+            a0, r0 = 0.5 * self.nu0[:, None], 0.5 * self.psi0
+            normal = (0.5 * np.log(beta / b0)[:, None] - 0.5 + 0.5 * (b0 / beta)[:, None]
+                      + 0.5 * b0[:, None] * (a / b) * diff ** 2)
+            return float(normal.sum() + gamma_kl(a, b, a0, r0).sum())
+        a, b = 0.5 * nu, 0.5 * psi
+        normal = (0.5 * D * np.log(beta / b0) - 0.5 * D + 0.5 * D * b0 / beta
+                  + 0.5 * b0 * (a / b) * (diff ** 2).sum(axis=1))
+        return float(normal.sum() + gamma_kl(a, b, 0.5 * self.nu0, 0.5 * self.psi0).sum())
+
+    def point(self, q):
+        return {"means": q["m"] + self.shift, "covars": self.covariances(q)}
+
+    def q_attributes(self, q):
+        """hmmlearn's VariationalGaussianHMM names: means_posterior_, beta_posterior_,
+        dof_posterior_, scale_posterior_ (psi = W^{-1}, the type's shape)."""
+        return {"means_posterior_": q["m"] + self.shift, "beta_posterior_": q["beta"].copy(),
+                "dof_posterior_": np.array(q["nu"], dtype=np.float64),
+                "scale_posterior_": q["psi"].copy()}
+
+    def draw(self, q, rng):
+        """theta ~ the Normal-Wishart / Normal-Gamma q: {'means', 'covars'} (canonical)."""
+        K, D, ctype = self.K, self.D, self.ctype
+        m, beta, nu, psi = q["m"], q["beta"], q["nu"], q["psi"]
+        eps = rng.standard_normal((K, D))
+        if ctype in ("full", "tied"):
+            if ctype == "full":
+                cov = np.stack([_draw_inverse_wishart(psi[k], nu[k], rng) for k in range(K)])
+            else:
+                cov = _draw_inverse_wishart(psi, nu, rng)
+            covk = cov if ctype == "full" else np.broadcast_to(cov, (K, D, D))
+            means = m + np.stack([np.linalg.cholesky(covk[k] / beta[k]) @ eps[k]
+                                  for k in range(K)])
+        elif ctype == "diag":
+            lam = rng.gamma(0.5 * nu[:, None], 2.0 / psi)
+            cov = 1.0 / lam
+            means = m + eps * np.sqrt(cov / beta[:, None])
+        else:
+            lam = rng.gamma(0.5 * nu, 2.0 / psi)
+            cov = 1.0 / lam
+            means = m + eps * np.sqrt(cov / beta)[:, None]
+        return {"means": means + self.shift, "covars": cov}
+
+    def features(self, params):
+        """(K, d) per-state vectors for the label matching of draws: the means."""
+        return params["means"]
+
+    def permute(self, params, perm):
+        out = {"means": params["means"][..., perm, :]}
+        out["covars"] = params["covars"] if self.ctype == "tied" else \
+            params["covars"][..., perm] if self.ctype == "spherical" else \
+            params["covars"][..., perm, :] if self.ctype == "diag" else \
+            params["covars"][..., perm, :, :]
+        return out
+
+
+def _draw_inverse_wishart(psi, nu, rng):
+    """Sigma = Lambda^{-1}, Lambda ~ Wishart(nu, psi^{-1}) by the Bartlett decomposition:
+    Lambda = L B B^T L^T, L L^T = psi^{-1}, B lower with B_ii^2 ~ chi2(nu - i), B_ij ~ N(0, 1)."""
+    D = psi.shape[0]
+    B = np.tril(rng.standard_normal((D, D)), -1)
+    B[np.arange(D), np.arange(D)] = np.sqrt(rng.chisquare(nu - np.arange(D)))
+    # Sigma = L^{-T} B^{-T} B^{-1} L^{-1}, and L^{-T} L^{-1} = psi: with C = chol(psi) (lower),
+    # L^{-1} = C^T up to an orthogonal factor that B absorbs in distribution
+    C = np.linalg.cholesky(psi)
+    M = np.linalg.solve(B, C.T)      # B^{-1} C^T
+    cov = M.T @ M
+    return 0.5 * (cov + cov.T)
+
+
+# ---------------------------------------------------------------------- categorical
+class CategoricalConjugate:
+    """Dirichlet rows: B_k ~ Dir(emissionprob_prior), q(B_k) = Dir(prior + O_k)."""
+
+    def __init__(self, est, X, n_threads, cache, n_symbols):
+        K, V = est.n_components, n_symbols
+        self.est, self.K, self.V, self.n_threads, self.cache = est, K, V, n_threads, cache
+        self.prior = _broadcast(est.emissionprob_prior, (K, V), "emissionprob_prior")
+        if np.any(self.prior <= 0):
+            raise ValueError("emissionprob_prior must be positive for method='mean_field' / "
+                             "'gibbs' (a Dirichlet prior)")
+        self.support = np.ones((K, V), dtype=bool)
+
+    def stats(self, X, posteriors):
+        return self.est._emission_stats(X, posteriors, {"emissionprob": self.prior},
+                                        self.n_threads, self.cache)
+
+    def hard_stats(self, X, states):
+        K, V = self.K, self.V
+        return {"obs": np.bincount(states.astype(np.intp) * V + X, minlength=K * V)
+                .reshape(K, V).astype(np.float64)}
+
+    def update(self, stats):
+        return {"lam": self.prior + stats["obs"]}
+
+    def expected_log_density(self, X, q):
+        return np.ascontiguousarray(dirichlet_expected_log(q["lam"], self.support).T[X])
+
+    def kl(self, q):
+        return dirichlet_kl(q["lam"], self.prior, self.support)
+
+    def point(self, q):
+        return {"emissionprob": dirichlet_mean(q["lam"], self.support)}
+
+    def q_attributes(self, q):
+        return {"emissionprob_posterior_": q["lam"].copy()}
+
+    def draw(self, q, rng):
+        return {"emissionprob": dirichlet_draw(q["lam"], self.support, rng)}
+
+    def features(self, params):
+        return params["emissionprob"]
+
+    def permute(self, params, perm):
+        return {"emissionprob": params["emissionprob"][..., perm, :]}
