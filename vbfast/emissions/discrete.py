@@ -199,12 +199,20 @@ class DiscreteData:
         if row_const is not None:
             self.row_const_sum = float(row_const @ sample_weight if sample_weight is not None
                                        else row_const.sum())
-        slot = self.n_columns * self.n_components + self.n_components
+        # classes padded to whole 4-lane vectors (the kernel's table and slot rows)
+        self.n_padded = _dk.padded_classes(self.n_components)
+        _dk.check_csr(self.indptr, self.indices, self.n_columns)
+        if self.values.shape[0] not in (0, self.indices.shape[0]):
+            raise ValueError("indptr, indices and values do not describe one CSR matrix")
+        Kp = self.n_padded
+        slot = self.n_columns * Kp + Kp
         budget = max(8, (64 << 20) // (8 * max(slot, 1)))
         G = n_groups(self.n_samples, CHUNK_SIZE, min(128, budget))
         self.n_threads = threads_for(n_threads, self.n_samples, n_groups=G)
-        self.nk_slots = np.empty((G, self.n_components))
-        self.stat_slots = np.empty((G, self.n_columns * self.n_components))
+        self.nk_slots = np.empty((G, Kp))
+        self.stat_slots = np.empty((G, self.n_columns * Kp))
+        self._table = np.zeros((self.n_columns, Kp))
+        self._const = np.full(Kp, -np.inf)
         self.ll_slots = np.empty(G)
         self.ent_slots = np.empty(G)
 
@@ -234,21 +242,24 @@ class DiscreteData:
         if log_prob_norm_out is not None and self.row_const is not None:
             log_prob_norm_out += self.row_const
         if compute_stats:
-            stats["nk"] = self.nk_slots.sum(axis=0)
-            stats["s"] = self.stat_slots.sum(axis=0).reshape(L, K)
+            stats["nk"] = self.nk_slots.sum(axis=0)[:K]
+            stats["s"] = np.ascontiguousarray(
+                self.stat_slots.sum(axis=0).reshape(L, self.n_padded)[:, :K])
         return Statistics(**stats)
 
     def _run(self, table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
              sample_z, seed, sweep, z_out):
+        K = self.n_components
+        # the padded copies (lanes >= K: table 0, constant -inf) are reused by every pass
+        self._table[:, :K] = table
+        self._const[:K] = log_const
         _dk.discrete_pass(
-            self.indptr, self.indices, self.values, self._w,
-            np.ascontiguousarray(table, dtype=np.float64),
-            np.ascontiguousarray(log_const, dtype=np.float64),
+            self.indptr, self.indices, self.values, self._w, self._table, self._const,
             resp_in if resp_in is not None else np.empty((0, 0)),
             self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else np.empty((0, 0)),
             log_prob_norm_out if log_prob_norm_out is not None else np.empty(0),
-            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, K)
 
     def stats_from_resp(self, resp):
         """Statistics (``nk``, ``s``) of given (N, K) responsibilities (initialisation)."""
