@@ -841,6 +841,9 @@ class BernoulliMixture(_DiscreteMixture):
     """
 
     def _encode(self, X, fitting):
+        fast = self._encode_array(X, fitting)
+        if fast is not None:
+            return fast
         cols, _, _ = _columns(X)
         D = len(cols)
         if not fitting and D != self.n_features_in_:
@@ -874,6 +877,41 @@ class BernoulliMixture(_DiscreteMixture):
         indptr, indices = _csr_from_codes(codes, observed, blocks.offsets)
         return {"indptr": indptr, "indices": indices, "values": None, "row_const": None,
                 "blocks": blocks, "n_samples": N, "n_features": D, "state": {}}
+
+    def _encode_array(self, X, fitting):
+        """The common case without a per-column loop: a numeric or boolean ndarray. Item j's
+        columns are 2j ("0") and 2j + 1 ("1"), so a row's indices are 2j + x_nj over its
+        observed items. Returns None for other input (the general path)."""
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "biuf" \
+                or X.shape[0] < 1 or X.shape[1] < 1:
+            return None
+        N, D = X.shape
+        if not fitting and D != self.n_features_in_:
+            return None  # the general path words the error
+        observed = None
+        if X.dtype.kind == "f":
+            nan = np.isnan(X)
+            if nan.any():
+                observed = ~nan
+        if X.dtype.kind == "f" and np.isinf(X).any():
+            return None  # the general path words the error
+        valid = (X == 0) | (X == 1)
+        if observed is not None:
+            valid |= ~observed
+        if not valid.all():
+            return None
+        cols = 2 * np.arange(D, dtype=np.int32)
+        if observed is None:
+            indices = (cols + X.astype(np.int32, copy=False)).reshape(-1)
+            indptr = np.arange(N + 1, dtype=np.int64) * D
+        else:
+            codes = np.where(observed, X, 0).astype(np.int32)
+            indices = (cols + codes)[observed]  # row-major: each row's items in order
+            indptr = np.zeros(N + 1, dtype=np.int64)
+            np.cumsum(observed.sum(axis=1), out=indptr[1:])
+        return {"indptr": indptr, "indices": np.ascontiguousarray(indices, dtype=np.int32),
+                "values": None, "row_const": None, "blocks": DE.Blocks(np.full(D, 2)),
+                "n_samples": N, "n_features": D, "state": {}}
 
     def _public_from_table(self, table):
         return np.ascontiguousarray(table[1::2].T)
