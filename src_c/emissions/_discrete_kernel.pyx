@@ -77,8 +77,8 @@ cdef extern from "_discrete_kernels.h":
         double* resp_out
         double* lpn_out
         int* z_out
-    void vbf_dpass_chunk(const vbf_dpass* p, Py_ssize_t g, Py_ssize_t start, Py_ssize_t end,
-                         double* lp) noexcept nogil
+    void vbf_dpass_chunk(const vbf_dpass* p, Py_ssize_t g, Py_ssize_t start,
+                         Py_ssize_t end) noexcept nogil
 
 
 def padded_classes(int K):
@@ -153,7 +153,6 @@ def discrete_pass(
     cdef bint has_values = values.shape[0] > 0
     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
     cdef Py_ssize_t n_chunks, per_group, g, c, start, end
-    cdef double* lp
     if N < 1:
         raise ValueError("discrete_pass needs at least one row")
     if Kp < 4 or Kp % 4 != 0 or log_const.shape[0] != Kp:
@@ -217,10 +216,10 @@ def discrete_pass(
     n_chunks = (N + chunk_size - 1) // chunk_size
     per_group = (n_chunks + G - 1) // G
     with nogil, parallel(num_threads=n_threads):
-        lp = <double*>malloc(Kp * sizeof(double))
-        for g in prange(G, schedule='static'):
+        # groups handed out dynamically: on shared cores a descheduled thread's groups are
+        # taken by the others (each group still writes its own slot: same results)
+        for g in prange(G, schedule='dynamic', chunksize=1):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
-                vbf_dpass_chunk(&p, g, start, end, lp)
-        free(lp)
+                vbf_dpass_chunk(&p, g, start, end)

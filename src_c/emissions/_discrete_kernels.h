@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include "vbf_rng.h"
 #include "vbf_simd_math.h"
 
@@ -128,8 +129,13 @@ VBF_INLINE double vbf_dpass_normalise_v(int K, const int nq, const vbf_v4 *acc, 
 #define VBF_DX(vk, p, i) ((vk) == 2 ? (p)->values64[i] : (vk) == 1 ? (double)(p)->values32[i] : 1.0)
 
 VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start,
-                                  ptrdiff_t end, double *lp, const int nq, const int vk)
+                                  ptrdiff_t end, const int nq, const int vk)
 {
+    /* the row's scratch and the chunk's N_k live on this thread's stack: heap blocks of
+       neighbouring threads (or neighbouring groups' N_k slots) would share cache lines
+       written every row */
+    double lp[4 * (nq > 0 ? nq : 1)];
+    vbf_v4 nkacc[nq > 0 ? nq : 1];
     const int K = p->K, Kp = p->Kp;
     const long long *indptr = p->indptr;
     const int *indices = p->indices;
@@ -141,6 +147,7 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
     long long i0, i1;
     int q, k, z;
     vbf_v4 acc[nq > 0 ? nq : 1];
+    for (q = 0; q < nq; q++) nkacc[q] = vbf_splat(0.0);
     for (n = start; n < end; n++) {
         w = p->weights != NULL ? p->weights[n] : 1.0;
         i0 = indptr[n];
@@ -177,7 +184,7 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
         if (!p->compute_stats) continue;
         for (q = 0; q < nq; q++) {
             acc[q] = vbf_load4(lp + 4 * q) * vbf_splat(w);
-            vbf_store4(nk + 4 * q, vbf_load4(nk + 4 * q) + acc[q]);
+            nkacc[q] += acc[q];
         }
         for (i = i0; i < i1; i++) {
             double *s = stat + (ptrdiff_t)indices[i] * Kp;
@@ -191,38 +198,39 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
             }
         }
     }
+    for (q = 0; q < nq; q++) vbf_store4(nk + 4 * q, vbf_load4(nk + 4 * q) + nkacc[q]);
     p->ll[g] += ll_chunk;
     p->ent[g] += ent_chunk;
 }
 
 /* one values kind, Kp/4 a constant up to 4 (else the run-time count) */
-#define VBF_DPASS_NQ(p, g, s, e, lp, vk) do {                                     \
+#define VBF_DPASS_NQ(p, g, s, e, vk) do {                                     \
         switch ((p)->Kp / 4) {                                                    \
-        case 1: vbf_dpass_chunk_t(p, g, s, e, lp, 1, vk); break;                  \
-        case 2: vbf_dpass_chunk_t(p, g, s, e, lp, 2, vk); break;                  \
-        case 3: vbf_dpass_chunk_t(p, g, s, e, lp, 3, vk); break;                  \
-        case 4: vbf_dpass_chunk_t(p, g, s, e, lp, 4, vk); break;                  \
-        default: vbf_dpass_chunk_t(p, g, s, e, lp, (p)->Kp / 4, vk); break;       \
+        case 1: vbf_dpass_chunk_t(p, g, s, e, 1, vk); break;                  \
+        case 2: vbf_dpass_chunk_t(p, g, s, e, 2, vk); break;                  \
+        case 3: vbf_dpass_chunk_t(p, g, s, e, 3, vk); break;                  \
+        case 4: vbf_dpass_chunk_t(p, g, s, e, 4, vk); break;                  \
+        default: vbf_dpass_chunk_t(p, g, s, e, (p)->Kp / 4, vk); break;       \
         }                                                                         \
     } while (0)
 
 VBF_INLINE void vbf_dpass_chunk_body(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start,
-                                     ptrdiff_t end, double *lp)
+                                     ptrdiff_t end)
 {
-    if (p->values64 != NULL) VBF_DPASS_NQ(p, g, start, end, lp, 2);
-    else if (p->values32 != NULL) VBF_DPASS_NQ(p, g, start, end, lp, 1);
-    else VBF_DPASS_NQ(p, g, start, end, lp, 0);
+    if (p->values64 != NULL) VBF_DPASS_NQ(p, g, start, end, 2);
+    else if (p->values32 != NULL) VBF_DPASS_NQ(p, g, start, end, 1);
+    else VBF_DPASS_NQ(p, g, start, end, 0);
 }
 
 VBF_DISPATCH(vbf_dpass_chunk, "avx2", vbf_cpu_avx2(),
-             (const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start, ptrdiff_t end, double *lp),
-             (p, g, start, end, lp))
+             (const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start, ptrdiff_t end),
+             (p, g, start, end))
 
 #else  /* plain C: the same operations class by class */
 
-static void vbf_dpass_chunk(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start, ptrdiff_t end,
-                            double *lp)
+static void vbf_dpass_chunk(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start, ptrdiff_t end)
 {
+    double *lp = (double *)malloc(p->Kp * sizeof(double));  /* this chunk's own scratch */
     const int K = p->K, Kp = p->Kp;
     double *nk = p->nk + g * Kp;
     double *stat = p->stat + g * p->L * Kp;
@@ -267,6 +275,7 @@ static void vbf_dpass_chunk(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t start, pt
     }
     p->ll[g] += ll_chunk;
     p->ent[g] += ent_chunk;
+    free(lp);
 }
 
 #endif

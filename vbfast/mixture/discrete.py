@@ -14,6 +14,8 @@ The model, with the emission units of ``vbfast.emissions.discrete``:
 - ``method='mean_field'``: q(z) q(pi) prod q(theta), the full ELBO (a total) after each update.
 - ``method='gibbs'``: blocked Gibbs sampling, z | theta in the parallel pass (counter-based
   streams keyed by (seed, sweep, row)), then pi | z ~ Dir(alpha + N), theta | z ~ Dir(beta + S).
+  Every chain starts from the same point, the best of max(n_init, n_chains) short EM runs
+  (``_gibbs_start``); the chains' own streams make them differ from the first sweep.
 
 Missing answers (NaN, -1 codes, pandas NA) are left out of their row's likelihood (full-information
 ML under MAR) in fit, predict, predict_proba and score; a row with every item missing gets the
@@ -36,6 +38,8 @@ from .._core.validation import (as_real_array, check_is_fitted, check_option,
                                 check_random_state, check_sample_weight, check_scalar)
 
 _METHODS = ("em", "mean_field", "gibbs")
+# EM iterations of the Gibbs sampler's start (see _gibbs_start)
+GIBBS_START_ITER = 50
 _INIT_PARAMS = ("random_from_data", "random")
 
 
@@ -478,18 +482,52 @@ class _DiscreteMixture(ParamsMixin):
             theta = DE.map_probabilities(stats["s"], blocks, beta)
         return weights, theta
 
+    def _gibbs_start(self, data, blocks, alpha, beta, random_state):
+        """The statistics every chain starts from: an E-step at the best of
+        max(n_init, n_chains) short EM runs (at most ``GIBBS_START_ITER`` iterations, each from
+        its own random start; priors below 1 raised to 1, where the MAP exists).
+
+        Chains started at random fall into different local optima of a latent class model
+        and rarely leave them (R-hat of 2 and more on moderately hard data); from one good
+        common start they explore the posterior around its main mode, and R-hat measures
+        their mixing there, not the multimodality of the likelihood (compare restarts with
+        ``method='em', n_init`` for that)."""
+        a_em, b_em = max(alpha, 1.0), max(beta, 1.0)
+
+        def new_em(run):
+            stats = self._initial_stats(data, blocks, random_state)
+            return EM(data, blocks, a_em, b_em, DE.map_weights(stats["nk"], a_em),
+                      DE.map_probabilities(stats["s"], blocks, b_em))
+
+        # an initialisation, like k-means for the Gaussian mixtures: a plain EM loop (no
+        # convergence warning: a start need not have converged)
+        best_bound, best = -np.inf, None
+        for run in range(max(self.n_init, self.n_chains)):
+            em = new_em(run)
+            prev = -np.inf
+            for _ in range(min(self.max_iter, GIBBS_START_ITER)):
+                em.update(data.run_pass(None, em.pass_inputs(None)))
+                if abs(em.bound() - prev) < self.tol:
+                    break
+                prev = em.bound()
+            bound = em.bound() if em.bound() is not None else -np.inf
+            if best is None or bound > best_bound:
+                best_bound, best = bound, em
+        theta, weights = best.theta, best.weights
+        return data.run(DE.safe_log(theta), DE.safe_log(weights))
+
     def _fit_gibbs(self, data, blocks, alpha, beta, random_state):
         n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
+        start = self._gibbs_start(data, blocks, alpha, beta, random_state)
         entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
         chains = np.random.SeedSequence(entropy).spawn(n_chains)
 
         def new_chain(c):
-            init_seq, param_seq, kernel_seq = chains[c].spawn(3)
-            init_rs = np.random.RandomState(np.random.MT19937(init_seq))
+            _, param_seq, kernel_seq = chains[c].spawn(3)
             rng = np.random.Generator(np.random.PCG64(param_seq))
             kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
-            return Gibbs(data, blocks, alpha, beta, rng, kernel_seed,
-                         self._initial_stats(data, blocks, init_rs))
+            # theta_0 ~ p(theta | the start's soft counts): chains differ from the first sweep
+            return Gibbs(data, blocks, alpha, beta, rng, kernel_seed, start)
 
         results = run_fits(new_chain, data, n_runs=n_chains,
                            max_iter=n_sweeps(n_draws, burn_in, thin), verbose=self.verbose,
