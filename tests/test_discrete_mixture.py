@@ -91,6 +91,35 @@ def test_gibbs_chains_agree_and_recover_known_parameters():
     assert np.abs(per_chain - per_chain.mean(axis=0)).max() < 0.05
 
 
+def test_dirichlet_process_weights_prune_and_elbo_is_monotone():
+    X, z, _ = _binary()
+    m = BernoulliMixture(8, method="mean_field", weight_concentration_prior_type=
+                         "dirichlet_process", max_iter=500, random_state=0).fit(X)
+    assert m.converged_ and np.all(np.diff(m.lower_bounds_) >= -1e-9 * abs(m.lower_bound_))
+    assert np.sum(m.weights_ > 0.05) == 3 and _agreement(m.predict(X), z, 8) > 0.9
+    a, b = m.weight_concentration_
+    assert a.shape == b.shape == (8,) and np.isclose(a.sum() - 8, len(X))
+    # the stick KL against a Monte-Carlo estimate
+    from vbfast.emissions import discrete as DE
+    rng = np.random.RandomState(0)
+    a, b, g0 = np.array([3.0, 2.0]), np.array([4.0, 0.5]), 0.7
+    v = rng.beta(a, b, size=(400000, 2))
+    from scipy.stats import beta as B
+    mc = np.mean(np.sum(B.logpdf(v, a, b) - B.logpdf(v, 1.0, g0), axis=1))
+    assert abs(DE.stick_kl(a, b, g0) - mc) < 0.01
+    e = np.mean(np.log(np.column_stack([v[:, 0], (1 - v[:, 0]) * v[:, 1]])), axis=0)
+    np.testing.assert_allclose(DE.stick_expected_log(a, b), e, atol=0.01)
+    with pytest.raises(ValueError, match="needs method='mean_field'"):
+        BernoulliMixture(2, weight_concentration_prior_type="dirichlet_process").fit(X)
+
+
+def test_multinomial_refuses_nan():
+    X = np.ones((5, 3))
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="no missing values"):
+        MultinomialMixture(2).fit(X)
+
+
 def test_em_loglikelihood_matches_numpy():
     X, _, _, _ = _lca_data(N=500, missing=0.2)
     est = CategoricalMixture(3, random_state=0, max_iter=20).fit(X)

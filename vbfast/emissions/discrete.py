@@ -22,7 +22,7 @@ every block and class (a Beta(beta, beta) for a Bernoulli item).
   space.
 """
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import betaln, digamma, gammaln
 
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
@@ -143,6 +143,39 @@ def weights_kl(alpha, alpha0):
     el = weights_expected_log(alpha)
     return float(gammaln(alpha.sum()) - gammaln(alpha).sum() - gammaln(a0.sum())
                  + gammaln(a0).sum() + np.sum((alpha - a0) * el))
+
+
+def stick_update(nk, gamma0):
+    """q(v_k) = Beta(a_k, b_k) of the truncated stick-breaking weights (v_k ~ Beta(1, gamma0),
+    pi_k = v_k prod_{j<k} (1 - v_j)): a = 1 + N_k, b = gamma0 + sum_{j>k} N_j (the last
+    stick's b keeps the prior's gamma0, as scikit-learn's truncation)."""
+    nk = np.asarray(nk, dtype=np.float64)
+    return 1.0 + nk, gamma0 + np.concatenate((np.cumsum(nk[::-1])[-2::-1], [0.0]))
+
+
+def stick_expected_log(a, b):
+    """E log pi_k = E log v_k + sum_{j<k} E log(1 - v_j) under q(v) (K,)."""
+    d = digamma(a + b)
+    e_log_1mv = digamma(b) - d
+    return digamma(a) - d + np.concatenate(([0.0], np.cumsum(e_log_1mv)[:-1]))
+
+
+def stick_kl(a, b, gamma0):
+    """sum_k KL(Beta(a_k, b_k) || Beta(1, gamma0)) (log Beta(v | 1, g) = log g +
+    (g - 1) log(1 - v))."""
+    d = digamma(a + b)
+    e_log_v, e_log_1mv = digamma(a) - d, digamma(b) - d
+    e_log_q = -betaln(a, b) + (a - 1.0) * e_log_v + (b - 1.0) * e_log_1mv
+    e_log_p = np.log(gamma0) + (gamma0 - 1.0) * e_log_1mv
+    return float(np.sum(e_log_q - e_log_p))
+
+
+def stick_mean_weights(a, b):
+    """E[pi_k] = E v_k prod_{j<k} E(1 - v_j), renormalised over the K classes (the mass
+    beyond the truncation spread proportionally, as scikit-learn's ``weights_``)."""
+    s = a + b
+    w = a / s * np.concatenate(([1.0], np.cumprod(b / s)[:-1]))
+    return w / w.sum()
 
 
 def dirichlet_log_pdf(log_theta, prior, blocks):
