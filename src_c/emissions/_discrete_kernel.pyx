@@ -81,11 +81,6 @@ cdef extern from "_discrete_kernels.h":
                          Py_ssize_t end) noexcept nogil
 
 
-def padded_classes(int K):
-    """Kp: the class count the pass's tables and slots use (K rounded up to 4)."""
-    return (K + 3) // 4 * 4
-
-
 def check_csr(const long long[::1] indptr, const int[::1] indices, Py_ssize_t n_columns):
     """Refuse an indptr / indices pair that is not a CSR matrix with ``n_columns`` columns
     (checked once per data object, not per pass)."""
@@ -133,7 +128,7 @@ def discrete_pass(
         caller checks them once per data object)
     values : (nnz,) float32 or float64 counts, or empty: every non-zero is 1 (one-hot data)
     sample_weight : (N,) float64, or empty for unit weights
-    table : (L, Kp) float64 log-probabilities, Kp = ``padded_classes(K)``, lanes >= K zero;
+    table : (L, Kp) float64 log-probabilities, Kp = K rounded up to a multiple of 4, lanes >= K zero;
     log_const : (Kp,) float64, lanes >= K -inf (padded classes get no mass)
     resp_in : (N, K) float64 responsibilities to use instead of computing them (statistics
         of a given partition; the bound terms and per-row outputs are then untouched), or (0, 0)

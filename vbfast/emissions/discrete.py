@@ -26,6 +26,7 @@ from scipy.special import betaln, digamma, gammaln
 
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
+from .._core import threads as _threads
 from .._core.threads import single_threaded_blas, threads_for
 from . import _discrete_kernel as _dk
 
@@ -233,15 +234,21 @@ class DiscreteData:
             self.row_const_sum = float(row_const @ sample_weight if sample_weight is not None
                                        else row_const.sum())
         # classes padded to whole 4-lane vectors (the kernel's table and slot rows)
-        self.n_padded = _dk.padded_classes(self.n_components)
-        _dk.check_csr(self.indptr, self.indices, self.n_columns)
+        self.n_padded = (self.n_components + 3) // 4 * 4
+        with single_threaded_blas():  # every kernel call runs under the BLAS limit
+            _dk.check_csr(self.indptr, self.indices, self.n_columns)
         if self.values.shape[0] not in (0, self.indices.shape[0]):
             raise ValueError("indptr, indices and values do not describe one CSR matrix")
         Kp = self.n_padded
         slot = self.n_columns * Kp + Kp
         budget = max(8, (64 << 20) // (8 * max(slot, 1)))
         G = n_groups(self.n_samples, CHUNK_SIZE, min(128, budget))
-        self.n_threads = threads_for(n_threads, self.n_samples, n_groups=G)
+        # a row costs a few lookups, far less than a Gaussian row: count the work in table
+        # lanes (nnz x Kp) so that a pass shorter than a scheduler time slice stays on one
+        # thread (on busy cores a parallel region costs more than it saves)
+        self.n_threads = threads_for(n_threads, max(self.indices.shape[0], self.n_samples) * Kp,
+                                     min_work_per_thread=_threads.MIN_ROWS_PER_THREAD * 4096,
+                                     n_groups=G)
         self.nk_slots = np.empty((G, Kp))
         self.stat_slots = np.empty((G, self.n_columns * Kp))
         self._table = np.zeros((self.n_columns, Kp))
