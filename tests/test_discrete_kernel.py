@@ -129,9 +129,8 @@ def test_zero_probabilities_never_nan():
 
 
 def test_bad_csr_is_refused():
-    data = DE.DiscreteData(np.array([0, 1]), np.array([5], dtype=np.int32), None, 4, 2, None, 1)
     with pytest.raises(ValueError, match="column index"):
-        data.run(np.zeros((4, 2)), np.zeros(2))
+        DE.DiscreteData(np.array([0, 1]), np.array([5], dtype=np.int32), None, 4, 2, None, 1)
 
 
 # ---------------------------------------------------------------- the emission units

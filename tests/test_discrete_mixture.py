@@ -70,6 +70,56 @@ def test_bernoulli_em_recovers_and_gibbs_agrees():
     assert abs(gibbs.score(X) - em.score(X)) < 0.02
 
 
+def test_gibbs_chains_agree_and_recover_known_parameters():
+    # moderately separated classes (item probabilities drawn in [0.1, 0.9], unequal shares):
+    # chains started at random used to settle in different optima (R-hat ~2); from the
+    # common EM start they agree and recover the generating parameters
+    from scipy.optimize import linear_sum_assignment
+    rng = np.random.RandomState(0)
+    K, D, N = 4, 12, 3000
+    probs = np.clip(rng.beta(1, 1, size=(K, D)), 0.1, 0.9)
+    pi = np.array([0.4, 0.3, 0.2, 0.1])
+    X = (rng.uniform(size=(N, D)) < probs[rng.choice(K, N, p=pi)]).astype(float)
+    g = BernoulliMixture(K, method="gibbs", n_draws=150, burn_in=100, n_chains=4,
+                         random_state=1).fit(X)
+    assert g.sampler_diagnostics_["max_rhat"] < 1.1 and g.converged_
+    r, c = linear_sum_assignment(((g.probabilities_[:, None] - probs[None]) ** 2).sum(-1))
+    assert np.abs(g.probabilities_[r] - probs[c]).max() < 0.1
+    np.testing.assert_allclose(g.weights_[r], pi[c], atol=0.03)
+    # every chain's draws sit around the same values (no chain in another optimum)
+    per_chain = g.posterior_samples_["probabilities"].mean(axis=1)
+    assert np.abs(per_chain - per_chain.mean(axis=0)).max() < 0.05
+
+
+def test_dirichlet_process_weights_prune_and_elbo_is_monotone():
+    X, z, _ = _binary()
+    m = BernoulliMixture(8, method="mean_field", weight_concentration_prior_type=
+                         "dirichlet_process", max_iter=500, random_state=0).fit(X)
+    assert m.converged_ and np.all(np.diff(m.lower_bounds_) >= -1e-9 * abs(m.lower_bound_))
+    assert np.sum(m.weights_ > 0.05) == 3 and _agreement(m.predict(X), z, 8) > 0.9
+    a, b = m.weight_concentration_
+    assert a.shape == b.shape == (8,) and np.isclose(a.sum() - 8, len(X))
+    # the stick KL against a Monte-Carlo estimate
+    from vbfast.emissions import discrete as DE
+    rng = np.random.RandomState(0)
+    a, b, g0 = np.array([3.0, 2.0]), np.array([4.0, 0.5]), 0.7
+    v = rng.beta(a, b, size=(400000, 2))
+    from scipy.stats import beta as B
+    mc = np.mean(np.sum(B.logpdf(v, a, b) - B.logpdf(v, 1.0, g0), axis=1))
+    assert abs(DE.stick_kl(a, b, g0) - mc) < 0.01
+    e = np.mean(np.log(np.column_stack([v[:, 0], (1 - v[:, 0]) * v[:, 1]])), axis=0)
+    np.testing.assert_allclose(DE.stick_expected_log(a, b), e, atol=0.01)
+    with pytest.raises(ValueError, match="needs method='mean_field'"):
+        BernoulliMixture(2, weight_concentration_prior_type="dirichlet_process").fit(X)
+
+
+def test_multinomial_refuses_nan():
+    X = np.ones((5, 3))
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="no missing values"):
+        MultinomialMixture(2).fit(X)
+
+
 def test_em_loglikelihood_matches_numpy():
     X, _, _, _ = _lca_data(N=500, missing=0.2)
     est = CategoricalMixture(3, random_state=0, max_iter=20).fit(X)

@@ -354,7 +354,9 @@ for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categori
                                          else _DISCRETE_PARAMS)}
         _name = f"{_cls.__name__}-{_method}"
         ESTIMATORS.append(Entry(_name, _cls, _params, data=_data,
-                                expected_failed_checks=_DISCRETE_FAILS.get(_name, {})))
+                                expected_failed_checks=_DISCRETE_FAILS.get(_name, {}),
+                                grid=({"weight_concentration_prior_type": ["dirichlet_process"]}
+                                      if _method == "mean_field" else {})))
 
 
 def fitted_attributes(estimator):

@@ -56,130 +56,45 @@ def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start
     return out
 
 
-cdef struct _DiscretePass:
-    # What every chunk of one pass shares. Optional arrays are NULL when absent.
-    int K
-    Py_ssize_t L
-    const long long* indptr    # (N + 1,)
-    const int* indices         # (nnz,) columns in [0, L)
-    const double* weights      # (N,) or NULL (unit weights)
-    const double* table        # (L, K) log-probabilities
-    const double* log_const    # (K,)
-    const double* resp_in      # (N, K) or NULL
-    bint compute_stats, sample_z
-    uint64_t stream
-    double* nk                 # (G, K)
-    double* stat               # (G, L * K)
-    double* ll                 # (G,)
-    double* ent                # (G,)
-    double* resp_out           # (N, K) or NULL
-    double* lpn_out            # (N,) or NULL
-    int* z_out                 # (N,) or NULL
+cdef extern from "_discrete_kernels.h":
+    ctypedef struct vbf_dpass:
+        int K, Kp
+        Py_ssize_t L
+        const long long* indptr
+        const int* indices
+        const float* values32
+        const double* values64
+        const double* weights
+        const double* table
+        const double* log_const
+        const double* resp_in
+        int compute_stats, sample_z
+        uint64_t stream
+        double* nk
+        double* stat
+        double* ll
+        double* ent
+        double* resp_out
+        double* lpn_out
+        int* z_out
+    void vbf_dpass_chunk(const vbf_dpass* p, Py_ssize_t g, Py_ssize_t start,
+                         Py_ssize_t end) noexcept nogil
 
 
-cdef void _chunk(const _DiscretePass* p, const floating* values, bint has_values,
-                 Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* lp) noexcept nogil:
-    """Rows [start, end) into group g's slot; ``values`` are the non-zeros (unused when
-    ``has_values`` is false: one-hot data, every value 1); ``lp`` is (K,) scratch."""
-    cdef int K = p.K, k, z
-    cdef Py_ssize_t n, i, col
-    cdef const double* table = p.table
-    cdef const double* t_row
-    cdef double* nk = p.nk + g * K
-    cdef double* stat = p.stat + g * p.L * K
-    cdef double* s_row
-    cdef double x, mx, s, v, v_k, r, w, lpn, u
-    cdef double ll_chunk = 0.0, ent_chunk = 0.0
-    for n in range(start, end):
-        w = p.weights[n] if p.weights != NULL else 1.0
-        if p.resp_in != NULL:
-            for k in range(K):
-                lp[k] = p.resp_in[n * K + k]
-        else:
-            for k in range(K):
-                lp[k] = p.log_const[k]
-            for i in range(p.indptr[n], p.indptr[n + 1]):
-                t_row = table + <Py_ssize_t>p.indices[i] * K
-                if has_values:
-                    x = <double>values[i]
-                    for k in range(K):
-                        lp[k] = lp[k] + x * t_row[k]
-                else:
-                    for k in range(K):
-                        lp[k] = lp[k] + t_row[k]
-            mx = lp[0]
-            for k in range(1, K):
-                if lp[k] > mx:
-                    mx = lp[k]
-            if mx == -INFINITY:
-                # no class can produce this row: no evidence, uniform rather than NaN
-                lpn = -INFINITY
-                for k in range(K):
-                    lp[k] = 1.0 / K
-            else:
-                s = 0.0
-                v = 0.0
-                for k in range(K):
-                    # exp(-50) < 2e-22 cannot change s >= 1; skip the exp (as the Gaussian pass)
-                    v_k = lp[k] - mx
-                    r = exp(v_k) if v_k > -50.0 else 0.0
-                    s = s + r
-                    if r > 0.0:
-                        v = v + r * v_k
-                    lp[k] = r
-                v_k = log(s)
-                lpn = mx + v_k
-                r = 1.0 / s
-                for k in range(K):
-                    lp[k] = lp[k] * r
-                # sum_k r_k log r_k = sum_k r_k (log rho_k - mx) - log s
-                if not p.sample_z:
-                    ent_chunk = ent_chunk + w * (v * r - v_k)
-            if p.lpn_out != NULL:
-                p.lpn_out[n] = lpn
-            if p.resp_out != NULL:
-                for k in range(K):
-                    p.resp_out[n * K + k] = lp[k]
-            if p.sample_z:
-                # inverse-CDF draw against the total (rounding cannot overrun); a class with
-                # r = 0 is never chosen
-                s = 0.0
-                for k in range(K):
-                    s = s + lp[k]
-                u = vbf_uniform_at(p.stream, <uint64_t>n) * s
-                z = K - 1
-                v = 0.0
-                for k in range(K):
-                    v = v + lp[k]
-                    if u < v:
-                        z = k
-                        break
-                while lp[z] <= 0.0 and z > 0:
-                    z = z - 1
-                ll_chunk = ll_chunk + w * (lpn + log(lp[z]))
-                for k in range(K):
-                    lp[k] = 0.0
-                lp[z] = 1.0
-                if p.z_out != NULL:
-                    p.z_out[n] = z
-            else:
-                ll_chunk = ll_chunk + w * lpn
-        if not p.compute_stats:
-            continue
-        for k in range(K):
-            lp[k] = lp[k] * w
-            nk[k] = nk[k] + lp[k]
-        for i in range(p.indptr[n], p.indptr[n + 1]):
-            s_row = stat + <Py_ssize_t>p.indices[i] * K
-            if has_values:
-                x = <double>values[i]
-                for k in range(K):
-                    s_row[k] = s_row[k] + x * lp[k]
-            else:
-                for k in range(K):
-                    s_row[k] = s_row[k] + lp[k]
-    p.ll[g] = p.ll[g] + ll_chunk
-    p.ent[g] = p.ent[g] + ent_chunk
+def check_csr(const long long[::1] indptr, const int[::1] indices, Py_ssize_t n_columns):
+    """Refuse an indptr / indices pair that is not a CSR matrix with ``n_columns`` columns
+    (checked once per data object, not per pass)."""
+    cdef Py_ssize_t N = indptr.shape[0] - 1, nnz = indices.shape[0], i
+    if N < 1:
+        raise ValueError("discrete_pass needs at least one row")
+    if indptr[0] != 0 or indptr[N] != nnz:
+        raise ValueError("indptr, indices and values do not describe one CSR matrix")
+    for i in range(N):
+        if indptr[i + 1] < indptr[i]:
+            raise ValueError("indptr must be non-decreasing")
+    for i in range(nnz):
+        if indices[i] < 0 or indices[i] >= n_columns:
+            raise ValueError(f"column index {indices[i]} outside the table's {n_columns} rows")
 
 
 def discrete_pass(
@@ -203,46 +118,46 @@ def discrete_pass(
     unsigned long long seed=0,
     unsigned long long sweep=0,
     int[::1] z_out=None,
+    int n_components=-1,
 ):
     """One pass over the one-hot (CSR) data: responsibilities, bound terms, statistics.
 
     Parameters
     ----------
-    indptr : (N + 1,) int64; indices : (nnz,) int32 columns in [0, L) (checked here)
+    indptr : (N + 1,) int64; indices : (nnz,) int32 columns in [0, L) (``check_csr``: the
+        caller checks them once per data object)
     values : (nnz,) float32 or float64 counts, or empty: every non-zero is 1 (one-hot data)
     sample_weight : (N,) float64, or empty for unit weights
-    table : (L, K) float64 log-probabilities; log_const : (K,) float64
+    table : (L, Kp) float64 log-probabilities, Kp = K rounded up to a multiple of 4, lanes >= K zero;
+    log_const : (Kp,) float64, lanes >= K -inf (padded classes get no mass)
     resp_in : (N, K) float64 responsibilities to use instead of computing them (statistics
         of a given partition; the bound terms and per-row outputs are then untouched), or (0, 0)
-    nk_slots (G, K), stat_slots (G, L * K), ll_slots (G,), ent_slots (G,) : overwritten
+    nk_slots (G, Kp), stat_slots (G, L * Kp), ll_slots (G,), ent_slots (G,) : overwritten
     resp_out : (N, K) float64 or (0, 0); log_prob_norm_out : (N,) float64 or (0,)
     compute_stats : accumulate N_k and S
     chunk_size, n_threads : rows per chunk, OpenMP threads (results do not depend on it)
     sample_z, seed, sweep, z_out : the Gibbs draw (see the module docstring); z_out (N,) int32
+    n_components : K (required)
     """
     cdef Py_ssize_t N = indptr.shape[0] - 1
-    cdef int K = <int>table.shape[1]
+    cdef int Kp = <int>table.shape[1]
+    cdef int K = n_components
     cdef Py_ssize_t L = table.shape[0]
     cdef Py_ssize_t G = nk_slots.shape[0]
     cdef Py_ssize_t nnz = indices.shape[0]
     cdef bint has_values = values.shape[0] > 0
     cdef bint has_z_out = z_out is not None and z_out.shape[0] > 0
-    cdef Py_ssize_t n_chunks, per_group, g, c, start, end, i
-    cdef double* lp
+    cdef Py_ssize_t n_chunks, per_group, g, c, start, end
     if N < 1:
         raise ValueError("discrete_pass needs at least one row")
-    if K < 1 or log_const.shape[0] != K:
-        raise ValueError("log_const must have one entry per class")
+    if Kp < 4 or Kp % 4 != 0 or log_const.shape[0] != Kp:
+        raise ValueError("table and log_const must have Kp (a multiple of 4) class lanes")
+    if K < 1 or K > Kp or Kp - K >= 4:
+        raise ValueError("n_components does not match the padded table")
     if indptr[0] != 0 or indptr[N] != nnz or (has_values and values.shape[0] != nnz):
         raise ValueError("indptr, indices and values do not describe one CSR matrix")
-    for i in range(N):
-        if indptr[i + 1] < indptr[i]:
-            raise ValueError("indptr must be non-decreasing")
-    for i in range(nnz):
-        if indices[i] < 0 or indices[i] >= L:
-            raise ValueError(f"column index {indices[i]} outside the table's {L} rows")
     if G < 1 or stat_slots.shape[0] != G or ll_slots.shape[0] != G or \
-            ent_slots.shape[0] != G or nk_slots.shape[1] != K or stat_slots.shape[1] != L * K:
+            ent_slots.shape[0] != G or nk_slots.shape[1] != Kp or stat_slots.shape[1] != L * Kp:
         raise ValueError("statistics slots have the wrong shape")
     if sample_weight.shape[0] not in (0, N):
         raise ValueError("sample_weight must have one entry per row")
@@ -260,11 +175,19 @@ def discrete_pass(
         raise ValueError("z_out must be (N,) and needs sample_z")
 
     cdef double dummy = 0.0
-    cdef _DiscretePass p
+    cdef vbf_dpass p
     p.K = K
+    p.Kp = Kp
     p.L = L
     p.indptr = &indptr[0]
     p.indices = &indices[0] if nnz > 0 else <int*>NULL
+    p.values32 = NULL
+    p.values64 = NULL
+    if has_values:
+        if floating is float:
+            p.values32 = <const float*>&values[0]
+        else:
+            p.values64 = <const double*>&values[0]
     p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
     p.table = &table[0, 0] if L > 0 else &dummy
     p.log_const = &log_const[0]
@@ -279,20 +202,19 @@ def discrete_pass(
     p.resp_out = &resp_out[0, 0] if resp_out.shape[0] > 0 else NULL
     p.lpn_out = &log_prob_norm_out[0] if log_prob_norm_out.shape[0] > 0 else NULL
     p.z_out = &z_out[0] if has_z_out else NULL
-    cdef const floating* values_ptr = &values[0] if has_values else NULL
 
-    memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
+    memset(&nk_slots[0, 0], 0, G * Kp * sizeof(double))
     if L > 0:
-        memset(&stat_slots[0, 0], 0, G * L * K * sizeof(double))
+        memset(&stat_slots[0, 0], 0, G * L * Kp * sizeof(double))
     memset(&ll_slots[0], 0, G * sizeof(double))
     memset(&ent_slots[0], 0, G * sizeof(double))
     n_chunks = (N + chunk_size - 1) // chunk_size
     per_group = (n_chunks + G - 1) // G
     with nogil, parallel(num_threads=n_threads):
-        lp = <double*>malloc(K * sizeof(double))
-        for g in prange(G, schedule='static'):
+        # groups handed out dynamically: on shared cores a descheduled thread's groups are
+        # taken by the others (each group still writes its own slot: same results)
+        for g in prange(G, schedule='dynamic', chunksize=1):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
-                _chunk(&p, values_ptr, has_values, g, start, end, lp)
-        free(lp)
+                vbf_dpass_chunk(&p, g, start, end)

@@ -22,10 +22,11 @@ every block and class (a Beta(beta, beta) for a Bernoulli item).
   space.
 """
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import betaln, digamma, gammaln
 
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
+from .._core import threads as _threads
 from .._core.threads import single_threaded_blas, threads_for
 from . import _discrete_kernel as _dk
 
@@ -145,6 +146,39 @@ def weights_kl(alpha, alpha0):
                  + gammaln(a0).sum() + np.sum((alpha - a0) * el))
 
 
+def stick_update(nk, gamma0):
+    """q(v_k) = Beta(a_k, b_k) of the truncated stick-breaking weights (v_k ~ Beta(1, gamma0),
+    pi_k = v_k prod_{j<k} (1 - v_j)): a = 1 + N_k, b = gamma0 + sum_{j>k} N_j (the last
+    stick's b keeps the prior's gamma0, as scikit-learn's truncation)."""
+    nk = np.asarray(nk, dtype=np.float64)
+    return 1.0 + nk, gamma0 + np.concatenate((np.cumsum(nk[::-1])[-2::-1], [0.0]))
+
+
+def stick_expected_log(a, b):
+    """E log pi_k = E log v_k + sum_{j<k} E log(1 - v_j) under q(v) (K,)."""
+    d = digamma(a + b)
+    e_log_1mv = digamma(b) - d
+    return digamma(a) - d + np.concatenate(([0.0], np.cumsum(e_log_1mv)[:-1]))
+
+
+def stick_kl(a, b, gamma0):
+    """sum_k KL(Beta(a_k, b_k) || Beta(1, gamma0)) (log Beta(v | 1, g) = log g +
+    (g - 1) log(1 - v))."""
+    d = digamma(a + b)
+    e_log_v, e_log_1mv = digamma(a) - d, digamma(b) - d
+    e_log_q = -betaln(a, b) + (a - 1.0) * e_log_v + (b - 1.0) * e_log_1mv
+    e_log_p = np.log(gamma0) + (gamma0 - 1.0) * e_log_1mv
+    return float(np.sum(e_log_q - e_log_p))
+
+
+def stick_mean_weights(a, b):
+    """E[pi_k] = E v_k prod_{j<k} E(1 - v_j), renormalised over the K classes (the mass
+    beyond the truncation spread proportionally, as scikit-learn's ``weights_``)."""
+    s = a + b
+    w = a / s * np.concatenate(([1.0], np.cumprod(b / s)[:-1]))
+    return w / w.sum()
+
+
 def dirichlet_log_pdf(log_theta, prior, blocks):
     """sum over blocks and classes of log Dir(theta | prior), from log theta (L, K)."""
     prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), log_theta.shape)
@@ -199,12 +233,26 @@ class DiscreteData:
         if row_const is not None:
             self.row_const_sum = float(row_const @ sample_weight if sample_weight is not None
                                        else row_const.sum())
-        slot = self.n_columns * self.n_components + self.n_components
+        # classes padded to whole 4-lane vectors (the kernel's table and slot rows)
+        self.n_padded = (self.n_components + 3) // 4 * 4
+        with single_threaded_blas():  # every kernel call runs under the BLAS limit
+            _dk.check_csr(self.indptr, self.indices, self.n_columns)
+        if self.values.shape[0] not in (0, self.indices.shape[0]):
+            raise ValueError("indptr, indices and values do not describe one CSR matrix")
+        Kp = self.n_padded
+        slot = self.n_columns * Kp + Kp
         budget = max(8, (64 << 20) // (8 * max(slot, 1)))
         G = n_groups(self.n_samples, CHUNK_SIZE, min(128, budget))
-        self.n_threads = threads_for(n_threads, self.n_samples, n_groups=G)
-        self.nk_slots = np.empty((G, self.n_components))
-        self.stat_slots = np.empty((G, self.n_columns * self.n_components))
+        # a row costs a few lookups, far less than a Gaussian row: count the work in table
+        # lanes (nnz x Kp) so that a pass shorter than a scheduler time slice stays on one
+        # thread (on busy cores a parallel region costs more than it saves)
+        self.n_threads = threads_for(n_threads, max(self.indices.shape[0], self.n_samples) * Kp,
+                                     min_work_per_thread=_threads.MIN_ROWS_PER_THREAD * 4096,
+                                     n_groups=G)
+        self.nk_slots = np.empty((G, Kp))
+        self.stat_slots = np.empty((G, self.n_columns * Kp))
+        self._table = np.zeros((self.n_columns, Kp))
+        self._const = np.full(Kp, -np.inf)
         self.ll_slots = np.empty(G)
         self.ent_slots = np.empty(G)
 
@@ -234,21 +282,24 @@ class DiscreteData:
         if log_prob_norm_out is not None and self.row_const is not None:
             log_prob_norm_out += self.row_const
         if compute_stats:
-            stats["nk"] = self.nk_slots.sum(axis=0)
-            stats["s"] = self.stat_slots.sum(axis=0).reshape(L, K)
+            stats["nk"] = self.nk_slots.sum(axis=0)[:K]
+            stats["s"] = np.ascontiguousarray(
+                self.stat_slots.sum(axis=0).reshape(L, self.n_padded)[:, :K])
         return Statistics(**stats)
 
     def _run(self, table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
              sample_z, seed, sweep, z_out):
+        K = self.n_components
+        # the padded copies (lanes >= K: table 0, constant -inf) are reused by every pass
+        self._table[:, :K] = table
+        self._const[:K] = log_const
         _dk.discrete_pass(
-            self.indptr, self.indices, self.values, self._w,
-            np.ascontiguousarray(table, dtype=np.float64),
-            np.ascontiguousarray(log_const, dtype=np.float64),
+            self.indptr, self.indices, self.values, self._w, self._table, self._const,
             resp_in if resp_in is not None else np.empty((0, 0)),
             self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else np.empty((0, 0)),
             log_prob_norm_out if log_prob_norm_out is not None else np.empty(0),
-            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, K)
 
     def stats_from_resp(self, resp):
         """Statistics (``nk``, ``s``) of given (N, K) responsibilities (initialisation)."""

@@ -14,6 +14,8 @@ The model, with the emission units of ``vbfast.emissions.discrete``:
 - ``method='mean_field'``: q(z) q(pi) prod q(theta), the full ELBO (a total) after each update.
 - ``method='gibbs'``: blocked Gibbs sampling, z | theta in the parallel pass (counter-based
   streams keyed by (seed, sweep, row)), then pi | z ~ Dir(alpha + N), theta | z ~ Dir(beta + S).
+  Every chain starts from the same point, the best of max(n_init, n_chains) short EM runs
+  (``_gibbs_start``); the chains' own streams make them differ from the first sweep.
 
 Missing answers (NaN, -1 codes, pandas NA) are left out of their row's likelihood (full-information
 ML under MAR) in fit, predict, predict_proba and score; a row with every item missing gets the
@@ -36,6 +38,8 @@ from .._core.validation import (as_real_array, check_is_fitted, check_option,
                                 check_random_state, check_sample_weight, check_scalar)
 
 _METHODS = ("em", "mean_field", "gibbs")
+# EM iterations of the Gibbs sampler's start (see _gibbs_start)
+GIBBS_START_ITER = 50
 _INIT_PARAMS = ("random_from_data", "random")
 
 
@@ -88,16 +92,28 @@ class MeanField(Method):
     bound_kind = "ELBO"
     overflow_advice = "Check the data and the priors."
 
-    def __init__(self, data, blocks, alpha, beta, stats):
+    def __init__(self, data, blocks, alpha, beta, stats, prior_type="dirichlet_distribution"):
         self.data, self.blocks, self.alpha, self.beta = data, blocks, alpha, beta
+        self.prior_type = prior_type
         self._bound = None
         self._set_q(stats)
 
     def _set_q(self, stats):
-        self.a = self.alpha + np.asarray(stats["nk"], dtype=np.float64)
+        nk = np.asarray(stats["nk"], dtype=np.float64)
+        if self.prior_type == "dirichlet_process":
+            # truncated stick-breaking: q(v_k) = Beta(a_k, b_k), alpha is gamma0
+            self.a = DE.stick_update(nk, self.alpha)
+            self.elog_pi = DE.stick_expected_log(*self.a)
+        else:
+            self.a = self.alpha + nk
+            self.elog_pi = DE.weights_expected_log(self.a)
         self.lam = DE.q_update(np.asarray(stats["s"], dtype=np.float64), self.beta)
-        self.elog_pi = DE.weights_expected_log(self.a)
         self.elog_theta = DE.expected_log(self.lam, self.blocks)
+
+    def _weights_kl(self):
+        if self.prior_type == "dirichlet_process":
+            return DE.stick_kl(*self.a, self.alpha)
+        return DE.weights_kl(self.a, self.alpha)
 
     def pass_inputs(self, shard):
         return {"log_const": self.elog_pi, "table": self.elog_theta}
@@ -106,15 +122,20 @@ class MeanField(Method):
         self._set_q(stats)
         self._bound = (float(stats["nk"] @ self.elog_pi) + float(np.sum(stats["s"] *
                        self.elog_theta)) + self.data.row_const_sum - stats["entropy_term"]
-                       - DE.weights_kl(self.a, self.alpha)
+                       - self._weights_kl()
                        - DE.kl_dirichlet(self.lam, self.beta, self.blocks, self.elog_theta))
 
     def bound(self):
         return self._bound
 
     def attributes(self):
-        return {"weights": self.a / self.a.sum(), "theta": self.blocks.normalise(self.lam),
-                "weight_concentration": self.a.copy(), "concentration": self.lam.copy()}
+        if self.prior_type == "dirichlet_process":
+            weights, wc = DE.stick_mean_weights(*self.a), (self.a[0].copy(), self.a[1].copy())
+        else:
+            weights, wc = self.a / self.a.sum(), self.a.copy()
+        return {"weights": weights, "theta": self.blocks.normalise(self.lam),
+                "weight_concentration": wc, "concentration": self.lam.copy(),
+                "elog_weights": self.elog_pi.copy()}
 
 
 class Gibbs(Method):
@@ -316,7 +337,7 @@ class _DiscreteMixture(ParamsMixin):
                  tol=1e-6, max_iter=1000, n_init=1, init_params="random_from_data",
                  weights_init=None, probabilities_init=None, random_state=None,
                  verbose=0, verbose_interval=10, n_threads=None, n_draws=200, burn_in=100,
-                 thin=1, n_chains=2):
+                 thin=1, n_chains=2, weight_concentration_prior_type="dirichlet_distribution"):
         self.n_components = n_components
         self.method = method
         self.weight_prior = weight_prior
@@ -335,11 +356,12 @@ class _DiscreteMixture(ParamsMixin):
         self.burn_in = burn_in
         self.thin = thin
         self.n_chains = n_chains
+        self.weight_concentration_prior_type = weight_concentration_prior_type
 
     _param_names = ("n_components", "method", "weight_prior", "item_prior", "tol",
                     "max_iter", "n_init", "init_params", "weights_init", "probabilities_init",
                     "random_state", "verbose", "verbose_interval", "n_threads", "n_draws",
-                    "burn_in", "thin", "n_chains")
+                    "burn_in", "thin", "n_chains", "weight_concentration_prior_type")
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
@@ -347,7 +369,12 @@ class _DiscreteMixture(ParamsMixin):
 
     # ------------------------------------------------------------------ checks
     def _priors(self):
-        alpha = 1.0 if self.weight_prior is None else float(self.weight_prior)
+        if self.weight_prior is None:
+            # the DP's concentration gamma0 defaults to 1/K, as scikit-learn's
+            alpha = (1.0 / self.n_components if self.weight_concentration_prior_type ==
+                     "dirichlet_process" else 1.0)
+        else:
+            alpha = float(self.weight_prior)
         beta = 1.0 if self.item_prior is None else float(self.item_prior)
         return alpha, beta
 
@@ -360,6 +387,12 @@ class _DiscreteMixture(ParamsMixin):
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
+        check_option(self.weight_concentration_prior_type, "weight_concentration_prior_type",
+                     ("dirichlet_distribution", "dirichlet_process"))
+        if self.weight_concentration_prior_type == "dirichlet_process" and \
+                self.method != "mean_field":
+            raise ValueError("weight_concentration_prior_type='dirichlet_process' needs "
+                             f"method='mean_field', got method={self.method!r}")
         # EM's MAP needs a mode (>= 1); the Bayesian methods any proper Dirichlet (> 0)
         em = self.method == "em"
         for name in ("weight_prior", "item_prior"):
@@ -421,7 +454,8 @@ class _DiscreteMixture(ParamsMixin):
                                                          beta)
                     return EM(data, blocks, alpha, beta, weights, theta)
                 stats = self._initial_stats(data, blocks, random_state)
-                return MeanField(data, blocks, alpha, beta, stats)
+                return MeanField(data, blocks, alpha, beta, stats,
+                                 self.weight_concentration_prior_type)
 
             result = run_fits(new_method, data, n_runs=self.n_init, max_iter=self.max_iter,
                               tol=self.tol, verbose=self.verbose,
@@ -478,18 +512,52 @@ class _DiscreteMixture(ParamsMixin):
             theta = DE.map_probabilities(stats["s"], blocks, beta)
         return weights, theta
 
+    def _gibbs_start(self, data, blocks, alpha, beta, random_state):
+        """The statistics every chain starts from: an E-step at the best of
+        max(n_init, n_chains) short EM runs (at most ``GIBBS_START_ITER`` iterations, each from
+        its own random start; priors below 1 raised to 1, where the MAP exists).
+
+        Chains started at random fall into different local optima of a latent class model
+        and rarely leave them (R-hat of 2 and more on moderately hard data); from one good
+        common start they explore the posterior around its main mode, and R-hat measures
+        their mixing there, not the multimodality of the likelihood (compare restarts with
+        ``method='em', n_init`` for that)."""
+        a_em, b_em = max(alpha, 1.0), max(beta, 1.0)
+
+        def new_em(run):
+            stats = self._initial_stats(data, blocks, random_state)
+            return EM(data, blocks, a_em, b_em, DE.map_weights(stats["nk"], a_em),
+                      DE.map_probabilities(stats["s"], blocks, b_em))
+
+        # an initialisation, like k-means for the Gaussian mixtures: a plain EM loop (no
+        # convergence warning: a start need not have converged)
+        best_bound, best = -np.inf, None
+        for run in range(max(self.n_init, self.n_chains)):
+            em = new_em(run)
+            prev = -np.inf
+            for _ in range(min(self.max_iter, GIBBS_START_ITER)):
+                em.update(data.run_pass(None, em.pass_inputs(None)))
+                if abs(em.bound() - prev) < self.tol:
+                    break
+                prev = em.bound()
+            bound = em.bound() if em.bound() is not None else -np.inf
+            if best is None or bound > best_bound:
+                best_bound, best = bound, em
+        theta, weights = best.theta, best.weights
+        return data.run(DE.safe_log(theta), DE.safe_log(weights))
+
     def _fit_gibbs(self, data, blocks, alpha, beta, random_state):
         n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
+        start = self._gibbs_start(data, blocks, alpha, beta, random_state)
         entropy = [int(e) for e in random_state.randint(0, 2 ** 32, size=4, dtype=np.int64)]
         chains = np.random.SeedSequence(entropy).spawn(n_chains)
 
         def new_chain(c):
-            init_seq, param_seq, kernel_seq = chains[c].spawn(3)
-            init_rs = np.random.RandomState(np.random.MT19937(init_seq))
+            _, param_seq, kernel_seq = chains[c].spawn(3)
             rng = np.random.Generator(np.random.PCG64(param_seq))
             kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
-            return Gibbs(data, blocks, alpha, beta, rng, kernel_seed,
-                         self._initial_stats(data, blocks, init_rs))
+            # theta_0 ~ p(theta | the start's soft counts): chains differ from the first sweep
+            return Gibbs(data, blocks, alpha, beta, rng, kernel_seed, start)
 
         results = run_fits(new_chain, data, n_runs=n_chains,
                            max_iter=n_sweeps(n_draws, burn_in, thin), verbose=self.verbose,
@@ -527,6 +595,7 @@ class _DiscreteMixture(ParamsMixin):
         self.probabilities_ = self._public_from_table(self._theta)
         if "weight_concentration" in attrs:
             self.weight_concentration_ = attrs["weight_concentration"]
+            self._elog_weights = attrs["elog_weights"]
             self.probability_concentration_ = self._public_from_table(attrs["concentration"])
             self._lam = attrs["concentration"]
 
@@ -535,7 +604,7 @@ class _DiscreteMixture(ParamsMixin):
         """(log_const, table) of the pass for new data: plug-in for EM and Gibbs (posterior
         means), E log pi and E log theta for mean field (q(z) for a new row)."""
         if self.method == "mean_field":
-            return (DE.weights_expected_log(self.weight_concentration_),
+            return (self._elog_weights,
                     DE.expected_log(self._lam, self._blocks))
         return DE.safe_log(self.weights_), DE.safe_log(self._theta)
 
@@ -717,7 +786,11 @@ class _DiscreteMixture(ParamsMixin):
         self.probabilities_ = self._public_from_table(self._theta)
         if hasattr(self, "_lam"):
             self._lam = self._lam[:, perm]
-            self.weight_concentration_ = self.weight_concentration_[perm]
+            wc = self.weight_concentration_
+            # DP sticks permuted with their classes (no longer in stick order)
+            self.weight_concentration_ = ((wc[0][perm], wc[1][perm]) if isinstance(wc, tuple)
+                                          else wc[perm])
+            self._elog_weights = self._elog_weights[perm]
             self.probability_concentration_ = self._public_from_table(self._lam)
         if hasattr(self, "posterior_samples_"):
             ps = self.posterior_samples_
@@ -799,7 +872,9 @@ class BernoulliMixture(_DiscreteMixture):
     method : {'em', 'mean_field', 'gibbs'}, default='em'
     weight_prior : float or None, default=None
         alpha of the Dir(alpha) prior of the class shares; None: 1 (flat: ML for EM).
-        EM needs >= 1 (a MAP mode), the Bayesian methods > 0.
+        EM needs >= 1 (a MAP mode), the Bayesian methods > 0. With
+        ``weight_concentration_prior_type='dirichlet_process'`` the DP's concentration
+        gamma0 (sticks v_k ~ Beta(1, gamma0)); None: 1/K, as scikit-learn.
     item_prior : float or None, default=None
         beta of the Beta(beta, beta) prior of every p_kj; None: 1 (flat: ML for EM). With
         beta = 1 an EM estimate can be exactly 0 or 1 (poLCA's and StepMix's ML); its log is
@@ -821,7 +896,13 @@ class BernoulliMixture(_DiscreteMixture):
         OpenMP threads; results do not depend on it.
     n_draws, burn_in, thin, n_chains : int
         ``method='gibbs'``: draws kept per chain, sweeps discarded, keep every ``thin``-th,
-        independent chains.
+        independent chains. Every chain starts from the best of max(n_init, n_chains) short
+        EM runs (then its own draws), so chains do not sit in different local optima.
+    weight_concentration_prior_type : {'dirichlet_distribution', 'dirichlet_process'}
+        ``method='mean_field'`` only: a Dirichlet prior on the shares, or truncated
+        stick-breaking (a Dirichlet process truncated at K classes: unneeded classes get
+        shares near 0), as ``BayesianGaussianMixture``'s. ``weight_concentration_`` is then
+        the sticks' pair (a, b) of q(v_k) = Beta(a_k, b_k).
 
     Input: X (n_samples, n_features) of 0/1, booleans, or a DataFrame of those; NaN (or pandas
     NA) marks a missing answer, left out of the row's likelihood. Any other value is a
@@ -841,6 +922,9 @@ class BernoulliMixture(_DiscreteMixture):
     """
 
     def _encode(self, X, fitting):
+        fast = self._encode_array(X, fitting)
+        if fast is not None:
+            return fast
         cols, _, _ = _columns(X)
         D = len(cols)
         if not fitting and D != self.n_features_in_:
@@ -874,6 +958,41 @@ class BernoulliMixture(_DiscreteMixture):
         indptr, indices = _csr_from_codes(codes, observed, blocks.offsets)
         return {"indptr": indptr, "indices": indices, "values": None, "row_const": None,
                 "blocks": blocks, "n_samples": N, "n_features": D, "state": {}}
+
+    def _encode_array(self, X, fitting):
+        """The common case without a per-column loop: a numeric or boolean ndarray. Item j's
+        columns are 2j ("0") and 2j + 1 ("1"), so a row's indices are 2j + x_nj over its
+        observed items. Returns None for other input (the general path)."""
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.kind not in "biuf" \
+                or X.shape[0] < 1 or X.shape[1] < 1:
+            return None
+        N, D = X.shape
+        if not fitting and D != self.n_features_in_:
+            return None  # the general path words the error
+        observed = None
+        if X.dtype.kind == "f":
+            nan = np.isnan(X)
+            if nan.any():
+                observed = ~nan
+        if X.dtype.kind == "f" and np.isinf(X).any():
+            return None  # the general path words the error
+        valid = (X == 0) | (X == 1)
+        if observed is not None:
+            valid |= ~observed
+        if not valid.all():
+            return None
+        cols = 2 * np.arange(D, dtype=np.int32)
+        if observed is None:
+            indices = (cols + X.astype(np.int32, copy=False)).reshape(-1)
+            indptr = np.arange(N + 1, dtype=np.int64) * D
+        else:
+            codes = np.where(observed, X, 0).astype(np.int32)
+            indices = (cols + codes)[observed]  # row-major: each row's items in order
+            indptr = np.zeros(N + 1, dtype=np.int64)
+            np.cumsum(observed.sum(axis=1), out=indptr[1:])
+        return {"indptr": indptr, "indices": np.ascontiguousarray(indices, dtype=np.int32),
+                "values": None, "row_const": None, "blocks": DE.Blocks(np.full(D, 2)),
+                "n_samples": N, "n_features": D, "state": {}}
 
     def _public_from_table(self, table):
         return np.ascontiguousarray(table[1::2].T)
@@ -926,14 +1045,16 @@ class CategoricalMixture(_DiscreteMixture):
                  tol=1e-6, max_iter=1000, n_init=1, init_params="random_from_data",
                  weights_init=None, probabilities_init=None, random_state=None,
                  verbose=0, verbose_interval=10, n_threads=None, n_draws=200, burn_in=100,
-                 thin=1, n_chains=2, handle_unknown="error"):
+                 thin=1, n_chains=2, weight_concentration_prior_type="dirichlet_distribution",
+                 handle_unknown="error"):
         super().__init__(n_components, method=method, weight_prior=weight_prior,
                          item_prior=item_prior, tol=tol, max_iter=max_iter, n_init=n_init,
                          init_params=init_params, weights_init=weights_init,
                          probabilities_init=probabilities_init, random_state=random_state,
                          verbose=verbose, verbose_interval=verbose_interval,
                          n_threads=n_threads, n_draws=n_draws, burn_in=burn_in, thin=thin,
-                         n_chains=n_chains)
+                         n_chains=n_chains,
+                         weight_concentration_prior_type=weight_concentration_prior_type)
         self.handle_unknown = handle_unknown
 
     _param_names = _DiscreteMixture._param_names + ("handle_unknown",)
@@ -1011,7 +1132,9 @@ class MultinomialMixture(_DiscreteMixture):
 
     Input: X (n_samples, n_features) non-negative counts, dense or scipy.sparse (CSR is used as
     is); real-valued counts are accepted (the coefficient then uses the Gamma function).
-    Negative counts, NaN and infinity are a ValueError.
+    Negative counts, NaN and infinity are a ValueError: there are no missing values for a
+    count vector (a missing word count would change the row's total), so NaN is refused
+    rather than read as missing or as 0.
 
     Attributes
     ----------
@@ -1042,8 +1165,13 @@ class MultinomialMixture(_DiscreteMixture):
             data = arr
             A = None
         if not np.isfinite(data).all():
-            bad = "NaN" if np.isnan(data).any() else "infinity"
-            raise ValueError(f"X contains {bad}; counts must be finite.")
+            if np.isnan(data).any():
+                # a missing count has no "left out" meaning for a multinomial row (the
+                # total n_n would change with it): refused, not guessed
+                raise ValueError("X contains NaN; MultinomialMixture takes no missing values "
+                                 "(a row's counts are observed whole): drop the rows or "
+                                 "columns with NaN, or use CategoricalMixture for items.")
+            raise ValueError("X contains infinity; counts must be finite.")
         if (data < 0).any():
             raise ValueError("Negative values in data passed to X: MultinomialMixture needs "
                              "counts >= 0.")
