@@ -537,3 +537,48 @@ def test_gaussian_pass_wrapper_matches_reference():
         assert_allclose(resp, ref["resp"], rtol=1e-10, atol=1e-12)
     assert_allclose(data.gram(), reference_gram(X, w, data.shift), rtol=1e-10,
                     atol=1e-12 * np.abs(reference_gram(X, w, data.shift)).max())
+
+
+# --------------------------------------------------------------------------- hybrid form
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_pass_inputs_gemm_form_near_centred_far(covariance_type):
+    """``pass_inputs`` gives diag / spherical components near the shift the GEMM form (centre
+    0: S2 about the shift) and one beyond ``FAR_FROM_SHIFT`` its mean as centre; the pass
+    follows both in one call (log densities and S2 about each centre), thread-invariantly."""
+    rng = np.random.default_rng(7)
+    K, D = 4, 3
+    X = make_data(rng, N_ODD, D)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    far = 3e4  # sum_j m_j^2 p_j^2 > 2^20 for component 0 only
+    p["means"][0] += far
+    X[:40] = p["means"][0] + rng.normal(size=(40, D)) * 0.5 + shift
+    log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], covariance_type, D)
+                 - 0.5 * D * np.log(2 * np.pi))
+    centres, prec_flat, aux, lc = G.pass_inputs(p["means"] + shift, p["prec_chol"],
+                                                covariance_type, shift, log_const)
+    assert np.all(centres[0] == p["means"][0]) and not centres[1:].any()
+    Xs = X - shift
+    quad = np.stack([((Xs - p["means"][k]) ** 2 * np.diag(p["Lam"][k])).sum(axis=1)
+                     for k in range(K)], axis=1)
+    log_rho = np.log(p["weights"]) + 0.5 * np.linalg.slogdet(p["Lam"])[1] \
+        - 0.5 * D * np.log(2 * np.pi) - 0.5 * quad
+    r = np.exp(log_rho - logsumexp(log_rho, axis=1, keepdims=True))
+    results = []
+    for n_threads in (1, 2):
+        slots = {"nk": np.empty((8, K)), "s1": np.empty((8, K * D)),
+                 "s2": np.empty((8, s2_size(covariance_type, K, D))),
+                 "ll": np.empty(8), "ent": np.empty(8)}
+        lpn = np.empty(N_ODD)
+        _gmm.gmm_pass(X, np.empty(0), shift, centres, prec_flat, aux, lc,
+                      CODES[covariance_type], np.empty((0, 0)), slots["nk"], slots["s1"],
+                      slots["s2"], slots["ll"], slots["ent"], np.empty((0, 0)), lpn, True,
+                      CHUNK, n_threads)
+        results.append((lpn.copy(), slots["s2"].sum(axis=0)))
+        assert_allclose(lpn, logsumexp(log_rho, axis=1), rtol=1e-12, atol=1e-9)
+        d2 = [(Xs - centres[k]) ** 2 for k in range(K)]
+        ref = np.stack([(r[:, k, None] * d2[k]).sum(axis=0) for k in range(K)])
+        if covariance_type == "spherical":
+            ref = ref.sum(axis=1)
+        assert_allclose(slots["s2"].sum(axis=0).reshape(ref.shape), ref, rtol=1e-10)
+    assert all(np.array_equal(a, b) for a, b in zip(results[0], results[1]))

@@ -14,23 +14,30 @@ log p(x_n) = logsumexp_k log rho_nk, and accumulates the weighted sufficient sta
     N_k = sum_n w_n r_nk,   S1_k = sum_n w_n r_nk x_n,   S2_k = second moment (see below),
     LL  = sum_n w_n log p(x_n),   H = sum_n w_n sum_k r_nk log r_nk   (for the entropy of q(z)).
 
-Second moments by covariance type, each centred at the component's m_k (the means passed in,
-the current means during a fit), so that a component far from the shift loses nothing to
-cancellation (the caller re-centres them at the new means):
-    full       S2_k = sum_n w_n r_nk (x_n - m_k)(x_n - m_k)^T   (only the lower triangle, in
+Second moments by covariance type, each centred at the component's centre c_k (``means``;
+full: the current mean m_k; diag / spherical: m_k, or 0 = the shift, see below), so that a
+component far from the shift can lose nothing to cancellation (the caller re-centres them at
+the new means):
+    full       S2_k = sum_n w_n r_nk (x_n - c_k)(x_n - c_k)^T   (only the lower triangle, in
                       row-major terms, is filled)
     tied       nothing: sum_n w_n x_n x_n^T does not depend on r and is computed once per fit
-    diag       S2_kj = sum_n w_n r_nk (x_nj - m_kj)^2
-    spherical  S2_k = sum_n w_n r_nk ||x_n - m_k||^2
+    diag       S2_kj = sum_n w_n r_nk (x_nj - c_kj)^2
+    spherical  S2_k = sum_n w_n r_nk ||x_n - c_k||^2
 
-The quadratic form is likewise computed from x_n - m_k for full, diag and spherical (for diag
-and spherical with the squared precisions p_k^2 read from the last D columns, resp. the last
-column, of aux). For tied it is a dot product of a per-row feature vector z_n with a
-per-component vector a_k (built by the caller), so one GEMM per chunk computes it:
+The quadratic form of full is computed from x_n - m_k. For tied, and for the diag / spherical
+components centred at the shift (c_k = 0), it is a dot product of a per-row feature vector z_n
+with a per-component vector a_k (built by the caller), so one GEMM per chunk computes it (and
+S2 of those diag / spherical components, r^T [x^2] resp. r^T [||x||^2], is one GEMM too):
 
     tied       z_n = [y_n, ||y_n||^2],  y_n = x_n U      a_k = [-2 m_k U, 1]
+    diag       z_n = [x_n, x_n^2]                        a_k = [-2 m_k p_k^2, p_k^2]
+    spherical  z_n = [x_n, ||x_n||^2]                    a_k = [-2 m_k p_k^2, p_k^2]
 
-with the constant ||m_k U||^2 folded into c_k by the caller.
+with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller. That
+form loses about log10(sum_j p_kj^2 m_kj^2) digits to cancellation, so the caller gives a diag
+/ spherical component far from the shift (in its own standard deviations) its mean as centre
+instead: its quadratic form is then sum_j p_kj^2 (x_nj - m_kj)^2, with p_k^2 read from the
+last D columns (resp. the last column) of aux and the rest of its aux row zero.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -99,6 +106,8 @@ cdef struct _GaussPass:
     const double* prec_chol    # full (K, D, D), tied (D, D) upper factors; unused otherwise
     const double* aux          # (K, n_aux) the a_k of the GEMM form; unused for full
     int n_aux                  # >= 1 (a valid BLAS leading dimension even when unused)
+    const unsigned char* centred  # diag / spherical (K,): 1 where means[k] != 0 (centred
+    int n_centred              # form), 0 where the centre is the shift (GEMM form); count
     const double* log_const    # (K,) the c_k
     const double* resp_in      # (N, K) responsibilities to use; NULL: computed here
     bint compute_stats         # accumulate N_k, S1, S2
@@ -117,13 +126,15 @@ cdef struct _GaussPass:
 cdef void _chunk(
     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
     Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
+    double* sbuf,
 ) noexcept nogil:
     """Process rows [start, end) and add their statistics to group g's slot.
 
     X: (N, D) rows; resp_out: (N, K) responsibilities, log_prob_norm_out: (N,) log p(x_n),
-    either NULL to skip. xbuf: (b, D) shifted rows; zbuf: (b, max(D, n_aux)) scratch; lp:
-    (b, K) log rho, then responsibilities (times the sample weight once the bound terms are
-    taken). Thread-private scratch stays out of the shared struct.
+    either NULL to skip. xbuf: (b, D) shifted rows; zbuf: (b, width) scratch (see gmm_pass);
+    lp: (b, K) log rho, then responsibilities (times the sample weight once the bound terms
+    are taken); sbuf: (K, D) scratch (diag / spherical). Thread-private scratch stays out of
+    the shared struct.
     """
     # p's fields as locals: the loops below then read them from registers.
     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
@@ -157,6 +168,13 @@ cdef void _chunk(
     cdef double* acc
     cdef double* z_n
     cdef double* lp_n
+    cdef double* tbuf
+    cdef const unsigned char* centred = p.centred
+    # diag / spherical: some components take the GEMM form (centre at the shift), some the
+    # centred one
+    cdef bint any_gemm = (cov_type == DIAG or cov_type == SPHERICAL) and p.n_centred < K
+    cdef bint any_centred = (cov_type == DIAG or cov_type == SPHERICAL) and p.n_centred > 0
+    cdef int s2_width = D if cov_type == DIAG else 1
 
     # Shifted copy of the chunk, in float64 whatever the input dtype.
     for n in range(b):
@@ -179,12 +197,29 @@ cdef void _chunk(
             for j in range(D):
                 s = s + z_n[j] * z_n[j]
             z_n[D] = s
-    elif cov_type == DIAG or cov_type == SPHERICAL:
-        # The chunk transposed to (D, b) in zbuf: the per-component loops below then run over
-        # rows, contiguous and independent (vectorised, each row's sum in feature order).
+    if any_gemm:
+        # z_n = [x_n, x_n^2] (diag) or [x_n, ||x_n||^2] (spherical) in the first b n_aux
+        # entries of zbuf, for the GEMM form (quadratic form and S2 about the shift)
+        for n in range(b):
+            z_n = zbuf + n * n_aux
+            for j in range(D):
+                z_n[j] = xbuf[n * D + j]
+            if cov_type == DIAG:
+                for j in range(D):
+                    z_n[D + j] = z_n[j] * z_n[j]
+            else:
+                s = 0.0
+                for j in range(D):
+                    s = s + z_n[j] * z_n[j]
+                z_n[D] = s
+    tbuf = zbuf + b * n_aux
+    if any_centred and not has_resp_in:
+        # The chunk transposed to (D, b) after the features: the per-component loops of the
+        # centred form then run over rows, contiguous and independent (vectorised, each
+        # row's sum in feature order).
         for n in range(b):
             for j in range(D):
-                zbuf[j * b + n] = xbuf[n * D + j]
+                tbuf[j * b + n] = xbuf[n * D + j]
 
     if has_resp_in:
         for n in range(b):
@@ -205,10 +240,20 @@ cdef void _chunk(
                         s = s + zbuf[n * D + j] * zbuf[n * D + j]
                     lp[n * K + k] = log_const[k] - 0.5 * s
         elif cov_type == DIAG or cov_type == SPHERICAL:
-            # sum_j (x_nj - m_kj)^2 p_kj^2, accumulated per row in the last b entries of zbuf
-            # (after the transposed chunk: width >= D + 1 for these types)
-            acc = zbuf + D * b
+            if any_gemm:
+                # lp = -1/2 z a^T + c for all components (as for tied, below); the centred
+                # ones are overwritten next
+                dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
+                      zbuf, &n_aux, &zero, lp, &K)
+                for n in range(b):
+                    for k in range(K):
+                        lp[n * K + k] = lp[n * K + k] + log_const[k]
+            # Centred: sum_j (x_nj - m_kj)^2 p_kj^2, accumulated per row in the b entries
+            # after the transposed chunk
+            acc = tbuf + D * b
             for k in range(K):
+                if not centred[k]:
+                    continue
                 m_k = means + k * D
                 p2 = aux + k * n_aux + D  # diag: p_k^2 (D,); spherical: p_k^2 (1,)
                 for n in range(b):
@@ -216,7 +261,7 @@ cdef void _chunk(
                 for j in range(D):
                     v_k = m_k[j]
                     w = p2[j] if cov_type == DIAG else 1.0
-                    x_j = zbuf + j * b
+                    x_j = tbuf + j * b
                     for n in range(b):
                         v = x_j[n] - v_k
                         acc[n] = acc[n] + w * (v * v)
@@ -347,10 +392,41 @@ cdef void _chunk(
             # S2_k += Z^T Z; column-major Z reads as (D x b), so this is Z' Z'^T, 'U' there
             # being the lower triangle in row-major terms.
             dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2 + k * D * D, &D)
-    elif cov_type == DIAG:
+    elif cov_type == DIAG or cov_type == SPHERICAL:
+        if any_gemm:
+            # S2 (K x s2_width) += r^T (x^2), x^2 being columns D.. of z, for every component
+            # (the GEMM's shape as in the GEMM-only form, so its sums are the same); the
+            # centred components' rows are saved before and restored after.
+            for k in range(K):
+                if centred[k]:
+                    for j in range(s2_width):
+                        sbuf[k * s2_width + j] = s2[k * s2_width + j]
+            dgemm(&CH_N, &CH_T, &s2_width, &K, &b, &one, zbuf + D, &n_aux, lp, &K, &one, s2,
+                  &s2_width)
+            for k in range(K):
+                if centred[k]:
+                    for j in range(s2_width):
+                        s2[k * s2_width + j] = sbuf[k * s2_width + j]
+        if any_centred:
+            _centred_s2(cov_type, D, K, b, centred, means, xbuf, lp, s2)
+
+
+cdef inline void _centred_s2(
+    int cov_type, int D, int K, int b, const unsigned char* centred, const double* means,
+    const double* xbuf, const double* lp, double* s2,
+) noexcept nogil:
+    """S2 of the centred components: sum_n r_nk (x_n - m_k)^2 (diag), ||.||^2 (spherical)."""
+    cdef int n, j, k
+    cdef double v, r, s
+    cdef const double* m_k
+    cdef const double* x_j
+    cdef double* acc
+    if cov_type == DIAG:
         # S2_kj += r_nk (x_nj - m_kj)^2, row by row (the loop over j vectorises; each sum in
         # row order); rows with r = 0 (most of them with hard counts) are skipped
         for k in range(K):
+            if not centred[k]:
+                continue
             m_k = means + k * D
             acc = s2 + k * D
             for n in range(b):
@@ -360,8 +436,10 @@ cdef void _chunk(
                     for j in range(D):
                         v = x_j[j] - m_k[j]
                         acc[j] = acc[j] + r * (v * v)
-    elif cov_type == SPHERICAL:
+    else:
         for k in range(K):
+            if not centred[k]:
+                continue
             m_k = means + k * D
             for n in range(b):
                 r = lp[n * K + k]
@@ -406,12 +484,14 @@ def gmm_pass(
     X : (N, D) float32 or float64, C-contiguous
     sample_weight : (N,) float64, or empty for unit weights
     shift : (D,) float64, subtracted from every row (all other arrays use shifted coordinates)
-    means : (K, D) float64, shifted means m_k (also the centres of S2_k)
+    means : (K, D) float64, shifted centres c_k: full, diag, spherical: of S2_k and of the
+        quadratic form (full: the means m_k; diag / spherical: m_k, or 0 for the GEMM form)
     prec_chol : float64, flat; full: (K, D, D) upper factors U_k, row-major; tied: (D, D);
         diag and spherical: unused (may be empty)
     aux : (K, n_aux) float64; tied: the a_k of the GEMM form (n_aux = D + 1); diag:
-        [m_k, p_k^2] (n_aux = 2 D), spherical: [m_k, p_k^2] (n_aux = D + 1), of which the pass
-        reads the p_k^2; full: unused (may be (0, 0))
+        [a_k, p_k^2] (n_aux = 2 D), spherical: [a_k, p_k^2] (n_aux = D + 1), the quadratic
+        form being a_k . x + sum_j p_kj^2 (x_j - c_kj)^2 (a_k must be 0 where c_k != 0: the
+        centred form ignores it); full: unused (may be (0, 0))
     log_const : (K,) float64, the c_k (including the folded ||.||^2 constants)
     covariance_type : 0 full, 1 tied, 2 diag, 3 spherical
     resp_in : (N, K) float64 responsibilities to use instead of computing them (for
@@ -439,6 +519,7 @@ def gmm_pass(
     cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
     cdef int n_aux = <int>aux.shape[1]
     cdef int width = D if D > n_aux else n_aux
+    cdef int k, j
     cdef bint has_weights = sample_weight.shape[0] > 0
     cdef bint has_resp_in = resp_in.shape[0] > 0
     cdef bint has_resp_out = resp_out.shape[0] > 0
@@ -448,6 +529,8 @@ def gmm_pass(
     cdef double* xbuf
     cdef double* zbuf
     cdef double* lp
+    cdef double* sbuf
+    cdef unsigned char* centred = NULL
 
     if N == 0:
         raise ValueError("gmm_pass needs at least one row")
@@ -491,6 +574,21 @@ def gmm_pass(
     # unused factor or aux, handed to BLAS calls that do not read it, points at a dummy.
     cdef double dummy = 0.0
     cdef _GaussPass p
+    p.centred = NULL
+    p.n_centred = 0
+    if covariance_type == DIAG or covariance_type == SPHERICAL:
+        # A component whose centre is the shift (means[k] = 0) takes the GEMM form, the
+        # others the centred one; zbuf holds the features (n_aux), the transposed chunk (D)
+        # and a row accumulator (1) per row.
+        centred = <unsigned char*>malloc(K if K > 0 else 1)
+        for k in range(K):
+            centred[k] = 0
+            for j in range(D):
+                if means[k, j] != 0.0:
+                    centred[k] = 1
+            p.n_centred = p.n_centred + centred[k]
+        p.centred = centred
+        width = n_aux + D + 1
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -526,14 +624,18 @@ def gmm_pass(
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
         lp = <double*>malloc(chunk_size * K * sizeof(double))
+        sbuf = <double*>malloc((K * D if K * D > 0 else 1) * sizeof(double))
         for g in prange(G, schedule='static'):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
-                _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp)
+                _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp,
+                       sbuf)
         free(xbuf)
         free(zbuf)
         free(lp)
+        free(sbuf)
+    free(centred)
 
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,

@@ -136,19 +136,25 @@ class GaussianPass:
             stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
         return Statistics(**stats)
 
-    def centred_stats_from_resp(self, resp):
-        """Statistics of given responsibilities, for initialisation, with S2 centred at the
-        means they give (a first pass for the means, a second for S2): a component far from
-        the shift then loses nothing to cancellation. Returns (stats, centres): the shifted
-        (K, D) centres to pass to ``estimate_parameters`` with the statistics."""
+    def centred_stats_from_resp(self, resp, reg_covar=0.0):
+        """Statistics of given responsibilities, for initialisation, with S2 about the shift
+        except for the components far from it (``far_from_shift`` of the estimates S2 about
+        the shift gives), whose S2 a second pass centres at their means: such a component
+        then loses nothing to cancellation, and an ordinary fit takes one pass. Returns
+        (stats, centres): the shifted (K, D) centres (0 = the shift) to pass to
+        ``estimate_parameters`` with the statistics."""
         K, D = self.n_components, self.n_features
         zeros = np.zeros((K, D))
-        if not self.covariance.centred_s2:
-            return self.stats_from_resp(resp, zeros), zeros
         first = self.stats_from_resp(resp, zeros)
+        if not self.covariance.centred_s2:
+            return first, zeros
         nk = first["nk"]
-        centers = np.divide(first["s1"], nk[:, None], out=np.zeros((K, D)),
-                            where=nk[:, None] > 0)
+        _, means, cov = estimate_parameters(first, self.covariance_type, reg_covar, zeros)
+        far = self.covariance.far_from_shift(means, cov) & (nk > 0)
+        if not far.any():
+            return first, zeros
+        centers = zeros
+        centers[far] = first["s1"][far] / nk[far, None]
         return self.stats_from_resp(resp, centers), centers
 
     def stats_from_resp(self, resp, centers_shifted=None):
@@ -228,7 +234,7 @@ class CovarianceType:
     name = None
     code = None  # the kernel's covariance code (``_gmm.gmm_pass``)
     uses_gram = False  # the covariance estimate needs sum_n w_n (x_n - shift)(...)^T
-    centred_s2 = True  # the pass centres S2 at the means it is given
+    centred_s2 = True  # the pass centres S2 at the centres it is given
 
     def shape(self, K, D):
         """Shape of ``covariances_`` / ``precisions_`` / ``precisions_cholesky_``."""
@@ -281,8 +287,17 @@ class CovarianceType:
 
     def kernel_arrays(self, means_shifted, prec_chol):
         """(prec_flat, aux, quad_const): the per-component arrays the pass needs for the
-        quadratic form (see ``kernel_arrays``)."""
+        quadratic form, with S2 centred at ``means_shifted`` (see ``kernel_arrays``)."""
         raise NotImplementedError
+
+    def pass_arrays(self, means_shifted, prec_chol):
+        """(centres, prec_flat, aux, quad_const) for a pass (see ``pass_inputs``): by default
+        centred at the means."""
+        return (means_shifted,) + tuple(self.kernel_arrays(means_shifted, prec_chol))
+
+    def far_from_shift(self, means_shifted, covariances):
+        """(K,) bool: the components whose initial S2 is to be centred at their means."""
+        return np.zeros(means_shifted.shape[0], dtype=bool)
 
     def check_precision_values(self, precisions):
         """Validate user-given precisions of the right shape (ValueError)."""
@@ -349,6 +364,11 @@ class Full(CovarianceType):
 
     def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
+
+    def far_from_shift(self, means_shifted, covariances):
+        # the pass centres the quadratic form and S2 at the means anyway; the initial S2
+        # about the shift is conditioned by each variance's m^2 / var, as for 'diag'
+        return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
@@ -481,6 +501,47 @@ class _Variances(CovarianceType):
         return mean + rng.standard_normal((count, mean.shape[0])) * np.sqrt(covariances[k])
 
 
+# A 'diag' / 'spherical' component is centred at its mean (in the pass: quadratic form and
+# S2; in the initial statistics: S2) when delta^2 = sum_j m_kj^2 / var_kj (m_k shifted: the
+# squared distance in its own standard deviations from the shift, the data mean) exceeds
+# this. The GEMM form about the shift sums terms of size delta^2 to a quadratic form of
+# size ~D near the component (and S2 / N - m^2 to a variance var = m^2 / delta^2), so it
+# loses about log10(delta^2) digits: at most ~6 below 2^20 (a component 1024 standard
+# deviations from the data mean), which leaves ~10, as many as the estimates' own rounding
+# keeps. Ordinary fits stay far below it and take the faster GEMM form for every component.
+# It depends on the parameters only (never on threads or chunks).
+FAR_FROM_SHIFT = 2.0 ** 20
+
+
+def _far(m2, var):
+    """(K,) bool: sum_j m2_kj / var_kj > FAR_FROM_SHIFT; a variance that is not positive (a
+    cancelled one) counts as infinitely narrow."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(var > 0.0, m2 / np.where(var > 0.0, var, 1.0),
+                         np.where(m2 > 0.0, np.inf, 0.0))
+    return ratio.sum(axis=1) > FAR_FROM_SHIFT
+
+
+def _hybrid_arrays(means_shifted, p2, per_dim):
+    """(centres, prec_flat, aux, quad_const) of the pass for 'diag' (``per_dim``, p2 (K, D))
+    or 'spherical' (p2 (K,)): the GEMM form about the shift, aux = [-2 m p^2, p^2] and the
+    folded -1/2 sum_j m_j^2 p_j^2 with centre 0, for every component but those beyond
+    ``FAR_FROM_SHIFT``, which are centred at their means (aux [0, p^2], constant 0)."""
+    means_shifted = np.asarray(means_shifted, dtype=np.float64)
+    p2c = p2 if per_dim else p2[:, None]
+    aux = np.hstack([-2.0 * means_shifted * p2c, p2c])
+    quad = (-0.5 * (means_shifted ** 2 * p2).sum(1) if per_dim
+            else -0.5 * p2 * (means_shifted ** 2).sum(1))
+    delta2 = -2.0 * quad  # sum_j m_j^2 p_j^2
+    far = ~(delta2 <= FAR_FROM_SHIFT)  # (NaN: centred too)
+    centres = np.zeros_like(means_shifted)
+    if far.any():
+        centres[far] = means_shifted[far]
+        aux[far, :means_shifted.shape[1]] = 0.0
+        quad[far] = 0.0
+    return (np.ascontiguousarray(centres), np.empty(0), np.ascontiguousarray(aux), quad)
+
+
 def _variances(s2, s1, nk_raw, nk, means, centers_shifted, reg_covar, summed=False):
     """Variances ('diag' (K, D); with ``summed``, 'spherical''s (K,) sums over dimensions)
     from S2 centred at the pass's centres c (as for 'full'), exactly about the new means m:
@@ -527,17 +588,32 @@ class Diag(_Variances):
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
-        return _variances(stats["s2"], stats["s1"], nk_raw, nk, means, centers_shifted,
-                          reg_covar)
+        # S2 about the shift (centre 0): the estimate as before centring existed; S2 centred
+        # at a far component's mean: exactly about the new mean
+        out = stats["s2"] / nk[:, None] - means ** 2 + reg_covar
+        centred = np.any(centers_shifted != 0.0, axis=1)
+        if centred.any():
+            out = np.where(centred[:, None],
+                           _variances(stats["s2"], stats["s1"], nk_raw, nk, means,
+                                      centers_shifted, reg_covar), out)
+        return out
+
+    def far_from_shift(self, means_shifted, covariances):
+        return _far(means_shifted ** 2, covariances)
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
 
     def kernel_arrays(self, means_shifted, prec_chol):
-        # the pass reads p^2 from aux's last D columns and centres x at each mean itself
+        # centred at the means: the pass reads p^2 from aux's last D columns and centres x at
+        # each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([means_shifted, p2])
+        aux = np.hstack([np.zeros_like(p2), p2])
         return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
+
+    def pass_arrays(self, means_shifted, prec_chol):
+        return _hybrid_arrays(means_shifted, np.asarray(prec_chol, dtype=np.float64) ** 2,
+                              True)
 
 
 class Spherical(_Variances):
@@ -560,18 +636,33 @@ class Spherical(_Variances):
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram):
         D = means.shape[1]
-        # the per-dimension scatter summed over dimensions: S2 holds the sums
-        return _variances(stats["s2"][:, None], stats["s1"], nk_raw, nk, means,
-                          centers_shifted, 0.0, summed=True) / D + reg_covar
+        # as for 'diag': S2 about the shift (centre 0) as before centring existed
+        out = (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+        centred = np.any(centers_shifted != 0.0, axis=1)
+        if centred.any():
+            # the per-dimension scatter summed over dimensions: S2 holds the sums
+            out = np.where(centred,
+                           _variances(stats["s2"][:, None], stats["s1"], nk_raw, nk, means,
+                                      centers_shifted, 0.0, summed=True) / D + reg_covar,
+                           out)
+        return out
+
+    def far_from_shift(self, means_shifted, covariances):
+        return _far(means_shifted ** 2, np.asarray(covariances)[:, None])
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
 
     def kernel_arrays(self, means_shifted, prec_chol):
-        # the pass reads p^2 from aux's last column and centres x at each mean itself
+        # centred at the means: the pass reads p^2 from aux's last column and centres x at
+        # each mean itself
         p2 = np.asarray(prec_chol, dtype=np.float64) ** 2
-        aux = np.hstack([means_shifted, p2[:, None]])
+        aux = np.hstack([np.zeros_like(means_shifted), p2[:, None]])
         return np.empty(0), np.ascontiguousarray(aux), np.zeros(means_shifted.shape[0])
+
+    def pass_arrays(self, means_shifted, prec_chol):
+        return _hybrid_arrays(means_shifted, np.asarray(prec_chol, dtype=np.float64) ** 2,
+                              False)
 
 
 #: covariance_type -> its algebra
@@ -652,8 +743,10 @@ def kernel_arrays(means_shifted, prec_chol, covariance_type):
 
     Returns (prec_flat, aux, quad_const): for 'full' the flattened factors; for 'tied' (the
     GEMM form) the vectors a_k and the folded constant -1/2 ||m_k U||^2, which the caller
-    adds to c_k; for 'diag' / 'spherical' [m_k, p_k^2] and zeros (the pass centres x at m_k
-    itself). See ``src_c/emissions/_gaussian_kernel.pyx``.
+    adds to c_k; for 'diag' / 'spherical' [0, p_k^2] and zeros (the pass centres x and S2 at
+    m_k itself, ``means_shifted`` being the centres passed). See
+    ``src_c/emissions/_gaussian_kernel.pyx``; ``pass_inputs`` chooses the faster GEMM form
+    where it is accurate.
     """
     return COVARIANCES[covariance_type].kernel_arrays(means_shifted, prec_chol)
 
@@ -662,12 +755,16 @@ def pass_inputs(means, prec_chol, covariance_type, shift, log_const):
     """Everything ``GaussianPass.run`` needs for a pass at given per-component quantities.
 
     ``log_const`` is the method's c_k without the folded quadratic constant (EM: log pi_k +
-    log det U_k - D/2 log 2 pi; mean field: the expected version). Returns (shifted means,
-    factor array, aux, c_k including the folded constant).
+    log det U_k - D/2 log 2 pi; mean field: the expected version). Returns (shifted centres,
+    factor array, aux, c_k including the folded constant). For 'diag' / 'spherical' the
+    centres (which S2 is centred at: pass them on to ``estimate_parameters``) are 0 (the shift)
+    for the components that take the GEMM form, the means for those far from the shift (see
+    ``FAR_FROM_SHIFT``); for 'full' the means.
     """
     means_shifted = np.ascontiguousarray(np.asarray(means, dtype=np.float64) - shift)
-    prec_flat, aux, quad = kernel_arrays(means_shifted, prec_chol, covariance_type)
-    return means_shifted, prec_flat, aux, np.ascontiguousarray(log_const + quad)
+    centres, prec_flat, aux, quad = COVARIANCES[covariance_type].pass_arrays(means_shifted,
+                                                                             prec_chol)
+    return centres, prec_flat, aux, np.ascontiguousarray(log_const + quad)
 
 
 def n_covariance_parameters(covariance_type, n_components, n_features):

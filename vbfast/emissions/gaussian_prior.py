@@ -339,7 +339,7 @@ class MeanFieldFitState(Method):
     def from_resp(cls, data, covariance_type, reg_covar, priors, resp):
         """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
         state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
-        stats, centers = data.centred_stats_from_resp(resp)
+        stats, centers = data.centred_stats_from_resp(resp, reg_covar)
         state.update_q(stats, centers)
         return state
 

@@ -448,7 +448,7 @@ class GaussianMixture(ParamsMixin):
         weights = means = cov = prec_chol = None
         if not all(given):
             resp = self._initial_resp(data, random_state)
-            stats, centers = data.centred_stats_from_resp(resp)
+            stats, centers = data.centred_stats_from_resp(resp, self.reg_covar)
             gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
                                                            centers, gram)
