@@ -13,7 +13,7 @@ import numpy as np
 
 from .topics import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
-from .hmm import CategoricalHMM, GaussianHMM
+from .hmm import CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM
 from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 
 
@@ -195,7 +195,9 @@ _HMM_FAILS = {name: _HMM_Y_AS_LENGTHS for name in (
     "check_fit2d_predict1d")}
 # check_array_api_input (run in a subprocess, see NON_INTEGER_INPUT) calls fit(X, y) too
 NON_INTEGER_INPUT.update({"GaussianHMM-em": _HMM_Y_AS_LENGTHS,
-                          "CategoricalHMM-em": _HMM_Y_AS_LENGTHS})
+                          "CategoricalHMM-em": _HMM_Y_AS_LENGTHS,
+                          "PoissonHMM-em": _HMM_Y_AS_LENGTHS,
+                          "GMMHMM-em": _HMM_Y_AS_LENGTHS})
 _HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
                    "check_methods_subset_invariance": _HMM_CONTEXT})
 # CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
@@ -203,6 +205,13 @@ _CATEGORICAL_HMM_FAILS = {**_HMM_FAILS, "check_fit2d_1sample": (
     "scikit-learn fits one sample of 10 real-valued features; CategoricalHMM takes one "
     "integer symbol per sample, shape (n_samples, 1), and refuses other shapes and "
     "non-integer values with a ValueError.")}
+# PoissonHMM reads non-negative integer counts: scikit-learn feeds real values
+_POISSON_HMM_FAILS = {**_HMM_FAILS, **{name: (
+    "scikit-learn feeds real-valued (and negative) data; PoissonHMM takes non-negative "
+    "integer counts and refuses anything else with a ValueError naming it "
+    "(tests/test_hmm_poisson_gmm.py covers fit, predict and bad input on counts).") for name in (
+    "check_fit2d_1sample", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance")}}
 # Discrete mixtures: scikit-learn's checks feed real-valued data; binary and categorical
 # mixtures take 0/1 answers or integer codes and refuse anything else with a ValueError.
 _DISCRETE_INPUT = (
@@ -332,6 +341,10 @@ ESTIMATORS = [
     Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
                                                 "n_iter": 5},
           data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+    Entry("PoissonHMM-em", PoissonHMM, {"method": "em", "n_components": 2, "n_iter": 5},
+          data="counts", expected_failed_checks=_POISSON_HMM_FAILS),
+    Entry("GMMHMM-em", GMMHMM, {"method": "em", "n_components": 2, "n_mix": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
 ]
 
 for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categorical"),
