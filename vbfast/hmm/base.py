@@ -247,7 +247,7 @@ class BaseHMM(ParamsMixin):
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_threads = resolve_n_threads(self.n_threads)
-        sequences = Sequences(lengths, X.shape[0], n_threads)
+        sequences = Sequences(lengths, X.shape[0], n_threads, self.n_components)
         with single_threaded_blas():
             params = self._initial_parameters(X, sequences)
             data = HMMData(X, sequences, self)
@@ -312,7 +312,8 @@ class BaseHMM(ParamsMixin):
     def _prepare(self, X, lengths):
         params = self._fitted_params()
         X = self._check_X(X, fitting=False)
-        sequences = Sequences(lengths, X.shape[0], resolve_n_threads(self.n_threads))
+        sequences = Sequences(lengths, X.shape[0], resolve_n_threads(self.n_threads),
+                              self.n_components)
         return X, sequences, params
 
     def _forward_backward(self, X, lengths, posteriors):
