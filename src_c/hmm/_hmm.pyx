@@ -206,7 +206,17 @@ cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* 
         # xi (K x K, row-major) = sum_t alpha_t^T v_t = alpha[0:T-1]^T V[1:T]; column-major:
         # xi^T = V^T alpha, V and alpha read as (K x (T - 1)) column-major
         n = <int>(T - 1)
-        dgemm(&CH_N, &CH_T, &K, &K, &n, &one, b + K, &K, alpha, &K, &zero, xi, &K)
+        if n >= 16:
+            dgemm(&CH_N, &CH_T, &K, &K, &n, &one, b + K, &K, alpha, &K, &zero, xi, &K)
+        else:  # a short sequence: rank-one updates cost less than a BLAS call
+            memset(xi, 0, K * K * sizeof(double))
+            for t in range(T - 1):
+                al = alpha + t * K
+                bt = b + (t + 1) * K
+                for i in range(K):
+                    s = al[i]
+                    for j in range(K):
+                        xi[i * K + j] = xi[i * K + j] + s * bt[j]
         for i in range(K * K):
             trans[i] += p.transmat[i] * xi[i]
     for t in range(T):

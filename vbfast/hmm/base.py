@@ -21,6 +21,7 @@ fit where every state is used:
 - zeros in ``startprob_`` / ``transmat_`` stay zero (as in hmmlearn: left-right models).
 """
 import collections
+import logging
 import string
 import sys
 import time
@@ -37,6 +38,10 @@ from .._core.validation import (check_is_fitted, check_option, check_random_stat
                                 check_scalar)
 from ._sequences import Sequences
 
+# hmmlearn reports an init_params overwrite through logging; vbfast warns and logs it too (a
+# NullHandler: nothing printed unless the application configures logging)
+_log = logging.getLogger(__name__)
+_log.addHandler(logging.NullHandler())
 # Expected occupancy below which a state counts as unvisited (keeps its parameters).
 EMPTY_STATE = 1e-10
 _DECODERS = ("viterbi", "map")
@@ -166,7 +171,8 @@ class BaseHMM(ParamsMixin):
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
         check_scalar(self.n_components, "n_components", "int", min_val=1)
-        check_scalar(self.n_iter, "n_iter", "int", min_val=1)
+        # (n_iter=0: initialisation only, as in hmmlearn)
+        check_scalar(self.n_iter, "n_iter", "int", min_val=0)
         check_scalar(self.tol, "tol", "real", min_val=0.0)
         check_option(self.algorithm, "algorithm", _DECODERS)
         check_option(self.implementation, "implementation", _IMPLEMENTATIONS)
@@ -219,9 +225,11 @@ class BaseHMM(ParamsMixin):
         when that overwrites a value the user set) or if it has no value yet."""
         if code in self.init_params:
             if hasattr(self, name) and not getattr(self, "_fitted_by_vbfast", False):
-                warnings.warn(f"Even though the {name!r} attribute is set, it will be "
-                              f"overwritten during initialization because 'init_params' "
-                              f"contains {code!r}", UserWarning, stacklevel=5)
+                message = (f"Even though the {name!r} attribute is set, it will be "
+                           f"overwritten during initialization because 'init_params' "
+                           f"contains {code!r}")
+                warnings.warn(message, UserWarning, stacklevel=5)
+                _log.warning(message)
             return True
         return not hasattr(self, name)
 
@@ -250,6 +258,8 @@ class BaseHMM(ParamsMixin):
         sequences = Sequences(lengths, X.shape[0], n_threads, self.n_components)
         with single_threaded_blas():
             params = self._initial_parameters(X, sequences)
+            if self.n_iter == 0:  # hmmlearn: initialise only
+                return self._store_initial(params, X)
             data = HMMData(X, sequences, self)
             method = BaumWelch(self, params, monotone=self._flat_priors())
             result = run_fits(lambda run: method, data, n_runs=1, max_iter=self.n_iter,
@@ -261,6 +271,16 @@ class BaseHMM(ParamsMixin):
         monitor.history.extend(float(b) for b in result.bounds)
         monitor.iter = int(result.n_iter)
         self.monitor_ = monitor
+        self._fitted_by_vbfast = True
+        return self
+
+    def _store_initial(self, params, X):
+        """n_iter=0: the initial parameters as the fitted ones, an empty trace."""
+        self._set_params({k: np.array(v, copy=True) for k, v in params.items()}, X)
+        self.converged_, self.n_iter_, self.lower_bound_ = False, 0, -np.inf
+        self.lower_bounds_, self.iteration_times_ = np.empty(0), np.empty(0)
+        self.n_kept_states_ = 0
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         self._fitted_by_vbfast = True
         return self
 
