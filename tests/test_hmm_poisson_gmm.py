@@ -7,7 +7,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import vbfast
-from vbfast.hmm import GMMHMM, PoissonHMM
+from vbfast._core.threads import resolve_n_threads
+from vbfast.hmm import GMMHMM, PoissonHMM, _sequences
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -193,3 +194,34 @@ def test_deterministic_for_any_thread_count():
     b = GMMHMM(3, 2, 1e-3, random_state=0, n_threads=2).fit(X, LENGTHS)
     assert a.means_.tobytes() == b.means_.tobytes()
     assert a.covars_.tobytes() == b.covars_.tobytes()
+
+
+def vbfast_cores():
+    return resolve_n_threads(None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: (GMMHMM(3, 2, covariance_type="full", n_iter=5, random_state=0), gmm_data()),
+    lambda: (GMMHMM(3, 2, covariance_type="diag", n_iter=5, random_state=0), gmm_data()),
+    lambda: (PoissonHMM(3, n_iter=5, random_state=0), poisson_data()),
+    lambda: (vbfast.GaussianHMM(3, "spherical", n_iter=5, random_state=0), gmm_data()),
+    lambda: (vbfast.GaussianHMM(3, "tied", n_iter=5, random_state=0), gmm_data()),
+])
+def test_bitwise_identical_for_any_thread_count_with_threads_forced(monkeypatch, make):
+    """Threads forced on small data (the work threshold lowered): every fitted array, the
+    trace and the posteriors are the same bits for 1, 2 and 3 threads."""
+    monkeypatch.setattr(_sequences, "MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(_sequences, "ROWS_PER_GROUP", 64)  # several groups of sequences
+    lengths = [7, 120, 33, 90, 1, 249]  # (sums to 500) uneven groups, a length-1 sequence
+    outs = []
+    for n_threads in (1, 2, 3):
+        est, X = make()
+        est.set_params(n_threads=n_threads)
+        est.fit(X, lengths)
+        post = est.predict_proba(X, lengths)
+        seqs = _sequences.Sequences(lengths, len(X), est.n_threads, est.n_components)
+        assert seqs.n_groups > 1 and seqs.n_threads == min(n_threads, vbfast_cores())
+        outs.append([np.asarray(v).tobytes() for k, v in sorted(vars(est).items())
+                     if k.endswith("_") and not k.startswith("_") and k not in (
+                         "iteration_times_", "monitor_")] + [post.tobytes()])
+    assert outs[0] == outs[1] == outs[2]

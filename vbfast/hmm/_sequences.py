@@ -74,7 +74,8 @@ class Sequences:
         work = n_samples * n_components * (n_components + 8)
         self.n_threads = threads_for(n_threads, work, MIN_WORK_PER_THREAD, n_groups=busy)
 
-    def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True):
+    def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True,
+                         post_out=None):
         """Scaled forward-backward over every sequence.
 
         Parameters
@@ -85,6 +86,9 @@ class Sequences:
         posteriors, stats : bool
             Whether to return the posteriors gamma (n_samples, K) and the expected start and
             transition counts.
+        post_out : ndarray of shape (n_samples, K), float64, optional
+            Where to write the posteriors (a fit reuses one buffer: no fresh pages to fault
+            in every iteration).
 
         Returns
         -------
@@ -94,7 +98,12 @@ class Sequences:
         """
         K = logprob.shape[1]
         G = self.n_groups
-        post = np.empty((self.n_samples, K)) if posteriors else np.empty((0, 0))
+        if not posteriors:
+            post = np.empty((0, 0))
+        elif post_out is not None and post_out.shape == (self.n_samples, K):
+            post = post_out
+        else:
+            post = np.empty((self.n_samples, K))
         trans_slots = np.empty((G, K * K)) if stats else np.empty((0, 0))
         start_slots = np.empty((G, K)) if stats else np.empty((0, 0))
         seq_ll = np.full(self.n_sequences, np.nan)

@@ -100,7 +100,10 @@ class HMMData:
         with log_likelihood, seq_ll, start (K,), trans (K, K), n_log_space and the
         emission's fields."""
         logprob = self.model._log_density(self.X, params, shard.n_threads)
-        fb = shard.forward_backward(logprob, params["startprob"], params["transmat"])
+        # the posteriors' buffer is kept for the fit (80 MB for 10^6 rows and 10 states)
+        fb = shard.forward_backward(logprob, params["startprob"], params["transmat"],
+                                    post_out=self.cache.get("posteriors"))
+        self.cache["posteriors"] = fb["posteriors"]
         del logprob
         emission = self.model._emission_stats(self.X, fb["posteriors"], params,
                                               shard.n_threads, self.cache)
