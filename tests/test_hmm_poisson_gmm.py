@@ -225,3 +225,25 @@ def test_bitwise_identical_for_any_thread_count_with_threads_forced(monkeypatch,
                      if k.endswith("_") and not k.startswith("_") and k not in (
                          "iteration_times_", "monitor_")] + [post.tobytes()])
     assert outs[0] == outs[1] == outs[2]
+
+
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_one_feature_full_and_tied_agree_with_hmmlearn(ct):
+    """One feature takes the 'diag' kernels for 'full' / 'tied' (a 1 x 1 covariance is a
+    variance): the same fit as hmmlearn's."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.RandomState(0)
+    z = np.cumsum(rng.rand(600) < 0.1) % 3
+    X = np.array([[0.0], [3.0], [-3.0]])[z] + rng.normal(size=(600, 1))
+    fits = []
+    for cls in (vbfast.GaussianHMM, hmm.GaussianHMM):
+        m = cls(3, ct, init_params="", n_iter=10, tol=0, covars_prior=0.3, covars_weight=4.0)
+        m.startprob_ = np.array([0.4, 0.3, 0.3])
+        m.transmat_ = np.full((3, 3), 1 / 3)
+        m.means_ = np.array([[0.5], [2.0], [-2.0]])
+        m.covars_ = np.full((3, 1, 1), 2.0) if ct == "full" else np.full((1, 1), 2.0)
+        fits.append(m.fit(X, [200, 400]))
+    ours, theirs = fits
+    assert_allclose(ours.lower_bounds_, list(theirs.monitor_.history), rtol=1e-10)
+    assert_allclose(ours.covars_, theirs.covars_, rtol=1e-10)
+    assert_allclose(ours.means_, theirs.means_, rtol=1e-10)
