@@ -7,6 +7,9 @@ Workloads (issue 15):
 - 'long': hmmlearn's own ``scripts/benchmark.py`` Gaussian workload: 4 states, full
   covariance, 1-D, one sequence of T = 50,000, 100 iterations.
 - 'many': 1,000 sequences of 1,000, 10 states, D = 8, diag covariance, 5 iterations.
+- 'short' and 'one': the per-sequence overhead, 500 sequences of 10 against one sequence of
+  5,000 (4 states, D = 2, diag, 10 iterations; never scaled); the script prints each
+  library's ratio short / one (target for vbfast: <= 1.5).
 
 Libraries: 'vbfast' (every core), 'hmmlearn-scaling' and 'hmmlearn-log' (its default).
 
@@ -25,6 +28,8 @@ WORKLOADS = {
     # name: (n_states, covariance_type, n_features, n_sequences, length, n_iter)
     "long": (4, "full", 1, 1, 50_000, 100),
     "many": (10, "diag", 8, 1_000, 1_000, 5),
+    "short": (4, "diag", 2, 500, 10, 10),
+    "one": (4, "diag", 2, 1, 5_000, 10),
 }
 
 
@@ -34,7 +39,7 @@ def make_workload(name, scale=1.0, seed=0):
     K, ctype, D, S, T, n_iter = WORKLOADS[name]
     if name == "long":
         T = max(100, int(T * scale))
-    else:
+    elif name == "many":
         S = max(2, int(S * scale))
     rng = np.random.RandomState(seed)
     means = rng.normal(scale=3.0, size=(K, D))
@@ -123,6 +128,7 @@ def main():
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
     parser.add_argument("--libraries", nargs="*", default=list(LIBRARIES))
     args = parser.parse_args()
+    all_times = {}
     for name in args.workloads:
         X, lengths, start, ctype, n_iter = make_workload(name, args.scale)
         K = len(start["startprob_"])
@@ -144,6 +150,12 @@ def main():
         for library in args.libraries:
             if library != "vbfast" and "vbfast" in times:
                 print(f"  vbfast is {times[library] / times['vbfast']:.1f}x {library}")
+        all_times[name] = times
+    if "short" in all_times and "one" in all_times:
+        for library, t in all_times["short"].items():
+            if library in all_times["one"]:
+                print(f"per-sequence overhead, {library}: 500 x 10 costs "
+                      f"{t / all_times['one'][library]:.2f}x one sequence of 5,000")
 
 
 if __name__ == "__main__":

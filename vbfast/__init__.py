@@ -6,13 +6,13 @@ from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
 from .mixture import BayesianGaussianMixture, GaussianMixture
 from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 from .topics import LatentDirichletAllocation
-from .hmm import CategoricalHMM, GaussianHMM
+from .hmm import CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM
 from .spectrum import compare_methods
 
 __version__ = "0.1.0"
 
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture",
            "CategoricalMixture", "MultinomialMixture", "LatentDirichletAllocation",
-           "GaussianHMM", "CategoricalHMM", "compare_methods", "ConvergenceWarning",
+           "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "compare_methods", "ConvergenceWarning",
            "BoundDecreaseWarning", "NotFittedError", "get_config", "set_config",
            "config_context", "__version__"]

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from . import GaussianMixture, __version__, compare_methods
+from . import GaussianHMM, GaussianMixture, __version__, compare_methods
 from .datasets import load_old_faithful
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -66,6 +66,10 @@ def build_parser():
                       help="compare the inference methods (Gibbs, mean field, EM) on one "
                       "mixture of --n-components components; held-out data: a random quarter "
                       "of the samples")
+    demo.add_argument("--hmm", action="store_true",
+                      help="fit a Gaussian hidden Markov model to the Old Faithful waiting "
+                      "times as a sequence (eruption after eruption), compare the inference "
+                      "methods on held-out eruptions and print the EM fit")
     demo.add_argument("--n-components", type=_positive_int, default=2,
                       help="components of the --spectrum mixture (default: 2)")
     demo.set_defaults(func=_demo)
@@ -98,7 +102,39 @@ def _spectrum(args, out):
     return 0
 
 
+def _hmm_demo(args, out):
+    # the waiting times in the data set's row order, read as one sequence (short and long
+    # waits form two regimes that tend to alternate); the last quarter is held out
+    waiting = load_old_faithful()[:, 1:]
+    n_test = waiting.shape[0] // 4
+    train, test = waiting[:-n_test], waiting[-n_test:]
+    k = args.n_components
+    est = GaussianHMM(n_components=k, covariance_type="diag", n_iter=100, tol=1e-6,
+                      random_state=args.seed, n_threads=args.n_threads)
+    print(f"Old Faithful waiting times as a sequence: {train.shape[0]} eruptions to fit, the "
+          f"next {test.shape[0]} held out; GaussianHMM(n_components={k})", file=out)
+    print(file=out)
+    result = compare_methods(est, train, test)
+    print(result, file=out)
+    print(file=out)
+    hmm = result.estimators["em"] if "em" in result.estimators else est.fit(train)
+    order = np.argsort(hmm.means_[:, 0])
+    print(f"EM fit, states by mean waiting time (minutes): {_fmt(hmm.means_[order, 0], 1)}",
+          file=out)
+    print(f"standard deviations: {_fmt(np.sqrt(hmm.covars_[order, 0, 0]), 1)}", file=out)
+    print(f"transition matrix:\n{_fmt(hmm.transmat_[np.ix_(order, order)])}", file=out)
+    rank = np.argsort(order)
+    states = rank[hmm.predict(test)]
+    print("most likely states of the held-out eruptions (0 = shorter waits): "
+          + "".join(str(s) for s in states), file=out)
+    print("held-out: log p(held-out waits) / number of eruptions under each method's fit "
+          "(the held-out eruptions as one sequence).", file=out)
+    return 0
+
+
 def _demo(args, out):
+    if args.hmm:
+        return _hmm_demo(args, out)
     if args.spectrum:
         return _spectrum(args, out)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .topics import LatentDirichletAllocation
 from .mixture import BayesianGaussianMixture, GaussianMixture
-from .hmm import CategoricalHMM, GaussianHMM
+from .hmm import CategoricalHMM, GaussianHMM, GMMHMM, PoissonHMM
 from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 
 
@@ -197,6 +197,7 @@ _HMM_FAILS = {name: _HMM_Y_AS_LENGTHS for name in (
 NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
                           for _cls in ("GaussianHMM", "CategoricalHMM")
                           for _method in ("em", "mean_field", "gibbs")})
+NON_INTEGER_INPUT.update({"PoissonHMM-em": _HMM_Y_AS_LENGTHS, "GMMHMM-em": _HMM_Y_AS_LENGTHS})
 _HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
                    "check_methods_subset_invariance": _HMM_CONTEXT})
 # CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
@@ -204,6 +205,13 @@ _CATEGORICAL_HMM_FAILS = {**_HMM_FAILS, "check_fit2d_1sample": (
     "scikit-learn fits one sample of 10 real-valued features; CategoricalHMM takes one "
     "integer symbol per sample, shape (n_samples, 1), and refuses other shapes and "
     "non-integer values with a ValueError.")}
+# PoissonHMM reads non-negative integer counts: scikit-learn feeds real values
+_POISSON_HMM_FAILS = {**_HMM_FAILS, **{name: (
+    "scikit-learn feeds real-valued (and negative) data; PoissonHMM takes non-negative "
+    "integer counts and refuses anything else with a ValueError naming it "
+    "(tests/test_hmm_poisson_gmm.py covers fit, predict and bad input on counts).") for name in (
+    "check_fit2d_1sample", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance")}}
 # Discrete mixtures: scikit-learn's checks feed real-valued data; binary and categorical
 # mixtures take 0/1 answers or integer codes and refuse anything else with a ValueError.
 _DISCRETE_INPUT = (
@@ -312,18 +320,10 @@ ESTIMATORS = [
     Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
                                                 "n_iter": 5},
           data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
-    Entry("GaussianHMM-mean_field", GaussianHMM,
-          {"method": "mean_field", "n_components": 2, "n_iter": 5},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
-    Entry("GaussianHMM-gibbs", GaussianHMM,
-          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
-    Entry("CategoricalHMM-mean_field", CategoricalHMM,
-          {"method": "mean_field", "n_components": 2, "n_iter": 5},
-          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
-    Entry("CategoricalHMM-gibbs", CategoricalHMM,
-          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
-          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
+                          for _cls in ("GaussianHMM", "CategoricalHMM")
+                          for _method in ("em", "mean_field", "gibbs")})
+NON_INTEGER_INPUT.update({"PoissonHMM-em": _HMM_Y_AS_LENGTHS, "GMMHMM-em": _HMM_Y_AS_LENGTHS})
 ]
 
 for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categorical"),

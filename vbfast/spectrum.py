@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from .hmm import base as _hmm_base
 from .mixture.gaussian import _METHODS as MIXTURE_METHODS
 from .mixture.gaussian import BayesianGaussianMixture, GaussianMixture
 from .topics.lda import _METHODS as LDA_METHODS
@@ -31,10 +32,13 @@ _BOUND_KIND = {"em": "log-likelihood", "mean_field": "ELBO", "variational_em": "
 def _family(estimator):
     if isinstance(estimator, LatentDirichletAllocation):
         return "lda"
+    if isinstance(estimator, _hmm_base.BaseHMM):
+        return "hmm"
     if isinstance(estimator, GaussianMixture):
         return "mixture"
-    raise TypeError("compare_methods takes a vbfast GaussianMixture, BayesianGaussianMixture or "
-                    f"LatentDirichletAllocation, got {type(estimator).__name__}")
+    raise TypeError("compare_methods takes a vbfast GaussianMixture, BayesianGaussianMixture, "
+                    "LatentDirichletAllocation or hidden Markov model, got "
+                    f"{type(estimator).__name__}")
 
 
 def available_methods(estimator):
@@ -42,6 +46,8 @@ def available_methods(estimator):
     family = _family(estimator)
     if family == "lda":
         methods = LDA_METHODS
+    elif family == "hmm":
+        methods = type(estimator)._methods
     elif "method" not in estimator.get_params():  # BayesianGaussianMixture: mean field
         methods = (getattr(estimator, "method", "mean_field"),)
     elif isinstance(estimator, BayesianGaussianMixture):
@@ -70,11 +76,13 @@ def _unusable(estimator, methods):
             for m in methods if m != "em"}
 
 
-def _heldout_score(family, est, X):
-    """Mean held-out log-likelihood per sample (mixtures) or per token (LDA: -log perplexity,
-    the ELBO per token)."""
+def _heldout_score(family, est, X, lengths=None):
+    """Mean held-out log-likelihood per sample (mixtures), per token (LDA: -log perplexity,
+    the ELBO per token) or per observation (HMMs: log p of the sequences / n_samples)."""
     if family == "lda":
         return -float(np.log(est.perplexity(X)))
+    if family == "hmm":
+        return float(est.score(X, lengths)) / _n_units(family, X)
     return float(est.score(X))
 
 
@@ -175,7 +183,8 @@ class MethodComparison:
         return fig
 
 
-def compare_methods(estimator, X, X_test=None, methods=None):
+def compare_methods(estimator, X, X_test=None, methods=None, lengths=None,
+                    lengths_test=None):
     """Fit ``estimator``'s model by each inference method and compare them.
 
     Parameters
@@ -192,6 +201,9 @@ def compare_methods(estimator, X, X_test=None, methods=None):
         'mean_field', then 'em' for mixtures or 'variational_em' for LDA; those the
         estimator's settings rule out, such as every method but EM when ``means_init`` is set,
         are left out with a warning).
+    lengths, lengths_test : array-like of int, optional
+        Hidden Markov models only: the sequence lengths of X and X_test (None: one sequence).
+        The held-out score and the bound are then per observation (sample).
 
     Returns
     -------
@@ -200,6 +212,8 @@ def compare_methods(estimator, X, X_test=None, methods=None):
         traces for plotting, and the fitted estimators. ``print`` it for a table.
     """
     family = _family(estimator)
+    if family != "hmm" and (lengths is not None or lengths_test is not None):
+        raise ValueError("lengths / lengths_test apply to hidden Markov models only")
     allowed = available_methods(estimator)
     if methods is None:
         unusable = _unusable(estimator, allowed)
@@ -225,9 +239,15 @@ def compare_methods(estimator, X, X_test=None, methods=None):
         est = type(estimator)(**{**params, "method": method}) if "method" in params \
             else type(estimator)(**params)
         t0 = time.perf_counter()
-        est.fit(X)
+        if family == "hmm":
+            est.fit(X, lengths)
+        else:
+            est.fit(X)
         seconds = time.perf_counter() - t0
-        heldout = _heldout_score(family, est, X if X_test is None else X_test)
+        if X_test is None:
+            heldout = _heldout_score(family, est, X, lengths)
+        else:
+            heldout = _heldout_score(family, est, X_test, lengths_test)
         rows.append({
             "method": method,
             "time_s": seconds,
@@ -242,4 +262,4 @@ def compare_methods(estimator, X, X_test=None, methods=None):
         traces[method] = (times, trace)
         fitted[method] = est
     return MethodComparison(rows, traces, fitted, "train" if X_test is None else "test",
-                            "token" if family == "lda" else "sample")
+                            {"lda": "token", "hmm": "obs"}.get(family, "sample"))

@@ -27,10 +27,16 @@ caller reduces in group order. Results are therefore bitwise identical for any t
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from libc.math cimport exp, log, INFINITY, NAN, isfinite
 
+from scipy.linalg.cython_blas cimport dgemm, dtrmm
+
 import numpy as np
+
+cdef extern from "_hmm_kernels.h":
+    void vbf_hmm_exp(double* x, long long n) noexcept nogil
+    void vbf_hmm_rows(double* out, const double* c, const double* M, int K) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -45,6 +51,7 @@ cdef struct _FB:
     int K
     const double* startprob   # (K,)
     const double* transmat    # (K, K)
+    const double* transT      # (K, K) A transposed: beta = A v as a sum of columns
     const double* logtrans    # (K, K) log A (-inf for zeros), for the log-space path
     const double* logstart    # (K,)
     const double* lp          # (N, K) emission log-densities
@@ -114,97 +121,114 @@ cdef double _forward_only(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alph
 
 
 cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
-                              double* b, double* scale, double* beta, double* v,
+                              double* b, double* scale, double* betas,
                               double* xi, double* trans, double* start) noexcept nogil:
     """Scaled forward-backward of rows [a, a + T). ``alpha``: (T, K) storage (the posteriors
-    are written over it); b: (T, K); scale: (T,); beta, v: (K,); xi: (K, K) scratch. Adds
-    sum_t xi_t to ``trans`` (K, K) and gamma_0 to ``start`` (K,) when not NULL, only once the
-    whole sequence succeeded. Returns log p, or NaN on underflow or overflow (nothing added
-    then: the caller redoes the sequence in log space)."""
-    cdef int K = p.K, i, j
+    are written over it); b: (T, K); scale: (T,) inverse scales 1 / c_t; betas: (T, K); xi:
+    (K, K) scratch. Adds sum_t xi_t to ``trans`` (K, K) and gamma_0 to ``start`` (K,) when not
+    NULL, only once the whole sequence succeeded. Returns log p, or NaN on underflow or
+    overflow (nothing added then: the caller redoes the sequence in log space).
+
+    The inner loops are vectorised (``vbf_hmm_rows``): alpha_t = (A^T alpha_{t-1}) * b as a
+    sum of rows of A, beta_t = A v_t as a sum of rows of A^T; the transition counts are
+    A_ij sum_t alpha_t(i) v_t(j), the sum one matrix product per sequence (BLAS). The densities b
+    are one vectorised exp over the sequence; log p = sum_t m_t + log prod_t c_t, with the
+    product taken in float64 and its log only when it would underflow."""
+    cdef int K = p.K, i, j, n
     cdef Py_ssize_t t
     cdef const double* row
     cdef double* al
     cdef double* prev
     cdef double* bt
-    cdef double m, c, ll = 0.0, s, ai
-    # forward
+    cdef double m, c, s, sum_m = 0.0, log_c = 0.0, prod = 1.0, nprod
+    cdef double one = 1.0, zero = 0.0
+    cdef char CH_N = b'N', CH_T = b'T'
+    # b_t = l_t - m_t, then exp over the whole (T, K) block at once
     for t in range(T):
         row = p.lp + (a + t) * K
         bt = b + t * K
-        al = alpha + t * K
         m = -INFINITY
         for j in range(K):
             if row[j] > m:
                 m = row[j]
         if not (m > -INFINITY) or not isfinite(m):
             return NAN
+        sum_m += m
         for j in range(K):
-            bt[j] = exp(row[j] - m)
+            bt[j] = row[j] - m
+    vbf_hmm_exp(b, T * K)
+    # forward
+    for t in range(T):
+        bt = b + t * K
+        al = alpha + t * K
         c = 0.0
         if t == 0:
             for j in range(K):
                 al[j] = p.startprob[j] * bt[j]
-                c += al[j]
         else:
-            prev = al - K
+            vbf_hmm_rows(al, al - K, p.transmat, K)
             for j in range(K):
-                al[j] = 0.0
-            for i in range(K):
-                s = prev[i]
-                if s != 0.0:
-                    for j in range(K):
-                        al[j] += s * p.transmat[i * K + j]
-            for j in range(K):
-                al[j] *= bt[j]
-                c += al[j]
+                al[j] = al[j] * bt[j]
+        for j in range(K):
+            c = c + al[j]
         if not (c >= SCALE_FLOOR):
             return NAN
         s = 1.0 / c
         for j in range(K):
-            al[j] *= s
-        scale[t] = c
-        ll += log(c) + m
-    # backward; gamma_t written over alpha_t once alpha_t is used
+            al[j] = al[j] * s
+        scale[t] = s
+        nprod = prod * c
+        if nprod < 1e-250:  # (c >= 1e-290, prod <= ~1: take the log before it underflows)
+            log_c += log(prod)
+            prod = c
+        else:
+            prod = nprod
+    # backward: beta_t into betas (T, K), v_t = b_{t+1} beta_{t+1} / c_{t+1} over b_{t+1};
+    # then the transition counts as one matrix product and gamma_t = alpha_t beta_t
+    prev = betas + (T - 1) * K
     for j in range(K):
-        beta[j] = 1.0
-    if trans != NULL:
-        memset(xi, 0, K * K * sizeof(double))
-    _normalise(alpha + (T - 1) * K, K)
+        prev[j] = 1.0
     for t in range(T - 2, -1, -1):
         bt = b + (t + 1) * K
-        s = 1.0 / scale[t + 1]
+        s = scale[t + 1]
         for j in range(K):
-            v[j] = bt[j] * beta[j] * s
-        al = alpha + t * K
-        for i in range(K):
-            c = 0.0
-            ai = al[i]
-            if trans != NULL and ai != 0.0:
-                for j in range(K):
-                    s = p.transmat[i * K + j] * v[j]
-                    c += s
-                    xi[i * K + j] += ai * s
-            else:
-                for j in range(K):
-                    c += p.transmat[i * K + j] * v[j]
-            beta[i] = c
+            bt[j] = bt[j] * prev[j] * s
+        prev = betas + t * K
+        vbf_hmm_rows(prev, bt, p.transT, K)
         # beta_t(i) = p(x_{t+1:} | i) / prod c: large where alpha_t(i) is tiny, and in
         # extreme cases beyond float64; then the log-space path takes over
         c = 0.0
         for i in range(K):
-            c += beta[i]
-            al[i] *= beta[i]
+            c = c + prev[i]
         if not isfinite(c):
             return NAN
-        _normalise(al, K)
-    if trans != NULL:
+    if trans != NULL and T > 1:
+        # xi (K x K, row-major) = sum_t alpha_t^T v_t = alpha[0:T-1]^T V[1:T]; column-major:
+        # xi^T = V^T alpha, V and alpha read as (K x (T - 1)) column-major
+        n = <int>(T - 1)
+        if n >= 16:
+            dgemm(&CH_N, &CH_T, &K, &K, &n, &one, b + K, &K, alpha, &K, &zero, xi, &K)
+        else:  # a short sequence: rank-one updates cost less than a BLAS call
+            memset(xi, 0, K * K * sizeof(double))
+            for t in range(T - 1):
+                al = alpha + t * K
+                bt = b + (t + 1) * K
+                for i in range(K):
+                    s = al[i]
+                    for j in range(K):
+                        xi[i * K + j] = xi[i * K + j] + s * bt[j]
         for i in range(K * K):
-            trans[i] += xi[i]
+            trans[i] += p.transmat[i] * xi[i]
+    for t in range(T):
+        al = alpha + t * K
+        prev = betas + t * K
+        for i in range(K):
+            al[i] = al[i] * prev[i]
+        _normalise(al, K)
     if start != NULL:
         for j in range(K):
             start[j] += alpha[j]
-    return ll
+    return sum_m + (log_c + log(prod))
 
 
 cdef inline void _normalise(double* x, int K) noexcept nogil:
@@ -330,12 +354,14 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
     with np.errstate(divide="ignore"):
         np.log(np.asarray(transmat), out=logA)
         np.log(np.asarray(startprob), out=logpi)
+    cdef double[:, ::1] AT_v = np.ascontiguousarray(np.asarray(transmat).T)
     cdef double[:, ::1] logA_v = logA
     cdef double[::1] logpi_v = logpi
     cdef _FB p
     p.K = K
     p.startprob = &startprob[0]
     p.transmat = &transmat[0, 0]
+    p.transT = &AT_v[0, 0]
     p.logtrans = &logA_v[0, 0]
     p.logstart = &logpi_v[0]
     p.lp = &logprob[0, 0]
@@ -365,6 +391,7 @@ cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize
     cdef double* scale
     cdef double* vec
     cdef double* xi
+    cdef double* betas
     cdef bint own_alpha = backward and p.post == NULL
     p.n_log_space[g] = 0
     if p.trans_slots != NULL:
@@ -378,16 +405,18 @@ cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize
         T = offsets[s + 1] - offsets[s]
         if T > lat:
             lat = T
-    # b (T, K), scale (T,), 4 vectors of K, xi (K, K); alpha (T, K) unless written into post
-    work = <double*>malloc((lat * K + lat + 4 * K + K * K + (lat * K if own_alpha else 0))
-                           * sizeof(double))
+    # b (T, K), scale (T,), 4 vectors of K, xi (K, K), betas (T, K); alpha (T, K) unless
+    # written into post
+    work = <double*>malloc((2 * lat * K + lat + 4 * K + K * K
+                            + (lat * K if own_alpha else 0)) * sizeof(double))
     if work == NULL:
         return  # (seq_ll stays as the caller initialised it: NaN, caught there)
     b = work
     scale = b + lat * K
     vec = scale + lat
     xi = vec + 4 * K
-    alpha = xi + K * K if own_alpha else NULL
+    betas = xi + K * K
+    alpha = betas + lat * K if own_alpha else NULL
     for s in range(s0, s1):
         a = offsets[s]
         T = offsets[s + 1] - a
@@ -395,7 +424,7 @@ cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize
             ll = _forward_only(p, a, T, vec, vec + K)
         else:
             ll = _forward_backward(p, a, T, p.post + a * K if p.post != NULL else alpha,
-                                   b, scale, vec, vec + K, xi, trans, start)
+                                   b, scale, betas, xi, trans, start)
         if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
             ll = _forward_backward_log(p, a, T, b, vec, vec + K, trans, start,
@@ -501,16 +530,22 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
                          const double[::1] prec, int cov_type, const double[::1] log_const,
                          double[:, ::1] out, Py_ssize_t chunk_size, int n_threads):
     """l_nk = c_k - 1/2 q_nk, the Gaussian log-density of every row under every state,
-    in parallel over chunks of rows (each entry independent: any thread count gives the
-    same bits).
+    in parallel over chunks of rows (each chunk's rows computed the same way whatever the
+    thread count: any thread count gives the same bits).
 
     With d = x_n - mu_k: q_nk = ||d U_k||^2 ('full': U_k (K, D, D), 'tied': one U (D, D),
     upper factors of the precisions, row-major), sum_j d_j^2 p_kj ('diag': prec (K, D)
     precisions), p_k ||d||^2 ('spherical': prec (K,)). c_k = log det U_k - D/2 log 2 pi.
     cov_type: 0 full, 1 tied, 2 diag, 3 spherical (the mixture's numbering).
+
+    In coordinates shifted by the mean of the means (s), 'diag' and 'spherical' are one
+    matrix product per chunk: with y = x - s, e_k = mu_k - s,
+    l_nk = (c_k - 1/2 sum_j p_kj e_kj^2) + sum_j p_kj e_kj y_j - 1/2 sum_j p_kj y_j^2,
+    the features [y, y^2] ('spherical': [y, ||y||^2]) times a (K, n_aux) weight array.
+    'full' / 'tied' take y - e_k times U_k for a chunk at once (a triangular product).
     """
-    cdef Py_ssize_t N = X.shape[0], n_chunks, c, n, start, end
-    cdef int D = <int>X.shape[1], K = <int>means.shape[0]
+    cdef Py_ssize_t N = X.shape[0], n_chunks, c, n, start, b
+    cdef int D = <int>X.shape[1], K = <int>means.shape[0], k, j, n_aux, bi
     if means.shape[1] != D or log_const.shape[0] != K or out.shape[0] != N \
             or out.shape[1] != K:
         raise ValueError("shapes do not match")
@@ -520,42 +555,89 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
         raise ValueError("precision array does not match covariance type")
     if N == 0:
         return
+    M = np.asarray(means)
+    shift = M.mean(axis=0)
+    E = M - shift  # (K, D) the means, shifted
+    n_aux = 2 * D if cov_type == 2 else D + 1
+    P = np.asarray(prec)
+    if cov_type == 2:
+        P = P.reshape(K, D)
+        W = np.concatenate([P * E, -0.5 * P], axis=1)
+        cst = np.asarray(log_const) - 0.5 * (P * E * E).sum(axis=1)
+    elif cov_type == 3:
+        W = np.concatenate([P[:, None] * E, -0.5 * P[:, None]], axis=1)
+        cst = np.asarray(log_const) - 0.5 * P * (E * E).sum(axis=1)
+    else:
+        W = np.zeros((1, n_aux))
+        cst = np.asarray(log_const, dtype=np.float64).copy()
+    cdef double[::1] s_v = np.ascontiguousarray(shift)
+    cdef double[:, ::1] E_v = np.ascontiguousarray(E)
+    cdef double[:, ::1] W_v = np.ascontiguousarray(W, dtype=np.float64)
+    cdef double[::1] c_v = np.ascontiguousarray(cst, dtype=np.float64)
     n_chunks = (N + chunk_size - 1) // chunk_size
-    cdef double* d
+    cdef int[::1] failed = np.zeros(1, dtype=np.int32)
+    cdef double* buf
     with nogil, parallel(num_threads=n_threads):
-        d = <double*>malloc(2 * D * sizeof(double))
+        buf = <double*>malloc(chunk_size * (n_aux + D) * sizeof(double))
         for c in prange(n_chunks, schedule="static"):
             start = c * chunk_size
-            end = start + chunk_size if start + chunk_size < N else N
-            for n in range(start, end):
-                _gauss_row(&X[n, 0], &means[0, 0], &prec[0], cov_type, &log_const[0],
-                           &out[n, 0], D, K, d)
-        free(d)
+            b = chunk_size if start + chunk_size < N else N - start
+            if buf == NULL:
+                failed[0] = 1
+            else:
+                _gauss_chunk(&X[start, 0], <int>b, D, K, n_aux, cov_type, &s_v[0],
+                             &E_v[0, 0], &prec[0], &W_v[0, 0], &c_v[0], &out[start, 0], buf)
+        free(buf)
+    if failed[0]:
+        raise MemoryError("the Gaussian log-density pass could not allocate its buffers")
 
 
-cdef void _gauss_row(const floating* x, const double* means, const double* prec, int cov_type,
-                     const double* log_const, double* out, int D, int K,
-                     double* d) noexcept nogil:
-    cdef int k, i, j
-    cdef double q, y, dj
+cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int cov_type,
+                       const double* shift, const double* E, const double* prec,
+                       const double* W, const double* cst, double* out,
+                       double* buf) noexcept nogil:
+    """One chunk of b rows (see gaussian_log_density); ``buf`` holds b (n_aux + D)
+    doubles."""
+    cdef int n, j, k
+    cdef double one = 1.0, zero = 0.0, q, y
+    cdef double* ybuf = buf
+    cdef double* zbuf = buf + b * D
+    cdef double* z
+    cdef char CH_N = b'N', CH_T = b'T', CH_L = b'L'
     cdef const double* U
-    for k in range(K):
+    for n in range(b):
         for j in range(D):
-            d[j] = <double>x[j] - means[k * D + j]
-        q = 0.0
-        if cov_type == 2:
+            ybuf[n * D + j] = <double>X[n * D + j] - shift[j]
+    if cov_type == 2 or cov_type == 3:
+        for n in range(b):
+            z = zbuf + n * n_aux
+            q = 0.0
             for j in range(D):
-                q += d[j] * d[j] * prec[k * D + j]
-        elif cov_type == 3:
+                y = ybuf[n * D + j]
+                z[j] = y
+                if cov_type == 2:
+                    z[D + j] = y * y
+                else:
+                    q = q + y * y
+            if cov_type == 3:
+                z[D] = q
+        # out (b x K, row-major) = z (b x n_aux) W^T; column-major: out^T = W z^T, with W
+        # (row-major K x n_aux) read as (n_aux x K) column-major and transposed
+        dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &one, <double*>W, &n_aux, zbuf, &n_aux, &zero,
+              out, &K)
+        for n in range(b):
+            for k in range(K):
+                out[n * K + k] = out[n * K + k] + cst[k]
+        return
+    for k in range(K):
+        U = prec + (k * D * D if cov_type == 0 else 0)
+        for n in range(b):
             for j in range(D):
-                q += d[j] * d[j]
-            q *= prec[k]
-        else:
-            U = prec + (k * D * D if cov_type == 0 else 0)
-            # y_j = sum_{i <= j} d_i U_ij (U upper triangular)
+                zbuf[n * D + j] = ybuf[n * D + j] - E[k * D + j]
+        # rows times U (upper, row-major): column-major, Z^T <- U^T Z^T, U read as lower
+        dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>U, &D, zbuf, &D)
+        for n in range(b):
+            q = 0.0
             for j in range(D):
-                y = 0.0
-                for i in range(j + 1):
-                    y += d[i] * U[i * D + j]
-                q += y * y
-        out[k] = log_const[k] - 0.5 * q
+                q = q + zbuf[n * D + j] * zbuf[n * D + j]
+            out[n * K + k] = cst[k] - 0.5 * q

@@ -4,5 +4,7 @@ forward-filtering backward-sampling in C, parallel over sequences."""
 from .base import ConvergenceMonitor
 from .categorical import CategoricalHMM
 from .gaussian import GaussianHMM
+from .gmm import GMMHMM
+from .poisson import PoissonHMM
 
-__all__ = ["GaussianHMM", "CategoricalHMM", "ConvergenceMonitor"]
+__all__ = ["GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "ConvergenceMonitor"]

@@ -13,8 +13,10 @@ from .._core.threads import threads_for
 # few enough that the (G, K, K) slots stay small.
 ROWS_PER_GROUP = 2048
 MAX_GROUPS = 128
-# Threads are worth starting from this many rows per thread (a sequence is one thread's).
-MIN_ROWS_PER_THREAD = 2048
+# Threads are worth starting from this much work per thread, in units of n_samples K (K + 8)
+# (the forward-backward's K^2 a row plus the emission work): a parallel region can cost a
+# scheduler time slice when other processes share the cores, more than a small pass itself.
+MIN_WORK_PER_THREAD = 1 << 20
 
 
 def check_lengths(lengths, n_samples):
@@ -56,7 +58,7 @@ class Sequences:
     about n_samples / G rows. Every pass's per-group statistics are reduced in group order.
     """
 
-    def __init__(self, lengths, n_samples, n_threads):
+    def __init__(self, lengths, n_samples, n_threads, n_components=1):
         self.lengths = check_lengths(lengths, n_samples)
         self.n_samples = int(n_samples)
         self.n_sequences = self.lengths.shape[0]
@@ -69,9 +71,11 @@ class Sequences:
         self.group_bounds[-1] = self.n_sequences
         self.n_groups = G
         busy = int(np.count_nonzero(np.diff(self.group_bounds)))
-        self.n_threads = threads_for(n_threads, n_samples, MIN_ROWS_PER_THREAD, n_groups=busy)
+        work = n_samples * n_components * (n_components + 8)
+        self.n_threads = threads_for(n_threads, work, MIN_WORK_PER_THREAD, n_groups=busy)
 
-    def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True):
+    def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True,
+                         post_out=None):
         """Scaled forward-backward over every sequence.
 
         Parameters
@@ -82,6 +86,9 @@ class Sequences:
         posteriors, stats : bool
             Whether to return the posteriors gamma (n_samples, K) and the expected start and
             transition counts.
+        post_out : ndarray of shape (n_samples, K), float64, optional
+            Where to write the posteriors (a fit reuses one buffer: no fresh pages to fault
+            in every iteration).
 
         Returns
         -------
@@ -91,7 +98,12 @@ class Sequences:
         """
         K = logprob.shape[1]
         G = self.n_groups
-        post = np.empty((self.n_samples, K)) if posteriors else np.empty((0, 0))
+        if not posteriors:
+            post = np.empty((0, 0))
+        elif post_out is not None and post_out.shape == (self.n_samples, K):
+            post = post_out
+        else:
+            post = np.empty((self.n_samples, K))
         trans_slots = np.empty((G, K * K)) if stats else np.empty((0, 0))
         start_slots = np.empty((G, K)) if stats else np.empty((0, 0))
         seq_ll = np.full(self.n_sequences, np.nan)

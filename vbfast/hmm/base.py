@@ -25,6 +25,7 @@ with forward-filtering backward-sampling) are in ``_mean_field.py`` and ``_gibbs
 conjugate algebra of ``_conjugate.py``; ``BaseHMM._fit_bayes`` runs them.
 """
 import collections
+import logging
 import string
 import sys
 import time
@@ -42,6 +43,10 @@ from .._core.validation import (check_is_fitted, check_option, check_random_stat
 from . import _gibbs, _mean_field
 from ._sequences import Sequences
 
+# hmmlearn reports an init_params overwrite through logging; vbfast warns and logs it too (a
+# NullHandler: nothing printed unless the application configures logging)
+_log = logging.getLogger(__name__)
+_log.addHandler(logging.NullHandler())
 # Expected occupancy below which a state counts as unvisited (keeps its parameters).
 EMPTY_STATE = 1e-10
 _DECODERS = ("viterbi", "map")
@@ -100,7 +105,10 @@ class HMMData:
         with log_likelihood, seq_ll, start (K,), trans (K, K), n_log_space and the
         emission's fields."""
         logprob = self.model._log_density(self.X, params, shard.n_threads)
-        fb = shard.forward_backward(logprob, params["startprob"], params["transmat"])
+        # the posteriors' buffer is kept for the fit (80 MB for 10^6 rows and 10 states)
+        fb = shard.forward_backward(logprob, params["startprob"], params["transmat"],
+                                    post_out=self.cache.get("posteriors"))
+        self.cache["posteriors"] = fb["posteriors"]
         del logprob
         emission = self.model._emission_stats(self.X, fb["posteriors"], params,
                                               shard.n_threads, self.cache)
@@ -159,6 +167,9 @@ def _dirichlet_update(counts, prior, current):
 class BaseHMM(ParamsMixin):
     """Base of the HMM estimators (hmmlearn's ``BaseHMM`` parameters and methods)."""
 
+    # the methods this class fits by (mean field and Gibbs need its conjugate prior)
+    _methods = ("em",)
+
     _emission_letters = ""
     _base_param_names = ("n_components", "startprob_prior", "transmat_prior", "algorithm",
                          "random_state", "n_iter", "tol", "verbose", "params", "init_params",
@@ -173,11 +184,12 @@ class BaseHMM(ParamsMixin):
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
         check_scalar(self.n_components, "n_components", "int", min_val=1)
-        check_scalar(self.n_iter, "n_iter", "int", min_val=1)
+        # (n_iter=0: initialisation only, as in hmmlearn)
+        check_scalar(self.n_iter, "n_iter", "int", min_val=0)
         check_scalar(self.tol, "tol", "real", min_val=0.0)
         check_option(self.algorithm, "algorithm", _DECODERS)
         check_option(self.implementation, "implementation", _IMPLEMENTATIONS)
-        check_option(self.method, "method", _METHODS)
+        check_option(self.method, "method", self._methods)
         check_scalar(self.sticky, "sticky", "real", min_val=0.0)
         if self.method == "gibbs":
             _gibbs.check_sampler_parameters(self)
@@ -229,9 +241,11 @@ class BaseHMM(ParamsMixin):
         when that overwrites a value the user set) or if it has no value yet."""
         if code in self.init_params:
             if hasattr(self, name) and not getattr(self, "_fitted_by_vbfast", False):
-                warnings.warn(f"Even though the {name!r} attribute is set, it will be "
-                              f"overwritten during initialization because 'init_params' "
-                              f"contains {code!r}", UserWarning, stacklevel=5)
+                message = (f"Even though the {name!r} attribute is set, it will be "
+                           f"overwritten during initialization because 'init_params' "
+                           f"contains {code!r}")
+                warnings.warn(message, UserWarning, stacklevel=5)
+                _log.warning(message)
             return True
         return not hasattr(self, name)
 
@@ -258,9 +272,11 @@ class BaseHMM(ParamsMixin):
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_threads = resolve_n_threads(self.n_threads)
-        sequences = Sequences(lengths, X.shape[0], n_threads)
+        sequences = Sequences(lengths, X.shape[0], n_threads, self.n_components)
         with single_threaded_blas():
             params = self._initial_parameters(X, sequences)
+            if self.n_iter == 0:  # hmmlearn: initialise only
+                return self._store_initial(params, X)
             if self.method != "em":
                 return self._fit_bayes(X, sequences, params)
             data = HMMData(X, sequences, self)
@@ -322,6 +338,16 @@ class BaseHMM(ParamsMixin):
         raise ValueError(f"method={self.method!r} is not available for "
                          f"{type(self).__name__}")
 
+    def _store_initial(self, params, X):
+        """n_iter=0: the initial parameters as the fitted ones, an empty trace."""
+        self._set_params({k: np.array(v, copy=True) for k, v in params.items()}, X)
+        self.converged_, self.n_iter_, self.lower_bound_ = False, 0, -np.inf
+        self.lower_bounds_, self.iteration_times_ = np.empty(0), np.empty(0)
+        self.n_kept_states_ = 0
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        self._fitted_by_vbfast = True
+        return self
+
     def _initial_parameters(self, X, sequences):
         """theta to start from: hmmlearn's initialisation for the letters of ``init_params``
         and for the parameters not set, the user's values for the rest."""
@@ -370,7 +396,8 @@ class BaseHMM(ParamsMixin):
     def _prepare(self, X, lengths):
         params = self._fitted_params()
         X = self._check_X(X, fitting=False)
-        sequences = Sequences(lengths, X.shape[0], resolve_n_threads(self.n_threads))
+        sequences = Sequences(lengths, X.shape[0], resolve_n_threads(self.n_threads),
+                              self.n_components)
         return X, sequences, params
 
     def _forward_backward(self, X, lengths, posteriors):

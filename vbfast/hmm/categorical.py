@@ -9,7 +9,7 @@ import numpy as np
 
 from .._core.validation import as_real_array, check_random_state, check_scalar
 from ._conjugate import CategoricalConjugate
-from .base import BaseHMM
+from .base import _METHODS, BaseHMM
 
 
 class CategoricalHMM(BaseHMM):
@@ -46,6 +46,8 @@ class CategoricalHMM(BaseHMM):
     posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
         ``GaussianHMM``
     """
+
+    _methods = _METHODS
 
     _emission_letters = "e"
     _param_names = BaseHMM._base_param_names + (

@@ -26,7 +26,7 @@ from .._core.clustering import kmeans
 from .._core.validation import check_array, check_random_state, check_scalar, check_option
 from . import _hmm
 from ._conjugate import GaussianConjugate
-from .base import EMPTY_STATE, BaseHMM
+from .base import _METHODS, EMPTY_STATE, BaseHMM
 
 _CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 LOG_2PI = np.log(2.0 * np.pi)
@@ -218,6 +218,8 @@ class GaussianHMM(BaseHMM):
     1.05.
     """
 
+    _methods = _METHODS
+
     _emission_letters = "mc"
     _param_names = BaseHMM._base_param_names + (
         "covariance_type", "min_covar", "means_prior", "means_weight", "covars_prior",
@@ -334,8 +336,14 @@ class GaussianHMM(BaseHMM):
 
     def _log_density(self, X, params, n_threads):
         K, D = params["means"].shape
-        prec, code, log_const = _log_density_inputs(params["covars"], self.covariance_type,
-                                                    K, D)
+        ctype, covars = self.covariance_type, params["covars"]
+        if D == 1 and ctype in ("full", "tied"):
+            # one feature: a 1 x 1 covariance is a variance, and the GEMM form of 'diag'
+            # costs less than a triangular product per state and chunk
+            ctype = "diag"
+            covars = np.broadcast_to(np.asarray(covars, dtype=np.float64).reshape(-1),
+                                     (K,)).reshape(K, 1)
+        prec, code, log_const = _log_density_inputs(covars, ctype, K, D)
         out = np.empty((X.shape[0], K))
         _hmm.gaussian_log_density(X, np.ascontiguousarray(params["means"]), prec, code,
                                   log_const, out, CHUNK_SIZE, n_threads)
@@ -344,14 +352,19 @@ class GaussianHMM(BaseHMM):
     def _emission_stats(self, X, posteriors, params, n_threads, cache):
         """N_k, shifted S1 and S2 (and the shifted Gram matrix for 'tied') through the
         mixture's Gaussian pass, chunk-parallel; coordinates shifted by the data mean."""
+        one_feature = X.shape[1] == 1 and self.covariance_type in ("full", "tied")
         if "pass" not in cache:  # built once per fit: its slots, its shift, its Gram matrix
-            cache["pass"] = G.GaussianPass(X, None, self.covariance_type, self.n_components,
+            # (one feature: the 'diag' pass gives the same sums, S2 as (K, 1), for less)
+            cache["pass"] = G.GaussianPass(X, None, "diag" if one_feature
+                                           else self.covariance_type, self.n_components,
                                            n_threads)
         gpass = cache["pass"]
         stats = gpass.stats_from_resp(posteriors)
         out = {"nk": stats["nk"], "s1": stats["s1"], "shift": gpass.shift.copy()}
         if self.covariance_type == "tied":
             out["s2"] = gpass.gram()
+        elif one_feature:
+            out["s2"] = stats["s2"].reshape(-1, 1, 1)
         else:
             out["s2"] = stats["s2"]
         return out
