@@ -320,10 +320,22 @@ ESTIMATORS = [
     Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
                                                 "n_iter": 5},
           data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
-NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
-                          for _cls in ("GaussianHMM", "CategoricalHMM")
-                          for _method in ("em", "mean_field", "gibbs")})
-NON_INTEGER_INPUT.update({"PoissonHMM-em": _HMM_Y_AS_LENGTHS, "GMMHMM-em": _HMM_Y_AS_LENGTHS})
+    Entry("GaussianHMM-mean_field", GaussianHMM,
+          {"method": "mean_field", "n_components": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("GaussianHMM-gibbs", GaussianHMM,
+          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("CategoricalHMM-mean_field", CategoricalHMM,
+          {"method": "mean_field", "n_components": 2, "n_iter": 5},
+          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+    Entry("CategoricalHMM-gibbs", CategoricalHMM,
+          {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
+          data="symbols", expected_failed_checks=_CATEGORICAL_HMM_FAILS),
+    Entry("PoissonHMM-em", PoissonHMM, {"method": "em", "n_components": 2, "n_iter": 5},
+          data="counts", expected_failed_checks=_POISSON_HMM_FAILS),
+    Entry("GMMHMM-em", GMMHMM, {"method": "em", "n_components": 2, "n_mix": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
 ]
 
 for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categorical"),
