@@ -190,12 +190,11 @@ class BaseHMM(ParamsMixin):
         check_option(self.algorithm, "algorithm", _DECODERS)
         check_option(self.implementation, "implementation", _IMPLEMENTATIONS)
         check_option(self.method, "method", self._methods)
-        check_scalar(self.sticky, "sticky", "real", min_val=0.0)
+        if "sticky" in self._param_names:  # the classes with mean field and Gibbs
+            check_scalar(self.sticky, "sticky", "real", min_val=0.0)
         if self.method == "gibbs":
             _gibbs.check_sampler_parameters(self)
-        if isinstance(self.verbose, bool):
-            pass
-        else:
+        if not isinstance(self.verbose, bool):
             check_scalar(self.verbose, "verbose", "int", min_val=0)
         letters = "st" + self._emission_letters
         for name in ("params", "init_params"):
