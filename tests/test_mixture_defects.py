@@ -116,14 +116,38 @@ def test_em_component_far_from_the_data_mean(covariance_type, far):
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_singleton_without_reg_covar_stays_positive(covariance_type):
-    """Centred statistics give a singleton an exact variance of 0; with reg_covar=0 it is
-    scikit-learn's 10 eps m^2 / N_k instead (as before), so the fit does not fail."""
+    """Centred statistics give a singleton an exact variance of 0, and the GEMM form's
+    S2 / N_k - m^2 cancels to 0 or below; with reg_covar=0 it is scikit-learn's
+    10 eps m^2 / N_k instead, so the fit does not fail. The whole start is given (weights,
+    means and precisions), so no random k-means labelling decides which component starts
+    on the singleton."""
     X = np.vstack([np.random.RandomState(0).uniform(size=(29, 3)), [[3.0, 3.0, 3.0]]])
-    with warnings.catch_warnings():
-        _quiet()
-        gm = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0,
-                             means_init=[[0.5, 0.5, 0.5], [3.0, 3.0, 3.0]], max_iter=2).fit(X)
-    assert np.all(np.asarray(gm.covariances_) > 0)
+    shape = (2, 3) if covariance_type == "diag" else (2,)
+    for max_iter in (1, 2, 3):
+        with warnings.catch_warnings():
+            _quiet()
+            gm = GaussianMixture(2, covariance_type=covariance_type, reg_covar=0.0,
+                                 weights_init=[0.5, 0.5],
+                                 means_init=[[0.5, 0.5, 0.5], [3.0, 3.0, 3.0]],
+                                 precisions_init=np.ones(shape), max_iter=max_iter,
+                                 random_state=0).fit(X)
+        assert np.all(np.asarray(gm.covariances_) > 0)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_cancelled_variance_takes_the_pseudo_point(covariance_type):
+    """S2 / N_k - m^2 about the shift (the GEMM form) that rounds to 0 or below gives the
+    variance a component without spread has exactly, 10 eps m^2 / N_k, never <= 0."""
+    x = np.array([[2.5, -1.0, 0.75]])
+    for s2 in (x ** 2 * (1 - 1e-14), x ** 2 * (1 - 1e-12)):  # remainders below zero
+        stats = {"nk": np.array([1.0]), "s1": x.copy(),
+                 "s2": s2 if covariance_type == "diag" else s2.sum(axis=1)}
+        _, means, cov = G.estimate_parameters(stats, covariance_type, 0.0, np.zeros((1, 3)))
+        nk = 1.0 + 10 * np.finfo(np.float64).eps
+        pseudo = 10 * np.finfo(np.float64).eps * means ** 2 / nk
+        expected = pseudo if covariance_type == "diag" else pseudo.sum(axis=1) / 3
+        assert np.all(cov > 0)
+        assert_allclose(cov, expected, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- 5

@@ -542,6 +542,13 @@ def _hybrid_arrays(means_shifted, p2, per_dim):
     return (np.ascontiguousarray(centres), np.empty(0), np.ascontiguousarray(aux), quad)
 
 
+def _positive(scatter, pseudo):
+    """The GEMM form's S2 / N_k - m^2 where it is positive, else ``pseudo``, the value it
+    has exactly for a component without spread (10 eps m^2 / N_k): the subtraction cancels
+    to 0 or below for a singleton, by rounding that differs between SIMD paths."""
+    return np.where(scatter > 0.0, scatter, pseudo)
+
+
 def _variances(s2, s1, nk_raw, nk, means, centers_shifted, reg_covar, summed=False):
     """Variances ('diag' (K, D); with ``summed``, 'spherical''s (K,) sums over dimensions)
     from S2 centred at the pass's centres c (as for 'full'), exactly about the new means m:
@@ -590,7 +597,8 @@ class Diag(_Variances):
                              gram):
         # S2 about the shift (centre 0): the estimate as before centring existed; S2 centred
         # at a far component's mean: exactly about the new mean
-        out = stats["s2"] / nk[:, None] - means ** 2 + reg_covar
+        out = _positive(stats["s2"] / nk[:, None] - means ** 2,
+                        (nk - nk_raw)[:, None] * means ** 2 / nk[:, None]) + reg_covar
         centred = np.any(centers_shifted != 0.0, axis=1)
         if centred.any():
             out = np.where(centred[:, None],
@@ -637,7 +645,8 @@ class Spherical(_Variances):
                              gram):
         D = means.shape[1]
         # as for 'diag': S2 about the shift (centre 0) as before centring existed
-        out = (stats["s2"] / nk - (means ** 2).sum(axis=1)) / D + reg_covar
+        m2 = (means ** 2).sum(axis=1)
+        out = _positive(stats["s2"] / nk - m2, (nk - nk_raw) * m2 / nk) / D + reg_covar
         centred = np.any(centers_shifted != 0.0, axis=1)
         if centred.any():
             # the per-dimension scatter summed over dimensions: S2 holds the sums
