@@ -2,7 +2,12 @@
 import importlib
 import importlib.machinery
 import importlib.util
+import os
 import pkgutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +54,48 @@ def kernel_spy(monkeypatch):
 
             monkeypatch.setattr(mod, name, wrapper)
     return spy
+
+
+def _junit_outcomes(junit_xml):
+    """test id ('file.py[::Class]::name[params]') -> 'passed', 'failed' or 'skipped'."""
+    out = {}
+    for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        parts = case.get("classname").split(".")
+        # classname: [<package>.]<module>[.<Class>]
+        i = next(k for k, part in enumerate(parts) if part.startswith("test_"))
+        test_id = "::".join([parts[i] + ".py"] + parts[i + 1:] + [case.get("name")])
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            out[test_id] = "failed"
+        elif "skipped" in tags:
+            out[test_id] = "skipped"
+        else:
+            out[test_id] = "passed"
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_peer_tests():
+    """A function run(work, args, env, timeout) -> (outcomes, log): a peer's own test files,
+    prepared in ``work``, run by pytest in a subprocess against the vbfast this process
+    imported (first on PYTHONPATH); ``outcomes`` maps each test id to 'passed', 'failed' or
+    'skipped'. A run that breaks (collection errors, usage) fails the calling test."""
+
+    def run(work, args, env, timeout):
+        work = Path(work)
+        # a config file here stops pytest looking for one in the directories above
+        (work / "pytest.ini").write_text("[pytest]\n")
+        env = dict(os.environ, **env)
+        vbfast_root = str(Path(vbfast.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (vbfast_root, env.get("PYTHONPATH"))
+                                            if p)
+        junit = work / "junit.xml"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"--junitxml={junit}", "-rfE", "--tb=short", *args],
+            cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+        # 0: all passed, 1: some failed; anything else is a breakage
+        assert proc.returncode in (0, 1), proc.stdout[-5000:] + proc.stderr[-3000:]
+        return _junit_outcomes(junit), proc.stdout
+
+    return run

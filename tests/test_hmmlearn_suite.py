@@ -10,16 +10,10 @@ the package the tests' relative imports name. They run with pytest in a subproce
 HMMLEARN_SEED). Every test must pass or skip, except those in ``EXPECTED_FAILURES``, each with
 its reason; and every listed test must fail, so that the list stays honest.
 """
-import os
 import re
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-import vbfast
 
 hmmlearn = pytest.importorskip("hmmlearn")
 pytest.importorskip("sklearn")  # (hmmlearn's tests use it)
@@ -95,26 +89,8 @@ def _rewrite(source, path):
     return source
 
 
-def _outcomes(junit_xml):
-    """test id ('file.py::Class::name[params]') -> 'passed', 'failed' or 'skipped'."""
-    out = {}
-    for case in ET.parse(junit_xml).getroot().iter("testcase"):
-        parts = case.get("classname").split(".")
-        # classname: [<package>.]<module>[.<Class>]
-        i = next(k for k, part in enumerate(parts) if part.startswith("test_"))
-        test_id = "::".join([parts[i] + ".py"] + parts[i + 1:] + [case.get("name")])
-        tags = {child.tag for child in case}
-        if tags & {"failure", "error"}:
-            out[test_id] = "failed"
-        elif "skipped" in tags:
-            out[test_id] = "skipped"
-        else:
-            out[test_id] = "passed"
-    return out
-
-
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
+def suite(tmp_path_factory, run_peer_tests):
     root = Path(hmmlearn.__file__).parent / "tests"
     work = tmp_path_factory.mktemp("hmmlearn_suite")
     for name in ("__init__.py", "conftest.py"):
@@ -125,17 +101,7 @@ def suite(tmp_path_factory):
             pytest.fail(f"{path} is missing: hmmlearn {hmmlearn.__version__} installed "
                         "without its tests?")
         (work / name).write_text(_rewrite(path.read_text(), path))
-    (work / "pytest.ini").write_text("[pytest]\n")
-    env = dict(os.environ, HMMLEARN_SEED="42")
-    vbfast_root = str(Path(vbfast.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (vbfast_root, env.get("PYTHONPATH")) if p)
-    junit = work / "junit.xml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={junit}", "-rfE", "--tb=short", *SUITE],
-        cwd=work, env=env, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode in (0, 1), proc.stdout[-5000:] + proc.stderr[-3000:]
-    return _outcomes(junit), proc.stdout
+    return run_peer_tests(work, list(SUITE), {"HMMLEARN_SEED": "42"}, timeout=1800)
 
 
 def test_the_suite_runs_against_vbfast(suite):

@@ -11,16 +11,10 @@ except those in ``EXPECTED_FAILURES``, each with its reason; and every listed te
 so that the list stays honest (a listed test that starts passing, or disappears from a new
 scikit-learn, fails here until it is taken off the list).
 """
-import os
 import re
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-import vbfast
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -96,23 +90,8 @@ def _rewrite(source, pattern, path):
                   flags=re.MULTILINE)
 
 
-def _outcomes(junit_xml):
-    """test id ('file.py::name[params]') -> 'passed', 'failed' or 'skipped'."""
-    out = {}
-    for case in ET.parse(junit_xml).getroot().iter("testcase"):
-        test_id = case.get("classname").replace(".", "/") + ".py::" + case.get("name")
-        tags = {child.tag for child in case}
-        if tags & {"failure", "error"}:
-            out[test_id] = "failed"
-        elif "skipped" in tags:
-            out[test_id] = "skipped"
-        else:
-            out[test_id] = "passed"
-    return out
-
-
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
+def suite(tmp_path_factory, run_peer_tests):
     root = Path(sklearn.__file__).parent
     work = tmp_path_factory.mktemp("sklearn_suite")
     for rel, pattern in SUITE.items():
@@ -121,21 +100,10 @@ def suite(tmp_path_factory):
             pytest.fail(f"{path} is missing: scikit-learn {sklearn.__version__} installed "
                         "without its tests?")
         (work / path.name).write_text(_rewrite(path.read_text(), pattern, path))
-    # a config file here stops pytest looking for one in the directories above
-    (work / "pytest.ini").write_text("[pytest]\n")
-    env = dict(os.environ, SCIPY_ARRAY_API="1", SKLEARN_RUN_FLOAT32_TESTS="1",
-               SKLEARN_TESTS_GLOBAL_RANDOM_SEED="42")
-    # the vbfast under test first (the one this process imported), the inherited path after
-    vbfast_root = str(Path(vbfast.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (vbfast_root, env.get("PYTHONPATH")) if p)
-    junit = work / "junit.xml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "sklearn.conftest", f"--junitxml={junit}", "-rfE", "--tb=short", "."],
-        cwd=work, env=env, capture_output=True, text=True, timeout=1200)
-    # 0: all passed, 1: some failed; anything else (collection errors, usage) is a breakage
-    assert proc.returncode in (0, 1), proc.stdout[-5000:] + proc.stderr[-3000:]
-    return _outcomes(junit), proc.stdout
+    return run_peer_tests(
+        work, ["-p", "sklearn.conftest", "."],
+        {"SCIPY_ARRAY_API": "1", "SKLEARN_RUN_FLOAT32_TESTS": "1",
+         "SKLEARN_TESTS_GLOBAL_RANDOM_SEED": "42"}, timeout=1200)
 
 
 def test_the_suite_runs_against_vbfast(suite):
