@@ -3,7 +3,6 @@ and BLAS) never changes a bit of the fitted attributes, traces or predictions; t
 random_state gives the same fit; BLAS runs on one thread inside our parallel kernels."""
 import warnings
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 

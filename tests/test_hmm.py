@@ -1,7 +1,6 @@
 """GaussianHMM and CategoricalHMM (method='em'): agreement with hmmlearn from the same start,
 never NaN on the hmmlearn issue cases, bad input refused with a ValueError naming it, and the
 hmmlearn API (decode, sample, aic / bic, monitor_, covars_, zeros kept)."""
-import warnings
 
 import numpy as np
 import pytest

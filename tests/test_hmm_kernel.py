@@ -8,7 +8,6 @@ Reference, per sequence, all in log space:
     log p = logsumexp log alpha_{T-1},  gamma_t = exp(log alpha_t + log beta_t - log p),
     xi_t(i, j) = exp(log alpha_t(i) + log A_ij + l_{t+1,j} + log beta_{t+1}(j) - log p).
 """
-import itertools
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """PoissonHMM and GMMHMM (method='em'): agreement with hmmlearn from the same start, bad
 input refused with a ValueError naming it, never NaN on degenerate data, the hmmlearn API."""
-import warnings
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln, logsumexp, psi
 
 import vbfast
-import vbfast
 from vbfast.topics import _lda
 from vbfast.topics import lda as lda_module
 from vbfast.exceptions import NotFittedError

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
-from scipy.special import gammaln
 from scipy.stats import chi2
 
 from vbfast.topics import _lda_gibbs

@@ -9,7 +9,6 @@ from scipy.special import logsumexp
 
 from vbfast import BayesianGaussianMixture, GaussianMixture
 from vbfast.emissions import gaussian as G
-from vbfast.emissions import gaussian_prior as BG
 from vbfast.mixture import _gibbs as GS
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]

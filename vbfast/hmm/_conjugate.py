@@ -113,7 +113,7 @@ class GaussianConjugate:
     """
 
     def __init__(self, est, X, n_threads, cache):
-        K, (N, D) = est.n_components, X.shape
+        K, D = est.n_components, X.shape[1]
         self.est, self.K, self.D, self.ctype = est, K, D, est.covariance_type
         self.n_threads = n_threads
         # the mixture's Gaussian pass: its shift c (the data mean) and its statistic slots,

@@ -21,8 +21,7 @@ import numpy as np
 from .._core.loop import Sampling, run_fits
 from .._core.mcmc import effective_sample_size, split_rhat
 from .._core.protocol import Method, Statistics
-from .._core.sampling import (check_sampler_parameters, matching, n_sweeps,
-                              warn_if_not_converged)
+from .._core.sampling import check_sampler_parameters, matching, n_sweeps
 from . import _ffbs
 from ._conjugate import dirichlet_draw
 from ._mean_field import TransitionPrior

@@ -26,9 +26,6 @@ conjugate algebra of ``_conjugate.py``; ``BaseHMM._fit_bayes`` runs them.
 """
 import collections
 import logging
-import string
-import sys
-import time
 import warnings
 
 import numpy as np
@@ -37,6 +34,7 @@ from scipy import linalg
 from .._core.base import ParamsMixin, all_or_nothing
 from .._core.loop import run_fits, store_trace
 from .._core.protocol import Method, Statistics
+from .._core.sampling import check_sampler_parameters, warn_if_not_converged
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (check_is_fitted, check_option, check_random_state,
                                 check_scalar)
@@ -177,6 +175,28 @@ class BaseHMM(ParamsMixin):
     # mean field and Gibbs (``_mean_field.py``, ``_gibbs.py``)
     _bayes_param_names = ("sticky", "n_draws", "burn_in", "thin", "n_chains")
 
+    def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state,
+                 n_iter, tol, verbose, params, init_params, implementation, method, n_threads,
+                 **sampler):
+        """Store hmmlearn's common parameters (``_base_param_names``) and, for the classes
+        with mean field and Gibbs, ``sampler``: ``_bayes_param_names``. Each subclass's own
+        signature lists every parameter (scikit-learn's get_params reads it)."""
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.method = method
+        self.n_threads = n_threads
+        for name, value in sampler.items():
+            setattr(self, name, value)
+
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
         tags.input_tags.allow_nan = False
@@ -193,10 +213,9 @@ class BaseHMM(ParamsMixin):
         if "sticky" in self._param_names:  # the classes with mean field and Gibbs
             check_scalar(self.sticky, "sticky", "real", min_val=0.0)
         if self.method == "gibbs":
-            _gibbs.check_sampler_parameters(self)
+            check_sampler_parameters(self)
         if not isinstance(self.verbose, bool):
             check_scalar(self.verbose, "verbose", "int", min_val=0)
-        letters = "st" + self._emission_letters
         for name in ("params", "init_params"):
             value = getattr(self, name)
             if not isinstance(value, str):
@@ -316,7 +335,7 @@ class BaseHMM(ParamsMixin):
             attributes, extra = _gibbs.run_chains(self, X, sequences, conj, params,
                                                   check_random_state(self.random_state))
             result = extra.pop("first")
-            extra["converged"] = _gibbs.warn_if_not_converged(
+            extra["converged"] = warn_if_not_converged(
                 extra["sampler_diagnostics_"]["max_rhat"], "the log-likelihood trace and the "
                 "emission parameters")
         self._set_params(attributes, X)

@@ -58,26 +58,14 @@ class CategoricalHMM(BaseHMM):
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", method="em", n_threads=None,
                  sticky=0.0, n_draws=200, burn_in=100, thin=1, n_chains=2):
-        self.sticky = sticky
-        self.n_draws = n_draws
-        self.burn_in = burn_in
-        self.thin = thin
-        self.n_chains = n_chains
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
+        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
+                         transmat_prior=transmat_prior, algorithm=algorithm,
+                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+                         params=params, init_params=init_params, implementation=implementation,
+                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
+                         burn_in=burn_in, thin=thin, n_chains=n_chains)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.method = method
-        self.n_threads = n_threads
 
     def _check_emission_parameters(self):
         if self.n_features is not None:
@@ -103,7 +91,7 @@ class CategoricalHMM(BaseHMM):
                              "required.")
         if arr.ndim == 1:
             raise ValueError("X must be a 2-D array of shape (n_samples, 1) of symbols, got "
-                             f"a 1-D array: use X.reshape(-1, 1)")
+                             "a 1-D array: use X.reshape(-1, 1)")
         if arr.ndim != 2 or arr.shape[1] != 1:
             raise ValueError(f"X must have shape (n_samples, 1) (one symbol per sample), "
                              f"got shape {arr.shape}")

@@ -232,33 +232,21 @@ class GaussianHMM(BaseHMM):
                  implementation="log", method="em", n_threads=None, beta_prior=None,
                  dof_prior=None, scale_prior=None, sticky=0.0, n_draws=200, burn_in=100,
                  thin=1, n_chains=2):
+        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
+                         transmat_prior=transmat_prior, algorithm=algorithm,
+                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+                         params=params, init_params=init_params, implementation=implementation,
+                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
+                         burn_in=burn_in, thin=thin, n_chains=n_chains)
         self.beta_prior = beta_prior
         self.dof_prior = dof_prior
         self.scale_prior = scale_prior
-        self.sticky = sticky
-        self.n_draws = n_draws
-        self.burn_in = burn_in
-        self.thin = thin
-        self.n_chains = n_chains
-        self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.method = method
-        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -371,7 +359,6 @@ class GaussianHMM(BaseHMM):
 
     def _emission_m_step(self, params, stats):
         K, D = params["means"].shape
-        ctype = self.covariance_type
         nk = stats["nk"]
         c = stats["shift"]  # (Statistics of one shard: not summed over shards)
         s1, s2 = stats["s1"], stats["s2"]

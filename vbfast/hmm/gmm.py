@@ -97,27 +97,19 @@ class GMMHMM(BaseHMM):
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
                  method="em", n_threads=None):
-        self.n_components = n_components
+        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
+                         transmat_prior=transmat_prior, algorithm=algorithm,
+                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+                         params=params, init_params=init_params, implementation=implementation,
+                         method=method, n_threads=n_threads)
         self.n_mix = n_mix
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.weights_prior = weights_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
         self.covariance_type = covariance_type
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.method = method
-        self.n_threads = n_threads
 
     @property
     def n_features(self):
@@ -290,7 +282,6 @@ class GMMHMM(BaseHMM):
 
     def _emission_m_step(self, params, stats):
         K, M, D = params["means"].shape
-        ct = self.covariance_type
         pri = self._priors(D)
         nkm, s1, s2, c = stats["nkm"], stats["s1"], stats["s2"], stats["shift"]
         empty = nkm < EMPTY_STATE

@@ -85,21 +85,13 @@ class PoissonHMM(BaseHMM):
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
                  init_params="stl", implementation="log", method="em", n_threads=None):
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
+        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
+                         transmat_prior=transmat_prior, algorithm=algorithm,
+                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+                         params=params, init_params=init_params, implementation=implementation,
+                         method=method, n_threads=n_threads)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.method = method
-        self.n_threads = n_threads
 
     @property
     def n_features(self):

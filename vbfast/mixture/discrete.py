@@ -21,7 +21,6 @@ Missing answers (NaN, -1 codes, pandas NA) are left out of their row's likelihoo
 ML under MAR) in fit, predict, predict_proba and score; a row with every item missing gets the
 class shares as its posterior.
 """
-import numbers
 
 import numpy as np
 import scipy.sparse as sp
