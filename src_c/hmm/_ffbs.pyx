@@ -2,7 +2,8 @@
 """Forward-filtering backward-sampling (FFBS): one draw of every sequence's state path from
 p(z | x, theta), for the blocked Gibbs sampler of the HMMs.
 
-Forward filter (scaled, as in ``_hmm.pyx``): alpha_t(k) proportional to p(z_t = k | x_{0:t}),
+Forward filter (``vbf_hmm_forward`` of ``_hmm_kernels.h``, the forward half of
+``_hmm.pyx``'s forward-backward): alpha_t(k) proportional to p(z_t = k | x_{0:t}),
 
     alpha_0(k) ~ pi_k b_0(k),   alpha_t(j) ~ sum_i alpha_{t-1}(i) A_ij b_t(j),
     b_t(k) = exp(l_tk - max_k l_tk);
@@ -30,7 +31,13 @@ cdef extern from "vbf_rng.h":
     uint64_t vbf_stream_key(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) noexcept nogil
     double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
 
-cdef double SCALE_FLOOR = 1e-290
+cdef extern from "_hmm_kernels.h":
+    double vbf_logsumexp(const double* a, int n) noexcept nogil
+    double vbf_hmm_forward(int K, long long T, const double* lp, const double* startprob,
+                           const double* transmat, double* b, double* alpha,
+                           double* scale) noexcept nogil
+    double vbf_hmm_forward_log(int K, long long T, const double* lp, const double* logstart,
+                               const double* logtrans, double* la, double* tmp) noexcept nogil
 
 
 cdef struct _FF:
@@ -65,91 +72,22 @@ cdef inline int _pick(const double* w, int K, double u) noexcept nogil:
     return last
 
 
-cdef double _filter_scaled(const _FF* p, Py_ssize_t a, Py_ssize_t T,
-                           double* alpha) noexcept nogil:
-    """Scaled forward filter into alpha (T, K), rows normalised; log p(x), or NaN on
-    underflow."""
-    cdef int K = p.K, i, j
-    cdef Py_ssize_t t
-    cdef const double* row
-    cdef double* al
-    cdef double m, c, s, ll = 0.0
-    for t in range(T):
-        row = p.lp + (a + t) * K
-        al = alpha + t * K
-        m = -INFINITY
-        for j in range(K):
-            if row[j] > m:
-                m = row[j]
-        if not (m > -INFINITY) or not isfinite(m):
-            return 0.0 / 0.0
-        if t == 0:
-            for j in range(K):
-                al[j] = p.startprob[j]
-        else:
-            for j in range(K):
-                al[j] = 0.0
-            for i in range(K):
-                s = al[i - K]
-                if s != 0.0:
-                    for j in range(K):
-                        al[j] += s * p.transmat[i * K + j]
-        c = 0.0
-        for j in range(K):
-            al[j] *= exp(row[j] - m)
-            c += al[j]
-        if not (c >= SCALE_FLOOR):
-            return 0.0 / 0.0
-        s = 1.0 / c
-        for j in range(K):
-            al[j] *= s
-        ll += log(c) + m
-    return ll
-
-
-cdef double _filter_log(const _FF* p, Py_ssize_t a, Py_ssize_t T, double* la,
+cdef double _filter_log(const _FF* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
                         double* tmp) noexcept nogil:
-    """Log-space forward filter into la (T, K), each row shifted to max 0 and then
-    exponentiated into a normalised row (what the sampler needs); log p(x) (-inf: the
-    sequence is impossible)."""
-    cdef int K = p.K, i, j
+    """Log-space forward filter (``vbf_hmm_forward_log``) into alpha (T, K), each row then
+    normalised as the scaled filter's; log p(x) (-inf: the sequence is impossible)."""
+    cdef int K = p.K, j
     cdef Py_ssize_t t
-    cdef double x, m, s, ll = 0.0
-    cdef const double* row
+    cdef double ll, lse
+    cdef double* row
+    ll = vbf_hmm_forward_log(K, T, p.lp + a * K, p.logstart, p.logtrans, alpha, tmp)
+    if not isfinite(ll):
+        return -INFINITY
     for t in range(T):
-        row = p.lp + (a + t) * K
+        row = alpha + t * K
+        lse = vbf_logsumexp(row, K)
         for j in range(K):
-            if t == 0:
-                x = p.logstart[j]
-            else:
-                m = -INFINITY
-                for i in range(K):
-                    tmp[i] = la[(t - 1) * K + i] + p.logtrans[i * K + j]
-                    if tmp[i] > m:
-                        m = tmp[i]
-                if m == -INFINITY:
-                    x = -INFINITY
-                else:
-                    s = 0.0
-                    for i in range(K):
-                        s += exp(tmp[i] - m)
-                    x = m + log(s)
-            la[t * K + j] = x + row[j]
-        m = -INFINITY
-        for j in range(K):
-            if la[t * K + j] > m:
-                m = la[t * K + j]
-        if not (m > -INFINITY) or not isfinite(m):
-            return -INFINITY
-        s = 0.0
-        for j in range(K):
-            s += exp(la[t * K + j] - m)
-        # keep the row as normalised log alpha, so the next step stays in range
-        for j in range(K):
-            la[t * K + j] -= m + log(s)
-        ll += m + log(s)
-    for t in range(T * K):
-        la[t] = exp(la[t])
+            row[j] = exp(row[j] - lse)
     return ll
 
 
@@ -160,6 +98,7 @@ cdef void _group(const _FF* p, const long long* offsets, Py_ssize_t s0, Py_ssize
     cdef double ll
     cdef uint64_t key
     cdef double* alpha
+    cdef double* b
     cdef double* w
     cdef double* trans = p.trans_slots + g * K * K
     cdef double* start = p.start_slots + g * K
@@ -171,14 +110,16 @@ cdef void _group(const _FF* p, const long long* offsets, Py_ssize_t s0, Py_ssize
         T = offsets[s + 1] - offsets[s]
         if T > lat:
             lat = T
-    alpha = <double*>malloc((lat * K + 2 * K) * sizeof(double))
+    # alpha (T, K), b (T, K), w (K,)
+    alpha = <double*>malloc((2 * lat * K + K) * sizeof(double))
     if alpha == NULL:
         return  # seq_ll stays NaN: the caller raises MemoryError
-    w = alpha + lat * K
+    b = alpha + lat * K
+    w = b + lat * K
     for s in range(s0, s1):
         a = offsets[s]
         T = offsets[s + 1] - a
-        ll = _filter_scaled(p, a, T, alpha)
+        ll = vbf_hmm_forward(K, T, p.lp + a * K, p.startprob, p.transmat, b, alpha, NULL)
         if ll != ll:
             ll = _filter_log(p, a, T, alpha, w)
         p.seq_ll[s] = ll

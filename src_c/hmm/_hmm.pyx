@@ -35,16 +35,21 @@ from scipy.linalg.cython_blas cimport dgemm, dtrmm
 import numpy as np
 
 cdef extern from "_hmm_kernels.h":
-    void vbf_hmm_exp(double* x, long long n) noexcept nogil
+    double VBF_HMM_SCALE_FLOOR
     void vbf_hmm_rows(double* out, const double* c, const double* M, int K) noexcept nogil
+    double vbf_logsumexp(const double* a, int n) noexcept nogil
+    double vbf_hmm_forward(int K, long long T, const double* lp, const double* startprob,
+                           const double* transmat, double* b, double* alpha,
+                           double* scale) noexcept nogil
+    double vbf_hmm_forward_log(int K, long long T, const double* lp, const double* logstart,
+                               const double* logtrans, double* la, double* tmp) noexcept nogil
 
 ctypedef fused floating:
     float
     double
 
-# Below this a scale factor is treated as underflow (its inverse would overflow, or its
-# digits are gone): the sequence is redone in log space.
-cdef double SCALE_FLOOR = 1e-290
+# Below this a scale factor is treated as underflow: the sequence is redone in log space.
+cdef double SCALE_FLOOR = VBF_HMM_SCALE_FLOOR
 
 
 cdef struct _FB:
@@ -60,19 +65,6 @@ cdef struct _FB:
     double* start_slots       # (G, K) expected start counts; NULL: not wanted
     double* seq_ll            # (S,) log-likelihood of every sequence
     int* n_log_space          # (G,) sequences of the group redone in log space
-
-
-cdef inline double _logsumexp(const double* a, int n) noexcept nogil:
-    cdef int i
-    cdef double m = -INFINITY, s = 0.0
-    for i in range(n):
-        if a[i] > m:
-            m = a[i]
-    if m == -INFINITY:
-        return -INFINITY
-    for i in range(n):
-        s += exp(a[i] - m)
-    return m + log(s)
 
 
 cdef double _forward_only(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
@@ -129,60 +121,22 @@ cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* 
     NULL, only once the whole sequence succeeded. Returns log p, or NaN on underflow or
     overflow (nothing added then: the caller redoes the sequence in log space).
 
-    The inner loops are vectorised (``vbf_hmm_rows``): alpha_t = (A^T alpha_{t-1}) * b as a
-    sum of rows of A, beta_t = A v_t as a sum of rows of A^T; the transition counts are
-    A_ij sum_t alpha_t(i) v_t(j), the sum one matrix product per sequence (BLAS). The densities b
-    are one vectorised exp over the sequence; log p = sum_t m_t + log prod_t c_t, with the
-    product taken in float64 and its log only when it would underflow."""
+    The forward recursion is ``vbf_hmm_forward`` (``_hmm_kernels.h``, shared with FFBS): b
+    one vectorised exp over the sequence, alpha_t = (A^T alpha_{t-1}) * b as a sum of rows of
+    A, log p = sum_t m_t + log prod_t c_t. Backward: beta_t = A v_t as a sum of rows of A^T;
+    the transition counts are A_ij sum_t alpha_t(i) v_t(j), the sum one matrix product per
+    sequence (BLAS)."""
     cdef int K = p.K, i, j, n
     cdef Py_ssize_t t
-    cdef const double* row
     cdef double* al
     cdef double* prev
     cdef double* bt
-    cdef double m, c, s, sum_m = 0.0, log_c = 0.0, prod = 1.0, nprod
+    cdef double c, s, ll
     cdef double one = 1.0, zero = 0.0
     cdef char CH_N = b'N', CH_T = b'T'
-    # b_t = l_t - m_t, then exp over the whole (T, K) block at once
-    for t in range(T):
-        row = p.lp + (a + t) * K
-        bt = b + t * K
-        m = -INFINITY
-        for j in range(K):
-            if row[j] > m:
-                m = row[j]
-        if not (m > -INFINITY) or not isfinite(m):
-            return NAN
-        sum_m += m
-        for j in range(K):
-            bt[j] = row[j] - m
-    vbf_hmm_exp(b, T * K)
-    # forward
-    for t in range(T):
-        bt = b + t * K
-        al = alpha + t * K
-        c = 0.0
-        if t == 0:
-            for j in range(K):
-                al[j] = p.startprob[j] * bt[j]
-        else:
-            vbf_hmm_rows(al, al - K, p.transmat, K)
-            for j in range(K):
-                al[j] = al[j] * bt[j]
-        for j in range(K):
-            c = c + al[j]
-        if not (c >= SCALE_FLOOR):
-            return NAN
-        s = 1.0 / c
-        for j in range(K):
-            al[j] = al[j] * s
-        scale[t] = s
-        nprod = prod * c
-        if nprod < 1e-250:  # (c >= 1e-290, prod <= ~1: take the log before it underflows)
-            log_c += log(prod)
-            prod = c
-        else:
-            prod = nprod
+    ll = vbf_hmm_forward(K, T, p.lp + a * K, p.startprob, p.transmat, b, alpha, scale)
+    if ll != ll:
+        return NAN
     # backward: beta_t into betas (T, K), v_t = b_{t+1} beta_{t+1} / c_{t+1} over b_{t+1};
     # then the transition counts as one matrix product and gamma_t = alpha_t beta_t
     prev = betas + (T - 1) * K
@@ -228,7 +182,7 @@ cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* 
     if start != NULL:
         for j in range(K):
             start[j] += alpha[j]
-    return sum_m + (log_c + log(prod))
+    return ll
 
 
 cdef inline void _normalise(double* x, int K) noexcept nogil:
@@ -254,17 +208,7 @@ cdef double _forward_backward_log(const _FB* p, Py_ssize_t a, Py_ssize_t T, doub
     cdef const double* row
     cdef double ll, x
     cdef double* nb = tmp + K
-    for t in range(T):
-        row = p.lp + (a + t) * K
-        for j in range(K):
-            if t == 0:
-                x = p.logstart[j]
-            else:
-                for i in range(K):
-                    tmp[i] = la[(t - 1) * K + i] + p.logtrans[i * K + j]
-                x = _logsumexp(tmp, K)
-            la[t * K + j] = x + row[j]
-    ll = _logsumexp(la + (T - 1) * K, K)
+    ll = vbf_hmm_forward_log(K, T, p.lp + a * K, p.logstart, p.logtrans, la, tmp)
     if not isfinite(ll):
         if post != NULL:
             for t in range(T * K):
@@ -290,7 +234,7 @@ cdef double _forward_backward_log(const _FB* p, Py_ssize_t a, Py_ssize_t T, doub
                     x = la[(t - 1) * K + i] + tmp[j] - ll
                     if x > -INFINITY:
                         trans[i * K + j] += exp(x)
-            nb[i] = _logsumexp(tmp, K)
+            nb[i] = vbf_logsumexp(tmp, K)
         for j in range(K):
             lb[j] = nb[j]
     return ll

@@ -1,7 +1,10 @@
-/* HMM kernel helpers: the emission densities b = exp(l - m_t) of a whole sequence in one
-   vectorised pass (four lanes, vbf_exp4: ~1 ulp, no libm call per entry). The AVX2 build and
-   the baseline build give the same bits (no FMA: every vector operation is the same lane-wise
-   IEEE operation), so results do not depend on the CPU's features. */
+/* HMM kernel pieces shared by forward-backward (_hmm.pyx) and forward-filtering
+   backward-sampling (_ffbs.pyx): the scaled and the log-space forward recursions of one
+   sequence, and their vector helpers: the emission densities b = exp(l - m_t) of a whole
+   sequence in one vectorised pass (four lanes, vbf_exp4: ~1 ulp, no libm call per entry) and
+   the row sums alpha A. The AVX2 build and the baseline build give the same bits (no FMA:
+   every vector operation is the same lane-wise IEEE operation), so results do not depend on
+   the CPU's features. */
 #ifndef VBFAST_HMM_KERNELS_H
 #define VBFAST_HMM_KERNELS_H
 
@@ -79,5 +82,112 @@ static void vbf_hmm_rows(double *out, const double *c, const double *M, int K)
     }
 }
 #endif
+
+/* Below this a scale factor c_t is treated as underflow (its inverse would overflow, or its
+   digits are gone): the sequence is redone in log space. */
+#define VBF_HMM_SCALE_FLOOR 1e-290
+
+/* log sum_i exp(a[i]) (-inf when every a[i] is -inf) */
+static double vbf_logsumexp(const double *a, int n)
+{
+    int i;
+    double m = -INFINITY, s = 0.0;
+    for (i = 0; i < n; i++)
+        if (a[i] > m)
+            m = a[i];
+    if (m == -INFINITY)
+        return -INFINITY;
+    for (i = 0; i < n; i++)
+        s += exp(a[i] - m);
+    return m + log(s);
+}
+
+/* Scaled forward recursion of one sequence of T frames (Rabiner 1989), shared by
+   forward-backward and forward-filtering backward-sampling. With m_t = max_k l_tk:
+       b_t(k) = exp(l_tk - m_t),   alpha_0 = pi * b_0 / c_0,
+       alpha_t = (A^T alpha_{t-1}) * b_t / c_t,   c_t the sum that normalises alpha_t.
+   lp: (T, K) emission log-densities of the sequence's frames; b: (T, K) out, the b_t;
+   alpha: (T, K) out, rows normalised; scale: (T,) out, 1 / c_t (NULL: not wanted).
+   Returns log p(x) = sum_t m_t + log prod_t c_t (the product in float64, its log taken
+   before it would underflow), or NaN when a frame has no finite largest density or a scale
+   underflows: the caller then redoes the sequence in log space. */
+static double vbf_hmm_forward(int K, long long T, const double *lp, const double *startprob,
+                              const double *transmat, double *b, double *alpha,
+                              double *scale)
+{
+    long long t;
+    int j;
+    double m, c, s, sum_m = 0.0, log_c = 0.0, prod = 1.0, nprod;
+    for (t = 0; t < T; t++) {
+        const double *row = lp + t * K;
+        double *bt = b + t * K;
+        m = -INFINITY;
+        for (j = 0; j < K; j++)
+            if (row[j] > m)
+                m = row[j];
+        if (!(m > -INFINITY) || !isfinite(m))
+            return NAN;
+        sum_m += m;
+        for (j = 0; j < K; j++)
+            bt[j] = row[j] - m;
+    }
+    vbf_hmm_exp(b, T * K);
+    for (t = 0; t < T; t++) {
+        const double *bt = b + t * K;
+        double *al = alpha + t * K;
+        c = 0.0;
+        if (t == 0) {
+            for (j = 0; j < K; j++)
+                al[j] = startprob[j] * bt[j];
+        } else {
+            vbf_hmm_rows(al, al - K, transmat, K);
+            for (j = 0; j < K; j++)
+                al[j] = al[j] * bt[j];
+        }
+        for (j = 0; j < K; j++)
+            c = c + al[j];
+        if (!(c >= VBF_HMM_SCALE_FLOOR))
+            return NAN;
+        s = 1.0 / c;
+        for (j = 0; j < K; j++)
+            al[j] = al[j] * s;
+        if (scale != NULL)
+            scale[t] = s;
+        nprod = prod * c;
+        if (nprod < 1e-250) {  /* (c >= 1e-290, prod <= ~1: the log before it underflows) */
+            log_c += log(prod);
+            prod = c;
+        } else {
+            prod = nprod;
+        }
+    }
+    return sum_m + (log_c + log(prod));
+}
+
+/* Log-space forward recursion of one sequence, exact where the scaled one underflows:
+   la (T, K) out, log alpha_t(j) = log sum_i exp(log alpha_{t-1}(i) + log A_ij) + l_tj
+   (unnormalised); tmp: (K,) scratch. Returns log p(x) (-inf: the sequence is impossible). */
+static double vbf_hmm_forward_log(int K, long long T, const double *lp,
+                                  const double *logstart, const double *logtrans,
+                                  double *la, double *tmp)
+{
+    long long t;
+    int i, j;
+    double x;
+    for (t = 0; t < T; t++) {
+        const double *row = lp + t * K;
+        for (j = 0; j < K; j++) {
+            if (t == 0) {
+                x = logstart[j];
+            } else {
+                for (i = 0; i < K; i++)
+                    tmp[i] = la[(t - 1) * K + i] + logtrans[(long long)i * K + j];
+                x = vbf_logsumexp(tmp, K);
+            }
+            la[t * K + j] = x + row[j];
+        }
+    }
+    return vbf_logsumexp(la + (T - 1) * K, K);
+}
 
 #endif
