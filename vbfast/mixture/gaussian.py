@@ -157,6 +157,14 @@ class GaussianMixture(ParamsMixin):
         draws); ``posterior_samples_`` then holds ``weights``, ``means`` and ``log_joint``,
         and ``score_samples`` is the plug-in density at the posterior means (as
         ``predict_proba``) instead of the average over the draws.
+    learning_offset : float >= 1, default=10.0
+        ``partial_fit``: tau_0 of the step weights rho_t = (tau_0 + t)^-kappa.
+    learning_decay : float in [0, 1], default=0.7
+        ``partial_fit``: kappa (in (0.5, 1] stepwise EM and stochastic VI converge).
+    total_samples : float > 0, default=1e6
+        ``partial_fit``: the number of rows each batch's statistics are scaled to (the size
+        of the data the stream stands for; for EM only the arithmetic depends on it, for the
+        Bayesian methods it weighs the data against the prior).
 
     Gibbs sampling
     --------------
@@ -449,7 +457,6 @@ class GaussianMixture(ParamsMixin):
         data = G.GaussianPass(X, w, ctype, K, n_threads,
                               shift=None if stream is None else stream["shift"])
         frame = ST.StreamFrame(data.shift, K, ctype, self.total_samples)
-        t0 = time.perf_counter()
         with single_threaded_blas():
             if first:
                 random_state = check_random_state(self.random_state)
@@ -464,8 +471,9 @@ class GaussianMixture(ParamsMixin):
                 1 if stream is None else self.n_batch_iter_,
                 learning_offset=self.learning_offset, learning_decay=self.learning_decay,
                 mean_field=mean_field)
+            t0 = time.perf_counter()  # the step's time (not the first call's initialisation)
             bound = iterate(method, ST.Batch(data))
-        elapsed = time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
         if not np.isfinite(bound):
             raise ValueError(f"The lower bound became {bound} in partial_fit: the data or the "
                              f"parameters overflow. {inner.overflow_advice}")
@@ -910,6 +918,8 @@ class BayesianGaussianMixture(GaussianMixture):
         Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
     store_samples : bool, default=True
         ``method='gibbs'``: keep every draw's precisions, as in ``GaussianMixture``.
+    learning_offset, learning_decay, total_samples : float
+        ``partial_fit``'s stochastic VI steps, as in ``GaussianMixture``.
 
     Attributes
     ----------
