@@ -352,3 +352,95 @@ def test_streaming_reaches_batch_em_held_out_likelihood():
     batch = GaussianMixture(8, covariance_type="diag", random_state=0).fit(X)
     ll_stream, ll_batch = stream.score(X_test), batch.score(X_test)
     assert abs(ll_stream - ll_batch) <= 0.01 * abs(ll_batch)
+
+
+# ------------------------------------------------------------ discrete mixtures
+DISCRETE = [e for e in ESTIMATORS
+            if e.cls.__name__ in ("BernoulliMixture", "CategoricalMixture", "MultinomialMixture")
+            and e.partial_fit]
+
+
+def test_bernoulli_stepwise_em_against_numpy_reference():
+    rng = np.random.RandomState(0)
+    p_true = rng.uniform(0.1, 0.9, size=(3, 6))
+    batches = []
+    for s in range(3):
+        z = rng.randint(3, size=300)
+        batches.append((rng.uniform(size=(300, 6)) < p_true[z]).astype(float))
+    weights, probs = np.array([0.2, 0.3, 0.5]), rng.uniform(0.2, 0.8, size=(3, 6))
+    total, offset, decay = 2000.0, 2.0, 0.75
+    est = DISCRETE[0].cls(3, weights_init=weights, probabilities_init=probs,
+                          total_samples=total, learning_offset=offset, learning_decay=decay)
+    running = None
+    for t, X in enumerate(batches, start=1):
+        est.partial_fit(X)
+        logp = np.log(weights) + X @ np.log(probs).T + (1 - X) @ np.log(1 - probs).T
+        r = np.exp(logp - logp.max(1, keepdims=True))
+        r /= r.sum(1, keepdims=True)
+        batch = [r.sum(0) * total / len(X), r.T @ X * total / len(X)]
+        if running is None:
+            running = batch
+        else:
+            rho = (offset + t) ** -decay
+            running = [(1 - rho) * a + rho * b for a, b in zip(running, batch)]
+        weights, probs = running[0] / running[0].sum(), running[1] / running[0][:, None]
+        np.testing.assert_allclose(est.weights_, weights, rtol=1e-10)
+        np.testing.assert_allclose(est.probabilities_, probs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("prior", ["dirichlet_distribution", "dirichlet_process"])
+def test_discrete_stochastic_vi_blends_natural_parameters(prior):
+    entry = next(e for e in DISCRETE if e.name == "CategoricalMixture-mean_field")
+    X = entry.sample_data(n_samples=600, seed=3)
+    est = entry.make(random_state=0, total_samples=5000, learning_offset=2.0,
+                     weight_concentration_prior_type=prior)
+    est.partial_fit(X[:300])
+
+    def natural(e):
+        wc = e.weight_concentration_
+        return [np.concatenate(wc) if isinstance(wc, tuple) else wc,
+                np.concatenate(e.probability_concentration_, axis=1)]
+
+    before = natural(est)
+    alone = pickle.loads(pickle.dumps(est))
+    del alone._stream
+    alone.partial_fit(X[300:])
+    est.partial_fit(X[300:])
+    rho = (2.0 + 2) ** -0.7
+    for got, a, b in zip(natural(est), before, natural(alone)):
+        np.testing.assert_allclose(got, (1 - rho) * a + rho * b, rtol=1e-10)
+
+
+@pytest.mark.parametrize("entry", DISCRETE, ids=[e.name for e in DISCRETE])
+def test_discrete_first_call_is_one_iteration_and_streams_are_deterministic(entry):
+    X = entry.sample_data(n_samples=400, seed=2)
+    kw = dict(random_state=1, total_samples=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = entry.make(max_iter=1, **kw).fit(X)
+    got = entry.make(**kw).partial_fit(X)
+    np.testing.assert_allclose(got.weights_, ref.weights_, rtol=1e-10)
+    tables = [(got.probabilities_, ref.probabilities_)]
+    if isinstance(got.probabilities_, tuple):  # categorical: one table per item
+        tables = list(zip(got.probabilities_, ref.probabilities_))
+    for a, b in tables:
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    # threads, pickling mid-stream, n_features
+    one, two = entry.make(n_threads=1, **kw), entry.make(n_threads=2, **kw)
+    for est in (one, two):
+        est.partial_fit(X[:200])
+    copy = pickle.loads(pickle.dumps(one))
+    for est in (one, two, copy):
+        est.partial_fit(X[200:])
+    assert fingerprint(fitted_attributes(one)) == fingerprint(fitted_attributes(two))
+    assert fingerprint(fitted_attributes(one)) == fingerprint(fitted_attributes(copy))
+    before = fingerprint(dict(vars(one)))
+    with pytest.raises(ValueError, match="features"):
+        one.partial_fit(X[:, :-1])
+    with pytest.warns(UserWarning, match="empty batch"):
+        one.partial_fit(X[:0])
+    assert fingerprint(dict(vars(one))) == before
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        entry.make(n_components=5).partial_fit(X[:3])
+    one.set_params(method="gibbs")
+    assert not hasattr(one, "partial_fit")

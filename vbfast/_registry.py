@@ -354,7 +354,8 @@ for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categori
         ESTIMATORS.append(Entry(_name, _cls, _params, data=_data,
                                 expected_failed_checks=_DISCRETE_FAILS.get(_name, {}),
                                 grid=({"weight_concentration_prior_type": ["dirichlet_process"]}
-                                      if _method == "mean_field" else {})))
+                                      if _method == "mean_field" else {}),
+                                partial_fit=_method != "gibbs"))
 
 
 def fitted_attributes(estimator):

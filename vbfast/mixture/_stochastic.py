@@ -207,3 +207,71 @@ class Stochastic(Method):
 
     def attributes(self):
         return self.inner.attributes()
+
+
+# ---------------------------------------------------------------------- discrete mixtures
+class DiscreteBatch:
+    """The data object of one discrete-mixture ``partial_fit`` step: the batch's
+    ``DiscreteData`` as one shard; its statistics carry the batch's weight and the sum of
+    its row constants (the multinomial coefficients) besides the pass's fields."""
+
+    def __init__(self, discrete_data):
+        self.discrete = discrete_data
+
+    def shards(self):
+        return (None,)
+
+    def run_pass(self, shard, inputs):
+        stats = self.discrete.run_pass(shard, inputs)
+        return Statistics(**dict(stats.items()), weight=self.discrete.weight_sum,
+                          row_const=self.discrete.row_const_sum)
+
+
+class StochasticDiscrete(Method):
+    """Stepwise EM / stochastic VI for the discrete mixtures around their ``EM`` /
+    ``MeanField``: their statistics (N_k, the level counts S) are linear, so the running
+    statistics are the plain blend s_t = (1 - rho_t) s_{t-1} + rho_t c S_B (``Statistics``'
+    own ``scale`` and ``+``), then EM's M-step (``m_step``) or the q(theta) update (``set_q``)
+    from them. Bounds as ``Stochastic``'s."""
+
+    monotone = False
+    warns_not_converged = False
+
+    def __init__(self, inner, running, n_batch_iter, *, total_samples, learning_offset,
+                 learning_decay, mean_field):
+        self.inner = inner
+        self.running = running
+        self.n_batch_iter = n_batch_iter
+        self.total_samples = float(total_samples)
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.mean_field = mean_field
+        self.bound_kind = "ELBO" if mean_field else "log-likelihood"
+        self.overflow_advice = inner.overflow_advice
+        self._bound = None
+
+    def pass_inputs(self, shard):
+        return self.inner.pass_inputs(shard)
+
+    def update(self, stats):
+        weight = float(stats["weight"])
+        batch = stats.scale(self.total_samples / weight)
+        if self.running is None:  # the first step of a stream
+            running = batch
+        else:
+            rho = learning_rate(self.n_batch_iter, self.learning_offset, self.learning_decay)
+            running = self.running.scale(1.0 - rho) + batch.scale(rho)
+        if self.mean_field:
+            self.inner.set_q(running)
+            self._bound = self.inner.elbo(batch, batch["row_const"])
+        else:
+            self.inner.m_step(running)
+            self._bound = stats["log_likelihood"] / weight
+        self.running = running
+        self.n_batch_iter += 1
+
+    def bound(self):
+        return self._bound
+
+    def attributes(self):
+        return self.inner.attributes()
