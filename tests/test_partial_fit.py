@@ -444,3 +444,23 @@ def test_discrete_first_call_is_one_iteration_and_streams_are_deterministic(entr
         entry.make(n_components=5).partial_fit(X[:3])
     one.set_params(method="gibbs")
     assert not hasattr(one, "partial_fit")
+
+
+# ------------------------------------------------------------ every registry variant with one
+PARTIAL = [e for e in ESTIMATORS if e.partial_fit]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("entry", PARTIAL, ids=[e.name for e in PARTIAL])
+def test_registry_streams_are_deterministic_and_picklable(entry):
+    X = entry.sample_data(n_samples=300, seed=11)
+    one = entry.make(random_state=0, n_threads=1).partial_fit(X[:150])
+    two = entry.make(random_state=0, n_threads=2).partial_fit(X[:150])
+    copy = pickle.loads(pickle.dumps(one))
+    for est in (one, two, copy):
+        est.partial_fit(X[150:])
+    assert fingerprint(fitted_attributes(one)) == fingerprint(fitted_attributes(two))
+    assert fingerprint(fitted_attributes(one)) == fingerprint(fitted_attributes(copy))
+    assert one.n_features_in_ == X.shape[1]
+    with pytest.raises(ValueError, match="features"):
+        one.partial_fit(X[:, :-1])
