@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from vbfast._registry import ESTIMATORS, fingerprint, prediction_outputs
+from vbfast._registry import ESTIMATORS, fingerprint, fitted_attributes, prediction_outputs
 
 
 def _state(est):
@@ -75,16 +75,30 @@ def test_interrupted_fit(entry, where, kernel_spy):
     assert np.all(np.isfinite(est.lower_bounds_))
 
 
-@pytest.mark.parametrize("entry", [e for e in ESTIMATORS if hasattr(e.cls, "partial_fit")
-                                   and e.params.get("method") != "gibbs"],  # fit only
-                         ids=lambda e: e.name)
-def test_interrupted_partial_fit(entry, kernel_spy):
-    est = entry.make(random_state=0)
+_PARTIAL = [e for e in ESTIMATORS if e.partial_fit]
+
+
+@pytest.mark.parametrize("where", [0.0, 0.99])
+@pytest.mark.parametrize("entry", _PARTIAL, ids=[e.name for e in _PARTIAL])
+def test_interrupted_partial_fit(entry, where, kernel_spy):
     X = entry.sample_data(n_samples=300, seed=7)
+    # count the kernel calls of an uninterrupted second step, to interrupt at the first and
+    # at the last of them
+    probe = entry.make(random_state=0)
+    _quiet(probe.partial_fit, X[:100])
+    kernel_spy.calls.clear()
+    _quiet(probe.partial_fit, X[100:])
+    stop_at = int(where * len(kernel_spy.calls))
+    assert len(kernel_spy.calls) >= 1
+
+    est = entry.make(random_state=0)
     _quiet(est.partial_fit, X[:100])
     before = _state(est)
-    kernel_spy.calls.clear()
-    _interrupt_after(kernel_spy, 1, False)
+    _interrupt_after(kernel_spy, stop_at, False)
     with pytest.raises(KeyboardInterrupt):
         est.partial_fit(X[100:])
-    assert _state(est) == before  # the traces and the random stream included
+    kernel_spy.hook = None
+    assert _state(est) == before  # the traces, the running statistics and the random stream
+    # and the stream continues as if the interrupted call had not been made
+    _quiet(est.partial_fit, X[100:])
+    assert fingerprint(fitted_attributes(est)) == fingerprint(fitted_attributes(probe))

@@ -39,6 +39,11 @@ class Entry:
     expected_failed_checks : dict
         scikit-learn check name -> why it cannot apply to this variant. Listed, never
         silently skipped: ``parametrize_with_checks`` marks them xfail (strict).
+    partial_fit : bool
+        Whether the variant has ``partial_fit`` (an online step: stepwise EM, stochastic VI,
+        LDA's online VB); samplers have no such attribute at all. Tested against
+        ``hasattr(entry.make(), "partial_fit")``; the library-wide tests of ``partial_fit``
+        (interrupts, pickling mid-stream) run over the variants that have it.
     """
 
     name: str
@@ -47,6 +52,7 @@ class Entry:
     data: str = "dense"
     grid: dict = field(default_factory=dict)
     expected_failed_checks: dict = field(default_factory=dict)
+    partial_fit: bool = False
 
     def make(self, **overrides):
         """A fresh, unfitted estimator of this variant. ``max_iter`` is passed as ``n_iter``
@@ -281,15 +287,16 @@ for _method in ("em", "mean_field", "gibbs"):
 
 ESTIMATORS = [
     Entry("GaussianMixture-em", GaussianMixture, {"method": "em", "n_components": 2},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("GaussianMixture-mean_field", GaussianMixture,
-          {"method": "mean_field", "n_components": 2}, grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+          {"method": "mean_field", "n_components": 2}, grid=_COVARIANCE_TYPES,
+          expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("BayesianGaussianMixture-dirichlet_process", BayesianGaussianMixture,
           {"n_components": 2, "weight_concentration_prior_type": "dirichlet_process"},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("BayesianGaussianMixture-dirichlet_distribution", BayesianGaussianMixture,
           {"n_components": 2, "weight_concentration_prior_type": "dirichlet_distribution"},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("GaussianMixture-gibbs", GaussianMixture,
           {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10,
            "n_chains": 2}, grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
@@ -302,19 +309,19 @@ ESTIMATORS = [
           data="counts", expected_failed_checks=_LDA_GIBBS_FAILS),
     Entry("LatentDirichletAllocation-mean_field-batch-monotone", LatentDirichletAllocation,
           {"method": "mean_field", "learning_method": "batch", "n_components": 3,
-           "max_iter": 5, "monotone": True}, data="counts"),
+           "max_iter": 5, "monotone": True}, data="counts", partial_fit=True),
     Entry("LatentDirichletAllocation-mean_field-batch", LatentDirichletAllocation,
           {"method": "mean_field", "learning_method": "batch", "n_components": 3,
-           "max_iter": 5}, data="counts"),
+           "max_iter": 5}, data="counts", partial_fit=True),
     Entry("LatentDirichletAllocation-mean_field-online", LatentDirichletAllocation,
           {"method": "mean_field", "learning_method": "online", "n_components": 3,
-           "max_iter": 5, "batch_size": 64}, data="counts"),
+           "max_iter": 5, "batch_size": 64}, data="counts", partial_fit=True),
     Entry("LatentDirichletAllocation-variational_em-batch", LatentDirichletAllocation,
           {"method": "variational_em", "learning_method": "batch", "n_components": 3,
-           "max_iter": 5}, data="counts"),
+           "max_iter": 5}, data="counts", partial_fit=True),
     Entry("LatentDirichletAllocation-variational_em-online", LatentDirichletAllocation,
           {"method": "variational_em", "learning_method": "online", "n_components": 3,
-           "max_iter": 5, "batch_size": 64}, data="counts"),
+           "max_iter": 5, "batch_size": 64}, data="counts", partial_fit=True),
     Entry("GaussianHMM-em", GaussianHMM, {"method": "em", "n_components": 2, "n_iter": 5},
           grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
     Entry("CategoricalHMM-em", CategoricalHMM, {"method": "em", "n_components": 2,
@@ -347,7 +354,8 @@ for _cls, _data in ((BernoulliMixture, "binary"), (CategoricalMixture, "categori
         ESTIMATORS.append(Entry(_name, _cls, _params, data=_data,
                                 expected_failed_checks=_DISCRETE_FAILS.get(_name, {}),
                                 grid=({"weight_concentration_prior_type": ["dirichlet_process"]}
-                                      if _method == "mean_field" else {})))
+                                      if _method == "mean_field" else {}),
+                                partial_fit=_method != "gibbs"))
 
 
 def fitted_attributes(estimator):

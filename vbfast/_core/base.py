@@ -3,6 +3,7 @@ without scikit-learn, and all-or-nothing fits (an interrupted or failed fit leav
 estimator as it was)."""
 import functools
 import sys
+from types import MethodType
 
 import numpy as np
 
@@ -37,6 +38,45 @@ def all_or_nothing(fit_method):
             raise
 
     return wrapper
+
+
+class _AvailableIf:
+    """A method that exists on an instance only while ``check(instance)`` is true (the
+    semantics of scikit-learn's ``available_if``): otherwise reading it raises
+    AttributeError, so ``hasattr`` is False. Read on the class it is the plain function
+    (for docs and ``hasattr(cls, name)``), which checks its first argument when called."""
+
+    def __init__(self, fn, check):
+        self.fn = fn
+        self.check = check
+        functools.update_wrapper(self, fn)
+
+    def _check(self, obj, owner):
+        message = f"This {owner.__name__!r} has no attribute {self.fn.__name__!r}"
+        try:
+            available = self.check(obj)
+        except Exception as exc:
+            raise AttributeError(message) from exc
+        if not available:
+            raise AttributeError(message)
+
+    def __get__(self, obj, owner=None):
+        if obj is not None:
+            self._check(obj, type(obj) if owner is None else owner)
+            return MethodType(self.fn, obj)
+
+        @functools.wraps(self.fn)
+        def unbound(*args, **kwargs):
+            self._check(args[0], owner)
+            return self.fn(*args, **kwargs)
+
+        return unbound
+
+
+def available_if(check):
+    """Decorate a method so that it exists only when ``check(self)`` is true (e.g.
+    ``partial_fit`` for the methods where it means something)."""
+    return lambda fn: _AvailableIf(fn, check)
 
 
 class ParamsMixin:

@@ -80,6 +80,10 @@ def _covariance_prior_matrix_logdet(psi0, covariance_type, D):
     return float(D * np.log(psi0))
 
 
+#: log |Psi0| of a resolved covariance prior, in its covariance_type layout
+covariance_prior_log_det = _covariance_prior_matrix_logdet
+
+
 def _proper_default_covariance_prior(psi0, covariance_type, D, reg_covar):
     """The default Psi0 (the covariance of X) is singular when X has a constant column or no
     more samples than features; the Wishart prior is then improper and the ELBO -inf. In that

@@ -21,6 +21,8 @@ Missing answers (NaN, -1 codes, pandas NA) are left out of their row's likelihoo
 ML under MAR) in fit, predict, predict_proba and score; a row with every item missing gets the
 class shares as its posterior.
 """
+import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,9 +30,10 @@ from scipy.special import gammaln, logsumexp
 
 from ..emissions import discrete as DE
 from . import _gibbs as GS
-from .._core.base import ParamsMixin, all_or_nothing
-from .._core.loop import Sampling, run_fits, store_trace
-from .._core.protocol import Method
+from . import _stochastic as ST
+from .._core.base import ParamsMixin, all_or_nothing, available_if
+from .._core.loop import Sampling, iterate, run_fits, store_trace
+from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters, matching, n_sweeps
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (as_real_array, check_is_fitted, check_option,
@@ -95,9 +98,10 @@ class MeanField(Method):
         self.data, self.blocks, self.alpha, self.beta = data, blocks, alpha, beta
         self.prior_type = prior_type
         self._bound = None
-        self._set_q(stats)
+        self.set_q(stats)
 
-    def _set_q(self, stats):
+    def set_q(self, stats):
+        """q(theta) from statistics: a = alpha + N (or the sticks'), lambda = beta + S."""
         nk = np.asarray(stats["nk"], dtype=np.float64)
         if self.prior_type == "dirichlet_process":
             # truncated stick-breaking: q(v_k) = Beta(a_k, b_k), alpha is gamma0
@@ -118,11 +122,14 @@ class MeanField(Method):
         return {"log_const": self.elog_pi, "table": self.elog_theta}
 
     def update(self, stats):
-        self._set_q(stats)
-        self._bound = (float(stats["nk"] @ self.elog_pi) + float(np.sum(stats["s"] *
-                       self.elog_theta)) + self.data.row_const_sum - stats["entropy_term"]
-                       - self._weights_kl()
-                       - DE.kl_dirichlet(self.lam, self.beta, self.blocks, self.elog_theta))
+        self.set_q(stats)
+        self._bound = self.elbo(stats, self.data.row_const_sum)
+
+    def elbo(self, stats, row_const_sum):
+        """The ELBO at the current q(theta) and the q(z) whose statistics are ``stats``."""
+        return (float(stats["nk"] @ self.elog_pi) + float(np.sum(stats["s"] * self.elog_theta))
+                + row_const_sum - stats["entropy_term"] - self._weights_kl()
+                - DE.kl_dirichlet(self.lam, self.beta, self.blocks, self.elog_theta))
 
     def bound(self):
         return self._bound
@@ -328,6 +335,12 @@ def _lookup(levels, labels):
 
 
 # ====================================================================== the estimators
+def _partial_fit_available(est):
+    """``partial_fit`` exists for EM (stepwise EM) and mean field (stochastic VI); a Gibbs
+    sampler has no online step, so no ``partial_fit`` at all."""
+    return est.method != "gibbs"
+
+
 class _DiscreteMixture(ParamsMixin):
     """What the three discrete mixtures share; subclasses define the encoding of X and the
     public layout of the item probabilities."""
@@ -336,7 +349,11 @@ class _DiscreteMixture(ParamsMixin):
                  tol=1e-6, max_iter=1000, n_init=1, init_params="random_from_data",
                  weights_init=None, probabilities_init=None, random_state=None,
                  verbose=0, verbose_interval=10, n_threads=None, n_draws=200, burn_in=100,
-                 thin=1, n_chains=2, weight_concentration_prior_type="dirichlet_distribution"):
+                 thin=1, n_chains=2, weight_concentration_prior_type="dirichlet_distribution",
+                 learning_offset=10.0, learning_decay=0.7, total_samples=1e6):
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.total_samples = total_samples
         self.n_components = n_components
         self.method = method
         self.weight_prior = weight_prior
@@ -360,7 +377,8 @@ class _DiscreteMixture(ParamsMixin):
     _param_names = ("n_components", "method", "weight_prior", "item_prior", "tol",
                     "max_iter", "n_init", "init_params", "weights_init", "probabilities_init",
                     "random_state", "verbose", "verbose_interval", "n_threads", "n_draws",
-                    "burn_in", "thin", "n_chains", "weight_concentration_prior_type")
+                    "burn_in", "thin", "n_chains", "weight_concentration_prior_type",
+                    "learning_offset", "learning_decay", "total_samples")
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
@@ -404,6 +422,10 @@ class _DiscreteMixture(ParamsMixin):
                     raise ValueError(f"{name} is only supported with method='em'")
         if self.method == "gibbs":
             check_sampler_parameters(self)
+        check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
+        check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
+        check_scalar(self.total_samples, "total_samples", "real", min_val=0.0,
+                     include_min=False)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -465,7 +487,148 @@ class _DiscreteMixture(ParamsMixin):
         self._fit_n_samples = enc["n_samples"]
         if self.method == "em":
             self._loglik = self._fit_loglik(data)
+        self._fitted_method = self.method
+        # a fit ends any partial_fit stream: a later partial_fit starts one from this fit
+        self.__dict__.pop("_stream", None)
+        self.__dict__.pop("n_batch_iter_", None)
         return self
+
+    # ------------------------------------------------------------------ partial_fit
+    @available_if(_partial_fit_available)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stochastic step on the batch X: stepwise EM (``method='em'``) or stochastic
+        variational inference (``method='mean_field'``), as
+        ``vbfast.GaussianMixture.partial_fit``.
+
+        The batch's statistics (N_k and the level counts), scaled to ``total_samples`` rows,
+        are blended into running statistics with rho_t = (learning_offset +
+        t)^-learning_decay (the first step of a stream takes rho = 1), then theta (MAP) or
+        q(theta) is computed from them as ``fit`` does. With ``method='gibbs'`` the estimator
+        has no ``partial_fit`` attribute.
+
+        The first call on an unfitted estimator initialises from its batch as ``fit`` does and
+        needs at least ``n_components`` rows; it fixes ``n_features_in_`` and the encoding of
+        the items (``CategoricalMixture``: the levels seen in it, ``categories_``; a later
+        unseen level follows ``handle_unknown``). A call after ``fit`` starts a stream from
+        the fitted model. An empty batch is ignored (UserWarning); a failed or interrupted
+        call leaves the estimator as it was. ``max_iter``, ``tol`` and ``n_init`` are not
+        used. Sets ``n_batch_iter_``, ``lower_bounds_`` / ``iteration_times_`` (one entry per
+        step: EM the batch's mean log-likelihood per row before its step, mean field the ELBO
+        of the batch scaled to ``total_samples`` after it), ``lower_bound_``, ``n_iter_``
+        (steps so far) and ``converged_`` (False). EM's bound is -inf for a batch with a row
+        impossible under the current model (with the ML default ``item_prior=1``, a level or
+        word no earlier batch had); the step counts the row with uniform responsibilities.
+
+        Returns
+        -------
+        self
+        """
+        if len(np.shape(X)) == 2 and np.shape(X)[0] == 0:
+            warnings.warn("partial_fit was given an empty batch (0 rows): nothing changed.",
+                          UserWarning, stacklevel=2)
+            return self
+        with single_threaded_blas():
+            self._partial_fit(X, sample_weight)
+        return self
+
+    @all_or_nothing
+    def _partial_fit(self, X, sample_weight):
+        first = not hasattr(self, "weights_")
+        if not first:
+            self._check_continuable()
+        self._check_parameters()
+        enc = self._encode(X, fitting=first)
+        K = self.n_components
+        if first and enc["n_samples"] < K:
+            raise ValueError(f"Expected n_samples >= n_components in the first partial_fit "
+                             f"batch but got n_components = {K}, n_samples = "
+                             f"{enc['n_samples']}")
+        w = check_sample_weight(sample_weight, enc["n_samples"])
+        blocks = enc["blocks"] if first else self._blocks
+        data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"], blocks.n_columns,
+                               K, w, resolve_n_threads(self.n_threads), enc["row_const"])
+        alpha, beta = self._priors()
+        mean_field = self.method == "mean_field"
+        prior_type = self.weight_concentration_prior_type
+        stream = getattr(self, "_stream", None)
+        running = None if stream is None else Statistics(**stream)
+        if first:
+            random_state = check_random_state(self.random_state)
+            for name, value in enc["state"].items():
+                setattr(self, name, value)
+            self._blocks = blocks
+            if mean_field:
+                inner = MeanField(data, blocks, alpha, beta,
+                                  self._initial_stats(data, blocks, random_state), prior_type)
+            else:
+                inner = EM(data, blocks, alpha, beta,
+                           *self._initial_theta(data, blocks, random_state, alpha, beta))
+        elif mean_field:
+            inner = MeanField(data, blocks, alpha, beta,
+                              running if running is not None else
+                              self._implied_statistics(alpha, beta), prior_type)
+        else:
+            inner = EM(data, blocks, alpha, beta, self.weights_, self._theta)
+        method = ST.StochasticDiscrete(
+            inner, running, 1 if stream is None else self.n_batch_iter_,
+            total_samples=self.total_samples, learning_offset=self.learning_offset,
+            learning_decay=self.learning_decay, mean_field=mean_field)
+        t0 = time.perf_counter()
+        bound = iterate(method, ST.DiscreteBatch(data))
+        elapsed = time.perf_counter() - t0
+        # -inf is no overflow: a row of the batch impossible under the current model (with
+        # ML estimates, a level or word no earlier batch had); its responsibilities are
+        # uniform and its statistics finite, so the step goes on and learns the level
+        if np.isnan(bound) or bound == np.inf:
+            raise ValueError(f"The lower bound became {bound} in partial_fit: the data or the "
+                             f"parameters overflow. {inner.overflow_advice}")
+        self._store(method.attributes())
+        bounds = self.lower_bounds_ if stream is not None else np.empty(0)
+        times = self.iteration_times_ if stream is not None else np.empty(0)
+        self.lower_bounds_ = np.append(bounds, bound)
+        self.iteration_times_ = np.append(times, elapsed)
+        self.lower_bound_ = float(bound)
+        self.n_iter_ = int(self.lower_bounds_.shape[0])
+        self.converged_ = False
+        self.n_batch_iter_ = method.n_batch_iter
+        self._stream = dict(method.running.items())
+        self.n_features_in_ = enc["n_features"]
+        self._fitted_method = self.method
+        # (a fit's training log-likelihood and size no longer describe the model)
+        self.__dict__.pop("_loglik", None)
+        self.__dict__.pop("_fit_n_samples", None)
+
+    def _implied_statistics(self, alpha, beta):
+        """The statistics a fitted q(theta) was computed from (N_k from the weights' Dirichlet
+        or sticks, S = lambda - beta): a stream after a mean-field fit starts from them."""
+        wc = self.weight_concentration_
+        nk = wc[0] - 1.0 if isinstance(wc, tuple) else wc - alpha
+        return Statistics(nk=np.asarray(nk, dtype=np.float64),
+                          s=np.asarray(self._lam, dtype=np.float64) - beta)
+
+    def _check_continuable(self):
+        """Raise a ValueError if ``partial_fit`` cannot continue the fitted model with the
+        current parameters (set_params since), leaving it as it is."""
+        fitted = getattr(self, "_fitted_method", self.method)
+        advice = "Set it back, or call fit (or partial_fit on an unfitted copy) to start anew."
+        if fitted == "gibbs":
+            raise ValueError("partial_fit cannot continue this model: it was fitted with "
+                             "method='gibbs' (a sampler has no online step). Call fit, or "
+                             "partial_fit on an unfitted copy.")
+        if fitted != self.method:
+            raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                             f"method={fitted!r}, and method is now {self.method!r}. {advice}")
+        K = np.shape(self.weights_)[0]
+        if K != self.n_components:
+            raise ValueError(f"partial_fit cannot continue this model: it has {K} classes, "
+                             f"and n_components is now {self.n_components}. {advice}")
+        if fitted == "mean_field":
+            prior = ("dirichlet_process" if isinstance(self.weight_concentration_, tuple)
+                     else "dirichlet_distribution")
+            if prior != self.weight_concentration_prior_type:
+                raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                                 f"weight_concentration_prior_type={prior!r}, now "
+                                 f"{self.weight_concentration_prior_type!r}. {advice}")
 
     def _fit_loglik(self, data):
         st = data.run(DE.safe_log(self._theta), DE.safe_log(self.weights_),
@@ -1045,7 +1208,8 @@ class CategoricalMixture(_DiscreteMixture):
                  weights_init=None, probabilities_init=None, random_state=None,
                  verbose=0, verbose_interval=10, n_threads=None, n_draws=200, burn_in=100,
                  thin=1, n_chains=2, weight_concentration_prior_type="dirichlet_distribution",
-                 handle_unknown="error"):
+                 handle_unknown="error", learning_offset=10.0, learning_decay=0.7,
+                 total_samples=1e6):
         super().__init__(n_components, method=method, weight_prior=weight_prior,
                          item_prior=item_prior, tol=tol, max_iter=max_iter, n_init=n_init,
                          init_params=init_params, weights_init=weights_init,
@@ -1053,7 +1217,9 @@ class CategoricalMixture(_DiscreteMixture):
                          verbose=verbose, verbose_interval=verbose_interval,
                          n_threads=n_threads, n_draws=n_draws, burn_in=burn_in, thin=thin,
                          n_chains=n_chains,
-                         weight_concentration_prior_type=weight_concentration_prior_type)
+                         weight_concentration_prior_type=weight_concentration_prior_type,
+                         learning_offset=learning_offset, learning_decay=learning_decay,
+                         total_samples=total_samples)
         self.handle_unknown = handle_unknown
 
     _param_names = _DiscreteMixture._param_names + ("handle_unknown",)

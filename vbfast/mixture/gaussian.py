@@ -5,6 +5,7 @@ with the exact posterior over assignments as q(T) (EM). Each iteration is one pa
 Cython/OpenMP kernel in ``src_c/_gmm.pyx`` (responsibilities, log-likelihood and sufficient
 statistics together) followed by a small M-step in NumPy on (K, D, D) statistics.
 """
+import time
 import warnings
 
 import numpy as np
@@ -12,11 +13,12 @@ import numpy as np
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from . import _gibbs as GS
-from .._core.base import ParamsMixin, all_or_nothing
+from . import _stochastic as ST
+from .._core.base import ParamsMixin, all_or_nothing, available_if
 from .._core.clustering import kmeans, kmeans_plusplus
 from .._core.fitted import cast_fitted
-from .._core.loop import run_fits, store_trace
-from .._core.protocol import Method
+from .._core.loop import iterate, run_fits, store_trace
+from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
 from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (check_array, check_is_fitted, check_option, check_random_state,
@@ -81,6 +83,12 @@ class EM(Method):
         return {"weights_": self.weights.copy(), "means_": self.means.copy(),
                 "covariances_": np.array(cov, dtype=np.float64),
                 "precisions_cholesky_": self.prec_chol.copy()}
+
+
+def _partial_fit_available(est):
+    """``partial_fit`` exists for the optimising methods (EM: stepwise EM; mean field:
+    stochastic VI); a Gibbs sampler has no online step, so no ``partial_fit`` at all."""
+    return est.method != "gibbs"
 
 
 class GaussianMixture(ParamsMixin):
@@ -149,6 +157,14 @@ class GaussianMixture(ParamsMixin):
         draws); ``posterior_samples_`` then holds ``weights``, ``means`` and ``log_joint``,
         and ``score_samples`` is the plug-in density at the posterior means (as
         ``predict_proba``) instead of the average over the draws.
+    learning_offset : float >= 1, default=10.0
+        ``partial_fit``: tau_0 of the step weights rho_t = (tau_0 + t)^-kappa.
+    learning_decay : float in [0, 1], default=0.7
+        ``partial_fit``: kappa (in (0.5, 1] stepwise EM and stochastic VI converge).
+    total_samples : float > 0, default=1e6
+        ``partial_fit``: the number of rows each batch's statistics are scaled to (the size
+        of the data the stream stands for; for EM only the arithmetic depends on it, for the
+        Bayesian methods it weighs the data against the prior).
 
     Gibbs sampling
     --------------
@@ -207,7 +223,11 @@ class GaussianMixture(ParamsMixin):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
-                 burn_in=100, thin=1, n_chains=2, store_samples=True):
+                 burn_in=100, thin=1, n_chains=2, store_samples=True, learning_offset=10.0,
+                 learning_decay=0.7, total_samples=1e6):
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.total_samples = total_samples
         self.store_samples = store_samples
         self.n_draws = n_draws
         self.burn_in = burn_in
@@ -234,7 +254,8 @@ class GaussianMixture(ParamsMixin):
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples",
+                    "learning_offset", "learning_decay", "total_samples")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
@@ -267,6 +288,7 @@ class GaussianMixture(ParamsMixin):
         if not isinstance(self.verbose, (bool, np.bool_)):  # scikit-learn accepts bools
             check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
+        self._check_stream_parameters()
         n_samples, n_features = X.shape
         K = self.n_components
         if n_samples < K:
@@ -289,6 +311,13 @@ class GaussianMixture(ParamsMixin):
                 raise ValueError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
             G.check_precisions(self.precisions_init, self.covariance_type, K, n_features)
+
+    def _check_stream_parameters(self):
+        """The parameters of ``partial_fit``'s stochastic steps (LDA's names and ranges)."""
+        check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
+        check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
+        check_scalar(self.total_samples, "total_samples", "real", min_val=0.0,
+                     include_min=False)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -351,7 +380,146 @@ class GaussianMixture(ParamsMixin):
         # what predictions read: the fitted state, not parameters set since (set_params)
         self._fitted_method = self.method
         self._fitted_covariance_type = self.covariance_type
+        # a fit ends any partial_fit stream: a later partial_fit starts one from this fit
+        self.__dict__.pop("_stream", None)
+        self.__dict__.pop("n_batch_iter_", None)
         return self
+
+    # ------------------------------------------------------------------ partial_fit
+    @available_if(_partial_fit_available)
+    @all_or_nothing
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stochastic step on the batch X: stepwise EM (``method='em'``) or stochastic
+        variational inference (``method='mean_field'``, ``BayesianGaussianMixture``).
+
+        The batch's statistics at the current parameters, scaled to ``total_samples`` rows,
+        are blended into running statistics with rho_t = (learning_offset +
+        t)^-learning_decay (the first step of a stream takes rho = 1), and the parameters are
+        computed from them as ``fit`` computes them from the whole data's (see
+        ``vbfast.mixture._stochastic``). Only for the optimising methods: with
+        ``method='gibbs'`` the estimator has no ``partial_fit`` attribute.
+
+        The first call on an unfitted estimator initialises from its batch as ``fit`` does
+        (``init_params`` on the batch, or ``weights_init`` / ``means_init`` /
+        ``precisions_init``; the default priors of the Bayesian methods from the batch);
+        it needs at least ``n_components`` rows and fixes ``n_features_in_``, which every
+        later batch must have. A call after ``fit`` starts a stream from the fitted
+        parameters. An empty batch is ignored (UserWarning). A failed or interrupted call
+        leaves the estimator as it was. ``max_iter``, ``tol``, ``n_init`` and ``warm_start``
+        are not used.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the batch's rows; the batch stands for ``total_samples`` rows
+            whatever its weights sum to.
+
+        Returns
+        -------
+        self
+
+        Attributes set besides the parameters: ``n_batch_iter_`` (t of the next step),
+        ``lower_bounds_`` / ``iteration_times_`` (one entry per step of the stream; EM: the
+        batch's mean log-likelihood per sample before its step; mean field: the ELBO of the
+        batch scaled to ``total_samples``, after it), ``lower_bound_`` (the last),
+        ``n_iter_`` (steps so far) and ``converged_`` (False: a stream has no convergence
+        test).
+        """
+        if len(np.shape(X)) == 2 and np.shape(X)[0] == 0:
+            warnings.warn("partial_fit was given an empty batch (0 rows): nothing changed.",
+                          UserWarning, stacklevel=3)
+            return self
+        self._partial_fit(X, sample_weight)
+        return self
+
+    def _partial_fit(self, X, sample_weight):
+        first = not hasattr(self, "precisions_cholesky_")
+        if not first:
+            self._check_continuable()
+        X = check_array(X, ensure_min_samples=1,
+                        n_features=None if first else self.n_features_in_,
+                        estimator_name=type(self).__name__)
+        if first:
+            self._check_parameters(X)  # (n_samples >= n_components, the *_init shapes)
+        else:
+            check_scalar(self.reg_covar, "reg_covar", "real", min_val=0.0)
+            self._check_stream_parameters()
+        w = check_sample_weight(sample_weight, X.shape[0])
+        if w is not None and self.method == "em":
+            w = _unit_mean_weights(w)
+        mean_field = self.method == "mean_field"
+        K, ctype = self.n_components, self.covariance_type
+        n_threads = resolve_n_threads(self.n_threads)
+        stream = getattr(self, "_stream", None)
+        # the stream's coordinates: shifted by its first batch's (weighted) mean
+        data = G.GaussianPass(X, w, ctype, K, n_threads,
+                              shift=None if stream is None else stream["shift"])
+        frame = ST.StreamFrame(data.shift, K, ctype, self.total_samples)
+        with single_threaded_blas():
+            if first:
+                random_state = check_random_state(self.random_state)
+                priors = BG.resolve_priors(self, data) if mean_field else None
+                inner = self._new_method(data, random_state, False, priors)
+            else:
+                priors = _fitted_priors(self) if mean_field else None
+                inner = self._new_method(frame, None, True, priors)
+            inner.data = frame
+            method = ST.Stochastic(
+                inner, frame, None if stream is None else Statistics(**stream["stats"]),
+                1 if stream is None else self.n_batch_iter_,
+                learning_offset=self.learning_offset, learning_decay=self.learning_decay,
+                mean_field=mean_field)
+            t0 = time.perf_counter()  # the step's time (not the first call's initialisation)
+            bound = iterate(method, ST.Batch(data))
+            elapsed = time.perf_counter() - t0
+        if not np.isfinite(bound):
+            raise ValueError(f"The lower bound became {bound} in partial_fit: the data or the "
+                             f"parameters overflow. {inner.overflow_advice}")
+        self._store_fitted(method.attributes(), X.dtype)
+        if mean_field:
+            _mean_field_store_priors(self, priors, X.dtype)
+        bounds = self.lower_bounds_ if stream is not None else np.empty(0)
+        times = self.iteration_times_ if stream is not None else np.empty(0)
+        self.lower_bounds_ = np.append(bounds, bound)
+        self.iteration_times_ = np.append(times, elapsed)
+        self.lower_bound_ = float(bound)
+        self.n_iter_ = int(self.lower_bounds_.shape[0])
+        self.converged_ = False
+        self.n_batch_iter_ = method.n_batch_iter
+        self._stream = {"shift": frame.shift, "stats": dict(method.running.items())}
+        self.n_features_in_ = X.shape[1]
+        self._fitted_method = self.method
+        self._fitted_covariance_type = ctype
+
+    def _check_continuable(self):
+        """Raise a ValueError if ``partial_fit`` cannot continue the fitted model with the
+        current parameters (set_params since), leaving it as it is."""
+        method, ctype = self._fitted_state()
+        advice = "Set it back, or call fit (or partial_fit on an unfitted copy) to start anew."
+        if method == "gibbs":
+            raise ValueError("partial_fit cannot continue this model: it was fitted with "
+                             "method='gibbs' (a sampler has no online step). Call fit, or "
+                             "partial_fit on an unfitted copy.")
+        if method != self.method:
+            raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                             f"method={method!r}, and method is now {self.method!r}. {advice}")
+        if ctype != self.covariance_type:
+            raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                             f"covariance_type={ctype!r}, and covariance_type is now "
+                             f"{self.covariance_type!r}. {advice}")
+        K = np.shape(self.means_)[0]
+        if K != self.n_components:
+            raise ValueError(f"partial_fit cannot continue this model: it has {K} components, "
+                             f"and n_components is now {self.n_components}. {advice}")
+        if method == "mean_field":
+            fitted_prior = BG.prior_type_of(self.weight_concentration_)
+            prior = getattr(self, "weight_concentration_prior_type", "dirichlet_process")
+            if fitted_prior != prior:
+                raise ValueError(f"partial_fit cannot continue this model: it was fitted with "
+                                 f"weight_concentration_prior_type={fitted_prior!r}, now "
+                                 f"{prior!r}. {advice}")
 
     def _fitted_state(self):
         """(method, covariance_type) of the fit the fitted attributes come from (the
@@ -596,6 +764,21 @@ def _mean_field_state(est, data, random_state, warm, priors):
                                           resp)
 
 
+def _fitted_priors(est):
+    """The resolved priors (as ``BG.resolve_priors`` gives them) of a fitted Bayesian model,
+    from its ``*_prior_`` attributes: a partial_fit continues under the priors of its start."""
+    D = est.n_features_in_
+    ctype = est._fitted_state()[1]
+    psi0 = est.covariance_prior_
+    psi0 = float(psi0) if np.ndim(psi0) == 0 else np.asarray(psi0, dtype=np.float64)
+    return {"type": BG.prior_type_of(est.weight_concentration_),
+            "alpha0": float(est.weight_concentration_prior_),
+            "beta0": float(est.mean_precision_prior_),
+            "m0": np.asarray(est.mean_prior_, dtype=np.float64),
+            "nu0": float(est.degrees_of_freedom_prior_), "psi0": psi0,
+            "log_det_psi0": BG.covariance_prior_log_det(psi0, ctype, D)}
+
+
 def _float64_concentration(wc):
     """``weight_concentration_`` (alpha (K,), or the sticks' pair (a, b)) in float64."""
     return (tuple(np.asarray(a, dtype=np.float64) for a in wc) if isinstance(wc, tuple)
@@ -735,6 +918,8 @@ class BayesianGaussianMixture(GaussianMixture):
         Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
     store_samples : bool, default=True
         ``method='gibbs'``: keep every draw's precisions, as in ``GaussianMixture``.
+    learning_offset, learning_decay, total_samples : float
+        ``partial_fit``'s stochastic VI steps, as in ``GaussianMixture``.
 
     Attributes
     ----------
@@ -770,7 +955,11 @@ class BayesianGaussianMixture(GaussianMixture):
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
                  method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2,
-                 store_samples=True):
+                 store_samples=True, learning_offset=10.0, learning_decay=0.7,
+                 total_samples=1e6):
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.total_samples = total_samples
         self.store_samples = store_samples
         self.method = method
         self.n_draws = n_draws
@@ -801,7 +990,8 @@ class BayesianGaussianMixture(GaussianMixture):
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
-                    "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "n_draws", "burn_in", "thin", "n_chains", "store_samples",
+                    "learning_offset", "learning_decay", "total_samples")
 
     def _check_parameters(self, X):
         check_option(self.method, "method", ("mean_field", "gibbs"))

@@ -14,7 +14,8 @@ from scipy.special import gammaln
 
 from . import _gibbs, _lda
 from ._data import check_counts, check_total, priors
-from .._core.base import ParamsMixin, TransformerOutputMixin, all_or_nothing
+from .._core.base import (ParamsMixin, TransformerOutputMixin, all_or_nothing,
+                          available_if)
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
@@ -56,6 +57,11 @@ def _one_fit_at_a_time(fit_method):
             return fit_method(self, *args, **kwargs)
 
     return wrapper
+
+
+def _variational_method(lda):
+    """Whether ``partial_fit`` exists: the variational methods have an online update."""
+    return lda.method != "gibbs"
 
 
 def _dirichlet_loglik(prior, distr, dirichlet_distr, size):
@@ -681,20 +687,20 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         self.bound_ = self.perplexity(X) if result.n_tokens else float("inf")
         return X
 
+    @available_if(_variational_method)
     @_one_fit_at_a_time
     @all_or_nothing
     def partial_fit(self, X, y=None):
         """One online (stochastic variational) update per mini-batch of X.
 
+        Only for the variational methods: with ``method='gibbs'`` the estimator has no
+        ``partial_fit`` attribute (a collapsed Gibbs chain has no online update).
         The first call (on an unfitted estimator) starts a model; later calls continue the
         fitted one. A model that cannot be continued raises a ValueError, leaving it as it
         is: one fitted by ``method='gibbs'`` (``partial_fit`` is an online variational
         update), or by a method or ``n_components`` other than the current parameters'
         (``set_params`` after the fit); call ``fit`` to start again.
         """
-        if self.method == "gibbs":
-            raise ValueError("partial_fit is an online variational update; it is not "
-                             "available for method='gibbs' (use fit).")
         n_threads = self._check_parameters()
         first_time = not hasattr(self, "_topics")
         if not first_time:
