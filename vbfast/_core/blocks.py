@@ -262,6 +262,11 @@ def rows_per_block(row_bytes, group_rows, n_threads):
     return max(BLOCK_BYTES // max(1, row_bytes), group_rows * max(1, n_threads))
 
 
+def rows_per_read(row_bytes):
+    """Rows of a block for work row by row (predictions): ``BLOCK_BYTES`` of it."""
+    return max(1, BLOCK_BYTES // max(1, row_bytes))
+
+
 def evenly_spaced(n_samples, m):
     """m sorted row indices spread evenly over [0, n_samples) (deterministic)."""
     return (np.arange(m, dtype=np.int64) * n_samples) // m

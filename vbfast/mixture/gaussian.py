@@ -13,7 +13,8 @@ from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from . import _gibbs as GS
 from .._core.base import ParamsMixin, all_or_nothing
-from .._core.blocks import BLOCK_BYTES, check_rows, evenly_spaced, is_block_source, is_dask_array
+from .._core.blocks import (check_rows, evenly_spaced, is_block_source, is_dask_array,
+                            rows_per_read)
 from .._core.clustering import kmeans, kmeans_plusplus
 from .._core.fitted import cast_fitted
 from .._core.loop import run_fits, store_trace
@@ -518,7 +519,7 @@ class GaussianMixture(ParamsMixin):
             rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
             out = np.empty((rows.shape[0], K) if what == "proba" else rows.shape[0],
                            dtype=rows.dtype)
-            step = max(1, BLOCK_BYTES // (rows.shape[1] * rows.dtype.itemsize + 8 * K))
+            step = rows_per_read(rows.shape[1] * rows.dtype.itemsize + 8 * K)
             args = self._row_function_args(what)
             for start in range(0, rows.shape[0], step):
                 out[start:start + step] = _rows_of_block(rows[start:start + step], *args)
