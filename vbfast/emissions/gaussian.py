@@ -304,12 +304,12 @@ def _per_group(X, w, fn, group_rows, *args):
 
 def _column_sums(X, w):
     """sum_n w_n x_n (D,) in float64."""
-    return X.sum(axis=0, dtype=np.float64) if w is None else w @ X.astype(np.float64)
+    return X.sum(axis=0, dtype=np.float64) if w is None else w @ np.asarray(X, np.float64)
 
 
 def _square_sums(X, w, shift):
     """sum_n w_n (x_n - shift)^2 (D,)."""
-    d = X.astype(np.float64) - shift
+    d = np.asarray(X, np.float64) - shift
     return np.einsum("nd,nd->d", d, d) if w is None else np.einsum("n,nd,nd->d", w, d, d)
 
 
