@@ -548,15 +548,6 @@ class GaussianMixture(ParamsMixin):
         return ("proba" if what == "proba" else "log_prob_norm",
                 (inputs, ctype, K, shift), n_threads)
 
-    def _pass(self, X, want_resp=False, want_log_prob_norm=False):
-        """A pass of the kernel at the fitted parameters, without statistics."""
-        check_is_fitted(self, "precisions_cholesky_")
-        X = check_array(X, n_features=self.n_features_in_,
-                        estimator_name=type(self).__name__)
-        inputs, ctype, K, shift = self._pass_arrays()
-        return _plugin_pass(X, inputs, ctype, K, shift, resolve_n_threads(self.n_threads),
-                            want_resp, want_log_prob_norm)
-
     def score_samples(self, X):
         """Log-likelihood log p(x_n) of each sample, shape (n_samples,).
 
