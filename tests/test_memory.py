@@ -72,9 +72,11 @@ def test_no_resident_memory_growth(data):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_initial_hard_assignments_without_n_by_k_array(covariance_type, weighted, monkeypatch):
     """k-means-style initial labels give the statistics of their one-hot (N, K) array, built
-    block by block (blocks shrunk here to 128 rows so that 1000 rows span several)."""
+    block by block (blocks shrunk here to a group each so that 1000 rows span several): the
+    very bits of the pass over the (N, K) array."""
     import numpy as np
 
+    from vbfast._core import blocks
     from vbfast.emissions import gaussian as G
 
     rng = np.random.RandomState(0)
@@ -85,9 +87,9 @@ def test_initial_hard_assignments_without_n_by_k_array(covariance_type, weighted
     one_hot[labels >= 0, labels[labels >= 0]] = 1.0
     data = G.GaussianPass(X, w, covariance_type, 4, 2)
     expected = data.stats_from_resp(one_hot)
-    monkeypatch.setattr(G, "RESP_BLOCK_ROWS", 128)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 1)
+    assert len(data.plan(extra_row_bytes=32)) > 2
     got = data.stats_from_resp(G.HardAssignments(labels, 4))
     assert sorted(got) == sorted(expected)
     for name in expected:
-        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-9,
-                                   err_msg=name)
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)

@@ -113,6 +113,7 @@ cdef struct _GaussPass:
     bint compute_stats         # accumulate N_k, S1, S2
     bint sample_z              # draw z_n and count it (Gibbs)
     uint64_t stream            # key of the draws' stream
+    uint64_t row_offset        # global index of X's first row (the draws are keyed by it)
     # OUT: one slot per group g, at g times the sizes
     double* nk                 # (G, K)
     double* s1                 # (G, K D)
@@ -328,7 +329,7 @@ cdef void _chunk(
             s = 0.0
             for k in range(K):
                 s = s + lp_n[k]
-            u = vbf_uniform_at(stream, <uint64_t>(start + n)) * s
+            u = vbf_uniform_at(stream, p.row_offset + <uint64_t>(start + n)) * s
             z = K - 1
             v = 0.0
             for k in range(K):
@@ -476,6 +477,7 @@ def gmm_pass(
     unsigned long long seed=0,
     unsigned long long sweep=0,
     int[::1] z_out=None,
+    unsigned long long row_offset=0,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -510,6 +512,8 @@ def gmm_pass(
         resp_out (if given) receives the responsibilities the draw used. Not with resp_in.
     seed, sweep : key of the counter-based random stream (see the module docstring)
     z_out : (N,) int32 receiving the drawn z_n, or None
+    row_offset : global index of X's first row, when X is a block of a larger data set: row n
+        draws the uniform at row_offset + n, the very draw of the whole data's pass
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -603,6 +607,7 @@ def gmm_pass(
     p.compute_stats = compute_stats
     p.sample_z = sample_z
     p.stream = vbf_stream_key2(seed, sweep)
+    p.row_offset = row_offset
     p.nk = &nk_slots[0, 0]
     p.s1 = &s1_slots[0, 0]
     p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL

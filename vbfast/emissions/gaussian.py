@@ -23,6 +23,7 @@ import numpy as np
 from scipy import linalg
 
 from . import _gaussian_kernel as _gmm
+from .._core.blocks import DaskRows, InMemoryRows, Rows, group_plan, rows_per_block
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
 from .._core.threads import threads_for
@@ -59,9 +60,16 @@ class GaussianPass:
 
     Built once per fit (the slots are the only buffers the passes need), then ``run`` is called
     once per iteration with the current per-component arrays.
+
+    X is an ndarray, or ``Rows`` read block by block (``vbfast._core.blocks``: an out-of-core
+    array, or a dask array whose blocks' passes run on the workers). A blocked pass runs the
+    kernel on blocks of whole groups (``group_plan``) into the same slots, reduced in the
+    same order: its statistics are the bits of the pass over the ndarray. The shift is the
+    (weighted) column mean summed group by group (the same rule for every kind of X).
     """
 
     def __init__(self, X, sample_weight, covariance_type, n_components, n_threads, shift=None):
+        self.rows = X if isinstance(X, Rows) else InMemoryRows(X)
         self.X = X
         self.n_samples, self.n_features = X.shape
         self.covariance_type = covariance_type
@@ -72,28 +80,75 @@ class GaussianPass:
         self._w = sample_weight if sample_weight is not None else np.empty(0)
         self.weight_sum = float(sample_weight.sum()) if sample_weight is not None \
             else float(self.n_samples)
-        if shift is None:
-            if sample_weight is None:
-                shift = X.mean(axis=0, dtype=np.float64)
-            else:
-                shift = (sample_weight @ X) / self.weight_sum
-        self.shift = np.ascontiguousarray(shift, dtype=np.float64)
         K, D = n_components, self.n_features
         s2 = self.covariance.second_moment_size(K, D)
-        G = n_groups_for(self.n_samples, K + K * D + s2, X.nbytes)
-        self.nk_slots = np.empty((G, K))
-        self.s1_slots = np.empty((G, K * D))
-        self.s2_slots = np.empty((G, s2))
-        self.ll_slots = np.empty(G)
-        self.ent_slots = np.empty(G)
+        G = n_groups_for(self.n_samples, K + K * D + s2, self.rows.nbytes)
+        self.n_groups = G
+        # zeros: a blocked pass leaves the slots of groups past the data untouched
+        self.nk_slots = np.zeros((G, K))
+        self.s1_slots = np.zeros((G, K * D))
+        self.s2_slots = np.zeros((G, s2))
+        self.ll_slots = np.zeros(G)
+        self.ent_slots = np.zeros(G)
         self._gram = None
+        if shift is None:
+            shift = self.group_sums(_column_sums).sum(axis=0) / self.weight_sum
+        self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+
+    def plan(self, n_groups=None, extra_row_bytes=0):
+        """The block plan (``group_plan``) of a pass with ``n_groups`` groups (default the
+        statistics'): (start, stop, first group, end group) per block."""
+        G = self.n_groups if n_groups is None else n_groups
+        n_chunks = -(-self.n_samples // CHUNK_SIZE)
+        group_rows = -(-n_chunks // G) * CHUNK_SIZE
+        row_bytes = self.n_features * self.rows.dtype.itemsize + extra_row_bytes
+        return group_plan(self.n_samples, G, CHUNK_SIZE,
+                          rows_per_block(row_bytes, group_rows, self.n_threads))
+
+    def _weights_of(self, plan):
+        w = self.sample_weight
+        return [(None if w is None else w[start:stop],) for start, stop, _, _ in plan]
+
+    def group_sums(self, fn, *args):
+        """(groups, ...) per-group values of ``fn(X_g, w_g, *args)`` over the statistics'
+        groups, in group order (reduce them with ``.sum(axis=0)``, which adds in that
+        order); the same values for every kind of X."""
+        plan = self.plan()
+        n_chunks = -(-self.n_samples // CHUNK_SIZE)
+        group_rows = -(-n_chunks // self.n_groups) * CHUNK_SIZE
+        parts = self.rows.map(plan, _per_group, self._weights_of(plan),
+                              (fn, group_rows) + args)
+        return np.concatenate(parts, axis=0)
+
+    def weighted_square_sums(self):
+        """sum_n w_n (x_n - shift)^2 per feature (D,), summed group by group."""
+        return self.group_sums(_square_sums, self.shift).sum(axis=0)
 
     def gram(self):
         """sum_n w_n (x_n - shift)(x_n - shift)^T (D, D), computed once ('tied' needs it)."""
         if self._gram is None:
             D = self.n_features
-            slots = np.empty((n_groups_for(self.n_samples, D * D, self.X.nbytes), D * D))
-            _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE, self.n_threads)
+            G = n_groups_for(self.n_samples, D * D, self.rows.nbytes)
+            if not self.rows.blocked:
+                slots = np.empty((G, D * D))
+                _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE,
+                                   self.n_threads)
+            else:
+                # a dask array is chunked by the statistics' plan: with another number of
+                # groups the Gram matrix is summed per block of that plan (equal to the
+                # in-memory one up to rounding)
+                own = not isinstance(self.rows, DaskRows) or G == self.n_groups
+                plan = self.plan(G if own else None)
+                per_block = [(w, g1 - g0 if own else 0) for (w,), (_, _, g0, g1)
+                             in zip(self._weights_of(plan), plan)]
+                parts = self.rows.map(plan, _block_gram, per_block,
+                                      (self.shift, self.n_threads))
+                slots = np.zeros((G if own else len(plan), D * D))
+                for b, ((_, _, g0, g1), part) in enumerate(zip(plan, parts)):
+                    if own:
+                        slots[g0:g1] = part
+                    else:
+                        slots[b] = part.sum(axis=0)
             self._gram = symmetrize_lower(slots.sum(axis=0).reshape(D, D))
         return self._gram
 
@@ -113,18 +168,28 @@ class GaussianPass:
         """One kernel pass; returns the reduced ``Statistics`` (see ``_gmm.gmm_pass``).
 
         With ``sample_z`` the pass draws z (Gibbs) from the stream keyed by (seed, sweep) and
-        the statistics are hard counts; "log_likelihood" is then log p(X, z | theta)."""
-        X = self.X
-        empty_out_2d = np.empty((0, 0), dtype=X.dtype)
-        empty_out_1d = np.empty(0, dtype=X.dtype)
-        _gmm.gmm_pass(
-            X, self._w, self.shift, means_shifted, prec_flat, aux, log_const,
-            self.covariance.code,
-            resp_in if resp_in is not None else np.empty((0, 0)),
-            self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
-            resp_out if resp_out is not None else empty_out_2d,
-            log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
-            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
+        the statistics are hard counts; "log_likelihood" is then log p(X, z | theta).
+        ``resp_in`` is an (N, K) array or assignments (``HardAssignments``, ``Seeds``,
+        ``NearestCentres``), whose one-hot rows are made block by block. A blocked pass (X
+        read in blocks, or assignments) gives no per-row outputs."""
+        lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
+        if self.rows.blocked or lazy:
+            if resp_out is not None or log_prob_norm_out is not None or z_out is not None:
+                raise ValueError("a blocked pass gives no per-row outputs")
+            self._run_blocks(means_shifted, prec_flat, aux, log_const, resp_in,
+                             compute_stats, sample_z, seed, sweep)
+        else:
+            X = self.X
+            empty_out_2d = np.empty((0, 0), dtype=X.dtype)
+            empty_out_1d = np.empty(0, dtype=X.dtype)
+            _gmm.gmm_pass(
+                X, self._w, self.shift, means_shifted, prec_flat, aux, log_const,
+                self.covariance.code,
+                resp_in if resp_in is not None else np.empty((0, 0)),
+                self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
+                resp_out if resp_out is not None else empty_out_2d,
+                log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
+                compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
         K, D = self.n_components, self.n_features
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.
@@ -135,6 +200,32 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
         return Statistics(**stats)
+
+    def _run_blocks(self, means_shifted, prec_flat, aux, log_const, resp_in, compute_stats,
+                    sample_z, seed, sweep):
+        """The pass block by block (``block_pass`` per block of whole groups, into the
+        groups' slots)."""
+        K = self.n_components
+        lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
+        plan = self.plan(extra_row_bytes=8 * K if lazy else 0)
+        if isinstance(self.rows, DaskRows):
+            plan = self.plan()  # the dask array is chunked by this one
+        per_block = []
+        for (start, stop, g0, g1), (w,) in zip(plan, self._weights_of(plan)):
+            part = None
+            if resp_in is not None:
+                part = resp_in.part(start, stop) if lazy else resp_in[start:stop]
+            per_block.append((w, part, g1 - g0, start))
+        shared = (self.shift, means_shifted, prec_flat, aux, log_const, self.covariance.code,
+                  self.s2_slots.shape[1], compute_stats, sample_z, seed, sweep,
+                  self.n_threads)
+        results = self.rows.map(plan, block_pass, per_block, shared)
+        for (_, _, g0, g1), (nk, s1, s2, ll, ent) in zip(plan, results):
+            self.nk_slots[g0:g1] = nk
+            self.s1_slots[g0:g1] = s1
+            self.s2_slots[g0:g1] = s2
+            self.ll_slots[g0:g1] = ll
+            self.ent_slots[g0:g1] = ent
 
     def centred_stats_from_resp(self, resp, reg_covar=0.0):
         """Statistics of given responsibilities, for initialisation, with S2 about the shift
@@ -160,31 +251,66 @@ class GaussianPass:
     def stats_from_resp(self, resp, centers_shifted=None):
         """Statistics of given responsibilities; S2 ('full', 'diag', 'spherical') is centred
         at ``centers_shifted`` (K, D) (default: the shift). ``resp``: an (N, K) array, or
-        ``HardAssignments``, whose one-hot rows are made and passed block by block
-        (``RESP_BLOCK_ROWS`` rows, fixed: the result does not depend on the thread count) so
-        that no N x K array exists."""
+        assignments (``HardAssignments``, ``Seeds``, ``NearestCentres``), whose one-hot rows
+        are made and passed block by block (blocks of whole groups: the statistics of the
+        (N, K) one-hot array) so that no N x K array exists."""
         K, D = self.n_components, self.n_features
         zeros_means = (np.zeros((K, D)) if centers_shifted is None
                        else np.ascontiguousarray(centers_shifted, dtype=np.float64))
         prec_flat, aux = self.covariance.dummy_kernel_arrays(K, D)
-        if not isinstance(resp, HardAssignments):
+        if isinstance(resp, np.ndarray):
             resp = np.ascontiguousarray(resp, dtype=np.float64)
-            return self.run(zeros_means, prec_flat, aux, np.zeros(K), resp_in=resp)
-        total = None
-        for start in range(0, self.n_samples, RESP_BLOCK_ROWS):
-            stop = min(start + RESP_BLOCK_ROWS, self.n_samples)
-            w = self.sample_weight[start:stop] if self.sample_weight is not None else None
-            block = GaussianPass(self.X[start:stop], w, self.covariance_type, K,
-                                 self.n_threads, shift=self.shift)
-            block.n_threads = self.n_threads  # (threads_for would count the block's rows)
-            stats = block.run(zeros_means, prec_flat, aux, np.zeros(K),
-                              resp_in=resp.one_hot(start, stop))
-            total = stats if total is None else total + stats
-        return total
+        return self.run(zeros_means, prec_flat, aux, np.zeros(K), resp_in=resp)
 
 
-# Rows per block when initial hard assignments are expanded to one-hot responsibilities.
-RESP_BLOCK_ROWS = 65536
+def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat, aux,
+               log_const, cov_code, s2_size, compute_stats, sample_z, seed, sweep, n_threads):
+    """The kernel on one block of whole groups (rows ``row_offset`` onwards of the data):
+    returns its ``n_groups`` slots (nk, s1, s2, ll, ent). A module-level function of
+    picklable arguments: a Dask task runs it where the block lives. ``resp``: None, the
+    block's (n, K) responsibilities, or assignments' ``part`` (its ``one_hot(X)``)."""
+    K, D = log_const.shape[0], X.shape[1]
+    X = np.ascontiguousarray(X)
+    if resp is not None and not isinstance(resp, np.ndarray):
+        resp = resp.one_hot(X)
+    nk, s1 = np.empty((n_groups, K)), np.empty((n_groups, K * D))
+    s2, ll, ent = np.empty((n_groups, s2_size)), np.empty(n_groups), np.empty(n_groups)
+    _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, means_shifted, prec_flat,
+                  aux, log_const, cov_code, resp if resp is not None else np.empty((0, 0)),
+                  nk, s1, s2, ll, ent, np.empty((0, 0), dtype=X.dtype),
+                  np.empty(0, dtype=X.dtype), compute_stats, CHUNK_SIZE,
+                  threads_for(n_threads, X.shape[0]), sample_z, seed, sweep, None,
+                  row_offset)
+    return nk, s1, s2, ll, ent
+
+
+def _block_gram(X, w, n_groups, shift, n_threads):
+    """Per-group Gram slots of one block of ``n_groups`` whole groups (0: the block's own
+    grouping, for a block not cut by the Gram matrix's plan)."""
+    D = X.shape[1]
+    X = np.ascontiguousarray(X)
+    G = n_groups if n_groups else n_groups_for(X.shape[0], D * D, X.nbytes)
+    slots = np.empty((G, D * D))
+    _gmm.weighted_gram(X, w if w is not None else np.empty(0), shift, slots, CHUNK_SIZE,
+                       threads_for(n_threads, X.shape[0]))
+    return slots
+
+
+def _per_group(X, w, fn, group_rows, *args):
+    """(groups in the block, ...) of ``fn(X_g, w_g, *args)`` per group of ``group_rows``."""
+    return np.array([fn(X[s:s + group_rows], None if w is None else w[s:s + group_rows],
+                        *args) for s in range(0, X.shape[0], group_rows)])
+
+
+def _column_sums(X, w):
+    """sum_n w_n x_n (D,) in float64."""
+    return X.sum(axis=0, dtype=np.float64) if w is None else w @ np.asarray(X, np.float64)
+
+
+def _square_sums(X, w, shift):
+    """sum_n w_n (x_n - shift)^2 (D,)."""
+    d = np.asarray(X, np.float64) - shift
+    return np.einsum("nd,nd->d", d, d) if w is None else np.einsum("n,nd,nd->d", w, d, d)
 
 
 class HardAssignments:
@@ -195,16 +321,68 @@ class HardAssignments:
         self.labels = np.asarray(labels, dtype=np.intp)
         self.n_components = n_components
 
-    def one_hot(self, start, stop):
-        """Rows [start, stop) as a float64 (stop - start, K) one-hot array."""
+    def one_hot(self, X=None, start=0, stop=None):
+        """Rows [start, stop) (default all) as a float64 one-hot array (``X`` unused: the
+        block's rows, which ``Seeds`` and ``NearestCentres`` read)."""
+        stop = self.labels.shape[0] if stop is None else stop
         labels = self.labels[start:stop]
         out = np.zeros((stop - start, self.n_components))
         rows = np.flatnonzero(labels >= 0)
         out[rows, labels[rows]] = 1.0
         return out
 
+    def part(self, start, stop):
+        """The assignments of rows [start, stop)."""
+        return HardAssignments(self.labels[start:stop], self.n_components)
+
     def toarray(self):
-        return self.one_hot(0, self.labels.shape[0])
+        return self.one_hot()
+
+
+class Seeds:
+    """One row per component (``indices`` (K,), row indices[k] in component k), every other
+    row in none: k-means++ and random_from_data seeds, without an N-long label array."""
+
+    def __init__(self, indices, n_components, n_samples):
+        self.indices = np.asarray(indices, dtype=np.intp)
+        self.n_components = n_components
+        self.n_samples = n_samples
+
+    def part(self, start, stop):
+        keep = (self.indices >= start) & (self.indices < stop)
+        out = Seeds(np.where(keep, self.indices - start, -1), self.n_components,
+                    stop - start)
+        return out
+
+    def one_hot(self, X=None):
+        out = np.zeros((self.n_samples, self.n_components))
+        for k, i in enumerate(self.indices):
+            if i >= 0:
+                out[i, k] = 1.0
+        return out
+
+    def toarray(self):
+        return self.one_hot()
+
+
+class NearestCentres:
+    """Every row in the component of its nearest centre (squared Euclidean distance, the
+    first of equals): k-means' labels for the centres found on a sample of the rows."""
+
+    def __init__(self, centres):
+        self.centres = np.ascontiguousarray(centres, dtype=np.float64)
+        self.n_components = self.centres.shape[0]
+
+    def part(self, start, stop):
+        return self
+
+    def one_hot(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        d2 = (X ** 2).sum(axis=1)[:, None] - 2.0 * X @ self.centres.T \
+            + (self.centres ** 2).sum(axis=1)
+        out = np.zeros((X.shape[0], self.n_components))
+        out[np.arange(X.shape[0]), np.argmin(d2, axis=1)] = 1.0
+        return out
 
 
 def symmetrize_lower(a):

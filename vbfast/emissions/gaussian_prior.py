@@ -201,17 +201,9 @@ def resolve_priors(est, data):
 
 
 def _weighted_variance(data):
-    """sum_n w_n (x_n - shift)^2 per feature (the shift is the weighted mean)."""
-    X = data.X
-    out = np.zeros(data.n_features)
-    w = data.sample_weight
-    for start in range(0, X.shape[0], 65536):
-        block = np.asarray(X[start:start + 65536], dtype=np.float64) - data.shift
-        if w is None:
-            out += np.einsum("nd,nd->d", block, block)
-        else:
-            out += np.einsum("n,nd,nd->d", w[start:start + 65536], block, block)
-    return out
+    """sum_n w_n (x_n - shift)^2 per feature (the shift is the weighted mean), summed group by
+    group (the same bits for X in memory, out of core or on Dask)."""
+    return data.weighted_square_sums()
 
 
 def check_covariance_prior(psi0, covariance_type, D):

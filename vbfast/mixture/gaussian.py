@@ -15,6 +15,8 @@ from ..emissions import gaussian as G
 from . import _gibbs as GS
 from . import _stochastic as ST
 from .._core.base import ParamsMixin, all_or_nothing, available_if
+from .._core.blocks import (check_rows, evenly_spaced, is_block_source, is_dask_array,
+                            rows_per_read)
 from .._core.clustering import kmeans, kmeans_plusplus
 from .._core.fitted import cast_fitted
 from .._core.loop import iterate, run_fits, store_trace
@@ -327,7 +329,11 @@ class GaussianMixture(ParamsMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
             float32 input is kept float32 (fitted parameters too); statistics are accumulated
-            in float64.
+            in float64. An out-of-core array (``numpy.memmap``, zarr, h5py: anything with
+            ``shape``, ``dtype``, ``ndim`` and row slicing) is read block by block in every
+            iteration, a ``dask.array`` is passed over where its blocks live (whatever dask
+            scheduler is active): the same fit as in memory (see the README, "Data bigger
+            than memory, or many machines").
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight is equivalent to repeating the row. EM
@@ -347,7 +353,7 @@ class GaussianMixture(ParamsMixin):
 
     @all_or_nothing
     def _fit(self, X, sample_weight):
-        X = check_array(X, ensure_min_samples=1)
+        X = _check_X(X)
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
@@ -585,27 +591,36 @@ class GaussianMixture(ParamsMixin):
     def _initial_resp(self, data, random_state):
         """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
         array, or for the hard assignments of 'kmeans', 'k-means++' and 'random_from_data' a
-        ``G.HardAssignments`` (the labels only: an N x K one-hot array would be the largest
-        buffer of a fit)."""
-        X, K = data.X, self.n_components
-        n_samples = X.shape[0]
-        if self.init_params == "kmeans":
-            _, labels, _, _ = kmeans(X, K, sample_weight=data.sample_weight,
-                                     random_state=random_state, n_threads=data.n_threads)
-            resp = G.HardAssignments(labels, K)
+        ``G.HardAssignments`` / ``G.Seeds`` (the labels only: an N x K one-hot array would be
+        the largest buffer of a fit). k-means and k-means++ run on all rows when X takes at
+        most ``INIT_SAMPLE_BYTES``, else on evenly spaced rows of that size (``init_rows``;
+        the rows are then labelled by their nearest k-means centre): the same rule for X in
+        memory, out of core or on Dask, so that their fits are equal."""
+        K = self.n_components
+        n_samples = data.n_samples
+        if self.init_params in ("kmeans", "k-means++"):
+            rows = init_rows(data)
+            X = data.X if rows is None and not data.rows.blocked else \
+                data.rows.take(np.arange(n_samples) if rows is None else rows)
+            w = data.sample_weight
+            if rows is not None and w is not None:
+                w = w[rows]
+            if self.init_params == "kmeans":
+                centres, labels, _, _ = kmeans(X, K, sample_weight=w,
+                                               random_state=random_state,
+                                               n_threads=data.n_threads)
+                resp = (G.HardAssignments(labels, K) if rows is None
+                        else G.NearestCentres(centres))
+            else:
+                _, indices = kmeans_plusplus(X, K, sample_weight=w, random_state=random_state,
+                                             n_threads=data.n_threads)
+                resp = G.Seeds(indices if rows is None else rows[indices], K, n_samples)
         elif self.init_params == "random":
             resp = random_state.uniform(size=(n_samples, K))
             resp /= resp.sum(axis=1)[:, None]
-        else:
-            if self.init_params == "k-means++":
-                _, indices = kmeans_plusplus(X, K, sample_weight=data.sample_weight,
-                                             random_state=random_state,
-                                             n_threads=data.n_threads)
-            else:
-                indices = random_state.choice(n_samples, size=K, replace=False)
-            labels = np.full(n_samples, -1, dtype=np.intp)  # -1: a row in no component
-            labels[indices] = np.arange(K)
-            resp = G.HardAssignments(labels, K)
+        else:  # random_from_data
+            indices = random_state.choice(n_samples, size=K, replace=False)
+            resp = G.Seeds(indices, K, n_samples)
         return resp
 
     def _initial_parameters(self, data, random_state):
@@ -644,29 +659,62 @@ class GaussianMixture(ParamsMixin):
             setattr(self, name, value)
 
     # ------------------------------------------------------------------ inference
-    def _pass(self, X, want_resp=False, want_log_prob_norm=False):
-        """A pass of the kernel at the fitted parameters, without statistics."""
+    def _pass_arrays(self):
+        """(inputs, covariance_type, K, shift) of a pass at the fitted parameters."""
         check_is_fitted(self, "precisions_cholesky_")
-        X = check_array(X, n_features=self.n_features_in_,
-                        estimator_name=type(self).__name__)
         method, ctype = self._fitted_state()
-        n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
         means = np.asarray(self.means_, dtype=np.float64)
         prec_chol = np.asarray(self.precisions_cholesky_, dtype=np.float64)
-        K = means.shape[0]
         shift = weights @ means
         if method == "mean_field":
             inputs = _mean_field_kernel_inputs(self, means, prec_chol, ctype, shift)
         else:  # point estimates: EM's, or the Gibbs posterior means (plug-in)
             log_const = G.plugin_log_const(weights, prec_chol, ctype, means.shape[1])
             inputs = G.pass_inputs(means, prec_chol, ctype, shift, log_const)
-        data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
-        resp = np.empty((X.shape[0], K), dtype=X.dtype) if want_resp else None
-        lpn = np.empty(X.shape[0], dtype=X.dtype) if want_log_prob_norm else None
-        with single_threaded_blas():
-            data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False)
-        return resp, lpn
+        return inputs, ctype, means.shape[0], shift
+
+    def _per_row(self, X, what):
+        """``what`` ('proba' (n, K), 'log_prob_norm' (n,) or 'score' (n,)) of every row of X:
+        an ndarray; an out-of-core array read block by block (an ndarray out); a dask array
+        (a dask array out, block by block where the blocks live)."""
+        check_is_fitted(self, "precisions_cholesky_")
+        name = type(self).__name__
+        K = np.shape(self.means_)[0]
+        if is_dask_array(X):
+            rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
+            args = self._row_function_args(what)
+            chunks = (rows.X.chunks[0],) + (((K,),) if what == "proba" else ())
+            return rows.X.map_blocks(_rows_of_block, *args, dtype=rows.dtype, chunks=chunks,
+                                     drop_axis=None if what == "proba" else 1)
+        if is_block_source(X):
+            rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
+            out = np.empty((rows.shape[0], K) if what == "proba" else rows.shape[0],
+                           dtype=rows.dtype)
+            step = rows_per_read(rows.shape[1] * rows.dtype.itemsize + 8 * K)
+            args = self._row_function_args(what)
+            for start in range(0, rows.shape[0], step):
+                out[start:start + step] = _rows_of_block(rows[start:start + step], *args)
+            return out
+        X = check_array(X, n_features=self.n_features_in_, estimator_name=name)
+        return _rows_of_block(X, *self._row_function_args(what))
+
+    def _row_function_args(self, what):
+        """The picklable arguments of ``_rows_of_block`` at the fitted parameters (no
+        estimator: a Dask task gets these arrays)."""
+        method, ctype = self._fitted_state()
+        n_threads = resolve_n_threads(self.n_threads)
+        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        if what == "score" and method == "mean_field":
+            return ("student_t", (f64(self.weights_), f64(self.means_),
+                                  f64(self.mean_precision_), f64(self.degrees_of_freedom_),
+                                  f64(self.precisions_cholesky_), ctype), n_threads)
+        if what == "score" and method == "gibbs" and \
+                "precisions_cholesky" in self.posterior_samples_:
+            return ("draws", (self.posterior_samples_, ctype), n_threads)
+        inputs, ctype, K, shift = self._pass_arrays()
+        return ("proba" if what == "proba" else "log_prob_norm",
+                (inputs, ctype, K, shift), n_threads)
 
     def score_samples(self, X):
         """Log-likelihood log p(x_n) of each sample, shape (n_samples,).
@@ -674,29 +722,27 @@ class GaussianMixture(ParamsMixin):
         With ``method='mean_field'``: the log posterior predictive density (a mixture of
         Student-t densities), see ``BayesianGaussianMixture.score_samples``. With
         ``method='gibbs'``: log of the predictive density averaged over the kept draws
-        (with ``store_samples=False``, the plug-in density at the posterior means)."""
-        check_is_fitted(self, "precisions_cholesky_")
-        method, ctype = self._fitted_state()
-        if method == "mean_field":
-            return _mean_field_score_samples(self, X)
-        if method == "gibbs" and "precisions_cholesky" in self.posterior_samples_:
-            X = check_array(X, n_features=self.n_features_in_,
-                            estimator_name=type(self).__name__)
-            return GS.predictive_log_density(self.posterior_samples_, ctype, X,
-                                             resolve_n_threads(self.n_threads))
-        return self._pass(X, want_log_prob_norm=True)[1]
+        (with ``store_samples=False``, the plug-in density at the posterior means). X may be
+        out of core (read in blocks) or a dask array (a dask array is returned)."""
+        return self._per_row(X, "score")
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X under the model (averaged in float64, also
-        for float32 X: scikit-learn's float32 mean can differ in the 7th digit)."""
-        return float(np.mean(self.score_samples(X), dtype=np.float64))
+        for float32 X: scikit-learn's float32 mean can differ in the 7th digit); a number
+        also for a dask array."""
+        scores = self.score_samples(X)
+        if is_dask_array(scores):
+            return float(scores.astype(np.float64).mean().compute())
+        return float(np.mean(scores, dtype=np.float64))
 
     def predict_proba(self, X):
-        """Posterior probabilities p(z_n = k | x_n), shape (n_samples, n_components)."""
-        return self._pass(X, want_resp=True)[0]
+        """Posterior probabilities p(z_n = k | x_n), shape (n_samples, n_components) (a dask
+        array for a dask array)."""
+        return self._per_row(X, "proba")
 
     def predict(self, X):
-        """Most probable component of each sample, shape (n_samples,)."""
+        """Most probable component of each sample, shape (n_samples,) (a dask array for a
+        dask array)."""
         return self.predict_proba(X).argmax(axis=1)
 
     def sample(self, n_samples=1):
@@ -737,6 +783,60 @@ class GaussianMixture(ParamsMixin):
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
                         estimator_name=type(self).__name__)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
+# k-means / k-means++ initialisation reads at most this many bytes of X (float64): all rows
+# below it, evenly spaced rows above (``init_rows``).
+INIT_SAMPLE_BYTES = 64 << 20
+
+
+def init_rows(data):
+    """None (k-means on every row), or the sorted evenly spaced rows it runs on when X is
+    larger than ``INIT_SAMPLE_BYTES``: a rule of the data's shape only (no random stream),
+    the same for X in memory, out of core and on Dask."""
+    m = max(data.n_components, INIT_SAMPLE_BYTES // (8 * data.n_features))
+    return None if data.n_samples <= m else evenly_spaced(data.n_samples, m)
+
+
+def _check_X(X):
+    """The fit's X: an ndarray (``check_array``), or ``Rows`` (out of core, or dask) checked
+    block by block."""
+    if is_block_source(X) or is_dask_array(X):
+        return check_rows(X, ensure_min_samples=1)
+    return check_array(X, ensure_min_samples=1)
+
+
+def _plugin_pass(X, inputs, ctype, K, shift, n_threads, want_resp, want_log_prob_norm):
+    """The kernel pass on rows X (an ndarray) at given inputs: (resp or None, log p(x) or
+    None)."""
+    data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
+    resp = np.empty((X.shape[0], K), dtype=X.dtype) if want_resp else None
+    lpn = np.empty(X.shape[0], dtype=X.dtype) if want_log_prob_norm else None
+    with single_threaded_blas():
+        data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False)
+    return resp, lpn
+
+
+def _rows_of_block(X, kind, args, n_threads, block_info=None):
+    """Per-row outputs of one block of rows (a module-level function of arrays: a Dask task
+    runs it where the block lives): 'proba' (n, K), 'log_prob_norm' / 'student_t' /
+    'draws' (n,) log densities."""
+    X = np.asarray(X)
+    if not np.isfinite(X).all():
+        where = ""
+        if block_info is not None and 0 in block_info:
+            where = f" in block {block_info[0]['chunk-location'][0]}"
+        bad = "NaN" if np.isnan(X).any() else "infinity"
+        raise ValueError(f"X contains {bad}{where}; every value must be finite.")
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.float32, np.float64)
+                             else np.float64)
+    if kind == "student_t":
+        out = BG.student_t_log_predictive(X, *args)
+        return out.astype(X.dtype, copy=False)
+    if kind == "draws":
+        return GS.predictive_log_density(args[0], args[1], X, n_threads)
+    resp, lpn = _plugin_pass(X, *args, n_threads, kind == "proba", kind != "proba")
+    return resp if kind == "proba" else lpn
 
 
 def _unit_mean_weights(w):
@@ -814,16 +914,6 @@ def _mean_field_kernel_inputs(est, means, prec_chol, covariance_type, shift):
                             np.asarray(est.mean_precision_, dtype=np.float64), means,
                             np.asarray(est.degrees_of_freedom_, dtype=np.float64), prec_chol,
                             covariance_type, shift)
-
-
-def _mean_field_score_samples(est, X):
-    check_is_fitted(est, "precisions_cholesky_")
-    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    out = BG.student_t_log_predictive(
-        X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
-        f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_), est._fitted_state()[1])
-    return out.astype(X.dtype, copy=False)
 
 
 class BayesianGaussianMixture(GaussianMixture):
