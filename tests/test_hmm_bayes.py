@@ -225,6 +225,23 @@ def test_mean_field_switches_off_redundant_states(ct, seed):
     assert 0 < three.lower_bound_ - m.lower_bound_ < 0.03 * abs(three.lower_bound_)
 
 
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+def test_mean_field_switches_off_redundant_states_with_the_defaults(ct):
+    """8 states fitted to 3 well-separated states with the default priors (Dirichlet 1 on
+    the start and transition rows, no sticky bias): at most 4 states keep an expected
+    occupancy of one observation or more, and most starts leave exactly 3. (A smaller
+    transition concentration does not help: it lets a cluster be split between states by
+    where the chain comes from, which makes the rows sparser; see docs/hmm.md.)"""
+    X, lengths, _, _, _ = _gauss_data(seed=5, T=500)
+    used = []
+    for seed in range(4):
+        m = GaussianHMM(8, ct, method="mean_field", n_iter=300, tol=1e-4,
+                        random_state=seed).fit(X, lengths)
+        occupancy = m.predict_proba(X, lengths).sum(axis=0)
+        used.append(int((occupancy >= 1.0).sum()))
+    assert max(used) <= 4 and used.count(3) >= 3, used
+
+
 def test_sticky_raises_self_transitions():
     X, lengths, _, _, _ = _gauss_data(seed=6, T=150)
     base = GaussianHMM(3, method="mean_field", n_iter=50, random_state=0).fit(X, lengths)
