@@ -117,6 +117,9 @@ class GaussianConjugate:
     def __init__(self, est, X, n_threads, cache):
         K, D = est.n_components, X.shape[1]
         self.est, self.K, self.D, self.ctype = est, K, D, est.covariance_type
+        # the per-state statistics (additive over states: merge moves add two of them);
+        # 'tied''s s2 is the Gram matrix of all the data, the same for any states
+        self.merge_fields = ("nk", "s1") if self.ctype == "tied" else ("nk", "s1", "s2")
         self.n_threads = n_threads
         # the mixture's Gaussian pass: its shift c (the data mean) and its statistic slots,
         # reused by the estimator's _emission_stats through the cache
@@ -353,6 +356,7 @@ class CategoricalConjugate:
     def __init__(self, est, X, n_threads, cache, n_symbols):
         K, V = est.n_components, n_symbols
         self.est, self.K, self.V, self.n_threads, self.cache = est, K, V, n_threads, cache
+        self.merge_fields = ("obs",)   # per-state statistics (merge moves add two of them)
         self.prior = _broadcast(est.emissionprob_prior, (K, V), "emissionprob_prior")
         if np.any(self.prior <= 0):
             raise ValueError("emissionprob_prior must be positive for method='mean_field' / "
@@ -411,6 +415,7 @@ class PoissonConjugate:
     def __init__(self, est, X, n_threads, cache):
         K, D = est.n_components, X.shape[1]
         self.est, self.K, self.D, self.n_threads, self.cache = est, K, D, n_threads, cache
+        self.merge_fields = ("post", "obs")   # per-state statistics (merge moves add them)
         shape = _broadcast(est.lambdas_prior, (K, D), "lambdas_prior")
         rate = _broadcast(est.lambdas_weight, (K, D), "lambdas_weight")
         if np.all(shape == 0) and np.all(rate == 0):

@@ -68,7 +68,8 @@ class PoissonHMM(BaseHMM):
     Parameters
     ----------
     n_components : int, default=1
-    startprob_prior, transmat_prior : float or array, default=1.0
+    startprob_prior, transmat_prior : float, array or None, default=None
+        As in ``GaussianHMM`` (None: 1.0 for 'em', 1 / n_components for the Bayesian methods).
     lambdas_prior, lambdas_weight : float or array, default=0.0
         Gamma prior of the rates (shape alpha and rate beta, hmmlearn's convention; see the
         module docstring for the update), broadcast to (n_components, n_features).
@@ -102,7 +103,7 @@ class PoissonHMM(BaseHMM):
     _param_names = BaseHMM._base_param_names + (
         "lambdas_prior", "lambdas_weight") + BaseHMM._bayes_param_names
 
-    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+    def __init__(self, n_components=1, startprob_prior=None, transmat_prior=None,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
                  init_params="stl", implementation="log", method="em", n_threads=None,
