@@ -243,8 +243,8 @@ def test_mean_field_switches_off_redundant_states_with_the_defaults(kind):
     (Dirichlet 1/K on the start and transition rows, no sticky bias) and tolerance: the
     merge moves at convergence leave at most 4 states with an expected occupancy of one
     observation or more, 3 from most starts, and the ELBO never decreases (guard set to
-    raise) although states are merged. (Dirichlet 1 rows keep 4-8 states in use; 1/K rows
-    without the merge moves 4-8 as well, see docs/hmm.md.)"""
+    raise) although states are merged. (Without the merge moves 1/K rows keep 5-7 states in
+    use; Dirichlet 1 rows leave categorical states in use: see docs/hmm.md.)"""
     if kind == "categorical":
         X, lengths = _categorical_data(0)
         make = lambda seed: CategoricalHMM(8, method="mean_field", n_iter=2000,  # noqa

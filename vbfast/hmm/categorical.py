@@ -44,6 +44,7 @@ class CategoricalHMM(BaseHMM):
     n_kept_states_ : as in ``GaussianHMM``
     startprob_posterior_, transmat_posterior_, emissionprob_posterior_ : 'mean_field': the
         Dirichlet concentrations of q (hmmlearn's ``VariationalCategoricalHMM`` names)
+    n_merges_ : 'mean_field', as in ``GaussianHMM``
     posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
         ``GaussianHMM``
     """

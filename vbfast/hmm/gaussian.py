@@ -213,7 +213,8 @@ class GaussianHMM(BaseHMM):
     (E Lambda)^{-1}), and q's parameters are ``startprob_posterior_``,
     ``transmat_posterior_`` (Dirichlet concentrations), ``means_posterior_``,
     ``beta_posterior_``, ``dof_posterior_``, ``scale_posterior_`` (hmmlearn's
-    ``VariationalGaussianHMM`` names). With ``method='gibbs'`` they are the means of the
+    ``VariationalGaussianHMM`` names); ``n_merges_`` counts the merges of two states kept
+    at convergence (``vbfast.hmm._mean_field``). With ``method='gibbs'`` they are the means of the
     relabelled draws, and ``posterior_samples_`` (startprob, transmat, means, covars,
     log_joint; leading axes (n_chains, n_draws)), ``sampler_diagnostics_`` (split-R-hat and
     ESS), ``log_joint_trace_`` (n_chains, n_sweeps) are set; ``lower_bounds_`` is chain 0's

@@ -93,6 +93,7 @@ class PoissonHMM(BaseHMM):
         of q
     lambdas_shape_posterior_, lambdas_rate_posterior_ : (K, n_features), 'mean_field': the
         Gamma q of every rate (``lambdas_`` is their ratio, the posterior mean)
+    n_merges_ : 'mean_field', as in ``GaussianHMM``
     posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
         ``GaussianHMM``
     """
