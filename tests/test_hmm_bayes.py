@@ -225,6 +225,85 @@ def test_mean_field_switches_off_redundant_states(ct, seed):
     assert 0 < three.lower_bound_ - m.lower_bound_ < 0.03 * abs(three.lower_bound_)
 
 
+def _categorical_data(seed, n=1500):
+    rng = np.random.RandomState(seed)
+    B = np.array([[.85, .05, .05, .05, 0, 0], [0, .05, .85, .05, .05, 0],
+                  [0, 0, .05, .05, .05, .85]])
+    B /= B.sum(axis=1, keepdims=True)
+    A = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.1, 0.1, 0.8]])
+    z = [0]
+    for _ in range(n - 1):
+        z.append(rng.choice(3, p=A[z[-1]]))
+    return np.array([[rng.choice(6, p=B[k])] for k in z]), [n // 3] * 3
+
+
+@pytest.mark.parametrize("kind", ["diag", "spherical", "tied", "full", "categorical"])
+def test_mean_field_switches_off_redundant_states_with_the_defaults(kind):
+    """8 states fitted to data from 3 well-separated states with the default priors
+    (Dirichlet 1/K on the start and transition rows, no sticky bias) and tolerance: the
+    merge moves at convergence leave at most 4 states with an expected occupancy of one
+    observation or more, 3 from most starts, and the ELBO never decreases (guard set to
+    raise) although states are merged. (Without the merge moves 1/K rows keep 5-7 states in
+    use; Dirichlet 1 rows leave categorical states in use: see docs/hmm.md.)"""
+    if kind == "categorical":
+        X, lengths = _categorical_data(0)
+        make = lambda seed: CategoricalHMM(8, method="mean_field", n_iter=2000,  # noqa
+                                           random_state=seed)
+    else:
+        X, lengths, _, _, _ = _gauss_data(seed=5, T=500)
+        make = lambda seed: GaussianHMM(8, kind, method="mean_field", n_iter=2000,  # noqa
+                                        random_state=seed)
+    used, merges = [], []
+    for seed in range(4):
+        with vbfast.config_context(bound_decrease="raise"):
+            m = make(seed).fit(X, lengths)
+        assert m.converged_
+        lb = m.lower_bounds_
+        assert np.all(np.diff(lb) >= -1e-9 * np.abs(lb[1:]))
+        occupancy = m.predict_proba(X, lengths).sum(axis=0)
+        used.append(int((occupancy >= 1.0).sum()))
+        merges.append(m.n_merges_)
+    assert max(used) <= 4 and used.count(3) >= 2, used
+    assert sum(merges) > 0
+
+
+@pytest.mark.parametrize("kind", ["full", "tied", "categorical"])
+def test_merge_statistics_are_the_merged_posteriors(kind):
+    """A merge of states i and j adds their statistics: the emission statistics of the
+    posteriors with column j added into column i, the start and transition counts with row
+    and column j added into i."""
+    from vbfast.hmm import _mean_field
+    if kind == "categorical":
+        X, lengths = _categorical_data(1, 300)
+        est = CategoricalHMM(4, method="mean_field", random_state=0)
+    else:
+        X, lengths, _, _, _ = _gauss_data(seed=2, T=100)
+        est = GaussianHMM(4, kind, method="mean_field", random_state=0)
+    est._check_parameters()
+    Xs = est._check_X(X, fitting=True)
+    seqs = Sequences(lengths, len(Xs), 1)
+    params = est._initial_parameters(Xs, seqs)
+    conj = est._conjugate(Xs, 1, {}, params)
+    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    inputs = method.pass_inputs(seqs)
+    fb = seqs.forward_backward(conj.expected_log_density(Xs, inputs["q_emission"]),
+                               inputs["startprob"], inputs["transmat"])
+    method._stats = method.data.run_pass(seqs, inputs)
+    merged = method._merged_stats(0, 2)
+    post = fb["posteriors"].copy()
+    post[:, 0] += post[:, 2]
+    post[:, 2] = 0.0
+    ref = conj.stats(Xs, post)
+    for name in conj.merge_fields:
+        np.testing.assert_allclose(merged[name], ref[name], rtol=1e-9, atol=1e-9)
+    trans = fb["trans"].copy()
+    trans[0] += trans[2]
+    trans[:, 0] += trans[:, 2]
+    trans[2] = trans[:, 2] = 0.0
+    np.testing.assert_allclose(merged["trans"], trans, rtol=1e-12)
+    assert merged["start"][2] == 0 and merged["start"].sum() == pytest.approx(len(lengths))
+
+
 def test_sticky_raises_self_transitions():
     X, lengths, _, _, _ = _gauss_data(seed=6, T=150)
     base = GaussianHMM(3, method="mean_field", n_iter=50, random_state=0).fit(X, lengths)

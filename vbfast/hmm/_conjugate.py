@@ -4,6 +4,7 @@ The model adds priors to the HMM of ``vbfast.hmm.base``::
 
     pi  ~ Dir(a_pi),   A_i ~ Dir(a_A[i] + kappa e_i)      (``sticky`` kappa: Fox et al. 2011)
     categorical: B_k ~ Dir(emissionprob_prior)
+    Poisson: lambda_kd ~ Gamma(lambdas_prior, rate lambdas_weight)   (``PoissonConjugate``)
     Gaussian, 'full':  Lambda_k ~ Wishart(W0, nu0), mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1)
               'tied':  one Lambda ~ Wishart(W0, nu0), mu_k | Lambda ~ N(m0, (beta0 Lambda)^-1)
               'diag':  lambda_kj ~ Gamma(nu0/2, rate psi0_j/2), mu_kj | . ~ N(m0_j, 1/(beta0 lambda_kj))
@@ -21,7 +22,8 @@ x' = x - c shifted by the data mean c, the posterior of every emission is of the
 (written without dividing by N_k: an empty state gets its prior). The same function gives
 q(theta) for mean field and p(theta | z, X) for Gibbs.
 
-The emission objects (``GaussianConjugate``, ``CategoricalConjugate``) hold the prior and do:
+The emission objects (``GaussianConjugate``, ``CategoricalConjugate``,
+``PoissonConjugate``) hold the prior and do:
 ``update(stats) -> q``, ``expected_log_density(X, q)`` (E_q log p(x | z = k), the pass's
 input), ``kl(q)`` (KL(q || prior)), ``point(q)`` (posterior-mean parameters), ``draw(q, rng)``
 (a draw of theta), ``stats`` / ``hard_stats`` (from posteriors or drawn states).
@@ -115,6 +117,9 @@ class GaussianConjugate:
     def __init__(self, est, X, n_threads, cache):
         K, D = est.n_components, X.shape[1]
         self.est, self.K, self.D, self.ctype = est, K, D, est.covariance_type
+        # the per-state statistics (additive over states: merge moves add two of them);
+        # 'tied''s s2 is the Gram matrix of all the data, the same for any states
+        self.merge_fields = ("nk", "s1") if self.ctype == "tied" else ("nk", "s1", "s2")
         self.n_threads = n_threads
         # the mixture's Gaussian pass: its shift c (the data mean) and its statistic slots,
         # reused by the estimator's _emission_stats through the cache
@@ -351,6 +356,7 @@ class CategoricalConjugate:
     def __init__(self, est, X, n_threads, cache, n_symbols):
         K, V = est.n_components, n_symbols
         self.est, self.K, self.V, self.n_threads, self.cache = est, K, V, n_threads, cache
+        self.merge_fields = ("obs",)   # per-state statistics (merge moves add two of them)
         self.prior = _broadcast(est.emissionprob_prior, (K, V), "emissionprob_prior")
         if np.any(self.prior <= 0):
             raise ValueError("emissionprob_prior must be positive for method='mean_field' / "
@@ -389,3 +395,84 @@ class CategoricalConjugate:
 
     def permute(self, params, perm):
         return {"emissionprob": params["emissionprob"][..., perm, :]}
+
+
+# ---------------------------------------------------------------------- Poisson
+class PoissonConjugate:
+    """Gamma rates: lambda_kd ~ Gamma(a0_kd, rate b0_kd), q(lambda_kd) = Gamma(a0_kd + O_kd,
+    b0_kd + P_k), with P_k = sum_n gamma_nk (or the drawn state counts) and
+    O_kd = sum_n gamma_nk x_nd.
+
+    The prior is hmmlearn's Gamma of ``PoissonHMM`` in its alpha-beta notation: shape
+    a0 = ``lambdas_prior``, rate b0 = ``lambdas_weight`` (each a scalar or broadcast to
+    (n_components, n_features); both must then be positive). With both at their constructor
+    default 0 (an improper flat prior, plain maximum likelihood in EM) the Bayesian methods
+    use a weak prior that scales with the data: b0 = 1 (one pseudo-observation) and
+    a0_d = the mean count of feature d (at least 1e-3), so the prior mean of every rate is
+    the data mean.
+    """
+
+    def __init__(self, est, X, n_threads, cache):
+        K, D = est.n_components, X.shape[1]
+        self.est, self.K, self.D, self.n_threads, self.cache = est, K, D, n_threads, cache
+        self.merge_fields = ("post", "obs")   # per-state statistics (merge moves add them)
+        shape = _broadcast(est.lambdas_prior, (K, D), "lambdas_prior")
+        rate = _broadcast(est.lambdas_weight, (K, D), "lambdas_weight")
+        if np.all(shape == 0) and np.all(rate == 0):
+            shape = np.tile(np.maximum(X.mean(axis=0), 1e-3), (K, 1))
+            rate = np.ones((K, D))
+        elif np.any(shape <= 0) or np.any(rate <= 0):
+            raise ValueError(
+                f"lambdas_prior and lambdas_weight (the Gamma prior's shape and rate) must be "
+                f"positive for method={est.method!r}, or both 0 (the default: a weak prior "
+                f"at the data mean), got {est.lambdas_prior!r} and {est.lambdas_weight!r}")
+        self.shape0, self.rate0 = shape, rate
+        # sum_d log x_nd!, (N,): the same for every state and every iteration
+        self.log_factorial = gammaln(X + 1.0).sum(axis=1)
+
+    def stats(self, X, posteriors):
+        return self.est._emission_stats(X, posteriors, None, self.n_threads, self.cache)
+
+    def hard_stats(self, X, states):
+        K = self.K
+        states = states.astype(np.intp)
+        # bincount adds in row order: deterministic
+        obs = np.stack([np.bincount(states, weights=X[:, d], minlength=K)
+                        for d in range(self.D)], axis=1)
+        return {"post": np.bincount(states, minlength=K).astype(np.float64), "obs": obs}
+
+    def update(self, stats):
+        """q(lambda) (or p(lambda | z, X)): {'shape': (K, D), 'rate': (K, D)}."""
+        return {"shape": self.shape0 + stats["obs"],
+                "rate": self.rate0 + stats["post"][:, None]}
+
+    def expected_log_density(self, X, q):
+        """E_q log Poisson(x_n | lambda_k) = sum_d (x_nd E log lambda_kd - E lambda_kd
+        - log x_nd!), with E log lambda = psi(a) - log b and E lambda = a / b: (N, K)."""
+        elog = digamma(q["shape"]) - np.log(q["rate"])
+        out = X @ elog.T
+        out -= (q["shape"] / q["rate"]).sum(axis=1)
+        out -= self.log_factorial[:, None]
+        return np.ascontiguousarray(out)
+
+    def kl(self, q):
+        return float(gamma_kl(q["shape"], q["rate"], self.shape0, self.rate0).sum())
+
+    def point(self, q):
+        return {"lambdas": q["shape"] / q["rate"]}
+
+    def q_attributes(self, q):
+        return {"lambdas_shape_posterior_": q["shape"].copy(),
+                "lambdas_rate_posterior_": q["rate"].copy()}
+
+    def draw(self, q, rng):
+        """lambda ~ Gamma(shape, rate), kept at least the smallest positive float (a draw that
+        underflows to 0 would rule out every positive count)."""
+        return {"lambdas": np.maximum(rng.gamma(q["shape"], 1.0 / q["rate"]),
+                                      np.finfo(np.float64).tiny)}
+
+    def features(self, params):
+        return params["lambdas"]
+
+    def permute(self, params, perm):
+        return {"lambdas": params["lambdas"][..., perm, :]}

@@ -19,11 +19,32 @@ q(z) q(pi) prod_i q(A_i) q(emissions), every factor of q(theta) conjugate
 
 Zeros of the initial ``startprob_`` / ``transmat_`` stay zero (the Dirichlets live on the
 other entries), as in EM. Letters missing from ``params`` keep their initial q.
+
+Merge moves (Hughes, Stephenson & Sudderth 2015). Coordinate ascent from a k-means start
+with more states than the data need gets stuck where one cluster is split between states:
+emptying one of them lowers the ELBO at every step of the way, although the fit without it
+is better. So when the bound has converged, the method tries to merge states: each used state
+(expected visits >= 1) but the most visited, least visited first, into each of its
+``MERGE_TARGETS`` nearest more-visited states by the emission parameters (``features`` of the
+conjugate unit). A merge adds the pair's expected
+statistics (start, transition rows and columns, emission statistics: all additive) into one
+state, leaving the other at its prior; ``MERGE_PASSES`` coordinate-ascent passes from there
+give the candidate's ELBO, and the first candidate whose ELBO exceeds the converged one by
+more than ``tol`` is kept and the loop goes on. The next iteration's bound is then at least
+the candidate's, so the bound still never decreases. Merges are tried only when every letter
+of the model is fitted and there are no structural zeros (a merge would move counts onto
+them). Each round costs at most 2 K x ``MERGE_PASSES`` passes (counted in the next
+iteration's time); it ends the fit when no candidate is better.
 """
 import numpy as np
 
 from .._core.protocol import Method, Statistics
 from ._conjugate import dirichlet_expected_log, dirichlet_kl, dirichlet_mean
+
+# coordinate-ascent passes run from a merged candidate before its ELBO is compared
+MERGE_PASSES = 3
+# states a candidate for removal is tried merging into (its nearest more-visited ones)
+MERGE_TARGETS = 2
 
 
 class TransitionPrior:
@@ -88,7 +109,13 @@ class MeanField(Method):
                                                "transmat": params["transmat"]})
         self.q = self._posterior(stats, None)
         self.kl = self._kl(self.q)
+        self._stats = stats   # the statistics self.q comes from (merge moves add them up)
         self._bound = None
+        self.n_merged = 0
+        p = self.prior
+        self._can_merge = (est.n_components > 1 and p.start_support.all()
+                           and p.trans_support.all()
+                           and all(c in self.letters for c in "st" + est._emission_letters))
 
     def _posterior(self, stats, old):
         p = self.prior
@@ -121,9 +148,79 @@ class MeanField(Method):
         self._bound = stats["log_likelihood"] - self.kl
         self.q = self._posterior(stats, self.q)
         self.kl = self._kl(self.q)
+        self._stats = stats
 
     def bound(self):
         return self._bound
+
+    def converged(self, n_iter, prev_bound, bound, tol):
+        """Converged when the bound moved less than ``tol`` and no merge of two states
+        raises it by more than ``tol`` (see the module docstring)."""
+        if not abs(bound - prev_bound) < tol:
+            return False
+        return not (self._can_merge and self._try_merges(bound, tol))
+
+    def _merge_candidates(self):
+        """Pairs (keep, drop) of used states: each used state but the most visited, with the
+        ``MERGE_TARGETS`` nearest states visited more (squared distance of the emission
+        features; ties by index), the least visited states first."""
+        stats = self._stats
+        visits = stats["start"] + stats["trans"].sum(axis=0)
+        used = np.flatnonzero(visits >= 1.0)
+        if len(used) < 2:
+            return []
+        used = used[np.lexsort((used, -visits[used]))]    # most visited first
+        feats = np.asarray(self.conj.features(self.conj.point(self.q["emission"])),
+                           dtype=np.float64).reshape(len(visits), -1)[used]
+        pairs = []
+        for rank in range(len(used) - 1, 0, -1):
+            dist = ((feats[:rank] - feats[rank]) ** 2).sum(axis=1)
+            for target in np.argsort(dist, kind="stable")[:MERGE_TARGETS]:
+                pairs.append((int(used[target]), int(used[rank])))
+        return pairs
+
+    def _merged_stats(self, i, j):
+        """The last pass's statistics with state j's added into state i (j left empty)."""
+        stats = self._stats
+        out = {}
+        start = stats["start"].copy()
+        start[i] += start[j]
+        start[j] = 0.0
+        trans = stats["trans"].copy()
+        trans[i] += trans[j]
+        trans[j] = 0.0
+        trans[:, i] += trans[:, j]
+        trans[:, j] = 0.0
+        out["start"], out["trans"] = start, trans
+        for name in self.conj.merge_fields:
+            value = np.array(stats[name], dtype=np.float64, copy=True)
+            value[i] += value[j]
+            value[j] = 0.0
+            out[name] = value
+        for name in stats.keys():
+            out.setdefault(name, stats[name])
+        return out
+
+    def _try_merges(self, bound, tol):
+        data, seqs = self.data, self.data.sequences
+        for i, j in self._merge_candidates():
+            q = self._posterior(self._merged_stats(i, j), None)
+            kl = self._kl(q)
+            for _ in range(MERGE_PASSES):
+                old_q = self.q
+                self.q = q
+                try:
+                    stats = data.run_pass(seqs, self.pass_inputs(seqs))
+                finally:
+                    self.q = old_q
+                elbo = stats["log_likelihood"] - kl
+                q = self._posterior(stats, None)
+                kl = self._kl(q)
+            if np.isfinite(elbo) and elbo > bound + max(tol, 1e-10 * abs(bound)):
+                self.q, self.kl, self._stats = q, kl, stats
+                self.n_merged += 1
+                return True
+        return False
 
     def attributes(self):
         p = self.prior
@@ -133,5 +230,6 @@ class MeanField(Method):
         posterior = {"startprob_posterior_": np.where(p.start_support, self.q["start"], 0.0),
                      "transmat_posterior_": np.where(p.trans_support, self.q["trans"], 0.0)}
         posterior.update(self.conj.q_attributes(self.q["emission"]))
+        posterior["n_merges_"] = int(self.n_merged)
         out["posterior"] = posterior
         return out

@@ -227,7 +227,14 @@ class BaseHMM(ParamsMixin):
         self._check_emission_parameters()
 
     def _prior(self, name, shape):
-        value = np.asarray(getattr(self, name), dtype=np.float64)
+        """A prior parameter broadcast to ``shape``. ``startprob_prior`` / ``transmat_prior``
+        None (the default): 1.0 for EM (hmmlearn's ``GaussianHMM`` default: plain maximum
+        likelihood), 1 / n_components for mean field and Gibbs (hmmlearn's
+        ``VariationalGaussianHMM`` default: sparse Dirichlets, see docs/hmm.md)."""
+        value = getattr(self, name)
+        if value is None and name in ("startprob_prior", "transmat_prior"):
+            value = 1.0 if self.method == "em" else 1.0 / self.n_components
+        value = np.asarray(value, dtype=np.float64)
         try:
             value = np.broadcast_to(value, shape)
         except ValueError:
@@ -546,6 +553,7 @@ class BaseHMM(ParamsMixin):
         """Whether the M-step is plain maximum likelihood (then the log-likelihood never
         decreases and the bound-decrease guard applies); hmmlearn's default emission priors
         make it a MAP step, whose log-likelihood may dip."""
-        return (np.all(np.asarray(self.startprob_prior) == 1.0)
-                and np.all(np.asarray(self.transmat_prior) == 1.0)
+        K = self.n_components
+        return (np.all(self._prior("startprob_prior", (K,)) == 1.0)
+                and np.all(self._prior("transmat_prior", (K, K)) == 1.0)
                 and self._flat_emission_priors())

@@ -21,7 +21,8 @@ class CategoricalHMM(BaseHMM):
     Parameters
     ----------
     n_components : int, default=1
-    startprob_prior, transmat_prior : float or array, default=1.0
+    startprob_prior, transmat_prior : float, array or None, default=None
+        As in ``GaussianHMM`` (None: 1.0 for 'em', 1 / n_components for the Bayesian methods).
     emissionprob_prior : float or array of shape (K, n_features), default=1.0
         Dirichlet prior of every emission row.
     n_features : int or None, default=None
@@ -43,6 +44,7 @@ class CategoricalHMM(BaseHMM):
     n_kept_states_ : as in ``GaussianHMM``
     startprob_posterior_, transmat_posterior_, emissionprob_posterior_ : 'mean_field': the
         Dirichlet concentrations of q (hmmlearn's ``VariationalCategoricalHMM`` names)
+    n_merges_ : 'mean_field', as in ``GaussianHMM``
     posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
         ``GaussianHMM``
     """
@@ -53,7 +55,7 @@ class CategoricalHMM(BaseHMM):
     _param_names = BaseHMM._base_param_names + (
         "emissionprob_prior", "n_features") + BaseHMM._bayes_param_names
 
-    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
+    def __init__(self, n_components=1, startprob_prior=None, transmat_prior=None, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", method="em", n_threads=None,

@@ -147,8 +147,11 @@ class GaussianHMM(BaseHMM):
     min_covar : float, default=1e-3
         Added to the diagonal of the initial covariance; floor of the covariances' eigenvalues
         (variances) at every iteration.
-    startprob_prior, transmat_prior : float or array, default=1.0
-        Dirichlet priors of the start distribution and of every transition row.
+    startprob_prior, transmat_prior : float, array or None, default=None
+        Dirichlet priors of the start distribution and of every transition row. None: 1.0
+        for 'em' (hmmlearn's default: maximum likelihood), 1 / n_components for
+        'mean_field' and 'gibbs' (hmmlearn's ``VariationalGaussianHMM`` default: sparse
+        rows, so that with merge moves mean field switches off states the data do not need).
     means_prior, means_weight : float or array, default=0
         Normal prior of the means (mean, precision weight).
     covars_prior, covars_weight : float or array, default=1e-2, 1
@@ -210,7 +213,8 @@ class GaussianHMM(BaseHMM):
     (E Lambda)^{-1}), and q's parameters are ``startprob_posterior_``,
     ``transmat_posterior_`` (Dirichlet concentrations), ``means_posterior_``,
     ``beta_posterior_``, ``dof_posterior_``, ``scale_posterior_`` (hmmlearn's
-    ``VariationalGaussianHMM`` names). With ``method='gibbs'`` they are the means of the
+    ``VariationalGaussianHMM`` names); ``n_merges_`` counts the merges of two states kept
+    at convergence (``vbfast.hmm._mean_field``). With ``method='gibbs'`` they are the means of the
     relabelled draws, and ``posterior_samples_`` (startprob, transmat, means, covars,
     log_joint; leading axes (n_chains, n_draws)), ``sampler_diagnostics_`` (split-R-hat and
     ESS), ``log_joint_trace_`` (n_chains, n_sweeps) are set; ``lower_bounds_`` is chain 0's
@@ -226,7 +230,7 @@ class GaussianHMM(BaseHMM):
         "covars_weight", "beta_prior", "dof_prior", "scale_prior") + BaseHMM._bayes_param_names
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
-                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 startprob_prior=None, transmat_prior=None, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
                  implementation="log", method="em", n_threads=None, beta_prior=None,

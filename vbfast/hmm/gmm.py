@@ -65,7 +65,8 @@ class GMMHMM(BaseHMM):
     min_covar : float, default=1e-3
         Added to the diagonal of the initial covariance; floor of the covariances'
         eigenvalues (variances) at every iteration.
-    startprob_prior, transmat_prior : float or array, default=1.0
+    startprob_prior, transmat_prior : float, array or None, default=None
+        Dirichlet priors; None: 1.0 (hmmlearn's default).
     weights_prior : float or array of shape (K, M), default=1.0
         Dirichlet prior of every state's mixture weights.
     means_prior, means_weight : float or array, default=0.0
@@ -91,8 +92,8 @@ class GMMHMM(BaseHMM):
         "n_mix", "min_covar", "weights_prior", "means_prior", "means_weight", "covars_prior",
         "covars_weight", "covariance_type")
 
-    def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=1.0,
-                 transmat_prior=1.0, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
+    def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=None,
+                 transmat_prior=None, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",

@@ -11,12 +11,19 @@ beta, with hmmlearn's n = sum_k P_k, the total occupancy, in place of P_k):
 
 which is the maximum-likelihood O_kd / P_k with the default alpha = beta = 0. A state with no
 expected occupancy keeps its rates.
+
+``method='mean_field'`` and ``'gibbs'`` put the same Gamma(alpha, rate beta) on every rate
+(``_conjugate.PoissonConjugate``): q(lambda_kd) = Gamma(alpha + O_kd, beta + P_k), the exact
+conjugate posterior (per state P_k, where hmmlearn's EM step has the total n); with the
+defaults alpha = beta = 0 they use a weak prior at the data mean (beta = 1, alpha_d = the mean
+count of feature d).
 """
 import numpy as np
 from scipy.special import gammaln
 
 from .._core.validation import as_real_array, check_random_state
-from .base import EMPTY_STATE, BaseHMM
+from ._conjugate import PoissonConjugate
+from .base import _METHODS, EMPTY_STATE, BaseHMM
 
 
 def _check_counts(X, n_features=None):
@@ -61,14 +68,20 @@ class PoissonHMM(BaseHMM):
     Parameters
     ----------
     n_components : int, default=1
-    startprob_prior, transmat_prior : float or array, default=1.0
+    startprob_prior, transmat_prior : float, array or None, default=None
+        As in ``GaussianHMM`` (None: 1.0 for 'em', 1 / n_components for the Bayesian methods).
     lambdas_prior, lambdas_weight : float or array, default=0.0
         Gamma prior of the rates (shape alpha and rate beta, hmmlearn's convention; see the
-        module docstring for the update).
+        module docstring for the update), broadcast to (n_components, n_features).
+        'mean_field' / 'gibbs': Gamma(shape=lambdas_prior, rate=lambdas_weight) on every
+        rate, both positive; both 0 (the default) means a weak prior at the data mean:
+        rate 1 (one pseudo-observation) and shape the feature's mean count (at least 1e-3).
     algorithm, random_state, n_iter, tol, verbose, implementation, method, n_threads
         As in ``GaussianHMM``.
     params, init_params : str, default='stl'
         's' startprob, 't' transmat, 'l' lambdas.
+    sticky, n_draws, burn_in, thin, n_chains
+        As in ``GaussianHMM`` ('mean_field' and 'gibbs').
 
     Attributes
     ----------
@@ -76,20 +89,32 @@ class PoissonHMM(BaseHMM):
     n_features : int (from ``lambdas_``)
     monitor_, lower_bounds_, iteration_times_, lower_bound_, n_iter_, converged_,
     n_kept_states_ : as in ``GaussianHMM``
+    startprob_posterior_, transmat_posterior_ : 'mean_field': the Dirichlet concentrations
+        of q
+    lambdas_shape_posterior_, lambdas_rate_posterior_ : (K, n_features), 'mean_field': the
+        Gamma q of every rate (``lambdas_`` is their ratio, the posterior mean)
+    n_merges_ : 'mean_field', as in ``GaussianHMM``
+    posterior_samples_, sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in
+        ``GaussianHMM``
     """
 
-    _emission_letters = "l"
-    _param_names = BaseHMM._base_param_names + ("lambdas_prior", "lambdas_weight")
+    _methods = _METHODS
 
-    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+    _emission_letters = "l"
+    _param_names = BaseHMM._base_param_names + (
+        "lambdas_prior", "lambdas_weight") + BaseHMM._bayes_param_names
+
+    def __init__(self, n_components=1, startprob_prior=None, transmat_prior=None,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
-                 init_params="stl", implementation="log", method="em", n_threads=None):
+                 init_params="stl", implementation="log", method="em", n_threads=None,
+                 sticky=0.0, n_draws=200, burn_in=100, thin=1, n_chains=2):
         super().__init__(n_components=n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior, algorithm=algorithm,
                          random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
                          params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads)
+                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
+                         burn_in=burn_in, thin=thin, n_chains=n_chains)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -137,6 +162,9 @@ class PoissonHMM(BaseHMM):
         else:
             lambdas = self._check_lambdas(self.lambdas_, D)
         return {"lambdas": lambdas}
+
+    def _conjugate(self, X, n_threads, cache, params):
+        return PoissonConjugate(self, X, n_threads, cache)
 
     def _current_emission(self):
         return {"lambdas": self._check_lambdas(self.lambdas_, self.n_features)}
