@@ -27,10 +27,11 @@ field's statistics before the q(theta) update, the Gibbs conditional's data mome
 
 The donor is the component with the largest excess contribution to the bound's loss,
 N_j (H_j - H), H_j = 1/2 log det C_j (the per-point cost -E log N(x | m_j, C_j) up to a
-constant) and H its N-weighted mean over the components that are not degenerate: many points
-in a wide component, the place where a second component gains most. It is scale-free (a
-change of units moves every H_j alike), needs no pass over the data and depends on the
-parameters only, so the re-seed is deterministic and independent of ``n_threads``. ('tied':
+constant) and H its N-weighted mean over the candidate donors: many points in a wide
+component, the place where a second component gains most (the spikes of repeated points,
+which are no candidates, do not enter the mean). It is scale-free (a change of units moves
+every H_j alike), needs no pass over the data and depends on the parameters only, so the
+re-seed is deterministic and independent of ``n_threads``. ('tied':
 the H_j are equal and the donor is the heaviest component.) Re-seeding at the worst-explained
 point instead would need a pass, and puts the new component on an outlier, where it collapses
 into a single-point spike again. Donors must hold at least two points and spread: their
@@ -73,7 +74,7 @@ class Reseeding:
     def run(self):
         return RunReseeds(self)
 
-    def warn(self, kept, stacklevel=4):
+    def warn(self, kept, stacklevel=5):
         """The fit's one warning, when any of its runs re-seeded; ``kept`` is the
         ``n_reseeds_`` stored (the kept run's, or the sum over the chains)."""
         if self.total:
@@ -243,10 +244,8 @@ def split_into(targets, nk, means, cov, covariance_type, reg_covar, one_point, l
         if ctype == "tied":
             scores = {j: nk_arr[j] for j in cands}
         else:
-            others = ~degenerate & (nk_arr > 0)
-            h = {j: _log_volume(C[j], ctype, D, floor) for j in np.flatnonzero(others)}
-            n_o = nk_arr[others]
-            h_mean = sum(nk_arr[j] * h[j] for j in h) / n_o.sum()
+            h = {j: _log_volume(C[j], ctype, D, floor) for j in cands}
+            h_mean = sum(nk_arr[j] * h[j] for j in cands) / sum(nk_arr[j] for j in cands)
             scores = {j: nk_arr[j] * (h[j] - h_mean) for j in cands}
         for j in cands:  # the first of equal scores
             if scores[j] > best_score:

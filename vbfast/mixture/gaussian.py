@@ -125,6 +125,20 @@ class GaussianMixture(ParamsMixin):
         between iterations.
     reg_covar : float, default=1e-6
         Added to the diagonal of the covariances, keeping them positive-definite.
+    on_degenerate : {'reseed', 'raise'}, default='reseed'
+        What happens to a degenerate component: one below one point's weight (the mean
+        sample weight; EM only: no data, or a spike on a single point whose covariance is
+        ``reg_covar`` alone), or whose covariance is not positive-definite (every method).
+        'reseed' replaces it by half of another component, split in two along its principal
+        axis (the one with the largest excess contribution to the bound's loss; see
+        ``vbfast.emissions.degenerate``), counts it in ``n_reseeds_`` and warns once per fit
+        (``DegenerateComponentWarning``); where no component can be split (e.g. fewer
+        distinct points than components) a component without data is kept and a covariance
+        that is not positive-definite raises the ValueError of 'raise'. 'raise' is
+        scikit-learn's behaviour: components without data are kept, a covariance that is not
+        positive-definite raises ValueError ("ill-defined empirical covariance"). Mean field
+        never re-seeds a component for having no data (the prior switched it off: that is
+        the answer), Gibbs neither (its draw is from the prior).
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -217,9 +231,13 @@ class GaussianMixture(ParamsMixin):
         Mean log-likelihood per sample (weighted by sample_weight) of the best fit, evaluated
         at the parameters before its last M-step (as scikit-learn does).
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The lower bound at every iteration of the best fit.
+        The lower bound at every iteration of the best fit. It may decrease at an iteration
+        that follows a re-seed (the bound-decrease guard skips those).
     iteration_times_ : ndarray of shape (n_iter_,)
         Wall time of every iteration of the best fit, in seconds.
+    n_reseeds_ : int
+        Degenerate components re-seeded in the fit kept (the initialisation included; for
+        ``method='gibbs'`` summed over the chains); 0 with ``on_degenerate='raise'``.
     n_features_in_ : int
     """
 
@@ -738,6 +756,12 @@ class BayesianGaussianMixture(GaussianMixture):
         Convergence threshold on the change of the (total) ELBO.
     reg_covar : float, default=1e-6
         Added to the diagonal of the per-component scatter in the q(Lambda) update.
+    on_degenerate : {'reseed', 'raise'}, default='reseed'
+        A component whose q(Lambda) scale is not positive-definite (possible with
+        ``reg_covar=0`` and a nearly singular ``covariance_prior``) is re-seeded by a split
+        of another ('reseed', counted in ``n_reseeds_``), or raises ValueError as
+        scikit-learn does ('raise'). Components the weight prior switched off are not
+        degenerate: they are kept as they are. See ``GaussianMixture``.
     max_iter : int, default=100
     n_init : int, default=1
         Initialisations; the one with the highest ELBO is kept.
@@ -795,7 +819,8 @@ class BayesianGaussianMixture(GaussianMixture):
         (``vbfast.emissions.gaussian_prior.EFFECTIVE_WEIGHT_THRESHOLD``).
     weight_concentration_prior_, mean_precision_prior_, mean_prior_,
     degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
-    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_ :
+    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_reseeds_,
+    n_features_in_ :
         as in ``GaussianMixture``; the bounds are the ELBO described above.
     """
 
