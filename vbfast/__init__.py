@@ -15,5 +15,5 @@ __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture",
            "CategoricalMixture", "MultinomialMixture", "LatentDirichletAllocation",
            "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "compare_methods", "ConvergenceWarning",
-           "BoundDecreaseWarning", "DegenerateComponentWarning", "NotFittedError", "get_config", "set_config",
-           "config_context", "__version__"]
+           "BoundDecreaseWarning", "DegenerateComponentWarning", "NotFittedError",
+           "get_config", "set_config", "config_context", "__version__"]

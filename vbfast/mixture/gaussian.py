@@ -242,10 +242,10 @@ class GaussianMixture(ParamsMixin):
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 on_degenerate="reseed", max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
-                 burn_in=100, thin=1, n_chains=2, store_samples=True):
+                 on_degenerate="reseed", max_iter=100, n_init=1, init_params="kmeans",
+                 weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, method="em", n_threads=None,
+                 n_draws=200, burn_in=100, thin=1, n_chains=2, store_samples=True):
         self.store_samples = store_samples
         self.n_draws = n_draws
         self.burn_in = burn_in
@@ -271,9 +271,10 @@ class GaussianMixture(ParamsMixin):
 
     # constructor parameters, for get_params / set_params (ParamsMixin)
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "on_degenerate",
-                    "max_iter", "n_init", "init_params", "weights_init", "means_init", "precisions_init",
-                    "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "max_iter", "n_init", "init_params", "weights_init", "means_init",
+                    "precisions_init", "random_state", "warm_start", "verbose",
+                    "verbose_interval", "method", "n_threads", "n_draws", "burn_in", "thin",
+                    "n_chains", "store_samples")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
