@@ -607,7 +607,8 @@ def test_get_set_params_roundtrip():
     means = np.zeros((3, 2))
     gm = GaussianMixture(3, covariance_type="diag", tol=1e-4, means_init=means, n_threads=1)
     params = gm.get_params()
-    assert set(params) == {"n_components", "covariance_type", "tol", "reg_covar", "max_iter",
+    assert set(params) == {"n_components", "covariance_type", "tol", "reg_covar",
+                           "on_degenerate", "max_iter",
                            "n_init", "init_params", "weights_init", "means_init",
                            "precisions_init", "random_state", "warm_start", "verbose",
                            "verbose_interval", "method", "n_threads", "n_draws", "burn_in",

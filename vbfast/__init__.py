@@ -2,7 +2,8 @@
 variational Bayes, EM, variational EM), with Cython/OpenMP kernels and a scikit-learn-style API.
 """
 from ._core.config import config_context, get_config, set_config
-from .exceptions import BoundDecreaseWarning, ConvergenceWarning, NotFittedError
+from .exceptions import (BoundDecreaseWarning, ConvergenceWarning, DegenerateComponentWarning,
+                         NotFittedError)
 from .mixture import BayesianGaussianMixture, GaussianMixture
 from .mixture import BernoulliMixture, CategoricalMixture, MultinomialMixture
 from .topics import LatentDirichletAllocation
@@ -14,5 +15,5 @@ __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "BayesianGaussianMixture", "BernoulliMixture",
            "CategoricalMixture", "MultinomialMixture", "LatentDirichletAllocation",
            "GaussianHMM", "CategoricalHMM", "PoissonHMM", "GMMHMM", "compare_methods", "ConvergenceWarning",
-           "BoundDecreaseWarning", "NotFittedError", "get_config", "set_config",
-           "config_context", "__version__"]
+           "BoundDecreaseWarning", "DegenerateComponentWarning", "NotFittedError",
+           "get_config", "set_config", "config_context", "__version__"]

@@ -121,6 +121,9 @@ class Entry:
 
 
 _COVARIANCE_TYPES = {"covariance_type": ["full", "tied", "diag", "spherical"]}
+# the Gaussian mixtures: every covariance type, and scikit-learn's behaviour on degenerate
+# components (the default re-seeds them)
+_GAUSSIAN_MIXTURE_GRID = {**_COVARIANCE_TYPES, "on_degenerate": ["reseed", "raise"]}
 
 # Reasons shared by the mixture variants.
 _MIXTURE_FAILS = {
@@ -289,23 +292,23 @@ for _method in ("em", "mean_field", "gibbs"):
 
 ESTIMATORS = [
     Entry("GaussianMixture-em", GaussianMixture, {"method": "em", "n_components": 2},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
+          grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("GaussianMixture-mean_field", GaussianMixture,
-          {"method": "mean_field", "n_components": 2}, grid=_COVARIANCE_TYPES,
+          {"method": "mean_field", "n_components": 2}, grid=_GAUSSIAN_MIXTURE_GRID,
           expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("BayesianGaussianMixture-dirichlet_process", BayesianGaussianMixture,
           {"n_components": 2, "weight_concentration_prior_type": "dirichlet_process"},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
+          grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("BayesianGaussianMixture-dirichlet_distribution", BayesianGaussianMixture,
           {"n_components": 2, "weight_concentration_prior_type": "dirichlet_distribution"},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
+          grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS, partial_fit=True),
     Entry("GaussianMixture-gibbs", GaussianMixture,
           {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10,
-           "n_chains": 2}, grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+           "n_chains": 2}, grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS),
     Entry("BayesianGaussianMixture-gibbs", BayesianGaussianMixture,
           {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10,
            "n_chains": 2, "weight_concentration_prior_type": "dirichlet_process"},
-          grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+          grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS),
     Entry("LatentDirichletAllocation-gibbs", LatentDirichletAllocation,
           {"method": "gibbs", "n_components": 3, "n_draws": 10, "burn_in": 10},
           data="counts", expected_failed_checks=_LDA_GIBBS_FAILS),

@@ -15,6 +15,13 @@ class BoundDecreaseWarning(RuntimeWarning):
     """
 
 
+class DegenerateComponentWarning(UserWarning):
+    """A fit re-seeded degenerate mixture components (``on_degenerate='reseed'``): components
+    with less than one point's weight, or whose covariance was not positive-definite, were
+    replaced by splitting another component. Emitted once per fit; the count is the fitted
+    ``n_reseeds_``."""
+
+
 class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit``."""
 

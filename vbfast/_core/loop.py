@@ -122,15 +122,17 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
                 print(f"  Chain {run} sweep {n_iter}\t log joint {bound:.5f}")
             continue
         # Not against start_bound: a warm fit may be on other data, or from parameters
-        # rounded to float32, where a lower first bound is no bug.
-        if n_iter > 1 and method.monotone:
+        # rounded to float32, where a lower first bound is no bug. Nor across a state the
+        # method changed outside its update (``bound_reset``: e.g. a re-seeded component).
+        reset = method.bound_reset
+        if n_iter > 1 and method.monotone and not reset:
             guard(prev, bound, n_iter)
         if verbose >= 2 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}\t time lapse {now - t0:.5f}s\t "
                   f"bound change {bound - prev:.5g}")
         elif verbose == 1 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}")
-        if method.converged(n_iter, prev, bound, tol):
+        if not reset and method.converged(n_iter, prev, bound, tol):
             converged = True
             break
     if verbose:

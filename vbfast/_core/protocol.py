@@ -80,10 +80,16 @@ class Method:
 
     Attributes a method sets: ``monotone`` (the bound provably never decreases, which arms the
     bound-decrease guard), ``bound_kind`` ('log-likelihood', 'ELBO' or 'log joint': what
-    ``lower_bounds_`` holds)."""
+    ``lower_bounds_`` holds), ``bound_reset`` (per iteration: the bound follows a change of
+    state outside the update, so the loop neither guards nor checks convergence on it)."""
 
     monotone = True
     bound_kind = "log-likelihood"
+    # Set by the method (read by the loop after ``bound()``): this iteration's bound is not to
+    # be compared with the previous one, because the method changed its state outside its
+    # update (a re-seeded degenerate component): no bound-decrease guard, and no convergence
+    # declared on it.
+    bound_reset = False
     # The message of the error raised when the bound is not finite (the loop adds where).
     overflow_advice = "Scale the input data or increase reg_covar."
     # Whether a fit that ends at max_iter without converging warns (ConvergenceWarning).

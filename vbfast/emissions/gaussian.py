@@ -35,6 +35,8 @@ _ILL_DEFINED = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
     "number of components, increase reg_covar, or scale the input data.")
+#: scikit-learn's error for a covariance that is not positive-definite
+ILL_DEFINED = _ILL_DEFINED
 
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the

@@ -36,6 +36,7 @@ import numbers
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from . import degenerate as DG
 from . import gaussian as G
 from .._core.protocol import Method
 from .._core.validation import check_option, check_scalar
@@ -318,11 +319,17 @@ class MeanFieldFitState(Method):
     bound_kind = "ELBO"
 
     def __init__(self, data, covariance_type, reg_covar, priors, weight_concentration,
-                 mean_precision, means, degrees_of_freedom, prec_chol, covariances=None):
+                 mean_precision, means, degrees_of_freedom, prec_chol, covariances=None,
+                 reseeds=None):
         self.data = data
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.priors = priors
+        # degenerate components (``vbfast.emissions.degenerate``): only a q(Lambda_k) scale
+        # that is not positive-definite is re-seeded; a component without data keeps q =
+        # its prior (the Dirichlet(-process) prior switched it off: that is the answer)
+        self.reseeds = reseeds
+        self.n_reseeds = 0
         self.weight_concentration = weight_concentration
         self.mean_precision = np.asarray(mean_precision, dtype=np.float64)
         self.means = np.asarray(means, dtype=np.float64)
@@ -332,9 +339,10 @@ class MeanFieldFitState(Method):
 
     # ---- construction
     @classmethod
-    def from_resp(cls, data, covariance_type, reg_covar, priors, resp):
+    def from_resp(cls, data, covariance_type, reg_covar, priors, resp, reseeds=None):
         """The q(theta) update from given responsibilities (scikit-learn's ``_initialize``)."""
-        state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None)
+        state = cls(data, covariance_type, reg_covar, priors, None, None, None, None, None,
+                    reseeds=reseeds)
         stats, centers = data.centred_stats_from_resp(resp, reg_covar)
         state.update_q(stats, centers)
         return state
@@ -367,19 +375,35 @@ class MeanFieldFitState(Method):
         return inputs, {}
 
     def update(self, stats):
+        # a re-seeded q(theta) still gives a valid ELBO with this q(z), but not one to compare
+        # with the previous iteration's (nor to stop on)
+        before = self.n_reseeds
         self.update_q(stats, self._centers)
+        self.bound_reset = self.n_reseeds > before
         self._bound = self.elbo(stats, self._centers)
 
     def bound(self):
         return self._bound
 
     def update_q(self, stats, centers_shifted):
-        """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates."""
-        data, ctype, pr = self.data, self.covariance_type, self.priors
-        K, D = data.n_components, data.n_features
+        """q(theta) given q(z)'s statistics: scikit-learn's closed-form updates. Returns the
+        number of components re-seeded (their moments split from another's, see
+        ``vbfast.emissions.degenerate``) because their q(Lambda) scale was not
+        positive-definite."""
+        data, ctype = self.data, self.covariance_type
         gram = data.gram() if data.covariance.uses_gram else None
         nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
                                            gram)
+        _, n = DG.settle(self.reseeds, nk, xk, sk, ctype, self.reg_covar,
+                         lambda: self._q_from_moments(nk, xk, sk), lambda: self.covariances)
+        self.n_reseeds += n
+        return n
+
+    def _q_from_moments(self, nk, xk, sk):
+        """Set q(theta) from the weighted moments N_k, xbar_k (shifted), S_k (with
+        ``reg_covar``); the factors last (ValueError if a scale is not positive-definite)."""
+        data, ctype, pr = self.data, self.covariance_type, self.priors
+        K, D = data.n_components, data.n_features
         # weights
         if pr["type"] == "dirichlet_process":
             self.weight_concentration = (
@@ -502,7 +526,8 @@ class MeanFieldFitState(Method):
                 "means_": self.means.copy(), "degrees_of_freedom_":
                     self.degrees_of_freedom.copy(),
                 "covariances_": np.array(cov, dtype=np.float64),
-                "precisions_cholesky_": self.prec_chol.copy(), "weights_": self.weights()}
+                "precisions_cholesky_": self.prec_chol.copy(), "weights_": self.weights(),
+                "n_reseeds_": self.n_reseeds}
 
 
 # ---------------------------------------------------------------------- constants

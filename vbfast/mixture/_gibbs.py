@@ -44,6 +44,7 @@ import numpy as np
 from scipy import linalg
 from scipy.special import gammaln
 
+from ..emissions import degenerate as DG
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from .._core.loop import Sampling, iterate, run_fits
@@ -84,13 +85,42 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
         'spherical' (for the Gamma types shape = nu/2 and rate = psi/2 per dimension for
         'diag', shape = nu D/2 and rate = psi D/2 for 'spherical').
     """
+    nk, xbar, scatter = data_moments(stats, centers_shifted, covariance_type, gram)
+    return posterior_from_moments(nk, xbar, scatter, priors, covariance_type, shift,
+                                  stats["s1"])
+
+
+def data_moments(stats, centers_shifted, covariance_type, gram=None):
+    """(N_k (K,), xbar_k (K, D) shifted, scatter) of hard-count statistics: the scatter
+    about xbar_k, (K, D, D) 'full', (D, D) within-component 'tied', (K, D) 'diag', (K,)
+    summed over the dimensions 'spherical' (``conditional_posterior``'s arguments)."""
     nk = np.asarray(stats["nk"], dtype=np.float64)
     s1 = np.asarray(stats["s1"], dtype=np.float64)
-    K, D = s1.shape
     occupied = nk > 0
     safe_nk = np.where(occupied, nk, 1.0)
     xbar = np.where(occupied[:, None], s1 / safe_nk[:, None], 0.0)
+    if covariance_type == "full":
+        c = xbar - centers_shifted
+        scatter = stats["s2"] - nk[:, None, None] * c[:, :, None] * c[:, None, :]
+    elif covariance_type == "tied":
+        scatter = gram - (nk[:, None] * xbar).T @ xbar
+    elif covariance_type == "diag":
+        # S2 is centred at the pass's centres, as for 'full'
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk[:, None] * c ** 2, 0.0)
+    else:
+        c = xbar - centers_shifted
+        scatter = np.maximum(stats["s2"] - nk * (c ** 2).sum(axis=1), 0.0)
+    return nk, xbar, scatter
 
+
+def posterior_from_moments(nk, xbar, scatter, priors, covariance_type, shift, s1=None):
+    """``conditional_posterior`` from the data moments (``data_moments``); ``s1``, the sums
+    N_k xbar_k as the pass gave them (the default: computed)."""
+    K, D = xbar.shape
+    if s1 is None:
+        s1 = nk[:, None] * xbar
+    s1 = np.asarray(s1, dtype=np.float64)
     if priors["type"] == "dirichlet_process":
         rest = np.hstack((np.cumsum(nk[::-1])[-2::-1], 0.0))  # sum_{j>k} N_j
         weights = ("sticks", 1.0 + nk[:-1], priors["alpha0"] + rest[:-1])
@@ -104,25 +134,17 @@ def conditional_posterior(stats, centers_shifted, priors, covariance_type, shift
     d = xbar - m0
     shrink = beta0 * nk / beta
     if covariance_type == "full":
-        c = xbar - centers_shifted
-        scatter = stats["s2"] - nk[:, None, None] * c[:, :, None] * c[:, None, :]
         psi = psi0 + scatter + shrink[:, None, None] * d[:, :, None] * d[:, None, :]
         psi = 0.5 * (psi + np.swapaxes(psi, 1, 2))
         nu = nu0 + nk
     elif covariance_type == "tied":
-        scatter = gram - (nk[:, None] * xbar).T @ xbar
         psi = psi0 + scatter + (shrink[:, None] * d).T @ d
         psi = 0.5 * (psi + psi.T)
         nu = float(nu0 + nk.sum())
     elif covariance_type == "diag":
-        # S2 is centred at the pass's centres, as for 'full'
-        c = xbar - centers_shifted
-        scatter = np.maximum(stats["s2"] - nk[:, None] * c ** 2, 0.0)
         psi = psi0 + scatter + shrink[:, None] * d ** 2
         nu = nu0 + nk
     else:
-        c = xbar - centers_shifted
-        scatter = np.maximum(stats["s2"] - nk * (c ** 2).sum(axis=1), 0.0)
         psi = psi0 + (scatter + shrink * (d ** 2).sum(axis=1)) / D
         nu = nu0 + nk
     return {"weights": weights, "beta": beta, "m": m, "nu": nu, "psi": psi}
@@ -283,33 +305,58 @@ class GibbsFitState(Method):
     bound_kind = "log joint"
     overflow_advice = "Scale the input data."
 
-    def __init__(self, data, covariance_type, priors, rng, kernel_seed, running=None):
+    def __init__(self, data, covariance_type, priors, rng, kernel_seed, running=None,
+                 reseeds=None):
         self.data = data
         self.covariance_type = covariance_type
         self.priors = priors
         self.rng = rng
         self.kernel_seed = int(kernel_seed)
         self.running = running  # a RunningPosterior: draws not stored (store_samples=False)
+        # degenerate components (``vbfast.emissions.degenerate``): a component without data
+        # is drawn from its prior already; only a conditional whose Wishart / Gamma scale is
+        # not positive-definite is re-seeded
+        self.reseeds = reseeds
+        self.n_reseeds = 0
         self.sweep = 0
         self.theta = None
         self._centers = None
         self._log_joint = None
 
     @classmethod
-    def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp, running=None):
+    def from_resp(cls, data, covariance_type, priors, rng, kernel_seed, resp, running=None,
+                  reseeds=None):
         """Start from a draw of p(theta | X, z) with the (soft) initial responsibilities
         standing in for the hard counts."""
-        state = cls(data, covariance_type, priors, rng, kernel_seed, running)
+        state = cls(data, covariance_type, priors, rng, kernel_seed, running, reseeds)
         stats, centers = data.centred_stats_from_resp(resp)
         state._draw_theta(stats, centers)
         return state
 
     def _draw_theta(self, stats, centers_shifted):
-        data = self.data
+        """theta ~ p(theta | X, z); a component whose conditional scale is not
+        positive-definite is re-seeded first (its data moments split from another's)."""
+        data, ctype = self.data, self.covariance_type
         gram = data.gram() if data.covariance.uses_gram else None
-        post = conditional_posterior(stats, centers_shifted, self.priors, self.covariance_type,
-                                     data.shift, gram)
-        self.theta = draw_parameters(post, self.covariance_type, self.rng)
+        nk, xbar, scatter = data_moments(stats, centers_shifted, ctype, gram)
+        post = {}
+        split = [False]
+
+        def draw():
+            # the pass's sums S1 = N_k xbar_k until a re-seed changed the moments
+            post.update(posterior_from_moments(nk, xbar, scatter, self.priors, ctype,
+                                               data.shift, None if split[0] else stats["s1"]))
+            return draw_parameters(post, ctype, self.rng)
+
+        def failed_scale():  # asked for once a draw failed, before the moments are split
+            split[0] = True
+            return post["psi"]
+
+        self.theta, n = DG.settle(self.reseeds, nk, xbar, scatter, ctype, 0.0, draw,
+                                  failed_scale, summed=True)
+        self.n_reseeds += n
+        self.bound_reset = n > 0
+        return n
 
     def kernel_inputs(self):
         """(shifted means, factor array, aux, c_k) of the EM form at the current draw."""
@@ -352,7 +399,7 @@ class GibbsFitState(Method):
         return self.running.add(theta)
 
     def attributes(self):
-        return self.current()
+        return {**self.current(), "n_reseeds_": self.n_reseeds}
 
     def step(self):
         """One sweep outside the loop (benchmarks, tests); returns its log joint."""
@@ -402,7 +449,7 @@ class RunningPosterior:
 
 
 def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, thin, n_chains,
-               verbose=0, verbose_interval=10, store_samples=True):
+               verbose=0, verbose_interval=10, store_samples=True, reseeding=None):
     """Run ``n_chains`` chains of ``burn_in + n_draws * thin`` sweeps through the one loop;
     returns the loop's ``RunResult`` of every chain (kept draws in ``draws``).
 
@@ -427,7 +474,8 @@ def run_chains(data, priors, initial_resp, random_state, *, n_draws, burn_in, th
         rng = np.random.Generator(np.random.PCG64(param_seq))
         kernel_seed = int(kernel_seq.generate_state(1, np.uint64)[0])
         return GibbsFitState.from_resp(data, ctype, priors, rng, kernel_seed,
-                                       initial_resp(data, init_rs), running)
+                                       initial_resp(data, init_rs), running,
+                                       reseeding.run() if reseeding is not None else None)
 
     results = run_fits(new_chain, data, n_runs=n_chains,
                        max_iter=n_sweeps(n_draws, burn_in, thin), verbose=verbose,
@@ -509,7 +557,8 @@ def posterior_fit(results, covariance_type, running=None):
                   "sampler_diagnostics_": sampler_diagnostics(samples),
                   "log_joint_trace_": traces,
                   "lower_bounds_": first.bounds, "iteration_times_": first.times,
-                  "lower_bound_": float(first.bound), "n_iter_": int(first.n_iter)}
+                  "lower_bound_": float(first.bound), "n_iter_": int(first.n_iter),
+                  "n_reseeds_": int(sum(r.attributes.get("n_reseeds_", 0) for r in results))}
     precisions = running.mean_precisions() if running is not None else None
     return _posterior_summary(samples, covariance_type, precisions), attributes
 

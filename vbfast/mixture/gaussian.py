@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from ..emissions import degenerate as DG
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
 from . import _gibbs as GS
@@ -39,7 +40,7 @@ class EM(Method):
     """
 
     def __init__(self, data, covariance_type, reg_covar, weights, means, prec_chol,
-                 covariances=None):
+                 covariances=None, reseeds=None, n_reseeds=0):
         self.data = data
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
@@ -47,8 +48,19 @@ class EM(Method):
         self.means = np.asarray(means, dtype=np.float64)
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
         self.covariances = covariances
+        # degenerate components (``vbfast.emissions.degenerate``): the run's re-seeding, and
+        # whether the last M-step re-seeded (the next bound is of the re-seeded theta)
+        self.reseeds = reseeds
+        self.n_reseeds = n_reseeds  # (the initial estimate's re-seeds included)
+        self._reseeded = n_reseeds > 0
         self._centers = None
         self._bound = None
+
+    def start_iteration(self):
+        # the log-likelihood of a theta re-seeded by the previous M-step is not compared with
+        # the previous one
+        self.bound_reset = self._reseeded
+        self._reseeded = False
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current theta."""
@@ -69,14 +81,22 @@ class EM(Method):
         return self._bound
 
     def m_step(self, stats, centers_shifted):
-        data = self.data
+        data, ctype = self.data, self.covariance_type
         gram = data.gram() if data.covariance.uses_gram else None
         nk, means_shifted, cov = G.estimate_parameters(
-            stats, self.covariance_type, self.reg_covar, centers_shifted, gram)
+            stats, ctype, self.reg_covar, centers_shifted, gram)
+        # components below one point or with a covariance that is not positive-definite are
+        # re-seeded (on_degenerate='reseed'), changing nk, means and cov in place
+        self.prec_chol, n = DG.settle(
+            self.reseeds, nk, means_shifted, cov, ctype, self.reg_covar,
+            lambda: G.precision_cholesky(cov, ctype), lambda: cov, empty=True)
+        if n:
+            self.n_reseeds += n
+            # the loop neither guards this bound nor stops on it: theta is not the update's
+            self.bound_reset = self._reseeded = True
         self.weights = nk / nk.sum()
         self.means = means_shifted + data.shift
         self.covariances = cov
-        self.prec_chol = G.precision_cholesky(cov, self.covariance_type)
 
     def attributes(self):
         cov = self.covariances
@@ -84,7 +104,7 @@ class EM(Method):
             cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)
         return {"weights_": self.weights.copy(), "means_": self.means.copy(),
                 "covariances_": np.array(cov, dtype=np.float64),
-                "precisions_cholesky_": self.prec_chol.copy()}
+                "precisions_cholesky_": self.prec_chol.copy(), "n_reseeds_": self.n_reseeds}
 
 
 def _partial_fit_available(est):
@@ -115,6 +135,20 @@ class GaussianMixture(ParamsMixin):
         between iterations.
     reg_covar : float, default=1e-6
         Added to the diagonal of the covariances, keeping them positive-definite.
+    on_degenerate : {'reseed', 'raise'}, default='reseed'
+        What happens to a degenerate component: one below one point's weight (the mean
+        sample weight; EM only: no data, or a spike on a single point whose covariance is
+        ``reg_covar`` alone), or whose covariance is not positive-definite (every method).
+        'reseed' replaces it by half of another component, split in two along its principal
+        axis (the one with the largest excess contribution to the bound's loss; see
+        ``vbfast.emissions.degenerate``), counts it in ``n_reseeds_`` and warns once per fit
+        (``DegenerateComponentWarning``); where no component can be split (e.g. fewer
+        distinct points than components) a component without data is kept and a covariance
+        that is not positive-definite raises the ValueError of 'raise'. 'raise' is
+        scikit-learn's behaviour: components without data are kept, a covariance that is not
+        positive-definite raises ValueError ("ill-defined empirical covariance"). Mean field
+        never re-seeds a component for having no data (the prior switched it off: that is
+        the answer), Gibbs neither (its draw is from the prior).
     max_iter : int, default=100
         Number of EM iterations per initialisation.
     n_init : int, default=1
@@ -215,18 +249,22 @@ class GaussianMixture(ParamsMixin):
         Mean log-likelihood per sample (weighted by sample_weight) of the best fit, evaluated
         at the parameters before its last M-step (as scikit-learn does).
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The lower bound at every iteration of the best fit.
+        The lower bound at every iteration of the best fit. It may decrease at an iteration
+        that follows a re-seed (the bound-decrease guard skips those).
     iteration_times_ : ndarray of shape (n_iter_,)
         Wall time of every iteration of the best fit, in seconds.
+    n_reseeds_ : int
+        Degenerate components re-seeded in the fit kept (the initialisation included; for
+        ``method='gibbs'`` summed over the chains); 0 with ``on_degenerate='raise'``.
     n_features_in_ : int
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
-                 burn_in=100, thin=1, n_chains=2, store_samples=True, learning_offset=10.0,
-                 learning_decay=0.7, total_samples=1e6):
+                 on_degenerate="reseed", max_iter=100, n_init=1, init_params="kmeans",
+                 weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, method="em", n_threads=None,
+                 n_draws=200, burn_in=100, thin=1, n_chains=2, store_samples=True,
+                 learning_offset=10.0, learning_decay=0.7, total_samples=1e6):
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
         self.total_samples = total_samples
@@ -239,6 +277,7 @@ class GaussianMixture(ParamsMixin):
         self.covariance_type = covariance_type
         self.tol = tol
         self.reg_covar = reg_covar
+        self.on_degenerate = on_degenerate
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -253,11 +292,12 @@ class GaussianMixture(ParamsMixin):
         self.n_threads = n_threads
 
     # constructor parameters, for get_params / set_params (ParamsMixin)
-    _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
-                    "n_init", "init_params", "weights_init", "means_init", "precisions_init",
-                    "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples",
-                    "learning_offset", "learning_decay", "total_samples")
+    _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "on_degenerate",
+                    "max_iter", "n_init", "init_params", "weights_init", "means_init",
+                    "precisions_init", "random_state", "warm_start", "verbose",
+                    "verbose_interval", "method", "n_threads", "n_draws", "burn_in", "thin",
+                    "n_chains", "store_samples", "learning_offset", "learning_decay",
+                    "total_samples")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
@@ -271,6 +311,7 @@ class GaussianMixture(ParamsMixin):
         check_option(self.covariance_type, "covariance_type", G.COVARIANCE_TYPES)
         check_scalar(self.tol, "tol", "real", min_val=0.0)
         check_scalar(self.reg_covar, "reg_covar", "real", min_val=0.0)
+        check_option(self.on_degenerate, "on_degenerate", DG.ON_DEGENERATE)
         check_scalar(self.max_iter, "max_iter", "int", min_val=0)
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_option(self.init_params, "init_params", _INIT_PARAMS)
@@ -366,22 +407,27 @@ class GaussianMixture(ParamsMixin):
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_threads(self.n_threads)
         data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
+        reseeding = DG.Reseeding(self.on_degenerate, data)
         with single_threaded_blas():
             if self.method == "gibbs":  # chains of a fixed number of sweeps, no n_init / tol
-                self._fit_gibbs(data, random_state, X.dtype)
+                self._fit_gibbs(data, random_state, X.dtype, reseeding)
             else:
                 # the priors depend on the data only: resolved once for every initialisation
                 priors = BG.resolve_priors(self, data) if self.method == "mean_field" else None
                 result = run_fits(
-                    lambda run: self._new_method(data, random_state, warm, priors), data,
-                    n_runs=1 if warm else self.n_init, max_iter=self.max_iter, tol=self.tol,
-                    verbose=self.verbose, verbose_interval=self.verbose_interval,
+                    lambda run: self._new_method(data, random_state, warm, priors, reseeding),
+                    data, n_runs=1 if warm else self.n_init, max_iter=self.max_iter,
+                    tol=self.tol, verbose=self.verbose, verbose_interval=self.verbose_interval,
                     # a warm fit continues the previous one's bound
                     start_bound=self.lower_bound_ if warm else -np.inf)
-                self._store_fitted(result.attributes, X.dtype)
+                attributes = dict(result.attributes)
+                n_reseeds = attributes.pop("n_reseeds_")
+                self._store_fitted(attributes, X.dtype)
                 if priors is not None:
                     _mean_field_store_priors(self, priors, X.dtype)
                 store_trace(self, result)
+                self.n_reseeds_ = int(n_reseeds)
+        reseeding.warn(self.n_reseeds_)
         self.n_features_in_ = X.shape[1]
         # what predictions read: the fitted state, not parameters set since (set_params)
         self._fitted_method = self.method
@@ -560,14 +606,14 @@ class GaussianMixture(ParamsMixin):
             return False
         return True
 
-    def _fit_gibbs(self, data, random_state, dtype):
+    def _fit_gibbs(self, data, random_state, dtype, reseeding=None):
         n_draws, burn_in, thin, n_chains = check_sampler_parameters(self)
         priors = BG.resolve_priors(self, data)
         store = bool(self.store_samples)
         results = GS.run_chains(data, priors, self._initial_resp, random_state,
                                 n_draws=n_draws, burn_in=burn_in, thin=thin, n_chains=n_chains,
                                 verbose=self.verbose, verbose_interval=self.verbose_interval,
-                                store_samples=store)
+                                store_samples=store, reseeding=reseeding)
         running = None
         if not store:
             results, running = results
@@ -579,14 +625,17 @@ class GaussianMixture(ParamsMixin):
             BG.store_prior_attributes(self, priors, dtype)
         self.converged_ = GS.check_convergence(self.sampler_diagnostics_)
 
-    def _new_method(self, data, random_state, warm, priors):
+    def _new_method(self, data, random_state, warm, priors, reseeding):
+        reseeds = reseeding.run()
         if self.method == "mean_field":
-            return _mean_field_state(self, data, random_state, warm, priors)
+            return _mean_field_state(self, data, random_state, warm, priors, reseeds)
         if warm:
             return EM(data, self.covariance_type, self.reg_covar, self.weights_,
-                      self.means_, self.precisions_cholesky_, self.covariances_)
-        weights, means, prec_chol, cov = self._initial_parameters(data, random_state)
-        return EM(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov)
+                      self.means_, self.precisions_cholesky_, self.covariances_, reseeds)
+        weights, means, prec_chol, cov, n = self._initial_parameters(data, random_state,
+                                                                      reseeds)
+        return EM(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov,
+                  reseeds, n)
 
     def _initial_resp(self, data, random_state):
         """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
@@ -623,19 +672,27 @@ class GaussianMixture(ParamsMixin):
             resp = G.Seeds(indices, K, n_samples)
         return resp
 
-    def _initial_parameters(self, data, random_state):
-        """(weights, means, precision factors, covariances or None) to start EM from."""
+    def _initial_parameters(self, data, random_state, reseeds=None):
+        """(weights, means, precision factors, covariances or None, number of components
+        re-seeded by ``reseeds``, a ``degenerate.RunReseeds``) to start EM from."""
         ctype = self.covariance_type
         given = (self.weights_init is not None, self.means_init is not None,
                  self.precisions_init is not None)
         weights = means = cov = prec_chol = None
+        n_reseeds = 0
         if not all(given):
             resp = self._initial_resp(data, random_state)
             stats, centers = data.centred_stats_from_resp(resp, self.reg_covar)
             gram = data.gram() if data.covariance.uses_gram else None
             nk, means_shifted, cov = G.estimate_parameters(stats, ctype, self.reg_covar,
                                                            centers, gram)
-            weights = nk / data.weight_sum
+            if self.precisions_init is None:
+                # a covariance that is not positive-definite is re-seeded (not a component
+                # below one point: 'random_from_data' and 'k-means++' start on single rows)
+                prec_chol, n_reseeds = DG.settle(
+                    reseeds, nk, means_shifted, cov, ctype, self.reg_covar,
+                    lambda: G.precision_cholesky(cov, ctype), lambda: cov)
+            weights = nk / (nk.sum() if n_reseeds else data.weight_sum)
             means = means_shifted + data.shift
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
@@ -645,9 +702,9 @@ class GaussianMixture(ParamsMixin):
             prec_chol = G.precision_cholesky_from_precisions(
                 np.asarray(self.precisions_init, dtype=np.float64), ctype)
             cov = None
-        else:
+        elif prec_chol is None:
             prec_chol = G.precision_cholesky(cov, ctype)
-        return weights, means, prec_chol, cov
+        return weights, means, prec_chol, cov, n_reseeds
 
     def _store_fitted(self, params, dtype):
         if self.method == "mean_field":
@@ -852,16 +909,16 @@ def _unit_mean_weights(w):
 # Shared by GaussianMixture(method='mean_field') and BayesianGaussianMixture; the algebra lives
 # in ``vbfast.emissions.gaussian_prior``, the pass is the EM kernel.
 
-def _mean_field_state(est, data, random_state, warm, priors):
+def _mean_field_state(est, data, random_state, warm, priors, reseeds=None):
     if warm and hasattr(est, "weight_concentration_"):  # (not after an EM fit)
         return BG.MeanFieldFitState(
             data, est.covariance_type, est.reg_covar, priors,
             _float64_concentration(est.weight_concentration_), est.mean_precision_,
             est.means_, est.degrees_of_freedom_, est.precisions_cholesky_,
-            np.asarray(est.covariances_, dtype=np.float64))
+            np.asarray(est.covariances_, dtype=np.float64), reseeds=reseeds)
     resp = est._initial_resp(data, random_state)
     return BG.MeanFieldFitState.from_resp(data, est.covariance_type, est.reg_covar, priors,
-                                          resp)
+                                          resp, reseeds=reseeds)
 
 
 def _fitted_priors(est):
@@ -973,6 +1030,12 @@ class BayesianGaussianMixture(GaussianMixture):
         Convergence threshold on the change of the (total) ELBO.
     reg_covar : float, default=1e-6
         Added to the diagonal of the per-component scatter in the q(Lambda) update.
+    on_degenerate : {'reseed', 'raise'}, default='reseed'
+        A component whose q(Lambda) scale is not positive-definite (possible with
+        ``reg_covar=0`` and a nearly singular ``covariance_prior``) is re-seeded by a split
+        of another ('reseed', counted in ``n_reseeds_``), or raises ValueError as
+        scikit-learn does ('raise'). Components the weight prior switched off are not
+        degenerate: they are kept as they are. See ``GaussianMixture``.
     max_iter : int, default=100
     n_init : int, default=1
         Initialisations; the one with the highest ELBO is kept.
@@ -1032,14 +1095,15 @@ class BayesianGaussianMixture(GaussianMixture):
         (``vbfast.emissions.gaussian_prior.EFFECTIVE_WEIGHT_THRESHOLD``).
     weight_concentration_prior_, mean_precision_prior_, mean_prior_,
     degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
-    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_ :
+    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_reseeds_,
+    n_features_in_ :
         as in ``GaussianMixture``; the bounds are the ELBO described above.
     """
 
     weights_init = means_init = precisions_init = None
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans",
+                 on_degenerate="reseed", max_iter=100, n_init=1, init_params="kmeans",
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
@@ -1060,6 +1124,7 @@ class BayesianGaussianMixture(GaussianMixture):
         self.covariance_type = covariance_type
         self.tol = tol
         self.reg_covar = reg_covar
+        self.on_degenerate = on_degenerate
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -1075,8 +1140,8 @@ class BayesianGaussianMixture(GaussianMixture):
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
 
-    _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
-                    "n_init", "init_params", "weight_concentration_prior_type",
+    _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "on_degenerate",
+                    "max_iter", "n_init", "init_params", "weight_concentration_prior_type",
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
