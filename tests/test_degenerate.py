@@ -413,3 +413,32 @@ def test_failing_components():
     assert DG.failing_components(np.array([1.0, -1.0, np.nan]), "spherical").tolist() == \
         [False, True, True]
     assert DG.failing_components(np.ones((2, 2)), "tied").tolist() == [True]
+
+
+# ------------------------------------------------------------------ partial_fit
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_partial_fit_reseeds_a_component_without_data(covariance_type):
+    """A stream's step re-seeds as fit does: the far start takes no data in the first batch;
+    with 'reseed' every component ends above one point and the count is summed over the
+    stream; with 'raise' the empty component stays (scikit-learn's behaviour)."""
+    X = four_blobs(0)
+    batches = np.array_split(X[np.random.RandomState(1).permutation(len(X))], 4)
+    fits = {}
+    for on_degenerate in ("reseed", "raise"):
+        gm = GaussianMixture(4, covariance_type=covariance_type, means_init=FAR_START,
+                             total_samples=len(X), on_degenerate=on_degenerate,
+                             random_state=0)
+        counts = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for batch in batches:
+                gm.partial_fit(batch)
+                counts.append(gm.n_reseeds_)
+        fits[on_degenerate] = (gm, counts)
+    gm, counts = fits["reseed"]
+    assert counts[0] > 0 and counts == sorted(counts)
+    assert gm.weights_.min() * len(X) > 1.0
+    raised, counts = fits["raise"]
+    assert counts == [0] * len(batches)
+    assert raised.weights_.min() * len(X) < 1.0
+    assert gm.score(X) > raised.score(X)

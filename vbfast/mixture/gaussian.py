@@ -509,14 +509,16 @@ class GaussianMixture(ParamsMixin):
         data = G.GaussianPass(X, w, ctype, K, n_threads,
                               shift=None if stream is None else stream["shift"])
         frame = ST.StreamFrame(data.shift, K, ctype, self.total_samples)
+        # a step's M-step re-seeds as fit's does, from the running statistics
+        reseeding = DG.Reseeding(self.on_degenerate, data)
         with single_threaded_blas():
             if first:
                 random_state = check_random_state(self.random_state)
                 priors = BG.resolve_priors(self, data) if mean_field else None
-                inner = self._new_method(data, random_state, False, priors)
+                inner = self._new_method(data, random_state, False, priors, reseeding)
             else:
                 priors = _fitted_priors(self) if mean_field else None
-                inner = self._new_method(frame, None, True, priors)
+                inner = self._new_method(frame, None, True, priors, reseeding)
             inner.data = frame
             method = ST.Stochastic(
                 inner, frame, None if stream is None else Statistics(**stream["stats"]),
@@ -529,9 +531,14 @@ class GaussianMixture(ParamsMixin):
         if not np.isfinite(bound):
             raise ValueError(f"The lower bound became {bound} in partial_fit: the data or the "
                              f"parameters overflow. {inner.overflow_advice}")
-        self._store_fitted(method.attributes(), X.dtype)
+        attributes = dict(method.attributes())
+        n_reseeds = int(attributes.pop("n_reseeds_"))
+        self._store_fitted(attributes, X.dtype)
         if mean_field:
             _mean_field_store_priors(self, priors, X.dtype)
+        # summed over the stream
+        self.n_reseeds_ = n_reseeds + (self.n_reseeds_ if stream is not None else 0)
+        reseeding.warn(self.n_reseeds_)
         bounds = self.lower_bounds_ if stream is not None else np.empty(0)
         times = self.iteration_times_ if stream is not None else np.empty(0)
         self.lower_bounds_ = np.append(bounds, bound)
