@@ -11,7 +11,9 @@ import numpy as np
 
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
+from ..emissions import gaussian_missing as GM
 from . import _gibbs as GS
+from . import _missing as MI
 from .._core.base import ParamsMixin, all_or_nothing
 from .._core.clustering import kmeans, kmeans_plusplus
 from .._core.fitted import cast_fitted
@@ -24,6 +26,7 @@ from .._core.validation import (check_array, check_is_fitted, check_option, chec
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field", "gibbs")
+_MISSING = ("error", "marginalize")
 
 
 class EM(Method):
@@ -81,6 +84,24 @@ class EM(Method):
         return {"weights_": self.weights.copy(), "means_": self.means.copy(),
                 "covariances_": np.array(cov, dtype=np.float64),
                 "precisions_cholesky_": self.prec_chol.copy()}
+
+
+class MissingEM(EM):
+    """Exact EM with marginalised missing values (``missing='marginalize'``; see
+    ``vbfast.mixture._missing``): the EM pass inputs plus the ``MissingInputs``."""
+
+    def pass_inputs(self, shard):
+        args, kwargs = super().pass_inputs(shard)
+        return args, dict(kwargs, missing=MI.em_inputs(self))
+
+
+class MissingMeanField(BG.MeanFieldFitState):
+    """Mean field with marginalised missing values, q(z, X_m) q(theta) (see
+    ``vbfast.mixture._missing``): the mean-field pass inputs plus the ``MissingInputs``."""
+
+    def pass_inputs(self, shard):
+        args, kwargs = super().pass_inputs(shard)
+        return args, dict(kwargs, missing=MI.mean_field_inputs(self))
 
 
 class GaussianMixture(ParamsMixin):
@@ -207,7 +228,7 @@ class GaussianMixture(ParamsMixin):
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  verbose=0, verbose_interval=10, method="em", n_threads=None, n_draws=200,
-                 burn_in=100, thin=1, n_chains=2, store_samples=True):
+                 burn_in=100, thin=1, n_chains=2, store_samples=True, missing="error"):
         self.store_samples = store_samples
         self.n_draws = n_draws
         self.burn_in = burn_in
@@ -229,18 +250,20 @@ class GaussianMixture(ParamsMixin):
         self.verbose_interval = verbose_interval
         self.method = method
         self.n_threads = n_threads
+        self.missing = missing
 
     # constructor parameters, for get_params / set_params (ParamsMixin)
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weights_init", "means_init", "precisions_init",
                     "random_state", "warm_start", "verbose", "verbose_interval", "method",
-                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "n_threads", "n_draws", "burn_in", "thin", "n_chains", "store_samples",
+                    "missing")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = getattr(self, "missing", "error") == "marginalize"
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, X):
@@ -252,6 +275,11 @@ class GaussianMixture(ParamsMixin):
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_option(self.init_params, "init_params", _INIT_PARAMS)
         check_option(self.method, "method", _METHODS)
+        check_option(self.missing, "missing", _MISSING)
+        if self.method == "gibbs" and self.missing != "error":
+            raise ValueError(f"missing={self.missing!r} is not supported with method='gibbs' "
+                             "(the sampler does not impute missing values); use method='em' "
+                             "or 'mean_field', or missing='error'")
         if self.method in ("mean_field", "gibbs"):
             for name in ("weights_init", "means_init", "precisions_init"):
                 if getattr(self, name, None) is not None:
@@ -318,7 +346,8 @@ class GaussianMixture(ParamsMixin):
 
     @all_or_nothing
     def _fit(self, X, sample_weight):
-        X = check_array(X, ensure_min_samples=1)
+        X = check_array(X, ensure_min_samples=1,
+                        allow_nan=getattr(self, "missing", "error") == "marginalize")
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
@@ -330,7 +359,8 @@ class GaussianMixture(ParamsMixin):
         warm = self._warm_start_applies()
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_threads(self.n_threads)
-        data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
+        data = _gaussian_data(X, w, self.covariance_type, self.n_components, n_threads,
+                              self.missing)
         with single_threaded_blas():
             if self.method == "gibbs":  # chains of a fixed number of sweeps, no n_init / tol
                 self._fit_gibbs(data, random_state, X.dtype)
@@ -348,6 +378,8 @@ class GaussianMixture(ParamsMixin):
                     _mean_field_store_priors(self, priors, X.dtype)
                 store_trace(self, result)
         self.n_features_in_ = X.shape[1]
+        if self.missing == "marginalize":
+            self.n_empty_rows_ = getattr(data, "n_empty_rows", 0)
         # what predictions read: the fitted state, not parameters set since (set_params)
         self._fitted_method = self.method
         self._fitted_covariance_type = self.covariance_type
@@ -408,11 +440,12 @@ class GaussianMixture(ParamsMixin):
     def _new_method(self, data, random_state, warm, priors):
         if self.method == "mean_field":
             return _mean_field_state(self, data, random_state, warm, priors)
+        em = MissingEM if isinstance(data, GM.MissingGaussianPass) else EM
         if warm:
-            return EM(data, self.covariance_type, self.reg_covar, self.weights_,
+            return em(data, self.covariance_type, self.reg_covar, self.weights_,
                       self.means_, self.precisions_cholesky_, self.covariances_)
         weights, means, prec_chol, cov = self._initial_parameters(data, random_state)
-        return EM(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov)
+        return em(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov)
 
     def _initial_resp(self, data, random_state):
         """Initial responsibilities as ``init_params`` says (scikit-learn's choices): an (N, K)
@@ -476,11 +509,16 @@ class GaussianMixture(ParamsMixin):
             setattr(self, name, value)
 
     # ------------------------------------------------------------------ inference
+    def _check_X(self, X):
+        """X for a prediction: NaN passes with ``missing='marginalize'``."""
+        return check_array(X, n_features=self.n_features_in_,
+                           estimator_name=type(self).__name__,
+                           allow_nan=getattr(self, "missing", "error") == "marginalize")
+
     def _pass(self, X, want_resp=False, want_log_prob_norm=False):
         """A pass of the kernel at the fitted parameters, without statistics."""
         check_is_fitted(self, "precisions_cholesky_")
-        X = check_array(X, n_features=self.n_features_in_,
-                        estimator_name=type(self).__name__)
+        X = self._check_X(X)
         method, ctype = self._fitted_state()
         n_threads = resolve_n_threads(self.n_threads)
         weights = np.asarray(self.weights_, dtype=np.float64)
@@ -493,11 +531,20 @@ class GaussianMixture(ParamsMixin):
         else:  # point estimates: EM's, or the Gibbs posterior means (plug-in)
             log_const = G.plugin_log_const(weights, prec_chol, ctype, means.shape[1])
             inputs = G.pass_inputs(means, prec_chol, ctype, shift, log_const)
-        data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
+        kwargs = {}
+        if getattr(self, "missing", "error") == "marginalize" and np.isnan(X).any():
+            if method == "gibbs":
+                raise ValueError("X contains NaN: a model fitted with method='gibbs' does not "
+                                 "marginalise missing values")
+            data = GM.MissingGaussianPass(X, None, ctype, K, n_threads, shift=shift)
+            kwargs["missing"] = MI.missing_inputs_at_fit(self, method, ctype)
+        else:
+            data = G.GaussianPass(X, None, ctype, K, n_threads, shift=shift)
         resp = np.empty((X.shape[0], K), dtype=X.dtype) if want_resp else None
         lpn = np.empty(X.shape[0], dtype=X.dtype) if want_log_prob_norm else None
         with single_threaded_blas():
-            data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False)
+            data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False,
+                     **kwargs)
         return resp, lpn
 
     def score_samples(self, X):
@@ -513,7 +560,7 @@ class GaussianMixture(ParamsMixin):
             return _mean_field_score_samples(self, X)
         if method == "gibbs" and "precisions_cholesky" in self.posterior_samples_:
             X = check_array(X, n_features=self.n_features_in_,
-                            estimator_name=type(self).__name__)
+                            estimator_name=type(self).__name__)  # (NaN refused: see _pass)
             return GS.predictive_log_density(self.posterior_samples_, ctype, X,
                                              resolve_n_threads(self.n_threads))
         return self._pass(X, want_log_prob_norm=True)[1]
@@ -561,14 +608,26 @@ class GaussianMixture(ParamsMixin):
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
-                        estimator_name=type(self).__name__)
+                        estimator_name=type(self).__name__,
+                        allow_nan=getattr(self, "missing", "error") == "marginalize")
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
-                        estimator_name=type(self).__name__)
+                        estimator_name=type(self).__name__,
+                        allow_nan=getattr(self, "missing", "error") == "marginalize")
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+
+def _gaussian_data(X, sample_weight, covariance_type, n_components, n_threads, missing):
+    """The data object of a fit: ``GaussianPass``, or with ``missing='marginalize'`` and NaN
+    in X the ``MissingGaussianPass`` (complete rows through the same pass; X without NaN
+    therefore fits exactly as with ``missing='error'``)."""
+    if missing == "marginalize" and np.isnan(X).any():
+        return GM.MissingGaussianPass(X, sample_weight, covariance_type, n_components,
+                                      n_threads)
+    return G.GaussianPass(X, sample_weight, covariance_type, n_components, n_threads)
 
 
 def _unit_mean_weights(w):
@@ -585,15 +644,16 @@ def _unit_mean_weights(w):
 # in ``vbfast.emissions.gaussian_prior``, the pass is the EM kernel.
 
 def _mean_field_state(est, data, random_state, warm, priors):
+    state = (MissingMeanField if isinstance(data, GM.MissingGaussianPass)
+             else BG.MeanFieldFitState)
     if warm and hasattr(est, "weight_concentration_"):  # (not after an EM fit)
-        return BG.MeanFieldFitState(
+        return state(
             data, est.covariance_type, est.reg_covar, priors,
             _float64_concentration(est.weight_concentration_), est.mean_precision_,
             est.means_, est.degrees_of_freedom_, est.precisions_cholesky_,
             np.asarray(est.covariances_, dtype=np.float64))
     resp = est._initial_resp(data, random_state)
-    return BG.MeanFieldFitState.from_resp(data, est.covariance_type, est.reg_covar, priors,
-                                          resp)
+    return state.from_resp(data, est.covariance_type, est.reg_covar, priors, resp)
 
 
 def _float64_concentration(wc):
@@ -635,11 +695,17 @@ def _mean_field_kernel_inputs(est, means, prec_chol, covariance_type, shift):
 
 def _mean_field_score_samples(est, X):
     check_is_fitted(est, "precisions_cholesky_")
-    X = check_array(X, n_features=est.n_features_in_, estimator_name=type(est).__name__)
+    X = est._check_X(X)
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    out = BG.student_t_log_predictive(
-        X, f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
-        f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_), est._fitted_state()[1])
+    args = (f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
+            f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_),
+            est._fitted_state()[1])
+    if getattr(est, "missing", "error") == "marginalize" and np.isnan(X).any():
+        out = GM.student_t_log_predictive_missing(
+            X, GM.Patterns(X), *args,
+            complete_log_predictive=lambda rows: BG.student_t_log_predictive(rows, *args))
+    else:
+        out = BG.student_t_log_predictive(X, *args)
     return out.astype(X.dtype, copy=False)
 
 
@@ -770,7 +836,7 @@ class BayesianGaussianMixture(GaussianMixture):
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
                  method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2,
-                 store_samples=True):
+                 store_samples=True, missing="error"):
         self.store_samples = store_samples
         self.method = method
         self.n_draws = n_draws
@@ -795,13 +861,14 @@ class BayesianGaussianMixture(GaussianMixture):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.missing = missing
 
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter",
                     "n_init", "init_params", "weight_concentration_prior_type",
                     "weight_concentration_prior", "mean_precision_prior", "mean_prior",
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
-                    "n_draws", "burn_in", "thin", "n_chains", "store_samples")
+                    "n_draws", "burn_in", "thin", "n_chains", "store_samples", "missing")
 
     def _check_parameters(self, X):
         check_option(self.method, "method", ("mean_field", "gibbs"))

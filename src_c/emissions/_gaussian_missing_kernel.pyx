@@ -1,0 +1,358 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The Gaussian-mixture pass over rows with missing coordinates (NaN), exact EM / mean field.
+
+For a row x with observed block o and missing block m (its *pattern* p), and a component k
+with mean mu and precision P = U U^T (U the upper factor the complete-row pass uses), the
+marginal of the observed block and the conditional of the missing one come from P alone:
+
+    x^_m = mu_m - P_mm^{-1} P_mo (x_o - mu_o)            conditional mean of x_m | x_o
+    C    = P_mm^{-1}                                     conditional covariance
+    (x_o - mu_o)^T Sigma_oo^{-1} (x_o - mu_o) = || (x^ - mu) U ||^2     (x^ = x with x^_m)
+    log N(x_o | mu_o, Sigma_oo) = [-D/2 log 2 pi + log det U] + corr_pk - 1/2 ||(x^ - mu) U||^2,
+    corr_pk = |m|/2 log 2 pi - 1/2 log |P_mm|.
+
+So each row is the complete-row computation on its completed vector x^ (different for each
+component), with the constant corr_pk added to c_k, and the statistics those of x^ plus the
+conditional covariance: S2_k += r C in the (m, m) block. The caller gives, per (pattern,
+component), A_pk = P_mm^{-1} P_m: (|m| x D; the centred row with its missing entries zeroed,
+y, then has y_m = -A_pk y), C_pk, corr_pk and h_pk, which the entropy term subtracts
+(sum_n w_n sum_k r_nk (log r_nk - h_pk)); h_pk is the entropy of q(x_m | z = k) for mean field
+(0 for EM, where the term is not used).
+
+Every covariance type is given as dense (K, D, D) factors and gets (K, D, D) second moments
+centred at ``centres`` (the caller reduces them to its type's layout): the rows with missing
+values are the minority the generic form serves; complete rows keep the specialised pass.
+
+Determinism: the rows (an index array, grouped by pattern) are cut into fixed chunks and
+gathered into ``n_groups`` groups, one statistics slot each, reduced by the caller in order;
+the result is bitwise identical for any thread count.
+"""
+from cython.parallel cimport prange, parallel
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport exp, log, sqrt, INFINITY
+from scipy.linalg.cython_blas cimport dsyrk, dtrmm
+
+ctypedef fused floating:
+    float
+    double
+
+cdef char CH_N = b'N'
+cdef char CH_L = b'L'
+cdef char CH_U = b'U'
+
+
+cdef struct _MissPass:
+    # IN
+    int D, K
+    const long long* rows        # (M,) rows of X to process, grouped by pattern
+    const int* row_pattern       # (M,) their pattern
+    const double* weights        # (N,) indexed by row; NULL: unit weights
+    const double* shift          # (D,)
+    const double* means          # (K, D) shifted means of the quadratic form
+    const double* centres        # (K, D) shifted centres of S2
+    const double* prec_chol      # (K, D, D) upper factors
+    const double* log_const      # (K,)
+    const int* miss_idx          # missing coordinates of pattern p: miss_off[p]..miss_off[p+1]
+    const long long* miss_off    # (P + 1,)
+    const double* a_mat          # A_pk at a_off[p] + k |m| D, (|m|, D) row-major
+    const long long* a_off       # (P,)
+    const double* c_mat          # C_pk at c_off[p] + k |m|^2, (|m|, |m|) row-major
+    const long long* c_off       # (P,)
+    const double* corr           # (P, K)
+    const double* h_ent          # (P, K)
+    bint compute_stats
+    # OUT (per group g)
+    double* nk                   # (G, K)
+    double* s1                   # (G, K D)
+    double* s2                   # (G, K D D), lower triangle (row-major) filled
+    double* ll                   # (G,)
+    double* ent                  # (G,)
+
+
+cdef inline void _complete(const _MissPass* p, int k, int b, const int* pat,
+                           const double* xbuf, double* ybuf, double* tmp) noexcept nogil:
+    """ybuf (b, D) = x^ - mu_k of the chunk's rows for component k: x - mu_k with the missing
+    entries replaced by -A_pk y (y the row with them zeroed)."""
+    cdef int D = p.D, n, j, t, nm
+    cdef const double* m_k = p.means + k * D
+    cdef const int* mi
+    cdef const double* a
+    cdef double* y
+    cdef double s
+    for n in range(b):
+        y = ybuf + n * D
+        for j in range(D):
+            y[j] = xbuf[n * D + j] - m_k[j]
+        mi = p.miss_idx + p.miss_off[pat[n]]
+        nm = <int>(p.miss_off[pat[n] + 1] - p.miss_off[pat[n]])
+        for t in range(nm):
+            y[mi[t]] = 0.0
+        a = p.a_mat + p.a_off[pat[n]] + k * nm * D
+        for t in range(nm):
+            s = 0.0
+            for j in range(D):
+                s = s + a[t * D + j] * y[j]
+            tmp[t] = s
+        for t in range(nm):
+            y[mi[t]] = -tmp[t]
+
+
+cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
+                 floating* lpn_out, Py_ssize_t g, Py_ssize_t start, Py_ssize_t end,
+                 int* pat, double* xbuf, double* ybuf, double* zbuf, double* lp,
+                 double* tmp) noexcept nogil:
+    cdef int D = p.D, K = p.K
+    cdef int b = <int>(end - start)
+    cdef int n, j, k, t, u, nm
+    cdef long long row
+    cdef double s, v, v_k, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0, one = 1.0
+    cdef double* lp_n
+    cdef const double* m_k
+    cdef const double* c_k
+    cdef const double* cm
+    cdef const int* mi
+    cdef double* s1 = p.s1 + g * K * D
+    cdef double* s2 = p.s2 + g * K * D * D
+    cdef double* s2_k
+    cdef bint has_weights = p.weights != NULL
+    for n in range(b):
+        row = p.rows[start + n]
+        pat[n] = p.row_pattern[start + n]
+        for j in range(D):
+            v = <double>X[row * D + j]
+            xbuf[n * D + j] = v - p.shift[j] if v == v else 0.0  # NaN: filled per component
+
+    for k in range(K):
+        _complete(p, k, b, pat, xbuf, ybuf, tmp)
+        # ||y U_k||^2 for the chunk at once (as the complete-row pass: column-major Y^T)
+        dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
+              <double*>(p.prec_chol + k * D * D), &D, ybuf, &D)
+        for n in range(b):
+            s = 0.0
+            for j in range(D):
+                s = s + ybuf[n * D + j] * ybuf[n * D + j]
+            lp[n * K + k] = p.log_const[k] + p.corr[pat[n] * K + k] - 0.5 * s
+
+    for n in range(b):
+        lp_n = lp + n * K
+        row = p.rows[start + n]
+        w = p.weights[row] if has_weights else 1.0
+        mx = lp_n[0]
+        for k in range(1, K):
+            if lp_n[k] > mx:
+                mx = lp_n[k]
+        if mx == -INFINITY:
+            lpn = -INFINITY
+            for k in range(K):
+                lp_n[k] = 1.0 / K
+        else:
+            s = 0.0
+            v = 0.0
+            for k in range(K):
+                v_k = lp_n[k] - mx
+                r = exp(v_k) if v_k > -50.0 else 0.0
+                s = s + r
+                if r > 0.0:
+                    v = v + r * (lp_n[k] - mx)
+                lp_n[k] = r
+            v_k = log(s)
+            lpn = mx + v_k
+            r = 1.0 / s
+            for k in range(K):
+                lp_n[k] = lp_n[k] * r
+            # sum_k r_k (log r_k - h_pk)
+            s = v * r - v_k
+            for k in range(K):
+                s = s - lp_n[k] * p.h_ent[pat[n] * K + k]
+            ent_chunk = ent_chunk + w * s
+        ll_chunk = ll_chunk + w * lpn
+        if lpn_out != NULL:
+            lpn_out[row] = <floating>lpn
+        if resp_out != NULL:
+            for k in range(K):
+                resp_out[row * K + k] = <floating>lp_n[k]
+    p.ll[g] = p.ll[g] + ll_chunk
+    p.ent[g] = p.ent[g] + ent_chunk
+
+    if not p.compute_stats:
+        return
+    if has_weights:
+        for n in range(b):
+            w = p.weights[p.rows[start + n]]
+            for k in range(K):
+                lp[n * K + k] = lp[n * K + k] * w
+    for n in range(b):
+        for k in range(K):
+            p.nk[g * K + k] = p.nk[g * K + k] + lp[n * K + k]
+    for k in range(K):
+        _complete(p, k, b, pat, xbuf, ybuf, tmp)
+        m_k = p.means + k * D
+        c_k = p.centres + k * D
+        s2_k = s2 + k * D * D
+        for n in range(b):
+            r = lp[n * K + k]
+            v = sqrt(r)
+            for j in range(D):
+                s = ybuf[n * D + j] + m_k[j]  # x^ (shifted)
+                s1[k * D + j] = s1[k * D + j] + r * s
+                zbuf[n * D + j] = v * (s - c_k[j])
+            # r C_pk in the (m, m) block, lower triangle (row-major: row >= column)
+            if r != 0.0:
+                nm = <int>(p.miss_off[pat[n] + 1] - p.miss_off[pat[n]])
+                if nm > 0:
+                    mi = p.miss_idx + p.miss_off[pat[n]]
+                    cm = p.c_mat + p.c_off[pat[n]] + k * nm * nm
+                    for t in range(nm):
+                        for u in range(t + 1):
+                            s2_k[mi[t] * D + mi[u]] = s2_k[mi[t] * D + mi[u]] + \
+                                r * cm[t * nm + u]
+        dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2_k, &D)
+
+
+def gmm_missing_pass(
+    const floating[:, ::1] X,
+    const long long[::1] rows,
+    const int[::1] row_pattern,
+    const double[::1] sample_weight,
+    const double[::1] shift,
+    const double[:, ::1] means,
+    const double[:, ::1] centres,
+    const double[:, :, ::1] prec_chol,
+    const double[::1] log_const,
+    const int[::1] miss_idx,
+    const long long[::1] miss_off,
+    const double[::1] a_mat,
+    const long long[::1] a_off,
+    const double[::1] c_mat,
+    const long long[::1] c_off,
+    const double[:, ::1] corr,
+    const double[:, ::1] h_ent,
+    double[:, ::1] nk_slots,
+    double[:, ::1] s1_slots,
+    double[:, ::1] s2_slots,
+    double[::1] ll_slots,
+    double[::1] ent_slots,
+    floating[:, ::1] resp_out,
+    floating[::1] log_prob_norm_out,
+    bint compute_stats,
+    int chunk_size,
+    int n_threads,
+):
+    """One pass over the rows ``rows`` of X (each with at least one NaN and one observed
+    value): log densities of the observed blocks, responsibilities, bound terms and the
+    statistics of the completed rows (see the module docstring).
+
+    Parameters
+    ----------
+    X : (N, D) float32 or float64, C-contiguous, NaN where missing
+    rows : (M,) int64 row indices; row_pattern : (M,) int32 their pattern p in [0, P)
+    sample_weight : (N,) or empty
+    shift : (D,); means, centres : (K, D) shifted; prec_chol : (K, D, D) upper factors
+    log_const : (K,) c_k of the complete-data density (without any folded constant)
+    miss_idx, miss_off : the missing coordinates of pattern p, ascending:
+        miss_idx[miss_off[p]:miss_off[p + 1]]
+    a_mat, a_off, c_mat, c_off : A_pk, C_pk flat (see ``_MissPass``)
+    corr, h_ent : (P, K)
+    nk_slots, s1_slots, s2_slots, ll_slots, ent_slots : (G, K), (G, K D), (G, K D D), (G,),
+        (G,), overwritten
+    resp_out : (N, K) or (0, 0); log_prob_norm_out : (N,) or (0,): written at ``rows`` only
+    """
+    cdef Py_ssize_t M = rows.shape[0]
+    cdef Py_ssize_t N = X.shape[0]
+    cdef int D = <int>X.shape[1]
+    cdef int K = <int>means.shape[0]
+    cdef Py_ssize_t P = corr.shape[0]
+    cdef Py_ssize_t G = nk_slots.shape[0]
+    cdef Py_ssize_t n_chunks = (M + chunk_size - 1) // chunk_size
+    cdef Py_ssize_t per_group = (n_chunks + G - 1) // G
+    cdef Py_ssize_t g, c, start, end, i
+    cdef int max_m = 0
+    cdef double* xbuf
+    cdef double* ybuf
+    cdef double* zbuf
+    cdef double* lp
+    cdef double* tmp
+    cdef int* pat
+    if M == 0:
+        raise ValueError("gmm_missing_pass needs at least one row")
+    if row_pattern.shape[0] != M or miss_off.shape[0] != P + 1 or a_off.shape[0] != P \
+            or c_off.shape[0] != P or h_ent.shape[0] != P or h_ent.shape[1] != K \
+            or corr.shape[1] != K:
+        raise ValueError("pattern arrays do not match")
+    if means.shape[1] != D or centres.shape[0] != K or centres.shape[1] != D \
+            or prec_chol.shape[0] != K or prec_chol.shape[1] != D or prec_chol.shape[2] != D \
+            or log_const.shape[0] != K or shift.shape[0] != D:
+        raise ValueError("parameter shapes do not match X")
+    if s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
+            or ent_slots.shape[0] != G or nk_slots.shape[1] != K \
+            or s1_slots.shape[1] != K * D or s2_slots.shape[1] != K * D * D:
+        raise ValueError("statistics slots have the wrong shape")
+    if sample_weight.shape[0] not in (0, N):
+        raise ValueError("sample_weight must have one entry per row")
+    if resp_out.shape[0] > 0 and (resp_out.shape[0] != N or resp_out.shape[1] != K):
+        raise ValueError("resp_out must be (N, K)")
+    if log_prob_norm_out.shape[0] > 0 and log_prob_norm_out.shape[0] != N:
+        raise ValueError("log_prob_norm_out must be (N,)")
+    if chunk_size < 1 or n_threads < 1:
+        raise ValueError("chunk_size and n_threads must be positive")
+    for i in range(M):
+        if rows[i] < 0 or rows[i] >= N or row_pattern[i] < 0 or row_pattern[i] >= P:
+            raise ValueError("row or pattern index out of range")
+    for i in range(P):
+        if miss_off[i + 1] - miss_off[i] > max_m:
+            max_m = <int>(miss_off[i + 1] - miss_off[i])
+    cdef double dummy = 0.0
+    cdef int idummy = 0
+    cdef _MissPass p
+    p.D = D
+    p.K = K
+    p.rows = &rows[0]
+    p.row_pattern = &row_pattern[0]
+    p.weights = &sample_weight[0] if sample_weight.shape[0] > 0 else NULL
+    p.shift = &shift[0]
+    p.means = &means[0, 0]
+    p.centres = &centres[0, 0]
+    p.prec_chol = &prec_chol[0, 0, 0]
+    p.log_const = &log_const[0]
+    p.miss_idx = &miss_idx[0] if miss_idx.shape[0] > 0 else &idummy
+    p.miss_off = &miss_off[0]
+    p.a_mat = &a_mat[0] if a_mat.shape[0] > 0 else &dummy
+    p.a_off = &a_off[0]
+    p.c_mat = &c_mat[0] if c_mat.shape[0] > 0 else &dummy
+    p.c_off = &c_off[0]
+    p.corr = &corr[0, 0]
+    p.h_ent = &h_ent[0, 0]
+    p.compute_stats = compute_stats
+    p.nk = &nk_slots[0, 0]
+    p.s1 = &s1_slots[0, 0]
+    p.s2 = &s2_slots[0, 0]
+    p.ll = &ll_slots[0]
+    p.ent = &ent_slots[0]
+    cdef floating* resp_ptr = &resp_out[0, 0] if resp_out.shape[0] > 0 else NULL
+    cdef floating* lpn_ptr = &log_prob_norm_out[0] if log_prob_norm_out.shape[0] > 0 \
+        else NULL
+    memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
+    memset(&s1_slots[0, 0], 0, G * K * D * sizeof(double))
+    memset(&s2_slots[0, 0], 0, G * K * D * D * sizeof(double))
+    memset(&ll_slots[0], 0, G * sizeof(double))
+    memset(&ent_slots[0], 0, G * sizeof(double))
+    with nogil, parallel(num_threads=n_threads):
+        xbuf = <double*>malloc(chunk_size * D * sizeof(double))
+        ybuf = <double*>malloc(chunk_size * D * sizeof(double))
+        zbuf = <double*>malloc(chunk_size * D * sizeof(double))
+        lp = <double*>malloc(chunk_size * K * sizeof(double))
+        tmp = <double*>malloc((max_m + 1) * sizeof(double))
+        pat = <int*>malloc(chunk_size * sizeof(int))
+        for g in prange(G, schedule='static'):
+            for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+                start = c * chunk_size
+                end = min(start + chunk_size, M)
+                _chunk(&p, &X[0, 0], resp_ptr, lpn_ptr, g, start, end, pat, xbuf, ybuf,
+                       zbuf, lp, tmp)
+        free(xbuf)
+        free(ybuf)
+        free(zbuf)
+        free(lp)
+        free(tmp)
+        free(pat)
