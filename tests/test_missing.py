@@ -339,7 +339,8 @@ def test_patterns_group_rows():
 
 
 def test_pattern_arrays_against_covariance_formulas():
-    """A = P_mm^{-1} P_m: and C = P_mm^{-1} against Sigma's regression and Schur forms."""
+    """L L^T = P_mm, and A = P_mm^{-1} P_m:, C = P_mm^{-1} against Sigma's regression and
+    Schur forms."""
     rng = np.random.default_rng(0)
     K, D = 2, 5
     a = rng.normal(size=(K, D, D))
@@ -357,8 +358,12 @@ def test_pattern_arrays_against_covariance_formulas():
         j = m.sum()
         for k in range(K):
             S = cov[k]
-            A = arr["a_mat"][arr["a_off"][p] + k * j * D:][:j * D].reshape(j, D)
+            L = arr["l_mat"][arr["l_off"][p] + k * j * j:][:j * j].reshape(j, j)
             C = arr["c_mat"][arr["c_off"][p] + k * j * j:][:j * j].reshape(j, j)
+            P = np.linalg.inv(S)
+            np.testing.assert_allclose(L @ L.T, P[np.ix_(m, m)], rtol=1e-10)
+            np.testing.assert_array_equal(L, np.tril(L))
+            A = C @ P[m, :]
             B = S[np.ix_(m, o)] @ np.linalg.inv(S[np.ix_(o, o)])  # regression of m on o
             np.testing.assert_allclose(-A[:, o], B, atol=1e-10)
             np.testing.assert_allclose(

@@ -14,10 +14,11 @@ marginal of the observed block and the conditional of the missing one come from 
 So each row is the complete-row computation on its completed vector x^ (different for each
 component), with the constant corr_pk added to c_k, and the statistics those of x^ plus the
 conditional covariance: S2_k += r C in the (m, m) block. The caller gives, per (pattern,
-component), A_pk = P_mm^{-1} P_m: (|m| x D; the centred row with its missing entries zeroed,
-y, then has y_m = -A_pk y), C_pk, corr_pk and h_pk, which the entropy term subtracts
-(sum_n w_n sum_k r_nk (log r_nk - h_pk)); h_pk is the entropy of q(x_m | z = k) for mean field
-(0 for EM, where the term is not used).
+component), the lower Cholesky factor L_pk of P_mm (the pass completes a row from y = x - mu
+with y_m zeroed: y_m = -P_mm^{-1} (P y)_m, one product with the cached (K, D, D) precisions
+and two triangular solves), C_pk, corr_pk and h_pk, which the entropy term subtracts
+(sum_n w_n sum_k r_nk (log r_nk - h_pk)); h_pk is the entropy of q(x_m | z = k) of mean field
+(EM does not use the entropy term).
 
 Every covariance type is given as dense (K, D, D) factors and gets (K, D, D) second moments
 centred at ``centres`` (the caller reduces them to its type's layout): the rows with missing
@@ -55,8 +56,9 @@ cdef struct _MissPass:
     const double* log_const      # (K,)
     const int* miss_idx          # missing coordinates of pattern p: miss_off[p]..miss_off[p+1]
     const long long* miss_off    # (P + 1,)
-    const double* a_mat          # A_pk at a_off[p] + k |m| D, (|m|, D) row-major
-    const long long* a_off       # (P,)
+    const double* prec           # (K, D, D) precisions P_k
+    const double* l_mat          # L_pk at l_off[p] + k |m|^2: Cholesky factor of P_mm, lower
+    const long long* l_off       # (P,)
     const double* c_mat          # C_pk at c_off[p] + k |m|^2, (|m|, |m|) row-major
     const long long* c_off       # (P,)
     const double* corr           # (P, K)
@@ -72,12 +74,14 @@ cdef struct _MissPass:
 
 cdef inline void _complete(const _MissPass* p, int k, int b, const int* pat,
                            const double* xbuf, double* ybuf, double* tmp) noexcept nogil:
-    """ybuf (b, D) = x^ - mu_k of the chunk's rows for component k: x - mu_k with the missing
-    entries replaced by -A_pk y (y the row with them zeroed)."""
-    cdef int D = p.D, n, j, t, nm
+    """ybuf (b, D) = x^ - mu_k of the chunk's rows for component k: y = x - mu_k with the
+    missing entries zeroed, then y_m = -P_mm^{-1} (P y)_m by the Cholesky factor of P_mm."""
+    cdef int D = p.D, n, j, t, u, nm
     cdef const double* m_k = p.means + k * D
+    cdef const double* prec = p.prec + k * D * D
     cdef const int* mi
-    cdef const double* a
+    cdef const double* low
+    cdef const double* row
     cdef double* y
     cdef double s
     for n in range(b):
@@ -88,12 +92,22 @@ cdef inline void _complete(const _MissPass* p, int k, int b, const int* pat,
         nm = <int>(p.miss_off[pat[n] + 1] - p.miss_off[pat[n]])
         for t in range(nm):
             y[mi[t]] = 0.0
-        a = p.a_mat + p.a_off[pat[n]] + k * nm * D
+        low = p.l_mat + p.l_off[pat[n]] + k * nm * nm
+        # forward: L z = (P y)_m
         for t in range(nm):
+            row = prec + mi[t] * D
             s = 0.0
             for j in range(D):
-                s = s + a[t * D + j] * y[j]
-            tmp[t] = s
+                s = s + row[j] * y[j]
+            for u in range(t):
+                s = s - low[t * nm + u] * tmp[u]
+            tmp[t] = s / low[t * nm + t]
+        # backward: L^T s = z
+        for t in range(nm - 1, -1, -1):
+            s = tmp[t]
+            for u in range(t + 1, nm):
+                s = s - low[u * nm + t] * tmp[u]
+            tmp[t] = s / low[t * nm + t]
         for t in range(nm):
             y[mi[t]] = -tmp[t]
 
@@ -222,8 +236,9 @@ def gmm_missing_pass(
     const double[::1] log_const,
     const int[::1] miss_idx,
     const long long[::1] miss_off,
-    const double[::1] a_mat,
-    const long long[::1] a_off,
+    const double[:, :, ::1] prec,
+    const double[::1] l_mat,
+    const long long[::1] l_off,
     const double[::1] c_mat,
     const long long[::1] c_off,
     const double[:, ::1] corr,
@@ -252,7 +267,9 @@ def gmm_missing_pass(
     log_const : (K,) c_k of the complete-data density (without any folded constant)
     miss_idx, miss_off : the missing coordinates of pattern p, ascending:
         miss_idx[miss_off[p]:miss_off[p + 1]]
-    a_mat, a_off, c_mat, c_off : A_pk, C_pk flat (see ``_MissPass``)
+    prec : (K, D, D) precisions U_k U_k^T
+    l_mat, l_off, c_mat, c_off : L_pk (lower Cholesky factor of P_mm), C_pk = P_mm^{-1},
+        flat, (|m|, |m|) row-major each (see ``_MissPass``)
     corr, h_ent : (P, K)
     nk_slots, s1_slots, s2_slots, ll_slots, ent_slots : (G, K), (G, K D), (G, K D D), (G,),
         (G,), overwritten
@@ -276,12 +293,13 @@ def gmm_missing_pass(
     cdef int* pat
     if M == 0:
         raise ValueError("gmm_missing_pass needs at least one row")
-    if row_pattern.shape[0] != M or miss_off.shape[0] != P + 1 or a_off.shape[0] != P \
+    if row_pattern.shape[0] != M or miss_off.shape[0] != P + 1 or l_off.shape[0] != P \
             or c_off.shape[0] != P or h_ent.shape[0] != P or h_ent.shape[1] != K \
             or corr.shape[1] != K:
         raise ValueError("pattern arrays do not match")
     if means.shape[1] != D or centres.shape[0] != K or centres.shape[1] != D \
             or prec_chol.shape[0] != K or prec_chol.shape[1] != D or prec_chol.shape[2] != D \
+            or prec.shape[0] != K or prec.shape[1] != D or prec.shape[2] != D \
             or log_const.shape[0] != K or shift.shape[0] != D:
         raise ValueError("parameter shapes do not match X")
     if s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
@@ -317,8 +335,9 @@ def gmm_missing_pass(
     p.log_const = &log_const[0]
     p.miss_idx = &miss_idx[0] if miss_idx.shape[0] > 0 else &idummy
     p.miss_off = &miss_off[0]
-    p.a_mat = &a_mat[0] if a_mat.shape[0] > 0 else &dummy
-    p.a_off = &a_off[0]
+    p.prec = &prec[0, 0, 0]
+    p.l_mat = &l_mat[0] if l_mat.shape[0] > 0 else &dummy
+    p.l_off = &l_off[0]
     p.c_mat = &c_mat[0] if c_mat.shape[0] > 0 else &dummy
     p.c_off = &c_off[0]
     p.corr = &corr[0, 0]
@@ -356,3 +375,75 @@ def gmm_missing_pass(
         free(lp)
         free(tmp)
         free(pat)
+
+
+cdef int _pattern_component(const double* prec, int D, const int* mi, int j, double* low,
+                            double* cm, double* log_det) noexcept nogil:
+    """The Cholesky factor L of P_mm (j x j, lower, row-major; upper part zeroed), C = P_mm^{-1}
+    = L^{-T} L^{-1} by triangular solves, and log |P_mm|, for one (pattern, component).
+    Returns 0, or 1 if P_mm is not positive definite."""
+    cdef int r, c, t
+    cdef double s
+    for r in range(j):
+        for c in range(j):
+            if c > r:
+                low[r * j + c] = 0.0
+                continue
+            s = prec[mi[r] * D + mi[c]]
+            for t in range(c):
+                s = s - low[r * j + t] * low[c * j + t]
+            if r == c:
+                if not s > 0.0:
+                    return 1
+                low[r * j + r] = sqrt(s)
+            else:
+                low[r * j + c] = s / low[c * j + c]
+    log_det[0] = 0.0
+    for r in range(j):
+        log_det[0] = log_det[0] + 2.0 * log(low[r * j + r])
+    for c in range(j):
+        for r in range(j):
+            s = 1.0 if r == c else 0.0
+            for t in range(r):
+                s = s - low[r * j + t] * cm[t * j + c]
+            cm[r * j + c] = s / low[r * j + r]
+        for r in range(j - 1, -1, -1):
+            s = cm[r * j + c]
+            for t in range(r + 1, j):
+                s = s - low[t * j + r] * cm[t * j + c]
+            cm[r * j + c] = s / low[r * j + r]
+    return 0
+
+
+def pattern_arrays(const double[:, :, ::1] prec, const int[::1] miss_idx,
+                   const long long[::1] miss_off, const long long[::1] off,
+                   double[::1] l_mat, double[::1] c_mat, double[:, ::1] log_det_mm,
+                   int n_threads):
+    """Per (pattern p, component k), at off[p] + k j^2 (j the pattern's number of missing
+    coordinates): the lower Cholesky factor L_pk of P_mm into l_mat and C_pk = P_mm^{-1} into
+    c_mat (row-major j x j each), and log |P_mm| into log_det_mm[p, k] (prec: (K, D, D)
+    precisions). Raises ValueError if some P_mm is not positive definite. Each (p, k) is
+    independent: the result does not depend on the thread count."""
+    cdef int K = <int>prec.shape[0]
+    cdef int D = <int>prec.shape[1]
+    cdef Py_ssize_t P = off.shape[0]
+    cdef Py_ssize_t p
+    cdef int k, j, bad = 0
+    if prec.shape[2] != D or miss_off.shape[0] != P + 1 \
+            or log_det_mm.shape[0] != P or log_det_mm.shape[1] != K:
+        raise ValueError("pattern arrays do not match")
+    for p in range(P):
+        j = <int>(miss_off[p + 1] - miss_off[p])
+        if j < 1 or off[p] + K * j * j > l_mat.shape[0] or off[p] + K * j * j > c_mat.shape[0]:
+            raise ValueError("pattern offsets out of range")
+    if P == 0:
+        return
+    with nogil:
+        for p in prange(P, schedule='static', num_threads=n_threads):
+            j = <int>(miss_off[p + 1] - miss_off[p])
+            for k in range(K):
+                bad += _pattern_component(&prec[k, 0, 0], D, &miss_idx[miss_off[p]], j,
+                                          &l_mat[off[p] + k * j * j],
+                                          &c_mat[off[p] + k * j * j], &log_det_mm[p, k])
+    if bad:
+        raise ValueError("a precision block P_mm is not positive definite")

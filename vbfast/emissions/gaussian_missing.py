@@ -63,30 +63,17 @@ class Patterns:
         self.n_missing = self.missing.sum(axis=1)
         self.miss_off = np.concatenate([[0], np.cumsum(self.n_missing)]).astype(np.int64)
         self.miss_idx = np.nonzero(self.missing)[1].astype(np.int32)  # row-major: by pattern
-        # patterns by their number of missing coordinates j: (ids, (P_j, j) indices)
-        self.by_count = {}
-        for j in np.unique(self.n_missing):
-            ids = np.flatnonzero(self.n_missing == j)
-            self.by_count[int(j)] = (ids, np.nonzero(self.missing[ids])[1].reshape(-1, j))
 
     @property
     def n_patterns(self):
         return self.missing.shape[0]
 
     def offsets(self, K):
-        """(a_off, c_off, a_size, c_size): where A_pk (|m| x D) and C_pk (|m| x |m|) of each
-        pattern start in the flat arrays, the patterns of each count j in one block."""
-        D = self.n_features
-        P = self.n_patterns
-        a_off = np.empty(P, dtype=np.int64)
-        c_off = np.empty(P, dtype=np.int64)
-        a_base = c_base = 0
-        for j, (ids, _) in self.by_count.items():
-            a_off[ids] = a_base + np.arange(ids.size) * (K * j * D)
-            c_off[ids] = c_base + np.arange(ids.size) * (K * j * j)
-            a_base += ids.size * K * j * D
-            c_base += ids.size * K * j * j
-        return a_off, c_off, a_base, c_base
+        """(off, size): where pattern p's K blocks of |m| x |m| start in the flat arrays of
+        ``pattern_arrays``, and their total size."""
+        sizes = K * self.n_missing.astype(np.int64) ** 2
+        off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        return off[:-1].copy(), int(off[-1])
 
 
 def dense_factors(prec_chol, covariance_type, K, D):
@@ -102,45 +89,34 @@ def dense_factors(prec_chol, covariance_type, K, D):
     return out
 
 
-def pattern_arrays(patterns, factors):
-    """Per (pattern, component): A_pk = P_mm^{-1} P_m:, C_pk = P_mm^{-1} (flat, at
-    ``patterns.offsets``), corr_pk = |m|/2 log 2 pi - 1/2 log |P_mm| and h_pk = |m|/2
-    (1 + log 2 pi) - 1/2 log |P_mm| (the entropy of N(., C_pk)), from the (K, D, D) factors
-    U_k (P_k = U_k U_k^T), batched over the patterns with the same number of missing
-    coordinates: a Cholesky factor L of each P_mm and triangular solves, no inverse of P.
+def pattern_arrays(patterns, factors, n_threads=1):
+    """Per (pattern, component), from the (K, D, D) factors U_k (P_k = U_k U_k^T): L_pk the
+    lower Cholesky factor of P_mm and C_pk = P_mm^{-1} (flat, at ``patterns.offsets``),
+    corr_pk = |m|/2 log 2 pi - 1/2 log |P_mm| and h_pk = |m|/2 (1 + log 2 pi) - 1/2 log
+    |P_mm| (the entropy of N(., C_pk)); and the precisions P_k. Computed by the compiled
+    ``_miss.pattern_arrays`` (patterns in parallel, the same numbers for any thread count).
+    The pass completes a row by x^_m - mu_m = -P_mm^{-1} (P (x - mu)|x_m=mu_m)_m with L_pk.
 
     Returns a dict of the kernel's pattern arguments."""
     K, D = factors.shape[:2]
-    prec = np.einsum("kij,klj->kil", factors, factors)
-    a_off, c_off, a_size, c_size = patterns.offsets(K)
+    prec = np.ascontiguousarray(np.einsum("kij,klj->kil", factors, factors))
+    off, size = patterns.offsets(K)
     P = patterns.n_patterns
-    a_mat = np.empty(a_size)
-    c_mat = np.empty(c_size)
-    corr = np.empty((P, K))
-    h_ent = np.empty((P, K))
-    for j, (ids, mi) in patterns.by_count.items():
-        # (P_j, K, j, j) blocks P_mm and (P_j, K, j, D) rows P_m:
-        pmm = prec[:, mi[:, :, None], mi[:, None, :]].transpose(1, 0, 2, 3)
-        pm = prec[:, mi, :].transpose(1, 0, 2, 3)
-        try:
-            low = np.linalg.cholesky(pmm)
-        except np.linalg.LinAlgError:
-            raise ValueError(_ILL_DEFINED) from None
-        low_t = np.swapaxes(low, -1, -2)
-        a = np.linalg.solve(low_t, np.linalg.solve(low, pm))
-        c = np.linalg.solve(low_t, np.linalg.solve(low, np.broadcast_to(np.eye(j),
-                                                                        pmm.shape)))
-        log_det = 2.0 * np.log(np.diagonal(low, axis1=-2, axis2=-1)).sum(axis=-1)
-        start = a_off[ids[0]]
-        a_mat[start:start + a.size] = a.ravel()
-        start = c_off[ids[0]]
-        c_mat[start:start + c.size] = c.ravel()
-        corr[ids] = 0.5 * j * LOG_2PI - 0.5 * log_det
-        h_ent[ids] = 0.5 * j * (1.0 + LOG_2PI) - 0.5 * log_det
-    if not (np.isfinite(a_mat).all() and np.isfinite(c_mat).all()):
+    l_mat = np.empty(size)
+    c_mat = np.empty(size)
+    log_det = np.empty((P, K))
+    try:
+        _miss.pattern_arrays(prec, patterns.miss_idx, patterns.miss_off, off, l_mat, c_mat,
+                             log_det, n_threads)
+    except ValueError:
+        raise ValueError(_ILL_DEFINED) from None
+    if not (np.isfinite(l_mat).all() and np.isfinite(c_mat).all()):
         raise ValueError(_ILL_DEFINED)
-    return {"a_mat": a_mat, "a_off": a_off, "c_mat": c_mat, "c_off": c_off, "corr": corr,
-            "h_ent": h_ent}
+    j = patterns.n_missing[:, None]
+    corr = 0.5 * j * LOG_2PI - 0.5 * log_det
+    h_ent = 0.5 * j * (1.0 + LOG_2PI) - 0.5 * log_det
+    return {"prec": prec, "l_mat": l_mat, "l_off": off, "c_mat": c_mat, "c_off": off,
+            "corr": corr, "h_ent": h_ent}
 
 
 class MissingInputs:
@@ -300,7 +276,7 @@ class MissingGaussianPass(GaussianPass):
     def _run_incomplete(self, missing, resp_out, log_prob_norm_out, compute_stats):
         pat, K, D = self.patterns, self.n_components, self.n_features
         X = self.X_missing
-        arrays = pattern_arrays(pat, missing.factors)
+        arrays = pattern_arrays(pat, missing.factors, self.n_threads)
         slots = self.m_slots
         means_shifted = np.ascontiguousarray(missing.means - self.shift)
         empty_2d = np.empty((0, 0), dtype=X.dtype)
@@ -308,7 +284,8 @@ class MissingGaussianPass(GaussianPass):
         _miss.gmm_missing_pass(
             X, pat.rows, pat.row_pattern, self._w, self.shift, means_shifted,
             missing.centres_shifted, missing.factors, missing.log_const, pat.miss_idx,
-            pat.miss_off, arrays["a_mat"], arrays["a_off"], arrays["c_mat"], arrays["c_off"],
+            pat.miss_off, arrays["prec"], arrays["l_mat"], arrays["l_off"], arrays["c_mat"],
+            arrays["c_off"],
             arrays["corr"], arrays["h_ent"], slots["nk"], slots["s1"], slots["s2"],
             slots["ll"], slots["ent"],
             resp_out if resp_out is not None else empty_2d,
@@ -360,10 +337,11 @@ def student_t_log_predictive_missing(X, patterns, weights, means, mean_precision
         mi = patterns.miss_idx[patterns.miss_off[p]:patterns.miss_off[p + 1]]
         j = mi.size
         n_obs = D - j
-        a = arrays["a_mat"][arrays["a_off"][p]:arrays["a_off"][p] + K * j * D]
+        c = arrays["c_mat"][arrays["c_off"][p]:arrays["c_off"][p] + K * j * j]
+        a = np.einsum("kts,ksd->ktd", c.reshape(K, j, j), arrays["prec"][:, mi, :])
         y = np.asarray(X[rows], dtype=np.float64)[:, None, :] - means[None]  # (n, K, D)
         y[:, :, mi] = 0.0
-        y[:, :, mi] = -np.einsum("ktd,nkd->nkt", a.reshape(K, j, D), y)
+        y[:, :, mi] = -np.einsum("ktd,nkd->nkt", a, y)  # x^_m - m_m = -P_mm^-1 P_mo y_o
         q = scale * (np.einsum("nkd,kde->nke", y, factors) ** 2).sum(axis=2)
         neg_half_log_pmm = arrays["corr"][p] - 0.5 * j * LOG_2PI
         const = (log_w + gammaln(0.5 * (dof + n_obs)) - gammaln(0.5 * dof)
