@@ -701,9 +701,10 @@ def _mean_field_score_samples(est, X):
             f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_),
             est._fitted_state()[1])
     if getattr(est, "missing", "error") == "marginalize" and np.isnan(X).any():
-        out = GM.student_t_log_predictive_missing(
-            X, GM.Patterns(X), *args,
-            complete_log_predictive=lambda rows: BG.student_t_log_predictive(rows, *args))
+        with single_threaded_blas():  # (the per-pattern arrays come from a kernel)
+            out = GM.student_t_log_predictive_missing(
+                X, GM.Patterns(X), *args,
+                complete_log_predictive=lambda rows: BG.student_t_log_predictive(rows, *args))
     else:
         out = BG.student_t_log_predictive(X, *args)
     return out.astype(X.dtype, copy=False)
