@@ -170,6 +170,16 @@ class GaussianMixture(ParamsMixin):
         draws); ``posterior_samples_`` then holds ``weights``, ``means`` and ``log_joint``,
         and ``score_samples`` is the plug-in density at the posterior means (as
         ``predict_proba``) instead of the average over the draws.
+    missing : {'error', 'marginalize'}, default='error'
+        'error': NaN in X is refused (ValueError), as scikit-learn does. 'marginalize': NaN is
+        a missing value, integrated out exactly: EM is EM for the observed data (each row
+        scored by the marginal of its observed coordinates; the M-step uses the conditional
+        means and covariances of the missing ones), mean field optimises q(z, x_missing)
+        exactly (``vbfast.mixture._missing``); both bounds never decrease. ``predict``,
+        ``predict_proba``, ``score_samples`` and ``score`` then accept NaN rows. Infinity is
+        never missing. A row without any observed value contributes nothing, gets the
+        weights as responsibilities (and log density 0) and is counted in
+        ``n_empty_rows_``. Not with ``method='gibbs'`` (ValueError).
 
     Gibbs sampling
     --------------
@@ -222,6 +232,8 @@ class GaussianMixture(ParamsMixin):
     iteration_times_ : ndarray of shape (n_iter_,)
         Wall time of every iteration of the best fit, in seconds.
     n_features_in_ : int
+    n_empty_rows_ : int
+        With ``missing='marginalize'``: the rows of X without any observed value.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -802,6 +814,10 @@ class BayesianGaussianMixture(GaussianMixture):
         Sampler options for ``method='gibbs'``, as in ``GaussianMixture``.
     store_samples : bool, default=True
         ``method='gibbs'``: keep every draw's precisions, as in ``GaussianMixture``.
+    missing : {'error', 'marginalize'}, default='error'
+        NaN refused, or marginalised as missing values (mean field only; see
+        ``GaussianMixture``). The default ``mean_prior`` is then the observed columns' mean,
+        the default ``covariance_prior`` the covariance of X with each NaN at that mean.
 
     Attributes
     ----------
@@ -824,7 +840,8 @@ class BayesianGaussianMixture(GaussianMixture):
         (``vbfast.emissions.gaussian_prior.EFFECTIVE_WEIGHT_THRESHOLD``).
     weight_concentration_prior_, mean_precision_prior_, mean_prior_,
     degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
-    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_ :
+    converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_features_in_,
+    n_empty_rows_ :
         as in ``GaussianMixture``; the bounds are the ELBO described above.
     """
 
