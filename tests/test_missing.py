@@ -368,3 +368,27 @@ def test_pattern_arrays_against_covariance_formulas():
             np.testing.assert_allclose(-A[:, o], B, atol=1e-10)
             np.testing.assert_allclose(
                 C, S[np.ix_(m, m)] - B @ S[np.ix_(o, m)], atol=1e-10)
+
+
+def test_gibbs_fitted_model_refuses_nan_rows():
+    gm = GaussianMixture(2, method="gibbs", n_draws=5, burn_in=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(_data(frac=0.0))
+    gm.set_params(missing="marginalize")
+    with pytest.raises(ValueError, match="NaN.*gibbs"):
+        gm.predict(_data())
+    gm.predict(_data(frac=0.0))  # (complete rows are fine)
+
+
+def test_warm_start_continues_with_missing_values():
+    X = _data(frac=0.2, seed=9)
+    kw = dict(n_components=3, missing="marginalize", random_state=0, tol=0)
+    one = GaussianMixture(max_iter=6, **kw).fit(X)
+    gm = GaussianMixture(max_iter=3, warm_start=True, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+        gm.fit(X)
+    np.testing.assert_allclose(gm.means_, one.means_, rtol=1e-12)
+    np.testing.assert_allclose(gm.covariances_, one.covariances_, rtol=1e-12)
