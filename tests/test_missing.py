@@ -392,3 +392,11 @@ def test_warm_start_continues_with_missing_values():
         gm.fit(X)
     np.testing.assert_allclose(gm.means_, one.means_, rtol=1e-12)
     np.testing.assert_allclose(gm.covariances_, one.covariances_, rtol=1e-12)
+
+
+def test_compare_methods_leaves_out_gibbs_with_missing_values():
+    X = _data(frac=0.1)
+    with pytest.warns(UserWarning, match="leaves out method='gibbs': missing='marginalize'"):
+        result = vbfast.compare_methods(
+            GaussianMixture(2, missing="marginalize", random_state=0, max_iter=20), X)
+    assert [row["method"] for row in result.rows] == ["mean_field", "em"]
