@@ -361,6 +361,7 @@ def test_pattern_arrays_against_covariance_formulas():
             L = arr["l_mat"][arr["l_off"][p] + k * j * j:][:j * j].reshape(j, j)
             C = arr["c_mat"][arr["c_off"][p] + k * j * j:][:j * j].reshape(j, j)
             P = np.linalg.inv(S)
+            L[np.diag_indices(j)] = 1.0 / np.diag(L)  # (stored inverted)
             np.testing.assert_allclose(L @ L.T, P[np.ix_(m, m)], rtol=1e-10)
             np.testing.assert_array_equal(L, np.tril(L))
             A = C @ P[m, :]

@@ -32,7 +32,7 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, sqrt, INFINITY
-from scipy.linalg.cython_blas cimport dsyrk, dtrmm
+from scipy.linalg.cython_blas cimport dgemv, dsyrk, dtrmm
 
 ctypedef fused floating:
     float
@@ -72,42 +72,55 @@ cdef struct _MissPass:
     double* ent                  # (G,)
 
 
-cdef inline void _complete(const _MissPass* p, int k, int b, const int* pat,
+cdef inline void _complete(int D, int b, const double* m_k, const double* prec_k,
+                           const int* pat, const int* miss_idx, const long long* miss_off,
+                           const double* l_k, const long long* l_off, int k,
                            const double* xbuf, double* ybuf, double* tmp) noexcept nogil:
     """ybuf (b, D) = x^ - mu_k of the chunk's rows for component k: y = x - mu_k with the
-    missing entries zeroed, then y_m = -P_mm^{-1} (P y)_m by the Cholesky factor of P_mm."""
-    cdef int D = p.D, n, j, t, u, nm
-    cdef const double* m_k = p.means + k * D
-    cdef const double* prec = p.prec + k * D * D
+    missing entries zeroed, then y_m = -P_mm^{-1} (P y)_m by the Cholesky factor L of P_mm
+    (l_k: the flat factors, diagonals stored inverted; pattern p's for component k at
+    l_off[p] + k |m|^2)."""
+    cdef int n, j, t, u, nm, D4 = D - D % 4
     cdef const int* mi
     cdef const double* low
     cdef const double* row
+    cdef const double* x
     cdef double* y
-    cdef double s
+    cdef double s, s0, s1, s2, s3
     for n in range(b):
         y = ybuf + n * D
+        x = xbuf + n * D
         for j in range(D):
-            y[j] = xbuf[n * D + j] - m_k[j]
-        mi = p.miss_idx + p.miss_off[pat[n]]
-        nm = <int>(p.miss_off[pat[n] + 1] - p.miss_off[pat[n]])
+            y[j] = x[j] - m_k[j]
+        mi = miss_idx + miss_off[pat[n]]
+        nm = <int>(miss_off[pat[n] + 1] - miss_off[pat[n]])
         for t in range(nm):
             y[mi[t]] = 0.0
-        low = p.l_mat + p.l_off[pat[n]] + k * nm * nm
-        # forward: L z = (P y)_m
+        low = l_k + l_off[pat[n]] + k * nm * nm
+        # forward: L z = (P y)_m; the dot products in four partial sums (short chains)
         for t in range(nm):
-            row = prec + mi[t] * D
-            s = 0.0
-            for j in range(D):
-                s = s + row[j] * y[j]
+            row = prec_k + mi[t] * D
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for j in range(0, D4, 4):
+                s0 = s0 + row[j] * y[j]
+                s1 = s1 + row[j + 1] * y[j + 1]
+                s2 = s2 + row[j + 2] * y[j + 2]
+                s3 = s3 + row[j + 3] * y[j + 3]
+            for j in range(D4, D):
+                s0 = s0 + row[j] * y[j]
+            s = (s0 + s1) + (s2 + s3)
             for u in range(t):
                 s = s - low[t * nm + u] * tmp[u]
-            tmp[t] = s / low[t * nm + t]
+            tmp[t] = s * low[t * nm + t]  # (the diagonal is stored inverted)
         # backward: L^T s = z
         for t in range(nm - 1, -1, -1):
             s = tmp[t]
             for u in range(t + 1, nm):
                 s = s - low[u * nm + t] * tmp[u]
-            tmp[t] = s / low[t * nm + t]
+            tmp[t] = s * low[t * nm + t]
         for t in range(nm):
             y[mi[t]] = -tmp[t]
 
@@ -116,12 +129,34 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
                  floating* lpn_out, Py_ssize_t g, Py_ssize_t start, Py_ssize_t end,
                  int* pat, double* xbuf, double* ybuf, double* zbuf, double* lp,
                  double* tmp) noexcept nogil:
+    """Rows start..end of ``rows`` into group g's slot. ybuf: (K, chunk, D), the completed
+    rows x^ - mu_k of every component (computed once, read again for the statistics); zbuf:
+    (chunk, D) scratch."""
+    # p's fields as locals: the loops then read them from registers
     cdef int D = p.D, K = p.K
+    cdef const long long* rows = p.rows
+    cdef const double* shift = p.shift
+    cdef const double* means = p.means
+    cdef const double* centres = p.centres
+    cdef const double* prec = p.prec
+    cdef const double* log_const = p.log_const
+    cdef const double* corr = p.corr
+    cdef const double* h_ent = p.h_ent
+    cdef const double* weights = p.weights
+    cdef const int* miss_idx = p.miss_idx
+    cdef const long long* miss_off = p.miss_off
+    cdef const double* l_mat = p.l_mat
+    cdef const long long* l_off = p.l_off
+    cdef const double* c_mat = p.c_mat
+    cdef const long long* c_off = p.c_off
     cdef int b = <int>(end - start)
-    cdef int n, j, k, t, u, nm
+    cdef int n, j, k, t, u, nm, inc = 1
     cdef long long row
     cdef double s, v, v_k, mx, lpn, w, r, ll_chunk = 0.0, ent_chunk = 0.0, one = 1.0
     cdef double* lp_n
+    cdef double* y
+    cdef double* z
+    cdef double* y_k
     cdef const double* m_k
     cdef const double* c_k
     cdef const double* cm
@@ -129,29 +164,35 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
     cdef double* s1 = p.s1 + g * K * D
     cdef double* s2 = p.s2 + g * K * D * D
     cdef double* s2_k
-    cdef bint has_weights = p.weights != NULL
+    cdef double* nk = p.nk + g * K
+    cdef bint has_weights = weights != NULL
     for n in range(b):
-        row = p.rows[start + n]
+        row = rows[start + n]
         pat[n] = p.row_pattern[start + n]
         for j in range(D):
             v = <double>X[row * D + j]
-            xbuf[n * D + j] = v - p.shift[j] if v == v else 0.0  # NaN: filled per component
+            xbuf[n * D + j] = v - shift[j] if v == v else 0.0  # NaN: filled per component
 
     for k in range(K):
-        _complete(p, k, b, pat, xbuf, ybuf, tmp)
+        y_k = ybuf + k * b * D
+        _complete(D, b, means + k * D, prec + k * D * D, pat, miss_idx, miss_off, l_mat,
+                  l_off, k, xbuf, y_k, tmp)
+        for n in range(b * D):
+            zbuf[n] = y_k[n]
         # ||y U_k||^2 for the chunk at once (as the complete-row pass: column-major Y^T)
         dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one,
-              <double*>(p.prec_chol + k * D * D), &D, ybuf, &D)
+              <double*>(p.prec_chol + k * D * D), &D, zbuf, &D)
         for n in range(b):
+            z = zbuf + n * D
             s = 0.0
             for j in range(D):
-                s = s + ybuf[n * D + j] * ybuf[n * D + j]
-            lp[n * K + k] = p.log_const[k] + p.corr[pat[n] * K + k] - 0.5 * s
+                s = s + z[j] * z[j]
+            lp[n * K + k] = log_const[k] + corr[pat[n] * K + k] - 0.5 * s
 
     for n in range(b):
         lp_n = lp + n * K
-        row = p.rows[start + n]
-        w = p.weights[row] if has_weights else 1.0
+        row = rows[start + n]
+        w = weights[row] if has_weights else 1.0
         mx = lp_n[0]
         for k in range(1, K):
             if lp_n[k] > mx:
@@ -178,7 +219,7 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
             # sum_k r_k (log r_k - h_pk)
             s = v * r - v_k
             for k in range(K):
-                s = s - lp_n[k] * p.h_ent[pat[n] * K + k]
+                s = s - lp_n[k] * h_ent[pat[n] * K + k]
             ent_chunk = ent_chunk + w * s
         ll_chunk = ll_chunk + w * lpn
         if lpn_out != NULL:
@@ -193,34 +234,38 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
         return
     if has_weights:
         for n in range(b):
-            w = p.weights[p.rows[start + n]]
+            w = weights[rows[start + n]]
             for k in range(K):
                 lp[n * K + k] = lp[n * K + k] * w
-    for n in range(b):
-        for k in range(K):
-            p.nk[g * K + k] = p.nk[g * K + k] + lp[n * K + k]
     for k in range(K):
-        _complete(p, k, b, pat, xbuf, ybuf, tmp)
-        m_k = p.means + k * D
-        c_k = p.centres + k * D
+        y_k = ybuf + k * b * D
+        m_k = means + k * D
+        c_k = centres + k * D
         s2_k = s2 + k * D * D
+        # S1_k += sum_n r_nk x^_n = Y_k^T r + (sum_n r_nk) mu_k
+        s = 0.0
+        for n in range(b):
+            s = s + lp[n * K + k]
+        nk[k] = nk[k] + s
+        dgemv(&CH_N, &D, &b, &one, y_k, &D, lp + k, &K, &one, s1 + k * D, &inc)
+        for j in range(D):
+            s1[k * D + j] = s1[k * D + j] + s * m_k[j]
         for n in range(b):
             r = lp[n * K + k]
             v = sqrt(r)
+            y = y_k + n * D
+            z = zbuf + n * D
             for j in range(D):
-                s = ybuf[n * D + j] + m_k[j]  # x^ (shifted)
-                s1[k * D + j] = s1[k * D + j] + r * s
-                zbuf[n * D + j] = v * (s - c_k[j])
+                z[j] = v * (y[j] + (m_k[j] - c_k[j]))
             # r C_pk in the (m, m) block, lower triangle (row-major: row >= column)
             if r != 0.0:
-                nm = <int>(p.miss_off[pat[n] + 1] - p.miss_off[pat[n]])
-                if nm > 0:
-                    mi = p.miss_idx + p.miss_off[pat[n]]
-                    cm = p.c_mat + p.c_off[pat[n]] + k * nm * nm
-                    for t in range(nm):
-                        for u in range(t + 1):
-                            s2_k[mi[t] * D + mi[u]] = s2_k[mi[t] * D + mi[u]] + \
-                                r * cm[t * nm + u]
+                nm = <int>(miss_off[pat[n] + 1] - miss_off[pat[n]])
+                mi = miss_idx + miss_off[pat[n]]
+                cm = c_mat + c_off[pat[n]] + k * nm * nm
+                for t in range(nm):
+                    for u in range(t + 1):
+                        s2_k[mi[t] * D + mi[u]] = s2_k[mi[t] * D + mi[u]] + \
+                            r * cm[t * nm + u]
         dsyrk(&CH_U, &CH_N, &D, &b, &one, zbuf, &D, &one, s2_k, &D)
 
 
@@ -268,7 +313,8 @@ def gmm_missing_pass(
     miss_idx, miss_off : the missing coordinates of pattern p, ascending:
         miss_idx[miss_off[p]:miss_off[p + 1]]
     prec : (K, D, D) precisions U_k U_k^T
-    l_mat, l_off, c_mat, c_off : L_pk (lower Cholesky factor of P_mm), C_pk = P_mm^{-1},
+    l_mat, l_off, c_mat, c_off : L_pk (lower Cholesky factor of P_mm, its diagonal stored
+        inverted), C_pk = P_mm^{-1},
         flat, (|m|, |m|) row-major each (see ``_MissPass``)
     corr, h_ent : (P, K)
     nk_slots, s1_slots, s2_slots, ll_slots, ent_slots : (G, K), (G, K D), (G, K D D), (G,),
@@ -358,7 +404,7 @@ def gmm_missing_pass(
     memset(&ent_slots[0], 0, G * sizeof(double))
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        ybuf = <double*>malloc(chunk_size * D * sizeof(double))
+        ybuf = <double*>malloc(K * chunk_size * D * sizeof(double))
         zbuf = <double*>malloc(chunk_size * D * sizeof(double))
         lp = <double*>malloc(chunk_size * K * sizeof(double))
         tmp = <double*>malloc((max_m + 1) * sizeof(double))
@@ -379,9 +425,10 @@ def gmm_missing_pass(
 
 cdef int _pattern_component(const double* prec, int D, const int* mi, int j, double* low,
                             double* cm, double* log_det) noexcept nogil:
-    """The Cholesky factor L of P_mm (j x j, lower, row-major; upper part zeroed), C = P_mm^{-1}
-    = L^{-T} L^{-1} by triangular solves, and log |P_mm|, for one (pattern, component).
-    Returns 0, or 1 if P_mm is not positive definite."""
+    """The Cholesky factor L of P_mm (j x j, lower, row-major; upper part zeroed; its diagonal
+    then stored inverted, 1 / L_tt, for the pass's solves), C = P_mm^{-1} = L^{-T} L^{-1} by
+    triangular solves, and log |P_mm|, for one (pattern, component). Returns 0, or 1 if P_mm
+    is not positive definite."""
     cdef int r, c, t
     cdef double s
     for r in range(j):
@@ -412,6 +459,8 @@ cdef int _pattern_component(const double* prec, int D, const int* mi, int j, dou
             for t in range(r + 1, j):
                 s = s - low[t * j + r] * cm[t * j + c]
             cm[r * j + c] = s / low[r * j + r]
+    for r in range(j):
+        low[r * j + r] = 1.0 / low[r * j + r]
     return 0
 
 
@@ -420,7 +469,8 @@ def pattern_arrays(const double[:, :, ::1] prec, const int[::1] miss_idx,
                    double[::1] l_mat, double[::1] c_mat, double[:, ::1] log_det_mm,
                    int n_threads):
     """Per (pattern p, component k), at off[p] + k j^2 (j the pattern's number of missing
-    coordinates): the lower Cholesky factor L_pk of P_mm into l_mat and C_pk = P_mm^{-1} into
+    coordinates): the lower Cholesky factor L_pk of P_mm into l_mat (its diagonal stored
+    inverted, 1 / L_tt) and C_pk = P_mm^{-1} into
     c_mat (row-major j x j each), and log |P_mm| into log_det_mm[p, k] (prec: (K, D, D)
     precisions). Raises ValueError if some P_mm is not positive definite. Each (p, k) is
     independent: the result does not depend on the thread count."""

@@ -91,7 +91,7 @@ def dense_factors(prec_chol, covariance_type, K, D):
 
 def pattern_arrays(patterns, factors, n_threads=1):
     """Per (pattern, component), from the (K, D, D) factors U_k (P_k = U_k U_k^T): L_pk the
-    lower Cholesky factor of P_mm and C_pk = P_mm^{-1} (flat, at ``patterns.offsets``),
+    lower Cholesky factor of P_mm (its diagonal stored inverted) and C_pk = P_mm^{-1} (flat, at ``patterns.offsets``),
     corr_pk = |m|/2 log 2 pi - 1/2 log |P_mm| and h_pk = |m|/2 (1 + log 2 pi) - 1/2 log
     |P_mm| (the entropy of N(., C_pk)); and the precisions P_k. Computed by the compiled
     ``_miss.pattern_arrays`` (patterns in parallel, the same numbers for any thread count).
