@@ -63,6 +63,7 @@ cdef struct _MissPass:
     const long long* c_off       # (P,)
     const double* corr           # (P, K)
     const double* h_ent          # (P, K)
+    const double* p2             # (K, D) diagonal precisions ('diag', 'spherical'); NULL: any
     bint compute_stats
     # OUT (per group g)
     double* nk                   # (G, K)
@@ -75,7 +76,8 @@ cdef struct _MissPass:
 cdef inline void _complete(int D, int b, const double* m_k, const double* prec_k,
                            const int* pat, const int* miss_idx, const long long* miss_off,
                            const double* l_k, const long long* l_off, int k,
-                           const double* xbuf, double* ybuf, double* tmp) noexcept nogil:
+                           const double* xbuf, const double* obuf, double* ybuf,
+                           double* tmp) noexcept nogil:
     """ybuf (b, D) = x^ - mu_k of the chunk's rows for component k: y = x - mu_k with the
     missing entries zeroed, then y_m = -P_mm^{-1} (P y)_m by the Cholesky factor L of P_mm
     (l_k: the flat factors, diagonals stored inverted; pattern p's for component k at
@@ -91,11 +93,9 @@ cdef inline void _complete(int D, int b, const double* m_k, const double* prec_k
         y = ybuf + n * D
         x = xbuf + n * D
         for j in range(D):
-            y[j] = x[j] - m_k[j]
+            y[j] = (x[j] - m_k[j]) * obuf[n * D + j]
         mi = miss_idx + miss_off[pat[n]]
         nm = <int>(miss_off[pat[n] + 1] - miss_off[pat[n]])
-        for t in range(nm):
-            y[mi[t]] = 0.0
         low = l_k + l_off[pat[n]] + k * nm * nm
         # forward: L z = (P y)_m; the dot products in four partial sums (short chains)
         for t in range(nm):
@@ -128,10 +128,10 @@ cdef inline void _complete(int D, int b, const double* m_k, const double* prec_k
 cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
                  floating* lpn_out, Py_ssize_t g, Py_ssize_t start, Py_ssize_t end,
                  int* pat, double* xbuf, double* ybuf, double* zbuf, double* lp,
-                 double* tmp) noexcept nogil:
+                 double* tmp, double* obuf) noexcept nogil:
     """Rows start..end of ``rows`` into group g's slot. ybuf: (K, chunk, D), the completed
     rows x^ - mu_k of every component (computed once, read again for the statistics); zbuf:
-    (chunk, D) scratch."""
+    (chunk, D) scratch; obuf: (chunk, D) 1 where observed, 0 where missing."""
     # p's fields as locals: the loops then read them from registers
     cdef int D = p.D, K = p.K
     cdef const long long* rows = p.rows
@@ -166,17 +166,45 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
     cdef double* s2_k
     cdef double* nk = p.nk + g * K
     cdef bint has_weights = weights != NULL
+    cdef const double* p2 = p.p2
+    cdef const double* p2_k
+    cdef double s0, s1_, s2_, s3_
+    cdef int D4 = D - D % 4
     for n in range(b):
         row = rows[start + n]
         pat[n] = p.row_pattern[start + n]
         for j in range(D):
             v = <double>X[row * D + j]
             xbuf[n * D + j] = v - shift[j] if v == v else 0.0  # NaN: filled per component
+            obuf[n * D + j] = 1.0 if v == v else 0.0
 
     for k in range(K):
         y_k = ybuf + k * b * D
+        if p2 != NULL:
+            # diagonal precision: x^_m = mu_m (y_m = 0), the quadratic form over o only
+            m_k = means + k * D
+            p2_k = p2 + k * D
+            for n in range(b):
+                y = y_k + n * D
+                z = xbuf + n * D
+                for j in range(D):
+                    y[j] = (z[j] - m_k[j]) * obuf[n * D + j]
+                s0 = 0.0
+                s1_ = 0.0
+                s2_ = 0.0
+                s3_ = 0.0
+                for j in range(0, D4, 4):
+                    s0 = s0 + p2_k[j] * (y[j] * y[j])
+                    s1_ = s1_ + p2_k[j + 1] * (y[j + 1] * y[j + 1])
+                    s2_ = s2_ + p2_k[j + 2] * (y[j + 2] * y[j + 2])
+                    s3_ = s3_ + p2_k[j + 3] * (y[j + 3] * y[j + 3])
+                for j in range(D4, D):
+                    s0 = s0 + p2_k[j] * (y[j] * y[j])
+                lp[n * K + k] = log_const[k] + corr[pat[n] * K + k] - \
+                    0.5 * ((s0 + s1_) + (s2_ + s3_))
+            continue
         _complete(D, b, means + k * D, prec + k * D * D, pat, miss_idx, miss_off, l_mat,
-                  l_off, k, xbuf, y_k, tmp)
+                  l_off, k, xbuf, obuf, y_k, tmp)
         for n in range(b * D):
             zbuf[n] = y_k[n]
         # ||y U_k||^2 for the chunk at once (as the complete-row pass: column-major Y^T)
@@ -250,6 +278,29 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
         dgemv(&CH_N, &D, &b, &one, y_k, &D, lp + k, &K, &one, s1 + k * D, &inc)
         for j in range(D):
             s1[k * D + j] = s1[k * D + j] + s * m_k[j]
+        if p2 != NULL:
+            # diagonal second moments only (their layouts need no more), plus r / p^2 at
+            # the missing coordinates; summed over the chunk in zbuf's first D entries (a
+            # contiguous accumulator), then added to the diagonal
+            z = zbuf
+            for j in range(D):
+                z[j] = 0.0
+            for n in range(b):
+                r = lp[n * K + k]
+                if r == 0.0:
+                    continue
+                y = y_k + n * D
+                for j in range(D):
+                    v = y[j] + (m_k[j] - c_k[j])
+                    z[j] = z[j] + r * (v * v)
+                nm = <int>(miss_off[pat[n] + 1] - miss_off[pat[n]])
+                mi = miss_idx + miss_off[pat[n]]
+                cm = c_mat + c_off[pat[n]] + k * nm * nm
+                for t in range(nm):
+                    z[mi[t]] = z[mi[t]] + r * cm[t * nm + t]
+            for j in range(D):
+                s2_k[j * D + j] = s2_k[j * D + j] + z[j]
+            continue
         for n in range(b):
             r = lp[n * K + k]
             v = sqrt(r)
@@ -288,6 +339,7 @@ def gmm_missing_pass(
     const long long[::1] c_off,
     const double[:, ::1] corr,
     const double[:, ::1] h_ent,
+    const double[:, ::1] diag_prec,
     double[:, ::1] nk_slots,
     double[:, ::1] s1_slots,
     double[:, ::1] s2_slots,
@@ -317,6 +369,9 @@ def gmm_missing_pass(
         inverted), C_pk = P_mm^{-1},
         flat, (|m|, |m|) row-major each (see ``_MissPass``)
     corr, h_ent : (P, K)
+    diag_prec : (K, D) the diagonal of the precisions when they are diagonal ('diag',
+        'spherical': the quadratic form over the observed coordinates, x^_m = mu_m, and only
+        the diagonal of the second moments filled), or (0, 0)
     nk_slots, s1_slots, s2_slots, ll_slots, ent_slots : (G, K), (G, K D), (G, K D D), (G,),
         (G,), overwritten
     resp_out : (N, K) or (0, 0); log_prob_norm_out : (N,) or (0,): written at ``rows`` only
@@ -337,6 +392,7 @@ def gmm_missing_pass(
     cdef double* lp
     cdef double* tmp
     cdef int* pat
+    cdef double* obuf
     if M == 0:
         raise ValueError("gmm_missing_pass needs at least one row")
     if row_pattern.shape[0] != M or miss_off.shape[0] != P + 1 or l_off.shape[0] != P \
@@ -388,6 +444,11 @@ def gmm_missing_pass(
     p.c_off = &c_off[0]
     p.corr = &corr[0, 0]
     p.h_ent = &h_ent[0, 0]
+    p.p2 = NULL
+    if diag_prec.shape[0] > 0:
+        if diag_prec.shape[0] != K or diag_prec.shape[1] != D:
+            raise ValueError("diag_prec must be (K, D)")
+        p.p2 = &diag_prec[0, 0]
     p.compute_stats = compute_stats
     p.nk = &nk_slots[0, 0]
     p.s1 = &s1_slots[0, 0]
@@ -409,18 +470,20 @@ def gmm_missing_pass(
         lp = <double*>malloc(chunk_size * K * sizeof(double))
         tmp = <double*>malloc((max_m + 1) * sizeof(double))
         pat = <int*>malloc(chunk_size * sizeof(int))
+        obuf = <double*>malloc(chunk_size * D * sizeof(double))
         for g in prange(G, schedule='static'):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, M)
                 _chunk(&p, &X[0, 0], resp_ptr, lpn_ptr, g, start, end, pat, xbuf, ybuf,
-                       zbuf, lp, tmp)
+                       zbuf, lp, tmp, obuf)
         free(xbuf)
         free(ybuf)
         free(zbuf)
         free(lp)
         free(tmp)
         free(pat)
+        free(obuf)
 
 
 cdef int _pattern_component(const double* prec, int D, const int* mi, int j, double* low,

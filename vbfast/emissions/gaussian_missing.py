@@ -138,6 +138,7 @@ class MissingInputs:
         self.centres_shifted = (np.zeros((K, D)) if covariance_type == "tied" else
                                 np.ascontiguousarray(centres_shifted, dtype=np.float64))
         self.empty_resp = np.asarray(empty_resp, dtype=np.float64)
+        self.diagonal = covariance_type in ("diag", "spherical")
 
 
 def observed_mean(X, sample_weight):
@@ -281,12 +282,15 @@ class MissingGaussianPass(GaussianPass):
         means_shifted = np.ascontiguousarray(missing.means - self.shift)
         empty_2d = np.empty((0, 0), dtype=X.dtype)
         empty_1d = np.empty(0, dtype=X.dtype)
+        # 'diag' / 'spherical': x^_m = mu_m, the kernel's diagonal form
+        diag_prec = (np.ascontiguousarray(np.diagonal(arrays["prec"], axis1=1, axis2=2))
+                     if missing.diagonal else np.empty((0, 0)))
         _miss.gmm_missing_pass(
             X, pat.rows, pat.row_pattern, self._w, self.shift, means_shifted,
             missing.centres_shifted, missing.factors, missing.log_const, pat.miss_idx,
             pat.miss_off, arrays["prec"], arrays["l_mat"], arrays["l_off"], arrays["c_mat"],
-            arrays["c_off"],
-            arrays["corr"], arrays["h_ent"], slots["nk"], slots["s1"], slots["s2"],
+            arrays["c_off"], arrays["corr"], arrays["h_ent"], diag_prec, slots["nk"],
+            slots["s1"], slots["s2"],
             slots["ll"], slots["ent"],
             resp_out if resp_out is not None else empty_2d,
             log_prob_norm_out if log_prob_norm_out is not None else empty_1d,
