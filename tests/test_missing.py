@@ -170,7 +170,6 @@ def test_predictions_equal_reference_marginals_mean_field(covariance_type):
     ref_resp = np.empty((len(X), K))
     for n, x in enumerate(X):
         o = ~np.isnan(x)
-        m = ~o
         if not o.any():
             ref_lp[n] = 0.0
             ref_resp[n] = bgm.weights_
@@ -194,7 +193,6 @@ def test_predictions_equal_reference_marginals_mean_field(covariance_type):
             c = (e_log_pi[k] + 0.5 * e_log_det - D / (2 * beta[k])
                  - 0.5 * D * np.log(2 * np.pi))
             S_oo = Sigma[np.ix_(o, o)]
-            d = x[o] - bgm.means_[k, o]
             lz[k] = (c + 0.5 * D * np.log(2 * np.pi) - 0.5 * np.linalg.slogdet(P)[1]
                      + stats.multivariate_normal.logpdf(x[o], bgm.means_[k, o], S_oo))
         ref_lp[n] = logsumexp(lt)

@@ -21,8 +21,8 @@ import numpy as np
 from scipy.special import gammaln
 
 from . import _gaussian_missing_kernel as _miss
-from .gaussian import (CHUNK_SIZE, COVARIANCES, LOG_2PI, GaussianPass, _ILL_DEFINED,
-                       n_groups_for, symmetrize_lower, symmetrize_lower_inplace)
+from .gaussian import (CHUNK_SIZE, LOG_2PI, GaussianPass, _ILL_DEFINED, n_groups_for,
+                       symmetrize_lower_inplace)
 from .._core.protocol import Statistics
 
 
