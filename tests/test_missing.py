@@ -16,6 +16,7 @@ import vbfast
 from vbfast import BayesianGaussianMixture, GaussianMixture
 from vbfast.emissions import gaussian as G
 from vbfast.emissions import gaussian_missing as GM
+from vbfast.mixture import _missing as MI
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -399,3 +400,78 @@ def test_compare_methods_leaves_out_gibbs_with_missing_values():
         result = vbfast.compare_methods(
             GaussianMixture(2, missing="marginalize", random_state=0, max_iter=20), X)
     assert [row["method"] for row in result.rows] == ["mean_field", "em"]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_mean_field_pass_statistics_against_reference(covariance_type):
+    """The pass at mean-field inputs: q(z_n), q(x_n,m | z_n = k) = N(x^, (nu W)_mm^{-1}) and
+    the statistics the q(theta) update and the ELBO read (N_k, S1, S2 with the conditional
+    covariance, sum r log r - sum r H[q(x_m | z)], log Z), row by row in NumPy."""
+    X = _data(n=120, frac=0.3, seed=11, n_empty=2)
+    bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                  missing="marginalize", random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bgm.fit(X)
+    K, D = bgm.means_.shape
+    data = GM.MissingGaussianPass(X, None, covariance_type, K, 2)
+    inputs = MI.missing_inputs_at_fit(bgm, "mean_field", covariance_type)
+    centres = inputs.centres_shifted = (np.zeros((K, D)) if covariance_type == "tied"
+                                        else bgm.means_ - data.shift)
+    complete_inputs = G.pass_inputs(bgm.means_, bgm.precisions_cholesky_, covariance_type,
+                                    data.shift, inputs.log_const)
+    # the complete rows' centres must be those the statistics are centred at
+    centres_c = complete_inputs[0]
+    stats = data.run(*complete_inputs, missing=inputs)
+
+    P = _full(bgm.precisions_, covariance_type, K, D)
+    nk = np.zeros(K)
+    s1 = np.zeros((K, D))
+    s2 = np.zeros((K, D, D))
+    ent = ll = 0.0
+    for x in X:
+        o = ~np.isnan(x)
+        m = ~o
+        if not o.any():
+            continue
+        complete = not m.any()
+        lz = np.empty(K)
+        xh = np.empty((K, D))
+        C = np.zeros((K, D, D))
+        H = np.zeros(K)
+        for k in range(K):
+            y = np.where(o, x - bgm.means_[k], 0.0)
+            if m.any():
+                Pmm = P[k][np.ix_(m, m)]
+                y[m] = -np.linalg.solve(Pmm, P[k][np.ix_(m, o)] @ y[o])
+                C[k][np.ix_(m, m)] = np.linalg.inv(Pmm)
+                H[k] = 0.5 * np.linalg.slogdet(2 * np.pi * np.e * np.linalg.inv(Pmm))[1]
+            xh[k] = y + bgm.means_[k]
+            lz[k] = (inputs.log_const[k] + 0.5 * m.sum() * np.log(2 * np.pi)
+                     - 0.5 * (np.linalg.slogdet(P[k][np.ix_(m, m)])[1] if m.any() else 0.0)
+                     - 0.5 * y @ P[k] @ y)
+        lse = logsumexp(lz)
+        r = np.exp(lz - lse)
+        ll += lse
+        ent += r @ np.log(np.where(r > 0, r, 1.0)) - r @ H
+        for k in range(K):
+            # tied: about the shift (the complete rows' part is their Gram matrix)
+            c = (centres_c if complete and covariance_type != "tied" else centres)[k]
+            d = xh[k] - data.shift - c
+            nk[k] += r[k]
+            s1[k] += r[k] * (xh[k] - data.shift)
+            s2[k] += r[k] * (np.outer(d, d) + C[k])
+    np.testing.assert_allclose(stats["log_likelihood"], ll, rtol=1e-11)
+    np.testing.assert_allclose(stats["entropy_term"], ent, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats["nk"], nk, rtol=1e-11)
+    np.testing.assert_allclose(stats["s1"], s1, rtol=1e-10, atol=1e-10)
+    if covariance_type == "full":
+        np.testing.assert_allclose(stats["s2"], s2, rtol=1e-10, atol=1e-10)
+    elif covariance_type == "diag":
+        np.testing.assert_allclose(stats["s2"], np.diagonal(s2, axis1=1, axis2=2),
+                                   rtol=1e-10, atol=1e-10)
+    elif covariance_type == "spherical":
+        np.testing.assert_allclose(stats["s2"], np.trace(s2, axis1=1, axis2=2), rtol=1e-10,
+                                   atol=1e-10)
+    else:  # tied: the expected sum_n sum_k r (x - shift)(x - shift)^T replaces the Gram
+        np.testing.assert_allclose(data.gram(), s2.sum(0), rtol=1e-10, atol=1e-10)
