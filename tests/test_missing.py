@@ -475,3 +475,21 @@ def test_mean_field_pass_statistics_against_reference(covariance_type):
                                    atol=1e-10)
     else:  # tied: the expected sum_n sum_k r (x - shift)(x - shift)^T replaces the Gram
         np.testing.assert_allclose(data.gram(), s2.sum(0), rtol=1e-10, atol=1e-10)
+
+
+def test_memmap_with_missing_values_is_read_whole(tmp_path):
+    """Missing values are marginalised in memory: a memmap with NaN is read whole and fits
+    (and predicts) as the same array in memory, bit for bit; without 'marginalize' the NaN
+    is refused."""
+    X = _data()
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    Xm = np.load(path, mmap_mode="r")
+    kw = dict(n_components=2, missing="marginalize", random_state=0)
+    a = GaussianMixture(**kw).fit(Xm)
+    b = GaussianMixture(**kw).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.predict_proba(Xm), b.predict_proba(X))
+    np.testing.assert_array_equal(a.score_samples(Xm), b.score_samples(X))
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(n_components=2).fit(Xm)

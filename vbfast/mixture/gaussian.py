@@ -785,18 +785,20 @@ class GaussianMixture(ParamsMixin):
 
     def _per_row(self, X, what):
         """``what`` ('proba' (n, K), 'log_prob_norm' (n,) or 'score' (n,)) of every row of X:
-        an ndarray; an out-of-core array read block by block (an ndarray out); a dask array
-        (a dask array out, block by block where the blocks live)."""
+        an ndarray; an out-of-core array read block by block (an ndarray out; read whole with
+        ``missing='marginalize'``, as in ``fit``); a dask array (a dask array out, block by
+        block where the blocks live)."""
         check_is_fitted(self, "precisions_cholesky_")
         name = type(self).__name__
         K = np.shape(self.means_)[0]
+        marginalize = getattr(self, "missing", "error") == "marginalize"
         if is_dask_array(X):
             rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
             args = self._row_function_args(what)
             chunks = (rows.X.chunks[0],) + (((K,),) if what == "proba" else ())
             return rows.X.map_blocks(_rows_of_block, *args, dtype=rows.dtype, chunks=chunks,
                                      drop_axis=None if what == "proba" else 1)
-        if is_block_source(X):
+        if is_block_source(X) and not marginalize:
             rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
             out = np.empty((rows.shape[0], K) if what == "proba" else rows.shape[0],
                            dtype=rows.dtype)
@@ -805,7 +807,6 @@ class GaussianMixture(ParamsMixin):
             for start in range(0, rows.shape[0], step):
                 out[start:start + step] = _rows_of_block(rows[start:start + step], *args)
             return out
-        marginalize = getattr(self, "missing", "error") == "marginalize"
         X = check_array(X, n_features=self.n_features_in_, estimator_name=name,
                         allow_nan=marginalize)
         if marginalize and np.isnan(X).any():
@@ -934,9 +935,10 @@ def init_rows(data):
 
 def _check_X(X, allow_nan=False):
     """The fit's X: an ndarray (``check_array``; NaN passes with ``allow_nan``, i.e.
-    ``missing='marginalize'``), or ``Rows`` (out of core, or dask) checked block by block
-    (missing values are not marginalised there: NaN is refused as any non-finite value)."""
-    if is_block_source(X) or is_dask_array(X):
+    ``missing='marginalize'``), or ``Rows`` (out of core, or dask) checked block by block.
+    Missing values are marginalised in memory only: with ``allow_nan`` an out-of-core X is
+    read whole, and a dask array refuses NaN as any non-finite value."""
+    if is_dask_array(X) or (is_block_source(X) and not allow_nan):
         return check_rows(X, ensure_min_samples=1)
     return check_array(X, ensure_min_samples=1, allow_nan=allow_nan)
 
