@@ -613,7 +613,7 @@ def test_get_set_params_roundtrip():
                            "precisions_init", "random_state", "warm_start", "verbose",
                            "verbose_interval", "method", "n_threads", "n_draws", "burn_in",
                            "thin", "n_chains", "store_samples", "learning_offset",
-                           "learning_decay", "total_samples"}  # (issue 18, defect 13)
+                           "learning_decay", "total_samples", "missing"}  # (issue 18, defect 13)
     assert params["covariance_type"] == "diag" and params["tol"] == 1e-4
     assert params["means_init"] is means
     other = GaussianMixture()

@@ -97,12 +97,15 @@ def _lay_out(X, case):
     return X
 
 
-def _dense_data(case):
+def _dense_data(case, nan_fraction=0.0):
     rng = np.random.RandomState(case["seed"])
     X = rng.normal(size=(case["n_samples"], case["n_features"]))
     X = _degrade(X, case, rng)
     if case["dtype"] != "int64":
         X = X * 10.0 ** case["exponent"]
+        if nan_fraction:  # missing values (an integer array cannot hold NaN)
+            X[np.random.RandomState(case["seed"] + 1).uniform(size=X.shape)
+              < nan_fraction] = np.nan
     else:
         X = X * 100
     return _lay_out(X, case)
@@ -168,6 +171,7 @@ def _fit_or_clear_error(entry, case, X):
 
 
 _DENSE = [e for e in ESTIMATORS if e.data == "dense"]
+_DENSE_MISSING = [e for e in ESTIMATORS if e.data == "dense_missing"]
 _COUNTS = [e for e in ESTIMATORS if e.data == "counts"]
 
 
@@ -176,6 +180,17 @@ _COUNTS = [e for e in ESTIMATORS if e.data == "counts"]
 @given(case=dense_cases(), covariance=st.sampled_from(["full", "tied", "diag", "spherical"]))
 def test_dense_estimators_fit_or_refuse(entry, case, covariance):
     X = _dense_data(case)
+    entry = type(entry)(**{**entry.__dict__, "params": {**entry.params,
+                                                          "covariance_type": covariance}})
+    _fit_or_clear_error(entry, case, X)
+
+
+@pytest.mark.parametrize("entry", _DENSE_MISSING, ids=[e.name for e in _DENSE_MISSING])
+@SETTINGS
+@given(case=dense_cases(), covariance=st.sampled_from(["full", "tied", "diag", "spherical"]),
+       nan_fraction=st.sampled_from([0.0, 0.1, 0.3, 0.7, 1.0]))
+def test_dense_missing_estimators_fit_or_refuse(entry, case, covariance, nan_fraction):
+    X = _dense_data(case, nan_fraction)
     entry = type(entry)(**{**entry.__dict__, "params": {**entry.params,
                                                           "covariance_type": covariance}})
     _fit_or_clear_error(entry, case, X)

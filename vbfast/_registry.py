@@ -28,11 +28,11 @@ class Entry:
     params : dict
         Constructor parameters selecting the variant (``method=...``), plus whatever keeps
         the checks fast (``max_iter``); ``random_state`` is set by the tests.
-    data : {'dense', 'counts', 'symbols', 'binary', 'categorical'}
-        What ``fit`` takes: real-valued dense rows, a document-term count matrix (dense
-        or sparse, non-negative), integer symbols of shape (n_samples, 1) (one sequence:
-        the HMMs' ``lengths`` default), 0/1 rows with NaN missing, or integer codes per item
-        (NaN missing).
+    data : {'dense', 'dense_missing', 'counts', 'symbols', 'binary', 'categorical'}
+        What ``fit`` takes: real-valued dense rows (for 'dense_missing' with NaN missing), a
+        document-term count matrix (dense or sparse, non-negative), integer symbols of shape
+        (n_samples, 1) (one sequence: the HMMs' ``lengths`` default), 0/1 rows with NaN
+        missing, or integer codes per item (NaN missing).
     grid : dict
         Further parameter values the determinism / pickle / fuzzing tests cover for this
         variant (each value tried on its own), e.g. every ``covariance_type``.
@@ -89,11 +89,19 @@ class Entry:
             B = rng.dirichlet(np.full(n_features or 6, 0.5), size=3)
             z = np.cumsum(rng.rand(n_samples) < 0.1) % 3
             return np.array([[rng.choice(B.shape[1], p=B[k])] for k in z])
-        if self.data == "dense":
+        if self.data in ("dense", "dense_missing"):
             D = n_features or 3
             centers = rng.normal(scale=2.0, size=(3, D))
             labels = rng.randint(3, size=n_samples)
-            return centers[labels] + rng.normal(size=(n_samples, D))
+            X = centers[labels] + rng.normal(size=(n_samples, D))
+            if self.data == "dense_missing":
+                # about 10% of the values missing (NaN), the first 4 rows complete, and row
+                # 4 (if any) with no observed value
+                missing = rng.uniform(size=X.shape) < 0.1
+                missing[:4] = False
+                missing[4:5] = True
+                X[missing] = np.nan
+            return X
         if self.data in ("binary", "categorical"):
             # 3 latent classes; binary: n_features 0/1 items; categorical: items of 2-4
             # levels coded 1..L; about 5% of the answers missing (NaN)
@@ -309,6 +317,17 @@ ESTIMATORS = [
           {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10,
            "n_chains": 2, "weight_concentration_prior_type": "dirichlet_process"},
           grid=_GAUSSIAN_MIXTURE_GRID, expected_failed_checks=_MIXTURE_FAILS),
+    # missing='marginalize' on data with NaN (method='gibbs' refuses it)
+    Entry("GaussianMixture-em-missing", GaussianMixture,
+          {"method": "em", "n_components": 2, "missing": "marginalize"},
+          data="dense_missing", grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("GaussianMixture-mean_field-missing", GaussianMixture,
+          {"method": "mean_field", "n_components": 2, "missing": "marginalize"},
+          data="dense_missing", grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
+    Entry("BayesianGaussianMixture-missing", BayesianGaussianMixture,
+          {"n_components": 2, "missing": "marginalize",
+           "weight_concentration_prior_type": "dirichlet_distribution"},
+          data="dense_missing", grid=_COVARIANCE_TYPES, expected_failed_checks=_MIXTURE_FAILS),
     Entry("LatentDirichletAllocation-gibbs", LatentDirichletAllocation,
           {"method": "gibbs", "n_components": 3, "n_draws": 10, "burn_in": 10},
           data="counts", expected_failed_checks=_LDA_GIBBS_FAILS),

@@ -67,13 +67,17 @@ def _n_units(family, X):
 
 def _unusable(estimator, methods):
     """{method: why} for the methods that ``estimator``'s settings rule out: only EM starts
-    from given initial parameters."""
+    from given initial parameters; Gibbs does not marginalise missing values."""
+    out = {}
+    missing = getattr(estimator, "missing", "error")
+    if missing != "error" and "gibbs" in methods:
+        out["gibbs"] = f"missing={missing!r} (the sampler does not marginalise missing values)"
     given = [name for name in ("weights_init", "means_init", "precisions_init")
              if getattr(estimator, name, None) is not None]
-    if not given:
-        return {}
-    return {m: f"{', '.join(given)} set (only method='em' starts from given parameters)"
-            for m in methods if m != "em"}
+    if given:
+        out.update({m: f"{', '.join(given)} set (only method='em' starts from given "
+                       "parameters)" for m in methods if m != "em" and m not in out})
+    return out
 
 
 def _heldout_score(family, est, X, lengths=None):

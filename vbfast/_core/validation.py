@@ -30,11 +30,13 @@ def as_real_array(X, name="X", what="numeric"):
 
 
 def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=1,
-                ensure_min_features=1, n_features=None, estimator_name="the estimator"):
+                ensure_min_features=1, n_features=None, estimator_name="the estimator",
+                allow_nan=False):
     """Return X as a C-contiguous 2-D float32/float64 array, checked for finiteness.
 
     float32 input stays float32 (memory and fitted parameters follow it); any other numeric
-    input becomes float64. A copy is made only if the layout or dtype requires one.
+    input becomes float64. A copy is made only if the layout or dtype requires one. With
+    ``allow_nan`` NaN (a missing value) passes; infinity never does.
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; this estimator needs dense data "
@@ -50,6 +52,11 @@ def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=
     check_shape(arr.shape, name, ensure_min_samples, ensure_min_features, n_features,
                 estimator_name)
     if not np.isfinite(arr).all():
+        if allow_nan:
+            if np.isinf(arr).any():
+                raise ValueError(f"{name} contains infinity; every value must be finite or "
+                                 "NaN (missing): infinity is never treated as missing.")
+            return arr
         bad = "NaN" if np.isnan(arr).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; every value must be finite.")
     return arr

@@ -292,11 +292,18 @@ def kernel_inputs(weight_concentration, prior_type, mean_precision, means, degre
     """(shifted means, factor array, aux, c_k) for a pass at q(theta), with
     c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi) and the
     factors U_k of nu_k W_k (``means`` (K, D) in original coordinates)."""
-    D = means.shape[1]
-    log_const = (expected_log_weights(weight_concentration, prior_type)
-                 + 0.5 * expected_log_det(prec_chol, degrees_of_freedom, covariance_type, D)
-                 - 0.5 * D / mean_precision - 0.5 * D * G.LOG_2PI)
+    log_const = expected_log_const(weight_concentration, prior_type, mean_precision,
+                                   degrees_of_freedom, prec_chol, covariance_type,
+                                   means.shape[1])
     return G.pass_inputs(means, prec_chol, covariance_type, shift, log_const)
+
+
+def expected_log_const(weight_concentration, prior_type, mean_precision, degrees_of_freedom,
+                       prec_chol, covariance_type, D):
+    """c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi), (K,)."""
+    return (expected_log_weights(weight_concentration, prior_type)
+            + 0.5 * expected_log_det(prec_chol, degrees_of_freedom, covariance_type, D)
+            - 0.5 * D / mean_precision - 0.5 * D * G.LOG_2PI)
 
 
 def prior_type_of(weight_concentration):

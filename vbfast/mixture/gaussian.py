@@ -13,7 +13,9 @@ import numpy as np
 from ..emissions import degenerate as DG
 from ..emissions import gaussian_prior as BG
 from ..emissions import gaussian as G
+from ..emissions import gaussian_missing as GM
 from . import _gibbs as GS
+from . import _missing as MI
 from . import _stochastic as ST
 from .._core.base import ParamsMixin, all_or_nothing, available_if
 from .._core.blocks import (check_rows, evenly_spaced, is_block_source, is_dask_array,
@@ -29,6 +31,7 @@ from .._core.validation import (check_array, check_is_fitted, check_option, chec
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field", "gibbs")
+_MISSING = ("error", "marginalize")
 
 
 class EM(Method):
@@ -109,8 +112,27 @@ class EM(Method):
 
 def _partial_fit_available(est):
     """``partial_fit`` exists for the optimising methods (EM: stepwise EM; mean field:
-    stochastic VI); a Gibbs sampler has no online step, so no ``partial_fit`` at all."""
-    return est.method != "gibbs"
+    stochastic VI); a Gibbs sampler has no online step, so no ``partial_fit`` at all, and
+    neither has a model that marginalises missing values (its stream is not built)."""
+    return est.method != "gibbs" and getattr(est, "missing", "error") == "error"
+
+
+class MissingEM(EM):
+    """Exact EM with marginalised missing values (``missing='marginalize'``; see
+    ``vbfast.mixture._missing``): the EM pass inputs plus the ``MissingInputs``."""
+
+    def pass_inputs(self, shard):
+        args, kwargs = super().pass_inputs(shard)
+        return args, dict(kwargs, missing=MI.em_inputs(self))
+
+
+class MissingMeanField(BG.MeanFieldFitState):
+    """Mean field with marginalised missing values, q(z, X_m) q(theta) (see
+    ``vbfast.mixture._missing``): the mean-field pass inputs plus the ``MissingInputs``."""
+
+    def pass_inputs(self, shard):
+        args, kwargs = super().pass_inputs(shard)
+        return args, dict(kwargs, missing=MI.mean_field_inputs(self))
 
 
 class GaussianMixture(ParamsMixin):
@@ -201,6 +223,16 @@ class GaussianMixture(ParamsMixin):
         ``partial_fit``: the number of rows each batch's statistics are scaled to (the size
         of the data the stream stands for; for EM only the arithmetic depends on it, for the
         Bayesian methods it weighs the data against the prior).
+    missing : {'error', 'marginalize'}, default='error'
+        'error': NaN in X is refused (ValueError), as scikit-learn does. 'marginalize': NaN is
+        a missing value, integrated out exactly: EM is EM for the observed data (each row
+        scored by the marginal of its observed coordinates; the M-step uses the conditional
+        means and covariances of the missing ones), mean field optimises q(z, x_missing)
+        exactly (``vbfast.mixture._missing``); both bounds never decrease. ``predict``,
+        ``predict_proba``, ``score_samples`` and ``score`` then accept NaN rows. Infinity is
+        never missing. A row without any observed value contributes nothing, gets the
+        weights as responsibilities (and log density 0) and is counted in
+        ``n_empty_rows_``. Not with ``method='gibbs'`` (ValueError).
 
     Gibbs sampling
     --------------
@@ -257,6 +289,8 @@ class GaussianMixture(ParamsMixin):
         Degenerate components re-seeded in the fit kept (the initialisation included; for
         ``method='gibbs'`` summed over the chains); 0 with ``on_degenerate='raise'``.
     n_features_in_ : int
+    n_empty_rows_ : int
+        With ``missing='marginalize'``: the rows of X without any observed value.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -264,7 +298,8 @@ class GaussianMixture(ParamsMixin):
                  weights_init=None, means_init=None, precisions_init=None, random_state=None,
                  warm_start=False, verbose=0, verbose_interval=10, method="em", n_threads=None,
                  n_draws=200, burn_in=100, thin=1, n_chains=2, store_samples=True,
-                 learning_offset=10.0, learning_decay=0.7, total_samples=1e6):
+                 learning_offset=10.0, learning_decay=0.7, total_samples=1e6,
+                 missing="error"):
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
         self.total_samples = total_samples
@@ -290,6 +325,7 @@ class GaussianMixture(ParamsMixin):
         self.verbose_interval = verbose_interval
         self.method = method
         self.n_threads = n_threads
+        self.missing = missing
 
     # constructor parameters, for get_params / set_params (ParamsMixin)
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "on_degenerate",
@@ -297,13 +333,13 @@ class GaussianMixture(ParamsMixin):
                     "precisions_init", "random_state", "warm_start", "verbose",
                     "verbose_interval", "method", "n_threads", "n_draws", "burn_in", "thin",
                     "n_chains", "store_samples", "learning_offset", "learning_decay",
-                    "total_samples")
+                    "total_samples", "missing")
     # set_params names the new spelling of a renamed parameter (ParamsMixin)
     _renamed_params = {"n_samples": "n_draws"}
 
     def _update_sklearn_tags(self, tags):
         tags.estimator_type = "density_estimator"
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = getattr(self, "missing", "error") == "marginalize"
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, X):
@@ -316,6 +352,11 @@ class GaussianMixture(ParamsMixin):
         check_scalar(self.n_init, "n_init", "int", min_val=1)
         check_option(self.init_params, "init_params", _INIT_PARAMS)
         check_option(self.method, "method", _METHODS)
+        check_option(self.missing, "missing", _MISSING)
+        if self.method == "gibbs" and self.missing != "error":
+            raise ValueError(f"missing={self.missing!r} is not supported with method='gibbs' "
+                             "(the sampler does not impute missing values); use method='em' "
+                             "or 'mean_field', or missing='error'")
         if self.method in ("mean_field", "gibbs"):
             for name in ("weights_init", "means_init", "precisions_init"):
                 if getattr(self, name, None) is not None:
@@ -394,7 +435,7 @@ class GaussianMixture(ParamsMixin):
 
     @all_or_nothing
     def _fit(self, X, sample_weight):
-        X = _check_X(X)
+        X = _check_X(X, allow_nan=getattr(self, "missing", "error") == "marginalize")
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
@@ -406,7 +447,8 @@ class GaussianMixture(ParamsMixin):
         warm = self._warm_start_applies()
         random_state = check_random_state(self.random_state)
         n_threads = resolve_n_threads(self.n_threads)
-        data = G.GaussianPass(X, w, self.covariance_type, self.n_components, n_threads)
+        data = _gaussian_data(X, w, self.covariance_type, self.n_components, n_threads,
+                              self.missing)
         reseeding = DG.Reseeding(self.on_degenerate, data)
         with single_threaded_blas():
             if self.method == "gibbs":  # chains of a fixed number of sweeps, no n_init / tol
@@ -429,6 +471,8 @@ class GaussianMixture(ParamsMixin):
                 self.n_reseeds_ = int(n_reseeds)
         reseeding.warn(self.n_reseeds_)
         self.n_features_in_ = X.shape[1]
+        if self.missing == "marginalize":
+            self.n_empty_rows_ = getattr(data, "n_empty_rows", 0)
         # what predictions read: the fitted state, not parameters set since (set_params)
         self._fitted_method = self.method
         self._fitted_covariance_type = self.covariance_type
@@ -636,12 +680,13 @@ class GaussianMixture(ParamsMixin):
         reseeds = reseeding.run()
         if self.method == "mean_field":
             return _mean_field_state(self, data, random_state, warm, priors, reseeds)
+        em = MissingEM if isinstance(data, GM.MissingGaussianPass) else EM
         if warm:
-            return EM(data, self.covariance_type, self.reg_covar, self.weights_,
+            return em(data, self.covariance_type, self.reg_covar, self.weights_,
                       self.means_, self.precisions_cholesky_, self.covariances_, reseeds)
         weights, means, prec_chol, cov, n = self._initial_parameters(data, random_state,
                                                                       reseeds)
-        return EM(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov,
+        return em(data, self.covariance_type, self.reg_covar, weights, means, prec_chol, cov,
                   reseeds, n)
 
     def _initial_resp(self, data, random_state):
@@ -740,18 +785,20 @@ class GaussianMixture(ParamsMixin):
 
     def _per_row(self, X, what):
         """``what`` ('proba' (n, K), 'log_prob_norm' (n,) or 'score' (n,)) of every row of X:
-        an ndarray; an out-of-core array read block by block (an ndarray out); a dask array
-        (a dask array out, block by block where the blocks live)."""
+        an ndarray; an out-of-core array read block by block (an ndarray out; read whole with
+        ``missing='marginalize'``, as in ``fit``); a dask array (a dask array out, block by
+        block where the blocks live)."""
         check_is_fitted(self, "precisions_cholesky_")
         name = type(self).__name__
         K = np.shape(self.means_)[0]
+        marginalize = getattr(self, "missing", "error") == "marginalize"
         if is_dask_array(X):
             rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
             args = self._row_function_args(what)
             chunks = (rows.X.chunks[0],) + (((K,),) if what == "proba" else ())
             return rows.X.map_blocks(_rows_of_block, *args, dtype=rows.dtype, chunks=chunks,
                                      drop_axis=None if what == "proba" else 1)
-        if is_block_source(X):
+        if is_block_source(X) and not marginalize:
             rows = check_rows(X, n_features=self.n_features_in_, estimator_name=name)
             out = np.empty((rows.shape[0], K) if what == "proba" else rows.shape[0],
                            dtype=rows.dtype)
@@ -760,8 +807,30 @@ class GaussianMixture(ParamsMixin):
             for start in range(0, rows.shape[0], step):
                 out[start:start + step] = _rows_of_block(rows[start:start + step], *args)
             return out
-        X = check_array(X, n_features=self.n_features_in_, estimator_name=name)
+        X = check_array(X, n_features=self.n_features_in_, estimator_name=name,
+                        allow_nan=marginalize)
+        if marginalize and np.isnan(X).any():
+            return self._per_row_missing(X, what)
         return _rows_of_block(X, *self._row_function_args(what))
+
+    def _per_row_missing(self, X, what):
+        """``_per_row`` of an ndarray with NaN under ``missing='marginalize'``: each row
+        scored by the marginal of its observed coordinates."""
+        method, ctype = self._fitted_state()
+        if method == "gibbs":
+            raise ValueError("X contains NaN: a model fitted with method='gibbs' does not "
+                             "marginalise missing values")
+        if what == "score" and method == "mean_field":
+            return _mean_field_score_samples_missing(self, X)
+        inputs, ctype, K, shift = self._pass_arrays()
+        data = GM.MissingGaussianPass(X, None, ctype, K, resolve_n_threads(self.n_threads),
+                                      shift=shift)
+        resp = np.empty((X.shape[0], K), dtype=X.dtype) if what == "proba" else None
+        lpn = None if what == "proba" else np.empty(X.shape[0], dtype=X.dtype)
+        with single_threaded_blas():
+            data.run(*inputs, resp_out=resp, log_prob_norm_out=lpn, compute_stats=False,
+                     missing=MI.missing_inputs_at_fit(self, method, ctype))
+        return resp if what == "proba" else lpn
 
     def _row_function_args(self, what):
         """The picklable arguments of ``_rows_of_block`` at the fitted parameters (no
@@ -839,13 +908,15 @@ class GaussianMixture(ParamsMixin):
     def bic(self, X):
         """Bayesian information criterion on X (lower is better)."""
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
-                        estimator_name=type(self).__name__)
+                        estimator_name=type(self).__name__,
+                        allow_nan=getattr(self, "missing", "error") == "marginalize")
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion on X (lower is better)."""
         X = check_array(X, n_features=getattr(self, "n_features_in_", None),
-                        estimator_name=type(self).__name__)
+                        estimator_name=type(self).__name__,
+                        allow_nan=getattr(self, "missing", "error") == "marginalize")
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
 
 
@@ -862,12 +933,14 @@ def init_rows(data):
     return None if data.n_samples <= m else evenly_spaced(data.n_samples, m)
 
 
-def _check_X(X):
-    """The fit's X: an ndarray (``check_array``), or ``Rows`` (out of core, or dask) checked
-    block by block."""
-    if is_block_source(X) or is_dask_array(X):
+def _check_X(X, allow_nan=False):
+    """The fit's X: an ndarray (``check_array``; NaN passes with ``allow_nan``, i.e.
+    ``missing='marginalize'``), or ``Rows`` (out of core, or dask) checked block by block.
+    Missing values are marginalised in memory only: with ``allow_nan`` an out-of-core X is
+    read whole, and a dask array refuses NaN as any non-finite value."""
+    if is_dask_array(X) or (is_block_source(X) and not allow_nan):
         return check_rows(X, ensure_min_samples=1)
-    return check_array(X, ensure_min_samples=1)
+    return check_array(X, ensure_min_samples=1, allow_nan=allow_nan)
 
 
 def _plugin_pass(X, inputs, ctype, K, shift, n_threads, want_resp, want_log_prob_norm):
@@ -903,6 +976,16 @@ def _rows_of_block(X, kind, args, n_threads, block_info=None):
     return resp if kind == "proba" else lpn
 
 
+def _gaussian_data(X, sample_weight, covariance_type, n_components, n_threads, missing):
+    """The data object of a fit: ``GaussianPass``, or with ``missing='marginalize'`` and NaN
+    in X the ``MissingGaussianPass`` (complete rows through the same pass; X without NaN
+    therefore fits exactly as with ``missing='error'``)."""
+    if missing == "marginalize" and np.isnan(X).any():
+        return GM.MissingGaussianPass(X, sample_weight, covariance_type, n_components,
+                                      n_threads)
+    return G.GaussianPass(X, sample_weight, covariance_type, n_components, n_threads)
+
+
 def _unit_mean_weights(w):
     """EM's estimates do not depend on the scale of the weights, but its arithmetic does (the
     10 eps added to N_k, under- and overflow of the sums): weights scaled once to mean 1 (by
@@ -917,15 +1000,17 @@ def _unit_mean_weights(w):
 # in ``vbfast.emissions.gaussian_prior``, the pass is the EM kernel.
 
 def _mean_field_state(est, data, random_state, warm, priors, reseeds=None):
+    state = (MissingMeanField if isinstance(data, GM.MissingGaussianPass)
+             else BG.MeanFieldFitState)
     if warm and hasattr(est, "weight_concentration_"):  # (not after an EM fit)
-        return BG.MeanFieldFitState(
+        return state(
             data, est.covariance_type, est.reg_covar, priors,
             _float64_concentration(est.weight_concentration_), est.mean_precision_,
             est.means_, est.degrees_of_freedom_, est.precisions_cholesky_,
             np.asarray(est.covariances_, dtype=np.float64), reseeds=reseeds)
     resp = est._initial_resp(data, random_state)
-    return BG.MeanFieldFitState.from_resp(data, est.covariance_type, est.reg_covar, priors,
-                                          resp, reseeds=reseeds)
+    return state.from_resp(data, est.covariance_type, est.reg_covar, priors, resp,
+                            reseeds=reseeds)
 
 
 def _fitted_priors(est):
@@ -978,6 +1063,20 @@ def _mean_field_kernel_inputs(est, means, prec_chol, covariance_type, shift):
                             np.asarray(est.mean_precision_, dtype=np.float64), means,
                             np.asarray(est.degrees_of_freedom_, dtype=np.float64), prec_chol,
                             covariance_type, shift)
+
+
+def _mean_field_score_samples_missing(est, X):
+    """Mean field's ``score_samples`` of a checked ndarray with NaN: each component's
+    Student-t predictive marginalised to the row's observed coordinates."""
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    args = (f64(est.weights_), f64(est.means_), f64(est.mean_precision_),
+            f64(est.degrees_of_freedom_), f64(est.precisions_cholesky_),
+            est._fitted_state()[1])
+    with single_threaded_blas():  # (the per-pattern arrays come from a kernel)
+        out = GM.student_t_log_predictive_missing(
+            X, GM.Patterns(X), *args,
+            complete_log_predictive=lambda rows: BG.student_t_log_predictive(rows, *args))
+    return out.astype(X.dtype, copy=False)
 
 
 class BayesianGaussianMixture(GaussianMixture):
@@ -1080,6 +1179,10 @@ class BayesianGaussianMixture(GaussianMixture):
         ``method='gibbs'``: keep every draw's precisions, as in ``GaussianMixture``.
     learning_offset, learning_decay, total_samples : float
         ``partial_fit``'s stochastic VI steps, as in ``GaussianMixture``.
+    missing : {'error', 'marginalize'}, default='error'
+        NaN refused, or marginalised as missing values (mean field only; see
+        ``GaussianMixture``). The default ``mean_prior`` is then the observed columns' mean,
+        the default ``covariance_prior`` the covariance of X with each NaN at that mean.
 
     Attributes
     ----------
@@ -1103,7 +1206,7 @@ class BayesianGaussianMixture(GaussianMixture):
     weight_concentration_prior_, mean_precision_prior_, mean_prior_,
     degrees_of_freedom_prior_, covariance_prior_ : the priors used (defaults filled in).
     converged_, n_iter_, lower_bound_, lower_bounds_, iteration_times_, n_reseeds_,
-    n_features_in_ :
+    n_features_in_, n_empty_rows_ :
         as in ``GaussianMixture``; the bounds are the ELBO described above.
     """
 
@@ -1117,7 +1220,7 @@ class BayesianGaussianMixture(GaussianMixture):
                  warm_start=False, verbose=0, verbose_interval=10, n_threads=None,
                  method="mean_field", n_draws=200, burn_in=100, thin=1, n_chains=2,
                  store_samples=True, learning_offset=10.0, learning_decay=0.7,
-                 total_samples=1e6):
+                 total_samples=1e6, missing="error"):
         self.learning_offset = learning_offset
         self.learning_decay = learning_decay
         self.total_samples = total_samples
@@ -1146,6 +1249,7 @@ class BayesianGaussianMixture(GaussianMixture):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.missing = missing
 
     _param_names = ("n_components", "covariance_type", "tol", "reg_covar", "on_degenerate",
                     "max_iter", "n_init", "init_params", "weight_concentration_prior_type",
@@ -1153,7 +1257,7 @@ class BayesianGaussianMixture(GaussianMixture):
                     "degrees_of_freedom_prior", "covariance_prior", "random_state",
                     "warm_start", "verbose", "verbose_interval", "n_threads", "method",
                     "n_draws", "burn_in", "thin", "n_chains", "store_samples",
-                    "learning_offset", "learning_decay", "total_samples")
+                    "learning_offset", "learning_decay", "total_samples", "missing")
 
     def _check_parameters(self, X):
         check_option(self.method, "method", ("mean_field", "gibbs"))
