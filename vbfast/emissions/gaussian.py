@@ -21,6 +21,7 @@ return shifted means where they say so.
 """
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 from . import _gaussian_kernel as _gmm
 from .._core.protocol import Statistics
@@ -54,6 +55,47 @@ def n_groups_for(n_samples, slot_size, data_bytes=0):
     return n_groups(n_samples, CHUNK_SIZE, min(128, max(2, fit)))
 
 
+# 'full' keeps per-group S2 slots while the budget holds this many of them (or as many as the
+# data has groups, if fewer); below that, S2 takes one slot, filled by the panel sweep.
+MIN_S2_GROUPS = 16
+
+
+class SlotPlan(tuple):
+    """How a pass's statistics are slotted: ``n_groups`` per-group slots of N_k, S1 and the
+    bound terms; ``n_s2_slots`` slots of S2 (``n_groups``, or 1 with ``s2_panels``); and
+    ``s2_panels``: 'full' S2 accumulated in one slot by the kernel's panel sweep (in parallel
+    over (component, column panel) tasks after the row pass) rather than per group."""
+
+    __slots__ = ()
+
+    def __new__(cls, n_groups, n_s2_slots, s2_panels):
+        return super().__new__(cls, (n_groups, n_s2_slots, s2_panels))
+
+    n_groups = property(lambda self: self[0])
+    n_s2_slots = property(lambda self: self[1])
+    s2_panels = property(lambda self: self[2])
+
+
+def slot_plan(n_samples, covariance_type, n_components, n_features, data_bytes=0):
+    """The ``SlotPlan`` of a pass; from the sizes only, never the thread count.
+
+    Per-group slots (``n_groups_for``) unless 'full' second moments are so large (K D^2) that
+    the slot budget (``max(SLOT_BUDGET, data_bytes / 8)``) holds fewer than
+    min(``MIN_S2_GROUPS``, the data's groups) slots: then S2 has one slot, filled by the
+    panel sweep, and only the small statistics (K + K D numbers a group) are per group. At
+    K=5, D=2000 that is one S2 slot of 160 MB instead of several."""
+    K, D = n_components, n_features
+    small = K + K * D
+    s2 = COVARIANCES[covariance_type].second_moment_size(K, D)
+    if covariance_type == "full":
+        budget = max(SLOT_BUDGET, data_bytes // 8)
+        fit = budget // (8 * (small + s2))
+        if fit < min(MIN_S2_GROUPS, n_groups(n_samples, CHUNK_SIZE, 128)):
+            return SlotPlan(n_groups_for(n_samples, small, data_bytes), 1, True)
+    G = n_groups_for(n_samples, small + s2, data_bytes)
+    return SlotPlan(G, G, False)
+
+
 class GaussianPass:
     """The data side of a fit: X, weights, the shift, the statistics slots and the thread count.
 
@@ -67,7 +109,10 @@ class GaussianPass:
         self.covariance_type = covariance_type
         self.covariance = COVARIANCES[covariance_type]
         self.n_components = n_components
-        self.n_threads = threads_for(n_threads, self.n_samples)
+        K, D = n_components, self.n_features
+        # a row costs about K D^2 ('full'); more threads for fewer rows when rows are costly
+        row_cost = max(1, K * D * D // 4096) if covariance_type == "full" else 1
+        self.n_threads = threads_for(n_threads, self.n_samples * row_cost)
         self.sample_weight = sample_weight
         self._w = sample_weight if sample_weight is not None else np.empty(0)
         self.weight_sum = float(sample_weight.sum()) if sample_weight is not None \
@@ -78,12 +123,14 @@ class GaussianPass:
             else:
                 shift = (sample_weight @ X) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
-        K, D = n_components, self.n_features
-        s2 = self.covariance.second_moment_size(K, D)
-        G = n_groups_for(self.n_samples, K + K * D + s2, X.nbytes)
+        self.slot_plan = slot_plan(self.n_samples, covariance_type, K, D, X.nbytes)
+        G = self.slot_plan.n_groups
         self.nk_slots = np.empty((G, K))
         self.s1_slots = np.empty((G, K * D))
-        self.s2_slots = np.empty((G, s2))
+        # with s2_panels, S2's one slot is made by each pass that computes statistics and
+        # handed over as its S2 (no copy, and nothing of that size kept between passes)
+        self.s2_slots = (None if self.slot_plan.s2_panels else
+                         np.empty((G, self.covariance.second_moment_size(K, D))))
         self.ll_slots = np.empty(G)
         self.ent_slots = np.empty(G)
         self._gram = None
@@ -115,17 +162,22 @@ class GaussianPass:
         With ``sample_z`` the pass draws z (Gibbs) from the stream keyed by (seed, sweep) and
         the statistics are hard counts; "log_likelihood" is then log p(X, z | theta)."""
         X = self.X
+        K, D = self.n_components, self.n_features
         empty_out_2d = np.empty((0, 0), dtype=X.dtype)
         empty_out_1d = np.empty(0, dtype=X.dtype)
+        panels = self.slot_plan.s2_panels
+        s2_slots = self.s2_slots
+        if panels:
+            s2_slots = np.empty((1, self.covariance.second_moment_size(K, D) if compute_stats
+                                 else 0))
         _gmm.gmm_pass(
             X, self._w, self.shift, means_shifted, prec_flat, aux, log_const,
             self.covariance.code,
             resp_in if resp_in is not None else np.empty((0, 0)),
-            self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
+            self.nk_slots, self.s1_slots, s2_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else empty_out_2d,
             log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
-            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
-        K, D = self.n_components, self.n_features
+            compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, panels)
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.
         stats = {"log_likelihood": float(self.ll_slots.sum()),
@@ -133,7 +185,8 @@ class GaussianPass:
         if compute_stats:
             stats["nk"] = self.nk_slots.sum(axis=0)
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
-            stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
+            s2 = s2_slots[0] if panels else s2_slots.sum(axis=0)
+            stats["s2"] = self.covariance.reduce_s2(s2, K, D)
         return Statistics(**stats)
 
     def centred_stats_from_resp(self, resp, reg_covar=0.0):
@@ -213,12 +266,27 @@ def symmetrize_lower(a):
     return lower + np.swapaxes(np.tril(a, -1), -1, -2)
 
 
-def symmetrize_lower_inplace(a):
+def symmetrize_upper_inplace(a):
+    """Copy the upper triangle of each (D, D) matrix of a (K, D, D) array onto its lower one,
+    in place."""
+    symmetrize_lower_inplace(np.swapaxes(a, -1, -2))
+    return a
+
+
+def symmetrize_lower_inplace(a, block=64):
     """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
-    values: copies only), so that no other K x D x D array is made."""
-    upper = np.triu_indices(a.shape[-1], 1)
+    values: copies only), so that no other K x D x D array is made; by blocks of ``block``
+    columns (strided copies, no index arrays)."""
+    D = a.shape[-1]
+    width = min(block, D)
+    upper = np.triu_indices(width, 1)
     for m in a:
-        m[upper] = m.T[upper]
+        for j0 in range(0, D, width):
+            j1 = min(j0 + width, D)
+            diag = m[j0:j1, j0:j1]
+            iu = upper if j1 - j0 == width else np.triu_indices(j1 - j0, 1)
+            diag[iu] = diag.T[iu]
+            m[j0:j1, j1:] = m[j1:, j0:j1].T
     return a
 
 
@@ -259,9 +327,10 @@ class CovarianceType:
         raise NotImplementedError
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         """Covariances from the statistics, given N_k (raw and with 10 eps) and the shifted
-        means (K, D); ``reg_covar`` on the diagonal (see ``estimate_parameters``)."""
+        means (K, D); ``reg_covar`` on the diagonal (see ``estimate_parameters``).
+        ``overwrite_s2``: the result may take the memory of ``stats["s2"]``."""
         raise NotImplementedError
 
     def precision_cholesky(self, covariances):
@@ -309,20 +378,34 @@ class CovarianceType:
 
 
 def _stacked_precision_cholesky(covs):
-    """U_k = L_k^{-T} (cov_k = L_k L_k^T) of (K, D, D) covariances, by triangular solves
-    rather than explicit inverses."""
-    D = covs.shape[-1]
+    """U_k = L_k^{-T} (cov_k = L_k L_k^T) of (K, D, D) covariances: the inverse of the
+    triangular factor (LAPACK trtri, D^3 / 3 flops; a solve against the identity takes D^3),
+    never an inverse of cov_k."""
     out = np.empty_like(covs)
-    eye = np.eye(D)
     for k, cov in enumerate(covs):
         try:
             cov_chol = linalg.cholesky(cov, lower=True, check_finite=False)
         except linalg.LinAlgError:
             raise ValueError(_ILL_DEFINED) from None
-        out[k] = linalg.solve_triangular(cov_chol, eye, lower=True, check_finite=False).T
+        # the transposed view of the C-ordered factor is Fortran-ordered: no copy, upper
+        inv, info = lapack.dtrtri(cov_chol.T, lower=0, overwrite_c=1)
+        if info != 0:
+            raise ValueError(_ILL_DEFINED)
+        out[k] = inv  # (L^T)^{-1} = L^{-T}, upper; the strict lower triangle is zero
     if not np.isfinite(out).all():
         raise ValueError(_ILL_DEFINED)
     return out
+
+
+def _positive_definite(p):
+    """Whether the symmetric, finite matrix p is positive-definite: whether its Cholesky
+    factor exists (D^3 / 3 flops; eigenvalues cost several times that, 11 s a matrix at
+    D = 2000 on a busy machine)."""
+    try:
+        linalg.cholesky(p, lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        return False
+    return True
 
 
 def _stacked_cholesky_from_precisions(precs):
@@ -371,12 +454,12 @@ class Full(CovarianceType):
         return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         # S2 is centred at the pass's centres: sum r (x - m)(x - m)^T = S2 - R d d^T
         D = means.shape[1]
         d = means - centers_shifted
         s2 = stats["s2"]
-        cov = np.empty_like(s2)
+        cov = s2 if overwrite_s2 else np.empty_like(s2)
         for k in range(len(cov)):  # one matrix at a time: no K x D x D temporaries
             np.subtract(s2[k], nk_raw[k] * d[k][:, None] * d[k][None, :], out=cov[k])
             cov[k] /= nk[k]
@@ -390,7 +473,17 @@ class Full(CovarianceType):
         return _stacked_cholesky_from_precisions(precisions)
 
     def precisions_from_cholesky(self, prec_chol):
-        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+        D = prec_chol.shape[-1]
+        if D <= 64:  # one call for the stack; LAPACK calls per component cost more here
+            return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+        # einsum's loops are not BLAS (32 s at K=5, D=2000): LAPACK lauum, D^3 / 3 flops
+        out = np.empty_like(prec_chol, dtype=np.float64)
+        for k, u in enumerate(prec_chol):
+            # u^T (Fortran view) is lower triangular L; lauum gives L^T L = u u^T in its
+            # lower triangle, which is the upper one of the C-ordered result
+            prod, info = lapack.dlauum(np.asarray(u, dtype=np.float64).T, lower=1)
+            out[k] = prod.T
+        return symmetrize_upper_inplace(out)
 
     def covariances_from_cholesky(self, prec_chol):
         return _stacked_covariances_from_cholesky(prec_chol)
@@ -407,7 +500,7 @@ class Full(CovarianceType):
         for k, p in enumerate(precisions):
             if not np.allclose(p, p.T):
                 raise ValueError(f"precisions_init[{k}] is not symmetric")
-            if np.any(np.linalg.eigvalsh(p) <= 0.0):
+            if not _positive_definite(p):
                 raise ValueError(f"precisions_init[{k}] is not positive-definite")
 
     def sample_rows(self, rng, mean, covariances, k, count):
@@ -435,7 +528,7 @@ class Tied(CovarianceType):
         return np.zeros(D * D), np.zeros((K, D + 1))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         D = means.shape[1]
         cov = gram - (nk[:, None] * means).T @ means
         cov /= nk.sum()
@@ -467,7 +560,7 @@ class Tied(CovarianceType):
     def check_precision_values(self, precisions):
         if not np.allclose(precisions, precisions.T):
             raise ValueError("precisions_init is not symmetric")
-        if np.any(np.linalg.eigvalsh(precisions) <= 0.0):
+        if not _positive_definite(precisions):
             raise ValueError("precisions_init is not positive-definite")
 
     def sample_rows(self, rng, mean, covariances, k, count):
@@ -594,7 +687,7 @@ class Diag(_Variances):
         return np.empty(0), np.zeros((K, 2 * D))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         # S2 about the shift (centre 0): the estimate as before centring existed; S2 centred
         # at a far component's mean: exactly about the new mean
         out = _positive(stats["s2"] / nk[:, None] - means ** 2,
@@ -642,7 +735,7 @@ class Spherical(_Variances):
         return np.empty(0), np.zeros((K, D + 1))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         D = means.shape[1]
         # as for 'diag': S2 about the shift (centre 0) as before centring existed
         m2 = (means ** 2).sum(axis=1)
@@ -687,7 +780,8 @@ def second_moment_size(covariance_type, n_components, n_features):
     return COVARIANCES[covariance_type].second_moment_size(n_components, n_features)
 
 
-def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram=None):
+def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram=None,
+                        overwrite_s2=False):
     """Weights (unnormalised N_k), shifted means and covariances from pass statistics.
 
     The same estimates as scikit-learn's ``_estimate_gaussian_parameters``: N_k gets
@@ -695,13 +789,15 @@ def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram
     diagonal. For 'full', S2 is centred at ``centers_shifted`` (the means the pass was given)
     and re-centred here at the new means:
         sum r (x - m)(x - m)^T = S2 - R d d^T,  d = m - centre,  R = sum r.
-    ``gram`` (D, D) is needed by 'tied' only.
+    ``gram`` (D, D) is needed by 'tied' only. ``overwrite_s2``: 'full' may compute the
+    covariances in the memory of ``stats["s2"]`` (for a caller that uses the statistics once:
+    no second K x D x D array).
     """
     nk_raw = stats["nk"]
     nk = nk_raw + 10 * np.finfo(np.float64).eps
     means = stats["s1"] / nk[:, None]
-    cov = COVARIANCES[covariance_type].estimate_covariances(stats, nk_raw, nk, means,
-                                                            reg_covar, centers_shifted, gram)
+    cov = COVARIANCES[covariance_type].estimate_covariances(
+        stats, nk_raw, nk, means, reg_covar, centers_shifted, gram, overwrite_s2)
     return nk, means, cov
 
 

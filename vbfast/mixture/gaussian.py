@@ -67,20 +67,24 @@ class EM(Method):
     def m_step(self, stats, centers_shifted):
         data = self.data
         gram = data.gram() if data.covariance.uses_gram else None
+        # (the loop's statistics are used once: 'full' covariances take S2's memory)
         nk, means_shifted, cov = G.estimate_parameters(
-            stats, self.covariance_type, self.reg_covar, centers_shifted, gram)
+            stats, self.covariance_type, self.reg_covar, centers_shifted, gram,
+            overwrite_s2=True)
         self.weights = nk / nk.sum()
         self.means = means_shifted + data.shift
         self.covariances = cov
         self.prec_chol = G.precision_cholesky(cov, self.covariance_type)
 
     def attributes(self):
+        # the arrays themselves, not copies (K D^2 each for 'full'): the loop discards the
+        # method once it has them, and no update writes into an array it holds
         cov = self.covariances
         if cov is None:
             cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)
         return {"weights_": self.weights.copy(), "means_": self.means.copy(),
-                "covariances_": np.array(cov, dtype=np.float64),
-                "precisions_cholesky_": self.prec_chol.copy()}
+                "covariances_": np.asarray(cov, dtype=np.float64),
+                "precisions_cholesky_": self.prec_chol}
 
 
 class GaussianMixture(ParamsMixin):
