@@ -286,7 +286,8 @@ def symmetrize_lower_inplace(a, block=64):
             diag = m[j0:j1, j0:j1]
             iu = upper if j1 - j0 == width else np.triu_indices(j1 - j0, 1)
             diag[iu] = diag.T[iu]
-            m[j0:j1, j1:] = m[j1:, j0:j1].T
+            if j1 < D:
+                m[j0:j1, j1:] = m[j1:, j0:j1].T
     return a
 
 
