@@ -198,8 +198,9 @@ def compare_highd(repeat=1, max_iter=HIGHD_ITER, threads=None):
     for _ in range(repeat):
         for library in HIGHD_LIBRARIES:
             r = run_highd(library, max_iter, threads)
-            print(f"{library:8s}  {r['peak'] / 1e6:11.0f}  {(r['peak'] - r['rss_before_fit']) / 1e6:15.0f}"
-                  f"  {r['seconds']:6.1f}  {r['cpu_seconds']:6.1f}   {r['lower_bound']:.10g}",
+            added = r["peak"] - r["rss_before_fit"]
+            print(f"{library:8s}  {r['peak'] / 1e6:11.0f}  {added / 1e6:15.0f}"
+                  f"  {r['seconds']:6.1f}  {r['cpu_seconds']:6.1f}   {r['lower_bound']:.16g}",
                   flush=True)
     if hasattr(os, "getloadavg"):
         print(f"load average after: {os.getloadavg()[0]:.2f}")

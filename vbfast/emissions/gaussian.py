@@ -26,7 +26,7 @@ from scipy.linalg import lapack
 from . import _gaussian_kernel as _gmm
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
-from .._core.threads import threads_for
+from .._core.threads import single_threaded_blas, threads_for
 
 CHUNK_SIZE = 256
 LOG_2PI = np.log(2.0 * np.pi)
@@ -401,11 +401,13 @@ def _stacked_precision_cholesky(covs):
 def _positive_definite(p):
     """Whether the symmetric, finite matrix p is positive-definite: whether its Cholesky
     factor exists (D^3 / 3 flops; eigenvalues cost several times that, 11 s a matrix at
-    D = 2000 on a busy machine)."""
-    try:
-        linalg.cholesky(p, lower=True, check_finite=False)
-    except linalg.LinAlgError:
-        return False
+    D = 2000 on a busy machine). On one BLAS thread, as every factorisation of a fit: on
+    busy cores OpenBLAS's threads made it ten times slower."""
+    with single_threaded_blas():
+        try:
+            linalg.cholesky(p, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            return False
     return True
 
 
