@@ -78,8 +78,10 @@ def s2_size(covariance_type, K, D):
 
 
 def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_lpn=False,
-             compute_stats=True, chunk_size=CHUNK, n_threads=2, log_const=None):
-    """Call ``gmm_pass`` with NaN-prefilled slots and outputs; return the raw results."""
+             compute_stats=True, chunk_size=CHUNK, n_threads=2, log_const=None,
+             s2_panels=False, sample_z=False):
+    """Call ``gmm_pass`` with NaN-prefilled slots and outputs; return the raw results
+    (``s2_panels``: S2 in one slot, by the panel sweep)."""
     K, D = p["means"].shape
     ctype = p["type"]
     prec_flat, aux, lc = kernel_inputs(p)
@@ -91,7 +93,7 @@ def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_
     s2n = s2_size(ctype, K, D)
     out = {
         "nk": np.full((Gn, K), np.nan), "s1": np.full((Gn, K * D), np.nan),
-        "s2": np.full((Gn, s2n), np.nan), "ll": np.full(Gn, np.nan),
+        "s2": np.full((1 if s2_panels else Gn, s2n), np.nan), "ll": np.full(Gn, np.nan),
         "ent": np.full(Gn, np.nan),
         "resp": np.full((N, K), np.nan, dtype=X.dtype) if want_resp
         else np.empty((0, 0), dtype=X.dtype),
@@ -102,7 +104,7 @@ def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_
         np.ascontiguousarray(p["means"]), prec_flat, aux, lc, CODES[ctype],
         resp_in if resp_in is not None else np.empty((0, 0)),
         out["nk"], out["s1"], out["s2"], out["ll"], out["ent"], out["resp"], out["lpn"],
-        compute_stats, chunk_size, n_threads)
+        compute_stats, chunk_size, n_threads, sample_z, 5, 1, None, 0, s2_panels)
     return out
 
 
@@ -419,6 +421,107 @@ def test_pass_float32_bitwise_independent_of_thread_count():
     b = run_pass(X, None, shift, p, n_groups=40, want_resp=True, want_lpn=True, n_threads=2)
     for name, value in a.items():
         assert np.array_equal(value, b[name]), name
+
+
+# --------------------------------------------------------------------------- S2 by panels
+def reference_full_s2(X, shift, means, wr):
+    """sum_n wr_nk (x_n - shift - m_k)(x_n - shift - m_k)^T (K, D, D), by matrix products."""
+    Xs = X.astype(np.float64) - shift
+    out = np.empty((means.shape[0],) + (X.shape[1],) * 2)
+    for k, m in enumerate(means):
+        diff = Xs - m
+        out[k] = (wr[:, k, None] * diff).T @ diff
+    return out
+
+
+def panel_problem(dtype=np.float64, D=300):
+    """D = 300: two panels of S2 (256 rows and a partial one); N = 1400 rows, so that a
+    component holds more than one batch of rows; well separated (most r_nk exactly 0)."""
+    rng = np.random.default_rng(31)
+    N, K = 1400, 3
+    X = make_data(rng, N, D, dtype)
+    w = rng.uniform(0.2, 2.0, size=N)
+    shift = X.mean(axis=0, dtype=np.float64)
+    p = make_params(rng, "full", K, D)
+    p["means"] = X[[3, 700, 1300]].astype(np.float64) - shift
+    return X, w, shift, p
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("inputs", ["computed", "given", "sampled"])
+def test_s2_panels_match_reference_and_groups(inputs, dtype):
+    X, w, shift, p = panel_problem(dtype)
+    N, D = X.shape
+    width, batch, n_panels = _gmm.panel_layout(D)
+    assert n_panels == 2 and D % width and N > 2 * batch
+    resp = None
+    if inputs == "given":  # soft: every row in every component
+        resp = np.random.default_rng(2).dirichlet(np.ones(3), size=N)
+    kw = dict(resp_in=resp, want_resp=inputs != "given", sample_z=inputs == "sampled",
+              n_groups=G.n_groups(N, CHUNK, 128))
+    panels = run_pass(X, w, shift, p, s2_panels=True, **kw)
+    groups = run_pass(X, w, shift, p, **kw)
+    r = resp if resp is not None else panels["resp"].astype(np.float64)
+    if inputs == "sampled":  # hard counts of the draws
+        z = np.array([_draw(row, u) for row, u in zip(r, _gmm.uniforms(5, 1, 0, N))])
+        r = np.eye(3)[z]
+    elif inputs == "computed":
+        assert (r == 0).mean() > 0.3  # the sweep skips these rows
+    assert (r > 0).sum(axis=0).max() > _gmm.panel_layout(D)[1]  # several batches
+    ref = reference_full_s2(X, shift, p["means"], w[:, None] * r)
+    il = np.tril_indices(D)
+    scale = np.abs(ref).max()
+    s2 = panels["s2"][0].reshape(3, D, D)
+    # (float32: the reference's r is the float32 resp_out, the kernel's float64)
+    rtol = 1e-10 if dtype == np.float64 or inputs == "given" else 1e-5
+    assert_allclose(s2[:, il[0], il[1]], ref[:, il[0], il[1]], rtol=rtol, atol=rtol * scale)
+    assert np.all(np.triu(s2, 1) == 0)  # the upper triangle is left to reduce_s2
+    assert_allclose(s2, groups["s2"].sum(axis=0).reshape(3, D, D), rtol=1e-10,
+                    atol=1e-12 * scale)
+    # everything else is the row pass's, bit for bit
+    for name in ("nk", "s1", "ll", "ent", "resp", "lpn"):
+        assert np.array_equal(panels[name], groups[name], equal_nan=True), name
+
+
+def _draw(r, u):
+    """The kernel's inverse-CDF draw of z from responsibilities r and a uniform u."""
+    c = np.cumsum(r)
+    return int(np.flatnonzero(u * c[-1] < c)[0])
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+def test_s2_panels_bitwise_independent_of_thread_count():
+    X, w, shift, p = panel_problem(D=520)
+    N = X.shape[0]
+    assert _gmm.panel_layout(520)[2] == 3
+    runs = [run_pass(X, w, shift, p, s2_panels=True, n_groups=G.n_groups(N, CHUNK, 128),
+                     n_threads=t) for t in (1, 2, 3, 1)]
+    for other in runs[1:]:
+        for name, value in runs[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
+
+
+def test_s2_panels_argument_checks():
+    X, w, shift, p = panel_problem(D=4)
+    prec_flat, aux, lc = kernel_inputs(p)
+    K, D = p["means"].shape
+    N = X.shape[0]
+
+    def call(s2, ctype=0, compute_stats=True, prec=prec_flat, aux_=aux):
+        _gmm.gmm_pass(X, w, shift, p["means"], prec, aux_, lc, ctype, np.empty((0, 0)),
+                      np.empty((2, K)), np.empty((2, K * D)), s2, np.empty(2), np.empty(2),
+                      np.empty((0, 0)), np.empty(0), compute_stats, CHUNK, 1, s2_panels=True)
+
+    with pytest.raises(ValueError, match="one slot"):
+        call(np.empty((2, K * D * D)))
+    with pytest.raises(ValueError, match="full covariances"):
+        q = make_params(np.random.default_rng(0), "diag", K, D)
+        call(np.empty((1, K * D)), ctype=2, prec=np.empty(0), aux_=kernel_inputs(q)[1])
+    with pytest.raises(ValueError, match="full covariance needs"):
+        call(np.empty((1, 0)))  # statistics need the slot
+    call(np.empty((1, 0)), compute_stats=False)  # log densities only: no slot
+    assert N > 0
 
 
 def test_pass_rejects_inconsistent_shapes():

@@ -1,5 +1,6 @@
 """Regression tests for the Gaussian-mixture defects of issue 18 (part 2): each test failed
 before its fix."""
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -332,6 +333,104 @@ def test_statistics_slots_scale_with_memory():
         slot = K * D * (D + 1) + K
         n = G.n_groups_for(10 ** 6, slot, 10 ** 6 * D * 8)
         assert n == 2 or n * slot * 8 <= max(G.SLOT_BUDGET, 10 ** 6 * D)
+
+
+def test_slot_plan_one_s2_slot_when_k_d2_is_large():
+    """K=5, D=2000, N=3000: S2 in one slot (the panel sweep) instead of 2 groups of 160 MB
+    slots plus their sum; the small statistics keep their per-group slots. The plan depends on
+    the sizes only."""
+    plan = G.slot_plan(3000, "full", 5, 2000, 3000 * 2000 * 8)
+    assert plan == (12, 1, True) and plan.s2_panels and plan.n_s2_slots == 1
+    # the ordinary workloads keep their per-group S2 slots (and so their results)
+    assert G.slot_plan(200000, "full", 16, 16, 200000 * 16 * 8) == (128, 128, False)
+    assert G.slot_plan(20011, "full", 4, 6) == (79, 79, False)
+    for ctype in ("tied", "diag", "spherical"):
+        assert not G.slot_plan(3000, ctype, 5, 2000, 3000 * 2000 * 8).s2_panels
+    # per-group slots while the budget holds min(MIN_S2_GROUPS, the data's groups) of them
+    for K, D, N in [(5, 300, 10 ** 6), (20, 100, 10 ** 6), (3, 1000, 10 ** 5), (3, 420, 1200)]:
+        plan = G.slot_plan(N, "full", K, D, N * D * 8)
+        slot = K + K * D + K * D * D
+        groups = G.n_groups(N, G.CHUNK_SIZE, 128)
+        fits = max(G.SLOT_BUDGET, N * D) // (8 * slot)
+        assert plan.s2_panels == (fits < min(G.MIN_S2_GROUPS, groups))
+        if not plan.s2_panels:
+            assert plan.n_groups * slot * 8 <= max(G.SLOT_BUDGET, N * D)
+
+
+@pytest.fixture
+def small_slot_budget(monkeypatch):
+    """A 1 MB slot budget: 'full' at K=3, D=200 (a 0.96 MB S2 slot) takes the panel sweep."""
+    monkeypatch.setattr(G, "SLOT_BUDGET", 1 << 20)
+    assert G.slot_plan(1500, "full", 3, 200).s2_panels
+
+
+def _high_d_data(N=1500, K=3, D=200):
+    rng = np.random.default_rng(0)
+    return 3.0 * rng.normal(size=(K, D))[rng.integers(K, size=N)] + rng.normal(size=(N, D))
+
+
+def test_full_covariance_panel_pass_keeps_no_s2_slot(small_slot_budget):
+    X = _high_d_data()
+    data = G.GaussianPass(X, None, "full", 3, 2)
+    assert data.slot_plan.s2_panels and data.s2_slots is None
+    held = sum(a.nbytes for a in (data.nk_slots, data.s1_slots, data.ll_slots,
+                                  data.ent_slots))
+    assert held < 3 * 200 * 200 * 8 / 10  # a tenth of one S2
+    with warnings.catch_warnings():
+        _quiet()
+        gm = GaussianMixture(3, max_iter=2, tol=0, random_state=0).fit(X)
+    inputs = G.pass_inputs(gm.means_, gm.precisions_cholesky_, "full", data.shift,
+                           G.plugin_log_const(gm.weights_, gm.precisions_cholesky_, "full",
+                                              200))
+    first, second = data.run(*inputs), data.run(*inputs)
+    # each pass's S2 is its own array (handed over), the same numbers
+    assert not np.shares_memory(first["s2"], second["s2"]) and data.s2_slots is None
+    assert np.array_equal(first["s2"], second["s2"])
+
+
+@pytest.mark.parametrize("method", ["em", "mean_field", "gibbs"])
+def test_full_covariance_panel_pass_thread_invariant_and_close(small_slot_budget, method):
+    X = _high_d_data()
+    kw = dict(method=method, max_iter=3, tol=0, random_state=0)
+    if method == "gibbs":
+        kw = dict(method=method, n_draws=2, burn_in=1, n_chains=1, random_state=0)
+    with warnings.catch_warnings():
+        _quiet()
+        fits = [GaussianMixture(3, n_threads=t, **kw).fit(X) for t in (1, 2)]
+        G.SLOT_BUDGET = 64 << 20  # per-group slots (the fixture restores the budget)
+        assert not G.slot_plan(1500, "full", 3, 200).s2_panels
+        grouped = GaussianMixture(3, n_threads=2, **kw).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_",
+                 "precisions_"):
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name)), name
+        assert_allclose(getattr(fits[0], name), getattr(grouped, name), rtol=1e-7,
+                        atol=1e-9 * np.abs(getattr(grouped, name)).max())
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["kmeans", "given"])
+def test_full_covariance_fit_peak_memory(small_slot_budget, given):
+    """Peak of the arrays a fit allocates (tracemalloc: numpy's allocations), in units of one
+    (K, D, D) array: the parameters in the M-step (old factors, S2 turned covariances, new
+    factors) and the three fitted K D^2 attributes, plus one matrix's temporaries. Before:
+    7.05 (two S2 slots kept for the fit, their sum, the covariances beside S2, copies of
+    the fitted arrays)."""
+    K, D = 3, 200
+    X = _high_d_data(K=K, D=D)
+    kw = {}
+    if given:
+        kw = dict(weights_init=np.full(K, 1 / K), means_init=X[:K].copy(),
+                  precisions_init=np.repeat(np.eye(D)[None], K, axis=0))
+    gm = GaussianMixture(K, max_iter=3, tol=0, random_state=0, **kw)
+    with warnings.catch_warnings():
+        _quiet()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            gm.fit(X)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    assert peak / (K * D * D * 8) < 4.5
 
 
 def test_full_covariance_many_features_thread_invariant():

@@ -119,6 +119,8 @@ cdef struct _GaussPass:
     double* s1                 # (G, K D)
     double* s2                 # (G, s2_size); NULL when s2_size is 0 (tied)
     Py_ssize_t s2_size
+    double* resp_w             # (N, K) receives w_n r_nk when S2 is left to the panel sweep
+                               # (full, s2_panels); NULL otherwise
     double* ll                 # (G,) log-likelihood (complete-data with sample_z)
     double* ent                # (G,) sum_n w_n sum_k r_nk log r_nk
     int* z_out                 # (N,) the drawn z_n; NULL: not wanted
@@ -368,7 +370,12 @@ cdef void _chunk(
     # where R^T is what column-major reads from lp.
     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
 
-    if cov_type == FULL and sample_z:
+    if p.resp_w != NULL:
+        # S2 is accumulated afterwards by the panel sweep (_s2_panels), from these
+        for n in range(b):
+            for k in range(K):
+                p.resp_w[(start + n) * K + k] = lp[n * K + k]
+    elif cov_type == FULL and sample_z:
         # Hard counts: each row belongs to one component, so gather the rows of component k
         # and update S2_k with those alone (K times less work than the soft form below).
         for k in range(K):
@@ -453,6 +460,90 @@ cdef inline void _centred_s2(
                     s2[k] = s2[k] + r * s
 
 
+# The panel sweep of 'full' S2 (s2_panels): each component's S2 is cut into panels of
+# PANEL_WIDTH rows (row-major lower triangle); a task is one (component, panel) pair and
+# gathers that component's rows with r > 0 in batches of PANEL_BATCH rows.
+cdef enum:
+    PANEL_WIDTH = 256
+    PANEL_BATCH = 512
+
+
+def panel_layout(int D):
+    """(panel width, rows per batch, number of panels) of the panel sweep at D features."""
+    return PANEL_WIDTH, PANEL_BATCH, (D + PANEL_WIDTH - 1) // PANEL_WIDTH
+
+
+cdef void _s2_panels(
+    const floating* X, Py_ssize_t N, int D, int K, const double* shift, const double* means,
+    const double* resp_w, double* s2, int n_threads,
+) noexcept nogil:
+    """S2_k += sum_n resp_w[n, k] (x_n - shift - m_k)(x_n - shift - m_k)^T (row-major lower
+    triangle) for every k, in parallel over (component, panel) tasks.
+
+    Task (k, J), J = [J0, J1) a panel of S2_k's rows, owns S2_k[J0:J1, 0:J1] (lower part). It
+    walks over the rows in order, keeps those with resp_w[n, k] > 0 (at large D most rows
+    belong to one component only: K times less work than every row for every component),
+    writes w_n = sqrt(resp_w[n, k]) (x_n - shift - m_k)[0:J1] into a batch of PANEL_BATCH
+    rows, and adds each full batch with one GEMM (columns 0:J0) and one SYRK (the diagonal
+    block). The batches, GEMM and SYRK shapes depend on the data only, and each task writes
+    its own part of S2: the result does not depend on the thread count or the schedule.
+    """
+    cdef int n_panels = (D + PANEL_WIDTH - 1) // PANEL_WIDTH
+    cdef int n_tasks = K * n_panels
+    cdef int t, k, J0, J1, P, b, j
+    cdef Py_ssize_t n
+    cdef double v
+    cdef double* wbuf = NULL
+    cdef double* row
+    cdef double* s2k
+    cdef const double* m_k
+    cdef const floating* x_n
+    cdef int batch = PANEL_BATCH
+    with parallel(num_threads=n_threads):
+        wbuf = <double*>malloc(PANEL_BATCH * (D if D > 0 else 1) * sizeof(double))
+        # the widest panels (last rows of S2) first, so that the dynamic schedule ends with
+        # the cheap ones; which thread runs a task does not change its result
+        for t in prange(n_tasks, schedule='dynamic'):
+            k = t % K
+            J0 = (n_panels - 1 - t // K) * PANEL_WIDTH
+            J1 = J0 + PANEL_WIDTH
+            if J1 > D:
+                J1 = D
+            P = J1 - J0
+            m_k = means + k * D
+            s2k = s2 + <Py_ssize_t>k * D * D
+            b = 0
+            for n in range(N):
+                v = resp_w[n * K + k]
+                if v > 0.0:
+                    v = sqrt(v)
+                    row = wbuf + <Py_ssize_t>b * J1
+                    x_n = X + n * D
+                    for j in range(J1):
+                        row[j] = v * ((<double>x_n[j] - shift[j]) - m_k[j])
+                    b = b + 1
+                    if b == batch:
+                        _panel_update(wbuf, b, J0, J1, D, s2k)
+                        b = 0
+            if b > 0:
+                _panel_update(wbuf, b, J0, J1, D, s2k)
+        free(wbuf)
+
+
+cdef inline void _panel_update(double* wbuf, int b, int J0, int J1, int D,
+                               double* s2k) noexcept nogil:
+    """S2_k[J0:J1, 0:J1] (row-major lower part) += W[:, J0:J1]^T W[:, 0:J1] for the batch W
+    (b, J1) in wbuf. Column-major, W reads as (J1 x b) and S2_k as its transpose M, whose
+    columns J0:J1 take the GEMM (rows 0:J0) and the SYRK ('U': the diagonal block)."""
+    cdef int P = J1 - J0
+    cdef double one = 1.0
+    if J0 > 0:
+        dgemm(&CH_N, &CH_T, &J0, &P, &b, &one, wbuf, &J1, wbuf + J0, &J1, &one,
+              s2k + <Py_ssize_t>J0 * D, &D)
+    dsyrk(&CH_U, &CH_N, &P, &b, &one, wbuf + J0, &J1, &one,
+          s2k + <Py_ssize_t>J0 * D + J0, &D)
+
+
 def gmm_pass(
     const floating[:, ::1] X,
     const double[::1] sample_weight,
@@ -478,6 +569,7 @@ def gmm_pass(
     unsigned long long sweep=0,
     int[::1] z_out=None,
     unsigned long long row_offset=0,
+    bint s2_panels=False,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -514,6 +606,10 @@ def gmm_pass(
     z_out : (N,) int32 receiving the drawn z_n, or None
     row_offset : global index of X's first row, when X is a block of a larger data set: row n
         draws the uniform at row_offset + n, the very draw of the whole data's pass
+    s2_panels : 'full' only: S2 in one slot (s2_slots of shape (1, K D^2), or (1, 0) without
+        statistics), accumulated after the row pass by the panel sweep (``_s2_panels``: in
+        parallel over (component, column panel) tasks, the rows with r > 0 only) instead of
+        into per-group slots. For large K D^2, where per-group slots would not fit in memory.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -538,14 +634,18 @@ def gmm_pass(
 
     if N == 0:
         raise ValueError("gmm_pass needs at least one row")
-    if G < 1 or s1_slots.shape[0] != G or s2_slots.shape[0] != G or ll_slots.shape[0] != G \
-            or ent_slots.shape[0] != G:
-        raise ValueError("slot arrays must share their first dimension")
+    if G < 1 or s1_slots.shape[0] != G or ll_slots.shape[0] != G or ent_slots.shape[0] != G \
+            or s2_slots.shape[0] != (1 if s2_panels else G):
+        raise ValueError("slot arrays must share their first dimension (S2: one slot with "
+                         "s2_panels)")
+    if s2_panels and covariance_type != FULL:
+        raise ValueError("s2_panels is for full covariances")
     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
         raise ValueError("parameter shapes do not match X")
     if s1_size != K * D or nk_slots.shape[1] != K:
         raise ValueError("statistics slots have the wrong shape")
-    if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or s2_size != K * D * D):
+    if covariance_type == FULL and (prec_chol.shape[0] != K * D * D or (
+            s2_size != K * D * D and not (s2_panels and s2_size == 0 and not compute_stats))):
         raise ValueError("full covariance needs (K, D, D) factors and statistics")
     if covariance_type == TIED and prec_chol.shape[0] != D * D:
         raise ValueError("tied covariance needs a (D, D) factor")
@@ -610,8 +710,15 @@ def gmm_pass(
     p.row_offset = row_offset
     p.nk = &nk_slots[0, 0]
     p.s1 = &s1_slots[0, 0]
-    p.s2 = &s2_slots[0, 0] if s2_size > 0 else NULL
+    p.s2 = &s2_slots[0, 0] if s2_size > 0 and not s2_panels else NULL
     p.s2_size = s2_size
+    # the panel sweep's input: w_n r_nk of every row, written by the row pass
+    cdef double* resp_w = NULL
+    if s2_panels and compute_stats:
+        resp_w = <double*>malloc(N * K * sizeof(double))
+        if resp_w == NULL:
+            raise MemoryError()
+    p.resp_w = resp_w
     p.ll = &ll_slots[0]
     p.ent = &ent_slots[0]
     p.z_out = &z_out[0] if has_z_out else NULL
@@ -621,7 +728,7 @@ def gmm_pass(
     memset(&nk_slots[0, 0], 0, G * K * sizeof(double))
     memset(&s1_slots[0, 0], 0, G * s1_size * sizeof(double))
     if s2_size > 0:
-        memset(&s2_slots[0, 0], 0, G * s2_size * sizeof(double))
+        memset(&s2_slots[0, 0], 0, s2_slots.shape[0] * s2_size * sizeof(double))
     memset(&ll_slots[0], 0, G * sizeof(double))
     memset(&ent_slots[0], 0, G * sizeof(double))
 
@@ -641,6 +748,11 @@ def gmm_pass(
         free(lp)
         free(sbuf)
     free(centred)
+    if resp_w != NULL:
+        with nogil:
+            _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],
+                       n_threads)
+        free(resp_w)
 
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,

@@ -21,12 +21,13 @@ return shifted means where they say so.
 """
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 from . import _gaussian_kernel as _gmm
 from .._core.blocks import DaskRows, InMemoryRows, Rows, group_plan, rows_per_block
 from .._core.protocol import Statistics
 from .._core.sharding import n_groups
-from .._core.threads import threads_for
+from .._core.threads import single_threaded_blas, threads_for
 
 CHUNK_SIZE = 256
 LOG_2PI = np.log(2.0 * np.pi)
@@ -57,6 +58,47 @@ def n_groups_for(n_samples, slot_size, data_bytes=0):
     return n_groups(n_samples, CHUNK_SIZE, min(128, max(2, fit)))
 
 
+# 'full' keeps per-group S2 slots while the budget holds this many of them (or as many as the
+# data has groups, if fewer); below that, S2 takes one slot, filled by the panel sweep.
+MIN_S2_GROUPS = 16
+
+
+class SlotPlan(tuple):
+    """How a pass's statistics are slotted: ``n_groups`` per-group slots of N_k, S1 and the
+    bound terms; ``n_s2_slots`` slots of S2 (``n_groups``, or 1 with ``s2_panels``); and
+    ``s2_panels``: 'full' S2 accumulated in one slot by the kernel's panel sweep (in parallel
+    over (component, column panel) tasks after the row pass) rather than per group."""
+
+    __slots__ = ()
+
+    def __new__(cls, n_groups, n_s2_slots, s2_panels):
+        return super().__new__(cls, (n_groups, n_s2_slots, s2_panels))
+
+    n_groups = property(lambda self: self[0])
+    n_s2_slots = property(lambda self: self[1])
+    s2_panels = property(lambda self: self[2])
+
+
+def slot_plan(n_samples, covariance_type, n_components, n_features, data_bytes=0):
+    """The ``SlotPlan`` of a pass; from the sizes only, never the thread count.
+
+    Per-group slots (``n_groups_for``) unless 'full' second moments are so large (K D^2) that
+    the slot budget (``max(SLOT_BUDGET, data_bytes / 8)``) holds fewer than
+    min(``MIN_S2_GROUPS``, the data's groups) slots: then S2 has one slot, filled by the
+    panel sweep, and only the small statistics (K + K D numbers a group) are per group. At
+    K=5, D=2000 that is one S2 slot of 160 MB instead of several."""
+    K, D = n_components, n_features
+    small = K + K * D
+    s2 = COVARIANCES[covariance_type].second_moment_size(K, D)
+    if covariance_type == "full":
+        budget = max(SLOT_BUDGET, data_bytes // 8)
+        fit = budget // (8 * (small + s2))
+        if fit < min(MIN_S2_GROUPS, n_groups(n_samples, CHUNK_SIZE, 128)):
+            return SlotPlan(n_groups_for(n_samples, small, data_bytes), 1, True)
+    G = n_groups_for(n_samples, small + s2, data_bytes)
+    return SlotPlan(G, G, False)
+
+
 class GaussianPass:
     """The data side of a fit: X, weights, the shift, the statistics slots and the thread count.
 
@@ -77,19 +119,24 @@ class GaussianPass:
         self.covariance_type = covariance_type
         self.covariance = COVARIANCES[covariance_type]
         self.n_components = n_components
-        self.n_threads = threads_for(n_threads, self.n_samples)
+        K, D = n_components, self.n_features
+        # a row costs about K D^2 ('full'); more threads for fewer rows when rows are costly
+        row_cost = max(1, K * D * D // 4096) if covariance_type == "full" else 1
+        self.n_threads = threads_for(n_threads, self.n_samples * row_cost)
         self.sample_weight = sample_weight
         self._w = sample_weight if sample_weight is not None else np.empty(0)
         self.weight_sum = float(sample_weight.sum()) if sample_weight is not None \
             else float(self.n_samples)
-        K, D = n_components, self.n_features
-        s2 = self.covariance.second_moment_size(K, D)
-        G = n_groups_for(self.n_samples, K + K * D + s2, self.rows.nbytes)
+        self.slot_plan = slot_plan(self.n_samples, covariance_type, K, D, self.rows.nbytes)
+        G = self.slot_plan.n_groups
         self.n_groups = G
         # zeros: a blocked pass leaves the slots of groups past the data untouched
         self.nk_slots = np.zeros((G, K))
         self.s1_slots = np.zeros((G, K * D))
-        self.s2_slots = np.zeros((G, s2))
+        # with s2_panels, S2's one slot is made by each pass that computes statistics and
+        # handed over as its S2 (no copy, and nothing of that size kept between passes)
+        self.s2_slots = (None if self.slot_plan.s2_panels else
+                         np.zeros((G, self.covariance.second_moment_size(K, D))))
         self.ll_slots = np.zeros(G)
         self.ent_slots = np.zeros(G)
         self._gram = None
@@ -174,25 +221,31 @@ class GaussianPass:
         ``resp_in`` is an (N, K) array or assignments (``HardAssignments``, ``Seeds``,
         ``NearestCentres``), whose one-hot rows are made block by block. A blocked pass (X
         read in blocks, or assignments) gives no per-row outputs."""
+        K, D = self.n_components, self.n_features
+        panels = self.slot_plan.s2_panels
         lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
         if self.rows.blocked or lazy:
             if resp_out is not None or log_prob_norm_out is not None or z_out is not None:
                 raise ValueError("a blocked pass gives no per-row outputs")
-            self._run_blocks(means_shifted, prec_flat, aux, log_const, resp_in,
-                             compute_stats, sample_z, seed, sweep)
+            s2_panel = self._run_blocks(means_shifted, prec_flat, aux, log_const, resp_in,
+                                        compute_stats, sample_z, seed, sweep)
         else:
             X = self.X
             empty_out_2d = np.empty((0, 0), dtype=X.dtype)
             empty_out_1d = np.empty(0, dtype=X.dtype)
+            s2_slots = self.s2_slots
+            if panels:
+                s2_slots = np.empty((1, self._s2_size(compute_stats)))
             _gmm.gmm_pass(
                 X, self._w, self.shift, means_shifted, prec_flat, aux, log_const,
                 self.covariance.code,
                 resp_in if resp_in is not None else np.empty((0, 0)),
-                self.nk_slots, self.s1_slots, self.s2_slots, self.ll_slots, self.ent_slots,
+                self.nk_slots, self.s1_slots, s2_slots, self.ll_slots, self.ent_slots,
                 resp_out if resp_out is not None else empty_out_2d,
                 log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
-                compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out)
-        K, D = self.n_components, self.n_features
+                compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, 0,
+                panels)
+            s2_panel = s2_slots[0] if panels else None
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.
         stats = {"log_likelihood": float(self.ll_slots.sum()),
@@ -200,14 +253,23 @@ class GaussianPass:
         if compute_stats:
             stats["nk"] = self.nk_slots.sum(axis=0)
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
-            stats["s2"] = self.covariance.reduce_s2(self.s2_slots.sum(axis=0), K, D)
+            s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
+            stats["s2"] = self.covariance.reduce_s2(s2, K, D)
         return Statistics(**stats)
+
+    def _s2_size(self, compute_stats):
+        """Length of a pass's S2 slot: empty for a panel sweep without statistics."""
+        if self.slot_plan.s2_panels and not compute_stats:
+            return 0
+        return self.covariance.second_moment_size(self.n_components, self.n_features)
 
     def _run_blocks(self, means_shifted, prec_flat, aux, log_const, resp_in, compute_stats,
                     sample_z, seed, sweep):
         """The pass block by block (``block_pass`` per block of whole groups, into the
-        groups' slots)."""
+        groups' slots). With ``s2_panels`` each block's S2 comes in one panel-swept slot,
+        added here in block order; returns that sum (None otherwise)."""
         K = self.n_components
+        panels = self.slot_plan.s2_panels
         lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
         plan = self.plan(extra_row_bytes=8 * K if lazy else 0)
         if isinstance(self.rows, DaskRows):
@@ -219,15 +281,27 @@ class GaussianPass:
                 part = resp_in.part(start, stop) if lazy else resp_in[start:stop]
             per_block.append((w, part, g1 - g0, start))
         shared = (self.shift, means_shifted, prec_flat, aux, log_const, self.covariance.code,
-                  self.s2_slots.shape[1], compute_stats, sample_z, seed, sweep,
-                  self.n_threads)
-        results = self.rows.map(plan, block_pass, per_block, shared)
+                  self._s2_size(compute_stats), compute_stats, sample_z, seed, sweep,
+                  self.n_threads, panels)
+        if panels and not isinstance(self.rows, DaskRows):
+            # one block's S2 at a time, added as it comes (no list of K D^2 arrays)
+            results = (block_pass(self.rows[start:stop], *per_block[b], *shared)
+                       for b, (start, stop, _, _) in enumerate(plan))
+        else:
+            results = self.rows.map(plan, block_pass, per_block, shared)
+        s2_panel = None
         for (_, _, g0, g1), (nk, s1, s2, ll, ent) in zip(plan, results):
             self.nk_slots[g0:g1] = nk
             self.s1_slots[g0:g1] = s1
-            self.s2_slots[g0:g1] = s2
+            if not panels:
+                self.s2_slots[g0:g1] = s2
+            elif s2_panel is None:
+                s2_panel = s2[0]
+            else:
+                s2_panel += s2[0]
             self.ll_slots[g0:g1] = ll
             self.ent_slots[g0:g1] = ent
+        return s2_panel
 
     def centred_stats_from_resp(self, resp, reg_covar=0.0):
         """Statistics of given responsibilities, for initialisation, with S2 about the shift
@@ -266,23 +340,26 @@ class GaussianPass:
 
 
 def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat, aux,
-               log_const, cov_code, s2_size, compute_stats, sample_z, seed, sweep, n_threads):
+               log_const, cov_code, s2_size, compute_stats, sample_z, seed, sweep, n_threads,
+               s2_panels=False):
     """The kernel on one block of whole groups (rows ``row_offset`` onwards of the data):
-    returns its ``n_groups`` slots (nk, s1, s2, ll, ent). A module-level function of
-    picklable arguments: a Dask task runs it where the block lives. ``resp``: None, the
-    block's (n, K) responsibilities, or assignments' ``part`` (its ``one_hot(X)``)."""
+    returns its ``n_groups`` slots (nk, s1, s2, ll, ent); with ``s2_panels`` one S2 slot
+    (the panel sweep's). A module-level function of picklable arguments: a Dask task runs it
+    where the block lives. ``resp``: None, the block's (n, K) responsibilities, or
+    assignments' ``part`` (its ``one_hot(X)``)."""
     K, D = log_const.shape[0], X.shape[1]
     X = np.ascontiguousarray(X)
     if resp is not None and not isinstance(resp, np.ndarray):
         resp = resp.one_hot(X)
     nk, s1 = np.empty((n_groups, K)), np.empty((n_groups, K * D))
-    s2, ll, ent = np.empty((n_groups, s2_size)), np.empty(n_groups), np.empty(n_groups)
+    s2 = np.empty((1 if s2_panels else n_groups, s2_size))
+    ll, ent = np.empty(n_groups), np.empty(n_groups)
     _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, means_shifted, prec_flat,
                   aux, log_const, cov_code, resp if resp is not None else np.empty((0, 0)),
                   nk, s1, s2, ll, ent, np.empty((0, 0), dtype=X.dtype),
                   np.empty(0, dtype=X.dtype), compute_stats, CHUNK_SIZE,
                   threads_for(n_threads, X.shape[0]), sample_z, seed, sweep, None,
-                  row_offset)
+                  row_offset, s2_panels)
     return nk, s1, s2, ll, ent
 
 
@@ -393,12 +470,28 @@ def symmetrize_lower(a):
     return lower + np.swapaxes(np.tril(a, -1), -1, -2)
 
 
-def symmetrize_lower_inplace(a):
+def symmetrize_upper_inplace(a):
+    """Copy the upper triangle of each (D, D) matrix of a (K, D, D) array onto its lower one,
+    in place."""
+    symmetrize_lower_inplace(np.swapaxes(a, -1, -2))
+    return a
+
+
+def symmetrize_lower_inplace(a, block=64):
     """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
-    values: copies only), so that no other K x D x D array is made."""
-    upper = np.triu_indices(a.shape[-1], 1)
+    values: copies only), so that no other K x D x D array is made; by blocks of ``block``
+    columns (strided copies, no index arrays)."""
+    D = a.shape[-1]
+    width = min(block, D)
+    upper = np.triu_indices(width, 1)
     for m in a:
-        m[upper] = m.T[upper]
+        for j0 in range(0, D, width):
+            j1 = min(j0 + width, D)
+            diag = m[j0:j1, j0:j1]
+            iu = upper if j1 - j0 == width else np.triu_indices(j1 - j0, 1)
+            diag[iu] = diag.T[iu]
+            if j1 < D:
+                m[j0:j1, j1:] = m[j1:, j0:j1].T
     return a
 
 
@@ -439,9 +532,10 @@ class CovarianceType:
         raise NotImplementedError
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         """Covariances from the statistics, given N_k (raw and with 10 eps) and the shifted
-        means (K, D); ``reg_covar`` on the diagonal (see ``estimate_parameters``)."""
+        means (K, D); ``reg_covar`` on the diagonal (see ``estimate_parameters``).
+        ``overwrite_s2``: the result may take the memory of ``stats["s2"]``."""
         raise NotImplementedError
 
     def precision_cholesky(self, covariances):
@@ -489,20 +583,36 @@ class CovarianceType:
 
 
 def _stacked_precision_cholesky(covs):
-    """U_k = L_k^{-T} (cov_k = L_k L_k^T) of (K, D, D) covariances, by triangular solves
-    rather than explicit inverses."""
-    D = covs.shape[-1]
+    """U_k = L_k^{-T} (cov_k = L_k L_k^T) of (K, D, D) covariances: the inverse of the
+    triangular factor (LAPACK trtri, D^3 / 3 flops; a solve against the identity takes D^3),
+    never an inverse of cov_k."""
     out = np.empty_like(covs)
-    eye = np.eye(D)
     for k, cov in enumerate(covs):
         try:
             cov_chol = linalg.cholesky(cov, lower=True, check_finite=False)
         except linalg.LinAlgError:
             raise ValueError(_ILL_DEFINED) from None
-        out[k] = linalg.solve_triangular(cov_chol, eye, lower=True, check_finite=False).T
+        # the transposed view of the C-ordered factor is Fortran-ordered: no copy, upper
+        inv, info = lapack.dtrtri(cov_chol.T, lower=0, overwrite_c=1)
+        if info != 0:
+            raise ValueError(_ILL_DEFINED)
+        out[k] = inv  # (L^T)^{-1} = L^{-T}, upper; the strict lower triangle is zero
     if not np.isfinite(out).all():
         raise ValueError(_ILL_DEFINED)
     return out
+
+
+def _positive_definite(p):
+    """Whether the symmetric, finite matrix p is positive-definite: whether its Cholesky
+    factor exists (D^3 / 3 flops; eigenvalues cost several times that, 11 s a matrix at
+    D = 2000 on a busy machine). On one BLAS thread, as every factorisation of a fit: on
+    busy cores OpenBLAS's threads made it ten times slower."""
+    with single_threaded_blas():
+        try:
+            linalg.cholesky(p, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            return False
+    return True
 
 
 def _stacked_cholesky_from_precisions(precs):
@@ -551,12 +661,12 @@ class Full(CovarianceType):
         return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         # S2 is centred at the pass's centres: sum r (x - m)(x - m)^T = S2 - R d d^T
         D = means.shape[1]
         d = means - centers_shifted
         s2 = stats["s2"]
-        cov = np.empty_like(s2)
+        cov = s2 if overwrite_s2 else np.empty_like(s2)
         for k in range(len(cov)):  # one matrix at a time: no K x D x D temporaries
             np.subtract(s2[k], nk_raw[k] * d[k][:, None] * d[k][None, :], out=cov[k])
             cov[k] /= nk[k]
@@ -570,7 +680,17 @@ class Full(CovarianceType):
         return _stacked_cholesky_from_precisions(precisions)
 
     def precisions_from_cholesky(self, prec_chol):
-        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+        D = prec_chol.shape[-1]
+        if D <= 64:  # one call for the stack; LAPACK calls per component cost more here
+            return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+        # einsum's loops are not BLAS (32 s at K=5, D=2000): LAPACK lauum, D^3 / 3 flops
+        out = np.empty_like(prec_chol, dtype=np.float64)
+        for k, u in enumerate(prec_chol):
+            # u^T (Fortran view) is lower triangular L; lauum gives L^T L = u u^T in its
+            # lower triangle, which is the upper one of the C-ordered result
+            prod, info = lapack.dlauum(np.asarray(u, dtype=np.float64).T, lower=1)
+            out[k] = prod.T
+        return symmetrize_upper_inplace(out)
 
     def covariances_from_cholesky(self, prec_chol):
         return _stacked_covariances_from_cholesky(prec_chol)
@@ -587,7 +707,7 @@ class Full(CovarianceType):
         for k, p in enumerate(precisions):
             if not np.allclose(p, p.T):
                 raise ValueError(f"precisions_init[{k}] is not symmetric")
-            if np.any(np.linalg.eigvalsh(p) <= 0.0):
+            if not _positive_definite(p):
                 raise ValueError(f"precisions_init[{k}] is not positive-definite")
 
     def sample_rows(self, rng, mean, covariances, k, count):
@@ -615,7 +735,7 @@ class Tied(CovarianceType):
         return np.zeros(D * D), np.zeros((K, D + 1))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         D = means.shape[1]
         cov = gram - (nk[:, None] * means).T @ means
         cov /= nk.sum()
@@ -647,7 +767,7 @@ class Tied(CovarianceType):
     def check_precision_values(self, precisions):
         if not np.allclose(precisions, precisions.T):
             raise ValueError("precisions_init is not symmetric")
-        if np.any(np.linalg.eigvalsh(precisions) <= 0.0):
+        if not _positive_definite(precisions):
             raise ValueError("precisions_init is not positive-definite")
 
     def sample_rows(self, rng, mean, covariances, k, count):
@@ -774,7 +894,7 @@ class Diag(_Variances):
         return np.empty(0), np.zeros((K, 2 * D))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         # S2 about the shift (centre 0): the estimate as before centring existed; S2 centred
         # at a far component's mean: exactly about the new mean
         out = _positive(stats["s2"] / nk[:, None] - means ** 2,
@@ -822,7 +942,7 @@ class Spherical(_Variances):
         return np.empty(0), np.zeros((K, D + 1))
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
-                             gram):
+                             gram, overwrite_s2=False):
         D = means.shape[1]
         # as for 'diag': S2 about the shift (centre 0) as before centring existed
         m2 = (means ** 2).sum(axis=1)
@@ -867,7 +987,8 @@ def second_moment_size(covariance_type, n_components, n_features):
     return COVARIANCES[covariance_type].second_moment_size(n_components, n_features)
 
 
-def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram=None):
+def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram=None,
+                        overwrite_s2=False):
     """Weights (unnormalised N_k), shifted means and covariances from pass statistics.
 
     The same estimates as scikit-learn's ``_estimate_gaussian_parameters``: N_k gets
@@ -875,13 +996,15 @@ def estimate_parameters(stats, covariance_type, reg_covar, centers_shifted, gram
     diagonal. For 'full', S2 is centred at ``centers_shifted`` (the means the pass was given)
     and re-centred here at the new means:
         sum r (x - m)(x - m)^T = S2 - R d d^T,  d = m - centre,  R = sum r.
-    ``gram`` (D, D) is needed by 'tied' only.
+    ``gram`` (D, D) is needed by 'tied' only. ``overwrite_s2``: 'full' may compute the
+    covariances in the memory of ``stats["s2"]`` (for a caller that uses the statistics once:
+    no second K x D x D array).
     """
     nk_raw = stats["nk"]
     nk = nk_raw + 10 * np.finfo(np.float64).eps
     means = stats["s1"] / nk[:, None]
-    cov = COVARIANCES[covariance_type].estimate_covariances(stats, nk_raw, nk, means,
-                                                            reg_covar, centers_shifted, gram)
+    cov = COVARIANCES[covariance_type].estimate_covariances(
+        stats, nk_raw, nk, means, reg_covar, centers_shifted, gram, overwrite_s2)
     return nk, means, cov
 
 

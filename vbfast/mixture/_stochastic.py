@@ -196,7 +196,7 @@ class Stochastic(Method):
             frame.gram_now = stats["gram"] * scale if ctype == "tied" else None
             self._bound = self.inner.elbo(stats.scale(scale), self._centres)
         else:
-            self.inner.m_step(kstats, centres)
+            self.inner.m_step(kstats, centres, overwrite_s2=False)
             self._bound = stats["log_likelihood"] / weight
         frame.gram_now = None
         self.running = running

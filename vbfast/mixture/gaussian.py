@@ -83,11 +83,15 @@ class EM(Method):
     def bound(self):
         return self._bound
 
-    def m_step(self, stats, centers_shifted):
+    def m_step(self, stats, centers_shifted, overwrite_s2=True):
+        """theta from the statistics; ``overwrite_s2``: 'full' covariances may take S2's
+        memory (the loop's statistics are used once; partial_fit's running ones are not)."""
         data, ctype = self.data, self.covariance_type
         gram = data.gram() if data.covariance.uses_gram else None
         nk, means_shifted, cov = G.estimate_parameters(
-            stats, ctype, self.reg_covar, centers_shifted, gram)
+            stats, ctype, self.reg_covar, centers_shifted, gram, overwrite_s2=overwrite_s2)
+        # the old covariances go before the new factors are made (K D^2 less at the peak)
+        self.covariances = cov
         # components below one point or with a covariance that is not positive-definite are
         # re-seeded (on_degenerate='reseed'), changing nk, means and cov in place
         self.prec_chol, n = DG.settle(
@@ -99,15 +103,16 @@ class EM(Method):
             self.bound_reset = self._reseeded = True
         self.weights = nk / nk.sum()
         self.means = means_shifted + data.shift
-        self.covariances = cov
 
     def attributes(self):
+        # the arrays themselves, not copies (K D^2 each for 'full'): the loop discards the
+        # method once it has them, and no update writes into an array it holds
         cov = self.covariances
         if cov is None:
             cov = G.covariances_from_cholesky(self.prec_chol, self.covariance_type)
         return {"weights_": self.weights.copy(), "means_": self.means.copy(),
-                "covariances_": np.array(cov, dtype=np.float64),
-                "precisions_cholesky_": self.prec_chol.copy(), "n_reseeds_": self.n_reseeds}
+                "covariances_": np.asarray(cov, dtype=np.float64),
+                "precisions_cholesky_": self.prec_chol, "n_reseeds_": self.n_reseeds}
 
 
 def _partial_fit_available(est):
