@@ -145,6 +145,21 @@ def kernel_form(running, covariance_type, n_features):
     return Statistics(**fields), centres
 
 
+def store_step(est, bound, elapsed, n_batch_iter, continuing):
+    """A partial_fit step's trace on the estimator: ``lower_bounds_`` and
+    ``iteration_times_`` gain the step (``continuing``: after the stream's earlier steps,
+    else anew), ``lower_bound_``, ``n_iter_`` (the steps), ``converged_`` (False: a stream
+    does not converge) and ``n_batch_iter_``."""
+    bounds = est.lower_bounds_ if continuing else np.empty(0)
+    times = est.iteration_times_ if continuing else np.empty(0)
+    est.lower_bounds_ = np.append(bounds, bound)
+    est.iteration_times_ = np.append(times, elapsed)
+    est.lower_bound_ = float(bound)
+    est.n_iter_ = int(est.lower_bounds_.shape[0])
+    est.converged_ = False
+    est.n_batch_iter_ = n_batch_iter
+
+
 class Stochastic(Method):
     """One stochastic step per shard around a batch method ``inner`` (``EM`` or
     ``MeanFieldFitState``, its ``data`` the stream's ``StreamFrame``): the pass at the inner

@@ -583,14 +583,7 @@ class _DiscreteMixture(ParamsMixin):
             raise ValueError(f"The lower bound became {bound} in partial_fit: the data or the "
                              f"parameters overflow. {inner.overflow_advice}")
         self._store(method.attributes())
-        bounds = self.lower_bounds_ if stream is not None else np.empty(0)
-        times = self.iteration_times_ if stream is not None else np.empty(0)
-        self.lower_bounds_ = np.append(bounds, bound)
-        self.iteration_times_ = np.append(times, elapsed)
-        self.lower_bound_ = float(bound)
-        self.n_iter_ = int(self.lower_bounds_.shape[0])
-        self.converged_ = False
-        self.n_batch_iter_ = method.n_batch_iter
+        ST.store_step(self, bound, elapsed, method.n_batch_iter, stream is not None)
         self._stream = dict(method.running.items())
         self.n_features_in_ = enc["n_features"]
         self._fitted_method = self.method

@@ -588,14 +588,7 @@ class GaussianMixture(ParamsMixin):
         # summed over the stream
         self.n_reseeds_ = n_reseeds + (self.n_reseeds_ if stream is not None else 0)
         reseeding.warn(self.n_reseeds_)
-        bounds = self.lower_bounds_ if stream is not None else np.empty(0)
-        times = self.iteration_times_ if stream is not None else np.empty(0)
-        self.lower_bounds_ = np.append(bounds, bound)
-        self.iteration_times_ = np.append(times, elapsed)
-        self.lower_bound_ = float(bound)
-        self.n_iter_ = int(self.lower_bounds_.shape[0])
-        self.converged_ = False
-        self.n_batch_iter_ = method.n_batch_iter
+        ST.store_step(self, bound, elapsed, method.n_batch_iter, stream is not None)
         self._stream = {"shift": frame.shift, "stats": dict(method.running.items())}
         self.n_features_in_ = X.shape[1]
         self._fitted_method = self.method
