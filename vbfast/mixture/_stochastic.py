@@ -29,6 +29,7 @@ import numpy as np
 
 from ..emissions import gaussian as G
 from .._core.protocol import Method, Statistics
+from .._core.validation import check_scalar
 
 
 def learning_rate(n_batch_iter, learning_offset, learning_decay):
@@ -143,6 +144,13 @@ def kernel_form(running, covariance_type, n_features):
     centres = np.where((nk > 0.0)[:, None], s1 / safe[:, None], 0.0)
     fields["s2"] = running["scatter"]
     return Statistics(**fields), centres
+
+
+def check_stream_parameters(est):
+    """The parameters of ``partial_fit``'s stochastic steps (LDA's names and ranges)."""
+    check_scalar(est.learning_offset, "learning_offset", "real", min_val=1.0)
+    check_scalar(est.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
+    check_scalar(est.total_samples, "total_samples", "real", min_val=0.0, include_min=False)
 
 
 def store_step(est, bound, elapsed, n_batch_iter, continuing):

@@ -422,10 +422,7 @@ class _DiscreteMixture(ParamsMixin):
                     raise ValueError(f"{name} is only supported with method='em'")
         if self.method == "gibbs":
             check_sampler_parameters(self)
-        check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
-        check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
-        check_scalar(self.total_samples, "total_samples", "real", min_val=0.0,
-                     include_min=False)
+        ST.check_stream_parameters(self)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):

@@ -377,7 +377,7 @@ class GaussianMixture(ParamsMixin):
         if not isinstance(self.verbose, (bool, np.bool_)):  # scikit-learn accepts bools
             check_scalar(self.verbose, "verbose", "int", min_val=0)
         check_scalar(self.verbose_interval, "verbose_interval", "int", min_val=1)
-        self._check_stream_parameters()
+        ST.check_stream_parameters(self)
         n_samples, n_features = X.shape
         K = self.n_components
         if n_samples < K:
@@ -400,13 +400,6 @@ class GaussianMixture(ParamsMixin):
                 raise ValueError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
             G.check_precisions(self.precisions_init, self.covariance_type, K, n_features)
-
-    def _check_stream_parameters(self):
-        """The parameters of ``partial_fit``'s stochastic steps (LDA's names and ranges)."""
-        check_scalar(self.learning_offset, "learning_offset", "real", min_val=1.0)
-        check_scalar(self.learning_decay, "learning_decay", "real", min_val=0.0, max_val=1.0)
-        check_scalar(self.total_samples, "total_samples", "real", min_val=0.0,
-                     include_min=False)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -546,7 +539,7 @@ class GaussianMixture(ParamsMixin):
             self._check_parameters(X)  # (n_samples >= n_components, the *_init shapes)
         else:
             check_scalar(self.reg_covar, "reg_covar", "real", min_val=0.0)
-            self._check_stream_parameters()
+            ST.check_stream_parameters(self)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
             w = _unit_mean_weights(w)
