@@ -80,6 +80,9 @@ cdef extern from "vbf_rng.h":
     uint64_t vbf_stream_key2(uint64_t seed, uint64_t a) noexcept nogil
     double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
 
+cdef extern from "_gaussian_kernels.h":
+    double vbf_gmm_responsibilities(double* lp, int K, double* sum_r_log_r) noexcept nogil
+
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
              Py_ssize_t stop):
@@ -163,7 +166,7 @@ cdef void _chunk(
     cdef double* ent = p.ent + g
     cdef int b = <int>(end - start)
     cdef int n, j, k, z
-    cdef double v, v_k, s, mx, lpn, w, r, u, ll_chunk = 0.0, ent_chunk = 0.0
+    cdef double v, v_k, s, mx, lpn, w, r, u, r_log_r, ll_chunk = 0.0, ent_chunk = 0.0
     cdef double one = 1.0, zero = 0.0, minus_half = -0.5
     cdef const double* m_k
     cdef const double* p2
@@ -283,39 +286,11 @@ cdef void _chunk(
         # Log-sum-exp over components; lp becomes the responsibilities.
         for n in range(b):
             lp_n = lp + n * K
-            mx = lp_n[0]
-            for k in range(1, K):
-                if lp_n[k] > mx:
-                    mx = lp_n[k]
-            if mx == -INFINITY:
-                # Every component has zero density here (e.g. all weights zero): no evidence,
-                # so the responsibilities stay uniform rather than becoming NaN.
-                lpn = -INFINITY
-                for k in range(K):
-                    lp_n[k] = 1.0 / K
-            else:
-                s = 0.0
-                v = 0.0
-                for k in range(K):
-                    # exp(-50) < 2e-22: such terms cannot change s (>= 1) in float64, and as
-                    # responsibilities they are below any statistic's rounding; skipping the
-                    # exp for them saves most of its cost on well-separated components.
-                    v_k = lp_n[k] - mx
-                    r = exp(v_k) if v_k > -50.0 else 0.0
-                    s = s + r
-                    # sum_k r_k (log rho_k - mx), for the entropy term below
-                    if r > 0.0:
-                        v = v + r * (lp_n[k] - mx)
-                    lp_n[k] = r
-                v_k = log(s)
-                lpn = mx + v_k
-                r = 1.0 / s
-                for k in range(K):
-                    lp_n[k] = lp_n[k] * r
-                # sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s
-                if not sample_z:
-                    w = weights[start + n] if has_weights else 1.0
-                    ent_chunk = ent_chunk + w * (v * r - v_k)
+            lpn = vbf_gmm_responsibilities(lp_n, K, &r_log_r)
+            # (every density zero: uniform responsibilities, no entropy term)
+            if lpn > -INFINITY and not sample_z:
+                w = weights[start + n] if has_weights else 1.0
+                ent_chunk = ent_chunk + w * r_log_r
             if has_lpn_out:
                 log_prob_norm_out[start + n] = <floating>lpn
             w = weights[start + n] if has_weights else 1.0

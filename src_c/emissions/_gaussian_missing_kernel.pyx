@@ -34,6 +34,9 @@ from libc.string cimport memset
 from libc.math cimport exp, log, sqrt, INFINITY
 from scipy.linalg.cython_blas cimport dgemv, dsyrk, dtrmm
 
+cdef extern from "_gaussian_kernels.h":
+    double vbf_gmm_responsibilities(double* lp, int K, double* sum_r_log_r) noexcept nogil
+
 ctypedef fused floating:
     float
     double
@@ -221,31 +224,9 @@ cdef void _chunk(const _MissPass* p, const floating* X, floating* resp_out,
         lp_n = lp + n * K
         row = rows[start + n]
         w = weights[row] if has_weights else 1.0
-        mx = lp_n[0]
-        for k in range(1, K):
-            if lp_n[k] > mx:
-                mx = lp_n[k]
-        if mx == -INFINITY:
-            lpn = -INFINITY
-            for k in range(K):
-                lp_n[k] = 1.0 / K
-        else:
-            s = 0.0
-            v = 0.0
-            for k in range(K):
-                v_k = lp_n[k] - mx
-                r = exp(v_k) if v_k > -50.0 else 0.0
-                s = s + r
-                if r > 0.0:
-                    v = v + r * (lp_n[k] - mx)
-                lp_n[k] = r
-            v_k = log(s)
-            lpn = mx + v_k
-            r = 1.0 / s
-            for k in range(K):
-                lp_n[k] = lp_n[k] * r
+        lpn = vbf_gmm_responsibilities(lp_n, K, &s)
+        if lpn > -INFINITY:
             # sum_k r_k (log r_k - h_pk)
-            s = v * r - v_k
             for k in range(K):
                 s = s - lp_n[k] * h_ent[pat[n] * K + k]
             ent_chunk = ent_chunk + w * s
