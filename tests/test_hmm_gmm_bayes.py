@@ -225,6 +225,33 @@ def test_mean_field_elbo_never_decreases(seed):
     assert np.isfinite(m.score(X, [300, 600]))
 
 
+def test_state_log_density_and_responsibilities_match_numpy():
+    from scipy.special import logsumexp
+    rng = np.random.RandomState(1)
+    N, K, M = 700, 3, 4
+    comp = rng.randn(N, K, M) * 20
+    comp[3, 1] = -np.inf                      # a state impossible at x_3
+    comp[4, 2, :2] = -np.inf
+    post = rng.dirichlet(np.ones(K), size=N)
+    out = np.empty((N, K))
+    _gmm_components.state_log_density(comp.reshape(N, K * M), M, out, 64, 2)
+    with np.errstate(divide="ignore"):
+        ref = logsumexp(comp, axis=2)
+    np.testing.assert_allclose(out, ref, rtol=1e-14)
+    assert out[3, 1] == -np.inf
+    resp = np.empty((N, K * M))
+    _gmm_components.component_responsibilities(comp.reshape(N, K * M), post, M, resp, 64, 2)
+    with np.errstate(invalid="ignore"):
+        ref_resp = np.nan_to_num(np.exp(comp - ref[:, :, None])) * post[:, :, None]
+    np.testing.assert_allclose(resp.reshape(N, K, M), ref_resp, rtol=1e-13, atol=1e-300)
+    assert np.all(resp.reshape(N, K, M)[3, 1] == 0)
+    one = np.empty((N, K * M))
+    _gmm_components.component_responsibilities(comp.reshape(N, K * M), post, M, one, 256, 1)
+    np.testing.assert_array_equal(one, resp)
+    with pytest.raises(ValueError, match="shapes"):
+        _gmm_components.state_log_density(comp.reshape(N, K * M), 5, out, 64, 1)
+
+
 def test_component_draws_match_numpy_reference():
     rng = np.random.RandomState(0)
     N, K, M = 1000, 3, 4

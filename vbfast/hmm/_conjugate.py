@@ -29,7 +29,7 @@ input), ``kl(q)`` (KL(q || prior)), ``point(q)`` (posterior-mean parameters), ``
 (a draw of theta), ``stats`` / ``hard_stats`` (from posteriors or drawn states).
 """
 import numpy as np
-from scipy.special import digamma, gammaln, logsumexp
+from scipy.special import digamma, gammaln
 
 from .._core.sampling import matching
 from ..emissions import gaussian as G
@@ -633,8 +633,11 @@ class GMMConjugate:
     # -- statistics
     def _keep(self, comp):
         self._comp = comp
-        with np.errstate(under="ignore"):
-            return np.ascontiguousarray(logsumexp(comp, axis=2))
+        N, K, M = comp.shape
+        out = np.empty((N, K))
+        _gmm_components.state_log_density(comp.reshape(N, K * M), M, out, CHUNK_SIZE,
+                                          self.n_threads)
+        return out
 
     def point_log_density(self, X, params):
         return self._keep(self.est._component_log_density(X, params, self.n_threads))

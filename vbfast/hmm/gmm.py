@@ -46,12 +46,11 @@ state (``_gmm_components``, keyed (seed, sweep, row)), then theta from its conju
 posterior.
 """
 import numpy as np
-from scipy.special import logsumexp
 
 from ..emissions import gaussian as G
 from .._core.clustering import kmeans
 from .._core.validation import check_array, check_option, check_random_state, check_scalar
-from . import _hmm
+from . import _gmm_components, _hmm
 from ._conjugate import GMMConjugate
 from .base import _METHODS, EMPTY_STATE, BaseHMM, _dirichlet_update
 from .gaussian import CHUNK_SIZE, LOG_2PI, _CODES, _floor_eigenvalues
@@ -60,6 +59,16 @@ _COVARS_SHAPES = {"spherical": "(n_components, n_mix)",
                   "diag": "(n_components, n_mix, n_features)",
                   "full": "(n_components, n_mix, n_features, n_features)",
                   "tied": "(n_components, n_features, n_features)"}
+
+
+def _state_log_density(comp, n_threads):
+    """log sum_m exp(comp_nkm), (N, K), from the (N, K, M) component log-densities
+    (compiled, chunk-parallel: ``_gmm_components.state_log_density``)."""
+    N, K, M = comp.shape
+    out = np.empty((N, K))
+    _gmm_components.state_log_density(np.ascontiguousarray(comp).reshape(N, K * M), M, out,
+                                      CHUNK_SIZE, n_threads)
+    return out
 
 
 def _default_covar_priors(ctype, M, D):
@@ -309,9 +318,8 @@ class GMMHMM(BaseHMM):
         return out.reshape(-1, K, M)
 
     def _log_density(self, X, params, n_threads):
-        comp = self._component_log_density(X, params, n_threads)
-        with np.errstate(under="ignore"):
-            return logsumexp(comp, axis=2)
+        return _state_log_density(self._component_log_density(X, params, n_threads),
+                                  n_threads)
 
     def _emission_stats(self, X, posteriors, params, n_threads, cache):
         """N_km, shifted S1 and S2 of the responsibilities r_nkm (see the module
@@ -325,12 +333,11 @@ class GMMHMM(BaseHMM):
         posteriors: r_nkm = gamma_nk softmax_m(comp_nk.)."""
         N, K, M = comp.shape
         D = X.shape[1]
-        with np.errstate(under="ignore", invalid="ignore"):
-            state = logsumexp(comp, axis=2, keepdims=True)
-            resp = np.exp(comp - state)
-        resp[~np.isfinite(state[:, :, 0])] = 0.0  # a state ruled out at x_n: gamma_nk = 0
-        resp *= posteriors[:, :, None]
-        resp = resp.reshape(-1, K * M)
+        # (a state ruled out at x_n has gamma_nk = 0: its responsibilities are 0)
+        resp = np.empty((N, K * M))
+        _gmm_components.component_responsibilities(
+            comp.reshape(N, K * M), np.ascontiguousarray(posteriors, dtype=np.float64), M,
+            resp, CHUNK_SIZE, n_threads)
         if "pass" not in cache:  # built once per fit: its slots and its shift
             ct = "full" if self.covariance_type == "tied" else self.covariance_type
             cache["pass"] = G.GaussianPass(X, None, ct, K * M, n_threads)
