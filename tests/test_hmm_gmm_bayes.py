@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-from scipy.special import digamma, gammaln, multigammaln
+from scipy.special import digamma, gammaln, logsumexp, multigammaln
 
 import vbfast
 from vbfast.hmm import GMMHMM, _gibbs, _gmm_components, _mean_field
@@ -226,7 +226,6 @@ def test_mean_field_elbo_never_decreases(seed):
 
 
 def test_state_log_density_and_responsibilities_match_numpy():
-    from scipy.special import logsumexp
     rng = np.random.RandomState(1)
     N, K, M = 700, 3, 4
     comp = rng.randn(N, K, M) * 20
@@ -417,16 +416,22 @@ def test_recovers_known_parameters(method, ctype):
 
 @pytest.mark.parametrize("method", ["mean_field", "gibbs"])
 def test_same_results_for_any_thread_count(method):
-    X, _, _ = _data(5, 4000)
-    kw = (dict(n_iter=8, tol=0) if method == "mean_field"
-          else dict(n_draws=5, burn_in=3, n_chains=2))
+    rng = np.random.RandomState(5)
+    n = 72_000   # enough work for the passes to start two threads
+    z = np.cumsum(rng.rand(n) < 0.05) % 2
+    c = (rng.rand(n) > WEIGHTS[z, 0]).astype(int)
+    X = MEANS[z, c] + 0.6 * rng.randn(n, 2)
+    lengths = [18_000] * 4
+    assert Sequences(lengths, n, 2, 3).n_threads == 2
+    kw = (dict(n_iter=4, tol=0) if method == "mean_field"
+          else dict(n_draws=3, burn_in=2, n_chains=2))
     fits = []
     for n_threads in (1, 2):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fits.append(GMMHMM(2, n_mix=3, covariance_type="full", method=method,
+            fits.append(GMMHMM(3, n_mix=2, covariance_type="full", method=method,
                                random_state=1, n_threads=n_threads, **kw)
-                        .fit(X, [1000] * 4))
+                        .fit(X, lengths))
     a, b = fits
     np.testing.assert_array_equal(a.lower_bounds_, b.lower_bounds_)
     for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):

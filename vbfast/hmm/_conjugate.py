@@ -532,7 +532,10 @@ class GMMConjugate:
     ``covars_prior``, psi0 = 2 ``covars_weight``. Defaults: ``means_prior`` all 0 -> m0 the
     data mean; ``means_weight`` all 0 -> beta0 = 1; ``covars_prior`` / ``covars_weight`` None
     -> nu0 = D and psi0 = 1e-3 x the data covariance (``default_scale_prior``), as
-    ``GaussianHMM``'s Bayesian defaults.
+    ``GaussianHMM``'s Bayesian defaults. 'diag': one Gamma shape per Gaussian (the same for
+    every feature, as ``GaussianConjugate``'s). Every mixture weight is free under the
+    Dirichlet (zeros of a given ``weights_`` are not kept, unlike those of ``startprob_`` /
+    ``transmat_``).
 
     Given q(theta) (or theta), the component log-densities c_nkm = E log w_km + E log
     N(x_n | mu_km, Lambda_km) (N, K, M) are kept from ``expected_log_density`` /
