@@ -23,10 +23,14 @@ x' = x - c shifted by the data mean c, the posterior of every emission is of the
 q(theta) for mean field and p(theta | z, X) for Gibbs.
 
 The emission objects (``GaussianConjugate``, ``CategoricalConjugate``,
-``PoissonConjugate``) hold the prior and do:
+``PoissonConjugate``, ``GMMConjugate``) hold the prior and do:
 ``update(stats) -> q``, ``expected_log_density(X, q)`` (E_q log p(x | z = k), the pass's
-input), ``kl(q)`` (KL(q || prior)), ``point(q)`` (posterior-mean parameters), ``draw(q, rng)``
-(a draw of theta), ``stats`` / ``hard_stats`` (from posteriors or drawn states).
+input), ``point_log_density(X, theta)`` (log p(x | z = k) at point parameters: the first
+E-step of mean field, every Gibbs sweep), ``kl(q)`` (KL(q || prior)), ``point(q)``
+(posterior-mean parameters), ``draw(q, rng)`` (a draw of theta), ``stats`` / ``hard_stats``
+(from posteriors, or from drawn states: ``hard_stats(X, states, key)``, key = (seed, sweep)
+for draws made there, GMMHMM's components). A pass calls one of the log-density methods and
+then one of the statistics methods.
 """
 import numpy as np
 from scipy.special import digamma, gammaln
