@@ -231,6 +231,17 @@ def test_dask_fit_transform_and_bad_input():
             b.transform(da.from_array(np.zeros((10, 7)), chunks=(5, 7)))
         with pytest.raises(ValueError, match="features"):
             b.score(_dask_sources(np.zeros((10, 7)))["csr"])
+        # a block whose real shape is not what the array declares
+        pieces = [da.from_delayed(dask.delayed(sp.csr_matrix)(X[a:a + 100, :49 if a == 200
+                                                                else 50]),
+                                  shape=(100, 50), dtype=X.dtype,
+                                  meta=sp.csr_matrix((0, 0))) for a in range(0, 600, 100)]
+        lying = da.concatenate(pieces)
+        with pytest.raises(ValueError, match=r"block 2 has shape \(100, 49\)"):
+            b.fit(lying)
+        np.testing.assert_array_equal(b.components_, fitted)
+        with pytest.raises(ValueError, match=r"block 2 has shape"):
+            b.transform(lying).compute()
 
 
 def _with_timeout(fn, seconds=240):

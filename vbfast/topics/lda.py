@@ -267,8 +267,8 @@ class BlockedDocumentData(DocumentData):
         gamma, prev = inputs["gamma"], inputs["gamma_prev"]
         stats = inputs["stats"]
         B, topic_max, elog = self._topic_args(inputs)
-        per_block = [(gamma.starts[b], None if prev is None else prev.final[b])
-                     for b in range(len(self.plan))]
+        per_block = [(b, stop - start, gamma.starts[b], None if prev is None else prev.final[b])
+                     for b, (start, stop, _, _) in enumerate(self.plan)]
         shared = (B, topic_max, elog, inputs["alpha"], inputs["max_iter"], inputs["tol"],
                   inputs["fast"], gamma.keep, stats, self.n_threads)
         if stats:
@@ -328,6 +328,12 @@ def _group_bound(term_blocks, n_docs):
     return slots.sum(axis=0)
 
 
+def _sweep_layout(B, K):
+    """B as the sweep wants it (64-byte aligned, ``pad_topics``): a copy sent to a Dask
+    worker may have lost the alignment (the same values either way)."""
+    return B if _lda.is_aligned(B) else _lda.pad_topics(B[:, :K])
+
+
 def _start_of(start, n, K):
     """A block's starting gamma: ones (start None) or draws from the stream's state."""
     if start is None:
@@ -337,14 +343,25 @@ def _start_of(start, n, K):
     return rs.gamma(100.0, 0.01, (n, K))
 
 
-def _block_pass(X_b, start, gamma_prev, B, topic_max, elog, alpha, max_iter, tol, fast,
-                keep, stats, n_threads):
+def _check_block_shape(X, index, n_rows, V):
+    """A block must have the rows its chunk declares and X's columns (a dask array built from
+    pieces may hold a block of another shape)."""
+    if X.shape != (n_rows, V):
+        raise ValueError(f"X's block {index} has shape {X.shape}, but the array declares "
+                         f"({n_rows}, {V}) for it: every block needs the {V} columns (words) "
+                         "of X and the rows of its chunk.")
+
+
+def _block_pass(X_b, index, n_rows, start, gamma_prev, B, topic_max, elog, alpha, max_iter,
+                tol, fast, keep, stats, n_threads):
     """One block's documents through ``lda_pass`` (a module-level function of arrays: a Dask
     task runs it where the block lives), one bound slot per document. Returns
     ((terms (n, 2), final gamma if ``keep``), carry): carry = (indptr, indices, ratio, t),
     what ``_block_word_topic`` needs, or None without ``stats``."""
     X = csr_block(X_b)
+    _check_block_shape(X, index, n_rows, B.shape[0])
     n, K = X.shape[0], topic_max.shape[0]
+    B = _sweep_layout(B, K)
     gamma = _start_of(start, n, K)
     if n == 0:
         return (np.zeros((0, 2)), gamma if keep else None), \
@@ -386,6 +403,7 @@ def _minibatch_pass(X_b, lo, hi, gamma, B, topic_max, elog, alpha, max_iter, tol
     (bound terms [word, doc], word-topic statistics (V, K) or None)."""
     X = csr_block(X_b[lo:hi])
     n, K, V = X.shape[0], topic_max.shape[0], B.shape[0]
+    B = _sweep_layout(B, K)
     bnd = np.empty((_n_groups(n), 2))
     threads = threads_for(n_threads, X.nnz, _MIN_NNZ_PER_THREAD, n_groups=bnd.shape[0])
     ratio = np.empty(X.nnz) if stats else np.empty(0)
@@ -420,7 +438,11 @@ def _block_documents(X_b, B, topic_max, elog, alpha, max_iter, tol, fast, normal
         raise ValueError(f"X contains {flaw}{where}; document-term counts must be finite "
                          "and >= 0.")
     X = csr_block(X_b)
+    if block_info is not None and 0 in block_info:
+        (start, stop), _ = block_info[0]["array-location"]
+        _check_block_shape(X, block_info[0]["chunk-location"][0], stop - start, B.shape[0])
     n, K = X.shape[0], topic_max.shape[0]
+    B = _sweep_layout(B, K)
     gamma = np.ones((n, K))
     if n == 0:
         return np.empty((0, K if elog is None else 3), dtype=dtype)
