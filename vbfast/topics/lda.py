@@ -3,7 +3,9 @@
 The pass is the Cython/OpenMP kernel of ``vbfast.topics._lda`` (per-document fixed point,
 statistics and bound terms in one sweep) over ``DocumentData``'s shards; ``MeanField`` and
 ``VariationalEM`` hold lambda (as ``Topics``) and update it, batch or by stochastic steps,
-driven by ``vbfast._core.loop``. Collapsed Gibbs sampling is in ``vbfast.topics._gibbs``.
+driven by ``vbfast._core.loop``. Documents out of core or on Dask go through
+``BlockedDocumentData`` (the same bits, block by block). Collapsed Gibbs sampling is in
+``vbfast.topics._gibbs``.
 """
 import functools
 import threading
@@ -14,9 +16,9 @@ from scipy.special import gammaln
 
 from . import _gibbs, _lda
 from ._data import check_count_rows, check_counts, check_total, count_flaw, csr_block, priors
-from .._core.blocks import DaskRows, Rows, is_block_source, is_dask_array, rows_per_read
 from .._core.base import (ParamsMixin, TransformerOutputMixin, all_or_nothing,
                           available_if)
+from .._core.blocks import DaskRows, Rows, is_block_source, is_dask_array, rows_per_read
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
