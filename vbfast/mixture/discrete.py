@@ -457,7 +457,7 @@ class _DiscreteMixture(ParamsMixin):
         blocks = enc["blocks"]
         K = self.n_components
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"], blocks.n_columns,
-                               K, w, n_threads, enc["row_const"])
+                               K, w, n_threads, enc["row_const"], item_sizes=blocks.sizes)
         random_state = check_random_state(self.random_state)
         alpha, beta = self._priors()
         for name, value in enc["state"].items():
@@ -543,7 +543,8 @@ class _DiscreteMixture(ParamsMixin):
         w = check_sample_weight(sample_weight, enc["n_samples"])
         blocks = enc["blocks"] if first else self._blocks
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"], blocks.n_columns,
-                               K, w, resolve_n_threads(self.n_threads), enc["row_const"])
+                               K, w, resolve_n_threads(self.n_threads), enc["row_const"],
+                               item_sizes=blocks.sizes)
         alpha, beta = self._priors()
         mean_field = self.method == "mean_field"
         prior_type = self.weight_concentration_prior_type
@@ -765,7 +766,8 @@ class _DiscreteMixture(ParamsMixin):
         enc = self._encode(X, fitting=False)
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"],
                                self._blocks.n_columns, self.n_components, None,
-                               resolve_n_threads(self.n_threads), enc["row_const"])
+                               resolve_n_threads(self.n_threads), enc["row_const"],
+                               item_sizes=self._blocks.sizes)
         return data, enc
 
     def _pass(self, X, want_resp=False, want_lpn=False, logs=None):
