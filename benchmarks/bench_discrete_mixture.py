@@ -12,12 +12,19 @@
   unigrams costs next to the topic model.
 
 vbfast uses every core; StepMix is NumPy (its BLAS's default threads). StepMix is skipped when
-not installed.
+not installed. The timings are of the fits only (encoding the data, the iterations and, for
+vbfast, its final log-likelihood pass); the log-likelihoods compared are computed afterwards.
 
-As a script, ``python benchmarks/bench_discrete_mixture.py --n 20000 [--which all]`` runs one
-timing of each at a smaller size and prints the times, the ratios and the difference of the
-final log-likelihoods (``--docs``: the corpus size for the multinomial one).
+As a script, ``python benchmarks/bench_discrete_mixture.py`` runs all three side by side in one
+process, each contender ``--repeat`` times, alternated, and prints the best times, the ratios,
+the final mean log-likelihoods of both libraries and the load average. At N = 1M a StepMix fit
+of 50 iterations takes minutes: ``--stepmix-iter 5`` times StepMix for 5 iterations (from the
+same start) and reports the per-iteration ratio, StepMix's seconds per iteration over vbfast's
+whole 50-iteration fit divided by 50; the log-likelihoods are then compared after 5 iterations
+of both. ``--n``, ``--max-iter``, ``--docs`` (the corpus size), ``--which`` choose the sizes and
+the cases.
 """
+import os
 import time
 import warnings
 
@@ -59,31 +66,37 @@ def make_start(X, k=N_CLASSES):
 
 
 def fit_vbfast(X, start, max_iter=MAX_ITER):
+    """vbfast's BernoulliMixture EM from ``start``, ``max_iter`` iterations; the estimator."""
     from vbfast import BernoulliMixture
     est = BernoulliMixture(len(start[0]), weights_init=start[0], probabilities_init=start[1],
                            max_iter=max_iter, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X)
-    return est.score(X)
+    return est
 
 
-def fit_stepmix(X, start, max_iter=MAX_ITER):
+def _stepmix_em(X, start, measurement, pis, max_iter):
     from stepmix import StepMix
     k = len(start[0])
-    sm = StepMix(n_components=k, measurement="bernoulli", max_iter=1, random_state=0,
+    sm = StepMix(n_components=k, measurement=measurement, max_iter=1, random_state=0,
                  progress_bar=0, verbose=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sm.fit(X[:max(k, 100)])  # builds the model objects; parameters replaced below
         params = sm.get_parameters()
         params["weights"] = start[0].copy()
-        params["measurement"]["pis"] = start[1].copy()
+        params["measurement"]["pis"] = pis
         sm.set_parameters(params)
         for _ in range(max_iter):
             _, log_resp = sm._e_step(X)
             sm._m_step(X, np.exp(log_resp))
-        return sm.score(X)
+    return sm
+
+
+def fit_stepmix(X, start, max_iter=MAX_ITER):
+    """StepMix's EM (its E- and M-steps, as its ``fit`` loop) from ``start``; the model."""
+    return _stepmix_em(X, start, "bernoulli", start[1].copy(), max_iter)
 
 
 class BernoulliMixtureEM:
@@ -143,26 +156,19 @@ def fit_vbfast_categorical(X, start, max_iter=MAX_ITER):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X)
-    return est.score(X)
+    return est
 
 
 def fit_stepmix_categorical(X, start, max_iter=MAX_ITER):
-    from stepmix import StepMix
-    k = len(start[0])
-    sm = StepMix(n_components=k, measurement="categorical", max_iter=1, random_state=0,
-                 progress_bar=0, verbose=0)
+    # StepMix's layout: pis[k, j * L + l]
+    return _stepmix_em(X, start, "categorical", np.hstack(start[1]).copy(), max_iter)
+
+
+def mean_loglik(model, X):
+    """The mean log-likelihood per row of a fitted vbfast estimator or StepMix model."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sm.fit(X[:max(k, 100)])
-        params = sm.get_parameters()
-        params["weights"] = start[0].copy()
-        # StepMix's layout: pis[k, j * L + l]
-        params["measurement"]["pis"] = np.hstack(start[1]).copy()
-        sm.set_parameters(params)
-        for _ in range(max_iter):
-            _, log_resp = sm._e_step(X)
-            sm._m_step(X, np.exp(log_resp))
-        return sm.score(X)
+        return float(model.score(X))
 
 
 class CategoricalMixtureEM:
@@ -242,19 +248,35 @@ class MultinomialMixtureVsLda:
             fit_multinomial(X, 1 if fit == "multinomial_1_iter" else 10)
 
 
-def _time(f, *args):
-    t0 = time.perf_counter()
-    out = f(*args)
-    return time.perf_counter() - t0, out
+def _best(fits, repeat):
+    """Run each (name, function) ``repeat`` times, alternated; the best time of each and the
+    last result of each."""
+    times, results = {}, {}
+    for _ in range(repeat):
+        for name, f in fits:
+            t0 = time.perf_counter()
+            results[name] = f()
+            t = time.perf_counter() - t0
+            times[name] = min(times.get(name, np.inf), t)
+    return times, results
+
+
+def _load():
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv=None):
     import argparse
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=N_SAMPLES)
     parser.add_argument("--max-iter", type=int, default=MAX_ITER)
+    parser.add_argument("--stepmix-iter", type=int, default=None,
+                        help="StepMix's iterations (default --max-iter): fewer gives a "
+                             "per-iteration ratio")
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--which", choices=["bernoulli", "categorical", "multinomial", "all"],
-                        default="bernoulli")
+                        default="all")
     parser.add_argument("--docs", type=int, default=None,
                         help="documents (and words) of the multinomial corpus; default 20000")
     args = parser.parse_args(argv)
@@ -267,32 +289,55 @@ def main(argv=None):
     # the timings, as asv's setup does
     import vbfast  # noqa: F401
     fit_vbfast(make_data(n=500), make_start(make_data(n=500)), 2)
+    print(f"{_load()}; {os.cpu_count()} cores; best of {args.repeat}, alternated")
+    m_iter = args.max_iter if args.stepmix_iter is None else args.stepmix_iter
+    rows = []
     cases = []
     if args.which in ("bernoulli", "all"):
         X = make_data(n=args.n)
-        cases.append(("bernoulli", X, make_start(X), fit_vbfast, fit_stepmix))
+        cases.append(("BernoulliMixture", X, make_start(X), fit_vbfast, fit_stepmix))
     if args.which in ("categorical", "all"):
-        cases.append(("categorical", make_categorical(n=args.n), categorical_start(),
+        cases.append(("CategoricalMixture", make_categorical(n=args.n), categorical_start(),
                       fit_vbfast_categorical, fit_stepmix_categorical))
     for name, X, start, fv, fs in cases:
-        t_v, ll_v = _time(fv, X, start, args.max_iter)
-        print(f"{name} N={X.shape[0]} D={X.shape[1]}: vbfast {t_v:.3f} s  mean "
-              f"log-likelihood {ll_v:.12f}")
+        fits = [("vbfast", lambda: fv(X, start, args.max_iter))]
         if have_stepmix:
-            t_s, ll_s = _time(fs, X, start, args.max_iter)
-            print(f"{name}: stepmix {t_s:.3f} s  mean log-likelihood {ll_s:.12f}")
-            print(f"{name}: ratio stepmix / vbfast = {t_s / t_v:.2f}x; |difference| "
-                  f"{abs(ll_v - ll_s):.2e}")
-        else:
-            print("stepmix not installed")
+            fits.append(("stepmix", lambda: fs(X, start, m_iter)))
+        times, res = _best(fits, args.repeat)
+        t_v = times["vbfast"]
+        line = (f"{name} N={X.shape[0]:,} D={X.shape[1]} K={len(start[0])}: vbfast "
+                f"{args.max_iter} iterations {t_v:.3f} s ({t_v / args.max_iter * 1e3:.1f} "
+                "ms/iteration)")
+        if not have_stepmix:
+            print(line + "; stepmix not installed")
+            continue
+        t_s = times["stepmix"]
+        line += (f", stepmix {m_iter} iterations {t_s:.3f} s ({t_s / m_iter * 1e3:.1f} "
+                 f"ms/iteration)")
+        ratio = (t_s / m_iter) / (t_v / args.max_iter)
+        # the same number of iterations on both sides for the log-likelihoods
+        est = res["vbfast"] if m_iter == args.max_iter else fv(X, start, m_iter)
+        ll_v, ll_s = mean_loglik(est, X), mean_loglik(res["stepmix"], X)
+        print(line)
+        print(f"  ratio stepmix / vbfast {'per iteration ' if m_iter != args.max_iter else ''}"
+              f"= {ratio:.1f}x; mean log-likelihood after {m_iter} iterations: vbfast "
+              f"{ll_v:.12f}, stepmix {ll_s:.12f} (|difference| {abs(ll_v - ll_s):.1e})")
+        rows.append((name, ratio))
     if args.which in ("multinomial", "all"):
         X = _corpus(args.docs)
-        print(f"multinomial corpus {X.shape[0]} x {X.shape[1]}, {int(X.sum())} tokens")
-        for it in (1, 10):
-            t, est = _time(fit_multinomial, X, it)
-            print(f"MultinomialMixture K={N_TOPICS} EM {it:2d} iteration(s): {t:.3f} s")
-        t, _ = _time(lda_pass, X)
-        print(f"LatentDirichletAllocation K={N_TOPICS} one batch pass: {t:.3f} s")
+        times, _ = _best([("multinomial_1", lambda: fit_multinomial(X, 1)),
+                          ("multinomial_10", lambda: fit_multinomial(X, 10)),
+                          ("lda", lambda: lda_pass(X))], args.repeat)
+        per_iter = (times["multinomial_10"] - times["multinomial_1"]) / 9
+        print(f"MultinomialMixture K={N_TOPICS} on {X.shape[0]:,} x {X.shape[1]:,} "
+              f"({int(X.sum()):,} tokens): EM 1 iteration {times['multinomial_1']:.3f} s, "
+              f"10 iterations {times['multinomial_10']:.3f} s ({per_iter * 1e3:.1f} "
+              f"ms/iteration); LatentDirichletAllocation K={N_TOPICS} one batch pass "
+              f"{times['lda']:.3f} s")
+        print(f"  one LDA pass / one MultinomialMixture iteration = {times['lda'] / per_iter:.1f}x;"
+              f" one LDA pass / a whole 10-iteration fit = "
+              f"{times['lda'] / times['multinomial_10']:.2f}x")
+    print(_load())
 
 
 if __name__ == "__main__":

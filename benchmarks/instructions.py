@@ -7,7 +7,9 @@ reps=2 minus that of reps=1 (imports and data generation cancel):
     (the same with 2), then: grep totals a.out
 
 Cases: em_full, em_diag, em_diag_given, em_sph_given, mf_full, gibbs_diag, predict,
-lda_batch, lda_online, lda_gibbs (one thread each). OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's
+lda_batch, lda_online, lda_gibbs, lca_bernoulli (20 binary items, K = 8, 20,000 rows, 10 EM
+iterations from a given start), lca_categorical (10 items of 5 levels, the same) (one thread
+each). OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's
 idle worker threads, whose spinning valgrind counts, out of the totals."""
 import inspect
 import sys
@@ -18,7 +20,8 @@ import numpy as np
 
 def main(case, reps):
     warnings.simplefilter("ignore")
-    from vbfast import BayesianGaussianMixture, GaussianMixture, LatentDirichletAllocation
+    from vbfast import (BayesianGaussianMixture, BernoulliMixture, CategoricalMixture,
+                        GaussianMixture, LatentDirichletAllocation)
 
     draws = ("n_draws" if "n_draws" in inspect.signature(GaussianMixture).parameters
              else "n_samples")  # (the name before the rename, to count old builds)
@@ -28,6 +31,12 @@ def main(case, reps):
     theta = rng.dirichlet(np.full(20, 0.1), size=1000)
     C = np.array([rng.multinomial(80, t @ topics) for t in theta], dtype=np.float64)
     rng0 = np.random.RandomState(1)
+    z = rng.randint(8, size=20000)
+    B = (rng.uniform(size=(20000, 20)) < rng.beta(0.5, 0.5, size=(8, 20))[z]).astype(float)
+    cum = np.cumsum(rng.dirichlet(np.full(5, 0.5), size=(8, 10))[z], axis=2)
+    Q = (rng.uniform(size=(20000, 10, 1)) > cum).sum(axis=2).clip(0, 4).astype(float)
+    Q[:5] = np.arange(5)[:, None]  # every level seen
+    lca_start = dict(weights_init=np.full(8, 1 / 8), max_iter=10, tol=0, n_threads=1)
     common = dict(init_params="random_from_data", random_state=0, n_threads=1)
 
     def run():
@@ -61,6 +70,12 @@ def main(case, reps):
         elif case == "lda_gibbs":
             LatentDirichletAllocation(20, method="gibbs", burn_in=2, random_state=0,
                                       n_threads=1, **{draws: 3}).fit(C)
+        elif case == "lca_bernoulli":
+            BernoulliMixture(8, probabilities_init=np.random.RandomState(2).uniform(
+                0.2, 0.8, size=(8, 20)), **lca_start).fit(B)
+        elif case == "lca_categorical":
+            CategoricalMixture(8, probabilities_init=tuple(np.random.RandomState(2).dirichlet(
+                np.full(5, 5.0), size=8) for _ in range(10)), **lca_start).fit(Q)
         else:
             raise SystemExit(f"unknown case {case!r}")
 

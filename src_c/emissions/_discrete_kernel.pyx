@@ -203,18 +203,84 @@ def discrete_pass(
     p.lpn_out = &log_prob_norm_out[0] if log_prob_norm_out.shape[0] > 0 else NULL
     p.z_out = &z_out[0] if has_z_out else NULL
 
-    memset(&nk_slots[0, 0], 0, G * Kp * sizeof(double))
-    if L > 0:
-        memset(&stat_slots[0, 0], 0, G * L * Kp * sizeof(double))
-    memset(&ll_slots[0], 0, G * sizeof(double))
-    memset(&ent_slots[0], 0, G * sizeof(double))
     n_chunks = (N + chunk_size - 1) // chunk_size
     per_group = (n_chunks + G - 1) // G
     with nogil, parallel(num_threads=n_threads):
         # groups handed out dynamically: on shared cores a descheduled thread's groups are
         # taken by the others (each group still writes its own slot: same results)
         for g in prange(G, schedule='dynamic', chunksize=1):
+            # each group clears its own slot (in parallel, and warm in this thread's cache)
+            memset(p.nk + g * Kp, 0, Kp * sizeof(double))
+            memset(p.stat + g * L * Kp, 0, L * Kp * sizeof(double))
+            p.ll[g] = 0.0
+            p.ent[g] = 0.0
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
                 vbf_dpass_chunk(&p, g, start, end)
+
+
+def pack_rows(const long long[::1] indptr, const int[::1] indices,
+              const int[::1] group_of_column, const long long[::1] delta_of_column,
+              const long long[::1] base_of_group, const long long[::1] column_of_group,
+              const long long[::1] bit_of_column):
+    """Re-code one-hot rows with items packed into groups: a row's answers to the items of
+    group g become one non-zero in column ``column_of_group[g] + code``, code = base_g +
+    sum of ``delta_of_column`` over the row's answers in g (a mixed-radix number whose
+    digits are the items' levels, a missing item the digit past its last level); a group with
+    every item missing gets no non-zero.
+
+    Parameters
+    ----------
+    indptr (N + 1,) int64, indices (nnz,) int32 : the one-hot CSR rows (columns in [0, L))
+    group_of_column (L,) int32, delta_of_column (L,) int64 : each column's group and its
+        contribution to the group's code
+    base_of_group (G,) int64, column_of_group (G,) int64 : the all-missing code and the first
+        packed column of each group
+    bit_of_column (L,) int64 : 1 << (the item's position in its group) (< 64 items a group)
+
+    Returns
+    -------
+    (indptr (N + 1,) int64, indices (nnz',) int32) of the packed rows, or None when a row
+    answers an item twice (not one-hot items: the caller keeps the rows as they are).
+    """
+    import numpy as np
+    cdef Py_ssize_t N = indptr.shape[0] - 1, G = base_of_group.shape[0]
+    cdef Py_ssize_t n, i, g, m = 0
+    cdef int col
+    out_ptr = np.empty(N + 1, dtype=np.int64)
+    # at most one non-zero a group a row, never more than the row has
+    out_idx = np.empty(min(<Py_ssize_t>indices.shape[0], N * G), dtype=np.int32)
+    cdef long long[::1] optr = out_ptr
+    cdef int[::1] oidx = out_idx
+    code_arr = np.empty(max(G, 1), dtype=np.int64)
+    seen_arr = np.empty(max(G, 1), dtype=np.uint64)
+    cdef long long[::1] code = code_arr
+    cdef unsigned long long[::1] seen = seen_arr
+    cdef unsigned long long bit
+    cdef bint twice = False
+    with nogil:
+        optr[0] = 0
+        for n in range(N):
+            for g in range(G):
+                code[g] = base_of_group[g]
+                seen[g] = 0
+            for i in range(indptr[n], indptr[n + 1]):
+                col = indices[i]
+                g = group_of_column[col]
+                bit = <unsigned long long>bit_of_column[col]
+                if seen[g] & bit:
+                    twice = True
+                    break
+                seen[g] |= bit
+                code[g] += delta_of_column[col]
+            if twice:
+                break
+            for g in range(G):
+                if seen[g]:
+                    oidx[m] = <int>(column_of_group[g] + code[g])
+                    m += 1
+            optr[n + 1] = m
+    if twice:
+        return None
+    return out_ptr, out_idx[:m].copy()

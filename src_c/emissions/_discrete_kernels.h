@@ -90,12 +90,15 @@ static inline int vbf_dpass_draw(int K, double *lp, uint64_t stream, ptrdiff_t n
 #if defined(__GNUC__)
 
 /* vbf_dpass_normalise on the row's accumulators (nq vectors, padded lanes -inf), with the
-   vector exp: responsibilities into lp (padded lanes 0). */
+   vector exp, but without the logarithm: responsibilities into lp (padded lanes 0), the sum
+   s = sum_k exp(log rho_k - mx) into *s_out and sum_k r_k (log rho_k - mx) into *v_out; returns
+   mx. Then log p(x_n) = mx + log s and sum_k r_k log r_k = v - log s. A row no class can
+   produce gets uniform responsibilities, s = 1, v = 0 and mx = -inf. */
 VBF_INLINE double vbf_dpass_normalise_v(int K, const int nq, const vbf_v4 *acc, double *lp,
-                                        double *ent_row)
+                                        double *s_out, double *v_out)
 {
     vbf_v4 m = acc[0], s = vbf_splat(0.0), v = vbf_splat(0.0), d, r;
-    double mx, ls, inv;
+    double mx, inv, st;
     int q, k;
     for (q = 1; q < nq; q++) m = vbf_blend(acc[q] > m, acc[q], m);
     mx = m[0] > m[1] ? m[0] : m[1];
@@ -104,25 +107,26 @@ VBF_INLINE double vbf_dpass_normalise_v(int K, const int nq, const vbf_v4 *acc, 
     if (mx == -INFINITY) {
         for (k = 0; k < K; k++) lp[k] = 1.0 / K;
         for (k = K; k < 4 * nq; k++) lp[k] = 0.0;
-        *ent_row = 0.0;
+        *s_out = 1.0;
+        *v_out = 0.0;
         return -INFINITY;
     }
     m = vbf_splat(mx);
     for (q = 0; q < nq; q++) {
         /* exp(-50) < 2e-22 cannot change s >= 1: set to 0, as in the Gaussian pass */
         d = acc[q] - m;
-        r = vbf_from_bits(vbf_bits(vbf_exp4(d)) & (d > vbf_splat(-50.0)));
+        r = vbf_from_bits(vbf_bits(vbf_exp4_nonpositive(d)) & (d > vbf_splat(-50.0)));
         s += r;
         v += vbf_from_bits(vbf_bits(r * d) & (r > vbf_splat(0.0)));
         vbf_store4(lp + 4 * q, r);
     }
-    ls = log(vbf_hsum(s));
-    inv = 1.0 / vbf_hsum(s);
+    st = vbf_hsum(s);
+    inv = 1.0 / st;
     m = vbf_splat(inv);
     for (q = 0; q < nq; q++) vbf_store4(lp + 4 * q, vbf_load4(lp + 4 * q) * m);
-    /* sum_k r_k log r_k = sum_k r_k (log rho_k - mx) - log s */
-    *ent_row = vbf_hsum(v) * inv - ls;
-    return mx + ls;
+    *s_out = st;
+    *v_out = vbf_hsum(v) * inv;
+    return mx;
 }
 
 /* x of non-zero i by the values' kind (0: one-hot, 1: float32, 2: float64) */
@@ -142,7 +146,11 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
     const double *table = p->table;
     double *nk = p->nk + g * Kp;
     double *stat = p->stat + g * p->L * Kp;
-    double ll_chunk = 0.0, ent_chunk = 0.0, w, lpn, ent_row;
+    double ll_chunk = 0.0, ent_chunk = 0.0, w, lpn, mx, s_row, v_row, ls;
+    /* unit weights and no per-row outputs: the rows' log s summed as the log of their
+       product, one logarithm every few hundred rows (s is in [1, K]) */
+    const int batch_logs = p->weights == NULL && p->lpn_out == NULL && !p->sample_z;
+    double s_prod = 1.0, log_s_sum = 0.0;
     ptrdiff_t n, i;
     long long i0, i1;
     int q, k, z;
@@ -166,19 +174,31 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
                     for (q = 0; q < nq; q++) acc[q] += vbf_load4(t + 4 * q);
                 }
             }
-            lpn = vbf_dpass_normalise_v(K, nq, acc, lp, &ent_row);
-            if (p->lpn_out != NULL) p->lpn_out[n] = lpn;
+            mx = vbf_dpass_normalise_v(K, nq, acc, lp, &s_row, &v_row);
             if (p->resp_out != NULL)
                 for (k = 0; k < K; k++) p->resp_out[n * K + k] = lp[k];
-            if (p->sample_z) {
-                z = vbf_dpass_draw(K, lp, p->stream, n);
-                ll_chunk += w * (lpn + log(lp[z]));
-                for (k = 0; k < Kp; k++) lp[k] = 0.0;
-                lp[z] = 1.0;
-                if (p->z_out != NULL) p->z_out[n] = z;
+            if (batch_logs) {
+                ll_chunk += mx;
+                ent_chunk += v_row;
+                s_prod *= s_row;
+                if (s_prod > 0x1p600) {
+                    log_s_sum += log(s_prod);
+                    s_prod = 1.0;
+                }
             } else {
-                ll_chunk += w * lpn;
-                ent_chunk += w * ent_row;
+                ls = log(s_row);
+                lpn = mx + ls;
+                if (p->lpn_out != NULL) p->lpn_out[n] = lpn;
+                if (p->sample_z) {
+                    z = vbf_dpass_draw(K, lp, p->stream, n);
+                    ll_chunk += w * (lpn + log(lp[z]));
+                    for (k = 0; k < Kp; k++) lp[k] = 0.0;
+                    lp[z] = 1.0;
+                    if (p->z_out != NULL) p->z_out[n] = z;
+                } else {
+                    ll_chunk += w * lpn;
+                    ent_chunk += w * (v_row - ls);
+                }
             }
         }
         if (!p->compute_stats) continue;
@@ -198,6 +218,9 @@ VBF_INLINE void vbf_dpass_chunk_t(const vbf_dpass *p, ptrdiff_t g, ptrdiff_t sta
             }
         }
     }
+    log_s_sum += log(s_prod);
+    ll_chunk += log_s_sum;
+    ent_chunk -= log_s_sum;
     for (q = 0; q < nq; q++) vbf_store4(nk + 4 * q, vbf_load4(nk + 4 * q) + nkacc[q]);
     p->ll[g] += ll_chunk;
     p->ent[g] += ent_chunk;

@@ -22,6 +22,7 @@ every block and class (a Beta(beta, beta) for a Bernoulli item).
   space.
 """
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import betaln, digamma, gammaln
 
 from .._core.protocol import Statistics
@@ -31,6 +32,9 @@ from .._core.threads import single_threaded_blas, threads_for
 from . import _discrete_kernel as _dk
 
 CHUNK_SIZE = 256
+# items are packed into groups of at most this many joint codes (see ``ItemPacking``): a
+# group's table rows and statistics rows (Kp doubles each) stay in a core's L1/L2 cache
+PACK_CODES = 256
 
 
 # ====================================================================== blocks
@@ -195,6 +199,104 @@ def draw_log_probabilities(lam, blocks, rng):
     return log_g - blocks.spread(safe_log(blocks.sums(g)))
 
 
+# ====================================================================== packed items
+class ItemPacking:
+    """Consecutive items packed into groups, each group's joint answer one categorical code.
+
+    A row of one-hot coded items costs the pass one table lookup and one statistics update an
+    item; packed, it costs one a group (20 binary items: 3 instead of 20). Group g holds items
+    j_0 < ... < j_{m-1} with radices r_i = L_i (+ 1 when the item has missing answers and
+    m > 1: the digit L_i means "missing"); its codes c = sum_i d_i s_i with strides
+    s_0 = 1, s_i = s_{i-1} r_{i-1} number prod_i r_i <= ``max_codes``. The packing matrix P
+    (L', L) has P[c, column of (j_i, d_i)] = 1 for every non-missing digit, so that
+
+        T' = P T        (the packed table: a code's log-probability is its items' sum)
+        S  = P^T S'     (the item statistics from the codes' statistics)
+
+    and log rho_nk = c_k + sum_g T'[code_ng, k] = c_k + sum_j T[x_nj, k] (up to rounding).
+    A row with every item of a group missing has no code in it.
+
+    Parameters
+    ----------
+    sizes : (B,) int, levels of each item; has_missing : (B,) bool
+    max_codes : int
+    """
+
+    def __init__(self, sizes, has_missing, max_codes=PACK_CODES):
+        sizes = np.asarray(sizes, dtype=np.int64)
+        groups, current, n_codes = [], [], 1
+        for j, size in enumerate(sizes):
+            radix = int(size) + bool(has_missing[j])
+            if current and n_codes * radix <= max_codes and len(current) < 63:
+                current.append(j)
+                n_codes *= radix
+            else:
+                if current:
+                    groups.append(current)
+                current, n_codes = [j], radix
+        groups.append(current)
+        self.groups = groups
+        offsets = np.concatenate(([0], np.cumsum(sizes)))
+        L = int(offsets[-1])
+        G = len(groups)
+        self.group_of_column = np.empty(L, dtype=np.int32)
+        self.delta_of_column = np.empty(L, dtype=np.int64)
+        self.bit_of_column = np.empty(L, dtype=np.int64)
+        self.base_of_group = np.zeros(G, dtype=np.int64)
+        self.column_of_group = np.zeros(G, dtype=np.int64)
+        p_rows, p_cols = [], []
+        first = 0
+        for g, items in enumerate(groups):
+            missing_digit = [bool(has_missing[j]) and len(items) > 1 for j in items]
+            radices = [int(sizes[j]) + md for j, md in zip(items, missing_digit)]
+            strides = np.concatenate(([1], np.cumprod(radices)[:-1])).astype(np.int64)
+            n_codes = int(np.prod(radices))
+            codes = np.arange(n_codes, dtype=np.int64)
+            for i, j in enumerate(items):
+                cols = np.arange(offsets[j], offsets[j + 1])
+                levels = cols - offsets[j]
+                self.group_of_column[cols] = g
+                self.bit_of_column[cols] = 1 << i
+                if missing_digit[i]:
+                    self.base_of_group[g] += sizes[j] * strides[i]
+                    self.delta_of_column[cols] = (levels - sizes[j]) * strides[i]
+                else:
+                    self.delta_of_column[cols] = levels * strides[i]
+                digit = codes // strides[i] % radices[i]
+                real = digit < sizes[j]
+                p_rows.append(first + codes[real])
+                p_cols.append(offsets[j] + digit[real])
+            self.column_of_group[g] = first
+            first += n_codes
+        self.n_columns = first
+        rows, cols = np.concatenate(p_rows), np.concatenate(p_cols)
+        order = np.lexsort((cols, rows))  # each code's items in column order: a fixed sum
+        self.matrix = sp.csr_matrix((np.ones(rows.shape[0]), (rows[order], cols[order])),
+                                    shape=(first, L))
+        self.matrix_t = self.matrix.T.tocsr()
+        self.matrix_t.sort_indices()
+
+    @classmethod
+    def plan(cls, sizes, indptr, indices, max_codes=PACK_CODES):
+        """The packing of these one-hot rows, or None when no group would hold two items."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        B, N = sizes.shape[0], indptr.shape[0] - 1
+        if B < 2 or np.all(sizes[:-1] * sizes[1:] > max_codes):
+            return None
+        if indices.shape[0] == N * B:
+            has_missing = np.zeros(B, dtype=bool)  # (a row answering an item twice: refused
+        else:                                      # by ``pack``)
+            block_of = np.repeat(np.arange(B, dtype=np.int32), sizes)
+            has_missing = np.bincount(block_of[indices], minlength=B) < N
+        packing = cls(sizes, has_missing, max_codes)
+        return packing if len(packing.groups) < B else None
+
+    def pack(self, indptr, indices):
+        """The packed rows (indptr, indices), or None for rows that answer an item twice."""
+        return _dk.pack_rows(indptr, indices, self.group_of_column, self.delta_of_column,
+                             self.base_of_group, self.column_of_group, self.bit_of_column)
+
+
 # ====================================================================== the data / the pass
 class DiscreteData:
     """The data side of a discrete-mixture fit: one-hot (CSR) data, weights, the statistics
@@ -212,10 +314,15 @@ class DiscreteData:
     row_const : (N,) float64 or None
         Added to log p(x_n) (the multinomial coefficient log(n! / prod x!)): not part of the
         kernel, it does not depend on the class.
+    item_sizes : (B,) int or None
+        For one-hot coded items (``values`` None, at most one non-zero a row in each block of
+        ``item_sizes`` columns): the levels of each item; the pass then runs on the items
+        packed into groups (``ItemPacking``). The statistics and outputs are the same up to
+        rounding, in the same (L, K) layout.
     """
 
     def __init__(self, indptr, indices, values, n_columns, n_components, sample_weight,
-                 n_threads, row_const=None):
+                 n_threads, row_const=None, item_sizes=None):
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self.indices = np.ascontiguousarray(indices, dtype=np.int32)
         self.values = (np.empty(0) if values is None else
@@ -239,19 +346,35 @@ class DiscreteData:
             _dk.check_csr(self.indptr, self.indices, self.n_columns)
         if self.values.shape[0] not in (0, self.indices.shape[0]):
             raise ValueError("indptr, indices and values do not describe one CSR matrix")
+        # the rows the kernel reads: the items packed into groups where that pays
+        self.packing = None
+        self._indptr, self._indices, self._n_kernel_columns = \
+            self.indptr, self.indices, self.n_columns
+        if item_sizes is not None and self.values.shape[0] == 0:
+            if int(np.sum(item_sizes)) != self.n_columns:
+                raise ValueError("item_sizes must add up to n_columns")
+            packing = ItemPacking.plan(item_sizes, self.indptr, self.indices)
+            packed = None
+            if packing is not None:
+                with single_threaded_blas():  # every kernel call runs under the BLAS limit
+                    packed = packing.pack(self.indptr, self.indices)
+            if packed is not None:
+                self.packing = packing
+                self._indptr, self._indices = packed
+                self._n_kernel_columns = packing.n_columns
         Kp = self.n_padded
-        slot = self.n_columns * Kp + Kp
+        slot = self._n_kernel_columns * Kp + Kp
         budget = max(8, (64 << 20) // (8 * max(slot, 1)))
         G = n_groups(self.n_samples, CHUNK_SIZE, min(128, budget))
         # a row costs a few lookups, far less than a Gaussian row: count the work in table
         # lanes (nnz x Kp) so that a pass shorter than a scheduler time slice stays on one
         # thread (on busy cores a parallel region costs more than it saves)
-        self.n_threads = threads_for(n_threads, max(self.indices.shape[0], self.n_samples) * Kp,
+        self.n_threads = threads_for(n_threads, max(self._indices.shape[0], self.n_samples) * Kp,
                                      min_work_per_thread=_threads.MIN_ROWS_PER_THREAD * 4096,
                                      n_groups=G)
         self.nk_slots = np.empty((G, Kp))
-        self.stat_slots = np.empty((G, self.n_columns * Kp))
-        self._table = np.zeros((self.n_columns, Kp))
+        self.stat_slots = np.empty((G, self._n_kernel_columns * Kp))
+        self._table = np.zeros((self._n_kernel_columns, Kp))
         self._const = np.full(Kp, -np.inf)
         self.ll_slots = np.empty(G)
         self.ent_slots = np.empty(G)
@@ -270,7 +393,7 @@ class DiscreteData:
         p(x_n), the row constants included; with ``sample_z`` log p(X, z | theta)),
         ``entropy_term`` (sum_n w_n sum_k r_nk log r_nk) and, with ``compute_stats``, ``nk``
         (K,) and ``s`` (L, K)."""
-        K, L = self.n_components, self.n_columns
+        K = self.n_components
         # the pass calls no BLAS, but the caller's BLAS threads must not compete with ours
         # (re-entrant: nested in a fit's own limit it costs a lock and a counter)
         with single_threaded_blas():
@@ -283,18 +406,20 @@ class DiscreteData:
             log_prob_norm_out += self.row_const
         if compute_stats:
             stats["nk"] = self.nk_slots.sum(axis=0)[:K]
-            stats["s"] = np.ascontiguousarray(
-                self.stat_slots.sum(axis=0).reshape(L, self.n_padded)[:, :K])
+            s = self.stat_slots.sum(axis=0).reshape(self._n_kernel_columns, self.n_padded)
+            if self.packing is not None:
+                s = self.packing.matrix_t @ s  # the items' level counts from the codes'
+            stats["s"] = np.ascontiguousarray(s[:, :K])
         return Statistics(**stats)
 
     def _run(self, table, log_const, resp_in, resp_out, log_prob_norm_out, compute_stats,
              sample_z, seed, sweep, z_out):
         K = self.n_components
         # the padded copies (lanes >= K: table 0, constant -inf) are reused by every pass
-        self._table[:, :K] = table
+        self._table[:, :K] = table if self.packing is None else self.packing.matrix @ table
         self._const[:K] = log_const
         _dk.discrete_pass(
-            self.indptr, self.indices, self.values, self._w, self._table, self._const,
+            self._indptr, self._indices, self.values, self._w, self._table, self._const,
             resp_in if resp_in is not None else np.empty((0, 0)),
             self.nk_slots, self.stat_slots, self.ll_slots, self.ent_slots,
             resp_out if resp_out is not None else np.empty((0, 0)),

@@ -227,6 +227,10 @@ def _check_2d(shape, name="X"):
 
 def _csr_from_codes(codes, observed, offsets):
     """One-hot CSR (indptr, indices) of integer codes (N, D), ``observed`` (N, D) bool."""
+    N, D = codes.shape
+    if observed.all():  # every row answers every item, in order
+        indices = (codes + offsets[:-1]).astype(np.int32).reshape(-1)
+        return np.arange(N + 1, dtype=np.int64) * D, indices
     rows, cols = np.nonzero(observed)  # row-major: each row's items in order
     indices = (offsets[cols] + codes[rows, cols]).astype(np.int32)
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=codes.shape[0]))))
@@ -295,7 +299,7 @@ def _columns(X, name="X"):
     _check_2d(arr.shape, name)
     if arr.dtype.kind == "O":
         return [arr[:, j] for j in range(arr.shape[1])], [None] * arr.shape[1], None
-    arr = arr.astype(np.float64, copy=False)
+    arr = np.asfortranarray(arr, dtype=np.float64)  # contiguous columns
     return [arr[:, j] for j in range(arr.shape[1])], [None] * arr.shape[1], None
 
 
@@ -307,7 +311,22 @@ def _labels_and_mask(col, j, name):
     return _numeric_codes(col, j, name)
 
 
+# codes below this are looked up in a table rather than by sorting (numeric levels)
+_TABLE_LOOKUP_CODES = 1 << 16
+
+
+def _small_codes(a):
+    """Whether ``a`` (numeric) holds only integers in [0, _TABLE_LOOKUP_CODES)."""
+    return a.dtype.kind in "biuf" and (a.size == 0 or (
+        a.min() >= 0 and a.max() < _TABLE_LOOKUP_CODES and
+        (a.dtype.kind != "f" or np.array_equal(a, np.floor(a)))))
+
+
 def _sorted_levels(labels):
+    if labels.dtype.kind in "biuf" and labels.size and _small_codes(labels):
+        # checked integer codes: their distinct values by counting, not sorting
+        seen = np.bincount(labels.astype(np.intp), minlength=1)
+        return np.flatnonzero(seen).astype(labels.dtype)
     try:
         return np.asarray(sorted(set(labels.tolist())), dtype=labels.dtype)
     except TypeError:  # labels of mixed types: order by their text
@@ -321,6 +340,13 @@ def _lookup(levels, labels):
         return np.zeros(len(labels), dtype=np.intp), np.zeros(len(labels), dtype=bool)
     lv = np.asarray(levels)
     numeric_levels = lv.dtype.kind in "biuf"
+    if numeric_levels and labels.dtype.kind in "biuf" and _small_codes(lv):
+        # small integer levels: a table from code to position (-1: not a level)
+        table = np.full(int(lv.max()) + 2, -1, dtype=np.intp)
+        table[lv.astype(np.intp)[::-1]] = np.arange(len(lv))[::-1]  # first occurrence
+        inside = (labels >= 0) & (labels <= lv.max()) & (labels == np.floor(labels))
+        pos = table[np.where(inside, labels, lv.max() + 1).astype(np.intp)]
+        return np.maximum(pos, 0), pos >= 0
     if labels.dtype.kind == "O" or not numeric_levels:
         index = {}
         for i, v in enumerate(lv.tolist()):
@@ -457,7 +483,7 @@ class _DiscreteMixture(ParamsMixin):
         blocks = enc["blocks"]
         K = self.n_components
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"], blocks.n_columns,
-                               K, w, n_threads, enc["row_const"])
+                               K, w, n_threads, enc["row_const"], item_sizes=blocks.sizes)
         random_state = check_random_state(self.random_state)
         alpha, beta = self._priors()
         for name, value in enc["state"].items():
@@ -543,7 +569,8 @@ class _DiscreteMixture(ParamsMixin):
         w = check_sample_weight(sample_weight, enc["n_samples"])
         blocks = enc["blocks"] if first else self._blocks
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"], blocks.n_columns,
-                               K, w, resolve_n_threads(self.n_threads), enc["row_const"])
+                               K, w, resolve_n_threads(self.n_threads), enc["row_const"],
+                               item_sizes=blocks.sizes)
         alpha, beta = self._priors()
         mean_field = self.method == "mean_field"
         prior_type = self.weight_concentration_prior_type
@@ -765,7 +792,8 @@ class _DiscreteMixture(ParamsMixin):
         enc = self._encode(X, fitting=False)
         data = DE.DiscreteData(enc["indptr"], enc["indices"], enc["values"],
                                self._blocks.n_columns, self.n_components, None,
-                               resolve_n_threads(self.n_threads), enc["row_const"])
+                               resolve_n_threads(self.n_threads), enc["row_const"],
+                               item_sizes=self._blocks.sizes)
         return data, enc
 
     def _pass(self, X, want_resp=False, want_lpn=False, logs=None):
@@ -1222,8 +1250,8 @@ class CategoricalMixture(_DiscreteMixture):
             raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
                              f"{self.n_features_in_} features as input.")
         N = len(cols[0])
-        codes = np.zeros((N, D), dtype=np.int64)
-        observed = np.zeros((N, D), dtype=bool)
+        codes = np.zeros((N, D), dtype=np.int64, order="F")  # written a column at a time
+        observed = np.zeros((N, D), dtype=bool, order="F")
         categories = [] if fitting else self.categories_
         for j, col in enumerate(cols):
             labels, mask = _labels_and_mask(col, j, "X")
@@ -1246,7 +1274,10 @@ class CategoricalMixture(_DiscreteMixture):
                 mask = mask.copy()
                 mask[keep[~found]] = False
                 pos = pos[found]
-            codes[mask, j] = pos
+            if mask.all():
+                codes[:, j] = pos
+            else:
+                codes[mask, j] = pos
             observed[:, j] = mask
         blocks = DE.Blocks([len(c) for c in categories])
         indptr, indices = _csr_from_codes(codes, observed, blocks.offsets)
