@@ -59,8 +59,12 @@ VBF_INLINE void vbf_gmm_resp_rows_body(double *lp, int b, int K, const double *l
             continue;
         }
         for (k = 0; k < K; k += 4) {
+            vbf_i4 live;
             d = vbf_gmm_load_row4(row, k, K) - vbf_splat(mx);
-            r = vbf_from_bits(vbf_bits(vbf_exp4(d)) & (d > cutoff));
+            live = d > cutoff;
+            /* (four terms below the cutoff: no exp; well-separated components are mostly) */
+            r = (live[0] | live[1] | live[2] | live[3])
+                ? vbf_from_bits(vbf_bits(vbf_exp4(d)) & live) : zero;
             s4 = s4 + r;
             /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
             v4 = v4 + vbf_from_bits(vbf_bits(r * d) & (r > zero));
