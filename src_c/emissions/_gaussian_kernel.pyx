@@ -159,7 +159,7 @@ cdef void _chunk(
     X: (N, D) rows; resp_out: (N, K) responsibilities, log_prob_norm_out: (N,) log p(x_n),
     either NULL to skip. xbuf: (b, D) shifted rows; zbuf: (b, width) scratch (see gmm_pass);
     lp: (b, K) log rho, then responsibilities (times the sample weight once the bound terms
-    are taken), followed by 2 b entries of per-row scratch; sbuf: (K, D) scratch (diag /
+    are taken), followed by 2 b entries of per-row scratch; sbuf: (K, 2 D + 1) scratch (diag /
     spherical); gbuf: full_gemm's (b, max(K D, n_feat)) + (K, n_feat) scratch. Thread-private
     scratch stays out of the shared struct.
     """
@@ -207,10 +207,19 @@ cdef void _chunk(
     cdef double* rlogr_buf = lpn_buf + b
     cdef const double* add_const = NULL  # constants still to add to lp (GEMM forms)
 
+    # diag / spherical with every component in the GEMM form: the features straight from X
+    # (no shifted copy), and S1, S2 from one GEMM with them (below)
+    cdef bint gemm_only = any_gemm and not any_centred
     # Shifted copy of the chunk, in float64 whatever the input dtype.
-    for n in range(b):
-        for j in range(D):
-            xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
+    if gemm_only:
+        for n in range(b):
+            z_n = zbuf + n * n_aux
+            for j in range(D):
+                z_n[j] = <double>X[(start + n) * D + j] - shift[j]
+    else:
+        for n in range(b):
+            for j in range(D):
+                xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
 
     # Per-row features for the GEMM form of tied.
     if cov_type == TIED and not has_resp_in:
@@ -233,8 +242,9 @@ cdef void _chunk(
         # entries of zbuf, for the GEMM form (quadratic form and S2 about the shift)
         for n in range(b):
             z_n = zbuf + n * n_aux
-            for j in range(D):
-                z_n[j] = xbuf[n * D + j]
+            if not gemm_only:
+                for j in range(D):
+                    z_n[j] = xbuf[n * D + j]
             if cov_type == DIAG:
                 for j in range(D):
                     z_n[D + j] = z_n[j] * z_n[j]
@@ -384,6 +394,16 @@ cdef void _chunk(
     for n in range(b):
         for k in range(K):
             nk[k] = nk[k] + lp[n * K + k]
+    if gemm_only:
+        # the chunk's [S1 | S2] (K x n_aux, row-major) = r^T z; column-major its transpose
+        # z^T (n_aux x b) R (b x K)
+        dgemm(&CH_N, &CH_T, &n_aux, &K, &b, &one, zbuf, &n_aux, lp, &K, &zero, sbuf, &n_aux)
+        for k in range(K):
+            for j in range(D):
+                s1[k * D + j] = s1[k * D + j] + sbuf[k * n_aux + j]
+            for j in range(s2_width):
+                s2[k * s2_width + j] = s2[k * s2_width + j] + sbuf[k * n_aux + D + j]
+        return
     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
     # where R^T is what column-major reads from lp.
     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
@@ -881,7 +901,7 @@ def gmm_pass(
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
         lp = <double*>malloc(chunk_size * (K + 2) * sizeof(double))
-        sbuf = <double*>malloc((K * D if K * D > 0 else 1) * sizeof(double))
+        sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         for g in prange(G, schedule='static'):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
