@@ -738,3 +738,34 @@ def test_responsibilities_every_component_count(K):
     assert_allclose(out["resp"], ref["resp"], rtol=1e-11, atol=1e-14)
     assert_allclose(out["lpn"], ref["lpn"], rtol=1e-12)
     assert_allclose(red["ent"], ref["ent"], rtol=1e-10, atol=1e-12)
+
+
+def test_full_collapsing_component_gets_the_centred_second_pass():
+    """A 'full' component near the shift by its old precision but owning only two rows (its
+    exact S2 is rank one): the GEMM form's S2 about the shift would keep rounding noise of
+    size eps N_k ||c_k||^2 in the directions where the exact one is 0; ``full_gemm_cancelled``
+    flags it and GaussianPass.run returns the statistics of a second pass taking it in the
+    centred form, whose S2 is the reference's to the digits of its own size."""
+    rng = np.random.default_rng(42)
+    K, D = 3, 3
+    X = make_data(rng, N_ODD, D)
+    data = G.GaussianPass(X, None, "full", K, 2)
+    p = make_params(rng, "full", K, D)
+    # component 0: narrow, at two rows 30 units from the shift (the rest far in its metric)
+    pair = data.shift + np.array([30.0, 0.0, 0.0])
+    X[3] = pair + [0.0, 1e-3, 0.0]
+    X[700] = pair - [0.0, 1e-3, 0.0]
+    p["means"][0] = pair - data.shift
+    p["cov"][0] = np.eye(D) * 1e-2
+    p["prec_chol"][0] = np.eye(D) * 10.0
+    p["Lam"][0] = np.eye(D) * 100.0
+    prec_flat, aux, lc = kernel_inputs(p)
+    ref = reference_stats(X, None, data.shift, p)
+    assert ref["nk"][0] == pytest.approx(2.0, abs=1e-6)
+    first = run_pass(X, None, data.shift, p)  # the GEMM form alone
+    s2_gemm = reduce_slots(first, p)["s2"]
+    s2_gemm = G.symmetrize_lower(s2_gemm)
+    assert G.full_gemm_cancelled(s2_gemm, ref["nk"], p["means"])[0]
+    stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
+    assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
+    assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()

@@ -24,7 +24,12 @@ the new means):
     diag       S2_kj = sum_n w_n r_nk (x_nj - c_kj)^2
     spherical  S2_k = sum_n w_n r_nk ||x_n - c_k||^2
 
-The quadratic form of full is computed from x_n - m_k. For tied, and for the diag / spherical
+The quadratic form of full is computed from one GEMM per chunk, y_nk = x_n U_k for all k at
+once, minus m_k U_k, and its statistics from one GEMM of the responsibilities with the row
+features [1, x_n, lower(x_n x_n^T)] (S2 about the shift, centred at c_k chunk by chunk; see
+_full_stats_gemm); a component far from the shift (||m_k U_k||^2 > 2^20), and every component
+of a model beyond FULL_GEMM_MAX_D / FULL_GEMM_MAX_KD, takes (x_n - m_k) U_k and a SYRK of the
+centred rows instead, which lose nothing to cancellation. For tied, and for the diag / spherical
 components centred at the shift (c_k = 0), it is a dot product of a per-row feature vector z_n
 with a per-component vector a_k (built by the caller), so one GEMM per chunk computes it (and
 S2 of those diag / spherical components, r^T [x^2] resp. r^T [||x||^2], is one GEMM too):
@@ -584,6 +589,12 @@ cdef enum:
     PANEL_BATCH = 512
 
 
+def full_gemm_form(int K, int D):
+    """Whether 'full' at K components and D features takes the GEMM form (without the panel
+    sweep), and the squared distance from the shift beyond which a component does not."""
+    return D <= FULL_GEMM_MAX_D and K * D <= FULL_GEMM_MAX_KD, FULL_FAR_FROM_SHIFT
+
+
 def panel_layout(int D):
     """(panel width, rows per batch, number of panels) of the panel sweep at D features."""
     return PANEL_WIDTH, PANEL_BATCH, (D + PANEL_WIDTH - 1) // PANEL_WIDTH
@@ -686,6 +697,7 @@ def gmm_pass(
     int[::1] z_out=None,
     unsigned long long row_offset=0,
     bint s2_panels=False,
+    const unsigned char[::1] centred_full=None,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -726,6 +738,10 @@ def gmm_pass(
         statistics), accumulated after the row pass by the panel sweep (``_s2_panels``: in
         parallel over (component, column panel) tasks, the rows with r > 0 only) instead of
         into per-group slots. For large K D^2, where per-group slots would not fit in memory.
+    centred_full : 'full' only, (K,) uint8 or None: components (1) to take the Cholesky / SYRK
+        form of x_n - c_k whatever their distance from the shift (the caller's second pass
+        for a component whose new S2 turned out too narrow for the GEMM form's cancellation;
+        see ``full_gemm_cancelled``)
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -758,6 +774,8 @@ def gmm_pass(
                          "s2_panels)")
     if s2_panels and covariance_type != FULL:
         raise ValueError("s2_panels is for full covariances")
+    if centred_full is not None and centred_full.shape[0] != K:
+        raise ValueError("centred_full must have one entry per component")
     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
         raise ValueError("parameter shapes do not match X")
     if s1_size != K * D or nk_slots.shape[1] != K:
@@ -854,6 +872,8 @@ def gmm_pass(
                         far_full[k] = 1
             else:
                 far_full[k] = not (dist2 <= FULL_FAR_FROM_SHIFT)
+            if centred_full is not None and centred_full[k]:
+                far_full[k] = 1
         gbuf_size = chunk_size * (K * D if K * D > p.n_feat else p.n_feat) + K * p.n_feat
     p.u_cat = u_cat
     p.mu = mu
