@@ -685,3 +685,87 @@ def test_pass_inputs_gemm_form_near_centred_far(covariance_type):
             ref = ref.sum(axis=1)
         assert_allclose(slots["s2"].sum(axis=0).reshape(ref.shape), ref, rtol=1e-10)
     assert all(np.array_equal(a, b) for a, b in zip(results[0], results[1]))
+
+
+# --------------------------------------------------------------------------- 'full' GEMM form
+@pytest.mark.parametrize("K,D", [(5, 3), (7, 33)], ids=["gemm-form", "cholesky-form"])
+def test_full_pass_near_and_far_components(K, D):
+    """'full' computes the quadratic forms of components near the shift from one GEMM
+    (x U_k - m_k U_k) and their S2 from one GEMM of the row features, centred chunk by chunk;
+    a component beyond 1024 of its standard deviations from the shift keeps the Cholesky /
+    SYRK form (no cancellation); D > 32 takes that form for every component. Both against
+    the reference, and thread-invariant (K = 5, 7: a last partial group of four in the
+    vectorised log-sum-exp)."""
+    rng = np.random.default_rng([11, D])
+    X = make_data(rng, N_ODD, D)
+    shift = X.mean(axis=0)
+    p = make_params(rng, "full", K, D)
+    # component 0 far: 3e4 / sqrt(cov) standard deviations, with 40 rows of its own
+    p["means"][0] += 3e4
+    X[:40] = p["means"][0] + shift + rng.normal(size=(40, D)) @ np.linalg.cholesky(
+        p["cov"][0]).T
+    ref = reference_stats(X, None, shift, p)
+    outs = []
+    with single_threaded_blas():
+        for n_threads in (1, 2):
+            out = run_pass(X, None, shift, p, n_groups=4, want_resp=True, want_lpn=True,
+                           n_threads=n_threads)
+            outs.append(out)
+    red = reduce_slots(outs[0], p)
+    assert_stats_close(red, ref, p, 1e-10)
+    # the far component's S2 about its own mean, to the digits of its own size
+    il = np.tril_indices(D)
+    assert_allclose(red["s2"][0][il], ref["s2"][0][il], rtol=1e-9,
+                    atol=1e-9 * np.abs(ref["s2"][0]).max())
+    assert_allclose(outs[0]["lpn"], ref["lpn"], rtol=1e-10)
+    assert_allclose(outs[0]["resp"], ref["resp"], rtol=1e-10, atol=1e-12)
+    for key in ("nk", "s1", "s2", "ll", "ent", "resp", "lpn"):
+        assert np.array_equal(outs[0][key], outs[1][key]), key
+
+
+@pytest.mark.parametrize("K", [1, 3, 4, 6, 9])
+def test_responsibilities_every_component_count(K):
+    """The log-sum-exp runs four components at a time: any K (full groups, a partial last
+    group, K < 4) gives the reference responsibilities, log p(x) and entropy term."""
+    rng = np.random.default_rng([12, K])
+    D = 2
+    X = make_data(rng, 300, D)
+    shift = X.mean(axis=0)
+    p = make_params(rng, "diag", K, D)
+    out = run_pass(X, None, shift, p, want_resp=True, want_lpn=True)
+    red = reduce_slots(out, p)
+    ref = reference_stats(X, None, shift, p)
+    assert_allclose(out["resp"], ref["resp"], rtol=1e-11, atol=1e-14)
+    assert_allclose(out["lpn"], ref["lpn"], rtol=1e-12)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-10, atol=1e-12)
+
+
+def test_full_collapsing_component_gets_the_centred_second_pass():
+    """A 'full' component near the shift by its old precision but owning only two rows (its
+    exact S2 is rank one): the GEMM form's S2 about the shift would keep rounding noise of
+    size eps N_k ||c_k||^2 in the directions where the exact one is 0; ``full_gemm_cancelled``
+    flags it and GaussianPass.run returns the statistics of a second pass taking it in the
+    centred form, whose S2 is the reference's to the digits of its own size."""
+    rng = np.random.default_rng(42)
+    K, D = 3, 3
+    X = make_data(rng, N_ODD, D)
+    data = G.GaussianPass(X, None, "full", K, 2)
+    p = make_params(rng, "full", K, D)
+    # component 0: narrow, at two rows 30 units from the shift (the rest far in its metric)
+    pair = data.shift + np.array([30.0, 0.0, 0.0])
+    X[3] = pair + [0.0, 1e-3, 0.0]
+    X[700] = pair - [0.0, 1e-3, 0.0]
+    p["means"][0] = pair - data.shift
+    p["cov"][0] = np.eye(D) * 1e-2
+    p["prec_chol"][0] = np.eye(D) * 10.0
+    p["Lam"][0] = np.eye(D) * 100.0
+    prec_flat, aux, lc = kernel_inputs(p)
+    ref = reference_stats(X, None, data.shift, p)
+    assert ref["nk"][0] == pytest.approx(2.0, abs=1e-6)
+    first = run_pass(X, None, data.shift, p)  # the GEMM form alone
+    s2_gemm = reduce_slots(first, p)["s2"]
+    s2_gemm = G.symmetrize_lower(s2_gemm)
+    assert G.full_gemm_cancelled(s2_gemm, ref["nk"], p["means"])[0]
+    stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
+    assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
+    assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()

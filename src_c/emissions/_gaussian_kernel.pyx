@@ -24,7 +24,12 @@ the new means):
     diag       S2_kj = sum_n w_n r_nk (x_nj - c_kj)^2
     spherical  S2_k = sum_n w_n r_nk ||x_n - c_k||^2
 
-The quadratic form of full is computed from x_n - m_k. For tied, and for the diag / spherical
+The quadratic form of full is computed from one GEMM per chunk, y_nk = x_n U_k for all k at
+once, minus m_k U_k, and its statistics from one GEMM of the responsibilities with the row
+features [1, x_n, lower(x_n x_n^T)] (S2 about the shift, centred at c_k chunk by chunk; see
+_full_stats_gemm); a component far from the shift (||m_k U_k||^2 > 2^20), and every component
+of a model beyond FULL_GEMM_MAX_D / FULL_GEMM_MAX_KD, takes (x_n - m_k) U_k and a SYRK of the
+centred rows instead, which lose nothing to cancellation. For tied, and for the diag / spherical
 components centred at the shift (c_k = 0), it is a dot product of a per-row feature vector z_n
 with a per-component vector a_k (built by the caller), so one GEMM per chunk computes it (and
 S2 of those diag / spherical components, r^T [x^2] resp. r^T [||x||^2], is one GEMM too):
@@ -69,6 +74,14 @@ cdef enum:
     DIAG = 2
     SPHERICAL = 3
 
+# 'full' takes the GEMM form (see _GaussPass) up to these sizes, for the components within
+# sqrt(FULL_FAR_FROM_SHIFT) = 1024 standard deviations (in the component's own metric) of the
+# shift, as 'diag' does (gaussian.FAR_FROM_SHIFT)
+cdef enum:
+    FULL_GEMM_MAX_D = 32
+    FULL_GEMM_MAX_KD = 1024
+cdef double FULL_FAR_FROM_SHIFT = 1048576.0
+
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
 cdef char CH_L = b'L'
@@ -81,7 +94,10 @@ cdef extern from "vbf_rng.h":
     double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
 
 cdef extern from "_gaussian_kernels.h":
-    double vbf_gmm_responsibilities(double* lp, int K, double* sum_r_log_r) noexcept nogil
+    void vbf_gmm_resp_rows(double* lp, int b, int K, const double* log_const, double* lpn,
+                           double* rlogr) noexcept nogil
+    void vbf_gmm_full_quad(const double* y, int b, int K, int D, const double* mu,
+                           const double* log_const, double* lp) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -112,6 +128,15 @@ cdef struct _GaussPass:
     const unsigned char* centred  # diag / spherical (K,): 1 where means[k] != 0 (centred
     int n_centred              # form), 0 where the centre is the shift (GEMM form); count
     const double* log_const    # (K,) the c_k
+    # 'full' in GEMM form (full_gemm): quadratic forms from y = x [U_0 ... U_{K-1}] (one GEMM
+    # a chunk) and S1, S2 from one GEMM of the responsibilities with the row features
+    # f_n = [1, x_n, lower(x_n x_n^T)] (n_feat of them), S2 then centred chunk by chunk; the
+    # components flagged far (far_full) keep the per-component Cholesky form
+    bint full_gemm
+    const double* u_cat        # (D, K D) row-major: U_k in columns k D .. k D + D - 1
+    const double* mu           # (K, D) m_k U_k
+    const unsigned char* far_full  # (K,)
+    int n_feat                 # 1 + D + D (D + 1) / 2
     const double* resp_in      # (N, K) responsibilities to use; NULL: computed here
     bint compute_stats         # accumulate N_k, S1, S2
     bint sample_z              # draw z_n and count it (Gibbs)
@@ -132,15 +157,16 @@ cdef struct _GaussPass:
 cdef void _chunk(
     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
     Py_ssize_t g, Py_ssize_t start, Py_ssize_t end, double* xbuf, double* zbuf, double* lp,
-    double* sbuf,
+    double* sbuf, double* gbuf,
 ) noexcept nogil:
     """Process rows [start, end) and add their statistics to group g's slot.
 
     X: (N, D) rows; resp_out: (N, K) responsibilities, log_prob_norm_out: (N,) log p(x_n),
     either NULL to skip. xbuf: (b, D) shifted rows; zbuf: (b, width) scratch (see gmm_pass);
     lp: (b, K) log rho, then responsibilities (times the sample weight once the bound terms
-    are taken); sbuf: (K, D) scratch (diag / spherical). Thread-private scratch stays out of
-    the shared struct.
+    are taken), followed by 2 b entries of per-row scratch; sbuf: (K, 2 D + 1) scratch (diag /
+    spherical); gbuf: full_gemm's (b, max(K D, n_feat)) + (K, n_feat) scratch. Thread-private
+    scratch stays out of the shared struct.
     """
     # p's fields as locals: the loops below then read them from registers.
     cdef int D = p.D, K = p.K, cov_type = p.cov_type, n_aux = p.n_aux
@@ -181,11 +207,24 @@ cdef void _chunk(
     cdef bint any_gemm = (cov_type == DIAG or cov_type == SPHERICAL) and p.n_centred < K
     cdef bint any_centred = (cov_type == DIAG or cov_type == SPHERICAL) and p.n_centred > 0
     cdef int s2_width = D if cov_type == DIAG else 1
+    # after lp's b K entries: each row's log p(x_n) and sum_k r_nk log r_nk
+    cdef double* lpn_buf = lp + b * K
+    cdef double* rlogr_buf = lpn_buf + b
+    cdef const double* add_const = NULL  # constants still to add to lp (GEMM forms)
 
+    # diag / spherical with every component in the GEMM form: the features straight from X
+    # (no shifted copy), and S1, S2 from one GEMM with them (below)
+    cdef bint gemm_only = any_gemm and not any_centred
     # Shifted copy of the chunk, in float64 whatever the input dtype.
-    for n in range(b):
-        for j in range(D):
-            xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
+    if gemm_only:
+        for n in range(b):
+            z_n = zbuf + n * n_aux
+            for j in range(D):
+                z_n[j] = <double>X[(start + n) * D + j] - shift[j]
+    else:
+        for n in range(b):
+            for j in range(D):
+                xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
 
     # Per-row features for the GEMM form of tied.
     if cov_type == TIED and not has_resp_in:
@@ -208,8 +247,9 @@ cdef void _chunk(
         # entries of zbuf, for the GEMM form (quadratic form and S2 about the shift)
         for n in range(b):
             z_n = zbuf + n * n_aux
-            for j in range(D):
-                z_n[j] = xbuf[n * D + j]
+            if not gemm_only:
+                for j in range(D):
+                    z_n[j] = xbuf[n * D + j]
             if cov_type == DIAG:
                 for j in range(D):
                     z_n[D + j] = z_n[j] * z_n[j]
@@ -232,7 +272,18 @@ cdef void _chunk(
             for k in range(K):
                 lp[n * K + k] = resp_in[(start + n) * K + k]
     else:
-        if cov_type == FULL:
+        if cov_type == FULL and p.full_gemm:
+            # y = x [U_0 ... U_{K-1}]: row-major (b, K D) = (b, D) (D, K D); column-major
+            # y^T = u_cat^T x^T
+            k = K * D
+            dgemm(&CH_N, &CH_N, &k, &b, &D, &one, <double*>p.u_cat, &k, xbuf, &D, &zero,
+                  gbuf, &k)
+            vbf_gmm_full_quad(gbuf, b, K, D, p.mu, log_const, lp)
+            for k in range(K):
+                if p.far_full[k]:
+                    _full_quad_cholesky(D, K, b, k, xbuf, means + k * D,
+                                        prec_chol + k * D * D, log_const[k], zbuf, lp)
+        elif cov_type == FULL:
             for k in range(K):
                 m_k = means + k * D
                 for n in range(b):
@@ -251,9 +302,12 @@ cdef void _chunk(
                 # ones are overwritten next
                 dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
                       zbuf, &n_aux, &zero, lp, &K)
-                for n in range(b):
-                    for k in range(K):
-                        lp[n * K + k] = lp[n * K + k] + log_const[k]
+                if any_centred:
+                    for n in range(b):
+                        for k in range(K):
+                            lp[n * K + k] = lp[n * K + k] + log_const[k]
+                else:
+                    add_const = log_const  # (added by vbf_gmm_resp_rows)
             # Centred: sum_j (x_nj - m_kj)^2 p_kj^2, accumulated per row in the b entries
             # after the transposed chunk
             acc = tbuf + D * b
@@ -279,14 +333,15 @@ cdef void _chunk(
             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
             dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &minus_half, <double*>aux, &n_aux,
                   zbuf, &n_aux, &zero, lp, &K)
-            for n in range(b):
-                for k in range(K):
-                    lp[n * K + k] = lp[n * K + k] + log_const[k]
+            add_const = log_const  # (added by vbf_gmm_resp_rows)
 
-        # Log-sum-exp over components; lp becomes the responsibilities.
+        # Log-sum-exp over components, four at a time; lp becomes the responsibilities,
+        # lpn_buf / rlogr_buf receive each row's log p(x_n) and sum_k r_nk log r_nk.
+        vbf_gmm_resp_rows(lp, b, K, add_const, lpn_buf, rlogr_buf)
         for n in range(b):
             lp_n = lp + n * K
-            lpn = vbf_gmm_responsibilities(lp_n, K, &r_log_r)
+            lpn = lpn_buf[n]
+            r_log_r = rlogr_buf[n]
             # (every density zero: uniform responsibilities, no entropy term)
             if lpn > -INFINITY and not sample_z:
                 w = weights[start + n] if has_weights else 1.0
@@ -338,9 +393,22 @@ cdef void _chunk(
             w = weights[start + n]
             for k in range(K):
                 lp[n * K + k] = lp[n * K + k] * w
+    if cov_type == FULL and p.full_gemm and not sample_z and p.resp_w == NULL:
+        _full_stats_gemm(p, b, xbuf, lp, gbuf, zbuf, nk, s1, s2)
+        return
     for n in range(b):
         for k in range(K):
             nk[k] = nk[k] + lp[n * K + k]
+    if gemm_only:
+        # the chunk's [S1 | S2] (K x n_aux, row-major) = r^T z; column-major its transpose
+        # z^T (n_aux x b) R (b x K)
+        dgemm(&CH_N, &CH_T, &n_aux, &K, &b, &one, zbuf, &n_aux, lp, &K, &zero, sbuf, &n_aux)
+        for k in range(K):
+            for j in range(D):
+                s1[k * D + j] = s1[k * D + j] + sbuf[k * n_aux + j]
+            for j in range(s2_width):
+                s2[k * s2_width + j] = s2[k * s2_width + j] + sbuf[k * n_aux + D + j]
+        return
     # S1 (K x D, row-major) += r^T x; column-major: S1^T (D x K) += X^T (D x b) R (b x K),
     # where R^T is what column-major reads from lp.
     dgemm(&CH_N, &CH_T, &D, &K, &b, &one, xbuf, &D, lp, &K, &one, s1, &D)
@@ -394,6 +462,84 @@ cdef void _chunk(
             _centred_s2(cov_type, D, K, b, centred, means, xbuf, lp, s2)
 
 
+cdef inline void _full_quad_cholesky(
+    int D, int K, int b, int k, const double* xbuf, const double* m_k, const double* u_k,
+    double c_k, double* zbuf, double* lp,
+) noexcept nogil:
+    """lp[n, k] = c_k - 1/2 ||(x_n - m_k) U_k||^2 for the b rows (zbuf: (b, D) scratch)."""
+    cdef int n, j
+    cdef double s, one = 1.0
+    for n in range(b):
+        for j in range(D):
+            zbuf[n * D + j] = xbuf[n * D + j] - m_k[j]
+    dtrmm(&CH_L, &CH_L, &CH_N, &CH_N, &D, &b, &one, <double*>u_k, &D, zbuf, &D)
+    for n in range(b):
+        s = 0.0
+        for j in range(D):
+            s = s + zbuf[n * D + j] * zbuf[n * D + j]
+        lp[n * K + k] = c_k - 0.5 * s
+
+
+cdef void _full_stats_gemm(
+    const _GaussPass* p, int b, const double* xbuf, const double* lp, double* gbuf,
+    double* zbuf, double* nk, double* s1, double* s2,
+) noexcept nogil:
+    """N_k, S1_k and S2_k (centred at c_k = means[k]) of one chunk of 'full' (lp: the
+    weighted responsibilities) from one GEMM: the chunk's sums of r_nk f_n with
+    f_n = [1, x_n, lower(x_n x_n^T)] give N_k, S1_k and the second moment P_k about the shift,
+    and S2_k += P_k - c_k S1_k^T - S1_k c_k^T + N_k c_k c_k^T, so the cancellation is that of
+    one chunk about the shift: about log10(||c_k U_k||^2) digits, at most ~6 for the
+    components not flagged far (their S2 takes the per-component SYRK of the centred rows)."""
+    cdef int D = p.D, K = p.K, F = p.n_feat
+    cdef int n, i, j, k, t, z
+    cdef double one = 1.0, zero = 0.0, v, c_i
+    cdef const double* x_n
+    cdef const double* c_k
+    cdef const double* q
+    cdef double* f_n
+    cdef double* s2k
+    cdef double* pbuf = gbuf + <Py_ssize_t>b * F
+    for n in range(b):
+        f_n = gbuf + <Py_ssize_t>n * F
+        x_n = xbuf + n * D
+        f_n[0] = 1.0
+        for j in range(D):
+            f_n[1 + j] = x_n[j]
+        t = 1 + D
+        for i in range(D):
+            for j in range(i + 1):
+                f_n[t + j] = x_n[i] * x_n[j]
+            t = t + i + 1
+    # pbuf (K, F) row-major = lp^T (K, b) f (b, F); column-major pbuf^T = f^T lp
+    dgemm(&CH_N, &CH_T, &F, &K, &b, &one, gbuf, &F, <double*>lp, &K, &zero, pbuf, &F)
+    for k in range(K):
+        q = pbuf + k * F
+        nk[k] = nk[k] + q[0]
+        for j in range(D):
+            s1[k * D + j] = s1[k * D + j] + q[1 + j]
+        c_k = p.means + k * D
+        s2k = s2 + k * D * D
+        if p.far_full[k]:
+            z = 0
+            for n in range(b):
+                v = lp[n * K + k]
+                if v > 0.0:
+                    v = sqrt(v)
+                    for j in range(D):
+                        zbuf[z * D + j] = v * (xbuf[n * D + j] - c_k[j])
+                    z = z + 1
+            if z > 0:
+                dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2k, &D)
+            continue
+        t = 1 + D
+        for i in range(D):
+            c_i = c_k[i]
+            for j in range(i + 1):
+                s2k[i * D + j] = s2k[i * D + j] + (
+                    ((q[t + j] - c_i * q[1 + j]) - q[1 + i] * c_k[j]) + q[0] * c_i * c_k[j])
+            t = t + i + 1
+
+
 cdef inline void _centred_s2(
     int cov_type, int D, int K, int b, const unsigned char* centred, const double* means,
     const double* xbuf, const double* lp, double* s2,
@@ -441,6 +587,12 @@ cdef inline void _centred_s2(
 cdef enum:
     PANEL_WIDTH = 256
     PANEL_BATCH = 512
+
+
+def full_gemm_form(int K, int D):
+    """Whether 'full' at K components and D features takes the GEMM form (without the panel
+    sweep), and the squared distance from the shift beyond which a component does not."""
+    return D <= FULL_GEMM_MAX_D and K * D <= FULL_GEMM_MAX_KD, FULL_FAR_FROM_SHIFT
 
 
 def panel_layout(int D):
@@ -545,6 +697,7 @@ def gmm_pass(
     int[::1] z_out=None,
     unsigned long long row_offset=0,
     bint s2_panels=False,
+    const unsigned char[::1] centred_full=None,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -585,6 +738,10 @@ def gmm_pass(
         statistics), accumulated after the row pass by the panel sweep (``_s2_panels``: in
         parallel over (component, column panel) tasks, the rows with r > 0 only) instead of
         into per-group slots. For large K D^2, where per-group slots would not fit in memory.
+    centred_full : 'full' only, (K,) uint8 or None: components (1) to take the Cholesky / SYRK
+        form of x_n - c_k whatever their distance from the shift (the caller's second pass
+        for a component whose new S2 turned out too narrow for the GEMM form's cancellation;
+        see ``full_gemm_cancelled``)
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -605,7 +762,9 @@ def gmm_pass(
     cdef double* zbuf
     cdef double* lp
     cdef double* sbuf
+    cdef double* gbuf
     cdef unsigned char* centred = NULL
+    cdef Py_ssize_t gbuf_size = 1
 
     if N == 0:
         raise ValueError("gmm_pass needs at least one row")
@@ -615,6 +774,8 @@ def gmm_pass(
                          "s2_panels)")
     if s2_panels and covariance_type != FULL:
         raise ValueError("s2_panels is for full covariances")
+    if centred_full is not None and centred_full.shape[0] != K:
+        raise ValueError("centred_full must have one entry per component")
     if means.shape[1] != D or log_const.shape[0] != K or shift.shape[0] != D:
         raise ValueError("parameter shapes do not match X")
     if s1_size != K * D or nk_slots.shape[1] != K:
@@ -668,6 +829,55 @@ def gmm_pass(
             p.n_centred = p.n_centred + centred[k]
         p.centred = centred
         width = n_aux + D + 1
+    # 'full' in GEMM form (see _GaussPass) for models whose per-chunk buffers stay small
+    # (a rule on the model's size only); its arrays are set up here
+    p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
+        and K * D <= FULL_GEMM_MAX_KD
+    p.n_feat = 1 + D + D * (D + 1) // 2
+    cdef double* u_cat = NULL
+    cdef double* mu = NULL
+    cdef unsigned char* far_full = NULL
+    cdef int i
+    cdef double v, dist2
+    if p.full_gemm:
+        u_cat = <double*>malloc(K * D * D * sizeof(double))
+        mu = <double*>malloc(K * D * sizeof(double))
+        far_full = <unsigned char*>malloc(K)
+        if u_cat == NULL or mu == NULL or far_full == NULL:
+            free(u_cat)
+            free(mu)
+            free(far_full)
+            raise MemoryError()
+        for k in range(K):
+            dist2 = 0.0
+            for j in range(D):
+                v = 0.0
+                for i in range(j + 1):  # U_k upper: column j has rows 0..j
+                    u_cat[i * K * D + k * D + j] = prec_chol[k * D * D + i * D + j]
+                    v = v + means[k, i] * prec_chol[k * D * D + i * D + j]
+                for i in range(j + 1, D):
+                    u_cat[i * K * D + k * D + j] = 0.0
+                mu[k * D + j] = v
+                dist2 = dist2 + v * v
+            # the squared distance of m_k from the shift in the metric of its precision
+            # (the digits the GEMM forms lose, see _full_stats_gemm): beyond the limit, or
+            # not finite, the component keeps the Cholesky form. With given
+            # responsibilities there is no precision (the factors are placeholders): a
+            # component centred away from the shift is then taken as far, as the caller
+            # centres only those (GaussianPass.centred_stats_from_resp).
+            if has_resp_in:
+                far_full[k] = 0
+                for j in range(D):
+                    if means[k, j] != 0.0:
+                        far_full[k] = 1
+            else:
+                far_full[k] = not (dist2 <= FULL_FAR_FROM_SHIFT)
+            if centred_full is not None and centred_full[k]:
+                far_full[k] = 1
+        gbuf_size = chunk_size * (K * D if K * D > p.n_feat else p.n_feat) + K * p.n_feat
+    p.u_cat = u_cat
+    p.mu = mu
+    p.far_full = far_full
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -710,19 +920,24 @@ def gmm_pass(
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
-        lp = <double*>malloc(chunk_size * K * sizeof(double))
-        sbuf = <double*>malloc((K * D if K * D > 0 else 1) * sizeof(double))
+        lp = <double*>malloc(chunk_size * (K + 2) * sizeof(double))
+        sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
+        gbuf = <double*>malloc(gbuf_size * sizeof(double))
         for g in prange(G, schedule='static'):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
                 _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp,
-                       sbuf)
+                       sbuf, gbuf)
         free(xbuf)
         free(zbuf)
         free(lp)
         free(sbuf)
+        free(gbuf)
     free(centred)
+    free(u_cat)
+    free(mu)
+    free(far_full)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],

@@ -4,43 +4,193 @@
 #define VBFAST_GAUSSIAN_KERNELS_H
 
 #include <math.h>
+#include "vbf_dispatch.h"
+#include "vbf_simd_math.h"
 
-/* One row's responsibilities in place: lp (K,) holds log rho_k (log weight plus log
-   density) and becomes r_k = rho_k / sum_j rho_j. Returns log p(x) = log sum_k rho_k, and
-   *sum_r_log_r = sum_k r_k log r_k (for the entropy term). Terms with log rho_k below the
-   largest minus 50 (exp(-50) < 2e-22) are taken as 0: they cannot change the sum (>= 1
-   relative to the largest) in float64, and as responsibilities they are below any
-   statistic's rounding; skipping their exp saves most of its cost on well-separated
-   components. When every rho_k is 0 (no evidence, e.g. all weights zero) the
-   responsibilities are uniform and log p(x) is -inf (*sum_r_log_r is then not set). */
+/* Rows' responsibilities in place. For each of the b rows of lp (b, K), row-major, holding
+   log rho_k (log weight plus log density; log_const[k] is added first when log_const is not
+   NULL), the row becomes r_k = rho_k / sum_j rho_j; lpn[n] receives log p(x_n) =
+   log sum_k rho_k and rlogr[n] = sum_k r_k log r_k (for the entropy term). Terms with
+   log rho_k below the largest minus 50 (exp(-50) < 2e-22) are taken as 0: they cannot change
+   the sum (>= 1 relative to the largest) in float64, and as responsibilities they are below
+   any statistic's rounding. When every rho_k is 0 (no evidence, e.g. all weights zero) the
+   responsibilities are uniform, lpn is -inf and rlogr 0.
+
+   Four components at a time (vbf_exp4; a last partial group padded with -inf, whose exp is
+   0); each row's sums are lane sums reduced as (l0 + l1) + (l2 + l3), a fixed order, so a
+   row's result depends on the row and on the build the dispatch picks (AVX2+FMA or the
+   baseline), nothing else. */
+#if defined(__GNUC__)
+VBF_INLINE vbf_v4 vbf_gmm_load_row4(const double *p, int k, int K) {
+    vbf_v4 v = vbf_splat(-INFINITY);
+    int q;
+    if (k + 4 <= K)
+        return vbf_load4(p + k);
+    for (q = 0; k + q < K; q++)
+        v[q] = p[k + q];
+    return v;
+}
+
+VBF_INLINE void vbf_gmm_resp_rows_body(double *lp, int b, int K, const double *log_const,
+                                       double *lpn, double *rlogr)
+{
+    const vbf_v4 ninf = vbf_splat(-INFINITY), zero = vbf_splat(0.0);
+    const vbf_v4 cutoff = vbf_splat(-50.0);
+    int n, k, q;
+    for (n = 0; n < b; n++) {
+        double *row = lp + (Py_ssize_t)n * K;
+        vbf_v4 mx4 = ninf, s4 = zero, v4 = zero, x, d, r, inv;
+        double mx, s, v, log_s;
+        if (log_const != NULL)
+            for (k = 0; k < K; k++)
+                row[k] = row[k] + log_const[k];
+        for (k = 0; k < K; k += 4) {
+            x = vbf_gmm_load_row4(row, k, K);
+            mx4 = vbf_blend(x > mx4, x, mx4);
+        }
+        mx = mx4[0] > mx4[1] ? mx4[0] : mx4[1];
+        mx = mx4[2] > mx ? mx4[2] : mx;
+        mx = mx4[3] > mx ? mx4[3] : mx;
+        if (mx == -INFINITY) {
+            for (k = 0; k < K; k++)
+                row[k] = 1.0 / K;
+            lpn[n] = -INFINITY;
+            rlogr[n] = 0.0;
+            continue;
+        }
+        for (k = 0; k < K; k += 4) {
+            vbf_i4 live;
+            d = vbf_gmm_load_row4(row, k, K) - vbf_splat(mx);
+            live = d > cutoff;
+            /* (four terms below the cutoff: no exp; well-separated components are mostly) */
+            r = (live[0] | live[1] | live[2] | live[3])
+                ? vbf_from_bits(vbf_bits(vbf_exp4(d)) & live) : zero;
+            s4 = s4 + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v4 = v4 + vbf_from_bits(vbf_bits(r * d) & (r > zero));
+            if (k + 4 <= K)
+                vbf_store4(row + k, r);
+            else
+                for (q = 0; k + q < K; q++)
+                    row[k + q] = r[q];
+        }
+        s = vbf_hsum(s4);
+        v = vbf_hsum(v4);
+        log_s = log(s);
+        inv = vbf_splat(1.0 / s);
+        for (k = 0; k + 4 <= K; k += 4)
+            vbf_store4(row + k, vbf_load4(row + k) * inv);
+        for (; k < K; k++)
+            row[k] = row[k] * inv[0];
+        /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
+        rlogr[n] = v * inv[0] - log_s;
+        lpn[n] = mx + log_s;
+    }
+}
+
+VBF_DISPATCH(vbf_gmm_resp_rows, "avx2,fma", vbf_cpu_avx2_fma(),
+             (double *lp, int b, int K, const double *log_const, double *lpn, double *rlogr),
+             (lp, b, K, log_const, lpn, rlogr))
+
+#else  /* not GCC/Clang: the same algorithm one component at a time */
+
+static void vbf_gmm_resp_rows(double *lp, int b, int K, const double *log_const,
+                              double *lpn, double *rlogr)
+{
+    int n, k;
+    for (n = 0; n < b; n++) {
+        double *row = lp + (Py_ssize_t)n * K;
+        double mx, s = 0.0, v = 0.0, d, r, log_s;
+        if (log_const != NULL)
+            for (k = 0; k < K; k++)
+                row[k] = row[k] + log_const[k];
+        mx = row[0];
+        for (k = 1; k < K; k++)
+            if (row[k] > mx)
+                mx = row[k];
+        if (mx == -INFINITY) {
+            for (k = 0; k < K; k++)
+                row[k] = 1.0 / K;
+            lpn[n] = -INFINITY;
+            rlogr[n] = 0.0;
+            continue;
+        }
+        for (k = 0; k < K; k++) {
+            d = row[k] - mx;
+            r = d > -50.0 ? exp(d) : 0.0;
+            s = s + r;
+            if (r > 0.0)
+                v = v + r * d;
+            row[k] = r;
+        }
+        log_s = log(s);
+        r = 1.0 / s;
+        for (k = 0; k < K; k++)
+            row[k] = row[k] * r;
+        rlogr[n] = v * r - log_s;
+        lpn[n] = mx + log_s;
+    }
+}
+#endif
+
+/* One row's responsibilities in place (vbf_gmm_resp_rows for b = 1, no constants): returns
+   log p(x); *sum_r_log_r = sum_k r_k log r_k (0 when every rho_k is 0). */
 static inline double vbf_gmm_responsibilities(double *lp, int K, double *sum_r_log_r)
 {
-    int k;
-    double mx = lp[0], s = 0.0, v = 0.0, d, r, log_s;
-    for (k = 1; k < K; k++)
-        if (lp[k] > mx)
-            mx = lp[k];
-    if (mx == -INFINITY) {
-        for (k = 0; k < K; k++)
-            lp[k] = 1.0 / K;
-        return -INFINITY;
-    }
-    for (k = 0; k < K; k++) {
-        d = lp[k] - mx;
-        r = d > -50.0 ? exp(d) : 0.0;
-        s = s + r;
-        /* sum_k r_k (log rho_k - mx), unnormalised */
-        if (r > 0.0)
-            v = v + r * (lp[k] - mx);
-        lp[k] = r;
-    }
-    log_s = log(s);
-    r = 1.0 / s;
-    for (k = 0; k < K; k++)
-        lp[k] = lp[k] * r;
-    /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
-    *sum_r_log_r = v * r - log_s;
-    return mx + log_s;
+    double lpn;
+    vbf_gmm_resp_rows(lp, 1, K, NULL, &lpn, sum_r_log_r);
+    return lpn;
 }
+
+/* The quadratic forms of 'full' from one GEMM: y (b, K D), row-major, holds y_nk = x_n U_k
+   (x shifted); mu (K, D) holds m_k U_k. lp[n K + k] = log_const[k] - 1/2 ||y_nk - mu_k||^2,
+   each sum over the features in four lanes (the last D % 4 features added after the lanes'
+   sum), a fixed order. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_gmm_full_quad_body(const double *y, int b, int K, int D, const double *mu,
+                                       const double *log_const, double *lp)
+{
+    int n, k, j;
+    for (n = 0; n < b; n++) {
+        const double *y_n = y + (Py_ssize_t)n * K * D;
+        for (k = 0; k < K; k++) {
+            const double *a = y_n + (Py_ssize_t)k * D, *m = mu + (Py_ssize_t)k * D;
+            vbf_v4 acc = vbf_splat(0.0), d;
+            double s, t;
+            for (j = 0; j + 4 <= D; j += 4) {
+                d = vbf_load4(a + j) - vbf_load4(m + j);
+                acc = acc + d * d;
+            }
+            s = vbf_hsum(acc);
+            for (; j < D; j++) {
+                t = a[j] - m[j];
+                s = s + t * t;
+            }
+            lp[(Py_ssize_t)n * K + k] = log_const[k] - 0.5 * s;
+        }
+    }
+}
+
+VBF_DISPATCH(vbf_gmm_full_quad, "avx2,fma", vbf_cpu_avx2_fma(),
+             (const double *y, int b, int K, int D, const double *mu, const double *log_const,
+              double *lp),
+             (y, b, K, D, mu, log_const, lp))
+#else
+static void vbf_gmm_full_quad(const double *y, int b, int K, int D, const double *mu,
+                              const double *log_const, double *lp)
+{
+    int n, k, j;
+    for (n = 0; n < b; n++)
+        for (k = 0; k < K; k++) {
+            const double *a = y + ((Py_ssize_t)n * K + k) * D, *m = mu + (Py_ssize_t)k * D;
+            double s = 0.0, t;
+            for (j = 0; j < D; j++) {
+                t = a[j] - m[j];
+                s = s + t * t;
+            }
+            lp[(Py_ssize_t)n * K + k] = log_const[k] - 0.5 * s;
+        }
+}
+#endif
 
 #endif

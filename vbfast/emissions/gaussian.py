@@ -213,14 +213,19 @@ class GaussianPass:
 
     def run(self, means_shifted, prec_flat, aux, log_const, resp_in=None, resp_out=None,
             log_prob_norm_out=None, compute_stats=True, sample_z=False, seed=0, sweep=0,
-            z_out=None):
+            z_out=None, centred_full=None):
         """One kernel pass; returns the reduced ``Statistics`` (see ``_gmm.gmm_pass``).
 
         With ``sample_z`` the pass draws z (Gibbs) from the stream keyed by (seed, sweep) and
         the statistics are hard counts; "log_likelihood" is then log p(X, z | theta).
         ``resp_in`` is an (N, K) array or assignments (``HardAssignments``, ``Seeds``,
         ``NearestCentres``), whose one-hot rows are made block by block. A blocked pass (X
-        read in blocks, or assignments) gives no per-row outputs."""
+        read in blocks, or assignments) gives no per-row outputs.
+
+        'full' in the kernel's GEMM form (``_gmm.full_gemm_form``) takes S2 about the shift
+        and centres it; a component whose new S2 is too narrow for that
+        (``full_gemm_cancelled``, e.g. one collapsing onto a few rows) gets a second pass
+        with ``centred_full`` set for it (the exact centred form)."""
         K, D = self.n_components, self.n_features
         panels = self.slot_plan.s2_panels
         lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
@@ -228,7 +233,7 @@ class GaussianPass:
             if resp_out is not None or log_prob_norm_out is not None or z_out is not None:
                 raise ValueError("a blocked pass gives no per-row outputs")
             s2_panel = self._run_blocks(means_shifted, prec_flat, aux, log_const, resp_in,
-                                        compute_stats, sample_z, seed, sweep)
+                                        compute_stats, sample_z, seed, sweep, centred_full)
         else:
             X = self.X
             empty_out_2d = np.empty((0, 0), dtype=X.dtype)
@@ -244,7 +249,7 @@ class GaussianPass:
                 resp_out if resp_out is not None else empty_out_2d,
                 log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
                 compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, 0,
-                panels)
+                panels, centred_full)
             s2_panel = s2_slots[0] if panels else None
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.
@@ -255,6 +260,13 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
             stats["s2"] = self.covariance.reduce_s2(s2, K, D)
+            if (self.covariance_type == "full" and not panels and not sample_z
+                    and centred_full is None and _gmm.full_gemm_form(K, D)[0]):
+                redo = full_gemm_cancelled(stats["s2"], stats["nk"], means_shifted)
+                if redo.any():
+                    return self.run(means_shifted, prec_flat, aux, log_const, resp_in,
+                                    resp_out, log_prob_norm_out, compute_stats, sample_z,
+                                    seed, sweep, z_out, redo.astype(np.uint8))
         return Statistics(**stats)
 
     def _s2_size(self, compute_stats):
@@ -264,7 +276,7 @@ class GaussianPass:
         return self.covariance.second_moment_size(self.n_components, self.n_features)
 
     def _run_blocks(self, means_shifted, prec_flat, aux, log_const, resp_in, compute_stats,
-                    sample_z, seed, sweep):
+                    sample_z, seed, sweep, centred_full=None):
         """The pass block by block (``block_pass`` per block of whole groups, into the
         groups' slots). With ``s2_panels`` each block's S2 comes in one panel-swept slot,
         added here in block order; returns that sum (None otherwise)."""
@@ -282,7 +294,7 @@ class GaussianPass:
             per_block.append((w, part, g1 - g0, start))
         shared = (self.shift, means_shifted, prec_flat, aux, log_const, self.covariance.code,
                   self._s2_size(compute_stats), compute_stats, sample_z, seed, sweep,
-                  self.n_threads, panels)
+                  self.n_threads, panels, centred_full)
         if panels and not isinstance(self.rows, DaskRows):
             # one block's S2 at a time, added as it comes (no list of K D^2 arrays)
             results = (block_pass(self.rows[start:stop], *per_block[b], *shared)
@@ -341,7 +353,7 @@ class GaussianPass:
 
 def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat, aux,
                log_const, cov_code, s2_size, compute_stats, sample_z, seed, sweep, n_threads,
-               s2_panels=False):
+               s2_panels=False, centred_full=None):
     """The kernel on one block of whole groups (rows ``row_offset`` onwards of the data):
     returns its ``n_groups`` slots (nk, s1, s2, ll, ent); with ``s2_panels`` one S2 slot
     (the panel sweep's). A module-level function of picklable arguments: a Dask task runs it
@@ -359,8 +371,23 @@ def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat
                   nk, s1, s2, ll, ent, np.empty((0, 0), dtype=X.dtype),
                   np.empty(0, dtype=X.dtype), compute_stats, CHUNK_SIZE,
                   threads_for(n_threads, X.shape[0]), sample_z, seed, sweep, None,
-                  row_offset, s2_panels)
+                  row_offset, s2_panels, centred_full)
     return nk, s1, s2, ll, ent
+
+
+def full_gemm_cancelled(s2, nk, centres):
+    """(K,) bool: the 'full' components whose S2 (K, D, D), taken about the shift in the
+    kernel's GEMM form and centred at ``centres`` (K, D, shifted), may have lost more than
+    ~6 digits: N_k ||c_k||^2 > 2^20 lambda_min(S2_k) (the terms summed are ~N_k ||c_k||^2,
+    the result's smallest direction lambda_min; the rule of ``FAR_FROM_SHIFT``), or S2_k not
+    finite. Such a component (e.g. one collapsing onto a few rows, whose exact S2 is
+    singular) needs the centred form to be judged degenerate or not."""
+    scale = nk * np.einsum("kd,kd->k", centres, centres)
+    finite = np.isfinite(s2).all(axis=(1, 2))
+    lam = np.full(nk.shape[0], -np.inf)
+    with single_threaded_blas():
+        lam[finite] = np.linalg.eigvalsh(s2[finite])[:, 0]
+    return (scale > FAR_FROM_SHIFT * lam) & (nk > 0) & (scale > 0)
 
 
 def _block_gram(X, w, n_groups, shift, n_threads):
