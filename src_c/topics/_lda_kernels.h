@@ -246,6 +246,43 @@ VBF_INLINE void vbf_exp_expectation_total_body(int K, const double *gamma, doubl
     }
 }
 
+/* The topics at some words, each topic's psi(sum_w lambda_kw) given: elog_k = psi(lambda_k) -
+   psi_total_k, t_k = exp(elog_k), k < K, value for value as vbf_dirichlet_expectation_body
+   computes a topic's row (the online method's mini-batch vocabulary; lambda may be elog). */
+VBF_INLINE void vbf_expectation_given_total_body(int K, const double *lambda,
+                                                 const double *psi_total, double *elog,
+                                                 double *t)
+{
+    int k, q;
+    vbf_v4 g, p, e;
+    for (k = 0; k + 4 <= K; k += 4) {
+        e = vbf_digamma4(vbf_load4(lambda + k)) - vbf_load4(psi_total + k);
+        vbf_store4(elog + k, e);
+        vbf_store4(t + k, vbf_exp4(e));
+    }
+    if (k < K) {
+        g = vbf_splat(1.0);
+        p = vbf_splat(0.0);
+        for (q = 0; k + q < K; q++) { g[q] = lambda[k + q]; p[q] = psi_total[k + q]; }
+        e = vbf_digamma4(g) - p;
+        g = vbf_exp4(e);
+        for (q = 0; k + q < K; q++) { elog[k + q] = e[q]; t[k + q] = g[q]; }
+    }
+}
+
+/* out_i = psi(x_i), i < n, x_i > 0, each as vbf_digamma4 computes it in any lane. */
+VBF_INLINE void vbf_digamma_n_body(int n, const double *x, double *out)
+{
+    int i, q;
+    vbf_v4 g;
+    for (i = 0; i < n; i += 4) {
+        g = vbf_splat(1.0);
+        for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];
+        g = vbf_digamma4(g);
+        for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];
+    }
+}
+
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
     VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(), params, args)
@@ -276,6 +313,12 @@ VBF_DISPATCHED(vbf_dirichlet_expectation,
 VBF_DISPATCHED(vbf_exp_expectation_total,
                (int K, const double *gamma, double total, double *t),
                (K, gamma, total, t))
+
+VBF_DISPATCHED(vbf_expectation_given_total,
+               (int K, const double *lambda, const double *psi_total, double *elog, double *t),
+               (K, lambda, psi_total, elog, t))
+
+VBF_DISPATCHED(vbf_digamma_n, (int n, const double *x, double *out), (n, x, out))
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
@@ -351,6 +394,22 @@ static void vbf_exp_expectation_total(int K, const double *gamma, double total, 
         e = vbf_digamma(gamma[k]) - psi_total;
         t[k] = e < -708.0 ? 0.0 : exp(e);
     }
+}
+
+static void vbf_expectation_given_total(int K, const double *lambda, const double *psi_total,
+                                         double *elog, double *t)
+{
+    int k;
+    for (k = 0; k < K; k++) {
+        elog[k] = vbf_digamma(lambda[k]) - psi_total[k];
+        t[k] = elog[k] < -708.0 ? 0.0 : exp(elog[k]);
+    }
+}
+
+static void vbf_digamma_n(int n, const double *x, double *out)
+{
+    int i;
+    for (i = 0; i < n; i++) out[i] = vbf_digamma(x[i]);
 }
 
 #endif
