@@ -227,3 +227,22 @@ def test_partial_fit_stream_continues_bit_for_bit_after_pickling(method):
     np.testing.assert_array_equal(resumed.lower_bounds_, straight.lower_bounds_)
     assert resumed.n_batch_iter_ == straight.n_batch_iter_ == 1 + 3 + 3
 
+
+
+def test_vectorised_lgamma_against_scipy():
+    x = np.concatenate([np.logspace(-289, 289, 4001), np.linspace(0.01, 20.0, 4001),
+                        [1.0, 2.0, 0.5, 7.999999, 8.0, 8.000001]])
+    expected = gammaln(x)
+    err = np.abs(_lda.lgamma_vector(x) - expected) / np.maximum(1.0, np.abs(expected))
+    assert err.max() < 2e-14
+
+
+@pytest.mark.parametrize("extreme", [1e-300, 1e295])
+def test_topic_term_word_major_outside_the_vectorised_range(extreme):
+    """A word with a lambda outside (1e-290, 1e290) is summed by scipy's gammaln."""
+    lam = _lam(K=5, V=20, seed=4)
+    lam[2, 7] = extreme
+    got = _lda.topic_term_word_major(np.ascontiguousarray(lam.T), lam.sum(axis=1), 0.2, True)
+    # (with 1e295, terms of ~1e297 cancel: equal up to rounding of their size)
+    np.testing.assert_allclose(got, Topics(lam, True, 0.2, False, 1).topic_term(), rtol=1e-13,
+                               atol=1e-13 * abs(gammaln(extreme)))
