@@ -180,15 +180,16 @@ def test_online_fit_equals_the_dense_passes(method):
         np.testing.assert_allclose(got.bound_terms, want.bound_terms, rtol=1e-12)
 
 
-@pytest.mark.parametrize("learning_decay", [0.7, 0.0])
-def test_parity_with_sklearn_small_batches(learning_decay):
+@pytest.mark.parametrize("learning_decay, evaluate_every", [(0.7, -1), (0.0, -1), (0.7, 1)])
+def test_parity_with_sklearn_small_batches(learning_decay, evaluate_every):
     """Mini-batches of 7 short documents over 300 words (each sees a tenth of the vocabulary),
-    the lazy topics against scikit-learn's dense update: the same arithmetic up to rounding."""
+    the lazy topics against scikit-learn's dense update: the same arithmetic up to rounding
+    (and with evaluate_every, the same perplexity checks stopping at the same iteration)."""
     import sklearn.decomposition as skd
 
     X = _corpus()
-    kw = dict(learning_method="online", max_iter=4, batch_size=7, random_state=3,
-              learning_decay=learning_decay)
+    kw = dict(learning_method="online", max_iter=6, batch_size=7, random_state=3,
+              learning_decay=learning_decay, evaluate_every=evaluate_every, perp_tol=5.0)
     sk = skd.LatentDirichletAllocation(4, **kw).fit(X)
     vb = LatentDirichletAllocation(4, **kw)
     vb._digamma = "sklearn"
@@ -198,7 +199,7 @@ def test_parity_with_sklearn_small_batches(learning_decay):
                                rtol=1e-8)
     np.testing.assert_allclose(vb.bound_, sk.bound_, rtol=1e-9)
     np.testing.assert_allclose(vb.perplexity(X), sk.perplexity(X), rtol=1e-9)
-    assert vb.n_batch_iter_ == sk.n_batch_iter_
+    assert vb.n_batch_iter_ == sk.n_batch_iter_ and vb.n_iter_ == sk.n_iter_
 
 
 @pytest.mark.parametrize("method", ["mean_field", "variational_em"])
@@ -246,3 +247,39 @@ def test_topic_term_word_major_outside_the_vectorised_range(extreme):
     # (with 1e295, terms of ~1e297 cancel: equal up to rounding of their size)
     np.testing.assert_allclose(got, Topics(lam, True, 0.2, False, 1).topic_term(), rtol=1e-13,
                                atol=1e-13 * abs(gammaln(extreme)))
+
+
+@pytest.mark.parametrize("max_doc_update_iter", [100, 0])
+def test_parity_with_sklearn_with_mini_batches_without_words(max_doc_update_iter):
+    """A mini-batch of empty documents has an empty vocabulary: its documents' bound terms
+    are still those of the dense pass (non-zero when gamma keeps its random start)."""
+    import sklearn.decomposition as skd
+
+    X = sp.vstack([sp.csr_matrix((10, 300)), _corpus(n_docs=30)]).tocsr()
+    kw = dict(batch_size=5, total_samples=100, random_state=0,
+              max_doc_update_iter=max_doc_update_iter)
+    sk = skd.LatentDirichletAllocation(4, **kw)
+    vb = LatentDirichletAllocation(4, **kw)
+    vb._digamma = "sklearn"
+    sk.partial_fit(X)
+    vb.partial_fit(X)
+    np.testing.assert_allclose(vb.components_, sk.components_, rtol=1e-8)
+    assert np.isfinite(vb.lower_bounds_).all()
+    # an empty mini-batch's pass: the bound terms of the dense pass over the whole vocabulary
+    topics = Topics(_lam(K=4, V=300), True, 0.25, False, 1)
+    data = lda_module.MiniBatchData(X, 4, 1, 5)
+    dense = lda_module.DocumentData(X, 4, 1, 5)
+    shard = data.shards()[0]
+    gamma = np.random.RandomState(1).gamma(100.0, 0.01, (5, 4))
+    B, log_B, topic_max = OnlineTopics(topics, False, 1).at_words(data.vocabulary(shard))
+    assert B.shape[0] == 0
+    got = data.run_pass(shard, {"B": B, "logB": log_B, "topic_max": topic_max,
+                                "gamma": gamma.copy(), "alpha": 0.25,
+                                "max_iter": max_doc_update_iter, "tol": 1e-3, "fast": False,
+                                "stats": True, "gamma_prev": None,
+                                "words": data.vocabulary(shard)})
+    want = dense.run_pass(shard, topics.pass_inputs(gamma.copy(), 0.25, max_doc_update_iter,
+                                                    1e-3, False, True, True))
+    np.testing.assert_allclose(got.bound_terms, want.bound_terms, rtol=1e-14, atol=1e-300)
+    assert got.word_topic.shape == (0, 4)
+    assert (got.bound_terms[1] != 0) == (max_doc_update_iter == 0)

@@ -197,8 +197,16 @@ class MiniBatchData(DocumentData):
                               n_groups=bnd.shape[0])
         t = np.empty((n, self.K))
         ratio = np.empty(indices.size)
-        B = inputs["B"]
-        _lda.lda_pass(indptr, indices, counts, B, inputs["logB"], inputs["gamma"],
+        B, log_B = inputs["B"], inputs["logB"]
+        if words.size == 0:  # no word at all: a row nobody reads, so that the bound is wanted
+            log_B = np.zeros((1, self.K))
+            _lda.lda_pass(indptr, indices, counts, _lda.pad_topics(log_B), log_B,
+                          inputs["gamma"], inputs["alpha"], inputs["max_iter"], inputs["tol"],
+                          _EPS, ratio, t, bnd, threads, inputs["fast"], None,
+                          inputs["topic_max"])
+            return Statistics(bound_terms=bnd.sum(axis=0), n_docs=n,
+                              word_topic=np.empty((0, self.K)))
+        _lda.lda_pass(indptr, indices, counts, B, log_B, inputs["gamma"],
                       inputs["alpha"], inputs["max_iter"], inputs["tol"], _EPS, ratio, t, bnd,
                       threads, inputs["fast"], None, inputs["topic_max"])
         suff = np.empty((words.size, self.K))
