@@ -12,6 +12,13 @@
     python benchmarks/bench_blocks.py --n 32000000 --dir /work/tmp   # the 4 GB case
     python benchmarks/bench_blocks.py --n 4000000 --skip-dask         # 512 MB
     python benchmarks/bench_blocks.py --skip-memmap --dask-n 4000000
+    python benchmarks/bench_blocks.py --skip-memmap --skip-dask --lda   # LDA on Dask
+
+3. ``--lda``: ``LatentDirichletAllocation`` (batch mean field) on the same LocalCluster, the
+   corpus of ``_lda_data.make_corpus`` (``--lda-docs`` x ``--lda-words``, K = ``--lda-k``)
+   as a dask array of scipy.sparse CSR row blocks of ``--lda-block`` documents, against the
+   fit of the CSR matrix in memory with ``n_threads=2``: per-iteration time ratio (alternated,
+   best of ``--repeat``) and equality.
 
 Every fit runs ``--iters`` iterations (tol=0) from k-means on an evenly spaced sample (the
 rule above 64 MB of X, the same for both sides).
@@ -157,6 +164,55 @@ def run_dask(args):
                       f"{same} (max rel. diff of means {rel:.1e})")
 
 
+def run_lda(args):
+    import dask
+    import dask.array as da
+    import distributed
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _lda_data import make_corpus
+
+    from vbfast import LatentDirichletAllocation
+
+    X, _, _ = make_corpus(n_docs=args.lda_docs, n_words=args.lda_words, n_heldout=0)
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster):
+            dX = da.from_array(X, chunks=(args.lda_block, X.shape[1]), asarray=False,
+                               fancy=False).persist()
+            client = distributed.get_client()
+            times = {"dask": [], "memory": []}
+            cpu = {"dask": [], "memory": []}  # CPU seconds of the fit: load-independent
+            fits = {}
+            for _ in range(args.repeat):
+                for side, data, nt in (("dask", dX, 1), ("memory", X, 2)):
+                    est = LatentDirichletAllocation(
+                        args.lda_k, max_iter=args.iters, random_state=0, n_threads=nt)
+                    before = _cpu_seconds(client)
+                    est.fit(data)
+                    cpu[side].append(_cpu_seconds(client) - before)
+                    times[side].append(float(np.median(est.iteration_times_)))
+                    fits[side] = est
+            a, b = fits["memory"], fits["dask"]
+            same = np.array_equal(a.components_, b.components_) and a.n_iter_ == b.n_iter_ \
+                and np.array_equal(a.lower_bounds_, b.lower_bounds_)
+            print(f"LDA dask LocalCluster 2x1 (CSR blocks of {args.lda_block} documents) vs "
+                  f"memory n_threads=2: {X.shape[0]} documents, V={X.shape[1]}, "
+                  f"nnz={X.nnz}, K={args.lda_k}, {args.iters} batch iterations: s/iter dask "
+                  f"{min(times['dask']):.3f} memory {min(times['memory']):.3f} ratio "
+                  f"{min(times['dask']) / min(times['memory']):.3f}; CPU s of the fit (this "
+                  f"process + workers) dask {min(cpu['dask']):.2f} memory "
+                  f"{min(cpu['memory']):.2f} ratio {min(cpu['dask']) / min(cpu['memory']):.3f}"
+                  f"; bitwise equal {same}")
+
+
+def _cpu_seconds(client):
+    """CPU seconds used so far by this process and the cluster's worker processes."""
+    workers = client.run(time.process_time)
+    return time.process_time() + sum(workers.values())
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         path, mode, k, cov, iters, threads = sys.argv[2:8]
@@ -174,6 +230,11 @@ def main():
     p.add_argument("--skip-memmap", action="store_true")
     p.add_argument("--skip-dask", action="store_true")
     p.add_argument("--dask-n", type=int, default=4_000_000)
+    p.add_argument("--lda", action="store_true", help="also LDA on the LocalCluster")
+    p.add_argument("--lda-docs", type=int, default=20_000)
+    p.add_argument("--lda-words", type=int, default=5_000)
+    p.add_argument("--lda-k", type=int, default=20)
+    p.add_argument("--lda-block", type=int, default=2_500)
     args = p.parse_args()
     print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load average",
           os.getloadavg())
@@ -181,6 +242,8 @@ def main():
         run_memmap(args)
     if not args.skip_dask:
         run_dask(args)
+    if args.lda:
+        run_lda(args)
     print("load average", os.getloadavg())
 
 

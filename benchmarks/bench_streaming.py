@@ -8,6 +8,10 @@ batch fit on the same data (``_data.make_data``: N=200,000, D=16, K=16, float64)
 - ``OutOfCore``: ``MAX_ITER`` EM iterations on a ``numpy.memmap`` of the rows (the file in
   the page cache) against the same fit in memory (bitwise the same result). The 4 GB case and
   the Dask cluster are in ``bench_blocks.py``.
+- ``LdaOutOfCore``: ``LatentDirichletAllocation`` (batch mean field, K=20, 3 iterations) on a
+  memmap of dense counts (``_lda_data.make_corpus``, 4,000 documents x 2,000 words, 64 MB)
+  against the same corpus in memory as CSR (bitwise the same result; the memmap side reads
+  and converts its blocks to CSR in every pass).
 
     asv run --quick --bench bench_streaming
 """
@@ -18,11 +22,12 @@ import warnings
 import numpy as np
 
 try:  # asv imports this module as ``benchmarks.bench_streaming``
-    from . import _data
+    from . import _data, _lda_data
 except ImportError:  # imported as a top-level module, e.g. with benchmarks/ on sys.path
     import _data
+    import _lda_data
 
-from vbfast import GaussianMixture
+from vbfast import GaussianMixture, LatentDirichletAllocation
 
 BATCH = 10_000
 
@@ -91,3 +96,34 @@ class OutOfCore:
 
     def peakmem_fit(self, covariance_type, source):
         self.time_fit(covariance_type, source)
+
+
+class LdaOutOfCore:
+    params = (["memmap", "memory_csr"],)
+    param_names = ["source"]
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0
+    timeout = 900
+
+    def setup(self, source):
+        X, _, _ = _lda_data.make_corpus(n_docs=4000, n_words=2000, n_heldout=0)
+        if source == "memmap":
+            self.dir = tempfile.mkdtemp()
+            path = os.path.join(self.dir, "X.npy")
+            np.save(path, X.toarray())
+            self.X = np.load(path, mmap_mode="r")
+            np.asarray(self.X).sum()  # the file into the page cache
+        else:
+            self.dir = None
+            self.X = X
+
+    def teardown(self, source):
+        if self.dir is not None:
+            for name in os.listdir(self.dir):
+                os.remove(os.path.join(self.dir, name))
+            os.rmdir(self.dir)
+
+    def time_fit(self, source):
+        LatentDirichletAllocation(20, max_iter=3, random_state=0).fit(self.X)

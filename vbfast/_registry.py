@@ -215,8 +215,9 @@ NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
                           for _cls in ("GaussianHMM", "CategoricalHMM")
                           for _method in ("em", "mean_field", "gibbs")})
 NON_INTEGER_INPUT.update({"PoissonHMM-em": _HMM_Y_AS_LENGTHS, "GMMHMM-em": _HMM_Y_AS_LENGTHS})
-NON_INTEGER_INPUT.update({"PoissonHMM-mean_field": _HMM_Y_AS_LENGTHS,
-                          "PoissonHMM-gibbs": _HMM_Y_AS_LENGTHS})
+NON_INTEGER_INPUT.update({f"{_cls}-{_method}": _HMM_Y_AS_LENGTHS
+                          for _cls in ("PoissonHMM", "GMMHMM")
+                          for _method in ("mean_field", "gibbs")})
 _HMM_FAILS.update({"check_methods_sample_order_invariance": _HMM_CONTEXT,
                    "check_methods_subset_invariance": _HMM_CONTEXT})
 # CategoricalHMM reads integer symbols of shape (n_samples, 1): scikit-learn feeds real values
@@ -372,6 +373,13 @@ ESTIMATORS = [
           {"method": "gibbs", "n_components": 2, "n_draws": 20, "burn_in": 10, "n_chains": 2},
           data="counts", expected_failed_checks=_POISSON_HMM_FAILS),
     Entry("GMMHMM-em", GMMHMM, {"method": "em", "n_components": 2, "n_mix": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("GMMHMM-mean_field", GMMHMM,
+          {"method": "mean_field", "n_components": 2, "n_mix": 2, "n_iter": 5},
+          grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
+    Entry("GMMHMM-gibbs", GMMHMM,
+          {"method": "gibbs", "n_components": 2, "n_mix": 2, "n_draws": 20, "burn_in": 10,
+           "n_chains": 2},
           grid=_COVARIANCE_TYPES, expected_failed_checks=_HMM_FAILS),
 ]
 

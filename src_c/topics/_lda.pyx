@@ -73,7 +73,8 @@ cdef extern from "_lda_kernels.h":
     void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
                             const long long* doc, const double* ratio, const double* t,
-                            int K, const double* B_w, double* o) noexcept nogil
+                            int K, const double* B_w, double* o,
+                            int accumulate) noexcept nogil
 
 
 cdef inline double _psi_fast(double x) noexcept nogil:
@@ -755,7 +756,7 @@ def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py
 def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_pos,
                      const long long[::1] word_doc, const double[::1] ratio,
                      const double[:, ::1] t, const double[:, ::1] B, double[:, ::1] out,
-                     int n_threads):
+                     int n_threads, bint accumulate=False, bint scale=True):
     """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk.
 
     The sum runs over the documents containing w, in document order (``word_major_pattern``),
@@ -769,6 +770,10 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     t : (N, K) exp(E[log theta_d]) from ``lda_pass``
     B : (V, K) or (V, Kp), what ``lda_pass`` was fed
     out : (V, K) float64, overwritten
+    accumulate : continue the sums from ``out`` (the unscaled sums over earlier documents)
+        instead of from zero: documents passed block by block, each call continuing the
+        previous block's sums and the last one scaling, give the bits of one call over all
+    scale : multiply by B at the end (else ``out`` holds the unscaled sums)
     """
     cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
     if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] < K or t.shape[1] != K:
@@ -784,10 +789,13 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
             raise ValueError("word_doc or word_pos out of range")
     cdef const double* t_ptr = &t[0, 0] if t.shape[0] > 0 else <const double*>NULL
     cdef const double* ratio_ptr = &ratio[0] if ratio.shape[0] > 0 else <const double*>NULL
+    cdef const long long* pos_ptr = &word_pos[0] if word_pos.shape[0] > 0 else NULL
+    cdef const long long* doc_ptr = &word_doc[0] if word_doc.shape[0] > 0 else NULL
     with nogil:
         for w in prange(V, schedule='static', num_threads=n_threads):
-            vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], &word_pos[0], &word_doc[0],
-                               ratio_ptr, t_ptr, <int>K, &B[w, 0], &out[w, 0])
+            vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], pos_ptr, doc_ptr, ratio_ptr,
+                               t_ptr, <int>K, &B[w, 0] if scale else <const double*>NULL,
+                               &out[w, 0], accumulate)
 
 
 def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n_threads=1):

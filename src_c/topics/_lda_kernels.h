@@ -501,16 +501,19 @@ static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
 #endif
 
 /* One word's expected topic counts: o_k = B_wk sum_i ratio[pos_i] t[doc_i, k] over the
-   word's entries i in document order. The entries' t rows and ratios are scattered over
+   word's entries i in document order. With accumulate the sum continues from o (the sum over
+   earlier documents: a corpus read block by block gives the bits of one sum); with B_w NULL
+   it is left unscaled. The entries' t rows and ratios are scattered over
    megabytes (one cache miss each), so those of the entry PF ahead are prefetched. */
 static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
                                const long long *doc, const double *ratio, const double *t,
-                               int K, const double *B_w, double *o)
+                               int K, const double *B_w, double *o, int accumulate)
 {
     enum { PF = 6 };
     long long i;
     int k;
-    for (k = 0; k < K; k++) o[k] = 0.0;
+    if (!accumulate)
+        for (k = 0; k < K; k++) o[k] = 0.0;
     for (i = i0; i < i1; i++) {
         const double *td = t + doc[i] * K;
         const double r = ratio[pos[i]];
@@ -523,7 +526,8 @@ static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
         }
         for (k = 0; k < K; k++) o[k] += r * td[k];
     }
-    for (k = 0; k < K; k++) o[k] *= B_w[k];
+    if (B_w)
+        for (k = 0; k < K; k++) o[k] *= B_w[k];
 }
 
 #endif

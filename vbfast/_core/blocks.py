@@ -13,7 +13,15 @@ are views), ``BlockRows`` (an out-of-core array, read and checked block by block
 ``DaskRows`` (a persisted dask array rechunked to the plan; every block's task runs where the
 block lives, on whatever scheduler is active, and the results come back in block order).
 ``Rows.map(plan, fn, per_block, shared)`` returns ``[fn(X_b, *per_block[b], *shared)]`` in
-block order; ``fn`` is a module-level function (picklable).
+block order; ``fn`` is a module-level function (picklable). ``Rows.map_fold`` adds a running
+sum continued block by block in block order (``fold``; on Dask a chain of tasks on the
+workers), for statistics that are one sequential sum over all rows (LDA's word-topic counts);
+``Rows.map_part`` runs a function on one block (a mini-batch inside it).
+
+A data set may also hold counts (LDA): its blocks are then checked by another ``flaw``
+function (NaN, infinity, negative counts) and a dask array's blocks are converted once, before
+they are persisted (``prepare``: to scipy.sparse CSR), whatever they were (dense, or
+scipy.sparse blocks of a dask array).
 
 Dask is an optional dependency, imported only when a dask array is passed.
 """
@@ -56,11 +64,14 @@ def _target_dtype(dtype, name, dtypes=(np.float64, np.float32)):
     return dtype if dtype in dtypes else np.dtype(dtypes[0])
 
 
-def _check_block(block, name, start, index):
-    if not np.isfinite(block).all():
-        bad = "NaN" if np.isnan(block).any() else "infinity"
+FINITE = "every value must be finite"
+
+
+def _check_block(block, name, start, index, flaw=None, requirement=FINITE):
+    bad = (flaw or _block_flaw)(block)
+    if bad is not None:
         raise ValueError(f"{name} contains {bad} in block {index} (rows {start} to "
-                         f"{start + block.shape[0] - 1}); every value must be finite.")
+                         f"{start + block.shape[0] - 1}); {requirement}.")
 
 
 def _check_shape_2d(shape, ndim, name):
@@ -70,14 +81,20 @@ def _check_shape_2d(shape, ndim, name):
 
 
 def check_rows(X, name="X", ensure_min_samples=1, n_features=None,
-               estimator_name="the estimator"):
+               estimator_name="the estimator", flaw=None, requirement=FINITE, prepare=None):
     """The checked ``Rows`` of X: an ndarray (``check_array``'s rules are the caller's),
     an out-of-core array or a dask array, with their shape, dtype (float32 kept, any other
     numeric dtype read as float64) and finiteness checked block by block (no N x D
-    temporary); the error names the block."""
+    temporary); the error names the block.
+
+    ``flaw(block)``: None or what is wrong with a block ('NaN', 'infinity', ...; default
+    non-finite values), ``requirement`` the rule the error states; ``prepare(block)``: a
+    dask array's blocks converted once before they are persisted (see ``DaskRows``)."""
     if is_dask_array(X):
-        return DaskRows(X, name, ensure_min_samples, n_features, estimator_name)
-    return BlockRows(X, name, ensure_min_samples, n_features, estimator_name)
+        return DaskRows(X, name, ensure_min_samples, n_features, estimator_name, flaw,
+                        requirement, prepare)
+    return BlockRows(X, name, ensure_min_samples, n_features, estimator_name, flaw,
+                     requirement)
 
 
 class Rows:
@@ -97,6 +114,25 @@ class Rows:
 
     def map(self, plan, fn, per_block=None, shared=()):
         raise NotImplementedError
+
+    def map_fold(self, plan, fn, fold, per_block=None, shared=(), fold_shared=()):
+        """``([out_b], acc)``: per block ``(out_b, carry_b) = fn(X_b, *per_block[b],
+        *shared)``, and ``acc = fold(acc, X_b, carry_b, *fold_shared)`` over the blocks in
+        block order from ``acc = None``: a sum continued block by block (the bits of one
+        sequential sum over all rows), computed where the blocks are; only ``out_b`` and the
+        final ``acc`` come back."""
+        outs, acc = [], None
+        for b, (start, stop, _, _) in enumerate(plan):
+            X_b = self[start:stop]
+            out, carry = fn(X_b, *(per_block[b] if per_block else ()), *shared)
+            acc = fold(acc, X_b, carry, *fold_shared)
+            outs.append(out)
+        return outs, acc
+
+    def map_part(self, plan, b, fn, args=()):
+        """``fn(X_b, *args)`` for block ``b`` of ``plan`` alone (where it lives)."""
+        start, stop, _, _ = plan[b]
+        return fn(self[start:stop], *args)
 
     def take(self, rows):
         """The rows at sorted indices ``rows`` as an ndarray."""
@@ -129,7 +165,7 @@ class BlockRows(Rows):
     that dtype: no copy)."""
 
     def __init__(self, X, name="X", ensure_min_samples=1, n_features=None,
-                 estimator_name="the estimator"):
+                 estimator_name="the estimator", flaw=None, requirement=FINITE):
         if not is_block_source(X):
             raise TypeError(f"{name} must be an array with shape, dtype, ndim and row "
                             f"slicing, got {type(X).__name__}")
@@ -140,7 +176,8 @@ class BlockRows(Rows):
         check_shape(self.shape, name, ensure_min_samples, 1, n_features, estimator_name)
         rows = max(1, CHECK_BYTES // max(1, self.shape[1] * self.dtype.itemsize))
         for index, start in enumerate(range(0, self.shape[0], rows)):
-            _check_block(self[start:start + rows], name, start, index)
+            _check_block(self[start:start + rows], name, start, index, flaw, requirement)
+        self._last = None  # the block map_part read last (mini-batches read it once)
 
     def __getitem__(self, key):
         if not isinstance(key, slice) or key.step not in (None, 1):
@@ -150,6 +187,13 @@ class BlockRows(Rows):
     def map(self, plan, fn, per_block=None, shared=()):
         return [fn(self[start:stop], *(per_block[b] if per_block else ()), *shared)
                 for b, (start, stop, _, _) in enumerate(plan)]
+
+    def map_part(self, plan, b, fn, args=()):
+        start, stop, _, _ = plan[b]
+        if self._last is None or self._last[0] != (start, stop):
+            self._last = None  # the previous block goes before the next is read
+            self._last = ((start, stop), self[start:stop])
+        return fn(self._last[1], *args)
 
     def take(self, rows):
         rows = np.asarray(rows, dtype=np.intp)
@@ -165,10 +209,14 @@ class BlockRows(Rows):
 class DaskRows(Rows):
     """A dask array's rows. ``plan_blocks(plan)`` rechunks it by rows to the plan's blocks
     (with a warning when it was chunked by columns) and persists it once; ``map`` then runs one
-    task per block, where the block lives, and gathers the results in block order."""
+    task per block, where the block lives, and gathers the results in block order.
+
+    Blocks may be ndarrays or scipy.sparse matrices; ``prepare`` converts each block once,
+    before persisting (LDA: to CSR), and ``flaw`` checks the persisted blocks."""
 
     def __init__(self, X, name="X", ensure_min_samples=1, n_features=None,
-                 estimator_name="the estimator"):
+                 estimator_name="the estimator", flaw=None, requirement=FINITE,
+                 prepare=None):
         import dask.array as da
 
         if X.ndim != 2:
@@ -185,6 +233,9 @@ class DaskRows(Rows):
         check_shape(self.shape, name, ensure_min_samples, 1, n_features, estimator_name)
         self.name = name
         self.X = X
+        self._flaw = flaw or _block_flaw
+        self._requirement = requirement
+        self._prepare = prepare
         self._plan = None
         self._blocks = None
         self._da = da
@@ -199,26 +250,66 @@ class DaskRows(Rows):
         X = self.X.astype(self.dtype) if self.X.dtype != self.dtype else self.X
         if X.chunks[0] != rows:
             X = X.rechunk({0: rows, 1: -1})
+        if self._prepare is not None:
+            X = X.map_blocks(self._prepare, dtype=X.dtype, meta=self._prepare(X._meta))
         X = X.persist()
         self._blocks = [b for b in X.to_delayed().ravel()]
-        bad = dask.compute(*[dask.delayed(_block_flaw)(b) for b in self._blocks])
+        bad = dask.compute(*[dask.delayed(self._flaw)(b) for b in self._blocks])
         for index, ((start, _, _, _), flaw) in enumerate(zip(plan, bad)):
             if flaw is not None:
                 raise ValueError(f"{self.name} contains {flaw} in block {index} (rows "
-                                 f"{start} and after); every value must be finite.")
+                                 f"{start} and after); {self._requirement}.")
         self.X = X
         self._plan = plan
+
+    def chunk_plan(self):
+        """The plan of the array's own row chunks (a block per chunk; no group numbers):
+        for passes whose result does not depend on where blocks start."""
+        bounds = np.concatenate([[0], np.cumsum(self.X.chunks[0])]).astype(int).tolist()
+        return tuple((a, b, i, i + 1) for i, (a, b) in enumerate(zip(bounds, bounds[1:])))
+
+    @staticmethod
+    def _shared(shared):
+        """Large arrays as one task each (sent once per computation, not once per block)."""
+        import dask
+
+        return [dask.delayed(s) if isinstance(s, np.ndarray) and s.nbytes > 1 << 16 else s
+                for s in shared]
 
     def map(self, plan, fn, per_block=None, shared=()):
         import dask
 
         self.plan_blocks(plan)
-        shared = [dask.delayed(s) if isinstance(s, np.ndarray) and s.nbytes > 1 << 16 else s
-                  for s in shared]
+        shared = self._shared(shared)
         tasks = [dask.delayed(fn, pure=True)(blk, *(per_block[b] if per_block else ()),
                                             *shared)
                  for b, blk in enumerate(self._blocks)]
         return list(dask.compute(*tasks))
+
+    def map_fold(self, plan, fn, fold, per_block=None, shared=(), fold_shared=()):
+        """As ``Rows.map_fold``, in one computation: the blocks' tasks run in parallel where
+        the blocks live, the fold is a chain of tasks in block order (each where its block's
+        carry is, the running sum moving between workers), and only ``out_b`` and the final
+        sum come back to the client."""
+        import dask
+
+        self.plan_blocks(plan)
+        shared, fold_shared = self._shared(shared), self._shared(fold_shared)
+        outs, acc = [], None
+        for b, blk in enumerate(self._blocks):
+            out, carry = dask.delayed(fn, pure=True, nout=2)(
+                blk, *(per_block[b] if per_block else ()), *shared)
+            acc = dask.delayed(fold, pure=True)(acc, blk, carry, *fold_shared)
+            outs.append(out)
+        outs, acc = dask.compute(outs, acc)
+        return list(outs), acc
+
+    def map_part(self, plan, b, fn, args=()):
+        import dask
+
+        self.plan_blocks(plan)
+        args = self._shared(args)
+        return dask.compute(dask.delayed(fn, pure=True)(self._blocks[b], *args))[0]
 
     def take(self, rows):
         return np.ascontiguousarray(self.X[np.asarray(rows, dtype=np.intp)].compute(),

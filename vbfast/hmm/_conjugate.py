@@ -23,17 +23,22 @@ x' = x - c shifted by the data mean c, the posterior of every emission is of the
 q(theta) for mean field and p(theta | z, X) for Gibbs.
 
 The emission objects (``GaussianConjugate``, ``CategoricalConjugate``,
-``PoissonConjugate``) hold the prior and do:
+``PoissonConjugate``, ``GMMConjugate``) hold the prior and do:
 ``update(stats) -> q``, ``expected_log_density(X, q)`` (E_q log p(x | z = k), the pass's
-input), ``kl(q)`` (KL(q || prior)), ``point(q)`` (posterior-mean parameters), ``draw(q, rng)``
-(a draw of theta), ``stats`` / ``hard_stats`` (from posteriors or drawn states).
+input), ``point_log_density(X, theta)`` (log p(x | z = k) at point parameters: the first
+E-step of mean field, every Gibbs sweep), ``kl(q)`` (KL(q || prior)), ``point(q)``
+(posterior-mean parameters), ``draw(q, rng)`` (a draw of theta), ``stats`` / ``hard_stats``
+(from posteriors, or from drawn states: ``hard_stats(X, states, key)``, key = (seed, sweep)
+for draws made there, GMMHMM's components). A pass calls one of the log-density methods and
+then one of the statistics methods.
 """
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from .._core.sampling import matching
 from ..emissions import gaussian as G
 from ..emissions.gaussian_prior import log_wishart_norm, multi_digamma
-from . import _hmm
+from . import _gmm_components, _hmm
 
 LOG_2PI = np.log(2.0 * np.pi)
 LOG_2 = np.log(2.0)
@@ -105,6 +110,26 @@ def _broadcast(value, shape, name):
 
 
 # ---------------------------------------------------------------------- Gaussian
+def default_scale_prior(Xd, ctype):
+    """The default psi0 of one Gaussian: 1e-3 x the covariance of the (shifted) data, its
+    variances floored at 1e-10 of the largest (1 for constant data) and its eigenvalues at
+    that floor; (D, D) for 'full' / 'tied', its diagonal (D,) for 'diag', the mean variance
+    for 'spherical'."""
+    D = Xd.shape[1]
+    cov = np.atleast_2d(np.cov(Xd.T)) if Xd.shape[0] > 1 else np.zeros((D, D))
+    var = np.diag(cov).copy()
+    floor = 1e-10 * var.max() if var.max() > 0 else 1.0
+    var = np.maximum(var, floor)
+    if ctype in ("full", "tied"):
+        cov = cov.copy()
+        cov[np.diag_indices(D)] = var
+        w, V = np.linalg.eigh(0.5 * (cov + cov.T))
+        return 1e-3 * ((V * np.maximum(w, floor)) @ V.T)
+    if ctype == "diag":
+        return 1e-3 * var
+    return 1e-3 * var.mean()
+
+
 class GaussianConjugate:
     """Normal-Wishart ('full', 'tied') / Normal-Gamma ('diag', 'spherical') emissions.
 
@@ -149,23 +174,31 @@ class GaussianConjugate:
                 raise ValueError(f"dof_prior must be greater than {low}, got {nu0}")
         self.psi0 = self._scale_prior(est.scale_prior, Xd)
 
+    @classmethod
+    def units(cls, ctype, m0, beta0, nu0, psi0, shift, n_threads):
+        """The algebra (``update``, ``kl``, ``draw``, ``covariances``, expected log
+        determinants) of len(beta0) Gaussians under the given, already checked priors, with
+        no estimator and no pass: ``GMMHMM``'s (state, component) pairs ('tied': one unit per
+        state, its components sharing the precision). m0 (n, D) in coordinates shifted by
+        ``shift``; nu0 and psi0 in the type's shapes."""
+        self = cls.__new__(cls)
+        self.est, self.cache, self.n_threads = None, None, n_threads
+        self.K, self.D = m0.shape
+        self.ctype = ctype
+        self.merge_fields = ("nk", "s1") if ctype == "tied" else ("nk", "s1", "s2")
+        self.shift = shift
+        self.m0, self.beta0, self.nu0, self.psi0 = m0, beta0, nu0, psi0
+        return self
+
     def _scale_prior(self, value, Xd):
         K, D, ctype = self.K, self.D, self.ctype
         if value is None:
-            cov = np.atleast_2d(np.cov(Xd.T)) if Xd.shape[0] > 1 else np.zeros((D, D))
-            var = np.diag(cov).copy()
-            floor = 1e-10 * var.max() if var.max() > 0 else 1.0
-            var = np.maximum(var, floor)
-            if ctype in ("full", "tied"):
-                cov = cov.copy()
-                cov[np.diag_indices(D)] = var
-                w, V = np.linalg.eigh(0.5 * (cov + cov.T))
-                cov = (V * np.maximum(w, floor)) @ V.T
-                psi = 1e-3 * cov
-                return psi if ctype == "tied" else np.tile(psi, (K, 1, 1))
+            psi = default_scale_prior(Xd, ctype)
+            if ctype == "full":
+                return np.tile(psi, (K, 1, 1))
             if ctype == "diag":
-                return np.tile(1e-3 * var, (K, 1))
-            return np.full(K, 1e-3 * var.mean())
+                return np.tile(psi, (K, 1))
+            return psi if ctype == "tied" else np.full(K, psi)
         shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
         psi = _broadcast(value, shape, "scale_prior")
         if ctype in ("full", "tied"):
@@ -177,10 +210,13 @@ class GaussianConjugate:
         return psi
 
     # -- statistics
+    def point_log_density(self, X, params):
+        return self.est._log_density(X, params, self.n_threads)
+
     def stats(self, X, posteriors):
         return self.est._emission_stats(X, posteriors, None, self.n_threads, self.cache)
 
-    def hard_stats(self, X, states):
+    def hard_stats(self, X, states, key=None):
         gpass = self.cache["pass"]
         s = gpass.stats_from_resp(G.HardAssignments(states, self.K))
         out = {"nk": s["nk"], "s1": s["s1"],
@@ -363,11 +399,14 @@ class CategoricalConjugate:
                              "'gibbs' (a Dirichlet prior)")
         self.support = np.ones((K, V), dtype=bool)
 
+    def point_log_density(self, X, params):
+        return self.est._log_density(X, params, self.n_threads)
+
     def stats(self, X, posteriors):
         return self.est._emission_stats(X, posteriors, {"emissionprob": self.prior},
                                         self.n_threads, self.cache)
 
-    def hard_stats(self, X, states):
+    def hard_stats(self, X, states, key=None):
         K, V = self.K, self.V
         return {"obs": np.bincount(states.astype(np.intp) * V + X, minlength=K * V)
                 .reshape(K, V).astype(np.float64)}
@@ -430,10 +469,13 @@ class PoissonConjugate:
         # sum_d log x_nd!, (N,): the same for every state and every iteration
         self.log_factorial = gammaln(X + 1.0).sum(axis=1)
 
+    def point_log_density(self, X, params):
+        return self.est._log_density(X, params, self.n_threads)
+
     def stats(self, X, posteriors):
         return self.est._emission_stats(X, posteriors, None, self.n_threads, self.cache)
 
-    def hard_stats(self, X, states):
+    def hard_stats(self, X, states, key=None):
         K = self.K
         states = states.astype(np.intp)
         # bincount adds in row order: deterministic
@@ -476,3 +518,288 @@ class PoissonConjugate:
 
     def permute(self, params, perm):
         return {"lambdas": params["lambdas"][..., perm, :]}
+
+
+# ---------------------------------------------------------------------- Gaussian mixture
+class GMMConjugate:
+    """``GMMHMM``'s emissions: every state's mixture weights w_k ~ Dir(a0_k) and a
+    Normal-Wishart / Normal-Gamma prior on every (state, component) Gaussian, the units of
+    ``GaussianConjugate`` (``GaussianConjugate.units``): one unit over the K M pairs for
+    'full', 'diag' and 'spherical'; for 'tied' one unit per state whose M components share its
+    precision (Lambda_k ~ Wishart, mu_km | Lambda_k ~ N(m0_km, (beta0_km Lambda_k)^-1)).
+
+    The priors are hmmlearn's ``GMMHMM`` parameters read as the conjugate prior their EM
+    M-step is the MAP of (see ``GMMHMM``): a0 = ``weights_prior``, m0 = ``means_prior``,
+    beta0 = ``means_weight``; 'full' / 'tied': psi0 = ``covars_prior`` (the inverse-Wishart
+    scale), nu0 = ``covars_weight`` (its degrees of freedom); 'diag' / 'spherical': every
+    precision ~ Gamma(shape ``covars_prior``, rate ``covars_weight``), i.e. nu0 = 2
+    ``covars_prior``, psi0 = 2 ``covars_weight``. Defaults: ``means_prior`` all 0 -> m0 the
+    data mean; ``means_weight`` all 0 -> beta0 = 1; ``covars_prior`` / ``covars_weight`` None
+    -> nu0 = D and psi0 = 1e-3 x the data covariance (``default_scale_prior``), as
+    ``GaussianHMM``'s Bayesian defaults. 'diag': one Gamma shape per Gaussian (the same for
+    every feature, as ``GaussianConjugate``'s). Every mixture weight is free under the
+    Dirichlet (zeros of a given ``weights_`` are not kept, unlike those of ``startprob_`` /
+    ``transmat_``).
+
+    Given q(theta) (or theta), the component log-densities c_nkm = E log w_km + E log
+    N(x_n | mu_km, Lambda_km) (N, K, M) are kept from ``expected_log_density`` /
+    ``point_log_density`` (which return their log-sum-exp over m, the state's) to the
+    ``stats`` / ``hard_stats`` call of the same pass: mean field's responsibilities
+    r_nkm = gamma_nk softmax_m(c_nk.), Gibbs's component draws c_n | z_n (keyed (seed, sweep,
+    row), ``_gmm_components``).
+    """
+
+    def __init__(self, est, X, n_threads, cache):
+        K, M, D = est.n_components, est.n_mix, X.shape[1]
+        ctype = est.covariance_type
+        self.est, self.K, self.M, self.D, self.ctype = est, K, M, D, ctype
+        self.n_threads, self.cache = n_threads, cache
+        self.merge_fields = ("nkm", "s1", "s2")   # per state (merge moves add two states')
+        self._comp = None
+        # the (state, component) pairs' Gaussian pass ('full' for 'tied', as EM): its shift
+        cache["pass"] = G.GaussianPass(X, None, "full" if ctype == "tied" else ctype, K * M,
+                                       n_threads)
+        self.shift = shift = cache["pass"].shift.copy()
+        Xd = np.asarray(X, dtype=np.float64) - shift
+        method = est.method
+        self.weights0 = _broadcast(est.weights_prior, (K, M), "weights_prior")
+        if np.any(self.weights0 <= 0):
+            raise ValueError(f"weights_prior must be positive for method={method!r} (a "
+                             f"Dirichlet prior), got {est.weights_prior!r}")
+        self.support = np.ones((K, M), dtype=bool)
+        mp = _broadcast(est.means_prior, (K, M, D), "means_prior")
+        m0 = np.zeros((K, M, D)) if np.all(mp == 0) else mp - shift
+        beta0 = _broadcast(est.means_weight, (K, M), "means_weight")
+        if np.all(beta0 == 0):
+            beta0 = np.ones((K, M))
+        elif np.any(beta0 <= 0):
+            raise ValueError(f"means_weight must be positive for method={method!r} (or 0 "
+                             f"everywhere, the default: 1), got {est.means_weight!r}")
+        cp, cw = est.covars_prior, est.covars_weight
+        if ctype in ("full", "tied"):
+            lead = (K, M) if ctype == "full" else (K,)
+            nu0 = np.full(lead, float(D)) if cw is None else _broadcast(cw, lead,
+                                                                      "covars_weight")
+            if np.any(nu0 <= D - 1):
+                raise ValueError(f"covars_weight (the Wishart degrees of freedom) must be "
+                                 f"greater than n_features - 1 = {D - 1} for "
+                                 f"method={method!r}, got {cw!r}")
+            if cp is None:
+                psi0 = np.broadcast_to(default_scale_prior(Xd, ctype), lead + (D, D)).copy()
+            else:
+                psi0 = _broadcast(cp, lead + (D, D), "covars_prior")
+                for p in psi0.reshape(-1, D, D):
+                    if not np.allclose(p, p.T) or np.any(np.linalg.eigvalsh(p) <= 0):
+                        raise ValueError("covars_prior (the inverse-Wishart scale) must be "
+                                         f"symmetric positive-definite for method={method!r}")
+        else:
+            shape = (K, M, D) if ctype == "diag" else (K, M)
+            nu0 = (np.full(shape, float(D)) if cp is None
+                   else 2.0 * _broadcast(cp, shape, "covars_prior"))
+            if np.any(nu0 <= 0):
+                raise ValueError(f"covars_prior (the precisions' Gamma shape) must be positive "
+                                 f"for method={method!r}, got {cp!r}")
+            if ctype == "diag":  # GaussianConjugate's Normal-Gamma: one nu0 per Gaussian
+                if not np.all(nu0 == nu0[..., :1]):
+                    raise ValueError("'diag' covars_prior must be the same for every "
+                                     f"feature for method={method!r}")
+                nu0 = nu0[..., 0].copy()
+            if cw is None:
+                psi0 = np.broadcast_to(default_scale_prior(Xd, ctype), shape).copy()
+            else:
+                psi0 = 2.0 * _broadcast(cw, shape, "covars_weight")
+                if np.any(psi0 <= 0):
+                    raise ValueError(f"covars_weight (the precisions' Gamma rate) must be "
+                                     f"positive for method={method!r}, got {cw!r}")
+        if ctype == "tied":
+            self.units = [GaussianConjugate.units("tied", m0[k], beta0[k], float(nu0[k]),
+                                                  psi0[k], shift, n_threads)
+                          for k in range(K)]
+        else:
+            self.units = [GaussianConjugate.units(
+                ctype, m0.reshape(K * M, D), beta0.ravel(), nu0.reshape(K * M),
+                psi0.reshape((K * M,) + psi0.shape[2:]), shift, n_threads)]
+
+    # -- the units' view of q: (K, M, ...) arrays <-> each unit's
+    def _unit_q(self, q, k):
+        if self.ctype == "tied":
+            return {"m": q["m"][k], "beta": q["beta"][k], "nu": q["nu"][k], "psi": q["psi"][k]}
+        K, M = self.K, self.M
+        return {"m": q["m"].reshape(K * M, -1), "beta": q["beta"].reshape(K * M),
+                "nu": q["nu"].reshape(K * M),
+                "psi": q["psi"].reshape((K * M,) + q["psi"].shape[2:])}
+
+    def _stack(self, parts, names):
+        """Per-unit results (dicts) as (K, M, ...) arrays (per state for 'tied' scalars)."""
+        K, M = self.K, self.M
+        if self.ctype == "tied":
+            return {name: np.stack([np.asarray(p[name]) for p in parts]) for name in names}
+        return {name: np.asarray(parts[0][name]).reshape((K, M) + np.shape(parts[0][name])[1:])
+                for name in names}
+
+    # -- statistics
+    def _keep(self, comp):
+        self._comp = comp
+        N, K, M = comp.shape
+        out = np.empty((N, K))
+        _gmm_components.state_log_density(comp.reshape(N, K * M), M, out, CHUNK_SIZE,
+                                          self.n_threads)
+        return out
+
+    def point_log_density(self, X, params):
+        return self._keep(self.est._component_log_density(X, params, self.n_threads))
+
+    def stats(self, X, posteriors):
+        comp, self._comp = self._comp, None
+        return self.est._stats_from_components(X, comp, posteriors, self.n_threads,
+                                               self.cache)
+
+    def hard_stats(self, X, states, key):
+        """The component of every observation drawn given its state (``_gmm_components``,
+        keyed (seed, sweep, row)), and the one-hot statistics of the (state, component)
+        pairs: nkm (K, M), shifted s1 (K, M, D), s2 (the pass's per-pair second moments)."""
+        comp, self._comp = self._comp, None
+        K, M, N = self.K, self.M, X.shape[0]
+        labels = np.empty(N, dtype=np.int32)
+        _gmm_components.draw_components(comp.reshape(N, K * M), states, M, key[0], key[1],
+                                        labels, CHUNK_SIZE, self.n_threads)
+        del comp
+        s = self.cache["pass"].stats_from_resp(G.HardAssignments(labels, K * M))
+        s2 = s["s2"]
+        return {"nkm": s["nk"].reshape(K, M), "s1": s["s1"].reshape(K, M, self.D),
+                "s2": s2.reshape((K, M) + s2.shape[1:])}
+
+    # -- posterior
+    def update(self, stats):
+        """q (or p(theta | z, c)): weights (K, M) Dirichlet concentrations; m (K, M, D)
+        shifted, beta (K, M), nu ((K, M), 'tied' (K,)), psi (the type's shape per pair, per
+        state for 'tied')."""
+        K, M, D = self.K, self.M, self.D
+        nkm, s1, s2 = stats["nkm"], stats["s1"], stats["s2"]
+        if self.ctype == "tied":
+            parts = [u.update({"nk": nkm[k], "s1": s1[k], "s2": s2[k].sum(axis=0)})
+                     for k, u in enumerate(self.units)]
+        else:
+            parts = [self.units[0].update({"nk": nkm.reshape(K * M),
+                                           "s1": s1.reshape(K * M, D),
+                                           "s2": s2.reshape((K * M,) + s2.shape[2:])})]
+        q = self._stack(parts, ("m", "beta", "nu", "psi"))
+        q["weights"] = self.weights0 + nkm
+        return q
+
+    def _component_inputs(self, covs, elds):
+        """Kernel inputs of the K M Gaussians from per-unit covariances and E log|Lambda|
+        (or the point log-determinants): (precision array, code, log|U| per pair)."""
+        K, M, D, ctype = self.K, self.M, self.D, self.ctype
+        if ctype == "tied":
+            cov = np.repeat(np.stack(covs), M, axis=0)
+            eld = np.repeat(np.asarray(elds, dtype=np.float64), M)
+            ctype = "full"
+        else:
+            cov, eld = covs[0], elds[0]
+            if ctype == "diag":
+                eld = eld.sum(axis=1)
+            elif ctype == "spherical":
+                eld = D * eld
+        if ctype == "full":
+            prec = np.ascontiguousarray(G.precision_cholesky(cov, "full")).ravel()
+        else:
+            prec = np.ascontiguousarray(1.0 / cov).ravel()
+        return prec, _CODES[ctype], 0.5 * np.asarray(eld).reshape(K * M)
+
+    def expected_log_density(self, X, q):
+        """l~_nk = log sum_m exp(E log w_km + 1/2 E log|Lambda_km| - D/2 log 2 pi - D/(2
+        beta_km) - 1/2 nu_km (x_n - m_km)^T W_km (x_n - m_km)), (N, K); the (N, K, M) terms
+        are kept for the pass's ``stats``."""
+        K, M, D = self.K, self.M, self.D
+        covs, elds = [], []
+        for k, u in enumerate(self.units):
+            uq = self._unit_q(q, k)
+            covs.append(u.covariances(uq) if self.ctype != "tied" else uq["psi"] / uq["nu"])
+            elds.append(u._expected_log_det(uq))
+        prec, code, half_eld = self._component_inputs(covs, elds)
+        elog_w = dirichlet_expected_log(q["weights"], self.support).ravel()
+        log_const = np.ascontiguousarray(half_eld - 0.5 * D * LOG_2PI
+                                         - 0.5 * D / q["beta"].ravel() + elog_w)
+        out = np.empty((X.shape[0], K * M))
+        _hmm.gaussian_log_density(X, np.ascontiguousarray((q["m"] + self.shift)
+                                                          .reshape(K * M, D)),
+                                  prec, code, log_const, out, CHUNK_SIZE, self.n_threads)
+        return self._keep(out.reshape(-1, K, M))
+
+    def kl(self, q):
+        return (dirichlet_kl(q["weights"], self.weights0, self.support)
+                + sum(u.kl(self._unit_q(q, k)) for k, u in enumerate(self.units)))
+
+    def point(self, q):
+        """Posterior means: weights, means (K, M, D), covars = (E Lambda)^-1 in hmmlearn's
+        ``GMMHMM`` shapes."""
+        if self.ctype == "tied":
+            covars = q["psi"] / q["nu"][:, None, None]
+        else:
+            covars = self._stack([{"c": self.units[0].covariances(self._unit_q(q, 0))}],
+                                 ("c",))["c"]
+        return {"weights": dirichlet_mean(q["weights"], self.support),
+                "means": q["m"] + self.shift, "covars": covars}
+
+    def q_attributes(self, q):
+        return {"weights_posterior_": q["weights"].copy(),
+                "means_posterior_": q["m"] + self.shift, "beta_posterior_": q["beta"].copy(),
+                "dof_posterior_": np.array(q["nu"], dtype=np.float64),
+                "scale_posterior_": q["psi"].copy()}
+
+    def draw(self, q, rng):
+        """theta ~ q: weights (Dirichlet rows), then every unit's Normal-Wishart /
+        Normal-Gamma draw."""
+        weights = dirichlet_draw(q["weights"], self.support, rng)
+        parts = [u.draw(self._unit_q(q, k), rng) for k, u in enumerate(self.units)]
+        out = self._stack(parts, ("means", "covars"))
+        out["weights"] = weights
+        return out
+
+    def features(self, params):
+        """(..., K, 2 D) per-state vectors for the label matching of draws, unchanged by a
+        permutation of a state's components: the mixture's mean and its standard deviations
+        (within- and between-component spread)."""
+        w, mu, cov = params["weights"], params["means"], params["covars"]
+        mean = np.einsum("...km,...kmd->...kd", w, mu)
+        ctype = self.ctype
+        if ctype == "full":
+            var = np.diagonal(cov, axis1=-2, axis2=-1)
+        elif ctype == "tied":
+            var = np.diagonal(cov, axis1=-2, axis2=-1)[..., None, :]
+        elif ctype == "diag":
+            var = cov
+        else:
+            var = cov[..., None]
+        second = np.einsum("...km,...kmd->...kd", w, var + mu ** 2)
+        return np.concatenate([mean, np.sqrt(np.maximum(second - mean ** 2, 0.0))], axis=-1)
+
+    def permute(self, params, perm):
+        return {name: np.asarray(value)[perm] for name, value in params.items()}
+
+    def align_components(self, samples):
+        """Match the components within every state across draws (after the states are
+        matched): Hungarian matching of the component means to a reference (the last draw
+        of chain 0, then the mean of the matched draws: two rounds), per state."""
+        M = self.M
+        if M == 1:
+            return samples
+        means = samples["means"]
+        C, S, K = means.shape[:3]
+        out = {name: np.array(value, copy=True) for name, value in samples.items()}
+        for k in range(K):
+            flat = means[:, :, k]                      # (C, S, M, D)
+            reference = flat[0, -1]
+            for _ in range(2):
+                perms = np.empty((C, S, M), dtype=np.intp)
+                for c in range(C):
+                    for s in range(S):
+                        perms[c, s] = matching(reference, flat[c, s])
+                matched = np.take_along_axis(flat, perms[..., None], axis=2)
+                reference = matched.reshape(-1, M, flat.shape[-1]).mean(axis=0)
+            for name in ("weights", "means") + (() if self.ctype == "tied" else ("covars",)):
+                value = samples[name][:, :, k]
+                idx = perms.reshape(perms.shape + (1,) * (value.ndim - 3))
+                out[name][:, :, k] = np.take_along_axis(value, idx, axis=2)
+        return out

@@ -45,7 +45,7 @@ class GibbsData:
         counts and the emission statistics of the drawn states."""
         params = inputs["params"]
         seqs = shard
-        logprob = self.model._log_density(self.X, params, seqs.n_threads)
+        logprob = self.conj.point_log_density(self.X, params)
         K = logprob.shape[1]
         G = seqs.n_groups
         states = np.empty(seqs.n_samples, dtype=np.int32)
@@ -68,7 +68,8 @@ class GibbsData:
                          + float(np.sum(np.where(trans > 0, trans * np.log(
                              params["transmat"]), 0.0))))
         del logprob
-        emission = self.conj.hard_stats(self.X, states)
+        # (GMMHMM draws each observation's mixture component here, keyed (seed, sweep, row))
+        emission = self.conj.hard_stats(self.X, states, (inputs["seed"], inputs["sweep"]))
         return Statistics(log_joint=log_joint, log_likelihood=float(seq_ll.sum()),
                           start=start, trans=trans, **emission)
 
@@ -142,8 +143,9 @@ def run_chains(est, X, sequences, conj, initial_params, random_state):
              for name in samples if name != "log_joint"}
     means["startprob"] = means["startprob"] / means["startprob"].sum()
     means["transmat"] = means["transmat"] / means["transmat"].sum(axis=1, keepdims=True)
-    if "emissionprob" in means:
-        means["emissionprob"] /= means["emissionprob"].sum(axis=1, keepdims=True)
+    for name in ("emissionprob", "weights"):  # rows of probabilities (GMMHMM: weights)
+        if name in means:
+            means[name] /= means[name].sum(axis=-1, keepdims=True)
     return means, {"posterior_samples_": samples,
                    "sampler_diagnostics_": diagnostics(samples, conj),
                    "log_joint_trace_": traces, "first": results[0]}
@@ -156,8 +158,10 @@ def relabel(samples, conj):
     emission parameters move together."""
     feats = conj.features(samples)
     C, S, K = feats.shape[:3]
+    # GMMHMM: the components within each state are matched too (``align_components``)
+    align = getattr(conj, "align_components", None)
     if K == 1:
-        return samples
+        return samples if align is None else align(samples)
     flat = feats.reshape(C, S, K, -1)
     reference = flat[0, -1]
     for _ in range(2):
@@ -179,7 +183,7 @@ def relabel(samples, conj):
             one = conj.permute({k: v[c, s] for k, v in emission.items()}, perms[c, s])
             for name in emission:
                 out[name][c, s] = one[name]
-    return out
+    return out if align is None else align(out)
 
 
 def diagnostics(samples, conj):

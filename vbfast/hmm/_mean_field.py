@@ -103,7 +103,7 @@ class MeanField(Method):
         self.conj = data.conj
         self.prior = TransitionPrior(est, params)
         self.letters = est.params
-        emission_logprob = est._log_density(data.X, params, data.sequences.n_threads)
+        emission_logprob = self.conj.point_log_density(data.X, params)
         stats = data.run_pass(data.sequences, {"logprob": emission_logprob,
                                                "startprob": params["startprob"],
                                                "transmat": params["transmat"]})

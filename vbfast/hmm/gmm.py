@@ -25,21 +25,50 @@ likelihood):
 computed in coordinates shifted by the data mean and then floored by ``min_covar``
 (hmmlearn does not floor); a (state, component) pair with no expected count keeps its mean
 and covariance (hmmlearn's would be 0 / 0).
+
+``method='mean_field'`` and ``'gibbs'`` read the same priors as the conjugate prior this
+M-step is the MAP of (``_conjugate.GMMConjugate``): w_k ~ Dir(``weights_prior``), and per
+(state, component) a Normal-Wishart ('full'; 'tied': one Wishart precision per state, shared
+by its components) or Normal-Gamma ('diag', 'spherical') prior with m0 = ``means_prior``,
+beta0 = ``means_weight``, and ('full' / 'tied') inverse-Wishart scale ``covars_prior`` and
+degrees of freedom ``covars_weight``, or ('diag' / 'spherical') every precision
+~ Gamma(shape ``covars_prior``, rate ``covars_weight``). hmmlearn's defaults are improper
+(flat), so the Bayesian methods replace them: ``means_prior`` all 0 -> the data mean,
+``means_weight`` all 0 -> 1, ``covars_prior`` / ``covars_weight`` None -> nu0 = D and
+psi0 = 1e-3 x the data covariance (``GaussianHMM``'s Bayesian defaults).
+
+Mean field's pass is the forward-backward at exp(E log pi), exp(E log A) and
+l~_nk = log sum_m exp(E log w_km + E log N(x_n | mu_km, Lambda_km)); q(z, c) is then the
+optimum for q(theta) (the components are independent given the states), its statistics the
+responsibilities gamma_nk softmax_m(.), and the ELBO log Z minus the KL terms is exact. A
+Gibbs sweep draws the paths by FFBS at theta, then every observation's component given its
+state (``_gmm_components``, keyed (seed, sweep, row)), then theta from its conjugate
+posterior.
 """
 import numpy as np
-from scipy.special import logsumexp
 
 from ..emissions import gaussian as G
 from .._core.clustering import kmeans
 from .._core.validation import check_array, check_option, check_random_state, check_scalar
-from . import _hmm
-from .base import EMPTY_STATE, BaseHMM, _dirichlet_update
+from . import _gmm_components, _hmm
+from ._conjugate import GMMConjugate
+from .base import _METHODS, EMPTY_STATE, BaseHMM, _dirichlet_update
 from .gaussian import CHUNK_SIZE, LOG_2PI, _CODES, _floor_eigenvalues
 
 _COVARS_SHAPES = {"spherical": "(n_components, n_mix)",
                   "diag": "(n_components, n_mix, n_features)",
                   "full": "(n_components, n_mix, n_features, n_features)",
                   "tied": "(n_components, n_features, n_features)"}
+
+
+def _state_log_density(comp, n_threads):
+    """log sum_m exp(comp_nkm), (N, K), from the (N, K, M) component log-densities
+    (compiled, chunk-parallel: ``_gmm_components.state_log_density``)."""
+    N, K, M = comp.shape
+    out = np.empty((N, K))
+    _gmm_components.state_log_density(np.ascontiguousarray(comp).reshape(N, K * M), M, out,
+                                      CHUNK_SIZE, n_threads)
+    return out
 
 
 def _default_covar_priors(ctype, M, D):
@@ -53,8 +82,8 @@ class GMMHMM(BaseHMM):
 
     Parameters, attributes and methods as hmmlearn's ``GMMHMM`` (``covars_`` a plain array in
     the type's shape: 'spherical' (K, M), 'diag' (K, M, D), 'full' (K, M, D, D), 'tied'
-    (K, D, D): one covariance per state, shared by its components), fitted by Baum-Welch EM
-    through vbfast's loop and kernels.
+    (K, D, D): one covariance per state, shared by its components), fitted by Baum-Welch EM,
+    mean-field VB or blocked Gibbs sampling through vbfast's loop and kernels.
 
     Parameters
     ----------
@@ -66,7 +95,8 @@ class GMMHMM(BaseHMM):
         Added to the diagonal of the initial covariance; floor of the covariances'
         eigenvalues (variances) at every iteration.
     startprob_prior, transmat_prior : float, array or None, default=None
-        Dirichlet priors; None: 1.0 (hmmlearn's default).
+        Dirichlet priors; None: 1.0 (hmmlearn's default) for 'em', 1 / n_components for
+        'mean_field' and 'gibbs'.
     weights_prior : float or array of shape (K, M), default=1.0
         Dirichlet prior of every state's mixture weights.
     means_prior, means_weight : float or array, default=0.0
@@ -79,30 +109,58 @@ class GMMHMM(BaseHMM):
     params, init_params : str, default='stmcw'
         's' startprob, 't' transmat, 'm' means, 'c' covars, 'w' mixture weights.
 
+    sticky, n_draws, burn_in, thin, n_chains
+        As in ``GaussianHMM`` ('mean_field' and 'gibbs').
+
+    For ``method='mean_field'`` and ``'gibbs'`` the priors are read as the conjugate prior
+    of the EM M-step (module docstring): w_k ~ Dir(``weights_prior``, positive); per
+    (state, component) mu ~ N(``means_prior``, (``means_weight`` Lambda)^-1) (defaults: the
+    data mean, 1); 'full' / 'tied': Lambda ~ Wishart with inverse scale ``covars_prior``
+    ((K, M, D, D) / (K, D, D), symmetric positive-definite) and ``covars_weight`` degrees of
+    freedom (> D - 1); 'diag' / 'spherical': every precision ~ Gamma(shape
+    ``covars_prior``, rate ``covars_weight``), both positive. ``covars_prior`` /
+    ``covars_weight`` None (the default): D degrees of freedom (Gamma shape D / 2) and a
+    scale of 1e-3 x the data covariance (Gamma rate 5e-4 x the variance), as
+    ``GaussianHMM``'s Bayesian defaults. ``startprob_prior`` / ``transmat_prior`` None: 1 /
+    n_components.
+
     Attributes
     ----------
     startprob_ : (K,), transmat_ : (K, K), weights_ : (K, M), means_ : (K, M, D),
     covars_ : see above; n_features : int
     monitor_, lower_bounds_, iteration_times_, lower_bound_, n_iter_, converged_,
     n_kept_states_ : as in ``GaussianHMM``
+    startprob_posterior_, transmat_posterior_, weights_posterior_ : 'mean_field': the
+        Dirichlet concentrations of q
+    means_posterior_ (K, M, D), beta_posterior_ (K, M), dof_posterior_ ((K, M); 'tied' (K,)),
+    scale_posterior_ (psi = W^{-1} per pair; 'tied' per state) : 'mean_field': the
+        Normal-Wishart / Normal-Gamma q of every Gaussian (``covars_`` is (E Lambda)^-1)
+    n_merges_ : 'mean_field', as in ``GaussianHMM``
+    posterior_samples_ (startprob, transmat, weights, means, covars, log_joint),
+    sampler_diagnostics_, log_joint_trace_ : 'gibbs', as in ``GaussianHMM``; the draws'
+        states and every state's components are relabelled across draws and chains
     """
+
+    _methods = _METHODS
 
     _emission_letters = "mcw"
     _param_names = BaseHMM._base_param_names + (
         "n_mix", "min_covar", "weights_prior", "means_prior", "means_weight", "covars_prior",
-        "covars_weight", "covariance_type")
+        "covars_weight", "covariance_type") + BaseHMM._bayes_param_names
 
     def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=None,
                  transmat_prior=None, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
-                 method="em", n_threads=None):
+                 method="em", n_threads=None, sticky=0.0, n_draws=200, burn_in=100, thin=1,
+                 n_chains=2):
         super().__init__(n_components=n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior, algorithm=algorithm,
                          random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
                          params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads)
+                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
+                         burn_in=burn_in, thin=thin, n_chains=n_chains)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.weights_prior = weights_prior
@@ -221,6 +279,9 @@ class GMMHMM(BaseHMM):
             covars = self._check_covars(self.covars_, D)
         return {"weights": weights, "means": means, "covars": covars}
 
+    def _conjugate(self, X, n_threads, cache, params):
+        return GMMConjugate(self, X, n_threads, cache)
+
     def _current_emission(self):
         D = self.n_features
         return {"weights": self._check_weights(self.weights_),
@@ -257,21 +318,26 @@ class GMMHMM(BaseHMM):
         return out.reshape(-1, K, M)
 
     def _log_density(self, X, params, n_threads):
-        comp = self._component_log_density(X, params, n_threads)
-        with np.errstate(under="ignore"):
-            return logsumexp(comp, axis=2)
+        return _state_log_density(self._component_log_density(X, params, n_threads),
+                                  n_threads)
 
     def _emission_stats(self, X, posteriors, params, n_threads, cache):
         """N_km, shifted S1 and S2 of the responsibilities r_nkm (see the module
         docstring), through the mixture's Gaussian pass over the K M pairs."""
-        K, M, D = params["means"].shape
-        comp = self._component_log_density(X, params, n_threads)
-        with np.errstate(under="ignore", invalid="ignore"):
-            state = logsumexp(comp, axis=2, keepdims=True)
-            resp = np.exp(comp - state)
-        resp[~np.isfinite(state[:, :, 0])] = 0.0  # a state ruled out at x_n: gamma_nk = 0
-        resp *= posteriors[:, :, None]
-        resp = resp.reshape(-1, K * M)
+        return self._stats_from_components(
+            X, self._component_log_density(X, params, n_threads), posteriors, n_threads, cache)
+
+    def _stats_from_components(self, X, comp, posteriors, n_threads, cache):
+        """The emission statistics from the component log-densities ``comp`` (N, K, M) (log
+        w_km + log N(x_n; mu_km, Sigma_km), or mean field's expected ones) and the state
+        posteriors: r_nkm = gamma_nk softmax_m(comp_nk.)."""
+        N, K, M = comp.shape
+        D = X.shape[1]
+        # (a state ruled out at x_n has gamma_nk = 0: its responsibilities are 0)
+        resp = np.empty((N, K * M))
+        _gmm_components.component_responsibilities(
+            comp.reshape(N, K * M), np.ascontiguousarray(posteriors, dtype=np.float64), M,
+            resp, CHUNK_SIZE, n_threads)
         if "pass" not in cache:  # built once per fit: its slots and its shift
             ct = "full" if self.covariance_type == "tied" else self.covariance_type
             cache["pass"] = G.GaussianPass(X, None, ct, K * M, n_threads)

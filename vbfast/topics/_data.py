@@ -3,9 +3,14 @@ matrix as canonical CSR, and the symmetric Dirichlet priors' defaults."""
 import numpy as np
 import scipy.sparse as sp
 
+from .._core.blocks import check_rows
 from .._core.validation import as_real_array, check_shape
 
-__all__ = ["check_counts", "check_total", "priors", "MAX_TOTAL_COUNT"]
+__all__ = ["check_counts", "check_count_rows", "check_total", "count_flaw", "csr_block",
+           "priors", "MAX_TOTAL_COUNT"]
+
+# What the streamed checks of counts read by block (``count_flaw``) require.
+COUNTS_RULE = "document-term counts must be finite and >= 0"
 
 # The variational bound sums terms of the size of (count) x log(count or probability), about
 # 700 x the counts at worst, and gammaln of the topics' pseudo-counts: with the counts' total
@@ -70,11 +75,59 @@ def check_counts(X, name="X", n_features=None, min_samples=1,
     return X
 
 
-def check_total(X, scale=1.0, name="X", why=""):
+def csr_block(block):
+    """A block of rows (ndarray or scipy.sparse) as the CSR ``check_counts`` makes of it
+    (float32 kept, other dtypes as float64, canonical, one index dtype), without checking
+    its values (``count_flaw`` does): the same rows as the CSR of the whole matrix."""
+    if sp.issparse(block):
+        X = sp.csr_matrix(block)
+    else:
+        block = np.asarray(block)
+        X = sp.csr_matrix(block.astype(np.float64) if block.dtype == np.float16 else block)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.indptr.dtype != X.indices.dtype:
+        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
+        X.indptr = X.indptr.astype(idx)
+        X.indices = X.indices.astype(idx)
+    return X
+
+
+def count_flaw(block):
+    """None, or what makes a block of counts (ndarray or scipy.sparse) invalid: 'NaN',
+    'infinity' or 'negative counts' (a Dask task: runs where the block lives)."""
+    values = block.data if sp.issparse(block) else np.asarray(block)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return "NaN" if np.isnan(values).any() else "infinity"
+    if values.size and values.min() < 0:
+        return "negative counts"
+    return None
+
+
+def check_count_rows(X, name="X", n_features=None,
+                     estimator_name="LatentDirichletAllocation"):
+    """An out-of-core array (memmap, zarr, h5py: dense counts) or a dask array (row blocks
+    of dense counts or scipy.sparse matrices) as checked ``Rows`` (``vbfast._core.blocks``):
+    shape, dtype and every block's counts (``count_flaw``, the error names the block); a
+    dask array's blocks are persisted as CSR (``csr_block``)."""
+    rows = check_rows(X, name, 1, n_features, estimator_name, flaw=count_flaw,
+                      requirement=COUNTS_RULE, prepare=csr_block)
+    if rows.shape[1] > _INT32_MAX:
+        raise ValueError(f"{name} has a vocabulary of {rows.shape[1]} words; "
+                         f"{estimator_name} supports at most {_INT32_MAX} words.")
+    return rows
+
+
+def check_total(X, scale=1.0, name="X", why="", total=None):
     """Refuse counts whose total, times ``scale`` (what a mini-batch stands for), exceeds
     ``MAX_TOTAL_COUNT``: the variational bound and the topics' pseudo-counts would overflow
-    float64 and end in NaN. ``why`` explains the scale in the message."""
-    total = float(np.sum(X.data, dtype=np.float64))
+    float64 and end in NaN. ``why`` explains the scale in the message. ``total``: the sum
+    of the counts when X is read by blocks (X unused)."""
+    if total is None:
+        total = float(np.sum(X.data, dtype=np.float64))
     if not total * scale <= MAX_TOTAL_COUNT:  # also catches an overflowing sum (inf)
         raise ValueError(
             f"The counts of {name} sum to {total:.6g}{why}; LatentDirichletAllocation's "

@@ -3,7 +3,9 @@
 The pass is the Cython/OpenMP kernel of ``vbfast.topics._lda`` (per-document fixed point,
 statistics and bound terms in one sweep) over ``DocumentData``'s shards; ``MeanField`` and
 ``VariationalEM`` hold lambda (as ``Topics``) and update it, batch or by stochastic steps,
-driven by ``vbfast._core.loop``. Collapsed Gibbs sampling is in ``vbfast.topics._gibbs``.
+driven by ``vbfast._core.loop``. Documents out of core or on Dask go through
+``BlockedDocumentData`` (the same bits, block by block). Collapsed Gibbs sampling is in
+``vbfast.topics._gibbs``.
 """
 import functools
 import threading
@@ -13,9 +15,10 @@ import numpy as np
 from scipy.special import gammaln
 
 from . import _gibbs, _lda
-from ._data import check_counts, check_total, priors
+from ._data import check_count_rows, check_counts, check_total, count_flaw, csr_block, priors
 from .._core.base import (ParamsMixin, TransformerOutputMixin, all_or_nothing,
                           available_if)
+from .._core.blocks import DaskRows, Rows, is_block_source, is_dask_array, rows_per_read
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
@@ -81,11 +84,27 @@ def _n_groups(n_docs):
     return n_groups(n_docs, _MIN_DOCS_PER_GROUP, _MAX_GROUPS)
 
 
-def _perplexity(X, doc_bound, topic_term, total_samples=None):
-    """exp(-bound / number of words) of X, the bound = the documents' terms + the topic term;
-    with ``total_samples`` X stands for a corpus of that many documents."""
-    n = X.shape[0]
-    word_cnt = float(X.data.sum())
+def _check_documents(X, n_features=None):
+    """The checked counts of X: canonical CSR (``check_counts``), or ``Rows`` read by
+    blocks for an out-of-core or a dask array (``check_count_rows``)."""
+    if is_dask_array(X) or is_block_source(X):
+        return check_count_rows(X, n_features=n_features)
+    return check_counts(X, n_features=n_features)
+
+
+def _document_data(X, n_components, n_threads, batch_size=None, stats=True):
+    """The data object of X checked by ``_check_documents``."""
+    if isinstance(X, Rows):
+        return BlockedDocumentData(X, n_components, n_threads, batch_size, stats)
+    if batch_size is not None and stats:  # the online methods' mini-batches
+        return MiniBatchData(X, n_components, n_threads, batch_size)
+    return DocumentData(X, n_components, n_threads, batch_size, stats)
+
+
+def _perplexity(n, word_cnt, doc_bound, topic_term, total_samples=None):
+    """exp(-bound / number of words) of n documents with ``word_cnt`` words, the bound = the
+    documents' terms + the topic term; with ``total_samples`` they stand for a corpus of that
+    many documents."""
     if total_samples is not None:
         doc_bound *= float(total_samples) / n
         word_cnt *= float(total_samples) / n
@@ -111,11 +130,24 @@ class DocumentData:
         step = max(1, n if batch_size is None else batch_size)
         self._shards = [(start, min(start + step, n)) for start in range(0, n, step)]
         self.everything = (0, n)
+        self.n_docs = n
         self._ratio = np.empty(X.nnz) if stats else np.empty(0)
         self._patterns = {}
 
     def shards(self):
         return self._shards
+
+    def word_count(self):
+        """The number of words (the sum of the counts, in X's dtype as scikit-learn)."""
+        return float(self.X.data.sum())
+
+    def start_gamma(self, shard, random_state, K, keep=False):
+        """The pass's starting gamma of the documents of ``shard``: Gamma(100, 0.01) draws
+        from ``random_state`` (as scikit-learn), or ones (``random_state`` None)."""
+        start, stop = shard
+        if random_state is None:
+            return np.ones((stop - start, K))
+        return random_state.gamma(100.0, 0.01, (stop - start, K))
 
     def _pattern(self, start, stop):
         key = (start, stop)
@@ -212,6 +244,288 @@ class MiniBatchData(DocumentData):
         suff = np.empty((words.size, self.K))
         _lda.word_topic_stats(*pattern, ratio, t, B, suff, threads)
         return Statistics(bound_terms=bnd.sum(axis=0), n_docs=n, word_topic=suff)
+
+
+class BlockGamma:
+    """The starting gamma of a pass over documents read by blocks, block by block: ``starts``
+    per block None (ones) or the state of the random stream where the block's draws begin
+    (the block's task draws them itself: the draws of the one (N, K) call in memory, and no
+    (N, K) array on the client); with ``keep`` the pass stores each block's final gamma in
+    ``final`` (the next pass's ``gamma_prev`` for ``monotone``)."""
+
+    def __init__(self, starts, keep):
+        self.starts = starts
+        self.keep = keep
+        self.final = None
+
+
+class BlockedDocumentData(DocumentData):
+    """``DocumentData`` over ``Rows`` (``vbfast._core.blocks``): an out-of-core array read
+    block by block, or a dask array whose blocks (persisted as CSR) are passed where they
+    live. The results are the bits of the pass over the CSR matrix in memory:
+
+    - each block's documents go through ``lda_pass`` with one bound slot per document, and
+      the client adds the documents' terms into the in-memory pass's group slots (groups of
+      the whole data, ``_n_groups``) in document order (``_group_bound``);
+    - the word-topic statistics are one sum per (word, topic) over the documents in order
+      (``word_topic_stats``): each block's sum continues the previous block's
+      (``Rows.map_fold``; on Dask a chain of tasks on the workers, each block's ratios and
+      t staying where they were made), scaled by B on the client;
+    - a batch pass's random starting gamma is drawn by each block's task from the stream's
+      state at the block (``BlockGamma``).
+
+    So blocks may start anywhere (a dask array keeps its row chunks). Online learning's
+    mini-batches: blocks of whole mini-batches (a dask array is rechunked to them once), each
+    mini-batch one task on its block, as ``DocumentData.run_pass`` on its rows."""
+
+    def __init__(self, rows, n_components, n_threads, batch_size=None, stats=True):
+        self.rows = rows
+        self.K = n_components
+        self.N, self.V = rows.shape
+        self.n_threads = n_threads
+        self.stats = stats
+        n = self.N
+        step = max(1, n if batch_size is None else batch_size)
+        self._shards = [(start, min(start + step, n)) for start in range(0, n, step)]
+        self.everything = (0, n)
+        self.n_docs = n
+        self.online = batch_size is not None and step < n
+        if isinstance(rows, DaskRows):
+            plan = rows.chunk_plan()
+            if self.online:  # blocks of whole mini-batches, about the chunks' size
+                per = max(1, int(np.median([b - a for a, b, _, _ in plan])) // step)
+                plan = _even_plan(n, per * step)
+        else:
+            per_block = rows_per_read(self.V * rows.dtype.itemsize)
+            plan = _even_plan(n, max(1, per_block // step) * step if self.online
+                              else per_block)
+        self.plan = plan
+        self._block_rows = plan[0][1] - plan[0][0] if plan else 1
+        self._word_count = None
+
+    def word_count(self):
+        """The sum of the counts (float64 per block, added in block order)."""
+        if self._word_count is None:
+            parts = self.rows.map(self.plan, _block_word_count)
+            self._word_count = float(np.sum(parts, dtype=np.float64)) if parts else 0.0
+        return self._word_count
+
+    def start_gamma(self, shard, random_state, K, keep=False):
+        if shard != self.everything or not self.plan:
+            return super().start_gamma(shard, random_state, K, keep)
+        starts = []
+        for start, stop, _, _ in self.plan:
+            if random_state is None:
+                starts.append(None)
+            else:  # the state at the block, then the block's draws to move past them
+                starts.append(random_state.get_state())
+                random_state.gamma(100.0, 0.01, (stop - start, K))
+        return BlockGamma(starts, keep)
+
+    def _topic_args(self, inputs):
+        """The topics' arrays a task needs: B (V, Kp), topic_max and E[log beta] (K, V)
+        (the pass reads its transpose; empty without the bound)."""
+        logB = inputs["logB"]
+        return (inputs["B"], inputs["topic_max"],
+                logB.T if logB.shape[0] else None)
+
+    def run_pass(self, shard, inputs):
+        if shard != self.everything:
+            return self._run_minibatch(shard, inputs)
+        gamma, prev = inputs["gamma"], inputs["gamma_prev"]
+        stats = inputs["stats"]
+        B, topic_max, elog = self._topic_args(inputs)
+        per_block = [(b, stop - start, gamma.starts[b], None if prev is None else prev.final[b])
+                     for b, (start, stop, _, _) in enumerate(self.plan)]
+        shared = (B, topic_max, elog, inputs["alpha"], inputs["max_iter"], inputs["tol"],
+                  inputs["fast"], gamma.keep, stats, self.n_threads)
+        if stats:
+            outs, acc = self.rows.map_fold(self.plan, _block_pass, _block_word_topic,
+                                           per_block, shared, (B, self.n_threads))
+        else:
+            outs = self.rows.map(self.plan, _block_pass_out, per_block, shared)
+        if gamma.keep:
+            gamma.final = [g for _, g in outs]
+        fields = {"bound_terms": _group_bound([t for t, _ in outs], self.N),
+                  "n_docs": self.N}
+        if stats:
+            if acc is None:
+                acc = np.zeros((self.V, self.K))
+            fields["word_topic"] = np.multiply(acc, B[:, :self.K], out=acc)
+        return Statistics(**fields)
+
+    def _run_minibatch(self, shard, inputs):
+        start, stop = shard
+        b = start // self._block_rows
+        offset = self.plan[b][0]
+        B, topic_max, elog = self._topic_args(inputs)
+        bound_terms, suff = self.rows.map_part(
+            self.plan, b, _minibatch_pass,
+            (start - offset, stop - offset, inputs["gamma"], B, topic_max, elog,
+             inputs["alpha"], inputs["max_iter"], inputs["tol"], inputs["fast"],
+             inputs["stats"], self.n_threads))
+        fields = {"bound_terms": bound_terms, "n_docs": stop - start}
+        if inputs["stats"]:
+            fields["word_topic"] = suff
+        return Statistics(**fields)
+
+
+def _even_plan(n, step):
+    """Blocks of ``step`` rows (the last shorter), in ``Rows``' plan format."""
+    return tuple((a, min(a + step, n), i, i + 1) for i, a in enumerate(range(0, n, step)))
+
+
+def _group_bound(term_blocks, n_docs):
+    """The bound terms [word, doc] of the in-memory pass over ``n_docs`` documents, from
+    the documents' own terms given block by block ((n_b, 2) each, in document order): each
+    group's slot is the sequential sum of its documents' terms (``np.add.accumulate``, as
+    the kernel adds them), the slots summed as ``DocumentData.run_pass`` sums them."""
+    G = _n_groups(n_docs)
+    per_group = -(-n_docs // G)
+    slots = np.zeros((G, 2))
+    pos = 0
+    for terms in term_blocks:
+        i, n = 0, terms.shape[0]
+        while i < n:
+            g = (pos + i) // per_group
+            end = min(n, (g + 1) * per_group - pos)
+            slots[g] = np.add.accumulate(np.vstack([slots[g:g + 1], terms[i:end]]),
+                                         axis=0)[-1]
+            i = end
+        pos += n
+    return slots.sum(axis=0)
+
+
+def _sweep_layout(B, K):
+    """B as the sweep wants it (64-byte aligned, ``pad_topics``): a copy sent to a Dask
+    worker may have lost the alignment (the same values either way)."""
+    return B if _lda.is_aligned(B) else _lda.pad_topics(B[:, :K])
+
+
+def _start_of(start, n, K):
+    """A block's starting gamma: ones (start None) or draws from the stream's state."""
+    if start is None:
+        return np.ones((n, K))
+    rs = np.random.RandomState()
+    rs.set_state(start)
+    return rs.gamma(100.0, 0.01, (n, K))
+
+
+def _check_block_shape(X, index, n_rows, V):
+    """A block must have the rows its chunk declares and X's columns (a dask array built from
+    pieces may hold a block of another shape)."""
+    if X.shape != (n_rows, V):
+        raise ValueError(f"X's block {index} has shape {X.shape}, but the array declares "
+                         f"({n_rows}, {V}) for it: every block needs the {V} columns (words) "
+                         "of X and the rows of its chunk.")
+
+
+def _block_pass(X_b, index, n_rows, start, gamma_prev, B, topic_max, elog, alpha, max_iter,
+                tol, fast, keep, stats, n_threads):
+    """One block's documents through ``lda_pass`` (a module-level function of arrays: a Dask
+    task runs it where the block lives), one bound slot per document. Returns
+    ((terms (n, 2), final gamma if ``keep``), carry): carry = (indptr, indices, ratio, t),
+    what ``_block_word_topic`` needs, or None without ``stats``."""
+    X = csr_block(X_b)
+    _check_block_shape(X, index, n_rows, B.shape[0])
+    n, K = X.shape[0], topic_max.shape[0]
+    B = _sweep_layout(B, K)
+    gamma = _start_of(start, n, K)
+    if n == 0:
+        return (np.zeros((0, 2)), gamma if keep else None), \
+            ((X.indptr, X.indices, np.empty(0), np.empty((0, K))) if stats else None)
+    terms = np.empty((n, 2))
+    ratio = np.empty(X.nnz) if stats else np.empty(0)
+    t = np.empty((n, K) if stats else (0, 0))
+    threads = threads_for(n_threads, X.nnz, _MIN_NNZ_PER_THREAD, n_groups=n)
+    _lda.lda_pass(X.indptr, X.indices, X.data, B,
+                  elog.T if elog is not None else np.empty((0, 0)), gamma, alpha, max_iter,
+                  tol, _EPS, ratio, t, terms, threads, fast, gamma_prev, topic_max)
+    if elog is None:
+        terms[:] = 0.0
+    return (terms, gamma if keep else None), \
+        ((X.indptr, X.indices, ratio, t) if stats else None)
+
+
+def _block_pass_out(*args):
+    """``_block_pass`` without the carry (passes without statistics)."""
+    return _block_pass(*args)[0]
+
+
+def _block_word_topic(acc, X_b, carry, B, n_threads):
+    """The word-topic sums over the documents before this block (``acc``, None for the
+    first) continued over this block's documents (unscaled; ``word_topic_stats``)."""
+    indptr, indices, ratio, t = carry
+    V, K = B.shape[0], t.shape[1]
+    acc = np.zeros((V, K)) if acc is None else acc
+    if t.shape[0]:
+        threads = threads_for(n_threads, ratio.shape[0], _MIN_NNZ_PER_THREAD)
+        _lda.word_topic_stats(*_lda.word_major_pattern(indptr, indices, V), ratio, t, B, acc,
+                              threads, accumulate=True, scale=False)
+    return acc
+
+
+def _minibatch_pass(X_b, lo, hi, gamma, B, topic_max, elog, alpha, max_iter, tol, fast,
+                    stats, n_threads):
+    """Documents [lo, hi) of a block as ``DocumentData.run_pass`` passes a mini-batch:
+    (bound terms [word, doc], word-topic statistics (V, K) or None)."""
+    X = csr_block(X_b[lo:hi])
+    n, K, V = X.shape[0], topic_max.shape[0], B.shape[0]
+    B = _sweep_layout(B, K)
+    bnd = np.empty((_n_groups(n), 2))
+    threads = threads_for(n_threads, X.nnz, _MIN_NNZ_PER_THREAD, n_groups=bnd.shape[0])
+    ratio = np.empty(X.nnz) if stats else np.empty(0)
+    t = np.empty((n, K) if stats else (0, 0))
+    _lda.lda_pass(X.indptr, X.indices, X.data, B,
+                  elog.T if elog is not None else np.empty((0, 0)), gamma, alpha, max_iter,
+                  tol, _EPS, ratio, t, bnd, threads, fast, None, topic_max)
+    suff = None
+    if stats:
+        suff = np.empty((V, K))
+        _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, V), ratio, t, B,
+                              suff, threads)
+    return bnd.sum(axis=0), suff
+
+
+def _block_word_count(X_b):
+    """A block's sum of counts in float64."""
+    return float(np.sum(csr_block(X_b).data, dtype=np.float64))
+
+
+def _block_documents(X_b, B, topic_max, elog, alpha, max_iter, tol, fast, normalize, dtype,
+                     n_threads, block_info=None):
+    """Predictions of one block (a Dask task, block by block; or a block read from an
+    out-of-core array): with ``elog`` None the (n, K) document-topic distribution
+    (``transform``), else the documents' (n, 3) [word term, doc term, words] for ``score``
+    and ``perplexity``. The block's counts are checked first (the error names the block)."""
+    flaw = count_flaw(X_b)
+    if flaw is not None:
+        where = ""
+        if block_info is not None and 0 in block_info:
+            where = f" in block {block_info[0]['chunk-location'][0]}"
+        raise ValueError(f"X contains {flaw}{where}; document-term counts must be finite "
+                         "and >= 0.")
+    X = csr_block(X_b)
+    if block_info is not None and 0 in block_info:
+        (start, stop), _ = block_info[0]["array-location"]
+        _check_block_shape(X, block_info[0]["chunk-location"][0], stop - start, B.shape[0])
+    n, K = X.shape[0], topic_max.shape[0]
+    B = _sweep_layout(B, K)
+    gamma = np.ones((n, K))
+    if n == 0:
+        return np.empty((0, K if elog is None else 3), dtype=dtype)
+    terms = np.empty((n, 2))
+    threads = threads_for(n_threads, X.nnz, _MIN_NNZ_PER_THREAD, n_groups=n)
+    _lda.lda_pass(X.indptr, X.indices, X.data, B,
+                  elog.T if elog is not None else np.empty((0, 0)), gamma, alpha, max_iter,
+                  tol, _EPS, np.empty(0), np.empty((0, 0)), terms, threads, fast, None,
+                  topic_max)
+    if elog is not None:
+        words = np.asarray(X.sum(axis=1), dtype=np.float64).reshape(n, 1)
+        return np.hstack([terms, words])
+    if normalize:
+        gamma /= gamma.sum(axis=1)[:, np.newaxis]
+    return gamma.astype(dtype, copy=False)
 
 
 class Topics:
@@ -398,8 +712,7 @@ class OnlineTopics:
 def infer(data, topics, alpha, max_iter, tol, fast, bound):
     """The document-topic parameters gamma of every document of ``data`` from the
     deterministic (ones) start, and the documents' bound terms (0 unless ``bound``)."""
-    start, stop = data.everything
-    gamma = np.ones((stop - start, data.K))
+    gamma = data.start_gamma(data.everything, None, data.K)
     stats = data.run_pass(data.everything, topics.pass_inputs(gamma, alpha, max_iter, tol, fast,
                                                               False, bound))
     bnd = stats.bound_terms
@@ -478,16 +791,22 @@ class MeanField(Method):
         return self._online.topics() if self.online else self.topics
 
     def pass_inputs(self, shard):
-        start, stop = shard
-        gamma = self.random_state.gamma(100.0, 0.01, (stop - start, self.data.K))
+        gamma = self.data.start_gamma(shard, self.random_state, self.data.K,
+                                      self.keep_better)
         if self.online:
-            # the topics at the mini-batch's words only (MiniBatchData.run_pass)
-            words = self._batch_words = self.data.vocabulary(shard)
+            # the topics at the mini-batch's words only (MiniBatchData.run_pass); documents
+            # read by blocks (BlockedDocumentData) get them at every word, the same values
+            local = isinstance(self.data, MiniBatchData)
+            words = self._batch_words = (self.data.vocabulary(shard) if local
+                                         else np.arange(self.data.V, dtype=np.int64))
             B, log_B, topic_max = self._online.at_words(words)
-            return {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
-                    "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
-                    "tol": float(self.mean_change_tol), "fast": bool(self.fast),
-                    "stats": True, "gamma_prev": None, "words": words}
+            inputs = {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
+                      "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
+                      "tol": float(self.mean_change_tol), "fast": bool(self.fast),
+                      "stats": True, "gamma_prev": None}
+            if local:
+                inputs["words"] = words
+            return inputs
         gamma_prev = self._gamma if self.keep_better else None
         self._gamma = gamma
         return self.topics.pass_inputs(gamma, self.alpha, self.max_doc_update_iter,
@@ -532,7 +851,8 @@ class MeanField(Method):
             topics = self._current_topics()
             _, doc_bound = infer(self.data, topics, self.alpha, self.max_doc_update_iter,
                                  self.mean_change_tol, self.fast, True)
-            perplexity = _perplexity(self.data.X, doc_bound, topics.topic_term())
+            perplexity = _perplexity(self.data.n_docs, self.data.word_count(), doc_bound,
+                                     topics.topic_term())
             if self.verbose:
                 print("iteration: %d of max_iter: %d, perplexity: %.4f"
                       % (n_iter, self.max_iter, perplexity))
@@ -808,16 +1128,17 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
 
     def _fit(self, X):
         """Fit by a variational method; return the final (unnormalised) gamma of X, from the
-        pass that sets bound_."""
+        pass that sets bound_ (X read by blocks: a ``BlockGamma``, not the gamma)."""
         n_threads = self._check_parameters()
-        X = check_counts(X)
+        X = _check_documents(X)
         online = self.learning_method == "online"
+        data = _document_data(X, self.n_components, n_threads,
+                              self.batch_size if online else None)
         # a mini-batch's statistics are scaled up to the corpus, n / (its documents)
         check_total(X, X.shape[0] / min(self.batch_size, X.shape[0]) if online else 1.0,
                     why=" (times n_samples / batch_size for learning_method='online')"
-                    if online else "")
-        data = (MiniBatchData(X, self.n_components, n_threads, self.batch_size) if online
-                else DocumentData(X, self.n_components, n_threads))
+                    if online else "",
+                    total=data.word_count() if isinstance(data, BlockedDocumentData) else None)
         # Batch passes redraw gamma at random, as scikit-learn does; with ``monotone`` each
         # document then keeps the better of its new gamma and the previous pass's, so the
         # bound never decreases, which the loop's guard checks. The initial topics are the
@@ -836,7 +1157,8 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         # scikit-learn's count: the iteration whose perplexity check stopped the fit is not
         self.n_iter_ = result_n_iter - self.converged_
         gamma, doc_bound = self._infer(data, True)
-        self.bound_ = _perplexity(X, doc_bound, self._topics.topic_term())
+        self.bound_ = _perplexity(data.n_docs, data.word_count(), doc_bound,
+                                  self._topics.topic_term())
         self.lower_bound_ = float(doc_bound + self._topics.topic_term())
         return gamma
 
@@ -944,8 +1266,45 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
 
     def _fitted_pass(self, X, state):
         n_threads = resolve_n_threads(self.n_threads, self.n_jobs)
-        X = check_counts(X, n_features=state.V)
-        return X, DocumentData(X, state.K, n_threads, stats=False)
+        X = _check_documents(X, n_features=state.V)
+        return X, _document_data(X, state.K, n_threads, stats=False)
+
+    def _block_predictions(self, X, state, what, normalize=True):
+        """``transform`` ('transform': (n, K)) or the documents' bound terms and words
+        ('terms': (n, 3), see ``_block_documents``) of a dask array (a lazy dask array, block
+        by block where the blocks live) or an out-of-core array (an ndarray, read block by
+        block); the same bits per document as in memory."""
+        n_threads = resolve_n_threads(self.n_threads, self.n_jobs)
+        # (a dask array: shape and dtype checked, no computation; its blocks are checked
+        # by their tasks)
+        rows = check_count_rows(X, n_features=state.V)
+        dtype = rows.dtype
+        args = (state.sweep_B(), state.topic_max,
+                state.elog_beta if what == "terms" else None, float(state.alpha),
+                int(self.max_doc_update_iter), float(self.mean_change_tol),
+                self._digamma == "sklearn", normalize, dtype, n_threads)
+        width = state.K if what == "transform" else 3
+        if isinstance(rows, DaskRows):
+            dX = rows.X
+            return dX.map_blocks(_block_documents, *args, chunks=(dX.chunks[0], (width,)),
+                                 dtype=dtype if what == "transform" else np.float64,
+                                 meta=np.empty((0, 0), dtype=dtype))
+        out = np.empty((rows.shape[0], width),
+                       dtype=dtype if what == "transform" else np.float64)
+        step = rows_per_read(rows.shape[1] * rows.dtype.itemsize + 8 * state.K)
+        for start in range(0, rows.shape[0], step):
+            out[start:start + step] = _block_documents(rows[start:start + step], *args)
+        return out
+
+    def _block_bound(self, X, state):
+        """(documents, words, documents' bound) of a dask or out-of-core X, the bound
+        summed as the in-memory pass sums it (``_group_bound``)."""
+        terms = self._block_predictions(X, state, "terms")
+        if is_dask_array(terms):
+            terms = terms.compute()
+        n = terms.shape[0]
+        bnd = _group_bound([np.ascontiguousarray(terms[:, :2])], n)
+        return n, float(np.sum(terms[:, 2])), float(bnd[0] + bnd[1])
 
     def _transform_with(self, state, X):
         """gamma (unnormalised) of X at the fitted ``state``."""
@@ -959,6 +1318,9 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
 
         A document without words gets the prior's distribution (uniform over topics)."""
         state = self._fitted_state()
+        if is_dask_array(X) or is_block_source(X):
+            with single_threaded_blas():
+                return self._block_predictions(X, state, "transform", normalize)
         X, data = self._fitted_pass(X, state)
         with single_threaded_blas():
             gamma, _ = self._infer(data, False, state)
@@ -975,28 +1337,42 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
                 gamma = self.transform(self._fit_gibbs(X), normalize=False).astype(np.float64)
             else:
                 gamma = self._fit(X)
+            if isinstance(gamma, BlockGamma):  # X read by blocks: transformed by blocks
+                return self.transform(X, normalize=normalize)
         if normalize:
             gamma /= gamma.sum(axis=1)[:, np.newaxis]
         return gamma.astype(self._dtype, copy=False)
 
     def score(self, X, y=None):
-        """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood."""
+        """The variational bound (ELBO) of X: scikit-learn's approximate log-likelihood (a
+        number also for a dask array)."""
         state = self._fitted_state()
+        if is_dask_array(X) or is_block_source(X):
+            with single_threaded_blas():
+                _, _, doc_bound = self._block_bound(X, state)
+            return float(doc_bound + state.topic_term())
         X, data = self._fitted_pass(X, state)
         with single_threaded_blas():
             _, doc_bound = self._infer(data, True, state)
         return float(doc_bound + state.topic_term())
 
     def perplexity(self, X, sub_sampling=False):
-        """exp(-bound / number of words) of X, the bound as in ``score``."""
+        """exp(-bound / number of words) of X, the bound as in ``score`` (a number also for
+        a dask array)."""
         state = self._fitted_state()
-        X, data = self._fitted_pass(X, state)
-        if not X.data.any():
+        if is_dask_array(X) or is_block_source(X):
+            with single_threaded_blas():
+                n, words, doc_bound = self._block_bound(X, state)
+        else:
+            X, data = self._fitted_pass(X, state)
+            n, words = X.shape[0], float(X.data.sum())
+            if X.data.any():
+                with single_threaded_blas():
+                    _, doc_bound = self._infer(data, True, state)
+        if not words > 0:
             raise ValueError("X contains no words (every count is zero): its perplexity is "
                              "undefined.")
-        with single_threaded_blas():
-            _, doc_bound = self._infer(data, True, state)
-        return _perplexity(X, doc_bound, state.topic_term(),
+        return _perplexity(n, words, doc_bound, state.topic_term(),
                            self.total_samples if sub_sampling else None)
 
     @property
