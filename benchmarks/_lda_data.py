@@ -194,3 +194,92 @@ def plugin_perplexity(library, model, X):
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
     p = np.einsum("nk,nk->n", theta[rows], beta[:, X.indices].T)
     return float(np.exp(-np.sum(X.data * np.log(p)) / X.data.sum()))
+
+
+# ---------------------------------------------------------------------- a real corpus
+REAL_DOC_TOKENS = 225  # tokens per document when the articles are cut up
+REAL_VOCABULARY = 10000  # the most frequent words kept
+REAL_COMPONENTS = 20
+
+
+def real_corpus(doc_tokens=REAL_DOC_TOKENS, n_words=REAL_VOCABULARY):
+    """A real corpus shipped with gensim (no download): ``head500.noblanks.cor`` of gensim's
+    test data, the first 250 English Wikipedia articles, stemmed, one article a line.
+
+    Tokens are the alphabetic words of 2+ letters, lower-cased; each article is cut into
+    consecutive documents of ``doc_tokens`` tokens (a shorter tail of at least half that is a
+    document too, a shorter one is dropped); the vocabulary is the ``n_words`` most frequent
+    words (ties by first appearance), other tokens dropped. Every tenth document is held out:
+    with the defaults 1,306 training documents and 146 held-out ones, 10,000 words.
+
+    Returns (X_train, X_heldout) as CSR float64 counts, or raises FileNotFoundError when
+    gensim (or its test data) is not installed."""
+    import collections
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("gensim is not installed: its test data hold the real corpus")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "test", "test_data",
+                        "head500.noblanks.cor")
+    with open(path, encoding="utf8") as f:
+        articles = [[w.lower() for w in line.split() if w.isalpha() and len(w) > 1]
+                    for line in f]
+    docs = [a[i:i + doc_tokens] for a in articles for i in range(0, len(a), doc_tokens)
+            if len(a[i:i + doc_tokens]) >= doc_tokens // 2]
+    counts = collections.Counter(w for d in docs for w in d)
+    vocab = {w: j for j, (w, _) in enumerate(counts.most_common(n_words))}
+    rows, cols = [], []
+    for i, d in enumerate(docs):
+        ids = [vocab[w] for w in d if w in vocab]
+        rows.extend([i] * len(ids))
+        cols.extend(ids)
+    X = sp.coo_matrix((np.ones(len(rows)), (rows, cols)),
+                      shape=(len(docs), len(vocab))).tocsr()
+    X.sum_duplicates()
+    X.sort_indices()
+    held = np.zeros(len(docs), dtype=bool)
+    held[::10] = True
+    return X[~held], X[held]
+
+
+REAL_PASSES = 10  # epochs of the online workload (max_iter; gensim's passes)
+REAL_LIBRARIES = ("vbfast", "vbfast_n_threads1", "sklearn_n_jobs1", "sklearn_n_jobs2",
+                  "gensim")
+
+
+def real_online_fit(library, X, batch_size, corpus=None, id2word=None,
+                    n_components=REAL_COMPONENTS, passes=REAL_PASSES):
+    """The online workload on the real corpus: ``fit`` with learning_method='online',
+    ``batch_size``, max_iter=passes (each pass one epoch of mini-batches), K = n_components,
+    the default priors 1/K, learning_decay=0.7, learning_offset=10, random_state=0 (vbfast
+    and scikit-learn start from the same topics and draw the same gammas). gensim: LdaModel
+    with chunksize=batch_size, update_every=1 (a step per mini-batch), passes, decay/offset
+    as learning_decay/learning_offset, iterations/gamma_threshold as
+    max_doc_update_iter/mean_change_tol, alpha = eta = 1/K, no evaluation during training
+    (``corpus``, ``id2word``: ``to_gensim_corpus(X)``, ``gensim_id2word``)."""
+    if library == "gensim":
+        from gensim.models import LdaModel
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LdaModel(corpus=corpus, num_topics=n_components, id2word=id2word,
+                            passes=passes, update_every=1, chunksize=batch_size,
+                            iterations=MAX_DOC_UPDATE_ITER, gamma_threshold=MEAN_CHANGE_TOL,
+                            alpha=_prior(n_components), eta=_prior(n_components), decay=0.7,
+                            offset=10.0, eval_every=None, random_state=0)
+    common = dict(n_components=n_components, learning_method="online", batch_size=batch_size,
+                  max_iter=passes, learning_decay=0.7, learning_offset=10.0,
+                  max_doc_update_iter=MAX_DOC_UPDATE_ITER, mean_change_tol=MEAN_CHANGE_TOL,
+                  evaluate_every=-1, random_state=0)
+    if library.startswith("vbfast"):
+        from vbfast import LatentDirichletAllocation
+
+        threads = 1 if library == "vbfast_n_threads1" else None
+        return LatentDirichletAllocation(n_threads=threads, **common).fit(X)
+    if library.startswith("sklearn_n_jobs"):
+        from sklearn.decomposition import LatentDirichletAllocation
+
+        return LatentDirichletAllocation(n_jobs=int(library[len("sklearn_n_jobs"):]),
+                                         **common).fit(X)
+    raise ValueError(library)

@@ -35,6 +35,15 @@ Benchmarks (``library`` in vbfast / sklearn_n_jobs1 / sklearn_n_jobs2 / gensim):
   documents/s = 2000 / seconds (the mini-batch is the first 2,000 documents again when the
   corpus has fewer than 4,000).
 
+- ``LdaOnlineRealCorpus.time_fit``: the online workload gensim users live in, on a real
+  corpus (``_lda_data.real_corpus``: gensim's test file head500.noblanks.cor, 250 Wikipedia
+  articles cut into 225-token documents, 10,000 most frequent words; 1,306 training and 146
+  held-out documents): ``fit`` with learning_method='online', 10 passes, K = 20, at
+  batch_size 128 and 1,024 (``_lda_data.real_online_fit``), for vbfast (all cores and one
+  thread), scikit-learn n_jobs=1 and 2, gensim ``LdaModel(passes=10, chunksize=batch_size)``.
+  ``track_heldout_perplexity``: the held-out perplexity after that fit (vbfast and
+  scikit-learn n_jobs=1 agree to ~1e-8 relative; gensim's is informational, as above).
+
 Run (see README.md): ``asv run --python=same --bench bench_lda``; a quick smoke test with a
 small corpus: ``VBFAST_LDA_N_DOCS=1000 VBFAST_LDA_N_WORDS=2000 asv run --python=same --quick
 --bench bench_lda``.
@@ -43,6 +52,11 @@ As a script, one process, the table for reports:
 
     python benchmarks/bench_lda.py [--n-docs 20000] [--n-words 20000] [--repeat 1]
                                    [--no-gensim] [--no-online]
+    python benchmarks/bench_lda.py --online-real [--batch-sizes 128 1024] [--repeat 3]
+                                   [--no-gensim]
+
+``--online-real`` prints the real-corpus online workload alone: every library fitted once per
+round, the rounds alternating the libraries, the best of ``--repeat`` rounds each.
 """
 import os
 import sys
@@ -189,6 +203,55 @@ class LdaOnlineUpdate:
     track_docs_per_second.unit = "documents/s"
 
 
+class LdaOnlineRealCorpus:
+    """The online workload on the real corpus (``_lda_data.real_online_fit``): 10 passes of
+    mini-batches of ``batch_size`` documents, K = 20. Skipped (NotImplementedError in setup)
+    when gensim's test data, which hold the corpus, are not installed."""
+
+    params = (list(_lda_data.REAL_LIBRARIES), [128, 1024])
+    param_names = ["library", "batch_size"]
+    timeout = 1800
+    number = 1
+    repeat = (1, 3, 60.0)
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        try:
+            X, Xh = _lda_data.real_corpus()
+        except FileNotFoundError:
+            return None
+        return {"X": X, "X_heldout": Xh}
+
+    def setup(self, cache, library, batch_size):
+        if cache is None:
+            raise NotImplementedError("gensim's test data (the real corpus) are not installed")
+        self.X, self.Xh = cache["X"], cache["X_heldout"]
+        _lda_data.import_libraries()
+        self.corpus = self.id2word = self.heldout = None
+        if library == "gensim":
+            self.corpus = _lda_data.to_gensim_corpus(self.X)
+            self.heldout = _lda_data.to_gensim_corpus(self.Xh)
+            self.id2word = _lda_data.gensim_id2word(self.X.shape[1])
+        else:
+            _warm_up(library.split("_n_threads")[0], self.X)
+
+    def _fit(self, library, batch_size):
+        return _lda_data.real_online_fit(library, self.X, batch_size, self.corpus, self.id2word)
+
+    def time_fit(self, cache, library, batch_size):
+        self._fit(library, batch_size)
+
+    def track_heldout_perplexity(self, cache, library, batch_size):
+        """Held-out perplexity after the fit (lower is better)."""
+        model = self._fit(library, batch_size)
+        if library == "gensim":
+            return _lda_data.gensim_perplexity(model, self.heldout)
+        return float(model.perplexity(self.Xh))
+
+    track_heldout_perplexity.unit = "perplexity"
+
+
 # ---------------------------------------------------------------------- script
 def _best_of(fn, repeat):
     best, result = float("inf"), None
@@ -211,9 +274,15 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1, help="best of this many fits")
     p.add_argument("--no-gensim", action="store_true")
     p.add_argument("--no-online", action="store_true")
+    p.add_argument("--online-real", action="store_true",
+                   help="only the online workload on the real corpus (LdaOnlineRealCorpus)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
     args = p.parse_args(argv)
 
     import numpy as np
+
+    if args.online_real:
+        return online_real(args.batch_sizes, args.repeat, not args.no_gensim)
 
     _lda_data.import_libraries()
     t0 = time.perf_counter()
@@ -287,6 +356,54 @@ def main(argv=None):
     for lib, secs in online.items():
         print(f"{lib:<18}{secs:>12.3f}{batch.shape[0] / secs:>14.0f}"
               f"{secs / online['vbfast']:>17.2f}")
+
+
+def online_real(batch_sizes, repeat, with_gensim):
+    """The real-corpus online workload, every library side by side in this process."""
+    import numpy as np
+
+    _lda_data.import_libraries()
+    X, Xh = _lda_data.real_corpus()
+    print(f"real corpus (gensim head500.noblanks.cor): {X.shape[0]} documents x {X.shape[1]} "
+          f"words, {int(X.sum())} tokens, {X.nnz} non-zeros; held out {Xh.shape[0]} "
+          f"documents; K={_lda_data.REAL_COMPONENTS}, learning_method='online', "
+          f"{_lda_data.REAL_PASSES} passes; best of {repeat} rounds, libraries alternated")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"cores: {os.cpu_count()}; load average at start: {load[0]:.1f} {load[1]:.1f} "
+          f"{load[2]:.1f}")
+    libs = [lib for lib in _lda_data.REAL_LIBRARIES if with_gensim or lib != "gensim"]
+    corpus = heldout = id2word = None
+    if "gensim" in libs:
+        corpus, heldout = _lda_data.to_gensim_corpus(X), _lda_data.to_gensim_corpus(Xh)
+        id2word = _lda_data.gensim_id2word(X.shape[1])
+    for lib in libs:
+        if lib != "gensim":
+            _warm_up(lib.split("_n_threads")[0], X)
+    for batch_size in batch_sizes:
+        best = {lib: (float("inf"), None) for lib in libs}
+        for _ in range(repeat):
+            for lib in libs:
+                t0 = time.perf_counter()
+                model = _lda_data.real_online_fit(lib, X, batch_size, corpus, id2word)
+                secs = time.perf_counter() - t0
+                if secs < best[lib][0]:
+                    best[lib] = (secs, model)
+        vb_secs, vb_model = best["vbfast"]
+        vb_perp = float(vb_model.perplexity(Xh))
+        print(f"\nbatch_size={batch_size}")
+        print(f"{'library':<20}{'s / fit':>10}{'s / vbfast':>12}{'held-out perplexity':>22}"
+              f"{'rel. diff vs vbfast':>21}")
+        for lib in libs:
+            secs, model = best[lib]
+            perp = (_lda_data.gensim_perplexity(model, heldout) if lib == "gensim"
+                    else float(model.perplexity(Xh)))
+            print(f"{lib:<20}{secs:>10.3f}{secs / vb_secs:>12.2f}{perp:>22.8g}"
+                  f"{(perp - vb_perp) / vb_perp:>21.2e}")
+        sk = best["sklearn_n_jobs1"][1]
+        print("max |components_ vbfast - sklearn n_jobs=1| / max|components_|: "
+              f"{np.abs(vb_model.components_ - sk.components_).max() / sk.components_.max():.2e}")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"\nload average at end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 if __name__ == "__main__":

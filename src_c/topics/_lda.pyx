@@ -38,7 +38,7 @@ result is therefore bitwise identical for any number of threads, and needs no (G
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
-from libc.math cimport exp, log, fabs
+from libc.math cimport exp, log, fabs, INFINITY
 from scipy.special.cython_special cimport gammaln
 
 import numpy as np
@@ -65,6 +65,12 @@ cdef extern from "_lda_kernels.h":
                                    double* t) noexcept nogil
     void vbf_exp_expectation_total(int K, const double* gamma, double total,
                                    double* t) noexcept nogil
+    void vbf_expectation_given_total(int K, const double* lam, const double* psi_total,
+                                     double* elog, double* t) noexcept nogil
+    void vbf_digamma_n(int n, const double* x, double* out) noexcept nogil
+    void vbf_topic_term_row(int K, const double* lam, const double* psi_total, double eta,
+                            double* out) noexcept nogil
+    void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
                             const long long* doc, const double* ratio, const double* t,
                             int K, const double* B_w, double* o,
@@ -817,6 +823,187 @@ def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n
         for d in prange(N, schedule='static', num_threads=n_threads):
             _expectation(K, &gamma[d, 0], &elog[d, 0], &t[d, 0], fast_psi)
     return elog_arr, t_arr
+
+
+def topics_at_words(const double[:, ::1] mu, const long long[::1] words, double scale,
+                    double shift, const double[::1] totals, bint mean_field, bint fast_psi=False,
+                    int n_threads=1):
+    """The pass's inputs from the topics lambda_kw = scale mu_wk + shift at some words only:
+    what ``Topics`` computes over the whole vocabulary, for a mini-batch's words.
+
+    Mean field: E[log beta_kw] = psi(lambda_kw) - psi(totals_k) and B_wk = exp(E[log beta_kw])
+    (value for value as ``dirichlet_expectation`` does for a topic's row, given its total);
+    point topics: B_wk = lambda_kw / totals_k and log B_wk.
+
+    Parameters
+    ----------
+    mu : (V, K) float64, word-major
+    words : (V_b,) int64 word ids, each in [0, V)
+    scale, shift : lambda = scale mu + shift, entry by entry
+    totals : (K,) sum_w lambda_kw over the whole vocabulary, > 0
+    mean_field : exp(E[log beta]) (True) or beta itself (False)
+    fast_psi : scikit-learn's approximate digamma
+    n_threads : OpenMP threads (each word by one thread: the result does not depend on it)
+
+    Returns
+    -------
+    B : (V_b, Kp) float64 at the words, zero columns K..Kp-1, 64-byte aligned (``pad_topics``'s
+        layout, ready for ``lda_pass``)
+    log_B : (V_b, K) float64, its logarithm (E[log beta] for mean field)
+    topic_max : (K,) float64, max over the words of B_wk (0 without words), for ``lda_pass``
+    """
+    cdef Py_ssize_t V = mu.shape[0], Vb = words.shape[0], i, w
+    cdef int K = <int>mu.shape[1], Kp = (K + 3) // 4 * 4, k
+    if totals.shape[0] != K:
+        raise ValueError("totals must have K = mu.shape[1] entries")
+    for i in range(Vb):
+        if words[i] < 0 or words[i] >= V:
+            raise ValueError("a word index is out of range")
+    for k in range(K):
+        if not totals[k] > 0:
+            raise ValueError("totals must be positive")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    buf = np.zeros(Vb * Kp + 8)
+    offset = (-buf.ctypes.data % 64) // 8
+    B_arr = buf[offset:offset + Vb * Kp].reshape(Vb, Kp)
+    log_B_arr = np.empty((Vb, K))
+    psi_total_arr = np.empty(K)
+    topic_max_arr = np.zeros(K)
+    cdef double[::1] topic_max = topic_max_arr
+    cdef double[:, ::1] B = B_arr
+    cdef double[:, ::1] log_B = log_B_arr
+    cdef double[::1] psi_total = psi_total_arr
+    cdef double e, b
+    if Vb == 0 or K == 0:
+        return B_arr, log_B_arr, topic_max_arr
+    if mean_field:
+        if fast_psi:
+            for k in range(K):
+                psi_total[k] = _psi_fast(totals[k])
+        else:
+            vbf_digamma_n(K, &totals[0], &psi_total[0])
+    with nogil:
+        for i in prange(Vb, schedule='static', num_threads=n_threads):
+            w = words[i]
+            if mean_field:
+                for k in range(K):
+                    log_B[i, k] = scale * mu[w, k] + shift
+                if fast_psi:
+                    for k in range(K):
+                        e = _psi_fast(log_B[i, k]) - psi_total[k]
+                        log_B[i, k] = e
+                        B[i, k] = exp(e)
+                else:
+                    vbf_expectation_given_total(K, &log_B[i, 0], &psi_total[0], &log_B[i, 0],
+                                                &B[i, 0])
+            else:
+                for k in range(K):
+                    b = (scale * mu[w, k] + shift) / totals[k]
+                    B[i, k] = b
+                    log_B[i, k] = log(b) if b > 0 else -INFINITY
+        for i in range(Vb):
+            for k in range(K):
+                if B[i, k] > topic_max[k]:
+                    topic_max[k] = B[i, k]
+    return B_arr, log_B_arr, topic_max_arr
+
+
+def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, double eta,
+                          bint mean_field, bint fast_psi=False):
+    """The bound's topic term from lambda stored word-major, (V, K), in one sweep and without
+    K x V temporaries (the online methods' bound of every epoch; ``Topics.topic_term`` is the
+    same sum from the (K, V) arrays):
+
+    mean field   sum_kw [(eta - lambda_kw) E[log beta_kw] + lgamma(lambda_kw) - lgamma(eta)]
+                 + sum_k [lgamma(V eta) - lgamma(totals_k)],
+                 E[log beta_kw] = psi(lambda_kw) - psi(totals_k)
+    point topics sum_kw eta log(lambda_kw / totals_k)
+
+    ``totals`` (K,) are sum_w lambda_kw. Summed word by word in order: deterministic. With the
+    accurate digamma, a word's lgamma terms come from a vectorised lgamma (``lgamma_vector``:
+    absolute error ~1e-15 |lgamma|, the sum's ~1e-15 relative); words with a lambda outside
+    (1e-290, 1e290) use scipy's gammaln, as ``fast_psi`` does."""
+    cdef Py_ssize_t V = lam.shape[0], w
+    cdef int K = <int>lam.shape[1], k
+    cdef double acc = 0.0, row_acc, x, psi_x
+    cdef bint in_range
+    if totals.shape[0] != K:
+        raise ValueError("totals must have K = lam.shape[1] entries")
+    for k in range(K):
+        if not totals[k] > 0:
+            raise ValueError("totals must be positive")
+    if V == 0 or K == 0:
+        return 0.0
+    psi_total_arr = np.empty(K)
+    psi_row_arr = np.empty(K)
+    cdef double[::1] psi_total = psi_total_arr
+    cdef double[::1] psi_row = psi_row_arr
+    if mean_field:
+        if fast_psi:
+            for k in range(K):
+                psi_total[k] = _psi_fast(totals[k])
+        else:
+            vbf_digamma_n(K, &totals[0], &psi_total[0])
+    with nogil:
+        for w in range(V):
+            row_acc = 0.0
+            if mean_field:
+                in_range = not fast_psi
+                for k in range(K):
+                    if not (lam[w, k] > 1e-290 and lam[w, k] < 1e290):
+                        in_range = False
+                if in_range:
+                    vbf_topic_term_row(K, &lam[w, 0], &psi_total[0], eta, &row_acc)
+                    acc = acc + row_acc
+                    continue
+                if not fast_psi:
+                    vbf_digamma_n(K, &lam[w, 0], &psi_row[0])
+                for k in range(K):
+                    x = lam[w, k]
+                    psi_x = _psi_fast(x) if fast_psi else psi_row[k]
+                    row_acc = row_acc + ((eta - x) * (psi_x - psi_total[k]) + gammaln(x))
+            else:
+                for k in range(K):
+                    x = lam[w, k] / totals[k]
+                    row_acc = row_acc + eta * (log(x) if x > 0 else -INFINITY)
+            acc = acc + row_acc
+    if mean_field:
+        acc = acc - <double>V * K * gammaln(eta)
+        for k in range(K):
+            acc = acc + (gammaln(eta * V) - gammaln(totals[k]))
+    return acc
+
+
+def lgamma_vector(const double[::1] x):
+    """lgamma of each x by the vectorised lgamma of ``topic_term_word_major`` (for tests); x in
+    (1e-290, 1e290)."""
+    out = np.empty(x.shape[0])
+    cdef double[::1] o = out
+    if x.shape[0] > 0:
+        vbf_lgamma_n(x.shape[0], &x[0], &o[0])
+    return out
+
+
+def add_rows(double[:, ::1] mu, const long long[::1] words, const double[:, ::1] rows,
+             double factor, double[::1] totals):
+    """mu[words[i], k] += factor rows[i, k] and totals[k] += sum_i factor rows[i, k] (in the
+    order of i): the online step on a mini-batch's words. ``words`` must be distinct."""
+    cdef Py_ssize_t V = mu.shape[0], Vb = words.shape[0], i, w
+    cdef int K = <int>mu.shape[1], k
+    cdef double v
+    if rows.shape[0] != Vb or rows.shape[1] != K or totals.shape[0] != K:
+        raise ValueError("rows must be (len(words), K) and totals (K,) for mu (V, K)")
+    for i in range(Vb):
+        if words[i] < 0 or words[i] >= V:
+            raise ValueError("a word index is out of range")
+    with nogil:
+        for i in range(Vb):
+            w = words[i]
+            for k in range(K):
+                v = factor * rows[i, k]
+                mu[w, k] += v
+                totals[k] += v
 
 
 def exp_expectation(const double[:, ::1] gamma):

@@ -246,6 +246,107 @@ VBF_INLINE void vbf_exp_expectation_total_body(int K, const double *gamma, doubl
     }
 }
 
+/* The topics at some words, each topic's psi(sum_w lambda_kw) given: elog_k = psi(lambda_k) -
+   psi_total_k, t_k = exp(elog_k), k < K, value for value as vbf_dirichlet_expectation_body
+   computes a topic's row (the online method's mini-batch vocabulary; lambda may be elog). */
+VBF_INLINE void vbf_expectation_given_total_body(int K, const double *lambda,
+                                                 const double *psi_total, double *elog,
+                                                 double *t)
+{
+    int k, q;
+    vbf_v4 g, p, e;
+    for (k = 0; k + 4 <= K; k += 4) {
+        e = vbf_digamma4(vbf_load4(lambda + k)) - vbf_load4(psi_total + k);
+        vbf_store4(elog + k, e);
+        vbf_store4(t + k, vbf_exp4(e));
+    }
+    if (k < K) {
+        g = vbf_splat(1.0);
+        p = vbf_splat(0.0);
+        for (q = 0; k + q < K; q++) { g[q] = lambda[k + q]; p[q] = psi_total[k + q]; }
+        e = vbf_digamma4(g) - p;
+        g = vbf_exp4(e);
+        for (q = 0; k + q < K; q++) { elog[k + q] = e[q]; t[k + q] = g[q]; }
+    }
+}
+
+/* out_i = psi(x_i), i < n, x_i > 0, each as vbf_digamma4 computes it in any lane. */
+VBF_INLINE void vbf_digamma_n_body(int n, const double *x, double *out)
+{
+    int i, q;
+    vbf_v4 g;
+    for (i = 0; i < n; i += 4) {
+        g = vbf_splat(1.0);
+        for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];
+        g = vbf_digamma4(g);
+        for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];
+    }
+}
+
+/* lgamma(x) for 0 < x < 1e300, x normal (so is x (x+1)...(x+7)), four lanes: lanes with x < 8
+   shifted by eight, lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)), then Stirling's series
+   lgamma(y) = (y - 1/2) log y - y + log(2 pi) / 2 + sum_j B_2j / (2j (2j - 1) y^(2j-1)) to
+   y^-15 (truncation < 1e-16 for y >= 8). The error is absolute, ~1e-15 |lgamma(y)| (so not
+   relative near the roots x = 1, 2): for sums of many terms (the bound's topic term). */
+VBF_INLINE vbf_v4 vbf_lgamma4(vbf_v4 x)
+{
+    vbf_v4 den = x, y, iy, z, p;
+    const vbf_i4 small = x < vbf_splat(8.0);
+    int i;
+    for (i = 1; i < 8; i++) den = den * (x + vbf_splat((double)i));
+    y = vbf_blend(small, x + vbf_splat(8.0), x);
+    den = vbf_blend(small, den, vbf_splat(1.0));
+    iy = vbf_splat(1.0) / y;
+    z = iy * iy;
+    p = vbf_splat(3617.0 / 122400.0);
+    p = vbf_splat(1.0 / 156.0) - z * p;
+    p = vbf_splat(691.0 / 360360.0) - z * p;
+    p = vbf_splat(1.0 / 1188.0) - z * p;
+    p = vbf_splat(1.0 / 1680.0) - z * p;
+    p = vbf_splat(1.0 / 1260.0) - z * p;
+    p = vbf_splat(1.0 / 360.0) - z * p;
+    p = vbf_splat(1.0 / 12.0) - z * p;
+    return (((y - vbf_splat(0.5)) * vbf_log4(y) - y) + vbf_splat(0.91893853320467274178))
+           + (iy * p - vbf_log4(den));
+}
+
+/* One word's share of the mean-field topic term (lam: its K values, each in the range of
+   vbf_lgamma4): sum_k (eta - lam_k) (psi(lam_k) - psi_total_k) + lgamma(lam_k), the four
+   lanes summed as (l0 + l1) + (l2 + l3), into *out. */
+VBF_INLINE void vbf_topic_term_row_body(int K, const double *lam, const double *psi_total,
+                                        double eta, double *out)
+{
+    int k, q;
+    vbf_v4 acc = vbf_splat(0.0), x, p, keep;
+    for (k = 0; k + 4 <= K; k += 4) {
+        x = vbf_load4(lam + k);
+        acc += (vbf_splat(eta) - x) * (vbf_digamma4(x) - vbf_load4(psi_total + k))
+               + vbf_lgamma4(x);
+    }
+    if (k < K) {
+        x = vbf_splat(1.0);
+        p = vbf_splat(0.0);
+        keep = vbf_splat(0.0);
+        for (q = 0; k + q < K; q++) { x[q] = lam[k + q]; p[q] = psi_total[k + q]; keep[q] = 1.0; }
+        acc += keep * ((vbf_splat(eta) - x) * (vbf_digamma4(x) - p) + vbf_lgamma4(x));
+    }
+    *out = vbf_hsum(acc);
+}
+
+/* lgamma of n values by vbf_lgamma4 (for tests). */
+VBF_INLINE void vbf_lgamma_n_body(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t i;
+    int q;
+    vbf_v4 g;
+    for (i = 0; i < n; i += 4) {
+        g = vbf_splat(1.0);
+        for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];
+        g = vbf_lgamma4(g);
+        for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];
+    }
+}
+
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
     VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(), params, args)
@@ -276,6 +377,18 @@ VBF_DISPATCHED(vbf_dirichlet_expectation,
 VBF_DISPATCHED(vbf_exp_expectation_total,
                (int K, const double *gamma, double total, double *t),
                (K, gamma, total, t))
+
+VBF_DISPATCHED(vbf_expectation_given_total,
+               (int K, const double *lambda, const double *psi_total, double *elog, double *t),
+               (K, lambda, psi_total, elog, t))
+
+VBF_DISPATCHED(vbf_digamma_n, (int n, const double *x, double *out), (n, x, out))
+
+VBF_DISPATCHED(vbf_topic_term_row,
+               (int K, const double *lam, const double *psi_total, double eta, double *out),
+               (K, lam, psi_total, eta, out))
+
+VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
@@ -351,6 +464,38 @@ static void vbf_exp_expectation_total(int K, const double *gamma, double total, 
         e = vbf_digamma(gamma[k]) - psi_total;
         t[k] = e < -708.0 ? 0.0 : exp(e);
     }
+}
+
+static void vbf_expectation_given_total(int K, const double *lambda, const double *psi_total,
+                                         double *elog, double *t)
+{
+    int k;
+    for (k = 0; k < K; k++) {
+        elog[k] = vbf_digamma(lambda[k]) - psi_total[k];
+        t[k] = elog[k] < -708.0 ? 0.0 : exp(elog[k]);
+    }
+}
+
+static void vbf_digamma_n(int n, const double *x, double *out)
+{
+    int i;
+    for (i = 0; i < n; i++) out[i] = vbf_digamma(x[i]);
+}
+
+static void vbf_topic_term_row(int K, const double *lam, const double *psi_total,
+                               double eta, double *out)
+{
+    double acc = 0.0;
+    int k;
+    for (k = 0; k < K; k++)
+        acc += (eta - lam[k]) * (vbf_digamma(lam[k]) - psi_total[k]) + lgamma(lam[k]);
+    *out = acc;
+}
+
+static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) out[i] = lgamma(x[i]);
 }
 
 #endif

@@ -37,6 +37,10 @@ _MAX_GROUPS = 256
 _MIN_DOCS_PER_GROUP = 16
 # Below this many non-zeros per thread a parallel region is not worth its start-up.
 _MIN_NNZ_PER_THREAD = 20000
+# Below this many (topic, word) entries per thread, the topics' E[log beta] is computed by one
+# thread: ~1 ms of work (a mini-batch's words), less than a parallel region can lose waiting
+# for a descheduled thread on a busy machine (measured 1.2 ms on one thread, 15 ms on two).
+_MIN_ENTRIES_PER_THREAD = 250000
 _EPS = np.finfo(np.float64).eps
 # The inference methods of this family (the library's vocabulary).
 _METHODS = ("mean_field", "variational_em", "gibbs")
@@ -92,6 +96,8 @@ def _document_data(X, n_components, n_threads, batch_size=None, stats=True):
     """The data object of X checked by ``_check_documents``."""
     if isinstance(X, Rows):
         return BlockedDocumentData(X, n_components, n_threads, batch_size, stats)
+    if batch_size is not None and stats:  # the online methods' mini-batches
+        return MiniBatchData(X, n_components, n_threads, batch_size)
     return DocumentData(X, n_components, n_threads, batch_size, stats)
 
 
@@ -178,6 +184,66 @@ class DocumentData:
             _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff, threads)
             fields["word_topic"] = suff
         return Statistics(**fields)
+
+
+class MiniBatchData(DocumentData):
+    """``DocumentData`` for the online methods: each mini-batch also has its own vocabulary
+    (the sorted distinct words of its documents), its CSR column indices renumbered into it
+    and the word-major pattern of those (built once, reused every epoch), so that a pass fed
+    the topics at the mini-batch's words only (``inputs["words"]``, see ``OnlineTopics``)
+    costs O(its non-zeros x K) and returns ``word_topic`` of shape (V_b, K) for its V_b words
+    instead of (V, K). Passes without ``words`` (every document, for the bound or
+    predictions) are ``DocumentData``'s."""
+
+    def __init__(self, X, n_components, n_threads, batch_size):
+        super().__init__(X, n_components, n_threads, batch_size, stats=False)
+        self._batches = {}
+
+    def _batch(self, shard):
+        if shard not in self._batches:
+            start, stop = shard
+            X = self.X
+            p0, p1 = int(X.indptr[start]), int(X.indptr[stop])
+            words, local = np.unique(X.indices[p0:p1], return_inverse=True)
+            indptr = X.indptr[start:stop + 1] - X.indptr[start]
+            local = local.reshape(-1).astype(indptr.dtype)
+            self._batches[shard] = (words.astype(np.int64), indptr, local, X.data[p0:p1],
+                                    _lda.word_major_pattern(indptr, local, words.size))
+        return self._batches[shard]
+
+    def vocabulary(self, shard):
+        """The mini-batch's words: (V_b,) int64, sorted."""
+        return self._batch(shard)[0]
+
+    def run_pass(self, shard, inputs):
+        """As ``DocumentData.run_pass``; with ``inputs["words"]`` (this shard's
+        ``vocabulary``) B, logB and topic_max are the topics at those words, and
+        ``word_topic`` is (V_b, K), row i for word words[i]."""
+        if "words" not in inputs:
+            return super().run_pass(shard, inputs)
+        start, stop = shard
+        words, indptr, indices, counts, pattern = self._batch(shard)
+        n = stop - start
+        bnd = np.empty((_n_groups(n), 2))
+        threads = threads_for(self.n_threads, indices.size, _MIN_NNZ_PER_THREAD,
+                              n_groups=bnd.shape[0])
+        t = np.empty((n, self.K))
+        ratio = np.empty(indices.size)
+        B, log_B = inputs["B"], inputs["logB"]
+        if words.size == 0:  # no word at all: a row nobody reads, so that the bound is wanted
+            log_B = np.zeros((1, self.K))
+            _lda.lda_pass(indptr, indices, counts, _lda.pad_topics(log_B), log_B,
+                          inputs["gamma"], inputs["alpha"], inputs["max_iter"], inputs["tol"],
+                          _EPS, ratio, t, bnd, threads, inputs["fast"], None,
+                          inputs["topic_max"])
+            return Statistics(bound_terms=bnd.sum(axis=0), n_docs=n,
+                              word_topic=np.empty((0, self.K)))
+        _lda.lda_pass(indptr, indices, counts, B, log_B, inputs["gamma"],
+                      inputs["alpha"], inputs["max_iter"], inputs["tol"], _EPS, ratio, t, bnd,
+                      threads, inputs["fast"], None, inputs["topic_max"])
+        suff = np.empty((words.size, self.K))
+        _lda.word_topic_stats(*pattern, ratio, t, B, suff, threads)
+        return Statistics(bound_terms=bnd.sum(axis=0), n_docs=n, word_topic=suff)
 
 
 class BlockGamma:
@@ -485,7 +551,8 @@ class Topics:
         self.eta = eta
         if mean_field:
             # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
-            self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, n_threads)
+            self.elog_beta, exp_beta = _lda.dirichlet_expectation(
+                lam, fast, threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD))
         else:
             exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
@@ -541,6 +608,105 @@ class Topics:
                 "logB": self.log_B() if bound else np.empty((0, 0)), "gamma": gamma,
                 "alpha": float(alpha), "max_iter": int(max_iter), "tol": float(tol),
                 "fast": bool(fast), "stats": stats, "gamma_prev": gamma_prev}
+
+
+# An online fit folds scale and shift into mu before scale falls below this (it shrinks by
+# 1 - rho a step), so that mu's entries, which grow as 1 / scale, stay far from overflow.
+_MIN_SCALE = 1e-100
+
+
+class OnlineTopics:
+    """lambda during an online fit, in a form whose stochastic step costs O(V_b K) for a
+    mini-batch of V_b distinct words instead of O(V K).
+
+    The step lambda <- (1 - rho) lambda + rho (eta + D / |b| S), S the mini-batch's expected
+    counts (zero outside its words), moves every entry by the same affine map x -> (1 - rho) x
+    + rho eta and adds rho D / |b| S on the batch's words. So lambda is kept as
+
+        lambda_kw = scale mu_wk + shift,    mu (V, K) word-major,
+
+    with the topics' totals sum_w lambda_kw = scale sum_w mu_wk + V shift (the sums of mu
+    kept up to date): a step updates scale, shift and the rows of mu at the batch's words, and
+    the pass gets E[log beta] (or beta) at the next mini-batch's words only
+    (``_lda.topics_at_words``). ``topics`` builds the whole ``Topics`` (for the bound,
+    predictions, ``components_``) and folds scale and shift back into mu, so that rounding
+    does not accumulate in them from one epoch to the next. The values equal the dense
+    update's up to rounding (a few ulps)."""
+
+    def __init__(self, topics, fast, n_threads):
+        self.mean_field = topics.mean_field
+        self.eta = topics.eta
+        self.fast = fast
+        self.n_threads = n_threads
+        self.mu = np.ascontiguousarray(topics.lam.T)  # a copy: the stored topics stay
+        self.scale, self.shift = 1.0, 0.0
+        self.mu_totals = topics.lam.sum(axis=1)
+        self._topics = topics  # lambda as Topics while it is current, else None
+
+    @property
+    def K(self):
+        return self.mu.shape[1]
+
+    @property
+    def V(self):
+        return self.mu.shape[0]
+
+    def totals(self):
+        """(K,) sum_w lambda_kw."""
+        return self.scale * self.mu_totals + self.V * self.shift
+
+    def at_words(self, words):
+        """The pass's B (V_b, Kp), logB (V_b, K) and topic_max (K,) at ``words`` only: the
+        maximum over those words bounds a dead topic's share in the pass just as well, since
+        the mini-batch has no other words."""
+        threads = threads_for(self.n_threads, words.size * self.K, _MIN_ENTRIES_PER_THREAD)
+        return _lda.topics_at_words(self.mu, words, self.scale, self.shift, self.totals(),
+                                    self.mean_field, self.fast, threads)
+
+    def step(self, words, word_topic, weight, doc_ratio):
+        """lambda <- (1 - weight) lambda + weight (eta + doc_ratio S), S = ``word_topic``
+        (V_b, K) at ``words`` and zero elsewhere."""
+        scale = self.scale * (1.0 - weight)
+        if not scale >= _MIN_SCALE:  # (weight 1 with learning_decay=0) fold, step densely
+            self._fold()
+            self.mu *= 1.0 - weight
+            self.mu += weight * self.eta
+            self.mu[words] += (weight * doc_ratio) * word_topic
+            self.mu_totals = self.mu.sum(axis=0)
+        else:
+            self.shift = self.shift * (1.0 - weight) + weight * self.eta
+            self.scale = scale
+            _lda.add_rows(self.mu, words, word_topic, weight * doc_ratio / scale,
+                          self.mu_totals)
+        self._topics = None
+
+    def _fold(self):
+        """mu <- lambda (scale 1, shift 0)."""
+        if self.scale != 1.0 or self.shift != 0.0:
+            self.mu *= self.scale
+            self.mu += self.shift
+            self.scale, self.shift = 1.0, 0.0
+
+    def topic_term(self):
+        """``Topics.topic_term`` at the current lambda, from mu word-major (no K x V
+        transposes or padded copies: the bound of every epoch of a fit needs this alone)."""
+        if self._topics is not None:
+            return self._topics.topic_term()
+        self._fold()
+        self.mu_totals = self.mu.sum(axis=0)  # afresh: no rounding carried over
+        return _lda.topic_term_word_major(self.mu, self.mu_totals, self.eta, self.mean_field,
+                                          self.fast)
+
+    def topics(self):
+        """lambda as ``Topics`` (built once per lambda), scale and shift folded into mu."""
+        if self._topics is None:
+            lam = np.empty((self.K, self.V))
+            np.multiply(self.mu.T, self.scale, out=lam)
+            lam += self.shift
+            self._fold()  # the same two roundings: mu is lam.T exactly
+            self.mu_totals = lam.sum(axis=1)
+            self._topics = Topics(lam, self.mean_field, self.eta, self.fast, self.n_threads)
+        return self._topics
 
 
 def infer(data, topics, alpha, max_iter, tol, fast, bound):
@@ -606,6 +772,12 @@ class MeanField(Method):
         self._gamma = None
         self._doc_bound = 0.0
         self._topic_before = None
+        # Online: lambda in the lazy form whose step costs O(mini-batch), made whole as Topics
+        # only for the bound and the fitted attributes (``_current_topics``).
+        self._online = OnlineTopics(topics, fast, n_threads) if online else None
+        self._batch_words = None
+        if online:
+            self.topics = None
 
     def start_iteration(self):
         self._doc_bound = 0.0
@@ -614,31 +786,52 @@ class MeanField(Method):
             # the topic term at those topics this is the ELBO of that point
             self._topic_before = self.topics.topic_term()
 
+    def _current_topics(self):
+        """The topics now, as ``Topics`` (online: built from ``OnlineTopics`` if stale)."""
+        return self._online.topics() if self.online else self.topics
+
     def pass_inputs(self, shard):
-        gamma = self.data.start_gamma(shard, self.random_state, self.topics.lam.shape[0],
+        gamma = self.data.start_gamma(shard, self.random_state, self.data.K,
                                       self.keep_better)
+        if self.online:
+            # the topics at the mini-batch's words only (MiniBatchData.run_pass); documents
+            # read by blocks (BlockedDocumentData) get them at every word, the same values
+            local = isinstance(self.data, MiniBatchData)
+            words = self._batch_words = (self.data.vocabulary(shard) if local
+                                         else np.arange(self.data.V, dtype=np.int64))
+            B, log_B, topic_max = self._online.at_words(words)
+            inputs = {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
+                      "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
+                      "tol": float(self.mean_change_tol), "fast": bool(self.fast),
+                      "stats": True, "gamma_prev": None}
+            if local:
+                inputs["words"] = words
+            return inputs
         gamma_prev = self._gamma if self.keep_better else None
         self._gamma = gamma
         return self.topics.pass_inputs(gamma, self.alpha, self.max_doc_update_iter,
                                        self.mean_change_tol, self.fast, True, True, gamma_prev)
 
     def update(self, stats):
+        if self.online:
+            # the stochastic step on the mini-batch's words (V_b, K) statistics
+            weight = np.power(self.learning_offset + self.n_batch_iter, -self.learning_decay)
+            doc_ratio = float(self.total_samples) / stats.n_docs
+            self._online.step(self._batch_words, stats.fields.pop("word_topic"), weight,
+                              doc_ratio)
+            bnd = stats.bound_terms
+            self._doc_bound += float(bnd[0] + bnd[1])
+            self.n_batch_iter += 1
+            return
         # the (V, K) statistics are taken out of ``stats`` (made for this update only) so that
         # they are freed as soon as lambda is computed: the peak memory counts K x V arrays
         suff = stats.fields.pop("word_topic").T
         eta = self.eta
-        if self.online:
-            weight = np.power(self.learning_offset + self.n_batch_iter, -self.learning_decay)
-            doc_ratio = float(self.total_samples) / stats.n_docs
-            lam = self.topics.lam * (1 - weight)
-            lam += weight * (eta + doc_ratio * suff)
-        else:
-            lam = np.empty(suff.shape)  # C order: no second copy in Topics
-            np.add(eta, suff, out=lam)
+        lam = np.empty(suff.shape)  # C order: no second copy in Topics
+        np.add(eta, suff, out=lam)
         del suff
         bnd = stats.bound_terms
-        doc_bound = float(bnd[0] + bnd[1])
-        self._doc_bound = self._doc_bound + doc_bound if self.online else doc_bound
+        self._doc_bound = float(bnd[0] + bnd[1])
         # the old topics go before the new ones are built (their three K x V arrays)
         self.topics = None
         self.topics = Topics(lam, self.mean_field, eta, self.fast, self.n_threads)
@@ -651,14 +844,15 @@ class MeanField(Method):
         if self.scale_bound:
             n = self.data.everything[1] - self.data.everything[0]
             doc_bound = doc_bound * float(self.total_samples) / n
-        return doc_bound + self.topics.topic_term()
+        return doc_bound + self._online.topic_term()
 
     def converged(self, n_iter, prev_bound, bound, tol):
         if self.evaluate_every > 0 and n_iter % self.evaluate_every == 0:
-            _, doc_bound = infer(self.data, self.topics, self.alpha, self.max_doc_update_iter,
+            topics = self._current_topics()
+            _, doc_bound = infer(self.data, topics, self.alpha, self.max_doc_update_iter,
                                  self.mean_change_tol, self.fast, True)
             perplexity = _perplexity(self.data.n_docs, self.data.word_count(), doc_bound,
-                                     self.topics.topic_term())
+                                     topics.topic_term())
             if self.verbose:
                 print("iteration: %d of max_iter: %d, perplexity: %.4f"
                       % (n_iter, self.max_iter, perplexity))
@@ -671,7 +865,7 @@ class MeanField(Method):
         return False
 
     def attributes(self):
-        return {"topics": self.topics, "n_batch_iter_": self.n_batch_iter,
+        return {"topics": self._current_topics(), "n_batch_iter_": self.n_batch_iter,
                 "converged_": self.perplexity_converged}
 
 
@@ -1027,7 +1221,7 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
             self._store_topics(self._start(X), self.method)
             self.lower_bounds_ = np.empty(0)
             self.iteration_times_ = np.empty(0)
-        data = DocumentData(X, self.n_components, n_threads, self.batch_size)
+        data = MiniBatchData(X, self.n_components, n_threads, self.batch_size)
         method = self._variational(data, self._topics, online=True,
                                    total_samples=self.total_samples, scale_bound=True)
         with single_threaded_blas():
