@@ -48,6 +48,11 @@ cdef extern from "_hmm_kernels.h":
                         const double* Ap, const double* ATp, double* b, double* alpha,
                         double* scale, double* vec, double* xi, double* gamma0, double* post,
                         double* ll) noexcept nogil
+    void vbf_hmm_gstats(const double* y, const double* post, int b, int n_direct, int D,
+                        int K, int Kp, int spherical, double* nk, double* s1,
+                        double* s2) noexcept nogil
+    void vbf_hmm_affine(const double* z, int b, int n_aux, const double* WT, const double* cst,
+                        int K, int Kp, double* out) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -490,6 +495,16 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
     cdef double[:, ::1] E_v = np.ascontiguousarray(E)
     cdef double[:, ::1] W_v = np.ascontiguousarray(W, dtype=np.float64)
     cdef double[::1] c_v = np.ascontiguousarray(cst, dtype=np.float64)
+    # at K <= 16 the 'diag' / 'spherical' product runs in registers (vbf_hmm_affine) on
+    # W^T and the constants zero-padded to Kp lanes
+    cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
+    WTp = np.zeros((n_aux, max(Kp, 1)))
+    cstp = np.zeros(max(Kp, 1))
+    if Kp:
+        WTp[:, :K] = np.asarray(W).T
+        cstp[:K] = cst
+    cdef double[:, ::1] WT_v = WTp
+    cdef double[::1] cp_v = cstp
     n_chunks = (N + chunk_size - 1) // chunk_size
     cdef int[::1] failed = np.zeros(1, dtype=np.int32)
     cdef double* buf
@@ -502,7 +517,8 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
                 failed[0] = 1
             else:
                 _gauss_chunk(&X[start, 0], <int>b, D, K, n_aux, cov_type, &s_v[0],
-                             &E_v[0, 0], &prec[0], &W_v[0, 0], &c_v[0], &out[start, 0], buf)
+                             &E_v[0, 0], &prec[0], &W_v[0, 0], &c_v[0], &out[start, 0], buf,
+                             Kp, &WT_v[0, 0], &cp_v[0])
         free(buf)
     if failed[0]:
         raise MemoryError("the Gaussian log-density pass could not allocate its buffers")
@@ -511,9 +527,11 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
 cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int cov_type,
                        const double* shift, const double* E, const double* prec,
                        const double* W, const double* cst, double* out,
-                       double* buf) noexcept nogil:
+                       double* buf, int Kp, const double* WTp,
+                       const double* cstp) noexcept nogil:
     """One chunk of b rows (see gaussian_log_density); ``buf`` holds b (n_aux + D)
-    doubles."""
+    doubles. Kp > 0: 'diag' / 'spherical' by ``vbf_hmm_affine`` on WTp (n_aux, Kp), cstp
+    (Kp,)."""
     cdef int n, j, k
     cdef double one = 1.0, zero = 0.0, q, y
     cdef double* ybuf = buf
@@ -537,6 +555,9 @@ cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int co
                     q = q + y * y
             if cov_type == 3:
                 z[D] = q
+        if Kp > 0:
+            vbf_hmm_affine(zbuf, b, n_aux, WTp, cstp, K, Kp, out)
+            return
         # out (b x K, row-major) = z (b x n_aux) W^T; column-major: out^T = W z^T, with W
         # (row-major K x n_aux) read as (n_aux x K) column-major and transposed
         dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &one, <double*>W, &n_aux, zbuf, &n_aux, &zero,
@@ -557,3 +578,53 @@ cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int co
             for j in range(D):
                 q = q + zbuf[n * D + j] * zbuf[n * D + j]
             out[n * K + k] = cst[k] - 0.5 * q
+
+
+def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const double[::1] shift,
+                   bint spherical, double[:, ::1] slots, Py_ssize_t chunk_size, int n_threads):
+    """Expected Gaussian emission statistics ('diag', 'spherical') of the posteriors, for
+    K <= 16, in parallel over groups of rows (group g: rows [g N / G, (g + 1) N / G), G =
+    ``slots.shape[0]``, a number that depends on N only; the caller adds the slots in group
+    order, so any thread count gives the same bits).
+
+    With y_n = x_n - shift and g_n = post[n] (K,), slot g holds, K padded to Kp lanes:
+    nk (Kp,) = sum_n g_n, s1 (D, Kp) = sum_n y_n g_n^T, and s2 = sum_n (y_n^2) g_n^T (D, Kp)
+    ('diag') or sum_n ||y_n||^2 g_n (Kp,) ('spherical'), laid out [nk, s1, s2] (overwritten).
+    """
+    cdef Py_ssize_t N = X.shape[0], G = slots.shape[0], g, r0, r1, c0, b, n, n_direct
+    cdef int D = <int>X.shape[1], K = <int>post.shape[1], j
+    cdef int Kp = VBF_HMM_PAD(K)
+    cdef Py_ssize_t width = Kp + D * Kp + (Kp if spherical else D * Kp)
+    if post.shape[0] != N or shift.shape[0] != D or K > 16 or slots.shape[1] != width:
+        raise ValueError("shapes do not match")
+    cdef int[::1] failed = np.zeros(1, dtype=np.int32)
+    cdef double* ybuf
+    cdef double* slot
+    with nogil, parallel(num_threads=n_threads):
+        ybuf = <double*>malloc(chunk_size * D * sizeof(double))
+        for g in prange(G, schedule="static"):
+            slot = &slots[g, 0]
+            memset(slot, 0, width * sizeof(double))
+            r0 = g * N // G
+            r1 = (g + 1) * N // G
+            c0 = r0
+            if ybuf == NULL:
+                failed[0] = 1
+                c0 = r1
+            while c0 < r1:
+                b = chunk_size if c0 + chunk_size < r1 else r1 - c0
+                for n in range(b):
+                    for j in range(D):
+                        ybuf[n * D + j] = <double>X[c0 + n, j] - shift[j]
+                # rows whose Kp lanes lie inside post
+                n_direct = (N * K - Kp) // K - c0 + 1 if N * K >= Kp else 0
+                if n_direct > b:
+                    n_direct = b
+                if n_direct < 0:
+                    n_direct = 0
+                vbf_hmm_gstats(ybuf, &post[c0, 0], <int>b, <int>n_direct, D, K, Kp,
+                               spherical, slot, slot + Kp, slot + Kp + D * Kp)
+                c0 = c0 + b
+        free(ybuf)
+    if failed[0]:
+        raise MemoryError("the Gaussian statistics pass could not allocate its buffers")

@@ -520,4 +520,157 @@ static void vbf_hmm_fb_pad(int K, int Kp, long long T, const double *lp, const d
 }
 #endif
 
+/* ---- affine map of feature rows, for the Gaussian log-densities at small K -------------
+
+   out[n, k] = cst[k] + sum_a z[n, a] W[k, a] for b rows (z (b, n_aux), out (b, K)), with WT
+   (n_aux, Kp) = W^T zero-padded and cst (Kp,): per row Kp / 4 accumulators in registers,
+   the features added in order a = 0, 1, ... (the same bits in every build; a BLAS product
+   of these shapes spends more on packing than on arithmetic). Kp <= 16 only. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_hmm_affine_k(const double *z, int b, int n_aux, const double *WT,
+                                 const double *cst, int K, const int Kp, double *out)
+{
+    int n, a, j;
+    double last[16];
+    for (n = 0; n < b; n++) {
+        vbf_v4 acc[4];
+        const double *zn = z + (long long)n * n_aux;
+        /* rows in increasing order: a whole-vector store spilling into row n + 1 is
+           overwritten next; the last row goes through a buffer */
+        double *o = n + 1 < b ? out + (long long)n * K : last;
+        for (j = 0; j < Kp / 4; j++)
+            acc[j] = vbf_load4(cst + 4 * j);
+        for (a = 0; a < n_aux; a++) {
+            const vbf_v4 za = vbf_splat(zn[a]);
+            for (j = 0; j < Kp / 4; j++)
+                acc[j] = acc[j] + za * vbf_load4(WT + (long long)a * Kp + 4 * j);
+        }
+        for (j = 0; j < Kp / 4; j++)
+            vbf_store4(o + 4 * j, acc[j]);
+        if (o == last)
+            for (j = 0; j < K; j++)
+                out[(long long)n * K + j] = last[j];
+    }
+}
+
+VBF_INLINE void vbf_hmm_affine_body(const double *z, int b, int n_aux, const double *WT,
+                                    const double *cst, int K, int Kp, double *out)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 4, out); break;
+    case 8: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 8, out); break;
+    case 12: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 12, out); break;
+    default: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 16, out);
+    }
+}
+VBF_DISPATCH(vbf_hmm_affine, "avx2", vbf_cpu_avx2(),
+             (const double *z, int b, int n_aux, const double *WT, const double *cst, int K,
+              int Kp, double *out), (z, b, n_aux, WT, cst, K, Kp, out))
+#else
+static void vbf_hmm_affine(const double *z, int b, int n_aux, const double *WT,
+                           const double *cst, int K, int Kp, double *out)
+{
+    int n, a, j;
+    for (n = 0; n < b; n++)
+        for (j = 0; j < K; j++) {
+            double acc = cst[j];
+            for (a = 0; a < n_aux; a++)
+                acc = acc + z[(long long)n * n_aux + a] * WT[(long long)a * Kp + j];
+            out[(long long)n * K + j] = acc;
+        }
+}
+#endif
+
+/* ---- Gaussian emission statistics ('diag', 'spherical') of b rows ---------------------
+
+   nk (Kp) += g_n, s1 (D, Kp): s1[j] += y_nj g_n, s2: 'diag' (D, Kp) s2[j] += y_nj^2 g_n,
+   'spherical' (Kp) s2 += ||y_n||^2 g_n; g_n the posteriors of row n (K values, read as Kp
+   lanes: the first n_direct rows straight from post, whose pad lanes then hold the next
+   row's values and feed only the pad lanes of the sums; the rest through a buffer), y (b, D)
+   the shifted rows. Rows added in order. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_hmm_gstats_k(const double *y, const double *post, int b, int n_direct,
+                                 int D, int K, const int Kp, int spherical, double *nk,
+                                 double *s1, double *s2)
+{
+    int n, j, l;
+    double buf[16];
+    for (n = 0; n < b; n++) {
+        const double *yn = y + (long long)n * D;
+        const double *gp = post + (long long)n * K;
+        vbf_v4 g[4];
+        if (n >= n_direct) {
+            for (l = 0; l < Kp; l++)
+                buf[l] = l < K ? gp[l] : 0.0;
+            gp = buf;
+        }
+        for (l = 0; l < Kp / 4; l++) {
+            g[l] = vbf_load4(gp + 4 * l);
+            vbf_store4(nk + 4 * l, vbf_load4(nk + 4 * l) + g[l]);
+        }
+        if (spherical) {
+            double q = 0.0;
+            for (j = 0; j < D; j++) {
+                const vbf_v4 yj = vbf_splat(yn[j]);
+                double *r1 = s1 + (long long)j * Kp;
+                q = q + yn[j] * yn[j];
+                for (l = 0; l < Kp / 4; l++)
+                    vbf_store4(r1 + 4 * l, vbf_load4(r1 + 4 * l) + yj * g[l]);
+            }
+            for (l = 0; l < Kp / 4; l++)
+                vbf_store4(s2 + 4 * l, vbf_load4(s2 + 4 * l) + vbf_splat(q) * g[l]);
+        } else {
+            for (j = 0; j < D; j++) {
+                const vbf_v4 yj = vbf_splat(yn[j]), yy = yj * yj;
+                double *r1 = s1 + (long long)j * Kp, *r2 = s2 + (long long)j * Kp;
+                for (l = 0; l < Kp / 4; l++) {
+                    vbf_store4(r1 + 4 * l, vbf_load4(r1 + 4 * l) + yj * g[l]);
+                    vbf_store4(r2 + 4 * l, vbf_load4(r2 + 4 * l) + yy * g[l]);
+                }
+            }
+        }
+    }
+}
+
+VBF_INLINE void vbf_hmm_gstats_body(const double *y, const double *post, int b, int n_direct,
+                                    int D, int K, int Kp, int spherical, double *nk,
+                                    double *s1, double *s2)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 4, spherical, nk, s1, s2); break;
+    case 8: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 8, spherical, nk, s1, s2); break;
+    case 12: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 12, spherical, nk, s1, s2); break;
+    default: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 16, spherical, nk, s1, s2);
+    }
+}
+VBF_DISPATCH(vbf_hmm_gstats, "avx2", vbf_cpu_avx2(),
+             (const double *y, const double *post, int b, int n_direct, int D, int K, int Kp,
+              int spherical, double *nk, double *s1, double *s2),
+             (y, post, b, n_direct, D, K, Kp, spherical, nk, s1, s2))
+#else
+static void vbf_hmm_gstats(const double *y, const double *post, int b, int n_direct, int D,
+                           int K, int Kp, int spherical, double *nk, double *s1, double *s2)
+{
+    int n, j, l;
+    (void)n_direct;
+    for (n = 0; n < b; n++) {
+        const double *yn = y + (long long)n * D, *g = post + (long long)n * K;
+        double q = 0.0;
+        for (l = 0; l < K; l++)
+            nk[l] = nk[l] + g[l];
+        for (j = 0; j < D; j++) {
+            q = q + yn[j] * yn[j];
+            for (l = 0; l < K; l++) {
+                s1[j * Kp + l] = s1[j * Kp + l] + yn[j] * g[l];
+                if (!spherical)
+                    s2[j * Kp + l] = s2[j * Kp + l] + (yn[j] * yn[j]) * g[l];
+            }
+        }
+        if (spherical)
+            for (l = 0; l < K; l++)
+                s2[l] = s2[l] + q * g[l];
+    }
+}
+#endif
+
 #endif
