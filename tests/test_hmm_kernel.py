@@ -180,7 +180,7 @@ def test_groups_depend_on_lengths_only():
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("K", [3, 10, 17])
+@pytest.mark.parametrize("K", [1, 2, 3, 10, 17])
 def test_gaussian_log_density(covariance_type, dtype, K):
     from scipy.stats import multivariate_normal
     from vbfast.hmm.gaussian import _log_density_inputs

@@ -535,9 +535,10 @@ VBF_INLINE void vbf_hmm_affine_k(const double *z, int b, int n_aux, const double
     for (n = 0; n < b; n++) {
         vbf_v4 acc[4];
         const double *zn = z + (long long)n * n_aux;
-        /* rows in increasing order: a whole-vector store spilling into row n + 1 is
-           overwritten next; the last row goes through a buffer */
-        double *o = n + 1 < b ? out + (long long)n * K : last;
+        /* rows in increasing order: a whole-vector store spilling into the next rows is
+           overwritten by them; rows whose Kp lanes would pass the end of the b rows go
+           through a buffer */
+        double *o = (long long)n * K + Kp <= (long long)b * K ? out + (long long)n * K : last;
         for (j = 0; j < Kp / 4; j++)
             acc[j] = vbf_load4(cst + 4 * j);
         for (a = 0; a < n_aux; a++) {
