@@ -11,12 +11,19 @@ Workloads (issue 15):
   5,000 (4 states, D = 2, diag, 10 iterations; never scaled); the script prints each
   library's ratio short / one (target for vbfast: <= 1.5).
 
-Libraries: 'vbfast' (every core), 'hmmlearn-scaling' and 'hmmlearn-log' (its default).
+- 'gibbs': the 'many' data sampled by vbfast's blocked Gibbs sampler (FFBS, then theta |
+  states; one chain, GIBBS_SWEEPS sweeps): sweeps per second (hmmlearn has no sampler).
 
-As a script, ``python benchmarks/bench_hmm.py [--scale 0.1] [--repeat 1]`` times every
-workload once per library at ``scale`` times the sample count (and iterations for 'long')
-and prints the times and the ratios hmmlearn / vbfast.
+Libraries: 'vbfast' (``--threads``, default 2), 'hmmlearn-scaling' and 'hmmlearn-log' (its
+default).
+
+As a script, ``python benchmarks/bench_hmm.py [--scale 0.1] [--repeat 3]`` times every
+workload ``repeat`` times per library, the libraries alternated within each round, and
+prints the best times, the ratios hmmlearn / vbfast from that same run, the per-sequence
+overhead ratio ('short' / 'one') of each library, Gibbs sweeps per second, and the load
+average before and after.
 """
+import os
 import argparse
 import time
 import warnings
@@ -31,6 +38,7 @@ WORKLOADS = {
     "short": (4, "diag", 2, 500, 10, 10),
     "one": (4, "diag", 2, 1, 5_000, 10),
 }
+GIBBS_SWEEPS = 5
 
 
 def make_workload(name, scale=1.0, seed=0):
@@ -64,11 +72,15 @@ def make_workload(name, scale=1.0, seed=0):
     return X, lengths, start, ctype, n_iter
 
 
-def make_estimator(library, K, ctype, n_iter, start):
+def make_estimator(library, K, ctype, n_iter, start, n_threads=None, method="em"):
     if library == "vbfast":
         from vbfast.hmm import GaussianHMM
 
-        est = GaussianHMM(K, ctype, init_params="", n_iter=n_iter, tol=0.0)
+        est = GaussianHMM(K, ctype, init_params="", n_iter=n_iter, tol=0.0,
+                          n_threads=n_threads)
+        if method == "gibbs":
+            est.set_params(method="gibbs", n_draws=GIBBS_SWEEPS - 1, burn_in=1, n_chains=1,
+                           random_state=0)
     else:
         from hmmlearn.hmm import GaussianHMM
 
@@ -121,32 +133,86 @@ class HMMManySequences(_HMMFit):
     workload = "many"
 
 
+class HMMShortSequences(_HMMFit):
+    """Per-sequence overhead: 500 sequences of 10 (compare with HMMOneSequence)."""
+
+    workload = "short"
+
+
+class HMMOneSequence(_HMMFit):
+    """Per-sequence overhead: one sequence of 5,000 (compare with HMMShortSequences)."""
+
+    workload = "one"
+
+
+class HMMGibbsManySequences:
+    """Blocked Gibbs (FFBS) on the 'many' data: GIBBS_SWEEPS sweeps, one chain."""
+
+    timeout = 3600
+    number = 1
+    repeat = 1
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        return make_workload("many")
+
+    def time_gibbs(self, cache):
+        X, lengths, start, ctype, _ = cache
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            make_estimator("vbfast", len(start["startprob_"]), ctype, 1, start,
+                           method="gibbs").fit(X, lengths)
+
+
+def _fit_time(library, X, lengths, start, ctype, n_iter, n_threads, method="em"):
+    est = make_estimator(library, len(start["startprob_"]), ctype, n_iter, start, n_threads,
+                         method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        est.fit(X, lengths)
+        return time.perf_counter() - t0, est
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS) + ["gibbs"])
     parser.add_argument("--libraries", nargs="*", default=list(LIBRARIES))
     args = parser.parse_args()
+    # imports outside the timings
+    import vbfast.hmm  # noqa: F401
+    if any(library.startswith("hmmlearn") for library in args.libraries):
+        import hmmlearn.hmm  # noqa: F401
+    print(f"load average before: {os.getloadavg()[0]:.1f}; vbfast n_threads={args.threads}; "
+          f"best of {args.repeat}, libraries alternated")
     all_times = {}
     for name in args.workloads:
+        if name == "gibbs":
+            X, lengths, start, ctype, _ = make_workload("many", args.scale)
+            best = min(_fit_time("vbfast", X, lengths, start, ctype, 1, args.threads,
+                                 "gibbs")[0] for _ in range(args.repeat))
+            print(f"gibbs (the 'many' data, one chain, {GIBBS_SWEEPS} sweeps): {best:.3f} s, "
+                  f"{GIBBS_SWEEPS / best:.2f} sweeps/s, "
+                  f"{GIBBS_SWEEPS * len(X) / best / 1e6:.2f} M rows x sweeps / s")
+            continue
         X, lengths, start, ctype, n_iter = make_workload(name, args.scale)
         K = len(start["startprob_"])
         print(f"{name}: X {X.shape}, {len(lengths)} sequence(s), K={K}, {ctype}, "
               f"{n_iter} iterations")
-        times, bounds = {}, {}
+        times = {library: np.inf for library in args.libraries}
+        bounds = {}
+        for _ in range(args.repeat):
+            for library in args.libraries:
+                t, est = _fit_time(library, X, lengths, start, ctype, n_iter, args.threads)
+                times[library] = min(times[library], t)
+                bounds[library] = est.monitor_.history[-1]
         for library in args.libraries:
-            best = np.inf
-            for _ in range(args.repeat):
-                est = make_estimator(library, K, ctype, n_iter, start)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    t0 = time.perf_counter()
-                    est.fit(X, lengths)
-                    best = min(best, time.perf_counter() - t0)
-            times[library] = best
-            bounds[library] = est.monitor_.history[-1]
-            print(f"  {library:18s} {best:9.3f} s   last log-likelihood {bounds[library]:.10g}")
+            print(f"  {library:18s} {times[library]:9.3f} s   last log-likelihood "
+                  f"{bounds[library]:.10g}")
         for library in args.libraries:
             if library != "vbfast" and "vbfast" in times:
                 print(f"  vbfast is {times[library] / times['vbfast']:.1f}x {library}")
@@ -156,6 +222,7 @@ def main():
             if library in all_times["one"]:
                 print(f"per-sequence overhead, {library}: 500 x 10 costs "
                       f"{t / all_times['one'][library]:.2f}x one sequence of 5,000")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ reps=2 minus that of reps=1 (imports and data generation cancel):
 
 Cases: em_full, em_diag, em_diag_given, em_sph_given, mf_full, gibbs_diag, predict,
 lda_batch, lda_online, lda_gibbs, lca_bernoulli (20 binary items, K = 8, 20,000 rows, 10 EM
-iterations from a given start), lca_categorical (10 items of 5 levels, the same) (one thread
-each). OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's
+iterations from a given start), lca_categorical (10 items of 5 levels, the same), and the HMM
+workloads of ``bench_hmm.py`` scaled down: hmm_many (50 sequences of 1,000, K = 10, D = 8,
+diag, 5 EM iterations), hmm_long (one sequence of 50,000, K = 4, full, D = 1, 10 EM
+iterations), hmm_short (500 sequences of 10, 10 iterations), hmm_gibbs (hmm_many's data, 5
+Gibbs sweeps, one chain) (one thread each). OPENBLAS_NUM_THREADS=1 keeps OpenBLAS's
 idle worker threads, whose spinning valgrind counts, out of the totals."""
 import inspect
 import sys
@@ -37,6 +40,13 @@ def main(case, reps):
     Q = (rng.uniform(size=(20000, 10, 1)) > cum).sum(axis=2).clip(0, 4).astype(float)
     Q[:5] = np.arange(5)[:, None]  # every level seen
     lca_start = dict(weights_init=np.full(8, 1 / 8), max_iter=10, tol=0, n_threads=1)
+    if case.startswith("hmm_"):
+        sys.path.insert(0, __file__.rsplit("/", 1)[0])
+        from bench_hmm import make_estimator, make_workload
+
+        workload = {"hmm_many": "many", "hmm_gibbs": "many", "hmm_long": "long",
+                    "hmm_short": "short"}[case]
+        hmm_data = make_workload(workload, {"many": 0.05, "long": 1.0, "short": 1.0}[workload])
     common = dict(init_params="random_from_data", random_state=0, n_threads=1)
 
     def run():
@@ -76,6 +86,15 @@ def main(case, reps):
         elif case == "lca_categorical":
             CategoricalMixture(8, probabilities_init=tuple(np.random.RandomState(2).dirichlet(
                 np.full(5, 5.0), size=8) for _ in range(10)), **lca_start).fit(Q)
+        elif case.startswith("hmm_"):
+            Xh, lengths, start, ctype, n_iter = hmm_data
+            n_iter = 10 if case == "hmm_long" else n_iter
+            est = make_estimator("vbfast", len(start["startprob_"]), ctype, n_iter, start)
+            est.n_threads = 1
+            if case == "hmm_gibbs":
+                est.set_params(method="gibbs", n_draws=3, burn_in=2, n_chains=1,
+                               random_state=0)
+            est.fit(Xh, lengths)
         else:
             raise SystemExit(f"unknown case {case!r}")
 

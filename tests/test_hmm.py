@@ -77,6 +77,39 @@ def test_agrees_with_hmmlearn_from_the_same_start(ct, priors):
                     theirs.get_stationary_distribution(), rtol=1e-8)
 
 
+@pytest.mark.parametrize("ct,K,D", [("full", 4, 1), ("tied", 3, 1), ("diag", 10, 3),
+                                    ("spherical", 6, 2), ("diag", 17, 2)])
+def test_agrees_with_hmmlearn_one_feature_and_more_states(ct, K, D):
+    """The one-feature shortcut ('full' / 'tied' at D = 1) and the padded small-K kernels
+    (K = 6, 10: padded to 8, 12 lanes; K = 17: the general ones), 10 iterations from the same
+    start."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.RandomState(K + D)
+    means = rng.normal(scale=3.0, size=(K, D))
+    z = rng.randint(K, size=1500)
+    z = np.repeat(z[::5], 5)  # stretches of one state
+    X = means[z] + rng.normal(size=(len(z), D))
+    lengths = [700, 1, 299, 500]
+    start = {"startprob_": np.full(K, 1.0 / K), "transmat_": np.full((K, K), 1.0 / K),
+             "means_": means + rng.normal(scale=0.5, size=means.shape)}
+    cov = {"full": np.tile(np.eye(D) * 1.5, (K, 1, 1)), "tied": np.eye(D) * 1.5,
+           "diag": np.full((K, D), 1.5), "spherical": np.full(K, 1.5)}[ct]
+    fits = []
+    for model in (GaussianHMM(K, ct, init_params="", n_iter=10, tol=0),
+                  hmm.GaussianHMM(K, ct, init_params="", n_iter=10, tol=-np.inf,
+                                  implementation="scaling")):
+        for name, value in start.items():
+            setattr(model, name, value.copy())
+        model.covars_ = cov.copy()
+        fits.append(model.fit(X, lengths))
+    ours, theirs = fits
+    assert_allclose(list(ours.monitor_.history), list(theirs.monitor_.history), rtol=1e-8)
+    assert_allclose(ours.transmat_, theirs.transmat_, rtol=1e-8, atol=1e-12)
+    assert_allclose(ours.means_, theirs.means_, rtol=1e-8, atol=1e-12)
+    their_cov = theirs._covars_[:, 0] if ct == "spherical" else theirs._covars_
+    assert_allclose(ours._covars_, their_cov, rtol=1e-8)
+
+
 def test_categorical_agrees_with_hmmlearn_including_random_init():
     hmm = pytest.importorskip("hmmlearn.hmm")
     rng = np.random.RandomState(0)
@@ -166,6 +199,12 @@ def test_deterministic_for_any_thread_count():
             for t in (1, 2)]
     for name in ("startprob_", "transmat_", "means_", "_covars_", "lower_bounds_"):
         assert getattr(fits[0], name).tobytes() == getattr(fits[1], name).tobytes()
+    # the small-K kernels ('diag' / 'spherical' statistics and log-densities, padded lanes)
+    for ct in ("diag", "spherical"):
+        fits = [GaussianHMM(10, ct, n_iter=3, random_state=0, n_threads=t).fit(X, lengths)
+                for t in (1, 2)]
+        for name in ("startprob_", "transmat_", "means_", "_covars_", "lower_bounds_"):
+            assert getattr(fits[0], name).tobytes() == getattr(fits[1], name).tobytes()
 
 
 # ---------------------------------------------------------------------------- never NaN

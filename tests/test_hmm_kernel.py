@@ -83,7 +83,9 @@ def random_model(rng, K, zeros=False):
 
 @pytest.mark.parametrize("K,lengths,zeros", [
     (3, [50], False), (4, [1, 2, 30, 7, 1], False), (2, [5000, 17, 3000], False),
-    (5, [40, 40], True), (1, [10, 3], False)])
+    (5, [40, 40], True), (1, [10, 3], False), (10, [300, 1, 2, 45], False),
+    (10, [60, 30], True), (13, [200, 3], False), (16, [50, 2], False), (17, [150, 1], False),
+    (23, [80, 5], True)])
 def test_forward_backward_matches_log_space_reference(K, lengths, zeros):
     rng = np.random.default_rng(K + len(lengths))
     N = sum(lengths)
@@ -178,12 +180,13 @@ def test_groups_depend_on_lengths_only():
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_gaussian_log_density(covariance_type, dtype):
+@pytest.mark.parametrize("K", [1, 2, 3, 10, 17])
+def test_gaussian_log_density(covariance_type, dtype, K):
     from scipy.stats import multivariate_normal
     from vbfast.hmm.gaussian import _log_density_inputs
 
     rng = np.random.default_rng(1)
-    K, D, N = 3, 4, 700
+    D, N = 4, 700
     X = rng.normal(size=(N, D)).astype(dtype)
     means = rng.normal(size=(K, D))
     A = rng.normal(size=(K, D, D))
@@ -200,6 +203,37 @@ def test_gaussian_log_density(covariance_type, dtype):
     ref = np.stack([multivariate_normal(means[k], dense[k]).logpdf(X.astype(np.float64))
                     for k in range(K)], axis=1)
     assert_allclose(out, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K,N", [(3, 5000), (10, 701), (16, 9000), (1, 3), (2, 1)])
+def test_gaussian_stats_against_numpy(spherical, dtype, K, N):
+    """The small-K emission statistics: nk, s1, s2 of the posteriors (rows read as padded
+    vectors straight from post up to its end) equal the obvious sums, bitwise the same for
+    any thread count."""
+    rng = np.random.default_rng(K * N)
+    D = 3
+    X = (rng.normal(size=(N, D)) * 4 + 2).astype(dtype)
+    post = rng.dirichlet(np.ones(K), size=N)
+    shift = X.astype(np.float64).mean(axis=0)
+    Kp = (K + 3) // 4 * 4
+    width = Kp * (1 + D + (1 if spherical else D))
+    outs = []
+    for n_threads in (1, 2, 3):
+        slots = np.full((5, width), np.nan)
+        _hmm.gaussian_stats(X, post, shift, spherical, slots, 256, n_threads)
+        outs.append(slots.tobytes())
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+    total = slots.sum(axis=0)
+    y = X.astype(np.float64) - shift
+    assert_allclose(total[:K], post.sum(axis=0), rtol=1e-12)
+    assert_allclose(total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T, post.T @ y, rtol=1e-10,
+                    atol=1e-10)
+    s2 = total[Kp + D * Kp:]
+    ref = post.T @ (y ** 2).sum(axis=1) if spherical else post.T @ y ** 2
+    got = s2[:K] if spherical else s2.reshape(D, Kp)[:, :K].T
+    assert_allclose(got, ref, rtol=1e-10)
 
 
 def test_check_lengths_errors():

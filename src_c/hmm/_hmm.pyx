@@ -43,6 +43,16 @@ cdef extern from "_hmm_kernels.h":
                            double* scale) noexcept nogil
     double vbf_hmm_forward_log(int K, long long T, const double* lp, const double* logstart,
                                const double* logtrans, double* la, double* tmp) noexcept nogil
+    int VBF_HMM_PAD(int K) noexcept nogil
+    void vbf_hmm_fb_pad(int K, int Kp, long long T, const double* lp, const double* startp,
+                        const double* Ap, const double* ATp, double* b, double* alpha,
+                        double* scale, double* vec, double* xi, double* gamma0, double* post,
+                        double* ll) noexcept nogil
+    void vbf_hmm_gstats(const double* y, const double* post, int b, int n_direct, int D,
+                        int K, int Kp, int spherical, double* nk, double* s1,
+                        double* s2) noexcept nogil
+    void vbf_hmm_affine(const double* z, int b, int n_aux, const double* WT, const double* cst,
+                        int K, int Kp, double* out) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -54,6 +64,10 @@ cdef double SCALE_FLOOR = VBF_HMM_SCALE_FLOOR
 
 cdef struct _FB:
     int K
+    int Kp                    # K padded to whole four-lane vectors
+    const double* startp      # (Kp,) pi, zero-padded
+    const double* Ap          # (K, Kp) A, rows zero-padded
+    const double* ATp         # (K, Kp) A^T, rows zero-padded
     const double* startprob   # (K,)
     const double* transmat    # (K, K)
     const double* transT      # (K, K) A transposed: beta = A v as a sum of columns
@@ -113,75 +127,27 @@ cdef double _forward_only(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alph
 
 
 cdef double _forward_backward(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
-                              double* b, double* scale, double* betas,
-                              double* xi, double* trans, double* start) noexcept nogil:
-    """Scaled forward-backward of rows [a, a + T). ``alpha``: (T, K) storage (the posteriors
-    are written over it); b: (T, K); scale: (T,) inverse scales 1 / c_t; betas: (T, K); xi:
-    (K, K) scratch. Adds sum_t xi_t to ``trans`` (K, K) and gamma_0 to ``start`` (K,) when not
-    NULL, only once the whole sequence succeeded. Returns log p, or NaN on underflow or
-    overflow (nothing added then: the caller redoes the sequence in log space).
-
-    The forward recursion is ``vbf_hmm_forward`` (``_hmm_kernels.h``, shared with FFBS): b
-    one vectorised exp over the sequence, alpha_t = (A^T alpha_{t-1}) * b as a sum of rows of
-    A, log p = sum_t m_t + log prod_t c_t. Backward: beta_t = A v_t as a sum of rows of A^T;
-    the transition counts are A_ij sum_t alpha_t(i) v_t(j), the sum one matrix product per
-    sequence (BLAS)."""
-    cdef int K = p.K, i, j, n
-    cdef Py_ssize_t t
-    cdef double* al
-    cdef double* prev
-    cdef double* bt
-    cdef double c, s, ll
-    cdef double one = 1.0, zero = 0.0
-    cdef char CH_N = b'N', CH_T = b'T'
-    ll = vbf_hmm_forward(K, T, p.lp + a * K, p.startprob, p.transmat, b, alpha, scale)
+                              double* b, double* scale, double* vec, double* xi,
+                              double* gamma0, double* trans, double* start) noexcept nogil:
+    """Scaled forward-backward of rows [a, a + T) (``vbf_hmm_fb_pad`` of ``_hmm_kernels.h``:
+    padded lattices, the transition counts summed in the backward sweep as rank-one
+    updates, posteriors written into ``p.post`` when wanted). alpha, b: (T, Kp); scale: (T,);
+    vec: (3 Kp,); xi: (K, Kp); gamma0: (Kp,) scratch. Adds A * sum_t xi_t to ``trans`` (K, K)
+    and gamma_0 to ``start`` (K,) when not NULL, only once the whole sequence succeeded.
+    Returns log p, or NaN on underflow or overflow (nothing added then: the caller redoes
+    the sequence in log space)."""
+    cdef int K = p.K, Kp = p.Kp, i, j
+    cdef double ll
+    vbf_hmm_fb_pad(K, Kp, T, p.lp + a * K, p.startp, p.Ap, p.ATp, b, alpha, scale, vec, xi,
+                   gamma0, p.post + a * K if p.post != NULL else NULL, &ll)
     if ll != ll:
         return NAN
-    # backward: beta_t into betas (T, K), v_t = b_{t+1} beta_{t+1} / c_{t+1} over b_{t+1};
-    # then the transition counts as one matrix product and gamma_t = alpha_t beta_t
-    prev = betas + (T - 1) * K
-    for j in range(K):
-        prev[j] = 1.0
-    for t in range(T - 2, -1, -1):
-        bt = b + (t + 1) * K
-        s = scale[t + 1]
-        for j in range(K):
-            bt[j] = bt[j] * prev[j] * s
-        prev = betas + t * K
-        vbf_hmm_rows(prev, bt, p.transT, K)
-        # beta_t(i) = p(x_{t+1:} | i) / prod c: large where alpha_t(i) is tiny, and in
-        # extreme cases beyond float64; then the log-space path takes over
-        c = 0.0
+    if trans != NULL:
         for i in range(K):
-            c = c + prev[i]
-        if not isfinite(c):
-            return NAN
-    if trans != NULL and T > 1:
-        # xi (K x K, row-major) = sum_t alpha_t^T v_t = alpha[0:T-1]^T V[1:T]; column-major:
-        # xi^T = V^T alpha, V and alpha read as (K x (T - 1)) column-major
-        n = <int>(T - 1)
-        if n >= 16:
-            dgemm(&CH_N, &CH_T, &K, &K, &n, &one, b + K, &K, alpha, &K, &zero, xi, &K)
-        else:  # a short sequence: rank-one updates cost less than a BLAS call
-            memset(xi, 0, K * K * sizeof(double))
-            for t in range(T - 1):
-                al = alpha + t * K
-                bt = b + (t + 1) * K
-                for i in range(K):
-                    s = al[i]
-                    for j in range(K):
-                        xi[i * K + j] = xi[i * K + j] + s * bt[j]
-        for i in range(K * K):
-            trans[i] += p.transmat[i] * xi[i]
-    for t in range(T):
-        al = alpha + t * K
-        prev = betas + t * K
-        for i in range(K):
-            al[i] = al[i] * prev[i]
-        _normalise(al, K)
-    if start != NULL:
+            for j in range(K):
+                trans[i * K + j] += p.transmat[i * K + j] * xi[i * Kp + j]
         for j in range(K):
-            start[j] += alpha[j]
+            start[j] += gamma0[j]
     return ll
 
 
@@ -298,11 +264,25 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
     with np.errstate(divide="ignore"):
         np.log(np.asarray(transmat), out=logA)
         np.log(np.asarray(startprob), out=logpi)
+    cdef int Kp = VBF_HMM_PAD(K)
+    Ap = np.zeros((K, Kp))
+    Ap[:, :K] = transmat
+    ATp = np.zeros((K, Kp))
+    ATp[:, :K] = np.asarray(transmat).T
+    startp = np.zeros(Kp)
+    startp[:K] = startprob
     cdef double[:, ::1] AT_v = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef double[:, ::1] Ap_v = Ap
+    cdef double[:, ::1] ATp_v = ATp
+    cdef double[::1] startp_v = startp
     cdef double[:, ::1] logA_v = logA
     cdef double[::1] logpi_v = logpi
     cdef _FB p
     p.K = K
+    p.Kp = Kp
+    p.Ap = &Ap_v[0, 0]
+    p.ATp = &ATp_v[0, 0]
+    p.startp = &startp_v[0]
     p.startprob = &startprob[0]
     p.transmat = &transmat[0, 0]
     p.transT = &AT_v[0, 0]
@@ -324,7 +304,7 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
 cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize_t s1,
                  Py_ssize_t g, Py_ssize_t max_len, bint backward) noexcept nogil:
     """Sequences [s0, s1) into group g's slot, in order. Scratch is this call's own."""
-    cdef int K = p.K, j
+    cdef int K = p.K, Kp = p.Kp
     cdef Py_ssize_t s, a, T, lat = 0
     cdef double ll
     cdef double* trans = NULL
@@ -335,8 +315,7 @@ cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize
     cdef double* scale
     cdef double* vec
     cdef double* xi
-    cdef double* betas
-    cdef bint own_alpha = backward and p.post == NULL
+    cdef double* gamma0
     p.n_log_space[g] = 0
     if p.trans_slots != NULL:
         trans = p.trans_slots + g * K * K
@@ -349,26 +328,24 @@ cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize
         T = offsets[s + 1] - offsets[s]
         if T > lat:
             lat = T
-    # b (T, K), scale (T,), 4 vectors of K, xi (K, K), betas (T, K); alpha (T, K) unless
-    # written into post
-    work = <double*>malloc((2 * lat * K + lat + 4 * K + K * K
-                            + (lat * K if own_alpha else 0)) * sizeof(double))
+    # b, alpha (T, Kp), scale (T,), 3 vectors of Kp, xi (K, Kp), gamma0 (Kp,); the log-space
+    # path uses b as log alpha (T, K) and vec (3 K)
+    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp) * sizeof(double))
     if work == NULL:
         return  # (seq_ll stays as the caller initialised it: NaN, caught there)
     b = work
-    scale = b + lat * K
+    alpha = b + lat * Kp
+    scale = alpha + lat * Kp
     vec = scale + lat
-    xi = vec + 4 * K
-    betas = xi + K * K
-    alpha = betas + lat * K if own_alpha else NULL
+    gamma0 = vec + 3 * Kp
+    xi = gamma0 + Kp
     for s in range(s0, s1):
         a = offsets[s]
         T = offsets[s + 1] - a
         if not backward:
             ll = _forward_only(p, a, T, vec, vec + K)
         else:
-            ll = _forward_backward(p, a, T, p.post + a * K if p.post != NULL else alpha,
-                                   b, scale, betas, xi, trans, start)
+            ll = _forward_backward(p, a, T, alpha, b, scale, vec, xi, gamma0, trans, start)
         if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
             ll = _forward_backward_log(p, a, T, b, vec, vec + K, trans, start,
@@ -518,6 +495,16 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
     cdef double[:, ::1] E_v = np.ascontiguousarray(E)
     cdef double[:, ::1] W_v = np.ascontiguousarray(W, dtype=np.float64)
     cdef double[::1] c_v = np.ascontiguousarray(cst, dtype=np.float64)
+    # at K <= 16 the 'diag' / 'spherical' product runs in registers (vbf_hmm_affine) on
+    # W^T and the constants zero-padded to Kp lanes
+    cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
+    WTp = np.zeros((n_aux, max(Kp, 1)))
+    cstp = np.zeros(max(Kp, 1))
+    if Kp:
+        WTp[:, :K] = np.asarray(W).T
+        cstp[:K] = cst
+    cdef double[:, ::1] WT_v = WTp
+    cdef double[::1] cp_v = cstp
     n_chunks = (N + chunk_size - 1) // chunk_size
     cdef int[::1] failed = np.zeros(1, dtype=np.int32)
     cdef double* buf
@@ -530,7 +517,8 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
                 failed[0] = 1
             else:
                 _gauss_chunk(&X[start, 0], <int>b, D, K, n_aux, cov_type, &s_v[0],
-                             &E_v[0, 0], &prec[0], &W_v[0, 0], &c_v[0], &out[start, 0], buf)
+                             &E_v[0, 0], &prec[0], &W_v[0, 0], &c_v[0], &out[start, 0], buf,
+                             Kp, &WT_v[0, 0], &cp_v[0])
         free(buf)
     if failed[0]:
         raise MemoryError("the Gaussian log-density pass could not allocate its buffers")
@@ -539,9 +527,11 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
 cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int cov_type,
                        const double* shift, const double* E, const double* prec,
                        const double* W, const double* cst, double* out,
-                       double* buf) noexcept nogil:
+                       double* buf, int Kp, const double* WTp,
+                       const double* cstp) noexcept nogil:
     """One chunk of b rows (see gaussian_log_density); ``buf`` holds b (n_aux + D)
-    doubles."""
+    doubles. Kp > 0: 'diag' / 'spherical' by ``vbf_hmm_affine`` on WTp (n_aux, Kp), cstp
+    (Kp,)."""
     cdef int n, j, k
     cdef double one = 1.0, zero = 0.0, q, y
     cdef double* ybuf = buf
@@ -565,6 +555,9 @@ cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int co
                     q = q + y * y
             if cov_type == 3:
                 z[D] = q
+        if Kp > 0:
+            vbf_hmm_affine(zbuf, b, n_aux, WTp, cstp, K, Kp, out)
+            return
         # out (b x K, row-major) = z (b x n_aux) W^T; column-major: out^T = W z^T, with W
         # (row-major K x n_aux) read as (n_aux x K) column-major and transposed
         dgemm(&CH_T, &CH_N, &K, &b, &n_aux, &one, <double*>W, &n_aux, zbuf, &n_aux, &zero,
@@ -585,3 +578,53 @@ cdef void _gauss_chunk(const floating* X, int b, int D, int K, int n_aux, int co
             for j in range(D):
                 q = q + zbuf[n * D + j] * zbuf[n * D + j]
             out[n * K + k] = cst[k] - 0.5 * q
+
+
+def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const double[::1] shift,
+                   bint spherical, double[:, ::1] slots, Py_ssize_t chunk_size, int n_threads):
+    """Expected Gaussian emission statistics ('diag', 'spherical') of the posteriors, for
+    K <= 16, in parallel over groups of rows (group g: rows [g N / G, (g + 1) N / G), G =
+    ``slots.shape[0]``, a number that depends on N only; the caller adds the slots in group
+    order, so any thread count gives the same bits).
+
+    With y_n = x_n - shift and g_n = post[n] (K,), slot g holds, K padded to Kp lanes:
+    nk (Kp,) = sum_n g_n, s1 (D, Kp) = sum_n y_n g_n^T, and s2 = sum_n (y_n^2) g_n^T (D, Kp)
+    ('diag') or sum_n ||y_n||^2 g_n (Kp,) ('spherical'), laid out [nk, s1, s2] (overwritten).
+    """
+    cdef Py_ssize_t N = X.shape[0], G = slots.shape[0], g, r0, r1, c0, b, n, n_direct
+    cdef int D = <int>X.shape[1], K = <int>post.shape[1], j
+    cdef int Kp = VBF_HMM_PAD(K)
+    cdef Py_ssize_t width = Kp + D * Kp + (Kp if spherical else D * Kp)
+    if post.shape[0] != N or shift.shape[0] != D or K > 16 or slots.shape[1] != width:
+        raise ValueError("shapes do not match")
+    cdef int[::1] failed = np.zeros(1, dtype=np.int32)
+    cdef double* ybuf
+    cdef double* slot
+    with nogil, parallel(num_threads=n_threads):
+        ybuf = <double*>malloc(chunk_size * D * sizeof(double))
+        for g in prange(G, schedule="static"):
+            slot = &slots[g, 0]
+            memset(slot, 0, width * sizeof(double))
+            r0 = g * N // G
+            r1 = (g + 1) * N // G
+            c0 = r0
+            if ybuf == NULL:
+                failed[0] = 1
+                c0 = r1
+            while c0 < r1:
+                b = chunk_size if c0 + chunk_size < r1 else r1 - c0
+                for n in range(b):
+                    for j in range(D):
+                        ybuf[n * D + j] = <double>X[c0 + n, j] - shift[j]
+                # rows whose Kp lanes lie inside post
+                n_direct = (N * K - Kp) // K - c0 + 1 if N * K >= Kp else 0
+                if n_direct > b:
+                    n_direct = b
+                if n_direct < 0:
+                    n_direct = 0
+                vbf_hmm_gstats(ybuf, &post[c0, 0], <int>b, <int>n_direct, D, K, Kp,
+                               spherical, slot, slot + Kp, slot + Kp + D * Kp)
+                c0 = c0 + b
+        free(ybuf)
+    if failed[0]:
+        raise MemoryError("the Gaussian statistics pass could not allocate its buffers")

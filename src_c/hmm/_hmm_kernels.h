@@ -190,4 +190,488 @@ static double vbf_hmm_forward_log(int K, long long T, const double *lp,
     return vbf_logsumexp(la + (T - 1) * K, K);
 }
 
+/* ---- forward-backward of one sequence on padded lattices ------------------------------
+
+   Kp = VBF_HMM_PAD(K) lanes a state vector (whole four-lane vectors; the pad lanes hold
+   zeros, so every vector operation below is exact for the K real lanes and gives 0 in the
+   pad). The transition matrix comes as Ap (K, Kp), rows of A padded, and ATp (K, Kp), rows of
+   A^T padded; the start vector as startp (Kp,). Per row of the sequence the work is two
+   K x Kp mat-vecs (alpha_t = A^T alpha_{t-1} as a sum of rows of A, beta_t = A v as a sum of
+   rows of A^T), one rank-one update of the expected transition counts xi += alpha_t v^T, and
+   the posteriors gamma_t = alpha_t beta_t / sum: no T x K beta lattice, no BLAS call, no
+   call per row. Every lane's operations run in a fixed order (no FMA): the AVX2 and the
+   baseline builds give the same bits. */
+#define VBF_HMM_PAD(K) (((K) + 3) & ~3)
+
+#if defined(__GNUC__)
+/* out (Kp) = sum_{i < K} c[i] M[i Kp : (i + 1) Kp], rows added in order (Kp a compile-time
+   constant where the caller is specialised: the lane loop unrolls into registers) */
+VBF_INLINE void vbf_hmm_matvec_pad(double *out, const double *c, const double *M, int K,
+                                   const int Kp)
+{
+    int i, j;
+    if (Kp <= 16) {
+        vbf_v4 acc[4];
+        for (j = 0; j < Kp / 4; j++)
+            acc[j] = vbf_splat(0.0);
+        for (i = 0; i < K; i++) {
+            const vbf_v4 s = vbf_splat(c[i]);
+            for (j = 0; j < Kp / 4; j++)
+                acc[j] = acc[j] + s * vbf_load4(M + (long long)i * Kp + 4 * j);
+        }
+        for (j = 0; j < Kp / 4; j++)
+            vbf_store4(out + 4 * j, acc[j]);
+        return;
+    }
+    for (j = 0; j + 8 <= Kp; j += 8) {
+        vbf_v4 acc0 = vbf_splat(0.0), acc1 = vbf_splat(0.0);
+        for (i = 0; i < K; i++) {
+            const vbf_v4 s = vbf_splat(c[i]);
+            acc0 = acc0 + s * vbf_load4(M + (long long)i * Kp + j);
+            acc1 = acc1 + s * vbf_load4(M + (long long)i * Kp + j + 4);
+        }
+        vbf_store4(out + j, acc0);
+        vbf_store4(out + j + 4, acc1);
+    }
+    for (; j < Kp; j += 4) {
+        vbf_v4 acc = vbf_splat(0.0);
+        for (i = 0; i < K; i++)
+            acc = acc + vbf_splat(c[i]) * vbf_load4(M + (long long)i * Kp + j);
+        vbf_store4(out + j, acc);
+    }
+}
+
+/* sum of the lanes of x (Kp), vectors added first, then the four lanes */
+VBF_INLINE double vbf_hmm_sum_pad(const double *x, const int Kp)
+{
+    int j;
+    vbf_v4 acc = vbf_load4(x);
+    for (j = 4; j < Kp; j += 4)
+        acc = acc + vbf_load4(x + j);
+    return vbf_hsum(acc);
+}
+
+/* xi (K, Kp) = sum_{t < T - 1} alpha_t^T v_{t+1}, t in order for every entry; two rows of
+   xi at a time in registers */
+VBF_INLINE void vbf_hmm_xi_pad(double *xi, const double *alpha, const double *V, int K,
+                               const int Kp, long long T)
+{
+    int i, j;
+    long long t;
+    if (Kp <= 16) {
+        for (i = 0; i < K; i += 2) {
+            vbf_v4 acc0[4], acc1[4];
+            const int two = i + 1 < K;
+            for (j = 0; j < Kp / 4; j++) {
+                acc0[j] = vbf_splat(0.0);
+                acc1[j] = vbf_splat(0.0);
+            }
+            for (t = 0; t + 1 < T; t++) {
+                const double *al = alpha + t * Kp + i;
+                const double *vn = V + (t + 1) * Kp;
+                const vbf_v4 a0 = vbf_splat(al[0]), a1 = vbf_splat(two ? al[1] : 0.0);
+                for (j = 0; j < Kp / 4; j++) {
+                    const vbf_v4 vj = vbf_load4(vn + 4 * j);
+                    acc0[j] = acc0[j] + a0 * vj;
+                    acc1[j] = acc1[j] + a1 * vj;
+                }
+            }
+            for (j = 0; j < Kp / 4; j++) {
+                vbf_store4(xi + (long long)i * Kp + 4 * j, acc0[j]);
+                if (two)
+                    vbf_store4(xi + (long long)(i + 1) * Kp + 4 * j, acc1[j]);
+            }
+        }
+        return;
+    }
+    for (i = 0; i < K * Kp; i++)
+        xi[i] = 0.0;
+    for (t = 0; t + 1 < T; t++) {
+        const double *al = alpha + t * Kp;
+        const double *vn = V + (t + 1) * Kp;
+        for (i = 0; i < K; i++) {
+            const vbf_v4 a = vbf_splat(al[i]);
+            double *xr = xi + (long long)i * Kp;
+            for (j = 0; j < Kp; j += 4)
+                vbf_store4(xr + j, vbf_load4(xr + j) + a * vbf_load4(vn + j));
+        }
+    }
+}
+
+/* Scaled forward-backward of one sequence (the recursions of _hmm.pyx's docstring).
+   lp: (T, K) log-densities; b, alpha: (T, Kp) scratch (b_{t+1} is overwritten by v_{t+1} =
+   b_{t+1} beta_{t+1} / c_{t+1} in the backward sweep); scale: (T,) scratch (1 / c_t);
+   vec: (3 Kp) scratch; xi: (K, Kp) out, sum_t alpha_t^T v_{t+1} (the transition counts
+   before the product with A); gamma0: (Kp) out, gamma_0; post: (T, K) out, the posteriors
+   (NULL: not wanted). *ll: log p(x), or NaN when a frame has no finite largest density, a
+   scale underflows or a beta overflows (the caller redoes the sequence in log space and
+   discards xi, gamma0 and post). Kp is a constant in each specialisation (see below). */
+VBF_INLINE void vbf_hmm_fb_pad_k(int K, const int Kp, long long T, const double *lp,
+                                 const double *startp, const double *Ap, const double *ATp,
+                                 double *b, double *alpha, double *scale, double *vec,
+                                 double *xi, double *gamma0, double *post, double *ll)
+{
+    long long t;
+    int j;
+    double m, c, s, sum_m = 0.0, log_c = 0.0, prod = 1.0, nprod;
+    double *beta = vec, *g = vec + 2 * Kp;
+    *ll = NAN;
+    for (t = 0; t < T; t++) {
+        const double *row = lp + t * K;
+        double *bt = b + t * Kp;
+        m = -INFINITY;
+        for (j = 0; j < K; j++)
+            if (row[j] > m)
+                m = row[j];
+        if (!(m > -INFINITY) || !isfinite(m))
+            return;
+        sum_m += m;
+        for (j = 0; j < K; j++)
+            bt[j] = row[j] - m;
+        for (; j < Kp; j++)
+            bt[j] = -INFINITY;  /* exp gives 0 */
+    }
+    vbf_hmm_exp_body(b, T * Kp);
+    for (t = 0; t < T; t++) {
+        const double *bt = b + t * Kp;
+        double *al = alpha + t * Kp;
+        if (t == 0) {
+            for (j = 0; j < Kp; j += 4)
+                vbf_store4(al + j, vbf_load4(startp + j) * vbf_load4(bt + j));
+        } else {
+            vbf_hmm_matvec_pad(al, al - Kp, Ap, K, Kp);
+            for (j = 0; j < Kp; j += 4)
+                vbf_store4(al + j, vbf_load4(al + j) * vbf_load4(bt + j));
+        }
+        c = vbf_hmm_sum_pad(al, Kp);
+        if (!(c >= VBF_HMM_SCALE_FLOOR))
+            return;
+        s = 1.0 / c;
+        for (j = 0; j < Kp; j += 4)
+            vbf_store4(al + j, vbf_load4(al + j) * vbf_splat(s));
+        scale[t] = s;
+        nprod = prod * c;
+        if (nprod < 1e-250) {  /* (c >= 1e-290, prod <= ~1: the log before it underflows) */
+            log_c += log(prod);
+            prod = c;
+        } else {
+            prod = nprod;
+        }
+    }
+    for (j = 0; j < Kp; j++)
+        beta[j] = j < K ? 1.0 : 0.0;
+    for (t = T - 1; t >= 0; t--) {
+        const double *al = alpha + t * Kp;
+        if (t < T - 1) {
+            /* v_{t+1} over b_{t+1}; beta_t = A v_{t+1} */
+            double *vn = b + (t + 1) * Kp;
+            const vbf_v4 sn = vbf_splat(scale[t + 1]);
+            for (j = 0; j < Kp; j += 4)
+                vbf_store4(vn + j, vbf_load4(vn + j) * vbf_load4(beta + j) * sn);
+            vbf_hmm_matvec_pad(beta, vn, ATp, K, Kp);
+        }
+        /* gamma_t = alpha_t beta_t, normalised again against rounding. beta_t(i) =
+           p(x_{t+1:} | i) / prod c is large where alpha_t(i) is tiny, and in extreme cases
+           beyond float64: then the sum is not finite and the log-space path takes over */
+        for (j = 0; j < Kp; j += 4)
+            vbf_store4(g + j, vbf_load4(al + j) * vbf_load4(beta + j));
+        c = vbf_hmm_sum_pad(g, Kp);
+        if (!isfinite(c))
+            return;
+        s = c > 0.0 ? 1.0 / c : 1.0;
+        if (post != NULL) {
+            double *pt = post + t * K;
+            for (j = 0; j < K; j++)
+                pt[j] = g[j] * s;
+        }
+        if (t == 0)
+            for (j = 0; j < Kp; j++)
+                gamma0[j] = g[j] * s;
+    }
+    vbf_hmm_xi_pad(xi, alpha, b, K, Kp, T);
+    *ll = sum_m + (log_c + log(prod));
+}
+
+/* vbf_hmm_fb_pad_k with Kp a constant for the small state counts (the lane loops unroll) */
+VBF_INLINE void vbf_hmm_fb_pad_body(int K, int Kp, long long T, const double *lp,
+                                    const double *startp, const double *Ap, const double *ATp,
+                                    double *b, double *alpha, double *scale, double *vec,
+                                    double *xi, double *gamma0, double *post, double *ll)
+{
+    switch (Kp) {
+    case 4:
+        vbf_hmm_fb_pad_k(K, 4, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0, post,
+                         ll);
+        break;
+    case 8:
+        vbf_hmm_fb_pad_k(K, 8, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0, post,
+                         ll);
+        break;
+    case 12:
+        vbf_hmm_fb_pad_k(K, 12, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0,
+                         post, ll);
+        break;
+    case 16:
+        vbf_hmm_fb_pad_k(K, 16, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0,
+                         post, ll);
+        break;
+    default:
+        vbf_hmm_fb_pad_k(K, Kp, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0,
+                         post, ll);
+    }
+}
+VBF_DISPATCH(vbf_hmm_fb_pad, "avx2", vbf_cpu_avx2(),
+             (int K, int Kp, long long T, const double *lp, const double *startp,
+              const double *Ap, const double *ATp, double *b, double *alpha, double *scale,
+              double *vec, double *xi, double *gamma0, double *post, double *ll),
+             (K, Kp, T, lp, startp, Ap, ATp, b, alpha, scale, vec, xi, gamma0, post, ll))
+#else
+/* compilers without vector extensions: the same operations one lane at a time */
+static void vbf_hmm_fb_pad(int K, int Kp, long long T, const double *lp, const double *startp,
+                           const double *Ap, const double *ATp, double *b, double *alpha,
+                           double *scale, double *vec, double *xi, double *gamma0,
+                           double *post, double *ll)
+{
+    long long t;
+    int i, j;
+    double m, c, s, sum_m = 0.0, log_c = 0.0, prod = 1.0, nprod;
+    double *beta = vec, *nb = vec + Kp, *g = vec + 2 * Kp;
+    *ll = NAN;
+    for (t = 0; t < T; t++) {
+        const double *row = lp + t * K;
+        m = -INFINITY;
+        for (j = 0; j < K; j++)
+            if (row[j] > m)
+                m = row[j];
+        if (!(m > -INFINITY) || !isfinite(m))
+            return;
+        sum_m += m;
+        for (j = 0; j < Kp; j++)
+            b[t * Kp + j] = j < K ? exp(row[j] - m) : 0.0;
+    }
+    for (t = 0; t < T; t++) {
+        double *al = alpha + t * Kp;
+        for (j = 0; j < Kp; j++) {
+            double acc = 0.0;
+            if (t == 0) {
+                acc = startp[j];
+            } else {
+                for (i = 0; i < K; i++)
+                    acc = acc + al[i - Kp] * Ap[i * Kp + j];
+            }
+            al[j] = acc * b[t * Kp + j];
+        }
+        c = 0.0;
+        for (j = 0; j < Kp; j++)
+            c = c + al[j];
+        if (!(c >= VBF_HMM_SCALE_FLOOR))
+            return;
+        s = 1.0 / c;
+        for (j = 0; j < Kp; j++)
+            al[j] = al[j] * s;
+        scale[t] = s;
+        nprod = prod * c;
+        if (nprod < 1e-250) {
+            log_c += log(prod);
+            prod = c;
+        } else {
+            prod = nprod;
+        }
+    }
+    for (j = 0; j < Kp; j++)
+        beta[j] = j < K ? 1.0 : 0.0;
+    for (t = T - 1; t >= 0; t--) {
+        const double *al = alpha + t * Kp;
+        if (t < T - 1) {
+            double *vn = b + (t + 1) * Kp;
+            for (j = 0; j < Kp; j++)
+                vn[j] = vn[j] * beta[j] * scale[t + 1];
+            for (j = 0; j < Kp; j++) {
+                double acc = 0.0;
+                for (i = 0; i < K; i++)
+                    acc = acc + vn[i] * ATp[i * Kp + j];
+                nb[j] = acc;
+            }
+            for (j = 0; j < Kp; j++)
+                beta[j] = nb[j];
+        }
+        c = 0.0;
+        for (j = 0; j < Kp; j++) {
+            g[j] = al[j] * beta[j];
+            c = c + g[j];
+        }
+        if (!isfinite(c))
+            return;
+        s = c > 0.0 ? 1.0 / c : 1.0;
+        if (post != NULL)
+            for (j = 0; j < K; j++)
+                post[t * K + j] = g[j] * s;
+        if (t == 0)
+            for (j = 0; j < Kp; j++)
+                gamma0[j] = g[j] * s;
+    }
+    for (i = 0; i < K * Kp; i++)
+        xi[i] = 0.0;
+    for (t = 0; t + 1 < T; t++)
+        for (i = 0; i < K; i++)
+            for (j = 0; j < Kp; j++)
+                xi[i * Kp + j] = xi[i * Kp + j] + alpha[t * Kp + i] * b[(t + 1) * Kp + j];
+    *ll = sum_m + (log_c + log(prod));
+}
+#endif
+
+/* ---- affine map of feature rows, for the Gaussian log-densities at small K -------------
+
+   out[n, k] = cst[k] + sum_a z[n, a] W[k, a] for b rows (z (b, n_aux), out (b, K)), with WT
+   (n_aux, Kp) = W^T zero-padded and cst (Kp,): per row Kp / 4 accumulators in registers,
+   the features added in order a = 0, 1, ... (the same bits in every build; a BLAS product
+   of these shapes spends more on packing than on arithmetic). Kp <= 16 only. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_hmm_affine_k(const double *z, int b, int n_aux, const double *WT,
+                                 const double *cst, int K, const int Kp, double *out)
+{
+    int n, a, j;
+    double last[16];
+    for (n = 0; n < b; n++) {
+        vbf_v4 acc[4];
+        const double *zn = z + (long long)n * n_aux;
+        /* rows in increasing order: a whole-vector store spilling into the next rows is
+           overwritten by them; rows whose Kp lanes would pass the end of the b rows go
+           through a buffer */
+        double *o = (long long)n * K + Kp <= (long long)b * K ? out + (long long)n * K : last;
+        for (j = 0; j < Kp / 4; j++)
+            acc[j] = vbf_load4(cst + 4 * j);
+        for (a = 0; a < n_aux; a++) {
+            const vbf_v4 za = vbf_splat(zn[a]);
+            for (j = 0; j < Kp / 4; j++)
+                acc[j] = acc[j] + za * vbf_load4(WT + (long long)a * Kp + 4 * j);
+        }
+        for (j = 0; j < Kp / 4; j++)
+            vbf_store4(o + 4 * j, acc[j]);
+        if (o == last)
+            for (j = 0; j < K; j++)
+                out[(long long)n * K + j] = last[j];
+    }
+}
+
+VBF_INLINE void vbf_hmm_affine_body(const double *z, int b, int n_aux, const double *WT,
+                                    const double *cst, int K, int Kp, double *out)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 4, out); break;
+    case 8: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 8, out); break;
+    case 12: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 12, out); break;
+    default: vbf_hmm_affine_k(z, b, n_aux, WT, cst, K, 16, out);
+    }
+}
+VBF_DISPATCH(vbf_hmm_affine, "avx2", vbf_cpu_avx2(),
+             (const double *z, int b, int n_aux, const double *WT, const double *cst, int K,
+              int Kp, double *out), (z, b, n_aux, WT, cst, K, Kp, out))
+#else
+static void vbf_hmm_affine(const double *z, int b, int n_aux, const double *WT,
+                           const double *cst, int K, int Kp, double *out)
+{
+    int n, a, j;
+    for (n = 0; n < b; n++)
+        for (j = 0; j < K; j++) {
+            double acc = cst[j];
+            for (a = 0; a < n_aux; a++)
+                acc = acc + z[(long long)n * n_aux + a] * WT[(long long)a * Kp + j];
+            out[(long long)n * K + j] = acc;
+        }
+}
+#endif
+
+/* ---- Gaussian emission statistics ('diag', 'spherical') of b rows ---------------------
+
+   nk (Kp) += g_n, s1 (D, Kp): s1[j] += y_nj g_n, s2: 'diag' (D, Kp) s2[j] += y_nj^2 g_n,
+   'spherical' (Kp) s2 += ||y_n||^2 g_n; g_n the posteriors of row n (K values, read as Kp
+   lanes: the first n_direct rows straight from post, whose pad lanes then hold the next
+   row's values and feed only the pad lanes of the sums; the rest through a buffer), y (b, D)
+   the shifted rows. Rows added in order. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_hmm_gstats_k(const double *y, const double *post, int b, int n_direct,
+                                 int D, int K, const int Kp, int spherical, double *nk,
+                                 double *s1, double *s2)
+{
+    int n, j, l;
+    double buf[16];
+    for (n = 0; n < b; n++) {
+        const double *yn = y + (long long)n * D;
+        const double *gp = post + (long long)n * K;
+        vbf_v4 g[4];
+        if (n >= n_direct) {
+            for (l = 0; l < Kp; l++)
+                buf[l] = l < K ? gp[l] : 0.0;
+            gp = buf;
+        }
+        for (l = 0; l < Kp / 4; l++) {
+            g[l] = vbf_load4(gp + 4 * l);
+            vbf_store4(nk + 4 * l, vbf_load4(nk + 4 * l) + g[l]);
+        }
+        if (spherical) {
+            double q = 0.0;
+            for (j = 0; j < D; j++) {
+                const vbf_v4 yj = vbf_splat(yn[j]);
+                double *r1 = s1 + (long long)j * Kp;
+                q = q + yn[j] * yn[j];
+                for (l = 0; l < Kp / 4; l++)
+                    vbf_store4(r1 + 4 * l, vbf_load4(r1 + 4 * l) + yj * g[l]);
+            }
+            for (l = 0; l < Kp / 4; l++)
+                vbf_store4(s2 + 4 * l, vbf_load4(s2 + 4 * l) + vbf_splat(q) * g[l]);
+        } else {
+            for (j = 0; j < D; j++) {
+                const vbf_v4 yj = vbf_splat(yn[j]), yy = yj * yj;
+                double *r1 = s1 + (long long)j * Kp, *r2 = s2 + (long long)j * Kp;
+                for (l = 0; l < Kp / 4; l++) {
+                    vbf_store4(r1 + 4 * l, vbf_load4(r1 + 4 * l) + yj * g[l]);
+                    vbf_store4(r2 + 4 * l, vbf_load4(r2 + 4 * l) + yy * g[l]);
+                }
+            }
+        }
+    }
+}
+
+VBF_INLINE void vbf_hmm_gstats_body(const double *y, const double *post, int b, int n_direct,
+                                    int D, int K, int Kp, int spherical, double *nk,
+                                    double *s1, double *s2)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 4, spherical, nk, s1, s2); break;
+    case 8: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 8, spherical, nk, s1, s2); break;
+    case 12: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 12, spherical, nk, s1, s2); break;
+    default: vbf_hmm_gstats_k(y, post, b, n_direct, D, K, 16, spherical, nk, s1, s2);
+    }
+}
+VBF_DISPATCH(vbf_hmm_gstats, "avx2", vbf_cpu_avx2(),
+             (const double *y, const double *post, int b, int n_direct, int D, int K, int Kp,
+              int spherical, double *nk, double *s1, double *s2),
+             (y, post, b, n_direct, D, K, Kp, spherical, nk, s1, s2))
+#else
+static void vbf_hmm_gstats(const double *y, const double *post, int b, int n_direct, int D,
+                           int K, int Kp, int spherical, double *nk, double *s1, double *s2)
+{
+    int n, j, l;
+    (void)n_direct;
+    for (n = 0; n < b; n++) {
+        const double *yn = y + (long long)n * D, *g = post + (long long)n * K;
+        double q = 0.0;
+        for (l = 0; l < K; l++)
+            nk[l] = nk[l] + g[l];
+        for (j = 0; j < D; j++) {
+            q = q + yn[j] * yn[j];
+            for (l = 0; l < K; l++) {
+                s1[j * Kp + l] = s1[j * Kp + l] + yn[j] * g[l];
+                if (!spherical)
+                    s2[j * Kp + l] = s2[j * Kp + l] + (yn[j] * yn[j]) * g[l];
+            }
+        }
+        if (spherical)
+            for (l = 0; l < K; l++)
+                s2[l] = s2[l] + q * g[l];
+    }
+}
+#endif
+
 #endif

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..emissions import gaussian as G
 from .._core.clustering import kmeans
+from .._core.sharding import n_groups
 from .._core.validation import check_array, check_random_state, check_scalar, check_option
 from . import _hmm
 from ._conjugate import GaussianConjugate
@@ -31,6 +32,13 @@ from .base import _METHODS, EMPTY_STATE, BaseHMM
 _CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 LOG_2PI = np.log(2.0 * np.pi)
 CHUNK_SIZE = 256
+# 'diag' / 'spherical' statistics at K <= SMALL_K run in the HMM's own register kernel
+# (``_hmm.gaussian_stats``) over groups of rows: at least ROWS_PER_STATS_GROUP rows a group,
+# at most MAX_STATS_GROUPS groups (a rule on n_samples only: the same bits for any thread
+# count)
+SMALL_K = 16
+ROWS_PER_STATS_GROUP = 2048
+MAX_STATS_GROUPS = 128
 
 
 def _canonical_shape(covariance_type, K, D):
@@ -351,6 +359,10 @@ class GaussianHMM(BaseHMM):
                                            else self.covariance_type, self.n_components,
                                            n_threads)
         gpass = cache["pass"]
+        K, D = self.n_components, X.shape[1]
+        ctype = "diag" if one_feature else self.covariance_type
+        if ctype in ("diag", "spherical") and self.covariance_type != "tied" and K <= SMALL_K:
+            return self._small_k_stats(X, posteriors, gpass.shift, ctype, n_threads, cache)
         stats = gpass.stats_from_resp(posteriors)
         out = {"nk": stats["nk"], "s1": stats["s1"], "shift": gpass.shift.copy()}
         if self.covariance_type == "tied":
@@ -360,6 +372,28 @@ class GaussianHMM(BaseHMM):
         else:
             out["s2"] = stats["s2"]
         return out
+
+    def _small_k_stats(self, X, posteriors, shift, ctype, n_threads, cache):
+        """N_k, S1 and S2 ('diag' (K, D) / 'spherical' (K,); one feature: (K, 1, 1)) about
+        ``shift`` by ``_hmm.gaussian_stats``: its per-group slots added in group order."""
+        (N, D), K = X.shape, self.n_components
+        Kp = (K + 3) // 4 * 4
+        spherical = ctype == "spherical"
+        width = Kp * (1 + D + (1 if spherical else D))
+        if cache.get("small_k_slots") is None:
+            cache["small_k_slots"] = np.empty((n_groups(N, ROWS_PER_STATS_GROUP,
+                                                        MAX_STATS_GROUPS), width))
+        slots = cache["small_k_slots"]
+        _hmm.gaussian_stats(X, np.ascontiguousarray(posteriors, dtype=np.float64), shift,
+                            spherical, slots, CHUNK_SIZE, n_threads)
+        total = slots.sum(axis=0)  # (numpy adds the rows of a C-ordered array in order)
+        nk = total[:K].copy()
+        s1 = total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T.copy()
+        s2 = total[Kp + D * Kp:]
+        s2 = s2[:K].copy() if spherical else s2.reshape(D, Kp)[:, :K].T.copy()
+        if self.covariance_type == "full":  # one feature
+            s2 = s2.reshape(-1, 1, 1)
+        return {"nk": nk, "s1": s1, "s2": s2, "shift": shift.copy()}
 
     def _emission_m_step(self, params, stats):
         K, D = params["means"].shape
