@@ -410,7 +410,7 @@ class MeanFieldFitState(Method):
         """Set q(theta) from the weighted moments N_k, xbar_k (shifted), S_k (with
         ``reg_covar``); the factors last (ValueError if a scale is not positive-definite)."""
         data, ctype, pr = self.data, self.covariance_type, self.priors
-        K, D = data.n_components, data.n_features
+        K = data.n_components
         # weights
         if pr["type"] == "dirichlet_process":
             self.weight_concentration = (

@@ -359,7 +359,7 @@ class GaussianHMM(BaseHMM):
                                            else self.covariance_type, self.n_components,
                                            n_threads)
         gpass = cache["pass"]
-        K, D = self.n_components, X.shape[1]
+        K = self.n_components
         ctype = "diag" if one_feature else self.covariance_type
         if ctype in ("diag", "spherical") and self.covariance_type != "tied" and K <= SMALL_K:
             return self._small_k_stats(X, posteriors, gpass.shift, ctype, n_threads, cache)
