@@ -29,6 +29,19 @@ def priors(n_components, doc_topic_prior, topic_word_prior):
     return alpha, eta
 
 
+def _canonical(X):
+    """X (CSR) with its duplicates summed (a copy if it had any) and one dtype for indptr
+    and indices, as the kernels take them."""
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.indptr.dtype != X.indices.dtype:
+        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
+        X.indptr = X.indptr.astype(idx)
+        X.indices = X.indices.astype(idx)
+    return X
+
+
 def check_counts(X, name="X", n_features=None, min_samples=1,
                  estimator_name="LatentDirichletAllocation"):
     """Return X as canonical CSR (float32 or float64 data; int32/int64 indices of one type).
@@ -65,14 +78,7 @@ def check_counts(X, name="X", n_features=None, min_samples=1,
     if (X.data < 0).any():
         raise ValueError(f"Negative values in data passed to {name}: document-term counts "
                          "must be >= 0.")
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    if X.indptr.dtype != X.indices.dtype:
-        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
-        X.indptr = X.indptr.astype(idx)
-        X.indices = X.indices.astype(idx)
-    return X
+    return _canonical(X)
 
 
 def csr_block(block):
@@ -86,14 +92,7 @@ def csr_block(block):
         X = sp.csr_matrix(block.astype(np.float64) if block.dtype == np.float16 else block)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    if X.indptr.dtype != X.indices.dtype:
-        idx = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
-        X.indptr = X.indptr.astype(idx)
-        X.indices = X.indices.astype(idx)
-    return X
+    return _canonical(X)
 
 
 def count_flaw(block):
