@@ -422,17 +422,7 @@ cdef void _chunk(
         # Hard counts: each row belongs to one component, so gather the rows of component k
         # and update S2_k with those alone (K times less work than the soft form below).
         for k in range(K):
-            m_k = means + k * D
-            z = 0
-            for n in range(b):
-                v = lp[n * K + k]
-                if v > 0.0:
-                    v = sqrt(v)
-                    for j in range(D):
-                        zbuf[z * D + j] = v * (xbuf[n * D + j] - m_k[j])
-                    z = z + 1
-            if z > 0:
-                dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2 + k * D * D, &D)
+            _gathered_syrk(D, K, b, k, xbuf, means + k * D, lp, zbuf, s2 + k * D * D)
     elif cov_type == FULL:
         for k in range(K):
             m_k = means + k * D
@@ -460,6 +450,25 @@ cdef void _chunk(
                         s2[k * s2_width + j] = sbuf[k * s2_width + j]
         if any_centred:
             _centred_s2(cov_type, D, K, b, centred, means, xbuf, lp, s2)
+
+
+cdef inline void _gathered_syrk(
+    int D, int K, int b, int k, const double* xbuf, const double* c_k, const double* lp,
+    double* zbuf, double* s2k,
+) noexcept nogil:
+    """s2k (D, D, upper) += sum over the rows with r = lp[n, k] > 0 of r (x_n - c_k)(x_n - c_k)^T:
+    those rows alone, scaled by sqrt(r), gathered into zbuf ((b, D) scratch), one SYRK."""
+    cdef int n, j, z = 0
+    cdef double v, one = 1.0
+    for n in range(b):
+        v = lp[n * K + k]
+        if v > 0.0:
+            v = sqrt(v)
+            for j in range(D):
+                zbuf[z * D + j] = v * (xbuf[n * D + j] - c_k[j])
+            z = z + 1
+    if z > 0:
+        dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2k, &D)
 
 
 cdef inline void _full_quad_cholesky(
@@ -520,16 +529,7 @@ cdef void _full_stats_gemm(
         c_k = p.means + k * D
         s2k = s2 + k * D * D
         if p.far_full[k]:
-            z = 0
-            for n in range(b):
-                v = lp[n * K + k]
-                if v > 0.0:
-                    v = sqrt(v)
-                    for j in range(D):
-                        zbuf[z * D + j] = v * (xbuf[n * D + j] - c_k[j])
-                    z = z + 1
-            if z > 0:
-                dsyrk(&CH_U, &CH_N, &D, &z, &one, zbuf, &D, &one, s2k, &D)
+            _gathered_syrk(D, K, b, k, xbuf, c_k, lp, zbuf, s2k)
             continue
         t = 1 + D
         for i in range(D):
