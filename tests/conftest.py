@@ -6,6 +6,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -99,3 +100,48 @@ def run_peer_tests():
         return _junit_outcomes(junit), proc.stdout
 
     return run
+
+
+def _run_with_timeout(fn, seconds=240):
+    """Run fn in a daemon thread; fail the test instead of hanging the run."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 (re-raised below)
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"timed out after {seconds} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+@pytest.fixture
+def with_timeout():
+    """``with_timeout(fn, seconds=240)``: fn's value, or the test fails after ``seconds``."""
+    return _run_with_timeout
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    """A ``distributed.Client`` on a LocalCluster of two spawned single-threaded worker
+    processes under Nannies (libgomp is not fork-safe), closed after the module."""
+    distributed = pytest.importorskip("distributed")
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
+                          "distributed.comm.timeouts.connect": "60s"}):
+        cluster = _run_with_timeout(lambda: distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            worker_class=distributed.Nanny), 180)
+        client = distributed.Client(cluster, timeout="60s")
+        try:
+            yield client
+        finally:
+            client.close(timeout=30)
+            cluster.close(timeout=30)

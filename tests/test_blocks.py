@@ -272,43 +272,7 @@ def test_dask_bad_input(small_blocks):
         np.testing.assert_array_equal(b.means_, fitted)  # left as it was
 
 
-def _with_timeout(fn, seconds=240):
-    """Run fn in a daemon thread; fail instead of hanging the test run."""
-    box = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 (re-raised below)
-            box["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    if t.is_alive():
-        pytest.fail(f"timed out after {seconds} s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
-                          "distributed.comm.timeouts.connect": "60s"}):
-        cluster = _with_timeout(lambda: distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-            worker_class=distributed.Nanny), 180)
-        client = distributed.Client(cluster, timeout="60s")
-        try:
-            yield client
-        finally:
-            client.close(timeout=30)
-            cluster.close(timeout=30)
-
-
-def test_dask_local_cluster(cluster_client, small_blocks):
+def test_dask_local_cluster(cluster_client, with_timeout, small_blocks):
     """Two spawned worker processes: every block's pass runs on a worker, and the fit is
     the in-memory fit's bits."""
     from distributed import get_task_stream
@@ -317,7 +281,7 @@ def test_dask_local_cluster(cluster_client, small_blocks):
     dX = da.from_array(X, chunks=(1000, 3))
     for est in (DASK_ESTIMATORS[0], DASK_ESTIMATORS[3]):
         with get_task_stream(cluster_client) as stream:
-            _with_timeout(lambda: _check_dask_fit(est, X, dX))
+            with_timeout(lambda: _check_dask_fit(est, X, dX))
         assert len({record["worker"] for record in stream.data}) == 2  # both workers
 
 
@@ -339,7 +303,7 @@ def test_dask_gram_grouped_otherwise(small_blocks, monkeypatch):
                                    atol=1e-10 * np.abs(want).max())
 
 
-def test_dask_worker_killed_mid_fit(cluster_client, small_blocks):
+def test_dask_worker_killed_mid_fit(cluster_client, with_timeout, small_blocks):
     """A worker process killed during a fit (its Nanny restarts it): the fit completes with
     the same result (lost blocks recomputed from their source) or fails with an error and
     leaves the estimator unfitted; never a different model. (Last: it restarts a worker.)"""
@@ -355,7 +319,7 @@ def test_dask_worker_killed_mid_fit(cluster_client, small_blocks):
     timer = threading.Timer(1.5, os.kill, (pids[0], signal.SIGKILL))
     timer.start()
     try:
-        _with_timeout(lambda: b.fit(dX), 300)
+        with_timeout(lambda: b.fit(dX), 300)
     except Exception as exc:  # noqa: BLE001 (a clear error is allowed; the state is checked)
         assert not hasattr(b, "means_"), exc
     else:

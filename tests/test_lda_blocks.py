@@ -3,7 +3,6 @@ dask arrays of dense or scipy.sparse CSR row blocks (threaded scheduler, and a r
 distributed.LocalCluster of spawned worker processes): the bits of the fit in memory, lazy
 block-wise transform, scores as numbers, checks that name the block."""
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -244,44 +243,8 @@ def test_dask_fit_transform_and_bad_input():
             b.transform(lying).compute()
 
 
-def _with_timeout(fn, seconds=240):
-    """Run fn in a daemon thread; fail instead of hanging the test run."""
-    box = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 (re-raised below)
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"timed out after {seconds} s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
-                          "distributed.comm.timeouts.connect": "60s"}):
-        cluster = _with_timeout(lambda: distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-            worker_class=distributed.Nanny), 180)
-        client = distributed.Client(cluster, timeout="60s")
-        try:
-            yield client
-        finally:
-            client.close(timeout=30)
-            cluster.close(timeout=30)
-
-
 @pytest.mark.parametrize("kind", ["dense", "csr"])
-def test_dask_local_cluster(cluster_client, kind):
+def test_dask_local_cluster(cluster_client, with_timeout, kind):
     """Two spawned worker processes: every block's pass and the chain of the word-topic
     sums run on the workers, and the fit is the in-memory fit's bits."""
     from distributed import get_task_stream
@@ -290,7 +253,7 @@ def test_dask_local_cluster(cluster_client, kind):
     dX = _dask_sources(X)[kind]
     for est in (ESTIMATORS[0], ESTIMATORS[2]):
         with get_task_stream(cluster_client) as stream:
-            _with_timeout(lambda: _check_dask_fit(est, X, dX))
+            with_timeout(lambda: _check_dask_fit(est, X, dX))
         names = {record["key"][0] if isinstance(record["key"], tuple) else record["key"]
                  for record in stream.data}
         assert any("_block_pass" in name for name in names)
