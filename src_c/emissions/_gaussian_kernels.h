@@ -193,4 +193,147 @@ static void vbf_gmm_full_quad(const double *y, int b, int K, int D, const double
 }
 #endif
 
+/* The log-sum-exp of the diag / spherical tile (_tile_group), components-major: lpT (K, ld),
+   row-major, holds log rho_nk of row n in column n (log constants included), for the b rows
+   n < b (ld >= b, a multiple of 4; the columns past b are scratch). Every column becomes
+   w_n r_nk (w NULL: unit weights); lpn[n] = log p(x_n) = log sum_k rho_nk and
+   rlogr[n] = sum_k r_nk log r_nk (unweighted). Four rows at a time, one per lane, so no
+   horizontal sums: the max over k, then exp(log rho_nk - max) (vbf_exp4_nonpositive; four
+   terms below the max minus 50 together: no exp, taken as 0 as in vbf_gmm_resp_rows), their
+   sum s, 1 / s and log s for four rows at once. A row's result depends on that row only (its
+   lane's operations in k order), never on its neighbours. A row with every rho_k = 0 gets
+   uniform responsibilities, lpn = -inf and rlogr = 0. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_gmm_lse_cols_body(double *lpT, int ld, int b, int K, const double *w,
+                                      double *lpn, double *rlogr)
+{
+    const vbf_v4 ninf = vbf_splat(-INFINITY), zero = vbf_splat(0.0);
+    const vbf_v4 cutoff = vbf_splat(-50.0);
+    int n, k, q;
+    for (n = 0; n < b; n += 4) {
+        double *col = lpT + n;
+        vbf_v4 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
+        vbf_i4 dead, live;
+        for (k = 0; k < K; k++) {
+            x = vbf_load4(col + (Py_ssize_t)k * ld);
+            mx = vbf_blend(x > mx, x, mx);
+        }
+        dead = mx == ninf;
+        mx = vbf_blend(dead, zero, mx);
+        for (k = 0; k < K; k++) {
+            d = vbf_load4(col + (Py_ssize_t)k * ld) - mx;
+            live = d > cutoff;
+            r = (live[0] | live[1] | live[2] | live[3])
+                ? vbf_from_bits(vbf_bits(vbf_exp4_nonpositive(d)) & live) : zero;
+            s = s + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v = v + vbf_from_bits(vbf_bits(r * d) & (r > zero));
+            vbf_store4(col + (Py_ssize_t)k * ld, r);
+        }
+        s = vbf_blend(dead, vbf_splat(1.0), s);
+        inv = vbf_splat(1.0) / s;
+        log_s = vbf_log4(s);
+        scale = inv;
+        if (w != NULL) {
+            vbf_v4 wv = zero;
+            for (q = 0; q < 4 && n + q < b; q++)
+                wv[q] = w[n + q];
+            scale = inv * wv;
+        }
+        for (k = 0; k < K; k++)
+            vbf_store4(col + (Py_ssize_t)k * ld, vbf_load4(col + (Py_ssize_t)k * ld) * scale);
+        for (q = 0; q < 4 && n + q < b; q++) {
+            if (dead[q]) {
+                double wq = w != NULL ? w[n + q] : 1.0;
+                for (k = 0; k < K; k++)
+                    col[(Py_ssize_t)k * ld + q] = wq / K;
+                lpn[n + q] = -INFINITY;
+                rlogr[n + q] = 0.0;
+            } else {
+                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
+                rlogr[n + q] = v[q] * inv[q] - log_s[q];
+                lpn[n + q] = mx[q] + log_s[q];
+            }
+        }
+    }
+}
+
+VBF_DISPATCH(vbf_gmm_lse_cols, "avx2,fma", vbf_cpu_avx2_fma(),
+             (double *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr),
+             (lpT, ld, b, K, w, lpn, rlogr))
+
+#else  /* not GCC/Clang: the same algorithm one row at a time */
+
+static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
+                             double *lpn, double *rlogr)
+{
+    int n, k;
+    for (n = 0; n < b; n++) {
+        double mx = -INFINITY, s = 0.0, v = 0.0, d, r, log_s, wn = w != NULL ? w[n] : 1.0;
+        for (k = 0; k < K; k++)
+            if (lpT[(Py_ssize_t)k * ld + n] > mx)
+                mx = lpT[(Py_ssize_t)k * ld + n];
+        if (mx == -INFINITY) {
+            for (k = 0; k < K; k++)
+                lpT[(Py_ssize_t)k * ld + n] = wn / K;
+            lpn[n] = -INFINITY;
+            rlogr[n] = 0.0;
+            continue;
+        }
+        for (k = 0; k < K; k++) {
+            d = lpT[(Py_ssize_t)k * ld + n] - mx;
+            r = d > -50.0 ? exp(d) : 0.0;
+            s = s + r;
+            if (r > 0.0)
+                v = v + r * d;
+            lpT[(Py_ssize_t)k * ld + n] = r;
+        }
+        log_s = log(s);
+        r = 1.0 / s;
+        for (k = 0; k < K; k++)
+            lpT[(Py_ssize_t)k * ld + n] = lpT[(Py_ssize_t)k * ld + n] * (r * wn);
+        rlogr[n] = v * r - log_s;
+        lpn[n] = mx + log_s;
+    }
+}
+#endif
+
+/* The features of the diag / spherical tile (_tile_group) for b rows of X (row-major, D
+   columns, float64 or float32): f_n = [v, v^2, 1] (diag, 2 D + 1 columns) or [v, ||v||^2, 1]
+   (spherical, D + 2), v = x_n - shift in float64, into f (b, width) row-major. */
+#define VBF_GMM_TILE_FEATURES(name, T)                                                      \
+VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, int diag,      \
+                            double *f)                                                    \
+{                                                                                         \
+    int n, j, width = diag ? 2 * D + 1 : D + 2;                                           \
+    for (n = 0; n < b; n++) {                                                             \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        double *restrict f_n = f + (Py_ssize_t)n * width;                                 \
+        const double *restrict s = shift;                                                 \
+        if (diag) {                                                                       \
+            for (j = 0; j < D; j++) {                                                     \
+                double v = (double)x_n[j] - s[j];                                         \
+                f_n[j] = v;                                                               \
+                f_n[D + j] = v * v;                                                       \
+            }                                                                             \
+            f_n[2 * D] = 1.0;                                                             \
+        } else {                                                                          \
+            double q = 0.0;                                                               \
+            for (j = 0; j < D; j++) {                                                     \
+                double v = (double)x_n[j] - s[j];                                         \
+                f_n[j] = v;                                                               \
+                q = q + v * v;                                                            \
+            }                                                                             \
+            f_n[D] = q;                                                                   \
+            f_n[D + 1] = 1.0;                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int D, const double *shift, int diag, double *f),        \
+             (x, b, D, shift, diag, f))
+
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double)
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
+
 #endif
