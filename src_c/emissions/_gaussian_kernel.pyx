@@ -478,7 +478,7 @@ cdef void _tile_group(
                                                    rows a lane each)
         [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
     and the accumulator is added to the group's slots once, after its last chunk. zbuf:
-    (chunk_size, W) features; lpT: (K + 2, ld) with ld = chunk_size rounded up to 4 (log rho,
+    (chunk_size, W) features; lpT: (K + 2, ld) with ld = chunk_size rounded up to 8 (log rho,
     then lpn and rlogr rows); acc: (K, W). The chunks, the GEMMs' shapes and the group's
     order of accumulation depend on the data size only: bitwise the same for any thread count.
     """
@@ -490,7 +490,7 @@ cdef void _tile_group(
     cdef bint has_resp_out = resp_out != NULL
     cdef bint has_lpn_out = log_prob_norm_out != NULL
     cdef bint compute_stats = p.compute_stats
-    cdef int ld = <int>((chunk_size + 3) // 4 * 4)
+    cdef int ld = <int>((chunk_size + 7) // 8 * 8)
     cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
     cdef double* rlogr_buf = lpn_buf + ld
     cdef const double* w_lse
@@ -1042,8 +1042,8 @@ def gmm_pass(
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc(chunk_size * width * sizeof(double))
-        # (rounded up to four rows: the tiles' component-major log rho, see _tile_group)
-        lp = <double*>malloc((chunk_size + 3) * (K + 2) * sizeof(double))
+        # (rounded up to eight rows: the tiles' component-major log rho, see _tile_group)
+        lp = <double*>malloc((chunk_size + 7) * (K + 2) * sizeof(double))
         sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         for g in prange(G, schedule='static'):
