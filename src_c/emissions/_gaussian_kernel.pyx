@@ -101,9 +101,9 @@ cdef extern from "_gaussian_kernels.h":
     void vbf_gmm_lse_cols(double* lpT, int ld, int b, int K, const double* w, double* lpn,
                           double* rlogr) noexcept nogil
     void vbf_gmm_tile_features_f64(const double* x, int b, int D, const double* shift,
-                                   int diag, double* f) noexcept nogil
+                                   int diag, double* f, int ld) noexcept nogil
     void vbf_gmm_tile_features_f32(const float* x, int b, int D, const double* shift,
-                                   int diag, double* f) noexcept nogil
+                                   int diag, double* f, int ld) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -478,7 +478,7 @@ cdef void _tile_group(
                                                    rows a lane each)
         [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
     and the accumulator is added to the group's slots once, after its last chunk. zbuf:
-    (chunk_size, W) features; lpT: (K + 2, ld) with ld = chunk_size rounded up to 8 (log rho,
+    (W, ld) features, feature-major (vbf_gmm_tile_features_*); lpT: (K + 2, ld) with ld = chunk_size rounded up to 8 (log rho,
     then lpn and rlogr rows); acc: (K, W). The chunks, the GEMMs' shapes and the group's
     order of accumulation depend on the data size only: bitwise the same for any thread count.
     """
@@ -507,11 +507,12 @@ cdef void _tile_group(
         end = min(start + chunk_size, N)
         b = <int>(end - start)
         if floating is float:
-            vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, zbuf)
+            vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, zbuf, ld)
         else:
-            vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, zbuf)
-        # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T
-        dgemm(&CH_T, &CH_N, &b, &K, &W, &one, zbuf, &W, <double*>p.coef, &W, &zero, lpT,
+            vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, zbuf, ld)
+        # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
+        # column-major (ld, W) and coef^T column-major (W, K)
+        dgemm(&CH_N, &CH_N, &b, &K, &W, &one, zbuf, &ld, <double*>p.coef, &W, &zero, lpT,
               &ld)
         for k in range(K):  # the lanes past the last row: finite, unused
             for n in range(b, ld):
@@ -538,8 +539,8 @@ cdef void _tile_group(
                             lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
         if compute_stats:
             # acc (K, W) row-major += (w r) (K, b) f (b, W); column-major acc^T (W, K) +=
-            # f^T (W, b) (w r)^T (b, K)
-            dgemm(&CH_N, &CH_N, &W, &K, &b, &one, zbuf, &W, lpT, &ld, &one, acc, &W)
+            # f^T (W, b) (w r)^T (b, K), f column-major (ld, W)
+            dgemm(&CH_T, &CH_N, &W, &K, &b, &one, zbuf, &ld, lpT, &ld, &one, acc, &W)
     p.ll[g] = p.ll[g] + ll_sum
     p.ent[g] = p.ent[g] + ent_sum
     if not compute_stats:
@@ -1041,7 +1042,7 @@ def gmm_pass(
 
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        zbuf = <double*>malloc(chunk_size * width * sizeof(double))
+        zbuf = <double*>malloc((chunk_size + 7) * width * sizeof(double))
         # (rounded up to eight rows: the tiles' component-major log rho, see _tile_group)
         lp = <double*>malloc((chunk_size + 7) * (K + 2) * sizeof(double))
         sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))

@@ -466,40 +466,44 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
 #endif
 
 /* The features of the diag / spherical tile (_tile_group) for b rows of X (row-major, D
-   columns, float64 or float32): f_n = [v, v^2, 1] (diag, 2 D + 1 columns) or [v, ||v||^2, 1]
-   (spherical, D + 2), v = x_n - shift in float64, into f (b, width) row-major. */
-#define VBF_GMM_TILE_FEATURES(name, T)                                                      \
+   columns, float64 or float32), feature-major: f (width, ld) row-major holds feature j of
+   row n at f[j ld + n], f_n = [v, v^2, 1] (diag, width 2 D + 1) or [v, ||v||^2, 1]
+   (spherical, D + 2), v = x_n - shift in float64 (||v||^2 summed in feature order). Both
+   GEMMs of the tile then take OpenBLAS's small-matrix kernels (no packing). */
+#define VBF_GMM_TILE_FEATURES(name, T)                                                    \
 VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, int diag,      \
-                            double *f)                                                    \
+                            double *f, int ld)                                            \
 {                                                                                         \
-    int n, j, width = diag ? 2 * D + 1 : D + 2;                                           \
+    int n, j;                                                                             \
+    double *restrict q = f + (Py_ssize_t)(diag ? 2 * D : D) * ld;                         \
+    double *restrict one = q + (diag ? 0 : ld);                                           \
     for (n = 0; n < b; n++) {                                                             \
-        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
-        double *restrict f_n = f + (Py_ssize_t)n * width;                                 \
-        double *restrict g_n = f_n + D;                                                   \
-        const double *restrict s = shift;                                                 \
-        if (diag) {                                                                       \
-            for (j = 0; j < D; j++) {                                                     \
-                double v = (double)x_n[j] - s[j];                                         \
-                f_n[j] = v;                                                               \
-                g_n[j] = v * v;                                                           \
+        one[n] = 1.0;                                                                     \
+        if (!diag)                                                                        \
+            q[n] = 0.0;                                                                   \
+    }                                                                                     \
+    for (j = 0; j < D; j++) {                                                             \
+        const T *restrict x_j = x + j;                                                    \
+        double *restrict f_j = f + (Py_ssize_t)j * ld;                                    \
+        double *restrict g_j = diag ? f + (Py_ssize_t)(D + j) * ld : q;                   \
+        const double s = shift[j];                                                        \
+        if (diag)                                                                         \
+            for (n = 0; n < b; n++) {                                                     \
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
+                f_j[n] = v;                                                               \
+                g_j[n] = v * v;                                                           \
             }                                                                             \
-            f_n[2 * D] = 1.0;                                                             \
-        } else {                                                                          \
-            double q = 0.0;                                                               \
-            for (j = 0; j < D; j++) {                                                     \
-                double v = (double)x_n[j] - s[j];                                         \
-                f_n[j] = v;                                                               \
-                q = q + v * v;                                                            \
+        else                                                                              \
+            for (n = 0; n < b; n++) {                                                     \
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
+                f_j[n] = v;                                                               \
+                g_j[n] = g_j[n] + v * v;                                                  \
             }                                                                             \
-            f_n[D] = q;                                                                   \
-            f_n[D + 1] = 1.0;                                                             \
-        }                                                                                 \
     }                                                                                     \
 }                                                                                         \
 VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
-             (const T *x, int b, int D, const double *shift, int diag, double *f),        \
-             (x, b, D, shift, diag, f))
+             (const T *x, int b, int D, const double *shift, int diag, double *f, int ld),\
+             (x, b, D, shift, diag, f, ld))
 
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double)
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
