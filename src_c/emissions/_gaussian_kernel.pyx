@@ -44,6 +44,12 @@ form loses about log10(sum_j p_kj^2 m_kj^2) digits to cancellation, so the calle
 instead: its quadratic form is then sum_j p_kj^2 (x_nj - m_kj)^2, with p_k^2 read from the
 last D columns (resp. the last column) of aux and the rest of its aux row zero.
 
+Fused tiles (diag / spherical, every component in the GEMM form, responsibilities computed
+by the pass, no draws): each group's chunks go through _tile_group, which keeps the chunk's
+features f_n = [z_n, 1] feature-major, takes log rho from one GEMM against [-1/2 a_k, c_k],
+normalises component-major (vbf_gmm_lse_cols: one row per vector lane) and adds
+[S1 | S2 | N] = (w r)^T f into the group's accumulator with one GEMM.
+
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
 sum_n w_n log p(x_n, z_n) = sum_n w_n log rho_{n z_n} (the complete-data log-likelihood) instead
