@@ -118,3 +118,37 @@ class MatmulReference:
         return _data.estep_flops(n, d, _data.N_COMPONENTS) / best / 1e9
 
     track_matmul_gflops.unit = "GFLOP/s"
+
+
+# PyCave's published diag workload: N = 1,000,000, D = 64, K = 64 (512 MB of float64 rows)
+PYCAVE_DIAG = (1_000_000, 64, 64)
+PYCAVE_MAX_ITER = 5
+
+
+class PyCaveDiagFit:
+    """GaussianMixture 'diag' on PyCave's workload (``PYCAVE_DIAG``), PYCAVE_MAX_ITER EM
+    iterations (tol=0) from the same start for both libraries (``_data.make_init`` rules), and
+    vbfast on the same rows as float32."""
+
+    params = (["vbfast", "vbfast_float32", "sklearn"],)
+    param_names = ["library"]
+    timeout = 3600
+    number = 1
+    repeat = 2
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        n, d, k = PYCAVE_DIAG
+        X = _data.make_data(n_samples=n, n_features=d, n_components=k)
+        return {"X": X, "init": _data.make_init(X, "diag", k)}
+
+    def setup(self, cache, library):
+        self.X = cache["X"].astype(np.float32) if library == "vbfast_float32" else cache["X"]
+        self.library = "vbfast" if library == "vbfast_float32" else library
+        self.init = cache["init"]
+        _data.import_libraries()
+
+    def time_fit(self, cache, library):
+        est = _data.make_estimator(self.library, "diag", self.init, max_iter=PYCAVE_MAX_ITER)
+        _data.fit_quietly(est, self.X)

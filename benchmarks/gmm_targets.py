@@ -1,12 +1,15 @@
 """Issue 17's Gaussian-mixture targets in one run: vbfast against scikit-learn, side by side.
 
     python benchmarks/gmm_targets.py [--repeat 2] [--n-samples 200000] [--max-iter 20]
-                                     [--cases full tied diag spherical bgm_full bgm_diag]
+                                     [--cases full tied diag spherical bgm_full bgm_diag
+                                              pycave_diag] [--pycave-max-iter 5]
 
 For each case both libraries fit the same data (``_data.make_data``: D = 16, K = 16) for exactly
 ``--max-iter`` iterations (tol=0) from the same start (GaussianMixture: ``_data.make_init``;
 BayesianGaussianMixture: ``bench_bayesian_mixture.make_bayesian_estimator``), alternating
-within each repeat; each time is the best of ``--repeat``. Printed per case:
+within each repeat; each time is the best of ``--repeat``. ``pycave_diag`` is PyCave's published
+diag workload, GaussianMixture at N = 1,000,000, D = 64, K = 64 (``PYCAVE_DIAG``; its own data
+and start by the same rules, ``--pycave-max-iter`` iterations). Printed per case:
 
 - s/iter of each library (wall time of ``fit`` / ``n_iter_``) and ratio = sklearn / vbfast;
 - vbfast on the data as float32: s/iter and the ratio float64 / float32 (> 1: float32 faster),
@@ -37,7 +40,9 @@ else:
     import _data
     from bench_bayesian_mixture import make_bayesian_estimator
 
-CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag")
+CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag", "pycave_diag")
+#: (N, D, K) of the ``pycave_diag`` case
+PYCAVE_DIAG = (1_000_000, 64, 64)
 
 
 def model_flops(covariance_type, n, d, k):
@@ -67,18 +72,29 @@ def dgemm_rate(repeat=3, size=2000):
 def _estimator(library, case, inits, max_iter):
     if case.startswith("bgm_"):
         return make_bayesian_estimator(library, case[4:], max_iter=max_iter)
+    if case == "pycave_diag":
+        return _data.make_estimator(library, "diag", inits["diag"], max_iter=max_iter)
     return _data.make_estimator(library, case, inits[case], max_iter=max_iter)
 
 
-def run(n_samples, max_iter, repeat, cases, out=sys.stdout):
-    X = _data.make_data(n_samples=n_samples)
-    X32 = X.astype(np.float32)
-    n, d = X.shape
-    k = _data.N_COMPONENTS
-    inits = _data.make_all_inits(X)
+def _workload(n_samples, n_features, n_components):
+    """(X, X as float32, initial parameters per covariance type)."""
+    X = _data.make_data(n_samples=n_samples, n_features=n_features,
+                        n_components=n_components)
+    return X, X.astype(np.float32), _data.make_all_inits(X, n_components)
+
+
+def run(n_samples, max_iter, repeat, cases, out=sys.stdout, pycave_max_iter=5):
+    d, k = _data.N_FEATURES, _data.N_COMPONENTS
+    workloads = {}
+    if any(case != "pycave_diag" for case in cases):
+        workloads["default"] = _workload(n_samples, d, k)
+    if "pycave_diag" in cases:
+        workloads["pycave"] = _workload(*PYCAVE_DIAG)
     _data.import_libraries()
     peak = dgemm_rate()
-    print(f"N={n} D={d} K={k}, max_iter={max_iter} (tol=0), best of {repeat}; "
+    print(f"N={n_samples} D={d} K={k}, max_iter={max_iter} (tol=0), best of {repeat}; "
+          f"pycave_diag: N, D, K = {PYCAVE_DIAG}, max_iter={pycave_max_iter}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"DGEMM {peak / 1e9:.1f} GFLOP/s", file=out)
     header = (f"{'case':<10} {'vbfast s/it':>11} {'sklearn s/it':>12} {'ratio':>6} "
@@ -87,19 +103,23 @@ def run(n_samples, max_iter, repeat, cases, out=sys.stdout):
     print(header, file=out)
     print("-" * len(header), file=out)
     for case in cases:
+        X, X32, inits = workloads["pycave" if case == "pycave_diag" else "default"]
+        n, d = X.shape
+        k = inits["diag"]["means_init"].shape[0]
+        iters = pycave_max_iter if case == "pycave_diag" else max_iter
         t = {"vbfast": np.inf, "sklearn": np.inf, "f32": np.inf}
         models = {}
         for _ in range(repeat):
             for name, lib, data in (("vbfast", "vbfast", X), ("sklearn", "sklearn", X),
                                     ("f32", "vbfast", X32)):
-                est = _estimator(lib, case, inits, max_iter)
+                est = _estimator(lib, case, inits, iters)
                 t0 = time.perf_counter()
                 _data.fit_quietly(est, data)
                 t[name] = min(t[name], (time.perf_counter() - t0) / max(est.n_iter_, 1))
                 models[name] = est
         m64, m32 = models["vbfast"].means_, models["f32"].means_
         dmean = float(np.max(np.abs(m32 - m64)) / np.max(np.abs(m64)))
-        ct = case[4:] if case.startswith("bgm_") else case
+        ct = case[4:] if case.startswith("bgm_") else "diag" if case == "pycave_diag" else case
         rate = model_flops(ct, n, d, k) / t["vbfast"]
         print(f"{case:<10} {t['vbfast']:>11.4f} {t['sklearn']:>12.4f} "
               f"{t['sklearn'] / t['vbfast']:>6.1f} {t['f32']:>9.4f} "
@@ -114,8 +134,10 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=_data.N_SAMPLES)
     parser.add_argument("--max-iter", type=int, default=_data.MAX_ITER)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--pycave-max-iter", type=int, default=5)
     args = parser.parse_args(argv)
-    run(args.n_samples, args.max_iter, args.repeat, args.cases)
+    run(args.n_samples, args.max_iter, args.repeat, args.cases,
+        pycave_max_iter=args.pycave_max_iter)
 
 
 if __name__ == "__main__":

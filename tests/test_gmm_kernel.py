@@ -687,6 +687,102 @@ def test_pass_inputs_gemm_form_near_centred_far(covariance_type):
     assert all(np.array_equal(a, b) for a, b in zip(results[0], results[1]))
 
 
+def run_tile_pass(X, w, shift, p, n_groups, n_threads, chunk_size=CHUNK, want_rows=True,
+                  compute_stats=True):
+    """The pass with every diag / spherical component in the GEMM form (the fused tiles):
+    inputs from ``pass_inputs``, which must centre no component at its mean."""
+    K, D = p["means"].shape
+    ctype = p["type"]
+    log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], ctype, D)
+                 - 0.5 * D * np.log(2 * np.pi))
+    centres, prec_flat, aux, lc = G.pass_inputs(p["means"] + shift, p["prec_chol"], ctype,
+                                                shift, log_const)
+    assert not centres.any()
+    N = X.shape[0]
+    out = {"nk": np.full((n_groups, K), np.nan), "s1": np.full((n_groups, K * D), np.nan),
+           "s2": np.full((n_groups, s2_size(ctype, K, D)), np.nan),
+           "ll": np.full(n_groups, np.nan), "ent": np.full(n_groups, np.nan),
+           "resp": np.full((N, K) if want_rows else (0, 0), np.nan, dtype=X.dtype),
+           "lpn": np.full(N if want_rows else 0, np.nan, dtype=X.dtype)}
+    _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, centres, prec_flat, aux, lc,
+                  CODES[ctype], np.empty((0, 0)), out["nk"], out["s1"], out["s2"], out["ll"],
+                  out["ent"], out["resp"], out["lpn"], compute_stats, chunk_size, n_threads)
+    return out
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_pass_matches_reference(covariance_type, dtype, weighted, want_rows):
+    """The fused diag / spherical tiles (log rho from one GEMM of [x, x^2, 1], the
+    component-major log-sum-exp, [S1 | S2 | N] from one GEMM into the group's accumulator)
+    against the slow reference, S2 about the shift (the centres are 0); K = 7: not a multiple
+    of the four lanes, N not of the chunk or of four rows; bitwise the same for 1, 2 and 3
+    threads."""
+    rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
+                                 int(weighted)])
+    K, D = 7, 5
+    N = N_ODD + 2
+    X = make_data(rng, N, D, dtype)
+    w = rng.uniform(0.0, 3.0, size=N) if weighted else None
+    if weighted:
+        w[::13] = 0.0
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    # the reference's S2 about the centres, 0 here; its responsibilities from the means
+    ref = reference_stats(X, w, shift, {**p, "means": np.zeros((K, D))},
+                          resp=reference_resp(X, shift, p))
+    ref_lpn = logsumexp(reference_log_rho(X, shift, p), axis=1)
+    ww = np.ones(N) if w is None else w
+    ref_ll = float(np.sum(ww * ref_lpn))
+    r = ref["resp"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref_ent = float(np.sum(ww * np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)))
+    results = [run_tile_pass(X, w, shift, p, 9, t, want_rows=want_rows) for t in (1, 2, 3)]
+    red = reduce_slots(results[0], p)
+    assert_stats_close(red, ref, p, 1e-10)
+    assert_allclose(red["ll"], ref_ll, rtol=1e-10)
+    assert_allclose(red["ent"], ref_ent, rtol=1e-9, atol=1e-10 * abs(ref_ll))
+    if want_rows:
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        assert results[0]["resp"].dtype == dtype
+        assert_allclose(results[0]["resp"], r, rtol=tol, atol=tol * 1e-2)
+        assert_allclose(results[0]["lpn"], ref_lpn, rtol=tol)
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
+
+
+def reference_resp(X, shift, p):
+    log_rho = reference_log_rho(X, shift, p)
+    return np.exp(log_rho - logsumexp(log_rho, axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_pass_without_statistics_and_without_density(covariance_type):
+    """Without statistics only the bound terms and per-row outputs are written (the slots
+    zeroed); where every component's density is 0 (all weights 0, log pi = -inf) each row gets
+    uniform responsibilities and log p(x) = -inf, as in the per-chunk form."""
+    rng = np.random.default_rng(33)
+    K, D = 3, 2
+    X = make_data(rng, 700, D)
+    shift = X.mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    out = run_tile_pass(X, None, shift, p, 3, 2, compute_stats=False)
+    assert_allclose(out["lpn"], logsumexp(reference_log_rho(X, shift, p), axis=1),
+                    rtol=1e-10)
+    assert not out["nk"].any() and not out["s1"].any() and not out["s2"].any()
+    p["weights"] = np.zeros(K)
+    with np.errstate(divide="ignore"):
+        out = run_tile_pass(X, None, shift, p, 3, 2)
+    assert np.all(out["lpn"] == -np.inf) and np.all(out["ll"] == -np.inf)
+    assert_allclose(out["resp"], 1.0 / K)
+    assert not out["ent"].any()
+    assert_allclose(out["nk"].sum(axis=0), 700.0 / K)
+
+
 # --------------------------------------------------------------------------- 'full' GEMM form
 @pytest.mark.parametrize("K,D", [(5, 3), (7, 33)], ids=["gemm-form", "cholesky-form"])
 def test_full_pass_near_and_far_components(K, D):

@@ -44,6 +44,12 @@ form loses about log10(sum_j p_kj^2 m_kj^2) digits to cancellation, so the calle
 instead: its quadratic form is then sum_j p_kj^2 (x_nj - m_kj)^2, with p_k^2 read from the
 last D columns (resp. the last column) of aux and the rest of its aux row zero.
 
+Fused tiles (diag / spherical, every component in the GEMM form, responsibilities computed
+by the pass, no draws): each group's chunks go through _tile_group, which keeps the chunk's
+features f_n = [z_n, 1] feature-major, takes log rho from one GEMM against [-1/2 a_k, c_k],
+normalises component-major (vbf_gmm_lse_cols: one row per vector lane) and adds
+[S1 | S2 | N] = (w r)^T f into the group's accumulator with one GEMM.
+
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
 sum_n w_n log p(x_n, z_n) = sum_n w_n log rho_{n z_n} (the complete-data log-likelihood) instead
@@ -98,6 +104,12 @@ cdef extern from "_gaussian_kernels.h":
                            double* rlogr) noexcept nogil
     void vbf_gmm_full_quad(const double* y, int b, int K, int D, const double* mu,
                            const double* log_const, double* lp) noexcept nogil
+    void vbf_gmm_lse_cols(double* lpT, int ld, int b, int K, const double* w, double* lpn,
+                          double* rlogr) noexcept nogil
+    void vbf_gmm_tile_features_f64(const double* x, int b, int D, const double* shift,
+                                   int diag, double* f, int ld) noexcept nogil
+    void vbf_gmm_tile_features_f32(const float* x, int b, int D, const double* shift,
+                                   int diag, double* f, int ld) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -152,6 +164,11 @@ cdef struct _GaussPass:
     double* ll                 # (G,) log-likelihood (complete-data with sample_z)
     double* ent                # (G,) sum_n w_n sum_k r_nk log r_nk
     int* z_out                 # (N,) the drawn z_n; NULL: not wanted
+    # diag / spherical with every component in the GEMM form, responsibilities computed
+    # here, no draws: each group's chunks as fused tiles (_tile_group)
+    bint tile
+    int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
+    const double* coef         # (K, W): [-1/2 a_k, c_k]
 
 
 cdef void _chunk(
@@ -450,6 +467,99 @@ cdef void _chunk(
                         s2[k * s2_width + j] = sbuf[k * s2_width + j]
         if any_centred:
             _centred_s2(cov_type, D, K, b, centred, means, xbuf, lp, s2)
+
+
+cdef void _tile_group(
+    const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t chunk_size, Py_ssize_t N,
+    double* zbuf, double* lpT, double* acc,
+) noexcept nogil:
+    """Group g's chunks [c0, c1) of diag / spherical, every component in the GEMM form, as
+    fused tiles: nothing per row is kept beyond the tile (unless asked for).
+
+    Per chunk of b rows, with f_n = [z_n, 1] (W features: z_n = [x_n, x_n^2] (diag) or
+    [x_n, ||x_n||^2] (spherical), x_n shifted, read from X in its own dtype):
+        log rho (K, b) = coef f^T                 one GEMM (coef = [-1/2 a_k, c_k])
+        w_n r_nk, log p(x_n), sum_k r_nk log r_nk  vbf_gmm_lse_cols (component-major, four
+                                                   rows a lane each)
+        [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
+    and the accumulator is added to the group's slots once, after its last chunk. zbuf:
+    (W, ld) features, feature-major (vbf_gmm_tile_features_*); lpT: (K + 2, ld) with ld = chunk_size rounded up to 8 (log rho,
+    then lpn and rlogr rows); acc: (K, W). The chunks, the GEMMs' shapes and the group's
+    order of accumulation depend on the data size only: bitwise the same for any thread count.
+    """
+    cdef int D = p.D, K = p.K, W = p.n_tile
+    cdef bint diag = p.cov_type == DIAG
+    cdef const double* shift = p.shift
+    cdef const double* weights = p.weights
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint has_lpn_out = log_prob_norm_out != NULL
+    cdef bint compute_stats = p.compute_stats
+    cdef int ld = <int>((chunk_size + 7) // 8 * 8)
+    cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
+    cdef double* rlogr_buf = lpn_buf + ld
+    cdef const double* w_lse
+    cdef Py_ssize_t c, start, end
+    cdef int b, n, j, k, s2_width = D if diag else 1
+    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0, one = 1.0, zero = 0.0
+    cdef double* nk
+    cdef double* s1
+    cdef double* s2
+    if compute_stats:
+        memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
+    for c in range(c0, c1):
+        start = c * chunk_size
+        end = min(start + chunk_size, N)
+        b = <int>(end - start)
+        if floating is float:
+            vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, zbuf, ld)
+        else:
+            vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, zbuf, ld)
+        # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
+        # column-major (ld, W) and coef^T column-major (W, K)
+        dgemm(&CH_N, &CH_N, &b, &K, &W, &one, zbuf, &ld, <double*>p.coef, &W, &zero, lpT,
+              &ld)
+        for k in range(K):  # the lanes past the last row: finite, unused
+            for n in range(b, ld):
+                lpT[<Py_ssize_t>k * ld + n] = 0.0
+        # per-row outputs want r unweighted: the weights are applied after them
+        w_lse = weights + start if has_weights and not has_resp_out else NULL
+        vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        for n in range(b):
+            lpn = lpn_buf[n]
+            w = weights[start + n] if has_weights else 1.0
+            if lpn > -INFINITY:  # (every density zero: no entropy term)
+                ent_sum = ent_sum + w * rlogr_buf[n]
+            ll_sum = ll_sum + w * lpn
+            if has_lpn_out:
+                log_prob_norm_out[start + n] = <floating>lpn
+        if has_resp_out:
+            for n in range(b):
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
+            if has_weights:
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = \
+                            lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+        if compute_stats:
+            # acc (K, W) row-major += (w r) (K, b) f (b, W); column-major acc^T (W, K) +=
+            # f^T (W, b) (w r)^T (b, K), f column-major (ld, W)
+            dgemm(&CH_T, &CH_N, &W, &K, &b, &one, zbuf, &ld, lpT, &ld, &one, acc, &W)
+    p.ll[g] = p.ll[g] + ll_sum
+    p.ent[g] = p.ent[g] + ent_sum
+    if not compute_stats:
+        return
+    nk = p.nk + g * K
+    s1 = p.s1 + g * K * D
+    s2 = p.s2 + g * p.s2_size
+    for k in range(K):
+        for j in range(D):
+            s1[k * D + j] = s1[k * D + j] + acc[k * W + j]
+        for j in range(s2_width):
+            s2[k * s2_width + j] = s2[k * s2_width + j] + acc[k * W + D + j]
+        nk[k] = nk[k] + acc[k * W + W - 1]
 
 
 cdef inline void _gathered_syrk(
@@ -878,6 +988,25 @@ def gmm_pass(
     p.u_cat = u_cat
     p.mu = mu
     p.far_full = far_full
+    # diag / spherical as fused tiles when every component takes the GEMM form and nothing
+    # else (given responsibilities, draws) is asked: coef = [-1/2 a_k, c_k] (K, W)
+    p.tile = (covariance_type == DIAG or covariance_type == SPHERICAL) \
+        and p.n_centred == 0 and not has_resp_in and not sample_z and K > 0
+    p.n_tile = n_aux + 1
+    cdef double* coef = NULL
+    if p.tile:
+        coef = <double*>malloc(K * p.n_tile * sizeof(double))
+        if coef == NULL:
+            free(centred)
+            free(u_cat)
+            free(mu)
+            free(far_full)
+            raise MemoryError()
+        for k in range(K):
+            for j in range(n_aux):
+                coef[k * p.n_tile + j] = -0.5 * aux[k, j]
+            coef[k * p.n_tile + n_aux] = log_const[k]
+    p.coef = coef
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -919,16 +1048,22 @@ def gmm_pass(
 
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        zbuf = <double*>malloc(chunk_size * width * sizeof(double))
-        lp = <double*>malloc(chunk_size * (K + 2) * sizeof(double))
+        zbuf = <double*>malloc((chunk_size + 7) * width * sizeof(double))
+        # (rounded up to eight rows: the tiles' component-major log rho, see _tile_group)
+        lp = <double*>malloc((chunk_size + 7) * (K + 2) * sizeof(double))
         sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         for g in prange(G, schedule='static'):
-            for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
-                start = c * chunk_size
-                end = min(start + chunk_size, N)
-                _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf, lp,
-                       sbuf, gbuf)
+            if p.tile:
+                _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
+                            min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
+                            sbuf)
+            else:
+                for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
+                    start = c * chunk_size
+                    end = min(start + chunk_size, N)
+                    _chunk(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, start, end, xbuf, zbuf,
+                           lp, sbuf, gbuf)
         free(xbuf)
         free(zbuf)
         free(lp)
@@ -938,6 +1073,7 @@ def gmm_pass(
     free(u_cat)
     free(mu)
     free(far_full)
+    free(coef)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],

@@ -193,4 +193,319 @@ static void vbf_gmm_full_quad(const double *y, int b, int K, int D, const double
 }
 #endif
 
+/* The log-sum-exp of the diag / spherical tile (_tile_group), components-major: lpT (K, ld),
+   row-major, holds log rho_nk of row n in column n (log constants included), for the b rows
+   n < b (ld >= b, a multiple of 8; the columns past b are scratch). Every column becomes
+   w_n r_nk (w NULL: unit weights); lpn[n] = log p(x_n) = log sum_k rho_nk and
+   rlogr[n] = sum_k r_nk log r_nk (unweighted). Four rows at a time, one per lane, so no
+   horizontal sums: the max over k, then exp(log rho_nk - max) (vbf_exp4_nonpositive; four
+   terms below the max minus 50 together: no exp, taken as 0 as in vbf_gmm_resp_rows), their
+   sum s, 1 / s and log s for four rows at once. A row's result depends on that row only (its
+   lane's operations in k order), never on its neighbours. A row with every rho_k = 0 gets
+   uniform responsibilities, lpn = -inf and rlogr = 0. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_gmm_lse_cols_body(double *lpT, int ld, int b, int K, const double *w,
+                                      double *lpn, double *rlogr)
+{
+    const vbf_v4 ninf = vbf_splat(-INFINITY), zero = vbf_splat(0.0);
+    const vbf_v4 cutoff = vbf_splat(-50.0);
+    int n, k, q;
+    for (n = 0; n < b; n += 4) {
+        double *col = lpT + n;
+        vbf_v4 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
+        vbf_i4 dead, live;
+        for (k = 0; k < K; k++) {
+            x = vbf_load4(col + (Py_ssize_t)k * ld);
+            mx = vbf_blend(x > mx, x, mx);
+        }
+        dead = mx == ninf;
+        mx = vbf_blend(dead, zero, mx);
+        for (k = 0; k < K; k++) {
+            d = vbf_load4(col + (Py_ssize_t)k * ld) - mx;
+            live = d > cutoff;
+            r = (live[0] | live[1] | live[2] | live[3])
+                ? vbf_from_bits(vbf_bits(vbf_exp4_nonpositive(d)) & live) : zero;
+            s = s + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v = v + vbf_from_bits(vbf_bits(r * d) & (r > zero));
+            vbf_store4(col + (Py_ssize_t)k * ld, r);
+        }
+        s = vbf_blend(dead, vbf_splat(1.0), s);
+        inv = vbf_splat(1.0) / s;
+        log_s = vbf_log4(s);
+        scale = inv;
+        if (w != NULL) {
+            vbf_v4 wv = zero;
+            for (q = 0; q < 4 && n + q < b; q++)
+                wv[q] = w[n + q];
+            scale = inv * wv;
+        }
+        for (k = 0; k < K; k++)
+            vbf_store4(col + (Py_ssize_t)k * ld, vbf_load4(col + (Py_ssize_t)k * ld) * scale);
+        for (q = 0; q < 4 && n + q < b; q++) {
+            if (dead[q]) {
+                double wq = w != NULL ? w[n + q] : 1.0;
+                for (k = 0; k < K; k++)
+                    col[(Py_ssize_t)k * ld + q] = wq / K;
+                lpn[n + q] = -INFINITY;
+                rlogr[n + q] = 0.0;
+            } else {
+                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
+                rlogr[n + q] = v[q] * inv[q] - log_s[q];
+                lpn[n + q] = mx[q] + log_s[q];
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+/* The same eight rows at a time (AVX-512: one row per lane of a 512-bit vector; ld a
+   multiple of 8), with eight-lane copies of vbf_exp4_nonpositive and vbf_log4 (the same
+   operations lane by lane). */
+typedef double vbf_v8 __attribute__((vector_size(64)));
+typedef long long vbf_i8 __attribute__((vector_size(64)));
+#define VBF_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline))
+
+VBF_AVX512 static inline vbf_v8 vbf_splat8(double v) {
+    vbf_v8 a = {v, v, v, v, v, v, v, v}; return a;
+}
+VBF_AVX512 static inline vbf_i8 vbf_bits8(vbf_v8 a) {
+    vbf_i8 b; __builtin_memcpy(&b, &a, sizeof b); return b;
+}
+VBF_AVX512 static inline vbf_v8 vbf_from_bits8(vbf_i8 b) {
+    vbf_v8 a; __builtin_memcpy(&a, &b, sizeof a); return a;
+}
+VBF_AVX512 static inline vbf_v8 vbf_blend8(vbf_i8 mask, vbf_v8 a, vbf_v8 b) {
+    return vbf_from_bits8((vbf_bits8(a) & mask) | (vbf_bits8(b) & ~mask));
+}
+VBF_AVX512 static inline vbf_v8 vbf_load8(const double *p) {
+    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_AVX512 static inline void vbf_store8(double *p, vbf_v8 v) {
+    __builtin_memcpy(p, &v, sizeof v);
+}
+
+VBF_AVX512 static inline vbf_v8 vbf_exp8_nonpositive(vbf_v8 x) {
+    static const double t32[32] = {
+        1.0, 1.0218971486541166, 1.0442737824274138, 1.0671404006768237,
+        1.0905077326652577, 1.1143867425958924, 1.1387886347566916, 1.1637248587775775,
+        1.189207115002721, 1.215247359980469, 1.241857812073484, 1.2690509571917332,
+        1.2968395546510096, 1.3252366431597413, 1.3542555469368927, 1.383909881963832,
+        1.4142135623730951, 1.4451808069770467, 1.4768261459394993, 1.5091644275934228,
+        1.5422108254079407, 1.5759808451078865, 1.6104903319492543, 1.645755478153965,
+        1.681792830507429, 1.718619298122478, 1.7562521603732995, 1.7947090750031072,
+        1.8340080864093424, 1.8741676341103, 1.9152065613971474, 1.9571441241754002};
+    const vbf_v8 shifter = vbf_splat8(6755399441055744.0);
+    vbf_i8 under = x < vbf_splat8(-708.0), n, j;
+    vbf_v8 kd, r, p, t;
+    x = vbf_blend8(under, vbf_splat8(-708.0), x);
+    kd = x * vbf_splat8(46.16624130844683) + shifter;
+    n = vbf_bits8(kd) - vbf_bits8(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat8(6.93147180369123816490e-01 / 32.0))
+        - kd * vbf_splat8(1.90821492927058770002e-10 / 32.0);
+    j = n & 31;
+    t = (vbf_v8){t32[j[0]], t32[j[1]], t32[j[2]], t32[j[3]],
+                 t32[j[4]], t32[j[5]], t32[j[6]], t32[j[7]]};
+    p = vbf_splat8(1.0 / 720.0);
+    p = p * r + vbf_splat8(1.0 / 120.0);
+    p = p * r + vbf_splat8(1.0 / 24.0);
+    p = p * r + vbf_splat8(1.0 / 6.0);
+    p = p * r + vbf_splat8(0.5);
+    p = p * r + vbf_splat8(1.0);
+    p = p * r + vbf_splat8(1.0);
+    t = vbf_from_bits8(vbf_bits8(t) + ((n >> 5) << 52));
+    return vbf_from_bits8(vbf_bits8(p * t) & ~under);
+}
+
+VBF_AVX512 static inline vbf_v8 vbf_log8(vbf_v8 y) {
+    const vbf_i8 mant = vbf_bits8(vbf_splat8(0.0)) | 0x000fffffffffffffLL;
+    const vbf_i8 one_bits = vbf_bits8(vbf_splat8(1.0));
+    vbf_i8 b = vbf_bits8(y), e, big;
+    vbf_v8 m, s, s2, p, ef;
+    e = ((b >> 52) & 0x7ff) - 1023;
+    m = vbf_from_bits8((b & mant) | one_bits);
+    big = m > vbf_splat8(1.4142135623730951);
+    m = vbf_blend8(big, m * vbf_splat8(0.5), m);
+    e = e - big;
+    ef = __builtin_convertvector(e, vbf_v8);
+    s = (m - vbf_splat8(1.0)) / (m + vbf_splat8(1.0));
+    s2 = s * s;
+    p = vbf_splat8(1.0 / 23.0);
+    p = p * s2 + vbf_splat8(1.0 / 21.0);
+    p = p * s2 + vbf_splat8(1.0 / 19.0);
+    p = p * s2 + vbf_splat8(1.0 / 17.0);
+    p = p * s2 + vbf_splat8(1.0 / 15.0);
+    p = p * s2 + vbf_splat8(1.0 / 13.0);
+    p = p * s2 + vbf_splat8(1.0 / 11.0);
+    p = p * s2 + vbf_splat8(1.0 / 9.0);
+    p = p * s2 + vbf_splat8(1.0 / 7.0);
+    p = p * s2 + vbf_splat8(1.0 / 5.0);
+    p = p * s2 + vbf_splat8(1.0 / 3.0);
+    p = (s + s) * (p * s2);
+    return ef * vbf_splat8(6.93147180369123816490e-01)
+         + ((s + s) + (p + ef * vbf_splat8(1.90821492927058770002e-10)));
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+static void vbf_gmm_lse_cols_avx512(double *lpT, int ld, int b, int K, const double *w,
+                                    double *lpn, double *rlogr)
+{
+    const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
+    const vbf_v8 cutoff = vbf_splat8(-50.0);
+    int n, k, q;
+    for (n = 0; n < b; n += 8) {
+        double *col = lpT + n;
+        vbf_v8 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
+        vbf_i8 dead, live;
+        for (k = 0; k < K; k++) {
+            x = vbf_load8(col + (Py_ssize_t)k * ld);
+            mx = vbf_blend8(x > mx, x, mx);
+        }
+        dead = mx == ninf;
+        mx = vbf_blend8(dead, zero, mx);
+        for (k = 0; k < K; k++) {
+            d = vbf_load8(col + (Py_ssize_t)k * ld) - mx;
+            live = d > cutoff;
+            r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
+            s = s + r;
+            v = v + vbf_from_bits8(vbf_bits8(r * d) & (r > zero));
+            vbf_store8(col + (Py_ssize_t)k * ld, r);
+        }
+        s = vbf_blend8(dead, vbf_splat8(1.0), s);
+        inv = vbf_splat8(1.0) / s;
+        log_s = vbf_log8(s);
+        scale = inv;
+        if (w != NULL) {
+            vbf_v8 wv = zero;
+            for (q = 0; q < 8 && n + q < b; q++)
+                wv[q] = w[n + q];
+            scale = inv * wv;
+        }
+        for (k = 0; k < K; k++)
+            vbf_store8(col + (Py_ssize_t)k * ld, vbf_load8(col + (Py_ssize_t)k * ld) * scale);
+        for (q = 0; q < 8 && n + q < b; q++) {
+            if (dead[q]) {
+                double wq = w != NULL ? w[n + q] : 1.0;
+                for (k = 0; k < K; k++)
+                    col[(Py_ssize_t)k * ld + q] = wq / K;
+                lpn[n + q] = -INFINITY;
+                rlogr[n + q] = 0.0;
+            } else {
+                rlogr[n + q] = v[q] * inv[q] - log_s[q];
+                lpn[n + q] = mx[q] + log_s[q];
+            }
+        }
+    }
+}
+
+static inline int vbf_cpu_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl");
+}
+#endif
+
+/* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
+   ld must be a multiple of 8 */
+__attribute__((target("avx2,fma"))) static void vbf_gmm_lse_cols_simd(
+    double *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr)
+{
+    vbf_gmm_lse_cols_body(lpT, ld, b, K, w, lpn, rlogr);
+}
+
+static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
+                             double *lpn, double *rlogr)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_lse_cols_avx512(lpT, ld, b, K, w, lpn, rlogr);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_lse_cols_simd(lpT, ld, b, K, w, lpn, rlogr);
+        return;
+    }
+#endif
+    vbf_gmm_lse_cols_body(lpT, ld, b, K, w, lpn, rlogr);
+}
+
+#else  /* not GCC/Clang: the same algorithm one row at a time */
+
+static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
+                             double *lpn, double *rlogr)
+{
+    int n, k;
+    for (n = 0; n < b; n++) {
+        double mx = -INFINITY, s = 0.0, v = 0.0, d, r, log_s, wn = w != NULL ? w[n] : 1.0;
+        for (k = 0; k < K; k++)
+            if (lpT[(Py_ssize_t)k * ld + n] > mx)
+                mx = lpT[(Py_ssize_t)k * ld + n];
+        if (mx == -INFINITY) {
+            for (k = 0; k < K; k++)
+                lpT[(Py_ssize_t)k * ld + n] = wn / K;
+            lpn[n] = -INFINITY;
+            rlogr[n] = 0.0;
+            continue;
+        }
+        for (k = 0; k < K; k++) {
+            d = lpT[(Py_ssize_t)k * ld + n] - mx;
+            r = d > -50.0 ? exp(d) : 0.0;
+            s = s + r;
+            if (r > 0.0)
+                v = v + r * d;
+            lpT[(Py_ssize_t)k * ld + n] = r;
+        }
+        log_s = log(s);
+        r = 1.0 / s;
+        for (k = 0; k < K; k++)
+            lpT[(Py_ssize_t)k * ld + n] = lpT[(Py_ssize_t)k * ld + n] * (r * wn);
+        rlogr[n] = v * r - log_s;
+        lpn[n] = mx + log_s;
+    }
+}
+#endif
+
+/* The features of the diag / spherical tile (_tile_group) for b rows of X (row-major, D
+   columns, float64 or float32), feature-major: f (width, ld) row-major holds feature j of
+   row n at f[j ld + n], f_n = [v, v^2, 1] (diag, width 2 D + 1) or [v, ||v||^2, 1]
+   (spherical, D + 2), v = x_n - shift in float64 (||v||^2 summed in feature order). Both
+   GEMMs of the tile then take OpenBLAS's small-matrix kernels (no packing). */
+#define VBF_GMM_TILE_FEATURES(name, T)                                                    \
+VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, int diag,      \
+                            double *f, int ld)                                            \
+{                                                                                         \
+    int n, j;                                                                             \
+    double *restrict q = f + (Py_ssize_t)(diag ? 2 * D : D) * ld;                         \
+    double *restrict one = q + (diag ? 0 : ld);                                           \
+    for (n = 0; n < b; n++) {                                                             \
+        one[n] = 1.0;                                                                     \
+        if (!diag)                                                                        \
+            q[n] = 0.0;                                                                   \
+    }                                                                                     \
+    for (j = 0; j < D; j++) {                                                             \
+        const T *restrict x_j = x + j;                                                    \
+        double *restrict f_j = f + (Py_ssize_t)j * ld;                                    \
+        double *restrict g_j = diag ? f + (Py_ssize_t)(D + j) * ld : q;                   \
+        const double s = shift[j];                                                        \
+        if (diag)                                                                         \
+            for (n = 0; n < b; n++) {                                                     \
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
+                f_j[n] = v;                                                               \
+                g_j[n] = v * v;                                                           \
+            }                                                                             \
+        else                                                                              \
+            for (n = 0; n < b; n++) {                                                     \
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
+                f_j[n] = v;                                                               \
+                g_j[n] = g_j[n] + v * v;                                                  \
+            }                                                                             \
+    }                                                                                     \
+}                                                                                         \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int D, const double *shift, int diag, double *f, int ld),\
+             (x, b, D, shift, diag, f, ld))
+
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double)
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
+
 #endif
