@@ -182,6 +182,13 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VBF_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define VBF_AVX512
+#endif
+
 /* ---- eight double lanes (AVX-512), for vbf_update_live8_body only. A scalar is broadcast by
    writing it into the arithmetic (t * v): GCC 12 builds {v, v, ..., v} lane by lane with
    masked broadcasts under AVX-512. */
@@ -209,6 +216,22 @@ VBF_INLINE vbf_v8 vbf_max8(vbf_v8 a, vbf_v8 b) {  /* a where a > b, else b (no N
     return r;
 }
 
+/* 1 / x for x >= 2^-1022 (finite, normal), within about one ulp: VRCP14PD's estimate
+   (relative error < 2^-14) and two Newton steps y += y (1 - x y), each residual one fused
+   multiply-add (error ~2^-56 plus rounding). A division costs the divider about 2 cycles a
+   double at any vector width (VDIVPD; Intel's tables), which bounds the sweep at small K
+   (136 words at K = 20: ~270 cycles of divisions against ~340 of multiply-adds); this is
+   a few cycles per eight lanes. */
+#if defined(__x86_64__)
+VBF_AVX512 VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) {
+    vbf_v8 y = (vbf_v8)_mm512_rcp14_pd((__m512d)x);
+    y = y + y * (1.0 - x * y);
+    return y + y * (1.0 - x * y);
+}
+#else
+VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
+#endif
+
 /* vbf_update_live_body with eight lanes (AVX-512): the same sums, n4 a multiple of 8 (the
    caller pads the document's words to 8) and lanes (8 Ka doubles, 64-byte aligned) a
    workspace. The words go in chunks of 32: the chunk's dot products (eight chains: four
@@ -218,10 +241,11 @@ VBF_INLINE vbf_v8 vbf_max8(vbf_v8 a, vbf_v8 b) {  /* a where a > b, else b (no N
    four multiply-adds a chunk); the eight lanes are summed at the end (folded to four, then
    vbf_hsum4x). The order of every sum is fixed by n4 and Ka alone; it differs from the
    four-lane version's, so the two agree to rounding. */
-VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka, const double *const *rows,
-                                      const double *cnt, const double *t, double eps,
-                                      double *ratio, double *acc, const double *inv_cnt,
-                                      double *sums, double *lanes)
+VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
+                                                 const double *const *rows, const double *cnt,
+                                                 const double *t, double eps, double *ratio,
+                                                 double *acc, const double *inv_cnt,
+                                                 double *sums, double *lanes)
 {
     const vbf_v8 zero = {0.0};
     vbf_v8 ratio_sum = zero, inv_s_max = zero;
@@ -229,7 +253,7 @@ VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka, const double *const
     Py_ssize_t j;
     int i, q;
 #define VBF_RATIO8(S, J) do {                                                               \
-        const vbf_v8 rt_ = vbf_load8(cnt + (J)) / ((S) + eps);                              \
+        const vbf_v8 rt_ = vbf_load8(cnt + (J)) * vbf_recip8((S) + eps);                    \
         vbf_store8(ratio + (J), rt_);                                                       \
         ratio_sum += rt_;                                                                   \
         inv_s_max = vbf_max8(rt_ * vbf_load8(inv_cnt + (J)), inv_s_max);                    \
@@ -484,7 +508,7 @@ VBF_DISPATCHED(vbf_update_live4,
    the pass always pads to 8; lanes: 8 Ka doubles, 64-byte aligned), else vbf_update_live4
    (AVX2+FMA or the baseline, lanes unused). */
 #ifdef VBF_HAVE_DISPATCH
-__attribute__((target("avx512f,avx2,fma"))) static void vbf_update_live_avx512(
+VBF_AVX512 static void vbf_update_live_avx512(
     Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
     double eps, double *ratio, double *acc, const double *inv_cnt, double *sums,
     double *lanes)
