@@ -86,17 +86,22 @@ def _prior(K):
     return 1.0 / K
 
 
-def batch_estimator(library, max_iter=1, n_components=N_COMPONENTS):
+def batch_estimator(library, max_iter=1, n_components=N_COMPONENTS, doc_topic_prior=None):
     """An unfitted batch estimator: one pass (max_iter=1), the same initial topics for vbfast
-    and scikit-learn (random_state=0: vbfast draws them exactly as scikit-learn does)."""
+    and scikit-learn (random_state=0: vbfast draws them exactly as scikit-learn does).
+    ``library``: vbfast (all cores), vbfast_n_threadsT, sklearn_n_jobsJ; ``doc_topic_prior``
+    alpha (None: 1/K)."""
+    alpha = _prior(n_components) if doc_topic_prior is None else doc_topic_prior
     common = dict(n_components=n_components, learning_method="batch", max_iter=max_iter,
-                  doc_topic_prior=_prior(n_components), topic_word_prior=_prior(n_components),
+                  doc_topic_prior=alpha, topic_word_prior=_prior(n_components),
                   max_doc_update_iter=MAX_DOC_UPDATE_ITER, mean_change_tol=MEAN_CHANGE_TOL,
                   evaluate_every=-1, random_state=0)
-    if library == "vbfast":
+    if library.startswith("vbfast"):
         from vbfast import LatentDirichletAllocation
 
-        return LatentDirichletAllocation(n_threads=None, **common)
+        threads = (int(library[len("vbfast_n_threads"):])
+                   if library.startswith("vbfast_n_threads") else None)
+        return LatentDirichletAllocation(n_threads=threads, **common)
     if library.startswith("sklearn_n_jobs"):
         from sklearn.decomposition import LatentDirichletAllocation
 

@@ -57,6 +57,17 @@ As a script, one process, the table for reports:
 
 ``--online-real`` prints the real-corpus online workload alone: every library fitted once per
 round, the rounds alternating the libraries, the best of ``--repeat`` rounds each.
+
+    python benchmarks/bench_lda.py --batch-real [--components 20 100] [--alphas default 0.1]
+                                   [--repeat 3]
+
+``--batch-real`` prints one batch pass (``fit(max_iter=1)``, including the final E-step for
+``bound_``, as above) on the real corpus of ``--online-real`` for each K in ``--components``
+and each alpha in ``--alphas`` ("default" is 1/K; topic_word_prior stays 1/K): vbfast
+``n_threads=1`` and ``2``, scikit-learn ``n_jobs=1`` and ``2``, from the same initial topics,
+rounds alternating the four, the best of ``--repeat`` wall-clock seconds and of CPU seconds
+(``time.process_time``, this process only: meaningful for the one-thread contenders, whose
+ratio it gives too, and less disturbed by other processes on a loaded machine).
 """
 import os
 import sys
@@ -277,12 +288,20 @@ def main(argv=None):
     p.add_argument("--online-real", action="store_true",
                    help="only the online workload on the real corpus (LdaOnlineRealCorpus)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 1024])
+    p.add_argument("--batch-real", action="store_true",
+                   help="only one batch pass on the real corpus, for each K and alpha")
+    p.add_argument("--components", type=int, nargs="+", default=[20, 100],
+                   help="K values of --batch-real")
+    p.add_argument("--alphas", nargs="+", default=["default", "0.1"],
+                   help="doc_topic_prior values of --batch-real ('default': 1/K)")
     args = p.parse_args(argv)
 
     import numpy as np
 
     if args.online_real:
         return online_real(args.batch_sizes, args.repeat, not args.no_gensim)
+    if args.batch_real:
+        return batch_real(args.components, args.alphas, args.repeat)
 
     _lda_data.import_libraries()
     t0 = time.perf_counter()
@@ -356,6 +375,56 @@ def main(argv=None):
     for lib, secs in online.items():
         print(f"{lib:<18}{secs:>12.3f}{batch.shape[0] / secs:>14.0f}"
               f"{secs / online['vbfast']:>17.2f}")
+
+
+BATCH_REAL_LIBRARIES = ("vbfast_n_threads1", "sklearn_n_jobs1", "vbfast_n_threads2",
+                        "sklearn_n_jobs2")
+
+
+def batch_real(components, alphas, repeat):
+    """One batch pass on the real corpus for each K and alpha, vbfast and scikit-learn on one
+    and two threads side by side in this process."""
+    _lda_data.import_libraries()
+    X, Xh = _lda_data.real_corpus()
+    print(f"real corpus (gensim head500.noblanks.cor): {X.shape[0]} documents x {X.shape[1]} "
+          f"words, {int(X.sum())} tokens, {X.nnz} non-zeros; held out {Xh.shape[0]}; one "
+          f"batch pass (fit, max_iter=1); best of {repeat} rounds, libraries alternated")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"cores: {os.cpu_count()}; load average at start: {load[0]:.1f} {load[1]:.1f} "
+          f"{load[2]:.1f}")
+    libs = BATCH_REAL_LIBRARIES
+    for lib in libs:  # imports, OpenMP threads, joblib's workers out of the timing
+        _lda_data.batch_estimator(lib, n_components=components[0]).fit(X[:200])
+    for K in components:
+        for a in alphas:
+            alpha = 1.0 / K if a == "default" else float(a)
+            best = {lib: [float("inf"), float("inf"), None] for lib in libs}
+            for _ in range(repeat):
+                for lib in libs:
+                    est = _lda_data.batch_estimator(lib, n_components=K, doc_topic_prior=alpha)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    est.fit(X)
+                    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+                    b = best[lib]
+                    b[1] = min(b[1], cpu)
+                    if secs < b[0]:
+                        b[0], b[2] = secs, est
+            print(f"\nK={K}, alpha={alpha:.4g}")
+            print(f"{'library':<20}{'s / pass':>10}{'CPU s':>8}{'held-out perplexity':>22}"
+                  f"{'rel. diff vs vbfast':>21}")
+            vb_perp = float(best["vbfast_n_threads1"][2].perplexity(Xh))
+            for lib in libs:
+                secs, cpu, est = best[lib]
+                perp = float(est.perplexity(Xh))
+                print(f"{lib:<20}{secs:>10.3f}{cpu:>8.3f}{perp:>22.10g}"
+                      f"{(perp - vb_perp) / vb_perp:>21.2e}")
+            one, two = best["vbfast_n_threads1"], best["vbfast_n_threads2"]
+            print(f"ratios: scikit-learn n_jobs=1 / vbfast n_threads=1 "
+                  f"{best['sklearn_n_jobs1'][0] / one[0]:.1f}x wall, "
+                  f"{best['sklearn_n_jobs1'][1] / one[1]:.1f}x CPU; "
+                  f"n_jobs=2 / n_threads=2 {best['sklearn_n_jobs2'][0] / two[0]:.1f}x wall")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    print(f"\nload average at end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 def online_real(batch_sizes, repeat, with_gensim):

@@ -241,6 +241,46 @@ def test_pass_skipping_dead_topics_matches_reference(K):
     assert _run_pass(X, B, gamma, 0.05, 100, tol=1e-4)[0] == (0, 0)
 
 
+@pytest.mark.parametrize("lanes", [0, 4])
+@pytest.mark.parametrize("K,alpha", [(4, 0.3), (13, 0.1), (20, 0.02), (100, 0.1)])
+def test_live_sweep_lanes_match_reference(lanes, K, alpha):
+    # The live sweep runs eight lanes where the CPU has AVX-512F (words in chunks of 32, then
+    # eight at a time) and four elsewhere; lanes=4 forces the four-lane version. Documents of
+    # 1 to ~140 distinct words cover every chunk/tail combination; alpha=0.02 drops dead
+    # topics. Either version matches the NumPy fixed point, and gives the same bits on one
+    # and on two threads.
+    X, topics = _corpus(n_docs=40, n_words=400, n_topics=K, doc_len=200, seed=K,
+                        concentration=0.05)
+    X = sp.vstack([X, sp.csr_matrix(np.eye(1, 400, 7) * 3.0)]).tocsr()  # a one-word document
+    rng = np.random.RandomState(K)
+    lam = topics * 300 + rng.gamma(0.1, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (X.shape[0], K))
+    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    previous = _lda._set_sweep_lanes(lanes)
+    try:
+        assert _lda._sweep_lanes() in ((4,) if lanes == 4 else (4, 8))
+        gamma = gamma0.copy()
+        _, ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
+        gamma_1 = gamma0.copy()
+        out_1 = _run_pass(X, B, gamma_1, alpha, 100, tol=1e-4, threads=1)
+    finally:
+        _lda._set_sweep_lanes(previous)
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
+    suff = np.empty_like(B)
+    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
+                          t, B, suff, 2)
+    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    assert np.array_equal(gamma_1, gamma) and np.array_equal(out_1[1], ratio)
+    assert np.array_equal(out_1[3], bnd)
+
+
+def test_sweep_lanes_setting_is_checked():
+    with pytest.raises(ValueError, match="lanes"):
+        _lda._set_sweep_lanes(8)
+
+
 def test_pass_long_document_swept_word_major():
     # A document whose topic-major copy would pass 8 MB (20,000 distinct words x 53 rows of
     # K=50 padded, plus the zero row) is swept word-major over all topics, without dropping

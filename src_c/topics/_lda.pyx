@@ -58,7 +58,7 @@ cdef extern from "_lda_kernels.h":
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
     void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, const double* cnt,
                          const double* t, double eps, double* ratio, double* acc,
-                         const double* inv_cnt, double* sums) noexcept nogil
+                         const double* inv_cnt, double* sums, double* lanes) noexcept nogil
     void vbf_topic_major(Py_ssize_t n, int Kp, const double* const* rows, Py_ssize_t n4,
                          double* out) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
@@ -71,6 +71,8 @@ cdef extern from "_lda_kernels.h":
     void vbf_topic_term_row(int K, const double* lam, const double* psi_total, double eta,
                             double* out) noexcept nogil
     void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
+    int vbf_lda_lanes
+    int vbf_cpu_avx512f() noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
                             const long long* doc, const double* ratio, const double* t,
                             int K, const double* B_w, double* o,
@@ -204,7 +206,7 @@ cdef struct _DocWork:
     # One thread's workspace (allocated once, _work_alloc) and the state of the document in
     # hand (set by _doc_load and the sweeps). Arrays of Kp start on 64 bytes.
     double* gamma_d            # IN/OUT (K,) the document's gamma
-    Py_ssize_t n, n4           # its distinct words, and that rounded up to 4
+    Py_ssize_t n, n4           # its distinct words, and that rounded up to 8
     const double** rows        # (n,) its words' rows of B
     double* cnt                # (n4,) its counts, zero past n
     double* inv_cnt            # (n4,) 1 / cnt where cnt > 0, else 0
@@ -224,6 +226,7 @@ cdef struct _DocWork:
     double* live_t             # (Kp,) their t, zeros past Ka
     double* live_gamma         # (Kp + 1,) their gamma, then alpha (the dropped topics')
     double* live_acc           # (Kp,) the live sweep's sums
+    double* live_lanes         # (8 Kp,) the eight-lane live sweep's partial sums
     double t_dead              # the dropped topics' common t
     double dead_max, dead_sum  # max and sum of topic_max over the dropped topics
     int outcome                # 0: no topic dropped, 1: some dropped, 2: a check failed
@@ -236,17 +239,18 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
                       Py_ssize_t block_cap) noexcept nogil:
     # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time), and
     # start on 64 bytes (malloc gives 16), so no 32-byte load of t straddles cache lines
-    w.work_ = <double*>calloc(5 * Kp + 2 * max_nnz + 18, sizeof(double))
+    w.work_ = <double*>calloc(5 * Kp + 2 * max_nnz + 24, sizeof(double))
     w.t = <double*>((<size_t>w.work_ + 63) & ~(<size_t>63))
     w.rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
     w.elog = w.t + Kp
     w.acc = w.t + 2 * Kp
     w.cnt = w.t + 3 * Kp
-    w.ratio = w.cnt + max_nnz + 5
-    w.t_prev = w.ratio + max_nnz + 5
+    w.ratio = w.cnt + max_nnz + 8
+    w.t_prev = w.ratio + max_nnz + 8
     w.elog_prev = w.t_prev + Kp
-    w.live_work_ = <double*>calloc(3 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
-    w.live_t = <double*>((<size_t>w.live_work_ + 63) & ~(<size_t>63))
+    w.live_work_ = <double*>calloc(11 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
+    w.live_lanes = <double*>((<size_t>w.live_work_ + 63) & ~(<size_t>63))
+    w.live_t = w.live_lanes + 8 * (Kp + 8)
     w.live_gamma = w.live_t + Kp + 8
     w.live_acc = w.live_gamma + Kp + 8
     w.inv_cnt = w.live_acc + Kp + 8
@@ -281,7 +285,7 @@ cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t*
                     const floating* counts, double* gamma_d) noexcept nogil:
     """Stage 1: the document's rows of B and counts, its topic-major copy if it fits in
     block_cap, every topic live, and t of the starting gamma."""
-    cdef Py_ssize_t j, n4 = (n + 3) // 4 * 4
+    cdef Py_ssize_t j, n4 = (n + 7) // 8 * 8
     cdef int Kp = P.Kp
     w.gamma_d = gamma_d
     w.n = n
@@ -399,11 +403,11 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef const double* live_t = w.live_t
     cdef const double* live_acc = w.live_acc
     vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
-                    w.inv_cnt, sums)
+                    w.inv_cnt, sums, w.live_lanes)
     if w.Ka < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
         vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
-                        w.live_acc, w.inv_cnt, sums)
+                        w.live_acc, w.inv_cnt, sums, w.live_lanes)
     for i in range(w.Ka):
         k = live[i]
         v = live_t[i] * live_acc[i] + alpha
@@ -422,7 +426,7 @@ cdef void _fixed_point(const _LdaPass* P, _DocWork* w) noexcept nogil:
     below tol.
 
     The sweeps run on a topic-major copy of the document's values of B (``block``, Kp rows
-    of its words rounded up to 4, built once; ``vbf_update_live``), over the topics listed
+    of its words rounded up to 8, built once; ``vbf_update_live``), over the topics listed
     in ``live`` (a document whose copy would exceed ``block_cap`` doubles is swept
     word-major from B's rows, over all topics, ``vbf_update``).
 
@@ -637,9 +641,9 @@ def lda_pass(
         raise ValueError("topic_max must have at least K entries")
     cdef const double* topic_max_ptr = &topic_max[0]
     # The topic-major copy of a document's values of B (Kp + 1 rows of its words rounded up
-    # to 4, the last one zeros), at most max_block doubles a thread: longer documents are
+    # to 8, the last one zeros), at most max_block doubles a thread: longer documents are
     # swept word-major, without dropping dead topics.
-    block_cap = min((max_nnz + 3) // 4 * 4 * (Kp + 1), max(max_block, 0))
+    block_cap = min((max_nnz + 7) // 8 * 8 * (Kp + 1), max(max_block, 0))
 
     memset(&bound_slots[0, 0], 0, G * 2 * sizeof(double))
     if N == 0:
@@ -1020,3 +1024,19 @@ def exp_expectation(const double[:, ::1] gamma):
     for d in range(N):
         _exp_expectation(K, &gamma[d, 0], &t[d, 0], False)
     return t_arr
+
+
+def _set_sweep_lanes(int lanes):
+    """For tests: 4 forces the four-lane live sweep (AVX2+FMA or the baseline), 0 restores
+    the choice by the CPU (eight lanes with AVX-512F). Returns the previous setting."""
+    global vbf_lda_lanes
+    if lanes not in (0, 4):
+        raise ValueError("lanes must be 0 or 4")
+    previous = vbf_lda_lanes
+    vbf_lda_lanes = lanes
+    return previous
+
+
+def _sweep_lanes():
+    """The live sweep's lanes on this CPU at the current setting: 8 or 4 (for tests)."""
+    return 8 if vbf_lda_lanes != 4 and vbf_cpu_avx512f() else 4

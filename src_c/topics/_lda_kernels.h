@@ -10,6 +10,18 @@
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
+/* The live sweep's lanes: 0 chooses by the CPU (eight with AVX-512F); 4 forces the four-lane
+   version (for tests, which compare both with a NumPy reference). */
+static int vbf_lda_lanes = 0;
+
+static int vbf_cpu_avx512f(void) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
 #if defined(__GNUC__)
 
 /* The fixed point's hot loops are compiled twice on x86-64 with GCC or Clang: for AVX2+FMA
@@ -170,8 +182,137 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VBF_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#else
+#define VBF_AVX512
+#endif
+
+/* ---- eight double lanes (AVX-512), for vbf_update_live8_body only. A scalar is broadcast by
+   writing it into the arithmetic (t * v): GCC 12 builds {v, v, ..., v} lane by lane with
+   masked broadcasts under AVX-512. */
+typedef double vbf_v8 __attribute__((vector_size(64)));
+typedef long long vbf_i8 __attribute__((vector_size(64)));
+
+VBF_INLINE vbf_v8 vbf_load8(const double *p) {
+    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_INLINE void vbf_store8(double *p, vbf_v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+/* lanes 0-3 plus lanes 4-7 */
+VBF_INLINE vbf_v4 vbf_fold8(vbf_v8 a) {
+    vbf_v4 lo, hi;
+    __builtin_memcpy(&lo, &a, sizeof lo);
+    __builtin_memcpy(&hi, (const char *)&a + sizeof lo, sizeof hi);
+    return lo + hi;
+}
+VBF_INLINE vbf_v8 vbf_max8(vbf_v8 a, vbf_v8 b) {  /* a where a > b, else b (no NaN here) */
+    vbf_i8 m = a > b, ia, ib;
+    vbf_v8 r;
+    __builtin_memcpy(&ia, &a, sizeof ia);
+    __builtin_memcpy(&ib, &b, sizeof ib);
+    ia = (ia & m) | (ib & ~m);
+    __builtin_memcpy(&r, &ia, sizeof r);
+    return r;
+}
+
+/* 1 / x for x >= 2^-1022 (finite, normal), within about one ulp: VRCP14PD's estimate
+   (relative error < 2^-14) and two Newton steps y += y (1 - x y), each residual one fused
+   multiply-add (error ~2^-56 plus rounding). A division costs the divider about 2 cycles a
+   double at any vector width (VDIVPD; Intel's tables), which bounds the sweep at small K
+   (136 words at K = 20: ~270 cycles of divisions against ~340 of multiply-adds); this is
+   a few cycles per eight lanes. */
+#if defined(__x86_64__)
+VBF_AVX512 VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) {
+    vbf_v8 y = (vbf_v8)_mm512_rcp14_pd((__m512d)x);
+    y = y + y * (1.0 - x * y);
+    return y + y * (1.0 - x * y);
+}
+#else
+VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
+#endif
+
+/* vbf_update_live_body with eight lanes (AVX-512): the same sums, n4 a multiple of 8 (the
+   caller pads the document's words to 8) and lanes (8 Ka doubles, 64-byte aligned) a
+   workspace. The words go in chunks of 32: the chunk's dot products (eight chains: four
+   vectors of words by two topics), its ratios, then its share of every topic's acc while its
+   Ka x 32 values are still in L1 (at K = 100 a document's copy is ~110 KB, past L1: swept
+   twice it streamed twice from L2). Topic i's share goes into lanes[8 i..8 i+7] (one chain of
+   four multiply-adds a chunk); the eight lanes are summed at the end (folded to four, then
+   vbf_hsum4x). The order of every sum is fixed by n4 and Ka alone; it differs from the
+   four-lane version's, so the two agree to rounding. */
+VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
+                                                 const double *const *rows, const double *cnt,
+                                                 const double *t, double eps, double *ratio,
+                                                 double *acc, const double *inv_cnt,
+                                                 double *sums, double *lanes)
+{
+    const vbf_v8 zero = {0.0};
+    vbf_v8 ratio_sum = zero, inv_s_max = zero;
+    vbf_v4 f;
+    Py_ssize_t j;
+    int i, q;
+#define VBF_RATIO8(S, J) do {                                                               \
+        const vbf_v8 rt_ = vbf_load8(cnt + (J)) * vbf_recip8((S) + eps);                    \
+        vbf_store8(ratio + (J), rt_);                                                       \
+        ratio_sum += rt_;                                                                   \
+        inv_s_max = vbf_max8(rt_ * vbf_load8(inv_cnt + (J)), inv_s_max);                    \
+    } while (0)
+    for (i = 0; i < Ka; i++) vbf_store8(lanes + 8 * i, zero);
+    for (j = 0; j + 32 <= n4; j += 32) {
+        vbf_v8 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
+        vbf_v8 r0, r1, r2, r3;
+        for (i = 0; i < Ka; i += 2) {
+            const double t0 = t[i], t1 = t[i + 1];
+            const double *p0 = rows[i] + j, *p1 = rows[i + 1] + j;
+            for (q = 0; q < 4; q++) {
+                s[q] += t0 * vbf_load8(p0 + 8 * q);
+                u[q] += t1 * vbf_load8(p1 + 8 * q);
+            }
+        }
+        for (q = 0; q < 4; q++) VBF_RATIO8(s[q] + u[q], j + 8 * q);
+        r0 = vbf_load8(ratio + j);
+        r1 = vbf_load8(ratio + j + 8);
+        r2 = vbf_load8(ratio + j + 16);
+        r3 = vbf_load8(ratio + j + 24);
+        for (i = 0; i < Ka; i++) {
+            const double *p = rows[i] + j;
+            vbf_v8 a = vbf_load8(lanes + 8 * i);
+            a += r0 * vbf_load8(p);
+            a += r1 * vbf_load8(p + 8);
+            a += r2 * vbf_load8(p + 16);
+            a += r3 * vbf_load8(p + 24);
+            vbf_store8(lanes + 8 * i, a);
+        }
+    }
+    for (; j < n4; j += 8) {  /* the last words, eight at a time: four topics' chains */
+        vbf_v8 s0 = zero, s1 = zero, s2 = zero, s3 = zero, rv;
+        for (i = 0; i < Ka; i += 4) {
+            s0 += t[i] * vbf_load8(rows[i] + j);
+            s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+            s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
+            s3 += t[i + 3] * vbf_load8(rows[i + 3] + j);
+        }
+        VBF_RATIO8((s0 + s1) + (s2 + s3), j);
+        rv = vbf_load8(ratio + j);
+        for (i = 0; i < Ka; i++)
+            vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + j));
+    }
+#undef VBF_RATIO8
+    for (i = 0; i < Ka; i += 4)
+        vbf_store4(acc + i, vbf_hsum4x(vbf_fold8(vbf_load8(lanes + 8 * i)),
+                                       vbf_fold8(vbf_load8(lanes + 8 * i + 8)),
+                                       vbf_fold8(vbf_load8(lanes + 8 * i + 16)),
+                                       vbf_fold8(vbf_load8(lanes + 8 * i + 24))));
+    f = vbf_fold8(ratio_sum);
+    sums[0] = vbf_hsum(f);
+    sums[1] = inv_s_max[0];
+    for (q = 1; q < 8; q++)
+        if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
+}
+
 /* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
-   document's n words, zeros for words n..n4-1 (Kp and n4 multiples of 4). Four words by four
+   document's n words, zeros for words n..n4-1 (Kp a multiple of 4, n4 of 4 and >= n). Four words by four
    topics at a time, transposed in registers. */
 VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *rows,
                                      Py_ssize_t n4, double *out)
@@ -194,7 +335,7 @@ VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *
             vbf_store4(o + 3 * n4, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
         }
     }
-    if (j < n4)  /* the last 1-3 words, then zeros */
+    for (; j < n4; j += 4)  /* the last 1-3 words, then zeros */
         for (k = 0; k < Kp; k++)
             for (q = 0; q < 4; q++)
                 out[(Py_ssize_t)k * n4 + j + q] = j + q < n ? rows[j + q][k] : 0.0;
@@ -356,11 +497,38 @@ VBF_DISPATCHED(vbf_update,
                 const double *t, double eps, double *ratio, double *acc),
                (n, K, rows, cnt, t, eps, ratio, acc))
 
-VBF_DISPATCHED(vbf_update_live,
+#define vbf_update_live4_body vbf_update_live_body
+VBF_DISPATCHED(vbf_update_live4,
                (Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt,
                 const double *t, double eps, double *ratio, double *acc,
                 const double *inv_cnt, double *sums),
                (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
+
+/* The live sweep: eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
+   the pass always pads to 8; lanes: 8 Ka doubles, 64-byte aligned), else vbf_update_live4
+   (AVX2+FMA or the baseline, lanes unused). */
+#ifdef VBF_HAVE_DISPATCH
+VBF_AVX512 static void vbf_update_live_avx512(
+    Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
+    double eps, double *ratio, double *acc, const double *inv_cnt, double *sums,
+    double *lanes)
+{
+    vbf_update_live8_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
+}
+#endif
+
+static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
+                            const double *cnt, const double *t, double eps, double *ratio,
+                            double *acc, const double *inv_cnt, double *sums, double *lanes)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && (n4 & 7) == 0 && vbf_cpu_avx512f()) {
+        vbf_update_live_avx512(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
+        return;
+    }
+#endif
+    vbf_update_live4(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
+}
 
 VBF_DISPATCHED(vbf_topic_major,
                (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, double *out),
@@ -414,7 +582,7 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
 
 static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
                             const double *cnt, const double *t, double eps, double *ratio,
-                            double *acc, const double *inv_cnt, double *sums)
+                            double *acc, const double *inv_cnt, double *sums, double *lanes)
 {
     Py_ssize_t j;
     int i;
