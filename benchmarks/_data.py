@@ -20,6 +20,9 @@ DATA_SEED = 20240611
 INIT_SEED = 7
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+# PyCave's published full-covariance workload (issue 17): N = 100,000, D = 32, K = 16
+PYCAVE_FULL = {"n_samples": 100_000, "n_features": 32, "n_components": 16}
 LIBRARIES = ("vbfast", "sklearn")
 
 

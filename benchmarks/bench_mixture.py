@@ -118,3 +118,30 @@ class MatmulReference:
         return _data.estep_flops(n, d, _data.N_COMPONENTS) / best / 1e9
 
     track_matmul_gflops.unit = "GFLOP/s"
+
+
+class GaussianMixtureFitPyCave:
+    """PyCave's published full-covariance workload (``_data.PYCAVE_FULL``: N = 100,000,
+    D = 32, K = 16), one EM fit of MAX_ITER iterations from the fixed initialisation."""
+
+    params = (list(_data.LIBRARIES),)
+    param_names = ["library"]
+    timeout = 1800
+    number = 1
+    repeat = 3
+    rounds = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        X = _data.make_data(**_data.PYCAVE_FULL)
+        return {"X": X, "init": _data.make_init(
+            X, "full", n_components=_data.PYCAVE_FULL["n_components"])}
+
+    def setup(self, cache, library):
+        self.X = cache["X"]
+        self.init = cache["init"]
+        _data.import_libraries()
+
+    def time_fit(self, cache, library):
+        est = _data.make_estimator(library, "full", self.init)
+        _data.fit_quietly(est, self.X)

@@ -1,9 +1,12 @@
 """Issue 17's Gaussian-mixture targets in one run: vbfast against scikit-learn, side by side.
 
     python benchmarks/gmm_targets.py [--repeat 2] [--n-samples 200000] [--max-iter 20]
-                                     [--cases full tied diag spherical bgm_full bgm_diag]
+                                     [--cases full tied diag spherical bgm_full bgm_diag
+                                              pycave_full]
 
-For each case both libraries fit the same data (``_data.make_data``: D = 16, K = 16) for exactly
+For each case both libraries fit the same data (``_data.make_data``: D = 16, K = 16; the case
+``pycave_full``: PyCave's workload ``_data.PYCAVE_FULL``, N = 100,000, D = 32, K = 16 'full',
+whatever ``--n-samples``) for exactly
 ``--max-iter`` iterations (tol=0) from the same start (GaussianMixture: ``_data.make_init``;
 BayesianGaussianMixture: ``bench_bayesian_mixture.make_bayesian_estimator``), alternating
 within each repeat; each time is the best of ``--repeat``. Printed per case:
@@ -37,7 +40,7 @@ else:
     import _data
     from bench_bayesian_mixture import make_bayesian_estimator
 
-CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag")
+CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag", "pycave_full")
 
 
 def model_flops(covariance_type, n, d, k):
@@ -67,26 +70,38 @@ def dgemm_rate(repeat=3, size=2000):
 def _estimator(library, case, inits, max_iter):
     if case.startswith("bgm_"):
         return make_bayesian_estimator(library, case[4:], max_iter=max_iter)
-    return _data.make_estimator(library, case, inits[case], max_iter=max_iter)
+    return _data.make_estimator(library, case[7:] if case.startswith("pycave_") else case,
+                                inits[case], max_iter=max_iter)
+
+
+def _pycave_data(case):
+    """(X, {case: init}) of PyCave's workload (``_data.PYCAVE_FULL``)."""
+    X = _data.make_data(**_data.PYCAVE_FULL)
+    return X, {case: _data.make_init(X, case[7:],
+                                     n_components=_data.PYCAVE_FULL["n_components"])}
 
 
 def run(n_samples, max_iter, repeat, cases, out=sys.stdout):
-    X = _data.make_data(n_samples=n_samples)
-    X32 = X.astype(np.float32)
-    n, d = X.shape
-    k = _data.N_COMPONENTS
-    inits = _data.make_all_inits(X)
+    X_shared = _data.make_data(n_samples=n_samples)
+    n, d = X_shared.shape
+    k = _data.N_COMPONENTS  # (PyCave's K too)
+    inits_shared = _data.make_all_inits(X_shared)
     _data.import_libraries()
     peak = dgemm_rate()
-    print(f"N={n} D={d} K={k}, max_iter={max_iter} (tol=0), best of {repeat}; "
+    print(f"N={n} D={d} K={k} (pycave_full: N=100000 D=32 K=16), max_iter={max_iter} "
+          f"(tol=0), best of {repeat}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"DGEMM {peak / 1e9:.1f} GFLOP/s", file=out)
-    header = (f"{'case':<10} {'vbfast s/it':>11} {'sklearn s/it':>12} {'ratio':>6} "
+    header = (f"{'case':<11} {'vbfast s/it':>11} {'sklearn s/it':>12} {'ratio':>6} "
               f"{'f32 s/it':>9} {'f64/f32':>7} {'f32 dmean':>9} {'GFLOP/s':>8} "
               f"{'of DGEMM':>8}")
     print(header, file=out)
     print("-" * len(header), file=out)
     for case in cases:
+        X, inits = (_pycave_data(case) if case.startswith("pycave_")
+                    else (X_shared, inits_shared))
+        X32 = X.astype(np.float32)
+        n, d = X.shape
         t = {"vbfast": np.inf, "sklearn": np.inf, "f32": np.inf}
         models = {}
         for _ in range(repeat):
@@ -99,9 +114,9 @@ def run(n_samples, max_iter, repeat, cases, out=sys.stdout):
                 models[name] = est
         m64, m32 = models["vbfast"].means_, models["f32"].means_
         dmean = float(np.max(np.abs(m32 - m64)) / np.max(np.abs(m64)))
-        ct = case[4:] if case.startswith("bgm_") else case
+        ct = case.split("_")[-1]
         rate = model_flops(ct, n, d, k) / t["vbfast"]
-        print(f"{case:<10} {t['vbfast']:>11.4f} {t['sklearn']:>12.4f} "
+        print(f"{case:<11} {t['vbfast']:>11.4f} {t['sklearn']:>12.4f} "
               f"{t['sklearn'] / t['vbfast']:>6.1f} {t['f32']:>9.4f} "
               f"{t['vbfast'] / t['f32']:>7.2f} {dmean:>9.1e} {rate / 1e9:>8.1f} "
               f"{rate / peak:>8.2f}", file=out, flush=True)
