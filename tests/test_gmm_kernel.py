@@ -769,3 +769,41 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
     assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
     assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()
+
+
+# --------------------------------------------------------------------------- 'tied' row form
+@pytest.mark.parametrize("K,D", [(20, 9), (3, 32), (33, 32), (4, 40)],
+                         ids=["rows-block-and-tail", "rows-max-d", "blas-kd", "blas-d"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tied_row_form_matches_reference(K, D, dtype):
+    """'tied' up to D = 32 and K D = 1024 takes the row form (quadratic forms row by row in
+    blocks of 16 components, the last narrower; N_k and S1 row by row, zero responsibilities
+    skipped), larger models the TRMM / GEMM form; both against the reference, with weights
+    (some zero) and hard responsibilities (well-separated components: most r_nk are 0), and
+    bitwise the same for 1, 2 and 3 threads."""
+    rng = np.random.default_rng([13, K, D, np.dtype(dtype).itemsize])
+    assert _gmm.tied_rows_form(K, D) == (D <= 32 and K * D <= 1024)
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=N_ODD)
+    w[::13] = 0.0
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, "tied", K, D)
+    p["means"][0] += 8.0  # component 0 apart from the rest: its rows' other r_nk are 0
+    X[:60] = (p["means"][0] + shift + rng.normal(size=(60, D)) * 0.2).astype(dtype)
+    ref = reference_stats(X, w, shift, p)
+    assert (ref["resp"] < 1e-25).mean() > 0.05
+    outs = []
+    with single_threaded_blas():
+        for n_threads in (1, 2, 3):
+            outs.append(run_pass(X, w, shift, p, n_groups=5, want_resp=True, want_lpn=True,
+                                 n_threads=n_threads))
+    red = reduce_slots(outs[0], p)
+    assert_stats_close(red, ref, p, 1e-10)
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-10, atol=1e-10 * abs(ref["ll"]))
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert_allclose(outs[0]["lpn"], ref["lpn"], rtol=tol)
+    assert_allclose(outs[0]["resp"], ref["resp"], rtol=tol, atol=tol * 1e-2)
+    for other in outs[1:]:
+        for key, value in outs[0].items():
+            assert np.array_equal(value, other[key]), key
