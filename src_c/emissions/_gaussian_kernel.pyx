@@ -38,11 +38,7 @@ S2 of those diag / spherical components, r^T [x^2] resp. r^T [||x||^2], is one G
     diag       z_n = [x_n, x_n^2]                        a_k = [-2 m_k p_k^2, p_k^2]
     spherical  z_n = [x_n, ||x_n||^2]                    a_k = [-2 m_k p_k^2, p_k^2]
 
-with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller.
-Tied models up to TIED_ROWS_MAX_D features and TIED_ROWS_MAX_KD = K D take the same sums row
-by row instead (_gaussian_tied_kernels.h: y_n, z_n . a_k, and N_k, S1_k accumulated row after
-row, zero responsibilities skipped), no BLAS call: at those sizes a chunk's TRMM and two GEMMs
-cost more in packing and call overhead than in arithmetic. That
+with the constant ||m_k U||^2 (resp. sum_j m_kj^2 p_kj^2) folded into c_k by the caller. That
 form loses about log10(sum_j p_kj^2 m_kj^2) digits to cancellation, so the caller gives a diag
 / spherical component far from the shift (in its own standard deviations) its mean as centre
 instead: its quadratic form is then sum_j p_kj^2 (x_nj - m_kj)^2, with p_k^2 read from the
@@ -85,11 +81,6 @@ cdef enum:
     FULL_GEMM_MAX_D = 32
     FULL_GEMM_MAX_KD = 1024
 cdef double FULL_FAR_FROM_SHIFT = 1048576.0
-# 'tied' takes the row form (see _GaussPass) up to these sizes (a rule on the model's size
-# only); VBF_TIED_ROWS_MAX_D in _gaussian_tied_kernels.h bounds the first
-cdef enum:
-    TIED_ROWS_MAX_D = 32
-    TIED_ROWS_MAX_KD = 1024
 
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
@@ -107,12 +98,6 @@ cdef extern from "_gaussian_kernels.h":
                            double* rlogr) noexcept nogil
     void vbf_gmm_full_quad(const double* y, int b, int K, int D, const double* mu,
                            const double* log_const, double* lp) noexcept nogil
-
-cdef extern from "_gaussian_tied_kernels.h":
-    void vbf_gmm_tied_quad(const double* x, int b, int K, int D, const double* u,
-                           const double* at, double* lp) noexcept nogil
-    void vbf_gmm_rows_s1(const double* x, const double* lp, int b, int K, int D, double* nk,
-                         double* s1) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -152,10 +137,6 @@ cdef struct _GaussPass:
     const double* mu           # (K, D) m_k U_k
     const unsigned char* far_full  # (K,)
     int n_feat                 # 1 + D + D (D + 1) / 2
-    # 'tied' in row form (tied_rows): the quadratic forms row by row from U and aux
-    # transposed (vbf_gmm_tied_quad), N_k and S1 row by row (vbf_gmm_rows_s1), no BLAS call
-    bint tied_rows
-    const double* aux_t        # (n_aux, K) aux transposed
     const double* resp_in      # (N, K) responsibilities to use; NULL: computed here
     bint compute_stats         # accumulate N_k, S1, S2
     bint sample_z              # draw z_n and count it (Gibbs)
@@ -246,7 +227,7 @@ cdef void _chunk(
                 xbuf[n * D + j] = <double>X[(start + n) * D + j] - shift[j]
 
     # Per-row features for the GEMM form of tied.
-    if cov_type == TIED and not has_resp_in and not p.tied_rows:
+    if cov_type == TIED and not has_resp_in:
         for n in range(b):
             z_n = zbuf + n * n_aux
             for j in range(D):
@@ -347,9 +328,6 @@ cdef void _chunk(
                 w = 0.5 if cov_type == DIAG else 0.5 * p2[0]
                 for n in range(b):
                     lp[n * K + k] = log_const[k] - w * acc[n]
-        elif p.tied_rows:
-            vbf_gmm_tied_quad(xbuf, b, K, D, prec_chol, p.aux_t, lp)
-            add_const = log_const  # (added by vbf_gmm_resp_rows)
         else:
             # lp (b x K, row-major) = -1/2 z (b x n_aux) a^T (n_aux x K); column-major this is
             # lp^T = -1/2 a z^T, with a read as (n_aux x K) and z^T as (n_aux x b).
@@ -417,9 +395,6 @@ cdef void _chunk(
                 lp[n * K + k] = lp[n * K + k] * w
     if cov_type == FULL and p.full_gemm and not sample_z and p.resp_w == NULL:
         _full_stats_gemm(p, b, xbuf, lp, gbuf, zbuf, nk, s1, s2)
-        return
-    if cov_type == TIED and p.tied_rows:
-        vbf_gmm_rows_s1(xbuf, lp, b, K, D, nk, s1)
         return
     for n in range(b):
         for k in range(K):
@@ -612,11 +587,6 @@ cdef inline void _centred_s2(
 cdef enum:
     PANEL_WIDTH = 256
     PANEL_BATCH = 512
-
-
-def tied_rows_form(int K, int D):
-    """Whether 'tied' at K components and D features takes the row form (see _GaussPass)."""
-    return D <= TIED_ROWS_MAX_D and K * D <= TIED_ROWS_MAX_KD
 
 
 def full_gemm_form(int K, int D):
@@ -908,20 +878,6 @@ def gmm_pass(
     p.u_cat = u_cat
     p.mu = mu
     p.far_full = far_full
-    # 'tied' in row form (see _GaussPass) for small models (a rule on the model's size only)
-    p.tied_rows = covariance_type == TIED and D <= TIED_ROWS_MAX_D and K * D <= TIED_ROWS_MAX_KD
-    cdef double* aux_t = NULL
-    if p.tied_rows:
-        aux_t = <double*>malloc(n_aux * K * sizeof(double))
-        if aux_t == NULL:
-            free(u_cat)
-            free(mu)
-            free(far_full)
-            raise MemoryError()
-        for k in range(K):
-            for j in range(n_aux):
-                aux_t[j * K + k] = aux[k, j]
-    p.aux_t = aux_t
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -982,7 +938,6 @@ def gmm_pass(
     free(u_cat)
     free(mu)
     free(far_full)
-    free(aux_t)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],
