@@ -120,18 +120,15 @@ class MatmulReference:
     track_matmul_gflops.unit = "GFLOP/s"
 
 
-# PyCave's published diag workload: N = 1,000,000, D = 64, K = 64 (512 MB of float64 rows)
-PYCAVE_DIAG = (1_000_000, 64, 64)
-PYCAVE_MAX_ITER = 5
+class GaussianMixtureFitPyCave:
+    """PyCave's published workloads, one GaussianMixture EM fit (tol=0) from the same start for
+    both libraries (``_data.make_init`` rules), and vbfast on the same rows as float32:
+    'full' is ``_data.PYCAVE_FULL`` (N = 100,000, D = 32, K = 16, MAX_ITER iterations), 'diag'
+    is ``_data.PYCAVE_DIAG`` (N = 1,000,000, D = 64, K = 64, 512 MB of float64 rows,
+    ``_data.PYCAVE_DIAG_MAX_ITER`` iterations)."""
 
-
-class PyCaveDiagFit:
-    """GaussianMixture 'diag' on PyCave's workload (``PYCAVE_DIAG``), PYCAVE_MAX_ITER EM
-    iterations (tol=0) from the same start for both libraries (``_data.make_init`` rules), and
-    vbfast on the same rows as float32."""
-
-    params = (["vbfast", "vbfast_float32", "sklearn"],)
-    param_names = ["library"]
+    params = (["full", "diag"], ["vbfast", "vbfast_float32", "sklearn"])
+    param_names = ["covariance_type", "library"]
     timeout = 3600
     number = 1
     repeat = 2
@@ -139,16 +136,23 @@ class PyCaveDiagFit:
     warmup_time = 0
 
     def setup_cache(self):
-        n, d, k = PYCAVE_DIAG
-        X = _data.make_data(n_samples=n, n_features=d, n_components=k)
-        return {"X": X, "init": _data.make_init(X, "diag", k)}
+        cache = {}
+        for covariance_type, shape in (("full", _data.PYCAVE_FULL),
+                                       ("diag", _data.PYCAVE_DIAG)):
+            X = _data.make_data(**shape)
+            cache[covariance_type] = (X, _data.make_init(
+                X, covariance_type, n_components=shape["n_components"]))
+        return cache
 
-    def setup(self, cache, library):
-        self.X = cache["X"].astype(np.float32) if library == "vbfast_float32" else cache["X"]
+    def setup(self, cache, covariance_type, library):
+        X, self.init = cache[covariance_type]
+        self.X = X.astype(np.float32) if library == "vbfast_float32" else X
         self.library = "vbfast" if library == "vbfast_float32" else library
-        self.init = cache["init"]
+        self.max_iter = (_data.PYCAVE_DIAG_MAX_ITER if covariance_type == "diag"
+                         else _data.MAX_ITER)
         _data.import_libraries()
 
-    def time_fit(self, cache, library):
-        est = _data.make_estimator(self.library, "diag", self.init, max_iter=PYCAVE_MAX_ITER)
+    def time_fit(self, cache, covariance_type, library):
+        est = _data.make_estimator(self.library, covariance_type, self.init,
+                                   max_iter=self.max_iter)
         _data.fit_quietly(est, self.X)

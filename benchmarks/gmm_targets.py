@@ -2,14 +2,16 @@
 
     python benchmarks/gmm_targets.py [--repeat 2] [--n-samples 200000] [--max-iter 20]
                                      [--cases full tied diag spherical bgm_full bgm_diag
-                                              pycave_diag] [--pycave-max-iter 5]
+                                              pycave_full pycave_diag] [--pycave-max-iter 5]
 
 For each case both libraries fit the same data (``_data.make_data``: D = 16, K = 16) for exactly
 ``--max-iter`` iterations (tol=0) from the same start (GaussianMixture: ``_data.make_init``;
 BayesianGaussianMixture: ``bench_bayesian_mixture.make_bayesian_estimator``), alternating
-within each repeat; each time is the best of ``--repeat``. ``pycave_diag`` is PyCave's published
-diag workload, GaussianMixture at N = 1,000,000, D = 64, K = 64 (``PYCAVE_DIAG``; its own data
-and start by the same rules, ``--pycave-max-iter`` iterations). Printed per case:
+within each repeat; each time is the best of ``--repeat``. Two cases, run only when named, are
+PyCave's published workloads, each with its own data and start by the same rules:
+``pycave_full``, 'full' at N = 100,000, D = 32, K = 16 (``_data.PYCAVE_FULL``, ``--max-iter``
+iterations whatever ``--n-samples``), and ``pycave_diag``, 'diag' at N = 1,000,000, D = 64,
+K = 64 (``_data.PYCAVE_DIAG``, ``--pycave-max-iter`` iterations). Printed per case:
 
 - s/iter of each library (wall time of ``fit`` / ``n_iter_``) and ratio = sklearn / vbfast;
 - vbfast on the data as float32: s/iter and the ratio float64 / float32 (> 1: float32 faster),
@@ -40,9 +42,9 @@ else:
     import _data
     from bench_bayesian_mixture import make_bayesian_estimator
 
-CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag", "pycave_diag")
-#: (N, D, K) of the ``pycave_diag`` case
-PYCAVE_DIAG = (1_000_000, 64, 64)
+DEFAULT_CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag")
+PYCAVE = {"pycave_full": _data.PYCAVE_FULL, "pycave_diag": _data.PYCAVE_DIAG}
+CASES = DEFAULT_CASES + tuple(PYCAVE)
 
 
 def model_flops(covariance_type, n, d, k):
@@ -72,9 +74,12 @@ def dgemm_rate(repeat=3, size=2000):
 def _estimator(library, case, inits, max_iter):
     if case.startswith("bgm_"):
         return make_bayesian_estimator(library, case[4:], max_iter=max_iter)
-    if case == "pycave_diag":
-        return _data.make_estimator(library, "diag", inits["diag"], max_iter=max_iter)
-    return _data.make_estimator(library, case, inits[case], max_iter=max_iter)
+    ct = _covariance_type(case)
+    return _data.make_estimator(library, ct, inits[ct], max_iter=max_iter)
+
+
+def _covariance_type(case):
+    return case.rsplit("_", 1)[-1]
 
 
 def _workload(n_samples, n_features, n_components):
@@ -87,23 +92,25 @@ def _workload(n_samples, n_features, n_components):
 def run(n_samples, max_iter, repeat, cases, out=sys.stdout, pycave_max_iter=5):
     d, k = _data.N_FEATURES, _data.N_COMPONENTS
     workloads = {}
-    if any(case != "pycave_diag" for case in cases):
+    if any(case not in PYCAVE for case in cases):
         workloads["default"] = _workload(n_samples, d, k)
-    if "pycave_diag" in cases:
-        workloads["pycave"] = _workload(*PYCAVE_DIAG)
+    for case in cases:
+        if case in PYCAVE:
+            workloads[case] = _workload(**PYCAVE[case])
     _data.import_libraries()
     peak = dgemm_rate()
+    pycave = "; ".join(f"{case}: {shape}" for case, shape in PYCAVE.items() if case in cases)
     print(f"N={n_samples} D={d} K={k}, max_iter={max_iter} (tol=0), best of {repeat}; "
-          f"pycave_diag: N, D, K = {PYCAVE_DIAG}, max_iter={pycave_max_iter}; "
+          f"{pycave + ', pycave_diag max_iter=' + str(pycave_max_iter) + '; ' if pycave else ''}"
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"DGEMM {peak / 1e9:.1f} GFLOP/s", file=out)
-    header = (f"{'case':<10} {'vbfast s/it':>11} {'sklearn s/it':>12} {'ratio':>6} "
+    header = (f"{'case':<11} {'vbfast s/it':>11} {'sklearn s/it':>12} {'ratio':>6} "
               f"{'f32 s/it':>9} {'f64/f32':>7} {'f32 dmean':>9} {'GFLOP/s':>8} "
               f"{'of DGEMM':>8}")
     print(header, file=out)
     print("-" * len(header), file=out)
     for case in cases:
-        X, X32, inits = workloads["pycave" if case == "pycave_diag" else "default"]
+        X, X32, inits = workloads[case if case in PYCAVE else "default"]
         n, d = X.shape
         k = inits["diag"]["means_init"].shape[0]
         iters = pycave_max_iter if case == "pycave_diag" else max_iter
@@ -119,9 +126,8 @@ def run(n_samples, max_iter, repeat, cases, out=sys.stdout, pycave_max_iter=5):
                 models[name] = est
         m64, m32 = models["vbfast"].means_, models["f32"].means_
         dmean = float(np.max(np.abs(m32 - m64)) / np.max(np.abs(m64)))
-        ct = case[4:] if case.startswith("bgm_") else "diag" if case == "pycave_diag" else case
-        rate = model_flops(ct, n, d, k) / t["vbfast"]
-        print(f"{case:<10} {t['vbfast']:>11.4f} {t['sklearn']:>12.4f} "
+        rate = model_flops(_covariance_type(case), n, d, k) / t["vbfast"]
+        print(f"{case:<11} {t['vbfast']:>11.4f} {t['sklearn']:>12.4f} "
               f"{t['sklearn'] / t['vbfast']:>6.1f} {t['f32']:>9.4f} "
               f"{t['vbfast'] / t['f32']:>7.2f} {dmean:>9.1e} {rate / 1e9:>8.1f} "
               f"{rate / peak:>8.2f}", file=out, flush=True)
@@ -133,7 +139,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--n-samples", type=int, default=_data.N_SAMPLES)
     parser.add_argument("--max-iter", type=int, default=_data.MAX_ITER)
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
+                        choices=CASES)
     parser.add_argument("--pycave-max-iter", type=int, default=5)
     args = parser.parse_args(argv)
     run(args.n_samples, args.max_iter, args.repeat, args.cases,
