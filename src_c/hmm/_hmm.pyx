@@ -53,6 +53,14 @@ cdef extern from "_hmm_kernels.h":
                         double* s2) noexcept nogil
     void vbf_hmm_affine(const double* z, int b, int n_aux, const double* WT, const double* cst,
                         int K, int Kp, double* out) noexcept nogil
+    void vbf_hmm_long_emis(int K, int Kp, long long t0, long long t1, const double* lp,
+                           double* b, double* msum) noexcept nogil
+    void vbf_hmm_chains(int which, int K, int Kp, long long T, const double* b,
+                        const double* startp, const double* Ap, const double* ATp,
+                        double* alpha, double* V, double* lsum, int* bad) noexcept nogil
+    void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
+                         const double* alpha, const double* V, const double* ATp, double* post,
+                         double* gamma0, double* xi, int* bad) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -628,3 +636,109 @@ def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const do
         free(ybuf)
     if failed[0]:
         raise MemoryError("the Gaussian statistics pass could not allocate its buffers")
+
+
+# Steps per chunk of the long-sequence pass's chunk-parallel parts (a constant: the chunks,
+# hence the order the transition counts are added in, depend on the length only).
+LONG_CHUNK = 4096
+
+
+def forward_backward_long(const double[:, ::1] logprob, const double[::1] startprob,
+                          const double[:, ::1] transmat, double[:, ::1] post,
+                          double[:, ::1] trans, double[::1] start, int n_threads):
+    """Forward-backward of one sequence of T frames, K <= 16, the forward and the backward
+    recursions on two threads (``vbf_hmm_chains`` of ``_hmm_kernels.h``: unnormalised,
+    rescaled by exact powers of two every other step, so neither needs the other's scales),
+    the densities b_t and the combination into posteriors and transition counts over chunks
+    of LONG_CHUNK steps in parallel. Any thread count gives the same bits.
+
+    Parameters
+    ----------
+    logprob : (T, K) float64
+        Emission log-densities (may hold -inf).
+    startprob : (K,), transmat : (K, K) float64
+    post : (T, K) float64 out, the posteriors gamma, or (0, 0): not wanted
+    trans : (K, K) float64 out, sum_t xi_t, and start : (K,) out, gamma_0; or (0, 0) and
+        (0,): not wanted (with post (0, 0) too: the forward recursion only)
+    n_threads : int
+
+    Returns
+    -------
+    log p(x), or NaN when a frame has no finite largest density or a scaled sum leaves
+    [2^-960, 2^64] (under/overflow: nothing is written to trans and start, post may be
+    partly written; the caller redoes the sequence by the per-step scaled pass, which falls
+    back to log space).
+    """
+    cdef Py_ssize_t T = logprob.shape[0], n_chunks, c, chunk = LONG_CHUNK
+    cdef int K = <int>logprob.shape[1], nt = max(1, n_threads)
+    cdef bint want_post = post.shape[0] > 0
+    cdef bint want_stats = trans.shape[0] > 0
+    cdef bint backward = want_post or want_stats
+    if T < 1 or K < 1 or K > 16:
+        raise ValueError("forward_backward_long takes 1 <= K <= 16 and T >= 1")
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match logprob's n_components")
+    if want_post and (post.shape[0] != T or post.shape[1] != K):
+        raise ValueError("post must be (n_samples, n_components)")
+    if want_stats and (trans.shape[1] != K or start.shape[0] != K):
+        raise ValueError("trans / start have the wrong shape")
+    cdef int Kp = VBF_HMM_PAD(K)
+    Ap = np.zeros((Kp, Kp))
+    Ap[:K, :K] = transmat
+    ATp = np.zeros((Kp, Kp))
+    ATp[:K, :K] = np.asarray(transmat).T
+    startp = np.zeros(Kp)
+    startp[:K] = startprob
+    n_chunks = (T + chunk - 1) // chunk
+    lat = np.empty((3 if backward else 2, T, Kp))
+    msum = np.empty(n_chunks)
+    lsum = np.zeros(2)
+    bad = np.zeros(n_chunks + 2, dtype=np.int32)
+    xi_slots = np.empty((n_chunks if backward else 0, Kp * Kp))
+    gamma0 = np.zeros(Kp)
+    cdef double[:, :, ::1] lat_v = lat
+    cdef double[::1] msum_v = msum, lsum_v = lsum, g0_v = gamma0, sp_v = startp
+    cdef double[:, ::1] xi_v = xi_slots, Ap_v = Ap, ATp_v = ATp
+    cdef int[::1] bad_v = bad
+    cdef const double* lp = &logprob[0, 0]
+    cdef double* b = &lat_v[0, 0, 0]
+    cdef double* alpha = &lat_v[1, 0, 0]
+    cdef double* V = &lat_v[2, 0, 0] if backward else NULL
+    cdef double* pp = &post[0, 0] if want_post else NULL
+    cdef int nc = <int>min(nt, n_chunks)
+    with nogil:
+        for c in prange(n_chunks, num_threads=nc, schedule="static"):
+            vbf_hmm_long_emis(K, Kp, c * chunk, min((c + 1) * chunk, T), lp, b,
+                              &msum_v[c])
+    sum_m = 0.0
+    for c in range(n_chunks):  # in chunk order
+        sum_m += msum_v[c]
+    if sum_m != sum_m:
+        return NAN
+    with nogil:
+        if not backward:
+            vbf_hmm_chains(1, K, Kp, T, b, &sp_v[0], &Ap_v[0, 0], &ATp_v[0, 0], alpha, V,
+                           &lsum_v[0], &bad_v[0])
+        elif nt >= 2:
+            for c in prange(2, num_threads=2, schedule="static"):
+                vbf_hmm_chains(<int>(1 + c), K, Kp, T, b, &sp_v[0], &Ap_v[0, 0],
+                               &ATp_v[0, 0], alpha, V, &lsum_v[0], &bad_v[c])
+        else:
+            vbf_hmm_chains(3, K, Kp, T, b, &sp_v[0], &Ap_v[0, 0], &ATp_v[0, 0], alpha, V,
+                           &lsum_v[0], &bad_v[0])
+    if bad_v[0] or bad_v[1]:
+        return NAN
+    if backward:
+        with nogil:
+            for c in prange(n_chunks, num_threads=nc, schedule="static"):
+                vbf_hmm_combine(K, Kp, T, c * chunk, min((c + 1) * chunk, T),
+                                alpha, V, &ATp_v[0, 0], pp, &g0_v[0], &xi_v[c, 0],
+                                &bad_v[2 + c])
+        if bad[2:].any():
+            return NAN
+        if want_stats:
+            # slots in chunk order (numpy adds the rows of a C-ordered array in order)
+            xi = xi_slots.sum(axis=0).reshape(Kp, Kp)[:K, :K]
+            np.multiply(np.asarray(transmat), xi, out=np.asarray(trans))
+            np.asarray(start)[:] = gamma0[:K]
+    return sum_m + lsum_v[0]

@@ -17,6 +17,9 @@ MAX_GROUPS = 128
 # (the forward-backward's K^2 a row plus the emission work): a parallel region can cost a
 # scheduler time slice when other processes share the cores, more than a small pass itself.
 MIN_WORK_PER_THREAD = 1 << 20
+# One sequence of up to this many states goes through the long-sequence pass (forward and
+# backward recursions on two threads, ``_hmm.forward_backward_long``).
+LONG_MAX_STATES = 16
 
 
 def check_lengths(lengths, n_samples):
@@ -73,6 +76,9 @@ class Sequences:
         busy = int(np.count_nonzero(np.diff(self.group_bounds)))
         work = n_samples * n_components * (n_components + 8)
         self.n_threads = threads_for(n_threads, work, MIN_WORK_PER_THREAD, n_groups=busy)
+        # one sequence: the long-sequence pass, whose two recursions can use two threads
+        self.long_threads = (threads_for(n_threads, work, MIN_WORK_PER_THREAD)
+                             if self.n_sequences == 1 else 1)
 
     def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True,
                          post_out=None):
@@ -104,6 +110,10 @@ class Sequences:
             post = post_out
         else:
             post = np.empty((self.n_samples, K))
+        if self.n_sequences == 1 and K <= LONG_MAX_STATES:
+            out = self._forward_backward_long(logprob, startprob, transmat, post, stats)
+            if out is not None:
+                return out
         trans_slots = np.empty((G, K * K)) if stats else np.empty((0, 0))
         start_slots = np.empty((G, K)) if stats else np.empty((0, 0))
         seq_ll = np.full(self.n_sequences, np.nan)
@@ -124,6 +134,27 @@ class Sequences:
             # group order: numpy adds the rows of a C-ordered array one after another
             out["trans"] = trans_slots.sum(axis=0).reshape(K, K)
             out["start"] = start_slots.sum(axis=0)
+        return out
+
+    def _forward_backward_long(self, logprob, startprob, transmat, post, stats):
+        """One sequence by ``_hmm.forward_backward_long`` (the same outputs as
+        ``forward_backward``), or None when its scaled sums under/overflow: the caller then
+        takes the per-sequence pass, which redoes the sequence in log space if need be."""
+        K = logprob.shape[1]
+        trans = np.empty((K, K)) if stats else np.empty((0, 0))
+        start = np.empty(K) if stats else np.empty(0)
+        ll = _hmm.forward_backward_long(np.ascontiguousarray(logprob, dtype=np.float64),
+                                        np.ascontiguousarray(startprob, dtype=np.float64),
+                                        np.ascontiguousarray(transmat, dtype=np.float64),
+                                        post, trans, start, self.long_threads)
+        if np.isnan(ll):
+            return None
+        out = {"seq_ll": np.array([ll]), "log_likelihood": float(ll), "n_log_space": 0}
+        if post.shape[0] > 0:
+            out["posteriors"] = post
+        if stats:
+            out["trans"] = trans
+            out["start"] = start
         return out
 
     def viterbi(self, logprob, startprob, transmat):
