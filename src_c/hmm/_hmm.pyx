@@ -61,6 +61,25 @@ cdef extern from "_hmm_kernels.h":
     void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
                          const double* alpha, const double* V, const double* ATp, double* post,
                          double* gamma0, double* xi, int* bad) noexcept nogil
+    ctypedef struct vbf_hmm_long_ctx:
+        int K, Kp, backward
+        long long T, chunk, n_chunks
+        const double* lp
+        const double* startp
+        const double* Ap
+        const double* ATp
+        double* b
+        double* alpha
+        double* V
+        double* post
+        double* gamma0
+        double* xi_slots
+        double* msum
+        double* lsum
+        int* bad
+        long long claim_emis, done_emis, claim_comb, done_chains
+        int arrived, claim_chains
+    void vbf_hmm_long_worker(vbf_hmm_long_ctx* c) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -700,40 +719,36 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
     cdef double[::1] msum_v = msum, lsum_v = lsum, g0_v = gamma0, sp_v = startp
     cdef double[:, ::1] xi_v = xi_slots, Ap_v = Ap, ATp_v = ATp
     cdef int[::1] bad_v = bad
-    cdef const double* lp = &logprob[0, 0]
-    cdef double* b = &lat_v[0, 0, 0]
-    cdef double* alpha = &lat_v[1, 0, 0]
-    cdef double* V = &lat_v[2, 0, 0] if backward else NULL
-    cdef double* pp = &post[0, 0] if want_post else NULL
-    cdef int nc = <int>min(nt, n_chunks)
-    with nogil:
-        for c in prange(n_chunks, num_threads=nc, schedule="static"):
-            vbf_hmm_long_emis(K, Kp, c * chunk, min((c + 1) * chunk, T), lp, b,
-                              &msum_v[c])
+    cdef vbf_hmm_long_ctx ctx
+    memset(&ctx, 0, sizeof(ctx))
+    ctx.K = K
+    ctx.Kp = Kp
+    ctx.backward = backward
+    ctx.T = T
+    ctx.chunk = chunk
+    ctx.n_chunks = n_chunks
+    ctx.lp = &logprob[0, 0]
+    ctx.startp = &sp_v[0]
+    ctx.Ap = &Ap_v[0, 0]
+    ctx.ATp = &ATp_v[0, 0]
+    ctx.b = &lat_v[0, 0, 0]
+    ctx.alpha = &lat_v[1, 0, 0]
+    ctx.V = &lat_v[2, 0, 0] if backward else NULL
+    ctx.post = &post[0, 0] if want_post else NULL
+    ctx.gamma0 = &g0_v[0]
+    ctx.xi_slots = &xi_v[0, 0] if backward else NULL
+    ctx.msum = &msum_v[0]
+    ctx.lsum = &lsum_v[0]
+    ctx.bad = &bad_v[0]
+    # one region; the threads claim the work (vbf_hmm_long_worker): two at most are useful
+    with nogil, parallel(num_threads=min(nt, 2)):
+        vbf_hmm_long_worker(&ctx)
     sum_m = 0.0
     for c in range(n_chunks):  # in chunk order
         sum_m += msum_v[c]
-    if sum_m != sum_m:
-        return NAN
-    with nogil:
-        if not backward:
-            vbf_hmm_chains(1, K, Kp, T, b, &sp_v[0], &Ap_v[0, 0], &ATp_v[0, 0], alpha, V,
-                           &lsum_v[0], &bad_v[0])
-        elif nt >= 2:
-            for c in prange(2, num_threads=2, schedule="static"):
-                vbf_hmm_chains(<int>(1 + c), K, Kp, T, b, &sp_v[0], &Ap_v[0, 0],
-                               &ATp_v[0, 0], alpha, V, &lsum_v[0], &bad_v[c])
-        else:
-            vbf_hmm_chains(3, K, Kp, T, b, &sp_v[0], &Ap_v[0, 0], &ATp_v[0, 0], alpha, V,
-                           &lsum_v[0], &bad_v[0])
-    if bad_v[0] or bad_v[1]:
+    if sum_m != sum_m or bad_v[0] or bad_v[1]:
         return NAN
     if backward:
-        with nogil:
-            for c in prange(n_chunks, num_threads=nc, schedule="static"):
-                vbf_hmm_combine(K, Kp, T, c * chunk, min((c + 1) * chunk, T),
-                                alpha, V, &ATp_v[0, 0], pp, &g0_v[0], &xi_v[c, 0],
-                                &bad_v[2 + c])
         if bad[2:].any():
             return NAN
         if want_stats:

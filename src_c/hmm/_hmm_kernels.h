@@ -1186,4 +1186,120 @@ static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long 
 }
 #endif
 
+/* ---- the long-sequence pass's threads: one parallel region, work claimed from counters ---
+
+   Every thread of the region runs vbf_hmm_long_worker: it claims chunks of the densities,
+   then one of the two recursions, then chunks of the combine, from shared counters, and
+   waits between the phases (spinning briefly, then in 20 us naps: OpenMP's own barriers spin
+   actively, which makes two threads many times slower than one when other processes share
+   the cores). A thread that finds the other has not reached the region yet (a busy machine)
+   runs both recursions interleaved itself; a late thread finds the work claimed. Which
+   thread does what does not change a bit of the result: the chunks write their own slots,
+   and each recursion is the same operations alone or interleaved. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <time.h>
+
+typedef struct {
+    int K, Kp, backward;
+    long long T, chunk, n_chunks;
+    const double *lp, *startp, *Ap, *ATp;
+    double *b, *alpha, *V, *post, *gamma0, *xi_slots, *msum, *lsum;
+    int *bad;                    /* (n_chunks + 2,): the forward, the backward, the chunks */
+    long long claim_emis, done_emis, claim_comb, done_chains;
+    int arrived, claim_chains;
+} vbf_hmm_long_ctx;
+
+#if defined(__GNUC__) && (defined(__unix__) || defined(__APPLE__))
+static void vbf_hmm_wait_ll(long long *counter, long long target)
+{
+    int spins = 0;
+    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < target) {
+        if (spins < 2000) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
+{
+    long long k, t0, t1;
+    int team = 1, task;
+#ifdef _OPENMP
+    team = omp_get_num_threads();
+#endif
+    __atomic_add_fetch(&c->arrived, 1, __ATOMIC_ACQ_REL);
+    while ((k = __atomic_fetch_add(&c->claim_emis, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+        __atomic_add_fetch(&c->done_emis, 1, __ATOMIC_ACQ_REL);
+    }
+    vbf_hmm_wait_ll(&c->done_emis, c->n_chunks);
+    if (!c->backward) {
+        if (__atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL) == 0)
+            vbf_hmm_chains(1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha,
+                           c->V, c->lsum, c->bad);
+        return;  /* (the region's end waits for the forward) */
+    }
+    task = 0;
+    if ((team == 1 || __atomic_load_n(&c->arrived, __ATOMIC_ACQUIRE) < team) &&
+        __atomic_compare_exchange_n(&c->claim_chains, &task, 2, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        /* alone so far: both recursions, interleaved */
+        vbf_hmm_chains(3, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha, c->V,
+                       c->lsum, c->bad);
+        __atomic_add_fetch(&c->done_chains, 2, __ATOMIC_ACQ_REL);
+    } else {
+        /* one recursion each; whatever is left unclaimed, this thread runs too */
+        while ((task = __atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL)) < 2) {
+            vbf_hmm_chains(1 + task, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp,
+                           c->alpha, c->V, c->lsum, c->bad + task);
+            __atomic_add_fetch(&c->done_chains, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    vbf_hmm_wait_ll(&c->done_chains, 2);
+    if (c->bad[0] || c->bad[1])
+        return;
+    while ((k = __atomic_fetch_add(&c->claim_comb, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
+                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
+    }
+}
+#else
+/* elsewhere: the first thread of the region does everything, in the same operations */
+static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
+{
+    long long k, t0, t1;
+#ifdef _OPENMP
+    if (omp_get_thread_num() != 0)
+        return;
+#endif
+    for (k = 0; k < c->n_chunks; k++) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+    }
+    vbf_hmm_chains(c->backward ? 3 : 1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp,
+                   c->alpha, c->V, c->lsum, c->bad);
+    if (!c->backward || c->bad[0])
+        return;
+    for (k = 0; k < c->n_chunks; k++) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
+                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
+    }
+}
+#endif
+
 #endif
