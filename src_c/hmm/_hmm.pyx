@@ -53,6 +53,33 @@ cdef extern from "_hmm_kernels.h":
                         double* s2) noexcept nogil
     void vbf_hmm_affine(const double* z, int b, int n_aux, const double* WT, const double* cst,
                         int K, int Kp, double* out) noexcept nogil
+    void vbf_hmm_long_emis(int K, int Kp, long long t0, long long t1, const double* lp,
+                           double* b, double* msum) noexcept nogil
+    void vbf_hmm_chains(int which, int K, int Kp, long long T, const double* b,
+                        const double* startp, const double* Ap, const double* ATp,
+                        double* alpha, double* V, double* lsum, int* bad) noexcept nogil
+    void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
+                         const double* alpha, const double* V, const double* ATp, double* post,
+                         double* gamma0, double* xi, int* bad) noexcept nogil
+    ctypedef struct vbf_hmm_long_ctx:
+        int K, Kp, backward
+        long long T, chunk, n_chunks
+        const double* lp
+        const double* startp
+        const double* Ap
+        const double* ATp
+        double* b
+        double* alpha
+        double* V
+        double* post
+        double* gamma0
+        double* xi_slots
+        double* msum
+        double* lsum
+        int* bad
+        long long claim_emis, done_emis, claim_comb, done_chains
+        int arrived, claim_chains
+    void vbf_hmm_long_worker(vbf_hmm_long_ctx* c) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -628,3 +655,105 @@ def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const do
         free(ybuf)
     if failed[0]:
         raise MemoryError("the Gaussian statistics pass could not allocate its buffers")
+
+
+# Steps per chunk of the long-sequence pass's chunk-parallel parts (a constant: the chunks,
+# hence the order the transition counts are added in, depend on the length only).
+LONG_CHUNK = 4096
+
+
+def forward_backward_long(const double[:, ::1] logprob, const double[::1] startprob,
+                          const double[:, ::1] transmat, double[:, ::1] post,
+                          double[:, ::1] trans, double[::1] start, int n_threads):
+    """Forward-backward of one sequence of T frames, K <= 16, the forward and the backward
+    recursions on two threads (``vbf_hmm_chains`` of ``_hmm_kernels.h``: unnormalised,
+    rescaled by exact powers of two every other step, so neither needs the other's scales),
+    the densities b_t and the combination into posteriors and transition counts over chunks
+    of LONG_CHUNK steps in parallel. Any thread count gives the same bits.
+
+    Parameters
+    ----------
+    logprob : (T, K) float64
+        Emission log-densities (may hold -inf).
+    startprob : (K,), transmat : (K, K) float64
+    post : (T, K) float64 out, the posteriors gamma, or (0, 0): not wanted
+    trans : (K, K) float64 out, sum_t xi_t, and start : (K,) out, gamma_0; or (0, 0) and
+        (0,): not wanted (with post (0, 0) too: the forward recursion only)
+    n_threads : int
+
+    Returns
+    -------
+    log p(x), or NaN when a frame has no finite largest density or a scaled sum leaves
+    [2^-960, 2^64] (under/overflow: nothing is written to trans and start, post may be
+    partly written; the caller redoes the sequence by the per-step scaled pass, which falls
+    back to log space).
+    """
+    cdef Py_ssize_t T = logprob.shape[0], n_chunks, c, chunk = LONG_CHUNK
+    cdef int K = <int>logprob.shape[1], nt = max(1, n_threads)
+    cdef bint want_post = post.shape[0] > 0
+    cdef bint want_stats = trans.shape[0] > 0
+    cdef bint backward = want_post or want_stats
+    if T < 1 or K < 1 or K > 16:
+        raise ValueError("forward_backward_long takes 1 <= K <= 16 and T >= 1")
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match logprob's n_components")
+    if want_post and (post.shape[0] != T or post.shape[1] != K):
+        raise ValueError("post must be (n_samples, n_components)")
+    if want_stats and (trans.shape[1] != K or start.shape[0] != K):
+        raise ValueError("trans / start have the wrong shape")
+    cdef int Kp = VBF_HMM_PAD(K)
+    Ap = np.zeros((Kp, Kp))
+    Ap[:K, :K] = transmat
+    ATp = np.zeros((Kp, Kp))
+    ATp[:K, :K] = np.asarray(transmat).T
+    startp = np.zeros(Kp)
+    startp[:K] = startprob
+    n_chunks = (T + chunk - 1) // chunk
+    lat = np.empty((3 if backward else 2, T, Kp))
+    msum = np.empty(n_chunks)
+    lsum = np.zeros(2)
+    bad = np.zeros(n_chunks + 2, dtype=np.int32)
+    xi_slots = np.empty((n_chunks if backward else 0, Kp * Kp))
+    gamma0 = np.zeros(Kp)
+    cdef double[:, :, ::1] lat_v = lat
+    cdef double[::1] msum_v = msum, lsum_v = lsum, g0_v = gamma0, sp_v = startp
+    cdef double[:, ::1] xi_v = xi_slots, Ap_v = Ap, ATp_v = ATp
+    cdef int[::1] bad_v = bad
+    cdef vbf_hmm_long_ctx ctx
+    memset(&ctx, 0, sizeof(ctx))
+    ctx.K = K
+    ctx.Kp = Kp
+    ctx.backward = backward
+    ctx.T = T
+    ctx.chunk = chunk
+    ctx.n_chunks = n_chunks
+    ctx.lp = &logprob[0, 0]
+    ctx.startp = &sp_v[0]
+    ctx.Ap = &Ap_v[0, 0]
+    ctx.ATp = &ATp_v[0, 0]
+    ctx.b = &lat_v[0, 0, 0]
+    ctx.alpha = &lat_v[1, 0, 0]
+    ctx.V = &lat_v[2, 0, 0] if backward else NULL
+    ctx.post = &post[0, 0] if want_post else NULL
+    ctx.gamma0 = &g0_v[0]
+    ctx.xi_slots = &xi_v[0, 0] if backward else NULL
+    ctx.msum = &msum_v[0]
+    ctx.lsum = &lsum_v[0]
+    ctx.bad = &bad_v[0]
+    # one region; the threads claim the work (vbf_hmm_long_worker): two at most are useful
+    with nogil, parallel(num_threads=min(nt, 2)):
+        vbf_hmm_long_worker(&ctx)
+    sum_m = 0.0
+    for c in range(n_chunks):  # in chunk order
+        sum_m += msum_v[c]
+    if sum_m != sum_m or bad_v[0] or bad_v[1]:
+        return NAN
+    if backward:
+        if bad[2:].any():
+            return NAN
+        if want_stats:
+            # slots in chunk order (numpy adds the rows of a C-ordered array in order)
+            xi = xi_slots.sum(axis=0).reshape(Kp, Kp)[:K, :K]
+            np.multiply(np.asarray(transmat), xi, out=np.asarray(trans))
+            np.asarray(start)[:] = gamma0[:K]
+    return sum_m + lsum_v[0]

@@ -9,6 +9,7 @@
 #define VBFAST_HMM_KERNELS_H
 
 #include <math.h>
+#include <string.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
@@ -670,6 +671,633 @@ static void vbf_hmm_gstats(const double *y, const double *post, int b, int n_dir
         if (spherical)
             for (l = 0; l < K; l++)
                 s2[l] = s2[l] + q * g[l];
+    }
+}
+#endif
+
+/* ---- one long sequence: the forward and the backward recursions apart ------------------
+
+   With b_t = exp(l_t - m_t) (Kp lanes, pad lanes 0), unnormalised recursions rescaled by
+   exact powers of two:
+
+       a_0 = pi b_0,            a_t = (A^T a_{t-1}) b_t 2^-k_t,
+       beta_{T-1} = 1 (K lanes), v_t = beta_t b_t 2^-j_t,   beta_{t-1} = A v_t,
+       gamma_t = a_t beta_t / Z_t,   xi_t(i, j) = a_t(i) A_ij v_{t+1}(j) / Z_t,
+       Z_t = sum_i a_t(i) beta_t(i)   (= sum_ij a_t(i) A_ij v_{t+1}(j)),
+       log p(x) = sum_t m_t + log sum_i a_{T-1}(i) + log(2) sum_t k_t.
+
+   The rescaling rule: the forward step t (the backward step u = T - 1 - t likewise) rescales
+   only at even t >= 2, by k_t = the binary exponent of S_{t-2} = sum_i a_{t-2}(i) (so that
+   S_{t-2} 2^-k_t is in [1, 2)), a sum made two steps earlier: off the dependency chain, no
+   division and no log per step, and the scaling is exact (powers of two), so the bits are
+   the same however the work is scheduled. Every step's sum S_t (R_t = sum_i beta_t(i) for
+   the backward) must have an exponent in [-960, 64]: between two rescalings the sums shrink
+   by at most the product of three steps' factors, and a sequence where one falls below
+   2^-960 (or a posterior normaliser Z_t does) is redone by the log-space path, as in the
+   per-step scaled pass. The forward needs neither the backward's scales nor the converse:
+   the two recursions run on two threads (or interleaved on one: two independent dependency
+   chains in one loop), then the posteriors and the transition counts are combined over
+   fixed chunks of steps (slots added in chunk order): the same bits for any thread count.
+   The products A^T a and A v add the rows i in two interleaved sums, even i and odd i, in
+   order, then even + odd (a short chain); no FMA: the AVX2 and baseline builds agree. */
+#define VBF_HMM_LONG_MIN_EXP (-960)
+#define VBF_HMM_LONG_MAX_EXP 64
+
+/* floor(log2 x) for positive normal x (from the bits: -1023 for 0 and subnormals, 1024 for
+   inf and NaN) */
+static inline int vbf_hmm_exponent(double x)
+{
+    unsigned long long u;
+    memcpy(&u, &x, sizeof u);
+    return (int)((u >> 52) & 0x7ff) - 1023;
+}
+
+/* 2^-k for k clamped to [-1000, 1000] (an out-of-range k has already failed the check) */
+static inline double vbf_hmm_pow2_neg(int k)
+{
+    unsigned long long u;
+    double x;
+    if (k < -1000)
+        k = -1000;
+    if (k > 1000)
+        k = 1000;
+    u = (unsigned long long)(1023 - k) << 52;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static inline int vbf_hmm_exp_bad(int e)
+{
+    return (e < VBF_HMM_LONG_MIN_EXP) | (e > VBF_HMM_LONG_MAX_EXP);
+}
+
+/* the chains' state: the sums' exponents of the last two steps, the scales applied, and
+   whether a sum left the range */
+typedef struct {
+    int e1, e2;           /* exponents of the sums of steps t - 1 and t - 2 */
+    long long ksum;       /* sum of the k_t */
+    int bad;
+} vbf_hmm_chain;
+
+#if defined(__GNUC__)
+/* out[0 : Kp/4] = sum_{i < Kp} x_i M[i Kp : (i + 1) Kp] (M (Kp, Kp), rows i >= K zero),
+   as (even i, in order) + (odd i, in order); x in registers */
+VBF_INLINE void vbf_hmm_mv_reg(vbf_v4 *out, const vbf_v4 *x, const double *M, const int Kp)
+{
+    vbf_v4 e[4], o[4];
+    int i, l;
+    for (l = 0; l < Kp / 4; l++) {
+        e[l] = vbf_splat(0.0);
+        o[l] = vbf_splat(0.0);
+    }
+    for (i = 0; i < Kp; i += 2) {
+        const vbf_v4 s0 = VBF_LANE(x[i / 4], i % 4), s1 = VBF_LANE(x[i / 4], i % 4 + 1);
+        for (l = 0; l < Kp / 4; l++) {
+            e[l] = e[l] + s0 * vbf_load4(M + (long long)i * Kp + 4 * l);
+            o[l] = o[l] + s1 * vbf_load4(M + (long long)(i + 1) * Kp + 4 * l);
+        }
+    }
+    for (l = 0; l < Kp / 4; l++)
+        out[l] = e[l] + o[l];
+}
+
+/* sum of the Kp lanes: vectors added in order, then (l0 + l1) + (l2 + l3) */
+VBF_INLINE double vbf_hmm_sum_reg(const vbf_v4 *x, const int Kp)
+{
+    int l;
+    vbf_v4 acc = x[0];
+    for (l = 1; l < Kp / 4; l++)
+        acc = acc + x[l];
+    return vbf_hsum(acc);
+}
+
+/* rows [t0, t1) of the sequence: b (T, Kp) rows out, b_t = exp(l_t - m_t), pad lanes 0
+   (m_t = max_j l_tj as a max over the lanes, then pairs, then the two halves);
+   *msum = sum of m_t over the rows in order, NaN when a row has no finite largest entry */
+VBF_INLINE void vbf_hmm_long_emis_k(int K, const int Kp, long long t0, long long t1,
+                                    const double *lp, double *b, double *msum)
+{
+    long long t;
+    int j, l;
+    double buf[16], s = 0.0;
+    for (t = t0; t < t1; t++) {
+        vbf_v4 x[4], h, x2;
+        const double *row = lp + t * K;
+        double m;
+        if (K == Kp) {
+            for (l = 0; l < Kp / 4; l++)
+                x[l] = vbf_load4(row + 4 * l);
+        } else {
+            for (j = 0; j < Kp; j++)
+                buf[j] = j < K ? row[j] : -INFINITY;
+            for (l = 0; l < Kp / 4; l++)
+                x[l] = vbf_load4(buf + 4 * l);
+        }
+        h = x[0];
+        for (l = 1; l < Kp / 4; l++)
+            h = vbf_blend(h > x[l], h, x[l]);
+        x2 = VBF_SHUFFLE(h, h, 1, 0, 3, 2);
+        h = vbf_blend(h > x2, h, x2);
+        x2 = VBF_SHUFFLE(h, h, 2, 3, 0, 1);
+        h = vbf_blend(h > x2, h, x2);
+        m = h[0];
+        if (!(m > -INFINITY) || !isfinite(m)) {
+            *msum = NAN;
+            return;
+        }
+        s = s + m;
+        for (l = 0; l < Kp / 4; l++)
+            vbf_store4(b + t * Kp + 4 * l, vbf_exp4_nonpositive(x[l] - h));
+    }
+    *msum = s;
+}
+
+VBF_INLINE void vbf_hmm_long_emis_body(int K, int Kp, long long t0, long long t1,
+                                       const double *lp, double *b, double *msum)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_long_emis_k(K, 4, t0, t1, lp, b, msum); break;
+    case 8: vbf_hmm_long_emis_k(K, 8, t0, t1, lp, b, msum); break;
+    case 12: vbf_hmm_long_emis_k(K, 12, t0, t1, lp, b, msum); break;
+    default: vbf_hmm_long_emis_k(K, 16, t0, t1, lp, b, msum);
+    }
+}
+VBF_DISPATCH(vbf_hmm_long_emis, "avx2", vbf_cpu_avx2(),
+             (int K, int Kp, long long t0, long long t1, const double *lp, double *b,
+              double *msum), (K, Kp, t0, t1, lp, b, msum))
+
+/* forward step t: alpha row t from row t - 1 (x holds a_{t-1}, gets a_t) */
+VBF_INLINE void vbf_hmm_fwd_step(vbf_hmm_chain *c, vbf_v4 *x, long long t, const double *b,
+                                 const double *startp, const double *Ap, double *alpha,
+                                 const int Kp)
+{
+    vbf_v4 y[4], w[4];
+    int l, e;
+    const double *bt = b + t * Kp;
+    double sigma = 1.0;
+    if ((t & 1) == 0 && t >= 2) {
+        c->ksum += c->e2;
+        sigma = vbf_hmm_pow2_neg(c->e2);
+    }
+    for (l = 0; l < Kp / 4; l++)
+        w[l] = vbf_load4(bt + 4 * l) * vbf_splat(sigma);
+    if (t == 0) {
+        for (l = 0; l < Kp / 4; l++)
+            y[l] = vbf_load4(startp + 4 * l);
+    } else {
+        vbf_hmm_mv_reg(y, x, Ap, Kp);
+    }
+    for (l = 0; l < Kp / 4; l++) {
+        x[l] = y[l] * w[l];
+        vbf_store4(alpha + t * Kp + 4 * l, x[l]);
+    }
+    e = vbf_hmm_exponent(vbf_hmm_sum_reg(x, Kp));
+    c->bad |= vbf_hmm_exp_bad(e);
+    c->e2 = c->e1;
+    c->e1 = e;
+}
+
+/* backward step u (t = T - 1 - u): x holds beta_{t+1}, gets beta_t; v_{t+1} into V's row
+   t + 1. Step 0 sets beta_{T-1} = 1. */
+VBF_INLINE void vbf_hmm_bwd_step(vbf_hmm_chain *c, vbf_v4 *x, long long u, long long T,
+                                 const double *b, const double *ATp, double *V, int K,
+                                 const int Kp)
+{
+    vbf_v4 w[4], v[4];
+    int l, e;
+    if (u == 0) {
+        for (l = 0; l < Kp / 4; l++) {
+            const vbf_v4 lane = {0.0, 1.0, 2.0, 3.0};
+            x[l] = vbf_blend(lane + vbf_splat(4.0 * l) < vbf_splat((double)K), vbf_splat(1.0),
+                             vbf_splat(0.0));
+        }
+    } else {
+        const long long tn = T - u;  /* t + 1 */
+        const double *bt = b + tn * Kp;
+        double sigma = 1.0;
+        if ((u & 1) == 0 && u >= 2) {
+            sigma = vbf_hmm_pow2_neg(c->e2);
+        }
+        for (l = 0; l < Kp / 4; l++)
+            w[l] = vbf_load4(bt + 4 * l) * vbf_splat(sigma);
+        for (l = 0; l < Kp / 4; l++) {
+            v[l] = x[l] * w[l];
+            vbf_store4(V + tn * Kp + 4 * l, v[l]);
+        }
+        vbf_hmm_mv_reg(x, v, ATp, Kp);
+    }
+    e = vbf_hmm_exponent(vbf_hmm_sum_reg(x, Kp));
+    c->bad |= vbf_hmm_exp_bad(e);
+    c->e2 = c->e1;
+    c->e1 = e;
+}
+
+/* which: 1 the forward recursion (alpha (T, Kp) out; *lsum = log S_{T-1} + log 2 sum k_t),
+   2 the backward one (V (T, Kp) out, rows 1..T-1: v_t), 3 both interleaved in one loop.
+   *bad: a sum left the range (the results are then not to be used). */
+VBF_INLINE void vbf_hmm_chains_k(int which, int K, const int Kp, long long T, const double *b,
+                                 const double *startp, const double *Ap, const double *ATp,
+                                 double *alpha, double *V, double *lsum, int *bad)
+{
+    vbf_hmm_chain cf = {0, 0, 0, 0}, cb = {0, 0, 0, 0};
+    vbf_v4 xf[4], xb[4];
+    long long t;
+    int l;
+    for (l = 0; l < 4; l++) {
+        xf[l] = vbf_splat(0.0);
+        xb[l] = vbf_splat(0.0);
+    }
+    if (which == 3) {
+        for (t = 0; t < T; t++) {
+            vbf_hmm_fwd_step(&cf, xf, t, b, startp, Ap, alpha, Kp);
+            vbf_hmm_bwd_step(&cb, xb, t, T, b, ATp, V, K, Kp);
+        }
+    } else if (which == 1) {
+        for (t = 0; t < T; t++)
+            vbf_hmm_fwd_step(&cf, xf, t, b, startp, Ap, alpha, Kp);
+    } else {
+        for (t = 0; t < T; t++)
+            vbf_hmm_bwd_step(&cb, xb, t, T, b, ATp, V, K, Kp);
+    }
+    if (which & 1)
+        *lsum = log(vbf_hmm_sum_reg(xf, Kp)) + 0.6931471805599453 * (double)cf.ksum;
+    *bad = cf.bad | cb.bad;
+}
+
+VBF_INLINE void vbf_hmm_chains_body(int which, int K, int Kp, long long T, const double *b,
+                                    const double *startp, const double *Ap, const double *ATp,
+                                    double *alpha, double *V, double *lsum, int *bad)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_chains_k(which, K, 4, T, b, startp, Ap, ATp, alpha, V, lsum, bad); break;
+    case 8: vbf_hmm_chains_k(which, K, 8, T, b, startp, Ap, ATp, alpha, V, lsum, bad); break;
+    case 12: vbf_hmm_chains_k(which, K, 12, T, b, startp, Ap, ATp, alpha, V, lsum, bad); break;
+    default: vbf_hmm_chains_k(which, K, 16, T, b, startp, Ap, ATp, alpha, V, lsum, bad);
+    }
+}
+VBF_DISPATCH(vbf_hmm_chains, "avx2", vbf_cpu_avx2(),
+             (int which, int K, int Kp, long long T, const double *b, const double *startp,
+              const double *Ap, const double *ATp, double *alpha, double *V, double *lsum,
+              int *bad), (which, K, Kp, T, b, startp, Ap, ATp, alpha, V, lsum, bad))
+
+/* steps [t0, t1) of the combine: beta_t = A v_{t+1} again (the same operations as the
+   backward step), gamma_t into post (T, K) rows (NULL: not wanted) and gamma0 (Kp) at t = 0,
+   xi (Kp, Kp) slot (overwritten) = sum_{t0 <= t < min(t1, T - 1)} (a_t / Z_t)^T v_{t+1};
+   *bad: some Z_t left the range */
+VBF_INLINE void vbf_hmm_combine_k(int K, const int Kp, long long T, long long t0,
+                                  long long t1, const double *alpha, const double *V,
+                                  const double *ATp, double *post, double *gamma0,
+                                  double *xi, int *bad, vbf_v4 (*acc)[Kp / 4])
+{
+    vbf_v4 beta[4], v[4], a[4], g[4];
+    double buf[16];
+    long long t;
+    int i, l, fail = 0;
+    for (i = 0; i < Kp; i++)
+        for (l = 0; l < Kp / 4; l++)
+            acc[i][l] = vbf_splat(0.0);
+    for (t = t0; t < t1; t++) {
+        double z, r;
+        if (t == T - 1) {
+            for (l = 0; l < Kp / 4; l++) {
+                const vbf_v4 lane = {0.0, 1.0, 2.0, 3.0};
+                beta[l] = vbf_blend(lane + vbf_splat(4.0 * l) < vbf_splat((double)K),
+                                    vbf_splat(1.0), vbf_splat(0.0));
+                v[l] = vbf_splat(0.0);
+            }
+        } else {
+            for (l = 0; l < Kp / 4; l++)
+                v[l] = vbf_load4(V + (t + 1) * Kp + 4 * l);
+            vbf_hmm_mv_reg(beta, v, ATp, Kp);
+        }
+        for (l = 0; l < Kp / 4; l++) {
+            a[l] = vbf_load4(alpha + t * Kp + 4 * l);
+            g[l] = a[l] * beta[l];
+        }
+        z = vbf_hmm_sum_reg(g, Kp);
+        fail |= vbf_hmm_exp_bad(vbf_hmm_exponent(z));
+        r = 1.0 / z;
+        for (l = 0; l < Kp / 4; l++)
+            g[l] = g[l] * vbf_splat(r);
+        if (post != NULL) {
+            double *pt = post + t * K;
+            if (K == Kp) {
+                for (l = 0; l < Kp / 4; l++)
+                    vbf_store4(pt + 4 * l, g[l]);
+            } else {
+                for (l = 0; l < Kp / 4; l++)
+                    vbf_store4(buf + 4 * l, g[l]);
+                for (i = 0; i < K; i++)
+                    pt[i] = buf[i];
+            }
+        }
+        if (t == 0)
+            for (l = 0; l < Kp / 4; l++)
+                vbf_store4(gamma0 + 4 * l, g[l]);
+        if (t < T - 1) {
+            for (l = 0; l < Kp / 4; l++)
+                a[l] = a[l] * vbf_splat(r);
+            for (i = 0; i < Kp; i++) {  /* (the pad rows stay 0) */
+                const vbf_v4 s = VBF_LANE(a[i / 4], i % 4);
+                for (l = 0; l < Kp / 4; l++)
+                    acc[i][l] = acc[i][l] + s * v[l];
+            }
+        }
+    }
+    for (i = 0; i < Kp; i++)
+        for (l = 0; l < Kp / 4; l++)
+            vbf_store4(xi + (long long)i * Kp + 4 * l, acc[i][l]);
+    *bad = fail;
+}
+
+VBF_INLINE void vbf_hmm_combine_body(int K, int Kp, long long T, long long t0, long long t1,
+                                     const double *alpha, const double *V, const double *ATp,
+                                     double *post, double *gamma0, double *xi, int *bad)
+{
+    /* the accumulators declared here, of a constant size: in registers for small Kp */
+    switch (Kp) {
+    case 4: {
+        vbf_v4 acc[4][1];
+        vbf_hmm_combine_k(K, 4, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    case 8: {
+        vbf_v4 acc[8][2];
+        vbf_hmm_combine_k(K, 8, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    case 12: {
+        vbf_v4 acc[12][3];
+        vbf_hmm_combine_k(K, 12, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    default: {
+        vbf_v4 acc[16][4];
+        vbf_hmm_combine_k(K, 16, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+    }
+    }
+}
+VBF_DISPATCH(vbf_hmm_combine, "avx2", vbf_cpu_avx2(),
+             (int K, int Kp, long long T, long long t0, long long t1, const double *alpha,
+              const double *V, const double *ATp, double *post, double *gamma0, double *xi,
+              int *bad), (K, Kp, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad))
+#else
+/* compilers without vector extensions: the same operations one lane at a time */
+static void vbf_hmm_long_emis(int K, int Kp, long long t0, long long t1, const double *lp,
+                              double *b, double *msum)
+{
+    long long t;
+    int j;
+    double m, s = 0.0;
+    for (t = t0; t < t1; t++) {
+        const double *row = lp + t * K;
+        m = -INFINITY;
+        for (j = 0; j < K; j++)
+            m = row[j] > m ? row[j] : m;
+        if (!(m > -INFINITY) || !isfinite(m)) {
+            *msum = NAN;
+            return;
+        }
+        s = s + m;
+        for (j = 0; j < Kp; j++)
+            b[t * Kp + j] = j < K ? exp(row[j] - m) : 0.0;
+    }
+    *msum = s;
+}
+
+static void vbf_hmm_mv_lanes(double *out, const double *x, const double *M, int Kp)
+{
+    int i, j;
+    for (j = 0; j < Kp; j++) {
+        double e = 0.0, o = 0.0;
+        for (i = 0; i < Kp; i += 2) {
+            e = e + x[i] * M[i * Kp + j];
+            o = o + x[i + 1] * M[(i + 1) * Kp + j];
+        }
+        out[j] = e + o;
+    }
+}
+
+static double vbf_hmm_sum_lanes(const double *x, int Kp)
+{
+    double a[4];
+    int j, l;
+    for (j = 0; j < 4; j++) {
+        a[j] = x[j];
+        for (l = 4; l < Kp; l += 4)
+            a[j] = a[j] + x[l + j];
+    }
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+static void vbf_hmm_chains(int which, int K, int Kp, long long T, const double *b,
+                           const double *startp, const double *Ap, const double *ATp,
+                           double *alpha, double *V, double *lsum, int *bad)
+{
+    double x[16], y[16], sigma;
+    long long t, ksum = 0;
+    int j, e, e1 = 0, e2 = 0, fail = 0;
+    if (which & 1) {
+        for (t = 0; t < T; t++) {
+            sigma = 1.0;
+            if ((t & 1) == 0 && t >= 2) {
+                ksum += e2;
+                sigma = vbf_hmm_pow2_neg(e2);
+            }
+            if (t == 0)
+                for (j = 0; j < Kp; j++)
+                    y[j] = startp[j];
+            else
+                vbf_hmm_mv_lanes(y, x, Ap, Kp);
+            for (j = 0; j < Kp; j++) {
+                x[j] = y[j] * (b[t * Kp + j] * sigma);
+                alpha[t * Kp + j] = x[j];
+            }
+            e = vbf_hmm_exponent(vbf_hmm_sum_lanes(x, Kp));
+            fail |= vbf_hmm_exp_bad(e);
+            e2 = e1;
+            e1 = e;
+        }
+        *lsum = log(vbf_hmm_sum_lanes(x, Kp)) + 0.6931471805599453 * (double)ksum;
+    }
+    if (which & 2) {
+        e1 = e2 = 0;
+        for (t = 0; t < T; t++) {
+            if (t == 0) {
+                for (j = 0; j < Kp; j++)
+                    x[j] = j < K ? 1.0 : 0.0;
+            } else {
+                const long long tn = T - t;
+                sigma = 1.0;
+                if ((t & 1) == 0 && t >= 2)
+                    sigma = vbf_hmm_pow2_neg(e2);
+                for (j = 0; j < Kp; j++) {
+                    y[j] = x[j] * (b[tn * Kp + j] * sigma);
+                    V[tn * Kp + j] = y[j];
+                }
+                vbf_hmm_mv_lanes(x, y, ATp, Kp);
+            }
+            e = vbf_hmm_exponent(vbf_hmm_sum_lanes(x, Kp));
+            fail |= vbf_hmm_exp_bad(e);
+            e2 = e1;
+            e1 = e;
+        }
+    }
+    *bad = fail;
+}
+
+static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
+                            const double *alpha, const double *V, const double *ATp,
+                            double *post, double *gamma0, double *xi, int *bad)
+{
+    double beta[16], g[16], a[16], z, r;
+    long long t;
+    int i, j, fail = 0;
+    for (i = 0; i < Kp * Kp; i++)
+        xi[i] = 0.0;
+    for (t = t0; t < t1; t++) {
+        if (t == T - 1)
+            for (j = 0; j < Kp; j++)
+                beta[j] = j < K ? 1.0 : 0.0;
+        else
+            vbf_hmm_mv_lanes(beta, V + (t + 1) * Kp, ATp, Kp);
+        for (j = 0; j < Kp; j++)
+            g[j] = alpha[t * Kp + j] * beta[j];
+        z = vbf_hmm_sum_lanes(g, Kp);
+        fail |= vbf_hmm_exp_bad(vbf_hmm_exponent(z));
+        r = 1.0 / z;
+        for (j = 0; j < Kp; j++)
+            g[j] = g[j] * r;
+        if (post != NULL)
+            for (j = 0; j < K; j++)
+                post[t * K + j] = g[j];
+        if (t == 0)
+            for (j = 0; j < Kp; j++)
+                gamma0[j] = g[j];
+        if (t < T - 1) {
+            for (j = 0; j < Kp; j++)
+                a[j] = alpha[t * Kp + j] * r;
+            for (i = 0; i < Kp; i++)
+                for (j = 0; j < Kp; j++)
+                    xi[i * Kp + j] = xi[i * Kp + j] + a[i] * V[(t + 1) * Kp + j];
+        }
+    }
+    *bad = fail;
+}
+#endif
+
+/* ---- the long-sequence pass's threads: one parallel region, work claimed from counters ---
+
+   Every thread of the region runs vbf_hmm_long_worker: it claims chunks of the densities,
+   then one of the two recursions, then chunks of the combine, from shared counters, and
+   waits between the phases (spinning briefly, then in 20 us naps: OpenMP's own barriers spin
+   actively, which makes two threads many times slower than one when other processes share
+   the cores). A thread that finds the other has not reached the region yet (a busy machine)
+   runs both recursions interleaved itself; a late thread finds the work claimed. Which
+   thread does what does not change a bit of the result: the chunks write their own slots,
+   and each recursion is the same operations alone or interleaved. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <time.h>
+
+typedef struct {
+    int K, Kp, backward;
+    long long T, chunk, n_chunks;
+    const double *lp, *startp, *Ap, *ATp;
+    double *b, *alpha, *V, *post, *gamma0, *xi_slots, *msum, *lsum;
+    int *bad;                    /* (n_chunks + 2,): the forward, the backward, the chunks */
+    long long claim_emis, done_emis, claim_comb, done_chains;
+    int arrived, claim_chains;
+} vbf_hmm_long_ctx;
+
+#if defined(__GNUC__) && (defined(__unix__) || defined(__APPLE__))
+static void vbf_hmm_wait_ll(long long *counter, long long target)
+{
+    int spins = 0;
+    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < target) {
+        if (spins < 2000) {
+            spins++;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
+{
+    long long k, t0, t1;
+    int team = 1, task;
+#ifdef _OPENMP
+    team = omp_get_num_threads();
+#endif
+    __atomic_add_fetch(&c->arrived, 1, __ATOMIC_ACQ_REL);
+    while ((k = __atomic_fetch_add(&c->claim_emis, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+        __atomic_add_fetch(&c->done_emis, 1, __ATOMIC_ACQ_REL);
+    }
+    vbf_hmm_wait_ll(&c->done_emis, c->n_chunks);
+    if (!c->backward) {
+        if (__atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL) == 0)
+            vbf_hmm_chains(1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha,
+                           c->V, c->lsum, c->bad);
+        return;  /* (the region's end waits for the forward) */
+    }
+    task = 0;
+    if ((team == 1 || __atomic_load_n(&c->arrived, __ATOMIC_ACQUIRE) < team) &&
+        __atomic_compare_exchange_n(&c->claim_chains, &task, 2, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        /* alone so far: both recursions, interleaved */
+        vbf_hmm_chains(3, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha, c->V,
+                       c->lsum, c->bad);
+        __atomic_add_fetch(&c->done_chains, 2, __ATOMIC_ACQ_REL);
+    } else {
+        /* one recursion each; whatever is left unclaimed, this thread runs too */
+        while ((task = __atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL)) < 2) {
+            vbf_hmm_chains(1 + task, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp,
+                           c->alpha, c->V, c->lsum, c->bad + task);
+            __atomic_add_fetch(&c->done_chains, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    vbf_hmm_wait_ll(&c->done_chains, 2);
+    if (c->bad[0] || c->bad[1])
+        return;
+    while ((k = __atomic_fetch_add(&c->claim_comb, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
+                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
+    }
+}
+#else
+/* elsewhere: the first thread of the region does everything, in the same operations */
+static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
+{
+    long long k, t0, t1;
+#ifdef _OPENMP
+    if (omp_get_thread_num() != 0)
+        return;
+#endif
+    for (k = 0; k < c->n_chunks; k++) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+    }
+    vbf_hmm_chains(c->backward ? 3 : 1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp,
+                   c->alpha, c->V, c->lsum, c->bad);
+    if (!c->backward || c->bad[0])
+        return;
+    for (k = 0; k < c->n_chunks; k++) {
+        t0 = k * c->chunk;
+        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
+                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
     }
 }
 #endif
