@@ -2,8 +2,10 @@
 
 The corpus is ``_lda_data.make_corpus`` (20,000 documents x 20,000 words, ~150 tokens a
 document, drawn from a K=50 LDA; sizes from VBFAST_LDA_N_DOCS / VBFAST_LDA_N_WORDS). Both
-samplers run K=50 (``--n-topics`` for another K) with the same symmetric priors (alpha=0.1 per topic, eta=0.01 per word; the
-corpus was drawn with 0.1 and 0.05), from a random initial assignment, 2 threads:
+samplers run K=50 (``--n-topics`` for another K; vbfast's conditional is dense below
+``_gibbs._SPARSE_MIN_TOPICS`` and sparse from there on) with the same symmetric priors
+(alpha=0.1 per topic, eta=0.01 per word; the corpus was drawn with 0.1 and 0.05), from a
+random initial assignment, 2 threads:
 
 - vbfast: ``LatentDirichletAllocation(n_components=50, method='gibbs', doc_topic_prior=0.1,
   topic_word_prior=0.01, burn_in=SWEEPS - 1, n_draws=1, n_threads=2)``; the sweep time is

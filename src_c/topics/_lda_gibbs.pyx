@@ -12,8 +12,12 @@ computed for all K topics at once in 4-wide double vectors as A_k (n_kw + eta), 
 A_k = (n_dk + alpha) / (n_k + V eta) kept per document, and the topic drawn from the running
 sums (``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional
 up to rounding). For K of the order of tens this costs less than the SparseLDA
-buckets (Yao, Mimno & McCallum 2009) that an earlier version used; for K in the hundreds the
-buckets would win again (the dense pass is O(K) a token).
+buckets (Yao, Mimno & McCallum 2009) that an earlier version used. For K in the hundreds
+``sweep_sparse`` splits the same conditional into A_k n_kw over the word's topics (kept in
+per-word (topic, count) lists during the sweep) plus eta A_k over all topics (a two-level
+sum table per document run, changed in O(1) at the two topics a token leaves and joins):
+O(K_w) a token instead of O(K), the same pairs, tokens, order and random streams. The caller
+chooses from K (``vbfast.topics._gibbs._choose_sampler``).
 
 Parallelism: a documents x vocabulary partition (the diagonal block schedule of Yan, Xu & Qi
 2009, "Parallel inference for LDA on GPUs"; tomotopy's PARTITION scheme is of this kind). The

@@ -332,6 +332,37 @@ VBF_INLINE int vbf_lane_find(const double *p, const double *cum, int n, int n4, 
     return m < n ? m : n - 1;
 }
 
+/* pbuf[m] = count_m A[topic_m] for the n entries of a list, block by block (16 topics,
+   then their counts): loops simple enough for the compiler to vectorise (gathers on AVX2) */
+VBF_INLINE void vbf_list_terms(const int32_t *L, int n, const double *A, double *pbuf) {
+    int m0, l, e;
+    for (m0 = 0; m0 < n; m0 += 16, L += 32, pbuf += 16) {
+        e = n - m0 < 16 ? n - m0 : 16;
+        for (l = 0; l < e; l++) pbuf[l] = (double)L[16 + l] * A[L[l]];
+    }
+}
+
+/* the position of topic t in a list of n entries, or n if it is not there: a block's 16
+   topics compared at once (a mask; stale entries past n are never returned, and t's own
+   place comes first) */
+VBF_INLINE int vbf_list_find(const int32_t *L, int n, int32_t t) {
+    int m0, l;
+    for (m0 = 0; m0 < n; m0 += 16, L += 32) {
+#if defined(__GNUC__)
+        unsigned mask = 0;
+        for (l = 0; l < 16; l++) mask |= (unsigned)(L[l] == t) << l;
+        if (mask) {
+            l = __builtin_ctz(mask);
+            return m0 + l < n ? m0 + l : n;
+        }
+#else
+        for (l = 0; l < 16 && m0 + l < n; l++)
+            if (L[l] == t) return m0 + l;
+#endif
+    }
+    return n;
+}
+
 /* the list lines of the words of document d's next tokens (in slice ``slice``) */
 VBF_INLINE void vbf_prefetch_lists(int64_t i, int64_t e, const int32_t *words,
                                      const int32_t *slice_of, int32_t slice,
@@ -398,7 +429,7 @@ VBF_INLINE void vbf_sparse_pair_body(
             inv[t] = 1.0 / ((double)nkl[t] + veta);
             A[t] = ((double)nd[t] + alpha) * inv[t];
             Q = vbf_q_set(q, bs, nb, t, eta * A[t]);
-            for (m = 0; L[VBF_DL_AT(m)] != t; m++) {}
+            m = vbf_list_find(L, n, t);  /* there: t's count is at least one */
             if (--C[VBF_DL_AT(m)] == 0) {
                 n = --wlen[w];
                 L[VBF_DL_AT(m)] = L[VBF_DL_AT(n)];
@@ -406,8 +437,8 @@ VBF_INLINE void vbf_sparse_pair_body(
             }
             /* r: the word's topics */
             n4 = (n + 3) & ~3;
-            for (m = 0; m < n; m++) pbuf[m] = (double)C[VBF_DL_AT(m)] * A[L[VBF_DL_AT(m)]];
-            for (; m < n4; m++) pbuf[m] = 0.0;
+            vbf_list_terms(L, n, A, pbuf);
+            for (m = n; m < n4; m++) pbuf[m] = 0.0;
             vbf_lane_cumsum(pbuf, n4, cum, &r);
             u = vbf_uniform(&rng) * (r + Q);
             if (u < r) {
@@ -416,7 +447,7 @@ VBF_INLINE void vbf_sparse_pair_body(
                 C[VBF_DL_AT(m)]++;
             } else {
                 tn = vbf_q_find(q, bs, nb, K, u - r);
-                for (m = 0; m < n && L[VBF_DL_AT(m)] != tn; m++) {}
+                m = vbf_list_find(L, n, tn);
                 if (m == n) {
                     L[VBF_DL_AT(n)] = tn;
                     C[VBF_DL_AT(n)] = 1;
