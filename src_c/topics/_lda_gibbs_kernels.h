@@ -244,9 +244,10 @@ VBF_DISPATCH(vbf_gibbs_pair, "avx2", vbf_cpu_avx2(),
 #define VBF_DL_AT(m) ((((m) >> 4) << 5) | ((m) & 15))
 
 /* The document's table q in two levels: leaves q[0..Kp) (Kp = K rounded up to 16, zero
-   padded), the sum of each block of 16 leaves bs[j], and the total. A change of one leaf recomputes its block's sum and the total from the block sums,
-   each in a fixed order (four lanes, then (l0 + l1) + (l2 + l3)): no drift, and a few
-   independent adds rather than a chain of dependent ones. */
+   padded), the sum of each block of 16 leaves bs[j], and the total. A change of one leaf
+   recomputes its block's sum and the total from the block sums, each in a fixed order
+   (four lanes, then (l0 + l1) + (l2 + l3)): no drift, and a few independent adds rather
+   than a chain of dependent ones. */
 VBF_INLINE double vbf_sum16(const double *x) {
     double l0 = (x[0] + x[4]) + (x[8] + x[12]), l1 = (x[1] + x[5]) + (x[9] + x[13]);
     double l2 = (x[2] + x[6]) + (x[10] + x[14]), l3 = (x[3] + x[7]) + (x[11] + x[15]);
