@@ -2,8 +2,10 @@
 
 The corpus is ``_lda_data.make_corpus`` (20,000 documents x 20,000 words, ~150 tokens a
 document, drawn from a K=50 LDA; sizes from VBFAST_LDA_N_DOCS / VBFAST_LDA_N_WORDS). Both
-samplers run K=50 with the same symmetric priors (alpha=0.1 per topic, eta=0.01 per word; the
-corpus was drawn with 0.1 and 0.05), from a random initial assignment, 2 threads:
+samplers run K=50 (``--n-topics`` for another K; vbfast's conditional is dense below
+``_gibbs._SPARSE_MIN_TOPICS`` and sparse from there on) with the same symmetric priors
+(alpha=0.1 per topic, eta=0.01 per word; the corpus was drawn with 0.1 and 0.05), from a
+random initial assignment, 2 threads:
 
 - vbfast: ``LatentDirichletAllocation(n_components=50, method='gibbs', doc_topic_prior=0.1,
   topic_word_prior=0.01, burn_in=SWEEPS - 1, n_draws=1, n_threads=2)``; the sweep time is
@@ -25,7 +27,7 @@ asv: ``asv run --python=same --bench bench_lda_gibbs``.
 As a script, one process, the table for reports:
 
     python benchmarks/bench_lda_gibbs.py [--n-docs 20000] [--n-words 20000] [--sweeps 20]
-                                         [--threads 2] [--repeat 1]
+                                         [--threads 2] [--repeat 1] [--n-topics 50]
 """
 import os
 import sys
@@ -54,11 +56,11 @@ THREADS = 2
 LIBRARIES = ("vbfast", "tomotopy")
 
 
-def tomotopy_model(X, seed=0):
+def tomotopy_model(X, seed=0, n_topics=None):
     """A tomotopy LDAModel holding the documents of X (CSR counts), initialised (train(0))."""
     import tomotopy as tp
 
-    model = tp.LDAModel(k=K, alpha=ALPHA, eta=ETA, seed=seed)
+    model = tp.LDAModel(k=K if n_topics is None else n_topics, alpha=ALPHA, eta=ETA, seed=seed)
     model.optim_interval = 0  # keep alpha and eta fixed, as vbfast does
     vocab = np.array([str(i) for i in range(X.shape[1])], dtype=object)
     indptr, indices = X.indptr, X.indices
@@ -71,25 +73,26 @@ def tomotopy_model(X, seed=0):
     return model
 
 
-def vbfast_fit(X, sweeps, n_threads=THREADS, seed=0):
+def vbfast_fit(X, sweeps, n_threads=THREADS, seed=0, n_topics=None):
     from vbfast import LatentDirichletAllocation
 
-    return LatentDirichletAllocation(K, method="gibbs", doc_topic_prior=ALPHA,
-                                     topic_word_prior=ETA, burn_in=sweeps - 1, n_draws=1,
-                                     n_threads=n_threads, random_state=seed).fit(X)
+    return LatentDirichletAllocation(K if n_topics is None else n_topics, method="gibbs",
+                                     doc_topic_prior=ALPHA, topic_word_prior=ETA,
+                                     burn_in=sweeps - 1, n_draws=1, n_threads=n_threads,
+                                     random_state=seed).fit(X)
 
 
-def vbfast_tokens_per_second(X, sweeps, n_threads=THREADS):
+def vbfast_tokens_per_second(X, sweeps, n_threads=THREADS, n_topics=None):
     """(tokens/s over the first ``sweeps`` sweeps, over sweeps+1..2 sweeps, log joint/token)."""
-    est = vbfast_fit(X, 2 * sweeps, n_threads)
+    est = vbfast_fit(X, 2 * sweeps, n_threads, n_topics=n_topics)
     n = float(X.sum())
     t = np.asarray(est.iteration_times_)
     return (n * sweeps / t[:sweeps].sum(), n * sweeps / t[sweeps:].sum(),
             est.lower_bounds_[sweeps - 1] / n)
 
 
-def tomotopy_tokens_per_second(X, sweeps, workers=THREADS):
-    model = tomotopy_model(X)
+def tomotopy_tokens_per_second(X, sweeps, workers=THREADS, n_topics=None):
+    model = tomotopy_model(X, n_topics=n_topics)
     n = float(X.sum())
     t0 = time.perf_counter()
     model.train(sweeps, workers=workers)
@@ -159,6 +162,8 @@ def main(argv=None):
     p.add_argument("--n-docs", type=int, default=_lda_data.N_DOCS)
     p.add_argument("--n-words", type=int, default=_lda_data.N_WORDS)
     p.add_argument("--sweeps", type=int, default=SWEEPS)
+    p.add_argument("--n-topics", type=int, default=K,
+                   help="topics of both samplers (the corpus is drawn from 50)")
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--repeat", type=int, default=1,
                    help="alternate the two libraries this many times; best of each")
@@ -168,7 +173,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     X, _, _ = _lda_data.make_corpus(args.n_docs, args.n_words, 100)
     n = int(X.sum())
-    print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {n} tokens; K={K}, "
+    print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {n} tokens; K={args.n_topics}, "
           f"alpha={ALPHA}, eta={ETA}; {args.sweeps} + {args.sweeps} sweeps, "
           f"{THREADS} threads (made in {time.perf_counter() - t0:.1f} s)")
     vbfast_fit(X[:200], 2)  # imports and OpenMP start-up out of the timing
@@ -178,7 +183,7 @@ def main(argv=None):
             if lib == "tomotopy" and not _have_tomotopy():
                 continue
             r = (vbfast_tokens_per_second if lib == "vbfast"
-                 else tomotopy_tokens_per_second)(X, args.sweeps, THREADS)
+                 else tomotopy_tokens_per_second)(X, args.sweeps, THREADS, args.n_topics)
             b = best[lib]
             best[lib] = (max(b[0], r[0]), max(b[1], r[1]), r[2])
     print(f"{'library':<10}{'tokens/s, sweeps 1-' + str(args.sweeps):>24}"

@@ -12,8 +12,12 @@ computed for all K topics at once in 4-wide double vectors as A_k (n_kw + eta), 
 A_k = (n_dk + alpha) / (n_k + V eta) kept per document, and the topic drawn from the running
 sums (``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional
 up to rounding). For K of the order of tens this costs less than the SparseLDA
-buckets (Yao, Mimno & McCallum 2009) that an earlier version used; for K in the hundreds the
-buckets would win again (the dense pass is O(K) a token).
+buckets (Yao, Mimno & McCallum 2009) that an earlier version used. For K in the hundreds
+``sweep_sparse`` splits the same conditional into A_k n_kw over the word's topics (kept in
+per-word (topic, count) lists during the sweep) plus eta A_k over all topics (a two-level
+sum table per document run, changed in O(1) at the two topics a token leaves and joins):
+O(K_w) a token instead of O(K), the same pairs, tokens, order and random streams. The caller
+chooses from K (``vbfast.topics._gibbs._choose_sampler``).
 
 Parallelism: a documents x vocabulary partition (the diagonal block schedule of Yan, Xu & Qi
 2009, "Parallel inference for LDA on GPUs"; tomotopy's PARTITION scheme is of this kind). The
@@ -39,7 +43,7 @@ of words (``log_joint_terms``).
 """
 from cython.parallel cimport prange, parallel
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.stdlib cimport malloc, free
 from scipy.special.cython_special cimport gammaln
 
@@ -75,6 +79,10 @@ cdef extern from "_lda_gibbs_kernels.h":
         int phase
         double alpha, eta, veta
         uint64_t seed, chain, sweep
+        int sparse, Kp
+        const int64_t* wl_ptr
+        int32_t* wlist
+        int32_t* wlen
     void vbf_sweep_pair(const vbf_sweep_ctx* c, int64_t s, int64_t b) noexcept nogil
     void vbf_fold_nk(const vbf_sweep_ctx* c) noexcept nogil
     int VBF_HAVE_SWEEP_WORKER
@@ -162,19 +170,144 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     ctx.seed = seed
     ctx.chain = chain
     ctx.sweep = sweep_index
-    if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
-        # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
-        with nogil, parallel(num_threads=n_threads):
-            vbf_sweep_worker(&ctx)
-    else:
-        with nogil:
-            _sweep_omp(&ctx, n_threads)
+    ctx.sparse = 0
+    _run_sweep(&ctx, n_threads)
     with nogil:
         for d in range(D):
             if cursor[d] != doc_ptr[d + 1]:
                 with gil:
                     raise ValueError("sweep: the tokens of document %d are not in the order "
                                      "of its block's sub-steps" % d)
+
+
+cdef void _run_sweep(vbf_sweep_ctx* c, int n_threads) noexcept:
+    if VBF_HAVE_SWEEP_WORKER and n_threads > 1:
+        # the sub-steps with vbf_sweep_worker's own synchronisation (see the header)
+        with nogil, parallel(num_threads=n_threads):
+            vbf_sweep_worker(c)
+    else:
+        with nogil:
+            _sweep_omp(c, n_threads)
+
+
+def sparse_scratch_width(int K):
+    """Doubles of workspace a pair of the sparse sweep needs: inv, A (K each), the running
+    sums and the word's terms (K + 4 each), the document's table (Kp = K rounded up to 16)
+    and its block sums (Kp / 16 + 4)."""
+    cdef int Kp = (K + 15) & ~15
+    return 4 * K + 8 + Kp + Kp // 16 + 4
+
+
+def sweep_sparse(const int64_t[::1] doc_ptr, const int32_t[::1] words,
+                 const int32_t[::1] slice_of, const int64_t[::1] block_ptr, int32_t[::1] z,
+                 int32_t[:, ::1] ndk, int32_t[:, ::1] nwk, int32_t[::1] nk,
+                 int64_t[::1] cursor, const int64_t[::1] wl_ptr, int32_t[::1] wlist,
+                 int32_t[::1] wlen, int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d,
+                 double alpha, double eta, uint64_t seed, uint64_t chain, uint64_t sweep_index,
+                 int n_threads):
+    """One collapsed Gibbs sweep with the sparse conditional (``_lda_gibbs_kernels.h``):
+    the same sub-steps, pairs, tokens and order as ``sweep``; n_kw is kept in per-word lists
+    during the sweep (built from nwk here, written back to it at the end).
+
+    Parameters (the others as for ``sweep``)
+    ----------
+    wl_ptr : (V + 1,) int64, each word's room for its list: at least min(its tokens, K)
+        entries, a multiple of 16; the list is entries 2 wl_ptr[w] .. 2 wl_ptr[w + 1] of
+        wlist (a topic and its count each).
+    wlist : (2 wl_ptr[V],) int32 and wlen : (V,) int32, workspace.
+    scratch_d : (B, sparse_scratch_width(K)) double.
+    """
+    cdef Py_ssize_t B = block_ptr.shape[0] - 1
+    cdef Py_ssize_t D = doc_ptr.shape[0] - 1
+    cdef Py_ssize_t N = words.shape[0]
+    cdef Py_ssize_t V = nwk.shape[0]
+    cdef int K = <int>nk.shape[0]
+    cdef int Kp = (K + 15) & ~15
+    cdef Py_ssize_t d, v
+    cdef int k
+    cdef int32_t c
+    cdef int64_t o
+    if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
+            or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
+            or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
+            or wl_ptr.shape[0] != V + 1 or wlen.shape[0] != V
+            or 2 * wl_ptr[V] > wlist.shape[0]
+            or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
+            or scratch_d.shape[1] < sparse_scratch_width(K) or n_threads < 1):
+        raise ValueError("sweep_sparse: inconsistent array shapes")
+    for v in range(V):
+        if (wl_ptr[v] & 15) or wl_ptr[v + 1] - wl_ptr[v] < min(<int64_t>K, 0 + _row_sum(nwk, v)):
+            raise ValueError("sweep_sparse: word %d has too little room in wlist" % v)
+    delta = np.zeros(K, np.int64)
+    cdef int64_t[::1] dl = delta
+    counters = np.zeros(2 * B, np.intc)
+    cdef int[::1] cnt = counters
+    cdef vbf_sweep_ctx ctx
+    with nogil:
+        for d in range(D):
+            cursor[d] = doc_ptr[d]
+        # the words' lists, in topic order: blocks of 16 topics then their 16 counts
+        for v in prange(V, schedule='static', num_threads=n_threads):
+            o = 2 * wl_ptr[v]
+            c = 0
+            for k in range(K):
+                if nwk[v, k] > 0:
+                    wlist[o + ((c >> 4) << 5) + (c & 15)] = k
+                    wlist[o + ((c >> 4) << 5) + (c & 15) + 16] = nwk[v, k]
+                    c = c + 1
+            wlen[v] = c
+    ctx.B = B
+    ctx.block_ptr = &block_ptr[0]
+    ctx.doc_ptr = &doc_ptr[0]
+    ctx.cursor = &cursor[0]
+    ctx.words = &words[0]
+    ctx.slice_of = &slice_of[0]
+    ctx.z = &z[0]
+    ctx.ndk = &ndk[0, 0]
+    ctx.nwk = &nwk[0, 0]
+    ctx.nk = &nk[0]
+    ctx.K = K
+    ctx.Kp = Kp
+    ctx.nkl = &scratch_i[0, 0]
+    ctx.ldi = scratch_i.shape[1]
+    ctx.scratch = &scratch_d[0, 0]
+    ctx.ldd = scratch_d.shape[1]
+    ctx.dl = &dl[0]
+    ctx.claim = &cnt[0]
+    ctx.arrived = &cnt[B]
+    ctx.phase = 0
+    ctx.alpha = alpha
+    ctx.eta = eta
+    ctx.veta = V * eta
+    ctx.seed = seed
+    ctx.chain = chain
+    ctx.sweep = sweep_index
+    ctx.sparse = 1
+    ctx.wl_ptr = &wl_ptr[0]
+    ctx.wlist = &wlist[0]
+    ctx.wlen = &wlen[0]
+    _run_sweep(&ctx, n_threads)
+    with nogil:
+        # n_kw back from the lists
+        for v in prange(V, schedule='static', num_threads=n_threads):
+            memset(&nwk[v, 0], 0, K * sizeof(int32_t))
+            o = 2 * wl_ptr[v]
+            for c in range(wlen[v]):
+                nwk[v, wlist[o + ((c >> 4) << 5) + (c & 15)]] = \
+                    wlist[o + ((c >> 4) << 5) + (c & 15) + 16]
+        for d in range(D):
+            if cursor[d] != doc_ptr[d + 1]:
+                with gil:
+                    raise ValueError("sweep_sparse: the tokens of document %d are not in the "
+                                     "order of its block's sub-steps" % d)
+
+
+cdef int64_t _row_sum(const int32_t[:, ::1] a, Py_ssize_t i) noexcept nogil:
+    cdef int64_t s = 0
+    cdef Py_ssize_t k
+    for k in range(a.shape[1]):
+        s += a[i, k]
+    return s
 
 
 cdef void _sweep_omp(const vbf_sweep_ctx* c, int n_threads) noexcept nogil:

@@ -1,7 +1,8 @@
 """Collapsed Gibbs sampling for ``LatentDirichletAllocation(method='gibbs')``.
 
-The sweep and the log joint run in ``vbfast.topics._lda_gibbs`` (dense conditional, documents x
-vocabulary partition; see that module). This module holds the data side of a fit
+The sweep and the log joint run in ``vbfast.topics._lda_gibbs`` (documents x vocabulary
+partition; a dense conditional below _SPARSE_MIN_TOPICS topics, a sparse one from there on;
+see that module). This module holds the data side of a fit
 (``TokenData``: token arrays in the order the sub-steps read them, document blocks and
 vocabulary slices, workspace; one sweep is its pass), the sampler method of one chain
 (``CollapsedGibbs``: the chain's assignments and count tables), and ``sample``, which runs the
@@ -43,6 +44,17 @@ _INT32_MAX = np.iinfo(np.int32).max
 # frequent word) are computed by the same gammaln in the kernel, so the tables never cost
 # 8 bytes a token (one document of 5e7 tokens needed 1.2 GB of them).
 _TABLE_CAP = 1 << 16
+# From this many topics on, the sparse conditional (see _lda_gibbs_kernels.h). Measured on
+# the benchmark corpus, one thread, first sweeps from a random start, sparse time / dense
+# time: 2.0 at K = 50, 1.7 at 150, 1.08 at 300, 0.77 at 500 (the sparse pass costs O(K_w),
+# the word's topics, which fall as the chain mixes; the dense one O(K) throughout).
+_SPARSE_MIN_TOPICS = 320
+
+
+def _choose_sampler(n_components):
+    """'dense' (O(K) a token in SIMD) below _SPARSE_MIN_TOPICS topics, 'sparse' (O(K_d +
+    log K) a token) from there on: from K only."""
+    return "sparse" if n_components >= _SPARSE_MIN_TOPICS else "dense"
 
 
 def _tokens(X):
@@ -107,17 +119,21 @@ class TokenData:
     slice_of : (V,) int vocabulary slice of each word in [0, B), or None for the default.
     own_words : bool, default False. Whether ``words`` (int32, contiguous) may be reordered in
         place and kept, instead of copied.
+    sampler : {'dense', 'sparse'} or None. The conditional (``_lda_gibbs.sweep`` or
+        ``sweep_sparse``: the same stationary distribution, different arithmetic); None
+        chooses from K (``_choose_sampler``).
 
     The tokens of each document are reordered (stably) so that each sub-step's are the next
     run: ``self.words`` is that order, and every per-token array (a chain's ``z``) follows it.
 
     Memory: ``words`` (int32) is the only per-token array kept here and a chain adds ``z``
     (int32): 8 bytes a token, plus the count tables ((D + V) K int32s); building them makes no
-    N-sized temporary.
+    N-sized temporary. The sparse sampler adds the words' (topic, count) lists: at most 8
+    bytes a token, plus rounding each word's room up to 16 entries.
     """
 
     def __init__(self, doc_ptr, words, n_words, n_components, alpha, eta, n_threads,
-                 part_ptr=None, slice_of=None, own_words=False):
+                 part_ptr=None, slice_of=None, own_words=False, sampler=None):
         self.doc_ptr = np.ascontiguousarray(doc_ptr, np.int64)
         words = np.ascontiguousarray(words, np.int32) if own_words else \
             np.array(words, dtype=np.int32, copy=True)
@@ -160,7 +176,21 @@ class TokenData:
                                         n_groups=n_blocks)
         self.cursor = np.empty(D, np.int64)
         self.scratch_i = np.empty((B, K), np.int32)
-        self.scratch_d = np.empty((B, 4 * K), np.float64)
+        if sampler is None:
+            sampler = _choose_sampler(K)
+        if sampler not in ("dense", "sparse"):
+            raise ValueError(f"sampler must be 'dense' or 'sparse', got {sampler!r}")
+        self.sampler = sampler
+        self.scratch_d = np.empty(
+            (B, 4 * K if sampler == "dense" else _lda_gibbs.sparse_scratch_width(K)),
+            np.float64)
+        if sampler == "sparse":
+            # each word's list of (topic, count): room for min(its tokens, K), in blocks of
+            # 16 (see the kernel); at most 8 bytes a token
+            self.wl_ptr = np.zeros(V + 1, np.int64)
+            np.cumsum((np.minimum(freq, K) + 15) // 16 * 16, out=self.wl_ptr[1:])
+            self.wlist = np.empty(2 * int(self.wl_ptr[-1]), np.int32)
+            self.wlen = np.empty(V, np.int32)
         self.part_lj = np.empty(B)
         self.block_lj = np.empty(n_blocks)
 
@@ -207,6 +237,14 @@ class TokenData:
         chain's draws do not depend on the other chains."""
         if self.N == 0:
             return 0.0
+        if self.sampler == "sparse":
+            _lda_gibbs.sweep_sparse(
+                self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
+                chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.wl_ptr, self.wlist,
+                self.wlen, self.scratch_i, self.scratch_d, self.alpha, self.eta,
+                np.uint64(seed), np.uint64(chain_index), np.uint64(sweep_index),
+                self.n_threads_sweep)
+            return self.log_joint(chain)
         _lda_gibbs.sweep(self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
                          chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.scratch_i,
                          self.scratch_d, self.alpha, self.eta, np.uint64(seed),
