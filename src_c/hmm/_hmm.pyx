@@ -34,6 +34,11 @@ from scipy.linalg.cython_blas cimport dgemm, dtrmm
 
 import numpy as np
 
+cdef extern from "_hmm_emission.h":
+    void vbf_hmm_gstats_cols(const double* y, const double* post, int b, int D, int K,
+                             int Kp, int spherical, double* nk, double* s1,
+                             double* s2) noexcept nogil
+
 cdef extern from "_hmm_kernels.h":
     double VBF_HMM_SCALE_FLOOR
     void vbf_hmm_rows(double* out, const double* c, const double* M, int K) noexcept nogil
@@ -82,16 +87,11 @@ cdef struct _FB:
 
 
 cdef struct _Dens:
-    int n_aux
-    int cov_type
-    int Kp                      # > 0: vbf_hmm_affine on WTp, cstp
-    const double* shift         # (D,) the density's shift (mean of the means)
-    const double* E             # (K, D) shifted means
-    const double* prec
-    const double* W             # (K, n_aux)
-    const double* cst           # (K,)
-    const double* WTp           # (n_aux, Kp)
-    const double* cstp          # (Kp,)
+    int n_aux                   # features a row ('diag': 2 D, 'spherical': D + 1)
+    int cov_type                # 2 'diag', 3 'spherical'
+    const double* shift         # (D,) the log-densities' shift (the mean of the means)
+    const double* WTp           # (n_aux, Kp) weights of the affine form, padded
+    const double* cstp          # (Kp,) its constants, padded
     const double* stats_shift   # (D,) the statistics' shift
 
 
@@ -756,21 +756,13 @@ def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
     dens = _density_arrays(means, prec, cov_type, log_const)
     cdef _Dens d
     cdef const double[::1] s_v = dens[1]
-    cdef const double[:, ::1] E_v = dens[2]
-    cdef const double[:, ::1] W_v = dens[3]
-    cdef const double[::1] c_v = dens[4]
     cdef const double[:, ::1] WT_v = dens[5]
     cdef const double[::1] cp_v = dens[6]
     d.n_aux = dens[0]
     d.cov_type = cov_type
     d.shift = &s_v[0]
-    d.E = &E_v[0, 0]
-    d.prec = &prec[0]
-    d.W = &W_v[0, 0]
-    d.cst = &c_v[0]
     d.WTp = &WT_v[0, 0]
     d.cstp = &cp_v[0]
-    d.Kp = dens[7]
     d.stats_shift = &stats_shift[0]
     with nogil, parallel(num_threads=n_threads):
         for g in prange(G, schedule="static"):
@@ -784,9 +776,9 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
     """Group g of gaussian_em_pass: sequences [s0, s1) in order, each's log-densities,
     forward-backward and emission statistics into the group's slots. Scratch is this
     call's own."""
-    cdef int K = p.K, Kp = p.Kp, j
+    cdef int K = p.K, Kp = p.Kp
     cdef int spherical = d.cov_type == 3
-    cdef Py_ssize_t s, a, T, lat = 0, c0, b, n
+    cdef Py_ssize_t s, a, T, lat = 0, c0, b
     cdef double ll
     cdef _FB q = p[0]
     cdef double* trans = p.trans_slots + g * K * K
@@ -800,7 +792,8 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
     cdef double* xi
     cdef double* lp
     cdef double* post
-    cdef double* buf
+    cdef double* ys
+    cdef double* z
     p.n_log_space[g] = 0
     memset(trans, 0, K * K * sizeof(double))
     memset(start, 0, K * sizeof(double))
@@ -813,10 +806,10 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
             lat = T
     # forward_backward's scratch (b, alpha (T, Kp), scale (T,), vec (3 Kp), gamma0 (Kp),
     # xi (K, Kp)), then the log-densities and the posteriors (T K + Kp: the statistics read
-    # every row's Kp lanes straight from post, the pad lanes finite), and the emission
-    # chunk's features
+    # every row's Kp lanes straight from post, the pad lanes finite), the rows shifted for
+    # the statistics (T, D) and an emission chunk's features (EM_CHUNK, n_aux)
     work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + 2 * (lat * K + Kp)
-                            + EM_CHUNK * (d.n_aux + D)) * sizeof(double))
+                            + lat * D + EM_CHUNK * d.n_aux) * sizeof(double))
     if work == NULL:
         return  # (seq_ll stays NaN: the caller raises MemoryError)
     b_lat = work
@@ -827,7 +820,8 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
     xi = gamma0 + Kp
     lp = xi + K * Kp
     post = lp + lat * K + Kp
-    buf = post + lat * K + Kp
+    ys = post + lat * K + Kp
+    z = ys + lat * D
     memset(post, 0, (lat * K + Kp) * sizeof(double))
     q.lp = lp
     q.post = post
@@ -837,8 +831,9 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
         c0 = 0
         while c0 < T:
             b = EM_CHUNK if c0 + EM_CHUNK < T else T - c0
-            _gauss_chunk(X + (a + c0) * D, <int>b, D, K, d.n_aux, d.cov_type, d.shift, d.E,
-                         d.prec, d.W, d.cst, lp + c0 * K, buf, d.Kp, d.WTp, d.cstp)
+            _features(X + (a + c0) * D, <int>b, D, spherical, d.shift, d.stats_shift, z,
+                      ys + c0 * D)
+            vbf_hmm_affine(z, <int>b, d.n_aux, d.WTp, d.cstp, K, Kp, lp + c0 * K)
             c0 = c0 + b
         ll = _forward_backward(&q, 0, T, alpha, b_lat, scale, vec, xi, gamma0, trans, start)
         if ll != ll:  # under/overflow: redo exactly in log space (b_lat serves as log alpha)
@@ -846,12 +841,35 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
             ll = _forward_backward_log(&q, 0, T, b_lat, vec, vec + K, trans, start, post)
         p.seq_ll[s] = ll
         c0 = 0
-        while c0 < T:
+        while c0 < T:  # (blocks of rows: a block's rows and posteriors stay in L1)
             b = EM_CHUNK if c0 + EM_CHUNK < T else T - c0
-            for n in range(b):
-                for j in range(D):
-                    buf[n * D + j] = <double>X[(a + c0 + n) * D + j] - d.stats_shift[j]
-            vbf_hmm_gstats(buf, post + c0 * K, <int>b, <int>b, D, K, Kp, spherical, eslot,
-                           eslot + Kp, eslot + Kp + D * Kp)
+            vbf_hmm_gstats_cols(ys + c0 * D, post + c0 * K, <int>b, D, K, Kp, spherical,
+                                eslot, eslot + Kp, eslot + Kp + D * Kp)
             c0 = c0 + b
     free(work)
+
+
+cdef inline void _features(const floating* X, int b, int D, int spherical,
+                           const double* shift, const double* stats_shift, double* z,
+                           double* ys) noexcept nogil:
+    """For b rows of X: the log-density features z (b, n_aux) of the affine form (see
+    gaussian_log_density: [y, y^2] ('diag') or [y, ||y||^2] ('spherical'), y = x - shift,
+    the same operations as ``_gauss_chunk``: the same bits), and ys (b, D) = x - stats_shift
+    for the statistics."""
+    cdef int n, j, n_aux = D + 1 if spherical else 2 * D
+    cdef double x, y, q
+    cdef double* zn
+    for n in range(b):
+        zn = z + n * n_aux
+        q = 0.0
+        for j in range(D):
+            x = <double>X[n * D + j]
+            y = x - shift[j]
+            zn[j] = y
+            if spherical:
+                q = q + y * y
+            else:
+                zn[D + j] = y * y
+            ys[n * D + j] = x - stats_shift[j]
+        if spherical:
+            zn[D] = q

@@ -1,0 +1,115 @@
+/* Gaussian emission statistics of the fused HMM pass (_hmm.pyx's gaussian_em_pass), by
+   columns: the same sums as vbf_hmm_gstats of _hmm_kernels.h, with the same operations in
+   the same order for every entry (rows added in order; the same bits), but each feature's
+   sums held in registers over a block of rows instead of loaded and stored for every row.
+   No FMA: the AVX2 and the baseline builds give the same bits. */
+#ifndef VBFAST_HMM_EMISSION_H
+#define VBFAST_HMM_EMISSION_H
+
+#include "vbf_dispatch.h"
+#include "vbf_simd_math.h"
+
+/* For b rows: nk (Kp) += sum_n g_n; s1 (D, Kp): s1[j] += sum_n y_nj g_n; s2: 'diag' (D, Kp)
+   s2[j] += sum_n y_nj^2 g_n, 'spherical' (Kp) s2 += sum_n ||y_n||^2 g_n (||y_n||^2 summed
+   over j in order). y: (b, D) the shifted rows; g_n: row n of post (b, K) read as Kp lanes,
+   so post must be readable for b K + Kp - K doubles, those past the end finite (the pad lanes
+   then hold the next row's values and feed only the pad lanes of the sums). Kp <= 16. */
+#if defined(__GNUC__)
+VBF_INLINE void vbf_hmm_gstats_cols_k(const double *y, const double *post, int b, int D,
+                                      int K, const int Kp, int spherical, double *nk,
+                                      double *s1, double *s2)
+{
+    int n, j, l;
+    vbf_v4 a1[4], a2[4];
+    for (l = 0; l < Kp / 4; l++)
+        a1[l] = vbf_load4(nk + 4 * l);
+    for (n = 0; n < b; n++)
+        for (l = 0; l < Kp / 4; l++)
+            a1[l] = a1[l] + vbf_load4(post + (long long)n * K + 4 * l);
+    for (l = 0; l < Kp / 4; l++)
+        vbf_store4(nk + 4 * l, a1[l]);
+    for (j = 0; j < D; j++) {
+        double *r1 = s1 + (long long)j * Kp, *r2 = s2 + (long long)j * Kp;
+        for (l = 0; l < Kp / 4; l++)
+            a1[l] = vbf_load4(r1 + 4 * l);
+        if (spherical) {
+            for (n = 0; n < b; n++) {
+                const vbf_v4 yj = vbf_splat(y[(long long)n * D + j]);
+                for (l = 0; l < Kp / 4; l++)
+                    a1[l] = a1[l] + yj * vbf_load4(post + (long long)n * K + 4 * l);
+            }
+        } else {
+            for (l = 0; l < Kp / 4; l++)
+                a2[l] = vbf_load4(r2 + 4 * l);
+            for (n = 0; n < b; n++) {
+                const vbf_v4 yj = vbf_splat(y[(long long)n * D + j]), yy = yj * yj;
+                for (l = 0; l < Kp / 4; l++) {
+                    const vbf_v4 g = vbf_load4(post + (long long)n * K + 4 * l);
+                    a1[l] = a1[l] + yj * g;
+                    a2[l] = a2[l] + yy * g;
+                }
+            }
+            for (l = 0; l < Kp / 4; l++)
+                vbf_store4(r2 + 4 * l, a2[l]);
+        }
+        for (l = 0; l < Kp / 4; l++)
+            vbf_store4(r1 + 4 * l, a1[l]);
+    }
+    if (spherical) {
+        for (l = 0; l < Kp / 4; l++)
+            a2[l] = vbf_load4(s2 + 4 * l);
+        for (n = 0; n < b; n++) {
+            const double *yn = y + (long long)n * D;
+            double q = 0.0;
+            for (j = 0; j < D; j++)
+                q = q + yn[j] * yn[j];
+            for (l = 0; l < Kp / 4; l++)
+                a2[l] = a2[l] + vbf_splat(q) * vbf_load4(post + (long long)n * K + 4 * l);
+        }
+        for (l = 0; l < Kp / 4; l++)
+            vbf_store4(s2 + 4 * l, a2[l]);
+    }
+}
+
+VBF_INLINE void vbf_hmm_gstats_cols_body(const double *y, const double *post, int b, int D,
+                                         int K, int Kp, int spherical, double *nk,
+                                         double *s1, double *s2)
+{
+    switch (Kp) {
+    case 4: vbf_hmm_gstats_cols_k(y, post, b, D, K, 4, spherical, nk, s1, s2); break;
+    case 8: vbf_hmm_gstats_cols_k(y, post, b, D, K, 8, spherical, nk, s1, s2); break;
+    case 12: vbf_hmm_gstats_cols_k(y, post, b, D, K, 12, spherical, nk, s1, s2); break;
+    default: vbf_hmm_gstats_cols_k(y, post, b, D, K, 16, spherical, nk, s1, s2);
+    }
+}
+VBF_DISPATCH(vbf_hmm_gstats_cols, "avx2", vbf_cpu_avx2(),
+             (const double *y, const double *post, int b, int D, int K, int Kp,
+              int spherical, double *nk, double *s1, double *s2),
+             (y, post, b, D, K, Kp, spherical, nk, s1, s2))
+#else
+/* compilers without vector extensions: the same sums one lane at a time */
+static void vbf_hmm_gstats_cols(const double *y, const double *post, int b, int D, int K,
+                                int Kp, int spherical, double *nk, double *s1, double *s2)
+{
+    int n, j, l;
+    for (n = 0; n < b; n++) {
+        const double *yn = y + (long long)n * D, *g = post + (long long)n * K;
+        double q = 0.0;
+        for (l = 0; l < K; l++)
+            nk[l] = nk[l] + g[l];
+        for (j = 0; j < D; j++) {
+            q = q + yn[j] * yn[j];
+            for (l = 0; l < K; l++) {
+                s1[j * Kp + l] = s1[j * Kp + l] + yn[j] * g[l];
+                if (!spherical)
+                    s2[j * Kp + l] = s2[j * Kp + l] + (yn[j] * yn[j]) * g[l];
+            }
+        }
+        if (spherical)
+            for (l = 0; l < K; l++)
+                s2[l] = s2[l] + q * g[l];
+    }
+}
+#endif
+
+#endif
