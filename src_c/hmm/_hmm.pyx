@@ -24,6 +24,8 @@ Parallelism and determinism: sequences are cut into groups of consecutive sequen
 that depends on ``lengths`` only (the caller's ``group_bounds``); each group is processed by
 one thread, sequence after sequence, and accumulates into its own statistics slot, which the
 caller reduces in group order. Results are therefore bitwise identical for any thread count.
+``gaussian_em_pass`` runs a Gaussian HMM's whole EM pass that way ('diag' / 'spherical', K <=
+16): per sequence, log-densities, forward-backward, then the emission statistics.
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
@@ -35,6 +37,10 @@ from scipy.linalg.cython_blas cimport dgemm, dtrmm
 import numpy as np
 
 cdef extern from "_hmm_emission.h":
+    void vbf_hmm_features_d(const double* X, int b, int D, int spherical, const double* shift,
+                            const double* stats_shift, double* z, double* ys) noexcept nogil
+    void vbf_hmm_features_f(const float* X, int b, int D, int spherical, const double* shift,
+                            const double* stats_shift, double* z, double* ys) noexcept nogil
     void vbf_hmm_gstats_cols(const double* y, const double* post, int b, int D, int K,
                              int Kp, int spherical, double* nk, double* s1,
                              double* s2) noexcept nogil
@@ -853,23 +859,9 @@ cdef inline void _features(const floating* X, int b, int D, int spherical,
                            const double* shift, const double* stats_shift, double* z,
                            double* ys) noexcept nogil:
     """For b rows of X: the log-density features z (b, n_aux) of the affine form (see
-    gaussian_log_density: [y, y^2] ('diag') or [y, ||y||^2] ('spherical'), y = x - shift,
-    the same operations as ``_gauss_chunk``: the same bits), and ys (b, D) = x - stats_shift
-    for the statistics."""
-    cdef int n, j, n_aux = D + 1 if spherical else 2 * D
-    cdef double x, y, q
-    cdef double* zn
-    for n in range(b):
-        zn = z + n * n_aux
-        q = 0.0
-        for j in range(D):
-            x = <double>X[n * D + j]
-            y = x - shift[j]
-            zn[j] = y
-            if spherical:
-                q = q + y * y
-            else:
-                zn[D + j] = y * y
-            ys[n * D + j] = x - stats_shift[j]
-        if spherical:
-            zn[D] = q
+    gaussian_log_density; the same bits as ``_gauss_chunk``) and ys (b, D) = x -
+    stats_shift for the statistics (``vbf_hmm_features_*`` of _hmm_emission.h)."""
+    if floating is double:
+        vbf_hmm_features_d(X, b, D, spherical, shift, stats_shift, z, ys)
+    else:
+        vbf_hmm_features_f(X, b, D, spherical, shift, stats_shift, z, ys)

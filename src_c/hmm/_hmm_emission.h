@@ -112,4 +112,39 @@ static void vbf_hmm_gstats_cols(const double *y, const double *post, int b, int 
 }
 #endif
 
+/* Features of b rows x (b, D) for the fused pass: z (b, n_aux) the affine form's of the
+   Gaussian log-densities, [y, y^2] ('diag', n_aux = 2 D) or [y, ||y||^2] ('spherical', n_aux =
+   D + 1, the squares summed over j in order), y = x - shift; ys (b, D) = x - stats_shift.
+   The same operations as _hmm.pyx's _gauss_chunk (the same bits); restrict pointers so that
+   the compiler keeps the shifts in registers and vectorises over j. */
+#define VBF_HMM_FEATURES(NAME, TYPE)                                                        \
+    static void NAME(const TYPE *restrict X, int b, int D, int spherical,                  \
+                     const double *restrict shift, const double *restrict stats_shift,     \
+                     double *restrict z, double *restrict ys)                              \
+    {                                                                                       \
+        int n, j;                                                                           \
+        const int n_aux = spherical ? D + 1 : 2 * D;                                        \
+        for (n = 0; n < b; n++) {                                                           \
+            const TYPE *restrict xn = X + (long long)n * D;                                 \
+            double *restrict zn = z + (long long)n * n_aux;                                 \
+            double *restrict yn = ys + (long long)n * D;                                    \
+            for (j = 0; j < D; j++) {                                                       \
+                const double x = (double)xn[j];                                             \
+                zn[j] = x - shift[j];                                                       \
+                yn[j] = x - stats_shift[j];                                                 \
+            }                                                                               \
+            if (spherical) {                                                                \
+                double q = 0.0;                                                             \
+                for (j = 0; j < D; j++)                                                     \
+                    q = q + zn[j] * zn[j];                                                  \
+                zn[D] = q;                                                                  \
+            } else {                                                                        \
+                for (j = 0; j < D; j++)                                                     \
+                    zn[D + j] = zn[j] * zn[j];                                              \
+            }                                                                               \
+        }                                                                                   \
+    }
+VBF_HMM_FEATURES(vbf_hmm_features_d, double)
+VBF_HMM_FEATURES(vbf_hmm_features_f, float)
+
 #endif

@@ -3,7 +3,9 @@
 The emission log-densities come from ``vbfast.hmm._hmm.gaussian_log_density`` (chunk-parallel
 over rows), the emission statistics from the mixture's Gaussian pass
 (``vbfast.emissions.gaussian.GaussianPass`` driven by the posteriors as responsibilities,
-chunk-parallel), so one long sequence is not left on one core for its emission work.
+chunk-parallel), so one long sequence is not left on one core for its emission work. Over
+many sequences ('diag' / 'spherical', K <= SMALL_K, ``Sequences.spread``) one fused kernel
+(``_hmm.gaussian_em_pass``) does all three per sequence instead (``_fused_pass``).
 
 The M-step is hmmlearn's (Huang, Acero & Hon, *Spoken Language Processing*, pp. 443-445), with
 N_k = sum_n gamma_nk, w = ``means_weight``, mu_0 = ``means_prior``, Psi = ``covars_prior``,
