@@ -273,3 +273,151 @@ def test_against_hmmlearn_kernels(K, T):
     ll2, states = seqs.viterbi(logprob, startprob, transmat)
     assert_allclose(ll2[0], vll, rtol=1e-12)
     assert_array_equal(states, vstates)
+
+
+# ------------------------------------------------------------ the fused Gaussian EM pass
+def _em_pass(X, means, covars, spherical, startprob, transmat, seqs, n_threads,
+             stats_shift=None):
+    """gaussian_em_pass's outputs, slots summed in group order."""
+    from vbfast.hmm.gaussian import _log_density_inputs
+
+    ct = "spherical" if spherical else "diag"
+    (N, D), K, G = X.shape, means.shape[0], seqs.n_groups
+    Kp = (K + 3) // 4 * 4
+    prec, code, log_const = _log_density_inputs(covars, ct, K, D)
+    shift = X.astype(np.float64).mean(axis=0) if stats_shift is None else stats_shift
+    slots = (np.full((G, K * K), np.nan), np.full((G, K), np.nan),
+             np.full((G, Kp * (1 + D + (1 if spherical else D))), np.nan))
+    seq_ll = np.full(seqs.n_sequences, np.nan)
+    n_log = np.full(G, -1, dtype=np.int32)
+    _hmm.gaussian_em_pass(X, means, prec, code, log_const, shift, startprob, transmat,
+                          seqs.offsets, seqs.group_bounds, *slots, seq_ll, n_log, n_threads)
+    return seq_ll, slots, n_log, shift
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K,D", [(1, 2), (3, 5), (10, 8), (16, 3)])
+def test_gaussian_em_pass_against_numpy(spherical, dtype, K, D):
+    """The fused pass (log-densities, forward-backward, emission statistics per sequence)
+    equals the obvious computation: scipy's log-densities, the log-space forward-backward
+    reference, the posterior-weighted sums in NumPy; bitwise the same for 1, 2, 3 threads."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(K * 10 + D)
+    lengths = [1, 300, 7, 257, 2, 40] + list(rng.integers(1, 60, size=10))
+    N = sum(lengths)
+    means = rng.normal(scale=2.0, size=(K, D))
+    X = (means[rng.integers(K, size=N)] + rng.normal(size=(N, D)) + 5.0).astype(dtype)
+    means = means + 5.0
+    covars = rng.uniform(0.5, 2.0, size=K if spherical else (K, D))
+    startprob, transmat = random_model(rng, K)
+    seqs = Sequences(lengths, N, 1)
+    seqs.group_bounds = np.array([0, 2, 2, 5, 11, len(lengths)], dtype=np.int64)
+    seqs.n_groups = 5  # (one empty)
+    outs = []
+    for n_threads in (1, 2, 3):
+        seq_ll, slots, n_log, shift = _em_pass(X, means, covars, spherical, startprob,
+                                               transmat, seqs, n_threads)
+        outs.append(b"".join(a.tobytes() for a in (seq_ll, n_log) + slots))
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+    cov = [np.eye(D) * (c if spherical else 1.0) * (1.0 if spherical else c)
+           for c in covars]
+    Xd = X.astype(np.float64)
+    logprob = np.stack([multivariate_normal(means[k], cov[k]).logpdf(Xd).reshape(N)
+                        for k in range(K)], axis=1)
+    ll, post, start, trans = ref_fb(logprob, startprob, transmat, lengths)
+    assert_allclose(seq_ll, ll, rtol=1e-10)
+    assert n_log.sum() == 0
+    assert_allclose(slots[0].sum(axis=0).reshape(K, K), trans, rtol=1e-8, atol=1e-9)
+    assert_allclose(slots[1].sum(axis=0), start, rtol=1e-8, atol=1e-12)
+    total = slots[2].sum(axis=0)
+    Kp = (K + 3) // 4 * 4
+    y = Xd - shift
+    assert_allclose(total[:K], post.sum(axis=0), rtol=1e-9)
+    assert_allclose(total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T, post.T @ y, rtol=1e-8,
+                    atol=1e-8)
+    s2 = total[Kp + D * Kp:]
+    ref = post.T @ (y ** 2).sum(axis=1) if spherical else post.T @ y ** 2
+    assert_allclose(s2[:K] if spherical else s2.reshape(D, Kp)[:, :K].T, ref, rtol=1e-9)
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_gaussian_em_pass_equals_the_three_passes_bitwise(spherical):
+    """With one group, the fused pass adds the same terms in the same order as
+    gaussian_log_density -> forward_backward -> gaussian_stats (one slot): the same bits."""
+    from vbfast.hmm.gaussian import _log_density_inputs
+
+    rng = np.random.default_rng(7)
+    K, D = 6, 4
+    lengths = [40, 1, 300, 13]
+    N = sum(lengths)
+    means = rng.normal(scale=3.0, size=(K, D))
+    X = means[rng.integers(K, size=N)] + rng.normal(size=(N, D))
+    covars = rng.uniform(0.5, 2.0, size=K if spherical else (K, D))
+    startprob, transmat = random_model(rng, K)
+    seqs = Sequences(lengths, N, 1)
+    seqs.group_bounds = np.array([0, len(lengths)], dtype=np.int64)
+    seqs.n_groups = 1
+    seq_ll, slots, n_log, shift = _em_pass(X, means, covars, spherical, startprob, transmat,
+                                           seqs, 2)
+    ct = "spherical" if spherical else "diag"
+    prec, code, log_const = _log_density_inputs(covars, ct, K, D)
+    logprob = np.empty((N, K))
+    _hmm.gaussian_log_density(X, means, prec, code, log_const, logprob, 256, 1)
+    out = seqs.forward_backward(logprob, startprob, transmat)
+    stats = np.empty((1, slots[2].shape[1]))
+    _hmm.gaussian_stats(X, out["posteriors"], shift, spherical, stats, 256, 1)
+    assert seq_ll.tobytes() == out["seq_ll"].tobytes()
+    assert slots[0].reshape(K, K).tobytes() == out["trans"].tobytes()
+    assert slots[1][0].tobytes() == out["start"].tobytes()
+    # (the pad lanes of the sums may differ: they take the next row's values)
+    Kp = (K + 3) // 4 * 4
+    real = np.tile(np.arange(Kp) < K, stats.shape[1] // Kp)
+    assert slots[2][:, real].tobytes() == stats[:, real].tobytes()
+
+
+def test_gaussian_em_pass_log_space_fallback():
+    """Densities exp(-45,000) apart and a state that cannot be reached: the scaled recursion
+    underflows, the fused pass redoes that sequence in log space, exactly, and its
+    statistics stay finite."""
+    K, D = 3, 1
+    means = np.array([[0.0], [30.0], [60.0]])
+    covars = np.full((K, D), 0.01)
+    rng = np.random.default_rng(1)
+    z = np.r_[np.full(20, 1), np.full(5, 0), np.full(20, 2)]  # state 0 where 0 is impossible
+    X = means[z] + rng.normal(scale=0.1, size=(len(z), D))
+    X = np.r_[X, means[[1, 1, 2]] + 0.05]
+    lengths = [45, 3]
+    transmat = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    startprob = np.array([0.0, 0.5, 0.5])
+    seqs = Sequences(lengths, len(X), 1)
+    seq_ll, slots, n_log, shift = _em_pass(X, means, covars, False, startprob, transmat,
+                                           seqs, 1)
+    from scipy.stats import norm
+
+    logprob = np.stack([norm(means[k, 0], 0.1).logpdf(X[:, 0]) for k in range(K)], axis=1)
+    ll, post, start, trans = ref_fb(logprob, startprob, transmat, lengths)
+    assert n_log.sum() == 1
+    assert_allclose(seq_ll, ll, rtol=1e-12, atol=1e-10)
+    assert_allclose(slots[0].sum(axis=0).reshape(K, K), trans, rtol=1e-9, atol=1e-12)
+    total = slots[2].sum(axis=0)
+    assert np.isfinite(total).all()
+    assert_allclose(total[:K], post.sum(axis=0), rtol=1e-9, atol=1e-12)
+
+
+def test_gaussian_em_pass_refuses_bad_shapes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    seqs = Sequences([10, 10], 20, 1)
+    startprob, transmat = random_model(rng, 3)
+    args = [X, rng.normal(size=(3, 2)), np.ones(6), 2, np.zeros(3), np.zeros(2), startprob,
+            transmat, seqs.offsets, seqs.group_bounds, np.empty((1, 9)), np.empty((1, 3)),
+            np.empty((1, 4 * 5)), np.empty(2), np.zeros(1, dtype=np.int32), 1]
+    _hmm.gaussian_em_pass(*args)  # the right shapes
+    for i, bad in [(3, 0), (2, np.ones(5)), (12, np.empty((1, 19))), (5, np.zeros(3)),
+                   (7, np.eye(2))]:
+        wrong = list(args)
+        wrong[i] = bad
+        with pytest.raises(ValueError):
+            _hmm.gaussian_em_pass(*wrong)

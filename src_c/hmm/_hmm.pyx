@@ -24,6 +24,8 @@ Parallelism and determinism: sequences are cut into groups of consecutive sequen
 that depends on ``lengths`` only (the caller's ``group_bounds``); each group is processed by
 one thread, sequence after sequence, and accumulates into its own statistics slot, which the
 caller reduces in group order. Results are therefore bitwise identical for any thread count.
+``gaussian_em_pass`` runs a Gaussian HMM's whole EM pass that way ('diag' / 'spherical', K <=
+16): per sequence, log-densities, forward-backward, then the emission statistics.
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
@@ -33,6 +35,15 @@ from libc.math cimport exp, log, INFINITY, NAN, isfinite
 from scipy.linalg.cython_blas cimport dgemm, dtrmm
 
 import numpy as np
+
+cdef extern from "_hmm_emission.h":
+    void vbf_hmm_features_d(const double* X, int b, int D, int spherical, const double* shift,
+                            const double* stats_shift, double* z, double* ys) noexcept nogil
+    void vbf_hmm_features_f(const float* X, int b, int D, int spherical, const double* shift,
+                            const double* stats_shift, double* z, double* ys) noexcept nogil
+    void vbf_hmm_gstats_cols(const double* y, const double* post, int b, int D, int K,
+                             int Kp, int spherical, double* nk, double* s1,
+                             double* s2) noexcept nogil
 
 cdef extern from "_hmm_kernels.h":
     double VBF_HMM_SCALE_FLOOR
@@ -106,6 +117,20 @@ cdef struct _FB:
     double* start_slots       # (G, K) expected start counts; NULL: not wanted
     double* seq_ll            # (S,) log-likelihood of every sequence
     int* n_log_space          # (G,) sequences of the group redone in log space
+
+
+cdef struct _Dens:
+    int n_aux                   # features a row ('diag': 2 D, 'spherical': D + 1)
+    int cov_type                # 2 'diag', 3 'spherical'
+    const double* shift         # (D,) the log-densities' shift (the mean of the means)
+    const double* WTp           # (n_aux, Kp) weights of the affine form, padded
+    const double* cstp          # (Kp,) its constants, padded
+    const double* stats_shift   # (D,) the statistics' shift
+
+
+# rows per emission chunk inside a sequence (the chunk's features stay in L1 / L2)
+cdef enum:
+    EM_CHUNK = 256
 
 
 cdef double _forward_only(const _FB* p, Py_ssize_t a, Py_ssize_t T, double* alpha,
@@ -233,6 +258,50 @@ cdef double _forward_backward_log(const _FB* p, Py_ssize_t a, Py_ssize_t T, doub
     return ll
 
 
+
+def _transition_arrays(const double[::1] startprob, const double[:, ::1] transmat):
+    """The forms of pi and A the kernels read: (pi, A, A^T, log pi, log A, pi padded to Kp,
+    A and A^T with rows padded to Kp), every one C-contiguous float64."""
+    K = transmat.shape[0]
+    cdef int Kp = VBF_HMM_PAD(<int>K)
+    A = np.asarray(transmat)
+    logA = np.empty((K, K))
+    logpi = np.empty(K)
+    with np.errstate(divide="ignore"):
+        np.log(A, out=logA)
+        np.log(np.asarray(startprob), out=logpi)
+    Ap = np.zeros((K, Kp))
+    Ap[:, :K] = A
+    ATp = np.zeros((K, Kp))
+    ATp[:, :K] = A.T
+    startp = np.zeros(Kp)
+    startp[:K] = startprob
+    return (np.asarray(startprob), A, np.ascontiguousarray(A.T), logpi, logA, startp, Ap, ATp)
+
+
+cdef void _fill_transitions(_FB* p, tuple arrays):
+    """Point p's transition fields at ``_transition_arrays``' arrays (kept alive by the
+    caller)."""
+    cdef const double[::1] startprob = arrays[0]
+    cdef const double[::1] logpi = arrays[3]
+    cdef const double[::1] startp = arrays[5]
+    cdef const double[:, ::1] A = arrays[1]
+    cdef const double[:, ::1] AT = arrays[2]
+    cdef const double[:, ::1] logA = arrays[4]
+    cdef const double[:, ::1] Ap = arrays[6]
+    cdef const double[:, ::1] ATp = arrays[7]
+    p.K = <int>A.shape[0]
+    p.Kp = VBF_HMM_PAD(p.K)
+    p.startprob = &startprob[0]
+    p.transmat = &A[0, 0]
+    p.transT = &AT[0, 0]
+    p.logstart = &logpi[0]
+    p.logtrans = &logA[0, 0]
+    p.startp = &startp[0]
+    p.Ap = &Ap[0, 0]
+    p.ATp = &ATp[0, 0]
+
+
 def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
                      const double[:, ::1] transmat, const long long[::1] offsets,
                      const long long[::1] group_bounds, double[:, ::1] post,
@@ -286,35 +355,9 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
     for g in range(G):
         if group_bounds[g + 1] < group_bounds[g]:
             raise ValueError("group_bounds must be non-decreasing")
-    logA = np.empty((K, K))
-    logpi = np.empty(K)
-    with np.errstate(divide="ignore"):
-        np.log(np.asarray(transmat), out=logA)
-        np.log(np.asarray(startprob), out=logpi)
-    cdef int Kp = VBF_HMM_PAD(K)
-    Ap = np.zeros((K, Kp))
-    Ap[:, :K] = transmat
-    ATp = np.zeros((K, Kp))
-    ATp[:, :K] = np.asarray(transmat).T
-    startp = np.zeros(Kp)
-    startp[:K] = startprob
-    cdef double[:, ::1] AT_v = np.ascontiguousarray(np.asarray(transmat).T)
-    cdef double[:, ::1] Ap_v = Ap
-    cdef double[:, ::1] ATp_v = ATp
-    cdef double[::1] startp_v = startp
-    cdef double[:, ::1] logA_v = logA
-    cdef double[::1] logpi_v = logpi
+    arrays = _transition_arrays(startprob, transmat)
     cdef _FB p
-    p.K = K
-    p.Kp = Kp
-    p.Ap = &Ap_v[0, 0]
-    p.ATp = &ATp_v[0, 0]
-    p.startp = &startp_v[0]
-    p.startprob = &startprob[0]
-    p.transmat = &transmat[0, 0]
-    p.transT = &AT_v[0, 0]
-    p.logtrans = &logA_v[0, 0]
-    p.logstart = &logpi_v[0]
+    _fill_transitions(&p, arrays)
     p.lp = &logprob[0, 0]
     p.post = &post[0, 0] if want_post else NULL
     p.trans_slots = &trans_slots[0, 0] if want_stats else NULL
@@ -474,6 +517,42 @@ cdef void _viterbi_group(const double* lp, const double* lpi, const double* lA, 
     free(back)
 
 
+
+def _density_arrays(const double[:, ::1] means, const double[::1] prec, int cov_type,
+                    const double[::1] log_const):
+    """What ``_gauss_chunk`` reads for the Gaussian log-densities (see
+    gaussian_log_density): (n_aux, shift (D,), shifted means E (K, D), weights W (K, n_aux),
+    constants (K,), W^T padded (n_aux, max(Kp, 1)), constants padded (max(Kp, 1),), Kp (> 0:
+    'diag' / 'spherical' at K <= 16 by ``vbf_hmm_affine``, else 0))."""
+    K, D = means.shape[0], means.shape[1]
+    M = np.asarray(means)
+    shift = M.mean(axis=0)
+    E = M - shift  # (K, D) the means, shifted
+    n_aux = 2 * D if cov_type == 2 else D + 1
+    P = np.asarray(prec)
+    if cov_type == 2:
+        P = P.reshape(K, D)
+        W = np.concatenate([P * E, -0.5 * P], axis=1)
+        cst = np.asarray(log_const) - 0.5 * (P * E * E).sum(axis=1)
+    elif cov_type == 3:
+        W = np.concatenate([P[:, None] * E, -0.5 * P[:, None]], axis=1)
+        cst = np.asarray(log_const) - 0.5 * P * (E * E).sum(axis=1)
+    else:
+        W = np.zeros((1, n_aux))
+        cst = np.asarray(log_const, dtype=np.float64).copy()
+    # at K <= 16 the 'diag' / 'spherical' product runs in registers (vbf_hmm_affine) on
+    # W^T and the constants zero-padded to Kp lanes
+    cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
+    WTp = np.zeros((n_aux, max(Kp, 1)))
+    cstp = np.zeros(max(Kp, 1))
+    if Kp:
+        WTp[:, :K] = W.T
+        cstp[:K] = cst
+    return (n_aux, np.ascontiguousarray(shift), np.ascontiguousarray(E),
+            np.ascontiguousarray(W, dtype=np.float64),
+            np.ascontiguousarray(cst, dtype=np.float64), WTp, cstp, Kp)
+
+
 def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
                          const double[::1] prec, int cov_type, const double[::1] log_const,
                          double[:, ::1] out, Py_ssize_t chunk_size, int n_threads):
@@ -503,35 +582,15 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
         raise ValueError("precision array does not match covariance type")
     if N == 0:
         return
-    M = np.asarray(means)
-    shift = M.mean(axis=0)
-    E = M - shift  # (K, D) the means, shifted
-    n_aux = 2 * D if cov_type == 2 else D + 1
-    P = np.asarray(prec)
-    if cov_type == 2:
-        P = P.reshape(K, D)
-        W = np.concatenate([P * E, -0.5 * P], axis=1)
-        cst = np.asarray(log_const) - 0.5 * (P * E * E).sum(axis=1)
-    elif cov_type == 3:
-        W = np.concatenate([P[:, None] * E, -0.5 * P[:, None]], axis=1)
-        cst = np.asarray(log_const) - 0.5 * P * (E * E).sum(axis=1)
-    else:
-        W = np.zeros((1, n_aux))
-        cst = np.asarray(log_const, dtype=np.float64).copy()
-    cdef double[::1] s_v = np.ascontiguousarray(shift)
-    cdef double[:, ::1] E_v = np.ascontiguousarray(E)
-    cdef double[:, ::1] W_v = np.ascontiguousarray(W, dtype=np.float64)
-    cdef double[::1] c_v = np.ascontiguousarray(cst, dtype=np.float64)
-    # at K <= 16 the 'diag' / 'spherical' product runs in registers (vbf_hmm_affine) on
-    # W^T and the constants zero-padded to Kp lanes
-    cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
-    WTp = np.zeros((n_aux, max(Kp, 1)))
-    cstp = np.zeros(max(Kp, 1))
-    if Kp:
-        WTp[:, :K] = np.asarray(W).T
-        cstp[:K] = cst
-    cdef double[:, ::1] WT_v = WTp
-    cdef double[::1] cp_v = cstp
+    dens = _density_arrays(means, prec, cov_type, log_const)
+    n_aux = dens[0]
+    cdef double[::1] s_v = dens[1]
+    cdef double[:, ::1] E_v = dens[2]
+    cdef double[:, ::1] W_v = dens[3]
+    cdef double[::1] c_v = dens[4]
+    cdef double[:, ::1] WT_v = dens[5]
+    cdef double[::1] cp_v = dens[6]
+    cdef int Kp = dens[7]
     n_chunks = (N + chunk_size - 1) // chunk_size
     cdef int[::1] failed = np.zeros(1, dtype=np.int32)
     cdef double* buf
@@ -757,3 +816,181 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
             np.multiply(np.asarray(transmat), xi, out=np.asarray(trans))
             np.asarray(start)[:] = gamma0[:K]
     return sum_m + lsum_v[0]
+
+
+def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
+                     const double[::1] prec, int cov_type, const double[::1] log_const,
+                     const double[::1] stats_shift, const double[::1] startprob,
+                     const double[:, ::1] transmat, const long long[::1] offsets,
+                     const long long[::1] group_bounds, double[:, ::1] trans_slots,
+                     double[:, ::1] start_slots, double[:, ::1] emission_slots,
+                     double[::1] seq_ll, int[::1] n_log_space, int n_threads):
+    """One Baum-Welch pass of a Gaussian HMM ('diag' / 'spherical', K <= 16), fused: per
+    sequence, the emission log-densities (as gaussian_log_density), forward-backward (as
+    forward_backward) and the posterior-weighted emission statistics (as gaussian_stats),
+    one after another while the sequence's lattices are in cache; nothing (n_samples, K) is
+    made. In parallel over the groups of sequences (``group_bounds``, a rule on the lengths
+    only), each group into its own slots, reduced by the caller in group order: any thread
+    count gives the same bits.
+
+    Parameters
+    ----------
+    X : (N, D) float32 or float64
+    means : (K, D); prec : (K D,) ('diag') or (K,) ('spherical') precisions; cov_type : 2
+        ('diag') or 3 ('spherical'); log_const : (K,) as gaussian_log_density's.
+    stats_shift : (D,)
+        The statistics are about y_n = x_n - stats_shift.
+    startprob : (K,), transmat : (K, K); offsets : (S + 1,); group_bounds : (G + 1,)
+        As forward_backward's.
+    trans_slots : (G, K K), start_slots : (G, K), out
+        Per-group expected transition and start counts (overwritten).
+    emission_slots : (G, width), out
+        Per-group gaussian_stats slot [nk (Kp,), s1 (D, Kp), s2 (D, Kp) or (Kp,)]
+        (overwritten); the posteriors of an impossible sequence (uniform) count, as in the
+        unfused pass.
+    seq_ll : (S,) out, log p per sequence (left NaN for a group that could not allocate
+        its buffers); n_log_space : (G,) int32 out.
+    n_threads : int
+    """
+    cdef Py_ssize_t N = X.shape[0], S = seq_ll.shape[0], s, g, T
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1
+    cdef int D = <int>X.shape[1], K = <int>means.shape[0]
+    cdef int spherical = cov_type == 3
+    cdef int Kp = VBF_HMM_PAD(K)
+    cdef Py_ssize_t width = Kp + D * Kp + (Kp if spherical else D * Kp)
+    if cov_type not in (2, 3) or K > 16 or means.shape[1] != D or log_const.shape[0] != K \
+            or prec.shape[0] != (K * D if cov_type == 2 else K) or stats_shift.shape[0] != D:
+        raise ValueError("gaussian_em_pass takes 'diag' / 'spherical' at K <= 16 with "
+                         "matching shapes")
+    if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
+        raise ValueError("startprob / transmat do not match the means' n_components")
+    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N:
+        raise ValueError("offsets must start at 0 and end at n_samples")
+    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S or n_log_space.shape[0] != G:
+        raise ValueError("group_bounds must cover the sequences")
+    if trans_slots.shape[0] != G or trans_slots.shape[1] != K * K \
+            or start_slots.shape[0] != G or start_slots.shape[1] != K \
+            or emission_slots.shape[0] != G or emission_slots.shape[1] != width:
+        raise ValueError("statistics slots have the wrong shape")
+    for s in range(S):
+        T = offsets[s + 1] - offsets[s]
+        if T < 1:
+            raise ValueError("every sequence needs at least one sample")
+    for g in range(G):
+        if group_bounds[g + 1] < group_bounds[g]:
+            raise ValueError("group_bounds must be non-decreasing")
+    arrays = _transition_arrays(startprob, transmat)
+    cdef _FB p
+    _fill_transitions(&p, arrays)
+    p.lp = NULL  # (each group points a copy at its own buffers)
+    p.post = NULL
+    p.trans_slots = &trans_slots[0, 0]
+    p.start_slots = &start_slots[0, 0]
+    p.seq_ll = &seq_ll[0]
+    p.n_log_space = &n_log_space[0]
+    dens = _density_arrays(means, prec, cov_type, log_const)
+    cdef _Dens d
+    cdef const double[::1] s_v = dens[1]
+    cdef const double[:, ::1] WT_v = dens[5]
+    cdef const double[::1] cp_v = dens[6]
+    d.n_aux = dens[0]
+    d.cov_type = cov_type
+    d.shift = &s_v[0]
+    d.WTp = &WT_v[0, 0]
+    d.cstp = &cp_v[0]
+    d.stats_shift = &stats_shift[0]
+    with nogil, parallel(num_threads=n_threads):
+        for g in prange(G, schedule="static"):
+            _em_group(&p, &d, &X[0, 0], D, &offsets[0], group_bounds[g],
+                      group_bounds[g + 1], g, &emission_slots[g, 0], width)
+
+
+cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
+                    const long long* offsets, Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t g,
+                    double* eslot, Py_ssize_t width) noexcept nogil:
+    """Group g of gaussian_em_pass: sequences [s0, s1) in order, each's log-densities,
+    forward-backward and emission statistics into the group's slots. Scratch is this
+    call's own."""
+    cdef int K = p.K, Kp = p.Kp
+    cdef int spherical = d.cov_type == 3
+    cdef Py_ssize_t s, a, T, lat = 0, c0, b
+    cdef double ll
+    cdef _FB q = p[0]
+    cdef double* trans = p.trans_slots + g * K * K
+    cdef double* start = p.start_slots + g * K
+    cdef double* work
+    cdef double* b_lat
+    cdef double* alpha
+    cdef double* scale
+    cdef double* vec
+    cdef double* gamma0
+    cdef double* xi
+    cdef double* lp
+    cdef double* post
+    cdef double* ys
+    cdef double* z
+    p.n_log_space[g] = 0
+    memset(trans, 0, K * K * sizeof(double))
+    memset(start, 0, K * sizeof(double))
+    memset(eslot, 0, width * sizeof(double))
+    if s1 <= s0:
+        return
+    for s in range(s0, s1):
+        T = offsets[s + 1] - offsets[s]
+        if T > lat:
+            lat = T
+    # forward_backward's scratch (b, alpha (T, Kp), scale (T,), vec (3 Kp), gamma0 (Kp),
+    # xi (K, Kp)), then the log-densities and the posteriors (T K + Kp: the statistics read
+    # every row's Kp lanes straight from post, the pad lanes finite), the rows shifted for
+    # the statistics (T, D) and an emission chunk's features (EM_CHUNK, n_aux)
+    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + 2 * (lat * K + Kp)
+                            + lat * D + EM_CHUNK * d.n_aux) * sizeof(double))
+    if work == NULL:
+        return  # (seq_ll stays NaN: the caller raises MemoryError)
+    b_lat = work
+    alpha = b_lat + lat * Kp
+    scale = alpha + lat * Kp
+    vec = scale + lat
+    gamma0 = vec + 3 * Kp
+    xi = gamma0 + Kp
+    lp = xi + K * Kp
+    post = lp + lat * K + Kp
+    ys = post + lat * K + Kp
+    z = ys + lat * D
+    memset(post, 0, (lat * K + Kp) * sizeof(double))
+    q.lp = lp
+    q.post = post
+    for s in range(s0, s1):
+        a = offsets[s]
+        T = offsets[s + 1] - a
+        c0 = 0
+        while c0 < T:
+            b = EM_CHUNK if c0 + EM_CHUNK < T else T - c0
+            _features(X + (a + c0) * D, <int>b, D, spherical, d.shift, d.stats_shift, z,
+                      ys + c0 * D)
+            vbf_hmm_affine(z, <int>b, d.n_aux, d.WTp, d.cstp, K, Kp, lp + c0 * K)
+            c0 = c0 + b
+        ll = _forward_backward(&q, 0, T, alpha, b_lat, scale, vec, xi, gamma0, trans, start)
+        if ll != ll:  # under/overflow: redo exactly in log space (b_lat serves as log alpha)
+            p.n_log_space[g] += 1
+            ll = _forward_backward_log(&q, 0, T, b_lat, vec, vec + K, trans, start, post)
+        p.seq_ll[s] = ll
+        c0 = 0
+        while c0 < T:  # (blocks of rows: a block's rows and posteriors stay in L1)
+            b = EM_CHUNK if c0 + EM_CHUNK < T else T - c0
+            vbf_hmm_gstats_cols(ys + c0 * D, post + c0 * K, <int>b, D, K, Kp, spherical,
+                                eslot, eslot + Kp, eslot + Kp + D * Kp)
+            c0 = c0 + b
+    free(work)
+
+
+cdef inline void _features(const floating* X, int b, int D, int spherical,
+                           const double* shift, const double* stats_shift, double* z,
+                           double* ys) noexcept nogil:
+    """For b rows of X: the log-density features z (b, n_aux) of the affine form (see
+    gaussian_log_density; the same bits as ``_gauss_chunk``) and ys (b, D) = x -
+    stats_shift for the statistics (``vbf_hmm_features_*`` of _hmm_emission.h)."""
+    if floating is double:
+        vbf_hmm_features_d(X, b, D, spherical, shift, stats_shift, z, ys)
+    else:
+        vbf_hmm_features_f(X, b, D, spherical, shift, stats_shift, z, ys)

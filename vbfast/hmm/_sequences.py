@@ -21,6 +21,9 @@ MIN_WORK_PER_THREAD = 1 << 20
 # One sequence of up to this many states goes through the long-sequence pass (forward and
 # backward recursions on two threads, ``_hmm.forward_backward_long``).
 LONG_MAX_STATES = 16
+# A fused pass (a sequence's emission work on its group's thread) needs no sequence longer
+# than n_samples / SPREAD_SHARE, else that sequence's thread does most of the work.
+SPREAD_SHARE = 8
 
 
 def _long_pass_threads(n_threads, work):
@@ -73,6 +76,8 @@ class Sequences:
     n_groups(n_samples, ROWS_PER_GROUP, MAX_GROUPS), and sequence s goes to group
     floor(offset_s G / n_samples), so each group is a run of consecutive whole sequences of
     about n_samples / G rows. Every pass's per-group statistics are reduced in group order.
+    ``spread``: no sequence holds more than 1 / SPREAD_SHARE of the rows (then a family's
+    fused EM pass, which leaves each sequence's emission work on one thread, is used).
     """
 
     def __init__(self, lengths, n_samples, n_threads, n_components=1):
@@ -87,6 +92,8 @@ class Sequences:
             np.int64)
         self.group_bounds[-1] = self.n_sequences
         self.n_groups = G
+        # (a rule on the lengths only, like the groups: the same path for any thread count)
+        self.spread = bool(self.lengths.max() * SPREAD_SHARE <= self.n_samples)
         busy = int(np.count_nonzero(np.diff(self.group_bounds)))
         work = n_samples * n_components * (n_components + 8)
         self.n_threads = threads_for(n_threads, work, MIN_WORK_PER_THREAD, n_groups=busy)

@@ -101,7 +101,11 @@ class HMMData:
     def run_pass(self, shard, params):
         """Emission log-densities, forward-backward, emission statistics: a ``Statistics``
         with log_likelihood, seq_ll, start (K,), trans (K, K), n_log_space and the
-        emission's fields."""
+        emission's fields. A family with a fused pass (``_fused_pass``: all three per
+        sequence, in one parallel region) runs that instead where it applies."""
+        fused = self.model._fused_pass(self.X, shard, params, self.cache)
+        if fused is not None:
+            return Statistics(**fused)
         logprob = self.model._log_density(self.X, params, shard.n_threads)
         # the posteriors' buffer is kept for the fit (80 MB for 10^6 rows and 10 states)
         fb = shard.forward_backward(logprob, params["startprob"], params["transmat"],
@@ -410,6 +414,12 @@ class BaseHMM(ParamsMixin):
         return new, kept + k
 
     # ------------------------------------------------------------------ inference
+    def _fused_pass(self, X, sequences, params, cache):
+        """The EM pass's statistics (``HMMData.run_pass``'s fields) by a family's fused
+        kernel, or None where it has none (then log-densities, forward-backward and emission
+        statistics run as three passes)."""
+        return None
+
     def _fitted_params(self):
         check_is_fitted(self, "startprob_")
         K = self.n_components

@@ -3,7 +3,9 @@
 The emission log-densities come from ``vbfast.hmm._hmm.gaussian_log_density`` (chunk-parallel
 over rows), the emission statistics from the mixture's Gaussian pass
 (``vbfast.emissions.gaussian.GaussianPass`` driven by the posteriors as responsibilities,
-chunk-parallel), so one long sequence is not left on one core for its emission work.
+chunk-parallel), so one long sequence is not left on one core for its emission work. Over
+many sequences ('diag' / 'spherical', K <= SMALL_K, ``Sequences.spread``) one fused kernel
+(``_hmm.gaussian_em_pass``) does all three per sequence instead (``_fused_pass``).
 
 The M-step is hmmlearn's (Huang, Acero & Hon, *Spoken Language Processing*, pp. 443-445), with
 N_k = sum_n gamma_nk, w = ``means_weight``, mu_0 = ``means_prior``, Psi = ``covars_prior``,
@@ -63,6 +65,15 @@ def _log_density_inputs(covars, covariance_type, K, D):
         prec = np.ascontiguousarray(prec).ravel()
     log_const = np.broadcast_to(log_det - 0.5 * D * LOG_2PI, (K,))
     return prec, _CODES[covariance_type], np.ascontiguousarray(log_const, dtype=np.float64)
+
+
+def _unpack_small_k(total, K, D, spherical):
+    """nk (K,), s1 (K, D), s2 ((K, D) 'diag', (K,) 'spherical') from a summed
+    ``_hmm.gaussian_stats`` slot [nk (Kp,), s1 (D, Kp), s2 (D, Kp) or (Kp,)]."""
+    Kp = (K + 3) // 4 * 4
+    s2 = total[Kp + D * Kp:]
+    return {"nk": total[:K].copy(), "s1": total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T.copy(),
+            "s2": s2[:K].copy() if spherical else s2.reshape(D, Kp)[:, :K].T.copy()}
 
 
 def _full_covars(covars, covariance_type, K, D):
@@ -373,6 +384,37 @@ class GaussianHMM(BaseHMM):
             out["s2"] = stats["s2"]
         return out
 
+    def _fused_pass(self, X, sequences, params, cache):
+        """'diag' / 'spherical' at K <= SMALL_K over spread sequences: the log-densities,
+        forward-backward and emission statistics of each sequence in one kernel
+        (``_hmm.gaussian_em_pass``), per-group slots added in group order. None otherwise."""
+        K, D = params["means"].shape
+        ctype = self.covariance_type
+        if ctype not in ("diag", "spherical") or K > SMALL_K or not sequences.spread:
+            return None
+        G, Kp, spherical = sequences.n_groups, (K + 3) // 4 * 4, ctype == "spherical"
+        if "em_slots" not in cache:  # once per fit: the statistics' shift and the slots
+            cache["stats_shift"] = np.mean(X, axis=0, dtype=np.float64)
+            cache["em_slots"] = (np.empty((G, K * K)), np.empty((G, K)),
+                                 np.empty((G, Kp * (1 + D + (1 if spherical else D)))))
+        trans_slots, start_slots, emission_slots = cache["em_slots"]
+        prec, code, log_const = _log_density_inputs(params["covars"], ctype, K, D)
+        seq_ll = np.full(sequences.n_sequences, np.nan)
+        n_log = np.zeros(G, dtype=np.int32)
+        _hmm.gaussian_em_pass(X, np.ascontiguousarray(params["means"]), prec, code, log_const,
+                              cache["stats_shift"], np.ascontiguousarray(params["startprob"]),
+                              np.ascontiguousarray(params["transmat"]), sequences.offsets,
+                              sequences.group_bounds, trans_slots, start_slots,
+                              emission_slots, seq_ll, n_log, sequences.n_threads)
+        if np.isnan(seq_ll).any():
+            raise MemoryError("the fused EM pass could not allocate its lattices")
+        # group order: numpy adds the rows of a C-ordered array one after another
+        emission = _unpack_small_k(emission_slots.sum(axis=0), K, D, spherical)
+        return dict(log_likelihood=float(np.sum(seq_ll)), seq_ll=seq_ll,
+                    start=start_slots.sum(axis=0), trans=trans_slots.sum(axis=0).reshape(K, K),
+                    n_log_space=int(n_log.sum()), shift=cache["stats_shift"].copy(),
+                    **emission)
+
     def _small_k_stats(self, X, posteriors, shift, ctype, n_threads, cache):
         """N_k, S1 and S2 ('diag' (K, D) / 'spherical' (K,); one feature: (K, 1, 1)) about
         ``shift`` by ``_hmm.gaussian_stats``: its per-group slots added in group order."""
@@ -386,14 +428,12 @@ class GaussianHMM(BaseHMM):
         slots = cache["small_k_slots"]
         _hmm.gaussian_stats(X, np.ascontiguousarray(posteriors, dtype=np.float64), shift,
                             spherical, slots, CHUNK_SIZE, n_threads)
-        total = slots.sum(axis=0)  # (numpy adds the rows of a C-ordered array in order)
-        nk = total[:K].copy()
-        s1 = total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T.copy()
-        s2 = total[Kp + D * Kp:]
-        s2 = s2[:K].copy() if spherical else s2.reshape(D, Kp)[:, :K].T.copy()
+        # (numpy adds the rows of a C-ordered array in order)
+        out = _unpack_small_k(slots.sum(axis=0), K, D, spherical)
         if self.covariance_type == "full":  # one feature
-            s2 = s2.reshape(-1, 1, 1)
-        return {"nk": nk, "s1": s1, "s2": s2, "shift": shift.copy()}
+            out["s2"] = out["s2"].reshape(-1, 1, 1)
+        out["shift"] = shift.copy()
+        return out
 
     def _emission_m_step(self, params, stats):
         K, D = params["means"].shape
