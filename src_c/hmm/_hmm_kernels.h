@@ -1199,7 +1199,7 @@ static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <time.h>
+#include "vbf_wait.h"
 
 typedef struct {
     int K, Kp, backward;
@@ -1211,23 +1211,7 @@ typedef struct {
     int arrived, claim_chains;
 } vbf_hmm_long_ctx;
 
-#if defined(__GNUC__) && (defined(__unix__) || defined(__APPLE__))
-static void vbf_hmm_wait_ll(long long *counter, long long target)
-{
-    int spins = 0;
-    while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < target) {
-        if (spins < 2000) {
-            spins++;
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        } else {
-            struct timespec ts = {0, 20000};
-            nanosleep(&ts, NULL);
-        }
-    }
-}
-
+#ifdef VBF_HAVE_WAIT
 static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
 {
     long long k, t0, t1;
@@ -1242,7 +1226,7 @@ static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
         vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
         __atomic_add_fetch(&c->done_emis, 1, __ATOMIC_ACQ_REL);
     }
-    vbf_hmm_wait_ll(&c->done_emis, c->n_chunks);
+    VBF_WAIT_AT_LEAST(&c->done_emis, c->n_chunks);
     if (!c->backward) {
         if (__atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL) == 0)
             vbf_hmm_chains(1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha,
@@ -1265,7 +1249,7 @@ static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
             __atomic_add_fetch(&c->done_chains, 1, __ATOMIC_ACQ_REL);
         }
     }
-    vbf_hmm_wait_ll(&c->done_chains, 2);
+    VBF_WAIT_AT_LEAST(&c->done_chains, 2);
     if (c->bad[0] || c->bad[1])
         return;
     while ((k = __atomic_fetch_add(&c->claim_comb, 1, __ATOMIC_RELAXED)) < c->n_chunks) {

@@ -551,8 +551,9 @@ static inline void vbf_fold_nk(const vbf_sweep_ctx *c) {
 #include <omp.h>
 #endif
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__unix__) || defined(__APPLE__))
-#include <time.h>
+#include "vbf_wait.h"
+
+#ifdef VBF_HAVE_WAIT
 #define VBF_HAVE_SWEEP_WORKER 1
 
 static inline int vbf_team_size(void) {
@@ -561,21 +562,6 @@ static inline int vbf_team_size(void) {
 #else
     return 1;
 #endif
-}
-
-static void vbf_wait_phase(int *phase, int target) {
-    int spins = 0;
-    while (__atomic_load_n(phase, __ATOMIC_ACQUIRE) < target) {
-        if (spins < 2000) {
-            spins++;
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        } else {
-            struct timespec ts = {0, 20000};  /* 20 us (plus the timer's slack) */
-            nanosleep(&ts, NULL);
-        }
-    }
 }
 
 /* run by every thread of one parallel region */
@@ -592,7 +578,7 @@ static void vbf_sweep_worker(vbf_sweep_ctx *c) {
             vbf_fold_nk(c);
             __atomic_store_n(&c->phase, (int)(s + 1), __ATOMIC_RELEASE);
         } else {
-            vbf_wait_phase(&c->phase, (int)(s + 1));
+            VBF_WAIT_AT_LEAST(&c->phase, (int)(s + 1));
         }
     }
 }
