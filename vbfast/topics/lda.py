@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 from scipy.special import gammaln
 
-from . import _gibbs, _lda
+from . import _gibbs, _lda, _lda_online
 from ._data import check_count_rows, check_counts, check_total, count_flaw, csr_block, priors
 from .._core.base import (ParamsMixin, TransformerOutputMixin, all_or_nothing,
                           available_if)
@@ -198,6 +198,13 @@ class MiniBatchData(DocumentData):
     def __init__(self, X, n_components, n_threads, batch_size):
         super().__init__(X, n_components, n_threads, batch_size, stats=False)
         self._batches = {}
+        # the passes' outputs, allocated once for the largest mini-batch and reused: a
+        # mini-batch's pass allocates no arrays of its size (fresh pages cost page faults and
+        # zeroing every time). Each pass's ``word_topic`` is a view of ``_suff``, valid until
+        # the next pass: the loop hands it to the method's update first.
+        self._batch_ratio = np.empty(0)
+        self._t = np.empty((0, n_components))
+        self._suff = np.empty((0, n_components))
 
     def _batch(self, shard):
         if shard not in self._batches:
@@ -227,8 +234,13 @@ class MiniBatchData(DocumentData):
         bnd = np.empty((_n_groups(n), 2))
         threads = threads_for(self.n_threads, indices.size, _MIN_NNZ_PER_THREAD,
                               n_groups=bnd.shape[0])
-        t = np.empty((n, self.K))
-        ratio = np.empty(indices.size)
+        if self._batch_ratio.size < indices.size:
+            self._batch_ratio = np.empty(indices.size)
+        if self._t.shape[0] < n:
+            self._t = np.empty((n, self.K))
+        if self._suff.shape[0] < words.size:
+            self._suff = np.empty((words.size, self.K))
+        t, ratio = self._t[:n], self._batch_ratio[:indices.size]
         B, log_B = inputs["B"], inputs["logB"]
         if words.size == 0:  # no word at all: a row nobody reads, so that the bound is wanted
             log_B = np.zeros((1, self.K))
@@ -241,7 +253,7 @@ class MiniBatchData(DocumentData):
         _lda.lda_pass(indptr, indices, counts, B, log_B, inputs["gamma"],
                       inputs["alpha"], inputs["max_iter"], inputs["tol"], _EPS, ratio, t, bnd,
                       threads, inputs["fast"], None, inputs["topic_max"])
-        suff = np.empty((words.size, self.K))
+        suff = self._suff[:words.size]
         _lda.word_topic_stats(*pattern, ratio, t, B, suff, threads)
         return Statistics(bound_terms=bnd.sum(axis=0), n_docs=n, word_topic=suff)
 
@@ -642,6 +654,10 @@ class OnlineTopics:
         self.scale, self.shift = 1.0, 0.0
         self.mu_totals = topics.lam.sum(axis=1)
         self._topics = topics  # lambda as Topics while it is current, else None
+        # the pass's inputs at a mini-batch's words, allocated once and grown to the largest
+        # mini-batch (``at_words(..., reuse=True)``): B zero-padded and aligned for the pass
+        self._B = _lda.pad_topics(np.zeros((0, self.K)))
+        self._log_B = np.empty((0, self.K))
 
     @property
     def K(self):
@@ -655,13 +671,26 @@ class OnlineTopics:
         """(K,) sum_w lambda_kw."""
         return self.scale * self.mu_totals + self.V * self.shift
 
-    def at_words(self, words):
+    def at_words(self, words, reuse=False):
         """The pass's B (V_b, Kp), logB (V_b, K) and topic_max (K,) at ``words`` only: the
         maximum over those words bounds a dead topic's share in the pass just as well, since
-        the mini-batch has no other words."""
-        threads = threads_for(self.n_threads, words.size * self.K, _MIN_ENTRIES_PER_THREAD)
-        return _lda.topics_at_words(self.mu, words, self.scale, self.shift, self.totals(),
-                                    self.mean_field, self.fast, threads)
+        the mini-batch has no other words.
+
+        With ``reuse`` B and logB are views of buffers kept for the next call (valid until
+        then: a mini-batch's pass reads them before the next step), else new arrays."""
+        Vb, K = words.size, self.K
+        if reuse:
+            if self._B.shape[0] < Vb:
+                self._B = _lda.pad_topics(np.zeros((Vb, K)))
+                self._log_B = np.empty((Vb, K))
+            B, log_B = self._B[:Vb], self._log_B[:Vb]
+        else:
+            B, log_B = _lda.pad_topics(np.zeros((Vb, K))), np.empty((Vb, K))
+        topic_max = np.empty(K)
+        threads = threads_for(self.n_threads, Vb * K, _MIN_ENTRIES_PER_THREAD)
+        _lda_online.gather_topics(self.mu, words, self.scale, self.shift, self.totals(),
+                                  self.mean_field, self.fast, B, log_B, topic_max, threads)
+        return B, log_B, topic_max
 
     def step(self, words, word_topic, weight, doc_ratio):
         """lambda <- (1 - weight) lambda + weight (eta + doc_ratio S), S = ``word_topic``
@@ -799,7 +828,7 @@ class MeanField(Method):
             local = isinstance(self.data, MiniBatchData)
             words = self._batch_words = (self.data.vocabulary(shard) if local
                                          else np.arange(self.data.V, dtype=np.int64))
-            B, log_B, topic_max = self._online.at_words(words)
+            B, log_B, topic_max = self._online.at_words(words, reuse=local)
             inputs = {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
                       "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
                       "tol": float(self.mean_change_tol), "fast": bool(self.fast),
