@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
-from vbfast.topics import _lda
+from vbfast.topics import _lda, _lda_online
 from vbfast.topics import lda as lda_module
 from vbfast.topics.lda import LatentDirichletAllocation, OnlineTopics, Topics
 
@@ -27,43 +27,122 @@ def _lam(K=5, V=40, seed=0):
 
 
 # ---------------------------------------------------------------- kernels vs NumPy
+def _gather(mu, words, scale, shift, totals, mean_field, fast=False, n_threads=1, extra=0):
+    """gather_topics into fresh buffers with ``extra`` rows more than the words (kept as
+    they were: NaN, and the padding columns zero)."""
+    K = mu.shape[1]
+    Kp = (K + 3) // 4 * 4
+    B = _lda.pad_topics(np.zeros((words.size + extra, K)))
+    B[:, :K] = np.nan
+    log_B = np.full((words.size + extra, K), np.nan)
+    topic_max = np.full(K, np.nan)
+    _lda_online.gather_topics(mu, words, scale, shift, totals, mean_field, fast, B, log_B,
+                              topic_max, n_threads)
+    assert B.shape[1] == Kp and not B[:, K:].any() and B.ctypes.data % 64 == 0
+    assert np.isnan(B[words.size:, :K]).all() and np.isnan(log_B[words.size:]).all()
+    return B[:words.size], log_B[:words.size], topic_max
+
+
+@pytest.fixture(params=[True, False], ids=["eight_lanes_if_cpu", "four_lanes"])
+def lanes(request):
+    previous = _lda_online._set_eight_lanes(request.param)
+    yield request.param
+    _lda_online._set_eight_lanes(previous)
+
+
+@pytest.mark.parametrize("K", [6, 8, 1])
 @pytest.mark.parametrize("fast", [False, True])
-def test_topics_at_words_are_the_dense_topics_columns(fast):
-    lam = _lam(K=6)
+def test_gather_topics_are_the_dense_topics_columns(fast, K, lanes):
+    lam = _lam(K=K)
+    lam[0, 3] = 1e-3  # psi far below 0 and a small lambda's recurrence
+    lam[-1, 17] = 3e4
     words = np.array([0, 3, 4, 17, 39], dtype=np.int64)
     scale, shift = 0.37, 0.21
     mu = np.ascontiguousarray(((lam - shift) / scale).T)
-    B, log_B, topic_max = _lda.topics_at_words(mu, words, scale, shift, lam.sum(axis=1), True,
-                                               fast)
+    lam = scale * mu.T + shift  # exactly what the kernel sees
+    B, log_B, topic_max = _gather(mu, words, scale, shift, lam.sum(axis=1), True, fast,
+                                  extra=3)
     elog = psi(lam) - psi(lam.sum(axis=1))[:, None]
     np.testing.assert_allclose(log_B, elog[:, words].T, rtol=1e-12, atol=1e-7 if fast else 0)
-    np.testing.assert_allclose(B[:, :6], np.exp(log_B), rtol=1e-14)
-    assert B.shape == (5, 8) and np.all(B[:, 6:] == 0) and B.ctypes.data % 64 == 0
-    np.testing.assert_array_equal(topic_max, B[:, :6].max(axis=0))
-    # the same values as the whole topics' (Topics, from the pass's own functions)
+    np.testing.assert_allclose(B[:, :K], np.exp(log_B), rtol=1e-14)
+    np.testing.assert_array_equal(topic_max, B[:, :K].max(axis=0))
+    # the same values as the whole topics' (Topics, from the pass's own functions; their
+    # totals summed in another order)
     dense = Topics(lam, True, 0.1, fast, 1)
-    np.testing.assert_allclose(B[:, :6], dense.exp_beta[:, words].T, rtol=1e-13)
+    np.testing.assert_allclose(B[:, :K], dense.exp_beta[:, words].T, rtol=1e-13)
+    np.testing.assert_allclose(log_B, dense.elog_beta[:, words].T, rtol=1e-13)
 
 
-def test_topics_at_words_point_topics():
+def test_gather_topics_point_topics():
     lam = _lam()
     words = np.array([1, 2, 30], dtype=np.int64)
-    B, log_B, _ = _lda.topics_at_words(np.ascontiguousarray(lam.T), words, 1.0, 0.0,
-                                       lam.sum(axis=1), False)
+    B, log_B, _ = _gather(np.ascontiguousarray(lam.T), words, 1.0, 0.0, lam.sum(axis=1),
+                          False)
     beta = lam / lam.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(B[:, :5], beta[:, words].T, rtol=1e-15)
     np.testing.assert_allclose(log_B, np.log(beta[:, words].T), rtol=1e-14)
 
 
-def test_topics_at_words_refuse_bad_input():
+@pytest.mark.parametrize("K", [20, 7])
+def test_gather_topics_identical_for_any_thread_count_and_lanes(K):
+    """Chunks of 512 words in parallel: 1, 2 and 3 threads and both lane counts give the
+    same bits (1,300 words: three chunks, the last one partial)."""
+    rng = np.random.RandomState(5)
+    mu = rng.gamma(0.3, 2.0, (2000, K)) + 0.01
+    words = np.sort(rng.choice(2000, 1300, replace=False)).astype(np.int64)
+    totals = mu.sum(axis=0)
+    results = []
+    for eight in (True, False):
+        previous = _lda_online._set_eight_lanes(eight)
+        try:
+            results += [_gather(mu, words, 1.0, 0.0, totals, True, n_threads=t)
+                        for t in (1, 2, 3)]
+        finally:
+            _lda_online._set_eight_lanes(previous)
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_gather_topics_refuse_bad_input():
     mu = np.ones((10, 3))
+    B, log_B, topic_max = _lda.pad_topics(np.zeros((4, 3))), np.empty((4, 3)), np.empty(3)
     with pytest.raises(ValueError, match="out of range"):
-        _lda.topics_at_words(mu, np.array([10], dtype=np.int64), 1.0, 0.0, np.ones(3), True)
+        _lda_online.gather_topics(mu, np.array([10], dtype=np.int64), 1.0, 0.0, np.ones(3),
+                                  True, False, B, log_B, topic_max)
     with pytest.raises(ValueError, match="positive"):
-        _lda.topics_at_words(mu, np.array([1], dtype=np.int64), 1.0, 0.0, np.zeros(3), True)
-    B, log_B, topic_max = _lda.topics_at_words(mu, np.zeros(0, dtype=np.int64), 1.0, 0.0,
-                                               np.ones(3), True)
-    assert B.shape == (0, 4) and log_B.shape == (0, 3) and np.all(topic_max == 0)
+        _lda_online.gather_topics(mu, np.array([1], dtype=np.int64), 1.0, 0.0, np.zeros(3),
+                                  True, False, B, log_B, topic_max)
+    with pytest.raises(ValueError, match="B must be"):
+        _lda_online.gather_topics(mu, np.arange(5, dtype=np.int64), 1.0, 0.0, np.ones(3),
+                                  True, False, B, log_B, topic_max)
+    with pytest.raises(ValueError, match="B must be"):
+        _lda_online.gather_topics(mu, np.arange(2, dtype=np.int64), 1.0, 0.0, np.ones(3),
+                                  True, False, np.zeros((4, 3)), log_B, topic_max)
+    with pytest.raises(ValueError, match="topic_max"):
+        _lda_online.gather_topics(mu, np.arange(2, dtype=np.int64), 1.0, 0.0, np.ones(3),
+                                  True, False, B, log_B, np.empty(2))
+    with pytest.raises(ValueError, match="n_threads"):
+        _lda_online.gather_topics(mu, np.arange(2, dtype=np.int64), 1.0, 0.0, np.ones(3),
+                                  True, False, B, log_B, topic_max, 0)
+    topic_max[:] = 5.0
+    _lda_online.gather_topics(mu, np.zeros(0, dtype=np.int64), 1.0, 0.0, np.ones(3), True,
+                              False, B, log_B, topic_max)
+    assert np.all(topic_max == 0)
+
+
+def test_online_fit_same_bits_with_four_or_eight_lanes():
+    X = _corpus(n_docs=60)
+    fits = []
+    for eight in (True, False):
+        previous = _lda_online._set_eight_lanes(eight)
+        try:
+            fits.append(LatentDirichletAllocation(4, learning_method="online", batch_size=16,
+                                                  max_iter=2, random_state=0).fit(X))
+        finally:
+            _lda_online._set_eight_lanes(previous)
+    np.testing.assert_array_equal(fits[0].components_, fits[1].components_)
+    np.testing.assert_array_equal(fits[0].lower_bounds_, fits[1].lower_bounds_)
 
 
 @pytest.mark.parametrize("mean_field", [True, False])

@@ -640,9 +640,9 @@ class OnlineTopics:
     with the topics' totals sum_w lambda_kw = scale sum_w mu_wk + V shift (the sums of mu
     kept up to date): a step updates scale, shift and the rows of mu at the batch's words, and
     the pass gets E[log beta] (or beta) at the next mini-batch's words only
-    (``_lda.topics_at_words``). ``topics`` builds the whole ``Topics`` (for the bound,
-    predictions, ``components_``) and folds scale and shift back into mu, so that rounding
-    does not accumulate in them from one epoch to the next. The values equal the dense
+    (``_lda_online.gather_topics``, into buffers kept for the fit). ``topics`` builds the
+    whole ``Topics`` (for the bound, predictions, ``components_``) and folds scale and shift
+    back into mu, so that rounding does not accumulate in them from one epoch to the next. The values equal the dense
     update's up to rounding (a few ulps)."""
 
     def __init__(self, topics, fast, n_threads):
