@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import gammaln, psi
 
+from vbfast._core import threads as threads_module
 from vbfast.topics import _lda, _lda_online
 from vbfast.topics import lda as lda_module
 from vbfast.topics.lda import LatentDirichletAllocation, OnlineTopics, Topics
@@ -362,3 +363,41 @@ def test_parity_with_sklearn_with_mini_batches_without_words(max_doc_update_iter
     np.testing.assert_allclose(got.bound_terms, want.bound_terms, rtol=1e-14, atol=1e-300)
     assert got.word_topic.shape == (0, 4)
     assert (got.bound_terms[1] != 0) == (max_doc_update_iter == 0)
+
+
+def test_short_region_threads_follow_the_idle_cores(monkeypatch):
+    """Mini-batch regions: the low threshold while the other cores are idle, the data-size
+    rule while other threads are runnable or their count is unknown; this process counted as
+    the threads of its widest region since the last snapshot."""
+    running = {"n": 1}
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads_module, "runnable_threads", lambda: running["n"])
+    regions = threads_module.ShortRegionThreads(4, refresh=0.0)
+    assert regions(15000, 20000, 2000, n_groups=2) == 2
+    assert regions(3000, 20000, 2000) == 1
+    assert regions(15000, 20000, 2000, n_groups=8) == 4  # idle: 7 by work, 8 groups, 4 cores
+    running["n"] = 4 + 2  # after a region of 4 threads: two other threads running
+    assert regions(15000, 20000, 2000, n_groups=8) == 2  # one core free besides ours
+    running["n"] = 9
+    assert regions(15000, 20000, 2000, n_groups=8) == 1  # busy: the data-size rule
+    assert regions(50000, 20000, 2000, n_groups=8) == 2
+    running["n"] = None
+    assert regions(15000, 20000, 2000, n_groups=8) == 1
+    assert threads_module.ShortRegionThreads(1, refresh=0.0)(10 ** 6, 20000, 2000) == 1
+    monkeypatch.setattr(threads_module, "runnable_threads", lambda: 1 / 0)  # not re-read
+    cached = threads_module.ShortRegionThreads(4, refresh=3600.0)
+    cached._checked, cached._free = threads_module.time.monotonic(), 3
+    assert cached(15000, 20000, 2000, n_groups=8) == 4
+
+
+def test_online_fit_on_idle_cores_is_the_same_fit(monkeypatch):
+    """With every core idle the mini-batch regions take several threads: the same bits."""
+    X = _corpus(n_docs=150)
+    kw = dict(learning_method="online", batch_size=40, max_iter=2, random_state=0)
+    busy = LatentDirichletAllocation(4, n_threads=1, **kw).fit(X)
+    monkeypatch.setattr(threads_module, "runnable_threads", lambda: 1)
+    monkeypatch.setattr(lda_module, "_MIN_NNZ_PER_THREAD_IDLE", 1)
+    monkeypatch.setattr(lda_module, "_MIN_ENTRIES_PER_THREAD_IDLE", 1)
+    idle = LatentDirichletAllocation(4, n_threads=2, **kw).fit(X)
+    np.testing.assert_array_equal(idle.components_, busy.components_)
+    np.testing.assert_array_equal(idle.lower_bounds_, busy.lower_bounds_)

@@ -1,6 +1,7 @@
 """Thread-count resolution and BLAS thread limiting around the OpenMP kernels."""
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 import threadpoolctl
@@ -97,6 +98,60 @@ def threads_for(n_threads, work, min_work_per_thread=MIN_ROWS_PER_THREAD, n_grou
     if n_groups is not None:
         n = min(n, n_groups)
     return _granted(int(max(1, n)))
+
+
+def runnable_threads():
+    """Threads runnable on the machine right now (a snapshot, this one included): Linux's
+    count in /proc/loadavg; None where it is not available."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ShortRegionThreads:
+    """Threads for a stream of short parallel regions (an online fit's mini-batches, a few
+    milliseconds of work each): ``threads_for`` with ``min_idle`` units of work a thread
+    while the other cores are idle (a region then costs microseconds), ``min_busy`` while
+    other threads compete for them (a region then waits a scheduler time slice for a
+    descheduled thread: 1.2 ms of work on one thread took 15 ms on two at load 7).
+
+    Whether the cores are idle is a snapshot (``runnable_threads``) refreshed at most every
+    ``refresh`` seconds, counting this process as the threads of its widest region since the
+    last snapshot (its workers may still be spinning). Results never depend on it: the
+    kernels give the same bits for any thread count."""
+
+    def __init__(self, n_threads, refresh=0.5):
+        self.n_threads = n_threads
+        self.refresh = refresh
+        self._checked = None
+        self._free = 0  # cores besides the caller's that no other thread wants
+        self._widest = 1
+
+    def free_cores(self):
+        """Cores besides the calling thread's that no other thread was running on at the last
+        snapshot (0 without a count)."""
+        now = time.monotonic()
+        if self._checked is None or now - self._checked >= self.refresh:
+            running = runnable_threads()
+            if running is None:
+                self._free = 0
+            else:
+                others = max(0, running - self._widest)
+                self._free = max(0, available_cores() - 1 - others)
+            self._checked = now
+            self._widest = 1
+        return self._free
+
+    def __call__(self, work, min_busy, min_idle, n_groups=None):
+        free = self.free_cores() if self.n_threads > 1 else 0
+        if free:
+            n = min(threads_for(self.n_threads, work, min_idle, n_groups), 1 + free)
+        else:
+            n = threads_for(self.n_threads, work, min_busy, n_groups)
+        self._widest = max(self._widest, n)
+        return n
 
 
 @contextmanager

@@ -23,7 +23,8 @@ from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
 from .._core.sharding import n_groups
-from .._core.threads import resolve_n_threads, single_threaded_blas, threads_for
+from .._core.threads import (ShortRegionThreads, resolve_n_threads, single_threaded_blas,
+                             threads_for)
 from .._core.validation import (check_is_fitted, check_option, check_random_state,
                                 check_scalar)
 
@@ -41,6 +42,11 @@ _MIN_NNZ_PER_THREAD = 20000
 # thread: ~1 ms of work (a mini-batch's words), less than a parallel region can lose waiting
 # for a descheduled thread on a busy machine (measured 1.2 ms on one thread, 15 ms on two).
 _MIN_ENTRIES_PER_THREAD = 250000
+# The same while the other cores are idle, for an online fit's mini-batches (a parallel region
+# then costs microseconds; ``ShortRegionThreads``): ~0.5 ms of work a thread (a non-zero of
+# the pass ~0.3 us, a (word, topic) entry of the topics at the words ~15 ns, one thread).
+_MIN_NNZ_PER_THREAD_IDLE = 2000
+_MIN_ENTRIES_PER_THREAD_IDLE = 32768
 _EPS = np.finfo(np.float64).eps
 # The inference methods of this family (the library's vocabulary).
 _METHODS = ("mean_field", "variational_em", "gibbs")
@@ -205,6 +211,7 @@ class MiniBatchData(DocumentData):
         self._batch_ratio = np.empty(0)
         self._t = np.empty((0, n_components))
         self._suff = np.empty((0, n_components))
+        self.region_threads = ShortRegionThreads(n_threads)
 
     def _batch(self, shard):
         if shard not in self._batches:
@@ -232,8 +239,8 @@ class MiniBatchData(DocumentData):
         words, indptr, indices, counts, pattern = self._batch(shard)
         n = stop - start
         bnd = np.empty((_n_groups(n), 2))
-        threads = threads_for(self.n_threads, indices.size, _MIN_NNZ_PER_THREAD,
-                              n_groups=bnd.shape[0])
+        threads = self.region_threads(indices.size, _MIN_NNZ_PER_THREAD,
+                                      _MIN_NNZ_PER_THREAD_IDLE, n_groups=bnd.shape[0])
         if self._batch_ratio.size < indices.size:
             self._batch_ratio = np.empty(indices.size)
         if self._t.shape[0] < n:
@@ -671,13 +678,15 @@ class OnlineTopics:
         """(K,) sum_w lambda_kw."""
         return self.scale * self.mu_totals + self.V * self.shift
 
-    def at_words(self, words, reuse=False):
+    def at_words(self, words, reuse=False, region_threads=None):
         """The pass's B (V_b, Kp), logB (V_b, K) and topic_max (K,) at ``words`` only: the
         maximum over those words bounds a dead topic's share in the pass just as well, since
         the mini-batch has no other words.
 
         With ``reuse`` B and logB are views of buffers kept for the next call (valid until
-        then: a mini-batch's pass reads them before the next step), else new arrays."""
+        then: a mini-batch's pass reads them before the next step), else new arrays.
+        ``region_threads`` (a ``ShortRegionThreads``): the threads of a mini-batch's region,
+        else those of ``threads_for``."""
         Vb, K = words.size, self.K
         if reuse:
             if self._B.shape[0] < Vb:
@@ -687,7 +696,11 @@ class OnlineTopics:
         else:
             B, log_B = _lda.pad_topics(np.zeros((Vb, K))), np.empty((Vb, K))
         topic_max = np.empty(K)
-        threads = threads_for(self.n_threads, Vb * K, _MIN_ENTRIES_PER_THREAD)
+        if region_threads is not None:
+            threads = region_threads(Vb * K, _MIN_ENTRIES_PER_THREAD,
+                                     _MIN_ENTRIES_PER_THREAD_IDLE)
+        else:
+            threads = threads_for(self.n_threads, Vb * K, _MIN_ENTRIES_PER_THREAD)
         _lda_online.gather_topics(self.mu, words, self.scale, self.shift, self.totals(),
                                   self.mean_field, self.fast, B, log_B, topic_max, threads)
         return B, log_B, topic_max
@@ -828,7 +841,8 @@ class MeanField(Method):
             local = isinstance(self.data, MiniBatchData)
             words = self._batch_words = (self.data.vocabulary(shard) if local
                                          else np.arange(self.data.V, dtype=np.int64))
-            B, log_B, topic_max = self._online.at_words(words, reuse=local)
+            B, log_B, topic_max = self._online.at_words(
+                words, reuse=local, region_threads=self.data.region_threads if local else None)
             inputs = {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
                       "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
                       "tol": float(self.mean_change_tol), "fast": bool(self.fast),
