@@ -276,43 +276,6 @@ def test_live_sweep_lanes_match_reference(lanes, K, alpha):
     assert np.array_equal(out_1[3], bnd)
 
 
-@pytest.mark.parametrize("lanes", [0, 4])
-@pytest.mark.parametrize("K,alpha", [(4, 0.3), (20, 0.02), (100, 0.1)])
-def test_block_layouts_give_the_same_bits(lanes, K, alpha):
-    # A document's copy of B is chunk-major by default (chunks of 32 words, each chunk's
-    # topics contiguous) or topic-major; the sweeps' sums are the same in either, so gamma,
-    # the ratios and the bound terms are the same bits, on 1, 2 and 3 threads, and match the
-    # NumPy fixed point. Documents of 1 to ~140 distinct words: full and partial chunks.
-    X, topics = _corpus(n_docs=40, n_words=400, n_topics=K, doc_len=200, seed=K + 1,
-                        concentration=0.05)
-    X = sp.vstack([X, sp.csr_matrix(np.eye(1, 400, 9) * 2.0)]).tocsr()
-    rng = np.random.RandomState(K + 1)
-    lam = topics * 300 + rng.gamma(0.1, 1.0, topics.shape) + 0.01
-    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
-    gamma0 = rng.gamma(100.0, 0.01, (X.shape[0], K))
-    ref_gamma, _, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
-    results = []
-    previous_lanes = _lda._set_sweep_lanes(lanes)
-    previous_layout = _lda._set_block_layout(True)
-    try:
-        for chunk_major in (True, False):
-            _lda._set_block_layout(chunk_major)
-            for threads in (1, 2, 3):
-                gamma = gamma0.copy()
-                _, ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4,
-                                             threads=threads)
-                results.append((gamma, ratio, t, bnd))
-    finally:
-        _lda._set_sweep_lanes(previous_lanes)
-        _lda._set_block_layout(previous_layout)
-    assert previous_layout is True
-    np.testing.assert_allclose(results[0][0], ref_gamma, rtol=1e-10)
-    np.testing.assert_allclose(results[0][3], [ref_word, ref_doc], rtol=1e-10)
-    for other in results[1:]:
-        for a, b in zip(results[0], other):
-            assert np.array_equal(a, b)
-
-
 def test_sweep_lanes_setting_is_checked():
     with pytest.raises(ValueError, match="lanes"):
         _lda._set_sweep_lanes(8)

@@ -56,12 +56,11 @@ cdef extern from "_lda_kernels.h":
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
-    void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, Py_ssize_t cs,
-                         const double* cnt, const double* t, double eps, double* ratio,
-                         double* acc, const double* inv_cnt, double* sums,
-                         double* lanes) noexcept nogil
+    void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, const double* cnt,
+                         const double* t, double eps, double* ratio, double* acc,
+                         const double* inv_cnt, double* sums, double* lanes) noexcept nogil
     void vbf_topic_major(Py_ssize_t n, int Kp, const double* const* rows, Py_ssize_t n4,
-                         Py_ssize_t rs, Py_ssize_t cs, double* out) noexcept nogil
+                         double* out) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
     void vbf_exp_expectation_total(int K, const double* gamma, double total,
@@ -141,9 +140,6 @@ cdef inline void _exp_expectation(int K, const double* gamma_d, double* t,
 # _fixed_point): 2^-56, a quarter of the half-ulp below which adding it cannot change a double.
 cdef double _SKIP_TOL = 1.3877787807814457e-17
 
-# The layout of a document's copy of B for the live sweeps (see _doc_load)
-cdef bint _chunk_major = True
-
 
 cdef double _doc_terms(
     Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
@@ -201,8 +197,7 @@ cdef struct _LdaPass:
     double lg_alpha, lg_kalpha  # lgamma(alpha), lgamma(K alpha)
     bint fast                  # scikit-learn's approximate digamma
     bint do_bound              # the bound terms (and keep-better with gamma_prev)
-    bint chunk_major           # the document's copy of B chunk-major (else topic-major)
-    Py_ssize_t block_cap       # doubles for a document's copy of B (see _doc_load)
+    Py_ssize_t block_cap       # doubles for a document's topic-major copy of B
     # OUT
     double* ratio_out          # (nnz,) c_p / (t_d . B_wp + eps) by absolute position; NULL: skip
 
@@ -224,9 +219,7 @@ cdef struct _DocWork:
     # the topic-major sweeps over the live topics (see _fixed_point)
     bint blocked               # the document has a topic-major copy
     bint may_drop              # dead topics may still leave the list
-    double* block              # the copy: Kp + 1 rows (the last zeros) of n4 words, word j
-                               # of row k at k rs + VBF_AT(j, cs) (see _doc_load)
-    Py_ssize_t rs, cs          # its row and chunk strides
+    double* block              # ((Kp + 1) n4) the copy, the last row zeros
     const double** live_rows   # (Kp + 1,) the live topics' rows of the copy, then zero rows
     int* live                  # (Kp + 1,) the live topics
     int Ka, Ka4                # live topics, and that rounded up to 4
@@ -279,9 +272,10 @@ cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
     """List every topic live, in order: live_rows[k] is the block's row k (for the padding
     k >= K its zero row, Kp), live_t[k] = t[k] (t NULL: zeros), zero past K."""
     cdef int k, K = P.K, Kp = P.Kp
+    cdef Py_ssize_t n4 = w.n4
     for k in range(Kp):
         w.live[k] = k
-        w.live_rows[k] = w.block + (k if k < K else Kp) * w.rs
+        w.live_rows[k] = w.block + (k if k < K else Kp) * n4
         w.live_t[k] = t[k] if k < K and t != NULL else 0.0
     w.Ka = K
     w.Ka4 = Kp
@@ -289,15 +283,9 @@ cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
 
 cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t* word_ids,
                     const floating* counts, double* gamma_d) noexcept nogil:
-    """Stage 1: the document's rows of B and counts, its copy of them (topic by topic) if it
-    fits in block_cap, every topic live, and t of the starting gamma.
-
-    The copy is chunk-major by default: words in chunks of 32, each chunk's Kp + 1 rows of 32
-    values contiguous (rs = 32, cs = 32 (Kp + 1)), so that the sweep, which finishes a chunk
-    before the next, reads the copy as one stream (at K = 100 a document's copy is ~110 KB,
-    past L1; topic-major, a chunk is 100 pieces 1 KB apart). Topic-major (rs = n4, cs = 32)
-    stays for tests and A/B runs (``_set_block_layout``); the sums are the same either way."""
-    cdef Py_ssize_t j, n4 = (n + 7) // 8 * 8, n32 = (n + 31) // 32 * 32
+    """Stage 1: the document's rows of B and counts, its topic-major copy if it fits in
+    block_cap, every topic live, and t of the starting gamma."""
+    cdef Py_ssize_t j, n4 = (n + 7) // 8 * 8
     cdef int Kp = P.Kp
     w.gamma_d = gamma_d
     w.n = n
@@ -309,14 +297,7 @@ cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t*
     for j in range(n, n4):
         w.cnt[j] = 0.0
         w.inv_cnt[j] = 0.0
-    if P.chunk_major:
-        w.rs = 32
-        w.cs = 32 * (Kp + 1)
-        w.blocked = (Kp + 1) * n32 <= P.block_cap
-    else:
-        w.rs = n4
-        w.cs = 32
-        w.blocked = (Kp + 1) * n4 <= P.block_cap
+    w.blocked = (Kp + 1) * n4 <= P.block_cap
     w.may_drop = w.blocked
     w.outcome = 0
     w.t_dead = 0.0
@@ -324,9 +305,8 @@ cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t*
     w.dead_sum = 0.0
     # The sweeps need t alone; E[log theta] is computed once, after them.
     if w.blocked:
-        vbf_topic_major(n, Kp, w.rows, n4, w.rs, w.cs, w.block)
-        for j in range(n4):  # the row the padding points at
-            w.block[Kp * w.rs + (j >> 5) * w.cs + (j & 31)] = 0.0
+        vbf_topic_major(n, Kp, w.rows, n4, w.block)
+        memset(w.block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
         _all_topics_live(P, w, NULL)
         _exp_expectation(P.K, gamma_d, w.live_t, P.fast)
     else:
@@ -387,7 +367,7 @@ cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
     w.Ka = m
     w.Ka4 = (m + 3) // 4 * 4
     for i in range(m, w.Ka4):
-        w.live_rows[i] = w.block + P.Kp * w.rs
+        w.live_rows[i] = w.block + P.Kp * w.n4
     if w.outcome == 0:
         w.outcome = 1
 
@@ -422,11 +402,11 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef const int* live = w.live
     cdef const double* live_t = w.live_t
     cdef const double* live_acc = w.live_acc
-    vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cs, w.cnt, w.live_t, P.eps, w.ratio,
-                    w.live_acc, w.inv_cnt, sums, w.live_lanes)
+    vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
+                    w.inv_cnt, sums, w.live_lanes)
     if w.Ka < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
-        vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cs, w.cnt, w.live_t, P.eps, w.ratio,
+        vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
                         w.live_acc, w.inv_cnt, sums, w.live_lanes)
     for i in range(w.Ka):
         k = live[i]
@@ -589,7 +569,7 @@ def lda_pass(
         topics), so that the batch bound cannot decrease between passes
     topic_max : (>= K,) float64 or None: max_w B_wk for each topic (``topic_max``; computed
         here when None), which bounds what a skipped topic could add to a sweep (see _fixed_point)
-    max_block : doubles a thread may use for a document's copy of B (8 MB by
+    max_block : doubles a thread may use for a document's topic-major copy of B (8 MB by
         default); a document that needs more is swept word-major, without dropping topics
 
     Returns
@@ -660,10 +640,10 @@ def lda_pass(
     elif topic_max.shape[0] < K:
         raise ValueError("topic_max must have at least K entries")
     cdef const double* topic_max_ptr = &topic_max[0]
-    # The copy of a document's values of B (Kp + 1 rows of its words rounded up to 32, the
-    # last one zeros; see _doc_load), at most max_block doubles a thread: longer documents
-    # are swept word-major, without dropping dead topics.
-    block_cap = min((max_nnz + 31) // 32 * 32 * (Kp + 1), max(max_block, 0))
+    # The topic-major copy of a document's values of B (Kp + 1 rows of its words rounded up
+    # to 8, the last one zeros), at most max_block doubles a thread: longer documents are
+    # swept word-major, without dropping dead topics.
+    block_cap = min((max_nnz + 7) // 8 * 8 * (Kp + 1), max(max_block, 0))
 
     memset(&bound_slots[0, 0], 0, G * 2 * sizeof(double))
     if N == 0:
@@ -694,7 +674,6 @@ def lda_pass(
     P.lg_kalpha = lg_kalpha
     P.fast = fast_psi
     P.do_bound = do_bound
-    P.chunk_major = _chunk_major
     P.block_cap = block_cap
     P.ratio_out = &ratio_out[0] if do_ratio else <double*>NULL
 
@@ -1045,15 +1024,6 @@ def exp_expectation(const double[:, ::1] gamma):
     for d in range(N):
         _exp_expectation(K, &gamma[d, 0], &t[d, 0], False)
     return t_arr
-
-
-def _set_block_layout(bint chunk_major):
-    """For tests and A/B runs: the documents' copies of B chunk-major (True, the default) or
-    topic-major (False); the results are the same bits. Returns the previous setting."""
-    global _chunk_major
-    previous = _chunk_major
-    _chunk_major = chunk_major
-    return bool(previous)
 
 
 def _set_sweep_lanes(int lanes):

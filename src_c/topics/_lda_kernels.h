@@ -10,14 +10,6 @@
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
-/* A document's copy of B for the live sweeps (see vbf_update_live_body) holds word j of
-   topic row i at rows[i] + VBF_AT(j, cs): words in chunks of 32, chunk c at c cs doubles
-   from the row's start. cs = 32 is the topic-major layout (row i's words contiguous,
-   rows[i] + j); cs = 32 (Kp + 1) the chunk-major one (each chunk's Kp + 1 rows of 32
-   contiguous, rows[i] = block + 32 k_i), which the sweep streams chunk by chunk. */
-#define VBF_CHUNK 32
-#define VBF_AT(j, cs) (((j) >> 5) * (cs) + ((j) & 31))
-
 /* The live sweep's lanes: 0 chooses by the CPU (eight with AVX-512F); 4 forces the four-lane
    version (for tests, which compare both with a NumPy reference). */
 static int vbf_lda_lanes = 0;
@@ -107,9 +99,8 @@ VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
 }
 
 
-/* One sweep over a document's live topics only, from a copy of their values by topic:
-   rows[i][VBF_AT(j, cs)] = B_{w_j, k_i} for the i-th live topic k_i and the document's j-th
-   word (topic-major or chunk-major, see VBF_AT; the sums do not depend on the layout).
+/* One sweep over a document's live topics only, from a topic-major copy of their values:
+   rows[i][j] = B_{w_j, k_i} for the i-th live topic k_i and the document's j-th word.
        ratio_j = cnt_j / (sum_i t_i rows[i][j] + eps),   acc_i = sum_j ratio_j rows[i][j]
    and sums[0] = sum_j ratio_j, sums[1] = max_j ratio_j inv_cnt_j (= 1 / (s_j + eps) where
    cnt_j > 0; inv_cnt_j = 0 elsewhere), which the caller's check needs. Ka is a multiple of
@@ -120,9 +111,9 @@ VBF_INLINE void vbf_update_body(Py_ssize_t n, int K, const double *const *rows,
    loop keeps eight independent chains of multiply-adds in flight; the order of every sum is
    fixed by n4 and Ka alone. */
 VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const *rows,
-                                     Py_ssize_t cs, const double *cnt, const double *t,
-                                     double eps, double *ratio, double *acc,
-                                     const double *inv_cnt, double *sums)
+                                     const double *cnt, const double *t, double eps,
+                                     double *ratio, double *acc, const double *inv_cnt,
+                                     double *sums)
 {
     const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0}, veps = {eps, eps, eps, eps};
     vbf_v4 ratio_sum = zero, inv_s_max = zero;
@@ -140,7 +131,7 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         vbf_v4 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
         for (i = 0; i < Ka; i += 2) {
             const vbf_v4 t0 = vbf_splat(t[i]), t1 = vbf_splat(t[i + 1]);
-            const double *r0 = rows[i] + VBF_AT(j, cs), *r1 = rows[i + 1] + VBF_AT(j, cs);
+            const double *r0 = rows[i] + j, *r1 = rows[i + 1] + j;
             for (q = 0; q < 4; q++) {
                 s[q] += t0 * vbf_load4(r0 + 4 * q);
                 u[q] += t1 * vbf_load4(r1 + 4 * q);
@@ -151,11 +142,10 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
     for (; j < n4; j += 4) {  /* the last words, four at a time: four topics' chains */
         vbf_v4 s0 = zero, s1 = zero, s2 = zero, s3 = zero;
         for (i = 0; i < Ka; i += 4) {
-            const Py_ssize_t o = VBF_AT(j, cs);
-            s0 += vbf_splat(t[i]) * vbf_load4(rows[i] + o);
-            s1 += vbf_splat(t[i + 1]) * vbf_load4(rows[i + 1] + o);
-            s2 += vbf_splat(t[i + 2]) * vbf_load4(rows[i + 2] + o);
-            s3 += vbf_splat(t[i + 3]) * vbf_load4(rows[i + 3] + o);
+            s0 += vbf_splat(t[i]) * vbf_load4(rows[i] + j);
+            s1 += vbf_splat(t[i + 1]) * vbf_load4(rows[i + 1] + j);
+            s2 += vbf_splat(t[i + 2]) * vbf_load4(rows[i + 2] + j);
+            s3 += vbf_splat(t[i + 3]) * vbf_load4(rows[i + 3] + j);
         }
         VBF_RATIO((s0 + s1) + (s2 + s3), j);
     }
@@ -166,8 +156,7 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         for (q = 0; q < 8; q++) a[q] = zero;
         for (j = 0; j < n4; j += 4) {
             const vbf_v4 rv = vbf_load4(ratio + j);
-            const Py_ssize_t o = VBF_AT(j, cs);
-            for (q = 0; q < 8; q++) a[q] += rv * vbf_load4(rows[i + q] + o);
+            for (q = 0; q < 8; q++) a[q] += rv * vbf_load4(rows[i + q] + j);
         }
         vbf_store4(acc + i, vbf_hsum4x(a[0], a[1], a[2], a[3]));
         vbf_store4(acc + i + 4, vbf_hsum4x(a[4], a[5], a[6], a[7]));
@@ -176,15 +165,14 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
         vbf_v4 a[4] = {zero, zero, zero, zero}, b[4] = {zero, zero, zero, zero};
         for (j = 0; j + 8 <= n4; j += 8) {
             const vbf_v4 rv = vbf_load4(ratio + j), rw = vbf_load4(ratio + j + 4);
-            const Py_ssize_t o = VBF_AT(j, cs);
             for (q = 0; q < 4; q++) {
-                a[q] += rv * vbf_load4(rows[i + q] + o);
-                b[q] += rw * vbf_load4(rows[i + q] + o + 4);
+                a[q] += rv * vbf_load4(rows[i + q] + j);
+                b[q] += rw * vbf_load4(rows[i + q] + j + 4);
             }
         }
         if (j < n4) {
             const vbf_v4 rv = vbf_load4(ratio + j);
-            for (q = 0; q < 4; q++) a[q] += rv * vbf_load4(rows[i + q] + VBF_AT(j, cs));
+            for (q = 0; q < 4; q++) a[q] += rv * vbf_load4(rows[i + q] + j);
         }
         vbf_store4(acc + i, vbf_hsum4x(a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]));
     }
@@ -254,8 +242,7 @@ VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
    vbf_hsum4x). The order of every sum is fixed by n4 and Ka alone; it differs from the
    four-lane version's, so the two agree to rounding. */
 VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
-                                                 const double *const *rows, Py_ssize_t cs,
-                                                 const double *cnt,
+                                                 const double *const *rows, const double *cnt,
                                                  const double *t, double eps, double *ratio,
                                                  double *acc, const double *inv_cnt,
                                                  double *sums, double *lanes)
@@ -277,7 +264,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         vbf_v8 r0, r1, r2, r3;
         for (i = 0; i < Ka; i += 2) {
             const double t0 = t[i], t1 = t[i + 1];
-            const double *p0 = rows[i] + VBF_AT(j, cs), *p1 = rows[i + 1] + VBF_AT(j, cs);
+            const double *p0 = rows[i] + j, *p1 = rows[i + 1] + j;
             for (q = 0; q < 4; q++) {
                 s[q] += t0 * vbf_load8(p0 + 8 * q);
                 u[q] += t1 * vbf_load8(p1 + 8 * q);
@@ -289,7 +276,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         r2 = vbf_load8(ratio + j + 16);
         r3 = vbf_load8(ratio + j + 24);
         for (i = 0; i < Ka; i++) {
-            const double *p = rows[i] + VBF_AT(j, cs);
+            const double *p = rows[i] + j;
             vbf_v8 a = vbf_load8(lanes + 8 * i);
             a += r0 * vbf_load8(p);
             a += r1 * vbf_load8(p + 8);
@@ -300,17 +287,16 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
     }
     for (; j < n4; j += 8) {  /* the last words, eight at a time: four topics' chains */
         vbf_v8 s0 = zero, s1 = zero, s2 = zero, s3 = zero, rv;
-        const Py_ssize_t o = VBF_AT(j, cs);
         for (i = 0; i < Ka; i += 4) {
-            s0 += t[i] * vbf_load8(rows[i] + o);
-            s1 += t[i + 1] * vbf_load8(rows[i + 1] + o);
-            s2 += t[i + 2] * vbf_load8(rows[i + 2] + o);
-            s3 += t[i + 3] * vbf_load8(rows[i + 3] + o);
+            s0 += t[i] * vbf_load8(rows[i] + j);
+            s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+            s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
+            s3 += t[i + 3] * vbf_load8(rows[i + 3] + j);
         }
         VBF_RATIO8((s0 + s1) + (s2 + s3), j);
         rv = vbf_load8(ratio + j);
         for (i = 0; i < Ka; i++)
-            vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + o));
+            vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + j));
     }
 #undef VBF_RATIO8
     for (i = 0; i < Ka; i += 4)
@@ -325,12 +311,11 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
 }
 
-/* The copy vbf_update_live reads, row k at out + k rs (rs = n4 topic-major, 32 chunk-major;
-   word j at VBF_AT(j, cs) from there): out[k rs + VBF_AT(j, cs)] = rows[j][k] for k < Kp and the
+/* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
    document's n words, zeros for words n..n4-1 (Kp a multiple of 4, n4 of 4 and >= n). Four words by four
    topics at a time, transposed in registers. */
 VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *rows,
-                                     Py_ssize_t n4, Py_ssize_t rs, Py_ssize_t cs, double *out)
+                                     Py_ssize_t n4, double *out)
 {
     Py_ssize_t j;
     int k, q;
@@ -343,17 +328,17 @@ VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *
             const vbf_v4 t1 = VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
             const vbf_v4 t2 = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6);
             const vbf_v4 t3 = VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
-            double *o = out + (Py_ssize_t)k * rs + VBF_AT(j, cs);
+            double *o = out + (Py_ssize_t)k * n4 + j;
             vbf_store4(o, VBF_SHUFFLE(t0, t2, 0, 1, 4, 5));
-            vbf_store4(o + rs, VBF_SHUFFLE(t1, t3, 0, 1, 4, 5));
-            vbf_store4(o + 2 * rs, VBF_SHUFFLE(t0, t2, 2, 3, 6, 7));
-            vbf_store4(o + 3 * rs, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
+            vbf_store4(o + n4, VBF_SHUFFLE(t1, t3, 0, 1, 4, 5));
+            vbf_store4(o + 2 * n4, VBF_SHUFFLE(t0, t2, 2, 3, 6, 7));
+            vbf_store4(o + 3 * n4, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
         }
     }
     for (; j < n4; j += 4)  /* the last 1-3 words, then zeros */
         for (k = 0; k < Kp; k++)
             for (q = 0; q < 4; q++)
-                out[(Py_ssize_t)k * rs + VBF_AT(j + q, cs)] = j + q < n ? rows[j + q][k] : 0.0;
+                out[(Py_ssize_t)k * n4 + j + q] = j + q < n ? rows[j + q][k] : 0.0;
 }
 
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
@@ -514,43 +499,40 @@ VBF_DISPATCHED(vbf_update,
 
 #define vbf_update_live4_body vbf_update_live_body
 VBF_DISPATCHED(vbf_update_live4,
-               (Py_ssize_t n4, int Ka, const double *const *rows, Py_ssize_t cs,
-                const double *cnt, const double *t, double eps, double *ratio, double *acc,
+               (Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt,
+                const double *t, double eps, double *ratio, double *acc,
                 const double *inv_cnt, double *sums),
-               (n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums))
+               (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
 /* The live sweep: eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
    the pass always pads to 8; lanes: 8 Ka doubles, 64-byte aligned), else vbf_update_live4
    (AVX2+FMA or the baseline, lanes unused). */
 #ifdef VBF_HAVE_DISPATCH
 VBF_AVX512 static void vbf_update_live_avx512(
-    Py_ssize_t n4, int Ka, const double *const *rows, Py_ssize_t cs, const double *cnt,
-    const double *t, double eps, double *ratio, double *acc, const double *inv_cnt,
-    double *sums, double *lanes)
+    Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
+    double eps, double *ratio, double *acc, const double *inv_cnt, double *sums,
+    double *lanes)
 {
-    vbf_update_live8_body(n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
+    vbf_update_live8_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
 }
 #endif
 
 static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
-                            Py_ssize_t cs, const double *cnt, const double *t, double eps,
-                            double *ratio, double *acc, const double *inv_cnt, double *sums,
-                            double *lanes)
+                            const double *cnt, const double *t, double eps, double *ratio,
+                            double *acc, const double *inv_cnt, double *sums, double *lanes)
 {
 #ifdef VBF_HAVE_DISPATCH
     if (vbf_lda_lanes != 4 && (n4 & 7) == 0 && vbf_cpu_avx512f()) {
-        vbf_update_live_avx512(n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums,
-                               lanes);
+        vbf_update_live_avx512(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
         return;
     }
 #endif
-    vbf_update_live4(n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums);
+    vbf_update_live4(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
 VBF_DISPATCHED(vbf_topic_major,
-               (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, Py_ssize_t rs,
-                Py_ssize_t cs, double *out),
-               (n, Kp, rows, n4, rs, cs, out))
+               (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, double *out),
+               (n, Kp, rows, n4, out))
 
 VBF_DISPATCHED(vbf_dirichlet_expectation,
                (int K, const double *gamma, double *elog, double *t),
@@ -599,9 +581,8 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
 }
 
 static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
-                            Py_ssize_t cs, const double *cnt, const double *t, double eps,
-                            double *ratio, double *acc, const double *inv_cnt, double *sums,
-                            double *lanes)
+                            const double *cnt, const double *t, double eps, double *ratio,
+                            double *acc, const double *inv_cnt, double *sums, double *lanes)
 {
     Py_ssize_t j;
     int i;
@@ -609,25 +590,25 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
     sums[1] = 0.0;
     for (j = 0; j < n4; j++) {
         double s = 0.0;
-        for (i = 0; i < Ka; i++) s += t[i] * rows[i][VBF_AT(j, cs)];
+        for (i = 0; i < Ka; i++) s += t[i] * rows[i][j];
         ratio[j] = cnt[j] / (s + eps);
         sums[0] += ratio[j];
         if (ratio[j] * inv_cnt[j] > sums[1]) sums[1] = ratio[j] * inv_cnt[j];
     }
     for (i = 0; i < Ka; i++) {
         double a = 0.0;
-        for (j = 0; j < n4; j++) a += ratio[j] * rows[i][VBF_AT(j, cs)];
+        for (j = 0; j < n4; j++) a += ratio[j] * rows[i][j];
         acc[i] = a;
     }
 }
 
 static void vbf_topic_major(Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4,
-                            Py_ssize_t rs, Py_ssize_t cs, double *out)
+                            double *out)
 {
     Py_ssize_t j;
     int k;
     for (k = 0; k < Kp; k++)
-        for (j = 0; j < n4; j++) out[(Py_ssize_t)k * rs + VBF_AT(j, cs)] = j < n ? rows[j][k] : 0.0;
+        for (j = 0; j < n4; j++) out[(Py_ssize_t)k * n4 + j] = j < n ? rows[j][k] : 0.0;
 }
 
 
