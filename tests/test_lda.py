@@ -812,34 +812,3 @@ def test_n_jobs_is_an_alias_of_n_threads():
         LatentDirichletAllocation(3, n_threads=1, n_jobs=2).fit(X)
     with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
         LatentDirichletAllocation(3, n_jobs=0).fit(X)
-
-
-@pytest.mark.parametrize("extreme", [None, 1e-300, 1e295])
-def test_topic_term_topic_major_matches_scipy(extreme):
-    # The batch topics' K x V part of the topic term, sum_kw (eta - lam) E[log beta] +
-    # lgamma(lam), by the vectorised lgamma with topics in parallel: scipy's sum to rounding
-    # (a topic with a lambda outside (1e-290, 1e290) by scipy's gammaln), the same bits on
-    # 1, 2 and 3 threads, V not a multiple of the four lanes; Topics.topic_term adds the rest.
-    rng = np.random.RandomState(11)
-    K, V, eta = 7, 1001, 0.05
-    lam = rng.gamma(0.3, 20.0, (K, V)) + eta
-    if extreme is not None:
-        lam[3, 500] = extreme
-    elog = psi(lam) - psi(lam.sum(axis=1))[:, None]
-    expected = np.sum((eta - lam) * elog) + np.sum(gammaln(lam))
-    got = [_lda.topic_term_topic_major(lam, elog, eta, threads) for threads in (1, 2, 3)]
-    np.testing.assert_allclose(got[0], expected, rtol=1e-13,
-                               atol=0 if extreme is None else 1e-13 * abs(gammaln(extreme)))
-    assert got[0] == got[1] == got[2]
-    topics = lda_module.Topics(lam, True, eta, False, 2)
-    reference = lda_module._dirichlet_loglik(eta, lam, topics.elog_beta, V)
-    np.testing.assert_allclose(topics.topic_term(), reference, rtol=1e-13,
-                               atol=0 if extreme is None else 1e-13 * abs(gammaln(extreme)))
-    # scikit-learn's digamma keeps scikit-learn's arithmetic (scipy's gammaln) exactly
-    fast = lda_module.Topics(lam, True, eta, True, 2)
-    assert fast.topic_term() == lda_module._dirichlet_loglik(eta, lam, fast.elog_beta, V)
-    with pytest.raises(ValueError, match="shape"):
-        _lda.topic_term_topic_major(lam, np.ascontiguousarray(elog[:, :-1]), eta)
-    with pytest.raises(ValueError, match="n_threads"):
-        _lda.topic_term_topic_major(lam, elog, eta, 0)
-    assert _lda.topic_term_topic_major(np.zeros((0, 3)), np.zeros((0, 3)), eta) == 0.0

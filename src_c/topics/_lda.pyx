@@ -71,8 +71,6 @@ cdef extern from "_lda_kernels.h":
     void vbf_topic_term_row(int K, const double* lam, const double* psi_total, double eta,
                             double* out) noexcept nogil
     void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
-    void vbf_topic_term_topic_row(Py_ssize_t V, const double* lam, const double* elog,
-                                  double eta, double* out) noexcept nogil
     int vbf_lda_lanes
     int vbf_cpu_avx512f() noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
@@ -978,43 +976,6 @@ def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, do
         acc = acc - <double>V * K * gammaln(eta)
         for k in range(K):
             acc = acc + (gammaln(eta * V) - gammaln(totals[k]))
-    return acc
-
-
-def topic_term_topic_major(const double[:, ::1] lam, const double[:, ::1] elog, double eta,
-                           int n_threads=1):
-    """The sum over topics k and words w of (eta - lambda_kw) E[log beta_kw] +
-    lgamma(lambda_kw), from the batch topics' (K, V) arrays (``elog`` = E[log beta]): the
-    K x V part of the mean-field topic term (``Topics.topic_term`` adds the rest). Topics in
-    parallel, each row by one thread (vectorised lgamma, as ``topic_term_word_major``; a row
-    with a lambda outside (1e-290, 1e290) by scipy's gammaln), the rows' sums added in
-    order: the same bits for any ``n_threads``."""
-    cdef Py_ssize_t K = lam.shape[0], V = lam.shape[1], k, w
-    cdef double acc = 0.0, row_acc
-    cdef bint in_range
-    if elog.shape[0] != K or elog.shape[1] != V:
-        raise ValueError("elog must have the shape of lam")
-    if n_threads < 1:
-        raise ValueError("n_threads must be positive")
-    if K == 0 or V == 0:
-        return 0.0
-    rows_arr = np.empty(K)
-    cdef double[::1] rows = rows_arr
-    with nogil:
-        for k in prange(K, schedule='static', num_threads=n_threads):
-            in_range = True
-            for w in range(V):
-                if not (lam[k, w] > 1e-290 and lam[k, w] < 1e290):
-                    in_range = False
-            if in_range:
-                vbf_topic_term_topic_row(V, &lam[k, 0], &elog[k, 0], eta, &rows[k])
-            else:
-                row_acc = 0.0
-                for w in range(V):
-                    row_acc = row_acc + ((eta - lam[k, w]) * elog[k, w] + gammaln(lam[k, w]))
-                rows[k] = row_acc
-        for k in range(K):
-            acc = acc + rows[k]
     return acc
 
 

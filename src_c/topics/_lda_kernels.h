@@ -474,30 +474,6 @@ VBF_INLINE void vbf_topic_term_row_body(int K, const double *lam, const double *
     *out = vbf_hsum(acc);
 }
 
-/* One topic's share of the mean-field topic term from its (K, V) row (lam, and elog =
-   psi(lam) - psi(sum lam) already computed for the pass; each lam in the range of
-   vbf_lgamma4): sum_w (eta - lam_w) elog_w + lgamma(lam_w), four lanes summed as
-   (l0 + l1) + (l2 + l3), into *out. The batch topics' bound term, once per set of topics. */
-VBF_INLINE void vbf_topic_term_topic_row_body(Py_ssize_t V, const double *lam,
-                                              const double *elog, double eta, double *out)
-{
-    Py_ssize_t w;
-    int q;
-    vbf_v4 acc = vbf_splat(0.0), x, e, keep;
-    for (w = 0; w + 4 <= V; w += 4) {
-        x = vbf_load4(lam + w);
-        acc += (vbf_splat(eta) - x) * vbf_load4(elog + w) + vbf_lgamma4(x);
-    }
-    if (w < V) {
-        x = vbf_splat(1.0);
-        e = vbf_splat(0.0);
-        keep = vbf_splat(0.0);
-        for (q = 0; w + q < V; q++) { x[q] = lam[w + q]; e[q] = elog[w + q]; keep[q] = 1.0; }
-        acc += keep * ((vbf_splat(eta) - x) * e + vbf_lgamma4(x));
-    }
-    *out = vbf_hsum(acc);
-}
-
 /* lgamma of n values by vbf_lgamma4 (for tests). */
 VBF_INLINE void vbf_lgamma_n_body(Py_ssize_t n, const double *x, double *out)
 {
@@ -581,10 +557,6 @@ VBF_DISPATCHED(vbf_topic_term_row,
                (K, lam, psi_total, eta, out))
 
 VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
-
-VBF_DISPATCHED(vbf_topic_term_topic_row,
-               (Py_ssize_t V, const double *lam, const double *elog, double eta, double *out),
-               (V, lam, elog, eta, out))
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
@@ -685,15 +657,6 @@ static void vbf_topic_term_row(int K, const double *lam, const double *psi_total
     int k;
     for (k = 0; k < K; k++)
         acc += (eta - lam[k]) * (vbf_digamma(lam[k]) - psi_total[k]) + lgamma(lam[k]);
-    *out = acc;
-}
-
-static void vbf_topic_term_topic_row(Py_ssize_t V, const double *lam, const double *elog,
-                                     double eta, double *out)
-{
-    double acc = 0.0;
-    Py_ssize_t w;
-    for (w = 0; w < V; w++) acc += (eta - lam[w]) * elog[w] + lgamma(lam[w]);
     *out = acc;
 }
 

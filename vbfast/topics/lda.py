@@ -549,11 +549,10 @@ class Topics:
         self.lam = lam
         self.mean_field = mean_field
         self.eta = eta
-        self.fast = fast
-        self._threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
         if mean_field:
             # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
-            self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, self._threads)
+            self.elog_beta, exp_beta = _lda.dirichlet_expectation(
+                lam, fast, threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD))
         else:
             exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
@@ -593,16 +592,7 @@ class Topics:
         """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
         log prior sum eta log beta of the MAP objective (point topics)."""
         if self._topic_term is None:  # a K x V sum: once per topics
-            if self.mean_field and not self.fast:
-                # _dirichlet_loglik's sum with the vectorised lgamma, topics in parallel
-                # (scikit-learn's digamma keeps scikit-learn's arithmetic, scipy's gammaln)
-                K, V = self.lam.shape
-                eta = self.eta
-                self._topic_term = float(
-                    _lda.topic_term_topic_major(self.lam, self.elog_beta, eta, self._threads)
-                    - K * V * gammaln(eta)
-                    + np.sum(gammaln(eta * V) - gammaln(np.sum(self.lam, 1))))
-            elif self.mean_field:
+            if self.mean_field:
                 self._topic_term = _dirichlet_loglik(self.eta, self.lam, self.elog_beta,
                                                      self.lam.shape[1])
             else:
