@@ -508,3 +508,33 @@ def test_sparse_kernel_rejects_inconsistent_shapes():
     room[1:] = room[-1]  # word 0 holds all the room, the others none
     with pytest.raises(ValueError, match="too little room"):
         _lda_gibbs.sweep_sparse(*args[:9], room, *args[10:])
+
+
+@pytest.mark.parametrize("kind", SAMPLERS)
+def test_both_kernels_share_the_set_up_checks(kind):
+    """sweep and sweep_sparse run one set-up and one order check: each refuses a workspace
+    narrower than its own width and tokens not in the order of the sub-steps, naming
+    itself; the shape check comes before anything is touched."""
+    state, ch, _ = _tiny_state(part_ptr=_TINY_BLOCKS, slice_of=_TINY_SLICES,
+                               sampler_kind=kind)
+    name = "sweep_sparse" if kind == "sparse" else "sweep"
+    width = (_lda_gibbs.sparse_scratch_width if kind == "sparse"
+             else _lda_gibbs.dense_scratch_width)(state.K)
+    assert state.scratch_d.shape[1] == width
+    before = {a: ch[a].copy() for a in ("z", "ndk", "nwk", "nk")}
+
+    def run(words, scratch_d):
+        head = [state.doc_ptr, words, state.slice_of, state.part_ptr, ch["z"], ch["ndk"],
+                ch["nwk"], ch["nk"], state.cursor]
+        extra = [state.wl_ptr, state.wlist, state.wlen] if kind == "sparse" else []
+        tail = [state.scratch_i, scratch_d, 0.1, 0.1, np.uint64(0), np.uint64(0),
+                np.uint64(0), 1]
+        getattr(_lda_gibbs, name)(*head, *extra, *tail)
+
+    with pytest.raises(ValueError, match=f"^{name}: inconsistent array shapes"):
+        run(state.words, np.empty((state.P, width - 1)))
+    for a, v in before.items():
+        np.testing.assert_array_equal(ch[a], v)
+    with pytest.raises(ValueError, match=f"^{name}: the tokens of document 0 are not in "
+                                         "the order"):
+        run(state.words[::-1].copy(), state.scratch_d)

@@ -8,10 +8,11 @@ every token. With the token i removed from the counts (n_dk, n_kw, n_k), its ful
 
     p(z_i = k | z_-i, w) ~ (n_dk + alpha) (n_kw + eta) / (n_k + V eta),
 
-computed for all K topics at once in 4-wide double vectors as A_k (n_kw + eta), with
-A_k = (n_dk + alpha) / (n_k + V eta) kept per document, and the topic drawn from the running
-sums (``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional
-up to rounding). For K of the order of tens this costs less than the SparseLDA
+computed for all K topics at once in 8-lane double vectors (AVX-512, AVX2 or the baseline,
+the same bits on each) as A_k (n_kw + eta), with A_k = (n_dk + alpha) / (n_k + V eta) kept
+per document, and the topic drawn by counting the running sums below u (branch-free;
+``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional up to
+rounding). For K of the order of tens this costs less than the SparseLDA
 buckets (Yao, Mimno & McCallum 2009) that an earlier version used. For K in the hundreds
 ``sweep_sparse`` splits the same conditional into A_k n_kw over the word's topics (kept in
 per-word (topic, count) lists during the sweep) plus eta A_k over all topics (a two-level
@@ -100,48 +101,34 @@ def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part
     return out
 
 
-def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,
-          const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
-          int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor, int32_t[:, ::1] scratch_i,
-          double[:, ::1] scratch_d, double alpha, double eta, uint64_t seed, uint64_t chain,
-          uint64_t sweep_index, int n_threads):
-    """One collapsed Gibbs sweep over all tokens (B sub-steps of B pairs, pairs in parallel);
-    z, ndk, nwk and nk are updated in place.
-
-    Parameters
-    ----------
-    doc_ptr : (D + 1,) int64, token offsets of the documents (tokens ordered by document).
-    words : (N,) int32, word of each token.
-    slice_of : (V,) int32, the vocabulary slice of each word, in [0, B).
-    block_ptr : (B + 1,) int64, document offsets of the document blocks. The tokens of a
-        document of block b must be ordered by (slice_of[word] - b) mod B.
-    z : (N,) int32, in/out: the topic of every token.
-    ndk : (D, K) int32, in/out: n_dk. nwk : (V, K) int32, in/out: n_kw, word-major.
-    nk : (K,) int32, in/out: n_k.
-    cursor : (D,) int64 workspace.
-    scratch_i : (B, K) int32, scratch_d : (B, 4 K) double: per-pair workspace.
-    alpha, eta : the symmetric Dirichlet priors of theta_d and beta_k.
-    seed, chain, sweep_index : with the pair index s B + b, the key of each random stream.
-    n_threads : threads to use (the result does not depend on it).
-    """
+cdef object _setup_sweep(vbf_sweep_ctx* ctx, str name, const int64_t[::1] doc_ptr,
+                         const int32_t[::1] words, const int32_t[::1] slice_of,
+                         const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
+                         int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor,
+                         int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d,
+                         Py_ssize_t scratch_width, bint other_shapes_ok, double alpha,
+                         double eta, uint64_t seed, uint64_t chain, uint64_t sweep_index,
+                         int n_threads):
+    """The set-up shared by ``sweep`` and ``sweep_sparse``: check the shapes common to both
+    (``other_shapes_ok``: the caller's own), reset the cursors and fill ``ctx`` (the dense
+    sampler's fields; the sparse one adds its own). Returns the sweep's counters, which ctx
+    points into: keep them alive until the sweep is done."""
     cdef Py_ssize_t B = block_ptr.shape[0] - 1
     cdef Py_ssize_t D = doc_ptr.shape[0] - 1
     cdef Py_ssize_t N = words.shape[0]
     cdef Py_ssize_t V = nwk.shape[0]
     cdef int K = <int>nk.shape[0]
     cdef Py_ssize_t d
-    cdef double veta = V * eta
-    if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
-            or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
-            or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
-            or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
-            or scratch_d.shape[1] < 4 * K or n_threads < 1):
-        raise ValueError("sweep: inconsistent array shapes")
+    if (not other_shapes_ok or N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N
+            or block_ptr[0] != 0 or block_ptr[B] != D or slice_of.shape[0] != V
+            or ndk.shape[0] != D or ndk.shape[1] != K or nwk.shape[1] != K
+            or cursor.shape[0] != D or scratch_i.shape[0] < B or scratch_i.shape[1] < K
+            or scratch_d.shape[0] < B or scratch_d.shape[1] < scratch_width or n_threads < 1):
+        raise ValueError("%s: inconsistent array shapes" % name)
     delta = np.zeros(K, np.int64)
     cdef int64_t[::1] dl = delta
     counters = np.zeros(2 * B, np.intc)
     cdef int[::1] cnt = counters
-    cdef vbf_sweep_ctx ctx
     with nogil:
         for d in range(D):
             cursor[d] = doc_ptr[d]
@@ -166,18 +153,61 @@ def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::
     ctx.phase = 0
     ctx.alpha = alpha
     ctx.eta = eta
-    ctx.veta = veta
+    ctx.veta = V * eta
     ctx.seed = seed
     ctx.chain = chain
     ctx.sweep = sweep_index
     ctx.sparse = 0
+    return delta, counters
+
+
+cdef void _check_order(str name, const int64_t[::1] doc_ptr, const int64_t[::1] cursor):
+    """Every document's cursor at its end: the tokens were in the order of the sub-steps
+    (otherwise a pair stops early and tokens go unsampled)."""
+    cdef Py_ssize_t d
+    for d in range(cursor.shape[0]):
+        if cursor[d] != doc_ptr[d + 1]:
+            raise ValueError("%s: the tokens of document %d are not in the order of its "
+                             "block's sub-steps" % (name, d))
+
+
+def dense_scratch_width(int K):
+    """Doubles of workspace a pair of the dense sweep needs: inv, A, the terms and their
+    running sums (K each)."""
+    return 4 * K
+
+
+def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,
+          const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
+          int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor, int32_t[:, ::1] scratch_i,
+          double[:, ::1] scratch_d, double alpha, double eta, uint64_t seed, uint64_t chain,
+          uint64_t sweep_index, int n_threads):
+    """One collapsed Gibbs sweep over all tokens (B sub-steps of B pairs, pairs in parallel);
+    z, ndk, nwk and nk are updated in place.
+
+    Parameters
+    ----------
+    doc_ptr : (D + 1,) int64, token offsets of the documents (tokens ordered by document).
+    words : (N,) int32, word of each token.
+    slice_of : (V,) int32, the vocabulary slice of each word, in [0, B).
+    block_ptr : (B + 1,) int64, document offsets of the document blocks. The tokens of a
+        document of block b must be ordered by (slice_of[word] - b) mod B.
+    z : (N,) int32, in/out: the topic of every token.
+    ndk : (D, K) int32, in/out: n_dk. nwk : (V, K) int32, in/out: n_kw, word-major.
+    nk : (K,) int32, in/out: n_k.
+    cursor : (D,) int64 workspace.
+    scratch_i : (B, K) int32, scratch_d : (B, dense_scratch_width(K)) double: per-pair
+        workspace.
+    alpha, eta : the symmetric Dirichlet priors of theta_d and beta_k.
+    seed, chain, sweep_index : with the pair index s B + b, the key of each random stream.
+    n_threads : threads to use (the result does not depend on it).
+    """
+    cdef vbf_sweep_ctx ctx
+    keep = _setup_sweep(&ctx, "sweep", doc_ptr, words, slice_of, block_ptr, z, ndk, nwk, nk,
+                        cursor, scratch_i, scratch_d, dense_scratch_width(<int>nk.shape[0]),
+                        True, alpha, eta, seed, chain, sweep_index, n_threads)
     _run_sweep(&ctx, n_threads)
-    with nogil:
-        for d in range(D):
-            if cursor[d] != doc_ptr[d + 1]:
-                with gil:
-                    raise ValueError("sweep: the tokens of document %d are not in the order "
-                                     "of its block's sub-steps" % d)
+    _check_order("sweep", doc_ptr, cursor)
 
 
 cdef void _run_sweep(vbf_sweep_ctx* c, int n_threads) noexcept:
@@ -217,35 +247,22 @@ def sweep_sparse(const int64_t[::1] doc_ptr, const int32_t[::1] words,
     wlist : (2 wl_ptr[V],) int32 and wlen : (V,) int32, workspace.
     scratch_d : (B, sparse_scratch_width(K)) double.
     """
-    cdef Py_ssize_t B = block_ptr.shape[0] - 1
-    cdef Py_ssize_t D = doc_ptr.shape[0] - 1
-    cdef Py_ssize_t N = words.shape[0]
     cdef Py_ssize_t V = nwk.shape[0]
     cdef int K = <int>nk.shape[0]
-    cdef int Kp = (K + 15) & ~15
-    cdef Py_ssize_t d, v
+    cdef Py_ssize_t v
     cdef int k
     cdef int32_t c
     cdef int64_t o
-    if (N == 0 or B < 1 or doc_ptr[D] != N or z.shape[0] != N or block_ptr[0] != 0
-            or block_ptr[B] != D or slice_of.shape[0] != V or ndk.shape[0] != D
-            or ndk.shape[1] != K or nwk.shape[1] != K or cursor.shape[0] != D
-            or wl_ptr.shape[0] != V + 1 or wlen.shape[0] != V
-            or 2 * wl_ptr[V] > wlist.shape[0]
-            or scratch_i.shape[0] < B or scratch_i.shape[1] < K or scratch_d.shape[0] < B
-            or scratch_d.shape[1] < sparse_scratch_width(K) or n_threads < 1):
-        raise ValueError("sweep_sparse: inconsistent array shapes")
+    cdef vbf_sweep_ctx ctx
+    keep = _setup_sweep(&ctx, "sweep_sparse", doc_ptr, words, slice_of, block_ptr, z, ndk,
+                        nwk, nk, cursor, scratch_i, scratch_d, sparse_scratch_width(K),
+                        wl_ptr.shape[0] == V + 1 and wlen.shape[0] == V
+                        and 2 * wl_ptr[V] <= wlist.shape[0],
+                        alpha, eta, seed, chain, sweep_index, n_threads)
     for v in range(V):
         if (wl_ptr[v] & 15) or wl_ptr[v + 1] - wl_ptr[v] < min(<int64_t>K, 0 + _row_sum(nwk, v)):
             raise ValueError("sweep_sparse: word %d has too little room in wlist" % v)
-    delta = np.zeros(K, np.int64)
-    cdef int64_t[::1] dl = delta
-    counters = np.zeros(2 * B, np.intc)
-    cdef int[::1] cnt = counters
-    cdef vbf_sweep_ctx ctx
     with nogil:
-        for d in range(D):
-            cursor[d] = doc_ptr[d]
         # the words' lists, in topic order: blocks of 16 topics then their 16 counts
         for v in prange(V, schedule='static', num_threads=n_threads):
             o = 2 * wl_ptr[v]
@@ -256,32 +273,7 @@ def sweep_sparse(const int64_t[::1] doc_ptr, const int32_t[::1] words,
                     wlist[o + ((c >> 4) << 5) + (c & 15) + 16] = nwk[v, k]
                     c = c + 1
             wlen[v] = c
-    ctx.B = B
-    ctx.block_ptr = &block_ptr[0]
-    ctx.doc_ptr = &doc_ptr[0]
-    ctx.cursor = &cursor[0]
-    ctx.words = &words[0]
-    ctx.slice_of = &slice_of[0]
-    ctx.z = &z[0]
-    ctx.ndk = &ndk[0, 0]
-    ctx.nwk = &nwk[0, 0]
-    ctx.nk = &nk[0]
-    ctx.K = K
-    ctx.Kp = Kp
-    ctx.nkl = &scratch_i[0, 0]
-    ctx.ldi = scratch_i.shape[1]
-    ctx.scratch = &scratch_d[0, 0]
-    ctx.ldd = scratch_d.shape[1]
-    ctx.dl = &dl[0]
-    ctx.claim = &cnt[0]
-    ctx.arrived = &cnt[B]
-    ctx.phase = 0
-    ctx.alpha = alpha
-    ctx.eta = eta
-    ctx.veta = V * eta
-    ctx.seed = seed
-    ctx.chain = chain
-    ctx.sweep = sweep_index
+    ctx.Kp = (K + 15) & ~15
     ctx.sparse = 1
     ctx.wl_ptr = &wl_ptr[0]
     ctx.wlist = &wlist[0]
@@ -295,11 +287,7 @@ def sweep_sparse(const int64_t[::1] doc_ptr, const int32_t[::1] words,
             for c in range(wlen[v]):
                 nwk[v, wlist[o + ((c >> 4) << 5) + (c & 15)]] = \
                     wlist[o + ((c >> 4) << 5) + (c & 15) + 16]
-        for d in range(D):
-            if cursor[d] != doc_ptr[d + 1]:
-                with gil:
-                    raise ValueError("sweep_sparse: the tokens of document %d are not in the "
-                                     "order of its block's sub-steps" % d)
+    _check_order("sweep_sparse", doc_ptr, cursor)
 
 
 cdef int64_t _row_sum(const int32_t[:, ::1] a, Py_ssize_t i) noexcept nogil:

@@ -83,11 +83,12 @@ VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, do
     const vbf_v4 ve = {eta, eta, eta, eta};
     vbf_v4 c = {0.0, 0.0, 0.0, 0.0};
     for (k = 0; k < K4; k += 4) {
-        vbf_v4i32 b;
-        vbf_v4 a, p;
+        /* converted lane by lane: GCC 12 splits __builtin_convertvector of four int32s into
+           two halves and an insert (three more instructions a block) */
+        vbf_v4 a, p, n = {(double)row[k], (double)row[k + 1], (double)row[k + 2],
+                          (double)row[k + 3]};
         memcpy(&a, A + k, sizeof a);
-        memcpy(&b, row + k, sizeof b);
-        p = a * (__builtin_convertvector(b, vbf_v4) + ve);
+        p = a * (n + ve);
         c += p;
         memcpy(pbuf + k, &p, sizeof p);
         memcpy(cum + k, &c, sizeof c);
@@ -187,20 +188,21 @@ VBF_INLINE void vbf_gibbs_pair_body(
             tn = vbf_draw_dense(K, A, row, eta, t,
                                 a_t * ((double)(row[t] - 1) + eta), pbuf, cum,
                                 vbf_uniform(&rng));
-            if (tn != t) {
-                /* the counts change only if the topic does (the same values otherwise) */
-                nd[t]--;
-                row[t]--;
-                nkl[t] = nkt;
-                inv[t] = inv_t;
-                A[t] = a_t;
-                nd[tn]++;
-                row[tn]++;
-                nkl[tn]++;
-                inv[tn] = 1.0 / ((double)nkl[tn] + veta);
-                A[tn] = ((double)nd[tn] + alpha) * inv[tn];
-                z[i] = tn;
-            }
+            /* no branch on tn != t (true at random, so often mispredicted, and a
+               misprediction also throws away the next token's work under way): if the topic
+               stays, the second half restores the counts, inv_t and A_t exactly (each is the
+               same formula of the same counts), so the draws are those of the branchy form */
+            nd[t]--;
+            row[t]--;
+            nkl[t] = nkt;
+            inv[t] = inv_t;
+            A[t] = a_t;
+            nd[tn]++;
+            row[tn]++;
+            nkl[tn]++;
+            inv[tn] = 1.0 / ((double)nkl[tn] + veta);
+            A[tn] = ((double)nd[tn] + alpha) * inv[tn];
+            z[i] = tn;
         }
         cursor[d] = i;
     }

@@ -182,7 +182,8 @@ class TokenData:
             raise ValueError(f"sampler must be 'dense' or 'sparse', got {sampler!r}")
         self.sampler = sampler
         self.scratch_d = np.empty(
-            (B, 4 * K if sampler == "dense" else _lda_gibbs.sparse_scratch_width(K)),
+            (B, _lda_gibbs.dense_scratch_width(K) if sampler == "dense"
+             else _lda_gibbs.sparse_scratch_width(K)),
             np.float64)
         if sampler == "sparse":
             # each word's list of (topic, count): room for min(its tokens, K), in blocks of
