@@ -545,143 +545,166 @@ VBF_DISPATCH(vbf_gmm_tile_features32, "avx2", vbf_cpu_avx2(),
              (x, b, D, shift, diag, f, ld))
 
 #if defined(__GNUC__)
-typedef float vbf_f16 __attribute__((vector_size(64)));
-typedef int32_t vbf_fi16 __attribute__((vector_size(64)));
-
-VBF_INLINE vbf_f16 vbf_f16_splat(float v) { return (vbf_f16){0} + v; }
-VBF_INLINE vbf_fi16 vbf_f16_bits(vbf_f16 a) {
-    vbf_fi16 b; __builtin_memcpy(&b, &a, sizeof b); return b;
-}
-VBF_INLINE vbf_f16 vbf_f16_from_bits(vbf_fi16 b) {
-    vbf_f16 a; __builtin_memcpy(&a, &b, sizeof a); return a;
-}
-VBF_INLINE vbf_f16 vbf_f16_blend(vbf_fi16 mask, vbf_f16 a, vbf_f16 b) {
-    return vbf_f16_from_bits((vbf_f16_bits(a) & mask) | (vbf_f16_bits(b) & ~mask));
-}
-VBF_INLINE vbf_f16 vbf_f16_load(const float *p) {
-    vbf_f16 v; __builtin_memcpy(&v, p, sizeof v); return v;
-}
-VBF_INLINE void vbf_f16_store(float *p, vbf_f16 v) { __builtin_memcpy(p, &v, sizeof v); }
-
-/* exp(x) in float32 for -60 <= x <= 0 (lanes below are clamped to -60; the caller masks
-   them): x = n ln 2 + r, |r| <= ln(2)/2, e^r by its Taylor polynomial to r^7 (truncation
-   < 6e-9 relative), 2^n in the exponent bits (n >= -87: normal). Within ~2 ulp. */
-VBF_INLINE vbf_f16 vbf_expf16_nonpositive(vbf_f16 x) {
-    const vbf_f16 shifter = vbf_f16_splat(12582912.0f);  /* 1.5 * 2^23: rounds to integer */
-    vbf_fi16 n;
-    vbf_f16 kf, r, p;
-    x = vbf_f16_blend(x < vbf_f16_splat(-60.0f), vbf_f16_splat(-60.0f), x);
-    kf = x * vbf_f16_splat(1.44269504f) + shifter;
-    n = vbf_f16_bits(kf) - vbf_f16_bits(shifter);
-    kf = kf - shifter;
-    /* ln 2 in two parts: kf * 0.693359375 is exact for |kf| < 2^11 */
-    r = (x - kf * vbf_f16_splat(0.693359375f)) - kf * vbf_f16_splat(-2.12194440e-4f);
-    p = vbf_f16_splat(1.0f / 5040.0f);
-    p = p * r + vbf_f16_splat(1.0f / 720.0f);
-    p = p * r + vbf_f16_splat(1.0f / 120.0f);
-    p = p * r + vbf_f16_splat(1.0f / 24.0f);
-    p = p * r + vbf_f16_splat(1.0f / 6.0f);
-    p = p * r + vbf_f16_splat(0.5f);
-    p = p * r + vbf_f16_splat(1.0f);
-    p = p * r + vbf_f16_splat(1.0f);
-    return p * vbf_f16_from_bits((n + 127) << 23);
-}
-
-/* log(y) in float32 for positive, normal, finite y: y = 2^e m, m in [sqrt(1/2), sqrt(2)),
-   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, series to s^9 (truncation
-   < 1e-9 relative). */
-VBF_INLINE vbf_f16 vbf_logf16(vbf_f16 y) {
-    vbf_fi16 b = vbf_f16_bits(y), e, big;
-    vbf_f16 m, s, s2, p, ef;
-    e = ((b >> 23) & 0xff) - 127;
-    m = vbf_f16_from_bits((b & 0x007fffff) | 0x3f800000);
-    big = m > vbf_f16_splat(1.41421356f);
-    m = vbf_f16_blend(big, m * vbf_f16_splat(0.5f), m);
-    e = e - big;  /* big is -1 where m was halved */
-    ef = __builtin_convertvector(e, vbf_f16);
-    s = (m - vbf_f16_splat(1.0f)) / (m + vbf_f16_splat(1.0f));
-    s2 = s * s;
-    p = vbf_f16_splat(1.0f / 9.0f);
-    p = p * s2 + vbf_f16_splat(1.0f / 7.0f);
-    p = p * s2 + vbf_f16_splat(1.0f / 5.0f);
-    p = p * s2 + vbf_f16_splat(1.0f / 3.0f);
-    return ef * vbf_f16_splat(0.693147181f) + ((s + s) + (s + s) * (p * s2));
+/* Float32 vectors of L lanes (VT, with the integer vector IT of the comparisons) and their
+   exp, log and log-sum-exp, written once as macros: sixteen lanes for the AVX-512 build,
+   eight for AVX2, four for the baseline, each the target's native width (a wider generic
+   vector is split by the compiler into slow lane-by-lane masks). */
+#define VBF_F32_VECTOR_MATH(SUF, VT, IT)                                                   \
+VBF_INLINE VT vbf_fsplat_##SUF(float v) { return (VT){0} + v; }                           \
+VBF_INLINE IT vbf_fbits_##SUF(VT a) { IT b; __builtin_memcpy(&b, &a, sizeof b); return b; }\
+VBF_INLINE VT vbf_ffrom_bits_##SUF(IT b) {                                                 \
+    VT a; __builtin_memcpy(&a, &b, sizeof a); return a;                                    \
+}                                                                                          \
+VBF_INLINE VT vbf_fblend_##SUF(IT mask, VT a, VT b) {                                      \
+    return vbf_ffrom_bits_##SUF((vbf_fbits_##SUF(a) & mask) | (vbf_fbits_##SUF(b) & ~mask)); \
+}                                                                                          \
+VBF_INLINE VT vbf_fload_##SUF(const float *p) {                                            \
+    VT v; __builtin_memcpy(&v, p, sizeof v); return v;                                     \
+}                                                                                          \
+VBF_INLINE void vbf_fstore_##SUF(float *p, VT v) { __builtin_memcpy(p, &v, sizeof v); }    \
+/* exp(x) in float32 for -60 <= x <= 0 (lanes below are clamped to -60; the caller masks   \
+   them): x = n ln 2 + r, |r| <= ln(2)/2, e^r by its Taylor polynomial to r^7 (truncation   \
+   < 6e-9 relative), 2^n in the exponent bits (n >= -87: normal). Within ~2 ulp. */        \
+VBF_INLINE VT vbf_expf_nonpositive_##SUF(VT x) {                                           \
+    const VT shifter = vbf_fsplat_##SUF(12582912.0f);  /* 1.5 * 2^23: rounds to integer */ \
+    IT n;                                                                                  \
+    VT kf, r, p;                                                                           \
+    x = vbf_fblend_##SUF(x < vbf_fsplat_##SUF(-60.0f), vbf_fsplat_##SUF(-60.0f), x);       \
+    kf = x * vbf_fsplat_##SUF(1.44269504f) + shifter;                                      \
+    n = vbf_fbits_##SUF(kf) - vbf_fbits_##SUF(shifter);                                    \
+    kf = kf - shifter;                                                                     \
+    /* ln 2 in two parts: kf * 0.693359375 is exact for |kf| < 2^11 */                     \
+    r = (x - kf * vbf_fsplat_##SUF(0.693359375f)) - kf * vbf_fsplat_##SUF(-2.12194440e-4f);\
+    p = vbf_fsplat_##SUF(1.0f / 5040.0f);                                                  \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 720.0f);                                           \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 120.0f);                                           \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 24.0f);                                            \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 6.0f);                                             \
+    p = p * r + vbf_fsplat_##SUF(0.5f);                                                    \
+    p = p * r + vbf_fsplat_##SUF(1.0f);                                                    \
+    p = p * r + vbf_fsplat_##SUF(1.0f);                                                    \
+    return p * vbf_ffrom_bits_##SUF((n + 127) << 23);                                      \
+}                                                                                          \
+/* log(y) in float32 for positive, normal, finite y: y = 2^e m, m in [sqrt(1/2), sqrt(2)),  \
+   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, series to s^9 (truncation       \
+   < 1e-9 relative). */                                                                    \
+VBF_INLINE VT vbf_logf_##SUF(VT y) {                                                       \
+    IT b = vbf_fbits_##SUF(y), e, big;                                                     \
+    VT m, s, s2, p, ef;                                                                    \
+    e = ((b >> 23) & 0xff) - 127;                                                          \
+    m = vbf_ffrom_bits_##SUF((b & 0x007fffff) | 0x3f800000);                               \
+    big = m > vbf_fsplat_##SUF(1.41421356f);                                               \
+    m = vbf_fblend_##SUF(big, m * vbf_fsplat_##SUF(0.5f), m);                              \
+    e = e - big;  /* big is -1 where m was halved */                                       \
+    ef = __builtin_convertvector(e, VT);                                                   \
+    s = (m - vbf_fsplat_##SUF(1.0f)) / (m + vbf_fsplat_##SUF(1.0f));                       \
+    s2 = s * s;                                                                            \
+    p = vbf_fsplat_##SUF(1.0f / 9.0f);                                                     \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 7.0f);                                            \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 5.0f);                                            \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 3.0f);                                            \
+    return ef * vbf_fsplat_##SUF(0.693147181f) + ((s + s) + (s + s) * (p * s2));           \
 }
 
 /* vbf_gmm_lse_cols in float32: lpT (K, ld) float32, ld a multiple of 16; every column
    becomes (float32) w_n r_nk; lpn[n] = log p(x_n) and rlogr[n] = sum_k r_nk log r_nk in
-   float64 (from the float32 max, sum and log). Sixteen rows a vector, one row per lane, the
-   lane's operations in k order: a row's result depends on that row only. */
-VBF_INLINE void vbf_gmm_lse_cols_f32_body(float *lpT, int ld, int b, int K, const double *w,
-                                          double *lpn, double *rlogr)
-{
-    const vbf_f16 ninf = vbf_f16_splat(-INFINITY), zero = vbf_f16_splat(0.0f);
-    const vbf_f16 cutoff = vbf_f16_splat(-50.0f);
-    int n, k, q;
-    for (n = 0; n < b; n += 16) {
-        float *col = lpT + n;
-        vbf_f16 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
-        vbf_fi16 dead;
-        for (k = 0; k < K; k++) {
-            x = vbf_f16_load(col + (Py_ssize_t)k * ld);
-            mx = vbf_f16_blend(x > mx, x, mx);
-        }
-        dead = mx == ninf;
-        mx = vbf_f16_blend(dead, zero, mx);
-        for (k = 0; k < K; k++) {
-            d = vbf_f16_load(col + (Py_ssize_t)k * ld) - mx;
-            r = vbf_f16_from_bits(vbf_f16_bits(vbf_expf16_nonpositive(d)) & (d > cutoff));
-            s = s + r;
-            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
-            v = v + vbf_f16_from_bits(vbf_f16_bits(r * d) & (r > zero));
-            vbf_f16_store(col + (Py_ssize_t)k * ld, r);
-        }
-        s = vbf_f16_blend(dead, vbf_f16_splat(1.0f), s);
-        inv = vbf_f16_splat(1.0f) / s;
-        log_s = vbf_logf16(s);
-        scale = inv;
-        if (w != NULL) {
-            vbf_f16 wv = zero;
-            for (q = 0; q < 16 && n + q < b; q++)
-                wv[q] = (float)w[n + q];
-            scale = inv * wv;
-        }
-        for (k = 0; k < K; k++)
-            vbf_f16_store(col + (Py_ssize_t)k * ld,
-                          vbf_f16_load(col + (Py_ssize_t)k * ld) * scale);
-        for (q = 0; q < 16 && n + q < b; q++) {
-            if (dead[q]) {
-                float wq = w != NULL ? (float)w[n + q] : 1.0f;
-                for (k = 0; k < K; k++)
-                    col[(Py_ssize_t)k * ld + q] = wq / (float)K;
-                lpn[n + q] = -INFINITY;
-                rlogr[n + q] = 0.0;
-            } else {
-                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
-                rlogr[n + q] = (double)v[q] / (double)s[q] - (double)log_s[q];
-                lpn[n + q] = (double)mx[q] + (double)log_s[q];
-            }
-        }
-    }
+   float64 (from the float32 max, sum and log). L rows a vector, one row per lane, the lane's
+   operations in k order: a row's result depends on that row only. */
+#define VBF_F32_LSE_COLS(SUF, VT, IT, L)                                                   \
+VBF_INLINE void vbf_gmm_lse_cols_f32_##SUF(float *lpT, int ld, int b, int K,               \
+                                           const double *w, double *lpn, double *rlogr)    \
+{                                                                                          \
+    const VT ninf = vbf_fsplat_##SUF(-INFINITY), zero = vbf_fsplat_##SUF(0.0f);            \
+    const VT cutoff = vbf_fsplat_##SUF(-50.0f);                                            \
+    int n, k, q;                                                                           \
+    for (n = 0; n < b; n += L) {                                                           \
+        float *col = lpT + n;                                                              \
+        VT mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;                      \
+        IT dead;                                                                           \
+        for (k = 0; k < K; k++) {                                                          \
+            x = vbf_fload_##SUF(col + (Py_ssize_t)k * ld);                                 \
+            mx = vbf_fblend_##SUF(x > mx, x, mx);                                          \
+        }                                                                                  \
+        dead = mx == ninf;                                                                 \
+        mx = vbf_fblend_##SUF(dead, zero, mx);                                             \
+        for (k = 0; k < K; k++) {                                                          \
+            d = vbf_fload_##SUF(col + (Py_ssize_t)k * ld) - mx;                            \
+            r = vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(vbf_expf_nonpositive_##SUF(d))        \
+                                     & (d > cutoff));                                      \
+            s = s + r;                                                                     \
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */\
+            v = v + vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(r * d) & (r > zero));             \
+            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld, r);                                 \
+        }                                                                                  \
+        s = vbf_fblend_##SUF(dead, vbf_fsplat_##SUF(1.0f), s);                             \
+        inv = vbf_fsplat_##SUF(1.0f) / s;                                                  \
+        log_s = vbf_logf_##SUF(s);                                                         \
+        scale = inv;                                                                       \
+        if (w != NULL) {                                                                   \
+            VT wv = zero;                                                                  \
+            for (q = 0; q < L && n + q < b; q++)                                           \
+                wv[q] = (float)w[n + q];                                                   \
+            scale = inv * wv;                                                              \
+        }                                                                                  \
+        for (k = 0; k < K; k++)                                                            \
+            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld,                                     \
+                             vbf_fload_##SUF(col + (Py_ssize_t)k * ld) * scale);           \
+        for (q = 0; q < L && n + q < b; q++) {                                             \
+            if (dead[q]) {                                                                 \
+                float wq = w != NULL ? (float)w[n + q] : 1.0f;                             \
+                for (k = 0; k < K; k++)                                                    \
+                    col[(Py_ssize_t)k * ld + q] = wq / (float)K;                           \
+                lpn[n + q] = -INFINITY;                                                    \
+                rlogr[n + q] = 0.0;                                                        \
+            } else {                                                                       \
+                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */   \
+                rlogr[n + q] = (double)(v[q] * inv[q]) - (double)log_s[q];                 \
+                lpn[n + q] = (double)mx[q] + (double)log_s[q];                             \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
 }
+
+typedef float vbf_f4 __attribute__((vector_size(16)));
+typedef int32_t vbf_fi4 __attribute__((vector_size(16)));
+VBF_F32_VECTOR_MATH(4, vbf_f4, vbf_fi4)
+VBF_F32_LSE_COLS(4, vbf_f4, vbf_fi4, 4)
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
-vbf_gmm_lse_cols_f32_avx512(float *lpT, int ld, int b, int K, const double *w, double *lpn,
-                            double *rlogr)
+typedef float vbf_f8 __attribute__((vector_size(32)));
+typedef int32_t vbf_fi8 __attribute__((vector_size(32)));
+typedef float vbf_f16 __attribute__((vector_size(64)));
+typedef int32_t vbf_fi16 __attribute__((vector_size(64)));
+#define VBF_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define VBF_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+/* (each width's helpers compiled for its target: a vector argument wider than the
+   baseline's registers must not cross a function boundary of another target) */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+VBF_F32_VECTOR_MATH(8, vbf_f8, vbf_fi8)
+VBF_F32_LSE_COLS(8, vbf_f8, vbf_fi8, 8)
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,fma")
+VBF_F32_VECTOR_MATH(16, vbf_f16, vbf_fi16)
+VBF_F32_LSE_COLS(16, vbf_f16, vbf_fi16, 16)
+#pragma GCC pop_options
+
+VBF_TARGET_AVX512 static void vbf_gmm_lse_cols_f32_avx512(
+    float *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr)
 {
-    vbf_gmm_lse_cols_f32_body(lpT, ld, b, K, w, lpn, rlogr);
+    vbf_gmm_lse_cols_f32_16(lpT, ld, b, K, w, lpn, rlogr);
 }
 
-__attribute__((target("avx2,fma"))) static void
-vbf_gmm_lse_cols_f32_avx2(float *lpT, int ld, int b, int K, const double *w, double *lpn,
-                          double *rlogr)
+VBF_TARGET_AVX2 static void vbf_gmm_lse_cols_f32_avx2(
+    float *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr)
 {
-    vbf_gmm_lse_cols_f32_body(lpT, ld, b, K, w, lpn, rlogr);
+    vbf_gmm_lse_cols_f32_8(lpT, ld, b, K, w, lpn, rlogr);
 }
 #endif
 
-/* AVX-512, else AVX2 + FMA, else the baseline build; ld must be a multiple of 16 */
+/* AVX-512 (sixteen rows a vector), else AVX2 + FMA (eight), else the baseline build (four);
+   ld must be a multiple of 16 */
 static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double *w,
                                  double *lpn, double *rlogr)
 {
@@ -695,7 +718,7 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
         return;
     }
 #endif
-    vbf_gmm_lse_cols_f32_body(lpT, ld, b, K, w, lpn, rlogr);
+    vbf_gmm_lse_cols_f32_4(lpT, ld, b, K, w, lpn, rlogr);
 }
 
 #else  /* not GCC/Clang: the same algorithm one row at a time */
@@ -729,7 +752,7 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
         r = 1.0f / s;
         for (k = 0; k < K; k++)
             lpT[(Py_ssize_t)k * ld + n] = lpT[(Py_ssize_t)k * ld + n] * (r * wn);
-        rlogr[n] = (double)v / (double)s - (double)log_s;
+        rlogr[n] = (double)(v * r) - (double)log_s;
         lpn[n] = (double)mx + (double)log_s;
     }
 }
