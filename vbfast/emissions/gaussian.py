@@ -52,10 +52,10 @@ FLOAT64_BOUND_RTOL = 1e-10
 # of the order of |log rho_nk| for the rows a component explains. These errors are
 # rounding, of either sign, so the bound (their mean over the rows) moves by a few u |bound|
 # from one theta to the next, less for large N, and the float32 statistics move the
-# update's fixed point by the same order. Measured (tests/test_gmm_float32.py, EM and mean
-# field, diag and spherical, N 50..3,000, D 1..64, 200 iterations with tol=0): relative
-# decreases up to 7e-7 ~ 12 u. 2^-16 ~ 1.5e-5 = 256 u leaves a factor ~20 over that; a
-# larger decrease is not rounding.
+# update's fixed point by the same order. Measured (EM and mean field, diag and spherical,
+# 52 random problems of N 50..3,000, D 1..64, 200 iterations with tol=0; the test is
+# tests/test_mixture_float32.py): relative decreases up to 7e-7 ~ 12 u. 2^-16 ~ 1.5e-5 =
+# 256 u leaves a factor ~20 over that; a larger decrease is not rounding.
 FLOAT32_BOUND_RTOL = 2.0 ** -16
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
