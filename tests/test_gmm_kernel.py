@@ -865,3 +865,142 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
     assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
     assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()
+
+
+# --------------------------------------------------------------------------- float32 tiles
+def tile_pass_f32(X, w, shift, p, n_groups, n_threads, float32_work, want_rows=True,
+                  compute_stats=True, chunk_size=CHUNK):
+    """One ``gmm_pass`` of diag / spherical with every component in the GEMM form, asked
+    (``float32_work``) or not to run the tile in float32 (issue 17)."""
+    K, D = p["means"].shape
+    ctype = p["type"]
+    with np.errstate(divide="ignore"):
+        log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], ctype, D)
+                     - 0.5 * D * np.log(2 * np.pi))
+    centres, prec_flat, aux, lc = G.pass_inputs(p["means"] + shift, p["prec_chol"], ctype,
+                                                shift, log_const)
+    assert not centres.any()
+    N = X.shape[0]
+    out = {"nk": np.full((n_groups, K), np.nan), "s1": np.full((n_groups, K * D), np.nan),
+           "s2": np.full((n_groups, s2_size(ctype, K, D)), np.nan),
+           "ll": np.full(n_groups, np.nan), "ent": np.full(n_groups, np.nan),
+           "resp": np.full((N, K) if want_rows else (0, 0), np.nan, dtype=X.dtype),
+           "lpn": np.full(N if want_rows else 0, np.nan, dtype=X.dtype)}
+    _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, centres, prec_flat, aux, lc,
+                  CODES[ctype], np.empty((0, 0)), out["nk"], out["s1"], out["s2"], out["ll"],
+                  out["ent"], out["resp"], out["lpn"], compute_stats, chunk_size, n_threads,
+                  float32_work=float32_work)
+    return out
+
+
+def reference_about_shift(X, w, shift, p):
+    """Responsibilities, log p(x_n), and the statistics about the shift, in float64 from the
+    float32 data (S2 about the shift: the GEMM form's centres are 0)."""
+    Xs = X.astype(np.float64) - shift
+    log_rho = reference_log_rho(X, shift, p)
+    lpn = logsumexp(log_rho, axis=1)
+    r = np.exp(log_rho - lpn[:, None])
+    ww = np.ones(X.shape[0]) if w is None else w
+    wr = ww[:, None] * r
+    sq = Xs ** 2 if p["type"] == "diag" else (Xs ** 2).sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = float(np.sum(ww * np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)))
+    return {"resp": r, "lpn": lpn, "ll": float(np.sum(ww * lpn)), "ent": ent,
+            "nk": wr.sum(axis=0), "s1": wr.T @ Xs, "s2": (wr.T @ sq).reshape(-1),
+            "s1_scale": np.abs(wr).T @ np.abs(Xs)}
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
+    """The float32 tile against the float64 reference at float32 tolerance (K = 7: not a
+    multiple of the lanes; N not of the chunk or of sixteen rows), bitwise the same for 1, 2
+    and 3 threads, and not the float64 tile's bits (it did run in float32)."""
+    rng = np.random.default_rng([41, CODES[covariance_type], int(weighted)])
+    K, D = 7, 5
+    N = N_ODD + 3
+    X = make_data(rng, N, D, np.float32)
+    w = rng.uniform(0.0, 3.0, size=N) if weighted else None
+    if weighted:
+        w[::13] = 0.0
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    ref = reference_about_shift(X, w, shift, p)
+    results = [tile_pass_f32(X, w, shift, p, 9, t, True, want_rows=want_rows)
+               for t in (1, 2, 3)]
+    red = reduce_slots(results[0], p)
+    rtol = 2e-5
+    assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum() / K)
+    assert_allclose(red["s1"], ref["s1"], rtol=rtol, atol=rtol * ref["s1_scale"].max())
+    assert_allclose(red["s2"].reshape(-1), ref["s2"], rtol=rtol,
+                    atol=rtol * np.abs(ref["s2"]).max())
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-6)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-6 * abs(ref["ll"]))
+    if want_rows:
+        out = results[0]
+        assert out["resp"].dtype == np.float32 and out["lpn"].dtype == np.float32
+        assert_allclose(out["resp"], ref["resp"], rtol=1e-4, atol=1e-5)
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
+        assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
+    f64 = tile_pass_f32(X, w, shift, p, 9, 2, False, want_rows=want_rows)
+    assert not np.array_equal(f64["s1"], results[0]["s1"])
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_chunk_sizes_and_small_shapes(covariance_type):
+    """Chunks of 1, 100 and more rows than the data, one component and one feature: the
+    float32 tile agrees with the reference."""
+    for K, D, chunk, n_groups in [(1, 1, CHUNK, 3), (2, 1, 100, 4), (1, 3, 1, 7),
+                                  (3, 4, N_ODD + 10, 2), (17, 3, 37, 5)]:
+        rng = np.random.default_rng([K, D, chunk])
+        X = make_data(rng, N_ODD, D, np.float32)
+        w = rng.uniform(0.1, 2.0, size=N_ODD)
+        shift = X.astype(np.float64).mean(axis=0)
+        p = make_params(rng, covariance_type, K, D)
+        out = tile_pass_f32(X, w, shift, p, n_groups, 2, True, chunk_size=chunk)
+        ref = reference_about_shift(X, w, shift, p)
+        red = reduce_slots(out, p)
+        assert_allclose(red["nk"], ref["nk"], rtol=2e-5, atol=2e-5 * ref["nk"].sum())
+        assert_allclose(red["s1"], ref["s1"], atol=2e-5 * ref["s1_scale"].max())
+        assert_allclose(red["ll"], ref["ll"], rtol=1e-6)
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
+        if K == 1:
+            assert np.all(out["resp"] == 1.0)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_without_density_and_far_component(covariance_type):
+    """Every weight 0 (log pi = -inf): uniform responsibilities, log p = -inf, as the
+    float64 tile. A component beyond FAR_FROM_SHIFT_F32 (sum_j m_j^2 p_j^2 > 2^12) sends
+    the pass to the float64 tile: the float64 tile's bits."""
+    rng = np.random.default_rng(51)
+    K, D = 3, 2
+    X = make_data(rng, 700, D, np.float32)
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    zero = {**p, "weights": np.zeros(K)}
+    with np.errstate(divide="ignore"):
+        out = tile_pass_f32(X, None, shift, zero, 3, 2, True)
+    assert np.all(out["lpn"] == -np.inf) and np.all(out["ll"] == -np.inf)
+    assert_allclose(out["resp"], 1.0 / K)
+    assert not out["ent"].any()
+    assert_allclose(out["nk"].sum(axis=0), 700.0 / K)
+    var = p["cov"] if covariance_type == "diag" else np.repeat(p["cov"][:, None], D, axis=1)
+    far = p["means"].copy()
+    far[1] = np.sqrt(5000.0 * var[1] / D)  # sum_j m_j^2 / var_j = 5000 > 2^12 (< 2^20)
+    assert ((far ** 2 / var).sum(axis=1) < G.FAR_FROM_SHIFT).all()
+    q = {**p, "means": far}
+    a, b = (tile_pass_f32(X, None, shift, q, 3, 2, True),
+            tile_pass_f32(X, None, shift, q, 3, 2, False))
+    for name in a:
+        assert np.array_equal(a[name], b[name], equal_nan=True), name
+    near = {**p, "means": far * np.sqrt(4000.0 / 5000.0)}
+    a, b = (tile_pass_f32(X, None, shift, near, 3, 2, True),
+            tile_pass_f32(X, None, shift, near, 3, 2, False))
+    assert not np.array_equal(a["s1"], b["s1"])

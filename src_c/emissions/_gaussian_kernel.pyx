@@ -65,9 +65,9 @@ group order. The result is therefore bitwise identical for any number of threads
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from libc.math cimport exp, log, sqrt, INFINITY
+from libc.math cimport exp, log, sqrt, fabs, INFINITY
 from libc.stdint cimport uint64_t
-from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, sgemm
 
 ctypedef fused floating:
     float
@@ -87,6 +87,14 @@ cdef enum:
     FULL_GEMM_MAX_D = 32
     FULL_GEMM_MAX_KD = 1024
 cdef double FULL_FAR_FROM_SHIFT = 1048576.0
+
+# float32 input, diag / spherical, asked to work in float32 (``float32_work``): the tile runs
+# in float32 (_tile_group_f32) when every component's squared distance from the shift in its
+# own standard deviations, sum_j m_kj^2 p_kj^2, is at most this (2^12). S2 about the shift
+# then loses at most log10(2^12) ~ 3.6 of float32's 7.2 digits to the M-step's subtraction
+# m^2 within one chunk's sum (far less in the float64 sum over chunks, whose rounding errors
+# average out); a component farther away sends the pass to the float64 tile.
+cdef double FAR_FROM_SHIFT_F32 = 4096.0
 
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
@@ -110,6 +118,10 @@ cdef extern from "_gaussian_kernels.h":
                                    int diag, double* f, int ld) noexcept nogil
     void vbf_gmm_tile_features_f32(const float* x, int b, int D, const double* shift,
                                    int diag, double* f, int ld) noexcept nogil
+    void vbf_gmm_tile_features32(const float* x, int b, int D, const double* shift,
+                                 int diag, float* f, int ld) noexcept nogil
+    void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
+                              double* lpn, double* rlogr) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -169,6 +181,10 @@ cdef struct _GaussPass:
     bint tile
     int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
     const double* coef         # (K, W): [-1/2 a_k, c_k]
+    # the tile in float32 (float32 X, float32_work, every component within
+    # FAR_FROM_SHIFT_F32): coef rounded to float32
+    bint tile32
+    const float* coef32        # (K, W)
 
 
 cdef void _chunk(
@@ -562,6 +578,92 @@ cdef void _tile_group(
         nk[k] = nk[k] + acc[k * W + W - 1]
 
 
+cdef void _tile_group_f32(
+    const _GaussPass* p, const float* X, float* resp_out, float* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t chunk_size, Py_ssize_t N,
+    float* fbuf, double* rowbuf, double* acc,
+) noexcept nogil:
+    """_tile_group in float32 (float32 X, p.tile32): the features f (W, ld) and log rho
+    (K, ld) in float32 with ld = chunk_size rounded up to 16, log rho by one SGEMM against
+    coef32, the log-sum-exp sixteen rows a vector (vbf_gmm_lse_cols_f32), each chunk's
+    [S1 | S2 | N] (K, W) by one SGEMM over its b <= chunk_size rows, then added in float64 to
+    the group's accumulator: the statistics are float64 sums over chunks of float32 sums
+    over one chunk's rows, the bound terms float64 sums of float32 per-row values. fbuf:
+    W ld floats; rowbuf: 2 ld doubles (lpn, rlogr) then K ld floats (log rho); acc: K W
+    doubles then K W floats (the chunk's statistics). Bitwise the same for any thread count,
+    as the float64 tile."""
+    cdef int D = p.D, K = p.K, W = p.n_tile
+    cdef bint diag = p.cov_type == DIAG
+    cdef const double* weights = p.weights
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint has_lpn_out = log_prob_norm_out != NULL
+    cdef bint compute_stats = p.compute_stats
+    cdef int ld = <int>((chunk_size + 15) // 16 * 16)
+    cdef double* lpn_buf = rowbuf
+    cdef double* rlogr_buf = rowbuf + ld
+    cdef float* lpT = <float*>(rowbuf + 2 * ld)
+    cdef float* acc_chunk = <float*>(acc + <Py_ssize_t>K * W)
+    cdef const double* w_lse
+    cdef Py_ssize_t c, start, end
+    cdef int b, n, j, k, i, s2_width = D if diag else 1
+    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    cdef float one = 1.0, zero = 0.0
+    cdef double* nk
+    cdef double* s1
+    cdef double* s2
+    if compute_stats:
+        memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
+    for c in range(c0, c1):
+        start = c * chunk_size
+        end = min(start + chunk_size, N)
+        b = <int>(end - start)
+        vbf_gmm_tile_features32(X + start * D, b, D, p.shift, diag, fbuf, ld)
+        # log rho (K, ld) row-major = f (ld, W) coef32^T (W, K), column-major terms
+        sgemm(&CH_N, &CH_N, &b, &K, &W, &one, fbuf, &ld, <float*>p.coef32, &W, &zero, lpT,
+              &ld)
+        for k in range(K):  # the lanes past the last row: finite, unused
+            for n in range(b, ld):
+                lpT[<Py_ssize_t>k * ld + n] = 0.0
+        w_lse = weights + start if has_weights and not has_resp_out else NULL
+        vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        for n in range(b):
+            lpn = lpn_buf[n]
+            w = weights[start + n] if has_weights else 1.0
+            if lpn > -INFINITY:  # (every density zero: no entropy term)
+                ent_sum = ent_sum + w * rlogr_buf[n]
+            ll_sum = ll_sum + w * lpn
+            if has_lpn_out:
+                log_prob_norm_out[start + n] = <float>lpn
+        if has_resp_out:
+            for n in range(b):
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
+            if has_weights:
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = \
+                            lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+        if compute_stats:
+            # the chunk's (w r) (K, b) f (b, W) in float32, then into the float64 accumulator
+            sgemm(&CH_T, &CH_N, &W, &K, &b, &one, fbuf, &ld, lpT, &ld, &zero, acc_chunk, &W)
+            for i in range(K * W):
+                acc[i] = acc[i] + <double>acc_chunk[i]
+    p.ll[g] = p.ll[g] + ll_sum
+    p.ent[g] = p.ent[g] + ent_sum
+    if not compute_stats:
+        return
+    nk = p.nk + g * K
+    s1 = p.s1 + g * K * D
+    s2 = p.s2 + g * p.s2_size
+    for k in range(K):
+        for j in range(D):
+            s1[k * D + j] = s1[k * D + j] + acc[k * W + j]
+        for j in range(s2_width):
+            s2[k * s2_width + j] = s2[k * s2_width + j] + acc[k * W + D + j]
+        nk[k] = nk[k] + acc[k * W + W - 1]
+
+
 cdef inline void _gathered_syrk(
     int D, int K, int b, int k, const double* xbuf, const double* c_k, const double* lp,
     double* zbuf, double* s2k,
@@ -808,6 +910,7 @@ def gmm_pass(
     unsigned long long row_offset=0,
     bint s2_panels=False,
     const unsigned char[::1] centred_full=None,
+    bint float32_work=False,
 ):
     """One pass over X: log densities, responsibilities, bound terms and statistics.
 
@@ -852,6 +955,11 @@ def gmm_pass(
         form of x_n - c_k whatever their distance from the shift (the caller's second pass
         for a component whose new S2 turned out too narrow for the GEMM form's cancellation;
         see ``full_gemm_cancelled``)
+    float32_work : float32 X, diag / spherical: run the fused tile in float32 (features, log
+        rho, responsibilities and each chunk's statistics in float32, the sums over chunks and
+        the bound terms in float64) when every component is within FAR_FROM_SHIFT_F32 of the
+        shift; the per-row log densities then carry float32 rounding (see
+        ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1007,6 +1115,36 @@ def gmm_pass(
                 coef[k * p.n_tile + j] = -0.5 * aux[k, j]
             coef[k * p.n_tile + n_aux] = log_const[k]
     p.coef = coef
+    # the tile in float32: every component near enough to the shift for float32's digits
+    # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32
+    cdef float* coef32 = NULL
+    cdef double p2, dist2_max = 0.0
+    p.tile32 = False
+    if floating is float:
+        p.tile32 = p.tile and float32_work
+    if p.tile32:
+        for k in range(K):
+            dist2 = 0.0
+            for j in range(D):
+                p2 = aux[k, D + j] if covariance_type == DIAG else aux[k, D]
+                if aux[k, j] != 0.0:
+                    dist2 = dist2 + aux[k, j] * aux[k, j] / (4.0 * p2)
+            if not dist2 <= dist2_max:  # (NaN: not within)
+                dist2_max = dist2
+            for j in range(p.n_tile):  # (c_k = -inf, a zero weight, is exact in float32)
+                if not fabs(coef[k * p.n_tile + j]) <= 1e38 and not (
+                        j == n_aux and coef[k * p.n_tile + j] == -INFINITY):
+                    dist2_max = INFINITY
+        p.tile32 = dist2_max <= FAR_FROM_SHIFT_F32
+    if p.tile32:
+        coef32 = <float*>malloc(K * p.n_tile * sizeof(float))
+        if coef32 == NULL:
+            free(centred)
+            free(coef)
+            raise MemoryError()
+        for i in range(K * p.n_tile):
+            coef32[i] = <float>coef[i]
+    p.coef32 = coef32
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -1050,11 +1188,17 @@ def gmm_pass(
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc((chunk_size + 7) * width * sizeof(double))
         # (rounded up to eight rows: the tiles' component-major log rho, see _tile_group)
-        lp = <double*>malloc((chunk_size + 7) * (K + 2) * sizeof(double))
-        sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
+        lp = <double*>malloc((chunk_size + 15) * (K + 2) * sizeof(double))
+        # (doubled: the float32 tile's per-chunk statistics follow its accumulator)
+        sbuf = <double*>malloc((2 * K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         for g in prange(G, schedule='static'):
-            if p.tile:
+            if p.tile32:
+                _tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
+                                <float*>lpn_ptr, g, g * per_group,
+                                min((g + 1) * per_group, n_chunks), chunk_size, N,
+                                <float*>zbuf, lp, sbuf)
+            elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
                             sbuf)
@@ -1074,6 +1218,7 @@ def gmm_pass(
     free(mu)
     free(far_full)
     free(coef)
+    free(coef32)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],

@@ -500,4 +500,262 @@ VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                      
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double)
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
 
+
+/* ---- The float32 tile (_tile_group_f32): float32 input, diag / spherical, every component
+   within FAR_FROM_SHIFT_F32 of the shift. The same algorithm as the float64 tile with the
+   features, log rho and the responsibilities in float32: sixteen rows a vector (one 512-bit
+   vector with AVX-512, two 256-bit halves with AVX2), the per-row results log p(x_n) and
+   sum_k r_nk log r_nk formed in float64 from float32 max, sum and log. */
+
+/* The features of the float32 tile: as vbf_gmm_tile_features_* (feature-major, width
+   2 D + 1 or D + 2), f (width, ld) in float32; v = x_n - shift is formed in float64 and
+   rounded once, v^2 from the float64 v (||v||^2 summed in float32, in feature order). */
+VBF_INLINE void vbf_gmm_tile_features32_body(const float *x, int b, int D,
+                                             const double *shift, int diag, float *f, int ld)
+{
+    int n, j;
+    float *restrict q = f + (Py_ssize_t)(diag ? 2 * D : D) * ld;
+    float *restrict one = q + (diag ? 0 : ld);
+    for (n = 0; n < b; n++) {
+        one[n] = 1.0f;
+        if (!diag)
+            q[n] = 0.0f;
+    }
+    for (j = 0; j < D; j++) {
+        const float *restrict x_j = x + j;
+        float *restrict f_j = f + (Py_ssize_t)j * ld;
+        float *restrict g_j = diag ? f + (Py_ssize_t)(D + j) * ld : q;
+        const double s = shift[j];
+        if (diag)
+            for (n = 0; n < b; n++) {
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;
+                f_j[n] = (float)v;
+                g_j[n] = (float)(v * v);
+            }
+        else
+            for (n = 0; n < b; n++) {
+                double v = (double)x_j[(Py_ssize_t)n * D] - s;
+                f_j[n] = (float)v;
+                g_j[n] = g_j[n] + (float)(v * v);
+            }
+    }
+}
+VBF_DISPATCH(vbf_gmm_tile_features32, "avx2", vbf_cpu_avx2(),
+             (const float *x, int b, int D, const double *shift, int diag, float *f, int ld),
+             (x, b, D, shift, diag, f, ld))
+
+#if defined(__GNUC__)
+/* Float32 vectors of L lanes (VT, with the integer vector IT of the comparisons) and their
+   exp, log and log-sum-exp, written once as macros: sixteen lanes for the AVX-512 build,
+   eight for AVX2, four for the baseline, each the target's native width (a wider generic
+   vector is split by the compiler into slow lane-by-lane masks). */
+#define VBF_F32_VECTOR_MATH(SUF, VT, IT)                                                   \
+VBF_INLINE VT vbf_fsplat_##SUF(float v) { return (VT){0} + v; }                           \
+VBF_INLINE IT vbf_fbits_##SUF(VT a) { IT b; __builtin_memcpy(&b, &a, sizeof b); return b; }\
+VBF_INLINE VT vbf_ffrom_bits_##SUF(IT b) {                                                 \
+    VT a; __builtin_memcpy(&a, &b, sizeof a); return a;                                    \
+}                                                                                          \
+VBF_INLINE VT vbf_fblend_##SUF(IT mask, VT a, VT b) {                                      \
+    return vbf_ffrom_bits_##SUF((vbf_fbits_##SUF(a) & mask) | (vbf_fbits_##SUF(b) & ~mask)); \
+}                                                                                          \
+VBF_INLINE VT vbf_fload_##SUF(const float *p) {                                            \
+    VT v; __builtin_memcpy(&v, p, sizeof v); return v;                                     \
+}                                                                                          \
+VBF_INLINE void vbf_fstore_##SUF(float *p, VT v) { __builtin_memcpy(p, &v, sizeof v); }    \
+/* exp(x) in float32 for -60 <= x <= 0 (lanes below are clamped to -60; the caller masks   \
+   them): x = n ln 2 + r, |r| <= ln(2)/2, e^r by its Taylor polynomial to r^7 (truncation   \
+   < 6e-9 relative), 2^n in the exponent bits (n >= -87: normal). Within ~2 ulp. */        \
+VBF_INLINE VT vbf_expf_nonpositive_##SUF(VT x) {                                           \
+    const VT shifter = vbf_fsplat_##SUF(12582912.0f);  /* 1.5 * 2^23: rounds to integer */ \
+    IT n;                                                                                  \
+    VT kf, r, p;                                                                           \
+    x = vbf_fblend_##SUF(x < vbf_fsplat_##SUF(-60.0f), vbf_fsplat_##SUF(-60.0f), x);       \
+    kf = x * vbf_fsplat_##SUF(1.44269504f) + shifter;                                      \
+    n = vbf_fbits_##SUF(kf) - vbf_fbits_##SUF(shifter);                                    \
+    kf = kf - shifter;                                                                     \
+    /* ln 2 in two parts: kf * 0.693359375 is exact for |kf| < 2^11 */                     \
+    r = (x - kf * vbf_fsplat_##SUF(0.693359375f)) - kf * vbf_fsplat_##SUF(-2.12194440e-4f);\
+    p = vbf_fsplat_##SUF(1.0f / 5040.0f);                                                  \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 720.0f);                                           \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 120.0f);                                           \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 24.0f);                                            \
+    p = p * r + vbf_fsplat_##SUF(1.0f / 6.0f);                                             \
+    p = p * r + vbf_fsplat_##SUF(0.5f);                                                    \
+    p = p * r + vbf_fsplat_##SUF(1.0f);                                                    \
+    p = p * r + vbf_fsplat_##SUF(1.0f);                                                    \
+    return p * vbf_ffrom_bits_##SUF((n + 127) << 23);                                      \
+}                                                                                          \
+/* log(y) in float32 for positive, normal, finite y: y = 2^e m, m in [sqrt(1/2), sqrt(2)),  \
+   log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, series to s^9 (truncation       \
+   < 1e-9 relative). */                                                                    \
+VBF_INLINE VT vbf_logf_##SUF(VT y) {                                                       \
+    IT b = vbf_fbits_##SUF(y), e, big;                                                     \
+    VT m, s, s2, p, ef;                                                                    \
+    e = ((b >> 23) & 0xff) - 127;                                                          \
+    m = vbf_ffrom_bits_##SUF((b & 0x007fffff) | 0x3f800000);                               \
+    big = m > vbf_fsplat_##SUF(1.41421356f);                                               \
+    m = vbf_fblend_##SUF(big, m * vbf_fsplat_##SUF(0.5f), m);                              \
+    e = e - big;  /* big is -1 where m was halved */                                       \
+    ef = __builtin_convertvector(e, VT);                                                   \
+    s = (m - vbf_fsplat_##SUF(1.0f)) / (m + vbf_fsplat_##SUF(1.0f));                       \
+    s2 = s * s;                                                                            \
+    p = vbf_fsplat_##SUF(1.0f / 9.0f);                                                     \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 7.0f);                                            \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 5.0f);                                            \
+    p = p * s2 + vbf_fsplat_##SUF(1.0f / 3.0f);                                            \
+    return ef * vbf_fsplat_##SUF(0.693147181f) + ((s + s) + (s + s) * (p * s2));           \
+}
+
+/* vbf_gmm_lse_cols in float32: lpT (K, ld) float32, ld a multiple of 16; every column
+   becomes (float32) w_n r_nk; lpn[n] = log p(x_n) and rlogr[n] = sum_k r_nk log r_nk in
+   float64 (from the float32 max, sum and log). L rows a vector, one row per lane, the lane's
+   operations in k order: a row's result depends on that row only. */
+#define VBF_F32_LSE_COLS(SUF, VT, IT, L)                                                   \
+VBF_INLINE void vbf_gmm_lse_cols_f32_##SUF(float *lpT, int ld, int b, int K,               \
+                                           const double *w, double *lpn, double *rlogr)    \
+{                                                                                          \
+    const VT ninf = vbf_fsplat_##SUF(-INFINITY), zero = vbf_fsplat_##SUF(0.0f);            \
+    const VT cutoff = vbf_fsplat_##SUF(-50.0f);                                            \
+    int n, k, q;                                                                           \
+    for (n = 0; n < b; n += L) {                                                           \
+        float *col = lpT + n;                                                              \
+        VT mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;                      \
+        IT dead;                                                                           \
+        for (k = 0; k < K; k++) {                                                          \
+            x = vbf_fload_##SUF(col + (Py_ssize_t)k * ld);                                 \
+            mx = vbf_fblend_##SUF(x > mx, x, mx);                                          \
+        }                                                                                  \
+        dead = mx == ninf;                                                                 \
+        mx = vbf_fblend_##SUF(dead, zero, mx);                                             \
+        for (k = 0; k < K; k++) {                                                          \
+            d = vbf_fload_##SUF(col + (Py_ssize_t)k * ld) - mx;                            \
+            r = vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(vbf_expf_nonpositive_##SUF(d))        \
+                                     & (d > cutoff));                                      \
+            s = s + r;                                                                     \
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */\
+            v = v + vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(r * d) & (r > zero));             \
+            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld, r);                                 \
+        }                                                                                  \
+        s = vbf_fblend_##SUF(dead, vbf_fsplat_##SUF(1.0f), s);                             \
+        inv = vbf_fsplat_##SUF(1.0f) / s;                                                  \
+        log_s = vbf_logf_##SUF(s);                                                         \
+        scale = inv;                                                                       \
+        if (w != NULL) {                                                                   \
+            VT wv = zero;                                                                  \
+            for (q = 0; q < L && n + q < b; q++)                                           \
+                wv[q] = (float)w[n + q];                                                   \
+            scale = inv * wv;                                                              \
+        }                                                                                  \
+        for (k = 0; k < K; k++)                                                            \
+            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld,                                     \
+                             vbf_fload_##SUF(col + (Py_ssize_t)k * ld) * scale);           \
+        for (q = 0; q < L && n + q < b; q++) {                                             \
+            if (dead[q]) {                                                                 \
+                float wq = w != NULL ? (float)w[n + q] : 1.0f;                             \
+                for (k = 0; k < K; k++)                                                    \
+                    col[(Py_ssize_t)k * ld + q] = wq / (float)K;                           \
+                lpn[n + q] = -INFINITY;                                                    \
+                rlogr[n + q] = 0.0;                                                        \
+            } else {                                                                       \
+                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */   \
+                rlogr[n + q] = (double)(v[q] * inv[q]) - (double)log_s[q];                 \
+                lpn[n + q] = (double)mx[q] + (double)log_s[q];                             \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+}
+
+typedef float vbf_f4 __attribute__((vector_size(16)));
+typedef int32_t vbf_fi4 __attribute__((vector_size(16)));
+VBF_F32_VECTOR_MATH(4, vbf_f4, vbf_fi4)
+VBF_F32_LSE_COLS(4, vbf_f4, vbf_fi4, 4)
+
+#if defined(__x86_64__)
+typedef float vbf_f8 __attribute__((vector_size(32)));
+typedef int32_t vbf_fi8 __attribute__((vector_size(32)));
+typedef float vbf_f16 __attribute__((vector_size(64)));
+typedef int32_t vbf_fi16 __attribute__((vector_size(64)));
+#define VBF_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define VBF_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
+/* (each width's helpers compiled for its target: a vector argument wider than the
+   baseline's registers must not cross a function boundary of another target) */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+VBF_F32_VECTOR_MATH(8, vbf_f8, vbf_fi8)
+VBF_F32_LSE_COLS(8, vbf_f8, vbf_fi8, 8)
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,fma")
+VBF_F32_VECTOR_MATH(16, vbf_f16, vbf_fi16)
+VBF_F32_LSE_COLS(16, vbf_f16, vbf_fi16, 16)
+#pragma GCC pop_options
+
+VBF_TARGET_AVX512 static void vbf_gmm_lse_cols_f32_avx512(
+    float *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr)
+{
+    vbf_gmm_lse_cols_f32_16(lpT, ld, b, K, w, lpn, rlogr);
+}
+
+VBF_TARGET_AVX2 static void vbf_gmm_lse_cols_f32_avx2(
+    float *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr)
+{
+    vbf_gmm_lse_cols_f32_8(lpT, ld, b, K, w, lpn, rlogr);
+}
+#endif
+
+/* AVX-512 (sixteen rows a vector), else AVX2 + FMA (eight), else the baseline build (four);
+   ld must be a multiple of 16 */
+static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double *w,
+                                 double *lpn, double *rlogr)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_lse_cols_f32_avx512(lpT, ld, b, K, w, lpn, rlogr);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_lse_cols_f32_avx2(lpT, ld, b, K, w, lpn, rlogr);
+        return;
+    }
+#endif
+    vbf_gmm_lse_cols_f32_4(lpT, ld, b, K, w, lpn, rlogr);
+}
+
+#else  /* not GCC/Clang: the same algorithm one row at a time */
+
+static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double *w,
+                                 double *lpn, double *rlogr)
+{
+    int n, k;
+    for (n = 0; n < b; n++) {
+        float mx = -INFINITY, s = 0.0f, v = 0.0f, d, r, log_s;
+        float wn = w != NULL ? (float)w[n] : 1.0f;
+        for (k = 0; k < K; k++)
+            if (lpT[(Py_ssize_t)k * ld + n] > mx)
+                mx = lpT[(Py_ssize_t)k * ld + n];
+        if (mx == -INFINITY) {
+            for (k = 0; k < K; k++)
+                lpT[(Py_ssize_t)k * ld + n] = wn / (float)K;
+            lpn[n] = -INFINITY;
+            rlogr[n] = 0.0;
+            continue;
+        }
+        for (k = 0; k < K; k++) {
+            d = lpT[(Py_ssize_t)k * ld + n] - mx;
+            r = d > -50.0f ? expf(d) : 0.0f;
+            s = s + r;
+            if (r > 0.0f)
+                v = v + r * d;
+            lpT[(Py_ssize_t)k * ld + n] = r;
+        }
+        log_s = logf(s);
+        r = 1.0f / s;
+        for (k = 0; k < K; k++)
+            lpT[(Py_ssize_t)k * ld + n] = lpT[(Py_ssize_t)k * ld + n] * (r * wn);
+        rlogr[n] = (double)(v * r) - (double)log_s;
+        lpn[n] = (double)mx + (double)log_s;
+    }
+}
+#endif
+
 #endif

@@ -64,11 +64,20 @@ class Sampling:
         return sweep >= self.burn_in and (sweep - self.burn_in + 1) % self.thin == 0
 
 
-def guard(prev, bound, n_iter, stacklevel=4):
+# The guard's relative tolerance unless the method says otherwise (``bound_rtol``).
+BOUND_RTOL = 1e-10
+
+
+def guard(prev, bound, n_iter, stacklevel=4, rtol=BOUND_RTOL):
     """Warn (or raise, per ``vbfast.set_config(bound_decrease=...)``) on a bound decrease
-    larger than a relative 1e-10: for exact updates that is a bug, not rounding."""
+    larger than ``rtol`` relative: for exact updates that is a bug, not rounding.
+
+    ``rtol`` is the precision the method computes its bound in: 1e-10 for float64 work (the
+    rounding of a float64 sum over the rows stays far below it); a method whose passes run in
+    float32 exposes a looser ``bound_rtol`` (the Gaussian mixtures' ``FLOAT32_BOUND_RTOL``,
+    whose docstring derives it)."""
     decrease = prev - bound
-    if decrease <= 1e-10 * max(abs(prev), abs(bound), 1e-300):
+    if decrease <= rtol * max(abs(prev), abs(bound), 1e-300):
         return
     action = get_config()["bound_decrease"]
     if action == "ignore":
@@ -126,7 +135,7 @@ def _run(method, data, run, *, max_iter, tol, verbose, verbose_interval, samplin
         # method changed outside its update (``bound_reset``: e.g. a re-seeded component).
         reset = method.bound_reset
         if n_iter > 1 and method.monotone and not reset:
-            guard(prev, bound, n_iter)
+            guard(prev, bound, n_iter, rtol=getattr(method, "bound_rtol", BOUND_RTOL))
         if verbose >= 2 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}\t time lapse {now - t0:.5f}s\t "
                   f"bound change {bound - prev:.5g}")

@@ -40,6 +40,24 @@ _ILL_DEFINED = (
 ILL_DEFINED = _ILL_DEFINED
 
 
+# The bound-decrease guard's relative tolerance (``vbfast._core.loop.guard``) for a bound
+# computed in float64: rounding of sums of N terms stays far below it, so a larger decrease
+# is a bug.
+FLOAT64_BOUND_RTOL = 1e-10
+# ... and for a bound from float32 passes (``GaussianPass.float32_work``). Each row's
+# log p(x_n) = max_k log rho_nk + log sum_k exp(log rho_nk - max) comes from a float32 dot
+# product of W = 2 D + 1 (or D + 2) terms, so its error is up to ~W u sum_j |coef_kj f_nj|,
+# u = 2^-24; with the data centred at the shift and every component within
+# FAR_FROM_SHIFT_F32 (2^12) of its own standard deviations squared from it, the terms are
+# of the order of |log rho_nk| for the rows a component explains. These errors are
+# rounding, of either sign, so the bound (their mean over the rows) moves by a few u |bound|
+# from one theta to the next, less for large N, and the float32 statistics move the
+# update's fixed point by the same order. Measured (EM and mean field, diag and spherical,
+# 52 random problems of N 50..3,000, D 1..64, 200 iterations with tol=0; the test is
+# tests/test_mixture_float32.py): relative decreases up to 7e-7 ~ 12 u. 2^-16 ~ 1.5e-5 =
+# 256 u leaves a factor ~20 over that; a larger decrease is not rounding.
+FLOAT32_BOUND_RTOL = 2.0 ** -16
+
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
 SLOT_BUDGET = 64 << 20
@@ -112,8 +130,13 @@ class GaussianPass:
     (weighted) column mean summed group by group (the same rule for every kind of X).
     """
 
-    def __init__(self, X, sample_weight, covariance_type, n_components, n_threads, shift=None):
+    def __init__(self, X, sample_weight, covariance_type, n_components, n_threads, shift=None,
+                 float32_work=False):
         self.rows = X if isinstance(X, Rows) else InMemoryRows(X)
+        # float32 X, diag / spherical: the fit's passes may run in float32 (the kernel's
+        # ``float32_work``), and its bound then carries float32 rounding (``bound_rtol``)
+        self.float32_work = bool(float32_work) and covariance_type in ("diag", "spherical") \
+            and self.rows.dtype == np.float32
         self.X = X
         self.n_samples, self.n_features = X.shape
         self.covariance_type = covariance_type
@@ -143,6 +166,12 @@ class GaussianPass:
         if shift is None:
             shift = self.group_sums(_column_sums).sum(axis=0) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+
+    @property
+    def bound_rtol(self):
+        """Relative tolerance of a bound computed from this data's passes:
+        ``FLOAT32_BOUND_RTOL`` when they may run in float32, else ``FLOAT64_BOUND_RTOL``."""
+        return FLOAT32_BOUND_RTOL if self.float32_work else FLOAT64_BOUND_RTOL
 
     def plan(self, n_groups=None, extra_row_bytes=0):
         """The block plan (``group_plan``) of a pass with ``n_groups`` groups (default the
@@ -249,7 +278,7 @@ class GaussianPass:
                 resp_out if resp_out is not None else empty_out_2d,
                 log_prob_norm_out if log_prob_norm_out is not None else empty_out_1d,
                 compute_stats, CHUNK_SIZE, self.n_threads, sample_z, seed, sweep, z_out, 0,
-                panels, centred_full)
+                panels, centred_full, self.float32_work)
             s2_panel = s2_slots[0] if panels else None
         # Reduction over the groups in group order (numpy adds the rows of a C-ordered array
         # one after another along axis 0), independent of the thread count.
@@ -294,7 +323,7 @@ class GaussianPass:
             per_block.append((w, part, g1 - g0, start))
         shared = (self.shift, means_shifted, prec_flat, aux, log_const, self.covariance.code,
                   self._s2_size(compute_stats), compute_stats, sample_z, seed, sweep,
-                  self.n_threads, panels, centred_full)
+                  self.n_threads, panels, centred_full, self.float32_work)
         if panels and not isinstance(self.rows, DaskRows):
             # one block's S2 at a time, added as it comes (no list of K D^2 arrays)
             results = (block_pass(self.rows[start:stop], *per_block[b], *shared)
@@ -353,7 +382,7 @@ class GaussianPass:
 
 def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat, aux,
                log_const, cov_code, s2_size, compute_stats, sample_z, seed, sweep, n_threads,
-               s2_panels=False, centred_full=None):
+               s2_panels=False, centred_full=None, float32_work=False):
     """The kernel on one block of whole groups (rows ``row_offset`` onwards of the data):
     returns its ``n_groups`` slots (nk, s1, s2, ll, ent); with ``s2_panels`` one S2 slot
     (the panel sweep's). A module-level function of picklable arguments: a Dask task runs it
@@ -371,7 +400,7 @@ def block_pass(X, w, resp, n_groups, row_offset, shift, means_shifted, prec_flat
                   nk, s1, s2, ll, ent, np.empty((0, 0), dtype=X.dtype),
                   np.empty(0, dtype=X.dtype), compute_stats, CHUNK_SIZE,
                   threads_for(n_threads, X.shape[0]), sample_z, seed, sweep, None,
-                  row_offset, s2_panels, centred_full)
+                  row_offset, s2_panels, centred_full, float32_work)
     return nk, s1, s2, ll, ent
 
 

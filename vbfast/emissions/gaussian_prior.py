@@ -325,6 +325,12 @@ class MeanFieldFitState(Method):
 
     bound_kind = "ELBO"
 
+    @property
+    def bound_rtol(self):
+        """The bound-decrease guard's relative tolerance: that of the data's passes
+        (``GaussianPass.bound_rtol``; looser when they run in float32)."""
+        return self.data.bound_rtol
+
     def __init__(self, data, covariance_type, reg_covar, priors, weight_concentration,
                  mean_precision, means, degrees_of_freedom, prec_chol, covariances=None,
                  reseeds=None):

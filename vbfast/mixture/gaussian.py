@@ -83,6 +83,12 @@ class EM(Method):
     def bound(self):
         return self._bound
 
+    @property
+    def bound_rtol(self):
+        """The bound-decrease guard's relative tolerance: that of the data's passes
+        (``GaussianPass.bound_rtol``; looser when they run in float32)."""
+        return self.data.bound_rtol
+
     def m_step(self, stats, centers_shifted, overwrite_s2=True):
         """theta from the statistics; ``overwrite_s2``: 'full' covariances may take S2's
         memory (the loop's statistics are used once; partial_fit's running ones are not)."""
@@ -974,7 +980,9 @@ def _gaussian_data(X, sample_weight, covariance_type, n_components, n_threads, m
     if missing == "marginalize" and np.isnan(X).any():
         return GM.MissingGaussianPass(X, sample_weight, covariance_type, n_components,
                                       n_threads)
-    return G.GaussianPass(X, sample_weight, covariance_type, n_components, n_threads)
+    # float32 X: diag / spherical passes in float32 (statistics summed in float64)
+    return G.GaussianPass(X, sample_weight, covariance_type, n_components, n_threads,
+                          float32_work=X.dtype == np.float32)
 
 
 def _unit_mean_weights(w):
