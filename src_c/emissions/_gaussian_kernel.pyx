@@ -88,6 +88,12 @@ cdef enum:
     FULL_GEMM_MAX_KD = 1024
 cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 
+# 'full' as fused tiles (_full_tile_group) up to this D, in tiles of FULL_TILE_ROWS rows (a
+# multiple of 32: the kernels' row blocks): every component centred, no BLAS
+cdef enum:
+    FULL_TILE_MAX_D = 64
+    FULL_TILE_ROWS = 512
+
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
 cdef char CH_L = b'L'
@@ -110,6 +116,13 @@ cdef extern from "_gaussian_kernels.h":
                                    int diag, double* f, int ld) noexcept nogil
     void vbf_gmm_tile_features_f32(const float* x, int b, int D, const double* shift,
                                    int diag, double* f, int ld) noexcept nogil
+    void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
+    void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
+                                const double* means, const double* up,
+                                const double* log_const, double* xc, double* lpT) noexcept nogil
+    void vbf_gmm_full_stats_tile(const double* xT, int ld, int nr, int D, int K,
+                                 const double* means, const double* rT, double* xc, double* rx,
+                                 double* nk, double* s1, double* s2) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -169,6 +182,10 @@ cdef struct _GaussPass:
     bint tile
     int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
     const double* coef         # (K, W): [-1/2 a_k, c_k]
+    # 'full' with responsibilities computed here, no draws, D <= FULL_TILE_MAX_D: each
+    # group's rows as fused tiles (_full_tile_group)
+    bint full_tile
+    const double* u_pack       # (K, DP, DP) the U_k packed by vbf_gmm_full_pack_u
 
 
 cdef void _chunk(
@@ -562,6 +579,84 @@ cdef void _tile_group(
         nk[k] = nk[k] + acc[k * W + W - 1]
 
 
+cdef void _full_tile_group(
+    const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, double* xT, double* xc, double* rx,
+    double* lpT,
+) noexcept nogil:
+    """Group g's rows [row0, row1) of 'full' (responsibilities computed here, no draws) as
+    fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no BLAS.
+
+    Per tile of b rows, feature-major (xT (D, ld), x_n - shift in float64, ld =
+    FULL_TILE_ROWS, rows past b zero):
+        log rho (K, ld)                     vbf_gmm_full_quad_tile (the tile centred at each
+                                            m_k, y = (x_n - m_k) U_k over U_k's triangle)
+        w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (component-major, as the diag
+                                            tiles)
+        N_k, S1_k, S2_k (centred at m_k)    vbf_gmm_full_stats_tile, into group g's slots
+    xc, rx: (DP, ld) scratch (DP = D rounded up to 4); lpT: (K + 2, ld). The tiles and the
+    order of accumulation depend on the data size only: bitwise the same for any thread
+    count.
+    """
+    cdef int D = p.D, K = p.K
+    cdef int ld = FULL_TILE_ROWS
+    cdef const double* shift = p.shift
+    cdef const double* weights = p.weights
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint has_lpn_out = log_prob_norm_out != NULL
+    cdef bint compute_stats = p.compute_stats
+    cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
+    cdef double* rlogr_buf = lpn_buf + ld
+    cdef const double* w_lse
+    cdef const floating* x_n
+    cdef Py_ssize_t start, end
+    cdef int b, nr, n, j, k
+    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    start = row0
+    while start < row1:
+        end = min(start + ld, row1)
+        b = <int>(end - start)
+        nr = (b + 31) // 32 * 32  # the kernels' row blocks
+        for n in range(b):
+            x_n = X + (start + n) * D
+            for j in range(D):
+                xT[j * ld + n] = <double>x_n[j] - shift[j]
+        for j in range(D):
+            for n in range(b, nr):
+                xT[j * ld + n] = 0.0
+        vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc, lpT)
+        # per-row outputs want r unweighted: the weights are applied after them
+        w_lse = weights + start if has_weights and not has_resp_out else NULL
+        vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        for n in range(b):
+            lpn = lpn_buf[n]
+            w = weights[start + n] if has_weights else 1.0
+            if lpn > -INFINITY:  # (every density zero: no entropy term)
+                ent_sum = ent_sum + w * rlogr_buf[n]
+            ll_sum = ll_sum + w * lpn
+            if has_lpn_out:
+                log_prob_norm_out[start + n] = <floating>lpn
+        if has_resp_out:
+            for n in range(b):
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
+            if has_weights:
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = \
+                            lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+        if compute_stats:
+            for k in range(K):  # rows past b: no weight
+                for n in range(b, nr):
+                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx, p.nk + g * K,
+                                    p.s1 + g * K * D, p.s2 + g * p.s2_size)
+        start = end
+    p.ll[g] = p.ll[g] + ll_sum
+    p.ent[g] = p.ent[g] + ent_sum
+
+
 cdef inline void _gathered_syrk(
     int D, int K, int b, int k, const double* xbuf, const double* c_k, const double* lp,
     double* zbuf, double* s2k,
@@ -703,6 +798,13 @@ def full_gemm_form(int K, int D):
     """Whether 'full' at K components and D features takes the GEMM form (without the panel
     sweep), and the squared distance from the shift beyond which a component does not."""
     return D <= FULL_GEMM_MAX_D and K * D <= FULL_GEMM_MAX_KD, FULL_FAR_FROM_SHIFT
+
+
+def full_tile_form(int K, int D):
+    """Whether a 'full' pass at K components and D features computing its own
+    responsibilities (no draws, no panel sweep) takes the fused tiles: every component
+    centred, so no S2 about the shift and nothing for ``full_gemm_cancelled`` to redo."""
+    return D <= FULL_TILE_MAX_D and K > 0
 
 
 def panel_layout(int D):
@@ -873,6 +975,7 @@ def gmm_pass(
     cdef double* lp
     cdef double* sbuf
     cdef double* gbuf
+    cdef double* tbuf = NULL
     cdef unsigned char* centred = NULL
     cdef Py_ssize_t gbuf_size = 1
 
@@ -941,8 +1044,18 @@ def gmm_pass(
         width = n_aux + D + 1
     # 'full' in GEMM form (see _GaussPass) for models whose per-chunk buffers stay small
     # (a rule on the model's size only); its arrays are set up here
+    p.full_tile = covariance_type == FULL and not s2_panels and not has_resp_in \
+        and not sample_z and D <= FULL_TILE_MAX_D and K > 0
     p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
-        and K * D <= FULL_GEMM_MAX_KD
+        and K * D <= FULL_GEMM_MAX_KD and not p.full_tile
+    cdef int DP = (D + 3) // 4 * 4
+    cdef double* u_pack = NULL
+    if p.full_tile:
+        u_pack = <double*>malloc(<Py_ssize_t>K * DP * DP * sizeof(double))
+        if u_pack == NULL:
+            raise MemoryError()
+        vbf_gmm_full_pack_u(&prec_chol[0], D, K, u_pack)
+    p.u_pack = u_pack
     p.n_feat = 1 + D + D * (D + 1) // 2
     cdef double* u_cat = NULL
     cdef double* mu = NULL
@@ -1053,8 +1166,17 @@ def gmm_pass(
         lp = <double*>malloc((chunk_size + 7) * (K + 2) * sizeof(double))
         sbuf = <double*>malloc((K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
+        if p.full_tile:  # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld)
+            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_ROWS
+                                   * sizeof(double))
         for g in prange(G, schedule='static'):
-            if p.tile:
+            if p.full_tile:
+                _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
+                                 min(g * per_group * chunk_size, N),
+                                 min((g + 1) * per_group * chunk_size, N), tbuf,
+                                 tbuf + DP * FULL_TILE_ROWS, tbuf + 2 * DP * FULL_TILE_ROWS,
+                                 tbuf + 3 * DP * FULL_TILE_ROWS)
+            elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
                             sbuf)
@@ -1069,7 +1191,10 @@ def gmm_pass(
         free(lp)
         free(sbuf)
         free(gbuf)
+        if p.full_tile:
+            free(tbuf)
     free(centred)
+    free(u_pack)
     free(u_cat)
     free(mu)
     free(far_full)

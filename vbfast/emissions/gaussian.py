@@ -260,8 +260,10 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
             stats["s2"] = self.covariance.reduce_s2(s2, K, D)
+            tiles = resp_in is None and _gmm.full_tile_form(K, D)  # centred: exact
             if (self.covariance_type == "full" and not panels and not sample_z
-                    and centred_full is None and _gmm.full_gemm_form(K, D)[0]):
+                    and centred_full is None and _gmm.full_gemm_form(K, D)[0]
+                    and not tiles):
                 redo = full_gemm_cancelled(stats["s2"], stats["nk"], means_shifted)
                 if redo.any():
                     return self.run(means_shifted, prec_flat, aux, log_const, resp_in,
