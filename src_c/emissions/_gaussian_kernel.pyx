@@ -123,6 +123,11 @@ cdef extern from "_gaussian_kernels.h":
     void vbf_gmm_full_stats_tile(const double* xT, int ld, int nr, int D, int K,
                                  const double* means, const double* rT, double* xc, double* rx,
                                  double* nk, double* s1, double* s2) noexcept nogil
+    void vbf_gmm_tied_quad_tile(const double* xT, int ld, int nr, int D, int K,
+                                const double* mu, const double* up, const double* log_const,
+                                double* yT, double* lpT) noexcept nogil
+    void vbf_gmm_tied_stats_tile(const double* xT, int ld, int nr, int D, int K,
+                                 const double* rT, double* nk, double* s1) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -185,7 +190,11 @@ cdef struct _GaussPass:
     # 'full' with responsibilities computed here, no draws, D <= FULL_TILE_MAX_D: each
     # group's rows as fused tiles (_full_tile_group)
     bint full_tile
-    const double* u_pack       # (K, DP, DP) the U_k packed by vbf_gmm_full_pack_u
+    const double* u_pack       # (K, DP, DP) the U_k packed by vbf_gmm_full_pack_u (tied: U)
+    # 'tied' likewise (the same tiles, y = x U once a tile): mu_k = m_k U and the constants
+    # with ||mu_k||^2 taken back out of c_k (K, D + 1)
+    bint tied_tile
+    const double* tied_mu
 
 
 cdef void _chunk(
@@ -625,7 +634,15 @@ cdef void _full_tile_group(
         for j in range(D):
             for n in range(b, nr):
                 xT[j * ld + n] = 0.0
-        vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc, lpT)
+        for j in range(D, (D + 3) // 4 * 4):  # the padded rows the S2 blocks read
+            for n in range(nr):
+                xT[j * ld + n] = 0.0
+        if p.tied_tile:
+            vbf_gmm_tied_quad_tile(xT, ld, nr, D, K, p.tied_mu, p.u_pack,
+                                   p.tied_mu + K * D, xc, lpT)
+        else:
+            vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc,
+                                   lpT)
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
@@ -650,8 +667,12 @@ cdef void _full_tile_group(
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
                     lpT[<Py_ssize_t>k * ld + n] = 0.0
-            vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx, p.nk + g * K,
-                                    p.s1 + g * K * D, p.s2 + g * p.s2_size)
+            if p.tied_tile:
+                vbf_gmm_tied_stats_tile(xT, ld, nr, D, K, lpT, p.nk + g * K, p.s1 + g * K * D)
+            else:
+                vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx,
+                                        p.nk + g * K, p.s1 + g * K * D,
+                                        p.s2 + g * p.s2_size)
         start = end
     p.ll[g] = p.ll[g] + ll_sum
     p.ent[g] = p.ent[g] + ent_sum
@@ -1044,24 +1065,41 @@ def gmm_pass(
         width = n_aux + D + 1
     # 'full' in GEMM form (see _GaussPass) for models whose per-chunk buffers stay small
     # (a rule on the model's size only); its arrays are set up here
-    p.full_tile = covariance_type == FULL and not s2_panels and not has_resp_in \
-        and not sample_z and D <= FULL_TILE_MAX_D and K > 0
+    p.tied_tile = covariance_type == TIED and not has_resp_in and not sample_z \
+        and D <= FULL_TILE_MAX_D and K > 0
+    p.full_tile = (covariance_type == FULL and not s2_panels and not has_resp_in
+                   and not sample_z and D <= FULL_TILE_MAX_D and K > 0) or p.tied_tile
     p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
         and K * D <= FULL_GEMM_MAX_KD and not p.full_tile
     cdef int DP = (D + 3) // 4 * 4
+    cdef int i
+    cdef double v, dist2
     cdef double* u_pack = NULL
     if p.full_tile:
         u_pack = <double*>malloc(<Py_ssize_t>K * DP * DP * sizeof(double))
         if u_pack == NULL:
             raise MemoryError()
-        vbf_gmm_full_pack_u(&prec_chol[0], D, K, u_pack)
+        vbf_gmm_full_pack_u(&prec_chol[0], D, 1 if p.tied_tile else K, u_pack)
     p.u_pack = u_pack
+    cdef double* tied_mu = NULL
+    if p.tied_tile:
+        # mu_k = m_k U = -1/2 a_k[:D]; c_k back to log_const + 1/2 ||mu_k||^2 (the caller
+        # folded -1/2 ||mu_k||^2 into it for the GEMM form)
+        tied_mu = <double*>malloc(<Py_ssize_t>K * (D + 1) * sizeof(double))
+        if tied_mu == NULL:
+            free(u_pack)
+            raise MemoryError()
+        for k in range(K):
+            v = 0.0
+            for j in range(D):
+                tied_mu[k * D + j] = -0.5 * aux[k, j]
+                v = v + tied_mu[k * D + j] * tied_mu[k * D + j]
+            tied_mu[K * D + k] = log_const[k] + 0.5 * v
+    p.tied_mu = tied_mu
     p.n_feat = 1 + D + D * (D + 1) // 2
     cdef double* u_cat = NULL
     cdef double* mu = NULL
     cdef unsigned char* far_full = NULL
-    cdef int i
-    cdef double v, dist2
     if p.full_gemm:
         u_cat = <double*>malloc(K * D * D * sizeof(double))
         mu = <double*>malloc(K * D * sizeof(double))
@@ -1195,6 +1233,7 @@ def gmm_pass(
             free(tbuf)
     free(centred)
     free(u_pack)
+    free(tied_mu)
     free(u_cat)
     free(mu)
     free(far_full)

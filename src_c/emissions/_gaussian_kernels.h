@@ -548,11 +548,12 @@ ATTR static void vbf_gmm_full_quad_tile_##SUF(                                  
         const double *m = means + (Py_ssize_t)k * D;                                      \
         const double *uk = up + (Py_ssize_t)k * DP * DP;                                  \
         const V c = SPLAT(log_const[k]);                                                   \
-        for (i = 0; i < D; i++)                                                           \
-            for (n = 0; n < nr; n++)                                                      \
-                xc[(Py_ssize_t)i * ld + n] = xT[(Py_ssize_t)i * ld + n] - m[i];           \
         for (n0 = 0; n0 < nr; n0 += RB * L) {                                             \
             V s[RB];                                                                      \
+            /* the row block centred at m_k, (D, RB L): stays in L1 */                    \
+            for (i = 0; i < D; i++)                                                       \
+                for (n = 0; n < RB * L; n++)                                              \
+                    xc[i * RB * L + n] = xT[(Py_ssize_t)i * ld + n0 + n] - m[i];          \
             for (r = 0; r < RB; r++)                                                      \
                 s[r] = (V){0};                                                            \
             for (j0 = 0; j0 < DP; j0 += 4) {                                              \
@@ -563,7 +564,7 @@ ATTR static void vbf_gmm_full_quad_tile_##SUF(                                  
                     for (q = 0; q < 4; q++)                                               \
                         a[r][q] = (V){0};                                                 \
                 for (i = 0; i < imax; i++) {                                              \
-                    const double *xi = xc + (Py_ssize_t)i * ld + n0;                      \
+                    const double *xi = xc + i * RB * L;                                   \
                     V u[4], x;                                                            \
                     for (q = 0; q < 4; q++)                                               \
                         u[q] = SPLAT(ub[4 * i + q]);                                       \
@@ -609,38 +610,38 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
         nk[k] = nk[k] + vbf_gmm_lanes_##SUF(acc);                                         \
         for (i = 0; i < D; i++) {                                                         \
             const double *xi = xT + (Py_ssize_t)i * ld;                                   \
-            double *ci = xc + (Py_ssize_t)i * ld, *ri = rx + (Py_ssize_t)i * ld;          \
-            const double mi = m[i];                                                       \
             acc = (V){0};                                                                 \
             for (n = 0; n < nr; n += L) {                                                 \
                 __builtin_memcpy(&x, rk + n, sizeof x);                                   \
                 __builtin_memcpy(&y, xi + n, sizeof y);                                   \
                 acc = acc + x * y;                                                        \
-                y = y - SPLAT(mi);                                                         \
-                __builtin_memcpy(ci + n, &y, sizeof y);                                   \
-                y = x * y;                                                                \
-                __builtin_memcpy(ri + n, &y, sizeof y);                                   \
             }                                                                             \
             s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + vbf_gmm_lanes_##SUF(acc); \
         }                                                                                 \
-        for (i = D; i < DP; i++)                                                          \
-            for (n = 0; n < nr; n++) {                                                    \
-                xc[(Py_ssize_t)i * ld + n] = 0.0;                                         \
-                rx[(Py_ssize_t)i * ld + n] = 0.0;                                         \
+        for (i0 = 0; i0 < D; i0 += 4) {                                                   \
+            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1 */    \
+            for (p = 0; p < 4; p++) {                                                     \
+                const double *xi = xT + (Py_ssize_t)(i0 + p) * ld;                        \
+                const double mi = i0 + p < D ? m[i0 + p] : 0.0;                           \
+                double *ri = rx + (Py_ssize_t)p * ld;                                     \
+                for (n = 0; n < nr; n++)                                                  \
+                    ri[n] = i0 + p < D ? rk[n] * (xi[n] - mi) : 0.0;                      \
             }                                                                             \
-        for (i0 = 0; i0 < D; i0 += 4)                                                     \
             for (j0 = 0; j0 < i0 + 4 && j0 < D; j0 += SJB) {                              \
-                V a[4][SJB], xi[4], xj[SJB];                                              \
+                V a[4][SJB], xi[4], xj[SJB], mj[SJB];                                     \
+                for (q = 0; q < SJB; q++)                                                 \
+                    mj[q] = SPLAT(j0 + q < D ? m[j0 + q] : 0.0);                          \
                 for (p = 0; p < 4; p++)                                                   \
                     for (q = 0; q < SJB; q++)                                             \
                         a[p][q] = (V){0};                                                 \
                 for (n = 0; n < nr; n += L) {                                             \
                     for (p = 0; p < 4; p++)                                               \
-                        __builtin_memcpy(&xi[p], rx + (Py_ssize_t)(i0 + p) * ld + n,      \
+                        __builtin_memcpy(&xi[p], rx + (Py_ssize_t)p * ld + n, sizeof(V)); \
+                    for (q = 0; q < SJB; q++) {                                           \
+                        __builtin_memcpy(&xj[q], xT + (Py_ssize_t)(j0 + q) * ld + n,      \
                                          sizeof(V));                                      \
-                    for (q = 0; q < SJB; q++)                                             \
-                        __builtin_memcpy(&xj[q], xc + (Py_ssize_t)(j0 + q) * ld + n,      \
-                                         sizeof(V));                                      \
+                        xj[q] = xj[q] - mj[q];                                            \
+                    }                                                                     \
                     for (p = 0; p < 4; p++)                                               \
                         for (q = 0; q < SJB; q++)                                         \
                             a[p][q] = a[p][q] + xi[p] * xj[q];                            \
@@ -653,12 +654,95 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
                             + vbf_gmm_lanes_##SUF(a[p][q]);                               \
                     }                                                                     \
             }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}
+
+/* 'tied' as fused tiles (_full_tile_group with tied = 1): y = x U once per tile (yT (DP, ld)
+   scratch, U packed as one component's U_k), then log rho_nk = c_k - 1/2 ||y_n - mu_k||^2
+   with mu_k = m_k U (K, D), four components a time lane by lane; N_k and S1_k as the full
+   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit). */
+#define VBF_GMM_TIED_TILE(SUF, V, L, ATTR, SPLAT)                                        \
+ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                            \
+    const double *xT, int ld, int nr, int D, int K, const double *mu, const double *up,   \
+    const double *log_const, double *yT, double *lpT)                                     \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, k0, i, j, j0, n, q;                                                            \
+    for (n = 0; n < nr; n += L) {                                                         \
+        for (j0 = 0; j0 < DP; j0 += 4) {                                                  \
+            const double *ub = up + (Py_ssize_t)j0 * DP;                                  \
+            const int imax = j0 + 4 < D ? j0 + 4 : D;                                     \
+            V a[4], x;                                                                    \
+            for (q = 0; q < 4; q++)                                                       \
+                a[q] = (V){0};                                                            \
+            for (i = 0; i < imax; i++) {                                                  \
+                __builtin_memcpy(&x, xT + (Py_ssize_t)i * ld + n, sizeof x);              \
+                for (q = 0; q < 4; q++)                                                   \
+                    a[q] = a[q] + x * SPLAT(ub[4 * i + q]);                               \
+            }                                                                             \
+            for (q = 0; q < 4 && j0 + q < D; q++)                                         \
+                __builtin_memcpy(yT + (Py_ssize_t)(j0 + q) * ld + n, &a[q], sizeof(V));   \
+        }                                                                                 \
+    }                                                                                     \
+    for (k0 = 0; k0 < K; k0 += 4) {                                                       \
+        const int kn = K - k0 < 4 ? K - k0 : 4;                                           \
+        for (n = 0; n < nr; n += L) {                                                     \
+            V s[4], y, d;                                                                 \
+            for (q = 0; q < 4; q++)                                                       \
+                s[q] = (V){0};                                                            \
+            for (j = 0; j < D; j++) {                                                     \
+                __builtin_memcpy(&y, yT + (Py_ssize_t)j * ld + n, sizeof y);              \
+                for (q = 0; q < kn; q++) {                                                \
+                    d = y - SPLAT(mu[(Py_ssize_t)(k0 + q) * D + j]);                      \
+                    s[q] = s[q] + d * d;                                                  \
+                }                                                                         \
+            }                                                                             \
+            for (q = 0; q < kn; q++) {                                                    \
+                k = k0 + q;                                                               \
+                y = SPLAT(log_const[k]) - 0.5 * s[q];                                     \
+                __builtin_memcpy(lpT + (Py_ssize_t)k * ld + n, &y, sizeof y);             \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                           \
+    const double *xT, int ld, int nr, int D, int K, const double *rT, double *nk,         \
+    double *s1)                                                                           \
+{                                                                                         \
+    int k, i, n, q;                                                                       \
+    for (k = 0; k < K; k++) {                                                             \
+        const double *rk = rT + (Py_ssize_t)k * ld;                                       \
+        V acc = (V){0}, x, y;                                                             \
+        double t;                                                                         \
+        for (n = 0; n < nr; n += L) {                                                     \
+            __builtin_memcpy(&x, rk + n, sizeof x);                                       \
+            acc = acc + x;                                                                \
+        }                                                                                 \
+        t = acc[0];                                                                       \
+        for (q = 1; q < L; q++)                                                           \
+            t = t + acc[q];                                                               \
+        nk[k] = nk[k] + t;                                                                \
+        for (i = 0; i < D; i++) {                                                         \
+            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
+            acc = (V){0};                                                                 \
+            for (n = 0; n < nr; n += L) {                                                 \
+                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
+                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
+                acc = acc + x * y;                                                        \
+            }                                                                             \
+            t = acc[0];                                                                   \
+            for (q = 1; q < L; q++)                                                       \
+                t = t + acc[q];                                                           \
+            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                    \
+        }                                                                                 \
     }                                                                                     \
 }
 
 typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
 #define VBF_GMM_SPLAT4(v) ((vbf_gmm_v4){(v), (v), (v), (v)})
 VBF_GMM_FULL_TILE(base, vbf_gmm_v4, 4, 2, 2, , VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(base, vbf_gmm_v4, 4, , VBF_GMM_SPLAT4)
 #if defined(__x86_64__)
 typedef double vbf_gmm_v8 __attribute__((vector_size(64)));
 #define VBF_GMM_SPLAT8(v) ((vbf_gmm_v8){(v), (v), (v), (v), (v), (v), (v), (v)})
@@ -666,7 +750,43 @@ VBF_GMM_FULL_TILE(avx2, vbf_gmm_v4, 4, 2, 2, __attribute__((target("avx2,fma")))
                   VBF_GMM_SPLAT4)
 VBF_GMM_FULL_TILE(avx512, vbf_gmm_v8, 8, 4, 4,
                   __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
+VBF_GMM_TIED_TILE(avx2, vbf_gmm_v4, 4, __attribute__((target("avx2,fma"))), VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(avx512, vbf_gmm_v8, 8,
+                  __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
 #endif
+
+static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *mu, const double *up,
+                                   const double *log_const, double *yT, double *lpT)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tied_quad_tile_avx512(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_tied_quad_tile_avx2(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+        return;
+    }
+#endif
+    vbf_gmm_tied_quad_tile_base(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+}
+
+static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *rT, double *nk, double *s1)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tied_stats_tile_avx512(xT, ld, nr, D, K, rT, nk, s1);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_tied_stats_tile_avx2(xT, ld, nr, D, K, rT, nk, s1);
+        return;
+    }
+#endif
+    vbf_gmm_tied_stats_tile_base(xT, ld, nr, D, K, rT, nk, s1);
+}
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build */
 static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
@@ -703,6 +823,41 @@ static void vbf_gmm_full_stats_tile(const double *xT, int ld, int nr, int D, int
     vbf_gmm_full_stats_tile_base(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
 }
 #else  /* not GCC/Clang: the same sums one row (lane) at a time */
+static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *mu, const double *up,
+                                   const double *log_const, double *yT, double *lpT)
+{
+    const int DP = (D + 3) & ~3;
+    int k, i, j, n;
+    for (n = 0; n < nr; n++)
+        for (j = 0; j < D; j++) {
+            double y = 0.0;
+            for (i = 0; i <= j; i++)
+                y += xT[(Py_ssize_t)i * ld + n] * up[(Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];
+            yT[(Py_ssize_t)j * ld + n] = y;
+        }
+    for (k = 0; k < K; k++)
+        for (n = 0; n < nr; n++) {
+            double s = 0.0, d;
+            for (j = 0; j < D; j++) {
+                d = yT[(Py_ssize_t)j * ld + n] - mu[(Py_ssize_t)k * D + j];
+                s += d * d;
+            }
+            lpT[(Py_ssize_t)k * ld + n] = log_const[k] - 0.5 * s;
+        }
+}
+
+static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *rT, double *nk, double *s1)
+{
+    int k, i, n;
+    for (k = 0; k < K; k++)
+        for (n = 0; n < nr; n++) {
+            nk[k] += rT[(Py_ssize_t)k * ld + n];
+            for (i = 0; i < D; i++)
+                s1[(Py_ssize_t)k * D + i] += rT[(Py_ssize_t)k * ld + n] * xT[(Py_ssize_t)i * ld + n];
+        }
+}
 static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
                                    const double *means, const double *up,
                                    const double *log_const, double *xc, double *lpT)
