@@ -843,8 +843,8 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     flags it and GaussianPass.run returns the statistics of a second pass taking it in the
     centred form, whose S2 is the reference's to the digits of its own size. (A pass
     computing its own responsibilities now takes the fused tiles, which centre every
-    component: their S2 is exact, and flagged too, being singular; GaussianPass.run then
-    takes no second pass.)"""
+    component; their S2 of a collapsing component is flagged too, being singular, and gets
+    the same second pass, so degenerate components are judged as before.)"""
     rng = np.random.default_rng(42)
     K, D = 3, 3
     X = make_data(rng, N_ODD, D)

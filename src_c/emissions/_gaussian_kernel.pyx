@@ -50,6 +50,14 @@ features f_n = [z_n, 1] feature-major, takes log rho from one GEMM against [-1/2
 normalises component-major (vbf_gmm_lse_cols: one row per vector lane) and adds
 [S1 | S2 | N] = (w r)^T f into the group's accumulator with one GEMM.
 
+Fused tiles of 'full' and 'tied' (D <= FULL_TILE_MAX_D, responsibilities computed by the
+pass, no draws, no panel sweep): _full_tile_group, without BLAS. Each group's rows go in tiles
+of FULL_TILE_ROWS, feature-major, vector lanes over rows: 'full' takes every component in the
+centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_k)), so
+nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
+and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
+passes (given responsibilities, draws, larger D).
+
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
 sum_n w_n log p(x_n, z_n) = sum_n w_n log rho_{n z_n} (the complete-data log-likelihood) instead
@@ -823,8 +831,9 @@ def full_gemm_form(int K, int D):
 
 def full_tile_form(int K, int D):
     """Whether a 'full' pass at K components and D features computing its own
-    responsibilities (no draws, no panel sweep) takes the fused tiles: every component
-    centred, so no S2 about the shift and nothing for ``full_gemm_cancelled`` to redo."""
+    responsibilities (no draws, no panel sweep, no ``centred_full``) takes the fused tiles:
+    every component centred. (A second pass with ``centred_full``, for a component whose S2
+    ``full_gemm_cancelled`` flags, takes the per-component Cholesky / SYRK form.)"""
     return D <= FULL_TILE_MAX_D and K > 0
 
 
@@ -1068,7 +1077,8 @@ def gmm_pass(
     p.tied_tile = covariance_type == TIED and not has_resp_in and not sample_z \
         and D <= FULL_TILE_MAX_D and K > 0
     p.full_tile = (covariance_type == FULL and not s2_panels and not has_resp_in
-                   and not sample_z and D <= FULL_TILE_MAX_D and K > 0) or p.tied_tile
+                   and not sample_z and D <= FULL_TILE_MAX_D and K > 0
+                   and centred_full is None) or p.tied_tile
     p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
         and K * D <= FULL_GEMM_MAX_KD and not p.full_tile
     cdef int DP = (D + 3) // 4 * 4
