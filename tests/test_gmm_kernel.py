@@ -784,13 +784,13 @@ def test_tile_pass_without_statistics_and_without_density(covariance_type):
 
 
 # --------------------------------------------------------------------------- 'full' GEMM form
-@pytest.mark.parametrize("K,D", [(5, 3), (7, 33)], ids=["gemm-form", "cholesky-form"])
+@pytest.mark.parametrize("K,D", [(5, 3), (7, 33), (4, 66)],
+                         ids=["tiles", "tiles-d33", "cholesky-form"])
 def test_full_pass_near_and_far_components(K, D):
-    """'full' computes the quadratic forms of components near the shift from one GEMM
-    (x U_k - m_k U_k) and their S2 from one GEMM of the row features, centred chunk by chunk;
-    a component beyond 1024 of its standard deviations from the shift keeps the Cholesky /
-    SYRK form (no cancellation); D > 32 takes that form for every component. Both against
-    the reference, and thread-invariant (K = 5, 7: a last partial group of four in the
+    """'full' with its own responsibilities takes the fused tiles up to D = 64 (every
+    component centred) and the per-component Cholesky / SYRK form beyond; a component 3e4
+    of its standard deviations from the shift loses nothing in either. Against the
+    reference, and thread-invariant (K = 5, 7: a last partial group of four in the
     vectorised log-sum-exp)."""
     rng = np.random.default_rng([11, D])
     X = make_data(rng, N_ODD, D)
@@ -841,7 +841,10 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     exact S2 is rank one): the GEMM form's S2 about the shift would keep rounding noise of
     size eps N_k ||c_k||^2 in the directions where the exact one is 0; ``full_gemm_cancelled``
     flags it and GaussianPass.run returns the statistics of a second pass taking it in the
-    centred form, whose S2 is the reference's to the digits of its own size."""
+    centred form, whose S2 is the reference's to the digits of its own size. (A pass
+    computing its own responsibilities now takes the fused tiles, which centre every
+    component; their S2 of a collapsing component is flagged too, being singular, and gets
+    the same second pass, so degenerate components are judged as before.)"""
     rng = np.random.default_rng(42)
     K, D = 3, 3
     X = make_data(rng, N_ODD, D)
@@ -858,7 +861,7 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     prec_flat, aux, lc = kernel_inputs(p)
     ref = reference_stats(X, None, data.shift, p)
     assert ref["nk"][0] == pytest.approx(2.0, abs=1e-6)
-    first = run_pass(X, None, data.shift, p)  # the GEMM form alone
+    first = run_pass(X, None, data.shift, p)  # the fused tiles: exact, singular
     s2_gemm = reduce_slots(first, p)["s2"]
     s2_gemm = G.symmetrize_lower(s2_gemm)
     assert G.full_gemm_cancelled(s2_gemm, ref["nk"], p["means"])[0]
@@ -1004,3 +1007,102 @@ def test_float32_tile_without_density_and_far_component(covariance_type):
     a, b = (tile_pass_f32(X, None, shift, near, 3, 2, True),
             tile_pass_f32(X, None, shift, near, 3, 2, False))
     assert not np.array_equal(a["s1"], b["s1"])
+
+
+# --------------------------------------------------------------------------- 'full' fused tiles
+def reference_full_tile_rows(X, shift, p):
+    """log rho of the tiles' formula, written out: c_k - 1/2 ||(x_n - m_k) U_k||^2 with the
+    factor U_k itself (not Lambda_k), one component at a time."""
+    Xs = X.astype(np.float64) - shift
+    K, D = p["means"].shape
+    _, _, lc = kernel_inputs(p)
+    return np.stack([lc[k] - 0.5 * (((Xs - p["means"][k]) @ p["prec_chol"][k]) ** 2).sum(1)
+                     for k in range(K)], axis=1)
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (16, 32), (2, 64), (3, 65)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_full_tiles_match_reference(K, D, dtype, weighted):
+    """'full' with its own responsibilities takes the fused tiles up to D = 64 (D not a
+    multiple of four: the padded triangle blocks; N not a multiple of the tile's 512 rows nor
+    of the row blocks), the per-component Cholesky form beyond (65): log p(x), r, the bound
+    terms and N_k, S1, S2 against the reference, with a component 1e5 away from the shift
+    (the tiles centre every component: its S2 keeps the digits of its own size)."""
+    assert _gmm.full_tile_form(K, D) == (D <= 64)
+    rng = np.random.default_rng([31, K, D])
+    N = 2 * 512 + 77
+    X = make_data(rng, N, D)
+    p = make_params(rng, "full", K, D)
+    shift = X.mean(axis=0)
+    p["means"][0] += 1e5
+    X[:30] = p["means"][0] + shift + rng.normal(size=(30, D)) @ np.linalg.cholesky(
+        p["cov"][0]).T
+    X = np.ascontiguousarray(X.astype(dtype))
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else None
+    ref = reference_stats(X, w, shift, p)
+    with single_threaded_blas():
+        out = run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True)
+    red = reduce_slots(out, p)
+    assert_stats_close(red, ref, p, 1e-10)
+    il = np.tril_indices(D)
+    assert_allclose(red["s2"][0][il], ref["s2"][0][il], rtol=1e-9,
+                    atol=1e-9 * np.abs(ref["s2"][0]).max())
+    tol = 1e-10 if dtype == np.float64 else 1e-6
+    assert_allclose(out["lpn"], ref["lpn"], rtol=tol)
+    assert_allclose(out["resp"], ref["resp"], rtol=tol, atol=tol * 1e-2)
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-9, atol=1e-9 * N)
+    lp = reference_full_tile_rows(X, shift, p)
+    assert_allclose(out["lpn"], logsumexp(lp, axis=1).astype(dtype), rtol=tol)
+    # without statistics: the same per-row outputs and bound terms, slots left at zero
+    with single_threaded_blas():
+        bare = run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True,
+                        compute_stats=False)
+    assert np.array_equal(bare["lpn"], out["lpn"]) and np.array_equal(bare["resp"],
+                                                                       out["resp"])
+    assert np.array_equal(bare["ll"], out["ll"]) and not bare["nk"].any()
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K,D", [(5, 7), (16, 32)])
+def test_full_tiles_bitwise_independent_of_thread_count(K, D):
+    """The tiles' sums depend on the data size only: 1, 2 and 3 threads give the same bits
+    (groups of several tiles, a last partial tile)."""
+    rng = np.random.default_rng([32, D])
+    N = 9 * 512 + 301
+    X = make_data(rng, N, D)
+    w = rng.uniform(0.0, 2.0, size=N)
+    p = make_params(rng, "full", K, D)
+    shift = X.mean(axis=0)
+    results = [run_pass(X, w, shift, p, n_groups=4, want_resp=True, want_lpn=True,
+                        n_threads=t) for t in (1, 2, 3)]
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name]), name
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (6, 16), (2, 64), (3, 65)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_tied_tiles_match_reference(K, D, weighted):
+    """'tied' with its own responsibilities takes the same tiles up to D = 64 (y = x U once
+    a tile, then ||y_n - m_k U||^2 lane by lane; K not a multiple of the four components a
+    block), the GEMM form beyond: against the reference, and bitwise for 1, 2, 3 threads."""
+    rng = np.random.default_rng([33, K, D])
+    N = 2 * 512 + 77
+    X = make_data(rng, N, D)
+    p = make_params(rng, "tied", K, D)
+    shift = X.mean(axis=0)
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else None
+    ref = reference_stats(X, w, shift, p)
+    with single_threaded_blas():
+        outs = [run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True,
+                         n_threads=t) for t in (1, 2, 3)]
+    red = reduce_slots(outs[0], p)
+    assert_stats_close(red, ref, p, 1e-10)
+    assert_allclose(outs[0]["lpn"], ref["lpn"], rtol=1e-10)
+    assert_allclose(outs[0]["resp"], ref["resp"], rtol=1e-10, atol=1e-12)
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-10)
+    for other in outs[1:]:
+        for name, value in outs[0].items():
+            assert np.array_equal(value, other[name]), name

@@ -50,6 +50,14 @@ features f_n = [z_n, 1] feature-major, takes log rho from one GEMM against [-1/2
 normalises component-major (vbf_gmm_lse_cols: one row per vector lane) and adds
 [S1 | S2 | N] = (w r)^T f into the group's accumulator with one GEMM.
 
+Fused tiles of 'full' and 'tied' (D <= FULL_TILE_MAX_D, responsibilities computed by the
+pass, no draws, no panel sweep): _full_tile_group, without BLAS. Each group's rows go in tiles
+of FULL_TILE_ROWS, feature-major, vector lanes over rows: 'full' takes every component in the
+centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_k)), so
+nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
+and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
+passes (given responsibilities, draws, larger D).
+
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
 sum_n w_n log p(x_n, z_n) = sum_n w_n log rho_{n z_n} (the complete-data log-likelihood) instead
@@ -96,6 +104,12 @@ cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 # average out); a component farther away sends the pass to the float64 tile.
 cdef double FAR_FROM_SHIFT_F32 = 4096.0
 
+# 'full' as fused tiles (_full_tile_group) up to this D, in tiles of FULL_TILE_ROWS rows (a
+# multiple of 32: the kernels' row blocks): every component centred, no BLAS
+cdef enum:
+    FULL_TILE_MAX_D = 64
+    FULL_TILE_ROWS = 512
+
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
 cdef char CH_L = b'L'
@@ -122,6 +136,19 @@ cdef extern from "_gaussian_kernels.h":
                                  int diag, float* f, int ld) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
+
+    void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
+    void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
+                                const double* means, const double* up,
+                                const double* log_const, double* xc, double* lpT) noexcept nogil
+    void vbf_gmm_full_stats_tile(const double* xT, int ld, int nr, int D, int K,
+                                 const double* means, const double* rT, double* xc, double* rx,
+                                 double* nk, double* s1, double* s2) noexcept nogil
+    void vbf_gmm_tied_quad_tile(const double* xT, int ld, int nr, int D, int K,
+                                const double* mu, const double* up, const double* log_const,
+                                double* yT, double* lpT) noexcept nogil
+    void vbf_gmm_tied_stats_tile(const double* xT, int ld, int nr, int D, int K,
+                                 const double* rT, double* nk, double* s1) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -185,6 +212,15 @@ cdef struct _GaussPass:
     # FAR_FROM_SHIFT_F32): coef rounded to float32
     bint tile32
     const float* coef32        # (K, W)
+
+    # 'full' with responsibilities computed here, no draws, D <= FULL_TILE_MAX_D: each
+    # group's rows as fused tiles (_full_tile_group)
+    bint full_tile
+    const double* u_pack       # (K, DP, DP) the U_k packed by vbf_gmm_full_pack_u (tied: U)
+    # 'tied' likewise (the same tiles, y = x U once a tile): mu_k = m_k U and the constants
+    # with ||mu_k||^2 taken back out of c_k (K, D + 1)
+    bint tied_tile
+    const double* tied_mu
 
 
 cdef void _chunk(
@@ -664,6 +700,96 @@ cdef void _tile_group_f32(
         nk[k] = nk[k] + acc[k * W + W - 1]
 
 
+cdef void _full_tile_group(
+    const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, double* xT, double* xc, double* rx,
+    double* lpT,
+) noexcept nogil:
+    """Group g's rows [row0, row1) of 'full' (responsibilities computed here, no draws) as
+    fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no BLAS.
+
+    Per tile of b rows, feature-major (xT (D, ld), x_n - shift in float64, ld =
+    FULL_TILE_ROWS, rows past b zero):
+        log rho (K, ld)                     vbf_gmm_full_quad_tile (the tile centred at each
+                                            m_k, y = (x_n - m_k) U_k over U_k's triangle)
+        w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (component-major, as the diag
+                                            tiles)
+        N_k, S1_k, S2_k (centred at m_k)    vbf_gmm_full_stats_tile, into group g's slots
+    xc, rx: (DP, ld) scratch (DP = D rounded up to 4); lpT: (K + 2, ld). The tiles and the
+    order of accumulation depend on the data size only: bitwise the same for any thread
+    count.
+    """
+    cdef int D = p.D, K = p.K
+    cdef int ld = FULL_TILE_ROWS
+    cdef const double* shift = p.shift
+    cdef const double* weights = p.weights
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint has_lpn_out = log_prob_norm_out != NULL
+    cdef bint compute_stats = p.compute_stats
+    cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
+    cdef double* rlogr_buf = lpn_buf + ld
+    cdef const double* w_lse
+    cdef const floating* x_n
+    cdef Py_ssize_t start, end
+    cdef int b, nr, n, j, k
+    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    start = row0
+    while start < row1:
+        end = min(start + ld, row1)
+        b = <int>(end - start)
+        nr = (b + 31) // 32 * 32  # the kernels' row blocks
+        for n in range(b):
+            x_n = X + (start + n) * D
+            for j in range(D):
+                xT[j * ld + n] = <double>x_n[j] - shift[j]
+        for j in range(D):
+            for n in range(b, nr):
+                xT[j * ld + n] = 0.0
+        for j in range(D, (D + 3) // 4 * 4):  # the padded rows the S2 blocks read
+            for n in range(nr):
+                xT[j * ld + n] = 0.0
+        if p.tied_tile:
+            vbf_gmm_tied_quad_tile(xT, ld, nr, D, K, p.tied_mu, p.u_pack,
+                                   p.tied_mu + K * D, xc, lpT)
+        else:
+            vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc,
+                                   lpT)
+        # per-row outputs want r unweighted: the weights are applied after them
+        w_lse = weights + start if has_weights and not has_resp_out else NULL
+        vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        for n in range(b):
+            lpn = lpn_buf[n]
+            w = weights[start + n] if has_weights else 1.0
+            if lpn > -INFINITY:  # (every density zero: no entropy term)
+                ent_sum = ent_sum + w * rlogr_buf[n]
+            ll_sum = ll_sum + w * lpn
+            if has_lpn_out:
+                log_prob_norm_out[start + n] = <floating>lpn
+        if has_resp_out:
+            for n in range(b):
+                for k in range(K):
+                    resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
+            if has_weights:
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = \
+                            lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+        if compute_stats:
+            for k in range(K):  # rows past b: no weight
+                for n in range(b, nr):
+                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            if p.tied_tile:
+                vbf_gmm_tied_stats_tile(xT, ld, nr, D, K, lpT, p.nk + g * K, p.s1 + g * K * D)
+            else:
+                vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx,
+                                        p.nk + g * K, p.s1 + g * K * D,
+                                        p.s2 + g * p.s2_size)
+        start = end
+    p.ll[g] = p.ll[g] + ll_sum
+    p.ent[g] = p.ent[g] + ent_sum
+
+
 cdef inline void _gathered_syrk(
     int D, int K, int b, int k, const double* xbuf, const double* c_k, const double* lp,
     double* zbuf, double* s2k,
@@ -805,6 +931,14 @@ def full_gemm_form(int K, int D):
     """Whether 'full' at K components and D features takes the GEMM form (without the panel
     sweep), and the squared distance from the shift beyond which a component does not."""
     return D <= FULL_GEMM_MAX_D and K * D <= FULL_GEMM_MAX_KD, FULL_FAR_FROM_SHIFT
+
+
+def full_tile_form(int K, int D):
+    """Whether a 'full' pass at K components and D features computing its own
+    responsibilities (no draws, no panel sweep, no ``centred_full``) takes the fused tiles:
+    every component centred. (A second pass with ``centred_full``, for a component whose S2
+    ``full_gemm_cancelled`` flags, takes the per-component Cholesky / SYRK form.)"""
+    return D <= FULL_TILE_MAX_D and K > 0
 
 
 def panel_layout(int D):
@@ -981,6 +1115,7 @@ def gmm_pass(
     cdef double* lp
     cdef double* sbuf
     cdef double* gbuf
+    cdef double* tbuf = NULL
     cdef unsigned char* centred = NULL
     cdef Py_ssize_t gbuf_size = 1
 
@@ -1049,14 +1184,42 @@ def gmm_pass(
         width = n_aux + D + 1
     # 'full' in GEMM form (see _GaussPass) for models whose per-chunk buffers stay small
     # (a rule on the model's size only); its arrays are set up here
+    p.tied_tile = covariance_type == TIED and not has_resp_in and not sample_z \
+        and D <= FULL_TILE_MAX_D and K > 0
+    p.full_tile = (covariance_type == FULL and not s2_panels and not has_resp_in
+                   and not sample_z and D <= FULL_TILE_MAX_D and K > 0
+                   and centred_full is None) or p.tied_tile
     p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
-        and K * D <= FULL_GEMM_MAX_KD
+        and K * D <= FULL_GEMM_MAX_KD and not p.full_tile
+    cdef int DP = (D + 3) // 4 * 4
+    cdef int i
+    cdef double v, dist2
+    cdef double* u_pack = NULL
+    if p.full_tile:
+        u_pack = <double*>malloc(<Py_ssize_t>K * DP * DP * sizeof(double))
+        if u_pack == NULL:
+            raise MemoryError()
+        vbf_gmm_full_pack_u(&prec_chol[0], D, 1 if p.tied_tile else K, u_pack)
+    p.u_pack = u_pack
+    cdef double* tied_mu = NULL
+    if p.tied_tile:
+        # mu_k = m_k U = -1/2 a_k[:D]; c_k back to log_const + 1/2 ||mu_k||^2 (the caller
+        # folded -1/2 ||mu_k||^2 into it for the GEMM form)
+        tied_mu = <double*>malloc(<Py_ssize_t>K * (D + 1) * sizeof(double))
+        if tied_mu == NULL:
+            free(u_pack)
+            raise MemoryError()
+        for k in range(K):
+            v = 0.0
+            for j in range(D):
+                tied_mu[k * D + j] = -0.5 * aux[k, j]
+                v = v + tied_mu[k * D + j] * tied_mu[k * D + j]
+            tied_mu[K * D + k] = log_const[k] + 0.5 * v
+    p.tied_mu = tied_mu
     p.n_feat = 1 + D + D * (D + 1) // 2
     cdef double* u_cat = NULL
     cdef double* mu = NULL
     cdef unsigned char* far_full = NULL
-    cdef int i
-    cdef double v, dist2
     if p.full_gemm:
         u_cat = <double*>malloc(K * D * D * sizeof(double))
         mu = <double*>malloc(K * D * sizeof(double))
@@ -1192,12 +1355,21 @@ def gmm_pass(
         # (doubled: the float32 tile's per-chunk statistics follow its accumulator)
         sbuf = <double*>malloc((2 * K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
+        if p.full_tile:  # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld)
+            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_ROWS
+                                   * sizeof(double))
         for g in prange(G, schedule='static'):
             if p.tile32:
                 _tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
                                 <float*>lpn_ptr, g, g * per_group,
                                 min((g + 1) * per_group, n_chunks), chunk_size, N,
                                 <float*>zbuf, lp, sbuf)
+            elif p.full_tile:
+                _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
+                                 min(g * per_group * chunk_size, N),
+                                 min((g + 1) * per_group * chunk_size, N), tbuf,
+                                 tbuf + DP * FULL_TILE_ROWS, tbuf + 2 * DP * FULL_TILE_ROWS,
+                                 tbuf + 3 * DP * FULL_TILE_ROWS)
             elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
@@ -1213,7 +1385,11 @@ def gmm_pass(
         free(lp)
         free(sbuf)
         free(gbuf)
+        if p.full_tile:
+            free(tbuf)
     free(centred)
+    free(u_pack)
+    free(tied_mu)
     free(u_cat)
     free(mu)
     free(far_full)

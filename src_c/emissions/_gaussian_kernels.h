@@ -758,4 +758,405 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
 }
 #endif
 
+/* ---- 'full' as fused tiles (_full_tile_group): both halves of an EM step from one
+   feature-major tile, every component in the centred (exact) form, no BLAS.
+
+   The tile holds T rows, feature-major: xT (D, ld) row-major, feature j of row n at
+   xT[j ld + n], the shift already subtracted; ld and the row count nr are multiples of 32
+   (rows past the data are finite scratch). Lanes run over rows, so a row's sums are its
+   lane's operations in a fixed order (no horizontal sums in the E-step): the result of a
+   row depends on that row and the build the dispatch picks (AVX-512, AVX2 + FMA or the
+   baseline), never on the tile's other rows or the thread count.
+
+   vbf_gmm_full_quad_tile: lpT (K, ld) row-major, log rho_nk = c_k - 1/2 ||(x_n - m_k) U_k||^2
+   at lpT[k ld + n]. U_k comes packed (vbf_gmm_full_pack_u, DP = D rounded up to 4): for
+   each block of four columns j0..j0+3 the rows i <= j0 + 3 of U_k as DP x 4 numbers (zero
+   past the triangle and past D), so that y_n[j0..j0+3] = sum_i xc_ni U_k[i, j0..j0+3] runs
+   over the triangle only (576 multiply-adds a row and component at D = 32, not 1,024).
+   xc (D, ld) is scratch: the tile centred at m_k, so that no digit is lost to a component's
+   distance from the shift.
+
+   vbf_gmm_full_stats_tile: for every k, with r_nk = rT[k ld + n] (weighted
+   responsibilities, zero past the data's rows): N_k += sum_n r_nk, S1_k += sum_n r_nk x_n
+   (about the shift), and S2_k (lower triangle of a row-major D x D block) +=
+   sum_n r_nk (x_n - c_k)(x_n - c_k)^T with c_k = means[k], from the centred rows xc and
+   r xc (scratch, (DP, ld) each), four by SJB entries of S2_k at a time. Each sum is lane
+   partial sums over the tile's rows in order, then the lanes added in order. */
+VBF_INLINE void vbf_gmm_full_pack_u(const double *u, int D, int K, double *up)
+{
+    int DP = (D + 3) & ~3, k, i, j, q;
+    for (k = 0; k < K; k++)
+        for (j = 0; j < DP; j += 4)
+            for (i = 0; i < DP; i++)
+                for (q = 0; q < 4; q++)
+                    up[(Py_ssize_t)k * DP * DP + (Py_ssize_t)j * DP + 4 * i + q] =
+                        (i < D && j + q < D && i <= j + q)
+                        ? u[(Py_ssize_t)k * D * D + (Py_ssize_t)i * D + j + q] : 0.0;
+}
+
+#if defined(__GNUC__)
+#define VBF_GMM_FULL_TILE(SUF, V, L, RB, SJB, ATTR, SPLAT)                                     \
+ATTR static void vbf_gmm_full_quad_tile_##SUF(                                            \
+    const double *xT, int ld, int nr, int D, int K, const double *means,                  \
+    const double *up, const double *log_const, double *xc, double *lpT)                   \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, i, j0, n, n0, r, q;                                                            \
+    for (k = 0; k < K; k++) {                                                             \
+        const double *m = means + (Py_ssize_t)k * D;                                      \
+        const double *uk = up + (Py_ssize_t)k * DP * DP;                                  \
+        const V c = SPLAT(log_const[k]);                                                   \
+        for (n0 = 0; n0 < nr; n0 += RB * L) {                                             \
+            V s[RB];                                                                      \
+            /* the row block centred at m_k, (D, RB L): stays in L1 */                    \
+            for (i = 0; i < D; i++)                                                       \
+                for (n = 0; n < RB * L; n++)                                              \
+                    xc[i * RB * L + n] = xT[(Py_ssize_t)i * ld + n0 + n] - m[i];          \
+            for (r = 0; r < RB; r++)                                                      \
+                s[r] = (V){0};                                                            \
+            for (j0 = 0; j0 < DP; j0 += 4) {                                              \
+                const double *ub = uk + (Py_ssize_t)j0 * DP;                              \
+                const int imax = j0 + 4 < D ? j0 + 4 : D;                                 \
+                V a[RB][4];                                                               \
+                for (r = 0; r < RB; r++)                                                  \
+                    for (q = 0; q < 4; q++)                                               \
+                        a[r][q] = (V){0};                                                 \
+                for (i = 0; i < imax; i++) {                                              \
+                    const double *xi = xc + i * RB * L;                                   \
+                    V u[4], x;                                                            \
+                    for (q = 0; q < 4; q++)                                               \
+                        u[q] = SPLAT(ub[4 * i + q]);                                       \
+                    for (r = 0; r < RB; r++) {                                            \
+                        __builtin_memcpy(&x, xi + r * L, sizeof x);                       \
+                        for (q = 0; q < 4; q++)                                           \
+                            a[r][q] = a[r][q] + x * u[q];                                 \
+                    }                                                                     \
+                }                                                                         \
+                for (r = 0; r < RB; r++)                                                  \
+                    for (q = 0; q < 4; q++)                                               \
+                        s[r] = s[r] + a[r][q] * a[r][q];                                  \
+            }                                                                             \
+            for (r = 0; r < RB; r++) {                                                    \
+                const V v = c - 0.5 * s[r];                                               \
+                __builtin_memcpy(lpT + (Py_ssize_t)k * ld + n0 + r * L, &v, sizeof v);    \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+ATTR static inline double vbf_gmm_lanes_##SUF(V a)                                        \
+{                                                                                         \
+    double t = a[0];                                                                      \
+    int q;                                                                                \
+    for (q = 1; q < L; q++)                                                               \
+        t = t + a[q];                                                                     \
+    return t;                                                                             \
+}                                                                                         \
+ATTR static void vbf_gmm_full_stats_tile_##SUF(                                           \
+    const double *xT, int ld, int nr, int D, int K, const double *means,                  \
+    const double *rT, double *xc, double *rx, double *nk, double *s1, double *s2)         \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, i, j, i0, j0, n, p, q;                                                         \
+    for (k = 0; k < K; k++) {                                                             \
+        const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;       \
+        double *s2k = s2 + (Py_ssize_t)k * D * D;                                         \
+        V acc = (V){0}, x, y;                                                             \
+        for (n = 0; n < nr; n += L) {                                                     \
+            __builtin_memcpy(&x, rk + n, sizeof x);                                       \
+            acc = acc + x;                                                                \
+        }                                                                                 \
+        nk[k] = nk[k] + vbf_gmm_lanes_##SUF(acc);                                         \
+        for (i = 0; i < D; i++) {                                                         \
+            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
+            acc = (V){0};                                                                 \
+            for (n = 0; n < nr; n += L) {                                                 \
+                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
+                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
+                acc = acc + x * y;                                                        \
+            }                                                                             \
+            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + vbf_gmm_lanes_##SUF(acc); \
+        }                                                                                 \
+        for (i0 = 0; i0 < D; i0 += 4) {                                                   \
+            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1 */    \
+            for (p = 0; p < 4; p++) {                                                     \
+                const double *xi = xT + (Py_ssize_t)(i0 + p) * ld;                        \
+                const double mi = i0 + p < D ? m[i0 + p] : 0.0;                           \
+                double *ri = rx + (Py_ssize_t)p * ld;                                     \
+                for (n = 0; n < nr; n++)                                                  \
+                    ri[n] = i0 + p < D ? rk[n] * (xi[n] - mi) : 0.0;                      \
+            }                                                                             \
+            for (j0 = 0; j0 < i0 + 4 && j0 < D; j0 += SJB) {                              \
+                V a[4][SJB], xi[4], xj[SJB], mj[SJB];                                     \
+                for (q = 0; q < SJB; q++)                                                 \
+                    mj[q] = SPLAT(j0 + q < D ? m[j0 + q] : 0.0);                          \
+                for (p = 0; p < 4; p++)                                                   \
+                    for (q = 0; q < SJB; q++)                                             \
+                        a[p][q] = (V){0};                                                 \
+                for (n = 0; n < nr; n += L) {                                             \
+                    for (p = 0; p < 4; p++)                                               \
+                        __builtin_memcpy(&xi[p], rx + (Py_ssize_t)p * ld + n, sizeof(V)); \
+                    for (q = 0; q < SJB; q++) {                                           \
+                        __builtin_memcpy(&xj[q], xT + (Py_ssize_t)(j0 + q) * ld + n,      \
+                                         sizeof(V));                                      \
+                        xj[q] = xj[q] - mj[q];                                            \
+                    }                                                                     \
+                    for (p = 0; p < 4; p++)                                               \
+                        for (q = 0; q < SJB; q++)                                         \
+                            a[p][q] = a[p][q] + xi[p] * xj[q];                            \
+                }                                                                         \
+                for (p = 0; p < 4 && i0 + p < D; p++)                                     \
+                    for (q = 0; q < SJB && j0 + q <= i0 + p; q++) {                       \
+                        i = i0 + p;                                                       \
+                        j = j0 + q;                                                       \
+                        s2k[(Py_ssize_t)i * D + j] = s2k[(Py_ssize_t)i * D + j]           \
+                            + vbf_gmm_lanes_##SUF(a[p][q]);                               \
+                    }                                                                     \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}
+
+/* 'tied' as fused tiles (_full_tile_group with tied = 1): y = x U once per tile (yT (DP, ld)
+   scratch, U packed as one component's U_k), then log rho_nk = c_k - 1/2 ||y_n - mu_k||^2
+   with mu_k = m_k U (K, D), four components a time lane by lane; N_k and S1_k as the full
+   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit). */
+#define VBF_GMM_TIED_TILE(SUF, V, L, ATTR, SPLAT)                                        \
+ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                            \
+    const double *xT, int ld, int nr, int D, int K, const double *mu, const double *up,   \
+    const double *log_const, double *yT, double *lpT)                                     \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, k0, i, j, j0, n, q;                                                            \
+    for (n = 0; n < nr; n += L) {                                                         \
+        for (j0 = 0; j0 < DP; j0 += 4) {                                                  \
+            const double *ub = up + (Py_ssize_t)j0 * DP;                                  \
+            const int imax = j0 + 4 < D ? j0 + 4 : D;                                     \
+            V a[4], x;                                                                    \
+            for (q = 0; q < 4; q++)                                                       \
+                a[q] = (V){0};                                                            \
+            for (i = 0; i < imax; i++) {                                                  \
+                __builtin_memcpy(&x, xT + (Py_ssize_t)i * ld + n, sizeof x);              \
+                for (q = 0; q < 4; q++)                                                   \
+                    a[q] = a[q] + x * SPLAT(ub[4 * i + q]);                               \
+            }                                                                             \
+            for (q = 0; q < 4 && j0 + q < D; q++)                                         \
+                __builtin_memcpy(yT + (Py_ssize_t)(j0 + q) * ld + n, &a[q], sizeof(V));   \
+        }                                                                                 \
+    }                                                                                     \
+    for (k0 = 0; k0 < K; k0 += 4) {                                                       \
+        const int kn = K - k0 < 4 ? K - k0 : 4;                                           \
+        for (n = 0; n < nr; n += L) {                                                     \
+            V s[4], y, d;                                                                 \
+            for (q = 0; q < 4; q++)                                                       \
+                s[q] = (V){0};                                                            \
+            for (j = 0; j < D; j++) {                                                     \
+                __builtin_memcpy(&y, yT + (Py_ssize_t)j * ld + n, sizeof y);              \
+                for (q = 0; q < kn; q++) {                                                \
+                    d = y - SPLAT(mu[(Py_ssize_t)(k0 + q) * D + j]);                      \
+                    s[q] = s[q] + d * d;                                                  \
+                }                                                                         \
+            }                                                                             \
+            for (q = 0; q < kn; q++) {                                                    \
+                k = k0 + q;                                                               \
+                y = SPLAT(log_const[k]) - 0.5 * s[q];                                     \
+                __builtin_memcpy(lpT + (Py_ssize_t)k * ld + n, &y, sizeof y);             \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                           \
+    const double *xT, int ld, int nr, int D, int K, const double *rT, double *nk,         \
+    double *s1)                                                                           \
+{                                                                                         \
+    int k, i, n, q;                                                                       \
+    for (k = 0; k < K; k++) {                                                             \
+        const double *rk = rT + (Py_ssize_t)k * ld;                                       \
+        V acc = (V){0}, x, y;                                                             \
+        double t;                                                                         \
+        for (n = 0; n < nr; n += L) {                                                     \
+            __builtin_memcpy(&x, rk + n, sizeof x);                                       \
+            acc = acc + x;                                                                \
+        }                                                                                 \
+        t = acc[0];                                                                       \
+        for (q = 1; q < L; q++)                                                           \
+            t = t + acc[q];                                                               \
+        nk[k] = nk[k] + t;                                                                \
+        for (i = 0; i < D; i++) {                                                         \
+            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
+            acc = (V){0};                                                                 \
+            for (n = 0; n < nr; n += L) {                                                 \
+                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
+                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
+                acc = acc + x * y;                                                        \
+            }                                                                             \
+            t = acc[0];                                                                   \
+            for (q = 1; q < L; q++)                                                       \
+                t = t + acc[q];                                                           \
+            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                    \
+        }                                                                                 \
+    }                                                                                     \
+}
+
+typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
+#define VBF_GMM_SPLAT4(v) ((vbf_gmm_v4){(v), (v), (v), (v)})
+VBF_GMM_FULL_TILE(base, vbf_gmm_v4, 4, 2, 2, , VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(base, vbf_gmm_v4, 4, , VBF_GMM_SPLAT4)
+#if defined(__x86_64__)
+typedef double vbf_gmm_v8 __attribute__((vector_size(64)));
+#define VBF_GMM_SPLAT8(v) ((vbf_gmm_v8){(v), (v), (v), (v), (v), (v), (v), (v)})
+VBF_GMM_FULL_TILE(avx2, vbf_gmm_v4, 4, 2, 2, __attribute__((target("avx2,fma"))),
+                  VBF_GMM_SPLAT4)
+VBF_GMM_FULL_TILE(avx512, vbf_gmm_v8, 8, 4, 4,
+                  __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
+VBF_GMM_TIED_TILE(avx2, vbf_gmm_v4, 4, __attribute__((target("avx2,fma"))), VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(avx512, vbf_gmm_v8, 8,
+                  __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
+#endif
+
+static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *mu, const double *up,
+                                   const double *log_const, double *yT, double *lpT)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tied_quad_tile_avx512(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_tied_quad_tile_avx2(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+        return;
+    }
+#endif
+    vbf_gmm_tied_quad_tile_base(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+}
+
+static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *rT, double *nk, double *s1)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tied_stats_tile_avx512(xT, ld, nr, D, K, rT, nk, s1);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_tied_stats_tile_avx2(xT, ld, nr, D, K, rT, nk, s1);
+        return;
+    }
+#endif
+    vbf_gmm_tied_stats_tile_base(xT, ld, nr, D, K, rT, nk, s1);
+}
+
+/* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build */
+static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *means, const double *up,
+                                   const double *log_const, double *xc, double *lpT)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_full_quad_tile_avx512(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_full_quad_tile_avx2(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
+        return;
+    }
+#endif
+    vbf_gmm_full_quad_tile_base(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
+}
+
+static void vbf_gmm_full_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *means, const double *rT, double *xc,
+                                    double *rx, double *nk, double *s1, double *s2)
+{
+#if defined(__x86_64__)
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_full_stats_tile_avx512(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
+        return;
+    }
+    if (vbf_cpu_avx2_fma()) {
+        vbf_gmm_full_stats_tile_avx2(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
+        return;
+    }
+#endif
+    vbf_gmm_full_stats_tile_base(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
+}
+#else  /* not GCC/Clang: the same sums one row (lane) at a time */
+static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *mu, const double *up,
+                                   const double *log_const, double *yT, double *lpT)
+{
+    const int DP = (D + 3) & ~3;
+    int k, i, j, n;
+    for (n = 0; n < nr; n++)
+        for (j = 0; j < D; j++) {
+            double y = 0.0;
+            for (i = 0; i <= j; i++)
+                y += xT[(Py_ssize_t)i * ld + n] * up[(Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];
+            yT[(Py_ssize_t)j * ld + n] = y;
+        }
+    for (k = 0; k < K; k++)
+        for (n = 0; n < nr; n++) {
+            double s = 0.0, d;
+            for (j = 0; j < D; j++) {
+                d = yT[(Py_ssize_t)j * ld + n] - mu[(Py_ssize_t)k * D + j];
+                s += d * d;
+            }
+            lpT[(Py_ssize_t)k * ld + n] = log_const[k] - 0.5 * s;
+        }
+}
+
+static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *rT, double *nk, double *s1)
+{
+    int k, i, n;
+    for (k = 0; k < K; k++)
+        for (n = 0; n < nr; n++) {
+            nk[k] += rT[(Py_ssize_t)k * ld + n];
+            for (i = 0; i < D; i++)
+                s1[(Py_ssize_t)k * D + i] += rT[(Py_ssize_t)k * ld + n] * xT[(Py_ssize_t)i * ld + n];
+        }
+}
+static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
+                                   const double *means, const double *up,
+                                   const double *log_const, double *xc, double *lpT)
+{
+    const int DP = (D + 3) & ~3;
+    int k, i, j, n;
+    (void)xc;
+    for (k = 0; k < K; k++)
+        for (n = 0; n < nr; n++) {
+            double s = 0.0;
+            for (j = 0; j < DP; j++) {
+                double y = 0.0;
+                for (i = 0; i < D && i <= j; i++)
+                    y += (xT[(Py_ssize_t)i * ld + n] - means[(Py_ssize_t)k * D + i])
+                        * up[(Py_ssize_t)k * DP * DP + (Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];
+                s += y * y;
+            }
+            lpT[(Py_ssize_t)k * ld + n] = log_const[k] - 0.5 * s;
+        }
+}
+
+static void vbf_gmm_full_stats_tile(const double *xT, int ld, int nr, int D, int K,
+                                    const double *means, const double *rT, double *xc,
+                                    double *rx, double *nk, double *s1, double *s2)
+{
+    int k, i, j, n;
+    (void)xc; (void)rx;
+    for (k = 0; k < K; k++) {
+        const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;
+        for (n = 0; n < nr; n++) {
+            nk[k] += rk[n];
+            for (i = 0; i < D; i++) {
+                double xi = xT[(Py_ssize_t)i * ld + n];
+                s1[(Py_ssize_t)k * D + i] += rk[n] * xi;
+                for (j = 0; j <= i; j++)
+                    s2[(Py_ssize_t)k * D * D + (Py_ssize_t)i * D + j] +=
+                        rk[n] * (xi - m[i]) * (xT[(Py_ssize_t)j * ld + n] - m[j]);
+            }
+        }
+    }
+}
+#endif
+
 #endif

@@ -289,8 +289,12 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
             stats["s2"] = self.covariance.reduce_s2(s2, K, D)
+            # (the fused tiles' S2 is centred, but a collapsing component's is decided by
+            # its last bits: the same check and second pass as the GEMM form's, so that
+            # degenerate components are judged as before)
+            tiles = resp_in is None and _gmm.full_tile_form(K, D)
             if (self.covariance_type == "full" and not panels and not sample_z
-                    and centred_full is None and _gmm.full_gemm_form(K, D)[0]):
+                    and centred_full is None and (_gmm.full_gemm_form(K, D)[0] or tiles)):
                 redo = full_gemm_cancelled(stats["s2"], stats["nk"], means_shifted)
                 if redo.any():
                     return self.run(means_shifted, prec_flat, aux, log_const, resp_in,
