@@ -1,7 +1,11 @@
 """The long-sequence forward-backward pass (``_hmm.forward_backward_long``: one sequence, the
 forward and backward recursions apart, rescaled by powers of two every other step, combined
 over chunks) against a log-space NumPy reference and against the per-sequence scaled pass;
-bitwise the same for one and two threads.
+bitwise the same for one and two threads. The Gaussian long pass
+(``_hmm.gaussian_long_pass``: densities from X and emission statistics inside it) against
+NumPy densities and sums, bitwise against the separate passes, and GaussianHMM's one-sequence
+EM through it against hmmlearn; the M-step's batched eigenvalue floor against the rule
+applied matrix by matrix.
 
 Reference, all in log space (the ``ref_fb`` fixture of conftest.py):
     log alpha_0 = log pi + l_0,   log alpha_t(j) = logsumexp_i(log alpha_{t-1}(i) + log A_ij) + l_tj
@@ -13,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from vbfast.hmm import _hmm, _sequences
+from vbfast.hmm import GaussianHMM, _hmm, _sequences, gaussian
 from vbfast.hmm._sequences import Sequences
 
 
@@ -270,8 +274,6 @@ def test_one_sequence_fit_agrees_with_hmmlearn_and_the_separate_passes(ct, D, mo
     and with the separate passes (forced) within 1e-11, bitwise the same for 1, 2, 3
     threads."""
     hmm = pytest.importorskip("hmmlearn.hmm")
-    from vbfast.hmm import GaussianHMM, gaussian
-
     K, T = 4, 6000
     rng = np.random.RandomState(D)
     means = rng.normal(scale=1.5, size=(K, D))
@@ -315,14 +317,12 @@ def test_one_sequence_fit_agrees_with_hmmlearn_and_the_separate_passes(ct, D, mo
 def test_floor_eigenvalues_batched_matches_one_by_one(D):
     """The M-step's eigenvalue floor on a (K, D, D) stack equals the rule applied to each
     matrix alone: symmetrised, eigenvalues below the floor raised, the rest unchanged."""
-    from vbfast.hmm.gaussian import _floor_eigenvalues
-
     rng = np.random.default_rng(D)
     A = rng.normal(size=(6, D, D))
     stack = A @ np.swapaxes(A, 1, 2) + 1e-3 * rng.normal(size=(6, D, D))
     stack[0] = 1e-6 * np.eye(D)  # every eigenvalue below the floor
     floor = 0.05
-    out = _floor_eigenvalues(stack, floor)
+    out = gaussian._floor_eigenvalues(stack, floor)
     for k in range(6):
         c = 0.5 * (stack[k] + stack[k].T)
         w, V = np.linalg.eigh(c)
