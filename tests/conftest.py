@@ -145,3 +145,76 @@ def cluster_client():
         finally:
             client.close(timeout=30)
             cluster.close(timeout=30)
+
+
+# ---------------------------------------------------------------- HMM references (shared by
+# tests/test_hmm_kernel.py and tests/test_hmm_long.py: test files cannot import each other)
+import numpy as np  # noqa: E402
+from scipy.special import logsumexp  # noqa: E402
+
+
+def _ref_forward_backward(logprob, startprob, transmat, lengths=None):
+    """Forward-backward in log space, sequence by sequence (the slow obvious reference):
+
+        log alpha_0 = log pi + l_0,
+        log alpha_t(j) = logsumexp_i(log alpha_{t-1}(i) + log A_ij) + l_tj,
+        log beta_{T-1} = 0,  log beta_t(i) = logsumexp_j(log A_ij + l_{t+1,j} + log beta_{t+1}(j))
+        gamma_t = exp(log alpha_t + log beta_t - log p),
+        xi_t(i, j) = exp(log alpha_t(i) + log A_ij + l_{t+1,j} + log beta_{t+1}(j) - log p).
+
+    Returns (seq_ll (n_sequences,), posteriors (n_samples, K), start counts (K,) = sum_s
+    gamma_{s,0}, transition counts (K, K) = sum_s sum_t xi_{s,t}); lengths None: one
+    sequence."""
+    K = logprob.shape[1]
+    lengths = [logprob.shape[0]] if lengths is None else lengths
+    with np.errstate(divide="ignore"):
+        lpi, lA = np.log(startprob), np.log(transmat)
+    post = np.empty_like(logprob, dtype=np.float64)
+    trans = np.zeros((K, K))
+    start = np.zeros(K)
+    seq_ll = []
+    a = 0
+    for T in lengths:
+        lp = logprob[a:a + T]
+        la = np.empty((T, K))
+        lb = np.zeros((T, K))
+        la[0] = lpi + lp[0]
+        for t in range(1, T):
+            la[t] = logsumexp(la[t - 1][:, None] + lA, axis=0) + lp[t]
+        for t in range(T - 2, -1, -1):
+            lb[t] = logsumexp(lA + lp[t + 1] + lb[t + 1], axis=1)
+        ll = logsumexp(la[-1])
+        seq_ll.append(ll)
+        post[a:a + T] = np.exp(la + lb - ll)
+        start += post[a]
+        # the sequence's xi_t at once: (T - 1, K, K)
+        trans += np.exp(la[:-1, :, None] + lA[None] + (lp[1:] + lb[1:])[:, None, :]
+                        - ll).sum(axis=0)
+        a += T
+    return np.array(seq_ll), post, start, trans
+
+
+def _random_hmm(rng, K, zeros=False):
+    """(startprob (K,), transmat (K, K)) drawn from flat Dirichlets; zeros: a left-right
+    model (upper bidiagonal, start in state 0)."""
+    startprob = rng.dirichlet(np.ones(K))
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    if zeros:
+        transmat = np.triu(transmat) - np.triu(transmat, 2)
+        transmat[-1, -1] = 1.0
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        startprob = np.eye(K)[0]
+    return startprob, transmat
+
+
+@pytest.fixture
+def ref_fb():
+    """``ref_fb(logprob, startprob, transmat, lengths=None)``: the log-space forward-backward
+    reference, (seq_ll, posteriors, start counts, transition counts)."""
+    return _ref_forward_backward
+
+
+@pytest.fixture
+def random_model():
+    """``random_model(rng, K, zeros=False)``: (startprob, transmat) of a random HMM."""
+    return _random_hmm

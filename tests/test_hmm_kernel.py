@@ -18,32 +18,6 @@ from vbfast.hmm import _hmm
 from vbfast.hmm._sequences import Sequences, check_lengths
 
 
-def ref_fb(logprob, startprob, transmat, lengths):
-    K = logprob.shape[1]
-    with np.errstate(divide="ignore"):
-        lpi, lA = np.log(startprob), np.log(transmat)
-    post = np.empty_like(logprob)
-    trans = np.zeros((K, K))
-    start = np.zeros(K)
-    seq_ll = []
-    a = 0
-    for T in lengths:
-        l = logprob[a:a + T]
-        la = np.empty((T, K))
-        lb = np.zeros((T, K))
-        la[0] = lpi + l[0]
-        for t in range(1, T):
-            la[t] = logsumexp(la[t - 1][:, None] + lA, axis=0) + l[t]
-        for t in range(T - 2, -1, -1):
-            lb[t] = logsumexp(lA + l[t + 1] + lb[t + 1], axis=1)
-        ll = logsumexp(la[-1])
-        seq_ll.append(ll)
-        post[a:a + T] = np.exp(la + lb - ll)
-        start += post[a]
-        for t in range(T - 1):
-            trans += np.exp(la[t][:, None] + lA + (l[t + 1] + lb[t + 1])[None, :] - ll)
-        a += T
-    return np.array(seq_ll), post, start, trans
 
 
 def ref_viterbi(logprob, startprob, transmat, lengths):
@@ -70,15 +44,6 @@ def ref_viterbi(logprob, startprob, transmat, lengths):
     return np.array(lls), np.array(states)
 
 
-def random_model(rng, K, zeros=False):
-    startprob = rng.dirichlet(np.ones(K))
-    transmat = rng.dirichlet(np.ones(K), size=K)
-    if zeros:  # left-right: upper bidiagonal, start in state 0
-        transmat = np.triu(transmat) - np.triu(transmat, 2)
-        transmat[-1, -1] = 1.0
-        transmat /= transmat.sum(axis=1, keepdims=True)
-        startprob = np.eye(K)[0]
-    return startprob, transmat
 
 
 @pytest.mark.parametrize("K,lengths,zeros", [
@@ -86,7 +51,8 @@ def random_model(rng, K, zeros=False):
     (5, [40, 40], True), (1, [10, 3], False), (10, [300, 1, 2, 45], False),
     (10, [60, 30], True), (13, [200, 3], False), (16, [50, 2], False), (17, [150, 1], False),
     (23, [80, 5], True)])
-def test_forward_backward_matches_log_space_reference(K, lengths, zeros):
+def test_forward_backward_matches_log_space_reference(K, lengths, zeros, ref_fb,
+                                                      random_model):
     rng = np.random.default_rng(K + len(lengths))
     N = sum(lengths)
     logprob = rng.normal(scale=3.0, size=(N, K)) - 2.0
@@ -105,7 +71,7 @@ def test_forward_backward_matches_log_space_reference(K, lengths, zeros):
     assert_array_equal(stats_only["trans"], out["trans"])
 
 
-def test_underflow_falls_back_to_log_space_exactly():
+def test_underflow_falls_back_to_log_space_exactly(ref_fb):
     """Emission densities ~1e-400 apart between the states the model allows: the scaled pass
     underflows, the sequence is redone in log space, and the answer is still exact."""
     rng = np.random.default_rng(0)
@@ -139,7 +105,7 @@ def test_impossible_sequence_gives_minus_inf_not_nan():
 
 @pytest.mark.parametrize("K,lengths,zeros", [(3, [50], False), (4, [1, 2, 30, 7, 1], False),
                                              (5, [40, 41], True)])
-def test_viterbi_matches_reference(K, lengths, zeros):
+def test_viterbi_matches_reference(K, lengths, zeros, random_model):
     rng = np.random.default_rng(7 * K)
     N = sum(lengths)
     logprob = rng.normal(scale=2.0, size=(N, K))
@@ -151,7 +117,7 @@ def test_viterbi_matches_reference(K, lengths, zeros):
     assert_array_equal(states, states_ref)
 
 
-def test_bitwise_identical_for_any_thread_count():
+def test_bitwise_identical_for_any_thread_count(random_model):
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 400, size=300)
     N, K = int(lengths.sum()), 4
@@ -255,7 +221,7 @@ hmmc = pytest.importorskip("hmmlearn._hmmc", reason="hmmlearn not installed")
 
 
 @pytest.mark.parametrize("K,T", [(4, 2000), (2, 1), (6, 300)])
-def test_against_hmmlearn_kernels(K, T):
+def test_against_hmmlearn_kernels(K, T, random_model):
     rng = np.random.default_rng(K * T)
     logprob = rng.normal(scale=3.0, size=(T, K))
     startprob, transmat = random_model(rng, K)
@@ -298,7 +264,7 @@ def _em_pass(X, means, covars, spherical, startprob, transmat, seqs, n_threads,
 @pytest.mark.parametrize("spherical", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("K,D", [(1, 2), (3, 5), (10, 8), (16, 3)])
-def test_gaussian_em_pass_against_numpy(spherical, dtype, K, D):
+def test_gaussian_em_pass_against_numpy(spherical, dtype, K, D, ref_fb, random_model):
     """The fused pass (log-densities, forward-backward, emission statistics per sequence)
     equals the obvious computation: scipy's log-densities, the log-space forward-backward
     reference, the posterior-weighted sums in NumPy; bitwise the same for 1, 2, 3 threads."""
@@ -343,7 +309,7 @@ def test_gaussian_em_pass_against_numpy(spherical, dtype, K, D):
 
 
 @pytest.mark.parametrize("spherical", [False, True])
-def test_gaussian_em_pass_equals_the_three_passes_bitwise(spherical):
+def test_gaussian_em_pass_equals_the_three_passes_bitwise(spherical, random_model):
     """With one group, the fused pass adds the same terms in the same order as
     gaussian_log_density -> forward_backward -> gaussian_stats (one slot): the same bits."""
     from vbfast.hmm.gaussian import _log_density_inputs
@@ -377,7 +343,7 @@ def test_gaussian_em_pass_equals_the_three_passes_bitwise(spherical):
     assert slots[2][:, real].tobytes() == stats[:, real].tobytes()
 
 
-def test_gaussian_em_pass_log_space_fallback():
+def test_gaussian_em_pass_log_space_fallback(ref_fb):
     """Densities exp(-45,000) apart and a state that cannot be reached: the scaled recursion
     underflows, the fused pass redoes that sequence in log space, exactly, and its
     statistics stay finite."""
@@ -406,7 +372,7 @@ def test_gaussian_em_pass_log_space_fallback():
     assert_allclose(total[:K], post.sum(axis=0), rtol=1e-9, atol=1e-12)
 
 
-def test_gaussian_em_pass_refuses_bad_shapes():
+def test_gaussian_em_pass_refuses_bad_shapes(random_model):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 2))
     seqs = Sequences([10, 10], 20, 1)

@@ -90,7 +90,20 @@ cdef extern from "_hmm_kernels.h":
         int* bad
         long long claim_emis, done_emis, claim_comb, done_chains
         int arrived, claim_chains
+        int nomem
     void vbf_hmm_long_worker(vbf_hmm_long_ctx* c) noexcept nogil
+
+cdef extern from "_hmm_long_gauss.h":
+    ctypedef struct vbf_hmm_gauss_rows:
+        const double* Xd
+        const float* Xf
+        int D, K, Kp, n_aux, spherical
+        const double* shift
+        const double* stats_shift
+        const double* WTp
+        const double* cstp
+    void vbf_hmm_long_gauss_hooks(vbf_hmm_long_ctx* c, const vbf_hmm_gauss_rows* g,
+                                  double* em_slots) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -747,7 +760,7 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
     partly written; the caller redoes the sequence by the per-step scaled pass, which falls
     back to log space).
     """
-    cdef Py_ssize_t T = logprob.shape[0], n_chunks, c, chunk = LONG_CHUNK
+    cdef Py_ssize_t T = logprob.shape[0]
     cdef int K = <int>logprob.shape[1], nt = max(1, n_threads)
     cdef bint want_post = post.shape[0] > 0
     cdef bint want_stats = trans.shape[0] > 0
@@ -760,15 +773,37 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
         raise ValueError("post must be (n_samples, n_components)")
     if want_stats and (trans.shape[1] != K or start.shape[0] != K):
         raise ValueError("trans / start have the wrong shape")
+    cdef vbf_hmm_long_ctx ctx
+    arrays = _long_setup(&ctx, startprob, transmat, T, backward)
+    ctx.lp = &logprob[0, 0]
+    ctx.post = &post[0, 0] if want_post else NULL
+    # one region; the threads claim the work (vbf_hmm_long_worker): two at most are useful
+    with nogil, parallel(num_threads=min(nt, 2)):
+        vbf_hmm_long_worker(&ctx)
+    return _long_finish(arrays, transmat, trans, start, backward, want_stats)
+
+
+cdef tuple _long_setup(vbf_hmm_long_ctx* ctx, const double[::1] startprob,
+                       const double[:, ::1] transmat, Py_ssize_t T, bint backward,
+                       lattice=None):
+    """Fill a long-pass context but for lp, post and the hooks (zeroed); returns the arrays
+    it points into (kept alive by the caller until the region has run). ``lattice``: a
+    (3, T, Kp) float64 buffer for b, alpha and V (a fit reuses one: no fresh pages to
+    fault in every iteration), None: a new one."""
+    cdef int K = <int>transmat.shape[0]
     cdef int Kp = VBF_HMM_PAD(K)
+    cdef Py_ssize_t chunk = LONG_CHUNK
+    cdef Py_ssize_t n_chunks = (T + chunk - 1) // chunk
     Ap = np.zeros((Kp, Kp))
     Ap[:K, :K] = transmat
     ATp = np.zeros((Kp, Kp))
     ATp[:K, :K] = np.asarray(transmat).T
     startp = np.zeros(Kp)
     startp[:K] = startprob
-    n_chunks = (T + chunk - 1) // chunk
-    lat = np.empty((3 if backward else 2, T, Kp))
+    if lattice is None:
+        lat = np.empty((3 if backward else 2, T, Kp))
+    else:
+        lat = lattice
     msum = np.empty(n_chunks)
     lsum = np.zeros(2)
     bad = np.zeros(n_chunks + 2, dtype=np.int32)
@@ -778,34 +813,40 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
     cdef double[::1] msum_v = msum, lsum_v = lsum, g0_v = gamma0, sp_v = startp
     cdef double[:, ::1] xi_v = xi_slots, Ap_v = Ap, ATp_v = ATp
     cdef int[::1] bad_v = bad
-    cdef vbf_hmm_long_ctx ctx
-    memset(&ctx, 0, sizeof(ctx))
+    memset(ctx, 0, sizeof(vbf_hmm_long_ctx))
     ctx.K = K
     ctx.Kp = Kp
     ctx.backward = backward
     ctx.T = T
     ctx.chunk = chunk
     ctx.n_chunks = n_chunks
-    ctx.lp = &logprob[0, 0]
     ctx.startp = &sp_v[0]
     ctx.Ap = &Ap_v[0, 0]
     ctx.ATp = &ATp_v[0, 0]
     ctx.b = &lat_v[0, 0, 0]
     ctx.alpha = &lat_v[1, 0, 0]
     ctx.V = &lat_v[2, 0, 0] if backward else NULL
-    ctx.post = &post[0, 0] if want_post else NULL
     ctx.gamma0 = &g0_v[0]
     ctx.xi_slots = &xi_v[0, 0] if backward else NULL
     ctx.msum = &msum_v[0]
     ctx.lsum = &lsum_v[0]
     ctx.bad = &bad_v[0]
-    # one region; the threads claim the work (vbf_hmm_long_worker): two at most are useful
-    with nogil, parallel(num_threads=min(nt, 2)):
-        vbf_hmm_long_worker(&ctx)
-    sum_m = 0.0
-    for c in range(n_chunks):  # in chunk order
+    return (msum, lsum, bad, xi_slots, gamma0, lat, Ap, ATp, startp)
+
+
+cdef double _long_finish(tuple arrays, const double[:, ::1] transmat, double[:, ::1] trans,
+                         double[::1] start, bint backward, bint want_stats):
+    """log p(x) from the region's outputs (NaN: under/overflow or no finite density), and
+    the transition and start counts into trans, start."""
+    msum, lsum, bad, xi_slots, gamma0 = arrays[:5]
+    cdef int K = <int>transmat.shape[0]
+    cdef int Kp = VBF_HMM_PAD(K)
+    cdef double[::1] msum_v = msum
+    cdef Py_ssize_t c
+    cdef double sum_m = 0.0
+    for c in range(msum_v.shape[0]):  # in chunk order
         sum_m += msum_v[c]
-    if sum_m != sum_m or bad_v[0] or bad_v[1]:
+    if sum_m != sum_m or bad[0] or bad[1]:
         return NAN
     if backward:
         if bad[2:].any():
@@ -815,7 +856,7 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
             xi = xi_slots.sum(axis=0).reshape(Kp, Kp)[:K, :K]
             np.multiply(np.asarray(transmat), xi, out=np.asarray(trans))
             np.asarray(start)[:] = gamma0[:K]
-    return sum_m + lsum_v[0]
+    return sum_m + lsum[0]
 
 
 def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
@@ -994,3 +1035,85 @@ cdef inline void _features(const floating* X, int b, int D, int spherical,
         vbf_hmm_features_d(X, b, D, spherical, shift, stats_shift, z, ys)
     else:
         vbf_hmm_features_f(X, b, D, spherical, shift, stats_shift, z, ys)
+
+
+def gaussian_long_pass(const floating[:, ::1] X, const double[:, ::1] means,
+                       const double[::1] prec, int cov_type, const double[::1] log_const,
+                       const double[::1] stats_shift, const double[::1] startprob,
+                       const double[:, ::1] transmat, double[:, ::1] post,
+                       double[:, ::1] trans, double[::1] start, double[:, ::1] emission_slots,
+                       double[:, :, ::1] lattice, int n_threads):
+    """A Gaussian HMM's whole EM pass over one sequence ('diag' / 'spherical', K <= 16):
+    ``forward_backward_long`` with the log-densities made from X inside its density phase
+    (``gaussian_log_density``'s affine form, block by block: the same bits as that function's
+    output, never stored as a (T, K) array) and the emission statistics made from each
+    combined chunk's posteriors while they are in cache (``_hmm_long_gauss.h``).
+
+    Parameters
+    ----------
+    X : (T, D) float32 or float64
+    means, prec, cov_type, log_const : as ``gaussian_log_density`` (cov_type 2 or 3)
+    stats_shift : (D,) the shift of the statistics' coordinates
+    startprob : (K,), transmat : (K, K)
+    post : (T, K) float64, scratch for the posteriors (written)
+    trans : (K, K) out, sum_t xi_t; start : (K,) out, gamma_0
+    emission_slots : (n_chunks, Kp (1 + D + D)) ('diag') or (n_chunks, Kp (2 + D))
+        ('spherical') out, n_chunks = ceil(T / LONG_CHUNK): chunk c's [nk (Kp,), s1 (D, Kp),
+        s2 (D, Kp) or (Kp,)] with y = x - stats_shift: nk = sum_t gamma_t, s1[j] = sum_t
+        y_tj gamma_t, s2[j] = sum_t y_tj^2 gamma_t ('spherical': sum_t ||y_t||^2 gamma_t),
+        over the chunk's rows; the caller adds them in chunk order (the same bits for any
+        thread count)
+    lattice : (3, T, Kp) float64, scratch for the densities b and the two recursions
+    n_threads : int
+
+    Returns
+    -------
+    log p(x), or NaN as ``forward_backward_long`` (then trans, start and the slots are not
+    to be used; the caller redoes the pass by the three separate passes), or when the
+    per-thread scratch could not be allocated.
+    """
+    cdef Py_ssize_t T = X.shape[0]
+    cdef int D = <int>X.shape[1], K = <int>means.shape[0], nt = max(1, n_threads)
+    cdef int Kp = VBF_HMM_PAD(K)
+    cdef bint spherical = cov_type == 3
+    if T < 1 or K < 1 or K > 16 or (cov_type != 2 and cov_type != 3):
+        raise ValueError("gaussian_long_pass takes 1 <= K <= 16, T >= 1 and 'diag' / "
+                         "'spherical' (cov_type 2 or 3)")
+    if means.shape[1] != D or log_const.shape[0] != K or stats_shift.shape[0] != D or \
+            startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K or \
+            post.shape[0] != T or post.shape[1] != K or trans.shape[0] != K or \
+            trans.shape[1] != K or start.shape[0] != K or \
+            emission_slots.shape[0] != (T + LONG_CHUNK - 1) // LONG_CHUNK or \
+            emission_slots.shape[1] != Kp * (2 + D if spherical else 1 + 2 * D) or \
+            prec.shape[0] != (K * D if cov_type == 2 else K) or lattice.shape[0] != 3 or \
+            lattice.shape[1] != T or lattice.shape[2] != Kp:
+        raise ValueError("shapes do not match")
+    dens = _density_arrays(means, prec, cov_type, log_const)
+    cdef double[::1] s_v = dens[1]
+    cdef double[:, ::1] WT_v = dens[5]
+    cdef double[::1] cp_v = dens[6]
+    cdef vbf_hmm_gauss_rows g
+    g.Xd = NULL
+    g.Xf = NULL
+    if floating is float:
+        g.Xf = &X[0, 0]
+    else:
+        g.Xd = &X[0, 0]
+    g.D = D
+    g.K = K
+    g.Kp = Kp
+    g.n_aux = dens[0]
+    g.spherical = spherical
+    g.shift = &s_v[0]
+    g.stats_shift = &stats_shift[0]
+    g.WTp = &WT_v[0, 0]
+    g.cstp = &cp_v[0]
+    cdef vbf_hmm_long_ctx ctx
+    arrays = _long_setup(&ctx, startprob, transmat, T, True, np.asarray(lattice))
+    ctx.post = &post[0, 0]
+    vbf_hmm_long_gauss_hooks(&ctx, &g, &emission_slots[0, 0])
+    with nogil, parallel(num_threads=min(nt, 2)):
+        vbf_hmm_long_worker(&ctx)
+    if ctx.nomem:
+        return NAN
+    return _long_finish(arrays, transmat, trans, start, True, True)

@@ -9,6 +9,7 @@
 #define VBFAST_HMM_KERNELS_H
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
@@ -741,16 +742,21 @@ typedef struct {
 
 #if defined(__GNUC__)
 /* out[0 : Kp/4] = sum_{i < Kp} x_i M[i Kp : (i + 1) Kp] (M (Kp, Kp), rows i >= K zero),
-   as (even i, in order) + (odd i, in order); x in registers */
+   as (even i, in order) + (odd i, in order); x in registers. The sums start from the first
+   products, not from 0 + them: the same bits (x and M are never negative, so no product is
+   -0), one addition less on the recursions' dependency chains. */
 VBF_INLINE void vbf_hmm_mv_reg(vbf_v4 *out, const vbf_v4 *x, const double *M, const int Kp)
 {
     vbf_v4 e[4], o[4];
     int i, l;
-    for (l = 0; l < Kp / 4; l++) {
-        e[l] = vbf_splat(0.0);
-        o[l] = vbf_splat(0.0);
+    {
+        const vbf_v4 s0 = VBF_LANE(x[0], 0), s1 = VBF_LANE(x[0], 1);
+        for (l = 0; l < Kp / 4; l++) {
+            e[l] = s0 * vbf_load4(M + 4 * l);
+            o[l] = s1 * vbf_load4(M + (long long)Kp + 4 * l);
+        }
     }
-    for (i = 0; i < Kp; i += 2) {
+    for (i = 2; i < Kp; i += 2) {
         const vbf_v4 s0 = VBF_LANE(x[i / 4], i % 4), s1 = VBF_LANE(x[i / 4], i % 4 + 1);
         for (l = 0; l < Kp / 4; l++) {
             e[l] = e[l] + s0 * vbf_load4(M + (long long)i * Kp + 4 * l);
@@ -773,13 +779,14 @@ VBF_INLINE double vbf_hmm_sum_reg(const vbf_v4 *x, const int Kp)
 
 /* rows [t0, t1) of the sequence: b (T, Kp) rows out, b_t = exp(l_t - m_t), pad lanes 0
    (m_t = max_j l_tj as a max over the lanes, then pairs, then the two halves);
-   *msum = sum of m_t over the rows in order, NaN when a row has no finite largest entry */
+   *msum += the m_t of the rows in order (a chunk's rows may come in several calls: the same
+   sum), NaN when a row has no finite largest entry */
 VBF_INLINE void vbf_hmm_long_emis_k(int K, const int Kp, long long t0, long long t1,
                                     const double *lp, double *b, double *msum)
 {
     long long t;
     int j, l;
-    double buf[16], s = 0.0;
+    double buf[16], s = *msum;
     for (t = t0; t < t1; t++) {
         vbf_v4 x[4], h, x2;
         const double *row = lp + t * K;
@@ -1048,7 +1055,7 @@ static void vbf_hmm_long_emis(int K, int Kp, long long t0, long long t1, const d
 {
     long long t;
     int j;
-    double m, s = 0.0;
+    double m, s = *msum;
     for (t = t0; t < t1; t++) {
         const double *row = lp + t * K;
         m = -INFINITY;
@@ -1209,21 +1216,85 @@ typedef struct {
     int *bad;                    /* (n_chunks + 2,): the forward, the backward, the chunks */
     long long claim_emis, done_emis, claim_comb, done_chains;
     int arrived, claim_chains;
+    /* Optional emission hooks (NULL: lp is given, no emission statistics). emis_rows makes
+       the densities b_t of rows [t0, t1) (at most VBF_HMM_LONG_SUB; b's rows t0.. written,
+       *msum += their m_t in order, as vbf_hmm_long_emis) from the data itself, so the
+       (T, K) log-densities are never stored; stats_chunk turns a combined chunk's
+       posteriors (post rows [t0, t1)) into its emission statistics slot (em_slots + k
+       em_width, overwritten). Each thread gets scratch_size doubles of scratch (malloc'd
+       in the worker; nomem set when that fails). */
+    void (*emis_rows)(const void *arg, long long t0, long long t1, double *scratch,
+                      double *b, double *msum);
+    void (*stats_chunk)(const void *arg, long long t0, long long t1, const double *post,
+                        double *slot, double *scratch);
+    const void *hook_arg;
+    double *em_slots;
+    long long em_width, scratch_size;
+    int nomem;
 } vbf_hmm_long_ctx;
+
+/* Rows made at a time by emis_rows and stats_chunk's blocks (scratch in L1) */
+#define VBF_HMM_LONG_SUB 128
+
+/* chunk k's densities b_t (and its m_t sum): from lp, or from the data through emis_rows in
+   blocks of VBF_HMM_LONG_SUB rows */
+static void vbf_hmm_long_emis_chunk(vbf_hmm_long_ctx *c, long long k, double *scratch)
+{
+    long long t0 = k * c->chunk, t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T, s, e;
+    c->msum[k] = 0.0;
+    if (c->emis_rows == NULL) {
+        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+        return;
+    }
+    if (scratch == NULL) {
+        c->msum[k] = NAN;
+        return;
+    }
+    for (s = t0; s < t1; s += VBF_HMM_LONG_SUB) {
+        e = s + VBF_HMM_LONG_SUB < t1 ? s + VBF_HMM_LONG_SUB : t1;
+        c->emis_rows(c->hook_arg, s, e, scratch, c->b, c->msum + k);
+    }
+}
+
+/* chunk k's combine (posteriors, xi slot), then its emission statistics if asked */
+static void vbf_hmm_long_comb_chunk(vbf_hmm_long_ctx *c, long long k, double *scratch)
+{
+    long long t0 = k * c->chunk, t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+    vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post, c->gamma0,
+                    c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
+    if (c->stats_chunk != NULL) {
+        if (scratch == NULL)
+            c->bad[2 + k] = 1;
+        else
+            c->stats_chunk(c->hook_arg, t0, t1, c->post, c->em_slots + k * c->em_width,
+                           scratch);
+    }
+}
+
+static double *vbf_hmm_long_scratch(vbf_hmm_long_ctx *c)
+{
+    double *p;
+    if (c->scratch_size <= 0)
+        return NULL;
+    p = (double *)malloc((size_t)c->scratch_size * sizeof(double));
+    if (p == NULL)
+        c->nomem = 1;  /* (any thread that fails: the same value) */
+    return p;
+}
 
 #ifdef VBF_HAVE_WAIT
 static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
 {
-    long long k, t0, t1;
+    long long k;
     int team = 1, task;
 #ifdef _OPENMP
     team = omp_get_num_threads();
 #endif
+    double *scratch;
     __atomic_add_fetch(&c->arrived, 1, __ATOMIC_ACQ_REL);
+    scratch = vbf_hmm_long_scratch(c);
     while ((k = __atomic_fetch_add(&c->claim_emis, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
-        t0 = k * c->chunk;
-        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
-        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
+        vbf_hmm_long_emis_chunk(c, k, scratch);
         __atomic_add_fetch(&c->done_emis, 1, __ATOMIC_ACQ_REL);
     }
     VBF_WAIT_AT_LEAST(&c->done_emis, c->n_chunks);
@@ -1231,6 +1302,7 @@ static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
         if (__atomic_fetch_add(&c->claim_chains, 1, __ATOMIC_ACQ_REL) == 0)
             vbf_hmm_chains(1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp, c->alpha,
                            c->V, c->lsum, c->bad);
+        free(scratch);
         return;  /* (the region's end waits for the forward) */
     }
     task = 0;
@@ -1250,39 +1322,30 @@ static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
         }
     }
     VBF_WAIT_AT_LEAST(&c->done_chains, 2);
-    if (c->bad[0] || c->bad[1])
-        return;
-    while ((k = __atomic_fetch_add(&c->claim_comb, 1, __ATOMIC_RELAXED)) < c->n_chunks) {
-        t0 = k * c->chunk;
-        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
-        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
-                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
-    }
+    if (!(c->bad[0] || c->bad[1]))
+        while ((k = __atomic_fetch_add(&c->claim_comb, 1, __ATOMIC_RELAXED)) < c->n_chunks)
+            vbf_hmm_long_comb_chunk(c, k, scratch);
+    free(scratch);
 }
 #else
 /* elsewhere: the first thread of the region does everything, in the same operations */
 static void vbf_hmm_long_worker(vbf_hmm_long_ctx *c)
 {
-    long long k, t0, t1;
+    long long k;
+    double *scratch;
 #ifdef _OPENMP
     if (omp_get_thread_num() != 0)
         return;
 #endif
-    for (k = 0; k < c->n_chunks; k++) {
-        t0 = k * c->chunk;
-        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
-        vbf_hmm_long_emis(c->K, c->Kp, t0, t1, c->lp, c->b, c->msum + k);
-    }
+    scratch = vbf_hmm_long_scratch(c);
+    for (k = 0; k < c->n_chunks; k++)
+        vbf_hmm_long_emis_chunk(c, k, scratch);
     vbf_hmm_chains(c->backward ? 3 : 1, c->K, c->Kp, c->T, c->b, c->startp, c->Ap, c->ATp,
                    c->alpha, c->V, c->lsum, c->bad);
-    if (!c->backward || c->bad[0])
-        return;
-    for (k = 0; k < c->n_chunks; k++) {
-        t0 = k * c->chunk;
-        t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
-        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
-                        c->gamma0, c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
-    }
+    if (c->backward && !c->bad[0])
+        for (k = 0; k < c->n_chunks; k++)
+            vbf_hmm_long_comb_chunk(c, k, scratch);
+    free(scratch);
 }
 #endif
 

@@ -134,13 +134,14 @@ class BaumWelch(Method):
         self.monotone = monotone
         self._bound = None
         self.n_kept = 0
+        self.priors = {}  # the prior arrays, built by the first update (BaseHMM._m_step)
 
     def pass_inputs(self, shard):
         return self.params
 
     def update(self, stats):
         self._bound = stats["log_likelihood"]
-        self.params, kept = self.model._m_step(self.params, stats)
+        self.params, kept = self.model._m_step(self.params, stats, self.priors)
         self.n_kept += kept
 
     def bound(self):
@@ -395,21 +396,27 @@ class BaseHMM(ParamsMixin):
         params.update(self._initial_emission(X))
         return params
 
-    def _m_step(self, params, stats):
-        """hmmlearn's M-step (see the module docstring); returns (new params, events kept)."""
+    def _m_step(self, params, stats, priors=None):
+        """hmmlearn's M-step (see the module docstring); returns (new params, events kept).
+        ``priors``: a dict kept for the fit (``BaumWelch.priors``), where the first update
+        stores the prior arrays (and a family's ``_emission_m_step`` its own), so the later
+        ones do not rebuild them; None: a fresh one."""
+        priors = {} if priors is None else priors
+        if "startprob_prior" not in priors:
+            K = self.n_components
+            priors["startprob_prior"] = self._prior("startprob_prior", (K,))
+            priors["transmat_prior"] = self._prior("transmat_prior", (K, K))
         new = dict(params)
         kept = 0
         if "s" in self.params:
             new["startprob"], k = _dirichlet_update(
-                stats["start"], self._prior("startprob_prior", (self.n_components,)),
-                params["startprob"])
+                stats["start"], priors["startprob_prior"], params["startprob"])
             kept += k
         if "t" in self.params:
-            K = self.n_components
             new["transmat"], k = _dirichlet_update(
-                stats["trans"], self._prior("transmat_prior", (K, K)), params["transmat"])
+                stats["trans"], priors["transmat_prior"], params["transmat"])
             kept += k
-        emission, k = self._emission_m_step(params, stats)
+        emission, k = self._emission_m_step(params, stats, priors)
         new.update(emission)
         return new, kept + k
 

@@ -157,7 +157,7 @@ class CategoricalHMM(BaseHMM):
                         for k in range(posteriors.shape[1])])
         return {"obs": obs}
 
-    def _emission_m_step(self, params, stats):
+    def _emission_m_step(self, params, stats, priors):
         if "e" not in self.params:
             return {}, 0
         B = params["emissionprob"]

@@ -29,6 +29,7 @@ from .._core.sharding import n_groups
 from .._core.validation import check_array, check_random_state, check_scalar, check_option
 from . import _hmm
 from ._conjugate import GaussianConjugate
+from ._sequences import LONG_MAX_STATES
 from .base import _METHODS, EMPTY_STATE, BaseHMM
 
 _CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
@@ -140,13 +141,18 @@ def _per_state(value, K, D, name):
 
 
 def _floor_eigenvalues(cov, floor):
-    """A symmetric matrix with its eigenvalues below ``floor`` raised to it (unchanged when
-    none is)."""
-    cov = 0.5 * (cov + cov.T)
+    """Symmetric matrices (..., D, D) with their eigenvalues below ``floor`` raised to it
+    (each unchanged when none is): one batched ``eigh`` for a stack, a closed form for
+    D = 1 (the 1 x 1 case of the same rule)."""
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    if cov.shape[-1] == 1:
+        return np.maximum(cov, floor)
     w, V = np.linalg.eigh(cov)
-    if w.min() >= floor:
+    low = w.min(axis=-1) < floor
+    if not low.any():
         return cov
-    return (V * np.maximum(w, floor)) @ V.T
+    raised = (V * np.maximum(w, floor)[..., None, :]) @ np.swapaxes(V, -1, -2)
+    return np.where(low[..., None, None], raised, cov)
 
 
 class GaussianHMM(BaseHMM):
@@ -345,15 +351,21 @@ class GaussianHMM(BaseHMM):
         return {"means": np.asarray(self.means_, dtype=np.float64),
                 "covars": np.asarray(self._covars_, dtype=np.float64)}
 
-    def _log_density(self, X, params, n_threads):
+    def _density_form(self, params):
+        """(covariance type, covariances) the log-densities are computed in: one feature's
+        'full' / 'tied' 1 x 1 covariances as 'diag' variances (K, 1) (the affine form of
+        'diag' costs less than a triangular product per state and chunk)."""
         K, D = params["means"].shape
         ctype, covars = self.covariance_type, params["covars"]
         if D == 1 and ctype in ("full", "tied"):
-            # one feature: a 1 x 1 covariance is a variance, and the GEMM form of 'diag'
-            # costs less than a triangular product per state and chunk
             ctype = "diag"
             covars = np.broadcast_to(np.asarray(covars, dtype=np.float64).reshape(-1),
                                      (K,)).reshape(K, 1)
+        return ctype, covars
+
+    def _log_density(self, X, params, n_threads):
+        K, D = params["means"].shape
+        ctype, covars = self._density_form(params)
         prec, code, log_const = _log_density_inputs(covars, ctype, K, D)
         out = np.empty((X.shape[0], K))
         _hmm.gaussian_log_density(X, np.ascontiguousarray(params["means"]), prec, code,
@@ -387,9 +399,12 @@ class GaussianHMM(BaseHMM):
     def _fused_pass(self, X, sequences, params, cache):
         """'diag' / 'spherical' at K <= SMALL_K over spread sequences: the log-densities,
         forward-backward and emission statistics of each sequence in one kernel
-        (``_hmm.gaussian_em_pass``), per-group slots added in group order. None otherwise."""
+        (``_hmm.gaussian_em_pass``), per-group slots added in group order; one sequence:
+        ``_long_pass``. None otherwise."""
         K, D = params["means"].shape
         ctype = self.covariance_type
+        if sequences.n_sequences == 1 and K <= LONG_MAX_STATES:
+            return self._long_pass(X, sequences, params, cache)
         if ctype not in ("diag", "spherical") or K > SMALL_K or not sequences.spread:
             return None
         G, Kp, spherical = sequences.n_groups, (K + 3) // 4 * 4, ctype == "spherical"
@@ -415,6 +430,43 @@ class GaussianHMM(BaseHMM):
                     n_log_space=int(n_log.sum()), shift=cache["stats_shift"].copy(),
                     **emission)
 
+    def _long_pass(self, X, sequences, params, cache):
+        """One sequence, K <= LONG_MAX_STATES, 'diag' / 'spherical' (and one feature's
+        'full'): the long-sequence pass with the log-densities made inside it from X and the
+        emission statistics from each chunk's posteriors (``_hmm.gaussian_long_pass``), the
+        chunk slots added in chunk order. None for 'tied' (its statistics are the Gram
+        matrix), other covariance types, or when the pass declines (under/overflow: the
+        three separate passes then redo the iteration, in log space where needed)."""
+        K, D = params["means"].shape
+        N = X.shape[0]
+        ctype, covars = self._density_form(params)
+        if self.covariance_type == "tied" or ctype not in ("diag", "spherical"):
+            return None
+        spherical = ctype == "spherical"
+        if "long_buffers" not in cache:  # once per fit: the posteriors' and the lattices'
+            # scratch (no fresh pages every iteration), the chunks' slots
+            n_chunks = -(-N // _hmm.LONG_CHUNK)
+            Kp = (K + 3) // 4 * 4
+            cache["long_shift"] = np.mean(X, axis=0, dtype=np.float64)
+            cache["long_buffers"] = (np.empty((N, K)), np.empty((3, N, Kp)), np.empty(
+                (n_chunks, Kp * (2 + D if spherical else 1 + 2 * D))))
+        post, lattice, slots = cache["long_buffers"]
+        prec, code, log_const = _log_density_inputs(covars, ctype, K, D)
+        trans, start = np.empty((K, K)), np.empty(K)
+        ll = _hmm.gaussian_long_pass(
+            X, np.ascontiguousarray(params["means"]), prec, code, log_const,
+            cache["long_shift"], np.ascontiguousarray(params["startprob"]),
+            np.ascontiguousarray(params["transmat"]), post, trans, start, slots, lattice,
+            sequences.long_threads)
+        if np.isnan(ll):
+            return None
+        # chunk order: numpy adds the rows of a C-ordered array one after another
+        emission = _unpack_small_k(slots.sum(axis=0), K, D, spherical)
+        if self.covariance_type == "full":  # one feature
+            emission["s2"] = emission["s2"].reshape(-1, 1, 1)
+        return dict(log_likelihood=float(ll), seq_ll=np.array([ll]), start=start, trans=trans,
+                    n_log_space=0, shift=cache["long_shift"].copy(), **emission)
+
     def _small_k_stats(self, X, posteriors, shift, ctype, n_threads, cache):
         """N_k, S1 and S2 ('diag' (K, D) / 'spherical' (K,); one feature: (K, 1, 1)) about
         ``shift`` by ``_hmm.gaussian_stats``: its per-group slots added in group order."""
@@ -435,13 +487,16 @@ class GaussianHMM(BaseHMM):
         out["shift"] = shift.copy()
         return out
 
-    def _emission_m_step(self, params, stats):
+    def _emission_m_step(self, params, stats, priors):
         K, D = params["means"].shape
         nk = stats["nk"]
         c = stats["shift"]  # (Statistics of one shard: not summed over shards)
         s1, s2 = stats["s1"], stats["s2"]
-        w = _per_state(self.means_weight, K, D, "means_weight")
-        mp = _per_state(self.means_prior, K, D, "means_prior") - c
+        if "means_weight" not in priors:  # (the fit's first update: the prior arrays)
+            priors["means_weight"] = _per_state(self.means_weight, K, D, "means_weight")
+            priors["means_prior"] = _per_state(self.means_prior, K, D, "means_prior")
+        w = priors["means_weight"]
+        mp = priors["means_prior"] - c
         empty = nk < EMPTY_STATE
         m = params["means"] - c
         if "m" in self.params:
@@ -482,10 +537,12 @@ class GaussianHMM(BaseHMM):
             c_n = (wk[:, None, None] * outer(d, d) + s2 - outer(s1, m) - outer(m, s1)
                    + nk[:, None, None] * outer(m, m))
             cvw = cvweight[:, None, None] if np.ndim(cvweight) == 1 else cvweight
-            cov = (prior + c_n) / (cvw + nk[:, None, None])
-            cov = np.array([old[k] if empty[k] else _floor_eigenvalues(cov[k], self.min_covar)
-                            for k in range(K)])
-            return cov
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cov = (prior + c_n) / (cvw + nk[:, None, None])
+            # (an unvisited state's 0 / 0 replaced before the batched eigh, then its old value)
+            cov = _floor_eigenvalues(np.where(empty[:, None, None], np.eye(D), cov),
+                                     self.min_covar)
+            return np.where(empty[:, None, None], old, cov)
         # tied: s2 is the Gram matrix sum_n (x - shift)(x - shift)^T
         c_n = ((wk[:, None, None] * outer(d, d)).sum(axis=0) + s2
                - (outer(s1, m) + outer(m, s1)).sum(axis=0)

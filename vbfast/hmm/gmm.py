@@ -347,7 +347,7 @@ class GMMHMM(BaseHMM):
         return {"nkm": stats["nk"].reshape(K, M), "s1": stats["s1"].reshape(K, M, D),
                 "s2": s2.reshape((K, M) + s2.shape[1:]), "shift": gpass.shift.copy()}
 
-    def _emission_m_step(self, params, stats):
+    def _emission_m_step(self, params, stats, priors):
         K, M, D = params["means"].shape
         pri = self._priors(D)
         nkm, s1, s2, c = stats["nkm"], stats["s1"], stats["s2"], stats["shift"]

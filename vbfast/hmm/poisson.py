@@ -184,7 +184,7 @@ class PoissonHMM(BaseHMM):
     def _emission_stats(self, X, posteriors, params, n_threads, cache):
         return {"post": posteriors.sum(axis=0), "obs": posteriors.T @ X}
 
-    def _emission_m_step(self, params, stats):
+    def _emission_m_step(self, params, stats, priors):
         if "l" not in self.params:
             return {}, 0
         K, D = params["lambdas"].shape
