@@ -521,6 +521,37 @@ cdef void _chunk(
             _centred_s2(cov_type, D, K, b, centred, means, xbuf, lp, s2)
 
 
+cdef inline void _tile_rows_out(
+    double* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
+    floating* resp_out, floating* log_prob_norm_out, double* sums,
+) noexcept nogil:
+    """A float64 tile's rows after vbf_gmm_lse_cols: the bound terms added to sums (IN/OUT:
+    [sum w log p(x_n), sum w sum_k r log r], row order), log p(x_n) and r written out when
+    asked (OUT, rows [start, start + b)), then r weighted in place when the statistics want
+    w r. lpT (K + 2, ld): r, then the rows log p(x_n) and sum_k r log r."""
+    cdef const double* lpn_buf = lpT + <Py_ssize_t>K * ld
+    cdef const double* rlogr_buf = lpn_buf + ld
+    cdef bint has_weights = weights != NULL
+    cdef int n, k
+    cdef double w, lpn
+    for n in range(b):
+        lpn = lpn_buf[n]
+        w = weights[start + n] if has_weights else 1.0
+        if lpn > -INFINITY:  # (every density zero: no entropy term)
+            sums[1] = sums[1] + w * rlogr_buf[n]
+        sums[0] = sums[0] + w * lpn
+        if log_prob_norm_out != NULL:
+            log_prob_norm_out[start + n] = <floating>lpn
+    if resp_out != NULL:
+        for n in range(b):
+            for k in range(K):
+                resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
+        if has_weights:
+            for k in range(K):
+                for n in range(b):
+                    lpT[<Py_ssize_t>k * ld + n] = lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+
+
 cdef void _tile_group(
     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
     Py_ssize_t g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t chunk_size, Py_ssize_t N,
@@ -546,7 +577,6 @@ cdef void _tile_group(
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
     cdef bint has_resp_out = resp_out != NULL
-    cdef bint has_lpn_out = log_prob_norm_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef int ld = <int>((chunk_size + 7) // 8 * 8)
     cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
@@ -554,7 +584,10 @@ cdef void _tile_group(
     cdef const double* w_lse
     cdef Py_ssize_t c, start, end
     cdef int b, n, j, k, s2_width = D if diag else 1
-    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0, one = 1.0, zero = 0.0
+    cdef double one = 1.0, zero = 0.0
+    cdef double sums[2]
+    sums[0] = 0.0
+    sums[1] = 0.0
     cdef double* nk
     cdef double* s1
     cdef double* s2
@@ -578,29 +611,13 @@ cdef void _tile_group(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        for n in range(b):
-            lpn = lpn_buf[n]
-            w = weights[start + n] if has_weights else 1.0
-            if lpn > -INFINITY:  # (every density zero: no entropy term)
-                ent_sum = ent_sum + w * rlogr_buf[n]
-            ll_sum = ll_sum + w * lpn
-            if has_lpn_out:
-                log_prob_norm_out[start + n] = <floating>lpn
-        if has_resp_out:
-            for n in range(b):
-                for k in range(K):
-                    resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
-            if has_weights:
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = \
-                            lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+        _tile_rows_out(lpT, ld, b, K, weights, start, resp_out, log_prob_norm_out, sums)
         if compute_stats:
             # acc (K, W) row-major += (w r) (K, b) f (b, W); column-major acc^T (W, K) +=
             # f^T (W, b) (w r)^T (b, K), f column-major (ld, W)
             dgemm(&CH_T, &CH_N, &W, &K, &b, &one, zbuf, &ld, lpT, &ld, &one, acc, &W)
-    p.ll[g] = p.ll[g] + ll_sum
-    p.ent[g] = p.ent[g] + ent_sum
+    p.ll[g] = p.ll[g] + sums[0]
+    p.ent[g] = p.ent[g] + sums[1]
     if not compute_stats:
         return
     nk = p.nk + g * K
@@ -725,7 +742,6 @@ cdef void _full_tile_group(
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
     cdef bint has_resp_out = resp_out != NULL
-    cdef bint has_lpn_out = log_prob_norm_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
     cdef double* rlogr_buf = lpn_buf + ld
@@ -733,7 +749,9 @@ cdef void _full_tile_group(
     cdef const floating* x_n
     cdef Py_ssize_t start, end
     cdef int b, nr, n, j, k
-    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    cdef double sums[2]
+    sums[0] = 0.0
+    sums[1] = 0.0
     start = row0
     while start < row1:
         end = min(start + ld, row1)
@@ -758,23 +776,7 @@ cdef void _full_tile_group(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        for n in range(b):
-            lpn = lpn_buf[n]
-            w = weights[start + n] if has_weights else 1.0
-            if lpn > -INFINITY:  # (every density zero: no entropy term)
-                ent_sum = ent_sum + w * rlogr_buf[n]
-            ll_sum = ll_sum + w * lpn
-            if has_lpn_out:
-                log_prob_norm_out[start + n] = <floating>lpn
-        if has_resp_out:
-            for n in range(b):
-                for k in range(K):
-                    resp_out[(start + n) * K + k] = <floating>lpT[<Py_ssize_t>k * ld + n]
-            if has_weights:
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = \
-                            lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
+        _tile_rows_out(lpT, ld, b, K, weights, start, resp_out, log_prob_norm_out, sums)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
@@ -786,8 +788,8 @@ cdef void _full_tile_group(
                                         p.nk + g * K, p.s1 + g * K * D,
                                         p.s2 + g * p.s2_size)
         start = end
-    p.ll[g] = p.ll[g] + ll_sum
-    p.ent[g] = p.ent[g] + ent_sum
+    p.ll[g] = p.ll[g] + sums[0]
+    p.ent[g] = p.ent[g] + sums[1]
 
 
 cdef inline void _gathered_syrk(

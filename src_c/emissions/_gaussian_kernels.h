@@ -855,7 +855,6 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
     const double *xT, int ld, int nr, int D, int K, const double *means,                  \
     const double *rT, double *xc, double *rx, double *nk, double *s1, double *s2)         \
 {                                                                                         \
-    const int DP = (D + 3) & ~3;                                                          \
     int k, i, j, i0, j0, n, p, q;                                                         \
     for (k = 0; k < K; k++) {                                                             \
         const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;       \

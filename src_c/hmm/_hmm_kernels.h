@@ -781,6 +781,27 @@ VBF_INLINE double vbf_hmm_sum_reg(const vbf_v4 *x, const int Kp)
    (m_t = max_j l_tj as a max over the lanes, then pairs, then the two halves);
    *msum += the m_t of the rows in order (a chunk's rows may come in several calls: the same
    sum), NaN when a row has no finite largest entry */
+/* One step's emission row in registers (Kp / 4 vectors, pad lanes -inf) to its scaled
+   probabilities: out[j] = exp(x_j - m) with m = max_j x_j (OUT *m). Returns 0, writing
+   nothing, when m is not finite (every density zero, or an inf/NaN). */
+VBF_INLINE int vbf_hmm_scale_row(const vbf_v4 *x, const int Kp, double *out, double *m)
+{
+    vbf_v4 h = x[0], x2;
+    int l;
+    for (l = 1; l < Kp / 4; l++)
+        h = vbf_blend(h > x[l], h, x[l]);
+    x2 = VBF_SHUFFLE(h, h, 1, 0, 3, 2);
+    h = vbf_blend(h > x2, h, x2);
+    x2 = VBF_SHUFFLE(h, h, 2, 3, 0, 1);
+    h = vbf_blend(h > x2, h, x2);
+    *m = h[0];
+    if (!(*m > -INFINITY) || !isfinite(*m))
+        return 0;
+    for (l = 0; l < Kp / 4; l++)
+        vbf_store4(out + 4 * l, vbf_exp4_nonpositive(x[l] - h));
+    return 1;
+}
+
 VBF_INLINE void vbf_hmm_long_emis_k(int K, const int Kp, long long t0, long long t1,
                                     const double *lp, double *b, double *msum)
 {
@@ -788,7 +809,7 @@ VBF_INLINE void vbf_hmm_long_emis_k(int K, const int Kp, long long t0, long long
     int j, l;
     double buf[16], s = *msum;
     for (t = t0; t < t1; t++) {
-        vbf_v4 x[4], h, x2;
+        vbf_v4 x[4];
         const double *row = lp + t * K;
         double m;
         if (K == Kp) {
@@ -800,21 +821,11 @@ VBF_INLINE void vbf_hmm_long_emis_k(int K, const int Kp, long long t0, long long
             for (l = 0; l < Kp / 4; l++)
                 x[l] = vbf_load4(buf + 4 * l);
         }
-        h = x[0];
-        for (l = 1; l < Kp / 4; l++)
-            h = vbf_blend(h > x[l], h, x[l]);
-        x2 = VBF_SHUFFLE(h, h, 1, 0, 3, 2);
-        h = vbf_blend(h > x2, h, x2);
-        x2 = VBF_SHUFFLE(h, h, 2, 3, 0, 1);
-        h = vbf_blend(h > x2, h, x2);
-        m = h[0];
-        if (!(m > -INFINITY) || !isfinite(m)) {
+        if (!vbf_hmm_scale_row(x, Kp, b + t * Kp, &m)) {
             *msum = NAN;
             return;
         }
         s = s + m;
-        for (l = 0; l < Kp / 4; l++)
-            vbf_store4(b + t * Kp + 4 * l, vbf_exp4_nonpositive(x[l] - h));
     }
     *msum = s;
 }

@@ -67,7 +67,7 @@ VBF_INLINE void vbf_hmm_gauss_b_k(const vbf_hmm_gauss_rows *g, long long t0, lon
     for (l = 0; l < Kp / 4; l++)
         real[l] = lane + vbf_splat(4.0 * l) < vbf_splat((double)K);
     for (t = t0; t < t1; t++) {
-        vbf_v4 acc[4], h, x2;
+        vbf_v4 acc[4];
         double q = 0.0, m;
         const long long row = t * D;
         for (l = 0; l < Kp / 4; l++)
@@ -93,21 +93,11 @@ VBF_INLINE void vbf_hmm_gauss_b_k(const vbf_hmm_gauss_rows *g, long long t0, lon
         }
         for (l = 0; l < Kp / 4; l++)  /* (pad lanes -inf: as vbf_hmm_long_emis reads them) */
             acc[l] = vbf_blend(real[l], acc[l], vbf_splat(-INFINITY));
-        h = acc[0];
-        for (l = 1; l < Kp / 4; l++)
-            h = vbf_blend(h > acc[l], h, acc[l]);
-        x2 = VBF_SHUFFLE(h, h, 1, 0, 3, 2);
-        h = vbf_blend(h > x2, h, x2);
-        x2 = VBF_SHUFFLE(h, h, 2, 3, 0, 1);
-        h = vbf_blend(h > x2, h, x2);
-        m = h[0];
-        if (!(m > -INFINITY) || !isfinite(m)) {
+        if (!vbf_hmm_scale_row(acc, Kp, b + t * Kp, &m)) {
             *msum = NAN;
             return;
         }
         s = s + m;
-        for (l = 0; l < Kp / 4; l++)
-            vbf_store4(b + t * Kp + 4 * l, vbf_exp4_nonpositive(acc[l] - h));
     }
     *msum = s;
 }

@@ -53,6 +53,8 @@ ctypedef fused index_t:
 
 
 cdef extern from "_lda_kernels.h":
+    # scikit-learn's digamma (fast_psi)
+    double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
@@ -77,23 +79,6 @@ cdef extern from "_lda_kernels.h":
                             const long long* doc, const double* ratio, const double* t,
                             int K, const double* B_w, double* o,
                             int accumulate) noexcept nogil
-
-
-cdef inline double _psi_fast(double x) noexcept nogil:
-    """scikit-learn's digamma (Bernardo 1976, AS 103): fast, absolute error up to ~1e-8.
-
-    Used only when asked (``fast_psi``), to reproduce scikit-learn's arithmetic exactly."""
-    cdef double r, result = 0.0
-    if x <= 1e-6:
-        return -0.577215664901532860606512090082402431 - 1.0 / x
-    while x < 6:
-        result -= 1.0 / x
-        x += 1
-    r = 1.0 / x
-    result += log(x) - 0.5 * r
-    r = r * r
-    result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
-    return result
 
 
 cdef inline void _expectation(int K, const double* gamma_d, double* elog, double* t,

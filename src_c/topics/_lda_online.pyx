@@ -15,6 +15,8 @@ from libc.string cimport memcpy
 import numpy as np
 
 cdef extern from "_lda_kernels.h":
+    # scikit-learn's digamma (fast_psi)
+    double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
     void vbf_digamma_n(int n, const double* x, double* out) noexcept nogil
     void vbf_expectation_given_total(int K, const double* lam, const double* psi_total,
                                      double* elog, double* t) noexcept nogil
@@ -45,23 +47,6 @@ def _eight_lanes():
 
 # Words per chunk of the parallel loop: each chunk by one thread, its own topic_max slot.
 cdef Py_ssize_t _CHUNK = 512
-
-
-cdef inline double _psi_fast(double x) noexcept nogil:
-    """scikit-learn's digamma (Bernardo 1976, AS 103), as the pass's ``fast_psi``: absolute
-    error up to ~1e-8 (the same arithmetic as ``_lda._psi_fast``, so that the topics at the
-    words equal the whole topics' bit for bit)."""
-    cdef double r, result = 0.0
-    if x <= 1e-6:
-        return -0.577215664901532860606512090082402431 - 1.0 / x
-    while x < 6:
-        result -= 1.0 / x
-        x += 1
-    r = 1.0 / x
-    result += log(x) - 0.5 * r
-    r = r * r
-    result -= r * ((1.0 / 12.0) - r * ((1.0 / 120.0) - r * (1.0 / 252.0)))
-    return result
 
 
 cdef void _gather_chunk(const double* mu, Py_ssize_t K_mu, const long long* words,

@@ -100,6 +100,16 @@ def threads_for(n_threads, work, min_work_per_thread=MIN_ROWS_PER_THREAD, n_grou
     return _granted(int(max(1, n)))
 
 
+def cores_busy():
+    """Whether the 1-minute load average is at or above the cores this process may use
+    (False where the OS has no load average): a slow-moving view of contention, for
+    regions long enough that a snapshot (``runnable_threads``) would be noise."""
+    try:
+        return os.getloadavg()[0] >= available_cores()
+    except (AttributeError, OSError):
+        return False
+
+
 def runnable_threads():
     """Threads runnable on the machine right now (a snapshot, this one included): Linux's
     count in /proc/loadavg; None where it is not available."""

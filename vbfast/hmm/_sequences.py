@@ -1,13 +1,12 @@
 """Sequences: ``lengths`` checked, the sequences grouped for the parallel passes, and the
 forward-backward and Viterbi passes over them (kernels in ``src_c/hmm/_hmm.pyx``)."""
 import numbers
-import os
 
 import numpy as np
 
 from . import _hmm
 from .._core.sharding import n_groups
-from .._core.threads import available_cores, threads_for
+from .._core.threads import cores_busy, threads_for
 
 # Rows per group (at least; whole sequences, so a group may hold more), and at most this
 # many groups: enough groups to balance two to a few dozen threads over many sequences,
@@ -32,11 +31,7 @@ def _long_pass_threads(n_threads, work):
     other's time slices, measured at load 12 on 2 cores: 34 ms an iteration of the 'long'
     benchmark on two threads, 19 ms on one. The result does not depend on the choice."""
     n = threads_for(n_threads, work, MIN_WORK_PER_THREAD)
-    try:
-        busy = os.getloadavg()[0] >= available_cores()
-    except (AttributeError, OSError):  # (no load average on this OS)
-        busy = False
-    return 1 if busy else n
+    return 1 if cores_busy() else n
 
 
 def check_lengths(lengths, n_samples):
