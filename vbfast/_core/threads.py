@@ -101,9 +101,13 @@ def threads_for(n_threads, work, min_work_per_thread=MIN_ROWS_PER_THREAD, n_grou
 
 
 def cores_busy():
-    """Whether the 1-minute load average is at or above the cores this process may use
-    (False where the OS has no load average): a slow-moving view of contention, for
-    regions long enough that a snapshot (``runnable_threads``) would be noise."""
+    """Whether other threads are running on every core besides the caller's right now
+    (``runnable_threads``, this thread counted; the 1-minute load average where the count is
+    not available, False without either). A fit's own earlier threads have stopped by the
+    time it asks, so they do not count against it, as they would in a load average."""
+    running = runnable_threads()
+    if running is not None:
+        return running >= available_cores()
     try:
         return os.getloadavg()[0] >= available_cores()
     except (AttributeError, OSError):

@@ -26,10 +26,12 @@ SPREAD_SHARE = 8
 
 
 def _long_pass_threads(n_threads, work):
-    """Threads for the long-sequence pass: as ``threads_for``, but one while the machine is
-    busier than its cores (1-minute load average): its two recursions then wait on each
-    other's time slices, measured at load 12 on 2 cores: 34 ms an iteration of the 'long'
-    benchmark on two threads, 19 ms on one. The result does not depend on the choice."""
+    """Threads for the long-sequence pass: as ``threads_for``, but one while other threads
+    run on every other core (``cores_busy``): its two recursions then wait on each other's
+    time slices, measured at load 12 on 2 cores: 34 ms an iteration of the 'long' benchmark
+    on two threads, 19 ms on one. (The 1-minute load average, used before, counted the
+    user's own previous fit and sent the next one to one thread on an otherwise idle
+    2-core machine.) The result does not depend on the choice."""
     n = threads_for(n_threads, work, MIN_WORK_PER_THREAD)
     return 1 if cores_busy() else n
 
