@@ -552,6 +552,22 @@ cdef inline void _tile_rows_out(
                     lpT[<Py_ssize_t>k * ld + n] = lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
 
 
+cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
+                                    int W, int s2_width) noexcept nogil:
+    """A diag / spherical tile group's accumulator acc (K, W) = [S1 | S2 | N] added to group
+    g's slots (OUT: p.nk, p.s1, p.s2 at group g), once after its last chunk."""
+    cdef int D = p.D, K = p.K, j, k
+    cdef double* nk = p.nk + g * K
+    cdef double* s1 = p.s1 + g * K * D
+    cdef double* s2 = p.s2 + g * p.s2_size
+    for k in range(K):
+        for j in range(D):
+            s1[k * D + j] = s1[k * D + j] + acc[k * W + j]
+        for j in range(s2_width):
+            s2[k * s2_width + j] = s2[k * s2_width + j] + acc[k * W + D + j]
+        nk[k] = nk[k] + acc[k * W + W - 1]
+
+
 cdef void _tile_group(
     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
     Py_ssize_t g, Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t chunk_size, Py_ssize_t N,
@@ -588,9 +604,6 @@ cdef void _tile_group(
     cdef double sums[2]
     sums[0] = 0.0
     sums[1] = 0.0
-    cdef double* nk
-    cdef double* s1
-    cdef double* s2
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
     for c in range(c0, c1):
@@ -620,15 +633,7 @@ cdef void _tile_group(
     p.ent[g] = p.ent[g] + sums[1]
     if not compute_stats:
         return
-    nk = p.nk + g * K
-    s1 = p.s1 + g * K * D
-    s2 = p.s2 + g * p.s2_size
-    for k in range(K):
-        for j in range(D):
-            s1[k * D + j] = s1[k * D + j] + acc[k * W + j]
-        for j in range(s2_width):
-            s2[k * s2_width + j] = s2[k * s2_width + j] + acc[k * W + D + j]
-        nk[k] = nk[k] + acc[k * W + W - 1]
+    _tile_acc_to_slots(p, g, acc, W, s2_width)
 
 
 cdef void _tile_group_f32(
@@ -662,9 +667,6 @@ cdef void _tile_group_f32(
     cdef int b, n, j, k, i, s2_width = D if diag else 1
     cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
     cdef float one = 1.0, zero = 0.0
-    cdef double* nk
-    cdef double* s1
-    cdef double* s2
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
     for c in range(c0, c1):
@@ -706,15 +708,7 @@ cdef void _tile_group_f32(
     p.ent[g] = p.ent[g] + ent_sum
     if not compute_stats:
         return
-    nk = p.nk + g * K
-    s1 = p.s1 + g * K * D
-    s2 = p.s2 + g * p.s2_size
-    for k in range(K):
-        for j in range(D):
-            s1[k * D + j] = s1[k * D + j] + acc[k * W + j]
-        for j in range(s2_width):
-            s2[k * s2_width + j] = s2[k * s2_width + j] + acc[k * W + D + j]
-        nk[k] = nk[k] + acc[k * W + W - 1]
+    _tile_acc_to_slots(p, g, acc, W, s2_width)
 
 
 cdef void _full_tile_group(
