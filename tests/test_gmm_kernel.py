@@ -688,13 +688,15 @@ def test_pass_inputs_gemm_form_near_centred_far(covariance_type):
 
 
 def run_tile_pass(X, w, shift, p, n_groups, n_threads, chunk_size=CHUNK, want_rows=True,
-                  compute_stats=True):
-    """The pass with every diag / spherical component in the GEMM form (the fused tiles):
-    inputs from ``pass_inputs``, which must centre no component at its mean."""
+                  compute_stats=True, float32_work=False):
+    """The pass with every diag / spherical component in the GEMM form (the fused tiles),
+    asked (``float32_work``) or not to run the tile in float32: inputs from ``pass_inputs``,
+    which must centre no component at its mean."""
     K, D = p["means"].shape
     ctype = p["type"]
-    log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], ctype, D)
-                 - 0.5 * D * np.log(2 * np.pi))
+    with np.errstate(divide="ignore"):  # (zero weights: -inf constants)
+        log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], ctype, D)
+                     - 0.5 * D * np.log(2 * np.pi))
     centres, prec_flat, aux, lc = G.pass_inputs(p["means"] + shift, p["prec_chol"], ctype,
                                                 shift, log_const)
     assert not centres.any()
@@ -706,7 +708,8 @@ def run_tile_pass(X, w, shift, p, n_groups, n_threads, chunk_size=CHUNK, want_ro
            "lpn": np.full(N if want_rows else 0, np.nan, dtype=X.dtype)}
     _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, centres, prec_flat, aux, lc,
                   CODES[ctype], np.empty((0, 0)), out["nk"], out["s1"], out["s2"], out["ll"],
-                  out["ent"], out["resp"], out["lpn"], compute_stats, chunk_size, n_threads)
+                  out["ent"], out["resp"], out["lpn"], compute_stats, chunk_size, n_threads,
+                  float32_work=float32_work)
     return out
 
 
@@ -873,27 +876,9 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
 # --------------------------------------------------------------------------- float32 tiles
 def tile_pass_f32(X, w, shift, p, n_groups, n_threads, float32_work, want_rows=True,
                   compute_stats=True, chunk_size=CHUNK):
-    """One ``gmm_pass`` of diag / spherical with every component in the GEMM form, asked
-    (``float32_work``) or not to run the tile in float32 (issue 17)."""
-    K, D = p["means"].shape
-    ctype = p["type"]
-    with np.errstate(divide="ignore"):
-        log_const = (np.log(p["weights"]) + G.log_det_cholesky(p["prec_chol"], ctype, D)
-                     - 0.5 * D * np.log(2 * np.pi))
-    centres, prec_flat, aux, lc = G.pass_inputs(p["means"] + shift, p["prec_chol"], ctype,
-                                                shift, log_const)
-    assert not centres.any()
-    N = X.shape[0]
-    out = {"nk": np.full((n_groups, K), np.nan), "s1": np.full((n_groups, K * D), np.nan),
-           "s2": np.full((n_groups, s2_size(ctype, K, D)), np.nan),
-           "ll": np.full(n_groups, np.nan), "ent": np.full(n_groups, np.nan),
-           "resp": np.full((N, K) if want_rows else (0, 0), np.nan, dtype=X.dtype),
-           "lpn": np.full(N if want_rows else 0, np.nan, dtype=X.dtype)}
-    _gmm.gmm_pass(X, w if w is not None else np.empty(0), shift, centres, prec_flat, aux, lc,
-                  CODES[ctype], np.empty((0, 0)), out["nk"], out["s1"], out["s2"], out["ll"],
-                  out["ent"], out["resp"], out["lpn"], compute_stats, chunk_size, n_threads,
-                  float32_work=float32_work)
-    return out
+    """``run_tile_pass`` asked (``float32_work``) or not to run the tile in float32."""
+    return run_tile_pass(X, w, shift, p, n_groups, n_threads, chunk_size, want_rows,
+                         compute_stats, float32_work)
 
 
 def reference_about_shift(X, w, shift, p):
