@@ -786,6 +786,76 @@ def test_tile_pass_without_statistics_and_without_density(covariance_type):
     assert_allclose(out["nk"].sum(axis=0), 700.0 / K)
 
 
+def separated_problem(rng, covariance_type, K, D, N, dtype=np.float64, n_between=0):
+    """Components hundreds of standard deviations apart, rows drawn from them (every row's
+    w r_nk nonzero for one component only: the tiles' sparse statistics), ``n_between``
+    of them, spread over the data, moved onto the segment between two components' means
+    where their densities are equal (two nonzero)."""
+    p = make_params(rng, covariance_type, K, D)
+    p["means"] = p["means"] * 40.0
+    z = rng.integers(K, size=N)
+    var = p["cov"] if covariance_type == "diag" else np.repeat(p["cov"][:, None], D, axis=1)
+    X = p["means"][z] + rng.normal(size=(N, D)) * np.sqrt(var[z])
+    a = z[:n_between]
+    c = (a + 1 + rng.integers(K - 1, size=n_between)) % K
+
+    def log_rho(x, k):
+        return (np.log(p["weights"][k]) - 0.5 * np.log(2 * np.pi * var[k]).sum(axis=1)
+                - 0.5 * ((x - p["means"][k]) ** 2 / var[k]).sum(axis=1))
+
+    lo, hi = np.zeros(n_between), np.ones(n_between)  # bisection on the segment a -> c
+    for _ in range(80):
+        t = 0.5 * (lo + hi)
+        x = p["means"][a] + t[:, None] * (p["means"][c] - p["means"][a])
+        a_wins = log_rho(x, a) > log_rho(x, c)
+        lo, hi = np.where(a_wins, t, lo), np.where(a_wins, hi, t)
+    X[:n_between] = x
+    X = X[rng.permutation(N)]
+    shift = X.mean(axis=0)
+    p["means"] = p["means"] - shift
+    return np.ascontiguousarray((X).astype(dtype)), shift, p
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("tile", ["float64", "float32-x", "float32-tile"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_sparse_statistics_match_reference(covariance_type, tile):
+    """Well separated components: a chunk whose w r_nk are mostly exactly 0 takes its
+    [S1 | S2 | N] from the nonzero ones alone (vbf_gmm_tile_stats_*sparse*), which must
+    agree with the reference; chunks of 37 rows (not a multiple of the eight-row masks),
+    256 and 600 (more than one list of 256 rows), D = 37 (not a multiple of the four or
+    eight features a step), weights with zeros; bitwise the same for 1, 2 and 3 threads."""
+    rng = np.random.default_rng([53, CODES[covariance_type], len(tile)])
+    K, D, N = 24, 37, N_ODD
+    dtype = np.float64 if tile == "float64" else np.float32
+    X, shift, p = separated_problem(rng, covariance_type, K, D, N, dtype, n_between=N // 8)
+    shift = X.astype(np.float64).mean(axis=0)
+    w = rng.uniform(0.0, 3.0, size=N)
+    w[::11] = 0.0
+    ref = reference_about_shift(X, w, shift, p)
+    ref_r = ref["resp"]
+    # the data take the sparse form: one to three r_nk a row above the kernel's cut-off
+    # (e^-50 ~ 2e-22 of the row's largest), some rows two or more
+    live = (ref_r > 1e-21).sum(axis=1)
+    assert live.max() <= 3 and (live >= 2).sum() > N // 50
+    for b in (37, CHUNK, 600):
+        assert _gmm.sparse_stats_form(int(live[:b].sum()), b, K, D,
+                                      covariance_type == "diag")
+    assert not _gmm.sparse_stats_form(4 * CHUNK, CHUNK, K, D, covariance_type == "diag")
+    rtol = 1e-10 if tile != "float32-tile" else 2e-5
+    for chunk in (37, CHUNK, 600):
+        results = [run_tile_pass(X, w, shift, p, 7, t, chunk_size=chunk,
+                                 float32_work=tile == "float32-tile") for t in (1, 2, 3)]
+        red = reduce_slots(results[0], p)
+        assert_allclose(red["nk"], ref["nk"], rtol=rtol)
+        assert_allclose(red["s1"], ref["s1"], rtol=rtol, atol=rtol * ref["s1_scale"].max())
+        assert_allclose(red["s2"].reshape(-1), ref["s2"], rtol=rtol)
+        assert_allclose(red["ll"], ref["ll"], rtol=1e-10 if rtol < 1e-6 else 1e-6)
+        for other in results[1:]:
+            for name, value in results[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
+
+
 # --------------------------------------------------------------------------- 'full' GEMM form
 @pytest.mark.parametrize("K,D", [(5, 3), (7, 33), (4, 66)],
                          ids=["tiles", "tiles-d33", "cholesky-form"])

@@ -96,6 +96,26 @@ cdef enum:
     FULL_GEMM_MAX_KD = 1024
 cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 
+# diag / spherical tiles: a chunk's statistics come from its nonzero responsibilities alone
+# (vbf_gmm_tile_stats_*sparse*) when that is cheaper than the dense GEMM by a rough count of
+# cycles: a nonzero costs about (SPARSE_NONZERO_COST + D) / 8 (listing it, then D / 4 vector
+# steps with their latency), the GEMM b K W / 16 (at its peak); nonzero
+# (SPARSE_NONZERO_COST + D) * 8 <= b K W. At D = K = 16 that is 1.4 nonzero a row; at
+# D = K = 64 (PyCave's diag workload) 7.8. A rule of the data only.
+cdef enum:
+    SPARSE_NONZERO_COST = 32
+
+
+cdef inline bint _sparse_stats(Py_ssize_t n_nonzero, int b, int K, int D,
+                               int W) noexcept nogil:
+    return n_nonzero * (SPARSE_NONZERO_COST + D) * 8 <= <Py_ssize_t>b * K * W
+
+
+def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
+    """Whether a diag (``diag``) / spherical tile's chunk of b rows with ``n_nonzero``
+    nonzero w r_nk takes its statistics from those alone rather than the dense GEMM."""
+    return _sparse_stats(n_nonzero, b, K, D, 2 * D + 1 if diag else D + 2)
+
 # float32 input, diag / spherical, asked to work in float32 (``float32_work``): the tile runs
 # in float32 (_tile_group_f32) when every component's squared distance from the shift in its
 # own standard deviations, sum_j m_kj^2 p_kj^2, is at most this (2^12). S2 about the shift
@@ -134,6 +154,22 @@ cdef extern from "_gaussian_kernels.h":
                                    int diag, double* f, int ld) noexcept nogil
     void vbf_gmm_tile_features32(const float* x, int b, int D, const double* shift,
                                  int diag, float* f, int ld) noexcept nogil
+    Py_ssize_t vbf_gmm_nonzero_masks(const double* r, int ld, int b, int K,
+                                     unsigned char* mask) noexcept nogil
+    Py_ssize_t vbf_gmm_nonzero_masks32(const float* r, int ld, int b, int K,
+                                       unsigned char* mask) noexcept nogil
+    void vbf_gmm_tile_stats_sparse_f64(const double* x, int b, int D, const double* shift,
+                                       const double* sq, const double* r, int ld, int K,
+                                       const unsigned char* mask, double* acc,
+                                       int W) noexcept nogil
+    void vbf_gmm_tile_stats_sparse_f32(const float* x, int b, int D, const double* shift,
+                                       const double* sq, const double* r, int ld, int K,
+                                       const unsigned char* mask, double* acc,
+                                       int W) noexcept nogil
+    void vbf_gmm_tile_stats_sparse32(const float* x, int b, int D, const double* shift,
+                                     const float* sq, const float* r, int ld, int K,
+                                     const unsigned char* mask, double* acc,
+                                     int W) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
 
@@ -597,15 +633,19 @@ cdef void _tile_group(
     cdef int ld = <int>((chunk_size + 7) // 8 * 8)
     cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
     cdef double* rlogr_buf = lpn_buf + ld
+    cdef const double* sq = NULL if diag else zbuf + <Py_ssize_t>D * ld  # ||x_n||^2 row
     cdef const double* w_lse
     cdef Py_ssize_t c, start, end
     cdef int b, n, j, k, s2_width = D if diag else 1
     cdef double one = 1.0, zero = 0.0
     cdef double sums[2]
+    # the nonzero masks of a chunk's w r (NULL, out of memory: the dense GEMM always)
+    cdef unsigned char* masks = NULL
     sums[0] = 0.0
     sums[1] = 0.0
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
+        masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
     for c in range(c0, c1):
         start = c * chunk_size
         end = min(start + chunk_size, N)
@@ -625,10 +665,19 @@ cdef void _tile_group(
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
         _tile_rows_out(lpT, ld, b, K, weights, start, resp_out, log_prob_norm_out, sums)
-        if compute_stats:
+        if compute_stats and masks != NULL and \
+                _sparse_stats(vbf_gmm_nonzero_masks(lpT, ld, b, K, masks), b, K, D, W):
+            if floating is float:
+                vbf_gmm_tile_stats_sparse_f32(X + start * D, b, D, shift, sq, lpT, ld, K,
+                                              masks, acc, W)
+            else:
+                vbf_gmm_tile_stats_sparse_f64(X + start * D, b, D, shift, sq, lpT, ld, K,
+                                              masks, acc, W)
+        elif compute_stats:
             # acc (K, W) row-major += (w r) (K, b) f (b, W); column-major acc^T (W, K) +=
             # f^T (W, b) (w r)^T (b, K), f column-major (ld, W)
             dgemm(&CH_T, &CH_N, &W, &K, &b, &one, zbuf, &ld, lpT, &ld, &one, acc, &W)
+    free(masks)
     p.ll[g] = p.ll[g] + sums[0]
     p.ent[g] = p.ent[g] + sums[1]
     if not compute_stats:
@@ -662,13 +711,16 @@ cdef void _tile_group_f32(
     cdef double* rlogr_buf = rowbuf + ld
     cdef float* lpT = <float*>(rowbuf + 2 * ld)
     cdef float* acc_chunk = <float*>(acc + <Py_ssize_t>K * W)
+    cdef const float* sq = NULL if diag else fbuf + <Py_ssize_t>D * ld  # ||x_n||^2 row
     cdef const double* w_lse
     cdef Py_ssize_t c, start, end
     cdef int b, n, j, k, i, s2_width = D if diag else 1
     cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
     cdef float one = 1.0, zero = 0.0
+    cdef unsigned char* masks = NULL  # as _tile_group's
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
+        masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
     for c in range(c0, c1):
         start = c * chunk_size
         end = min(start + chunk_size, N)
@@ -699,11 +751,17 @@ cdef void _tile_group_f32(
                     for n in range(b):
                         lpT[<Py_ssize_t>k * ld + n] = \
                             lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
-        if compute_stats:
+        if compute_stats and masks != NULL and \
+                _sparse_stats(vbf_gmm_nonzero_masks32(lpT, ld, b, K, masks), b, K, D, W):
+            # (the few nonzero w r straight into the float64 accumulator)
+            vbf_gmm_tile_stats_sparse32(X + start * D, b, D, p.shift, sq, lpT, ld, K, masks,
+                                        acc, W)
+        elif compute_stats:
             # the chunk's (w r) (K, b) f (b, W) in float32, then into the float64 accumulator
             sgemm(&CH_T, &CH_N, &W, &K, &b, &one, fbuf, &ld, lpT, &ld, &zero, acc_chunk, &W)
             for i in range(K * W):
                 acc[i] = acc[i] + <double>acc_chunk[i]
+    free(masks)
     p.ll[g] = p.ll[g] + ll_sum
     p.ent[g] = p.ent[g] + ent_sum
     if not compute_stats:

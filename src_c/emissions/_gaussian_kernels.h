@@ -259,9 +259,11 @@ VBF_INLINE void vbf_gmm_lse_cols_body(double *lpT, int ld, int b, int K, const d
 }
 
 #if defined(__x86_64__)
+#include <immintrin.h>
 /* The same eight rows at a time (AVX-512: one row per lane of a 512-bit vector; ld a
    multiple of 8), with eight-lane copies of vbf_exp4_nonpositive and vbf_log4 (the same
-   operations lane by lane). */
+   operations lane by lane; the exp's table entries picked by two two-register
+   permutations, not lane by lane), and no exp for eight rows all beyond the cut-off. */
 typedef double vbf_v8 __attribute__((vector_size(64)));
 typedef long long vbf_i8 __attribute__((vector_size(64)));
 #define VBF_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline))
@@ -296,9 +298,15 @@ VBF_AVX512 static inline vbf_v8 vbf_exp8_nonpositive(vbf_v8 x) {
     r = (x - kd * vbf_splat8(6.93147180369123816490e-01 / 32.0))
         - kd * vbf_splat8(1.90821492927058770002e-10 / 32.0);
     j = n & 31;
-    t = (vbf_v8){vbf_exp2_32nds[j[0]], vbf_exp2_32nds[j[1]], vbf_exp2_32nds[j[2]],
-                 vbf_exp2_32nds[j[3]], vbf_exp2_32nds[j[4]], vbf_exp2_32nds[j[5]],
-                 vbf_exp2_32nds[j[6]], vbf_exp2_32nds[j[7]]};  /* the 4-lane exp's table */
+    {   /* the 4-lane exp's table: entries j & 15 of its halves, the half by bit 4 */
+        __m512i ji = (__m512i)j;
+        __m512d lo = _mm512_permutex2var_pd(_mm512_loadu_pd(vbf_exp2_32nds), ji,
+                                            _mm512_loadu_pd(vbf_exp2_32nds + 8));
+        __m512d hi = _mm512_permutex2var_pd(_mm512_loadu_pd(vbf_exp2_32nds + 16), ji,
+                                            _mm512_loadu_pd(vbf_exp2_32nds + 24));
+        t = (vbf_v8)_mm512_mask_blend_pd(_mm512_test_epi64_mask(ji, _mm512_set1_epi64(16)),
+                                         lo, hi);
+    }
     p = vbf_splat8(1.0 / 720.0);
     p = p * r + vbf_splat8(1.0 / 120.0);
     p = p * r + vbf_splat8(1.0 / 24.0);
@@ -358,6 +366,10 @@ static void vbf_gmm_lse_cols_avx512(double *lpT, int ld, int b, int K, const dou
         mx = vbf_blend8(dead, zero, mx);
         for (k = 0; k < K; k++) {
             d = vbf_load8(col + (Py_ssize_t)k * ld) - mx;
+            if (!_mm512_cmp_pd_mask((__m512d)d, (__m512d)cutoff, _CMP_GT_OQ)) {
+                vbf_store8(col + (Py_ssize_t)k * ld, zero);
+                continue;
+            }
             live = d > cutoff;
             r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
             s = s + r;
@@ -457,48 +469,307 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
 }
 #endif
 
-/* The features of the diag / spherical tile (_tile_group) for b rows of X (row-major, D
-   columns, float64 or float32), feature-major: f (width, ld) row-major holds feature j of
-   row n at f[j ld + n], f_n = [v, v^2, 1] (diag, width 2 D + 1) or [v, ||v||^2, 1]
-   (spherical, D + 2), v = x_n - shift in float64 (||v||^2 summed in feature order). Both
-   GEMMs of the tile then take OpenBLAS's small-matrix kernels (no packing). */
-#define VBF_GMM_TILE_FEATURES(name, T)                                                    \
+/* The features of the diag / spherical tiles (_tile_group, _tile_group_f32) for b rows of X
+   (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
+   feature j of row n at f[j ld + n], f_n = [v, v^2, 1] (diag, width 2 D + 1) or
+   [v, ||v||^2, 1] (spherical, D + 2), v = x_n - shift formed in float64 and rounded once to
+   the tile's type U (v^2 from the float64 v; ||v||^2 summed in U, in feature order). Both
+   GEMMs of the tile then take OpenBLAS's small-matrix kernels (no packing; row-major f
+   would send log rho's GEMM to the packing kernel). */
+#if defined(__GNUC__)
+/* Four rows by four features of X at a time, transposed in registers (each row read once,
+   a cache line after the other: the column-by-column read of the chunk was a strided pass
+   per feature); the rest one by one. */
+typedef double vbf_gmm_feat_v4 __attribute__((vector_size(32)));
+typedef float vbf_gmm_feat_f4 __attribute__((vector_size(16)));
+typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
+#define VBF_GMM_FEAT_LOAD4(p) ((vbf_gmm_feat_v4){(double)(p)[0], (double)(p)[1],          \
+                                                 (double)(p)[2], (double)(p)[3]})
+#define VBF_GMM_FEAT_STORE4(U, p, v) do {                                                 \
+        if (sizeof(U) == sizeof(double)) {                                                \
+            __builtin_memcpy((p), &(v), sizeof(v));                                       \
+        } else {                                                                          \
+            vbf_gmm_feat_f4 f_ = __builtin_convertvector((v), vbf_gmm_feat_f4);           \
+            __builtin_memcpy((p), &f_, sizeof(f_));                                       \
+        }                                                                                 \
+    } while (0)
+#define VBF_GMM_FEAT_BLOCK(T, U)                                                          \
+    for (n = 0; n + 4 <= b; n += 4) {                                                     \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        vbf_gmm_feat_v4 qv = {0.0, 0.0, 0.0, 0.0};                                        \
+        for (j = 0; j + 4 <= D; j += 4) {                                                 \
+            vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(x_n + j);                             \
+            vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4(x_n + D + j);                         \
+            vbf_gmm_feat_v4 r2 = VBF_GMM_FEAT_LOAD4(x_n + 2 * D + j);                     \
+            vbf_gmm_feat_v4 r3 = VBF_GMM_FEAT_LOAD4(x_n + 3 * D + j);                     \
+            vbf_gmm_feat_v4 t0 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){0, 4, 2, 6});\
+            vbf_gmm_feat_v4 t1 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){1, 5, 3, 7});\
+            vbf_gmm_feat_v4 t2 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){0, 4, 2, 6});\
+            vbf_gmm_feat_v4 t3 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){1, 5, 3, 7});\
+            vbf_gmm_feat_v4 c[4];                                                         \
+            int i;                                                                        \
+            c[0] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
+            c[1] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
+            c[2] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
+            c[3] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
+            for (i = 0; i < 4; i++) {                                                     \
+                vbf_gmm_feat_v4 v = c[i] - shift[j + i], v2 = v * v;                      \
+                VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)(j + i) * ld + n, v);              \
+                if (diag)                                                                 \
+                    VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)(D + j + i) * ld + n, v2);     \
+                else if (sizeof(U) == sizeof(double))                                     \
+                    qv = qv + v2;                                                         \
+                else  /* (||v||^2 summed in float32, as row by row) */                    \
+                    qv = __builtin_convertvector(__builtin_convertvector(qv,              \
+                            vbf_gmm_feat_f4) + __builtin_convertvector(v2,                \
+                            vbf_gmm_feat_f4), vbf_gmm_feat_v4);                           \
+            }                                                                             \
+        }                                                                                 \
+        for (; j < D; j++) {                                                              \
+            int i;                                                                        \
+            for (i = 0; i < 4; i++) {                                                     \
+                double v = (double)x_n[(Py_ssize_t)i * D + j] - shift[j];                 \
+                f[(Py_ssize_t)j * ld + n + i] = (U)v;                                     \
+                if (diag)                                                                 \
+                    f[(Py_ssize_t)(D + j) * ld + n + i] = (U)(v * v);                     \
+                else if (sizeof(U) == sizeof(double))                                     \
+                    qv[i] = qv[i] + v * v;                                                \
+                else                                                                      \
+                    qv[i] = (double)((U)qv[i] + (U)(v * v));                              \
+            }                                                                             \
+        }                                                                                 \
+        if (!diag)                                                                        \
+            VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)D * ld + n, qv);                       \
+    }
+#else
+#define VBF_GMM_FEAT_BLOCK(T, U) n = 0;
+#endif
+
+#define VBF_GMM_TILE_FEATURES(name, T, U)                                                 \
 VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, int diag,      \
-                            double *f, int ld)                                            \
+                            U *f, int ld)                                                 \
 {                                                                                         \
     int n, j;                                                                             \
-    double *restrict q = f + (Py_ssize_t)(diag ? 2 * D : D) * ld;                         \
-    double *restrict one = q + (diag ? 0 : ld);                                           \
-    for (n = 0; n < b; n++) {                                                             \
-        one[n] = 1.0;                                                                     \
+    U *restrict one = f + (Py_ssize_t)(diag ? 2 * D : D + 1) * ld;                        \
+    for (n = 0; n < b; n++)                                                               \
+        one[n] = 1;                                                                       \
+    VBF_GMM_FEAT_BLOCK(T, U)                                                              \
+    for (; n < b; n++) {                                                                  \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        U q = 0;                                                                          \
+        for (j = 0; j < D; j++) {                                                         \
+            double v = (double)x_n[j] - shift[j];                                         \
+            f[(Py_ssize_t)j * ld + n] = (U)v;                                             \
+            if (diag)                                                                     \
+                f[(Py_ssize_t)(D + j) * ld + n] = (U)(v * v);                             \
+            else                                                                          \
+                q = q + (U)(v * v);                                                       \
+        }                                                                                 \
         if (!diag)                                                                        \
-            q[n] = 0.0;                                                                   \
-    }                                                                                     \
-    for (j = 0; j < D; j++) {                                                             \
-        const T *restrict x_j = x + j;                                                    \
-        double *restrict f_j = f + (Py_ssize_t)j * ld;                                    \
-        double *restrict g_j = diag ? f + (Py_ssize_t)(D + j) * ld : q;                   \
-        const double s = shift[j];                                                        \
-        if (diag)                                                                         \
-            for (n = 0; n < b; n++) {                                                     \
-                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
-                f_j[n] = v;                                                               \
-                g_j[n] = v * v;                                                           \
-            }                                                                             \
-        else                                                                              \
-            for (n = 0; n < b; n++) {                                                     \
-                double v = (double)x_j[(Py_ssize_t)n * D] - s;                            \
-                f_j[n] = v;                                                               \
-                g_j[n] = g_j[n] + v * v;                                                  \
-            }                                                                             \
+            f[(Py_ssize_t)D * ld + n] = q;                                                \
     }                                                                                     \
 }                                                                                         \
 VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
-             (const T *x, int b, int D, const double *shift, int diag, double *f, int ld),\
+             (const T *x, int b, int D, const double *shift, int diag, U *f, int ld),     \
              (x, b, D, shift, diag, f, ld))
 
-VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double)
-VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double, double)
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float, double)
+/* the float32 tile's: v and v^2 rounded to float32 */
+VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features32, float, float)
+
+/* A tile's [S1 | S2 | N] from its nonzero responsibilities only, for when they are few
+   (_tile_group's rule): for well separated components most w r_nk are exactly zero (the
+   log-sum-exp's cut-off), and the dense GEMM's K (2 D + 1) multiply-adds a row then do
+   mostly nothing. First the masks: mask[k nb + i] (nb = ceil(b / 8)) has bit q set where
+   r[k ld + 8 i + q] != 0 (rows < b only); returns how many bits are set. r >= 0, so a zero
+   is the bit pattern 0 (no float compare). */
+#define VBF_GMM_NONZERO_MASKS(name, R, UI)                                                \
+VBF_INLINE Py_ssize_t name##_body(const R *r, int ld, int b, int K, unsigned char *mask)  \
+{                                                                                         \
+    const int nb = (b + 7) / 8;                                                           \
+    Py_ssize_t count = 0;                                                                 \
+    int k, i, q;                                                                          \
+    for (k = 0; k < K; k++) {                                                             \
+        const UI *restrict r_k = (const UI *)(r + (Py_ssize_t)k * ld);                    \
+        unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                          \
+        for (i = 0; i < nb; i++) {                                                        \
+            unsigned m = 0;                                                               \
+            for (q = 0; q < 8; q++)                                                       \
+                m |= (unsigned)(r_k[8 * i + q] != 0) << q;                                \
+            if (8 * i + 8 > b)                                                            \
+                m &= (1u << (b - 8 * i)) - 1u;                                            \
+            m_k[i] = (unsigned char)m;                                                    \
+            count += __builtin_popcount(m);                                               \
+        }                                                                                 \
+    }                                                                                     \
+    return count;                                                                         \
+}                                                                                         \
+VBF_GMM_MASKS_DISPATCH(name, R)
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VBF_GMM_MASKS_DISPATCH(name, R)                                                   \
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static Py_ssize_t name##_avx512(     \
+    const R *r, int ld, int b, int K, unsigned char *mask)                                \
+{                                                                                         \
+    const int nb = (b + 7) / 8;                                                           \
+    Py_ssize_t count = 0;                                                                 \
+    int k, i;                                                                             \
+    for (k = 0; k < K; k++) {                                                             \
+        const R *r_k = r + (Py_ssize_t)k * ld;                                            \
+        unsigned char *m_k = mask + (Py_ssize_t)k * nb;                                   \
+        for (i = 0; i < nb; i++) {                                                        \
+            unsigned m;                                                                   \
+            if (sizeof(R) == 8) {                                                         \
+                __m512i v = _mm512_loadu_si512((const void *)(r_k + 8 * i));              \
+                m = _mm512_test_epi64_mask(v, v);                                         \
+            } else {                                                                      \
+                __m256i v = _mm256_loadu_si256((const __m256i *)(r_k + 8 * i));           \
+                m = _mm256_test_epi32_mask(v, v);                                         \
+            }                                                                             \
+            if (8 * i + 8 > b)                                                            \
+                m &= (1u << (b - 8 * i)) - 1u;                                            \
+            m_k[i] = (unsigned char)m;                                                    \
+            count += __builtin_popcount(m);                                               \
+        }                                                                                 \
+    }                                                                                     \
+    return count;                                                                         \
+}                                                                                         \
+static Py_ssize_t name(const R *r, int ld, int b, int K, unsigned char *mask)             \
+{                                                                                         \
+    if (vbf_cpu_avx512())                                                                 \
+        return name##_avx512(r, ld, b, K, mask);                                          \
+    return name##_body(r, ld, b, K, mask);                                                \
+}
+#else
+#define VBF_GMM_MASKS_DISPATCH(name, R)                                                   \
+static Py_ssize_t name(const R *r, int ld, int b, int K, unsigned char *mask)             \
+{                                                                                         \
+    return name##_body(r, ld, b, K, mask);                                                \
+}
+#endif
+VBF_GMM_NONZERO_MASKS(vbf_gmm_nonzero_masks, double, unsigned long long)
+VBF_GMM_NONZERO_MASKS(vbf_gmm_nonzero_masks32, float, unsigned int)
+
+/* Then acc (K, W) += [sum_n r_nk v_n, sum_n r_nk v_n^2 (diag, sq NULL) or
+   sum_n r_nk ||v_n||^2 (spherical: ||v_n||^2 = sq[n], the features' row), sum_n r_nk] over
+   the rows of the masks' set bits, v_n = x_n - shift in float64 as the features', per
+   component and feature in row order. A component's rows (up to 256 at a time) are listed
+   from the masks first, then summed four features at a time with the sums in registers (a
+   sum kept in memory would put a store-to-load on every row's dependency chain; four
+   lanes: a wider generic vector is split lane by lane on AVX2); the last D mod 4 features
+   one at a time. */
+#if defined(__GNUC__)
+typedef double vbf_gmm_sp_v4 __attribute__((vector_size(32)));
+typedef float vbf_gmm_sp_f4 __attribute__((vector_size(16)));
+#define VBF_GMM_SP_LOAD(T, p, out) do {                                                   \
+        if (sizeof(T) == sizeof(double)) {                                                \
+            __builtin_memcpy(&(out), (p), sizeof(out));                                   \
+        } else {                                                                          \
+            vbf_gmm_sp_f4 f_;                                                             \
+            __builtin_memcpy(&f_, (p), sizeof f_);                                        \
+            (out) = __builtin_convertvector(f_, vbf_gmm_sp_v4);                           \
+        }                                                                                 \
+    } while (0)
+/* eight features a row (two independent sums each), then four */
+#define VBF_GMM_SP_BLOCKS(T)                                                              \
+    for (; j + 4 <= D; j += 8) {                                                          \
+        const int two = j + 8 <= D;                                                       \
+        vbf_gmm_sp_v4 a1, a2, b1 = {0}, b2 = {0}, sh, sh_b = {0};                         \
+        __builtin_memcpy(&a1, s1 + j, sizeof a1);                                         \
+        __builtin_memcpy(&a2, s2 + j, sizeof a2);                                         \
+        __builtin_memcpy(&sh, shift + j, sizeof sh);                                      \
+        if (two) {                                                                        \
+            __builtin_memcpy(&b1, s1 + j + 4, sizeof b1);                                 \
+            __builtin_memcpy(&b2, s2 + j + 4, sizeof b2);                                 \
+            __builtin_memcpy(&sh_b, shift + j + 4, sizeof sh_b);                          \
+        }                                                                                 \
+        for (t = 0; t < c; t++) {                                                         \
+            const T *x_n = x + (Py_ssize_t)idx[t] * D + j;                                \
+            vbf_gmm_sp_v4 v, rv, u, ru;                                                   \
+            VBF_GMM_SP_LOAD(T, x_n, v);                                                   \
+            v = v - sh;                                                                   \
+            rv = rs[t] * v;                                                               \
+            a1 = a1 + rv;                                                                 \
+            if (sq == NULL)                                                               \
+                a2 = a2 + rv * v;                                                         \
+            if (two) {                                                                    \
+                VBF_GMM_SP_LOAD(T, x_n + 4, u);                                           \
+                u = u - sh_b;                                                             \
+                ru = rs[t] * u;                                                           \
+                b1 = b1 + ru;                                                             \
+                if (sq == NULL)                                                           \
+                    b2 = b2 + ru * u;                                                     \
+            }                                                                             \
+        }                                                                                 \
+        __builtin_memcpy(s1 + j, &a1, sizeof a1);                                         \
+        if (sq == NULL)                                                                   \
+            __builtin_memcpy(s2 + j, &a2, sizeof a2);                                     \
+        if (two) {                                                                        \
+            __builtin_memcpy(s1 + j + 4, &b1, sizeof b1);                                 \
+            if (sq == NULL)                                                               \
+                __builtin_memcpy(s2 + j + 4, &b2, sizeof b2);                             \
+        } else {                                                                          \
+            j -= 4;  /* (four were left: j ends at D rounded down to 4) */                \
+        }                                                                                 \
+    }
+#else
+#define VBF_GMM_SP_BLOCKS(T)
+#endif
+#define VBF_GMM_TILE_STATS_SPARSE(name, T, R)                                             \
+VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const R *sq,   \
+                            const R *r, int ld, int K, const unsigned char *mask,         \
+                            double *acc, int W)                                           \
+{                                                                                         \
+    const int nb = (b + 7) / 8;                                                           \
+    int idx[256];                                                                         \
+    double rs[256];                                                                       \
+    int i0, i, k, j, c, t;                                                                \
+    for (k = 0; k < K; k++) {                                                             \
+        const R *restrict r_k = r + (Py_ssize_t)k * ld;                                   \
+        const unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                    \
+        double *restrict s1 = acc + (Py_ssize_t)k * W;                                    \
+        double *restrict s2 = s1 + D;                                                     \
+        double nk = 0.0, sq_k = 0.0;                                                      \
+        for (i0 = 0; i0 < nb; i0 += 32) {  /* 256 rows at a time */                       \
+            for (i = i0, c = 0; i < nb && i < i0 + 32; i++) {                             \
+                unsigned m = m_k[i];                                                      \
+                while (m) {                                                               \
+                    const int n = 8 * i + __builtin_ctz(m);                               \
+                    m &= m - 1;                                                           \
+                    idx[c] = n;                                                           \
+                    rs[c] = (double)r_k[n];                                               \
+                    nk = nk + rs[c];                                                      \
+                    if (sq != NULL)                                                       \
+                        sq_k = sq_k + rs[c] * (double)sq[n];                              \
+                    c++;                                                                  \
+                }                                                                         \
+            }                                                                             \
+            j = 0;                                                                        \
+            VBF_GMM_SP_BLOCKS(T)                                                          \
+            for (t = 0; t < c; t++) {                                                     \
+                const T *restrict x_n = x + (Py_ssize_t)idx[t] * D;                       \
+                int jj;                                                                   \
+                for (jj = j; jj < D; jj++) {                                              \
+                    double v = (double)x_n[jj] - shift[jj], rv = rs[t] * v;               \
+                    s1[jj] = s1[jj] + rv;                                                 \
+                    if (sq == NULL)                                                       \
+                        s2[jj] = s2[jj] + rv * v;                                         \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+        if (sq != NULL)                                                                   \
+            s2[0] = s2[0] + sq_k;                                                         \
+        s1[W - 1] = s1[W - 1] + nk;                                                       \
+    }                                                                                     \
+}                                                                                         \
+VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(),                                        \
+             (const T *x, int b, int D, const double *shift, const R *sq, const R *r,     \
+              int ld, int K, const unsigned char *mask, double *acc, int W),              \
+             (x, b, D, shift, sq, r, ld, K, mask, acc, W))
+
+VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f64, double, double)
+VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
+VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
 
 
 /* ---- The float32 tile (_tile_group_f32): float32 input, diag / spherical, every component
@@ -506,43 +777,6 @@ VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float)
    features, log rho and the responsibilities in float32: sixteen rows a vector (one 512-bit
    vector with AVX-512, two 256-bit halves with AVX2), the per-row results log p(x_n) and
    sum_k r_nk log r_nk formed in float64 from float32 max, sum and log. */
-
-/* The features of the float32 tile: as vbf_gmm_tile_features_* (feature-major, width
-   2 D + 1 or D + 2), f (width, ld) in float32; v = x_n - shift is formed in float64 and
-   rounded once, v^2 from the float64 v (||v||^2 summed in float32, in feature order). */
-VBF_INLINE void vbf_gmm_tile_features32_body(const float *x, int b, int D,
-                                             const double *shift, int diag, float *f, int ld)
-{
-    int n, j;
-    float *restrict q = f + (Py_ssize_t)(diag ? 2 * D : D) * ld;
-    float *restrict one = q + (diag ? 0 : ld);
-    for (n = 0; n < b; n++) {
-        one[n] = 1.0f;
-        if (!diag)
-            q[n] = 0.0f;
-    }
-    for (j = 0; j < D; j++) {
-        const float *restrict x_j = x + j;
-        float *restrict f_j = f + (Py_ssize_t)j * ld;
-        float *restrict g_j = diag ? f + (Py_ssize_t)(D + j) * ld : q;
-        const double s = shift[j];
-        if (diag)
-            for (n = 0; n < b; n++) {
-                double v = (double)x_j[(Py_ssize_t)n * D] - s;
-                f_j[n] = (float)v;
-                g_j[n] = (float)(v * v);
-            }
-        else
-            for (n = 0; n < b; n++) {
-                double v = (double)x_j[(Py_ssize_t)n * D] - s;
-                f_j[n] = (float)v;
-                g_j[n] = g_j[n] + (float)(v * v);
-            }
-    }
-}
-VBF_DISPATCH(vbf_gmm_tile_features32, "avx2", vbf_cpu_avx2(),
-             (const float *x, int b, int D, const double *shift, int diag, float *f, int ld),
-             (x, b, D, shift, diag, f, ld))
 
 #if defined(__GNUC__)
 /* Float32 vectors of L lanes (VT, with the integer vector IT of the comparisons) and their
