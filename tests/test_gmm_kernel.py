@@ -826,7 +826,7 @@ def test_tile_sparse_statistics_match_reference(covariance_type, tile):
     256 and 600 (more than one list of 256 rows), D = 37 (not a multiple of the four or
     eight features a step), weights with zeros; bitwise the same for 1, 2 and 3 threads."""
     rng = np.random.default_rng([53, CODES[covariance_type], len(tile)])
-    K, D, N = 24, 37, N_ODD
+    K, D, N = 64, 37, N_ODD
     dtype = np.float64 if tile == "float64" else np.float32
     X, shift, p = separated_problem(rng, covariance_type, K, D, N, dtype, n_between=N // 8)
     shift = X.astype(np.float64).mean(axis=0)
@@ -838,10 +838,13 @@ def test_tile_sparse_statistics_match_reference(covariance_type, tile):
     # (e^-50 ~ 2e-22 of the row's largest), some rows two or more
     live = (ref_r > 1e-21).sum(axis=1)
     assert live.max() <= 3 and (live >= 2).sum() > N // 50
+    # (the float32 tile's nonzeros count twice; its masks are made where 4 a row would pay)
+    weight = 2 if tile == "float32-tile" else 1
+    diag = covariance_type == "diag"
     for b in (37, CHUNK, 600):
-        assert _gmm.sparse_stats_form(int(live[:b].sum()), b, K, D,
-                                      covariance_type == "diag")
-    assert not _gmm.sparse_stats_form(4 * CHUNK, CHUNK, K, D, covariance_type == "diag")
+        assert _gmm.sparse_stats_form(weight * int(live[:b].sum()), b, K, D, diag)
+        assert _gmm.sparse_stats_form(2 * weight * b, b, K, D, diag)
+    assert not _gmm.sparse_stats_form(K * CHUNK, CHUNK, K, D, diag)
     rtol = 1e-10 if tile != "float32-tile" else 2e-5
     for chunk in (37, CHUNK, 600):
         results = [run_tile_pass(X, w, shift, p, 7, t, chunk_size=chunk,

@@ -101,7 +101,10 @@ cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 # cycles: a nonzero costs about (SPARSE_NONZERO_COST + D) / 8 (listing it, then D / 4 vector
 # steps with their latency), the GEMM b K W / 16 (at its peak); nonzero
 # (SPARSE_NONZERO_COST + D) * 8 <= b K W. At D = K = 16 that is 1.4 nonzero a row; at
-# D = K = 64 (PyCave's diag workload) 7.8. A rule of the data only.
+# D = K = 64 (PyCave's diag workload) 7.8; the float32 tile's SGEMM runs at twice the rate,
+# so its nonzeros count twice. The nonzero masks are not even made for a chunk size and
+# model where two nonzero a row would not pay (the chunk's rows average above one). A rule
+# of the data only.
 cdef enum:
     SPARSE_NONZERO_COST = 32
 
@@ -645,7 +648,8 @@ cdef void _tile_group(
     sums[1] = 0.0
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
-        masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
+        if _sparse_stats(2 * <Py_ssize_t>chunk_size, <int>chunk_size, K, D, W):
+            masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
     for c in range(c0, c1):
         start = c * chunk_size
         end = min(start + chunk_size, N)
@@ -720,7 +724,8 @@ cdef void _tile_group_f32(
     cdef unsigned char* masks = NULL  # as _tile_group's
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
-        masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
+        if _sparse_stats(4 * <Py_ssize_t>chunk_size, <int>chunk_size, K, D, W):
+            masks = <unsigned char*>malloc(<Py_ssize_t>K * (ld // 8))
     for c in range(c0, c1):
         start = c * chunk_size
         end = min(start + chunk_size, N)
@@ -752,7 +757,7 @@ cdef void _tile_group_f32(
                         lpT[<Py_ssize_t>k * ld + n] = \
                             lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
         if compute_stats and masks != NULL and \
-                _sparse_stats(vbf_gmm_nonzero_masks32(lpT, ld, b, K, masks), b, K, D, W):
+                _sparse_stats(2 * vbf_gmm_nonzero_masks32(lpT, ld, b, K, masks), b, K, D, W):
             # (the few nonzero w r straight into the float64 accumulator)
             vbf_gmm_tile_stats_sparse32(X + start * D, b, D, p.shift, sq, lpT, ld, K, masks,
                                         acc, W)

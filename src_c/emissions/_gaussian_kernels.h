@@ -497,6 +497,7 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
     for (n = 0; n + 4 <= b; n += 4) {                                                     \
         const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
         vbf_gmm_feat_v4 qv = {0.0, 0.0, 0.0, 0.0};                                        \
+        vbf_gmm_feat_f4 qf = {0.0f, 0.0f, 0.0f, 0.0f};  /* (||v||^2 summed in float32) */  \
         for (j = 0; j + 4 <= D; j += 4) {                                                 \
             vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(x_n + j);                             \
             vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4(x_n + D + j);                         \
@@ -519,10 +520,8 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
                     VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)(D + j + i) * ld + n, v2);     \
                 else if (sizeof(U) == sizeof(double))                                     \
                     qv = qv + v2;                                                         \
-                else  /* (||v||^2 summed in float32, as row by row) */                    \
-                    qv = __builtin_convertvector(__builtin_convertvector(qv,              \
-                            vbf_gmm_feat_f4) + __builtin_convertvector(v2,                \
-                            vbf_gmm_feat_f4), vbf_gmm_feat_v4);                           \
+                else                                                                      \
+                    qf = qf + __builtin_convertvector(v2, vbf_gmm_feat_f4);               \
             }                                                                             \
         }                                                                                 \
         for (; j < D; j++) {                                                              \
@@ -535,11 +534,13 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
                 else if (sizeof(U) == sizeof(double))                                     \
                     qv[i] = qv[i] + v * v;                                                \
                 else                                                                      \
-                    qv[i] = (double)((U)qv[i] + (U)(v * v));                              \
+                    qf[i] = qf[i] + (float)(v * v);                                       \
             }                                                                             \
         }                                                                                 \
-        if (!diag)                                                                        \
-            VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)D * ld + n, qv);                       \
+        if (!diag && sizeof(U) == sizeof(double))                                         \
+            __builtin_memcpy(f + (Py_ssize_t)D * ld + n, &qv, sizeof qv);                 \
+        else if (!diag)                                                                   \
+            __builtin_memcpy(f + (Py_ssize_t)D * ld + n, &qf, sizeof qf);                 \
     }
 #else
 #define VBF_GMM_FEAT_BLOCK(T, U) n = 0;
