@@ -584,56 +584,55 @@ VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features32, float, float)
    log-sum-exp's cut-off), and the dense GEMM's K (2 D + 1) multiply-adds a row then do
    mostly nothing. First the masks: mask[k nb + i] (nb = ceil(b / 8)) has bit q set where
    r[k ld + 8 i + q] != 0 (rows < b only); returns how many bits are set. r >= 0, so a zero
-   is the bit pattern 0 (no float compare). */
-#define VBF_GMM_NONZERO_MASKS(name, R, UI)                                                \
-VBF_INLINE Py_ssize_t name##_body(const R *r, int ld, int b, int K, unsigned char *mask)  \
-{                                                                                         \
-    const int nb = (b + 7) / 8;                                                           \
-    Py_ssize_t count = 0;                                                                 \
-    int k, i, q;                                                                          \
-    for (k = 0; k < K; k++) {                                                             \
-        const UI *restrict r_k = (const UI *)(r + (Py_ssize_t)k * ld);                    \
-        unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                          \
-        for (i = 0; i < nb; i++) {                                                        \
-            unsigned m = 0;                                                               \
-            for (q = 0; q < 8; q++)                                                       \
-                m |= (unsigned)(r_k[8 * i + q] != 0) << q;                                \
-            if (8 * i + 8 > b)                                                            \
-                m &= (1u << (b - 8 * i)) - 1u;                                            \
-            m_k[i] = (unsigned char)m;                                                    \
-            count += __builtin_popcount(m);                                               \
-        }                                                                                 \
-    }                                                                                     \
-    return count;                                                                         \
-}                                                                                         \
-VBF_GMM_MASKS_DISPATCH(name, R)
-#if defined(__GNUC__) && defined(__x86_64__)
-#define VBF_GMM_MASKS_DISPATCH(name, R)                                                   \
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static Py_ssize_t name##_avx512(     \
-    const R *r, int ld, int b, int K, unsigned char *mask)                                \
-{                                                                                         \
+   is the bit pattern 0 (no float compare). One loop (VBF_GMM_MASKS_LOOP) over the eight-row
+   masks of BYTE: lane by lane, or one AVX-512 test. */
+#define VBF_GMM_MASKS_LOOP(BYTE)                                                          \
     const int nb = (b + 7) / 8;                                                           \
     Py_ssize_t count = 0;                                                                 \
     int k, i;                                                                             \
     for (k = 0; k < K; k++) {                                                             \
-        const R *r_k = r + (Py_ssize_t)k * ld;                                            \
-        unsigned char *m_k = mask + (Py_ssize_t)k * nb;                                   \
+        unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                          \
         for (i = 0; i < nb; i++) {                                                        \
-            unsigned m;                                                                   \
-            if (sizeof(R) == 8) {                                                         \
-                __m512i v = _mm512_loadu_si512((const void *)(r_k + 8 * i));              \
-                m = _mm512_test_epi64_mask(v, v);                                         \
-            } else {                                                                      \
-                __m256i v = _mm256_loadu_si256((const __m256i *)(r_k + 8 * i));           \
-                m = _mm256_test_epi32_mask(v, v);                                         \
-            }                                                                             \
+            unsigned m = BYTE(r + (Py_ssize_t)k * ld + 8 * i);                            \
             if (8 * i + 8 > b)                                                            \
                 m &= (1u << (b - 8 * i)) - 1u;                                            \
             m_k[i] = (unsigned char)m;                                                    \
             count += __builtin_popcount(m);                                               \
         }                                                                                 \
     }                                                                                     \
-    return count;                                                                         \
+    return count;
+#define VBF_GMM_NONZERO_MASKS(name, R, UI)                                                \
+VBF_INLINE unsigned name##_byte(const R *r8)                                              \
+{                                                                                         \
+    const UI *restrict u = (const UI *)r8;                                                \
+    unsigned m = 0;                                                                       \
+    int q;                                                                                \
+    for (q = 0; q < 8; q++)                                                               \
+        m |= (unsigned)(u[q] != 0) << q;                                                  \
+    return m;                                                                             \
+}                                                                                         \
+VBF_INLINE Py_ssize_t name##_body(const R *r, int ld, int b, int K, unsigned char *mask)  \
+{                                                                                         \
+    VBF_GMM_MASKS_LOOP(name##_byte)                                                       \
+}                                                                                         \
+VBF_GMM_MASKS_DISPATCH(name, R)
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
+static inline unsigned vbf_gmm_mask8_f64_avx512(const double *r8) {
+    __m512i v = _mm512_loadu_si512((const void *)r8);
+    return _mm512_test_epi64_mask(v, v);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
+static inline unsigned vbf_gmm_mask8_f32_avx512(const float *r8) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)r8);
+    return _mm256_test_epi32_mask(v, v);
+}
+#define VBF_GMM_MASKS_DISPATCH(name, R)                                                   \
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static Py_ssize_t name##_avx512(     \
+    const R *r, int ld, int b, int K, unsigned char *mask)                                \
+{                                                                                         \
+    VBF_GMM_MASKS_LOOP(_Generic((R *)0, double *: vbf_gmm_mask8_f64_avx512,               \
+                                float *: vbf_gmm_mask8_f32_avx512))                       \
 }                                                                                         \
 static Py_ssize_t name(const R *r, int ld, int b, int K, unsigned char *mask)             \
 {                                                                                         \
