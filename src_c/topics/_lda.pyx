@@ -387,11 +387,11 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef const int* live = w.live
     cdef const double* live_t = w.live_t
     cdef const double* live_acc = w.live_acc
-    vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
+    vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
                     w.inv_cnt, sums, w.live_lanes)
     if w.Ka < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
-        vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
+        vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
                         w.live_acc, w.inv_cnt, sums, w.live_lanes)
     for i in range(w.Ka):
         k = live[i]
@@ -814,8 +814,48 @@ def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n
     return elog_arr, t_arr
 
 
+# Words per chunk of ``topic_term_word_major``'s parallel loop: each chunk's sum by one
+# thread into its own slot, the slots added in order (the same bits for any thread count).
+cdef Py_ssize_t _TERM_CHUNK = 512
+
+
+cdef double _topic_term_rows(const double[:, ::1] lam, Py_ssize_t w0, Py_ssize_t w1,
+                             const double* psi_total, double* psi_row, double eta,
+                             const double* totals, bint mean_field,
+                             bint fast_psi) noexcept nogil:
+    """Words w0..w1-1's share of ``topic_term_word_major``'s sum over the words, in order
+    (psi_row: K doubles of workspace)."""
+    cdef Py_ssize_t w
+    cdef int K = <int>lam.shape[1], k
+    cdef double acc = 0.0, row_acc, x, psi_x
+    cdef bint in_range
+    for w in range(w0, w1):
+        row_acc = 0.0
+        if mean_field:
+            in_range = not fast_psi
+            for k in range(K):
+                if not (lam[w, k] > 1e-290 and lam[w, k] < 1e290):
+                    in_range = False
+            if in_range:
+                vbf_topic_term_row(K, &lam[w, 0], psi_total, eta, &row_acc)
+                acc = acc + row_acc
+                continue
+            if not fast_psi:
+                vbf_digamma_n(K, &lam[w, 0], psi_row)
+            for k in range(K):
+                x = lam[w, k]
+                psi_x = _psi_fast(x) if fast_psi else psi_row[k]
+                row_acc = row_acc + ((eta - x) * (psi_x - psi_total[k]) + gammaln(x))
+        else:
+            for k in range(K):
+                x = lam[w, k] / totals[k]
+                row_acc = row_acc + eta * (log(x) if x > 0 else -INFINITY)
+        acc = acc + row_acc
+    return acc
+
+
 def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, double eta,
-                          bint mean_field, bint fast_psi=False):
+                          bint mean_field, bint fast_psi=False, int n_threads=1):
     """The bound's topic term from lambda stored word-major, (V, K), in one sweep and without
     K x V temporaries (the online methods' bound of every epoch; ``Topics.topic_term`` is the
     same sum from the (K, V) arrays):
@@ -825,54 +865,44 @@ def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, do
                  E[log beta_kw] = psi(lambda_kw) - psi(totals_k)
     point topics sum_kw eta log(lambda_kw / totals_k)
 
-    ``totals`` (K,) are sum_w lambda_kw. Summed word by word in order: deterministic. With the
-    accurate digamma, a word's lgamma terms come from a vectorised lgamma (``lgamma_vector``:
-    absolute error ~1e-15 |lgamma|, the sum's ~1e-15 relative); words with a lambda outside
-    (1e-290, 1e290) use scipy's gammaln, as ``fast_psi`` does."""
-    cdef Py_ssize_t V = lam.shape[0], w
+    ``totals`` (K,) are sum_w lambda_kw. Summed word by word in order within chunks of
+    _TERM_CHUNK words, the chunks' sums (each by one of ``n_threads`` OpenMP threads) added in
+    order: the same bits for any thread count. With the accurate digamma, a word's lgamma
+    terms come from a vectorised lgamma (``lgamma_vector``: absolute error ~1e-15 |lgamma|,
+    the sum's ~1e-15 relative); words with a lambda outside (1e-290, 1e290) use scipy's
+    gammaln, as ``fast_psi`` does."""
+    cdef Py_ssize_t V = lam.shape[0], c, n_chunks
     cdef int K = <int>lam.shape[1], k
-    cdef double acc = 0.0, row_acc, x, psi_x
-    cdef bint in_range
+    cdef double acc = 0.0
     if totals.shape[0] != K:
         raise ValueError("totals must have K = lam.shape[1] entries")
     for k in range(K):
         if not totals[k] > 0:
             raise ValueError("totals must be positive")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
     if V == 0 or K == 0:
         return 0.0
     psi_total_arr = np.empty(K)
-    psi_row_arr = np.empty(K)
     cdef double[::1] psi_total = psi_total_arr
-    cdef double[::1] psi_row = psi_row_arr
     if mean_field:
         if fast_psi:
             for k in range(K):
                 psi_total[k] = _psi_fast(totals[k])
         else:
             vbf_digamma_n(K, &totals[0], &psi_total[0])
+    n_chunks = (V + _TERM_CHUNK - 1) // _TERM_CHUNK
+    chunk_sum_arr = np.empty(n_chunks)
+    psi_rows_arr = np.empty((n_chunks, K))  # each chunk's digamma workspace
+    cdef double[::1] chunk_sum = chunk_sum_arr
+    cdef double[:, ::1] psi_rows = psi_rows_arr
     with nogil:
-        for w in range(V):
-            row_acc = 0.0
-            if mean_field:
-                in_range = not fast_psi
-                for k in range(K):
-                    if not (lam[w, k] > 1e-290 and lam[w, k] < 1e290):
-                        in_range = False
-                if in_range:
-                    vbf_topic_term_row(K, &lam[w, 0], &psi_total[0], eta, &row_acc)
-                    acc = acc + row_acc
-                    continue
-                if not fast_psi:
-                    vbf_digamma_n(K, &lam[w, 0], &psi_row[0])
-                for k in range(K):
-                    x = lam[w, k]
-                    psi_x = _psi_fast(x) if fast_psi else psi_row[k]
-                    row_acc = row_acc + ((eta - x) * (psi_x - psi_total[k]) + gammaln(x))
-            else:
-                for k in range(K):
-                    x = lam[w, k] / totals[k]
-                    row_acc = row_acc + eta * (log(x) if x > 0 else -INFINITY)
-            acc = acc + row_acc
+        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            chunk_sum[c] = _topic_term_rows(lam, c * _TERM_CHUNK, min((c + 1) * _TERM_CHUNK, V),
+                                            &psi_total[0], &psi_rows[c, 0], eta, &totals[0],
+                                            mean_field, fast_psi)
+        for c in range(n_chunks):
+            acc = acc + chunk_sum[c]
     if mean_field:
         acc = acc - <double>V * K * gammaln(eta)
         for k in range(K):

@@ -207,16 +207,9 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
 #define VBF_AVX512
 #endif
 
-/* ---- eight double lanes (AVX-512), for vbf_update_live8_body only. A scalar is broadcast by
-   writing it into the arithmetic (t * v): GCC 12 builds {v, v, ..., v} lane by lane with
-   masked broadcasts under AVX-512. */
-typedef double vbf_v8 __attribute__((vector_size(64)));
-typedef long long vbf_i8 __attribute__((vector_size(64)));
-
-VBF_INLINE vbf_v8 vbf_load8(const double *p) {
-    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
-}
-VBF_INLINE void vbf_store8(double *p, vbf_v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+/* ---- eight double lanes (AVX-512; vbf_v8 and its helpers in vbf_simd_math.h). In the live
+   sweep a scalar is broadcast by writing it into the arithmetic (t * v): GCC 12 builds
+   {v, v, ..., v} lane by lane with masked broadcasts under AVX-512. */
 /* lanes 0-3 plus lanes 4-7 */
 VBF_INLINE vbf_v4 vbf_fold8(vbf_v8 a) {
     vbf_v4 lo, hi;
@@ -258,7 +251,10 @@ VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
    twice it streamed twice from L2). Topic i's share goes into lanes[8 i..8 i+7] (one chain of
    four multiply-adds a chunk); the eight lanes are summed at the end (folded to four, then
    vbf_hsum4x). The order of every sum is fixed by n4 and Ka alone; it differs from the
-   four-lane version's, so the two agree to rounding. */
+   four-lane version's, so the two agree to rounding. Ka is the live topics' count itself,
+   not rounded up (the four-lane version's padding rows would add 0 x 0 to its sums: the same
+   bits without reading them); lanes and acc
+   hold Ka rounded up to 4. */
 VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
                                                  const double *const *rows, const double *cnt,
                                                  const double *t, double eps, double *ratio,
@@ -266,6 +262,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
                                                  double *sums, double *lanes)
 {
     const vbf_v8 zero = {0.0};
+    const int Ka4 = (Ka + 3) & ~3;
     vbf_v8 ratio_sum = zero, inv_s_max = zero;
     vbf_v4 f;
     Py_ssize_t j;
@@ -276,17 +273,22 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         ratio_sum += rt_;                                                                   \
         inv_s_max = vbf_max8(rt_ * vbf_load8(inv_cnt + (J)), inv_s_max);                    \
     } while (0)
-    for (i = 0; i < Ka; i++) vbf_store8(lanes + 8 * i, zero);
+    for (i = 0; i < Ka4; i++) vbf_store8(lanes + 8 * i, zero);
     for (j = 0; j + 32 <= n4; j += 32) {
         vbf_v8 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
         vbf_v8 r0, r1, r2, r3;
-        for (i = 0; i < Ka; i += 2) {
+        for (i = 0; i + 2 <= Ka; i += 2) {
             const double t0 = t[i], t1 = t[i + 1];
             const double *p0 = rows[i] + j, *p1 = rows[i + 1] + j;
             for (q = 0; q < 4; q++) {
                 s[q] += t0 * vbf_load8(p0 + 8 * q);
                 u[q] += t1 * vbf_load8(p1 + 8 * q);
             }
+        }
+        if (i < Ka) {  /* an odd topic: its pair's partner in u would have added 0 t 0 */
+            const double t0 = t[i];
+            const double *p0 = rows[i] + j;
+            for (q = 0; q < 4; q++) s[q] += t0 * vbf_load8(p0 + 8 * q);
         }
         for (q = 0; q < 4; q++) VBF_RATIO8(s[q] + u[q], j + 8 * q);
         r0 = vbf_load8(ratio + j);
@@ -305,19 +307,22 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
     }
     for (; j < n4; j += 8) {  /* the last words, eight at a time: four topics' chains */
         vbf_v8 s0 = zero, s1 = zero, s2 = zero, s3 = zero, rv;
-        for (i = 0; i < Ka; i += 4) {
+        for (i = 0; i + 4 <= Ka; i += 4) {
             s0 += t[i] * vbf_load8(rows[i] + j);
             s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
             s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
             s3 += t[i + 3] * vbf_load8(rows[i + 3] + j);
         }
+        if (i < Ka) s0 += t[i] * vbf_load8(rows[i] + j);
+        if (i + 1 < Ka) s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+        if (i + 2 < Ka) s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
         VBF_RATIO8((s0 + s1) + (s2 + s3), j);
         rv = vbf_load8(ratio + j);
         for (i = 0; i < Ka; i++)
             vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + j));
     }
 #undef VBF_RATIO8
-    for (i = 0; i < Ka; i += 4)
+    for (i = 0; i < Ka4; i += 4)
         vbf_store4(acc + i, vbf_hsum4x(vbf_fold8(vbf_load8(lanes + 8 * i)),
                                        vbf_fold8(vbf_load8(lanes + 8 * i + 8)),
                                        vbf_fold8(vbf_load8(lanes + 8 * i + 16)),
@@ -522,9 +527,10 @@ VBF_DISPATCHED(vbf_update_live4,
                 const double *inv_cnt, double *sums),
                (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
-/* The live sweep: eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
-   the pass always pads to 8; lanes: 8 Ka doubles, 64-byte aligned), else vbf_update_live4
-   (AVX2+FMA or the baseline, lanes unused). */
+/* The live sweep over Ka live topics (rows and t padded to Ka rounded up to 4 with zero
+   rows and zeros): eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
+   the pass always pads to 8; lanes: 8 Ka4 doubles, 64-byte aligned), else vbf_update_live4
+   over the Ka4 rows (AVX2+FMA or the baseline, lanes unused). */
 #ifdef VBF_HAVE_DISPATCH
 VBF_AVX512 static void vbf_update_live_avx512(
     Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
@@ -545,7 +551,7 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
         return;
     }
 #endif
-    vbf_update_live4(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
+    vbf_update_live4(n4, (Ka + 3) & ~3, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
 VBF_DISPATCHED(vbf_topic_major,
