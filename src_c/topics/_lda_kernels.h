@@ -334,6 +334,66 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
 }
 
+/* vbf_exp_expectation_total_body on eight lanes (AVX-512), the same values: lane for lane
+   the same operations (vbf_digamma_parts8, vbf_exp8), and the total's digamma, which the
+   four-lane body computes in a vector of its own, in the lane after the K values (K = 20:
+   three vectors instead of six). The fixed point's sweeps wait for t, so the time is the
+   chain digamma(total) -> exp more than the operations: up to four vectors go together,
+   first every digamma, then every exp (independent chains in flight, the constants in the
+   32 AVX-512 registers), the vector with the total's lane among the first. */
+VBF_INLINE void vbf_expect8_block(const int nb, const vbf_v8 *x, int total_lane,
+                                  vbf_v8 *a_total, vbf_v8 *inv_y_total, vbf_v8 *out)
+{
+    vbf_v8 a[4], y[4];
+    int q;
+    for (q = 0; q < nb; q++) a[q] = vbf_digamma_parts8(x[q], &y[q]);
+    if (total_lane >= 0) {  /* the total is lane total_lane of x[nb - 1] */
+        *a_total = vbf_splat8(a[nb - 1][total_lane]);
+        *inv_y_total = vbf_splat8(1.0 / y[nb - 1][total_lane]);
+    }
+    for (q = 0; q < nb; q++) out[q] = (y[q] * *inv_y_total) * vbf_exp8(a[q] - *a_total);
+}
+
+/* nb (1 to 4) as a constant in each call, so that the block's loops unroll */
+VBF_INLINE void vbf_expect8_blocks(int nb, const vbf_v8 *x, int total_lane, vbf_v8 *a_total,
+                                   vbf_v8 *inv_y_total, vbf_v8 *out)
+{
+    switch (nb) {
+    case 1: vbf_expect8_block(1, x, total_lane, a_total, inv_y_total, out); break;
+    case 2: vbf_expect8_block(2, x, total_lane, a_total, inv_y_total, out); break;
+    case 3: vbf_expect8_block(3, x, total_lane, a_total, inv_y_total, out); break;
+    default: vbf_expect8_block(4, x, total_lane, a_total, inv_y_total, out); break;
+    }
+}
+
+VBF_INLINE void vbf_exp_expectation_total8_body(int K, const double *gamma, double total,
+                                                double *t)
+{
+    const int last = K / 8;                /* the vector with the total's lane */
+    const int nb0 = last < 3 ? last + 1 : 4;  /* it and the nb0 - 1 vectors before it */
+    const int v0 = last + 1 - nb0;
+    vbf_v8 x[4], out[4], a_total = vbf_splat8(0.0), inv_y_total = vbf_splat8(0.0);
+    double tail[8];
+    int q, v, nb;
+    for (q = 0; q < 8; q++)
+        tail[q] = 8 * last + q < K ? gamma[8 * last + q] : (8 * last + q == K ? total : 1.0);
+    for (q = 0; q + 1 < nb0; q++) x[q] = vbf_load8(gamma + 8 * (v0 + q));
+    x[nb0 - 1] = vbf_load8(tail);
+    vbf_expect8_blocks(nb0, x, K - 8 * last, &a_total, &inv_y_total, out);
+    for (q = 0; q + 1 < nb0; q++) vbf_store8(t + 8 * (v0 + q), out[q]);
+    for (q = 0; 8 * last + q < K; q++) t[8 * last + q] = out[nb0 - 1][q];
+    for (v = 0; v < v0; v += nb) {  /* the vectors before, four at a time */
+        nb = v0 - v < 4 ? v0 - v : 4;
+        for (q = 0; q < nb; q++) x[q] = vbf_load8(gamma + 8 * (v + q));
+        /* a last block of one vector goes as two (the second a copy, its t unused): GCC 12
+           contracted the single vector's multiply-adds otherwise than the four-lane body's,
+           1 ulp apart in a few lanes (the tests compare the bits) */
+        x[1] = nb == 1 ? x[0] : x[1];
+        vbf_expect8_blocks(nb == 1 ? 2 : nb, x, -1, &a_total, &inv_y_total, out);
+        for (q = 0; q < nb; q++) vbf_store8(t + 8 * (v + q), out[q]);
+    }
+}
+
 /* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
    document's n words, zeros for words n..n4-1 (Kp a multiple of 4, n4 of 4 and >= n). Four words by four
    topics at a time, transposed in registers. */
@@ -511,6 +571,39 @@ VBF_INLINE void vbf_lgamma_n_body(Py_ssize_t n, const double *x, double *out)
     }
 }
 
+/* out_j = log(x_j), j < n, for the bound's log sum_k t_k B_wk: x_j positive and normal where
+   the result is used (other values give some finite number or NaN, no trap); vbf_log4, four
+   at a time. */
+VBF_INLINE void vbf_log_n4_body(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t j;
+    int q;
+    vbf_v4 v;
+    for (j = 0; j + 4 <= n; j += 4) vbf_store4(out + j, vbf_log4(vbf_load4(x + j)));
+    if (j < n) {
+        v = vbf_splat(1.0);
+        for (q = 0; j + q < n; q++) v[q] = x[j + q];
+        v = vbf_log4(v);
+        for (q = 0; j + q < n; q++) out[j + q] = v[q];
+    }
+}
+
+/* The same by vbf_log8, eight at a time (the same values: vbf_log8 is vbf_log4 lane for
+   lane). */
+VBF_INLINE void vbf_log_n8_body(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t j;
+    int q;
+    vbf_v8 v;
+    double tail[8];
+    for (j = 0; j + 8 <= n; j += 8) vbf_store8(out + j, vbf_log8(vbf_load8(x + j)));
+    if (j < n) {
+        for (q = 0; q < 8; q++) tail[q] = j + q < n ? x[j + q] : 1.0;
+        v = vbf_log8(vbf_load8(tail));
+        for (q = 0; j + q < n; q++) out[j + q] = v[q];
+    }
+}
+
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
     VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(), params, args)
@@ -566,9 +659,31 @@ VBF_DISPATCHED(vbf_dirichlet_expectation,
    point's sweeps need no E[log theta]): about a quarter cheaper than
    vbf_dirichlet_expectation, same values to ~1e-13 relative. total is sum_k gamma_k, or more
    when gamma holds only the live topics of a document (see _fixed_point in _lda.pyx). */
-VBF_DISPATCHED(vbf_exp_expectation_total,
+#define vbf_exp_expectation_total4_body vbf_exp_expectation_total_body
+VBF_DISPATCHED(vbf_exp_expectation_total4,
                (int K, const double *gamma, double total, double *t),
                (K, gamma, total, t))
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx512f,avx512dq,fma"))) static void vbf_exp_expectation_total8(
+    int K, const double *gamma, double total, double *t)
+{
+    vbf_exp_expectation_total8_body(K, gamma, total, t);
+}
+#endif
+
+/* eight lanes where the CPU has AVX-512F and DQ unless vbf_lda_lanes is 4, else four (AVX2+FMA
+   or the baseline): with FMA the same values either way */
+static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+        vbf_exp_expectation_total8(K, gamma, total, t);
+        return;
+    }
+#endif
+    vbf_exp_expectation_total4(K, gamma, total, t);
+}
 
 VBF_DISPATCHED(vbf_expectation_given_total,
                (int K, const double *lambda, const double *psi_total, double *elog, double *t),
@@ -581,6 +696,29 @@ VBF_DISPATCHED(vbf_topic_term_row,
                (K, lam, psi_total, eta, out))
 
 VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+VBF_DISPATCHED(vbf_log_n4, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+/* vbf_log_n8 where the CPU has AVX-512F and DQ (the log's 64-bit conversions) unless
+   vbf_lda_lanes is 4, else vbf_log_n4: the same values. */
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx512f,avx512dq,fma"))) static void vbf_log_n8(
+    Py_ssize_t n, const double *x, double *out)
+{
+    vbf_log_n8_body(n, x, out);
+}
+#endif
+
+static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+        vbf_log_n8(n, x, out);
+        return;
+    }
+#endif
+    vbf_log_n4(n, x, out);
+}
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
@@ -688,6 +826,12 @@ static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
 {
     Py_ssize_t i;
     for (i = 0; i < n; i++) out[i] = lgamma(x[i]);
+}
+
+static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) out[i] = x[i] > 0.0 ? log(x[i]) : 0.0;
 }
 
 #endif
