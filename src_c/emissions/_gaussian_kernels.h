@@ -260,8 +260,85 @@ VBF_INLINE void vbf_gmm_lse_cols_body(double *lpT, int ld, int b, int K, const d
 
 #if defined(__x86_64__)
 /* The same eight rows at a time (AVX-512: one row per lane of a 512-bit vector; ld a
-   multiple of 8), with vbf_exp8_nonpositive and vbf_log8 of vbf_simd_math.h (the four-lane
-   functions' operations lane by lane). */
+   multiple of 8), with eight-lane copies of vbf_exp4_nonpositive and vbf_log4 (the same
+   operations lane by lane). */
+typedef double vbf_v8 __attribute__((vector_size(64)));
+typedef long long vbf_i8 __attribute__((vector_size(64)));
+#define VBF_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline))
+
+VBF_AVX512 static inline vbf_v8 vbf_splat8(double v) {
+    vbf_v8 a = {v, v, v, v, v, v, v, v}; return a;
+}
+VBF_AVX512 static inline vbf_i8 vbf_bits8(vbf_v8 a) {
+    vbf_i8 b; __builtin_memcpy(&b, &a, sizeof b); return b;
+}
+VBF_AVX512 static inline vbf_v8 vbf_from_bits8(vbf_i8 b) {
+    vbf_v8 a; __builtin_memcpy(&a, &b, sizeof a); return a;
+}
+VBF_AVX512 static inline vbf_v8 vbf_blend8(vbf_i8 mask, vbf_v8 a, vbf_v8 b) {
+    return vbf_from_bits8((vbf_bits8(a) & mask) | (vbf_bits8(b) & ~mask));
+}
+VBF_AVX512 static inline vbf_v8 vbf_load8(const double *p) {
+    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_AVX512 static inline void vbf_store8(double *p, vbf_v8 v) {
+    __builtin_memcpy(p, &v, sizeof v);
+}
+
+VBF_AVX512 static inline vbf_v8 vbf_exp8_nonpositive(vbf_v8 x) {
+    const vbf_v8 shifter = vbf_splat8(6755399441055744.0);
+    vbf_i8 under = x < vbf_splat8(-708.0), n, j;
+    vbf_v8 kd, r, p, t;
+    x = vbf_blend8(under, vbf_splat8(-708.0), x);
+    kd = x * vbf_splat8(46.16624130844683) + shifter;
+    n = vbf_bits8(kd) - vbf_bits8(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat8(6.93147180369123816490e-01 / 32.0))
+        - kd * vbf_splat8(1.90821492927058770002e-10 / 32.0);
+    j = n & 31;
+    t = (vbf_v8){vbf_exp2_32nds[j[0]], vbf_exp2_32nds[j[1]], vbf_exp2_32nds[j[2]],
+                 vbf_exp2_32nds[j[3]], vbf_exp2_32nds[j[4]], vbf_exp2_32nds[j[5]],
+                 vbf_exp2_32nds[j[6]], vbf_exp2_32nds[j[7]]};  /* the 4-lane exp's table */
+    p = vbf_splat8(1.0 / 720.0);
+    p = p * r + vbf_splat8(1.0 / 120.0);
+    p = p * r + vbf_splat8(1.0 / 24.0);
+    p = p * r + vbf_splat8(1.0 / 6.0);
+    p = p * r + vbf_splat8(0.5);
+    p = p * r + vbf_splat8(1.0);
+    p = p * r + vbf_splat8(1.0);
+    t = vbf_from_bits8(vbf_bits8(t) + ((n >> 5) << 52));
+    return vbf_from_bits8(vbf_bits8(p * t) & ~under);
+}
+
+VBF_AVX512 static inline vbf_v8 vbf_log8(vbf_v8 y) {
+    const vbf_i8 mant = vbf_bits8(vbf_splat8(0.0)) | 0x000fffffffffffffLL;
+    const vbf_i8 one_bits = vbf_bits8(vbf_splat8(1.0));
+    vbf_i8 b = vbf_bits8(y), e, big;
+    vbf_v8 m, s, s2, p, ef;
+    e = ((b >> 52) & 0x7ff) - 1023;
+    m = vbf_from_bits8((b & mant) | one_bits);
+    big = m > vbf_splat8(1.4142135623730951);
+    m = vbf_blend8(big, m * vbf_splat8(0.5), m);
+    e = e - big;
+    ef = __builtin_convertvector(e, vbf_v8);
+    s = (m - vbf_splat8(1.0)) / (m + vbf_splat8(1.0));
+    s2 = s * s;
+    p = vbf_splat8(1.0 / 23.0);
+    p = p * s2 + vbf_splat8(1.0 / 21.0);
+    p = p * s2 + vbf_splat8(1.0 / 19.0);
+    p = p * s2 + vbf_splat8(1.0 / 17.0);
+    p = p * s2 + vbf_splat8(1.0 / 15.0);
+    p = p * s2 + vbf_splat8(1.0 / 13.0);
+    p = p * s2 + vbf_splat8(1.0 / 11.0);
+    p = p * s2 + vbf_splat8(1.0 / 9.0);
+    p = p * s2 + vbf_splat8(1.0 / 7.0);
+    p = p * s2 + vbf_splat8(1.0 / 5.0);
+    p = p * s2 + vbf_splat8(1.0 / 3.0);
+    p = (s + s) * (p * s2);
+    return ef * vbf_splat8(6.93147180369123816490e-01)
+         + ((s + s) + (p + ef * vbf_splat8(1.90821492927058770002e-10)));
+}
+
 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 static void vbf_gmm_lse_cols_avx512(double *lpT, int ld, int b, int K, const double *w,
                                     double *lpn, double *rlogr)
