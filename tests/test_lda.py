@@ -371,6 +371,44 @@ def test_log_free_expectation_matches_scipy(K):
     np.testing.assert_allclose(t[ok], t1[ok], rtol=1e-13 * max(1.0, np.abs(ref[ok]).max()))
 
 
+def test_eight_lane_expectation_is_the_four_lane_one():
+    # The sweeps' t on eight lanes (AVX-512, the total in the lane after the K values, blocks
+    # of up to four vectors) gives the four-lane function's bits, for every K around the
+    # vector and block boundaries (on a CPU without AVX-512 both runs are the four lanes).
+    for K in [1, 2, 7, 8, 9, 15, 16, 20, 23, 24, 31, 32, 33, 40, 63, 64, 65, 100, 257]:
+        rng = np.random.default_rng(K)
+        gamma = np.exp(rng.uniform(np.log(1e-6), np.log(1e7), (200, K)))
+        gamma[::2] = rng.uniform(1e-3, 20.0, (100, K))
+        eight = _lda.exp_expectation(gamma)
+        previous = _lda._set_sweep_lanes(4)
+        try:
+            four = _lda.exp_expectation(gamma)
+        finally:
+            _lda._set_sweep_lanes(previous)
+        np.testing.assert_array_equal(eight, four)
+        ref = psi(gamma) - psi(gamma.sum(axis=1, keepdims=True))
+        ok = ref > -700
+        np.testing.assert_allclose(eight[ok], np.exp(ref[ok]),
+                                   rtol=1e-13 * max(1.0, np.abs(ref[ok]).max()))
+
+
+def test_vectorised_log_of_the_bound():
+    # the bound's log sum_k t_k B_wk: within 2 ulp of numpy's log, the same bits on eight and
+    # four lanes, any length (tails of 1 to 7)
+    x = np.exp(np.random.default_rng(3).uniform(-690.0, 690.0, 1003))
+    x[:5] = [1.0, 2.0, 0.5, 1e-300, 1e300]
+    ref = np.log(x)
+    for n in [0, 1, 5, 8, 13, 1003]:
+        got = _lda.log_vector(x[:n])
+        assert np.all(np.abs(got - ref[:n]) <= 2 * np.spacing(np.abs(ref[:n])))
+        previous = _lda._set_sweep_lanes(4)
+        try:
+            np.testing.assert_array_equal(_lda.log_vector(x[:n]), got)
+        finally:
+            _lda._set_sweep_lanes(previous)
+    assert _lda.log_vector(np.array([1.0]))[0] == 0.0
+
+
 @pytest.mark.parametrize("K", [3, 4, 50])
 def test_pass_with_padded_topics_equals_unpadded(K):
     # The sweep reads rows of B padded with zeros to a multiple of 4 topics; a (V, K) B is

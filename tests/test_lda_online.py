@@ -163,6 +163,20 @@ def test_topic_term_word_major_is_the_topics_term(mean_field):
                                rtol=1e-13)
 
 
+@pytest.mark.parametrize("mean_field", [True, False])
+def test_topic_term_word_major_same_bits_for_any_thread_count(mean_field):
+    # V = 1,300 words: three chunks of the parallel sum (512 words each), added in order
+    lam = _lam(K=6, V=1300, seed=4)
+    args = (np.ascontiguousarray(lam.T), lam.sum(axis=1), 0.2, mean_field)
+    one = _lda.topic_term_word_major(*args, n_threads=1)
+    assert _lda.topic_term_word_major(*args, n_threads=2) == one
+    assert _lda.topic_term_word_major(*args, n_threads=3) == one
+    np.testing.assert_allclose(one, Topics(lam, mean_field, 0.2, False, 1).topic_term(),
+                               rtol=1e-13)
+    with pytest.raises(ValueError, match="n_threads"):
+        _lda.topic_term_word_major(*args, n_threads=0)
+
+
 def test_add_rows():
     mu = np.arange(12.0).reshape(4, 3)
     totals = mu.sum(axis=0)
@@ -175,6 +189,11 @@ def test_add_rows():
     np.testing.assert_allclose(totals, expected.sum(axis=0), rtol=1e-15)
 
 
+def _online_topics(topics):
+    """``OnlineTopics`` of given ``Topics`` (a continued model's), accurate digamma, 1 thread."""
+    return OnlineTopics(topics.lam, topics.mean_field, topics.eta, False, 1, topics)
+
+
 # ---------------------------------------------------------------- the lazy step
 @pytest.mark.parametrize("mean_field", [True, False])
 @pytest.mark.parametrize("decay", [0.7, 0.0])
@@ -184,7 +203,7 @@ def test_lazy_steps_equal_the_dense_update(mean_field, decay):
     rng = np.random.RandomState(1)
     K, V, eta = 4, 60, 0.25
     lam = rng.gamma(100.0, 0.01, (K, V))
-    online = OnlineTopics(Topics(lam, mean_field, eta, False, 1), False, 1)
+    online = _online_topics(Topics(lam, mean_field, eta, False, 1))
     dense = lam.copy()
     for step in range(1, 30):
         words = np.sort(rng.choice(V, size=rng.randint(1, 12), replace=False)).astype(np.int64)
@@ -208,11 +227,29 @@ def test_lazy_steps_equal_the_dense_update(mean_field, decay):
     np.testing.assert_allclose(online.totals(), dense.sum(axis=1), rtol=1e-12)
 
 
+def test_online_fit_builds_its_topics_once(monkeypatch):
+    """A fresh online fit keeps its random initial lambda word-major (no K x V E[log beta] of
+    it): ``Topics`` is built once, for the fitted attributes."""
+    X = _corpus(n_docs=60)
+    built = []
+    init = Topics.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Topics, "__init__", counting_init)
+    vb = LatentDirichletAllocation(4, learning_method="online", batch_size=16, max_iter=2,
+                                   random_state=0).fit(X)
+    assert len(built) == 1
+    assert np.isfinite(vb.lower_bounds_).all() and vb.components_.shape == (4, X.shape[1])
+
+
 def test_lazy_topics_leave_the_given_topics_alone():
     lam = _lam()
     topics = Topics(lam, True, 0.1, False, 1)
     before = topics.lam.copy()
-    online = OnlineTopics(topics, False, 1)
+    online = _online_topics(topics)
     assert online.topics() is topics  # nothing changed yet: the same object
     online.step(np.array([2, 5], dtype=np.int64), np.ones((2, 5)), 0.5, 3.0)
     np.testing.assert_array_equal(topics.lam, before)
@@ -240,7 +277,7 @@ def test_online_fit_equals_the_dense_passes(method):
     X = _corpus(n_docs=50)
     lam = _lam(K=4, V=X.shape[1], seed=2)
     topics = Topics(lam, method == "mean_field", 0.25, False, 1)
-    online = OnlineTopics(topics, False, 1)
+    online = _online_topics(topics)
     data = lda_module.MiniBatchData(X, 4, 1, 16)
     dense = lda_module.DocumentData(X, 4, 1, 16)
     for shard in data.shards():
@@ -351,7 +388,7 @@ def test_parity_with_sklearn_with_mini_batches_without_words(max_doc_update_iter
     dense = lda_module.DocumentData(X, 4, 1, 5)
     shard = data.shards()[0]
     gamma = np.random.RandomState(1).gamma(100.0, 0.01, (5, 4))
-    B, log_B, topic_max = OnlineTopics(topics, False, 1).at_words(data.vocabulary(shard))
+    B, log_B, topic_max = _online_topics(topics).at_words(data.vocabulary(shard))
     assert B.shape[0] == 0
     got = data.run_pass(shard, {"B": B, "logB": log_B, "topic_max": topic_max,
                                 "gamma": gamma.copy(), "alpha": 0.25,

@@ -1,6 +1,6 @@
 /* Shared SIMD math: four-lane double vectors (GCC/Clang vector extensions) and the
-   vectorised log, exp and digamma built on them; a scalar digamma with the same algorithm
-   for other compilers. Every function has a fixed order of operations, so its result
+   vectorised log, exp and digamma built on them, the same on eight lanes (AVX-512); a
+   scalar digamma with the same algorithm for other compilers. Every function has a fixed order of operations, so its result
    depends on its input and on the target it is compiled for (see vbf_dispatch.h), never
    on the caller. */
 #ifndef VBFAST_VBF_SIMD_MATH_H
@@ -201,6 +201,129 @@ VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
     vbf_v4 y, a = vbf_digamma_parts4(x, &y);
     return vbf_log4(y) + a;
 }
+
+/* _gaussian_kernels.h (included after this header) still defines its own eight-lane helpers,
+   vbf_log8 and vbf_exp8_nonpositive, which another branch is changing: its translation
+   units skip this section until those move here. */
+#if !defined(VBFAST_GAUSSIAN_KERNELS_H)
+
+/* ---- eight double lanes (one AVX-512 register): the four-lane functions above lane for
+   lane, the same operations and the same fused multiply-adds, so that a value computed in
+   either width has the same bits (built for AVX-512F/DQ with FMA against the four lanes built
+   for AVX2 with FMA). Call them from functions built for that target (`target("avx512f,
+   avx512dq,fma")`): built for AVX2 alone, eight lanes are slower than four (no AVX2
+   instruction for the log's 64-bit shifts and conversions). A scalar meets a vector through
+   vbf_splat8, so that GCC broadcasts it in one instruction. */
+typedef double vbf_v8 __attribute__((vector_size(64)));
+typedef long long vbf_i8 __attribute__((vector_size(64)));
+
+VBF_INLINE vbf_v8 vbf_splat8(double v) {
+    vbf_v8 a = {v, v, v, v, v, v, v, v}; return a;
+}
+VBF_INLINE vbf_v8 vbf_load8(const double *p) {
+    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
+}
+VBF_INLINE void vbf_store8(double *p, vbf_v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+VBF_INLINE vbf_i8 vbf_bits8(vbf_v8 a) { vbf_i8 b; __builtin_memcpy(&b, &a, sizeof b); return b; }
+VBF_INLINE vbf_v8 vbf_from_bits8(vbf_i8 b) {
+    vbf_v8 a; __builtin_memcpy(&a, &b, sizeof a); return a;
+}
+/* mask lanes (all ones) take a, the others b */
+VBF_INLINE vbf_v8 vbf_blend8(vbf_i8 mask, vbf_v8 a, vbf_v8 b) {
+    return vbf_from_bits8((vbf_bits8(a) & mask) | (vbf_bits8(b) & ~mask));
+}
+
+/* vbf_log4 on eight lanes */
+VBF_INLINE vbf_v8 vbf_log8(vbf_v8 y) {
+    const vbf_i8 mant = vbf_bits8(vbf_splat8(0.0)) | 0x000fffffffffffffLL;
+    const vbf_i8 one_bits = vbf_bits8(vbf_splat8(1.0));
+    vbf_i8 b = vbf_bits8(y), e, big;
+    vbf_v8 m, s, s2, p, ef;
+    e = ((b >> 52) & 0x7ff) - 1023;
+    m = vbf_from_bits8((b & mant) | one_bits);
+    big = m > vbf_splat8(1.4142135623730951);
+    m = vbf_blend8(big, m * vbf_splat8(0.5), m);
+    e = e - big;
+    ef = __builtin_convertvector(e, vbf_v8);
+    s = (m - vbf_splat8(1.0)) / (m + vbf_splat8(1.0));
+    s2 = s * s;
+    p = vbf_splat8(1.0 / 23.0);
+    p = p * s2 + vbf_splat8(1.0 / 21.0);
+    p = p * s2 + vbf_splat8(1.0 / 19.0);
+    p = p * s2 + vbf_splat8(1.0 / 17.0);
+    p = p * s2 + vbf_splat8(1.0 / 15.0);
+    p = p * s2 + vbf_splat8(1.0 / 13.0);
+    p = p * s2 + vbf_splat8(1.0 / 11.0);
+    p = p * s2 + vbf_splat8(1.0 / 9.0);
+    p = p * s2 + vbf_splat8(1.0 / 7.0);
+    p = p * s2 + vbf_splat8(1.0 / 5.0);
+    p = p * s2 + vbf_splat8(1.0 / 3.0);
+    p = (s + s) * (p * s2);
+    return ef * vbf_splat8(6.93147180369123816490e-01)
+         + ((s + s) + (p + ef * vbf_splat8(1.90821492927058770002e-10)));
+}
+
+/* vbf_exp4 (x <= 0) on eight lanes */
+VBF_INLINE vbf_v8 vbf_exp8(vbf_v8 x) {
+    const vbf_v8 shifter = vbf_splat8(6755399441055744.0);
+    vbf_i8 under = x < vbf_splat8(-708.0), n;
+    vbf_v8 kd, r, p;
+    x = vbf_blend8(under, vbf_splat8(-708.0), x);
+    kd = x * vbf_splat8(1.4426950408889634) + shifter;
+    n = vbf_bits8(kd) - vbf_bits8(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat8(6.93147180369123816490e-01))
+        - kd * vbf_splat8(1.90821492927058770002e-10);
+    p = vbf_splat8(1.0 / 6227020800.0);
+    p = p * r + vbf_splat8(1.0 / 479001600.0);
+    p = p * r + vbf_splat8(1.0 / 39916800.0);
+    p = p * r + vbf_splat8(1.0 / 3628800.0);
+    p = p * r + vbf_splat8(1.0 / 362880.0);
+    p = p * r + vbf_splat8(1.0 / 40320.0);
+    p = p * r + vbf_splat8(1.0 / 5040.0);
+    p = p * r + vbf_splat8(1.0 / 720.0);
+    p = p * r + vbf_splat8(1.0 / 120.0);
+    p = p * r + vbf_splat8(1.0 / 24.0);
+    p = p * r + vbf_splat8(1.0 / 6.0);
+    p = p * r + vbf_splat8(0.5);
+    p = p * r + vbf_splat8(1.0);
+    p = p * r + vbf_splat8(1.0);
+    p = p * vbf_from_bits8((n + 1023) << 52);
+    return vbf_from_bits8(vbf_bits8(p) & ~under);
+}
+
+/* vbf_digamma_parts4 on eight lanes */
+VBF_INLINE vbf_v8 vbf_digamma_parts8(vbf_v8 x, vbf_v8 *y_out) {
+    vbf_v8 num = vbf_splat8(1.0), den = x, y, iy, z, p;
+    vbf_i8 small = x < vbf_splat8(8.0);
+    int i;
+    for (i = 1; i < 8; i++) {
+        const vbf_v8 xi = x + vbf_splat8((double)i);
+        num = num * xi + den;
+        den = den * xi;
+    }
+    y = vbf_blend8(small, x + vbf_splat8(8.0), x);
+    iy = vbf_splat8(1.0) / y;
+    z = iy * iy;
+    p = vbf_splat8(43867.0 / 14364.0);
+    p = vbf_splat8(3617.0 / 8160.0) - z * p;
+    p = vbf_splat8(1.0 / 12.0) - z * p;
+    p = vbf_splat8(691.0 / 32760.0) - z * p;
+    p = vbf_splat8(1.0 / 132.0) - z * p;
+    p = vbf_splat8(1.0 / 240.0) - z * p;
+    p = vbf_splat8(1.0 / 252.0) - z * p;
+    p = vbf_splat8(1.0 / 120.0) - z * p;
+    p = vbf_splat8(1.0 / 12.0) - z * p;
+    *y_out = y;
+    return (vbf_splat8(-0.5) * iy - z * p) - vbf_from_bits8(vbf_bits8(num / den) & small);
+}
+
+VBF_INLINE vbf_v8 vbf_digamma8(vbf_v8 x) {
+    vbf_v8 y, a = vbf_digamma_parts8(x, &y);
+    return vbf_log8(y) + a;
+}
+
+#endif  /* not the Gaussian kernels' translation unit */
 
 #else  /* not GCC/Clang */
 

@@ -73,6 +73,7 @@ cdef extern from "_lda_kernels.h":
     void vbf_topic_term_row(int K, const double* lam, const double* psi_total, double eta,
                             double* out) noexcept nogil
     void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
+    void vbf_log_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
     int vbf_lda_lanes
     int vbf_cpu_avx512f() noexcept nogil
     void vbf_word_topic_row(long long i0, long long i1, const long long* pos,
@@ -130,27 +131,37 @@ cdef double _doc_terms(
     Py_ssize_t n, const double* const* rows, const double* cnt, const index_t* word_ids,
     const double* logB, Py_ssize_t sw, Py_ssize_t sk, int K, int Kp, const double* gamma_d,
     const double* elog, const double* t, double alpha, double lg_alpha, double lg_kalpha,
-    double* doc_term, double eps, double* ratio_at,
+    double* doc_term, double eps, double* ratio_at, double* s_at, double* log_s,
 ) noexcept nogil:
     """The document's bound terms at gamma_d (elog, t its expectations): returns the word term
     sum_w c_w log sum_k exp(Elog theta_k + log B_wk) and stores the document term. With
     ``ratio_at`` (not NULL) it also stores ratio_at[j] = c_j / (t . B_wj + eps) from the same
-    dot products. log B_wk is logB[w sw + k sk] (any layout: read only where exp underflows)."""
+    dot products. log B_wk is logB[w sw + k sk] (any layout: read only where exp underflows).
+    s_at, log_s: n doubles of workspace each (the words' s_w = t . B_w, and log s_w by the
+    vectorised log)."""
     cdef Py_ssize_t j
     cdef int k
     cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
     cdef const double* row
+    # the dot products first, their logs together (vectorised), then the sum in word order
     for j in range(n):
         c = cnt[j]
         if c == 0.0:
             if ratio_at != NULL:
                 ratio_at[j] = 0.0
+            s_at[j] = 1.0
             continue
         s = vbf_dot(Kp, t, rows[j])
         if ratio_at != NULL:
             ratio_at[j] = c / (s + eps)
-        if s > 1e-300:
-            word = word + c * log(s)
+        s_at[j] = s
+    vbf_log_n(n, s_at, log_s)  # (values of s <= 1e-300 unused: the log-sum-exp below)
+    for j in range(n):
+        c = cnt[j]
+        if c == 0.0:
+            continue
+        if s_at[j] > 1e-300:
+            word = word + c * log_s[j]
         else:
             # exp underflowed: log-sum-exp on the logs
             row = logB + <Py_ssize_t>word_ids[j] * sw
@@ -201,6 +212,7 @@ cdef struct _DocWork:
     double* ratio              # (n4,) the sweep's c_j / (t . B_wj + eps)
     double* t_prev             # (Kp,) t, and
     double* elog_prev          # (Kp,) E[log theta], of gamma_prev (keep-better)
+    double* log_s              # (n,) the bound's log sum_k t_k B_wk (_doc_terms)
     # the topic-major sweeps over the live topics (see _fixed_point)
     bint blocked               # the document has a topic-major copy
     bint may_drop              # dead topics may still leave the list
@@ -224,7 +236,7 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
                       Py_ssize_t block_cap) noexcept nogil:
     # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time), and
     # start on 64 bytes (malloc gives 16), so no 32-byte load of t straddles cache lines
-    w.work_ = <double*>calloc(5 * Kp + 2 * max_nnz + 24, sizeof(double))
+    w.work_ = <double*>calloc(5 * Kp + 3 * max_nnz + 32, sizeof(double))
     w.t = <double*>((<size_t>w.work_ + 63) & ~(<size_t>63))
     w.rows = <const double**>malloc((max_nnz + 1) * sizeof(double*))
     w.elog = w.t + Kp
@@ -233,6 +245,7 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
     w.ratio = w.cnt + max_nnz + 8
     w.t_prev = w.ratio + max_nnz + 8
     w.elog_prev = w.t_prev + Kp
+    w.log_s = w.elog_prev + Kp
     w.live_work_ = <double*>calloc(11 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
     w.live_lanes = <double*>((<size_t>w.live_work_ + 63) & ~(<size_t>63))
     w.live_t = w.live_lanes + 8 * (Kp + 8)
@@ -387,11 +400,11 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef const int* live = w.live
     cdef const double* live_t = w.live_t
     cdef const double* live_acc = w.live_acc
-    vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
+    vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
                     w.inv_cnt, sums, w.live_lanes)
     if w.Ka < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
-        vbf_update_live(w.n4, w.Ka4, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
+        vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
                         w.live_acc, w.inv_cnt, sums, w.live_lanes)
     for i in range(w.Ka):
         k = live[i]
@@ -452,7 +465,7 @@ cdef void _keep_better(const _LdaPass* P, _DocWork* w, const index_t* word_ids,
     word_prev = _doc_terms(w.n, w.rows, w.cnt, word_ids, P.logB, P.logB_sw, P.logB_sk, P.K,
                            P.Kp, gamma_prev_d,
                            w.elog_prev, w.t_prev, P.alpha, P.lg_alpha, P.lg_kalpha,
-                           &doc_prev, P.eps, <double*>NULL)
+                           &doc_prev, P.eps, <double*>NULL, w.ratio, w.log_s)
     if word_prev + doc_prev > word[0] + doc[0]:
         for k in range(P.K):
             w.gamma_d[k] = gamma_prev_d[k]
@@ -491,7 +504,7 @@ cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1,
         word = _doc_terms(w.n, w.rows, w.cnt, indices + p0, P.logB, P.logB_sw, P.logB_sk,
                           P.K, P.Kp, gamma_d,
                           w.elog, w.t, P.alpha, P.lg_alpha, P.lg_kalpha, &doc, P.eps,
-                          ratio_out_d)
+                          ratio_out_d, w.ratio, w.log_s)
         if gamma_prev_d != NULL:
             _keep_better(P, w, indices + p0, gamma_prev_d, &word, &doc, ratio_out_d)
         bound[0] = bound[0] + word
@@ -814,8 +827,48 @@ def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n
     return elog_arr, t_arr
 
 
+# Words per chunk of ``topic_term_word_major``'s parallel loop: each chunk's sum by one
+# thread into its own slot, the slots added in order (the same bits for any thread count).
+cdef Py_ssize_t _TERM_CHUNK = 512
+
+
+cdef double _topic_term_rows(const double[:, ::1] lam, Py_ssize_t w0, Py_ssize_t w1,
+                             const double* psi_total, double* psi_row, double eta,
+                             const double* totals, bint mean_field,
+                             bint fast_psi) noexcept nogil:
+    """Words w0..w1-1's share of ``topic_term_word_major``'s sum over the words, in order
+    (psi_row: K doubles of workspace)."""
+    cdef Py_ssize_t w
+    cdef int K = <int>lam.shape[1], k
+    cdef double acc = 0.0, row_acc, x, psi_x
+    cdef bint in_range
+    for w in range(w0, w1):
+        row_acc = 0.0
+        if mean_field:
+            in_range = not fast_psi
+            for k in range(K):
+                if not (lam[w, k] > 1e-290 and lam[w, k] < 1e290):
+                    in_range = False
+            if in_range:
+                vbf_topic_term_row(K, &lam[w, 0], psi_total, eta, &row_acc)
+                acc = acc + row_acc
+                continue
+            if not fast_psi:
+                vbf_digamma_n(K, &lam[w, 0], psi_row)
+            for k in range(K):
+                x = lam[w, k]
+                psi_x = _psi_fast(x) if fast_psi else psi_row[k]
+                row_acc = row_acc + ((eta - x) * (psi_x - psi_total[k]) + gammaln(x))
+        else:
+            for k in range(K):
+                x = lam[w, k] / totals[k]
+                row_acc = row_acc + eta * (log(x) if x > 0 else -INFINITY)
+        acc = acc + row_acc
+    return acc
+
+
 def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, double eta,
-                          bint mean_field, bint fast_psi=False):
+                          bint mean_field, bint fast_psi=False, int n_threads=1):
     """The bound's topic term from lambda stored word-major, (V, K), in one sweep and without
     K x V temporaries (the online methods' bound of every epoch; ``Topics.topic_term`` is the
     same sum from the (K, V) arrays):
@@ -825,54 +878,44 @@ def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, do
                  E[log beta_kw] = psi(lambda_kw) - psi(totals_k)
     point topics sum_kw eta log(lambda_kw / totals_k)
 
-    ``totals`` (K,) are sum_w lambda_kw. Summed word by word in order: deterministic. With the
-    accurate digamma, a word's lgamma terms come from a vectorised lgamma (``lgamma_vector``:
-    absolute error ~1e-15 |lgamma|, the sum's ~1e-15 relative); words with a lambda outside
-    (1e-290, 1e290) use scipy's gammaln, as ``fast_psi`` does."""
-    cdef Py_ssize_t V = lam.shape[0], w
+    ``totals`` (K,) are sum_w lambda_kw. Summed word by word in order within chunks of
+    _TERM_CHUNK words, the chunks' sums (each by one of ``n_threads`` OpenMP threads) added in
+    order: the same bits for any thread count. With the accurate digamma, a word's lgamma
+    terms come from a vectorised lgamma (``lgamma_vector``: absolute error ~1e-15 |lgamma|,
+    the sum's ~1e-15 relative); words with a lambda outside (1e-290, 1e290) use scipy's
+    gammaln, as ``fast_psi`` does."""
+    cdef Py_ssize_t V = lam.shape[0], c, n_chunks
     cdef int K = <int>lam.shape[1], k
-    cdef double acc = 0.0, row_acc, x, psi_x
-    cdef bint in_range
+    cdef double acc = 0.0
     if totals.shape[0] != K:
         raise ValueError("totals must have K = lam.shape[1] entries")
     for k in range(K):
         if not totals[k] > 0:
             raise ValueError("totals must be positive")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
     if V == 0 or K == 0:
         return 0.0
     psi_total_arr = np.empty(K)
-    psi_row_arr = np.empty(K)
     cdef double[::1] psi_total = psi_total_arr
-    cdef double[::1] psi_row = psi_row_arr
     if mean_field:
         if fast_psi:
             for k in range(K):
                 psi_total[k] = _psi_fast(totals[k])
         else:
             vbf_digamma_n(K, &totals[0], &psi_total[0])
+    n_chunks = (V + _TERM_CHUNK - 1) // _TERM_CHUNK
+    chunk_sum_arr = np.empty(n_chunks)
+    psi_rows_arr = np.empty((n_chunks, K))  # each chunk's digamma workspace
+    cdef double[::1] chunk_sum = chunk_sum_arr
+    cdef double[:, ::1] psi_rows = psi_rows_arr
     with nogil:
-        for w in range(V):
-            row_acc = 0.0
-            if mean_field:
-                in_range = not fast_psi
-                for k in range(K):
-                    if not (lam[w, k] > 1e-290 and lam[w, k] < 1e290):
-                        in_range = False
-                if in_range:
-                    vbf_topic_term_row(K, &lam[w, 0], &psi_total[0], eta, &row_acc)
-                    acc = acc + row_acc
-                    continue
-                if not fast_psi:
-                    vbf_digamma_n(K, &lam[w, 0], &psi_row[0])
-                for k in range(K):
-                    x = lam[w, k]
-                    psi_x = _psi_fast(x) if fast_psi else psi_row[k]
-                    row_acc = row_acc + ((eta - x) * (psi_x - psi_total[k]) + gammaln(x))
-            else:
-                for k in range(K):
-                    x = lam[w, k] / totals[k]
-                    row_acc = row_acc + eta * (log(x) if x > 0 else -INFINITY)
-            acc = acc + row_acc
+        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            chunk_sum[c] = _topic_term_rows(lam, c * _TERM_CHUNK, min((c + 1) * _TERM_CHUNK, V),
+                                            &psi_total[0], &psi_rows[c, 0], eta, &totals[0],
+                                            mean_field, fast_psi)
+        for c in range(n_chunks):
+            acc = acc + chunk_sum[c]
     if mean_field:
         acc = acc - <double>V * K * gammaln(eta)
         for k in range(K):
@@ -887,6 +930,16 @@ def lgamma_vector(const double[::1] x):
     cdef double[::1] o = out
     if x.shape[0] > 0:
         vbf_lgamma_n(x.shape[0], &x[0], &o[0])
+    return out
+
+
+def log_vector(const double[::1] x):
+    """log of each x by the vectorised log of the bound's word term (``vbf_log_n``: eight
+    lanes or four, per ``_set_sweep_lanes``), for tests; x positive and normal."""
+    out = np.empty(x.shape[0])
+    cdef double[::1] o = out
+    if x.shape[0] > 0:
+        vbf_log_n(x.shape[0], &x[0], &o[0])
     return out
 
 

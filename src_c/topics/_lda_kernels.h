@@ -207,16 +207,9 @@ VBF_INLINE void vbf_update_live_body(Py_ssize_t n4, int Ka, const double *const 
 #define VBF_AVX512
 #endif
 
-/* ---- eight double lanes (AVX-512), for vbf_update_live8_body only. A scalar is broadcast by
-   writing it into the arithmetic (t * v): GCC 12 builds {v, v, ..., v} lane by lane with
-   masked broadcasts under AVX-512. */
-typedef double vbf_v8 __attribute__((vector_size(64)));
-typedef long long vbf_i8 __attribute__((vector_size(64)));
-
-VBF_INLINE vbf_v8 vbf_load8(const double *p) {
-    vbf_v8 v; __builtin_memcpy(&v, p, sizeof v); return v;
-}
-VBF_INLINE void vbf_store8(double *p, vbf_v8 v) { __builtin_memcpy(p, &v, sizeof v); }
+/* ---- eight double lanes (AVX-512; vbf_v8 and its helpers in vbf_simd_math.h). In the live
+   sweep a scalar is broadcast by writing it into the arithmetic (t * v): GCC 12 builds
+   {v, v, ..., v} lane by lane with masked broadcasts under AVX-512. */
 /* lanes 0-3 plus lanes 4-7 */
 VBF_INLINE vbf_v4 vbf_fold8(vbf_v8 a) {
     vbf_v4 lo, hi;
@@ -258,7 +251,10 @@ VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
    twice it streamed twice from L2). Topic i's share goes into lanes[8 i..8 i+7] (one chain of
    four multiply-adds a chunk); the eight lanes are summed at the end (folded to four, then
    vbf_hsum4x). The order of every sum is fixed by n4 and Ka alone; it differs from the
-   four-lane version's, so the two agree to rounding. */
+   four-lane version's, so the two agree to rounding. Ka is the live topics' count itself,
+   not rounded up (the four-lane version's padding rows would add 0 x 0 to its sums: the same
+   bits without reading them); lanes and acc
+   hold Ka rounded up to 4. */
 VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
                                                  const double *const *rows, const double *cnt,
                                                  const double *t, double eps, double *ratio,
@@ -266,6 +262,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
                                                  double *sums, double *lanes)
 {
     const vbf_v8 zero = {0.0};
+    const int Ka4 = (Ka + 3) & ~3;
     vbf_v8 ratio_sum = zero, inv_s_max = zero;
     vbf_v4 f;
     Py_ssize_t j;
@@ -276,17 +273,22 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         ratio_sum += rt_;                                                                   \
         inv_s_max = vbf_max8(rt_ * vbf_load8(inv_cnt + (J)), inv_s_max);                    \
     } while (0)
-    for (i = 0; i < Ka; i++) vbf_store8(lanes + 8 * i, zero);
+    for (i = 0; i < Ka4; i++) vbf_store8(lanes + 8 * i, zero);
     for (j = 0; j + 32 <= n4; j += 32) {
         vbf_v8 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
         vbf_v8 r0, r1, r2, r3;
-        for (i = 0; i < Ka; i += 2) {
+        for (i = 0; i + 2 <= Ka; i += 2) {
             const double t0 = t[i], t1 = t[i + 1];
             const double *p0 = rows[i] + j, *p1 = rows[i + 1] + j;
             for (q = 0; q < 4; q++) {
                 s[q] += t0 * vbf_load8(p0 + 8 * q);
                 u[q] += t1 * vbf_load8(p1 + 8 * q);
             }
+        }
+        if (i < Ka) {  /* an odd topic: its pair's partner in u would have added 0 t 0 */
+            const double t0 = t[i];
+            const double *p0 = rows[i] + j;
+            for (q = 0; q < 4; q++) s[q] += t0 * vbf_load8(p0 + 8 * q);
         }
         for (q = 0; q < 4; q++) VBF_RATIO8(s[q] + u[q], j + 8 * q);
         r0 = vbf_load8(ratio + j);
@@ -305,19 +307,22 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
     }
     for (; j < n4; j += 8) {  /* the last words, eight at a time: four topics' chains */
         vbf_v8 s0 = zero, s1 = zero, s2 = zero, s3 = zero, rv;
-        for (i = 0; i < Ka; i += 4) {
+        for (i = 0; i + 4 <= Ka; i += 4) {
             s0 += t[i] * vbf_load8(rows[i] + j);
             s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
             s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
             s3 += t[i + 3] * vbf_load8(rows[i + 3] + j);
         }
+        if (i < Ka) s0 += t[i] * vbf_load8(rows[i] + j);
+        if (i + 1 < Ka) s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+        if (i + 2 < Ka) s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
         VBF_RATIO8((s0 + s1) + (s2 + s3), j);
         rv = vbf_load8(ratio + j);
         for (i = 0; i < Ka; i++)
             vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + j));
     }
 #undef VBF_RATIO8
-    for (i = 0; i < Ka; i += 4)
+    for (i = 0; i < Ka4; i += 4)
         vbf_store4(acc + i, vbf_hsum4x(vbf_fold8(vbf_load8(lanes + 8 * i)),
                                        vbf_fold8(vbf_load8(lanes + 8 * i + 8)),
                                        vbf_fold8(vbf_load8(lanes + 8 * i + 16)),
@@ -327,6 +332,66 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
     sums[1] = inv_s_max[0];
     for (q = 1; q < 8; q++)
         if (inv_s_max[q] > sums[1]) sums[1] = inv_s_max[q];
+}
+
+/* vbf_exp_expectation_total_body on eight lanes (AVX-512), the same values: lane for lane
+   the same operations (vbf_digamma_parts8, vbf_exp8), and the total's digamma, which the
+   four-lane body computes in a vector of its own, in the lane after the K values (K = 20:
+   three vectors instead of six). The fixed point's sweeps wait for t, so the time is the
+   chain digamma(total) -> exp more than the operations: up to four vectors go together,
+   first every digamma, then every exp (independent chains in flight, the constants in the
+   32 AVX-512 registers), the vector with the total's lane among the first. */
+VBF_INLINE void vbf_expect8_block(const int nb, const vbf_v8 *x, int total_lane,
+                                  vbf_v8 *a_total, vbf_v8 *inv_y_total, vbf_v8 *out)
+{
+    vbf_v8 a[4], y[4];
+    int q;
+    for (q = 0; q < nb; q++) a[q] = vbf_digamma_parts8(x[q], &y[q]);
+    if (total_lane >= 0) {  /* the total is lane total_lane of x[nb - 1] */
+        *a_total = vbf_splat8(a[nb - 1][total_lane]);
+        *inv_y_total = vbf_splat8(1.0 / y[nb - 1][total_lane]);
+    }
+    for (q = 0; q < nb; q++) out[q] = (y[q] * *inv_y_total) * vbf_exp8(a[q] - *a_total);
+}
+
+/* nb (1 to 4) as a constant in each call, so that the block's loops unroll */
+VBF_INLINE void vbf_expect8_blocks(int nb, const vbf_v8 *x, int total_lane, vbf_v8 *a_total,
+                                   vbf_v8 *inv_y_total, vbf_v8 *out)
+{
+    switch (nb) {
+    case 1: vbf_expect8_block(1, x, total_lane, a_total, inv_y_total, out); break;
+    case 2: vbf_expect8_block(2, x, total_lane, a_total, inv_y_total, out); break;
+    case 3: vbf_expect8_block(3, x, total_lane, a_total, inv_y_total, out); break;
+    default: vbf_expect8_block(4, x, total_lane, a_total, inv_y_total, out); break;
+    }
+}
+
+VBF_INLINE void vbf_exp_expectation_total8_body(int K, const double *gamma, double total,
+                                                double *t)
+{
+    const int last = K / 8;                /* the vector with the total's lane */
+    const int nb0 = last < 3 ? last + 1 : 4;  /* it and the nb0 - 1 vectors before it */
+    const int v0 = last + 1 - nb0;
+    vbf_v8 x[4], out[4], a_total = vbf_splat8(0.0), inv_y_total = vbf_splat8(0.0);
+    double tail[8];
+    int q, v, nb;
+    for (q = 0; q < 8; q++)
+        tail[q] = 8 * last + q < K ? gamma[8 * last + q] : (8 * last + q == K ? total : 1.0);
+    for (q = 0; q + 1 < nb0; q++) x[q] = vbf_load8(gamma + 8 * (v0 + q));
+    x[nb0 - 1] = vbf_load8(tail);
+    vbf_expect8_blocks(nb0, x, K - 8 * last, &a_total, &inv_y_total, out);
+    for (q = 0; q + 1 < nb0; q++) vbf_store8(t + 8 * (v0 + q), out[q]);
+    for (q = 0; 8 * last + q < K; q++) t[8 * last + q] = out[nb0 - 1][q];
+    for (v = 0; v < v0; v += nb) {  /* the vectors before, four at a time */
+        nb = v0 - v < 4 ? v0 - v : 4;
+        for (q = 0; q < nb; q++) x[q] = vbf_load8(gamma + 8 * (v + q));
+        /* a last block of one vector goes as two (the second a copy, its t unused): GCC 12
+           contracted the single vector's multiply-adds otherwise than the four-lane body's,
+           1 ulp apart in a few lanes (the tests compare the bits) */
+        x[1] = nb == 1 ? x[0] : x[1];
+        vbf_expect8_blocks(nb == 1 ? 2 : nb, x, -1, &a_total, &inv_y_total, out);
+        for (q = 0; q < nb; q++) vbf_store8(t + 8 * (v + q), out[q]);
+    }
 }
 
 /* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
@@ -506,6 +571,39 @@ VBF_INLINE void vbf_lgamma_n_body(Py_ssize_t n, const double *x, double *out)
     }
 }
 
+/* out_j = log(x_j), j < n, for the bound's log sum_k t_k B_wk: x_j positive and normal where
+   the result is used (other values give some finite number or NaN, no trap); vbf_log4, four
+   at a time. */
+VBF_INLINE void vbf_log_n4_body(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t j;
+    int q;
+    vbf_v4 v;
+    for (j = 0; j + 4 <= n; j += 4) vbf_store4(out + j, vbf_log4(vbf_load4(x + j)));
+    if (j < n) {
+        v = vbf_splat(1.0);
+        for (q = 0; j + q < n; q++) v[q] = x[j + q];
+        v = vbf_log4(v);
+        for (q = 0; j + q < n; q++) out[j + q] = v[q];
+    }
+}
+
+/* The same by vbf_log8, eight at a time (the same values: vbf_log8 is vbf_log4 lane for
+   lane). */
+VBF_INLINE void vbf_log_n8_body(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t j;
+    int q;
+    vbf_v8 v;
+    double tail[8];
+    for (j = 0; j + 8 <= n; j += 8) vbf_store8(out + j, vbf_log8(vbf_load8(x + j)));
+    if (j < n) {
+        for (q = 0; q < 8; q++) tail[q] = j + q < n ? x[j + q] : 1.0;
+        v = vbf_log8(vbf_load8(tail));
+        for (q = 0; j + q < n; q++) out[j + q] = v[q];
+    }
+}
+
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
     VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(), params, args)
@@ -522,9 +620,10 @@ VBF_DISPATCHED(vbf_update_live4,
                 const double *inv_cnt, double *sums),
                (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
-/* The live sweep: eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
-   the pass always pads to 8; lanes: 8 Ka doubles, 64-byte aligned), else vbf_update_live4
-   (AVX2+FMA or the baseline, lanes unused). */
+/* The live sweep over Ka live topics (rows and t padded to Ka rounded up to 4 with zero
+   rows and zeros): eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
+   the pass always pads to 8; lanes: 8 Ka4 doubles, 64-byte aligned), else vbf_update_live4
+   over the Ka4 rows (AVX2+FMA or the baseline, lanes unused). */
 #ifdef VBF_HAVE_DISPATCH
 VBF_AVX512 static void vbf_update_live_avx512(
     Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
@@ -545,7 +644,7 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
         return;
     }
 #endif
-    vbf_update_live4(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
+    vbf_update_live4(n4, (Ka + 3) & ~3, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
 VBF_DISPATCHED(vbf_topic_major,
@@ -560,9 +659,31 @@ VBF_DISPATCHED(vbf_dirichlet_expectation,
    point's sweeps need no E[log theta]): about a quarter cheaper than
    vbf_dirichlet_expectation, same values to ~1e-13 relative. total is sum_k gamma_k, or more
    when gamma holds only the live topics of a document (see _fixed_point in _lda.pyx). */
-VBF_DISPATCHED(vbf_exp_expectation_total,
+#define vbf_exp_expectation_total4_body vbf_exp_expectation_total_body
+VBF_DISPATCHED(vbf_exp_expectation_total4,
                (int K, const double *gamma, double total, double *t),
                (K, gamma, total, t))
+
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx512f,avx512dq,fma"))) static void vbf_exp_expectation_total8(
+    int K, const double *gamma, double total, double *t)
+{
+    vbf_exp_expectation_total8_body(K, gamma, total, t);
+}
+#endif
+
+/* eight lanes where the CPU has AVX-512F and DQ unless vbf_lda_lanes is 4, else four (AVX2+FMA
+   or the baseline): with FMA the same values either way */
+static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+        vbf_exp_expectation_total8(K, gamma, total, t);
+        return;
+    }
+#endif
+    vbf_exp_expectation_total4(K, gamma, total, t);
+}
 
 VBF_DISPATCHED(vbf_expectation_given_total,
                (int K, const double *lambda, const double *psi_total, double *elog, double *t),
@@ -575,6 +696,29 @@ VBF_DISPATCHED(vbf_topic_term_row,
                (K, lam, psi_total, eta, out))
 
 VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+VBF_DISPATCHED(vbf_log_n4, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+/* vbf_log_n8 where the CPU has AVX-512F and DQ (the log's 64-bit conversions) unless
+   vbf_lda_lanes is 4, else vbf_log_n4: the same values. */
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx512f,avx512dq,fma"))) static void vbf_log_n8(
+    Py_ssize_t n, const double *x, double *out)
+{
+    vbf_log_n8_body(n, x, out);
+}
+#endif
+
+static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+        vbf_log_n8(n, x, out);
+        return;
+    }
+#endif
+    vbf_log_n4(n, x, out);
+}
 
 #else  /* not GCC/Clang: plain C, the same algorithms one value at a time */
 
@@ -682,6 +826,12 @@ static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
 {
     Py_ssize_t i;
     for (i = 0; i < n; i++) out[i] = lgamma(x[i]);
+}
+
+static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) out[i] = x[i] > 0.0 ? log(x[i]) : 0.0;
 }
 
 #endif

@@ -47,6 +47,11 @@ _MIN_ENTRIES_PER_THREAD = 250000
 # the pass ~0.3 us, a (word, topic) entry of the topics at the words ~15 ns, one thread).
 _MIN_NNZ_PER_THREAD_IDLE = 2000
 _MIN_ENTRIES_PER_THREAD_IDLE = 32768
+# While other threads compete for the cores, a mini-batch's pass takes a thread per this many
+# times _MIN_NNZ_PER_THREAD non-zeros (240,000: ~70 ms of work a thread): its threads spin at
+# the region's end for one that was descheduled. Measured at load 8 on 2 cores, 10 epochs of
+# 1,024-document mini-batches: 1.70 s on two threads, 1.06 s on one.
+_BUSY_MINI_BATCH_FACTOR = 12
 _EPS = np.finfo(np.float64).eps
 # The inference methods of this family (the library's vocabulary).
 _METHODS = ("mean_field", "variational_em", "gibbs")
@@ -239,7 +244,8 @@ class MiniBatchData(DocumentData):
         words, indptr, indices, counts, pattern = self._batch(shard)
         n = stop - start
         bnd = np.empty((_n_groups(n), 2))
-        threads = self.region_threads(indices.size, _MIN_NNZ_PER_THREAD,
+        threads = self.region_threads(indices.size,
+                                      _BUSY_MINI_BATCH_FACTOR * _MIN_NNZ_PER_THREAD,
                                       _MIN_NNZ_PER_THREAD_IDLE, n_groups=bnd.shape[0])
         if self._batch_ratio.size < indices.size:
             self._batch_ratio = np.empty(indices.size)
@@ -563,15 +569,17 @@ class Topics:
     alpha = None
     method = None
 
-    def __init__(self, lam, mean_field, eta, fast, n_threads):
+    def __init__(self, lam, mean_field, eta, fast, n_threads, threads=None):
         lam = np.ascontiguousarray(lam, dtype=np.float64)
         self.lam = lam
         self.mean_field = mean_field
         self.eta = eta
         if mean_field:
-            # E[log beta] and its exp by the pass's own vectorised functions, topics in parallel
-            self.elog_beta, exp_beta = _lda.dirichlet_expectation(
-                lam, fast, threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD))
+            # E[log beta] and its exp by the pass's own vectorised functions, topics in
+            # parallel (``threads``: the caller's choice, else the data-size rule)
+            if threads is None:
+                threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
+            self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, threads)
         else:
             exp_beta = lam / lam.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore"):
@@ -650,16 +658,23 @@ class OnlineTopics:
     (``_lda_online.gather_topics``, into buffers kept for the fit). ``topics`` builds the
     whole ``Topics`` (for the bound, predictions, ``components_``) and folds scale and shift
     back into mu, so that rounding does not accumulate in them from one epoch to the next. The values equal the dense
-    update's up to rounding (a few ulps)."""
+    update's up to rounding (a few ulps).
 
-    def __init__(self, topics, fast, n_threads):
-        self.mean_field = topics.mean_field
-        self.eta = topics.eta
+    ``topics``: lambda as ``Topics`` when the caller has it (a fitted model continued), else
+    None (a fresh fit's random lambda: its E[log beta] over K x V is never needed).
+    ``region_threads`` (a ``ShortRegionThreads``, or None): the threads of its K x V and
+    mini-batch regions, else ``threads_for``'s data-size rule."""
+
+    def __init__(self, lam, mean_field, eta, fast, n_threads, topics=None,
+                 region_threads=None):
+        self.mean_field = mean_field
+        self.eta = eta
         self.fast = fast
         self.n_threads = n_threads
-        self.mu = np.ascontiguousarray(topics.lam.T)  # a copy: the stored topics stay
+        self.region_threads = region_threads
+        self.mu = np.ascontiguousarray(lam.T)  # a copy: the caller's lambda stays
         self.scale, self.shift = 1.0, 0.0
-        self.mu_totals = topics.lam.sum(axis=1)
+        self.mu_totals = lam.sum(axis=1)
         self._topics = topics  # lambda as Topics while it is current, else None
         # the pass's inputs at a mini-batch's words, allocated once and grown to the largest
         # mini-batch (``at_words(..., reuse=True)``): B zero-padded and aligned for the pass
@@ -678,15 +693,20 @@ class OnlineTopics:
         """(K,) sum_w lambda_kw."""
         return self.scale * self.mu_totals + self.V * self.shift
 
-    def at_words(self, words, reuse=False, region_threads=None):
+    def _threads(self, entries):
+        """Threads of a region over ``entries`` (word, topic) entries."""
+        if self.region_threads is not None:
+            return self.region_threads(entries, _MIN_ENTRIES_PER_THREAD,
+                                       _MIN_ENTRIES_PER_THREAD_IDLE)
+        return threads_for(self.n_threads, entries, _MIN_ENTRIES_PER_THREAD)
+
+    def at_words(self, words, reuse=False):
         """The pass's B (V_b, Kp), logB (V_b, K) and topic_max (K,) at ``words`` only: the
         maximum over those words bounds a dead topic's share in the pass just as well, since
         the mini-batch has no other words.
 
         With ``reuse`` B and logB are views of buffers kept for the next call (valid until
-        then: a mini-batch's pass reads them before the next step), else new arrays.
-        ``region_threads`` (a ``ShortRegionThreads``): the threads of a mini-batch's region,
-        else those of ``threads_for``."""
+        then: a mini-batch's pass reads them before the next step), else new arrays."""
         Vb, K = words.size, self.K
         if reuse:
             if self._B.shape[0] < Vb:
@@ -696,13 +716,9 @@ class OnlineTopics:
         else:
             B, log_B = _lda.pad_topics(np.zeros((Vb, K))), np.empty((Vb, K))
         topic_max = np.empty(K)
-        if region_threads is not None:
-            threads = region_threads(Vb * K, _MIN_ENTRIES_PER_THREAD,
-                                     _MIN_ENTRIES_PER_THREAD_IDLE)
-        else:
-            threads = threads_for(self.n_threads, Vb * K, _MIN_ENTRIES_PER_THREAD)
         _lda_online.gather_topics(self.mu, words, self.scale, self.shift, self.totals(),
-                                  self.mean_field, self.fast, B, log_B, topic_max, threads)
+                                  self.mean_field, self.fast, B, log_B, topic_max,
+                                  self._threads(Vb * K))
         return B, log_B, topic_max
 
     def step(self, words, word_topic, weight, doc_ratio):
@@ -737,7 +753,7 @@ class OnlineTopics:
         self._fold()
         self.mu_totals = self.mu.sum(axis=0)  # afresh: no rounding carried over
         return _lda.topic_term_word_major(self.mu, self.mu_totals, self.eta, self.mean_field,
-                                          self.fast)
+                                          self.fast, self._threads(self.mu.size))
 
     def topics(self):
         """lambda as ``Topics`` (built once per lambda), scale and shift folded into mu."""
@@ -747,7 +763,8 @@ class OnlineTopics:
             lam += self.shift
             self._fold()  # the same two roundings: mu is lam.T exactly
             self.mu_totals = lam.sum(axis=1)
-            self._topics = Topics(lam, self.mean_field, self.eta, self.fast, self.n_threads)
+            self._topics = Topics(lam, self.mean_field, self.eta, self.fast, self.n_threads,
+                                  self._threads(lam.size))
         return self._topics
 
 
@@ -816,7 +833,15 @@ class MeanField(Method):
         self._topic_before = None
         # Online: lambda in the lazy form whose step costs O(mini-batch), made whole as Topics
         # only for the bound and the fitted attributes (``_current_topics``).
-        self._online = OnlineTopics(topics, fast, n_threads) if online else None
+        self._online = None
+        if online:
+            region_threads = getattr(data, "region_threads", None)
+            if isinstance(topics, OnlineTopics):
+                topics.region_threads = region_threads
+                self._online = topics
+            else:
+                self._online = OnlineTopics(topics.lam, topics.mean_field, topics.eta, fast,
+                                            n_threads, topics, region_threads)
         self._batch_words = None
         if online:
             self.topics = None
@@ -841,8 +866,7 @@ class MeanField(Method):
             local = isinstance(self.data, MiniBatchData)
             words = self._batch_words = (self.data.vocabulary(shard) if local
                                          else np.arange(self.data.V, dtype=np.int64))
-            B, log_B, topic_max = self._online.at_words(
-                words, reuse=local, region_threads=self.data.region_threads if local else None)
+            B, log_B, topic_max = self._online.at_words(words, reuse=local)
             inputs = {"B": B, "topic_max": topic_max, "logB": log_B, "gamma": gamma,
                       "alpha": float(self.alpha), "max_iter": int(self.max_doc_update_iter),
                       "tol": float(self.mean_change_tol), "fast": bool(self.fast),
@@ -1120,8 +1144,10 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         return resolve_n_threads(self.n_threads, self.n_jobs)
 
     # ------------------------------------------------------------------ fitting
-    def _start(self, X):
-        """A fresh model for X: priors, random_state_ and the random initial topics."""
+    def _start(self, X, online=False):
+        """A fresh model for X: priors, random_state_ and the random initial topics
+        (``Topics``; with ``online`` an ``OnlineTopics``, without the K x V E[log beta] that
+        the stochastic steps never read)."""
         self.random_state_ = check_random_state(self.random_state)
         self.doc_topic_prior_, self.topic_word_prior_ = priors(
             self.n_components, self.doc_topic_prior, self.topic_word_prior)
@@ -1130,6 +1156,10 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         self.n_batch_iter_ = 1
         self.n_iter_ = 0
         lam = self.random_state_.gamma(100.0, 0.01, (self.n_components, X.shape[1]))
+        if online:
+            return OnlineTopics(lam, self.method == "mean_field", self.topic_word_prior_,
+                                self._digamma == "sklearn",
+                                resolve_n_threads(self.n_threads, self.n_jobs))
         return self._topics_of(lam)
 
     def _topics_of(self, lam):
@@ -1187,7 +1217,7 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         # bound never decreases, which the loop's guard checks. The initial topics are the
         # method's alone (no reference here), so that they are freed at its first update.
         method = self._variational(
-            data, self._start(X), online=online, total_samples=X.shape[0],
+            data, self._start(X, online), online=online, total_samples=X.shape[0],
             keep_better=not online and bool(self.monotone), evaluate_every=self.evaluate_every,
             perp_tol=self.perp_tol, max_iter=self.max_iter, verbose=self.verbose)
         result = run_fits(lambda run: method, data, max_iter=self.max_iter)
