@@ -202,11 +202,6 @@ VBF_INLINE vbf_v4 vbf_digamma4(vbf_v4 x) {
     return vbf_log4(y) + a;
 }
 
-/* _gaussian_kernels.h (included after this header) still defines its own eight-lane helpers,
-   vbf_log8 and vbf_exp8_nonpositive, which another branch is changing: its translation
-   units skip this section until those move here. */
-#if !defined(VBFAST_GAUSSIAN_KERNELS_H)
-
 /* ---- eight double lanes (one AVX-512 register): the four-lane functions above lane for
    lane, the same operations and the same fused multiply-adds, so that a value computed in
    either width has the same bits (built for AVX-512F/DQ with FMA against the four lanes built
@@ -292,6 +287,42 @@ VBF_INLINE vbf_v8 vbf_exp8(vbf_v8 x) {
     return vbf_from_bits8(vbf_bits8(p) & ~under);
 }
 
+/* vbf_exp4_nonpositive on eight lanes. The table entries are picked by two two-register
+   permutations (entries j & 15 of each half of the table, the half by bit 4 of j), which
+   GCC lowers to vpermt2pd on AVX-512; the same entries as a lane-by-lane lookup. */
+VBF_INLINE vbf_v8 vbf_exp8_nonpositive(vbf_v8 x) {
+    const vbf_v8 shifter = vbf_splat8(6755399441055744.0);
+    vbf_i8 under = x < vbf_splat8(-708.0), n, j;
+    vbf_v8 kd, r, p, t;
+    x = vbf_blend8(under, vbf_splat8(-708.0), x);
+    kd = x * vbf_splat8(46.16624130844683) + shifter;
+    n = vbf_bits8(kd) - vbf_bits8(shifter);
+    kd = kd - shifter;
+    r = (x - kd * vbf_splat8(6.93147180369123816490e-01 / 32.0))
+        - kd * vbf_splat8(1.90821492927058770002e-10 / 32.0);
+    j = n & 31;
+#if defined(__clang__)
+    t = (vbf_v8){vbf_exp2_32nds[j[0]], vbf_exp2_32nds[j[1]], vbf_exp2_32nds[j[2]],
+                 vbf_exp2_32nds[j[3]], vbf_exp2_32nds[j[4]], vbf_exp2_32nds[j[5]],
+                 vbf_exp2_32nds[j[6]], vbf_exp2_32nds[j[7]]};
+#else
+    t = vbf_blend8(-((j >> 4) & 1),
+                   __builtin_shuffle(vbf_load8(vbf_exp2_32nds + 16),
+                                     vbf_load8(vbf_exp2_32nds + 24), j & 15),
+                   __builtin_shuffle(vbf_load8(vbf_exp2_32nds),
+                                     vbf_load8(vbf_exp2_32nds + 8), j & 15));
+#endif
+    p = vbf_splat8(1.0 / 720.0);
+    p = p * r + vbf_splat8(1.0 / 120.0);
+    p = p * r + vbf_splat8(1.0 / 24.0);
+    p = p * r + vbf_splat8(1.0 / 6.0);
+    p = p * r + vbf_splat8(0.5);
+    p = p * r + vbf_splat8(1.0);
+    p = p * r + vbf_splat8(1.0);
+    t = vbf_from_bits8(vbf_bits8(t) + ((n >> 5) << 52));
+    return vbf_from_bits8(vbf_bits8(p * t) & ~under);
+}
+
 /* vbf_digamma_parts4 on eight lanes */
 VBF_INLINE vbf_v8 vbf_digamma_parts8(vbf_v8 x, vbf_v8 *y_out) {
     vbf_v8 num = vbf_splat8(1.0), den = x, y, iy, z, p;
@@ -322,8 +353,6 @@ VBF_INLINE vbf_v8 vbf_digamma8(vbf_v8 x) {
     vbf_v8 y, a = vbf_digamma_parts8(x, &y);
     return vbf_log8(y) + a;
 }
-
-#endif  /* not the Gaussian kernels' translation unit */
 
 #else  /* not GCC/Clang */
 
