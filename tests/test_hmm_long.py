@@ -149,20 +149,21 @@ def _gauss_long(X, means, prec, log_const, shift, startprob, transmat, n_threads
     T, D = X.shape
     K = means.shape[0]
     spherical = prec.ndim == 1
-    Kp = (K + 3) // 4 * 4
-    n_chunks = -(-T // _hmm.LONG_CHUNK)
-    slots = np.full((n_chunks, Kp * (2 + D if spherical else 1 + 2 * D)), np.nan)
-    post, lattice = np.full((T, K), np.nan), np.full((3, T, Kp), np.nan)
-    trans, start = np.full((K, K), np.nan), np.full(K, np.nan)
-    ll = _hmm.gaussian_long_pass(X, means, np.ascontiguousarray(prec.ravel()),
-                                 3 if spherical else 2, log_const, shift, startprob,
-                                 transmat, post, trans, start, slots, lattice, n_threads)
-    total = slots.sum(axis=0)
-    nk = total[:K]
-    s1 = total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T
-    s2 = total[Kp + D * Kp:]
-    s2 = s2[:K] if spherical else s2.reshape(D, Kp)[:, :K].T
-    return ll, trans, start, nk, s1, s2, post, slots
+    work = _hmm.LongWork(T, K, D, spherical)
+    work.post[...] = np.nan  # (every entry written by the pass)
+    work.em_slots[...] = np.nan
+    ll, start, trans, nk, s1, s2 = _hmm.gaussian_long_pass(
+        X, means, np.ascontiguousarray(prec.ravel()), 3 if spherical else 2, log_const, shift,
+        startprob, transmat, work, n_threads)
+    if np.isfinite(ll):  # the statistics: the chunks' slots added in chunk order
+        Kp = (K + 3) // 4 * 4
+        total = work.em_slots.sum(axis=0)
+        assert nk.tobytes() == total[:K].tobytes()
+        assert s1.tobytes() == total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T.tobytes()
+        ref_s2 = total[Kp + D * Kp:]
+        ref_s2 = ref_s2[:K] if spherical else ref_s2.reshape(D, Kp)[:, :K].T
+        assert s2.tobytes() == ref_s2.tobytes()
+    return ll, trans, start, nk, s1, s2, work.post.copy(), work.em_slots.copy()
 
 
 @pytest.mark.parametrize("spherical", [False, True])
@@ -247,24 +248,30 @@ def test_gaussian_long_pass_refuses_bad_shapes():
     means, prec, log_const = _gauss_inputs(rng, 3, 2, False)
     X = rng.normal(size=(50, 2))
     startprob, transmat = np.full(3, 1 / 3), np.full((3, 3), 1 / 3)
-    args = dict(post=np.empty((50, 3)), trans=np.empty((3, 3)), start=np.empty(3),
-                slots=np.empty((1, 4 * 5)), lattice=np.empty((3, 50, 4)))
 
-    def call(**kw):
-        a = dict(args, **kw)
-        return _hmm.gaussian_long_pass(X, means, prec.ravel(), kw.get("code", 2), log_const,
-                                       X.mean(axis=0), startprob, transmat, a["post"],
-                                       a["trans"], a["start"], a["slots"], a["lattice"], 1)
+    def call(work=None, code=2, p=prec.ravel(), lc=log_const, sp=startprob):
+        work = _hmm.LongWork(50, 3, 2, code == 3) if work is None else work
+        return _hmm.gaussian_long_pass(X, means, p, code, lc, X.mean(axis=0), sp, transmat,
+                                       work, 1)[0]
 
     assert np.isfinite(call())
+    for work in (_hmm.LongWork(49, 3, 2), _hmm.LongWork(50, 4, 2), _hmm.LongWork(50, 3, 1),
+                 _hmm.LongWork(50, 3, 2, True), _hmm.LongWork(50, 3, 2, backward=False)):
+        with pytest.raises(ValueError, match="shapes do not match"):
+            call(work)
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(slots=np.empty((2, 20)))
+        call(p=prec.ravel()[:5])
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(lattice=np.empty((3, 50, 3)))
+        call(lc=log_const[:2])
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(post=np.empty((49, 3)))
+        call(sp=np.full(4, 0.25))
     with pytest.raises(ValueError, match="cov_type 2 or 3"):
         call(code=0)
+    with pytest.raises(ValueError, match="K <= 16"):
+        _hmm.LongWork(50, 17, 2)
+    with pytest.raises(TypeError):
+        _hmm.gaussian_long_pass(X, means, prec.ravel(), 2, log_const, X.mean(axis=0),
+                                startprob, transmat, None, 1)
 
 
 @pytest.mark.parametrize("ct,D", [("full", 1), ("diag", 2), ("spherical", 3), ("tied", 1)])
