@@ -67,7 +67,8 @@ def test_long_pass_matches_log_space_reference(K, zeros, T, ref_fb, random_model
     assert_array_equal(_long(logprob, startprob, transmat, 1, "stats")[2], trans)
 
 
-@pytest.mark.parametrize("K,T", [(4, 50_000), (3, 9_999), (10, 8_193), (1, 5000), (16, 4097)])
+@pytest.mark.parametrize("K,T", [(4, 50_000), (3, 9_999), (10, 8_193), (1, 5000), (16, 4097),
+                                 (5, 1025)])
 def test_long_pass_bitwise_identical_for_one_and_two_threads(K, T, random_model):
     rng = np.random.default_rng(K * T)
     logprob = rng.normal(scale=4.0, size=(T, K))
@@ -337,3 +338,59 @@ def test_floor_eigenvalues_batched_matches_one_by_one(D):
         assert_allclose(out[k], expect, rtol=1e-12, atol=1e-15)
         assert np.linalg.eigvalsh(out[k]).min() >= floor * (1 - 1e-9)
     assert_allclose(out[0], floor * np.eye(D), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct,D", [("diag", 1), ("diag", 3), ("spherical", 2), ("full", 1)])
+@pytest.mark.parametrize("letters", ["stmc", "mc", "st", "c"])
+def test_compiled_m_step_matches_the_numpy_m_step(ct, D, letters):
+    """``_hmm.gaussian_m_step_small`` (GaussianHMM._m_step for 'diag', 'spherical' and one
+    feature's 'full') against the NumPy M-step (``BaseHMM._m_step`` with
+    ``_emission_m_step``), with priors of every shape, an unvisited state, a zero start
+    entry and transition, a transition row with no counts, and a variance under min_covar."""
+    from vbfast.hmm.base import BaseHMM
+
+    rng = np.random.default_rng(len(letters) * 10 + D)
+    K = 5
+    est = GaussianHMM(K, ct, params=letters, min_covar=0.05,
+                      startprob_prior=rng.uniform(1.0, 2.0, size=K),
+                      transmat_prior=rng.uniform(1.0, 2.0, size=(K, K)),
+                      means_prior=rng.normal(size=(K, D)), means_weight=rng.uniform(0, 1, K),
+                      covars_prior=rng.uniform(0, 0.1, size=(K, D) if ct == "diag" else K),
+                      covars_weight=rng.uniform(0.5, 4.0, size=K))
+    if ct == "full":
+        est.covars_prior = 0.02 * (np.arange(K) > 0)[:, None, None]
+    est.means_weight[0] = est.covars_prior[0] = 0.0
+    startprob = rng.dirichlet(np.ones(K))
+    startprob[1] = 0.0
+    startprob /= startprob.sum()
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    transmat[2, 3] = 0.0
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    covars = {"diag": rng.uniform(0.5, 2, (K, D)), "spherical": rng.uniform(0.5, 2, K),
+              "full": rng.uniform(0.5, 2, (K, 1, 1))}[ct]
+    params = {"startprob": startprob, "transmat": transmat,
+              "means": rng.normal(size=(K, D)), "covars": covars}
+    nk = rng.uniform(10, 100, K)
+    nk[4] = 0.0  # unvisited
+    shift = rng.normal(size=D)
+    s1 = rng.normal(size=(K, D)) * nk[:, None]
+    s2 = rng.uniform(1, 3, size=(K, D)) * nk[:, None] + s1 ** 2 / np.maximum(nk, 1)[:, None]
+    s2[0] = s1[0] ** 2 / nk[0]  # state 0: no spread (its variance floored)
+    s2 = {"diag": lambda: s2, "spherical": lambda: s2.sum(axis=1),
+          "full": lambda: s2.reshape(K, 1, 1)}[ct]()
+    trans = rng.uniform(0, 50, size=(K, K))
+    trans[1] = 0.0  # (a row with no counts keeps its values: prior - 1 = 0 needs it)
+    stats = {"start": rng.dirichlet(np.ones(K)), "trans": trans, "nk": nk, "s1": s1,
+             "s2": s2, "shift": shift}
+    est.transmat_prior = np.where(np.arange(K)[:, None] == 1, 1.0, est.transmat_prior)
+    ours, kept = est._m_step(params, stats, {})
+    theirs, their_kept = BaseHMM._m_step(est, params, stats, {})
+    assert kept == their_kept == ("t" in letters) + ("m" in letters or "c" in letters)
+    for name in ("startprob", "transmat", "means", "covars"):
+        assert ours[name].shape == np.shape(theirs[name])
+        assert_allclose(ours[name], theirs[name], rtol=1e-14, atol=1e-15, err_msg=name)
+    if "c" in letters:  # the unvisited state keeps its variances
+        assert ours["covars"].reshape(K, -1)[4].tolist() == covars.reshape(K, -1)[4].tolist()
+    if letters == "mc":  # state 0, no spread and no prior on it: its variance floored
+        assert ours["covars"].reshape(K, -1)[0].tolist() == [0.05] * (1 if ct == "spherical"
+                                                                      else D)

@@ -384,57 +384,91 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
                    backward)
 
 
+cdef struct _GroupWork:
+    Py_ssize_t lat            # the group's longest sequence
+    double* trans             # the group's (K, K) and (K,) count slots, or NULL
+    double* start
+    double* b                 # forward_backward's scratch: b, alpha (lat, Kp), scale (lat,),
+    double* alpha             # vec (3 Kp), gamma0 (Kp), xi (K, Kp)
+    double* scale
+    double* vec
+    double* gamma0
+    double* xi
+    double* extra             # the caller's own part of the block
+
+
+cdef Py_ssize_t _longest(const long long* offsets, Py_ssize_t s0,
+                         Py_ssize_t s1) noexcept nogil:
+    """The length of the longest of sequences [s0, s1) (0 for none)."""
+    cdef Py_ssize_t s, lat = 0
+    for s in range(s0, s1):
+        if offsets[s + 1] - offsets[s] > lat:
+            lat = offsets[s + 1] - offsets[s]
+    return lat
+
+
+cdef double* _group_start(const _FB* p, const long long* offsets, Py_ssize_t s0,
+                          Py_ssize_t s1, Py_ssize_t g, Py_ssize_t extra_per_row,
+                          Py_ssize_t extra_fixed, _GroupWork* w) noexcept nogil:
+    """What a group of the forward-backward passes starts with: its count slots zeroed
+    (start and transitions when p has them, the log-space count), its longest sequence, and
+    one block of scratch: forward_backward's (the log-space path uses b as log alpha (T, K)
+    and vec (3 K)) then extra_per_row * lat + extra_fixed doubles of the caller's
+    (``w.extra``). Returns the block (to free), NULL for an empty group or when it could not
+    be allocated (then seq_ll stays as the caller initialised it: NaN, caught there)."""
+    cdef int K = p.K, Kp = p.Kp
+    cdef Py_ssize_t lat
+    cdef double* block
+    p.n_log_space[g] = 0
+    w.trans = NULL
+    w.start = NULL
+    if p.trans_slots != NULL:
+        w.trans = p.trans_slots + g * K * K
+        w.start = p.start_slots + g * K
+        memset(w.trans, 0, K * K * sizeof(double))
+        memset(w.start, 0, K * sizeof(double))
+    lat = _longest(offsets, s0, s1)
+    w.lat = lat
+    if lat == 0:
+        return NULL
+    block = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + extra_per_row * lat
+                             + extra_fixed) * sizeof(double))
+    if block == NULL:
+        return NULL
+    w.b = block
+    w.alpha = w.b + lat * Kp
+    w.scale = w.alpha + lat * Kp
+    w.vec = w.scale + lat
+    w.gamma0 = w.vec + 3 * Kp
+    w.xi = w.gamma0 + Kp
+    w.extra = w.xi + K * Kp
+    return block
+
+
 cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize_t s1,
                  Py_ssize_t g, Py_ssize_t max_len, bint backward) noexcept nogil:
     """Sequences [s0, s1) into group g's slot, in order. Scratch is this call's own."""
-    cdef int K = p.K, Kp = p.Kp
-    cdef Py_ssize_t s, a, T, lat = 0
+    cdef int K = p.K
+    cdef Py_ssize_t s, a, T
     cdef double ll
-    cdef double* trans = NULL
-    cdef double* start = NULL
-    cdef double* alpha
-    cdef double* work
-    cdef double* b
-    cdef double* scale
-    cdef double* vec
-    cdef double* xi
-    cdef double* gamma0
-    p.n_log_space[g] = 0
-    if p.trans_slots != NULL:
-        trans = p.trans_slots + g * K * K
-        start = p.start_slots + g * K
-        memset(trans, 0, K * K * sizeof(double))
-        memset(start, 0, K * sizeof(double))
-    if s1 <= s0:
+    cdef _GroupWork w
+    cdef double* block = _group_start(p, offsets, s0, s1, g, 0, 0, &w)
+    if block == NULL:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
-    # b, alpha (T, Kp), scale (T,), 3 vectors of Kp, xi (K, Kp), gamma0 (Kp,); the log-space
-    # path uses b as log alpha (T, K) and vec (3 K)
-    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp) * sizeof(double))
-    if work == NULL:
-        return  # (seq_ll stays as the caller initialised it: NaN, caught there)
-    b = work
-    alpha = b + lat * Kp
-    scale = alpha + lat * Kp
-    vec = scale + lat
-    gamma0 = vec + 3 * Kp
-    xi = gamma0 + Kp
     for s in range(s0, s1):
         a = offsets[s]
         T = offsets[s + 1] - a
         if not backward:
-            ll = _forward_only(p, a, T, vec, vec + K)
+            ll = _forward_only(p, a, T, w.vec, w.vec + K)
         else:
-            ll = _forward_backward(p, a, T, alpha, b, scale, vec, xi, gamma0, trans, start)
+            ll = _forward_backward(p, a, T, w.alpha, w.b, w.scale, w.vec, w.xi, w.gamma0,
+                                   w.trans, w.start)
         if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
-            ll = _forward_backward_log(p, a, T, b, vec, vec + K, trans, start,
+            ll = _forward_backward_log(p, a, T, w.b, w.vec, w.vec + K, w.trans, w.start,
                                        p.post if p.post != NULL else NULL)
         p.seq_ll[s] = ll
-    free(work)
+    free(block)
 
 
 def viterbi(const double[:, ::1] logprob, const double[::1] startprob,
@@ -482,12 +516,9 @@ cdef void _viterbi_group(const double* lp, const double* lpi, const double* lA, 
     cdef double* nxt
     cdef double* tmp
     cdef int* back
-    if s1 <= s0:
+    lat = _longest(offsets, s0, s1)
+    if lat == 0:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
     base = <double*>malloc(2 * K * sizeof(double))
     back = <int*>malloc(lat * K * sizeof(int))
     if base == NULL or back == NULL:
@@ -732,7 +763,7 @@ def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const do
 # Steps per chunk of the long-sequence pass's chunk-parallel parts (a constant: the chunks,
 # hence the order the transition counts are added in, depend on the length only).
 cdef enum:
-    LONG_CHUNK_STEPS = 4096
+    LONG_CHUNK_STEPS = 1024
 LONG_CHUNK = LONG_CHUNK_STEPS
 
 
@@ -1025,47 +1056,25 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
     call's own."""
     cdef int K = p.K, Kp = p.Kp
     cdef int spherical = d.cov_type == 3
-    cdef Py_ssize_t s, a, T, lat = 0, c0, b
+    cdef Py_ssize_t s, a, T, lat, c0, b
     cdef double ll
     cdef _FB q = p[0]
-    cdef double* trans = p.trans_slots + g * K * K
-    cdef double* start = p.start_slots + g * K
-    cdef double* work
-    cdef double* b_lat
-    cdef double* alpha
-    cdef double* scale
-    cdef double* vec
-    cdef double* gamma0
-    cdef double* xi
+    cdef _GroupWork w
+    cdef double* block
     cdef double* lp
     cdef double* post
     cdef double* ys
     cdef double* z
-    p.n_log_space[g] = 0
-    memset(trans, 0, K * K * sizeof(double))
-    memset(start, 0, K * sizeof(double))
     memset(eslot, 0, width * sizeof(double))
-    if s1 <= s0:
+    # after forward_backward's scratch: the log-densities and the posteriors (T K + Kp: the
+    # statistics read every row's Kp lanes straight from post, the pad lanes finite), the
+    # rows shifted for the statistics (T, D) and an emission chunk's features (EM_CHUNK,
+    # n_aux)
+    block = _group_start(p, offsets, s0, s1, g, 2 * K + D, 2 * Kp + EM_CHUNK * d.n_aux, &w)
+    if block == NULL:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
-    # forward_backward's scratch (b, alpha (T, Kp), scale (T,), vec (3 Kp), gamma0 (Kp),
-    # xi (K, Kp)), then the log-densities and the posteriors (T K + Kp: the statistics read
-    # every row's Kp lanes straight from post, the pad lanes finite), the rows shifted for
-    # the statistics (T, D) and an emission chunk's features (EM_CHUNK, n_aux)
-    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + 2 * (lat * K + Kp)
-                            + lat * D + EM_CHUNK * d.n_aux) * sizeof(double))
-    if work == NULL:
-        return  # (seq_ll stays NaN: the caller raises MemoryError)
-    b_lat = work
-    alpha = b_lat + lat * Kp
-    scale = alpha + lat * Kp
-    vec = scale + lat
-    gamma0 = vec + 3 * Kp
-    xi = gamma0 + Kp
-    lp = xi + K * Kp
+    lat = w.lat
+    lp = w.extra
     post = lp + lat * K + Kp
     ys = post + lat * K + Kp
     z = ys + lat * D
@@ -1082,10 +1091,12 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
                       ys + c0 * D)
             vbf_hmm_affine(z, <int>b, d.n_aux, d.WTp, d.cstp, K, Kp, lp + c0 * K)
             c0 = c0 + b
-        ll = _forward_backward(&q, 0, T, alpha, b_lat, scale, vec, xi, gamma0, trans, start)
-        if ll != ll:  # under/overflow: redo exactly in log space (b_lat serves as log alpha)
+        ll = _forward_backward(&q, 0, T, w.alpha, w.b, w.scale, w.vec, w.xi, w.gamma0,
+                               w.trans, w.start)
+        if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
-            ll = _forward_backward_log(&q, 0, T, b_lat, vec, vec + K, trans, start, post)
+            ll = _forward_backward_log(&q, 0, T, w.b, w.vec, w.vec + K, w.trans, w.start,
+                                       post)
         p.seq_ll[s] = ll
         c0 = 0
         while c0 < T:  # (blocks of rows: a block's rows and posteriors stay in L1)
@@ -1093,7 +1104,7 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
             vbf_hmm_gstats_cols(ys + c0 * D, post + c0 * K, <int>b, D, K, Kp, spherical,
                                 eslot, eslot + Kp, eslot + Kp + D * Kp)
             c0 = c0 + b
-    free(work)
+    free(block)
 
 
 cdef inline void _features(const floating* X, int b, int D, int spherical,
