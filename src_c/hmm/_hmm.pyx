@@ -69,6 +69,9 @@ cdef extern from "_hmm_kernels.h":
     void vbf_hmm_chains(int which, int K, int Kp, long long T, const double* b,
                         const double* startp, const double* Ap, const double* ATp,
                         double* alpha, double* V, double* lsum, int* bad) noexcept nogil
+    void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
+                         const double* alpha, const double* V, const double* ATp, double* post,
+                         double* gamma0, double* xi, int* bad) noexcept nogil
     ctypedef struct vbf_hmm_long_ctx:
         int K, Kp, backward
         long long T, chunk, n_chunks

@@ -945,24 +945,20 @@ VBF_DISPATCH(vbf_hmm_chains, "avx2", vbf_cpu_avx2(),
 
 /* steps [t0, t1) of the combine: beta_t = A v_{t+1} again (the same operations as the
    backward step), gamma_t into post (T, K) rows (NULL: not wanted) and gamma0 (Kp) at t = 0,
-   xi (Kp, Kp) slot = sum_{t0 <= t < min(t1, T - 1)} (a_t / Z_t)^T v_{t+1} (overwritten, or
-   with more != 0 added to: a chunk's steps in several calls give the same sums); *bad |=
-   some Z_t left the range. Optional emission statistics (feat NULL: none): slot (n_feat, Kp)
-   row a += f_ta gamma_t for the steps' features feat ((t1 - t0), n_feat), rows added in
-   order (f_t0 = 1: the occupancies). */
+   xi (Kp, Kp) slot (overwritten) = sum_{t0 <= t < min(t1, T - 1)} (a_t / Z_t)^T v_{t+1};
+   *bad: some Z_t left the range */
 VBF_INLINE void vbf_hmm_combine_k(int K, const int Kp, long long T, long long t0,
                                   long long t1, const double *alpha, const double *V,
                                   const double *ATp, double *post, double *gamma0,
-                                  double *xi, int more, const double *feat, int n_feat,
-                                  double *slot, int *bad, vbf_v4 (*acc)[Kp / 4])
+                                  double *xi, int *bad, vbf_v4 (*acc)[Kp / 4])
 {
     vbf_v4 beta[4], v[4], a[4], g[4];
     double buf[16];
     long long t;
-    int i, l, f, fail = 0;
+    int i, l, fail = 0;
     for (i = 0; i < Kp; i++)
         for (l = 0; l < Kp / 4; l++)
-            acc[i][l] = more ? vbf_load4(xi + (long long)i * Kp + 4 * l) : vbf_splat(0.0);
+            acc[i][l] = vbf_splat(0.0);
     for (t = t0; t < t1; t++) {
         double z, r;
         if (t == T - 1) {
@@ -1001,13 +997,6 @@ VBF_INLINE void vbf_hmm_combine_k(int K, const int Kp, long long T, long long t0
         if (t == 0)
             for (l = 0; l < Kp / 4; l++)
                 vbf_store4(gamma0 + 4 * l, g[l]);
-        if (feat != NULL)  /* (the slot in L1: loaded and stored row by row) */
-            for (f = 0; f < n_feat; f++) {
-                const vbf_v4 x = vbf_splat(feat[(t - t0) * n_feat + f]);
-                for (l = 0; l < Kp / 4; l++)
-                    vbf_store4(slot + (long long)f * Kp + 4 * l,
-                               vbf_load4(slot + (long long)f * Kp + 4 * l) + x * g[l]);
-            }
         if (t < T - 1) {
             for (l = 0; l < Kp / 4; l++)
                 a[l] = a[l] * vbf_splat(r);
@@ -1021,34 +1010,40 @@ VBF_INLINE void vbf_hmm_combine_k(int K, const int Kp, long long T, long long t0
     for (i = 0; i < Kp; i++)
         for (l = 0; l < Kp / 4; l++)
             vbf_store4(xi + (long long)i * Kp + 4 * l, acc[i][l]);
-    *bad |= fail;
+    *bad = fail;
 }
 
-#define VBF_HMM_COMBINE_KP(KP)                                                          \
-    {                                                                                   \
-        vbf_v4 acc[KP][KP / 4];                                                         \
-        vbf_hmm_combine_k(K, KP, T, t0, t1, alpha, V, ATp, post, gamma0, xi, more, feat,  \
-                          n_feat, slot, bad, acc);                                      \
-    }
 VBF_INLINE void vbf_hmm_combine_body(int K, int Kp, long long T, long long t0, long long t1,
                                      const double *alpha, const double *V, const double *ATp,
-                                     double *post, double *gamma0, double *xi, int more,
-                                     const double *feat, int n_feat, double *slot, int *bad)
+                                     double *post, double *gamma0, double *xi, int *bad)
 {
     /* the accumulators declared here, of a constant size: in registers for small Kp */
     switch (Kp) {
-    case 4: VBF_HMM_COMBINE_KP(4) break;
-    case 8: VBF_HMM_COMBINE_KP(8) break;
-    case 12: VBF_HMM_COMBINE_KP(12) break;
-    default: VBF_HMM_COMBINE_KP(16)
+    case 4: {
+        vbf_v4 acc[4][1];
+        vbf_hmm_combine_k(K, 4, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    case 8: {
+        vbf_v4 acc[8][2];
+        vbf_hmm_combine_k(K, 8, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    case 12: {
+        vbf_v4 acc[12][3];
+        vbf_hmm_combine_k(K, 12, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+        break;
+    }
+    default: {
+        vbf_v4 acc[16][4];
+        vbf_hmm_combine_k(K, 16, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad, acc);
+    }
     }
 }
 VBF_DISPATCH(vbf_hmm_combine, "avx2", vbf_cpu_avx2(),
              (int K, int Kp, long long T, long long t0, long long t1, const double *alpha,
               const double *V, const double *ATp, double *post, double *gamma0, double *xi,
-              int more, const double *feat, int n_feat, double *slot, int *bad),
-             (K, Kp, T, t0, t1, alpha, V, ATp, post, gamma0, xi, more, feat, n_feat, slot,
-              bad))
+              int *bad), (K, Kp, T, t0, t1, alpha, V, ATp, post, gamma0, xi, bad))
 #else
 /* compilers without vector extensions: the same operations one lane at a time */
 static void vbf_hmm_long_emis(int K, int Kp, long long t0, long long t1, const double *lp,
@@ -1156,15 +1151,13 @@ static void vbf_hmm_chains(int which, int K, int Kp, long long T, const double *
 
 static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long t1,
                             const double *alpha, const double *V, const double *ATp,
-                            double *post, double *gamma0, double *xi, int more,
-                            const double *feat, int n_feat, double *slot, int *bad)
+                            double *post, double *gamma0, double *xi, int *bad)
 {
     double beta[16], g[16], a[16], z, r;
     long long t;
-    int i, j, f, fail = 0;
-    if (!more)
-        for (i = 0; i < Kp * Kp; i++)
-            xi[i] = 0.0;
+    int i, j, fail = 0;
+    for (i = 0; i < Kp * Kp; i++)
+        xi[i] = 0.0;
     for (t = t0; t < t1; t++) {
         if (t == T - 1)
             for (j = 0; j < Kp; j++)
@@ -1184,10 +1177,6 @@ static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long 
         if (t == 0)
             for (j = 0; j < Kp; j++)
                 gamma0[j] = g[j];
-        if (feat != NULL)
-            for (f = 0; f < n_feat; f++)
-                for (j = 0; j < Kp; j++)
-                    slot[f * Kp + j] = slot[f * Kp + j] + feat[(t - t0) * n_feat + f] * g[j];
         if (t < T - 1) {
             for (j = 0; j < Kp; j++)
                 a[j] = alpha[t * Kp + j] * r;
@@ -1196,7 +1185,7 @@ static void vbf_hmm_combine(int K, int Kp, long long T, long long t0, long long 
                     xi[i * Kp + j] = xi[i * Kp + j] + a[i] * V[(t + 1) * Kp + j];
         }
     }
-    *bad |= fail;
+    *bad = fail;
 }
 #endif
 
@@ -1226,21 +1215,21 @@ typedef struct {
     /* Optional emission hooks (NULL: lp is given, no emission statistics). emis_rows makes
        the densities b_t of rows [t0, t1) (at most VBF_HMM_LONG_SUB; b's rows t0.. written,
        *msum += their m_t in order, as vbf_hmm_long_emis) from the data itself, so the
-       (T, K) log-densities are never stored; feat_rows writes the emission statistics'
-       features of rows [t0, t1) (at most VBF_HMM_LONG_SUB) into scratch ((t1 - t0),
-       n_feat), which the combine adds times gamma_t into chunk k's slot (em_slots + k
-       n_feat Kp, (n_feat, Kp)) as it makes gamma_t. Each thread gets scratch_size doubles
-       of scratch (malloc'd in the worker; nomem set when that fails). */
+       (T, K) log-densities are never stored; stats_chunk turns a combined chunk's
+       posteriors (post rows [t0, t1)) into its emission statistics slot (em_slots + k
+       em_width, overwritten). Each thread gets scratch_size doubles of scratch (malloc'd
+       in the worker; nomem set when that fails). */
     void (*emis_rows)(const void *arg, long long t0, long long t1, double *scratch,
                       double *b, double *msum);
-    void (*feat_rows)(const void *arg, long long t0, long long t1, double *scratch);
+    void (*stats_chunk)(const void *arg, long long t0, long long t1, const double *post,
+                        double *slot, double *scratch);
     const void *hook_arg;
     double *em_slots;
-    long long scratch_size;
-    int n_feat, nomem;
+    long long em_width, scratch_size;
+    int nomem;
 } vbf_hmm_long_ctx;
 
-/* Rows made at a time by emis_rows and feat_rows (scratch in L1) */
+/* Rows made at a time by emis_rows and stats_chunk's blocks (scratch in L1) */
 #define VBF_HMM_LONG_SUB 128
 
 /* chunk k's densities b_t (and its m_t sum): from lp, or from the data through emis_rows in
@@ -1263,29 +1252,18 @@ static void vbf_hmm_long_emis_chunk(vbf_hmm_long_ctx *c, long long k, double *sc
     }
 }
 
-/* chunk k's combine (posteriors, xi slot) and, with feat_rows, its emission statistics
-   slot, in blocks of VBF_HMM_LONG_SUB steps (the same sums as one call) */
+/* chunk k's combine (posteriors, xi slot), then its emission statistics if asked */
 static void vbf_hmm_long_comb_chunk(vbf_hmm_long_ctx *c, long long k, double *scratch)
 {
-    long long t0 = k * c->chunk, t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T, s, e;
-    double *xi = c->xi_slots + k * c->Kp * c->Kp, *slot = NULL;
-    c->bad[2 + k] = 0;
-    if (c->feat_rows == NULL) {
-        vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post,
-                        c->gamma0, xi, 0, NULL, 0, NULL, c->bad + 2 + k);
-        return;
-    }
-    if (scratch == NULL) {
-        c->bad[2 + k] = 1;
-        return;
-    }
-    slot = c->em_slots + k * (long long)c->n_feat * c->Kp;
-    memset(slot, 0, (size_t)c->n_feat * c->Kp * sizeof(double));
-    for (s = t0; s < t1; s += VBF_HMM_LONG_SUB) {
-        e = s + VBF_HMM_LONG_SUB < t1 ? s + VBF_HMM_LONG_SUB : t1;
-        c->feat_rows(c->hook_arg, s, e, scratch);
-        vbf_hmm_combine(c->K, c->Kp, c->T, s, e, c->alpha, c->V, c->ATp, c->post, c->gamma0,
-                        xi, s > t0, scratch, c->n_feat, slot, c->bad + 2 + k);
+    long long t0 = k * c->chunk, t1 = t0 + c->chunk < c->T ? t0 + c->chunk : c->T;
+    vbf_hmm_combine(c->K, c->Kp, c->T, t0, t1, c->alpha, c->V, c->ATp, c->post, c->gamma0,
+                    c->xi_slots + k * c->Kp * c->Kp, c->bad + 2 + k);
+    if (c->stats_chunk != NULL) {
+        if (scratch == NULL)
+            c->bad[2 + k] = 1;
+        else
+            c->stats_chunk(c->hook_arg, t0, t1, c->post, c->em_slots + k * c->em_width,
+                           scratch);
     }
 }
 

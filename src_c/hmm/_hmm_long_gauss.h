@@ -5,10 +5,9 @@
      the affine form of _hmm.pyx's gaussian_log_density (the operations of
      vbf_hmm_features_* then vbf_hmm_affine, row by row in registers: the same bits as that
      function's output), so the (T, K) log-densities are never stored;
-   - vbf_hmm_gauss_feat_rows: the features [1, y, y^2] ('spherical': [1, y, ||y||^2]) of a
-     block of rows, y = x - stats_shift, which the combine adds times each gamma_t (in
-     registers, rows in order: the sums of vbf_hmm_gstats_cols) into the chunk's slot
-     [nk (Kp), s1 (D, Kp), s2 (D, Kp) 'diag' / (Kp) 'spherical'].
+   - vbf_hmm_gauss_stats_chunk: a combined chunk's emission statistics from its posteriors
+     (still in cache), by vbf_hmm_gstats_cols (rows added in order), into the chunk's slot
+     [nk (Kp), s1 (D, Kp), s2 (D, Kp) 'diag' / (Kp) 'spherical'] about stats_shift.
 
    The slots are added in chunk order by the caller: the same bits for any thread count. */
 #ifndef VBFAST_HMM_LONG_GAUSS_H
@@ -33,17 +32,27 @@ static long long vbf_hmm_gauss_scratch(const vbf_hmm_gauss_rows *g)
     return (long long)VBF_HMM_LONG_SUB * (g->K + g->n_aux + g->D) + 16;
 }
 
+/* y = x - stats_shift for b rows */
+static void vbf_hmm_gauss_shifted(const vbf_hmm_gauss_rows *g, long long t0, int b, double *ys)
+{
+    const int D = g->D;
+    long long n;
+    int j;
+    for (n = 0; n < b; n++)
+        for (j = 0; j < D; j++)
+            ys[n * D + j] = (g->Xf != NULL ? (double)g->Xf[(t0 + n) * D + j]
+                             : g->Xd[(t0 + n) * D + j]) - g->stats_shift[j];
+}
+
 /* b_t = exp(l_t - m_t) of rows [t0, t1) into b (rows at b + t Kp), *msum += the m_t in
    order (NaN, and return, at a row with no finite largest density): the operations of
    vbf_hmm_features_*, vbf_hmm_affine and vbf_hmm_long_emis in turn (the same bits), row by
    row in registers, with no feature or density buffer. */
-/* x's entry i as a double */
-static inline double vbf_hmm_gauss_x(const vbf_hmm_gauss_rows *g, long long i)
+#if defined(__GNUC__)
+VBF_INLINE double vbf_hmm_gauss_x(const vbf_hmm_gauss_rows *g, long long i)
 {
     return g->Xf != NULL ? (double)g->Xf[i] : g->Xd[i];
 }
-
-#if defined(__GNUC__)
 
 VBF_INLINE void vbf_hmm_gauss_b_k(const vbf_hmm_gauss_rows *g, long long t0, long long t1,
                                   double *b, double *msum, const int Kp)
@@ -133,28 +142,37 @@ static void vbf_hmm_gauss_emis_rows(const void *arg, long long t0, long long t1,
 }
 #endif
 
-/* the statistics' features of rows [t0, t1) into f ((t1 - t0), n_feat): [1, y, y^2]
-   ('diag') or [1, y, ||y||^2] ('spherical', the squares summed over j in order), y = x -
-   stats_shift; the combine adds f_ta gamma_t into the slot's row a (nk, s1, s2) */
-static void vbf_hmm_gauss_feat_rows(const void *arg, long long t0, long long t1, double *f)
+/* the rows whose Kp lanes would pass the chunk's last row (K < Kp) are read through a
+   zero-padded copy: nothing outside the chunk's rows is read (another thread may be writing
+   the next chunk's posteriors) */
+static void vbf_hmm_gauss_stats_chunk(const void *arg, long long t0, long long t1,
+                                      const double *post, double *slot, double *scratch)
 {
     const vbf_hmm_gauss_rows *g = (const vbf_hmm_gauss_rows *)arg;
-    const int D = g->D, n_feat = g->spherical ? D + 2 : 2 * D + 1;
-    long long n;
-    int j;
-    for (n = t0; n < t1; n++) {
-        double *fn = f + (n - t0) * n_feat, q = 0.0;
-        fn[0] = 1.0;
-        for (j = 0; j < D; j++) {
-            const double y = vbf_hmm_gauss_x(g, n * D + j) - g->stats_shift[j];
-            fn[1 + j] = y;
-            if (g->spherical)
-                q = q + y * y;
-            else
-                fn[1 + D + j] = y * y;
+    const int D = g->D, K = g->K, Kp = g->Kp, spherical = g->spherical;
+    const long long width = Kp + (long long)D * Kp + (spherical ? Kp : (long long)D * Kp);
+    const long long tail = (Kp - K + K - 1) / K;  /* rows read through the copy */
+    double *nk = slot, *s1 = slot + Kp, *s2 = slot + Kp + (long long)D * Kp;
+    double buf[16 * 16 + 16];
+    long long s, e, nd;
+    int b, i;
+    memset(slot, 0, (size_t)width * sizeof(double));
+    for (s = t0; s < t1; s += VBF_HMM_LONG_SUB) {
+        e = s + VBF_HMM_LONG_SUB < t1 ? s + VBF_HMM_LONG_SUB : t1;
+        b = (int)(e - s);
+        vbf_hmm_gauss_shifted(g, s, b, scratch);
+        nd = t1 - tail - s;
+        nd = nd < 0 ? 0 : (nd > b ? b : nd);
+        if (nd > 0)
+            vbf_hmm_gstats_cols(scratch, post + s * K, (int)nd, D, K, Kp, spherical, nk, s1,
+                                s2);
+        if (nd < b) {  /* (b - nd <= tail <= 3 rows) */
+            memset(buf, 0, sizeof buf);
+            for (i = 0; i < (b - nd) * K; i++)
+                buf[i] = post[(s + nd) * K + i];
+            vbf_hmm_gstats_cols(scratch + nd * D, buf, (int)(b - nd), D, K, Kp, spherical,
+                                nk, s1, s2);
         }
-        if (g->spherical)
-            fn[1 + D] = q;
     }
 }
 
@@ -163,10 +181,11 @@ static void vbf_hmm_long_gauss_hooks(vbf_hmm_long_ctx *c, const vbf_hmm_gauss_ro
                                      double *em_slots)
 {
     c->emis_rows = vbf_hmm_gauss_emis_rows;
-    c->feat_rows = em_slots != NULL ? vbf_hmm_gauss_feat_rows : NULL;
+    c->stats_chunk = em_slots != NULL ? vbf_hmm_gauss_stats_chunk : NULL;
     c->hook_arg = g;
     c->em_slots = em_slots;
-    c->n_feat = g->spherical ? g->D + 2 : 2 * g->D + 1;
+    c->em_width = g->Kp + (long long)g->D * g->Kp + (g->spherical ? g->Kp
+                                                       : (long long)g->D * g->Kp);
     c->scratch_size = vbf_hmm_gauss_scratch(g);
 }
 
