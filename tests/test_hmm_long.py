@@ -67,7 +67,8 @@ def test_long_pass_matches_log_space_reference(K, zeros, T, ref_fb, random_model
     assert_array_equal(_long(logprob, startprob, transmat, 1, "stats")[2], trans)
 
 
-@pytest.mark.parametrize("K,T", [(4, 50_000), (3, 9_999), (10, 8_193), (1, 5000), (16, 4097)])
+@pytest.mark.parametrize("K,T", [(4, 50_000), (3, 9_999), (10, 8_193), (1, 5000), (16, 4097),
+                                 (5, 1025)])
 def test_long_pass_bitwise_identical_for_one_and_two_threads(K, T, random_model):
     rng = np.random.default_rng(K * T)
     logprob = rng.normal(scale=4.0, size=(T, K))
@@ -149,20 +150,21 @@ def _gauss_long(X, means, prec, log_const, shift, startprob, transmat, n_threads
     T, D = X.shape
     K = means.shape[0]
     spherical = prec.ndim == 1
-    Kp = (K + 3) // 4 * 4
-    n_chunks = -(-T // _hmm.LONG_CHUNK)
-    slots = np.full((n_chunks, Kp * (2 + D if spherical else 1 + 2 * D)), np.nan)
-    post, lattice = np.full((T, K), np.nan), np.full((3, T, Kp), np.nan)
-    trans, start = np.full((K, K), np.nan), np.full(K, np.nan)
-    ll = _hmm.gaussian_long_pass(X, means, np.ascontiguousarray(prec.ravel()),
-                                 3 if spherical else 2, log_const, shift, startprob,
-                                 transmat, post, trans, start, slots, lattice, n_threads)
-    total = slots.sum(axis=0)
-    nk = total[:K]
-    s1 = total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T
-    s2 = total[Kp + D * Kp:]
-    s2 = s2[:K] if spherical else s2.reshape(D, Kp)[:, :K].T
-    return ll, trans, start, nk, s1, s2, post, slots
+    work = _hmm.LongWork(T, K, D, spherical)
+    work.post[...] = np.nan  # (every entry written by the pass)
+    work.em_slots[...] = np.nan
+    ll, start, trans, nk, s1, s2 = _hmm.gaussian_long_pass(
+        X, means, np.ascontiguousarray(prec.ravel()), 3 if spherical else 2, log_const, shift,
+        startprob, transmat, work, n_threads)
+    if np.isfinite(ll):  # the statistics: the chunks' slots added in chunk order
+        Kp = (K + 3) // 4 * 4
+        total = work.em_slots.sum(axis=0)
+        assert nk.tobytes() == total[:K].tobytes()
+        assert s1.tobytes() == total[Kp:Kp + D * Kp].reshape(D, Kp)[:, :K].T.tobytes()
+        ref_s2 = total[Kp + D * Kp:]
+        ref_s2 = ref_s2[:K] if spherical else ref_s2.reshape(D, Kp)[:, :K].T
+        assert s2.tobytes() == ref_s2.tobytes()
+    return ll, trans, start, nk, s1, s2, work.post.copy(), work.em_slots.copy()
 
 
 @pytest.mark.parametrize("spherical", [False, True])
@@ -247,24 +249,30 @@ def test_gaussian_long_pass_refuses_bad_shapes():
     means, prec, log_const = _gauss_inputs(rng, 3, 2, False)
     X = rng.normal(size=(50, 2))
     startprob, transmat = np.full(3, 1 / 3), np.full((3, 3), 1 / 3)
-    args = dict(post=np.empty((50, 3)), trans=np.empty((3, 3)), start=np.empty(3),
-                slots=np.empty((1, 4 * 5)), lattice=np.empty((3, 50, 4)))
 
-    def call(**kw):
-        a = dict(args, **kw)
-        return _hmm.gaussian_long_pass(X, means, prec.ravel(), kw.get("code", 2), log_const,
-                                       X.mean(axis=0), startprob, transmat, a["post"],
-                                       a["trans"], a["start"], a["slots"], a["lattice"], 1)
+    def call(work=None, code=2, p=prec.ravel(), lc=log_const, sp=startprob):
+        work = _hmm.LongWork(50, 3, 2, code == 3) if work is None else work
+        return _hmm.gaussian_long_pass(X, means, p, code, lc, X.mean(axis=0), sp, transmat,
+                                       work, 1)[0]
 
     assert np.isfinite(call())
+    for work in (_hmm.LongWork(49, 3, 2), _hmm.LongWork(50, 4, 2), _hmm.LongWork(50, 3, 1),
+                 _hmm.LongWork(50, 3, 2, True), _hmm.LongWork(50, 3, 2, backward=False)):
+        with pytest.raises(ValueError, match="shapes do not match"):
+            call(work)
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(slots=np.empty((2, 20)))
+        call(p=prec.ravel()[:5])
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(lattice=np.empty((3, 50, 3)))
+        call(lc=log_const[:2])
     with pytest.raises(ValueError, match="shapes do not match"):
-        call(post=np.empty((49, 3)))
+        call(sp=np.full(4, 0.25))
     with pytest.raises(ValueError, match="cov_type 2 or 3"):
         call(code=0)
+    with pytest.raises(ValueError, match="K <= 16"):
+        _hmm.LongWork(50, 17, 2)
+    with pytest.raises(TypeError):
+        _hmm.gaussian_long_pass(X, means, prec.ravel(), 2, log_const, X.mean(axis=0),
+                                startprob, transmat, None, 1)
 
 
 @pytest.mark.parametrize("ct,D", [("full", 1), ("diag", 2), ("spherical", 3), ("tied", 1)])
@@ -330,3 +338,59 @@ def test_floor_eigenvalues_batched_matches_one_by_one(D):
         assert_allclose(out[k], expect, rtol=1e-12, atol=1e-15)
         assert np.linalg.eigvalsh(out[k]).min() >= floor * (1 - 1e-9)
     assert_allclose(out[0], floor * np.eye(D), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct,D", [("diag", 1), ("diag", 3), ("spherical", 2), ("full", 1)])
+@pytest.mark.parametrize("letters", ["stmc", "mc", "st", "c"])
+def test_compiled_m_step_matches_the_numpy_m_step(ct, D, letters):
+    """``_hmm.gaussian_m_step_small`` (GaussianHMM._m_step for 'diag', 'spherical' and one
+    feature's 'full') against the NumPy M-step (``BaseHMM._m_step`` with
+    ``_emission_m_step``), with priors of every shape, an unvisited state, a zero start
+    entry and transition, a transition row with no counts, and a variance under min_covar."""
+    from vbfast.hmm.base import BaseHMM
+
+    rng = np.random.default_rng(len(letters) * 10 + D)
+    K = 5
+    est = GaussianHMM(K, ct, params=letters, min_covar=0.05,
+                      startprob_prior=rng.uniform(1.0, 2.0, size=K),
+                      transmat_prior=rng.uniform(1.0, 2.0, size=(K, K)),
+                      means_prior=rng.normal(size=(K, D)), means_weight=rng.uniform(0, 1, K),
+                      covars_prior=rng.uniform(0, 0.1, size=(K, D) if ct == "diag" else K),
+                      covars_weight=rng.uniform(0.5, 4.0, size=K))
+    if ct == "full":
+        est.covars_prior = 0.02 * (np.arange(K) > 0)[:, None, None]
+    est.means_weight[0] = est.covars_prior[0] = 0.0
+    startprob = rng.dirichlet(np.ones(K))
+    startprob[1] = 0.0
+    startprob /= startprob.sum()
+    transmat = rng.dirichlet(np.ones(K), size=K)
+    transmat[2, 3] = 0.0
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    covars = {"diag": rng.uniform(0.5, 2, (K, D)), "spherical": rng.uniform(0.5, 2, K),
+              "full": rng.uniform(0.5, 2, (K, 1, 1))}[ct]
+    params = {"startprob": startprob, "transmat": transmat,
+              "means": rng.normal(size=(K, D)), "covars": covars}
+    nk = rng.uniform(10, 100, K)
+    nk[4] = 0.0  # unvisited
+    shift = rng.normal(size=D)
+    s1 = rng.normal(size=(K, D)) * nk[:, None]
+    s2 = rng.uniform(1, 3, size=(K, D)) * nk[:, None] + s1 ** 2 / np.maximum(nk, 1)[:, None]
+    s2[0] = s1[0] ** 2 / nk[0]  # state 0: no spread (its variance floored)
+    s2 = {"diag": lambda: s2, "spherical": lambda: s2.sum(axis=1),
+          "full": lambda: s2.reshape(K, 1, 1)}[ct]()
+    trans = rng.uniform(0, 50, size=(K, K))
+    trans[1] = 0.0  # (a row with no counts keeps its values: prior - 1 = 0 needs it)
+    stats = {"start": rng.dirichlet(np.ones(K)), "trans": trans, "nk": nk, "s1": s1,
+             "s2": s2, "shift": shift}
+    est.transmat_prior = np.where(np.arange(K)[:, None] == 1, 1.0, est.transmat_prior)
+    ours, kept = est._m_step(params, stats, {})
+    theirs, their_kept = BaseHMM._m_step(est, params, stats, {})
+    assert kept == their_kept == ("t" in letters) + ("m" in letters or "c" in letters)
+    for name in ("startprob", "transmat", "means", "covars"):
+        assert ours[name].shape == np.shape(theirs[name])
+        assert_allclose(ours[name], theirs[name], rtol=1e-14, atol=1e-15, err_msg=name)
+    if "c" in letters:  # the unvisited state keeps its variances
+        assert ours["covars"].reshape(K, -1)[4].tolist() == covars.reshape(K, -1)[4].tolist()
+    if letters == "mc":  # state 0, no spread and no prior on it: its variance floored
+        assert ours["covars"].reshape(K, -1)[0].tolist() == [0.05] * (1 if ct == "spherical"
+                                                                      else D)

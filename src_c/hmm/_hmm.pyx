@@ -384,57 +384,91 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
                    backward)
 
 
+cdef struct _GroupWork:
+    Py_ssize_t lat            # the group's longest sequence
+    double* trans             # the group's (K, K) and (K,) count slots, or NULL
+    double* start
+    double* b                 # forward_backward's scratch: b, alpha (lat, Kp), scale (lat,),
+    double* alpha             # vec (3 Kp), gamma0 (Kp), xi (K, Kp)
+    double* scale
+    double* vec
+    double* gamma0
+    double* xi
+    double* extra             # the caller's own part of the block
+
+
+cdef Py_ssize_t _longest(const long long* offsets, Py_ssize_t s0,
+                         Py_ssize_t s1) noexcept nogil:
+    """The length of the longest of sequences [s0, s1) (0 for none)."""
+    cdef Py_ssize_t s, lat = 0
+    for s in range(s0, s1):
+        if offsets[s + 1] - offsets[s] > lat:
+            lat = offsets[s + 1] - offsets[s]
+    return lat
+
+
+cdef double* _group_start(const _FB* p, const long long* offsets, Py_ssize_t s0,
+                          Py_ssize_t s1, Py_ssize_t g, Py_ssize_t extra_per_row,
+                          Py_ssize_t extra_fixed, _GroupWork* w) noexcept nogil:
+    """What a group of the forward-backward passes starts with: its count slots zeroed
+    (start and transitions when p has them, the log-space count), its longest sequence, and
+    one block of scratch: forward_backward's (the log-space path uses b as log alpha (T, K)
+    and vec (3 K)) then extra_per_row * lat + extra_fixed doubles of the caller's
+    (``w.extra``). Returns the block (to free), NULL for an empty group or when it could not
+    be allocated (then seq_ll stays as the caller initialised it: NaN, caught there)."""
+    cdef int K = p.K, Kp = p.Kp
+    cdef Py_ssize_t lat
+    cdef double* block
+    p.n_log_space[g] = 0
+    w.trans = NULL
+    w.start = NULL
+    if p.trans_slots != NULL:
+        w.trans = p.trans_slots + g * K * K
+        w.start = p.start_slots + g * K
+        memset(w.trans, 0, K * K * sizeof(double))
+        memset(w.start, 0, K * sizeof(double))
+    lat = _longest(offsets, s0, s1)
+    w.lat = lat
+    if lat == 0:
+        return NULL
+    block = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + extra_per_row * lat
+                             + extra_fixed) * sizeof(double))
+    if block == NULL:
+        return NULL
+    w.b = block
+    w.alpha = w.b + lat * Kp
+    w.scale = w.alpha + lat * Kp
+    w.vec = w.scale + lat
+    w.gamma0 = w.vec + 3 * Kp
+    w.xi = w.gamma0 + Kp
+    w.extra = w.xi + K * Kp
+    return block
+
+
 cdef void _group(const _FB* p, const long long* offsets, Py_ssize_t s0, Py_ssize_t s1,
                  Py_ssize_t g, Py_ssize_t max_len, bint backward) noexcept nogil:
     """Sequences [s0, s1) into group g's slot, in order. Scratch is this call's own."""
-    cdef int K = p.K, Kp = p.Kp
-    cdef Py_ssize_t s, a, T, lat = 0
+    cdef int K = p.K
+    cdef Py_ssize_t s, a, T
     cdef double ll
-    cdef double* trans = NULL
-    cdef double* start = NULL
-    cdef double* alpha
-    cdef double* work
-    cdef double* b
-    cdef double* scale
-    cdef double* vec
-    cdef double* xi
-    cdef double* gamma0
-    p.n_log_space[g] = 0
-    if p.trans_slots != NULL:
-        trans = p.trans_slots + g * K * K
-        start = p.start_slots + g * K
-        memset(trans, 0, K * K * sizeof(double))
-        memset(start, 0, K * sizeof(double))
-    if s1 <= s0:
+    cdef _GroupWork w
+    cdef double* block = _group_start(p, offsets, s0, s1, g, 0, 0, &w)
+    if block == NULL:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
-    # b, alpha (T, Kp), scale (T,), 3 vectors of Kp, xi (K, Kp), gamma0 (Kp,); the log-space
-    # path uses b as log alpha (T, K) and vec (3 K)
-    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp) * sizeof(double))
-    if work == NULL:
-        return  # (seq_ll stays as the caller initialised it: NaN, caught there)
-    b = work
-    alpha = b + lat * Kp
-    scale = alpha + lat * Kp
-    vec = scale + lat
-    gamma0 = vec + 3 * Kp
-    xi = gamma0 + Kp
     for s in range(s0, s1):
         a = offsets[s]
         T = offsets[s + 1] - a
         if not backward:
-            ll = _forward_only(p, a, T, vec, vec + K)
+            ll = _forward_only(p, a, T, w.vec, w.vec + K)
         else:
-            ll = _forward_backward(p, a, T, alpha, b, scale, vec, xi, gamma0, trans, start)
+            ll = _forward_backward(p, a, T, w.alpha, w.b, w.scale, w.vec, w.xi, w.gamma0,
+                                   w.trans, w.start)
         if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
-            ll = _forward_backward_log(p, a, T, b, vec, vec + K, trans, start,
+            ll = _forward_backward_log(p, a, T, w.b, w.vec, w.vec + K, w.trans, w.start,
                                        p.post if p.post != NULL else NULL)
         p.seq_ll[s] = ll
-    free(work)
+    free(block)
 
 
 def viterbi(const double[:, ::1] logprob, const double[::1] startprob,
@@ -482,12 +516,9 @@ cdef void _viterbi_group(const double* lp, const double* lpi, const double* lA, 
     cdef double* nxt
     cdef double* tmp
     cdef int* back
-    if s1 <= s0:
+    lat = _longest(offsets, s0, s1)
+    if lat == 0:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
     base = <double*>malloc(2 * K * sizeof(double))
     back = <int*>malloc(lat * K * sizeof(int))
     if base == NULL or back == NULL:
@@ -558,9 +589,9 @@ def _density_arrays(const double[:, ::1] means, const double[::1] prec, int cov_
     cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
     WTp = np.zeros((n_aux, max(Kp, 1)))
     cstp = np.zeros(max(Kp, 1))
-    if Kp:
-        WTp[:, :K] = W.T
-        cstp[:K] = cst
+    if Kp:  # (the long pass's own code: the same bits there and here)
+        _affine_small(<int>K, <int>D, cov_type == 3, &means[0, 0], &prec[0], &log_const[0],
+                      _data(shift), _data(WTp), _data(cstp))
     return (n_aux, np.ascontiguousarray(shift), np.ascontiguousarray(E),
             np.ascontiguousarray(W, dtype=np.float64),
             np.ascontiguousarray(cst, dtype=np.float64), WTp, cstp, Kp)
@@ -731,7 +762,152 @@ def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const do
 
 # Steps per chunk of the long-sequence pass's chunk-parallel parts (a constant: the chunks,
 # hence the order the transition counts are added in, depend on the length only).
-LONG_CHUNK = 4096
+cdef enum:
+    LONG_CHUNK_STEPS = 1024
+LONG_CHUNK = LONG_CHUNK_STEPS
+
+
+cdef double* _data(object arr) except? NULL:
+    """The first double of a C-contiguous float64 array (NULL when it is empty); the array
+    owns the memory, so the pointer lives as long as it."""
+    cdef double[::1] flat
+    if arr.size == 0:
+        return NULL
+    flat = arr.reshape(-1)
+    return &flat[0]
+
+
+cdef class LongWork:
+    """The buffers of the long-sequence pass over one sequence (T steps, K <= 16 states),
+    made once and reused: a fit's iterations allocate nothing and fault in no fresh pages.
+
+    Attributes (read-only): ``lattice`` (3, T, Kp) (2 without the backward recursion) the
+    densities b, alpha and V; ``post`` (T, K) the posteriors of the Gaussian pass (D > 0;
+    ``forward_backward_long`` writes into its caller's); ``em_slots`` (n_chunks, width) the
+    chunks' emission statistics (D > 0, see ``gaussian_long_pass``). Private: the region's
+    per-chunk outputs (the m_t sums, the xi slots, the flags), the padded transitions and
+    the densities' affine form (shift, W^T, constants), each written by every pass.
+    """
+    cdef readonly Py_ssize_t T, n_chunks, width
+    cdef readonly int K, Kp, D, spherical, backward
+    cdef readonly object post, lattice, em_slots
+    cdef object _small   # the arrays behind the pointers below
+    cdef double* p_lattice
+    cdef double* p_post
+    cdef double* p_em
+    cdef double* p_xi
+    cdef double* p_msum
+    cdef double* p_lsum
+    cdef double* p_gamma0
+    cdef double* p_Ap
+    cdef double* p_ATp
+    cdef double* p_startp
+    cdef double* p_shift
+    cdef double* p_WTp
+    cdef double* p_cstp
+    cdef int* p_bad
+
+    def __init__(self, Py_ssize_t T, int K, int D=0, bint spherical=False,
+                 bint backward=True):
+        cdef int[::1] bad_v
+        if T < 1 or K < 1 or K > 16 or D < 0:
+            raise ValueError("LongWork takes T >= 1, 1 <= K <= 16 and D >= 0")
+        cdef int Kp = VBF_HMM_PAD(K)
+        self.T, self.K, self.Kp, self.D = T, K, Kp, D
+        self.spherical, self.backward = spherical, backward
+        self.n_chunks = (T + LONG_CHUNK_STEPS - 1) // LONG_CHUNK_STEPS
+        self.width = 0
+        if D > 0:
+            self.width = Kp * (2 + D if spherical else 1 + 2 * D)
+        self.lattice = np.empty((3 if backward else 2, T, Kp))
+        self.post = np.empty((T if D > 0 else 0, K if D > 0 else 0))
+        self.em_slots = np.empty((self.n_chunks, self.width))
+        bad = np.zeros(self.n_chunks + 2, dtype=np.int32)
+        # (zero pads: the padded transitions' rows and lanes >= K, W^T's and the constants'
+        # lanes >= K are never written)
+        self._small = dict(
+            xi=np.empty((self.n_chunks if backward else 0, Kp * Kp)),
+            msum=np.empty(self.n_chunks), lsum=np.zeros(2), gamma0=np.zeros(Kp),
+            Ap=np.zeros((Kp, Kp)), ATp=np.zeros((Kp, Kp)), startp=np.zeros(Kp),
+            shift=np.zeros(max(D, 1)), WTp=np.zeros((max(D + (1 if spherical else D), 1), Kp)),
+            cstp=np.zeros(Kp), bad=bad)
+        s = self._small
+        self.p_lattice = _data(self.lattice)
+        self.p_post = _data(self.post)
+        self.p_em = _data(self.em_slots)
+        self.p_xi = _data(s["xi"])
+        self.p_msum = _data(s["msum"])
+        self.p_lsum = _data(s["lsum"])
+        self.p_gamma0 = _data(s["gamma0"])
+        self.p_Ap = _data(s["Ap"])
+        self.p_ATp = _data(s["ATp"])
+        self.p_startp = _data(s["startp"])
+        self.p_shift = _data(s["shift"])
+        self.p_WTp = _data(s["WTp"])
+        self.p_cstp = _data(s["cstp"])
+        bad_v = bad
+        self.p_bad = &bad_v[0]
+
+
+cdef void _long_ctx(LongWork w, vbf_hmm_long_ctx* ctx, const double* startprob,
+                    const double* transmat) noexcept nogil:
+    """Fill a long-pass context from the work's buffers (the padded pi, A and A^T written
+    from startprob, transmat), lp, post and the hooks left NULL for the caller."""
+    cdef int K = w.K, Kp = w.Kp, i, j
+    cdef Py_ssize_t T = w.T
+    for i in range(K):
+        w.p_startp[i] = startprob[i]
+        for j in range(K):
+            w.p_Ap[i * Kp + j] = transmat[i * K + j]
+            w.p_ATp[j * Kp + i] = transmat[i * K + j]
+    # (the flags are read as set only by this pass: a recursion run interleaved with the
+    # other writes one flag, and a failed recursion leaves the chunks' flags unwritten)
+    memset(w.p_bad, 0, (w.n_chunks + 2) * sizeof(int))
+    memset(ctx, 0, sizeof(vbf_hmm_long_ctx))
+    ctx.K = K
+    ctx.Kp = Kp
+    ctx.backward = w.backward
+    ctx.T = T
+    ctx.chunk = LONG_CHUNK_STEPS
+    ctx.n_chunks = w.n_chunks
+    ctx.startp = w.p_startp
+    ctx.Ap = w.p_Ap
+    ctx.ATp = w.p_ATp
+    ctx.b = w.p_lattice
+    ctx.alpha = w.p_lattice + T * Kp
+    ctx.V = w.p_lattice + 2 * T * Kp if w.backward else NULL
+    ctx.gamma0 = w.p_gamma0
+    ctx.xi_slots = w.p_xi
+    ctx.msum = w.p_msum
+    ctx.lsum = w.p_lsum
+    ctx.bad = w.p_bad
+
+
+cdef double _long_finish(LongWork w, const double* transmat, double* trans,
+                         double* start) noexcept nogil:
+    """log p(x) from the region's outputs (NaN: under/overflow or no finite density), and
+    when trans is not NULL the transition counts A * sum_t xi_t (the chunks' slots added in
+    chunk order) into trans (K, K) and gamma_0 into start (K,)."""
+    cdef int K = w.K, Kp = w.Kp, i, j
+    cdef Py_ssize_t c, n = w.n_chunks
+    cdef double sum_m = 0.0, x
+    for c in range(n):  # in chunk order
+        sum_m = sum_m + w.p_msum[c]
+    if sum_m != sum_m or w.p_bad[0] or w.p_bad[1]:
+        return NAN
+    if w.backward:
+        for c in range(n):
+            if w.p_bad[2 + c]:
+                return NAN
+        if trans != NULL:
+            for i in range(K):
+                for j in range(K):
+                    x = w.p_xi[i * Kp + j]
+                    for c in range(1, n):
+                        x = x + w.p_xi[c * Kp * Kp + i * Kp + j]
+                    trans[i * K + j] = transmat[i * K + j] * x
+                start[i] = w.p_gamma0[i]
+    return sum_m + w.p_lsum[0]
 
 
 def forward_backward_long(const double[:, ::1] logprob, const double[::1] startprob,
@@ -773,90 +949,16 @@ def forward_backward_long(const double[:, ::1] logprob, const double[::1] startp
         raise ValueError("post must be (n_samples, n_components)")
     if want_stats and (trans.shape[1] != K or start.shape[0] != K):
         raise ValueError("trans / start have the wrong shape")
+    cdef LongWork w = LongWork(T, K, 0, False, backward)
     cdef vbf_hmm_long_ctx ctx
-    arrays = _long_setup(&ctx, startprob, transmat, T, backward)
+    _long_ctx(w, &ctx, &startprob[0], &transmat[0, 0])
     ctx.lp = &logprob[0, 0]
     ctx.post = &post[0, 0] if want_post else NULL
     # one region; the threads claim the work (vbf_hmm_long_worker): two at most are useful
     with nogil, parallel(num_threads=min(nt, 2)):
         vbf_hmm_long_worker(&ctx)
-    return _long_finish(arrays, transmat, trans, start, backward, want_stats)
-
-
-cdef tuple _long_setup(vbf_hmm_long_ctx* ctx, const double[::1] startprob,
-                       const double[:, ::1] transmat, Py_ssize_t T, bint backward,
-                       lattice=None):
-    """Fill a long-pass context but for lp, post and the hooks (zeroed); returns the arrays
-    it points into (kept alive by the caller until the region has run). ``lattice``: a
-    (3, T, Kp) float64 buffer for b, alpha and V (a fit reuses one: no fresh pages to
-    fault in every iteration), None: a new one."""
-    cdef int K = <int>transmat.shape[0]
-    cdef int Kp = VBF_HMM_PAD(K)
-    cdef Py_ssize_t chunk = LONG_CHUNK
-    cdef Py_ssize_t n_chunks = (T + chunk - 1) // chunk
-    Ap = np.zeros((Kp, Kp))
-    Ap[:K, :K] = transmat
-    ATp = np.zeros((Kp, Kp))
-    ATp[:K, :K] = np.asarray(transmat).T
-    startp = np.zeros(Kp)
-    startp[:K] = startprob
-    if lattice is None:
-        lat = np.empty((3 if backward else 2, T, Kp))
-    else:
-        lat = lattice
-    msum = np.empty(n_chunks)
-    lsum = np.zeros(2)
-    bad = np.zeros(n_chunks + 2, dtype=np.int32)
-    xi_slots = np.empty((n_chunks if backward else 0, Kp * Kp))
-    gamma0 = np.zeros(Kp)
-    cdef double[:, :, ::1] lat_v = lat
-    cdef double[::1] msum_v = msum, lsum_v = lsum, g0_v = gamma0, sp_v = startp
-    cdef double[:, ::1] xi_v = xi_slots, Ap_v = Ap, ATp_v = ATp
-    cdef int[::1] bad_v = bad
-    memset(ctx, 0, sizeof(vbf_hmm_long_ctx))
-    ctx.K = K
-    ctx.Kp = Kp
-    ctx.backward = backward
-    ctx.T = T
-    ctx.chunk = chunk
-    ctx.n_chunks = n_chunks
-    ctx.startp = &sp_v[0]
-    ctx.Ap = &Ap_v[0, 0]
-    ctx.ATp = &ATp_v[0, 0]
-    ctx.b = &lat_v[0, 0, 0]
-    ctx.alpha = &lat_v[1, 0, 0]
-    ctx.V = &lat_v[2, 0, 0] if backward else NULL
-    ctx.gamma0 = &g0_v[0]
-    ctx.xi_slots = &xi_v[0, 0] if backward else NULL
-    ctx.msum = &msum_v[0]
-    ctx.lsum = &lsum_v[0]
-    ctx.bad = &bad_v[0]
-    return (msum, lsum, bad, xi_slots, gamma0, lat, Ap, ATp, startp)
-
-
-cdef double _long_finish(tuple arrays, const double[:, ::1] transmat, double[:, ::1] trans,
-                         double[::1] start, bint backward, bint want_stats):
-    """log p(x) from the region's outputs (NaN: under/overflow or no finite density), and
-    the transition and start counts into trans, start."""
-    msum, lsum, bad, xi_slots, gamma0 = arrays[:5]
-    cdef int K = <int>transmat.shape[0]
-    cdef int Kp = VBF_HMM_PAD(K)
-    cdef double[::1] msum_v = msum
-    cdef Py_ssize_t c
-    cdef double sum_m = 0.0
-    for c in range(msum_v.shape[0]):  # in chunk order
-        sum_m += msum_v[c]
-    if sum_m != sum_m or bad[0] or bad[1]:
-        return NAN
-    if backward:
-        if bad[2:].any():
-            return NAN
-        if want_stats:
-            # slots in chunk order (numpy adds the rows of a C-ordered array in order)
-            xi = xi_slots.sum(axis=0).reshape(Kp, Kp)[:K, :K]
-            np.multiply(np.asarray(transmat), xi, out=np.asarray(trans))
-            np.asarray(start)[:] = gamma0[:K]
-    return sum_m + lsum[0]
+    return _long_finish(w, &transmat[0, 0], &trans[0, 0] if want_stats else NULL,
+                        &start[0] if want_stats else NULL)
 
 
 def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
@@ -954,47 +1056,25 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
     call's own."""
     cdef int K = p.K, Kp = p.Kp
     cdef int spherical = d.cov_type == 3
-    cdef Py_ssize_t s, a, T, lat = 0, c0, b
+    cdef Py_ssize_t s, a, T, lat, c0, b
     cdef double ll
     cdef _FB q = p[0]
-    cdef double* trans = p.trans_slots + g * K * K
-    cdef double* start = p.start_slots + g * K
-    cdef double* work
-    cdef double* b_lat
-    cdef double* alpha
-    cdef double* scale
-    cdef double* vec
-    cdef double* gamma0
-    cdef double* xi
+    cdef _GroupWork w
+    cdef double* block
     cdef double* lp
     cdef double* post
     cdef double* ys
     cdef double* z
-    p.n_log_space[g] = 0
-    memset(trans, 0, K * K * sizeof(double))
-    memset(start, 0, K * sizeof(double))
     memset(eslot, 0, width * sizeof(double))
-    if s1 <= s0:
+    # after forward_backward's scratch: the log-densities and the posteriors (T K + Kp: the
+    # statistics read every row's Kp lanes straight from post, the pad lanes finite), the
+    # rows shifted for the statistics (T, D) and an emission chunk's features (EM_CHUNK,
+    # n_aux)
+    block = _group_start(p, offsets, s0, s1, g, 2 * K + D, 2 * Kp + EM_CHUNK * d.n_aux, &w)
+    if block == NULL:
         return
-    for s in range(s0, s1):
-        T = offsets[s + 1] - offsets[s]
-        if T > lat:
-            lat = T
-    # forward_backward's scratch (b, alpha (T, Kp), scale (T,), vec (3 Kp), gamma0 (Kp),
-    # xi (K, Kp)), then the log-densities and the posteriors (T K + Kp: the statistics read
-    # every row's Kp lanes straight from post, the pad lanes finite), the rows shifted for
-    # the statistics (T, D) and an emission chunk's features (EM_CHUNK, n_aux)
-    work = <double*>malloc((2 * lat * Kp + lat + 4 * Kp + K * Kp + 2 * (lat * K + Kp)
-                            + lat * D + EM_CHUNK * d.n_aux) * sizeof(double))
-    if work == NULL:
-        return  # (seq_ll stays NaN: the caller raises MemoryError)
-    b_lat = work
-    alpha = b_lat + lat * Kp
-    scale = alpha + lat * Kp
-    vec = scale + lat
-    gamma0 = vec + 3 * Kp
-    xi = gamma0 + Kp
-    lp = xi + K * Kp
+    lat = w.lat
+    lp = w.extra
     post = lp + lat * K + Kp
     ys = post + lat * K + Kp
     z = ys + lat * D
@@ -1011,10 +1091,12 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
                       ys + c0 * D)
             vbf_hmm_affine(z, <int>b, d.n_aux, d.WTp, d.cstp, K, Kp, lp + c0 * K)
             c0 = c0 + b
-        ll = _forward_backward(&q, 0, T, alpha, b_lat, scale, vec, xi, gamma0, trans, start)
-        if ll != ll:  # under/overflow: redo exactly in log space (b_lat serves as log alpha)
+        ll = _forward_backward(&q, 0, T, w.alpha, w.b, w.scale, w.vec, w.xi, w.gamma0,
+                               w.trans, w.start)
+        if ll != ll:  # under/overflow: redo exactly in log space (b serves as log alpha)
             p.n_log_space[g] += 1
-            ll = _forward_backward_log(&q, 0, T, b_lat, vec, vec + K, trans, start, post)
+            ll = _forward_backward_log(&q, 0, T, w.b, w.vec, w.vec + K, w.trans, w.start,
+                                       post)
         p.seq_ll[s] = ll
         c0 = 0
         while c0 < T:  # (blocks of rows: a block's rows and posteriors stay in L1)
@@ -1022,7 +1104,7 @@ cdef void _em_group(const _FB* p, const _Dens* d, const floating* X, int D,
             vbf_hmm_gstats_cols(ys + c0 * D, post + c0 * K, <int>b, D, K, Kp, spherical,
                                 eslot, eslot + Kp, eslot + Kp + D * Kp)
             c0 = c0 + b
-    free(work)
+    free(block)
 
 
 cdef inline void _features(const floating* X, int b, int D, int spherical,
@@ -1037,17 +1119,81 @@ cdef inline void _features(const floating* X, int b, int D, int spherical,
         vbf_hmm_features_f(X, b, D, spherical, shift, stats_shift, z, ys)
 
 
+cdef void _affine_small(int K, int D, int spherical, const double* means, const double* prec,
+                        const double* log_const, double* shift, double* WTp,
+                        double* cstp) noexcept nogil:
+    """The affine form of 'diag' / 'spherical' log-densities at K <= 16 (see
+    gaussian_log_density): shift (D,) the mean of the means, W^T (n_aux, Kp) and the
+    constants (Kp,) in lanes k < K (the pad lanes are left as they are: zero):
+    W_k = [p_k e_k, -p_k / 2] ('spherical': [p_k e_k, -p_k / 2] with one p_k),
+    cst_k = c_k - 1/2 sum_j p_kj e_kj^2 ('spherical': c_k - p_k / 2 ||e_k||^2), e_k =
+    mu_k - shift, sums over j in order."""
+    cdef int Kp = VBF_HMM_PAD(K), k, j
+    cdef double s, e, p, q
+    for j in range(D):
+        s = means[j]
+        for k in range(1, K):
+            s = s + means[k * D + j]
+        shift[j] = s / K
+    for k in range(K):
+        q = 0.0
+        for j in range(D):
+            e = means[k * D + j] - shift[j]
+            p = prec[k] if spherical else prec[k * D + j]
+            WTp[j * Kp + k] = p * e
+            if spherical:
+                q = q + e * e
+            else:
+                WTp[(D + j) * Kp + k] = -0.5 * p
+                q = q + p * e * e
+        if spherical:
+            WTp[D * Kp + k] = -0.5 * prec[k]
+            cstp[k] = log_const[k] - 0.5 * prec[k] * q
+        else:
+            cstp[k] = log_const[k] - 0.5 * q
+
+
+def diag_precisions(const double[::1] variances, int K, int D, bint spherical):
+    """'diag' (K D values, state-major) or 'spherical' (K values) variances, positive and
+    finite, to what the Gaussian kernels read: (prec, log_const), prec = 1 / variance (same
+    shape), c_k = 1/2 sum_j log p_kj - D/2 log 2 pi ('spherical': 1/2 D log p_k - D/2 log
+    2 pi). ValueError when a variance is not positive and finite."""
+    cdef Py_ssize_t n = variances.shape[0], i
+    cdef int k, j
+    if K < 1 or D < 1 or n != (K if spherical else K * D):
+        raise ValueError("variances must hold one value per state ('spherical') or per "
+                         "state and feature ('diag')")
+    for i in range(n):
+        if not (variances[i] > 0.0) or not isfinite(variances[i]):
+            raise ValueError(f"'{'spherical' if spherical else 'diag'}' covars must be "
+                             "positive and finite")
+    prec = np.empty(n)
+    log_const = np.empty(K)
+    cdef double[::1] p = prec, c = log_const
+    cdef double s, log_2pi = 1.8378770664093453
+    for i in range(n):
+        p[i] = 1.0 / variances[i]
+    for k in range(K):
+        if spherical:
+            s = D * log(p[k])
+        else:
+            s = log(p[k * D])
+            for j in range(1, D):
+                s = s + log(p[k * D + j])
+        c[k] = 0.5 * s - 0.5 * D * log_2pi
+    return prec, log_const
+
+
 def gaussian_long_pass(const floating[:, ::1] X, const double[:, ::1] means,
                        const double[::1] prec, int cov_type, const double[::1] log_const,
                        const double[::1] stats_shift, const double[::1] startprob,
-                       const double[:, ::1] transmat, double[:, ::1] post,
-                       double[:, ::1] trans, double[::1] start, double[:, ::1] emission_slots,
-                       double[:, :, ::1] lattice, int n_threads):
+                       const double[:, ::1] transmat, LongWork work not None, int n_threads):
     """A Gaussian HMM's whole EM pass over one sequence ('diag' / 'spherical', K <= 16):
     ``forward_backward_long`` with the log-densities made from X inside its density phase
     (``gaussian_log_density``'s affine form, block by block: the same bits as that function's
     output, never stored as a (T, K) array) and the emission statistics made from each
-    combined chunk's posteriors while they are in cache (``_hmm_long_gauss.h``).
+    combined chunk's posteriors while they are in cache (``_hmm_long_gauss.h``). Everything
+    between the parallel region and the returned statistics runs in C on ``work``'s buffers.
 
     Parameters
     ----------
@@ -1055,44 +1201,35 @@ def gaussian_long_pass(const floating[:, ::1] X, const double[:, ::1] means,
     means, prec, cov_type, log_const : as ``gaussian_log_density`` (cov_type 2 or 3)
     stats_shift : (D,) the shift of the statistics' coordinates
     startprob : (K,), transmat : (K, K)
-    post : (T, K) float64, scratch for the posteriors (written)
-    trans : (K, K) out, sum_t xi_t; start : (K,) out, gamma_0
-    emission_slots : (n_chunks, Kp (1 + D + D)) ('diag') or (n_chunks, Kp (2 + D))
-        ('spherical') out, n_chunks = ceil(T / LONG_CHUNK): chunk c's [nk (Kp,), s1 (D, Kp),
-        s2 (D, Kp) or (Kp,)] with y = x - stats_shift: nk = sum_t gamma_t, s1[j] = sum_t
-        y_tj gamma_t, s2[j] = sum_t y_tj^2 gamma_t ('spherical': sum_t ||y_t||^2 gamma_t),
-        over the chunk's rows; the caller adds them in chunk order (the same bits for any
-        thread count)
-    lattice : (3, T, Kp) float64, scratch for the densities b and the two recursions
+    work : LongWork(T, K, D, spherical=cov_type == 3), the pass's buffers: afterwards
+        ``work.post`` (T, K) holds the posteriors and ``work.em_slots`` the chunks'
+        statistics, chunk c's [nk (Kp,), s1 (D, Kp), s2 (D, Kp) or (Kp,)] over its rows
     n_threads : int
 
     Returns
     -------
-    log p(x), or NaN as ``forward_backward_long`` (then trans, start and the slots are not
-    to be used; the caller redoes the pass by the three separate passes), or when the
-    per-thread scratch could not be allocated.
+    (ll, start, trans, nk, s1, s2): log p(x); gamma_0 (K,); sum_t xi_t (K, K); with y = x -
+    stats_shift, nk = sum_t gamma_t (K,), s1 = sum_t gamma_t y_t^T (K, D), s2 = sum_t gamma_t
+    (y_t^2)^T (K, D) ('spherical': sum_t gamma_t ||y_t||^2, (K,)), the chunks' slots added in
+    chunk order (the same bits for any thread count). ll is NaN as ``forward_backward_long``
+    (then the rest is not to be used: the caller redoes the pass by the three separate
+    passes), or when the per-thread scratch could not be allocated.
     """
-    cdef Py_ssize_t T = X.shape[0]
-    cdef int D = <int>X.shape[1], K = <int>means.shape[0], nt = max(1, n_threads)
-    cdef int Kp = VBF_HMM_PAD(K)
+    cdef Py_ssize_t T = X.shape[0], c, n
+    cdef int D = <int>X.shape[1], K = <int>means.shape[0], nt = max(1, n_threads), k, j
     cdef bint spherical = cov_type == 3
     if T < 1 or K < 1 or K > 16 or (cov_type != 2 and cov_type != 3):
         raise ValueError("gaussian_long_pass takes 1 <= K <= 16, T >= 1 and 'diag' / "
                          "'spherical' (cov_type 2 or 3)")
     if means.shape[1] != D or log_const.shape[0] != K or stats_shift.shape[0] != D or \
             startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K or \
-            post.shape[0] != T or post.shape[1] != K or trans.shape[0] != K or \
-            trans.shape[1] != K or start.shape[0] != K or \
-            emission_slots.shape[0] != (T + LONG_CHUNK - 1) // LONG_CHUNK or \
-            emission_slots.shape[1] != Kp * (2 + D if spherical else 1 + 2 * D) or \
-            prec.shape[0] != (K * D if cov_type == 2 else K) or lattice.shape[0] != 3 or \
-            lattice.shape[1] != T or lattice.shape[2] != Kp:
+            prec.shape[0] != (K * D if cov_type == 2 else K) or work.T != T or \
+            work.K != K or work.D != D or work.spherical != spherical or not work.backward:
         raise ValueError("shapes do not match")
-    dens = _density_arrays(means, prec, cov_type, log_const)
-    cdef double[::1] s_v = dens[1]
-    cdef double[:, ::1] WT_v = dens[5]
-    cdef double[::1] cp_v = dens[6]
+    cdef int Kp = work.Kp
     cdef vbf_hmm_gauss_rows g
+    _affine_small(K, D, spherical, &means[0, 0], &prec[0], &log_const[0], work.p_shift,
+                  work.p_WTp, work.p_cstp)
     g.Xd = NULL
     g.Xf = NULL
     if floating is float:
@@ -1102,18 +1239,182 @@ def gaussian_long_pass(const floating[:, ::1] X, const double[:, ::1] means,
     g.D = D
     g.K = K
     g.Kp = Kp
-    g.n_aux = dens[0]
+    g.n_aux = D + 1 if spherical else 2 * D
     g.spherical = spherical
-    g.shift = &s_v[0]
+    g.shift = work.p_shift
     g.stats_shift = &stats_shift[0]
-    g.WTp = &WT_v[0, 0]
-    g.cstp = &cp_v[0]
+    g.WTp = work.p_WTp
+    g.cstp = work.p_cstp
     cdef vbf_hmm_long_ctx ctx
-    arrays = _long_setup(&ctx, startprob, transmat, T, True, np.asarray(lattice))
-    ctx.post = &post[0, 0]
-    vbf_hmm_long_gauss_hooks(&ctx, &g, &emission_slots[0, 0])
+    _long_ctx(work, &ctx, &startprob[0], &transmat[0, 0])
+    ctx.post = work.p_post
+    vbf_hmm_long_gauss_hooks(&ctx, &g, work.p_em)
     with nogil, parallel(num_threads=min(nt, 2)):
         vbf_hmm_long_worker(&ctx)
-    if ctx.nomem:
-        return NAN
-    return _long_finish(arrays, transmat, trans, start, True, True)
+    start = np.empty(K)
+    trans = np.empty((K, K))
+    nk = np.empty(K)
+    s1 = np.empty((K, D))
+    s2 = np.empty(K) if spherical else np.empty((K, D))
+    cdef double[::1] start_v = start, nk_v = nk, s2_v = s2.reshape(-1)
+    cdef double[:, ::1] trans_v = trans, s1_v = s1
+    cdef double ll = NAN
+    if not ctx.nomem:
+        ll = _long_finish(work, &transmat[0, 0], &trans_v[0, 0], &start_v[0])
+    if ll == ll:  # the chunks' slots [nk, s1, s2] added in chunk order, unpacked
+        n = work.n_chunks
+        for k in range(K):
+            nk_v[k] = _chunk_sum(work, k, n)
+            for j in range(D):
+                s1_v[k, j] = _chunk_sum(work, Kp + j * Kp + k, n)
+                if not spherical:
+                    s2_v[k * D + j] = _chunk_sum(work, Kp + D * Kp + j * Kp + k, n)
+            if spherical:
+                s2_v[k] = _chunk_sum(work, Kp + D * Kp + k, n)
+    return ll, start, trans, nk, s1, s2
+
+
+cdef inline double _chunk_sum(LongWork w, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Entry i of the emission slots summed over the chunks, in chunk order."""
+    cdef double s = w.p_em[i]
+    cdef Py_ssize_t c
+    for c in range(1, n):
+        s = s + w.p_em[c * w.width + i]
+    return s
+
+
+cdef int _dirichlet_rows(const double* counts, const double* prior, const double* current,
+                         double* new, Py_ssize_t rows, int K) noexcept nogil:
+    """hmmlearn's MAP update of distributions (``base._dirichlet_update``), row by row:
+    max(prior - 1 + counts, 0), zero where current is zero, normalised; a row with nothing
+    left keeps current. Returns the number of rows kept."""
+    cdef Py_ssize_t r, i
+    cdef int j, kept = 0
+    cdef double x, s
+    for r in range(rows):
+        s = 0.0
+        for j in range(K):
+            i = r * K + j
+            x = (prior[i] - 1.0) + counts[i]
+            x = x if not (x < 0.0) else 0.0  # (np.maximum: NaN stays NaN)
+            new[i] = 0.0 if current[i] == 0.0 else x
+            s = s + new[i]
+        if not (s > 0.0):
+            kept += 1
+            for j in range(K):
+                new[r * K + j] = current[r * K + j]
+        else:
+            for j in range(K):
+                new[r * K + j] = new[r * K + j] / s
+    return kept
+
+
+def gaussian_m_step_small(stats, params, tuple priors, int kind, str letters,
+                          double min_covar, double empty_state):
+    """hmmlearn's M-step of a Gaussian HMM with 'diag' (kind 0), 'spherical' (kind 1) or
+    one feature's 'full' (kind 2) covariances, in C: the formulas of ``BaseHMM._m_step``,
+    ``GaussianHMM._emission_m_step`` and ``_covariance_update`` (see gaussian.py), operation
+    for operation, in coordinates shifted by stats['shift'].
+
+    Parameters
+    ----------
+    stats : mapping with 'start' (K,), 'trans' (K, K), 'nk' (K,), 's1' (K, D), 's2' ('diag'
+        (K, D), 'spherical' (K,), 'full' (K, 1, 1)), 'shift' (D,)
+    params : mapping with 'startprob', 'transmat', 'means' (K, D), 'covars' (the type's
+        shape)
+    priors : (startprob_prior (K,), transmat_prior (K, K), means_weight (K, D), means_prior
+        (K, D), covars_prior (K, Dc), covars_weight (K, Dc)), float64 C-contiguous, Dc = D
+        for 'diag', 1 otherwise: psi ('spherical': its mean over the features), and the
+        weight's part of the denominator: max(nu - 1, 0) ('diag', 'spherical') or
+        max(nu - D, 0) ('full')
+    letters : the estimator's ``params`` ('s', 't', 'm', 'c' updated)
+    min_covar, empty_state : the variance floor; the occupancy below which a state keeps
+        its emission parameters
+
+    Returns
+    -------
+    (new params dict, number of kept rows and states) as ``BaseHMM._m_step``.
+    """
+    cdef const double[::1] start = np.ascontiguousarray(stats["start"], dtype=np.float64)
+    cdef const double[:, ::1] trans = np.ascontiguousarray(stats["trans"], dtype=np.float64)
+    cdef const double[::1] nk = np.ascontiguousarray(stats["nk"], dtype=np.float64)
+    cdef const double[:, ::1] s1 = np.ascontiguousarray(stats["s1"], dtype=np.float64)
+    cdef const double[::1] s2 = np.ascontiguousarray(stats["s2"], dtype=np.float64).reshape(-1)
+    cdef const double[::1] shift = np.ascontiguousarray(stats["shift"], dtype=np.float64)
+    cdef const double[::1] pi0 = np.ascontiguousarray(params["startprob"], dtype=np.float64)
+    cdef const double[:, ::1] A0 = np.ascontiguousarray(params["transmat"], dtype=np.float64)
+    cdef const double[:, ::1] means0 = np.ascontiguousarray(params["means"],
+                                                            dtype=np.float64)
+    covars_in = np.asarray(params["covars"], dtype=np.float64)
+    cdef const double[::1] cov0 = np.ascontiguousarray(covars_in).reshape(-1)
+    cdef const double[::1] pi_prior = priors[0]
+    cdef const double[:, ::1] A_prior = priors[1]
+    cdef const double[:, ::1] w = priors[2]
+    cdef const double[:, ::1] mu_prior = priors[3]
+    cdef const double[:, ::1] psi = priors[4]
+    cdef const double[:, ::1] nu = priors[5]
+    cdef int K = <int>means0.shape[0], D = <int>means0.shape[1], k, j, kept = 0, n_empty = 0
+    cdef bint empty
+    cdef int Dc = D if kind == 0 else 1
+    if kind < 0 or kind > 2 or (kind == 2 and D != 1):
+        raise ValueError("gaussian_m_step_small takes 'diag', 'spherical' or one feature's "
+                         "'full'")
+    if start.shape[0] != K or trans.shape[0] != K or trans.shape[1] != K or \
+            nk.shape[0] != K or s1.shape[0] != K or s1.shape[1] != D or \
+            s2.shape[0] != (K if kind == 1 else K * D) or shift.shape[0] != D or \
+            pi0.shape[0] != K or A0.shape[0] != K or A0.shape[1] != K or \
+            cov0.shape[0] != (K if kind == 1 else K * D) or pi_prior.shape[0] != K or \
+            A_prior.shape[0] != K or A_prior.shape[1] != K or w.shape[0] != K or \
+            w.shape[1] != D or mu_prior.shape[0] != K or mu_prior.shape[1] != D or \
+            psi.shape[0] != K or psi.shape[1] != Dc or nu.shape[0] != K or nu.shape[1] != Dc:
+        raise ValueError("statistics, parameters and priors do not match")
+    startprob = np.array(pi0)
+    transmat = np.array(A0)
+    means = np.empty((K, D))
+    covars = np.array(covars_in)
+    cdef double[::1] pi_v = startprob
+    cdef double[:, ::1] A_v = transmat, means_v = means
+    cdef double[::1] cov_v = covars.reshape(-1)
+    cdef bint upd_m = "m" in letters, upd_c = "c" in letters
+    cdef double m, mp, d, c_n, c_d, cov, sw, sm, smm
+    if "s" in letters:
+        kept += _dirichlet_rows(&start[0], &pi_prior[0], &pi0[0], &pi_v[0], 1, K)
+    if "t" in letters:
+        kept += _dirichlet_rows(&trans[0, 0], &A_prior[0, 0], &A0[0, 0], &A_v[0, 0], K, K)
+    for k in range(K):
+        empty = nk[k] < empty_state
+        n_empty += empty
+        sw = sm = smm = 0.0  # ('spherical': the sums over the features, in order)
+        for j in range(D):
+            m = means0[k, j] - shift[j]
+            mp = mu_prior[k, j] - shift[j]
+            if upd_m and not empty:
+                m = (w[k, j] * mp + s1[k, j]) / (w[k, j] + nk[k])
+            means_v[k, j] = m + shift[j]
+            d = m - mp
+            if kind == 0:
+                c_n = w[k, j] * (d * d) + s2[k * D + j] - 2.0 * m * s1[k, j] + m * m * nk[k]
+                c_d = nu[k, j] + nk[k]
+                c_d = c_d if not (c_d < 1e-5) else 1e-5
+                cov = (psi[k, j] + c_n) / c_d
+                if upd_c and not empty:
+                    cov_v[k * D + j] = cov if not (cov < min_covar) else min_covar
+            elif kind == 1:
+                sw = sw + w[k, j] * (d * d)
+                sm = sm + m * s1[k, j]
+                smm = smm + m * m
+            else:
+                c_n = w[k, j] * (d * d) + s2[k] - s1[k, j] * m - m * s1[k, j] + nk[k] * (m * m)
+                cov = (psi[k, 0] + c_n) / (nu[k, 0] + nk[k])
+                if upd_c and not empty:
+                    cov_v[k] = cov if not (cov < min_covar) else min_covar
+        if kind == 1 and upd_c and not empty:
+            c_n = (sw + s2[k] - 2.0 * sm + smm * nk[k]) / D
+            c_d = nu[k, 0] + nk[k]
+            c_d = c_d if not (c_d < 1e-5) else 1e-5
+            cov = (psi[k, 0] + c_n) / c_d
+            cov_v[k] = cov if not (cov < min_covar) else min_covar
+    if upd_m or upd_c:
+        kept += n_empty
+    return {"startprob": startprob, "transmat": transmat, "means": means,
+            "covars": covars}, kept

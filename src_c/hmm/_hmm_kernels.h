@@ -13,6 +13,7 @@
 #include <string.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
+#include "_hmm_emission.h"
 
 #if defined(__GNUC__)
 /* x[i] = exp(x[i]) for x[i] <= 0 (-inf gives 0) */
@@ -651,28 +652,12 @@ VBF_DISPATCH(vbf_hmm_gstats, "avx2", vbf_cpu_avx2(),
               int spherical, double *nk, double *s1, double *s2),
              (y, post, b, n_direct, D, K, Kp, spherical, nk, s1, s2))
 #else
+/* (one lane at a time the row-major and the column-major sums are the same loops) */
 static void vbf_hmm_gstats(const double *y, const double *post, int b, int n_direct, int D,
                            int K, int Kp, int spherical, double *nk, double *s1, double *s2)
 {
-    int n, j, l;
     (void)n_direct;
-    for (n = 0; n < b; n++) {
-        const double *yn = y + (long long)n * D, *g = post + (long long)n * K;
-        double q = 0.0;
-        for (l = 0; l < K; l++)
-            nk[l] = nk[l] + g[l];
-        for (j = 0; j < D; j++) {
-            q = q + yn[j] * yn[j];
-            for (l = 0; l < K; l++) {
-                s1[j * Kp + l] = s1[j * Kp + l] + yn[j] * g[l];
-                if (!spherical)
-                    s2[j * Kp + l] = s2[j * Kp + l] + (yn[j] * yn[j]) * g[l];
-            }
-        }
-        if (spherical)
-            for (l = 0; l < K; l++)
-                s2[l] = s2[l] + q * g[l];
-    }
+    vbf_hmm_gstats_cols(y, post, b, D, K, Kp, spherical, nk, s1, s2);
 }
 #endif
 
