@@ -845,9 +845,10 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     size eps N_k ||c_k||^2 in the directions where the exact one is 0; ``full_gemm_cancelled``
     flags it and GaussianPass.run returns the statistics of a second pass taking it in the
     centred form, whose S2 is the reference's to the digits of its own size. (A pass
-    computing its own responsibilities now takes the fused tiles, which centre every
-    component; their S2 of a collapsing component is flagged too, being singular, and gets
-    the same second pass, so degenerate components are judged as before.)"""
+    computing its own responsibilities takes the fused tiles, which centre every component
+    at its pass centre, the second pass's own form: their S2 of a collapsing component is
+    flagged by the check, being singular, but GaussianPass.run takes no second pass and
+    returns the tiles' bits.)"""
     rng = np.random.default_rng(42)
     K, D = 3, 3
     X = make_data(rng, N_ODD, D)
@@ -870,6 +871,7 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     assert G.full_gemm_cancelled(s2_gemm, ref["nk"], p["means"])[0]
     stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
     assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
+    assert np.array_equal(stats["s2"][0], s2_gemm[0])  # the tiles' own bits: no second pass
     assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()
 
 

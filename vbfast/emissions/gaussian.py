@@ -254,7 +254,8 @@ class GaussianPass:
         'full' in the kernel's GEMM form (``_gmm.full_gemm_form``) takes S2 about the shift
         and centres it; a component whose new S2 is too narrow for that
         (``full_gemm_cancelled``, e.g. one collapsing onto a few rows) gets a second pass
-        with ``centred_full`` set for it (the exact centred form)."""
+        with ``centred_full`` set for it (the exact centred form). The fused tiles
+        (``_gmm.full_tile_form``) centre every component: no second pass."""
         K, D = self.n_components, self.n_features
         panels = self.slot_plan.s2_panels
         lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
@@ -289,12 +290,12 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
             stats["s2"] = self.covariance.reduce_s2(s2, K, D)
-            # (the fused tiles' S2 is centred, but a collapsing component's is decided by
-            # its last bits: the same check and second pass as the GEMM form's, so that
-            # degenerate components are judged as before)
+            # (the fused tiles' S2 is centred at each pass centre already, the very form a
+            # second pass would take: nothing to redo. A collapsing component's S2 is then
+            # exact up to its own rounding, and judged degenerate on that.)
             tiles = resp_in is None and _gmm.full_tile_form(K, D)
             if (self.covariance_type == "full" and not panels and not sample_z
-                    and centred_full is None and (_gmm.full_gemm_form(K, D)[0] or tiles)):
+                    and centred_full is None and _gmm.full_gemm_form(K, D)[0] and not tiles):
                 redo = full_gemm_cancelled(stats["s2"], stats["nk"], means_shifted)
                 if redo.any():
                     return self.run(means_shifted, prec_flat, aux, log_const, resp_in,
