@@ -105,10 +105,13 @@ cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 cdef double FAR_FROM_SHIFT_F32 = 4096.0
 
 # 'full' as fused tiles (_full_tile_group) up to this D, in tiles of FULL_TILE_ROWS rows (a
-# multiple of 32: the kernels' row blocks): every component centred, no BLAS
+# multiple of 32: the kernels' row blocks): every component centred, no BLAS. The tile's
+# feature rows are FULL_TILE_LD apart, not 4 KiB: rows a multiple of 4 KiB apart share L1
+# sets and alias store-to-load, which the S2 kernel's four-row blocks hit.
 cdef enum:
     FULL_TILE_MAX_D = 64
     FULL_TILE_ROWS = 512
+    FULL_TILE_LD = 520
 
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
@@ -720,7 +723,7 @@ cdef void _full_tile_group(
     fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no BLAS.
 
     Per tile of b rows, feature-major (xT (D, ld), x_n - shift in float64, ld =
-    FULL_TILE_ROWS, rows past b zero):
+    FULL_TILE_LD, rows past b zero):
         log rho (K, ld)                     vbf_gmm_full_quad_tile (the tile centred at each
                                             m_k, y = (x_n - m_k) U_k over U_k's triangle)
         w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (component-major, as the diag
@@ -731,7 +734,7 @@ cdef void _full_tile_group(
     count.
     """
     cdef int D = p.D, K = p.K
-    cdef int ld = FULL_TILE_ROWS
+    cdef int ld = FULL_TILE_LD
     cdef const double* shift = p.shift
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
@@ -748,7 +751,7 @@ cdef void _full_tile_group(
     sums[1] = 0.0
     start = row0
     while start < row1:
-        end = min(start + ld, row1)
+        end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
         nr = (b + 31) // 32 * 32  # the kernels' row blocks
         for n in range(b):
@@ -1352,7 +1355,7 @@ def gmm_pass(
         sbuf = <double*>malloc((2 * K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         if p.full_tile:  # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld)
-            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_ROWS
+            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
         for g in prange(G, schedule='static'):
             if p.tile32:
@@ -1364,8 +1367,8 @@ def gmm_pass(
                 _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
                                  min(g * per_group * chunk_size, N),
                                  min((g + 1) * per_group * chunk_size, N), tbuf,
-                                 tbuf + DP * FULL_TILE_ROWS, tbuf + 2 * DP * FULL_TILE_ROWS,
-                                 tbuf + 3 * DP * FULL_TILE_ROWS)
+                                 tbuf + DP * FULL_TILE_LD, tbuf + 2 * DP * FULL_TILE_LD,
+                                 tbuf + 3 * DP * FULL_TILE_LD)
             elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,

@@ -808,10 +808,17 @@ ATTR static void vbf_gmm_full_quad_tile_##SUF(                                  
         const V c = SPLAT(log_const[k]);                                                   \
         for (n0 = 0; n0 < nr; n0 += RB * L) {                                             \
             V s[RB];                                                                      \
-            /* the row block centred at m_k, (D, RB L): stays in L1 */                    \
-            for (i = 0; i < D; i++)                                                       \
-                for (n = 0; n < RB * L; n++)                                              \
-                    xc[i * RB * L + n] = xT[(Py_ssize_t)i * ld + n0 + n] - m[i];          \
+            /* the row block centred at m_k, (D, RB L): stays in L1 (vectors: the       \
+               compiler cannot see that xc and xT do not overlap) */                      \
+            for (i = 0; i < D; i++) {                                                     \
+                const V mi = SPLAT(m[i]);                                                  \
+                for (r = 0; r < RB; r++) {                                                \
+                    V x;                                                                  \
+                    __builtin_memcpy(&x, xT + (Py_ssize_t)i * ld + n0 + r * L, sizeof x); \
+                    x = x - mi;                                                           \
+                    __builtin_memcpy(xc + i * RB * L + r * L, &x, sizeof x);              \
+                }                                                                         \
+            }                                                                             \
             for (r = 0; r < RB; r++)                                                      \
                 s[r] = (V){0};                                                            \
             for (j0 = 0; j0 < DP; j0 += 4) {                                              \
@@ -856,6 +863,7 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
     const double *rT, double *xc, double *rx, double *nk, double *s1, double *s2)         \
 {                                                                                         \
     int k, i, j, i0, j0, n, p, q;                                                         \
+    (void)xc;                                                                             \
     for (k = 0; k < K; k++) {                                                             \
         const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;       \
         double *s2k = s2 + (Py_ssize_t)k * D * D;                                         \
@@ -865,25 +873,26 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
             acc = acc + x;                                                                \
         }                                                                                 \
         nk[k] = nk[k] + vbf_gmm_lanes_##SUF(acc);                                         \
-        for (i = 0; i < D; i++) {                                                         \
-            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
-            acc = (V){0};                                                                 \
-            for (n = 0; n < nr; n += L) {                                                 \
-                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
-                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
-                acc = acc + x * y;                                                        \
-            }                                                                             \
-            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + vbf_gmm_lanes_##SUF(acc); \
-        }                                                                                 \
         for (i0 = 0; i0 < D; i0 += 4) {                                                   \
-            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1 */    \
+            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1; and  \
+               S1_ki = sum_n r x_i on the way, four independent chains */                 \
+            V s1a[4], mi[4];                                                              \
             for (p = 0; p < 4; p++) {                                                     \
-                const double *xi = xT + (Py_ssize_t)(i0 + p) * ld;                        \
-                const double mi = i0 + p < D ? m[i0 + p] : 0.0;                           \
-                double *ri = rx + (Py_ssize_t)p * ld;                                     \
-                for (n = 0; n < nr; n++)                                                  \
-                    ri[n] = i0 + p < D ? rk[n] * (xi[n] - mi) : 0.0;                      \
+                s1a[p] = (V){0};                                                          \
+                mi[p] = SPLAT(i0 + p < D ? m[i0 + p] : 0.0);                              \
             }                                                                             \
+            for (n = 0; n < nr; n += L) {                                                 \
+                __builtin_memcpy(&y, rk + n, sizeof y);                                   \
+                for (p = 0; p < 4; p++) {                                                 \
+                    __builtin_memcpy(&x, xT + (Py_ssize_t)(i0 + p) * ld + n, sizeof x);   \
+                    s1a[p] = s1a[p] + y * x;                                              \
+                    x = y * (x - mi[p]);                                                  \
+                    __builtin_memcpy(rx + (Py_ssize_t)p * ld + n, &x, sizeof x);          \
+                }                                                                         \
+            }                                                                             \
+            for (p = 0; p < 4 && i0 + p < D; p++)                                         \
+                s1[(Py_ssize_t)k * D + i0 + p] = s1[(Py_ssize_t)k * D + i0 + p]           \
+                    + vbf_gmm_lanes_##SUF(s1a[p]);                                        \
             for (j0 = 0; j0 < i0 + 4 && j0 < D; j0 += SJB) {                              \
                 V a[4][SJB], xi[4], xj[SJB], mj[SJB];                                     \
                 for (q = 0; q < SJB; q++)                                                 \
