@@ -976,7 +976,7 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
     const double *xT, int ld, int nr, int D, int K, const double *rT, double *nk,         \
     double *s1)                                                                           \
 {                                                                                         \
-    int k, i, n, q;                                                                       \
+    int k, i, i0, n, q;                                                                   \
     for (k = 0; k < K; k++) {                                                             \
         const double *rk = rT + (Py_ssize_t)k * ld;                                       \
         V acc = (V){0}, x, y;                                                             \
@@ -989,18 +989,26 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
         for (q = 1; q < L; q++)                                                           \
             t = t + acc[q];                                                               \
         nk[k] = nk[k] + t;                                                                \
-        for (i = 0; i < D; i++) {                                                         \
-            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
-            acc = (V){0};                                                                 \
+        /* four features at a time: four independent chains, r loaded once (xT has        \
+           DP >= i0 + 4 rows, the padded ones zero) */                                    \
+        for (i0 = 0; i0 < D; i0 += 4) {                                                   \
+            V a4[4];                                                                      \
+            for (q = 0; q < 4; q++)                                                       \
+                a4[q] = (V){0};                                                           \
             for (n = 0; n < nr; n += L) {                                                 \
                 __builtin_memcpy(&x, rk + n, sizeof x);                                   \
-                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
-                acc = acc + x * y;                                                        \
+                for (q = 0; q < 4; q++) {                                                 \
+                    __builtin_memcpy(&y, xT + (Py_ssize_t)(i0 + q) * ld + n, sizeof y);   \
+                    a4[q] = a4[q] + x * y;                                                \
+                }                                                                         \
             }                                                                             \
-            t = acc[0];                                                                   \
-            for (q = 1; q < L; q++)                                                       \
-                t = t + acc[q];                                                           \
-            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                    \
+            for (i = i0; i < i0 + 4 && i < D; i++) {                                      \
+                acc = a4[i - i0];                                                         \
+                t = acc[0];                                                               \
+                for (q = 1; q < L; q++)                                                   \
+                    t = t + acc[q];                                                       \
+                s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                \
+            }                                                                             \
         }                                                                                 \
     }                                                                                     \
 }
