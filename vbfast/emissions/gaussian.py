@@ -57,6 +57,10 @@ FLOAT64_BOUND_RTOL = 1e-10
 # tests/test_mixture_float32.py): relative decreases up to 7e-7 ~ 12 u. 2^-16 ~ 1.5e-5 =
 # 256 u leaves a factor ~20 over that; a larger decrease is not rounding.
 FLOAT32_BOUND_RTOL = 2.0 ** -16
+# The covariance types whose passes may run in float32 for float32 X. 'full' / 'tied': the
+# fused tiles (_full_tile_group_f32) centre every row at m_k in float32, so a row's
+# ||(x - m_k) U_k||^2 carries ~D u of itself, the same order as the dot products above.
+FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
@@ -133,9 +137,9 @@ class GaussianPass:
     def __init__(self, X, sample_weight, covariance_type, n_components, n_threads, shift=None,
                  float32_work=False):
         self.rows = X if isinstance(X, Rows) else InMemoryRows(X)
-        # float32 X, diag / spherical: the fit's passes may run in float32 (the kernel's
+        # float32 X (FLOAT32_TYPES): the fit's passes may run in float32 (the kernel's
         # ``float32_work``), and its bound then carries float32 rounding (``bound_rtol``)
-        self.float32_work = bool(float32_work) and covariance_type in ("diag", "spherical") \
+        self.float32_work = bool(float32_work) and covariance_type in FLOAT32_TYPES \
             and self.rows.dtype == np.float32
         self.X = X
         self.n_samples, self.n_features = X.shape
