@@ -1138,8 +1138,9 @@ def test_full_tied_float32_tiles_match_reference(ctype, K, D, weighted):
 @pytest.mark.usefixtures("blas_one_thread")
 @pytest.mark.parametrize("ctype", ["full", "tied"])
 def test_full_tied_float32_far_component_takes_the_float64_tile(ctype):
-    """A component farther than FAR_FROM_SHIFT_F32 from the shift in its own metric sends
-    the float32 pass to the float64 tile: the very bits of the pass without float32_work."""
+    """A component farther than 2^12 of its standard deviations from the shift (the kernel's
+    FULL_FAR_FROM_SHIFT_F32) sends the float32 pass to the float64 tile: the very bits of the
+    pass without float32_work; one 10^3 away keeps the float32 tile."""
     rng = np.random.default_rng(35)
     K, D, N = 3, 4, 700
     X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
@@ -1148,7 +1149,12 @@ def test_full_tied_float32_far_component_takes_the_float64_tile(ctype):
     near = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
     as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
     assert not np.array_equal(near["s1"], as64["s1"])
-    p["means"][1] += 1e3 * np.sqrt(np.diag(p["cov"][1] if ctype == "full" else p["cov"]))
+    sd = np.sqrt(np.diag(p["cov"][1] if ctype == "full" else p["cov"]))
+    p["means"][1] += 1e3 * sd / np.sqrt(D)
+    kept = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
+    as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
+    assert not np.array_equal(kept["s1"], as64["s1"])
+    p["means"][1] += 1e5 * sd
     far = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
     as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
     for name, value in far.items():

@@ -103,6 +103,14 @@ cdef double FULL_FAR_FROM_SHIFT = 1048576.0
 # m^2 within one chunk's sum (far less in the float64 sum over chunks, whose rounding errors
 # average out); a component farther away sends the pass to the float64 tile.
 cdef double FAR_FROM_SHIFT_F32 = 4096.0
+# The float32 'full' / 'tied' tiles (_full_tile_group_f32) centre every row at m_k (no
+# cancellation of terms of size ||m_k U_k||^2, unlike the diag tile's GEMM form): a row's
+# centred coordinates, in standard deviations, carry u ||(x - shift) U_k|| of rounding
+# (x - shift and m_k rounded to float32 once), at most u 2^12 ~ 2.4e-4 within this
+# distance (2^24 squared): the order of float32 X's own rounding, u |x| / sigma, for data
+# near the origin. A component farther away (its rows' coordinates then keep fewer digits
+# than X gave them) sends the pass to the float64 tile.
+cdef double FULL_FAR_FROM_SHIFT_F32 = 16777216.0
 
 # 'full' as fused tiles (_full_tile_group) up to this D, in tiles of FULL_TILE_ROWS rows (a
 # multiple of 32: the kernels' row blocks): every component centred, no BLAS. The tile's
@@ -1320,9 +1328,8 @@ def gmm_pass(
             tied_mu[K * D + k] = log_const[k] + 0.5 * v
     p.tied_mu = tied_mu
     # the 'full' / 'tied' tiles in float32: float32 X asked to work in float32, every
-    # component within FAR_FROM_SHIFT_F32 of the shift in its own metric (||m_k U_k||^2,
-    # tied ||m_k U||^2: x - m formed from float32 rounding of x - shift and m keeps its
-    # digits in standard deviations) and every factor entry finite in float32
+    # component within FULL_FAR_FROM_SHIFT_F32 of the shift in its own metric
+    # (||m_k U_k||^2, tied ||m_k U||^2) and every factor entry finite in float32
     cdef float* means32 = NULL
     cdef float* u_pack32 = NULL
     cdef double far32_max = 0.0
@@ -1346,7 +1353,7 @@ def gmm_pass(
         for t32 in range(n_u):
             if not fabs(u_pack[t32]) <= 1e38:
                 far32_max = INFINITY
-        p.full_tile32 = far32_max <= FAR_FROM_SHIFT_F32
+        p.full_tile32 = far32_max <= FULL_FAR_FROM_SHIFT_F32
     if p.full_tile32:
         means32 = <float*>malloc(<Py_ssize_t>K * D * sizeof(float))
         u_pack32 = <float*>malloc(n_u * sizeof(float))
