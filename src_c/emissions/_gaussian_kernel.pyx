@@ -583,6 +583,37 @@ cdef inline void _tile_rows_out(
                     lpT[<Py_ssize_t>k * ld + n] = lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
 
 
+cdef inline void _tile_rows_out_f32(
+    float* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
+    const double* lpn_buf, const double* rlogr_buf, float* resp_out,
+    float* log_prob_norm_out, double* sums,
+) noexcept nogil:
+    """_tile_rows_out for a float32 tile after vbf_gmm_lse_cols_f32: lpT (K, ld) floats
+    holds r, lpn_buf and rlogr_buf (b,) log p(x_n) and sum_k r log r in float64; the bound
+    terms added to sums (IN/OUT, row order), log p(x_n) and r written out when asked (OUT,
+    rows [start, start + b); NULL: not wanted), then r weighted in place."""
+    cdef bint has_weights = weights != NULL
+    cdef int n, k
+    cdef double w, lpn
+    for n in range(b):
+        lpn = lpn_buf[n]
+        w = weights[start + n] if has_weights else 1.0
+        if lpn > -INFINITY:  # (every density zero: no entropy term)
+            sums[1] = sums[1] + w * rlogr_buf[n]
+        sums[0] = sums[0] + w * lpn
+        if log_prob_norm_out != NULL:
+            log_prob_norm_out[start + n] = <float>lpn
+    if resp_out != NULL:
+        for n in range(b):
+            for k in range(K):
+                resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
+        if has_weights:
+            for k in range(K):
+                for n in range(b):
+                    lpT[<Py_ssize_t>k * ld + n] = \
+                        lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+
+
 cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
                                     int W, int s2_width) noexcept nogil:
     """A diag / spherical tile group's accumulator acc (K, W) = [S1 | S2 | N] added to group
@@ -835,13 +866,14 @@ cdef void _full_tile_group_f32(
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
     cdef bint has_resp_out = resp_out != NULL
-    cdef bint has_lpn_out = log_prob_norm_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef const double* w_lse
     cdef const float* x_n
     cdef Py_ssize_t start, end
     cdef int b, nr, n, j, k
-    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    cdef double sums[2]
+    sums[0] = 0.0
+    sums[1] = 0.0
     start = row0
     while start < row1:
         end = min(start + FULL_TILE_ROWS, row1)
@@ -866,23 +898,8 @@ cdef void _full_tile_group_f32(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        for n in range(b):
-            lpn = lpn_buf[n]
-            w = weights[start + n] if has_weights else 1.0
-            if lpn > -INFINITY:  # (every density zero: no entropy term)
-                ent_sum = ent_sum + w * rlogr_buf[n]
-            ll_sum = ll_sum + w * lpn
-            if has_lpn_out:
-                log_prob_norm_out[start + n] = <float>lpn
-        if has_resp_out:
-            for n in range(b):
-                for k in range(K):
-                    resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
-            if has_weights:
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = \
-                            lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+        _tile_rows_out_f32(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                           log_prob_norm_out, sums)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
@@ -895,8 +912,8 @@ cdef void _full_tile_group_f32(
                                            p.nk + g * K, p.s1 + g * K * D,
                                            p.s2 + g * p.s2_size)
         start = end
-    p.ll[g] = p.ll[g] + ll_sum
-    p.ent[g] = p.ent[g] + ent_sum
+    p.ll[g] = p.ll[g] + sums[0]
+    p.ent[g] = p.ent[g] + sums[1]
 
 
 cdef inline void _gathered_syrk(
