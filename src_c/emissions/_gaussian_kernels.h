@@ -972,14 +972,22 @@ ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                  
         }                                                                                 \
     }                                                                                     \
 }                                                                                         \
+ATTR static inline double vbf_gmm_tlanes_##SUF(V a)                                       \
+{                                                                                         \
+    double t = a[0];                                                                      \
+    int q;                                                                                \
+    for (q = 1; q < L; q++)                                                               \
+        t = t + a[q];                                                                     \
+    return t;                                                                             \
+}                                                                                         \
 ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                           \
     const T *xT, int ld, int nr, int D, int K, const T *rT, double *nk,                   \
     double *s1)                                                                           \
 {                                                                                         \
-    int k, i, i0, n, q;                                                                   \
+    int k, k0, i0, n, p, q;                                                               \
     for (k = 0; k < K; k++) {                                                             \
         const T *rk = rT + (Py_ssize_t)k * ld;                                            \
-        V acc = (V){0}, x, y;                                                             \
+        V acc = (V){0}, x;                                                                \
         double t;                                                                         \
         for (n = 0; n < nr; n += L) {                                                     \
             __builtin_memcpy(&x, rk + n, sizeof x);                                       \
@@ -989,28 +997,35 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
         for (q = 1; q < L; q++)                                                           \
             t = t + acc[q];                                                               \
         nk[k] = nk[k] + t;                                                                \
-        /* four features at a time: four independent chains, r loaded once (xT has        \
-           DP >= i0 + 4 rows, the padded ones zero) */                                    \
+    }                                                                                     \
+    /* S1 = R^T X four components by four features at a time (a register block: eight     \
+       loads for sixteen multiply-adds; xT has DP >= i0 + 4 rows, the padded ones zero,   \
+       and a block past the last component repeats it, unused) */                         \
+    for (k0 = 0; k0 < K; k0 += 4)                                                         \
         for (i0 = 0; i0 < D; i0 += 4) {                                                   \
-            V a4[4];                                                                      \
-            for (q = 0; q < 4; q++)                                                       \
-                a4[q] = (V){0};                                                           \
+            const T *rp[4];                                                               \
+            V a[4][4], xi[4], r;                                                          \
+            for (p = 0; p < 4; p++) {                                                     \
+                rp[p] = rT + (Py_ssize_t)(k0 + p < K ? k0 + p : K - 1) * ld;              \
+                for (q = 0; q < 4; q++)                                                   \
+                    a[p][q] = (V){0};                                                     \
+            }                                                                             \
             for (n = 0; n < nr; n += L) {                                                 \
-                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
-                for (q = 0; q < 4; q++) {                                                 \
-                    __builtin_memcpy(&y, xT + (Py_ssize_t)(i0 + q) * ld + n, sizeof y);   \
-                    a4[q] = a4[q] + x * y;                                                \
+                for (q = 0; q < 4; q++)                                                   \
+                    __builtin_memcpy(&xi[q], xT + (Py_ssize_t)(i0 + q) * ld + n,          \
+                                     sizeof(V));                                          \
+                for (p = 0; p < 4; p++) {                                                 \
+                    __builtin_memcpy(&r, rp[p] + n, sizeof r);                            \
+                    for (q = 0; q < 4; q++)                                               \
+                        a[p][q] = a[p][q] + r * xi[q];                                    \
                 }                                                                         \
             }                                                                             \
-            for (i = i0; i < i0 + 4 && i < D; i++) {                                      \
-                acc = a4[i - i0];                                                         \
-                t = acc[0];                                                               \
-                for (q = 1; q < L; q++)                                                   \
-                    t = t + acc[q];                                                       \
-                s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                \
-            }                                                                             \
+            for (p = 0; p < 4 && k0 + p < K; p++)                                         \
+                for (q = 0; q < 4 && i0 + q < D; q++)                                     \
+                    s1[(Py_ssize_t)(k0 + p) * D + i0 + q] =                               \
+                        s1[(Py_ssize_t)(k0 + p) * D + i0 + q]                             \
+                        + vbf_gmm_tlanes_##SUF(a[p][q]);                                  \
         }                                                                                 \
-    }                                                                                     \
 }
 
 typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
