@@ -56,7 +56,8 @@ of FULL_TILE_ROWS, feature-major, vector lanes over rows: 'full' takes every com
 centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_k)), so
 nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
 and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
-passes (given responsibilities, draws, larger D).
+passes (given responsibilities, draws, larger D). float32 X with float32_work: the same
+kernels in float32 (_full_tile_group_f32), each tile's sums added in float64.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -247,7 +248,7 @@ cdef struct _GaussPass:
     bint tied_tile
     const double* tied_mu
     # 'full' / 'tied' tiles in float32 (float32 X, float32_work, every component within
-    # FAR_FROM_SHIFT_F32 of the shift in its own metric): the means (full) or mu_k (tied)
+    # FULL_FAR_FROM_SHIFT_F32 of the shift in its own metric): the means (full) or mu_k (tied)
     # and the packed factors rounded to float32
     bint full_tile32
     const float* means32
