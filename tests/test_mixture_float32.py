@@ -110,3 +110,21 @@ def test_float32_bound_monotone_under_its_tolerance(covariance_type):
             decrease = (b[:-1] - b[1:]) / np.abs(b[:-1])
             beyond_float64 += int((decrease > BOUND_RTOL).any())
     assert beyond_float64 > 0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_full_tied_wide_data_keeps_float64_passes(covariance_type):
+    """The float32 'full' / 'tied' tiles square x - m in float32: data spread beyond
+    FLOAT32_TILE_MAX_DEVIATION from the shift, or sample weights beyond
+    FLOAT32_TILE_MAX_WEIGHT, keep float64 passes (and the float64 guard tolerance)."""
+    X = blobs(1, n=300)
+    ok = G.GaussianPass(X, None, covariance_type, 3, 1, float32_work=True)
+    assert ok.float32_work and ok.bound_rtol == G.FLOAT32_BOUND_RTOL
+    wide = X.copy()
+    wide[7, 0] = np.float32(ok.shift[0] + 2.0 * G.FLOAT32_TILE_MAX_DEVIATION)
+    assert not G.GaussianPass(wide, None, covariance_type, 3, 1, float32_work=True).float32_work
+    w = np.ones(len(X))
+    assert G.GaussianPass(X, w, covariance_type, 3, 1, float32_work=True).float32_work
+    w[3] = 2.0 * G.FLOAT32_TILE_MAX_WEIGHT
+    heavy = G.GaussianPass(X, w, covariance_type, 3, 1, float32_work=True)
+    assert not heavy.float32_work and heavy.bound_rtol == BOUND_RTOL

@@ -61,6 +61,12 @@ FLOAT32_BOUND_RTOL = 2.0 ** -16
 # fused tiles (_full_tile_group_f32) centre every row at m_k in float32, so a row's
 # ||(x - m_k) U_k||^2 carries ~D u of itself, the same order as the dot products above.
 FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
+# ... when the data's spread leaves float32 room: those tiles square x - m_k and sum up to
+# 32 rows a lane in float32 (max 3.4e38), so |x - shift| <= 2^48 and sample weights <= 2^20
+# keep 32 w (2 |x - shift|)^2 below 1e37; wider data keeps float64 passes (its fitted
+# parameters may then overflow float32 and be refused, as before).
+FLOAT32_TILE_MAX_DEVIATION = 2.0 ** 48
+FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
@@ -170,6 +176,12 @@ class GaussianPass:
         if shift is None:
             shift = self.group_sums(_column_sums).sum(axis=0) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+        if self.float32_work and covariance_type in ("full", "tied"):
+            w_max = 1.0 if sample_weight is None else float(np.max(sample_weight, initial=0))
+            self.float32_work = (
+                w_max <= FLOAT32_TILE_MAX_WEIGHT and float(
+                    self.group_sums(_max_deviation, self.shift).max(initial=0.0))
+                <= FLOAT32_TILE_MAX_DEVIATION)
 
     @property
     def bound_rtol(self):
@@ -449,6 +461,11 @@ def _per_group(X, w, fn, group_rows, *args):
 def _column_sums(X, w):
     """sum_n w_n x_n (D,) in float64."""
     return X.sum(axis=0, dtype=np.float64) if w is None else w @ np.asarray(X, np.float64)
+
+
+def _max_deviation(X, w, shift):
+    """max_n,j |x_nj - shift_j| (the weights play no part)."""
+    return float(np.max(np.abs(np.asarray(X, np.float64) - shift), initial=0.0))
 
 
 def _square_sums(X, w, shift):
