@@ -305,10 +305,13 @@ def test_reseeding_identical_for_any_thread_count(case, parallel_on_small_data):
     else:
         X = blobs_and_a_pair(n=150)
         # (a seed whose chains draw a component onto the pair alone: which seeds do depends
-        # on the draws' last bits)
+        # on the draws' last bits; mean field with five components, one of them left
+        # without data and re-seeded)
+        K = 5 if case == "mean_field" else 4
+        seed = 0 if case == "mean_field" else 1
         make = lambda t: BayesianGaussianMixture(  # noqa: E731
-            n_components=4, reg_covar=0.0, covariance_prior=1e-300 * np.eye(3),
-            method=case, random_state=1, n_draws=10, burn_in=10, n_threads=t)
+            n_components=K, reg_covar=0.0, covariance_prior=1e-300 * np.eye(3),
+            method=case, random_state=seed, n_draws=10, burn_in=10, n_threads=t)
     one, two = _quiet(make(1), X), _quiet(make(2), X)
     assert one.n_reseeds_ > 0
     fa, fb = fitted_attributes(one), fitted_attributes(two)

@@ -79,9 +79,10 @@ def s2_size(covariance_type, K, D):
 
 def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_lpn=False,
              compute_stats=True, chunk_size=CHUNK, n_threads=2, log_const=None,
-             s2_panels=False, sample_z=False):
+             s2_panels=False, sample_z=False, float32_work=False):
     """Call ``gmm_pass`` with NaN-prefilled slots and outputs; return the raw results
-    (``s2_panels``: S2 in one slot, by the panel sweep)."""
+    (``s2_panels``: S2 in one slot, by the panel sweep; ``float32_work``: float32 X may run
+    in float32)."""
     K, D = p["means"].shape
     ctype = p["type"]
     prec_flat, aux, lc = kernel_inputs(p)
@@ -104,7 +105,8 @@ def run_pass(X, w, shift, p, n_groups=None, resp_in=None, want_resp=False, want_
         np.ascontiguousarray(p["means"]), prec_flat, aux, lc, CODES[ctype],
         resp_in if resp_in is not None else np.empty((0, 0)),
         out["nk"], out["s1"], out["s2"], out["ll"], out["ent"], out["resp"], out["lpn"],
-        compute_stats, chunk_size, n_threads, sample_z, 5, 1, None, 0, s2_panels)
+        compute_stats, chunk_size, n_threads, sample_z, 5, 1, None, 0, s2_panels, None,
+        float32_work)
     return out
 
 
@@ -918,9 +920,10 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     size eps N_k ||c_k||^2 in the directions where the exact one is 0; ``full_gemm_cancelled``
     flags it and GaussianPass.run returns the statistics of a second pass taking it in the
     centred form, whose S2 is the reference's to the digits of its own size. (A pass
-    computing its own responsibilities now takes the fused tiles, which centre every
-    component; their S2 of a collapsing component is flagged too, being singular, and gets
-    the same second pass, so degenerate components are judged as before.)"""
+    computing its own responsibilities takes the fused tiles, which centre every component
+    at its pass centre, the second pass's own form: their S2 of a collapsing component is
+    flagged by the check, being singular, but GaussianPass.run takes no second pass and
+    returns the tiles' bits.)"""
     rng = np.random.default_rng(42)
     K, D = 3, 3
     X = make_data(rng, N_ODD, D)
@@ -943,6 +946,7 @@ def test_full_collapsing_component_gets_the_centred_second_pass():
     assert G.full_gemm_cancelled(s2_gemm, ref["nk"], p["means"])[0]
     stats = data.run(np.ascontiguousarray(p["means"]), prec_flat, aux, lc)
     assert_allclose(stats["s2"][0], ref["s2"][0], rtol=1e-9, atol=1e-12 * ref["nk"][0])
+    assert np.array_equal(stats["s2"][0], s2_gemm[0])  # the tiles' own bits: no second pass
     assert not G.full_gemm_cancelled(stats["s2"][1:], stats["nk"][1:], p["means"][1:]).any()
 
 
@@ -1164,3 +1168,67 @@ def test_tied_tiles_match_reference(K, D, weighted):
     for other in outs[1:]:
         for name, value in outs[0].items():
             assert np.array_equal(value, other[name]), name
+
+
+# --------------------------------------------------------------------- 'full' / 'tied' in float32
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("ctype", ["full", "tied"])
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (16, 32), (2, 64)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_full_tied_float32_tiles_match_reference(ctype, K, D, weighted):
+    """float32 X with ``float32_work``: the 'full' / 'tied' tiles in float32 (rows in blocks
+    of 64, D not a multiple of four, N not a multiple of the tile) against the float64
+    reference within float32 rounding; bitwise the same for 1, 2 and 3 threads; not the
+    float64 tile's bits (the float32 kernels ran); without statistics the same rows."""
+    rng = np.random.default_rng([34, K, D])
+    N = 2 * 512 + 77
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    p = make_params(rng, ctype, K, D)
+    shift = X.astype(np.float64).mean(axis=0)
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else None
+    ref = reference_stats(X, w, shift, p)
+    outs = [run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True,
+                     n_threads=t, float32_work=True) for t in (1, 2, 3)]
+    for other in outs[1:]:
+        for name, value in outs[0].items():
+            assert np.array_equal(value, other[name]), name
+    out = outs[0]
+    as64 = run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True)
+    assert not np.array_equal(out["s1"], as64["s1"])
+    red = reduce_slots(out, p)
+    assert_stats_close(red, ref, p, 2e-5)
+    assert_allclose(out["lpn"], ref["lpn"], rtol=2e-5, atol=2e-5)
+    assert_allclose(out["resp"], ref["resp"], atol=5e-5)
+    assert_allclose(red["ll"], ref["ll"], rtol=2e-6)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-4 * N)
+    bare = run_pass(X, w, shift, p, n_groups=3, want_resp=True, want_lpn=True,
+                    compute_stats=False, float32_work=True)
+    assert np.array_equal(bare["lpn"], out["lpn"]) and np.array_equal(bare["resp"],
+                                                                       out["resp"])
+    assert not bare["nk"].any()
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("ctype", ["full", "tied"])
+def test_full_tied_float32_far_component_takes_the_float64_tile(ctype):
+    """A component farther than 2^12 of its standard deviations from the shift (the kernel's
+    FULL_FAR_FROM_SHIFT_F32) sends the float32 pass to the float64 tile: the very bits of the
+    pass without float32_work; one 10^3 away keeps the float32 tile."""
+    rng = np.random.default_rng(35)
+    K, D, N = 3, 4, 700
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    p = make_params(rng, ctype, K, D)
+    shift = X.astype(np.float64).mean(axis=0)
+    near = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
+    as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
+    assert not np.array_equal(near["s1"], as64["s1"])
+    sd = np.sqrt(np.diag(p["cov"][1] if ctype == "full" else p["cov"]))
+    p["means"][1] += 1e3 * sd / np.sqrt(D)
+    kept = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
+    as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
+    assert not np.array_equal(kept["s1"], as64["s1"])
+    p["means"][1] += 1e5 * sd
+    far = run_pass(X, None, shift, p, n_groups=2, want_resp=True, float32_work=True)
+    as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
+    for name, value in far.items():
+        assert np.array_equal(value, as64[name]), name

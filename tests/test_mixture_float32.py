@@ -1,6 +1,6 @@
-"""Gaussian mixtures fitted on float32 X with diag / spherical covariances (issue 17): the
-passes run in float32 (``GaussianPass.float32_work``; the kernel's float32 tile is tested in
-``test_gmm_kernel.py``), the statistics summed in float64. Checked here: the optimum against
+"""Gaussian mixtures fitted on float32 X (issue 17; diag / spherical, and full / tied through
+their fused tiles): the passes run in float32 (``GaussianPass.float32_work``; the kernel's
+float32 tiles are tested in ``test_gmm_kernel.py``), the statistics summed in float64. Checked here: the optimum against
 the float64 fit of the same data, the guard's tolerance following the passes' precision, and
 the bound never decreasing by more than ``FLOAT32_BOUND_RTOL`` over many seeds with the guard
 raising.
@@ -26,7 +26,7 @@ def blobs(seed, n=3000, d=4, k=3, scale=6.0):
 
 
 @pytest.mark.parametrize("estimator", ["em", "bayesian"])
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
 def test_float32_fit_reaches_the_float64_optimum(covariance_type, estimator):
     """The same float32 data fitted with float32 passes and (as float64) with float64
     passes, from the same start to convergence: the optima agree within float32 tolerance,
@@ -54,15 +54,17 @@ def test_float32_fit_reaches_the_float64_optimum(covariance_type, estimator):
 
 
 def test_bound_rtol_follows_the_passes_precision():
-    """EM / mean field on float32 diag / spherical data expose FLOAT32_BOUND_RTOL, every
-    other fit the float64 one; the guard tolerates a decrease below its rtol and not one
+    """EM / mean field on float32 data expose FLOAT32_BOUND_RTOL, float64 data the float64
+    one; the guard tolerates a decrease below its rtol and not one
     above it."""
     X = blobs(4, n=400)
     for ctype, dtype, want in [("diag", np.float32, G.FLOAT32_BOUND_RTOL),
                                ("spherical", np.float32, G.FLOAT32_BOUND_RTOL),
                                ("diag", np.float64, BOUND_RTOL),
-                               ("full", np.float32, BOUND_RTOL),
-                               ("tied", np.float32, BOUND_RTOL)]:
+                               ("full", np.float32, G.FLOAT32_BOUND_RTOL),
+                               ("tied", np.float32, G.FLOAT32_BOUND_RTOL),
+                               ("full", np.float64, BOUND_RTOL),
+                               ("tied", np.float64, BOUND_RTOL)]:
         data = G.GaussianPass(X.astype(dtype), None, ctype, 3, 1, float32_work=True)
         assert data.bound_rtol == want, (ctype, dtype)
     assert G.FLOAT64_BOUND_RTOL == BOUND_RTOL
@@ -86,7 +88,7 @@ def monotone_case(seed):
     return np.ascontiguousarray(X.astype(np.float32)), k
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
 def test_float32_bound_monotone_under_its_tolerance(covariance_type):
     """Many seeds, 100 iterations each with tol=0 (well past convergence, where rounding is
     all that moves the bound), the guard raising: no decrease beyond FLOAT32_BOUND_RTOL,
@@ -108,3 +110,21 @@ def test_float32_bound_monotone_under_its_tolerance(covariance_type):
             decrease = (b[:-1] - b[1:]) / np.abs(b[:-1])
             beyond_float64 += int((decrease > BOUND_RTOL).any())
     assert beyond_float64 > 0
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_full_tied_wide_data_keeps_float64_passes(covariance_type):
+    """The float32 'full' / 'tied' tiles square x - m in float32: data spread beyond
+    FLOAT32_TILE_MAX_DEVIATION from the shift, or sample weights beyond
+    FLOAT32_TILE_MAX_WEIGHT, keep float64 passes (and the float64 guard tolerance)."""
+    X = blobs(1, n=300)
+    ok = G.GaussianPass(X, None, covariance_type, 3, 1, float32_work=True)
+    assert ok.float32_work and ok.bound_rtol == G.FLOAT32_BOUND_RTOL
+    wide = X.copy()
+    wide[7, 0] = np.float32(ok.shift[0] + 2.0 * G.FLOAT32_TILE_MAX_DEVIATION)
+    assert not G.GaussianPass(wide, None, covariance_type, 3, 1, float32_work=True).float32_work
+    w = np.ones(len(X))
+    assert G.GaussianPass(X, w, covariance_type, 3, 1, float32_work=True).float32_work
+    w[3] = 2.0 * G.FLOAT32_TILE_MAX_WEIGHT
+    heavy = G.GaussianPass(X, w, covariance_type, 3, 1, float32_work=True)
+    assert not heavy.float32_work and heavy.bound_rtol == BOUND_RTOL

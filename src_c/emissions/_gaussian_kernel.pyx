@@ -56,7 +56,8 @@ of FULL_TILE_ROWS, feature-major, vector lanes over rows: 'full' takes every com
 centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_k)), so
 nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
 and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
-passes (given responsibilities, draws, larger D).
+passes (given responsibilities, draws, larger D). float32 X with float32_work: the same
+kernels in float32 (_full_tile_group_f32), each tile's sums added in float64.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -126,12 +127,26 @@ def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
 # m^2 within one chunk's sum (far less in the float64 sum over chunks, whose rounding errors
 # average out); a component farther away sends the pass to the float64 tile.
 cdef double FAR_FROM_SHIFT_F32 = 4096.0
+# The float32 'full' / 'tied' tiles (_full_tile_group_f32) centre every row at m_k (no
+# cancellation of terms of size ||m_k U_k||^2, unlike the diag tile's GEMM form): a row's
+# centred coordinates, in standard deviations, carry u ||(x - shift) U_k|| of rounding
+# (x - shift and m_k rounded to float32 once), at most u 2^12 ~ 2.4e-4 within this
+# distance (2^24 squared): the order of float32 X's own rounding, u |x| / sigma, for data
+# near the origin. A component farther away (its rows' coordinates then keep fewer digits
+# than X gave them) sends the pass to the float64 tile.
+cdef double FULL_FAR_FROM_SHIFT_F32 = 16777216.0
 
 # 'full' as fused tiles (_full_tile_group) up to this D, in tiles of FULL_TILE_ROWS rows (a
-# multiple of 32: the kernels' row blocks): every component centred, no BLAS
+# multiple of 32: the kernels' row blocks): every component centred, no BLAS. The tile's
+# feature rows are FULL_TILE_LD apart, not 4 KiB: rows a multiple of 4 KiB apart share L1
+# sets and alias store-to-load, which the S2 kernel's four-row blocks hit.
 cdef enum:
     FULL_TILE_MAX_D = 64
     FULL_TILE_ROWS = 512
+    FULL_TILE_LD = 520
+    # the float32 tiles (_full_tile_group_f32): rows in blocks of 64 (sixteen lanes times
+    # four), feature rows 528 floats apart (a multiple of 16 for the float32 log-sum-exp)
+    FULL_TILE_LD32 = 528
 
 cdef char CH_N = b'N'
 cdef char CH_T = b'T'
@@ -186,6 +201,17 @@ cdef extern from "_gaussian_kernels.h":
     void vbf_gmm_tied_quad_tile(const double* xT, int ld, int nr, int D, int K,
                                 const double* mu, const double* up, const double* log_const,
                                 double* yT, double* lpT) noexcept nogil
+    void vbf_gmm_full_quad_tile_32(const float* xT, int ld, int nr, int D, int K,
+                                   const float* means, const float* up,
+                                   const double* log_const, float* xc, float* lpT) noexcept nogil
+    void vbf_gmm_full_stats_tile_32(const float* xT, int ld, int nr, int D, int K,
+                                    const float* means, const float* rT, float* xc, float* rx,
+                                    double* nk, double* s1, double* s2) noexcept nogil
+    void vbf_gmm_tied_quad_tile_32(const float* xT, int ld, int nr, int D, int K,
+                                   const float* mu, const float* up, const double* log_const,
+                                   float* yT, float* lpT) noexcept nogil
+    void vbf_gmm_tied_stats_tile_32(const float* xT, int ld, int nr, int D, int K,
+                                    const float* rT, double* nk, double* s1) noexcept nogil
     void vbf_gmm_tied_stats_tile(const double* xT, int ld, int nr, int D, int K,
                                  const double* rT, double* nk, double* s1) noexcept nogil
 
@@ -260,6 +286,12 @@ cdef struct _GaussPass:
     # with ||mu_k||^2 taken back out of c_k (K, D + 1)
     bint tied_tile
     const double* tied_mu
+    # 'full' / 'tied' tiles in float32 (float32 X, float32_work, every component within
+    # FULL_FAR_FROM_SHIFT_F32 of the shift in its own metric): the means (full) or mu_k (tied)
+    # and the packed factors rounded to float32
+    bint full_tile32
+    const float* means32
+    const float* u_pack32
 
 
 cdef void _chunk(
@@ -591,6 +623,37 @@ cdef inline void _tile_rows_out(
                     lpT[<Py_ssize_t>k * ld + n] = lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
 
 
+cdef inline void _tile_rows_out_f32(
+    float* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
+    const double* lpn_buf, const double* rlogr_buf, float* resp_out,
+    float* log_prob_norm_out, double* sums,
+) noexcept nogil:
+    """_tile_rows_out for a float32 tile after vbf_gmm_lse_cols_f32: lpT (K, ld) floats
+    holds r, lpn_buf and rlogr_buf (b,) log p(x_n) and sum_k r log r in float64; the bound
+    terms added to sums (IN/OUT, row order), log p(x_n) and r written out when asked (OUT,
+    rows [start, start + b); NULL: not wanted), then r weighted in place."""
+    cdef bint has_weights = weights != NULL
+    cdef int n, k
+    cdef double w, lpn
+    for n in range(b):
+        lpn = lpn_buf[n]
+        w = weights[start + n] if has_weights else 1.0
+        if lpn > -INFINITY:  # (every density zero: no entropy term)
+            sums[1] = sums[1] + w * rlogr_buf[n]
+        sums[0] = sums[0] + w * lpn
+        if log_prob_norm_out != NULL:
+            log_prob_norm_out[start + n] = <float>lpn
+    if resp_out != NULL:
+        for n in range(b):
+            for k in range(K):
+                resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
+        if has_weights:
+            for k in range(K):
+                for n in range(b):
+                    lpT[<Py_ssize_t>k * ld + n] = \
+                        lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+
+
 cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
                                     int W, int s2_width) noexcept nogil:
     """A diag / spherical tile group's accumulator acc (K, W) = [S1 | S2 | N] added to group
@@ -783,7 +846,7 @@ cdef void _full_tile_group(
     fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no BLAS.
 
     Per tile of b rows, feature-major (xT (D, ld), x_n - shift in float64, ld =
-    FULL_TILE_ROWS, rows past b zero):
+    FULL_TILE_LD, rows past b zero):
         log rho (K, ld)                     vbf_gmm_full_quad_tile (the tile centred at each
                                             m_k, y = (x_n - m_k) U_k over U_k's triangle)
         w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (component-major, as the diag
@@ -794,7 +857,7 @@ cdef void _full_tile_group(
     count.
     """
     cdef int D = p.D, K = p.K
-    cdef int ld = FULL_TILE_ROWS
+    cdef int ld = FULL_TILE_LD
     cdef const double* shift = p.shift
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
@@ -811,7 +874,7 @@ cdef void _full_tile_group(
     sums[1] = 0.0
     start = row0
     while start < row1:
-        end = min(start + ld, row1)
+        end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
         nr = (b + 31) // 32 * 32  # the kernels' row blocks
         for n in range(b):
@@ -844,6 +907,74 @@ cdef void _full_tile_group(
                 vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx,
                                         p.nk + g * K, p.s1 + g * K * D,
                                         p.s2 + g * p.s2_size)
+        start = end
+    p.ll[g] = p.ll[g] + sums[0]
+    p.ent[g] = p.ent[g] + sums[1]
+
+
+cdef void _full_tile_group_f32(
+    const _GaussPass* p, const float* X, float* resp_out, float* log_prob_norm_out,
+    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, float* xT, float* xc, float* rx,
+    float* lpT, double* lpn_buf, double* rlogr_buf,
+) noexcept nogil:
+    """_full_tile_group in float32 (float32 X, p.full_tile32): the tile x_n - shift (formed
+    in float64, rounded once), the quadratic forms, the log-sum-exp (vbf_gmm_lse_cols_f32)
+    and the tile's sums of N_k, S1_k, S2_k in float32, sixteen rows a vector with AVX-512;
+    each tile's sums, lanes added in float64, go into group g's float64 slots, the bound
+    terms are float64 sums of float32 per-row values. xT, xc, rx: (DP, ld) floats, lpT
+    (K, ld) floats, lpn_buf and rlogr_buf ld doubles, ld = FULL_TILE_LD32. Bitwise the same
+    for any thread count, as the float64 tiles."""
+    cdef int D = p.D, K = p.K, DP = (p.D + 3) // 4 * 4
+    cdef int ld = FULL_TILE_LD32
+    cdef const double* shift = p.shift
+    cdef const double* weights = p.weights
+    cdef bint has_weights = weights != NULL
+    cdef bint has_resp_out = resp_out != NULL
+    cdef bint compute_stats = p.compute_stats
+    cdef const double* w_lse
+    cdef const float* x_n
+    cdef Py_ssize_t start, end
+    cdef int b, nr, n, j, k
+    cdef double sums[2]
+    sums[0] = 0.0
+    sums[1] = 0.0
+    start = row0
+    while start < row1:
+        end = min(start + FULL_TILE_ROWS, row1)
+        b = <int>(end - start)
+        nr = (b + 63) // 64 * 64  # the float32 kernels' row blocks
+        for n in range(b):
+            x_n = X + (start + n) * D
+            for j in range(D):
+                xT[j * ld + n] = <float>(<double>x_n[j] - shift[j])
+        for j in range(D):
+            for n in range(b, nr):
+                xT[j * ld + n] = 0.0
+        for j in range(D, DP):  # the padded rows the S2 blocks read
+            for n in range(nr):
+                xT[j * ld + n] = 0.0
+        if p.tied_tile:
+            vbf_gmm_tied_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
+                                      p.tied_mu + K * D, xc, lpT)
+        else:
+            vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32, p.log_const,
+                                      xc, lpT)
+        # per-row outputs want r unweighted: the weights are applied after them
+        w_lse = weights + start if has_weights and not has_resp_out else NULL
+        vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        _tile_rows_out_f32(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                           log_prob_norm_out, sums)
+        if compute_stats:
+            for k in range(K):  # rows past b: no weight
+                for n in range(b, nr):
+                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            if p.tied_tile:
+                vbf_gmm_tied_stats_tile_32(xT, ld, nr, D, K, lpT, p.nk + g * K,
+                                           p.s1 + g * K * D)
+            else:
+                vbf_gmm_full_stats_tile_32(xT, ld, nr, D, K, p.means32, lpT, xc, rx,
+                                           p.nk + g * K, p.s1 + g * K * D,
+                                           p.s2 + g * p.s2_size)
         start = end
     p.ll[g] = p.ll[g] + sums[0]
     p.ent[g] = p.ent[g] + sums[1]
@@ -1152,7 +1283,9 @@ def gmm_pass(
         rho, responsibilities and each chunk's statistics in float32, the sums over chunks and
         the bound terms in float64) when every component is within FAR_FROM_SHIFT_F32 of the
         shift; the per-row log densities then carry float32 rounding (see
-        ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). Ignored otherwise.
+        ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). float32 X, 'full' / 'tied' taking
+        the fused tiles: the same in _full_tile_group_f32 (tile, quadratic forms, log-sum-exp
+        and each tile's N, S1, S2 in float32, added in float64). Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1275,6 +1408,49 @@ def gmm_pass(
                 v = v + tied_mu[k * D + j] * tied_mu[k * D + j]
             tied_mu[K * D + k] = log_const[k] + 0.5 * v
     p.tied_mu = tied_mu
+    # the 'full' / 'tied' tiles in float32: float32 X asked to work in float32, every
+    # component within FULL_FAR_FROM_SHIFT_F32 of the shift in its own metric
+    # (||m_k U_k||^2, tied ||m_k U||^2) and every factor entry finite in float32
+    cdef float* means32 = NULL
+    cdef float* u_pack32 = NULL
+    cdef double far32_max = 0.0
+    cdef Py_ssize_t n_u = <Py_ssize_t>(1 if p.tied_tile else K) * DP * DP, t32
+    p.full_tile32 = False
+    if floating is float:
+        p.full_tile32 = p.full_tile and float32_work
+    if p.full_tile32:
+        for k in range(K):
+            dist2 = 0.0
+            for j in range(D):
+                if p.tied_tile:
+                    v = tied_mu[k * D + j]
+                else:
+                    v = 0.0
+                    for i in range(j + 1):  # U_k upper: column j has rows 0..j
+                        v = v + means[k, i] * prec_chol[k * D * D + i * D + j]
+                dist2 = dist2 + v * v
+            if not dist2 <= far32_max:  # (NaN: not within)
+                far32_max = dist2
+        for t32 in range(n_u):
+            if not fabs(u_pack[t32]) <= 1e38:
+                far32_max = INFINITY
+        p.full_tile32 = far32_max <= FULL_FAR_FROM_SHIFT_F32
+    if p.full_tile32:
+        means32 = <float*>malloc(<Py_ssize_t>K * D * sizeof(float))
+        u_pack32 = <float*>malloc(n_u * sizeof(float))
+        if means32 == NULL or u_pack32 == NULL:
+            free(means32)
+            free(u_pack32)
+            free(u_pack)
+            free(tied_mu)
+            raise MemoryError()
+        for k in range(K):
+            for j in range(D):
+                means32[k * D + j] = <float>(tied_mu[k * D + j] if p.tied_tile else means[k, j])
+        for t32 in range(n_u):
+            u_pack32[t32] = <float>u_pack[t32]
+    p.means32 = means32
+    p.u_pack32 = u_pack32
     p.n_feat = 1 + D + D * (D + 1) // 2
     cdef double* u_cat = NULL
     cdef double* mu = NULL
@@ -1414,8 +1590,10 @@ def gmm_pass(
         # (doubled: the float32 tile's per-chunk statistics follow its accumulator)
         sbuf = <double*>malloc((2 * K * (2 * D + 1) if K * D > 0 else 1) * sizeof(double))
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
-        if p.full_tile:  # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld)
-            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_ROWS
+        # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld) in doubles; (the float32
+        # tiles' (3 DP + K, FULL_TILE_LD32) floats and two rows of doubles fit in as well)
+        if p.full_tile:
+            tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
         for g in prange(G, schedule='static'):
             if p.tile32:
@@ -1423,12 +1601,22 @@ def gmm_pass(
                                 <float*>lpn_ptr, g, g * per_group,
                                 min((g + 1) * per_group, n_chunks), chunk_size, N,
                                 <float*>zbuf, lp, sbuf)
+            elif p.full_tile32:
+                _full_tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
+                                     <float*>lpn_ptr, g, min(g * per_group * chunk_size, N),
+                                     min((g + 1) * per_group * chunk_size, N),
+                                     <float*>tbuf, <float*>tbuf + DP * FULL_TILE_LD32,
+                                     <float*>tbuf + 2 * DP * FULL_TILE_LD32,
+                                     <float*>tbuf + 3 * DP * FULL_TILE_LD32,
+                                     <double*>(<float*>tbuf + (3 * DP + K) * FULL_TILE_LD32),
+                                     <double*>(<float*>tbuf + (3 * DP + K + 2)
+                                               * FULL_TILE_LD32))
             elif p.full_tile:
                 _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
                                  min(g * per_group * chunk_size, N),
                                  min((g + 1) * per_group * chunk_size, N), tbuf,
-                                 tbuf + DP * FULL_TILE_ROWS, tbuf + 2 * DP * FULL_TILE_ROWS,
-                                 tbuf + 3 * DP * FULL_TILE_ROWS)
+                                 tbuf + DP * FULL_TILE_LD, tbuf + 2 * DP * FULL_TILE_LD,
+                                 tbuf + 3 * DP * FULL_TILE_LD)
             elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
@@ -1449,6 +1637,8 @@ def gmm_pass(
     free(centred)
     free(u_pack)
     free(tied_mu)
+    free(means32)
+    free(u_pack32)
     free(u_cat)
     free(mu)
     free(far_full)

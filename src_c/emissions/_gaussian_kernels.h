@@ -945,34 +945,41 @@ VBF_INLINE void vbf_gmm_full_pack_u(const double *u, int D, int K, double *up)
 }
 
 #if defined(__GNUC__)
-#define VBF_GMM_FULL_TILE(SUF, V, L, RB, SJB, ATTR, SPLAT)                                     \
+#define VBF_GMM_FULL_TILE(SUF, T, V, L, RB, SJB, ATTR, SPLAT)                                  \
 ATTR static void vbf_gmm_full_quad_tile_##SUF(                                            \
-    const double *xT, int ld, int nr, int D, int K, const double *means,                  \
-    const double *up, const double *log_const, double *xc, double *lpT)                   \
+    const T *xT, int ld, int nr, int D, int K, const T *means,                            \
+    const T *up, const double *log_const, T *xc, T *lpT)                                  \
 {                                                                                         \
     const int DP = (D + 3) & ~3;                                                          \
-    int k, i, j0, n, n0, r, q;                                                            \
+    int k, i, j0, n0, r, q;                                                            \
     for (k = 0; k < K; k++) {                                                             \
-        const double *m = means + (Py_ssize_t)k * D;                                      \
-        const double *uk = up + (Py_ssize_t)k * DP * DP;                                  \
-        const V c = SPLAT(log_const[k]);                                                   \
+        const T *m = means + (Py_ssize_t)k * D;                                           \
+        const T *uk = up + (Py_ssize_t)k * DP * DP;                                       \
+        const V c = SPLAT((T)log_const[k]);                                                \
         for (n0 = 0; n0 < nr; n0 += RB * L) {                                             \
             V s[RB];                                                                      \
-            /* the row block centred at m_k, (D, RB L): stays in L1 */                    \
-            for (i = 0; i < D; i++)                                                       \
-                for (n = 0; n < RB * L; n++)                                              \
-                    xc[i * RB * L + n] = xT[(Py_ssize_t)i * ld + n0 + n] - m[i];          \
+            /* the row block centred at m_k, (D, RB L): stays in L1 (vectors: the       \
+               compiler cannot see that xc and xT do not overlap) */                      \
+            for (i = 0; i < D; i++) {                                                     \
+                const V mi = SPLAT(m[i]);                                                  \
+                for (r = 0; r < RB; r++) {                                                \
+                    V x;                                                                  \
+                    __builtin_memcpy(&x, xT + (Py_ssize_t)i * ld + n0 + r * L, sizeof x); \
+                    x = x - mi;                                                           \
+                    __builtin_memcpy(xc + i * RB * L + r * L, &x, sizeof x);              \
+                }                                                                         \
+            }                                                                             \
             for (r = 0; r < RB; r++)                                                      \
                 s[r] = (V){0};                                                            \
             for (j0 = 0; j0 < DP; j0 += 4) {                                              \
-                const double *ub = uk + (Py_ssize_t)j0 * DP;                              \
+                const T *ub = uk + (Py_ssize_t)j0 * DP;                                   \
                 const int imax = j0 + 4 < D ? j0 + 4 : D;                                 \
                 V a[RB][4];                                                               \
                 for (r = 0; r < RB; r++)                                                  \
                     for (q = 0; q < 4; q++)                                               \
                         a[r][q] = (V){0};                                                 \
                 for (i = 0; i < imax; i++) {                                              \
-                    const double *xi = xc + i * RB * L;                                   \
+                    const T *xi = xc + i * RB * L;                                        \
                     V u[4], x;                                                            \
                     for (q = 0; q < 4; q++)                                               \
                         u[q] = SPLAT(ub[4 * i + q]);                                       \
@@ -987,7 +994,7 @@ ATTR static void vbf_gmm_full_quad_tile_##SUF(                                  
                         s[r] = s[r] + a[r][q] * a[r][q];                                  \
             }                                                                             \
             for (r = 0; r < RB; r++) {                                                    \
-                const V v = c - 0.5 * s[r];                                               \
+                const V v = c - (T)0.5 * s[r];                                            \
                 __builtin_memcpy(lpT + (Py_ssize_t)k * ld + n0 + r * L, &v, sizeof v);    \
             }                                                                             \
         }                                                                                 \
@@ -1002,12 +1009,13 @@ ATTR static inline double vbf_gmm_lanes_##SUF(V a)                              
     return t;                                                                             \
 }                                                                                         \
 ATTR static void vbf_gmm_full_stats_tile_##SUF(                                           \
-    const double *xT, int ld, int nr, int D, int K, const double *means,                  \
-    const double *rT, double *xc, double *rx, double *nk, double *s1, double *s2)         \
+    const T *xT, int ld, int nr, int D, int K, const T *means,                            \
+    const T *rT, T *xc, T *rx, double *nk, double *s1, double *s2)                        \
 {                                                                                         \
     int k, i, j, i0, j0, n, p, q;                                                         \
+    (void)xc;                                                                             \
     for (k = 0; k < K; k++) {                                                             \
-        const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;       \
+        const T *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;            \
         double *s2k = s2 + (Py_ssize_t)k * D * D;                                         \
         V acc = (V){0}, x, y;                                                             \
         for (n = 0; n < nr; n += L) {                                                     \
@@ -1015,29 +1023,30 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
             acc = acc + x;                                                                \
         }                                                                                 \
         nk[k] = nk[k] + vbf_gmm_lanes_##SUF(acc);                                         \
-        for (i = 0; i < D; i++) {                                                         \
-            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
-            acc = (V){0};                                                                 \
-            for (n = 0; n < nr; n += L) {                                                 \
-                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
-                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
-                acc = acc + x * y;                                                        \
-            }                                                                             \
-            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + vbf_gmm_lanes_##SUF(acc); \
-        }                                                                                 \
         for (i0 = 0; i0 < D; i0 += 4) {                                                   \
-            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1 */    \
+            /* r (x_i - m_i) for the four rows i of the block, (4, nr): stays in L1; and  \
+               S1_ki = sum_n r x_i on the way, four independent chains */                 \
+            V s1a[4], mi[4];                                                              \
             for (p = 0; p < 4; p++) {                                                     \
-                const double *xi = xT + (Py_ssize_t)(i0 + p) * ld;                        \
-                const double mi = i0 + p < D ? m[i0 + p] : 0.0;                           \
-                double *ri = rx + (Py_ssize_t)p * ld;                                     \
-                for (n = 0; n < nr; n++)                                                  \
-                    ri[n] = i0 + p < D ? rk[n] * (xi[n] - mi) : 0.0;                      \
+                s1a[p] = (V){0};                                                          \
+                mi[p] = SPLAT(i0 + p < D ? m[i0 + p] : (T)0);                             \
             }                                                                             \
+            for (n = 0; n < nr; n += L) {                                                 \
+                __builtin_memcpy(&y, rk + n, sizeof y);                                   \
+                for (p = 0; p < 4; p++) {                                                 \
+                    __builtin_memcpy(&x, xT + (Py_ssize_t)(i0 + p) * ld + n, sizeof x);   \
+                    s1a[p] = s1a[p] + y * x;                                              \
+                    x = y * (x - mi[p]);                                                  \
+                    __builtin_memcpy(rx + (Py_ssize_t)p * ld + n, &x, sizeof x);          \
+                }                                                                         \
+            }                                                                             \
+            for (p = 0; p < 4 && i0 + p < D; p++)                                         \
+                s1[(Py_ssize_t)k * D + i0 + p] = s1[(Py_ssize_t)k * D + i0 + p]           \
+                    + vbf_gmm_lanes_##SUF(s1a[p]);                                        \
             for (j0 = 0; j0 < i0 + 4 && j0 < D; j0 += SJB) {                              \
                 V a[4][SJB], xi[4], xj[SJB], mj[SJB];                                     \
                 for (q = 0; q < SJB; q++)                                                 \
-                    mj[q] = SPLAT(j0 + q < D ? m[j0 + q] : 0.0);                          \
+                    mj[q] = SPLAT(j0 + q < D ? m[j0 + q] : (T)0);                         \
                 for (p = 0; p < 4; p++)                                                   \
                     for (q = 0; q < SJB; q++)                                             \
                         a[p][q] = (V){0};                                                 \
@@ -1068,17 +1077,18 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
 /* 'tied' as fused tiles (_full_tile_group with tied = 1): y = x U once per tile (yT (DP, ld)
    scratch, U packed as one component's U_k), then log rho_nk = c_k - 1/2 ||y_n - mu_k||^2
    with mu_k = m_k U (K, D), four components a time lane by lane; N_k and S1_k as the full
-   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit). */
-#define VBF_GMM_TIED_TILE(SUF, V, L, ATTR, SPLAT)                                        \
+   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit), lanes added by the full
+   macro's vbf_gmm_lanes_##SUF (the two macros are instantiated in pairs). */
+#define VBF_GMM_TIED_TILE(SUF, T, V, L, ATTR, SPLAT)                                     \
 ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                            \
-    const double *xT, int ld, int nr, int D, int K, const double *mu, const double *up,   \
-    const double *log_const, double *yT, double *lpT)                                     \
+    const T *xT, int ld, int nr, int D, int K, const T *mu, const T *up,                  \
+    const double *log_const, T *yT, T *lpT)                                               \
 {                                                                                         \
     const int DP = (D + 3) & ~3;                                                          \
     int k, k0, i, j, j0, n, q;                                                            \
     for (n = 0; n < nr; n += L) {                                                         \
         for (j0 = 0; j0 < DP; j0 += 4) {                                                  \
-            const double *ub = up + (Py_ssize_t)j0 * DP;                                  \
+            const T *ub = up + (Py_ssize_t)j0 * DP;                                       \
             const int imax = j0 + 4 < D ? j0 + 4 : D;                                     \
             V a[4], x;                                                                    \
             for (q = 0; q < 4; q++)                                                       \
@@ -1107,20 +1117,20 @@ ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                  
             }                                                                             \
             for (q = 0; q < kn; q++) {                                                    \
                 k = k0 + q;                                                               \
-                y = SPLAT(log_const[k]) - 0.5 * s[q];                                     \
+                y = SPLAT((T)log_const[k]) - (T)0.5 * s[q];                               \
                 __builtin_memcpy(lpT + (Py_ssize_t)k * ld + n, &y, sizeof y);             \
             }                                                                             \
         }                                                                                 \
     }                                                                                     \
 }                                                                                         \
 ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                           \
-    const double *xT, int ld, int nr, int D, int K, const double *rT, double *nk,         \
+    const T *xT, int ld, int nr, int D, int K, const T *rT, double *nk,                   \
     double *s1)                                                                           \
 {                                                                                         \
-    int k, i, n, q;                                                                       \
+    int k, k0, i0, n, p, q;                                                               \
     for (k = 0; k < K; k++) {                                                             \
-        const double *rk = rT + (Py_ssize_t)k * ld;                                       \
-        V acc = (V){0}, x, y;                                                             \
+        const T *rk = rT + (Py_ssize_t)k * ld;                                            \
+        V acc = (V){0}, x;                                                                \
         double t;                                                                         \
         for (n = 0; n < nr; n += L) {                                                     \
             __builtin_memcpy(&x, rk + n, sizeof x);                                       \
@@ -1130,182 +1140,191 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
         for (q = 1; q < L; q++)                                                           \
             t = t + acc[q];                                                               \
         nk[k] = nk[k] + t;                                                                \
-        for (i = 0; i < D; i++) {                                                         \
-            const double *xi = xT + (Py_ssize_t)i * ld;                                   \
-            acc = (V){0};                                                                 \
-            for (n = 0; n < nr; n += L) {                                                 \
-                __builtin_memcpy(&x, rk + n, sizeof x);                                   \
-                __builtin_memcpy(&y, xi + n, sizeof y);                                   \
-                acc = acc + x * y;                                                        \
-            }                                                                             \
-            t = acc[0];                                                                   \
-            for (q = 1; q < L; q++)                                                       \
-                t = t + acc[q];                                                           \
-            s1[(Py_ssize_t)k * D + i] = s1[(Py_ssize_t)k * D + i] + t;                    \
-        }                                                                                 \
     }                                                                                     \
+    /* S1 = R^T X four components by four features at a time (a register block: eight     \
+       loads for sixteen multiply-adds; xT has DP >= i0 + 4 rows, the padded ones zero,   \
+       and a block past the last component repeats it, unused) */                         \
+    for (k0 = 0; k0 < K; k0 += 4)                                                         \
+        for (i0 = 0; i0 < D; i0 += 4) {                                                   \
+            const T *rp[4];                                                               \
+            V a[4][4], xi[4], r;                                                          \
+            for (p = 0; p < 4; p++) {                                                     \
+                rp[p] = rT + (Py_ssize_t)(k0 + p < K ? k0 + p : K - 1) * ld;              \
+                for (q = 0; q < 4; q++)                                                   \
+                    a[p][q] = (V){0};                                                     \
+            }                                                                             \
+            for (n = 0; n < nr; n += L) {                                                 \
+                for (q = 0; q < 4; q++)                                                   \
+                    __builtin_memcpy(&xi[q], xT + (Py_ssize_t)(i0 + q) * ld + n,          \
+                                     sizeof(V));                                          \
+                for (p = 0; p < 4; p++) {                                                 \
+                    __builtin_memcpy(&r, rp[p] + n, sizeof r);                            \
+                    for (q = 0; q < 4; q++)                                               \
+                        a[p][q] = a[p][q] + r * xi[q];                                    \
+                }                                                                         \
+            }                                                                             \
+            for (p = 0; p < 4 && k0 + p < K; p++)                                         \
+                for (q = 0; q < 4 && i0 + q < D; q++)                                     \
+                    s1[(Py_ssize_t)(k0 + p) * D + i0 + q] =                               \
+                        s1[(Py_ssize_t)(k0 + p) * D + i0 + q]                             \
+                        + vbf_gmm_lanes_##SUF(a[p][q]) ;                                  \
+        }                                                                                 \
 }
 
 typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
 #define VBF_GMM_SPLAT4(v) ((vbf_gmm_v4){(v), (v), (v), (v)})
-VBF_GMM_FULL_TILE(base, vbf_gmm_v4, 4, 2, 2, , VBF_GMM_SPLAT4)
-VBF_GMM_TIED_TILE(base, vbf_gmm_v4, 4, , VBF_GMM_SPLAT4)
+/* float32 (the tiles of float32 X, float32_work): eight lanes baseline and AVX2, sixteen
+   AVX-512; the splat by adding to a zero vector */
+typedef float vbf_gmm_f8 __attribute__((vector_size(32)));
+#define VBF_GMM_FSPLAT8(v) ((vbf_gmm_f8){0} + (float)(v))
+VBF_GMM_FULL_TILE(base, double, vbf_gmm_v4, 4, 2, 2, , VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(base, double, vbf_gmm_v4, 4, , VBF_GMM_SPLAT4)
+VBF_GMM_FULL_TILE(base_32, float, vbf_gmm_f8, 8, 2, 2, , VBF_GMM_FSPLAT8)
+VBF_GMM_TIED_TILE(base_32, float, vbf_gmm_f8, 8, , VBF_GMM_FSPLAT8)
 #if defined(__x86_64__)
 typedef double vbf_gmm_v8 __attribute__((vector_size(64)));
 #define VBF_GMM_SPLAT8(v) ((vbf_gmm_v8){(v), (v), (v), (v), (v), (v), (v), (v)})
-VBF_GMM_FULL_TILE(avx2, vbf_gmm_v4, 4, 2, 2, __attribute__((target("avx2,fma"))),
+typedef float vbf_gmm_f16 __attribute__((vector_size(64)));
+#define VBF_GMM_FSPLAT16(v) ((vbf_gmm_f16){0} + (float)(v))
+VBF_GMM_FULL_TILE(avx2, double, vbf_gmm_v4, 4, 2, 2, __attribute__((target("avx2,fma"))),
                   VBF_GMM_SPLAT4)
-VBF_GMM_FULL_TILE(avx512, vbf_gmm_v8, 8, 4, 4,
+VBF_GMM_FULL_TILE(avx512, double, vbf_gmm_v8, 8, 4, 4,
                   __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
-VBF_GMM_TIED_TILE(avx2, vbf_gmm_v4, 4, __attribute__((target("avx2,fma"))), VBF_GMM_SPLAT4)
-VBF_GMM_TIED_TILE(avx512, vbf_gmm_v8, 8,
+VBF_GMM_TIED_TILE(avx2, double, vbf_gmm_v4, 4, __attribute__((target("avx2,fma"))),
+                  VBF_GMM_SPLAT4)
+VBF_GMM_TIED_TILE(avx512, double, vbf_gmm_v8, 8,
                   __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_SPLAT8)
+VBF_GMM_FULL_TILE(avx2_32, float, vbf_gmm_f8, 8, 2, 2, __attribute__((target("avx2,fma"))),
+                  VBF_GMM_FSPLAT8)
+VBF_GMM_FULL_TILE(avx512_32, float, vbf_gmm_f16, 16, 4, 4,
+                  __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_FSPLAT16)
+VBF_GMM_TIED_TILE(avx2_32, float, vbf_gmm_f8, 8, __attribute__((target("avx2,fma"))),
+                  VBF_GMM_FSPLAT8)
+VBF_GMM_TIED_TILE(avx512_32, float, vbf_gmm_f16, 16,
+                  __attribute__((target("avx512f,avx512dq,avx512vl,fma"))), VBF_GMM_FSPLAT16)
 #endif
 
-static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
-                                   const double *mu, const double *up,
-                                   const double *log_const, double *yT, double *lpT)
-{
+/* The dispatchers: AVX-512 (eight float64 / sixteen float32 rows a vector), else AVX2 + FMA
+   (four / eight), else the baseline build (four / eight). SUF names the float64 kernels,
+   SUF##_32 the float32 ones (T: the tile's scalar type). */
 #if defined(__x86_64__)
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tied_quad_tile_avx512(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
-        return;
-    }
-    if (vbf_cpu_avx2_fma()) {
-        vbf_gmm_tied_quad_tile_avx2(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
-        return;
-    }
+#define VBF_GMM_TILE_PICK(NAME, S32, ARGS)                                                \
+    if (vbf_cpu_avx512()) { NAME##_avx512##S32 ARGS; return; }                            \
+    if (vbf_cpu_avx2_fma()) { NAME##_avx2##S32 ARGS; return; }                            \
+    NAME##_base##S32 ARGS;
+#else
+#define VBF_GMM_TILE_PICK(NAME, S32, ARGS) NAME##_base##S32 ARGS;
 #endif
-    vbf_gmm_tied_quad_tile_base(xT, ld, nr, D, K, mu, up, log_const, yT, lpT);
+#define VBF_GMM_TILE_DISPATCH(S32, T)                                                     \
+static void vbf_gmm_tied_quad_tile##S32(const T *xT, int ld, int nr, int D, int K,        \
+                                        const T *mu, const T *up,                         \
+                                        const double *log_const, T *yT, T *lpT)           \
+{                                                                                         \
+    VBF_GMM_TILE_PICK(vbf_gmm_tied_quad_tile, S32,                                        \
+                      (xT, ld, nr, D, K, mu, up, log_const, yT, lpT))                     \
+}                                                                                         \
+static void vbf_gmm_tied_stats_tile##S32(const T *xT, int ld, int nr, int D, int K,       \
+                                         const T *rT, double *nk, double *s1)             \
+{                                                                                         \
+    VBF_GMM_TILE_PICK(vbf_gmm_tied_stats_tile, S32, (xT, ld, nr, D, K, rT, nk, s1))       \
+}                                                                                         \
+static void vbf_gmm_full_quad_tile##S32(const T *xT, int ld, int nr, int D, int K,        \
+                                        const T *means, const T *up,                      \
+                                        const double *log_const, T *xc, T *lpT)           \
+{                                                                                         \
+    VBF_GMM_TILE_PICK(vbf_gmm_full_quad_tile, S32,                                        \
+                      (xT, ld, nr, D, K, means, up, log_const, xc, lpT))                  \
+}                                                                                         \
+static void vbf_gmm_full_stats_tile##S32(const T *xT, int ld, int nr, int D, int K,       \
+                                         const T *means, const T *rT, T *xc, T *rx,       \
+                                         double *nk, double *s1, double *s2)              \
+{                                                                                         \
+    VBF_GMM_TILE_PICK(vbf_gmm_full_stats_tile, S32,                                       \
+                      (xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2))                  \
 }
-
-static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
-                                    const double *rT, double *nk, double *s1)
-{
-#if defined(__x86_64__)
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tied_stats_tile_avx512(xT, ld, nr, D, K, rT, nk, s1);
-        return;
-    }
-    if (vbf_cpu_avx2_fma()) {
-        vbf_gmm_tied_stats_tile_avx2(xT, ld, nr, D, K, rT, nk, s1);
-        return;
-    }
-#endif
-    vbf_gmm_tied_stats_tile_base(xT, ld, nr, D, K, rT, nk, s1);
-}
-
-/* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build */
-static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
-                                   const double *means, const double *up,
-                                   const double *log_const, double *xc, double *lpT)
-{
-#if defined(__x86_64__)
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_full_quad_tile_avx512(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
-        return;
-    }
-    if (vbf_cpu_avx2_fma()) {
-        vbf_gmm_full_quad_tile_avx2(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
-        return;
-    }
-#endif
-    vbf_gmm_full_quad_tile_base(xT, ld, nr, D, K, means, up, log_const, xc, lpT);
-}
-
-static void vbf_gmm_full_stats_tile(const double *xT, int ld, int nr, int D, int K,
-                                    const double *means, const double *rT, double *xc,
-                                    double *rx, double *nk, double *s1, double *s2)
-{
-#if defined(__x86_64__)
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_full_stats_tile_avx512(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
-        return;
-    }
-    if (vbf_cpu_avx2_fma()) {
-        vbf_gmm_full_stats_tile_avx2(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
-        return;
-    }
-#endif
-    vbf_gmm_full_stats_tile_base(xT, ld, nr, D, K, means, rT, xc, rx, nk, s1, s2);
-}
+VBF_GMM_TILE_DISPATCH(, double)
+VBF_GMM_TILE_DISPATCH(_32, float)
 #else  /* not GCC/Clang: the same sums one row (lane) at a time */
-static void vbf_gmm_tied_quad_tile(const double *xT, int ld, int nr, int D, int K,
-                                   const double *mu, const double *up,
-                                   const double *log_const, double *yT, double *lpT)
-{
-    const int DP = (D + 3) & ~3;
-    int k, i, j, n;
-    for (n = 0; n < nr; n++)
-        for (j = 0; j < D; j++) {
-            double y = 0.0;
-            for (i = 0; i <= j; i++)
-                y += xT[(Py_ssize_t)i * ld + n] * up[(Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];
-            yT[(Py_ssize_t)j * ld + n] = y;
-        }
-    for (k = 0; k < K; k++)
-        for (n = 0; n < nr; n++) {
-            double s = 0.0, d;
-            for (j = 0; j < D; j++) {
-                d = yT[(Py_ssize_t)j * ld + n] - mu[(Py_ssize_t)k * D + j];
-                s += d * d;
-            }
-            lpT[(Py_ssize_t)k * ld + n] = log_const[k] - 0.5 * s;
-        }
+#define VBF_GMM_TILE_SCALAR(S32, T)                                                       \
+static void vbf_gmm_tied_quad_tile##S32(const T *xT, int ld, int nr, int D, int K,        \
+                                        const T *mu, const T *up,                         \
+                                        const double *log_const, T *yT, T *lpT)           \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, i, j, n;                                                                       \
+    for (n = 0; n < nr; n++)                                                              \
+        for (j = 0; j < D; j++) {                                                         \
+            T y = 0;                                                                      \
+            for (i = 0; i <= j; i++)                                                      \
+                y += xT[(Py_ssize_t)i * ld + n]                                           \
+                    * up[(Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];                    \
+            yT[(Py_ssize_t)j * ld + n] = y;                                               \
+        }                                                                                 \
+    for (k = 0; k < K; k++)                                                               \
+        for (n = 0; n < nr; n++) {                                                        \
+            T s = 0, d;                                                                   \
+            for (j = 0; j < D; j++) {                                                     \
+                d = yT[(Py_ssize_t)j * ld + n] - mu[(Py_ssize_t)k * D + j];               \
+                s += d * d;                                                               \
+            }                                                                             \
+            lpT[(Py_ssize_t)k * ld + n] = (T)log_const[k] - (T)0.5 * s;                   \
+        }                                                                                 \
+}                                                                                         \
+static void vbf_gmm_tied_stats_tile##S32(const T *xT, int ld, int nr, int D, int K,       \
+                                         const T *rT, double *nk, double *s1)             \
+{                                                                                         \
+    int k, i, n;                                                                          \
+    for (k = 0; k < K; k++)                                                               \
+        for (n = 0; n < nr; n++) {                                                        \
+            nk[k] += rT[(Py_ssize_t)k * ld + n];                                          \
+            for (i = 0; i < D; i++)                                                       \
+                s1[(Py_ssize_t)k * D + i] +=                                              \
+                    (double)rT[(Py_ssize_t)k * ld + n] * xT[(Py_ssize_t)i * ld + n];      \
+        }                                                                                 \
+}                                                                                         \
+static void vbf_gmm_full_quad_tile##S32(const T *xT, int ld, int nr, int D, int K,        \
+                                        const T *means, const T *up,                      \
+                                        const double *log_const, T *xc, T *lpT)           \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int k, i, j, n;                                                                       \
+    (void)xc;                                                                             \
+    for (k = 0; k < K; k++)                                                               \
+        for (n = 0; n < nr; n++) {                                                        \
+            T s = 0;                                                                      \
+            for (j = 0; j < DP; j++) {                                                    \
+                T y = 0;                                                                  \
+                for (i = 0; i < D && i <= j; i++)                                         \
+                    y += (xT[(Py_ssize_t)i * ld + n] - means[(Py_ssize_t)k * D + i])      \
+                        * up[(Py_ssize_t)k * DP * DP + (Py_ssize_t)(j & ~3) * DP          \
+                             + 4 * i + (j & 3)];                                          \
+                s += y * y;                                                               \
+            }                                                                             \
+            lpT[(Py_ssize_t)k * ld + n] = (T)log_const[k] - (T)0.5 * s;                   \
+        }                                                                                 \
+}                                                                                         \
+static void vbf_gmm_full_stats_tile##S32(const T *xT, int ld, int nr, int D, int K,       \
+                                         const T *means, const T *rT, T *xc, T *rx,       \
+                                         double *nk, double *s1, double *s2)              \
+{                                                                                         \
+    int k, i, j, n;                                                                       \
+    (void)xc; (void)rx;                                                                   \
+    for (k = 0; k < K; k++) {                                                             \
+        const T *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;            \
+        for (n = 0; n < nr; n++) {                                                        \
+            nk[k] += rk[n];                                                               \
+            for (i = 0; i < D; i++) {                                                     \
+                T xi = xT[(Py_ssize_t)i * ld + n];                                        \
+                s1[(Py_ssize_t)k * D + i] += (double)rk[n] * xi;                          \
+                for (j = 0; j <= i; j++)                                                  \
+                    s2[(Py_ssize_t)k * D * D + (Py_ssize_t)i * D + j] +=                  \
+                        (double)(rk[n] * (xi - m[i]) * (xT[(Py_ssize_t)j * ld + n] - m[j])); \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
 }
-
-static void vbf_gmm_tied_stats_tile(const double *xT, int ld, int nr, int D, int K,
-                                    const double *rT, double *nk, double *s1)
-{
-    int k, i, n;
-    for (k = 0; k < K; k++)
-        for (n = 0; n < nr; n++) {
-            nk[k] += rT[(Py_ssize_t)k * ld + n];
-            for (i = 0; i < D; i++)
-                s1[(Py_ssize_t)k * D + i] += rT[(Py_ssize_t)k * ld + n] * xT[(Py_ssize_t)i * ld + n];
-        }
-}
-static void vbf_gmm_full_quad_tile(const double *xT, int ld, int nr, int D, int K,
-                                   const double *means, const double *up,
-                                   const double *log_const, double *xc, double *lpT)
-{
-    const int DP = (D + 3) & ~3;
-    int k, i, j, n;
-    (void)xc;
-    for (k = 0; k < K; k++)
-        for (n = 0; n < nr; n++) {
-            double s = 0.0;
-            for (j = 0; j < DP; j++) {
-                double y = 0.0;
-                for (i = 0; i < D && i <= j; i++)
-                    y += (xT[(Py_ssize_t)i * ld + n] - means[(Py_ssize_t)k * D + i])
-                        * up[(Py_ssize_t)k * DP * DP + (Py_ssize_t)(j & ~3) * DP + 4 * i + (j & 3)];
-                s += y * y;
-            }
-            lpT[(Py_ssize_t)k * ld + n] = log_const[k] - 0.5 * s;
-        }
-}
-
-static void vbf_gmm_full_stats_tile(const double *xT, int ld, int nr, int D, int K,
-                                    const double *means, const double *rT, double *xc,
-                                    double *rx, double *nk, double *s1, double *s2)
-{
-    int k, i, j, n;
-    (void)xc; (void)rx;
-    for (k = 0; k < K; k++) {
-        const double *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;
-        for (n = 0; n < nr; n++) {
-            nk[k] += rk[n];
-            for (i = 0; i < D; i++) {
-                double xi = xT[(Py_ssize_t)i * ld + n];
-                s1[(Py_ssize_t)k * D + i] += rk[n] * xi;
-                for (j = 0; j <= i; j++)
-                    s2[(Py_ssize_t)k * D * D + (Py_ssize_t)i * D + j] +=
-                        rk[n] * (xi - m[i]) * (xT[(Py_ssize_t)j * ld + n] - m[j]);
-            }
-        }
-    }
-}
+VBF_GMM_TILE_SCALAR(, double)
+VBF_GMM_TILE_SCALAR(_32, float)
 #endif
 
 #endif

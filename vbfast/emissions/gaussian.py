@@ -57,6 +57,16 @@ FLOAT64_BOUND_RTOL = 1e-10
 # tests/test_mixture_float32.py): relative decreases up to 7e-7 ~ 12 u. 2^-16 ~ 1.5e-5 =
 # 256 u leaves a factor ~20 over that; a larger decrease is not rounding.
 FLOAT32_BOUND_RTOL = 2.0 ** -16
+# The covariance types whose passes may run in float32 for float32 X. 'full' / 'tied': the
+# fused tiles (_full_tile_group_f32) centre every row at m_k in float32, so a row's
+# ||(x - m_k) U_k||^2 carries ~D u of itself, the same order as the dot products above.
+FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
+# ... when the data's spread leaves float32 room: those tiles square x - m_k and sum up to
+# 32 rows a lane in float32 (max 3.4e38), so |x - shift| <= 2^48 and sample weights <= 2^20
+# keep 32 w (2 |x - shift|)^2 below 1e37; wider data keeps float64 passes (its fitted
+# parameters may then overflow float32 and be refused, as before).
+FLOAT32_TILE_MAX_DEVIATION = 2.0 ** 48
+FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
@@ -133,9 +143,9 @@ class GaussianPass:
     def __init__(self, X, sample_weight, covariance_type, n_components, n_threads, shift=None,
                  float32_work=False):
         self.rows = X if isinstance(X, Rows) else InMemoryRows(X)
-        # float32 X, diag / spherical: the fit's passes may run in float32 (the kernel's
+        # float32 X (FLOAT32_TYPES): the fit's passes may run in float32 (the kernel's
         # ``float32_work``), and its bound then carries float32 rounding (``bound_rtol``)
-        self.float32_work = bool(float32_work) and covariance_type in ("diag", "spherical") \
+        self.float32_work = bool(float32_work) and covariance_type in FLOAT32_TYPES \
             and self.rows.dtype == np.float32
         self.X = X
         self.n_samples, self.n_features = X.shape
@@ -166,6 +176,12 @@ class GaussianPass:
         if shift is None:
             shift = self.group_sums(_column_sums).sum(axis=0) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+        if self.float32_work and covariance_type in ("full", "tied"):
+            w_max = 1.0 if sample_weight is None else float(np.max(sample_weight, initial=0))
+            self.float32_work = (
+                w_max <= FLOAT32_TILE_MAX_WEIGHT and float(
+                    self.group_sums(_max_deviation, self.shift).max(initial=0.0))
+                <= FLOAT32_TILE_MAX_DEVIATION)
 
     @property
     def bound_rtol(self):
@@ -254,7 +270,8 @@ class GaussianPass:
         'full' in the kernel's GEMM form (``_gmm.full_gemm_form``) takes S2 about the shift
         and centres it; a component whose new S2 is too narrow for that
         (``full_gemm_cancelled``, e.g. one collapsing onto a few rows) gets a second pass
-        with ``centred_full`` set for it (the exact centred form)."""
+        with ``centred_full`` set for it (the exact centred form). The fused tiles
+        (``_gmm.full_tile_form``) centre every component: no second pass."""
         K, D = self.n_components, self.n_features
         panels = self.slot_plan.s2_panels
         lazy = resp_in is not None and not isinstance(resp_in, np.ndarray)
@@ -289,12 +306,12 @@ class GaussianPass:
             stats["s1"] = self.s1_slots.sum(axis=0).reshape(K, D)
             s2 = s2_panel if panels else self.s2_slots.sum(axis=0)
             stats["s2"] = self.covariance.reduce_s2(s2, K, D)
-            # (the fused tiles' S2 is centred, but a collapsing component's is decided by
-            # its last bits: the same check and second pass as the GEMM form's, so that
-            # degenerate components are judged as before)
+            # (the fused tiles' S2 is centred at each pass centre already, the very form a
+            # second pass would take: nothing to redo. A collapsing component's S2 is then
+            # exact up to its own rounding, and judged degenerate on that.)
             tiles = resp_in is None and _gmm.full_tile_form(K, D)
             if (self.covariance_type == "full" and not panels and not sample_z
-                    and centred_full is None and (_gmm.full_gemm_form(K, D)[0] or tiles)):
+                    and centred_full is None and _gmm.full_gemm_form(K, D)[0] and not tiles):
                 redo = full_gemm_cancelled(stats["s2"], stats["nk"], means_shifted)
                 if redo.any():
                     return self.run(means_shifted, prec_flat, aux, log_const, resp_in,
@@ -444,6 +461,11 @@ def _per_group(X, w, fn, group_rows, *args):
 def _column_sums(X, w):
     """sum_n w_n x_n (D,) in float64."""
     return X.sum(axis=0, dtype=np.float64) if w is None else w @ np.asarray(X, np.float64)
+
+
+def _max_deviation(X, w, shift):
+    """max_n,j |x_nj - shift_j| (the weights play no part)."""
+    return float(np.max(np.abs(np.asarray(X, np.float64) - shift), initial=0.0))
 
 
 def _square_sums(X, w, shift):
