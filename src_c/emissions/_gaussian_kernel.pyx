@@ -82,6 +82,11 @@ ctypedef fused floating:
     float
     double
 
+# A tile's working precision (independent of the data's `floating`).
+ctypedef fused tile_t:
+    float
+    double
+
 # Covariance types, as the Python layer numbers them.
 cdef enum:
     FULL = 0
@@ -593,15 +598,16 @@ cdef void _chunk(
 
 
 cdef inline void _tile_rows_out(
-    double* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
-    floating* resp_out, floating* log_prob_norm_out, double* sums,
+    tile_t* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
+    const double* lpn_buf, const double* rlogr_buf, floating* resp_out,
+    floating* log_prob_norm_out, double* sums,
 ) noexcept nogil:
-    """A float64 tile's rows after vbf_gmm_lse_cols: the bound terms added to sums (IN/OUT:
-    [sum w log p(x_n), sum w sum_k r log r], row order), log p(x_n) and r written out when
-    asked (OUT, rows [start, start + b)), then r weighted in place when the statistics want
-    w r. lpT (K + 2, ld): r, then the rows log p(x_n) and sum_k r log r."""
-    cdef const double* lpn_buf = lpT + <Py_ssize_t>K * ld
-    cdef const double* rlogr_buf = lpn_buf + ld
+    """A tile's rows after vbf_gmm_lse_cols (float64 tile) or vbf_gmm_lse_cols_f32 (float32
+    tile): lpT (K, ld) holds r, lpn_buf and rlogr_buf (b,) log p(x_n) and sum_k r log r in
+    float64. The bound terms added to sums (IN/OUT: [sum w log p(x_n), sum w sum_k r log r],
+    row order), log p(x_n) and r written out when asked (OUT, rows [start, start + b); NULL:
+    not wanted), then r weighted in place (in the tile's precision) when the statistics want
+    w r."""
     cdef bint has_weights = weights != NULL
     cdef int n, k
     cdef double w, lpn
@@ -620,38 +626,8 @@ cdef inline void _tile_rows_out(
         if has_weights:
             for k in range(K):
                 for n in range(b):
-                    lpT[<Py_ssize_t>k * ld + n] = lpT[<Py_ssize_t>k * ld + n] * weights[start + n]
-
-
-cdef inline void _tile_rows_out_f32(
-    float* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
-    const double* lpn_buf, const double* rlogr_buf, float* resp_out,
-    float* log_prob_norm_out, double* sums,
-) noexcept nogil:
-    """_tile_rows_out for a float32 tile after vbf_gmm_lse_cols_f32: lpT (K, ld) floats
-    holds r, lpn_buf and rlogr_buf (b,) log p(x_n) and sum_k r log r in float64; the bound
-    terms added to sums (IN/OUT, row order), log p(x_n) and r written out when asked (OUT,
-    rows [start, start + b); NULL: not wanted), then r weighted in place."""
-    cdef bint has_weights = weights != NULL
-    cdef int n, k
-    cdef double w, lpn
-    for n in range(b):
-        lpn = lpn_buf[n]
-        w = weights[start + n] if has_weights else 1.0
-        if lpn > -INFINITY:  # (every density zero: no entropy term)
-            sums[1] = sums[1] + w * rlogr_buf[n]
-        sums[0] = sums[0] + w * lpn
-        if log_prob_norm_out != NULL:
-            log_prob_norm_out[start + n] = <float>lpn
-    if resp_out != NULL:
-        for n in range(b):
-            for k in range(K):
-                resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
-        if has_weights:
-            for k in range(K):
-                for n in range(b):
                     lpT[<Py_ssize_t>k * ld + n] = \
-                        lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+                        lpT[<Py_ssize_t>k * ld + n] * <tile_t>weights[start + n]
 
 
 cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
@@ -731,7 +707,8 @@ cdef void _tile_group(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        _tile_rows_out(lpT, ld, b, K, weights, start, resp_out, log_prob_norm_out, sums)
+        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                       log_prob_norm_out, sums)
         if compute_stats and masks != NULL and \
                 _sparse_stats(vbf_gmm_nonzero_masks(lpT, ld, b, K, masks), b, K, D, W):
             if floating is float:
@@ -896,7 +873,8 @@ cdef void _full_tile_group(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        _tile_rows_out(lpT, ld, b, K, weights, start, resp_out, log_prob_norm_out, sums)
+        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                       log_prob_norm_out, sums)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
@@ -962,8 +940,8 @@ cdef void _full_tile_group_f32(
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        _tile_rows_out_f32(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                           log_prob_norm_out, sums)
+        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                       log_prob_norm_out, sums)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
