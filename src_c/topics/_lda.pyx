@@ -55,6 +55,7 @@ ctypedef fused index_t:
 cdef extern from "_lda_kernels.h":
     # scikit-learn's digamma (fast_psi)
     double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
+    void vbf_psi_totals(int K, const double* totals, int fast, double* out) noexcept nogil
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
@@ -899,11 +900,7 @@ def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, do
     psi_total_arr = np.empty(K)
     cdef double[::1] psi_total = psi_total_arr
     if mean_field:
-        if fast_psi:
-            for k in range(K):
-                psi_total[k] = _psi_fast(totals[k])
-        else:
-            vbf_digamma_n(K, &totals[0], &psi_total[0])
+        vbf_psi_totals(K, &totals[0], fast_psi, &psi_total[0])
     n_chunks = (V + _TERM_CHUNK - 1) // _TERM_CHUNK
     chunk_sum_arr = np.empty(n_chunks)
     psi_rows_arr = np.empty((n_chunks, K))  # each chunk's digamma workspace

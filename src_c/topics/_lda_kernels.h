@@ -836,6 +836,16 @@ static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
 
 #endif
 
+/* psi(totals_k), k < K, into out: scikit-learn's digamma (fast) or vbf_digamma_n's. */
+static void vbf_psi_totals(int K, const double *totals, int fast, double *out)
+{
+    int k;
+    if (fast)
+        for (k = 0; k < K; k++) out[k] = vbf_psi_sklearn(totals[k]);
+    else
+        vbf_digamma_n(K, totals, out);
+}
+
 /* One word's expected topic counts: o_k = B_wk sum_i ratio[pos_i] t[doc_i, k] over the
    word's entries i in document order. With accumulate the sum continues from o (the sum over
    earlier documents: a corpus read block by block gives the bits of one sum); with B_w NULL

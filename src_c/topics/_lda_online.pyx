@@ -17,7 +17,7 @@ import numpy as np
 cdef extern from "_lda_kernels.h":
     # scikit-learn's digamma (fast_psi)
     double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
-    void vbf_digamma_n(int n, const double* x, double* out) noexcept nogil
+    void vbf_psi_totals(int K, const double* totals, int fast, double* out) noexcept nogil
     void vbf_expectation_given_total(int K, const double* lam, const double* psi_total,
                                      double* elog, double* t) noexcept nogil
 
@@ -149,11 +149,7 @@ def gather_topics(const double[:, ::1] mu, const long long[::1] words, double sc
     psi_total_arr = np.zeros(K)
     cdef double[::1] psi_total = psi_total_arr
     if mean_field:
-        if fast_psi:
-            for k in range(K):
-                psi_total[k] = _psi_fast(totals[k])
-        else:
-            vbf_digamma_n(K, &totals[0], &psi_total[0])
+        vbf_psi_totals(K, &totals[0], fast_psi, &psi_total[0])
     # psi(total_k) repeated along the flat entries: psi_pat[i] = psi_total[i mod K]
     psi_pat_arr = psi_total_arr[np.arange(K + 16) % K]
     cdef double[::1] psi_pat = psi_pat_arr
