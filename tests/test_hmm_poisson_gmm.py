@@ -210,6 +210,7 @@ def test_bitwise_identical_for_any_thread_count_with_threads_forced(monkeypatch,
     """Threads forced on small data (the work threshold lowered): every fitted array, the
     trace and the posteriors are the same bits for 1, 2 and 3 threads."""
     monkeypatch.setattr(_sequences, "MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(_sequences, "MIN_WORK_PER_THREAD_IDLE", 1)
     monkeypatch.setattr(_sequences, "ROWS_PER_GROUP", 64)  # several groups of sequences
     lengths = [7, 120, 33, 90, 1, 249]  # (sums to 500) uneven groups, a length-1 sequence
     outs = []

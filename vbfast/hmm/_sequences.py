@@ -9,14 +9,18 @@ from .._core.sharding import n_groups
 from .._core.threads import cores_busy, threads_for
 
 # Rows per group (at least; whole sequences, so a group may hold more), and at most this
-# many groups: enough groups to balance two to a few dozen threads over many sequences,
-# few enough that the (G, K, K) slots stay small.
-ROWS_PER_GROUP = 2048
+# many groups: enough groups that two to a few threads get even shares of a few thousand
+# rows (three groups on two threads left one thread two thirds of the work), few enough that
+# the (G, K, K) slots stay small.
+ROWS_PER_GROUP = 512
 MAX_GROUPS = 128
 # Threads are worth starting from this much work per thread, in units of n_samples K (K + 8)
-# (the forward-backward's K^2 a row plus the emission work): a parallel region can cost a
-# scheduler time slice when other processes share the cores, more than a small pass itself.
+# (the forward-backward's K^2 a row plus the emission work). While other threads compete
+# for every core a parallel region can cost a scheduler time slice, more than a small pass
+# itself: then MIN_WORK_PER_THREAD. With a core free a region costs microseconds, and
+# MIN_WORK_PER_THREAD_IDLE (~0.1 ms of one thread's work) is worth a thread.
 MIN_WORK_PER_THREAD = 1 << 20
+MIN_WORK_PER_THREAD_IDLE = 1 << 16
 # One sequence of up to this many states goes through the long-sequence pass (forward and
 # backward recursions on two threads, ``_hmm.forward_backward_long``).
 LONG_MAX_STATES = 16
@@ -25,15 +29,23 @@ LONG_MAX_STATES = 16
 SPREAD_SHARE = 8
 
 
+def _pass_threads(n_threads, work, n_groups=None):
+    """Threads for a fit's passes: ``threads_for`` with MIN_WORK_PER_THREAD units a thread
+    while other threads run on every other core (``cores_busy``, a snapshot taken once per
+    fit), MIN_WORK_PER_THREAD_IDLE otherwise. The results do not depend on the choice."""
+    busy = cores_busy()
+    return threads_for(n_threads, work,
+                       MIN_WORK_PER_THREAD if busy else MIN_WORK_PER_THREAD_IDLE, n_groups)
+
+
 def _long_pass_threads(n_threads, work):
-    """Threads for the long-sequence pass: as ``threads_for``, but one while other threads
-    run on every other core (``cores_busy``): its two recursions then wait on each other's
-    time slices, measured at load 12 on 2 cores: 34 ms an iteration of the 'long' benchmark
-    on two threads, 19 ms on one. (The 1-minute load average, used before, counted the
-    user's own previous fit and sent the next one to one thread on an otherwise idle
-    2-core machine.) The result does not depend on the choice."""
-    n = threads_for(n_threads, work, MIN_WORK_PER_THREAD)
-    return 1 if cores_busy() else n
+    """Threads for the long-sequence pass: as ``_pass_threads``, but one while other threads
+    run on every other core: its two recursions then wait on each other's time slices,
+    measured at load 12 on 2 cores: 34 ms an iteration of the 'long' benchmark on two
+    threads, 19 ms on one. (The 1-minute load average, used before, counted the user's own
+    previous fit and sent the next one to one thread on an otherwise idle 2-core machine.)
+    The result does not depend on the choice."""
+    return 1 if cores_busy() else threads_for(n_threads, work, MIN_WORK_PER_THREAD_IDLE)
 
 
 def check_lengths(lengths, n_samples):
@@ -93,7 +105,7 @@ class Sequences:
         self.spread = bool(self.lengths.max() * SPREAD_SHARE <= self.n_samples)
         busy = int(np.count_nonzero(np.diff(self.group_bounds)))
         work = n_samples * n_components * (n_components + 8)
-        self.n_threads = threads_for(n_threads, work, MIN_WORK_PER_THREAD, n_groups=busy)
+        self.n_threads = _pass_threads(n_threads, work, n_groups=busy)
         # one sequence: the long-sequence pass, whose two recursions can use two threads
         self.long_threads = (_long_pass_threads(n_threads, work)
                              if self.n_sequences == 1 else 1)
