@@ -1031,16 +1031,20 @@ def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
     p.start_slots = &start_slots[0, 0]
     p.seq_ll = &seq_ll[0]
     p.n_log_space = &n_log_space[0]
-    dens = _density_arrays(means, prec, cov_type, log_const)
+    # the affine form of the log-densities (gaussian_log_density's at K <= 16), made in C:
+    # the fused pass reads only these three arrays
+    cdef int n_aux = D + 1 if spherical else 2 * D
+    shift = np.empty(D)
+    WTp = np.zeros((n_aux, Kp))
+    cstp = np.zeros(Kp)
+    _affine_small(K, D, spherical, &means[0, 0], &prec[0], &log_const[0], _data(shift),
+                  _data(WTp), _data(cstp))
     cdef _Dens d
-    cdef const double[::1] s_v = dens[1]
-    cdef const double[:, ::1] WT_v = dens[5]
-    cdef const double[::1] cp_v = dens[6]
-    d.n_aux = dens[0]
+    d.n_aux = n_aux
     d.cov_type = cov_type
-    d.shift = &s_v[0]
-    d.WTp = &WT_v[0, 0]
-    d.cstp = &cp_v[0]
+    d.shift = _data(shift)
+    d.WTp = _data(WTp)
+    d.cstp = _data(cstp)
     d.stats_shift = &stats_shift[0]
     with nogil, parallel(num_threads=n_threads):
         for g in prange(G, schedule="static"):
