@@ -29,7 +29,7 @@ As a script, one process, the table for reports:
     python benchmarks/bench_lda_gibbs.py [--n-docs 20000] [--n-words 20000] [--sweeps 20]
                                          [--threads 2] [--repeat 1] [--n-topics 50]
 
-``--samplers dense,sparse,mh`` instead compares vbfast's own conditionals (``_gibbs.TokenData``'s
+``--samplers dense,sparse`` instead compares vbfast's own conditionals (``_gibbs.TokenData``'s
 ``sampler``; the estimator chooses from K) in one process: each from the same random start,
 their sweeps alternated, the time of every sweep (without the log joint) and log p(w, z) a
 token after it, and each one's time over sweeps 1..SWEEPS and SWEEPS+1..2 SWEEPS against the
@@ -174,8 +174,7 @@ def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed
     out = {s: ([], []) for s in samplers}
     for i in range(sweeps):
         for s in (samplers if i % 2 == 0 else samplers[::-1]):
-            sweep = {"dense": _lda_gibbs_sweep_dense, "sparse": _lda_gibbs_sweep_sparse,
-                     "mh": _lda_gibbs_sweep_mh}[s]
+            sweep = {"dense": _lda_gibbs_sweep_dense, "sparse": _lda_gibbs_sweep_sparse}[s]
             t0 = time.perf_counter()
             sweep(states[s], chains[s], seed, i)
             out[s][0].append(time.perf_counter() - t0)
@@ -204,13 +203,6 @@ def _lda_gibbs_sweep_sparse(state, chain, seed, i):
 
     _lda_gibbs.sweep_sparse(*_kernel_args(state, chain), state.wl_ptr, state.wlist,
                             state.wlen, *_tail_args(state, seed, i))
-
-
-def _lda_gibbs_sweep_mh(state, chain, seed, i):
-    from vbfast.topics import _lda_gibbs
-
-    _lda_gibbs.sweep_mh(*_kernel_args(state, chain), state.word_ptr, state.wpos, chain["zw"],
-                        *_tail_args(state, seed, i))
 
 
 def _print_comparison(out, sweeps):
@@ -243,7 +235,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=1,
                    help="alternate the two libraries this many times; best of each")
     p.add_argument("--samplers", default=None,
-                   help="comma-separated vbfast samplers (dense, sparse, mh) to compare "
+                   help="comma-separated vbfast samplers (dense, sparse) to compare "
                    "with each other instead of the libraries")
     args = p.parse_args(argv)
     THREADS = args.threads

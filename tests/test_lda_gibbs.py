@@ -62,12 +62,6 @@ def _raw_sweep(state, ch, c, seed, sweep_index):
     """One kernel sweep from the chain's current state, on copies of its arrays (the state is
     kept); return the new assignments."""
     z, ndk, nwk, nk = (ch[a].copy() for a in ("z", "ndk", "nwk", "nk"))
-    if state.sampler == "mh":
-        _lda_gibbs.sweep_mh(state.doc_ptr, state.words, state.slice_of, state.part_ptr, z, ndk,
-                            nwk, nk, state.cursor, state.word_ptr, state.wpos, ch["zw"].copy(),
-                            state.scratch_i, state.scratch_d, state.alpha, state.eta,
-                            np.uint64(seed), np.uint64(c), np.uint64(sweep_index), 1)
-        return z
     if state.sampler == "sparse":
         _lda_gibbs.sweep_sparse(state.doc_ptr, state.words, state.slice_of, state.part_ptr, z,
                                 ndk, nwk, nk, state.cursor, state.wl_ptr, state.wlist,
@@ -89,8 +83,6 @@ _TINY_SLICES = np.array([0, 4, 1, 3, 2, 2], dtype=np.int32)
 
 
 SAMPLERS = ("dense", "sparse")
-# with the Metropolis-Hastings sampler (TokenData(sampler='mh'), never chosen by the rule)
-ALL_SAMPLERS = SAMPLERS + ("mh",)
 
 
 @pytest.mark.parametrize("kind", SAMPLERS)
@@ -127,7 +119,7 @@ def test_single_site_draws_follow_the_exact_conditional(kind):
     assert min(p_values) > 2.5e-4, p_values
 
 
-@pytest.mark.parametrize("kind", ALL_SAMPLERS)
+@pytest.mark.parametrize("kind", SAMPLERS)
 def test_chain_visits_states_with_the_posterior_probabilities(kind):
     """One block (exact sequential Gibbs): over many sweeps, the chain's visits to each of
     the K^N states of a tiny corpus match p(z | w), enumerated in NumPy. This checks the
@@ -175,7 +167,7 @@ def test_bucket_sampler_is_not_uniform_or_prior_only(kind):
     assert np.abs(p - 0.25).max() > 0.1
 
 
-@pytest.mark.parametrize("kind", ALL_SAMPLERS)
+@pytest.mark.parametrize("kind", SAMPLERS)
 def test_count_invariants_and_log_joint_after_sweeps(kind):
     X, _ = _corpus(n_docs=60, n_words=40, n_topics=5, doc_len=30, seed=3)
     doc_ptr, words = sampler._tokens(X)
@@ -210,10 +202,6 @@ def test_count_invariants_and_log_joint_after_sweeps(kind):
         ref = sampler.log_joint(doc_ptr, words, z, V, K, alpha, eta)
         assert lj == pytest.approx(ref, rel=1e-12, abs=1e-8)
     assert changed > 0
-    if kind == "mh":  # the word-major copy of the topics follows z
-        np.testing.assert_array_equal(ch["zw"][state.wpos], ch["z"])
-        np.testing.assert_array_equal(state.wpos[np.argsort(words, kind="stable")],
-                                      np.arange(words.size))
     # the chain works on its own copy of the initial assignments
     np.testing.assert_array_equal(z0, np.random.default_rng(0).integers(0, K, size=words.size))
 
@@ -550,70 +538,3 @@ def test_both_kernels_share_the_set_up_checks(kind):
     with pytest.raises(ValueError, match=f"^{name}: the tokens of document 0 are not in "
                                          "the order"):
         run(state.words[::-1].copy(), state.scratch_d)
-
-
-def _mh_step(pi, q):
-    """The Metropolis-Hastings kernel (K, K) of target pi with the independence proposal q."""
-    K = pi.size
-    ratio = np.minimum(1.0, (pi[None, :] * q[:, None]) / (pi[:, None] * q[None, :]))
-    M = q[None, :] * ratio
-    M[np.arange(K), np.arange(K)] = 0.0
-    M[np.arange(K), np.arange(K)] = 1.0 - M.sum(axis=1)
-    return M
-
-
-def test_mh_single_site_transition_is_the_exact_kernel():
-    """The MH sampler's update of a token is two cycles of a word and a document proposal
-    (_lda_gibbs_kernels.h). Every document its own block: the first token of each pair of
-    sub-step 0 moves from the start-of-sweep state by exactly (M_w M_d)^2, enumerated in NumPy
-    from the exact conditional pi (M: the MH kernel of pi with q_w ~ n_kw + eta, q_d ~ n_dk +
-    alpha, counts without the token). Chi-square over many sweeps; and pi M = pi."""
-    K, alpha, eta = 4, 0.3, 0.2
-    state, ch, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, alpha=alpha, eta=eta,
-                               slice_of=_TINY_SLICES, sampler_kind="mh")
-    doc_ptr, words, V = state.doc_ptr, state.words, state.V
-    n_draws = 20000
-    draws = np.array([_raw_sweep(state, ch, 0, 7, s) for s in range(n_draws)])
-    p_values = []
-    for d in (0, 1, 3, 4):
-        i0 = doc_ptr[d]
-        others = np.ones(z.size, bool)
-        others[i0] = False
-        in_doc = others & (np.arange(z.size) >= doc_ptr[d]) & (np.arange(z.size) < doc_ptr[d + 1])
-        nd = np.bincount(z[in_doc], minlength=K)
-        nw = np.bincount(z[others & (words == words[i0])], minlength=K)
-        pi = _conditional(doc_ptr, words, z, i0, K, V, alpha, eta)
-        Mw = _mh_step(pi, (nw + eta) / (nw + eta).sum())
-        Md = _mh_step(pi, (nd + alpha) / (nd + alpha).sum())
-        np.testing.assert_allclose(pi @ Mw, pi, atol=1e-12)
-        np.testing.assert_allclose(pi @ Md, pi, atol=1e-12)
-        T = np.linalg.matrix_power(Mw @ Md, 2)
-        expected = T[z[i0]] * n_draws
-        observed = np.bincount(draws[:, i0], minlength=K)
-        keep = expected > 0
-        assert observed[~keep].sum() == 0
-        stat = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
-        p_values.append(chi2.sf(stat, keep.sum() - 1))
-        # the kernel is not the exact conditional (two cycles do not reach it): the test
-        # tells the two apart where they differ
-        assert np.abs(T[z[i0]] - pi).max() > 1e-3
-    assert min(p_values) > 2.5e-4, p_values
-
-
-def test_mh_sampler_identical_for_any_thread_count(monkeypatch):
-    monkeypatch.setattr(sampler, "_TOKENS_PER_PARTITION", 1500)
-    monkeypatch.setattr(sampler, "_MIN_TOKENS_PER_THREAD", 1)
-    X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
-    state = sampler.TokenData(*sampler._tokens(X), 80, 4, 0.25, 0.25, 2, sampler="mh")
-    assert state.P > 3
-    z0 = np.random.default_rng(1).integers(0, 4, size=state.N, dtype=np.int32)
-    runs = []
-    for t in (1, 2, 3):
-        state.n_threads_sweep = t
-        ch = state.new_chain(z0)
-        runs.append([state.sweep(ch, 5, 0, s) for s in range(4)] + [ch["z"], ch["zw"]])
-    for other in runs[1:]:
-        assert other[:4] == runs[0][:4]
-        np.testing.assert_array_equal(other[4], runs[0][4])
-        np.testing.assert_array_equal(other[5], runs[0][5])
-    assert runs[0][3] > runs[0][0]  # it moves up from the random start

@@ -84,10 +84,6 @@ cdef extern from "_lda_gibbs_kernels.h":
         const int64_t* wl_ptr
         int32_t* wlist
         int32_t* wlen
-        int mh
-        const int64_t* word_ptr
-        const int32_t* wpos
-        int32_t* zw
     void vbf_sweep_pair(const vbf_sweep_ctx* c, int64_t s, int64_t b) noexcept nogil
     void vbf_fold_nk(const vbf_sweep_ctx* c) noexcept nogil
     int VBF_HAVE_SWEEP_WORKER
@@ -162,7 +158,6 @@ cdef object _setup_sweep(vbf_sweep_ctx* ctx, str name, const int64_t[::1] doc_pt
     ctx.chain = chain
     ctx.sweep = sweep_index
     ctx.sparse = 0
-    ctx.mh = 0
     return delta, counters
 
 
@@ -293,75 +288,6 @@ def sweep_sparse(const int64_t[::1] doc_ptr, const int32_t[::1] words,
                 nwk[v, wlist[o + ((c >> 4) << 5) + (c & 15)]] = \
                     wlist[o + ((c >> 4) << 5) + (c & 15) + 16]
     _check_order("sweep_sparse", doc_ptr, cursor)
-
-
-def mh_scratch_width(int K):
-    """Doubles of workspace a pair of the MH sweep needs: inv (K)."""
-    return K
-
-
-def sweep_mh(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,
-             const int64_t[::1] block_ptr, int32_t[::1] z, int32_t[:, ::1] ndk,
-             int32_t[:, ::1] nwk, int32_t[::1] nk, int64_t[::1] cursor,
-             const int64_t[::1] word_ptr, const int32_t[::1] wpos, int32_t[::1] zw,
-             int32_t[:, ::1] scratch_i, double[:, ::1] scratch_d, double alpha, double eta,
-             uint64_t seed, uint64_t chain, uint64_t sweep_index, int n_threads):
-    """One sweep of the Metropolis-Hastings sampler (``_lda_gibbs_kernels.h``): the same
-    sub-steps, pairs, tokens and order as ``sweep``; each token takes two cycles of a word
-    and a document proposal, each accepted with the exact full conditional's ratio.
-
-    Parameters (the others as for ``sweep``)
-    ----------
-    word_ptr : (V + 1,) int64, token offsets of the words in word-major order.
-    wpos : (N,) int32, each token's position in word-major order (``word_positions``).
-    zw : (N,) int32, in/out: the topics in word-major order, zw[wpos[i]] = z[i] on entry
-        (``scatter_topics``); kept so on exit.
-    scratch_d : (B, mh_scratch_width(K)) double.
-    """
-    cdef Py_ssize_t V = nwk.shape[0]
-    cdef Py_ssize_t N = words.shape[0]
-    cdef vbf_sweep_ctx ctx
-    keep = _setup_sweep(&ctx, "sweep_mh", doc_ptr, words, slice_of, block_ptr, z, ndk, nwk,
-                        nk, cursor, scratch_i, scratch_d, mh_scratch_width(<int>nk.shape[0]),
-                        word_ptr.shape[0] == V + 1 and wpos.shape[0] == N
-                        and zw.shape[0] == N and word_ptr[0] == 0 and word_ptr[V] == N,
-                        alpha, eta, seed, chain, sweep_index, n_threads)
-    ctx.mh = 1
-    ctx.word_ptr = &word_ptr[0]
-    ctx.wpos = &wpos[0]
-    ctx.zw = &zw[0]
-    _run_sweep(&ctx, n_threads)
-    _check_order("sweep_mh", doc_ptr, cursor)
-
-
-def word_positions(const int32_t[::1] words, const int64_t[::1] word_ptr, int32_t[::1] wpos):
-    """wpos[i] = the position of token i in word-major order (the words' tokens in token
-    order, word w's from word_ptr[w]): a counting sort, no N-sized int64 temporary."""
-    cdef Py_ssize_t N = words.shape[0], V = word_ptr.shape[0] - 1, i
-    if wpos.shape[0] != N or V < 0 or word_ptr[V] != N:
-        raise ValueError("word_positions: inconsistent array shapes")
-    for i in range(N):
-        if words[i] < 0 or words[i] >= V:
-            raise ValueError("word_positions: a word index is out of range")
-    nxt_a = np.array(word_ptr[:V], dtype=np.int64)
-    cdef int64_t[::1] nxt = nxt_a
-    with nogil:
-        for i in range(N):
-            wpos[i] = <int32_t>nxt[words[i]]
-            nxt[words[i]] += 1
-
-
-def scatter_topics(const int32_t[::1] z, const int32_t[::1] wpos, int32_t[::1] zw):
-    """zw[wpos[i]] = z[i]: the topics in word-major order."""
-    cdef Py_ssize_t N = z.shape[0], i
-    if wpos.shape[0] != N or zw.shape[0] != N:
-        raise ValueError("scatter_topics: inconsistent array shapes")
-    for i in range(N):
-        if wpos[i] < 0 or wpos[i] >= N:
-            raise ValueError("scatter_topics: a position is out of range")
-    with nogil:
-        for i in range(N):
-            zw[wpos[i]] = z[i]
 
 
 cdef int64_t _row_sum(const int32_t[:, ::1] a, Py_ssize_t i) noexcept nogil:

@@ -480,140 +480,6 @@ VBF_DISPATCH(vbf_sparse_pair, "avx2", vbf_cpu_avx2(),
              (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, K, Kp, nkl, wl_ptr,
               wlist, wlen, inv, A, cum, q, alpha, eta, veta, rng))
 
-/* ---- the Metropolis-Hastings sampler, for K of the order of tens (see _lda_gibbs.pyx for
-   the rule): O(1) a token instead of the dense pass's O(K).
-
-   Each token, removed from the counts, takes MH_CYCLES cycles of two Metropolis-Hastings
-   steps whose target is its exact full conditional
-
-       pi(k) ~ (n_dk + alpha) (n_kw + eta) / (n_k + V eta)      (counts without the token)
-
-   with two proposals that do not depend on the token's own topic (independence proposals,
-   so the acceptance min(1, pi(k') q(s) / (pi(s) q(k'))) makes each step leave pi invariant,
-   the detailed balance of Metropolis-Hastings; the proposals of WarpLDA, Chen, Li, Zhu &
-   Chen 2016, drawn here by the same random positioning):
-
-   - word: q_w(k) ~ n_kw + eta. With probability (N_w - 1) / (N_w - 1 + K eta) the topic of
-     one of the word's other tokens, uniformly (zw holds every token's topic in word-major
-     order: the word's tokens are zw[word_ptr[w] ..], and no other pair of the sub-step
-     touches them), else a uniform topic. Acceptance ratio (n_dk' + alpha) inv_k' /
-     ((n_ds + alpha) inv_s), inv_k = 1 / (n_k + V eta).
-   - document: q_d(k) ~ n_dk + alpha, the topic of one of the document's other tokens
-     (z[doc_ptr[d] ..]) or a uniform one. Acceptance ratio (n_k'w + eta) inv_k' /
-     ((n_sw + eta) inv_s).
-
-   A token's update (the cycles) therefore leaves the collapsed posterior invariant, as a
-   Gibbs draw does, and the chain's stationary distribution is the posterior (with one block,
-   B = 1; with B > 1 the pairs' n_k is that of the dense sampler). What is not exact: a token's
-   new topic is not an independent draw from pi (consecutive sweeps are more correlated than
-   Gibbs'), and the proposals' index draws are exact up to rounding (a uniform scaled to the
-   count). Every count the ratios read is exact and current. */
-
-#define VBF_MH_CYCLES 2
-
-/* the index floor(x) of a scaled uniform x < n + smoothing: a position (< n) among the other
-   tokens (skipping position ``self``), or else a uniform topic from the rest */
-VBF_INLINE int32_t vbf_mh_pick(double x, int64_t n, int64_t self, const int32_t *topics,
-                                 double inv_smooth, int K) {
-    if (x < (double)n) {
-        int64_t j = (int64_t)x;
-        return topics[j + (j >= self)];
-    } else {
-        int32_t k = (int32_t)((x - (double)n) * inv_smooth);
-        return k < K ? k : K - 1;
-    }
-}
-
-/* One (document block, word slice) pair with the MH sampler: the tokens, their order, z,
-   ndk, nwk and nkl as for vbf_gibbs_pair_body; zw (every token's topic, word-major; token i
-   at wpos[i]) is updated with z. Workspace: inv (K doubles). */
-VBF_INLINE void vbf_mh_pair_body(
-    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
-    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, const int64_t *word_ptr, const int32_t *wpos, int32_t *zw, double *inv,
-    double alpha, double eta, double veta, uint64_t rng)
-{
-    int64_t d, i, i_end, db, nd1, ws, nw1;
-    int32_t w, t, s, kp, k, c, acc;
-    int32_t *nd, *row;
-    double dtot, wtot, ia = 1.0 / alpha, ie = 1.0 / eta, as, bs, ak, bk, u, x;
-    for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
-    for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
-    if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
-    for (d = d0; d < d1; d++) {
-        if (d + 2 < d1) vbf_prefetch_doc(d + 2, cursor, words, z, ndk, K);
-        if (d + 1 < d1) vbf_prefetch_run(d + 1, cursor, doc_ptr, words, slice_of, slice, nwk, K);
-        i = cursor[d];
-        i_end = doc_ptr[d + 1];
-        if (i >= i_end || slice_of[words[i]] != slice) continue;
-        nd = ndk + d * (int64_t)K;
-        db = doc_ptr[d];
-        nd1 = i_end - db - 1;  /* the document's other tokens */
-        dtot = (double)nd1 + (double)K * alpha;
-        for (; i < i_end; i++) {
-            w = words[i];
-            if (slice_of[w] != slice) break;
-            if (i + VBF_ROW_AHEAD < i_end)
-                vbf_prefetch_row(nwk + (int64_t)words[i + VBF_ROW_AHEAD] * K, K);
-            row = nwk + (int64_t)w * K;
-            ws = word_ptr[w];
-            nw1 = word_ptr[w + 1] - ws - 1;  /* the word's other tokens */
-            wtot = (double)nw1 + (double)K * eta;
-            t = z[i];
-            /* token i removed */
-            nd[t]--;
-            row[t]--;
-            nkl[t]--;
-            inv[t] = 1.0 / ((double)nkl[t] + veta);
-            /* the current topic s and its two factors: as = (n_ds + alpha) inv_s (the word
-               step's ratio), bs = (n_sw + eta) inv_s (the document step's) */
-            s = t;
-            as = ((double)nd[s] + alpha) * inv[s];
-            bs = ((double)row[s] + eta) * inv[s];
-            for (c = 0; c < VBF_MH_CYCLES; c++) {
-                x = vbf_uniform(&rng) * wtot;
-                kp = vbf_mh_pick(x, nw1, (int64_t)wpos[i] - ws, zw + ws, ie, K);
-                u = vbf_uniform(&rng);
-                ak = ((double)nd[kp] + alpha) * inv[kp];
-                bk = ((double)row[kp] + eta) * inv[kp];
-                /* accept with probability min(1, ak / as), compared without a division;
-                   selects, not a branch (an acceptance is a coin flip to the predictor) */
-                acc = u * as < ak;
-                s = acc ? kp : s;
-                as = acc ? ak : as;
-                bs = acc ? bk : bs;
-                x = vbf_uniform(&rng) * dtot;
-                kp = vbf_mh_pick(x, nd1, i - db, z + db, ia, K);
-                u = vbf_uniform(&rng);
-                ak = ((double)nd[kp] + alpha) * inv[kp];
-                bk = ((double)row[kp] + eta) * inv[kp];
-                acc = u * bs < bk;
-                s = acc ? kp : s;
-                as = acc ? ak : as;
-                bs = acc ? bk : bs;
-            }
-            /* token i added at s */
-            nd[s]++;
-            row[s]++;
-            nkl[s]++;
-            inv[s] = 1.0 / ((double)nkl[s] + veta);
-            z[i] = s;
-            zw[wpos[i]] = s;
-        }
-        cursor[d] = i;
-    }
-}
-
-static void vbf_mh_pair(
-    int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
-    const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, const int64_t *word_ptr, const int32_t *wpos, int32_t *zw, double *inv,
-    double alpha, double eta, double veta, uint64_t rng)
-{
-    vbf_mh_pair_body(d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl,
-                     word_ptr, wpos, zw, inv, alpha, eta, veta, rng);
-}
-
 /* The state of one sweep, shared by its threads and by both ways of running its sub-steps
    (vbf_sweep_worker below, or an OpenMP loop in _lda_gibbs.pyx). */
 typedef struct {
@@ -636,12 +502,6 @@ typedef struct {
     int sparse, Kp;
     const int64_t *wl_ptr;
     int32_t *wlist, *wlen;
-    /* the MH sampler (mh != 0): every token's position in word-major order and zw, the
-       topics in that order */
-    int mh;
-    const int64_t *word_ptr;
-    const int32_t *wpos;
-    int32_t *zw;
 } vbf_sweep_ctx;
 
 /* Pair b of sub-step s: its n_k starts as the sub-step's, and it draws from its own stream,
@@ -657,14 +517,6 @@ static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) 
                         scratch + c->K, scratch + 2 * c->K, scratch + 4 * c->K + 8, c->alpha,
                         c->eta, c->veta,
                         vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
-        return;
-    }
-    if (c->mh) {
-        vbf_mh_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,
-                    c->slice_of, (int32_t)((b + s) % B), c->z, c->ndk, c->nwk, c->K,
-                    c->nkl + b * c->ldi, c->word_ptr, c->wpos, c->zw, scratch, c->alpha,
-                    c->eta, c->veta,
-                    vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
         return;
     }
     vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,

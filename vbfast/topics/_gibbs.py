@@ -49,10 +49,6 @@ _TABLE_CAP = 1 << 16
 # time: 2.0 at K = 50, 1.7 at 150, 1.08 at 300, 0.77 at 500 (the sparse pass costs O(K_w),
 # the word's topics, which fall as the chain mixes; the dense one O(K) throughout).
 _SPARSE_MIN_TOPICS = 320
-# The conditionals TokenData can run: 'mh' (Metropolis-Hastings, O(1) a token; see
-# _lda_gibbs_kernels.h) is never chosen by _choose_sampler: at K = 50 and 500 it was slower
-# a sweep than the dense / sparse Gibbs draws and mixed less a sweep (benchmarks/RESULTS.md).
-_SAMPLERS = ("dense", "sparse", "mh")
 
 
 def _choose_sampler(n_components):
@@ -182,20 +178,13 @@ class TokenData:
         self.scratch_i = np.empty((B, K), np.int32)
         if sampler is None:
             sampler = _choose_sampler(K)
-        if sampler not in _SAMPLERS:
-            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
+        if sampler not in ("dense", "sparse"):
+            raise ValueError(f"sampler must be 'dense' or 'sparse', got {sampler!r}")
         self.sampler = sampler
-        width = {"dense": _lda_gibbs.dense_scratch_width,
-                 "sparse": _lda_gibbs.sparse_scratch_width,
-                 "mh": _lda_gibbs.mh_scratch_width}[sampler](K)
-        self.scratch_d = np.empty((B, width), np.float64)
-        if sampler == "mh":
-            # every token's place in word-major order (a chain keeps its topics in that
-            # order as well, ``zw``): 8 bytes a token
-            self.word_ptr = np.zeros(V + 1, np.int64)
-            np.cumsum(freq, out=self.word_ptr[1:])
-            self.wpos = np.empty(N, np.int32)
-            _lda_gibbs.word_positions(words, self.word_ptr, self.wpos)
+        self.scratch_d = np.empty(
+            (B, _lda_gibbs.dense_scratch_width(K) if sampler == "dense"
+             else _lda_gibbs.sparse_scratch_width(K)),
+            np.float64)
         if sampler == "sparse":
             # each word's list of (topic, count): room for min(its tokens, K), in blocks of
             # 16 (see the kernel); at most 8 bytes a token
@@ -221,9 +210,6 @@ class TokenData:
         if self.N:
             _lda_gibbs.chain_counts(self.doc_ptr, self.words, z, chain["ndk"], chain["nwk"],
                                     chain["nk"])
-        if self.sampler == "mh":
-            chain["zw"] = np.empty(self.N, np.int32)
-            _lda_gibbs.scatter_topics(z, self.wpos, chain["zw"])
         return chain
 
     def shards(self):
@@ -257,14 +243,6 @@ class TokenData:
                 self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
                 chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.wl_ptr, self.wlist,
                 self.wlen, self.scratch_i, self.scratch_d, self.alpha, self.eta,
-                np.uint64(seed), np.uint64(chain_index), np.uint64(sweep_index),
-                self.n_threads_sweep)
-            return self.log_joint(chain)
-        if self.sampler == "mh":
-            _lda_gibbs.sweep_mh(
-                self.doc_ptr, self.words, self.slice_of, self.part_ptr, chain["z"],
-                chain["ndk"], chain["nwk"], chain["nk"], self.cursor, self.word_ptr, self.wpos,
-                chain["zw"], self.scratch_i, self.scratch_d, self.alpha, self.eta,
                 np.uint64(seed), np.uint64(chain_index), np.uint64(sweep_index),
                 self.n_threads_sweep)
             return self.log_joint(chain)
