@@ -31,9 +31,10 @@ As a script, one process, the table for reports:
 
 ``--samplers dense,sparse`` instead compares vbfast's own conditionals (``_gibbs.TokenData``'s
 ``sampler``; the estimator chooses from K) in one process: each from the same random start,
-their sweeps alternated, the time of every sweep (without the log joint) and log p(w, z) a
-token after it, and each one's time over sweeps 1..SWEEPS and SWEEPS+1..2 SWEEPS against the
-first's: where one sampler overtakes another, on the same machine load.
+their sweeps alternated, the time of every sweep (with its log joint, as
+``iteration_times_``) and log p(w, z) a token after it, and each one's time over sweeps
+1..SWEEPS and SWEEPS+1..2 SWEEPS against the first's: where one sampler overtakes another,
+on the same machine load.
 """
 import os
 import sys
@@ -161,7 +162,8 @@ class LdaGibbsSweeps:
 def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed=0):
     """Per-sweep seconds and log p(w, z) a token, {sampler: (times, log joints)}: the samplers
     of ``_gibbs.TokenData`` from one random start, their sweeps alternated (the order flipped
-    every sweep), each sweep timed without the log joint."""
+    every sweep). A sweep's time is that of the fit's pass (the sweep and the log joint
+    after it), as in ``iteration_times_``."""
     from vbfast.topics import _gibbs
 
     n_topics = K if n_topics is None else n_topics
@@ -174,35 +176,11 @@ def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed
     out = {s: ([], []) for s in samplers}
     for i in range(sweeps):
         for s in (samplers if i % 2 == 0 else samplers[::-1]):
-            sweep = {"dense": _lda_gibbs_sweep_dense, "sparse": _lda_gibbs_sweep_sparse}[s]
             t0 = time.perf_counter()
-            sweep(states[s], chains[s], seed, i)
+            log_joint = states[s].sweep(chains[s], seed, 0, i)
             out[s][0].append(time.perf_counter() - t0)
-            out[s][1].append(states[s].log_joint(chains[s]) / n)
+            out[s][1].append(log_joint / n)
     return out
-
-
-def _kernel_args(state, chain):
-    return (state.doc_ptr, state.words, state.slice_of, state.part_ptr, chain["z"],
-            chain["ndk"], chain["nwk"], chain["nk"], state.cursor)
-
-
-def _tail_args(state, seed, i):
-    return (state.scratch_i, state.scratch_d, state.alpha, state.eta, np.uint64(seed),
-            np.uint64(0), np.uint64(i), state.n_threads_sweep)
-
-
-def _lda_gibbs_sweep_dense(state, chain, seed, i):
-    from vbfast.topics import _lda_gibbs
-
-    _lda_gibbs.sweep(*_kernel_args(state, chain), *_tail_args(state, seed, i))
-
-
-def _lda_gibbs_sweep_sparse(state, chain, seed, i):
-    from vbfast.topics import _lda_gibbs
-
-    _lda_gibbs.sweep_sparse(*_kernel_args(state, chain), state.wl_ptr, state.wlist,
-                            state.wlen, *_tail_args(state, seed, i))
 
 
 def _print_comparison(out, sweeps):
