@@ -28,6 +28,13 @@ As a script, one process, the table for reports:
 
     python benchmarks/bench_lda_gibbs.py [--n-docs 20000] [--n-words 20000] [--sweeps 20]
                                          [--threads 2] [--repeat 1] [--n-topics 50]
+
+``--samplers dense,sparse`` instead compares vbfast's own conditionals (``_gibbs.TokenData``'s
+``sampler``; the estimator chooses from K) in one process: each from the same random start,
+their sweeps alternated, the time of every sweep (with its log joint, as
+``iteration_times_``) and log p(w, z) a token after it, and each one's time over sweeps
+1..SWEEPS and SWEEPS+1..2 SWEEPS against the first's: where one sampler overtakes another,
+on the same machine load.
 """
 import os
 import sys
@@ -152,6 +159,44 @@ class LdaGibbsSweeps:
     track_log_joint_per_token.unit = "nats/token"
 
 
+def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed=0):
+    """Per-sweep seconds and log p(w, z) a token, {sampler: (times, log joints)}: the samplers
+    of ``_gibbs.TokenData`` from one random start, their sweeps alternated (the order flipped
+    every sweep). A sweep's time is that of the fit's pass (the sweep and the log joint
+    after it), as in ``iteration_times_``."""
+    from vbfast.topics import _gibbs
+
+    n_topics = K if n_topics is None else n_topics
+    doc_ptr, words = _gibbs._tokens(X)
+    states = {s: _gibbs.TokenData(doc_ptr, words, X.shape[1], n_topics, ALPHA, ETA, n_threads,
+                                  sampler=s) for s in samplers}
+    n = states[samplers[0]].N
+    z0 = np.random.default_rng(seed).integers(0, n_topics, size=n, dtype=np.int32)
+    chains = {s: states[s].new_chain(z0) for s in samplers}
+    out = {s: ([], []) for s in samplers}
+    for i in range(sweeps):
+        for s in (samplers if i % 2 == 0 else samplers[::-1]):
+            t0 = time.perf_counter()
+            log_joint = states[s].sweep(chains[s], seed, 0, i)
+            out[s][0].append(time.perf_counter() - t0)
+            out[s][1].append(log_joint / n)
+    return out
+
+
+def _print_comparison(out, sweeps):
+    samplers = list(out)
+    print("sweep " + "".join(f"{s + ' ms':>12}{s + ' lj/token':>18}" for s in samplers))
+    for i in range(len(out[samplers[0]][0])):
+        print(f"{i + 1:>5} " + "".join(f"{1e3 * out[s][0][i]:>12.1f}{out[s][1][i]:>18.4f}"
+                                         for s in samplers))
+    first = samplers[0]
+    for s in samplers[1:]:
+        a, b = np.asarray(out[first][0]), np.asarray(out[s][0])
+        print(f"time {first} / {s}: {a[:sweeps].sum() / b[:sweeps].sum():.2f} (sweeps 1-{sweeps})"
+              f", {a[sweeps:].sum() / b[sweeps:].sum():.2f} (later sweeps); log p(w, z) a token "
+              f"after {sweeps} sweeps: {out[first][1][sweeps - 1]:.4f} / {out[s][1][sweeps - 1]:.4f}")
+
+
 # ---------------------------------------------------------------------- script
 def main(argv=None):
     import argparse
@@ -167,6 +212,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--repeat", type=int, default=1,
                    help="alternate the two libraries this many times; best of each")
+    p.add_argument("--samplers", default=None,
+                   help="comma-separated vbfast samplers (dense, sparse) to compare "
+                   "with each other instead of the libraries")
     args = p.parse_args(argv)
     THREADS = args.threads
 
@@ -177,6 +225,11 @@ def main(argv=None):
           f"alpha={ALPHA}, eta={ETA}; {args.sweeps} + {args.sweeps} sweeps, "
           f"{THREADS} threads (made in {time.perf_counter() - t0:.1f} s)")
     vbfast_fit(X[:200], 2)  # imports and OpenMP start-up out of the timing
+    if args.samplers:
+        out = compare_samplers(X, args.samplers.split(","), 2 * args.sweeps, THREADS,
+                               args.n_topics)
+        _print_comparison(out, args.sweeps)
+        return
     best = {lib: (0.0, 0.0, None) for lib in LIBRARIES}
     for _ in range(args.repeat):  # alternate, so that both see the same machine load
         for lib in LIBRARIES:
