@@ -737,7 +737,31 @@ typedef float vbf_gmm_sp_f4 __attribute__((vector_size(16)));
 #else
 #define VBF_GMM_SP_BLOCKS(T)
 #endif
+/* A component's rows among the masks' bytes [i0, i1) (up to 256 rows): their indices idx
+   and w r (as double) rs, in row order; their sum into *nk and (spherical, sq not NULL)
+   sum w r ||v||^2 into *sq_k, in row order. Returns how many. */
+#define VBF_GMM_SP_LIST(name, R)                                                          \
+VBF_INLINE int name##_list(const R *r_k, const unsigned char *m_k, int i0, int i1,        \
+                           const R *sq, int *idx, double *rs, double *nk, double *sq_k)   \
+{                                                                                         \
+    int i, c = 0;                                                                         \
+    for (i = i0; i < i1; i++) {                                                           \
+        unsigned m = m_k[i];                                                              \
+        while (m) {                                                                       \
+            const int n = 8 * i + __builtin_ctz(m);                                       \
+            m &= m - 1;                                                                   \
+            idx[c] = n;                                                                   \
+            rs[c] = (double)r_k[n];                                                       \
+            *nk = *nk + rs[c];                                                            \
+            if (sq != NULL)                                                               \
+                *sq_k = *sq_k + rs[c] * (double)sq[n];                                    \
+            c++;                                                                          \
+        }                                                                                 \
+    }                                                                                     \
+    return c;                                                                             \
+}
 #define VBF_GMM_TILE_STATS_SPARSE(name, T, R)                                             \
+VBF_GMM_SP_LIST(name, R)                                                                  \
 VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const R *sq,   \
                             const R *r, int ld, int K, const unsigned char *mask,         \
                             double *acc, int W)                                           \
@@ -745,7 +769,7 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
     const int nb = (b + 7) / 8;                                                           \
     int idx[256];                                                                         \
     double rs[256];                                                                       \
-    int i0, i, k, j, c, t;                                                                \
+    int i0, k, j, c, t;                                                                   \
     for (k = 0; k < K; k++) {                                                             \
         const R *restrict r_k = r + (Py_ssize_t)k * ld;                                   \
         const unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                    \
@@ -753,19 +777,8 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
         double *restrict s2 = s1 + D;                                                     \
         double nk = 0.0, sq_k = 0.0;                                                      \
         for (i0 = 0; i0 < nb; i0 += 32) {  /* 256 rows at a time */                       \
-            for (i = i0, c = 0; i < nb && i < i0 + 32; i++) {                             \
-                unsigned m = m_k[i];                                                      \
-                while (m) {                                                               \
-                    const int n = 8 * i + __builtin_ctz(m);                               \
-                    m &= m - 1;                                                           \
-                    idx[c] = n;                                                           \
-                    rs[c] = (double)r_k[n];                                               \
-                    nk = nk + rs[c];                                                      \
-                    if (sq != NULL)                                                       \
-                        sq_k = sq_k + rs[c] * (double)sq[n];                              \
-                    c++;                                                                  \
-                }                                                                         \
-            }                                                                             \
+            c = name##_list(r_k, m_k, i0, i0 + 32 < nb ? i0 + 32 : nb, sq, idx, rs, &nk,  \
+                            &sq_k);                                                       \
             j = 0;                                                                        \
             VBF_GMM_SP_BLOCKS(T)                                                          \
             for (t = 0; t < c; t++) {                                                     \
@@ -784,11 +797,141 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
         s1[W - 1] = s1[W - 1] + nk;                                                       \
     }                                                                                     \
 }                                                                                         \
+VBF_GMM_SP_DISPATCH(name, T, R)
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX-512: a component's listed rows summed whole, up to 32 features (four vectors, the
+   last one masked) a walk of the list: S1 and S2 of those features in registers, the even
+   and odd listed rows in two sets of sums (two dependency chains) added at the end. Per
+   nonzero: the row's loads, v = x - shift, r v, and the two sums' adds and multiply-adds. */
+#define VBF_GMM_SP_LOAD8(T, p, m) (sizeof(T) == sizeof(double)                              \
+        ? _mm512_maskz_loadu_pd((m), (const double *)(const void *)(p))                   \
+        : _mm512_cvtps_pd(_mm256_maskz_loadu_ps((m), (const float *)(const void *)(p))))
+#define VBF_GMM_SP_DISPATCH(name, T, R)                                                   \
+__attribute__((target("avx2,fma"))) static void name##_simd(                             \
+    const T *x, int b, int D, const double *shift, const R *sq, const R *r, int ld,       \
+    int K, const unsigned char *mask, double *acc, int W)                                 \
+{                                                                                         \
+    name##_body(x, b, D, shift, sq, r, ld, K, mask, acc, W);                              \
+}                                                                                         \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma")))                                  \
+static void name##_avx512(const T *x, int b, int D, const double *shift, const R *sq,     \
+                          const R *r, int ld, int K, const unsigned char *mask,           \
+                          double *acc, int W)                                             \
+{                                                                                         \
+    const int nb = (b + 7) / 8;                                                           \
+    int idx[256 + 8];                                                                     \
+    double rs[256 + 8], sqs[256 + 8];                                                     \
+    int i0, i, k, j0, c, t, q;                                                            \
+    for (k = 0; k < K; k++) {                                                             \
+        const R *restrict r_k = r + (Py_ssize_t)k * ld;                                   \
+        const unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                    \
+        double *restrict s1 = acc + (Py_ssize_t)k * W;                                    \
+        double *restrict s2 = s1 + D;                                                     \
+        double nk = 0.0, sq_k = 0.0;                                                      \
+        for (i0 = 0; i0 < nb; i0 += 32) {  /* 256 rows at a time */                       \
+            /* the listing without branches: each byte's rows and r compressed into idx   \
+               and rs (a full vector stored; the next byte's overwrites past its count) */\
+            const int i1 = i0 + 32 < nb ? i0 + 32 : nb;                                   \
+            __m256i rows = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),    \
+                                            _mm256_set1_epi32(8 * i0));                   \
+            for (i = i0, c = 0; i < i1; i++) {                                            \
+                const __mmask8 m = m_k[i];                                                \
+                _mm256_storeu_si256((__m256i *)(idx + c), _mm256_maskz_compress_epi32(m, rows));\
+                _mm512_storeu_pd(rs + c, _mm512_maskz_compress_pd(                        \
+                    m, VBF_GMM_SP_LOAD8(R, r_k + 8 * i, 0xFF)));                          \
+                if (sq != NULL)                                                           \
+                    _mm512_storeu_pd(sqs + c, _mm512_maskz_compress_pd(                   \
+                        m, VBF_GMM_SP_LOAD8(R, sq + 8 * i, 0xFF)));                       \
+                c += __builtin_popcount(m);                                               \
+                rows = _mm256_add_epi32(rows, _mm256_set1_epi32(8));                      \
+            }                                                                             \
+            for (t = 0; t < c; t++) {  /* in row order, as the listing's sums */         \
+                nk = nk + rs[t];                                                          \
+                if (sq != NULL)                                                           \
+                    sq_k = sq_k + rs[t] * sqs[t];                                         \
+            }                                                                             \
+            for (j0 = 0; j0 < D; j0 += 32) {                                              \
+                __m512d a1[4], a2[4], b1[4], b2[4], sh[4];                                \
+                __mmask8 lm[4];                                                           \
+                for (q = 0; q < 4; q++) {                                                 \
+                    const int left = D - j0 - 8 * q;                                      \
+                    lm[q] = left >= 8 ? 0xFF : left > 0 ? (__mmask8)((1u << left) - 1u) : 0;\
+                    sh[q] = _mm512_maskz_loadu_pd(lm[q], shift + j0 + 8 * q);             \
+                    a1[q] = _mm512_maskz_loadu_pd(lm[q], s1 + j0 + 8 * q);                \
+                    a2[q] = sq == NULL ? _mm512_maskz_loadu_pd(lm[q], s2 + j0 + 8 * q)    \
+                                       : _mm512_setzero_pd();                             \
+                    b1[q] = _mm512_setzero_pd();                                          \
+                    b2[q] = _mm512_setzero_pd();                                          \
+                }                                                                         \
+                for (t = 0; t + 2 <= c; t += 2) {                                         \
+                    const T *x0 = x + (Py_ssize_t)idx[t] * D + j0;                        \
+                    const T *x1 = x + (Py_ssize_t)idx[t + 1] * D + j0;                    \
+                    const __m512d r0 = _mm512_set1_pd(rs[t]), r1 = _mm512_set1_pd(rs[t + 1]);\
+                    for (q = 0; q < 4; q++) {                                             \
+                        if (lm[q]) {                                                      \
+                            __m512d v0 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x0 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d v1 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x1 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d rv0 = _mm512_mul_pd(r0, v0), rv1 = _mm512_mul_pd(r1, v1);\
+                            a1[q] = _mm512_add_pd(a1[q], rv0);                            \
+                            b1[q] = _mm512_add_pd(b1[q], rv1);                            \
+                            if (sq == NULL) {                                             \
+                                a2[q] = _mm512_fmadd_pd(rv0, v0, a2[q]);                  \
+                                b2[q] = _mm512_fmadd_pd(rv1, v1, b2[q]);                  \
+                            }                                                             \
+                        }                                                                 \
+                    }                                                                     \
+                }                                                                         \
+                if (t < c) {                                                              \
+                    const T *x0 = x + (Py_ssize_t)idx[t] * D + j0;                        \
+                    const __m512d r0 = _mm512_set1_pd(rs[t]);                             \
+                    for (q = 0; q < 4; q++) {                                             \
+                        if (lm[q]) {                                                      \
+                            __m512d v0 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x0 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d rv0 = _mm512_mul_pd(r0, v0);                          \
+                            a1[q] = _mm512_add_pd(a1[q], rv0);                            \
+                            if (sq == NULL)                                               \
+                                a2[q] = _mm512_fmadd_pd(rv0, v0, a2[q]);                  \
+                        }                                                                 \
+                    }                                                                     \
+                }                                                                         \
+                for (q = 0; q < 4; q++) {                                                 \
+                    _mm512_mask_storeu_pd(s1 + j0 + 8 * q, lm[q],                         \
+                                          _mm512_add_pd(a1[q], b1[q]));                   \
+                    if (sq == NULL)                                                       \
+                        _mm512_mask_storeu_pd(s2 + j0 + 8 * q, lm[q],                     \
+                                              _mm512_add_pd(a2[q], b2[q]));               \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+        if (sq != NULL)                                                                   \
+            s2[0] = s2[0] + sq_k;                                                         \
+        s1[W - 1] = s1[W - 1] + nk;                                                       \
+    }                                                                                     \
+}                                                                                         \
+static void name(const T *x, int b, int D, const double *shift, const R *sq, const R *r,  \
+                 int ld, int K, const unsigned char *mask, double *acc, int W)            \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512(x, b, D, shift, sq, r, ld, K, mask, acc, W);                        \
+        return;                                                                           \
+    }                                                                                     \
+    if (vbf_cpu_avx2_fma()) {                                                             \
+        name##_simd(x, b, D, shift, sq, r, ld, K, mask, acc, W);                          \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body(x, b, D, shift, sq, r, ld, K, mask, acc, W);                              \
+}
+#else
+#define VBF_GMM_SP_DISPATCH(name, T, R)                                                   \
 VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(),                                        \
              (const T *x, int b, int D, const double *shift, const R *sq, const R *r,     \
               int ld, int K, const unsigned char *mask, double *acc, int W),              \
              (x, b, D, shift, sq, r, ld, K, mask, acc, W))
-
+#endif
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f64, double, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
