@@ -409,6 +409,22 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
             __builtin_memcpy((p), &f_, sizeof(f_));                                       \
         }                                                                                 \
     } while (0)
+/* the features past the last multiple of the block's width, one by one for its ROWS rows
+   (the block's sums of ||v||^2 qv / qf lane by lane) */
+#define VBF_GMM_FEAT_TAIL(U, ROWS)                                                        \
+        for (; j < D; j++) {                                                              \
+            int i_;                                                                       \
+            for (i_ = 0; i_ < (ROWS); i_++) {                                             \
+                double v = (double)x_n[(Py_ssize_t)i_ * D + j] - shift[j];                \
+                f[(Py_ssize_t)j * ld + n + i_] = (U)v;                                    \
+                if (diag)                                                                 \
+                    f[(Py_ssize_t)(D + j) * ld + n + i_] = (U)(v * v);                    \
+                else if (sizeof(U) == sizeof(double))                                     \
+                    qv[i_] = qv[i_] + v * v;                                              \
+                else                                                                      \
+                    qf[i_] = qf[i_] + (float)(v * v);                                     \
+            }                                                                             \
+        }
 #define VBF_GMM_FEAT_BLOCK(T, U)                                                          \
     for (n = 0; n + 4 <= b; n += 4) {                                                     \
         const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
@@ -440,19 +456,7 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
                     qf = qf + __builtin_convertvector(v2, vbf_gmm_feat_f4);               \
             }                                                                             \
         }                                                                                 \
-        for (; j < D; j++) {                                                              \
-            int i;                                                                        \
-            for (i = 0; i < 4; i++) {                                                     \
-                double v = (double)x_n[(Py_ssize_t)i * D + j] - shift[j];                 \
-                f[(Py_ssize_t)j * ld + n + i] = (U)v;                                     \
-                if (diag)                                                                 \
-                    f[(Py_ssize_t)(D + j) * ld + n + i] = (U)(v * v);                     \
-                else if (sizeof(U) == sizeof(double))                                     \
-                    qv[i] = qv[i] + v * v;                                                \
-                else                                                                      \
-                    qf[i] = qf[i] + (float)(v * v);                                       \
-            }                                                                             \
-        }                                                                                 \
+        VBF_GMM_FEAT_TAIL(U, 4)                                                           \
         if (!diag && sizeof(U) == sizeof(double))                                         \
             __builtin_memcpy(f + (Py_ssize_t)D * ld + n, &qv, sizeof qv);                 \
         else if (!diag)                                                                   \
@@ -527,18 +531,7 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, int dia
                     qf = _mm256_add_ps(qf, _mm512_cvtpd_ps(v2));                          \
             }                                                                             \
         }                                                                                 \
-        for (; j < D; j++) {                                                              \
-            for (i = 0; i < 8; i++) {                                                     \
-                double v = (double)x_n[(Py_ssize_t)i * D + j] - shift[j];                 \
-                f[(Py_ssize_t)j * ld + n + i] = (U)v;                                     \
-                if (diag)                                                                 \
-                    f[(Py_ssize_t)(D + j) * ld + n + i] = (U)(v * v);                     \
-                else if (sizeof(U) == sizeof(double))                                     \
-                    qv[i] = qv[i] + v * v;                                                \
-                else                                                                      \
-                    qf[i] = qf[i] + (float)(v * v);                                       \
-            }                                                                             \
-        }                                                                                 \
+        VBF_GMM_FEAT_TAIL(U, 8)                                                           \
         if (!diag)                                                                        \
             VBF_GMM_FEAT_STORE8(U, f + (Py_ssize_t)D * ld + n,                            \
                                 sizeof(U) == sizeof(double) ? qv : _mm512_cvtps_pd(qf));  \
