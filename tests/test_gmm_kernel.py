@@ -726,10 +726,23 @@ def test_tile_pass_matches_reference(covariance_type, dtype, weighted, want_rows
     against the slow reference, S2 about the shift (the centres are 0); K = 7: not a multiple
     of the four lanes, N not of the chunk or of four rows; bitwise the same for 1, 2 and 3
     threads."""
+    check_tile_pass(covariance_type, dtype, weighted, want_rows, 7, 5, N_ODD + 2)
+
+
+@pytest.mark.parametrize("D", [8, 13, 16, 17, 24])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_pass_feature_blocks_match_reference(covariance_type, dtype, D):
+    """The tiles' features built eight rows by eight features at a time (AVX-512), the
+    features past the last multiple of 8 and the rows past the last multiple of 8 one by one:
+    D = 8 to 24 with and without a remainder, N = 8 m + 5, weighted and with per-row
+    outputs, against the reference and bitwise for 1, 2 and 3 threads."""
+    check_tile_pass(covariance_type, dtype, True, True, 6, D, 8 * 77 + 5)
+
+
+def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
-                                 int(weighted)])
-    K, D = 7, 5
-    N = N_ODD + 2
+                                 int(weighted), K, D])
     X = make_data(rng, N, D, dtype)
     w = rng.uniform(0.0, 3.0, size=N) if weighted else None
     if weighted:

@@ -748,7 +748,6 @@ cdef void _tile_group_f32(
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
     cdef bint has_resp_out = resp_out != NULL
-    cdef bint has_lpn_out = log_prob_norm_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef int ld = <int>((chunk_size + 15) // 16 * 16)
     cdef double* lpn_buf = rowbuf
@@ -758,10 +757,12 @@ cdef void _tile_group_f32(
     cdef const float* sq = NULL if diag else fbuf + <Py_ssize_t>D * ld  # ||x_n||^2 row
     cdef const double* w_lse
     cdef Py_ssize_t c, start, end
-    cdef int b, n, j, k, i, s2_width = D if diag else 1
-    cdef double w, lpn, ll_sum = 0.0, ent_sum = 0.0
+    cdef int b, n, k, i, s2_width = D if diag else 1
     cdef float one = 1.0, zero = 0.0
+    cdef double sums[2]  # [sum w log p(x_n), sum w sum_k r log r], row order
     cdef unsigned char* masks = NULL  # as _tile_group's
+    sums[0] = 0.0
+    sums[1] = 0.0
     if compute_stats:
         memset(acc, 0, <Py_ssize_t>K * W * sizeof(double))
         if _sparse_stats(4 * <Py_ssize_t>chunk_size, <int>chunk_size, K, D, W):
@@ -779,23 +780,8 @@ cdef void _tile_group_f32(
                 lpT[<Py_ssize_t>k * ld + n] = 0.0
         w_lse = weights + start if has_weights and not has_resp_out else NULL
         vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        for n in range(b):
-            lpn = lpn_buf[n]
-            w = weights[start + n] if has_weights else 1.0
-            if lpn > -INFINITY:  # (every density zero: no entropy term)
-                ent_sum = ent_sum + w * rlogr_buf[n]
-            ll_sum = ll_sum + w * lpn
-            if has_lpn_out:
-                log_prob_norm_out[start + n] = <float>lpn
-        if has_resp_out:
-            for n in range(b):
-                for k in range(K):
-                    resp_out[(start + n) * K + k] = lpT[<Py_ssize_t>k * ld + n]
-            if has_weights:
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = \
-                            lpT[<Py_ssize_t>k * ld + n] * <float>weights[start + n]
+        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                       log_prob_norm_out, sums)
         if compute_stats and masks != NULL and \
                 _sparse_stats(2 * vbf_gmm_nonzero_masks32(lpT, ld, b, K, masks), b, K, D, W):
             # (the few nonzero w r straight into the float64 accumulator)
@@ -807,8 +793,8 @@ cdef void _tile_group_f32(
             for i in range(K * W):
                 acc[i] = acc[i] + <double>acc_chunk[i]
     free(masks)
-    p.ll[g] = p.ll[g] + ll_sum
-    p.ent[g] = p.ent[g] + ent_sum
+    p.ll[g] = p.ll[g] + sums[0]
+    p.ent[g] = p.ent[g] + sums[1]
     if not compute_stats:
         return
     _tile_acc_to_slots(p, g, acc, W, s2_width)

@@ -409,6 +409,22 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
             __builtin_memcpy((p), &f_, sizeof(f_));                                       \
         }                                                                                 \
     } while (0)
+/* the features past the last multiple of the block's width, one by one for its ROWS rows
+   (the block's sums of ||v||^2 qv / qf lane by lane) */
+#define VBF_GMM_FEAT_TAIL(U, ROWS)                                                        \
+        for (; j < D; j++) {                                                              \
+            int i_;                                                                       \
+            for (i_ = 0; i_ < (ROWS); i_++) {                                             \
+                double v = (double)x_n[(Py_ssize_t)i_ * D + j] - shift[j];                \
+                f[(Py_ssize_t)j * ld + n + i_] = (U)v;                                    \
+                if (diag)                                                                 \
+                    f[(Py_ssize_t)(D + j) * ld + n + i_] = (U)(v * v);                    \
+                else if (sizeof(U) == sizeof(double))                                     \
+                    qv[i_] = qv[i_] + v * v;                                              \
+                else                                                                      \
+                    qf[i_] = qf[i_] + (float)(v * v);                                     \
+            }                                                                             \
+        }
 #define VBF_GMM_FEAT_BLOCK(T, U)                                                          \
     for (n = 0; n + 4 <= b; n += 4) {                                                     \
         const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
@@ -440,19 +456,7 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
                     qf = qf + __builtin_convertvector(v2, vbf_gmm_feat_f4);               \
             }                                                                             \
         }                                                                                 \
-        for (; j < D; j++) {                                                              \
-            int i;                                                                        \
-            for (i = 0; i < 4; i++) {                                                     \
-                double v = (double)x_n[(Py_ssize_t)i * D + j] - shift[j];                 \
-                f[(Py_ssize_t)j * ld + n + i] = (U)v;                                     \
-                if (diag)                                                                 \
-                    f[(Py_ssize_t)(D + j) * ld + n + i] = (U)(v * v);                     \
-                else if (sizeof(U) == sizeof(double))                                     \
-                    qv[i] = qv[i] + v * v;                                                \
-                else                                                                      \
-                    qf[i] = qf[i] + (float)(v * v);                                       \
-            }                                                                             \
-        }                                                                                 \
+        VBF_GMM_FEAT_TAIL(U, 4)                                                           \
         if (!diag && sizeof(U) == sizeof(double))                                         \
             __builtin_memcpy(f + (Py_ssize_t)D * ld + n, &qv, sizeof qv);                 \
         else if (!diag)                                                                   \
@@ -460,6 +464,103 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
     }
 #else
 #define VBF_GMM_FEAT_BLOCK(T, U) n = 0;
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX-512: eight rows by eight features at a time, v = x - shift formed row-major (eight
+   features a vector), transposed by three rounds of two-source permutes (24 a block), then
+   stored eight rows a vector; the first b - b % 8 rows, the last rows and the features past
+   the last multiple of 8 one by one. The same operations on each value as the four-row
+   block (x - shift, v * v, ||v||^2 summed in feature order in U): the same bits. No fused
+   multiply-adds (AVX-512F has them): ||v||^2's v * v is rounded before its sum. */
+#define VBF_GMM_FEAT_LOAD8(T, p) (sizeof(T) == sizeof(double)                              \
+        ? _mm512_loadu_pd((const double *)(const void *)(p))                              \
+        : _mm512_cvtps_pd(_mm256_loadu_ps((const float *)(const void *)(p))))
+#define VBF_GMM_FEAT_STORE8(U, p, v) do {                                                 \
+        if (sizeof(U) == sizeof(double))                                                  \
+            _mm512_storeu_pd((double *)(void *)(p), (v));                                 \
+        else                                                                              \
+            _mm256_storeu_ps((float *)(void *)(p), _mm512_cvtpd_ps(v));                   \
+    } while (0)
+#define VBF_GMM_FEAT_DISPATCH(name, T, U)                                                 \
+__attribute__((target("avx2"))) static void name##_simd(                                  \
+    const T *x, int b, int D, const double *shift, int diag, U *f, int ld)                \
+{                                                                                         \
+    name##_body(x, b, D, shift, diag, f, ld);                                             \
+}                                                                                         \
+__attribute__((target("avx512f,avx512dq,avx512vl"), optimize("fp-contract=off")))         \
+static void name##_avx512(const T *x, int b, int D, const double *shift, int diag, U *f,  \
+                          int ld)                                                         \
+{                                                                                         \
+    const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);                      \
+    const __m512i hi2 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);                    \
+    const int b8 = b & ~7;                                                                \
+    int n, j, i;                                                                          \
+    for (n = 0; n < b8; n += 8) {                                                         \
+        const T *x_n = x + (Py_ssize_t)n * D;                                             \
+        __m512d qv = _mm512_setzero_pd();                                                 \
+        __m256 qf = _mm256_setzero_ps();  /* (||v||^2 summed in float32) */               \
+        for (j = 0; j + 8 <= D; j += 8) {                                                 \
+            const __m512d sh = _mm512_loadu_pd(shift + j);                                \
+            __m512d r[8], t[8], u[8], c[8];                                               \
+            for (i = 0; i < 8; i++)                                                       \
+                r[i] = _mm512_sub_pd(VBF_GMM_FEAT_LOAD8(T, x_n + (Py_ssize_t)i * D + j), sh);\
+            for (i = 0; i < 8; i += 2) {  /* row pairs: features (0, 2, 4, 6), (1, 3, ..) */\
+                t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);                                \
+                t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);                            \
+            }                                                                             \
+            for (i = 0; i < 8; i += 4) {  /* row quads: features (0, 4), (2, 6), ... */   \
+                u[i] = _mm512_permutex2var_pd(t[i], lo2, t[i + 2]);                       \
+                u[i + 1] = _mm512_permutex2var_pd(t[i + 1], lo2, t[i + 3]);               \
+                u[i + 2] = _mm512_permutex2var_pd(t[i], hi2, t[i + 2]);                   \
+                u[i + 3] = _mm512_permutex2var_pd(t[i + 1], hi2, t[i + 3]);               \
+            }                                                                             \
+            /* u[0..3]: rows 0-3 of features (0|4), (1|5), (2|6), (3|7); u[4..7] rows 4-7 */\
+            for (i = 0; i < 4; i++) {                                                     \
+                c[i] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0x44);                        \
+                c[i + 4] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0xEE);                    \
+            }                                                                             \
+            for (i = 0; i < 8; i++) {                                                     \
+                __m512d v2 = _mm512_mul_pd(c[i], c[i]);                                   \
+                VBF_GMM_FEAT_STORE8(U, f + (Py_ssize_t)(j + i) * ld + n, c[i]);           \
+                if (diag)                                                                 \
+                    VBF_GMM_FEAT_STORE8(U, f + (Py_ssize_t)(D + j + i) * ld + n, v2);     \
+                else if (sizeof(U) == sizeof(double))                                     \
+                    qv = _mm512_add_pd(qv, v2);                                           \
+                else                                                                      \
+                    qf = _mm256_add_ps(qf, _mm512_cvtpd_ps(v2));                          \
+            }                                                                             \
+        }                                                                                 \
+        VBF_GMM_FEAT_TAIL(U, 8)                                                           \
+        if (!diag)                                                                        \
+            VBF_GMM_FEAT_STORE8(U, f + (Py_ssize_t)D * ld + n,                            \
+                                sizeof(U) == sizeof(double) ? qv : _mm512_cvtps_pd(qf));  \
+    }                                                                                     \
+    {                                                                                     \
+        U *one = f + (Py_ssize_t)(diag ? 2 * D : D + 1) * ld;                             \
+        for (n = 0; n < b8; n++)                                                          \
+            one[n] = 1;                                                                   \
+    }                                                                                     \
+    if (b8 < b)                                                                           \
+        name##_simd(x + (Py_ssize_t)b8 * D, b - b8, D, shift, diag, f + b8, ld);          \
+}                                                                                         \
+static void name(const T *x, int b, int D, const double *shift, int diag, U *f, int ld)   \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512(x, b, D, shift, diag, f, ld);                                       \
+        return;                                                                           \
+    }                                                                                     \
+    if (vbf_cpu_avx2()) {                                                                 \
+        name##_simd(x, b, D, shift, diag, f, ld);                                         \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body(x, b, D, shift, diag, f, ld);                                             \
+}
+#else
+#define VBF_GMM_FEAT_DISPATCH(name, T, U)                                                 \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int D, const double *shift, int diag, U *f, int ld),     \
+             (x, b, D, shift, diag, f, ld))
 #endif
 
 #define VBF_GMM_TILE_FEATURES(name, T, U)                                                 \
@@ -486,9 +587,7 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, int d
             f[(Py_ssize_t)D * ld + n] = q;                                                \
     }                                                                                     \
 }                                                                                         \
-VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
-             (const T *x, int b, int D, const double *shift, int diag, U *f, int ld),     \
-             (x, b, D, shift, diag, f, ld))
+VBF_GMM_FEAT_DISPATCH(name, T, U)
 
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f64, double, double)
 VBF_GMM_TILE_FEATURES(vbf_gmm_tile_features_f32, float, double)
@@ -631,7 +730,31 @@ typedef float vbf_gmm_sp_f4 __attribute__((vector_size(16)));
 #else
 #define VBF_GMM_SP_BLOCKS(T)
 #endif
+/* A component's rows among the masks' bytes [i0, i1) (up to 256 rows): their indices idx
+   and w r (as double) rs, in row order; their sum into *nk and (spherical, sq not NULL)
+   sum w r ||v||^2 into *sq_k, in row order. Returns how many. */
+#define VBF_GMM_SP_LIST(name, R)                                                          \
+VBF_INLINE int name##_list(const R *r_k, const unsigned char *m_k, int i0, int i1,        \
+                           const R *sq, int *idx, double *rs, double *nk, double *sq_k)   \
+{                                                                                         \
+    int i, c = 0;                                                                         \
+    for (i = i0; i < i1; i++) {                                                           \
+        unsigned m = m_k[i];                                                              \
+        while (m) {                                                                       \
+            const int n = 8 * i + __builtin_ctz(m);                                       \
+            m &= m - 1;                                                                   \
+            idx[c] = n;                                                                   \
+            rs[c] = (double)r_k[n];                                                       \
+            *nk = *nk + rs[c];                                                            \
+            if (sq != NULL)                                                               \
+                *sq_k = *sq_k + rs[c] * (double)sq[n];                                    \
+            c++;                                                                          \
+        }                                                                                 \
+    }                                                                                     \
+    return c;                                                                             \
+}
 #define VBF_GMM_TILE_STATS_SPARSE(name, T, R)                                             \
+VBF_GMM_SP_LIST(name, R)                                                                  \
 VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const R *sq,   \
                             const R *r, int ld, int K, const unsigned char *mask,         \
                             double *acc, int W)                                           \
@@ -639,7 +762,7 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
     const int nb = (b + 7) / 8;                                                           \
     int idx[256];                                                                         \
     double rs[256];                                                                       \
-    int i0, i, k, j, c, t;                                                                \
+    int i0, k, j, c, t;                                                                   \
     for (k = 0; k < K; k++) {                                                             \
         const R *restrict r_k = r + (Py_ssize_t)k * ld;                                   \
         const unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                    \
@@ -647,19 +770,8 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
         double *restrict s2 = s1 + D;                                                     \
         double nk = 0.0, sq_k = 0.0;                                                      \
         for (i0 = 0; i0 < nb; i0 += 32) {  /* 256 rows at a time */                       \
-            for (i = i0, c = 0; i < nb && i < i0 + 32; i++) {                             \
-                unsigned m = m_k[i];                                                      \
-                while (m) {                                                               \
-                    const int n = 8 * i + __builtin_ctz(m);                               \
-                    m &= m - 1;                                                           \
-                    idx[c] = n;                                                           \
-                    rs[c] = (double)r_k[n];                                               \
-                    nk = nk + rs[c];                                                      \
-                    if (sq != NULL)                                                       \
-                        sq_k = sq_k + rs[c] * (double)sq[n];                              \
-                    c++;                                                                  \
-                }                                                                         \
-            }                                                                             \
+            c = name##_list(r_k, m_k, i0, i0 + 32 < nb ? i0 + 32 : nb, sq, idx, rs, &nk,  \
+                            &sq_k);                                                       \
             j = 0;                                                                        \
             VBF_GMM_SP_BLOCKS(T)                                                          \
             for (t = 0; t < c; t++) {                                                     \
@@ -678,11 +790,141 @@ VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, const
         s1[W - 1] = s1[W - 1] + nk;                                                       \
     }                                                                                     \
 }                                                                                         \
+VBF_GMM_SP_DISPATCH(name, T, R)
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX-512: a component's listed rows summed whole, up to 32 features (four vectors, the
+   last one masked) a walk of the list: S1 and S2 of those features in registers, the even
+   and odd listed rows in two sets of sums (two dependency chains) added at the end. Per
+   nonzero: the row's loads, v = x - shift, r v, and the two sums' adds and multiply-adds. */
+#define VBF_GMM_SP_LOAD8(T, p, m) (sizeof(T) == sizeof(double)                              \
+        ? _mm512_maskz_loadu_pd((m), (const double *)(const void *)(p))                   \
+        : _mm512_cvtps_pd(_mm256_maskz_loadu_ps((m), (const float *)(const void *)(p))))
+#define VBF_GMM_SP_DISPATCH(name, T, R)                                                   \
+__attribute__((target("avx2,fma"))) static void name##_simd(                             \
+    const T *x, int b, int D, const double *shift, const R *sq, const R *r, int ld,       \
+    int K, const unsigned char *mask, double *acc, int W)                                 \
+{                                                                                         \
+    name##_body(x, b, D, shift, sq, r, ld, K, mask, acc, W);                              \
+}                                                                                         \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma")))                                  \
+static void name##_avx512(const T *x, int b, int D, const double *shift, const R *sq,     \
+                          const R *r, int ld, int K, const unsigned char *mask,           \
+                          double *acc, int W)                                             \
+{                                                                                         \
+    const int nb = (b + 7) / 8;                                                           \
+    int idx[256 + 8];                                                                     \
+    double rs[256 + 8], sqs[256 + 8];                                                     \
+    int i0, i, k, j0, c, t, q;                                                            \
+    for (k = 0; k < K; k++) {                                                             \
+        const R *restrict r_k = r + (Py_ssize_t)k * ld;                                   \
+        const unsigned char *restrict m_k = mask + (Py_ssize_t)k * nb;                    \
+        double *restrict s1 = acc + (Py_ssize_t)k * W;                                    \
+        double *restrict s2 = s1 + D;                                                     \
+        double nk = 0.0, sq_k = 0.0;                                                      \
+        for (i0 = 0; i0 < nb; i0 += 32) {  /* 256 rows at a time */                       \
+            /* the listing without branches: each byte's rows and r compressed into idx   \
+               and rs (a full vector stored; the next byte's overwrites past its count) */\
+            const int i1 = i0 + 32 < nb ? i0 + 32 : nb;                                   \
+            __m256i rows = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),    \
+                                            _mm256_set1_epi32(8 * i0));                   \
+            for (i = i0, c = 0; i < i1; i++) {                                            \
+                const __mmask8 m = m_k[i];                                                \
+                _mm256_storeu_si256((__m256i *)(idx + c), _mm256_maskz_compress_epi32(m, rows));\
+                _mm512_storeu_pd(rs + c, _mm512_maskz_compress_pd(                        \
+                    m, VBF_GMM_SP_LOAD8(R, r_k + 8 * i, 0xFF)));                          \
+                if (sq != NULL)                                                           \
+                    _mm512_storeu_pd(sqs + c, _mm512_maskz_compress_pd(                   \
+                        m, VBF_GMM_SP_LOAD8(R, sq + 8 * i, 0xFF)));                       \
+                c += __builtin_popcount(m);                                               \
+                rows = _mm256_add_epi32(rows, _mm256_set1_epi32(8));                      \
+            }                                                                             \
+            for (t = 0; t < c; t++) {  /* in row order, as the listing's sums */         \
+                nk = nk + rs[t];                                                          \
+                if (sq != NULL)                                                           \
+                    sq_k = sq_k + rs[t] * sqs[t];                                         \
+            }                                                                             \
+            for (j0 = 0; j0 < D; j0 += 32) {                                              \
+                __m512d a1[4], a2[4], b1[4], b2[4], sh[4];                                \
+                __mmask8 lm[4];                                                           \
+                for (q = 0; q < 4; q++) {                                                 \
+                    const int left = D - j0 - 8 * q;                                      \
+                    lm[q] = left >= 8 ? 0xFF : left > 0 ? (__mmask8)((1u << left) - 1u) : 0;\
+                    sh[q] = _mm512_maskz_loadu_pd(lm[q], shift + j0 + 8 * q);             \
+                    a1[q] = _mm512_maskz_loadu_pd(lm[q], s1 + j0 + 8 * q);                \
+                    a2[q] = sq == NULL ? _mm512_maskz_loadu_pd(lm[q], s2 + j0 + 8 * q)    \
+                                       : _mm512_setzero_pd();                             \
+                    b1[q] = _mm512_setzero_pd();                                          \
+                    b2[q] = _mm512_setzero_pd();                                          \
+                }                                                                         \
+                for (t = 0; t + 2 <= c; t += 2) {                                         \
+                    const T *x0 = x + (Py_ssize_t)idx[t] * D + j0;                        \
+                    const T *x1 = x + (Py_ssize_t)idx[t + 1] * D + j0;                    \
+                    const __m512d r0 = _mm512_set1_pd(rs[t]), r1 = _mm512_set1_pd(rs[t + 1]);\
+                    for (q = 0; q < 4; q++) {                                             \
+                        if (lm[q]) {                                                      \
+                            __m512d v0 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x0 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d v1 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x1 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d rv0 = _mm512_mul_pd(r0, v0), rv1 = _mm512_mul_pd(r1, v1);\
+                            a1[q] = _mm512_add_pd(a1[q], rv0);                            \
+                            b1[q] = _mm512_add_pd(b1[q], rv1);                            \
+                            if (sq == NULL) {                                             \
+                                a2[q] = _mm512_fmadd_pd(rv0, v0, a2[q]);                  \
+                                b2[q] = _mm512_fmadd_pd(rv1, v1, b2[q]);                  \
+                            }                                                             \
+                        }                                                                 \
+                    }                                                                     \
+                }                                                                         \
+                if (t < c) {                                                              \
+                    const T *x0 = x + (Py_ssize_t)idx[t] * D + j0;                        \
+                    const __m512d r0 = _mm512_set1_pd(rs[t]);                             \
+                    for (q = 0; q < 4; q++) {                                             \
+                        if (lm[q]) {                                                      \
+                            __m512d v0 = _mm512_sub_pd(VBF_GMM_SP_LOAD8(T, x0 + 8 * q, lm[q]),\
+                                                       sh[q]);                            \
+                            __m512d rv0 = _mm512_mul_pd(r0, v0);                          \
+                            a1[q] = _mm512_add_pd(a1[q], rv0);                            \
+                            if (sq == NULL)                                               \
+                                a2[q] = _mm512_fmadd_pd(rv0, v0, a2[q]);                  \
+                        }                                                                 \
+                    }                                                                     \
+                }                                                                         \
+                for (q = 0; q < 4; q++) {                                                 \
+                    _mm512_mask_storeu_pd(s1 + j0 + 8 * q, lm[q],                         \
+                                          _mm512_add_pd(a1[q], b1[q]));                   \
+                    if (sq == NULL)                                                       \
+                        _mm512_mask_storeu_pd(s2 + j0 + 8 * q, lm[q],                     \
+                                              _mm512_add_pd(a2[q], b2[q]));               \
+                }                                                                         \
+            }                                                                             \
+        }                                                                                 \
+        if (sq != NULL)                                                                   \
+            s2[0] = s2[0] + sq_k;                                                         \
+        s1[W - 1] = s1[W - 1] + nk;                                                       \
+    }                                                                                     \
+}                                                                                         \
+static void name(const T *x, int b, int D, const double *shift, const R *sq, const R *r,  \
+                 int ld, int K, const unsigned char *mask, double *acc, int W)            \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512(x, b, D, shift, sq, r, ld, K, mask, acc, W);                        \
+        return;                                                                           \
+    }                                                                                     \
+    if (vbf_cpu_avx2_fma()) {                                                             \
+        name##_simd(x, b, D, shift, sq, r, ld, K, mask, acc, W);                          \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body(x, b, D, shift, sq, r, ld, K, mask, acc, W);                              \
+}
+#else
+#define VBF_GMM_SP_DISPATCH(name, T, R)                                                   \
 VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(),                                        \
              (const T *x, int b, int D, const double *shift, const R *sq, const R *r,     \
               int ld, int K, const unsigned char *mask, double *acc, int W),              \
              (x, b, D, shift, sq, r, ld, K, mask, acc, W))
-
+#endif
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f64, double, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
