@@ -37,7 +37,7 @@ result is therefore bitwise identical for any number of threads, and needs no (G
 """
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from libc.math cimport exp, log, fabs, INFINITY
 from scipy.special.cython_special cimport gammaln
 
@@ -121,6 +121,12 @@ cdef inline void _exp_expectation(int K, const double* gamma_d, double* t,
     for k in range(K):
         total = total + gamma_d[k]
     _exp_expectation_total(K, gamma_d, total, t, fast)
+
+
+# Topics with alpha < gamma_k <= alpha (1 + _FREEZE_REL) are frozen (see _fixed_point): 2^-24.
+cdef double _FREEZE_REL = 5.9604644775390625e-08
+# Whether topics freeze (``_set_freezing``, for tests).
+cdef bint _freezing = True
 
 
 # A skipped topic's share of any sum of the sweep stays below this fraction of the sum (see
@@ -228,9 +234,19 @@ cdef struct _DocWork:
     double t_dead              # the dropped topics' common t
     double dead_max, dead_sum  # max and sum of topic_max over the dropped topics
     int outcome                # 0: no topic dropped, 1: some dropped, 2: a check failed
+    # the frozen topics (gamma_k within alpha 2^-24 of alpha, not alpha; see _fixed_point)
+    int n_frozen               # how many, listed in frozen[:n_frozen]
+    int n_frozen_swept         # frozen[:n_frozen_swept] were frozen in the last sweep
+    int* frozen                # (Kp,) the frozen topics, in the order they froze
+    double* rho                # (Kp,) their exp(psi(gamma_k) - psi(alpha)), by position
+    double* frozen_row         # (n4,) sum over the frozen topics of rho_k B_wk, word by word
+    double frozen_gamma        # the sum of their (fixed) gamma
+    double t_swept             # t_dead as the last sweep used it
+    double* gamma_start        # (Kp,) the document's starting gamma (to redo it)
     # allocations
     double* work_
     double* live_work_
+    double* frozen_work_
 
 
 cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
@@ -256,6 +272,11 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
     w.block = <double*>((<size_t>(w.inv_cnt + max_nnz + 8) + 63) & ~(<size_t>63))
     w.live_rows = <const double**>malloc((Kp + 1) * sizeof(double*))
     w.live = <int*>malloc((Kp + 1) * sizeof(int))
+    w.frozen_work_ = <double*>calloc(max_nnz + 2 * Kp + 32, sizeof(double))
+    w.frozen_row = <double*>((<size_t>w.frozen_work_ + 63) & ~(<size_t>63))
+    w.rho = w.frozen_row + max_nnz + 8
+    w.gamma_start = w.rho + Kp
+    w.frozen = <int*>malloc((Kp + 1) * sizeof(int))
 
 
 cdef void _work_free(_DocWork* w) noexcept nogil:
@@ -264,6 +285,8 @@ cdef void _work_free(_DocWork* w) noexcept nogil:
     free(w.live_work_)
     free(w.live_rows)
     free(w.live)
+    free(w.frozen_work_)
+    free(w.frozen)
 
 
 cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
@@ -302,8 +325,12 @@ cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t*
     w.t_dead = 0.0
     w.dead_max = 0.0
     w.dead_sum = 0.0
+    w.n_frozen = 0
+    w.n_frozen_swept = 0
+    w.frozen_gamma = 0.0
     # The sweeps need t alone; E[log theta] is computed once, after them.
     if w.blocked:
+        memcpy(w.gamma_start, gamma_d, P.K * sizeof(double))
         vbf_topic_major(n, Kp, w.rows, n4, w.block)
         memset(w.block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
         _all_topics_live(P, w, NULL)
@@ -336,34 +363,66 @@ cdef inline bint _dropped_negligible(const _LdaPass* P, const _DocWork* w,
 
 
 cdef void _revive_all(const _LdaPass* P, _DocWork* w) noexcept nogil:
-    """After a failed check: every topic live again with its current t (the dropped ones'
-    t_dead), and no more dropping in this document."""
+    """After a failed check: every topic live again with its current t (the dead ones'
+    t_dead, the frozen ones' rho_k t_dead), and no more dropping in this document."""
     cdef int i, k
     for k in range(P.K):
         w.t[k] = w.t_dead
+    for i in range(w.n_frozen):
+        w.t[w.frozen[i]] = w.rho[i] * w.t_dead
     for i in range(w.Ka):
         w.t[w.live[i]] = w.live_t[i]
     _all_topics_live(P, w, w.t)
+    w.n_frozen = 0
+    w.n_frozen_swept = 0
+    w.frozen_gamma = 0.0
     w.may_drop = False
     w.outcome = 2
+
+
+cdef inline double _freeze_limit(const _LdaPass* P) noexcept nogil:
+    """gamma_k up to this (and above alpha) freezes topic k (see _fixed_point); alpha
+    (nothing freezes) after ``_set_freezing(False)``."""
+    return P.alpha + P.alpha * _FREEZE_REL if _freezing else P.alpha
 
 
 cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
     """The topics whose gamma reached alpha leave the live list (their rows stay in the
     block, unread); the list's padding points at the zero row."""
-    cdef int i, k, m = 0
-    cdef double alpha = P.alpha
+    cdef int i, k, m = 0, f
+    cdef Py_ssize_t j, n4 = w.n4
+    cdef double alpha = P.alpha, limit = _freeze_limit(P), g, rho
+    cdef const double* row
     for i in range(w.Ka):
         k = w.live[i]
-        if w.gamma_d[k] != alpha:
-            w.live[m] = k
-            w.live_rows[m] = w.live_rows[i]
-            m = m + 1
-        else:
+        g = w.gamma_d[k]
+        if g == alpha:
             w.dead_sum = w.dead_sum + P.topic_max[k]
             if P.topic_max[k] > w.dead_max:
                 w.dead_max = P.topic_max[k]
+        elif g <= limit:
+            # frozen: its row joins frozen_row, weighted by its t relative to t_dead
+            f = w.n_frozen
+            _exp_expectation_total(1, &w.gamma_d[k], alpha, &rho, P.fast)
+            w.frozen[f] = k
+            w.rho[f] = rho
+            w.frozen_gamma = w.frozen_gamma + g
+            row = w.live_rows[i]
+            if f == 0:
+                for j in range(n4):
+                    w.frozen_row[j] = rho * row[j]
+            else:
+                for j in range(n4):
+                    w.frozen_row[j] = w.frozen_row[j] + rho * row[j]
+            w.n_frozen = f + 1
+        else:
+            w.live[m] = k
+            w.live_rows[m] = w.live_rows[i]
+            m = m + 1
     w.Ka = m
+    if w.n_frozen > 0:  # the frozen topics' row after the live ones'
+        w.live_rows[m] = w.frozen_row
+        m = m + 1
     w.Ka4 = (m + 3) // 4 * 4
     for i in range(m, w.Ka4):
         w.live_rows[i] = w.block + P.Kp * w.n4
@@ -382,12 +441,14 @@ cdef void _live_expectation(const _LdaPass* P, _DocWork* w) noexcept nogil:
     for i in range(Ka):
         w.live_gamma[i] = w.gamma_d[w.live[i]]
         total = total + w.live_gamma[i]
-    total = total + (K - Ka) * P.alpha
+    total = total + ((K - Ka - w.n_frozen) * P.alpha + w.frozen_gamma)
     w.live_gamma[Ka] = P.alpha  # the dropped topics' common t, in the same call
     _exp_expectation_total(Ka + 1, w.live_gamma, total, w.live_t, P.fast)
     w.t_dead = w.live_t[Ka]
     for i in range(Ka, w.Ka4):  # the padding the sweep reads
         w.live_t[i] = 0.0
+    if w.n_frozen > 0:  # the frozen row's t (its rho_k inside)
+        w.live_t[Ka] = w.t_dead
 
 
 cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
@@ -401,9 +462,12 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef const int* live = w.live
     cdef const double* live_t = w.live_t
     cdef const double* live_acc = w.live_acc
-    vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio, w.live_acc,
-                    w.inv_cnt, sums, w.live_lanes)
-    if w.Ka < P.K and not _dropped_negligible(P, w, sums):
+    cdef double limit = _freeze_limit(P)
+    w.n_frozen_swept = w.n_frozen
+    w.t_swept = w.t_dead
+    vbf_update_live(w.n4, w.Ka + (w.n_frozen > 0), w.live_rows, w.cnt, w.live_t, P.eps,
+                    w.ratio, w.live_acc, w.inv_cnt, sums, w.live_lanes)
+    if w.Ka + w.n_frozen < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
         vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
                         w.live_acc, w.inv_cnt, sums, w.live_lanes)
@@ -412,7 +476,7 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
         v = live_t[i] * live_acc[i] + alpha
         change = change + fabs(gamma_d[k] - v)
         gamma_d[k] = v
-        if v == alpha:
+        if v <= limit:
             n_dead = n_dead + 1
     if w.may_drop and n_dead > 0:
         _drop_dead(P, w)
@@ -451,6 +515,44 @@ cdef void _fixed_point(const _LdaPass* P, _DocWork* w) noexcept nogil:
             change = _sweep_word_major(P, w)
         if change / P.K < P.tol:
             break
+    if w.n_frozen_swept > 0 and not _thaw(P, w):
+        # a frozen topic left the frozen range: the document again, every topic live
+        memcpy(w.gamma_d, w.gamma_start, P.K * sizeof(double))
+        _all_topics_live(P, w, NULL)
+        _exp_expectation(P.K, w.gamma_d, w.live_t, P.fast)
+        w.n_frozen = 0
+        w.n_frozen_swept = 0
+        w.frozen_gamma = 0.0
+        w.dead_max = 0.0
+        w.dead_sum = 0.0
+        w.may_drop = False
+        w.outcome = 2
+        for it in range(P.max_iter):
+            if _sweep_live(P, w) / P.K < P.tol:
+                break
+
+
+cdef bint _thaw(const _LdaPass* P, _DocWork* w) noexcept nogil:
+    """The gamma of the topics frozen through the last sweep, as that sweep gives it:
+    gamma_k = rho_k t_swept sum_j ratio_j B_wj,k + alpha (its ratios, its t of them); False
+    if one of them left the frozen range (twice the freezing limit): the freezing is not
+    trusted then."""
+    cdef int f, k
+    cdef Py_ssize_t j
+    cdef double acc, v, alpha = P.alpha
+    cdef const double* row
+    cdef bint ok = True
+    for f in range(w.n_frozen_swept):
+        k = w.frozen[f]
+        row = w.block + k * w.n4
+        acc = 0.0
+        for j in range(w.n):
+            acc = acc + w.ratio[j] * row[j]
+        v = (w.rho[f] * w.t_swept) * acc + alpha
+        if v - alpha > 2.0 * alpha * _FREEZE_REL:
+            ok = False
+        w.gamma_d[k] = v
+    return ok
 
 
 cdef void _keep_better(const _LdaPass* P, _DocWork* w, const index_t* word_ids,
@@ -975,6 +1077,15 @@ def exp_expectation(const double[:, ::1] gamma):
     for d in range(N):
         _exp_expectation(K, &gamma[d, 0], &t[d, 0], False)
     return t_arr
+
+
+def _set_freezing(bint on):
+    """For tests: False freezes no topic (only those whose gamma is alpha exactly leave the
+    sweeps, as before freezing). Returns the previous setting."""
+    global _freezing
+    previous = _freezing
+    _freezing = on
+    return previous
 
 
 def _set_sweep_lanes(int lanes):
