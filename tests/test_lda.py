@@ -295,6 +295,40 @@ def test_pass_freezing_topics_matches_reference(lanes, K, alpha):
     assert np.array_equal(out_3[3], bnd)
 
 
+def test_pass_failed_freezing_redoes_the_document():
+    # A frozen topic whose final gamma leaves the frozen range fails its document's freezing:
+    # the document is redone from its starting gamma over every topic. With the range made
+    # empty (_set_thaw_factor(0)) every freezing fails, and the pass gives the bits of the
+    # pass without freezing (alpha = 0.05: no gamma reaches alpha exactly, nothing dropped).
+    K, alpha = 20, 0.05
+    X, topics = _corpus(n_docs=40, n_words=300, n_topics=K, doc_len=120, seed=3,
+                        concentration=0.05)
+    rng = np.random.RandomState(3)
+    lam = topics * 500 + rng.gamma(0.05, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (40, K))
+    previous = _lda._set_thaw_factor(0.0)
+    try:
+        gamma = gamma0.copy()
+        (n_skipping, n_redone), ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
+    finally:
+        _lda._set_thaw_factor(previous)
+    previous = _lda._set_freezing(False)
+    try:
+        gamma_plain = gamma0.copy()
+        outcome, ratio_plain, t_plain, bnd_plain = _run_pass(X, B, gamma_plain, alpha, 100,
+                                                             tol=1e-4)
+    finally:
+        _lda._set_freezing(previous)
+    assert outcome == (0, 0)
+    assert n_skipping >= 20 and n_redone == n_skipping
+    assert np.array_equal(gamma, gamma_plain) and np.array_equal(ratio, ratio_plain)
+    assert np.array_equal(t, t_plain) and np.array_equal(bnd, bnd_plain)
+    # with the default range no freezing fails here
+    gamma = gamma0.copy()
+    assert _run_pass(X, B, gamma, alpha, 100, tol=1e-4)[0] == (n_skipping, 0)
+
+
 @pytest.mark.parametrize("lanes", [0, 4])
 @pytest.mark.parametrize("K,alpha", [(4, 0.3), (13, 0.1), (20, 0.02), (100, 0.1)])
 def test_live_sweep_lanes_match_reference(lanes, K, alpha):
