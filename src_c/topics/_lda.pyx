@@ -558,16 +558,12 @@ cdef bint _thaw(const _LdaPass* P, _DocWork* w) noexcept nogil:
     if one of them left the frozen range (_thaw_factor times the freezing limit): the
     freezing is not trusted then."""
     cdef int f, k
-    cdef Py_ssize_t j
     cdef double acc, v, alpha = P.alpha
-    cdef const double* row
     cdef bint ok = True
     for f in range(w.n_frozen_swept):
         k = w.frozen[f]
-        row = w.block + k * w.n4
-        acc = 0.0
-        for j in range(w.n):
-            acc = acc + w.ratio[j] * row[j]
+        # (n4 words: the ratios past the document's n are zero)
+        acc = vbf_dot(<int>w.n4, w.ratio, w.block + k * w.n4)
         v = (w.rho[f] * w.t_swept) * acc + alpha
         if v - alpha > _thaw_factor * alpha * _FREEZE_REL:
             ok = False
