@@ -393,8 +393,9 @@ cdef inline double _freeze_limit(const _LdaPass* P) noexcept nogil:
 
 cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
     """The topics whose gamma reached alpha leave the live list (their rows stay in the
-    block, unread); the list's padding points at the zero row."""
-    cdef int i, k, m = 0, f
+    block, unread), and those within the freezing limit of it join the frozen row; the
+    list's padding points at the zero row."""
+    cdef int i, k, m = 0, f, f0 = w.n_frozen
     cdef Py_ssize_t j, n4 = w.n4
     cdef double alpha = P.alpha, limit = _freeze_limit(P), g, rho
     cdef const double* row
@@ -406,24 +407,27 @@ cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
             if P.topic_max[k] > w.dead_max:
                 w.dead_max = P.topic_max[k]
         elif g <= limit:
-            # frozen: its row joins frozen_row, weighted by its t relative to t_dead
-            f = w.n_frozen
-            _exp_expectation_total(1, &w.gamma_d[k], alpha, &rho, P.fast)
-            w.frozen[f] = k
-            w.rho[f] = rho
+            w.frozen[w.n_frozen] = k
+            w.live_gamma[w.n_frozen - f0] = g  # (scratch until _live_expectation)
             w.frozen_gamma = w.frozen_gamma + g
-            row = w.live_rows[i]
+            w.n_frozen = w.n_frozen + 1
+        else:
+            w.live[m] = k
+            w.live_rows[m] = w.live_rows[i]
+            m = m + 1
+    if w.n_frozen > f0:
+        # their t relative to t_dead, rho_k = exp(psi(gamma_k) - psi(alpha)), in one call
+        # (lane for lane the values of one call each), and their rows into frozen_row
+        _exp_expectation_total(w.n_frozen - f0, w.live_gamma, alpha, w.rho + f0, P.fast)
+        for f in range(f0, w.n_frozen):
+            rho = w.rho[f]
+            row = w.block + w.frozen[f] * n4
             if f == 0:
                 for j in range(n4):
                     w.frozen_row[j] = rho * row[j]
             else:
                 for j in range(n4):
                     w.frozen_row[j] = w.frozen_row[j] + rho * row[j]
-            w.n_frozen = f + 1
-        else:
-            w.live[m] = k
-            w.live_rows[m] = w.live_rows[i]
-            m = m + 1
     w.Ka = m
     if w.n_frozen > 0:  # the frozen topics' row after the live ones'
         w.live_rows[m] = w.frozen_row
