@@ -236,9 +236,97 @@ def test_pass_skipping_dead_topics_matches_reference(K):
     assert out_w[0] == (0, 0)
     np.testing.assert_allclose(gamma_w, ref_gamma, rtol=1e-10)
     np.testing.assert_allclose(out_w[3], [ref_word, ref_doc], rtol=1e-10)
-    # a larger alpha keeps every t_k far above the skipping threshold: nothing is skipped
+    # a larger alpha keeps every t_k far above the skipping threshold: no gamma reaches alpha
+    # exactly, and without freezing (test_pass_freezing_topics_matches_reference) nothing
+    # leaves the sweeps
+    previous = _lda._set_freezing(False)
+    try:
+        gamma = gamma0.copy()
+        assert _run_pass(X, B, gamma, 0.05, 100, tol=1e-4)[0] == (0, 0)
+    finally:
+        _lda._set_freezing(previous)
+
+
+@pytest.mark.parametrize("lanes", [0, 4])
+@pytest.mark.parametrize("K,alpha", [(8, 0.05), (20, 0.05), (50, 0.05), (50, 0.02)])
+def test_pass_freezing_topics_matches_reference(lanes, K, alpha):
+    # With alpha = 0.05 no gamma_k reaches alpha exactly (t_k ~ exp(psi(alpha)) / N is not
+    # small enough), but most settle within 1e-9 of it: those are frozen (their rows summed
+    # into one, weighted by rho_k, their gamma set once at the end). gamma, the statistics and
+    # the bound match the plain NumPy fixed point (which freezes nothing) and the pass without
+    # freezing to rounding, and the pass gives the same bits on one thread and on three.
+    X, topics = _corpus(n_docs=60, n_words=300, n_topics=K, doc_len=120, seed=K + 7,
+                        concentration=0.05)
+    rng = np.random.RandomState(K)
+    lam = topics * 500 + rng.gamma(0.05, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (60, K))
+    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    previous = _lda._set_sweep_lanes(lanes)
+    try:
+        gamma = gamma0.copy()
+        (n_skipping, n_redone), ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
+        gamma_3 = gamma0.copy()
+        out_3 = _run_pass(X, B, gamma_3, alpha, 100, tol=1e-4, threads=3)
+        previous_freezing = _lda._set_freezing(False)
+        try:
+            gamma_plain = gamma0.copy()
+            out_plain = _run_pass(X, B, gamma_plain, alpha, 100, tol=1e-4)
+        finally:
+            _lda._set_freezing(previous_freezing)
+    finally:
+        _lda._set_sweep_lanes(previous)
+    assert n_skipping >= 30 and n_redone == 0
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
+    # (the fixed point stops short of convergence and carries a rounding difference along:
+    # without freezing, eight lanes and four differ by up to ~1e-12 here too)
+    np.testing.assert_allclose(gamma, gamma_plain, rtol=1e-11)
+    # the frozen topics' gamma sits just above alpha, as the full sweeps leave it
+    near = (gamma_plain - alpha) < alpha * 2.0 ** -24
+    assert near.mean() > 0.3
+    np.testing.assert_allclose(gamma[near] - alpha, gamma_plain[near] - alpha, rtol=1e-5)
+    suff = np.empty_like(B)
+    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
+                          t, B, suff, 2)
+    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    np.testing.assert_allclose(t, out_plain[2], rtol=1e-10)
+    assert np.array_equal(gamma_3, gamma) and np.array_equal(out_3[1], ratio)
+    assert np.array_equal(out_3[3], bnd)
+
+
+def test_pass_failed_freezing_redoes_the_document():
+    # A frozen topic whose final gamma leaves the frozen range fails its document's freezing:
+    # the document is redone from its starting gamma over every topic. With the range made
+    # empty (_set_thaw_factor(0)) every freezing fails, and the pass gives the bits of the
+    # pass without freezing (alpha = 0.05: no gamma reaches alpha exactly, nothing dropped).
+    K, alpha = 20, 0.05
+    X, topics = _corpus(n_docs=40, n_words=300, n_topics=K, doc_len=120, seed=3,
+                        concentration=0.05)
+    rng = np.random.RandomState(3)
+    lam = topics * 500 + rng.gamma(0.05, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (40, K))
+    previous = _lda._set_thaw_factor(0.0)
+    try:
+        gamma = gamma0.copy()
+        (n_skipping, n_redone), ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
+    finally:
+        _lda._set_thaw_factor(previous)
+    previous = _lda._set_freezing(False)
+    try:
+        gamma_plain = gamma0.copy()
+        outcome, ratio_plain, t_plain, bnd_plain = _run_pass(X, B, gamma_plain, alpha, 100,
+                                                             tol=1e-4)
+    finally:
+        _lda._set_freezing(previous)
+    assert outcome == (0, 0)
+    assert n_skipping >= 20 and n_redone == n_skipping
+    assert np.array_equal(gamma, gamma_plain) and np.array_equal(ratio, ratio_plain)
+    assert np.array_equal(t, t_plain) and np.array_equal(bnd, bnd_plain)
+    # with the default range no freezing fails here
     gamma = gamma0.copy()
-    assert _run_pass(X, B, gamma, 0.05, 100, tol=1e-4)[0] == (0, 0)
+    assert _run_pass(X, B, gamma, alpha, 100, tol=1e-4)[0] == (n_skipping, 0)
 
 
 @pytest.mark.parametrize("lanes", [0, 4])
