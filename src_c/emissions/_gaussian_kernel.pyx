@@ -197,6 +197,12 @@ cdef extern from "_gaussian_kernels.h":
                               double* lpn, double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
+    void vbf_gmm_full_tile_rows_f64(const double* x, int b, int D, const double* shift,
+                                    double* xT, int ld) noexcept nogil
+    void vbf_gmm_full_tile_rows_f32(const float* x, int b, int D, const double* shift,
+                                    double* xT, int ld) noexcept nogil
+    void vbf_gmm_full_tile_rows32(const float* x, int b, int D, const double* shift,
+                                  float* xT, int ld) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
                                 const double* means, const double* up,
                                 const double* log_const, double* xc, double* lpT) noexcept nogil
@@ -862,10 +868,17 @@ cdef void _full_tile_group(
         end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
         nr = (b + row_block - 1) // row_block * row_block
-        for n in range(b):
-            x_n = X + (start + n) * D
-            for j in range(D):
-                xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
+        if floating is float and tile_t is float:
+            vbf_gmm_full_tile_rows32(X + start * D, b, D, shift, xT, ld)
+        elif floating is float and tile_t is double:
+            vbf_gmm_full_tile_rows_f32(X + start * D, b, D, shift, xT, ld)
+        elif floating is double and tile_t is double:
+            vbf_gmm_full_tile_rows_f64(X + start * D, b, D, shift, xT, ld)
+        else:  # (float64 X, float32 tile: not a pass gmm_pass runs)
+            for n in range(b):
+                x_n = X + (start + n) * D
+                for j in range(D):
+                    xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
         for j in range(D):
             for n in range(b, nr):
                 xT[j * ld + n] = 0.0
@@ -1535,7 +1548,11 @@ def gmm_pass(
         if p.full_tile:
             tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
-        for g in prange(G, schedule='static'):
+        # groups dealt to the threads in turn (chunksize 1): the groups past the data's last
+        # chunk are empty, and contiguous runs of G / n_threads groups left the last thread
+        # a third less work (PyCave's full shape: 98 of 128 groups hold rows); each group
+        # keeps its own slot, so the bits do not depend on the deal
+        for g in prange(G, schedule='static', chunksize=1):
             if p.tile32:
                 _tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
                                 <float*>lpn_ptr, g, g * per_group,
@@ -1618,7 +1635,7 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        for g in prange(G, schedule='static'):
+        for g in prange(G, schedule='static', chunksize=1):  # (in turn: see gmm_pass)
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
