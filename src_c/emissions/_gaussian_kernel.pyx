@@ -197,12 +197,6 @@ cdef extern from "_gaussian_kernels.h":
                               double* lpn, double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
-    void vbf_gmm_full_tile_rows_f64(const double* x, int b, int D, const double* shift,
-                                    double* xT, int ld) noexcept nogil
-    void vbf_gmm_full_tile_rows_f32(const float* x, int b, int D, const double* shift,
-                                    double* xT, int ld) noexcept nogil
-    void vbf_gmm_full_tile_rows32(const float* x, int b, int D, const double* shift,
-                                  float* xT, int ld) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
                                 const double* means, const double* up,
                                 const double* log_const, double* xc, double* lpT) noexcept nogil
@@ -868,17 +862,10 @@ cdef void _full_tile_group(
         end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
         nr = (b + row_block - 1) // row_block * row_block
-        if floating is float and tile_t is float:
-            vbf_gmm_full_tile_rows32(X + start * D, b, D, shift, xT, ld)
-        elif floating is float and tile_t is double:
-            vbf_gmm_full_tile_rows_f32(X + start * D, b, D, shift, xT, ld)
-        elif floating is double and tile_t is double:
-            vbf_gmm_full_tile_rows_f64(X + start * D, b, D, shift, xT, ld)
-        else:  # (float64 X, float32 tile: not a pass gmm_pass runs)
-            for n in range(b):
-                x_n = X + (start + n) * D
-                for j in range(D):
-                    xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
+        for n in range(b):
+            x_n = X + (start + n) * D
+            for j in range(D):
+                xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
         for j in range(D):
             for n in range(b, nr):
                 xT[j * ld + n] = 0.0

@@ -933,60 +933,6 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
    r xc (scratch, (DP, ld) each), four by SJB entries of S2_k at a time. Each sum is lane
    partial sums over the tile's rows in order, then the lanes added in float64 by
    vbf_gmm_lanes_block (in order in the float64 tiles, by a fixed tree in the float32 ones). */
-/* A 'full' / 'tied' tile's rows, feature-major: xT[j ld + n] = (U)((double)x_n[j] - shift[j])
-   for the b rows x (b, D) (the subtraction in float64, rounded once to the tile's type U),
-   four rows by four features at a time transposed in registers as the diag tiles' features
-   (VBF_GMM_FEAT_LOAD4 / _STORE4), the rest one by one: the same numbers as the plain loop. */
-#if defined(__GNUC__)
-#define VBF_GMM_FULL_ROWS_BLOCK(T, U)                                                     \
-    for (; n + 4 <= b; n += 4) {                                                          \
-        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
-        for (j = 0; j + 4 <= D; j += 4) {                                                 \
-            vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(x_n + j);                             \
-            vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4(x_n + D + j);                         \
-            vbf_gmm_feat_v4 r2 = VBF_GMM_FEAT_LOAD4(x_n + 2 * D + j);                     \
-            vbf_gmm_feat_v4 r3 = VBF_GMM_FEAT_LOAD4(x_n + 3 * D + j);                     \
-            vbf_gmm_feat_v4 t0 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){0, 4, 2, 6});\
-            vbf_gmm_feat_v4 t1 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){1, 5, 3, 7});\
-            vbf_gmm_feat_v4 t2 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){0, 4, 2, 6});\
-            vbf_gmm_feat_v4 t3 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){1, 5, 3, 7});\
-            vbf_gmm_feat_v4 c[4];                                                         \
-            int i;                                                                        \
-            c[0] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
-            c[1] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
-            c[2] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
-            c[3] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
-            for (i = 0; i < 4; i++) {                                                     \
-                vbf_gmm_feat_v4 v = c[i] - shift[j + i];                                  \
-                VBF_GMM_FEAT_STORE4(U, xT + (Py_ssize_t)(j + i) * ld + n, v);             \
-            }                                                                             \
-        }                                                                                 \
-        for (; j < D; j++) {                                                              \
-            int i;                                                                        \
-            for (i = 0; i < 4; i++)                                                       \
-                xT[(Py_ssize_t)j * ld + n + i] =                                          \
-                    (U)((double)x_n[(Py_ssize_t)i * D + j] - shift[j]);                   \
-        }                                                                                 \
-    }
-#else
-#define VBF_GMM_FULL_ROWS_BLOCK(T, U)
-#endif
-#define VBF_GMM_FULL_TILE_ROWS(name, T, U)                                                \
-VBF_INLINE void name##_body(const T *x, int b, int D, const double *shift, U *xT, int ld) \
-{                                                                                         \
-    int n = 0, j;                                                                         \
-    VBF_GMM_FULL_ROWS_BLOCK(T, U)                                                         \
-    for (; n < b; n++)                                                                    \
-        for (j = 0; j < D; j++)                                                           \
-            xT[(Py_ssize_t)j * ld + n] = (U)((double)x[(Py_ssize_t)n * D + j] - shift[j]); \
-}                                                                                         \
-VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
-             (const T *x, int b, int D, const double *shift, U *xT, int ld),              \
-             (x, b, D, shift, xT, ld))
-VBF_GMM_FULL_TILE_ROWS(vbf_gmm_full_tile_rows_f64, double, double)
-VBF_GMM_FULL_TILE_ROWS(vbf_gmm_full_tile_rows_f32, float, double)
-VBF_GMM_FULL_TILE_ROWS(vbf_gmm_full_tile_rows32, float, float)
-
 VBF_INLINE void vbf_gmm_full_pack_u(const double *u, int D, int K, double *up)
 {
     int DP = (D + 3) & ~3, k, i, j, q;
