@@ -1081,8 +1081,8 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
 /* 'tied' as fused tiles (_full_tile_group with tied = 1): y = x U once per tile (yT (DP, ld)
    scratch, U packed as one component's U_k), then log rho_nk = c_k - 1/2 ||y_n - mu_k||^2
    with mu_k = m_k U (K, D), four components a time lane by lane; N_k and S1_k as the full
-   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit), lanes added by the full
-   macro's vbf_gmm_lanes_##SUF (the two macros are instantiated in pairs). */
+   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit), S1's lanes added by
+   vbf_gmm_lanes_block_##SUF (instantiated before both macros). */
 #define VBF_GMM_TIED_TILE(SUF, T, V, L, ATTR, SPLAT)                                     \
 ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                            \
     const T *xT, int ld, int nr, int D, int K, const T *mu, const T *up,                  \
