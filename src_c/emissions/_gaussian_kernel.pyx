@@ -57,7 +57,7 @@ centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_
 nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
 and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
 passes (given responsibilities, draws, larger D). float32 X with float32_work: the same
-kernels in float32 (_full_tile_group_f32), each tile's sums added in float64.
+kernels in float32 (_full_tile_group with a float tile), each tile's sums added in float64.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -132,7 +132,7 @@ def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
 # m^2 within one chunk's sum (far less in the float64 sum over chunks, whose rounding errors
 # average out); a component farther away sends the pass to the float64 tile.
 cdef double FAR_FROM_SHIFT_F32 = 4096.0
-# The float32 'full' / 'tied' tiles (_full_tile_group_f32) centre every row at m_k (no
+# The float32 'full' / 'tied' tiles (_full_tile_group, float) centre every row at m_k (no
 # cancellation of terms of size ||m_k U_k||^2, unlike the diag tile's GEMM form): a row's
 # centred coordinates, in standard deviations, carry u ||(x - shift) U_k|| of rounding
 # (x - shift and m_k rounded to float32 once), at most u 2^12 ~ 2.4e-4 within this
@@ -149,7 +149,7 @@ cdef enum:
     FULL_TILE_MAX_D = 64
     FULL_TILE_ROWS = 512
     FULL_TILE_LD = 520
-    # the float32 tiles (_full_tile_group_f32): rows in blocks of 64 (sixteen lanes times
+    # the float32 tiles (_full_tile_group, float): rows in blocks of 64 (sixteen lanes times
     # four), feature rows 528 floats apart (a multiple of 16 for the float32 log-sum-exp)
     FULL_TILE_LD32 = 528
 
@@ -802,32 +802,40 @@ cdef void _tile_group_f32(
 
 cdef void _full_tile_group(
     const _GaussPass* p, const floating* X, floating* resp_out, floating* log_prob_norm_out,
-    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, double* xT, double* xc, double* rx,
-    double* lpT,
+    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, tile_t* xT, tile_t* xc, tile_t* rx,
+    tile_t* lpT, double* lpn_buf, double* rlogr_buf,
 ) noexcept nogil:
-    """Group g's rows [row0, row1) of 'full' (responsibilities computed here, no draws) as
-    fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no BLAS.
+    """Group g's rows [row0, row1) of 'full' / 'tied' (responsibilities computed here, no
+    draws) as fused tiles of FULL_TILE_ROWS rows, every component in the centred form, no
+    BLAS; the tile in float64 (tile_t double: p.full_tile) or in float32 (tile_t float:
+    float32 X, p.full_tile32).
 
-    Per tile of b rows, feature-major (xT (D, ld), x_n - shift in float64, ld =
-    FULL_TILE_LD, rows past b zero):
+    Per tile of b rows, feature-major (xT (D, ld), x_n - shift formed in float64 and rounded
+    once to the tile's precision, rows past b zero):
         log rho (K, ld)                     vbf_gmm_full_quad_tile (the tile centred at each
-                                            m_k, y = (x_n - m_k) U_k over U_k's triangle)
-        w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (component-major, as the diag
-                                            tiles)
+                                            m_k, y = (x_n - m_k) U_k over U_k's triangle;
+                                            'tied': y = x U once, then ||y_n - mu_k||^2)
+        w_n r_nk, log p(x_n), sum r log r   vbf_gmm_lse_cols (_f32) (component-major, as the
+                                            diag tiles)
         N_k, S1_k, S2_k (centred at m_k)    vbf_gmm_full_stats_tile, into group g's slots
-    xc, rx: (DP, ld) scratch (DP = D rounded up to 4); lpT: (K + 2, ld). The tiles and the
-    order of accumulation depend on the data size only: bitwise the same for any thread
-    count.
+    The float32 tile's sums over a tile's rows run in float32 lanes (sixteen rows a vector
+    with AVX-512), their lanes added in float64 into group g's float64 slots; the bound terms
+    are float64 sums of per-row values. xT, xc, rx: (DP, ld) scratch (DP = D rounded up to
+    4); lpT: (K, ld); lpn_buf, rlogr_buf: ld doubles each; ld = FULL_TILE_LD (float64),
+    FULL_TILE_LD32 (float32). The tiles and the order of accumulation depend on the data size
+    only: bitwise the same for any thread count.
     """
-    cdef int D = p.D, K = p.K
-    cdef int ld = FULL_TILE_LD
+    cdef int D = p.D, K = p.K, DP = (p.D + 3) // 4 * 4
+    # rows a multiple of the kernels' row blocks: 32 (float64), 64 (float32)
+    cdef int ld = FULL_TILE_LD, row_block = 32
+    if tile_t is float:
+        ld = FULL_TILE_LD32
+        row_block = 64
     cdef const double* shift = p.shift
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
     cdef bint has_resp_out = resp_out != NULL
     cdef bint compute_stats = p.compute_stats
-    cdef double* lpn_buf = lpT + <Py_ssize_t>K * ld
-    cdef double* rlogr_buf = lpn_buf + ld
     cdef const double* w_lse
     cdef const floating* x_n
     cdef Py_ssize_t start, end
@@ -839,106 +847,59 @@ cdef void _full_tile_group(
     while start < row1:
         end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
-        nr = (b + 31) // 32 * 32  # the kernels' row blocks
+        nr = (b + row_block - 1) // row_block * row_block
         for n in range(b):
             x_n = X + (start + n) * D
             for j in range(D):
-                xT[j * ld + n] = <double>x_n[j] - shift[j]
-        for j in range(D):
-            for n in range(b, nr):
-                xT[j * ld + n] = 0.0
-        for j in range(D, (D + 3) // 4 * 4):  # the padded rows the S2 blocks read
-            for n in range(nr):
-                xT[j * ld + n] = 0.0
-        if p.tied_tile:
-            vbf_gmm_tied_quad_tile(xT, ld, nr, D, K, p.tied_mu, p.u_pack,
-                                   p.tied_mu + K * D, xc, lpT)
-        else:
-            vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc,
-                                   lpT)
-        # per-row outputs want r unweighted: the weights are applied after them
-        w_lse = weights + start if has_weights and not has_resp_out else NULL
-        vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                       log_prob_norm_out, sums)
-        if compute_stats:
-            for k in range(K):  # rows past b: no weight
-                for n in range(b, nr):
-                    lpT[<Py_ssize_t>k * ld + n] = 0.0
-            if p.tied_tile:
-                vbf_gmm_tied_stats_tile(xT, ld, nr, D, K, lpT, p.nk + g * K, p.s1 + g * K * D)
-            else:
-                vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx,
-                                        p.nk + g * K, p.s1 + g * K * D,
-                                        p.s2 + g * p.s2_size)
-        start = end
-    p.ll[g] = p.ll[g] + sums[0]
-    p.ent[g] = p.ent[g] + sums[1]
-
-
-cdef void _full_tile_group_f32(
-    const _GaussPass* p, const float* X, float* resp_out, float* log_prob_norm_out,
-    Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1, float* xT, float* xc, float* rx,
-    float* lpT, double* lpn_buf, double* rlogr_buf,
-) noexcept nogil:
-    """_full_tile_group in float32 (float32 X, p.full_tile32): the tile x_n - shift (formed
-    in float64, rounded once), the quadratic forms, the log-sum-exp (vbf_gmm_lse_cols_f32)
-    and the tile's sums of N_k, S1_k, S2_k in float32, sixteen rows a vector with AVX-512;
-    each tile's sums, lanes added in float64, go into group g's float64 slots, the bound
-    terms are float64 sums of float32 per-row values. xT, xc, rx: (DP, ld) floats, lpT
-    (K, ld) floats, lpn_buf and rlogr_buf ld doubles, ld = FULL_TILE_LD32. Bitwise the same
-    for any thread count, as the float64 tiles."""
-    cdef int D = p.D, K = p.K, DP = (p.D + 3) // 4 * 4
-    cdef int ld = FULL_TILE_LD32
-    cdef const double* shift = p.shift
-    cdef const double* weights = p.weights
-    cdef bint has_weights = weights != NULL
-    cdef bint has_resp_out = resp_out != NULL
-    cdef bint compute_stats = p.compute_stats
-    cdef const double* w_lse
-    cdef const float* x_n
-    cdef Py_ssize_t start, end
-    cdef int b, nr, n, j, k
-    cdef double sums[2]
-    sums[0] = 0.0
-    sums[1] = 0.0
-    start = row0
-    while start < row1:
-        end = min(start + FULL_TILE_ROWS, row1)
-        b = <int>(end - start)
-        nr = (b + 63) // 64 * 64  # the float32 kernels' row blocks
-        for n in range(b):
-            x_n = X + (start + n) * D
-            for j in range(D):
-                xT[j * ld + n] = <float>(<double>x_n[j] - shift[j])
+                xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
         for j in range(D):
             for n in range(b, nr):
                 xT[j * ld + n] = 0.0
         for j in range(D, DP):  # the padded rows the S2 blocks read
             for n in range(nr):
                 xT[j * ld + n] = 0.0
-        if p.tied_tile:
-            vbf_gmm_tied_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
-                                      p.tied_mu + K * D, xc, lpT)
+        if tile_t is double:
+            if p.tied_tile:
+                vbf_gmm_tied_quad_tile(xT, ld, nr, D, K, p.tied_mu, p.u_pack,
+                                       p.tied_mu + K * D, xc, lpT)
+            else:
+                vbf_gmm_full_quad_tile(xT, ld, nr, D, K, p.means, p.u_pack, p.log_const, xc,
+                                       lpT)
         else:
-            vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32, p.log_const,
-                                      xc, lpT)
+            if p.tied_tile:
+                vbf_gmm_tied_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
+                                          p.tied_mu + K * D, xc, lpT)
+            else:
+                vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
+                                          p.log_const, xc, lpT)
         # per-row outputs want r unweighted: the weights are applied after them
         w_lse = weights + start if has_weights and not has_resp_out else NULL
-        vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        if tile_t is double:
+            vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+        else:
+            vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
         _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
                        log_prob_norm_out, sums)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
                     lpT[<Py_ssize_t>k * ld + n] = 0.0
-            if p.tied_tile:
-                vbf_gmm_tied_stats_tile_32(xT, ld, nr, D, K, lpT, p.nk + g * K,
-                                           p.s1 + g * K * D)
+            if tile_t is double:
+                if p.tied_tile:
+                    vbf_gmm_tied_stats_tile(xT, ld, nr, D, K, lpT, p.nk + g * K,
+                                            p.s1 + g * K * D)
+                else:
+                    vbf_gmm_full_stats_tile(xT, ld, nr, D, K, p.means, lpT, xc, rx,
+                                            p.nk + g * K, p.s1 + g * K * D,
+                                            p.s2 + g * p.s2_size)
             else:
-                vbf_gmm_full_stats_tile_32(xT, ld, nr, D, K, p.means32, lpT, xc, rx,
-                                           p.nk + g * K, p.s1 + g * K * D,
-                                           p.s2 + g * p.s2_size)
+                if p.tied_tile:
+                    vbf_gmm_tied_stats_tile_32(xT, ld, nr, D, K, lpT, p.nk + g * K,
+                                               p.s1 + g * K * D)
+                else:
+                    vbf_gmm_full_stats_tile_32(xT, ld, nr, D, K, p.means32, lpT, xc, rx,
+                                               p.nk + g * K, p.s1 + g * K * D,
+                                               p.s2 + g * p.s2_size)
         start = end
     p.ll[g] = p.ll[g] + sums[0]
     p.ent[g] = p.ent[g] + sums[1]
@@ -1248,8 +1209,9 @@ def gmm_pass(
         the bound terms in float64) when every component is within FAR_FROM_SHIFT_F32 of the
         shift; the per-row log densities then carry float32 rounding (see
         ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). float32 X, 'full' / 'tied' taking
-        the fused tiles: the same in _full_tile_group_f32 (tile, quadratic forms, log-sum-exp
-        and each tile's N, S1, S2 in float32, added in float64). Ignored otherwise.
+        the fused tiles: the same in float32 (_full_tile_group's float tile: tile, quadratic
+        forms, log-sum-exp and each tile's N, S1, S2 in float32, added in float64). Ignored
+        otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1559,28 +1521,33 @@ def gmm_pass(
         if p.full_tile:
             tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
-        for g in prange(G, schedule='static'):
+        # groups dealt to the threads in turn (chunksize 1): the groups past the data's last
+        # chunk are empty, and contiguous runs of G / n_threads groups left the last thread
+        # a third less work (PyCave's full shape: 98 of 128 groups hold rows); each group
+        # keeps its own slot, so the bits do not depend on the deal
+        for g in prange(G, schedule='static', chunksize=1):
             if p.tile32:
                 _tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
                                 <float*>lpn_ptr, g, g * per_group,
                                 min((g + 1) * per_group, n_chunks), chunk_size, N,
                                 <float*>zbuf, lp, sbuf)
             elif p.full_tile32:
-                _full_tile_group_f32(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
-                                     <float*>lpn_ptr, g, min(g * per_group * chunk_size, N),
-                                     min((g + 1) * per_group * chunk_size, N),
-                                     <float*>tbuf, <float*>tbuf + DP * FULL_TILE_LD32,
-                                     <float*>tbuf + 2 * DP * FULL_TILE_LD32,
-                                     <float*>tbuf + 3 * DP * FULL_TILE_LD32,
-                                     <double*>(<float*>tbuf + (3 * DP + K) * FULL_TILE_LD32),
-                                     <double*>(<float*>tbuf + (3 * DP + K + 2)
-                                               * FULL_TILE_LD32))
+                _full_tile_group(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
+                                 <float*>lpn_ptr, g, min(g * per_group * chunk_size, N),
+                                 min((g + 1) * per_group * chunk_size, N),
+                                 <float*>tbuf, <float*>tbuf + DP * FULL_TILE_LD32,
+                                 <float*>tbuf + 2 * DP * FULL_TILE_LD32,
+                                 <float*>tbuf + 3 * DP * FULL_TILE_LD32,
+                                 <double*>(<float*>tbuf + (3 * DP + K) * FULL_TILE_LD32),
+                                 <double*>(<float*>tbuf + (3 * DP + K + 2) * FULL_TILE_LD32))
             elif p.full_tile:
                 _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
                                  min(g * per_group * chunk_size, N),
                                  min((g + 1) * per_group * chunk_size, N), tbuf,
                                  tbuf + DP * FULL_TILE_LD, tbuf + 2 * DP * FULL_TILE_LD,
-                                 tbuf + 3 * DP * FULL_TILE_LD)
+                                 tbuf + 3 * DP * FULL_TILE_LD,
+                                 tbuf + (3 * DP + K) * FULL_TILE_LD,
+                                 tbuf + (3 * DP + K + 1) * FULL_TILE_LD)
             elif p.tile:
                 _tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g, g * per_group,
                             min((g + 1) * per_group, n_chunks), chunk_size, N, zbuf, lp,
@@ -1641,7 +1608,7 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        for g in prange(G, schedule='static'):
+        for g in prange(G, schedule='static', chunksize=1):  # (in turn: see gmm_pass)
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)

@@ -1173,7 +1173,8 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
    (about the shift), and S2_k (lower triangle of a row-major D x D block) +=
    sum_n r_nk (x_n - c_k)(x_n - c_k)^T with c_k = means[k], from the centred rows xc and
    r xc (scratch, (DP, ld) each), four by SJB entries of S2_k at a time. Each sum is lane
-   partial sums over the tile's rows in order, then the lanes added in order. */
+   partial sums over the tile's rows in order, then the lanes added in float64 by
+   vbf_gmm_lanes_block (in order in the float64 tiles, by a fixed tree in the float32 ones). */
 VBF_INLINE void vbf_gmm_full_pack_u(const double *u, int D, int K, double *up)
 {
     int DP = (D + 3) & ~3, k, i, j, q;
@@ -1255,6 +1256,7 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
     const T *rT, T *xc, T *rx, double *nk, double *s1, double *s2)                        \
 {                                                                                         \
     int k, i, j, i0, j0, n, p, q;                                                         \
+    double lane_sums[4 * SJB];                                                            \
     (void)xc;                                                                             \
     for (k = 0; k < K; k++) {                                                             \
         const T *m = means + (Py_ssize_t)k * D, *rk = rT + (Py_ssize_t)k * ld;            \
@@ -1282,9 +1284,10 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
                     __builtin_memcpy(rx + (Py_ssize_t)p * ld + n, &x, sizeof x);          \
                 }                                                                         \
             }                                                                             \
+            vbf_gmm_lanes_block_##SUF(s1a, 4, lane_sums);                                \
             for (p = 0; p < 4 && i0 + p < D; p++)                                         \
                 s1[(Py_ssize_t)k * D + i0 + p] = s1[(Py_ssize_t)k * D + i0 + p]           \
-                    + vbf_gmm_lanes_##SUF(s1a[p]);                                        \
+                    + lane_sums[p];                                                       \
             for (j0 = 0; j0 < i0 + 4 && j0 < D; j0 += SJB) {                              \
                 V a[4][SJB], xi[4], xj[SJB], mj[SJB];                                     \
                 for (q = 0; q < SJB; q++)                                                 \
@@ -1304,12 +1307,13 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
                         for (q = 0; q < SJB; q++)                                         \
                             a[p][q] = a[p][q] + xi[p] * xj[q];                            \
                 }                                                                         \
+                vbf_gmm_lanes_block_##SUF(&a[0][0], 4 * SJB, lane_sums);                  \
                 for (p = 0; p < 4 && i0 + p < D; p++)                                     \
                     for (q = 0; q < SJB && j0 + q <= i0 + p; q++) {                       \
                         i = i0 + p;                                                       \
                         j = j0 + q;                                                       \
                         s2k[(Py_ssize_t)i * D + j] = s2k[(Py_ssize_t)i * D + j]           \
-                            + vbf_gmm_lanes_##SUF(a[p][q]);                               \
+                            + lane_sums[p * SJB + q];                                     \
                     }                                                                     \
             }                                                                             \
         }                                                                                 \
@@ -1319,8 +1323,8 @@ ATTR static void vbf_gmm_full_stats_tile_##SUF(                                 
 /* 'tied' as fused tiles (_full_tile_group with tied = 1): y = x U once per tile (yT (DP, ld)
    scratch, U packed as one component's U_k), then log rho_nk = c_k - 1/2 ||y_n - mu_k||^2
    with mu_k = m_k U (K, D), four components a time lane by lane; N_k and S1_k as the full
-   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit), lanes added by the full
-   macro's vbf_gmm_lanes_##SUF (the two macros are instantiated in pairs). */
+   tiles' (no S2: sum_n w_n x_n x_n^T is computed once per fit), S1's lanes added by
+   vbf_gmm_lanes_block_##SUF (instantiated before both macros). */
 #define VBF_GMM_TIED_TILE(SUF, T, V, L, ATTR, SPLAT)                                     \
 ATTR static void vbf_gmm_tied_quad_tile_##SUF(                                            \
     const T *xT, int ld, int nr, int D, int K, const T *mu, const T *up,                  \
@@ -1370,6 +1374,7 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
     double *s1)                                                                           \
 {                                                                                         \
     int k, k0, i0, n, p, q;                                                               \
+    double lane_sums[16];                                                                 \
     for (k = 0; k < K; k++) {                                                             \
         const T *rk = rT + (Py_ssize_t)k * ld;                                            \
         V acc = (V){0}, x;                                                                \
@@ -1405,13 +1410,72 @@ ATTR static void vbf_gmm_tied_stats_tile_##SUF(                                 
                         a[p][q] = a[p][q] + r * xi[q];                                    \
                 }                                                                         \
             }                                                                             \
+            vbf_gmm_lanes_block_##SUF(&a[0][0], 16, lane_sums);                          \
             for (p = 0; p < 4 && k0 + p < K; p++)                                         \
                 for (q = 0; q < 4 && i0 + q < D; q++)                                     \
                     s1[(Py_ssize_t)(k0 + p) * D + i0 + q] =                               \
-                        s1[(Py_ssize_t)(k0 + p) * D + i0 + q]                             \
-                        + vbf_gmm_lanes_##SUF(a[p][q]) ;                                  \
+                        s1[(Py_ssize_t)(k0 + p) * D + i0 + q] + lane_sums[p * 4 + q];     \
         }                                                                                 \
 }
+
+/* The tiles' sums of a register block: M accumulators a[0..M-1] (vectors of L lanes, M <= 16)
+   to M float64 sums, sums[m] = the lanes of a[m] added. The float64 tiles add the lanes in
+   order, one at a time (vbf_gmm_lanes_block_scalar). The float32 tiles have twice the lanes
+   and half the vectors per sum, so that loop would cost as much as the tile's own
+   multiply-adds: there each vector's two halves are converted to float64 and added, then
+   pairs of vectors folded (the even and the odd lanes of the two added: a transpose by
+   halving, one vector of N = L / 2 sums per N accumulators) until every lane holds one sum,
+   sums[m] = lane m % N of vector m / N. Either way a fixed order of operations: the same
+   bits for any thread count. (Float32 lanes added in float64 are mostly exact, 29 spare
+   bits: then the tree and the loop give the same bits.) */
+#define VBF_GMM_LANES_BLOCK_SCALAR(SUF, V, L, ATTR)                                       \
+ATTR static inline void vbf_gmm_lanes_block_##SUF(const V *a, int M, double *sums)       \
+{                                                                                         \
+    int m, q;                                                                             \
+    for (m = 0; m < M; m++) {                                                             \
+        double t = a[m][0];                                                               \
+        for (q = 1; q < L; q++)                                                           \
+            t = t + a[m][q];                                                              \
+        sums[m] = t;                                                                      \
+    }                                                                                     \
+}
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
+#define VBF_GMM_LANES_FOLD 1
+#endif
+#endif
+#ifdef VBF_GMM_LANES_FOLD
+#define VBF_GMM_LANES_BLOCK_F32(SUF, V, L, HV, DV, ATTR, LO, HI, EVEN, ODD)                \
+ATTR static inline void vbf_gmm_lanes_block_##SUF(const V *a, int M, double *sums)       \
+{                                                                                         \
+    DV d[16];                                                                             \
+    int m, n = M, g;                                                                      \
+    for (m = 0; m < M; m++)                                                               \
+        d[m] = __builtin_convertvector((HV)__builtin_shufflevector(a[m], a[m], LO), DV)   \
+            + __builtin_convertvector((HV)__builtin_shufflevector(a[m], a[m], HI), DV);   \
+    for (g = L / 2; g > 1; g /= 2) {                                                      \
+        if (n > 1) {                                                                      \
+            for (m = 0; m < n / 2; m++)                                                   \
+                d[m] = __builtin_shufflevector(d[2 * m], d[2 * m + 1], EVEN)              \
+                    + __builtin_shufflevector(d[2 * m], d[2 * m + 1], ODD);               \
+            n = n / 2;                                                                    \
+        } else {  /* fewer accumulators than lanes: fold the vector onto itself */        \
+            d[0] = __builtin_shufflevector(d[0], d[0], EVEN)                              \
+                + __builtin_shufflevector(d[0], d[0], ODD);                               \
+        }                                                                                 \
+    }                                                                                     \
+    for (m = 0; m < M; m++)                                                               \
+        sums[m] = d[m / (L / 2)][m % (L / 2)];                                            \
+}
+#else
+#define VBF_GMM_LANES_BLOCK_F32(SUF, V, L, HV, DV, ATTR, LO, HI, EVEN, ODD)                \
+    VBF_GMM_LANES_BLOCK_SCALAR(SUF, V, L, ATTR)
+#endif
+typedef float vbf_gmm_f4 __attribute__((vector_size(16)));
+#define VBF_GMM_LO8 0, 1, 2, 3
+#define VBF_GMM_HI8 4, 5, 6, 7
+#define VBF_GMM_EVEN4 0, 2, 4, 6
+#define VBF_GMM_ODD4 1, 3, 5, 7
 
 typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
 #define VBF_GMM_SPLAT4(v) ((vbf_gmm_v4){(v), (v), (v), (v)})
@@ -1419,6 +1483,9 @@ typedef double vbf_gmm_v4 __attribute__((vector_size(32)));
    AVX-512; the splat by adding to a zero vector */
 typedef float vbf_gmm_f8 __attribute__((vector_size(32)));
 #define VBF_GMM_FSPLAT8(v) ((vbf_gmm_f8){0} + (float)(v))
+VBF_GMM_LANES_BLOCK_SCALAR(base, vbf_gmm_v4, 4, )
+VBF_GMM_LANES_BLOCK_F32(base_32, vbf_gmm_f8, 8, vbf_gmm_f4, vbf_gmm_v4, , VBF_GMM_LO8,
+                        VBF_GMM_HI8, VBF_GMM_EVEN4, VBF_GMM_ODD4)
 VBF_GMM_FULL_TILE(base, double, vbf_gmm_v4, 4, 2, 2, , VBF_GMM_SPLAT4)
 VBF_GMM_TIED_TILE(base, double, vbf_gmm_v4, 4, , VBF_GMM_SPLAT4)
 VBF_GMM_FULL_TILE(base_32, float, vbf_gmm_f8, 8, 2, 2, , VBF_GMM_FSPLAT8)
@@ -1428,6 +1495,19 @@ typedef double vbf_gmm_v8 __attribute__((vector_size(64)));
 #define VBF_GMM_SPLAT8(v) ((vbf_gmm_v8){(v), (v), (v), (v), (v), (v), (v), (v)})
 typedef float vbf_gmm_f16 __attribute__((vector_size(64)));
 #define VBF_GMM_FSPLAT16(v) ((vbf_gmm_f16){0} + (float)(v))
+#define VBF_GMM_LO16 0, 1, 2, 3, 4, 5, 6, 7
+#define VBF_GMM_HI16 8, 9, 10, 11, 12, 13, 14, 15
+#define VBF_GMM_EVEN8 0, 2, 4, 6, 8, 10, 12, 14
+#define VBF_GMM_ODD8 1, 3, 5, 7, 9, 11, 13, 15
+VBF_GMM_LANES_BLOCK_SCALAR(avx2, vbf_gmm_v4, 4, __attribute__((target("avx2,fma"))))
+VBF_GMM_LANES_BLOCK_SCALAR(avx512, vbf_gmm_v8, 8,
+                           __attribute__((target("avx512f,avx512dq,avx512vl,fma"))))
+VBF_GMM_LANES_BLOCK_F32(avx2_32, vbf_gmm_f8, 8, vbf_gmm_f4, vbf_gmm_v4,
+                        __attribute__((target("avx2,fma"))), VBF_GMM_LO8, VBF_GMM_HI8,
+                        VBF_GMM_EVEN4, VBF_GMM_ODD4)
+VBF_GMM_LANES_BLOCK_F32(avx512_32, vbf_gmm_f16, 16, vbf_gmm_f8, vbf_gmm_v8,
+                        __attribute__((target("avx512f,avx512dq,avx512vl,fma"))),
+                        VBF_GMM_LO16, VBF_GMM_HI16, VBF_GMM_EVEN8, VBF_GMM_ODD8)
 VBF_GMM_FULL_TILE(avx2, double, vbf_gmm_v4, 4, 2, 2, __attribute__((target("avx2,fma"))),
                   VBF_GMM_SPLAT4)
 VBF_GMM_FULL_TILE(avx512, double, vbf_gmm_v8, 8, 4, 4,

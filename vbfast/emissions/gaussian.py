@@ -58,7 +58,7 @@ FLOAT64_BOUND_RTOL = 1e-10
 # 256 u leaves a factor ~20 over that; a larger decrease is not rounding.
 FLOAT32_BOUND_RTOL = 2.0 ** -16
 # The covariance types whose passes may run in float32 for float32 X. 'full' / 'tied': the
-# fused tiles (_full_tile_group_f32) centre every row at m_k in float32, so a row's
+# fused tiles (_full_tile_group in float32) centre every row at m_k in float32, so a row's
 # ||(x - m_k) U_k||^2 carries ~D u of itself, the same order as the dot products above.
 FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
 # ... when the data's spread leaves float32 room: those tiles square x - m_k and sum up to
