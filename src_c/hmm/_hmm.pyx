@@ -562,6 +562,19 @@ cdef void _viterbi_group(const double* lp, const double* lpi, const double* lA, 
 
 
 
+def _small_affine_arrays(const double[:, ::1] means, const double[::1] prec, bint spherical,
+                         const double[::1] log_const):
+    """(shift (D,), W^T (n_aux, Kp), constants (Kp,)) of ``_affine_small`` as arrays, for
+    'diag' / 'spherical' at K <= 16 (n_aux = 2 D, or D + 1 'spherical'; pad lanes zero)."""
+    cdef int K = <int>means.shape[0], D = <int>means.shape[1]
+    shift = np.empty(D)
+    WTp = np.zeros((D + 1 if spherical else 2 * D, VBF_HMM_PAD(K)))
+    cstp = np.zeros(VBF_HMM_PAD(K))
+    _affine_small(K, D, spherical, &means[0, 0], &prec[0], &log_const[0], _data(shift),
+                  _data(WTp), _data(cstp))
+    return shift, WTp, cstp
+
+
 def _density_arrays(const double[:, ::1] means, const double[::1] prec, int cov_type,
                     const double[::1] log_const):
     """What ``_gauss_chunk`` reads for the Gaussian log-densities (see
@@ -587,11 +600,10 @@ def _density_arrays(const double[:, ::1] means, const double[::1] prec, int cov_
     # at K <= 16 the 'diag' / 'spherical' product runs in registers (vbf_hmm_affine) on
     # W^T and the constants zero-padded to Kp lanes
     cdef int Kp = VBF_HMM_PAD(K) if (cov_type == 2 or cov_type == 3) and K <= 16 else 0
-    WTp = np.zeros((n_aux, max(Kp, 1)))
-    cstp = np.zeros(max(Kp, 1))
     if Kp:  # (the long pass's own code: the same bits there and here)
-        _affine_small(<int>K, <int>D, cov_type == 3, &means[0, 0], &prec[0], &log_const[0],
-                      _data(shift), _data(WTp), _data(cstp))
+        shift, WTp, cstp = _small_affine_arrays(means, prec, cov_type == 3, log_const)
+    else:
+        WTp, cstp = np.zeros((n_aux, 1)), np.zeros(1)
     return (n_aux, np.ascontiguousarray(shift), np.ascontiguousarray(E),
             np.ascontiguousarray(W, dtype=np.float64),
             np.ascontiguousarray(cst, dtype=np.float64), WTp, cstp, Kp)
@@ -1031,16 +1043,11 @@ def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
     p.start_slots = &start_slots[0, 0]
     p.seq_ll = &seq_ll[0]
     p.n_log_space = &n_log_space[0]
-    # the affine form of the log-densities (gaussian_log_density's at K <= 16), made in C:
-    # the fused pass reads only these three arrays
-    cdef int n_aux = D + 1 if spherical else 2 * D
-    shift = np.empty(D)
-    WTp = np.zeros((n_aux, Kp))
-    cstp = np.zeros(Kp)
-    _affine_small(K, D, spherical, &means[0, 0], &prec[0], &log_const[0], _data(shift),
-                  _data(WTp), _data(cstp))
+    # the affine form of the log-densities (gaussian_log_density's at K <= 16): the fused
+    # pass reads only these three arrays
+    shift, WTp, cstp = _small_affine_arrays(means, prec, spherical, log_const)
     cdef _Dens d
-    d.n_aux = n_aux
+    d.n_aux = WTp.shape[0]
     d.cov_type = cov_type
     d.shift = _data(shift)
     d.WTp = _data(WTp)

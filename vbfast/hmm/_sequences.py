@@ -29,23 +29,23 @@ LONG_MAX_STATES = 16
 SPREAD_SHARE = 8
 
 
-def _pass_threads(n_threads, work, n_groups=None):
+def _pass_threads(n_threads, work, busy, n_groups=None):
     """Threads for a fit's passes: ``threads_for`` with MIN_WORK_PER_THREAD units a thread
-    while other threads run on every other core (``cores_busy``, a snapshot taken once per
-    fit), MIN_WORK_PER_THREAD_IDLE otherwise. The results do not depend on the choice."""
-    busy = cores_busy()
+    while other threads run on every other core (``busy``: ``cores_busy()``, a snapshot taken
+    once per fit), MIN_WORK_PER_THREAD_IDLE otherwise. The results do not depend on the
+    choice."""
     return threads_for(n_threads, work,
                        MIN_WORK_PER_THREAD if busy else MIN_WORK_PER_THREAD_IDLE, n_groups)
 
 
-def _long_pass_threads(n_threads, work):
+def _long_pass_threads(n_threads, work, busy):
     """Threads for the long-sequence pass: as ``_pass_threads``, but one while other threads
     run on every other core: its two recursions then wait on each other's time slices,
     measured at load 12 on 2 cores: 34 ms an iteration of the 'long' benchmark on two
     threads, 19 ms on one. (The 1-minute load average, used before, counted the user's own
     previous fit and sent the next one to one thread on an otherwise idle 2-core machine.)
     The result does not depend on the choice."""
-    return 1 if cores_busy() else threads_for(n_threads, work, MIN_WORK_PER_THREAD_IDLE)
+    return 1 if busy else threads_for(n_threads, work, MIN_WORK_PER_THREAD_IDLE)
 
 
 def check_lengths(lengths, n_samples):
@@ -103,11 +103,12 @@ class Sequences:
         self.n_groups = G
         # (a rule on the lengths only, like the groups: the same path for any thread count)
         self.spread = bool(self.lengths.max() * SPREAD_SHARE <= self.n_samples)
-        busy = int(np.count_nonzero(np.diff(self.group_bounds)))
+        filled = int(np.count_nonzero(np.diff(self.group_bounds)))
         work = n_samples * n_components * (n_components + 8)
-        self.n_threads = _pass_threads(n_threads, work, n_groups=busy)
+        busy = cores_busy()  # (one snapshot for both rules)
+        self.n_threads = _pass_threads(n_threads, work, busy, n_groups=filled)
         # one sequence: the long-sequence pass, whose two recursions can use two threads
-        self.long_threads = (_long_pass_threads(n_threads, work)
+        self.long_threads = (_long_pass_threads(n_threads, work, busy)
                              if self.n_sequences == 1 else 1)
 
     def forward_backward(self, logprob, startprob, transmat, posteriors=True, stats=True,
