@@ -551,8 +551,10 @@ def test_n_samples_renamed_n_draws(cls):
     with pytest.raises(ValueError, match="'n_samples' .*renamed 'n_draws'"):
         est.set_params(n_samples=5)
     assert est.n_draws == 7
-    with pytest.raises(TypeError, match="n_samples"):
+    with pytest.raises(TypeError, match="'n_samples', which was renamed 'n_draws'"):
         cls(n_samples=5)
+    with pytest.raises(TypeError, match="'n_samples', which was renamed 'n_draws'"):
+        cls(method="gibbs", n_samples=5, n_draws=3)
 
 
 def test_bayesian_mixture_rejects_em():

@@ -416,6 +416,16 @@ def test_bad_parameters(params, exc, match):
         LatentDirichletAllocation(**kw).fit(X)
 
 
+def test_n_samples_renamed_n_draws():
+    """The draws kept per chain are ``n_draws``; the old name is refused, naming the new one."""
+    est = LatentDirichletAllocation(2, method="gibbs", n_draws=7)
+    with pytest.raises(ValueError, match="'n_samples' .*renamed 'n_draws'"):
+        est.set_params(n_samples=5)
+    assert est.n_draws == 7
+    with pytest.raises(TypeError, match="'n_samples', which was renamed 'n_draws'"):
+        LatentDirichletAllocation(2, method="gibbs", n_samples=5)
+
+
 def test_fitted_checks_and_partial_fit():
     X, _ = _corpus(n_docs=20, n_words=12, n_topics=2, doc_len=10)
     with pytest.raises(NotFittedError):

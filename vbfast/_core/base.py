@@ -87,6 +87,15 @@ class ParamsMixin:
     # old name -> new name of renamed parameters, refused by set_params with the new name
     _renamed_params = {}
 
+    def __new__(cls, *args, **kwargs):
+        # a renamed parameter given to the constructor is refused with its new spelling
+        # (Python's own TypeError would only call the keyword unexpected)
+        for name in kwargs:
+            if name in cls._renamed_params and name not in cls._param_names:
+                raise TypeError(f"{cls.__name__}() got {name!r}, which was renamed "
+                                f"{cls._renamed_params[name]!r}.")
+        return super().__new__(cls)
+
     def get_params(self, deep=True):
         """Parameters of this estimator, as a dict."""
         return {name: getattr(self, name) for name in self._param_names}

@@ -345,7 +345,7 @@ class GaussianMixture(ParamsMixin):
                     "verbose_interval", "method", "n_threads", "n_draws", "burn_in", "thin",
                     "n_chains", "store_samples", "learning_offset", "learning_decay",
                     "total_samples", "missing")
-    # set_params names the new spelling of a renamed parameter (ParamsMixin)
+    # set_params and the constructor name the new spelling of a renamed parameter
     _renamed_params = {"n_samples": "n_draws"}
 
     def _update_sklearn_tags(self, tags):

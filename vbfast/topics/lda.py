@@ -1075,6 +1075,8 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
                     "max_doc_update_iter", "verbose", "random_state", "method", "n_threads",
                     "monotone", "n_draws", "burn_in", "thin", "n_chains", "store_samples",
                     "n_jobs")
+    # set_params and the constructor name the new spelling of a renamed parameter
+    _renamed_params = {"n_samples": "n_draws"}
 
     # 'accurate' (digamma to ~1e-15: the pass's vectorised one, scipy's in Python) or 'sklearn'
     # (scikit-learn's approximation, for tests that reproduce scikit-learn's arithmetic
