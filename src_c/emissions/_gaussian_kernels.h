@@ -1649,4 +1649,67 @@ VBF_GMM_TILE_SCALAR(, double)
 VBF_GMM_TILE_SCALAR(_32, float)
 #endif
 
+/* The 'full' / 'tied' tile of b rows of X (row-major, D columns, float64 or float32; T)
+   feature-major (_full_tile_group): xT (DP, ld) row-major of the tile's type U, feature j of
+   row n at xT[j ld + n] = (U)((double)x_nj - shift_j) (formed in float64, rounded once);
+   rows b..nr and the padded features D..DP zero. Four rows by four features at a time,
+   transposed in registers (the diag tiles' VBF_GMM_FEAT_LOAD4 / STORE4), the rest one by one:
+   the same values as a scalar loop, without its strided stores. */
+#if defined(__GNUC__)
+#define VBF_GMM_FULL_FILL_BLOCK(T, U)                                                     \
+    for (; n + 4 <= b; n += 4) {                                                          \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        for (j = 0; j + 4 <= D; j += 4) {                                                 \
+            vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(x_n + j);                             \
+            vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4(x_n + D + j);                         \
+            vbf_gmm_feat_v4 r2 = VBF_GMM_FEAT_LOAD4(x_n + 2 * D + j);                     \
+            vbf_gmm_feat_v4 r3 = VBF_GMM_FEAT_LOAD4(x_n + 3 * D + j);                     \
+            vbf_gmm_feat_v4 t0 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){0, 4, 2, 6});\
+            vbf_gmm_feat_v4 t1 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){1, 5, 3, 7});\
+            vbf_gmm_feat_v4 t2 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){0, 4, 2, 6});\
+            vbf_gmm_feat_v4 t3 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){1, 5, 3, 7});\
+            vbf_gmm_feat_v4 c[4];                                                         \
+            int i;                                                                        \
+            c[0] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
+            c[1] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
+            c[2] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
+            c[3] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
+            for (i = 0; i < 4; i++) {                                                     \
+                vbf_gmm_feat_v4 v = c[i] - shift[j + i];                                  \
+                VBF_GMM_FEAT_STORE4(U, xT + (Py_ssize_t)(j + i) * ld + n, v);             \
+            }                                                                             \
+        }                                                                                 \
+        for (; j < D; j++) {                                                              \
+            int i_;                                                                       \
+            for (i_ = 0; i_ < 4; i_++)                                                    \
+                xT[(Py_ssize_t)j * ld + n + i_] =                                         \
+                    (U)((double)x_n[(Py_ssize_t)i_ * D + j] - shift[j]);                  \
+        }                                                                                 \
+    }
+#else
+#define VBF_GMM_FULL_FILL_BLOCK(T, U)
+#endif
+#define VBF_GMM_FULL_FILL(name, T, U)                                                     \
+VBF_INLINE void name##_body(const T *x, int b, int nr, int D, int ld,                     \
+                            const double *shift, U *xT)                                   \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int n = 0, j;                                                                         \
+    VBF_GMM_FULL_FILL_BLOCK(T, U)                                                         \
+    for (; n < b; n++) {                                                                  \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        for (j = 0; j < D; j++)                                                           \
+            xT[(Py_ssize_t)j * ld + n] = (U)((double)x_n[j] - shift[j]);                  \
+    }                                                                                     \
+    for (j = 0; j < DP; j++)                                                              \
+        for (n = j < D ? b : 0; n < nr; n++)                                              \
+            xT[(Py_ssize_t)j * ld + n] = 0;                                               \
+}                                                                                         \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int nr, int D, int ld, const double *shift, U *xT),      \
+             (x, b, nr, D, ld, shift, xT))
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f64, double, double)
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f32, float, double)
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
+
 #endif

@@ -68,6 +68,14 @@ FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
 FLOAT32_TILE_MAX_DEVIATION = 2.0 ** 48
 FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
+# 'full' statistics of given responsibilities over float32 X (``float32_work``,
+# ``_gmm.full_given32_form``) are float32 tiles centred at the pass's centres, the shift for
+# a first pass: a component's S2 about the shift then loses about log10 of its squared
+# distance from the shift in its own standard deviations to the M-step's re-centring, of
+# float32's 7.2 digits. ``centred_stats_from_resp`` centres a component beyond this (2^12,
+# 3.6 digits; FAR_FROM_SHIFT in float64) at its mean by a second pass.
+FAR_FROM_SHIFT_F32 = 2.0 ** 12
+
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
 SLOT_BUDGET = 64 << 20
@@ -182,6 +190,15 @@ class GaussianPass:
                 w_max <= FLOAT32_TILE_MAX_WEIGHT and float(
                     self.group_sums(_max_deviation, self.shift).max(initial=0.0))
                 <= FLOAT32_TILE_MAX_DEVIATION)
+
+    @property
+    def given_resp_float32(self):
+        """Whether a pass of given responsibilities runs in float32 ('full', float32 X
+        working in float32, no panel sweep): then its S2 about the shift keeps float32's
+        digits (``FAR_FROM_SHIFT_F32``)."""
+        return (self.float32_work and self.covariance_type == "full"
+                and not self.slot_plan.s2_panels
+                and _gmm.full_given32_form(self.n_components, self.n_features))
 
     @property
     def bound_rtol(self):
@@ -379,7 +396,11 @@ class GaussianPass:
             return first, zeros
         nk = first["nk"]
         _, means, cov = estimate_parameters(first, self.covariance_type, reg_covar, zeros)
-        far = self.covariance.far_from_shift(means, cov) & (nk > 0)
+        if self.given_resp_float32:
+            far = self.covariance.far_from_shift(means, cov, FAR_FROM_SHIFT_F32)
+        else:
+            far = self.covariance.far_from_shift(means, cov)
+        far &= nk > 0
         if not far.any():
             return first, zeros
         centers = zeros
@@ -464,8 +485,14 @@ def _column_sums(X, w):
 
 
 def _max_deviation(X, w, shift):
-    """max_n,j |x_nj - shift_j| (the weights play no part)."""
-    return float(np.max(np.abs(np.asarray(X, np.float64) - shift), initial=0.0))
+    """max_n,j |x_nj - shift_j| (the weights play no part), from the columns' extremes in
+    X's own dtype: x - shift in float64 rounds monotonically in x, so the extremes give the
+    very maximum of the element-wise one, without a float64 copy of X."""
+    if X.shape[0] == 0:
+        return 0.0
+    above = np.asarray(X.max(axis=0), np.float64) - shift
+    below = shift - np.asarray(X.min(axis=0), np.float64)
+    return float(max(above.max(initial=0.0), below.max(initial=0.0)))
 
 
 def _square_sums(X, w, shift):
@@ -737,10 +764,11 @@ class Full(CovarianceType):
     def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
 
-    def far_from_shift(self, means_shifted, covariances):
+    def far_from_shift(self, means_shifted, covariances, limit=None):
         # the pass centres the quadratic form and S2 at the means anyway; the initial S2
         # about the shift is conditioned by each variance's m^2 / var, as for 'diag'
-        return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2))
+        # (``limit``: FAR_FROM_SHIFT_F32 for a float32 pass)
+        return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2), limit)
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram, overwrite_s2=False):
@@ -895,13 +923,13 @@ class _Variances(CovarianceType):
 FAR_FROM_SHIFT = 2.0 ** 20
 
 
-def _far(m2, var):
-    """(K,) bool: sum_j m2_kj / var_kj > FAR_FROM_SHIFT; a variance that is not positive (a
-    cancelled one) counts as infinitely narrow."""
+def _far(m2, var, limit=None):
+    """(K,) bool: sum_j m2_kj / var_kj > ``limit`` (default FAR_FROM_SHIFT); a variance that
+    is not positive (a cancelled one) counts as infinitely narrow."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(var > 0.0, m2 / np.where(var > 0.0, var, 1.0),
                          np.where(m2 > 0.0, np.inf, 0.0))
-    return ratio.sum(axis=1) > FAR_FROM_SHIFT
+    return ratio.sum(axis=1) > (FAR_FROM_SHIFT if limit is None else limit)
 
 
 def _hybrid_arrays(means_shifted, p2, per_dim):
