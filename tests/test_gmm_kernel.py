@@ -1336,8 +1336,10 @@ def test_max_deviation_matches_the_elementwise_maximum(dtype):
     """``_max_deviation`` from the columns' extremes: the very max |x - shift| of the
     element-wise float64 computation (float32 X's values, float64 shift)."""
     rng = np.random.default_rng(39)
-    X = (rng.standard_cauchy(size=(1000, 7)) * 1e3).astype(dtype)
     shift = rng.normal(size=7) * 1e2
-    expected = float(np.max(np.abs(X.astype(np.float64) - shift)))
-    assert G._max_deviation(X, None, shift) == expected
+    for n in (1, 64, 1000):  # (whole lines of 64 rows and the rest)
+        X = (rng.standard_cauchy(size=(n, 7)) * 1e3).astype(dtype)
+        expected = float(np.max(np.abs(X.astype(np.float64) - shift)))
+        assert G._max_deviation(X, None, shift) == expected
+        assert G._max_deviation(np.asfortranarray(X), None, shift) == expected
     assert G._max_deviation(X[:0], None, shift) == 0.0
