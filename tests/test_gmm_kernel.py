@@ -1186,7 +1186,7 @@ def test_tied_tiles_match_reference(K, D, weighted):
 # --------------------------------------------------------------------- 'full' / 'tied' in float32
 @pytest.mark.usefixtures("blas_one_thread")
 @pytest.mark.parametrize("ctype", ["full", "tied"])
-@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (16, 32), (2, 64)])
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (4, 12), (16, 32), (2, 64)])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_full_tied_float32_tiles_match_reference(ctype, K, D, weighted):
     """float32 X with ``float32_work``: the 'full' / 'tied' tiles in float32 (rows in blocks

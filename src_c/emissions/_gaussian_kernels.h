@@ -1689,6 +1689,81 @@ VBF_GMM_TILE_SCALAR(_32, float)
 #else
 #define VBF_GMM_FULL_FILL_BLOCK(T, U)
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX-512: eight rows by eight features at a time (the diag tiles' eight-by-eight permutes:
+   x - shift formed row-major in float64, transposed, stored eight rows a vector, rounded
+   to U on the store), the rest by the AVX2 build of the body; the same values. */
+#define VBF_GMM_FULL_FILL_DISPATCH(name, T, U)                                            \
+__attribute__((target("avx2"))) static void name##_simd(                                  \
+    const T *x, int b, int nr, int D, int ld, const double *shift, U *xT)                 \
+{                                                                                         \
+    name##_body(x, b, nr, D, ld, shift, xT);                                              \
+}                                                                                         \
+__attribute__((target("avx512f,avx512dq,avx512vl")))                                      \
+static void name##_avx512(const T *x, int b, int nr, int D, int ld, const double *shift,  \
+                          U *xT)                                                          \
+{                                                                                         \
+    const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);                      \
+    const __m512i hi2 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);                    \
+    const int b8 = b & ~7, D8 = D & ~7;                                                   \
+    int n, j, i;                                                                          \
+    if (D8 == 0 || b8 == 0) {                                                             \
+        name##_simd(x, b, nr, D, ld, shift, xT);                                          \
+        return;                                                                           \
+    }                                                                                     \
+    for (n = 0; n < b8; n += 8) {                                                         \
+        const T *x_n = x + (Py_ssize_t)n * D;                                             \
+        for (j = 0; j < D8; j += 8) {                                                     \
+            const __m512d sh = _mm512_loadu_pd(shift + j);                                \
+            __m512d r[8], t[8], u[8], c[8];                                               \
+            for (i = 0; i < 8; i++)                                                       \
+                r[i] = _mm512_sub_pd(VBF_GMM_FEAT_LOAD8(T, x_n + (Py_ssize_t)i * D + j), sh);\
+            for (i = 0; i < 8; i += 2) {                                                  \
+                t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);                                \
+                t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);                            \
+            }                                                                             \
+            for (i = 0; i < 8; i += 4) {                                                  \
+                u[i] = _mm512_permutex2var_pd(t[i], lo2, t[i + 2]);                       \
+                u[i + 1] = _mm512_permutex2var_pd(t[i + 1], lo2, t[i + 3]);               \
+                u[i + 2] = _mm512_permutex2var_pd(t[i], hi2, t[i + 2]);                   \
+                u[i + 3] = _mm512_permutex2var_pd(t[i + 1], hi2, t[i + 3]);               \
+            }                                                                             \
+            for (i = 0; i < 4; i++) {                                                     \
+                c[i] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0x44);                        \
+                c[i + 4] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0xEE);                    \
+            }                                                                             \
+            for (i = 0; i < 8; i++)                                                       \
+                VBF_GMM_FEAT_STORE8(U, xT + (Py_ssize_t)(j + i) * ld + n, c[i]);          \
+        }                                                                                 \
+        for (; j < D; j++)                                                                \
+            for (i = 0; i < 8; i++)                                                       \
+                xT[(Py_ssize_t)j * ld + n + i] =                                          \
+                    (U)((double)x_n[(Py_ssize_t)i * D + j] - shift[j]);                   \
+    }                                                                                     \
+    for (j = D; j < ((D + 3) & ~3); j++)  /* the padded features of rows 0..b8 */        \
+        for (n = 0; n < b8; n++)                                                          \
+            xT[(Py_ssize_t)j * ld + n] = 0;                                               \
+    /* the last rows (and their padding) by the AVX2 body, from row b8 on */              \
+    name##_simd(x + (Py_ssize_t)b8 * D, b - b8, nr - b8, D, ld, shift, xT + b8);          \
+}                                                                                         \
+static void name(const T *x, int b, int nr, int D, int ld, const double *shift, U *xT)    \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512(x, b, nr, D, ld, shift, xT);                                        \
+        return;                                                                           \
+    }                                                                                     \
+    if (vbf_cpu_avx2()) {                                                                 \
+        name##_simd(x, b, nr, D, ld, shift, xT);                                          \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body(x, b, nr, D, ld, shift, xT);                                              \
+}
+#else
+#define VBF_GMM_FULL_FILL_DISPATCH(name, T, U)                                            \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int nr, int D, int ld, const double *shift, U *xT),      \
+             (x, b, nr, D, ld, shift, xT))
+#endif
 #define VBF_GMM_FULL_FILL(name, T, U)                                                     \
 VBF_INLINE void name##_body(const T *x, int b, int nr, int D, int ld,                     \
                             const double *shift, U *xT)                                   \
@@ -1705,9 +1780,7 @@ VBF_INLINE void name##_body(const T *x, int b, int nr, int D, int ld,           
         for (n = j < D ? b : 0; n < nr; n++)                                              \
             xT[(Py_ssize_t)j * ld + n] = 0;                                               \
 }                                                                                         \
-VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
-             (const T *x, int b, int nr, int D, int ld, const double *shift, U *xT),      \
-             (x, b, nr, D, ld, shift, xT))
+VBF_GMM_FULL_FILL_DISPATCH(name, T, U)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f64, double, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f32, float, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
