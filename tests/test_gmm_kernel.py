@@ -597,6 +597,32 @@ def test_weighted_gram_matches_reference(dtype, weighted):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("D", [1, 5, 12, 64, 65])
+def test_weighted_gram_float32_tiles_match_reference(D, weighted):
+    """float32 X with ``float32_work``: the Gram matrix from the float32 tiles (D <= 64)
+    within float32 rounding of the float64 reference, bitwise the same for 1, 2 and 3
+    threads, not the float64 DSYRK's bits; D = 65 keeps the DSYRK (the same bits)."""
+    rng = np.random.default_rng([40, D, int(weighted)])
+    N = 3 * 512 + 77
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else np.empty(0)
+    shift = X.astype(np.float64).mean(axis=0)
+    runs = []
+    for t in (1, 2, 3):
+        slots = np.full((3, D * D), np.nan)
+        _gmm.weighted_gram(X, w, shift, slots, CHUNK, t, True)
+        runs.append(slots)
+    for other in runs[1:]:
+        assert np.array_equal(runs[0], other)
+    as64 = np.full((3, D * D), np.nan)
+    _gmm.weighted_gram(X, w, shift, as64, CHUNK, 2)
+    assert np.array_equal(runs[0], as64) == (D > 64)
+    got = G.symmetrize_lower(runs[0].sum(axis=0).reshape(D, D))
+    ref = reference_gram(X, w if weighted else None, shift)
+    assert_allclose(got, ref, rtol=2e-6, atol=2e-6 * np.abs(ref).max())
+
+
 def test_weighted_gram_thread_count_and_errors():
     rng = np.random.default_rng(32)
     N, D = 20011, 4
@@ -1332,14 +1358,17 @@ def test_float32_first_pass_centres_far_components_at_their_means():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_max_deviation_matches_the_elementwise_maximum(dtype):
-    """``_max_deviation`` from the columns' extremes: the very max |x - shift| of the
-    element-wise float64 computation (float32 X's values, float64 shift)."""
+def test_max_deviation_bounds_the_elementwise_maximum(dtype):
+    """``_max_deviation`` from X's extremes: at least the max |x - shift| of the element-wise
+    float64 computation, at most that plus the spread of the shift's entries, and exactly
+    it for a shift of equal entries."""
     rng = np.random.default_rng(39)
-    shift = rng.normal(size=7) * 1e2
-    for n in (1, 64, 1000):  # (whole lines of 64 rows and the rest)
+    for n in (1, 64, 1000):
         X = (rng.standard_cauchy(size=(n, 7)) * 1e3).astype(dtype)
-        expected = float(np.max(np.abs(X.astype(np.float64) - shift)))
-        assert G._max_deviation(X, None, shift) == expected
-        assert G._max_deviation(np.asfortranarray(X), None, shift) == expected
+        for shift in (rng.normal(size=7) * 1e2, np.full(7, 3.5)):
+            exact = float(np.max(np.abs(X.astype(np.float64) - shift)))
+            bound = G._max_deviation(X, None, shift)
+            assert exact <= bound <= exact + np.ptp(shift)
+            if np.ptp(shift) == 0:
+                assert bound == exact
     assert G._max_deviation(X[:0], None, shift) == 0.0

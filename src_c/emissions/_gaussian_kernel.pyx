@@ -1664,10 +1664,14 @@ def gmm_pass(
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
                   const double[::1] shift, double[:, ::1] out_slots,
-                  int chunk_size, int n_threads):
+                  int chunk_size, int n_threads, bint float32_work=False):
     """Per-group sums of w_n (x_n - shift)(x_n - shift)^T, lower triangle (row-major) filled.
 
     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
+    float32_work : float32 X, D <= FULL_TILE_MAX_D: each group's rows as the float32 tiles of
+        'full' (the statistics tile with one component centred at the shift and r_n = w_n:
+        each tile's sums in float32 lanes, added in float64), not per-chunk DSYRKs of
+        float64 rows (whose call overhead dominates at small D). Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1686,6 +1690,11 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
     if N == 0:
         raise ValueError("weighted_gram needs at least one row")
     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
+    if floating is float:
+        if float32_work and D <= FULL_TILE_MAX_D:
+            _gram_tiles32(&X[0, 0], N, D, &sample_weight[0] if has_weights else NULL,
+                          &shift[0], &out_slots[0, 0], G, per_group * chunk_size, n_threads)
+            return
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         for g in prange(G, schedule='static', chunksize=1):  # (in turn: see gmm_pass)
@@ -1699,3 +1708,47 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
         free(xbuf)
+
+
+cdef void _gram_tiles32(
+    const float* X, Py_ssize_t N, int D, const double* weights, const double* shift,
+    double* out_slots, Py_ssize_t G, Py_ssize_t group_rows, int n_threads,
+) noexcept nogil:
+    """weighted_gram's float32 tiles: group g's rows [g group_rows, (g + 1) group_rows) in
+    tiles of FULL_TILE_ROWS (_full_tile_fill), r_n = w_n rounded to float32, and
+    vbf_gmm_full_stats_tile_32 with one component centred at 0 (the shift) adding
+    sum_n w_n x_n x_n^T (lower triangle) into out_slots[g] (OUT, (G, D D)); its N and S1
+    go to scratch. The groups dealt in turn; each keeps its slot: the same bits for any
+    thread count."""
+    cdef int DP = (D + 3) // 4 * 4, ld = FULL_TILE_LD32, b, nr, n
+    cdef Py_ssize_t g, start, end, row1
+    cdef float* buf = NULL
+    cdef float* xT = NULL
+    cdef float* rT = NULL
+    cdef float* centre = NULL
+    cdef double* small = NULL
+    with parallel(num_threads=n_threads):
+        # xT, xc, rx (DP, ld), rT (1, ld), the centre (D); N and S1 (1 + D doubles)
+        buf = <float*>malloc(((3 * DP + 1) * ld + D + 1) * sizeof(float))
+        small = <double*>malloc((D + 1) * sizeof(double))
+        xT = buf
+        rT = buf + 3 * DP * ld
+        centre = rT + ld
+        memset(centre, 0, D * sizeof(float))
+        for g in prange(G, schedule='static', chunksize=1):
+            start = g * group_rows
+            row1 = min(start + group_rows, N)
+            while start < row1:
+                end = min(start + FULL_TILE_ROWS, row1)
+                b = <int>(end - start)
+                nr = (b + 63) // 64 * 64
+                _full_tile_fill(X + start * D, b, nr, D, ld, shift, xT)
+                for n in range(nr):
+                    rT[n] = (<float>weights[start + n] if weights != NULL else 1.0) \
+                        if n < b else 0.0
+                vbf_gmm_full_stats_tile_32(xT, ld, nr, D, 1, centre, rT, xT + DP * ld,
+                                           xT + 2 * DP * ld, small, small + 1,
+                                           out_slots + g * D * D)
+                start = end
+        free(buf)
+        free(small)

@@ -192,6 +192,11 @@ class GaussianPass:
                 <= FLOAT32_TILE_MAX_DEVIATION)
 
     @property
+    def _float32_tiles(self):
+        """'full' / 'tied' passes (and the Gram matrix) may take the float32 tiles."""
+        return self.float32_work and self.covariance_type in ("full", "tied")
+
+    @property
     def given_resp_float32(self):
         """Whether a pass of given responsibilities runs in float32 ('full', float32 X
         working in float32, no panel sweep): then its S2 about the shift keeps float32's
@@ -243,7 +248,7 @@ class GaussianPass:
             if not self.rows.blocked:
                 slots = np.empty((G, D * D))
                 _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE,
-                                   self.n_threads)
+                                   self.n_threads, self._float32_tiles)
             else:
                 # a dask array is chunked by the statistics' plan: with another number of
                 # groups the Gram matrix is summed per block of that plan (equal to the
@@ -253,7 +258,7 @@ class GaussianPass:
                 per_block = [(w, g1 - g0 if own else 0) for (w,), (_, _, g0, g1)
                              in zip(self._weights_of(plan), plan)]
                 parts = self.rows.map(plan, _block_gram, per_block,
-                                      (self.shift, self.n_threads))
+                                      (self.shift, self.n_threads, self._float32_tiles))
                 slots = np.zeros((G if own else len(plan), D * D))
                 for b, ((_, _, g0, g1), part) in enumerate(zip(plan, parts)):
                     if own:
@@ -461,15 +466,16 @@ def full_gemm_cancelled(s2, nk, centres):
     return (scale > FAR_FROM_SHIFT * lam) & (nk > 0) & (scale > 0)
 
 
-def _block_gram(X, w, n_groups, shift, n_threads):
+def _block_gram(X, w, n_groups, shift, n_threads, float32_work=False):
     """Per-group Gram slots of one block of ``n_groups`` whole groups (0: the block's own
-    grouping, for a block not cut by the Gram matrix's plan)."""
+    grouping, for a block not cut by the Gram matrix's plan); ``float32_work``: float32 X
+    in float32 tiles (``_gmm.weighted_gram``)."""
     D = X.shape[1]
     X = np.ascontiguousarray(X)
     G = n_groups if n_groups else n_groups_for(X.shape[0], D * D, X.nbytes)
     slots = np.empty((G, D * D))
     _gmm.weighted_gram(X, w if w is not None else np.empty(0), shift, slots, CHUNK_SIZE,
-                       threads_for(n_threads, X.shape[0]))
+                       threads_for(n_threads, X.shape[0]), float32_work)
     return slots
 
 
@@ -485,33 +491,15 @@ def _column_sums(X, w):
 
 
 def _max_deviation(X, w, shift):
-    """max_n,j |x_nj - shift_j| (the weights play no part), from the columns' extremes in
-    X's own dtype: x - shift in float64 rounds monotonically in x, so the extremes give the
-    very maximum of the element-wise one, without a float64 copy of X."""
+    """An upper bound of max_n,j |x_nj - shift_j| (the weights play no part):
+    max(max X - min shift, max shift - min X), from X's extremes in its own dtype (two
+    contiguous reductions, no float64 copy of X). Exact when the shift's entries are
+    equal, and within the spread of the shift's entries of the exact value otherwise: the
+    float32 tiles' guard (FLOAT32_TILE_MAX_DEVIATION) asks only for the order of magnitude."""
     if X.shape[0] == 0:
         return 0.0
-    high, low = _column_extremes(np.asarray(X))
-    above = np.asarray(high, np.float64) - shift
-    below = shift - np.asarray(low, np.float64)
-    return float(max(above.max(initial=0.0), below.max(initial=0.0)))
-
-
-def _column_extremes(X, rows_per_line=64):
-    """(max, min) of each column of X (n >= 1, D) in its dtype. A reduction over axis 0 of a
-    narrow array runs one short inner loop per row; ``rows_per_line`` rows viewed as one
-    line of a C-contiguous X make each inner loop that many times longer (max and min are
-    exact: the same values in any order)."""
-    n, D = X.shape
-    m = n // rows_per_line * rows_per_line
-    parts = [X[m:]] if m < n else []
-    if m and X.flags.c_contiguous:
-        lines = X[:m].reshape(m // rows_per_line, rows_per_line * D)
-        parts += [lines.max(axis=0).reshape(rows_per_line, D),
-                  lines.min(axis=0).reshape(rows_per_line, D)]
-    elif m:
-        parts.append(X[:m])
-    rows = np.concatenate(parts, axis=0)
-    return rows.max(axis=0), rows.min(axis=0)
+    high, low = float(np.max(X)), float(np.min(X))
+    return max(high - float(np.min(shift)), float(np.max(shift)) - low, 0.0)
 
 
 def _square_sums(X, w, shift):
