@@ -57,7 +57,9 @@ centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_
 nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
 and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
 passes (given responsibilities, draws, larger D). float32 X with float32_work: the same
-kernels in float32 (_full_tile_group with a float tile), each tile's sums added in float64.
+kernels in float32 (_full_tile_group with a float tile), each tile's sums added in float64;
+'full' with given responsibilities (_full_given_group32) and weighted_gram (_gram_tiles32)
+take the float32 statistics tile alone.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
