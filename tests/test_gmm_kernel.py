@@ -1372,3 +1372,18 @@ def test_max_deviation_bounds_the_elementwise_maximum(dtype):
             if np.ptp(shift) == 0:
                 assert bound == exact
     assert G._max_deviation(X[:0], None, shift) == 0.0
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (16, 16), (3, 64), (2, 65), (2, 130)])
+def test_symmetrize_inplace_matches_the_copy(K, D, monkeypatch):
+    """``symmetrize_lower_inplace`` / ``symmetrize_upper_inplace``: the values of
+    ``symmetrize_lower``, by the stacked copy (small stacks) and by the per-matrix blocks
+    (D past the block, or a stack past SYMMETRIZE_STACKED_MAX)."""
+    rng = np.random.default_rng([41, K, D])
+    a = rng.normal(size=(K, D, D))
+    expected = G.symmetrize_lower(a)
+    upper = np.swapaxes(G.symmetrize_lower(np.swapaxes(a, -1, -2)), -1, -2)
+    for limit in (G.SYMMETRIZE_STACKED_MAX, 0):
+        monkeypatch.setattr(G, "SYMMETRIZE_STACKED_MAX", limit)
+        assert np.array_equal(G.symmetrize_lower_inplace(a.copy()), expected)
+        assert np.array_equal(G.symmetrize_upper_inplace(a.copy()), upper)

@@ -593,11 +593,22 @@ def symmetrize_upper_inplace(a):
     return a
 
 
+# ``symmetrize_lower_inplace`` copies a whole stack at once up to this many numbers (8 MB)
+SYMMETRIZE_STACKED_MAX = 1 << 20
+
+
 def symmetrize_lower_inplace(a, block=64):
-    """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
-    values: copies only), so that no other K x D x D array is made; by blocks of ``block``
-    columns (strided copies, no index arrays)."""
+    """``symmetrize_lower`` of a (K, D, D) array in place (the same values: copies only): a
+    stack of at most SYMMETRIZE_STACKED_MAX numbers with D <= ``block`` by one indexed copy,
+    else one matrix at a time, so that no other K x D x D array is made, by blocks of
+    ``block`` columns (strided copies, no index arrays)."""
     D = a.shape[-1]
+    if D <= block and a.size <= SYMMETRIZE_STACKED_MAX:
+        # the whole stack by one indexed copy (a temporary of K D (D - 1) / 2 numbers):
+        # at small D the per-matrix copies' call overhead is the cost
+        iu = np.triu_indices(D, 1)
+        a[..., iu[0], iu[1]] = a[..., iu[1], iu[0]]
+        return a
     width = min(block, D)
     upper = np.triu_indices(width, 1)
     for m in a:
