@@ -597,6 +597,32 @@ def test_weighted_gram_matches_reference(dtype, weighted):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("D", [1, 5, 12, 64, 65])
+def test_weighted_gram_float32_tiles_match_reference(D, weighted):
+    """float32 X with ``float32_work``: the Gram matrix from the float32 tiles (D <= 64)
+    within float32 rounding of the float64 reference, bitwise the same for 1, 2 and 3
+    threads, not the float64 DSYRK's bits; D = 65 keeps the DSYRK (the same bits)."""
+    rng = np.random.default_rng([40, D, int(weighted)])
+    N = 3 * 512 + 77
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else np.empty(0)
+    shift = X.astype(np.float64).mean(axis=0)
+    runs = []
+    for t in (1, 2, 3):
+        slots = np.full((3, D * D), np.nan)
+        _gmm.weighted_gram(X, w, shift, slots, CHUNK, t, True)
+        runs.append(slots)
+    for other in runs[1:]:
+        assert np.array_equal(runs[0], other)
+    as64 = np.full((3, D * D), np.nan)
+    _gmm.weighted_gram(X, w, shift, as64, CHUNK, 2)
+    assert np.array_equal(runs[0], as64) == (D > 64)
+    got = G.symmetrize_lower(runs[0].sum(axis=0).reshape(D, D))
+    ref = reference_gram(X, w if weighted else None, shift)
+    assert_allclose(got, ref, rtol=2e-6, atol=2e-6 * np.abs(ref).max())
+
+
 def test_weighted_gram_thread_count_and_errors():
     rng = np.random.default_rng(32)
     N, D = 20011, 4
@@ -1186,7 +1212,7 @@ def test_tied_tiles_match_reference(K, D, weighted):
 # --------------------------------------------------------------------- 'full' / 'tied' in float32
 @pytest.mark.usefixtures("blas_one_thread")
 @pytest.mark.parametrize("ctype", ["full", "tied"])
-@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (16, 32), (2, 64)])
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (5, 7), (4, 12), (16, 32), (2, 64)])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_full_tied_float32_tiles_match_reference(ctype, K, D, weighted):
     """float32 X with ``float32_work``: the 'full' / 'tied' tiles in float32 (rows in blocks
@@ -1245,3 +1271,119 @@ def test_full_tied_float32_far_component_takes_the_float64_tile(ctype):
     as64 = run_pass(X, None, shift, p, n_groups=2, want_resp=True)
     for name, value in far.items():
         assert np.array_equal(value, as64[name]), name
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 5), (16, 16), (2, 64)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_full_float32_given_responsibilities_match_reference(K, D, weighted):
+    """'full', float32 X with ``float32_work`` and given responsibilities (a first pass):
+    the float32 statistics tiles, S2 centred at the given centres (the shift for most
+    components, a mean for one), against the float64 reference within float32 rounding;
+    bitwise the same for 1, 2 and 3 threads; not the float64 GEMM form's bits; the factors
+    unused. D = 65 (past the tiles) keeps the float64 form."""
+    rng = np.random.default_rng([36, K, D, int(weighted)])
+    N = 2 * 512 + 77
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    p = make_params(rng, "full", K, D)
+    shift = X.astype(np.float64).mean(axis=0)
+    p["means"][:] = 0.0
+    p["means"][-1] = X[:50].astype(np.float64).mean(axis=0) - shift
+    w = rng.uniform(0.0, 2.0, size=N) if weighted else None
+    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N))
+    resp[::7] = 0.0
+    resp[::7, 0] = 1.0
+    ref = reference_stats(X, w, shift, p, resp=resp)
+    outs = [run_pass(X, w, shift, p, n_groups=3, resp_in=resp, n_threads=t,
+                     float32_work=True) for t in (1, 2, 3)]
+    for other in outs[1:]:
+        for name, value in outs[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
+    as64 = run_pass(X, w, shift, p, n_groups=3, resp_in=resp)
+    assert not np.array_equal(outs[0]["s2"], as64["s2"])
+    red = reduce_slots(outs[0], p)
+    assert_stats_close(red, ref, p, 2e-6)
+    p_bad = dict(p, prec_chol=np.full_like(p["prec_chol"], 1e300))
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = run_pass(X, w, shift, p_bad, n_groups=3, resp_in=resp, float32_work=True)
+    for name in ("nk", "s1", "s2"):
+        assert np.array_equal(bad[name], outs[0][name]), name
+
+
+def test_full_float32_given_responsibilities_past_the_tiles_keep_float64():
+    """D = 65, past FULL_TILE_MAX_D: given responsibilities over float32 X take the float64
+    form with or without ``float32_work`` (the same bits), and ``full_given32_form`` says
+    so."""
+    rng = np.random.default_rng(37)
+    K, D, N = 2, 65, 300
+    X = np.ascontiguousarray(make_data(rng, N, D).astype(np.float32))
+    p = make_params(rng, "full", K, D)
+    p["means"][:] = 0.0
+    shift = X.astype(np.float64).mean(axis=0)
+    resp = np.ascontiguousarray(rng.dirichlet(np.ones(K), size=N))
+    a = run_pass(X, None, shift, p, n_groups=2, resp_in=resp, float32_work=True)
+    b = run_pass(X, None, shift, p, n_groups=2, resp_in=resp)
+    for name in ("nk", "s1", "s2"):
+        assert np.array_equal(a[name], b[name]), name
+    assert not _gmm.full_given32_form(K, D) and _gmm.full_given32_form(K, 64)
+
+
+def test_float32_first_pass_centres_far_components_at_their_means():
+    """``GaussianPass.centred_stats_from_resp`` for float32 X working in float32 ('full'):
+    a component beyond FAR_FROM_SHIFT_F32 (2^12) of the shift in its own standard deviations
+    (but within the float64 rule's 2^20) is centred at its mean by the second pass, so its
+    covariance keeps float32's digits; float64 X leaves it at the shift (its digits
+    suffice). The statistics agree with the float64 ones to float32 rounding; the far
+    component's covariance to ~1e-6."""
+    rng = np.random.default_rng(38)
+    N, D, K = 6000, 3, 2
+    X = rng.normal(size=(N, D)) * 0.01
+    X[: N // 2] += 1.0  # two clusters 100 standard deviations apart: 1e4 > 2^12 squared
+    labels = (np.arange(N) >= N // 2).astype(np.intp)
+    resp = np.eye(K)[labels]
+    out = {}
+    for dtype in (np.float64, np.float32):
+        data = G.GaussianPass(X.astype(dtype), None, "full", K, 1,
+                              float32_work=dtype == np.float32)
+        assert data.given_resp_float32 == (dtype == np.float32)
+        stats, centres = data.centred_stats_from_resp(resp)
+        out[dtype] = G.estimate_parameters(stats, "full", 0.0, centres), centres
+    (nk64, m64, c64), centres64 = out[np.float64]
+    (nk32, m32, c32), centres32 = out[np.float32]
+    assert not centres64.any()
+    assert centres32.any(axis=1).all()
+    assert_allclose(nk32, nk64, rtol=1e-6)
+    assert_allclose(m32, m64, rtol=1e-6, atol=1e-8)
+    assert_allclose(c32, c64, rtol=1e-4, atol=1e-6 * 1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_deviation_bounds_the_elementwise_maximum(dtype):
+    """``_max_deviation`` from X's extremes: at least the max |x - shift| of the element-wise
+    float64 computation, at most that plus the spread of the shift's entries, and exactly
+    it for a shift of equal entries."""
+    rng = np.random.default_rng(39)
+    for n in (1, 64, 1000):
+        X = (rng.standard_cauchy(size=(n, 7)) * 1e3).astype(dtype)
+        for shift in (rng.normal(size=7) * 1e2, np.full(7, 3.5)):
+            exact = float(np.max(np.abs(X.astype(np.float64) - shift)))
+            bound = G._max_deviation(X, None, shift)
+            assert exact <= bound <= exact + np.ptp(shift)
+            if np.ptp(shift) == 0:
+                assert bound == exact
+    assert G._max_deviation(X[:0], None, shift) == 0.0
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (16, 16), (3, 64), (2, 65), (2, 130)])
+def test_symmetrize_inplace_matches_the_copy(K, D, monkeypatch):
+    """``symmetrize_lower_inplace`` / ``symmetrize_upper_inplace``: the values of
+    ``symmetrize_lower``, by the stacked copy (small stacks) and by the per-matrix blocks
+    (D past the block, or a stack past SYMMETRIZE_STACKED_MAX)."""
+    rng = np.random.default_rng([41, K, D])
+    a = rng.normal(size=(K, D, D))
+    expected = G.symmetrize_lower(a)
+    upper = np.swapaxes(G.symmetrize_lower(np.swapaxes(a, -1, -2)), -1, -2)
+    for limit in (G.SYMMETRIZE_STACKED_MAX, 0):
+        monkeypatch.setattr(G, "SYMMETRIZE_STACKED_MAX", limit)
+        assert np.array_equal(G.symmetrize_lower_inplace(a.copy()), expected)
+        assert np.array_equal(G.symmetrize_upper_inplace(a.copy()), upper)

@@ -57,7 +57,9 @@ centred form ((x_n - m_k) U_k over U_k's triangle, S2 about m_k from r (x_n - m_
 nothing is lost to a component's distance from the shift; 'tied' takes y = x U once a tile
 and ||y_n - m_k U||^2. The far-from-shift rule and the GEMM forms above serve the other
 passes (given responsibilities, draws, larger D). float32 X with float32_work: the same
-kernels in float32 (_full_tile_group with a float tile), each tile's sums added in float64.
+kernels in float32 (_full_tile_group with a float tile), each tile's sums added in float64;
+'full' with given responsibilities (_full_given_group32) and weighted_gram (_gram_tiles32)
+take the float32 statistics tile alone.
 
 Sampled z (Gibbs): with ``sample_z`` the pass also draws z_n ~ Cat(r_n) for every row and the
 statistics become hard counts (r_n replaced by the one-hot vector of z_n); LL then holds
@@ -219,6 +221,12 @@ cdef extern from "_gaussian_kernels.h":
                                     const float* rT, double* nk, double* s1) noexcept nogil
     void vbf_gmm_tied_stats_tile(const double* xT, int ld, int nr, int D, int K,
                                  const double* rT, double* nk, double* s1) noexcept nogil
+    void vbf_gmm_full_tile_fill_f64(const double* x, int b, int nr, int D, int ld,
+                                    const double* shift, double* xT) noexcept nogil
+    void vbf_gmm_full_tile_fill_f32(const float* x, int b, int nr, int D, int ld,
+                                    const double* shift, double* xT) noexcept nogil
+    void vbf_gmm_full_tile_fill32(const float* x, int b, int nr, int D, int ld,
+                                  const double* shift, float* xT) noexcept nogil
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -297,6 +305,10 @@ cdef struct _GaussPass:
     bint full_tile32
     const float* means32
     const float* u_pack32
+    # 'full' statistics of given responsibilities (resp_in) as float32 tiles (float32 X,
+    # float32_work, D <= FULL_TILE_MAX_D, no panel sweep): the centres (means) rounded to
+    # float32 in means32, w_n r_nk rounded to float32, each tile's sums added in float64
+    bint full_given32
 
 
 cdef void _chunk(
@@ -837,9 +849,8 @@ cdef void _full_tile_group(
     cdef bint has_resp_out = resp_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef const double* w_lse
-    cdef const floating* x_n
     cdef Py_ssize_t start, end
-    cdef int b, nr, n, j, k
+    cdef int b, nr, n, k
     cdef double sums[2]
     sums[0] = 0.0
     sums[1] = 0.0
@@ -848,16 +859,7 @@ cdef void _full_tile_group(
         end = min(start + FULL_TILE_ROWS, row1)
         b = <int>(end - start)
         nr = (b + row_block - 1) // row_block * row_block
-        for n in range(b):
-            x_n = X + (start + n) * D
-            for j in range(D):
-                xT[j * ld + n] = <tile_t>(<double>x_n[j] - shift[j])
-        for j in range(D):
-            for n in range(b, nr):
-                xT[j * ld + n] = 0.0
-        for j in range(D, DP):  # the padded rows the S2 blocks read
-            for n in range(nr):
-                xT[j * ld + n] = 0.0
+        _full_tile_fill(X + start * D, b, nr, D, ld, shift, xT)
         if tile_t is double:
             if p.tied_tile:
                 vbf_gmm_tied_quad_tile(xT, ld, nr, D, K, p.tied_mu, p.u_pack,
@@ -903,6 +905,57 @@ cdef void _full_tile_group(
         start = end
     p.ll[g] = p.ll[g] + sums[0]
     p.ent[g] = p.ent[g] + sums[1]
+
+
+cdef inline void _full_tile_fill(
+    const floating* x, int b, int nr, int D, int ld, const double* shift, tile_t* xT,
+) noexcept nogil:
+    """The tile of rows x[0:b] (row-major, D features) feature-major (OUT: xT (DP, ld)):
+    x_n - shift formed in float64 and rounded once to the tile's precision; rows b..nr and
+    the padded features D..DP (which the S2 blocks read) zero (vbf_gmm_full_tile_fill*)."""
+    if tile_t is float:
+        if floating is float:
+            vbf_gmm_full_tile_fill32(x, b, nr, D, ld, shift, xT)
+    else:
+        if floating is float:
+            vbf_gmm_full_tile_fill_f32(x, b, nr, D, ld, shift, xT)
+        else:
+            vbf_gmm_full_tile_fill_f64(x, b, nr, D, ld, shift, xT)
+
+
+cdef void _full_given_group32(
+    const _GaussPass* p, const floating* X, Py_ssize_t g, Py_ssize_t row0, Py_ssize_t row1,
+    float* xT, float* xc, float* rx, float* rT,
+) noexcept nogil:
+    """Group g's rows [row0, row1) of 'full' with given responsibilities (p.resp_in) as
+    float32 tiles of FULL_TILE_ROWS rows (p.full_given32): the tile as _full_tile_group's,
+    rT (K, ld) = w_n r_nk rounded to float32 (zero past the rows), and N_k, S1_k, S2_k
+    centred at c_k = p.means32[k] by vbf_gmm_full_stats_tile_32 into group g's slots (each
+    tile's float32 lane sums added in float64). xT, xc, rx: (DP, ld) scratch, ld =
+    FULL_TILE_LD32. The tiles depend on the data size only: the same bits for any thread
+    count. (float64 X keeps the GEMM form of _chunk.)"""
+    cdef int D = p.D, K = p.K, ld = FULL_TILE_LD32, row_block = 64
+    cdef const double* resp_in = p.resp_in
+    cdef const double* weights = p.weights
+    cdef Py_ssize_t start, end
+    cdef int b, nr, n, k
+    cdef double w
+    start = row0
+    while start < row1:
+        end = min(start + FULL_TILE_ROWS, row1)
+        b = <int>(end - start)
+        nr = (b + row_block - 1) // row_block * row_block
+        _full_tile_fill(X + start * D, b, nr, D, ld, p.shift, xT)
+        for n in range(b):
+            w = weights[start + n] if weights != NULL else 1.0
+            for k in range(K):
+                rT[<Py_ssize_t>k * ld + n] = <float>(w * resp_in[(start + n) * K + k])
+        for k in range(K):
+            for n in range(b, nr):
+                rT[<Py_ssize_t>k * ld + n] = 0.0
+        vbf_gmm_full_stats_tile_32(xT, ld, nr, D, K, p.means32, rT, xc, rx,
+                                   p.nk + g * K, p.s1 + g * K * D, p.s2 + g * p.s2_size)
+        start = end
 
 
 cdef inline void _gathered_syrk(
@@ -1053,6 +1106,12 @@ def full_tile_form(int K, int D):
     responsibilities (no draws, no panel sweep, no ``centred_full``) takes the fused tiles:
     every component centred. (A second pass with ``centred_full``, for a component whose S2
     ``full_gemm_cancelled`` flags, takes the per-component Cholesky / SYRK form.)"""
+    return D <= FULL_TILE_MAX_D and K > 0
+
+
+def full_given32_form(int K, int D):
+    """Whether a 'full' pass of given responsibilities over float32 X with ``float32_work``
+    (no panel sweep, no ``centred_full``) takes the float32 tiles (_full_given_group32)."""
     return D <= FULL_TILE_MAX_D and K > 0
 
 
@@ -1210,8 +1269,9 @@ def gmm_pass(
         shift; the per-row log densities then carry float32 rounding (see
         ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). float32 X, 'full' / 'tied' taking
         the fused tiles: the same in float32 (_full_tile_group's float tile: tile, quadratic
-        forms, log-sum-exp and each tile's N, S1, S2 in float32, added in float64). Ignored
-        otherwise.
+        forms, log-sum-exp and each tile's N, S1, S2 in float32, added in float64); 'full'
+        with ``resp_in``: the statistics tile alone in float32 (``full_given32_form``).
+        Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1307,8 +1367,15 @@ def gmm_pass(
     p.full_tile = (covariance_type == FULL and not s2_panels and not has_resp_in
                    and not sample_z and D <= FULL_TILE_MAX_D and K > 0
                    and centred_full is None) or p.tied_tile
+    # float32 X asked to work in float32, statistics of given responsibilities: float32
+    # tiles (any centres: every row is centred at its c_k in float32)
+    p.full_given32 = False
+    if floating is float:
+        p.full_given32 = (float32_work and covariance_type == FULL and has_resp_in
+                          and compute_stats and not s2_panels and not sample_z
+                          and D <= FULL_TILE_MAX_D and K > 0 and centred_full is None)
     p.full_gemm = covariance_type == FULL and not s2_panels and D <= FULL_GEMM_MAX_D \
-        and K * D <= FULL_GEMM_MAX_KD and not p.full_tile
+        and K * D <= FULL_GEMM_MAX_KD and not p.full_tile and not p.full_given32
     cdef int DP = (D + 3) // 4 * 4
     cdef int i
     cdef double v, dist2
@@ -1361,6 +1428,15 @@ def gmm_pass(
             if not fabs(u_pack[t32]) <= 1e38:
                 far32_max = INFINITY
         p.full_tile32 = far32_max <= FULL_FAR_FROM_SHIFT_F32
+    if p.full_given32:
+        means32 = <float*>malloc(<Py_ssize_t>K * D * sizeof(float))
+        if means32 == NULL:
+            free(u_pack)
+            free(tied_mu)
+            raise MemoryError()
+        for k in range(K):
+            for j in range(D):
+                means32[k * D + j] = <float>means[k, j]
     if p.full_tile32:
         means32 = <float*>malloc(<Py_ssize_t>K * D * sizeof(float))
         u_pack32 = <float*>malloc(n_u * sizeof(float))
@@ -1518,7 +1594,7 @@ def gmm_pass(
         gbuf = <double*>malloc(gbuf_size * sizeof(double))
         # _full_tile_group's xT, xc, rx (DP, ld) and lpT (K + 2, ld) in doubles; (the float32
         # tiles' (3 DP + K, FULL_TILE_LD32) floats and two rows of doubles fit in as well)
-        if p.full_tile:
+        if p.full_tile or p.full_given32:
             tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
         # groups dealt to the threads in turn (chunksize 1): the groups past the data's last
@@ -1540,6 +1616,12 @@ def gmm_pass(
                                  <float*>tbuf + 3 * DP * FULL_TILE_LD32,
                                  <double*>(<float*>tbuf + (3 * DP + K) * FULL_TILE_LD32),
                                  <double*>(<float*>tbuf + (3 * DP + K + 2) * FULL_TILE_LD32))
+            elif p.full_given32:
+                _full_given_group32(&p, &X[0, 0], g, min(g * per_group * chunk_size, N),
+                                    min((g + 1) * per_group * chunk_size, N), <float*>tbuf,
+                                    <float*>tbuf + DP * FULL_TILE_LD32,
+                                    <float*>tbuf + 2 * DP * FULL_TILE_LD32,
+                                    <float*>tbuf + 3 * DP * FULL_TILE_LD32)
             elif p.full_tile:
                 _full_tile_group(&p, &X[0, 0], resp_out_ptr, lpn_ptr, g,
                                  min(g * per_group * chunk_size, N),
@@ -1563,7 +1645,7 @@ def gmm_pass(
         free(lp)
         free(sbuf)
         free(gbuf)
-        if p.full_tile:
+        if p.full_tile or p.full_given32:
             free(tbuf)
     free(centred)
     free(u_pack)
@@ -1584,10 +1666,14 @@ def gmm_pass(
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
                   const double[::1] shift, double[:, ::1] out_slots,
-                  int chunk_size, int n_threads):
+                  int chunk_size, int n_threads, bint float32_work=False):
     """Per-group sums of w_n (x_n - shift)(x_n - shift)^T, lower triangle (row-major) filled.
 
     out_slots : (G, D * D), overwritten; reduce over the first axis in order.
+    float32_work : float32 X, D <= FULL_TILE_MAX_D: each group's rows as the float32 tiles of
+        'full' (the statistics tile with one component centred at the shift and r_n = w_n:
+        each tile's sums in float32 lanes, added in float64), not per-chunk DSYRKs of
+        float64 rows (whose call overhead dominates at small D). Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
     cdef int D = <int>X.shape[1]
@@ -1606,6 +1692,11 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
     if N == 0:
         raise ValueError("weighted_gram needs at least one row")
     memset(&out_slots[0, 0], 0, G * D * D * sizeof(double))
+    if floating is float:
+        if float32_work and D <= FULL_TILE_MAX_D:
+            _gram_tiles32(&X[0, 0], N, D, &sample_weight[0] if has_weights else NULL,
+                          &shift[0], &out_slots[0, 0], G, per_group * chunk_size, n_threads)
+            return
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         for g in prange(G, schedule='static', chunksize=1):  # (in turn: see gmm_pass)
@@ -1619,3 +1710,47 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
                         xbuf[n * D + j] = v * (<double>X[start + n, j] - shift[j])
                 dsyrk(&CH_U, &CH_N, &D, &b, &one, xbuf, &D, &one, &out_slots[g, 0], &D)
         free(xbuf)
+
+
+cdef void _gram_tiles32(
+    const float* X, Py_ssize_t N, int D, const double* weights, const double* shift,
+    double* out_slots, Py_ssize_t G, Py_ssize_t group_rows, int n_threads,
+) noexcept nogil:
+    """weighted_gram's float32 tiles: group g's rows [g group_rows, (g + 1) group_rows) in
+    tiles of FULL_TILE_ROWS (_full_tile_fill), r_n = w_n rounded to float32, and
+    vbf_gmm_full_stats_tile_32 with one component centred at 0 (the shift) adding
+    sum_n w_n x_n x_n^T (lower triangle) into out_slots[g] (OUT, (G, D D)); its N and S1
+    go to scratch. The groups dealt in turn; each keeps its slot: the same bits for any
+    thread count."""
+    cdef int DP = (D + 3) // 4 * 4, ld = FULL_TILE_LD32, b, nr, n
+    cdef Py_ssize_t g, start, end, row1
+    cdef float* buf = NULL
+    cdef float* xT = NULL
+    cdef float* rT = NULL
+    cdef float* centre = NULL
+    cdef double* small = NULL
+    with parallel(num_threads=n_threads):
+        # xT, xc, rx (DP, ld), rT (1, ld), the centre (D); N and S1 (1 + D doubles)
+        buf = <float*>malloc(((3 * DP + 1) * ld + D + 1) * sizeof(float))
+        small = <double*>malloc((D + 1) * sizeof(double))
+        xT = buf
+        rT = buf + 3 * DP * ld
+        centre = rT + ld
+        memset(centre, 0, D * sizeof(float))
+        for g in prange(G, schedule='static', chunksize=1):
+            start = g * group_rows
+            row1 = min(start + group_rows, N)
+            while start < row1:
+                end = min(start + FULL_TILE_ROWS, row1)
+                b = <int>(end - start)
+                nr = (b + 63) // 64 * 64
+                _full_tile_fill(X + start * D, b, nr, D, ld, shift, xT)
+                for n in range(nr):
+                    rT[n] = (<float>weights[start + n] if weights != NULL else 1.0) \
+                        if n < b else 0.0
+                vbf_gmm_full_stats_tile_32(xT, ld, nr, D, 1, centre, rT, xT + DP * ld,
+                                           xT + 2 * DP * ld, small, small + 1,
+                                           out_slots + g * D * D)
+                start = end
+        free(buf)
+        free(small)

@@ -409,6 +409,22 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
             __builtin_memcpy((p), &f_, sizeof(f_));                                       \
         }                                                                                 \
     } while (0)
+/* c[0..3] = features j..j+3 of four rows p, p + D, p + 2 D, p + 3 D (as float64), each a
+   vector over the rows: the four rows loaded and transposed in registers */
+#define VBF_GMM_TRANSPOSE4(p, D, c) do {                                                  \
+        vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(p);                                       \
+        vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4((p) + (D));                               \
+        vbf_gmm_feat_v4 r2 = VBF_GMM_FEAT_LOAD4((p) + 2 * (D));                           \
+        vbf_gmm_feat_v4 r3 = VBF_GMM_FEAT_LOAD4((p) + 3 * (D));                           \
+        vbf_gmm_feat_v4 t0 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){0, 4, 2, 6});    \
+        vbf_gmm_feat_v4 t1 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){1, 5, 3, 7});    \
+        vbf_gmm_feat_v4 t2 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){0, 4, 2, 6});    \
+        vbf_gmm_feat_v4 t3 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){1, 5, 3, 7});    \
+        (c)[0] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){0, 1, 4, 5});                \
+        (c)[1] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){0, 1, 4, 5});                \
+        (c)[2] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){2, 3, 6, 7});                \
+        (c)[3] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){2, 3, 6, 7});                \
+    } while (0)
 /* the features past the last multiple of the block's width, one by one for its ROWS rows
    (the block's sums of ||v||^2 qv / qf lane by lane) */
 #define VBF_GMM_FEAT_TAIL(U, ROWS)                                                        \
@@ -431,20 +447,9 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
         vbf_gmm_feat_v4 qv = {0.0, 0.0, 0.0, 0.0};                                        \
         vbf_gmm_feat_f4 qf = {0.0f, 0.0f, 0.0f, 0.0f};  /* (||v||^2 summed in float32) */  \
         for (j = 0; j + 4 <= D; j += 4) {                                                 \
-            vbf_gmm_feat_v4 r0 = VBF_GMM_FEAT_LOAD4(x_n + j);                             \
-            vbf_gmm_feat_v4 r1 = VBF_GMM_FEAT_LOAD4(x_n + D + j);                         \
-            vbf_gmm_feat_v4 r2 = VBF_GMM_FEAT_LOAD4(x_n + 2 * D + j);                     \
-            vbf_gmm_feat_v4 r3 = VBF_GMM_FEAT_LOAD4(x_n + 3 * D + j);                     \
-            vbf_gmm_feat_v4 t0 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){0, 4, 2, 6});\
-            vbf_gmm_feat_v4 t1 = __builtin_shuffle(r0, r1, (vbf_gmm_feat_i4){1, 5, 3, 7});\
-            vbf_gmm_feat_v4 t2 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){0, 4, 2, 6});\
-            vbf_gmm_feat_v4 t3 = __builtin_shuffle(r2, r3, (vbf_gmm_feat_i4){1, 5, 3, 7});\
             vbf_gmm_feat_v4 c[4];                                                         \
             int i;                                                                        \
-            c[0] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
-            c[1] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){0, 1, 4, 5});              \
-            c[2] = __builtin_shuffle(t0, t2, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
-            c[3] = __builtin_shuffle(t1, t3, (vbf_gmm_feat_i4){2, 3, 6, 7});              \
+            VBF_GMM_TRANSPOSE4(x_n + j, D, c);                                            \
             for (i = 0; i < 4; i++) {                                                     \
                 vbf_gmm_feat_v4 v = c[i] - shift[j + i], v2 = v * v;                      \
                 VBF_GMM_FEAT_STORE4(U, f + (Py_ssize_t)(j + i) * ld + n, v);              \
@@ -482,6 +487,31 @@ typedef long long vbf_gmm_feat_i4 __attribute__((vector_size(32)));
         else                                                                              \
             _mm256_storeu_ps((float *)(void *)(p), _mm512_cvtpd_ps(v));                   \
     } while (0)
+/* c[0..7] = features j..j+7 minus shift (sh: shift + j) of the eight rows p, p + D, ..,
+   p + 7 D, each a vector over the rows: x - shift row-major in float64, then three rounds
+   of two-source permutes (lo2, hi2: the index vectors below) */
+#define VBF_GMM_TRANSPOSE8(T, p, D, sh, lo2, hi2, c) do {                                 \
+        const __m512d sh_ = _mm512_loadu_pd(sh);                                          \
+        __m512d r_[8], t_[8], u_[8];                                                      \
+        int i_;                                                                           \
+        for (i_ = 0; i_ < 8; i_++)                                                        \
+            r_[i_] = _mm512_sub_pd(VBF_GMM_FEAT_LOAD8(T, (p) + (Py_ssize_t)i_ * (D)), sh_);\
+        for (i_ = 0; i_ < 8; i_ += 2) {  /* row pairs: features (0, 2, 4, 6), (1, 3, ..) */\
+            t_[i_] = _mm512_unpacklo_pd(r_[i_], r_[i_ + 1]);                              \
+            t_[i_ + 1] = _mm512_unpackhi_pd(r_[i_], r_[i_ + 1]);                          \
+        }                                                                                 \
+        for (i_ = 0; i_ < 8; i_ += 4) {  /* row quads: features (0, 4), (2, 6), ... */    \
+            u_[i_] = _mm512_permutex2var_pd(t_[i_], (lo2), t_[i_ + 2]);                   \
+            u_[i_ + 1] = _mm512_permutex2var_pd(t_[i_ + 1], (lo2), t_[i_ + 3]);           \
+            u_[i_ + 2] = _mm512_permutex2var_pd(t_[i_], (hi2), t_[i_ + 2]);               \
+            u_[i_ + 3] = _mm512_permutex2var_pd(t_[i_ + 1], (hi2), t_[i_ + 3]);           \
+        }                                                                                 \
+        /* u_[0..3]: rows 0-3 of features (0|4), (1|5), (2|6), (3|7); u_[4..7] rows 4-7 */\
+        for (i_ = 0; i_ < 4; i_++) {                                                      \
+            (c)[i_] = _mm512_shuffle_f64x2(u_[i_], u_[i_ + 4], 0x44);                     \
+            (c)[i_ + 4] = _mm512_shuffle_f64x2(u_[i_], u_[i_ + 4], 0xEE);                 \
+        }                                                                                 \
+    } while (0)
 #define VBF_GMM_FEAT_DISPATCH(name, T, U)                                                 \
 __attribute__((target("avx2"))) static void name##_simd(                                  \
     const T *x, int b, int D, const double *shift, int diag, U *f, int ld)                \
@@ -501,25 +531,8 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, int dia
         __m512d qv = _mm512_setzero_pd();                                                 \
         __m256 qf = _mm256_setzero_ps();  /* (||v||^2 summed in float32) */               \
         for (j = 0; j + 8 <= D; j += 8) {                                                 \
-            const __m512d sh = _mm512_loadu_pd(shift + j);                                \
-            __m512d r[8], t[8], u[8], c[8];                                               \
-            for (i = 0; i < 8; i++)                                                       \
-                r[i] = _mm512_sub_pd(VBF_GMM_FEAT_LOAD8(T, x_n + (Py_ssize_t)i * D + j), sh);\
-            for (i = 0; i < 8; i += 2) {  /* row pairs: features (0, 2, 4, 6), (1, 3, ..) */\
-                t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);                                \
-                t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);                            \
-            }                                                                             \
-            for (i = 0; i < 8; i += 4) {  /* row quads: features (0, 4), (2, 6), ... */   \
-                u[i] = _mm512_permutex2var_pd(t[i], lo2, t[i + 2]);                       \
-                u[i + 1] = _mm512_permutex2var_pd(t[i + 1], lo2, t[i + 3]);               \
-                u[i + 2] = _mm512_permutex2var_pd(t[i], hi2, t[i + 2]);                   \
-                u[i + 3] = _mm512_permutex2var_pd(t[i + 1], hi2, t[i + 3]);               \
-            }                                                                             \
-            /* u[0..3]: rows 0-3 of features (0|4), (1|5), (2|6), (3|7); u[4..7] rows 4-7 */\
-            for (i = 0; i < 4; i++) {                                                     \
-                c[i] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0x44);                        \
-                c[i + 4] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0xEE);                    \
-            }                                                                             \
+            __m512d c[8];                                                                 \
+            VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
             for (i = 0; i < 8; i++) {                                                     \
                 __m512d v2 = _mm512_mul_pd(c[i], c[i]);                                   \
                 VBF_GMM_FEAT_STORE8(U, f + (Py_ssize_t)(j + i) * ld + n, c[i]);           \
@@ -1648,5 +1661,114 @@ static void vbf_gmm_full_stats_tile##S32(const T *xT, int ld, int nr, int D, int
 VBF_GMM_TILE_SCALAR(, double)
 VBF_GMM_TILE_SCALAR(_32, float)
 #endif
+
+/* The 'full' / 'tied' tile of b rows of X (row-major, D columns, float64 or float32; T)
+   feature-major (_full_tile_group): xT (DP, ld) row-major of the tile's type U, feature j of
+   row n at xT[j ld + n] = (U)((double)x_nj - shift_j) (formed in float64, rounded once);
+   rows b..nr and the padded features D..DP zero. Four rows by four features at a time,
+   transposed in registers (the diag tiles' VBF_GMM_FEAT_LOAD4 / STORE4), the rest one by one:
+   the same values as a scalar loop, without its strided stores. */
+#if defined(__GNUC__)
+#define VBF_GMM_FULL_FILL_BLOCK(T, U)                                                     \
+    for (; n + 4 <= b; n += 4) {                                                          \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        for (j = 0; j + 4 <= D; j += 4) {                                                 \
+            vbf_gmm_feat_v4 c[4];                                                         \
+            int i;                                                                        \
+            VBF_GMM_TRANSPOSE4(x_n + j, D, c);                                            \
+            for (i = 0; i < 4; i++) {                                                     \
+                vbf_gmm_feat_v4 v = c[i] - shift[j + i];                                  \
+                VBF_GMM_FEAT_STORE4(U, xT + (Py_ssize_t)(j + i) * ld + n, v);             \
+            }                                                                             \
+        }                                                                                 \
+        for (; j < D; j++) {                                                              \
+            int i_;                                                                       \
+            for (i_ = 0; i_ < 4; i_++)                                                    \
+                xT[(Py_ssize_t)j * ld + n + i_] =                                         \
+                    (U)((double)x_n[(Py_ssize_t)i_ * D + j] - shift[j]);                  \
+        }                                                                                 \
+    }
+#else
+#define VBF_GMM_FULL_FILL_BLOCK(T, U)
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX-512: eight rows by eight features at a time (the diag tiles' eight-by-eight permutes:
+   x - shift formed row-major in float64, transposed, stored eight rows a vector, rounded
+   to U on the store), the rest by the AVX2 build of the body; the same values. */
+#define VBF_GMM_FULL_FILL_DISPATCH(name, T, U)                                            \
+__attribute__((target("avx2"))) static void name##_simd(                                  \
+    const T *x, int b, int nr, int D, int ld, const double *shift, U *xT)                 \
+{                                                                                         \
+    name##_body(x, b, nr, D, ld, shift, xT);                                              \
+}                                                                                         \
+__attribute__((target("avx512f,avx512dq,avx512vl")))                                      \
+static void name##_avx512(const T *x, int b, int nr, int D, int ld, const double *shift,  \
+                          U *xT)                                                          \
+{                                                                                         \
+    const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);                      \
+    const __m512i hi2 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);                    \
+    const int b8 = b & ~7, D8 = D & ~7;                                                   \
+    int n, j, i;                                                                          \
+    if (D8 == 0 || b8 == 0) {                                                             \
+        name##_simd(x, b, nr, D, ld, shift, xT);                                          \
+        return;                                                                           \
+    }                                                                                     \
+    for (n = 0; n < b8; n += 8) {                                                         \
+        const T *x_n = x + (Py_ssize_t)n * D;                                             \
+        for (j = 0; j < D8; j += 8) {                                                     \
+            __m512d c[8];                                                                 \
+            VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
+            for (i = 0; i < 8; i++)                                                       \
+                VBF_GMM_FEAT_STORE8(U, xT + (Py_ssize_t)(j + i) * ld + n, c[i]);          \
+        }                                                                                 \
+        for (; j < D; j++)                                                                \
+            for (i = 0; i < 8; i++)                                                       \
+                xT[(Py_ssize_t)j * ld + n + i] =                                          \
+                    (U)((double)x_n[(Py_ssize_t)i * D + j] - shift[j]);                   \
+    }                                                                                     \
+    for (j = D; j < ((D + 3) & ~3); j++)  /* the padded features of rows 0..b8 */        \
+        for (n = 0; n < b8; n++)                                                          \
+            xT[(Py_ssize_t)j * ld + n] = 0;                                               \
+    /* the last rows (and their padding) by the AVX2 body, from row b8 on */              \
+    name##_simd(x + (Py_ssize_t)b8 * D, b - b8, nr - b8, D, ld, shift, xT + b8);          \
+}                                                                                         \
+static void name(const T *x, int b, int nr, int D, int ld, const double *shift, U *xT)    \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512(x, b, nr, D, ld, shift, xT);                                        \
+        return;                                                                           \
+    }                                                                                     \
+    if (vbf_cpu_avx2()) {                                                                 \
+        name##_simd(x, b, nr, D, ld, shift, xT);                                          \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body(x, b, nr, D, ld, shift, xT);                                              \
+}
+#else
+#define VBF_GMM_FULL_FILL_DISPATCH(name, T, U)                                            \
+VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
+             (const T *x, int b, int nr, int D, int ld, const double *shift, U *xT),      \
+             (x, b, nr, D, ld, shift, xT))
+#endif
+#define VBF_GMM_FULL_FILL(name, T, U)                                                     \
+VBF_INLINE void name##_body(const T *x, int b, int nr, int D, int ld,                     \
+                            const double *shift, U *xT)                                   \
+{                                                                                         \
+    const int DP = (D + 3) & ~3;                                                          \
+    int n = 0, j;                                                                         \
+    VBF_GMM_FULL_FILL_BLOCK(T, U)                                                         \
+    for (; n < b; n++) {                                                                  \
+        const T *restrict x_n = x + (Py_ssize_t)n * D;                                    \
+        for (j = 0; j < D; j++)                                                           \
+            xT[(Py_ssize_t)j * ld + n] = (U)((double)x_n[j] - shift[j]);                  \
+    }                                                                                     \
+    for (j = 0; j < DP; j++)                                                              \
+        for (n = j < D ? b : 0; n < nr; n++)                                              \
+            xT[(Py_ssize_t)j * ld + n] = 0;                                               \
+}                                                                                         \
+VBF_GMM_FULL_FILL_DISPATCH(name, T, U)
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f64, double, double)
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f32, float, double)
+VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
 
 #endif

@@ -68,6 +68,14 @@ FLOAT32_TYPES = ("diag", "spherical", "full", "tied")
 FLOAT32_TILE_MAX_DEVIATION = 2.0 ** 48
 FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
+# 'full' statistics of given responsibilities over float32 X (``float32_work``,
+# ``_gmm.full_given32_form``) are float32 tiles centred at the pass's centres, the shift for
+# a first pass: a component's S2 about the shift then loses about log10 of its squared
+# distance from the shift in its own standard deviations to the M-step's re-centring, of
+# float32's 7.2 digits. ``centred_stats_from_resp`` centres a component beyond this (2^12,
+# 3.6 digits; FAR_FROM_SHIFT in float64) at its mean by a second pass.
+FAR_FROM_SHIFT_F32 = 2.0 ** 12
+
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
 # data's size when that is more.
 SLOT_BUDGET = 64 << 20
@@ -184,6 +192,20 @@ class GaussianPass:
                 <= FLOAT32_TILE_MAX_DEVIATION)
 
     @property
+    def _float32_tiles(self):
+        """'full' / 'tied' passes (and the Gram matrix) may take the float32 tiles."""
+        return self.float32_work and self.covariance_type in ("full", "tied")
+
+    @property
+    def given_resp_float32(self):
+        """Whether a pass of given responsibilities runs in float32 ('full', float32 X
+        working in float32, no panel sweep): then its S2 about the shift keeps float32's
+        digits (``FAR_FROM_SHIFT_F32``)."""
+        return (self.float32_work and self.covariance_type == "full"
+                and not self.slot_plan.s2_panels
+                and _gmm.full_given32_form(self.n_components, self.n_features))
+
+    @property
     def bound_rtol(self):
         """Relative tolerance of a bound computed from this data's passes:
         ``FLOAT32_BOUND_RTOL`` when they may run in float32, else ``FLOAT64_BOUND_RTOL``."""
@@ -226,7 +248,7 @@ class GaussianPass:
             if not self.rows.blocked:
                 slots = np.empty((G, D * D))
                 _gmm.weighted_gram(self.X, self._w, self.shift, slots, CHUNK_SIZE,
-                                   self.n_threads)
+                                   self.n_threads, self._float32_tiles)
             else:
                 # a dask array is chunked by the statistics' plan: with another number of
                 # groups the Gram matrix is summed per block of that plan (equal to the
@@ -236,7 +258,7 @@ class GaussianPass:
                 per_block = [(w, g1 - g0 if own else 0) for (w,), (_, _, g0, g1)
                              in zip(self._weights_of(plan), plan)]
                 parts = self.rows.map(plan, _block_gram, per_block,
-                                      (self.shift, self.n_threads))
+                                      (self.shift, self.n_threads, self._float32_tiles))
                 slots = np.zeros((G if own else len(plan), D * D))
                 for b, ((_, _, g0, g1), part) in enumerate(zip(plan, parts)):
                     if own:
@@ -379,7 +401,11 @@ class GaussianPass:
             return first, zeros
         nk = first["nk"]
         _, means, cov = estimate_parameters(first, self.covariance_type, reg_covar, zeros)
-        far = self.covariance.far_from_shift(means, cov) & (nk > 0)
+        if self.given_resp_float32:
+            far = self.covariance.far_from_shift(means, cov, FAR_FROM_SHIFT_F32)
+        else:
+            far = self.covariance.far_from_shift(means, cov)
+        far &= nk > 0
         if not far.any():
             return first, zeros
         centers = zeros
@@ -440,15 +466,16 @@ def full_gemm_cancelled(s2, nk, centres):
     return (scale > FAR_FROM_SHIFT * lam) & (nk > 0) & (scale > 0)
 
 
-def _block_gram(X, w, n_groups, shift, n_threads):
+def _block_gram(X, w, n_groups, shift, n_threads, float32_work=False):
     """Per-group Gram slots of one block of ``n_groups`` whole groups (0: the block's own
-    grouping, for a block not cut by the Gram matrix's plan)."""
+    grouping, for a block not cut by the Gram matrix's plan); ``float32_work``: float32 X
+    in float32 tiles (``_gmm.weighted_gram``)."""
     D = X.shape[1]
     X = np.ascontiguousarray(X)
     G = n_groups if n_groups else n_groups_for(X.shape[0], D * D, X.nbytes)
     slots = np.empty((G, D * D))
     _gmm.weighted_gram(X, w if w is not None else np.empty(0), shift, slots, CHUNK_SIZE,
-                       threads_for(n_threads, X.shape[0]))
+                       threads_for(n_threads, X.shape[0]), float32_work)
     return slots
 
 
@@ -464,8 +491,15 @@ def _column_sums(X, w):
 
 
 def _max_deviation(X, w, shift):
-    """max_n,j |x_nj - shift_j| (the weights play no part)."""
-    return float(np.max(np.abs(np.asarray(X, np.float64) - shift), initial=0.0))
+    """An upper bound of max_n,j |x_nj - shift_j| (the weights play no part):
+    max(max X - min shift, max shift - min X), from X's extremes in its own dtype (two
+    contiguous reductions, no float64 copy of X). Exact when the shift's entries are
+    equal, and within the spread of the shift's entries of the exact value otherwise: the
+    float32 tiles' guard (FLOAT32_TILE_MAX_DEVIATION) asks only for the order of magnitude."""
+    if X.shape[0] == 0:
+        return 0.0
+    high, low = float(np.max(X)), float(np.min(X))
+    return max(high - float(np.min(shift)), float(np.max(shift)) - low, 0.0)
 
 
 def _square_sums(X, w, shift):
@@ -559,11 +593,22 @@ def symmetrize_upper_inplace(a):
     return a
 
 
+# ``symmetrize_lower_inplace`` copies a whole stack at once up to this many numbers (8 MB)
+SYMMETRIZE_STACKED_MAX = 1 << 20
+
+
 def symmetrize_lower_inplace(a, block=64):
-    """``symmetrize_lower`` of a (K, D, D) array in place, one matrix at a time (the same
-    values: copies only), so that no other K x D x D array is made; by blocks of ``block``
-    columns (strided copies, no index arrays)."""
+    """``symmetrize_lower`` of a (K, D, D) array in place (the same values: copies only): a
+    stack of at most SYMMETRIZE_STACKED_MAX numbers with D <= ``block`` by one indexed copy,
+    else one matrix at a time, so that no other K x D x D array is made, by blocks of
+    ``block`` columns (strided copies, no index arrays)."""
     D = a.shape[-1]
+    if D <= block and a.size <= SYMMETRIZE_STACKED_MAX:
+        # the whole stack by one indexed copy (a temporary of K D (D - 1) / 2 numbers):
+        # at small D the per-matrix copies' call overhead is the cost
+        iu = np.triu_indices(D, 1)
+        a[..., iu[0], iu[1]] = a[..., iu[1], iu[0]]
+        return a
     width = min(block, D)
     upper = np.triu_indices(width, 1)
     for m in a:
@@ -670,11 +715,13 @@ def _stacked_precision_cholesky(covs):
     never an inverse of cov_k."""
     out = np.empty_like(covs)
     for k, cov in enumerate(covs):
-        try:
-            cov_chol = linalg.cholesky(cov, lower=True, check_finite=False)
-        except linalg.LinAlgError:
-            raise ValueError(_ILL_DEFINED) from None
-        # the transposed view of the C-ordered factor is Fortran-ordered: no copy, upper
+        # LAPACK potrf itself, as linalg.cholesky(lower=True, check_finite=False) calls it
+        # (the same factor), without that wrapper's checks and batching (~20 us a matrix,
+        # K of them an iteration)
+        cov_chol, info = lapack.dpotrf(cov, lower=1, clean=1)
+        if info != 0:
+            raise ValueError(_ILL_DEFINED)
+        # the transposed view of the factor: upper, no copy
         inv, info = lapack.dtrtri(cov_chol.T, lower=0, overwrite_c=1)
         if info != 0:
             raise ValueError(_ILL_DEFINED)
@@ -737,10 +784,11 @@ class Full(CovarianceType):
     def dummy_kernel_arrays(self, K, D):
         return np.zeros(K * D * D), np.empty((0, 0))
 
-    def far_from_shift(self, means_shifted, covariances):
+    def far_from_shift(self, means_shifted, covariances, limit=None):
         # the pass centres the quadratic form and S2 at the means anyway; the initial S2
         # about the shift is conditioned by each variance's m^2 / var, as for 'diag'
-        return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2))
+        # (``limit``: FAR_FROM_SHIFT_F32 for a float32 pass)
+        return _far(means_shifted ** 2, np.diagonal(covariances, axis1=1, axis2=2), limit)
 
     def estimate_covariances(self, stats, nk_raw, nk, means, reg_covar, centers_shifted,
                              gram, overwrite_s2=False):
@@ -895,13 +943,13 @@ class _Variances(CovarianceType):
 FAR_FROM_SHIFT = 2.0 ** 20
 
 
-def _far(m2, var):
-    """(K,) bool: sum_j m2_kj / var_kj > FAR_FROM_SHIFT; a variance that is not positive (a
-    cancelled one) counts as infinitely narrow."""
+def _far(m2, var, limit=None):
+    """(K,) bool: sum_j m2_kj / var_kj > ``limit`` (default FAR_FROM_SHIFT); a variance that
+    is not positive (a cancelled one) counts as infinitely narrow."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(var > 0.0, m2 / np.where(var > 0.0, var, 1.0),
                          np.where(m2 > 0.0, np.inf, 0.0))
-    return ratio.sum(axis=1) > FAR_FROM_SHIFT
+    return ratio.sum(axis=1) > (FAR_FROM_SHIFT if limit is None else limit)
 
 
 def _hybrid_arrays(means_shifted, p2, per_dim):
