@@ -205,6 +205,10 @@ cdef extern from "_gaussian_kernels.h":
                                      const float* sq, const float* r, int ld, int K,
                                      const unsigned char* mask, double* acc,
                                      int W) noexcept nogil
+    void vbf_gmm_column_sums_f64(const double* x, Py_ssize_t b, int D, const double* w,
+                                 double* out) noexcept nogil
+    void vbf_gmm_column_sums_f32(const float* x, Py_ssize_t b, int D, const double* w,
+                                 double* out) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
 
@@ -1570,6 +1574,40 @@ def gmm_pass(
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],
                        n_threads)
         free(resp_w)
+
+
+def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
+                      Py_ssize_t group_rows, double[:, ::1] out, int n_threads):
+    """Per-group column sums sum_n w_n x_n in float64 (the fit's shift; weights empty: unit
+    weights), groups of ``group_rows`` consecutive rows (the last one shorter).
+
+    out : (ceil(N / group_rows), D), overwritten; each group's sum is over its rows in row
+    order (one float64 sum per column), whatever the thread count or the block of rows the
+    group is passed in. Replaces one NumPy column sum per group (axis-0 reductions of a few
+    columns, ~11 ms for 200,000 x 16 against ~1 ms here)."""
+    cdef Py_ssize_t N = X.shape[0], D = X.shape[1]
+    cdef Py_ssize_t G = (N + group_rows - 1) // group_rows if group_rows > 0 else 0
+    cdef bint has_weights = sample_weight.shape[0] > 0
+    cdef Py_ssize_t g, start, end
+    if group_rows < 1 or out.shape[0] != G or out.shape[1] != D or n_threads < 1:
+        raise ValueError("out must be (ceil(N / group_rows), D), group_rows and n_threads "
+                         "positive")
+    if has_weights and sample_weight.shape[0] != N:
+        raise ValueError("sample_weight must have one entry per row")
+    if N == 0 or D == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        for g in prange(G, schedule='static'):
+            start = g * group_rows
+            end = min(start + group_rows, N)
+            if floating is float:
+                vbf_gmm_column_sums_f32(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        &out[g, 0])
+            else:
+                vbf_gmm_column_sums_f64(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        &out[g, 0])
 
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,

@@ -892,6 +892,38 @@ VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
 
 
+/* out[j] = sum_n w_n x_nj (w NULL: unit weights) over the b rows of x (row-major, D
+   columns), in float64, each column's sum in row order: eight columns at a time in
+   registers (the output is not re-read every row). */
+#define VBF_GMM_COLUMN_SUMS(name, T)                                                      \
+static void name(const T *restrict x, Py_ssize_t b, int D, const double *restrict w,     \
+                 double *restrict out)                                                    \
+{                                                                                         \
+    int j0, j, nj;                                                                        \
+    Py_ssize_t n;                                                                         \
+    for (j0 = 0; j0 < D; j0 += 8) {                                                       \
+        double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};                         \
+        nj = D - j0 < 8 ? D - j0 : 8;                                                     \
+        if (nj == 8 && w == NULL) {                                                       \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < 8; j++)                                                   \
+                    acc[j] = acc[j] + (double)x[n * D + j0 + j];                          \
+        } else if (nj == 8) {                                                             \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < 8; j++)                                                   \
+                    acc[j] = acc[j] + w[n] * (double)x[n * D + j0 + j];                   \
+        } else {                                                                          \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < nj; j++)                                                  \
+                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0) * (double)x[n * D + j0 + j];\
+        }                                                                                 \
+        for (j = 0; j < nj; j++)                                                          \
+            out[j0 + j] = acc[j];                                                         \
+    }                                                                                     \
+}
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float)
+
 /* ---- The float32 tile (_tile_group, float): float32 input, diag / spherical, every component
    within FAR_FROM_SHIFT_F32 of the shift. The same algorithm as the float64 tile with the
    features, log rho and the responsibilities in float32: sixteen rows a vector (one 512-bit
