@@ -328,6 +328,41 @@ def test_pass_given_responsibilities(covariance_type, dtype, weighted):
         assert np.array_equal(red_bad[name], red[name]), name
 
 
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_given_responsibilities(covariance_type, dtype, weighted):
+    """Given responsibilities with every centre at the shift (the first pass of
+    ``centred_stats_from_resp``: initialisation) take the fused float64 tile's statistics
+    (w r component-major in place of the densities, the dense GEMM or, for one-hot rows,
+    the nonzero ones alone): against the reference, ll / ent left zero, no per-row output
+    written, bitwise the same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of
+    64-row tiles with a remainder (N = 5 chunks + 37 rows)."""
+    rng = np.random.default_rng([8, CODES[covariance_type], int(weighted),
+                                 np.dtype(dtype).itemsize])
+    K, D = 6, 16
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    p["means"] = np.zeros((K, D))
+    soft = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    hard = np.zeros((N_ODD, K))
+    hard[np.arange(N_ODD), rng.integers(0, K, N_ODD)] = 1.0
+    for resp in (soft, hard):
+        outs = [run_pass(X, w, shift, p, resp_in=resp, n_threads=t, want_resp=True,
+                         want_lpn=True) for t in (1, 2, 3)]
+        red = reduce_slots(outs[0], p)
+        ref = reference_stats(X, w, shift, p, resp=resp)
+        assert_stats_close(red, ref, p, 1e-10)
+        assert not outs[0]["ll"].any() and not outs[0]["ent"].any()
+        assert np.isnan(outs[0]["resp"]).all() and np.isnan(outs[0]["lpn"]).all()
+        for other in outs[1:]:
+            for name, value in outs[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
+
+
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_pass_without_statistics(covariance_type):
     """compute_stats=False still gives the bound terms and per-row outputs, identical to a

@@ -678,7 +678,9 @@ cdef void _tile_group(
                                                    row a vector lane)
         [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
                                                    (or from the nonzero w r alone, when few)
-    and the accumulator is added to the group's slots once, after its last chunk.
+    and the accumulator is added to the group's slots once, after its last chunk. With
+    given responsibilities (p.resp_in, the float64 tile) w r replaces the densities' log-sum-
+    exp: only the statistics, the bound terms and per-row outputs untouched.
 
     The tile's precision tile_t: double (the float64 tile), or float (float32 X with
     p.tile32: features, log rho by one SGEMM against coef32, the log-sum-exp sixteen rows a
@@ -708,6 +710,8 @@ cdef void _tile_group(
     cdef double* rlogr_buf = rowbuf + ld
     cdef const tile_t* sq = NULL if diag else feat + <Py_ssize_t>D * ld  # ||x_n||^2 row
     cdef const double* w_lse
+    # given responsibilities (N, K) (float64 tile only): their statistics, no densities
+    cdef const double* resp_in = p.resp_in
     cdef Py_ssize_t start, end, n_nonzero
     cdef int b, n, k, i, s2_width = D if diag else 1
     cdef tile_t one = 1.0, zero = 0.0
@@ -739,19 +743,27 @@ cdef void _tile_group(
                 vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, feat, ld)
             else:
                 vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, feat, ld)
-            dgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <double*>p.coef, &W, &zero,
-                  lpT, &ld)
-        for k in range(K):  # the lanes past the last row: finite, unused
-            for n in range(b, ld):
-                lpT[<Py_ssize_t>k * ld + n] = 0.0
-        # per-row outputs want r unweighted: the weights are applied after them
-        w_lse = weights + start if has_weights and not has_resp_out else NULL
-        if tile_t is float:
-            vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        else:
-            vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                       log_prob_norm_out, sums)
+            if resp_in != NULL:
+                # given responsibilities (the statistics only): w r component-major
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
+                            weights[start + n] if has_weights else 1.0)
+            else:
+                dgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <double*>p.coef, &W,
+                      &zero, lpT, &ld)
+        if resp_in == NULL:
+            for k in range(K):  # the lanes past the last row: finite, unused
+                for n in range(b, ld):
+                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            # per-row outputs want r unweighted: the weights are applied after them
+            w_lse = weights + start if has_weights and not has_resp_out else NULL
+            if tile_t is float:
+                vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+            else:
+                vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+            _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
+                           log_prob_norm_out, sums)
         if not compute_stats:
             start = end
             continue
@@ -1413,8 +1425,9 @@ def gmm_pass(
     p.far_full = far_full
     # diag / spherical as fused tiles when every component takes the GEMM form and nothing
     # else (given responsibilities, draws) is asked: coef = [-1/2 a_k, c_k] (K, W)
+    # (given responsibilities too: the tile's statistics of them, no densities)
     p.tile = (covariance_type == DIAG or covariance_type == SPHERICAL) \
-        and p.n_centred == 0 and not has_resp_in and not sample_z and K > 0
+        and p.n_centred == 0 and not sample_z and K > 0
     p.n_tile = n_aux + 1
     cdef double* coef = NULL
     if p.tile:
@@ -1436,7 +1449,7 @@ def gmm_pass(
     cdef double p2, dist2_max = 0.0
     p.tile32 = False
     if floating is float:
-        p.tile32 = p.tile and float32_work
+        p.tile32 = p.tile and float32_work and not has_resp_in
     if p.tile32:
         for k in range(K):
             dist2 = 0.0
