@@ -296,20 +296,27 @@ def test_pass_small_shapes(covariance_type, K, D):
         assert red["ent"] == 0.0
 
 
+def resp_problem(seed, covariance_type, dtype, weighted, K, D):
+    """(rng, X, w, shift, params, soft responsibilities) of N_ODD rows for the resp_in
+    tests."""
+    rng = np.random.default_rng([seed, CODES[covariance_type], int(weighted),
+                                 np.dtype(dtype).itemsize])
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    return rng, X, w, shift, p, resp
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_pass_given_responsibilities(covariance_type, dtype, weighted):
     """resp_in mode: N_k, S1, S2 of the given responsibilities (full S2 centred at the given
     means, which need not be the shift); the densities are not used."""
-    rng = np.random.default_rng([7, CODES[covariance_type], int(weighted),
-                                 np.dtype(dtype).itemsize])
-    K, D = 3, 4
-    X = make_data(rng, N_ODD, D, dtype)
-    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
-    shift = X.astype(np.float64).mean(axis=0)
-    p = make_params(rng, covariance_type, K, D)
-    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    K = 3
+    rng, X, w, shift, p, resp = resp_problem(7, covariance_type, dtype, weighted, K, 4)
     resp[::5] = 0.0
     resp[::5, 1] = 1.0  # some hard assignments too
     out = run_pass(X, w, shift, p, resp_in=resp)
@@ -339,15 +346,9 @@ def test_tile_given_responsibilities(covariance_type, dtype, weighted):
     the nonzero ones alone): against the reference, ll / ent left zero, no per-row output
     written, bitwise the same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of
     64-row tiles with a remainder (N = 5 chunks + 37 rows)."""
-    rng = np.random.default_rng([8, CODES[covariance_type], int(weighted),
-                                 np.dtype(dtype).itemsize])
     K, D = 6, 16
-    X = make_data(rng, N_ODD, D, dtype)
-    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
-    shift = X.astype(np.float64).mean(axis=0)
-    p = make_params(rng, covariance_type, K, D)
+    rng, X, w, shift, p, soft = resp_problem(8, covariance_type, dtype, weighted, K, D)
     p["means"] = np.zeros((K, D))
-    soft = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
     hard = np.zeros((N_ODD, K))
     hard[np.arange(N_ODD), rng.integers(0, K, N_ODD)] = 1.0
     for resp in (soft, hard):
