@@ -296,20 +296,27 @@ def test_pass_small_shapes(covariance_type, K, D):
         assert red["ent"] == 0.0
 
 
+def resp_problem(seed, covariance_type, dtype, weighted, K, D):
+    """(rng, X, w, shift, params, soft responsibilities) of N_ODD rows for the resp_in
+    tests."""
+    rng = np.random.default_rng([seed, CODES[covariance_type], int(weighted),
+                                 np.dtype(dtype).itemsize])
+    X = make_data(rng, N_ODD, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    return rng, X, w, shift, p, resp
+
+
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_pass_given_responsibilities(covariance_type, dtype, weighted):
     """resp_in mode: N_k, S1, S2 of the given responsibilities (full S2 centred at the given
     means, which need not be the shift); the densities are not used."""
-    rng = np.random.default_rng([7, CODES[covariance_type], int(weighted),
-                                 np.dtype(dtype).itemsize])
-    K, D = 3, 4
-    X = make_data(rng, N_ODD, D, dtype)
-    w = rng.uniform(0.0, 2.0, size=N_ODD) if weighted else None
-    shift = X.astype(np.float64).mean(axis=0)
-    p = make_params(rng, covariance_type, K, D)
-    resp = np.ascontiguousarray(rng.dirichlet(np.full(K, 0.5), size=N_ODD))
+    K = 3
+    rng, X, w, shift, p, resp = resp_problem(7, covariance_type, dtype, weighted, K, 4)
     resp[::5] = 0.0
     resp[::5, 1] = 1.0  # some hard assignments too
     out = run_pass(X, w, shift, p, resp_in=resp)
@@ -326,6 +333,35 @@ def test_pass_given_responsibilities(covariance_type, dtype, weighted):
     red_bad = reduce_slots(out_bad, p)
     for name in ("nk", "s1", "s2"):
         assert np.array_equal(red_bad[name], red[name]), name
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_given_responsibilities(covariance_type, dtype, weighted):
+    """Given responsibilities with every centre at the shift (the first pass of
+    ``centred_stats_from_resp``: initialisation) take the fused float64 tile's statistics
+    (w r component-major in place of the densities, the dense GEMM or, for one-hot rows,
+    the nonzero ones alone): against the reference, ll / ent left zero, no per-row output
+    written, bitwise the same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of
+    64-row tiles with a remainder (N = 5 chunks + 37 rows)."""
+    K, D = 6, 16
+    rng, X, w, shift, p, soft = resp_problem(8, covariance_type, dtype, weighted, K, D)
+    p["means"] = np.zeros((K, D))
+    hard = np.zeros((N_ODD, K))
+    hard[np.arange(N_ODD), rng.integers(0, K, N_ODD)] = 1.0
+    for resp in (soft, hard):
+        outs = [run_pass(X, w, shift, p, resp_in=resp, n_threads=t, want_resp=True,
+                         want_lpn=True) for t in (1, 2, 3)]
+        red = reduce_slots(outs[0], p)
+        ref = reference_stats(X, w, shift, p, resp=resp)
+        assert_stats_close(red, ref, p, 1e-10)
+        assert not outs[0]["ll"].any() and not outs[0]["ent"].any()
+        assert np.isnan(outs[0]["resp"]).all() and np.isnan(outs[0]["lpn"]).all()
+        for other in outs[1:]:
+            for name, value in outs[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
 
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
@@ -764,6 +800,34 @@ def test_tile_pass_feature_blocks_match_reference(covariance_type, dtype, D):
     D = 8 to 24 with and without a remainder, N = 8 m + 5, weighted and with per-row
     outputs, against the reference and bitwise for 1, 2 and 3 threads."""
     check_tile_pass(covariance_type, dtype, True, True, 6, D, 8 * 77 + 5)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("chunk", [64, 128, 200, 256, 320])
+def test_diag_tile_rows_match_reference(chunk):
+    """The float64 diag tile cuts a chunk whose size is a multiple of 64 into tiles of 64
+    rows (each tile's log rho, log-sum-exp and statistics GEMM; the accumulator summed tile
+    after tile), other chunk sizes stay whole: N = 1,000 leaves a last chunk with a partial
+    tile (40 rows for 64, 232 = 3 x 64 + 40 for 256); against the reference and bitwise for
+    1, 2 and 3 threads, weighted, with per-row outputs."""
+    rng = np.random.default_rng([61, chunk])
+    K, D, N = 9, 16, 1000
+    X = make_data(rng, N, D)
+    w = rng.uniform(0.0, 3.0, size=N)
+    shift = X.mean(axis=0)
+    p = make_params(rng, "diag", K, D)
+    ref = reference_stats(X, w, shift, {**p, "means": np.zeros((K, D))},
+                          resp=reference_resp(X, shift, p))
+    ref_lpn = logsumexp(reference_log_rho(X, shift, p), axis=1)
+    results = [run_tile_pass(X, w, shift, p, 3, t, chunk_size=chunk) for t in (1, 2, 3)]
+    red = reduce_slots(results[0], p)
+    assert_stats_close(red, ref, p, 1e-10)
+    assert_allclose(red["ll"], float(np.sum(w * ref_lpn)), rtol=1e-10)
+    assert_allclose(results[0]["resp"], ref["resp"], rtol=1e-10, atol=1e-12)
+    assert_allclose(results[0]["lpn"], ref_lpn, rtol=1e-10)
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
 
 
 def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):

@@ -204,120 +204,82 @@ static void vbf_gmm_full_quad(const double *y, int b, int K, int D, const double
    lane's operations in k order), never on its neighbours. A row with every rho_k = 0 gets
    uniform responsibilities, lpn = -inf and rlogr = 0. */
 #if defined(__GNUC__)
-VBF_INLINE void vbf_gmm_lse_cols_body(double *lpT, int ld, int b, int K, const double *w,
-                                      double *lpn, double *rlogr)
-{
-    const vbf_v4 ninf = vbf_splat(-INFINITY), zero = vbf_splat(0.0);
-    const vbf_v4 cutoff = vbf_splat(-50.0);
-    int n, k, q;
-    for (n = 0; n < b; n += 4) {
-        double *col = lpT + n;
-        vbf_v4 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
-        vbf_i4 dead, live;
-        for (k = 0; k < K; k++) {
-            x = vbf_load4(col + (Py_ssize_t)k * ld);
-            mx = vbf_blend(x > mx, x, mx);
-        }
-        dead = mx == ninf;
-        mx = vbf_blend(dead, zero, mx);
-        for (k = 0; k < K; k++) {
-            d = vbf_load4(col + (Py_ssize_t)k * ld) - mx;
-            live = d > cutoff;
-            r = (live[0] | live[1] | live[2] | live[3])
-                ? vbf_from_bits(vbf_bits(vbf_exp4_nonpositive(d)) & live) : zero;
-            s = s + r;
-            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
-            v = v + vbf_from_bits(vbf_bits(r * d) & (r > zero));
-            vbf_store4(col + (Py_ssize_t)k * ld, r);
-        }
-        s = vbf_blend(dead, vbf_splat(1.0), s);
-        inv = vbf_splat(1.0) / s;
-        log_s = vbf_log4(s);
-        scale = inv;
-        if (w != NULL) {
-            vbf_v4 wv = zero;
-            for (q = 0; q < 4 && n + q < b; q++)
-                wv[q] = w[n + q];
-            scale = inv * wv;
-        }
-        for (k = 0; k < K; k++)
-            vbf_store4(col + (Py_ssize_t)k * ld, vbf_load4(col + (Py_ssize_t)k * ld) * scale);
-        for (q = 0; q < 4 && n + q < b; q++) {
-            if (dead[q]) {
-                double wq = w != NULL ? w[n + q] : 1.0;
-                for (k = 0; k < K; k++)
-                    col[(Py_ssize_t)k * ld + q] = wq / K;
-                lpn[n + q] = -INFINITY;
-                rlogr[n + q] = 0.0;
-            } else {
-                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
-                rlogr[n + q] = v[q] * inv[q] - log_s[q];
-                lpn[n + q] = mx[q] + log_s[q];
-            }
-        }
-    }
+/* One body for L lanes of V (mask vectors I), given the lane width's functions of
+   vbf_simd_math.h: L = 4 (vbf_v4, the AVX2 and baseline builds) and L = 8 (vbf_v8,
+   AVX-512); ANY(d, cutoff): whether a lane of d is above the cut-off. */
+#define VBF_GMM_LSE_COLS(NAME, ATTR, L, V, I, SPLAT, LOAD, STORE, BLEND, BITS, FROM_BITS,   \
+                         EXP, LOG, ANY)                                                   \
+ATTR void NAME(double *lpT, int ld, int b, int K, const double *w, double *lpn,           \
+               double *rlogr)                                                             \
+{                                                                                         \
+    const V ninf = SPLAT(-INFINITY), zero = SPLAT(0.0);                                   \
+    const V cutoff = SPLAT(-50.0);                                                        \
+    int n, k, q;                                                                          \
+    for (n = 0; n < b; n += L) {                                                          \
+        double *col = lpT + n;                                                            \
+        V mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;                      \
+        I dead, live;                                                                     \
+        for (k = 0; k < K; k++) {                                                         \
+            x = LOAD(col + (Py_ssize_t)k * ld);                                           \
+            mx = BLEND(x > mx, x, mx);                                                    \
+        }                                                                                 \
+        dead = mx == ninf;                                                                \
+        mx = BLEND(dead, zero, mx);                                                       \
+        for (k = 0; k < K; k++) {                                                         \
+            d = LOAD(col + (Py_ssize_t)k * ld) - mx;                                      \
+            if (!(ANY(d, cutoff))) {  /* (L terms below the cut-off: no exp) */           \
+                STORE(col + (Py_ssize_t)k * ld, zero);                                    \
+                continue;                                                                 \
+            }                                                                             \
+            live = d > cutoff;                                                            \
+            r = FROM_BITS(BITS(EXP(d)) & live);                                           \
+            s = s + r;                                                                    \
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */\
+            v = v + FROM_BITS(BITS(r * d) & (r > zero));                                  \
+            STORE(col + (Py_ssize_t)k * ld, r);                                           \
+        }                                                                                 \
+        s = BLEND(dead, SPLAT(1.0), s);                                                   \
+        inv = SPLAT(1.0) / s;                                                             \
+        log_s = LOG(s);                                                                   \
+        scale = inv;                                                                      \
+        if (w != NULL) {                                                                  \
+            V wv = zero;                                                                  \
+            for (q = 0; q < L && n + q < b; q++)                                          \
+                wv[q] = w[n + q];                                                         \
+            scale = inv * wv;                                                             \
+        }                                                                                 \
+        for (k = 0; k < K; k++)                                                           \
+            STORE(col + (Py_ssize_t)k * ld, LOAD(col + (Py_ssize_t)k * ld) * scale);      \
+        for (q = 0; q < L && n + q < b; q++) {                                            \
+            if (dead[q]) {                                                                \
+                double wq = w != NULL ? w[n + q] : 1.0;                                   \
+                for (k = 0; k < K; k++)                                                   \
+                    col[(Py_ssize_t)k * ld + q] = wq / K;                                 \
+                lpn[n + q] = -INFINITY;                                                   \
+                rlogr[n + q] = 0.0;                                                       \
+            } else {                                                                      \
+                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */  \
+                rlogr[n + q] = v[q] * inv[q] - log_s[q];                                  \
+                lpn[n + q] = mx[q] + log_s[q];                                            \
+            }                                                                             \
+        }                                                                                 \
+    }                                                                                     \
 }
+#define VBF_GMM_ANY4(d, c) ({ vbf_i4 a_ = (d) > (c); a_[0] | a_[1] | a_[2] | a_[3]; })
+VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_body, VBF_INLINE, 4, vbf_v4, vbf_i4, vbf_splat, vbf_load4,
+                 vbf_store4, vbf_blend, vbf_bits, vbf_from_bits, vbf_exp4_nonpositive,
+                 vbf_log4, VBF_GMM_ANY4)
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 /* The same eight rows at a time (AVX-512: one row per lane of a 512-bit vector; ld a
    multiple of 8), with vbf_exp8_nonpositive and vbf_log8 of vbf_simd_math.h (the four-lane
-   functions' operations lane by lane), and no exp for eight rows all beyond the cut-off. */
-__attribute__((target("avx512f,avx512dq,avx512vl,fma")))
-static void vbf_gmm_lse_cols_avx512(double *lpT, int ld, int b, int K, const double *w,
-                                    double *lpn, double *rlogr)
-{
-    const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
-    const vbf_v8 cutoff = vbf_splat8(-50.0);
-    int n, k, q;
-    for (n = 0; n < b; n += 8) {
-        double *col = lpT + n;
-        vbf_v8 mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;
-        vbf_i8 dead, live;
-        for (k = 0; k < K; k++) {
-            x = vbf_load8(col + (Py_ssize_t)k * ld);
-            mx = vbf_blend8(x > mx, x, mx);
-        }
-        dead = mx == ninf;
-        mx = vbf_blend8(dead, zero, mx);
-        for (k = 0; k < K; k++) {
-            d = vbf_load8(col + (Py_ssize_t)k * ld) - mx;
-            if (!_mm512_cmp_pd_mask((__m512d)d, (__m512d)cutoff, _CMP_GT_OQ)) {
-                vbf_store8(col + (Py_ssize_t)k * ld, zero);
-                continue;
-            }
-            live = d > cutoff;
-            r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
-            s = s + r;
-            v = v + vbf_from_bits8(vbf_bits8(r * d) & (r > zero));
-            vbf_store8(col + (Py_ssize_t)k * ld, r);
-        }
-        s = vbf_blend8(dead, vbf_splat8(1.0), s);
-        inv = vbf_splat8(1.0) / s;
-        log_s = vbf_log8(s);
-        scale = inv;
-        if (w != NULL) {
-            vbf_v8 wv = zero;
-            for (q = 0; q < 8 && n + q < b; q++)
-                wv[q] = w[n + q];
-            scale = inv * wv;
-        }
-        for (k = 0; k < K; k++)
-            vbf_store8(col + (Py_ssize_t)k * ld, vbf_load8(col + (Py_ssize_t)k * ld) * scale);
-        for (q = 0; q < 8 && n + q < b; q++) {
-            if (dead[q]) {
-                double wq = w != NULL ? w[n + q] : 1.0;
-                for (k = 0; k < K; k++)
-                    col[(Py_ssize_t)k * ld + q] = wq / K;
-                lpn[n + q] = -INFINITY;
-                rlogr[n + q] = 0.0;
-            } else {
-                rlogr[n + q] = v[q] * inv[q] - log_s[q];
-                lpn[n + q] = mx[q] + log_s[q];
-            }
-        }
-    }
-}
+   functions' operations lane by lane). */
+#define VBF_GMM_ANY8(d, c) _mm512_cmp_pd_mask((__m512d)(d), (__m512d)(c), _CMP_GT_OQ)
+VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_avx512,
+                 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static, 8, vbf_v8,
+                 vbf_i8, vbf_splat8, vbf_load8, vbf_store8, vbf_blend8, vbf_bits8,
+                 vbf_from_bits8, vbf_exp8_nonpositive, vbf_log8, VBF_GMM_ANY8)
 
 static inline int vbf_cpu_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
@@ -385,7 +347,7 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
 }
 #endif
 
-/* The features of the diag / spherical tiles (_tile_group, _tile_group_f32) for b rows of X
+/* The features of the diag / spherical tiles (_tile_group, float64 and float32 tiles) for b rows of X
    (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
    feature j of row n at f[j ld + n], f_n = [v, v^2, 1] (diag, width 2 D + 1) or
    [v, ||v||^2, 1] (spherical, D + 2), v = x_n - shift formed in float64 and rounded once to
@@ -943,7 +905,39 @@ VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
 
 
-/* ---- The float32 tile (_tile_group_f32): float32 input, diag / spherical, every component
+/* out[j] = sum_n w_n x_nj (w NULL: unit weights) over the b rows of x (row-major, D
+   columns), in float64, each column's sum in row order: eight columns at a time in
+   registers (the output is not re-read every row). */
+#define VBF_GMM_COLUMN_SUMS(name, T)                                                      \
+static void name(const T *restrict x, Py_ssize_t b, int D, const double *restrict w,     \
+                 double *restrict out)                                                    \
+{                                                                                         \
+    int j0, j, nj;                                                                        \
+    Py_ssize_t n;                                                                         \
+    for (j0 = 0; j0 < D; j0 += 8) {                                                       \
+        double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};                         \
+        nj = D - j0 < 8 ? D - j0 : 8;                                                     \
+        if (nj == 8 && w == NULL) {                                                       \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < 8; j++)                                                   \
+                    acc[j] = acc[j] + (double)x[n * D + j0 + j];                          \
+        } else if (nj == 8) {                                                             \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < 8; j++)                                                   \
+                    acc[j] = acc[j] + w[n] * (double)x[n * D + j0 + j];                   \
+        } else {                                                                          \
+            for (n = 0; n < b; n++)                                                       \
+                for (j = 0; j < nj; j++)                                                  \
+                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0) * (double)x[n * D + j0 + j];\
+        }                                                                                 \
+        for (j = 0; j < nj; j++)                                                          \
+            out[j0 + j] = acc[j];                                                         \
+    }                                                                                     \
+}
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float)
+
+/* ---- The float32 tile (_tile_group, float): float32 input, diag / spherical, every component
    within FAR_FROM_SHIFT_F32 of the shift. The same algorithm as the float64 tile with the
    features, log rho and the responsibilities in float32: sixteen rows a vector (one 512-bit
    vector with AVX-512, two 256-bit halves with AVX2), the per-row results log p(x_n) and

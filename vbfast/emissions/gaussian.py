@@ -182,7 +182,7 @@ class GaussianPass:
         self.ent_slots = np.zeros(G)
         self._gram = None
         if shift is None:
-            shift = self.group_sums(_column_sums).sum(axis=0) / self.weight_sum
+            shift = self.column_sums().sum(axis=0) / self.weight_sum
         self.shift = np.ascontiguousarray(shift, dtype=np.float64)
         if self.float32_work and covariance_type in ("full", "tied"):
             w_max = 1.0 if sample_weight is None else float(np.max(sample_weight, initial=0))
@@ -234,6 +234,18 @@ class GaussianPass:
         group_rows = -(-n_chunks // self.n_groups) * CHUNK_SIZE
         parts = self.rows.map(plan, _per_group, self._weights_of(plan),
                               (fn, group_rows) + args)
+        return np.concatenate(parts, axis=0)
+
+    def column_sums(self):
+        """(groups, D) per-group sums sum_n w_n x_n over the statistics' groups, in group
+        order (``_gmm.group_column_sums``, block by block: the same values for every kind
+        of X)."""
+        plan = self.plan()
+        n_chunks = -(-self.n_samples // CHUNK_SIZE)
+        group_rows = -(-n_chunks // self.n_groups) * CHUNK_SIZE
+        with single_threaded_blas():  # (an OpenMP kernel: no BLAS threads alongside)
+            parts = self.rows.map(plan, _block_column_sums, self._weights_of(plan),
+                                  (group_rows, self.n_threads))
         return np.concatenate(parts, axis=0)
 
     def weighted_square_sums(self):
@@ -485,9 +497,14 @@ def _per_group(X, w, fn, group_rows, *args):
                         *args) for s in range(0, X.shape[0], group_rows)])
 
 
-def _column_sums(X, w):
-    """sum_n w_n x_n (D,) in float64."""
-    return X.sum(axis=0, dtype=np.float64) if w is None else w @ np.asarray(X, np.float64)
+def _block_column_sums(X, w, group_rows, n_threads):
+    """(groups in the block, D) sum_n w_n x_n per group of ``group_rows`` rows, in float64 (a
+    module-level function of arrays: a Dask task runs it where the block lives)."""
+    X = np.ascontiguousarray(X)
+    out = np.empty((-(-X.shape[0] // group_rows), X.shape[1]))
+    _gmm.group_column_sums(X, w if w is not None else np.empty(0), group_rows, out,
+                           threads_for(n_threads, X.shape[0]))
+    return out
 
 
 def _max_deviation(X, w, shift):
