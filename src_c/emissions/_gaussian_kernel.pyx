@@ -627,18 +627,24 @@ cdef void _chunk(
 
 cdef inline void _tile_rows_out(
     tile_t* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
-    const double* lpn_buf, const double* rlogr_buf, floating* resp_out,
+    double* lpn_buf, double* rlogr_buf, floating* resp_out,
     floating* log_prob_norm_out, double* sums,
 ) noexcept nogil:
-    """A tile's rows after vbf_gmm_lse_cols (float64 tile) or vbf_gmm_lse_cols_f32 (float32
-    tile): lpT (K, ld) holds r, lpn_buf and rlogr_buf (b,) log p(x_n) and sum_k r log r in
-    float64. The bound terms added to sums (IN/OUT: [sum w log p(x_n), sum w sum_k r log r],
-    row order), log p(x_n) and r written out when asked (OUT, rows [start, start + b); NULL:
-    not wanted), then r weighted in place (in the tile's precision) when the statistics want
-    w r."""
+    """A tile's rows from its log rho: lpT (K, ld), IN log rho, OUT r, by vbf_gmm_lse_cols
+    (float64 tile) or vbf_gmm_lse_cols_f32 (float32 tile), which also fill the scratch
+    lpn_buf and rlogr_buf (b,) with log p(x_n) and sum_k r log r in float64. The bound terms
+    added to sums (IN/OUT: [sum w log p(x_n), sum w sum_k r log r], row order), log p(x_n)
+    and r written out when asked (OUT, rows [start, start + b); NULL: not wanted), then r
+    weighted in place (in the tile's precision) when the statistics want w r."""
     cdef bint has_weights = weights != NULL
     cdef int n, k
     cdef double w, lpn
+    # per-row outputs want r unweighted: the weights are applied after them
+    cdef const double* w_lse = weights + start if has_weights and resp_out == NULL else NULL
+    if tile_t is float:
+        vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
+    else:
+        vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
     for n in range(b):
         lpn = lpn_buf[n]
         w = weights[start + n] if has_weights else 1.0
@@ -709,7 +715,6 @@ cdef void _tile_group(
     cdef const double* shift = p.shift
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
-    cdef bint has_resp_out = resp_out != NULL
     cdef bint compute_stats = p.compute_stats
     cdef int lanes = 16 if tile_t is float else 8
     cdef int rows = <int>chunk_size
@@ -721,7 +726,6 @@ cdef void _tile_group(
     cdef double* lpn_buf = rowbuf
     cdef double* rlogr_buf = rowbuf + ld
     cdef const tile_t* sq = NULL if diag else feat + <Py_ssize_t>D * ld  # ||x_n||^2 row
-    cdef const double* w_lse
     # given responsibilities (N, K) (float64 tile only): their statistics, no densities
     cdef const double* resp_in = p.resp_in
     cdef Py_ssize_t start, end, n_nonzero
@@ -768,12 +772,6 @@ cdef void _tile_group(
             for k in range(K):  # the lanes past the last row: finite, unused
                 for n in range(b, ld):
                     lpT[<Py_ssize_t>k * ld + n] = 0.0
-            # per-row outputs want r unweighted: the weights are applied after them
-            w_lse = weights + start if has_weights and not has_resp_out else NULL
-            if tile_t is float:
-                vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-            else:
-                vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
             _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
                            log_prob_norm_out, sums)
         if not compute_stats:
@@ -849,9 +847,7 @@ cdef void _full_tile_group(
     cdef const double* shift = p.shift
     cdef const double* weights = p.weights
     cdef bint has_weights = weights != NULL
-    cdef bint has_resp_out = resp_out != NULL
     cdef bint compute_stats = p.compute_stats
-    cdef const double* w_lse
     cdef Py_ssize_t start, end
     cdef int b, nr, n, k
     cdef double sums[2]
@@ -877,12 +873,6 @@ cdef void _full_tile_group(
             else:
                 vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
                                           p.log_const, xc, lpT)
-        # per-row outputs want r unweighted: the weights are applied after them
-        w_lse = weights + start if has_weights and not has_resp_out else NULL
-        if tile_t is double:
-            vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
-        else:
-            vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
         _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
                        log_prob_norm_out, sums)
         if compute_stats:
