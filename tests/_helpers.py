@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import digamma
 
-from vbfast.hmm import _mean_field
+from vbfast.hmm import _gibbs, _mean_field
 from vbfast.hmm._sequences import Sequences
 
 
@@ -54,6 +54,18 @@ def hmm_mean_field(est, X, lengths):
     conj = est._conjugate(Xs, 1, {}, params)
     method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
     return Xs, seqs, conj, method
+
+
+def hmm_gibbs_chain(est, X):
+    """An HMM's Gibbs chain over X as one sequence, as its fit builds it (one thread, the
+    chain's generator PCG64(1), kernel seed 7): ``(sequences, conj, data, chain)``."""
+    est._check_parameters()
+    seqs = Sequences(None, len(X), 1)
+    params = est._initial_parameters(X, seqs)
+    conj = est._conjugate(X, 1, {}, params)
+    data = _gibbs.GibbsData(X, seqs, conj, est)
+    chain = _gibbs.Gibbs(est, data, params, np.random.Generator(np.random.PCG64(1)), 7)
+    return seqs, conj, data, chain
 
 
 def dirichlet_expected_log(a):

@@ -15,10 +15,11 @@ from scipy.spatial.distance import cdist
 from scipy.special import digamma, gammaln, logsumexp, multigammaln
 
 import vbfast
-from vbfast.hmm import GMMHMM, _gibbs, _gmm_components
+from vbfast.hmm import GMMHMM, _gmm_components
 from vbfast.hmm._sequences import Sequences
 from vbfast.spectrum import available_methods
-from _helpers import assert_rejects_nonfinite, dirichlet_expected_log, hmm_mean_field
+from _helpers import (assert_rejects_nonfinite, dirichlet_expected_log, hmm_gibbs_chain,
+                      hmm_mean_field)
 
 # fixed-length fits (tol=0) and short chains: their convergence warnings are expected
 pytestmark = pytest.mark.filterwarnings("ignore:Best performing initialization did not",
@@ -295,12 +296,7 @@ def test_gibbs_state_and_component_draws_match_the_exact_posterior():
                  init_params="", random_state=0)
     est.startprob_, est.transmat_ = pi, A
     est.weights_, est.means_, est.covars_ = w, mu, var
-    est._check_parameters()
-    seqs = Sequences(None, 3, 1)
-    params = est._initial_parameters(X, seqs)
-    conj = est._conjugate(X, 1, {}, params)
-    data = _gibbs.GibbsData(X, seqs, conj, est)
-    chain = _gibbs.Gibbs(est, data, params, np.random.Generator(np.random.PCG64(1)), 7)
+    seqs, conj, data, chain = hmm_gibbs_chain(est, X)
     x = X[:, 0]
     configs = list(itertools.product(range(4), repeat=3))   # pair index k * 2 + m per row
     index = {}

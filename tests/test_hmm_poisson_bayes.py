@@ -9,11 +9,10 @@ from scipy import stats
 from scipy.special import digamma, gammaln
 
 import vbfast
-from vbfast.hmm import PoissonHMM, _gibbs
+from vbfast.hmm import PoissonHMM
 from vbfast.hmm._conjugate import PoissonConjugate
-from vbfast.hmm._sequences import Sequences
 from vbfast.spectrum import available_methods
-from _helpers import dirichlet_expected_log, hmm_mean_field
+from _helpers import dirichlet_expected_log, hmm_gibbs_chain, hmm_mean_field
 
 # fixed-length fits (tol=0) for the bound traces: their non-convergence warning is expected
 pytestmark = pytest.mark.filterwarnings("ignore:Best performing initialization did not")
@@ -178,12 +177,7 @@ def test_gibbs_matches_the_exact_posterior_of_a_tiny_model():
     est = PoissonHMM(2, method="gibbs", params="l", init_params="l", lambdas_prior=a0,
                      lambdas_weight=b0, random_state=0)
     est.startprob_, est.transmat_ = pi, A
-    est._check_parameters()
-    seqs = Sequences(None, 4, 1)
-    params = est._initial_parameters(X, seqs)
-    conj = est._conjugate(X, 1, {}, params)
-    data = _gibbs.GibbsData(X, seqs, conj, est)
-    chain = _gibbs.Gibbs(est, data, params, np.random.Generator(np.random.PCG64(1)), 7)
+    seqs, conj, data, chain = hmm_gibbs_chain(est, X)
     n_sweeps, burn = 40000, 100
     sums = np.empty(n_sweeps)
     lam0 = np.empty(n_sweeps)
