@@ -25,19 +25,16 @@ from .._core.sampling import check_sampler_parameters, match_draws, n_sweeps
 from . import _ffbs
 from ._conjugate import dirichlet_draw
 from ._mean_field import TransitionPrior
+from ._sequences import SequenceData
 
 
-class GibbsData:
+class GibbsData(SequenceData):
     """The data object of the sampler: X, its sequences, the emission's conjugate unit."""
 
     def __init__(self, X, sequences, conj, model):
-        self.X = X
-        self.sequences = sequences
+        super().__init__(X, sequences)
         self.conj = conj
         self.model = model
-
-    def shards(self):
-        return (self.sequences,)
 
     def run_pass(self, shard, inputs):
         """Draw every path (FFBS) at theta = ``inputs['params']``: Statistics with log_joint

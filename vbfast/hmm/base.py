@@ -39,7 +39,7 @@ from .._core.threads import resolve_n_threads, single_threaded_blas
 from .._core.validation import (broadcast_parameter, check_is_fitted, check_option,
                                 check_random_state, check_scalar)
 from . import _gibbs, _mean_field
-from ._sequences import Sequences
+from ._sequences import SequenceData, Sequences
 
 # hmmlearn reports an init_params overwrite through logging; vbfast warns and logs it too (a
 # NullHandler: nothing printed unless the application configures logging)
@@ -84,19 +84,14 @@ class ConvergenceMonitor:
                 (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
 
 
-class HMMData:
-    """The data side of a fit (the protocol's data object): X, its sequences and the family's
-    emission unit. One shard: every sequence (the passes run groups of whole sequences in
-    parallel, and the emission work chunk-parallel)."""
+class HMMData(SequenceData):
+    """The data side of an EM fit: X, its sequences and the family's emission unit (the
+    emission work runs chunk-parallel)."""
 
     def __init__(self, X, sequences, model):
-        self.X = X
-        self.sequences = sequences
+        super().__init__(X, sequences)
         self.model = model
         self.cache = {}  # the emission unit's per-fit buffers (e.g. the Gaussian pass slots)
-
-    def shards(self):
-        return (self.sequences,)
 
     def run_pass(self, shard, params):
         """Emission log-densities, forward-backward, emission statistics: a ``Statistics``
