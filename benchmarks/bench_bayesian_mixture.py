@@ -22,8 +22,10 @@ import numpy as np
 
 try:  # asv imports this module as ``benchmarks.bench_bayesian_mixture``
     from . import _data
+    from ._asv import OneCallSamples
 except ImportError:  # run as a script, or imported with benchmarks/ on sys.path
     import _data
+    from _asv import OneCallSamples
 
 
 def make_bayesian_estimator(library, covariance_type, n_components=_data.N_COMPONENTS,
@@ -56,16 +58,13 @@ def _fit(library, covariance_type, X):
         return est.fit(X)
 
 
-class BayesianGaussianMixtureFit:
+class BayesianGaussianMixtureFit(OneCallSamples):
     """One mean-field fit of MAX_ITER iterations from fixed initial responsibilities."""
 
     params = (list(_data.COVARIANCE_TYPES), list(_data.LIBRARIES))
     param_names = ["covariance_type", "library"]
     timeout = 900
-    number = 1
     repeat = 3
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _data.make_data()

@@ -75,6 +75,7 @@ import time
 
 if __package__:  # asv imports this module as ``benchmarks.bench_lda``
     from . import _lda_data
+    from ._asv import OneCallSamples
 elif __name__ == "__main__":  # python benchmarks/bench_lda.py
     import importlib.util
 
@@ -83,8 +84,10 @@ elif __name__ == "__main__":  # python benchmarks/bench_lda.py
     if importlib.util.find_spec("vbfast") is None:  # not installed: try an in-place build
         sys.path.insert(1, os.path.dirname(_here))
     import _lda_data
+    from _asv import OneCallSamples
 else:  # imported as a top-level module with benchmarks/ on sys.path
     import _lda_data
+    from _asv import OneCallSamples
 
 
 def _cache():
@@ -114,17 +117,14 @@ def _heldout_perplexity(library, model, Xh, gensim_heldout=None):
     return float(model.perplexity(Xh))
 
 
-class LdaBatchPass:
+class LdaBatchPass(OneCallSamples):
     """One batch pass (max_iter=1) over the full corpus. scikit-learn's n_jobs=1 pass on the
     full corpus is tens of seconds on 2 cores, hence the long timeout and few repeats."""
 
     params = (list(_lda_data.LIBRARIES),)
     param_names = ["library"]
     timeout = 3600
-    number = 1
     repeat = (1, 2, 60.0)
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _cache()
@@ -159,16 +159,13 @@ class LdaBatchPass:
     track_heldout_plugin_perplexity.unit = "perplexity"
 
 
-class LdaOnlineUpdate:
+class LdaOnlineUpdate(OneCallSamples):
     """One online update on a mini-batch of MINIBATCH (2,000) documents."""
 
     params = (list(_lda_data.LIBRARIES),)
     param_names = ["library"]
     timeout = 1800
-    number = 1
     repeat = (1, 3, 60.0)
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _cache()
@@ -214,7 +211,7 @@ class LdaOnlineUpdate:
     track_docs_per_second.unit = "documents/s"
 
 
-class LdaOnlineRealCorpus:
+class LdaOnlineRealCorpus(OneCallSamples):
     """The online workload on the real corpus (``_lda_data.real_online_fit``): 10 passes of
     mini-batches of ``batch_size`` documents, K = 20. Skipped (NotImplementedError in setup)
     when gensim's test data, which hold the corpus, are not installed."""
@@ -222,10 +219,7 @@ class LdaOnlineRealCorpus:
     params = (list(_lda_data.REAL_LIBRARIES), [128, 1024])
     param_names = ["library", "batch_size"]
     timeout = 1800
-    number = 1
     repeat = (1, 3, 60.0)
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         try:

@@ -42,6 +42,7 @@ import time
 
 if __package__:  # asv imports this module as ``benchmarks.bench_lda_gibbs``
     from . import _lda_data
+    from ._asv import OneCallSamples
 elif __name__ == "__main__":  # python benchmarks/bench_lda_gibbs.py
     import importlib.util
 
@@ -50,8 +51,10 @@ elif __name__ == "__main__":  # python benchmarks/bench_lda_gibbs.py
     if importlib.util.find_spec("vbfast") is None:  # not installed: try an in-place build
         sys.path.insert(1, os.path.dirname(_here))
     import _lda_data
+    from _asv import OneCallSamples
 else:  # imported as a top-level module with benchmarks/ on sys.path
     import _lda_data
+    from _asv import OneCallSamples
 
 import numpy as np
 
@@ -119,16 +122,13 @@ def _have_tomotopy():
     return True
 
 
-class LdaGibbsSweeps:
+class LdaGibbsSweeps(OneCallSamples):
     """Tokens per second of collapsed Gibbs sweeps, vbfast vs tomotopy on 2 threads."""
 
     params = (list(LIBRARIES),)
     param_names = ["library"]
     timeout = 3600
-    number = 1
     repeat = 1
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         X, _, _ = _lda_data.make_corpus()

@@ -12,8 +12,10 @@ import numpy as np
 
 try:  # asv imports this module as ``benchmarks.bench_mixture``
     from . import _data
+    from ._asv import OneCallSamples
 except ImportError:  # imported as a top-level module, e.g. with benchmarks/ on sys.path
     import _data
+    from _asv import OneCallSamples
 
 
 def _cache():
@@ -21,7 +23,7 @@ def _cache():
     return {"X": X, "inits": _data.make_all_inits(X)}
 
 
-class GaussianMixtureFit:
+class GaussianMixtureFit(OneCallSamples):
     """One EM fit of MAX_ITER iterations from a fixed initialisation.
 
     scikit-learn's full-covariance fit took 25-35 s on a 2-core machine, and far longer
@@ -30,10 +32,7 @@ class GaussianMixtureFit:
     params = (list(_data.COVARIANCE_TYPES), list(_data.LIBRARIES))
     param_names = ["covariance_type", "library"]
     timeout = 1800
-    number = 1
     repeat = 3
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _cache()
@@ -57,17 +56,14 @@ class GaussianMixtureFit:
         self._fit()
 
 
-class GaussianMixtureScoreSamples:
+class GaussianMixtureScoreSamples(OneCallSamples):
     """One ``score_samples`` (an E-step without statistics) on the N rows, at parameters fitted
     by one EM iteration from the fixed initialisation."""
 
     params = (list(_data.COVARIANCE_TYPES), list(_data.LIBRARIES))
     param_names = ["covariance_type", "library"]
     timeout = 600
-    number = 1
     repeat = 5
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _cache()
@@ -83,16 +79,13 @@ class GaussianMixtureScoreSamples:
         self.model.score_samples(self.X)
 
 
-class MatmulReference:
+class MatmulReference(OneCallSamples):
     """A plain NumPy (N, D) @ (D, K*D) matmul, in row chunks: the FLOP count (2 N K D^2) of the
     full-covariance E-step's products, on BLAS's default threads. time_score_samples('full', ...)
     divided by this relates the E-step's FLOP rate to BLAS's."""
 
     timeout = 600
-    number = 1
     repeat = 5
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         return _data.make_data()
@@ -120,7 +113,7 @@ class MatmulReference:
     track_matmul_gflops.unit = "GFLOP/s"
 
 
-class GaussianMixtureFitPyCave:
+class GaussianMixtureFitPyCave(OneCallSamples):
     """PyCave's published workloads, one GaussianMixture EM fit (tol=0) from the same start for
     both libraries (``_data.make_init`` rules), and vbfast on the same rows as float32:
     'full' is ``_data.PYCAVE_FULL`` (N = 100,000, D = 32, K = 16, MAX_ITER iterations), 'diag'
@@ -130,10 +123,7 @@ class GaussianMixtureFitPyCave:
     params = (["full", "diag"], ["vbfast", "vbfast_float32", "sklearn"])
     param_names = ["covariance_type", "library"]
     timeout = 3600
-    number = 1
     repeat = 2
-    rounds = 1
-    warmup_time = 0
 
     def setup_cache(self):
         cache = {}

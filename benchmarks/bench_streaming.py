@@ -23,22 +23,21 @@ import numpy as np
 
 try:  # asv imports this module as ``benchmarks.bench_streaming``
     from . import _data, _lda_data
+    from ._asv import OneCallSamples
 except ImportError:  # imported as a top-level module, e.g. with benchmarks/ on sys.path
     import _data
     import _lda_data
+    from _asv import OneCallSamples
 
 from vbfast import GaussianMixture, LatentDirichletAllocation
 
 BATCH = 10_000
 
 
-class PartialFit:
+class PartialFit(OneCallSamples):
     params = (["full", "diag"], ["partial_fit_pass", "em_iteration"])
     param_names = ["covariance_type", "side"]
-    number = 1
     repeat = 3
-    rounds = 1
-    warmup_time = 0
     timeout = 600
 
     def setup_cache(self):
@@ -65,13 +64,10 @@ class PartialFit:
                     est.partial_fit(X[start:start + BATCH])
 
 
-class OutOfCore:
+class OutOfCore(OneCallSamples):
     params = (["diag", "full"], ["memmap", "memory"])
     param_names = ["covariance_type", "source"]
-    number = 1
     repeat = 3
-    rounds = 1
-    warmup_time = 0
     timeout = 900
 
     def setup(self, covariance_type, source):
@@ -98,13 +94,10 @@ class OutOfCore:
         self.time_fit(covariance_type, source)
 
 
-class LdaOutOfCore:
+class LdaOutOfCore(OneCallSamples):
     params = (["memmap", "memory_csr"],)
     param_names = ["source"]
-    number = 1
     repeat = 3
-    rounds = 1
-    warmup_time = 0
     timeout = 900
 
     def setup(self, source):

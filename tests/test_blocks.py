@@ -12,6 +12,7 @@ from vbfast import BayesianGaussianMixture, GaussianMixture
 from vbfast._core import blocks
 from vbfast.emissions import gaussian as G
 from vbfast.mixture import gaussian as MG
+from _helpers import memmap_copy
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -29,15 +30,6 @@ def small_blocks(monkeypatch):
     """Blocks of one group per thread, so that a few thousand rows span many blocks."""
     monkeypatch.setattr(blocks, "BLOCK_BYTES", 1)
     monkeypatch.setattr(blocks, "CHECK_BYTES", 4096)
-
-
-def _memmap(X, tmp_path):
-    path = os.path.join(tmp_path, "X.npy")
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=X.dtype, shape=X.shape)
-    out[:] = X
-    out.flush()
-    del out
-    return np.load(path, mmap_mode="r")
 
 
 ESTIMATORS = [
@@ -81,7 +73,7 @@ def _clone(est):
                          f"{e.covariance_type}-{e.init_params}")
 def test_memmap_fit_is_the_in_memory_fit(est, small_blocks, tmp_path):
     X = _data()
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     data = G.GaussianPass(blocks.BlockRows(mm), None, est.covariance_type, 3, 2)
     assert len(data.plan()) > 3  # many blocks
     a, b = _clone(est).fit(X), _clone(est).fit(mm)
@@ -95,7 +87,7 @@ def test_memmap_fit_is_the_in_memory_fit(est, small_blocks, tmp_path):
 def test_float32_and_weights_out_of_core(small_blocks, tmp_path):
     X = _data(dtype=np.float32)
     w = np.random.RandomState(1).uniform(0.5, 2.0, len(X))
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     for est in (GaussianMixture(3, covariance_type="full", random_state=0),
                 BayesianGaussianMixture(n_components=3, covariance_type="diag",
                                         random_state=0)):
@@ -149,7 +141,7 @@ def test_sampled_initialisation_same_rule_in_memory(init_params, small_blocks, t
     row starts in its nearest centre's component (k-means) or only the seeds do."""
     monkeypatch.setattr(MG, "INIT_SAMPLE_BYTES", 8 * 3 * 500)
     X = _data()
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     est = GaussianMixture(3, random_state=0, init_params=init_params)
     data = G.GaussianPass(X, None, "full", 3, 1)
     assert MG.init_rows(data).shape == (500,)
@@ -174,20 +166,20 @@ def test_nearest_centres_and_seeds_one_hot():
 def test_streamed_validation_names_the_block(small_blocks, tmp_path):
     X = _data()
     X[4100, 1] = np.nan
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     with pytest.raises(ValueError, match=r"NaN in block \d+ \(rows"):
         GaussianMixture(3).fit(mm)
     X[4100, 1] = np.inf
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     est = GaussianMixture(3, random_state=0).fit(_data())
     with pytest.raises(ValueError, match="infinity in block"):
         est.predict(mm)
     with pytest.raises(ValueError, match="2-D"):
-        GaussianMixture(3).fit(_memmap(np.zeros(10), tmp_path))
+        GaussianMixture(3).fit(memmap_copy(np.zeros(10), tmp_path))
     with pytest.raises(ValueError, match="features"):
-        est.predict(_memmap(np.zeros((10, 4)), tmp_path))
+        est.predict(memmap_copy(np.zeros((10, 4)), tmp_path))
     with pytest.raises(ValueError, match="numeric"):
-        GaussianMixture(3).fit(_memmap(np.zeros((10, 3), dtype="M8[s]"), tmp_path))
+        GaussianMixture(3).fit(memmap_copy(np.zeros((10, 3), dtype="M8[s]"), tmp_path))
 
 
 def test_no_n_by_d_temporary(monkeypatch, tmp_path):
@@ -198,7 +190,7 @@ def test_no_n_by_d_temporary(monkeypatch, tmp_path):
     monkeypatch.setattr(MG, "INIT_SAMPLE_BYTES", 512 << 10)
     rng = np.random.RandomState(0)
     X = rng.normal(size=(200_000, 8))
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     del X
     est = GaussianMixture(4, covariance_type="diag", random_state=0, max_iter=3)
     peaks = []

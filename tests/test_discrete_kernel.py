@@ -45,6 +45,25 @@ def _reference(dense, log_theta, log_const, w):
             "nk": (w[:, None] * r).sum(axis=0), "s": dense.T @ (w[:, None] * r)}
 
 
+def _check_pass(data, dense, lt, lc, w):
+    """The pass over ``data`` at (lt, lc) against ``_reference`` (w None: unit weights):
+    responsibilities, log p(x_n), log-likelihood, entropy term, N_k and S. Returns the
+    responsibilities."""
+    N, K = dense.shape[0], lt.shape[1]
+    resp, lpn = np.empty((N, K)), np.empty(N)
+    stats = data.run(lt, lc, resp_out=resp, log_prob_norm_out=lpn)
+    ref = _reference(dense, lt, lc, np.ones(N) if w is None else w)
+    np.testing.assert_allclose(resp, ref["resp"], rtol=1e-12, atol=1e-15)
+    # (atol: rows with log p near 0 (a row with every item missing has log p =
+    # logsumexp(lc), 0 up to rounding), where an ulp of the sum of exponentials is 1e-16)
+    np.testing.assert_allclose(lpn, ref["lpn"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(stats.log_likelihood, ref["ll"], rtol=1e-12)
+    np.testing.assert_allclose(stats.entropy_term, ref["ent"], rtol=1e-10)
+    np.testing.assert_allclose(stats.nk, ref["nk"], rtol=1e-12)
+    np.testing.assert_allclose(stats.s, ref["s"], rtol=1e-12, atol=1e-12)
+    return resp
+
+
 @pytest.mark.parametrize("counts", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_pass_matches_numpy(counts, weighted):
@@ -52,17 +71,7 @@ def test_pass_matches_numpy(counts, weighted):
     blocks, indptr, indices, values, dense, lt, lc, w = _random_case(rng, counts=counts)
     w = w if weighted else None
     data = DE.DiscreteData(indptr, indices, values, blocks.n_columns, lt.shape[1], w, 2)
-    N, K = dense.shape[0], lt.shape[1]
-    resp, lpn = np.empty((N, K)), np.empty(N)
-    stats = data.run(lt, lc, resp_out=resp, log_prob_norm_out=lpn)
-    ref = _reference(dense, lt, lc, w if weighted else np.ones(N))
-    np.testing.assert_allclose(resp, ref["resp"], rtol=1e-12, atol=1e-15)
-    # (atol: rows with log p near 0, where an ulp of the sum of exponentials is 1e-16)
-    np.testing.assert_allclose(lpn, ref["lpn"], rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(stats.log_likelihood, ref["ll"], rtol=1e-12)
-    np.testing.assert_allclose(stats.entropy_term, ref["ent"], rtol=1e-10)
-    np.testing.assert_allclose(stats.nk, ref["nk"], rtol=1e-12)
-    np.testing.assert_allclose(stats.s, ref["s"], rtol=1e-12, atol=1e-12)
+    resp = _check_pass(data, dense, lt, lc, w)
     # a row with nothing observed gets the prior
     empty = 3 if counts else 5
     np.testing.assert_allclose(resp[empty], np.exp(lc - logsumexp(lc)), rtol=1e-12)
@@ -140,16 +149,7 @@ def test_packed_items_match_numpy(sizes, missing, weighted):
     if sizes == (2,) * 20:
         assert [len(g) for g in data.packing.groups] == [8, 8, 4]
     N, K = dense.shape[0], 6
-    resp, lpn = np.empty((N, K)), np.empty(N)
-    stats = data.run(lt, lc, resp_out=resp, log_prob_norm_out=lpn)
-    ref = _reference(dense, lt, lc, w if weighted else np.ones(N))
-    np.testing.assert_allclose(resp, ref["resp"], rtol=1e-12, atol=1e-15)
-    # (atol: row 5, every item missing, has log p = logsumexp(lc), 0 up to rounding)
-    np.testing.assert_allclose(lpn, ref["lpn"], rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(stats.log_likelihood, ref["ll"], rtol=1e-12)
-    np.testing.assert_allclose(stats.entropy_term, ref["ent"], rtol=1e-10)
-    np.testing.assert_allclose(stats.nk, ref["nk"], rtol=1e-12)
-    np.testing.assert_allclose(stats.s, ref["s"], rtol=1e-12, atol=1e-12)
+    resp = _check_pass(data, dense, lt, lc, w)
     if missing:  # row 5 has every item missing: no code at all, the prior as posterior
         assert data._indptr[6] == data._indptr[5]
         np.testing.assert_allclose(resp[5], np.exp(lc - logsumexp(lc)), rtol=1e-12)

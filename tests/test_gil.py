@@ -10,6 +10,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from vbfast._registry import ESTIMATORS, fingerprint, fitted_attributes, prediction_outputs
+from _helpers import run_together
 
 
 def _fit(entry, X, seed):
@@ -34,23 +35,12 @@ def test_two_threaded_fits_equal_sequential_fits(entry):
         blas_before = _blas_threads()
         sequential = [_fit(entry, X, seed) for X, seed in jobs]
         results = [None, None]
-        errors = []
-        barrier = threading.Barrier(2)
 
         def work(i):
-            try:
-                barrier.wait()
-                for _ in range(2):  # overlap the fits for several of their iterations
-                    results[i] = _fit(entry, *jobs[i])
-            except BaseException as exc:  # reported in the main thread
-                errors.append(exc)
+            for _ in range(2):  # overlap the fits for several of their iterations
+                results[i] = _fit(entry, *jobs[i])
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert not any(t.is_alive() for t in threads), "a threaded fit hung"
+        errors = run_together(work, 2, timeout=300)
         assert not errors, errors
         assert results == sequential
         assert _blas_threads() == blas_before  # the shared limit was released exactly once

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import vbfast
 from vbfast.hmm import CategoricalHMM, GaussianHMM
+from _helpers import assert_rejects_nonfinite, assert_same_hmm_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -62,15 +63,7 @@ def test_agrees_with_hmmlearn_from_the_same_start(ct, priors):
     assert_allclose(ours._covars_, their_cov, rtol=rtol)
     if ct != "spherical":  # (hmmlearn's own covars_ view is broken for fitted spherical)
         assert_allclose(ours.covars_, theirs.covars_, rtol=rtol)
-    assert_allclose(ours.score(X, lengths), theirs.score(X, lengths), rtol=1e-12)
-    lp, post = ours.score_samples(X, lengths)
-    lp2, post2 = theirs.score_samples(X, lengths)
-    assert_allclose(lp, lp2, rtol=1e-12)
-    assert_allclose(post, post2, atol=1e-10)
-    lv, sv = ours.decode(X, lengths)
-    lv2, sv2 = theirs.decode(X, lengths)
-    assert_allclose(lv, lv2, rtol=1e-12)
-    assert_array_equal(sv, sv2)
+    assert_same_hmm_scores(ours, theirs, X, lengths)
     assert_allclose(ours.aic(X, lengths), theirs.aic(X, lengths), rtol=1e-12)
     assert_allclose(ours.bic(X, lengths), theirs.bic(X, lengths), rtol=1e-12)
     assert_allclose(ours.get_stationary_distribution(),
@@ -321,13 +314,7 @@ def test_bad_input_raises_value_error_naming_it():
         model.fit(X, [50, 0])
     with pytest.raises(ValueError, match="lengths must be positive"):
         model.fit(X, [60, -10])
-    bad = X.copy()
-    bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        model.fit(bad)
-    bad[3, 1] = np.inf
-    with pytest.raises(ValueError, match="infinity"):
-        model.fit(bad)
+    assert_rejects_nonfinite(model.fit, X)
     user = GaussianHMM(2, init_params="mc", n_iter=2)
     user.startprob_ = np.array([0.5, 0.5])
     user.transmat_ = np.array([[0.5, 0.6], [0.5, 0.5]])

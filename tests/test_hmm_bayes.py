@@ -13,6 +13,7 @@ from vbfast.hmm import CategoricalHMM, GaussianHMM
 from vbfast.hmm import _ffbs
 from vbfast.hmm._conjugate import GaussianConjugate
 from vbfast.hmm._sequences import Sequences
+from _helpers import dirichlet_expected_log, hmm_mean_field
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 # fixed-length fits (tol=0) for the bound traces: their non-convergence warning is expected
@@ -272,19 +273,13 @@ def test_merge_statistics_are_the_merged_posteriors(kind):
     """A merge of states i and j adds their statistics: the emission statistics of the
     posteriors with column j added into column i, the start and transition counts with row
     and column j added into i."""
-    from vbfast.hmm import _mean_field
     if kind == "categorical":
         X, lengths = _categorical_data(1, 300)
         est = CategoricalHMM(4, method="mean_field", random_state=0)
     else:
         X, lengths, _, _, _ = _gauss_data(seed=2, T=100)
         est = GaussianHMM(4, kind, method="mean_field", random_state=0)
-    est._check_parameters()
-    Xs = est._check_X(X, fitting=True)
-    seqs = Sequences(lengths, len(Xs), 1)
-    params = est._initial_parameters(Xs, seqs)
-    conj = est._conjugate(Xs, 1, {}, params)
-    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    Xs, seqs, conj, method = hmm_mean_field(est, X, lengths)
     inputs = method.pass_inputs(seqs)
     fb = seqs.forward_backward(conj.expected_log_density(Xs, inputs["q_emission"]),
                                inputs["startprob"], inputs["transmat"])
@@ -399,21 +394,14 @@ def test_elbo_equals_enumerated_definition():
     """The bound of one iteration equals E_q[log p(X, z, theta)] + H[q(z)] + H[q(theta)],
     with q(z) enumerated over every path of a tiny categorical HMM and the Dirichlet terms
     from scipy's entropies."""
-    from scipy.special import digamma
-    from vbfast.hmm import _mean_field
     rng = np.random.RandomState(3)
     X = rng.randint(3, size=(5, 1))
     est = CategoricalHMM(2, method="mean_field", random_state=0, sticky=0.7,
                          startprob_prior=0.8, transmat_prior=1.3, emissionprob_prior=0.6)
-    est._check_parameters()
-    Xs = est._check_X(X, fitting=True)
-    seqs = Sequences(None, 5, 1)
-    params = est._initial_parameters(Xs, seqs)
-    conj = est._conjugate(Xs, 1, {}, params)
-    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    Xs, seqs, conj, method = hmm_mean_field(est, X, None)
     q = method.q
     method.update(method.data.run_pass(seqs, method.pass_inputs(seqs)))
-    elog = lambda a: digamma(a) - digamma(a.sum(axis=-1, keepdims=True))  # noqa: E731
+    elog = dirichlet_expected_log
     lpi, lA, lB = elog(q["start"]), elog(q["trans"]), elog(q["emission"]["lam"])
     x = Xs
     paths = list(itertools.product(range(2), repeat=5))

@@ -15,9 +15,11 @@ from scipy.spatial.distance import cdist
 from scipy.special import digamma, gammaln, logsumexp, multigammaln
 
 import vbfast
-from vbfast.hmm import GMMHMM, _gibbs, _gmm_components, _mean_field
+from vbfast.hmm import GMMHMM, _gmm_components
 from vbfast.hmm._sequences import Sequences
 from vbfast.spectrum import available_methods
+from _helpers import (assert_rejects_nonfinite, dirichlet_expected_log, hmm_gibbs_chain,
+                      hmm_mean_field)
 
 # fixed-length fits (tol=0) and short chains: their convergence warnings are expected
 pytestmark = pytest.mark.filterwarnings("ignore:Best performing initialization did not",
@@ -159,15 +161,10 @@ def test_elbo_equals_enumerated_definition(ctype):
                  sticky=0.4, startprob_prior=0.7, transmat_prior=1.6, weights_prior=wprior,
                  means_prior=mprior, means_weight=0.8, covars_prior=cprior,
                  covars_weight=cweight)
-    est._check_parameters()
-    Xs = est._check_X(X, fitting=True)
-    seqs = Sequences(lengths, len(X), 1)
-    params = est._initial_parameters(Xs, seqs)
-    conj = est._conjugate(Xs, 1, {}, params)
-    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    Xs, seqs, conj, method = hmm_mean_field(est, X, lengths)
     q = method.q
     method.update(method.data.run_pass(seqs, method.pass_inputs(seqs)))
-    elog = lambda a: digamma(a) - digamma(a.sum(axis=-1, keepdims=True))  # noqa: E731
+    elog = dirichlet_expected_log
     lpi, lA = elog(q["start"]), elog(q["trans"])
     qe = q["emission"]
     lw = elog(qe["weights"])
@@ -299,12 +296,7 @@ def test_gibbs_state_and_component_draws_match_the_exact_posterior():
                  init_params="", random_state=0)
     est.startprob_, est.transmat_ = pi, A
     est.weights_, est.means_, est.covars_ = w, mu, var
-    est._check_parameters()
-    seqs = Sequences(None, 3, 1)
-    params = est._initial_parameters(X, seqs)
-    conj = est._conjugate(X, 1, {}, params)
-    data = _gibbs.GibbsData(X, seqs, conj, est)
-    chain = _gibbs.Gibbs(est, data, params, np.random.Generator(np.random.PCG64(1)), 7)
+    seqs, conj, data, chain = hmm_gibbs_chain(est, X)
     x = X[:, 0]
     configs = list(itertools.product(range(4), repeat=3))   # pair index k * 2 + m per row
     index = {}
@@ -492,13 +484,7 @@ def test_bad_input_refused(method):
         est.fit(X, [20, 20])
     with pytest.raises(ValueError, match="length"):
         est.fit(X, [50, 0])
-    bad = X.copy()
-    bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        est.fit(bad)
-    bad[3, 1] = np.inf
-    with pytest.raises(ValueError, match="infinity"):
-        est.fit(bad)
+    assert_rejects_nonfinite(est.fit, X)
     if method == "gibbs":
         with pytest.raises(ValueError, match="n_draws"):
             GMMHMM(2, method=method, n_draws=0).fit(X)

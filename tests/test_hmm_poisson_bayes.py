@@ -9,10 +9,10 @@ from scipy import stats
 from scipy.special import digamma, gammaln
 
 import vbfast
-from vbfast.hmm import PoissonHMM, _gibbs, _mean_field
+from vbfast.hmm import PoissonHMM
 from vbfast.hmm._conjugate import PoissonConjugate
-from vbfast.hmm._sequences import Sequences
 from vbfast.spectrum import available_methods
+from _helpers import dirichlet_expected_log, hmm_gibbs_chain, hmm_mean_field
 
 # fixed-length fits (tol=0) for the bound traces: their non-convergence warning is expected
 pytestmark = pytest.mark.filterwarnings("ignore:Best performing initialization did not")
@@ -99,15 +99,10 @@ def test_elbo_equals_enumerated_definition():
     est = PoissonHMM(2, method="mean_field", random_state=0, sticky=0.4, startprob_prior=0.7,
                      transmat_prior=1.6, lambdas_prior=[[1.5, 0.5], [2.0, 1.0]],
                      lambdas_weight=0.8)
-    est._check_parameters()
-    Xs = est._check_X(X, fitting=True)
-    seqs = Sequences(lengths, len(X), 1)
-    params = est._initial_parameters(Xs, seqs)
-    conj = est._conjugate(Xs, 1, {}, params)
-    method = _mean_field.MeanField(est, _mean_field.VBData(Xs, seqs, conj), params)
+    Xs, seqs, conj, method = hmm_mean_field(est, X, lengths)
     q = method.q
     method.update(method.data.run_pass(seqs, method.pass_inputs(seqs)))
-    elog = lambda a: digamma(a) - digamma(a.sum(axis=-1, keepdims=True))  # noqa: E731
+    elog = dirichlet_expected_log
     lpi, lA = elog(q["start"]), elog(q["trans"])
     a, b = q["emission"]["shape"], q["emission"]["rate"]
     lB = np.array([[np.sum(x * (digamma(a[k]) - np.log(b[k])) - a[k] / b[k]
@@ -182,12 +177,7 @@ def test_gibbs_matches_the_exact_posterior_of_a_tiny_model():
     est = PoissonHMM(2, method="gibbs", params="l", init_params="l", lambdas_prior=a0,
                      lambdas_weight=b0, random_state=0)
     est.startprob_, est.transmat_ = pi, A
-    est._check_parameters()
-    seqs = Sequences(None, 4, 1)
-    params = est._initial_parameters(X, seqs)
-    conj = est._conjugate(X, 1, {}, params)
-    data = _gibbs.GibbsData(X, seqs, conj, est)
-    chain = _gibbs.Gibbs(est, data, params, np.random.Generator(np.random.PCG64(1)), 7)
+    seqs, conj, data, chain = hmm_gibbs_chain(est, X)
     n_sweeps, burn = 40000, 100
     sums = np.empty(n_sweeps)
     lam0 = np.empty(n_sweeps)

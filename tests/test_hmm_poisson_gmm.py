@@ -3,11 +3,12 @@ input refused with a ValueError naming it, never NaN on degenerate data, the hmm
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 
 import vbfast
 from vbfast._core.threads import resolve_n_threads
 from vbfast.hmm import GMMHMM, PoissonHMM, _sequences
+from _helpers import assert_same_hmm_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -59,15 +60,7 @@ def _compare_common(ours, theirs, X, rtol=1e-8):
     assert_allclose(ours.lower_bounds_, list(theirs.monitor_.history), rtol=rtol)
     assert_allclose(ours.startprob_, theirs.startprob_, rtol=rtol, atol=1e-12)
     assert_allclose(ours.transmat_, theirs.transmat_, rtol=rtol, atol=1e-12)
-    assert_allclose(ours.score(X, LENGTHS), theirs.score(X, LENGTHS), rtol=1e-12)
-    lp, post = ours.score_samples(X, LENGTHS)
-    lp2, post2 = theirs.score_samples(X, LENGTHS)
-    assert_allclose(lp, lp2, rtol=1e-12)
-    assert_allclose(post, post2, atol=1e-10)
-    lv, sv = ours.decode(X, LENGTHS)
-    lv2, sv2 = theirs.decode(X, LENGTHS)
-    assert_allclose(lv, lv2, rtol=1e-12)
-    assert_array_equal(sv, sv2)
+    assert_same_hmm_scores(ours, theirs, X, LENGTHS)
 
 
 @pytest.mark.parametrize("priors", [{}, {"lambdas_prior": 2.0, "lambdas_weight": 0.5,

@@ -198,6 +198,17 @@ def _run_pass(X, B, gamma, alpha, max_iter, tol=1e-3, fast=False, threads=2,
     return outcome, ratio, t, bnd.sum(0)
 
 
+def _check_against_reference(X, B, gamma, ratio, t, bnd, ref):
+    """A pass's gamma, word-topic statistics and bound against ``_reference_pass``'s."""
+    ref_gamma, ref_sst, ref_word, ref_doc = ref
+    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
+    suff = np.empty_like(B)
+    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
+                          t, B, suff, 2)
+    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+
+
 @pytest.mark.parametrize("K", [8, 13, 50])
 def test_pass_skipping_dead_topics_matches_reference(K):
     # Documents about a few of K sparse topics, with a small alpha (t_k ~ exp(-1/alpha) / N
@@ -212,16 +223,12 @@ def test_pass_skipping_dead_topics_matches_reference(K):
     B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
     gamma0 = rng.gamma(100.0, 0.01, (60, K))
     alpha = 0.02
-    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    ref = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    ref_gamma, _, ref_word, ref_doc = ref
     gamma = gamma0.copy()
     (n_skipping, n_redone), ratio, t, bnd = _run_pass(X, B, gamma, alpha, 100, tol=1e-4)
     assert n_skipping >= 8 and n_redone <= 1
-    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
-    suff = np.empty_like(B)
-    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
-                          t, B, suff, 2)
-    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    _check_against_reference(X, B, gamma, ratio, t, bnd, ref)
     # bitwise the same on one thread
     gamma_1 = gamma0.copy()
     out_1 = _run_pass(X, B, gamma_1, alpha, 100, tol=1e-4, threads=1)
@@ -344,7 +351,7 @@ def test_live_sweep_lanes_match_reference(lanes, K, alpha):
     lam = topics * 300 + rng.gamma(0.1, 1.0, topics.shape) + 0.01
     B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
     gamma0 = rng.gamma(100.0, 0.01, (X.shape[0], K))
-    ref_gamma, ref_sst, ref_word, ref_doc = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
+    ref = _reference_pass(X, B, gamma0, alpha, 100, 1e-4)
     previous = _lda._set_sweep_lanes(lanes)
     try:
         assert _lda._sweep_lanes() in ((4,) if lanes == 4 else (4, 8))
@@ -354,12 +361,7 @@ def test_live_sweep_lanes_match_reference(lanes, K, alpha):
         out_1 = _run_pass(X, B, gamma_1, alpha, 100, tol=1e-4, threads=1)
     finally:
         _lda._set_sweep_lanes(previous)
-    np.testing.assert_allclose(gamma, ref_gamma, rtol=1e-10)
-    suff = np.empty_like(B)
-    _lda.word_topic_stats(*_lda.word_major_pattern(X.indptr, X.indices, B.shape[0]), ratio,
-                          t, B, suff, 2)
-    np.testing.assert_allclose(suff, ref_sst * B, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(bnd, [ref_word, ref_doc], rtol=1e-10)
+    _check_against_reference(X, B, gamma, ratio, t, bnd, ref)
     assert np.array_equal(gamma_1, gamma) and np.array_equal(out_1[1], ratio)
     assert np.array_equal(out_1[3], bnd)
 

@@ -12,6 +12,7 @@ from vbfast import LatentDirichletAllocation
 from vbfast._core import blocks
 from vbfast.topics import _lda
 from vbfast.topics import lda as L
+from _helpers import memmap_copy
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -33,15 +34,6 @@ def small_blocks(monkeypatch):
     """Blocks of a few documents, so that a few hundred documents span many blocks."""
     monkeypatch.setattr(blocks, "BLOCK_BYTES", 4096)
     monkeypatch.setattr(blocks, "CHECK_BYTES", 4096)
-
-
-def _memmap(X, tmp_path, name="X.npy"):
-    path = os.path.join(tmp_path, name)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=X.dtype, shape=X.shape)
-    out[:] = X
-    out.flush()
-    del out
-    return np.load(path, mmap_mode="r")
 
 
 ESTIMATORS = [
@@ -77,7 +69,7 @@ def _assert_same_fit(a, b):
 @pytest.mark.parametrize("est", ESTIMATORS, ids=_ids)
 def test_memmap_fit_is_the_in_memory_fit(est, small_blocks, tmp_path):
     X = _corpus()
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     data = L.BlockedDocumentData(blocks.BlockRows(mm), 4, 1,
                                  64 if est.learning_method == "online" else None)
     assert len(data.plan) >= 5  # many blocks, cutting the pass's document groups
@@ -92,7 +84,7 @@ def test_memmap_fit_is_the_in_memory_fit(est, small_blocks, tmp_path):
 
 def test_float32_and_sparse_reference(small_blocks, tmp_path):
     X = _corpus(dtype=np.float32)
-    mm = _memmap(X, tmp_path)
+    mm = memmap_copy(X, tmp_path)
     est = LatentDirichletAllocation(4, max_iter=4, random_state=0)
     a, b = _clone(est).fit(sp.csr_matrix(X)), _clone(est).fit(mm)
     _assert_same_fit(a, b)
@@ -165,14 +157,14 @@ def test_streamed_checks_name_the_block(small_blocks, tmp_path):
     for value, what in ((np.nan, "NaN"), (np.inf, "infinity"), (-1.0, "negative counts")):
         bad = X.copy()
         bad[401, 7] = value
-        mm = _memmap(bad, tmp_path, f"bad{what[:3]}.npy")
+        mm = memmap_copy(bad, tmp_path, f"bad{what[:3]}.npy")
         with pytest.raises(ValueError, match=rf"{what} in block \d+ \(rows"):
             est.fit(mm)
         np.testing.assert_array_equal(est.components_, fitted)  # left as it was
         with pytest.raises(ValueError, match=rf"{what} in block \d+"):
             est.transform(mm)
     with pytest.raises(ValueError, match="features"):
-        est.transform(_memmap(np.zeros((10, 7)), tmp_path, "cols.npy"))
+        est.transform(memmap_copy(np.zeros((10, 7)), tmp_path, "cols.npy"))
 
 
 # ---------------------------------------------------------------------- dask

@@ -12,6 +12,7 @@ from vbfast.text import count_matrix
 from vbfast.topics import _gibbs as sampler
 from vbfast.topics import lda as lda_module
 from vbfast.topics.lda import LatentDirichletAllocation
+from _helpers import run_together
 
 
 def _counts(n_docs=30, n_words=12, seed=0):
@@ -107,26 +108,17 @@ def test_one_object_fitted_from_four_threads(method, partial):
     data = [_counts(200, 40 + 3 * i, seed=i) for i in range(4)]
     lda = LatentDirichletAllocation(3, random_state=0, method=method, n_draws=3, burn_in=3,
                                     max_iter=3, n_threads=1)
-    errors, barrier = [], threading.Barrier(4)
 
     def work(i):
-        try:
-            barrier.wait()
-            for _ in range(4):
-                X = data[0] if partial else data[i]
-                if partial:
-                    lda.partial_fit(X)
-                else:
-                    lda.fit(X)
-                lda.transform(X[:, :lda.n_features_in_]) if not partial else None
-        except BaseException as exc:  # reported in the main thread
-            errors.append(exc)
+        for _ in range(4):
+            X = data[0] if partial else data[i]
+            if partial:
+                lda.partial_fit(X)
+            else:
+                lda.fit(X)
+            lda.transform(X[:, :lda.n_features_in_]) if not partial else None
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    errors = run_together(work, 4, timeout=120)
     # transform reads n_features_in_ then predicts; a fit of another width may come in
     # between, which is the caller's race and a clear error: anything else is a defect
     bad = [e for e in errors if "features, but LatentDirichletAllocation is expecting"

@@ -129,6 +129,20 @@ def test_one_em_iteration_matches_reference(covariance_type, dtype):
     assert gm.n_empty_rows_ == np.isnan(X).all(axis=1).sum() >= 3
 
 
+def _reference_rows(X, weights, row):
+    """Per row of X: log p(x_o) and the responsibilities, from ``row(x, observed)``; a row
+    with nothing observed has log p = 0 and the weights as responsibilities."""
+    ref_lp = np.empty(len(X))
+    ref_resp = np.empty((len(X), len(weights)))
+    for n, x in enumerate(X):
+        o = ~np.isnan(x)
+        if o.any():
+            ref_lp[n], ref_resp[n] = row(x, o)
+        else:
+            ref_lp[n], ref_resp[n] = 0.0, weights
+    return ref_lp, ref_resp
+
+
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_predictions_equal_reference_marginals_em(covariance_type):
     X = _data(seed=3, n_empty=2)
@@ -136,18 +150,13 @@ def test_predictions_equal_reference_marginals_em(covariance_type):
                          random_state=0).fit(X)
     K, D = gm.means_.shape
     covs = _full(gm.covariances_, covariance_type, K, D)
-    ref_lp = np.empty(len(X))
-    ref_resp = np.empty((len(X), K))
-    for n, x in enumerate(X):
-        o = ~np.isnan(x)
-        if not o.any():
-            ref_lp[n] = 0.0
-            ref_resp[n] = gm.weights_
-            continue
+
+    def row(x, o):
         logp = np.array([np.log(gm.weights_[k]) + stats.multivariate_normal.logpdf(
             x[o], gm.means_[k, o], covs[k][np.ix_(o, o)]) for k in range(K)])
-        ref_lp[n] = logsumexp(logp)
-        ref_resp[n] = np.exp(logp - ref_lp[n])
+        return logsumexp(logp), np.exp(logp - logsumexp(logp))
+
+    ref_lp, ref_resp = _reference_rows(X, gm.weights_, row)
     np.testing.assert_allclose(gm.score_samples(X), ref_lp, rtol=1e-10)
     np.testing.assert_allclose(gm.predict_proba(X), ref_resp, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(gm.predict(X), gm.predict_proba(X).argmax(1))
@@ -167,14 +176,8 @@ def test_predictions_equal_reference_marginals_mean_field(covariance_type):
     a, b = wc
     e_log_pi = (digamma(a) - digamma(a + b)
                 + np.hstack([0, np.cumsum(digamma(b) - digamma(a + b))[:-1]]))
-    ref_lp = np.empty(len(X))
-    ref_resp = np.empty((len(X), K))
-    for n, x in enumerate(X):
-        o = ~np.isnan(x)
-        if not o.any():
-            ref_lp[n] = 0.0
-            ref_resp[n] = bgm.weights_
-            continue
+
+    def row(x, o):
         lt = np.empty(K)
         lz = np.empty(K)
         for k in range(K):
@@ -196,8 +199,9 @@ def test_predictions_equal_reference_marginals_mean_field(covariance_type):
             S_oo = Sigma[np.ix_(o, o)]
             lz[k] = (c + 0.5 * D * np.log(2 * np.pi) - 0.5 * np.linalg.slogdet(P)[1]
                      + stats.multivariate_normal.logpdf(x[o], bgm.means_[k, o], S_oo))
-        ref_lp[n] = logsumexp(lt)
-        ref_resp[n] = np.exp(lz - logsumexp(lz))
+        return logsumexp(lt), np.exp(lz - logsumexp(lz))
+
+    ref_lp, ref_resp = _reference_rows(X, bgm.weights_, row)
     np.testing.assert_allclose(bgm.score_samples(X), ref_lp, rtol=1e-10)
     np.testing.assert_allclose(bgm.predict_proba(X), ref_resp, rtol=1e-8, atol=1e-12)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import assert_listed_test_fails, assert_unlisted_tests_pass
+
 sklearn = pytest.importorskip("sklearn")
 
 # file in the installed scikit-learn -> (pattern of its import of the estimator classes,
@@ -115,18 +117,12 @@ def test_the_suite_runs_against_vbfast(suite):
 
 def test_every_unlisted_test_passes(suite):
     outcomes, log = suite
-    unexpected = sorted(t for t, v in outcomes.items()
-                        if v == "failed" and t not in EXPECTED_FAILURES)
-    assert not unexpected, ("scikit-learn's tests failing against vbfast:\n"
-                            + "\n".join(unexpected) + "\n\n" + log[-8000:])
+    assert_unlisted_tests_pass(outcomes, log, EXPECTED_FAILURES, "scikit-learn")
 
 
 @pytest.mark.parametrize("test_id", sorted(EXPECTED_FAILURES))
 def test_listed_test_fails(suite, test_id):
-    outcomes, _ = suite
-    assert outcomes.get(test_id) == "failed", (
-        f"{test_id} is listed as failing ({EXPECTED_FAILURES[test_id]}) but "
-        f"{outcomes.get(test_id, 'was not collected')}: take it off the list")
+    assert_listed_test_fails(suite[0], test_id, EXPECTED_FAILURES)
 
 
 def test_rewrite_swaps_only_the_estimator_import():

@@ -18,21 +18,17 @@
 #define VBF_INLINE static inline
 #endif
 
-static inline int vbf_cpu_avx2(void) {
+/* 1 when the running CPU has FEATURE (a __builtin_cpu_supports name), 0 where there is no
+   run-time dispatch */
 #ifdef VBF_HAVE_DISPATCH
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#define VBF_CPU_HAS(feature) (__builtin_cpu_supports(feature) ? 1 : 0)
 #else
-    return 0;
+#define VBF_CPU_HAS(feature) 0
 #endif
-}
 
-static inline int vbf_cpu_avx2_fma(void) {
-#ifdef VBF_HAVE_DISPATCH
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
+static inline int vbf_cpu_avx2(void) { return VBF_CPU_HAS("avx2"); }
+
+static inline int vbf_cpu_avx2_fma(void) { return VBF_CPU_HAS("avx2") && VBF_CPU_HAS("fma"); }
 
 /* void NAME params, running NAME_body args (args: the parameter names of params) */
 #ifdef VBF_HAVE_DISPATCH

@@ -27,6 +27,8 @@ from libc.math cimport exp, log, INFINITY, isfinite
 
 import numpy as np
 
+include "_sequence_checks.pxi"
+
 cdef extern from "vbf_rng.h":
     uint64_t vbf_stream_key(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) noexcept nogil
     double vbf_uniform_at(uint64_t key, uint64_t i) noexcept nogil
@@ -169,27 +171,16 @@ def ffbs(const double[:, ::1] logprob, const double[::1] startprob,
     """
     cdef Py_ssize_t N = logprob.shape[0], S = seq_ll.shape[0]
     cdef int K = <int>logprob.shape[1]
-    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g, s
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g
     if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
         raise ValueError("startprob / transmat do not match logprob's n_components")
-    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N or states.shape[0] != N:
-        raise ValueError("offsets must start at 0 and end at n_samples")
-    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S:
-        raise ValueError("group_bounds must cover the sequences")
+    _check_sequences(offsets, group_bounds, N, S)
+    if states.shape[0] != N:
+        raise ValueError("states must have n_samples entries")
     if trans_slots.shape[0] != G or trans_slots.shape[1] != K * K or \
             start_slots.shape[0] != G or start_slots.shape[1] != K:
         raise ValueError("count slots have the wrong shape")
-    for s in range(S):
-        if offsets[s + 1] - offsets[s] < 1:
-            raise ValueError("every sequence needs at least one sample")
-    for g in range(G):
-        if group_bounds[g + 1] < group_bounds[g]:
-            raise ValueError("group_bounds must be non-decreasing")
-    logA = np.empty((K, K))
-    logpi = np.empty(K)
-    with np.errstate(divide="ignore"):
-        np.log(np.asarray(transmat), out=logA)
-        np.log(np.asarray(startprob), out=logpi)
+    logpi, logA = _log_probabilities(startprob, transmat)
     cdef double[:, ::1] lA = logA
     cdef double[::1] lpi = logpi
     cdef _FF p

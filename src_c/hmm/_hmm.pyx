@@ -36,6 +36,8 @@ from scipy.linalg.cython_blas cimport dgemm, dtrmm
 
 import numpy as np
 
+include "_sequence_checks.pxi"
+
 cdef extern from "_hmm_emission.h":
     void vbf_hmm_features_d(const double* X, int b, int D, int spherical, const double* shift,
                             const double* stats_shift, double* z, double* ys) noexcept nogil
@@ -278,11 +280,7 @@ def _transition_arrays(const double[::1] startprob, const double[:, ::1] transma
     K = transmat.shape[0]
     cdef int Kp = VBF_HMM_PAD(<int>K)
     A = np.asarray(transmat)
-    logA = np.empty((K, K))
-    logpi = np.empty(K)
-    with np.errstate(divide="ignore"):
-        np.log(A, out=logA)
-        np.log(np.asarray(startprob), out=logpi)
+    logpi, logA = _log_probabilities(startprob, transmat)
     Ap = np.zeros((K, Kp))
     Ap[:, :K] = A
     ATp = np.zeros((K, Kp))
@@ -347,27 +345,17 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
     cdef Py_ssize_t G = group_bounds.shape[0] - 1
     cdef bint want_post = post.shape[0] > 0
     cdef bint want_stats = trans_slots.shape[0] > 0
-    cdef Py_ssize_t s, g, max_len = 0, T
+    cdef Py_ssize_t g, max_len
     if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
         raise ValueError("startprob / transmat do not match logprob's n_components")
-    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N:
-        raise ValueError("offsets must start at 0 and end at n_samples")
-    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S or n_log_space.shape[0] != G:
+    max_len = _check_sequences(offsets, group_bounds, N, S)
+    if n_log_space.shape[0] != G:
         raise ValueError("group_bounds must cover the sequences")
     if want_post and (post.shape[0] != N or post.shape[1] != K):
         raise ValueError("post must be (n_samples, n_components)")
     if want_stats and (trans_slots.shape[0] != G or trans_slots.shape[1] != K * K
                        or start_slots.shape[0] != G or start_slots.shape[1] != K):
         raise ValueError("statistics slots have the wrong shape")
-    for s in range(S):
-        T = offsets[s + 1] - offsets[s]
-        if T < 1:
-            raise ValueError("every sequence needs at least one sample")
-        if T > max_len:
-            max_len = T
-    for g in range(G):
-        if group_bounds[g + 1] < group_bounds[g]:
-            raise ValueError("group_bounds must be non-decreasing")
     arrays = _transition_arrays(startprob, transmat)
     cdef _FB p
     _fill_transitions(&p, arrays)
@@ -482,21 +470,13 @@ def viterbi(const double[:, ::1] logprob, const double[::1] startprob,
     """
     cdef Py_ssize_t N = logprob.shape[0], S = seq_ll.shape[0]
     cdef int K = <int>logprob.shape[1]
-    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g, s, max_len = 0
+    cdef Py_ssize_t G = group_bounds.shape[0] - 1, g
     if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
         raise ValueError("startprob / transmat do not match logprob's n_components")
-    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N or states.shape[0] != N:
-        raise ValueError("offsets must start at 0 and end at n_samples")
-    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S:
-        raise ValueError("group_bounds must cover the sequences")
-    for s in range(S):
-        if offsets[s + 1] - offsets[s] < 1:
-            raise ValueError("every sequence needs at least one sample")
-    logA = np.empty((K, K))
-    logpi = np.empty(K)
-    with np.errstate(divide="ignore"):
-        np.log(np.asarray(transmat), out=logA)
-        np.log(np.asarray(startprob), out=logpi)
+    _check_sequences(offsets, group_bounds, N, S)
+    if states.shape[0] != N:
+        raise ValueError("states must have n_samples entries")
+    logpi, logA = _log_probabilities(startprob, transmat)
     cdef double[:, ::1] lA = logA
     cdef double[::1] lpi = logpi
     with nogil, parallel(num_threads=n_threads):
@@ -1019,21 +999,13 @@ def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
                          "matching shapes")
     if startprob.shape[0] != K or transmat.shape[0] != K or transmat.shape[1] != K:
         raise ValueError("startprob / transmat do not match the means' n_components")
-    if offsets.shape[0] != S + 1 or offsets[0] != 0 or offsets[S] != N:
-        raise ValueError("offsets must start at 0 and end at n_samples")
-    if G < 1 or group_bounds[0] != 0 or group_bounds[G] != S or n_log_space.shape[0] != G:
+    _check_sequences(offsets, group_bounds, N, S)
+    if n_log_space.shape[0] != G:
         raise ValueError("group_bounds must cover the sequences")
     if trans_slots.shape[0] != G or trans_slots.shape[1] != K * K \
             or start_slots.shape[0] != G or start_slots.shape[1] != K \
             or emission_slots.shape[0] != G or emission_slots.shape[1] != width:
         raise ValueError("statistics slots have the wrong shape")
-    for s in range(S):
-        T = offsets[s + 1] - offsets[s]
-        if T < 1:
-            raise ValueError("every sequence needs at least one sample")
-    for g in range(G):
-        if group_bounds[g + 1] < group_bounds[g]:
-            raise ValueError("group_bounds must be non-decreasing")
     arrays = _transition_arrays(startprob, transmat)
     cdef _FB p
     _fill_transitions(&p, arrays)

@@ -14,13 +14,7 @@
    version (for tests, which compare both with a NumPy reference). */
 static int vbf_lda_lanes = 0;
 
-static int vbf_cpu_avx512f(void) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
+static int vbf_cpu_avx512f(void) { return VBF_CPU_HAS("avx512f"); }
 
 #if defined(__GNUC__)
 
@@ -494,18 +488,24 @@ VBF_INLINE void vbf_expectation_given_total_body(int K, const double *lambda,
     }
 }
 
-/* out_i = psi(x_i), i < n, x_i > 0, each as vbf_digamma4 computes it in any lane. */
-VBF_INLINE void vbf_digamma_n_body(int n, const double *x, double *out)
-{
-    int i, q;
-    vbf_v4 g;
-    for (i = 0; i < n; i += 4) {
-        g = vbf_splat(1.0);
-        for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];
-        g = vbf_digamma4(g);
-        for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];
+/* NAME_body(n, x, out): out_i = FN4(x)_i, i < n (an INDEX count), four values a call (unused
+   lanes at 1.0), each as FN4 computes it in any lane */
+#define VBF_LANEWISE_N(name, fn4, index)                                                   \
+    VBF_INLINE void name##_body(index n, const double *x, double *out)                     \
+    {                                                                                       \
+        index i;                                                                            \
+        int q;                                                                              \
+        vbf_v4 g;                                                                           \
+        for (i = 0; i < n; i += 4) {                                                        \
+            g = vbf_splat(1.0);                                                             \
+            for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];                           \
+            g = fn4(g);                                                                     \
+            for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];                         \
+        }                                                                                   \
     }
-}
+
+/* out_i = psi(x_i), i < n, x_i > 0 */
+VBF_LANEWISE_N(vbf_digamma_n, vbf_digamma4, int)
 
 /* lgamma(x) for 0 < x < 1e300, x normal (so is x (x+1)...(x+7)), four lanes: lanes with x < 8
    shifted by eight, lgamma(x) = lgamma(x + 8) - log(x (x+1) ... (x+7)), then Stirling's series
@@ -558,18 +558,7 @@ VBF_INLINE void vbf_topic_term_row_body(int K, const double *lam, const double *
 }
 
 /* lgamma of n values by vbf_lgamma4 (for tests). */
-VBF_INLINE void vbf_lgamma_n_body(Py_ssize_t n, const double *x, double *out)
-{
-    Py_ssize_t i;
-    int q;
-    vbf_v4 g;
-    for (i = 0; i < n; i += 4) {
-        g = vbf_splat(1.0);
-        for (q = 0; q < 4 && i + q < n; q++) g[q] = x[i + q];
-        g = vbf_lgamma4(g);
-        for (q = 0; q < 4 && i + q < n; q++) out[i + q] = g[q];
-    }
-}
+VBF_LANEWISE_N(vbf_lgamma_n, vbf_lgamma4, Py_ssize_t)
 
 /* out_j = log(x_j), j < n, for the bound's log sum_k t_k B_wk: x_j positive and normal where
    the result is used (other values give some finite number or NaN, no trap); vbf_log4, four
@@ -677,7 +666,7 @@ __attribute__((target("avx512f,avx512dq,fma"))) static void vbf_exp_expectation_
 static void vbf_exp_expectation_total(int K, const double *gamma, double total, double *t)
 {
 #ifdef VBF_HAVE_DISPATCH
-    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && VBF_CPU_HAS("avx512dq")) {
         vbf_exp_expectation_total8(K, gamma, total, t);
         return;
     }
@@ -712,7 +701,7 @@ __attribute__((target("avx512f,avx512dq,fma"))) static void vbf_log_n8(
 static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
 {
 #ifdef VBF_HAVE_DISPATCH
-    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && __builtin_cpu_supports("avx512dq")) {
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && VBF_CPU_HAS("avx512dq")) {
         vbf_log_n8(n, x, out);
         return;
     }

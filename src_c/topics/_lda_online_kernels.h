@@ -66,11 +66,7 @@ static void vbf_online_expectation_body(Py_ssize_t n, int K, const double *lam,
    the eight-lane vectors are slower than the four-lane rows: the 64-bit shifts and
    conversions of the log have no AVX2 instruction. */
 static int vbf_online_eight_lanes(void) {
-#ifdef VBF_HAVE_DISPATCH
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
+    return VBF_CPU_HAS("avx512f") && VBF_CPU_HAS("avx512dq");
 }
 
 #ifdef VBF_HAVE_DISPATCH

@@ -36,6 +36,23 @@ def matching(reference, items, metric="sqeuclidean"):
     return perm
 
 
+def match_draws(draws):
+    """Permutations lining up every draw's items with a reference: ``draws`` (C, S, K, d)
+    (chains, draws, items, features) -> ``perms`` (C, S, K) with ``draws[c, s, perms[c, s]]``
+    matched (``matching``, squared distances). The reference is the last draw of chain 0,
+    then the mean of the matched draws: two rounds."""
+    C, S, K = draws.shape[:3]
+    reference = draws[0, -1]
+    for _ in range(2):
+        perms = np.empty((C, S, K), dtype=np.intp)
+        for c in range(C):
+            for s in range(S):
+                perms[c, s] = matching(reference, draws[c, s])
+        matched = np.take_along_axis(draws, perms[..., None], axis=2)
+        reference = matched.reshape(-1, K, draws.shape[-1]).mean(axis=0)
+    return perms
+
+
 def warn_if_not_converged(max_rhat, what, advice="Increase burn_in or n_draws."):
     """The sampler's ConvergenceWarning: too few draws for a diagnostic (``max_rhat`` NaN), or
     a split-R-hat of ``what`` at or above ``RHAT_THRESHOLD``. Returns ``converged_``."""

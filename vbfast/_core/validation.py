@@ -101,6 +101,20 @@ def check_sample_weight(sample_weight, n_samples):
     return w
 
 
+def broadcast_parameter(value, shape, name):
+    """A prior-like parameter as a float64 array broadcast to ``shape`` (a read-only view);
+    ValueError naming it if it does not broadcast or is not finite."""
+    value = np.asarray(value, dtype=np.float64)
+    try:
+        value = np.broadcast_to(value, shape)
+    except ValueError:
+        raise ValueError(f"{name} must be a scalar or broadcast to shape {shape}, got shape "
+                         f"{value.shape}") from None
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return value
+
+
 def check_random_state(seed):
     """Turn None, an int or a RandomState into a numpy RandomState."""
     if seed is None or seed is np.random:

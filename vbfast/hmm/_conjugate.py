@@ -35,7 +35,8 @@ then one of the statistics methods.
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .._core.sampling import matching
+from .._core.sampling import match_draws
+from .._core.validation import broadcast_parameter
 from ..emissions import gaussian as G
 from ..emissions.gaussian_prior import log_wishart_norm, multi_digamma
 from . import _gmm_components, _hmm
@@ -98,15 +99,7 @@ def gamma_kl(a, b, a0, b0):
 
 
 def _broadcast(value, shape, name):
-    value = np.asarray(value, dtype=np.float64)
-    try:
-        value = np.broadcast_to(value, shape).copy()
-    except ValueError:
-        raise ValueError(f"{name} must be a scalar or broadcast to shape {shape}, got shape "
-                         f"{value.shape}") from None
-    if not np.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    return value
+    return broadcast_parameter(value, shape, name).copy()
 
 
 # ---------------------------------------------------------------------- Gaussian
@@ -786,18 +779,9 @@ class GMMConjugate:
         if M == 1:
             return samples
         means = samples["means"]
-        C, S, K = means.shape[:3]
         out = {name: np.array(value, copy=True) for name, value in samples.items()}
-        for k in range(K):
-            flat = means[:, :, k]                      # (C, S, M, D)
-            reference = flat[0, -1]
-            for _ in range(2):
-                perms = np.empty((C, S, M), dtype=np.intp)
-                for c in range(C):
-                    for s in range(S):
-                        perms[c, s] = matching(reference, flat[c, s])
-                matched = np.take_along_axis(flat, perms[..., None], axis=2)
-                reference = matched.reshape(-1, M, flat.shape[-1]).mean(axis=0)
+        for k in range(means.shape[2]):
+            perms = match_draws(means[:, :, k])  # (C, S, M, D) -> (C, S, M)
             for name in ("weights", "means") + (() if self.ctype == "tied" else ("covars",)):
                 value = samples[name][:, :, k]
                 idx = perms.reshape(perms.shape + (1,) * (value.ndim - 3))

@@ -21,23 +21,20 @@ import numpy as np
 from .._core.loop import Sampling, run_fits
 from .._core.mcmc import effective_sample_size, split_rhat
 from .._core.protocol import Method, Statistics
-from .._core.sampling import check_sampler_parameters, matching, n_sweeps
+from .._core.sampling import check_sampler_parameters, match_draws, n_sweeps
 from . import _ffbs
 from ._conjugate import dirichlet_draw
 from ._mean_field import TransitionPrior
+from ._sequences import SequenceData
 
 
-class GibbsData:
+class GibbsData(SequenceData):
     """The data object of the sampler: X, its sequences, the emission's conjugate unit."""
 
     def __init__(self, X, sequences, conj, model):
-        self.X = X
-        self.sequences = sequences
+        super().__init__(X, sequences)
         self.conj = conj
         self.model = model
-
-    def shards(self):
-        return (self.sequences,)
 
     def run_pass(self, shard, inputs):
         """Draw every path (FFBS) at theta = ``inputs['params']``: Statistics with log_joint
@@ -162,15 +159,7 @@ def relabel(samples, conj):
     align = getattr(conj, "align_components", None)
     if K == 1:
         return samples if align is None else align(samples)
-    flat = feats.reshape(C, S, K, -1)
-    reference = flat[0, -1]
-    for _ in range(2):
-        perms = np.empty((C, S, K), dtype=np.intp)
-        for c in range(C):
-            for s in range(S):
-                perms[c, s] = matching(reference, flat[c, s])
-        matched = np.take_along_axis(flat, perms[..., None], axis=2)
-        reference = matched.reshape(-1, K, flat.shape[-1]).mean(axis=0)
+    perms = match_draws(feats.reshape(C, S, K, -1))
     out = {}
     out["startprob"] = np.take_along_axis(samples["startprob"], perms, axis=2)
     A = np.take_along_axis(samples["transmat"], perms[..., :, None], axis=2)

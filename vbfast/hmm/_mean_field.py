@@ -40,6 +40,7 @@ import numpy as np
 
 from .._core.protocol import Method, Statistics
 from ._conjugate import dirichlet_expected_log, dirichlet_kl, dirichlet_mean
+from ._sequences import SequenceData
 
 # coordinate-ascent passes run from a merged candidate before its ELBO is compared
 MERGE_PASSES = 3
@@ -63,17 +64,12 @@ class TransitionPrior:
         self.trans_support = params["transmat"] > 0
 
 
-class VBData:
-    """The data object of mean field: X, its sequences, the emission's conjugate unit. One
-    shard (every sequence)."""
+class VBData(SequenceData):
+    """The data object of mean field: X, its sequences, the emission's conjugate unit."""
 
     def __init__(self, X, sequences, conj):
-        self.X = X
-        self.sequences = sequences
+        super().__init__(X, sequences)
         self.conj = conj
-
-    def shards(self):
-        return (self.sequences,)
 
     def run_pass(self, shard, inputs):
         """Forward-backward at the sub-normalised parameters: Statistics with log_likelihood

@@ -199,3 +199,16 @@ class Sequences:
         if np.isnan(seq_ll).any():
             raise MemoryError("the Viterbi pass could not allocate its lattices")
         return seq_ll, states.astype(np.intp)
+
+
+class SequenceData:
+    """What every HMM data object (the protocol's) holds: X and its ``Sequences``, passed
+    over as one shard (every sequence; the passes run groups of whole sequences in
+    parallel)."""
+
+    def __init__(self, X, sequences):
+        self.X = X
+        self.sequences = sequences
+
+    def shards(self):
+        return (self.sequences,)

@@ -36,10 +36,10 @@ from .._core.loop import run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters, warn_if_not_converged
 from .._core.threads import resolve_n_threads, single_threaded_blas
-from .._core.validation import (check_is_fitted, check_option, check_random_state,
-                                check_scalar)
+from .._core.validation import (broadcast_parameter, check_is_fitted, check_option,
+                                check_random_state, check_scalar)
 from . import _gibbs, _mean_field
-from ._sequences import Sequences
+from ._sequences import SequenceData, Sequences
 
 # hmmlearn reports an init_params overwrite through logging; vbfast warns and logs it too (a
 # NullHandler: nothing printed unless the application configures logging)
@@ -84,19 +84,14 @@ class ConvergenceMonitor:
                 (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
 
 
-class HMMData:
-    """The data side of a fit (the protocol's data object): X, its sequences and the family's
-    emission unit. One shard: every sequence (the passes run groups of whole sequences in
-    parallel, and the emission work chunk-parallel)."""
+class HMMData(SequenceData):
+    """The data side of an EM fit: X, its sequences and the family's emission unit (the
+    emission work runs chunk-parallel)."""
 
     def __init__(self, X, sequences, model):
-        self.X = X
-        self.sequences = sequences
+        super().__init__(X, sequences)
         self.model = model
         self.cache = {}  # the emission unit's per-fit buffers (e.g. the Gaussian pass slots)
-
-    def shards(self):
-        return (self.sequences,)
 
     def run_pass(self, shard, params):
         """Emission log-densities, forward-backward, emission statistics: a ``Statistics``
@@ -167,6 +162,13 @@ def _dirichlet_update(counts, prior, current):
     return new, int(np.count_nonzero(empty))
 
 
+def init_arguments(values):
+    """A subclass ``__init__``'s ``locals()`` as ``BaseHMM.__init__``'s keyword arguments:
+    every parameter of its signature, each stored as given (scikit-learn's convention)."""
+    return {name: value for name, value in values.items()
+            if name not in ("self", "__class__")}
+
+
 class BaseHMM(ParamsMixin):
     """Base of the HMM estimators (hmmlearn's ``BaseHMM`` parameters and methods)."""
 
@@ -182,10 +184,11 @@ class BaseHMM(ParamsMixin):
 
     def __init__(self, n_components, startprob_prior, transmat_prior, algorithm, random_state,
                  n_iter, tol, verbose, params, init_params, implementation, method, n_threads,
-                 **sampler):
-        """Store hmmlearn's common parameters (``_base_param_names``) and, for the classes
-        with mean field and Gibbs, ``sampler``: ``_bayes_param_names``. Each subclass's own
-        signature lists every parameter (scikit-learn's get_params reads it)."""
+                 **others):
+        """Store hmmlearn's common parameters (``_base_param_names``) and ``others``: for the
+        classes with mean field and Gibbs ``_bayes_param_names``, and the subclass's own
+        (emission) parameters. Each subclass's signature lists every parameter (scikit-learn's
+        get_params reads it) and passes them all on with ``init_arguments(locals())``."""
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -199,7 +202,7 @@ class BaseHMM(ParamsMixin):
         self.implementation = implementation
         self.method = method
         self.n_threads = n_threads
-        for name, value in sampler.items():
+        for name, value in others.items():
             setattr(self, name, value)
 
     def _update_sklearn_tags(self, tags):
@@ -239,15 +242,7 @@ class BaseHMM(ParamsMixin):
         value = getattr(self, name)
         if value is None and name in ("startprob_prior", "transmat_prior"):
             value = 1.0 if self.method == "em" else 1.0 / self.n_components
-        value = np.asarray(value, dtype=np.float64)
-        try:
-            value = np.broadcast_to(value, shape)
-        except ValueError:
-            raise ValueError(f"{name} must be a scalar or broadcast to shape {shape}, got "
-                             f"shape {value.shape}") from None
-        if not np.isfinite(value).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        return value
+        return broadcast_parameter(value, shape, name)
 
     def _check_distribution(self, name, value, shape):
         """A user-given startprob_ / transmat_ (or emissionprob_): shape, finite, >= 0, rows
@@ -316,12 +311,7 @@ class BaseHMM(ParamsMixin):
         self._set_params(result.attributes, X)
         store_trace(self, result)
         self.n_kept_states_ = int(method.n_kept)
-        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        monitor.history.extend(float(b) for b in result.bounds)
-        monitor.iter = int(result.n_iter)
-        self.monitor_ = monitor
-        self._fitted_by_vbfast = True
-        return self
+        return self._store_monitor(result)
 
     def _fit_bayes(self, X, sequences, params):
         """method='mean_field' (``_mean_field.MeanField`` through the loop) or 'gibbs'
@@ -357,6 +347,10 @@ class BaseHMM(ParamsMixin):
         for name, value in extra.items():
             setattr(self, name, value)
         self.n_kept_states_ = 0
+        return self._store_monitor(result)
+
+    def _store_monitor(self, result):
+        """hmmlearn's ``monitor_`` from the loop's trace (the last step of every fit)."""
         monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         monitor.history.extend(float(b) for b in result.bounds)
         monitor.iter = int(result.n_iter)

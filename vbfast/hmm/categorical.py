@@ -9,7 +9,7 @@ import numpy as np
 
 from .._core.validation import as_real_array, check_random_state, check_scalar
 from ._conjugate import CategoricalConjugate
-from .base import _METHODS, BaseHMM
+from .base import _METHODS, BaseHMM, init_arguments
 
 
 class CategoricalHMM(BaseHMM):
@@ -60,14 +60,7 @@ class CategoricalHMM(BaseHMM):
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", method="em", n_threads=None,
                  sticky=0.0, n_draws=200, burn_in=100, thin=1, n_chains=2):
-        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
-                         transmat_prior=transmat_prior, algorithm=algorithm,
-                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
-                         params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
-                         burn_in=burn_in, thin=thin, n_chains=n_chains)
-        self.emissionprob_prior = emissionprob_prior
-        self.n_features = n_features
+        super().__init__(**init_arguments(locals()))
 
     def _check_emission_parameters(self):
         if self.n_features is not None:

@@ -30,7 +30,7 @@ from .._core.validation import check_array, check_random_state, check_scalar, ch
 from . import _hmm
 from ._conjugate import GaussianConjugate
 from ._sequences import LONG_MAX_STATES
-from .base import _METHODS, EMPTY_STATE, BaseHMM
+from .base import _METHODS, EMPTY_STATE, BaseHMM, init_arguments
 
 _CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 LOG_2PI = np.log(2.0 * np.pi)
@@ -258,21 +258,7 @@ class GaussianHMM(BaseHMM):
                  implementation="log", method="em", n_threads=None, beta_prior=None,
                  dof_prior=None, scale_prior=None, sticky=0.0, n_draws=200, burn_in=100,
                  thin=1, n_chains=2):
-        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
-                         transmat_prior=transmat_prior, algorithm=algorithm,
-                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
-                         params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
-                         burn_in=burn_in, thin=thin, n_chains=n_chains)
-        self.beta_prior = beta_prior
-        self.dof_prior = dof_prior
-        self.scale_prior = scale_prior
-        self.covariance_type = covariance_type
-        self.min_covar = min_covar
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
+        super().__init__(**init_arguments(locals()))
 
     # ------------------------------------------------------------------ attributes
     @property

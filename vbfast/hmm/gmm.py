@@ -52,7 +52,7 @@ from .._core.clustering import kmeans
 from .._core.validation import check_array, check_option, check_random_state, check_scalar
 from . import _gmm_components, _hmm
 from ._conjugate import GMMConjugate
-from .base import _METHODS, EMPTY_STATE, BaseHMM, _dirichlet_update
+from .base import _METHODS, EMPTY_STATE, BaseHMM, _dirichlet_update, init_arguments
 from .gaussian import CHUNK_SIZE, LOG_2PI, _CODES, _floor_eigenvalues
 
 _COVARS_SHAPES = {"spherical": "(n_components, n_mix)",
@@ -155,20 +155,7 @@ class GMMHMM(BaseHMM):
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
                  method="em", n_threads=None, sticky=0.0, n_draws=200, burn_in=100, thin=1,
                  n_chains=2):
-        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
-                         transmat_prior=transmat_prior, algorithm=algorithm,
-                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
-                         params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
-                         burn_in=burn_in, thin=thin, n_chains=n_chains)
-        self.n_mix = n_mix
-        self.min_covar = min_covar
-        self.weights_prior = weights_prior
-        self.means_prior = means_prior
-        self.means_weight = means_weight
-        self.covars_prior = covars_prior
-        self.covars_weight = covars_weight
-        self.covariance_type = covariance_type
+        super().__init__(**init_arguments(locals()))
 
     @property
     def n_features(self):

@@ -23,7 +23,7 @@ from scipy.special import gammaln
 
 from .._core.validation import as_real_array, check_random_state
 from ._conjugate import PoissonConjugate
-from .base import _METHODS, EMPTY_STATE, BaseHMM
+from .base import _METHODS, EMPTY_STATE, BaseHMM, init_arguments
 
 
 def _check_counts(X, n_features=None):
@@ -109,14 +109,7 @@ class PoissonHMM(BaseHMM):
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
                  init_params="stl", implementation="log", method="em", n_threads=None,
                  sticky=0.0, n_draws=200, burn_in=100, thin=1, n_chains=2):
-        super().__init__(n_components=n_components, startprob_prior=startprob_prior,
-                         transmat_prior=transmat_prior, algorithm=algorithm,
-                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
-                         params=params, init_params=init_params, implementation=implementation,
-                         method=method, n_threads=n_threads, sticky=sticky, n_draws=n_draws,
-                         burn_in=burn_in, thin=thin, n_chains=n_chains)
-        self.lambdas_prior = lambdas_prior
-        self.lambdas_weight = lambdas_weight
+        super().__init__(**init_arguments(locals()))
 
     @property
     def n_features(self):

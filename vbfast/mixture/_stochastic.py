@@ -168,7 +168,45 @@ def store_step(est, bound, elapsed, n_batch_iter, continuing):
     est.n_batch_iter_ = n_batch_iter
 
 
-class Stochastic(Method):
+class _Stepwise(Method):
+    """What both stepwise methods share: the inner batch method, the running statistics and
+    the step count, the blend s_t = (1 - rho_t) s_{t-1} + rho_t S_B (``add``: how two
+    statistics add), the bound of the last step, the inner method's attributes."""
+
+    monotone = False
+    warns_not_converged = False
+
+    def __init__(self, inner, running, n_batch_iter, learning_offset, learning_decay,
+                 mean_field):
+        self.inner = inner
+        self.running = running
+        self.n_batch_iter = n_batch_iter
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.mean_field = mean_field
+        self.bound_kind = "ELBO" if mean_field else "log-likelihood"
+        self._bound = None
+
+    def blend(self, batch, add):
+        """The running statistics after this step (the batch itself for a stream's first)."""
+        if self.running is None:
+            return batch
+        rho = learning_rate(self.n_batch_iter, self.learning_offset, self.learning_decay)
+        return add(self.running.scale(1.0 - rho), batch.scale(rho))
+
+    def advance(self, running, bound):
+        self.running = running
+        self.n_batch_iter += 1
+        self._bound = bound
+
+    def bound(self):
+        return self._bound
+
+    def attributes(self):
+        return self.inner.attributes()
+
+
+class Stochastic(_Stepwise):
     """One stochastic step per shard around a batch method ``inner`` (``EM`` or
     ``MeanFieldFitState``, its ``data`` the stream's ``StreamFrame``): the pass at the inner
     method's theta or q(theta), the blend of the scaled statistics into the running ones
@@ -180,21 +218,12 @@ class Stochastic(Method):
     scaled to ``total_samples``, at q(theta) after the step (as LDA's ``partial_fit``).
     Neither is monotone (each batch is other data)."""
 
-    monotone = False
-    warns_not_converged = False
-
     def __init__(self, inner, frame, running, n_batch_iter, *, learning_offset,
                  learning_decay, mean_field):
-        self.inner = inner
+        super().__init__(inner, running, n_batch_iter, learning_offset, learning_decay,
+                         mean_field)
         self.frame = frame
-        self.running = running
-        self.n_batch_iter = n_batch_iter
-        self.learning_offset = learning_offset
-        self.learning_decay = learning_decay
-        self.mean_field = mean_field
-        self.bound_kind = "ELBO" if mean_field else "log-likelihood"
         self._centres = None
-        self._bound = None
 
     def pass_inputs(self, shard):
         inputs = self.inner.kernel_inputs(self.frame.shift)
@@ -206,30 +235,19 @@ class Stochastic(Method):
         weight = float(stats["weight"])
         scale = frame.weight_sum / weight
         batch = stream_statistics(stats, self._centres, ctype).scale(scale)
-        if self.running is None:  # the first step of a stream
-            running = batch
-        else:
-            rho = learning_rate(self.n_batch_iter, self.learning_offset, self.learning_decay)
-            running = merge(self.running.scale(1.0 - rho), batch.scale(rho), ctype)
+        running = self.blend(batch, lambda a, b: merge(a, b, ctype))
         kstats, centres = kernel_form(running, ctype, frame.n_features)
         frame.gram_now = running["gram"] if ctype == "tied" else None
         if self.mean_field:
             self.inner.update_q(kstats, centres)
             # the ELBO of the batch standing for total_samples rows, at the new q(theta)
             frame.gram_now = stats["gram"] * scale if ctype == "tied" else None
-            self._bound = self.inner.elbo(stats.scale(scale), self._centres)
+            bound = self.inner.elbo(stats.scale(scale), self._centres)
         else:
             self.inner.m_step(kstats, centres, overwrite_s2=False)
-            self._bound = stats["log_likelihood"] / weight
+            bound = stats["log_likelihood"] / weight
         frame.gram_now = None
-        self.running = running
-        self.n_batch_iter += 1
-
-    def bound(self):
-        return self._bound
-
-    def attributes(self):
-        return self.inner.attributes()
+        self.advance(running, bound)
 
 
 # ---------------------------------------------------------------------- discrete mixtures
@@ -250,28 +268,19 @@ class DiscreteBatch:
                           row_const=self.discrete.row_const_sum)
 
 
-class StochasticDiscrete(Method):
+class StochasticDiscrete(_Stepwise):
     """Stepwise EM / stochastic VI for the discrete mixtures around their ``EM`` /
     ``MeanField``: their statistics (N_k, the level counts S) are linear, so the running
     statistics are the plain blend s_t = (1 - rho_t) s_{t-1} + rho_t c S_B (``Statistics``'
     own ``scale`` and ``+``), then EM's M-step (``m_step``) or the q(theta) update (``set_q``)
     from them. Bounds as ``Stochastic``'s."""
 
-    monotone = False
-    warns_not_converged = False
-
     def __init__(self, inner, running, n_batch_iter, *, total_samples, learning_offset,
                  learning_decay, mean_field):
-        self.inner = inner
-        self.running = running
-        self.n_batch_iter = n_batch_iter
+        super().__init__(inner, running, n_batch_iter, learning_offset, learning_decay,
+                         mean_field)
         self.total_samples = float(total_samples)
-        self.learning_offset = learning_offset
-        self.learning_decay = learning_decay
-        self.mean_field = mean_field
-        self.bound_kind = "ELBO" if mean_field else "log-likelihood"
         self.overflow_advice = inner.overflow_advice
-        self._bound = None
 
     def pass_inputs(self, shard):
         return self.inner.pass_inputs(shard)
@@ -279,22 +288,11 @@ class StochasticDiscrete(Method):
     def update(self, stats):
         weight = float(stats["weight"])
         batch = stats.scale(self.total_samples / weight)
-        if self.running is None:  # the first step of a stream
-            running = batch
-        else:
-            rho = learning_rate(self.n_batch_iter, self.learning_offset, self.learning_decay)
-            running = self.running.scale(1.0 - rho) + batch.scale(rho)
+        running = self.blend(batch, lambda a, b: a + b)
         if self.mean_field:
             self.inner.set_q(running)
-            self._bound = self.inner.elbo(batch, batch["row_const"])
+            bound = self.inner.elbo(batch, batch["row_const"])
         else:
             self.inner.m_step(running)
-            self._bound = stats["log_likelihood"] / weight
-        self.running = running
-        self.n_batch_iter += 1
-
-    def bound(self):
-        return self._bound
-
-    def attributes(self):
-        return self.inner.attributes()
+            bound = stats["log_likelihood"] / weight
+        self.advance(running, bound)

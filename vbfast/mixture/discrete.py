@@ -421,6 +421,12 @@ class _DiscreteMixture(ParamsMixin):
         beta = 1.0 if self.item_prior is None else float(self.item_prior)
         return alpha, beta
 
+    def _check_n_features(self, n_features, fitting):
+        """Predicting: X must have the fitted number of features (scikit-learn's message)."""
+        if not fitting and n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+
     def _check_parameters(self):
         check_scalar(self.n_components, "n_components", "int", min_val=1)
         check_option(self.method, "method", _METHODS)
@@ -1107,9 +1113,7 @@ class BernoulliMixture(_DiscreteMixture):
             return fast
         cols, _, _ = _columns(X)
         D = len(cols)
-        if not fitting and D != self.n_features_in_:
-            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
+        self._check_n_features(D, fitting)
         N = len(cols[0])
         codes = np.zeros((N, D), dtype=np.int64)
         observed = np.zeros((N, D), dtype=bool)
@@ -1246,9 +1250,7 @@ class CategoricalMixture(_DiscreteMixture):
         check_option(self.handle_unknown, "handle_unknown", ("error", "missing"))
         cols, dtype_cats, names = _columns(X)
         D = len(cols)
-        if not fitting and D != self.n_features_in_:
-            raise ValueError(f"X has {D} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
+        self._check_n_features(D, fitting)
         N = len(cols[0])
         codes = np.zeros((N, D), dtype=np.int64, order="F")  # written a column at a time
         observed = np.zeros((N, D), dtype=bool, order="F")
@@ -1365,9 +1367,7 @@ class MultinomialMixture(_DiscreteMixture):
             A = sp.csr_matrix(arr)
         A.eliminate_zeros()
         N, V = A.shape
-        if not fitting and V != self.n_features_in_:
-            raise ValueError(f"X has {V} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
+        self._check_n_features(V, fitting)
         values = np.ascontiguousarray(A.data)
         v64 = values.astype(np.float64)
         rows = np.repeat(np.arange(N), np.diff(A.indptr))
