@@ -496,6 +496,39 @@ def test_trace_is_log_joint_not_a_bound():
     assert_allclose(value, expected, rtol=1e-9)
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("far", [False, True])
+def test_sweep_pass_form_diag_spherical(covariance_type, far):
+    """A sweep's pass for 'diag' / 'spherical' takes EM's form: the GEMM form about the shift
+    (centre 0) for every component near it, the centred form for one drawn far from it
+    (FAR_FROM_SHIFT); either way the log joint is that of the draw recomputed in NumPy."""
+    rng = np.random.default_rng(4)
+    X, *_ = three_component_data(rng, 700, "diag")
+    priors, data = default_priors(X, covariance_type, 3)
+    state = GS.GibbsFitState.from_resp(data, covariance_type, priors,
+                                       np.random.default_rng(0), 7,
+                                       np.eye(3)[rng.integers(0, 3, len(X))])
+    if far:  # component 0 drawn ~1e4 standard deviations away
+        state.theta["means"][0] = state.theta["means"][0] + 1e4 / np.min(
+            state.theta["prec_chol"][0])
+    theta = {k: (v.copy() if v is not None else None) for k, v in state.theta.items()}
+    centres = state.kernel_inputs()[0]
+    assert_array_equal(centres[1:], 0.0)
+    assert_array_equal(centres[0], theta["means"][0] if far else 0.0)
+    value = state.step()
+    Xs = X - data.shift
+    p = theta["prec_chol"] if covariance_type == "diag" else theta["prec_chol"][:, None] \
+        * np.ones((1, 2))
+    log_rho = np.stack([theta["log_weights"][k] + sps.norm.logpdf(
+        Xs, theta["means"][k], 1.0 / p[k]).sum(axis=1) for k in range(3)], axis=1)
+    resp = np.exp(log_rho - logsumexp(log_rho, axis=1, keepdims=True))
+    cum = np.cumsum(resp, axis=1)
+    z = (cum <= (_gmm.uniforms(7, 0, 0, len(X)) * cum[:, -1])[:, None]).sum(axis=1)
+    expected = log_rho[np.arange(len(X)), z].sum() + GS.log_prior(
+        theta, priors, covariance_type, data.shift)
+    assert_allclose(value, expected, rtol=1e-9)
+
+
 def test_score_samples_is_predictive_averaged_over_draws():
     rng = np.random.default_rng(9)
     X, *_ = three_component_data(rng, 600)

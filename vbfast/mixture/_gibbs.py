@@ -359,15 +359,17 @@ class GibbsFitState(Method):
         return n
 
     def kernel_inputs(self):
-        """(shifted means, factor array, aux, c_k) of the EM form at the current draw."""
+        """(shifted centres, factor array, aux, c_k) of EM's pass at the current draw: for
+        'diag' / 'spherical' the GEMM form about the shift (centre 0) except for components
+        far from it, which are centred at their means (``G.pass_inputs``); for 'full' /
+        'tied' the means."""
         th, D = self.theta, self.data.n_features
-        prec_flat, aux, quad = G.kernel_arrays(th["means"], th["prec_chol"],
-                                               self.covariance_type)
         log_const = (th["log_weights"] + G.log_det_cholesky(th["prec_chol"],
                                                             self.covariance_type, D)
-                     - 0.5 * D * _LOG_2PI + quad)
-        return np.ascontiguousarray(th["means"]), prec_flat, aux, np.ascontiguousarray(
-            log_const)
+                     - 0.5 * D * _LOG_2PI)
+        # (the drawn means are in the shifted coordinates already: shift 0)
+        return G.pass_inputs(th["means"], th["prec_chol"], self.covariance_type, 0.0,
+                             log_const)
 
     # ---- the protocol
     def pass_inputs(self, shard):
