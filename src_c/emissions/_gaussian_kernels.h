@@ -285,6 +285,22 @@ static inline int vbf_cpu_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
         && __builtin_cpu_supports("avx512vl");
 }
+
+/* void name params: name##_avx512 where AVX-512 (F, DQ, VL) is, else name##_simd where
+   avx2 (the condition) holds, else name##_body; args: the parameter names of params */
+#define VBF_GMM_DISPATCH3(name, avx2, params, args)                                       \
+static void name params                                                                   \
+{                                                                                         \
+    if (vbf_cpu_avx512()) {                                                               \
+        name##_avx512 args;                                                               \
+        return;                                                                           \
+    }                                                                                     \
+    if (avx2) {                                                                           \
+        name##_simd args;                                                                 \
+        return;                                                                           \
+    }                                                                                     \
+    name##_body args;                                                                     \
+}
 #endif
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
@@ -519,18 +535,10 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, int dia
     if (b8 < b)                                                                           \
         name##_simd(x + (Py_ssize_t)b8 * D, b - b8, D, shift, diag, f + b8, ld);          \
 }                                                                                         \
-static void name(const T *x, int b, int D, const double *shift, int diag, U *f, int ld)   \
-{                                                                                         \
-    if (vbf_cpu_avx512()) {                                                               \
-        name##_avx512(x, b, D, shift, diag, f, ld);                                       \
-        return;                                                                           \
-    }                                                                                     \
-    if (vbf_cpu_avx2()) {                                                                 \
-        name##_simd(x, b, D, shift, diag, f, ld);                                         \
-        return;                                                                           \
-    }                                                                                     \
-    name##_body(x, b, D, shift, diag, f, ld);                                             \
-}
+VBF_GMM_DISPATCH3(name, vbf_cpu_avx2(),                                                   \
+                  (const T *x, int b, int D, const double *shift, int diag, U *f,         \
+                   int ld),                                                               \
+                  (x, b, D, shift, diag, f, ld))
 #else
 #define VBF_GMM_FEAT_DISPATCH(name, T, U)                                                 \
 VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
@@ -880,19 +888,11 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, const R
         s1[W - 1] = s1[W - 1] + nk;                                                       \
     }                                                                                     \
 }                                                                                         \
-static void name(const T *x, int b, int D, const double *shift, const R *sq, const R *r,  \
-                 int ld, int K, const unsigned char *mask, double *acc, int W)            \
-{                                                                                         \
-    if (vbf_cpu_avx512()) {                                                               \
-        name##_avx512(x, b, D, shift, sq, r, ld, K, mask, acc, W);                        \
-        return;                                                                           \
-    }                                                                                     \
-    if (vbf_cpu_avx2_fma()) {                                                             \
-        name##_simd(x, b, D, shift, sq, r, ld, K, mask, acc, W);                          \
-        return;                                                                           \
-    }                                                                                     \
-    name##_body(x, b, D, shift, sq, r, ld, K, mask, acc, W);                              \
-}
+VBF_GMM_DISPATCH3(name, vbf_cpu_avx2_fma(),                                               \
+                  (const T *x, int b, int D, const double *shift, const R *sq,            \
+                   const R *r, int ld, int K, const unsigned char *mask, double *acc,     \
+                   int W),                                                                \
+                  (x, b, D, shift, sq, r, ld, K, mask, acc, W))
 #else
 #define VBF_GMM_SP_DISPATCH(name, T, R)                                                   \
 VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(),                                        \
@@ -1726,18 +1726,10 @@ static void name##_avx512(const T *x, int b, int nr, int D, int ld, const double
     /* the last rows (and their padding) by the AVX2 body, from row b8 on */              \
     name##_simd(x + (Py_ssize_t)b8 * D, b - b8, nr - b8, D, ld, shift, xT + b8);          \
 }                                                                                         \
-static void name(const T *x, int b, int nr, int D, int ld, const double *shift, U *xT)    \
-{                                                                                         \
-    if (vbf_cpu_avx512()) {                                                               \
-        name##_avx512(x, b, nr, D, ld, shift, xT);                                        \
-        return;                                                                           \
-    }                                                                                     \
-    if (vbf_cpu_avx2()) {                                                                 \
-        name##_simd(x, b, nr, D, ld, shift, xT);                                          \
-        return;                                                                           \
-    }                                                                                     \
-    name##_body(x, b, nr, D, ld, shift, xT);                                              \
-}
+VBF_GMM_DISPATCH3(name, vbf_cpu_avx2(),                                                   \
+                  (const T *x, int b, int nr, int D, int ld, const double *shift,         \
+                   U *xT),                                                                \
+                  (x, b, nr, D, ld, shift, xT))
 #else
 #define VBF_GMM_FULL_FILL_DISPATCH(name, T, U)                                            \
 VBF_DISPATCH(name, "avx2", vbf_cpu_avx2(),                                                \
