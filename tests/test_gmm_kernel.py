@@ -830,6 +830,19 @@ def test_diag_tile_rows_match_reference(chunk):
             assert np.array_equal(value, other[name], equal_nan=True), name
 
 
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [1, 8, 15, 16, 17])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_estep_in_registers_component_counts(covariance_type, K):
+    """The float64 tile's E-step in registers (log rho of eight rows for up to
+    ESTEP_MAX_K = 16 components, padded with components of constant -inf, and its
+    log-sum-exp without storing log rho; K = 17 takes the DGEMM and the separate
+    log-sum-exp): D = 16, N = 8 m + 3 (a last vector of three rows), weighted, with and
+    without per-row outputs, against the reference and bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_tile_pass(covariance_type, np.float64, True, want_rows, K, 16, 8 * 97 + 3)
+
+
 def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])

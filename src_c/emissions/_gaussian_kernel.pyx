@@ -133,6 +133,13 @@ cdef inline bint _sparse_stats(Py_ssize_t n_nonzero, int b, int K, int D,
 cdef enum:
     DIAG_TILE_ROWS = 64
 
+# The float64 diag / spherical tile's E-step in registers (vbf_gmm_tile_estep16, AVX-512):
+# up to this many components, every log rho of eight rows stays in a register through the
+# log-sum-exp, in place of log rho's DGEMM into the tile and the log-sum-exp's three sweeps
+# of it. A rule of the model's size only.
+cdef enum:
+    ESTEP_MAX_K = 16
+
 
 def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
     """Whether a diag (``diag``) / spherical tile's chunk of b rows with ``n_nonzero``
@@ -213,6 +220,9 @@ cdef extern from "_gaussian_kernels.h":
                                  double* out) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
+    int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
+                             const double* coefT, const double* w, double* lpT, double* lpn,
+                             double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
@@ -302,6 +312,10 @@ cdef struct _GaussPass:
     bint tile
     int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
     const double* coef         # (K, W): [-1/2 a_k, c_k]
+    # K <= ESTEP_MAX_K (float64 tile): coef transposed and padded to (W, ESTEP_MAX_K), the
+    # components past K zero with constant -inf, for the E-step in registers
+    # (vbf_gmm_tile_estep16); NULL otherwise
+    const double* coef16
     # the tile in float32 (float32 X, float32_work, every component within
     # FAR_FROM_SHIFT_F32): coef rounded to float32
     bint tile32
@@ -628,11 +642,12 @@ cdef void _chunk(
 cdef inline void _tile_rows_out(
     tile_t* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
     double* lpn_buf, double* rlogr_buf, floating* resp_out,
-    floating* log_prob_norm_out, double* sums,
+    floating* log_prob_norm_out, double* sums, bint lse_done,
 ) noexcept nogil:
     """A tile's rows from its log rho: lpT (K, ld), IN log rho, OUT r, by vbf_gmm_lse_cols
     (float64 tile) or vbf_gmm_lse_cols_f32 (float32 tile), which also fill the scratch
-    lpn_buf and rlogr_buf (b,) with log p(x_n) and sum_k r log r in float64. The bound terms
+    lpn_buf and rlogr_buf (b,) with log p(x_n) and sum_k r log r in float64 (``lse_done``:
+    the E-step in registers did that already, lpT holding r). The bound terms
     added to sums (IN/OUT: [sum w log p(x_n), sum w sum_k r log r], row order), log p(x_n)
     and r written out when asked (OUT, rows [start, start + b); NULL: not wanted), then r
     weighted in place (in the tile's precision) when the statistics want w r."""
@@ -641,7 +656,9 @@ cdef inline void _tile_rows_out(
     cdef double w, lpn
     # per-row outputs want r unweighted: the weights are applied after them
     cdef const double* w_lse = weights + start if has_weights and resp_out == NULL else NULL
-    if tile_t is float:
+    if lse_done:
+        pass
+    elif tile_t is float:
         vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
     else:
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
@@ -732,6 +749,7 @@ cdef void _tile_group(
     cdef int b, n, k, i, s2_width = D if diag else 1
     cdef tile_t one = 1.0, zero = 0.0
     cdef double sums[2]  # [sum w log p(x_n), sum w sum_k r log r], row order
+    cdef bint lse_done = False
     # the nonzero masks of a chunk's w r (NULL, out of memory: the dense GEMM always)
     cdef unsigned char* masks = NULL
     sums[0] = 0.0
@@ -747,6 +765,7 @@ cdef void _tile_group(
     while start < stop:
         end = min(start + rows, stop)
         b = <int>(end - start)
+        lse_done = False
         # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
         # column-major (ld, W) and coef^T column-major (W, K)
         if tile_t is float:
@@ -765,15 +784,23 @@ cdef void _tile_group(
                     for n in range(b):
                         lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
                             weights[start + n] if has_weights else 1.0)
-            else:
+            elif p.coef16 != NULL:
+                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
+                # outputs, which weight it after them)
+                lse_done = vbf_gmm_tile_estep16(
+                    feat, ld, b, W, K, p.coef16,
+                    weights + start if has_weights and resp_out == NULL else NULL,
+                    lpT, lpn_buf, rlogr_buf)
+            if resp_in == NULL and not lse_done:
                 dgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <double*>p.coef, &W,
                       &zero, lpT, &ld)
         if resp_in == NULL:
-            for k in range(K):  # the lanes past the last row: finite, unused
-                for n in range(b, ld):
-                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            if not lse_done:
+                for k in range(K):  # the lanes past the last row: finite, unused
+                    for n in range(b, ld):
+                        lpT[<Py_ssize_t>k * ld + n] = 0.0
             _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                           log_prob_norm_out, sums)
+                           log_prob_norm_out, sums, lse_done)
         if not compute_stats:
             start = end
             continue
@@ -874,7 +901,7 @@ cdef void _full_tile_group(
                 vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
                                           p.log_const, xc, lpT)
         _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                       log_prob_norm_out, sums)
+                       log_prob_norm_out, sums, False)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
@@ -1509,6 +1536,19 @@ def gmm_pass(
                 coef[k * p.n_tile + j] = -0.5 * aux[k, j]
             coef[k * p.n_tile + n_aux] = log_const[k]
     p.coef = coef
+    cdef double* coef16 = NULL
+    if p.tile and K <= ESTEP_MAX_K:
+        coef16 = <double*>malloc(ESTEP_MAX_K * p.n_tile * sizeof(double))
+        if coef16 == NULL:
+            free(centred)
+            free(coef)
+            raise MemoryError()
+        for k in range(ESTEP_MAX_K):
+            for j in range(p.n_tile):
+                coef16[j * ESTEP_MAX_K + k] = coef[k * p.n_tile + j] if k < K else 0.0
+            if k >= K:
+                coef16[n_aux * ESTEP_MAX_K + k] = -INFINITY
+    p.coef16 = coef16
     # the tile in float32: every component near enough to the shift for float32's digits
     # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32
     cdef float* coef32 = NULL
@@ -1535,6 +1575,7 @@ def gmm_pass(
         if coef32 == NULL:
             free(centred)
             free(coef)
+            free(coef16)
             raise MemoryError()
         for i in range(K * p.n_tile):
             coef32[i] = <float>coef[i]
@@ -1653,6 +1694,7 @@ def gmm_pass(
     free(mu)
     free(far_full)
     free(coef)
+    free(coef16)
     free(coef32)
     if resp_w != NULL:
         with nogil:

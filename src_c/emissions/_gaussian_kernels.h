@@ -301,6 +301,88 @@ static void name params                                                         
     }                                                                                     \
     name##_body args;                                                                     \
 }
+/* The E-step of a float64 diag / spherical tile with K <= 16 (_tile_group), in registers
+   (AVX-512), in place of a DGEMM into lpT and vbf_gmm_lse_cols' three sweeps of it: eight
+   rows at a time (one a lane), log rho_nk = coefT[W - 1, k] + sum_{j < W - 1}
+   coefT[j, k] f[j, n] by fused multiply-adds in feature order (f (W, ld) the tile's
+   features, feature-major, its last row the ones; coefT (W, 16) row-major = [-1/2 a_k,
+   c_k]^T, the components past K zero with constant -inf; a feature's sixteen coefficients
+   contiguous: constant offsets from one pointer), all sixteen kept in registers; then
+   vbf_gmm_lse_cols' operations on them (the max, the exp of those above the max minus 50,
+   their sum in k order, 1 / s, log s), lpT (K, ld) receiving w_n r_nk (w NULL: r_nk), lpn
+   and rlogr as there. Rows past b read their features as 0 and store r = 0. A row's
+   result depends on that row only. */
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
+vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
+                            const double *coefT, const double *w, double *lpT, double *lpn,
+                            double *rlogr)
+{
+    const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
+    const vbf_v8 cutoff = vbf_splat8(-50.0), one = vbf_splat8(1.0);
+    int n, k, j;
+    for (n = 0; n < b; n += 8) {
+        const __mmask8 m = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
+        vbf_v8 x[16], mx, s = zero, v = zero, d, r, inv, log_s, scale, wv = one;
+        vbf_i8 dead, live;
+        const double *c = coefT + (Py_ssize_t)(W - 1) * 16, *fp = f + n;
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++)
+            x[k] = vbf_splat8(c[k]);
+        for (j = 0, c = coefT; j < W - 1; j++, c += 16, fp += ld) {
+            const __m512d fj = _mm512_maskz_loadu_pd(m, fp);
+#pragma GCC unroll 16
+            for (k = 0; k < 16; k++)
+                x[k] = (vbf_v8)_mm512_fmadd_pd(fj, _mm512_set1_pd(c[k]), (__m512d)x[k]);
+        }
+        {   /* the max over k, as a tree (exact: the order does not matter) */
+            vbf_v8 t[8];
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++)
+                t[k] = vbf_blend8(x[k + 8] > x[k], x[k + 8], x[k]);
+#pragma GCC unroll 4
+            for (k = 0; k < 4; k++)
+                t[k] = vbf_blend8(t[k + 4] > t[k], t[k + 4], t[k]);
+            t[0] = vbf_blend8(t[2] > t[0], t[2], t[0]);
+            t[1] = vbf_blend8(t[3] > t[1], t[3], t[1]);
+            mx = vbf_blend8(t[1] > t[0], t[1], t[0]);
+        }
+        dead = mx == ninf;
+        mx = vbf_blend8(dead, zero, mx);
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++) {
+            d = x[k] - mx;
+            if (!VBF_GMM_ANY8(d, cutoff)) {  /* (eight terms below the cut-off: no exp) */
+                x[k] = zero;
+                continue;
+            }
+            live = d > cutoff;
+            r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
+            s = s + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v = v + vbf_from_bits8(vbf_bits8(r * d) & (r > zero));
+            x[k] = r;
+        }
+        s = vbf_blend8(dead, one, s);
+        inv = one / s;
+        log_s = vbf_log8(s);
+        scale = inv;
+        if (w != NULL) {
+            wv = (vbf_v8)_mm512_maskz_loadu_pd(m, w + n);
+            scale = inv * wv;
+        }
+        {
+            /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
+            const vbf_v8 uniform = wv / vbf_splat8((double)K);
+            for (k = 0; k < K; k++)
+                vbf_store8(lpT + (Py_ssize_t)k * ld + n,
+                           (vbf_v8)_mm512_maskz_mov_pd(
+                               m, (__m512d)vbf_blend8(dead, uniform, x[k] * scale)));
+        }
+        /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
+        _mm512_mask_storeu_pd(rlogr + n, m, (__m512d)vbf_blend8(dead, zero, v * inv - log_s));
+        _mm512_mask_storeu_pd(lpn + n, m, (__m512d)vbf_blend8(dead, ninf, mx + log_s));
+    }
+}
 #endif
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
@@ -362,6 +444,24 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
     }
 }
 #endif
+
+/* vbf_gmm_tile_estep16_avx512 where it applies (AVX-512, K <= 16; ld a multiple of 8):
+   returns 1 when it did the E-step, 0 when the caller must (its DGEMM and
+   vbf_gmm_lse_cols). */
+static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
+                                const double *coefT, const double *w, double *lpT,
+                                double *lpn, double *rlogr)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (K <= 16 && vbf_cpu_avx512()) {
+        vbf_gmm_tile_estep16_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
+        return 1;
+    }
+#endif
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
+    (void)lpn; (void)rlogr;
+    return 0;
+}
 
 /* The features of the diag / spherical tiles (_tile_group, float64 and float32 tiles) for b rows of X
    (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
