@@ -77,7 +77,7 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, sqrt, fabs, INFINITY
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uint32_t
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, sgemm
 
 ctypedef fused floating:
@@ -215,9 +215,13 @@ cdef extern from "_gaussian_kernels.h":
                                      const unsigned char* mask, double* acc,
                                      int W) noexcept nogil
     void vbf_gmm_column_sums_f64(const double* x, Py_ssize_t b, int D, const double* w,
-                                 double* out) noexcept nogil
+                                 const double* shift, double* out) noexcept nogil
     void vbf_gmm_column_sums_f32(const float* x, Py_ssize_t b, int D, const double* w,
-                                 double* out) noexcept nogil
+                                 const double* shift, double* out) noexcept nogil
+    void vbf_gmm_square_sums_f64(const double* x, Py_ssize_t b, int D, const double* w,
+                                 const double* shift, double* out) noexcept nogil
+    void vbf_gmm_square_sums_f32(const float* x, Py_ssize_t b, int D, const double* w,
+                                 const double* shift, double* out) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
     int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
@@ -251,8 +255,24 @@ cdef extern from "_gaussian_kernels.h":
                                     const double* shift, double* xT) noexcept nogil
     void vbf_gmm_full_tile_fill_f32(const float* x, int b, int nr, int D, int ld,
                                     const double* shift, double* xT) noexcept nogil
+    void vbf_mt19937_random_resp(uint32_t* key, int* pos, double* out, Py_ssize_t n_rows,
+                                 int K) noexcept nogil
     void vbf_gmm_full_tile_fill32(const float* x, int b, int nr, int D, int ld,
                                   const double* shift, float* xT) noexcept nogil
+
+
+def mt19937_random_resp(uint32_t[::1] key, int pos, double[:, ::1] out):
+    """out (N, K) = numpy's ``RandomState.uniform(size=(N, K))`` drawn from the MT19937
+    state (key (624,) uint32, advanced in place; pos: the next word's index, 0..624), each
+    row divided by its sum (summed in numpy's pairwise order): the bits of
+    ``u = uniform(size=(N, K)); u /= u.sum(axis=1)[:, None]``. Returns the new pos."""
+    if key.shape[0] != 624 or not 0 <= pos <= 624:
+        raise ValueError("an MT19937 state is 624 words and a position in [0, 624]")
+    if out.shape[0] > 0 and out.shape[1] > 0:
+        with nogil:
+            vbf_mt19937_random_resp(&key[0], &pos, &out[0, 0], out.shape[0],
+                                    <int>out.shape[1])
+    return pos
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -1704,9 +1724,12 @@ def gmm_pass(
 
 
 def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
-                      Py_ssize_t group_rows, double[:, ::1] out, int n_threads):
+                      Py_ssize_t group_rows, double[:, ::1] out, int n_threads,
+                      const double[::1] shift=None):
     """Per-group column sums sum_n w_n x_n in float64 (the fit's shift; weights empty: unit
-    weights), groups of ``group_rows`` consecutive rows (the last one shorter).
+    weights), groups of ``group_rows`` consecutive rows (the last one shorter); with
+    ``shift`` (D,) the square sums sum_n w_n (x_n - shift)^2 instead (the default
+    covariance prior's variances).
 
     out : (ceil(N / group_rows), D), overwritten; each group's sum is over its rows in row
     order (one float64 sum per column), whatever the thread count or the block of rows the
@@ -1721,20 +1744,31 @@ def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
                          "positive")
     if has_weights and sample_weight.shape[0] != N:
         raise ValueError("sample_weight must have one entry per row")
+    if shift is not None and shift.shape[0] != D:
+        raise ValueError("shift must have one entry per column")
     if N == 0 or D == 0:
         return
+    cdef const double* sh = &shift[0] if shift is not None else NULL
     with nogil, parallel(num_threads=n_threads):
         for g in prange(G, schedule='static'):
             start = g * group_rows
             end = min(start + group_rows, N)
-            if floating is float:
+            if floating is float and sh != NULL:
+                vbf_gmm_square_sums_f32(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        sh, &out[g, 0])
+            elif floating is float:
                 vbf_gmm_column_sums_f32(&X[start, 0], end - start, <int>D,
                                         &sample_weight[start] if has_weights else NULL,
-                                        &out[g, 0])
+                                        sh, &out[g, 0])
+            elif sh != NULL:
+                vbf_gmm_square_sums_f64(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        sh, &out[g, 0])
             else:
                 vbf_gmm_column_sums_f64(&X[start, 0], end - start, <int>D,
                                         &sample_weight[start] if has_weights else NULL,
-                                        &out[g, 0])
+                                        sh, &out[g, 0])
 
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,

@@ -4,6 +4,7 @@
 #define VBFAST_GAUSSIAN_KERNELS_H
 
 #include <math.h>
+#include <stdint.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
@@ -1005,12 +1006,13 @@ VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
 
 
-/* out[j] = sum_n w_n x_nj (w NULL: unit weights) over the b rows of x (row-major, D
-   columns), in float64, each column's sum in row order: eight columns at a time in
-   registers (the output is not re-read every row). */
-#define VBF_GMM_COLUMN_SUMS(name, T)                                                      \
+/* out[j] = sum_n w_n x_nj (w NULL: unit weights; SQ = 1: sum_n w_n (x_nj - shift_j)^2,
+   else shift unused) over the b rows of x (row-major, D columns), in float64, each
+   column's sum in row order: eight columns at a time in registers (the output is not
+   re-read every row). */
+#define VBF_GMM_COLUMN_SUMS(name, T, SQ)                                                  \
 static void name(const T *restrict x, Py_ssize_t b, int D, const double *restrict w,     \
-                 double *restrict out)                                                    \
+                 const double *restrict shift, double *restrict out)                      \
 {                                                                                         \
     int j0, j, nj;                                                                        \
     Py_ssize_t n;                                                                         \
@@ -1020,22 +1022,30 @@ static void name(const T *restrict x, Py_ssize_t b, int D, const double *restric
         if (nj == 8 && w == NULL) {                                                       \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < 8; j++)                                                   \
-                    acc[j] = acc[j] + (double)x[n * D + j0 + j];                          \
+                    acc[j] = acc[j]                                                       \
+                        + VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         } else if (nj == 8) {                                                             \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < 8; j++)                                                   \
-                    acc[j] = acc[j] + w[n] * (double)x[n * D + j0 + j];                   \
+                    acc[j] = acc[j] + w[n]                                                \
+                        * VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         } else {                                                                          \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < nj; j++)                                                  \
-                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0) * (double)x[n * D + j0 + j];\
+                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0)                            \
+                        * VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         }                                                                                 \
         for (j = 0; j < nj; j++)                                                          \
             out[j0 + j] = acc[j];                                                         \
     }                                                                                     \
 }
-VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double)
-VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float)
+/* a row's term: x (column sums) or (x - shift)^2 (square sums about the shift), in float64 */
+#define VBF_GMM_CS_TERM(SQ, v, j)                                                         \
+    ((SQ) ? ((double)(v) - shift[j]) * ((double)(v) - shift[j]) : (double)(v))
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double, 0)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float, 0)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_square_sums_f64, double, 1)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_square_sums_f32, float, 1)
 
 /* ---- The float32 tile (_tile_group, float): float32 input, diag / spherical, every component
    within FAR_FROM_SHIFT_F32 of the shift. The same algorithm as the float64 tile with the
@@ -1856,5 +1866,109 @@ VBF_GMM_FULL_FILL_DISPATCH(name, T, U)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f64, double, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f32, float, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
+
+/* ---- Random responsibilities (init_params='random'): numpy's RandomState draws, faster.
+   scikit-learn starts from RandomState.uniform(size=(N, K)) normalised per row; this
+   gives the same numbers and leaves the generator's state as those calls would. The
+   Mersenne Twister MT19937 (key: its 624 words, pos: the next word's index, 624 = refill
+   first), numpy's double from two words (a >> 5, b >> 6: (a 2^26 + b) / 2^53), the words
+   tempered 624 at a time; each row of K divided by its sum, the sum taken in numpy's
+   pairwise order (vbf_numpy_pairwise_sum), so the division is numpy's. */
+#define VBF_MT_N 624
+#define VBF_MT_M 397
+
+static void vbf_mt19937_refill(uint32_t *restrict key, uint32_t *restrict out)
+{
+    int i;
+    uint32_t y;
+    for (i = 0; i < VBF_MT_N - VBF_MT_M; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    for (; i < VBF_MT_N - 1; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M - VBF_MT_N] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    y = (key[VBF_MT_N - 1] & 0x80000000u) | (key[0] & 0x7fffffffu);
+    key[VBF_MT_N - 1] = key[VBF_MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    for (i = 0; i < VBF_MT_N; i++) {  /* the tempering, vectorised */
+        y = key[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        out[i] = y ^ (y >> 18);
+    }
+}
+
+/* numpy's float64 add-reduction of n contiguous values (its pairwise_sum: below 8 one by
+   one from 0, up to 128 in eight running sums, above that halves at a multiple of 8) */
+static double vbf_numpy_pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8], res;
+        Py_ssize_t i;
+        int j;
+        for (j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    } else {
+        Py_ssize_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return vbf_numpy_pairwise_sum(a, n2) + vbf_numpy_pairwise_sum(a + n2, n - n2);
+    }
+}
+
+/* out (n_rows, K) = RandomState.uniform(size=(n_rows, K)) normalised per row, from the
+   state (key, *pos), which is advanced as numpy's draws advance it */
+static void vbf_mt19937_random_resp(uint32_t *key, int *pos, double *out, Py_ssize_t n_rows,
+                                    int K)
+{
+    uint32_t tempered[VBF_MT_N];
+    int p = *pos, i;
+    Py_ssize_t n, k;
+    uint32_t a, b;
+    if (p < VBF_MT_N) {  /* the words left of the last refill, tempered */
+        for (i = p; i < VBF_MT_N; i++) {
+            uint32_t y = key[i];
+            y ^= y >> 11;
+            y ^= (y << 7) & 0x9d2c5680u;
+            y ^= (y << 15) & 0xefc60000u;
+            tempered[i] = y ^ (y >> 18);
+        }
+    }
+    for (n = 0; n < n_rows; n++) {
+        double *row = out + n * K, s;
+        for (k = 0; k < K; k++) {
+            if (p == VBF_MT_N) {
+                vbf_mt19937_refill(key, tempered);
+                p = 0;
+            }
+            a = tempered[p++] >> 5;
+            if (p == VBF_MT_N) {
+                vbf_mt19937_refill(key, tempered);
+                p = 0;
+            }
+            b = tempered[p++] >> 6;
+            row[k] = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+        }
+        s = vbf_numpy_pairwise_sum(row, K);
+        for (k = 0; k < K; k++)
+            row[k] = row[k] / s;
+    }
+    *pos = p;
+}
 
 #endif
