@@ -1525,3 +1525,18 @@ def test_group_column_and_square_sums_match_numpy(D, dtype, weighted):
         assert all(np.array_equal(outs[0], o) for o in outs[1:])
     with pytest.raises(ValueError, match="shift"):
         _gmm.group_column_sums(X, np.empty(0), 100, np.empty((11, D)), 1, np.zeros(D + 1))
+
+
+@pytest.mark.parametrize("pos", [0, 1, 311, 623, 624])
+def test_random_resp_from_any_word_position(pos):
+    """From a state at any word position (odd ones come from 32-bit draws, e.g. randint;
+    623: the first double's two words straddle a refill) ``random_resp`` gives NumPy's
+    bits and leaves the state as NumPy does."""
+    key = np.random.default_rng(pos).integers(0, 2 ** 32, size=624, dtype=np.uint32)
+    a, b = np.random.RandomState(), np.random.RandomState()
+    for rs in (a, b):
+        rs.set_state(("MT19937", key, pos))
+    ref = a.uniform(size=(700, 13))
+    ref /= ref.sum(axis=1)[:, None]
+    assert np.array_equal(G.random_resp(b, 700, 13), ref)
+    assert np.array_equal(a.random_sample(5), b.random_sample(5))

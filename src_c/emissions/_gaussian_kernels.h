@@ -1931,42 +1931,63 @@ static double vbf_numpy_pairwise_sum(const double *a, Py_ssize_t n)
     }
 }
 
+/* out[0..count) = the next count doubles of the state (key, *p; tempered: its words,
+   tempered, from *p on), two words each; the pairs within one refill in a tight loop */
+static void vbf_mt19937_doubles(uint32_t *key, int *p, uint32_t *tempered, double *out,
+                                Py_ssize_t count)
+{
+    Py_ssize_t i = 0, m, q;
+    int pp = *p;
+    uint32_t a, b;
+    while (i < count) {
+        if (pp >= VBF_MT_N - 1) {
+            if (pp == VBF_MT_N - 1) {  /* a pair straddling a refill */
+                a = tempered[pp] >> 5;
+                vbf_mt19937_refill(key, tempered);
+                b = tempered[0] >> 6;
+                pp = 1;
+                out[i++] = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+                continue;
+            }
+            vbf_mt19937_refill(key, tempered);
+            pp = 0;
+        }
+        m = (VBF_MT_N - pp) / 2;
+        if (m > count - i)
+            m = count - i;
+        for (q = 0; q < m; q++)
+            out[i + q] = ((double)(tempered[pp + 2 * q] >> 5) * 67108864.0
+                          + (double)(tempered[pp + 2 * q + 1] >> 6)) / 9007199254740992.0;
+        i += m;
+        pp += (int)(2 * m);
+    }
+    *p = pp;
+}
+
 /* out (n_rows, K) = RandomState.uniform(size=(n_rows, K)) normalised per row, from the
-   state (key, *pos), which is advanced as numpy's draws advance it */
+   state (key, *pos), which is advanced as numpy's draws advance it; 256 rows at a time
+   drawn, then normalised while in cache */
 static void vbf_mt19937_random_resp(uint32_t *key, int *pos, double *out, Py_ssize_t n_rows,
                                     int K)
 {
     uint32_t tempered[VBF_MT_N];
     int p = *pos, i;
-    Py_ssize_t n, k;
-    uint32_t a, b;
-    if (p < VBF_MT_N) {  /* the words left of the last refill, tempered */
-        for (i = p; i < VBF_MT_N; i++) {
-            uint32_t y = key[i];
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c5680u;
-            y ^= (y << 15) & 0xefc60000u;
-            tempered[i] = y ^ (y >> 18);
-        }
+    Py_ssize_t n0, n1, n, k;
+    for (i = p; i < VBF_MT_N; i++) {  /* the words left of the last refill, tempered */
+        uint32_t y = key[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        tempered[i] = y ^ (y >> 18);
     }
-    for (n = 0; n < n_rows; n++) {
-        double *row = out + n * K, s;
-        for (k = 0; k < K; k++) {
-            if (p == VBF_MT_N) {
-                vbf_mt19937_refill(key, tempered);
-                p = 0;
-            }
-            a = tempered[p++] >> 5;
-            if (p == VBF_MT_N) {
-                vbf_mt19937_refill(key, tempered);
-                p = 0;
-            }
-            b = tempered[p++] >> 6;
-            row[k] = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+    for (n0 = 0; n0 < n_rows; n0 = n1) {
+        n1 = n0 + 256 < n_rows ? n0 + 256 : n_rows;
+        vbf_mt19937_doubles(key, &p, tempered, out + n0 * K, (n1 - n0) * K);
+        for (n = n0; n < n1; n++) {
+            double *row = out + n * K, s = vbf_numpy_pairwise_sum(row, K);
+            for (k = 0; k < K; k++)
+                row[k] = row[k] / s;
         }
-        s = vbf_numpy_pairwise_sum(row, K);
-        for (k = 0; k < K; k++)
-            row[k] = row[k] / s;
     }
     *pos = p;
 }
