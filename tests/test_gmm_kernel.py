@@ -830,6 +830,19 @@ def test_diag_tile_rows_match_reference(chunk):
             assert np.array_equal(value, other[name], equal_nan=True), name
 
 
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [1, 8, 15, 16, 17])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_estep_in_registers_component_counts(covariance_type, K):
+    """The float64 tile's E-step in registers (log rho of eight rows for up to
+    ESTEP_MAX_K = 16 components, padded with components of constant -inf, and its
+    log-sum-exp without storing log rho; K = 17 takes the DGEMM and the separate
+    log-sum-exp): D = 16, N = 8 m + 3 (a last vector of three rows), weighted, with and
+    without per-row outputs, against the reference and bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_tile_pass(covariance_type, np.float64, True, want_rows, K, 16, 8 * 97 + 3)
+
+
 def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])
@@ -1451,3 +1464,79 @@ def test_symmetrize_inplace_matches_the_copy(K, D, monkeypatch):
         monkeypatch.setattr(G, "SYMMETRIZE_STACKED_MAX", limit)
         assert np.array_equal(G.symmetrize_lower_inplace(a.copy()), expected)
         assert np.array_equal(G.symmetrize_upper_inplace(a.copy()), upper)
+
+
+@pytest.mark.parametrize("seed, N, K, drawn_before", [
+    (0, 2000, 16, 0), (1, 1000, 3, 1), (2, 777, 17, 5), (3, 50, 200, 3), (4, 311, 1, 0),
+    (5, 10, 8, 623)])
+def test_random_resp_is_numpys_uniform_normalised(seed, N, K, drawn_before):
+    """``random_resp`` (init_params='random'; MT19937 in C) gives the bits of NumPy's
+    ``uniform(size=(N, K))`` divided by its row sums (K < 8, 8..128 and above 128: each
+    branch of NumPy's pairwise sum), from any position of the generator (an odd one, the
+    last word before a refill) and leaves the RandomState where NumPy's calls leave it (its
+    next uniforms and its cached Gaussian the same)."""
+    a, b = np.random.RandomState(seed), np.random.RandomState(seed)
+    for rs in (a, b):
+        rs.random_sample(drawn_before)
+        rs.standard_normal()  # (a cached second Gaussian, kept by the state)
+    ref = a.uniform(size=(N, K))
+    ref /= ref.sum(axis=1)[:, None]
+    out = G.random_resp(b, N, K)
+    assert np.array_equal(out, ref)
+    assert np.array_equal(a.random_sample(7), b.random_sample(7))
+    assert a.standard_normal() == b.standard_normal()
+
+
+def test_random_resp_other_bit_generator():
+    """A RandomState around another bit generator (PCG64) draws through NumPy, as before."""
+    a = np.random.RandomState(np.random.PCG64(3))
+    b = np.random.RandomState(np.random.PCG64(3))
+    ref = a.uniform(size=(40, 5))
+    ref /= ref.sum(axis=1)[:, None]
+    assert np.array_equal(G.random_resp(b, 40, 5), ref)
+    with pytest.raises(ValueError, match="624"):
+        _gmm.mt19937_random_resp(np.zeros(5, dtype=np.uint32), 0, np.empty((2, 2)))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("D", [1, 8, 13])
+def test_group_column_and_square_sums_match_numpy(D, dtype, weighted):
+    """``group_column_sums``: per group of rows sum_n w_n x_n, and with a shift sum_n w_n
+    (x_n - shift)^2 (the default covariance prior's variances), against NumPy (D below,
+    at and past the eight columns a block), groups of 100 rows (the last shorter); bitwise
+    the same for 1, 2 and 3 threads."""
+    rng = np.random.default_rng([71, D, np.dtype(dtype).itemsize, int(weighted)])
+    X = make_data(rng, 1037, D, dtype)
+    w = rng.uniform(0.0, 2.0, size=X.shape[0]) if weighted else None
+    shift = X.astype(np.float64).mean(axis=0) + 0.25
+    ww = np.ones(X.shape[0]) if w is None else w
+    x64 = X.astype(np.float64)
+    for s in (None, shift):
+        term = x64 if s is None else (x64 - s) ** 2
+        ref = np.array([(ww[g:g + 100, None] * term[g:g + 100]).sum(axis=0)
+                        for g in range(0, X.shape[0], 100)])
+        outs = []
+        for t in (1, 2, 3):
+            out = np.full((11, D), np.nan)
+            _gmm.group_column_sums(X, w if w is not None else np.empty(0), 100, out, t, s)
+            outs.append(out)
+        assert_allclose(outs[0], ref, rtol=1e-12)
+        assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    with pytest.raises(ValueError, match="shift"):
+        _gmm.group_column_sums(X, np.empty(0), 100, np.empty((11, D)), 1, np.zeros(D + 1))
+
+
+@pytest.mark.parametrize("pos", [0, 1, 311, 623, 624])
+def test_random_resp_from_any_word_position(pos):
+    """From a state at any word position (odd ones come from 32-bit draws, e.g. randint;
+    623: the first double's two words straddle a refill) ``random_resp`` gives NumPy's
+    bits and leaves the state as NumPy does."""
+    key = np.random.default_rng(pos).integers(0, 2 ** 32, size=624, dtype=np.uint32)
+    a, b = np.random.RandomState(), np.random.RandomState()
+    for rs in (a, b):
+        rs.set_state(("MT19937", key, pos))
+    ref = a.uniform(size=(700, 13))
+    ref /= ref.sum(axis=1)[:, None]
+    assert np.array_equal(G.random_resp(b, 700, 13), ref)
+    assert np.array_equal(a.random_sample(5), b.random_sample(5))

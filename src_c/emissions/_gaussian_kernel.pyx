@@ -77,7 +77,7 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.math cimport exp, log, sqrt, fabs, INFINITY
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uint32_t
 from scipy.linalg.cython_blas cimport dgemm, dsyrk, dtrmm, sgemm
 
 ctypedef fused floating:
@@ -132,6 +132,13 @@ cdef inline bint _sparse_stats(Py_ssize_t n_nonzero, int b, int K, int D,
 # the sizes only.
 cdef enum:
     DIAG_TILE_ROWS = 64
+
+# The float64 diag / spherical tile's E-step in registers (vbf_gmm_tile_estep16, AVX-512):
+# up to this many components, every log rho of eight rows stays in a register through the
+# log-sum-exp, in place of log rho's DGEMM into the tile and the log-sum-exp's three sweeps
+# of it. A rule of the model's size only.
+cdef enum:
+    ESTEP_MAX_K = 16
 
 
 def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
@@ -208,11 +215,18 @@ cdef extern from "_gaussian_kernels.h":
                                      const unsigned char* mask, double* acc,
                                      int W) noexcept nogil
     void vbf_gmm_column_sums_f64(const double* x, Py_ssize_t b, int D, const double* w,
-                                 double* out) noexcept nogil
+                                 const double* shift, double* out) noexcept nogil
     void vbf_gmm_column_sums_f32(const float* x, Py_ssize_t b, int D, const double* w,
-                                 double* out) noexcept nogil
+                                 const double* shift, double* out) noexcept nogil
+    void vbf_gmm_square_sums_f64(const double* x, Py_ssize_t b, int D, const double* w,
+                                 const double* shift, double* out) noexcept nogil
+    void vbf_gmm_square_sums_f32(const float* x, Py_ssize_t b, int D, const double* w,
+                                 const double* shift, double* out) noexcept nogil
     void vbf_gmm_lse_cols_f32(float* lpT, int ld, int b, int K, const double* w,
                               double* lpn, double* rlogr) noexcept nogil
+    int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
+                             const double* coefT, const double* w, double* lpT, double* lpn,
+                             double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
@@ -241,8 +255,24 @@ cdef extern from "_gaussian_kernels.h":
                                     const double* shift, double* xT) noexcept nogil
     void vbf_gmm_full_tile_fill_f32(const float* x, int b, int nr, int D, int ld,
                                     const double* shift, double* xT) noexcept nogil
+    void vbf_mt19937_random_resp(uint32_t* key, int* pos, double* out, Py_ssize_t n_rows,
+                                 int K) noexcept nogil
     void vbf_gmm_full_tile_fill32(const float* x, int b, int nr, int D, int ld,
                                   const double* shift, float* xT) noexcept nogil
+
+
+def mt19937_random_resp(uint32_t[::1] key, int pos, double[:, ::1] out):
+    """out (N, K) = numpy's ``RandomState.uniform(size=(N, K))`` drawn from the MT19937
+    state (key (624,) uint32, advanced in place; pos: the next word's index, 0..624), each
+    row divided by its sum (summed in numpy's pairwise order): the bits of
+    ``u = uniform(size=(N, K)); u /= u.sum(axis=1)[:, None]``. Returns the new pos."""
+    if key.shape[0] != 624 or not 0 <= pos <= 624:
+        raise ValueError("an MT19937 state is 624 words and a position in [0, 624]")
+    if out.shape[0] > 0 and out.shape[1] > 0:
+        with nogil:
+            vbf_mt19937_random_resp(&key[0], &pos, &out[0, 0], out.shape[0],
+                                    <int>out.shape[1])
+    return pos
 
 
 def uniforms(unsigned long long seed, unsigned long long sweep, Py_ssize_t start,
@@ -302,6 +332,10 @@ cdef struct _GaussPass:
     bint tile
     int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
     const double* coef         # (K, W): [-1/2 a_k, c_k]
+    # K <= ESTEP_MAX_K (float64 tile): coef transposed and padded to (W, ESTEP_MAX_K), the
+    # components past K zero with constant -inf, for the E-step in registers
+    # (vbf_gmm_tile_estep16); NULL otherwise
+    const double* coef16
     # the tile in float32 (float32 X, float32_work, every component within
     # FAR_FROM_SHIFT_F32): coef rounded to float32
     bint tile32
@@ -628,11 +662,12 @@ cdef void _chunk(
 cdef inline void _tile_rows_out(
     tile_t* lpT, int ld, int b, int K, const double* weights, Py_ssize_t start,
     double* lpn_buf, double* rlogr_buf, floating* resp_out,
-    floating* log_prob_norm_out, double* sums,
+    floating* log_prob_norm_out, double* sums, bint lse_done,
 ) noexcept nogil:
     """A tile's rows from its log rho: lpT (K, ld), IN log rho, OUT r, by vbf_gmm_lse_cols
     (float64 tile) or vbf_gmm_lse_cols_f32 (float32 tile), which also fill the scratch
-    lpn_buf and rlogr_buf (b,) with log p(x_n) and sum_k r log r in float64. The bound terms
+    lpn_buf and rlogr_buf (b,) with log p(x_n) and sum_k r log r in float64 (``lse_done``:
+    the E-step in registers did that already, lpT holding r). The bound terms
     added to sums (IN/OUT: [sum w log p(x_n), sum w sum_k r log r], row order), log p(x_n)
     and r written out when asked (OUT, rows [start, start + b); NULL: not wanted), then r
     weighted in place (in the tile's precision) when the statistics want w r."""
@@ -641,7 +676,9 @@ cdef inline void _tile_rows_out(
     cdef double w, lpn
     # per-row outputs want r unweighted: the weights are applied after them
     cdef const double* w_lse = weights + start if has_weights and resp_out == NULL else NULL
-    if tile_t is float:
+    if lse_done:
+        pass
+    elif tile_t is float:
         vbf_gmm_lse_cols_f32(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
     else:
         vbf_gmm_lse_cols(lpT, ld, b, K, w_lse, lpn_buf, rlogr_buf)
@@ -732,6 +769,7 @@ cdef void _tile_group(
     cdef int b, n, k, i, s2_width = D if diag else 1
     cdef tile_t one = 1.0, zero = 0.0
     cdef double sums[2]  # [sum w log p(x_n), sum w sum_k r log r], row order
+    cdef bint lse_done = False
     # the nonzero masks of a chunk's w r (NULL, out of memory: the dense GEMM always)
     cdef unsigned char* masks = NULL
     sums[0] = 0.0
@@ -747,6 +785,7 @@ cdef void _tile_group(
     while start < stop:
         end = min(start + rows, stop)
         b = <int>(end - start)
+        lse_done = False
         # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
         # column-major (ld, W) and coef^T column-major (W, K)
         if tile_t is float:
@@ -765,15 +804,23 @@ cdef void _tile_group(
                     for n in range(b):
                         lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
                             weights[start + n] if has_weights else 1.0)
-            else:
+            elif p.coef16 != NULL:
+                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
+                # outputs, which weight it after them)
+                lse_done = vbf_gmm_tile_estep16(
+                    feat, ld, b, W, K, p.coef16,
+                    weights + start if has_weights and resp_out == NULL else NULL,
+                    lpT, lpn_buf, rlogr_buf)
+            if resp_in == NULL and not lse_done:
                 dgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <double*>p.coef, &W,
                       &zero, lpT, &ld)
         if resp_in == NULL:
-            for k in range(K):  # the lanes past the last row: finite, unused
-                for n in range(b, ld):
-                    lpT[<Py_ssize_t>k * ld + n] = 0.0
+            if not lse_done:
+                for k in range(K):  # the lanes past the last row: finite, unused
+                    for n in range(b, ld):
+                        lpT[<Py_ssize_t>k * ld + n] = 0.0
             _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                           log_prob_norm_out, sums)
+                           log_prob_norm_out, sums, lse_done)
         if not compute_stats:
             start = end
             continue
@@ -874,7 +921,7 @@ cdef void _full_tile_group(
                 vbf_gmm_full_quad_tile_32(xT, ld, nr, D, K, p.means32, p.u_pack32,
                                           p.log_const, xc, lpT)
         _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
-                       log_prob_norm_out, sums)
+                       log_prob_norm_out, sums, False)
         if compute_stats:
             for k in range(K):  # rows past b: no weight
                 for n in range(b, nr):
@@ -1509,6 +1556,19 @@ def gmm_pass(
                 coef[k * p.n_tile + j] = -0.5 * aux[k, j]
             coef[k * p.n_tile + n_aux] = log_const[k]
     p.coef = coef
+    cdef double* coef16 = NULL
+    if p.tile and K <= ESTEP_MAX_K:
+        coef16 = <double*>malloc(ESTEP_MAX_K * p.n_tile * sizeof(double))
+        if coef16 == NULL:
+            free(centred)
+            free(coef)
+            raise MemoryError()
+        for k in range(ESTEP_MAX_K):
+            for j in range(p.n_tile):
+                coef16[j * ESTEP_MAX_K + k] = coef[k * p.n_tile + j] if k < K else 0.0
+            if k >= K:
+                coef16[n_aux * ESTEP_MAX_K + k] = -INFINITY
+    p.coef16 = coef16
     # the tile in float32: every component near enough to the shift for float32's digits
     # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32
     cdef float* coef32 = NULL
@@ -1535,6 +1595,7 @@ def gmm_pass(
         if coef32 == NULL:
             free(centred)
             free(coef)
+            free(coef16)
             raise MemoryError()
         for i in range(K * p.n_tile):
             coef32[i] = <float>coef[i]
@@ -1653,6 +1714,7 @@ def gmm_pass(
     free(mu)
     free(far_full)
     free(coef)
+    free(coef16)
     free(coef32)
     if resp_w != NULL:
         with nogil:
@@ -1662,9 +1724,12 @@ def gmm_pass(
 
 
 def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
-                      Py_ssize_t group_rows, double[:, ::1] out, int n_threads):
+                      Py_ssize_t group_rows, double[:, ::1] out, int n_threads,
+                      const double[::1] shift=None):
     """Per-group column sums sum_n w_n x_n in float64 (the fit's shift; weights empty: unit
-    weights), groups of ``group_rows`` consecutive rows (the last one shorter).
+    weights), groups of ``group_rows`` consecutive rows (the last one shorter); with
+    ``shift`` (D,) the square sums sum_n w_n (x_n - shift)^2 instead (the default
+    covariance prior's variances).
 
     out : (ceil(N / group_rows), D), overwritten; each group's sum is over its rows in row
     order (one float64 sum per column), whatever the thread count or the block of rows the
@@ -1679,20 +1744,31 @@ def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
                          "positive")
     if has_weights and sample_weight.shape[0] != N:
         raise ValueError("sample_weight must have one entry per row")
+    if shift is not None and shift.shape[0] != D:
+        raise ValueError("shift must have one entry per column")
     if N == 0 or D == 0:
         return
+    cdef const double* sh = &shift[0] if shift is not None else NULL
     with nogil, parallel(num_threads=n_threads):
         for g in prange(G, schedule='static'):
             start = g * group_rows
             end = min(start + group_rows, N)
-            if floating is float:
+            if floating is float and sh != NULL:
+                vbf_gmm_square_sums_f32(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        sh, &out[g, 0])
+            elif floating is float:
                 vbf_gmm_column_sums_f32(&X[start, 0], end - start, <int>D,
                                         &sample_weight[start] if has_weights else NULL,
-                                        &out[g, 0])
+                                        sh, &out[g, 0])
+            elif sh != NULL:
+                vbf_gmm_square_sums_f64(&X[start, 0], end - start, <int>D,
+                                        &sample_weight[start] if has_weights else NULL,
+                                        sh, &out[g, 0])
             else:
                 vbf_gmm_column_sums_f64(&X[start, 0], end - start, <int>D,
                                         &sample_weight[start] if has_weights else NULL,
-                                        &out[g, 0])
+                                        sh, &out[g, 0])
 
 
 def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,

@@ -4,6 +4,7 @@
 #define VBFAST_GAUSSIAN_KERNELS_H
 
 #include <math.h>
+#include <stdint.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
@@ -301,6 +302,88 @@ static void name params                                                         
     }                                                                                     \
     name##_body args;                                                                     \
 }
+/* The E-step of a float64 diag / spherical tile with K <= 16 (_tile_group), in registers
+   (AVX-512), in place of a DGEMM into lpT and vbf_gmm_lse_cols' three sweeps of it: eight
+   rows at a time (one a lane), log rho_nk = coefT[W - 1, k] + sum_{j < W - 1}
+   coefT[j, k] f[j, n] by fused multiply-adds in feature order (f (W, ld) the tile's
+   features, feature-major, its last row the ones; coefT (W, 16) row-major = [-1/2 a_k,
+   c_k]^T, the components past K zero with constant -inf; a feature's sixteen coefficients
+   contiguous: constant offsets from one pointer), all sixteen kept in registers; then
+   vbf_gmm_lse_cols' operations on them (the max, the exp of those above the max minus 50,
+   their sum in k order, 1 / s, log s), lpT (K, ld) receiving w_n r_nk (w NULL: r_nk), lpn
+   and rlogr as there. Rows past b read their features as 0 and store r = 0. A row's
+   result depends on that row only. */
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
+vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
+                            const double *coefT, const double *w, double *lpT, double *lpn,
+                            double *rlogr)
+{
+    const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
+    const vbf_v8 cutoff = vbf_splat8(-50.0), one = vbf_splat8(1.0);
+    int n, k, j;
+    for (n = 0; n < b; n += 8) {
+        const __mmask8 m = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
+        vbf_v8 x[16], mx, s = zero, v = zero, d, r, inv, log_s, scale, wv = one;
+        vbf_i8 dead, live;
+        const double *c = coefT + (Py_ssize_t)(W - 1) * 16, *fp = f + n;
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++)
+            x[k] = vbf_splat8(c[k]);
+        for (j = 0, c = coefT; j < W - 1; j++, c += 16, fp += ld) {
+            const __m512d fj = _mm512_maskz_loadu_pd(m, fp);
+#pragma GCC unroll 16
+            for (k = 0; k < 16; k++)
+                x[k] = (vbf_v8)_mm512_fmadd_pd(fj, _mm512_set1_pd(c[k]), (__m512d)x[k]);
+        }
+        {   /* the max over k, as a tree (exact: the order does not matter) */
+            vbf_v8 t[8];
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++)
+                t[k] = vbf_blend8(x[k + 8] > x[k], x[k + 8], x[k]);
+#pragma GCC unroll 4
+            for (k = 0; k < 4; k++)
+                t[k] = vbf_blend8(t[k + 4] > t[k], t[k + 4], t[k]);
+            t[0] = vbf_blend8(t[2] > t[0], t[2], t[0]);
+            t[1] = vbf_blend8(t[3] > t[1], t[3], t[1]);
+            mx = vbf_blend8(t[1] > t[0], t[1], t[0]);
+        }
+        dead = mx == ninf;
+        mx = vbf_blend8(dead, zero, mx);
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++) {
+            d = x[k] - mx;
+            if (!VBF_GMM_ANY8(d, cutoff)) {  /* (eight terms below the cut-off: no exp) */
+                x[k] = zero;
+                continue;
+            }
+            live = d > cutoff;
+            r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
+            s = s + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v = v + vbf_from_bits8(vbf_bits8(r * d) & (r > zero));
+            x[k] = r;
+        }
+        s = vbf_blend8(dead, one, s);
+        inv = one / s;
+        log_s = vbf_log8(s);
+        scale = inv;
+        if (w != NULL) {
+            wv = (vbf_v8)_mm512_maskz_loadu_pd(m, w + n);
+            scale = inv * wv;
+        }
+        {
+            /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
+            const vbf_v8 uniform = wv / vbf_splat8((double)K);
+            for (k = 0; k < K; k++)
+                vbf_store8(lpT + (Py_ssize_t)k * ld + n,
+                           (vbf_v8)_mm512_maskz_mov_pd(
+                               m, (__m512d)vbf_blend8(dead, uniform, x[k] * scale)));
+        }
+        /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
+        _mm512_mask_storeu_pd(rlogr + n, m, (__m512d)vbf_blend8(dead, zero, v * inv - log_s));
+        _mm512_mask_storeu_pd(lpn + n, m, (__m512d)vbf_blend8(dead, ninf, mx + log_s));
+    }
+}
 #endif
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
@@ -362,6 +445,24 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
     }
 }
 #endif
+
+/* vbf_gmm_tile_estep16_avx512 where it applies (AVX-512, K <= 16; ld a multiple of 8):
+   returns 1 when it did the E-step, 0 when the caller must (its DGEMM and
+   vbf_gmm_lse_cols). */
+static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
+                                const double *coefT, const double *w, double *lpT,
+                                double *lpn, double *rlogr)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (K <= 16 && vbf_cpu_avx512()) {
+        vbf_gmm_tile_estep16_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
+        return 1;
+    }
+#endif
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
+    (void)lpn; (void)rlogr;
+    return 0;
+}
 
 /* The features of the diag / spherical tiles (_tile_group, float64 and float32 tiles) for b rows of X
    (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
@@ -905,12 +1006,13 @@ VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse_f32, float, double)
 VBF_GMM_TILE_STATS_SPARSE(vbf_gmm_tile_stats_sparse32, float, float)
 
 
-/* out[j] = sum_n w_n x_nj (w NULL: unit weights) over the b rows of x (row-major, D
-   columns), in float64, each column's sum in row order: eight columns at a time in
-   registers (the output is not re-read every row). */
-#define VBF_GMM_COLUMN_SUMS(name, T)                                                      \
+/* out[j] = sum_n w_n x_nj (w NULL: unit weights; SQ = 1: sum_n w_n (x_nj - shift_j)^2,
+   else shift unused) over the b rows of x (row-major, D columns), in float64, each
+   column's sum in row order: eight columns at a time in registers (the output is not
+   re-read every row). */
+#define VBF_GMM_COLUMN_SUMS(name, T, SQ)                                                  \
 static void name(const T *restrict x, Py_ssize_t b, int D, const double *restrict w,     \
-                 double *restrict out)                                                    \
+                 const double *restrict shift, double *restrict out)                      \
 {                                                                                         \
     int j0, j, nj;                                                                        \
     Py_ssize_t n;                                                                         \
@@ -920,22 +1022,30 @@ static void name(const T *restrict x, Py_ssize_t b, int D, const double *restric
         if (nj == 8 && w == NULL) {                                                       \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < 8; j++)                                                   \
-                    acc[j] = acc[j] + (double)x[n * D + j0 + j];                          \
+                    acc[j] = acc[j]                                                       \
+                        + VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         } else if (nj == 8) {                                                             \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < 8; j++)                                                   \
-                    acc[j] = acc[j] + w[n] * (double)x[n * D + j0 + j];                   \
+                    acc[j] = acc[j] + w[n]                                                \
+                        * VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         } else {                                                                          \
             for (n = 0; n < b; n++)                                                       \
                 for (j = 0; j < nj; j++)                                                  \
-                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0) * (double)x[n * D + j0 + j];\
+                    acc[j] = acc[j] + (w != NULL ? w[n] : 1.0)                            \
+                        * VBF_GMM_CS_TERM(SQ, x[n * D + j0 + j], j0 + j);                 \
         }                                                                                 \
         for (j = 0; j < nj; j++)                                                          \
             out[j0 + j] = acc[j];                                                         \
     }                                                                                     \
 }
-VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double)
-VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float)
+/* a row's term: x (column sums) or (x - shift)^2 (square sums about the shift), in float64 */
+#define VBF_GMM_CS_TERM(SQ, v, j)                                                         \
+    ((SQ) ? ((double)(v) - shift[j]) * ((double)(v) - shift[j]) : (double)(v))
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f64, double, 0)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_column_sums_f32, float, 0)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_square_sums_f64, double, 1)
+VBF_GMM_COLUMN_SUMS(vbf_gmm_square_sums_f32, float, 1)
 
 /* ---- The float32 tile (_tile_group, float): float32 input, diag / spherical, every component
    within FAR_FROM_SHIFT_F32 of the shift. The same algorithm as the float64 tile with the
@@ -1756,5 +1866,130 @@ VBF_GMM_FULL_FILL_DISPATCH(name, T, U)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f64, double, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill_f32, float, double)
 VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
+
+/* ---- Random responsibilities (init_params='random'): numpy's RandomState draws, faster.
+   scikit-learn starts from RandomState.uniform(size=(N, K)) normalised per row; this
+   gives the same numbers and leaves the generator's state as those calls would. The
+   Mersenne Twister MT19937 (key: its 624 words, pos: the next word's index, 624 = refill
+   first), numpy's double from two words (a >> 5, b >> 6: (a 2^26 + b) / 2^53), the words
+   tempered 624 at a time; each row of K divided by its sum, the sum taken in numpy's
+   pairwise order (vbf_numpy_pairwise_sum), so the division is numpy's. */
+#define VBF_MT_N 624
+#define VBF_MT_M 397
+
+static void vbf_mt19937_refill(uint32_t *restrict key, uint32_t *restrict out)
+{
+    int i;
+    uint32_t y;
+    for (i = 0; i < VBF_MT_N - VBF_MT_M; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    for (; i < VBF_MT_N - 1; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M - VBF_MT_N] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    y = (key[VBF_MT_N - 1] & 0x80000000u) | (key[0] & 0x7fffffffu);
+    key[VBF_MT_N - 1] = key[VBF_MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    for (i = 0; i < VBF_MT_N; i++) {  /* the tempering, vectorised */
+        y = key[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        out[i] = y ^ (y >> 18);
+    }
+}
+
+/* numpy's float64 add-reduction of n contiguous values (its pairwise_sum: below 8 one by
+   one from 0, up to 128 in eight running sums, above that halves at a multiple of 8) */
+static double vbf_numpy_pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8], res;
+        Py_ssize_t i;
+        int j;
+        for (j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    } else {
+        Py_ssize_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return vbf_numpy_pairwise_sum(a, n2) + vbf_numpy_pairwise_sum(a + n2, n - n2);
+    }
+}
+
+/* out[0..count) = the next count doubles of the state (key, *p; tempered: its words,
+   tempered, from *p on), two words each; the pairs within one refill in a tight loop */
+static void vbf_mt19937_doubles(uint32_t *key, int *p, uint32_t *tempered, double *out,
+                                Py_ssize_t count)
+{
+    Py_ssize_t i = 0, m, q;
+    int pp = *p;
+    uint32_t a, b;
+    while (i < count) {
+        if (pp >= VBF_MT_N - 1) {
+            if (pp == VBF_MT_N - 1) {  /* a pair straddling a refill */
+                a = tempered[pp] >> 5;
+                vbf_mt19937_refill(key, tempered);
+                b = tempered[0] >> 6;
+                pp = 1;
+                out[i++] = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+                continue;
+            }
+            vbf_mt19937_refill(key, tempered);
+            pp = 0;
+        }
+        m = (VBF_MT_N - pp) / 2;
+        if (m > count - i)
+            m = count - i;
+        for (q = 0; q < m; q++)
+            out[i + q] = ((double)(tempered[pp + 2 * q] >> 5) * 67108864.0
+                          + (double)(tempered[pp + 2 * q + 1] >> 6)) / 9007199254740992.0;
+        i += m;
+        pp += (int)(2 * m);
+    }
+    *p = pp;
+}
+
+/* out (n_rows, K) = RandomState.uniform(size=(n_rows, K)) normalised per row, from the
+   state (key, *pos), which is advanced as numpy's draws advance it; 256 rows at a time
+   drawn, then normalised while in cache */
+static void vbf_mt19937_random_resp(uint32_t *key, int *pos, double *out, Py_ssize_t n_rows,
+                                    int K)
+{
+    uint32_t tempered[VBF_MT_N];
+    int p = *pos, i;
+    Py_ssize_t n0, n1, n, k;
+    for (i = p; i < VBF_MT_N; i++) {  /* the words left of the last refill, tempered */
+        uint32_t y = key[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        tempered[i] = y ^ (y >> 18);
+    }
+    for (n0 = 0; n0 < n_rows; n0 = n1) {
+        n1 = n0 + 256 < n_rows ? n0 + 256 : n_rows;
+        vbf_mt19937_doubles(key, &p, tempered, out + n0 * K, (n1 - n0) * K);
+        for (n = n0; n < n1; n++) {
+            double *row = out + n * K, s = vbf_numpy_pairwise_sum(row, K);
+            for (k = 0; k < K; k++)
+                row[k] = row[k] / s;
+        }
+    }
+    *pos = p;
+}
 
 #endif
