@@ -593,6 +593,95 @@ VBF_INLINE void vbf_log_n8_body(Py_ssize_t n, const double *x, double *out)
     }
 }
 
+/* A topic's total over the words and what the mean-field topics need of it (one topic of
+   vbf_topics_chunk's input): total = sum_w lam_w in word order, psi_total = psi(total) as
+   vbf_dirichlet_expectation_body takes it, and the topic's share of the bound's topic term,
+   lgamma(V eta) - lgamma(total), both by vbf_lgamma4 (exactly 0 when total = V eta). Returns
+   0 if lgamma's range (1e-290, 1e290) excludes V eta or the total (the caller then takes
+   scipy's gammaln for the term). */
+VBF_INLINE void vbf_topic_total_body(Py_ssize_t V, const double *lam, double eta,
+                                     double *total_out, double *psi_total, double *term,
+                                     int *in_range)
+{
+    Py_ssize_t w;
+    double total = 0.0, v_eta = (double)V * eta;
+    vbf_v4 lg;
+    for (w = 0; w < V; w++) total += lam[w];
+    *total_out = total;
+    *psi_total = vbf_digamma4(vbf_splat(total))[0];
+    lg = vbf_splat(1.0);
+    lg[0] = v_eta;
+    lg[1] = total;
+    lg = vbf_lgamma4(lg);
+    *term = lg[0] - lg[1];
+    *in_range = v_eta > 1e-290 && v_eta < 1e290 && total > 1e-290 && total < 1e290;
+}
+
+/* Words w0..w1-1 of every topic of lam (K, V), psi_total (K,) from vbf_topic_total_body:
+       elog_kw = psi(lam_kw) - psi_total_k      (K, V), as vbf_dirichlet_expectation_body
+       B_wk    = exp(elog_kw)                   (V, Kp) word-major; columns past K untouched
+       topic_max_k = max over the chunk's words of B_wk
+       term    = sum_kw (eta - lam_kw) elog_kw + (lgamma(lam_kw) - lgamma(eta))
+   (the bound's topic term over these entries, topic by topic, four lanes (l0 + l1) + (l2 +
+   l3) a topic, lgamma by vbf_lgamma4 for lam and eta alike, so that an entry with lam = eta
+   adds exactly 0). tmp: K (w1 - w0) doubles of workspace (the chunk's exp, topic-major, then
+   transposed into B). *in_range is 0 if a lam is outside vbf_lgamma4's range (1e-290, 1e290)
+   (the term is then not valid). */
+VBF_INLINE void vbf_topics_chunk_body(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
+                                      const double *lam, const double *psi_total, double eta,
+                                      int Kp, double *elog, double *B, double *tmp,
+                                      double *topic_max, double *term, int *in_range)
+{
+    const Py_ssize_t n = w1 - w0;
+    const vbf_v4 veta = vbf_splat(eta), lo = vbf_splat(1e-290), hi = vbf_splat(1e290);
+    const vbf_v4 lg_eta = vbf_lgamma4(veta);
+    double sum = 0.0, mx;
+    Py_ssize_t w, j;
+    int k, q;
+    vbf_i4 bad = {0, 0, 0, 0};
+    for (k = 0; k < K; k++) {
+        const double *x_row = lam + (Py_ssize_t)k * V;
+        double *e_row = elog + (Py_ssize_t)k * V, *t_row = tmp + (Py_ssize_t)k * n;
+        const vbf_v4 psi = vbf_splat(psi_total[k]);
+        vbf_v4 acc = vbf_splat(0.0), m = vbf_splat(0.0), x, e, t;
+        for (w = w0; w + 4 <= w1; w += 4) {
+            x = vbf_load4(x_row + w);
+            e = vbf_digamma4(x) - psi;
+            t = vbf_exp4(e);
+            vbf_store4(e_row + w, e);
+            vbf_store4(t_row + (w - w0), t);
+            m = vbf_blend(t > m, t, m);
+            acc += (veta - x) * e + (vbf_lgamma4(x) - lg_eta);
+            bad |= (x <= lo) | (x >= hi);
+        }
+        if (w < w1) {
+            vbf_v4 keep = vbf_splat(0.0);
+            x = vbf_splat(1.0);
+            for (q = 0; w + q < w1; q++) { x[q] = x_row[w + q]; keep[q] = 1.0; }
+            e = vbf_digamma4(x) - psi;
+            t = vbf_exp4(e);
+            for (q = 0; w + q < w1; q++) {
+                e_row[w + q] = e[q];
+                t_row[w - w0 + q] = t[q];
+            }
+            m = vbf_blend(t * keep > m, t * keep, m);
+            acc += keep * ((veta - x) * e + (vbf_lgamma4(x) - lg_eta));
+            bad |= (x <= lo) | (x >= hi);
+        }
+        mx = m[0];
+        for (q = 1; q < 4; q++) if (m[q] > mx) mx = m[q];
+        topic_max[k] = mx;
+        sum += vbf_hsum(acc);
+    }
+    *term = sum;
+    *in_range = !(bad[0] | bad[1] | bad[2] | bad[3]);
+    /* the chunk's exp into B, word-major: four topics' values of a word at a time */
+    for (j = 0; j < n; j++) {
+        double *o = B + (w0 + j) * Kp;
+        for (k = 0; k < K; k++) o[k] = tmp[(Py_ssize_t)k * n + j];
+    }
+}
+
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
     VBF_DISPATCH(name, "avx2,fma", vbf_cpu_avx2_fma(), params, args)
@@ -685,6 +774,18 @@ VBF_DISPATCHED(vbf_topic_term_row,
                (K, lam, psi_total, eta, out))
 
 VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+VBF_DISPATCHED(vbf_topic_total,
+               (Py_ssize_t V, const double *lam, double eta, double *total_out,
+                double *psi_total, double *term, int *in_range),
+               (V, lam, eta, total_out, psi_total, term, in_range))
+
+VBF_DISPATCHED(vbf_topics_chunk,
+               (int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1, const double *lam,
+                const double *psi_total, double eta, int Kp, double *elog, double *B,
+                double *tmp, double *topic_max, double *term, int *in_range),
+               (K, V, w0, w1, lam, psi_total, eta, Kp, elog, B, tmp, topic_max, term,
+                in_range))
 
 VBF_DISPATCHED(vbf_log_n4, (Py_ssize_t n, const double *x, double *out), (n, x, out))
 
@@ -815,6 +916,45 @@ static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
 {
     Py_ssize_t i;
     for (i = 0; i < n; i++) out[i] = lgamma(x[i]);
+}
+
+static void vbf_topic_total(Py_ssize_t V, const double *lam, double eta, double *total_out,
+                            double *psi_total, double *term, int *in_range)
+{
+    Py_ssize_t w;
+    double total = 0.0, v_eta = (double)V * eta;
+    for (w = 0; w < V; w++) total += lam[w];
+    *total_out = total;
+    *psi_total = vbf_digamma(total);
+    *term = lgamma(v_eta) - lgamma(total);
+    *in_range = v_eta > 1e-290 && v_eta < 1e290 && total > 1e-290 && total < 1e290;
+}
+
+static void vbf_topics_chunk(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
+                             const double *lam, const double *psi_total, double eta, int Kp,
+                             double *elog, double *B, double *tmp, double *topic_max,
+                             double *term, int *in_range)
+{
+    Py_ssize_t w;
+    int k;
+    double sum = 0.0, lg_eta = lgamma(eta);
+    (void)tmp;
+    *in_range = 1;
+    for (k = 0; k < K; k++) {
+        double mx = 0.0;
+        for (w = w0; w < w1; w++) {
+            const double x = lam[(Py_ssize_t)k * V + w];
+            const double e = vbf_digamma(x) - psi_total[k];
+            const double t = e < -708.0 ? 0.0 : exp(e);
+            elog[(Py_ssize_t)k * V + w] = e;
+            B[w * Kp + k] = t;
+            if (t > mx) mx = t;
+            sum += (eta - x) * e + (lgamma(x) - lg_eta);
+            if (!(x > 1e-290 && x < 1e290)) *in_range = 0;
+        }
+        topic_max[k] = mx;
+    }
+    *term = sum;
 }
 
 static void vbf_log_n(Py_ssize_t n, const double *x, double *out)

@@ -574,11 +574,18 @@ class Topics:
         self.lam = lam
         self.mean_field = mean_field
         self.eta = eta
+        self._topic_term = None
+        if mean_field and threads is None:  # the caller's choice, else the data-size rule
+            threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
+        if mean_field and not fast:
+            # E[log beta], the pass's padded B, its per-topic max and the topic term in one
+            # sweep over K x V, topics or word chunks in parallel (the term None: scipy's
+            # gammaln for it, see topic_term)
+            self.elog_beta, self._B, self.topic_max, self._topic_term = \
+                _lda.mean_field_topics(lam, eta, threads)
+            return
         if mean_field:
-            # E[log beta] and its exp by the pass's own vectorised functions, topics in
-            # parallel (``threads``: the caller's choice, else the data-size rule)
-            if threads is None:
-                threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
+            # E[log beta] and its exp with scikit-learn's digamma
             self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, threads)
         else:
             exp_beta = lam / lam.sum(axis=1, keepdims=True)
@@ -587,7 +594,6 @@ class Topics:
         # max_w B_wk, for the pass's check when it skips a document's dead topics
         self.topic_max = exp_beta.max(axis=1)
         self._B = _lda.pad_topics(exp_beta.T)  # (V, Kp); exp_beta is kept only as its view
-        self._topic_term = None
 
     @property
     def exp_beta(self):
@@ -618,6 +624,8 @@ class Topics:
     def topic_term(self):
         """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
         log prior sum eta log beta of the MAP objective (point topics)."""
+        # (mean field with the accurate digamma: computed with E[log beta] when the topics
+        # were built, ``_lda.mean_field_topics``; else, or out of its range, here)
         if self._topic_term is None:  # a K x V sum: once per topics
             if self.mean_field:
                 self._topic_term = _dirichlet_loglik(self.eta, self.lam, self.elog_beta,
