@@ -589,6 +589,37 @@ def test_topics_for_the_sweep_are_aligned_also_after_unpickling():
     np.testing.assert_array_equal(other.transform(X), est.transform(X))
 
 
+@pytest.mark.parametrize("K", [1, 3, 8, 20, 33, 100])
+def test_word_topic_stats_bits_of_the_plain_sum(K):
+    # out[w, k] = B[w, k] sum_i ratio_i t[doc_i, k] over w's entries in document order, each
+    # product rounded, then added (no fused multiply-add): the AVX-512 rows (blocks of up to 32
+    # topics held in registers) give the bits of this NumPy loop
+    X, _ = _corpus(n_docs=40, n_words=30, seed=K)
+    V = X.shape[1]
+    rng = np.random.RandomState(K)
+    ratio, t = rng.rand(X.nnz), rng.rand(X.shape[0], K)
+    B = _lda.pad_topics(rng.rand(V, K))
+    pattern = _lda.word_major_pattern(X.indptr, X.indices, V)
+    word_ptr, word_pos, word_doc = pattern
+    start = rng.rand(V, K)
+    expected = start.copy()
+    for w in range(V):
+        for i in range(word_ptr[w], word_ptr[w + 1]):
+            expected[w] = expected[w] + ratio[word_pos[i]] * t[word_doc[i]]
+    got = start.copy()
+    _lda.word_topic_stats(*pattern, ratio, t, B, got, 1, accumulate=True, scale=False)
+    np.testing.assert_array_equal(got, expected)
+    expected = np.zeros((V, K))
+    for w in range(V):
+        for i in range(word_ptr[w], word_ptr[w + 1]):
+            expected[w] = expected[w] + ratio[word_pos[i]] * t[word_doc[i]]
+    expected *= B[:, :K]
+    for threads in (1, 2):
+        got = np.empty((V, K))
+        _lda.word_topic_stats(*pattern, ratio, t, B, got, threads)
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_word_major_pattern_is_a_stable_transpose():
     X, _ = _corpus(n_docs=30, n_words=12, seed=5)
     word_ptr, word_pos, word_doc = _lda.word_major_pattern(X.indptr[10:21], X.indices, 12)

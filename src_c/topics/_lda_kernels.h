@@ -980,11 +980,76 @@ static void vbf_psi_totals(int K, const double *totals, int fast, double *out)
    earlier documents: a corpus read block by block gives the bits of one sum); with B_w NULL
    it is left unscaled. The entries' t rows and ratios are scattered over
    megabytes (one cache miss each), so those of the entry PF ahead are prefetched. */
+#if defined(__GNUC__) && defined(__x86_64__)
+/* A block of NV (1 to 4) vectors of eight topics, topics k0.. (mask: the last vector's
+   lanes), summed over the word's entries in registers: each o_k the sum of
+   vbf_word_topic_row_scalar in the same order, multiplies and adds unfused (fp-contract off),
+   so the same bits. */
+#define VBF_WT_BLOCK(NV)                                                                   \
+    do {                                                                                    \
+        __m512d a_[4];                                                                      \
+        int q_;                                                                             \
+        for (q_ = 0; q_ < NV; q_++)                                                         \
+            a_[q_] = accumulate ? _mm512_maskz_loadu_pd(q_ == NV - 1 ? last : 0xFF,          \
+                                                        o + k0 + 8 * q_)                     \
+                                : _mm512_setzero_pd();                                      \
+        for (i = i0; i < i1; i++) {                                                         \
+            const double *td_ = t + doc[i] * K + k0;                                        \
+            const __m512d r_ = _mm512_set1_pd(ratio[pos[i]]);                               \
+            if (i + PF < i1) {                                                              \
+                const char *p_ = (const char *)(t + doc[i + PF] * K + k0);                  \
+                for (q_ = 0; q_ < NV; q_++) vbf_prefetch_r(p_ + 64 * q_);                   \
+                vbf_prefetch_r(p_ + 64 * NV - 1);                                           \
+                vbf_prefetch_r(ratio + pos[i + PF]);                                        \
+            }                                                                               \
+            for (q_ = 0; q_ < NV; q_++)                                                     \
+                a_[q_] = _mm512_add_pd(a_[q_], _mm512_mul_pd(                               \
+                    r_, _mm512_maskz_loadu_pd(q_ == NV - 1 ? last : 0xFF, td_ + 8 * q_)));  \
+        }                                                                                   \
+        for (q_ = 0; q_ < NV; q_++) {                                                       \
+            const __mmask8 m_ = q_ == NV - 1 ? last : 0xFF;                                 \
+            if (B_w)                                                                        \
+                a_[q_] = _mm512_mul_pd(a_[q_], _mm512_maskz_loadu_pd(m_, B_w + k0 + 8 * q_)); \
+            _mm512_mask_storeu_pd(o + k0 + 8 * q_, m_, a_[q_]);                             \
+        }                                                                                   \
+    } while (0)
+
+/* vbf_word_topic_row on AVX-512F: up to 32 topics at a time in registers (the scalar loop
+   reads and writes o for every entry), the same bits. */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void vbf_word_topic_row8(long long i0, long long i1, const long long *pos,
+                                const long long *doc, const double *ratio, const double *t,
+                                int K, const double *B_w, double *o, int accumulate)
+{
+    enum { PF = 6 };
+    long long i;
+    int k0;
+    for (k0 = 0; k0 < K; k0 += 32) {
+        const int kn = K - k0 < 32 ? K - k0 : 32, nv = (kn + 7) / 8;
+        const __mmask8 last = (__mmask8)(kn - 8 * (nv - 1) == 8 ? 0xFF
+                                                                 : (1u << (kn - 8 * (nv - 1))) - 1);
+        switch (nv) {
+        case 1: VBF_WT_BLOCK(1); break;
+        case 2: VBF_WT_BLOCK(2); break;
+        case 3: VBF_WT_BLOCK(3); break;
+        default: VBF_WT_BLOCK(4); break;
+        }
+    }
+}
+#undef VBF_WT_BLOCK
+#endif
+
 static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
                                const long long *doc, const double *ratio, const double *t,
                                int K, const double *B_w, double *o, int accumulate)
 {
     enum { PF = 6 };
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (vbf_cpu_avx512f()) {
+        vbf_word_topic_row8(i0, i1, pos, doc, ratio, t, K, B_w, o, accumulate);
+        return;
+    }
+#endif
     long long i;
     int k;
     if (!accumulate)
