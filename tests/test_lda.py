@@ -464,6 +464,15 @@ def test_mean_field_topics_match_numpy(K, V):
         for a, b in zip(other[:3], (elog, B, topic_max)):
             np.testing.assert_array_equal(a, b)
         assert other[3] == term
+    # eight lanes (AVX-512) and four: the same values, the term's sum grouped otherwise
+    previous = _lda._set_sweep_lanes(4)
+    try:
+        four = _lda.mean_field_topics(lam, eta, 1)
+    finally:
+        _lda._set_sweep_lanes(previous)
+    for a, b in zip(four[:3], (elog, B, topic_max)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(four[3], term, rtol=1e-12, atol=1e-12)
 
 
 def test_mean_field_topics_term_cancels_exactly_and_falls_back():
