@@ -512,27 +512,31 @@ VBF_LANEWISE_N(vbf_digamma_n, vbf_digamma4, int)
    lgamma(y) = (y - 1/2) log y - y + log(2 pi) / 2 + sum_j B_2j / (2j (2j - 1) y^(2j-1)) to
    y^-15 (truncation < 1e-16 for y >= 8). The error is absolute, ~1e-15 |lgamma(y)| (so not
    relative near the roots x = 1, 2): for sums of many terms (the bound's topic term). */
-VBF_INLINE vbf_v4 vbf_lgamma4(vbf_v4 x)
-{
-    vbf_v4 den = x, y, iy, z, p;
-    const vbf_i4 small = x < vbf_splat(8.0);
-    int i;
-    for (i = 1; i < 8; i++) den = den * (x + vbf_splat((double)i));
-    y = vbf_blend(small, x + vbf_splat(8.0), x);
-    den = vbf_blend(small, den, vbf_splat(1.0));
-    iy = vbf_splat(1.0) / y;
-    z = iy * iy;
-    p = vbf_splat(3617.0 / 122400.0);
-    p = vbf_splat(1.0 / 156.0) - z * p;
-    p = vbf_splat(691.0 / 360360.0) - z * p;
-    p = vbf_splat(1.0 / 1188.0) - z * p;
-    p = vbf_splat(1.0 / 1680.0) - z * p;
-    p = vbf_splat(1.0 / 1260.0) - z * p;
-    p = vbf_splat(1.0 / 360.0) - z * p;
-    p = vbf_splat(1.0 / 12.0) - z * p;
-    return (((y - vbf_splat(0.5)) * vbf_log4(y) - y) + vbf_splat(0.91893853320467274178))
-           + (iy * p - vbf_log4(den));
-}
+/* Stirling's coefficients B_2j / (2j (2j - 1)) for j = 8 down to 1, in Horner's order */
+static const double vbf_lgamma_series[8] = {3617.0 / 122400.0, 1.0 / 156.0, 691.0 / 360360.0,
+                                            1.0 / 1188.0, 1.0 / 1680.0, 1.0 / 1260.0,
+                                            1.0 / 360.0, 1.0 / 12.0};
+
+/* NAME(x): that lgamma on a vector type VEC (mask type IVEC) with its SPLAT, BLEND and LOG;
+   four lanes (vbf_lgamma4) and eight (vbf_lgamma8) are the same operations lane for lane */
+#define VBF_DEFINE_LGAMMA(NAME, VEC, IVEC, SPLAT, BLEND, LOG)                                 \
+    VBF_INLINE VEC NAME(VEC x)                                                                \
+    {                                                                                         \
+        VEC den = x, y, iy, z, p;                                                             \
+        const IVEC small = x < SPLAT(8.0);                                                    \
+        int i;                                                                                \
+        for (i = 1; i < 8; i++) den = den * (x + SPLAT((double)i));                           \
+        y = BLEND(small, x + SPLAT(8.0), x);                                                  \
+        den = BLEND(small, den, SPLAT(1.0));                                                  \
+        iy = SPLAT(1.0) / y;                                                                  \
+        z = iy * iy;                                                                          \
+        p = SPLAT(vbf_lgamma_series[0]);                                                      \
+        for (i = 1; i < 8; i++) p = SPLAT(vbf_lgamma_series[i]) - z * p;                      \
+        return (((y - SPLAT(0.5)) * LOG(y) - y) + SPLAT(0.91893853320467274178))              \
+               + (iy * p - LOG(den));                                                         \
+    }
+
+VBF_DEFINE_LGAMMA(vbf_lgamma4, vbf_v4, vbf_i4, vbf_splat, vbf_blend, vbf_log4)
 
 /* One word's share of the mean-field topic term (lam: its K values, each in the range of
    vbf_lgamma4): sum_k (eta - lam_k) (psi(lam_k) - psi_total_k) + lgamma(lam_k), the four
@@ -627,147 +631,84 @@ VBF_INLINE void vbf_topic_total_body(Py_ssize_t V, const double *lam, double eta
    adds exactly 0). tmp: K (w1 - w0) doubles of workspace (the chunk's exp, topic-major, then
    transposed into B). *in_range is 0 if a lam is outside vbf_lgamma4's range (1e-290, 1e290)
    (the term is then not valid). */
-VBF_INLINE void vbf_topics_chunk4_body(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
-                                      const double *lam, const double *psi_total, double eta,
-                                      int Kp, double *elog, double *B, double *tmp,
-                                      double *topic_max, double *term, int *in_range)
-{
-    const Py_ssize_t n = w1 - w0;
-    const vbf_v4 veta = vbf_splat(eta), lo = vbf_splat(1e-290), hi = vbf_splat(1e290);
-    const vbf_v4 lg_eta = vbf_lgamma4(veta);
-    double sum = 0.0, mx;
-    Py_ssize_t w, j;
-    int k, q;
-    vbf_i4 bad = {0, 0, 0, 0};
-    for (k = 0; k < K; k++) {
-        const double *x_row = lam + (Py_ssize_t)k * V;
-        double *e_row = elog + (Py_ssize_t)k * V, *t_row = tmp + (Py_ssize_t)k * n;
-        const vbf_v4 psi = vbf_splat(psi_total[k]);
-        vbf_v4 acc = vbf_splat(0.0), m = vbf_splat(0.0), x, e, t;
-        for (w = w0; w + 4 <= w1; w += 4) {
-            x = vbf_load4(x_row + w);
-            e = vbf_digamma4(x) - psi;
-            t = vbf_exp4(e);
-            vbf_store4(e_row + w, e);
-            vbf_store4(t_row + (w - w0), t);
-            m = vbf_blend(t > m, t, m);
-            acc += (veta - x) * e + (vbf_lgamma4(x) - lg_eta);
-            bad |= (x <= lo) | (x >= hi);
-        }
-        if (w < w1) {
-            vbf_v4 keep = vbf_splat(0.0);
-            x = vbf_splat(1.0);
-            for (q = 0; w + q < w1; q++) { x[q] = x_row[w + q]; keep[q] = 1.0; }
-            e = vbf_digamma4(x) - psi;
-            t = vbf_exp4(e);
-            for (q = 0; w + q < w1; q++) {
-                e_row[w + q] = e[q];
-                t_row[w - w0 + q] = t[q];
-            }
-            m = vbf_blend(t * keep > m, t * keep, m);
-            acc += keep * ((veta - x) * e + (vbf_lgamma4(x) - lg_eta));
-            bad |= (x <= lo) | (x >= hi);
-        }
-        mx = m[0];
-        for (q = 1; q < 4; q++) if (m[q] > mx) mx = m[q];
-        topic_max[k] = mx;
-        sum += vbf_hsum(acc);
+/* DECL(...) {body}: vbf_topics_chunk's body for a vector type VEC of W lanes (mask type IVEC)
+   with its functions; MAXV(a, b) is a where a > b else b, HSUM sums the lanes (four lanes:
+   (l0 + l1) + (l2 + l3); eight: folded to four first). */
+#define VBF_DEFINE_TOPICS_CHUNK(DECL, VEC, IVEC, W, SPLAT, LOAD, STORE, DIGAMMA, EXP, LGAMMA,    \
+                                MAXV, HSUM)                                                    \
+    DECL(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1, const double *lam,                 \
+         const double *psi_total, double eta, int Kp, double *elog, double *B, double *tmp,    \
+         double *topic_max, double *term, int *in_range)                                       \
+    {                                                                                          \
+        const Py_ssize_t n = w1 - w0;                                                          \
+        const VEC veta = SPLAT(eta), lo = SPLAT(1e-290), hi = SPLAT(1e290);                    \
+        const VEC lg_eta = LGAMMA(veta);                                                       \
+        double sum = 0.0, mx;                                                                  \
+        Py_ssize_t w, j;                                                                       \
+        int k, q;                                                                              \
+        IVEC bad = {0};                                                                        \
+        for (k = 0; k < K; k++) {                                                              \
+            const double *x_row = lam + (Py_ssize_t)k * V;                                     \
+            double *e_row = elog + (Py_ssize_t)k * V, *t_row = tmp + (Py_ssize_t)k * n;        \
+            const VEC psi = SPLAT(psi_total[k]);                                               \
+            VEC acc = SPLAT(0.0), m = SPLAT(0.0), x, e, t, keep;                               \
+            for (w = w0; w + W <= w1; w += W) {                                                \
+                x = LOAD(x_row + w);                                                           \
+                e = DIGAMMA(x) - psi;                                                          \
+                t = EXP(e);                                                                    \
+                STORE(e_row + w, e);                                                           \
+                STORE(t_row + (w - w0), t);                                                    \
+                m = MAXV(t, m);                                                                \
+                acc += (veta - x) * e + (LGAMMA(x) - lg_eta);                                  \
+                bad |= (x <= lo) | (x >= hi);                                                  \
+            }                                                                                  \
+            if (w < w1) {  /* the last words, the other lanes at 1 and not counted */          \
+                keep = SPLAT(0.0);                                                             \
+                x = SPLAT(1.0);                                                                \
+                for (q = 0; w + q < w1; q++) { x[q] = x_row[w + q]; keep[q] = 1.0; }           \
+                e = DIGAMMA(x) - psi;                                                          \
+                t = EXP(e);                                                                    \
+                for (q = 0; w + q < w1; q++) {                                                 \
+                    e_row[w + q] = e[q];                                                       \
+                    t_row[w - w0 + q] = t[q];                                                  \
+                }                                                                              \
+                m = MAXV(t * keep, m);                                                         \
+                acc += keep * ((veta - x) * e + (LGAMMA(x) - lg_eta));                         \
+                bad |= (x <= lo) | (x >= hi);                                                  \
+            }                                                                                  \
+            mx = m[0];                                                                         \
+            for (q = 1; q < W; q++) if (m[q] > mx) mx = m[q];                                  \
+            topic_max[k] = mx;                                                                 \
+            sum += HSUM(acc);                                                                  \
+        }                                                                                      \
+        *term = sum;                                                                           \
+        for (q = 1; q < W; q++) bad[0] |= bad[q];                                              \
+        *in_range = !bad[0];                                                                   \
+        /* the chunk's exp into B, word-major */                                               \
+        for (j = 0; j < n; j++) {                                                              \
+            double *o = B + (w0 + j) * Kp;                                                     \
+            for (k = 0; k < K; k++) o[k] = tmp[(Py_ssize_t)k * n + j];                         \
+        }                                                                                      \
     }
-    *term = sum;
-    *in_range = !(bad[0] | bad[1] | bad[2] | bad[3]);
-    /* the chunk's exp into B, word-major: four topics' values of a word at a time */
-    for (j = 0; j < n; j++) {
-        double *o = B + (w0 + j) * Kp;
-        for (k = 0; k < K; k++) o[k] = tmp[(Py_ssize_t)k * n + j];
-    }
-}
+
+VBF_INLINE vbf_v4 vbf_max4(vbf_v4 a, vbf_v4 b) { return vbf_blend(a > b, a, b); }
+#define VBF_TOPICS_CHUNK4_DECL VBF_INLINE void vbf_topics_chunk4_body
+VBF_DEFINE_TOPICS_CHUNK(VBF_TOPICS_CHUNK4_DECL, vbf_v4, vbf_i4, 4, vbf_splat, vbf_load4,
+                        vbf_store4, vbf_digamma4, vbf_exp4, vbf_lgamma4, vbf_max4, vbf_hsum)
 
 #if defined(__x86_64__)
-/* vbf_lgamma4 on eight lanes, lane for lane the same operations (the same values when both
-   are built with FMA). */
-VBF_INLINE vbf_v8 vbf_lgamma8(vbf_v8 x)
-{
-    vbf_v8 den = x, y, iy, z, p;
-    const vbf_i8 small = x < vbf_splat8(8.0);
-    int i;
-    for (i = 1; i < 8; i++) den = den * (x + vbf_splat8((double)i));
-    y = vbf_blend8(small, x + vbf_splat8(8.0), x);
-    den = vbf_blend8(small, den, vbf_splat8(1.0));
-    iy = vbf_splat8(1.0) / y;
-    z = iy * iy;
-    p = vbf_splat8(3617.0 / 122400.0);
-    p = vbf_splat8(1.0 / 156.0) - z * p;
-    p = vbf_splat8(691.0 / 360360.0) - z * p;
-    p = vbf_splat8(1.0 / 1188.0) - z * p;
-    p = vbf_splat8(1.0 / 1680.0) - z * p;
-    p = vbf_splat8(1.0 / 1260.0) - z * p;
-    p = vbf_splat8(1.0 / 360.0) - z * p;
-    p = vbf_splat8(1.0 / 12.0) - z * p;
-    return (((y - vbf_splat8(0.5)) * vbf_log8(y) - y) + vbf_splat8(0.91893853320467274178))
-           + (iy * p - vbf_log8(den));
-}
+/* vbf_lgamma4 on eight lanes */
+VBF_DEFINE_LGAMMA(vbf_lgamma8, vbf_v8, vbf_i8, vbf_splat8, vbf_blend8, vbf_log8)
 
 /* vbf_topics_chunk_body on eight lanes (AVX-512F/DQ): elog, B and topic_max the same values
    (vbf_digamma8, vbf_exp8 are the four-lane functions lane for lane); the term's lanes are
    folded to four and summed as the four-lane body sums its own, so it agrees with that one
    to rounding only (the entries meet the lanes in another grouping). */
-__attribute__((target("avx512f,avx512dq,fma")))
-static void vbf_topics_chunk8(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
-                              const double *lam, const double *psi_total, double eta, int Kp,
-                              double *elog, double *B, double *tmp, double *topic_max,
-                              double *term, int *in_range)
-{
-    const Py_ssize_t n = w1 - w0;
-    const vbf_v8 veta = vbf_splat8(eta), lo = vbf_splat8(1e-290), hi = vbf_splat8(1e290);
-    const vbf_v8 lg_eta = vbf_lgamma8(veta);
-    double sum = 0.0, mx;
-    Py_ssize_t w, j;
-    int k, q;
-    vbf_i8 bad = {0};
-    for (k = 0; k < K; k++) {
-        const double *x_row = lam + (Py_ssize_t)k * V;
-        double *e_row = elog + (Py_ssize_t)k * V, *t_row = tmp + (Py_ssize_t)k * n;
-        const vbf_v8 psi = vbf_splat8(psi_total[k]);
-        vbf_v8 acc = vbf_splat8(0.0), m = vbf_splat8(0.0), x, e, t;
-        vbf_v4 f;
-        for (w = w0; w + 8 <= w1; w += 8) {
-            x = vbf_load8(x_row + w);
-            e = vbf_digamma8(x) - psi;
-            t = vbf_exp8(e);
-            vbf_store8(e_row + w, e);
-            vbf_store8(t_row + (w - w0), t);
-            m = vbf_max8(t, m);
-            acc += (veta - x) * e + (vbf_lgamma8(x) - lg_eta);
-            bad |= (x <= lo) | (x >= hi);
-        }
-        if (w < w1) {
-            vbf_v8 keep = vbf_splat8(0.0);
-            x = vbf_splat8(1.0);
-            for (q = 0; w + q < w1; q++) { x[q] = x_row[w + q]; keep[q] = 1.0; }
-            e = vbf_digamma8(x) - psi;
-            t = vbf_exp8(e);
-            for (q = 0; w + q < w1; q++) {
-                e_row[w + q] = e[q];
-                t_row[w - w0 + q] = t[q];
-            }
-            m = vbf_max8(t * keep, m);
-            acc += keep * ((veta - x) * e + (vbf_lgamma8(x) - lg_eta));
-            bad |= (x <= lo) | (x >= hi);
-        }
-        mx = m[0];
-        for (q = 1; q < 8; q++) if (m[q] > mx) mx = m[q];
-        topic_max[k] = mx;
-        f = vbf_fold8(acc);
-        sum += vbf_hsum(f);
-    }
-    *term = sum;
-    for (q = 1; q < 8; q++) bad[0] |= bad[q];
-    *in_range = !bad[0];
-    for (j = 0; j < n; j++) {
-        double *o = B + (w0 + j) * Kp;
-        for (k = 0; k < K; k++) o[k] = tmp[(Py_ssize_t)k * n + j];
-    }
-}
+VBF_INLINE double vbf_hsum8(vbf_v8 a) { return vbf_hsum(vbf_fold8(a)); }
+#define VBF_TOPICS_CHUNK8_DECL \
+    __attribute__((target("avx512f,avx512dq,fma"))) static void vbf_topics_chunk8
+VBF_DEFINE_TOPICS_CHUNK(VBF_TOPICS_CHUNK8_DECL, vbf_v8, vbf_i8, 8, vbf_splat8, vbf_load8,
+                        vbf_store8, vbf_digamma8, vbf_exp8, vbf_lgamma8, vbf_max8, vbf_hsum8)
 #endif
 
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
