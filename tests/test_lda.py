@@ -10,7 +10,7 @@ import vbfast
 from vbfast.topics import _lda
 from vbfast.topics import lda as lda_module
 from vbfast.exceptions import NotFittedError
-from vbfast.topics.lda import LatentDirichletAllocation
+from vbfast.topics.lda import LatentDirichletAllocation, Topics
 from vbfast.text import count_matrix
 
 EPS = np.finfo(np.float64).eps
@@ -438,6 +438,64 @@ def test_vectorised_dirichlet_expectation_matches_scipy(K):
         _lda.dirichlet_expectation(np.array([[1.0, 0.0]]))
 
 
+@pytest.mark.parametrize("K, V", [(1, 1), (3, 7), (4, 256), (7, 600), (21, 1031)])
+def test_mean_field_topics_match_numpy(K, V):
+    # The fused topics (E[log beta], the padded word-major B, its per-topic max and the topic
+    # term in one sweep over word chunks of 256) against the separate functions and scipy:
+    # E[log beta] and B the same bits as dirichlet_expectation's, the term as scikit-learn's.
+    rng = np.random.RandomState(K * 1000 + V)
+    lam = rng.gamma(2.0, 1.0, (K, V)) + 10.0 ** rng.uniform(-3, 4, (K, V))
+    eta = 0.3
+    elog, B, topic_max, term = _lda.mean_field_topics(lam, eta, 1)
+    ref_elog, ref_t = _lda.dirichlet_expectation(lam)
+    np.testing.assert_array_equal(elog, ref_elog)
+    np.testing.assert_array_equal(B, _lda.pad_topics(ref_t.T))
+    assert B.ctypes.data % 64 == 0 and B.shape == (V, (K + 3) // 4 * 4)
+    np.testing.assert_array_equal(topic_max, ref_t.max(axis=1))
+    ref = (np.sum((eta - lam) * (psi(lam) - psi(lam.sum(axis=1))[:, None]))
+           + np.sum(gammaln(lam) - gammaln(eta))
+           + np.sum(gammaln(eta * V) - gammaln(lam.sum(axis=1))))
+    np.testing.assert_allclose(term, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(term, lda_module._dirichlet_loglik(eta, lam, ref_elog, V),
+                               rtol=1e-12, atol=1e-12)
+    # the same bits for any thread count (topics and chunks each by one thread)
+    for threads in (2, 3):
+        other = _lda.mean_field_topics(lam, eta, threads)
+        for a, b in zip(other[:3], (elog, B, topic_max)):
+            np.testing.assert_array_equal(a, b)
+        assert other[3] == term
+    # eight lanes (AVX-512) and four: the same values, the term's sum grouped otherwise
+    previous = _lda._set_sweep_lanes(4)
+    try:
+        four = _lda.mean_field_topics(lam, eta, 1)
+    finally:
+        _lda._set_sweep_lanes(previous)
+    for a, b in zip(four[:3], (elog, B, topic_max)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(four[3], term, rtol=1e-12, atol=1e-12)
+
+
+def test_mean_field_topics_term_cancels_exactly_and_falls_back():
+    # lambda = eta (no counts: one word of one topic, or every entry) gives a topic term of
+    # exactly 0, as scipy's differences do (the robustness case of counts ~1e-150, whose
+    # perplexity exp(-bound / 1e-150) needs it)
+    for K, V in [(1, 1), (3, 5)]:
+        assert _lda.mean_field_topics(np.full((K, V), 0.25), 0.25, 1)[3] == 0.0
+        assert Topics(np.full((K, V), 0.25), True, 0.25, False, 1).topic_term() == 0.0
+    # outside the vectorised lgamma's range: None, and Topics takes scipy's term
+    lam = np.random.RandomState(0).gamma(2.0, 1.0, (3, 9))
+    lam[1, 4] = 1e-300
+    assert _lda.mean_field_topics(lam, 0.2, 1)[3] is None
+    elog = _lda.dirichlet_expectation(lam)[0]
+    assert Topics(lam, True, 0.2, False, 1).topic_term() == \
+        lda_module._dirichlet_loglik(0.2, lam, elog, 9)
+    assert _lda.mean_field_topics(np.ones((2, 3)), 1e-300, 1)[3] is None
+    with pytest.raises(ValueError, match="positive"):
+        _lda.mean_field_topics(np.array([[1.0, 0.0]]), 0.1, 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        _lda.mean_field_topics(np.ones((2, 3)), 0.1, 0)
+
+
 @pytest.mark.parametrize("K", [1, 3, 4, 7, 50])
 def test_log_free_expectation_matches_scipy(K):
     # The sweeps' t = exp(psi(gamma_k) - psi(sum gamma)), computed as y exp(-1/(2y) - ...)
@@ -538,6 +596,37 @@ def test_topics_for_the_sweep_are_aligned_also_after_unpickling():
     assert other._topics.sweep_B().ctypes.data % 64 == 0
     np.testing.assert_array_equal(other._topics.sweep_B(), B)
     np.testing.assert_array_equal(other.transform(X), est.transform(X))
+
+
+@pytest.mark.parametrize("K", [1, 3, 8, 20, 33, 100])
+def test_word_topic_stats_bits_of_the_plain_sum(K):
+    # out[w, k] = B[w, k] sum_i ratio_i t[doc_i, k] over w's entries in document order, each
+    # product rounded, then added (no fused multiply-add): the AVX-512 rows (blocks of up to 32
+    # topics held in registers) give the bits of this NumPy loop
+    X, _ = _corpus(n_docs=40, n_words=30, seed=K)
+    V = X.shape[1]
+    rng = np.random.RandomState(K)
+    ratio, t = rng.rand(X.nnz), rng.rand(X.shape[0], K)
+    B = _lda.pad_topics(rng.rand(V, K))
+    pattern = _lda.word_major_pattern(X.indptr, X.indices, V)
+    word_ptr, word_pos, word_doc = pattern
+    start = rng.rand(V, K)
+    expected = start.copy()
+    for w in range(V):
+        for i in range(word_ptr[w], word_ptr[w + 1]):
+            expected[w] = expected[w] + ratio[word_pos[i]] * t[word_doc[i]]
+    got = start.copy()
+    _lda.word_topic_stats(*pattern, ratio, t, B, got, 1, accumulate=True, scale=False)
+    np.testing.assert_array_equal(got, expected)
+    expected = np.zeros((V, K))
+    for w in range(V):
+        for i in range(word_ptr[w], word_ptr[w + 1]):
+            expected[w] = expected[w] + ratio[word_pos[i]] * t[word_doc[i]]
+    expected *= B[:, :K]
+    for threads in (1, 2):
+        got = np.empty((V, K))
+        _lda.word_topic_stats(*pattern, ratio, t, B, got, threads)
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_word_major_pattern_is_a_stable_transpose():

@@ -37,7 +37,7 @@ bound slot. The topic-word statistics are not accumulated per group: the pass le
 ``word_topic_stats`` sums them word by word, each word by one thread in document order. The
 result is therefore bitwise identical for any number of threads, and needs no (G, V, K) slots.
 """
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset, memcpy
 from libc.math cimport exp, log, fabs, INFINITY
@@ -76,6 +76,12 @@ cdef extern from "_lda_kernels.h":
     void vbf_topic_term_row(int K, const double* lam, const double* psi_total, double eta,
                             double* out) noexcept nogil
     void vbf_lgamma_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
+    void vbf_topic_total(Py_ssize_t V, const double* lam, double eta, double* total_out,
+                         double* psi_total, double* term, int* in_range) noexcept nogil
+    void vbf_topics_chunk(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
+                          const double* lam, const double* psi_total, double eta, int Kp,
+                          double* elog, double* B, double* tmp, double* topic_max,
+                          double* term, int* in_range) noexcept nogil
     void vbf_log_n(Py_ssize_t n, const double* x, double* out) noexcept nogil
     int vbf_lda_lanes
     int vbf_cpu_avx512f() noexcept nogil
@@ -1041,6 +1047,81 @@ def topic_term_word_major(const double[:, ::1] lam, const double[::1] totals, do
         for k in range(K):
             acc = acc + (gammaln(eta * V) - gammaln(totals[k]))
     return acc
+
+
+# Words per chunk of ``mean_field_topics``' parallel loop (each chunk's exp transposed into B
+# through a K x _TOPIC_CHUNK workspace; its term and maxima in its own slots, added in order).
+cdef Py_ssize_t _TOPIC_CHUNK = 256
+
+
+def mean_field_topics(const double[:, ::1] lam, double eta, int n_threads=1):
+    """What the pass and the bound need of mean-field topics lambda (K, V), in one sweep over
+    K x V (topics in parallel for the totals, then chunks of _TOPIC_CHUNK words):
+
+    elog      (K, V)  E[log beta_kw] = psi(lambda_kw) - psi(sum_w lambda_kw), the values of
+                      ``dirichlet_expectation(lam)[0]``
+    B         (V, Kp) exp(elog) word-major, zero-padded and 64-byte aligned: the values of
+                      ``pad_topics(dirichlet_expectation(lam)[1].T)``
+    topic_max (K,)    max_w B_wk
+    term      float   the bound's topic term E[log p(beta | eta)] - E[log q(beta)] =
+                      sum_kw [(eta - lambda_kw) elog_kw + lgamma(lambda_kw) - lgamma(eta)]
+                      + sum_k [lgamma(V eta) - lgamma(sum_w lambda_kw)], each difference
+                      of lgammas by one function (the vectorised lgamma, ~1e-15 |lgamma|), so
+                      that lambda = eta contributes exactly 0; None when an argument is
+                      outside (1e-290, 1e290) (the caller takes scipy's gammaln then)
+
+    Each topic's total and each chunk's term and maxima by one thread into their own slots,
+    added in order: the same bits for any ``n_threads``."""
+    cdef Py_ssize_t K = lam.shape[0], V = lam.shape[1], k, c, n_chunks, w0
+    cdef int Kp = <int>((K + 3) // 4 * 4)
+    cdef double v
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    for k in range(K):
+        for c in range(V):
+            v = lam[k, c]
+            if not v > 0 or v == INFINITY:
+                raise ValueError("lambda must be positive and finite")
+    buf = np.zeros(V * Kp + 8)
+    offset = (-buf.ctypes.data % 64) // 8
+    B_arr = buf[offset:offset + V * Kp].reshape(V, Kp)
+    elog_arr = np.empty((K, V))
+    topic_max_arr = np.zeros(K)
+    if K == 0 or V == 0:
+        return elog_arr, B_arr, topic_max_arr, 0.0
+    n_chunks = (V + _TOPIC_CHUNK - 1) // _TOPIC_CHUNK
+    totals_arr = np.empty(K)
+    psi_arr = np.empty(K)
+    topic_terms_arr = np.empty(K)
+    chunk_max_arr = np.empty((n_chunks, K))
+    chunk_term_arr = np.empty(n_chunks)
+    ok_arr = np.ones(n_chunks + K, dtype=np.intc)
+    n_threads = <int>min(n_threads, max(K, 1), n_chunks)
+    tmp_arr = np.empty((n_threads, K * _TOPIC_CHUNK))
+    cdef double[:, ::1] elog = elog_arr, B = B_arr, chunk_max = chunk_max_arr, tmp = tmp_arr
+    cdef double[::1] totals = totals_arr, psi = psi_arr, topic_terms = topic_terms_arr
+    cdef double[::1] chunk_term = chunk_term_arr, topic_max = topic_max_arr
+    cdef int[::1] ok = ok_arr
+    cdef double term = 0.0
+    with nogil:
+        for k in prange(K, schedule='static', num_threads=n_threads):
+            vbf_topic_total(V, &lam[k, 0], eta, &totals[k], &psi[k], &topic_terms[k],
+                            &ok[n_chunks + k])
+        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+            w0 = c * _TOPIC_CHUNK
+            vbf_topics_chunk(<int>K, V, w0, min(w0 + _TOPIC_CHUNK, V), &lam[0, 0], &psi[0],
+                             eta, Kp, &elog[0, 0], &B[0, 0], &tmp[threadid(), 0],
+                             &chunk_max[c, 0], &chunk_term[c], &ok[c])
+        for c in range(n_chunks):
+            term = term + chunk_term[c]
+            for k in range(K):
+                if chunk_max[c, k] > topic_max[k]:
+                    topic_max[k] = chunk_max[c, k]
+        for k in range(K):
+            term = term + topic_terms[k]
+    if not ok_arr.all():
+        return elog_arr, B_arr, topic_max_arr, None
+    return elog_arr, B_arr, topic_max_arr, float(term)
 
 
 def lgamma_vector(const double[::1] x):

@@ -512,27 +512,31 @@ VBF_LANEWISE_N(vbf_digamma_n, vbf_digamma4, int)
    lgamma(y) = (y - 1/2) log y - y + log(2 pi) / 2 + sum_j B_2j / (2j (2j - 1) y^(2j-1)) to
    y^-15 (truncation < 1e-16 for y >= 8). The error is absolute, ~1e-15 |lgamma(y)| (so not
    relative near the roots x = 1, 2): for sums of many terms (the bound's topic term). */
-VBF_INLINE vbf_v4 vbf_lgamma4(vbf_v4 x)
-{
-    vbf_v4 den = x, y, iy, z, p;
-    const vbf_i4 small = x < vbf_splat(8.0);
-    int i;
-    for (i = 1; i < 8; i++) den = den * (x + vbf_splat((double)i));
-    y = vbf_blend(small, x + vbf_splat(8.0), x);
-    den = vbf_blend(small, den, vbf_splat(1.0));
-    iy = vbf_splat(1.0) / y;
-    z = iy * iy;
-    p = vbf_splat(3617.0 / 122400.0);
-    p = vbf_splat(1.0 / 156.0) - z * p;
-    p = vbf_splat(691.0 / 360360.0) - z * p;
-    p = vbf_splat(1.0 / 1188.0) - z * p;
-    p = vbf_splat(1.0 / 1680.0) - z * p;
-    p = vbf_splat(1.0 / 1260.0) - z * p;
-    p = vbf_splat(1.0 / 360.0) - z * p;
-    p = vbf_splat(1.0 / 12.0) - z * p;
-    return (((y - vbf_splat(0.5)) * vbf_log4(y) - y) + vbf_splat(0.91893853320467274178))
-           + (iy * p - vbf_log4(den));
-}
+/* Stirling's coefficients B_2j / (2j (2j - 1)) for j = 8 down to 1, in Horner's order */
+static const double vbf_lgamma_series[8] = {3617.0 / 122400.0, 1.0 / 156.0, 691.0 / 360360.0,
+                                            1.0 / 1188.0, 1.0 / 1680.0, 1.0 / 1260.0,
+                                            1.0 / 360.0, 1.0 / 12.0};
+
+/* NAME(x): that lgamma on a vector type VEC (mask type IVEC) with its SPLAT, BLEND and LOG;
+   four lanes (vbf_lgamma4) and eight (vbf_lgamma8) are the same operations lane for lane */
+#define VBF_DEFINE_LGAMMA(NAME, VEC, IVEC, SPLAT, BLEND, LOG)                                 \
+    VBF_INLINE VEC NAME(VEC x)                                                                \
+    {                                                                                         \
+        VEC den = x, y, iy, z, p;                                                             \
+        const IVEC small = x < SPLAT(8.0);                                                    \
+        int i;                                                                                \
+        for (i = 1; i < 8; i++) den = den * (x + SPLAT((double)i));                           \
+        y = BLEND(small, x + SPLAT(8.0), x);                                                  \
+        den = BLEND(small, den, SPLAT(1.0));                                                  \
+        iy = SPLAT(1.0) / y;                                                                  \
+        z = iy * iy;                                                                          \
+        p = SPLAT(vbf_lgamma_series[0]);                                                      \
+        for (i = 1; i < 8; i++) p = SPLAT(vbf_lgamma_series[i]) - z * p;                      \
+        return (((y - SPLAT(0.5)) * LOG(y) - y) + SPLAT(0.91893853320467274178))              \
+               + (iy * p - LOG(den));                                                         \
+    }
+
+VBF_DEFINE_LGAMMA(vbf_lgamma4, vbf_v4, vbf_i4, vbf_splat, vbf_blend, vbf_log4)
 
 /* One word's share of the mean-field topic term (lam: its K values, each in the range of
    vbf_lgamma4): sum_k (eta - lam_k) (psi(lam_k) - psi_total_k) + lgamma(lam_k), the four
@@ -592,6 +596,120 @@ VBF_INLINE void vbf_log_n8_body(Py_ssize_t n, const double *x, double *out)
         for (q = 0; j + q < n; q++) out[j + q] = v[q];
     }
 }
+
+/* A topic's total over the words and what the mean-field topics need of it (one topic of
+   vbf_topics_chunk's input): total = sum_w lam_w in word order, psi_total = psi(total) as
+   vbf_dirichlet_expectation_body takes it, and the topic's share of the bound's topic term,
+   lgamma(V eta) - lgamma(total), both by vbf_lgamma4 (exactly 0 when total = V eta). Returns
+   0 if lgamma's range (1e-290, 1e290) excludes V eta or the total (the caller then takes
+   scipy's gammaln for the term). */
+VBF_INLINE void vbf_topic_total_body(Py_ssize_t V, const double *lam, double eta,
+                                     double *total_out, double *psi_total, double *term,
+                                     int *in_range)
+{
+    Py_ssize_t w;
+    double total = 0.0, v_eta = (double)V * eta;
+    vbf_v4 lg;
+    for (w = 0; w < V; w++) total += lam[w];
+    *total_out = total;
+    *psi_total = vbf_digamma4(vbf_splat(total))[0];
+    lg = vbf_splat(1.0);
+    lg[0] = v_eta;
+    lg[1] = total;
+    lg = vbf_lgamma4(lg);
+    *term = lg[0] - lg[1];
+    *in_range = v_eta > 1e-290 && v_eta < 1e290 && total > 1e-290 && total < 1e290;
+}
+
+/* Words w0..w1-1 of every topic of lam (K, V), psi_total (K,) from vbf_topic_total_body:
+       elog_kw = psi(lam_kw) - psi_total_k      (K, V), as vbf_dirichlet_expectation_body
+       B_wk    = exp(elog_kw)                   (V, Kp) word-major; columns past K untouched
+       topic_max_k = max over the chunk's words of B_wk
+       term    = sum_kw (eta - lam_kw) elog_kw + (lgamma(lam_kw) - lgamma(eta))
+   (the bound's topic term over these entries, topic by topic, four lanes (l0 + l1) + (l2 +
+   l3) a topic, lgamma by vbf_lgamma4 for lam and eta alike, so that an entry with lam = eta
+   adds exactly 0). tmp: K (w1 - w0) doubles of workspace (the chunk's exp, topic-major, then
+   transposed into B). *in_range is 0 if a lam is outside vbf_lgamma4's range (1e-290, 1e290)
+   (the term is then not valid). */
+/* DECL(...) {body}: vbf_topics_chunk's body for a vector type VEC of W lanes (mask type IVEC)
+   with its functions; MAXV(a, b) is a where a > b else b, HSUM sums the lanes (four lanes:
+   (l0 + l1) + (l2 + l3); eight: folded to four first). */
+#define VBF_DEFINE_TOPICS_CHUNK(DECL, VEC, IVEC, W, SPLAT, LOAD, STORE, DIGAMMA, EXP, LGAMMA,    \
+                                MAXV, HSUM)                                                    \
+    DECL(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1, const double *lam,                 \
+         const double *psi_total, double eta, int Kp, double *elog, double *B, double *tmp,    \
+         double *topic_max, double *term, int *in_range)                                       \
+    {                                                                                          \
+        const Py_ssize_t n = w1 - w0;                                                          \
+        const VEC veta = SPLAT(eta), lo = SPLAT(1e-290), hi = SPLAT(1e290);                    \
+        const VEC lg_eta = LGAMMA(veta);                                                       \
+        double sum = 0.0, mx;                                                                  \
+        Py_ssize_t w, j;                                                                       \
+        int k, q;                                                                              \
+        IVEC bad = {0};                                                                        \
+        for (k = 0; k < K; k++) {                                                              \
+            const double *x_row = lam + (Py_ssize_t)k * V;                                     \
+            double *e_row = elog + (Py_ssize_t)k * V, *t_row = tmp + (Py_ssize_t)k * n;        \
+            const VEC psi = SPLAT(psi_total[k]);                                               \
+            VEC acc = SPLAT(0.0), m = SPLAT(0.0), x, e, t, keep;                               \
+            for (w = w0; w + W <= w1; w += W) {                                                \
+                x = LOAD(x_row + w);                                                           \
+                e = DIGAMMA(x) - psi;                                                          \
+                t = EXP(e);                                                                    \
+                STORE(e_row + w, e);                                                           \
+                STORE(t_row + (w - w0), t);                                                    \
+                m = MAXV(t, m);                                                                \
+                acc += (veta - x) * e + (LGAMMA(x) - lg_eta);                                  \
+                bad |= (x <= lo) | (x >= hi);                                                  \
+            }                                                                                  \
+            if (w < w1) {  /* the last words, the other lanes at 1 and not counted */          \
+                keep = SPLAT(0.0);                                                             \
+                x = SPLAT(1.0);                                                                \
+                for (q = 0; w + q < w1; q++) { x[q] = x_row[w + q]; keep[q] = 1.0; }           \
+                e = DIGAMMA(x) - psi;                                                          \
+                t = EXP(e);                                                                    \
+                for (q = 0; w + q < w1; q++) {                                                 \
+                    e_row[w + q] = e[q];                                                       \
+                    t_row[w - w0 + q] = t[q];                                                  \
+                }                                                                              \
+                m = MAXV(t * keep, m);                                                         \
+                acc += keep * ((veta - x) * e + (LGAMMA(x) - lg_eta));                         \
+                bad |= (x <= lo) | (x >= hi);                                                  \
+            }                                                                                  \
+            mx = m[0];                                                                         \
+            for (q = 1; q < W; q++) if (m[q] > mx) mx = m[q];                                  \
+            topic_max[k] = mx;                                                                 \
+            sum += HSUM(acc);                                                                  \
+        }                                                                                      \
+        *term = sum;                                                                           \
+        for (q = 1; q < W; q++) bad[0] |= bad[q];                                              \
+        *in_range = !bad[0];                                                                   \
+        /* the chunk's exp into B, word-major */                                               \
+        for (j = 0; j < n; j++) {                                                              \
+            double *o = B + (w0 + j) * Kp;                                                     \
+            for (k = 0; k < K; k++) o[k] = tmp[(Py_ssize_t)k * n + j];                         \
+        }                                                                                      \
+    }
+
+VBF_INLINE vbf_v4 vbf_max4(vbf_v4 a, vbf_v4 b) { return vbf_blend(a > b, a, b); }
+#define VBF_TOPICS_CHUNK4_DECL VBF_INLINE void vbf_topics_chunk4_body
+VBF_DEFINE_TOPICS_CHUNK(VBF_TOPICS_CHUNK4_DECL, vbf_v4, vbf_i4, 4, vbf_splat, vbf_load4,
+                        vbf_store4, vbf_digamma4, vbf_exp4, vbf_lgamma4, vbf_max4, vbf_hsum)
+
+#if defined(__x86_64__)
+/* vbf_lgamma4 on eight lanes */
+VBF_DEFINE_LGAMMA(vbf_lgamma8, vbf_v8, vbf_i8, vbf_splat8, vbf_blend8, vbf_log8)
+
+/* vbf_topics_chunk_body on eight lanes (AVX-512F/DQ): elog, B and topic_max the same values
+   (vbf_digamma8, vbf_exp8 are the four-lane functions lane for lane); the term's lanes are
+   folded to four and summed as the four-lane body sums its own, so it agrees with that one
+   to rounding only (the entries meet the lanes in another grouping). */
+VBF_INLINE double vbf_hsum8(vbf_v8 a) { return vbf_hsum(vbf_fold8(a)); }
+#define VBF_TOPICS_CHUNK8_DECL \
+    __attribute__((target("avx512f,avx512dq,fma"))) static void vbf_topics_chunk8
+VBF_DEFINE_TOPICS_CHUNK(VBF_TOPICS_CHUNK8_DECL, vbf_v8, vbf_i8, 8, vbf_splat8, vbf_load8,
+                        vbf_store8, vbf_digamma8, vbf_exp8, vbf_lgamma8, vbf_max8, vbf_hsum8)
+#endif
 
 /* Each hot function NAME is NAME_body for AVX2+FMA or the baseline, chosen at run time. */
 #define VBF_DISPATCHED(name, params, args) \
@@ -685,6 +803,36 @@ VBF_DISPATCHED(vbf_topic_term_row,
                (K, lam, psi_total, eta, out))
 
 VBF_DISPATCHED(vbf_lgamma_n, (Py_ssize_t n, const double *x, double *out), (n, x, out))
+
+VBF_DISPATCHED(vbf_topic_total,
+               (Py_ssize_t V, const double *lam, double eta, double *total_out,
+                double *psi_total, double *term, int *in_range),
+               (V, lam, eta, total_out, psi_total, term, in_range))
+
+VBF_DISPATCHED(vbf_topics_chunk4,
+               (int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1, const double *lam,
+                const double *psi_total, double eta, int Kp, double *elog, double *B,
+                double *tmp, double *topic_max, double *term, int *in_range),
+               (K, V, w0, w1, lam, psi_total, eta, Kp, elog, B, tmp, topic_max, term,
+                in_range))
+
+/* eight lanes where the CPU has AVX-512F and DQ unless vbf_lda_lanes is 4, else four (AVX2+FMA
+   or the baseline) */
+static void vbf_topics_chunk(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
+                             const double *lam, const double *psi_total, double eta, int Kp,
+                             double *elog, double *B, double *tmp, double *topic_max,
+                             double *term, int *in_range)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_lda_lanes != 4 && vbf_cpu_avx512f() && VBF_CPU_HAS("avx512dq")) {
+        vbf_topics_chunk8(K, V, w0, w1, lam, psi_total, eta, Kp, elog, B, tmp, topic_max,
+                          term, in_range);
+        return;
+    }
+#endif
+    vbf_topics_chunk4(K, V, w0, w1, lam, psi_total, eta, Kp, elog, B, tmp, topic_max, term,
+                      in_range);
+}
 
 VBF_DISPATCHED(vbf_log_n4, (Py_ssize_t n, const double *x, double *out), (n, x, out))
 
@@ -817,6 +965,45 @@ static void vbf_lgamma_n(Py_ssize_t n, const double *x, double *out)
     for (i = 0; i < n; i++) out[i] = lgamma(x[i]);
 }
 
+static void vbf_topic_total(Py_ssize_t V, const double *lam, double eta, double *total_out,
+                            double *psi_total, double *term, int *in_range)
+{
+    Py_ssize_t w;
+    double total = 0.0, v_eta = (double)V * eta;
+    for (w = 0; w < V; w++) total += lam[w];
+    *total_out = total;
+    *psi_total = vbf_digamma(total);
+    *term = lgamma(v_eta) - lgamma(total);
+    *in_range = v_eta > 1e-290 && v_eta < 1e290 && total > 1e-290 && total < 1e290;
+}
+
+static void vbf_topics_chunk(int K, Py_ssize_t V, Py_ssize_t w0, Py_ssize_t w1,
+                             const double *lam, const double *psi_total, double eta, int Kp,
+                             double *elog, double *B, double *tmp, double *topic_max,
+                             double *term, int *in_range)
+{
+    Py_ssize_t w;
+    int k;
+    double sum = 0.0, lg_eta = lgamma(eta);
+    (void)tmp;
+    *in_range = 1;
+    for (k = 0; k < K; k++) {
+        double mx = 0.0;
+        for (w = w0; w < w1; w++) {
+            const double x = lam[(Py_ssize_t)k * V + w];
+            const double e = vbf_digamma(x) - psi_total[k];
+            const double t = e < -708.0 ? 0.0 : exp(e);
+            elog[(Py_ssize_t)k * V + w] = e;
+            B[w * Kp + k] = t;
+            if (t > mx) mx = t;
+            sum += (eta - x) * e + (lgamma(x) - lg_eta);
+            if (!(x > 1e-290 && x < 1e290)) *in_range = 0;
+        }
+        topic_max[k] = mx;
+    }
+    *term = sum;
+}
+
 static void vbf_log_n(Py_ssize_t n, const double *x, double *out)
 {
     Py_ssize_t i;
@@ -840,11 +1027,76 @@ static void vbf_psi_totals(int K, const double *totals, int fast, double *out)
    earlier documents: a corpus read block by block gives the bits of one sum); with B_w NULL
    it is left unscaled. The entries' t rows and ratios are scattered over
    megabytes (one cache miss each), so those of the entry PF ahead are prefetched. */
+#if defined(__GNUC__) && defined(__x86_64__)
+/* A block of NV (1 to 4) vectors of eight topics, topics k0.. (mask: the last vector's
+   lanes), summed over the word's entries in registers: each o_k the sum of
+   vbf_word_topic_row_scalar in the same order, multiplies and adds unfused (fp-contract off),
+   so the same bits. */
+#define VBF_WT_BLOCK(NV)                                                                   \
+    do {                                                                                    \
+        __m512d a_[4];                                                                      \
+        int q_;                                                                             \
+        for (q_ = 0; q_ < NV; q_++)                                                         \
+            a_[q_] = accumulate ? _mm512_maskz_loadu_pd(q_ == NV - 1 ? last : 0xFF,          \
+                                                        o + k0 + 8 * q_)                     \
+                                : _mm512_setzero_pd();                                      \
+        for (i = i0; i < i1; i++) {                                                         \
+            const double *td_ = t + doc[i] * K + k0;                                        \
+            const __m512d r_ = _mm512_set1_pd(ratio[pos[i]]);                               \
+            if (i + PF < i1) {                                                              \
+                const char *p_ = (const char *)(t + doc[i + PF] * K + k0);                  \
+                for (q_ = 0; q_ < NV; q_++) vbf_prefetch_r(p_ + 64 * q_);                   \
+                vbf_prefetch_r(p_ + 64 * NV - 1);                                           \
+                vbf_prefetch_r(ratio + pos[i + PF]);                                        \
+            }                                                                               \
+            for (q_ = 0; q_ < NV; q_++)                                                     \
+                a_[q_] = _mm512_add_pd(a_[q_], _mm512_mul_pd(                               \
+                    r_, _mm512_maskz_loadu_pd(q_ == NV - 1 ? last : 0xFF, td_ + 8 * q_)));  \
+        }                                                                                   \
+        for (q_ = 0; q_ < NV; q_++) {                                                       \
+            const __mmask8 m_ = q_ == NV - 1 ? last : 0xFF;                                 \
+            if (B_w)                                                                        \
+                a_[q_] = _mm512_mul_pd(a_[q_], _mm512_maskz_loadu_pd(m_, B_w + k0 + 8 * q_)); \
+            _mm512_mask_storeu_pd(o + k0 + 8 * q_, m_, a_[q_]);                             \
+        }                                                                                   \
+    } while (0)
+
+/* vbf_word_topic_row on AVX-512F: up to 32 topics at a time in registers (the scalar loop
+   reads and writes o for every entry), the same bits. */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void vbf_word_topic_row8(long long i0, long long i1, const long long *pos,
+                                const long long *doc, const double *ratio, const double *t,
+                                int K, const double *B_w, double *o, int accumulate)
+{
+    enum { PF = 6 };
+    long long i;
+    int k0;
+    for (k0 = 0; k0 < K; k0 += 32) {
+        const int kn = K - k0 < 32 ? K - k0 : 32, nv = (kn + 7) / 8;
+        const __mmask8 last = (__mmask8)(kn - 8 * (nv - 1) == 8 ? 0xFF
+                                                                 : (1u << (kn - 8 * (nv - 1))) - 1);
+        switch (nv) {
+        case 1: VBF_WT_BLOCK(1); break;
+        case 2: VBF_WT_BLOCK(2); break;
+        case 3: VBF_WT_BLOCK(3); break;
+        default: VBF_WT_BLOCK(4); break;
+        }
+    }
+}
+#undef VBF_WT_BLOCK
+#endif
+
 static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
                                const long long *doc, const double *ratio, const double *t,
                                int K, const double *B_w, double *o, int accumulate)
 {
     enum { PF = 6 };
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (vbf_cpu_avx512f()) {
+        vbf_word_topic_row8(i0, i1, pos, doc, ratio, t, K, B_w, o, accumulate);
+        return;
+    }
+#endif
     long long i;
     int k;
     if (!accumulate)

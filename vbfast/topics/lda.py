@@ -144,6 +144,15 @@ class DocumentData:
         self.n_docs = n
         self._ratio = np.empty(X.nnz) if stats else np.empty(0)
         self._patterns = {}
+        # the threads of the topics' K x V regions (``topics_threads``)
+        self.region_threads = ShortRegionThreads(n_threads)
+
+    def topics_threads(self, entries):
+        """Threads for building topics of ``entries`` (topic, word) entries for this data's
+        fit: two threads from 32,768 entries a thread while the other cores are idle (a batch
+        pass's topics at K = 20, V = 10,000: ~5 ms of work), else from 250,000."""
+        return self.region_threads(entries, _MIN_ENTRIES_PER_THREAD,
+                                   _MIN_ENTRIES_PER_THREAD_IDLE)
 
     def shards(self):
         return self._shards
@@ -574,11 +583,18 @@ class Topics:
         self.lam = lam
         self.mean_field = mean_field
         self.eta = eta
+        self._topic_term = None
+        if mean_field and threads is None:  # the caller's choice, else the data-size rule
+            threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
+        if mean_field and not fast:
+            # E[log beta], the pass's padded B, its per-topic max and the topic term in one
+            # sweep over K x V, topics or word chunks in parallel (the term None: scipy's
+            # gammaln for it, see topic_term)
+            self.elog_beta, self._B, self.topic_max, self._topic_term = \
+                _lda.mean_field_topics(lam, eta, threads)
+            return
         if mean_field:
-            # E[log beta] and its exp by the pass's own vectorised functions, topics in
-            # parallel (``threads``: the caller's choice, else the data-size rule)
-            if threads is None:
-                threads = threads_for(n_threads, lam.size, _MIN_ENTRIES_PER_THREAD)
+            # E[log beta] and its exp with scikit-learn's digamma
             self.elog_beta, exp_beta = _lda.dirichlet_expectation(lam, fast, threads)
         else:
             exp_beta = lam / lam.sum(axis=1, keepdims=True)
@@ -587,7 +603,6 @@ class Topics:
         # max_w B_wk, for the pass's check when it skips a document's dead topics
         self.topic_max = exp_beta.max(axis=1)
         self._B = _lda.pad_topics(exp_beta.T)  # (V, Kp); exp_beta is kept only as its view
-        self._topic_term = None
 
     @property
     def exp_beta(self):
@@ -618,6 +633,8 @@ class Topics:
     def topic_term(self):
         """The bound's topic part: E[log p(beta|eta)] - E[log q(beta)] (mean field), or the
         log prior sum eta log beta of the MAP objective (point topics)."""
+        # (mean field with the accurate digamma: computed with E[log beta] when the topics
+        # were built, ``_lda.mean_field_topics``; else, or out of its range, here)
         if self._topic_term is None:  # a K x V sum: once per topics
             if self.mean_field:
                 self._topic_term = _dirichlet_loglik(self.eta, self.lam, self.elog_beta,
@@ -901,7 +918,9 @@ class MeanField(Method):
         self._doc_bound = float(bnd[0] + bnd[1])
         # the old topics go before the new ones are built (their three K x V arrays)
         self.topics = None
-        self.topics = Topics(lam, self.mean_field, eta, self.fast, self.n_threads)
+        threads = (self.data.topics_threads(lam.size) if isinstance(self.data, DocumentData)
+                   and not isinstance(self.data, BlockedDocumentData) else None)
+        self.topics = Topics(lam, self.mean_field, eta, self.fast, self.n_threads, threads)
         self.n_batch_iter += 1
 
     def bound(self):
@@ -1146,7 +1165,7 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         return resolve_n_threads(self.n_threads, self.n_jobs)
 
     # ------------------------------------------------------------------ fitting
-    def _start(self, X, online=False):
+    def _start(self, X, online=False, threads=None):
         """A fresh model for X: priors, random_state_ and the random initial topics
         (``Topics``; with ``online`` an ``OnlineTopics``, without the K x V E[log beta] that
         the stochastic steps never read)."""
@@ -1162,11 +1181,12 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
             return OnlineTopics(lam, self.method == "mean_field", self.topic_word_prior_,
                                 self._digamma == "sklearn",
                                 resolve_n_threads(self.n_threads, self.n_jobs))
-        return self._topics_of(lam)
+        return self._topics_of(lam, threads)
 
-    def _topics_of(self, lam):
+    def _topics_of(self, lam, threads=None):
         return Topics(lam, self.method == "mean_field", self.topic_word_prior_,
-                      self._digamma == "sklearn", resolve_n_threads(self.n_threads, self.n_jobs))
+                      self._digamma == "sklearn", resolve_n_threads(self.n_threads, self.n_jobs),
+                      threads)
 
     def _store_topics(self, topics, method):
         """Store fitted topics, with what predictions need besides them (``_fitted_state``)."""
@@ -1218,8 +1238,10 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         # document then keeps the better of its new gamma and the previous pass's, so the
         # bound never decreases, which the loop's guard checks. The initial topics are the
         # method's alone (no reference here), so that they are freed at its first update.
+        threads = (data.topics_threads(X.shape[1] * self.n_components)
+                   if type(data) is DocumentData else None)
         method = self._variational(
-            data, self._start(X, online), online=online, total_samples=X.shape[0],
+            data, self._start(X, online, threads), online=online, total_samples=X.shape[0],
             keep_better=not online and bool(self.monotone), evaluate_every=self.evaluate_every,
             perp_tol=self.perp_tol, max_iter=self.max_iter, verbose=self.verbose)
         result = run_fits(lambda run: method, data, max_iter=self.max_iter)
