@@ -35,6 +35,11 @@ their sweeps alternated, the time of every sweep (with its log joint, as
 ``iteration_times_``) and log p(w, z) a token after it, and each one's time over sweeps
 1..SWEEPS and SWEEPS+1..2 SWEEPS against the first's: where one sampler overtakes another,
 on the same machine load.
+
+``--balance`` prints, without timing anything, how evenly the sweep's (block, slice) pairs
+split over ``--threads`` threads: the tokens of the busiest thread summed over the sub-steps
+against an even share, for the claiming order of ``vbf_sweep_worker`` and for one shared
+counter, pairs costing their tokens (a figure that does not need an idle machine).
 """
 import os
 import sys
@@ -183,6 +188,75 @@ def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed
     return out
 
 
+def pair_tokens(state):
+    """(B, B) tokens of each pair of a ``_gibbs.TokenData``'s sweep: entry [s, b] is pair b of
+    sub-step s (document block b, vocabulary slice (b + s) mod B)."""
+    B = state.P
+    doc_block = np.repeat(np.arange(B), np.diff(state.part_ptr))
+    token_block = np.repeat(doc_block, np.diff(state.doc_ptr))
+    step = (state.slice_of[state.words] - token_block) % B
+    return np.bincount(step * B + token_block, minlength=B * B).reshape(B, B)
+
+
+def claim_orders(B, n_threads, scheme):
+    """The order in which each thread claims the pairs of a sub-step: 'counter' (every thread
+    the next pair from one counter, in order) or 'own' (``vbf_sweep_worker``: a thread's own
+    range of blocks first, then the others' from their ends)."""
+    if scheme == "counter":
+        return [list(range(B))] * n_threads
+    orders = []
+    for t in range(n_threads):
+        lo, hi = t * B // n_threads, (t + 1) * B // n_threads
+        orders.append(list(range(lo, hi)) + list(range(B - 1, hi - 1, -1))
+                      + list(range(lo - 1, -1, -1)))
+    return orders
+
+
+def sub_step_makespan(cost, orders):
+    """(makespan, thread of each pair) of one sub-step whose pairs cost ``cost`` (B,), the
+    threads claiming in ``orders``: the thread free first claims its next unclaimed pair."""
+    clock = [0.0] * len(orders)
+    pos = [0] * len(orders)
+    owner = np.full(len(cost), -1)
+    while True:
+        live = [t for t in range(len(orders)) if pos[t] < len(orders[t])]
+        if not live:
+            return max(clock), owner
+        t = min(live, key=lambda u: (clock[u], u))
+        b = orders[t][pos[t]]
+        pos[t] += 1
+        if owner[b] < 0:
+            owner[b] = t
+            clock[t] += cost[b]
+
+
+def balance_report(X, n_threads, n_topics):
+    """For the sweep of X: (sum over sub-steps of the busiest thread's tokens) / (tokens /
+    threads) for each claiming scheme, pairs costing their tokens; and how often the
+    threads hold adjacent pairs' blocks in one sub-step (under 'counter' always, the blocks'
+    owners changing at random)."""
+    from vbfast.topics import _gibbs
+
+    doc_ptr, words = _gibbs._tokens(X)
+    state = _gibbs.TokenData(doc_ptr, words, X.shape[1], n_topics, ALPHA, ETA, n_threads)
+    T = pair_tokens(state)
+    B = state.P
+    print(f"B = {B}, tokens a pair: mean {T.mean():.0f}, min {T.min()}, max {T.max()}, "
+          f"coefficient of variation {T.std() / T.mean():.3f}")
+    for scheme in ("counter", "own"):
+        orders = claim_orders(B, n_threads, scheme)
+        spans, kept = [], 0
+        prev = None
+        for s in range(B):
+            span, owner = sub_step_makespan(T[s].astype(float), orders)
+            spans.append(span)
+            if prev is not None:
+                kept += int(np.sum(owner == prev))
+            prev = owner
+        print(f"{scheme:>8}: busiest thread / even share {sum(spans) / (T.sum() / n_threads):.4f}"
+              f"; blocks on the same thread as in the sub-step before: {kept} of {B * (B - 1)}")
+
+
 def _print_comparison(out, sweeps):
     samplers = list(out)
     print("sweep " + "".join(f"{s + ' ms':>12}{s + ' lj/token':>18}" for s in samplers))
@@ -215,6 +289,9 @@ def main(argv=None):
     p.add_argument("--samplers", default=None,
                    help="comma-separated vbfast samplers (dense, sparse) to compare "
                    "with each other instead of the libraries")
+    p.add_argument("--balance", action="store_true",
+                   help="print how evenly the sweep's pairs split over the threads "
+                   "(tokens, no timing) and stop")
     args = p.parse_args(argv)
     THREADS = args.threads
 
@@ -224,6 +301,9 @@ def main(argv=None):
     print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {n} tokens; K={args.n_topics}, "
           f"alpha={ALPHA}, eta={ETA}; {args.sweeps} + {args.sweeps} sweeps, "
           f"{THREADS} threads (made in {time.perf_counter() - t0:.1f} s)")
+    if args.balance:
+        balance_report(X, THREADS, args.n_topics)
+        return
     vbfast_fit(X[:200], 2)  # imports and OpenMP start-up out of the timing
     if args.samplers:
         out = compare_samplers(X, args.samplers.split(","), 2 * args.sweeps, THREADS,
