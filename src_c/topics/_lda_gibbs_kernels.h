@@ -78,7 +78,7 @@ VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, do
                                     double U)
 {
     int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
-    double total, u, base, hs, delta, u1, u2, u3;
+    double total, u, base, hs, delta, u1, u2, u3, dsel[2];
 #if defined(__GNUC__)
     const vbf_v4 ve = {eta, eta, eta, eta};
     vbf_v4 c = {0.0, 0.0, 0.0, 0.0};
@@ -108,14 +108,17 @@ VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, do
     for (k = K4; k < K; k++) pbuf[k] = A[k] * ((double)row[k] + eta);
     delta = pt - A[t] * ((double)row[t] + eta);  /* the pass's p_t, recomputed (the same) */
     pbuf[t] = pt;
+    dsel[0] = 0.0;
+    dsel[1] = delta;
     total = nb ? (c[0] + c[1]) + (c[2] + c[3]) + (jt < nb ? delta : 0.0) : 0.0;
     for (k = K4; k < K; k++) total += pbuf[k];
     u = U * total;
     base = 0.0;
     for (j = 0; j < nb; j++) {
         const double *cj = cum + 4 * j;
-        /* + 0.0 (j < jt) leaves a sum as it is */
-        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + delta * (double)(j >= jt);
+        /* + 0.0 (j < jt) leaves a sum as it is; picked by a load indexed by the comparison
+           (GCC compiled delta * (j >= jt) to a branch, mispredicted where the scan passes jt) */
+        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + dsel[j >= jt];
         if (u < hs) {
             /* inside block j: subtract its entries from u - (total before the block) */
             u -= base;
