@@ -35,6 +35,18 @@ their sweeps alternated, the time of every sweep (with its log joint, as
 ``iteration_times_``) and log p(w, z) a token after it, and each one's time over sweeps
 1..SWEEPS and SWEEPS+1..2 SWEEPS against the first's: where one sampler overtakes another,
 on the same machine load.
+
+``--against PATH`` times this build's sweep against another build's (``PATH`` its
+``_lda_gibbs`` extension module, e.g. main's) in one process: the same chain state every
+round, the two alternated, each round started when no other thread is runnable if that
+happens within 20 s (on a shared machine the rounds that start on idle cores are the ones
+that show what a second thread gains), ``--rounds`` rounds; per-round wall ms, the best and
+the median of the per-round ratios, CPU seconds, and whether the draws were the same.
+
+``--balance`` prints, without timing anything, how evenly the sweep's (block, slice) pairs
+split over ``--threads`` threads: the tokens of the busiest thread summed over the sub-steps
+against an even share, for the claiming order of ``vbf_sweep_worker`` and for one shared
+counter, pairs costing their tokens (a figure that does not need an idle machine).
 """
 import os
 import sys
@@ -183,6 +195,154 @@ def compare_samplers(X, samplers, sweeps, n_threads=THREADS, n_topics=None, seed
     return out
 
 
+def pair_tokens(state):
+    """(B, B) tokens of each pair of a ``_gibbs.TokenData``'s sweep: entry [s, b] is pair b of
+    sub-step s (document block b, vocabulary slice (b + s) mod B)."""
+    B = state.P
+    doc_block = np.repeat(np.arange(B), np.diff(state.part_ptr))
+    token_block = np.repeat(doc_block, np.diff(state.doc_ptr))
+    step = (state.slice_of[state.words] - token_block) % B
+    return np.bincount(step * B + token_block, minlength=B * B).reshape(B, B)
+
+
+def claim_orders(B, n_threads, scheme):
+    """The order in which each thread claims the pairs of a sub-step: 'counter' (every thread
+    the next pair from one counter, in order) or 'own' (``vbf_sweep_worker``: a thread's own
+    range of blocks first, then the others' from their ends)."""
+    if scheme == "counter":
+        return [list(range(B))] * n_threads
+    orders = []
+    for t in range(n_threads):
+        lo, hi = t * B // n_threads, (t + 1) * B // n_threads
+        orders.append(list(range(lo, hi)) + list(range(B - 1, hi - 1, -1))
+                      + list(range(lo - 1, -1, -1)))
+    return orders
+
+
+def sub_step_makespan(cost, orders):
+    """(makespan, thread of each pair) of one sub-step whose pairs cost ``cost`` (B,), the
+    threads claiming in ``orders``: the thread free first claims its next unclaimed pair."""
+    clock = [0.0] * len(orders)
+    pos = [0] * len(orders)
+    owner = np.full(len(cost), -1)
+    while True:
+        live = [t for t in range(len(orders)) if pos[t] < len(orders[t])]
+        if not live:
+            return max(clock), owner
+        t = min(live, key=lambda u: (clock[u], u))
+        b = orders[t][pos[t]]
+        pos[t] += 1
+        if owner[b] < 0:
+            owner[b] = t
+            clock[t] += cost[b]
+
+
+def balance_report(X, n_threads, n_topics):
+    """For the sweep of X: (sum over sub-steps of the busiest thread's tokens) / (tokens /
+    threads) for each claiming scheme, pairs costing their tokens; and how often the
+    threads hold adjacent pairs' blocks in one sub-step (under 'counter' always, the blocks'
+    owners changing at random)."""
+    from vbfast.topics import _gibbs
+
+    doc_ptr, words = _gibbs._tokens(X)
+    state = _gibbs.TokenData(doc_ptr, words, X.shape[1], n_topics, ALPHA, ETA, n_threads)
+    T = pair_tokens(state)
+    B = state.P
+    print(f"B = {B}, tokens a pair: mean {T.mean():.0f}, min {T.min()}, max {T.max()}, "
+          f"coefficient of variation {T.std() / T.mean():.3f}")
+    for scheme in ("counter", "own"):
+        orders = claim_orders(B, n_threads, scheme)
+        spans, kept = [], 0
+        prev = None
+        for s in range(B):
+            span, owner = sub_step_makespan(T[s].astype(float), orders)
+            spans.append(span)
+            if prev is not None:
+                kept += int(np.sum(owner == prev))
+            prev = owner
+        print(f"{scheme:>8}: busiest thread / even share {sum(spans) / (T.sum() / n_threads):.4f}"
+              f"; blocks on the same thread as in the sub-step before: {kept} of {B * (B - 1)}")
+
+
+def _runnable_threads():
+    with open("/proc/loadavg") as f:
+        return int(f.read().split()[3].split("/")[0])
+
+
+def compare_builds(X, other_path, rounds, n_threads=THREADS, n_topics=None, wait_idle=20.0,
+                   seed=0):
+    """Per-round seconds (wall and CPU of the process) of one sweep by this build's
+    ``_lda_gibbs`` and by another build's (the extension module at ``other_path``, e.g.
+    main's), {'this': (wall, cpu), 'other': (wall, cpu)}, and whether every round's draws
+    were the same. Every round both start from the same chain state (copies; the chain then
+    goes on from this build's), in alternating order. The other build gets workspace of
+    its own widths, unpadded (as builds before 2026-12-02 allocated it); this build
+    ``TokenData``'s. Before each round, up to ``wait_idle`` seconds for no other runnable
+    thread (Linux), so that on a shared machine the rounds tend to start on idle cores;
+    the rounds that did are returned as a mask."""
+    import importlib.util
+
+    from vbfast.topics import _gibbs, _lda_gibbs
+
+    spec = importlib.util.spec_from_file_location("other_build._lda_gibbs", other_path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    n_topics = K if n_topics is None else n_topics
+    doc_ptr, words = _gibbs._tokens(X)
+    st = _gibbs.TokenData(doc_ptr, words, X.shape[1], n_topics, ALPHA, ETA, n_threads)
+    sparse = st.sampler == "sparse"
+    width = (other.sparse_scratch_width if sparse else other.dense_scratch_width)(n_topics)
+    scratch = {"this": (st.scratch_i, st.scratch_d),
+               "other": (np.empty((st.P, n_topics), np.int32), np.empty((st.P, width)))}
+    modules = {"this": _lda_gibbs, "other": other}
+    state = st.new_chain(np.random.default_rng(seed).integers(0, n_topics, size=st.N,
+                                                               dtype=np.int32))
+
+    def sweep(name, chain, index):
+        head = (st.doc_ptr, st.words, st.slice_of, st.part_ptr, chain["z"], chain["ndk"],
+                chain["nwk"], chain["nk"], st.cursor)
+        extra = (st.wl_ptr, st.wlist, st.wlen) if sparse else ()
+        tail = (*scratch[name], st.alpha, st.eta, np.uint64(seed + 1), np.uint64(0),
+                np.uint64(index), n_threads)
+        kernel = modules[name].sweep_sparse if sparse else modules[name].sweep
+        t0, c0 = time.perf_counter(), time.process_time()
+        kernel(*head, *extra, *tail)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    out = {"this": ([], []), "other": ([], [])}
+    idle, same = [], True
+    for r in range(rounds):
+        t_end = time.time() + wait_idle
+        while _runnable_threads() > 1 and time.time() < t_end:
+            time.sleep(0.02)
+        idle.append(_runnable_threads() <= 1)
+        chains = {n: {a: v.copy() for a, v in state.items()} for n in out}
+        for n in (("other", "this") if r % 2 == 0 else ("this", "other")):
+            wall, cpu = sweep(n, chains[n], r)
+            out[n][0].append(wall)
+            out[n][1].append(cpu)
+        same = same and np.array_equal(chains["this"]["z"], chains["other"]["z"])
+        state = chains["this"]
+    return {n: (np.array(w), np.array(c)) for n, (w, c) in out.items()}, np.array(idle), same
+
+
+def _print_builds(out, idle, same, n_tokens):
+    (w1, c1), (w0, c0) = out["this"], out["other"]
+    print("round " + "".join(f"{h:>12}" for h in ("other ms", "this ms", "other/this"))
+          + "  started idle")
+    for r in range(len(w1)):
+        print(f"{r + 1:>5} {1e3 * w0[r]:>11.1f} {1e3 * w1[r]:>11.1f} {w0[r] / w1[r]:>11.3f}"
+              f"  {'yes' if idle[r] else 'no'}")
+    for label, m in (("all rounds", np.ones(len(w1), bool)), ("rounds started idle", idle)):
+        if m.any():
+            print(f"{label} ({m.sum()}): best other {1e3 * w0[m].min():.1f} ms, this "
+                  f"{1e3 * w1[m].min():.1f} ms ({n_tokens / w1[m].min() / 1e6:.2f} M tokens/s)"
+                  f", other / this {w0[m].min() / w1[m].min():.3f} (best), "
+                  f"{np.median(w0[m] / w1[m]):.3f} (median of rounds); CPU s a sweep, "
+                  f"medians: other {np.median(c0[m]):.3f}, this {np.median(c1[m]):.3f}")
+    print("draws: " + ("the same in every round" if same else "differ"))
+
+
 def _print_comparison(out, sweeps):
     samplers = list(out)
     print("sweep " + "".join(f"{s + ' ms':>12}{s + ' lj/token':>18}" for s in samplers))
@@ -215,6 +375,13 @@ def main(argv=None):
     p.add_argument("--samplers", default=None,
                    help="comma-separated vbfast samplers (dense, sparse) to compare "
                    "with each other instead of the libraries")
+    p.add_argument("--against", metavar="PATH", default=None,
+                   help="time this build's sweep against another build's _lda_gibbs "
+                   "extension module (see compare_builds) and stop")
+    p.add_argument("--rounds", type=int, default=20, help="rounds of --against")
+    p.add_argument("--balance", action="store_true",
+                   help="print how evenly the sweep's pairs split over the threads "
+                   "(tokens, no timing) and stop")
     args = p.parse_args(argv)
     THREADS = args.threads
 
@@ -224,7 +391,14 @@ def main(argv=None):
     print(f"corpus: {X.shape[0]} documents x {X.shape[1]} words, {n} tokens; K={args.n_topics}, "
           f"alpha={ALPHA}, eta={ETA}; {args.sweeps} + {args.sweeps} sweeps, "
           f"{THREADS} threads (made in {time.perf_counter() - t0:.1f} s)")
+    if args.balance:
+        balance_report(X, THREADS, args.n_topics)
+        return
     vbfast_fit(X[:200], 2)  # imports and OpenMP start-up out of the timing
+    if args.against:
+        out, idle, same = compare_builds(X, args.against, args.rounds, THREADS, args.n_topics)
+        _print_builds(out, idle, same, n)
+        return
     if args.samplers:
         out = compare_samplers(X, args.samplers.split(","), 2 * args.sweeps, THREADS,
                                args.n_topics)

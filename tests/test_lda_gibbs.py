@@ -530,7 +530,8 @@ def test_both_kernels_share_the_set_up_checks(kind):
     name = "sweep_sparse" if kind == "sparse" else "sweep"
     width = (_lda_gibbs.sparse_scratch_width if kind == "sparse"
              else _lda_gibbs.dense_scratch_width)(state.K)
-    assert state.scratch_d.shape[1] == width
+    # the rows are padded to whole cache lines (``_aligned_rows``)
+    assert width <= state.scratch_d.shape[1] < width + sampler._ROW_ALIGN // 8
     before = {a: ch[a].copy() for a in ("z", "ndk", "nwk", "nk")}
 
     def run(words, scratch_d):
@@ -548,3 +549,44 @@ def test_both_kernels_share_the_set_up_checks(kind):
     with pytest.raises(ValueError, match=f"^{name}: the tokens of document 0 are not in "
                                          "the order"):
         run(state.words[::-1].copy(), state.scratch_d)
+
+
+def test_workspace_rows_padded_and_aligned_and_layout_free():
+    """Each pair's n_k row and workspace row start on a _ROW_ALIGN-byte boundary and fill
+    whole multiples of it (two threads write them at every token); the sweep reads its rows'
+    stride from the arrays, so an unpadded, misaligned workspace gives the same draws, on
+    1, 2 and 3 threads."""
+    for n_rows, width, dtype in ((12, 50, np.int32), (5, 200, np.float64), (1, 1, np.int32),
+                                 (3, 33, np.float64)):
+        a = sampler._aligned_rows(n_rows, width, dtype)
+        assert a.flags.c_contiguous and a.dtype == dtype and a.shape[0] == n_rows
+        assert width <= a.shape[1] and (a.shape[1] * a.itemsize) % sampler._ROW_ALIGN == 0
+        assert a.shape[1] * a.itemsize < width * a.itemsize + sampler._ROW_ALIGN
+        assert a.ctypes.data % sampler._ROW_ALIGN == 0
+    X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
+    K = 13  # neither K nor 4 K a multiple of a cache line
+    state = sampler.TokenData(*sampler._tokens(X), 80, K, 0.25, 0.25, 1,
+                              part_ptr=np.array([0, 30, 60, 80, 100, 120, 150]))
+    assert state.scratch_i.ctypes.data % sampler._ROW_ALIGN == 0
+    assert state.scratch_d.ctypes.data % sampler._ROW_ALIGN == 0
+    z0 = np.random.default_rng(2).integers(0, K, size=state.N, dtype=np.int32)
+    B = state.P
+    width = _lda_gibbs.dense_scratch_width(K)
+    # rows of the bare widths, starting 4 bytes (int32) and 8 bytes (double) off a line
+    bare_i = np.empty(B * K + 1, np.int32)[1:].reshape(B, K)
+    bare_d = np.empty(B * width + 1)[1:].reshape(B, width)
+    runs = []
+    for scratch_i, scratch_d, n_threads in ((state.scratch_i, state.scratch_d, 1),
+                                            (bare_i, bare_d, 1), (bare_i, bare_d, 2),
+                                            (state.scratch_i, state.scratch_d, 3)):
+        ch = state.new_chain(z0)
+        for s in range(3):
+            _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr,
+                             ch["z"], ch["ndk"], ch["nwk"], ch["nk"], state.cursor, scratch_i,
+                             scratch_d, state.alpha, state.eta, np.uint64(9), np.uint64(0),
+                             np.uint64(s), n_threads)
+        runs.append(ch)
+    assert not np.array_equal(runs[0]["z"], z0)
+    for other in runs[1:]:
+        for a in ("z", "ndk", "nwk", "nk"):
+            np.testing.assert_array_equal(other[a], runs[0][a])

@@ -86,6 +86,7 @@ cdef extern from "_lda_gibbs_kernels.h":
         int32_t* wlen
     void vbf_sweep_pair(const vbf_sweep_ctx* c, int64_t s, int64_t b) noexcept nogil
     void vbf_fold_nk(const vbf_sweep_ctx* c) noexcept nogil
+    int64_t VBF_DENSE_STRIDE(int K) noexcept nogil
     int VBF_HAVE_SWEEP_WORKER
     void vbf_sweep_worker(vbf_sweep_ctx* c) noexcept nogil
 
@@ -127,7 +128,7 @@ cdef object _setup_sweep(vbf_sweep_ctx* ctx, str name, const int64_t[::1] doc_pt
         raise ValueError("%s: inconsistent array shapes" % name)
     delta = np.zeros(K, np.int64)
     cdef int64_t[::1] dl = delta
-    counters = np.zeros(2 * B, np.intc)
+    counters = np.zeros(B * B + B, np.intc)  # the pairs' claim flags, then arrivals
     cdef int[::1] cnt = counters
     with nogil:
         for d in range(D):
@@ -149,7 +150,7 @@ cdef object _setup_sweep(vbf_sweep_ctx* ctx, str name, const int64_t[::1] doc_pt
     ctx.ldd = scratch_d.shape[1]
     ctx.dl = &dl[0]
     ctx.claim = &cnt[0]
-    ctx.arrived = &cnt[B]
+    ctx.arrived = &cnt[B * B]
     ctx.phase = 0
     ctx.alpha = alpha
     ctx.eta = eta
@@ -173,8 +174,9 @@ cdef void _check_order(str name, const int64_t[::1] doc_ptr, const int64_t[::1] 
 
 def dense_scratch_width(int K):
     """Doubles of workspace a pair of the dense sweep needs: inv, A, the terms and their
-    running sums (K each)."""
-    return 4 * K
+    running sums, K rounded up to 8 each (``VBF_DENSE_STRIDE``: each array a whole number of
+    cache lines from a 64-byte aligned row)."""
+    return 4 * VBF_DENSE_STRIDE(K)
 
 
 def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,

@@ -78,7 +78,7 @@ VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, do
                                     double U)
 {
     int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
-    double total, u, base, hs, delta, u1, u2, u3;
+    double total, u, base, hs, delta, u1, u2, u3, dsel[2];
 #if defined(__GNUC__)
     const vbf_v4 ve = {eta, eta, eta, eta};
     vbf_v4 c = {0.0, 0.0, 0.0, 0.0};
@@ -108,14 +108,17 @@ VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, do
     for (k = K4; k < K; k++) pbuf[k] = A[k] * ((double)row[k] + eta);
     delta = pt - A[t] * ((double)row[t] + eta);  /* the pass's p_t, recomputed (the same) */
     pbuf[t] = pt;
+    dsel[0] = 0.0;
+    dsel[1] = delta;
     total = nb ? (c[0] + c[1]) + (c[2] + c[3]) + (jt < nb ? delta : 0.0) : 0.0;
     for (k = K4; k < K; k++) total += pbuf[k];
     u = U * total;
     base = 0.0;
     for (j = 0; j < nb; j++) {
         const double *cj = cum + 4 * j;
-        /* + 0.0 (j < jt) leaves a sum as it is */
-        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + delta * (double)(j >= jt);
+        /* + 0.0 (j < jt) leaves a sum as it is; picked by a load indexed by the comparison
+           (GCC compiled delta * (j >= jt) to a branch, mispredicted where the scan passes jt) */
+        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + dsel[j >= jt];
         if (u < hs) {
             /* inside block j: subtract its entries from u - (total before the block) */
             u -= base;
@@ -480,6 +483,12 @@ VBF_DISPATCH(vbf_sparse_pair, "avx2", vbf_cpu_avx2(),
              (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, K, Kp, nkl, wl_ptr,
               wlist, wlen, inv, A, cum, q, alpha, eta, veta, rng))
 
+/* The dense pair's workspace (inv, A, pbuf, cum) at this stride in doubles, K rounded up to
+   8: with the row 64-byte aligned, each array starts a cache line and no 4-lane load or
+   store of a block straddles two lines (K = 50 as four arrays of 50 put A and cum at 16 mod
+   32 bytes: every other block split across lines). */
+#define VBF_DENSE_STRIDE(K) (((int64_t)(K) + 7) & ~(int64_t)7)
+
 /* The state of one sweep, shared by its threads and by both ways of running its sub-steps
    (vbf_sweep_worker below, or an OpenMP loop in _lda_gibbs.pyx). */
 typedef struct {
@@ -494,7 +503,8 @@ typedef struct {
     double *scratch;     /* (B, ldd): each pair's inv, A, pbuf, cum */
     int64_t ldd;
     int64_t *dl;         /* (K,) */
-    int *claim, *arrived;  /* (B,) each, zero at the start */
+    int *claim;          /* (B, B): pair b of sub-step s claimed, zero at the start */
+    int *arrived;        /* (B,): threads done with sub-step s, zero at the start */
     int phase;           /* sub-steps finished */
     double alpha, eta, veta;
     uint64_t seed, chain, sweep;
@@ -507,7 +517,7 @@ typedef struct {
 /* Pair b of sub-step s: its n_k starts as the sub-step's, and it draws from its own stream,
    keyed by (seed, chain, sweep, s B + b). */
 static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) {
-    int64_t B = c->B;
+    int64_t B = c->B, kd = VBF_DENSE_STRIDE(c->K);
     double *scratch = c->scratch + b * c->ldd;
     memcpy(c->nkl + b * c->ldi, c->nk, (size_t)c->K * sizeof(int32_t));
     if (c->sparse) {
@@ -521,8 +531,8 @@ static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) 
     }
     vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,
                    c->slice_of, (int32_t)((b + s) % B), c->z, c->ndk, c->nwk, c->K,
-                   c->nkl + b * c->ldi, scratch, scratch + c->K, scratch + 2 * c->K,
-                   scratch + 3 * c->K, c->alpha, c->eta, c->veta,
+                   c->nkl + b * c->ldi, scratch, scratch + kd, scratch + 2 * kd,
+                   scratch + 3 * kd, c->alpha, c->eta, c->veta,
                    vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
 }
 
@@ -544,11 +554,21 @@ static inline void vbf_fold_nk(const vbf_sweep_ctx *c) {
    spinning at the end of a sub-step keeps its core busy, so the scheduler cannot move the
    other process there, and the thread still working shares its core with it (measured: two
    threads slower than one on a machine with one core taken). Here the threads of one
-   parallel region claim the pairs of a sub-step from a shared counter; the last to finish a
-   sub-step adds up its n_k changes and opens the next; the others spin briefly, then sleep in
-   short naps, which frees the core. Which thread runs which pair does not matter to the
-   result (the pairs of a sub-step are independent, and the n_k changes are added pair by
-   pair in order), so this gives the same draws as the plain OpenMP loop. */
+   parallel region claim the pairs of a sub-step (a flag each); the last to finish a sub-step
+   adds up its n_k changes and opens the next; the others spin briefly, then sleep in short
+   naps, which frees the core.
+
+   Which pairs a thread claims: thread t of T first its own range of document blocks,
+   [t B / T, (t + 1) B / T), in order, then what is left of the others' ranges from their
+   ends. On an idle machine each thread so keeps its blocks (their n_dk rows, the pairs'
+   n_k rows and workspace stay in its core's cache from one sub-step to the next, and a
+   slice stays with one thread for B / T sub-steps in a row), and two threads work on
+   adjacent pairs only where their claims meet; a thread held up by another process has its
+   pairs taken from the far end. (Claiming the pairs in order from one counter, as before,
+   had the threads on pairs b and b + 1 at once nearly all the time, and each pair's blocks
+   moved between the cores at random every sub-step.) Which thread runs which pair does not
+   matter to the result (the pairs of a sub-step are independent, and the n_k changes are
+   added pair by pair in order), so this gives the same draws as the plain OpenMP loop. */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -566,16 +586,31 @@ static inline int vbf_team_size(void) {
 #endif
 }
 
-/* run by every thread of one parallel region */
+static inline int vbf_team_rank(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* pair b of sub-step s for this thread, unless another has claimed it */
+static inline void vbf_sweep_try_pair(vbf_sweep_ctx *c, int64_t s, int64_t b) {
+    int *flag = c->claim + s * c->B + b;
+    if (__atomic_load_n(flag, __ATOMIC_RELAXED) == 0
+            && __atomic_exchange_n(flag, 1, __ATOMIC_RELAXED) == 0)
+        vbf_sweep_pair(c, s, b);
+}
+
+/* run by every thread of one parallel region; c->claim is (B, B) flags, zero at the start */
 static void vbf_sweep_worker(vbf_sweep_ctx *c) {
     int nt = vbf_team_size();
-    int64_t s, b, B = c->B;
+    int64_t s, b, B = c->B, t = vbf_team_rank();
+    int64_t own0 = t * B / nt, own1 = (t + 1) * B / nt;
     for (s = 0; s < B; s++) {
-        for (;;) {
-            b = __atomic_fetch_add(&c->claim[s], 1, __ATOMIC_RELAXED);
-            if (b >= B) break;
-            vbf_sweep_pair(c, s, b);
-        }
+        for (b = own0; b < own1; b++) vbf_sweep_try_pair(c, s, b);
+        for (b = B - 1; b >= own1; b--) vbf_sweep_try_pair(c, s, b);
+        for (b = own0 - 1; b >= 0; b--) vbf_sweep_try_pair(c, s, b);
         if (__atomic_add_fetch(&c->arrived[s], 1, __ATOMIC_ACQ_REL) == nt) {
             vbf_fold_nk(c);
             __atomic_store_n(&c->phase, (int)(s + 1), __ATOMIC_RELEASE);

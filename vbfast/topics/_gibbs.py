@@ -49,12 +49,29 @@ _TABLE_CAP = 1 << 16
 # time: 2.0 at K = 50, 1.7 at 150, 1.08 at 300, 0.77 at 500 (the sparse pass costs O(K_w),
 # the word's topics, which fall as the chain mixes; the dense one O(K) throughout).
 _SPARSE_MIN_TOPICS = 320
+# Each pair's n_k row and workspace row start on this boundary and fill whole multiples of
+# it: two threads write their pairs' rows at every token, and rows sharing a cache line (or
+# the pair of lines the L2 prefetcher fetches together) would move between the cores at
+# every write (at K = 50, unpadded, rows b and b + 1 shared a line in each row's first and
+# last topics).
+_ROW_ALIGN = 128
 
 
 def _choose_sampler(n_components):
     """'dense' (O(K) a token in SIMD) below _SPARSE_MIN_TOPICS topics, 'sparse' (O(K_d +
     log K) a token) from there on: from K only."""
     return "sparse" if n_components >= _SPARSE_MIN_TOPICS else "dense"
+
+
+def _aligned_rows(n_rows, width, dtype):
+    """An uninitialised (n_rows, width') C-contiguous array, width' = width rounded up to
+    _ROW_ALIGN bytes, whose rows start at _ROW_ALIGN-byte boundaries."""
+    itemsize = np.dtype(dtype).itemsize
+    per_line = _ROW_ALIGN // itemsize
+    width = -(-max(width, 1) // per_line) * per_line
+    buf = np.empty(n_rows * width + per_line, dtype)
+    start = (-buf.ctypes.data % _ROW_ALIGN) // itemsize
+    return buf[start:start + n_rows * width].reshape(n_rows, width)
 
 
 def _tokens(X):
@@ -175,16 +192,15 @@ class TokenData:
         self.n_threads_lj = threads_for(n_threads, (D + V) * K, _MIN_COUNTS_PER_THREAD_LJ,
                                         n_groups=n_blocks)
         self.cursor = np.empty(D, np.int64)
-        self.scratch_i = np.empty((B, K), np.int32)
+        self.scratch_i = _aligned_rows(B, K, np.int32)
         if sampler is None:
             sampler = _choose_sampler(K)
         if sampler not in ("dense", "sparse"):
             raise ValueError(f"sampler must be 'dense' or 'sparse', got {sampler!r}")
         self.sampler = sampler
-        self.scratch_d = np.empty(
-            (B, _lda_gibbs.dense_scratch_width(K) if sampler == "dense"
-             else _lda_gibbs.sparse_scratch_width(K)),
-            np.float64)
+        self.scratch_d = _aligned_rows(
+            B, _lda_gibbs.dense_scratch_width(K) if sampler == "dense"
+            else _lda_gibbs.sparse_scratch_width(K), np.float64)
         if sampler == "sparse":
             # each word's list of (topic, count): room for min(its tokens, K), in blocks of
             # 16 (see the kernel); at most 8 bytes a token
