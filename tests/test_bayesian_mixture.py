@@ -454,3 +454,40 @@ def test_warm_start_after_em_fit_starts_cold():
     est.fit(X)
     assert hasattr(est, "weight_concentration_")
     assert np.isfinite(est.lower_bound_)
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_expectations_follow_each_new_q(monkeypatch, covariance_type, prior_type):
+    """The fit state computes log |W|, E[log |Lambda|] and E[log pi] once for each q(theta)
+    and shares them between the ELBO and the next pass's inputs: after every update they
+    equal, bit for bit, the module's functions evaluated afresh on the new q(theta)."""
+    from vbfast.emissions import gaussian_prior as BG
+
+    real_update = BG.MeanFieldFitState.update
+    checked = {"n": 0}
+
+    def checking_update(self, stats):
+        real_update(self, stats)
+        D = self.means.shape[1]
+        args = (self.prec_chol, self.degrees_of_freedom, self.covariance_type, D)
+        assert_array_equal(self.log_det_W(), BG.log_det_W(*args))
+        assert_array_equal(self.expected_log_det(), BG.expected_log_det(*args))
+        assert_array_equal(self.expected_log_weights(),
+                           BG.expected_log_weights(self.weight_concentration, prior_type))
+        fresh = BG.kernel_inputs(self.weight_concentration, prior_type, self.mean_precision,
+                                 self.means, self.degrees_of_freedom, self.prec_chol,
+                                 self.covariance_type, self.data.shift)
+        for got, want in zip(self.kernel_inputs(self.data.shift), fresh):
+            assert_array_equal(got, want)
+        checked["n"] += 1
+
+    monkeypatch.setattr(BG.MeanFieldFitState, "update", checking_update)
+    X, _ = make_blobs(n=300, seed=4)
+    est = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                  weight_concentration_prior_type=prior_type,
+                                  random_state=0, max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", vbfast.ConvergenceWarning)
+        est.fit(X)
+    assert checked["n"] == 5

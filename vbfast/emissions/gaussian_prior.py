@@ -349,6 +349,7 @@ class MeanFieldFitState(Method):
         self.degrees_of_freedom = np.asarray(degrees_of_freedom, dtype=np.float64)
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
         self.covariances = covariances
+        self._log_b0 = None
 
     # ---- construction
     @classmethod
@@ -361,25 +362,45 @@ class MeanFieldFitState(Method):
         return state
 
     # ---- expectations under q
+    def _expectations(self):
+        """(log |W_k|, E[log |Lambda_k|], E[log pi_k]) at the current q(theta), computed once
+        for each q: the pass's inputs and the ELBO of one iteration share them. Keyed by the
+        identity of the arrays they come from (held here, so no id is reused; q(theta) is
+        only ever replaced, never changed in place)."""
+        key = (self.weight_concentration, self.degrees_of_freedom, self.prec_chol)
+        cached = getattr(self, "_expectations_cache", None)
+        if cached is not None and all(a is b for a, b in zip(cached[0], key)):
+            return cached[1]
+        D = self.means.shape[1]
+        log_det_w = log_det_W(self.prec_chol, self.degrees_of_freedom, self.covariance_type, D)
+        # expected_log_det's sum, in its order, on the log |W| just computed
+        e_log_det = (multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2 + log_det_w)
+        e_log_pi = expected_log_weights(self.weight_concentration, self.priors["type"])
+        values = (log_det_w, e_log_det, e_log_pi)
+        self._expectations_cache = (key, values)
+        return values
+
     def expected_log_weights(self):
         """E[log pi_k], (K,)."""
-        return expected_log_weights(self.weight_concentration, self.priors["type"])
+        return self._expectations()[2]
 
     def log_det_W(self):
         """log |W_k| ((K,), or a scalar for 'tied'), from U U^T = nu W."""
-        return log_det_W(self.prec_chol, self.degrees_of_freedom, self.covariance_type,
-                         self.means.shape[1])
+        return self._expectations()[0]
 
     def expected_log_det(self):
         """E[log |Lambda_k|] = sum_i psi((nu - i)/2) + D log 2 + log |W|."""
-        return expected_log_det(self.prec_chol, self.degrees_of_freedom, self.covariance_type,
-                                self.means.shape[1])
+        return self._expectations()[1]
 
     def kernel_inputs(self, shift):
-        """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
-        return kernel_inputs(self.weight_concentration, self.priors["type"],
-                             self.mean_precision, self.means, self.degrees_of_freedom,
-                             self.prec_chol, self.covariance_type, shift)
+        """(shifted means, factor array, aux, c_k) for a pass at the current q(theta) (c_k as
+        ``expected_log_const``, from the expectations cached for this q)."""
+        _, e_log_det, e_log_pi = self._expectations()
+        D = self.means.shape[1]
+        log_const = (e_log_pi + 0.5 * e_log_det - 0.5 * D / self.mean_precision
+                     - 0.5 * D * G.LOG_2PI)
+        return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift,
+                             log_const)
 
     # ---- the iteration (the protocol of vbfast._core.protocol)
     def pass_inputs(self, shard):
@@ -504,17 +525,18 @@ class MeanFieldFitState(Method):
 
         # Gauss-Wishart prior minus q, per component (K copies of the shared q for 'tied')
         beta0, nu0 = pr["beta0"], pr["nu0"]
-        e_log_det_k = np.broadcast_to(e_log_det, (K,))
-        nu_k = np.broadcast_to(nu, (K,))
-        log_b0 = log_wishart_norm(-pr["log_det_psi0"], nu0, D)
-        log_b = np.broadcast_to(log_wishart_norm(self.log_det_W(), nu, D), (K,))
+        # (K,) terms: the shared q's scalars ('tied') broadcast against beta's and quad_mean's
+        if self._log_b0 is None:  # the prior's normaliser: once a fit
+            self._log_b0 = log_wishart_norm(-pr["log_det_psi0"], nu0, D)
+        log_b0 = self._log_b0
+        log_b = log_wishart_norm(self.log_det_W(), nu, D)
         quad_mean = _quad(prec, m - (pr["m0"] - data.shift), ctype)
-        tr_psi_p = np.broadcast_to(_trace_prod(prec, pr["psi0"], ctype, D), (K,))
-        e_log_p = (0.5 * D * np.log(beta0 / (2 * np.pi)) + 0.5 * e_log_det_k
+        tr_psi_p = _trace_prod(prec, pr["psi0"], ctype, D)
+        e_log_p = (0.5 * D * np.log(beta0 / (2 * np.pi)) + 0.5 * e_log_det
                    - 0.5 * beta0 * (D / beta + quad_mean)
-                   + log_b0 + 0.5 * (nu0 - D - 1.0) * e_log_det_k - 0.5 * tr_psi_p)
-        e_log_q = (0.5 * D * np.log(beta / (2 * np.pi)) + 0.5 * e_log_det_k - 0.5 * D
-                   + log_b + 0.5 * (nu_k - D - 1.0) * e_log_det_k - 0.5 * nu_k * D)
+                   + log_b0 + 0.5 * (nu0 - D - 1.0) * e_log_det - 0.5 * tr_psi_p)
+        e_log_q = (0.5 * D * np.log(beta / (2 * np.pi)) + 0.5 * e_log_det - 0.5 * D
+                   + log_b + 0.5 * (nu - D - 1.0) * e_log_det - 0.5 * nu * D)
         bound += float(np.sum(e_log_p - e_log_q))
         return float(bound)
 
