@@ -843,7 +843,24 @@ def test_tile_estep_in_registers_component_counts(covariance_type, K):
         check_tile_pass(covariance_type, np.float64, True, want_rows, K, 16, 8 * 97 + 3)
 
 
-def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [17, 31, 32, 33, 64, 100, 129])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_tile_estep_in_blocks_component_counts(covariance_type, K):
+    """Past 16 components the float64 tile's log rho by fused multiply-adds, sixteen rows
+    and eight components at a time (the last block padded with components of constant
+    -inf), stored, then its log-sum-exp eight rows at a time (up to ESTEP_BLOCKS_MAX_K =
+    128; K = 129 takes the DGEMM): D = 16, weighted, with and without per-row outputs, in
+    the default chunks (N = 8 m + 3: a last vector of three rows) and in chunks of 128 rows
+    (the diag tile's 64 rows, feature rows 72 doubles apart; a last tile of 11 rows: a
+    second group of three), against the reference and bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_tile_pass(covariance_type, np.float64, True, want_rows, K, 16, 8 * 97 + 3)
+    check_tile_pass(covariance_type, np.float64, True, True, K, 16, 128 * 6 + 64 + 11,
+                    chunk_size=128)
+
+
+def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK):
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])
     X = make_data(rng, N, D, dtype)
@@ -861,7 +878,8 @@ def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N):
     r = ref["resp"]
     with np.errstate(divide="ignore", invalid="ignore"):
         ref_ent = float(np.sum(ww * np.where(r > 0, r * np.log(r), 0.0).sum(axis=1)))
-    results = [run_tile_pass(X, w, shift, p, 9, t, want_rows=want_rows) for t in (1, 2, 3)]
+    results = [run_tile_pass(X, w, shift, p, 9, t, want_rows=want_rows,
+                             chunk_size=chunk_size) for t in (1, 2, 3)]
     red = reduce_slots(results[0], p)
     assert_stats_close(red, ref, p, 1e-10)
     assert_allclose(red["ll"], ref_ll, rtol=1e-10)

@@ -139,6 +139,13 @@ cdef enum:
 # of it. A rule of the model's size only.
 cdef enum:
     ESTEP_MAX_K = 16
+# Past ESTEP_MAX_K, up to this many components, log rho of eight rows by fused multiply-adds
+# in blocks of sixteen components (vbf_gmm_tile_estep_blocks_avx512), each stored once and
+# its log-sum-exp taken while in L1, in place of the DGEMM (OpenBLAS' small-matrix kernel at
+# the tile's shapes); the coefficients (W, K) are read once per eight rows, so the rule stops
+# where they outgrow L2. A rule of the model's size only.
+cdef enum:
+    ESTEP_BLOCKS_MAX_K = 128
 
 
 def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
@@ -332,9 +339,9 @@ cdef struct _GaussPass:
     bint tile
     int n_tile                 # W = 2 D + 1 (diag), D + 2 (spherical): features [z_n, 1]
     const double* coef         # (K, W): [-1/2 a_k, c_k]
-    # K <= ESTEP_MAX_K (float64 tile): coef transposed and padded to (W, ESTEP_MAX_K), the
-    # components past K zero with constant -inf, for the E-step in registers
-    # (vbf_gmm_tile_estep16); NULL otherwise
+    # K <= ESTEP_BLOCKS_MAX_K (float64 tile): coef transposed and padded to (W, Kp), Kp = K
+    # rounded up to 16, the components past K zero with constant -inf, for the E-step by
+    # fused multiply-adds (vbf_gmm_tile_estep16); NULL otherwise
     const double* coef16
     # the tile in float32 (float32 X, float32_work, every component within
     # FAR_FROM_SHIFT_F32): coef rounded to float32
@@ -758,6 +765,10 @@ cdef void _tile_group(
     if tile_t is double and diag and chunk_size % DIAG_TILE_ROWS == 0:
         rows = DIAG_TILE_ROWS
     cdef int ld = <int>((rows + lanes - 1) // lanes * lanes)
+    if rows == DIAG_TILE_ROWS and chunk_size > rows:
+        # feature rows DIAG_TILE_ROWS + 8 doubles apart, not 512 bytes: every eighth would
+        # share an L1 set (the buffers hold (chunk_size + 7) rows a feature)
+        ld = DIAG_TILE_ROWS + 8
     # a float tile's nonzero w r count twice against SGEMM's rate (see _sparse_stats)
     cdef int nonzero_cost = 2 if tile_t is float else 1
     cdef double* lpn_buf = rowbuf
@@ -1557,17 +1568,23 @@ def gmm_pass(
             coef[k * p.n_tile + n_aux] = log_const[k]
     p.coef = coef
     cdef double* coef16 = NULL
-    if p.tile and K <= ESTEP_MAX_K:
-        coef16 = <double*>malloc(ESTEP_MAX_K * p.n_tile * sizeof(double))
+    cdef int k_pad = (K + 15) // 16 * 16
+    cdef Py_ssize_t ci
+    if p.tile and K <= ESTEP_BLOCKS_MAX_K:
+        coef16 = <double*>malloc(k_pad * p.n_tile * sizeof(double))
         if coef16 == NULL:
             free(centred)
             free(coef)
             raise MemoryError()
-        for k in range(ESTEP_MAX_K):
+        for k in range(k_pad):
             for j in range(p.n_tile):
-                coef16[j * ESTEP_MAX_K + k] = coef[k * p.n_tile + j] if k < K else 0.0
-            if k >= K:
-                coef16[n_aux * ESTEP_MAX_K + k] = -INFINITY
+                # K <= 16: (W, 16); past it blocks of eight components (W, 8), one after
+                # the other (a block's coefficients contiguous)
+                ci = j * k_pad + k if K <= ESTEP_MAX_K else (
+                    (k // 8) * p.n_tile * 8 + j * 8 + k % 8)
+                coef16[ci] = coef[k * p.n_tile + j] if k < K else 0.0
+                if k >= K and j == n_aux:
+                    coef16[ci] = -INFINITY
     p.coef16 = coef16
     # the tile in float32: every component near enough to the shift for float32's digits
     # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32

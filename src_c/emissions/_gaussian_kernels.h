@@ -384,6 +384,54 @@ vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
         _mm512_mask_storeu_pd(lpn + n, m, (__m512d)vbf_blend8(dead, ninf, mx + log_s));
     }
 }
+
+/* The E-step of a float64 diag / spherical tile with 16 < K (_tile_group), log rho by
+   fused multiply-adds in place of a DGEMM into lpT (AVX-512): eight rows at a time (one a
+   lane), the components in blocks of sixteen, a block's log rho_nk = coefT[W - 1, k] +
+   sum_{j < W - 1} coefT[j, k] f[j, n] in feature order kept in registers and stored to lpT
+   (K, ld) once (f, coefT as vbf_gmm_tile_estep16's, coefT (W, Kp) with Kp = K rounded up to
+   16); then vbf_gmm_lse_cols' operations on those eight columns of lpT while they are in
+   L1 (lpT receiving w_n r_nk, lpn and rlogr as there). Rows past b read their features as
+   0 (finite log rho, results unused). A row's result depends on that row only. */
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
+vbf_gmm_tile_estep_blocks_avx512(const double *f, int ld, int b, int W, int K,
+                                 const double *coefT, const double *w, double *lpT,
+                                 double *lpn, double *rlogr)
+{
+    int n, k, j, kb, h;
+    for (n = 0; n < b; n += 16) {
+        /* two groups of eight rows: each coefficient loaded (broadcast) once for both */
+        const __mmask8 m0 = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
+        const __mmask8 m1 = b - n >= 16 ? (__mmask8)0xFF
+                            : b - n <= 8 ? (__mmask8)0 : (__mmask8)((1u << (b - n - 8)) - 1u);
+        for (kb = 0; kb < K; kb += 8) {
+            __m512d x0[8], x1[8];
+            const double *cb = coefT + (Py_ssize_t)kb * W, *c = cb + (Py_ssize_t)(W - 1) * 8;
+            const double *fp = f + n;
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++)
+                x0[k] = x1[k] = _mm512_set1_pd(c[k]);
+            for (j = 0, c = cb; j < W - 1; j++, c += 8, fp += ld) {
+                const __m512d f0 = _mm512_maskz_loadu_pd(m0, fp);
+                const __m512d f1 = _mm512_maskz_loadu_pd(m1, fp + 8);
+#pragma GCC unroll 8
+                for (k = 0; k < 8; k++) {
+                    const __m512d ck = _mm512_set1_pd(c[k]);
+                    x0[k] = _mm512_fmadd_pd(f0, ck, x0[k]);
+                    x1[k] = _mm512_fmadd_pd(f1, ck, x1[k]);
+                }
+            }
+            for (k = 0; k < 8 && kb + k < K; k++) {
+                _mm512_storeu_pd(lpT + (Py_ssize_t)(kb + k) * ld + n, x0[k]);
+                if (m1)
+                    _mm512_storeu_pd(lpT + (Py_ssize_t)(kb + k) * ld + n + 8, x1[k]);
+            }
+        }
+        for (h = n; h < b && h < n + 16; h += 8)
+            vbf_gmm_lse_cols_avx512(lpT + h, ld, b - h < 8 ? b - h : 8, K,
+                                    w != NULL ? w + h : NULL, lpn + h, rlogr + h);
+    }
+}
 #endif
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
@@ -446,9 +494,9 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
 }
 #endif
 
-/* vbf_gmm_tile_estep16_avx512 where it applies (AVX-512, K <= 16; ld a multiple of 8):
-   returns 1 when it did the E-step, 0 when the caller must (its DGEMM and
-   vbf_gmm_lse_cols). */
+/* vbf_gmm_tile_estep16_avx512 (K <= 16) or vbf_gmm_tile_estep_blocks_avx512 (16 < K;
+   coefT (W, K rounded up to 16)) where AVX-512 is (ld a multiple of 8): returns 1 when it
+   did the E-step, 0 when the caller must (its DGEMM and vbf_gmm_lse_cols). */
 static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
                                 const double *coefT, const double *w, double *lpT,
                                 double *lpn, double *rlogr)
@@ -456,6 +504,10 @@ static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
 #if defined(__GNUC__) && defined(__x86_64__)
     if (K <= 16 && vbf_cpu_avx512()) {
         vbf_gmm_tile_estep16_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
+        return 1;
+    }
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tile_estep_blocks_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
         return 1;
     }
 #endif
