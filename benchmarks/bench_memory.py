@@ -187,7 +187,10 @@ def run_highd(library, max_iter=HIGHD_ITER, threads=None):
     """``measure_highd`` in a fresh process (its peak RSS is the fit's alone)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--highd-worker", library,
            "--max-iter", str(max_iter)] + (["--threads", str(threads)] if threads else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # the worker imports the vbfast this process imported (asv puts its build on sys.path,
+    # not in the environment)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.splitlines()[-1])
 
 
