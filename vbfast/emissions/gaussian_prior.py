@@ -350,6 +350,11 @@ class MeanFieldFitState(Method):
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
         self.covariances = covariances
         self._log_b0 = None
+        # log |W_k|, E[log |Lambda_k|], E[log pi_k] of the current q(theta): the pass's inputs
+        # and the ELBO of one iteration share them; set wherever q(theta) is set
+        self.log_det_w = self.e_log_det = self.e_log_pi = None
+        if weight_concentration is not None:
+            self._set_expectations()
 
     # ---- construction
     @classmethod
@@ -362,45 +367,30 @@ class MeanFieldFitState(Method):
         return state
 
     # ---- expectations under q
-    def _expectations(self):
-        """(log |W_k|, E[log |Lambda_k|], E[log pi_k]) at the current q(theta), computed once
-        for each q: the pass's inputs and the ELBO of one iteration share them. Keyed by the
-        identity of the arrays they come from (held here, so no id is reused; q(theta) is
-        only ever replaced, never changed in place)."""
-        key = (self.weight_concentration, self.degrees_of_freedom, self.prec_chol)
-        cached = getattr(self, "_expectations_cache", None)
-        if cached is not None and all(a is b for a, b in zip(cached[0], key)):
-            return cached[1]
+    def _set_expectations(self):
+        """log |W_k| ((K,), or a scalar for 'tied'; U U^T = nu W), E[log |Lambda_k|] =
+        sum_i psi((nu - i)/2) + D log 2 + log |W_k| and E[log pi_k] (K,) of the current
+        q(theta), as the module's ``log_det_W``, ``expected_log_det`` and
+        ``expected_log_weights`` compute them."""
         D = self.means.shape[1]
-        log_det_w = log_det_W(self.prec_chol, self.degrees_of_freedom, self.covariance_type, D)
+        self.log_det_w = log_det_W(self.prec_chol, self.degrees_of_freedom,
+                                   self.covariance_type, D)
         # expected_log_det's sum, in its order, on the log |W| just computed
-        e_log_det = (multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2 + log_det_w)
-        e_log_pi = expected_log_weights(self.weight_concentration, self.priors["type"])
-        values = (log_det_w, e_log_det, e_log_pi)
-        self._expectations_cache = (key, values)
-        return values
+        self.e_log_det = (multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2
+                          + self.log_det_w)
+        self.e_log_pi = expected_log_weights(self.weight_concentration, self.priors["type"])
 
-    def expected_log_weights(self):
-        """E[log pi_k], (K,)."""
-        return self._expectations()[2]
-
-    def log_det_W(self):
-        """log |W_k| ((K,), or a scalar for 'tied'), from U U^T = nu W."""
-        return self._expectations()[0]
-
-    def expected_log_det(self):
-        """E[log |Lambda_k|] = sum_i psi((nu - i)/2) + D log 2 + log |W|."""
-        return self._expectations()[1]
+    def expected_log_const(self):
+        """c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi), (K,),
+        as the module's ``expected_log_const``."""
+        D = self.means.shape[1]
+        return (self.e_log_pi + 0.5 * self.e_log_det - 0.5 * D / self.mean_precision
+                - 0.5 * D * G.LOG_2PI)
 
     def kernel_inputs(self, shift):
-        """(shifted means, factor array, aux, c_k) for a pass at the current q(theta) (c_k as
-        ``expected_log_const``, from the expectations cached for this q)."""
-        _, e_log_det, e_log_pi = self._expectations()
-        D = self.means.shape[1]
-        log_const = (e_log_pi + 0.5 * e_log_det - 0.5 * D / self.mean_precision
-                     - 0.5 * D * G.LOG_2PI)
+        """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
         return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift,
-                             log_const)
+                             self.expected_log_const())
 
     # ---- the iteration (the protocol of vbfast._core.protocol)
     def pass_inputs(self, shard):
@@ -474,6 +464,7 @@ class MeanFieldFitState(Method):
         self.degrees_of_freedom = np.asarray(nu, dtype=np.float64)
         self.covariances = cov
         self.prec_chol = G.precision_cholesky(cov, ctype)
+        self._set_expectations()
 
     def elbo(self, stats, centers_shifted):
         """The full ELBO E_q log p(X, z, theta) - E_q log q(z, theta) at the current q(theta)
@@ -485,8 +476,7 @@ class MeanFieldFitState(Method):
         m = self.means - data.shift
         prec = G.precisions_from_cholesky(self.prec_chol, ctype)  # nu W = E[Lambda]
         beta, nu = self.mean_precision, self.degrees_of_freedom
-        e_log_det = self.expected_log_det()
-        e_log_pi = self.expected_log_weights()
+        e_log_det, e_log_pi = self.e_log_det, self.e_log_pi
 
         # sum_n r_nk (x_n - m_k)^T P_k (x_n - m_k), from the statistics (S2 centred at the
         # pass's centres c: sum r (x - m)(x - m)^T = S2 + e a^T + a e^T + R e e^T, e = c - m)
@@ -529,7 +519,7 @@ class MeanFieldFitState(Method):
         if self._log_b0 is None:  # the prior's normaliser: once a fit
             self._log_b0 = log_wishart_norm(-pr["log_det_psi0"], nu0, D)
         log_b0 = self._log_b0
-        log_b = log_wishart_norm(self.log_det_W(), nu, D)
+        log_b = log_wishart_norm(self.log_det_w, nu, D)
         quad_mean = _quad(prec, m - (pr["m0"] - data.shift), ctype)
         tr_psi_p = _trace_prod(prec, pr["psi0"], ctype, D)
         e_log_p = (0.5 * D * np.log(beta0 / (2 * np.pi)) + 0.5 * e_log_det

@@ -41,12 +41,8 @@ def em_inputs(method):
 def mean_field_inputs(method):
     """The ``MissingInputs`` of a mean-field pass (``MeanFieldFitState`` ``method``, after its
     own ``pass_inputs``): c_k the expected constant, empty rows at ``weights()``."""
-    log_const = BG.expected_log_const(
-        method.weight_concentration, method.priors["type"], method.mean_precision,
-        method.degrees_of_freedom, method.prec_chol, method.covariance_type,
-        method.means.shape[1])
-    return GM.MissingInputs(method.means, method.prec_chol, method.covariance_type, log_const,
-                            method._centers, method.weights())
+    return GM.MissingInputs(method.means, method.prec_chol, method.covariance_type,
+                            method.expected_log_const(), method._centers, method.weights())
 
 
 def missing_inputs_at_fit(est, method, covariance_type):
