@@ -234,6 +234,11 @@ cdef extern from "_gaussian_kernels.h":
     int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
                              const double* coefT, const double* w, double* lpT, double* lpn,
                              double* rlogr) noexcept nogil
+    int vbf_gmm_tile_estep16_stats(const double* f, int ld, int b, int W, int K,
+                                   const double* coefT, const double* w, double* lpT,
+                                   double* lpn, double* rlogr, const double* x, int D,
+                                   int diag, const double* shift, const double* ws,
+                                   double* acc) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
@@ -781,6 +786,7 @@ cdef void _tile_group(
     cdef tile_t one = 1.0, zero = 0.0
     cdef double sums[2]  # [sum w log p(x_n), sum w sum_k r log r], row order
     cdef bint lse_done = False
+    cdef bint stats_done = False  # the E-step in registers added the tile's statistics
     # the nonzero masks of a chunk's w r (NULL, out of memory: the dense GEMM always)
     cdef unsigned char* masks = NULL
     sums[0] = 0.0
@@ -797,6 +803,7 @@ cdef void _tile_group(
         end = min(start + rows, stop)
         b = <int>(end - start)
         lse_done = False
+        stats_done = False
         # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
         # column-major (ld, W) and coef^T column-major (W, K)
         if tile_t is float:
@@ -815,6 +822,16 @@ cdef void _tile_group(
                     for n in range(b):
                         lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
                             weights[start + n] if has_weights else 1.0)
+            elif p.coef16 != NULL and floating is double and compute_stats and K <= ESTEP_MAX_K:
+                # log rho, its log-sum-exp and the statistics from the nonzero w r in
+                # registers, straight into the accumulator
+                lse_done = vbf_gmm_tile_estep16_stats(
+                    feat, ld, b, W, K, p.coef16,
+                    weights + start if has_weights and resp_out == NULL else NULL,
+                    lpT, lpn_buf, rlogr_buf, <const double*><const void*>(X + start * D), D, diag,
+                    shift,
+                    weights + start if has_weights else NULL, acc)
+                stats_done = lse_done
             elif p.coef16 != NULL:
                 # log rho and its log-sum-exp in registers (w r, unweighted for per-row
                 # outputs, which weight it after them)
@@ -832,7 +849,7 @@ cdef void _tile_group(
                         lpT[<Py_ssize_t>k * ld + n] = 0.0
             _tile_rows_out(lpT, ld, b, K, weights, start, lpn_buf, rlogr_buf, resp_out,
                            log_prob_norm_out, sums, lse_done)
-        if not compute_stats:
+        if not compute_stats or stats_done:
             start = end
             continue
         n_nonzero = -1
