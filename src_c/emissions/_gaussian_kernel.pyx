@@ -146,6 +146,14 @@ cdef enum:
 # where they outgrow L2. A rule of the model's size only.
 cdef enum:
     ESTEP_BLOCKS_MAX_K = 128
+# The float64 diag tile with K <= ESTEP_MAX_K and up to this many features (a row of x -
+# shift in two registers) takes its statistics inside the register E-step from the nonzero
+# w r_nk alone (vbf_gmm_tile_estep16_stats), in place of the statistics DGEMM: one pass at
+# D = K = 16, one thread, 1.03-1.14x (benchmarks/RESULTS.md, gmmdiag7). Spherical keeps the
+# DGEMM (W = D + 2: the DGEMM's half the work, the fused form 0.82-0.88x). A rule of the
+# model's size only.
+cdef enum:
+    ESTEP_STATS_MAX_D = 16
 
 
 def sparse_stats_form(Py_ssize_t n_nonzero, int b, int K, int D, bint diag):
@@ -822,13 +830,15 @@ cdef void _tile_group(
                     for n in range(b):
                         lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
                             weights[start + n] if has_weights else 1.0)
-            elif p.coef16 != NULL and floating is double and compute_stats and K <= ESTEP_MAX_K:
+            elif (p.coef16 != NULL and floating is double and compute_stats and diag
+                  and K <= ESTEP_MAX_K and D <= ESTEP_STATS_MAX_D):
                 # log rho, its log-sum-exp and the statistics from the nonzero w r in
-                # registers, straight into the accumulator
+                # registers, straight into the accumulator (vbf_gmm_tile_estep16_stats)
                 lse_done = vbf_gmm_tile_estep16_stats(
                     feat, ld, b, W, K, p.coef16,
                     weights + start if has_weights and resp_out == NULL else NULL,
-                    lpT, lpn_buf, rlogr_buf, <const double*><const void*>(X + start * D), D, diag,
+                    lpT if resp_out != NULL else NULL, lpn_buf, rlogr_buf,
+                    <const double*><const void*>(X + start * D), D, diag,
                     shift,
                     weights + start if has_weights else NULL, acc)
                 stats_done = lse_done

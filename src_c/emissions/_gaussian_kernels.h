@@ -476,7 +476,7 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
         {
             /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
             const vbf_v8 uniform = wv / vbf_splat8((double)K);
-            for (k = 0; k < K; k++)
+            for (k = 0; k < K && (acc == NULL || lpT != NULL); k++)
                 vbf_store8(lpT + (Py_ssize_t)k * ld + n,
                            (vbf_v8)_mm512_maskz_mov_pd(
                                m, (__m512d)vbf_blend8(dead, uniform, x[k] * scale)));
@@ -488,25 +488,30 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
             /* w r of the eight rows (dead rows: w / K; rows past b: 0), their nonzero
                masks and the dense sums, by constant indices (x stays in registers) */
             double wrb[16 * 8] __attribute__((aligned(64)));
-            unsigned char mks[16];
-            unsigned kmask = 0;
-            const vbf_v8 wsv = ws != NULL ? (vbf_v8)_mm512_maskz_loadu_pd(m, ws + n) : one;
-            const vbf_v8 wuniform = wsv / vbf_splat8((double)K);
+            unsigned char mks[16] __attribute__((aligned(16)));
+            unsigned kmask;
+            const __m512d wsv = ws != NULL ? _mm512_maskz_loadu_pd(m, ws + n)
+                                : _mm512_maskz_mov_pd(m, (__m512d)one);
+            const __m512d wuniform = _mm512_div_pd(wsv, _mm512_set1_pd((double)K));
+            const __m512d wscale = _mm512_mul_pd((__m512d)inv, wsv);
+            const __mmask8 deadm = _mm512_test_epi64_mask((__m512i)dead, (__m512i)dead);
             const __m512d sqv = diag ? _mm512_setzero_pd()
                                 : _mm512_maskz_loadu_pd(m, f + (Py_ssize_t)D * ld + n);
 #pragma GCC unroll 16
             for (k = 0; k < 16; k++) {
                 /* (components past K: r = 0 but a dead row's w / K; kept out of kmask) */
-                const __m512d wr = _mm512_maskz_mov_pd(
-                    m, (__m512d)vbf_blend8(dead, wuniform, (x[k] * inv) * wsv));
-                const unsigned mk = _mm512_cmp_pd_mask(wr, _mm512_setzero_pd(), _CMP_NEQ_UQ);
+                const __m512d wr = _mm512_mask_mov_pd(
+                    _mm512_mul_pd((__m512d)x[k], wscale), deadm, wuniform);
                 _mm512_store_pd(wrb + 8 * k, wr);
-                mks[k] = (unsigned char)mk;
-                kmask |= (unsigned)(mk != 0) << k;
+                mks[k] = (unsigned char)_mm512_cmp_pd_mask(wr, _mm512_setzero_pd(),
+                                                           _CMP_NEQ_UQ);
                 nk_lanes[k] = (vbf_v8)_mm512_add_pd((__m512d)nk_lanes[k], wr);
                 if (!diag)
                     s2_lanes[k] = (vbf_v8)_mm512_fmadd_pd(wr, sqv, (__m512d)s2_lanes[k]);
             }
+            /* the components with a nonzero lane: the mask bytes compared at once */
+            kmask = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+                        _mm_load_si128((const __m128i *)mks), _mm_setzero_si128())) & 0xFFFFu;
             if (D == 16)  /* (the benchmark's shape: constant masks) */
                 vbf_gmm_estep16_stats8(xr + (Py_ssize_t)n * 16, 16, W, diag, sh0, sh1, wrb,
                                        mks, kmask & kvalid, acc);
@@ -531,7 +536,8 @@ vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
 /* vbf_gmm_tile_estep16_avx512 with the tile's statistics fused in: acc (K, W) row-major
    [S1 | S2 | N] += the eight rows' w r_nk [x_n - shift, (x_n - shift)^2 or ||x_n - shift||^2,
    1] (vbf_gmm_estep16_stats8), x (b, D) the tile's rows of X, ws (b,) the statistics'
-   weights (NULL: 1), sq its ||x_n - shift||^2 (spherical) read from f's row D. */
+   weights (NULL: 1), sq its ||x_n - shift||^2 (spherical) read from f's row D; lpT NULL:
+   r not stored (nothing per row wanted). */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
 vbf_gmm_tile_estep16_stats_avx512(const double *f, int ld, int b, int W, int K,
                                   const double *coefT, const double *w, double *lpT,
