@@ -302,73 +302,80 @@ static void name params                                                         
     }                                                                                     \
     name##_body args;                                                                     \
 }
-/* The statistics of eight rows (one a lane) from their responsibilities while in registers
-   (vbf_gmm_tile_estep16_stats_avx512; D <= 16): wrb (16, 8) the rows' w r_nk by component,
-   mks[k] its nonzero lanes, kmask the components with any. N_k and the spherical
-   ||x_n - shift||^2 term (sq: the eight rows' values) are added densely to per-lane sums
-   (nk_lanes, s2_lanes (16) of eight lanes); S1 and the diag S2 only from the nonzero w r_nk:
-   for each component with a nonzero lane, acc's row k (acc (K, W) row-major) held in four
-   registers while each nonzero lane's row of xr (8, D) row-major adds w r_nk (x_n - shift)
-   and w r_nk (x_n - shift)^2, lanes in order. The first two lanes of a component without a
-   branch (an absent second adds 0 times the first's row: no change), so the loops' exits
-   are the only data-dependent branches in the common case (measured: 1.7-2.4 nonzero r a
-   row, 1.6-2.1 a component of eight rows). The order of the sums depends on the rows only. */
-#define VBF_GMM_STATS_ROW(i, ri) do {                                                     \
-        const double *xi_ = xr + (Py_ssize_t)(i) * D;                                     \
-        const __m512d d0_ = _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, xi_), sh0);           \
-        const __m512d d1_ = _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, xi_ + 8), sh1);       \
-        s1a = _mm512_fmadd_pd((ri), d0_, s1a);                                            \
-        s1b = _mm512_fmadd_pd((ri), d1_, s1b);                                            \
-        if (diag) {                                                                       \
-            s2a = _mm512_fmadd_pd((ri), _mm512_mul_pd(d0_, d0_), s2a);                    \
-            s2b = _mm512_fmadd_pd((ri), _mm512_mul_pd(d1_, d1_), s2b);                    \
-        }                                                                                 \
-    } while (0)
+/* The statistics of up to 64 rows from their responsibilities computed in registers
+   (vbf_gmm_tile_estep16_stats_avx512; D <= 16): wrb (16, 64) the rows' w r_nk by component,
+   mk64[k] its nonzero rows. S1 and the diag S2 come from the nonzero w r_nk alone: for each
+   component with a nonzero row, acc's row k (acc (K, W) row-major) loaded and stored once
+   for the 64 rows, held in registers while each nonzero row of xr (64, D) row-major adds
+   w r_nk (x_n - shift) and w r_nk (x_n - shift)^2; the rows two at a time into two sets of
+   registers (the second row, when there is none, the first's times 0: no branch), the sets
+   added at the end. Measured: 1.7-2.4 nonzero r a row at D = K = 16, so the loop's exit is
+   the one data-dependent branch a component. The order of the sums depends on the rows
+   only. */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void
-vbf_gmm_estep16_stats8(const double *xr, int D, int W, int diag, __m512d sh0, __m512d sh1,
-                       const double *wrb, const unsigned char *mks, unsigned kmask,
-                       double *acc)
+vbf_gmm_estep16_stats64(const double *xr, int D, int W, int diag, __m512d sh0, __m512d sh1,
+                        const double *wrb, const unsigned long long *mk64, int K,
+                        double *acc)
 {
     const __m512d zero = _mm512_setzero_pd();
     const __mmask8 m0 = D >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << D) - 1u);
     const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
                         : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
-    while (kmask) {
-        const int k = __builtin_ctz(kmask);
-        double *a = acc + (Py_ssize_t)k * W;
-        unsigned mk = mks[k];
-        const int i0 = __builtin_ctz(mk);
-        int i1;
-        double r1;
-        __m512d s1a = _mm512_maskz_loadu_pd(m0, a), s1b = _mm512_maskz_loadu_pd(m1, a + 8);
-        __m512d s2a = zero, s2b = zero;
-        kmask &= kmask - 1;
-        mk &= mk - 1;
-        /* (no branch: the second lane, or row 0 times 0 when there is none) */
-        i1 = __builtin_ctz(mk | 0x100u) & 7;
-        r1 = wrb[8 * k + i1] * (double)(mk != 0);
-        mk &= mk - 1;
+    int k;
+    for (k = 0; k < K; k++) {
+        unsigned long long mk = mk64[k];
+        double *a;
+        __m512d s1a, s1b, s2a = zero, s2b = zero;
+        __m512d t1a = zero, t1b = zero, t2a = zero, t2b = zero;
+        if (mk == 0)
+            continue;
+        a = acc + (Py_ssize_t)k * W;
+        s1a = _mm512_maskz_loadu_pd(m0, a);
+        s1b = _mm512_maskz_loadu_pd(m1, a + 8);
         if (diag) {
             s2a = _mm512_maskz_loadu_pd(m0, a + D);
             s2b = _mm512_maskz_loadu_pd(m1, a + D + 8);
         }
-        VBF_GMM_STATS_ROW(i0, _mm512_set1_pd(wrb[8 * k + i0]));
-        VBF_GMM_STATS_ROW(i1, _mm512_set1_pd(r1));
-        while (mk) {
-            const int i = __builtin_ctz(mk);
+        do {
+            const int i0 = __builtin_ctzll(mk);
+            unsigned long long m2;
+            int i1;
+            double r1;
             mk &= mk - 1;
-            VBF_GMM_STATS_ROW(i, _mm512_set1_pd(wrb[8 * k + i]));
-        }
-        _mm512_mask_storeu_pd(a, m0, s1a);
-        _mm512_mask_storeu_pd(a + 8, m1, s1b);
+            m2 = mk | ((unsigned long long)(mk == 0) << i0);
+            i1 = __builtin_ctzll(m2);
+            r1 = wrb[64 * k + i1] * (double)(mk != 0);
+            mk &= mk - 1;
+            {
+                const __m512d r0v = _mm512_set1_pd(wrb[64 * k + i0]);
+                const __m512d r1v = _mm512_set1_pd(r1);
+                const double *x0 = xr + (Py_ssize_t)i0 * D, *x1 = xr + (Py_ssize_t)i1 * D;
+                const __m512d d0 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, x0), sh0);
+                const __m512d d1 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, x0 + 8), sh1);
+                const __m512d e0 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, x1), sh0);
+                const __m512d e1 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, x1 + 8), sh1);
+                s1a = _mm512_fmadd_pd(r0v, d0, s1a);
+                s1b = _mm512_fmadd_pd(r0v, d1, s1b);
+                t1a = _mm512_fmadd_pd(r1v, e0, t1a);
+                t1b = _mm512_fmadd_pd(r1v, e1, t1b);
+                if (diag) {
+                    s2a = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d0, d0), s2a);
+                    s2b = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d1, d1), s2b);
+                    t2a = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e0, e0), t2a);
+                    t2b = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e1, e1), t2b);
+                }
+            }
+        } while (mk);
+        _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(s1a, t1a));
+        _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(s1b, t1b));
         if (diag) {
-            _mm512_mask_storeu_pd(a + D, m0, s2a);
-            _mm512_mask_storeu_pd(a + D + 8, m1, s2b);
+            _mm512_mask_storeu_pd(a + D, m0, _mm512_add_pd(s2a, t2a));
+            _mm512_mask_storeu_pd(a + D + 8, m1, _mm512_add_pd(s2b, t2b));
         }
     }
 }
 
-/* the per-lane sums of vbf_gmm_estep16_stats8 added to acc (K, W): N_k (column W - 1) and
+/* the per-lane sums of vbf_gmm_tile_estep16_stats_avx512 added to acc (K, W): N_k (column W - 1) and
    the spherical S2 (column D), lanes in order */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
 vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, const vbf_v8 *s2_lanes, int K, int D,
@@ -411,11 +418,13 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
     /* the statistics (acc != NULL): N_k and spherical S2 as per-lane sums over the tile,
        their lanes added to acc in lane order after the last row */
     vbf_v8 nk_lanes[16], s2_lanes[16];
+    /* w r of up to 64 rows by component and their nonzero rows (vbf_gmm_estep16_stats64) */
+    double wrb[16 * 64] __attribute__((aligned(64)));
+    unsigned long long mk64[16] = {0};
     /* D <= 16: a row of x - shift in two registers (masks m0, m1) */
     const __mmask8 m0 = D >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << D) - 1u);
     const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
                         : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
-    const unsigned kvalid = (1u << K) - 1u;
     __m512d sh0 = _mm512_setzero_pd(), sh1 = _mm512_setzero_pd();
     if (acc != NULL) {
         sh0 = _mm512_maskz_loadu_pd(m0, shift);
@@ -487,9 +496,7 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
         if (acc != NULL) {
             /* w r of the eight rows (dead rows: w / K; rows past b: 0), their nonzero
                masks and the dense sums, by constant indices (x stays in registers) */
-            double wrb[16 * 8] __attribute__((aligned(64)));
-            unsigned char mks[16] __attribute__((aligned(16)));
-            unsigned kmask;
+            const int lane0 = n & 63;  /* (the row's place in its 64 rows) */
             const __m512d wsv = ws != NULL ? _mm512_maskz_loadu_pd(m, ws + n)
                                 : _mm512_maskz_mov_pd(m, (__m512d)one);
             const __m512d wuniform = _mm512_div_pd(wsv, _mm512_set1_pd((double)K));
@@ -499,25 +506,25 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
                                 : _mm512_maskz_loadu_pd(m, f + (Py_ssize_t)D * ld + n);
 #pragma GCC unroll 16
             for (k = 0; k < 16; k++) {
-                /* (components past K: r = 0 but a dead row's w / K; kept out of kmask) */
+                /* (components past K: r = 0 but a dead row's w / K; never read) */
                 const __m512d wr = _mm512_mask_mov_pd(
                     _mm512_mul_pd((__m512d)x[k], wscale), deadm, wuniform);
-                _mm512_store_pd(wrb + 8 * k, wr);
-                mks[k] = (unsigned char)_mm512_cmp_pd_mask(wr, _mm512_setzero_pd(),
-                                                           _CMP_NEQ_UQ);
+                _mm512_store_pd(wrb + 64 * k + lane0, wr);
+                mk64[k] |= (unsigned long long)_mm512_cmp_pd_mask(
+                               wr, _mm512_setzero_pd(), _CMP_NEQ_UQ) << lane0;
                 nk_lanes[k] = (vbf_v8)_mm512_add_pd((__m512d)nk_lanes[k], wr);
                 if (!diag)
                     s2_lanes[k] = (vbf_v8)_mm512_fmadd_pd(wr, sqv, (__m512d)s2_lanes[k]);
             }
-            /* the components with a nonzero lane: the mask bytes compared at once */
-            kmask = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
-                        _mm_load_si128((const __m128i *)mks), _mm_setzero_si128())) & 0xFFFFu;
-            if (D == 16)  /* (the benchmark's shape: constant masks) */
-                vbf_gmm_estep16_stats8(xr + (Py_ssize_t)n * 16, 16, W, diag, sh0, sh1, wrb,
-                                       mks, kmask & kvalid, acc);
-            else
-                vbf_gmm_estep16_stats8(xr + (Py_ssize_t)n * D, D, W, diag, sh0, sh1, wrb,
-                                       mks, kmask & kvalid, acc);
+            if (lane0 == 56 || n + 8 >= b) {  /* 64 rows (or the last): their sums */
+                const double *x64 = xr + (Py_ssize_t)(n - lane0) * D;
+                if (D == 16)  /* (the benchmark's shape: constant masks) */
+                    vbf_gmm_estep16_stats64(x64, 16, W, diag, sh0, sh1, wrb, mk64, K, acc);
+                else
+                    vbf_gmm_estep16_stats64(x64, D, W, diag, sh0, sh1, wrb, mk64, K, acc);
+                for (k = 0; k < 16; k++)
+                    mk64[k] = 0;
+            }
         }
     }
     if (acc != NULL)
@@ -535,7 +542,8 @@ vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
 
 /* vbf_gmm_tile_estep16_avx512 with the tile's statistics fused in: acc (K, W) row-major
    [S1 | S2 | N] += the eight rows' w r_nk [x_n - shift, (x_n - shift)^2 or ||x_n - shift||^2,
-   1] (vbf_gmm_estep16_stats8), x (b, D) the tile's rows of X, ws (b,) the statistics'
+   1] (vbf_gmm_estep16_stats64; N_k and the spherical S2 as per-lane sums of every
+   row), x (b, D) the tile's rows of X, ws (b,) the statistics'
    weights (NULL: 1), sq its ||x_n - shift||^2 (spherical) read from f's row D; lpT NULL:
    r not stored (nothing per row wanted). */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
