@@ -860,6 +860,52 @@ def test_tile_estep_in_blocks_component_counts(covariance_type, K):
                     chunk_size=128)
 
 
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
+@pytest.mark.parametrize("K, D", [(1, 16), (5, 1), (5, 9), (16, 16), (16, 7), (12, 17)])
+def test_tile_statistics_from_nonzero_responsibilities(K, D, want_rows):
+    """The float64 diag tile's statistics from the nonzero w r_nk inside the register E-step
+    (K <= 16, D <= 16; D = 17 keeps the statistics DGEMM): well separated clusters, so most
+    r_nk are exactly 0, plus a component far from every row (its eight-row masks all
+    empty) and two broad ones no row is far from (masks full); N = 8 m + 5 rows, weights
+    with zeros, in 64-row tiles (a chunk of 128 rows) and in whole chunks; against the
+    reference and bitwise for 1, 2 and 3 threads."""
+    rng = np.random.default_rng([67, K, D])
+    N = 8 * 131 + 5
+    p = make_params(rng, "diag", K, D)
+    means = rng.uniform(-40.0, 40.0, size=(K, D))
+    cov = rng.uniform(0.2, 0.6, size=(K, D))
+    if K > 3:
+        means[0], cov[0] = 120.0, 1.5  # no row near: r = 0 below the cut-off
+        means[1] = means[2] = 0.0
+        cov[1] = cov[2] = 1e4  # every row within reach: r > 0
+    p.update(means=means, cov=cov, prec_chol=G.precision_cholesky(cov, "diag"),
+             Lam=np.stack([np.diag(1.0 / c) for c in cov]))
+    rows_of = rng.integers(3 if K > 3 else 0, K, size=N)
+    X = means[rows_of] + rng.normal(size=(N, D)) * np.sqrt(cov[rows_of])
+    X = np.ascontiguousarray(X)
+    shift = X.mean(axis=0)
+    p["means"] = means - shift  # (the reference's and run_tile_pass' means: about the shift)
+    w = rng.uniform(0.0, 3.0, size=N)
+    w[::11] = 0.0
+    ref_resp = reference_resp(X, shift, p)
+    nonzero = ref_resp > 0
+    if K > 3:  # the masks the test is about
+        assert not nonzero[:, 0].any() and nonzero[:, 1:3].all()
+        assert nonzero.sum(axis=1).mean() < 4.0
+    ref = reference_stats(X, w, shift, {**p, "means": np.zeros((K, D))}, resp=ref_resp)
+    for chunk_size in (128, CHUNK):
+        results = [run_tile_pass(X, w, shift, p, 5, t, chunk_size=chunk_size,
+                                 want_rows=want_rows) for t in (1, 2, 3)]
+        red = reduce_slots(results[0], p)
+        assert_stats_close(red, ref, p, 1e-10)
+        if want_rows:
+            assert_allclose(results[0]["resp"], ref_resp, rtol=1e-10, atol=1e-12)
+        for other in results[1:]:
+            for name, value in results[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
+
+
 def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK):
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])
