@@ -1173,6 +1173,63 @@ def test_float32_tile_chunk_sizes_and_small_shapes(covariance_type):
             assert np.all(out["resp"] == 1.0)
 
 
+def check_float32_tile(covariance_type, K, D, N, weighted, want_rows, chunk_size=CHUNK):
+    """The float32 tile's pass against the float64 reference at float32 tolerance (weights
+    with zeros when ``weighted``), bitwise the same for 1, 2 and 3 threads."""
+    rng = np.random.default_rng([43, CODES[covariance_type], K, D, N, int(weighted)])
+    X = make_data(rng, N, D, np.float32)
+    w = rng.uniform(0.0, 3.0, size=N) if weighted else None
+    if weighted:
+        w[::13] = 0.0
+    shift = X.astype(np.float64).mean(axis=0)
+    p = make_params(rng, covariance_type, K, D)
+    ref = reference_about_shift(X, w, shift, p)
+    results = [tile_pass_f32(X, w, shift, p, 5, t, True, want_rows=want_rows,
+                             chunk_size=chunk_size) for t in (1, 2, 3)]
+    red = reduce_slots(results[0], p)
+    rtol = 2e-5
+    assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum() / K)
+    assert_allclose(red["s1"], ref["s1"], rtol=rtol, atol=rtol * ref["s1_scale"].max())
+    assert_allclose(red["s2"].reshape(-1), ref["s2"], rtol=rtol,
+                    atol=rtol * np.abs(ref["s2"]).max())
+    assert_allclose(red["ll"], ref["ll"], rtol=1e-6)
+    assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-6 * abs(ref["ll"]))
+    if want_rows:
+        out = results[0]
+        assert_allclose(out["resp"], ref["resp"], rtol=1e-4, atol=1e-5)
+        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
+        assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
+    for other in results[1:]:
+        for name, value in results[0].items():
+            assert np.array_equal(value, other[name], equal_nan=True), name
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [1, 8, 15, 16, 17, 31, 33, 64, 100, 128, 129])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_estep_component_counts(covariance_type, K):
+    """The float32 tile's E-step by fused multiply-adds (vbf_gmm_tile_estep_f32): up to 16
+    components in registers (sixteen rows a vector, padded with components of constant
+    -inf), past 16 in blocks of eight components over thirty-two rows, stored, then the
+    log-sum-exp sixteen rows at a time (up to ESTEP_BLOCKS_MAX_K = 128; K = 129 takes the
+    SGEMM); D = 16, N = 16 m + 3 (a last vector of three rows; past 16 components also a
+    last block of 19 rows: a second vector of three), weighted, with and without per-row
+    outputs, and chunks of 100 rows (a partial last vector in every chunk): against the
+    reference and bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_float32_tile(covariance_type, K, 16, 16 * 61 + 3, True, want_rows)
+    check_float32_tile(covariance_type, K, 16, 16 * 61 + 3, False, True, chunk_size=100)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [4, 64])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_estep_wide_features(covariance_type, K):
+    """The float32 E-step over many features (D = 64: W = 129 diag, 66 spherical feature
+    rows a tile) and a chunk of 512 rows, against the reference and thread-invariant."""
+    check_float32_tile(covariance_type, K, 64, 512 * 3 + 77, True, True, chunk_size=512)
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_float32_tile_without_density_and_far_component(covariance_type):
     """Every weight 0 (log pi = -inf): uniform responsibilities, log p = -inf, as the

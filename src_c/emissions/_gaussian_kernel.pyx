@@ -234,6 +234,9 @@ cdef extern from "_gaussian_kernels.h":
     int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
                              const double* coefT, const double* w, double* lpT, double* lpn,
                              double* rlogr) noexcept nogil
+    int vbf_gmm_tile_estep_f32(const float* f, int ld, int b, int W, int K,
+                               const float* coefT, const double* w, float* lpT, double* lpn,
+                               double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
@@ -347,6 +350,9 @@ cdef struct _GaussPass:
     # FAR_FROM_SHIFT_F32): coef rounded to float32
     bint tile32
     const float* coef32        # (K, W)
+    # K <= ESTEP_BLOCKS_MAX_K: coef16 rounded to float32 (its layout), for the float32
+    # E-step by fused multiply-adds (vbf_gmm_tile_estep_f32); NULL otherwise
+    const float* coef32T
 
     # 'full' with responsibilities computed here, no draws, D <= FULL_TILE_MAX_D: each
     # group's rows as fused tiles (_full_tile_group)
@@ -745,9 +751,11 @@ cdef void _tile_group(
     exp: only the statistics, the bound terms and per-row outputs untouched.
 
     The tile's precision tile_t: double (the float64 tile), or float (float32 X with
-    p.tile32: features, log rho by one SGEMM against coef32, the log-sum-exp sixteen rows a
-    vector, and each chunk's [S1 | S2 | N] by one SGEMM into acc_chunk, then added in float64
-    to the accumulator; the bound terms are float64 sums of per-row float32 values). feat:
+    p.tile32: features, log rho by float32 fused multiply-adds and its log-sum-exp sixteen
+    rows a vector (vbf_gmm_tile_estep_f32 against coef32T, K <= ESTEP_BLOCKS_MAX_K, AVX-512;
+    else one SGEMM against coef32 and vbf_gmm_lse_cols_f32), and each chunk's [S1 | S2 | N]
+    by one SGEMM into acc_chunk, then added in float64 to the accumulator; the bound terms
+    are float64 sums of per-row float32 values). feat:
     (W, ld) features, feature-major (vbf_gmm_tile_features_*), ld = the tile's rows rounded up
     to the lanes (8 doubles, 16 floats); lpT: (K, ld) log rho; rowbuf: (2, ld) doubles, lpn and
     rlogr; acc: (K, W) doubles; acc_chunk: (K, W) (float tile only). The chunks, the GEMMs'
@@ -802,8 +810,16 @@ cdef void _tile_group(
         if tile_t is float:
             if floating is float:  # (a float tile is for float32 X only)
                 vbf_gmm_tile_features32(X + start * D, b, D, shift, diag, feat, ld)
-            sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W, &zero,
-                  lpT, &ld)
+            if p.coef32T != NULL:
+                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
+                # outputs, which weight it after them)
+                lse_done = vbf_gmm_tile_estep_f32(
+                    feat, ld, b, W, K, p.coef32T,
+                    weights + start if has_weights and resp_out == NULL else NULL,
+                    lpT, lpn_buf, rlogr_buf)
+            if not lse_done:
+                sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W,
+                      &zero, lpT, &ld)
         else:
             if floating is float:
                 vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, feat, ld)
@@ -1589,6 +1605,7 @@ def gmm_pass(
     # the tile in float32: every component near enough to the shift for float32's digits
     # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32
     cdef float* coef32 = NULL
+    cdef float* coef32T = NULL
     cdef double p2, dist2_max = 0.0
     p.tile32 = False
     if floating is float:
@@ -1616,7 +1633,18 @@ def gmm_pass(
             raise MemoryError()
         for i in range(K * p.n_tile):
             coef32[i] = <float>coef[i]
+    if p.tile32 and coef16 != NULL:
+        coef32T = <float*>malloc(k_pad * p.n_tile * sizeof(float))
+        if coef32T == NULL:
+            free(centred)
+            free(coef)
+            free(coef16)
+            free(coef32)
+            raise MemoryError()
+        for ci in range(k_pad * p.n_tile):
+            coef32T[ci] = <float>coef16[ci]
     p.coef32 = coef32
+    p.coef32T = coef32T
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -1733,6 +1761,7 @@ def gmm_pass(
     free(coef)
     free(coef16)
     free(coef32)
+    free(coef32T)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],
