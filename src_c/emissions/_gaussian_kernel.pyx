@@ -714,6 +714,15 @@ cdef inline void _tile_rows_out(
                         lpT[<Py_ssize_t>k * ld + n] * <tile_t>weights[start + n]
 
 
+cdef inline int _tile32_ld(Py_ssize_t rows) noexcept nogil:
+    """The float32 tile's leading dimension for a tile of ``rows`` rows: rounded up to the
+    sixteen lanes, plus sixteen floats where that is a multiple of 256 (feature rows 1 KiB
+    apart would fall in four of L1's 64 sets: the E-step's blocks re-read their rows' column
+    of the tile, W lines, from L2; 1,088 bytes apart they spread over every set)."""
+    cdef int ld = <int>((rows + 15) // 16 * 16)
+    return ld + 16 if ld % 256 == 0 else ld
+
+
 cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
                                     int W, int s2_width) noexcept nogil:
     """A diag / spherical tile group's accumulator acc (K, W) = [S1 | S2 | N] added to group
@@ -773,6 +782,8 @@ cdef void _tile_group(
     if tile_t is double and diag and chunk_size % DIAG_TILE_ROWS == 0:
         rows = DIAG_TILE_ROWS
     cdef int ld = <int>((rows + lanes - 1) // lanes * lanes)
+    if tile_t is float:
+        ld = _tile32_ld(rows)
     if rows == DIAG_TILE_ROWS and chunk_size > rows:
         # feature rows DIAG_TILE_ROWS + 8 doubles apart, not 512 bytes: every eighth would
         # share an L1 set (the buffers hold (chunk_size + 7) rows a feature)
@@ -1686,6 +1697,10 @@ def gmm_pass(
 
     # the diag / spherical tiles' lpT follows their (2, ld) doubles of per-row results in lp
     cdef int tile_ld = <int>((chunk_size + 15) // 16 * 16)
+    if p.tile32:
+        # (padded from 241 rows on: zbuf's 2 (chunk_size + 7) width floats still hold the
+        # W (chunk_size + 31) features, lp the 2 ld doubles and K ld floats)
+        tile_ld = _tile32_ld(chunk_size)
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc((chunk_size + 7) * width * sizeof(double))
