@@ -1230,6 +1230,35 @@ def test_float32_tile_estep_wide_features(covariance_type, K):
     check_float32_tile(covariance_type, K, 64, 512 * 3 + 77, True, True, chunk_size=512)
 
 
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_given_responsibilities(covariance_type, weighted):
+    """Given responsibilities over float32 X working in float32, every centre at the shift
+    (the first pass of ``centred_stats_from_resp``): the float32 tile's statistics of w r
+    rounded to float32 (soft rows: the dense SGEMM; one-hot rows: the nonzero ones alone),
+    against the float64 reference at float32 tolerance, ll / ent left zero, no per-row
+    output, bitwise the same for 1, 2 and 3 threads, and not the float64 tile's bits."""
+    K, D = 6, 16
+    rng, X, w, shift, p, soft = resp_problem(9, covariance_type, np.float32, weighted, K, D)
+    p["means"] = np.zeros((K, D))
+    hard = np.zeros((N_ODD, K))
+    hard[np.arange(N_ODD), rng.integers(0, K, N_ODD)] = 1.0
+    for resp in (soft, hard):
+        outs = [run_pass(X, w, shift, p, resp_in=resp, n_threads=t, want_resp=True,
+                         want_lpn=True, float32_work=True) for t in (1, 2, 3)]
+        red = reduce_slots(outs[0], p)
+        ref = reference_stats(X, w, shift, p, resp=resp)
+        assert_stats_close(red, ref, p, 2e-5)
+        assert not outs[0]["ll"].any() and not outs[0]["ent"].any()
+        assert np.isnan(outs[0]["resp"]).all() and np.isnan(outs[0]["lpn"]).all()
+        for other in outs[1:]:
+            for name, value in outs[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
+        f64 = run_pass(X, w, shift, p, resp_in=resp, n_threads=2, float32_work=False)
+        assert not np.array_equal(f64["s1"], outs[0]["s1"])
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_float32_tile_without_density_and_far_component(covariance_type):
     """Every weight 0 (log pi = -inf): uniform responsibilities, log p = -inf, as the
@@ -1480,8 +1509,10 @@ def test_full_float32_given_responsibilities_past_the_tiles_keep_float64():
     assert not _gmm.full_given32_form(K, D) and _gmm.full_given32_form(K, 64)
 
 
-def test_float32_first_pass_centres_far_components_at_their_means():
-    """``GaussianPass.centred_stats_from_resp`` for float32 X working in float32 ('full'):
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_float32_first_pass_centres_far_components_at_their_means(covariance_type):
+    """``GaussianPass.centred_stats_from_resp`` for float32 X working in float32 ('full';
+    'diag' / 'spherical': the float32 tile's statistics of the given w r):
     a component beyond FAR_FROM_SHIFT_F32 (2^12) of the shift in its own standard deviations
     (but within the float64 rule's 2^20) is centred at its mean by the second pass, so its
     covariance keeps float32's digits; float64 X leaves it at the shift (its digits
@@ -1495,11 +1526,11 @@ def test_float32_first_pass_centres_far_components_at_their_means():
     resp = np.eye(K)[labels]
     out = {}
     for dtype in (np.float64, np.float32):
-        data = G.GaussianPass(X.astype(dtype), None, "full", K, 1,
+        data = G.GaussianPass(X.astype(dtype), None, covariance_type, K, 1,
                               float32_work=dtype == np.float32)
         assert data.given_resp_float32 == (dtype == np.float32)
         stats, centres = data.centred_stats_from_resp(resp)
-        out[dtype] = G.estimate_parameters(stats, "full", 0.0, centres), centres
+        out[dtype] = G.estimate_parameters(stats, covariance_type, 0.0, centres), centres
     (nk64, m64, c64), centres64 = out[np.float64]
     (nk32, m32, c32), centres32 = out[np.float32]
     assert not centres64.any()

@@ -756,8 +756,9 @@ cdef void _tile_group(
         [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
                                                    (or from the nonzero w r alone, when few)
     and the accumulator is added to the group's slots once, after its last chunk. With
-    given responsibilities (p.resp_in, the float64 tile) w r replaces the densities' log-sum-
-    exp: only the statistics, the bound terms and per-row outputs untouched.
+    given responsibilities (p.resp_in) w r replaces the densities' log-sum-
+    exp: only the statistics, the bound terms and per-row outputs untouched (the float tile:
+    w r rounded to float32).
 
     The tile's precision tile_t: double (the float64 tile), or float (float32 X with
     p.tile32: features, log rho by float32 fused multiply-adds and its log-sum-exp sixteen
@@ -821,14 +822,20 @@ cdef void _tile_group(
         if tile_t is float:
             if floating is float:  # (a float tile is for float32 X only)
                 vbf_gmm_tile_features32(X + start * D, b, D, shift, diag, feat, ld)
-            if p.coef32T != NULL:
+            if resp_in != NULL:
+                # given responsibilities (the statistics only): w r rounded to float32
+                for k in range(K):
+                    for n in range(b):
+                        lpT[<Py_ssize_t>k * ld + n] = <float>(resp_in[(start + n) * K + k] * (
+                            weights[start + n] if has_weights else 1.0))
+            elif p.coef32T != NULL:
                 # log rho and its log-sum-exp in registers (w r, unweighted for per-row
                 # outputs, which weight it after them)
                 lse_done = vbf_gmm_tile_estep_f32(
                     feat, ld, b, W, K, p.coef32T,
                     weights + start if has_weights and resp_out == NULL else NULL,
                     lpT, lpn_buf, rlogr_buf)
-            if not lse_done:
+            if resp_in == NULL and not lse_done:
                 sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W,
                       &zero, lpT, &ld)
         else:
@@ -1348,7 +1355,9 @@ def gmm_pass(
         ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). float32 X, 'full' / 'tied' taking
         the fused tiles: the same in float32 (_full_tile_group's float tile: tile, quadratic
         forms, log-sum-exp and each tile's N, S1, S2 in float32, added in float64); 'full'
-        with ``resp_in``: the statistics tile alone in float32 (``full_given32_form``).
+        with ``resp_in``: the statistics tile alone in float32 (``full_given32_form``);
+        diag / spherical with ``resp_in`` (every centre at the shift): the float32 tile's
+        statistics of w r rounded to float32.
         Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
@@ -1620,7 +1629,10 @@ def gmm_pass(
     cdef double p2, dist2_max = 0.0
     p.tile32 = False
     if floating is float:
-        p.tile32 = p.tile and float32_work and not has_resp_in
+        # (given responsibilities too: their statistics about the shift in float32 tiles,
+        # the first pass of GaussianPass.centred_stats_from_resp, which centres a component
+        # beyond FAR_FROM_SHIFT_F32 at its mean by a second pass)
+        p.tile32 = p.tile and float32_work
     if p.tile32:
         for k in range(K):
             dist2 = 0.0
