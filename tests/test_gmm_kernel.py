@@ -1109,17 +1109,12 @@ def reference_about_shift(X, w, shift, p):
             "s1_scale": np.abs(wr).T @ np.abs(Xs)}
 
 
-@pytest.mark.usefixtures("blas_one_thread")
-@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
-    """The float32 tile against the float64 reference at float32 tolerance (K = 7: not a
-    multiple of the lanes; N not of the chunk or of sixteen rows), bitwise the same for 1, 2
-    and 3 threads, and not the float64 tile's bits (it did run in float32)."""
-    rng = np.random.default_rng([41, CODES[covariance_type], int(weighted)])
-    K, D = 7, 5
-    N = N_ODD + 3
+def check_float32_tile(covariance_type, K, D, N, weighted, want_rows, chunk_size=CHUNK,
+                       n_groups=5):
+    """The float32 tile's pass against the float64 reference at float32 tolerance (weights
+    with zeros when ``weighted``), bitwise the same for 1, 2 and 3 threads; returns the
+    one-thread output and the problem (X, w, shift, p)."""
+    rng = np.random.default_rng([43, CODES[covariance_type], K, D, N, int(weighted)])
     X = make_data(rng, N, D, np.float32)
     w = rng.uniform(0.0, 3.0, size=N) if weighted else None
     if weighted:
@@ -1127,8 +1122,8 @@ def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
     shift = X.astype(np.float64).mean(axis=0)
     p = make_params(rng, covariance_type, K, D)
     ref = reference_about_shift(X, w, shift, p)
-    results = [tile_pass_f32(X, w, shift, p, 9, t, True, want_rows=want_rows)
-               for t in (1, 2, 3)]
+    results = [tile_pass_f32(X, w, shift, p, n_groups, t, True, want_rows=want_rows,
+                             chunk_size=chunk_size) for t in (1, 2, 3)]
     red = reduce_slots(results[0], p)
     rtol = 2e-5
     assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum() / K)
@@ -1139,15 +1134,30 @@ def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
     assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-6 * abs(ref["ll"]))
     if want_rows:
         out = results[0]
-        assert out["resp"].dtype == np.float32 and out["lpn"].dtype == np.float32
         assert_allclose(out["resp"], ref["resp"], rtol=1e-4, atol=1e-5)
         assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
         assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
     for other in results[1:]:
         for name, value in results[0].items():
             assert np.array_equal(value, other[name], equal_nan=True), name
+    return results[0], X, w, shift, p
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
+    """The float32 tile against the float64 reference at float32 tolerance (K = 7: not a
+    multiple of the lanes; N not of the chunk or of sixteen rows), bitwise the same for 1, 2
+    and 3 threads, per-row outputs in float32, and not the float64 tile's bits (it did run
+    in float32)."""
+    out, X, w, shift, p = check_float32_tile(covariance_type, 7, 5, N_ODD + 3, weighted,
+                                             want_rows, n_groups=9)
+    if want_rows:
+        assert out["resp"].dtype == np.float32 and out["lpn"].dtype == np.float32
     f64 = tile_pass_f32(X, w, shift, p, 9, 2, False, want_rows=want_rows)
-    assert not np.array_equal(f64["s1"], results[0]["s1"])
+    assert not np.array_equal(f64["s1"], out["s1"])
 
 
 @pytest.mark.usefixtures("blas_one_thread")
@@ -1171,37 +1181,6 @@ def test_float32_tile_chunk_sizes_and_small_shapes(covariance_type):
         assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
         if K == 1:
             assert np.all(out["resp"] == 1.0)
-
-
-def check_float32_tile(covariance_type, K, D, N, weighted, want_rows, chunk_size=CHUNK):
-    """The float32 tile's pass against the float64 reference at float32 tolerance (weights
-    with zeros when ``weighted``), bitwise the same for 1, 2 and 3 threads."""
-    rng = np.random.default_rng([43, CODES[covariance_type], K, D, N, int(weighted)])
-    X = make_data(rng, N, D, np.float32)
-    w = rng.uniform(0.0, 3.0, size=N) if weighted else None
-    if weighted:
-        w[::13] = 0.0
-    shift = X.astype(np.float64).mean(axis=0)
-    p = make_params(rng, covariance_type, K, D)
-    ref = reference_about_shift(X, w, shift, p)
-    results = [tile_pass_f32(X, w, shift, p, 5, t, True, want_rows=want_rows,
-                             chunk_size=chunk_size) for t in (1, 2, 3)]
-    red = reduce_slots(results[0], p)
-    rtol = 2e-5
-    assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum() / K)
-    assert_allclose(red["s1"], ref["s1"], rtol=rtol, atol=rtol * ref["s1_scale"].max())
-    assert_allclose(red["s2"].reshape(-1), ref["s2"], rtol=rtol,
-                    atol=rtol * np.abs(ref["s2"]).max())
-    assert_allclose(red["ll"], ref["ll"], rtol=1e-6)
-    assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-6 * abs(ref["ll"]))
-    if want_rows:
-        out = results[0]
-        assert_allclose(out["resp"], ref["resp"], rtol=1e-4, atol=1e-5)
-        assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
-        assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
-    for other in results[1:]:
-        for name, value in results[0].items():
-            assert np.array_equal(value, other[name], equal_nan=True), name
 
 
 @pytest.mark.usefixtures("blas_one_thread")

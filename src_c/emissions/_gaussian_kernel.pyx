@@ -714,6 +714,17 @@ cdef inline void _tile_rows_out(
                         lpT[<Py_ssize_t>k * ld + n] * <tile_t>weights[start + n]
 
 
+cdef inline void _tile_given_resp(tile_t* lpT, int ld, int b, int K, const double* resp_in,
+                                  const double* weights, Py_ssize_t start) noexcept nogil:
+    """Given responsibilities (the statistics only): lpT (K, ld) OUT w_n r_nk of rows
+    [start, start + b) of resp_in (N, K), component-major, in the tile's precision."""
+    cdef int n, k
+    for k in range(K):
+        for n in range(b):
+            lpT[<Py_ssize_t>k * ld + n] = <tile_t>(resp_in[(start + n) * K + k] * (
+                weights[start + n] if weights != NULL else 1.0))
+
+
 cdef inline int _tile32_ld(Py_ssize_t rows) noexcept nogil:
     """The float32 tile's leading dimension for a tile of ``rows`` rows: rounded up to the
     sixteen lanes, plus sixteen floats where that is a multiple of 256 (feature rows 1 KiB
@@ -823,11 +834,7 @@ cdef void _tile_group(
             if floating is float:  # (a float tile is for float32 X only)
                 vbf_gmm_tile_features32(X + start * D, b, D, shift, diag, feat, ld)
             if resp_in != NULL:
-                # given responsibilities (the statistics only): w r rounded to float32
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = <float>(resp_in[(start + n) * K + k] * (
-                            weights[start + n] if has_weights else 1.0))
+                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
             elif p.coef32T != NULL:
                 # log rho and its log-sum-exp in registers (w r, unweighted for per-row
                 # outputs, which weight it after them)
@@ -844,11 +851,7 @@ cdef void _tile_group(
             else:
                 vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, feat, ld)
             if resp_in != NULL:
-                # given responsibilities (the statistics only): w r component-major
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
-                            weights[start + n] if has_weights else 1.0)
+                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
             elif p.coef16 != NULL:
                 # log rho and its log-sum-exp in registers (w r, unweighted for per-row
                 # outputs, which weight it after them)
