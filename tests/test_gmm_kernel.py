@@ -1155,17 +1155,12 @@ def reference_about_shift(X, w, shift, p):
             "s1_scale": np.abs(wr).T @ np.abs(Xs)}
 
 
-@pytest.mark.usefixtures("blas_one_thread")
-@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
-    """The float32 tile against the float64 reference at float32 tolerance (K = 7: not a
-    multiple of the lanes; N not of the chunk or of sixteen rows), bitwise the same for 1, 2
-    and 3 threads, and not the float64 tile's bits (it did run in float32)."""
-    rng = np.random.default_rng([41, CODES[covariance_type], int(weighted)])
-    K, D = 7, 5
-    N = N_ODD + 3
+def check_float32_tile(covariance_type, K, D, N, weighted, want_rows, chunk_size=CHUNK,
+                       n_groups=5):
+    """The float32 tile's pass against the float64 reference at float32 tolerance (weights
+    with zeros when ``weighted``), bitwise the same for 1, 2 and 3 threads; returns the
+    one-thread output and the problem (X, w, shift, p)."""
+    rng = np.random.default_rng([43, CODES[covariance_type], K, D, N, int(weighted)])
     X = make_data(rng, N, D, np.float32)
     w = rng.uniform(0.0, 3.0, size=N) if weighted else None
     if weighted:
@@ -1173,8 +1168,8 @@ def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
     shift = X.astype(np.float64).mean(axis=0)
     p = make_params(rng, covariance_type, K, D)
     ref = reference_about_shift(X, w, shift, p)
-    results = [tile_pass_f32(X, w, shift, p, 9, t, True, want_rows=want_rows)
-               for t in (1, 2, 3)]
+    results = [tile_pass_f32(X, w, shift, p, n_groups, t, True, want_rows=want_rows,
+                             chunk_size=chunk_size) for t in (1, 2, 3)]
     red = reduce_slots(results[0], p)
     rtol = 2e-5
     assert_allclose(red["nk"], ref["nk"], rtol=rtol, atol=rtol * ref["nk"].sum() / K)
@@ -1185,15 +1180,30 @@ def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
     assert_allclose(red["ent"], ref["ent"], rtol=1e-4, atol=1e-6 * abs(ref["ll"]))
     if want_rows:
         out = results[0]
-        assert out["resp"].dtype == np.float32 and out["lpn"].dtype == np.float32
         assert_allclose(out["resp"], ref["resp"], rtol=1e-4, atol=1e-5)
         assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
         assert_allclose(out["resp"].sum(axis=1, dtype=np.float64), 1.0, rtol=1e-5)
     for other in results[1:]:
         for name, value in results[0].items():
             assert np.array_equal(value, other[name], equal_nan=True), name
+    return results[0], X, w, shift, p
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("want_rows", [False, True], ids=["stats-only", "per-row"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_matches_reference(covariance_type, weighted, want_rows):
+    """The float32 tile against the float64 reference at float32 tolerance (K = 7: not a
+    multiple of the lanes; N not of the chunk or of sixteen rows), bitwise the same for 1, 2
+    and 3 threads, per-row outputs in float32, and not the float64 tile's bits (it did run
+    in float32)."""
+    out, X, w, shift, p = check_float32_tile(covariance_type, 7, 5, N_ODD + 3, weighted,
+                                             want_rows, n_groups=9)
+    if want_rows:
+        assert out["resp"].dtype == np.float32 and out["lpn"].dtype == np.float32
     f64 = tile_pass_f32(X, w, shift, p, 9, 2, False, want_rows=want_rows)
-    assert not np.array_equal(f64["s1"], results[0]["s1"])
+    assert not np.array_equal(f64["s1"], out["s1"])
 
 
 @pytest.mark.usefixtures("blas_one_thread")
@@ -1217,6 +1227,61 @@ def test_float32_tile_chunk_sizes_and_small_shapes(covariance_type):
         assert_allclose(out["lpn"], ref["lpn"], rtol=1e-5)
         if K == 1:
             assert np.all(out["resp"] == 1.0)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [1, 8, 15, 16, 17, 31, 33, 64, 100, 128, 129])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_estep_component_counts(covariance_type, K):
+    """The float32 tile's E-step by fused multiply-adds (vbf_gmm_tile_estep_f32): up to 16
+    components in registers (sixteen rows a vector, padded with components of constant
+    -inf), past 16 in blocks of eight components over thirty-two rows, stored, then the
+    log-sum-exp sixteen rows at a time (up to ESTEP_BLOCKS_MAX_K = 128; K = 129 takes the
+    SGEMM); D = 16, N = 16 m + 3 (a last vector of three rows; past 16 components also a
+    last block of 19 rows: a second vector of three), weighted, with and without per-row
+    outputs, and chunks of 100 rows (a partial last vector in every chunk): against the
+    reference and bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_float32_tile(covariance_type, K, 16, 16 * 61 + 3, True, want_rows)
+    check_float32_tile(covariance_type, K, 16, 16 * 61 + 3, False, True, chunk_size=100)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [4, 64])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_estep_wide_features(covariance_type, K):
+    """The float32 E-step over many features (D = 64: W = 129 diag, 66 spherical feature
+    rows a tile) and a chunk of 512 rows, against the reference and thread-invariant."""
+    check_float32_tile(covariance_type, K, 64, 512 * 3 + 77, True, True, chunk_size=512)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_tile_given_responsibilities(covariance_type, weighted):
+    """Given responsibilities over float32 X working in float32, every centre at the shift
+    (the first pass of ``centred_stats_from_resp``): the float32 tile's statistics of w r
+    rounded to float32 (soft rows: the dense SGEMM; one-hot rows: the nonzero ones alone),
+    against the float64 reference at float32 tolerance, ll / ent left zero, no per-row
+    output, bitwise the same for 1, 2 and 3 threads, and not the float64 tile's bits."""
+    K, D = 6, 16
+    rng, X, w, shift, p, soft = resp_problem(9, covariance_type, np.float32, weighted, K, D)
+    p["means"] = np.zeros((K, D))
+    hard = np.zeros((N_ODD, K))
+    hard[np.arange(N_ODD), rng.integers(0, K, N_ODD)] = 1.0
+    for resp in (soft, hard):
+        outs = [run_pass(X, w, shift, p, resp_in=resp, n_threads=t, want_resp=True,
+                         want_lpn=True, float32_work=True) for t in (1, 2, 3)]
+        red = reduce_slots(outs[0], p)
+        ref = reference_stats(X, w, shift, p, resp=resp)
+        assert_stats_close(red, ref, p, 2e-5)
+        assert not outs[0]["ll"].any() and not outs[0]["ent"].any()
+        assert np.isnan(outs[0]["resp"]).all() and np.isnan(outs[0]["lpn"]).all()
+        for other in outs[1:]:
+            for name, value in outs[0].items():
+                assert np.array_equal(value, other[name], equal_nan=True), name
+        f64 = run_pass(X, w, shift, p, resp_in=resp, n_threads=2, float32_work=False)
+        assert not np.array_equal(f64["s1"], outs[0]["s1"])
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
@@ -1469,8 +1534,10 @@ def test_full_float32_given_responsibilities_past_the_tiles_keep_float64():
     assert not _gmm.full_given32_form(K, D) and _gmm.full_given32_form(K, 64)
 
 
-def test_float32_first_pass_centres_far_components_at_their_means():
-    """``GaussianPass.centred_stats_from_resp`` for float32 X working in float32 ('full'):
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_float32_first_pass_centres_far_components_at_their_means(covariance_type):
+    """``GaussianPass.centred_stats_from_resp`` for float32 X working in float32 ('full';
+    'diag' / 'spherical': the float32 tile's statistics of the given w r):
     a component beyond FAR_FROM_SHIFT_F32 (2^12) of the shift in its own standard deviations
     (but within the float64 rule's 2^20) is centred at its mean by the second pass, so its
     covariance keeps float32's digits; float64 X leaves it at the shift (its digits
@@ -1484,11 +1551,11 @@ def test_float32_first_pass_centres_far_components_at_their_means():
     resp = np.eye(K)[labels]
     out = {}
     for dtype in (np.float64, np.float32):
-        data = G.GaussianPass(X.astype(dtype), None, "full", K, 1,
+        data = G.GaussianPass(X.astype(dtype), None, covariance_type, K, 1,
                               float32_work=dtype == np.float32)
         assert data.given_resp_float32 == (dtype == np.float32)
         stats, centres = data.centred_stats_from_resp(resp)
-        out[dtype] = G.estimate_parameters(stats, "full", 0.0, centres), centres
+        out[dtype] = G.estimate_parameters(stats, covariance_type, 0.0, centres), centres
     (nk64, m64, c64), centres64 = out[np.float64]
     (nk32, m32, c32), centres32 = out[np.float32]
     assert not centres64.any()

@@ -247,6 +247,9 @@ cdef extern from "_gaussian_kernels.h":
                                    double* lpn, double* rlogr, const double* x, int D,
                                    int diag, const double* shift, const double* ws,
                                    double* acc) noexcept nogil
+    int vbf_gmm_tile_estep_f32(const float* f, int ld, int b, int W, int K,
+                               const float* coefT, const double* w, float* lpT, double* lpn,
+                               double* rlogr) noexcept nogil
 
     void vbf_gmm_full_pack_u(const double* u, int D, int K, double* up) noexcept nogil
     void vbf_gmm_full_quad_tile(const double* xT, int ld, int nr, int D, int K,
@@ -360,6 +363,9 @@ cdef struct _GaussPass:
     # FAR_FROM_SHIFT_F32): coef rounded to float32
     bint tile32
     const float* coef32        # (K, W)
+    # K <= ESTEP_BLOCKS_MAX_K: coef16 rounded to float32 (its layout), for the float32
+    # E-step by fused multiply-adds (vbf_gmm_tile_estep_f32); NULL otherwise
+    const float* coef32T
 
     # 'full' with responsibilities computed here, no draws, D <= FULL_TILE_MAX_D: each
     # group's rows as fused tiles (_full_tile_group)
@@ -721,6 +727,26 @@ cdef inline void _tile_rows_out(
                         lpT[<Py_ssize_t>k * ld + n] * <tile_t>weights[start + n]
 
 
+cdef inline void _tile_given_resp(tile_t* lpT, int ld, int b, int K, const double* resp_in,
+                                  const double* weights, Py_ssize_t start) noexcept nogil:
+    """Given responsibilities (the statistics only): lpT (K, ld) OUT w_n r_nk of rows
+    [start, start + b) of resp_in (N, K), component-major, in the tile's precision."""
+    cdef int n, k
+    for k in range(K):
+        for n in range(b):
+            lpT[<Py_ssize_t>k * ld + n] = <tile_t>(resp_in[(start + n) * K + k] * (
+                weights[start + n] if weights != NULL else 1.0))
+
+
+cdef inline int _tile32_ld(Py_ssize_t rows) noexcept nogil:
+    """The float32 tile's leading dimension for a tile of ``rows`` rows: rounded up to the
+    sixteen lanes, plus sixteen floats where that is a multiple of 256 (feature rows 1 KiB
+    apart would fall in four of L1's 64 sets: the E-step's blocks re-read their rows' column
+    of the tile, W lines, from L2; 1,088 bytes apart they spread over every set)."""
+    cdef int ld = <int>((rows + 15) // 16 * 16)
+    return ld + 16 if ld % 256 == 0 else ld
+
+
 cdef inline void _tile_acc_to_slots(const _GaussPass* p, Py_ssize_t g, const double* acc,
                                     int W, int s2_width) noexcept nogil:
     """A diag / spherical tile group's accumulator acc (K, W) = [S1 | S2 | N] added to group
@@ -754,13 +780,16 @@ cdef void _tile_group(
         [S1 | S2 | N] (K, W) += (w r) f             one GEMM, into the group's accumulator
                                                    (or from the nonzero w r alone, when few)
     and the accumulator is added to the group's slots once, after its last chunk. With
-    given responsibilities (p.resp_in, the float64 tile) w r replaces the densities' log-sum-
-    exp: only the statistics, the bound terms and per-row outputs untouched.
+    given responsibilities (p.resp_in) w r replaces the densities' log-sum-
+    exp: only the statistics, the bound terms and per-row outputs untouched (the float tile:
+    w r rounded to float32).
 
     The tile's precision tile_t: double (the float64 tile), or float (float32 X with
-    p.tile32: features, log rho by one SGEMM against coef32, the log-sum-exp sixteen rows a
-    vector, and each chunk's [S1 | S2 | N] by one SGEMM into acc_chunk, then added in float64
-    to the accumulator; the bound terms are float64 sums of per-row float32 values). feat:
+    p.tile32: features, log rho by float32 fused multiply-adds and its log-sum-exp sixteen
+    rows a vector (vbf_gmm_tile_estep_f32 against coef32T, K <= ESTEP_BLOCKS_MAX_K, AVX-512;
+    else one SGEMM against coef32 and vbf_gmm_lse_cols_f32), and each chunk's [S1 | S2 | N]
+    by one SGEMM into acc_chunk, then added in float64 to the accumulator; the bound terms
+    are float64 sums of per-row float32 values). feat:
     (W, ld) features, feature-major (vbf_gmm_tile_features_*), ld = the tile's rows rounded up
     to the lanes (8 doubles, 16 floats); lpT: (K, ld) log rho; rowbuf: (2, ld) doubles, lpn and
     rlogr; acc: (K, W) doubles; acc_chunk: (K, W) (float tile only). The chunks, the GEMMs'
@@ -778,6 +807,8 @@ cdef void _tile_group(
     if tile_t is double and diag and chunk_size % DIAG_TILE_ROWS == 0:
         rows = DIAG_TILE_ROWS
     cdef int ld = <int>((rows + lanes - 1) // lanes * lanes)
+    if tile_t is float:
+        ld = _tile32_ld(rows)
     if rows == DIAG_TILE_ROWS and chunk_size > rows:
         # feature rows DIAG_TILE_ROWS + 8 doubles apart, not 512 bytes: every eighth would
         # share an L1 set (the buffers hold (chunk_size + 7) rows a feature)
@@ -817,19 +848,25 @@ cdef void _tile_group(
         if tile_t is float:
             if floating is float:  # (a float tile is for float32 X only)
                 vbf_gmm_tile_features32(X + start * D, b, D, shift, diag, feat, ld)
-            sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W, &zero,
-                  lpT, &ld)
+            if resp_in != NULL:
+                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
+            elif p.coef32T != NULL:
+                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
+                # outputs, which weight it after them)
+                lse_done = vbf_gmm_tile_estep_f32(
+                    feat, ld, b, W, K, p.coef32T,
+                    weights + start if has_weights and resp_out == NULL else NULL,
+                    lpT, lpn_buf, rlogr_buf)
+            if resp_in == NULL and not lse_done:
+                sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W,
+                      &zero, lpT, &ld)
         else:
             if floating is float:
                 vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, feat, ld)
             else:
                 vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, feat, ld)
             if resp_in != NULL:
-                # given responsibilities (the statistics only): w r component-major
-                for k in range(K):
-                    for n in range(b):
-                        lpT[<Py_ssize_t>k * ld + n] = resp_in[(start + n) * K + k] * (
-                            weights[start + n] if has_weights else 1.0)
+                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
             elif (p.coef16 != NULL and floating is double and compute_stats and diag
                   and K <= ESTEP_MAX_K and D <= ESTEP_STATS_MAX_D):
                 # log rho, its log-sum-exp and the statistics from the nonzero w r in
@@ -1348,7 +1385,9 @@ def gmm_pass(
         ``vbfast.emissions.gaussian.FLOAT32_BOUND_RTOL``). float32 X, 'full' / 'tied' taking
         the fused tiles: the same in float32 (_full_tile_group's float tile: tile, quadratic
         forms, log-sum-exp and each tile's N, S1, S2 in float32, added in float64); 'full'
-        with ``resp_in``: the statistics tile alone in float32 (``full_given32_form``).
+        with ``resp_in``: the statistics tile alone in float32 (``full_given32_form``);
+        diag / spherical with ``resp_in`` (every centre at the shift): the float32 tile's
+        statistics of w r rounded to float32.
         Ignored otherwise.
     """
     cdef Py_ssize_t N = X.shape[0]
@@ -1616,10 +1655,14 @@ def gmm_pass(
     # the tile in float32: every component near enough to the shift for float32's digits
     # (sum_j m_kj^2 p_kj^2 from aux = [-2 m p^2, p^2]) and every coefficient finite in float32
     cdef float* coef32 = NULL
+    cdef float* coef32T = NULL
     cdef double p2, dist2_max = 0.0
     p.tile32 = False
     if floating is float:
-        p.tile32 = p.tile and float32_work and not has_resp_in
+        # (given responsibilities too: their statistics about the shift in float32 tiles,
+        # the first pass of GaussianPass.centred_stats_from_resp, which centres a component
+        # beyond FAR_FROM_SHIFT_F32 at its mean by a second pass)
+        p.tile32 = p.tile and float32_work
     if p.tile32:
         for k in range(K):
             dist2 = 0.0
@@ -1643,7 +1686,18 @@ def gmm_pass(
             raise MemoryError()
         for i in range(K * p.n_tile):
             coef32[i] = <float>coef[i]
+    if p.tile32 and coef16 != NULL:
+        coef32T = <float*>malloc(k_pad * p.n_tile * sizeof(float))
+        if coef32T == NULL:
+            free(centred)
+            free(coef)
+            free(coef16)
+            free(coef32)
+            raise MemoryError()
+        for ci in range(k_pad * p.n_tile):
+            coef32T[ci] = <float>coef16[ci]
     p.coef32 = coef32
+    p.coef32T = coef32T
     p.D = D
     p.K = K
     p.cov_type = covariance_type
@@ -1685,6 +1739,10 @@ def gmm_pass(
 
     # the diag / spherical tiles' lpT follows their (2, ld) doubles of per-row results in lp
     cdef int tile_ld = <int>((chunk_size + 15) // 16 * 16)
+    if p.tile32:
+        # (padded from 241 rows on: zbuf's 2 (chunk_size + 7) width floats still hold the
+        # W (chunk_size + 31) features, lp the 2 ld doubles and K ld floats)
+        tile_ld = _tile32_ld(chunk_size)
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
         zbuf = <double*>malloc((chunk_size + 7) * width * sizeof(double))
@@ -1760,6 +1818,7 @@ def gmm_pass(
     free(coef)
     free(coef16)
     free(coef32)
+    free(coef32T)
     if resp_w != NULL:
         with nogil:
             _s2_panels(&X[0, 0], N, D, K, &shift[0], &means[0, 0], resp_w, &s2_slots[0, 0],

@@ -1455,6 +1455,171 @@ VBF_TARGET_AVX2 static void vbf_gmm_lse_cols_f32_avx2(
 {
     vbf_gmm_lse_cols_f32_8(lpT, ld, b, K, w, lpn, rlogr);
 }
+
+/* The E-step of a float32 diag / spherical tile (_tile_group, float tile) in registers
+   (AVX-512), in place of an SGEMM into lpT and vbf_gmm_lse_cols_f32's three sweeps of it:
+   sixteen rows at a time (one a lane), log rho_nk = sum_{j < W - 1} coefT[j, k] f[j, n] +
+   coefT[W - 1, k] by float32 fused multiply-adds in feature order, the constant last (f
+   (W, ld) the float32 tile's features, feature-major, its last row the ones; coefT (W, 16)
+   row-major = [-1/2 a_k, c_k]^T rounded to float32, the components past K zero with
+   constant -inf), all sixteen kept in registers; then vbf_gmm_lse_cols_f32's operations on them (the max, the
+   exp of those above the max minus 50, their sum in k order, 1 / s, log s), lpT (K, ld)
+   receiving (float32) w_n r_nk (w NULL: r_nk), lpn and rlogr in float64 as there. Rows past
+   b read their features as 0 and store r = 0. A row's result depends on that row only. */
+VBF_TARGET_AVX512 static void
+vbf_gmm_tile_estep16_f32_avx512(const float *f, int ld, int b, int W, int K,
+                                const float *coefT, const double *w, float *lpT,
+                                double *lpn, double *rlogr)
+{
+    const vbf_f16 ninf = vbf_fsplat_16(-INFINITY), zero = vbf_fsplat_16(0.0f);
+    const vbf_f16 cutoff = vbf_fsplat_16(-50.0f), one = vbf_fsplat_16(1.0f);
+    int n, k, j;
+    for (n = 0; n < b; n += 16) {
+        const __mmask16 m = b - n >= 16 ? (__mmask16)0xFFFF
+                                        : (__mmask16)((1u << (b - n)) - 1u);
+        vbf_f16 x[16], mx, s = zero, v = zero, d, r, inv, log_s, scale, wv = one;
+        vbf_fi16 dead;
+        const float *c, *fp = f + n;
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++)
+            x[k] = zero;
+        for (j = 0, c = coefT; j < W - 1; j++, c += 16, fp += ld) {
+            const __m512 fj = _mm512_maskz_loadu_ps(m, fp);
+#pragma GCC unroll 16
+            for (k = 0; k < 16; k++)
+                x[k] = (vbf_f16)_mm512_fmadd_ps(fj, _mm512_set1_ps(c[k]), (__m512)x[k]);
+        }
+        /* the constants last (as the SGEMM's ones feature): started from c_k, the float32
+           partial sums stayed at its size, a few times the rounding at D = 64 */
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++)
+            x[k] = x[k] + vbf_fsplat_16(c[k]);
+        {   /* the max over k, as a tree (exact: the order does not matter) */
+            vbf_f16 t[8];
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++)
+                t[k] = vbf_fblend_16(x[k + 8] > x[k], x[k + 8], x[k]);
+#pragma GCC unroll 4
+            for (k = 0; k < 4; k++)
+                t[k] = vbf_fblend_16(t[k + 4] > t[k], t[k + 4], t[k]);
+            t[0] = vbf_fblend_16(t[2] > t[0], t[2], t[0]);
+            t[1] = vbf_fblend_16(t[3] > t[1], t[3], t[1]);
+            mx = vbf_fblend_16(t[1] > t[0], t[1], t[0]);
+        }
+        dead = mx == ninf;
+        mx = vbf_fblend_16(dead, zero, mx);
+#pragma GCC unroll 16
+        for (k = 0; k < 16; k++) {
+            d = x[k] - mx;
+            r = vbf_ffrom_bits_16(vbf_fbits_16(vbf_expf_nonpositive_16(d)) & (d > cutoff));
+            s = s + r;
+            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
+            v = v + vbf_ffrom_bits_16(vbf_fbits_16(r * d) & (r > zero));
+            x[k] = r;
+        }
+        s = vbf_fblend_16(dead, one, s);
+        inv = one / s;
+        log_s = vbf_logf_16(s);
+        scale = inv;
+        if (w != NULL) {
+            const __m512d w0 = _mm512_maskz_loadu_pd((__mmask8)m, w + n);
+            const __m512d w1 = _mm512_maskz_loadu_pd((__mmask8)(m >> 8), w + n + 8);
+            wv = (vbf_f16)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(w0)),
+                                             _mm512_cvtpd_ps(w1), 1);
+            scale = inv * wv;
+        }
+        {
+            /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
+            const vbf_f16 uniform = wv / vbf_fsplat_16((float)K);
+            for (k = 0; k < K; k++)
+                vbf_fstore_16(lpT + (Py_ssize_t)k * ld + n,
+                              (vbf_f16)_mm512_maskz_mov_ps(
+                                  m, (__m512)vbf_fblend_16(dead, uniform, x[k] * scale)));
+        }
+        {
+            /* in float64: sum_k r_k log r_k = v / s - log s, log p(x) = mx + log s */
+            const __m512 vs = (__m512)(v * inv);
+            const __m512 ls = (__m512)log_s, mf = (__m512)mx;
+            const __mmask16 live = m & ~_mm512_movepi32_mask((__m512i)dead);
+            const __mmask16 gone = m & ~live;
+            __m512d a, l;
+            int h;
+            for (h = 0; h < 2; h++) {
+                const __mmask8 mh = (__mmask8)(m >> (8 * h)), lh = (__mmask8)(live >> (8 * h));
+                const __mmask8 gh = (__mmask8)(gone >> (8 * h));
+                if (!mh)
+                    break;
+                l = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(ls, 1)
+                                      : _mm512_castps512_ps256(ls));
+                a = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(vs, 1)
+                                      : _mm512_castps512_ps256(vs));
+                _mm512_mask_storeu_pd(rlogr + n + 8 * h, lh, _mm512_sub_pd(a, l));
+                _mm512_mask_storeu_pd(rlogr + n + 8 * h, gh, _mm512_setzero_pd());
+                a = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(mf, 1)
+                                      : _mm512_castps512_ps256(mf));
+                _mm512_mask_storeu_pd(lpn + n + 8 * h, lh, _mm512_add_pd(a, l));
+                _mm512_mask_storeu_pd(lpn + n + 8 * h, gh, _mm512_set1_pd(-INFINITY));
+            }
+        }
+    }
+}
+
+/* The E-step of a float32 diag / spherical tile with 16 < K (_tile_group, float tile), log
+   rho by float32 fused multiply-adds in place of an SGEMM into lpT (AVX-512): thirty-two rows
+   at a time (two vectors of sixteen, one row a lane), the components in blocks of eight
+   (each broadcast coefficient used for both vectors), a block's log rho_nk =
+   sum_{j < W - 1} coefT[j, k] f[j, n] + coefT[W - 1, k] in feature order (the constant
+   last) kept in registers
+   and stored to lpT (K, ld) once (coefT block-major: block kb's (W, 8) contiguous, K
+   rounded up to 8, the components past K zero with constant -inf); then
+   vbf_gmm_lse_cols_f32's operations on those rows' columns of lpT while they are in L1
+   (lpT receiving w_n r_nk, lpn and rlogr as there). Rows past b read their features as 0
+   (finite log rho, results unused). A row's result depends on that row only. */
+VBF_TARGET_AVX512 static void
+vbf_gmm_tile_estep_blocks_f32_avx512(const float *f, int ld, int b, int W, int K,
+                                     const float *coefT, const double *w, float *lpT,
+                                     double *lpn, double *rlogr)
+{
+    int n, k, j, kb, h;
+    for (n = 0; n < b; n += 32) {
+        const __mmask16 m0 = b - n >= 16 ? (__mmask16)0xFFFF
+                                         : (__mmask16)((1u << (b - n)) - 1u);
+        const __mmask16 m1 = b - n >= 32 ? (__mmask16)0xFFFF
+                             : b - n <= 16 ? (__mmask16)0
+                                           : (__mmask16)((1u << (b - n - 16)) - 1u);
+        for (kb = 0; kb < K; kb += 8) {
+            __m512 x0[8], x1[8];
+            const float *cb = coefT + (Py_ssize_t)kb * W, *c;
+            const float *fp = f + n;
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++)
+                x0[k] = x1[k] = _mm512_setzero_ps();
+            for (j = 0, c = cb; j < W - 1; j++, c += 8, fp += ld) {
+                const __m512 f0 = _mm512_maskz_loadu_ps(m0, fp);
+                const __m512 f1 = _mm512_maskz_loadu_ps(m1, fp + 16);
+#pragma GCC unroll 8
+                for (k = 0; k < 8; k++) {
+                    const __m512 ck = _mm512_set1_ps(c[k]);
+                    x0[k] = _mm512_fmadd_ps(f0, ck, x0[k]);
+                    x1[k] = _mm512_fmadd_ps(f1, ck, x1[k]);
+                }
+            }
+#pragma GCC unroll 8
+            for (k = 0; k < 8; k++) {  /* the constants last (see the K <= 16 kernel) */
+                x0[k] = _mm512_add_ps(x0[k], _mm512_set1_ps(c[k]));
+                x1[k] = _mm512_add_ps(x1[k], _mm512_set1_ps(c[k]));
+            }
+            for (k = 0; k < 8 && kb + k < K; k++) {
+                _mm512_storeu_ps(lpT + (Py_ssize_t)(kb + k) * ld + n, x0[k]);
+                if (m1)
+                    _mm512_storeu_ps(lpT + (Py_ssize_t)(kb + k) * ld + n + 16, x1[k]);
+            }
+        }
+        for (h = n; h < b && h < n + 32; h += 16)
+            vbf_gmm_lse_cols_f32_16(lpT + h, ld, b - h < 16 ? b - h : 16, K,
+                                    w != NULL ? w + h : NULL, lpn + h, rlogr + h);
+    }
+}
 #endif
 
 /* AVX-512 (sixteen rows a vector), else AVX2 + FMA (eight), else the baseline build (four);
@@ -1473,6 +1638,29 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
     }
 #endif
     vbf_gmm_lse_cols_f32_4(lpT, ld, b, K, w, lpn, rlogr);
+}
+
+/* vbf_gmm_tile_estep16_f32_avx512 (K <= 16; coefT (W, 16)) or
+   vbf_gmm_tile_estep_blocks_f32_avx512 (16 < K; coefT in blocks of eight components) where
+   AVX-512 is (ld a multiple of 16): returns 1 when it did the E-step, 0 when the caller must
+   (its SGEMM and vbf_gmm_lse_cols_f32). */
+static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
+                                  const float *coefT, const double *w, float *lpT,
+                                  double *lpn, double *rlogr)
+{
+#if defined(__x86_64__)
+    if (K <= 16 && vbf_cpu_avx512()) {
+        vbf_gmm_tile_estep16_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
+        return 1;
+    }
+    if (vbf_cpu_avx512()) {
+        vbf_gmm_tile_estep_blocks_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
+        return 1;
+    }
+#endif
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
+    (void)lpn; (void)rlogr;
+    return 0;
 }
 
 #else  /* not GCC/Clang: the same algorithm one row at a time */
@@ -1509,6 +1697,15 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
         rlogr[n] = (double)(v * r) - (double)log_s;
         lpn[n] = (double)mx + (double)log_s;
     }
+}
+
+static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
+                                  const float *coefT, const double *w, float *lpT,
+                                  double *lpn, double *rlogr)
+{
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
+    (void)lpn; (void)rlogr;
+    return 0;
 }
 #endif
 

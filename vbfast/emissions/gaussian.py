@@ -70,7 +70,7 @@ FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
 # 'full' statistics of given responsibilities over float32 X (``float32_work``,
 # ``_gmm.full_given32_form``) are float32 tiles centred at the pass's centres, the shift for
-# a first pass: a component's S2 about the shift then loses about log10 of its squared
+# a first pass ('diag' / 'spherical': the float32 tile's, about the shift): a component's S2 about the shift then loses about log10 of its squared
 # distance from the shift in its own standard deviations to the M-step's re-centring, of
 # float32's 7.2 digits. ``centred_stats_from_resp`` centres a component beyond this (2^12,
 # 3.6 digits; FAR_FROM_SHIFT in float64) at its mean by a second pass.
@@ -198,12 +198,14 @@ class GaussianPass:
 
     @property
     def given_resp_float32(self):
-        """Whether a pass of given responsibilities runs in float32 ('full', float32 X
-        working in float32, no panel sweep): then its S2 about the shift keeps float32's
-        digits (``FAR_FROM_SHIFT_F32``)."""
-        return (self.float32_work and self.covariance_type == "full"
-                and not self.slot_plan.s2_panels
-                and _gmm.full_given32_form(self.n_components, self.n_features))
+        """Whether a pass of given responsibilities runs in float32 (float32 X working in
+        float32: 'diag' / 'spherical' (the float32 tiles), 'full' without a panel sweep):
+        then its S2 about the shift keeps float32's digits (``FAR_FROM_SHIFT_F32``)."""
+        if not self.float32_work or self.covariance_type == "tied":
+            return False
+        return self.covariance_type in ("diag", "spherical") or (
+            not self.slot_plan.s2_panels
+            and _gmm.full_given32_form(self.n_components, self.n_features))
 
     @property
     def bound_rtol(self):
@@ -1069,8 +1071,9 @@ class Diag(_Variances):
                                       centers_shifted, reg_covar), out)
         return out
 
-    def far_from_shift(self, means_shifted, covariances):
-        return _far(means_shifted ** 2, covariances)
+    def far_from_shift(self, means_shifted, covariances, limit=None):
+        # (``limit``: FAR_FROM_SHIFT_F32 for a float32 pass)
+        return _far(means_shifted ** 2, covariances, limit)
 
     def log_det_cholesky(self, prec_chol, n_features):
         return np.log(prec_chol).sum(axis=1)
@@ -1119,8 +1122,8 @@ class Spherical(_Variances):
                            out)
         return out
 
-    def far_from_shift(self, means_shifted, covariances):
-        return _far(means_shifted ** 2, np.asarray(covariances)[:, None])
+    def far_from_shift(self, means_shifted, covariances, limit=None):
+        return _far(means_shifted ** 2, np.asarray(covariances)[:, None], limit)
 
     def log_det_cholesky(self, prec_chol, n_features):
         return n_features * np.log(prec_chol)
