@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vbfast._core import _legacy_random
-from vbfast._core.sampling import legacy_gamma
+from vbfast._core.sampling import LEGACY_GAMMA_MIN_DRAWS, legacy_gamma
 
 
 def _same_bits(a, b):
@@ -31,7 +31,7 @@ def test_legacy_gamma_is_numpys(shape, size, seed, cached_gauss):
     ours, numpys = np.random.RandomState(seed), np.random.RandomState(seed)
     if cached_gauss:  # a Gaussian left over in the cache, which the first draw consumes
         ours.standard_normal(1), numpys.standard_normal(1)
-    got = legacy_gamma(ours, shape, 0.01, size)
+    got = legacy_gamma(ours, shape, 0.01, size, min_draws=0)
     assert _same_bits(got, numpys.gamma(shape, 0.01, size))
     _same_stream_after(ours, numpys)
 
@@ -45,7 +45,7 @@ def test_legacy_gamma_across_refills_and_positions():
         ours.randint(2 ** 31, size=prefix), numpys.randint(2 ** 31, size=prefix)
         for shape, scale, size in [(100.0, 0.01, (20, 311)), (5.0, 3.0, 1001),
                                    (0.3, 2.0, 999), (1.0, 0.5, 17)]:
-            assert _same_bits(legacy_gamma(ours, shape, scale, size),
+            assert _same_bits(legacy_gamma(ours, shape, scale, size, min_draws=0),
                               numpys.gamma(shape, scale, size))
         _same_stream_after(ours, numpys)
 
@@ -55,7 +55,8 @@ def test_legacy_gamma_special_values():
     for shape, scale in [(np.inf, 1.0), (np.nan, 1.0), (2.0, np.nan), (2.0, np.inf),
                          (0.0, np.inf), (2.0, 0.0), (np.float32(3.5), 2)]:
         ours, numpys = np.random.RandomState(5), np.random.RandomState(5)
-        assert _same_bits(legacy_gamma(ours, shape, scale, 11), numpys.gamma(shape, scale, 11))
+        assert _same_bits(legacy_gamma(ours, shape, scale, 11, min_draws=0),
+                          numpys.gamma(shape, scale, 11))
         _same_stream_after(ours, numpys)
 
 
@@ -64,11 +65,13 @@ def test_legacy_gamma_other_bit_generator_and_arrays_use_numpy():
     call (the same numbers as it, trivially, and the same types of result)."""
     ours = np.random.RandomState(np.random.PCG64(3))
     numpys = np.random.RandomState(np.random.PCG64(3))
-    assert _same_bits(legacy_gamma(ours, 100.0, 0.01, 9), numpys.gamma(100.0, 0.01, 9))
+    assert _same_bits(legacy_gamma(ours, 100.0, 0.01, 9, min_draws=0),
+                      numpys.gamma(100.0, 0.01, 9))
     ours, numpys = np.random.RandomState(3), np.random.RandomState(3)
     shapes = np.array([0.5, 2.0, 100.0])
-    assert _same_bits(legacy_gamma(ours, shapes, 0.01, 3), numpys.gamma(shapes, 0.01, 3))
-    assert legacy_gamma(ours, 2.0, 1.0, None) == numpys.gamma(2.0, 1.0, None)
+    assert _same_bits(legacy_gamma(ours, shapes, 0.01, 3, min_draws=0),
+                      numpys.gamma(shapes, 0.01, 3))
+    assert legacy_gamma(ours, 2.0, 1.0, None, min_draws=0) == numpys.gamma(2.0, 1.0, None)
     _same_stream_after(ours, numpys)
 
 
@@ -84,11 +87,22 @@ def test_legacy_gamma_refuses_what_numpy_refuses(shape, scale, size):
     ours = np.random.RandomState(0)
     before = ours.get_state()
     with pytest.raises(numpys_error.type) as our_error:
-        legacy_gamma(ours, shape, scale, size)
+        legacy_gamma(ours, shape, scale, size, min_draws=0)
     if "< 0" in str(numpys_error.value):
         assert str(our_error.value) == str(numpys_error.value)
     after = ours.get_state()
     assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+
+
+def test_legacy_gamma_default_threshold():
+    """Blocks above and below ``LEGACY_GAMMA_MIN_DRAWS`` (C, then NumPy's call, in turns on
+    one stream): NumPy's numbers and state either way."""
+    ours, numpys = np.random.RandomState(8), np.random.RandomState(8)
+    for size in [(20, LEGACY_GAMMA_MIN_DRAWS // 20 + 1), (3, 5), (LEGACY_GAMMA_MIN_DRAWS,),
+                 LEGACY_GAMMA_MIN_DRAWS - 1]:
+        assert _same_bits(legacy_gamma(ours, 100.0, 0.01, size),
+                          numpys.gamma(100.0, 0.01, size))
+        _same_stream_after(ours, numpys)
 
 
 def test_gamma_fill_refuses_a_bad_state():
