@@ -2311,36 +2311,10 @@ VBF_GMM_FULL_FILL(vbf_gmm_full_tile_fill32, float, float)
 
 /* ---- Random responsibilities (init_params='random'): numpy's RandomState draws, faster.
    scikit-learn starts from RandomState.uniform(size=(N, K)) normalised per row; this
-   gives the same numbers and leaves the generator's state as those calls would. The
-   Mersenne Twister MT19937 (key: its 624 words, pos: the next word's index, 624 = refill
-   first), numpy's double from two words (a >> 5, b >> 6: (a 2^26 + b) / 2^53), the words
-   tempered 624 at a time; each row of K divided by its sum, the sum taken in numpy's
-   pairwise order (vbf_numpy_pairwise_sum), so the division is numpy's. */
-#define VBF_MT_N 624
-#define VBF_MT_M 397
-
-static void vbf_mt19937_refill(uint32_t *restrict key, uint32_t *restrict out)
-{
-    int i;
-    uint32_t y;
-    for (i = 0; i < VBF_MT_N - VBF_MT_M; i++) {
-        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
-        key[i] = key[i + VBF_MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    for (; i < VBF_MT_N - 1; i++) {
-        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
-        key[i] = key[i + VBF_MT_M - VBF_MT_N] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    y = (key[VBF_MT_N - 1] & 0x80000000u) | (key[0] & 0x7fffffffu);
-    key[VBF_MT_N - 1] = key[VBF_MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    for (i = 0; i < VBF_MT_N; i++) {  /* the tempering, vectorised */
-        y = key[i];
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c5680u;
-        y ^= (y << 15) & 0xefc60000u;
-        out[i] = y ^ (y >> 18);
-    }
-}
+   gives the same numbers and leaves the generator's state as those calls would: the
+   MT19937 doubles of vbf_mt19937.h, each row of K divided by its sum, the sum taken in
+   numpy's pairwise order (vbf_numpy_pairwise_sum), so the division is numpy's. */
+#include "vbf_mt19937.h"
 
 /* numpy's float64 add-reduction of n contiguous values (its pairwise_sum: below 8 one by
    one from 0, up to 128 in eight running sums, above that halves at a multiple of 8) */
@@ -2373,39 +2347,6 @@ static double vbf_numpy_pairwise_sum(const double *a, Py_ssize_t n)
     }
 }
 
-/* out[0..count) = the next count doubles of the state (key, *p; tempered: its words,
-   tempered, from *p on), two words each; the pairs within one refill in a tight loop */
-static void vbf_mt19937_doubles(uint32_t *key, int *p, uint32_t *tempered, double *out,
-                                Py_ssize_t count)
-{
-    Py_ssize_t i = 0, m, q;
-    int pp = *p;
-    uint32_t a, b;
-    while (i < count) {
-        if (pp >= VBF_MT_N - 1) {
-            if (pp == VBF_MT_N - 1) {  /* a pair straddling a refill */
-                a = tempered[pp] >> 5;
-                vbf_mt19937_refill(key, tempered);
-                b = tempered[0] >> 6;
-                pp = 1;
-                out[i++] = ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
-                continue;
-            }
-            vbf_mt19937_refill(key, tempered);
-            pp = 0;
-        }
-        m = (VBF_MT_N - pp) / 2;
-        if (m > count - i)
-            m = count - i;
-        for (q = 0; q < m; q++)
-            out[i + q] = ((double)(tempered[pp + 2 * q] >> 5) * 67108864.0
-                          + (double)(tempered[pp + 2 * q + 1] >> 6)) / 9007199254740992.0;
-        i += m;
-        pp += (int)(2 * m);
-    }
-    *p = pp;
-}
-
 /* out (n_rows, K) = RandomState.uniform(size=(n_rows, K)) normalised per row, from the
    state (key, *pos), which is advanced as numpy's draws advance it; 256 rows at a time
    drawn, then normalised while in cache */
@@ -2413,15 +2354,9 @@ static void vbf_mt19937_random_resp(uint32_t *key, int *pos, double *out, Py_ssi
                                     int K)
 {
     uint32_t tempered[VBF_MT_N];
-    int p = *pos, i;
+    int p = *pos;
     Py_ssize_t n0, n1, n, k;
-    for (i = p; i < VBF_MT_N; i++) {  /* the words left of the last refill, tempered */
-        uint32_t y = key[i];
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c5680u;
-        y ^= (y << 15) & 0xefc60000u;
-        tempered[i] = y ^ (y >> 18);
-    }
+    vbf_mt19937_temper_rest(key, p, tempered);
     for (n0 = 0; n0 < n_rows; n0 = n1) {
         n1 = n0 + 256 < n_rows ? n0 + 256 : n_rows;
         vbf_mt19937_doubles(key, &p, tempered, out + n0 * K, (n1 - n0) * K);

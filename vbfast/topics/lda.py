@@ -21,7 +21,7 @@ from .._core.base import (ParamsMixin, TransformerOutputMixin, all_or_nothing,
 from .._core.blocks import DaskRows, Rows, is_block_source, is_dask_array, rows_per_read
 from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
-from .._core.sampling import check_sampler_parameters
+from .._core.sampling import check_sampler_parameters, legacy_gamma
 from .._core.sharding import n_groups
 from .._core.threads import (ShortRegionThreads, resolve_n_threads, single_threaded_blas,
                              threads_for)
@@ -167,7 +167,7 @@ class DocumentData:
         start, stop = shard
         if random_state is None:
             return np.ones((stop - start, K))
-        return random_state.gamma(100.0, 0.01, (stop - start, K))
+        return legacy_gamma(random_state, 100.0, 0.01, (stop - start, K))
 
     def _pattern(self, start, stop):
         key = (start, stop)
@@ -353,7 +353,7 @@ class BlockedDocumentData(DocumentData):
                 starts.append(None)
             else:  # the state at the block, then the block's draws to move past them
                 starts.append(random_state.get_state())
-                random_state.gamma(100.0, 0.01, (stop - start, K))
+                legacy_gamma(random_state, 100.0, 0.01, (stop - start, K))
         return BlockGamma(starts, keep)
 
     def _topic_args(self, inputs):
@@ -442,7 +442,7 @@ def _start_of(start, n, K):
         return np.ones((n, K))
     rs = np.random.RandomState()
     rs.set_state(start)
-    return rs.gamma(100.0, 0.01, (n, K))
+    return legacy_gamma(rs, 100.0, 0.01, (n, K))
 
 
 def _check_block_shape(X, index, n_rows, V):
@@ -1176,7 +1176,7 @@ class LatentDirichletAllocation(TransformerOutputMixin, ParamsMixin):
         self._dtype = X.dtype
         self.n_batch_iter_ = 1
         self.n_iter_ = 0
-        lam = self.random_state_.gamma(100.0, 0.01, (self.n_components, X.shape[1]))
+        lam = legacy_gamma(self.random_state_, 100.0, 0.01, (self.n_components, X.shape[1]))
         if online:
             return OnlineTopics(lam, self.method == "mean_field", self.topic_word_prior_,
                                 self._digamma == "sklearn",
