@@ -334,23 +334,25 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
    three vectors instead of six). The fixed point's sweeps wait for t, so the time is the
    chain digamma(total) -> exp more than the operations: up to four vectors go together,
    first every digamma, then every exp (independent chains in flight, the constants in the
-   32 AVX-512 registers), the vector with the total's lane among the first. */
+   32 AVX-512 registers), the vector with the total's lane among the first. The total's two
+   values stay scalars, met by the vectors in the arithmetic (a splat of a lane picked at run
+   time was eight masked broadcasts on the chain's path). */
 VBF_INLINE void vbf_expect8_block(const int nb, const vbf_v8 *x, int total_lane,
-                                  vbf_v8 *a_total, vbf_v8 *inv_y_total, vbf_v8 *out)
+                                  double *a_total, double *inv_y_total, vbf_v8 *out)
 {
     vbf_v8 a[4], y[4];
     int q;
     for (q = 0; q < nb; q++) a[q] = vbf_digamma_parts8(x[q], &y[q]);
     if (total_lane >= 0) {  /* the total is lane total_lane of x[nb - 1] */
-        *a_total = vbf_splat8(a[nb - 1][total_lane]);
-        *inv_y_total = vbf_splat8(1.0 / y[nb - 1][total_lane]);
+        *a_total = a[nb - 1][total_lane];
+        *inv_y_total = 1.0 / y[nb - 1][total_lane];
     }
     for (q = 0; q < nb; q++) out[q] = (y[q] * *inv_y_total) * vbf_exp8(a[q] - *a_total);
 }
 
 /* nb (1 to 4) as a constant in each call, so that the block's loops unroll */
-VBF_INLINE void vbf_expect8_blocks(int nb, const vbf_v8 *x, int total_lane, vbf_v8 *a_total,
-                                   vbf_v8 *inv_y_total, vbf_v8 *out)
+VBF_INLINE void vbf_expect8_blocks(int nb, const vbf_v8 *x, int total_lane, double *a_total,
+                                   double *inv_y_total, vbf_v8 *out)
 {
     switch (nb) {
     case 1: vbf_expect8_block(1, x, total_lane, a_total, inv_y_total, out); break;
@@ -366,7 +368,8 @@ VBF_INLINE void vbf_exp_expectation_total8_body(int K, const double *gamma, doub
     const int last = K / 8;                /* the vector with the total's lane */
     const int nb0 = last < 3 ? last + 1 : 4;  /* it and the nb0 - 1 vectors before it */
     const int v0 = last + 1 - nb0;
-    vbf_v8 x[4], out[4], a_total = vbf_splat8(0.0), inv_y_total = vbf_splat8(0.0);
+    vbf_v8 x[4], out[4];
+    double a_total = 0.0, inv_y_total = 0.0;
     double tail[8];
     int q, v, nb;
     for (q = 0; q < 8; q++)
