@@ -70,10 +70,11 @@ FLOAT32_TILE_MAX_WEIGHT = 2.0 ** 20
 
 # 'full' statistics of given responsibilities over float32 X (``float32_work``,
 # ``_gmm.full_given32_form``) are float32 tiles centred at the pass's centres, the shift for
-# a first pass ('diag' / 'spherical': the float32 tile's, about the shift): a component's S2 about the shift then loses about log10 of its squared
-# distance from the shift in its own standard deviations to the M-step's re-centring, of
-# float32's 7.2 digits. ``centred_stats_from_resp`` centres a component beyond this (2^12,
-# 3.6 digits; FAR_FROM_SHIFT in float64) at its mean by a second pass.
+# a first pass ('diag' / 'spherical': the float32 tile's, about the shift): a component's S2
+# about the shift then loses about log10 of its squared distance from the shift in its own
+# standard deviations to the M-step's re-centring, of float32's 7.2 digits.
+# ``centred_stats_from_resp`` centres a component beyond this (2^12, 3.6 digits;
+# FAR_FROM_SHIFT in float64) at its mean by a second pass.
 FAR_FROM_SHIFT_F32 = 2.0 ** 12
 
 # Memory the statistics slots of one pass may take, in bytes: this much, or an eighth of the
