@@ -149,9 +149,9 @@ cdef enum:
 # The float64 diag tile with K <= ESTEP_MAX_K and up to this many features (a row of x -
 # shift in two registers) takes its statistics inside the register E-step from the nonzero
 # w r_nk alone (vbf_gmm_tile_estep16_stats), in place of the statistics DGEMM: one pass at
-# D = K = 16, one thread, 1.03-1.14x (benchmarks/RESULTS.md, gmmdiag7). Spherical keeps the
-# DGEMM (W = D + 2: the DGEMM's half the work, the fused form 0.82-0.88x). A rule of the
-# model's size only.
+# D = K = 16, one thread, 1.18-1.22x less CPU (benchmarks/RESULTS.md, gmmdiag7). Spherical
+# keeps the DGEMM (W = D + 2: the DGEMM's half the work, the fused form 0.95-1.00x). A rule
+# of the model's size only.
 cdef enum:
     ESTEP_STATS_MAX_D = 16
 
