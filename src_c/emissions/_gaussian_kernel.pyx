@@ -245,7 +245,7 @@ cdef extern from "_gaussian_kernels.h":
     int vbf_gmm_tile_estep16_stats(const double* f, int ld, int b, int W, int K,
                                    const double* coefT, const double* w, double* lpT,
                                    double* lpn, double* rlogr, const double* x, int D,
-                                   int diag, const double* shift, const double* ws,
+                                   const double* shift, const double* ws,
                                    double* acc) noexcept nogil
     int vbf_gmm_tile_estep_f32(const float* f, int ld, int b, int W, int K,
                                const float* coefT, const double* w, float* lpT, double* lpn,
@@ -875,8 +875,7 @@ cdef void _tile_group(
                     feat, ld, b, W, K, p.coef16,
                     weights + start if has_weights and resp_out == NULL else NULL,
                     lpT if resp_out != NULL else NULL, lpn_buf, rlogr_buf,
-                    <const double*><const void*>(X + start * D), D, diag,
-                    shift,
+                    <const double*><const void*>(X + start * D), D, shift,
                     weights + start if has_weights else NULL, acc)
                 stats_done = lse_done
             elif p.coef16 != NULL:

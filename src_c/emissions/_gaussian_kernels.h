@@ -313,7 +313,7 @@ static void name params                                                         
    the one data-dependent branch a component. The order of the sums depends on the rows
    only. */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void
-vbf_gmm_estep16_stats64(const double *xr, int D, int W, int diag, __m512d sh0, __m512d sh1,
+vbf_gmm_estep16_stats64(const double *xr, int D, int W, __m512d sh0, __m512d sh1,
                         const double *wrb, const unsigned long long *mk64, int K,
                         double *acc)
 {
@@ -332,10 +332,8 @@ vbf_gmm_estep16_stats64(const double *xr, int D, int W, int diag, __m512d sh0, _
         a = acc + (Py_ssize_t)k * W;
         s1a = _mm512_maskz_loadu_pd(m0, a);
         s1b = _mm512_maskz_loadu_pd(m1, a + 8);
-        if (diag) {
-            s2a = _mm512_maskz_loadu_pd(m0, a + D);
-            s2b = _mm512_maskz_loadu_pd(m1, a + D + 8);
-        }
+        s2a = _mm512_maskz_loadu_pd(m0, a + D);
+        s2b = _mm512_maskz_loadu_pd(m1, a + D + 8);
         do {
             const int i0 = __builtin_ctzll(mk);
             unsigned long long m2;
@@ -358,28 +356,23 @@ vbf_gmm_estep16_stats64(const double *xr, int D, int W, int diag, __m512d sh0, _
                 s1b = _mm512_fmadd_pd(r0v, d1, s1b);
                 t1a = _mm512_fmadd_pd(r1v, e0, t1a);
                 t1b = _mm512_fmadd_pd(r1v, e1, t1b);
-                if (diag) {
-                    s2a = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d0, d0), s2a);
-                    s2b = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d1, d1), s2b);
-                    t2a = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e0, e0), t2a);
-                    t2b = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e1, e1), t2b);
-                }
+                s2a = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d0, d0), s2a);
+                s2b = _mm512_fmadd_pd(r0v, _mm512_mul_pd(d1, d1), s2b);
+                t2a = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e0, e0), t2a);
+                t2b = _mm512_fmadd_pd(r1v, _mm512_mul_pd(e1, e1), t2b);
             }
         } while (mk);
         _mm512_mask_storeu_pd(a, m0, _mm512_add_pd(s1a, t1a));
         _mm512_mask_storeu_pd(a + 8, m1, _mm512_add_pd(s1b, t1b));
-        if (diag) {
-            _mm512_mask_storeu_pd(a + D, m0, _mm512_add_pd(s2a, t2a));
-            _mm512_mask_storeu_pd(a + D + 8, m1, _mm512_add_pd(s2b, t2b));
-        }
+        _mm512_mask_storeu_pd(a + D, m0, _mm512_add_pd(s2a, t2a));
+        _mm512_mask_storeu_pd(a + D + 8, m1, _mm512_add_pd(s2b, t2b));
     }
 }
 
-/* the per-lane sums of vbf_gmm_tile_estep16_stats_avx512 added to acc (K, W): N_k (column W - 1) and
-   the spherical S2 (column D), lanes in order */
+/* the per-lane sums N_k of vbf_gmm_tile_estep16_stats_avx512 added to acc (K, W)'s column
+   W - 1, lanes in order */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
-vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, const vbf_v8 *s2_lanes, int K, int D,
-                           int W, int diag, double *acc)
+vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, int K, int W, double *acc)
 {
     double t[8];
     int k, i;
@@ -387,11 +380,6 @@ vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, const vbf_v8 *s2_lanes, int K
         vbf_store8(t, nk_lanes[k]);
         for (i = 0; i < 8; i++)
             acc[(Py_ssize_t)k * W + W - 1] += t[i];
-        if (!diag) {
-            vbf_store8(t, s2_lanes[k]);
-            for (i = 0; i < 8; i++)
-                acc[(Py_ssize_t)k * W + D] += t[i];
-        }
     }
 }
 
@@ -409,15 +397,15 @@ vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, const vbf_v8 *s2_lanes, int K
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void
 vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
                           const double *coefT, const double *w, double *lpT, double *lpn,
-                          double *rlogr, const double *xr, int D, int diag,
+                          double *rlogr, const double *xr, int D,
                           const double *shift, const double *ws, double *acc)
 {
     const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
     const vbf_v8 cutoff = vbf_splat8(-50.0), one = vbf_splat8(1.0);
     int n, k, j;
-    /* the statistics (acc != NULL): N_k and spherical S2 as per-lane sums over the tile,
-       their lanes added to acc in lane order after the last row */
-    vbf_v8 nk_lanes[16], s2_lanes[16];
+    /* the statistics (acc != NULL, diag): N_k as per-lane sums over the tile, their lanes
+       added to acc in lane order after the last row */
+    vbf_v8 nk_lanes[16];
     /* w r of up to 64 rows by component and their nonzero rows (vbf_gmm_estep16_stats64) */
     double wrb[16 * 64] __attribute__((aligned(64)));
     unsigned long long mk64[16] = {0};
@@ -430,7 +418,7 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
         sh0 = _mm512_maskz_loadu_pd(m0, shift);
         sh1 = _mm512_maskz_loadu_pd(m1, shift + 8);
         for (k = 0; k < 16; k++)
-            nk_lanes[k] = s2_lanes[k] = zero;
+            nk_lanes[k] = zero;
     }
     for (n = 0; n < b; n += 8) {
         const __mmask8 m = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
@@ -502,8 +490,6 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
             const __m512d wuniform = _mm512_div_pd(wsv, _mm512_set1_pd((double)K));
             const __m512d wscale = _mm512_mul_pd((__m512d)inv, wsv);
             const __mmask8 deadm = _mm512_test_epi64_mask((__m512i)dead, (__m512i)dead);
-            const __m512d sqv = diag ? _mm512_setzero_pd()
-                                : _mm512_maskz_loadu_pd(m, f + (Py_ssize_t)D * ld + n);
 #pragma GCC unroll 16
             for (k = 0; k < 16; k++) {
                 /* (components past K: r = 0 but a dead row's w / K; never read) */
@@ -513,22 +499,20 @@ vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
                 mk64[k] |= (unsigned long long)_mm512_cmp_pd_mask(
                                wr, _mm512_setzero_pd(), _CMP_NEQ_UQ) << lane0;
                 nk_lanes[k] = (vbf_v8)_mm512_add_pd((__m512d)nk_lanes[k], wr);
-                if (!diag)
-                    s2_lanes[k] = (vbf_v8)_mm512_fmadd_pd(wr, sqv, (__m512d)s2_lanes[k]);
             }
             if (lane0 == 56 || n + 8 >= b) {  /* 64 rows (or the last): their sums */
                 const double *x64 = xr + (Py_ssize_t)(n - lane0) * D;
                 if (D == 16)  /* (the benchmark's shape: constant masks) */
-                    vbf_gmm_estep16_stats64(x64, 16, W, diag, sh0, sh1, wrb, mk64, K, acc);
+                    vbf_gmm_estep16_stats64(x64, 16, W, sh0, sh1, wrb, mk64, K, acc);
                 else
-                    vbf_gmm_estep16_stats64(x64, D, W, diag, sh0, sh1, wrb, mk64, K, acc);
+                    vbf_gmm_estep16_stats64(x64, D, W, sh0, sh1, wrb, mk64, K, acc);
                 for (k = 0; k < 16; k++)
                     mk64[k] = 0;
             }
         }
     }
     if (acc != NULL)
-        vbf_gmm_stats_lanes_to_acc(nk_lanes, s2_lanes, K, D, W, diag, acc);
+        vbf_gmm_stats_lanes_to_acc(nk_lanes, K, W, acc);
 }
 
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
@@ -536,25 +520,23 @@ vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
                             const double *coefT, const double *w, double *lpT, double *lpn,
                             double *rlogr)
 {
-    vbf_gmm_tile_estep16_impl(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr, NULL, 0, 1, NULL,
-                              NULL, NULL);
+    vbf_gmm_tile_estep16_impl(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr, NULL, 0, NULL, NULL,
+                              NULL);
 }
 
-/* vbf_gmm_tile_estep16_avx512 with the tile's statistics fused in: acc (K, W) row-major
-   [S1 | S2 | N] += the eight rows' w r_nk [x_n - shift, (x_n - shift)^2 or ||x_n - shift||^2,
-   1] (vbf_gmm_estep16_stats64; N_k and the spherical S2 as per-lane sums of every
-   row), x (b, D) the tile's rows of X, ws (b,) the statistics'
-   weights (NULL: 1), sq its ||x_n - shift||^2 (spherical) read from f's row D; lpT NULL:
-   r not stored (nothing per row wanted). */
+/* vbf_gmm_tile_estep16_avx512 of a diag tile with the tile's statistics fused in: acc
+   (K, W) row-major [S1 | S2 | N] += the eight rows' w r_nk [x_n - shift, (x_n - shift)^2,
+   1] (vbf_gmm_estep16_stats64; N_k as per-lane sums of every row), x (b, D) the tile's rows
+   of X, ws (b,) the statistics' weights (NULL: 1); lpT NULL: r not stored (nothing per row
+   wanted). (Spherical keeps the DGEMM: this form measured 0.95-1.00x there.) */
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
 vbf_gmm_tile_estep16_stats_avx512(const double *f, int ld, int b, int W, int K,
                                   const double *coefT, const double *w, double *lpT,
                                   double *lpn, double *rlogr, const double *x, int D,
-                                  int diag, const double *shift, const double *ws,
-                                  double *acc)
+                                  const double *shift, const double *ws, double *acc)
 {
-    vbf_gmm_tile_estep16_impl(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr, x, D, diag, shift,
-                              ws, acc);
+    vbf_gmm_tile_estep16_impl(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr, x, D, shift, ws,
+                              acc);
 }
 
 /* The E-step of a float64 diag / spherical tile with 16 < K (_tile_group), log rho by
@@ -666,24 +648,23 @@ static void vbf_gmm_lse_cols(double *lpT, int ld, int b, int K, const double *w,
 }
 #endif
 
-/* vbf_gmm_tile_estep16_stats_avx512 (K <= 16, D <= 16) where AVX-512 is (ld a multiple of 8): the
-   E-step and the tile's statistics into acc; returns 1 when it did them, 0 when the caller
-   must. */
+/* vbf_gmm_tile_estep16_stats_avx512 (a diag tile, K <= 16, D <= 16) where AVX-512 is (ld a
+   multiple of 8): the E-step and the tile's statistics into acc; returns 1 when it did them,
+   0 when the caller must. */
 static int vbf_gmm_tile_estep16_stats(const double *f, int ld, int b, int W, int K,
                                       const double *coefT, const double *w, double *lpT,
                                       double *lpn, double *rlogr, const double *x, int D,
-                                      int diag, const double *shift, const double *ws,
-                                      double *acc)
+                                      const double *shift, const double *ws, double *acc)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
     if (K <= 16 && D <= 16 && vbf_cpu_avx512()) {
         vbf_gmm_tile_estep16_stats_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr, x, D,
-                                          diag, shift, ws, acc);
+                                          shift, ws, acc);
         return 1;
     }
 #endif
     (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr; (void)x; (void)D; (void)diag; (void)shift; (void)ws; (void)acc;
+    (void)lpn; (void)rlogr; (void)x; (void)D; (void)shift; (void)ws; (void)acc;
     return 0;
 }
 
