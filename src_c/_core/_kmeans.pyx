@@ -258,7 +258,7 @@ cdef double _lloyd_pass(
                 xbuf = _aligned(xbuf_raw)
                 dbuf = _aligned(dbuf_raw)
 
-            for g in prange(n_grp, schedule='static'):
+            for g in prange(n_grp, schedule='dynamic', chunksize=1):
                 if xbuf != NULL and dbuf != NULL:
                     # Assigned here (not through pointers) so that Cython makes them private.
                     start = _group_start(g, n_grp, n_samples)
@@ -446,7 +446,7 @@ def min_sq_dist_update(const floating[:, ::1] X, const double[::1] sample_weight
         raise MemoryError()
     try:
         with nogil:
-            for g in prange(n_grp, schedule='static', num_threads=n_threads):
+            for g in prange(n_grp, schedule='dynamic', chunksize=1, num_threads=n_threads):
                 start = _group_start(g, n_grp, n_samples)
                 end = _group_start(g + 1, n_grp, n_samples)
                 _min_sq_dist_rows(X_ptr, w_ptr, start, end, n_samples, n_features,

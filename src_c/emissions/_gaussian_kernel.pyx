@@ -1755,11 +1755,12 @@ def gmm_pass(
         if p.full_tile or p.full_given32:
             tbuf = <double*>malloc(<Py_ssize_t>(3 * DP + K + 2) * FULL_TILE_LD
                                    * sizeof(double))
-        # groups dealt to the threads in turn (chunksize 1): the groups past the data's last
-        # chunk are empty, and contiguous runs of G / n_threads groups left the last thread
-        # a third less work (PyCave's full shape: 98 of 128 groups hold rows); each group
-        # keeps its own slot, so the bits do not depend on the deal
-        for g in prange(G, schedule='static', chunksize=1):
+        # each free thread takes the next group (dynamic, chunksize 1): a thread that shares
+        # its core (another process, BLAS threads still spinning after the caller's last
+        # call) takes fewer groups instead of holding the pass up, and the groups past the
+        # data's last chunk cost nothing; each group keeps its own slot, so the bits do not
+        # depend on which thread took it
+        for g in prange(G, schedule='dynamic', chunksize=1):
             if p.tile32:
                 _tile_group(&p, <const float*>&X[0, 0], <float*>resp_out_ptr,
                             <float*>lpn_ptr, g, g * per_group,
@@ -1852,7 +1853,7 @@ def group_column_sums(const floating[:, ::1] X, const double[::1] sample_weight,
         return
     cdef const double* sh = &shift[0] if shift is not None else NULL
     with nogil, parallel(num_threads=n_threads):
-        for g in prange(G, schedule='static'):
+        for g in prange(G, schedule='dynamic', chunksize=1):
             start = g * group_rows
             end = min(start + group_rows, N)
             if floating is float and sh != NULL:
@@ -1908,7 +1909,7 @@ def weighted_gram(const floating[:, ::1] X, const double[::1] sample_weight,
             return
     with nogil, parallel(num_threads=n_threads):
         xbuf = <double*>malloc(chunk_size * D * sizeof(double))
-        for g in prange(G, schedule='static', chunksize=1):  # (in turn: see gmm_pass)
+        for g in prange(G, schedule='dynamic', chunksize=1):  # (see gmm_pass)
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, N)
@@ -1929,7 +1930,7 @@ cdef void _gram_tiles32(
     tiles of FULL_TILE_ROWS (_full_tile_fill), r_n = w_n rounded to float32, and
     vbf_gmm_full_stats_tile_32 with one component centred at 0 (the shift) adding
     sum_n w_n x_n x_n^T (lower triangle) into out_slots[g] (OUT, (G, D D)); its N and S1
-    go to scratch. The groups dealt in turn; each keeps its slot: the same bits for any
+    go to scratch. Each group keeps its slot, whichever thread takes it: the same bits for any
     thread count."""
     cdef int DP = (D + 3) // 4 * 4, ld = FULL_TILE_LD32, b, nr, n
     cdef Py_ssize_t g, start, end, row1
@@ -1946,7 +1947,7 @@ cdef void _gram_tiles32(
         rT = buf + 3 * DP * ld
         centre = rT + ld
         memset(centre, 0, D * sizeof(float))
-        for g in prange(G, schedule='static', chunksize=1):
+        for g in prange(G, schedule='dynamic', chunksize=1):
             start = g * group_rows
             row1 = min(start + group_rows, N)
             while start < row1:

@@ -452,7 +452,7 @@ def gmm_missing_pass(
         tmp = <double*>malloc((max_m + 1) * sizeof(double))
         pat = <int*>malloc(chunk_size * sizeof(int))
         obuf = <double*>malloc(chunk_size * D * sizeof(double))
-        for g in prange(G, schedule='static'):
+        for g in prange(G, schedule='dynamic', chunksize=1):
             for c in range(g * per_group, min((g + 1) * per_group, n_chunks)):
                 start = c * chunk_size
                 end = min(start + chunk_size, M)
@@ -533,7 +533,7 @@ def pattern_arrays(const double[:, :, ::1] prec, const int[::1] miss_idx,
     if P == 0:
         return
     with nogil:
-        for p in prange(P, schedule='static', num_threads=n_threads):
+        for p in prange(P, schedule='dynamic', chunksize=1, num_threads=n_threads):
             j = <int>(miss_off[p + 1] - miss_off[p])
             for k in range(K):
                 bad += _pattern_component(&prec[k, 0, 0], D, &miss_idx[miss_off[p]], j,

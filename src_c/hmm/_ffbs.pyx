@@ -197,7 +197,7 @@ def ffbs(const double[:, ::1] logprob, const double[::1] startprob,
     p.seed = seed
     p.sweep = sweep
     with nogil, parallel(num_threads=n_threads):
-        for g in prange(G, schedule="static"):
+        for g in prange(G, schedule="dynamic", chunksize=1):
             _group(&p, &offsets[0], group_bounds[g], group_bounds[g + 1], g)
 
 

@@ -55,7 +55,7 @@ def state_log_density(const double[:, ::1] comp, int n_mix, double[:, ::1] out,
         return
     n_chunks = (N + chunk_size - 1) // chunk_size
     with nogil, parallel(num_threads=n_threads):
-        for c in prange(n_chunks, schedule="static"):
+        for c in prange(n_chunks, schedule="dynamic", chunksize=1):
             start = c * chunk_size
             stop = min(start + chunk_size, N)
             for n in range(start, stop):
@@ -80,7 +80,7 @@ def component_responsibilities(const double[:, ::1] comp, const double[:, ::1] p
         return
     n_chunks = (N + chunk_size - 1) // chunk_size
     with nogil, parallel(num_threads=n_threads):
-        for c in prange(n_chunks, schedule="static"):
+        for c in prange(n_chunks, schedule="dynamic", chunksize=1):
             start = c * chunk_size
             stop = min(start + chunk_size, N)
             for n in range(start, stop):
@@ -147,7 +147,7 @@ def draw_components(const double[:, ::1] comp, const int[::1] states, int n_mix,
         return
     n_chunks = (N + chunk_size - 1) // chunk_size
     with nogil, parallel(num_threads=n_threads):
-        for c in prange(n_chunks, schedule="static"):
+        for c in prange(n_chunks, schedule="dynamic", chunksize=1):
             start = c * chunk_size
             stop = min(start + chunk_size, N)
             for n in range(start, stop):

@@ -367,7 +367,7 @@ def forward_backward(const double[:, ::1] logprob, const double[::1] startprob,
     p.n_log_space = &n_log_space[0]
     cdef bint backward = want_post or want_stats
     with nogil, parallel(num_threads=n_threads):
-        for g in prange(G, schedule="static"):
+        for g in prange(G, schedule="dynamic", chunksize=1):
             _group(&p, &offsets[0], group_bounds[g], group_bounds[g + 1], g, max_len,
                    backward)
 
@@ -480,7 +480,7 @@ def viterbi(const double[:, ::1] logprob, const double[::1] startprob,
     cdef double[:, ::1] lA = logA
     cdef double[::1] lpi = logpi
     with nogil, parallel(num_threads=n_threads):
-        for g in prange(G, schedule="static"):
+        for g in prange(G, schedule="dynamic", chunksize=1):
             _viterbi_group(&logprob[0, 0], &lpi[0], &lA[0, 0], K, &offsets[0],
                            group_bounds[g], group_bounds[g + 1], &states[0], &seq_ll[0])
 
@@ -632,7 +632,7 @@ def gaussian_log_density(const floating[:, ::1] X, const double[:, ::1] means,
     cdef double* buf
     with nogil, parallel(num_threads=n_threads):
         buf = <double*>malloc(chunk_size * (n_aux + D) * sizeof(double))
-        for c in prange(n_chunks, schedule="static"):
+        for c in prange(n_chunks, schedule="dynamic", chunksize=1):
             start = c * chunk_size
             b = chunk_size if start + chunk_size < N else N - start
             if buf == NULL:
@@ -724,7 +724,7 @@ def gaussian_stats(const floating[:, ::1] X, const double[:, ::1] post, const do
     cdef double* slot
     with nogil, parallel(num_threads=n_threads):
         ybuf = <double*>malloc(chunk_size * D * sizeof(double))
-        for g in prange(G, schedule="static"):
+        for g in prange(G, schedule="dynamic", chunksize=1):
             slot = &slots[g, 0]
             memset(slot, 0, width * sizeof(double))
             r0 = g * N // G
@@ -1026,7 +1026,7 @@ def gaussian_em_pass(const floating[:, ::1] X, const double[:, ::1] means,
     d.cstp = _data(cstp)
     d.stats_shift = &stats_shift[0]
     with nogil, parallel(num_threads=n_threads):
-        for g in prange(G, schedule="static"):
+        for g in prange(G, schedule="dynamic", chunksize=1):
             _em_group(&p, &d, &X[0, 0], D, &offsets[0], group_bounds[g],
                       group_bounds[g + 1], g, &emission_slots[g, 0], width)
 

@@ -388,13 +388,13 @@ def log_joint_terms(const int64_t[::1] doc_ptr, const int32_t[:, ::1] ndk,
     te.lg_a = gammaln(eta)
     te.sign = 1.0
     with nogil:
-        for b in prange(Bd, schedule='static', num_threads=n_threads):
+        for b in prange(Bd, schedule='dynamic', chunksize=1, num_threads=n_threads):
             acc = _table_sum(&ndk[0, 0] + doc_block_ptr[b] * K,
                              (doc_block_ptr[b + 1] - doc_block_ptr[b]) * K, &ta)
             for d in range(doc_block_ptr[b], doc_block_ptr[b + 1]):
                 acc = acc + _lg(&td, doc_ptr[d + 1] - doc_ptr[d])
             doc_block_lj[b] = acc
-        for b in prange(Bw, schedule='static', num_threads=n_threads):
+        for b in prange(Bw, schedule='dynamic', chunksize=1, num_threads=n_threads):
             word_block_lj[b] = _table_sum(&nwk[0, 0] + word_block_ptr[b] * K,
                                           (word_block_ptr[b + 1] - word_block_ptr[b]) * K,
                                           &te)

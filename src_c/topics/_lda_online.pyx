@@ -158,7 +158,7 @@ def gather_topics(const double[:, ::1] mu, const long long[::1] words, double sc
     chunk_max_arr = np.empty((n_chunks, K))
     cdef double[:, ::1] chunk_max = chunk_max_arr
     with nogil:
-        for c in prange(n_chunks, schedule='static', num_threads=n_threads):
+        for c in prange(n_chunks, schedule='dynamic', chunksize=1, num_threads=n_threads):
             _gather_chunk(&mu[0, 0], K, &words[0], c * _CHUNK, min((c + 1) * _CHUNK, Vb), K,
                           scale, shift, &totals[0], &psi_total[0], &psi_pat[0], mean_field,
                           fast_psi, eight_lanes, &B[0, 0], Kp, &log_B[0, 0],
