@@ -13,7 +13,8 @@ PyCave's published workloads, each with its own data and start by the same rules
 iterations whatever ``--n-samples``), and ``pycave_diag``, 'diag' at N = 1,000,000, D = 64,
 K = 64 (``_data.PYCAVE_DIAG``, ``--pycave-max-iter`` iterations). Printed per case:
 
-- s/iter of each library (wall time of ``fit`` / ``n_iter_``) and ratio = sklearn / vbfast;
+- s/iter of each library (wall time of ``fit`` / ``n_iter_``, each fit started ``SETTLE``
+  seconds after the previous one) and ratio = sklearn / vbfast;
 - vbfast on the data as float32: s/iter and the ratio float64 / float32 (> 1: float32 faster),
   and the largest relative difference of the fitted means from the float64 fit's;
 - GFLOP/s of vbfast's float64 fit counted in scikit-learn's formulation (``model_flops``),
@@ -41,6 +42,11 @@ else:
         sys.path.insert(1, os.path.dirname(_here))
     import _data
     from bench_bayesian_mixture import make_bayesian_estimator
+
+# Seconds of sleep before each timed fit: OpenBLAS's worker threads spin for about 0.1 s
+# (2^28 cycles) after a multi-threaded BLAS call (the DGEMM rate, scikit-learn's fit) and would
+# share a core with the next fit's threads, whichever library it is.
+SETTLE = 0.3
 
 DEFAULT_CASES = ("full", "tied", "diag", "spherical", "bgm_full", "bgm_diag")
 PYCAVE = {"pycave_full": _data.PYCAVE_FULL, "pycave_diag": _data.PYCAVE_DIAG}
@@ -120,6 +126,7 @@ def run(n_samples, max_iter, repeat, cases, out=sys.stdout, pycave_max_iter=5):
             for name, lib, data in (("vbfast", "vbfast", X), ("sklearn", "sklearn", X),
                                     ("f32", "vbfast", X32)):
                 est = _estimator(lib, case, inits, iters)
+                time.sleep(SETTLE)
                 t0 = time.perf_counter()
                 _data.fit_quietly(est, data)
                 t[name] = min(t[name], (time.perf_counter() - t0) / max(est.n_iter_, 1))
