@@ -1963,3 +1963,62 @@ cdef void _gram_tiles32(
                 start = end
         free(buf)
         free(small)
+
+
+# ---------------------------------------------------------------------- random responsibilities
+cdef extern from "vbf_mt19937.h":
+    void vbf_mt19937_refill(uint32_t* key, uint32_t* out) noexcept nogil
+
+#: rows of one block of ``mt19937_random_resp_parallel`` (a rule of the size only; the values
+#: do not depend on it)
+RANDOM_RESP_BLOCK_ROWS = 4096
+
+
+def mt19937_random_resp_parallel(uint32_t[::1] key, int pos, double[:, ::1] out,
+                                 int n_threads):
+    """``mt19937_random_resp``'s values and final state, its rows drawn by ``n_threads``.
+
+    The draws are one MT19937 stream, so a block of rows starts where the previous block's
+    words end: a serial walk advances the state by whole refills (624 words each, no
+    doubles made) and keeps a copy of it at the start of each block of ``RANDOM_RESP_BLOCK_ROWS`` rows (2 K words a row); the blocks then draw and
+    normalise their rows from their own state in parallel (``vbf_mt19937_random_resp``).
+    IN/OUT key (624,) and pos as ``mt19937_random_resp``; OUT out (N, K). Returns the new
+    pos."""
+    if key.shape[0] != 624 or not 0 <= pos <= 624:
+        raise ValueError("an MT19937 state is 624 words and a position in [0, 624]")
+    cdef Py_ssize_t N = out.shape[0], K = out.shape[1]
+    cdef Py_ssize_t block = RANDOM_RESP_BLOCK_ROWS
+    cdef Py_ssize_t n_blocks = (N + block - 1) // block if K > 0 else 0
+    cdef Py_ssize_t b, r0, rows, words, take, i
+    cdef int p = pos, pb
+    cdef uint32_t scratch[624]
+    # each block's state: 624 words and its position
+    cdef uint32_t* snaps = <uint32_t*>malloc(max(n_blocks, 1) * 624 * sizeof(uint32_t))
+    cdef int* snap_pos = <int*>malloc(max(n_blocks, 1) * sizeof(int))
+    if snaps == NULL or snap_pos == NULL:
+        free(snaps)
+        free(snap_pos)
+        raise MemoryError()
+    with nogil:
+        for b in range(n_blocks):
+            for i in range(624):
+                snaps[b * 624 + i] = key[i]
+            snap_pos[b] = p
+            r0 = b * block
+            rows = min(block, N - r0)
+            words = 2 * rows * K
+            while words > 0:  # refills as late as the draws make them
+                if p == 624:
+                    vbf_mt19937_refill(&key[0], scratch)
+                    p = 0
+                take = min(words, 624 - p)
+                p += <int>take
+                words -= take
+        for b in prange(n_blocks, schedule='dynamic', chunksize=1, num_threads=n_threads):
+            pb = snap_pos[b]
+            r0 = b * block
+            vbf_mt19937_random_resp(snaps + b * 624, &pb, &out[r0, 0], min(block, N - r0),
+                                    <int>K)
+    free(snaps)
+    free(snap_pos)
+    return p
