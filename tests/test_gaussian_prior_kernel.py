@@ -232,3 +232,28 @@ def test_diag_fit_is_the_numpy_paths(monkeypatch, prior_type, dtype):
         assert_array_equal(getattr(c_fit, name), getattr(numpy_fit, name), err_msg=name)
     assert_allclose(c_fit.lower_bounds_, numpy_fit.lower_bounds_, rtol=1e-13)
     assert c_fit.n_iter_ == numpy_fit.n_iter_ == 15
+
+
+@pytest.mark.parametrize("K, D", SHAPES)
+def test_diag_moments_are_estimate_parameters_bit_for_bit(K, D):
+    """N_k, means and variances as ``gaussian.estimate_parameters`` for 'diag' with S2 about
+    the shift: an empty component (the pseudo-point's variance), a singleton whose scatter
+    cancels to 0 or below, NaN statistics; a centre not 0 is refused (the NumPy path)."""
+    rng = np.random.default_rng(3 * K + D)
+    nk = rng.gamma(2.0, 20.0, size=K)
+    s1 = nk[:, None] * rng.normal(0.0, 2.0, size=(K, D))
+    s2 = s1 ** 2 / nk[:, None] + nk[:, None] * rng.gamma(2.0, 1.0, size=(K, D))
+    nk[0], s1[0], s2[0] = 0.0, 0.0, 0.0
+    if K >= 3:
+        x = rng.normal(size=D)
+        nk[1], s1[1], s2[1] = 1.0, x, x * x
+        s2[2, 0] = np.nan
+    stats = {"nk": nk, "s1": s1, "s2": s2}
+    centres = np.zeros((K, D))
+    want = G.estimate_parameters(stats, "diag", 1e-6, centres)
+    got = np.empty(K), np.empty((K, D)), np.empty((K, D))
+    assert _prior.diag_moments(nk, s1, s2, centres, BG.NK_EPS, 1e-6, *got)
+    for g, w in zip(got, want):
+        assert_array_equal(g, w)
+    centres[K - 1, D - 1] = 0.5
+    assert not _prior.diag_moments(nk, s1, s2, centres, BG.NK_EPS, 1e-6, *got)

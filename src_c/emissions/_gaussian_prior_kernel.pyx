@@ -4,8 +4,10 @@
 ``vbfast.emissions.gaussian_prior.MeanFieldFitState`` updates q(theta) from the pass's
 statistics, evaluates the ELBO and derives the next pass's inputs. At the sizes this package is
 fast at (K, D ~ 16) that work in NumPy is ~60 calls on (K,) and (K, D) arrays an iteration,
-each costing more in call overhead than in arithmetic; here it is four calls:
+each costing more in call overhead than in arithmetic; here it is five calls:
 
+- ``diag_moments``: N_k, xbar_k and the variances from the pass's statistics about the shift
+  (``gaussian.estimate_parameters`` for 'diag', the same operations);
 - ``diag_q_update``: q(theta) from the moments N_k, xbar_k, S_k (``estimate_parameters``'s),
   the weights' q and E[log pi_k] (Dirichlet or stick-breaking), the factors 1 / sqrt(var);
 - ``diag_expectations``: log |W_k| and E[log |Lambda_k|] from log U_k and log nu_k (the caller
@@ -58,6 +60,36 @@ cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
     n2 = n // 2
     n2 -= n2 % 8
     return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+def diag_moments(const double[::1] nk_raw, const double[:, ::1] s1, const double[:, ::1] s2,
+                 const double[:, ::1] centres, double eps10, double reg_covar,
+                 double[::1] nk, double[:, ::1] means, double[:, ::1] cov):
+    """``gaussian.estimate_parameters`` for 'diag' with S2 about the shift: IN the pass's
+    nk_raw (K,), s1, s2 (K, D), its centres (K, D), eps10 = 10 eps, reg_covar; OUT nk =
+    nk_raw + eps10, means = s1 / nk, cov = s2 / nk - means^2 where positive, else the
+    pseudo-point's (nk - nk_raw) means^2 / nk, plus reg_covar. Returns False (outputs
+    undefined) when a centre is not 0: the caller takes the centred form in NumPy."""
+    cdef Py_ssize_t K = s1.shape[0], D = s1.shape[1], k, j
+    cdef double m, scatter
+    if (nk_raw.shape[0] != K or s2.shape[0] != K or s2.shape[1] != D or centres.shape[0] != K
+            or centres.shape[1] != D or nk.shape[0] != K or means.shape[0] != K
+            or means.shape[1] != D or cov.shape[0] != K or cov.shape[1] != D):
+        raise ValueError("diag_moments: inconsistent shapes")
+    for k in range(K):
+        for j in range(D):
+            if centres[k, j] != 0.0:
+                return False
+    with nogil:
+        for k in range(K):
+            nk[k] = nk_raw[k] + eps10
+            for j in range(D):
+                m = s1[k, j] / nk[k]
+                means[k, j] = m
+                scatter = s2[k, j] / nk[k] - m * m
+                cov[k, j] = (scatter if scatter > 0.0
+                             else ((nk[k] - nk_raw[k]) * (m * m)) / nk[k]) + reg_covar
+    return True
 
 
 def diag_q_update(const double[::1] nk, const double[:, ::1] xk, const double[:, ::1] sk,

@@ -48,6 +48,8 @@ LOG_2 = np.log(2.0)
 
 #: components whose weight exceeds this count in ``n_effective_components_``
 EFFECTIVE_WEIGHT_THRESHOLD = 1e-2
+#: the 10 eps that ``gaussian.estimate_parameters`` adds to N_k (the C moments add the same)
+NK_EPS = 10 * np.finfo(np.float64).eps
 
 
 # ---------------------------------------------------------------------- special functions
@@ -452,9 +454,12 @@ class MeanFieldFitState(Method):
         ``vbfast.emissions.degenerate``) because their q(Lambda) scale was not
         positive-definite."""
         data, ctype = self.data, self.covariance_type
-        gram = data.gram() if data.covariance.uses_gram else None
-        nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
-                                           gram)
+        moments = self._diag_moments(stats, centers_shifted) if self._diag else None
+        if moments is None:
+            gram = data.gram() if data.covariance.uses_gram else None
+            moments = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
+                                            gram)
+        nk, xk, sk = moments
         _, n = DG.settle(self.reseeds, nk, xk, sk, ctype, self.reg_covar,
                          lambda: self._q_from_moments(nk, xk, sk), lambda: self.covariances)
         self.n_reseeds += n
@@ -504,6 +509,21 @@ class MeanFieldFitState(Method):
         self.covariances = cov
         self.prec_chol = G.precision_cholesky(cov, ctype)
         self._set_expectations()
+
+    def _diag_moments(self, stats, centers_shifted):
+        """``G.estimate_parameters`` for 'diag' in C (``_prior.diag_moments``, the same
+        operations) when every centre is the shift; None otherwise (a component far from the
+        shift, centred at its mean: the NumPy code)."""
+        K, D = stats["s1"].shape
+        nk, means, cov = np.empty(K), np.empty((K, D)), np.empty((K, D))
+        if _prior.diag_moments(
+                np.ascontiguousarray(stats["nk"], dtype=np.float64),
+                np.ascontiguousarray(stats["s1"], dtype=np.float64),
+                np.ascontiguousarray(stats["s2"], dtype=np.float64),
+                np.ascontiguousarray(centers_shifted, dtype=np.float64), NK_EPS,
+                self.reg_covar, nk, means, cov):
+            return nk, means, cov
+        return None
 
     def _diag_q_from_moments(self, nk, xk, sk):
         """``_q_from_moments`` for 'diag' in C (``_prior.diag_q_update``: the same operations
