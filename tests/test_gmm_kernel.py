@@ -1671,30 +1671,3 @@ def test_random_resp_from_any_word_position(pos):
     ref /= ref.sum(axis=1)[:, None]
     assert np.array_equal(G.random_resp(b, 700, 13), ref)
     assert np.array_equal(a.random_sample(5), b.random_sample(5))
-
-
-@pytest.mark.parametrize("n_threads", [2, 3])
-@pytest.mark.parametrize("N, K, drawn_before, block", [
-    (9000, 16, 0, None), (1000, 3, 1, 7), (777, 17, 5, 64), (50, 200, 3, 3), (311, 1, 0, 13),
-    (10, 8, 623, 1), (2500, 5, 624, 312)])
-def test_random_resp_parallel_is_the_serial_draws(monkeypatch, n_threads, N, K,
-                                                  drawn_before, block):
-    """``random_resp`` drawn by several threads (blocks of rows from the states a serial
-    walk of refills finds: ``mt19937_random_resp_parallel``) gives NumPy's bits and leaves
-    the RandomState where NumPy's calls leave it, for blocks that start mid-refill, on a
-    refill's last word (block 312, K 5: 3120 words) and at one (block 1, K 8: 16 words)."""
-    if block is not None:
-        monkeypatch.setattr(_gmm, "RANDOM_RESP_BLOCK_ROWS", block)
-    a, b = np.random.RandomState(N + K), np.random.RandomState(N + K)
-    for rs in (a, b):
-        rs.random_sample(drawn_before)
-        rs.standard_normal()
-    ref = a.uniform(size=(N, K))
-    ref /= ref.sum(axis=1)[:, None]
-    out = G.random_resp(b, N, K, n_threads)
-    assert np.array_equal(out, ref)
-    assert np.array_equal(a.random_sample(7), b.random_sample(7))
-    assert a.standard_normal() == b.standard_normal()
-    with pytest.raises(ValueError, match="624"):
-        _gmm.mt19937_random_resp_parallel(np.zeros(5, dtype=np.uint32), 0, np.empty((2, 2)),
-                                          n_threads)
