@@ -47,8 +47,10 @@ def _reference_q(nk, xk, sk, m0, psi0, shift, beta0, nu0, alpha0, prior_type):
     nu = nu0 + nk
     cov = psi0 + nk[:, None] * (sk + (beta0 / beta)[:, None] * diff ** 2)
     cov /= nu[:, None]
-    prec_chol = 1.0 / np.sqrt(cov)
-    log_det_w = 2.0 * np.log(prec_chol).sum(axis=1) - D * np.log(nu)
+    with np.errstate(invalid="ignore"):  # (a failing scale: NaN factors)
+        prec_chol = 1.0 / np.sqrt(cov)
+    with np.errstate(invalid="ignore"):
+        log_det_w = 2.0 * np.log(prec_chol).sum(axis=1) - D * np.log(nu)
     i = np.arange(D)[:, None]
     e_log_det = digamma(0.5 * nu - 0.5 * i).sum(axis=0) + D * np.log(2.0) + log_det_w
     return {"wc": wc, "e_log_pi": BG.expected_log_weights(wc, prior_type), "beta": beta,
@@ -223,3 +225,26 @@ def test_diag_moments_are_estimate_parameters_bit_for_bit(K, D):
         assert_array_equal(g, w)
     centres[K - 1, D - 1] = 0.5
     assert not _prior.diag_moments(nk, s1, s2, centres, BG.NK_EPS, 1e-6, *got)
+
+
+@pytest.mark.parametrize("diag_in_c", [True, False])
+def test_failing_diag_scale_raises_and_leaves_it_for_the_reseed(diag_in_c):
+    """A q(Lambda_k) scale that is not positive raises scikit-learn's error, with the state
+    as the NumPy code leaves it: ``covariances`` the failing scales (``degenerate.settle``
+    reads them to find the components to re-seed), the rest of q(theta) updated before."""
+    K, D = 3, 4
+    nk, xk, sk, m0, psi0, shift = _moments(K, D, seed=5)
+    sk[1, 2] = -1e3
+    xk[1, 2] = m0[2]
+    priors = {"type": "dirichlet_process", "alpha0": 0.5, "beta0": 1.0, "nu0": D + 1.0,
+              "m0": m0 + shift, "psi0": psi0, "log_det_psi0": float(np.log(psi0).sum())}
+    data = SimpleNamespace(shift=shift, n_components=K, n_features=D)
+    state = BG.MeanFieldFitState(data, "diag", 0.0, priors, None, None, None, None, None)
+    state._diag = diag_in_c
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        state._q_from_moments(nk, xk, sk)
+    want = _reference_q(nk, xk, sk, m0, psi0, shift, 1.0, D + 1.0, 0.5, "dirichlet_process")
+    assert_array_equal(state.covariances, want["cov"])
+    assert state.covariances[1, 2] < 0
+    assert_array_equal(state.means, want["means"])
+    assert_array_equal(state.degrees_of_freedom, want["nu"])

@@ -540,11 +540,14 @@ class MeanFieldFitState(Method):
             np.ascontiguousarray(pr["psi0"], dtype=np.float64), self.data.shift,
             pr["beta0"], pr["nu0"], pr["alpha0"], stick, wc_a, wc_b, e_log_pi, beta, means,
             nu, cov, prec_chol)
+        # set in the NumPy code's order: a re-seed (``DG.settle``) reads the failing scale
+        # from ``covariances``
         self.weight_concentration = (wc_a, wc_b) if stick else wc_a
+        self.mean_precision, self.means, self.degrees_of_freedom = beta, means, nu
+        self.covariances = cov
         if not ok:  # a variance not positive and finite: the error precision_cholesky gives
             G.precision_cholesky(cov, "diag")
-        self.mean_precision, self.means, self.degrees_of_freedom = beta, means, nu
-        self.covariances, self.prec_chol, self.e_log_pi = cov, prec_chol, e_log_pi
+        self.prec_chol, self.e_log_pi = prec_chol, e_log_pi
         self._set_diag_log_dets()
 
     def _diag_elbo(self, stats, centers_shifted):
