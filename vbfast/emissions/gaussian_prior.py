@@ -36,6 +36,7 @@ import numbers
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from . import _gaussian_prior_kernel as _prior
 from . import degenerate as DG
 from . import gaussian as G
 from .._core.protocol import Method
@@ -47,6 +48,8 @@ LOG_2 = np.log(2.0)
 
 #: components whose weight exceeds this count in ``n_effective_components_``
 EFFECTIVE_WEIGHT_THRESHOLD = 1e-2
+#: the 10 eps that ``gaussian.estimate_parameters`` adds to N_k (the C moments add the same)
+NK_EPS = 10 * np.finfo(np.float64).eps
 
 
 # ---------------------------------------------------------------------- special functions
@@ -350,6 +353,10 @@ class MeanFieldFitState(Method):
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
         self.covariances = covariances
         self._log_b0 = None
+        # 'diag': the iteration's K x D work in C (``_gaussian_prior_kernel``), the same values
+        # as the NumPy code (the ELBO up to its sums' rounding)
+        self._diag = covariance_type == "diag"
+        self._m0_shifted = None
         # log |W_k|, E[log |Lambda_k|], E[log pi_k] of the current q(theta): the pass's inputs
         # and the ELBO of one iteration share them; set wherever q(theta) is set
         self.log_det_w = self.e_log_det = self.e_log_pi = None
@@ -373,12 +380,35 @@ class MeanFieldFitState(Method):
         q(theta), as the module's ``log_det_W``, ``expected_log_det`` and
         ``expected_log_weights`` compute them."""
         D = self.means.shape[1]
+        if self._diag:
+            self._set_diag_log_dets()
+            self.e_log_pi = expected_log_weights(self.weight_concentration,
+                                                 self.priors["type"])
+            return
         self.log_det_w = log_det_W(self.prec_chol, self.degrees_of_freedom,
                                    self.covariance_type, D)
         # expected_log_det's sum, in its order, on the log |W| just computed
         self.e_log_det = (multi_digamma(0.5 * self.degrees_of_freedom, D) + D * LOG_2
                           + self.log_det_w)
         self.e_log_pi = expected_log_weights(self.weight_concentration, self.priors["type"])
+
+    def _set_diag_log_dets(self):
+        """'diag': log |W_k| and E[log |Lambda_k|] in C from the two logs taken by NumPy
+        (``_prior.diag_expectations``: ``log_det_W``'s and ``expected_log_det``'s values)."""
+        K = self.prec_chol.shape[0]
+        self.prec_chol = np.ascontiguousarray(self.prec_chol)
+        self.degrees_of_freedom = np.ascontiguousarray(self.degrees_of_freedom)
+        self.log_det_w, self.e_log_det = np.empty(K), np.empty(K)
+        _prior.diag_expectations(np.log(self.prec_chol), np.log(self.degrees_of_freedom),
+                                 self.degrees_of_freedom, self.log_det_w, self.e_log_det)
+
+    def _shifted_prior_mean(self):
+        """m0 - shift (D,), computed once for each shift array (once a fit)."""
+        shift = self.data.shift
+        if self._m0_shifted is None or self._m0_shifted[0] is not shift:
+            self._m0_shifted = (shift, np.ascontiguousarray(self.priors["m0"] - shift,
+                                                            dtype=np.float64))
+        return self._m0_shifted[1]
 
     def expected_log_const(self):
         """c_k = E[log pi_k] + 1/2 E[log |Lambda_k|] - D / (2 beta_k) - D/2 log(2 pi), (K,),
@@ -389,6 +419,15 @@ class MeanFieldFitState(Method):
 
     def kernel_inputs(self, shift):
         """(shifted means, factor array, aux, c_k) for a pass at the current q(theta)."""
+        if self._diag:
+            K, D = self.means.shape
+            centres, aux, log_const = np.empty((K, D)), np.empty((K, 2 * D)), np.empty(K)
+            _prior.diag_pass_inputs(
+                np.ascontiguousarray(self.means), self.prec_chol,
+                np.ascontiguousarray(shift, dtype=np.float64), self.e_log_pi, self.e_log_det,
+                np.ascontiguousarray(self.mean_precision), G.FAR_FROM_SHIFT, centres, aux,
+                log_const)
+            return centres, np.empty(0), aux, log_const
         return G.pass_inputs(self.means, self.prec_chol, self.covariance_type, shift,
                              self.expected_log_const())
 
@@ -415,9 +454,12 @@ class MeanFieldFitState(Method):
         ``vbfast.emissions.degenerate``) because their q(Lambda) scale was not
         positive-definite."""
         data, ctype = self.data, self.covariance_type
-        gram = data.gram() if data.covariance.uses_gram else None
-        nk, xk, sk = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
-                                           gram)
+        moments = self._diag_moments(stats, centers_shifted) if self._diag else None
+        if moments is None:
+            gram = data.gram() if data.covariance.uses_gram else None
+            moments = G.estimate_parameters(stats, ctype, self.reg_covar, centers_shifted,
+                                            gram)
+        nk, xk, sk = moments
         _, n = DG.settle(self.reseeds, nk, xk, sk, ctype, self.reg_covar,
                          lambda: self._q_from_moments(nk, xk, sk), lambda: self.covariances)
         self.n_reseeds += n
@@ -426,6 +468,8 @@ class MeanFieldFitState(Method):
     def _q_from_moments(self, nk, xk, sk):
         """Set q(theta) from the weighted moments N_k, xbar_k (shifted), S_k (with
         ``reg_covar``); the factors last (ValueError if a scale is not positive-definite)."""
+        if self._diag:
+            return self._diag_q_from_moments(nk, xk, sk)
         data, ctype, pr = self.data, self.covariance_type, self.priors
         K = data.n_components
         # weights
@@ -466,9 +510,73 @@ class MeanFieldFitState(Method):
         self.prec_chol = G.precision_cholesky(cov, ctype)
         self._set_expectations()
 
+    def _diag_moments(self, stats, centers_shifted):
+        """``G.estimate_parameters`` for 'diag' in C (``_prior.diag_moments``, the same
+        operations) when every centre is the shift; None otherwise (a component far from the
+        shift, centred at its mean: the NumPy code)."""
+        K, D = stats["s1"].shape
+        nk, means, cov = np.empty(K), np.empty((K, D)), np.empty((K, D))
+        if _prior.diag_moments(
+                np.ascontiguousarray(stats["nk"], dtype=np.float64),
+                np.ascontiguousarray(stats["s1"], dtype=np.float64),
+                np.ascontiguousarray(stats["s2"], dtype=np.float64),
+                np.ascontiguousarray(centers_shifted, dtype=np.float64), NK_EPS,
+                self.reg_covar, nk, means, cov):
+            return nk, means, cov
+        return None
+
+    def _diag_q_from_moments(self, nk, xk, sk):
+        """``_q_from_moments`` for 'diag' in C (``_prior.diag_q_update``: the same operations
+        in the same order), the two logs of the expectations by NumPy."""
+        pr = self.priors
+        K, D = xk.shape
+        stick = pr["type"] == "dirichlet_process"
+        wc_a, wc_b, e_log_pi = np.empty(K), np.empty(K) if stick else np.empty(0), np.empty(K)
+        beta, nu, means = np.empty(K), np.empty(K), np.empty((K, D))
+        cov, prec_chol = np.empty((K, D)), np.empty((K, D))
+        ok = _prior.diag_q_update(
+            np.ascontiguousarray(nk, dtype=np.float64), np.ascontiguousarray(xk),
+            np.ascontiguousarray(sk), self._shifted_prior_mean(),
+            np.ascontiguousarray(pr["psi0"], dtype=np.float64), self.data.shift,
+            pr["beta0"], pr["nu0"], pr["alpha0"], stick, wc_a, wc_b, e_log_pi, beta, means,
+            nu, cov, prec_chol)
+        # set in the NumPy code's order: a re-seed (``DG.settle``) reads the failing scale
+        # from ``covariances``
+        self.weight_concentration = (wc_a, wc_b) if stick else wc_a
+        self.mean_precision, self.means, self.degrees_of_freedom = beta, means, nu
+        self.covariances = cov
+        if not ok:  # a variance not positive and finite: the error precision_cholesky gives
+            G.precision_cholesky(cov, "diag")
+        self.prec_chol, self.e_log_pi = prec_chol, e_log_pi
+        self._set_diag_log_dets()
+
+    def _diag_elbo(self, stats, centers_shifted):
+        """``elbo`` for 'diag' in C (``_prior.diag_elbo``)."""
+        pr = self.priors
+        if self._log_b0 is None:
+            self._log_b0 = log_wishart_norm(-pr["log_det_psi0"], pr["nu0"],
+                                            self.means.shape[1])
+        stick = pr["type"] == "dirichlet_process"
+        wc = self.weight_concentration
+        wc_a, wc_b = (wc[0], wc[1]) if stick else (wc, np.empty(0))
+        return float(_prior.diag_elbo(
+            np.ascontiguousarray(stats["nk"], dtype=np.float64),
+            np.ascontiguousarray(stats["s1"], dtype=np.float64),
+            np.ascontiguousarray(stats["s2"], dtype=np.float64), float(stats["entropy_term"]),
+            np.ascontiguousarray(centers_shifted, dtype=np.float64),
+            np.ascontiguousarray(self.means), self.data.shift, self.prec_chol,
+            np.ascontiguousarray(self.mean_precision), self.degrees_of_freedom,
+            self.log_det_w, self.e_log_det, self.e_log_pi,
+            np.ascontiguousarray(wc_a, dtype=np.float64),
+            np.ascontiguousarray(wc_b, dtype=np.float64), stick, pr["alpha0"], pr["beta0"],
+            pr["nu0"], self._shifted_prior_mean(),
+            np.ascontiguousarray(pr["psi0"], dtype=np.float64), float(self._log_b0)))
+
     def elbo(self, stats, centers_shifted):
         """The full ELBO E_q log p(X, z, theta) - E_q log q(z, theta) at the current q(theta)
         and the q(z) whose statistics are ``stats`` (taken at ``centers_shifted``)."""
+        if self._diag:
+            return self._diag_elbo(stats, centers_shifted)
         data, ctype, pr = self.data, self.covariance_type, self.priors
         K, D = data.n_components, data.n_features
         nk = stats["nk"]
