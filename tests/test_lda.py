@@ -1029,3 +1029,46 @@ def test_n_jobs_is_an_alias_of_n_threads():
         LatentDirichletAllocation(3, n_threads=1, n_jobs=2).fit(X)
     with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
         LatentDirichletAllocation(3, n_jobs=0).fit(X)
+
+
+@pytest.mark.parametrize("thaw_factor", [2.0, 0.0])
+@pytest.mark.parametrize("K,alpha", [(13, 0.02), (20, 0.05), (100, 0.01), (100, 0.1)])
+def test_chunk_major_copy_gives_the_topic_major_bits(K, alpha, thaw_factor):
+    # With eight lanes a document whose topic-major copy exceeds _chunk_min doubles is copied
+    # chunk-major (each 32-word chunk's rows contiguous): the sweep does the same arithmetic
+    # in the same order, so gamma, the ratios, t and the bound are the topic-major copy's bits
+    # on 1, 2 and 3 threads, with topics dropped, frozen (alpha 0.02-0.05), thawed, and with
+    # every freezing failing (thaw factor 0: the document redone from its start). Documents
+    # of 1 to ~140 distinct words cover full chunks and every tail.
+    X, topics = _corpus(n_docs=40, n_words=400, n_topics=K, doc_len=200, seed=K,
+                        concentration=0.05)
+    X = sp.vstack([X, sp.csr_matrix(np.eye(1, 400, 7) * 3.0)]).tocsr()
+    rng = np.random.RandomState(K)
+    lam = topics * 300 + rng.gamma(0.1, 1.0, topics.shape) + 0.01
+    B = np.ascontiguousarray(np.exp(psi(lam) - psi(lam.sum(1))[:, None]).T)
+    gamma0 = rng.gamma(100.0, 0.01, (X.shape[0], K))
+    previous_min = _lda._set_chunk_min(1 << 40)  # topic-major everywhere
+    previous_thaw = _lda._set_thaw_factor(thaw_factor)
+    try:
+        gamma_ref = gamma0.copy()
+        ref = _run_pass(X, B, gamma_ref, alpha, 100, tol=1e-4, threads=1)
+        _lda._set_chunk_min(0)  # chunk-major wherever the sweep runs eight lanes
+        for threads in (1, 2, 3):
+            gamma = gamma0.copy()
+            out = _run_pass(X, B, gamma, alpha, 100, tol=1e-4, threads=threads)
+            assert out[0] == ref[0]
+            assert np.array_equal(gamma, gamma_ref)
+            for a, b in zip(out[1:], ref[1:]):
+                assert np.array_equal(a, b)
+    finally:
+        _lda._set_chunk_min(previous_min)
+        _lda._set_thaw_factor(previous_thaw)
+    if thaw_factor == 2.0 and alpha < 0.05:
+        assert ref[0][0] > 0  # topics were dropped or frozen
+    _check_against_reference(X, B, gamma, *out[1:], _reference_pass(X, B, gamma0, alpha, 100,
+                                                                     1e-4))
+
+
+def test_chunk_min_setting_round_trips():
+    previous = _lda._set_chunk_min(123)
+    assert _lda._set_chunk_min(previous) == 123
