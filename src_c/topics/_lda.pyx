@@ -61,13 +61,11 @@ cdef extern from "_lda_kernels.h":
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
-    bint vbf_update_live_lanes8() noexcept nogil
-    void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, Py_ssize_t cs,
-                         const double* cnt, const double* t, double eps, double* ratio,
-                         double* acc, const double* inv_cnt, double* sums,
-                         double* lanes) noexcept nogil
-    void vbf_doc_block(Py_ssize_t n, int Kp, const double* const* rows, Py_ssize_t n4,
-                       Py_ssize_t row_step, Py_ssize_t cs, double* out) noexcept nogil
+    void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, const double* cnt,
+                         const double* t, double eps, double* ratio, double* acc,
+                         const double* inv_cnt, double* sums, double* lanes) noexcept nogil
+    void vbf_topic_major(Py_ssize_t n, int Kp, const double* const* rows, Py_ssize_t n4,
+                         double* out) noexcept nogil
     void vbf_dirichlet_expectation(int K, const double* gamma, double* elog,
                                    double* t) noexcept nogil
     void vbf_exp_expectation_total(int K, const double* gamma, double total,
@@ -140,9 +138,6 @@ cdef bint _freezing = True
 # A frozen topic whose gamma ends above alpha (1 + _thaw_factor _FREEZE_REL) fails the
 # document's freezing (``_set_thaw_factor``, for tests).
 cdef double _thaw_factor = 2.0
-# A document whose topic-major copy ((Kp + 1) n4 doubles) is larger than this is copied
-# chunk-major for the eight-lane sweep (see _doc_load; ``_set_chunk_min``, for tests).
-cdef Py_ssize_t _chunk_min = 4096
 
 
 # A skipped topic's share of any sum of the sweep stays below this fraction of the sum (see
@@ -236,12 +231,10 @@ cdef struct _DocWork:
     double* t_prev             # (Kp,) t, and
     double* elog_prev          # (Kp,) E[log theta], of gamma_prev (keep-better)
     double* log_s              # (n,) the bound's log sum_k t_k B_wk (_doc_terms)
-    # the sweeps over the live topics from a copy of the document's values (see _fixed_point)
-    bint blocked               # the document has a copy (topic- or chunk-major)
+    # the topic-major sweeps over the live topics (see _fixed_point)
+    bint blocked               # the document has a topic-major copy
     bint may_drop              # dead topics may still leave the list
-    double* block              # the copy: Kp + 2 rows of n4 words, row Kp zeros, row Kp + 1
-                               # the frozen row; word j of row k at
-    Py_ssize_t row_step, cs    # block[k row_step + (j / 32) cs + j % 32] (see _doc_load)
+    double* block              # ((Kp + 1) n4) the copy, the last row zeros
     const double** live_rows   # (Kp + 1,) the live topics' rows of the copy, then zero rows
     int* live                  # (Kp + 1,) the live topics
     int Ka, Ka4                # live topics, and that rounded up to 4
@@ -257,12 +250,10 @@ cdef struct _DocWork:
     int n_frozen_swept         # frozen[:n_frozen_swept] were frozen in the last sweep
     int* frozen                # (Kp,) the frozen topics, in the order they froze
     double* rho                # (Kp,) their exp(psi(gamma_k) - psi(alpha)), by position
-    double* frozen_row         # the block's row Kp + 1: sum over the frozen topics of
-                               # rho_k B_wk, word by word
+    double* frozen_row         # (n4,) sum over the frozen topics of rho_k B_wk, word by word
     double frozen_gamma        # the sum of their (fixed) gamma
     double t_swept             # t_dead as the last sweep used it
     double* gamma_start        # (Kp,) the document's starting gamma (to redo it)
-    double* row_buf            # (n4,) a row of a chunk-major block gathered (_thaw)
     # allocations
     double* work_
     double* live_work_
@@ -271,10 +262,6 @@ cdef struct _DocWork:
 
 cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
                       Py_ssize_t block_cap) noexcept nogil:
-    # a copied document has n4 <= block_cap / (Kp + 1); its copy takes Kp + 2 rows of n4
-    # rounded up to 32 (chunk-major's last chunk is stored whole)
-    cdef Py_ssize_t n4_max = block_cap // (Kp + 1)
-    cdef Py_ssize_t block_alloc = (n4_max + 31) // 32 * 32 * (Kp + 2)
     # t and t_prev are Kp long with zero padding (the sweep reads them Kp at a time), and
     # start on 64 bytes (malloc gives 16), so no 32-byte load of t straddles cache lines
     w.work_ = <double*>calloc(5 * Kp + 3 * max_nnz + 32, sizeof(double))
@@ -287,7 +274,7 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
     w.t_prev = w.ratio + max_nnz + 8
     w.elog_prev = w.t_prev + Kp
     w.log_s = w.elog_prev + Kp
-    w.live_work_ = <double*>calloc(11 * (Kp + 8) + max_nnz + block_alloc + 32, sizeof(double))
+    w.live_work_ = <double*>calloc(11 * (Kp + 8) + max_nnz + block_cap + 32, sizeof(double))
     w.live_lanes = <double*>((<size_t>w.live_work_ + 63) & ~(<size_t>63))
     w.live_t = w.live_lanes + 8 * (Kp + 8)
     w.live_gamma = w.live_t + Kp + 8
@@ -297,9 +284,9 @@ cdef void _work_alloc(_DocWork* w, int Kp, Py_ssize_t max_nnz,
     w.live_rows = <const double**>malloc((Kp + 1) * sizeof(double*))
     w.live = <int*>malloc((Kp + 1) * sizeof(int))
     w.frozen_work_ = <double*>calloc(max_nnz + 2 * Kp + 32, sizeof(double))
-    w.rho = w.frozen_work_
+    w.frozen_row = <double*>((<size_t>w.frozen_work_ + 63) & ~(<size_t>63))
+    w.rho = w.frozen_row + max_nnz + 8
     w.gamma_start = w.rho + Kp
-    w.row_buf = w.gamma_start + Kp
     w.frozen = <int*>malloc((Kp + 1) * sizeof(int))
 
 
@@ -318,9 +305,10 @@ cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
     """List every topic live, in order: live_rows[k] is the block's row k (for the padding
     k >= K its zero row, Kp), live_t[k] = t[k] (t NULL: zeros), zero past K."""
     cdef int k, K = P.K, Kp = P.Kp
+    cdef Py_ssize_t n4 = w.n4
     for k in range(Kp):
         w.live[k] = k
-        w.live_rows[k] = w.block + (k if k < K else Kp) * w.row_step
+        w.live_rows[k] = w.block + (k if k < K else Kp) * n4
         w.live_t[k] = t[k] if k < K and t != NULL else 0.0
     w.Ka = K
     w.Ka4 = Kp
@@ -328,14 +316,8 @@ cdef inline void _all_topics_live(const _LdaPass* P, _DocWork* w,
 
 cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t* word_ids,
                     const floating* counts, double* gamma_d) noexcept nogil:
-    """Stage 1: the document's rows of B and counts, its copy if it fits in block_cap, every
-    topic live, and t of the starting gamma.
-
-    The copy is topic-major (row k the n4 values B_wj,k) unless it exceeds _chunk_min
-    doubles and the sweep runs eight lanes: then chunk-major, each 32-word chunk's Kp + 2
-    rows of 32 contiguous. The sweep reads a chunk's live rows for the dot products and again
-    for the sums; topic-major at K = 100 those are 100 pieces 1 KB apart in a 110 KB copy
-    (from L2), chunk-major one 26 KB stretch. The same values in the same order either way."""
+    """Stage 1: the document's rows of B and counts, its topic-major copy if it fits in
+    block_cap, every topic live, and t of the starting gamma."""
     cdef Py_ssize_t j, n4 = (n + 7) // 8 * 8
     cdef int Kp = P.Kp
     w.gamma_d = gamma_d
@@ -360,16 +342,8 @@ cdef void _doc_load(const _LdaPass* P, _DocWork* w, Py_ssize_t n, const index_t*
     # The sweeps need t alone; E[log theta] is computed once, after them.
     if w.blocked:
         memcpy(w.gamma_start, gamma_d, P.K * sizeof(double))
-        if (Kp + 1) * n4 > _chunk_min and vbf_update_live_lanes8():
-            w.row_step = 32
-            w.cs = 32 * (Kp + 2)
-        else:
-            w.row_step = n4
-            w.cs = 32
-        vbf_doc_block(n, Kp, w.rows, n4, w.row_step, w.cs, w.block)
-        w.frozen_row = w.block + (Kp + 1) * w.row_step
-        for j in range(n4):  # the row the padding points at
-            w.block[Kp * w.row_step + (j >> 5) * w.cs + (j & 31)] = 0.0
+        vbf_topic_major(n, Kp, w.rows, n4, w.block)
+        memset(w.block + Kp * n4, 0, n4 * sizeof(double))  # the row the padding points at
         _all_topics_live(P, w, NULL)
         _exp_expectation(P.K, gamma_d, w.live_t, P.fast)
     else:
@@ -428,7 +402,7 @@ cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
     block, unread), and those within the freezing limit of it join the frozen row; the
     list's padding points at the zero row."""
     cdef int i, k, m = 0, f, f0 = w.n_frozen
-    cdef Py_ssize_t j, o, n4 = w.n4, cs = w.cs
+    cdef Py_ssize_t j, n4 = w.n4
     cdef double alpha = P.alpha, limit = _freeze_limit(P), g, rho
     cdef const double* row
     for i in range(w.Ka):
@@ -453,22 +427,20 @@ cdef void _drop_dead(const _LdaPass* P, _DocWork* w) noexcept nogil:
         _exp_expectation_total(w.n_frozen - f0, w.live_gamma, alpha, w.rho + f0, P.fast)
         for f in range(f0, w.n_frozen):
             rho = w.rho[f]
-            row = w.block + w.frozen[f] * w.row_step
+            row = w.block + w.frozen[f] * n4
             if f == 0:
                 for j in range(n4):
-                    o = (j >> 5) * cs + (j & 31)
-                    w.frozen_row[o] = rho * row[o]
+                    w.frozen_row[j] = rho * row[j]
             else:
                 for j in range(n4):
-                    o = (j >> 5) * cs + (j & 31)
-                    w.frozen_row[o] = w.frozen_row[o] + rho * row[o]
+                    w.frozen_row[j] = w.frozen_row[j] + rho * row[j]
     w.Ka = m
     if w.n_frozen > 0:  # the frozen topics' row after the live ones'
         w.live_rows[m] = w.frozen_row
         m = m + 1
     w.Ka4 = (m + 3) // 4 * 4
     for i in range(m, w.Ka4):
-        w.live_rows[i] = w.block + P.Kp * w.row_step
+        w.live_rows[i] = w.block + P.Kp * w.n4
     if w.outcome == 0:
         w.outcome = 1
 
@@ -508,11 +480,11 @@ cdef double _sweep_live(const _LdaPass* P, _DocWork* w) noexcept nogil:
     cdef double limit = _freeze_limit(P)
     w.n_frozen_swept = w.n_frozen
     w.t_swept = w.t_dead
-    vbf_update_live(w.n4, w.Ka + (w.n_frozen > 0), w.live_rows, w.cs, w.cnt, w.live_t,
-                    P.eps, w.ratio, w.live_acc, w.inv_cnt, sums, w.live_lanes)
+    vbf_update_live(w.n4, w.Ka + (w.n_frozen > 0), w.live_rows, w.cnt, w.live_t, P.eps,
+                    w.ratio, w.live_acc, w.inv_cnt, sums, w.live_lanes)
     if w.Ka + w.n_frozen < P.K and not _dropped_negligible(P, w, sums):
         _revive_all(P, w)
-        vbf_update_live(w.n4, w.Ka, w.live_rows, w.cs, w.cnt, w.live_t, P.eps, w.ratio,
+        vbf_update_live(w.n4, w.Ka, w.live_rows, w.cnt, w.live_t, P.eps, w.ratio,
                         w.live_acc, w.inv_cnt, sums, w.live_lanes)
     for i in range(w.Ka):
         k = live[i]
@@ -596,19 +568,12 @@ cdef bint _thaw(const _LdaPass* P, _DocWork* w) noexcept nogil:
     if one of them left the frozen range (_thaw_factor times the freezing limit): the
     freezing is not trusted then."""
     cdef int f, k
-    cdef Py_ssize_t j
     cdef double acc, v, alpha = P.alpha
-    cdef const double* row
     cdef bint ok = True
     for f in range(w.n_frozen_swept):
         k = w.frozen[f]
-        row = w.block + k * w.row_step
-        if w.cs != 32:  # chunk-major: the row gathered
-            for j in range(w.n4):
-                w.row_buf[j] = row[(j >> 5) * w.cs + (j & 31)]
-            row = w.row_buf
         # (n4 words: the ratios past the document's n are zero)
-        acc = vbf_dot(<int>w.n4, w.ratio, row)
+        acc = vbf_dot(<int>w.n4, w.ratio, w.block + k * w.n4)
         v = (w.rho[f] * w.t_swept) * acc + alpha
         if v - alpha > _thaw_factor * alpha * _FREEZE_REL:
             ok = False
@@ -1222,16 +1187,6 @@ def _set_freezing(bint on):
     global _freezing
     previous = _freezing
     _freezing = on
-    return previous
-
-
-def _set_chunk_min(Py_ssize_t doubles):
-    """For tests: documents whose topic-major copy exceeds this many doubles get the
-    chunk-major one when the sweep runs eight lanes (0: every document; 4096 by default).
-    Returns the previous setting."""
-    global _chunk_min
-    previous = _chunk_min
-    _chunk_min = doubles
     return previous
 
 

@@ -248,17 +248,12 @@ VBF_INLINE vbf_v8 vbf_recip8(vbf_v8 x) { return 1.0 / x; }
    four-lane version's, so the two agree to rounding. Ka is the live topics' count itself,
    not rounded up (the four-lane version's padding rows would add 0 x 0 to its sums: the same
    bits without reading them); lanes and acc
-   hold Ka rounded up to 4.
-   Word j of row i is rows[i][(j / 32) cs + j % 32]: cs = 32 reads the topic-major copy
-   (rows n4 long), cs = 32 x (rows) a chunk-major one (vbf_doc_block: each 32-word chunk's
-   rows contiguous, so a chunk's Ka x 32 values stream into L1 instead of coming as Ka
-   strided pieces from L2); the arithmetic is the same either way. */
+   hold Ka rounded up to 4. */
 VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
-                                                 const double *const *rows, Py_ssize_t cs,
-                                                 const double *cnt, const double *t,
-                                                 double eps, double *ratio, double *acc,
-                                                 const double *inv_cnt, double *sums,
-                                                 double *lanes)
+                                                 const double *const *rows, const double *cnt,
+                                                 const double *t, double eps, double *ratio,
+                                                 double *acc, const double *inv_cnt,
+                                                 double *sums, double *lanes)
 {
     const vbf_v8 zero = {0.0};
     const int Ka4 = (Ka + 3) & ~3;
@@ -274,12 +269,11 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
     } while (0)
     for (i = 0; i < Ka4; i++) vbf_store8(lanes + 8 * i, zero);
     for (j = 0; j + 32 <= n4; j += 32) {
-        const Py_ssize_t jo = (j >> 5) * cs;  /* the chunk's offset from a row's start */
         vbf_v8 s[4] = {zero, zero, zero, zero}, u[4] = {zero, zero, zero, zero};
         vbf_v8 r0, r1, r2, r3;
         for (i = 0; i + 2 <= Ka; i += 2) {
             const double t0 = t[i], t1 = t[i + 1];
-            const double *p0 = rows[i] + jo, *p1 = rows[i + 1] + jo;
+            const double *p0 = rows[i] + j, *p1 = rows[i + 1] + j;
             for (q = 0; q < 4; q++) {
                 s[q] += t0 * vbf_load8(p0 + 8 * q);
                 u[q] += t1 * vbf_load8(p1 + 8 * q);
@@ -287,7 +281,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         }
         if (i < Ka) {  /* an odd topic: its pair's partner in u would have added 0 t 0 */
             const double t0 = t[i];
-            const double *p0 = rows[i] + jo;
+            const double *p0 = rows[i] + j;
             for (q = 0; q < 4; q++) s[q] += t0 * vbf_load8(p0 + 8 * q);
         }
         for (q = 0; q < 4; q++) VBF_RATIO8(s[q] + u[q], j + 8 * q);
@@ -296,7 +290,7 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         r2 = vbf_load8(ratio + j + 16);
         r3 = vbf_load8(ratio + j + 24);
         for (i = 0; i < Ka; i++) {
-            const double *p = rows[i] + jo;
+            const double *p = rows[i] + j;
             vbf_v8 a = vbf_load8(lanes + 8 * i);
             a += r0 * vbf_load8(p);
             a += r1 * vbf_load8(p + 8);
@@ -306,21 +300,20 @@ VBF_AVX512 VBF_INLINE void vbf_update_live8_body(Py_ssize_t n4, int Ka,
         }
     }
     for (; j < n4; j += 8) {  /* the last words, eight at a time: four topics' chains */
-        const Py_ssize_t jo = (j >> 5) * cs + (j & 31);
         vbf_v8 s0 = zero, s1 = zero, s2 = zero, s3 = zero, rv;
         for (i = 0; i + 4 <= Ka; i += 4) {
-            s0 += t[i] * vbf_load8(rows[i] + jo);
-            s1 += t[i + 1] * vbf_load8(rows[i + 1] + jo);
-            s2 += t[i + 2] * vbf_load8(rows[i + 2] + jo);
-            s3 += t[i + 3] * vbf_load8(rows[i + 3] + jo);
+            s0 += t[i] * vbf_load8(rows[i] + j);
+            s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+            s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
+            s3 += t[i + 3] * vbf_load8(rows[i + 3] + j);
         }
-        if (i < Ka) s0 += t[i] * vbf_load8(rows[i] + jo);
-        if (i + 1 < Ka) s1 += t[i + 1] * vbf_load8(rows[i + 1] + jo);
-        if (i + 2 < Ka) s2 += t[i + 2] * vbf_load8(rows[i + 2] + jo);
+        if (i < Ka) s0 += t[i] * vbf_load8(rows[i] + j);
+        if (i + 1 < Ka) s1 += t[i + 1] * vbf_load8(rows[i + 1] + j);
+        if (i + 2 < Ka) s2 += t[i + 2] * vbf_load8(rows[i + 2] + j);
         VBF_RATIO8((s0 + s1) + (s2 + s3), j);
         rv = vbf_load8(ratio + j);
         for (i = 0; i < Ka; i++)
-            vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + jo));
+            vbf_store8(lanes + 8 * i, vbf_load8(lanes + 8 * i) + rv * vbf_load8(rows[i] + j));
     }
 #undef VBF_RATIO8
     for (i = 0; i < Ka4; i += 4)
@@ -398,16 +391,13 @@ VBF_INLINE void vbf_exp_expectation_total8_body(int K, const double *gamma, doub
     }
 }
 
-/* The document's copy vbf_update_live reads: out[k row_step + (j / 32) cs + j % 32] =
-   rows[j][k] for k < Kp and the document's n words, zeros for words n..n4-1 (Kp a multiple
-   of 4, n4 of 4 and >= n). Topic-major: row_step = n4, cs = 32 (out[k n4 + j]); chunk-major:
-   row_step = 32, cs = 32 x (rows). Four words by four topics at a time, transposed in
-   registers. */
-VBF_INLINE void vbf_doc_block_body(Py_ssize_t n, int Kp, const double *const *rows,
-                                   Py_ssize_t n4, Py_ssize_t row_step, Py_ssize_t cs,
-                                   double *out)
+/* The topic-major copy vbf_update_live reads: out[k n4 + j] = rows[j][k] for k < Kp and the
+   document's n words, zeros for words n..n4-1 (Kp a multiple of 4, n4 of 4 and >= n). Four words by four
+   topics at a time, transposed in registers. */
+VBF_INLINE void vbf_topic_major_body(Py_ssize_t n, int Kp, const double *const *rows,
+                                     Py_ssize_t n4, double *out)
 {
-    Py_ssize_t j, jo;
+    Py_ssize_t j;
     int k, q;
     for (j = 0; j + 4 <= n; j += 4) {
         const double *r0 = rows[j], *r1 = rows[j + 1], *r2 = rows[j + 2], *r3 = rows[j + 3];
@@ -418,19 +408,17 @@ VBF_INLINE void vbf_doc_block_body(Py_ssize_t n, int Kp, const double *const *ro
             const vbf_v4 t1 = VBF_SHUFFLE(a0, a1, 1, 5, 3, 7);
             const vbf_v4 t2 = VBF_SHUFFLE(a2, a3, 0, 4, 2, 6);
             const vbf_v4 t3 = VBF_SHUFFLE(a2, a3, 1, 5, 3, 7);
-            double *o = out + (Py_ssize_t)k * row_step + (j >> 5) * cs + (j & 31);
+            double *o = out + (Py_ssize_t)k * n4 + j;
             vbf_store4(o, VBF_SHUFFLE(t0, t2, 0, 1, 4, 5));
-            vbf_store4(o + row_step, VBF_SHUFFLE(t1, t3, 0, 1, 4, 5));
-            vbf_store4(o + 2 * row_step, VBF_SHUFFLE(t0, t2, 2, 3, 6, 7));
-            vbf_store4(o + 3 * row_step, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
+            vbf_store4(o + n4, VBF_SHUFFLE(t1, t3, 0, 1, 4, 5));
+            vbf_store4(o + 2 * n4, VBF_SHUFFLE(t0, t2, 2, 3, 6, 7));
+            vbf_store4(o + 3 * n4, VBF_SHUFFLE(t1, t3, 2, 3, 6, 7));
         }
     }
-    for (; j < n4; j += 4) {  /* the last 1-3 words, then zeros */
-        jo = (j >> 5) * cs + (j & 31);
+    for (; j < n4; j += 4)  /* the last 1-3 words, then zeros */
         for (k = 0; k < Kp; k++)
             for (q = 0; q < 4; q++)
-                out[(Py_ssize_t)k * row_step + jo + q] = j + q < n ? rows[j + q][k] : 0.0;
-    }
+                out[(Py_ssize_t)k * n4 + j + q] = j + q < n ? rows[j + q][k] : 0.0;
 }
 
 /* elog_k = psi(gamma_k) - psi(sum_k gamma_k), t_k = exp(elog_k), k < K; gamma_k > 0. */
@@ -742,51 +730,36 @@ VBF_DISPATCHED(vbf_update_live4,
                 const double *inv_cnt, double *sums),
                (n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums))
 
-/* Whether vbf_update_live runs eight lanes (AVX-512F, unless vbf_lda_lanes is 4): only
-   they read a chunk-major copy (cs > 32). */
-static int vbf_update_live_lanes8(void)
-{
-#ifdef VBF_HAVE_DISPATCH
-    return vbf_lda_lanes != 4 && vbf_cpu_avx512f();
-#else
-    return 0;
-#endif
-}
-
 /* The live sweep over Ka live topics (rows and t padded to Ka rounded up to 4 with zero
-   rows and zeros): eight lanes where vbf_update_live_lanes8 (n4 must then be a multiple of
-   8; the pass always pads to 8; lanes: 8 Ka4 doubles, 64-byte aligned; cs the copy's chunk
-   stride, see vbf_update_live8_body), else vbf_update_live4 over the Ka4 rows of a
-   topic-major copy (cs = 32; AVX2+FMA or the baseline, lanes unused). */
+   rows and zeros): eight lanes where the CPU has AVX-512F (n4 must then be a multiple of 8;
+   the pass always pads to 8; lanes: 8 Ka4 doubles, 64-byte aligned), else vbf_update_live4
+   over the Ka4 rows (AVX2+FMA or the baseline, lanes unused). */
 #ifdef VBF_HAVE_DISPATCH
 VBF_AVX512 static void vbf_update_live_avx512(
-    Py_ssize_t n4, int Ka, const double *const *rows, Py_ssize_t cs, const double *cnt,
-    const double *t, double eps, double *ratio, double *acc, const double *inv_cnt,
-    double *sums, double *lanes)
+    Py_ssize_t n4, int Ka, const double *const *rows, const double *cnt, const double *t,
+    double eps, double *ratio, double *acc, const double *inv_cnt, double *sums,
+    double *lanes)
 {
-    vbf_update_live8_body(n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
+    vbf_update_live8_body(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
 }
 #endif
 
-static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows, Py_ssize_t cs,
+static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
                             const double *cnt, const double *t, double eps, double *ratio,
                             double *acc, const double *inv_cnt, double *sums, double *lanes)
 {
 #ifdef VBF_HAVE_DISPATCH
-    if ((n4 & 7) == 0 && vbf_update_live_lanes8()) {
-        vbf_update_live_avx512(n4, Ka, rows, cs, cnt, t, eps, ratio, acc, inv_cnt, sums,
-                               lanes);
+    if (vbf_lda_lanes != 4 && (n4 & 7) == 0 && vbf_cpu_avx512f()) {
+        vbf_update_live_avx512(n4, Ka, rows, cnt, t, eps, ratio, acc, inv_cnt, sums, lanes);
         return;
     }
 #endif
-    (void)cs;
     vbf_update_live4(n4, (Ka + 3) & ~3, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
-VBF_DISPATCHED(vbf_doc_block,
-               (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4,
-                Py_ssize_t row_step, Py_ssize_t cs, double *out),
-               (n, Kp, rows, n4, row_step, cs, out))
+VBF_DISPATCHED(vbf_topic_major,
+               (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, double *out),
+               (n, Kp, rows, n4, out))
 
 VBF_DISPATCHED(vbf_dirichlet_expectation,
                (int K, const double *gamma, double *elog, double *t),
@@ -909,16 +882,12 @@ static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const dou
     }
 }
 
-static int vbf_update_live_lanes8(void) { return 0; }
-
-static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows, Py_ssize_t cs,
+static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
                             const double *cnt, const double *t, double eps, double *ratio,
                             double *acc, const double *inv_cnt, double *sums, double *lanes)
 {
     Py_ssize_t j;
     int i;
-    (void)cs;
-    (void)lanes;
     sums[0] = 0.0;
     sums[1] = 0.0;
     for (j = 0; j < n4; j++) {
@@ -935,14 +904,13 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows, Py
     }
 }
 
-static void vbf_doc_block(Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4,
-                          Py_ssize_t row_step, Py_ssize_t cs, double *out)
+static void vbf_topic_major(Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4,
+                            double *out)
 {
     Py_ssize_t j;
     int k;
     for (k = 0; k < Kp; k++)
-        for (j = 0; j < n4; j++)
-            out[(Py_ssize_t)k * row_step + (j >> 5) * cs + (j & 31)] = j < n ? rows[j][k] : 0.0;
+        for (j = 0; j < n4; j++) out[(Py_ssize_t)k * n4 + j] = j < n ? rows[j][k] : 0.0;
 }
 
 
