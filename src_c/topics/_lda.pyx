@@ -59,7 +59,6 @@ cdef extern from "_lda_kernels.h":
     double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
     void vbf_psi_totals(int K, const double* totals, int fast, double* out) noexcept nogil
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
-    void vbf_prefetch_r(const void* p) noexcept nogil
     void vbf_dots(Py_ssize_t n, int Kp, const double* const* rows, const double* t,
                   double* out) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
@@ -619,32 +618,16 @@ cdef inline void _doc_ratios(const _LdaPass* P, const _DocWork* w,
         ratio_out_d[j] = w.cnt[j] / (ratio_out_d[j] + P.eps)
 
 
-cdef inline void _prefetch_rows(const _LdaPass* P, Py_ssize_t n,
-                                const index_t* word_ids) noexcept nogil:
-    """Ask the cache for the rows of B of n words (the next document's: at K = 100 its ~136
-    rows of 800 bytes are scattered over 8 MB, and _doc_load's copy waited for each)."""
-    cdef Py_ssize_t j, b, row_bytes = P.Kp * sizeof(double)
-    cdef const char* p
-    for j in range(n):
-        p = <const char*>(P.B + <Py_ssize_t>word_ids[j] * P.Kp)
-        for b in range(0, row_bytes, 64):
-            vbf_prefetch_r(p + b)
-        vbf_prefetch_r(p + row_bytes - 1)
-
-
-cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1, Py_ssize_t p2,
+cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1,
               const index_t* indices, const floating* data, double* gamma_d,
               const double* gamma_prev_d, double* t_out, double* bound) noexcept nogil:
-    """One document (positions p0 to p1) through the stages: load (_doc_load), fixed point
-    (_fixed_point), its final t and E[log theta], the bound terms (_doc_terms) and
-    keep-better (_keep_better) when wanted, the outputs (t_out, the ratios). The next
-    document's rows (positions p1 to p2) are prefetched while this one's fixed point runs.
-    Returns w.outcome (see _DocWork)."""
+    """One document through the stages: load (_doc_load), fixed point (_fixed_point), its
+    final t and E[log theta], the bound terms (_doc_terms) and keep-better (_keep_better)
+    when wanted, the outputs (t_out, the ratios). Returns w.outcome (see _DocWork)."""
     cdef int k
     cdef double word, doc
     cdef double* ratio_out_d = (P.ratio_out + p0) if P.ratio_out != NULL else <double*>NULL
     _doc_load(P, w, p1 - p0, indices + p0, data + p0, gamma_d)
-    _prefetch_rows(P, p2 - p1, indices + p1)
     _fixed_point(P, w)
     # Stage 3: t and elog of the final gamma by the full expectation, whatever is wanted
     # next (so that the ratios and t_out do not depend on whether the bound is)
@@ -834,9 +817,7 @@ def lda_pass(
         for g in prange(G, schedule='dynamic'):
             for d in range(g * per_group, min((g + 1) * per_group, N)):
                 outcome = _doc(
-                    &P, w, indptr_ptr[d], indptr_ptr[d + 1],
-                    indptr_ptr[d + 2] if d + 1 < min((g + 1) * per_group, N)
-                    else indptr_ptr[d + 1], ind_ptr, data_ptr,
+                    &P, w, indptr_ptr[d], indptr_ptr[d + 1], ind_ptr, data_ptr,
                     gamma_ptr + d * K,
                     (gamma_prev_ptr + d * K) if do_prev else <const double*>NULL,
                     (t_ptr + d * K) if do_t else <double*>NULL, bound_ptr + 2 * g)
