@@ -1029,3 +1029,22 @@ def test_n_jobs_is_an_alias_of_n_threads():
         LatentDirichletAllocation(3, n_threads=1, n_jobs=2).fit(X)
     with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
         LatentDirichletAllocation(3, n_jobs=0).fit(X)
+
+
+@pytest.mark.parametrize("Kp", [4, 8, 20, 100, 132])
+def test_word_dots_are_the_one_word_dots_bit_for_bit(Kp):
+    # The pass takes a document's dot products t . B_w (for the final ratios and the bound)
+    # eight words at a time (vbf_dots: AVX2 without FMA, or the baseline); each must be the
+    # bits of the one-word vbf_dot (baseline multiplies and adds, four lanes, vbf_hsum), so
+    # that the ratios, statistics and bound are unchanged. 1 to 21 words cover the groups of
+    # eight and the tail; values spread over decades so that rounding shows.
+    rng = np.random.RandomState(Kp)
+    B = np.exp(rng.normal(0.0, 6.0, (50, Kp)))
+    t = np.exp(rng.normal(0.0, 6.0, Kp))
+    for n in (1, 7, 8, 9, 16, 21):
+        ids = rng.randint(0, 50, n).astype(np.int64)
+        dots, each = _lda._word_dots(B, ids, t)
+        assert np.array_equal(dots, each)
+        np.testing.assert_allclose(dots, B[ids] @ t, rtol=1e-13)
+    with pytest.raises(ValueError, match="Kp"):
+        _lda._word_dots(B, np.zeros(1, np.int64), t[:-1])

@@ -59,6 +59,8 @@ cdef extern from "_lda_kernels.h":
     double _psi_fast "vbf_psi_sklearn"(double x) noexcept nogil
     void vbf_psi_totals(int K, const double* totals, int fast, double* out) noexcept nogil
     double vbf_dot(int K, const double* t, const double* row) noexcept nogil
+    void vbf_dots(Py_ssize_t n, int Kp, const double* const* rows, const double* t,
+                  double* out) noexcept nogil
     void vbf_update(Py_ssize_t n, int K, const double* const* rows, const double* cnt,
                     const double* t, double eps, double* ratio, double* acc) noexcept nogil
     void vbf_update_live(Py_ssize_t n4, int Ka, const double* const* rows, const double* cnt,
@@ -162,6 +164,7 @@ cdef double _doc_terms(
     cdef double word = 0.0, s, c, mx, v = 0.0, total = 0.0
     cdef const double* row
     # the dot products first, their logs together (vectorised), then the sum in word order
+    vbf_dots(n, Kp, rows, t, s_at)
     for j in range(n):
         c = cnt[j]
         if c == 0.0:
@@ -169,7 +172,7 @@ cdef double _doc_terms(
                 ratio_at[j] = 0.0
             s_at[j] = 1.0
             continue
-        s = vbf_dot(Kp, t, rows[j])
+        s = s_at[j]
         if ratio_at != NULL:
             ratio_at[j] = c / (s + eps)
         s_at[j] = s
@@ -610,8 +613,9 @@ cdef inline void _doc_ratios(const _LdaPass* P, const _DocWork* w,
                              double* ratio_out_d) noexcept nogil:
     """ratio_out_d[j] = c_j / (t . B_wj + eps) at the document's final t."""
     cdef Py_ssize_t j
+    vbf_dots(w.n, P.Kp, w.rows, w.t, ratio_out_d)  # the dot products, then the ratios
     for j in range(w.n):
-        ratio_out_d[j] = w.cnt[j] / (vbf_dot(P.Kp, w.t, w.rows[j]) + P.eps)
+        ratio_out_d[j] = w.cnt[j] / (ratio_out_d[j] + P.eps)
 
 
 cdef int _doc(const _LdaPass* P, _DocWork* w, Py_ssize_t p0, Py_ssize_t p1,
@@ -1214,3 +1218,27 @@ def _set_sweep_lanes(int lanes):
 def _sweep_lanes():
     """The live sweep's lanes on this CPU at the current setting: 8 or 4 (for tests)."""
     return 8 if vbf_lda_lanes != 4 and vbf_cpu_avx512f() else 4
+
+
+def _word_dots(const double[:, ::1] B, const long long[::1] word_ids, const double[::1] t):
+    """For tests: t . B_w for each word of word_ids (B (V, Kp) padded as the pass takes it, t
+    (Kp,)), by vbf_dots and by vbf_dot one word at a time: (dots, dot_each)."""
+    cdef Py_ssize_t n = word_ids.shape[0], j
+    cdef int Kp = <int>B.shape[1]
+    if t.shape[0] != Kp or Kp % 4 != 0:
+        raise ValueError("t must have B's Kp entries, a multiple of 4")
+    for j in range(n):
+        if word_ids[j] < 0 or word_ids[j] >= B.shape[0]:
+            raise ValueError("a word index is out of range")
+    dots = np.zeros(n)
+    each = np.zeros(n)
+    cdef double[::1] dots_v = dots, each_v = each
+    rows = <const double**>malloc((n + 1) * sizeof(double*))
+    for j in range(n):
+        rows[j] = &B[word_ids[j], 0]
+    if n > 0:
+        vbf_dots(n, Kp, rows, &t[0], &dots_v[0])
+        for j in range(n):
+            each_v[j] = vbf_dot(Kp, &t[0], rows[j])
+    free(rows)
+    return dots, each

@@ -53,6 +53,34 @@ VBF_INLINE double vbf_dot(int K, const double *t, const double *row) {
     return s;
 }
 
+/* out[j] = vbf_dot(Kp, t, rows[j]), j < n, bit for bit as the pass's vbf_dot (compiled for
+   the baseline: each of the four lanes a chain of separate multiplies and adds over k = lane
+   mod 4, then vbf_hsum; Kp a multiple of 4). One word at a time that is one chain of Kp / 4
+   dependent adds (at Kp = 100 ~100 cycles of latency a word, with the baseline's 256-bit
+   vectors spilled to the stack); eight words go together here, eight independent chains. */
+VBF_INLINE void vbf_dots_body(Py_ssize_t n, int Kp, const double *const *rows,
+                              const double *t, double *out)
+{
+    const vbf_v4 zero = {0.0, 0.0, 0.0, 0.0};
+    Py_ssize_t j;
+    int k, q;
+    for (j = 0; j + 8 <= n; j += 8) {
+        vbf_v4 a[8];
+        const double *r[8];
+        for (q = 0; q < 8; q++) { a[q] = zero; r[q] = rows[j + q]; }
+        for (k = 0; k < Kp; k += 4) {
+            const vbf_v4 tv = vbf_load4(t + k);
+            for (q = 0; q < 8; q++) a[q] = a[q] + tv * vbf_load4(r[q] + k);
+        }
+        for (q = 0; q < 8; q++) out[j + q] = vbf_hsum(a[q]);
+    }
+    for (; j < n; j++) {
+        vbf_v4 a = zero;
+        for (k = 0; k < Kp; k += 4) a = a + vbf_load4(t + k) * vbf_load4(rows[j] + k);
+        out[j] = vbf_hsum(a);
+    }
+}
+
 /* One sweep of the fixed point for one document with n distinct words:
        ratio_j = cnt_j / (t . B_wj + eps)
        acc_k   = sum_j ratio_j B_wj,k
@@ -757,6 +785,28 @@ static void vbf_update_live(Py_ssize_t n4, int Ka, const double *const *rows,
     vbf_update_live4(n4, (Ka + 3) & ~3, rows, cnt, t, eps, ratio, acc, inv_cnt, sums);
 }
 
+/* vbf_dots for AVX2 without FMA (a fused multiply-add would round otherwise than the
+   baseline vbf_dot's multiply and add), or the baseline */
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target("avx2"), optimize("fp-contract=off"))) static void vbf_dots_avx2(
+    Py_ssize_t n, int Kp, const double *const *rows, const double *t, double *out)
+{
+    vbf_dots_body(n, Kp, rows, t, out);
+}
+#endif
+
+static void vbf_dots(Py_ssize_t n, int Kp, const double *const *rows, const double *t,
+                     double *out)
+{
+#ifdef VBF_HAVE_DISPATCH
+    if (VBF_CPU_HAS("avx2")) {
+        vbf_dots_avx2(n, Kp, rows, t, out);
+        return;
+    }
+#endif
+    vbf_dots_body(n, Kp, rows, t, out);
+}
+
 VBF_DISPATCHED(vbf_topic_major,
                (Py_ssize_t n, int Kp, const double *const *rows, Py_ssize_t n4, double *out),
                (n, Kp, rows, n4, out))
@@ -868,6 +918,13 @@ static double vbf_dot(int K, const double *t, const double *row)
     int k;
     for (k = 0; k < K; k++) s += t[k] * row[k];
     return s;
+}
+
+static void vbf_dots(Py_ssize_t n, int Kp, const double *const *rows, const double *t,
+                     double *out)
+{
+    Py_ssize_t j;
+    for (j = 0; j < n; j++) out[j] = vbf_dot(Kp, t, rows[j]);
 }
 
 static void vbf_update(Py_ssize_t n, int K, const double *const *rows, const double *cnt,
