@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from .validation import check_shape
+from .validation import all_finite, check_shape
 
 # Bytes of X one block of a blocked pass reads (a block is at least one group per thread).
 BLOCK_BYTES = 64 << 20
@@ -318,7 +318,7 @@ class DaskRows(Rows):
 
 def _block_flaw(block):
     """None, or 'NaN' / 'infinity' (a dask task: runs where the block lives)."""
-    if np.isfinite(block).all():
+    if all_finite(np.asarray(block)):
         return None
     return "NaN" if np.isnan(block).any() else "infinity"
 

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from ..exceptions import not_fitted_error_class
+from . import _scan
 
 
 def as_real_array(X, name="X", what="numeric"):
@@ -29,14 +30,24 @@ def as_real_array(X, name="X", what="numeric"):
     return arr
 
 
+def all_finite(arr, n_threads=1):
+    """Whether every value of ``arr`` is finite: one read in C on up to ``n_threads``
+    threads (the caller's resolved count) for C-contiguous float32 / float64 arrays, without
+    ``np.isfinite``'s boolean temporary of arr's shape; NumPy's test for any other array."""
+    if arr.dtype in (np.float64, np.float32) and arr.flags.c_contiguous:
+        return _scan.all_finite(arr.reshape(-1), max(1, int(n_threads)))
+    return bool(np.isfinite(arr).all())
+
+
 def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=1,
                 ensure_min_features=1, n_features=None, estimator_name="the estimator",
-                allow_nan=False):
+                allow_nan=False, n_threads=1):
     """Return X as a C-contiguous 2-D float32/float64 array, checked for finiteness.
 
     float32 input stays float32 (memory and fitted parameters follow it); any other numeric
     input becomes float64. A copy is made only if the layout or dtype requires one. With
-    ``allow_nan`` NaN (a missing value) passes; infinity never does.
+    ``allow_nan`` NaN (a missing value) passes; infinity never does. The finiteness scan may
+    use ``n_threads`` threads (``all_finite``).
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; this estimator needs dense data "
@@ -51,7 +62,7 @@ def check_array(X, name="X", dtype=(np.float64, np.float32), ensure_min_samples=
     arr = np.ascontiguousarray(arr, dtype=target)
     check_shape(arr.shape, name, ensure_min_samples, ensure_min_features, n_features,
                 estimator_name)
-    if not np.isfinite(arr).all():
+    if not all_finite(arr, n_threads):
         if allow_nan:
             if np.isinf(arr).any():
                 raise ValueError(f"{name} contains infinity; every value must be finite or "

@@ -26,8 +26,8 @@ from .._core.loop import iterate, run_fits, store_trace
 from .._core.protocol import Method, Statistics
 from .._core.sampling import check_sampler_parameters
 from .._core.threads import resolve_n_threads, single_threaded_blas
-from .._core.validation import (check_array, check_is_fitted, check_option, check_random_state,
-                                check_sample_weight, check_scalar)
+from .._core.validation import (all_finite, check_array, check_is_fitted, check_option,
+                                check_random_state, check_sample_weight, check_scalar)
 
 _INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _METHODS = ("em", "mean_field", "gibbs")
@@ -439,7 +439,8 @@ class GaussianMixture(ParamsMixin):
 
     @all_or_nothing
     def _fit(self, X, sample_weight):
-        X = _check_X(X, allow_nan=getattr(self, "missing", "error") == "marginalize")
+        X = _check_X(X, allow_nan=getattr(self, "missing", "error") == "marginalize",
+                     n_threads=resolve_n_threads(self.n_threads))
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
@@ -540,7 +541,8 @@ class GaussianMixture(ParamsMixin):
             self._check_continuable()
         X = check_array(X, ensure_min_samples=1,
                         n_features=None if first else self.n_features_in_,
-                        estimator_name=type(self).__name__)
+                        estimator_name=type(self).__name__,
+                        n_threads=resolve_n_threads(self.n_threads))
         if first:
             self._check_parameters(X)  # (n_samples >= n_components, the *_init shapes)
         else:
@@ -804,10 +806,10 @@ class GaussianMixture(ParamsMixin):
                 out[start:start + step] = _rows_of_block(rows[start:start + step], *args)
             return out
         X = check_array(X, n_features=self.n_features_in_, estimator_name=name,
-                        allow_nan=marginalize)
+                        allow_nan=marginalize, n_threads=resolve_n_threads(self.n_threads))
         if marginalize and np.isnan(X).any():
             return self._per_row_missing(X, what)
-        return _rows_of_block(X, *self._row_function_args(what))
+        return _rows_of_array(X, *self._row_function_args(what))
 
     def _per_row_missing(self, X, what):
         """``_per_row`` of an ndarray with NaN under ``missing='marginalize'``: each row
@@ -929,14 +931,14 @@ def init_rows(data):
     return None if data.n_samples <= m else evenly_spaced(data.n_samples, m)
 
 
-def _check_X(X, allow_nan=False):
+def _check_X(X, allow_nan=False, n_threads=1):
     """The fit's X: an ndarray (``check_array``; NaN passes with ``allow_nan``, i.e.
     ``missing='marginalize'``), or ``Rows`` (out of core, or dask) checked block by block.
     Missing values are marginalised in memory only: with ``allow_nan`` an out-of-core X is
     read whole, and a dask array refuses NaN as any non-finite value."""
     if is_dask_array(X) or (is_block_source(X) and not allow_nan):
         return check_rows(X, ensure_min_samples=1)
-    return check_array(X, ensure_min_samples=1, allow_nan=allow_nan)
+    return check_array(X, ensure_min_samples=1, allow_nan=allow_nan, n_threads=n_threads)
 
 
 def _plugin_pass(X, inputs, ctype, K, shift, n_threads, want_resp, want_log_prob_norm):
@@ -953,16 +955,20 @@ def _plugin_pass(X, inputs, ctype, K, shift, n_threads, want_resp, want_log_prob
 def _rows_of_block(X, kind, args, n_threads, block_info=None):
     """Per-row outputs of one block of rows (a module-level function of arrays: a Dask task
     runs it where the block lives): 'proba' (n, K), 'log_prob_norm' / 'student_t' /
-    'draws' (n,) log densities."""
-    X = np.asarray(X)
-    if not np.isfinite(X).all():
+    'draws' (n,) log densities; a block with NaN or infinity is refused."""
+    X = np.ascontiguousarray(X)
+    X = X.astype(np.float64) if X.dtype not in (np.float32, np.float64) else X
+    if not all_finite(X, n_threads):
         where = ""
         if block_info is not None and 0 in block_info:
             where = f" in block {block_info[0]['chunk-location'][0]}"
         bad = "NaN" if np.isnan(X).any() else "infinity"
         raise ValueError(f"X contains {bad}{where}; every value must be finite.")
-    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.float32, np.float64)
-                             else np.float64)
+    return _rows_of_array(X, kind, args, n_threads)
+
+
+def _rows_of_array(X, kind, args, n_threads):
+    """``_rows_of_block`` of a C-contiguous float32 / float64 X already checked finite."""
     if kind == "student_t":
         out = BG.student_t_log_predictive(X, *args)
         return out.astype(X.dtype, copy=False)
