@@ -537,27 +537,39 @@ static int vbf_gmm_tile_estep16_stats(const double *f, int ld, int b, int W, int
     return 0;
 }
 
-/* vbf_gmm_tile_estep16_avx512 (K <= 16) or vbf_gmm_tile_estep_blocks_avx512 (16 < K;
-   coefT (W, K rounded up to 16)) where AVX-512 is (ld a multiple of 8): returns 1 when it
-   did the E-step, 0 when the caller must (its DGEMM and vbf_gmm_lse_cols). */
-static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
-                                const double *coefT, const double *w, double *lpT,
-                                double *lpn, double *rlogr)
-{
+/* int name(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr) of the tile's type T: regs (K <= 16)
+   or blocks (16 < K), the register E-steps of _gaussian_tile_estep.h, where AVX-512 is;
+   returns 1 when it did the E-step, 0 when the caller must (its GEMM and lse_cols) */
 #if defined(__GNUC__) && defined(__x86_64__)
-    if (K <= 16 && vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep16_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep_blocks_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-#endif
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
+#define VBF_GMM_TILE_ESTEP_DISPATCH(name, T, regs, blocks)                                 \
+static int name(const T *f, int ld, int b, int W, int K, const T *coefT, const double *w, \
+                T *lpT, double *lpn, double *rlogr)                                       \
+{                                                                                         \
+    if (K <= 16 && vbf_cpu_avx512()) {                                                    \
+        regs(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);                                  \
+        return 1;                                                                         \
+    }                                                                                     \
+    if (vbf_cpu_avx512()) {                                                               \
+        blocks(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);                                \
+        return 1;                                                                         \
+    }                                                                                     \
+    return 0;                                                                             \
 }
+#else
+#define VBF_GMM_TILE_ESTEP_DISPATCH(name, T, regs, blocks)                                 \
+static int name(const T *f, int ld, int b, int W, int K, const T *coefT, const double *w, \
+                T *lpT, double *lpn, double *rlogr)                                       \
+{                                                                                         \
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;       \
+    (void)lpn; (void)rlogr;                                                               \
+    return 0;                                                                             \
+}
+#endif
+
+/* float64: coefT (W, 16) for K <= 16, else in blocks of eight components; ld a multiple of
+   8 */
+VBF_GMM_TILE_ESTEP_DISPATCH(vbf_gmm_tile_estep16, double, vbf_gmm_tile_estep16_avx512,
+                            vbf_gmm_tile_estep_blocks_avx512)
 
 /* The features of the diag / spherical tiles (_tile_group, float64 and float32 tiles) for b rows of X
    (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
@@ -1350,29 +1362,6 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
     vbf_gmm_lse_cols_f32_4(lpT, ld, b, K, w, lpn, rlogr);
 }
 
-/* vbf_gmm_tile_estep16_f32_avx512 (K <= 16; coefT (W, 16)) or
-   vbf_gmm_tile_estep_blocks_f32_avx512 (16 < K; coefT in blocks of eight components) where
-   AVX-512 is (ld a multiple of 16): returns 1 when it did the E-step, 0 when the caller must
-   (its SGEMM and vbf_gmm_lse_cols_f32). */
-static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
-                                  const float *coefT, const double *w, float *lpT,
-                                  double *lpn, double *rlogr)
-{
-#if defined(__x86_64__)
-    if (K <= 16 && vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep16_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep_blocks_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-#endif
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
-}
-
 #else  /* not GCC/Clang: the same algorithm one row at a time */
 
 static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double *w,
@@ -1408,16 +1397,12 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
         lpn[n] = (double)mx + (double)log_s;
     }
 }
-
-static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
-                                  const float *coefT, const double *w, float *lpT,
-                                  double *lpn, double *rlogr)
-{
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
-}
 #endif
+
+/* float32 (vbf_gmm_tile_estep16_f32_avx512, vbf_gmm_tile_estep_blocks_f32_avx512): coefT
+   (W, 16) for K <= 16, else in blocks of eight components; ld a multiple of 16 */
+VBF_GMM_TILE_ESTEP_DISPATCH(vbf_gmm_tile_estep_f32, float, vbf_gmm_tile_estep16_f32_avx512,
+                            vbf_gmm_tile_estep_blocks_f32_avx512)
 
 /* ---- 'full' as fused tiles (_full_tile_group): both halves of an EM step from one
    feature-major tile, every component in the centred (exact) form, no BLAS.

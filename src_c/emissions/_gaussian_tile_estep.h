@@ -41,8 +41,8 @@
    VBF_E_BLOCKS (16 < K), log rho by fused multiply-adds in place of a GEMM into lpT: 2 L
    rows at a time (two vectors, one row a lane), the components in blocks of eight (each
    broadcast coefficient used for both vectors), a block's log rho_nk kept in registers and
-   stored to lpT (K, ld) once (coefT block-major: block kb's (W, 8) contiguous, K rounded up
-   to 8, the components past K zero with constant -inf); then VBF_E_LSE_COLS on those rows'
+   stored to lpT (K, ld) once (coefT block-major: block kb's (W, 8) contiguous, the
+   components past K zero with constant -inf); then VBF_E_LSE_COLS on those rows'
    columns of lpT while they are in L1 (lpT receiving w_n r_nk, lpn and rlogr as there).
    Rows past b read their features as 0 (finite log rho, results unused). A row's result
    depends on that row only. */
