@@ -11,7 +11,8 @@
      VBF_E_LOADU, VBF_E_FMA, VBF_E_SET1, VBF_E_MOV, VBF_E_STOREU, VBF_E_ADD, VBF_E_ZERO:
                      the intrinsics _mm512_maskz_loadu, _fmadd, _set1, _maskz_mov, _storeu,
                      _add, _setzero of the type
-     VBF_E_ANY(d, c) whether a lane of d is above the cut-off c (1: every term's exp taken)
+     VBF_E_ANY(d, c) whether a lane of d is above the cut-off c (1: every term's exp taken,
+                     as the float32 kernels always did)
      VBF_E_LOAD_W(m, p)  the rows' weights p[0..L) (float64) as a lane vector, masked by m
      VBF_E_ROWS_OUT(rlogr, lpn, m, dead, v, inv, log_s, mx, zero, ninf)  the rows' float64
                      outputs
@@ -25,7 +26,10 @@
 
    and undefines them all at its end. The two instances are the same operations in the same
    order as the two hand-written pairs they replace (their object code compared equal,
-   instruction by instruction: benchmarks/RESULTS.md, 2026-12-02).
+   instruction by instruction: benchmarks/RESULTS.md, 2026-12-02). Hence the types'
+   differences as #if and macros: the same meaning as constant C conditions (if (0), 0 ? :)
+   or always_inline helpers changed GCC's register allocation and scheduling (2 to 21
+   instructions more a kernel).
 
    VBF_E_ESTEP16 (K <= 16), in place of a GEMM into lpT and vbf_gmm_lse_cols' three sweeps
    of it: L rows at a time (one a lane), log rho_nk = coefT[W - 1, k] + sum_{j < W - 1}
