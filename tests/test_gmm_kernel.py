@@ -1671,3 +1671,35 @@ def test_random_resp_from_any_word_position(pos):
     ref /= ref.sum(axis=1)[:, None]
     assert np.array_equal(G.random_resp(b, 700, 13), ref)
     assert np.array_equal(a.random_sample(5), b.random_sample(5))
+
+
+@pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K", [5, 16, 17, 40])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_register_estep_rows_without_density(covariance_type, dtype, K):
+    """Every weight 0 (log pi = -inf) through each instance of the register E-steps of one
+    source (_gaussian_tile_estep.h: float64 and float32 tiles, K <= 16 in registers, with
+    the fused statistics for float64 diag, and 16 < K in blocks): every row uniform
+    responsibilities, log p = -inf, sum r log r = 0, N_k = sum_n w_n / K; weighted, D = 16,
+    N = 16 m + 3 (a partial last vector), with and without per-row outputs, bitwise the same
+    for 1 and 2 threads."""
+    rng = np.random.default_rng([71, K])
+    D, N = 16, 16 * 37 + 3
+    X = make_data(rng, N, D, dtype)
+    w = rng.uniform(0.5, 2.0, size=N)
+    shift = X.astype(np.float64).mean(axis=0)
+    p = {**make_params(rng, covariance_type, K, D), "weights": np.zeros(K)}
+    for want_rows in (True, False):
+        with np.errstate(divide="ignore"):
+            outs = [run_tile_pass(X, w, shift, p, 2, t, want_rows=want_rows,
+                                  float32_work=dtype == np.float32) for t in (1, 2)]
+        out = outs[0]
+        assert np.all(out["ll"] == -np.inf)
+        assert not out["ent"].any()
+        assert_allclose(out["nk"].sum(axis=0), np.full(K, w.sum() / K), rtol=1e-6)
+        if want_rows:
+            assert np.all(out["lpn"] == -np.inf)
+            assert_allclose(out["resp"], 1.0 / K, rtol=1e-6)
+        for name, value in out.items():
+            assert np.array_equal(value, outs[1][name], equal_nan=True), name

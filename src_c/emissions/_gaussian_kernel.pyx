@@ -820,6 +820,7 @@ cdef void _tile_group(
     cdef const tile_t* sq = NULL if diag else feat + <Py_ssize_t>D * ld  # ||x_n||^2 row
     # given responsibilities (N, K) (float64 tile only): their statistics, no densities
     cdef const double* resp_in = p.resp_in
+    cdef const double* w_rows
     cdef Py_ssize_t start, end, n_nonzero
     cdef int b, n, k, i, s2_width = D if diag else 1
     cdef tile_t one = 1.0, zero = 0.0
@@ -843,49 +844,43 @@ cdef void _tile_group(
         b = <int>(end - start)
         lse_done = False
         stats_done = False
-        # log rho, component-major (K, ld) row-major = column-major (ld, K) = f coef^T, f
-        # column-major (ld, W) and coef^T column-major (W, K)
+        # the tile's features (feature-major, its own type), then log rho, component-major
+        # (K, ld) row-major = column-major (ld, K) = f coef^T, f column-major (ld, W) and
+        # coef^T column-major (W, K)
         if tile_t is float:
             if floating is float:  # (a float tile is for float32 X only)
                 vbf_gmm_tile_features32(X + start * D, b, D, shift, diag, feat, ld)
-            if resp_in != NULL:
-                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
-            elif p.coef32T != NULL:
-                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
-                # outputs, which weight it after them)
-                lse_done = vbf_gmm_tile_estep_f32(
-                    feat, ld, b, W, K, p.coef32T,
-                    weights + start if has_weights and resp_out == NULL else NULL,
-                    lpT, lpn_buf, rlogr_buf)
-            if resp_in == NULL and not lse_done:
+        elif floating is float:
+            vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, feat, ld)
+        else:
+            vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, feat, ld)
+        # the register E-steps' weights: w r, unweighted for per-row outputs (which weight
+        # it after them)
+        w_rows = weights + start if has_weights and resp_out == NULL else NULL
+        if resp_in != NULL:
+            _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
+        elif (tile_t is double and p.coef16 != NULL and floating is double and compute_stats
+              and diag and K <= ESTEP_MAX_K and D <= ESTEP_STATS_MAX_D):
+            # log rho, its log-sum-exp and the statistics from the nonzero w r in
+            # registers, straight into the accumulator (vbf_gmm_tile_estep16_stats)
+            lse_done = vbf_gmm_tile_estep16_stats(
+                feat, ld, b, W, K, p.coef16, w_rows, lpT if resp_out != NULL else NULL,
+                lpn_buf, rlogr_buf, <const double*><const void*>(X + start * D), D, shift,
+                weights + start if has_weights else NULL, acc)
+            stats_done = lse_done
+        elif tile_t is double and p.coef16 != NULL:
+            # log rho and its log-sum-exp in registers
+            lse_done = vbf_gmm_tile_estep16(feat, ld, b, W, K, p.coef16, w_rows, lpT,
+                                            lpn_buf, rlogr_buf)
+        elif tile_t is float and p.coef32T != NULL:
+            # the same in float32
+            lse_done = vbf_gmm_tile_estep_f32(feat, ld, b, W, K, p.coef32T, w_rows, lpT,
+                                              lpn_buf, rlogr_buf)
+        if resp_in == NULL and not lse_done:
+            if tile_t is float:
                 sgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <float*>p.coef32, &W,
                       &zero, lpT, &ld)
-        else:
-            if floating is float:
-                vbf_gmm_tile_features_f32(X + start * D, b, D, shift, diag, feat, ld)
             else:
-                vbf_gmm_tile_features_f64(X + start * D, b, D, shift, diag, feat, ld)
-            if resp_in != NULL:
-                _tile_given_resp(lpT, ld, b, K, resp_in, weights, start)
-            elif (p.coef16 != NULL and floating is double and compute_stats and diag
-                  and K <= ESTEP_MAX_K and D <= ESTEP_STATS_MAX_D):
-                # log rho, its log-sum-exp and the statistics from the nonzero w r in
-                # registers, straight into the accumulator (vbf_gmm_tile_estep16_stats)
-                lse_done = vbf_gmm_tile_estep16_stats(
-                    feat, ld, b, W, K, p.coef16,
-                    weights + start if has_weights and resp_out == NULL else NULL,
-                    lpT if resp_out != NULL else NULL, lpn_buf, rlogr_buf,
-                    <const double*><const void*>(X + start * D), D, shift,
-                    weights + start if has_weights else NULL, acc)
-                stats_done = lse_done
-            elif p.coef16 != NULL:
-                # log rho and its log-sum-exp in registers (w r, unweighted for per-row
-                # outputs, which weight it after them)
-                lse_done = vbf_gmm_tile_estep16(
-                    feat, ld, b, W, K, p.coef16,
-                    weights + start if has_weights and resp_out == NULL else NULL,
-                    lpT, lpn_buf, rlogr_buf)
-            if resp_in == NULL and not lse_done:
                 dgemm(&CH_N, &CH_N, &b, &K, &W, &one, feat, &ld, <double*>p.coef, &W,
                       &zero, lpT, &ld)
         if resp_in == NULL:

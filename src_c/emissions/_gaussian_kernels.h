@@ -205,21 +205,23 @@ static void vbf_gmm_full_quad(const double *y, int b, int K, int D, const double
    lane's operations in k order), never on its neighbours. A row with every rho_k = 0 gets
    uniform responsibilities, lpn = -inf and rlogr = 0. */
 #if defined(__GNUC__)
-/* One body for L lanes of V (mask vectors I), given the lane width's functions of
-   vbf_simd_math.h: L = 4 (vbf_v4, the AVX2 and baseline builds) and L = 8 (vbf_v8,
-   AVX-512); ANY(d, cutoff): whether a lane of d is above the cut-off. */
-#define VBF_GMM_LSE_COLS(NAME, ATTR, L, V, I, SPLAT, LOAD, STORE, BLEND, BITS, FROM_BITS,   \
-                         EXP, LOG, ANY)                                                   \
-ATTR void NAME(double *lpT, int ld, int b, int K, const double *w, double *lpn,           \
-               double *rlogr)                                                             \
+/* One body for L lanes of V (mask vectors I) of T (double; float: the float32 tile's
+   vbf_gmm_lse_cols_f32, lpT float32, the per-row results in float64 from its float32 max,
+   sum and log), given the lane width's functions: vbf_simd_math.h's L = 4 (vbf_v4, the
+   AVX2 and baseline builds) and L = 8 (vbf_v8, AVX-512) for double, VBF_F32_VECTOR_MATH's
+   for float; ANY(d, cutoff): whether a lane of d is above the cut-off (VBF_GMM_ANY_TERM:
+   every term's exp taken, as the float32 tile measured best). */
+#define VBF_GMM_LSE_COLS(NAME, ATTR, T, L, V, I, SPLAT, LOAD, STORE, BLEND, BITS,          \
+                         FROM_BITS, EXP, LOG, ANY)                                        \
+ATTR void NAME(T *lpT, int ld, int b, int K, const double *w, double *lpn, double *rlogr) \
 {                                                                                         \
     const V ninf = SPLAT(-INFINITY), zero = SPLAT(0.0);                                   \
     const V cutoff = SPLAT(-50.0);                                                        \
     int n, k, q;                                                                          \
     for (n = 0; n < b; n += L) {                                                          \
-        double *col = lpT + n;                                                            \
+        T *col = lpT + n;                                                                 \
         V mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;                      \
-        I dead, live;                                                                     \
+        I dead;                                                                           \
         for (k = 0; k < K; k++) {                                                         \
             x = LOAD(col + (Py_ssize_t)k * ld);                                           \
             mx = BLEND(x > mx, x, mx);                                                    \
@@ -232,8 +234,7 @@ ATTR void NAME(double *lpT, int ld, int b, int K, const double *w, double *lpn, 
                 STORE(col + (Py_ssize_t)k * ld, zero);                                    \
                 continue;                                                                 \
             }                                                                             \
-            live = d > cutoff;                                                            \
-            r = FROM_BITS(BITS(EXP(d)) & live);                                           \
+            r = FROM_BITS(BITS(EXP(d)) & (d > cutoff));                                   \
             s = s + r;                                                                    \
             /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */\
             v = v + FROM_BITS(BITS(r * d) & (r > zero));                                  \
@@ -246,30 +247,31 @@ ATTR void NAME(double *lpT, int ld, int b, int K, const double *w, double *lpn, 
         if (w != NULL) {                                                                  \
             V wv = zero;                                                                  \
             for (q = 0; q < L && n + q < b; q++)                                          \
-                wv[q] = w[n + q];                                                         \
+                wv[q] = (T)w[n + q];                                                      \
             scale = inv * wv;                                                             \
         }                                                                                 \
         for (k = 0; k < K; k++)                                                           \
             STORE(col + (Py_ssize_t)k * ld, LOAD(col + (Py_ssize_t)k * ld) * scale);      \
         for (q = 0; q < L && n + q < b; q++) {                                            \
             if (dead[q]) {                                                                \
-                double wq = w != NULL ? w[n + q] : 1.0;                                   \
+                T wq = w != NULL ? (T)w[n + q] : (T)1.0;                                  \
                 for (k = 0; k < K; k++)                                                   \
-                    col[(Py_ssize_t)k * ld + q] = wq / K;                                 \
+                    col[(Py_ssize_t)k * ld + q] = wq / (T)K;                              \
                 lpn[n + q] = -INFINITY;                                                   \
                 rlogr[n + q] = 0.0;                                                       \
             } else {                                                                      \
                 /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */  \
-                rlogr[n + q] = v[q] * inv[q] - log_s[q];                                  \
-                lpn[n + q] = mx[q] + log_s[q];                                            \
+                rlogr[n + q] = (double)(v[q] * inv[q]) - (double)log_s[q];                \
+                lpn[n + q] = (double)mx[q] + (double)log_s[q];                            \
             }                                                                             \
         }                                                                                 \
     }                                                                                     \
 }
+#define VBF_GMM_ANY_TERM(d, c) 1
 #define VBF_GMM_ANY4(d, c) ({ vbf_i4 a_ = (d) > (c); a_[0] | a_[1] | a_[2] | a_[3]; })
-VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_body, VBF_INLINE, 4, vbf_v4, vbf_i4, vbf_splat, vbf_load4,
-                 vbf_store4, vbf_blend, vbf_bits, vbf_from_bits, vbf_exp4_nonpositive,
-                 vbf_log4, VBF_GMM_ANY4)
+VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_body, VBF_INLINE, double, 4, vbf_v4, vbf_i4, vbf_splat,
+                 vbf_load4, vbf_store4, vbf_blend, vbf_bits, vbf_from_bits,
+                 vbf_exp4_nonpositive, vbf_log4, VBF_GMM_ANY4)
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -278,9 +280,11 @@ VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_body, VBF_INLINE, 4, vbf_v4, vbf_i4, vbf_splat
    functions' operations lane by lane). */
 #define VBF_GMM_ANY8(d, c) _mm512_cmp_pd_mask((__m512d)(d), (__m512d)(c), _CMP_GT_OQ)
 VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_avx512,
-                 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static, 8, vbf_v8,
-                 vbf_i8, vbf_splat8, vbf_load8, vbf_store8, vbf_blend8, vbf_bits8,
+                 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static, double, 8,
+                 vbf_v8, vbf_i8, vbf_splat8, vbf_load8, vbf_store8, vbf_blend8, vbf_bits8,
                  vbf_from_bits8, vbf_exp8_nonpositive, vbf_log8, VBF_GMM_ANY8)
+
+#define VBF_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 
 static inline int vbf_cpu_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
@@ -383,137 +387,49 @@ vbf_gmm_stats_lanes_to_acc(const vbf_v8 *nk_lanes, int K, int W, double *acc)
     }
 }
 
-/* The E-step of a float64 diag / spherical tile with K <= 16 (_tile_group), in registers
-   (AVX-512), in place of a DGEMM into lpT and vbf_gmm_lse_cols' three sweeps of it: eight
-   rows at a time (one a lane), log rho_nk = coefT[W - 1, k] + sum_{j < W - 1}
-   coefT[j, k] f[j, n] by fused multiply-adds in feature order (f (W, ld) the tile's
-   features, feature-major, its last row the ones; coefT (W, 16) row-major = [-1/2 a_k,
-   c_k]^T, the components past K zero with constant -inf; a feature's sixteen coefficients
-   contiguous: constant offsets from one pointer), all sixteen kept in registers; then
-   vbf_gmm_lse_cols' operations on them (the max, the exp of those above the max minus 50,
-   their sum in k order, 1 / s, log s), lpT (K, ld) receiving w_n r_nk (w NULL: r_nk), lpn
-   and rlogr as there. Rows past b read their features as 0 and store r = 0. A row's
-   result depends on that row only. */
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void
-vbf_gmm_tile_estep16_impl(const double *f, int ld, int b, int W, int K,
-                          const double *coefT, const double *w, double *lpT, double *lpn,
-                          double *rlogr, const double *xr, int D,
-                          const double *shift, const double *ws, double *acc)
-{
-    const vbf_v8 ninf = vbf_splat8(-INFINITY), zero = vbf_splat8(0.0);
-    const vbf_v8 cutoff = vbf_splat8(-50.0), one = vbf_splat8(1.0);
-    int n, k, j;
-    /* the statistics (acc != NULL, diag): N_k as per-lane sums over the tile, their lanes
-       added to acc in lane order after the last row */
-    vbf_v8 nk_lanes[16];
-    /* w r of up to 64 rows by component and their nonzero rows (vbf_gmm_estep16_stats64) */
-    double wrb[16 * 64] __attribute__((aligned(64)));
-    unsigned long long mk64[16] = {0};
-    /* D <= 16: a row of x - shift in two registers (masks m0, m1) */
-    const __mmask8 m0 = D >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << D) - 1u);
-    const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
-                        : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
-    __m512d sh0 = _mm512_setzero_pd(), sh1 = _mm512_setzero_pd();
-    if (acc != NULL) {
-        sh0 = _mm512_maskz_loadu_pd(m0, shift);
-        sh1 = _mm512_maskz_loadu_pd(m1, shift + 8);
-        for (k = 0; k < 16; k++)
-            nk_lanes[k] = zero;
-    }
-    for (n = 0; n < b; n += 8) {
-        const __mmask8 m = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
-        vbf_v8 x[16], mx, s = zero, v = zero, d, r, inv, log_s, scale, wv = one;
-        vbf_i8 dead, live;
-        const double *c = coefT + (Py_ssize_t)(W - 1) * 16, *fp = f + n;
-#pragma GCC unroll 16
-        for (k = 0; k < 16; k++)
-            x[k] = vbf_splat8(c[k]);
-        for (j = 0, c = coefT; j < W - 1; j++, c += 16, fp += ld) {
-            const __m512d fj = _mm512_maskz_loadu_pd(m, fp);
-#pragma GCC unroll 16
-            for (k = 0; k < 16; k++)
-                x[k] = (vbf_v8)_mm512_fmadd_pd(fj, _mm512_set1_pd(c[k]), (__m512d)x[k]);
-        }
-        {   /* the max over k, as a tree (exact: the order does not matter) */
-            vbf_v8 t[8];
-#pragma GCC unroll 8
-            for (k = 0; k < 8; k++)
-                t[k] = vbf_blend8(x[k + 8] > x[k], x[k + 8], x[k]);
-#pragma GCC unroll 4
-            for (k = 0; k < 4; k++)
-                t[k] = vbf_blend8(t[k + 4] > t[k], t[k + 4], t[k]);
-            t[0] = vbf_blend8(t[2] > t[0], t[2], t[0]);
-            t[1] = vbf_blend8(t[3] > t[1], t[3], t[1]);
-            mx = vbf_blend8(t[1] > t[0], t[1], t[0]);
-        }
-        dead = mx == ninf;
-        mx = vbf_blend8(dead, zero, mx);
-#pragma GCC unroll 16
-        for (k = 0; k < 16; k++) {
-            d = x[k] - mx;
-            if (!VBF_GMM_ANY8(d, cutoff)) {  /* (eight terms below the cut-off: no exp) */
-                x[k] = zero;
-                continue;
-            }
-            live = d > cutoff;
-            r = vbf_from_bits8(vbf_bits8(vbf_exp8_nonpositive(d)) & live);
-            s = s + r;
-            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
-            v = v + vbf_from_bits8(vbf_bits8(r * d) & (r > zero));
-            x[k] = r;
-        }
-        s = vbf_blend8(dead, one, s);
-        inv = one / s;
-        log_s = vbf_log8(s);
-        scale = inv;
-        if (w != NULL) {
-            wv = (vbf_v8)_mm512_maskz_loadu_pd(m, w + n);
-            scale = inv * wv;
-        }
-        {
-            /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
-            const vbf_v8 uniform = wv / vbf_splat8((double)K);
-            for (k = 0; k < K && (acc == NULL || lpT != NULL); k++)
-                vbf_store8(lpT + (Py_ssize_t)k * ld + n,
-                           (vbf_v8)_mm512_maskz_mov_pd(
-                               m, (__m512d)vbf_blend8(dead, uniform, x[k] * scale)));
-        }
-        /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */
-        _mm512_mask_storeu_pd(rlogr + n, m, (__m512d)vbf_blend8(dead, zero, v * inv - log_s));
-        _mm512_mask_storeu_pd(lpn + n, m, (__m512d)vbf_blend8(dead, ninf, mx + log_s));
-        if (acc != NULL) {
-            /* w r of the eight rows (dead rows: w / K; rows past b: 0), their nonzero
-               masks and the dense sums, by constant indices (x stays in registers) */
-            const int lane0 = n & 63;  /* (the row's place in its 64 rows) */
-            const __m512d wsv = ws != NULL ? _mm512_maskz_loadu_pd(m, ws + n)
-                                : _mm512_maskz_mov_pd(m, (__m512d)one);
-            const __m512d wuniform = _mm512_div_pd(wsv, _mm512_set1_pd((double)K));
-            const __m512d wscale = _mm512_mul_pd((__m512d)inv, wsv);
-            const __mmask8 deadm = _mm512_test_epi64_mask((__m512i)dead, (__m512i)dead);
-#pragma GCC unroll 16
-            for (k = 0; k < 16; k++) {
-                /* (components past K: r = 0 but a dead row's w / K; never read) */
-                const __m512d wr = _mm512_mask_mov_pd(
-                    _mm512_mul_pd((__m512d)x[k], wscale), deadm, wuniform);
-                _mm512_store_pd(wrb + 64 * k + lane0, wr);
-                mk64[k] |= (unsigned long long)_mm512_cmp_pd_mask(
-                               wr, _mm512_setzero_pd(), _CMP_NEQ_UQ) << lane0;
-                nk_lanes[k] = (vbf_v8)_mm512_add_pd((__m512d)nk_lanes[k], wr);
-            }
-            if (lane0 == 56 || n + 8 >= b) {  /* 64 rows (or the last): their sums */
-                const double *x64 = xr + (Py_ssize_t)(n - lane0) * D;
-                if (D == 16)  /* (the benchmark's shape: constant masks) */
-                    vbf_gmm_estep16_stats64(x64, 16, W, sh0, sh1, wrb, mk64, K, acc);
-                else
-                    vbf_gmm_estep16_stats64(x64, D, W, sh0, sh1, wrb, mk64, K, acc);
-                for (k = 0; k < 16; k++)
-                    mk64[k] = 0;
-            }
-        }
-    }
-    if (acc != NULL)
-        vbf_gmm_stats_lanes_to_acc(nk_lanes, K, W, acc);
-}
+/* a float64 register E-step's per-row outputs (_gaussian_tile_estep.h): rows m of
+   rlogr = v / s - log s and lpn = mx + log s (dead rows: zero and ninf); (a macro, not an
+   inline function: the kernels' object code stays that of the hand-written pair, an inlined
+   call's reordered it) */
+#define VBF_GMM_ESTEP_ROWS_OUT(rlogr, lpn, m, dead, v, inv, log_s, mx, zero, ninf) do {     \
+    _mm512_mask_storeu_pd(rlogr, m, (__m512d)vbf_blend8(dead, zero, (v) * (inv) - (log_s)));\
+    _mm512_mask_storeu_pd(lpn, m, (__m512d)vbf_blend8(dead, ninf, (mx) + (log_s)));        \
+} while (0)
+
+/* The E-step of a float64 diag / spherical tile (_tile_group) in registers (AVX-512), eight
+   rows a vector: vbf_gmm_tile_estep16_impl (K <= 16; with acc, the fused statistics of
+   vbf_gmm_tile_estep16_stats_avx512) and vbf_gmm_tile_estep_blocks_avx512 (16 < K, blocks of
+   eight components, sixteen rows at a time), from _gaussian_tile_estep.h (see there) */
+#define VBF_E_T double
+#define VBF_E_L 8
+#define VBF_E_V vbf_v8
+#define VBF_E_I vbf_i8
+#define VBF_E_RAW __m512d
+#define VBF_E_MASK __mmask8
+#define VBF_E_FULL 0xFF
+#define VBF_E_SPLAT vbf_splat8
+#define VBF_E_BLEND vbf_blend8
+#define VBF_E_BITS vbf_bits8
+#define VBF_E_FROM_BITS vbf_from_bits8
+#define VBF_E_STORE vbf_store8
+#define VBF_E_EXP vbf_exp8_nonpositive
+#define VBF_E_LOG vbf_log8
+#define VBF_E_LOADU _mm512_maskz_loadu_pd
+#define VBF_E_FMA _mm512_fmadd_pd
+#define VBF_E_SET1 _mm512_set1_pd
+#define VBF_E_MOV _mm512_maskz_mov_pd
+#define VBF_E_STOREU _mm512_storeu_pd
+#define VBF_E_ADD _mm512_add_pd
+#define VBF_E_ZERO _mm512_setzero_pd
+#define VBF_E_ANY VBF_GMM_ANY8
+#define VBF_E_LOAD_W(m, p) ((vbf_v8)_mm512_maskz_loadu_pd(m, p))
+#define VBF_E_ROWS_OUT VBF_GMM_ESTEP_ROWS_OUT
+#define VBF_E_LSE_COLS vbf_gmm_lse_cols_avx512
+#define VBF_E_CONST_LAST 0
+#define VBF_E_STATS 1
+#define VBF_E_ESTEP16 vbf_gmm_tile_estep16_impl
+#define VBF_E_BLOCKS vbf_gmm_tile_estep_blocks_avx512
+#include "_gaussian_tile_estep.h"
 
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
 vbf_gmm_tile_estep16_avx512(const double *f, int ld, int b, int W, int K,
@@ -539,53 +455,6 @@ vbf_gmm_tile_estep16_stats_avx512(const double *f, int ld, int b, int W, int K,
                               acc);
 }
 
-/* The E-step of a float64 diag / spherical tile with 16 < K (_tile_group), log rho by
-   fused multiply-adds in place of a DGEMM into lpT (AVX-512): eight rows at a time (one a
-   lane), the components in blocks of sixteen, a block's log rho_nk = coefT[W - 1, k] +
-   sum_{j < W - 1} coefT[j, k] f[j, n] in feature order kept in registers and stored to lpT
-   (K, ld) once (f, coefT as vbf_gmm_tile_estep16's, coefT (W, Kp) with Kp = K rounded up to
-   16); then vbf_gmm_lse_cols' operations on those eight columns of lpT while they are in
-   L1 (lpT receiving w_n r_nk, lpn and rlogr as there). Rows past b read their features as
-   0 (finite log rho, results unused). A row's result depends on that row only. */
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
-vbf_gmm_tile_estep_blocks_avx512(const double *f, int ld, int b, int W, int K,
-                                 const double *coefT, const double *w, double *lpT,
-                                 double *lpn, double *rlogr)
-{
-    int n, k, j, kb, h;
-    for (n = 0; n < b; n += 16) {
-        /* two groups of eight rows: each coefficient loaded (broadcast) once for both */
-        const __mmask8 m0 = b - n >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (b - n)) - 1u);
-        const __mmask8 m1 = b - n >= 16 ? (__mmask8)0xFF
-                            : b - n <= 8 ? (__mmask8)0 : (__mmask8)((1u << (b - n - 8)) - 1u);
-        for (kb = 0; kb < K; kb += 8) {
-            __m512d x0[8], x1[8];
-            const double *cb = coefT + (Py_ssize_t)kb * W, *c = cb + (Py_ssize_t)(W - 1) * 8;
-            const double *fp = f + n;
-#pragma GCC unroll 8
-            for (k = 0; k < 8; k++)
-                x0[k] = x1[k] = _mm512_set1_pd(c[k]);
-            for (j = 0, c = cb; j < W - 1; j++, c += 8, fp += ld) {
-                const __m512d f0 = _mm512_maskz_loadu_pd(m0, fp);
-                const __m512d f1 = _mm512_maskz_loadu_pd(m1, fp + 8);
-#pragma GCC unroll 8
-                for (k = 0; k < 8; k++) {
-                    const __m512d ck = _mm512_set1_pd(c[k]);
-                    x0[k] = _mm512_fmadd_pd(f0, ck, x0[k]);
-                    x1[k] = _mm512_fmadd_pd(f1, ck, x1[k]);
-                }
-            }
-            for (k = 0; k < 8 && kb + k < K; k++) {
-                _mm512_storeu_pd(lpT + (Py_ssize_t)(kb + k) * ld + n, x0[k]);
-                if (m1)
-                    _mm512_storeu_pd(lpT + (Py_ssize_t)(kb + k) * ld + n + 8, x1[k]);
-            }
-        }
-        for (h = n; h < b && h < n + 16; h += 8)
-            vbf_gmm_lse_cols_avx512(lpT + h, ld, b - h < 8 ? b - h : 8, K,
-                                    w != NULL ? w + h : NULL, lpn + h, rlogr + h);
-    }
-}
 #endif
 
 /* AVX-512 (eight rows a vector), else AVX2 + FMA (four), else the baseline build (four);
@@ -668,27 +537,39 @@ static int vbf_gmm_tile_estep16_stats(const double *f, int ld, int b, int W, int
     return 0;
 }
 
-/* vbf_gmm_tile_estep16_avx512 (K <= 16) or vbf_gmm_tile_estep_blocks_avx512 (16 < K;
-   coefT (W, K rounded up to 16)) where AVX-512 is (ld a multiple of 8): returns 1 when it
-   did the E-step, 0 when the caller must (its DGEMM and vbf_gmm_lse_cols). */
-static int vbf_gmm_tile_estep16(const double *f, int ld, int b, int W, int K,
-                                const double *coefT, const double *w, double *lpT,
-                                double *lpn, double *rlogr)
-{
+/* int name(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr) of the tile's type T: regs (K <= 16)
+   or blocks (16 < K), the register E-steps of _gaussian_tile_estep.h, where AVX-512 is;
+   returns 1 when it did the E-step, 0 when the caller must (its GEMM and lse_cols) */
 #if defined(__GNUC__) && defined(__x86_64__)
-    if (K <= 16 && vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep16_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep_blocks_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-#endif
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
+#define VBF_GMM_TILE_ESTEP_DISPATCH(name, T, regs, blocks)                                 \
+static int name(const T *f, int ld, int b, int W, int K, const T *coefT, const double *w, \
+                T *lpT, double *lpn, double *rlogr)                                       \
+{                                                                                         \
+    if (K <= 16 && vbf_cpu_avx512()) {                                                    \
+        regs(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);                                  \
+        return 1;                                                                         \
+    }                                                                                     \
+    if (vbf_cpu_avx512()) {                                                               \
+        blocks(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);                                \
+        return 1;                                                                         \
+    }                                                                                     \
+    return 0;                                                                             \
 }
+#else
+#define VBF_GMM_TILE_ESTEP_DISPATCH(name, T, regs, blocks)                                 \
+static int name(const T *f, int ld, int b, int W, int K, const T *coefT, const double *w, \
+                T *lpT, double *lpn, double *rlogr)                                       \
+{                                                                                         \
+    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;       \
+    (void)lpn; (void)rlogr;                                                               \
+    return 0;                                                                             \
+}
+#endif
+
+/* float64: coefT (W, 16) for K <= 16, else in blocks of eight components; ld a multiple of
+   8 */
+VBF_GMM_TILE_ESTEP_DISPATCH(vbf_gmm_tile_estep16, double, vbf_gmm_tile_estep16_avx512,
+                            vbf_gmm_tile_estep_blocks_avx512)
 
 /* The features of the diag / spherical tiles (_tile_group, float64 and float32 tiles) for b rows of X
    (row-major, D columns, float64 or float32), feature-major: f (width, ld) row-major holds
@@ -1341,64 +1222,16 @@ VBF_INLINE VT vbf_logf_##SUF(VT y) {                                            
     return ef * vbf_fsplat_##SUF(0.693147181f) + ((s + s) + (s + s) * (p * s2));           \
 }
 
-/* vbf_gmm_lse_cols in float32: lpT (K, ld) float32, ld a multiple of 16; every column
-   becomes (float32) w_n r_nk; lpn[n] = log p(x_n) and rlogr[n] = sum_k r_nk log r_nk in
-   float64 (from the float32 max, sum and log). L rows a vector, one row per lane, the lane's
-   operations in k order: a row's result depends on that row only. */
+/* vbf_gmm_lse_cols in float32 (VBF_GMM_LSE_COLS with T float): lpT (K, ld) float32, ld a
+   multiple of 16; every column becomes (float32) w_n r_nk; lpn[n] = log p(x_n) and rlogr[n]
+   = sum_k r_nk log r_nk in float64 (from the float32 max, sum and log). L rows a vector,
+   one row per lane, the lane's operations in k order: a row's result depends on that row
+   only. */
 #define VBF_F32_LSE_COLS(SUF, VT, IT, L)                                                   \
-VBF_INLINE void vbf_gmm_lse_cols_f32_##SUF(float *lpT, int ld, int b, int K,               \
-                                           const double *w, double *lpn, double *rlogr)    \
-{                                                                                          \
-    const VT ninf = vbf_fsplat_##SUF(-INFINITY), zero = vbf_fsplat_##SUF(0.0f);            \
-    const VT cutoff = vbf_fsplat_##SUF(-50.0f);                                            \
-    int n, k, q;                                                                           \
-    for (n = 0; n < b; n += L) {                                                           \
-        float *col = lpT + n;                                                              \
-        VT mx = ninf, s = zero, v = zero, x, d, r, inv, log_s, scale;                      \
-        IT dead;                                                                           \
-        for (k = 0; k < K; k++) {                                                          \
-            x = vbf_fload_##SUF(col + (Py_ssize_t)k * ld);                                 \
-            mx = vbf_fblend_##SUF(x > mx, x, mx);                                          \
-        }                                                                                  \
-        dead = mx == ninf;                                                                 \
-        mx = vbf_fblend_##SUF(dead, zero, mx);                                             \
-        for (k = 0; k < K; k++) {                                                          \
-            d = vbf_fload_##SUF(col + (Py_ssize_t)k * ld) - mx;                            \
-            r = vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(vbf_expf_nonpositive_##SUF(d))        \
-                                     & (d > cutoff));                                      \
-            s = s + r;                                                                     \
-            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */\
-            v = v + vbf_ffrom_bits_##SUF(vbf_fbits_##SUF(r * d) & (r > zero));             \
-            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld, r);                                 \
-        }                                                                                  \
-        s = vbf_fblend_##SUF(dead, vbf_fsplat_##SUF(1.0f), s);                             \
-        inv = vbf_fsplat_##SUF(1.0f) / s;                                                  \
-        log_s = vbf_logf_##SUF(s);                                                         \
-        scale = inv;                                                                       \
-        if (w != NULL) {                                                                   \
-            VT wv = zero;                                                                  \
-            for (q = 0; q < L && n + q < b; q++)                                           \
-                wv[q] = (float)w[n + q];                                                   \
-            scale = inv * wv;                                                              \
-        }                                                                                  \
-        for (k = 0; k < K; k++)                                                            \
-            vbf_fstore_##SUF(col + (Py_ssize_t)k * ld,                                     \
-                             vbf_fload_##SUF(col + (Py_ssize_t)k * ld) * scale);           \
-        for (q = 0; q < L && n + q < b; q++) {                                             \
-            if (dead[q]) {                                                                 \
-                float wq = w != NULL ? (float)w[n + q] : 1.0f;                             \
-                for (k = 0; k < K; k++)                                                    \
-                    col[(Py_ssize_t)k * ld + q] = wq / (float)K;                           \
-                lpn[n + q] = -INFINITY;                                                    \
-                rlogr[n + q] = 0.0;                                                        \
-            } else {                                                                       \
-                /* sum_k r_k log r_k = sum_k r_k log rho_k - log p(x) = v / s - log s */   \
-                rlogr[n + q] = (double)(v[q] * inv[q]) - (double)log_s[q];                 \
-                lpn[n + q] = (double)mx[q] + (double)log_s[q];                             \
-            }                                                                              \
-        }                                                                                  \
-    }                                                                                      \
-}
+VBF_GMM_LSE_COLS(vbf_gmm_lse_cols_f32_##SUF, VBF_INLINE, float, L, VT, IT, vbf_fsplat_##SUF,\
+                 vbf_fload_##SUF, vbf_fstore_##SUF, vbf_fblend_##SUF, vbf_fbits_##SUF,     \
+                 vbf_ffrom_bits_##SUF, vbf_expf_nonpositive_##SUF, vbf_logf_##SUF,         \
+                 VBF_GMM_ANY_TERM)
 
 typedef float vbf_f4 __attribute__((vector_size(16)));
 typedef int32_t vbf_fi4 __attribute__((vector_size(16)));
@@ -1411,7 +1244,6 @@ typedef int32_t vbf_fi8 __attribute__((vector_size(32)));
 typedef float vbf_f16 __attribute__((vector_size(64)));
 typedef int32_t vbf_fi16 __attribute__((vector_size(64)));
 #define VBF_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define VBF_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,fma")))
 /* (each width's helpers compiled for its target: a vector argument wider than the
    baseline's registers must not cross a function boundary of another target) */
 #pragma GCC push_options
@@ -1437,170 +1269,79 @@ VBF_TARGET_AVX2 static void vbf_gmm_lse_cols_f32_avx2(
     vbf_gmm_lse_cols_f32_8(lpT, ld, b, K, w, lpn, rlogr);
 }
 
-/* The E-step of a float32 diag / spherical tile (_tile_group, float tile) in registers
-   (AVX-512), in place of an SGEMM into lpT and vbf_gmm_lse_cols_f32's three sweeps of it:
-   sixteen rows at a time (one a lane), log rho_nk = sum_{j < W - 1} coefT[j, k] f[j, n] +
-   coefT[W - 1, k] by float32 fused multiply-adds in feature order, the constant last (f
-   (W, ld) the float32 tile's features, feature-major, its last row the ones; coefT (W, 16)
-   row-major = [-1/2 a_k, c_k]^T rounded to float32, the components past K zero with
-   constant -inf), all sixteen kept in registers; then vbf_gmm_lse_cols_f32's operations on them (the max, the
-   exp of those above the max minus 50, their sum in k order, 1 / s, log s), lpT (K, ld)
-   receiving (float32) w_n r_nk (w NULL: r_nk), lpn and rlogr in float64 as there. Rows past
-   b read their features as 0 and store r = 0. A row's result depends on that row only. */
-VBF_TARGET_AVX512 static void
-vbf_gmm_tile_estep16_f32_avx512(const float *f, int ld, int b, int W, int K,
-                                const float *coefT, const double *w, float *lpT,
-                                double *lpn, double *rlogr)
-{
-    const vbf_f16 ninf = vbf_fsplat_16(-INFINITY), zero = vbf_fsplat_16(0.0f);
-    const vbf_f16 cutoff = vbf_fsplat_16(-50.0f), one = vbf_fsplat_16(1.0f);
-    int n, k, j;
-    for (n = 0; n < b; n += 16) {
-        const __mmask16 m = b - n >= 16 ? (__mmask16)0xFFFF
-                                        : (__mmask16)((1u << (b - n)) - 1u);
-        vbf_f16 x[16], mx, s = zero, v = zero, d, r, inv, log_s, scale, wv = one;
-        vbf_fi16 dead;
-        const float *c, *fp = f + n;
-#pragma GCC unroll 16
-        for (k = 0; k < 16; k++)
-            x[k] = zero;
-        for (j = 0, c = coefT; j < W - 1; j++, c += 16, fp += ld) {
-            const __m512 fj = _mm512_maskz_loadu_ps(m, fp);
-#pragma GCC unroll 16
-            for (k = 0; k < 16; k++)
-                x[k] = (vbf_f16)_mm512_fmadd_ps(fj, _mm512_set1_ps(c[k]), (__m512)x[k]);
-        }
-        /* the constants last (as the SGEMM's ones feature): started from c_k, the float32
-           partial sums stayed at its size, a few times the rounding at D = 64 */
-#pragma GCC unroll 16
-        for (k = 0; k < 16; k++)
-            x[k] = x[k] + vbf_fsplat_16(c[k]);
-        {   /* the max over k, as a tree (exact: the order does not matter) */
-            vbf_f16 t[8];
-#pragma GCC unroll 8
-            for (k = 0; k < 8; k++)
-                t[k] = vbf_fblend_16(x[k + 8] > x[k], x[k + 8], x[k]);
-#pragma GCC unroll 4
-            for (k = 0; k < 4; k++)
-                t[k] = vbf_fblend_16(t[k + 4] > t[k], t[k + 4], t[k]);
-            t[0] = vbf_fblend_16(t[2] > t[0], t[2], t[0]);
-            t[1] = vbf_fblend_16(t[3] > t[1], t[3], t[1]);
-            mx = vbf_fblend_16(t[1] > t[0], t[1], t[0]);
-        }
-        dead = mx == ninf;
-        mx = vbf_fblend_16(dead, zero, mx);
-#pragma GCC unroll 16
-        for (k = 0; k < 16; k++) {
-            d = x[k] - mx;
-            r = vbf_ffrom_bits_16(vbf_fbits_16(vbf_expf_nonpositive_16(d)) & (d > cutoff));
-            s = s + r;
-            /* sum_k r_k (log rho_k - mx), unnormalised (r = 0 lanes add 0, not 0 * -inf) */
-            v = v + vbf_ffrom_bits_16(vbf_fbits_16(r * d) & (r > zero));
-            x[k] = r;
-        }
-        s = vbf_fblend_16(dead, one, s);
-        inv = one / s;
-        log_s = vbf_logf_16(s);
-        scale = inv;
-        if (w != NULL) {
-            const __m512d w0 = _mm512_maskz_loadu_pd((__mmask8)m, w + n);
-            const __m512d w1 = _mm512_maskz_loadu_pd((__mmask8)(m >> 8), w + n + 8);
-            wv = (vbf_f16)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(w0)),
-                                             _mm512_cvtpd_ps(w1), 1);
-            scale = inv * wv;
-        }
-        {
-            /* a row with every rho_k = 0: uniform w / K; rows past b: 0 */
-            const vbf_f16 uniform = wv / vbf_fsplat_16((float)K);
-            for (k = 0; k < K; k++)
-                vbf_fstore_16(lpT + (Py_ssize_t)k * ld + n,
-                              (vbf_f16)_mm512_maskz_mov_ps(
-                                  m, (__m512)vbf_fblend_16(dead, uniform, x[k] * scale)));
-        }
-        {
-            /* in float64: sum_k r_k log r_k = v / s - log s, log p(x) = mx + log s */
-            const __m512 vs = (__m512)(v * inv);
-            const __m512 ls = (__m512)log_s, mf = (__m512)mx;
-            const __mmask16 live = m & ~_mm512_movepi32_mask((__m512i)dead);
-            const __mmask16 gone = m & ~live;
-            __m512d a, l;
-            int h;
-            for (h = 0; h < 2; h++) {
-                const __mmask8 mh = (__mmask8)(m >> (8 * h)), lh = (__mmask8)(live >> (8 * h));
-                const __mmask8 gh = (__mmask8)(gone >> (8 * h));
-                if (!mh)
-                    break;
-                l = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(ls, 1)
-                                      : _mm512_castps512_ps256(ls));
-                a = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(vs, 1)
-                                      : _mm512_castps512_ps256(vs));
-                _mm512_mask_storeu_pd(rlogr + n + 8 * h, lh, _mm512_sub_pd(a, l));
-                _mm512_mask_storeu_pd(rlogr + n + 8 * h, gh, _mm512_setzero_pd());
-                a = _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(mf, 1)
-                                      : _mm512_castps512_ps256(mf));
-                _mm512_mask_storeu_pd(lpn + n + 8 * h, lh, _mm512_add_pd(a, l));
-                _mm512_mask_storeu_pd(lpn + n + 8 * h, gh, _mm512_set1_pd(-INFINITY));
-            }
-        }
-    }
-}
+/* the float32 register E-step's (_gaussian_tile_estep.h) rows' weights p[0..16) (float64)
+   rounded to float32, rows m */
+#define VBF_GMM_ESTEP_WEIGHTS_F32(m, p) ({                                                 \
+    const __m512d w0_ = _mm512_maskz_loadu_pd((__mmask8)(m), p);                           \
+    const __m512d w1_ = _mm512_maskz_loadu_pd((__mmask8)((m) >> 8), (p) + 8);              \
+    (vbf_f16)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(w0_)),              \
+                                _mm512_cvtpd_ps(w1_), 1);                                  \
+})
+/* and its per-row outputs, in float64: rows m of rlogr = v / s - log s and lpn = mx + log s
+   (dead rows: 0 and -inf); (macros, not inline functions: the kernels' object code stays
+   that of the hand-written pair, an inlined call's reordered it) */
+#define VBF_GMM_ESTEP_ROWS_OUT_F32(rlogr, lpn, m, dead, v, inv, log_s, mx, zero, ninf) do { \
+    const __m512 vs_ = (__m512)((v) * (inv));                                              \
+    const __m512 ls_ = (__m512)(log_s), mf_ = (__m512)(mx);                                \
+    const __mmask16 live_ = (m) & ~_mm512_movepi32_mask((__m512i)(dead));                  \
+    const __mmask16 gone_ = (m) & ~live_;                                                  \
+    __m512d a_, l_;                                                                        \
+    int h_;                                                                                \
+    for (h_ = 0; h_ < 2; h_++) {                                                           \
+        const __mmask8 mh_ = (__mmask8)((m) >> (8 * h_));                                  \
+        const __mmask8 lh_ = (__mmask8)(live_ >> (8 * h_));                                \
+        const __mmask8 gh_ = (__mmask8)(gone_ >> (8 * h_));                                \
+        if (!mh_)                                                                          \
+            break;                                                                         \
+        l_ = _mm512_cvtps_pd(h_ ? _mm512_extractf32x8_ps(ls_, 1)                           \
+                                : _mm512_castps512_ps256(ls_));                            \
+        a_ = _mm512_cvtps_pd(h_ ? _mm512_extractf32x8_ps(vs_, 1)                           \
+                                : _mm512_castps512_ps256(vs_));                            \
+        _mm512_mask_storeu_pd((rlogr) + 8 * h_, lh_, _mm512_sub_pd(a_, l_));               \
+        _mm512_mask_storeu_pd((rlogr) + 8 * h_, gh_, _mm512_setzero_pd());                 \
+        a_ = _mm512_cvtps_pd(h_ ? _mm512_extractf32x8_ps(mf_, 1)                           \
+                                : _mm512_castps512_ps256(mf_));                            \
+        _mm512_mask_storeu_pd((lpn) + 8 * h_, lh_, _mm512_add_pd(a_, l_));                 \
+        _mm512_mask_storeu_pd((lpn) + 8 * h_, gh_, _mm512_set1_pd(-INFINITY));             \
+    }                                                                                      \
+} while (0)
 
-/* The E-step of a float32 diag / spherical tile with 16 < K (_tile_group, float tile), log
-   rho by float32 fused multiply-adds in place of an SGEMM into lpT (AVX-512): thirty-two rows
-   at a time (two vectors of sixteen, one row a lane), the components in blocks of eight
-   (each broadcast coefficient used for both vectors), a block's log rho_nk =
-   sum_{j < W - 1} coefT[j, k] f[j, n] + coefT[W - 1, k] in feature order (the constant
-   last) kept in registers
-   and stored to lpT (K, ld) once (coefT block-major: block kb's (W, 8) contiguous, K
-   rounded up to 8, the components past K zero with constant -inf); then
-   vbf_gmm_lse_cols_f32's operations on those rows' columns of lpT while they are in L1
-   (lpT receiving w_n r_nk, lpn and rlogr as there). Rows past b read their features as 0
-   (finite log rho, results unused). A row's result depends on that row only. */
-VBF_TARGET_AVX512 static void
-vbf_gmm_tile_estep_blocks_f32_avx512(const float *f, int ld, int b, int W, int K,
-                                     const float *coefT, const double *w, float *lpT,
-                                     double *lpn, double *rlogr)
-{
-    int n, k, j, kb, h;
-    for (n = 0; n < b; n += 32) {
-        const __mmask16 m0 = b - n >= 16 ? (__mmask16)0xFFFF
-                                         : (__mmask16)((1u << (b - n)) - 1u);
-        const __mmask16 m1 = b - n >= 32 ? (__mmask16)0xFFFF
-                             : b - n <= 16 ? (__mmask16)0
-                                           : (__mmask16)((1u << (b - n - 16)) - 1u);
-        for (kb = 0; kb < K; kb += 8) {
-            __m512 x0[8], x1[8];
-            const float *cb = coefT + (Py_ssize_t)kb * W, *c;
-            const float *fp = f + n;
-#pragma GCC unroll 8
-            for (k = 0; k < 8; k++)
-                x0[k] = x1[k] = _mm512_setzero_ps();
-            for (j = 0, c = cb; j < W - 1; j++, c += 8, fp += ld) {
-                const __m512 f0 = _mm512_maskz_loadu_ps(m0, fp);
-                const __m512 f1 = _mm512_maskz_loadu_ps(m1, fp + 16);
-#pragma GCC unroll 8
-                for (k = 0; k < 8; k++) {
-                    const __m512 ck = _mm512_set1_ps(c[k]);
-                    x0[k] = _mm512_fmadd_ps(f0, ck, x0[k]);
-                    x1[k] = _mm512_fmadd_ps(f1, ck, x1[k]);
-                }
-            }
-#pragma GCC unroll 8
-            for (k = 0; k < 8; k++) {  /* the constants last (see the K <= 16 kernel) */
-                x0[k] = _mm512_add_ps(x0[k], _mm512_set1_ps(c[k]));
-                x1[k] = _mm512_add_ps(x1[k], _mm512_set1_ps(c[k]));
-            }
-            for (k = 0; k < 8 && kb + k < K; k++) {
-                _mm512_storeu_ps(lpT + (Py_ssize_t)(kb + k) * ld + n, x0[k]);
-                if (m1)
-                    _mm512_storeu_ps(lpT + (Py_ssize_t)(kb + k) * ld + n + 16, x1[k]);
-            }
-        }
-        for (h = n; h < b && h < n + 32; h += 16)
-            vbf_gmm_lse_cols_f32_16(lpT + h, ld, b - h < 16 ? b - h : 16, K,
-                                    w != NULL ? w + h : NULL, lpn + h, rlogr + h);
-    }
-}
+/* The E-step of a float32 diag / spherical tile (_tile_group, float tile) in registers
+   (AVX-512), sixteen rows a vector, the float64 tile's from _gaussian_tile_estep.h (see
+   there) in float32: vbf_gmm_tile_estep16_f32_avx512 (K <= 16) and
+   vbf_gmm_tile_estep_blocks_f32_avx512 (16 < K, blocks of eight components, thirty-two rows
+   at a time); coefT [-1/2 a_k, c_k]^T rounded to float32, log rho's constant added last
+   (as the SGEMM's ones feature), every term's exp taken */
+#define VBF_E_T float
+#define VBF_E_L 16
+#define VBF_E_V vbf_f16
+#define VBF_E_I vbf_fi16
+#define VBF_E_RAW __m512
+#define VBF_E_MASK __mmask16
+#define VBF_E_FULL 0xFFFF
+#define VBF_E_SPLAT vbf_fsplat_16
+#define VBF_E_BLEND vbf_fblend_16
+#define VBF_E_BITS vbf_fbits_16
+#define VBF_E_FROM_BITS vbf_ffrom_bits_16
+#define VBF_E_STORE vbf_fstore_16
+#define VBF_E_EXP vbf_expf_nonpositive_16
+#define VBF_E_LOG vbf_logf_16
+#define VBF_E_LOADU _mm512_maskz_loadu_ps
+#define VBF_E_FMA _mm512_fmadd_ps
+#define VBF_E_SET1 _mm512_set1_ps
+#define VBF_E_MOV _mm512_maskz_mov_ps
+#define VBF_E_STOREU _mm512_storeu_ps
+#define VBF_E_ADD _mm512_add_ps
+#define VBF_E_ZERO _mm512_setzero_ps
+#define VBF_E_ANY VBF_GMM_ANY_TERM
+#define VBF_E_LOAD_W VBF_GMM_ESTEP_WEIGHTS_F32
+#define VBF_E_ROWS_OUT VBF_GMM_ESTEP_ROWS_OUT_F32
+#define VBF_E_LSE_COLS vbf_gmm_lse_cols_f32_16
+#define VBF_E_CONST_LAST 1
+#define VBF_E_STATS 0
+#define VBF_E_ESTEP16 vbf_gmm_tile_estep16_f32_avx512
+#define VBF_E_BLOCKS vbf_gmm_tile_estep_blocks_f32_avx512
+#include "_gaussian_tile_estep.h"
 #endif
 
 /* AVX-512 (sixteen rows a vector), else AVX2 + FMA (eight), else the baseline build (four);
@@ -1619,29 +1360,6 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
     }
 #endif
     vbf_gmm_lse_cols_f32_4(lpT, ld, b, K, w, lpn, rlogr);
-}
-
-/* vbf_gmm_tile_estep16_f32_avx512 (K <= 16; coefT (W, 16)) or
-   vbf_gmm_tile_estep_blocks_f32_avx512 (16 < K; coefT in blocks of eight components) where
-   AVX-512 is (ld a multiple of 16): returns 1 when it did the E-step, 0 when the caller must
-   (its SGEMM and vbf_gmm_lse_cols_f32). */
-static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
-                                  const float *coefT, const double *w, float *lpT,
-                                  double *lpn, double *rlogr)
-{
-#if defined(__x86_64__)
-    if (K <= 16 && vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep16_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-    if (vbf_cpu_avx512()) {
-        vbf_gmm_tile_estep_blocks_f32_avx512(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr);
-        return 1;
-    }
-#endif
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
 }
 
 #else  /* not GCC/Clang: the same algorithm one row at a time */
@@ -1679,16 +1397,12 @@ static void vbf_gmm_lse_cols_f32(float *lpT, int ld, int b, int K, const double 
         lpn[n] = (double)mx + (double)log_s;
     }
 }
-
-static int vbf_gmm_tile_estep_f32(const float *f, int ld, int b, int W, int K,
-                                  const float *coefT, const double *w, float *lpT,
-                                  double *lpn, double *rlogr)
-{
-    (void)f; (void)ld; (void)b; (void)W; (void)K; (void)coefT; (void)w; (void)lpT;
-    (void)lpn; (void)rlogr;
-    return 0;
-}
 #endif
+
+/* float32 (vbf_gmm_tile_estep16_f32_avx512, vbf_gmm_tile_estep_blocks_f32_avx512): coefT
+   (W, 16) for K <= 16, else in blocks of eight components; ld a multiple of 16 */
+VBF_GMM_TILE_ESTEP_DISPATCH(vbf_gmm_tile_estep_f32, float, vbf_gmm_tile_estep16_f32_avx512,
+                            vbf_gmm_tile_estep_blocks_f32_avx512)
 
 /* ---- 'full' as fused tiles (_full_tile_group): both halves of an EM step from one
    feature-major tile, every component in the centred (exact) form, no BLAS.
