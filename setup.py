@@ -76,13 +76,17 @@ def _extensions():
     from Cython.Build import cythonize
 
     # src_c/ mirrors the package: src_c/<sub>/<name>.pyx builds vbfast.<sub>.<name>; the
-    # shared headers are in src_c/common/.
+    # shared headers are in src_c/common/. Every header beside the .pyx and in common/ is a
+    # dependency, so editing one rebuilds the extensions that may include it (Cython's own
+    # scan misses headers included from other headers).
+    common = sorted(glob.glob(os.path.join("src_c", "common", "*.h")))
     exts = []
     for path in sorted(glob.glob(os.path.join("src_c", "*", "*.pyx"))):
         sub = os.path.basename(os.path.dirname(path))
         name = os.path.splitext(os.path.basename(path))[0]
         exts.append(Extension(
             f"vbfast.{sub}.{name}", [path],
+            depends=common + sorted(glob.glob(os.path.join(os.path.dirname(path), "*.h"))),
             include_dirs=[np.get_include(), os.path.join("src_c", "common"),
                           os.path.dirname(path)],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
