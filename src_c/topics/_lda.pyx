@@ -885,11 +885,18 @@ def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py
     return word_ptr_arr, word_pos_arr, word_doc_arr
 
 
+# Words per group of ``word_topic_stats``' topic-major output (a thread's group: its rows in a
+# _WT_GROUP x K workspace, then runs of _WT_GROUP doubles in each of out's K rows).
+cdef Py_ssize_t _WT_GROUP = 64
+
+
 def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_pos,
                      const long long[::1] word_doc, const double[::1] ratio,
                      const double[:, ::1] t, const double[:, ::1] B, double[:, ::1] out,
-                     int n_threads, bint accumulate=False, bint scale=True):
-    """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk.
+                     int n_threads, bint accumulate=False, bint scale=True,
+                     bint topic_major=False):
+    """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk
+    (with ``topic_major``, topic-major: out[k, w], the same values).
 
     The sum runs over the documents containing w, in document order (``word_major_pattern``),
     each word by one thread: bitwise the same for any thread count, and no per-thread copies
@@ -901,13 +908,18 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     ratio : (nnz,) c_dw / (t_d . B_w + eps) from ``lda_pass``, by absolute position
     t : (N, K) exp(E[log theta_d]) from ``lda_pass``
     B : (V, K) or (V, Kp), what ``lda_pass`` was fed
-    out : (V, K) float64, overwritten
+    out : (V, K) float64, or (K, V) with ``topic_major``; overwritten
     accumulate : continue the sums from ``out`` (the unscaled sums over earlier documents)
         instead of from zero: documents passed block by block, each call continuing the
         previous block's sums and the last one scaling, give the bits of one call over all
     scale : multiply by B at the end (else ``out`` holds the unscaled sums)
+    topic_major : out is (K, V), lambda's layout, so that the batch update adds eta in place
+        instead of transposing (V, K) into a new K x V array: groups of _WT_GROUP words, each
+        group's rows summed as above into a thread's workspace, then copied into out's
+        columns
     """
-    cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
+    cdef Py_ssize_t V = out.shape[1 if topic_major else 0], K = out.shape[0 if topic_major else 1]
+    cdef Py_ssize_t w, i, k, d, p
     if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] < K or t.shape[1] != K:
         raise ValueError("word_ptr, B, t and out disagree in shape")
     if V == 0 or K == 0:
@@ -923,11 +935,46 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     cdef const double* ratio_ptr = &ratio[0] if ratio.shape[0] > 0 else <const double*>NULL
     cdef const long long* pos_ptr = &word_pos[0] if word_pos.shape[0] > 0 else NULL
     cdef const long long* doc_ptr = &word_doc[0] if word_doc.shape[0] > 0 else NULL
+    if topic_major:
+        _word_topic_groups(word_ptr, pos_ptr, doc_ptr, ratio_ptr, t_ptr, B, out, n_threads,
+                           accumulate, scale)
+        return
     with nogil:
         for w in prange(V, schedule='static', num_threads=n_threads):
             vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], pos_ptr, doc_ptr, ratio_ptr,
                                t_ptr, <int>K, &B[w, 0] if scale else <const double*>NULL,
                                &out[w, 0], accumulate)
+
+
+cdef void _word_topic_groups(const long long[::1] word_ptr, const long long* pos_ptr,
+                             const long long* doc_ptr, const double* ratio_ptr,
+                             const double* t_ptr, const double[:, ::1] B, double[:, ::1] out,
+                             int n_threads, bint accumulate, bint scale):
+    """``word_topic_stats`` into out (K, V): groups of _WT_GROUP words in parallel, each
+    word's row by ``vbf_word_topic_row`` (the word-major call's bits) into the thread's
+    workspace, then copied into out's columns."""
+    cdef Py_ssize_t K = out.shape[0], V = out.shape[1], w, k, c, j, w0, w1
+    cdef Py_ssize_t n_groups = (V + _WT_GROUP - 1) // _WT_GROUP
+    n_threads = <int>max(1, min(n_threads, n_groups))
+    tile_arr = np.empty((n_threads, _WT_GROUP * K))
+    cdef double[:, ::1] tile = tile_arr
+    cdef int tid
+    with nogil, parallel(num_threads=n_threads):
+        for c in prange(n_groups, schedule='dynamic', chunksize=1):
+            tid = threadid()
+            w0 = c * _WT_GROUP
+            w1 = min(w0 + _WT_GROUP, V)
+            if accumulate:
+                for k in range(K):
+                    for j in range(w1 - w0):
+                        tile[tid, j * K + k] = out[k, w0 + j]
+            for w in range(w0, w1):
+                vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], pos_ptr, doc_ptr, ratio_ptr,
+                                   t_ptr, <int>K, &B[w, 0] if scale else <const double*>NULL,
+                                   &tile[tid, (w - w0) * K], accumulate)
+            for k in range(K):
+                for j in range(w1 - w0):
+                    out[k, w0 + j] = tile[tid, j * K + k]
 
 
 def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n_threads=1):
@@ -1082,9 +1129,12 @@ def mean_field_topics(const double[:, ::1] lam, double eta, int n_threads=1):
             v = lam[k, c]
             if not v > 0 or v == INFINITY:
                 raise ValueError("lambda must be positive and finite")
-    buf = np.zeros(V * Kp + 8)
+    # the chunks write every (word, topic) entry of B: only its padding columns need zeros
+    buf = np.empty(V * Kp + 8)
     offset = (-buf.ctypes.data % 64) // 8
     B_arr = buf[offset:offset + V * Kp].reshape(V, Kp)
+    if Kp > K:
+        B_arr[:, K:] = 0.0
     elog_arr = np.empty((K, V))
     topic_max_arr = np.zeros(K)
     if K == 0 or V == 0:

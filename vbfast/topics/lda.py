@@ -182,8 +182,8 @@ class DocumentData:
         ``Topics.pass_inputs``; gamma (inputs["gamma"]) is updated in place.
 
         Returns Statistics of ``bound_terms`` [word term, document term] (zeros unless
-        ``bound``), ``n_docs`` and, with ``stats``, ``word_topic`` (V, K) = B * expected
-        topic-word counts (word-major)."""
+        ``bound``), ``n_docs`` and, with ``stats``, ``topic_word`` (K, V) = B^T * expected
+        topic-word counts (topic-major, as lambda)."""
         start, stop = shard
         X = self.X
         n = stop - start
@@ -200,9 +200,16 @@ class DocumentData:
                       threads, inputs["fast"], inputs["gamma_prev"], inputs["topic_max"])
         fields = {"bound_terms": bnd.sum(axis=0), "n_docs": n}
         if stats:
-            suff = np.empty((self.V, self.K))
-            _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff, threads)
-            fields["word_topic"] = suff
+            # topic-major, lambda's layout: the batch update adds eta in place (no K x V
+            # transpose into a new array); ~2 ms of work at K = 20, so two threads only
+            # while the other core is idle
+            suff = np.empty((self.K, self.V))
+            _lda.word_topic_stats(*self._pattern(start, stop), ratio, t, B, suff,
+                                  self.region_threads(nnz, _BUSY_MINI_BATCH_FACTOR
+                                                      * _MIN_NNZ_PER_THREAD,
+                                                      _MIN_NNZ_PER_THREAD_IDLE),
+                                  topic_major=True)
+            fields["topic_word"] = suff
         return Statistics(**fields)
 
 
@@ -907,13 +914,19 @@ class MeanField(Method):
             self._doc_bound += float(bnd[0] + bnd[1])
             self.n_batch_iter += 1
             return
-        # the (V, K) statistics are taken out of ``stats`` (made for this update only) so that
-        # they are freed as soon as lambda is computed: the peak memory counts K x V arrays
-        suff = stats.fields.pop("word_topic").T
+        # the statistics are taken out of ``stats`` (made for this update only): topic-major
+        # (K, V) ones (``DocumentData``) become lambda in place, word-major (V, K) ones
+        # (documents read by blocks) are freed as soon as lambda is computed: the peak memory
+        # counts K x V arrays
         eta = self.eta
-        lam = np.empty(suff.shape)  # C order: no second copy in Topics
-        np.add(eta, suff, out=lam)
-        del suff
+        lam = stats.fields.pop("topic_word", None)
+        if lam is not None:
+            np.add(eta, lam, out=lam)
+        else:
+            suff = stats.fields.pop("word_topic").T
+            lam = np.empty(suff.shape)  # C order: no second copy in Topics
+            np.add(eta, suff, out=lam)
+            del suff
         bnd = stats.bound_terms
         self._doc_bound = float(bnd[0] + bnd[1])
         # the old topics go before the new ones are built (their three K x V arrays)
