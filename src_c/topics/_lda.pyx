@@ -89,6 +89,13 @@ cdef extern from "_lda_kernels.h":
                             const long long* doc, const double* ratio, const double* t,
                             int K, const double* B_w, double* o,
                             int accumulate) noexcept nogil
+    void vbf_word_topic_docs_i32(Py_ssize_t n, const int* indptr, const int* indices,
+                                 const double* ratio, const double* t, int K, Py_ssize_t lo,
+                                 Py_ssize_t hi, double* ws) noexcept nogil
+    void vbf_word_topic_docs_i64(Py_ssize_t n, const long long* indptr,
+                                 const long long* indices, const double* ratio,
+                                 const double* t, int K, Py_ssize_t lo, Py_ssize_t hi,
+                                 double* ws) noexcept nogil
 
 
 cdef inline void _expectation(int K, const double* gamma_d, double* elog, double* t,
@@ -975,6 +982,63 @@ cdef void _word_topic_groups(const long long[::1] word_ptr, const long long* pos
             for k in range(K):
                 for j in range(w1 - w0):
                     out[k, w0 + j] = tile[tid, j * K + k]
+
+
+def word_topic_stats_by_document(const index_t[::1] indptr, const index_t[::1] indices,
+                                 const double[::1] ratio, const double[:, ::1] t,
+                                 const double[:, ::1] B, double[:, ::1] work,
+                                 double[:, ::1] out, int n_threads=1):
+    """``word_topic_stats(*word_major_pattern(indptr, indices, V), ratio, t, B, out, ...,
+    topic_major=True)``, the same bits, without the word-major pattern: the documents'
+    entries are added in document order into ``work`` (V, K) (for each word and topic the
+    terms of the word-major sum, in its order), then out[k, w] = work[w, k] B[w, k]. With
+    n_threads > 1 each thread takes a range of the words (V / n_threads) and reads every
+    entry, adding those of its words: the same bits for any thread count. For V K doubles
+    that fit in L2 (each entry's row of ``work`` is a random access).
+
+    Parameters
+    ----------
+    indptr, indices : the CSR pattern of the N documents (``indptr`` may be a slice: positions
+        absolute)
+    ratio, t, B : as ``word_topic_stats``
+    work : (V, K) float64 workspace, overwritten
+    out : (K, V) float64, overwritten
+    n_threads : OpenMP threads (and ranges of words)
+    """
+    cdef Py_ssize_t N = indptr.shape[0] - 1, K = out.shape[0], V = out.shape[1], p, w, k
+    cdef Py_ssize_t part, lo, hi
+    if N < 0 or t.shape[0] != N or t.shape[1] != K or B.shape[0] != V or B.shape[1] < K \
+            or work.shape[0] != V or work.shape[1] != K:
+        raise ValueError("indptr, t, B, work and out disagree in shape")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    if V == 0 or K == 0:
+        return
+    cdef Py_ssize_t p0 = indptr[0] if N > 0 else 0, p1 = indptr[N] if N > 0 else 0
+    if p0 < 0 or p1 < p0 or indices.shape[0] < p1 or ratio.shape[0] < p1:
+        raise ValueError("indices or ratio are shorter than indptr says")
+    for p in range(N):
+        if indptr[p + 1] < indptr[p]:
+            raise ValueError("indptr must be non-decreasing")
+    for p in range(p0, p1):
+        if indices[p] < 0 or indices[p] >= V:
+            raise ValueError("a word index is out of range")
+    cdef Py_ssize_t n_parts = min(n_threads, V)
+    with nogil:
+        for part in prange(n_parts, schedule='dynamic', chunksize=1, num_threads=n_parts):
+            lo = V * part // n_parts
+            hi = V * (part + 1) // n_parts
+            memset(&work[lo, 0], 0, (hi - lo) * K * sizeof(double))
+            if p1 > p0:
+                if index_t is int:
+                    vbf_word_topic_docs_i32(N, &indptr[0], &indices[0], &ratio[0], &t[0, 0],
+                                            <int>K, lo, hi, &work[0, 0])
+                else:
+                    vbf_word_topic_docs_i64(N, &indptr[0], &indices[0], &ratio[0], &t[0, 0],
+                                            <int>K, lo, hi, &work[0, 0])
+            for w in range(lo, hi):
+                for k in range(K):
+                    out[k, w] = work[w, k] * B[w, k]
 
 
 def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n_threads=1):
