@@ -1146,39 +1146,25 @@ static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
         }                                                                                      \
     }
 #define VBF_WT_PLAIN __attribute__((optimize("fp-contract=off")))
-VBF_DEFINE_WORD_TOPIC_DOCS(vbf_word_topic_docs_i32_plain, int, VBF_WT_PLAIN)
-VBF_DEFINE_WORD_TOPIC_DOCS(vbf_word_topic_docs_i64_plain, long long, VBF_WT_PLAIN)
 #if defined(__GNUC__) && defined(__x86_64__)
 #define VBF_WT_AVX512 __attribute__((target("avx512f,avx512vl"), optimize("fp-contract=off")))
-VBF_DEFINE_WORD_TOPIC_DOCS(vbf_word_topic_docs_i32_avx512, int, VBF_WT_AVX512)
-VBF_DEFINE_WORD_TOPIC_DOCS(vbf_word_topic_docs_i64_avx512, long long, VBF_WT_AVX512)
-#endif
-
-static void vbf_word_topic_docs_i32(Py_ssize_t n, const int *indptr, const int *indices,
-                                    const double *ratio, const double *t, int K,
-                                    Py_ssize_t lo, Py_ssize_t hi, double *ws)
-{
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (vbf_cpu_avx512f()) {
-        vbf_word_topic_docs_i32_avx512(n, indptr, indices, ratio, t, K, lo, hi, ws);
-        return;
+/* NAME for word indices of type IDX: the AVX-512 build where the CPU has it, else the
+   baseline's (the same operations, so the same bits) */
+#define VBF_WORD_TOPIC_DOCS(NAME, IDX)                                                          \
+    VBF_DEFINE_WORD_TOPIC_DOCS(NAME##_plain, IDX, VBF_WT_PLAIN)                                 \
+    VBF_DEFINE_WORD_TOPIC_DOCS(NAME##_avx512, IDX, VBF_WT_AVX512)                               \
+    static void NAME(Py_ssize_t n, const IDX *indptr, const IDX *indices, const double *ratio,  \
+                     const double *t, int K, Py_ssize_t lo, Py_ssize_t hi, double *ws)         \
+    {                                                                                          \
+        if (vbf_cpu_avx512f())                                                                 \
+            NAME##_avx512(n, indptr, indices, ratio, t, K, lo, hi, ws);                        \
+        else                                                                                   \
+            NAME##_plain(n, indptr, indices, ratio, t, K, lo, hi, ws);                         \
     }
+#else
+#define VBF_WORD_TOPIC_DOCS(NAME, IDX) VBF_DEFINE_WORD_TOPIC_DOCS(NAME, IDX, VBF_WT_PLAIN)
 #endif
-    vbf_word_topic_docs_i32_plain(n, indptr, indices, ratio, t, K, lo, hi, ws);
-}
-
-static void vbf_word_topic_docs_i64(Py_ssize_t n, const long long *indptr,
-                                    const long long *indices, const double *ratio,
-                                    const double *t, int K, Py_ssize_t lo, Py_ssize_t hi,
-                                    double *ws)
-{
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (vbf_cpu_avx512f()) {
-        vbf_word_topic_docs_i64_avx512(n, indptr, indices, ratio, t, K, lo, hi, ws);
-        return;
-    }
-#endif
-    vbf_word_topic_docs_i64_plain(n, indptr, indices, ratio, t, K, lo, hi, ws);
-}
+VBF_WORD_TOPIC_DOCS(vbf_word_topic_docs_i32, int)
+VBF_WORD_TOPIC_DOCS(vbf_word_topic_docs_i64, long long)
 
 #endif
