@@ -291,9 +291,10 @@ def test_online_fit_equals_the_dense_passes(method):
                                     "gamma_prev": None, "words": words})
         want = dense.run_pass(shard, topics.pass_inputs(gamma.copy(), 0.25, 50, 1e-6, False,
                                                         True, True))
-        np.testing.assert_allclose(got.word_topic, want.word_topic[words], rtol=1e-12,
+        want_word_topic = want.topic_word.T  # DocumentData's statistics are topic-major
+        np.testing.assert_allclose(got.word_topic, want_word_topic[words], rtol=1e-12,
                                    atol=1e-300)
-        assert not want.word_topic[np.setdiff1d(np.arange(X.shape[1]), words)].any()
+        assert not want_word_topic[np.setdiff1d(np.arange(X.shape[1]), words)].any()
         np.testing.assert_allclose(got.bound_terms, want.bound_terms, rtol=1e-12)
 
 

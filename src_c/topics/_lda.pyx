@@ -91,6 +91,13 @@ cdef extern from "_lda_kernels.h":
                             const long long* doc, const double* ratio, const double* t,
                             int K, const double* B_w, double* o,
                             int accumulate) noexcept nogil
+    void vbf_word_topic_docs_i32(Py_ssize_t n, const int* indptr, const int* indices,
+                                 const double* ratio, const double* t, int K, Py_ssize_t lo,
+                                 Py_ssize_t hi, double* ws) noexcept nogil
+    void vbf_word_topic_docs_i64(Py_ssize_t n, const long long* indptr,
+                                 const long long* indices, const double* ratio,
+                                 const double* t, int K, Py_ssize_t lo, Py_ssize_t hi,
+                                 double* ws) noexcept nogil
 
 
 cdef inline void _expectation(int K, const double* gamma_d, double* elog, double* t,
@@ -889,11 +896,18 @@ def word_major_pattern(const index_t[::1] indptr, const index_t[::1] indices, Py
     return word_ptr_arr, word_pos_arr, word_doc_arr
 
 
+# Words per group of ``word_topic_stats``' topic-major output (a thread's group: its rows in a
+# _WT_GROUP x K workspace, then runs of _WT_GROUP doubles in each of out's K rows).
+cdef Py_ssize_t _WT_GROUP = 64
+
+
 def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_pos,
                      const long long[::1] word_doc, const double[::1] ratio,
                      const double[:, ::1] t, const double[:, ::1] B, double[:, ::1] out,
-                     int n_threads, bint accumulate=False, bint scale=True):
-    """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk.
+                     int n_threads, bint accumulate=False, bint scale=True,
+                     bint topic_major=False):
+    """Expected topic-word counts, word-major: out[w, k] = B[w, k] sum_d ratio_dw t_dk
+    (with ``topic_major``, topic-major: out[k, w], the same values).
 
     The sum runs over the documents containing w, in document order (``word_major_pattern``),
     each word by one thread: bitwise the same for any thread count, and no per-thread copies
@@ -905,13 +919,18 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     ratio : (nnz,) c_dw / (t_d . B_w + eps) from ``lda_pass``, by absolute position
     t : (N, K) exp(E[log theta_d]) from ``lda_pass``
     B : (V, K) or (V, Kp), what ``lda_pass`` was fed
-    out : (V, K) float64, overwritten
+    out : (V, K) float64, or (K, V) with ``topic_major``; overwritten
     accumulate : continue the sums from ``out`` (the unscaled sums over earlier documents)
         instead of from zero: documents passed block by block, each call continuing the
         previous block's sums and the last one scaling, give the bits of one call over all
     scale : multiply by B at the end (else ``out`` holds the unscaled sums)
+    topic_major : out is (K, V), lambda's layout, so that the batch update adds eta in place
+        instead of transposing (V, K) into a new K x V array: groups of _WT_GROUP words, each
+        group's rows summed as above into a thread's workspace, then copied into out's
+        columns
     """
-    cdef Py_ssize_t V = out.shape[0], K = out.shape[1], w, i, k, d, p
+    cdef Py_ssize_t V = out.shape[1 if topic_major else 0], K = out.shape[0 if topic_major else 1]
+    cdef Py_ssize_t w, i, k, d, p
     if word_ptr.shape[0] != V + 1 or B.shape[0] != V or B.shape[1] < K or t.shape[1] != K:
         raise ValueError("word_ptr, B, t and out disagree in shape")
     if V == 0 or K == 0:
@@ -927,11 +946,103 @@ def word_topic_stats(const long long[::1] word_ptr, const long long[::1] word_po
     cdef const double* ratio_ptr = &ratio[0] if ratio.shape[0] > 0 else <const double*>NULL
     cdef const long long* pos_ptr = &word_pos[0] if word_pos.shape[0] > 0 else NULL
     cdef const long long* doc_ptr = &word_doc[0] if word_doc.shape[0] > 0 else NULL
+    if topic_major:
+        _word_topic_groups(word_ptr, pos_ptr, doc_ptr, ratio_ptr, t_ptr, B, out, n_threads,
+                           accumulate, scale)
+        return
     with nogil:
         for w in prange(V, schedule='static', num_threads=n_threads):
             vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], pos_ptr, doc_ptr, ratio_ptr,
                                t_ptr, <int>K, &B[w, 0] if scale else <const double*>NULL,
                                &out[w, 0], accumulate)
+
+
+cdef void _word_topic_groups(const long long[::1] word_ptr, const long long* pos_ptr,
+                             const long long* doc_ptr, const double* ratio_ptr,
+                             const double* t_ptr, const double[:, ::1] B, double[:, ::1] out,
+                             int n_threads, bint accumulate, bint scale):
+    """``word_topic_stats`` into out (K, V): groups of _WT_GROUP words in parallel, each
+    word's row by ``vbf_word_topic_row`` (the word-major call's bits) into the thread's
+    workspace, then copied into out's columns."""
+    cdef Py_ssize_t K = out.shape[0], V = out.shape[1], w, k, c, j, w0, w1
+    cdef Py_ssize_t n_groups = (V + _WT_GROUP - 1) // _WT_GROUP
+    n_threads = <int>max(1, min(n_threads, n_groups))
+    tile_arr = np.empty((n_threads, _WT_GROUP * K))
+    cdef double[:, ::1] tile = tile_arr
+    cdef int tid
+    with nogil, parallel(num_threads=n_threads):
+        for c in prange(n_groups, schedule='dynamic', chunksize=1):
+            tid = threadid()
+            w0 = c * _WT_GROUP
+            w1 = min(w0 + _WT_GROUP, V)
+            if accumulate:
+                for k in range(K):
+                    for j in range(w1 - w0):
+                        tile[tid, j * K + k] = out[k, w0 + j]
+            for w in range(w0, w1):
+                vbf_word_topic_row(word_ptr[w], word_ptr[w + 1], pos_ptr, doc_ptr, ratio_ptr,
+                                   t_ptr, <int>K, &B[w, 0] if scale else <const double*>NULL,
+                                   &tile[tid, (w - w0) * K], accumulate)
+            for k in range(K):
+                for j in range(w1 - w0):
+                    out[k, w0 + j] = tile[tid, j * K + k]
+
+
+def word_topic_stats_by_document(const index_t[::1] indptr, const index_t[::1] indices,
+                                 const double[::1] ratio, const double[:, ::1] t,
+                                 const double[:, ::1] B, double[:, ::1] work,
+                                 double[:, ::1] out, int n_threads=1):
+    """``word_topic_stats(*word_major_pattern(indptr, indices, V), ratio, t, B, out, ...,
+    topic_major=True)``, the same bits, without the word-major pattern: the documents'
+    entries are added in document order into ``work`` (V, K) (for each word and topic the
+    terms of the word-major sum, in its order), then out[k, w] = work[w, k] B[w, k]. With
+    n_threads > 1 each thread takes a range of the words (V / n_threads) and reads every
+    entry, adding those of its words: the same bits for any thread count. For V K doubles
+    that fit in L2 (each entry's row of ``work`` is a random access).
+
+    Parameters
+    ----------
+    indptr, indices : the CSR pattern of the N documents (``indptr`` may be a slice: positions
+        absolute)
+    ratio, t, B : as ``word_topic_stats``
+    work : (V, K) float64 workspace, overwritten
+    out : (K, V) float64, overwritten
+    n_threads : OpenMP threads (and ranges of words)
+    """
+    cdef Py_ssize_t N = indptr.shape[0] - 1, K = out.shape[0], V = out.shape[1], p, w, k
+    cdef Py_ssize_t part, lo, hi
+    if N < 0 or t.shape[0] != N or t.shape[1] != K or B.shape[0] != V or B.shape[1] < K \
+            or work.shape[0] != V or work.shape[1] != K:
+        raise ValueError("indptr, t, B, work and out disagree in shape")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    if V == 0 or K == 0:
+        return
+    cdef Py_ssize_t p0 = indptr[0] if N > 0 else 0, p1 = indptr[N] if N > 0 else 0
+    if p0 < 0 or p1 < p0 or indices.shape[0] < p1 or ratio.shape[0] < p1:
+        raise ValueError("indices or ratio are shorter than indptr says")
+    for p in range(N):
+        if indptr[p + 1] < indptr[p]:
+            raise ValueError("indptr must be non-decreasing")
+    for p in range(p0, p1):
+        if indices[p] < 0 or indices[p] >= V:
+            raise ValueError("a word index is out of range")
+    cdef Py_ssize_t n_parts = min(n_threads, V)
+    with nogil:
+        for part in prange(n_parts, schedule='dynamic', chunksize=1, num_threads=n_parts):
+            lo = V * part // n_parts
+            hi = V * (part + 1) // n_parts
+            memset(&work[lo, 0], 0, (hi - lo) * K * sizeof(double))
+            if p1 > p0:
+                if index_t is int:
+                    vbf_word_topic_docs_i32(N, &indptr[0], &indices[0], &ratio[0], &t[0, 0],
+                                            <int>K, lo, hi, &work[0, 0])
+                else:
+                    vbf_word_topic_docs_i64(N, &indptr[0], &indices[0], &ratio[0], &t[0, 0],
+                                            <int>K, lo, hi, &work[0, 0])
+            for w in range(lo, hi):
+                for k in range(K):
+                    out[k, w] = work[w, k] * B[w, k]
 
 
 def dirichlet_expectation(const double[:, ::1] gamma, bint fast_psi=False, int n_threads=1):
@@ -1086,9 +1197,12 @@ def mean_field_topics(const double[:, ::1] lam, double eta, int n_threads=1):
             v = lam[k, c]
             if not v > 0 or v == INFINITY:
                 raise ValueError("lambda must be positive and finite")
-    buf = np.zeros(V * Kp + 8)
+    # the chunks write every (word, topic) entry of B: only its padding columns need zeros
+    buf = np.empty(V * Kp + 8)
     offset = (-buf.ctypes.data % 64) // 8
     B_arr = buf[offset:offset + V * Kp].reshape(V, Kp)
+    if Kp > K:
+        B_arr[:, K:] = 0.0
     elog_arr = np.empty((K, V))
     topic_max_arr = np.zeros(K)
     if K == 0 or V == 0:

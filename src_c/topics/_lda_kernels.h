@@ -1177,4 +1177,51 @@ static void vbf_word_topic_row(long long i0, long long i1, const long long *pos,
         for (k = 0; k < K; k++) o[k] *= B_w[k];
 }
 
+/* The same sums without the word-major pattern: the documents' entries in document order,
+   ws_w += ratio[p] t_d for each entry p of a word w in [lo, hi) in document d (product
+   rounded, then added; fp-contract off) onto ws (V, K) zeroed by the caller: for every (w, k)
+   the terms meet in vbf_word_topic_row's order, so the same bits (and the same for any
+   split of the words into ranges). n documents, positions p absolute (indptr may be a
+   slice), t's rows from the shard's first document. ws's rows are scattered over V K doubles
+   (in L2 at K = 20, V = 10,000); t and ratio are read in order. */
+#define VBF_DEFINE_WORD_TOPIC_DOCS(NAME, IDX, ATTR)                                             \
+    ATTR static void NAME(Py_ssize_t n, const IDX *indptr, const IDX *indices,                  \
+                          const double *ratio, const double *t, int K, Py_ssize_t lo,          \
+                          Py_ssize_t hi, double *ws)                                           \
+    {                                                                                          \
+        Py_ssize_t d, p;                                                                       \
+        int k;                                                                                 \
+        for (d = 0; d < n; d++) {                                                              \
+            const double *td = t + d * K;                                                      \
+            for (p = indptr[d]; p < indptr[d + 1]; p++) {                                      \
+                const Py_ssize_t w = (Py_ssize_t)indices[p];                                   \
+                double *o = ws + w * K;                                                        \
+                const double r = ratio[p];                                                     \
+                if ((size_t)(w - lo) >= (size_t)(hi - lo)) continue;                           \
+                for (k = 0; k < K; k++) o[k] = o[k] + r * td[k];                               \
+            }                                                                                  \
+        }                                                                                      \
+    }
+#define VBF_WT_PLAIN __attribute__((optimize("fp-contract=off")))
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VBF_WT_AVX512 __attribute__((target("avx512f,avx512vl"), optimize("fp-contract=off")))
+/* NAME for word indices of type IDX: the AVX-512 build where the CPU has it, else the
+   baseline's (the same operations, so the same bits) */
+#define VBF_WORD_TOPIC_DOCS(NAME, IDX)                                                          \
+    VBF_DEFINE_WORD_TOPIC_DOCS(NAME##_plain, IDX, VBF_WT_PLAIN)                                 \
+    VBF_DEFINE_WORD_TOPIC_DOCS(NAME##_avx512, IDX, VBF_WT_AVX512)                               \
+    static void NAME(Py_ssize_t n, const IDX *indptr, const IDX *indices, const double *ratio,  \
+                     const double *t, int K, Py_ssize_t lo, Py_ssize_t hi, double *ws)         \
+    {                                                                                          \
+        if (vbf_cpu_avx512f())                                                                 \
+            NAME##_avx512(n, indptr, indices, ratio, t, K, lo, hi, ws);                        \
+        else                                                                                   \
+            NAME##_plain(n, indptr, indices, ratio, t, K, lo, hi, ws);                         \
+    }
+#else
+#define VBF_WORD_TOPIC_DOCS(NAME, IDX) VBF_DEFINE_WORD_TOPIC_DOCS(NAME, IDX, VBF_WT_PLAIN)
+#endif
+VBF_WORD_TOPIC_DOCS(vbf_word_topic_docs_i32, int)
+VBF_WORD_TOPIC_DOCS(vbf_word_topic_docs_i64, long long)
+
 #endif
