@@ -439,8 +439,9 @@ class GaussianMixture(ParamsMixin):
 
     @all_or_nothing
     def _fit(self, X, sample_weight):
+        n_threads = resolve_n_threads(self.n_threads)
         X = _check_X(X, allow_nan=getattr(self, "missing", "error") == "marginalize",
-                     n_threads=resolve_n_threads(self.n_threads))
+                     n_threads=n_threads)
         self._check_parameters(X)
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is not None and self.method == "em":
@@ -451,7 +452,6 @@ class GaussianMixture(ParamsMixin):
                              f"{self.n_features_in_}")
         warm = self._warm_start_applies()
         random_state = check_random_state(self.random_state)
-        n_threads = resolve_n_threads(self.n_threads)
         data = _gaussian_data(X, w, self.covariance_type, self.n_components, n_threads,
                               self.missing)
         reseeding = DG.Reseeding(self.on_degenerate, data)
@@ -956,8 +956,9 @@ def _rows_of_block(X, kind, args, n_threads, block_info=None):
     """Per-row outputs of one block of rows (a module-level function of arrays: a Dask task
     runs it where the block lives): 'proba' (n, K), 'log_prob_norm' / 'student_t' /
     'draws' (n,) log densities; a block with NaN or infinity is refused."""
-    X = np.ascontiguousarray(X)
-    X = X.astype(np.float64) if X.dtype not in (np.float32, np.float64) else X
+    X = np.asarray(X)
+    X = np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.float32, np.float64)
+                             else np.float64)
     if not all_finite(X, n_threads):
         where = ""
         if block_info is not None and 0 in block_info:
