@@ -85,13 +85,14 @@ _TINY_SLICES = np.array([0, 4, 1, 3, 2, 2], dtype=np.int32)
 SAMPLERS = ("dense", "sparse")
 
 
-@pytest.mark.parametrize("kind", SAMPLERS)
-def test_single_site_draws_follow_the_exact_conditional(kind):
+@pytest.mark.parametrize("kind, K", [("dense", 4), ("sparse", 4), ("dense", 19)])
+def test_single_site_draws_follow_the_exact_conditional(kind, K):
     """Every document its own block: in sub-step 0 the pairs (document d, slice d) run from the
     start-of-sweep state, so the first two tokens of each pair are drawn from p(z_i | z_-i)
     given that state, the second after the first's update. A chi-square goodness-of-fit test
-    of the joint distribution of the pair, on many draws."""
-    K, alpha, eta = 4, 0.3, 0.2
+    of the joint distribution of the pair, on many draws. K = 19: the dense draw's two full
+    blocks of eight and a partial one."""
+    alpha, eta = 0.3, 0.2
     state, ch, z = _tiny_state(part_ptr=_TINY_BLOCKS, K=K, alpha=alpha, eta=eta,
                                slice_of=_TINY_SLICES, sampler_kind=kind)
     doc_ptr, words, V = state.doc_ptr, state.words, state.V
@@ -292,6 +293,37 @@ def test_recovers_generating_topics(kind, monkeypatch):
     # transform with the posterior-mean topics puts documents on their generating topics
     theta = est.transform(X)
     assert theta.shape == (400, 5) and np.allclose(theta.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("K", [1, 3, 8, 13, 50, 67])
+def test_dense_builds_give_the_same_draws(K):
+    """The dense sweep built for AVX-512 (where the CPU has it), AVX2 and the baseline: the
+    same draws and counts (the same operations in the same order), for K a multiple of the
+    draw's eight lanes or not, below eight and above 64."""
+    X, _ = _corpus(n_docs=150, n_words=80, n_topics=4, doc_len=40, seed=6)
+    state = sampler.TokenData(*sampler._tokens(X), 80, K, 0.25, 0.25, 1,
+                              part_ptr=np.array([0, 30, 60, 80, 100, 120, 150]))
+    z0 = np.random.default_rng(2).integers(0, K, size=state.N, dtype=np.int32)
+    runs = []
+    try:
+        for isa in (0, 2, 1):
+            _lda_gibbs._set_dense_isa(isa)
+            ch = state.new_chain(z0)
+            for s in range(3):
+                _lda_gibbs.sweep(state.doc_ptr, state.words, state.slice_of, state.part_ptr,
+                                 ch["z"], ch["ndk"], ch["nwk"], ch["nk"], state.cursor,
+                                 state.scratch_i, state.scratch_d, state.alpha, state.eta,
+                                 np.uint64(9), np.uint64(0), np.uint64(s), 1)
+            runs.append(ch)
+    finally:
+        _lda_gibbs._set_dense_isa(0)
+    assert K == 1 or not np.array_equal(runs[0]["z"], z0)
+    assert np.all((runs[0]["z"] >= 0) & (runs[0]["z"] < K))
+    for other in runs[1:]:
+        for a in ("z", "ndk", "nwk", "nk"):
+            np.testing.assert_array_equal(other[a], runs[0][a])
+    with pytest.raises(ValueError):
+        _lda_gibbs._set_dense_isa(3)
 
 
 @pytest.mark.parametrize("kind", SAMPLERS)

@@ -10,7 +10,7 @@ every token. With the token i removed from the counts (n_dk, n_kw, n_k), its ful
 
 computed for all K topics at once in 8-lane double vectors (AVX-512, AVX2 or the baseline,
 the same bits on each) as A_k (n_kw + eta), with A_k = (n_dk + alpha) / (n_k + V eta) kept
-per document, and the topic drawn by counting the running sums below u (branch-free;
+per document, and the topic drawn as the number of running sums <= u (vector compares;
 ``_lda_gibbs_kernels.h``; float64 throughout, so the draw is from the exact conditional up to
 rounding). For K of the order of tens this costs less than the SparseLDA
 buckets (Yao, Mimno & McCallum 2009) that an earlier version used. For K in the hundreds
@@ -89,6 +89,19 @@ cdef extern from "_lda_gibbs_kernels.h":
     int64_t VBF_DENSE_STRIDE(int K) noexcept nogil
     int VBF_HAVE_SWEEP_WORKER
     void vbf_sweep_worker(vbf_sweep_ctx* c) noexcept nogil
+    int vbf_gibbs_isa
+
+
+def _set_dense_isa(int isa):
+    """For tests: the widest build the dense sweep may use: 0 the best the CPU has (AVX-512
+    where it has AVX-512F/VL/DQ), 2 at most AVX2, 1 the baseline; all give the same draws.
+    Returns the previous setting."""
+    global vbf_gibbs_isa
+    if isa not in (0, 1, 2):
+        raise ValueError("isa must be 0, 1 or 2")
+    previous = vbf_gibbs_isa
+    vbf_gibbs_isa = isa
+    return previous
 
 
 def stream_uniforms(uint64_t seed, uint64_t chain, uint64_t sweep, uint64_t part, Py_ssize_t n):
@@ -173,10 +186,10 @@ cdef void _check_order(str name, const int64_t[::1] doc_ptr, const int64_t[::1] 
 
 
 def dense_scratch_width(int K):
-    """Doubles of workspace a pair of the dense sweep needs: inv, A, the terms and their
-    running sums, K rounded up to 8 each (``VBF_DENSE_STRIDE``: each array a whole number of
-    cache lines from a 64-byte aligned row)."""
-    return 4 * VBF_DENSE_STRIDE(K)
+    """Doubles of workspace a pair of the dense sweep needs: inv, A and the running sums of
+    the terms, K rounded up to 8 each (``VBF_DENSE_STRIDE``: each array a whole number of
+    cache lines from a 64-byte aligned row; the draw's blocks of eight fit it exactly)."""
+    return 3 * VBF_DENSE_STRIDE(K)
 
 
 def sweep(const int64_t[::1] doc_ptr, const int32_t[::1] words, const int32_t[::1] slice_of,

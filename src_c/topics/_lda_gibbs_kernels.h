@@ -1,17 +1,17 @@
 /* Hot loop of the LDA collapsed Gibbs sweep (src_c/_lda_gibbs.pyx): one (document block, word
    slice) pair of a sub-step, with the full conditional over the K topics computed densely.
 
-   For K of the order of tens, the dense conditional in 4-wide double vectors beats the
-   SparseLDA buckets this replaced: the buckets cost O(#topics of the word) scalar, gathered
+   For K of the order of tens, the dense conditional in double vectors beats the SparseLDA
+   buckets this replaced: the buckets cost O(#topics of the word) scalar, gathered
    operations per token (40+ for most tokens in the first sweeps from a random start) plus a
-   re-sort of the word's list whenever the topic changes, while the dense pass is K/4 vector
+   re-sort of the word's list whenever the topic changes, while the dense pass is K/8 vector
    steps with no data-dependent loads and O(1) count updates.
 
-   Compiled twice on x86-64 with GCC or Clang (AVX2 and the baseline), chosen at run time.
-   Neither version uses FMA and both do the same operations in the same order (the vector
-   extensions are lane-wise IEEE operations), so the draws are the same on every x86-64 CPU,
-   not only for any thread count. Other compilers get a scalar version with the same
-   arithmetic (four explicit lanes). */
+   Compiled three times on x86-64 with GCC or Clang (AVX-512 with intrinsics for the draw,
+   AVX2 and the baseline from vector extensions), chosen at run time. None uses FMA and all
+   do the same operations in the same order (lane-wise IEEE operations in blocks of eight),
+   so the draws are the same on every x86-64 CPU, not only for any thread count. Other
+   compilers get a scalar version with the same arithmetic (eight explicit lanes). */
 #ifndef VBFAST_LDA_GIBBS_KERNELS_H
 #define VBFAST_LDA_GIBBS_KERNELS_H
 
@@ -63,80 +63,138 @@ VBF_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t
 
    The pass reads the counts with token i still in them (topic t): writing the decremented
    counts first would make the vector loads of t's block wait for those scalar stores (a
-   store cannot be forwarded to a wider load), on the pass's critical path. Instead p_t is
-   swapped for pt (token i removed, computed by the caller with the same formula) after the
-   pass, and the running sums from t's block on are corrected by delta = pt - p_t.
+   store cannot be forwarded to a wider load), on the pass's critical path. Instead lane t's
+   term is replaced by pt (token i removed, computed by the caller) before the sums.
 
-   p goes to pbuf (K); cum (K4 = K & ~3, in blocks of four) gets the running lane-wise sums:
-   cum block j lane l = sum_{m <= j} p_{4m + l}. The running total after block j is the fixed
-   sum (l0 + l1) + (l2 + l3) of that block (+ delta from t's block on), monotone in j, and
-   the tail k >= K4 adds on in order; u = U (total) finds its block by a scan that compares
-   independent sums (no chain of dependent adds), then its topic inside the block without
-   branches (the partial differences only decrease). */
-VBF_INLINE int32_t vbf_draw_dense(int K, const double *A, const int32_t *row, double eta,
-                                    int32_t t, double pt, double *pbuf, double *cum,
-                                    double U)
+   The topics go in blocks of eight lanes (nb8 = ceil(K / 8) blocks); lanes past K are zero
+   (A_k = 0 there, set by the caller, and n read as 0). Each block's inclusive running sums
+   are formed in three shift-and-add steps (lane l: s1_l = p_l + p_{l-1}, s2_l = s1_l +
+   s1_{l-2}, s3_l = s2_l + s2_{l-4}, a missing lane adding +0.0) plus the total of the blocks
+   before (cum_k: the running sum to topic k, in this fixed order). u = U (total) then picks
+   the topic as the number of k with cum_k <= u, counted with vector compares: no scan, no
+   data-dependent branch, and no search inside a block. The k with p_k > 0 (every topic:
+   alpha, eta > 0) are counted exactly as the first topic whose running sum passes u;
+   rounding can only take the count past K - 1 (u at the very end), clamped. The same
+   operations in the same order in the AVX-512 version (intrinsics, masked loads of the last
+   block) and in the generic one (vector extensions, compiled for AVX2 and the baseline), so
+   the draws are the same on every x86-64 CPU. */
+VBF_INLINE int32_t vbf_draw_dense(int K, int nb8, const double *A, const int32_t *row,
+                                    double eta, int32_t t, double pt, double *cum, double U)
 {
-    int k, j, jt = t >> 2, K4 = K & ~3, nb = K4 >> 2;
-    double total, u, base, hs, delta, u1, u2, u3, dsel[2];
+    int k, j, cnt = 0;
+    double total, u;
 #if defined(__GNUC__)
-    const vbf_v4 ve = {eta, eta, eta, eta};
-    vbf_v4 c = {0.0, 0.0, 0.0, 0.0};
-    for (k = 0; k < K4; k += 4) {
-        /* converted lane by lane: GCC 12 splits __builtin_convertvector of four int32s into
-           two halves and an insert (three more instructions a block) */
-        vbf_v4 a, p, n = {(double)row[k], (double)row[k + 1], (double)row[k + 2],
-                          (double)row[k + 3]};
+    typedef int32_t v8i32 __attribute__((vector_size(32)));
+    const vbf_v8 ve = {eta, eta, eta, eta, eta, eta, eta, eta}, zero = {0.0};
+    const vbf_v8 ptv = {pt, pt, pt, pt, pt, pt, pt, pt};
+    const vbf_i8 sh1 = {8, 0, 1, 2, 3, 4, 5, 6}, sh2 = {8, 8, 0, 1, 2, 3, 4, 5},
+                 sh4 = {8, 8, 8, 8, 0, 1, 2, 3}, last = {7, 7, 7, 7, 7, 7, 7, 7};
+    const vbf_i8 tv = {t, t, t, t, t, t, t, t};
+    vbf_i8 idx = {0, 1, 2, 3, 4, 5, 6, 7}, sel;
+    vbf_v8 carry = zero, a, p, n, uv;
+    for (j = 0, k = 0; j < nb8; j++, k += 8) {
+        v8i32 r;
+        if (k + 8 <= K) {
+            memcpy(&r, row + k, sizeof r);
+        } else {  /* the last block, K not a multiple of 8: lanes past K read as 0 */
+            int l;
+            for (l = 0; l < 8; l++) r[l] = k + l < K ? row[k + l] : 0;
+        }
+        n = __builtin_convertvector(r, vbf_v8);
         memcpy(&a, A + k, sizeof a);
         p = a * (n + ve);
-        c += p;
-        memcpy(pbuf + k, &p, sizeof p);
-        memcpy(cum + k, &c, sizeof c);
+        sel = idx == tv;  /* lane t: the term with token i removed */
+        p = vbf_from_bits8((vbf_bits8(p) & ~sel) | (vbf_bits8(ptv) & sel));
+        p += __builtin_shuffle(p, zero, sh1);
+        p += __builtin_shuffle(p, zero, sh2);
+        p += __builtin_shuffle(p, zero, sh4);
+        n = p + carry;  /* as in vbf_draw_dense512 */
+        carry += __builtin_shuffle(p, last);
+        memcpy(cum + k, &n, sizeof n);
+        idx += 8;
+    }
+    total = carry[0];
+    u = U * total;
+    uv = (vbf_v8){u, u, u, u, u, u, u, u};
+    {
+        vbf_i8 c = {0};
+        for (k = 0; k < 8 * nb8; k += 8) {
+            vbf_v8 x;
+            memcpy(&x, cum + k, sizeof x);
+            c += (x <= uv);  /* -1 where true */
+        }
+        cnt = (int)-(((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7])));
     }
 #else
-    double c[4] = {0.0, 0.0, 0.0, 0.0};
+    double carry = 0.0, p[8], s[8];
     int l;
-    for (k = 0; k < K4; k += 4) {
-        for (l = 0; l < 4; l++) {
-            double p = A[k + l] * ((double)row[k + l] + eta);
-            c[l] += p;
-            pbuf[k + l] = p;
-            cum[k + l] = c[l];
-        }
+    for (j = 0, k = 0; j < nb8; j++, k += 8) {
+        for (l = 0; l < 8; l++)
+            p[l] = k + l == t ? pt : A[k + l] * ((k + l < K ? (double)row[k + l] : 0.0) + eta);
+        for (l = 0; l < 8; l++) s[l] = p[l] + (l >= 1 ? p[l - 1] : 0.0);
+        for (l = 0; l < 8; l++) p[l] = s[l] + (l >= 2 ? s[l - 2] : 0.0);
+        for (l = 0; l < 8; l++) s[l] = p[l] + (l >= 4 ? p[l - 4] : 0.0);
+        for (l = 0; l < 8; l++) cum[k + l] = s[l] + carry;
+        carry = cum[k + 7];
     }
-#endif
-    for (k = K4; k < K; k++) pbuf[k] = A[k] * ((double)row[k] + eta);
-    delta = pt - A[t] * ((double)row[t] + eta);  /* the pass's p_t, recomputed (the same) */
-    pbuf[t] = pt;
-    dsel[0] = 0.0;
-    dsel[1] = delta;
-    total = nb ? (c[0] + c[1]) + (c[2] + c[3]) + (jt < nb ? delta : 0.0) : 0.0;
-    for (k = K4; k < K; k++) total += pbuf[k];
+    total = carry;
     u = U * total;
-    base = 0.0;
-    for (j = 0; j < nb; j++) {
-        const double *cj = cum + 4 * j;
-        /* + 0.0 (j < jt) leaves a sum as it is; picked by a load indexed by the comparison
-           (GCC compiled delta * (j >= jt) to a branch, mispredicted where the scan passes jt) */
-        hs = (cj[0] + cj[1]) + (cj[2] + cj[3]) + dsel[j >= jt];
-        if (u < hs) {
-            /* inside block j: subtract its entries from u - (total before the block) */
-            u -= base;
-            k = 4 * j;
-            u1 = u - pbuf[k];
-            u2 = u1 - pbuf[k + 1];
-            u3 = u2 - pbuf[k + 2];
-            return k + (u1 >= 0.0) + (u2 >= 0.0) + (u3 >= 0.0);
-        }
-        base = hs;
-    }
-    /* the tail (K not a multiple of 4), or rounding at the very end */
-    u -= base;
-    for (k = K4; k < K - 1; k++) {
-        if ((u -= pbuf[k]) < 0.0) return k;
-    }
-    return K4 < K ? K - 1 : K4 - 1;
+    for (k = 0; k < 8 * nb8; k++) cnt += cum[k] <= u;
+#endif
+    return cnt < K ? cnt : K - 1;
 }
+
+#if defined(VBF_HAVE_DISPATCH)
+#include <immintrin.h>
+#define VBF_GIBBS_AVX512 "avx512f,avx512vl,avx512dq,avx2,popcnt"
+/* vbf_draw_dense in AVX-512 intrinsics: the same operations in the same order (see above) */
+static inline __attribute__((target(VBF_GIBBS_AVX512))) int32_t
+vbf_draw_dense512(int K, int nb8, const double *A, const int32_t *row, double eta,
+                  int32_t t, double pt, double *cum, double U)
+{
+    int k, j, cnt = 0;
+    const __m512d ve = _mm512_set1_pd(eta), ptv = _mm512_set1_pd(pt);
+    const __m512i zero = _mm512_setzero_si512(), last = _mm512_set1_epi64(7),
+                  tv = _mm512_set1_epi64(t), eight = _mm512_set1_epi64(8);
+    __m512i idx = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    __m512d carry = _mm512_setzero_pd(), p, uv;
+    __m256i r;
+    for (j = 0, k = 0; j < nb8; j++, k += 8) {
+        if (k + 8 <= K)
+            r = _mm256_loadu_si256((const __m256i *)(row + k));
+        else  /* lanes past K read as 0 (a masked load: nothing past the row is touched) */
+            r = _mm256_maskz_loadu_epi32((__mmask8)((1u << (K - k)) - 1u), row + k);
+        p = _mm512_mul_pd(_mm512_loadu_pd(A + k), _mm512_add_pd(_mm512_cvtepi32_pd(r), ve));
+        p = _mm512_mask_mov_pd(p, _mm512_cmpeq_epi64_mask(idx, tv), ptv);
+        p = _mm512_add_pd(p, _mm512_castsi512_pd(
+                _mm512_alignr_epi64(_mm512_castpd_si512(p), zero, 7)));
+        p = _mm512_add_pd(p, _mm512_castsi512_pd(
+                _mm512_alignr_epi64(_mm512_castpd_si512(p), zero, 6)));
+        p = _mm512_add_pd(p, _mm512_castsi512_pd(
+                _mm512_alignr_epi64(_mm512_castpd_si512(p), zero, 4)));
+        /* cum = local sums + carry, carry += the block's total (= cum's lane 7, the same
+           sum): the chain from block to block is one add, the permute is off it */
+        _mm512_storeu_pd(cum + k, _mm512_add_pd(p, carry));
+        carry = _mm512_add_pd(carry, _mm512_permutexvar_pd(last, p));
+        idx = _mm512_add_epi64(idx, eight);
+    }
+    uv = _mm512_mul_pd(_mm512_set1_pd(U), carry);
+    for (k = 0; k < 8 * nb8; k += 8)
+        cnt += __builtin_popcount(_mm512_cmp_pd_mask(_mm512_loadu_pd(cum + k), uv, _CMP_LE_OQ));
+    return cnt < K ? cnt : K - 1;
+}
+
+/* A[k] = v as a load, blend and store of k's whole block of eight: the next token's pass
+   loads the block as one vector, and a scalar store cannot be forwarded to a wider load
+   (the load would wait for the store to reach the cache) */
+static inline __attribute__((target(VBF_GIBBS_AVX512))) void
+vbf_set_lane512(double *A, int32_t k, double v)
+{
+    double *b = A + (k & ~7);
+    _mm512_storeu_pd(b, _mm512_mask_mov_pd(_mm512_loadu_pd(b), (__mmask8)(1u << (k & 7)),
+                                           _mm512_set1_pd(v)));
+}
+#endif
 
 /* A_k = (n_dk + alpha) inv_k for all k (at the start of a document's run) */
 VBF_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double alpha,
@@ -152,18 +210,20 @@ VBF_INLINE void vbf_doc_coef(int K, const int32_t *nd, const double *inv, double
    the exact n_dk (row d of ndk) and n_kw (row w of nwk) and the pair's own n_k: the n_k of
    the start of the sub-step plus the pair's changes (nkl, in: a copy of the sub-step's n_k;
    out: with the pair's changes). z, ndk and nwk are updated in place: in a sub-step no two
-   pairs share a document or a word. Workspace: inv, A, pbuf, cum: K doubles each. */
+   pairs share a document or a word. Workspace: inv, A, cum: VBF_DENSE_STRIDE(K) doubles
+   each, 64-byte aligned. ``wide``: a constant, 1 for the AVX-512 draw. */
 VBF_INLINE void vbf_gibbs_pair_body(
     int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words,
     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K,
-    int32_t *nkl, double *inv, double *A, double *pbuf, double *cum, double alpha, double eta,
-    double veta, uint64_t rng)
+    int32_t *nkl, double *inv, double *A, double *cum, double alpha, double eta, double veta,
+    uint64_t rng, int wide)
 {
     int64_t d, i, i_end;
-    int32_t w, t, tn, k, nkt;
+    int32_t w, t, tn, k, nkt, nb8 = (K + 7) >> 3;
     int32_t *nd, *row;
-    double inv_t, a_t;
+    double inv_t, a_t, pt;
     for (k = 0; k < K; k++) inv[k] = 1.0 / ((double)nkl[k] + veta);
+    for (k = K; k < 8 * nb8; k++) A[k] = 0.0;  /* the last block's lanes past K: p = 0 */
     for (d = d0; d < d0 + 2 && d < d1; d++) vbf_prefetch_doc(d, cursor, words, z, ndk, K);
     if (d0 < d1) vbf_prefetch_run(d0, cursor, doc_ptr, words, slice_of, slice, nwk, K);
     for (d = d0; d < d1; d++) {
@@ -188,9 +248,13 @@ VBF_INLINE void vbf_gibbs_pair_body(
             nkt = nkl[t] - 1;
             inv_t = 1.0 / ((double)nkt + veta);
             a_t = ((double)(nd[t] - 1) + alpha) * inv_t;
-            tn = vbf_draw_dense(K, A, row, eta, t,
-                                a_t * ((double)(row[t] - 1) + eta), pbuf, cum,
-                                vbf_uniform(&rng));
+            pt = a_t * ((double)(row[t] - 1) + eta);
+#if defined(VBF_HAVE_DISPATCH)
+            if (wide)
+                tn = vbf_draw_dense512(K, nb8, A, row, eta, t, pt, cum, vbf_uniform(&rng));
+            else
+#endif
+                tn = vbf_draw_dense(K, nb8, A, row, eta, t, pt, cum, vbf_uniform(&rng));
             /* no branch on tn != t (true at random, so often mispredicted, and a
                misprediction also throws away the next token's work under way): if the topic
                stays, the second half restores the counts, inv_t and A_t exactly (each is the
@@ -199,27 +263,64 @@ VBF_INLINE void vbf_gibbs_pair_body(
             row[t]--;
             nkl[t] = nkt;
             inv[t] = inv_t;
-            A[t] = a_t;
             nd[tn]++;
             row[tn]++;
             nkl[tn]++;
             inv[tn] = 1.0 / ((double)nkl[tn] + veta);
-            A[tn] = ((double)nd[tn] + alpha) * inv[tn];
+#if defined(VBF_HAVE_DISPATCH)
+            if (wide) {
+                vbf_set_lane512(A, t, a_t);
+                vbf_set_lane512(A, tn, ((double)nd[tn] + alpha) * inv[tn]);
+            } else
+#endif
+            {
+                A[t] = a_t;
+                A[tn] = ((double)nd[tn] + alpha) * inv[tn];
+            }
             z[i] = tn;
         }
         cursor[d] = i;
     }
 }
 
-/* vbf_gibbs_pair: the body for AVX2 or the baseline, chosen at run time; no FMA, so both
-   give the same draws (see the top of this file). */
-VBF_DISPATCH(vbf_gibbs_pair, "avx2", vbf_cpu_avx2(),
-             (int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor,
-              const int32_t *words, const int32_t *slice_of, int32_t slice, int32_t *z,
-              int32_t *ndk, int32_t *nwk, int K, int32_t *nkl, double *inv, double *A,
-              double *pbuf, double *cum, double alpha, double eta, double veta, uint64_t rng),
-             (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl, inv, A,
-              pbuf, cum, alpha, eta, veta, rng))
+/* vbf_gibbs_pair: the body for AVX-512, AVX2 or the baseline, chosen at run time; no FMA,
+   so all give the same draws (see vbf_draw_dense). */
+#define VBF_GIBBS_PAIR_PARAMS                                                              \
+    (int64_t d0, int64_t d1, const int64_t *doc_ptr, int64_t *cursor, const int32_t *words, \
+     const int32_t *slice_of, int32_t slice, int32_t *z, int32_t *ndk, int32_t *nwk, int K, \
+     int32_t *nkl, double *inv, double *A, double *cum, double alpha, double eta,           \
+     double veta, uint64_t rng)
+#define VBF_GIBBS_PAIR_CALL                                                                \
+    (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl, inv, A, cum,    \
+     alpha, eta, veta, rng)
+#define VBF_GIBBS_PAIR_ARGS(wide)                                                          \
+    (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, nwk, K, nkl, inv, A, cum,    \
+     alpha, eta, veta, rng, wide)
+/* the widest build the sweep may use (tests): 0 the best the CPU has, 2 at most AVX2,
+   1 the baseline */
+static int vbf_gibbs_isa = 0;
+#ifdef VBF_HAVE_DISPATCH
+__attribute__((target(VBF_GIBBS_AVX512))) static void vbf_gibbs_pair_avx512
+    VBF_GIBBS_PAIR_PARAMS { vbf_gibbs_pair_body VBF_GIBBS_PAIR_ARGS(1); }
+__attribute__((target("avx2"))) static void vbf_gibbs_pair_avx2
+    VBF_GIBBS_PAIR_PARAMS { vbf_gibbs_pair_body VBF_GIBBS_PAIR_ARGS(0); }
+static int vbf_cpu_gibbs512(void) {
+    return VBF_CPU_HAS("avx512f") && VBF_CPU_HAS("avx512vl") && VBF_CPU_HAS("avx512dq");
+}
+#endif
+static void vbf_gibbs_pair VBF_GIBBS_PAIR_PARAMS {
+#ifdef VBF_HAVE_DISPATCH
+    if (vbf_gibbs_isa == 0 && vbf_cpu_gibbs512()) {
+        vbf_gibbs_pair_avx512 VBF_GIBBS_PAIR_CALL;
+        return;
+    }
+    if (vbf_gibbs_isa != 1 && vbf_cpu_avx2()) {
+        vbf_gibbs_pair_avx2 VBF_GIBBS_PAIR_CALL;
+        return;
+    }
+#endif
+    vbf_gibbs_pair_body VBF_GIBBS_PAIR_ARGS(0);
+}
 
 /* ---- the sparse conditional, for K in the hundreds (see _lda_gibbs.pyx for the rule).
 
@@ -483,7 +584,7 @@ VBF_DISPATCH(vbf_sparse_pair, "avx2", vbf_cpu_avx2(),
              (d0, d1, doc_ptr, cursor, words, slice_of, slice, z, ndk, K, Kp, nkl, wl_ptr,
               wlist, wlen, inv, A, cum, q, alpha, eta, veta, rng))
 
-/* The dense pair's workspace (inv, A, pbuf, cum) at this stride in doubles, K rounded up to
+/* The dense pair's workspace (inv, A, cum) at this stride in doubles, K rounded up to
    8: with the row 64-byte aligned, each array starts a cache line and no 4-lane load or
    store of a block straddles two lines (K = 50 as four arrays of 50 put A and cum at 16 mod
    32 bytes: every other block split across lines). */
@@ -531,8 +632,7 @@ static inline void vbf_sweep_pair(const vbf_sweep_ctx *c, int64_t s, int64_t b) 
     }
     vbf_gibbs_pair(c->block_ptr[b], c->block_ptr[b + 1], c->doc_ptr, c->cursor, c->words,
                    c->slice_of, (int32_t)((b + s) % B), c->z, c->ndk, c->nwk, c->K,
-                   c->nkl + b * c->ldi, scratch, scratch + kd, scratch + 2 * kd,
-                   scratch + 3 * kd, c->alpha, c->eta, c->veta,
+                   c->nkl + b * c->ldi, scratch, scratch + kd, scratch + 2 * kd, c->alpha, c->eta, c->veta,
                    vbf_stream_key(c->seed, c->chain, c->sweep, (uint64_t)(s * B + b)));
 }
 
