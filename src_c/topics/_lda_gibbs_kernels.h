@@ -147,16 +147,16 @@ VBF_INLINE int32_t vbf_draw_dense(int K, int nb8, const double *A, const int32_t
 #if defined(VBF_HAVE_DISPATCH)
 #include <immintrin.h>
 #define VBF_GIBBS_AVX512 "avx512f,avx512vl,avx512dq,avx2,popcnt"
-/* vbf_draw_dense in AVX-512 intrinsics: the same operations in the same order (see above) */
+/* vbf_draw_dense in AVX-512 intrinsics: the same operations in the same order (see above),
+   but with token i already removed from A and row (by the caller, with block-wide stores
+   that the pass's loads can be forwarded from: see vbf_remove512), so no lane to replace */
 static inline __attribute__((target(VBF_GIBBS_AVX512))) int32_t
 vbf_draw_dense512(int K, int nb8, const double *A, const int32_t *row, double eta,
-                  int32_t t, double pt, double *cum, double U)
+                  double *cum, double U)
 {
     int k, j, cnt = 0;
-    const __m512d ve = _mm512_set1_pd(eta), ptv = _mm512_set1_pd(pt);
-    const __m512i zero = _mm512_setzero_si512(), last = _mm512_set1_epi64(7),
-                  tv = _mm512_set1_epi64(t), eight = _mm512_set1_epi64(8);
-    __m512i idx = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512d ve = _mm512_set1_pd(eta);
+    const __m512i zero = _mm512_setzero_si512(), last = _mm512_set1_epi64(7);
     __m512d carry = _mm512_setzero_pd(), p, uv;
     __m256i r;
     for (j = 0, k = 0; j < nb8; j++, k += 8) {
@@ -165,7 +165,6 @@ vbf_draw_dense512(int K, int nb8, const double *A, const int32_t *row, double et
         else  /* lanes past K read as 0 (a masked load: nothing past the row is touched) */
             r = _mm256_maskz_loadu_epi32((__mmask8)((1u << (K - k)) - 1u), row + k);
         p = _mm512_mul_pd(_mm512_loadu_pd(A + k), _mm512_add_pd(_mm512_cvtepi32_pd(r), ve));
-        p = _mm512_mask_mov_pd(p, _mm512_cmpeq_epi64_mask(idx, tv), ptv);
         p = _mm512_add_pd(p, _mm512_castsi512_pd(
                 _mm512_alignr_epi64(_mm512_castpd_si512(p), zero, 7)));
         p = _mm512_add_pd(p, _mm512_castsi512_pd(
@@ -176,7 +175,6 @@ vbf_draw_dense512(int K, int nb8, const double *A, const int32_t *row, double et
            sum): the chain from block to block is one add, the permute is off it */
         _mm512_storeu_pd(cum + k, _mm512_add_pd(p, carry));
         carry = _mm512_add_pd(carry, _mm512_permutexvar_pd(last, p));
-        idx = _mm512_add_epi64(idx, eight);
     }
     uv = _mm512_mul_pd(_mm512_set1_pd(U), carry);
     for (k = 0; k < 8 * nb8; k += 8)
@@ -193,6 +191,22 @@ vbf_set_lane512(double *A, int32_t k, double v)
     double *b = A + (k & ~7);
     _mm512_storeu_pd(b, _mm512_mask_mov_pd(_mm512_loadu_pd(b), (__mmask8)(1u << (k & 7)),
                                            _mm512_set1_pd(v)));
+}
+
+/* row[t] - 1 as a load, subtract and store of t's block of eight counts when the block is
+   inside the row (the pass loads it as one vector), else (the last, partial block: a store
+   of eight would write past the row, another pair's) a scalar store */
+static inline __attribute__((target(VBF_GIBBS_AVX512))) void
+vbf_row_dec512(int32_t *row, int32_t t, int K)
+{
+    int32_t *b = row + (t & ~7);
+    if ((t & ~7) + 8 <= K) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)b);
+        v = _mm256_mask_sub_epi32(v, (__mmask8)(1u << (t & 7)), v, _mm256_set1_epi32(1));
+        _mm256_storeu_si256((__m256i *)b, v);
+    } else {
+        row[t]--;
+    }
 }
 #endif
 
@@ -248,19 +262,26 @@ VBF_INLINE void vbf_gibbs_pair_body(
             nkt = nkl[t] - 1;
             inv_t = 1.0 / ((double)nkt + veta);
             a_t = ((double)(nd[t] - 1) + alpha) * inv_t;
-            pt = a_t * ((double)(row[t] - 1) + eta);
 #if defined(VBF_HAVE_DISPATCH)
-            if (wide)
-                tn = vbf_draw_dense512(K, nb8, A, row, eta, t, pt, cum, vbf_uniform(&rng));
-            else
+            if (wide) {
+                /* token i removed first, A_t and n_tw by block-wide stores: the pass then
+                   has the same terms as vbf_draw_dense's with lane t replaced */
+                vbf_set_lane512(A, t, a_t);
+                vbf_row_dec512(row, t, K);
+                tn = vbf_draw_dense512(K, nb8, A, row, eta, cum, vbf_uniform(&rng));
+            } else
 #endif
+            {
+                pt = a_t * ((double)(row[t] - 1) + eta);
                 tn = vbf_draw_dense(K, nb8, A, row, eta, t, pt, cum, vbf_uniform(&rng));
+                row[t]--;
+                A[t] = a_t;
+            }
             /* no branch on tn != t (true at random, so often mispredicted, and a
                misprediction also throws away the next token's work under way): if the topic
                stays, the second half restores the counts, inv_t and A_t exactly (each is the
                same formula of the same counts), so the draws are those of the branchy form */
             nd[t]--;
-            row[t]--;
             nkl[t] = nkt;
             inv[t] = inv_t;
             nd[tn]++;
@@ -268,15 +289,11 @@ VBF_INLINE void vbf_gibbs_pair_body(
             nkl[tn]++;
             inv[tn] = 1.0 / ((double)nkl[tn] + veta);
 #if defined(VBF_HAVE_DISPATCH)
-            if (wide) {
-                vbf_set_lane512(A, t, a_t);
+            if (wide)
                 vbf_set_lane512(A, tn, ((double)nd[tn] + alpha) * inv[tn]);
-            } else
+            else
 #endif
-            {
-                A[t] = a_t;
                 A[tn] = ((double)nd[tn] + alpha) * inv[tn];
-            }
             z[i] = tn;
         }
         cursor[d] = i;
