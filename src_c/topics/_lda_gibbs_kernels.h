@@ -72,12 +72,14 @@ VBF_INLINE void vbf_prefetch_run(int64_t d, const int64_t *cursor, const int64_t
    s1_{l-2}, s3_l = s2_l + s2_{l-4}, a missing lane adding +0.0) plus the total of the blocks
    before (cum_k: the running sum to topic k, in this fixed order). u = U (total) then picks
    the topic as the number of k with cum_k <= u, counted with vector compares: no scan, no
-   data-dependent branch, and no search inside a block. The k with p_k > 0 (every topic:
-   alpha, eta > 0) are counted exactly as the first topic whose running sum passes u;
-   rounding can only take the count past K - 1 (u at the very end), clamped. The same
-   operations in the same order in the AVX-512 version (intrinsics, masked loads of the last
-   block) and in the generic one (vector extensions, compiled for AVX2 and the baseline), so
-   the draws are the same on every x86-64 CPU. */
+   data-dependent branch, and no search inside a block. With exact sums the count is the
+   first topic whose running sum passes u (every p_k > 0: alpha, eta > 0); the tree's
+   rounded sums could fail to increase where a term is below their rounding, moving the
+   draw by one topic there (an effect of the order of the rounding, as in any floating-point
+   draw); a count past K - 1 (u at the very end, rounding) is clamped. The same operations
+   in the same order in the AVX-512 version (intrinsics, masked loads of the last block),
+   the AVX2 one (intrinsics, two halves a block) and this one (vector extensions: the
+   baseline), so the draws are the same on every x86-64 CPU (tested). */
 VBF_INLINE int32_t vbf_draw_dense(int K, int nb8, const double *A, const int32_t *row,
                                     double eta, int32_t t, double pt, double *cum, double U)
 {
@@ -477,7 +479,7 @@ VBF_INLINE double vbf_q_build(double *q, double *bs, int Kp, int K, const int32_
 }
 
 /* The draw from running sums of p[0..n) (padded with zeros to n4 = n rounded up to 4), in
-   four lanes as in vbf_draw_dense: cum block j lane l = sum_{m <= j} p[4m + l]; the block
+   four lanes: cum block j lane l = sum_{m <= j} p[4m + l]; the block
    totals (l0 + l1) + (l2 + l3) only increase; returns the total in *total. */
 VBF_INLINE void vbf_lane_cumsum(const double *p, int n4, double *cum, double *total) {
     double c0 = 0.0, c1 = 0.0, c2 = 0.0, c3 = 0.0;
@@ -659,9 +661,9 @@ VBF_DISPATCH(vbf_sparse_pair, "avx2", vbf_cpu_avx2(),
               wlist, wlen, inv, A, cum, q, alpha, eta, veta, rng))
 
 /* The dense pair's workspace (inv, A, cum) at this stride in doubles, K rounded up to
-   8: with the row 64-byte aligned, each array starts a cache line and no 4-lane load or
-   store of a block straddles two lines (K = 50 as four arrays of 50 put A and cum at 16 mod
-   32 bytes: every other block split across lines). */
+   8: with the row 64-byte aligned, each array starts a cache line, and each block of eight
+   lanes of the draw is one whole line (K = 50 as arrays of 50 would split blocks across
+   lines); A and cum also hold the last, partial block whole. */
 #define VBF_DENSE_STRIDE(K) (((int64_t)(K) + 7) & ~(int64_t)7)
 
 /* The state of one sweep, shared by its threads and by both ways of running its sub-steps
@@ -675,7 +677,7 @@ typedef struct {
     int K;
     int32_t *nkl;        /* (B, ldi): each pair's n_k */
     int64_t ldi;
-    double *scratch;     /* (B, ldd): each pair's inv, A, pbuf, cum */
+    double *scratch;     /* (B, ldd): each pair's workspace (dense: inv, A, cum) */
     int64_t ldd;
     int64_t *dl;         /* (K,) */
     int *claim;          /* (B, B): pair b of sub-step s claimed, zero at the start */
