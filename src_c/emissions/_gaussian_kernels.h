@@ -833,6 +833,11 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, int dia
         const T *x_n = x + (Py_ssize_t)n * D;                                             \
         __m512d qv = _mm512_setzero_pd();                                                 \
         __m256 qf = _mm256_setzero_ps();  /* (||v||^2 summed in float32) */               \
+        {   /* the same rows of the next 64 asked from memory (X streams from DRAM) */    \
+            const char *pf_ = (const char *)(x_n + (Py_ssize_t)64 * D);                   \
+            for (i = 0; i < 8 * D * (int)sizeof(T); i += 64)                              \
+                _mm_prefetch(pf_ + i, _MM_HINT_T0);                                       \
+        }                                                                                 \
         for (j = 0; j + 8 <= D; j += 8) {                                                 \
             __m512d c[8];                                                                 \
             VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
