@@ -846,6 +846,20 @@ def test_tile_estep_in_registers_component_counts(covariance_type, K):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K, D", [(1, 16), (5, 16), (8, 13), (16, 16), (15, 7), (3, 4)])
+def test_tile_estep_dense_statistics(K, D):
+    """The float64 diag register E-step's statistics when at least 3/4 of a 64-row block's
+    w r are nonzero (overlapping components, the first iterations from a random start):
+    the dense form (vbf_gmm_estep16_stats64_dense, four components at a time, zeros
+    included), K not a multiple of four, D below 8 and 16, zero weights, N = 8 m + 3 (a
+    last partial block), with and without per-row outputs, against the reference and
+    bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_tile_pass("diag", np.float64, True, want_rows, K, D, 8 * 97 + 3,
+                        mean_scale=0.02)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
 @pytest.mark.parametrize("K", [17, 31, 32, 33, 64, 100, 129])
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_tile_estep_in_blocks_component_counts(covariance_type, K):
@@ -908,7 +922,10 @@ def test_tile_statistics_from_nonzero_responsibilities(K, D, want_rows):
                 assert np.array_equal(value, other[name], equal_nan=True), name
 
 
-def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK):
+def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK,
+                    mean_scale=None):
+    """The tile pass against the reference, bitwise for 1, 2 and 3 threads; ``mean_scale``:
+    the means drawn that much closer together (overlapping components: every r nonzero)."""
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])
     X = make_data(rng, N, D, dtype)
@@ -917,6 +934,8 @@ def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_
         w[::13] = 0.0
     shift = X.astype(np.float64).mean(axis=0)
     p = make_params(rng, covariance_type, K, D)
+    if mean_scale is not None:
+        p["means"] = p["means"] * mean_scale
     # the reference's S2 about the centres, 0 here; its responsibilities from the means
     ref = reference_stats(X, w, shift, {**p, "means": np.zeros((K, D))},
                           resp=reference_resp(X, shift, p))
