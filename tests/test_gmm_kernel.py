@@ -336,7 +336,7 @@ def test_pass_given_responsibilities(covariance_type, dtype, weighted):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
-@pytest.mark.parametrize("K, D", [(6, 16), (16, 16), (5, 3), (9, 11), (1, 9), (4, 8)])
+@pytest.mark.parametrize("K, D", [(6, 16), (16, 16), (5, 3), (9, 11), (1, 9), (4, 8), (7, 12)])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
@@ -344,9 +344,9 @@ def test_tile_given_responsibilities(covariance_type, dtype, weighted, K, D):
     """Given responsibilities with every centre at the shift (the first pass of
     ``centred_stats_from_resp``: initialisation) take the fused float64 tile's statistics
     (w r component-major in place of the densities, the dense GEMM or, for one-hot rows,
-    the nonzero ones alone; float64 diag with D <= 16 and dense rows: straight from the rows
-    of X and r, vbf_gmm_given_stats, four components at a time, K not a multiple of four
-    too): against the reference, ll / ent left zero, no per-row output written, bitwise the
+    the nonzero ones alone; float64 diag with 8 < D <= 16 and dense rows: straight from the
+    rows of X and r, vbf_gmm_given_stats, four components at a time, K not a multiple of
+    four too): against the reference, ll / ent left zero, no per-row output written, bitwise the
     same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of 64-row tiles with a
     remainder (N = 5 chunks + 37 rows)."""
     rng, X, w, shift, p, soft = resp_problem(8, covariance_type, dtype, weighted, K, D)
