@@ -2160,6 +2160,11 @@ static void name##_avx512(const T *x, int b, int nr, int D, int ld, const double
     }                                                                                     \
     for (n = 0; n < b8; n += 8) {                                                         \
         const T *x_n = x + (Py_ssize_t)n * D;                                             \
+        {   /* the same rows of the next 64 asked from memory (as the diag tiles') */     \
+            const char *pf_ = (const char *)(x_n + (Py_ssize_t)64 * D);                   \
+            for (i = 0; i < 8 * D * (int)sizeof(T); i += 64)                              \
+                _mm_prefetch(pf_ + i, _MM_HINT_T0);                                       \
+        }                                                                                 \
         for (j = 0; j < D8; j += 8) {                                                     \
             __m512d c[8];                                                                 \
             VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
