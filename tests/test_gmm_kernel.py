@@ -336,17 +336,19 @@ def test_pass_given_responsibilities(covariance_type, dtype, weighted):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K, D", [(6, 16), (16, 16), (5, 3), (9, 11), (1, 9), (4, 8), (7, 12)])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_tile_given_responsibilities(covariance_type, dtype, weighted):
+def test_tile_given_responsibilities(covariance_type, dtype, weighted, K, D):
     """Given responsibilities with every centre at the shift (the first pass of
     ``centred_stats_from_resp``: initialisation) take the fused float64 tile's statistics
     (w r component-major in place of the densities, the dense GEMM or, for one-hot rows,
-    the nonzero ones alone): against the reference, ll / ent left zero, no per-row output
-    written, bitwise the same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of
-    64-row tiles with a remainder (N = 5 chunks + 37 rows)."""
-    K, D = 6, 16
+    the nonzero ones alone; float64 diag with 8 < D <= 16 and dense rows: straight from the
+    rows of X and r, vbf_gmm_given_stats, four components at a time, K not a multiple of
+    four too): against the reference, ll / ent left zero, no per-row output written, bitwise the
+    same for 1, 2 and 3 threads; soft rows, one-hot rows and chunks of 64-row tiles with a
+    remainder (N = 5 chunks + 37 rows)."""
     rng, X, w, shift, p, soft = resp_problem(8, covariance_type, dtype, weighted, K, D)
     p["means"] = np.zeros((K, D))
     hard = np.zeros((N_ODD, K))
@@ -844,6 +846,20 @@ def test_tile_estep_in_registers_component_counts(covariance_type, K):
 
 
 @pytest.mark.usefixtures("blas_one_thread")
+@pytest.mark.parametrize("K, D", [(1, 16), (5, 16), (8, 13), (16, 16), (15, 7), (3, 4)])
+def test_tile_estep_dense_statistics(K, D):
+    """The float64 diag register E-step's statistics when at least 3/4 of a 64-row block's
+    w r are nonzero (overlapping components, the first iterations from a random start):
+    the dense form (vbf_gmm_estep16_stats64_dense, four components at a time, zeros
+    included), K not a multiple of four, D below 8 and 16, zero weights, N = 8 m + 3 (a
+    last partial block), with and without per-row outputs, against the reference and
+    bitwise for 1, 2 and 3 threads."""
+    for want_rows in (True, False):
+        check_tile_pass("diag", np.float64, True, want_rows, K, D, 8 * 97 + 3,
+                        mean_scale=0.02)
+
+
+@pytest.mark.usefixtures("blas_one_thread")
 @pytest.mark.parametrize("K", [17, 31, 32, 33, 64, 100, 129])
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_tile_estep_in_blocks_component_counts(covariance_type, K):
@@ -906,7 +922,10 @@ def test_tile_statistics_from_nonzero_responsibilities(K, D, want_rows):
                 assert np.array_equal(value, other[name], equal_nan=True), name
 
 
-def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK):
+def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_size=CHUNK,
+                    mean_scale=None):
+    """The tile pass against the reference, bitwise for 1, 2 and 3 threads; ``mean_scale``:
+    the means drawn that much closer together (overlapping components: every r nonzero)."""
     rng = np.random.default_rng([31, CODES[covariance_type], np.dtype(dtype).itemsize,
                                  int(weighted), K, D])
     X = make_data(rng, N, D, dtype)
@@ -915,6 +934,8 @@ def check_tile_pass(covariance_type, dtype, weighted, want_rows, K, D, N, chunk_
         w[::13] = 0.0
     shift = X.astype(np.float64).mean(axis=0)
     p = make_params(rng, covariance_type, K, D)
+    if mean_scale is not None:
+        p["means"] = p["means"] * mean_scale
     # the reference's S2 about the centres, 0 here; its responsibilities from the means
     ref = reference_stats(X, w, shift, {**p, "means": np.zeros((K, D))},
                           resp=reference_resp(X, shift, p))
@@ -1616,6 +1637,26 @@ def test_random_resp_is_numpys_uniform_normalised(seed, N, K, drawn_before):
     assert np.array_equal(out, ref)
     assert np.array_equal(a.random_sample(7), b.random_sample(7))
     assert a.standard_normal() == b.standard_normal()
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+@pytest.mark.parametrize("N, K", [(1000, 16), (257, 3), (39, 200), (1, 1)])
+@pytest.mark.parametrize("pos", [0, 623, 624])
+def test_random_resp_threads(pos, N, K, n_threads):
+    """``random_resp`` on several threads (the generator's words serially, then the doubles
+    and the rows in parallel blocks of 256 rows; N below, at and past a block, whole refills
+    straight into the output and partial ones): NumPy's bits, and the state where NumPy's
+    calls leave it, whatever the thread count."""
+    key = np.random.default_rng([pos, N]).integers(0, 2 ** 32, size=624, dtype=np.uint32)
+    a, b = np.random.RandomState(), np.random.RandomState()
+    for rs in (a, b):
+        rs.set_state(("MT19937", key, pos))
+    ref = a.uniform(size=(N, K))
+    ref /= ref.sum(axis=1)[:, None]
+    assert np.array_equal(G.random_resp(b, N, K, n_threads), ref)
+    assert a.get_state()[2] == b.get_state()[2]
+    assert np.array_equal(a.get_state()[1], b.get_state()[1])
+    assert np.array_equal(a.random_sample(5), b.random_sample(5))
 
 
 def test_random_resp_other_bit_generator():

@@ -242,6 +242,10 @@ cdef extern from "_gaussian_kernels.h":
     int vbf_gmm_tile_estep16(const double* f, int ld, int b, int W, int K,
                              const double* coefT, const double* w, double* lpT, double* lpn,
                              double* rlogr) noexcept nogil
+    int vbf_gmm_given_stats(const double* x, int b, int D, const double* shift,
+                            const double* r, int K, const double* w, double* acc,
+                            int W) noexcept nogil
+    Py_ssize_t vbf_gmm_count_nonzero(const double* r, Py_ssize_t count) noexcept nogil
     int vbf_gmm_tile_estep16_stats(const double* f, int ld, int b, int W, int K,
                                    const double* coefT, const double* w, double* lpT,
                                    double* lpn, double* rlogr, const double* x, int D,
@@ -278,23 +282,42 @@ cdef extern from "_gaussian_kernels.h":
                                     const double* shift, double* xT) noexcept nogil
     void vbf_gmm_full_tile_fill_f32(const float* x, int b, int nr, int D, int ld,
                                     const double* shift, double* xT) noexcept nogil
-    void vbf_mt19937_random_resp(uint32_t* key, int* pos, double* out, Py_ssize_t n_rows,
-                                 int K) noexcept nogil
+    void vbf_mt19937_words(uint32_t* key, int* pos, uint32_t* words,
+                           Py_ssize_t count) noexcept nogil
+    void vbf_mt19937_resp_rows(double* out, Py_ssize_t n_rows, int K) noexcept nogil
     void vbf_gmm_full_tile_fill32(const float* x, int b, int nr, int D, int ld,
                                   const double* shift, float* xT) noexcept nogil
 
 
-def mt19937_random_resp(uint32_t[::1] key, int pos, double[:, ::1] out):
+# Rows a task of the random responsibilities' parallel step (each row its own: any split
+# gives the same bits; 256 rows of K = 16 doubles, 32 KiB, make ~780 tasks at N = 200,000)
+cdef enum:
+    RANDOM_RESP_ROWS = 256
+
+
+def mt19937_random_resp(uint32_t[::1] key, int pos, double[:, ::1] out, int n_threads=1):
     """out (N, K) = numpy's ``RandomState.uniform(size=(N, K))`` drawn from the MT19937
     state (key (624,) uint32, advanced in place; pos: the next word's index, 0..624), each
     row divided by its sum (summed in numpy's pairwise order): the bits of
-    ``u = uniform(size=(N, K)); u /= u.sum(axis=1)[:, None]``. Returns the new pos."""
+    ``u = uniform(size=(N, K)); u /= u.sum(axis=1)[:, None]``. Returns the new pos.
+
+    The generator's words (a serial recurrence) are written first, two a double where the
+    double goes (``vbf_mt19937_words``); the doubles and the rows' normalisation, each row
+    from its own words, then run on ``n_threads`` threads (``vbf_mt19937_resp_rows``): the
+    same bits for any thread count."""
     if key.shape[0] != 624 or not 0 <= pos <= 624:
         raise ValueError("an MT19937 state is 624 words and a position in [0, 624]")
-    if out.shape[0] > 0 and out.shape[1] > 0:
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    cdef Py_ssize_t N = out.shape[0], t, n_tasks
+    cdef int K = <int>out.shape[1]
+    if N > 0 and K > 0:
+        n_tasks = (N + RANDOM_RESP_ROWS - 1) // RANDOM_RESP_ROWS
         with nogil:
-            vbf_mt19937_random_resp(&key[0], &pos, &out[0, 0], out.shape[0],
-                                    <int>out.shape[1])
+            vbf_mt19937_words(&key[0], &pos, <uint32_t*>&out[0, 0], 2 * N * K)
+            for t in prange(n_tasks, schedule='dynamic', chunksize=1, num_threads=n_threads):
+                vbf_mt19937_resp_rows(&out[t * RANDOM_RESP_ROWS, 0],
+                                      min(RANDOM_RESP_ROWS, N - t * RANDOM_RESP_ROWS), K)
     return pos
 
 
@@ -844,6 +867,20 @@ cdef void _tile_group(
         b = <int>(end - start)
         lse_done = False
         stats_done = False
+        if (tile_t is double and floating is double and resp_in != NULL and diag
+                and compute_stats):
+            # given responsibilities, dense (by the sparse form's rule on their nonzero
+            # count): their statistics straight from the rows of X and r, no features
+            # (vbf_gmm_given_stats; one pass at D = K = 16 of the random start: see
+            # benchmarks/RESULTS.md, bgmdiag)
+            if masks == NULL or not _sparse_stats(
+                    vbf_gmm_count_nonzero(resp_in + start * K, <Py_ssize_t>b * K), b, K, D,
+                    W):
+                if vbf_gmm_given_stats(<const double*>X + start * D, b, D, shift,
+                                       resp_in + start * K, K,
+                                       weights + start if has_weights else NULL, acc, W):
+                    start = end
+                    continue
         # the tile's features (feature-major, its own type), then log rho, component-major
         # (K, ld) row-major = column-major (ld, K) = f coef^T, f column-major (ld, W) and
         # coef^T column-major (W, K)

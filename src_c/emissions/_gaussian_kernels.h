@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #include "vbf_dispatch.h"
 #include "vbf_simd_math.h"
 
@@ -306,6 +307,73 @@ static void name params                                                         
     }                                                                                     \
     name##_body args;                                                                     \
 }
+/* vbf_gmm_estep16_stats64 when at least 3/4 of the w r_nk are nonzero: rows [0, nrows) of
+   xr and wrb (zeros included, adding 0 exactly), four components at a time, x_n - shift and
+   its square formed once a row for the four (vbf_gmm_given_stats_avx512's form, w r read by
+   component from wrb): in the dense case 6.5 vector operations a (row, component) in place
+   of 10. S1, S2 and nothing else (N_k is the caller's); each sum row after row from acc's
+   value, the order depending on the rows only. */
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void
+vbf_gmm_estep16_stats64_dense(const double *xr, int nrows, int D, int W, __m512d sh0,
+                              __m512d sh1, const double *wrb, int K, double *acc)
+{
+    const __mmask8 m0 = D >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << D) - 1u);
+    const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
+                        : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
+    int n, k0;
+    for (k0 = 0; k0 < K; k0 += 4) {
+        const int nb = K - k0 < 4 ? K - k0 : 4;
+        /* (components past K read wrb's rows past K: w r = 0 or a dead row's w / K, in
+           registers never stored) */
+        const double *w0 = wrb + 64 * k0, *w1 = w0 + 64, *w2 = w0 + 128, *w3 = w0 + 192;
+        __m512d a0, b0, c0, e0, a1, b1, c1, e1, a2, b2, c2, e2, a3, b3, c3, e3;
+#define VBF_GS_LOAD(j, A, B, C, E) do {                                                    \
+            const double *a_ = acc + (Py_ssize_t)(k0 + (j < nb ? j : 0)) * W;             \
+            A = _mm512_maskz_loadu_pd(m0, a_);                                            \
+            B = _mm512_maskz_loadu_pd(m1, a_ + 8);                                        \
+            C = _mm512_maskz_loadu_pd(m0, a_ + D);                                        \
+            E = _mm512_maskz_loadu_pd(m1, a_ + D + 8);                                    \
+        } while (0)
+        VBF_GS_LOAD(0, a0, b0, c0, e0);
+        VBF_GS_LOAD(1, a1, b1, c1, e1);
+        VBF_GS_LOAD(2, a2, b2, c2, e2);
+        VBF_GS_LOAD(3, a3, b3, c3, e3);
+#undef VBF_GS_LOAD
+        for (n = 0; n < nrows; n++) {
+            const double *xn = xr + (Py_ssize_t)n * D;
+            const __m512d d0 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, xn), sh0);
+            const __m512d d1 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, xn + 8), sh1);
+            const __m512d q0 = _mm512_mul_pd(d0, d0), q1 = _mm512_mul_pd(d1, d1);
+#define VBF_GS_ROW(wp, A, B, C, E) do {                                                    \
+            const __m512d rv = _mm512_set1_pd((wp)[n]);                                   \
+            A = _mm512_fmadd_pd(rv, d0, A);                                               \
+            B = _mm512_fmadd_pd(rv, d1, B);                                               \
+            C = _mm512_fmadd_pd(rv, q0, C);                                               \
+            E = _mm512_fmadd_pd(rv, q1, E);                                               \
+        } while (0)
+            VBF_GS_ROW(w0, a0, b0, c0, e0);
+            VBF_GS_ROW(w1, a1, b1, c1, e1);
+            VBF_GS_ROW(w2, a2, b2, c2, e2);
+            VBF_GS_ROW(w3, a3, b3, c3, e3);
+#undef VBF_GS_ROW
+        }
+#define VBF_GS_STORE(j, A, B, C, E) do {                                                   \
+            if (j < nb) {                                                                 \
+                double *a_ = acc + (Py_ssize_t)(k0 + j) * W;                              \
+                _mm512_mask_storeu_pd(a_, m0, A);                                         \
+                _mm512_mask_storeu_pd(a_ + 8, m1, B);                                     \
+                _mm512_mask_storeu_pd(a_ + D, m0, C);                                     \
+                _mm512_mask_storeu_pd(a_ + D + 8, m1, E);                                 \
+            }                                                                             \
+        } while (0)
+        VBF_GS_STORE(0, a0, b0, c0, e0);
+        VBF_GS_STORE(1, a1, b1, c1, e1);
+        VBF_GS_STORE(2, a2, b2, c2, e2);
+        VBF_GS_STORE(3, a3, b3, c3, e3);
+#undef VBF_GS_STORE
+    }
+}
+
 /* The statistics of up to 64 rows from their responsibilities computed in registers
    (vbf_gmm_tile_estep16_stats_avx512; D <= 16): wrb (16, 64) the rows' w r_nk by component,
    mk64[k] its nonzero rows. S1 and the diag S2 come from the nonzero w r_nk alone: for each
@@ -326,6 +394,19 @@ vbf_gmm_estep16_stats64(const double *xr, int D, int W, __m512d sh0, __m512d sh1
     const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
                         : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
     int k;
+    {   /* mostly nonzero (the first iterations from a random start): the dense form */
+        unsigned long long any = 0;
+        int count = 0;
+        for (k = 0; k < K; k++) {
+            any |= mk64[k];
+            count += __builtin_popcountll(mk64[k]);
+        }
+        if (any != 0 && 4 * count >= 3 * 64 * K) {
+            vbf_gmm_estep16_stats64_dense(xr, 64 - __builtin_clzll(any), D, W, sh0, sh1,
+                                          wrb, K, acc);
+            return;
+        }
+    }
     for (k = 0; k < K; k++) {
         unsigned long long mk = mk64[k];
         double *a;
@@ -537,6 +618,124 @@ static int vbf_gmm_tile_estep16_stats(const double *f, int ld, int b, int W, int
     return 0;
 }
 
+/* The statistics of given responsibilities (a diag float64 tile with resp_in, the
+   initialisation's pass), dense rows: acc (K, W) row-major [S1 | S2 | N] += sum_n w_n r_nk
+   [x_n - shift, (x_n - shift)^2, 1] over the b rows of x (b, D) and r (b, K) (row-major, as
+   given; w (b,) or NULL for unit weights), in place of the tile's features, r's transpose
+   and the statistics DGEMM (whose per-tile overheads made this pass cost as much as an
+   E-step). Four components at a time: x_n - shift and its square in four registers (D <=
+   16), each component's w r broadcast into four fused multiply-adds; S1 and S2 summed row
+   after row from acc's value, N_k the tile's w r summed row after row, then added to acc
+   (the order depends on the rows only). */
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void
+vbf_gmm_given_stats_avx512(const double *x, int b, int D, const double *shift,
+                           const double *r, int K, const double *w, double *acc, int W)
+{
+    const __mmask8 m0 = D >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << D) - 1u);
+    const __mmask8 m1 = D >= 16 ? (__mmask8)0xFF
+                        : D <= 8 ? (__mmask8)0 : (__mmask8)((1u << (D - 8)) - 1u);
+    const __m512d sh0 = _mm512_maskz_loadu_pd(m0, shift);
+    const __m512d sh1 = _mm512_maskz_loadu_pd(m1, shift + 8);
+    int n, k0;
+    for (k0 = 0; k0 < K; k0 += 4) {
+        const int nb = K - k0 < 4 ? K - k0 : 4;
+        const __mmask8 mk = (__mmask8)((1u << nb) - 1u);
+        /* (named accumulators: indexed arrays were kept on the stack) */
+        __m512d a0, b0, c0, e0, a1, b1, c1, e1, a2, b2, c2, e2, a3, b3, c3, e3;
+        __m256d nk4 = _mm256_setzero_pd();
+        double nks[4];
+#define VBF_GS_LOAD(j, A, B, C, E) do {                                                    \
+            const double *a_ = acc + (Py_ssize_t)(k0 + (j < nb ? j : 0)) * W;             \
+            A = _mm512_maskz_loadu_pd(m0, a_);                                            \
+            B = _mm512_maskz_loadu_pd(m1, a_ + 8);                                        \
+            C = _mm512_maskz_loadu_pd(m0, a_ + D);                                        \
+            E = _mm512_maskz_loadu_pd(m1, a_ + D + 8);                                    \
+        } while (0)
+        VBF_GS_LOAD(0, a0, b0, c0, e0);
+        VBF_GS_LOAD(1, a1, b1, c1, e1);
+        VBF_GS_LOAD(2, a2, b2, c2, e2);
+        VBF_GS_LOAD(3, a3, b3, c3, e3);
+#undef VBF_GS_LOAD
+        for (n = 0; n < b; n++) {
+            const double *xn = x + (Py_ssize_t)n * D;
+            const __m512d d0 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m0, xn), sh0);
+            const __m512d d1 = _mm512_sub_pd(_mm512_maskz_loadu_pd(m1, xn + 8), sh1);
+            const __m512d q0 = _mm512_mul_pd(d0, d0), q1 = _mm512_mul_pd(d1, d1);
+            __m256d r4 = _mm256_maskz_loadu_pd(mk, r + (Py_ssize_t)n * K + k0);
+            double rs[4];
+            if (k0 == 0 && n + 16 < b) {
+                /* (the tile's first sweep reads x and r from memory: ask ahead) */
+                const char *xp = (const char *)(xn + 16 * D);
+                const char *rp = (const char *)(r + (Py_ssize_t)(n + 16) * K);
+                _mm_prefetch(xp, _MM_HINT_T0);
+                _mm_prefetch(xp + 64, _MM_HINT_T0);
+                _mm_prefetch(rp, _MM_HINT_T0);
+                _mm_prefetch(rp + 64, _MM_HINT_T0);
+            }
+            if (w != NULL)
+                r4 = _mm256_mul_pd(r4, _mm256_set1_pd(w[n]));
+            nk4 = _mm256_add_pd(nk4, r4);
+            _mm256_storeu_pd(rs, r4);
+#define VBF_GS_ROW(j, A, B, C, E) do {                                                     \
+            const __m512d rv = _mm512_set1_pd(rs[j]);                                     \
+            A = _mm512_fmadd_pd(rv, d0, A);                                               \
+            B = _mm512_fmadd_pd(rv, d1, B);                                               \
+            C = _mm512_fmadd_pd(rv, q0, C);                                               \
+            E = _mm512_fmadd_pd(rv, q1, E);                                               \
+        } while (0)
+            VBF_GS_ROW(0, a0, b0, c0, e0);
+            VBF_GS_ROW(1, a1, b1, c1, e1);
+            VBF_GS_ROW(2, a2, b2, c2, e2);
+            VBF_GS_ROW(3, a3, b3, c3, e3);
+#undef VBF_GS_ROW
+        }
+        _mm256_storeu_pd(nks, nk4);
+#define VBF_GS_STORE(j, A, B, C, E) do {                                                   \
+            if (j < nb) {                                                                 \
+                double *a_ = acc + (Py_ssize_t)(k0 + j) * W;                              \
+                _mm512_mask_storeu_pd(a_, m0, A);                                         \
+                _mm512_mask_storeu_pd(a_ + 8, m1, B);                                     \
+                _mm512_mask_storeu_pd(a_ + D, m0, C);                                     \
+                _mm512_mask_storeu_pd(a_ + D + 8, m1, E);                                 \
+                a_[W - 1] += nks[j];                                                      \
+            }                                                                             \
+        } while (0)
+        VBF_GS_STORE(0, a0, b0, c0, e0);
+        VBF_GS_STORE(1, a1, b1, c1, e1);
+        VBF_GS_STORE(2, a2, b2, c2, e2);
+        VBF_GS_STORE(3, a3, b3, c3, e3);
+#undef VBF_GS_STORE
+    }
+}
+#endif
+
+/* vbf_gmm_given_stats_avx512 where AVX-512 is and 8 < D <= 16 (returns 1); else 0: the
+   caller takes the tile's features and the statistics DGEMM. (At D <= 8 half its vector
+   work is masked out: one pass at K = 32, D = 8 measured 22-24 ms CPU against the DGEMM
+   form's 15-18; at D = 16, K = 64 / 128: 22-27 / 39-47 against 44-48 / 85-93.) */
+static int vbf_gmm_given_stats(const double *x, int b, int D, const double *shift,
+                               const double *r, int K, const double *w, double *acc, int W)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (D > 8 && D <= 16 && W == 2 * D + 1 && vbf_cpu_avx512()) {
+        vbf_gmm_given_stats_avx512(x, b, D, shift, r, K, w, acc, W);
+        return 1;
+    }
+#endif
+    (void)x; (void)b; (void)D; (void)shift; (void)r; (void)K; (void)w; (void)acc; (void)W;
+    return 0;
+}
+
+/* the number of nonzero entries of r[0..count) */
+static Py_ssize_t vbf_gmm_count_nonzero(const double *r, Py_ssize_t count)
+{
+    Py_ssize_t i, n = 0;
+    for (i = 0; i < count; i++)
+        n += r[i] != 0.0;
+    return n;
+}
+
 /* int name(f, ld, b, W, K, coefT, w, lpT, lpn, rlogr) of the tile's type T: regs (K <= 16)
    or blocks (16 < K), the register E-steps of _gaussian_tile_estep.h, where AVX-512 is;
    returns 1 when it did the E-step, 0 when the caller must (its GEMM and lse_cols) */
@@ -716,6 +915,11 @@ static void name##_avx512(const T *x, int b, int D, const double *shift, int dia
         const T *x_n = x + (Py_ssize_t)n * D;                                             \
         __m512d qv = _mm512_setzero_pd();                                                 \
         __m256 qf = _mm256_setzero_ps();  /* (||v||^2 summed in float32) */               \
+        {   /* the same rows of the next 64 asked from memory (X streams from DRAM) */    \
+            const char *pf_ = (const char *)(x_n + (Py_ssize_t)64 * D);                   \
+            for (i = 0; i < 8 * D * (int)sizeof(T); i += 64)                              \
+                _mm_prefetch(pf_ + i, _MM_HINT_T0);                                       \
+        }                                                                                 \
         for (j = 0; j + 8 <= D; j += 8) {                                                 \
             __m512d c[8];                                                                 \
             VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
@@ -1956,6 +2160,11 @@ static void name##_avx512(const T *x, int b, int nr, int D, int ld, const double
     }                                                                                     \
     for (n = 0; n < b8; n += 8) {                                                         \
         const T *x_n = x + (Py_ssize_t)n * D;                                             \
+        {   /* the same rows of the next 64 asked from memory (as the diag tiles') */     \
+            const char *pf_ = (const char *)(x_n + (Py_ssize_t)64 * D);                   \
+            for (i = 0; i < 8 * D * (int)sizeof(T); i += 64)                              \
+                _mm_prefetch(pf_ + i, _MM_HINT_T0);                                       \
+        }                                                                                 \
         for (j = 0; j < D8; j += 8) {                                                     \
             __m512d c[8];                                                                 \
             VBF_GMM_TRANSPOSE8(T, x_n + j, D, shift + j, lo2, hi2, c);                    \
@@ -2042,26 +2251,124 @@ static double vbf_numpy_pairwise_sum(const double *a, Py_ssize_t n)
     }
 }
 
-/* out (n_rows, K) = RandomState.uniform(size=(n_rows, K)) normalised per row, from the
-   state (key, *pos), which is advanced as numpy's draws advance it; 256 rows at a time
-   drawn, then normalised while in cache */
-static void vbf_mt19937_random_resp(uint32_t *key, int *pos, double *out, Py_ssize_t n_rows,
-                                    int K)
+/* vbf_numpy_pairwise_sum of n <= 128 values (its first two cases; inlined into each build) */
+VBF_INLINE double vbf_numpy_pairwise_small(const double *a, Py_ssize_t n)
+{
+    double r[8], res;
+    Py_ssize_t i;
+    int j;
+    if (n < 8) {
+        res = 0.0;
+        for (i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    for (j = 0; j < 8; j++)
+        r[j] = a[j];
+    for (i = 8; i < n - (n % 8); i += 8)
+        for (j = 0; j < 8; j++)
+            r[j] += a[i + j];
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++)
+        res += a[i];
+    return res;
+}
+
+/* The random responsibilities in two steps, the second in parallel (the caller's prange over
+   blocks of rows): MT19937's words are a serial recurrence, but each double needs only its
+   own two words and each row only its own doubles.
+
+   vbf_mt19937_words: words[0..count) = the next count tempered words of the state (key,
+   *pos), *pos and key advanced as numpy's draws advance them (a refill only when a word past
+   the 624th is wanted). With words = the (N, K) output seen as 2 N K words, double i's two
+   words are where double i will be. */
+VBF_INLINE void vbf_mt19937_refill_inline(uint32_t *restrict key, uint32_t *restrict out)
+{
+    /* vbf_mt19937_refill's operations (integer only), written here to be compiled into each
+       build: vbf_mt19937.h's functions (built with fp-contract off) are not inlined into
+       functions built without it */
+    int i;
+    uint32_t y;
+    for (i = 0; i < VBF_MT_N - VBF_MT_M; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    for (; i < VBF_MT_N - 1; i++) {
+        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
+        key[i] = key[i + VBF_MT_M - VBF_MT_N] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    }
+    y = (key[VBF_MT_N - 1] & 0x80000000u) | (key[0] & 0x7fffffffu);
+    key[VBF_MT_N - 1] = key[VBF_MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
+    for (i = 0; i < VBF_MT_N; i++) {
+        y = key[i];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        out[i] = y ^ (y >> 18);
+    }
+}
+
+VBF_INLINE void vbf_mt19937_words_body(uint32_t *key, int *pos, uint32_t *words,
+                                       Py_ssize_t count)
 {
     uint32_t tempered[VBF_MT_N];
+    Py_ssize_t i, m;
     int p = *pos;
-    Py_ssize_t n0, n1, n, k;
+    m = VBF_MT_N - p < count ? VBF_MT_N - p : count;
     vbf_mt19937_temper_rest(key, p, tempered);
-    for (n0 = 0; n0 < n_rows; n0 = n1) {
-        n1 = n0 + 256 < n_rows ? n0 + 256 : n_rows;
-        vbf_mt19937_doubles(key, &p, tempered, out + n0 * K, (n1 - n0) * K);
-        for (n = n0; n < n1; n++) {
-            double *row = out + n * K, s = vbf_numpy_pairwise_sum(row, K);
-            for (k = 0; k < K; k++)
-                row[k] = row[k] / s;
+    memcpy(words, tempered + p, (size_t)m * sizeof(uint32_t));
+    i = m;
+    p += (int)m;
+    while (i < count) {
+        if (count - i >= VBF_MT_N) {  /* a whole refill, straight into words */
+            vbf_mt19937_refill_inline(key, words + i);
+            i += VBF_MT_N;
+            p = VBF_MT_N;
+        } else {
+            vbf_mt19937_refill_inline(key, tempered);
+            m = count - i;
+            memcpy(words + i, tempered, (size_t)m * sizeof(uint32_t));
+            i += m;
+            p = (int)m;
         }
     }
     *pos = p;
 }
+VBF_DISPATCH(vbf_mt19937_words, "avx2", vbf_cpu_avx2(),
+             (uint32_t *key, int *pos, uint32_t *words, Py_ssize_t count),
+             (key, pos, words, count))
+
+/* rows [0, n_rows) of out (n_rows, K), holding each double's two words (vbf_mt19937_words):
+   each double numpy's from its words (in place), then each row divided by its sum (numpy's
+   pairwise order, so the division is numpy's). Lane-wise IEEE operations only (no FMA in
+   any build: the same bits with and without AVX-512). */
+VBF_INLINE void vbf_mt19937_resp_rows_body(double *out, Py_ssize_t n_rows, int K)
+{
+    Py_ssize_t n;
+    int k;
+    for (n = 0; n < n_rows; n++) {
+        double *row = out + n * K, s;
+        for (k = 0; k < K; k++) {
+            /* vbf_mt19937_to_double of the two words (exact: integers below 2^53, a power
+               of two), read as one 64-bit value (a loop the compiler vectorises) */
+            uint64_t v, a, b;
+            memcpy(&v, row + k, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            a = (v >> 32) >> 5;
+            b = (v & 0xffffffffu) >> 6;
+#else
+            a = (v & 0xffffffffu) >> 5;
+            b = v >> 38;
+#endif
+            row[k] = ((double)(int64_t)a * 67108864.0 + (double)(int64_t)b)
+                     / 9007199254740992.0;
+        }
+        s = K <= 128 ? vbf_numpy_pairwise_small(row, K) : vbf_numpy_pairwise_sum(row, K);
+        for (k = 0; k < K; k++)
+            row[k] = row[k] / s;
+    }
+}
+VBF_DISPATCH(vbf_mt19937_resp_rows, "avx512f,avx512dq,avx512vl", vbf_cpu_avx512(),
+             (double *out, Py_ssize_t n_rows, int K), (out, n_rows, K))
 
 #endif

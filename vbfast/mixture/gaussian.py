@@ -716,7 +716,7 @@ class GaussianMixture(ParamsMixin):
                                              n_threads=data.n_threads)
                 resp = G.Seeds(indices if rows is None else rows[indices], K, n_samples)
         elif self.init_params == "random":
-            resp = G.random_resp(random_state, n_samples, K)
+            resp = G.random_resp(random_state, n_samples, K, data.n_threads)
         else:  # random_from_data
             indices = random_state.choice(n_samples, size=K, replace=False)
             resp = G.Seeds(indices, K, n_samples)
