@@ -248,3 +248,40 @@ def test_failing_diag_scale_raises_and_leaves_it_for_the_reseed(diag_in_c):
     assert state.covariances[1, 2] < 0
     assert_array_equal(state.means, want["means"])
     assert_array_equal(state.degrees_of_freedom, want["nu"])
+
+
+@pytest.mark.parametrize("D", [1, 3, 8, 16, 33])
+@pytest.mark.parametrize("upper", [True, False])
+def test_row_quad_forms_reference_and_row_invariance(D, upper):
+    """||d_n U||^2 against a row-by-row NumPy reference (to rounding), and each row's value
+    the same bits whatever block of rows it is computed in (1, 3, 7 or all rows)."""
+    rng = np.random.default_rng(D)
+    d = rng.normal(size=(50, D))
+    U = rng.normal(size=(D, D))
+    if upper:
+        U = np.triu(U)
+    reference = np.array([float(np.sum((row @ U) ** 2)) for row in d])
+    out = np.empty(50)
+    _prior.row_quad_forms(d, U, upper, out)
+    assert_allclose(out, reference, rtol=1e-13)
+    for size in (1, 3, 7):
+        parts = np.empty(50)
+        for s in range(0, 50, size):
+            _prior.row_quad_forms(d[s:s + size], U, upper, parts[s:s + size])
+        assert_array_equal(parts, out)
+    with pytest.raises(ValueError, match="disagree"):
+        _prior.row_quad_forms(d, U, upper, np.empty(49))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_student_t_predictive_rows_do_not_depend_on_the_block(covariance_type):
+    """The mean-field predictive density of a row: the same bits in any chunk of rows."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(301, 4))
+    est = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                  random_state=0, max_iter=20).fit(X)
+    whole = est.score_samples(X)
+    for size in (1, 3, 7, 100):
+        parts = np.concatenate([est.score_samples(X[s:s + size])
+                                for s in range(0, 301, size)])
+        assert_array_equal(parts, whole)

@@ -18,6 +18,9 @@ each costing more in call overhead than in arithmetic; here it is five calls:
 - ``diag_elbo``: the full ELBO (the NumPy version's terms; its sums in loop order, so it differs
   from NumPy's pairwise / BLAS sums by rounding only, ~1e-15 relative).
 
+Besides, ``row_quad_forms``: the Student-t predictive's quadratic forms ||(x_n - m_k) U_k||^2
+row by row ('full', 'tied'), the same bits for a row whatever block it is read in.
+
 Sums that feed the pass follow NumPy's order: a row of (K, D) reduced with ``.sum(axis=1)``
 is NumPy's pairwise sum (``_pairwise_sum``), a (D, K) array's ``.sum(axis=0)`` adds rows one
 after another, ``cumsum`` runs left to right. Plain C arithmetic (no contraction into fused
@@ -304,3 +307,35 @@ def diag_elbo(const double[::1] nk, const double[:, ::1] s1, const double[:, ::1
             bound += (gammaln(K * alpha0) - K * gammaln(alpha0)) - (gammaln(wsum) - lgsum)
         bound += pq
     return bound
+
+
+def row_quad_forms(const double[:, ::1] d, const double[:, ::1] U, bint upper,
+                   double[::1] out):
+    """out[n] = ||d_n U||^2 = sum_e (sum_i d_ni U_ie)^2 for the rows d_n of d (b, D), with
+    U (D, D) (``upper``: U is upper triangular, the sums over i <= e only).
+
+    Every row goes through the same loops in the same order, so a row's value does not depend
+    on the rows beside it: a BLAS product's does (its kernels differ with the block's row
+    count), which would make predictions on data read block by block differ in the last bits
+    from those on the array in memory."""
+    cdef Py_ssize_t b = d.shape[0], D = d.shape[1], n, i, e
+    cdef double v, s
+    cdef double* y
+    if U.shape[0] != D or U.shape[1] != D or out.shape[0] != b:
+        raise ValueError("row_quad_forms: d (b, D), U (D, D) and out (b,) disagree")
+    y = <double*>PyMem_Malloc((D + 1) * sizeof(double))
+    if y == NULL:
+        raise MemoryError()
+    with nogil:
+        for n in range(b):
+            for e in range(D):
+                y[e] = 0.0
+            for i in range(D):
+                v = d[n, i]
+                for e in range(i if upper else 0, D):
+                    y[e] = y[e] + v * U[i, e]
+            s = 0.0
+            for e in range(D):
+                s = s + y[e] * y[e]
+            out[n] = s
+    PyMem_Free(y)

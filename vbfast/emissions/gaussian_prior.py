@@ -698,6 +698,12 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
              - 0.5 * D * np.log(dof * np.pi) + log_det_u + 0.5 * D * np.log(scale))
     out = np.empty(n, dtype=np.float64)
     lp = np.empty((min(chunk, n), K))
+    q_rows = np.empty(min(chunk, n))
+    if covariance_type in ("full", "tied"):
+        # (D, D) factors, each flagged upper triangular or not (row_quad_forms)
+        factors = prec_chol if covariance_type == "full" else prec_chol[None]
+        factors = np.ascontiguousarray(factors, dtype=np.float64)
+        upper = [not np.tril(u, -1).any() for u in factors]
     for start in range(0, n, chunk):
         xb = np.asarray(X[start:start + chunk], dtype=np.float64)
         b = xb.shape[0]
@@ -708,10 +714,12 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
             a = np.abs(d).max(axis=1)
             a = np.where(a > 0, a, 1.0)
             d /= a[:, None]
-            if covariance_type == "full":
-                q = ((d @ prec_chol[k]) ** 2).sum(axis=1)
-            elif covariance_type == "tied":
-                q = ((d @ prec_chol) ** 2).sum(axis=1)
+            if covariance_type in ("full", "tied"):
+                # row by row in C, not a BLAS product: a row's value must not depend on the
+                # block it is read in (out-of-core predictions equal the in-memory ones)
+                f = k if covariance_type == "full" else 0
+                q = q_rows[:b]
+                _prior.row_quad_forms(d, factors[f], upper[f], q)
             elif covariance_type == "diag":
                 q = ((d * prec_chol[k]) ** 2).sum(axis=1)
             else:
