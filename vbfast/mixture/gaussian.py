@@ -415,11 +415,12 @@ class GaussianMixture(ParamsMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
             float32 input is kept float32 (fitted parameters too); statistics are accumulated
-            in float64. An out-of-core array (``numpy.memmap``, zarr, h5py: anything with
-            ``shape``, ``dtype``, ``ndim`` and row slicing) is read block by block in every
-            iteration, a ``dask.array`` is passed over where its blocks live (whatever dask
-            scheduler is active): the same fit as in memory (see the README, "Data bigger
-            than memory, or many machines").
+            in float64 (except within a tile or chunk of rows of the float32 fused tiles,
+            issue 17: see docs/architecture.md). An out-of-core array (``numpy.memmap``,
+            zarr, h5py: anything with ``shape``, ``dtype``, ``ndim`` and row slicing) is
+            read block by block in every iteration, a ``dask.array`` is passed over where
+            its blocks live (whatever dask scheduler is active): the same fit as in memory
+            (see the README, "Data bigger than memory, or many machines").
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight is equivalent to repeating the row. EM
