@@ -14,20 +14,14 @@
 #include <math.h>
 #include <stdint.h>
 
-/* Bitwise agreement with numpy needs its rounding: no contraction of a * b + c into an
-   FMA (numpy's own build targets baseline x86-64, so never contracts). */
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "vbf_dispatch.h"
 
 #define VBF_MT_N 624
 #define VBF_MT_M 397
 
-/* the next 624 words of the state, key[] regenerated in place, out[] = them tempered */
-static inline void vbf_mt19937_refill(uint32_t *restrict key, uint32_t *restrict out)
+/* the next 624 words of the state, key[] regenerated in place, out[] = them tempered
+   (integer operations only, compiled into each caller's build, SIMD ones included) */
+VBF_INLINE void vbf_mt19937_refill(uint32_t *restrict key, uint32_t *restrict out)
 {
     int i;
     uint32_t y;
@@ -62,6 +56,17 @@ static inline void vbf_mt19937_temper_rest(const uint32_t *key, int p, uint32_t 
         tempered[i] = y ^ (y >> 18);
     }
 }
+
+/* The integer functions above carry no optimisation attribute, so that they inline into
+   callers built with other options; from here on, floating point: bitwise agreement with
+   numpy needs its rounding, no contraction of a * b + c into an FMA (numpy's own build
+   targets baseline x86-64, so never contracts). */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 
 /* numpy's double from two words a, b: (a >> 5, b >> 6) as (a 2^26 + b) / 2^53 */
 static inline double vbf_mt19937_to_double(uint32_t a, uint32_t b)

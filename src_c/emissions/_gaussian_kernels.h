@@ -2282,32 +2282,6 @@ VBF_INLINE double vbf_numpy_pairwise_small(const double *a, Py_ssize_t n)
    *pos), *pos and key advanced as numpy's draws advance them (a refill only when a word past
    the 624th is wanted). With words = the (N, K) output seen as 2 N K words, double i's two
    words are where double i will be. */
-VBF_INLINE void vbf_mt19937_refill_inline(uint32_t *restrict key, uint32_t *restrict out)
-{
-    /* vbf_mt19937_refill's operations (integer only), written here to be compiled into each
-       build: vbf_mt19937.h's functions (built with fp-contract off) are not inlined into
-       functions built without it */
-    int i;
-    uint32_t y;
-    for (i = 0; i < VBF_MT_N - VBF_MT_M; i++) {
-        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
-        key[i] = key[i + VBF_MT_M] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    for (; i < VBF_MT_N - 1; i++) {
-        y = (key[i] & 0x80000000u) | (key[i + 1] & 0x7fffffffu);
-        key[i] = key[i + VBF_MT_M - VBF_MT_N] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    }
-    y = (key[VBF_MT_N - 1] & 0x80000000u) | (key[0] & 0x7fffffffu);
-    key[VBF_MT_N - 1] = key[VBF_MT_M - 1] ^ (y >> 1) ^ (-(y & 1u) & 0x9908b0dfu);
-    for (i = 0; i < VBF_MT_N; i++) {
-        y = key[i];
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c5680u;
-        y ^= (y << 15) & 0xefc60000u;
-        out[i] = y ^ (y >> 18);
-    }
-}
-
 VBF_INLINE void vbf_mt19937_words_body(uint32_t *key, int *pos, uint32_t *words,
                                        Py_ssize_t count)
 {
@@ -2321,11 +2295,11 @@ VBF_INLINE void vbf_mt19937_words_body(uint32_t *key, int *pos, uint32_t *words,
     p += (int)m;
     while (i < count) {
         if (count - i >= VBF_MT_N) {  /* a whole refill, straight into words */
-            vbf_mt19937_refill_inline(key, words + i);
+            vbf_mt19937_refill(key, words + i);
             i += VBF_MT_N;
             p = VBF_MT_N;
         } else {
-            vbf_mt19937_refill_inline(key, tempered);
+            vbf_mt19937_refill(key, tempered);
             m = count - i;
             memcpy(words + i, tempered, (size_t)m * sizeof(uint32_t));
             i += m;
