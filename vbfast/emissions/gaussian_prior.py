@@ -40,6 +40,7 @@ from . import _gaussian_prior_kernel as _prior
 from . import degenerate as DG
 from . import gaussian as G
 from .._core.protocol import Method
+from .._core.threads import single_threaded_blas
 from .._core.validation import check_option, check_scalar
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -704,33 +705,34 @@ def student_t_log_predictive(X, weights, means, mean_precision, degrees_of_freed
         factors = prec_chol if covariance_type == "full" else prec_chol[None]
         factors = np.ascontiguousarray(factors, dtype=np.float64)
         upper = [not np.tril(u, -1).any() for u in factors]
-    for start in range(0, n, chunk):
-        xb = np.asarray(X[start:start + chunk], dtype=np.float64)
-        b = xb.shape[0]
-        for k in range(K):
-            d = xb - means[k]
-            # The quadratic form overflows for |x| >= ~1e154 although the density does not:
-            # scale each row by its largest entry a, q = a^2 ||(d / a) U||^2, and keep log q.
-            a = np.abs(d).max(axis=1)
-            a = np.where(a > 0, a, 1.0)
-            d /= a[:, None]
-            if covariance_type in ("full", "tied"):
-                # row by row in C, not a BLAS product: a row's value must not depend on the
-                # block it is read in (out-of-core predictions equal the in-memory ones)
-                f = k if covariance_type == "full" else 0
-                q = q_rows[:b]
-                _prior.row_quad_forms(d, factors[f], upper[f], q)
-            elif covariance_type == "diag":
-                q = ((d * prec_chol[k]) ** 2).sum(axis=1)
-            else:
-                q = (d ** 2).sum(axis=1) * prec_chol[k] ** 2
-            with np.errstate(divide="ignore"):
-                # log(scale q / dof) = log(scale / dof) + log q'  + 2 log a
-                log_t = np.log(scale[k] / dof[k]) + np.log(q) + 2.0 * np.log(a)
-            # log(1 + t) = logaddexp(0, log t): exact at both ends (t tiny or overflowing)
-            lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.logaddexp(0.0, log_t)
-        mx = lp[:b].max(axis=1)
-        out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
+    with single_threaded_blas():  # (every kernel call runs under the BLAS limit)
+        for start in range(0, n, chunk):
+            xb = np.asarray(X[start:start + chunk], dtype=np.float64)
+            b = xb.shape[0]
+            for k in range(K):
+                d = xb - means[k]
+                # The quadratic form overflows for |x| >= ~1e154 although the density does not:
+                # scale each row by its largest entry a, q = a^2 ||(d / a) U||^2, and keep log q.
+                a = np.abs(d).max(axis=1)
+                a = np.where(a > 0, a, 1.0)
+                d /= a[:, None]
+                if covariance_type in ("full", "tied"):
+                    # row by row in C, not a BLAS product: a row's value must not depend on the
+                    # block it is read in (out-of-core predictions equal the in-memory ones)
+                    f = k if covariance_type == "full" else 0
+                    q = q_rows[:b]
+                    _prior.row_quad_forms(d, factors[f], upper[f], q)
+                elif covariance_type == "diag":
+                    q = ((d * prec_chol[k]) ** 2).sum(axis=1)
+                else:
+                    q = (d ** 2).sum(axis=1) * prec_chol[k] ** 2
+                with np.errstate(divide="ignore"):
+                    # log(scale q / dof) = log(scale / dof) + log q'  + 2 log a
+                    log_t = np.log(scale[k] / dof[k]) + np.log(q) + 2.0 * np.log(a)
+                # log(1 + t) = logaddexp(0, log t): exact at both ends (t tiny or overflowing)
+                lp[:b, k] = const[k] - 0.5 * (dof[k] + D) * np.logaddexp(0.0, log_t)
+            mx = lp[:b].max(axis=1)
+            out[start:start + b] = mx + np.log(np.exp(lp[:b] - mx[:, None]).sum(axis=1))
     return out
 
 
